@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from tests.photos import make_photo
+from vitgallery.core.library import Library, LibraryError
+from vitgallery.core.models import Embedder, load_embedder
+
+
+class CountingEmbedder(Embedder):
+    """The tiny test model, counting how many photos it embeds."""
+
+    def __init__(self, weights_tag: str = "random-seed-0"):
+        base = load_embedder("tiny-test")
+        super().__init__(base.spec, base.model, weights_tag, base.device)
+        self.embedded = 0
+
+    def embed_pixels(self, pixels):
+        self.embedded += len(pixels)
+        return super().embed_pixels(pixels)
+
+
+@pytest.fixture
+def embedder():
+    return CountingEmbedder()
+
+
+def open_lib(root, tmp_path):
+    return Library.open(root, tmp_path / "library")
+
+
+def index(lib, embedder, **kw):
+    return lib.index(embedder, decode_workers=0, batch_size=4, **kw)
+
+
+def test_index_and_search_a_library_photo(photo_folder, tmp_path, embedder):
+    before = sorted(p.relative_to(photo_folder) for p in photo_folder.rglob("*"))
+    lib = open_lib(photo_folder, tmp_path)
+    summary = index(lib, embedder)
+    assert (summary.added, summary.skipped, summary.removed) == (12, 0, 0)
+    assert lib.status().photos == 12 and lib.status().index_size == 12
+    hits = lib.search(photo_folder / "img_03.jpg", k=5)
+    assert len(hits) == 5
+    assert all(h.path != photo_folder / "img_03.jpg" for h in hits), "the query itself is not a result"
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert sorted(p.relative_to(photo_folder) for p in photo_folder.rglob("*")) == before, \
+        "nothing is written into the photo folder"
+
+
+def test_outside_query_finds_its_original(photo_folder, tmp_path, embedder):
+    lib = open_lib(photo_folder, tmp_path)
+    index(lib, embedder)
+    resaved = tmp_path / "resaved.jpg"
+    make_photo(7).resize((300, 225)).save(resaved, quality=60)
+    hits = lib.search(resaved, k=3, embedder=embedder)
+    assert hits[0].path == photo_folder / "img_07.jpg"
+    assert hits[0].cosine > 0.9
+
+
+def test_asking_for_more_results_than_exist(photo_folder, tmp_path, embedder):
+    lib = open_lib(photo_folder, tmp_path)
+    index(lib, embedder)
+    assert len(lib.search(photo_folder / "img_00.jpg", k=500)) == 11
+
+
+def test_empty_library_and_foreign_query_say_so(photo_folder, tmp_path, embedder):
+    lib = open_lib(photo_folder, tmp_path)
+    with pytest.raises(LibraryError, match="empty"):
+        lib.search(photo_folder / "img_00.jpg")
+    index(lib, embedder)
+    outside = tmp_path / "outside.jpg"
+    make_photo(99).save(outside)
+    with pytest.raises(LibraryError, match="model is needed"):
+        lib.search(outside)
+
+
+def test_second_run_embeds_only_changes(photo_folder, tmp_path, embedder):
+    lib = open_lib(photo_folder, tmp_path)
+    index(lib, embedder)
+    embedder.embedded = 0
+    summary = index(lib, embedder)
+    assert (summary.added, summary.updated, summary.unchanged, embedder.embedded) == (0, 0, 12, 0)
+
+    make_photo(50).save(photo_folder / "new.jpg")
+    make_photo(51).save(photo_folder / "img_01.jpg")  # edited in place
+    (photo_folder / "img_02.jpg").unlink()
+    summary = index(lib, embedder)
+    assert (summary.added, summary.updated, summary.removed) == (1, 1, 1)
+    assert embedder.embedded == 2
+    assert lib.status().photos == 12 == lib.status().index_size
+    assert all(h.path.name != "img_02.jpg" for h in lib.search(photo_folder / "new.jpg", k=50))
+
+
+def test_moved_and_renamed_files_keep_their_vectors(photo_folder, tmp_path, embedder):
+    lib = open_lib(photo_folder, tmp_path)
+    index(lib, embedder)
+    old_id = lib.store.file_by_path("img_04.jpg").id
+    (photo_folder / "archive").mkdir()
+    shutil.move(photo_folder / "img_04.jpg", photo_folder / "archive" / "renamed.jpg")
+    shutil.move(photo_folder / "trip", photo_folder / "holiday")
+    embedder.embedded = 0
+    summary = index(lib, embedder)
+    assert summary.moved == 3 and summary.removed == 0 and embedder.embedded == 0
+    assert lib.store.file_by_path("archive/renamed.jpg").id == old_id
+    hits = lib.search(photo_folder / "holiday" / "img_10.jpg", k=20)
+    assert photo_folder / "archive" / "renamed.jpg" in [h.path for h in hits]
+
+
+def test_missing_or_unmounted_root_deletes_nothing(photo_folder, tmp_path, embedder):
+    lib = open_lib(photo_folder, tmp_path)
+    index(lib, embedder)
+    away = tmp_path / "unplugged"
+    photo_folder.rename(away)
+    summary = index(lib, embedder)
+    assert summary.offline and lib.status().photos == 12 and not lib.status().root_online
+    assert any("missing or not mounted" in n for n in lib.notices)
+
+    photo_folder.mkdir()  # an empty mount point
+    summary = index(lib, embedder)
+    assert summary.offline and lib.status().photos == 12
+    photo_folder.rmdir()
+
+    away.rename(photo_folder)
+    embedder.embedded = 0
+    summary = index(lib, embedder)
+    assert summary.unchanged == 12 and embedder.embedded == 0
+
+
+def test_bad_files_are_skipped_with_reasons_and_retried_only_when_changed(photo_folder, tmp_path, embedder):
+    (photo_folder / "empty.jpg").write_bytes(b"")
+    (photo_folder / "text.png").write_text("hello, not a picture")
+    lib = open_lib(photo_folder, tmp_path)
+    summary = index(lib, embedder)
+    assert summary.added == 12 and summary.skipped == 2
+    reasons = {s.path: s.reason for s in lib.skipped()}
+    assert set(reasons) == {"empty.jpg", "text.png"} and all(reasons.values())
+
+    embedder.embedded = 0
+    summary = index(lib, embedder)
+    assert summary.skipped == 2 and embedder.embedded == 0
+
+    make_photo(77).save(photo_folder / "empty.jpg")  # fixed by the user
+    summary = index(lib, embedder)
+    assert summary.added == 1 and summary.skipped == 1
+    assert [s.path for s in lib.skipped()] == ["text.png"]
+
+
+def test_switching_model_re_embeds_everything(photo_folder, tmp_path, embedder):
+    lib = open_lib(photo_folder, tmp_path)
+    index(lib, embedder)
+    other = CountingEmbedder("other-weights")
+    summary = index(lib, other)
+    assert summary.model_changed and other.embedded == 12 and summary.added == 12
+    assert lib.model_signature == other.signature
+    assert lib.status().index_size == 12
+
+
+def test_damaged_index_file_is_rebuilt(photo_folder, tmp_path, embedder):
+    lib = open_lib(photo_folder, tmp_path)
+    index(lib, embedder)
+    expected = [h.path for h in lib.search(photo_folder / "img_05.jpg", k=5)]
+    lib.close()
+    (tmp_path / "library" / "index.hnsw").write_bytes(b"\0garbage" * 100)
+    lib = open_lib(photo_folder, tmp_path)
+    assert [h.path for h in lib.search(photo_folder / "img_05.jpg", k=5)] == expected
+    assert any("rebuilding" in n for n in lib.notices)
+
+
+def test_cancel_keeps_committed_batches(photo_folder, tmp_path, embedder):
+    lib = open_lib(photo_folder, tmp_path)
+    cancel = threading.Event()
+
+    def progress(p):
+        if p.phase == "embedding" and p.done >= 5:
+            cancel.set()
+
+    summary = index(lib, embedder, progress=progress, cancel=cancel)
+    assert summary.cancelled
+    kept = lib.status().photos
+    assert 4 <= kept < 12
+    embedder.embedded = 0
+    summary = index(lib, embedder)
+    assert summary.added == 12 - kept and embedder.embedded == 12 - kept
+
+
+def test_reopen_by_library_dir_and_wrong_root(photo_folder, tmp_path, embedder):
+    lib = open_lib(photo_folder, tmp_path)
+    index(lib, embedder)
+    lib.close()
+    again = Library.open(library_dir=tmp_path / "library")
+    assert again.root == photo_folder.absolute() and again.status().photos == 12
+    with pytest.raises(LibraryError, match="is the library of"):
+        Library.open(tmp_path, tmp_path / "library")
+    with pytest.raises(LibraryError, match="no library"):
+        Library.open(library_dir=tmp_path / "nothing-here")
+
+
+def test_process_pool_decoding_gives_the_same_vectors(photo_folder, tmp_path, embedder):
+    inline = Library.open(photo_folder, tmp_path / "inline")
+    inline.index(embedder, decode_workers=0)
+    pooled = Library.open(photo_folder, tmp_path / "pooled")
+    summary = pooled.index(embedder, decode_workers=2)
+    assert summary.added == 12
+    a, b = inline.store.files(), pooled.store.files()
+    va = inline.store.vectors([row.id for row in a.values()])
+    vb = pooled.store.vectors([row.id for row in b.values()])
+    np.testing.assert_allclose(np.stack([va[a[p].id] for p in sorted(a)]),
+                               np.stack([vb[b[p].id] for p in sorted(b)]), atol=1e-5)

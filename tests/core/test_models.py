@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from tests.photos import make_photo
+from vitgallery.core import models
+from vitgallery.core.models import MODELS, ModelLoadError, load_embedder, resolve_device
+
+
+def test_tiny_model_gives_unit_float32_vectors_deterministically():
+    a = load_embedder("tiny-test").embed_images([make_photo(1), make_photo(2)])
+    b = load_embedder("tiny-test").embed_images([make_photo(1), make_photo(2)])
+    assert a.dtype == np.float32 and a.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_unknown_model_and_device():
+    with pytest.raises(ModelLoadError, match="unknown model"):
+        load_embedder("vit-huge-9000")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelLoadError, match="no CUDA"):
+            resolve_device("cuda")
+    with pytest.raises(ModelLoadError, match="unknown device"):
+        resolve_device("tpu")
+
+
+def test_offline_download_says_how_to_pass_a_file(monkeypatch):
+    def no_network(url, dst, progress=True):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(ModelLoadError) as err:
+        load_embedder("dinov2-s14", progress=False)
+    message = str(err.value)
+    assert "--weights FILE" in message and "dinov2_vits14_pretrain.pth" in message
+
+
+def test_download_goes_to_the_torch_hub_cache(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_download(url, dst, progress=True):
+        calls.append((url, dst, progress))
+        torch.save(MODELS["resnet50"].build().state_dict(), dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    emb = load_embedder("resnet50", progress=True)
+    assert calls[0][0] == MODELS["resnet50"].weights_url and calls[0][2] is True
+    assert calls[0][1].startswith(torch.hub.get_dir())
+    load_embedder("resnet50")
+    assert len(calls) == 1, "a cached file is not downloaded again"
+    assert emb.embed_images([make_photo(3)]).shape == (1, 2048)
+
+
+def test_broken_or_foreign_weights_file(tmp_path):
+    garbage = tmp_path / "weights.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelLoadError, match="not a readable"):
+        load_embedder("dinov2-s14", weights=garbage)
+    with pytest.raises(ModelLoadError, match="not found"):
+        load_embedder("dinov2-s14", weights=tmp_path / "missing.pth")
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"layer.weight": torch.zeros(3)}, foreign)
+    with pytest.raises(ModelLoadError):
+        load_embedder("vit-b16", weights=foreign)
+
+
+def test_dinov2_loads_meta_layout_checkpoint(tmp_path):
+    """A checkpoint in the layout of Meta's dinov2_vits14_pretrain.pth (518 px grid, mask_token)."""
+    model = MODELS["dinov2-s14"].build()
+    state = {k: v for k, v in model.state_dict().items()}
+    state["mask_token"] = torch.zeros(1, 384)
+    state["pos_embed"] = torch.randn(1, 1 + 37 * 37, 384)
+    path = tmp_path / "dinov2_vits14_pretrain.pth"
+    torch.save(state, path)
+    emb = load_embedder("dinov2-s14", weights=path)
+    assert emb.signature.startswith("dinov2-s14|weights:" + models.file_sha256(path)[:16])
+    vec = emb.embed_images([make_photo(4, (500, 300))])
+    assert vec.shape == (1, 384)
+
+
+def test_registry_urls_are_the_official_ones():
+    from torchvision.models import ResNet50_Weights, ViT_B_16_Weights
+
+    assert MODELS["vit-b16"].weights_url == ViT_B_16_Weights.IMAGENET1K_V1.url
+    assert MODELS["resnet50"].weights_url == ResNet50_Weights.IMAGENET1K_V2.url
+    assert MODELS["dinov2-s14"].weights_url.endswith("dinov2_vits14_pretrain.pth")
+    assert MODELS["dinov2-b14"].weights_url.endswith("dinov2_vitb14_pretrain.pth")
+
+
+def test_torchvision_vit_uses_cls_token_before_head(tmp_path):
+    model = MODELS["vit-b16"].build()
+    path = tmp_path / "vit.pth"
+    torch.save(model.state_dict(), path)
+    emb = load_embedder("vit-b16", weights=path)
+    x = torch.randn(1, 3, 224, 224)
+    tokens = MODELS["vit-b16"].features(emb.model, x)
+    # torchvision's own forward applies the head to exactly this token
+    torch.testing.assert_close(emb.model.heads(tokens[:, 0]), emb.model(x))

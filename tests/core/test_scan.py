@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import os
+import shutil
+
+from vitgallery.core.scan import fingerprint_file, root_is_available, scan_root
+
+
+def test_finds_photos_skips_hidden_and_other_files(photo_folder):
+    (photo_folder / "notes.txt").write_text("not a photo")
+    (photo_folder / ".thumbnails").mkdir()
+    shutil.copy(photo_folder / "img_00.jpg", photo_folder / ".thumbnails" / "t.jpg")
+    (photo_folder / "UPPER.JPG").write_bytes((photo_folder / "img_01.jpg").read_bytes())
+    result = scan_root(photo_folder)
+    paths = [f.path for f in result.files]
+    assert "trip/img_10.jpg" in paths and "UPPER.JPG" in paths
+    assert not any(p.startswith(".thumbnails") or p.endswith(".txt") for p in paths)
+    assert len(paths) == 13
+
+
+def test_symlink_loop_is_walked_once(photo_folder):
+    os.symlink(photo_folder, photo_folder / "trip" / "loop")
+    result = scan_root(photo_folder)
+    assert len(result.files) == 12
+
+
+def test_missing_root_is_offline(tmp_path):
+    assert not root_is_available(tmp_path / "gone")
+    assert root_is_available(tmp_path)
+
+
+def test_fingerprint_follows_content_not_name(photo_folder):
+    a = fingerprint_file(photo_folder / "img_00.jpg")
+    shutil.copy(photo_folder / "img_00.jpg", photo_folder / "copy.jpg")
+    assert fingerprint_file(photo_folder / "copy.jpg") == a
+    assert fingerprint_file(photo_folder / "img_01.jpg") != a

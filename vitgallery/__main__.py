@@ -1,0 +1,5 @@
+import sys
+
+from vitgallery.cli import main
+
+sys.exit(main())

@@ -1,0 +1,236 @@
+"""Command line: `vitgallery [FOLDER]` opens the window; index, search, status and duplicates work headless."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+from vitgallery.core.imageio import DecodeError
+from vitgallery.core.library import IndexProgress, IndexSummary, Library, LibraryError
+from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
+from vitgallery.core.store import StoreError
+
+log = logging.getLogger("vitgallery")
+
+COMMANDS = ("index", "search", "status")
+USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError)
+
+
+def last_library_file() -> Path:
+    return Path(user_data_dir("vitgallery", appauthor=False)) / "last_library"
+
+
+def remember_library(library: Library) -> None:
+    path = last_library_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(library.library_dir))
+
+
+def open_library_arg(library_dir: str | None) -> Library:
+    """--library DIR, or else the library indexed last."""
+    if library_dir is None:
+        remembered = last_library_file()
+        if not remembered.exists():
+            raise LibraryError("no library yet: run `vitgallery index FOLDER` first, or pass --library DIR")
+        library_dir = remembered.read_text().strip()
+    return Library.open(library_dir=library_dir)
+
+
+# -- progress on a terminal ------------------------------------------------------------------------
+
+class TerminalProgress:
+    """A one-line bar (count, rate, ETA) on a terminal; a line every few seconds in a log."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.is_tty = stream.isatty()
+        self.last_line = 0.0
+
+    def __call__(self, p: IndexProgress) -> None:
+        if p.phase != "embedding":
+            if p.phase == "scanning":
+                self._write("scanning folder…", final=False)
+            return
+        now = time.monotonic()
+        if not self.is_tty and now - self.last_line < 5 and p.done != p.total:
+            return
+        self.last_line = now
+        width = 30
+        filled = int(width * p.done / p.total) if p.total else width
+        eta = _duration(p.eta_s) if p.eta_s is not None else "?"
+        self._write(f"[{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} "
+                    f"{p.rate:5.1f} photos/s  ETA {eta}", final=p.done == p.total)
+
+    def _write(self, text: str, final: bool) -> None:
+        if self.is_tty:
+            self.stream.write("\r\033[K" + text + ("\n" if final else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.is_tty:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def format_summary(s: IndexSummary) -> str:
+    if s.offline:
+        return "the photo folder is missing or unmounted: nothing was changed"
+    lines = [f"added {s.added}, updated {s.updated}, moved {s.moved}, removed {s.removed}, "
+             f"unchanged {s.unchanged}, skipped {s.skipped}  ({s.seconds:.1f} s)"]
+    if s.cancelled:
+        lines.append("cancelled: what was embedded so far is saved; run index again to continue")
+    for reason, count in sorted(s.skipped_reasons.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  skipped {count}: {reason}")
+    return "\n".join(lines)
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+def cmd_index(args: argparse.Namespace) -> int:
+    folder = Path(args.folder).expanduser()
+    library = Library.open(folder, args.library)
+    try:
+        embedder = load_embedder(args.model, weights=args.weights, device=args.device)
+        if args.weights:
+            library.store.set_meta("weights_path", str(Path(args.weights).absolute()))
+        print(f"indexing {library.root} with {embedder.model_id} on {embedder.device} "
+              f"(library {library.library_dir})", file=sys.stderr)
+        progress = TerminalProgress()
+        summary = library.index(embedder, progress=progress, batch_size=args.batch_size,
+                                decode_workers=args.workers)
+        progress.finish()
+        print(format_summary(summary))
+        remember_library(library)
+        return 3 if summary.offline else 0
+    finally:
+        library.close()
+
+
+def embedder_for(library: Library, device: str, weights: str | None) -> Embedder:
+    """The model the library was indexed with, with the weights it was indexed with."""
+    signature = library.model_signature
+    if signature is None:
+        raise LibraryError("the library is empty: index a folder first")
+    model_id = signature.split("|", 1)[0]
+    weights = weights or library.store.get_meta("weights_path")
+    embedder = load_embedder(model_id, weights=weights, device=device)
+    if embedder.signature != signature:
+        raise LibraryError(f"these weights differ from the ones the library was indexed with ({signature})")
+    return embedder
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    library = open_library_arg(args.library)
+    try:
+        embedder: Embedder | None = None
+        results: dict[str, list[dict]] = {}
+        for query in args.images:
+            try:
+                hits = library.search(Path(query), k=args.k, embedder=embedder)
+            except LibraryError as exc:
+                if "model is needed" not in str(exc):
+                    raise
+                embedder = embedder_for(library, args.device, args.weights)
+                hits = library.search(Path(query), k=args.k, embedder=embedder)
+            results[query] = [{"path": str(h.path), "score": round(h.score, 6)} for h in hits]
+            if not args.json:
+                print(query)
+                for rank, h in enumerate(hits, 1):
+                    print(f"  {rank:3d}. {h.score:.3f}  {h.path}")
+        if args.json:
+            print(json.dumps(results, indent=1))
+        return 0
+    finally:
+        library.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    library = open_library_arg(args.library)
+    try:
+        s = library.status()
+        print(f"photo folder : {s.root}{'' if s.root_online else '  (OFFLINE: missing or unmounted)'}")
+        print(f"library      : {s.library_dir}")
+        print(f"photos       : {s.photos}")
+        print(f"skipped      : {s.skipped}")
+        print(f"model        : {s.model_signature or '-'}")
+        print(f"index size   : {s.index_size}")
+        for skipped in library.skipped()[:20]:
+            print(f"  skipped {skipped.path}: {skipped.reason}")
+        return 0
+    finally:
+        library.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vitgallery", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="embed the photos of a folder (only new or changed ones on later runs)")
+    p.add_argument("folder")
+    p.add_argument("--library", help="library folder (default: in the user data folder, keyed by FOLDER)")
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS))
+    p.add_argument("--weights", help="local weights file in the official layout (no download)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=None, help="decoder processes (default: adapts to the machine)")
+    p.set_defaults(run=cmd_index)
+
+    p = sub.add_parser("search", help="the most similar photos of the library for one or more images")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--library")
+    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--json", action="store_true", help="one JSON object: query -> [{path, score}], best first")
+    p.add_argument("--weights", help="weights file, if the library was indexed from one at another path")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.set_defaults(run=cmd_search)
+
+    p = sub.add_parser("status", help="what the library holds")
+    p.add_argument("--library")
+    p.set_defaults(run=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+        return run_gui(argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: what was embedded so far is saved", file=sys.stderr)
+        return 130
+
+
+def run_gui(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="vitgallery", description="open the vitgallery window")
+    parser.add_argument("folder", nargs="?")
+    parser.add_argument("--library")
+    args = parser.parse_args(argv)
+    from vitgallery.ui.app import run_app  # Qt only loads for the window
+
+    return run_app(Path(args.folder) if args.folder else None, Path(args.library) if args.library else None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

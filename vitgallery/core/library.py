@@ -1,0 +1,385 @@
+"""Library: one photo root, its database, its index; indexing and search."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from platformdirs import user_data_dir
+
+from vitgallery.core.imageio import DecodeError, open_image
+from vitgallery.core.index import IndexMismatch, VectorIndex
+from vitgallery.core.models import Embedder
+from vitgallery.core.pipeline import DecodeJob, decode_all
+from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
+from vitgallery.core.store import EmbeddedFile, FileRow, SkippedFile, Store
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "library.sqlite3"
+INDEX_NAME = "index.hnsw"
+INDEX_SAVE_INTERVAL_S = 60.0
+
+
+def default_library_dir(root: Path) -> Path:
+    """A folder in the user data dir, keyed by the photo root; nothing goes into the photo folder."""
+    root = root.expanduser().absolute()
+    key = hashlib.sha1(str(root).encode()).hexdigest()[:16]
+    return Path(user_data_dir("vitgallery", appauthor=False)) / "libraries" / f"{root.name or 'root'}-{key}"
+
+
+class LibraryError(Exception):
+    """A problem the user must act on (no library, wrong folder, empty library...)."""
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    phase: str  # "scanning", "embedding", "saving", "done"
+    done: int
+    total: int
+    rate: float  # photos per second
+    eta_s: float | None
+    current_path: str | None
+
+
+@dataclass
+class IndexSummary:
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+    offline: bool = False
+    cancelled: bool = False
+    model_changed: bool = False
+    seconds: float = 0.0
+
+    def note_skip(self, reason: str) -> None:
+        self.skipped += 1
+        self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + 1
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    path: Path
+    score: float  # what the ranking used, higher is more similar
+    cosine: float
+    inliers: int | None  # geometric-verification inliers, None when not verified
+    file_id: int
+
+
+@dataclass(frozen=True)
+class LibraryStatus:
+    root: Path
+    library_dir: Path
+    root_online: bool
+    photos: int
+    skipped: int
+    model_signature: str | None
+    index_size: int
+
+
+QueryImage = Path | str | bytes | Image.Image
+
+
+class Library:
+    """Thread-safe for one indexer plus any number of searching threads."""
+
+    def __init__(self, root: Path, library_dir: Path, store: Store):
+        self.root = root
+        self.library_dir = library_dir
+        self.store = store
+        self.notices: list[str] = []  # things the user should hear about (index rebuilt, root offline)
+        self._index: VectorIndex | None = None
+        self._index_dirty = False  # the in-memory index holds changes its file lacks
+        self._index_lock = threading.Lock()
+
+    # -- opening -----------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, photo_root: Path | str | None = None, library_dir: Path | str | None = None) -> Library:
+        """Open (or create) the library of a photo root; with only library_dir, reopen an existing one."""
+        if photo_root is None and library_dir is None:
+            raise LibraryError("give a photo folder or a library folder")
+        lib_dir = Path(library_dir).expanduser() if library_dir else default_library_dir(Path(photo_root))
+        if photo_root is None and not (lib_dir / DB_NAME).exists():
+            raise LibraryError(f"no library in {lib_dir}; index a folder first: vitgallery index FOLDER")
+        store = Store(lib_dir / DB_NAME)
+        recorded = store.get_meta("root")
+        if photo_root is None:
+            root = Path(recorded)
+        else:
+            root = Path(photo_root).expanduser().absolute()
+            if recorded is None:
+                store.set_meta("root", str(root))
+            elif Path(recorded) != root:
+                store.close()
+                raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}")
+        return cls(root, lib_dir, store)
+
+    def close(self) -> None:
+        with self._index_lock:
+            if self._index is not None and self._index_dirty:
+                self._save_index()
+        self.store.close()
+
+    # -- the index (a cache of the vectors in SQLite) ----------------------------------------------
+
+    @property
+    def model_signature(self) -> str | None:
+        return self.store.get_meta("model_signature")
+
+    def _vector_index(self) -> VectorIndex | None:
+        """The loaded index, rebuilt from SQLite when the file is missing, damaged or stale."""
+        with self._index_lock:
+            if self._index is not None:
+                return self._index
+            signature, dim = self.model_signature, self.store.get_meta("dim")
+            if signature is None or dim is None:
+                return None
+            path = self.library_dir / INDEX_NAME
+            try:
+                self._index = VectorIndex.load(path, model_signature=signature, dim=int(dim),
+                                               generation=self.store.generation)
+            except IndexMismatch as exc:
+                if path.exists() or self.store.count_files():
+                    self._notice(f"index file not usable ({exc}); rebuilding it from the database")
+                self._index = self._rebuild_index(signature, int(dim))
+            return self._index
+
+    def _rebuild_index(self, signature: str, dim: int) -> VectorIndex:
+        index = VectorIndex(dim, signature, capacity=max(1024, self.store.count_files()))
+        for ids, vectors in self.store.iter_vectors():
+            index.add(ids, vectors)
+        self._index_dirty = True
+        return index
+
+    def _save_index(self) -> None:
+        assert self._index is not None
+        try:
+            self._index.save(self.library_dir / INDEX_NAME, generation=self.store.generation)
+            self._index_dirty = False
+        except OSError as exc:
+            # The index is only a cache: the database still has everything, the next start rebuilds.
+            self._notice(f"could not save the index file ({exc}); it will be rebuilt on the next start")
+
+    def _notice(self, message: str) -> None:
+        log.warning(message)
+        self.notices.append(message)
+
+    # -- indexing ----------------------------------------------------------------------------------
+
+    def index(self, embedder: Embedder, *, progress: Callable[[IndexProgress], None] | None = None,
+              cancel: threading.Event | None = None, pause: threading.Event | None = None,
+              batch_size: int = 32, decode_workers: int | None = None) -> IndexSummary:
+        """Bring the library up to date with the folder: embed new and changed photos, follow moved
+        ones, drop deleted ones. Safe to cancel or kill at any point: each batch commits on its own."""
+        started = time.monotonic()
+        summary = IndexSummary()
+        report = progress or (lambda p: None)
+        cancel = cancel or threading.Event()
+
+        if not root_is_available(self.root):
+            summary.offline = True
+            self._notice(f"{self.root} is missing or not mounted: nothing was removed from the library")
+            return summary
+
+        if self.model_signature != embedder.signature:
+            if self.model_signature is not None:
+                self._notice(f"model changed to {embedder.model_id}: every photo is embedded again")
+                summary.model_changed = True
+            self.store.start_new_model(embedder.signature, embedder.dim)
+            with self._index_lock:
+                self._index = VectorIndex(embedder.dim, embedder.signature)
+                self._index_dirty = True
+        index = self._vector_index()
+        assert index is not None
+
+        report(IndexProgress("scanning", 0, 0, 0.0, None, None))
+        scan = scan_root(self.root)
+        known = self.store.files()
+        if not scan.files and known:
+            summary.offline = True
+            self._notice(f"{self.root} holds no photos now (unmounted?): nothing was removed from the library")
+            return summary
+        for rel, reason in scan.problems:
+            summary.note_skip(reason)
+
+        to_embed = self._plan(scan.files, known, index, summary)
+        self._embed(embedder, to_embed, index, summary, report, cancel, pause, batch_size, decode_workers)
+
+        report(IndexProgress("saving", len(to_embed), len(to_embed), 0.0, None, None))
+        with self._index_lock:
+            self._save_index()
+        summary.seconds = time.monotonic() - started
+        report(IndexProgress("done", len(to_embed), len(to_embed), 0.0, 0.0, None))
+        return summary
+
+    def _plan(self, found: list[FoundFile], known: dict[str, FileRow], index: VectorIndex,
+              summary: IndexSummary) -> list[FoundFile]:
+        """Sort found files into unchanged / moved / to embed; remove rows whose file is gone."""
+        found_paths = {f.path for f in found}
+        missing = {path: row for path, row in known.items() if path not in found_paths}
+        skipped = self.store.skipped()
+        stale_skips = [p for p in skipped if p not in found_paths]
+        self.store.forget_skipped(stale_skips)
+
+        missing_by_size: dict[int, list[FileRow]] = {}
+        for row in missing.values():
+            missing_by_size.setdefault(row.size, []).append(row)
+
+        to_embed: list[FoundFile] = []
+        for f in found:
+            row = known.get(f.path)
+            if row is not None and row.has_vector and row.size == f.size and row.mtime_ns == f.mtime_ns:
+                summary.unchanged += 1
+                continue
+            skip = skipped.get(f.path)
+            if skip is not None and skip.size == f.size and skip.mtime_ns == f.mtime_ns:
+                summary.note_skip(skip.reason)  # retried only once the file changes
+                continue
+            if row is None and f.size in missing_by_size and self._follow_move(f, missing_by_size[f.size], missing):
+                summary.moved += 1
+                continue
+            to_embed.append(f)
+
+        if missing:
+            ids = [row.id for row in missing.values()]
+            self.store.delete_files(ids)
+            index.remove(np.array(ids, dtype=np.int64))
+            self._index_dirty = True
+            summary.removed = len(ids)
+        return to_embed
+
+    def _follow_move(self, f: FoundFile, candidates: list[FileRow], missing: dict[str, FileRow]) -> bool:
+        try:
+            fingerprint = fingerprint_file(self.root / f.path)
+        except OSError:
+            return False
+        for row in candidates:
+            if row.fingerprint == fingerprint and row.path in missing:
+                self.store.move_file(row.id, f.path, f.size, f.mtime_ns)
+                del missing[row.path]
+                candidates.remove(row)
+                return True
+        return False
+
+    def _embed(self, embedder: Embedder, files: list[FoundFile], index: VectorIndex, summary: IndexSummary,
+               report: Callable[[IndexProgress], None], cancel: threading.Event,
+               pause: threading.Event | None, batch_size: int, decode_workers: int | None) -> None:
+        known_before = set(self.store.files())
+        total, done = len(files), 0
+        started = time.monotonic()
+        last_save = started
+        batch: list[tuple[FoundFile, object]] = []
+
+        def flush() -> None:
+            nonlocal last_save
+            if not batch:
+                return
+            vectors = embedder.embed_pixels(np.stack([photo.pixels for _, photo, _ in batch]))
+            records = [EmbeddedFile(f.path, f.size, f.mtime_ns, fp, photo.width, photo.height, photo.taken_at,
+                                    photo.sharpness, vec)
+                       for (f, photo, fp), vec in zip(batch, vectors)]
+            ids = self.store.add_embedded(records)
+            index.add(np.array(ids, dtype=np.int64), vectors)
+            self._index_dirty = True
+            updated = sum(1 for f, _, _ in batch if f.path in known_before)
+            summary.updated += updated
+            summary.added += len(batch) - updated
+            batch.clear()
+            if time.monotonic() - last_save > INDEX_SAVE_INTERVAL_S:
+                with self._index_lock:
+                    self._save_index()
+                last_save = time.monotonic()
+
+        jobs = (DecodeJob(f, self.root / f.path) for f in files)
+        for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,
+                                  prefetch=max(2 * batch_size, 16)):
+            f: FoundFile = outcome.job.key
+            if outcome.error is not None:
+                self.store.record_skipped(f.path, f.size, f.mtime_ns, outcome.error)
+                summary.note_skip(outcome.error)
+            else:
+                batch.append((f, outcome.photo, outcome.fingerprint))
+            done += 1
+            if len(batch) >= batch_size:
+                flush()
+            elapsed = time.monotonic() - started
+            rate = done / elapsed if elapsed > 0 else 0.0
+            report(IndexProgress("embedding", done, total, rate, (total - done) / rate if rate else None, f.path))
+            while pause is not None and pause.is_set() and not cancel.is_set():
+                cancel.wait(0.1)
+            if cancel.is_set():
+                summary.cancelled = True
+                break
+        flush()
+
+    # -- search ------------------------------------------------------------------------------------
+
+    def search(self, query: QueryImage, *, k: int = 20, embedder: Embedder | None = None) -> list[SearchHit]:
+        """The k most similar photos, best first. A photo of this library uses its stored vector."""
+        index = self._vector_index()
+        if index is None or len(index) == 0:
+            raise LibraryError("the library is empty: index a folder first")
+        vector, own_id = self._query_vector(query, embedder)
+        labels, sims = index.query(vector[None, :], k + (1 if own_id is not None else 0))
+        rows = self.store.files_by_ids(labels[0])
+        hits = []
+        for label, sim in zip(labels[0], sims[0]):
+            label = int(label)
+            if label == own_id or label not in rows:
+                continue
+            hits.append(SearchHit(self.root / rows[label].path, float(sim), float(sim), None, label))
+        return hits[:k]
+
+    def _query_vector(self, query: QueryImage, embedder: Embedder | None) -> tuple[np.ndarray, int | None]:
+        if isinstance(query, (str, Path)):
+            path = Path(query).expanduser().absolute()
+            own = self._stored_row(path)
+            if own is not None:
+                stored = self.store.vectors([own.id]).get(own.id)
+                if stored is not None:
+                    return stored, own.id
+        if embedder is None:
+            raise LibraryError("this query is not a photo of the library, so a model is needed to embed it")
+        if embedder.signature != self.model_signature:
+            raise LibraryError(f"the library was indexed with {self.model_signature}, not {embedder.signature}")
+        image = query if isinstance(query, Image.Image) else open_image(
+            query if isinstance(query, bytes) else Path(query), draft_size=2 * embedder.input_size)
+        if image.width == 0 or image.height == 0:
+            raise DecodeError("image is 0x0")
+        return embedder.embed_images([image])[0], None
+
+    def _stored_row(self, path: Path) -> FileRow | None:
+        try:
+            rel = path.relative_to(self.root).as_posix()
+            st = path.stat()
+        except (ValueError, OSError):
+            return None
+        row = self.store.file_by_path(rel)
+        if row is None or row.size != st.st_size or row.mtime_ns != st.st_mtime_ns:
+            return None
+        return row
+
+    # -- listing -----------------------------------------------------------------------------------
+
+    def photos(self) -> list[FileRow]:
+        return sorted(self.store.files().values(), key=lambda r: r.path)
+
+    def skipped(self) -> list[SkippedFile]:
+        return list(self.store.skipped().values())
+
+    def status(self) -> LibraryStatus:
+        index = self._vector_index()
+        return LibraryStatus(self.root, self.library_dir, root_is_available(self.root), self.store.count_files(),
+                             len(self.store.skipped()), self.model_signature, len(index) if index else 0)

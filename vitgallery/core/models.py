@@ -1,0 +1,282 @@
+"""Model registry, weights (official download or a local file) and the Embedder.
+
+Every model turns a batch of RGB images into L2-normalised float32 vectors. The whole image is
+resized to the model's square input (no centre crop), so a crop or border edit of a photo still
+sees the same content as the original.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import urllib.error
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ModelLoadError(Exception):
+    """The model or its weights could not be loaded; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    input_size: int
+    dim: int
+    weights_url: str | None  # None: the model has no downloadable weights (test model)
+    build: Callable[[], torch.nn.Module]
+    load_weights: Callable[[torch.nn.Module, dict], None]
+    features: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
+
+
+# -- DINOv2 through timm ---------------------------------------------------------------------------
+
+def _build_dinov2(arch: str) -> Callable[[], torch.nn.Module]:
+    def build() -> torch.nn.Module:
+        import timm
+
+        return timm.create_model(arch, pretrained=False, img_size=224, num_classes=0)
+
+    return build
+
+
+def _load_dinov2_weights(model: torch.nn.Module, state_dict: dict) -> None:
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    # Meta's checkpoint layout; the filter drops mask_token and resamples pos_embed to 16x16.
+    model.load_state_dict(checkpoint_filter_fn(state_dict, model), strict=True)
+
+
+def _vit_tokens(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(B, 1 + patches, D) final normalised tokens; token 0 is CLS."""
+    return model.forward_features(x)
+
+
+# -- torchvision ViT-B/16 and ResNet-50 ------------------------------------------------------------
+
+def _build_torchvision_vit() -> torch.nn.Module:
+    from torchvision.models import vit_b_16
+
+    return vit_b_16(weights=None)
+
+
+def _torchvision_vit_tokens(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    # torchvision's forward without the classification head: encoder output, CLS first.
+    x = model._process_input(x)
+    cls = model.class_token.expand(x.shape[0], -1, -1)
+    return model.encoder(torch.cat([cls, x], dim=1))
+
+
+def _build_resnet50() -> torch.nn.Module:
+    from torchvision.models import resnet50
+
+    model = resnet50(weights=None)
+    model.fc = torch.nn.Identity()
+    return model
+
+
+def _load_torchvision_weights(model: torch.nn.Module, state_dict: dict) -> None:
+    state_dict = {k: v for k, v in state_dict.items() if not k.startswith(("fc.", "heads."))}
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    missing = [k for k in missing if not k.startswith(("fc.", "heads."))]
+    if missing or unexpected:
+        raise ModelLoadError(f"weights do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+
+def _resnet_tokens(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    # Global-average-pooled features as a single "CLS" token so pooling code stays uniform.
+    return model(x).unsqueeze(1)
+
+
+# -- tiny random ViT for tests ---------------------------------------------------------------------
+
+def _build_tiny() -> torch.nn.Module:
+    from timm.models.vision_transformer import VisionTransformer
+
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    model = VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=0)
+    torch.random.set_rng_state(generator_state)
+    return model
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("dinov2-s14", "DINOv2 ViT-S/14 (Meta), CLS token", 224, 384,
+                  "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth",
+                  _build_dinov2("vit_small_patch14_dinov2"), _load_dinov2_weights, _vit_tokens),
+        ModelSpec("dinov2-b14", "DINOv2 ViT-B/14 (Meta), CLS token", 224, 768,
+                  "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth",
+                  _build_dinov2("vit_base_patch14_dinov2"), _load_dinov2_weights, _vit_tokens),
+        ModelSpec("vit-b16", "torchvision ViT-B/16, ImageNet-1k, CLS token before the head", 224, 768,
+                  "https://download.pytorch.org/models/vit_b_16-c867db91.pth",
+                  _build_torchvision_vit, _load_torchvision_weights, _torchvision_vit_tokens),
+        ModelSpec("resnet50", "torchvision ResNet-50, ImageNet-1k, pooled features (CNN comparison)", 224, 2048,
+                  "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
+                  _build_resnet50, _load_torchvision_weights, _resnet_tokens),
+        ModelSpec("tiny-test", "tiny random ViT for tests only (meaningless vectors)", 32, 32,
+                  None, _build_tiny, lambda model, sd: None, _vit_tokens),
+    )
+}
+DEFAULT_MODEL = "dinov2-s14"
+
+
+# -- weights ---------------------------------------------------------------------------------------
+
+def weights_cache_path(spec: ModelSpec) -> Path:
+    assert spec.weights_url is not None
+    return Path(torch.hub.get_dir()) / "checkpoints" / spec.weights_url.rsplit("/", 1)[-1]
+
+
+def download_weights(spec: ModelSpec, *, progress: bool = True) -> Path:
+    """The official weights in the torch hub cache, downloaded on first use."""
+    target = weights_cache_path(spec)
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s weights from %s", spec.name, spec.weights_url)
+    try:
+        torch.hub.download_url_to_file(spec.weights_url, str(target), progress=progress)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise ModelLoadError(
+            f"Could not download the {spec.name} weights ({exc}).\n"
+            f"Without network access, download {spec.weights_url} on another machine and pass it with "
+            f"--weights FILE (or put it at {target})."
+        ) from exc
+    return target
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_state_dict(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise ModelLoadError(f"weights file not found: {path}") from exc
+    except Exception as exc:  # torch raises many types for a damaged or foreign file
+        raise ModelLoadError(f"{path} is not a readable PyTorch weights file ({exc})") from exc
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise ModelLoadError(f"{path} does not hold a state dict")
+    return state
+
+
+# -- device ----------------------------------------------------------------------------------------
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelLoadError("--device mps was asked for, but this PyTorch has no MPS support")
+    if device not in ("cpu", "cuda", "mps"):
+        raise ModelLoadError(f"unknown device {device!r}: use auto, cpu, cuda or mps")
+    return torch.device(device)
+
+
+# -- the embedder ----------------------------------------------------------------------------------
+
+class Embedder:
+    """A loaded model that turns images into unit vectors.
+
+    `signature` names everything that shapes a vector (model, weights checksum, preprocessing,
+    pooling); a library stores it and never mixes vectors of two signatures.
+    """
+
+    def __init__(self, spec: ModelSpec, model: torch.nn.Module, weights_sha256: str, device: torch.device):
+        self.spec = spec
+        self.model = model.eval().to(device)
+        self.device = device
+        self.weights_sha256 = weights_sha256
+        self._mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+
+    @property
+    def model_id(self) -> str:
+        return self.spec.name
+
+    @property
+    def input_size(self) -> int:
+        return self.spec.input_size
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    @property
+    def signature(self) -> str:
+        return (f"{self.spec.name}|weights:{self.weights_sha256[:16]}"
+                f"|pre:squash{self.input_size}-imagenet|pool:cls")
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """The whole image resized (not cropped) to the model input, as uint8 HxWx3."""
+        size = self.input_size
+        image = image.convert("RGB")
+        if image.width > 2 * size and image.height > 2 * size:
+            image = image.reduce(max(1, min(image.width, image.height) // (2 * size)))
+        return np.asarray(image.resize((size, size), Image.BICUBIC), dtype=np.uint8)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        return self.embed_pixels(np.stack([self.prepare(im) for im in images]))
+
+    @torch.inference_mode()
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """(B, H, W, 3) uint8 at the model's input size -> (B, dim) float32, unit length."""
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        x = (x - self._mean) / self._std
+        with self._autocast():
+            tokens = self.spec.features(self.model, x)
+        vectors = torch.nn.functional.normalize(tokens[:, 0].float(), dim=-1)
+        return vectors.cpu().numpy().astype(np.float32, copy=False)
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.device.type == "mps":
+            return torch.autocast("mps", dtype=torch.float16)
+        return torch.autocast("cpu", enabled=False)
+
+
+def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = None, device: str = "auto",
+                  progress: bool = True) -> Embedder:
+    """Build a registered model with official (downloaded) or local weights."""
+    spec = MODELS.get(name)
+    if spec is None:
+        raise ModelLoadError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    torch_device = resolve_device(device)
+    model = spec.build()
+    if spec.weights_url is None:
+        weights_sha = "random-seed-0"
+    else:
+        path = Path(weights) if weights is not None else download_weights(spec, progress=progress)
+        spec.load_weights(model, _read_state_dict(path))
+        weights_sha = file_sha256(path)
+        log.info("loaded %s weights from %s (sha256 %s)", name, path, weights_sha[:16])
+    return Embedder(spec, model, weights_sha, torch_device)

@@ -1,0 +1,114 @@
+"""Parallel decoding for indexing: worker processes decode and shrink photos while the model runs.
+
+Decoding in processes does two jobs: it uses the cores the model leaves idle, and a native crash in
+an image decoder kills a worker, not the app. A file whose decode broke the pool is tried again on
+its own; if it breaks a fresh worker too it is reported as a crashed decode and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from vitgallery.core.imageio import DecodedPhoto, DecodeError, decode_for_model
+from vitgallery.core.scan import fingerprint_file
+
+log = logging.getLogger(__name__)
+
+CRASHED_DECODER = "the image decoder crashed on this file"
+
+
+@dataclass(frozen=True)
+class DecodeJob:
+    key: object  # the caller's handle for this file
+    path: Path
+
+
+@dataclass(frozen=True)
+class DecodeOutcome:
+    job: DecodeJob
+    photo: DecodedPhoto | None
+    fingerprint: str | None
+    error: str | None  # a reason when the file was not decoded
+
+
+def default_decode_workers() -> int:
+    """Leave a core for the model on small machines; a handful of decoders feed a GPU."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores - 1, 12)) if cores > 2 else 1
+
+
+def decode_one(path: Path, size: int) -> tuple[DecodedPhoto | None, str | None, str | None]:
+    """(photo, fingerprint, error reason); runs inside a worker process."""
+    try:
+        photo = decode_for_model(path, size)
+        return photo, fingerprint_file(path), None
+    except DecodeError as exc:
+        return None, None, exc.reason
+    except FileNotFoundError:
+        return None, None, "file vanished"
+    except OSError as exc:
+        return None, None, f"cannot read file: {exc.strerror or exc}"
+
+
+def decode_all(jobs: Iterable[DecodeJob], size: int, *, workers: int | None = None,
+               prefetch: int = 64) -> Iterator[DecodeOutcome]:
+    """Decoded photos in the order of `jobs`, with up to `prefetch` decodes running ahead.
+
+    workers=0 decodes in this process (tests, tiny folders).
+    """
+    workers = default_decode_workers() if workers is None else workers
+    if workers == 0:
+        for job in jobs:
+            yield DecodeOutcome(job, *decode_one(job.path, size))
+        return
+    pool = _new_pool(workers)
+    pending: deque[tuple[DecodeJob, Future]] = deque()
+    try:
+        job_iter = iter(jobs)
+        for job in job_iter:
+            pending.append((job, pool.submit(decode_one, job.path, size)))
+            if len(pending) >= prefetch:
+                break
+        while pending:
+            job, future = pending.popleft()
+            try:
+                outcome = DecodeOutcome(job, *future.result())
+            except BrokenProcessPool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                outcome = _decode_isolated(job, size)
+                # Everything queued behind the crash is resubmitted to a fresh pool.
+                requeue = [j for j, _ in pending]
+                pending.clear()
+                pool = _new_pool(workers)
+                for j in requeue:
+                    pending.append((j, pool.submit(decode_one, j.path, size)))
+            yield outcome
+            next_job = next(job_iter, None)
+            if next_job is not None:
+                pending.append((next_job, pool.submit(decode_one, next_job.path, size)))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _decode_isolated(job: DecodeJob, size: int) -> DecodeOutcome:
+    """One file in a worker of its own: tells a crashing file from its innocent neighbours."""
+    with _new_pool(1) as pool:
+        try:
+            return DecodeOutcome(job, *pool.submit(decode_one, job.path, size).result())
+        except BrokenProcessPool:
+            log.warning("decoder crashed on %s", job.path)
+            return DecodeOutcome(job, None, None, CRASHED_DECODER)
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    # forkserver/spawn, never fork: the parent holds torch threads that a fork would copy mid-state.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))

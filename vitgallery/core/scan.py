@@ -1,0 +1,88 @@
+"""Walking a photo root: which files are photos, their size and mtime, and content fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    path: str  # relative to the root, '/'-separated
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class ScanResult:
+    files: list[FoundFile] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+
+
+def root_is_available(root: Path) -> bool:
+    """False for a missing folder or an unmounted drive; such a root must delete nothing."""
+    try:
+        return root.is_dir() and os.access(root, os.R_OK | os.X_OK)
+    except OSError:
+        return False
+
+
+def scan_root(root: Path) -> ScanResult:
+    """Every supported image under root; hidden folders skipped, symlinked folders followed once."""
+    result = ScanResult()
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def on_error(error: OSError) -> None:
+        rel = _relative(root, Path(error.filename)) if error.filename else "."
+        result.problems.append((rel, f"cannot read folder: {error.strerror or error}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen_dirs:  # a symlink loop or a folder linked twice
+            dirnames[:] = []
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in SUPPORTED_EXTENSIONS:
+                continue
+            full = os.path.join(dirpath, name)
+            try:
+                fst = os.stat(full)
+            except FileNotFoundError:
+                continue  # vanished between listing and stat
+            except OSError as exc:
+                result.problems.append((_relative(root, Path(full)), f"cannot read file: {exc.strerror or exc}"))
+                continue
+            if not os.path.isfile(full):
+                continue
+            result.files.append(FoundFile(_relative(root, Path(full)), fst.st_size, fst.st_mtime_ns))
+    return result
+
+
+def _relative(root: Path, path: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def fingerprint_bytes(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def fingerprint_file(path: Path) -> str:
+    """A hash of the whole content: equal for a moved or renamed copy, different after any edit."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,281 @@
+"""SQLite store: the truth about a library (files, vectors, skipped files, model, schema).
+
+WAL journal with synchronous=NORMAL: a crash of the app loses nothing committed; a power cut can
+lose the last few committed batches (never corrupts the file). Those files are simply embedded
+again on the next run.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,          -- relative to the library root, '/'-separated
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,          -- content hash, finds moved and renamed files
+    width INTEGER, height INTEGER,
+    taken_at REAL, sharpness REAL,
+    vector BLOB,                        -- float32, NULL until embedded with the library's model
+    indexed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_fingerprint ON files(fingerprint);
+CREATE TABLE IF NOT EXISTS skipped (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
+"""
+
+
+class StoreError(Exception):
+    """The library database cannot be opened or written; the message says why."""
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    fingerprint: str
+    width: int | None
+    height: int | None
+    taken_at: float | None
+    sharpness: float | None
+    has_vector: bool
+
+
+@dataclass(frozen=True)
+class EmbeddedFile:
+    path: str
+    size: int
+    mtime_ns: int
+    fingerprint: str
+    width: int
+    height: int
+    taken_at: float | None
+    sharpness: float
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    size: int
+    mtime_ns: int
+    reason: str
+
+
+_FILE_COLUMNS = "id, path, size, mtime_ns, fingerprint, width, height, taken_at, sharpness, vector IS NOT NULL"
+
+
+class Store:
+    """One SQLite connection, serialised by a lock so a GUI search thread and the indexer can share it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._lock = threading.RLock()
+            with self.transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                version = self.get_meta("schema_version")
+                if version is None:
+                    self.set_meta("schema_version", str(SCHEMA_VERSION))
+                    self.set_meta("generation", "0")
+                elif int(version) > SCHEMA_VERSION:
+                    raise StoreError(f"{path} was written by a newer vitgallery (schema {version})")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the library database {path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- transactions and meta ---------------------------------------------------------------------
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self)
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every change to the set of vectors; the index file records the one it matches."""
+        return int(self.get_meta("generation") or 0)
+
+    def _bump_generation(self) -> None:
+        self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+    # -- files -------------------------------------------------------------------------------------
+
+    def files(self) -> dict[str, FileRow]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files").fetchall()
+        return {r[1]: FileRow(*r[:9], has_vector=bool(r[9])) for r in rows}
+
+    def file_by_path(self, path: str) -> FileRow | None:
+        with self._lock:
+            r = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
+        return FileRow(*r[:9], has_vector=bool(r[9])) if r else None
+
+    def files_by_ids(self, ids: Iterable[int]) -> dict[int, FileRow]:
+        ids = [int(i) for i in ids]
+        out: dict[int, FileRow] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for r in self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE id IN ({marks})", chunk):
+                    out[r[0]] = FileRow(*r[:9], has_vector=bool(r[9]))
+        return out
+
+    def count_files(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM files WHERE vector IS NOT NULL").fetchone()[0]
+
+    def add_embedded(self, files: list[EmbeddedFile]) -> list[int]:
+        """Insert or replace embedded files in one transaction; returns their ids (index labels)."""
+        ids = []
+        with self.transaction():
+            now = time.time()
+            for f in files:
+                vector = np.ascontiguousarray(f.vector, dtype=np.float32).tobytes()
+                row = self._db.execute(
+                    "INSERT INTO files (path, size, mtime_ns, fingerprint, width, height, taken_at, sharpness,"
+                    " vector, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,"
+                    " fingerprint=excluded.fingerprint, width=excluded.width, height=excluded.height,"
+                    " taken_at=excluded.taken_at, sharpness=excluded.sharpness, vector=excluded.vector,"
+                    " indexed_at=excluded.indexed_at RETURNING id",
+                    (f.path, f.size, f.mtime_ns, f.fingerprint, f.width, f.height, f.taken_at, f.sharpness,
+                     vector, now)).fetchone()
+                ids.append(row[0])
+                self._db.execute("DELETE FROM skipped WHERE path = ?", (f.path,))
+            self._bump_generation()
+        return ids
+
+    def move_file(self, file_id: int, new_path: str, size: int, mtime_ns: int) -> None:
+        with self.transaction():
+            self._db.execute("UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                             (new_path, size, mtime_ns, file_id))
+
+    def delete_files(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        with self.transaction():
+            self._db.executemany("DELETE FROM files WHERE id = ?", [(i,) for i in ids])
+            self._bump_generation()
+
+    def start_new_model(self, signature: str, dim: int) -> None:
+        """A new model: every embedded file is dropped (re-embedded later), never mixed with the new ones."""
+        with self.transaction():
+            self._db.execute("DELETE FROM files")
+            self.set_meta("model_signature", signature)
+            self.set_meta("dim", str(dim))
+            self._bump_generation()
+
+    def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        ids = [int(i) for i in ids]
+        out = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for file_id, blob in self._db.execute(
+                        f"SELECT id, vector FROM files WHERE id IN ({marks}) AND vector IS NOT NULL", chunk):
+                    out[file_id] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def iter_vectors(self, chunk: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All stored vectors as (ids, matrix) chunks, for rebuilding the index."""
+        last = -1
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id, vector FROM files WHERE vector IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+                    (last, chunk)).fetchall()
+            if not rows:
+                return
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            yield ids, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+            last = int(ids[-1])
+
+    # -- skipped files -----------------------------------------------------------------------------
+
+    def record_skipped(self, path: str, size: int, mtime_ns: int, reason: str) -> None:
+        with self.transaction():
+            self._db.execute("INSERT OR REPLACE INTO skipped (path, size, mtime_ns, reason, at) VALUES (?, ?, ?, ?, ?)",
+                             (path, size, mtime_ns, reason, time.time()))
+
+    def skipped(self) -> dict[str, SkippedFile]:
+        with self._lock:
+            rows = self._db.execute("SELECT path, size, mtime_ns, reason FROM skipped ORDER BY path").fetchall()
+        return {r[0]: SkippedFile(*r) for r in rows}
+
+    def forget_skipped(self, paths: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.executemany("DELETE FROM skipped WHERE path = ?", [(p,) for p in paths])
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT under the store lock; nested use joins the outer transaction."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.outer = False
+
+    def __enter__(self) -> _Transaction:
+        self.store._lock.acquire()
+        self.outer = not self.store._db.in_transaction
+        if self.outer:
+            self.store._db.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        db = self.store._db
+        try:
+            if not self.outer:
+                return
+            if exc_type is None:
+                try:
+                    db.execute("COMMIT")
+                    return
+                except sqlite3.Error as commit_error:
+                    exc = commit_error
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                # A full disk or a read-only folder: nothing of this transaction was written.
+                raise StoreError(f"could not save to {self.store.path}: {exc}") from exc
+        finally:
+            self.store._lock.release()
