@@ -1,0 +1,423 @@
+#!/usr/bin/env python3
+"""Retrieval-quality lab: embed a benchmark corpus with given options, rank, score.
+
+Features are cached under /tmp/qlab/<corpus>/ so each configuration is cheap to re-score.
+
+usage:
+  quality_lab.py CORPUS --config NAME        one configuration: scores + per-query stage times
+  quality_lab.py CORPUS --all                every configuration, as a markdown table
+  quality_lab.py CORPUS --list               the configuration names
+CORPUS is a folder made by /work/shared/bench/make_corpus.py (dup/ and sem/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from vitgallery.core import quality  # noqa: E402
+
+log = logging.getLogger("quality_lab")
+
+WEIGHTS = Path("/work/weights/dinov2_vits14_pretrain.pth")
+SCORER = Path("/work/shared/bench/score.py")
+CACHE = Path("/tmp/qlab")
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+TOP = 100
+FEATURES = ("cls", "mean", "gem", "gem_pre", "cls_pre")
+
+
+def load_scorer():
+    spec = importlib.util.spec_from_file_location("bench_score", SCORER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.score
+
+
+# ---------------------------------------------------------------- embedding
+
+
+_models: dict[tuple[int, bool], torch.nn.Module] = {}
+
+
+def get_model(size: int, dynamic: bool) -> torch.nn.Module:
+    """DINOv2 ViT-S/14; `dynamic` keeps the native 37x37 position grid and resamples it per input."""
+    key = (size, dynamic)
+    if key not in _models:
+        import timm
+        from timm.models.vision_transformer import checkpoint_filter_fn
+
+        base = 518 if dynamic else size
+        m = timm.create_model("vit_small_patch14_dinov2", pretrained=False, img_size=base, num_classes=0,
+                              dynamic_img_size=dynamic)
+        sd = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
+        m.load_state_dict(checkpoint_filter_fn(sd, m), strict=True)
+        _models[key] = m.eval()
+    return _models[key]
+
+
+def forward_tokens(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens before and after the final LayerNorm: (B, 1+N, D) each."""
+    x = model.patch_embed(x)
+    x = model._pos_embed(x)
+    x = model.norm_pre(x)
+    pre = model.blocks(x)
+    return pre, model.norm(pre)
+
+
+def decode(path: Path, min_side: int) -> Image.Image:
+    im = Image.open(path)
+    im.draft("RGB", (min_side, min_side))
+    im = ImageOps.exif_transpose(im)
+    return im.convert("RGB")
+
+
+def preprocess(im: Image.Image, size: int, resize: str) -> torch.Tensor:
+    """`squash`: whole image to size x size; `aspect`: keep the aspect ratio, about size^2 pixels,
+    sides a multiple of the 14 px patch."""
+    if resize == "squash":
+        w, h = size, size
+    elif resize == "aspect":
+        s = size / (im.width * im.height) ** 0.5
+        w, h = max(14, round(im.width * s / 14) * 14), max(14, round(im.height * s / 14) * 14)
+    else:
+        raise ValueError(resize)
+    im = im.resize((w, h), Image.BICUBIC, reducing_gap=None)
+    t = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return (t - MEAN) / STD
+
+
+@dataclass(frozen=True)
+class EmbedSpec:
+    size: int = 224
+    resize: str = "squash"
+
+    @property
+    def tag(self) -> str:
+        return f"{self.resize}{self.size}"
+
+
+def image_names(corpus: Path, task: str) -> list[str]:
+    return sorted(p.name for p in (corpus / task / "images").iterdir())
+
+
+def embed_task(corpus: Path, task: str, spec: EmbedSpec, keep_tokens: bool = False) -> dict[str, np.ndarray]:
+    """Per-orientation pooled features for every image of a task: keys '<orientation>/<feature>'.
+    Cached in /tmp/qlab/<corpus>/<task>_<spec>.npz (plus the id view's normed patch tokens if asked)."""
+    out_dir = CACHE / corpus.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{task}_{spec.tag}.npz"
+    tok_path = out_dir / f"{task}_{spec.tag}_tokens.npy"
+    if path.exists() and (tok_path.exists() or not keep_tokens):
+        with np.load(path) as z:
+            return dict(z)
+    names = image_names(corpus, task)
+    model = get_model(spec.size, spec.resize != "squash")
+    feats: dict[str, list[np.ndarray]] = {f"{o}/{f}": [] for o in quality.ORIENTATIONS for f in FEATURES}
+    tokens = []
+    t0 = time.time()
+    chunk = 4 if spec.resize == "squash" else 1
+    for i in range(0, len(names), chunk):
+        ims = [preprocess(decode(corpus / task / "images" / n, 2 * spec.size), spec.size, spec.resize)
+               for n in names[i:i + chunk]]
+        batch = torch.stack(ims)
+        views = quality.orientation_views(batch, "d4")
+        # group views by shape (quarter turns swap height and width of non-square inputs)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for k, v in enumerate(views):
+            by_shape.setdefault(tuple(v.shape), []).append(k)
+        with torch.inference_mode():
+            for ks in by_shape.values():
+                pre, post = forward_tokens(model, torch.cat([views[k] for k in ks]))
+                for j, k in enumerate(ks):
+                    o = quality.ORIENTATIONS[k]
+                    sl = slice(j * len(ims), (j + 1) * len(ims))
+                    p_, q_ = pre[sl], post[sl]
+                    feats[f"{o}/cls"].append(F.normalize(q_[:, 0], dim=-1).numpy())
+                    feats[f"{o}/cls_pre"].append(F.normalize(p_[:, 0], dim=-1).numpy())
+                    feats[f"{o}/mean"].append(quality.pool_tokens(q_, "mean").numpy())
+                    feats[f"{o}/gem"].append(quality.pool_tokens(q_, "gem").numpy())
+                    feats[f"{o}/gem_pre"].append(quality.pool_tokens(p_, "gem").numpy())
+                    if keep_tokens and o == "id":
+                        tokens.append(q_[:, 1:].to(torch.float16).numpy())
+        if i % 100 < chunk:
+            log.info("%s %s %s: %d/%d images, %.0f s", corpus.name, task, spec.tag, i + len(ims), len(names),
+                     time.time() - t0)
+    arrays = {k: np.concatenate(v) for k, v in feats.items()}
+    np.savez(path, names=np.array(names), **arrays)
+    if keep_tokens:
+        np.save(tok_path, np.concatenate(tokens))
+    arrays["names"] = np.array(names)
+    log.info("embedded %s %s %s in %.0f s", corpus.name, task, spec.tag, time.time() - t0)
+    return arrays
+
+
+# ---------------------------------------------------------------- keypoints
+
+
+def keypoints_task(corpus: Path, task: str, long_side: int = 512, max_keypoints: int = 512) -> list[quality.Keypoints]:
+    """SIFT keypoints of every image of a task, cached in /tmp/qlab/<corpus>/<task>_kp<long>_<n>.npz."""
+    path = CACHE / corpus.name / f"{task}_kp{long_side}_{max_keypoints}.npz"
+    names = image_names(corpus, task)
+    if path.exists():
+        with np.load(path) as z:
+            xy, desc, off, sizes = z["xy"], z["desc"], z["offsets"], z["sizes"]
+        return [quality.Keypoints(xy[off[i]:off[i + 1]], desc[off[i]:off[i + 1]], int(sizes[i, 0]), int(sizes[i, 1]))
+                for i in range(len(names))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    kps = []
+    for n in names:
+        im = Image.open(corpus / task / "images" / n)
+        im.draft("L", (2 * long_side, 2 * long_side))
+        gray = np.asarray(ImageOps.exif_transpose(im).convert("L"))
+        kps.append(quality.extract_keypoints(gray, long_side=long_side, max_keypoints=max_keypoints))
+    log.info("keypoints %s %s: %.1f ms/image", corpus.name, task, 1000 * (time.time() - t0) / len(names))
+    off = np.cumsum([0] + [len(k) for k in kps])
+    np.savez(path, xy=np.concatenate([k.xy for k in kps]), desc=np.concatenate([k.descriptors for k in kps]),
+             offsets=off, sizes=np.array([[k.width, k.height] for k in kps]))
+    return kps
+
+
+# ---------------------------------------------------------------- configurations
+
+
+@dataclass(frozen=True)
+class Config:
+    """One retrieval pipeline. Every parameter is chosen on public seed 1 and then left unchanged."""
+
+    name: str
+    specs: tuple[EmbedSpec, ...] = (EmbedSpec(),)  # several: embeddings averaged (multi-scale)
+    pool: str = "cls"  # a feature, or two joined by '+' (each part L2-normalised, then concatenated)
+    db_views: str = "none"  # orientations averaged into the one stored vector (quality.VIEW_MODES)
+    db_max: bool = False  # store each db view as its own vector and take the max (instead of averaging)
+    query_views: str = "none"  # orientations of the query; max similarity over them per candidate
+    center: bool = False  # subtract the library's mean vector
+    whiten_power: float = 0.0  # PCA-whitening learned on the library: eigenvalue^-power/2 (0: none)
+    qe: int = 0  # alpha query expansion over the top-n (0: none)
+    qe_alpha: float = 3.0
+    dba: int = 0  # database-side augmentation over the top-n neighbours (0: none)
+    rerank_k: int = 0  # verify this many top candidates with SIFT + RANSAC (0: no re-ranking)
+    rerank: dict = field(default_factory=dict)  # keyword arguments of quality.rerank
+    verified_qe: bool = False  # after verification, expand the query with the verified vectors and re-search
+    kp: tuple[int, int] = (512, 512)  # keypoints: analysed long side, max keypoints
+    tasks: tuple[str, ...] = ("dup", "sem")
+
+
+def features_of(corpus: Path, task: str, cfg: Config, orientation: str) -> np.ndarray:
+    per_scale = []
+    for spec in cfg.specs:
+        arrays = embed_task(corpus, task, spec, keep_tokens=spec == EmbedSpec())
+        parts = [arrays[f"{orientation}/{p}"] for p in cfg.pool.split("+")]
+        per_scale.append(normalize(np.concatenate([normalize(p) for p in parts], axis=1)))
+    return normalize(np.mean(per_scale, axis=0))
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    return x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-12)
+
+
+def database_vectors(corpus: Path, task: str, cfg: Config) -> list[np.ndarray]:
+    """One (n, D) matrix per stored vector per image (several when db_max)."""
+    views = [features_of(corpus, task, cfg, o) for o in quality.VIEW_MODES[cfg.db_views]]
+    return views if cfg.db_max else [normalize(np.mean(views, axis=0))]
+
+
+@dataclass
+class Timings:
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.stages[stage] = self.stages.get(stage, 0.0) + seconds
+
+
+def run_task(corpus: Path, task: str, cfg: Config, timings: Timings) -> dict[str, list[str]]:
+    names = image_names(corpus, task)
+    n = len(names)
+    db = database_vectors(corpus, task, cfg)
+    queries = [features_of(corpus, task, cfg, o) for o in quality.VIEW_MODES[cfg.query_views]]
+    if cfg.center or cfg.whiten_power:
+        t0 = time.time()
+        transform = quality.LibraryWhitening.fit(np.concatenate(db), power=cfg.whiten_power)
+        db = [transform.apply(d) for d in db]
+        queries = [transform.apply(q) for q in queries]
+        timings.add("fit whitening (once)", (time.time() - t0) / n)
+    if cfg.dba:
+        flat = db[0]
+        db = [quality.database_augmentation(flat, cfg.dba, cfg.qe_alpha)]
+    t0 = time.time()
+    sims = np.max([np.max([q @ d.T for d in db], axis=0) for q in queries], axis=0)
+    np.fill_diagonal(sims, -np.inf)
+    if cfg.qe:
+        sims = quality.alpha_query_expansion(queries[0], sims, db[0], cfg.qe, cfg.qe_alpha)
+        np.fill_diagonal(sims, -np.inf)
+    timings.add("similarity (this corpus size)", (time.time() - t0) / n)
+    order = np.argsort(-sims, axis=1)[:, :TOP]
+    if cfg.rerank_k:
+        kps = keypoints_task(corpus, task, *cfg.kp)
+        t0 = time.time()
+        new_order = []
+        for i in range(n):
+            cand = order[i, :cfg.rerank_k]
+            inliers = np.array([quality.verify_pair(kps[i], kps[j]) for j in cand])
+            ranked, _ = quality.rerank(cand, sims[i, cand], inliers, **cfg.rerank)
+            if cfg.verified_qe:
+                ranked = verified_expansion(i, ranked, cand, inliers, queries[0], db[0], kps, cfg)
+            rest = [j for j in order[i] if j not in set(ranked)]
+            new_order.append(list(ranked) + rest)
+        timings.add("re-rank", (time.time() - t0) / n)
+        order = [o[:TOP] for o in new_order]
+    return {names[i]: [names[j] for j in order[i]] for i in range(n)}
+
+
+def verified_expansion(i, ranked, cand, inliers, queries, db, kps, cfg):
+    """Average the query with its verified matches, search again, verify the new candidates."""
+    min_inl = cfg.rerank.get("min_inliers", quality.RERANK_MIN_INLIERS)
+    verified = cand[inliers >= min_inl]
+    if len(verified) == 0:
+        return ranked
+    q = normalize(queries[i] + db[verified].sum(axis=0))
+    sims = db @ q
+    sims[i] = -np.inf
+    new = np.argsort(-sims)[:cfg.rerank_k]
+    seen = set(cand.tolist())
+    extra = np.array([j for j in new if j not in seen], dtype=int)
+    if len(extra) == 0:
+        return ranked
+    extra_inl = np.array([quality.verify_pair(kps[i], kps[j]) for j in extra])
+    all_c = np.concatenate([cand, extra])
+    all_s = np.concatenate([queries[i] @ db[cand].T, queries[i] @ db[extra].T])
+    ranked2, _ = quality.rerank(all_c, all_s, np.concatenate([inliers, extra_inl]), **cfg.rerank)
+    return ranked2
+
+
+def evaluate(corpus: Path, cfg: Config) -> tuple[dict[str, dict], Timings]:
+    score = load_scorer()
+    timings = Timings()
+    results = {}
+    for task in cfg.tasks:
+        truth = json.loads((corpus / task / "truth.json").read_text())
+        rankings = run_task(corpus, task, cfg, timings)
+        results[task] = score(truth, rankings)
+    return results, timings
+
+
+S224, S322, A224 = EmbedSpec(224, "squash"), EmbedSpec(322, "squash"), EmbedSpec(224, "aspect")
+RR = {"min_inliers": 12, "weight": 1.0, "full_at": 40}
+
+
+def build_configs() -> dict[str, Config]:
+    c = [
+        Config("cls"),
+        Config("gem", pool="gem"),
+        Config("gem-prenorm", pool="gem_pre"),
+        Config("mean", pool="mean"),
+        Config("cls+gem", pool="cls+gem"),
+        Config("cls+gem-prenorm", pool="cls+gem_pre"),
+        Config("cls+mean", pool="cls+mean"),
+        Config("cls@322", specs=(S322,)),
+        Config("cls@224+322", specs=(S224, S322)),
+        Config("cls@aspect224", specs=(A224,)),
+        Config("cls db-avg flip", db_views="flip"),
+        Config("cls db-avg flip+rot90", db_views="flip+rot90"),
+        Config("cls db-avg d4", db_views="d4"),
+        Config("cls db-max flip+rot90", db_views="flip+rot90", db_max=True),
+        Config("cls query-max flip", query_views="flip"),
+        Config("cls query-max flip+rot90", query_views="flip+rot90"),
+        Config("cls query-max d4", query_views="d4"),
+        Config("cls centred", center=True),
+        Config("cls whiten 0.5", whiten_power=0.5),
+        Config("cls whiten 1.0", whiten_power=1.0),
+        Config("cls aQE3", qe=3),
+        Config("cls DBA3", dba=3),
+        Config("cls rerank20", rerank_k=20, rerank=RR),
+        Config("cls rerank50", rerank_k=50, rerank=RR),
+    ]
+    return {x.name: x for x in c}
+
+
+_forward_ms: dict[tuple[EmbedSpec, int], float] = {}
+
+
+def forward_ms(spec: EmbedSpec, views: int) -> float:
+    """Wall time of embedding one query image in `views` orientations (one batch), median of 5."""
+    key = (spec, views)
+    if key not in _forward_ms:
+        model = get_model(spec.size, spec.resize != "squash")
+        x = torch.randn(views, 3, spec.size, spec.size)
+        with torch.inference_mode():
+            model(x)
+            times = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - t0)
+        _forward_ms[key] = 1000 * sorted(times)[2]
+    return _forward_ms[key]
+
+
+def costs(cfg: Config, timings: Timings) -> tuple[str, float]:
+    """(index-time forward passes per photo, query-time ms: embedding + search + re-rank)."""
+    passes = " + ".join(f"{len(quality.VIEW_MODES[cfg.db_views])}x{s.size}" for s in cfg.specs)
+    embed = sum(forward_ms(s, len(quality.VIEW_MODES[cfg.query_views])) for s in cfg.specs)
+    per_task = {k: v / len(cfg.tasks) for k, v in timings.stages.items() if "once" not in k}
+    return passes, embed + 1000 * sum(per_task.values())
+
+
+def table_row(cfg: Config, res: dict[str, dict], timings: Timings) -> str:
+    passes, ms = costs(cfg, timings)
+    d, s = res.get("dup", {}), res.get("sem", {})
+    return (f"| {cfg.name} | {d.get('mAP', '-')} | {d.get('R@1', '-')} | {d.get('P@5', '-')} | "
+            f"{s.get('mAP', '-')} | {s.get('P@5', '-')} | {passes} | {ms:.0f} |")
+
+
+TABLE_HEAD = ("| config | dup mAP | dup R@1 | dup P@5 | sem mAP | sem P@5 | forward passes per photo at index time "
+              "| query ms (2 cores) |\n|---|---|---|---|---|---|---|---|")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--embed", action="append", default=[], help="only embed: SIZE:RESIZE (e.g. 224:squash)")
+    ap.add_argument("--config", action="append", default=[], help="score this configuration (repeatable)")
+    ap.add_argument("--all", action="store_true", help="score every configuration, print a markdown table")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(a.threads)
+    cv2.setNumThreads(a.threads)
+    for e in a.embed:
+        size, resize = e.split(":")
+        for task in ("dup", "sem"):
+            embed_task(a.corpus, task, EmbedSpec(int(size), resize), keep_tokens=(e == "224:squash"))
+    configs = build_configs()
+    if a.list:
+        print("\n".join(configs))
+    names = list(configs) if a.all else a.config
+    if names:
+        print(TABLE_HEAD)
+    for name in names:
+        res, timings = evaluate(a.corpus, configs[name])
+        print(table_row(configs[name], res, timings), flush=True)
+        if not a.all:
+            print(json.dumps(res), {k: f"{1000 * v:.1f} ms/query" for k, v in timings.stages.items()}, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

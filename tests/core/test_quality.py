@@ -1,0 +1,232 @@
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from vitgallery.core import quality
+from vitgallery.core.quality import (
+    Keypoints,
+    LibraryWhitening,
+    alpha_query_expansion,
+    combine_views,
+    database_augmentation,
+    extract_keypoints,
+    orient,
+    orientation_views,
+    pool_tokens,
+    rerank,
+    verify_pair,
+)
+
+
+def textured_image(seed: int, width: int = 480, height: int = 360) -> np.ndarray:
+    """A greyscale picture of random overlapping shapes: plenty of corners for SIFT."""
+    rng = np.random.default_rng(seed)
+    img = np.full((height, width), 128, np.uint8)
+    for _ in range(120):
+        colour = int(rng.integers(0, 256))
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        if rng.random() < 0.5:
+            w, h = int(rng.integers(8, 60)), int(rng.integers(8, 60))
+            cv2.rectangle(img, (x, y), (x + w, y + h), colour, -1)
+        else:
+            cv2.circle(img, (x, y), int(rng.integers(5, 30)), colour, -1)
+    return cv2.GaussianBlur(img, (3, 3), 0)
+
+
+# ---------------------------------------------------------------- pooling
+
+
+def test_pool_cls_is_the_normalised_class_token():
+    tokens = torch.randn(2, 1 + 16, 8)
+    out = pool_tokens(tokens, "cls")
+    assert out.shape == (2, 8)
+    assert torch.allclose(out, tokens[:, 0] / tokens[:, 0].norm(dim=-1, keepdim=True))
+
+
+@pytest.mark.parametrize(("mode", "dim"), [("cls", 8), ("mean", 8), ("gem", 8), ("cls+gem", 16), ("cls+mean", 16)])
+def test_pool_outputs_unit_vectors(mode, dim):
+    out = pool_tokens(torch.randn(3, 1 + 9, 8), mode)
+    assert out.shape == (3, dim)
+    assert torch.allclose(out.norm(dim=-1), torch.ones(3), atol=1e-5)
+
+
+def test_concatenated_parts_weigh_the_same():
+    tokens = torch.randn(1, 1 + 9, 8) * 50
+    out = pool_tokens(tokens, "cls+gem")
+    assert torch.allclose(out[0, :8].norm(), out[0, 8:].norm(), atol=1e-5)
+
+
+def test_gem_of_a_constant_is_that_constant():
+    tokens = torch.cat([torch.zeros(1, 1, 4), torch.full((1, 6, 4), 2.0)], dim=1)
+    tokens[0, 1:, 1] = 4.0
+    assert torch.allclose(pool_tokens(tokens, "gem"), torch.tensor([[1.0, 2.0, 1.0, 1.0]]) / 7 ** 0.5)
+
+
+def test_unknown_pool_mode_is_refused():
+    with pytest.raises(ValueError):
+        pool_tokens(torch.randn(1, 2, 4), "max")
+
+
+# ---------------------------------------------------------------- orientations
+
+
+def test_orientation_views_counts_and_first_view():
+    x = torch.randn(2, 3, 5, 5)
+    for mode, n in [("none", 1), ("flip", 2), ("rot", 4), ("flip+rot90", 4), ("d4", 8)]:
+        views = orientation_views(x, mode)
+        assert len(views) == n
+        assert torch.equal(views[0], x)
+
+
+def test_orient_composes_mirror_then_turn():
+    x = torch.arange(2 * 3, dtype=torch.float32).view(1, 1, 2, 3)
+    assert torch.equal(orient(x, "flip_rot90"), torch.rot90(x.flip(-1), 1, dims=(-2, -1)))
+    assert orient(x, "rot90").shape == (1, 1, 3, 2)
+
+
+def test_d4_average_is_invariant_to_turns_and_mirrors():
+    """Averaging a non-invariant 'embedding' over all eight orientations gives the same vector for
+    the image and any mirrored or turned copy of it."""
+    x = torch.randn(1, 3, 6, 6)
+
+    def fake_embed(batch: torch.Tensor) -> torch.Tensor:
+        return batch.flatten(1) * torch.linspace(0.1, 2.0, batch[0].numel())
+
+    ref = combine_views([fake_embed(v) for v in orientation_views(x, "d4")])
+    for o in quality.ORIENTATIONS:
+        moved = orient(x, o)
+        got = combine_views([fake_embed(v) for v in orientation_views(moved, "d4")])
+        assert torch.allclose(got, ref, atol=1e-5), o
+    # one view alone is not invariant
+    assert not torch.allclose(fake_embed(orient(x, "rot90")), fake_embed(x))
+
+
+# ---------------------------------------------------------------- geometric verification
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    return textured_image(0)
+
+
+@pytest.fixture(scope="module")
+def scene_keypoints(scene) -> Keypoints:
+    return extract_keypoints(scene)
+
+
+def test_extract_keypoints_shrinks_and_caps(scene):
+    big = cv2.resize(scene, (960, 720))
+    kp = extract_keypoints(big, long_side=512, max_keypoints=100)
+    assert (kp.width, kp.height) == (512, 384)
+    assert 50 <= len(kp) <= 100
+    assert kp.descriptors.dtype == np.uint8 and kp.descriptors.shape == (len(kp), 128)
+    assert kp.xy.max(axis=0)[0] < 512 and kp.xy.max(axis=0)[1] < 384
+
+
+def test_extract_keypoints_of_a_blank_image_is_empty():
+    kp = extract_keypoints(np.full((100, 100), 200, np.uint8))
+    assert len(kp) == 0
+    assert verify_pair(kp, kp) == 0
+
+
+@pytest.mark.parametrize("edit", ["rot90", "crop_scale", "rot25"])
+def test_verify_pair_finds_edited_copies(scene, scene_keypoints, edit):
+    h, w = scene.shape
+    if edit == "rot90":
+        copy = np.ascontiguousarray(np.rot90(scene))
+    elif edit == "crop_scale":
+        copy = cv2.resize(scene[40:300, 60:420], (252, 182), interpolation=cv2.INTER_AREA)
+    else:
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), 25, 0.8)
+        copy = cv2.warpAffine(scene, m, (w, h))
+    assert verify_pair(scene_keypoints, extract_keypoints(copy)) >= 40
+
+
+def test_verify_pair_rejects_an_unrelated_picture(scene_keypoints):
+    other = extract_keypoints(textured_image(1))
+    noise = extract_keypoints(np.random.default_rng(2).integers(0, 256, (360, 480), dtype=np.uint8))
+    assert verify_pair(scene_keypoints, other) < quality.RERANK_MIN_INLIERS
+    assert verify_pair(scene_keypoints, noise) < quality.RERANK_MIN_INLIERS
+
+
+def test_verify_pair_matches_a_mirror_only_when_asked(scene, scene_keypoints):
+    mirrored = extract_keypoints(np.ascontiguousarray(scene[:, ::-1]))
+    assert verify_pair(scene_keypoints, mirrored, try_mirror=False) < quality.RERANK_MIN_INLIERS
+    assert verify_pair(scene_keypoints, mirrored) >= 40
+
+
+def test_mirroring_keypoints_twice_is_the_identity(scene_keypoints):
+    twice = scene_keypoints.mirrored().mirrored()
+    assert np.allclose(twice.xy, scene_keypoints.xy, atol=1e-4)
+    assert np.array_equal(twice.descriptors, scene_keypoints.descriptors)
+
+
+def test_keypoints_survive_bytes(scene_keypoints):
+    data = scene_keypoints.to_bytes()
+    assert len(data) == 12 + len(scene_keypoints) * (4 + 128)
+    back = Keypoints.from_bytes(data)
+    assert np.array_equal(back.descriptors, scene_keypoints.descriptors)
+    assert np.abs(back.xy - scene_keypoints.xy).max() < 0.25
+    assert (back.width, back.height) == (scene_keypoints.width, scene_keypoints.height)
+
+
+# ---------------------------------------------------------------- re-ranking and library transforms
+
+
+def test_rerank_lifts_verified_candidates_only():
+    ids, scores = rerank(np.array([7, 8, 9]), np.array([0.9, 0.8, 0.7]), np.array([0, 60, 5]))
+    assert ids.tolist() == [8, 7, 9]
+    assert scores[0] == pytest.approx(1.8)
+    ids, _ = rerank(np.array([7, 8, 9]), np.array([0.9, 0.8, 0.7]), np.array([0, 0, 0]))
+    assert ids.tolist() == [7, 8, 9]
+
+
+def test_rerank_bonus_grows_with_inliers_up_to_full():
+    ids, scores = rerank(np.array([1, 2, 3]), np.array([0.5, 0.5, 0.5]), np.array([20, 40, 400]),
+                         min_inliers=12, weight=1.0, full_at=40)
+    assert ids.tolist() == [2, 3, 1]
+    assert scores.tolist() == pytest.approx([1.5, 1.5, 1.0])
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_centring_separates_vectors_that_share_a_common_part():
+    rng = np.random.default_rng(0)
+    common = rng.normal(size=16) * 5
+    lib = unit(common + rng.normal(size=(50, 16)))
+    assert np.mean(lib @ lib.T) > 0.8
+    centred = LibraryWhitening.fit(lib).apply(lib)
+    assert np.allclose(np.linalg.norm(centred, axis=1), 1.0)
+    off_diagonal = (centred @ centred.T)[~np.eye(50, dtype=bool)]
+    assert abs(off_diagonal.mean()) < 0.1
+
+
+def test_full_whitening_gives_identity_covariance():
+    rng = np.random.default_rng(1)
+    lib = rng.normal(size=(400, 6)) * np.array([10, 5, 1, 1, 0.5, 0.1])
+    w = LibraryWhitening.fit(lib, power=1.0, shrink=0.0)
+    z = (lib - w.mean) @ w.projection
+    assert np.allclose(z.T @ z / len(lib), np.eye(6), atol=1e-3)
+
+
+def test_query_expansion_pulls_up_a_neighbour_of_the_top_hit():
+    db = unit(np.array([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.35, 0.0, 0.94], [0.3, 0.954, 0.0]]))
+    q = unit(np.array([[0.9, 0.0, 0.436]]))
+    sims = q @ db.T
+    assert np.argsort(-sims[0]).tolist()[:2] == [0, 2]
+    new = alpha_query_expansion(q, sims, db, top_n=1, alpha=1.0)
+    assert new.shape == (1, 4)
+    assert np.argsort(-new[0]).tolist()[0] == 0
+    assert new[0, 1] > sims[0, 1]
+
+
+def test_database_augmentation_keeps_unit_vectors():
+    db = unit(np.random.default_rng(3).normal(size=(20, 8)))
+    out = database_augmentation(db, top_n=2)
+    assert out.shape == db.shape
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0)
