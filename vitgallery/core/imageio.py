@@ -1,0 +1,440 @@
+"""Safe image decoding for untrusted photo files.
+
+Every photo in a library is decoded here: the scanner, the indexing workers and the search query
+all go through `open_image` / `decode_for_model`. A broken, hostile or odd file must never crash
+a worker or allocate gigabytes, so decoding:
+
+* tries only an allowlist of formats (`Image.open(formats=...)`), never all of Pillow's plugins;
+* refuses images above `MAX_PIXELS` before any pixel is allocated (Pillow checks the header size
+  on open; we repeat the check ourselves so a process that disabled Pillow's limit is still safe);
+* refuses truncated files (Pillow's `LOAD_TRUNCATED_IMAGES` stays False: half a grey photo
+  would be indexed as a real one);
+* applies the EXIF orientation, skipping it (not the photo) when the EXIF block is broken;
+* returns plain 8-bit RGB whatever the source mode (CMYK, 16-bit, palette, alpha, 1-bit, float);
+* maps every failure to `DecodeError` with a short reason a user can read.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import stat
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from PIL import ExifTags, Image, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+)
+
+#: Largest image we decode, in pixels. This is Pillow's own DecompressionBombError threshold
+#: (2 x its default MAX_IMAGE_PIXELS of 89,478,485, about 179 megapixels). Between 89 and 179 MP
+#: Pillow only warns and we decode (108 MP phone sensors exist); above it we refuse. Note that
+#: 200 MP phone photos are refused too: a full decode of one needs about 600 MB.
+MAX_PIXELS = 2 * 89_478_485
+
+HEIF_PLUGIN_MISSING = "HEIC support needs pillow-heif (pip install pillow-heif)"
+AVIF_SUPPORT_MISSING = "AVIF support needs a Pillow built with libavif (pip install -U pillow)"
+
+# Pillow plugin names tried by Image.open, most common first. MPO is how Pillow names the
+# multi-picture JPEGs written by many cameras and phones. HEIF is added when pillow-heif loads.
+_BASE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF")
+_DRAFTABLE_FORMATS = frozenset({"JPEG", "MPO"})
+
+# Exception types Pillow (and pillow-heif) raise for damaged data. Anything else escaping a
+# decoder is still turned into a DecodeError, but logged as unexpected (a bug worth reporting).
+_DAMAGED_DATA_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    IndexError,
+    TypeError,
+    KeyError,
+    OverflowError,
+    ZeroDivisionError,
+    RuntimeError,
+)
+
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ORIENTATIONS_SWAPPING_SIDES = frozenset({5, 6, 7, 8})
+
+_HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_EXIF_DATETIME = re.compile(r"(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
+_EXIF_OFFSET = re.compile(r"([+-])(\d{2}):(\d{2})")
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+
+_SHARPNESS_MAX_SIDE = 512
+
+Source = Path | str | bytes
+
+
+class DecodeError(Exception):
+    """A file that cannot be decoded; `reason` is short text meant for the user."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ImageMeta:
+    width: int
+    height: int
+    taken_at: float | None
+
+
+@dataclass
+class DecodedPhoto:
+    pixels: np.ndarray  # uint8 (size, size, 3): the whole photo squeezed to the model input
+    width: int  # original size, after EXIF orientation
+    height: int
+    taken_at: float | None
+    sharpness: float
+
+
+@dataclass
+class _Decoded:
+    image: Image.Image  # RGB, oriented
+    width: int  # before any JPEG draft scaling, after orientation
+    height: int
+    taken_at: float | None
+
+
+_heif_registered: bool | None = None
+
+
+def _register_heif() -> bool:
+    """Register pillow-heif's opener on first use (it is optional and slow to import)."""
+    global _heif_registered
+    if _heif_registered is None:
+        try:
+            import pillow_heif
+        except (ImportError, OSError) as exc:  # OSError: the wheel is there but libheif is not
+            logger.debug("HEIC decoding unavailable: %s", exc)
+            _heif_registered = False
+        else:
+            pillow_heif.register_heif_opener()
+            _heif_registered = True
+    return _heif_registered
+
+
+def _allowed_formats() -> tuple[str, ...]:
+    # Image.open raises KeyError for a name no plugin registered (AVIF needs libavif),
+    # so the list only holds registered ones.
+    Image.init()
+    formats = [name for name in _BASE_FORMATS if name in Image.OPEN]
+    if _register_heif() and "HEIF" in Image.OPEN:
+        formats.append("HEIF")
+    return tuple(formats)
+
+
+def open_image(source: Source, *, draft_size: int | None = None) -> Image.Image:
+    """Decode a photo into a fully loaded 8-bit RGB image, EXIF orientation applied.
+
+    `draft_size` lets the JPEG decoder scale down by 1/2, 1/4 or 1/8 while keeping both sides
+    at least `draft_size` pixels: much faster when only a small image is needed.
+    Raises DecodeError for anything that is not a decodable photo.
+    """
+    return _decode(source, draft_size).image
+
+
+def decode_for_model(path: Path | str, size: int) -> DecodedPhoto:
+    """Decode a photo for embedding: the whole image resized (not cropped) to size x size.
+
+    Module-level and returning a plain dataclass so that worker processes can run it.
+    """
+    decoded = _decode(path, draft_size=2 * size)
+    resized = decoded.image.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return DecodedPhoto(
+        pixels=np.array(resized, dtype=np.uint8),
+        width=decoded.width,
+        height=decoded.height,
+        taken_at=decoded.taken_at,
+        sharpness=sharpness(decoded.image),
+    )
+
+
+def read_meta(source: Source) -> ImageMeta:
+    """Size (after EXIF orientation) and capture time from the header, without decoding pixels."""
+    with _opened(source) as (image, _):
+        # PngImageFile.getexif() decodes the whole image to look for an eXIf chunk after the
+        # pixel data; only trust EXIF that was found before it.
+        exif = Image.Exif() if image.format == "PNG" and "exif" not in image.info else _read_exif(image)
+        orientation = _orientation(exif)
+        width, height = image.size
+        if orientation in _ORIENTATIONS_SWAPPING_SIDES:
+            width, height = height, width
+        return ImageMeta(width=width, height=height, taken_at=_taken_at(exif))
+
+
+def sharpness(image: Image.Image) -> float:
+    """Variance of the Laplacian of a grey copy at most 512 px long: higher is sharper.
+
+    Computed at a fixed scale so that copies of one photo at different resolutions compare.
+    """
+    gray = image.convert("L")
+    gray.thumbnail((_SHARPNESS_MAX_SIDE, _SHARPNESS_MAX_SIDE), Image.Resampling.BILINEAR)
+    pixels = np.asarray(gray, dtype=np.float32)
+    if pixels.shape[0] < 3 or pixels.shape[1] < 3:
+        return 0.0
+    laplacian = (
+        pixels[:-2, 1:-1] + pixels[2:, 1:-1] + pixels[1:-1, :-2] + pixels[1:-1, 2:] - 4.0 * pixels[1:-1, 1:-1]
+    )
+    return float(laplacian.var(dtype=np.float64))
+
+
+def _decode(source: Source, draft_size: int | None) -> _Decoded:
+    with _opened(source) as (image, label):
+        width, height = image.size
+        try:
+            if draft_size and image.format in _DRAFTABLE_FORMATS:
+                # Must come before load(): it sets the libjpeg scale used while decoding.
+                image.draft("RGB", (draft_size, draft_size))
+            image.load()
+        except Exception as exc:
+            raise DecodeError(_load_failure_reason(exc, label, width, height)) from exc
+        # Read after load() (PNG may keep EXIF after the pixels) and before the file closes
+        # (TIFF reads its EXIF directory from the file).
+        exif = _read_exif(image)
+        try:
+            rgb = _to_rgb(image)
+        except Exception as exc:
+            raise DecodeError(_load_failure_reason(exc, label, width, height)) from exc
+    orientation = _orientation(exif)
+    if orientation in _ORIENTATION_TRANSPOSE:
+        rgb = rgb.transpose(_ORIENTATION_TRANSPOSE[orientation])
+        if orientation in _ORIENTATIONS_SWAPPING_SIDES:
+            width, height = height, width
+    return _Decoded(image=rgb, width=width, height=height, taken_at=_taken_at(exif))
+
+
+@contextmanager
+def _opened(source: Source) -> Iterator[tuple[Image.Image, str]]:
+    """Open `source` with the format allowlist and the size checks; yield (image, format label)."""
+    with _open_stream(source) as stream:
+        formats = _allowed_formats()
+        try:
+            image = Image.open(stream, formats=formats)
+        except Image.DecompressionBombError as exc:
+            raise DecodeError(_bomb_reason_from_pillow(exc)) from exc
+        except UnidentifiedImageError as exc:
+            raise DecodeError(_unidentified_reason(stream, formats)) from exc
+        except OSError as exc:
+            raise DecodeError(_os_error_reason(exc)) from exc
+        except Exception as exc:
+            raise DecodeError(_load_failure_reason(exc, "image", 0, 0)) from exc
+        with image:
+            # Pillow itself refuses 0-sized images at open; the size limit is ours to enforce.
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise DecodeError(_bomb_reason(width * height))
+            yield image, image.format or "image"
+
+
+@contextmanager
+def _open_stream(source: Source) -> Iterator[IO[bytes]]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise DecodeError("empty file")
+        yield io.BytesIO(source)
+        return
+    path = os.fspath(source)
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise DecodeError("is a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file")
+        if info.st_size == 0:
+            raise DecodeError("empty file")
+        stream = open(path, "rb")  # closed by the `with` below, once the caller is done
+    except OSError as exc:
+        raise DecodeError(_os_error_reason(exc)) from exc
+    with stream:
+        yield stream
+
+
+def _os_error_reason(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file vanished"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory"
+    if exc.errno is not None:
+        return f"read error ({exc.strerror or exc.errno})"
+    return f"damaged image ({exc})"
+
+
+def _load_failure_reason(exc: Exception, label: str, width: int, height: int) -> str:
+    if isinstance(exc, DecodeError):
+        return exc.reason
+    if isinstance(exc, Image.DecompressionBombError):
+        return _bomb_reason_from_pillow(exc)
+    if isinstance(exc, MemoryError):
+        return f"not enough memory to decode {width}x{height}"
+    if isinstance(exc, EOFError) or (isinstance(exc, OSError) and "truncated" in str(exc).lower()):
+        return "truncated file"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return _os_error_reason(exc)
+    if isinstance(exc, _DAMAGED_DATA_ERRORS):
+        return f"damaged {label} data ({exc})" if str(exc) else f"damaged {label} data"
+    logger.warning("unexpected %s while decoding %s data", type(exc).__name__, label, exc_info=exc)
+    return f"unexpected decoder error ({type(exc).__name__}: {exc})"
+
+
+def _bomb_reason(pixels: int) -> str:
+    return f"decompression bomb ({pixels / 1e6:.1f} megapixels)"
+
+
+def _bomb_reason_from_pillow(exc: Image.DecompressionBombError) -> str:
+    match = _BOMB_PIXELS.search(str(exc))
+    return _bomb_reason(int(match[1])) if match else "decompression bomb"
+
+
+def _unidentified_reason(stream: IO[bytes], formats: tuple[str, ...]) -> str:
+    """Say why no allowed plugin took the file: a known but unsupported format, or none."""
+    try:
+        stream.seek(0)
+        head = stream.read(64)
+    except OSError as exc:
+        return _os_error_reason(exc)
+    family = _isobmff_family(head)
+    if family == "HEIC":
+        return "damaged HEIC file" if "HEIF" in formats else HEIF_PLUGIN_MISSING
+    if family == "AVIF":
+        return "damaged AVIF file" if "AVIF" in formats else AVIF_SUPPORT_MISSING
+    # Plugins' accept() only looks at the first 16 bytes, as Image.open does; cheap and safe.
+    prefix = head[:16]
+    for name, (_, accept) in Image.OPEN.items():
+        if accept is None:
+            continue
+        try:
+            accepted = accept(prefix)
+        except Exception:  # some accept() functions index short prefixes blindly
+            continue
+        if accepted and not isinstance(accepted, str):
+            return f"damaged {name} header" if name in formats else f"unsupported format {name}"
+    return "not an image"
+
+
+def _isobmff_family(head: bytes) -> str | None:
+    """'HEIC' or 'AVIF' from the ISO-BMFF `ftyp` box brands, None for anything else."""
+    if len(head) < 16 or head[4:8] != b"ftyp":
+        return None
+    box_end = min(int.from_bytes(head[:4], "big"), len(head))
+    brands = {head[8:12]} | {head[i : i + 4] for i in range(16, box_end - 3, 4)}
+    if brands & _AVIF_BRANDS:
+        return "AVIF"
+    if brands & _HEIC_BRANDS or head[8:12] in (b"mif1", b"msf1"):
+        return "HEIC"
+    return None
+
+
+def _read_exif(image: Image.Image) -> Image.Exif:
+    # Broken EXIF must cost the photo its rotation and date, not the photo itself.
+    try:
+        return image.getexif()
+    except Exception as exc:
+        logger.debug("ignoring unreadable EXIF: %s", exc)
+        return Image.Exif()
+
+
+def _orientation(exif: Image.Exif) -> int:
+    try:
+        value = exif.get(ExifTags.Base.Orientation, 1)
+    except Exception:
+        return 1
+    return value if isinstance(value, int) and value in _ORIENTATION_TRANSPOSE else 1
+
+
+def _taken_at(exif: Image.Exif) -> float | None:
+    """EXIF DateTimeOriginal as a POSIX timestamp.
+
+    Uses OffsetTimeOriginal when the camera wrote one; otherwise the time is the camera's wall
+    clock and is read as local time, like every photo manager does.
+    """
+    try:
+        exif_ifd = exif.get_ifd(ExifTags.IFD.Exif)
+        stamp = exif_ifd.get(ExifTags.Base.DateTimeOriginal) or exif.get(ExifTags.Base.DateTimeOriginal)
+        offset = exif_ifd.get(ExifTags.Base.OffsetTimeOriginal)
+        subsec = exif_ifd.get(ExifTags.Base.SubsecTimeOriginal)
+    except Exception:
+        return None
+    match = _EXIF_DATETIME.match(_exif_text(stamp))
+    if match is None:
+        return None
+    try:
+        taken = datetime(*(int(part) for part in match.groups()))  # type: ignore[misc]
+        fraction = _exif_text(subsec)
+        if fraction.isdigit():
+            taken += timedelta(seconds=float(f"0.{fraction}"))
+        offset_match = _EXIF_OFFSET.fullmatch(_exif_text(offset))
+        if offset_match:
+            sign = -1 if offset_match[1] == "-" else 1
+            zone = timezone(sign * timedelta(hours=int(offset_match[2]), minutes=int(offset_match[3])))
+            taken = taken.replace(tzinfo=zone)
+        return taken.timestamp()
+    except (ValueError, OverflowError, OSError):  # month 13, "0000:00:00", pre-1970 on Windows
+        return None
+
+
+def _exif_text(value: object) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return value.strip("\x00 ") if isinstance(value, str) else ""
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode.startswith("I") or mode == "F":
+        return Image.fromarray(_high_depth_to_uint8(image)).convert("RGB")
+    if image.has_transparency_data:
+        return _flatten_on_white(image.convert("RGBA"))
+    if mode == "RGB":
+        return image
+    return image.convert("RGB")
+
+
+def _flatten_on_white(rgba: Image.Image) -> Image.Image:
+    # Transparent areas become white (how viewers show them), not black (what convert("RGB") gives).
+    background = Image.new("RGB", rgba.size, (255, 255, 255))
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+
+
+def _high_depth_to_uint8(image: Image.Image) -> np.ndarray:
+    """16-bit, 32-bit integer and float grey images scaled to 0-255, not clipped."""
+    values = np.asarray(image)
+    if image.mode.startswith("I;16"):
+        return (values >> 8).astype(np.uint8)
+    if image.mode == "F":
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = float(values.min()), float(values.max())
+    if image.mode == "I" and low >= 0 and high <= 65535:
+        low, high = 0.0, 65535.0  # 16-bit samples held in a 32-bit mode
+    elif image.mode == "F" and low >= 0 and high <= 1:
+        low, high = 0.0, 1.0
+    scale = 255.0 / (high - low) if high > low else 0.0
+    scaled = (values.astype(np.float32) - np.float32(low)) * np.float32(scale)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
