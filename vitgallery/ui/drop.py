@@ -1,0 +1,179 @@
+"""What a drop or a paste carries, turned into a query: a local file, image bytes, or a URL to fetch.
+
+Order of preference: a local image file, then image data (a browser drag often carries both the
+page link and the picture, and the picture needs no network), then an http(s) URL, then text that
+names a path or URL, then an <img src> in dropped HTML.
+"""
+
+from __future__ import annotations
+
+import html.parser
+import logging
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData, QObject, QUrl, Signal
+from PySide6.QtGui import QImage
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_TIMEOUT_S = 20.0
+DOWNLOAD_MAX_BYTES = 50 * 1024 * 1024
+IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff")
+
+
+@dataclass(frozen=True)
+class QuerySource:
+    """Exactly one of `path`, `data` or `url` is set. `label` names it for the user."""
+
+    label: str
+    path: Path | None = None
+    data: bytes | None = None
+    url: str | None = None
+
+
+def query_from_mime(mime: QMimeData) -> QuerySource | None:
+    for url in mime.urls() if mime.hasUrls() else []:
+        source = _query_from_url(url)
+        if source is not None and source.path is not None:
+            return source
+    data = _image_bytes(mime)
+    if data is not None:
+        return QuerySource(label="pasted image", data=data)
+    for url in mime.urls() if mime.hasUrls() else []:
+        source = _query_from_url(url)
+        if source is not None:
+            return source
+    if mime.hasText():
+        source = query_from_text(mime.text())
+        if source is not None:
+            return source
+    if mime.hasHtml():
+        src = _first_img_src(mime.html())
+        if src:
+            return query_from_text(src)
+    return None
+
+
+def can_accept(mime: QMimeData) -> bool:
+    """A quick check for drag-enter: does this look like something we could query with?"""
+    if mime.hasUrls() or mime.hasImage():
+        return True
+    if any(mime.hasFormat(kind) for kind in IMAGE_MIME_TYPES):
+        return True
+    return mime.hasText() and query_from_text(mime.text()) is not None
+
+
+def query_from_text(text: str) -> QuerySource | None:
+    text = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not text:
+        return None
+    if text.startswith(("http://", "https://", "file://")):
+        return _query_from_url(QUrl(text))
+    path = Path(text).expanduser()
+    if path.is_file():
+        return QuerySource(label=path.name, path=path)
+    return None
+
+
+def _query_from_url(url: QUrl) -> QuerySource | None:
+    if url.isLocalFile():
+        path = Path(url.toLocalFile())
+        return QuerySource(label=path.name, path=path) if path.is_file() else None
+    if url.scheme() in ("http", "https"):
+        text = url.toString()
+        return QuerySource(label=url.fileName() or url.host(), url=text)
+    return None
+
+
+def _image_bytes(mime: QMimeData) -> bytes | None:
+    # Encoded bytes as the source app sent them keep the original quality and EXIF.
+    for kind in IMAGE_MIME_TYPES:
+        if mime.hasFormat(kind):
+            data = bytes(mime.data(kind).data())
+            if data:
+                return data
+    if mime.hasImage():
+        image = mime.imageData()
+        if isinstance(image, QImage) and not image.isNull():
+            return image_to_png(image)
+    return None
+
+
+def image_to_png(image: QImage) -> bytes:
+    array = QByteArray()
+    buffer = QBuffer(array)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buffer, "PNG")
+    buffer.close()
+    return bytes(array.data())
+
+
+class _ImgSrcParser(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.src: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img" and self.src is None:
+            self.src = dict(attrs).get("src")
+
+
+def _first_img_src(markup: str) -> str | None:
+    parser = _ImgSrcParser()
+    parser.feed(markup)
+    return parser.src
+
+
+class DownloadError(Exception):
+    pass
+
+
+def download(url: str, timeout_s: float = DOWNLOAD_TIMEOUT_S, max_bytes: int = DOWNLOAD_MAX_BYTES) -> bytes:
+    """Fetch an image over http(s) with a timeout and a size cap; failures read well in a message."""
+    request = urllib.request.Request(url, headers={"User-Agent": "vitgallery"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            kind = response.headers.get_content_type()
+            if not kind.startswith("image/") and kind != "application/octet-stream":
+                raise DownloadError(f"{url} is not an image (the server says {kind})")
+            declared = response.headers.get("Content-Length")
+            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                raise DownloadError(f"{url} is larger than {max_bytes // (1024 * 1024)} MB")
+            data = response.read(max_bytes + 1)
+    except urllib.error.HTTPError as error:
+        raise DownloadError(f"could not download {url}: HTTP {error.code} {error.reason}") from error
+    except urllib.error.URLError as error:
+        raise DownloadError(f"could not download {url}: {error.reason}") from error
+    except (TimeoutError, OSError) as error:
+        raise DownloadError(f"could not download {url}: {error}") from error
+    if len(data) > max_bytes:
+        raise DownloadError(f"{url} is larger than {max_bytes // (1024 * 1024)} MB")
+    if not data:
+        raise DownloadError(f"{url} returned no data")
+    return data
+
+
+class DownloadSignals(QObject):
+    finished = Signal(object, bytes)  # QuerySource, data
+    failed = Signal(object, str)  # QuerySource, message
+
+
+def start_download(source: QuerySource, signals: DownloadSignals) -> threading.Thread:
+    """Run `download` in a daemon thread (a stalled server must not hold up quitting)."""
+    assert source.url is not None
+
+    def run() -> None:
+        try:
+            data = download(source.url)
+        except DownloadError as error:
+            signals.failed.emit(source, str(error))
+            return
+        signals.finished.emit(source, data)
+
+    thread = threading.Thread(target=run, name="vitgallery-download", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,117 @@
+"""The Settings dialog: edits the preferences of the option registry."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from vitgallery.ui import settings as opt
+from vitgallery.ui.settings import Option, Settings
+
+
+class SettingsDialog(QDialog):
+    """`models` lists (name, description) pairs; they come from the core once it is loaded."""
+
+    def __init__(
+        self, settings: Settings, models: list[tuple[str, str]], parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(560)
+        self._settings = settings
+        self._before = {option.key: settings.get(option) for option in opt.PREFERENCES}
+
+        self.model_combo = QComboBox()
+        names = [name for name, _ in models]
+        current_model = settings.get(opt.MODEL)
+        if current_model not in names:
+            models = [*models, (current_model, "")]
+        for name, description in models:
+            self.model_combo.addItem(f"{name} — {description}" if description else name, name)
+        self.model_combo.setCurrentIndex(self.model_combo.findData(current_model))
+
+        self.weights_edit = QLineEdit(settings.get(opt.WEIGHTS))
+        self.weights_edit.setPlaceholderText("official weights, downloaded on first use")
+        self.device_combo = QComboBox()
+        for device in opt.DEVICE.choices or ():
+            self.device_combo.addItem(device, device)
+        self.device_combo.setCurrentIndex(self.device_combo.findData(settings.get(opt.DEVICE)))
+        self.batch_spin = _spin(opt.BATCH_SIZE, settings.get(opt.BATCH_SIZE))
+        self.library_edit = QLineEdit(settings.get(opt.LIBRARY_DIR))
+        self.library_edit.setPlaceholderText("default: one library per folder in the user data folder")
+        self.thumbnail_spin = _spin(opt.THUMBNAIL_SIZE, settings.get(opt.THUMBNAIL_SIZE))
+        self.thumbnail_spin.setSuffix(" px")
+        self.thumbnail_spin.setSingleStep(16)
+
+        form = QFormLayout(self)
+        form.addRow(opt.MODEL.label, self.model_combo)
+        form.addRow(opt.WEIGHTS.label, _with_browse(self.weights_edit, self._choose_weights))
+        form.addRow(opt.DEVICE.label, self.device_combo)
+        form.addRow(opt.BATCH_SIZE.label, self.batch_spin)
+        form.addRow(opt.LIBRARY_DIR.label, _with_browse(self.library_edit, self._choose_library))
+        form.addRow(opt.THUMBNAIL_SIZE.label, self.thumbnail_spin)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def accept(self) -> None:
+        self._settings.set(opt.MODEL, self.model_combo.currentData())
+        self._settings.set(opt.WEIGHTS, self.weights_edit.text().strip())
+        self._settings.set(opt.DEVICE, self.device_combo.currentData())
+        self._settings.set(opt.BATCH_SIZE, self.batch_spin.value())
+        self._settings.set(opt.LIBRARY_DIR, self.library_edit.text().strip())
+        self._settings.set(opt.THUMBNAIL_SIZE, self.thumbnail_spin.value())
+        self._settings.sync()
+        super().accept()
+
+    def changed(self) -> set[Option]:
+        """The preferences that the dialog changed."""
+        return {
+            option for option in opt.PREFERENCES if self._settings.get(option) != self._before[option.key]
+        }
+
+    def _choose_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Model weights",
+            self.weights_edit.text(),
+            "Weights (*.pth *.pt *.safetensors *.bin);;All files (*)",
+        )
+        if path:
+            self.weights_edit.setText(path)
+
+    def _choose_library(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Library location", self.library_edit.text())
+        if path:
+            self.library_edit.setText(path)
+
+
+def _spin(option: Option[int], value: int) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(option.minimum or 0, option.maximum or 10_000)
+    spin.setValue(value)
+    return spin
+
+
+def _with_browse(edit: QLineEdit, choose) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(edit, 1)
+    button = QPushButton("Browse…")
+    button.clicked.connect(choose)
+    layout.addWidget(button)
+    return row

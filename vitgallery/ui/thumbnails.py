@@ -1,0 +1,212 @@
+"""Thumbnails decoded small in a thread pool, cached on disk and in memory.
+
+Worker threads only touch QImage (thread-safe); the GUI thread turns it into a QPixmap and
+keeps it in an LRU. When the grid changes, queued loads are dropped and loads still running
+carry an old generation number, so their results no longer reach the views.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import platformdirs
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QImage, QImageReader, QPixmap
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MEMORY_ITEMS = 2000
+
+
+def default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("vitgallery")) / "thumbs"
+
+
+def cache_key(path: Path, size: int) -> str | None:
+    """Key by path, modification time, byte size and thumbnail size, so an edited photo gets a new one."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    text = f"{path.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{size}"
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def decode_scaled(source: Path | bytes, size: int) -> QImage:
+    """Decode to fit a `size` square, letting the reader scale while decoding (JPEG DCT scaling).
+
+    The reader applies the scaled size before the EXIF rotation; fitting a square is the same
+    either way round, so the stored size can be used as is.
+    """
+    buffer: QBuffer | None = None
+    if isinstance(source, bytes):
+        buffer = QBuffer()
+        buffer.setData(QByteArray(source))
+        buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+        reader = QImageReader(buffer)
+    else:
+        reader = QImageReader(str(source))
+    reader.setAutoTransform(True)
+    full = reader.size()
+    if full.isValid() and (full.width() > size or full.height() > size):
+        reader.setScaledSize(full.scaled(QSize(size, size), Qt.AspectRatioMode.KeepAspectRatio))
+    image = reader.read()
+    if buffer is not None:
+        buffer.close()
+    if image.isNull():
+        raise OSError(reader.errorString())
+    if image.width() > size or image.height() > size:
+        # Readers that ignore the scaled size still end up the right size.
+        image = image.scaled(
+            size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
+    return image
+
+
+class _LoadSignals(QObject):
+    loaded = Signal(str, QImage, int)  # path, image, generation
+    failed = Signal(str, str, int)  # path, reason, generation
+
+
+class _LoadThumbnail(QRunnable):
+    def __init__(
+        self, path: Path, size: int, cache_dir: Path | None, generation: int, signals: _LoadSignals
+    ) -> None:
+        super().__init__()
+        self._path = path
+        self._size = size
+        self._cache_dir = cache_dir
+        self._generation = generation
+        self._signals = signals
+
+    def run(self) -> None:
+        try:
+            image = self._load()
+        except Exception as error:  # noqa: BLE001 - any decode problem becomes a placeholder, never a crash
+            self._signals.failed.emit(str(self._path), str(error) or type(error).__name__, self._generation)
+            return
+        self._signals.loaded.emit(str(self._path), image, self._generation)
+
+    def _load(self) -> QImage:
+        key = cache_key(self._path, self._size) if self._cache_dir is not None else None
+        if key is not None:
+            cached = self._cache_dir / key[:2] / f"{key}.png"
+            if cached.exists():
+                image = QImage(str(cached))
+                if not image.isNull():
+                    return image
+        image = decode_scaled(self._path, self._size)
+        if key is not None:
+            self._store(image, self._cache_dir / key[:2] / f"{key}.png")
+        return image
+
+    @staticmethod
+    def _store(image: QImage, target: Path) -> None:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_suffix(f".{os.getpid()}.{id(image)}.tmp")
+            # Written under a temporary name so a concurrent reader never sees half a file.
+            if image.save(str(temporary), "PNG"):
+                os.replace(temporary, target)
+        except OSError as error:
+            log.debug("cannot cache thumbnail %s: %s", target, error)
+
+
+class ThumbnailLoader(QObject):
+    """Hands out cached pixmaps and loads missing ones in the background.
+
+    `pixmap(path)` returns the cached pixmap or None and queues a load; `thumbnail_ready(path)`
+    fires in the GUI thread once it is available.
+    """
+
+    thumbnail_ready = Signal(str)
+
+    def __init__(
+        self,
+        size: int = 160,
+        cache_dir: Path | None = None,
+        memory_items: int = DEFAULT_MEMORY_ITEMS,
+        max_threads: int | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._size = size
+        self._cache_dir = cache_dir
+        self._memory_items = memory_items
+        self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
+        self._failed: set[str] = set()
+        self._pending: set[str] = set()
+        self._generation = 0
+        # Later requests get a higher priority: what the user scrolled to last is what they look at.
+        self._priority = 0
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(max_threads or max(2, min(4, os.cpu_count() or 2)))
+        self._signals = _LoadSignals(self)
+        self._signals.loaded.connect(self._on_loaded)
+        self._signals.failed.connect(self._on_failed)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def set_size(self, size: int) -> None:
+        if size == self._size:
+            return
+        self._size = size
+        self._pixmaps.clear()
+        self._failed.clear()
+        self.drop_pending()
+
+    def pixmap(self, path: Path | str) -> QPixmap | None:
+        key = str(path)
+        cached = self._pixmaps.get(key)
+        if cached is not None:
+            self._pixmaps.move_to_end(key)
+            return cached
+        if key not in self._pending and key not in self._failed:
+            self._pending.add(key)
+            self._priority = min(self._priority + 1, 2**30)
+            task = _LoadThumbnail(Path(key), self._size, self._cache_dir, self._generation, self._signals)
+            self._pool.start(task, self._priority)
+        return None
+
+    def has_failed(self, path: Path | str) -> bool:
+        return str(path) in self._failed
+
+    def drop_pending(self) -> None:
+        """Forget queued loads; loads already running finish but are ignored."""
+        self._pool.clear()
+        self._pending.clear()
+        self._generation += 1
+        self._priority = 0
+
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def wait_for_done(self, msecs: int = -1) -> bool:
+        return self._pool.waitForDone(msecs)
+
+    def shutdown(self, msecs: int = 2000) -> None:
+        self.drop_pending()
+        self._pool.waitForDone(msecs)
+
+    def _on_loaded(self, path: str, image: QImage, generation: int) -> None:
+        if generation != self._generation:
+            return
+        self._pending.discard(path)
+        self._pixmaps[path] = QPixmap.fromImage(image)
+        while len(self._pixmaps) > self._memory_items:
+            self._pixmaps.popitem(last=False)
+        self.thumbnail_ready.emit(path)
+
+    def _on_failed(self, path: str, reason: str, generation: int) -> None:
+        if generation != self._generation:
+            return
+        log.debug("no thumbnail for %s: %s", path, reason)
+        self._pending.discard(path)
+        self._failed.add(path)
+        self.thumbnail_ready.emit(path)
