@@ -1,0 +1,92 @@
+"""GUI tests run offscreen with the tiny random ViT, so they take seconds and need no display."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before anything imports Qt
+
+import threading
+import time
+import weakref
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QThread
+
+# Imported here once, not in each window's worker thread: importing torch takes seconds, and a
+# window closed during that import could not stop its worker in time.
+import vitgallery.core.library  # noqa: F401,E402
+from vitgallery.ui import settings as opt
+from vitgallery.ui.settings import Settings
+
+PHOTO_COUNT = 12  # the shared `photo_folder` fixture (tests/conftest.py)
+
+
+@pytest.fixture(autouse=True)
+def fail_on_leaked_threads(monkeypatch):
+    """A test must stop every QThread it starts, and the app's Python threads must end (as in napari)."""
+    started: list[weakref.ref[QThread]] = []
+    original_start = QThread.start
+
+    def tracking_start(self: QThread, *args) -> None:
+        started.append(weakref.ref(self))
+        original_start(self, *args)
+
+    monkeypatch.setattr(QThread, "start", tracking_start)
+    yield
+    leaked = [ref() for ref in started if ref() is not None and ref().isRunning()]
+    deadline = time.monotonic() + 5
+    app_threads = [t for t in threading.enumerate() if t.name.startswith("vitgallery-")]
+    for thread in app_threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    still_alive = [t.name for t in app_threads if t.is_alive()]
+    for thread in leaked:
+        thread.quit()
+        thread.wait(5000)
+    assert not leaked, f"test left QThreads running: {[t.objectName() for t in leaked]}"
+    assert not still_alive, f"test left threads running: {still_alive}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    settings = Settings.from_file(tmp_path / "settings.ini")
+    settings.set(opt.MODEL, "tiny-test")
+    settings.set(opt.DEVICE, "cpu")
+    settings.set(opt.BATCH_SIZE, 8)
+    settings.set(opt.THUMBNAIL_SIZE, 96)
+    return settings
+
+
+@pytest.fixture
+def make_window(qtbot, settings: Settings, tmp_path: Path):
+    """Builds main windows on temporary settings, library and thumbnail cache; closes them after the test."""
+    from vitgallery.ui.main_window import MainWindow
+
+    windows: list[MainWindow] = []
+
+    def make(settings_override: Settings | None = None) -> MainWindow:
+        window = MainWindow(
+            settings_override or settings,
+            library_dir=tmp_path / "library",
+            thumbnail_cache_dir=tmp_path / "thumbs",
+            decode_workers=0,
+        )
+        qtbot.addWidget(window)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+
+
+@pytest.fixture
+def indexed_window(qtbot, make_window, photo_folder: Path):
+    """A shown window on `photo_folder` whose first indexing run has finished."""
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as finished:
+        window.open_folder(photo_folder)
+    assert finished.args[0] is not None and finished.args[0].added == PHOTO_COUNT
+    return window

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtGui import QPixmap
+from PySide6.QtTest import QAbstractItemModelTester
+from PySide6.QtWidgets import QListView, QStyleOptionViewItem
+
+from tests.photos import make_photo
+from vitgallery.ui.results_model import (
+    PathRole,
+    PhotoListModel,
+    PhotoTile,
+    PhotoTileDelegate,
+    RankRole,
+    ScoreRole,
+    ThumbnailRole,
+)
+from vitgallery.ui.thumbnails import ThumbnailLoader
+
+RANKED = [PhotoTile(Path(f"/photos/{name}.jpg"), score) for name, score in
+          [("a", 0.93), ("b", 0.81), ("c", 0.80), ("d", 0.52), ("e", 0.31)]]  # fmt: skip
+
+
+@pytest.fixture
+def checked_model(qtbot):
+    model = PhotoListModel()
+    # Fatal mode: any broken invariant (bad signals, wrong row counts...) raises during the test.
+    tester = QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Fatal)
+    yield model
+    del tester
+
+
+def test_ranked_rows_expose_named_roles(checked_model: PhotoListModel) -> None:
+    checked_model.set_tiles(RANKED)
+    assert checked_model.rowCount() == 5
+    second = checked_model.index(1)
+    assert second.data(PathRole) == "/photos/b.jpg"
+    assert second.data(ScoreRole) == pytest.approx(0.81)
+    assert second.data(RankRole) == 2
+    assert second.data(Qt.ItemDataRole.DisplayRole) == "b.jpg"
+    assert "0.810" in second.data(Qt.ItemDataRole.ToolTipRole)
+    names = {bytes(name.data()) for name in checked_model.roleNames().values()}
+    assert {b"path", b"score", b"thumbnail", b"rank"} <= names
+    assert checked_model.rowCount(second) == 0  # a flat list: items have no children
+
+
+def test_threshold_cuts_the_tail_and_brings_it_back(qtbot, checked_model: PhotoListModel) -> None:
+    checked_model.set_tiles(RANKED)
+    with qtbot.waitSignal(checked_model.rowsRemoved) as removed:
+        checked_model.set_min_score(0.80)
+    assert removed.args[1:] == [3, 4]
+    assert [tile.path.stem for tile in checked_model.tiles()] == ["a", "b", "c"]
+    assert checked_model.total_count() == 5
+    assert checked_model.row_of(Path("/photos/d.jpg")) is None
+
+    with qtbot.waitSignal(checked_model.rowsInserted):
+        checked_model.set_min_score(0.5)
+    assert checked_model.rowCount() == 4
+    checked_model.set_min_score(0.99)
+    assert checked_model.rowCount() == 0
+    # A new result set is filtered by the threshold in force.
+    checked_model.set_tiles([PhotoTile(Path("/x.jpg"), 0.995), PhotoTile(Path("/y.jpg"), 0.2)])
+    assert checked_model.rowCount() == 1
+
+
+def test_folder_listing_appends_without_duplicates(checked_model: PhotoListModel) -> None:
+    checked_model.append_paths([Path("/p/1.jpg"), Path("/p/2.jpg")])
+    checked_model.append_paths([Path("/p/2.jpg"), Path("/p/3.jpg")])
+    assert [tile.path.name for tile in checked_model.tiles()] == ["1.jpg", "2.jpg", "3.jpg"]
+    assert checked_model.index(0).data(ScoreRole) is None
+    checked_model.set_min_score(0.9)  # no scores: the threshold does not apply
+    assert checked_model.rowCount() == 3
+    checked_model.clear()
+    assert checked_model.rowCount() == 0
+
+
+def test_tiles_drag_out_as_files(checked_model: PhotoListModel) -> None:
+    checked_model.set_tiles(RANKED)
+    mime = checked_model.mimeData([checked_model.index(0), checked_model.index(2)])
+    assert [url.toLocalFile() for url in mime.urls()] == ["/photos/a.jpg", "/photos/c.jpg"]
+    assert checked_model.flags(checked_model.index(0)) & Qt.ItemFlag.ItemIsDragEnabled
+    assert checked_model.flags(QModelIndex()) == Qt.ItemFlag.NoItemFlags
+
+
+def test_thumbnail_role_loads_in_the_background_and_announces_it(qtbot, tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    make_photo(1, (640, 480)).save(photo)
+    loader = ThumbnailLoader(size=64, cache_dir=tmp_path / "thumbs")
+    model = PhotoListModel(loader)
+    tester = QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Fatal)
+    model.set_tiles([PhotoTile(photo, 0.9)])
+    with qtbot.waitSignal(model.dataChanged, timeout=10_000) as changed:
+        assert model.index(0).data(ThumbnailRole) is None  # not cached yet: queued
+    assert changed.args[0].row() == 0 and ThumbnailRole in changed.args[2]
+    pixmap = model.index(0).data(ThumbnailRole)
+    assert isinstance(pixmap, QPixmap) and (pixmap.width(), pixmap.height()) == (64, 48)
+    loader.shutdown()
+    del tester
+
+
+def test_delegate_paints_tiles_with_score_badges(qtbot, checked_model: PhotoListModel) -> None:
+    view = QListView()
+    qtbot.addWidget(view)
+    delegate = PhotoTileDelegate(96, view)
+    view.setItemDelegate(delegate)
+    view.setViewMode(QListView.ViewMode.IconMode)
+    view.setModel(checked_model)
+    checked_model.set_tiles(RANKED)
+    view.resize(600, 400)
+    view.show()
+    image = view.grab().toImage()
+    assert delegate.sizeHint(QStyleOptionViewItem(), checked_model.index(0)) == delegate.tile_size()
+    # The badge is a dark pill in the top-right corner of the first tile.
+    rect = view.visualRect(checked_model.index(0))
+    badge_pixel = image.pixelColor(rect.right() - 14, rect.top() + 12)
+    assert badge_pixel.lightness() < 100

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+from vitgallery.ui import settings as opt
+from vitgallery.ui.settings import MAX_RECENT_FOLDERS, Settings
+from vitgallery.ui.settings_dialog import SettingsDialog
+
+
+def test_preferences_round_trip_through_the_ini_file(tmp_path: Path) -> None:
+    path = tmp_path / "settings.ini"
+    first = Settings.from_file(path)
+    values = {
+        opt.MODEL: "dinov2-b14",
+        opt.WEIGHTS: "/weights/model.pth",
+        opt.DEVICE: "cuda",
+        opt.BATCH_SIZE: 48,
+        opt.LIBRARY_DIR: "/data/library",
+        opt.THUMBNAIL_SIZE: 224,
+        opt.RESULT_COUNT: 75,
+        opt.MIN_SCORE: 0.35,
+    }
+    for option, value in values.items():
+        first.set(option, value)
+    first.sync()
+
+    second = Settings.from_file(path)
+    for option, value in values.items():
+        read = second.get(option)
+        assert read == value and type(read) is type(value), option.key
+    assert second.library_dir() == Path("/data/library")
+    assert second.weights() == Path("/weights/model.pth")
+
+
+def test_defaults_when_unset_and_bad_values_fall_back(tmp_path: Path) -> None:
+    path = tmp_path / "settings.ini"
+    path.write_text("[prefs]\nbatch_size=lots\ndevice=abacus\nthumbnail_size=9999\nmin_score=-1\n")
+    settings = Settings.from_file(path)
+    assert settings.get(opt.MODEL) == "dinov2-s14"
+    assert settings.get(opt.BATCH_SIZE) == opt.BATCH_SIZE.default
+    assert settings.get(opt.DEVICE) == "auto"
+    assert settings.get(opt.THUMBNAIL_SIZE) == opt.THUMBNAIL_SIZE.maximum
+    assert settings.get(opt.MIN_SCORE) == 0.0
+    assert settings.library_dir() is None and settings.weights() is None
+
+
+def test_recent_folders_most_recent_first_without_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "settings.ini"
+    settings = Settings.from_file(path)
+    assert settings.recent_folders() == []
+    for number in range(MAX_RECENT_FOLDERS + 3):
+        settings.add_recent_folder(Path(f"/photos/{number}"))
+    settings.add_recent_folder(Path("/photos/5"))
+    settings.sync()
+
+    reread = Settings.from_file(path)
+    recent = reread.recent_folders()
+    assert recent[0] == Path("/photos/5")
+    assert len(recent) == MAX_RECENT_FOLDERS and len(set(recent)) == len(recent)
+    assert reread.get(opt.LAST_FOLDER) == "/photos/5"
+    # One folder is stored by QSettings as a plain string; it still reads back as a list.
+    single = Settings.from_file(tmp_path / "single.ini")
+    single.add_recent_folder(Path("/only"))
+    single.sync()
+    assert Settings.from_file(tmp_path / "single.ini").recent_folders() == [Path("/only")]
+
+
+def test_preferences_and_window_state_are_kept_apart(tmp_path: Path) -> None:
+    path = tmp_path / "settings.ini"
+    settings = Settings.from_file(path)
+    settings.set(opt.BATCH_SIZE, 4)
+    settings.add_recent_folder(Path("/photos"))
+    settings.sync()
+    groups = set(QSettings(str(path), QSettings.Format.IniFormat).childGroups())
+    assert groups == {"prefs", "session"}
+    assert all(option.key.startswith("prefs/") for option in opt.PREFERENCES)
+
+
+def test_settings_dialog_writes_preferences_and_reports_changes(qtbot, settings: Settings) -> None:
+    dialog = SettingsDialog(settings, [("tiny-test", "tests"), ("dinov2-s14", "DINOv2")])
+    qtbot.addWidget(dialog)
+    dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("dinov2-s14"))
+    dialog.batch_spin.setValue(24)
+    dialog.thumbnail_spin.setValue(200)
+    dialog.library_edit.setText("/elsewhere")
+    dialog.accept()
+    assert settings.get(opt.MODEL) == "dinov2-s14"
+    assert settings.get(opt.BATCH_SIZE) == 24
+    assert settings.get(opt.THUMBNAIL_SIZE) == 200
+    assert settings.library_dir() == Path("/elsewhere")
+    assert dialog.changed() == {opt.MODEL, opt.BATCH_SIZE, opt.THUMBNAIL_SIZE, opt.LIBRARY_DIR}
+
+
+def test_window_geometry_is_restored(qtbot, make_window, settings: Settings) -> None:
+    window = make_window()
+    window.show()
+    # The offscreen screen is 800x600; restoreGeometry keeps windows on screen.
+    window.resize(700, 500)
+    qtbot.waitUntil(lambda: window.size().width() == 700)
+    window.splitter.setSizes([300, 400])
+    window.close()
+    settings.sync()
+
+    reopened = make_window()
+    reopened.show()
+    assert (reopened.size().width(), reopened.size().height()) == (700, 500)
+    assert abs(reopened.splitter.sizes()[0] - 300) <= 2

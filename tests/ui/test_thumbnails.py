@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image
+
+from tests.photos import make_photo
+from vitgallery.ui.thumbnails import ThumbnailLoader, cache_key, decode_scaled
+
+
+def test_decode_scaled_fits_the_box_and_follows_exif_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "rotated.jpg"
+    image = make_photo(2, (800, 400))
+    exif = image.getexif()
+    exif[0x0112] = 6  # stored landscape, shown portrait
+    image.save(path, exif=exif)
+    thumb = decode_scaled(path, 100)
+    assert (thumb.width(), thumb.height()) == (50, 100)
+    small = decode_scaled(path.read_bytes(), 1000)  # never enlarged
+    assert (small.width(), small.height()) == (400, 800)
+
+
+def test_loader_caches_on_disk_and_in_memory(qtbot, tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    make_photo(5, (300, 200)).save(photo)
+    cache = tmp_path / "thumbs"
+    loader = ThumbnailLoader(size=60, cache_dir=cache)
+    with qtbot.waitSignal(loader.thumbnail_ready, timeout=10_000) as ready:
+        assert loader.pixmap(photo) is None
+    assert ready.args == [str(photo)]
+    first = loader.pixmap(photo)
+    assert first is not None and (first.width(), first.height()) == (60, 40)
+    cached_files = list(cache.rglob("*.png"))
+    assert len(cached_files) == 1 and cache_key(photo, 60) in cached_files[0].name
+    loader.shutdown()
+
+    # A second loader (a new session) reads the disk cache instead of the photo.
+    photo_bytes = photo.read_bytes()
+    cached_files[0].write_bytes(_png_of_size(12, 8))
+    fresh = ThumbnailLoader(size=60, cache_dir=cache)
+    with qtbot.waitSignal(fresh.thumbnail_ready, timeout=10_000):
+        fresh.pixmap(photo)
+    assert fresh.pixmap(photo).width() == 12
+    assert photo.read_bytes() == photo_bytes
+    fresh.shutdown()
+
+
+def test_editing_a_photo_changes_its_cache_key(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    make_photo(1).save(photo)
+    before = cache_key(photo, 100)
+    make_photo(2).save(photo)
+    assert cache_key(photo, 100) != before
+    assert cache_key(photo, 120) != cache_key(photo, 100)
+    assert cache_key(tmp_path / "gone.jpg", 100) is None
+
+
+def test_grid_change_drops_pending_loads(qtbot, tmp_path: Path) -> None:
+    paths = []
+    for number in range(30):
+        paths.append(tmp_path / f"p{number}.jpg")
+        make_photo(number, (1200, 900)).save(paths[-1])
+    loader = ThumbnailLoader(size=64, cache_dir=None, max_threads=1)
+    ready: list[str] = []
+    loader.thumbnail_ready.connect(ready.append)
+    for path in paths:
+        loader.pixmap(path)
+    loader.drop_pending()
+    assert loader.pending_count() == 0
+    loader.wait_for_done(10_000)
+    qtbot.wait(50)  # deliver whatever finished
+    # At most the load already running completes, and as it belongs to the old grid it is ignored.
+    assert ready == []
+    loader.shutdown()
+
+
+def test_undecodable_file_is_flagged_not_raised(qtbot, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    loader = ThumbnailLoader(size=64, cache_dir=tmp_path / "thumbs")
+    with qtbot.waitSignal(loader.thumbnail_ready, timeout=10_000):
+        loader.pixmap(broken)
+    assert loader.pixmap(broken) is None and loader.has_failed(broken)
+    loader.shutdown()
+
+
+def _png_of_size(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "red").save(buffer, format="PNG")
+    return buffer.getvalue()
