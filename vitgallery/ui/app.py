@@ -182,7 +182,7 @@ class ExceptionHandler(QObject):
     def __init__(self, log_file: Path | None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._log_file = log_file
-        self._showing = False
+        self._dialog: ErrorReportDialog | None = None
         self.exception_caught.connect(self._show, Qt.ConnectionType.QueuedConnection)
 
     def install(self) -> None:
@@ -200,13 +200,16 @@ class ExceptionHandler(QObject):
         self.exception_caught.emit(summary, format_report(exc_type, exc, tb))
 
     def _show(self, summary: str, report: str) -> None:
-        if self._showing:  # one dialog at a time; the rest are in the log
-            return
-        self._showing = True
-        try:
-            ErrorReportDialog(summary, report, self._log_file, QApplication.activeWindow()).exec()
-        finally:
-            self._showing = False
+        if self._dialog is not None and self._dialog.isVisible():
+            return  # one dialog at a time; the rest are in the log
+        # Not exec(): a nested event loop inside an error handler invites re-entrancy trouble.
+        self._dialog = ErrorReportDialog(summary, report, self._log_file, QApplication.activeWindow())
+        self._dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._dialog.destroyed.connect(self._forget_dialog)
+        self._dialog.show()
+
+    def _forget_dialog(self) -> None:
+        self._dialog = None
 
 
 # -- entry point ---------------------------------------------------------------------------------

@@ -1,0 +1,364 @@
+"""The real main window on a real library, with the tiny random ViT standing in for DINOv2."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
+from PySide6.QtWidgets import QApplication, QFileDialog
+
+from tests.photos import make_photo
+from tests.ui.conftest import PHOTO_COUNT
+from vitgallery.core.library import Library
+from vitgallery.core.models import load_embedder
+from vitgallery.ui import settings as opt
+from vitgallery.ui.app import ErrorReportDialog
+from vitgallery.ui.results_model import PathRole
+
+SEARCH_TIMEOUT_MS = 30_000
+
+
+def drop_on(window, mime: QMimeData) -> None:
+    """Deliver a drag-enter and a drop, as the platform does when something is dropped on the window."""
+    enter = QDragEnterEvent(
+        QPointF(150, 300),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(
+        QPointF(150, 300),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(window, drop)
+
+
+def outside_photo(tmp_path: Path) -> Path:
+    """A crop of photo 3 that is not in the library, so the model has to embed it."""
+    path = tmp_path / "query.jpg"
+    make_photo(3).crop((20, 10, 300, 230)).save(path)
+    return path
+
+
+def core_hits(window, query, k: int = 40) -> list[tuple[str, float]]:
+    hits = window.session.library.search(query, k=k, embedder=window.session.loaded_embedder())
+    return [(str(hit.path), hit.score) for hit in hits]
+
+
+def shown_hits(window) -> list[tuple[str, float]]:
+    return [(str(tile.path), tile.score) for tile in window.results_model.tiles()]
+
+
+def test_folder_grid_fills_and_indexing_reports_the_library(
+    qtbot, indexed_window, photo_folder: Path
+) -> None:
+    window = indexed_window
+    assert window.folder_model.rowCount() == PHOTO_COUNT
+    assert window.tabs.tabText(0) == f"Folder ({PHOTO_COUNT})"
+    assert not window.progress_panel.isVisible()
+    assert window.count_label.text() == f"{PHOTO_COUNT} photos indexed"
+    assert window.windowTitle().endswith(str(photo_folder))
+    # Tiles get their thumbnails from the background loader once they are shown.
+    qtbot.waitUntil(
+        lambda: (
+            window.folder_model.index(0).data(PathRole)
+            and window.thumbnails.pixmap(window.folder_model.path_at(0)) is not None
+        ),
+        timeout=10_000,
+    )
+
+
+def test_drop_a_file_shows_ranked_results_with_scores(qtbot, indexed_window, tmp_path: Path) -> None:
+    window = indexed_window
+    query = outside_photo(tmp_path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(query))])
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        drop_on(window, mime)
+    shown = shown_hits(window)
+    assert len(shown) == PHOTO_COUNT
+    scores = [score for _, score in shown]
+    assert scores == sorted(scores, reverse=True)
+    expected = core_hits(window, query)
+    assert [path for path, _ in shown] == [path for path, _ in expected]
+    assert scores == pytest.approx([score for _, score in expected])
+    assert window.tabs.currentWidget() is window.results_view
+    assert window.tabs.tabText(1) == f"Similar ({PHOTO_COUNT})"
+    assert window.query_panel.image.has_image() and window.query_panel.caption.text() == "query.jpg"
+    assert window.results_view.currentIndex().row() == 0
+
+
+def test_tile_dragged_from_the_grid_finds_more_like_it(qtbot, indexed_window) -> None:
+    window = indexed_window
+    mime = window.folder_model.mimeData([window.folder_model.index(2)])
+    dragged = window.folder_model.path_at(2)
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        drop_on(window, mime)
+    shown = shown_hits(window)
+    assert str(dragged) not in [path for path, _ in shown]  # the photo itself is not a result
+    assert len(shown) == PHOTO_COUNT - 1
+    assert [path for path, _ in shown] == [path for path, _ in core_hits(window, dragged)]
+
+
+def test_paste_image_from_the_clipboard(qtbot, indexed_window) -> None:
+    window = indexed_window
+    buffer = io.BytesIO()
+    make_photo(7).save(buffer, format="PNG")
+    QGuiApplication.clipboard().setImage(QImage.fromData(buffer.getvalue()))
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS) as shown:
+        qtbot.keyClick(window.folder_view, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert shown.args == [PHOTO_COUNT]
+    assert window.query_panel.caption.text() == "pasted image"
+    assert (window.query_panel.image.has_image(), window.results_model.rowCount()) == (True, PHOTO_COUNT)
+
+
+def test_paste_without_an_image_says_so(qtbot, indexed_window) -> None:
+    QGuiApplication.clipboard().setText("hello")
+    indexed_window.paste_query()
+    assert "clipboard holds no image" in indexed_window.message_bar.text()
+
+
+def test_ctrl_o_opens_a_query_file(qtbot, indexed_window, tmp_path: Path, monkeypatch) -> None:
+    window = indexed_window
+    query = outside_photo(tmp_path)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(query), ""))
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        qtbot.keyClick(window.folder_view, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    assert shown_hits(window)[0][0] == core_hits(window, query)[0][0]
+
+
+def test_threshold_slider_and_result_count(qtbot, indexed_window, settings) -> None:
+    window = indexed_window
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        window.find_similar(window.folder_model.path_at(0))
+    all_scores = [tile.score for tile in window.results_model.tiles()]
+    cut = sorted(all_scores)[len(all_scores) // 2]
+
+    window.query_panel.threshold_slider.setValue(100)
+    assert window.results_model.rowCount() == sum(score >= 1.0 for score in all_scores)
+    assert window.tabs.tabText(1).endswith(f"of {len(all_scores)})")
+    window.query_panel.threshold_slider.setValue(int(cut * 100))
+    assert window.results_model.rowCount() == sum(score >= int(cut * 100) / 100 for score in all_scores)
+    assert all(tile.score >= int(cut * 100) / 100 for tile in window.results_model.tiles())
+    assert settings.get(opt.MIN_SCORE) == int(cut * 100) / 100
+    window.query_panel.threshold_slider.setValue(0)
+    assert window.results_model.rowCount() == len(all_scores)
+
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS) as shown:
+        window.query_panel.count_spin.setValue(3)
+    assert shown.args == [3]
+    assert [tile.score for tile in window.results_model.tiles()] == all_scores[:3]
+    assert settings.get(opt.RESULT_COUNT) == 3
+
+
+def test_enter_previews_arrows_move_esc_clears(qtbot, indexed_window) -> None:
+    window = indexed_window
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        window.find_similar(window.folder_model.path_at(0))
+    view = window.results_view
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Right)
+    assert view.currentIndex().row() == 1
+    qtbot.keyClick(view, Qt.Key.Key_Return)
+    preview = window._preview
+    assert preview is not None and preview.isVisible() and preview.row == 1
+    second = window.results_model.path_at(1)
+    assert str(second) in preview.result_caption.text()
+    qtbot.waitUntil(preview.result_view.has_image, timeout=10_000)
+    assert preview.query_view.has_image()
+    qtbot.keyClick(preview, Qt.Key.Key_Right)
+    assert preview.current_path() == window.results_model.path_at(2)
+    preview.close()
+
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    qtbot.keyClick(view, Qt.Key.Key_Escape)
+    assert window.results_model.rowCount() == 0
+    assert window.tabs.currentIndex() == 0
+    assert window.query_panel.caption.text() == "No query yet"
+
+
+def test_url_drop_downloads_then_searches(qtbot, indexed_window) -> None:
+    window = indexed_window
+    buffer = io.BytesIO()
+    make_photo(9).save(buffer, format="JPEG")
+    body = buffer.getvalue()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            found = self.path == "/cat.jpg"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "image/jpeg" if found else "text/plain")
+            payload = body if found else b"missing"
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        mime = QMimeData()
+        mime.setUrls([QUrl(f"{base}/cat.jpg")])
+        with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+            drop_on(window, mime)
+        assert window.query_panel.caption.text() == "cat.jpg"
+        assert shown_hits(window) == core_hits(window, body)
+
+        missing = QMimeData()
+        missing.setUrls([QUrl(f"{base}/dog.jpg")])
+        drop_on(window, missing)
+        qtbot.waitUntil(lambda: "HTTP 404" in window.message_bar.text(), timeout=10_000)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_skipped_files_show_in_the_problems_panel(qtbot, make_window, photo_folder: Path) -> None:
+    (photo_folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as finished:
+        window.open_folder(photo_folder)
+    assert finished.args[0].skipped == 1
+    panel = window.problems_panel
+    assert panel.problem_count() == 1
+    item = panel.topLevelItem(0)
+    assert item.text(0) == str(photo_folder / "broken.jpg") and item.text(1)
+    assert window.tabs.tabText(2) == "Problems (1)"
+
+
+def test_worker_errors_arrive_as_messages(qtbot, make_window, settings, photo_folder: Path) -> None:
+    settings.set(opt.MODEL, "no-such-model")
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as finished:
+        window.open_folder(photo_folder)
+    assert finished.args == [None]
+    assert "unknown model" in window.message_bar.text()
+    assert not window.message_bar.details_button.isVisible()  # an expected error: no report
+    assert not [
+        w for w in QApplication.topLevelWidgets() if isinstance(w, ErrorReportDialog) and w.isVisible()
+    ]
+
+
+def test_unexpected_worker_error_opens_a_report(qtbot, make_window, photo_folder: Path, monkeypatch) -> None:
+    def broken_index(self, *args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Library, "index", broken_index)
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.open_folder(photo_folder)
+    assert "RuntimeError: disk on fire" in window.message_bar.text()
+    dialogs = [
+        w for w in QApplication.topLevelWidgets() if isinstance(w, ErrorReportDialog) and w.isVisible()
+    ]
+    assert len(dialogs) == 1
+    report = dialogs[0].report_view.toPlainText()
+    assert "Traceback" in report and "disk on fire" in report
+    dialogs[0].copy_report()
+    assert QGuiApplication.clipboard().text() == report
+    dialogs[0].close()
+
+
+class SlowEmbedder:
+    """The tiny embedder, slowed down per batch so indexing lasts long enough to pause and cancel."""
+
+    def __init__(self, seconds_per_batch: float) -> None:
+        self._inner = load_embedder("tiny-test", device="cpu")
+        self._delay = seconds_per_batch
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+    def embed_pixels(self, pixels):
+        time.sleep(self._delay)
+        return self._inner.embed_pixels(pixels)
+
+
+@pytest.fixture
+def slow_folder(tmp_path: Path, monkeypatch, settings) -> Path:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for number in range(60):
+        make_photo(number, (120, 90)).save(folder / f"p{number:03d}.jpg")
+    settings.set(opt.BATCH_SIZE, 4)
+    monkeypatch.setattr("vitgallery.core.models.load_embedder", lambda *args, **kwargs: SlowEmbedder(0.1))
+    return folder
+
+
+def wait_for_embedding(qtbot, window) -> None:
+    progress: list = []
+    window.library_worker.index_progress.connect(lambda job, p: progress.append(p))
+    qtbot.waitUntil(lambda: any(p.phase == "embedding" and p.done >= 8 for p in progress), timeout=30_000)
+
+
+def test_pause_then_cancel_then_resume_indexing(qtbot, make_window, slow_folder: Path) -> None:
+    window = make_window()
+    window.show()
+    window.open_folder(slow_folder)
+    wait_for_embedding(qtbot, window)
+    assert window.progress_panel.isVisible() and "photos/s" in window.progress_panel.label.text()
+
+    window.progress_panel.pause_button.click()
+    qtbot.wait(400)  # the batch in flight finishes
+    paused_at = window.progress_panel.bar.value()
+    qtbot.wait(500)
+    assert window.progress_panel.bar.value() == paused_at and window.is_indexing()
+
+    started = time.monotonic()
+    with qtbot.waitSignal(window.indexing_finished, timeout=5_000) as finished:
+        window.progress_panel.cancel_button.click()
+    assert time.monotonic() - started < 2.0
+    summary = finished.args[0]
+    assert summary.cancelled and 0 < summary.added < 60
+    assert not window.progress_panel.isVisible() and not window.is_indexing()
+
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as resumed:
+        window.index_action.trigger()
+    assert resumed.args[0].unchanged == summary.added and resumed.args[0].added == 60 - summary.added
+
+
+def test_closing_while_indexing_stops_within_2s_and_keeps_committed_work(
+    qtbot, make_window, slow_folder: Path, tmp_path: Path
+) -> None:
+    window = make_window()
+    window.show()
+    window.open_folder(slow_folder)
+    wait_for_embedding(qtbot, window)
+    assert window.is_indexing()
+
+    started = time.monotonic()
+    window.close()
+    assert time.monotonic() - started < 2.0
+    assert not window.library_thread.isRunning() and not window.search_thread.isRunning()
+
+    library = Library.open(slow_folder, tmp_path / "library")
+    try:
+        committed = library.store.count_files()
+        assert 8 <= committed < 60
+        summary = library.index(load_embedder("tiny-test", device="cpu"), decode_workers=0)
+        assert summary.unchanged == committed and summary.added == 60 - committed
+    finally:
+        library.close()
