@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Make a corpus of 12-megapixel camera-like JPEGs from real base photos, for bench/throughput.py.
+
+usage: python bench/make_12mp_corpus.py BASE_DIR OUT_DIR [--count 320] [--workers N]
+
+Each output is a base photo cropped (70-100 % of each side), colour-shifted, upscaled to 4000x3000
+(a third of them portrait, 3000x4000; some stored landscape with an EXIF rotation tag instead),
+given a little sensor-like grain so the file is as large as a real camera's (~3-5 MB at quality 90:
+the size of the entropy-coded data is what JPEG decoding time follows), and saved with EXIF
+DateTimeOriginal. BASE_DIR: JPEGs of real photos (e.g. /tmp/vg-corpus/dup/images/g*_0.jpg copied
+into a folder, or the folder itself with --glob).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance
+
+LONG_SIDE, SHORT_SIDE = 4000, 3000
+QUALITY = 90
+EXIF_ORIENTATION = 0x0112
+EXIF_DATETIME_ORIGINAL = 0x9003
+EXIF_IFD = 0x8769
+
+
+def make_one(base: Path, target: Path, seed: int) -> int:
+    """Write one 12 MP variant of `base`; return its size in bytes."""
+    rng = np.random.default_rng(seed)
+    image = Image.open(base).convert("RGB")
+    w, h = image.size
+    cw, ch = int(w * rng.uniform(0.7, 1.0)), int(h * rng.uniform(0.7, 1.0))
+    left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    image = image.crop((left, top, left + cw, top + ch))
+    image = ImageEnhance.Color(image).enhance(rng.uniform(0.6, 1.4))
+    image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.8, 1.2))
+    image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.85, 1.15))
+
+    layout = seed % 3  # 0: landscape, 1: portrait pixels, 2: landscape pixels + EXIF "rotate 90"
+    size = (SHORT_SIDE, LONG_SIDE) if layout == 1 else (LONG_SIDE, SHORT_SIDE)
+    image = image.resize(size, Image.Resampling.BICUBIC)
+
+    pixels = np.asarray(image, dtype=np.float32)
+    grain = rng.standard_normal(pixels.shape[:2], dtype=np.float32)[..., None] * np.float32(rng.uniform(3.0, 5.0))
+    pixels = np.clip(pixels + grain, 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels)
+
+    exif = Image.Exif()
+    exif.get_ifd(EXIF_IFD)[EXIF_DATETIME_ORIGINAL] = f"2023:{1 + seed % 12:02d}:{1 + seed % 28:02d} 12:00:00"
+    if layout == 2:
+        exif[EXIF_ORIENTATION] = 6
+    image.save(target, quality=QUALITY, exif=exif.tobytes())
+    return target.stat().st_size
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("base_dir", type=Path)
+    ap.add_argument("out_dir", type=Path)
+    ap.add_argument("--glob", default="*.jpg", help="which files of BASE_DIR are base photos")
+    ap.add_argument("--count", type=int, default=320)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    a = ap.parse_args()
+    bases = sorted(a.base_dir.glob(a.glob))
+    if not bases:
+        print(f"no base photos matching {a.glob} in {a.base_dir}", file=sys.stderr)
+        return 1
+    a.out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(bases[i % len(bases)], a.out_dir / f"p{i:04d}_{bases[i % len(bases)].stem}.jpg", i)
+            for i in range(a.count)]
+    jobs = [job for job in jobs if not job[1].exists()]
+    with ProcessPoolExecutor(max(1, a.workers)) as pool:
+        sizes = list(pool.map(make_one, *zip(*jobs))) if jobs else []
+    total = sum(p.stat().st_size for p in a.out_dir.glob("*.jpg"))
+    count = len(list(a.out_dir.glob("*.jpg")))
+    print(f"{a.out_dir}: {count} files ({len(sizes)} new), mean {total / max(count, 1) / 1e6:.2f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
