@@ -154,6 +154,36 @@ def test_huge_dimension_header_fails_fast_without_allocating(tmp_path: Path) -> 
     assert decoding.value.reason == reading_meta.value.reason == "decompression bomb (10000.0 megapixels)"
 
 
+# Found by bench/fuzz_decode.py: 154 bytes whose GIF screen claims 33729x4872 (164 MP, under
+# Pillow's limit). Decoding it took 1.2 GB and 7 s before failing; now it is refused up front.
+FUZZ_TINY_GIF_HUGE_SCREEN = bytes.fromhex(
+    "474946383961c18308132a5cc8b0a1c38710234a9c48b1a2c58101010021f90401050001002c000000001000"
+    "10008100ff00000000000000000000081d0001081c48b0a0c18308132a5cc8b0a1c38710234a9c48b1a2c581"
+    "01010021f90401050001002c0000000010001000810000ff000000000000000000081d0001081c48b0a0c183"
+    "08132a5cc8b0a1c38710234a9c48b1a2c5810101003b"
+)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_tiny_file_claiming_huge_size_is_refused_before_allocating() -> None:
+    started = time.perf_counter()
+    with pytest.raises(DecodeError) as error:
+        open_image(FUZZ_TINY_GIF_HUGE_SCREEN)
+    assert time.perf_counter() - started < 1.0
+    assert error.value.reason == "implausible size (33729x4872 pixels in a 154-byte file)"
+    assert read_meta(FUZZ_TINY_GIF_HUGE_SCREEN).width == 33729  # the header itself is readable
+
+
+def test_plausibility_guard_spares_ordinary_compression(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imageio, "_PLAUSIBILITY_FLOOR_PIXELS", 0)
+    blank_png = encode(Image.new("RGB", (1000, 1000), (255, 255, 255)), "PNG")  # ~300 px/byte
+    assert open_image(blank_png).size == (1000, 1000)
+    monkeypatch.setattr(imageio, "_MAX_PIXELS_PER_FILE_BYTE", 100)
+    with pytest.raises(DecodeError) as error:
+        open_image(blank_png)
+    assert error.value.reason.startswith("implausible size (1000x1000 pixels")
+
+
 def test_unreadable_file_is_permission_denied(tmp_path: Path) -> None:
     path = write(tmp_path / "secret.png", encode(noise_image(8, 8), "PNG"))
     path.chmod(0)

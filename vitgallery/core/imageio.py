@@ -6,7 +6,8 @@ a worker or allocate gigabytes, so decoding:
 
 * tries only an allowlist of formats (`Image.open(formats=...)`), never all of Pillow's plugins;
 * refuses images above `MAX_PIXELS` before any pixel is allocated (Pillow checks the header size
-  on open; we repeat the check ourselves so a process that disabled Pillow's limit is still safe);
+  on open; we repeat the check ourselves so a process that disabled Pillow's limit is still safe),
+  and above 16 MP refuses files far too small for the size their header claims;
 * refuses truncated files (Pillow's `LOAD_TRUNCATED_IMAGES` stays False: half a grey photo
   would be indexed as a real one);
 * applies the EXIF orientation, skipping it (not the photo) when the EXIF block is broken;
@@ -43,6 +44,12 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
 #: Pillow only warns and we decode (108 MP phone sensors exist); above it we refuse. Note that
 #: 200 MP phone photos are refused too: a full decode of one needs about 600 MB.
 MAX_PIXELS = 2 * 89_478_485
+
+# Above 16 MP, an image must not claim more than 10,000 pixels per byte of file. Real photos
+# are far below that (JPEG ~0.2-5 px/byte, a near-blank screenshot ~100); a few hundred bytes
+# claiming 160 MP (fuzzing found such a GIF: 1.2 GB and 7 s to refuse as truncated) are not.
+_PLAUSIBILITY_FLOOR_PIXELS = 4096 * 4096
+_MAX_PIXELS_PER_FILE_BYTE = 10_000
 
 HEIF_PLUGIN_MISSING = "HEIC support needs pillow-heif (pip install pillow-heif)"
 AVIF_SUPPORT_MISSING = "AVIF support needs a Pillow built with libavif (pip install -U pillow)"
@@ -178,7 +185,7 @@ def decode_for_model(path: Path | str, size: int) -> DecodedPhoto:
 
 def read_meta(source: Source) -> ImageMeta:
     """Size (after EXIF orientation) and capture time from the header, without decoding pixels."""
-    with _opened(source) as (image, _):
+    with _opened(source) as (image, _, _):
         # PngImageFile.getexif() decodes the whole image to look for an eXIf chunk after the
         # pixel data; only trust EXIF that was found before it.
         exif = Image.Exif() if image.format == "PNG" and "exif" not in image.info else _read_exif(image)
@@ -206,22 +213,25 @@ def sharpness(image: Image.Image) -> float:
 
 
 def _decode(source: Source, draft_size: int | None) -> _Decoded:
-    with _opened(source) as (image, label):
+    with _opened(source) as (image, label, file_size):
         width, height = image.size
+        pixels = width * height
+        if pixels > _PLAUSIBILITY_FLOOR_PIXELS and pixels > file_size * _MAX_PIXELS_PER_FILE_BYTE:
+            raise DecodeError(f"implausible size ({width}x{height} pixels in a {file_size}-byte file)")
         try:
             if draft_size and image.format in _DRAFTABLE_FORMATS:
                 # Must come before load(): it sets the libjpeg scale used while decoding.
                 image.draft("RGB", (draft_size, draft_size))
             image.load()
         except Exception as exc:
-            raise DecodeError(_load_failure_reason(exc, label, width, height)) from exc
+            raise DecodeError(_load_failure_reason(exc, label, (width, height))) from exc
         # Read after load() (PNG may keep EXIF after the pixels) and before the file closes
         # (TIFF reads its EXIF directory from the file).
         exif = _read_exif(image)
         try:
             rgb = _to_rgb(image)
         except Exception as exc:
-            raise DecodeError(_load_failure_reason(exc, label, width, height)) from exc
+            raise DecodeError(_load_failure_reason(exc, label, (width, height))) from exc
     orientation = _orientation(exif)
     if orientation in _ORIENTATION_TRANSPOSE:
         rgb = rgb.transpose(_ORIENTATION_TRANSPOSE[orientation])
@@ -231,34 +241,31 @@ def _decode(source: Source, draft_size: int | None) -> _Decoded:
 
 
 @contextmanager
-def _opened(source: Source) -> Iterator[tuple[Image.Image, str]]:
-    """Open `source` with the format allowlist and the size checks; yield (image, format label)."""
-    with _open_stream(source) as stream:
+def _opened(source: Source) -> Iterator[tuple[Image.Image, str, int]]:
+    """Open `source` with the format allowlist and the size limit; yield (image, format, file size)."""
+    with _open_stream(source) as (stream, file_size):
         formats = _allowed_formats()
         try:
             image = Image.open(stream, formats=formats)
-        except Image.DecompressionBombError as exc:
-            raise DecodeError(_bomb_reason_from_pillow(exc)) from exc
         except UnidentifiedImageError as exc:
-            raise DecodeError(_unidentified_reason(stream, formats)) from exc
-        except OSError as exc:
-            raise DecodeError(_os_error_reason(exc)) from exc
-        except Exception as exc:
-            raise DecodeError(_load_failure_reason(exc, "image", 0, 0)) from exc
+            raise DecodeError(_unidentified_reason(_read_head(stream), formats)) from exc
+        except Exception as exc:  # some plugins (WebP, HEIF) start decoding inside open()
+            label = _claimed_format(_read_head(stream)) or "image"
+            raise DecodeError(_load_failure_reason(exc, label, None)) from exc
         with image:
             # Pillow itself refuses 0-sized images at open; the size limit is ours to enforce.
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise DecodeError(_bomb_reason(width * height))
-            yield image, image.format or "image"
+            yield image, image.format or "image", file_size
 
 
 @contextmanager
-def _open_stream(source: Source) -> Iterator[IO[bytes]]:
+def _open_stream(source: Source) -> Iterator[tuple[IO[bytes], int]]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise DecodeError("empty file")
-        yield io.BytesIO(source)
+        yield io.BytesIO(source), len(source)
         return
     path = os.fspath(source)
     try:
@@ -271,7 +278,7 @@ def _open_stream(source: Source) -> Iterator[IO[bytes]]:
     except OSError as exc:
         raise DecodeError(_os_error_reason(exc)) from exc
     with stream:
-        yield stream
+        yield stream, info.st_size
 
 
 def _os_error_reason(exc: OSError) -> str:
@@ -281,18 +288,16 @@ def _os_error_reason(exc: OSError) -> str:
         return "permission denied"
     if isinstance(exc, IsADirectoryError):
         return "is a directory"
-    if exc.errno is not None:
-        return f"read error ({exc.strerror or exc.errno})"
-    return f"damaged image ({exc})"
+    return f"read error ({exc.strerror or exc})"
 
 
-def _load_failure_reason(exc: Exception, label: str, width: int, height: int) -> str:
+def _load_failure_reason(exc: Exception, label: str, size: tuple[int, int] | None) -> str:
     if isinstance(exc, DecodeError):
         return exc.reason
     if isinstance(exc, Image.DecompressionBombError):
         return _bomb_reason_from_pillow(exc)
     if isinstance(exc, MemoryError):
-        return f"not enough memory to decode {width}x{height}"
+        return f"not enough memory to decode {size[0]}x{size[1]}" if size else "not enough memory to decode"
     if isinstance(exc, EOFError) or (isinstance(exc, OSError) and "truncated" in str(exc).lower()):
         return "truncated file"
     if isinstance(exc, OSError) and exc.errno is not None:
@@ -312,19 +317,32 @@ def _bomb_reason_from_pillow(exc: Image.DecompressionBombError) -> str:
     return _bomb_reason(int(match[1])) if match else "decompression bomb"
 
 
-def _unidentified_reason(stream: IO[bytes], formats: tuple[str, ...]) -> str:
-    """Say why no allowed plugin took the file: a known but unsupported format, or none."""
+def _read_head(stream: IO[bytes]) -> bytes:
     try:
         stream.seek(0)
-        head = stream.read(64)
-    except OSError as exc:
-        return _os_error_reason(exc)
+        return stream.read(64)
+    except (OSError, ValueError):  # ValueError: a plugin closed the stream
+        return b""
+
+
+def _unidentified_reason(head: bytes, formats: tuple[str, ...]) -> str:
+    """Say why no allowed plugin took the file: a known but unsupported format, or none."""
+    claimed = _claimed_format(head)
+    if claimed is None:
+        return "not an image"
+    if claimed == "HEIC":
+        return "damaged HEIC header" if "HEIF" in formats else HEIF_PLUGIN_MISSING
+    if claimed == "AVIF" and "AVIF" not in formats:
+        return AVIF_SUPPORT_MISSING
+    return f"damaged {claimed} header" if claimed in formats else f"unsupported format {claimed}"
+
+
+def _claimed_format(head: bytes) -> str | None:
+    """The format the first bytes announce, from signatures alone (nothing is parsed)."""
     family = _isobmff_family(head)
-    if family == "HEIC":
-        return "damaged HEIC file" if "HEIF" in formats else HEIF_PLUGIN_MISSING
-    if family == "AVIF":
-        return "damaged AVIF file" if "AVIF" in formats else AVIF_SUPPORT_MISSING
-    # Plugins' accept() only looks at the first 16 bytes, as Image.open does; cheap and safe.
+    if family is not None:
+        return family
+    # Plugins' accept() only looks at the first 16 bytes, as Image.open does.
     prefix = head[:16]
     for name, (_, accept) in Image.OPEN.items():
         if accept is None:
@@ -334,8 +352,8 @@ def _unidentified_reason(stream: IO[bytes], formats: tuple[str, ...]) -> str:
         except Exception:  # some accept() functions index short prefixes blindly
             continue
         if accepted and not isinstance(accepted, str):
-            return f"damaged {name} header" if name in formats else f"unsupported format {name}"
-    return "not an image"
+            return name
+    return None
 
 
 def _isobmff_family(head: bytes) -> str | None:
@@ -425,16 +443,17 @@ def _flatten_on_white(rgba: Image.Image) -> Image.Image:
 
 def _high_depth_to_uint8(image: Image.Image) -> np.ndarray:
     """16-bit, 32-bit integer and float grey images scaled to 0-255, not clipped."""
-    values = np.asarray(image)
     if image.mode.startswith("I;16"):
-        return (values >> 8).astype(np.uint8)
+        return (np.asarray(image) >> 8).astype(np.uint8)
+    values = np.array(image, dtype=np.float32)  # one writable copy, then in-place passes
     if image.mode == "F":
-        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        np.nan_to_num(values, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     low, high = float(values.min()), float(values.max())
     if image.mode == "I" and low >= 0 and high <= 65535:
         low, high = 0.0, 65535.0  # 16-bit samples held in a 32-bit mode
     elif image.mode == "F" and low >= 0 and high <= 1:
         low, high = 0.0, 1.0
-    scale = 255.0 / (high - low) if high > low else 0.0
-    scaled = (values.astype(np.float32) - np.float32(low)) * np.float32(scale)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    values -= low
+    values *= 255.0 / (high - low) if high > low else 0.0
+    np.clip(values, 0, 255, out=values)
+    return np.rint(values, out=values).astype(np.uint8)
