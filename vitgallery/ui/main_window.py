@@ -19,7 +19,6 @@ from PySide6.QtGui import (
     QKeySequence,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QLabel,
     QListView,
@@ -41,7 +40,7 @@ from vitgallery.ui.app import ErrorReportDialog, log_dir
 from vitgallery.ui.desktop import copy_paths, open_in_system_viewer, reveal_in_file_manager
 from vitgallery.ui.drop import DownloadSignals, QuerySource, can_accept, query_from_mime, start_download
 from vitgallery.ui.preview import PreviewDialog
-from vitgallery.ui.results_model import PathRole, PhotoListModel, PhotoTile, PhotoTileDelegate
+from vitgallery.ui.results_model import PathRole, PhotoGridView, PhotoListModel, PhotoTile, PhotoTileDelegate
 from vitgallery.ui.settings import Settings
 from vitgallery.ui.settings_dialog import SettingsDialog
 from vitgallery.ui.thumbnails import ThumbnailLoader, default_cache_dir
@@ -227,24 +226,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.count_label)
         self._update_tab_titles()
 
-    def _make_grid(self, model: PhotoListModel, delegate: PhotoTileDelegate) -> QListView:
-        view = QListView()
-        view.setViewMode(QListView.ViewMode.IconMode)
-        view.setMovement(QListView.Movement.Static)
-        view.setResizeMode(QListView.ResizeMode.Adjust)
-        view.setUniformItemSizes(True)
-        view.setLayoutMode(QListView.LayoutMode.Batched)
-        view.setBatchSize(500)
-        view.setSpacing(2)
-        view.setWordWrap(False)
-        view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        view.setDragEnabled(True)
-        view.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
-        view.setDefaultDropAction(Qt.DropAction.CopyAction)
-        view.setMouseTracking(True)
-        view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        view.setItemDelegate(delegate)
-        view.setModel(model)
+    def _make_grid(self, model: PhotoListModel, delegate: PhotoTileDelegate) -> PhotoGridView:
+        view = PhotoGridView(model, delegate)
         view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         view.customContextMenuRequested.connect(lambda point, v=view: self._show_tile_menu(v, point))
         view.installEventFilter(self)
@@ -670,6 +653,7 @@ class MainWindow(QMainWindow):
                 (self.results_delegate, self.results_view),
             ):
                 delegate.set_thumbnail_size(size)
+                view.fit_columns()
                 view.doItemsLayout()
                 view.viewport().update()
         if opt.LIBRARY_DIR in changed and self._folder is not None:

@@ -1,4 +1,4 @@
-"""List model of photo tiles (the folder grid and the ranked results) and the delegate that paints them."""
+"""Photo tiles: the list model (folder grid and ranked results), the delegate that paints a tile, the grid view."""
 
 from __future__ import annotations
 
@@ -20,8 +20,15 @@ from PySide6.QtCore import (
     Qt,
     QUrl,
 )
-from PySide6.QtGui import QColor, QFont, QPainter, QPalette
-from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QResizeEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
 
 from vitgallery.ui.thumbnails import ThumbnailLoader
 
@@ -267,3 +274,41 @@ class PhotoTileDelegate(QStyledItemDelegate):
         painter.drawRoundedRect(badge, badge.height() / 2, badge.height() / 2)
         painter.setPen(QColor("white"))
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+
+
+class PhotoGridView(QListView):
+    """A grid of tiles whose columns share out the whole width, so no ragged gap is left on the right."""
+
+    def __init__(
+        self, model: PhotoListModel, delegate: PhotoTileDelegate, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._delegate = delegate
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setMovement(QListView.Movement.Static)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setUniformItemSizes(True)
+        # Batched layout keeps a folder of many thousand photos from stalling the first paint.
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(500)
+        self.setWordWrap(False)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.setDefaultDropAction(Qt.DropAction.CopyAction)
+        self.setMouseTracking(True)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.verticalScrollBar().setSingleStep(24)
+        self.setItemDelegate(delegate)
+        self.setModel(model)
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        tile = self._delegate.tile_size()
+        width = max(tile.width(), self.viewport().width() - 1)
+        columns = max(1, width // tile.width())
+        self.setGridSize(QSize(width // columns, tile.height()))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        self.fit_columns()
+        super().resizeEvent(event)

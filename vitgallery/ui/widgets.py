@@ -86,6 +86,7 @@ class QueryPanel(QFrame):
 
         self.image = ScaledImageLabel(DROP_HINT)
         self.image.setMinimumSize(200, 200)
+        self.image.setMaximumHeight(400)
         self.image.setWordWrap(True)
         self.image.setToolTip("Drop a photo, a file, a link or image data here")
         self.caption = QLabel("No query yet")
@@ -131,6 +132,7 @@ class QueryPanel(QFrame):
         layout.addWidget(self.threshold_slider)
         layout.addSpacing(4)
         layout.addWidget(self.clear_button)
+        layout.addStretch(1)
 
     def result_count(self) -> int:
         return self.count_spin.value()

@@ -1,0 +1,262 @@
+"""GUI responsiveness: the longest event-loop stall while indexing, and drop-to-first-results time.
+
+Builds a 1,000-photo folder from the benchmark corpus (copies, plus re-encoded variants to reach
+1,000), opens the real MainWindow on it (offscreen unless a display is given), runs a 10 ms
+heartbeat QTimer while the folder is listed and indexed, then drops a photo that is not in the
+folder on the window and times how long until the results view paints its first tile.
+
+Gaps are reported in two parts: "startup" (until the worker thread has imported torch and
+loaded the model; importing torch's shared libraries holds the GIL for long stretches, which
+no Qt design can avoid while the model lives in this process) and "indexing" (from the first
+progress report to the end).
+
+    python bench/gui_responsiveness.py                       # tiny random ViT (fast; a floor)
+    python bench/gui_responsiveness.py --model dinov2-s14 --weights /work/weights/dinov2_vits14_pretrain.pth
+
+With --screenshot PATH (run under a display, e.g. xvfb-run -s "-screen 0 1280x800x24") the screen
+is saved once the results and their thumbnails are painted; that is how docs/screenshot.png is made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PIL import Image  # noqa: E402
+from PySide6.QtCore import QEvent, QMimeData, QObject, QPointF, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from vitgallery.ui import settings as opt  # noqa: E402
+from vitgallery.ui.app import apply_color_scheme, create_application  # noqa: E402
+from vitgallery.ui.main_window import MainWindow  # noqa: E402
+from vitgallery.ui.settings import Settings  # noqa: E402
+
+CORPUS = Path("/tmp/vg-corpus")
+HEARTBEAT_MS = 10
+
+
+def build_folder(target: Path, count: int) -> Path:
+    """`count` photos from the corpus (objects first, then the duplicate groups), then half-size
+    re-encodes until the count is reached."""
+    marker = target / ".complete"
+    if marker.exists() and marker.read_text() == str(count):
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    sources = [
+        p for task in ("sem", "dup") for p in sorted((CORPUS / task / "images").glob("*")) if p.is_file()
+    ]
+    if not sources:
+        sys.exit(f"no corpus images under {CORPUS}; see /work/shared/bench/README.md")
+    made = 0
+    for index, source in enumerate(sources):
+        if made >= count:
+            break
+        shutil.copy2(source, target / f"{index:04d}_{source.name}")
+        made += 1
+    variant = 0
+    while made < count:
+        source = sources[variant % len(sources)]
+        with Image.open(source) as image:
+            image = image.convert("RGB")
+            image = image.resize((max(1, image.width // 2), max(1, image.height // 2)))
+            image.save(target / f"variant_{variant:04d}_{source.stem}.jpg", quality=80)
+        variant += 1
+        made += 1
+    marker.write_text(str(count))
+    return target
+
+
+def make_query(source: Path, out: Path) -> Path:
+    """A crop of a photo, saved outside the folder, so the model has to embed it."""
+    with Image.open(source) as image:
+        image = image.convert("RGB")
+        w, h = image.size
+        image.crop((w // 10, h // 10, w - w // 10, h - h // 10)).save(out, quality=90)
+    return out
+
+
+class Heartbeat(QObject):
+    """A 10 ms timer; any gap well above 10 ms is time the event loop could not run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer = QTimer(self)
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(HEARTBEAT_MS)
+        self.timer.timeout.connect(self._beat)
+        self.last = 0.0
+        self.gaps: list[tuple[float, float, str]] = []  # gap ms, at s, phase
+        self.phase = "startup"
+        self.started = 0.0
+
+    def start(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def _beat(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(((now - self.last) * 1000, now - self.started, self.phase))
+        self.last = now
+
+    def longest(self, startup: bool) -> float:
+        return max((gap for gap, _, phase in self.gaps if (phase == "startup") == startup), default=0.0)
+
+    def over(self, ms: float, startup: bool) -> int:
+        return sum(gap > ms for gap, _, phase in self.gaps if (phase == "startup") == startup)
+
+
+class FirstPaint(QObject):
+    """Records when the results view first paints while it has rows."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__()
+        self.window = window
+        self.painted_at: float | None = None
+        self.thumbnail_painted_at: float | None = None
+        window.results_view.viewport().installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint and self.window.results_model.rowCount() > 0:
+            now = time.perf_counter()
+            if self.painted_at is None:
+                self.painted_at = now
+            first = self.window.results_model.path_at(0)
+            if self.thumbnail_painted_at is None and self.window.thumbnails.pixmap(first) is not None:
+                self.thumbnail_painted_at = now
+        return False
+
+
+def drop_file(window: MainWindow, path: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    point = QPointF(150, 300)
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, QDragEnterEvent(point, *args))
+    QApplication.sendEvent(window, QDropEvent(point, *args))
+
+
+def wait_until(app: QApplication, condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        app.processEvents()
+        time.sleep(0.002)
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--photos", type=int, default=1000)
+    parser.add_argument(
+        "--folder", type=Path, default=Path(tempfile.gettempdir()) / "vg-gui-bench" / "photos"
+    )
+    parser.add_argument("--model", default="tiny-test")
+    parser.add_argument("--weights", type=Path)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for indexing")
+    parser.add_argument(
+        "--query", type=Path, help="photo to crop into the dropped query (default: one of the folder)"
+    )
+    parser.add_argument("--screenshot", type=Path, help="save the screen here once the results are painted")
+    parser.add_argument("--dark", action="store_true", help="use the dark palette whatever the system says")
+    args = parser.parse_args()
+
+    folder = build_folder(args.folder, args.photos)
+    work = Path(tempfile.mkdtemp(prefix="vg-gui-bench-"))
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    query = make_query(args.query or photos[len(photos) // 3], work / "query.jpg")
+    app = create_application()
+    if args.dark:
+        apply_color_scheme(app, Qt.ColorScheme.Dark)
+    settings = Settings.from_file(work / "settings.ini")
+    settings.set(opt.MODEL, args.model)
+    settings.set(opt.WEIGHTS, str(args.weights) if args.weights else "")
+    settings.set(opt.DEVICE, args.device)
+    settings.set(opt.BATCH_SIZE, args.batch_size)
+    window = MainWindow(settings, library_dir=work / "library", thumbnail_cache_dir=work / "thumbs")
+    window.setGeometry(0, 0, 1280, 800)
+    window.show()
+    summaries: list[object] = []
+    window.indexing_finished.connect(summaries.append)
+    # Direct: the phase changes in the worker thread at once, not when the GUI gets to it.
+    window.library_worker.index_progress.connect(
+        lambda job, progress: setattr(heartbeat, "phase", progress.phase), Qt.ConnectionType.DirectConnection
+    )
+
+    heartbeat = Heartbeat()
+    heartbeat.start()
+    started = time.perf_counter()
+    window.open_folder(folder)
+    if not wait_until(app, lambda: bool(summaries), args.timeout):
+        print("indexing did not finish in time", file=sys.stderr)
+        window.close()
+        return 1
+    indexing_s = time.perf_counter() - started
+    heartbeat.stop()
+    summary = summaries[0]
+
+    first_paint = FirstPaint(window)
+    shown: list[int] = []
+    window.results_shown.connect(shown.append)
+    dropped = time.perf_counter()
+    drop_file(window, query)
+    wait_until(app, lambda: first_paint.thumbnail_painted_at is not None, 120)
+    if args.screenshot:
+        wait_until(app, lambda: window.thumbnails.pending_count() == 0, 60)
+        settle = time.monotonic() + 1.0
+        wait_until(app, lambda: time.monotonic() > settle, 2)
+        args.screenshot.parent.mkdir(parents=True, exist_ok=True)
+        window.screen().grabWindow(0).save(str(args.screenshot))
+    result = {
+        "photos": args.photos,
+        "model": args.model,
+        "indexed": getattr(summary, "added", None),
+        "indexing_s": round(indexing_s, 1),
+        "heartbeats": len(heartbeat.gaps),
+        "longest_gap_while_indexing_ms": round(heartbeat.longest(startup=False), 1),
+        "gaps_over_50ms_while_indexing": heartbeat.over(50, startup=False),
+        "longest_gap_during_startup_ms": round(heartbeat.longest(startup=True), 1),
+        "gaps_over_50ms_during_startup": heartbeat.over(50, startup=True),
+        "worst_gaps_while_indexing": [
+            {"ms": round(gap, 1), "at_s": round(at, 2), "phase": phase}
+            for gap, at, phase in sorted(g for g in heartbeat.gaps if g[2] != "startup")[::-1][:5]
+        ],
+        "results": shown[0] if shown else 0,
+        "drop_to_first_results_painted_ms": round((first_paint.painted_at - dropped) * 1000, 1)
+        if first_paint.painted_at
+        else None,
+        "drop_to_first_thumbnail_painted_ms": round((first_paint.thumbnail_painted_at - dropped) * 1000, 1)
+        if first_paint.thumbnail_painted_at
+        else None,
+    }
+    window.close()
+    shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result, indent=2))
+    print(
+        f"longest event-loop gap while indexing: {result['longest_gap_while_indexing_ms']} ms "
+        f"(startup, torch import: {result['longest_gap_during_startup_ms']} ms); "
+        f"drop to first results painted: {result['drop_to_first_results_painted_ms']} ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
