@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Retrieval benchmark through the real core: index a corpus, search every image, score.
+
+usage: python bench/retrieval.py CORPUS_DIR [--weights FILE] [--model dinov2-s14] [--task dup sem]
+
+CORPUS_DIR is made by ../shared/bench/make_corpus.py (it holds dup/ and sem/). Prints one JSON line
+per task: the scorer's mAP, R@1, P@5, plus indexing images/s and the mean query time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from vitgallery.core.library import Library
+from vitgallery.core.models import DEFAULT_MODEL, load_embedder
+
+SCORER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "score.py"
+
+
+def load_scorer(path: Path):
+    spec = importlib.util.spec_from_file_location("bench_score", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.score
+
+
+def run_task(task_dir: Path, embedder, batch_size: int, workers: int | None, k: int, scorer) -> dict:
+    images = task_dir / "images"
+    with tempfile.TemporaryDirectory() as lib_dir:
+        library = Library.open(images, lib_dir)
+        started = time.perf_counter()
+        summary = library.index(embedder, batch_size=batch_size, decode_workers=workers)
+        index_s = time.perf_counter() - started
+        names = sorted(p.name for p in images.iterdir())
+        rankings = {}
+        started = time.perf_counter()
+        for name in names:
+            rankings[name] = [hit.path.name for hit in library.search(images / name, k=k, embedder=embedder)]
+        query_s = (time.perf_counter() - started) / len(names)
+        library.close()
+    result = scorer(json.loads((task_dir / "truth.json").read_text()), rankings)
+    result.update({"images": summary.added, "skipped": summary.skipped,
+                   "index_images_per_s": round(summary.added / index_s, 2),
+                   "query_ms": round(1000 * query_s, 2)})
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--weights")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--task", nargs="+", default=["dup", "sem"])
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--k", type=int, default=100)
+    ap.add_argument("--scorer", type=Path, default=SCORER)
+    a = ap.parse_args()
+    scorer = load_scorer(a.scorer)
+    embedder = load_embedder(a.model, weights=a.weights, device=a.device)
+    print(json.dumps({"model": embedder.signature, "device": str(embedder.device)}))
+    for task in a.task:
+        print(json.dumps(run_task(a.corpus / task, embedder, a.batch_size, a.workers, a.k, scorer)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

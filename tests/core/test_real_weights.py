@@ -1,0 +1,63 @@
+"""Real DINOv2 ViT-S/14 weights on real photos: an edited copy finds its original first.
+
+Builds the reference checkpoint with ../shared/models/make_reference_dinov2.py and a small corpus with
+../shared/bench/make_corpus.py (both cached between runs). Marked: run with `pytest -m real_weights`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vitgallery.core.library import Library
+from vitgallery.core.models import load_embedder
+
+pytestmark = [pytest.mark.real_weights, pytest.mark.timeout(1800)]
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+CACHE = Path(os.environ.get("VITGALLERY_TEST_CACHE", Path.home() / ".cache" / "vitgallery-tests"))
+
+
+@pytest.fixture(scope="module")
+def reference_weights() -> Path:
+    path = CACHE / "dinov2_vits14_pretrain.pth"
+    if not path.exists():
+        subprocess.run([sys.executable, str(SHARED / "models" / "make_reference_dinov2.py"), str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Path:
+    out = CACHE / "corpus-small"
+    if not (out / "dup" / "truth.json").exists():
+        subprocess.run([sys.executable, str(SHARED / "bench" / "make_corpus.py"), str(out),
+                        "--per-base", "3", "--distractors", "20"], check=True)
+    return out / "dup" / "images"
+
+
+def test_edited_copies_find_their_original_first(reference_weights, corpus, tmp_path):
+    originals = sorted(corpus.glob("g*_0.jpg"))[:24]
+    root = tmp_path / "photos"
+    root.mkdir()
+    for f in originals + sorted(corpus.glob("x*.jpg")):
+        shutil.copy(f, root / f.name)
+    embedder = load_embedder("dinov2-s14", weights=reference_weights, device="cpu")
+    library = Library.open(root, tmp_path / "library")
+    summary = library.index(embedder)
+    assert summary.added == len(list(root.iterdir())) and summary.skipped == 0
+
+    found, total = 0, 0
+    for original in originals:
+        group = original.name.split("_")[0]
+        for edited in sorted(corpus.glob(f"{group}_[1-9]_*.jpg")):
+            hits = library.search(edited, k=5, embedder=embedder)
+            total += 1
+            found += hits[0].path.name == original.name
+            if "crop" in edited.name and "color" not in edited.name and "gray" not in edited.name:
+                assert hits[0].path.name == original.name, edited.name
+    assert total >= 48 and found / total >= 0.85, f"{found}/{total} edited copies found their original first"
