@@ -7,6 +7,7 @@ again on the next run.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,6 +41,35 @@ CREATE TABLE IF NOT EXISTS skipped (
     at REAL NOT NULL
 );
 """
+
+# Each migration only adds tables, so a library written by an older vitgallery opens unchanged.
+_MIGRATIONS = {
+    2: """
+CREATE TABLE IF NOT EXISTS duplicate_decisions (
+    key TEXT PRIMARY KEY,               -- hash of the group's sorted member fingerprints
+    fingerprints TEXT NOT NULL,         -- JSON list, sorted
+    paths TEXT NOT NULL,                -- JSON list, what the user saw when deciding
+    decision TEXT NOT NULL,             -- 'not_duplicates' | 'keep_all'
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,                 -- 'trash' | 'move' | 'export'
+    target TEXT,                        -- folder moved into, export file, or trash folder
+    at REAL NOT NULL,
+    undone_at REAL
+);
+CREATE TABLE IF NOT EXISTS action_items (
+    id INTEGER PRIMARY KEY,
+    action_id INTEGER NOT NULL REFERENCES actions(id) ON DELETE CASCADE,
+    source TEXT NOT NULL,               -- absolute path before the action
+    destination TEXT,                   -- absolute path after it (for the trash: its files/ entry)
+    trash_info TEXT,                    -- the freedesktop .trashinfo written for it, if any
+    state TEXT NOT NULL                 -- 'done', 'restored', or what went wrong
+);
+CREATE INDEX IF NOT EXISTS action_items_action ON action_items(action_id);
+""",
+}
 
 
 class StoreError(Exception):
@@ -106,8 +136,18 @@ class Store:
                     self.set_meta("generation", "0")
                 elif int(version) > SCHEMA_VERSION:
                     raise StoreError(f"{path} was written by a newer vitgallery (schema {version})")
+                self._migrate(int(version or 1))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the library database {path}: {exc}") from exc
+
+    def _migrate(self, from_version: int) -> None:
+        for version in range(2, SCHEMA_VERSION + 1):
+            # New databases run every migration too; they only CREATE ... IF NOT EXISTS.
+            for statement in _MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+        if from_version < SCHEMA_VERSION:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
         with self._lock:
@@ -245,6 +285,89 @@ class Store:
     def forget_skipped(self, paths: Iterable[str]) -> None:
         with self.transaction():
             self._db.executemany("DELETE FROM skipped WHERE path = ?", [(p,) for p in paths])
+
+    # -- duplicate decisions -----------------------------------------------------------------------
+
+    def save_decision(self, key: str, fingerprints: list[str], paths: list[str], decision: str) -> None:
+        with self.transaction():
+            self._db.execute("INSERT OR REPLACE INTO duplicate_decisions (key, fingerprints, paths, decision, at)"
+                             " VALUES (?, ?, ?, ?, ?)",
+                             (key, json.dumps(sorted(fingerprints)), json.dumps(paths), decision, time.time()))
+
+    def decisions(self) -> list[DecisionRow]:
+        with self._lock:
+            rows = self._db.execute("SELECT key, fingerprints, paths, decision, at FROM duplicate_decisions"
+                                    " ORDER BY at").fetchall()
+        return [DecisionRow(r[0], json.loads(r[1]), json.loads(r[2]), r[3], r[4]) for r in rows]
+
+    def forget_decision(self, key: str) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM duplicate_decisions WHERE key = ?", (key,))
+
+    # -- the action log ----------------------------------------------------------------------------
+
+    def log_action(self, kind: str, target: str | None, items: Iterable[ActionItemRow]) -> int:
+        """Record an action and what it did to each file, in one transaction; returns its id."""
+        with self.transaction():
+            action_id = self._db.execute("INSERT INTO actions (kind, target, at) VALUES (?, ?, ?) RETURNING id",
+                                         (kind, target, time.time())).fetchone()[0]
+            self._db.executemany(
+                "INSERT INTO action_items (action_id, source, destination, trash_info, state) VALUES (?, ?, ?, ?, ?)",
+                [(action_id, i.source, i.destination, i.trash_info, i.state) for i in items])
+        return action_id
+
+    def actions(self, limit: int = 100) -> list[ActionRow]:
+        """The latest actions, newest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, kind, target, at, undone_at FROM actions ORDER BY id DESC LIMIT ?",
+                                    (limit,)).fetchall()
+        return [ActionRow(*r) for r in rows]
+
+    def action(self, action_id: int) -> ActionRow | None:
+        with self._lock:
+            r = self._db.execute("SELECT id, kind, target, at, undone_at FROM actions WHERE id = ?",
+                                 (action_id,)).fetchone()
+        return ActionRow(*r) if r else None
+
+    def action_items(self, action_id: int) -> list[ActionItemRow]:
+        with self._lock:
+            rows = self._db.execute("SELECT source, destination, trash_info, state, id FROM action_items"
+                                    " WHERE action_id = ? ORDER BY id", (action_id,)).fetchall()
+        return [ActionItemRow(*r) for r in rows]
+
+    def mark_undone(self, action_id: int, item_states: dict[int, str]) -> None:
+        """Record an undo: the new state of each item (by item id) and when."""
+        with self.transaction():
+            self._db.executemany("UPDATE action_items SET state = ? WHERE id = ?",
+                                 [(state, item_id) for item_id, state in item_states.items()])
+            self._db.execute("UPDATE actions SET undone_at = ? WHERE id = ?", (time.time(), action_id))
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    key: str
+    fingerprints: list[str]
+    paths: list[str]
+    decision: str
+    at: float
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    id: int
+    kind: str
+    target: str | None
+    at: float
+    undone_at: float | None
+
+
+@dataclass(frozen=True)
+class ActionItemRow:
+    source: str
+    destination: str | None
+    trash_info: str | None
+    state: str
+    id: int | None = None  # set once stored
 
 
 class _Transaction:
