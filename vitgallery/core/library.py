@@ -15,7 +15,7 @@ from PIL import Image
 from platformdirs import user_data_dir
 
 from vitgallery.core.imageio import DecodeError, open_image
-from vitgallery.core.index import IndexMismatch, VectorIndex
+from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
@@ -153,8 +153,18 @@ class Library:
             except IndexMismatch as exc:
                 if path.exists() or self.store.count_files():
                     self._notice(f"index file not usable ({exc}); rebuilding it from the database")
+                self._discard_index_file()
                 self._index = self._rebuild_index(signature, int(dim))
             return self._index
+
+    def _discard_index_file(self) -> None:
+        """Delete a rejected index file before the database changes again. After a power cut or a
+        restored backup took the database back, new commits can bring its generation back to the one a
+        stale file records; if this process then died before saving, the stale file would pass."""
+        try:
+            header_path(self.library_dir / INDEX_NAME).unlink(missing_ok=True)  # the payload is void without it
+        except OSError as exc:
+            log.warning("could not delete the stale index file: %s", exc)
 
     def _rebuild_index(self, signature: str, dim: int) -> VectorIndex:
         index = VectorIndex(dim, signature, capacity=max(1024, self.store.count_files()))
@@ -197,6 +207,8 @@ class Library:
             if self.model_signature is not None:
                 self._notice(f"model changed to {embedder.model_id}: every photo is embedded again")
                 summary.model_changed = True
+            with self._index_lock:
+                self._discard_index_file()
             self.store.start_new_model(embedder.signature, embedder.dim)
             with self._index_lock:
                 self._index = VectorIndex(embedder.dim, embedder.signature)
