@@ -1,0 +1,84 @@
+"""Helpers shared by the reliability tests."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from tests.photos import make_photo
+from vitgallery.core.index import IndexMismatch, VectorIndex
+from vitgallery.core.library import DB_NAME, INDEX_NAME, Library
+from vitgallery.core.models import Embedder, load_embedder
+
+BATCH = 4
+
+
+def counting_embedder() -> Embedder:
+    """The tiny test model; `embedder.embedded` counts the photos it has embedded."""
+    embedder = load_embedder("tiny-test")
+    embed_pixels = embedder.embed_pixels
+    embedder.embedded = 0
+
+    def embed_and_count(pixels):
+        embedder.embedded += len(pixels)
+        return embed_pixels(pixels)
+
+    embedder.embed_pixels = embed_and_count
+    return embedder
+
+
+def add_photos(folder: Path, seeds: range, *, prefix: str = "p", size: tuple[int, int] = (128, 96)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in seeds:
+        path = folder / f"{prefix}{seed:04d}.jpg"
+        make_photo(seed, size=size).save(path, quality=85)
+        paths.append(path)
+    return paths
+
+
+def index(lib: Library, embedder: Embedder, **kwargs):
+    return lib.index(embedder, decode_workers=0, batch_size=BATCH, **kwargs)
+
+
+def database_vectors(library: Path) -> dict[int, np.ndarray]:
+    """The embedded rows, read with a connection of our own after checking the file's integrity."""
+    db = sqlite3.connect(library / DB_NAME)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        rows = db.execute("SELECT id, vector FROM files WHERE vector IS NOT NULL").fetchall()
+        return {file_id: np.frombuffer(blob, dtype=np.float32) for file_id, blob in rows}
+    finally:
+        db.close()
+
+
+def check_saved_index(library: Path, vectors: dict[int, np.ndarray]) -> bool:
+    """An index file the library would accept must hold exactly the database's vectors.
+
+    Returns whether the file is accepted (if not, the library rebuilds it from the database)."""
+    db = sqlite3.connect(library / DB_NAME)
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        db.close()
+    if "model_signature" not in meta:
+        return False
+    try:
+        index = VectorIndex.load(library / INDEX_NAME, model_signature=meta["model_signature"],
+                                 dim=int(meta["dim"]), generation=int(meta["generation"]))
+    except IndexMismatch:
+        return False
+    check_index_holds(index, vectors)
+    return True
+
+
+def check_index_holds(index: VectorIndex, vectors: dict[int, np.ndarray]) -> None:
+    """The index's labels are the database ids and each label holds that row's vector."""
+    ids = np.array(sorted(vectors), dtype=np.int64)
+    np.testing.assert_array_equal(index.labels(), ids)
+    if len(ids):
+        stored = np.stack([vectors[i] for i in ids])
+        stored /= np.linalg.norm(stored, axis=1, keepdims=True)
+        np.testing.assert_allclose(index.get_vectors(ids), stored, atol=1e-5)
