@@ -57,6 +57,7 @@ def main() -> int:
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--weights")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16 or int8")
     ap.add_argument("--task", nargs="+", default=["dup", "sem"])
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None)
@@ -64,7 +65,7 @@ def main() -> int:
     ap.add_argument("--scorer", type=Path, default=SCORER)
     a = ap.parse_args()
     scorer = load_scorer(a.scorer)
-    embedder = load_embedder(a.model, weights=a.weights, device=a.device)
+    embedder = load_embedder(a.model, weights=a.weights, device=a.device, precision=a.precision)
     print(json.dumps({"model": embedder.signature, "device": str(embedder.device)}))
     for task in a.task:
         print(json.dumps(run_task(a.corpus / task, embedder, a.batch_size, a.workers, a.k, scorer)), flush=True)
