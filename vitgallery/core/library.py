@@ -223,10 +223,10 @@ class Library:
             summary.offline = True
             self._notice(f"{self.root} holds no photos now (unmounted?): nothing was removed from the library")
             return summary
-        for rel, reason in scan.problems:
-            summary.note_skip(reason)
-
         to_embed = self._plan(scan.files, known, index, summary)
+        for rel, reason in scan.problems:  # listed with the other skipped files, so the user can find them
+            self.store.record_skipped(rel, 0, 0, reason)
+            summary.note_skip(reason)
         self._embed(embedder, to_embed, index, summary, report, cancel, pause, batch_size, decode_workers)
 
         report(IndexProgress("saving", len(to_embed), len(to_embed), 0.0, None, None))
