@@ -7,7 +7,9 @@ torch threads have worked is unsafe. Each child runs the real `vitgallery.cli.ma
 embedder wrapped to append the number of photos of every embedded batch to a log file (before the
 batch is committed), so the test can tell what a killed run embedded.
 
-Protocol, one JSON line each way: the client sends {"argv", "embed_log", "output"}; the server forks
+Protocol, one JSON line each way: the client sends {"argv", "output", "embed_log"} and optionally
+"env" (variables to set), "user" (a uid to run as, for unreadable files when the tests run as root)
+and "hide_modules" (imports that must fail, as if the package were not installed); the server forks
 and answers {"pid"}; the client may kill that pid, then sends {"wait": true} and the server answers
 {"returncode"} (minus the signal number for a killed child). The child stays unreaped, so its pid
 cannot be reused, until the client asks to wait.
@@ -52,6 +54,13 @@ def _run_child(request: dict) -> None:
         os.dup2(output, 1)
         os.dup2(output, 2)
         _count_embeddings(os.open(request["embed_log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+        os.environ.update(request.get("env", {}))
+        for module in request.get("hide_modules", []):
+            sys.modules[module] = None  # `import module` now raises ImportError
+        if request.get("user") is not None:
+            os.setgroups([])
+            os.setgid(request["user"])
+            os.setuid(request["user"])
         import vitgallery.cli as cli
 
         returncode = cli.main(request["argv"])
@@ -88,16 +97,23 @@ def _answer(message: dict) -> None:
 class CliForkServer:
     """The test's end: start a CLI run, kill it if you like, wait for its return code."""
 
-    def __init__(self) -> None:
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore::DeprecationWarning")
+    def __init__(self, env: dict[str, str]) -> None:
+        env = dict(os.environ, **env, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore::DeprecationWarning")
         self._process = subprocess.Popen([sys.executable, "-m", "tests.reliability.cli_forkserver"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                          cwd=REPO_ROOT, env=env)
         self._read()  # ready
 
-    def start(self, argv: list[str], *, embed_log: Path, output: Path) -> int:
-        self._send({"argv": argv, "embed_log": str(embed_log), "output": str(output)})
+    def start(self, argv: list[str], *, embed_log: Path, output: Path, **options) -> int:
+        """Start `vitgallery argv`; options: env, user, hide_modules (see the module's docstring)."""
+        self._send({"argv": argv, "embed_log": str(embed_log), "output": str(output), **options})
         return self._read()["pid"]
+
+    def run(self, argv: list[str], *, output: Path, **options) -> tuple[int, str]:
+        """Run `vitgallery argv` to its end: (return code, what it printed on stdout and stderr)."""
+        self.start(argv, embed_log=output.with_suffix(".embedded"), output=output, **options)
+        returncode = self.wait()
+        return returncode, output.read_text()
 
     def wait(self) -> int:
         self._send({"wait": True})

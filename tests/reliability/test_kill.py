@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.reliability.cli_forkserver import CliForkServer
 from tests.reliability.support import (
     BATCH,
     add_photos,
@@ -32,13 +31,6 @@ KILLS = 20
 NEW_PHOTOS_PER_ROUND = 8
 
 
-@pytest.fixture
-def fork_server():
-    server = CliForkServer()
-    yield server
-    server.close()
-
-
 def check_library_opens(root: Path, library: Path, vectors: dict[int, np.ndarray]) -> None:
     lib = Library.open(root, library)
     try:
@@ -51,7 +43,7 @@ def check_library_opens(root: Path, library: Path, vectors: dict[int, np.ndarray
         lib.close()
 
 
-def test_sigkill_at_random_moments_loses_at_most_the_batch_in_flight(tmp_path, fork_server):
+def test_sigkill_at_random_moments_loses_at_most_the_batch_in_flight(tmp_path, cli):
     """`vitgallery index` is SIGKILLed 20 times in a row, at seeded random moments (a quarter during
     start-up, the rest after its first batch: embedding, committing, saving the index). After each kill
     the database passes its integrity check, no committed vector changed, an index file the library
@@ -71,11 +63,11 @@ def test_sigkill_at_random_moments_loses_at_most_the_batch_in_flight(tmp_path, f
     def run(name: str, kill_after: Callable[[Path], None] | None) -> tuple[int, int]:
         """(return code, photos embedded) of one `vitgallery index` run, killed once kill_after returns."""
         embed_log, output = logs / f"embedded-{name}.txt", logs / f"output-{name}.txt"
-        pid = fork_server.start(argv, embed_log=embed_log, output=output)
+        pid = cli.start(argv, embed_log=embed_log, output=output)
         if kill_after is not None:
             kill_after(embed_log)
             os.kill(pid, signal.SIGKILL)  # harmless if it has ended: it stays unreaped until wait()
-        returncode = fork_server.wait()
+        returncode = cli.wait()
         assert returncode in (0, -signal.SIGKILL), output.read_text()
         embedded = sum(int(n) for n in embed_log.read_text().split()) if embed_log.exists() else 0
         return returncode, embedded
