@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import stat
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -18,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vitgallery.core.imageio import DecodedPhoto, DecodeError, decode_for_model
-from vitgallery.core.scan import fingerprint_file
+from vitgallery.core.scan import fingerprint_bytes, fingerprint_file
 
 log = logging.getLogger(__name__)
 
 CRASHED_DECODER = "the image decoder crashed on this file"
+# Files up to this size are read once and hashed and decoded from memory; larger ones are streamed.
+READ_WHOLE_MAX_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -48,14 +51,29 @@ def default_decode_workers() -> int:
 def decode_one(path: Path, size: int) -> tuple[DecodedPhoto | None, str | None, str | None]:
     """(photo, fingerprint, error reason); runs inside a worker process."""
     try:
-        photo = decode_for_model(path, size)
-        return photo, fingerprint_file(path), None
+        data = _read_whole(path)
+        if data is None:
+            return decode_for_model(path, size), fingerprint_file(path), None
+        return decode_for_model(data, size), fingerprint_bytes(data), None
     except DecodeError as exc:
         return None, None, exc.reason
     except FileNotFoundError:
         return None, None, "file vanished"
     except OSError as exc:
         return None, None, f"cannot read file: {exc.strerror or exc}"
+
+
+def _read_whole(path: Path) -> bytes | None:
+    """The file's bytes, read once for both the fingerprint and the decoder; None for anything else
+    (not a plain file, very large, unreadable): decoding from the path then streams it and words the error."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > READ_WHOLE_MAX_BYTES:
+            return None
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 def decode_all(jobs: Iterable[DecodeJob], size: int, *, workers: int | None = None,
