@@ -45,7 +45,7 @@ CORPUS = Path("/tmp/vg-corpus")
 HEARTBEAT_MS = 10
 
 
-def build_folder(target: Path, count: int) -> Path:
+def build_folder(corpus: Path, target: Path, count: int) -> Path:
     """`count` photos from the corpus (objects first, then the duplicate groups), then half-size
     re-encodes until the count is reached."""
     marker = target / ".complete"
@@ -164,6 +164,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--photos", type=int, default=1000)
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help="folder with sem/images and dup/images")
     parser.add_argument(
         "--folder", type=Path, default=Path(tempfile.gettempdir()) / "vg-gui-bench" / "photos"
     )
@@ -179,7 +180,7 @@ def main() -> int:
     parser.add_argument("--dark", action="store_true", help="use the dark palette whatever the system says")
     args = parser.parse_args()
 
-    folder = build_folder(args.folder, args.photos)
+    folder = build_folder(args.corpus, args.folder, args.photos)
     work = Path(tempfile.mkdtemp(prefix="vg-gui-bench-"))
     photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     query = make_query(args.query or photos[len(photos) // 3], work / "query.jpg")
