@@ -8,6 +8,7 @@ again on the next run.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import threading
 import time
@@ -76,6 +77,23 @@ class StoreError(Exception):
     """The library database cannot be opened or written; the message says why."""
 
 
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL from Python 3.11
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+def _store_error(action: str, path: Path, exc: Exception) -> StoreError:
+    """Say what the user can do. A full disk shows up as SQLITE_FULL, or as an I/O error when SQLite
+    cannot even grow its shared-memory file, so the free space is checked too."""
+    try:
+        nearly_full = shutil.disk_usage(path.parent).free < _NEARLY_FULL_BYTES
+    except OSError:
+        nearly_full = False
+    if nearly_full or getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL:
+        return StoreError(f"the disk holding {path.parent} is full: free some space and run again "
+                          "(everything saved before is kept)")
+    return StoreError(f"{action} {path}: {exc}")
+
+
 @dataclass(frozen=True)
 class FileRow:
     id: int
@@ -137,8 +155,8 @@ class Store:
                 elif int(version) > SCHEMA_VERSION:
                     raise StoreError(f"{path} was written by a newer vitgallery (schema {version})")
                 self._migrate(int(version or 1))
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open the library database {path}: {exc}") from exc
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise _store_error("cannot open the library database", path, exc) from exc
 
     def _migrate(self, from_version: int) -> None:
         for version in range(2, SCHEMA_VERSION + 1):
@@ -381,7 +399,11 @@ class _Transaction:
         self.store._lock.acquire()
         self.outer = not self.store._db.in_transaction
         if self.outer:
-            self.store._db.execute("BEGIN IMMEDIATE")
+            try:
+                self.store._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                self.store._lock.release()  # __exit__ does not run when __enter__ raises
+                raise _store_error("could not save to", self.store.path, exc) from exc
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -399,6 +421,6 @@ class _Transaction:
                 db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 # A full disk or a read-only folder: nothing of this transaction was written.
-                raise StoreError(f"could not save to {self.store.path}: {exc}") from exc
+                raise _store_error("could not save to", self.store.path, exc) from exc
         finally:
             self.store._lock.release()
