@@ -1,0 +1,102 @@
+"""Promise 6: the disk filling up while indexing keeps the previous database and index intact;
+indexing stops with a message and carries on once there is space again."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.support import add_photos, check_saved_index, counting_embedder, database_vectors, index
+from vitgallery.core.library import Library
+from vitgallery.core.store import StoreError
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs; mounting needs root (the test is skipped elsewhere)."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up: {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+
+
+def fill(disk: Path, leave_bytes: int) -> Path:
+    """Fill the disk up to `leave_bytes` of free space; returns the filler file."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as out:
+        for chunk in (1 << 16, 1 << 12, 1):  # down to the last byte
+            try:
+                while out.write(b"\0" * chunk):
+                    pass
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    if leave_bytes:
+        size = filler.stat().st_size
+        with open(filler, "r+b") as out:
+            out.truncate(max(0, size - leave_bytes))
+    return filler
+
+
+def snapshot(library: Path) -> dict[str, str]:
+    """The checksum of every file of the library folder (temporary files included)."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(library.iterdir()) if not p.name.endswith(("-wal", "-shm"))}
+
+
+@pytest.mark.parametrize("free_bytes", [0, 96 * 1024], ids=["full-at-start", "full-mid-run"])
+def test_disk_full_keeps_the_previous_state_and_resumes(tmp_path, small_disk, free_bytes):
+    root, library = tmp_path / "photos", small_disk / "library"
+    add_photos(root, range(20))
+    lib = Library.open(root, library)
+    index(lib, counting_embedder())
+    lib.close()
+    before_vectors = database_vectors(library)
+    index_files = {name: digest for name, digest in snapshot(library).items() if name.startswith("index.")}
+
+    add_photos(root, range(20, 200))
+    filler = fill(small_disk, free_bytes)
+    lib = None
+    with pytest.raises(StoreError, match="the disk holding .* is full: free some space"):
+        lib = Library.open(root, library)  # a full disk may already stop SQLite from opening
+        index(lib, counting_embedder())
+    if lib is not None:
+        lib.close()  # tries to save the index: cannot, says so, leaves the old files alone
+        assert any("could not save the index file" in notice for notice in lib.notices)
+
+    filler.unlink()  # SQLite needs a little room even to read a WAL database
+    after_vectors = database_vectors(library)
+    assert all(after_vectors[i].tobytes() == v.tobytes() for i, v in before_vectors.items())
+    files_now = snapshot(library)
+    assert {name: files_now.get(name) for name in index_files} == index_files, "the old index files are untouched"
+    assert not [name for name in files_now if name.endswith(".tmp")], "no temporary file is left behind"
+    check_saved_index(library, after_vectors)
+
+    embedder = counting_embedder()
+    lib = Library.open(root, library)
+    summary = index(lib, embedder)
+    assert summary.added == 200 - len(after_vectors) == embedder.embedded
+    lib.close()
+    assert check_saved_index(library, database_vectors(library))
+
+
+def test_cli_says_the_disk_is_full(tmp_path, small_disk, cli):
+    root, library = tmp_path / "photos", small_disk / "library"
+    add_photos(root, range(12))
+    argv = ["index", str(root), "--library", str(library), "--model", "tiny-test", "--workers", "0"]
+    env = {"env": {"XDG_DATA_HOME": str(small_disk / "user-data")}}  # where the library would be by default
+    assert cli.run(argv, output=tmp_path / "first.txt", **env)[0] == 0
+    add_photos(root, range(12, 60))
+    filler = fill(small_disk, 0)
+    returncode, out = cli.run(argv, output=tmp_path / "full.txt", **env)
+    assert returncode == 2 and "is full: free some space" in out and "Traceback" not in out, out
+    filler.unlink()
+    returncode, out = cli.run(argv, output=tmp_path / "again.txt", **env)
+    assert returncode == 0 and "added 48" in out, out
