@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.support import add_photos, check_saved_index, counting_embedder, database_vectors, index
+from tests.reliability.support import (
+    add_photos,
+    check_saved_index,
+    counting_embedder,
+    database_vectors,
+    index,
+)
 from vitgallery.core.library import Library
 from vitgallery.core.store import StoreError
 

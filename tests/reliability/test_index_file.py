@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.reliability.support import add_photos, check_saved_index, counting_embedder, database_vectors, index
+from tests.reliability.support import (
+    add_photos,
+    check_saved_index,
+    counting_embedder,
+    database_vectors,
+    index,
+)
 from vitgallery.core.index import VectorIndex, header_path, labels_path
 from vitgallery.core.library import INDEX_NAME, Library
 
