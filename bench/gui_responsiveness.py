@@ -54,10 +54,10 @@ def build_folder(corpus: Path, target: Path, count: int) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     sources = [
-        p for task in ("sem", "dup") for p in sorted((CORPUS / task / "images").glob("*")) if p.is_file()
+        p for task in ("sem", "dup") for p in sorted((corpus / task / "images").glob("*")) if p.is_file()
     ]
     if not sources:
-        sys.exit(f"no corpus images under {CORPUS}; see /work/shared/bench/README.md")
+        sys.exit(f"no corpus images under {corpus}; see /work/shared/bench/README.md")
     made = 0
     for index, source in enumerate(sources):
         if made >= count:
