@@ -31,8 +31,9 @@ def test_loader_caches_on_disk_and_in_memory(qtbot, tmp_path: Path) -> None:
     assert ready.args == [str(photo)]
     first = loader.pixmap(photo)
     assert first is not None and (first.width(), first.height()) == (60, 40)
-    cached_files = list(cache.rglob("*.png"))
-    assert len(cached_files) == 1 and cache_key(photo, 60) in cached_files[0].name
+    cached_files = list(cache.rglob("*.*"))
+    # The photo is opaque, so its thumbnail is cached as a JPEG.
+    assert [path.name for path in cached_files] == [f"{cache_key(photo, 60)}.jpg"]
     loader.shutdown()
 
     # A second loader (a new session) reads the disk cache instead of the photo.
@@ -44,6 +45,17 @@ def test_loader_caches_on_disk_and_in_memory(qtbot, tmp_path: Path) -> None:
     assert fresh.pixmap(photo).width() == 12
     assert photo.read_bytes() == photo_bytes
     fresh.shutdown()
+
+
+def test_transparent_thumbnails_are_cached_as_png(qtbot, tmp_path: Path) -> None:
+    logo = tmp_path / "logo.png"
+    Image.new("RGBA", (200, 100), (255, 0, 0, 90)).save(logo)
+    loader = ThumbnailLoader(size=50, cache_dir=tmp_path / "thumbs")
+    with qtbot.waitSignal(loader.thumbnail_ready, timeout=10_000):
+        loader.pixmap(logo)
+    assert [path.suffix for path in (tmp_path / "thumbs").rglob("*.*")] == [".png"]
+    assert loader.pixmap(logo).hasAlphaChannel()
+    loader.shutdown()
 
 
 def test_editing_a_photo_changes_its_cache_key(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import logging.handlers
+import os
 import platform
 import sys
 import threading
@@ -233,8 +234,9 @@ def create_application(argv: list[str] | None = None) -> QApplication:
 
 def run_app(folder: Path | None, library_dir: Path | None) -> int:
     """Open the main window on `folder` (or the last one) and run until it closes."""
-    from vitgallery.ui.main_window import MainWindow  # noqa: PLC0415 - after logging is set up
-    from vitgallery.ui.settings import Settings  # noqa: PLC0415
+    # Imported here: main_window imports this module.
+    from vitgallery.ui.main_window import MainWindow, abandoned_threads
+    from vitgallery.ui.settings import Settings
 
     log_file = configure_logging()
     app = create_application()
@@ -248,4 +250,9 @@ def run_app(folder: Path | None, library_dir: Path | None) -> int:
         QTimer.singleShot(0, lambda: window.open_folder(start_folder))
     code = app.exec()
     log.info("vitgallery closed with code %d", code)
+    if abandoned_threads():
+        # A worker stuck in a long call (a model still loading) must not keep the app open, and
+        # Python must not destroy its running QThread. Every indexing batch is already committed.
+        logging.shutdown()
+        os._exit(code)
     return code

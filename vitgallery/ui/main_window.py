@@ -134,7 +134,9 @@ class MainWindow(QMainWindow):
         self._open_requested.connect(self.library_worker.open_library)
         self._index_requested.connect(self.library_worker.index)
         self.library_worker.models_available.connect(self._on_models_available)
-        self.library_worker.library_opened.connect(self._on_library_opened)
+        self.library_worker.photo_count.connect(
+            lambda count: self.count_label.setText(f"{count:,} photos indexed")
+        )
         self.library_worker.model_loading.connect(self._on_index_model_loading)
         self.library_worker.index_progress.connect(self._on_index_progress)
         self.library_worker.index_finished.connect(self._on_index_finished)
@@ -176,7 +178,6 @@ class MainWindow(QMainWindow):
 
         self.folder_delegate = PhotoTileDelegate(thumbnail_size, self)
         self.folder_view = self._make_grid(self.folder_model, self.folder_delegate)
-        self.folder_view.setToolTip("")
         self.folder_view.doubleClicked.connect(self._on_folder_activated)
         self.results_delegate = PhotoTileDelegate(thumbnail_size, self)
         self.results_view = self._make_grid(self.results_model, self.results_delegate)
@@ -418,9 +419,6 @@ class MainWindow(QMainWindow):
         self._update_tab_titles()
         self.folder_listed.emit(count)
 
-    def _on_library_opened(self, status) -> None:
-        self.count_label.setText(f"{status.photos:,} photos indexed")
-
     def _on_index_model_loading(self, job: IndexJob, name: str) -> None:
         if job is self._job:
             self.progress_panel.start(f"Loading the model {name}…")
@@ -449,9 +447,6 @@ class MainWindow(QMainWindow):
                     f"{self._folder} is missing or empty (an unmounted drive?): nothing was removed from the library.",
                     error=True,
                 )
-            library = self.session.library
-            if library is not None:
-                self.count_label.setText(f"{library.store.count_files():,} photos indexed")
         self._update_tab_titles()
         self.indexing_finished.emit(summary)
 

@@ -94,23 +94,29 @@ class _LoadThumbnail(QRunnable):
     def _load(self) -> QImage:
         key = cache_key(self._path, self._size) if self._cache_dir is not None else None
         if key is not None:
-            cached = self._cache_dir / key[:2] / f"{key}.png"
-            if cached.exists():
-                image = QImage(str(cached))
-                if not image.isNull():
-                    return image
+            for cached in self._cache_files(key):
+                if cached.exists():
+                    image = QImage(str(cached))
+                    if not image.isNull():
+                        return image
         image = decode_scaled(self._path, self._size)
         if key is not None:
-            self._store(image, self._cache_dir / key[:2] / f"{key}.png")
+            self._store(image, key)
         return image
 
-    @staticmethod
-    def _store(image: QImage, target: Path) -> None:
+    def _cache_files(self, key: str) -> tuple[Path, Path]:
+        folder = self._cache_dir / key[:2]
+        return folder / f"{key}.jpg", folder / f"{key}.png"
+
+    def _store(self, image: QImage, key: str) -> None:
+        # JPEG is a fifth of the size of PNG for a photo; PNG only where there is transparency.
+        jpeg, png = self._cache_files(key)
+        target, kind = (png, "PNG") if image.hasAlphaChannel() else (jpeg, "JPEG")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             temporary = target.with_suffix(f".{os.getpid()}.{id(image)}.tmp")
             # Written under a temporary name so a concurrent reader never sees half a file.
-            if image.save(str(temporary), "PNG"):
+            if image.save(str(temporary), kind, 88):
                 os.replace(temporary, target)
         except OSError as error:
             log.debug("cannot cache thumbnail %s: %s", target, error)

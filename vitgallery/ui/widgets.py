@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QImage, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -82,6 +82,7 @@ class QueryPanel(QFrame):
         self.setObjectName("queryPanel")
         self.setMinimumWidth(240)
         self.setMaximumWidth(420)
+        self._highlighted = False
         self._set_drag_highlight(False)
 
         self.image = ScaledImageLabel(DROP_HINT)
@@ -161,8 +162,21 @@ class QueryPanel(QFrame):
         self._set_drag_highlight(on)
 
     def _set_drag_highlight(self, on: bool) -> None:
-        colour = "palette(highlight)" if on else "palette(mid)"
-        self.setStyleSheet(f"#queryPanel {{ border: 2px dashed {colour}; border-radius: 10px; }}")
+        self._highlighted = on
+        if on:
+            colour = "palette(highlight)"
+        else:
+            # Faded text colour: visible on the light and the dark palette alike.
+            text = self.palette().color(QPalette.ColorRole.WindowText)
+            colour = f"rgba({text.red()}, {text.green()}, {text.blue()}, 90)"
+        style = f"#queryPanel {{ border: 2px dashed {colour}; border-radius: 10px; }}"
+        if style != self.styleSheet():  # restyling changes the palette: stop when nothing changes
+            self.setStyleSheet(style)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._set_drag_highlight(self._highlighted)
 
     def _on_threshold_moved(self, value: int, emit: bool = True) -> None:
         self.threshold_label.setText(f"{value / 100:.2f}")

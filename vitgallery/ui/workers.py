@@ -94,8 +94,13 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def describe_error(error: BaseException) -> WorkerError:
+    from vitgallery.core.models import ModelLoadError
+
     if isinstance(error, expected_errors()):
         reason = getattr(error, "reason", None) or str(error) or type(error).__name__
+        if isinstance(error, ModelLoadError):
+            # The core speaks of the command line; say where the window keeps the same choice.
+            reason += "\nIn the window: File → Settings… → Model and Weights file."
         return WorkerError(reason)
     log.error("unexpected error in a worker", exc_info=error)
     return WorkerError(f"{type(error).__name__}: {error}", "".join(traceback.format_exception(error)))
@@ -169,7 +174,7 @@ class LibraryWorker(QObject):
     """Opens and indexes the library in its own thread."""
 
     models_available = Signal(object)  # list[tuple[str, str]]: model name, description
-    library_opened = Signal(object)  # LibraryStatus
+    photo_count = Signal(int)  # photos in the library, after opening and after indexing
     model_loading = Signal(object, str)  # IndexJob, model name
     index_progress = Signal(object, object)  # IndexJob, IndexProgress
     index_finished = Signal(object, object)  # IndexJob, IndexSummary or None when it failed
@@ -200,7 +205,7 @@ class LibraryWorker(QObject):
             self._session.replace_library(None)
             library = Library.open(root, library_dir)
             self._session.replace_library(library)
-            self.library_opened.emit(library.status())
+            self.photo_count.emit(library.store.count_files())
             self._emit_skipped(library)
         except Exception as error:  # noqa: BLE001 - relayed to the window as a message
             self.failed.emit(describe_error(error))
@@ -229,6 +234,7 @@ class LibraryWorker(QObject):
             for message in library.notices:
                 self.notice.emit(message)
             library.notices.clear()
+            self.photo_count.emit(library.store.count_files())
             self._emit_skipped(library)
         except Exception as error:  # noqa: BLE001 - relayed to the window as a message
             self.failed.emit(describe_error(error))
