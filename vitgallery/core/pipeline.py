@@ -42,10 +42,35 @@ class DecodeOutcome:
     error: str | None  # a reason when the file was not decoded
 
 
-def default_decode_workers() -> int:
-    """Leave a core for the model on small machines; a handful of decoders feed a GPU."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores - 1, 12)) if cores > 2 else 1
+@dataclass(frozen=True)
+class ResourcePlan:
+    """How indexing shares the machine: decoder processes, model threads, images per model call."""
+
+    decode_workers: int
+    model_threads: int
+    batch_size: int
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def plan_resources(device_type: str = "cpu", cores: int | None = None) -> ResourcePlan:
+    """Split the cores between decoding and the model (bench/throughput.py measured the costs).
+
+    With a GPU the model costs the CPU almost nothing and decoding is the limit: every core decodes.
+    On the CPU the model (ViT-S/14, int8 or bf16) costs about twice the CPU time of decoding a
+    12-megapixel JPEG, so a third of the cores decode and the rest run the model.
+    """
+    cores = cores or available_cores()
+    if device_type in ("cuda", "mps"):
+        return ResourcePlan(decode_workers=min(cores, 32), model_threads=min(cores, 4), batch_size=64)
+    workers = max(1, round(cores / 3))
+    return ResourcePlan(decode_workers=workers, model_threads=max(1, cores - workers), batch_size=16)
+
+
+def default_decode_workers(device_type: str = "cpu") -> int:
+    return plan_resources(device_type).decode_workers
 
 
 def decode_one(path: Path, size: int) -> tuple[DecodedPhoto | None, str | None, str | None]:
