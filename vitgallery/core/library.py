@@ -162,7 +162,8 @@ class Library:
         restored backup took the database back, new commits can bring its generation back to the one a
         stale file records; if this process then died before saving, the stale file would pass."""
         try:
-            header_path(self.library_dir / INDEX_NAME).unlink(missing_ok=True)  # the payload is void without it
+            # The header is written last and checked first: without it the payload is void.
+            header_path(self.library_dir / INDEX_NAME).unlink(missing_ok=True)
         except OSError as exc:
             log.warning("could not delete the stale index file: %s", exc)
 
@@ -224,7 +225,7 @@ class Library:
             self._notice(f"{self.root} holds no photos now (unmounted?): nothing was removed from the library")
             return summary
         to_embed = self._plan(scan.files, known, index, summary)
-        for rel, reason in scan.problems:  # listed with the other skipped files, so the user can find them
+        for rel, reason in scan.problems:  # listed with the skipped files, so the user can find them
             self.store.record_skipped(rel, 0, 0, reason)
             summary.note_skip(reason)
         self._embed(embedder, to_embed, index, summary, report, cancel, pause, batch_size, decode_workers)
@@ -238,18 +239,16 @@ class Library:
 
     def _plan(self, found: list[FoundFile], known: dict[str, FileRow], index: VectorIndex,
               summary: IndexSummary) -> list[FoundFile]:
-        """Sort found files into unchanged / moved / to embed; remove rows whose file is gone."""
+        """Sort found files into unchanged / moved / to embed; remove rows whose content is gone.
+
+        An embedded content keeps its vector wherever it went: a moved or renamed file or folder, a
+        file moved over another one, two swapped names, a file whose mtime alone changed."""
         found_paths = {f.path for f in found}
-        missing = {path: row for path, row in known.items() if path not in found_paths}
         skipped = self.store.skipped()
         stale_skips = [p for p in skipped if p not in found_paths]
         self.store.forget_skipped(stale_skips)
 
-        missing_by_size: dict[int, list[FileRow]] = {}
-        for row in missing.values():
-            missing_by_size.setdefault(row.size, []).append(row)
-
-        to_embed: list[FoundFile] = []
+        candidates: list[FoundFile] = []
         for f in found:
             row = known.get(f.path)
             if row is not None and row.has_vector and row.size == f.size and row.mtime_ns == f.mtime_ns:
@@ -259,31 +258,51 @@ class Library:
             if skip is not None and skip.size == f.size and skip.mtime_ns == f.mtime_ns:
                 summary.note_skip(skip.reason)  # retried only once the file changes
                 continue
-            if row is None and f.size in missing_by_size and self._follow_move(f, missing_by_size[f.size], missing):
-                summary.moved += 1
-                continue
-            to_embed.append(f)
+            candidates.append(f)
 
-        if missing:
-            ids = [row.id for row in missing.values()]
-            self.store.delete_files(ids)
-            index.remove(np.array(ids, dtype=np.int64))
+        # Rows whose content is no longer at their path; it may be at one of the candidates' paths.
+        displaced = [row for path, row in known.items() if path not in found_paths]
+        displaced += [known[f.path] for f in candidates if f.path in known]
+        by_size: dict[int, list[FileRow]] = {}
+        for row in displaced:
+            if row.has_vector:
+                by_size.setdefault(row.size, []).append(row)
+        moves: dict[int, FoundFile] = {}  # row id -> where its content is now
+        to_embed: list[FoundFile] = []
+        for f in candidates:
+            row = self._same_content(f, by_size.get(f.size, []), moves)
+            if row is None:
+                to_embed.append(f)
+                continue
+            moves[row.id] = f
+            if row.path == f.path:
+                summary.unchanged += 1
+            else:
+                summary.moved += 1
+
+        taken = {f.path for f in moves.values()}
+        gone = [row.id for row in displaced
+                if row.id not in moves and (row.path not in found_paths or row.path in taken)]
+        if gone or moves:
+            with self.store.transaction():
+                self.store.delete_files(gone)  # first: a moving row may take the path of a deleted one
+                self.store.move_files([(row_id, f.path, f.size, f.mtime_ns) for row_id, f in moves.items()])
+        if gone:
+            index.remove(np.array(gone, dtype=np.int64))
             self._index_dirty = True
-            summary.removed = len(ids)
+            summary.removed = len(gone)
         return to_embed
 
-    def _follow_move(self, f: FoundFile, candidates: list[FileRow], missing: dict[str, FileRow]) -> bool:
+    def _same_content(self, f: FoundFile, rows: list[FileRow],
+                      claimed: dict[int, FoundFile]) -> FileRow | None:
+        rows = [row for row in rows if row.id not in claimed]
+        if not rows:
+            return None
         try:
             fingerprint = fingerprint_file(self.root / f.path)
         except OSError:
-            return False
-        for row in candidates:
-            if row.fingerprint == fingerprint and row.path in missing:
-                self.store.move_file(row.id, f.path, f.size, f.mtime_ns)
-                del missing[row.path]
-                candidates.remove(row)
-                return True
-        return False
+            return None
+        return next((row for row in rows if row.fingerprint == fingerprint), None)
 
     def _embed(self, embedder: Embedder, files: list[FoundFile], index: VectorIndex, summary: IndexSummary,
                report: Callable[[IndexProgress], None], cancel: threading.Event,

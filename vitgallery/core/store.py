@@ -246,6 +246,17 @@ class Store:
             self._db.execute("UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
                              (new_path, size, mtime_ns, file_id))
 
+    def move_files(self, moves: list[tuple[int, str, int, int]]) -> None:
+        """Give rows (id, new path, size, mtime_ns) at once, so that two rows may swap paths."""
+        if not moves:
+            return
+        with self.transaction():
+            # Out of the way first (stored paths never start with '/'), then to the new paths.
+            self._db.executemany("UPDATE files SET path = '//moving/' || id WHERE id = ?",
+                                 [(move[0],) for move in moves])
+            self._db.executemany("UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                                 [(path, size, mtime_ns, file_id) for file_id, path, size, mtime_ns in moves])
+
     def delete_files(self, ids: Iterable[int]) -> None:
         ids = list(ids)
         if not ids:
