@@ -1,0 +1,136 @@
+"""Promises 4 and 5: a missing or unmounted folder removes nothing and comes back as it was; moved and
+renamed files and folders keep their vectors (no photo is embedded again)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.support import (
+    add_photos,
+    check_saved_index,
+    counting_embedder,
+    database_vectors,
+    index,
+)
+from vitgallery.core.library import Library
+
+
+@pytest.fixture
+def indexed(tmp_path):
+    root = tmp_path / "photos"
+    add_photos(root, range(8))
+    add_photos(root / "2023" / "summer", range(8, 12))
+    add_photos(root / "2023" / "winter", range(12, 14))
+    lib = Library.open(root, tmp_path / "library")
+    embedder = counting_embedder()
+    index(lib, embedder)
+    embedder.embedded = 0
+    yield root, lib, embedder
+    lib.close()
+
+
+def vectors_by_path(lib: Library) -> dict[str, bytes]:
+    rows = lib.store.files()
+    vectors = lib.store.vectors(row.id for row in rows.values())
+    return {path: vectors[row.id].tobytes() for path, row in rows.items()}
+
+
+# -- promise 4: offline folders -----------------------------------------------------------------------
+
+def test_unplugged_folder_keeps_every_entry_and_comes_back(indexed, tmp_path):
+    root, lib, embedder = indexed
+    before = vectors_by_path(lib)
+    root.rename(tmp_path / "unplugged")
+    summary = index(lib, embedder)
+    assert summary.offline and summary.removed == 0
+    assert vectors_by_path(lib) == before and not lib.status().root_online
+    assert len(lib.search(tmp_path / "unplugged" / "p0003.jpg", k=3, embedder=embedder)) == 3, \
+        "the offline library still answers searches"
+
+    root.mkdir()  # the empty mount point of an unplugged drive
+    assert index(lib, embedder).offline and vectors_by_path(lib) == before
+    root.rmdir()
+
+    (tmp_path / "unplugged").rename(root)
+    embedder.embedded = 0
+    summary = index(lib, embedder)
+    assert not summary.offline and summary.unchanged == 14 and embedder.embedded == 0
+    assert vectors_by_path(lib) == before and lib.status().root_online
+
+
+def test_cli_reports_the_offline_folder(tmp_path, cli):
+    root, library = tmp_path / "photos", tmp_path / "library"
+    add_photos(root, range(6))
+    argv = ["index", str(root), "--library", str(library), "--model", "tiny-test", "--workers", "0"]
+    assert cli.run(argv, output=tmp_path / "1.txt")[0] == 0
+    root.rename(tmp_path / "unplugged")
+    returncode, out = cli.run(argv, output=tmp_path / "2.txt")
+    assert returncode == 3 and "missing or unmounted: nothing was changed" in out, out
+    returncode, out = cli.run(["status", "--library", str(library)], output=tmp_path / "3.txt")
+    assert returncode == 0 and "OFFLINE" in out and "photos       : 6" in out, out
+    (tmp_path / "unplugged").rename(root)
+    returncode, out = cli.run(argv, output=tmp_path / "4.txt")
+    assert returncode == 0 and "unchanged 6" in out and "added 0" in out, out
+
+
+# -- promise 5: moves ---------------------------------------------------------------------------------
+
+def move(root: Path, source: str, destination: str) -> None:
+    (root / destination).parent.mkdir(parents=True, exist_ok=True)
+    os.replace(root / source, root / destination)
+
+
+MOVES = {
+    "rename a file": [("p0001.jpg", "renamed.jpg")],
+    "move into a new folder": [("p0002.jpg", "new/deeper/p0002.jpg")],
+    "rename a folder tree": [("2023", "2023-trips")],
+    "move a folder into another": [("2023/summer", "archive/summer")],
+    "swap two names": [("p0003.jpg", "tmp.jpg"), ("p0004.jpg", "p0003.jpg"), ("tmp.jpg", "p0004.jpg")],
+    "move over another file": [("p0005.jpg", "p0006.jpg")],
+    "rotate three names": [("p0000.jpg", "x.jpg"), ("p0001.jpg", "p0000.jpg"), ("p0002.jpg", "p0001.jpg"),
+                           ("x.jpg", "p0002.jpg")],
+}
+
+
+@pytest.mark.parametrize("moves", list(MOVES))
+def test_moves_keep_their_vectors(indexed, moves):
+    root, lib, embedder = indexed
+    contents = {path: (root / path).read_bytes() for path in vectors_by_path(lib)}
+    before = vectors_by_path(lib)
+    for source, destination in MOVES[moves]:
+        move(root, source, destination)
+    now = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.jpg")}
+    vector_of_content = {contents[path]: vector for path, vector in before.items()}
+
+    summary = index(lib, embedder)
+    assert embedder.embedded == 0 and summary.added == 0, "a pure move embeds nothing"
+    assert vectors_by_path(lib) == {path: vector_of_content[data] for path, data in now.items()}
+    assert summary.removed == len(before) - len(now)
+    lib.close()
+    assert check_saved_index(lib.library_dir, database_vectors(lib.library_dir))
+
+
+def test_copy_then_delete_with_new_times_and_a_touch_keep_their_vectors(indexed):
+    """What a file manager does across drives (new mtime) and what a sync tool may do (mtime only)."""
+    root, lib, embedder = indexed
+    before = vectors_by_path(lib)
+    shutil.copyfile(root / "p0007.jpg", root / "copied.jpg")  # no metadata: a new mtime
+    (root / "p0007.jpg").unlink()
+    os.utime(root / "p0006.jpg", ns=(0, 1_000_000_000))
+    summary = index(lib, embedder)
+    assert embedder.embedded == 0 and summary.moved == 1 and summary.unchanged == 13
+    after = vectors_by_path(lib)
+    assert after["copied.jpg"] == before["p0007.jpg"] and after["p0006.jpg"] == before["p0006.jpg"]
+    assert index(lib, embedder).unchanged == 14, "the new mtimes are recorded"
+
+
+def test_edited_photo_is_embedded_again(indexed):
+    root, lib, embedder = indexed
+    add_photos(root, range(90, 91), prefix="edit")
+    os.replace(root / "edit0090.jpg", root / "p0002.jpg")  # edited in place by an app
+    summary = index(lib, embedder)
+    assert embedder.embedded == 1 and summary.updated == 1 and summary.removed == 0
