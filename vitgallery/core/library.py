@@ -35,6 +35,10 @@ def default_library_dir(root: Path) -> Path:
     return Path(user_data_dir("vitgallery", appauthor=False)) / "libraries" / f"{root.name or 'root'}-{key}"
 
 
+def _is_under(path: str, folders: list[str]) -> bool:
+    return any(path == folder or path.startswith(folder + "/") for folder in folders)
+
+
 class LibraryError(Exception):
     """A problem the user must act on (no library, wrong folder, empty library...)."""
 
@@ -224,7 +228,7 @@ class Library:
             summary.offline = True
             self._notice(f"{self.root} holds no photos now (unmounted?): nothing was removed from the library")
             return summary
-        to_embed = self._plan(scan.files, known, index, summary)
+        to_embed = self._plan(scan.files, known, index, summary, scan.unreachable)
         for rel, reason in scan.problems:  # listed with the skipped files, so the user can find them
             self.store.record_skipped(rel, 0, 0, reason)
             summary.note_skip(reason)
@@ -238,7 +242,7 @@ class Library:
         return summary
 
     def _plan(self, found: list[FoundFile], known: dict[str, FileRow], index: VectorIndex,
-              summary: IndexSummary) -> list[FoundFile]:
+              summary: IndexSummary, unreachable: list[str]) -> list[FoundFile]:
         """Sort found files into unchanged / moved / to embed; remove rows whose content is gone.
 
         An embedded content keeps its vector wherever it went: a moved or renamed file or folder, a
@@ -260,8 +264,12 @@ class Library:
                 continue
             candidates.append(f)
 
+        offline = {path for path in known if path not in found_paths and _is_under(path, unreachable)}
+        if offline:
+            self._notice(f"{len(offline)} photos under {', '.join(sorted(unreachable))} cannot be reached now "
+                         "(an unreadable folder, or a link to an unplugged drive): they stay in the library")
         # Rows whose content is no longer at their path; it may be at one of the candidates' paths.
-        displaced = [row for path, row in known.items() if path not in found_paths]
+        displaced = [row for path, row in known.items() if path not in found_paths and path not in offline]
         displaced += [known[f.path] for f in candidates if f.path in known]
         by_size: dict[int, list[FileRow]] = {}
         for row in displaced:

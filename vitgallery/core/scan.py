@@ -24,6 +24,9 @@ class FoundFile:
 class ScanResult:
     files: list[FoundFile] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+    # Relative folders (and links) whose content cannot be seen now: unreadable, or a link to an
+    # unplugged drive. What the library knows under them is offline, not deleted.
+    unreachable: list[str] = field(default_factory=list)
 
 
 def root_is_available(root: Path) -> bool:
@@ -42,6 +45,7 @@ def scan_root(root: Path) -> ScanResult:
     def on_error(error: OSError) -> None:
         rel = _relative(root, Path(error.filename)) if error.filename else "."
         result.problems.append((rel, f"cannot read folder: {error.strerror or error}"))
+        result.unreachable.append(rel)
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
         try:
@@ -55,13 +59,20 @@ def scan_root(root: Path) -> ScanResult:
         seen_dirs.add((st.st_dev, st.st_ino))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in SUPPORTED_EXTENSIONS:
+            if name.startswith("."):
                 continue
             full = os.path.join(dirpath, name)
+            if os.path.splitext(name)[1].lower() not in SUPPORTED_EXTENSIONS:
+                # os.walk lists a link to a folder that is gone (an unplugged drive) among the files.
+                if os.path.islink(full) and not os.path.exists(full):
+                    result.unreachable.append(_relative(root, Path(full)))
+                continue
             try:
                 fst = os.stat(full)
             except FileNotFoundError:
-                continue  # vanished between listing and stat
+                if os.path.islink(full):
+                    result.unreachable.append(_relative(root, Path(full)))
+                continue  # else it vanished between listing and stat
             except OSError as exc:
                 result.problems.append((_relative(root, Path(full)), f"cannot read file: {exc.strerror or exc}"))
                 continue
