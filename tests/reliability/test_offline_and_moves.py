@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,62 @@ def test_edited_photo_is_embedded_again(indexed):
     os.replace(root / "edit0090.jpg", root / "p0002.jpg")  # edited in place by an app
     summary = index(lib, embedder)
     assert embedder.embedded == 1 and summary.updated == 1 and summary.removed == 0
+
+
+def test_linked_folder_on_an_unplugged_drive_keeps_its_photos(tmp_path):
+    root, drive = tmp_path / "photos", tmp_path / "usb-drive"
+    add_photos(root, range(4))
+    add_photos(drive / "camera", range(4, 10))
+    (root / "camera").symlink_to(drive / "camera", target_is_directory=True)
+    (root / "favourite.jpg").symlink_to(drive / "camera" / "p0005.jpg")
+    lib = Library.open(root, tmp_path / "library")
+    embedder = counting_embedder()
+    index(lib, embedder)
+    before = vectors_by_path(lib)
+    assert len(before) == 11
+
+    drive.rename(tmp_path / "usb-drive-unplugged")
+    summary = index(lib, embedder)
+    assert summary.removed == 0 and vectors_by_path(lib) == before
+    assert any("7 photos under camera, favourite.jpg cannot be reached now" in n for n in lib.notices)
+
+    (tmp_path / "usb-drive-unplugged").rename(drive)
+    embedder.embedded = 0
+    summary = index(lib, embedder)
+    assert summary.unchanged == 11 and embedder.embedded == 0 and vectors_by_path(lib) == before
+
+    (root / "camera").unlink()  # the link itself removed: now the photos are really gone from the folder
+    summary = index(lib, embedder)
+    assert summary.removed == 6 and len(vectors_by_path(lib)) == 5
+    lib.close()
+
+
+def test_unreadable_folder_keeps_its_photos(tmp_path, cli):
+    """Run as an unprivileged user (root reads every folder)."""
+    shared = Path(tempfile.mkdtemp(prefix="vg-unreadable-folder-"))
+    try:
+        shared.chmod(0o777)
+        root, library = shared / "photos", shared / "library"
+        add_photos(root, range(3))
+        add_photos(root / "private", range(3, 7))
+        user = 65534 if os.geteuid() == 0 else None
+        if user is not None:
+            for path in [shared, *shared.rglob("*")]:
+                os.chown(path, user, user)
+        options = {"user": user, "env": {"XDG_DATA_HOME": str(shared / "xdg")}}
+        argv = ["index", str(root), "--library", str(library), "--model", "tiny-test", "--workers", "0"]
+        assert cli.run(argv, output=tmp_path / "1.txt", **options)[0] == 0
+
+        (root / "private").chmod(0)
+        returncode, out = cli.run(argv, output=tmp_path / "2.txt", **options)
+        assert returncode == 0 and "removed 0" in out and "4 photos under private cannot be reached now" in out, out
+        returncode, out = cli.run(["status", "--library", str(library)], output=tmp_path / "3.txt", **options)
+        assert "photos       : 7" in out and "skipped private: cannot read folder" in out, out
+
+        (root / "private").chmod(0o755)
+        returncode, out = cli.run(argv, output=tmp_path / "4.txt", **options)
+        assert returncode == 0 and "unchanged 7" in out and "skipped 0" in out, out
+    finally:
+        for path in [shared, *shared.rglob("*")]:
+            path.chmod(0o777)
+        shutil.rmtree(shared)
