@@ -402,13 +402,16 @@ class Library:
     def _stored_row(self, path: Path) -> FileRow | None:
         try:
             rel = path.relative_to(self.root).as_posix()
-            st = path.stat()
-        except (ValueError, OSError):
+        except ValueError:
             return None
         row = self.store.file_by_path(rel)
-        if row is None or row.size != st.st_size or row.mtime_ns != st.st_mtime_ns:
+        if row is None:
             return None
-        return row
+        try:
+            st = path.stat()
+        except OSError:
+            return row  # offline (an unplugged drive): its stored vector still stands for it
+        return row if (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns) else None
 
     # -- listing -----------------------------------------------------------------------------------
 
