@@ -49,8 +49,9 @@ def test_unplugged_folder_keeps_every_entry_and_comes_back(indexed, tmp_path):
     summary = index(lib, embedder)
     assert summary.offline and summary.removed == 0
     assert vectors_by_path(lib) == before and not lib.status().root_online
+    assert len(lib.search(root / "p0003.jpg", k=3)) == 3, "an offline photo is found by its stored vector"
     assert len(lib.search(tmp_path / "unplugged" / "p0003.jpg", k=3, embedder=embedder)) == 3, \
-        "the offline library still answers searches"
+        "the offline library still answers other queries"
 
     root.mkdir()  # the empty mount point of an unplugged drive
     assert index(lib, embedder).offline and vectors_by_path(lib) == before
