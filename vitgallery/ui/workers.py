@@ -70,7 +70,6 @@ class SearchResult:
     request_id: int
     hits: list[SearchHit]
     query_image: QImage
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -289,7 +288,6 @@ class SearchWorker(QObject):
     def search(self, request: SearchRequest) -> None:
         if self._is_stale(request.request_id):
             return
-        started = time.perf_counter()
         try:
             try:
                 query_image = decode_scaled(request.query, QUERY_PREVIEW_SIZE)
@@ -307,7 +305,7 @@ class SearchWorker(QObject):
         except Exception as error:  # noqa: BLE001 - relayed to the window as a message
             self.failed.emit(request.request_id, describe_error(error))
             return
-        self.finished.emit(SearchResult(request.request_id, hits, query_image, time.perf_counter() - started))
+        self.finished.emit(SearchResult(request.request_id, hits, query_image))
 
 
 class ListingSignals(QObject):
