@@ -11,6 +11,8 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from vitgallery.core.actions import ActionError, GroupSelection, export_list
+from vitgallery.core.duplicates import DEFAULT_THRESHOLD, KeepRule, choose_keeper, scan_duplicates
 from vitgallery.core.imageio import DecodeError
 from vitgallery.core.library import IndexProgress, IndexSummary, Library, LibraryError
 from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
@@ -18,8 +20,8 @@ from vitgallery.core.store import StoreError
 
 log = logging.getLogger("vitgallery")
 
-COMMANDS = ("index", "search", "status")
-USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError)
+COMMANDS = ("index", "search", "status", "duplicates")
+USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError)
 
 
 def last_library_file() -> Path:
@@ -175,6 +177,62 @@ def cmd_status(args: argparse.Namespace) -> int:
         library.close()
 
 
+def cmd_duplicates(args: argparse.Namespace) -> int:
+    library = open_library_arg(args.library)
+    try:
+        rule = KeepRule(args.keep)
+        if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
+            raise LibraryError("--keep folder needs --prefer FOLDER")
+        prefer = Path(args.prefer).expanduser().absolute() if args.prefer else None
+        is_tty = sys.stderr.isatty()
+
+        def progress(p) -> None:
+            if is_tty and p.total:
+                sys.stderr.write(f"\r\033[K{p.phase} {p.done}/{p.total}")
+                sys.stderr.flush()
+
+        scan = scan_duplicates(library, progress=progress)
+        if is_tty:
+            sys.stderr.write("\r\033[K")
+        groups = scan.groups(args.threshold, include_decided=args.all)
+        keepers = [choose_keeper(g.members, rule, prefer) for g in groups]
+        hidden = 0 if args.all else scan.hidden_count(args.threshold)
+        if args.export:
+            selections = [GroupSelection(g.members, frozenset({k.path})) for g, k in zip(groups, keepers, strict=True)]
+            export_list(library.store, selections, Path(args.export))
+        if args.json:
+            print(json.dumps({
+                "threshold": args.threshold, "keep_rule": rule.value, "hidden_by_decisions": hidden,
+                "groups": [{"key": g.key, "members": [
+                    {"path": str(m.path), "keep": m is k, "size": m.size, "width": m.width, "height": m.height,
+                     "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(m.date)),
+                     "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4)}
+                    for m in g.members]} for g, k in zip(groups, keepers, strict=True)],
+                "problems": [{"path": str(path), "reason": reason} for path, reason in scan.problems],
+            }, indent=1))
+            return 0
+        photos = sum(len(g.members) for g in groups)
+        print(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates, {photos} photos "
+              f"(threshold {args.threshold:.2f}, keeping the {rule.label})")
+        for number, (group, keeper) in enumerate(zip(groups, keepers, strict=True), 1):
+            print(f"\ngroup {number}: {len(group.members)} photos, {_megabytes(group.total_size)}")
+            for m in group.members:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
+                print(f"  {'keep' if m is keeper else '    '}  {m.width}x{m.height:<6} {_megabytes(m.size):>9}  "
+                      f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {m.path}")
+        if hidden:
+            print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
+        for path, reason in scan.problems:
+            print(f"not checked: {path}: {reason}", file=sys.stderr)
+        return 0
+    finally:
+        library.close()
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vitgallery", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
@@ -202,6 +260,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what the library holds")
     p.add_argument("--library")
     p.set_defaults(run=cmd_status)
+
+    p = sub.add_parser("duplicates", help="groups of near-duplicate photos (bursts, re-saves, edits, crops)")
+    p.add_argument("--library")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"0..1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--keep", default=KeepRule.RESOLUTION.value, choices=[r.value for r in KeepRule],
+                   help="which photo of a group to mark as kept")
+    p.add_argument("--prefer", metavar="FOLDER", help="the preferred folder for --keep folder")
+    p.add_argument("--all", action="store_true", help="also show groups you marked 'not duplicates' or 'keep all'")
+    p.add_argument("--export", metavar="FILE", help="also write the groups to FILE (.csv or .json)")
+    p.add_argument("--json", action="store_true", help="print the groups as JSON")
+    p.set_defaults(run=cmd_duplicates)
     return parser
 
 

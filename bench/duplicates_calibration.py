@@ -1,0 +1,203 @@
+"""Calibrate and check the duplicate threshold on the benchmark corpora.
+
+For each corpus (made by ../shared/bench/make_corpus.py) its dup/ and sem/ images are indexed once
+into LIBS/<corpus name>-dup and -sem (skipped when the library exists), scanned once with
+vitgallery.core.duplicates.scan_duplicates (the pair evidence is cached next to the library), then
+grouped at each threshold:
+
+- dup: precision and recall of "same group" pairs against truth.json (x* distractors are singletons);
+- sem: no two images are duplicates (every one is a different stamp), so every image put into a
+  group is wrong: the share of sem images grouped.
+
+    python bench/duplicates_calibration.py /tmp/vg-corpus /tmp/vg-corpus-s2 /tmp/vg-corpus-h3 \\
+        --libs /tmp/dup-libs --weights /work/weights/dinov2_vits14_pretrain.pth [--fit] [--phash]
+
+--fit fits pair_score's logistic weights on the first corpus (dup pairs labelled by truth, every sem
+pair negative) and prints them; --phash adds the 64-bit perceptual-hash baseline (needs imagehash).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import pickle
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vitgallery.core import duplicates  # noqa: E402
+from vitgallery.core.duplicates import PairEvidence, pair_score, scan_duplicates, seed_groups  # noqa: E402
+from vitgallery.core.library import Library  # noqa: E402
+
+THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+CACHE_NAME = "duplicate-scan.pkl"
+
+
+def library_for(images: Path, library_dir: Path, weights: str | None) -> Library:
+    library = Library.open(images, library_dir)
+    if library.store.count_files() == 0:
+        from vitgallery.core.models import load_embedder
+
+        embedder = load_embedder("dinov2-s14", weights=weights)
+        print(f"indexing {images} into {library_dir}", file=sys.stderr)
+        library.index(embedder)
+    return library
+
+
+def scanned(images: Path, library_dir: Path, weights: str | None) -> tuple[dict[int, str], list[PairEvidence]]:
+    """(file id -> image name, pair evidence), from the cache when the library has not changed."""
+    cache = library_dir / CACHE_NAME
+    library = library_for(images, library_dir, weights)
+    try:
+        generation = library.store.generation
+        if cache.exists():
+            saved = pickle.loads(cache.read_bytes())
+            if saved["generation"] == generation and saved["version"] == _scan_version():
+                return saved["names"], saved["pairs"]
+        started = time.monotonic()
+        scan = scan_duplicates(library)
+        print(f"scanned {library_dir.name}: {len(scan.pairs)} pairs in {time.monotonic() - started:.0f} s",
+              file=sys.stderr)
+        names = {file_id: Path(row.path).name for file_id, row in scan.files.items()}
+        cache.write_bytes(pickle.dumps({"generation": generation, "version": _scan_version(),
+                                        "names": names, "pairs": scan.pairs}))
+        return names, scan.pairs
+    finally:
+        library.close()
+
+
+def _scan_version() -> tuple:
+    """What changes the evidence a scan produces (not the score): a new value rescans."""
+    return (duplicates.NEIGHBOURS, duplicates.WHITENING_POWER, duplicates.KEYPOINT_SIDE, duplicates.MIN_KEYPOINT_SIDE,
+            duplicates.MIRROR_TRY_BELOW, duplicates.AGREEMENT_SIDE, duplicates.AGREEMENT_WINDOW,
+            duplicates.AGREEMENT_MIN_WINDOWS, duplicates.FLAT_STD)
+
+
+def rescored(pairs: list[PairEvidence], score=pair_score) -> list[PairEvidence]:
+    return [replace(p, score=score(p.whitened, p.inliers, p.agreement)) for p in pairs]
+
+
+def grouped_pairs(names: dict[int, str], pairs: list[PairEvidence], threshold: float) -> tuple[set, set]:
+    """(pairs of names put in one group, names put in any group)."""
+    together, members = set(), set()
+    for seed, links in seed_groups(pairs, threshold):
+        group = sorted(names[i] for i in (seed, *links))
+        members.update(group)
+        together.update(itertools.combinations(group, 2))
+    return together, members
+
+
+def dup_truth(corpus: Path) -> set[tuple[str, str]]:
+    truth = json.loads((corpus / "dup" / "truth.json").read_text())
+    return {pair for names in truth["groups"].values() for pair in itertools.combinations(sorted(names), 2)}
+
+
+def measure(corpus: Path, dup: tuple, sem: tuple, threshold: float) -> dict:
+    truth = dup_truth(corpus)
+    together, _ = grouped_pairs(*dup, threshold)
+    right = len(together & truth)
+    _, sem_members = grouped_pairs(*sem, threshold)
+    wrong = Counter(tuple(sorted({a.split("_")[0], b.split("_")[0]})) for a, b in together - truth)
+    return {"precision": right / len(together) if together else 1.0, "recall": right / len(truth),
+            "pairs": len(together), "sem_grouped": len(sem_members) / len(sem[0]), "sem_images": len(sem_members),
+            "worst_wrong": wrong.most_common(4)}
+
+
+def fit(dup: tuple, sem: tuple, corpus: Path) -> None:
+    """Logistic regression (Newton's method, classes weighted equally) of 'same group' on the features."""
+    truth = dup_truth(corpus)
+    rows, labels = [], []
+    for (names, pairs), positive in ((dup, True), (sem, False)):
+        for p in pairs:
+            rows.append([1.0, p.whitened, math.log1p(p.inliers), p.agreement])
+            labels.append(positive and tuple(sorted((names[p.a], names[p.b]))) in truth)
+    x, y = np.array(rows), np.array(labels, float)
+    weight = np.where(y > 0, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
+    beta = np.zeros(x.shape[1])
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-x @ beta))
+        gradient = x.T @ (weight * (p - y)) + 1e-3 * beta
+        hessian = (x * (weight * p * (1 - p))[:, None]).T @ x + 1e-3 * np.eye(len(beta))
+        beta -= np.linalg.solve(hessian, gradient)
+    print("fitted: bias {:.2f}, whitened {:.2f}, log1p(inliers) {:.2f}, agreement {:.2f}".format(*beta))
+
+
+def phash_baseline(corpus: Path, max_distance: int = 10) -> None:
+    try:
+        import imagehash
+        from PIL import Image
+    except ImportError:
+        print("phash baseline skipped: pip install imagehash")
+        return
+    for task in ("dup", "sem"):
+        images = sorted((corpus / task / "images").iterdir())
+        hashes = {p.name: imagehash.phash(Image.open(p)) for p in images}
+        near = {(a, b) for a, b in itertools.combinations(sorted(hashes), 2) if hashes[a] - hashes[b] <= max_distance}
+        if task == "dup":
+            truth = dup_truth(corpus)
+            parent = {n: n for n in hashes}
+
+            def root(n: str) -> str:
+                while parent[n] != n:
+                    n = parent[n]
+                return n
+
+            for a, b in near:
+                parent[root(a)] = root(b)
+            components: dict[str, list[str]] = {}
+            for n in hashes:
+                components.setdefault(root(n), []).append(n)
+            together = {pair for g in components.values() for pair in itertools.combinations(sorted(g), 2)}
+            right = len(together & truth)
+            print(f"  phash<={max_distance} dup: precision {right / max(1, len(together)):.3f} "
+                  f"recall {right / len(truth):.3f}")
+        else:
+            grouped = {n for pair in near for n in pair}
+            print(f"  phash<={max_distance} sem: grouped {len(grouped) / len(hashes):.3f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("corpora", nargs="+", type=Path)
+    parser.add_argument("--libs", type=Path, default=Path("/tmp/dup-libs"))
+    parser.add_argument("--weights", help="DINOv2 ViT-S/14 weights file (for indexing a corpus)")
+    parser.add_argument("--fit", action="store_true", help="fit pair_score on the first corpus and print it")
+    parser.add_argument("--phash", action="store_true", help="add the perceptual-hash baseline")
+    args = parser.parse_args()
+
+    results = {}
+    for corpus in args.corpora:
+        name = corpus.name
+        dup = scanned(corpus / "dup" / "images", args.libs / f"{name}-dup", args.weights)
+        sem = scanned(corpus / "sem" / "images", args.libs / f"{name}-sem", args.weights)
+        dup, sem = (dup[0], rescored(dup[1])), (sem[0], rescored(sem[1]))
+        if args.fit and corpus == args.corpora[0]:
+            fit(dup, sem, corpus)
+        print(f"\n{name}: {len(dup[0])} dup images, {len(sem[0])} sem images")
+        print("  threshold  precision  recall  grouped-pairs  sem-grouped")
+        for threshold in sorted({*THRESHOLDS, duplicates.DEFAULT_THRESHOLD}):
+            r = measure(corpus, dup, sem, threshold)
+            mark = "  <- default" if threshold == duplicates.DEFAULT_THRESHOLD else ""
+            print(f"  {threshold:9.2f}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['pairs']:13d}  "
+                  f"{r['sem_grouped']:6.3f} ({r['sem_images']}){mark}")
+        results[name] = measure(corpus, dup, sem, duplicates.DEFAULT_THRESHOLD)
+        print(f"  wrong pairs at the default, by groups involved: {results[name]['worst_wrong']}")
+        if args.phash:
+            phash_baseline(corpus)
+    print("\nat the default threshold", duplicates.DEFAULT_THRESHOLD)
+    for name, r in results.items():
+        print(f"  {name}: precision {r['precision']:.3f}  recall {r['recall']:.3f}  "
+              f"sem grouped {r['sem_grouped']:.3f} ({r['sem_images']} images)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PIL import ImageEnhance, ImageOps
+
+from tests.photos import make_photo
+from vitgallery.core.duplicates import (
+    DEFAULT_THRESHOLD,
+    DuplicateMember,
+    KeepRule,
+    PairEvidence,
+    choose_keeper,
+    decide,
+    pair_score,
+    scan_duplicates,
+    seed_groups,
+)
+from vitgallery.core.library import Library
+from vitgallery.core.models import load_embedder
+
+EDITED = (1, 4, 6)  # the base photos that get near-duplicates
+DISTINCT = (0, 2, 3, 5, 7)
+
+
+def write_near_duplicates(root: Path) -> dict[int, set[str]]:
+    """Eight distinct photos; three of them also re-saved, shrunk, cropped and mirrored-brightened.
+    Returns the expected groups as sets of file names, by base seed."""
+    root.mkdir(parents=True)
+    expected = {}
+    for seed in EDITED + DISTINCT:
+        make_photo(seed, (480, 360)).save(root / f"p{seed}.jpg", quality=92)
+    for seed in EDITED:
+        im = make_photo(seed, (480, 360))
+        im.save(root / f"p{seed}_resaved.jpg", quality=55)
+        im.resize((240, 180)).save(root / f"p{seed}_small.jpg", quality=85)
+        im.crop((40, 30, 440, 330)).save(root / f"p{seed}_crop.jpg", quality=90)
+        ImageEnhance.Brightness(ImageOps.mirror(im)).enhance(1.2).save(root / f"p{seed}_flip.jpg", quality=90)
+        expected[seed] = {f"p{seed}{suffix}.jpg" for suffix in ("", "_resaved", "_small", "_crop", "_flip")}
+    return expected
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return load_embedder("tiny-test")
+
+
+@pytest.fixture
+def library(tmp_path, embedder):
+    root = tmp_path / "photos"
+    library = Library.open(root if root.exists() else _with_photos(root), tmp_path / "library")
+    library.index(embedder, decode_workers=0)
+    yield library
+    library.close()
+
+
+def _with_photos(root: Path) -> Path:
+    write_near_duplicates(root)
+    return root
+
+
+def names(group) -> set[str]:
+    return {m.path.name for m in group.members}
+
+
+def expected_groups(root: Path) -> list[set[str]]:
+    return sorted(({f"p{s}{x}.jpg" for x in ("", "_resaved", "_small", "_crop", "_flip")} for s in EDITED), key=min)
+
+
+def test_groups_of_generated_near_duplicates(library):
+    scan = scan_duplicates(library, workers=1)
+    groups = scan.groups(DEFAULT_THRESHOLD)
+    assert sorted((names(g) for g in groups), key=min) == expected_groups(library.root)
+    assert not scan.problems and not scan.cancelled
+    for group in groups:
+        seed = group.members[0]
+        assert seed.similarity == 1.0 and all(0 < m.similarity <= 1 for m in group.members)
+        assert all(m.width > 0 and m.height > 0 and m.size > 0 and m.sharpness > 0 for m in group.members)
+        assert group.total_size == sum(m.path.stat().st_size for m in group.members)
+
+
+def test_the_threshold_trades_groups_for_certainty(library):
+    scan = scan_duplicates(library, workers=1)
+    grouped = [sum(len(g.members) for g in scan.groups(t)) for t in (0.01, 0.2, DEFAULT_THRESHOLD, 0.9, 0.999)]
+    assert grouped == sorted(grouped, reverse=True) and grouped[0] > grouped[2] > grouped[-1]
+
+
+def test_a_rescan_gives_the_same_groups(library):
+    first = scan_duplicates(library, workers=2).groups()
+    second = scan_duplicates(library, workers=1).groups()
+    assert [g.key for g in first] == [g.key for g in second]
+
+
+def test_a_photo_gone_or_changed_since_indexing_is_reported_and_left_out(library):
+    (library.root / "p4_small.jpg").unlink()
+    os.utime(library.root / "p1_crop.jpg", ns=(1, 1))
+    scan = scan_duplicates(library, workers=1)
+    problems = {path.name: why for path, why in scan.problems}
+    assert problems == {"p4_small.jpg": "vanished since it was indexed",
+                        "p1_crop.jpg": "changed since it was indexed: index the folder again"}
+    found = {frozenset(names(g)) for g in scan.groups()}
+    assert frozenset(expected_groups(library.root)[1] - {"p4_small.jpg"}) in found
+    assert all("p1_crop.jpg" not in group for group in found)
+
+
+def test_cancel_stops_the_scan(library):
+    import threading
+
+    cancel = threading.Event()
+    seen = []
+
+    def progress(p):
+        seen.append(p.phase)
+        if p.phase == "keypoints":
+            cancel.set()
+
+    scan = scan_duplicates(library, progress=progress, cancel=cancel, workers=1)
+    assert scan.cancelled and not scan.pairs and "verifying" not in seen
+
+
+def test_decisions_persist_across_a_rescan_until_a_member_changes(library, embedder):
+    scan = scan_duplicates(library, workers=1)
+    by_seed = {min(names(g)): g for g in scan.groups()}
+    decide(library.store, by_seed["p1.jpg"], "not_duplicates")
+    decide(library.store, by_seed["p4.jpg"], "keep_all")
+    library.close()
+
+    library = Library.open(library_dir=library.library_dir)  # as on the next start of the app
+    library.index(embedder, decode_workers=0)
+    scan = scan_duplicates(library, workers=1)
+    assert [min(names(g)) for g in scan.groups()] == ["p6.jpg"]
+    assert scan.hidden_count() == 2
+    assert {min(names(g)) for g in scan.groups(include_decided=True)} == {"p1.jpg", "p4.jpg", "p6.jpg"}
+
+    # a member of the p1 group is edited (new content), a new copy of p4 arrives
+    make_photo(1, (480, 360)).save(library.root / "p1_resaved.jpg", quality=70)
+    make_photo(4, (480, 360)).resize((360, 270)).save(library.root / "p4_new_copy.jpg", quality=80)
+    # a member of the p6 group leaves: the rest of a decided group would stay hidden
+    library.index(embedder, decode_workers=0)
+    scan = scan_duplicates(library, workers=1)
+    shown = {min(names(g)): names(g) for g in scan.groups()}
+    assert set(shown) == {"p1.jpg", "p4.jpg", "p6.jpg"}
+    assert "p4_new_copy.jpg" in shown["p4.jpg"]
+    library.close()
+
+
+def test_a_decided_group_that_loses_a_member_stays_hidden(library, embedder):
+    scan = scan_duplicates(library, workers=1)
+    group = next(g for g in scan.groups() if "p6.jpg" in names(g))
+    decide(library.store, group, "keep_all")
+    (library.root / "p6_small.jpg").unlink()
+    library.index(embedder, decode_workers=0)
+    assert all("p6.jpg" not in names(g) for g in scan_duplicates(library, workers=1).groups())
+
+
+# -- pure parts ------------------------------------------------------------------------------------
+
+def pair(a: int, b: int, score: float) -> PairEvidence:
+    return PairEvidence(a, b, 0.9, 0.9, 20, 1.0, score)
+
+
+def test_a_chain_does_not_join_photos_that_do_not_match():
+    # 1~2~3~4~5: each matches only its neighbours; a connected component would be one group of five
+    groups = seed_groups([pair(1, 2, 0.9), pair(2, 3, 0.9), pair(3, 4, 0.9), pair(4, 5, 0.9)], 0.5)
+    assert all(len(members) <= 2 for _, members in groups)
+    assert sorted(sorted({seed, *members}) for seed, members in groups) == [[1, 2, 3], [4, 5]]
+
+
+def test_a_star_around_the_original_is_one_group():
+    # the original (1) matches all its crops; two crops that do not overlap do not match each other
+    groups = seed_groups([pair(1, 2, 0.9), pair(1, 3, 0.8), pair(1, 4, 0.95), pair(2, 3, 0.2)], 0.5)
+    assert groups == [(1, {2: 0.9, 3: 0.8, 4: 0.95})]
+    assert seed_groups([pair(1, 2, 0.4)], 0.5) == []
+
+
+def test_pair_score_rises_with_each_kind_of_evidence():
+    base = pair_score(0.5, 10, 0.5)
+    assert 0 < base < 1
+    assert pair_score(0.8, 10, 0.5) > base and pair_score(0.5, 40, 0.5) > base and pair_score(0.5, 10, 0.9) > base
+    assert pair_score(0.2, 0, 0.0) < 0.01, "unverified photos that merely look alike are not duplicates"
+
+
+def member(name: str, *, width=100, height=100, size=1000, taken=None, mtime=0.0, sharp=1.0) -> DuplicateMember:
+    return DuplicateMember(0, Path("/photos") / name, size, int(mtime * 1e9), name, width, height, taken, sharp)
+
+
+def test_keep_rules():
+    big = member("a/big.jpg", width=4000, height=3000, size=3_000_000, taken=200.0, sharp=5.0)
+    heavy = member("b/heavy.png", width=2000, height=1500, size=9_000_000, taken=100.0, sharp=50.0)
+    new = member("c/new.jpg", width=800, height=600, size=200_000, mtime=900.0, sharp=80.0)
+    group = [heavy, new, big]
+    assert choose_keeper(group, KeepRule.RESOLUTION) is big
+    assert choose_keeper(group, KeepRule.FILE_SIZE) is heavy
+    assert choose_keeper(group, KeepRule.OLDEST) is heavy, "the EXIF date counts, not the file date"
+    assert choose_keeper(group, KeepRule.NEWEST) is new, "without EXIF the file's time counts"
+    assert choose_keeper(group, KeepRule.SHARPEST) is new
+    assert choose_keeper(group, KeepRule.PREFERRED_FOLDER, Path("/photos/b")) is heavy
+    assert choose_keeper(group, KeepRule.PREFERRED_FOLDER, Path("/elsewhere")) is big, "falls back to resolution"
+    with pytest.raises(ValueError):
+        choose_keeper(group, KeepRule.PREFERRED_FOLDER)
+
+
+def test_keep_rule_ties_break_by_resolution_then_path():
+    small = member("b/x.jpg", width=100, height=100, sharp=7.0)
+    large = member("a/y.jpg", width=200, height=200, sharp=7.0)
+    assert choose_keeper([small, large], KeepRule.SHARPEST) is large
+    in_folder = [member("keep/1.jpg", width=300, height=300), member("keep/2.jpg", width=600, height=600),
+                 member("other/3.jpg", width=900, height=900)]
+    assert choose_keeper(in_folder, KeepRule.PREFERRED_FOLDER, Path("/photos/keep")).path.name == "2.jpg"
+    twins = [member("b.jpg"), member("a.jpg")]
+    assert choose_keeper(twins, KeepRule.RESOLUTION).path.name == "a.jpg"
