@@ -73,10 +73,13 @@ def test_sigkill_at_random_moments_loses_at_most_the_batch_in_flight(tmp_path, c
         return returncode, embedded
 
     def during_start_up(embed_log: Path) -> None:  # model, database, index file, scan
-        time.sleep(rng.uniform(0, 0.4))
+        time.sleep(rng.uniform(0, start_up_s))
 
     def after_first_batch(embed_log: Path) -> None:  # embedding, committing batches, saving the index
+        nonlocal start_up_s
+        started = time.monotonic()
         wait_for_bytes(embed_log)
+        start_up_s = (start_up_s + time.monotonic() - started) / 2
         time.sleep(rng.uniform(0, delay_s))
 
     argv = ["index", str(root), "--library", str(library), "--model", "tiny-test",
@@ -85,6 +88,7 @@ def test_sigkill_at_random_moments_loses_at_most_the_batch_in_flight(tmp_path, c
     kills, runs, total_embedded, total_lost = 0, 0, 0, 0
     landed = {"before embedding": 0, "while embedding": 0, "after embedding": 0}
     delay_s = 0.3  # adapts so that most kills after the first batch land while embedding goes on
+    start_up_s = 0.2  # follows how long a run takes to embed its first batch
     before: dict[int, np.ndarray] = {}
     while kills < KILLS:
         runs += 1
