@@ -300,11 +300,10 @@ class Embedder:
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """The whole image resized (not cropped) to the model input, as uint8 HxWx3."""
+        # The very resize of imageio.decode_for_model: a query photo gets the pixels it was indexed with.
         size = self.input_size
-        image = image.convert("RGB")
-        if image.width > 2 * size and image.height > 2 * size:
-            image = image.reduce(max(1, min(image.width, image.height) // (2 * size)))
-        return np.asarray(image.resize((size, size), Image.BICUBIC), dtype=np.uint8)
+        resized = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        return np.asarray(resized, dtype=np.uint8)
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
