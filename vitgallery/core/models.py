@@ -205,11 +205,11 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 def cpu_has_native_bf16() -> bool:
-    """True where oneDNN runs bf16 matrix products in hardware (AVX512-BF16 or AMX); elsewhere bf16 is
-    emulated and slower than fp32."""
+    """True where the CPU has bf16 arithmetic (AVX512-BF16 or AMX); elsewhere oneDNN emulates bf16,
+    slower than fp32."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # private helpers; without them we cannot tell, so stay with fp32
         return False
 
 
