@@ -45,7 +45,20 @@ def load_scorer():
     spec = importlib.util.spec_from_file_location("bench_score", SCORER)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.score
+    return mod
+
+
+def ap_by_edit(scorer, truth: dict, rankings: dict[str, list[str]]) -> dict[str, float]:
+    """dup mAP per kind of edited query (the name's suffix, e.g. 'rot90'; 'original' for _0)."""
+    rel = scorer.relevant_sets(truth)
+    by: dict[str, list[float]] = {}
+    for q, r in rel.items():
+        if not r:
+            continue
+        parts = Path(q).stem.split("_", 2)
+        kind = parts[2] if len(parts) == 3 else "original"
+        by.setdefault(kind, []).append(scorer.average_precision([n for n in rankings[q] if n != q], r))
+    return {k: round(100 * sum(v) / len(v), 1) for k, v in sorted(by.items())}
 
 
 # ---------------------------------------------------------------- embedding
@@ -105,10 +118,11 @@ def preprocess(im: Image.Image, size: int, resize: str) -> torch.Tensor:
 class EmbedSpec:
     size: int = 224
     resize: str = "squash"
+    views: str = "d4"  # orientations embedded (quality.VIEW_MODES)
 
     @property
     def tag(self) -> str:
-        return f"{self.resize}{self.size}"
+        return f"{self.resize}{self.size}" + ("" if self.views == "d4" else f"_{self.views}")
 
 
 def image_names(corpus: Path, task: str) -> list[str]:
@@ -127,7 +141,8 @@ def embed_task(corpus: Path, task: str, spec: EmbedSpec, keep_tokens: bool = Fal
             return dict(z)
     names = image_names(corpus, task)
     model = get_model(spec.size, spec.resize != "squash")
-    feats: dict[str, list[np.ndarray]] = {f"{o}/{f}": [] for o in quality.ORIENTATIONS for f in FEATURES}
+    orientations = quality.VIEW_MODES[spec.views]
+    feats: dict[str, list[np.ndarray]] = {f"{o}/{f}": [] for o in orientations for f in FEATURES}
     tokens = []
     t0 = time.time()
     chunk = 4 if spec.resize == "squash" else 1
@@ -135,7 +150,7 @@ def embed_task(corpus: Path, task: str, spec: EmbedSpec, keep_tokens: bool = Fal
         ims = [preprocess(decode(corpus / task / "images" / n, 2 * spec.size), spec.size, spec.resize)
                for n in names[i:i + chunk]]
         batch = torch.stack(ims)
-        views = quality.orientation_views(batch, "d4")
+        views = quality.orientation_views(batch, spec.views)
         # group views by shape (quarter turns swap height and width of non-square inputs)
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for k, v in enumerate(views):
@@ -144,7 +159,7 @@ def embed_task(corpus: Path, task: str, spec: EmbedSpec, keep_tokens: bool = Fal
             for ks in by_shape.values():
                 pre, post = forward_tokens(model, torch.cat([views[k] for k in ks]))
                 for j, k in enumerate(ks):
-                    o = quality.ORIENTATIONS[k]
+                    o = orientations[k]
                     sl = slice(j * len(ims), (j + 1) * len(ims))
                     p_, q_ = pre[sl], post[sl]
                     feats[f"{o}/cls"].append(F.normalize(q_[:, 0], dim=-1).numpy())
@@ -208,6 +223,7 @@ class Config:
     query_views: str = "none"  # orientations of the query; max similarity over them per candidate
     center: bool = False  # subtract the library's mean vector
     whiten_power: float = 0.0  # PCA-whitening learned on the library: eigenvalue^-power/2 (0: none)
+    whiten_shrink: float = 0.1
     qe: int = 0  # alpha query expansion over the top-n (0: none)
     qe_alpha: float = 3.0
     dba: int = 0  # database-side augmentation over the top-n neighbours (0: none)
@@ -215,13 +231,15 @@ class Config:
     rerank: dict = field(default_factory=dict)  # keyword arguments of quality.rerank
     verified_qe: bool = False  # after verification, expand the query with the verified vectors and re-search
     kp: tuple[int, int] = (512, 512)  # keypoints: analysed long side, max keypoints
+    verifier: str = "sift"  # "sift": quality.verify_pair; "tokens": mutual nearest patch tokens
+    token_sim: float = 0.5  # "tokens": a mutual pair counts when its cosine is above this
     tasks: tuple[str, ...] = ("dup", "sem")
 
 
 def features_of(corpus: Path, task: str, cfg: Config, orientation: str) -> np.ndarray:
     per_scale = []
     for spec in cfg.specs:
-        arrays = embed_task(corpus, task, spec, keep_tokens=spec == EmbedSpec())
+        arrays = embed_task(corpus, task, spec)
         parts = [arrays[f"{orientation}/{p}"] for p in cfg.pool.split("+")]
         per_scale.append(normalize(np.concatenate([normalize(p) for p in parts], axis=1)))
     return normalize(np.mean(per_scale, axis=0))
@@ -251,40 +269,60 @@ def run_task(corpus: Path, task: str, cfg: Config, timings: Timings) -> dict[str
     db = database_vectors(corpus, task, cfg)
     queries = [features_of(corpus, task, cfg, o) for o in quality.VIEW_MODES[cfg.query_views]]
     if cfg.center or cfg.whiten_power:
-        t0 = time.time()
-        transform = quality.LibraryWhitening.fit(np.concatenate(db), power=cfg.whiten_power)
+        t0 = time.process_time()
+        transform = quality.LibraryWhitening.fit(np.concatenate(db), power=cfg.whiten_power, shrink=cfg.whiten_shrink)
         db = [transform.apply(d) for d in db]
         queries = [transform.apply(q) for q in queries]
-        timings.add("fit whitening (once)", (time.time() - t0) / n)
+        timings.add("fit whitening (once)", (time.process_time() - t0) / n)
     if cfg.dba:
         flat = db[0]
         db = [quality.database_augmentation(flat, cfg.dba, cfg.qe_alpha)]
-    t0 = time.time()
+    t0 = time.process_time()
     sims = np.max([np.max([q @ d.T for d in db], axis=0) for q in queries], axis=0)
     np.fill_diagonal(sims, -np.inf)
     if cfg.qe:
         sims = quality.alpha_query_expansion(queries[0], sims, db[0], cfg.qe, cfg.qe_alpha)
         np.fill_diagonal(sims, -np.inf)
-    timings.add("similarity (this corpus size)", (time.time() - t0) / n)
+    timings.add("similarity (this corpus size)", (time.process_time() - t0) / n)
     order = np.argsort(-sims, axis=1)[:, :TOP]
     if cfg.rerank_k:
-        kps = keypoints_task(corpus, task, *cfg.kp)
-        t0 = time.time()
+        if cfg.verifier == "sift":
+            kps = keypoints_task(corpus, task, *cfg.kp)
+
+            def verify(i: int, j: int) -> int:
+                return quality.verify_pair(kps[i], kps[j])
+        else:
+            tokens = np.load(CACHE / corpus.name / f"{task}_{EmbedSpec().tag}_tokens.npy", mmap_mode="r")
+
+            def verify(i: int, j: int) -> int:
+                return mutual_token_matches(tokens[i], tokens[j], cfg.token_sim)
+        t0 = time.process_time()
         new_order = []
         for i in range(n):
             cand = order[i, :cfg.rerank_k]
-            inliers = np.array([quality.verify_pair(kps[i], kps[j]) for j in cand])
+            inliers = np.array([verify(i, j) for j in cand])
             ranked, _ = quality.rerank(cand, sims[i, cand], inliers, **cfg.rerank)
             if cfg.verified_qe:
-                ranked = verified_expansion(i, ranked, cand, inliers, queries[0], db[0], kps, cfg)
+                ranked = verified_expansion(i, ranked, cand, inliers, queries[0], db[0], verify, cfg)
             rest = [j for j in order[i] if j not in set(ranked)]
             new_order.append(list(ranked) + rest)
-        timings.add("re-rank", (time.time() - t0) / n)
+        timings.add("re-rank", (time.process_time() - t0) / n)
         order = [o[:TOP] for o in new_order]
     return {names[i]: [names[j] for j in order[i]] for i in range(n)}
 
 
-def verified_expansion(i, ranked, cand, inliers, queries, db, kps, cfg):
+def mutual_token_matches(q: np.ndarray, c: np.ndarray, min_sim: float) -> int:
+    """Patch tokens of two images that are each other's nearest neighbour with cosine > min_sim."""
+    q = normalize(np.asarray(q, dtype=np.float32))
+    c = normalize(np.asarray(c, dtype=np.float32))
+    sim = q @ c.T
+    fwd = sim.argmax(axis=1)
+    back = sim.argmax(axis=0)
+    mutual = back[fwd] == np.arange(len(q))
+    return int(np.sum(mutual & (sim[np.arange(len(q)), fwd] > min_sim)))
+
+
+def verified_expansion(i, ranked, cand, inliers, queries, db, verify, cfg):
     """Average the query with its verified matches, search again, verify the new candidates."""
     min_inl = cfg.rerank.get("min_inliers", quality.RERANK_MIN_INLIERS)
     verified = cand[inliers >= min_inl]
@@ -298,7 +336,7 @@ def verified_expansion(i, ranked, cand, inliers, queries, db, kps, cfg):
     extra = np.array([j for j in new if j not in seen], dtype=int)
     if len(extra) == 0:
         return ranked
-    extra_inl = np.array([quality.verify_pair(kps[i], kps[j]) for j in extra])
+    extra_inl = np.array([verify(i, j) for j in extra])
     all_c = np.concatenate([cand, extra])
     all_s = np.concatenate([queries[i] @ db[cand].T, queries[i] @ db[extra].T])
     ranked2, _ = quality.rerank(all_c, all_s, np.concatenate([inliers, extra_inl]), **cfg.rerank)
@@ -306,17 +344,19 @@ def verified_expansion(i, ranked, cand, inliers, queries, db, kps, cfg):
 
 
 def evaluate(corpus: Path, cfg: Config) -> tuple[dict[str, dict], Timings]:
-    score = load_scorer()
+    scorer = load_scorer()
     timings = Timings()
     results = {}
     for task in cfg.tasks:
         truth = json.loads((corpus / task / "truth.json").read_text())
         rankings = run_task(corpus, task, cfg, timings)
-        results[task] = score(truth, rankings)
+        results[task] = scorer.score(truth, rankings)
+        if task == "dup":
+            results["dup_by_edit"] = ap_by_edit(scorer, truth, rankings)
     return results, timings
 
 
-S224, S322, A224 = EmbedSpec(224, "squash"), EmbedSpec(322, "squash"), EmbedSpec(224, "aspect")
+S224, S322, A224 = EmbedSpec(224, "squash"), EmbedSpec(322, "squash", "none"), EmbedSpec(224, "aspect", "none")
 RR = {"min_inliers": 12, "weight": 1.0, "full_at": 40}
 
 
@@ -344,8 +384,22 @@ def build_configs() -> dict[str, Config]:
         Config("cls whiten 1.0", whiten_power=1.0),
         Config("cls aQE3", qe=3),
         Config("cls DBA3", dba=3),
+        Config("cls whiten 0.25", whiten_power=0.25),
+        Config("cls whiten 0.5 shrink 0.03", whiten_power=0.5, whiten_shrink=0.03),
+        Config("cls whiten 0.5 shrink 0.3", whiten_power=0.5, whiten_shrink=0.3),
+        Config("cls whiten 0.75", whiten_power=0.75),
+        Config("cls db-max rot90s", db_views="rot90s", db_max=True),
         Config("cls rerank20", rerank_k=20, rerank=RR),
         Config("cls rerank50", rerank_k=50, rerank=RR),
+        Config("cls rerank50 tokens", rerank_k=50, rerank=RR, verifier="tokens"),
+        Config("W = cls whiten 0.5", whiten_power=0.5),
+        Config("W db-max flip+rot90", whiten_power=0.5, db_views="flip+rot90", db_max=True),
+        Config("W db-max rot90s", whiten_power=0.5, db_views="rot90s", db_max=True),
+        Config("W rerank50", whiten_power=0.5, rerank_k=50, rerank=RR),
+        Config("W db-max flip+rot90 rerank50", whiten_power=0.5, db_views="flip+rot90", db_max=True,
+               rerank_k=50, rerank=RR),
+        Config("W db-max flip+rot90 rerank50 vQE", whiten_power=0.5, db_views="flip+rot90", db_max=True,
+               rerank_k=50, rerank=RR, verified_qe=True),
     ]
     return {x.name: x for x in c}
 
@@ -354,7 +408,8 @@ _forward_ms: dict[tuple[EmbedSpec, int], float] = {}
 
 
 def forward_ms(spec: EmbedSpec, views: int) -> float:
-    """Wall time of embedding one query image in `views` orientations (one batch), median of 5."""
+    """CPU time of embedding one query image in `views` orientations (one batch), median of 5.
+    CPU time, not wall time: the machine is shared, and this is what the query costs on a free core."""
     key = (spec, views)
     if key not in _forward_ms:
         model = get_model(spec.size, spec.resize != "squash")
@@ -363,48 +418,56 @@ def forward_ms(spec: EmbedSpec, views: int) -> float:
             model(x)
             times = []
             for _ in range(5):
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 model(x)
-                times.append(time.perf_counter() - t0)
+                times.append(time.process_time() - t0)
         _forward_ms[key] = 1000 * sorted(times)[2]
     return _forward_ms[key]
 
 
-def costs(cfg: Config, timings: Timings) -> tuple[str, float]:
-    """(index-time forward passes per photo, query-time ms: embedding + search + re-rank)."""
-    passes = " + ".join(f"{len(quality.VIEW_MODES[cfg.db_views])}x{s.size}" for s in cfg.specs)
-    embed = sum(forward_ms(s, len(quality.VIEW_MODES[cfg.query_views])) for s in cfg.specs)
-    per_task = {k: v / len(cfg.tasks) for k, v in timings.stages.items() if "once" not in k}
-    return passes, embed + 1000 * sum(per_task.values())
+def costs(cfg: Config, timings: Timings, time_forward: bool) -> tuple[str, str, str]:
+    """Forward passes per photo at index time, forward passes per query (+ their measured ms when
+    asked), and the measured ms per query of search + re-ranking (mean over both tasks)."""
+    n_db = len(quality.VIEW_MODES[cfg.db_views])
+    n_q = len(quality.VIEW_MODES[cfg.query_views])
+    index = " + ".join(f"{n_db}x{s.size}" for s in cfg.specs)
+    query = " + ".join(f"{n_q}x{s.size}" for s in cfg.specs)
+    if time_forward:
+        query += f" ({sum(forward_ms(s, n_q) for s in cfg.specs):.0f} ms)"
+    per_task = sum(v for k, v in timings.stages.items() if "once" not in k) / len(cfg.tasks)
+    return index, query, f"{1000 * per_task:.1f}"
 
 
-def table_row(cfg: Config, res: dict[str, dict], timings: Timings) -> str:
-    passes, ms = costs(cfg, timings)
+def table_row(cfg: Config, res: dict[str, dict], timings: Timings, time_forward: bool) -> str:
+    index, query, ms = costs(cfg, timings, time_forward)
     d, s = res.get("dup", {}), res.get("sem", {})
     return (f"| {cfg.name} | {d.get('mAP', '-')} | {d.get('R@1', '-')} | {d.get('P@5', '-')} | "
-            f"{s.get('mAP', '-')} | {s.get('P@5', '-')} | {passes} | {ms:.0f} |")
+            f"{s.get('mAP', '-')} | {s.get('P@5', '-')} | {index} | {query} | {ms} |")
 
 
-TABLE_HEAD = ("| config | dup mAP | dup R@1 | dup P@5 | sem mAP | sem P@5 | forward passes per photo at index time "
-              "| query ms (2 cores) |\n|---|---|---|---|---|---|---|---|")
+TABLE_HEAD = ("| config | dup mAP | dup R@1 | dup P@5 | sem mAP | sem P@5 | forward passes per photo (index) "
+              "| forward passes per query | search + re-rank CPU ms per query |\n|---|---|---|---|---|---|---|---|---|")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("corpus", type=Path)
-    ap.add_argument("--embed", action="append", default=[], help="only embed: SIZE:RESIZE (e.g. 224:squash)")
+    ap.add_argument("--embed", action="append", default=[],
+                    help="embed first: SIZE:RESIZE[:VIEWS] (e.g. 224:squash, 322:squash:none)")
     ap.add_argument("--config", action="append", default=[], help="score this configuration (repeatable)")
     ap.add_argument("--all", action="store_true", help="score every configuration, print a markdown table")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--time-forward", action="store_true", help="also time the query's forward passes")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(a.threads)
     cv2.setNumThreads(a.threads)
     for e in a.embed:
-        size, resize = e.split(":")
+        size, resize, *views = e.split(":")
+        spec = EmbedSpec(int(size), resize, *views)
         for task in ("dup", "sem"):
-            embed_task(a.corpus, task, EmbedSpec(int(size), resize), keep_tokens=(e == "224:squash"))
+            embed_task(a.corpus, task, spec, keep_tokens=spec == EmbedSpec())
     configs = build_configs()
     if a.list:
         print("\n".join(configs))
@@ -413,7 +476,7 @@ def main() -> int:
         print(TABLE_HEAD)
     for name in names:
         res, timings = evaluate(a.corpus, configs[name])
-        print(table_row(configs[name], res, timings), flush=True)
+        print(table_row(configs[name], res, timings, a.time_forward), flush=True)
         if not a.all:
             print(json.dumps(res), {k: f"{1000 * v:.1f} ms/query" for k, v in timings.stages.items()}, flush=True)
     return 0

@@ -50,6 +50,7 @@ VIEW_MODES = {
     "none": ("id",),
     "flip": ("id", "flip"),
     "rot": ("id", "rot90", "rot180", "rot270"),
+    "rot90s": ("id", "rot90", "rot270"),
     "flip+rot90": ("id", "flip", "rot90", "rot270"),
     "d4": ORIENTATIONS,
 }
@@ -147,14 +148,14 @@ def _root_sift(desc: np.ndarray) -> np.ndarray:
 def _tentative_matches(q: np.ndarray, c: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
     """Lowe's ratio test on root-SIFT distances: (query index, candidate index) pairs."""
     sim = q @ c.T
-    best2 = np.argpartition(-sim, 1, axis=1)[:, :2]
-    s2 = np.take_along_axis(sim, best2, axis=1)
-    order = np.argsort(-s2, axis=1)
-    best = np.take_along_axis(best2, order, axis=1)
-    s2 = np.take_along_axis(s2, order, axis=1)
-    d2 = np.sqrt(np.maximum(2.0 - 2.0 * s2, 0.0))
-    keep = d2[:, 0] < ratio * d2[:, 1]
-    return np.nonzero(keep)[0], best[keep, 0]
+    rows = np.arange(len(q))
+    best = sim.argmax(axis=1)
+    s1 = sim[rows, best].copy()
+    sim[rows, best] = -np.inf
+    s2 = sim.max(axis=1) if sim.shape[1] > 1 else np.full(len(q), -1.0, np.float32)
+    # unit vectors: squared distance = 2 - 2 * similarity
+    keep = np.maximum(2.0 - 2.0 * s1, 0.0) < ratio**2 * np.maximum(2.0 - 2.0 * s2, 0.0)
+    return rows[keep], best[keep]
 
 
 def _affine_inliers(src: np.ndarray, dst: np.ndarray, reproj_px: float) -> int:
