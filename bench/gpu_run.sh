@@ -4,8 +4,8 @@
 #     bash bench/gpu_run.sh            # results go to $OUT (or ./gpu-out)
 #
 # Needs .devcarry/perf/ (git-ignored, carried with the working tree): bases/ holds the real base photos
-# the 12 MP corpus is made from, whl/ the hnswlib sdist and the platformdirs wheel (the app's Library
-# needs them; without them the Library.index pass and the query latency are skipped).
+# the 12 MP corpus is made from, whl/ the hnswlib sdist, pybind11 to build it and platformdirs (the
+# app's Library needs them; without them the Library.index pass and the query latency are skipped).
 # The model has random weights (the real ones are too large to carry): same speed, meaningless vectors.
 # Knobs for a quick local try on the CPU: PYTHON, DEVICE, PRECISION, COUNT, REPEAT, ROUNDS, QUERY_INDEX.
 set -uo pipefail
@@ -34,8 +34,10 @@ stamp() { echo "[$(( $(date +%s) - started )) s] $*"; }
 
 # hnswlib has no wheels: build it from the carried sdist while the corpus is being made.
 SITE=/tmp/vg-site
-( "$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target "$SITE" \
-    "$CARRY"/whl/* > "$OUT/build.log" 2>&1 && echo "hnswlib built" >> "$OUT/build.log" ) &
+pip_install() { "$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir \
+  --target "$SITE" "$@"; }
+( pip_install "$CARRY"/whl/*.whl && PYTHONPATH=$SITE pip_install "$CARRY"/whl/hnswlib-*.tar.gz \
+  && echo "hnswlib built" ) > "$OUT/build.log" 2>&1 &
 builder=$!
 
 stamp "making the 12 MP corpus" | tee -a "$OUT/env.txt"
