@@ -242,10 +242,11 @@ def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
             # Deprecated in favour of torchao, whose eager int8 path is slow without torch.compile;
             # this one is still the fast eager CPU path in torch 2.x.
             warnings.filterwarnings("ignore", message=r"(?s).*deprecated")
-            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+            from torch.ao.quantization import quantize_dynamic
 
-            # Per output channel weight scales: closer to fp32 than one scale per layer, at the same speed.
-            return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+            # One weight scale per layer: per-channel scales gave closer vectors (mean cosine 0.9945 vs
+            # 0.9908) but lower mAP on the dup benchmark (59.06 vs 59.60; fp32 60.66).
+            return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     except (ImportError, RuntimeError) as exc:
         raise ModelLoadError(f"int8 quantisation is not available in this PyTorch ({exc})") from exc
 
