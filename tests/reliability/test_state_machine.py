@@ -28,6 +28,10 @@ settings.register_profile("reliability", max_examples=12, stateful_step_count=25
                           suppress_health_check=[HealthCheck.too_slow])
 
 
+class SimulatedKill(BaseException):
+    """Stands for the process dying: nothing in the library catches a BaseException."""
+
+
 class LibraryLifecycle(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -114,6 +118,9 @@ class LibraryLifecycle(RuleBasedStateMachine):
 
     @rule(damage=st.sampled_from(["none", "delete", "truncate", "older copy"]))
     def crash(self, damage: str) -> None:
+        self.die_and_restart(damage)
+
+    def die_and_restart(self, damage: str) -> None:
         """The process dies: no close(), nothing saved; then maybe the index file suffers too."""
         del self.lib
         gc.collect()
@@ -127,6 +134,21 @@ class LibraryLifecycle(RuleBasedStateMachine):
             for name, data in self.old_index_files.items():
                 (self.library_dir / name).write_bytes(data)
         self.lib = Library.open(self.root, self.library_dir)
+
+    @precondition(lambda self: self.on_disk())
+    @rule(after=st.integers(min_value=0, max_value=8))
+    def killed_while_indexing(self, after: int) -> None:
+        """The process dies `after` photos into an indexing run, without saving anything more."""
+
+        def die(progress) -> None:
+            if progress.phase == "embedding" and progress.done >= after:
+                raise SimulatedKill
+
+        try:
+            self.lib.index(EMBEDDER, decode_workers=0, batch_size=BATCH, progress=die)
+        except SimulatedKill:
+            pass
+        self.die_and_restart("none")
 
     def keep_index_files(self) -> None:
         self.old_index_files = {p.name: p.read_bytes() for p in self.library_dir.glob("index.*")}
