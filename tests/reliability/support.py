@@ -15,6 +15,10 @@ from vitgallery.core.models import Embedder, load_embedder
 BATCH = 4
 
 
+class SimulatedKill(BaseException):
+    """Stands for the process dying: nothing in the library catches a BaseException."""
+
+
 def counting_embedder() -> Embedder:
     """The tiny test model; `embedder.embedded` counts the photos it has embedded."""
     embedder = load_embedder("tiny-test")

@@ -17,6 +17,7 @@ import pytest
 
 from tests.reliability.support import (
     BATCH,
+    SimulatedKill,
     add_photos,
     check_index_holds,
     check_saved_index,
@@ -130,10 +131,6 @@ def wait_for_bytes(path: Path, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not (path.exists() and path.stat().st_size):
         time.sleep(0.002)
-
-
-class SimulatedKill(BaseException):
-    """Stands for the process dying: nothing in the library catches a BaseException."""
 
 
 def test_sqlite_settings_bound_what_a_power_cut_can_lose(tmp_path):

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from tests.photos import make_photo
-from tests.reliability.support import BATCH, check_index_holds, counting_embedder
+from tests.reliability.support import BATCH, SimulatedKill, check_index_holds, counting_embedder
 from vitgallery.core.index import header_path, labels_path
 from vitgallery.core.library import INDEX_NAME, Library
 from vitgallery.core.scan import fingerprint_file
@@ -26,10 +26,6 @@ NAMES = st.sampled_from([f"{folder}{name}.jpg" for folder in ("", "a/", "a/b/", 
 
 settings.register_profile("reliability", max_examples=12, stateful_step_count=25, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
-
-
-class SimulatedKill(BaseException):
-    """Stands for the process dying: nothing in the library catches a BaseException."""
 
 
 class LibraryLifecycle(RuleBasedStateMachine):
