@@ -14,7 +14,7 @@ from platformdirs import user_data_dir
 from vitgallery.core.actions import ActionError, GroupSelection, export_list
 from vitgallery.core.duplicates import DEFAULT_THRESHOLD, KeepRule, choose_keeper, scan_duplicates
 from vitgallery.core.imageio import DecodeError
-from vitgallery.core.library import IndexProgress, IndexSummary, Library, LibraryError
+from vitgallery.core.library import IndexProgress, IndexSummary, Library, LibraryError, QueryNeedsModel
 from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
 from vitgallery.core.store import StoreError
 
@@ -30,8 +30,11 @@ def last_library_file() -> Path:
 
 def remember_library(library: Library) -> None:
     path = last_library_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(str(library.library_dir))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(library.library_dir))
+    except OSError as exc:  # the index itself succeeded; only the shortcut for later commands is lost
+        log.warning("could not remember the library in %s (%s); pass --library next time", path, exc)
 
 
 def open_library_arg(library_dir: str | None) -> Library:
@@ -140,14 +143,21 @@ def cmd_search(args: argparse.Namespace) -> int:
     try:
         embedder: Embedder | None = None
         results: dict[str, list[dict]] = {}
+        failed = 0
         for query in args.images:
             try:
-                hits = library.search(Path(query), k=args.k, embedder=embedder)
-            except LibraryError as exc:
-                if "model is needed" not in str(exc):
+                try:
+                    hits = library.search(Path(query), k=args.k, embedder=embedder)
+                except QueryNeedsModel:
+                    embedder = embedder_for(library, args.device, args.weights)
+                    hits = library.search(Path(query), k=args.k, embedder=embedder)
+            except (LibraryError, DecodeError) as exc:
+                if isinstance(exc, LibraryError) and "empty" in str(exc):
                     raise
-                embedder = embedder_for(library, args.device, args.weights)
-                hits = library.search(Path(query), k=args.k, embedder=embedder)
+                # One bad query does not stop the others; it gets an empty list and a message.
+                print(f"error: {query}: {exc}", file=sys.stderr)
+                failed += 1
+                hits = []
             results[query] = [{"path": str(h.path), "score": round(h.score, 6)} for h in hits]
             if not args.json:
                 print(query)
@@ -155,7 +165,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                     print(f"  {rank:3d}. {h.score:.3f}  {h.path}")
         if args.json:
             print(json.dumps(results, indent=1))
-        return 0
+        return 2 if failed else 0
     finally:
         library.close()
 
@@ -170,8 +180,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"skipped      : {s.skipped}")
         print(f"model        : {s.model_signature or '-'}")
         print(f"index size   : {s.index_size}")
-        for skipped in library.skipped()[:20]:
-            print(f"  skipped {skipped.path}: {skipped.reason}")
+        skipped = library.skipped()
+        for entry in skipped[:20]:
+            print(f"  skipped {entry.path}: {entry.reason}")
+        if len(skipped) > 20:
+            print(f"  … and {len(skipped) - 20} more (the window's Problems tab lists them all)")
         return 0
     finally:
         library.close()

@@ -43,6 +43,10 @@ class LibraryError(Exception):
     """A problem the user must act on (no library, wrong folder, empty library...)."""
 
 
+class QueryNeedsModel(LibraryError):
+    """The query is not a stored photo of the library, so it must be embedded with the model."""
+
+
 @dataclass(frozen=True)
 class IndexProgress:
     phase: str  # "scanning", "embedding", "saving", "done"
@@ -389,8 +393,10 @@ class Library:
                 stored = self.store.vectors([own.id]).get(own.id)
                 if stored is not None:
                     return stored, own.id
+        if isinstance(query, (str, Path)) and not Path(query).expanduser().exists():
+            raise LibraryError(f"no such file: {query}")
         if embedder is None:
-            raise LibraryError("this query is not a photo of the library, so a model is needed to embed it")
+            raise QueryNeedsModel("this query is not a photo of the library, so a model is needed to embed it")
         if embedder.signature != self.model_signature:
             raise LibraryError(f"the library was indexed with {self.model_signature}, not {embedder.signature}")
         image = query if isinstance(query, Image.Image) else open_image(
