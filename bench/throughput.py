@@ -322,16 +322,20 @@ def print_report(r: Report) -> None:
           f"(decode-only: {c['decode_limit_workers']} workers), {c['images']} images of {c['mean_mb']:.2f} MB, "
           f"{c['rounds']} rounds")
     print()
-    print(f"{'mode':<28}{'images/s (median)':>18}{'per round':>28}{'peak PSS':>12}")
+    print(f"{'mode':<26}{'images/s (median)':>18}{'per round':>22}{'main CPU ms/img':>17}{'peak PSS':>12}")
     for mode in ("decode-only", "model-only", "end-to-end"):
         passes = [p for p in r.passes if p.mode == mode]
         if passes:
             rounds = " ".join(f"{p.rate:.1f}" for p in passes)
+            cpu = statistics.median(1000 * p.cpu_seconds / p.images for p in passes)
             peak = max(p.peak_bytes for p in passes) / 2**20
-            print(f"{mode:<28}{r.median_rate(mode):>18.1f}{rounds:>28}{peak:>9.0f} MiB")
+            print(f"{mode:<26}{r.median_rate(mode):>18.1f}{rounds:>22}{cpu:>17.1f}{peak:>8.0f} MiB")
     if r.library:
-        print(f"{'Library.index (app path)':<28}{r.library.rate:>18.1f}{'':>28}"
-              f"{r.library.peak_bytes / 2**20:>9.0f} MiB")
+        cpu = 1000 * r.library.cpu_seconds / r.library.images
+        print(f"{'Library.index (app path)':<26}{r.library.rate:>18.1f}{'':>22}{cpu:>17.1f}"
+              f"{r.library.peak_bytes / 2**20:>8.0f} MiB")
+    print("(main CPU: this process only, all its threads; the decoders are other processes. Where the "
+          "machine is shared, compare it across modes: the images/s follow the CPU share each mode got)")
     e2e_model = r.round_ratios("end-to-end", "model-only")
     e2e_decode = r.round_ratios("end-to-end", "decode-only")
     print(f"\nend-to-end / model-only  : {statistics.median(e2e_model):.2f}  (rounds: "
