@@ -84,7 +84,7 @@ def test_groups_of_generated_near_duplicates(library):
 def test_the_threshold_trades_groups_for_certainty(library):
     scan = scan_duplicates(library, workers=1)
     grouped = [sum(len(g.members) for g in scan.groups(t)) for t in (0.01, 0.2, DEFAULT_THRESHOLD, 0.9, 0.999)]
-    assert grouped == sorted(grouped, reverse=True) and grouped[0] > grouped[2] > grouped[-1]
+    assert grouped == sorted(grouped, reverse=True) and grouped[2] == 15 > grouped[3] > grouped[-1]
 
 
 def test_a_rescan_gives_the_same_groups(library):
@@ -162,10 +162,18 @@ def pair(a: int, b: int, score: float) -> PairEvidence:
 
 
 def test_a_chain_does_not_join_photos_that_do_not_match():
-    # 1~2~3~4~5: each matches only its neighbours; a connected component would be one group of five
-    groups = seed_groups([pair(1, 2, 0.9), pair(2, 3, 0.9), pair(3, 4, 0.9), pair(4, 5, 0.9)], 0.5)
-    assert all(len(members) <= 2 for _, members in groups)
-    assert sorted(sorted({seed, *members}) for seed, members in groups) == [[1, 2, 3], [4, 5]]
+    # 1~2~...~9: each matches only its neighbours; a connected component would be one group of nine
+    chain = [pair(i, i + 1, 0.9) for i in range(1, 9)]
+    groups = seed_groups(chain, 0.5)
+    assert sorted(sorted({seed, *members}) for seed, members in groups) == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    for seed, members in groups:  # nobody is more than two links from the seed
+        assert all(abs(member - seed) <= 2 for member in members)
+
+
+def test_a_photo_matching_only_a_member_joins_that_group():
+    # 4 is a crop of the crop 2: it matches 2, not the original 1
+    groups = seed_groups([pair(1, 2, 0.9), pair(1, 3, 0.8), pair(2, 4, 0.7)], 0.5)
+    assert groups == [(1, {2: 0.9, 3: 0.8, 4: 0.7})]
 
 
 def test_a_star_around_the_original_is_one_group():
@@ -211,3 +219,25 @@ def test_keep_rule_ties_break_by_resolution_then_path():
     assert choose_keeper(in_folder, KeepRule.PREFERRED_FOLDER, Path("/photos/keep")).path.name == "2.jpg"
     twins = [member("b.jpg"), member("a.jpg")]
     assert choose_keeper(twins, KeepRule.RESOLUTION).path.name == "a.jpg"
+
+
+def test_cli_lists_groups_and_exports(library, tmp_path, capsys):
+    import json
+
+    from vitgallery.cli import main
+
+    library.close()
+    assert main(["duplicates", "--library", str(library.library_dir), "--json", "--keep", "size",
+                 "--export", str(tmp_path / "groups.csv")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["threshold"] == DEFAULT_THRESHOLD and len(out["groups"]) == 3
+    for group in out["groups"]:
+        assert sum(m["keep"] for m in group["members"]) == 1
+        kept = next(m for m in group["members"] if m["keep"])
+        assert kept["size"] == max(m["size"] for m in group["members"])
+    assert (tmp_path / "groups.csv").read_text().count("\n") == 16  # header + 15 photos
+
+    assert main(["duplicates", "--library", str(library.library_dir), "--threshold", "0.999"]) == 0
+    assert capsys.readouterr().out.startswith("0 groups of near-duplicates")
+    assert main(["duplicates", "--library", str(library.library_dir), "--keep", "folder"]) == 2
+    assert "needs --prefer" in capsys.readouterr().err

@@ -48,24 +48,28 @@ KEYPOINT_SIDE = 512  # long side of the greyscale decode keypoints are found on
 MIN_KEYPOINT_SIDE = 320  # smaller photos are enlarged to this first, so thumbnails still get keypoints
 MIRROR_TRY_BELOW = 15  # inliers under which a mirrored copy is tried too
 AGREEMENT_SIDE = 160  # long side of the copy compared pixel-wise once aligned
-AGREEMENT_WINDOW = 10  # pixels a side of the windows compared
+AGREEMENT_WINDOW = 16  # pixels a side of the windows compared
 AGREEMENT_MIN_WINDOWS = 6  # an overlap smaller than this says nothing
+AGREEMENT_BLUR = 1.0  # Gaussian sigma in pixels: re-saves and shrunk copies lose the finest detail
 FLAT_STD = 4.0  # a window with less grey-level spread has no texture to compare
 SHARPNESS_SIDE = 256  # members of a group are compared for sharpness at one common size
 
-# pair_score: a logistic model of "the same shot" (fitted with bench/duplicates_calibration.py)
-_SCORE_BIAS = -9.0
-_SCORE_WHITENED = 6.0
-_SCORE_INLIERS = 1.0  # per log(1 + inliers)
-_SCORE_AGREEMENT = 4.0
+# pair_score: a logistic model of "the same shot" over the verification evidence; the weights come
+# from a grid search on seed 1 of the public corpus (bench/duplicates_calibration.py --fit prints the
+# plain logistic fit for comparison), checked on seed 2 and the holdout part.
+_SCORE_BIAS = -10.0
+_SCORE_WHITENED = 4.0
+_SCORE_INLIERS = 0.5  # per log(1 + inliers)
+_SCORE_AGREEMENT = 8.0
 
 DECISIONS = ("not_duplicates", "keep_all")
 
 
 def pair_score(whitened_cosine: float, inliers: int, agreement: float) -> float:
-    """How surely two photos are the same shot, in [0, 1]. The whitened cosine says how alike they
-    look; verified keypoints whose aligned pixels agree say they are the same picture. Photos with no
-    keypoints (flat colours, heavy blur) can only pass on a very high cosine."""
+    """How surely two photos are the same shot, in [0, 1]. Keypoints that fit one affine map and aligned
+    pixels that agree say they are the same picture; the whitened cosine says how alike they look.
+    Without that verification no pair scores above 0.02: photos without keypoints (flat colours,
+    heavy blur) are never called duplicates, however alike their vectors."""
     z = (_SCORE_BIAS + _SCORE_WHITENED * whitened_cosine + _SCORE_INLIERS * math.log1p(max(inliers, 0))
          + _SCORE_AGREEMENT * agreement)
     return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
@@ -84,7 +88,7 @@ class DuplicateMember:
     height: int
     taken_at: float | None
     sharpness: float  # variance of the Laplacian at SHARPNESS_SIDE: comparable within a group
-    similarity: float = 1.0  # pair score with the group's seed (1 for the seed)
+    similarity: float = 1.0  # score of the match that put it in its group (1 for the seed)
 
     @property
     def pixels(self) -> int:
@@ -183,11 +187,13 @@ def choose_keeper(members: Sequence[DuplicateMember], rule: KeepRule,
 # -- grouping --------------------------------------------------------------------------------------
 
 def seed_groups(pairs: Iterable[PairEvidence], threshold: float) -> list[tuple[int, dict[int, float]]]:
-    """Groups as (seed, {member: score with the seed}) from the pairs scoring at least `threshold`.
+    """Groups as (seed, {member: score of the link that put it in}) from the pairs scoring >= threshold.
 
     Within each connected component the photo with the most links (then the highest summed score, then
     the lowest id, so runs agree) seeds a group of itself and its direct links; the rest of the
-    component is grouped again the same way.
+    component is grouped again the same way. A photo left alone then joins the group of the member it
+    matches best: a crop of a crop finds its original, while a chain of look-alikes never reaches
+    further than two links from a seed.
     """
     links: dict[int, dict[int, float]] = {}
     for p in pairs:
@@ -206,14 +212,21 @@ def seed_groups(pairs: Iterable[PairEvidence], threshold: float) -> list[tuple[i
                 component.add(node)
                 stack.extend(n for n in links[node] if n not in component)
         seen |= component
+        found: list[tuple[int, dict[int, float]]] = []
         remaining = component
         while len(remaining) > 1:
             seed = max(sorted(remaining), key=lambda node, left=remaining: _strength(links[node], left, node))
             members = {n: s for n, s in links[seed].items() if n in remaining}
             if not members:
                 break
-            groups.append((seed, members))
+            found.append((seed, members))
             remaining = remaining - members.keys() - {seed}
+        placed = {node: k for k, (seed, members) in enumerate(found) for node in (seed, *members)}
+        for node in sorted(remaining):
+            best = max(((s, placed[n]) for n, s in links[node].items() if n in placed), default=None)
+            if best is not None:
+                found[best[1]][1][node] = best[0]
+        groups.extend(found)
     return groups
 
 
@@ -370,7 +383,9 @@ def _agreement(a: PhotoFeatures, b: PhotoFeatures, model: np.ndarray, mirrored: 
     m = np.hstack([model[:, :2] * (to_b / to_a), model[:, 2:] * to_b]).astype(np.float32)
     h, w = small_a.shape
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    warped = cv2.warpAffine(b.small.astype(np.float32), m, (w, h), flags=flags)
+    blurred_a = cv2.GaussianBlur(small_a.astype(np.float32), (0, 0), AGREEMENT_BLUR)
+    blurred_b = cv2.GaussianBlur(b.small.astype(np.float32), (0, 0), AGREEMENT_BLUR)
+    warped = cv2.warpAffine(blurred_b, m, (w, h), flags=flags)
     inside = cv2.warpAffine(np.ones(b.small.shape, np.float32), m, (w, h), flags=flags, borderValue=0.0)
     win = AGREEMENT_WINDOW
     rows, cols = h // win, w // win
@@ -380,7 +395,7 @@ def _agreement(a: PhotoFeatures, b: PhotoFeatures, model: np.ndarray, mirrored: 
     def blocks(x: np.ndarray) -> np.ndarray:
         return x[:rows * win, :cols * win].reshape(rows, win, cols, win).swapaxes(1, 2).reshape(rows * cols, -1)
 
-    pa, pb = blocks(small_a.astype(np.float32)), blocks(warped)
+    pa, pb = blocks(blurred_a), blocks(warped)
     valid = blocks(inside).min(axis=1) > 0.99
     if valid.sum() < AGREEMENT_MIN_WINDOWS:
         return 0.0

@@ -144,6 +144,9 @@ class DuplicatesWorker(QObject):
 
     @Slot(str)
     def load_history(self, library_dir: str) -> None:
+        if not (Path(library_dir) / DB_NAME).exists():
+            self.history.emit([])  # not indexed yet: nothing done either
+            return
         try:
             with _store(library_dir) as store:
                 self.history.emit(_history(store))
