@@ -10,7 +10,7 @@ from vitgallery.core.actions import home_trash
 from vitgallery.core.duplicates import KeepRule
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
-from vitgallery.ui.duplicates_view import DuplicatesView
+from vitgallery.ui.duplicates_view import DuplicatesView, PathRole
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def scanned(qtbot, view: DuplicatesView) -> DuplicatesView:
 
 def member_names(view: DuplicatesView) -> dict[str, bool]:
     items = (view.member_list.item(i) for i in range(view.member_list.count()))
-    return {Path(item.toolTip()).name: item.checkState() == Qt.CheckState.Checked for item in items}
+    return {Path(item.data(PathRole)).name: item.checkState() == Qt.CheckState.Checked for item in items}
 
 
 def test_scan_shows_groups_with_the_rules_keeper_checked(qtbot, make_view, library_dir):
@@ -83,7 +83,7 @@ def test_trash_the_rest_then_undo(qtbot, make_view, library_dir):
     # the user also keeps a second photo of the first group
     extra = view.member_list.item(1)
     extra.setCheckState(Qt.CheckState.Checked)
-    kept_extra = Path(extra.toolTip())
+    kept_extra = Path(extra.data(PathRole))
     before = sorted(p.name for p in root.iterdir())
 
     with qtbot.waitSignal(view.action_finished, timeout=30_000) as done:

@@ -177,6 +177,12 @@ def _history(store: Store) -> list[HistoryEntry]:
     ]
 
 
+def _mark_kept(item: QListWidgetItem) -> None:
+    font = item.font()
+    font.setBold(item.checkState() == Qt.CheckState.Checked)
+    item.setFont(font)
+
+
 def _size_text(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
 
@@ -602,17 +608,21 @@ class DuplicatesView(QWidget):
             self.group_title.setText("")
         else:
             keep = self.keep_paths(group)
-            self.group_title.setText(f"{len(group.members)} photos, {_size_text(group.total_size)}")
+            self.group_title.setText(
+                f"{len(group.members)} photos, {_size_text(group.total_size)}: ticked photos are kept,"
+                " the actions below move the others"
+            )
             for m in group.members:
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
                 item = QListWidgetItem(
-                    f"keep\n{m.width}×{m.height} · {_size_text(m.size)}\n{when}\n"
+                    f"{m.path.name}\n{m.width}×{m.height} · {_size_text(m.size)}\n{when}\n"
                     f"sharpness {m.sharpness:.0f} · match {m.similarity:.2f}"
                 )
-                item.setToolTip(str(m.path))
+                item.setToolTip(f"{m.path}\nTick to keep this photo")
                 item.setData(PathRole, str(m.path))
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(Qt.CheckState.Checked if m.path in keep else Qt.CheckState.Unchecked)
+                _mark_kept(item)
                 pixmap = self.thumbnails.pixmap(m.path)
                 if pixmap is not None:
                     item.setIcon(QIcon(pixmap))
@@ -624,6 +634,9 @@ class DuplicatesView(QWidget):
         group = self._current_group()
         if group is None:
             return
+        self.member_list.blockSignals(True)
+        _mark_kept(item)
+        self.member_list.blockSignals(False)
         keep = {
             Path(self.member_list.item(i).data(PathRole))
             for i in range(self.member_list.count())
