@@ -134,3 +134,16 @@ def test_cancel_and_an_empty_library(qtbot, make_view, tmp_path):
     Library.open(tmp_path, empty).close()
     view = scanned(qtbot, make_view(empty))
     assert view.group_list.count() == 0 and not view.trash_button.isEnabled()
+
+
+def test_the_main_window_has_a_duplicates_tab_on_its_library(qtbot, indexed_window):
+    window = indexed_window
+    tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert "Duplicates" in tabs
+    view = window.duplicates_view
+    qtbot.waitUntil(lambda: view._library_dir is not None and view.scan_button.isEnabled(), timeout=10_000)
+    assert (view._library_dir / "library.sqlite3").exists()
+    window.tabs.setCurrentWidget(view)
+    scanned(qtbot, view)
+    assert view.group_list.count() == 0, "twelve different photos: no duplicates"
+    assert "0 groups, 0 photos" in view.status_label.text()

@@ -44,13 +44,14 @@ from vitgallery.core.duplicates import (
     decide,
     scan_duplicates,
 )
-from vitgallery.core.library import DB_NAME, Library
 from vitgallery.core.store import Store
 from vitgallery.ui.thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 128
+SHUTDOWN_WAIT_MS = 5000  # a scan checks for cancel at least every 64 pairs or one photo per thread
+_abandoned_threads: list[QThread] = []  # kept referenced: a QThread destroyed while running aborts
 PathRole = Qt.ItemDataRole.UserRole + 1
 GroupKeyRole = Qt.ItemDataRole.UserRole + 2
 
@@ -77,6 +78,7 @@ class DuplicatesWorker(QObject):
     acted = Signal(object)  # ActionReport
     decisions_changed = Signal(object)  # list[DecisionRow]
     history = Signal(object)  # list[HistoryEntry]
+    library_resolved = Signal(str)  # the library folder of a photo folder
     failed = Signal(str)
 
     def __init__(self) -> None:
@@ -90,10 +92,18 @@ class DuplicatesWorker(QObject):
             self._last_progress = now
             self.progress.emit(progress)
 
+    @Slot(str, str)
+    def resolve_library(self, folder: str, library_dir: str) -> None:
+        from vitgallery.core.library import default_library_dir  # imports torch: here, not on the GUI thread
+
+        self.library_resolved.emit(library_dir or str(default_library_dir(Path(folder))))
+
     @Slot(str)
     def scan(self, library_dir: str) -> None:
         self.cancel.clear()
         try:
+            from vitgallery.core.library import Library  # imports torch: here, in the worker thread
+
             library = Library.open(library_dir=library_dir)
             try:
                 scan = scan_duplicates(library, progress=self._report, cancel=self.cancel)
@@ -144,6 +154,8 @@ class DuplicatesWorker(QObject):
 
     @Slot(str)
     def load_history(self, library_dir: str) -> None:
+        from vitgallery.core.library import DB_NAME
+
         if not (Path(library_dir) / DB_NAME).exists():
             self.history.emit([])  # not indexed yet: nothing done either
             return
@@ -158,6 +170,8 @@ class _store:
     """The library's database, open for one request."""
 
     def __init__(self, library_dir: str) -> None:
+        from vitgallery.core.library import DB_NAME
+
         self.path = Path(library_dir) / DB_NAME
 
     def __enter__(self) -> Store:
@@ -198,6 +212,7 @@ class DuplicatesView(QWidget):
     _request_undo = Signal(str, int)
     _request_decision = Signal(str, object, str)
     _request_history = Signal(str)
+    _request_resolve = Signal(str, str)
 
     def __init__(
         self,
@@ -230,6 +245,8 @@ class DuplicatesView(QWidget):
         self._request_undo.connect(self.worker.undo)
         self._request_decision.connect(self.worker.decide)
         self._request_history.connect(self.worker.load_history)
+        self._request_resolve.connect(self.worker.resolve_library)
+        self.worker.library_resolved.connect(lambda path: self.set_library(Path(path)))
         self.worker.progress.connect(self._on_progress)
         self.worker.scanned.connect(self._on_scanned)
         self.worker.acted.connect(self._on_acted)
@@ -365,6 +382,11 @@ class DuplicatesView(QWidget):
         if library_dir is not None:
             self._request_history.emit(str(library_dir))
 
+    def open_folder(self, folder: Path, library_dir: Path | None = None) -> None:
+        """Show the library of a photo folder: `library_dir`, or the folder's default library."""
+        self.set_library(None)
+        self._request_resolve.emit(str(folder), str(library_dir) if library_dir else "")
+
     def start_scan(self) -> None:
         if self._library_dir is None or self._busy:
             return
@@ -447,11 +469,18 @@ class DuplicatesView(QWidget):
         answer = QMessageBox.question(self, "Duplicates", question)
         return answer == QMessageBox.StandardButton.Yes
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait_ms: int = SHUTDOWN_WAIT_MS) -> bool:
+        """Cancel the scan and stop the worker; False when it did not stop in time (it is then left
+        to finish on its own, never destroyed while running)."""
         self.cancel_scan()
         self.thumbnails.shutdown(200)
         self.worker_thread.quit()
-        self.worker_thread.wait(10_000)
+        if self.worker_thread.wait(wait_ms):
+            return True
+        log.warning("the duplicates worker did not stop within %d ms", wait_ms)
+        self.worker_thread.setParent(None)
+        _abandoned_threads.append(self.worker_thread)
+        return False
 
     def closeEvent(self, event) -> None:
         self.shutdown()

@@ -39,6 +39,7 @@ from vitgallery.ui import settings as opt
 from vitgallery.ui.app import ErrorReportDialog, log_dir
 from vitgallery.ui.desktop import copy_paths, open_in_system_viewer, reveal_in_file_manager
 from vitgallery.ui.drop import DownloadSignals, QuerySource, can_accept, query_from_mime, start_download
+from vitgallery.ui.duplicates_view import DuplicatesView
 from vitgallery.ui.preview import PreviewDialog
 from vitgallery.ui.results_model import PathRole, PhotoGridView, PhotoListModel, PhotoTile, PhotoTileDelegate
 from vitgallery.ui.settings import Settings
@@ -194,6 +195,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.folder_stack, "Folder")
         self.tabs.addTab(self.results_view, "Similar")
         self.tabs.addTab(self.problems_panel, "Problems")
+        self.duplicates_view = DuplicatesView(None)
+        self.tabs.addTab(self.duplicates_view, "Duplicates")
         self.folder_model.rowsInserted.connect(self._update_tab_titles)
         self.folder_model.modelReset.connect(self._update_tab_titles)
         for signal in (
@@ -375,6 +378,7 @@ class MainWindow(QMainWindow):
         self._listing_generation += 1
         start_folder_listing(folder, self._listing_generation, self.listing_signals)
         self._open_requested.emit(folder, self.library_dir())
+        self.duplicates_view.open_folder(folder, self.library_dir())
         self.start_indexing()
 
     def start_indexing(self) -> None:
@@ -736,6 +740,7 @@ class MainWindow(QMainWindow):
         if stopped:
             # The worker threads have ended, so the library can be closed from here.
             self.session.replace_library(None)
+        self.duplicates_view.shutdown()
         self.thumbnails.shutdown(200)
         self.settings.sync()
         log.info("window closed in %.0f ms", (time.monotonic() - started) * 1000)
