@@ -231,7 +231,8 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             print(f"\ngroup {number}: {len(group.members)} photos, {_megabytes(group.total_size)}")
             for m in group.members:
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
-                print(f"  {'keep' if m is keeper else '    '}  {m.width}x{m.height:<6} {_megabytes(m.size):>9}  "
+                size = f"{m.width}x{m.height}"
+                print(f"  {'keep' if m is keeper else '    '}  {size:<10} {_megabytes(m.size):>8}  "
                       f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {m.path}")
         if hidden:
             print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
