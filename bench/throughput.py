@@ -51,7 +51,7 @@ class MemorySampler:
     """Peak memory of this process and all its descendants (decode workers), sampled: the sum of their
     proportional set sizes, so pages that forked workers share are counted once."""
 
-    def __init__(self, interval_s: float = 0.25):
+    def __init__(self, interval_s: float = 1.0):
         self.interval_s = interval_s
         self.peak_bytes = 0
         self._stop = threading.Event()
