@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from tests.photos import make_photo
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
