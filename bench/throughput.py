@@ -214,7 +214,7 @@ def stage_costs(embedder: Embedder, paths: list[Path], samples: int) -> dict[str
 
 # -- query latency ---------------------------------------------------------------------------------
 
-def query_latency(embedder: Embedder, queries: list[Path], index_size: int, seed: int = 0) -> dict:
+def query_latency(embedder: Embedder, queries: list[Path], index_size: int, threads: int, seed: int = 0) -> dict:
     from vitgallery.core.library import Library
     from vitgallery.core.store import EmbeddedFile
 
@@ -239,17 +239,17 @@ def query_latency(embedder: Embedder, queries: list[Path], index_size: int, seed
         library.search(queries[0], k=20, embedder=embedder)  # loads the index: built from SQLite here
         first_s = time.perf_counter() - started
         wall_ms, cpu_ms = [], []
-        threads = torch.get_num_threads()
-        torch.set_num_threads(available_cores())  # a search runs while nothing is being indexed
+        indexing_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
         for path in queries:
             wall, cpu = time.perf_counter(), time.process_time()
             hits = library.search(path, k=20, embedder=embedder)
             wall_ms.append(1000 * (time.perf_counter() - wall))
             cpu_ms.append(1000 * (time.process_time() - cpu))
             assert len(hits) == 20
-        torch.set_num_threads(threads)
+        torch.set_num_threads(indexing_threads)
         library.close()
-    return {"index_size": index_size, "queries": len(queries), "fill_sqlite_s": round(fill_s, 1),
+    return {"index_size": index_size, "queries": len(queries), "threads": threads, "fill_sqlite_s": round(fill_s, 1),
             "first_query_with_index_build_s": round(first_s, 1),
             "p50_ms": float(np.percentile(wall_ms, 50)), "p95_ms": float(np.percentile(wall_ms, 95)),
             "cpu_p50_ms": float(np.percentile(cpu_ms, 50)), "cpu_p95_ms": float(np.percentile(cpu_ms, 95))}
@@ -296,16 +296,18 @@ def goal_lines(r: Report) -> list[str]:
     def verdict(ok: bool) -> str:
         return "met" if ok else "NOT met"
 
-    e2e = r.median_rate("end-to-end")
-    if r.config["device"] == "cuda":
+    lines = []
+    if r.passes and r.config["device"] == "cuda":
         ratio = statistics.median(r.round_ratios("end-to-end", "decode-only"))
-        return [f"end-to-end >= {GOAL_GPU_E2E_OVER_DECODE:.0%} of decode-only: {ratio:.0%} "
-                f"{verdict(ratio >= GOAL_GPU_E2E_OVER_DECODE)}"]
-    lines = [f"end-to-end >= {GOALS_CPU['e2e_images_per_s']:.0f} images/s: {e2e:.1f} "
-             f"{verdict(e2e >= GOALS_CPU['e2e_images_per_s'])}"]
-    ratio = statistics.median(r.round_ratios("end-to-end", "model-only"))
-    lines.append(f"end-to-end >= {GOALS_CPU['e2e_over_model']} x model-only: {ratio:.2f} "
-                 f"{verdict(ratio >= GOALS_CPU['e2e_over_model'])}")
+        lines.append(f"end-to-end >= {GOAL_GPU_E2E_OVER_DECODE:.0%} of decode-only: {ratio:.0%} "
+                     f"{verdict(ratio >= GOAL_GPU_E2E_OVER_DECODE)}")
+    elif r.passes:
+        e2e = r.median_rate("end-to-end")
+        lines.append(f"end-to-end >= {GOALS_CPU['e2e_images_per_s']:.0f} images/s: {e2e:.1f} "
+                     f"{verdict(e2e >= GOALS_CPU['e2e_images_per_s'])}")
+        ratio = statistics.median(r.round_ratios("end-to-end", "model-only"))
+        lines.append(f"end-to-end >= {GOALS_CPU['e2e_over_model']} x model-only: {ratio:.2f} "
+                     f"{verdict(ratio >= GOALS_CPU['e2e_over_model'])}")
     if r.query:
         p95 = r.query["p95_ms"]
         lines.append(f"query p95 <= {GOALS_CPU['query_p95_ms']:.0f} ms at {r.query['index_size']:,}: {p95:.0f} ms "
@@ -336,12 +338,11 @@ def print_report(r: Report) -> None:
               f"{r.library.peak_bytes / 2**20:>8.0f} MiB")
     print("(main CPU: this process only, all its threads; the decoders are other processes. Where the "
           "machine is shared, compare it across modes: the images/s follow the CPU share each mode got)")
-    e2e_model = r.round_ratios("end-to-end", "model-only")
-    e2e_decode = r.round_ratios("end-to-end", "decode-only")
-    print(f"\nend-to-end / model-only  : {statistics.median(e2e_model):.2f}  (rounds: "
-          f"{' '.join(f'{x:.2f}' for x in e2e_model)})")
-    print(f"end-to-end / decode-only : {statistics.median(e2e_decode):.2f}  (rounds: "
-          f"{' '.join(f'{x:.2f}' for x in e2e_decode)})")
+    for bottom in ("model-only", "decode-only"):
+        ratios = r.round_ratios("end-to-end", bottom)
+        if ratios:
+            print(f"end-to-end / {bottom:<12}: {statistics.median(ratios):.2f}  (rounds: "
+                  f"{' '.join(f'{x:.2f}' for x in ratios)})")
     if r.stage_ms:
         print("\nCPU cost per image, one core (ms):")
         for name, ms in r.stage_ms.items():
@@ -358,7 +359,8 @@ def print_report(r: Report) -> None:
             print(f"  {line}")
     if r.query:
         q = r.query
-        print(f"\nquery at {q['index_size']:,} vectors (decode 12 MP + embed + HNSW + rows), {q['queries']} queries: "
+        print(f"\nquery at {q['index_size']:,} vectors (decode 12 MP + embed + HNSW + rows), {q['queries']} queries, "
+              f"{q['threads']} model thread(s): "
               f"p50 {q['p50_ms']:.0f} ms, p95 {q['p95_ms']:.0f} ms; CPU time p50 {q['cpu_p50_ms']:.0f} ms, "
               f"p95 {q['cpu_p95_ms']:.0f} ms")
         print(f"  (filling SQLite {q['fill_sqlite_s']} s; first query, building the index from SQLite, "
@@ -395,6 +397,9 @@ def main() -> int:
     ap.add_argument("--no-library", action="store_true", help="skip the Library.index pass")
     ap.add_argument("--query-index", type=int, default=100_000, help="vectors in the query library (0 = skip)")
     ap.add_argument("--queries", type=int, default=40)
+    ap.add_argument("--query-threads", type=int, default=0,
+                    help="model threads for queries (0 = the model threads of the plan); on a shared CPU one "
+                         "thread is steadier: a preempted OpenMP thread makes the others spin")
     ap.add_argument("--stage-samples", type=int, default=24, help="images for the per-stage CPU costs (0 = skip)")
     ap.add_argument("--index-scale", type=int, default=0, help="also run bench/index_scale.py --n N")
     ap.add_argument("--json", type=Path, help="write the results here too")
@@ -448,7 +453,7 @@ def main() -> int:
         report.stage_ms = stage_costs(embedder, files, a.stage_samples)
     if a.query_index:
         try:
-            report.query = query_latency(embedder, files[: a.queries], a.query_index)
+            report.query = query_latency(embedder, files[: a.queries], a.query_index, a.query_threads or threads)
         except ImportError as exc:  # hnswlib/platformdirs missing on a bare GPU machine
             print(f"# query latency skipped: {exc}", file=sys.stderr)
     report.load_after = os.getloadavg()
@@ -463,7 +468,7 @@ def main() -> int:
                        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     if a.json:
         data = asdict(report)
-        data["median_images_per_s"] = {m: report.median_rate(m) for m in modes}
+        data["median_images_per_s"] = {m: report.median_rate(m) for m in modes if report.passes}
         a.json.write_text(json.dumps(data, indent=1, default=str))
     return 0
 
