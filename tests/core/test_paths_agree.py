@@ -16,7 +16,7 @@ from tests.photos import make_photo
 from vitgallery.core.imageio import decode_for_model, open_image
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
-from vitgallery.core.pipeline import DecodeJob, decode_all
+from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
 from vitgallery.core.scan import fingerprint_file
 
 
@@ -119,3 +119,13 @@ def test_padding_for_compiled_shapes_does_not_change_vectors(embedder, photos):
     padded_embedder = load_embedder("tiny-test", device="cpu", precision="fp32")
     padded_embedder.compiled = True  # the padding logic alone; compiling is too slow for a unit test
     np.testing.assert_allclose(padded_embedder.embed_pixels(pixels), embedder.embed_pixels(pixels), atol=1e-5)
+
+
+@pytest.mark.parametrize("device, cores, workers, threads", [
+    ("cpu", 1, 1, 1), ("cpu", 2, 1, 1), ("cpu", 4, 1, 3), ("cpu", 12, 4, 8), ("cuda", 16, 16, 4), ("cuda", 64, 32, 4),
+])
+def test_resource_plan_never_oversubscribes_a_cpu(device, cores, workers, threads):
+    plan = plan_resources(device, cores)
+    assert (plan.decode_workers, plan.model_threads) == (workers, threads)
+    if device == "cpu" and cores > 1:
+        assert plan.decode_workers + plan.model_threads == cores
