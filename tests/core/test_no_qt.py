@@ -32,10 +32,17 @@ def test_core_and_cli_import_with_qt_blocked():
         "import vitgallery.core as core\n"
         "for m in pkgutil.iter_modules(core.__path__):\n"
         "    importlib.import_module('vitgallery.core.' + m.name)\n"
-        "import vitgallery.cli\n"
+        "import vitgallery.cli, vitgallery.commands\n"
         "assert not any(k.startswith('PySide6') for k in sys.modules)\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_entry_module_does_not_load_torch():
+    """Decode workers re-import the console script's module: it must stay light."""
+    code = "import sys, vitgallery.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr

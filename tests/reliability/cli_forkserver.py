@@ -28,9 +28,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _count_embeddings(log_fd: int) -> None:
-    import vitgallery.cli as cli
+    import vitgallery.commands as commands
 
-    load_embedder = cli.load_embedder
+    load_embedder = commands.load_embedder
 
     def counting_load_embedder(*args, **kwargs):
         embedder = load_embedder(*args, **kwargs)
@@ -44,7 +44,7 @@ def _count_embeddings(log_fd: int) -> None:
         embedder.embed_pixels = embed_and_count
         return embedder
 
-    cli.load_embedder = counting_load_embedder
+    commands.load_embedder = counting_load_embedder
 
 
 def _run_child(request: dict) -> None:
@@ -75,7 +75,7 @@ def _run_child(request: dict) -> None:
 def serve() -> None:
     import timm.models.vision_transformer  # noqa: F401  the tiny test model's class, slow to import
 
-    import vitgallery.cli  # noqa: F401  torch and the whole core
+    import vitgallery.commands  # noqa: F401  torch and the whole core
 
     _answer({"ready": True})
     while line := sys.stdin.readline():

@@ -17,7 +17,7 @@ from platformdirs import user_data_dir
 from vitgallery.core.imageio import DecodeError, open_image
 from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
 from vitgallery.core.models import Embedder
-from vitgallery.core.pipeline import DecodeJob, decode_all
+from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
 from vitgallery.core.store import EmbeddedFile, FileRow, SkippedFile, Store
 
@@ -199,7 +199,7 @@ class Library:
 
     def index(self, embedder: Embedder, *, progress: Callable[[IndexProgress], None] | None = None,
               cancel: threading.Event | None = None, pause: threading.Event | None = None,
-              batch_size: int = 32, decode_workers: int | None = None) -> IndexSummary:
+              batch_size: int | None = None, decode_workers: int | None = None) -> IndexSummary:
         """Bring the library up to date with the folder: embed new and changed photos, follow moved
         ones, drop deleted ones. Safe to cancel or kill at any point: each batch commits on its own."""
         started = time.monotonic()
@@ -236,7 +236,9 @@ class Library:
         for rel, reason in scan.problems:  # listed with the skipped files, so the user can find them
             self.store.record_skipped(rel, 0, 0, reason)
             summary.note_skip(reason)
-        self._embed(embedder, to_embed, index, summary, report, cancel, pause, batch_size, decode_workers)
+        plan = plan_resources(embedder.device.type)  # the split of cores measured by bench/throughput.py
+        self._embed(embedder, to_embed, index, summary, report, cancel, pause, batch_size or plan.batch_size,
+                    plan.decode_workers if decode_workers is None else decode_workers)
 
         report(IndexProgress("saving", len(to_embed), len(to_embed), 0.0, None, None))
         with self._index_lock:
