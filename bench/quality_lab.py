@@ -18,7 +18,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -119,19 +119,57 @@ class EmbedSpec:
     size: int = 224
     resize: str = "squash"
     views: str = "d4"  # orientations embedded (quality.VIEW_MODES)
+    trim: bool = False  # cut a uniform-colour frame off first (quality.content_box)
 
     @property
     def tag(self) -> str:
-        return f"{self.resize}{self.size}" + ("" if self.views == "d4" else f"_{self.views}")
+        return (f"{self.resize}{self.size}" + ("" if self.views == "d4" else f"_{self.views}")
+                + ("_trim" if self.trim else ""))
 
 
 def image_names(corpus: Path, task: str) -> list[str]:
     return sorted(p.name for p in (corpus / task / "images").iterdir())
 
 
+def load_image(corpus: Path, task: str, name: str, spec: EmbedSpec) -> Image.Image:
+    im = decode(corpus / task / "images" / name, 2 * spec.size)
+    if spec.trim:
+        im = im.crop(quality.content_box(np.asarray(im)))
+    return im
+
+
+def embed_images(model: torch.nn.Module, ims: list[Image.Image], spec: EmbedSpec,
+                 tokens: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Features of a few images in every orientation of spec.views (keys '<orientation>/<feature>')."""
+    orientations = quality.VIEW_MODES[spec.views]
+    batch = torch.stack([preprocess(im, spec.size, spec.resize) for im in ims])
+    views = quality.orientation_views(batch, spec.views)
+    # group views by shape (quarter turns swap height and width of non-square inputs)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for k, v in enumerate(views):
+        by_shape.setdefault(tuple(v.shape), []).append(k)
+    feats = {}
+    with torch.inference_mode():
+        for ks in by_shape.values():
+            pre, post = forward_tokens(model, torch.cat([views[k] for k in ks]))
+            for j, k in enumerate(ks):
+                o = orientations[k]
+                sl = slice(j * len(ims), (j + 1) * len(ims))
+                p_, q_ = pre[sl], post[sl]
+                feats[f"{o}/cls"] = F.normalize(q_[:, 0], dim=-1).numpy()
+                feats[f"{o}/cls_pre"] = F.normalize(p_[:, 0], dim=-1).numpy()
+                feats[f"{o}/mean"] = quality.pool_tokens(q_, "mean").numpy()
+                feats[f"{o}/gem"] = quality.pool_tokens(q_, "gem").numpy()
+                feats[f"{o}/gem_pre"] = quality.pool_tokens(p_, "gem").numpy()
+                if tokens is not None and o == "id":
+                    tokens.append(q_[:, 1:].to(torch.float16).numpy())
+    return feats
+
+
 def embed_task(corpus: Path, task: str, spec: EmbedSpec, keep_tokens: bool = False) -> dict[str, np.ndarray]:
     """Per-orientation pooled features for every image of a task: keys '<orientation>/<feature>'.
-    Cached in /tmp/qlab/<corpus>/<task>_<spec>.npz (plus the id view's normed patch tokens if asked)."""
+    Cached in /tmp/qlab/<corpus>/<task>_<spec>.npz (plus the id view's normed patch tokens if asked).
+    With spec.trim only the images that have a frame are embedded again; the rest are copied."""
     out_dir = CACHE / corpus.name
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{task}_{spec.tag}.npz"
@@ -141,39 +179,33 @@ def embed_task(corpus: Path, task: str, spec: EmbedSpec, keep_tokens: bool = Fal
             return dict(z)
     names = image_names(corpus, task)
     model = get_model(spec.size, spec.resize != "squash")
-    orientations = quality.VIEW_MODES[spec.views]
-    feats: dict[str, list[np.ndarray]] = {f"{o}/{f}": [] for o in orientations for f in FEATURES}
-    tokens = []
-    t0 = time.time()
+    if spec.trim:
+        arrays = {k: v.copy() for k, v in embed_task(corpus, task, replace(spec, trim=False)).items()}
+        todo = []
+        for k, n in enumerate(names):
+            im = decode(corpus / task / "images" / n, 2 * spec.size)
+            if quality.content_box(np.asarray(im)) != (0, 0, im.width, im.height):
+                todo.append(k)
+        log.info("%s %s: %d of %d images have a frame", corpus.name, task, len(todo), len(names))
+    else:
+        arrays, todo = {}, list(range(len(names)))
+    tokens: list[np.ndarray] | None = [] if keep_tokens else None
     chunk = 4 if spec.resize == "squash" else 1
-    for i in range(0, len(names), chunk):
-        ims = [preprocess(decode(corpus / task / "images" / n, 2 * spec.size), spec.size, spec.resize)
-               for n in names[i:i + chunk]]
-        batch = torch.stack(ims)
-        views = quality.orientation_views(batch, spec.views)
-        # group views by shape (quarter turns swap height and width of non-square inputs)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for k, v in enumerate(views):
-            by_shape.setdefault(tuple(v.shape), []).append(k)
-        with torch.inference_mode():
-            for ks in by_shape.values():
-                pre, post = forward_tokens(model, torch.cat([views[k] for k in ks]))
-                for j, k in enumerate(ks):
-                    o = orientations[k]
-                    sl = slice(j * len(ims), (j + 1) * len(ims))
-                    p_, q_ = pre[sl], post[sl]
-                    feats[f"{o}/cls"].append(F.normalize(q_[:, 0], dim=-1).numpy())
-                    feats[f"{o}/cls_pre"].append(F.normalize(p_[:, 0], dim=-1).numpy())
-                    feats[f"{o}/mean"].append(quality.pool_tokens(q_, "mean").numpy())
-                    feats[f"{o}/gem"].append(quality.pool_tokens(q_, "gem").numpy())
-                    feats[f"{o}/gem_pre"].append(quality.pool_tokens(p_, "gem").numpy())
-                    if keep_tokens and o == "id":
-                        tokens.append(q_[:, 1:].to(torch.float16).numpy())
-        if i % 100 < chunk:
-            log.info("%s %s %s: %d/%d images, %.0f s", corpus.name, task, spec.tag, i + len(ims), len(names),
+    t0 = time.time()
+    parts: list[dict[str, np.ndarray]] = []
+    for c in range(0, len(todo), chunk):
+        ks = todo[c:c + chunk]
+        parts.append(embed_images(model, [load_image(corpus, task, names[k], spec) for k in ks], spec, tokens))
+        if c % 100 < chunk:
+            log.info("%s %s %s: %d/%d images, %.0f s", corpus.name, task, spec.tag, c + len(ks), len(todo),
                      time.time() - t0)
-    arrays = {k: np.concatenate(v) for k, v in feats.items()}
-    np.savez(path, names=np.array(names), **arrays)
+    for key in parts[0] if parts else ():
+        done = np.concatenate([p[key] for p in parts])
+        if spec.trim:
+            arrays[key][todo] = done
+        else:
+            arrays[key] = done
+    np.savez(path, **{**arrays, "names": np.array(names)})
     if keep_tokens:
         np.save(tok_path, np.concatenate(tokens))
     arrays["names"] = np.array(names)
@@ -224,6 +256,9 @@ class Config:
     center: bool = False  # subtract the library's mean vector
     whiten_power: float = 0.0  # PCA-whitening learned on the library: eigenvalue^-power/2 (0: none)
     whiten_shrink: float = 0.1
+    pair_views: tuple[str, ...] = ()  # learn the whitening from (photo, photo seen this way) pairs
+    edit_sample: int = 200  # "edits" pairs: how many library photos get edited copies
+    edit_copies: int = 2
     qe: int = 0  # alpha query expansion over the top-n (0: none)
     qe_alpha: float = 3.0
     dba: int = 0  # database-side augmentation over the top-n neighbours (0: none)
@@ -255,6 +290,50 @@ def database_vectors(corpus: Path, task: str, cfg: Config) -> list[np.ndarray]:
     return views if cfg.db_max else [normalize(np.mean(views, axis=0))]
 
 
+def pair_features(corpus: Path, task: str, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Matching rows: each photo's own vector and the same photo seen another way (cfg.pair_views:
+    orientations, or "edits": quality.edited_copies of a sample of the library)."""
+    own = features_of(corpus, task, cfg, "id")
+    a, b = [], []
+    for v in cfg.pair_views:
+        if v == "edits":
+            idx, feats = edited_copy_features(corpus, task, cfg.specs[0], cfg.edit_sample, cfg.edit_copies)
+            a.append(own[idx])
+            b.append(feats if cfg.pool == "cls" else _unsupported(cfg.pool))
+        else:
+            a.append(own)
+            b.append(features_of(corpus, task, cfg, v))
+    return np.concatenate(a), np.concatenate(b)
+
+
+def _unsupported(pool: str):
+    raise ValueError(f"edited copies are embedded with CLS pooling only, not {pool!r}")
+
+
+def edited_copy_features(corpus: Path, task: str, spec: EmbedSpec, sample: int, copies: int
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """CLS vectors of quality.edited_copies of `sample` library photos (a fixed random sample), with
+    the index of the photo each came from. Cached in /tmp/qlab/<corpus>/<task>_edits_<...>.npz."""
+    path = CACHE / corpus.name / f"{task}_edits_{spec.tag}_{sample}x{copies}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return z["idx"], z["cls"]
+    names = image_names(corpus, task)
+    rng = np.random.default_rng(0)
+    chosen = np.sort(rng.choice(len(names), min(sample, len(names)), replace=False))
+    model = get_model(spec.size, spec.resize != "squash")
+    one_view = replace(spec, views="none")
+    idx, feats = [], []
+    t0 = time.time()
+    for k in chosen:
+        edited = quality.edited_copies(load_image(corpus, task, names[k], spec), copies, seed=int(k))
+        feats.append(embed_images(model, edited, one_view)["id/cls"])
+        idx += [k] * copies
+    np.savez(path, idx=np.array(idx), cls=np.concatenate(feats))
+    log.info("edited copies %s %s: %d photos in %.0f s", corpus.name, task, len(chosen), time.time() - t0)
+    return np.array(idx), np.concatenate(feats)
+
+
 @dataclass
 class Timings:
     stages: dict[str, float] = field(default_factory=dict)
@@ -268,9 +347,14 @@ def run_task(corpus: Path, task: str, cfg: Config, timings: Timings) -> dict[str
     n = len(names)
     db = database_vectors(corpus, task, cfg)
     queries = [features_of(corpus, task, cfg, o) for o in quality.VIEW_MODES[cfg.query_views]]
-    if cfg.center or cfg.whiten_power:
+    if cfg.center or cfg.whiten_power or cfg.pair_views:
         t0 = time.process_time()
-        transform = quality.LibraryWhitening.fit(np.concatenate(db), power=cfg.whiten_power, shrink=cfg.whiten_shrink)
+        if cfg.pair_views:
+            a, b = pair_features(corpus, task, cfg)
+            transform = quality.LibraryWhitening.fit_pairs(np.concatenate(db), a, b, shrink=cfg.whiten_shrink)
+        else:
+            transform = quality.LibraryWhitening.fit(np.concatenate(db), power=cfg.whiten_power,
+                                                     shrink=cfg.whiten_shrink)
         db = [transform.apply(d) for d in db]
         queries = [transform.apply(q) for q in queries]
         timings.add("fit whitening (once)", (time.process_time() - t0) / n)
@@ -289,26 +373,68 @@ def run_task(corpus: Path, task: str, cfg: Config, timings: Timings) -> dict[str
         if cfg.verifier == "sift":
             kps = keypoints_task(corpus, task, *cfg.kp)
 
-            def verify(i: int, j: int) -> int:
+            def compute(i: int, j: int) -> int:
                 return quality.verify_pair(kps[i], kps[j])
+            cache = PairCache(CACHE / corpus.name / f"{task}_pairs_sift{cfg.kp[0]}_{cfg.kp[1]}.npz", compute)
         else:
             tokens = np.load(CACHE / corpus.name / f"{task}_{EmbedSpec().tag}_tokens.npy", mmap_mode="r")
 
-            def verify(i: int, j: int) -> int:
+            def compute(i: int, j: int) -> int:
                 return mutual_token_matches(tokens[i], tokens[j], cfg.token_sim)
+            cache = PairCache(CACHE / corpus.name / f"{task}_pairs_tokens{cfg.token_sim}.npz", compute)
         t0 = time.process_time()
+        verify_s = cache.seconds
         new_order = []
         for i in range(n):
             cand = order[i, :cfg.rerank_k]
-            inliers = np.array([verify(i, j) for j in cand])
+            inliers = np.array([cache.verify(i, j) for j in cand])
             ranked, _ = quality.rerank(cand, sims[i, cand], inliers, **cfg.rerank)
             if cfg.verified_qe:
-                ranked = verified_expansion(i, ranked, cand, inliers, queries[0], db[0], verify, cfg)
-            rest = [j for j in order[i] if j not in set(ranked)]
-            new_order.append(list(ranked) + rest)
-        timings.add("re-rank", (time.process_time() - t0) / n)
+                ranked = verified_expansion(i, ranked, cand, inliers, queries[0], db[0], cache.verify, cfg)
+            in_ranked = set(ranked.tolist())
+            new_order.append(list(ranked) + [j for j in order[i] if j not in in_ranked])
+        # verification CPU time comes from the cache (measured when each pair was first computed)
+        overhead = time.process_time() - t0 - cache.miss_seconds
+        timings.add("re-rank", (overhead + cache.seconds - verify_s) / n)
+        cache.save()
         order = [o[:TOP] for o in new_order]
     return {names[i]: [names[j] for j in order[i]] for i in range(n)}
+
+
+class PairCache:
+    """Verification results per (query, candidate) pair, kept on disk with the CPU time each took,
+    so re-ranking rules can be re-scored without re-verifying (and still be timed honestly)."""
+
+    def __init__(self, path: Path, compute) -> None:
+        self.path, self.compute = path, compute
+        self.pairs: dict[tuple[int, int], tuple[int, float]] = {}
+        if path.exists():
+            with np.load(path) as z:
+                for i, j, v, s in zip(z["i"], z["j"], z["inliers"], z["seconds"], strict=True):
+                    self.pairs[int(i), int(j)] = (int(v), float(s))
+        self.seconds = 0.0  # verification CPU time of every lookup, as first measured
+        self.miss_seconds = 0.0  # time actually spent computing misses now
+        self.dirty = False
+
+    def verify(self, i: int, j: int) -> int:
+        hit = self.pairs.get((i, j))
+        if hit is None:
+            t0 = time.process_time()
+            v = self.compute(i, j)
+            dt = time.process_time() - t0
+            self.miss_seconds += dt
+            hit = self.pairs[i, j] = (v, dt)
+            self.dirty = True
+        self.seconds += hit[1]
+        return hit[0]
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        keys = np.array(list(self.pairs), dtype=np.int32).reshape(-1, 2)
+        vals = np.array(list(self.pairs.values()), dtype=np.float64).reshape(-1, 2)
+        np.savez(self.path, i=keys[:, 0], j=keys[:, 1], inliers=vals[:, 0].astype(np.int32), seconds=vals[:, 1])
+        self.dirty = False
 
 
 def mutual_token_matches(q: np.ndarray, c: np.ndarray, min_sim: float) -> int:
@@ -343,7 +469,33 @@ def verified_expansion(i, ranked, cand, inliers, queries, db, verify, cfg):
     return ranked2
 
 
-def evaluate(corpus: Path, cfg: Config) -> tuple[dict[str, dict], Timings]:
+def merge_identical_groups(corpus: Path, truth: dict, max_diff: float = 8.0) -> tuple[dict, list[list[str]]]:
+    """A copy of the dup truth in which groups whose original pictures are the same picture are one
+    group: 32x32 RGB thumbnails of the originals differ by less than `max_diff` grey levels on
+    average (joined transitively). A diagnostic of the corpus's labels, independent of any model."""
+    groups = [g for g in truth["groups"] if not g.startswith("x")]
+    thumbs = np.array([np.asarray(Image.open(corpus / "dup" / "images" / truth["groups"][g][0]).convert("RGB")
+                                  .resize((32, 32), Image.BOX), dtype=np.float32) for g in groups])
+    parent = list(range(len(groups)))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            k = parent[k]
+        return k
+    for a in range(len(groups)):
+        for b in range(a + 1, len(groups)):
+            if np.abs(thumbs[a] - thumbs[b]).mean() < max_diff:
+                parent[root(b)] = root(a)
+    merged: dict[int, list[str]] = {}
+    for k, g in enumerate(groups):
+        merged.setdefault(root(k), []).append(g)
+    new_groups = {g: list(v) for g, v in truth["groups"].items() if g.startswith("x")}
+    for members in merged.values():
+        new_groups[members[0]] = [n for g in members for n in truth["groups"][g]]
+    return {**truth, "groups": new_groups}, [m for m in merged.values() if len(m) > 1]
+
+
+def evaluate(corpus: Path, cfg: Config, merged: bool = False) -> tuple[dict[str, dict], Timings]:
     scorer = load_scorer()
     timings = Timings()
     results = {}
@@ -353,10 +505,14 @@ def evaluate(corpus: Path, cfg: Config) -> tuple[dict[str, dict], Timings]:
         results[task] = scorer.score(truth, rankings)
         if task == "dup":
             results["dup_by_edit"] = ap_by_edit(scorer, truth, rankings)
+            if merged:
+                merged_truth, sets = merge_identical_groups(corpus, truth)
+                results["dup_merged"] = {**scorer.score(merged_truth, rankings), "merged": sets}
     return results, timings
 
 
 S224, S322, A224 = EmbedSpec(224, "squash"), EmbedSpec(322, "squash", "none"), EmbedSpec(224, "aspect", "none")
+T224 = EmbedSpec(224, "squash", trim=True)
 RR = {"min_inliers": 12, "weight": 1.0, "full_at": 40}
 
 
@@ -392,13 +548,32 @@ def build_configs() -> dict[str, Config]:
         Config("cls rerank20", rerank_k=20, rerank=RR),
         Config("cls rerank50", rerank_k=50, rerank=RR),
         Config("cls rerank50 tokens", rerank_k=50, rerank=RR, verifier="tokens"),
-        Config("W = cls whiten 0.5", whiten_power=0.5),
-        Config("W db-max flip+rot90", whiten_power=0.5, db_views="flip+rot90", db_max=True),
-        Config("W db-max rot90s", whiten_power=0.5, db_views="rot90s", db_max=True),
-        Config("W rerank50", whiten_power=0.5, rerank_k=50, rerank=RR),
-        Config("W db-max flip+rot90 rerank50", whiten_power=0.5, db_views="flip+rot90", db_max=True,
+        Config("W = cls whiten 0.75", whiten_power=0.75),
+        Config("LW flip", pair_views=("flip",)),
+        Config("LW flip shrink 0.3", pair_views=("flip",), whiten_shrink=0.3),
+        Config("LW flip+rot90", pair_views=("flip", "rot90", "rot270")),
+        Config("LW flip db-max flip+rot90", pair_views=("flip",), db_views="flip+rot90", db_max=True),
+        Config("LW flip+rot90 db-max flip+rot90", pair_views=("flip", "rot90", "rot270"), db_views="flip+rot90",
+               db_max=True),
+        Config("LW flip rerank50", pair_views=("flip",), rerank_k=50, rerank=RR),
+        Config("LW edits", pair_views=("edits",)),
+        Config("LW flip trim", pair_views=("flip",), specs=(T224,)),
+        Config("LW flip+edits", pair_views=("flip", "edits")),
+        Config("LW flip+edits rerank50", pair_views=("flip", "edits"), rerank_k=50, rerank=RR),
+        Config("LW flip db-max flip+rot90 rerank50", pair_views=("flip",), db_views="flip+rot90", db_max=True,
                rerank_k=50, rerank=RR),
-        Config("W db-max flip+rot90 rerank50 vQE", whiten_power=0.5, db_views="flip+rot90", db_max=True,
+        Config("W @322", whiten_power=0.75, specs=(S322,)),
+        Config("W @224+322", whiten_power=0.75, specs=(S224, S322)),
+        Config("W @aspect224", whiten_power=0.75, specs=(A224,)),
+        Config("W trim", whiten_power=0.75, specs=(T224,)),
+        Config("W trim db-max flip+rot90", whiten_power=0.75, specs=(T224,), db_views="flip+rot90", db_max=True),
+        Config("W query-max flip", whiten_power=0.75, query_views="flip"),
+        Config("W db-max flip+rot90", whiten_power=0.75, db_views="flip+rot90", db_max=True),
+        Config("W db-max rot90s", whiten_power=0.75, db_views="rot90s", db_max=True),
+        Config("W rerank50", whiten_power=0.75, rerank_k=50, rerank=RR),
+        Config("W db-max flip+rot90 rerank50", whiten_power=0.75, db_views="flip+rot90", db_max=True,
+               rerank_k=50, rerank=RR),
+        Config("W db-max flip+rot90 rerank50 vQE", whiten_power=0.75, db_views="flip+rot90", db_max=True,
                rerank_k=50, rerank=RR, verified_qe=True),
     ]
     return {x.name: x for x in c}
@@ -453,19 +628,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("corpus", type=Path)
     ap.add_argument("--embed", action="append", default=[],
-                    help="embed first: SIZE:RESIZE[:VIEWS] (e.g. 224:squash, 322:squash:none)")
+                    help="embed first: SIZE:RESIZE[:VIEWS[:trim]] (e.g. 224:squash, 322:squash:none, 224:squash:d4:trim)")
     ap.add_argument("--config", action="append", default=[], help="score this configuration (repeatable)")
     ap.add_argument("--all", action="store_true", help="score every configuration, print a markdown table")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--time-forward", action="store_true", help="also time the query's forward passes")
+    ap.add_argument("--merge-identical", action="store_true",
+                    help="also score dup with groups of identical original pictures merged (label-noise check)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(a.threads)
     cv2.setNumThreads(a.threads)
     for e in a.embed:
-        size, resize, *views = e.split(":")
-        spec = EmbedSpec(int(size), resize, *views)
+        size, resize, *rest = e.split(":")
+        spec = EmbedSpec(int(size), resize, *(rest[:1]), trim="trim" in rest[1:])
         for task in ("dup", "sem"):
             embed_task(a.corpus, task, spec, keep_tokens=spec == EmbedSpec())
     configs = build_configs()
@@ -475,7 +652,7 @@ def main() -> int:
     if names:
         print(TABLE_HEAD)
     for name in names:
-        res, timings = evaluate(a.corpus, configs[name])
+        res, timings = evaluate(a.corpus, configs[name], a.merge_identical)
         print(table_row(configs[name], res, timings, a.time_forward), flush=True)
         if not a.all:
             print(json.dumps(res), {k: f"{1000 * v:.1f} ms/query" for k, v in timings.stages.items()}, flush=True)

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from vitgallery.core import quality
 from vitgallery.core.quality import (
@@ -11,7 +12,9 @@ from vitgallery.core.quality import (
     LibraryWhitening,
     alpha_query_expansion,
     combine_views,
+    content_box,
     database_augmentation,
+    edited_copies,
     extract_keypoints,
     orient,
     orientation_views,
@@ -102,6 +105,28 @@ def test_d4_average_is_invariant_to_turns_and_mirrors():
         assert torch.allclose(got, ref, atol=1e-5), o
     # one view alone is not invariant
     assert not torch.allclose(fake_embed(orient(x, "rot90")), fake_embed(x))
+
+
+# ---------------------------------------------------------------- framing
+
+
+def test_content_box_cuts_a_uniform_frame():
+    picture = np.stack([textured_image(5, 120, 80)] * 3, axis=-1)
+    framed = np.full((80 + 30, 120 + 50, 3), (200, 30, 90), np.uint8)
+    framed[10:90, 20:140] = picture
+    # JPEG-like noise on the frame must not stop the trim
+    framed[:10] = np.clip(framed[:10].astype(int) + np.random.default_rng(0).integers(-5, 6, framed[:10].shape),
+                          0, 255).astype(np.uint8)
+    assert content_box(framed) == (20, 10, 140, 90)
+
+
+def test_content_box_leaves_unframed_pictures_whole():
+    picture = np.stack([textured_image(6, 120, 80)] * 3, axis=-1)
+    assert content_box(picture) == (0, 0, 120, 80)
+    blank = np.full((50, 60, 3), 255, np.uint8)
+    box = content_box(blank)
+    # an all-white image is trimmed by at most max_trim of each side, never to nothing
+    assert box[2] - box[0] >= 60 * 0.2 and box[3] - box[1] >= 50 * 0.2
 
 
 # ---------------------------------------------------------------- geometric verification
@@ -230,3 +255,35 @@ def test_database_augmentation_keeps_unit_vectors():
     out = database_augmentation(db, top_n=2)
     assert out.shape == db.shape
     assert np.allclose(np.linalg.norm(out, axis=1), 1.0)
+
+
+def test_pair_whitening_damps_what_edits_change():
+    """Photos are a signal in 8 dimensions; an edit adds strong noise in 2 others. Learned from
+    (photo, edited photo) pairs, the whitening finds each edited copy's original; plain cosine does not."""
+    rng = np.random.default_rng(4)
+    n = 300
+    signal = np.concatenate([rng.normal(size=(n, 8)), np.zeros((n, 2))], axis=1)
+
+    def edit(x: np.ndarray) -> np.ndarray:
+        return x + np.concatenate([rng.normal(size=(n, 8)) * 0.05, rng.normal(size=(n, 2)) * 2.0], axis=1)
+
+    originals, copies = edit(signal), edit(signal)
+
+    def top1(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.mean(np.argmax(unit(a) @ unit(b).T, axis=1) == np.arange(n)))
+
+    w = LibraryWhitening.fit_pairs(originals, edit(signal), edit(signal))
+    assert top1(copies, originals) < 0.5
+    assert top1(w.apply(copies), w.apply(originals)) > 0.95
+
+
+def test_edited_copies_are_deterministic_and_edited():
+    photo = Image.fromarray(np.stack([textured_image(7, 160, 120)] * 3, axis=-1))
+    first = edited_copies(photo, 4, seed=11)
+    again = edited_copies(photo, 4, seed=11)
+    assert len(first) == 4
+    for a, b in zip(first, again, strict=True):
+        assert a.mode == "RGB"
+        assert a.size == b.size and np.array_equal(np.asarray(a), np.asarray(b))
+    assert any(c.size != photo.size or not np.array_equal(np.asarray(c), np.asarray(photo)) for c in first)
+    assert edited_copies(photo, 4, seed=12) != first

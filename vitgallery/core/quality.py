@@ -7,13 +7,16 @@ The choices and their measured effect are in docs/quality.md.
 
 from __future__ import annotations
 
+import io
 import logging
+import random
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,99 @@ def orientation_views(batch: torch.Tensor, mode: str = "none") -> list[torch.Ten
 def combine_views(embeddings: list[torch.Tensor]) -> torch.Tensor:
     """One vector per image from its per-view embeddings: the normalised mean."""
     return F.normalize(torch.stack(embeddings).mean(dim=0), dim=-1)
+
+
+# ---------------------------------------------------------------- framing
+
+
+def content_box(rgb: np.ndarray, *, tolerance: int = 12, min_share: float = 0.98,
+                max_trim: float = 0.4) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of an image without a uniform-colour frame around it.
+
+    A frame is where all four corners share one colour; a row or column belongs to it when at
+    least `min_share` of its pixels are within `tolerance` of that colour (JPEG noise). At most
+    `max_trim` of each dimension is taken from each side. No frame: the whole image.
+    """
+    h, w = rgb.shape[:2]
+    full = (0, 0, w, h)
+    if h < 8 or w < 8:
+        return full
+    img = rgb.reshape(h, w, -1).astype(np.int16)
+    corners = np.stack([img[0, 0], img[0, -1], img[-1, 0], img[-1, -1]])
+    if np.abs(corners - corners[0]).max() > tolerance:
+        return full
+    close = np.abs(img - np.median(corners, axis=0).astype(np.int16)).max(axis=2) <= tolerance
+    rows_framed = close.mean(axis=1) >= min_share
+    cols_framed = close.mean(axis=0) >= min_share
+
+    def run(flags: np.ndarray, limit: int) -> int:
+        stop = np.flatnonzero(~flags[:limit])
+        return int(stop[0]) if len(stop) else limit
+
+    top, bottom = run(rows_framed, int(h * max_trim)), run(rows_framed[::-1], int(h * max_trim))
+    left, right = run(cols_framed, int(w * max_trim)), run(cols_framed[::-1], int(w * max_trim))
+    if top + bottom + left + right == 0:
+        return full
+    return (left, top, w - right, h - bottom)
+
+
+# ---------------------------------------------------------------- edited copies for learning the whitening
+
+EDIT_KINDS = ("crop", "shrink_jpeg", "grey", "colour", "frame", "caption", "tilt", "squash", "blur")
+
+
+def _edit(im: Image.Image, kind: str, rng: random.Random) -> Image.Image:
+    w, h = im.size
+    if kind == "crop":
+        share = rng.uniform(0.5, 0.9)
+        cw, ch = max(8, int(w * share**0.5)), max(8, int(h * share**0.5))
+        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        return im.crop((x, y, x + cw, y + ch))
+    if kind == "shrink_jpeg":
+        s = rng.uniform(0.15, 0.4)
+        small = im.resize((max(16, int(w * s)), max(16, int(h * s))), Image.BILINEAR)
+        buf = io.BytesIO()
+        small.save(buf, "JPEG", quality=rng.randint(10, 40))
+        return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    if kind == "grey":
+        return ImageOps.grayscale(im).convert("RGB")
+    if kind == "colour":
+        im = ImageEnhance.Brightness(im).enhance(rng.uniform(0.6, 1.4))
+        im = ImageEnhance.Contrast(im).enhance(rng.uniform(0.6, 1.4))
+        return ImageEnhance.Color(im).enhance(rng.uniform(0.3, 1.7))
+    if kind == "frame":
+        pad = max(2, int(min(w, h) * rng.uniform(0.04, 0.2)))
+        return ImageOps.expand(im, border=pad, fill=tuple(rng.randint(0, 255) for _ in range(3)))
+    if kind == "caption":
+        im = im.copy()
+        draw = ImageDraw.Draw(im)
+        for _ in range(rng.randint(1, 3)):
+            bw, bh = int(w * rng.uniform(0.2, 0.4)), int(h * rng.uniform(0.06, 0.14))
+            x, y = rng.randint(0, w - bw), rng.randint(0, h - bh)
+            draw.rectangle((x, y, x + bw, y + bh), fill=tuple(rng.randint(0, 255) for _ in range(3)))
+        return im
+    if kind == "tilt":
+        return im.rotate(rng.uniform(-15, 15), resample=Image.BILINEAR, expand=True, fillcolor=(0, 0, 0))
+    if kind == "squash":
+        return im.resize((max(8, int(w * rng.uniform(0.7, 1.3))), h), Image.BILINEAR)
+    if kind == "blur":
+        return im.filter(ImageFilter.GaussianBlur(radius=max(1.0, w / rng.uniform(150, 400))))
+    raise ValueError(f"unknown edit {kind!r}")
+
+
+def edited_copies(image: Image.Image, count: int = 2, seed: int = 0) -> list[Image.Image]:
+    """`count` copies of a photo, each with one or two everyday edits (EDIT_KINDS: crop, shrink and
+    recompress, grey, colour, frame, caption box, slight tilt, aspect squash, blur), deterministic
+    for a seed. The photo and its copies make the pairs that LibraryWhitening.fit_pairs learns from."""
+    rng = random.Random(seed)
+    image = image.convert("RGB")
+    copies = []
+    for _ in range(count):
+        out = image
+        for kind in rng.sample(EDIT_KINDS, rng.randint(1, 2)):
+            out = _edit(out, kind, rng)
+        copies.append(out)
+    return copies
 
 
 # ---------------------------------------------------------------- geometric verification
@@ -218,10 +314,12 @@ def rerank(candidate_ids: np.ndarray, candidate_sims: np.ndarray, inliers: np.nd
 
 @dataclass(frozen=True)
 class LibraryWhitening:
-    """Centring (and optional PCA whitening) learned from the library's own vectors, no labels.
+    """A linear map learned from the library's own vectors (no labels): x -> normalise((x - mean) @ P).
 
-    Photos on plain backgrounds share a large common component; removing the library mean (and
-    damping its dominant directions) leaves what tells them apart.
+    `fit_pairs` (the one to use) learns P from pairs of embeddings of the same photo seen two ways
+    (e.g. the photo and its mirror image): P = C^-1/2 where C is the covariance of the pair
+    differences. Directions in which an edit moves a photo's vector are damped, the rest kept, so
+    copies come closer while different photos stay apart. `fit` is plain PCA whitening.
     """
 
     mean: np.ndarray  # (D,)
@@ -229,21 +327,34 @@ class LibraryWhitening:
 
     @classmethod
     def fit(cls, vectors: np.ndarray, *, power: float = 0.0, shrink: float = 0.1) -> LibraryWhitening:
-        """`power` 0: centre only; 1: full whitening; between: partial. `shrink` regularises small
-        eigenvalues (a fraction of their mean) so a small library does not blow up noise."""
+        """Centring plus PCA whitening: `power` 0 centres only, 1 whitens fully. `shrink` adds a share
+        of the mean eigenvalue to every eigenvalue so a small library does not blow up noise."""
         mean = vectors.mean(axis=0)
         if power == 0.0:
             return cls(mean.astype(np.float32), None)
-        centred = vectors - mean
-        eigval, eigvec = np.linalg.eigh(centred.T @ centred / len(vectors))
-        eigval = np.maximum(eigval, 0.0) + shrink * eigval.mean()
-        return cls(mean.astype(np.float32), (eigvec * eigval ** (-power / 2)).astype(np.float32))
+        return cls(mean.astype(np.float32), _inverse_sqrt(np.cov(vectors, rowvar=False, bias=True), power, shrink))
+
+    @classmethod
+    def fit_pairs(cls, vectors: np.ndarray, views_a: np.ndarray, views_b: np.ndarray, *,
+                  shrink: float = 0.1) -> LibraryWhitening:
+        """Centre on the library mean (`vectors`, (N, D)) and whiten by the covariance of the
+        differences between matching rows of `views_a` and `views_b` ((M, D) each)."""
+        diff = views_a - views_b
+        scatter = diff.T @ diff / len(diff)
+        return cls(vectors.mean(axis=0).astype(np.float32), _inverse_sqrt(scatter, 1.0, shrink))
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         out = vectors - self.mean
         if self.projection is not None:
             out = out @ self.projection
-        return out / (np.linalg.norm(out, axis=-1, keepdims=True) + 1e-12)
+        return (out / (np.linalg.norm(out, axis=-1, keepdims=True) + 1e-12)).astype(np.float32)
+
+
+def _inverse_sqrt(cov: np.ndarray, power: float, shrink: float) -> np.ndarray:
+    """cov^(-power/2), eigenvalues regularised by `shrink` times their mean."""
+    eigval, eigvec = np.linalg.eigh(cov)
+    eigval = np.maximum(eigval, 0.0) + shrink * max(float(eigval.mean()), 1e-12)
+    return (eigvec * eigval ** (-power / 2) @ eigvec.T).astype(np.float32)
 
 
 def _weighted_neighbour_mean(anchor: np.ndarray, sims: np.ndarray, db: np.ndarray, top_n: int, alpha: float) -> np.ndarray:
