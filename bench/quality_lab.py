@@ -560,6 +560,17 @@ def build_configs() -> dict[str, Config]:
         Config("LW flip trim", pair_views=("flip",), specs=(T224,)),
         Config("LW flip+edits", pair_views=("flip", "edits")),
         Config("LW flip+edits rerank50", pair_views=("flip", "edits"), rerank_k=50, rerank=RR),
+        Config("T+LW flip+edits", specs=(T224,), pair_views=("flip", "edits")),
+        Config("T+LW flip+edits db-max flip+rot90", specs=(T224,), pair_views=("flip", "edits"),
+               db_views="flip+rot90", db_max=True),
+        Config("T+LW flip+edits rerank20", specs=(T224,), pair_views=("flip", "edits"), rerank_k=20, rerank=RR),
+        Config("T+LW flip+edits rerank50", specs=(T224,), pair_views=("flip", "edits"), rerank_k=50, rerank=RR),
+        Config("T+LW flip+edits rerank50 kp256", specs=(T224,), pair_views=("flip", "edits"), rerank_k=50, rerank=RR,
+               kp=(512, 256)),
+        Config("T+LW flip+edits rerank50 vQE", specs=(T224,), pair_views=("flip", "edits"), rerank_k=50, rerank=RR,
+               verified_qe=True),
+        Config("T+LW flip+edits db-max flip+rot90 rerank50", specs=(T224,), pair_views=("flip", "edits"),
+               db_views="flip+rot90", db_max=True, rerank_k=50, rerank=RR),
         Config("LW flip db-max flip+rot90 rerank50", pair_views=("flip",), db_views="flip+rot90", db_max=True,
                rerank_k=50, rerank=RR),
         Config("W @322", whiten_power=0.75, specs=(S322,)),
@@ -600,6 +611,60 @@ def forward_ms(spec: EmbedSpec, views: int) -> float:
     return _forward_ms[key]
 
 
+def _median_time(fn, repeats: int) -> tuple[float, float]:
+    """(wall ms, CPU ms) of fn, medians over `repeats` runs after one warm-up."""
+    fn()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+    return 1000 * sorted(wall)[len(wall) // 2], 1000 * sorted(cpu)[len(cpu) // 2]
+
+
+def query_timing(corpus: Path, threads: int, rerank_k: int = 50, library_size: int = 10_000) -> None:
+    """Per-query stage costs of the recommended pipeline, on this machine with `threads` threads.
+    The machine may be shared: CPU time is what the stage needs, wall time what it got."""
+    names = [n for n in image_names(corpus, "dup") if n.endswith("_0.jpg")][:8]
+    model = get_model(224, False)
+    rng = np.random.default_rng(0)
+    kps = keypoints_task(corpus, "dup")
+    idx = {n: k for k, n in enumerate(image_names(corpus, "dup"))}
+    q_kp = kps[idx[names[0]]]
+    others = [kps[k] for k in rng.choice(len(kps), rerank_k, replace=False)]
+    library = normalize(rng.normal(size=(library_size, 384)).astype(np.float32))
+    whitening = quality.LibraryWhitening.fit_pairs(library, library[:2000], normalize(library[:2000] + 0.1))
+    path = corpus / "dup" / "images" / names[1]
+
+    def decode_and_prepare() -> None:
+        im = decode(path, 448)
+        im = im.crop(quality.content_box(np.asarray(im)))
+        preprocess(im, 224, "squash")
+
+    def query_keypoints() -> None:
+        im = Image.open(path)
+        im.draft("L", (1024, 1024))
+        quality.extract_keypoints(np.asarray(ImageOps.exif_transpose(im).convert("L")))
+
+    x1 = torch.randn(1, 3, 224, 224)
+    x4 = torch.randn(4, 3, 224, 224)
+    stages = {
+        "decode + trim + resize (1600 px JPEG)": decode_and_prepare,
+        "forward 1 view 224": lambda: model.forward_features(x1),
+        "forward 4 views 224 (one batch)": lambda: model.forward_features(x4),
+        "whitening apply": lambda: whitening.apply(library[:1]),
+        f"brute-force cosine over {library_size}": lambda: np.argpartition(-(library @ library[0]), 100)[:100],
+        "query keypoints (decode grey + SIFT)": query_keypoints,
+        f"verify {rerank_k} candidates": lambda: [quality.verify_pair(q_kp, c) for c in others],
+    }
+    print(f"| stage ({threads} threads) | wall ms | CPU ms |\n|---|---|---|")
+    with torch.inference_mode():
+        for label, fn in stages.items():
+            wall, cpu = _median_time(fn, 7)
+            print(f"| {label} | {wall:.1f} | {cpu:.1f} |", flush=True)
+
+
 def costs(cfg: Config, timings: Timings, time_forward: bool) -> tuple[str, str, str]:
     """Forward passes per photo at index time, forward passes per query (+ their measured ms when
     asked), and the measured ms per query of search + re-ranking (mean over both tasks)."""
@@ -634,6 +699,7 @@ def main() -> int:
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--time-forward", action="store_true", help="also time the query's forward passes")
+    ap.add_argument("--timing", action="store_true", help="time each per-query stage of the pipeline")
     ap.add_argument("--merge-identical", action="store_true",
                     help="also score dup with groups of identical original pictures merged (label-noise check)")
     a = ap.parse_args()
@@ -645,6 +711,8 @@ def main() -> int:
         spec = EmbedSpec(int(size), resize, *(rest[:1]), trim="trim" in rest[1:])
         for task in ("dup", "sem"):
             embed_task(a.corpus, task, spec, keep_tokens=spec == EmbedSpec())
+    if a.timing:
+        query_timing(a.corpus, a.threads)
     configs = build_configs()
     if a.list:
         print("\n".join(configs))

@@ -287,3 +287,9 @@ def test_edited_copies_are_deterministic_and_edited():
         assert a.size == b.size and np.array_equal(np.asarray(a), np.asarray(b))
     assert any(c.size != photo.size or not np.array_equal(np.asarray(c), np.asarray(photo)) for c in first)
     assert edited_copies(photo, 4, seed=12) != first
+
+
+def test_edited_copies_of_a_tiny_picture():
+    tiny = Image.new("RGB", (6, 3), (10, 200, 30))
+    for seed in range(40):
+        assert all(min(c.size) >= 1 for c in edited_copies(tiny, 2, seed=seed))

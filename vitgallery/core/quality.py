@@ -123,7 +123,7 @@ def _edit(im: Image.Image, kind: str, rng: random.Random) -> Image.Image:
     w, h = im.size
     if kind == "crop":
         share = rng.uniform(0.5, 0.9)
-        cw, ch = max(8, int(w * share**0.5)), max(8, int(h * share**0.5))
+        cw, ch = min(w, max(8, int(w * share**0.5))), min(h, max(8, int(h * share**0.5)))
         x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
         return im.crop((x, y, x + cw, y + ch))
     if kind == "shrink_jpeg":
