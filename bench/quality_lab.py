@@ -367,12 +367,12 @@ def run_task(corpus: Path, task: str, cfg: Config, timings: Timings) -> dict[str
         timings.add("fit whitening (once)", (time.process_time() - t0) / n)
     if cfg.dba:
         flat = db[0]
-        db = [quality.database_augmentation(flat, cfg.dba, cfg.qe_alpha)]
+        db = [database_augmentation(flat, cfg.dba, cfg.qe_alpha)]
     t0 = time.process_time()
     sims = np.max([np.max([q @ d.T for d in db], axis=0) for q in queries], axis=0)
     np.fill_diagonal(sims, -np.inf)
     if cfg.qe:
-        sims = quality.alpha_query_expansion(queries[0], sims, db[0], cfg.qe, cfg.qe_alpha)
+        sims = alpha_query_expansion(queries[0], sims, db[0], cfg.qe, cfg.qe_alpha)
         np.fill_diagonal(sims, -np.inf)
     timings.add("similarity (this corpus size)", (time.process_time() - t0) / n)
     order = np.argsort(-sims, axis=1)[:, :TOP]
@@ -453,6 +453,28 @@ def mutual_token_matches(q: np.ndarray, c: np.ndarray, min_sim: float) -> int:
     back = sim.argmax(axis=0)
     mutual = back[fwd] == np.arange(len(q))
     return int(np.sum(mutual & (sim[np.arange(len(q)), fwd] > min_sim)))
+
+
+def _weighted_neighbour_mean(anchor: np.ndarray, sims: np.ndarray, db: np.ndarray, top_n: int, alpha: float) -> np.ndarray:
+    top = np.argpartition(-sims, top_n - 1, axis=1)[:, :top_n]
+    w = np.maximum(np.take_along_axis(sims, top, axis=1), 0.0) ** alpha
+    out = anchor + np.einsum("qn,qnd->qd", w, db[top])
+    return out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-12)
+
+
+def alpha_query_expansion(queries: np.ndarray, sims: np.ndarray, db: np.ndarray, top_n: int = 3,
+                          alpha: float = 3.0) -> np.ndarray:
+    """alpha-QE: each query (Q, D) plus its top-n database vectors weighted by sim^alpha; returns the
+    new similarities (Q, N). `sims` is the first search's (Q, N), with any self-match already masked."""
+    expanded = _weighted_neighbour_mean(queries, sims, db, top_n, alpha)
+    return expanded @ db.T
+
+
+def database_augmentation(db: np.ndarray, top_n: int = 3, alpha: float = 3.0) -> np.ndarray:
+    """DBA: every library vector replaced by itself plus its top-n neighbours weighted by sim^alpha."""
+    sims = db @ db.T
+    np.fill_diagonal(sims, -np.inf)
+    return _weighted_neighbour_mean(db, sims, db, top_n, alpha)
 
 
 def verified_expansion(i, ranked, cand, inliers, queries, db, verify, cfg):

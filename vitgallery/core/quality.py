@@ -1,14 +1,14 @@
-"""Retrieval-quality building blocks: token pooling, orientation views, re-ranking.
+"""Retrieval-quality building blocks: pooling, orientation views, frame trimming, the library
+whitening learned from edited copies, SIFT verification and re-ranking.
 
-Pure functions over torch tensors / numpy arrays; no I/O and no model loading, so the
+Pure functions over torch tensors, numpy arrays and PIL images; no file I/O and no model, so the
 embedder and the library can call them and tests can drive them with synthetic input.
-The choices and their measured effect are in docs/quality.md.
+The recommended pipeline, the alternatives and their measured effect are in docs/quality.md.
 """
 
 from __future__ import annotations
 
 import io
-import logging
 import random
 from dataclasses import dataclass
 
@@ -17,8 +17,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
-
-log = logging.getLogger(__name__)
 
 POOL_MODES = ("cls", "mean", "gem", "cls+gem", "cls+mean")
 
@@ -73,11 +71,6 @@ def orientation_views(batch: torch.Tensor, mode: str = "none") -> list[torch.Ten
     if mode not in VIEW_MODES:
         raise ValueError(f"unknown view mode {mode!r}; expected one of {tuple(VIEW_MODES)}")
     return [orient(batch, o) for o in VIEW_MODES[mode]]
-
-
-def combine_views(embeddings: list[torch.Tensor]) -> torch.Tensor:
-    """One vector per image from its per-view embeddings: the normalised mean."""
-    return F.normalize(torch.stack(embeddings).mean(dim=0), dim=-1)
 
 
 # ---------------------------------------------------------------- framing
@@ -215,7 +208,7 @@ class Keypoints:
         return cls(xy, desc, width, height)
 
 
-def extract_keypoints(gray: np.ndarray, *, long_side: int = 512, max_keypoints: int = 512) -> Keypoints:
+def extract_keypoints(gray: np.ndarray, *, long_side: int = 512, max_keypoints: int = 256) -> Keypoints:
     """SIFT keypoints of a greyscale uint8 image, shrunk first so its long side is at most `long_side`
     (small images are not enlarged). Keeps the `max_keypoints` strongest."""
     if gray.ndim != 2 or gray.dtype != np.uint8:
@@ -355,25 +348,3 @@ def _inverse_sqrt(cov: np.ndarray, power: float, shrink: float) -> np.ndarray:
     eigval, eigvec = np.linalg.eigh(cov)
     eigval = np.maximum(eigval, 0.0) + shrink * max(float(eigval.mean()), 1e-12)
     return (eigvec * eigval ** (-power / 2) @ eigvec.T).astype(np.float32)
-
-
-def _weighted_neighbour_mean(anchor: np.ndarray, sims: np.ndarray, db: np.ndarray, top_n: int, alpha: float) -> np.ndarray:
-    top = np.argpartition(-sims, top_n - 1, axis=1)[:, :top_n]
-    w = np.maximum(np.take_along_axis(sims, top, axis=1), 0.0) ** alpha
-    out = anchor + np.einsum("qn,qnd->qd", w, db[top])
-    return out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-12)
-
-
-def alpha_query_expansion(queries: np.ndarray, sims: np.ndarray, db: np.ndarray, top_n: int = 3,
-                          alpha: float = 3.0) -> np.ndarray:
-    """alpha-QE: each query (Q, D) plus its top-n database vectors weighted by sim^alpha; returns the
-    new similarities (Q, N). `sims` is the first search's (Q, N), with any self-match already masked."""
-    expanded = _weighted_neighbour_mean(queries, sims, db, top_n, alpha)
-    return expanded @ db.T
-
-
-def database_augmentation(db: np.ndarray, top_n: int = 3, alpha: float = 3.0) -> np.ndarray:
-    """DBA: every library vector replaced by itself plus its top-n neighbours weighted by sim^alpha."""
-    sims = db @ db.T
-    np.fill_diagonal(sims, -np.inf)
-    return _weighted_neighbour_mean(db, sims, db, top_n, alpha)
