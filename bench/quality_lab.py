@@ -4,10 +4,13 @@
 Features are cached under /tmp/qlab/<corpus>/ so each configuration is cheap to re-score.
 
 usage:
-  quality_lab.py CORPUS --config NAME        one configuration: scores + per-query stage times
-  quality_lab.py CORPUS --all                every configuration, as a markdown table
+  quality_lab.py CORPUS --embed 224:squash [--embed 224:squash:d4:trim]   embed and cache features
+  quality_lab.py CORPUS --config NAME        one configuration: scores, dup mAP per edit, stage times
+  quality_lab.py CORPUS --all                every configuration (from cached features), markdown table
+  quality_lab.py CORPUS --timing             CPU/wall time of each per-query stage of the default
   quality_lab.py CORPUS --list               the configuration names
-CORPUS is a folder made by /work/shared/bench/make_corpus.py (dup/ and sem/).
+  --merge-identical also scores dup with groups of the same picture merged (a label-noise check).
+CORPUS is a folder made by /work/shared/bench/make_corpus.py (dup/ and sem/). Results: docs/quality.md.
 """
 
 from __future__ import annotations
