@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from vitgallery.core import quality  # noqa: E402
+from vitgallery.core import pooling, quality  # noqa: E402
 
 log = logging.getLogger("quality_lab")
 
@@ -121,7 +121,7 @@ def preprocess(im: Image.Image, size: int, resize: str) -> torch.Tensor:
 class EmbedSpec:
     size: int = 224
     resize: str = "squash"
-    views: str = "d4"  # orientations embedded (quality.VIEW_MODES)
+    views: str = "d4"  # orientations embedded (pooling.VIEW_MODES)
     trim: bool = False  # cut a uniform-colour frame off first (quality.content_box)
 
     @property
@@ -144,9 +144,9 @@ def load_image(corpus: Path, task: str, name: str, spec: EmbedSpec) -> Image.Ima
 def embed_images(model: torch.nn.Module, ims: list[Image.Image], spec: EmbedSpec,
                  tokens: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Features of a few images in every orientation of spec.views (keys '<orientation>/<feature>')."""
-    orientations = quality.VIEW_MODES[spec.views]
+    orientations = pooling.VIEW_MODES[spec.views]
     batch = torch.stack([preprocess(im, spec.size, spec.resize) for im in ims])
-    views = quality.orientation_views(batch, spec.views)
+    views = pooling.orientation_views(batch, spec.views)
     # group views by shape (quarter turns swap height and width of non-square inputs)
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for k, v in enumerate(views):
@@ -161,9 +161,9 @@ def embed_images(model: torch.nn.Module, ims: list[Image.Image], spec: EmbedSpec
                 p_, q_ = pre[sl], post[sl]
                 feats[f"{o}/cls"] = F.normalize(q_[:, 0], dim=-1).numpy()
                 feats[f"{o}/cls_pre"] = F.normalize(p_[:, 0], dim=-1).numpy()
-                feats[f"{o}/mean"] = quality.pool_tokens(q_, "mean").numpy()
-                feats[f"{o}/gem"] = quality.pool_tokens(q_, "gem").numpy()
-                feats[f"{o}/gem_pre"] = quality.pool_tokens(p_, "gem").numpy()
+                feats[f"{o}/mean"] = pooling.pool_tokens(q_, "mean").numpy()
+                feats[f"{o}/gem"] = pooling.pool_tokens(q_, "gem").numpy()
+                feats[f"{o}/gem_pre"] = pooling.pool_tokens(p_, "gem").numpy()
                 if tokens is not None and o == "id":
                     tokens.append(q_[:, 1:].to(torch.float16).numpy())
     return feats
@@ -253,7 +253,7 @@ class Config:
     name: str
     specs: tuple[EmbedSpec, ...] = (EmbedSpec(),)  # several: embeddings averaged (multi-scale)
     pool: str = "cls"  # a feature, or two joined by '+' (each part L2-normalised, then concatenated)
-    db_views: str = "none"  # orientations averaged into the one stored vector (quality.VIEW_MODES)
+    db_views: str = "none"  # orientations averaged into the one stored vector (pooling.VIEW_MODES)
     db_max: bool = False  # store each db view as its own vector and take the max (instead of averaging)
     query_views: str = "none"  # orientations of the query; max similarity over them per candidate
     center: bool = False  # subtract the library's mean vector
@@ -290,7 +290,7 @@ def normalize(x: np.ndarray) -> np.ndarray:
 
 def database_vectors(corpus: Path, task: str, cfg: Config) -> list[np.ndarray]:
     """One (n, D) matrix per stored vector per image (several when db_max)."""
-    views = [features_of(corpus, task, cfg, o) for o in quality.VIEW_MODES[cfg.db_views]]
+    views = [features_of(corpus, task, cfg, o) for o in pooling.VIEW_MODES[cfg.db_views]]
     return views if cfg.db_max else [normalize(np.mean(views, axis=0))]
 
 
@@ -356,7 +356,7 @@ def run_task(corpus: Path, task: str, cfg: Config, timings: Timings) -> dict[str
     names = image_names(corpus, task)
     n = len(names)
     db = database_vectors(corpus, task, cfg)
-    queries = [features_of(corpus, task, cfg, o) for o in quality.VIEW_MODES[cfg.query_views]]
+    queries = [features_of(corpus, task, cfg, o) for o in pooling.VIEW_MODES[cfg.query_views]]
     if cfg.center or cfg.whiten_power or cfg.pair_views:
         t0 = time.process_time()
         if cfg.pair_views:
@@ -695,8 +695,8 @@ def query_timing(corpus: Path, threads: int, rerank_k: int = 50, library_size: i
 def costs(cfg: Config, timings: Timings, time_forward: bool) -> tuple[str, str, str]:
     """Forward passes per photo at index time, forward passes per query (+ their measured ms when
     asked), and the measured ms per query of search + re-ranking (mean over both tasks)."""
-    n_db = len(quality.VIEW_MODES[cfg.db_views])
-    n_q = len(quality.VIEW_MODES[cfg.query_views])
+    n_db = len(pooling.VIEW_MODES[cfg.db_views])
+    n_q = len(pooling.VIEW_MODES[cfg.query_views])
     index = " + ".join(f"{n_db}x{s.size}" for s in cfg.specs)
     query = " + ".join(f"{n_q}x{s.size}" for s in cfg.specs)
     if time_forward:

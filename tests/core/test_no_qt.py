@@ -46,3 +46,12 @@ def test_entry_module_does_not_load_torch():
     code = "import sys, vitgallery.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_decode_worker_modules_do_not_load_torch():
+    """A decode worker runs pipeline.decode_one, which needs only these: importing torch would cost
+    every worker seconds and hundreds of MB."""
+    code = ("import sys, vitgallery.core.pipeline, vitgallery.core.imageio, vitgallery.core.quality; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr

@@ -6,16 +6,14 @@ import pytest
 import torch
 from PIL import Image
 
-from vitgallery.core import quality
+from vitgallery.core import pooling, quality
+from vitgallery.core.pooling import orient, orientation_views, pool_tokens
 from vitgallery.core.quality import (
     Keypoints,
     LibraryWhitening,
     content_box,
     edited_copies,
     extract_keypoints,
-    orient,
-    orientation_views,
-    pool_tokens,
     rerank,
     verify_pair,
 )
@@ -92,7 +90,7 @@ def test_d4_views_of_a_turned_image_are_the_same_views_reordered():
     of them exactly."""
     x = torch.randn(1, 3, 6, 6)
     views = orientation_views(x, "d4")
-    for o in quality.ORIENTATIONS:
+    for o in pooling.ORIENTATIONS:
         moved_views = orientation_views(orient(x, o), "d4")
         for v in moved_views:
             assert any(torch.equal(v, w) for w in views), o

@@ -29,20 +29,14 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from vitgallery.core.imageio import DecodeError, open_image
 from vitgallery.core.index import VectorIndex
+from vitgallery.core.quality import Keypoints, LibraryWhitening, extract_keypoints
 from vitgallery.core.store import DecisionRow, FileRow, Store
-
-if TYPE_CHECKING:
-    from vitgallery.core.quality import Keypoints
-
-# vitgallery.core.quality imports torch (seconds): the window imports this module on its GUI thread for
-# the records and rules, so the functions that verify import it when they run, in a worker.
 
 log = logging.getLogger(__name__)
 
@@ -314,8 +308,6 @@ def analyse_photo(path: Path) -> PhotoFeatures:
         gray = _resize_long_side(gray, MIN_KEYPOINT_SIDE)
     # Equalised local contrast finds keypoints in dim, hazy and low-contrast photos too.
     equalised = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)  # one per call: not thread-safe
-    from vitgallery.core.quality import extract_keypoints
-
     keypoints = extract_keypoints(equalised, long_side=KEYPOINT_SIDE)
     sharp = _resize_long_side(gray, SHARPNESS_SIDE)
     return PhotoFeatures(keypoints, _resize_long_side(gray, AGREEMENT_SIDE),
@@ -452,8 +444,6 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     vectors = np.concatenate([c[1] for c in chunks])
     keep = np.isin(ids, list(files))
     ids, vectors = ids[keep], vectors[keep]
-    from vitgallery.core.quality import LibraryWhitening
-
     whitened = LibraryWhitening.fit(vectors, power=WHITENING_POWER).apply(vectors).astype(np.float32)
     del chunks
     pairs = candidate_pairs(ids, vectors, index.query, k)
