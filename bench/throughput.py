@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vitgallery.core.imageio import decode_for_model, open_image
+from vitgallery.core.imageio import decode_for_model, model_draft_size, open_image
 from vitgallery.core.pipeline import DecodeJob, available_cores, decode_all, plan_resources
 from vitgallery.core.scan import fingerprint_bytes
 
@@ -202,7 +202,7 @@ def stage_costs(embedder: Embedder, paths: list[Path], samples: int) -> dict[str
     size = embedder.input_size
     decode_for_model(datas[paths[0]], size)  # first-use costs: plugin registry, optional HEIF import
     cost("read + fingerprint", lambda p: fingerprint_bytes(p.read_bytes()))
-    cost("JPEG decode (draft) + EXIF", lambda p: open_image(datas[p], draft_size=2 * size))
+    cost("JPEG decode (draft) + EXIF", lambda p: open_image(datas[p], draft_size=model_draft_size(size)))
     cost("decode_for_model (all of it)", lambda p: decode_for_model(datas[p], size))
     costs["resize + sharpness"] = costs["decode_for_model (all of it)"] - costs["JPEG decode (draft) + EXIF"]
     pixels = np.stack([decode_for_model(datas[p], size).pixels for p in paths[:8]])

@@ -21,7 +21,7 @@ from vitgallery.core.actions import (
     undo,
 )
 from vitgallery.core.duplicates import DuplicateMember
-from vitgallery.core.store import Store
+from vitgallery.core.store import SCHEMA_VERSION, Store
 
 
 def member(path: Path, file_id: int = 0) -> DuplicateMember:
@@ -206,10 +206,13 @@ def test_a_schema_1_library_gains_the_new_tables(tmp_path):
     db.execute("DROP TABLE actions")
     db.execute("DROP TABLE action_items")
     db.execute("DROP TABLE duplicate_decisions")
+    for table in ("keypoints", "learning_views", "whitening"):
+        db.execute(f"DROP TABLE {table}")
     db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.commit()
     db.close()
     store = Store(path)
-    assert store.get_meta("schema_version") == "2"
+    assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
     assert store.actions() == [] and store.decisions() == []
+    assert store.keypoints([1]) == {} and store.whitening() is None and store.count_learning_photos() == 0
     store.close()

@@ -12,7 +12,8 @@ from vitgallery.core.models import Embedder, load_embedder
 
 
 class CountingEmbedder(Embedder):
-    """The tiny test model, counting how many photos it embeds."""
+    """The tiny test model, counting how many photos it embeds (the views that teach the library's
+    whitening go through embed_views and are not counted)."""
 
     def __init__(self, weights_tag: str = "random-seed-0"):
         base = load_embedder("tiny-test")
@@ -155,6 +156,7 @@ def test_switching_model_re_embeds_everything(photo_folder, tmp_path, embedder):
     other = CountingEmbedder("other-weights")
     summary = index(lib, other)
     assert summary.model_changed and other.embedded == 12 and summary.added == 12
+    assert summary.teaching == 12  # the old model's teaching views went with its vectors
     assert lib.model_signature == other.signature
     assert lib.status().index_size == 12
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.photos import make_photo
-from vitgallery.core.imageio import decode_for_model, open_image
+from vitgallery.core.imageio import decode_for_model, model_draft_size, open_image
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
@@ -84,7 +84,7 @@ def test_query_preparation_gives_the_indexed_pixels(embedder, tmp_path, fmt, siz
     for model_size in (32, 224):
         indexed = decode_for_model(path, model_size).pixels
         resized_embedder.spec = dataclasses.replace(embedder.spec, input_size=model_size)
-        query = resized_embedder.prepare(open_image(path, draft_size=2 * model_size))
+        query = resized_embedder.prepare(open_image(path, draft_size=model_draft_size(model_size)))
         np.testing.assert_array_equal(query, indexed)
 
 
@@ -95,7 +95,7 @@ def test_query_path_gives_the_indexed_vector(embedder, photos, tmp_path):
     stored = {row.path: row.id for row in library.photos()}
     vectors = library.store.vectors(list(stored.values()))
     for path in photos:
-        query = embedder.embed_images([open_image(path, draft_size=2 * embedder.input_size)])[0]
+        query = embedder.embed_images([open_image(path, draft_size=model_draft_size(embedder.input_size))])[0]
         indexed = vectors[stored[path.name]]
         assert float(query @ indexed) > 0.9999, path.name
     library.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ctypes
 from pathlib import Path
 
-from vitgallery.core.pipeline import decode_one
+from vitgallery.core.pipeline import DecodeJob, decode_one
 
 CRASH_MARK = "crash-me"
 
@@ -18,9 +18,10 @@ def attempts_log(photo: Path) -> Path:
     return photo.parent.parent / "crash-attempts.log"
 
 
-def decode_or_crash(path: Path, size: int):
+def decode_or_crash(job: DecodeJob, size: int):
+    path = job.path
     if CRASH_MARK in path.name:
         with open(attempts_log(path), "a") as log:
             log.write(f"{path.name}\n")
         ctypes.string_at(0)  # a segmentation fault, as a broken native decoder would cause
-    return decode_one(path, size)
+    return decode_one(job, size)

@@ -9,8 +9,9 @@ import numpy as np
 
 from tests.photos import make_photo
 from vitgallery.core.index import IndexMismatch, VectorIndex
-from vitgallery.core.library import DB_NAME, INDEX_NAME, Library
+from vitgallery.core.library import DB_NAME, INDEX_NAME, Library, index_signature
 from vitgallery.core.models import Embedder, load_embedder
+from vitgallery.core.quality import LibraryWhitening
 
 BATCH = 4
 
@@ -59,23 +60,39 @@ def database_vectors(library: Path) -> dict[int, np.ndarray]:
 
 
 def check_saved_index(library: Path, vectors: dict[int, np.ndarray]) -> bool:
-    """An index file the library would accept must hold exactly the database's vectors.
+    """An index file the library would accept must hold exactly the database's vectors (whitened).
 
     Returns whether the file is accepted (if not, the library rebuilds it from the database)."""
     db = sqlite3.connect(library / DB_NAME)
     try:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        whitening = db.execute("SELECT key FROM whitening").fetchone()
     finally:
         db.close()
     if "model_signature" not in meta:
         return False
+    signature = index_signature(meta["model_signature"], whitening[0] if whitening else None)
     try:
-        index = VectorIndex.load(library / INDEX_NAME, model_signature=meta["model_signature"],
+        index = VectorIndex.load(library / INDEX_NAME, model_signature=signature,
                                  dim=int(meta["dim"]), generation=int(meta["generation"]))
     except IndexMismatch:
         return False
-    check_index_holds(index, vectors)
+    check_index_holds(index, index_space(library, vectors))
     return True
+
+
+def index_space(library: Path, vectors: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """The database's vectors as the index holds them: through the whitening the library learned."""
+    db = sqlite3.connect(library / DB_NAME)
+    try:
+        whitening = db.execute("SELECT mean, projection FROM whitening").fetchone()
+    finally:
+        db.close()
+    if whitening is None:
+        return vectors
+    mean = np.frombuffer(whitening[0], dtype=np.float32)
+    transform = LibraryWhitening(mean, np.frombuffer(whitening[1], dtype=np.float32).reshape(len(mean), -1))
+    return {i: transform.apply(v[None, :])[0] for i, v in vectors.items()}
 
 
 def check_index_holds(index: VectorIndex, vectors: dict[int, np.ndarray]) -> None:

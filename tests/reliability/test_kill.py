@@ -24,6 +24,7 @@ from tests.reliability.support import (
     counting_embedder,
     database_vectors,
     index,
+    index_space,
 )
 from vitgallery.core.index import VectorIndex
 from vitgallery.core.library import DB_NAME, Library
@@ -192,7 +193,7 @@ def test_power_cut_rollback_then_kill_never_revives_a_stale_index(tmp_path, monk
     assert len(vectors) == 20
     check_saved_index(library, vectors)  # either rejected or exactly right
     lib = Library.open(root, library)
-    check_index_holds(lib._vector_index(), vectors)
+    check_index_holds(lib._vector_index(), index_space(library, vectors))
     embedder.embedded = 0
     summary = index(lib, embedder)
     assert summary.added == 4 and embedder.embedded == 4, "only the batch the power cut lost is embedded again"

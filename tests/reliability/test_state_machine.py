@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from tests.photos import make_photo
-from tests.reliability.support import BATCH, SimulatedKill, check_index_holds, counting_embedder
+from tests.reliability.support import BATCH, SimulatedKill, check_index_holds, counting_embedder, index_space
 from vitgallery.core.index import header_path, labels_path
 from vitgallery.core.library import INDEX_NAME, Library
 from vitgallery.core.scan import fingerprint_file
@@ -176,7 +176,7 @@ class LibraryLifecycle(RuleBasedStateMachine):
             assert self.lib.store.count_files() == 0
             return
         rows = self.lib.store.files()
-        vectors = self.lib.store.vectors([row.id for row in rows.values()])
+        vectors = index_space(self.library_dir, self.lib.store.vectors([row.id for row in rows.values()]))
         check_index_holds(index, vectors)
         if vectors:
             ids = np.array(sorted(vectors), dtype=np.int64)

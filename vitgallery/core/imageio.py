@@ -33,6 +33,8 @@ from typing import IO
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from vitgallery.core import quality
+
 logger = logging.getLogger(__name__)
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
@@ -114,11 +116,15 @@ class ImageMeta:
 
 @dataclass
 class DecodedPhoto:
-    pixels: np.ndarray  # uint8 (size, size, 3): the whole photo squeezed to the model input
+    pixels: np.ndarray  # uint8 (size, size, 3): the photo, its uniform frame cut off, squeezed to the model input
     width: int  # original size, after EXIF orientation
     height: int
     taken_at: float | None
     sharpness: float
+    keypoints: bytes  # quality.Keypoints.to_bytes() of its SIFT keypoints, for verifying matches
+    # The photo mirrored and in edited copies, at the model input (k, size, size, 3): the library
+    # learns its whitening from how these move the vector. Only for the photos sampled to teach it.
+    learning_pixels: np.ndarray | None = None
 
 
 @dataclass
@@ -167,19 +173,56 @@ def open_image(source: Source, *, draft_size: int | None = None) -> Image.Image:
     return _decode(source, draft_size).image
 
 
-def decode_for_model(path: Path | str, size: int) -> DecodedPhoto:
-    """Decode a photo for embedding: the whole image resized (not cropped) to size x size.
+def squeeze_to_model(image: Image.Image, size: int) -> np.ndarray:
+    """The whole image resized (not cropped) to size x size, as uint8 HxWx3."""
+    resized = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def model_pixels(image: Image.Image, size: int) -> np.ndarray:
+    """What the model sees of a photo: its uniform-colour frame cut off (borders, letterboxing), then
+    the rest squeezed to size x size. Indexing and queries both come through here."""
+    return squeeze_to_model(trim_frame(image), size)
+
+
+def trim_frame(image: Image.Image) -> Image.Image:
+    box = quality.content_box(np.asarray(image.convert("RGB")))
+    return image if box == (0, 0, image.width, image.height) else image.crop(box)
+
+
+def photo_keypoints(image: Image.Image) -> quality.Keypoints:
+    """The SIFT keypoints a search verifies its candidates with (the whole photo, frame included)."""
+    return quality.extract_keypoints(np.asarray(image.convert("L")), long_side=quality.KEYPOINT_LONG_SIDE,
+                                     max_keypoints=quality.KEYPOINT_COUNT)
+
+
+def model_draft_size(size: int) -> int:
+    """The JPEG draft size indexing decodes at for a model input of `size` (queries use the same)."""
+    return max(2 * size, quality.KEYPOINT_LONG_SIDE)
+
+
+def decode_for_model(path: Path | str | bytes, size: int, *, learning_seed: int | None = None) -> DecodedPhoto:
+    """Decode a photo for indexing: model input, keypoints, metadata; with `learning_seed`, also the
+    views the library learns its whitening from (its mirror image and 2 edited copies).
 
     Module-level and returning a plain dataclass so that worker processes can run it.
     """
-    decoded = _decode(path, draft_size=2 * size)
-    resized = decoded.image.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    decoded = _decode(path, draft_size=model_draft_size(size))
+    trimmed = trim_frame(decoded.image)
+    pixels = squeeze_to_model(trimmed, size)
+    learning = None
+    if learning_seed is not None:
+        # Edited copies are embedded as they are: a frame added by an edit is part of what to damp.
+        copies = quality.edited_copies(trimmed, quality.LEARNING_COPIES, seed=learning_seed)
+        learning = np.stack([pixels[:, ::-1]] + [squeeze_to_model(c, size) for c in copies])
     return DecodedPhoto(
-        pixels=np.array(resized, dtype=np.uint8),
+        pixels=pixels,
         width=decoded.width,
         height=decoded.height,
         taken_at=decoded.taken_at,
         sharpness=sharpness(decoded.image),
+        keypoints=photo_keypoints(decoded.image).to_bytes(),
+        learning_pixels=learning,
     )
 
 

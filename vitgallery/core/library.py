@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,18 +16,27 @@ import numpy as np
 from PIL import Image
 from platformdirs import user_data_dir
 
-from vitgallery.core.imageio import DecodeError, open_image
+from vitgallery.core.imageio import DecodeError, model_draft_size, open_image, photo_keypoints
 from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
+from vitgallery.core.quality import Keypoints, LibraryWhitening, rerank, verify_pair
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
-from vitgallery.core.store import EmbeddedFile, FileRow, SkippedFile, Store
+from vitgallery.core.store import EmbeddedFile, FileRow, SkippedFile, Store, StoredWhitening
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "library.sqlite3"
 INDEX_NAME = "index.hnsw"
 INDEX_SAVE_INTERVAL_S = 60.0
+# The search recipe measured in docs/quality.md: vectors whitened by what the library's own photos
+# teach (each sampled photo against its mirror image and edited copies), then the top candidates
+# verified by SIFT keypoints and re-ranked.
+WHITENING_SAMPLE = 1000  # photos that teach the whitening (3 extra forward passes each)
+WHITENING_MIN_PHOTOS = 8  # below this the library mean is mostly its photos themselves: plain cosine
+WHITENING_SHRINK = 0.1
+REFIT_CHANGE = 0.25  # refit once the library or the teaching sample changed by this share
+RERANK_CANDIDATES = 50
 
 
 def default_library_dir(root: Path) -> Path:
@@ -33,6 +44,11 @@ def default_library_dir(root: Path) -> Path:
     root = root.expanduser().absolute()
     key = hashlib.sha1(str(root).encode()).hexdigest()[:16]
     return Path(user_data_dir("vitgallery", appauthor=False)) / "libraries" / f"{root.name or 'root'}-{key}"
+
+
+def index_signature(model_signature: str | None, whitening_key: str | None) -> str:
+    """What the index file's vectors are: the model's, through this whitening."""
+    return f"{model_signature}|whitening:{whitening_key or 'none'}"
 
 
 def _is_under(path: str, folders: list[str]) -> bool:
@@ -66,6 +82,7 @@ class IndexSummary:
     unchanged: int = 0
     skipped: int = 0
     skipped_reasons: dict[str, int] = field(default_factory=dict)
+    teaching: int = 0  # photos also embedded mirrored and edited, to teach the library's whitening
     offline: bool = False
     cancelled: bool = False
     model_changed: bool = False
@@ -108,6 +125,8 @@ class Library:
         self.store = store
         self.notices: list[str] = []  # things the user should hear about (index rebuilt, root offline)
         self._index: VectorIndex | None = None
+        self._whitening: LibraryWhitening | None = None  # what the vectors in self._index went through
+        self._whitening_key: str | None = None
         self._index_dirty = False  # the in-memory index holds changes its file lacks
         self._index_lock = threading.Lock()
 
@@ -151,19 +170,31 @@ class Library:
         with self._index_lock:
             if self._index is not None:
                 return self._index
-            signature, dim = self.model_signature, self.store.get_meta("dim")
-            if signature is None or dim is None:
+            dim = self.store.get_meta("dim")
+            if self.model_signature is None or dim is None:
                 return None
+            stored = self.store.whitening()
+            self._whitening = None if stored is None else LibraryWhitening(stored.mean, stored.projection)
+            self._whitening_key = None if stored is None else stored.key
             path = self.library_dir / INDEX_NAME
             try:
-                self._index = VectorIndex.load(path, model_signature=signature, dim=int(dim),
+                self._index = VectorIndex.load(path, model_signature=self._index_signature(), dim=int(dim),
                                                generation=self.store.generation)
             except IndexMismatch as exc:
                 if path.exists() or self.store.count_files():
                     self._notice(f"index file not usable ({exc}); rebuilding it from the database")
                 self._discard_index_file()
-                self._index = self._rebuild_index(signature, int(dim))
+                self._index = self._rebuild_index(int(dim))
             return self._index
+
+    def _index_signature(self) -> str:
+        return index_signature(self.model_signature, self._whitening_key)
+
+    def _search_state(self) -> tuple[VectorIndex | None, LibraryWhitening | None]:
+        """The index and the whitening its vectors went through, taken together (a refit swaps both)."""
+        self._vector_index()
+        with self._index_lock:
+            return self._index, self._whitening
 
     def _discard_index_file(self) -> None:
         """Delete a rejected index file before the database changes again. After a power cut or a
@@ -175,12 +206,19 @@ class Library:
         except OSError as exc:
             log.warning("could not delete the stale index file: %s", exc)
 
-    def _rebuild_index(self, signature: str, dim: int) -> VectorIndex:
-        index = VectorIndex(dim, signature, capacity=max(1024, self.store.count_files()))
+    def _rebuild_index(self, dim: int) -> VectorIndex:
+        index = VectorIndex(dim, self._index_signature(), capacity=max(1024, self.store.count_files()))
         for ids, vectors in self.store.iter_vectors():
-            index.add(ids, vectors)
+            index.add(ids, vectors if self._whitening is None else self._whitening.apply(vectors))
         self._index_dirty = True
         return index
+
+    def _add_vectors(self, ids: list[int], vectors: np.ndarray) -> None:
+        with self._index_lock:
+            index, whitening = self._index, self._whitening
+        assert index is not None
+        index.add(np.array(ids, dtype=np.int64), vectors if whitening is None else whitening.apply(vectors))
+        self._index_dirty = True
 
     def _save_index(self) -> None:
         assert self._index is not None
@@ -220,7 +258,8 @@ class Library:
                 self._discard_index_file()
             self.store.start_new_model(embedder.signature, embedder.dim)
             with self._index_lock:
-                self._index = VectorIndex(embedder.dim, embedder.signature)
+                self._whitening, self._whitening_key = None, None
+                self._index = VectorIndex(embedder.dim, self._index_signature())
                 self._index_dirty = True
         index = self._vector_index()
         assert index is not None
@@ -236,9 +275,12 @@ class Library:
         for rel, reason in scan.problems:  # listed with the skipped files, so the user can find them
             self.store.record_skipped(rel, 0, 0, reason)
             summary.note_skip(reason)
+        planned = self.store.count_files() + sum(1 for f in to_embed if f.path not in known)
+        to_embed, learners = self._pick_learners(to_embed, planned)
         plan = plan_resources(embedder.device.type)  # the split of cores measured by bench/throughput.py
-        self._embed(embedder, to_embed, index, summary, report, cancel, pause, batch_size or plan.batch_size,
-                    plan.decode_workers if decode_workers is None else decode_workers)
+        self._embed(embedder, to_embed, learners, planned, summary, report, cancel, pause,
+                    batch_size or plan.batch_size, plan.decode_workers if decode_workers is None else decode_workers)
+        self._refresh_whitening(self.store.count_files())
 
         report(IndexProgress("saving", len(to_embed), len(to_embed), 0.0, None, None))
         with self._index_lock:
@@ -318,8 +360,18 @@ class Library:
             return None
         return next((row for row in rows if row.fingerprint == fingerprint), None)
 
-    def _embed(self, embedder: Embedder, files: list[FoundFile], index: VectorIndex, summary: IndexSummary,
-               report: Callable[[IndexProgress], None], cancel: threading.Event,
+    def _pick_learners(self, to_embed: list[FoundFile], planned: int) -> tuple[list[FoundFile], int]:
+        """Choose which new photos teach the whitening (a fixed random sample, topped up as the library
+        grows) and put them first, so the whitening is fitted early and most photos go into the index
+        through it. Returns the reordered files and how many at the front teach."""
+        wanted = min(WHITENING_SAMPLE, planned) - self.store.count_learning_photos()
+        count = max(0, min(wanted, len(to_embed)))
+        chosen = set(random.Random(planned).sample(range(len(to_embed)), count))
+        ordered = [to_embed[i] for i in sorted(chosen)] + [f for i, f in enumerate(to_embed) if i not in chosen]
+        return ordered, count
+
+    def _embed(self, embedder: Embedder, files: list[FoundFile], learners: int, planned: int,
+               summary: IndexSummary, report: Callable[[IndexProgress], None], cancel: threading.Event,
                pause: threading.Event | None, batch_size: int, decode_workers: int | None) -> None:
         known_before = set(self.store.files())
         total, done = len(files), 0
@@ -332,12 +384,15 @@ class Library:
             if not batch:
                 return
             vectors = embedder.embed_pixels(np.stack([photo.pixels for _, photo, _ in batch]))
+            views = [photo.learning_pixels for _, photo, _ in batch if photo.learning_pixels is not None]
+            view_vectors = iter(embedder.embed_views(np.stack(views)) if views else [])
             records = [EmbeddedFile(f.path, f.size, f.mtime_ns, fp, photo.width, photo.height, photo.taken_at,
-                                    photo.sharpness, vec)
+                                    photo.sharpness, vec, photo.keypoints,
+                                    None if photo.learning_pixels is None else next(view_vectors))
                        for (f, photo, fp), vec in zip(batch, vectors)]
             ids = self.store.add_embedded(records)
-            index.add(np.array(ids, dtype=np.int64), vectors)
-            self._index_dirty = True
+            self._add_vectors(ids, vectors)
+            summary.teaching += len(views)
             updated = sum(1 for f, _, _ in batch if f.path in known_before)
             summary.updated += updated
             summary.added += len(batch) - updated
@@ -347,7 +402,8 @@ class Library:
                     self._save_index()
                 last_save = time.monotonic()
 
-        jobs = (DecodeJob(f, self.root / f.path) for f in files)
+        jobs = (DecodeJob(f, self.root / f.path, zlib.crc32(f.path.encode()) if n < learners else None)
+                for n, f in enumerate(files))
         for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,
                                   prefetch=max(2 * batch_size, 16)):
             f: FoundFile = outcome.job.key
@@ -357,8 +413,10 @@ class Library:
             else:
                 batch.append((f, outcome.photo, outcome.fingerprint))
             done += 1
-            if len(batch) >= batch_size:
+            if len(batch) >= batch_size or done == learners:
                 flush()
+            if done == learners:  # the teaching sample is in: learn from it before the rest goes in
+                self._refresh_whitening(planned)
             elapsed = time.monotonic() - started
             rate = done / elapsed if elapsed > 0 else 0.0
             report(IndexProgress("embedding", done, total, rate, (total - done) / rate if rate else None, f.path))
@@ -369,32 +427,68 @@ class Library:
                 break
         flush()
 
+    # -- the whitening learned from the library ---------------------------------------------------
+
+    def _refresh_whitening(self, photos: int) -> None:
+        """Fit the whitening when there is none, or the library or its teaching sample changed by a
+        quarter since the last fit; then rebuild the index through it."""
+        if photos < WHITENING_MIN_PHOTOS:
+            return
+        own, other = self.store.learning_pairs()
+        if not len(own):
+            return
+        stored = self.store.whitening()
+        if stored is not None and _within(stored.photos, photos) and _within(stored.pairs, len(own)):
+            return
+        whitening = LibraryWhitening.fit_pairs(self.store.mean_vector()[None, :], own, other, shrink=WHITENING_SHRINK)
+        key = hashlib.sha1(whitening.mean.tobytes() + whitening.projection.tobytes()).hexdigest()[:12]
+        self.store.save_whitening(StoredWhitening(key, whitening.mean, whitening.projection, photos, len(own)))
+        with self._index_lock:
+            self._discard_index_file()
+            self._whitening, self._whitening_key = whitening, key
+            self._index = self._rebuild_index(len(whitening.mean))
+        log.info("whitening fitted on %d pairs from %d photos; index rebuilt", len(own), photos)
+
     # -- search ------------------------------------------------------------------------------------
 
-    def search(self, query: QueryImage, *, k: int = 20, embedder: Embedder | None = None) -> list[SearchHit]:
-        """The k most similar photos, best first. A photo of this library uses its stored vector."""
-        index = self._vector_index()
+    def search(self, query: QueryImage, *, k: int = 20, embedder: Embedder | None = None,
+               verify: bool = True) -> list[SearchHit]:
+        """The k most similar photos, best first. A photo of this library uses its stored vector.
+
+        The top RERANK_CANDIDATES by cosine (in the whitened space) are checked against the query's
+        SIFT keypoints; geometrically verified ones move up (quality.rerank). `verify=False` skips it.
+        """
+        index, whitening = self._search_state()
         if index is None or len(index) == 0:
             raise LibraryError("the library is empty: index a folder first")
-        vector, own_id = self._query_vector(query, embedder)
-        labels, sims = index.query(vector[None, :], k + (1 if own_id is not None else 0))
+        raw, own_id, keypoints = self._query_features(query, embedder, verify)
+        vector = raw if whitening is None else whitening.apply(raw[None, :])[0]
+        wanted = max(k, RERANK_CANDIDATES) if verify else k
+        labels, sims = index.query(vector[None, :], wanted + (1 if own_id is not None else 0))
         rows = self.store.files_by_ids(labels[0])
-        hits = []
-        for label, sim in zip(labels[0], sims[0]):
-            label = int(label)
-            if label == own_id or label not in rows:
-                continue
-            hits.append(SearchHit(self.root / rows[label].path, float(sim), float(sim), None, label))
-        return hits[:k]
+        cosines = {int(label): float(sim) for label, sim in zip(labels[0], sims[0])
+                   if int(label) != own_id and int(label) in rows}
+        ids = list(cosines)  # best first
+        inliers: dict[int, int] = {}
+        if keypoints is not None:
+            stored = self.store.keypoints(ids[:RERANK_CANDIDATES])
+            inliers = {label: verify_pair(keypoints, Keypoints.from_bytes(data)) for label, data in stored.items()}
+        ranked, scores = rerank(np.array(ids, dtype=np.int64), np.array([cosines[i] for i in ids]),
+                                np.array([inliers.get(i, 0) for i in ids]))
+        return [SearchHit(self.root / rows[label].path, float(score), cosines[label], inliers.get(label), label)
+                for label, score in zip(ranked[:k].tolist(), scores[:k].tolist())]
 
-    def _query_vector(self, query: QueryImage, embedder: Embedder | None) -> tuple[np.ndarray, int | None]:
+    def _query_features(self, query: QueryImage, embedder: Embedder | None,
+                        with_keypoints: bool) -> tuple[np.ndarray, int | None, Keypoints | None]:
+        """(raw vector, the query's own id when it is a photo of the library, keypoints when asked)."""
         if isinstance(query, (str, Path)):
             path = Path(query).expanduser().absolute()
             own = self._stored_row(path)
             if own is not None:
                 stored = self.store.vectors([own.id]).get(own.id)
                 if stored is not None:
-                    return stored, own.id
+                    data = self.store.keypoints([own.id]).get(own.id) if with_keypoints else None
+                    return stored, own.id, None if data is None else Keypoints.from_bytes(data)
         if isinstance(query, (str, Path)) and not Path(query).expanduser().exists():
             raise LibraryError(f"no such file: {query}")
         if embedder is None:
@@ -402,10 +496,10 @@ class Library:
         if embedder.signature != self.model_signature:
             raise LibraryError(f"the library was indexed with {self.model_signature}, not {embedder.signature}")
         image = query if isinstance(query, Image.Image) else open_image(
-            query if isinstance(query, bytes) else Path(query), draft_size=2 * embedder.input_size)
+            query if isinstance(query, bytes) else Path(query), draft_size=model_draft_size(embedder.input_size))
         if image.width == 0 or image.height == 0:
             raise DecodeError("image is 0x0")
-        return embedder.embed_images([image])[0], None
+        return embedder.embed_images([image])[0], None, photo_keypoints(image) if with_keypoints else None
 
     def _stored_row(self, path: Path) -> FileRow | None:
         try:
@@ -433,3 +527,7 @@ class Library:
         index = self._vector_index()
         return LibraryStatus(self.root, self.library_dir, root_is_available(self.root), self.store.count_files(),
                              len(self.store.skipped()), self.model_signature, len(index) if index else 0)
+
+
+def _within(reference: int, value: int) -> bool:
+    return abs(value - reference) < REFIT_CHANGE * max(reference, 1)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vitgallery.core.imageio import model_pixels
+
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -297,23 +299,27 @@ class Embedder:
     @property
     def signature(self) -> str:
         return (f"{self.spec.name}|weights:{self.weights_sha256[:16]}"
-                f"|pre:squash{self.input_size}-imagenet|pool:cls|prec:{self.precision}")
+                f"|pre:trim-squash{self.input_size}-imagenet|pool:cls|prec:{self.precision}")
 
     def prepare(self, image: Image.Image) -> np.ndarray:
-        """The whole image resized (not cropped) to the model input, as uint8 HxWx3."""
-        # The very resize of imageio.decode_for_model: a query photo gets the pixels it was indexed with.
-        size = self.input_size
-        resized = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
-        return np.asarray(resized, dtype=np.uint8)
+        """The model input of a photo, as uint8 HxWx3: the pixels decode_for_model gives when indexing."""
+        return model_pixels(image, self.input_size)
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), np.float32)
         return self.embed_pixels(np.stack([self.prepare(im) for im in images]))
 
-    @torch.inference_mode()
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 at the model's input size -> (B, dim) float32, unit length."""
+        return self._embed(pixels)
+
+    def embed_views(self, views: np.ndarray) -> np.ndarray:
+        """(B, V, H, W, 3): several views of each of B photos -> (B, V, dim)."""
+        return self._embed(views.reshape(-1, *views.shape[2:])).reshape(len(views), views.shape[1], self.dim)
+
+    @torch.inference_mode()
+    def _embed(self, pixels: np.ndarray) -> np.ndarray:
         count = len(pixels)
         if self.compiled and count & (count - 1):
             padded = 1 << (count - 1).bit_length()

@@ -32,6 +32,7 @@ READ_WHOLE_MAX_BYTES = 256 << 20
 class DecodeJob:
     key: object  # the caller's handle for this file
     path: Path
+    learning_seed: int | None = None  # set: also make the views the library's whitening learns from
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,14 @@ def default_decode_workers(device_type: str = "cpu") -> int:
     return plan_resources(device_type).decode_workers
 
 
-def decode_one(path: Path, size: int) -> tuple[DecodedPhoto | None, str | None, str | None]:
+def decode_one(job: DecodeJob, size: int) -> tuple[DecodedPhoto | None, str | None, str | None]:
     """(photo, fingerprint, error reason); runs inside a worker process."""
+    path = job.path
     try:
         data = _read_whole(path)
         if data is None:
-            return decode_for_model(path, size), fingerprint_file(path), None
-        return decode_for_model(data, size), fingerprint_bytes(data), None
+            return decode_for_model(path, size, learning_seed=job.learning_seed), fingerprint_file(path), None
+        return decode_for_model(data, size, learning_seed=job.learning_seed), fingerprint_bytes(data), None
     except DecodeError as exc:
         return None, None, exc.reason
     except FileNotFoundError:
@@ -110,14 +112,14 @@ def decode_all(jobs: Iterable[DecodeJob], size: int, *, workers: int | None = No
     workers = default_decode_workers() if workers is None else workers
     if workers == 0:
         for job in jobs:
-            yield DecodeOutcome(job, *decode_one(job.path, size))
+            yield DecodeOutcome(job, *decode_one(job, size))
         return
     pool = _new_pool(workers)
     pending: deque[tuple[DecodeJob, Future]] = deque()
     try:
         job_iter = iter(jobs)
         for job in job_iter:
-            pending.append((job, pool.submit(decode_one, job.path, size)))
+            pending.append((job, pool.submit(decode_one, job, size)))
             if len(pending) >= prefetch:
                 break
         while pending:
@@ -132,11 +134,11 @@ def decode_all(jobs: Iterable[DecodeJob], size: int, *, workers: int | None = No
                 pending.clear()
                 pool = _new_pool(workers)
                 for j in requeue:
-                    pending.append((j, pool.submit(decode_one, j.path, size)))
+                    pending.append((j, pool.submit(decode_one, j, size)))
             yield outcome
             next_job = next(job_iter, None)
             if next_job is not None:
-                pending.append((next_job, pool.submit(decode_one, next_job.path, size)))
+                pending.append((next_job, pool.submit(decode_one, next_job, size)))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -145,7 +147,7 @@ def _decode_isolated(job: DecodeJob, size: int) -> DecodeOutcome:
     """One file in a worker of its own: tells a crashing file from its innocent neighbours."""
     with _new_pool(1) as pool:
         try:
-            return DecodeOutcome(job, *pool.submit(decode_one, job.path, size).result())
+            return DecodeOutcome(job, *pool.submit(decode_one, job, size).result())
         except BrokenProcessPool:
             log.warning("decoder crashed on %s", job.path)
             return DecodeOutcome(job, None, None, CRASHED_DECODER)

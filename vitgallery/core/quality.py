@@ -52,6 +52,8 @@ def content_box(rgb: np.ndarray, *, tolerance: int = 12, min_share: float = 0.98
 
 # ---------------------------------------------------------------- edited copies for learning the whitening
 
+LEARNING_COPIES = 2  # edited copies per sampled photo (with its mirror image: 3 pairs)
+
 EDIT_KINDS = ("crop", "shrink_jpeg", "grey", "colour", "frame", "caption", "tilt", "squash", "blur")
 
 
@@ -118,6 +120,10 @@ SIFT_DIM = 128
 _MIRROR_PERMUTATION = (
     np.arange(SIFT_DIM).reshape(4, 4, 8)[::-1][:, :, [(8 - k) % 8 for k in range(8)]].reshape(-1)
 )
+
+
+KEYPOINT_LONG_SIDE = 512  # keypoints are found on a grey copy this long
+KEYPOINT_COUNT = 256  # the strongest kept: as good as 512 for re-ranking, half the storage
 
 
 @dataclass(frozen=True)
@@ -215,6 +221,7 @@ def verify_pair(query: Keypoints, candidate: Keypoints, *, ratio: float = 0.8, r
     """
     if len(query) < 4 or len(candidate) < 4:
         return 0
+    cv2.setRNGSeed(0)  # RANSAC samples at random: a fixed seed gives one pair one answer
     c = _root_sift(candidate.descriptors)
     qi, ci = _tentative_matches(_root_sift(query.descriptors), c, ratio)
     best = _affine_inliers(query.xy[qi], candidate.xy[ci], reproj_px)
@@ -232,15 +239,17 @@ RERANK_MIN_INLIERS = 12
 
 def rerank(candidate_ids: np.ndarray, candidate_sims: np.ndarray, inliers: np.ndarray, *,
            min_inliers: int = RERANK_MIN_INLIERS, weight: float = 1.0, full_at: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """Order candidates by cosine plus a bonus for geometric verification.
+    """Order candidates by cosine, lifted by geometric verification.
 
-    A candidate with at least `min_inliers` inliers gains `weight * min(1, inliers / full_at)`;
-    the others keep their cosine. Ties keep the incoming order. Returns (ids, scores), best first.
+    A candidate with at least `min_inliers` inliers has the share `weight * min(1, inliers / full_at)`
+    of its distance to 1 taken away: score = 1 - (1 - cosine) * (1 - share). So a score stays a
+    similarity of at most 1 (a full verification reaches it), and grows with the cosine and with
+    the inliers. Ties keep the incoming order. Returns (ids, scores), best first.
     """
     sims = np.asarray(candidate_sims, dtype=np.float64)
     inl = np.asarray(inliers, dtype=np.float64)
-    bonus = np.where(inl >= min_inliers, weight * np.minimum(1.0, inl / full_at), 0.0)
-    scores = sims + bonus
+    share = np.where(inl >= min_inliers, min(weight, 1.0) * np.minimum(1.0, inl / full_at), 0.0)
+    scores = 1.0 - (1.0 - sims) * (1.0 - share)
     order = np.argsort(-scores, kind="stable")
     return np.asarray(candidate_ids)[order], scores[order]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,6 +72,25 @@ CREATE TABLE IF NOT EXISTS action_items (
 );
 CREATE INDEX IF NOT EXISTS action_items_action ON action_items(action_id);
 """,
+    3: """
+CREATE TABLE IF NOT EXISTS keypoints (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+    data BLOB NOT NULL                  -- quality.Keypoints.to_bytes(): verifies search matches
+);
+CREATE TABLE IF NOT EXISTS learning_views (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+    vectors BLOB NOT NULL               -- float32 (k, dim): the photo mirrored and edited, embedded
+);
+CREATE TABLE IF NOT EXISTS whitening (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    key TEXT NOT NULL,                  -- names this fit (the index file records the one it holds)
+    mean BLOB NOT NULL,                 -- float32 (dim,)
+    projection BLOB NOT NULL,           -- float32 (dim, dim)
+    photos INTEGER NOT NULL,            -- library size when fitted
+    pairs INTEGER NOT NULL,             -- learning pairs it was fitted on
+    at REAL NOT NULL
+);
+""",
 }
 
 
@@ -121,6 +140,17 @@ class EmbeddedFile:
     taken_at: float | None
     sharpness: float
     vector: np.ndarray
+    keypoints: bytes | None = None
+    learning_vectors: np.ndarray | None = None  # (k, dim): see DecodedPhoto.learning_pixels
+
+
+@dataclass(frozen=True)
+class StoredWhitening:
+    key: str
+    mean: np.ndarray
+    projection: np.ndarray
+    photos: int
+    pairs: int
 
 
 @dataclass(frozen=True)
@@ -240,8 +270,21 @@ class Store:
                      vector, now)).fetchone()
                 ids.append(row[0])
                 self._db.execute("DELETE FROM skipped WHERE path = ?", (f.path,))
+                self._replace_extras(row[0], f)
             self._bump_generation()
         return ids
+
+    def _replace_extras(self, file_id: int, f: EmbeddedFile) -> None:
+        """Keypoints and learning views follow the content: a changed file loses its old ones."""
+        if f.keypoints is None:
+            self._db.execute("DELETE FROM keypoints WHERE file_id = ?", (file_id,))
+        else:
+            self._db.execute("INSERT OR REPLACE INTO keypoints (file_id, data) VALUES (?, ?)", (file_id, f.keypoints))
+        if f.learning_vectors is None:
+            self._db.execute("DELETE FROM learning_views WHERE file_id = ?", (file_id,))
+        else:
+            blob = np.ascontiguousarray(f.learning_vectors, dtype=np.float32).tobytes()
+            self._db.execute("INSERT OR REPLACE INTO learning_views (file_id, vectors) VALUES (?, ?)", (file_id, blob))
 
     def move_file(self, file_id: int, new_path: str, size: int, mtime_ns: int) -> None:
         with self.transaction():
@@ -270,7 +313,8 @@ class Store:
     def start_new_model(self, signature: str, dim: int) -> None:
         """A new model: every embedded file is dropped (re-embedded later), never mixed with the new ones."""
         with self.transaction():
-            self._db.execute("DELETE FROM files")
+            self._db.execute("DELETE FROM files")  # with their keypoints and learning views
+            self._db.execute("DELETE FROM whitening")
             self.set_meta("model_signature", signature)
             self.set_meta("dim", str(dim))
             self._bump_generation()
@@ -300,6 +344,63 @@ class Store:
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             yield ids, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
             last = int(ids[-1])
+
+    def keypoints(self, ids: Iterable[int]) -> dict[int, bytes]:
+        ids = [int(i) for i in ids]
+        out = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                out.update(self._db.execute(f"SELECT file_id, data FROM keypoints WHERE file_id IN ({marks})", chunk))
+        return out
+
+    # -- the whitening learned from the library ---------------------------------------------------
+
+    def count_learning_photos(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM learning_views").fetchone()[0]
+
+    def learning_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(own, other): row i of `own` is a photo's vector, row i of `other` the same photo seen another way."""
+        own, other = [], []
+        with self._lock:
+            rows = self._db.execute("SELECT f.vector, v.vectors FROM learning_views v JOIN files f ON f.id = v.file_id"
+                                    " WHERE f.vector IS NOT NULL").fetchall()
+        for vector_blob, views_blob in rows:
+            vector = np.frombuffer(vector_blob, dtype=np.float32)
+            views = np.frombuffer(views_blob, dtype=np.float32).reshape(-1, len(vector))
+            own.append(np.repeat(vector[None, :], len(views), axis=0))
+            other.append(views)
+        if not own:
+            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+        return np.concatenate(own), np.concatenate(other)
+
+    def mean_vector(self) -> np.ndarray | None:
+        total, count = None, 0
+        for _, vectors in self.iter_vectors():
+            part = vectors.sum(axis=0, dtype=np.float64)
+            total = part if total is None else total + part
+            count += len(vectors)
+        return None if total is None else (total / count).astype(np.float32)
+
+    def save_whitening(self, whitening: StoredWhitening) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO whitening (id, key, mean, projection, photos, pairs, at)"
+                " VALUES (1, ?, ?, ?, ?, ?, ?)",
+                (whitening.key, np.ascontiguousarray(whitening.mean, np.float32).tobytes(),
+                 np.ascontiguousarray(whitening.projection, np.float32).tobytes(), whitening.photos,
+                 whitening.pairs, time.time()))
+
+    def whitening(self) -> StoredWhitening | None:
+        with self._lock:
+            row = self._db.execute("SELECT key, mean, projection, photos, pairs FROM whitening WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        mean = np.frombuffer(row[1], dtype=np.float32)
+        projection = np.frombuffer(row[2], dtype=np.float32).reshape(len(mean), len(mean))
+        return StoredWhitening(row[0], mean, projection, row[3], row[4])
 
     # -- skipped files -----------------------------------------------------------------------------
 

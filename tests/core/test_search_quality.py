@@ -1,0 +1,145 @@
+"""The search recipe of docs/quality.md inside the library: frame trimming, the whitening the
+library learns from its own photos, keypoints stored at index time, SIFT re-ranking of the top."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import ImageOps
+
+from tests.photos import make_photo
+from vitgallery.core import library as library_module
+from vitgallery.core.library import RERANK_CANDIDATES, Library
+from vitgallery.core.models import load_embedder
+from vitgallery.core.quality import LEARNING_COPIES, RERANK_MIN_INLIERS, Keypoints
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return load_embedder("tiny-test", device="cpu")
+
+
+def indexed(root, tmp_path, embedder) -> Library:
+    lib = Library.open(root, tmp_path / "library")
+    lib.index(embedder, decode_workers=0, batch_size=4)
+    return lib
+
+
+def test_indexing_stores_keypoints_and_learns_a_whitening(photo_folder, tmp_path, embedder):
+    lib = indexed(photo_folder, tmp_path, embedder)
+    ids = [row.id for row in lib.photos()]
+    stored = lib.store.keypoints(ids)
+    assert set(stored) == set(ids)
+    assert all(len(Keypoints.from_bytes(data)) > 0 for data in stored.values())
+    assert lib.store.count_learning_photos() == 12
+    own, other = lib.store.learning_pairs()
+    assert own.shape == other.shape == (12 * (1 + LEARNING_COPIES), embedder.dim)
+    whitening = lib.store.whitening()
+    assert whitening is not None and whitening.photos == 12 and whitening.pairs == len(own)
+
+    # the index holds the whitened vectors: a photo's neighbour scores are whitened cosines
+    vectors = lib.store.vectors(ids)
+    white = {i: lib._whitening.apply(v[None, :])[0] for i, v in vectors.items()}
+    query = lib.photos()[3]
+    hits = lib.search(photo_folder / query.path, k=5, verify=False)
+    assert [h.inliers for h in hits] == [None] * 5
+    for hit in hits:
+        assert hit.cosine == pytest.approx(float(white[query.id] @ white[hit.file_id]), abs=1e-4)
+        assert hit.score == hit.cosine  # not verified: the cosine is the score
+    # and the whitening is not the identity
+    raw = float(vectors[query.id] @ vectors[hits[0].file_id])
+    assert abs(raw - hits[0].cosine) > 1e-3
+
+
+def test_a_crop_is_verified_and_ranked_first(photo_folder, tmp_path, embedder):
+    lib = indexed(photo_folder, tmp_path, embedder)
+    original = photo_folder / "img_04.jpg"
+    crop = tmp_path / "crop.png"
+    with ImageOps.exif_transpose(make_photo(4)) as im:
+        im.crop((40, 30, 300, 220)).save(crop)
+    hits = lib.search(crop, k=8, embedder=embedder)
+    assert hits[0].path == original
+    assert hits[0].inliers is not None and hits[0].inliers >= RERANK_MIN_INLIERS
+    assert hits[0].score >= hits[0].cosine
+    assert all(h.inliers is not None for h in hits)  # all within the verified head
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    others = [h for h in hits if h.path != original]
+    assert all(h.inliers < RERANK_MIN_INLIERS for h in others)
+
+
+def test_a_quarter_turned_copy_is_verified(photo_folder, tmp_path, embedder):
+    """SIFT does not care about quarter turns; a ViT vector does."""
+    lib = indexed(photo_folder, tmp_path, embedder)
+    turned = tmp_path / "turned.jpg"
+    make_photo(4).transpose(ImageOps.Image.Transpose.ROTATE_90).save(turned, quality=90)
+    hits = lib.search(turned, k=5, embedder=embedder)
+    assert hits[0].path == photo_folder / "img_04.jpg"
+    assert hits[0].inliers >= RERANK_MIN_INLIERS and hits[0].score > hits[0].cosine
+
+
+def test_the_whitening_is_refitted_when_the_library_grows_by_a_quarter(photo_folder, tmp_path, embedder):
+    lib = indexed(photo_folder, tmp_path, embedder)
+    first = lib.store.whitening().key
+    make_photo(100).save(photo_folder / "one_more.jpg")  # 13 photos: within a quarter
+    lib.index(embedder, decode_workers=0)
+    assert lib.store.whitening().key == first
+    for i in range(101, 106):
+        make_photo(i).save(photo_folder / f"more_{i}.jpg")  # 18 photos
+    lib.index(embedder, decode_workers=0)
+    refit = lib.store.whitening()
+    assert refit.key != first and refit.photos == 18 and lib.store.count_learning_photos() == 18
+    lib.close()
+    # the index file records the whitening it holds: reopened, it is used as it is, not rebuilt
+    lib = Library.open(photo_folder, tmp_path / "library")
+    hits = lib.search(photo_folder / "more_101.jpg", k=3)
+    assert not lib.notices and len(hits) == 3
+
+
+def test_an_index_file_of_another_whitening_is_rebuilt(photo_folder, tmp_path, embedder):
+    lib = indexed(photo_folder, tmp_path, embedder)
+    expected = [(h.path, round(h.score, 4)) for h in lib.search(photo_folder / "img_02.jpg", k=4)]
+    stored = lib.store.whitening()
+    lib.close()
+    lib = Library.open(photo_folder, tmp_path / "library")
+    # a refit recorded in the database (a crash before the index file was rewritten)
+    lib.store.save_whitening(type(stored)("0" * 12, stored.mean, stored.projection, stored.photos, stored.pairs))
+    assert [(h.path, round(h.score, 4)) for h in lib.search(photo_folder / "img_02.jpg", k=4)] == expected
+    assert any("rebuilding" in n for n in lib.notices)
+
+
+def test_the_teaching_sample_is_capped_and_topped_up(photo_folder, tmp_path, embedder, monkeypatch):
+    monkeypatch.setattr(library_module, "WHITENING_SAMPLE", 5)
+    lib = Library.open(photo_folder, tmp_path / "library")
+    summary = lib.index(embedder, decode_workers=0, batch_size=4)
+    assert summary.teaching == 5 == lib.store.count_learning_photos()
+    (photo_folder / "img_00.jpg").unlink()
+    (photo_folder / "img_01.jpg").unlink()
+    (photo_folder / "img_02.jpg").unlink()
+    make_photo(200).save(photo_folder / "new.jpg")
+    lib.index(embedder, decode_workers=0)
+    assert 3 <= lib.store.count_learning_photos() <= 5  # deleted teachers went with their rows
+
+
+def test_empty_teaching_views_leave_plain_cosine(tmp_path, embedder, monkeypatch):
+    monkeypatch.setattr(library_module, "WHITENING_SAMPLE", 0)
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(4):
+        make_photo(i).save(root / f"p{i}.jpg")
+    lib = indexed(root, tmp_path, embedder)
+    assert lib.store.whitening() is None
+    hits = lib.search(root / "p0.jpg", k=3, verify=False)
+    vectors = lib.store.vectors([h.file_id for h in hits] + [lib.store.file_by_path("p0.jpg").id])
+    own = vectors[lib.store.file_by_path("p0.jpg").id]
+    assert hits[0].cosine == pytest.approx(float(own @ vectors[hits[0].file_id]), abs=1e-4)
+
+
+def test_only_the_head_is_verified(tmp_path, embedder):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(RERANK_CANDIDATES + 10):
+        make_photo(i, (96, 72)).save(root / f"p{i:03d}.png")
+    lib = indexed(root, tmp_path, embedder)
+    hits = lib.search(root / "p000.png", k=RERANK_CANDIDATES + 5)
+    assert sum(h.inliers is not None for h in hits) == RERANK_CANDIDATES
+    assert np.all(np.diff([h.score for h in hits]) <= 1e-9)
