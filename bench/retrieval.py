@@ -2,6 +2,7 @@
 """Retrieval benchmark through the real core: index a corpus, search every image, score.
 
 usage: python bench/retrieval.py CORPUS_DIR [--weights FILE] [--model dinov2-s14] [--task dup sem]
+                                [--libs DIR] [--no-verify]
 
 CORPUS_DIR is made by ../shared/bench/make_corpus.py (it holds dup/ and sem/). Prints one JSON line
 per task: the scorer's mAP, R@1, P@5, plus indexing images/s (the photos that teach the library's
@@ -31,9 +32,11 @@ def load_scorer(path: Path):
     return module.score
 
 
-def run_task(task_dir: Path, embedder, batch_size: int, workers: int | None, k: int, scorer, verify: bool) -> dict:
+def run_task(task_dir: Path, embedder, batch_size: int, workers: int | None, k: int, scorer, verify: bool,
+             keep_in: Path | None) -> dict:
     images = task_dir / "images"
-    with tempfile.TemporaryDirectory() as lib_dir:
+    with tempfile.TemporaryDirectory() as scratch:
+        lib_dir = keep_in / f"{task_dir.parent.name}-{task_dir.name}" if keep_in else scratch
         library = Library.open(images, lib_dir)
         started = time.perf_counter()
         summary = library.index(embedder, batch_size=batch_size, decode_workers=workers)
@@ -64,13 +67,15 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--scorer", type=Path, default=SCORER)
+    ap.add_argument("--libs", type=Path, help="keep the libraries in LIBS/<corpus>-<task> (bench/duplicates_calibration.py "
+                    "reuses them; a second run only searches)")
     ap.add_argument("--no-verify", action="store_true", help="rank by the whitened cosine alone (no SIFT re-rank)")
     a = ap.parse_args()
     scorer = load_scorer(a.scorer)
     embedder = load_embedder(a.model, weights=a.weights, device=a.device, precision=a.precision)
     print(json.dumps({"model": embedder.signature, "device": str(embedder.device)}))
     for task in a.task:
-        print(json.dumps(run_task(a.corpus / task, embedder, a.batch_size, a.workers, a.k, scorer, not a.no_verify)), flush=True)
+        print(json.dumps(run_task(a.corpus / task, embedder, a.batch_size, a.workers, a.k, scorer, not a.no_verify, a.libs)), flush=True)
     return 0
 
 

@@ -159,11 +159,13 @@ def cmd_search(args: argparse.Namespace) -> int:
                 print(f"error: {query}: {exc}", file=sys.stderr)
                 failed += 1
                 hits = []
-            results[query] = [{"path": str(h.path), "score": round(h.score, 6)} for h in hits]
+            results[query] = [{"path": str(h.path), "score": round(h.score, 6), "cosine": round(h.cosine, 6),
+                               "inliers": h.inliers} for h in hits]
             if not args.json:
                 print(query)
                 for rank, h in enumerate(hits, 1):
-                    print(f"  {rank:3d}. {h.score:.3f}  {h.path}")
+                    why = "" if h.inliers is None else f"  ({h.inliers} matching points)"
+                    print(f"  {rank:3d}. {h.score:.3f}  {h.path}{why}")
         if args.json:
             print(json.dumps(results, indent=1))
         return 2 if failed else 0

@@ -30,6 +30,8 @@ def test_search_json_for_library_and_outside_images(indexed, tmp_path, capsys):
         scores = [h["score"] for h in hits]
         assert scores == sorted(scores, reverse=True)
     assert result[str(outside)][0]["path"] == str(root / "img_05.jpg")
+    best = result[str(outside)][0]
+    assert isinstance(best["inliers"], int) and best["score"] >= best["cosine"]  # why it ranked first
 
 
 def test_search_defaults_to_the_last_library_and_status(indexed, capsys):

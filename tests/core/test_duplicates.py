@@ -158,7 +158,7 @@ def test_a_decided_group_that_loses_a_member_stays_hidden(library, embedder):
 # -- pure parts ------------------------------------------------------------------------------------
 
 def pair(a: int, b: int, score: float) -> PairEvidence:
-    return PairEvidence(a, b, 0.9, 0.9, 20, 1.0, score)
+    return PairEvidence(a, b, 0.9, 20, 1.0, score)
 
 
 def test_a_chain_does_not_join_photos_that_do_not_match():

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QListView, QStyleOptionViewItem
 
 from tests.photos import make_photo
 from vitgallery.ui.results_model import (
+    InliersRole,
     PathRole,
     PhotoListModel,
     PhotoTile,
@@ -43,8 +44,18 @@ def test_ranked_rows_expose_named_roles(checked_model: PhotoListModel) -> None:
     assert second.data(Qt.ItemDataRole.DisplayRole) == "b.jpg"
     assert "0.810" in second.data(Qt.ItemDataRole.ToolTipRole)
     names = {bytes(name.data()) for name in checked_model.roleNames().values()}
-    assert {b"path", b"score", b"thumbnail", b"rank"} <= names
+    assert {b"path", b"score", b"thumbnail", b"rank", b"inliers"} <= names
     assert checked_model.rowCount(second) == 0  # a flat list: items have no children
+
+
+def test_a_result_says_why_it_ranked(checked_model: PhotoListModel) -> None:
+    checked_model.set_tiles([PhotoTile(Path("/p/crop.jpg"), 0.97, 0.62, 48), PhotoTile(Path("/p/other.jpg"), 0.58, 0.58, 3),
+                             PhotoTile(Path("/p/far.jpg"), 0.4, 0.4, None)])
+    verified, rejected, unchecked = (checked_model.index(row) for row in range(3))
+    assert verified.data(InliersRole) == 48 and unchecked.data(InliersRole) is None
+    assert "48 matching points: the same scene" in verified.data(Qt.ItemDataRole.ToolTipRole)
+    assert "3 matching points: not the same scene" in rejected.data(Qt.ItemDataRole.ToolTipRole)
+    assert "matching" not in unchecked.data(Qt.ItemDataRole.ToolTipRole)
 
 
 def test_threshold_cuts_the_tail_and_brings_it_back(qtbot, checked_model: PhotoListModel) -> None:

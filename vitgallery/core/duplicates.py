@@ -34,8 +34,7 @@ import cv2
 import numpy as np
 
 from vitgallery.core.imageio import DecodeError, open_image
-from vitgallery.core.index import VectorIndex
-from vitgallery.core.quality import Keypoints, LibraryWhitening, extract_keypoints
+from vitgallery.core.quality import Keypoints, extract_keypoints
 from vitgallery.core.store import DecisionRow, FileRow, Store
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,6 @@ log = logging.getLogger(__name__)
 # Chosen with bench/duplicates_calibration.py on the public dup and sem corpora (see its docstring).
 DEFAULT_THRESHOLD = 0.5
 NEIGHBOURS = 20  # candidates per photo, in each of the two neighbour lists
-WHITENING_POWER = 0.5  # partial PCA whitening of the library's vectors (0: centring only, 1: full)
 KEYPOINT_SIDE = 512  # long side of the greyscale decode keypoints are found on
 MIN_KEYPOINT_SIDE = 320  # smaller photos are enlarged to this first, so thumbnails still get keypoints
 MIRROR_TRY_BELOW = 15  # inliers under which a mirrored copy is tried too
@@ -118,8 +116,7 @@ class DuplicateGroup:
 class PairEvidence:
     a: int
     b: int  # file ids, a < b
-    cosine: float  # of the stored vectors
-    whitened: float  # cosine after the library's whitening
+    whitened: float  # cosine in the library's whitened space (what its index holds)
     inliers: int
     agreement: float
     score: float
@@ -425,35 +422,31 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     """Find and verify the candidate pairs of a whole library (a `Library`). Photos that vanished or
     changed since they were indexed are left out and listed in `problems`.
 
-    Candidates are each photo's k nearest neighbours twice over: in the library's index (raw cosine),
-    and under a whitening learned from the library itself, which removes what all its photos share
-    (plain backgrounds, one camera's colours) so that an edited copy ranks above look-alikes.
+    Candidates are each photo's k nearest neighbours in the library's index, whose vectors went
+    through the whitening the library learned from its own photos' edited copies (see Library): it
+    damps what edits change and what all photos share (plain backgrounds), so an edited copy ranks
+    above look-alikes.
     """
     report = progress or (lambda p: None)
     cancel = cancel or threading.Event()
     store: Store = library.store
-    index = library._vector_index()
+    index, whitening = library._search_state()
     files = store.files_by_ids(index.labels()) if index is not None else {}
     scan = DuplicateScan(library.root, files, {}, [], store.decisions())
     if index is None or len(files) < 2:
         return scan
 
-    report(DuplicateProgress("candidates", 0, 2))
+    report(DuplicateProgress("candidates", 0, 1))
     chunks = list(store.iter_vectors())
     ids = np.concatenate([c[0] for c in chunks])
     vectors = np.concatenate([c[1] for c in chunks])
     keep = np.isin(ids, list(files))
-    ids, vectors = ids[keep], vectors[keep]
-    whitened = LibraryWhitening.fit(vectors, power=WHITENING_POWER).apply(vectors).astype(np.float32)
-    del chunks
-    pairs = candidate_pairs(ids, vectors, index.query, k)
-    report(DuplicateProgress("candidates", 1, 2))
-    whitened_index = VectorIndex(whitened.shape[1], "whitened", capacity=len(ids))
-    whitened_index.add(ids, whitened)
-    pairs |= candidate_pairs(ids, whitened, whitened_index.query, k)
-    del whitened_index
+    ids = ids[keep]
+    whitened = vectors[keep] if whitening is None else whitening.apply(vectors[keep])
+    del chunks, vectors
+    pairs = candidate_pairs(ids, whitened, index.query, k)
     position = {file_id: n for n, file_id in enumerate(ids.tolist())}
-    report(DuplicateProgress("candidates", 2, 2))
+    report(DuplicateProgress("candidates", 1, 1))
 
     features: dict[int, PhotoFeatures] = {}
     needed = sorted({i for pair in pairs for i in pair})
@@ -494,10 +487,8 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     for done, (a, b) in enumerate(todo, 1):
         cv2.setRNGSeed(0)  # RANSAC draws samples: a fixed seed makes a rescan give the same groups
         match = match_photos(features[a], features[b])
-        va, vb = position[a], position[b]
-        cosine = float(vectors[va] @ vectors[vb])
-        white = float(whitened[va] @ whitened[vb])
-        scan.pairs.append(PairEvidence(a, b, cosine, white, match.inliers, match.agreement,
+        white = float(whitened[position[a]] @ whitened[position[b]])
+        scan.pairs.append(PairEvidence(a, b, white, match.inliers, match.agreement,
                                        pair_score(white, match.inliers, match.agreement)))
         if done % 64 == 0 or done == len(todo):
             report(DuplicateProgress("verifying", done, len(todo)))

@@ -487,7 +487,7 @@ class MainWindow(QMainWindow):
         if result.request_id != self._request_id or self._query is None:
             return
         self.thumbnails.drop_pending()
-        self.results_model.set_tiles([PhotoTile(hit.path, hit.score) for hit in result.hits])
+        self.results_model.set_tiles([PhotoTile(hit.path, hit.score, hit.cosine, hit.inliers) for hit in result.hits])
         self._query_image = result.query_image
         self.query_panel.show_query(result.query_image, self._query.label)
         elapsed_ms = (time.perf_counter() - self._search_started) * 1000

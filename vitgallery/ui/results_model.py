@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vitgallery.core.quality import RERANK_MIN_INLIERS
 from vitgallery.ui.thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ ScoreRole = Qt.ItemDataRole.UserRole + 2
 ThumbnailRole = Qt.ItemDataRole.UserRole + 3
 RankRole = Qt.ItemDataRole.UserRole + 4
 ThumbnailFailedRole = Qt.ItemDataRole.UserRole + 5
+InliersRole = Qt.ItemDataRole.UserRole + 6
 
 TILE_LABEL_HEIGHT = 20
 TILE_MARGIN = 6
@@ -47,7 +49,24 @@ TILE_MARGIN = 6
 @dataclass(frozen=True)
 class PhotoTile:
     path: Path
-    score: float | None = None
+    score: float | None = None  # what the ranking used
+    cosine: float | None = None  # the vectors' similarity alone
+    inliers: int | None = None  # keypoints that one geometric map carries onto the query; None: not checked
+
+    @property
+    def verified(self) -> bool:
+        return self.inliers is not None and self.inliers >= RERANK_MIN_INLIERS
+
+    def explanation(self) -> str:
+        """Why it ranked where it did, in words."""
+        if self.score is None:
+            return ""
+        parts = [f"similarity {self.score:.3f}"]
+        if self.cosine is not None and self.verified:
+            parts.append(f"looks {self.cosine:.2f} alike, {self.inliers} matching points: the same scene")
+        elif self.cosine is not None and self.inliers is not None:
+            parts.append(f"{self.inliers} matching points: not the same scene")
+        return ", ".join(parts)
 
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -85,6 +104,8 @@ class PhotoListModel(QAbstractListModel):
             return str(tile.path)
         if role == ScoreRole:
             return tile.score
+        if role == InliersRole:
+            return tile.inliers
         if role == RankRole:
             return index.row() + 1
         if role in (ThumbnailRole, Qt.ItemDataRole.DecorationRole):
@@ -94,7 +115,7 @@ class PhotoListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if tile.score is None:
                 return str(tile.path)
-            return f"{tile.path}\nrank {index.row() + 1}, similarity {tile.score:.3f}"
+            return f"{tile.path}\nrank {index.row() + 1}, {tile.explanation()}"
         return None
 
     def roleNames(self) -> dict[int, QByteArray]:
@@ -104,6 +125,7 @@ class PhotoListModel(QAbstractListModel):
         names[ThumbnailRole] = QByteArray(b"thumbnail")
         names[RankRole] = QByteArray(b"rank")
         names[ThumbnailFailedRole] = QByteArray(b"thumbnailFailed")
+        names[InliersRole] = QByteArray(b"inliers")
         return names
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
@@ -257,7 +279,9 @@ class PhotoTileDelegate(QStyledItemDelegate):
 
         score = index.data(ScoreRole)
         if score is not None:
-            self._paint_badge(painter, square, f"{index.data(RankRole)} · {score:.2f}", option)
+            inliers = index.data(InliersRole)
+            mark = " ✓" if inliers is not None and inliers >= RERANK_MIN_INLIERS else ""  # the same scene
+            self._paint_badge(painter, square, f"{index.data(RankRole)} · {score:.2f}{mark}", option)
         painter.restore()
 
     @staticmethod
