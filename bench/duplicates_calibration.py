@@ -33,6 +33,7 @@ called duplicates because nothing can verify them, then edits that rank outside 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import math
@@ -118,6 +119,7 @@ def grouped_pairs(names: dict[int, str], pairs: list[PairEvidence], threshold: f
     return together, members
 
 
+@functools.cache
 def dup_truth(corpus: Path, as_seen: bool = False) -> set[tuple[str, str]]:
     """Pairs of the same group; with as_seen, groups of the same picture (see SAME_PICTURE) merged."""
     truth = json.loads((corpus / "dup" / "truth.json").read_text())
@@ -174,6 +176,29 @@ def fit(dup: tuple, sem: tuple, corpus: Path) -> None:
     print("fitted: bias {:.2f}, whitened {:.2f}, log1p(inliers) {:.2f}, agreement {:.2f}".format(*beta))
 
 
+def grid(dup: tuple, sem: tuple, corpus: Path) -> None:
+    """Search pair_score's weights for the most dup recall with precision >= 0.95 (as labelled, and as a
+    person sees it) and under 2 % of sem images grouped at threshold 0.5, where the score's sign
+    decides: only the weights' ratios matter there; their scale sets how fast the slider moves."""
+    best: dict[str, tuple] = {}
+    for bias, white, inl, agree in itertools.product((-12, -10, -8, -6, -4), (0, 2, 4, 6, 8, 10, 12, 16),
+                                                     (0, 0.25, 0.5, 0.75, 1.0, 1.5), (0, 4, 8, 12)):
+        def score(w, i, a, bias=bias, white=white, inl=inl, agree=agree) -> float:
+            z = bias + white * w + inl * math.log1p(max(i, 0)) + agree * a
+            return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
+
+        r = measure(corpus, (dup[0], rescored(dup[1], score)), (sem[0], rescored(sem[1], score)), 0.5)
+        for name, precision, recall in (("as labelled", "precision", "recall"),
+                                        ("as seen", "precision_seen", "recall_seen")):
+            if r[precision] >= 0.95 and r["sem_grouped"] < 0.02 and (
+                    name not in best or r[recall] > best[name][0][recall]):
+                best[name] = (r, (bias, white, inl, agree))
+    for name, (r, weights) in best.items():
+        print(f"grid, precision >= 0.95 {name}: bias {weights[0]}, whitened {weights[1]}, log1p(inliers) "
+              f"{weights[2]}, agreement {weights[3]}: precision {r['precision']:.3f} recall {r['recall']:.3f}, "
+              f"as seen {r['precision_seen']:.3f} {r['recall_seen']:.3f}, sem grouped {r['sem_grouped']:.3f}")
+
+
 def phash_baseline(corpus: Path, max_distance: int = 10) -> None:
     try:
         import imagehash
@@ -214,6 +239,7 @@ def main() -> int:
     parser.add_argument("--libs", type=Path, default=Path("/tmp/dup-libs"))
     parser.add_argument("--weights", help="DINOv2 ViT-S/14 weights file (for indexing a corpus)")
     parser.add_argument("--fit", action="store_true", help="fit pair_score on the first corpus and print it")
+    parser.add_argument("--grid", action="store_true", help="grid-search pair_score's weights on the first corpus")
     parser.add_argument("--phash", action="store_true", help="add the perceptual-hash baseline")
     args = parser.parse_args()
 
@@ -225,6 +251,8 @@ def main() -> int:
         dup, sem = (dup[0], rescored(dup[1])), (sem[0], rescored(sem[1]))
         if args.fit and corpus == args.corpora[0]:
             fit(dup, sem, corpus)
+        if args.grid and corpus == args.corpora[0]:
+            grid(dup, sem, corpus)
         print(f"\n{name}: {len(dup[0])} dup images, {len(sem[0])} sem images")
         print("  threshold  precision  recall  (as seen: precision  recall)  grouped-pairs  sem-grouped")
         for threshold in sorted({*THRESHOLDS, duplicates.DEFAULT_THRESHOLD}):

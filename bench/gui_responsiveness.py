@@ -26,7 +26,9 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from pathlib import Path
 
 if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
@@ -141,6 +143,27 @@ class FirstPaint(QObject):
         return False
 
 
+def watch_stalls(heartbeat: Heartbeat, over_ms: float) -> None:
+    """Print where the GUI thread is whenever the heartbeat is `over_ms` late (once per stall): a
+    lock or an import lock it waits on shows up; a GIL held by C code shows nothing (the watcher cannot
+    run either)."""
+    gui = threading.main_thread().ident
+
+    def watch() -> None:
+        reported = 0.0
+        while True:
+            time.sleep(over_ms / 4000)
+            last = heartbeat.last
+            if last and last != reported and (time.perf_counter() - last) * 1000 > over_ms:
+                reported = last
+                frame = sys._current_frames().get(gui)
+                stack = "".join(traceback.format_stack(frame)[-6:]) if frame else "?"
+                print(f"GUI thread late by > {over_ms:.0f} ms at {last - heartbeat.started:.2f} s:\n{stack}",
+                      file=sys.stderr)
+
+    threading.Thread(target=watch, daemon=True, name="stall-watch").start()
+
+
 def drop_file(window: MainWindow, path: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
@@ -183,6 +206,8 @@ def main() -> int:
         "--drops", type=int, default=5, help="queries dropped one after the other; the median is reported"
     )
     parser.add_argument("--library", type=Path, help="reuse this library folder (default: a fresh one)")
+    parser.add_argument("--watch-stalls", type=float, metavar="MS",
+                        help="print the GUI thread's stack whenever the heartbeat is this many ms late")
     args = parser.parse_args()
 
     folder = build_folder(args.corpus, args.folder, args.photos)
@@ -213,6 +238,8 @@ def main() -> int:
 
     heartbeat = Heartbeat()
     heartbeat.start()
+    if args.watch_stalls:
+        watch_stalls(heartbeat, args.watch_stalls)
     started = time.perf_counter()
     window.open_folder(folder)
     if not wait_until(app, lambda: bool(summaries), args.timeout):

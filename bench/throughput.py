@@ -220,11 +220,17 @@ def stage_costs(embedder: Embedder, paths: list[Path], samples: int) -> dict[str
 # -- query latency ---------------------------------------------------------------------------------
 
 def query_latency(embedder: Embedder, queries: list[Path], index_size: int, threads: int, seed: int = 0) -> dict:
+    from vitgallery.core.imageio import photo_keypoints
     from vitgallery.core.library import Library
-    from vitgallery.core.store import EmbeddedFile
+    from vitgallery.core.quality import LibraryWhitening
+    from vitgallery.core.store import EmbeddedFile, StoredWhitening
 
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((1000, embedder.dim), dtype=np.float32)
+    # Real keypoints for the synthetic rows, so the search re-ranks its top candidates at full cost
+    # (each row gets another photo's keypoints than the query's).
+    keypoints = [photo_keypoints(open_image(path, draft_size=model_draft_size(embedder.input_size))).to_bytes()
+                 for path in queries]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "photos"
         root.mkdir()
@@ -237,8 +243,13 @@ def query_latency(embedder: Embedder, queries: list[Path], index_size: int, thre
                 (count, embedder.dim), dtype=np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             library.store.add_embedded([
-                EmbeddedFile(f"synthetic/{start + i:07d}.jpg", 1, 1, f"{start + i:032x}", 4000, 3000, None, 1.0, v)
+                EmbeddedFile(f"synthetic/{start + i:07d}.jpg", 1, 1, f"{start + i:032x}", 4000, 3000, None, 1.0, v,
+                             keypoints[(start + i) % len(keypoints)])
                 for i, v in enumerate(vectors)])
+        pairs = rng.standard_normal((2000, embedder.dim), dtype=np.float32)
+        whitening = LibraryWhitening.fit_pairs(centres, pairs, pairs + 0.1 * rng.standard_normal(pairs.shape, np.float32))
+        library.store.save_whitening(StoredWhitening("synthetic", whitening.mean, whitening.projection, index_size,
+                                                     len(pairs)))
         fill_s = time.perf_counter() - started
         started = time.perf_counter()
         library.search(queries[0], k=20, embedder=embedder)  # loads the index: built from SQLite here
