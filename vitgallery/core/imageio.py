@@ -192,8 +192,7 @@ def trim_frame(image: Image.Image) -> Image.Image:
 
 def photo_keypoints(image: Image.Image) -> quality.Keypoints:
     """The SIFT keypoints a search verifies its candidates with (the whole photo, frame included)."""
-    return quality.extract_keypoints(np.asarray(image.convert("L")), long_side=quality.KEYPOINT_LONG_SIDE,
-                                     max_keypoints=quality.KEYPOINT_COUNT)
+    return quality.extract_keypoints(np.asarray(image.convert("L")))
 
 
 def model_draft_size(size: int) -> int:

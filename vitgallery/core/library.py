@@ -9,6 +9,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,11 +17,11 @@ import numpy as np
 from PIL import Image
 from platformdirs import user_data_dir
 
-from vitgallery.core.imageio import DecodeError, model_draft_size, open_image, photo_keypoints
+from vitgallery.core.imageio import DecodeError, model_draft_size, open_image
 from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
-from vitgallery.core.quality import Keypoints, LibraryWhitening, rerank, verify_pair
+from vitgallery.core.quality import Keypoints, LibraryWhitening, extract_keypoints, rerank, verify_pair
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
 from vitgallery.core.store import EmbeddedFile, FileRow, SkippedFile, Store, StoredWhitening
 
@@ -499,7 +500,14 @@ class Library:
             query if isinstance(query, bytes) else Path(query), draft_size=model_draft_size(embedder.input_size))
         if image.width == 0 or image.height == 0:
             raise DecodeError("image is 0x0")
-        return embedder.embed_images([image])[0], None, photo_keypoints(image) if with_keypoints else None
+        if not with_keypoints:
+            return embedder.embed_images([image])[0], None, None
+        # SIFT and the model both release the GIL: finding the keypoints beside the model's forward
+        # pass takes them off the query's critical path when a core is free.
+        gray = np.asarray(image.convert("L"))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitgallery-query-keypoints") as pool:
+            keypoints = pool.submit(extract_keypoints, gray)
+            return embedder.embed_images([image])[0], None, keypoints.result()
 
     def _stored_row(self, path: Path) -> FileRow | None:
         try:

@@ -157,7 +157,8 @@ class Keypoints:
         return cls(xy, desc, width, height)
 
 
-def extract_keypoints(gray: np.ndarray, *, long_side: int = 512, max_keypoints: int = 256) -> Keypoints:
+def extract_keypoints(gray: np.ndarray, *, long_side: int = KEYPOINT_LONG_SIDE,
+                      max_keypoints: int = KEYPOINT_COUNT) -> Keypoints:
     """SIFT keypoints of a greyscale uint8 image, shrunk first so its long side is at most `long_side`
     (small images are not enlarged). Keeps the `max_keypoints` strongest."""
     if gray.ndim != 2 or gray.dtype != np.uint8:
