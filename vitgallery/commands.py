@@ -16,6 +16,7 @@ from vitgallery.core.duplicates import DEFAULT_THRESHOLD, KeepRule, choose_keepe
 from vitgallery.core.imageio import DecodeError
 from vitgallery.core.library import IndexProgress, IndexSummary, Library, LibraryError, QueryNeedsModel
 from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
+from vitgallery.core.quality import RERANK_MIN_INLIERS
 from vitgallery.core.store import StoreError
 
 log = logging.getLogger("vitgallery")
@@ -164,8 +165,10 @@ def cmd_search(args: argparse.Namespace) -> int:
             if not args.json:
                 print(query)
                 for rank, h in enumerate(hits, 1):
-                    why = "" if h.inliers is None else f"  ({h.inliers} matching points)"
-                    print(f"  {rank:3d}. {h.score:.3f}  {h.path}{why}")
+                    # ✓ and the matching points for a hit verified as the same scene
+                    verified = h.inliers is not None and h.inliers >= RERANK_MIN_INLIERS
+                    why = f"✓{h.inliers:4d}" if verified else " " * 5
+                    print(f"  {rank:3d}. {h.score:.3f} {why}  {h.path}")
         if args.json:
             print(json.dumps(results, indent=1))
         return 2 if failed else 0

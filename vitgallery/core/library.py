@@ -208,10 +208,14 @@ class Library:
             log.warning("could not delete the stale index file: %s", exc)
 
     def _rebuild_index(self, dim: int) -> VectorIndex:
-        index = VectorIndex(dim, self._index_signature(), capacity=max(1024, self.store.count_files()))
-        for ids, vectors in self.store.iter_vectors():
-            index.add(ids, vectors if self._whitening is None else self._whitening.apply(vectors))
+        index = self._build_index(dim, self._whitening, self._whitening_key)
         self._index_dirty = True
+        return index
+
+    def _build_index(self, dim: int, whitening: LibraryWhitening | None, key: str | None) -> VectorIndex:
+        index = VectorIndex(dim, index_signature(self.model_signature, key), capacity=max(1024, self.store.count_files()))
+        for ids, vectors in self.store.iter_vectors():
+            index.add(ids, vectors if whitening is None else whitening.apply(vectors))
         return index
 
     def _add_vectors(self, ids: list[int], vectors: np.ndarray) -> None:
@@ -444,10 +448,12 @@ class Library:
         whitening = LibraryWhitening.fit_pairs(self.store.mean_vector()[None, :], own, other, shrink=WHITENING_SHRINK)
         key = hashlib.sha1(whitening.mean.tobytes() + whitening.projection.tobytes()).hexdigest()[:12]
         self.store.save_whitening(StoredWhitening(key, whitening.mean, whitening.projection, photos, len(own)))
+        # Built beside the current index, which searches keep using until the swap.
+        index = self._build_index(len(whitening.mean), whitening, key)
         with self._index_lock:
             self._discard_index_file()
-            self._whitening, self._whitening_key = whitening, key
-            self._index = self._rebuild_index(len(whitening.mean))
+            self._whitening, self._whitening_key, self._index = whitening, key, index
+            self._index_dirty = True
         log.info("whitening fitted on %d pairs from %d photos; index rebuilt", len(own), photos)
 
     # -- search ------------------------------------------------------------------------------------
