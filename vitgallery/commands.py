@@ -149,10 +149,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         for query in args.images:
             try:
                 try:
-                    hits = library.search(Path(query), k=args.k, embedder=embedder)
+                    hits = library.search(Path(query), k=args.k, embedder=embedder, verify=not args.no_verify)
                 except QueryNeedsModel:
                     embedder = embedder_for(library, args.device, args.weights)
-                    hits = library.search(Path(query), k=args.k, embedder=embedder)
+                    hits = library.search(Path(query), k=args.k, embedder=embedder, verify=not args.no_verify)
             except (LibraryError, DecodeError) as exc:
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     raise
@@ -275,7 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--library")
     p.add_argument("--k", type=int, default=20)
-    p.add_argument("--json", action="store_true", help="one JSON object: query -> [{path, score}], best first")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object: query -> [{path, score, cosine, inliers}], best first")
+    p.add_argument("--no-verify", action="store_true",
+                   help="rank by the vectors alone, without checking the top 50 with SIFT keypoints (faster)")
     p.add_argument("--weights", help="weights file, if the library was indexed from one at another path")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.set_defaults(run=cmd_search)

@@ -32,6 +32,9 @@ def test_search_json_for_library_and_outside_images(indexed, tmp_path, capsys):
     assert result[str(outside)][0]["path"] == str(root / "img_05.jpg")
     best = result[str(outside)][0]
     assert isinstance(best["inliers"], int) and best["score"] >= best["cosine"]  # why it ranked first
+    assert main(["search", str(outside), "--library", str(lib), "--k", "4", "--json", "--no-verify"]) == 0
+    plain = json.loads(capsys.readouterr().out)[str(outside)]
+    assert all(h["inliers"] is None and h["score"] == h["cosine"] for h in plain)
 
 
 def test_search_defaults_to_the_last_library_and_status(indexed, capsys):
