@@ -15,19 +15,20 @@ grouped at each threshold:
 --fit fits pair_score's logistic weights on the first corpus (dup pairs labelled by truth, every sem
 pair negative) and prints them; --phash adds the 64-bit perceptual-hash baseline (needs imagehash).
 
-Measured at the default threshold 0.5 (DINOv2 ViT-S/14 reference weights; pair_score's weights were
-picked by a grid search on seed 1, then compared on seed 2; the holdout was not used to choose):
+Measured at the default threshold 0.5 (DINOv2 ViT-S/14 reference weights, libraries made by
+bench/retrieval.py --libs; pair_score's weights from --grid on seed 1, then checked on seed 2; the
+holdout was not used to choose):
 
     corpus            precision  recall   as seen: precision  recall   sem grouped
-    public seed 1       0.938    0.776               0.976    0.754    0.000 (0 of 174)
-    public seed 2       0.923    0.780               0.956    0.753    0.011 (2 of 174)
-    holdout seed 3      0.668    0.692               0.992    0.542    0.013 (2 of 153)
+    public seed 1       0.935    0.789               0.978    0.769    0.011 (2 of 174)
+    public seed 2       0.944    0.790               0.977    0.763    0.011 (2 of 174)
+    holdout seed 3      0.644    0.683               0.992    0.555    0.013 (2 of 153)
     phash <= 10 (s1)    0.659    0.187                                 0.000
 
 Most wrong pairs are groups of the same picture (SAME_PICTURE, same_pictures), and similar shots of
 one aurora scene (public g0023/g0025/g0026). What recall misses is chiefly photos without keypoints
-(blank, flat-colour and smooth-gradient wallpapers: about 11 of the 64 public groups), which are never
-called duplicates because nothing can verify them, then edits that rank outside the 20 neighbours.
+(blank, flat-colour and smooth-gradient wallpapers), which are never called duplicates because
+nothing can verify them and different flat pictures look as alike as edited copies of one.
 """
 
 from __future__ import annotations
