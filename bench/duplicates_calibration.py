@@ -101,7 +101,7 @@ def scanned(images: Path, library_dir: Path, weights: str | None) -> tuple[dict[
 
 def _scan_version() -> tuple:
     """What changes the evidence a scan produces (not the score): a new value rescans."""
-    return (duplicates.NEIGHBOURS, "library-whitening", duplicates.KEYPOINT_SIDE, duplicates.MIN_KEYPOINT_SIDE,
+    return (duplicates.NEIGHBOURS, "library-whitening", "one-to-one matches", duplicates.KEYPOINT_SIDE, duplicates.MIN_KEYPOINT_SIDE,
             duplicates.MIRROR_TRY_BELOW, duplicates.AGREEMENT_SIDE, duplicates.AGREEMENT_WINDOW,
             duplicates.AGREEMENT_MIN_WINDOWS, duplicates.FLAT_STD, duplicates.AGREEMENT_BLUR)
 

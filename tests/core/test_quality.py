@@ -166,6 +166,20 @@ def test_verify_pair_rejects_an_unrelated_picture(scene_keypoints):
     assert verify_pair(scene_keypoints, noise) < quality.RERANK_MIN_INLIERS
 
 
+def test_a_picture_with_few_keypoints_is_not_verified_by_repeats(scene_keypoints):
+    """Many query keypoints passing the ratio test onto the same few candidate keypoints must not
+    count as agreeing inliers (seen on real photos: a mango with 16 keypoints 'verified' a house)."""
+    sparse = np.full((360, 480), 200, np.uint8)
+    cv2.circle(sparse, (150, 120), 40, 30, -1)
+    cv2.rectangle(sparse, (300, 200), (360, 300), 90, -1)
+    few = extract_keypoints(sparse)
+    assert 0 < len(few) < 40
+    qi, ci = quality.tentative_matches(quality.root_sift(scene_keypoints.descriptors),
+                                       quality.root_sift(few.descriptors))
+    assert len(np.unique(ci)) == len(ci) <= len(few)
+    assert verify_pair(scene_keypoints, few) < quality.RERANK_MIN_INLIERS
+
+
 def test_verify_pair_matches_a_mirror_only_when_asked(scene, scene_keypoints):
     mirrored = extract_keypoints(np.ascontiguousarray(scene[:, ::-1]))
     assert verify_pair(scene_keypoints, mirrored, try_mirror=False) < quality.RERANK_MIN_INLIERS

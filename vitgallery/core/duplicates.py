@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from vitgallery.core.imageio import DecodeError, open_image
-from vitgallery.core.quality import Keypoints, extract_keypoints
+from vitgallery.core.quality import Keypoints, extract_keypoints, root_sift, tentative_matches
 from vitgallery.core.store import DecisionRow, FileRow, Store
 
 log = logging.getLogger(__name__)
@@ -319,26 +319,6 @@ def _resize_long_side(gray: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
 
 
-def _root_sift(descriptors: np.ndarray) -> np.ndarray:
-    d = descriptors.astype(np.float32)
-    d /= d.sum(axis=1, keepdims=True) + 1e-7
-    return np.sqrt(d)
-
-
-def _ratio_matches(q: np.ndarray, c: np.ndarray, ratio: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
-    """Lowe's ratio test on root-SIFT descriptors: (query index, candidate index) pairs."""
-    if len(c) < 2:
-        return np.zeros(0, int), np.zeros(0, int)
-    sim = q @ c.T
-    best2 = np.argpartition(-sim, 1, axis=1)[:, :2]
-    s2 = np.take_along_axis(sim, best2, axis=1)
-    order = np.argsort(-s2, axis=1)
-    best, s2 = np.take_along_axis(best2, order, axis=1), np.take_along_axis(s2, order, axis=1)
-    d2 = np.sqrt(np.maximum(2.0 - 2.0 * s2, 0.0))
-    keep = d2[:, 0] < ratio * d2[:, 1]
-    return np.nonzero(keep)[0], best[keep, 0]
-
-
 def _affine(src: np.ndarray, dst: np.ndarray) -> tuple[int, np.ndarray | None]:
     if len(src) < 4:
         return 0, None
@@ -356,11 +336,11 @@ def match_photos(a: PhotoFeatures, b: PhotoFeatures) -> PairMatch:
     their subjects are; a crop, a re-save or a colour edit of one photo agrees almost everywhere."""
     if len(a.keypoints) < 4 or len(b.keypoints) < 4:
         return PairMatch(0, 0.0)
-    target = _root_sift(b.keypoints.descriptors)
+    target = root_sift(b.keypoints.descriptors)
     best: tuple[int, np.ndarray | None, bool] = (0, None, False)
     for mirrored in (False, True):
         query = a.keypoints.mirrored() if mirrored else a.keypoints
-        qi, ci = _ratio_matches(_root_sift(query.descriptors), target)
+        qi, ci = tentative_matches(root_sift(query.descriptors), target)
         inliers, model = _affine(query.xy[qi], b.keypoints.xy[ci])
         if inliers > best[0]:
             best = (inliers, model, mirrored)

@@ -177,15 +177,16 @@ def extract_keypoints(gray: np.ndarray, *, long_side: int = KEYPOINT_LONG_SIDE,
     return Keypoints(xy, np.clip(np.rint(desc), 0, 255).astype(np.uint8), gray.shape[1], gray.shape[0])
 
 
-def _root_sift(desc: np.ndarray) -> np.ndarray:
+def root_sift(desc: np.ndarray) -> np.ndarray:
     """Hellinger-normalised descriptors, so a dot product compares them better than L2 on raw SIFT."""
     d = desc.astype(np.float32)
     d /= d.sum(axis=1, keepdims=True) + 1e-7
     return np.sqrt(d)
 
 
-def _tentative_matches(q: np.ndarray, c: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
-    """Lowe's ratio test on root-SIFT distances: (query index, candidate index) pairs."""
+def tentative_matches(q: np.ndarray, c: np.ndarray, ratio: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """Lowe's ratio test on root-SIFT descriptors (see root_sift), one query keypoint per candidate
+    keypoint: (query index, candidate index) pairs."""
     sim = q @ c.T
     rows = np.arange(len(q))
     best = sim.argmax(axis=1)
@@ -194,7 +195,14 @@ def _tentative_matches(q: np.ndarray, c: np.ndarray, ratio: float) -> tuple[np.n
     s2 = sim.max(axis=1) if sim.shape[1] > 1 else np.full(len(q), -1.0, np.float32)
     # unit vectors: squared distance = 2 - 2 * similarity
     keep = np.maximum(2.0 - 2.0 * s1, 0.0) < ratio**2 * np.maximum(2.0 - 2.0 * s2, 0.0)
-    return rows[keep], best[keep]
+    rows, best, s1 = rows[keep], best[keep], s1[keep]
+    # One query keypoint per candidate keypoint (the closest): against a photo with few keypoints,
+    # many query keypoints pass the ratio test onto the same few, and RANSAC then counts those
+    # repeats as agreeing inliers of a fit that means nothing.
+    order = np.argsort(-s1, kind="stable")
+    _, first = np.unique(best[order], return_index=True)
+    chosen = np.sort(order[first])
+    return rows[chosen], best[chosen]
 
 
 def _affine_inliers(src: np.ndarray, dst: np.ndarray, reproj_px: float) -> int:
@@ -223,12 +231,12 @@ def verify_pair(query: Keypoints, candidate: Keypoints, *, ratio: float = 0.8, r
     if len(query) < 4 or len(candidate) < 4:
         return 0
     cv2.setRNGSeed(0)  # RANSAC samples at random: a fixed seed gives one pair one answer
-    c = _root_sift(candidate.descriptors)
-    qi, ci = _tentative_matches(_root_sift(query.descriptors), c, ratio)
+    c = root_sift(candidate.descriptors)
+    qi, ci = tentative_matches(root_sift(query.descriptors), c, ratio)
     best = _affine_inliers(query.xy[qi], candidate.xy[ci], reproj_px)
     if try_mirror and best < enough:
         m = query.mirrored()
-        qi, ci = _tentative_matches(_root_sift(m.descriptors), c, ratio)
+        qi, ci = tentative_matches(root_sift(m.descriptors), c, ratio)
         best = max(best, _affine_inliers(m.xy[qi], candidate.xy[ci], reproj_px))
     return best
 
