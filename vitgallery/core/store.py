@@ -238,15 +238,18 @@ class Store:
         return FileRow(*r[:9], has_vector=bool(r[9])) if r else None
 
     def files_by_ids(self, ids: Iterable[int]) -> dict[int, FileRow]:
+        rows = self._select_by_ids(f"SELECT {_FILE_COLUMNS} FROM files WHERE id IN ({{marks}})", ids)
+        return {r[0]: FileRow(*r[:9], has_vector=bool(r[9])) for r in rows}
+
+    def _select_by_ids(self, query: str, ids: Iterable[int]) -> list[tuple]:
+        """The rows of `query`, whose `{marks}` stands for the ids, asked in chunks SQLite accepts."""
         ids = [int(i) for i in ids]
-        out: dict[int, FileRow] = {}
+        rows: list[tuple] = []
         with self._lock:
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                marks = ",".join("?" * len(chunk))
-                for r in self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE id IN ({marks})", chunk):
-                    out[r[0]] = FileRow(*r[:9], has_vector=bool(r[9]))
-        return out
+                rows += self._db.execute(query.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+        return rows
 
     def count_files(self) -> int:
         with self._lock:
@@ -320,16 +323,8 @@ class Store:
             self._bump_generation()
 
     def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
-        ids = [int(i) for i in ids]
-        out = {}
-        with self._lock:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                marks = ",".join("?" * len(chunk))
-                for file_id, blob in self._db.execute(
-                        f"SELECT id, vector FROM files WHERE id IN ({marks}) AND vector IS NOT NULL", chunk):
-                    out[file_id] = np.frombuffer(blob, dtype=np.float32)
-        return out
+        rows = self._select_by_ids("SELECT id, vector FROM files WHERE id IN ({marks}) AND vector IS NOT NULL", ids)
+        return {file_id: np.frombuffer(blob, dtype=np.float32) for file_id, blob in rows}
 
     def iter_vectors(self, chunk: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All stored vectors as (ids, matrix) chunks, for rebuilding the index."""
@@ -346,14 +341,7 @@ class Store:
             last = int(ids[-1])
 
     def keypoints(self, ids: Iterable[int]) -> dict[int, bytes]:
-        ids = [int(i) for i in ids]
-        out = {}
-        with self._lock:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                marks = ",".join("?" * len(chunk))
-                out.update(self._db.execute(f"SELECT file_id, data FROM keypoints WHERE file_id IN ({marks})", chunk))
-        return out
+        return dict(self._select_by_ids("SELECT file_id, data FROM keypoints WHERE file_id IN ({marks})", ids))
 
     # -- the whitening learned from the library ---------------------------------------------------
 
