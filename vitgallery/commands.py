@@ -62,6 +62,8 @@ class TerminalProgress:
         if p.phase != "embedding":
             if p.phase == "scanning":
                 self._write("scanning folder…", final=False)
+            elif p.phase == "learning":
+                self._write("learning what tells this library's photos apart…", final=False)
             return
         now = time.monotonic()
         if not self.is_tty and now - self.last_line < 5 and p.done != p.total:

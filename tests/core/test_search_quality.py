@@ -143,3 +143,14 @@ def test_only_the_head_is_verified(tmp_path, embedder):
     hits = lib.search(root / "p000.png", k=RERANK_CANDIDATES + 5)
     assert sum(h.inliers is not None for h in hits) == RERANK_CANDIDATES
     assert np.all(np.diff([h.score for h in hits]) <= 1e-9)
+
+
+def test_learning_is_reported_while_the_whitening_is_fitted(photo_folder, tmp_path, embedder):
+    lib = Library.open(photo_folder, tmp_path / "library")
+    phases: list[str] = []
+    lib.index(embedder, decode_workers=0, batch_size=4, progress=lambda p: phases.append(p.phase))
+    assert "learning" in phases and phases[-1] == "done"
+    assert phases.index("learning") > phases.index("embedding")
+    phases.clear()
+    lib.index(embedder, decode_workers=0, progress=lambda p: phases.append(p.phase))
+    assert "learning" not in phases  # nothing changed: no refit

@@ -66,7 +66,7 @@ class QueryNeedsModel(LibraryError):
 
 @dataclass(frozen=True)
 class IndexProgress:
-    phase: str  # "scanning", "embedding", "saving", "done"
+    phase: str  # "scanning", "embedding", "learning" (fitting the whitening, rebuilding the index), "saving", "done"
     done: int
     total: int
     rate: float  # photos per second
@@ -285,7 +285,7 @@ class Library:
         plan = plan_resources(embedder.device.type)  # the split of cores measured by bench/throughput.py
         self._embed(embedder, to_embed, learners, planned, summary, report, cancel, pause,
                     batch_size or plan.batch_size, plan.decode_workers if decode_workers is None else decode_workers)
-        self._refresh_whitening(self.store.count_files())
+        self._refresh_whitening(self.store.count_files(), report)
 
         report(IndexProgress("saving", len(to_embed), len(to_embed), 0.0, None, None))
         with self._index_lock:
@@ -421,7 +421,7 @@ class Library:
             if len(batch) >= batch_size or done == learners:
                 flush()
             if done == learners:  # the teaching sample is in: learn from it before the rest goes in
-                self._refresh_whitening(planned)
+                self._refresh_whitening(planned, report)
             elapsed = time.monotonic() - started
             rate = done / elapsed if elapsed > 0 else 0.0
             report(IndexProgress("embedding", done, total, rate, (total - done) / rate if rate else None, f.path))
@@ -434,7 +434,7 @@ class Library:
 
     # -- the whitening learned from the library ---------------------------------------------------
 
-    def _refresh_whitening(self, photos: int) -> None:
+    def _refresh_whitening(self, photos: int, report: Callable[[IndexProgress], None]) -> None:
         """Fit the whitening when there is none, or the library or its teaching sample changed by a
         quarter since the last fit; then rebuild the index through it."""
         if photos < WHITENING_MIN_PHOTOS:
@@ -445,6 +445,7 @@ class Library:
         stored = self.store.whitening()
         if stored is not None and _within(stored.photos, photos) and _within(stored.pairs, len(own)):
             return
+        report(IndexProgress("learning", 0, 0, 0.0, None, None))
         whitening = LibraryWhitening.fit_pairs(self.store.mean_vector()[None, :], own, other, shrink=WHITENING_SHRINK)
         key = hashlib.sha1(whitening.mean.tobytes() + whitening.projection.tobytes()).hexdigest()[:12]
         self.store.save_whitening(StoredWhitening(key, whitening.mean, whitening.projection, photos, len(own)))

@@ -242,7 +242,8 @@ class IndexProgressPanel(QWidget):
         else:
             self.bar.setRange(0, 0)
             self.label.setText(
-                {"scanning": "Looking for new and changed photos…", "saving": "Saving the index…"}.get(
+                {"scanning": "Looking for new and changed photos…", "saving": "Saving the index…",
+                 "learning": "Learning what tells this library's photos apart…"}.get(
                     phase, phase
                 )
             )
