@@ -24,6 +24,7 @@ from vitgallery.core.imageio import (
     read_meta,
     sharpness,
 )
+from vitgallery.core.quality import Keypoints
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
@@ -450,3 +451,27 @@ def test_blurred_copy_is_less_sharp() -> None:
     blurred = sharp.filter(ImageFilter.GaussianBlur(3))
     assert sharpness(blurred) < sharpness(sharp) / 10
     assert sharpness(Image.new("RGB", (2, 2))) == 0.0
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 200), (200, 2)])
+def test_decode_for_model_of_tiny_and_thin_photos(tmp_path: Path, size) -> None:
+    """Keypoints, trimming and teaching views cope with pictures too small for them."""
+    path = tmp_path / "tiny.png"
+    Image.new("RGB", size, (120, 30, 200)).save(path)
+    decoded = decode_for_model(path, 32, learning_seed=1)
+    assert decoded.pixels.shape == (32, 32, 3)
+    assert decoded.learning_pixels.shape == (3, 32, 32, 3)
+    assert len(Keypoints.from_bytes(decoded.keypoints)) == 0
+
+
+def test_a_photo_opencv_refuses_is_indexed_without_keypoints(tmp_path: Path, monkeypatch) -> None:
+    import cv2
+
+    def refuse(gray, **kwargs):
+        raise cv2.error("simulated refusal")
+
+    monkeypatch.setattr(imageio.quality, "extract_keypoints", refuse)
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(path)
+    decoded = decode_for_model(path, 32)
+    assert decoded.pixels.shape == (32, 32, 3) and len(Keypoints.from_bytes(decoded.keypoints)) == 0

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO
 
+import cv2
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
@@ -191,8 +192,15 @@ def trim_frame(image: Image.Image) -> Image.Image:
 
 
 def photo_keypoints(image: Image.Image) -> quality.Keypoints:
-    """The SIFT keypoints a search verifies its candidates with (the whole photo, frame included)."""
-    return quality.extract_keypoints(np.asarray(image.convert("L")))
+    """The SIFT keypoints a search verifies its candidates with (the whole photo, frame included).
+    None found, or OpenCV refusing an odd image, gives none: the photo is searched, never verified."""
+    gray = np.asarray(image.convert("L"))
+    try:
+        return quality.extract_keypoints(gray)
+    except cv2.error as exc:
+        logger.warning("no keypoints for a %dx%d image: %s", image.width, image.height, exc)
+        return quality.Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, quality.SIFT_DIM), np.uint8),
+                                 image.width, image.height)
 
 
 def model_draft_size(size: int) -> int:
