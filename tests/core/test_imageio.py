@@ -475,3 +475,15 @@ def test_a_photo_opencv_refuses_is_indexed_without_keypoints(tmp_path: Path, mon
     Image.new("RGB", (64, 48), (10, 200, 30)).save(path)
     decoded = decode_for_model(path, 32)
     assert decoded.pixels.shape == (32, 32, 3) and len(Keypoints.from_bytes(decoded.keypoints)) == 0
+
+
+def test_a_very_long_thin_photo_gets_its_edited_copies(tmp_path: Path) -> None:
+    """Found by bench/fuzz_decode.py: TIFFs of 32 x 524,312 pixels in 3 KB broke the whitening's edited
+    copies (a JPEG re-save past its 65,535-pixel limit; a tilt allocating gigabytes). Everything after
+    decoding now works on a copy at most WORK_LONG_SIDE long."""
+    path = tmp_path / "thin.png"
+    Image.new("RGB", (32, 300_000), (90, 140, 30)).save(path)
+    for seed in range(12):  # between them, every kind of edit
+        decoded = decode_for_model(path, 32, learning_seed=seed)
+        assert decoded.learning_pixels.shape == (3, 32, 32, 3)
+    assert (decoded.width, decoded.height) == (32, 300_000)

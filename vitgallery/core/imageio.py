@@ -183,7 +183,21 @@ def squeeze_to_model(image: Image.Image, size: int) -> np.ndarray:
 def model_pixels(image: Image.Image, size: int) -> np.ndarray:
     """What the model sees of a photo: its uniform-colour frame cut off (borders, letterboxing), then
     the rest squeezed to size x size. Indexing and queries both come through here."""
-    return squeeze_to_model(trim_frame(image), size)
+    return squeeze_to_model(trim_frame(working_copy(image)), size)
+
+
+# Everything after decoding works on a copy at most this long (the model sees 224 px, keypoints
+# 512): a PNG or a mutated file may decode to many megapixels, which framing, SIFT and the edited
+# copies would otherwise pay for in time and memory (found by bench/fuzz_decode.py).
+WORK_LONG_SIDE = 2048
+
+
+def working_copy(image: Image.Image) -> Image.Image:
+    scale = WORK_LONG_SIDE / max(image.size)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
 def trim_frame(image: Image.Image) -> Image.Image:
@@ -192,15 +206,19 @@ def trim_frame(image: Image.Image) -> Image.Image:
 
 
 def photo_keypoints(image: Image.Image) -> quality.Keypoints:
-    """The SIFT keypoints a search verifies its candidates with (the whole photo, frame included).
-    None found, or OpenCV refusing an odd image, gives none: the photo is searched, never verified."""
-    gray = np.asarray(image.convert("L"))
+    """The SIFT keypoints a search verifies its candidates with (the whole photo, frame included)."""
+    return grey_keypoints(np.asarray(image.convert("L")))
+
+
+def grey_keypoints(gray: np.ndarray) -> quality.Keypoints:
+    """photo_keypoints of a greyscale copy. OpenCV refusing an odd image gives none: the photo is
+    searched, never verified."""
     try:
         return quality.extract_keypoints(gray)
     except cv2.error as exc:
-        logger.warning("no keypoints for a %dx%d image: %s", image.width, image.height, exc)
+        logger.warning("no keypoints for a %dx%d image: %s", gray.shape[1], gray.shape[0], exc)
         return quality.Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, quality.SIFT_DIM), np.uint8),
-                                 image.width, image.height)
+                                 gray.shape[1], gray.shape[0])
 
 
 def model_draft_size(size: int) -> int:
@@ -215,7 +233,8 @@ def decode_for_model(path: Path | str | bytes, size: int, *, learning_seed: int 
     Module-level and returning a plain dataclass so that worker processes can run it.
     """
     decoded = _decode(path, draft_size=model_draft_size(size))
-    trimmed = trim_frame(decoded.image)
+    work = working_copy(decoded.image)
+    trimmed = trim_frame(work)
     pixels = squeeze_to_model(trimmed, size)
     learning = None
     if learning_seed is not None:
@@ -227,8 +246,8 @@ def decode_for_model(path: Path | str | bytes, size: int, *, learning_seed: int 
         width=decoded.width,
         height=decoded.height,
         taken_at=decoded.taken_at,
-        sharpness=sharpness(decoded.image),
-        keypoints=photo_keypoints(decoded.image).to_bytes(),
+        sharpness=sharpness(work),
+        keypoints=photo_keypoints(work).to_bytes(),
         learning_pixels=learning,
     )
 

@@ -17,11 +17,11 @@ import numpy as np
 from PIL import Image
 from platformdirs import user_data_dir
 
-from vitgallery.core.imageio import DecodeError, model_draft_size, open_image
+from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_size, open_image, working_copy
 from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
-from vitgallery.core.quality import Keypoints, LibraryWhitening, extract_keypoints, rerank, verify_pair
+from vitgallery.core.quality import Keypoints, LibraryWhitening, rerank, verify_pair
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
 from vitgallery.core.store import EmbeddedFile, FileRow, SkippedFile, Store, StoredWhitening
 
@@ -511,9 +511,9 @@ class Library:
             return embedder.embed_images([image])[0], None, None
         # SIFT and the model both release the GIL: finding the keypoints beside the model's forward
         # pass takes them off the query's critical path when a core is free.
-        gray = np.asarray(image.convert("L"))
+        gray = np.asarray(working_copy(image).convert("L"))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitgallery-query-keypoints") as pool:
-            keypoints = pool.submit(extract_keypoints, gray)
+            keypoints = pool.submit(grey_keypoints, gray)
             return embedder.embed_images([image])[0], None, keypoints.result()
 
     def _stored_row(self, path: Path) -> FileRow | None:
