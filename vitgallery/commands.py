@@ -59,10 +59,10 @@ class TerminalProgress:
         self.last_line = 0.0
 
     def __call__(self, p: IndexProgress) -> None:
-        if p.phase != "embedding":
+        if p.phase not in ("embedding", "learning"):
             if p.phase == "scanning":
                 self._write("scanning folder…", final=False)
-            elif p.phase == "learning":
+            elif p.phase == "fitting":
                 self._write("learning what tells this library's photos apart…", final=False)
             return
         now = time.monotonic()
@@ -72,7 +72,8 @@ class TerminalProgress:
         width = 30
         filled = int(width * p.done / p.total) if p.total else width
         eta = _duration(p.eta_s) if p.eta_s is not None else "?"
-        self._write(f"[{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} "
+        what = "" if p.phase == "embedding" else "learning from "
+        self._write(f"{what}[{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} "
                     f"{p.rate:5.1f} photos/s  ETA {eta}", final=p.done == p.total)
 
     def _write(self, text: str, final: bool) -> None:

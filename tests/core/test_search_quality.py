@@ -3,6 +3,8 @@ library learns from its own photos, keypoints stored at index time, SIFT re-rank
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from PIL import ImageOps
@@ -145,12 +147,52 @@ def test_only_the_head_is_verified(tmp_path, embedder):
     assert np.all(np.diff([h.score for h in hits]) <= 1e-9)
 
 
-def test_learning_is_reported_while_the_whitening_is_fitted(photo_folder, tmp_path, embedder):
+def test_photos_are_searchable_before_the_library_learns_from_them(photo_folder, tmp_path, embedder):
+    """Embedding comes first for every photo; then the teaching photos' extra views ('learning', with
+    progress), then the fit and the index rebuilt through it ('fitting')."""
     lib = Library.open(photo_folder, tmp_path / "library")
-    phases: list[str] = []
-    lib.index(embedder, decode_workers=0, batch_size=4, progress=lambda p: phases.append(p.phase))
-    assert "learning" in phases and phases[-1] == "done"
-    assert phases.index("learning") > phases.index("embedding")
-    phases.clear()
-    lib.index(embedder, decode_workers=0, progress=lambda p: phases.append(p.phase))
-    assert "learning" not in phases  # nothing changed: no refit
+    seen: list[tuple[str, int, int, bool]] = []
+
+    def progress(p):
+        seen.append((p.phase, p.done, p.total, lib.store.count_learning_photos() > 0))
+
+    lib.index(embedder, decode_workers=0, batch_size=4, progress=progress)
+    phases = [phase for phase, *_ in seen]
+    last_embedding = len(phases) - 1 - phases[::-1].index("embedding")
+    assert phases.index("learning") > last_embedding and not any(taught for *_, taught in seen[:last_embedding + 1])
+    learning = [(done, total) for phase, done, total, _ in seen if phase == "learning"]
+    assert learning[-1] == (12, 12)
+    assert phases.index("fitting") > phases.index("learning") and phases[-1] == "done"
+    seen.clear()
+    lib.index(embedder, decode_workers=0, progress=progress)
+    assert not {"learning", "fitting"} & {phase for phase, *_ in seen}  # nothing changed: nothing to learn
+
+
+def test_cancelled_learning_goes_on_next_time(photo_folder, tmp_path, embedder):
+    lib = Library.open(photo_folder, tmp_path / "library")
+    cancel = threading.Event()
+
+    def progress(p):
+        if p.phase == "learning" and p.done >= 5:
+            cancel.set()
+
+    summary = lib.index(embedder, decode_workers=0, batch_size=4, progress=progress, cancel=cancel)
+    assert summary.cancelled and summary.added == 12 and 4 <= lib.store.count_learning_photos() < 12
+    assert len(lib.search(photo_folder / "img_01.jpg", k=3)) == 3  # searchable all along
+    summary = lib.index(embedder, decode_workers=0)
+    assert summary.added == 0 and lib.store.count_learning_photos() == 12
+
+
+def test_a_photo_changed_since_it_was_embedded_does_not_teach(photo_folder, tmp_path, embedder, monkeypatch):
+    lib = Library.open(photo_folder, tmp_path / "library")
+    original = library_module.Library._teach
+
+    def change_one_first(self, *args):
+        make_photo(77).save(photo_folder / "img_03.jpg")
+        original(self, *args)
+
+    monkeypatch.setattr(library_module.Library, "_teach", change_one_first)
+    summary = lib.index(embedder, decode_workers=0, batch_size=4)
+    assert summary.teaching == 11
+    taught = {row.path for row in lib.photos()} - {row.path for row in lib.store.files_without_learning_views()}
+    assert "img_03.jpg" not in taught

@@ -21,7 +21,7 @@ from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_siz
 from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
-from vitgallery.core.quality import Keypoints, LibraryWhitening, rerank, verify_pair
+from vitgallery.core.quality import LEARNING_COPIES, Keypoints, LibraryWhitening, rerank, verify_pair
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
 from vitgallery.core.store import EmbeddedFile, FileRow, SkippedFile, Store, StoredWhitening
 
@@ -66,7 +66,9 @@ class QueryNeedsModel(LibraryError):
 
 @dataclass(frozen=True)
 class IndexProgress:
-    phase: str  # "scanning", "embedding", "learning" (fitting the whitening, rebuilding the index), "saving", "done"
+    # "scanning", "embedding", "learning" (the teaching photos' mirrored and edited views), "fitting"
+    # (the whitening, and the index rebuilt through it), "saving", "done"
+    phase: str
     done: int
     total: int
     rate: float  # photos per second
@@ -83,7 +85,7 @@ class IndexSummary:
     unchanged: int = 0
     skipped: int = 0
     skipped_reasons: dict[str, int] = field(default_factory=dict)
-    teaching: int = 0  # photos also embedded mirrored and edited, to teach the library's whitening
+    teaching: int = 0  # photos embedded mirrored and edited this run, to teach the library's whitening
     offline: bool = False
     cancelled: bool = False
     model_changed: bool = False
@@ -280,11 +282,13 @@ class Library:
         for rel, reason in scan.problems:  # listed with the skipped files, so the user can find them
             self.store.record_skipped(rel, 0, 0, reason)
             summary.note_skip(reason)
-        planned = self.store.count_files() + sum(1 for f in to_embed if f.path not in known)
-        to_embed, learners = self._pick_learners(to_embed, planned)
         plan = plan_resources(embedder.device.type)  # the split of cores measured by bench/throughput.py
-        self._embed(embedder, to_embed, learners, planned, summary, report, cancel, pause,
-                    batch_size or plan.batch_size, plan.decode_workers if decode_workers is None else decode_workers)
+        batch_size = batch_size or plan.batch_size
+        decode_workers = plan.decode_workers if decode_workers is None else decode_workers
+        self._embed(embedder, to_embed, summary, report, cancel, pause, batch_size, decode_workers)
+        # Every photo is searchable first; then the library learns how to tell its photos apart.
+        if not cancel.is_set():
+            self._teach(embedder, summary, report, cancel, pause, batch_size, decode_workers)
         self._refresh_whitening(self.store.count_files(), report)
 
         report(IndexProgress("saving", len(to_embed), len(to_embed), 0.0, None, None))
@@ -365,17 +369,7 @@ class Library:
             return None
         return next((row for row in rows if row.fingerprint == fingerprint), None)
 
-    def _pick_learners(self, to_embed: list[FoundFile], planned: int) -> tuple[list[FoundFile], int]:
-        """Choose which new photos teach the whitening (a fixed random sample, topped up as the library
-        grows) and put them first, so the whitening is fitted early and most photos go into the index
-        through it. Returns the reordered files and how many at the front teach."""
-        wanted = min(WHITENING_SAMPLE, planned) - self.store.count_learning_photos()
-        count = max(0, min(wanted, len(to_embed)))
-        chosen = set(random.Random(planned).sample(range(len(to_embed)), count))
-        ordered = [to_embed[i] for i in sorted(chosen)] + [f for i, f in enumerate(to_embed) if i not in chosen]
-        return ordered, count
-
-    def _embed(self, embedder: Embedder, files: list[FoundFile], learners: int, planned: int,
+    def _embed(self, embedder: Embedder, files: list[FoundFile],
                summary: IndexSummary, report: Callable[[IndexProgress], None], cancel: threading.Event,
                pause: threading.Event | None, batch_size: int, decode_workers: int | None) -> None:
         known_before = set(self.store.files())
@@ -389,15 +383,11 @@ class Library:
             if not batch:
                 return
             vectors = embedder.embed_pixels(np.stack([photo.pixels for _, photo, _ in batch]))
-            views = [photo.learning_pixels for _, photo, _ in batch if photo.learning_pixels is not None]
-            view_vectors = iter(embedder.embed_views(np.stack(views)) if views else [])
             records = [EmbeddedFile(f.path, f.size, f.mtime_ns, fp, photo.width, photo.height, photo.taken_at,
-                                    photo.sharpness, vec, photo.keypoints,
-                                    None if photo.learning_pixels is None else next(view_vectors))
+                                    photo.sharpness, vec, photo.keypoints)
                        for (f, photo, fp), vec in zip(batch, vectors)]
             ids = self.store.add_embedded(records)
             self._add_vectors(ids, vectors)
-            summary.teaching += len(views)
             updated = sum(1 for f, _, _ in batch if f.path in known_before)
             summary.updated += updated
             summary.added += len(batch) - updated
@@ -407,8 +397,7 @@ class Library:
                     self._save_index()
                 last_save = time.monotonic()
 
-        jobs = (DecodeJob(f, self.root / f.path, zlib.crc32(f.path.encode()) if n < learners else None)
-                for n, f in enumerate(files))
+        jobs = (DecodeJob(f, self.root / f.path) for f in files)
         for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,
                                   prefetch=max(2 * batch_size, 16)):
             f: FoundFile = outcome.job.key
@@ -418,10 +407,8 @@ class Library:
             else:
                 batch.append((f, outcome.photo, outcome.fingerprint))
             done += 1
-            if len(batch) >= batch_size or done == learners:
+            if len(batch) >= batch_size:
                 flush()
-            if done == learners:  # the teaching sample is in: learn from it before the rest goes in
-                self._refresh_whitening(planned, report)
             elapsed = time.monotonic() - started
             rate = done / elapsed if elapsed > 0 else 0.0
             report(IndexProgress("embedding", done, total, rate, (total - done) / rate if rate else None, f.path))
@@ -434,6 +421,49 @@ class Library:
 
     # -- the whitening learned from the library ---------------------------------------------------
 
+    def _teach(self, embedder: Embedder, summary: IndexSummary, report: Callable[[IndexProgress], None],
+               cancel: threading.Event, pause: threading.Event | None, batch_size: int,
+               decode_workers: int | None) -> None:
+        """Top up the photos that teach the whitening to a fixed random sample of up to WHITENING_SAMPLE:
+        each is decoded again and embedded mirrored and in edited copies. Stopped early, it goes on
+        next time."""
+        photos = self.store.count_files()
+        wanted = min(WHITENING_SAMPLE, photos) - self.store.count_learning_photos()
+        untaught = self.store.files_without_learning_views()
+        if wanted <= 0 or photos < WHITENING_MIN_PHOTOS or not untaught:
+            return
+        chosen = random.Random(photos).sample(untaught, min(wanted, len(untaught)))
+        total, done = len(chosen), 0
+        started = time.monotonic()
+        batch: list[tuple[FileRow, np.ndarray]] = []
+
+        def flush() -> None:
+            if batch:
+                views = embedder.embed_views(np.stack([pixels for _, pixels in batch]))
+                self.store.add_learning_views([(row.id, vectors) for (row, _), vectors in zip(batch, views)])
+                summary.teaching += len(batch)
+                batch.clear()
+
+        jobs = (DecodeJob(row, self.root / row.path, zlib.crc32(row.path.encode())) for row in chosen)
+        for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,
+                                  prefetch=max(2 * batch_size, 16)):
+            row: FileRow = outcome.job.key
+            # A photo changed or gone since it was embedded teaches nothing; the next run embeds it anew.
+            if outcome.photo is not None and outcome.fingerprint == row.fingerprint:
+                batch.append((row, outcome.photo.learning_pixels))
+            done += 1
+            if len(batch) * (1 + LEARNING_COPIES) >= batch_size:
+                flush()
+            elapsed = time.monotonic() - started
+            rate = done / elapsed if elapsed > 0 else 0.0
+            report(IndexProgress("learning", done, total, rate, (total - done) / rate if rate else None, row.path))
+            while pause is not None and pause.is_set() and not cancel.is_set():
+                cancel.wait(0.1)
+            if cancel.is_set():
+                summary.cancelled = True
+                break
+        flush()
+
     def _refresh_whitening(self, photos: int, report: Callable[[IndexProgress], None]) -> None:
         """Fit the whitening when there is none, or the library or its teaching sample changed by a
         quarter since the last fit; then rebuild the index through it."""
@@ -445,7 +475,7 @@ class Library:
         stored = self.store.whitening()
         if stored is not None and _within(stored.photos, photos) and _within(stored.pairs, len(own)):
             return
-        report(IndexProgress("learning", 0, 0, 0.0, None, None))
+        report(IndexProgress("fitting", 0, 0, 0.0, None, None))
         whitening = LibraryWhitening.fit_pairs(self.store.mean_vector()[None, :], own, other, shrink=WHITENING_SHRINK)
         key = hashlib.sha1(whitening.mean.tobytes() + whitening.projection.tobytes()).hexdigest()[:12]
         self.store.save_whitening(StoredWhitening(key, whitening.mean, whitening.projection, photos, len(own)))

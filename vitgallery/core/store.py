@@ -141,7 +141,6 @@ class EmbeddedFile:
     sharpness: float
     vector: np.ndarray
     keypoints: bytes | None = None
-    learning_vectors: np.ndarray | None = None  # (k, dim): see DecodedPhoto.learning_pixels
 
 
 @dataclass(frozen=True)
@@ -283,11 +282,7 @@ class Store:
             self._db.execute("DELETE FROM keypoints WHERE file_id = ?", (file_id,))
         else:
             self._db.execute("INSERT OR REPLACE INTO keypoints (file_id, data) VALUES (?, ?)", (file_id, f.keypoints))
-        if f.learning_vectors is None:
-            self._db.execute("DELETE FROM learning_views WHERE file_id = ?", (file_id,))
-        else:
-            blob = np.ascontiguousarray(f.learning_vectors, dtype=np.float32).tobytes()
-            self._db.execute("INSERT OR REPLACE INTO learning_views (file_id, vectors) VALUES (?, ?)", (file_id, blob))
+        self._db.execute("DELETE FROM learning_views WHERE file_id = ?", (file_id,))
 
     def move_file(self, file_id: int, new_path: str, size: int, mtime_ns: int) -> None:
         with self.transaction():
@@ -344,6 +339,21 @@ class Store:
         return dict(self._select_by_ids("SELECT file_id, data FROM keypoints WHERE file_id IN ({marks})", ids))
 
     # -- the whitening learned from the library ---------------------------------------------------
+
+    def files_without_learning_views(self) -> list[FileRow]:
+        """Embedded files that do not teach the whitening yet, by id."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE vector IS NOT NULL"
+                " AND id NOT IN (SELECT file_id FROM learning_views) ORDER BY id").fetchall()
+        return [FileRow(*r[:9], has_vector=bool(r[9])) for r in rows]
+
+    def add_learning_views(self, items: list[tuple[int, np.ndarray]]) -> None:
+        """(file id, (k, dim) vectors of the photo seen k other ways), in one transaction."""
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO learning_views (file_id, vectors) VALUES (?, ?)",
+                [(file_id, np.ascontiguousarray(vectors, dtype=np.float32).tobytes()) for file_id, vectors in items])
 
     def count_learning_photos(self) -> int:
         with self._lock:

@@ -230,11 +230,12 @@ class IndexProgressPanel(QWidget):
     def update_progress(
         self, phase: str, done: int, total: int, rate: float, eta_s: float | None, current: str | None
     ) -> None:
-        if phase == "embedding" and total > 0:
+        if phase in ("embedding", "learning") and total > 0:
             self.bar.setRange(0, total)
             self.bar.setValue(done)
             name = Path(current).name if current else ""
-            state = "Paused" if self.pause_button.isChecked() else "Indexing"
+            verb = {"embedding": "Indexing", "learning": "Learning from photos"}[phase]
+            state = "Paused" if self.pause_button.isChecked() else verb
             self.label.setText(
                 f"{state} {done:,} / {total:,} · {rate:.1f} photos/s · {format_duration(eta_s)} left · {name}"
             )
@@ -243,7 +244,7 @@ class IndexProgressPanel(QWidget):
             self.bar.setRange(0, 0)
             self.label.setText(
                 {"scanning": "Looking for new and changed photos…", "saving": "Saving the index…",
-                 "learning": "Learning what tells this library's photos apart…"}.get(
+                 "fitting": "Learning what tells this library's photos apart…"}.get(
                     phase, phase
                 )
             )
