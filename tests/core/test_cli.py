@@ -52,6 +52,7 @@ def test_index_summary_lists_skip_reasons(photo_folder, tmp_path, capsys):
                  "--workers", "0"]) == 0
     out = capsys.readouterr().out
     assert "skipped 1" in out and "skipped 1:" in out
+    assert "learned from 12 photos" in out  # every photo of a small library teaches the whitening
 
 
 def test_user_errors_are_messages_not_tracebacks(tmp_path, capsys):
