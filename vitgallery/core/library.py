@@ -409,12 +409,8 @@ class Library:
             done += 1
             if len(batch) >= batch_size:
                 flush()
-            elapsed = time.monotonic() - started
-            rate = done / elapsed if elapsed > 0 else 0.0
-            report(IndexProgress("embedding", done, total, rate, (total - done) / rate if rate else None, f.path))
-            while pause is not None and pause.is_set() and not cancel.is_set():
-                cancel.wait(0.1)
-            if cancel.is_set():
+            if _step_done(IndexProgress("embedding", done, total, *_pace(done, total, started), f.path),
+                          report, cancel, pause):
                 summary.cancelled = True
                 break
         flush()
@@ -454,12 +450,8 @@ class Library:
             done += 1
             if len(batch) * (1 + LEARNING_COPIES) >= batch_size:
                 flush()
-            elapsed = time.monotonic() - started
-            rate = done / elapsed if elapsed > 0 else 0.0
-            report(IndexProgress("learning", done, total, rate, (total - done) / rate if rate else None, row.path))
-            while pause is not None and pause.is_set() and not cancel.is_set():
-                cancel.wait(0.1)
-            if cancel.is_set():
+            if _step_done(IndexProgress("learning", done, total, *_pace(done, total, started), row.path),
+                          report, cancel, pause):
                 summary.cancelled = True
                 break
         flush()
@@ -576,3 +568,19 @@ class Library:
 
 def _within(reference: int, value: int) -> bool:
     return abs(value - reference) < REFIT_CHANGE * max(reference, 1)
+
+
+def _pace(done: int, total: int, started: float) -> tuple[float, float | None]:
+    """(photos per second so far, seconds left at that rate)."""
+    elapsed = time.monotonic() - started
+    rate = done / elapsed if elapsed > 0 else 0.0
+    return rate, (total - done) / rate if rate else None
+
+
+def _step_done(progress: IndexProgress, report: Callable[[IndexProgress], None], cancel: threading.Event,
+               pause: threading.Event | None) -> bool:
+    """Report one photo's progress and wait while paused; True when the run is to stop."""
+    report(progress)
+    while pause is not None and pause.is_set() and not cancel.is_set():
+        cancel.wait(0.1)
+    return cancel.is_set()
