@@ -235,8 +235,9 @@ def create_application(argv: list[str] | None = None) -> QApplication:
 def run_app(folder: Path | None, library_dir: Path | None) -> int:
     """Open the main window on `folder` (or the last one) and run until it closes."""
     # Imported here: main_window imports this module.
-    from vitgallery.ui.main_window import MainWindow, abandoned_threads
+    from vitgallery.ui.main_window import MainWindow
     from vitgallery.ui.settings import Settings
+    from vitgallery.ui.workers import abandoned_threads
 
     log_file = configure_logging()
     app = create_application()

@@ -46,12 +46,12 @@ from vitgallery.core.duplicates import (
 )
 from vitgallery.core.store import Store
 from vitgallery.ui.thumbnails import ThumbnailLoader
+from vitgallery.ui.workers import abandon_thread
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 128
 SHUTDOWN_WAIT_MS = 5000  # a scan checks for cancel at least every 64 pairs or one photo per thread
-_abandoned_threads: list[QThread] = []  # kept referenced: a QThread destroyed while running aborts
 PathRole = Qt.ItemDataRole.UserRole + 1
 GroupKeyRole = Qt.ItemDataRole.UserRole + 2
 
@@ -488,8 +488,7 @@ class DuplicatesView(QWidget):
         if self.worker_thread.wait(wait_ms):
             return True
         log.warning("the duplicates worker did not stop within %d ms", wait_ms)
-        self.worker_thread.setParent(None)
-        _abandoned_threads.append(self.worker_thread)
+        abandon_thread(self.worker_thread)
         return False
 
     def closeEvent(self, event) -> None:

@@ -56,6 +56,7 @@ from vitgallery.ui.workers import (
     SearchWorker,
     Session,
     WorkerError,
+    abandon_thread,
     start_folder_listing,
 )
 
@@ -64,14 +65,6 @@ log = logging.getLogger(__name__)
 # Closing must finish within 2 s; this leaves room for saving settings and tearing down.
 SHUTDOWN_WAIT_MS = 1700
 RESEARCH_DELAY_MS = 300
-
-# Threads that did not stop in time; kept referenced so Python never destroys a running QThread.
-_abandoned_threads: list[QThread] = []
-
-
-def abandoned_threads() -> list[QThread]:
-    return [thread for thread in _abandoned_threads if thread.isRunning()]
-
 
 class MainWindow(QMainWindow):
     # Requests to the workers; queued, so they run in the workers' threads.
@@ -734,13 +727,12 @@ class MainWindow(QMainWindow):
                     thread.objectName(),
                     SHUTDOWN_WAIT_MS,
                 )
-                thread.setParent(None)
-                _abandoned_threads.append(thread)
+                abandon_thread(thread)
                 stopped = False
         if stopped:
             # The worker threads have ended, so the library can be closed from here.
             self.session.replace_library(None)
-        self.duplicates_view.shutdown()
+        self.duplicates_view.shutdown(max(0, int((deadline - time.monotonic()) * 1000)))
         self.thumbnails.shutdown(200)
         self.settings.sync()
         log.info("window closed in %.0f ms", (time.monotonic() - started) * 1000)

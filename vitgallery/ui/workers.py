@@ -34,6 +34,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Threads that did not stop in time; kept referenced so Python never destroys a running QThread.
+_abandoned_threads: list[QThread] = []
+
+
+def abandon_thread(thread: QThread) -> None:
+    """Leave a thread that would not stop to finish on its own (run_app then exits without joining it)."""
+    thread.setParent(None)
+    _abandoned_threads.append(thread)
+
+
+def abandoned_threads() -> list[QThread]:
+    return [thread for thread in _abandoned_threads if thread.isRunning()]
+
 PROGRESS_INTERVAL_S = 0.1
 QUERY_PREVIEW_SIZE = 1024
 LISTING_CHUNK = 400
