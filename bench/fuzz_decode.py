@@ -1,13 +1,13 @@
-"""Fuzz `open_image` / `read_meta` / `decode_for_model` with mutated image files.
+"""Fuzz `open_image` / `read_meta` / `decode_for_model` / `decode_teaching_views` with mutated image files.
 
 Inputs come from Hypothesis: random bytes, and small valid JPEG/PNG/GIF/WebP/TIFF/BMP (plus AVIF
 and HEIC when available) files generated in memory and then mutated (bit flips, "interesting"
 integers written over size fields, truncation, deletion, duplication, splicing two files).
 Each input is decoded in this process. A finding is:
 
-* crash: any exception other than DecodeError escaping open_image or read_meta, or
-  decode_for_model (frame trimming, SIFT keypoints, the whitening's edited copies) on the inputs
-  open_image decoded;
+* crash: any exception other than DecodeError escaping open_image or read_meta, or, on the
+  inputs open_image decoded, decode_for_model and decode_teaching_views (frame trimming, SIFT
+  keypoints, the whitening's edited copies);
 * unexpected: a DecodeError whose reason says a decoder raised an exception type we did not
   expect (the contract held, but the plugin misbehaved);
 * slow: one input taking more than --slow-s seconds;
@@ -51,7 +51,13 @@ from hypothesis import strategies as st
 from PIL import ExifTags, Image, features
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from vitgallery.core.imageio import DecodeError, decode_for_model, open_image, read_meta  # noqa: E402
+from vitgallery.core.imageio import (  # noqa: E402
+    DecodeError,
+    decode_for_model,
+    decode_teaching_views,
+    open_image,
+    read_meta,
+)
 
 UNEXPECTED_PREFIX = "unexpected decoder error"
 OUT_OF_MEMORY_PREFIX = "not enough memory"
@@ -184,7 +190,8 @@ class Report:
                 elif call == "read_meta":
                     read_meta(data)
                 elif decoded:
-                    decode_for_model(data, 32, learning_seed=len(data))
+                    decode_for_model(data, 32)
+                    decode_teaching_views(data, 32, seed=len(data))
             except DecodeError as exc:
                 self.reasons[_normalise(exc.reason)] += 1
                 if exc.reason.startswith(UNEXPECTED_PREFIX):

@@ -20,6 +20,7 @@ from vitgallery.core.imageio import (
     DecodeError,
     ImageMeta,
     decode_for_model,
+    decode_teaching_views,
     open_image,
     read_meta,
     sharpness,
@@ -458,9 +459,9 @@ def test_decode_for_model_of_tiny_and_thin_photos(tmp_path: Path, size) -> None:
     """Keypoints, trimming and teaching views cope with pictures too small for them."""
     path = tmp_path / "tiny.png"
     Image.new("RGB", size, (120, 30, 200)).save(path)
-    decoded = decode_for_model(path, 32, learning_seed=1)
+    decoded = decode_for_model(path, 32)
     assert decoded.pixels.shape == (32, 32, 3)
-    assert decoded.learning_pixels.shape == (3, 32, 32, 3)
+    assert decode_teaching_views(path, 32, seed=1).shape == (3, 32, 32, 3)
     assert len(Keypoints.from_bytes(decoded.keypoints)) == 0
 
 
@@ -484,6 +485,6 @@ def test_a_very_long_thin_photo_gets_its_edited_copies(tmp_path: Path) -> None:
     path = tmp_path / "thin.png"
     Image.new("RGB", (32, 300_000), (90, 140, 30)).save(path)
     for seed in range(12):  # between them, every kind of edit
-        decoded = decode_for_model(path, 32, learning_seed=seed)
-        assert decoded.learning_pixels.shape == (3, 32, 32, 3)
+        assert decode_teaching_views(path, 32, seed=seed).shape == (3, 32, 32, 3)
+    decoded = decode_for_model(path, 32)
     assert (decoded.width, decoded.height) == (32, 300_000)

@@ -123,9 +123,6 @@ class DecodedPhoto:
     taken_at: float | None
     sharpness: float
     keypoints: bytes  # quality.Keypoints.to_bytes() of its SIFT keypoints, for verifying matches
-    # The photo mirrored and in edited copies, at the model input (k, size, size, 3): the library
-    # learns its whitening from how these move the vector. Only for the photos sampled to teach it.
-    learning_pixels: np.ndarray | None = None
 
 
 @dataclass
@@ -226,30 +223,31 @@ def model_draft_size(size: int) -> int:
     return max(2 * size, quality.KEYPOINT_LONG_SIDE)
 
 
-def decode_for_model(path: Path | str | bytes, size: int, *, learning_seed: int | None = None) -> DecodedPhoto:
-    """Decode a photo for indexing: model input, keypoints, metadata; with `learning_seed`, also the
-    views the library learns its whitening from (its mirror image and 2 edited copies).
+def decode_for_model(path: Path | str | bytes, size: int) -> DecodedPhoto:
+    """Decode a photo for indexing: model input, keypoints, metadata.
 
     Module-level and returning a plain dataclass so that worker processes can run it.
     """
     decoded = _decode(path, draft_size=model_draft_size(size))
     work = working_copy(decoded.image)
-    trimmed = trim_frame(work)
-    pixels = squeeze_to_model(trimmed, size)
-    learning = None
-    if learning_seed is not None:
-        # Edited copies are embedded as they are: a frame added by an edit is part of what to damp.
-        copies = quality.edited_copies(trimmed, quality.LEARNING_COPIES, seed=learning_seed)
-        learning = np.stack([pixels[:, ::-1]] + [squeeze_to_model(c, size) for c in copies])
     return DecodedPhoto(
-        pixels=pixels,
+        pixels=squeeze_to_model(trim_frame(work), size),
         width=decoded.width,
         height=decoded.height,
         taken_at=decoded.taken_at,
         sharpness=sharpness(work),
         keypoints=photo_keypoints(work).to_bytes(),
-        learning_pixels=learning,
     )
+
+
+def decode_teaching_views(path: Path | str | bytes, size: int, seed: int) -> np.ndarray:
+    """The views a library learns its whitening from, at the model input ((1 + LEARNING_COPIES, size,
+    size, 3) uint8): the photo as the model sees it, mirrored, then edited copies of it (embedded as
+    they are: a frame an edit adds is part of what to damp). Run by worker processes too."""
+    trimmed = trim_frame(working_copy(_decode(path, draft_size=model_draft_size(size)).image))
+    mirrored = squeeze_to_model(trimmed, size)[:, ::-1]
+    copies = quality.edited_copies(trimmed, quality.LEARNING_COPIES, seed=seed)
+    return np.stack([mirrored] + [squeeze_to_model(c, size) for c in copies])
 
 
 def read_meta(source: Source) -> ImageMeta:

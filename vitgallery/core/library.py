@@ -425,9 +425,9 @@ class Library:
         next time."""
         photos = self.store.count_files()
         wanted = min(WHITENING_SAMPLE, photos) - self.store.count_learning_photos()
+        if wanted <= 0 or photos < WHITENING_MIN_PHOTOS:
+            return  # the usual case once a library has its sample: no listing of every photo
         untaught = self.store.files_without_learning_views()
-        if wanted <= 0 or photos < WHITENING_MIN_PHOTOS or not untaught:
-            return
         chosen = random.Random(photos).sample(untaught, min(wanted, len(untaught)))
         total, done = len(chosen), 0
         started = time.monotonic()
@@ -446,7 +446,7 @@ class Library:
             row: FileRow = outcome.job.key
             # A photo changed or gone since it was embedded teaches nothing; the next run embeds it anew.
             if outcome.photo is not None and outcome.fingerprint == row.fingerprint:
-                batch.append((row, outcome.photo.learning_pixels))
+                batch.append((row, outcome.photo))
             done += 1
             if len(batch) * (1 + LEARNING_COPIES) >= batch_size:
                 flush()
@@ -529,11 +529,12 @@ class Library:
             query if isinstance(query, bytes) else Path(query), draft_size=model_draft_size(embedder.input_size))
         if image.width == 0 or image.height == 0:
             raise DecodeError("image is 0x0")
+        image = working_copy(image)  # shrunk once for the model and the keypoints alike
         if not with_keypoints:
             return embedder.embed_images([image])[0], None, None
         # SIFT and the model both release the GIL: finding the keypoints beside the model's forward
         # pass takes them off the query's critical path when a core is free.
-        gray = np.asarray(working_copy(image).convert("L"))
+        gray = np.asarray(image.convert("L"))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitgallery-query-keypoints") as pool:
             keypoints = pool.submit(grey_keypoints, gray)
             return embedder.embed_images([image])[0], None, keypoints.result()

@@ -18,7 +18,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from vitgallery.core.imageio import DecodedPhoto, DecodeError, decode_for_model
+import numpy as np
+
+from vitgallery.core.imageio import DecodedPhoto, DecodeError, decode_for_model, decode_teaching_views
 from vitgallery.core.scan import fingerprint_bytes, fingerprint_file
 
 log = logging.getLogger(__name__)
@@ -32,13 +34,13 @@ READ_WHOLE_MAX_BYTES = 256 << 20
 class DecodeJob:
     key: object  # the caller's handle for this file
     path: Path
-    learning_seed: int | None = None  # set: also make the views the library's whitening learns from
+    learning_seed: int | None = None  # set: decode the views the library's whitening learns from instead
 
 
 @dataclass(frozen=True)
 class DecodeOutcome:
     job: DecodeJob
-    photo: DecodedPhoto | None
+    photo: DecodedPhoto | np.ndarray | None  # the teaching views (decode_teaching_views) for a learning job
     fingerprint: str | None
     error: str | None  # a reason when the file was not decoded
 
@@ -74,20 +76,26 @@ def default_decode_workers(device_type: str = "cpu") -> int:
     return plan_resources(device_type).decode_workers
 
 
-def decode_one(job: DecodeJob, size: int) -> tuple[DecodedPhoto | None, str | None, str | None]:
-    """(photo, fingerprint, error reason); runs inside a worker process."""
+def decode_one(job: DecodeJob, size: int) -> tuple[DecodedPhoto | np.ndarray | None, str | None, str | None]:
+    """(photo or teaching views, fingerprint, error reason); runs inside a worker process."""
     path = job.path
     try:
         data = _read_whole(path)
         if data is None:
-            return decode_for_model(path, size, learning_seed=job.learning_seed), fingerprint_file(path), None
-        return decode_for_model(data, size, learning_seed=job.learning_seed), fingerprint_bytes(data), None
+            return _decode_job(job, path, size), fingerprint_file(path), None
+        return _decode_job(job, data, size), fingerprint_bytes(data), None
     except DecodeError as exc:
         return None, None, exc.reason
     except FileNotFoundError:
         return None, None, "file vanished"
     except OSError as exc:
         return None, None, f"cannot read file: {exc.strerror or exc}"
+
+
+def _decode_job(job: DecodeJob, source: Path | bytes, size: int) -> DecodedPhoto | np.ndarray:
+    if job.learning_seed is None:
+        return decode_for_model(source, size)
+    return decode_teaching_views(source, size, job.learning_seed)
 
 
 def _read_whole(path: Path) -> bytes | None:
