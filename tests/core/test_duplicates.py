@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
-from PIL import ImageEnhance, ImageOps
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from tests.photos import make_photo
 from vitgallery.core.duplicates import (
@@ -12,8 +12,11 @@ from vitgallery.core.duplicates import (
     DuplicateMember,
     KeepRule,
     PairEvidence,
+    analyse_photo,
     choose_keeper,
     decide,
+    look_likeness,
+    match_photos,
     pair_score,
     scan_duplicates,
     seed_groups,
@@ -188,6 +191,43 @@ def test_pair_score_rises_with_each_kind_of_evidence():
     assert 0 < base < 1
     assert pair_score(0.8, 10, 0.5) > base and pair_score(0.5, 40, 0.5) > base and pair_score(0.5, 10, 0.9) > base
     assert pair_score(0.2, 0, 0.0) < 0.01, "unverified photos that merely look alike are not duplicates"
+
+
+def test_a_look_alike_counts_only_where_keypoints_cannot_tell():
+    assert pair_score(0.9, 3, 0.0) < 0.02
+    assert pair_score(0.9, 3, 0.0, likeness=0.99) > DEFAULT_THRESHOLD
+    assert pair_score(0.9, 3, 0.0, likeness=0.99) > pair_score(0.9, 3, 0.0, likeness=0.97)
+    assert pair_score(0.9, 3, 0.0, likeness=0.9) < DEFAULT_THRESHOLD, "grey levels that merely correlate"
+    assert pair_score(0.6, 3, 0.0, likeness=0.99) < DEFAULT_THRESHOLD, "aligned, but the model sees other things"
+    # with enough keypoints to tell, their verdict stands
+    assert pair_score(0.3, 20, 0.0, likeness=0.99) == pair_score(0.3, 20, 0.0)
+
+
+def smooth_picture(seed: int) -> Image.Image:
+    """Soft shapes on a gradient, blurred: a wallpaper or a hazy sky, with hardly any keypoints."""
+    return make_photo(seed, (640, 480)).filter(ImageFilter.GaussianBlur(24))
+
+
+def test_edits_of_a_smooth_picture_align_where_keypoints_fail(tmp_path):
+    original = smooth_picture(1)
+    w, h = original.size
+    copies = {
+        "crop": original.crop((w * 15 // 100, h // 10, w * 9 // 10, h * 85 // 100)),
+        "grey_mirror": ImageOps.mirror(ImageOps.grayscale(original)),
+        "framed_small": ImageOps.expand(original.resize((320, 240)), 30, fill=(200, 180, 40)),
+    }
+    others = {f"other{seed}": smooth_picture(seed) for seed in range(2, 7)}
+    features = {}
+    for name, image in {"original": original, **copies, **others,
+                        "blank": Image.new("RGB", (640, 480), (250, 250, 250))}.items():
+        image.save(tmp_path / f"{name}.jpg", quality=90)
+        features[name] = analyse_photo(tmp_path / f"{name}.jpg")
+    base = features["original"]
+    for name in copies:
+        assert match_photos(base, features[name]).inliers < 12, f"{name}: keypoints could tell after all"
+        assert look_likeness(base.look, features[name].look) > 0.99, name
+    assert max(look_likeness(base.look, features[name].look) for name in others) < 0.95
+    assert look_likeness(base.look, features["blank"].look) is None, "a blank picture aligns with anything"
 
 
 def member(name: str, *, width=100, height=100, size=1000, taken=None, mtime=0.0, sharp=1.0) -> DuplicateMember:

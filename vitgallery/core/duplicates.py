@@ -5,8 +5,10 @@
 2. Verification: SIFT keypoints of a small greyscale decode of each candidate (cached for the run) and
    the inliers of an affine RANSAC fit between the two (vitgallery.core.quality). A global cosine alone
    cannot tell duplicates apart: unrelated photos on plain backgrounds sit as close as a photo and its
-   crop. Keypoints that agree in geometry can.
-3. A score in [0, 1] per pair combines the two (pair_score); the user's threshold T applies to it.
+   crop. Keypoints that agree in geometry can. Smooth pictures (gradients, soft abstract wallpapers,
+   blurred skies) have too few keypoints; for them a tiny copy of one is slid over the other at a few
+   scales, mirrored or not, and the best correlation of their grey levels says whether they align.
+3. A score in [0, 1] per pair combines the evidence (pair_score); the user's threshold T applies to it.
 4. Groups: each group is a seed photo and the photos whose pair with the seed passes T. Plain connected
    components would let a chain A~B~C~D join unrelated photos; asking every member to match the seed
    does not, and still groups a photo with all of its crops and edits.
@@ -34,7 +36,7 @@ import cv2
 import numpy as np
 
 from vitgallery.core.imageio import DecodeError, open_image
-from vitgallery.core.quality import Keypoints, extract_keypoints, root_sift, tentative_matches
+from vitgallery.core.quality import Keypoints, content_box, extract_keypoints, root_sift, tentative_matches
 from vitgallery.core.store import DecisionRow, FileRow, Store
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,10 @@ AGREEMENT_MIN_WINDOWS = 6  # an overlap smaller than this says nothing
 AGREEMENT_BLUR = 1.0  # Gaussian sigma in pixels: re-saves and shrunk copies lose the finest detail
 FLAT_STD = 4.0  # a window with less grey-level spread has no texture to compare
 SHARPNESS_SIDE = 256  # members of a group are compared for sharpness at one common size
+LOOK_SIDE = 96  # long side of the blurred grey copy slid over another photo's when keypoints cannot tell
+LOOK_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # size of the smaller photo's copy relative to the larger's
+LOOK_MIN_STD = 2.0  # grey levels: a copy flatter than this (blank, one colour) has nothing to align
+LOOK_FROM_WHITENED = 0.5  # pairs less alike in the whitened space are not slid (they cannot score 0.5)
 
 # pair_score: a logistic model of "the same shot" over the verification evidence; the weights come
 # from `bench/duplicates_calibration.py --grid` on seed 1 of the public corpus (the most recall with
@@ -60,18 +66,31 @@ _SCORE_BIAS = -12.0
 _SCORE_WHITENED = 4.0
 _SCORE_INLIERS = 0.75  # per log(1 + inliers)
 _SCORE_AGREEMENT = 8.0
+# Where keypoints cannot tell (fewer than _LOOK_BELOW_INLIERS), a pair is also a duplicate when it is
+# alike in the whitened space and its grey levels align: both margins must pass (chosen on seed 1 with
+# --grid-look, as above; _LOOK_STEEPNESS only sets how fast the slider moves).
+_LOOK_BELOW_INLIERS = 12
+_LOOK_WHITENED = 0.75
+_LOOK_LIKENESS = 0.95
+_LOOK_STEEPNESS = 4.0
 
 DECISIONS = ("not_duplicates", "keep_all")
 
 
-def pair_score(whitened_cosine: float, inliers: int, agreement: float) -> float:
+def pair_score(whitened_cosine: float, inliers: int, agreement: float, likeness: float | None = None, *,
+               look_whitened: float = _LOOK_WHITENED, look_likeness: float = _LOOK_LIKENESS) -> float:
     """How surely two photos are the same shot, in [0, 1]. Keypoints that fit one affine map and aligned
     pixels that agree say they are the same picture; the whitened cosine says how alike they look.
-    Without that verification no pair scores above 0.02: photos without keypoints (flat colours,
-    heavy blur) are never called duplicates, however alike their vectors (different blank or flat
-    pictures are as alike as edited copies of one)."""
+    Where keypoints are too few to tell, grey levels that align (`likeness`, see look_likeness) can
+    say it instead, together with a high whitened cosine. Without either no pair scores above 0.02:
+    blank and one-colour photos are never called duplicates, however alike their vectors (different
+    blank pictures are as alike as edited copies of one). The look_* margins are for calibration."""
     z = (_SCORE_BIAS + _SCORE_WHITENED * whitened_cosine + _SCORE_INLIERS * math.log1p(max(inliers, 0))
          + _SCORE_AGREEMENT * agreement)
+    if likeness is not None and inliers < _LOOK_BELOW_INLIERS:
+        margin = min((whitened_cosine - look_whitened) / (1 - look_whitened),
+                     (likeness - look_likeness) / (1 - look_likeness))
+        z = max(z, _LOOK_STEEPNESS * margin)
     return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
 
 
@@ -122,6 +141,7 @@ class PairEvidence:
     inliers: int
     agreement: float
     score: float
+    likeness: float | None = None  # grey levels slid over each other (only where keypoints cannot tell)
 
 
 @dataclass(frozen=True)
@@ -291,6 +311,7 @@ class PhotoFeatures:
     keypoints: Keypoints  # SIFT on the contrast-equalised greyscale decode
     small: np.ndarray  # uint8 greyscale, AGREEMENT_SIDE long: compared pixel-wise once aligned
     sharpness: float
+    look: np.ndarray  # float32 greyscale without its frame, LOOK_SIDE long, blurred: see look_likeness
 
 
 @dataclass(frozen=True)
@@ -309,8 +330,10 @@ def analyse_photo(path: Path) -> PhotoFeatures:
     equalised = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)  # one per call: not thread-safe
     keypoints = extract_keypoints(equalised, long_side=KEYPOINT_SIDE)
     sharp = _resize_long_side(gray, SHARPNESS_SIDE)
+    left, top, right, bottom = content_box(gray)
+    look = _resize_long_side(gray[top:bottom, left:right], LOOK_SIDE).astype(np.float32)
     return PhotoFeatures(keypoints, _resize_long_side(gray, AGREEMENT_SIDE),
-                         float(cv2.Laplacian(sharp, cv2.CV_64F).var()))
+                         float(cv2.Laplacian(sharp, cv2.CV_64F).var()), cv2.GaussianBlur(look, (0, 0), 1.0))
 
 
 def _resize_long_side(gray: np.ndarray, side: int) -> np.ndarray:
@@ -385,6 +408,38 @@ def _agreement(a: PhotoFeatures, b: PhotoFeatures, model: np.ndarray, mirrored: 
     flat_a, flat_b = sa < FLAT_STD, sb < FLAT_STD
     agree = np.where(flat_a & flat_b, True, np.where(flat_a | flat_b, False, ncc > 0.5))
     return float(agree.mean())
+
+
+def look_likeness(a: np.ndarray, b: np.ndarray) -> float | None:
+    """How well two small blurred grey copies (PhotoFeatures.look) align, in [-1, 1]: the best normalised
+    correlation of either slid over the other at LOOK_SCALES, mirrored or not, or of the two squeezed to
+    one square (a squashed copy). Correlation ignores brightness, contrast and a grey conversion; the
+    slide finds crops; a frame was trimmed before. None when either copy is flat: blank pictures align
+    with anything."""
+    if a.std() < LOOK_MIN_STD or b.std() < LOOK_MIN_STD:
+        return None
+    best = -1.0
+    for large, small in ((a, b), (b, a)):
+        height, width = large.shape
+        for flipped in (small, small[:, ::-1]):
+            for scale in LOOK_SCALES:
+                w = round(width * scale)
+                h = round(w * flipped.shape[0] / flipped.shape[1])
+                if h > height:  # taller than the large copy: fit its height instead
+                    h = round(height * scale)
+                    w = round(h * flipped.shape[1] / flipped.shape[0])
+                if min(w, h) < AGREEMENT_WINDOW or w > width or h > height:
+                    continue
+                template = cv2.resize(np.ascontiguousarray(flipped), (w, h), interpolation=cv2.INTER_AREA)
+                if template.std() < LOOK_MIN_STD:
+                    continue
+                best = max(best, float(cv2.matchTemplate(large, template, cv2.TM_CCOEFF_NORMED).max()))
+    side = LOOK_SIDE // 2
+    square_a = cv2.resize(a, (side, side), interpolation=cv2.INTER_AREA)
+    for flipped in (b, b[:, ::-1]):
+        square_b = cv2.resize(np.ascontiguousarray(flipped), (side, side), interpolation=cv2.INTER_AREA)
+        best = max(best, float(cv2.matchTemplate(square_a, square_b, cv2.TM_CCOEFF_NORMED)[0, 0]))
+    return best
 
 
 def candidate_pairs(ids: np.ndarray, vectors: np.ndarray, query: Callable[[np.ndarray, int], tuple],
@@ -470,8 +525,10 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
         cv2.setRNGSeed(0)  # RANSAC draws samples: a fixed seed makes a rescan give the same groups
         match = match_photos(features[a], features[b])
         white = float(whitened[position[a]] @ whitened[position[b]])
+        likeness = (look_likeness(features[a].look, features[b].look)
+                    if match.inliers < _LOOK_BELOW_INLIERS and white >= LOOK_FROM_WHITENED else None)
         scan.pairs.append(PairEvidence(a, b, white, match.inliers, match.agreement,
-                                       pair_score(white, match.inliers, match.agreement)))
+                                       pair_score(white, match.inliers, match.agreement, likeness), likeness))
         if done % 64 == 0 or done == len(todo):
             report(DuplicateProgress("verifying", done, len(todo)))
             if cancel.is_set():
