@@ -1,12 +1,25 @@
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from vitgallery.ui.app import ErrorReportDialog, ExceptionHandler, app_icon, apply_color_scheme, format_report
+from vitgallery.ui.app import (
+    ICON_FILE,
+    INSTALLED_ICON_DIR,
+    ErrorReportDialog,
+    ExceptionHandler,
+    app_icon,
+    apply_color_scheme,
+    format_report,
+)
 
 
 def test_palette_follows_the_colour_scheme(qapp) -> None:
@@ -25,6 +38,22 @@ def test_app_icon_is_the_svg(qapp) -> None:
     icon = app_icon()
     assert not icon.isNull()
     assert not icon.pixmap(64, 64).toImage().isNull()
+
+
+def test_a_wheel_installs_the_icon_where_the_app_looks_for_it(tmp_path) -> None:
+    pytest.importorskip("setuptools")  # built without isolation (offline): the environment's setuptools
+    repo = Path(__file__).resolve().parents[2]
+    source = tmp_path / "source"  # setuptools builds in the source tree: a copy keeps the checkout clean
+    for folder in ("vitgallery", "resources"):
+        shutil.copytree(repo / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for file in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / file, source / file)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path)], check=True, timeout=240)
+    (wheel,) = tmp_path.glob("vitgallery-*.whl")
+    data = [name.split(".data/data/", 1)[1] for name in zipfile.ZipFile(wheel).namelist() if ".data/data/" in name]
+    # pip installs a wheel's data files under sys.prefix, where icon_path looks outside a checkout
+    assert (INSTALLED_ICON_DIR / ICON_FILE).as_posix() in data
 
 
 def test_unexpected_exception_is_logged_and_shown_with_a_copyable_report(qtbot, caplog) -> None:

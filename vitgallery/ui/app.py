@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "vitgallery"
 ICON_FILE = "vitgallery.svg"
+INSTALLED_ICON_DIR = Path("share", "icons", "hicolor", "scalable", "apps")  # under sys.prefix, from a wheel
 
 
 def log_dir() -> Path:
@@ -64,9 +65,10 @@ def configure_logging(level: int = logging.INFO) -> Path | None:
 
 
 def icon_path() -> Path | None:
-    """The SVG icon, installed as package data or found in a source checkout."""
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (package / "resources" / ICON_FILE, package.parent / "resources" / ICON_FILE):
+    """The SVG icon, from a source checkout or where a wheel installed it (see pyproject's data-files)."""
+    checkout = Path(__file__).resolve().parents[2] / "resources" / ICON_FILE
+    installed = Path(sys.prefix) / INSTALLED_ICON_DIR / ICON_FILE
+    for candidate in (checkout, installed):
         if candidate.is_file():
             return candidate
     return None
