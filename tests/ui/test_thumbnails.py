@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import io
+import os
+import time
 from pathlib import Path
 
 from PIL import Image
 
 from tests.photos import make_photo
-from vitgallery.ui.thumbnails import ThumbnailLoader, cache_key, decode_scaled
+from vitgallery.ui.thumbnails import ThumbnailLoader, cache_key, decode_scaled, trim_disk_cache
 
 
 def test_decode_scaled_fits_the_box_and_follows_exif_rotation(tmp_path: Path) -> None:
@@ -101,3 +103,49 @@ def _png_of_size(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), "red").save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_disk_cache_is_trimmed_least_recently_used_first(tmp_path: Path) -> None:
+    cache = tmp_path / "thumbs"
+    (cache / "ab").mkdir(parents=True)
+    (cache / "cd").mkdir()
+    now = time.time()
+    files = []
+    for n in range(10):  # 10 thumbnails of 1,000 bytes, used one hour apart, in two folders
+        path = cache / ("ab" if n % 2 else "cd") / f"{n:02d}.jpg"
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (now - 3600 * (10 - n), now - 3600 * (10 - n)))
+        files.append(path)
+    stale = cache / "ab" / "half-written.1.2.tmp"
+    stale.write_bytes(b"x" * 50)
+    os.utime(stale, (now - 7200, now - 7200))
+    fresh = cache / "cd" / "being-written.3.4.tmp"
+    fresh.write_bytes(b"x" * 50)
+    unrelated = cache / "notes.txt"
+    unrelated.write_text("not a thumbnail")
+
+    assert trim_disk_cache(cache, limit=20_000) == (1, 50), "under the limit only a crash's leftovers go"
+    deleted, freed = trim_disk_cache(cache, limit=8_000)
+    # over the limit: the least recently used go until 80 % of it is left
+    assert (deleted, freed) == (4, 4000)
+    assert [path.exists() for path in files] == [False] * 4 + [True] * 6
+    assert fresh.exists() and unrelated.exists()
+    assert trim_disk_cache(tmp_path / "missing", limit=0) == (0, 0)
+
+
+def test_a_cache_hit_counts_as_a_use(qtbot, tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    make_photo(7, (300, 200)).save(photo)
+    cache = tmp_path / "thumbs"
+    loader = ThumbnailLoader(size=60, cache_dir=cache)
+    with qtbot.waitSignal(loader.thumbnail_ready, timeout=10_000):
+        loader.pixmap(photo)
+    loader.shutdown()
+    (cached,) = cache.rglob("*.jpg")
+    long_ago = time.time() - 30 * 86400
+    os.utime(cached, (long_ago, long_ago))
+    again = ThumbnailLoader(size=60, cache_dir=cache)
+    with qtbot.waitSignal(again.thumbnail_ready, timeout=10_000):
+        again.pixmap(photo)
+    again.shutdown()
+    assert cached.stat().st_mtime > long_ago + 86400

@@ -2,7 +2,9 @@
 
 Worker threads only touch QImage (thread-safe); the GUI thread turns it into a QPixmap and
 keeps it in an LRU. When the grid changes, queued loads are dropped and loads still running
-carry an old generation number, so their results no longer reach the views.
+carry an old generation number, so their results no longer reach the views. The disk cache is
+kept under DISK_CACHE_LIMIT: once per process the least recently used thumbnails beyond it are
+deleted in the background (a cache hit marks its file as used).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -20,6 +24,11 @@ from PySide6.QtGui import QImage, QImageReader, QPixmap
 log = logging.getLogger(__name__)
 
 DEFAULT_MEMORY_ITEMS = 2000
+DISK_CACHE_LIMIT = 1 << 30  # bytes: about 150,000 thumbnails of 160 px (~7 KB each)
+DISK_CACHE_KEEP = 0.8  # a trim leaves this share of the limit, so it is not needed again at once
+STALE_TEMPORARY_S = 3600  # a temporary file this old was left by a process that died while writing
+_trimmed_dirs: set[Path] = set()
+_trimmed_lock = threading.Lock()
 
 
 def default_cache_dir() -> Path:
@@ -67,6 +76,60 @@ def decode_scaled(source: Path | bytes, size: int) -> QImage:
     return image
 
 
+def trim_disk_cache(cache_dir: Path, limit: int = DISK_CACHE_LIMIT) -> tuple[int, int]:
+    """Delete the least recently used thumbnails while the cache holds more than `limit` bytes, down
+    to DISK_CACHE_KEEP of it, and temporary files left by a crash. Returns (files deleted, bytes freed).
+    A file another process deletes first, or that cannot be deleted, is skipped."""
+    thumbnails: list[tuple[float, int, Path]] = []
+    stale: list[tuple[int, Path]] = []
+    now = time.time()
+    try:
+        folders = [f for f in cache_dir.iterdir() if f.is_dir()]
+    except OSError:
+        return 0, 0
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat()
+            except OSError:
+                continue
+            if entry.name.endswith(".tmp") and now - st.st_mtime > STALE_TEMPORARY_S:
+                stale.append((st.st_size, Path(entry.path)))
+            elif entry.name.endswith((".jpg", ".png")):
+                thumbnails.append((st.st_mtime, st.st_size, Path(entry.path)))
+    total = sum(size for _, size, _ in thumbnails)
+    if total > limit:
+        for _, size, path in sorted(thumbnails):  # oldest use first
+            if total <= limit * DISK_CACHE_KEEP:
+                break
+            stale.append((size, path))
+            total -= size
+    gone = [(size, path) for size, path in stale if _delete(path)]
+    return len(gone), sum(size for size, _ in gone)
+
+
+def _delete(path: Path) -> bool:
+    try:
+        path.unlink()
+    except OSError:
+        return False
+    return True
+
+
+def _trim_in_background(cache_dir: Path, limit: int) -> None:
+    def trim() -> None:
+        deleted, freed = trim_disk_cache(cache_dir, limit)
+        if deleted:
+            log.info("thumbnail cache: deleted %d least recently used files (%.0f MB)", deleted, freed / 1e6)
+
+    # not on the loaders' pool: clearing its queue when the grid changes would drop the trim
+    threading.Thread(target=trim, name="vitgallery-thumbnail-trim", daemon=True).start()
+
+
 class _LoadSignals(QObject):
     loaded = Signal(str, QImage, int)  # path, image, generation
     failed = Signal(str, str, int)  # path, reason, generation
@@ -98,6 +161,7 @@ class _LoadThumbnail(QRunnable):
                 if cached.exists():
                     image = QImage(str(cached))
                     if not image.isNull():
+                        _mark_used(cached)
                         return image
         image = decode_scaled(self._path, self._size)
         if key is not None:
@@ -122,6 +186,14 @@ class _LoadThumbnail(QRunnable):
             log.debug("cannot cache thumbnail %s: %s", target, error)
 
 
+def _mark_used(cached: Path) -> None:
+    """The modification time is the cache's 'last used' (access times are often not kept)."""
+    try:
+        os.utime(cached)
+    except OSError:
+        pass
+
+
 class ThumbnailLoader(QObject):
     """Hands out cached pixmaps and loads missing ones in the background.
 
@@ -138,6 +210,7 @@ class ThumbnailLoader(QObject):
         memory_items: int = DEFAULT_MEMORY_ITEMS,
         max_threads: int | None = None,
         parent: QObject | None = None,
+        disk_limit: int = DISK_CACHE_LIMIT,
     ) -> None:
         super().__init__(parent)
         self._size = size
@@ -154,6 +227,12 @@ class ThumbnailLoader(QObject):
         self._signals = _LoadSignals(self)
         self._signals.loaded.connect(self._on_loaded)
         self._signals.failed.connect(self._on_failed)
+        if cache_dir is not None:
+            with _trimmed_lock:  # several views share one cache: the first loader of a process trims it
+                first = cache_dir not in _trimmed_dirs
+                _trimmed_dirs.add(cache_dir)
+            if first:
+                _trim_in_background(cache_dir, disk_limit)
 
     @property
     def size(self) -> int:
