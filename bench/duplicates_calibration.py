@@ -51,7 +51,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vitgallery.core import duplicates  # noqa: E402
-from vitgallery.core.duplicates import PairEvidence, pair_score, scan_duplicates, seed_groups  # noqa: E402
+from vitgallery.core.duplicates import (  # noqa: E402
+    DEFAULT_WEIGHTS,
+    PairEvidence,
+    ScoreWeights,
+    pair_score,
+    scan_duplicates,
+    seed_groups,
+)
 from vitgallery.core.library import Library  # noqa: E402
 
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -181,42 +188,38 @@ def fit(dup: tuple, sem: tuple, corpus: Path) -> None:
 
 
 def grid(dup: tuple, sem: tuple, corpus: Path) -> None:
-    """Search pair_score's weights for the most dup recall with precision >= 0.95 (as labelled, and as a
-    person sees it) and under 2 % of sem images grouped at threshold 0.5, where the score's sign
-    decides: only the weights' ratios matter there; their scale sets how fast the slider moves."""
-    best: dict[str, tuple] = {}
-    for bias, white, inl, agree in itertools.product((-12, -10, -8, -6, -4), (0, 2, 4, 6, 8, 10, 12, 16),
-                                                     (0, 0.25, 0.5, 0.75, 1.0, 1.5), (0, 4, 8, 12)):
-        def score(w, i, a, _likeness=None, bias=bias, white=white, inl=inl, agree=agree) -> float:
-            z = bias + white * w + inl * math.log1p(max(i, 0)) + agree * a
-            return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
-
-        r = measure(corpus, (dup[0], rescored(dup[1], score)), (sem[0], rescored(sem[1], score)), 0.5)
-        for name, precision, recall in (("as labelled", "precision", "recall"),
-                                        ("as seen", "precision_seen", "recall_seen")):
-            if r[precision] >= 0.95 and r["sem_grouped"] < 0.02 and (
-                    name not in best or r[recall] > best[name][0][recall]):
-                best[name] = (r, (bias, white, inl, agree))
-    for name, (r, weights) in best.items():
-        print(f"grid, precision >= 0.95 {name}: bias {weights[0]}, whitened {weights[1]}, log1p(inliers) "
-              f"{weights[2]}, agreement {weights[3]}: precision {r['precision']:.3f} recall {r['recall']:.3f}, "
-              f"as seen {r['precision_seen']:.3f} {r['recall_seen']:.3f}, sem grouped {r['sem_grouped']:.3f}")
+    """Search pair_score's keypoint weights for the most dup recall with precision >= 0.95 (as labelled,
+    and as a person sees it) and under 2 % of sem images grouped at threshold 0.5, where the score's
+    sign decides: only the weights' ratios matter there; their scale sets how fast the slider moves.
+    The look branch keeps its default margins (see grid_look)."""
+    candidates = [replace(DEFAULT_WEIGHTS, bias=bias, whitened=white, inliers=inl, agreement=agree)
+                  for bias, white, inl, agree in itertools.product(
+                      (-12, -10, -8, -6, -4), (0, 2, 4, 6, 8, 10, 12, 16), (0, 0.25, 0.5, 0.75, 1.0, 1.5), (0, 4, 8, 12))]
+    _search(dup, sem, corpus, candidates, "grid")
 
 
 def grid_look(dup: tuple, sem: tuple, corpus: Path) -> None:
-    """Search the two margins of pair_score's look branch (pairs keypoints cannot verify) for the most dup
-    recall with precision >= 0.95 as labelled and under 2 % of sem images grouped at threshold 0.5."""
-    best = None
-    for white, like in itertools.product((0.6, 0.65, 0.7, 0.75, 0.8, 0.85), (0.8, 0.85, 0.9, 0.95)):
-        score = functools.partial(pair_score, look_whitened=white, look_likeness=like)
+    """Search the two margins of pair_score's look branch (pairs keypoints cannot verify) the same way;
+    the keypoint weights keep their defaults."""
+    candidates = [replace(DEFAULT_WEIGHTS, look_whitened=white, look_likeness=like)
+                  for white, like in itertools.product((0.6, 0.65, 0.7, 0.75, 0.8, 0.85), (0.8, 0.85, 0.9, 0.95))]
+    _search(dup, sem, corpus, candidates, "grid-look")
+
+
+def _search(dup: tuple, sem: tuple, corpus: Path, candidates: list[ScoreWeights], name: str) -> None:
+    best: dict[str, tuple] = {}
+    for weights in candidates:
+        score = functools.partial(pair_score, weights=weights)
         r = measure(corpus, (dup[0], rescored(dup[1], score)), (sem[0], rescored(sem[1], score)), 0.5)
-        print(f"  look whitened >= {white}, likeness >= {like}: precision {r['precision']:.3f} recall "
+        for kind, precision, recall in (("as labelled", "precision", "recall"),
+                                        ("as seen", "precision_seen", "recall_seen")):
+            if r[precision] >= 0.95 and r["sem_grouped"] < 0.02 and (
+                    kind not in best or r[recall] > best[kind][0][recall]):
+                best[kind] = (r, weights)
+    for kind, (r, weights) in best.items():
+        print(f"{name}, precision >= 0.95 {kind}: {weights}: precision {r['precision']:.3f} recall "
               f"{r['recall']:.3f}, as seen {r['precision_seen']:.3f} {r['recall_seen']:.3f}, "
               f"sem grouped {r['sem_grouped']:.3f}")
-        if r["precision"] >= 0.95 and r["sem_grouped"] < 0.02 and (best is None or r["recall"] > best[0]["recall"]):
-            best = (r, (white, like))
-    if best:
-        print(f"grid-look: whitened >= {best[1][0]}, likeness >= {best[1][1]}: recall {best[0]['recall']:.3f}")
 
 
 def phash_baseline(corpus: Path, max_distance: int = 10) -> None:

@@ -58,38 +58,44 @@ LOOK_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # size of the smaller photo's copy
 LOOK_MIN_STD = 2.0  # grey levels: a copy flatter than this (blank, one colour) has nothing to align
 LOOK_FROM_WHITENED = 0.5  # pairs less alike in the whitened space are not slid (they cannot score 0.5)
 
-# pair_score: a logistic model of "the same shot" over the verification evidence; the weights come
-# from `bench/duplicates_calibration.py --grid` on seed 1 of the public corpus (the most recall with
-# precision >= 0.95 as labelled and under 2 % of sem photos grouped: a wrong "duplicate" can cost a
-# unique photo, a missed one only space), checked on seed 2 and the holdout part.
-_SCORE_BIAS = -12.0
-_SCORE_WHITENED = 4.0
-_SCORE_INLIERS = 0.75  # per log(1 + inliers)
-_SCORE_AGREEMENT = 8.0
-# Where keypoints cannot tell (fewer than _LOOK_BELOW_INLIERS), a pair is also a duplicate when it is
-# alike in the whitened space and its grey levels align: both margins must pass (chosen on seed 1 with
-# --grid-look, as above; _LOOK_STEEPNESS only sets how fast the slider moves).
-_LOOK_BELOW_INLIERS = 12
-_LOOK_WHITENED = 0.75
-_LOOK_LIKENESS = 0.95
-_LOOK_STEEPNESS = 4.0
+_LOOK_BELOW_INLIERS = 12  # fewer inliers than a re-rank trusts: keypoints cannot tell
+_LOOK_STEEPNESS = 4.0  # only sets how fast the slider moves through look-alike pairs
 
 DECISIONS = ("not_duplicates", "keep_all")
 
 
-def pair_score(whitened_cosine: float, inliers: int, agreement: float, likeness: float | None = None, *,
-               look_whitened: float = _LOOK_WHITENED, look_likeness: float = _LOOK_LIKENESS) -> float:
+@dataclass(frozen=True)
+class ScoreWeights:
+    """pair_score's parameters. The defaults come from `bench/duplicates_calibration.py --grid` on seed 1
+    of the public corpus (the most recall with precision >= 0.95 as labelled and under 2 % of sem
+    photos grouped: a wrong "duplicate" can cost a unique photo, a missed one only space), checked
+    on seed 2 and the holdout part."""
+
+    bias: float = -12.0
+    whitened: float = 4.0
+    inliers: float = 0.75  # per log(1 + inliers)
+    agreement: float = 8.0
+    # where keypoints cannot tell, both margins must pass: whitened cosine and aligned grey levels
+    look_whitened: float = 0.75
+    look_likeness: float = 0.95
+
+
+DEFAULT_WEIGHTS = ScoreWeights()
+
+
+def pair_score(whitened_cosine: float, inliers: int, agreement: float, likeness: float | None = None,
+               weights: ScoreWeights = DEFAULT_WEIGHTS) -> float:
     """How surely two photos are the same shot, in [0, 1]. Keypoints that fit one affine map and aligned
     pixels that agree say they are the same picture; the whitened cosine says how alike they look.
     Where keypoints are too few to tell, grey levels that align (`likeness`, see look_likeness) can
     say it instead, together with a high whitened cosine. Without either no pair scores above 0.02:
     blank and one-colour photos are never called duplicates, however alike their vectors (different
-    blank pictures are as alike as edited copies of one). The look_* margins are for calibration."""
-    z = (_SCORE_BIAS + _SCORE_WHITENED * whitened_cosine + _SCORE_INLIERS * math.log1p(max(inliers, 0))
-         + _SCORE_AGREEMENT * agreement)
+    blank pictures are as alike as edited copies of one)."""
+    w = weights
+    z = w.bias + w.whitened * whitened_cosine + w.inliers * math.log1p(max(inliers, 0)) + w.agreement * agreement
     if likeness is not None and inliers < _LOOK_BELOW_INLIERS:
-        margin = min((whitened_cosine - look_whitened) / (1 - look_whitened),
-                     (likeness - look_likeness) / (1 - look_likeness))
+        margin = min((whitened_cosine - w.look_whitened) / (1 - w.look_whitened),
+                     (likeness - w.look_likeness) / (1 - w.look_likeness))
         z = max(z, _LOOK_STEEPNESS * margin)
     return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
 
