@@ -12,7 +12,13 @@ from pathlib import Path
 from platformdirs import user_data_dir
 
 from vitgallery.core.actions import ActionError, GroupSelection, export_list
-from vitgallery.core.duplicates import DEFAULT_THRESHOLD, KeepRule, choose_keeper, scan_duplicates
+from vitgallery.core.duplicates import (
+    DEFAULT_THRESHOLD,
+    KeepRule,
+    choose_keeper,
+    match_reason,
+    scan_duplicates,
+)
 from vitgallery.core.imageio import DecodeError
 from vitgallery.core.library import IndexProgress, IndexSummary, Library, LibraryError, QueryNeedsModel
 from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
@@ -230,7 +236,8 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 "groups": [{"key": g.key, "members": [
                     {"path": str(m.path), "keep": m is k, "size": m.size, "width": m.width, "height": m.height,
                      "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(m.date)),
-                     "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4)}
+                     "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4),
+                     "why": match_reason(m.match)}
                     for m in g.members]} for g, k in zip(groups, keepers, strict=True)],
                 "problems": [{"path": str(path), "reason": reason} for path, reason in scan.problems],
             }, indent=1))

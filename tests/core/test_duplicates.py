@@ -17,6 +17,7 @@ from vitgallery.core.duplicates import (
     decide,
     look_likeness,
     match_photos,
+    match_reason,
     pair_score,
     scan_duplicates,
     seed_groups,
@@ -80,6 +81,11 @@ def test_groups_of_generated_near_duplicates(library):
     for group in groups:
         seed = group.members[0]
         assert seed.similarity == 1.0 and all(0 < m.similarity <= 1 for m in group.members)
+        assert seed.match is None and "matched to" in match_reason(seed.match)
+        for m in group.members[1:]:  # each member carries the match that put it in, and says why
+            assert m.match is not None and m.match.score == m.similarity and m.file_id in (m.match.a, m.match.b)
+            assert {m.match.a, m.match.b} <= {x.file_id for x in group.members}
+            assert "matching points" in match_reason(m.match)
         assert all(m.width > 0 and m.height > 0 and m.size > 0 and m.sharpness > 0 for m in group.members)
         assert group.total_size == sum(m.path.stat().st_size for m in group.members)
 
@@ -193,6 +199,13 @@ def test_pair_score_rises_with_each_kind_of_evidence():
     assert pair_score(0.2, 0, 0.0) < 0.01, "unverified photos that merely look alike are not duplicates"
 
 
+def test_the_reason_names_the_evidence_that_decided():
+    verified = PairEvidence(1, 2, 0.4, 48, 0.91, 0.99)
+    assert match_reason(verified) == "48 matching points, 91% of the overlap alike once aligned"
+    looked = PairEvidence(1, 2, 0.88, 3, 0.0, 0.8, likeness=0.97)
+    assert "too few details" in match_reason(looked) and "97%" in match_reason(looked)
+
+
 def test_a_look_alike_counts_only_where_keypoints_cannot_tell():
     assert pair_score(0.9, 3, 0.0) < 0.02
     assert pair_score(0.9, 3, 0.0, likeness=0.99) > DEFAULT_THRESHOLD
@@ -275,6 +288,8 @@ def test_cli_lists_groups_and_exports(library, tmp_path, capsys):
         assert sum(m["keep"] for m in group["members"]) == 1
         kept = next(m for m in group["members"] if m["keep"])
         assert kept["size"] == max(m["size"] for m in group["members"])
+        assert "matched to" in group["members"][0]["why"]
+        assert all("matching points" in m["why"] for m in group["members"][1:])
     assert (tmp_path / "groups.csv").read_text().count("\n") == 16  # header + 15 photos
 
     assert main(["duplicates", "--library", str(library.library_dir), "--threshold", "0.999"]) == 0

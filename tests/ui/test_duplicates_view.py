@@ -58,6 +58,8 @@ def test_scan_shows_groups_with_the_rules_keeper_checked(qtbot, make_view, libra
     assert len(shown) == 5 and sum(shown.values()) == 1
     seed = min(shown, key=len)  # p1.jpg, p4.jpg or p6.jpg: the original, highest resolution and largest
     assert shown[seed], "the highest resolution photo is kept by default"
+    tips = [view.member_list.item(i).toolTip() for i in range(view.member_list.count())]
+    assert "matched to" in tips[0] and all("matching points" in tip for tip in tips[1:]), "each says why it is there"
     assert "3 groups, 15 photos" in view.status_label.text()
 
     view.rule_combo.setCurrentIndex(view.rule_combo.findData(KeepRule.SHARPEST))

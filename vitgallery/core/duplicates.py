@@ -114,6 +114,7 @@ class DuplicateMember:
     taken_at: float | None
     sharpness: float  # variance of the Laplacian at SHARPNESS_SIDE: comparable within a group
     similarity: float = 1.0  # score of the match that put it in its group (1 for the seed)
+    match: PairEvidence | None = None  # that match's evidence (None for the seed)
 
     @property
     def pixels(self) -> int:
@@ -155,6 +156,16 @@ class DuplicateProgress:
     phase: str  # "candidates", "keypoints", "verifying", "done"
     done: int
     total: int
+
+
+def match_reason(match: PairEvidence | None) -> str:
+    """Why a photo is in its group, in words (for a tooltip or a report)."""
+    if match is None:
+        return "the photo the others in this group were matched to"
+    if match.likeness is not None and match.inliers < _LOOK_BELOW_INLIERS:
+        return (f"too few details to match point by point; its shapes and shades align with "
+                f"{match.likeness:.0%} correlation, and it looks {match.whitened:.2f} alike")
+    return f"{match.inliers} matching points, {match.agreement:.0%} of the overlap alike once aligned"
 
 
 def group_key(fingerprints: Iterable[str]) -> str:
@@ -274,11 +285,11 @@ class DuplicateScan:
     problems: list[tuple[Path, str]] = field(default_factory=list)  # photos that could not be read
     cancelled: bool = False
 
-    def member(self, file_id: int, similarity: float = 1.0) -> DuplicateMember:
+    def member(self, file_id: int, similarity: float = 1.0, match: PairEvidence | None = None) -> DuplicateMember:
         row = self.files[file_id]
         return DuplicateMember(file_id, self.root / row.path, row.size, row.mtime_ns, row.fingerprint,
                                row.width or 0, row.height or 0, row.taken_at, self.sharpness.get(file_id, 0.0),
-                               similarity)
+                               similarity, match)
 
     def is_decided(self, fingerprints: Iterable[str]) -> DecisionRow | None:
         """The decision covering these fingerprints: every member was in the decided group, unchanged."""
@@ -293,10 +304,13 @@ class DuplicateScan:
         """The groups at a threshold, largest first; decided groups are left out unless asked for, and
         the photos in `exclude` (file ids, e.g. moved away since the scan) always."""
         pairs = [p for p in self.pairs if p.a not in exclude and p.b not in exclude] if exclude else self.pairs
+        by_ids = {(p.a, p.b): p for p in pairs}
         out = []
         for seed, links in seed_groups(pairs, threshold):
+            group = (seed, *links)
             members = [self.member(seed)] + sorted(
-                (self.member(n, s) for n, s in links.items()), key=lambda m: (-m.similarity, str(m.path)))
+                (self.member(n, s, _link(by_ids, n, s, group)) for n, s in links.items()),
+                key=lambda m: (-m.similarity, str(m.path)))
             key = group_key(m.fingerprint for m in members)
             if not include_decided and self.is_decided(m.fingerprint for m in members):
                 continue
@@ -308,6 +322,14 @@ class DuplicateScan:
         """How many groups at this threshold are hidden by a decision."""
         return (len(self.groups(threshold, include_decided=True, exclude=exclude))
                 - len(self.groups(threshold, exclude=exclude)))
+
+
+def _link(by_ids: dict[tuple[int, int], PairEvidence], member: int, score: float,
+          group: tuple[int, ...]) -> PairEvidence | None:
+    """The pair that put a member in its group (seed_groups keeps its score): with the seed, or, for a
+    crop of a crop, with another member."""
+    found = (by_ids.get((min(member, other), max(member, other))) for other in group if other != member)
+    return next((pair for pair in found if pair is not None and pair.score == score), None)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from vitgallery.core.duplicates import (
     KeepRule,
     choose_keeper,
     decide,
+    match_reason,
     scan_duplicates,
 )
 from vitgallery.core.store import Store
@@ -656,7 +657,7 @@ class DuplicatesView(QWidget):
                     f"{m.path.name}\n{m.width}×{m.height} · {_size_text(m.size)}\n{when}\n"
                     f"sharpness {m.sharpness:.0f} · match {m.similarity:.2f}"
                 )
-                item.setToolTip(f"{m.path}\nTick to keep this photo")
+                item.setToolTip(f"{m.path}\nIn this group: {match_reason(m.match)}\nTick to keep this photo")
                 item.setData(PathRole, str(m.path))
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(Qt.CheckState.Checked if m.path in keep else Qt.CheckState.Unchecked)
