@@ -81,7 +81,7 @@ def trim_disk_cache(cache_dir: Path, limit: int = DISK_CACHE_LIMIT) -> tuple[int
     to DISK_CACHE_KEEP of it, and temporary files left by a crash. Returns (files deleted, bytes freed).
     A file another process deletes first, or that cannot be deleted, is skipped."""
     thumbnails: list[tuple[float, int, Path]] = []
-    stale: list[tuple[int, Path]] = []
+    to_delete: list[tuple[int, Path]] = []  # (bytes, path)
     now = time.time()
     try:
         folders = [f for f in cache_dir.iterdir() if f.is_dir()]
@@ -98,7 +98,7 @@ def trim_disk_cache(cache_dir: Path, limit: int = DISK_CACHE_LIMIT) -> tuple[int
             except OSError:
                 continue
             if entry.name.endswith(".tmp") and now - st.st_mtime > STALE_TEMPORARY_S:
-                stale.append((st.st_size, Path(entry.path)))
+                to_delete.append((st.st_size, Path(entry.path)))
             elif entry.name.endswith((".jpg", ".png")):
                 thumbnails.append((st.st_mtime, st.st_size, Path(entry.path)))
     total = sum(size for _, size, _ in thumbnails)
@@ -106,9 +106,9 @@ def trim_disk_cache(cache_dir: Path, limit: int = DISK_CACHE_LIMIT) -> tuple[int
         for _, size, path in sorted(thumbnails):  # oldest use first
             if total <= limit * DISK_CACHE_KEEP:
                 break
-            stale.append((size, path))
+            to_delete.append((size, path))
             total -= size
-    gone = [(size, path) for size, path in stale if _delete(path)]
+    gone = [(size, path) for size, path in to_delete if _delete(path)]
     return len(gone), sum(size for size, _ in gone)
 
 
