@@ -339,7 +339,7 @@ class PhotoFeatures:
     keypoints: Keypoints  # SIFT on the contrast-equalised greyscale decode
     small: np.ndarray  # uint8 greyscale, AGREEMENT_SIDE long: compared pixel-wise once aligned
     sharpness: float
-    look: np.ndarray  # float32 greyscale without its frame, LOOK_SIDE long, blurred: see look_likeness
+    look: np.ndarray  # uint8 greyscale without its frame, LOOK_SIDE long, blurred: see look_likeness
 
 
 @dataclass(frozen=True)
@@ -359,9 +359,9 @@ def analyse_photo(path: Path) -> PhotoFeatures:
     keypoints = extract_keypoints(equalised, long_side=KEYPOINT_SIDE)
     sharp = _resize_long_side(gray, SHARPNESS_SIDE)
     left, top, right, bottom = content_box(gray)
-    look = _resize_long_side(gray[top:bottom, left:right], LOOK_SIDE).astype(np.float32)
+    look = cv2.GaussianBlur(_resize_long_side(gray[top:bottom, left:right], LOOK_SIDE), (0, 0), 1.0)
     return PhotoFeatures(keypoints, _resize_long_side(gray, AGREEMENT_SIDE),
-                         float(cv2.Laplacian(sharp, cv2.CV_64F).var()), cv2.GaussianBlur(look, (0, 0), 1.0))
+                         float(cv2.Laplacian(sharp, cv2.CV_64F).var()), look)
 
 
 def _resize_long_side(gray: np.ndarray, side: int) -> np.ndarray:
@@ -444,6 +444,7 @@ def look_likeness(a: np.ndarray, b: np.ndarray) -> float | None:
     one square (a squashed copy). Correlation ignores brightness, contrast and a grey conversion; the
     slide finds crops; a frame was trimmed before. None when either copy is flat: blank pictures align
     with anything."""
+    a, b = a.astype(np.float32), b.astype(np.float32)  # kept as uint8: a scan holds one per photo
     if a.std() < LOOK_MIN_STD or b.std() < LOOK_MIN_STD:
         return None
     best = -1.0
