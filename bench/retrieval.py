@@ -2,7 +2,7 @@
 """Retrieval benchmark through the real core: index a corpus, search every image, score.
 
 usage: python bench/retrieval.py CORPUS_DIR [--weights FILE] [--model dinov2-s14] [--task dup sem]
-                                [--libs DIR] [--no-verify]
+                                [--libs DIR] [--no-verify] [--show-misses]
 
 CORPUS_DIR is made by ../shared/bench/make_corpus.py (it holds dup/ and sem/). Prints one JSON line
 per task: the scorer's mAP, R@1, P@5, plus indexing images/s (the photos that teach the library's
@@ -33,7 +33,7 @@ def load_scorer(path: Path):
 
 
 def run_task(task_dir: Path, embedder, batch_size: int, workers: int | None, k: int, scorer, verify: bool,
-             keep_in: Path | None) -> dict:
+             keep_in: Path | None, show_misses: bool = False) -> dict:
     images = task_dir / "images"
     with tempfile.TemporaryDirectory() as scratch:
         lib_dir = keep_in / f"{task_dir.parent.name}-{task_dir.name}" if keep_in else scratch
@@ -45,7 +45,12 @@ def run_task(task_dir: Path, embedder, batch_size: int, workers: int | None, k: 
         rankings = {}
         started = time.perf_counter()
         for name in names:
-            rankings[name] = [hit.path.name for hit in library.search(images / name, k=k, embedder=embedder, verify=verify)]
+            hits = library.search(images / name, k=k, embedder=embedder, verify=verify)
+            rankings[name] = [hit.path.name for hit in hits]
+            if show_misses and name.startswith("g") and hits and hits[0].path.name.split("_")[0] != name.split("_")[0]:
+                top = hits[0]  # the dup task's groups are the names' g-prefixes
+                print(f"miss: {name} -> {top.path.name}  score {top.score:.3f} cosine {top.cosine:.3f} "
+                      f"inliers {top.inliers}", file=sys.stderr)
         query_s = (time.perf_counter() - started) / len(names)
         library.close()
     result = scorer(json.loads((task_dir / "truth.json").read_text()), rankings)
@@ -70,12 +75,16 @@ def main() -> int:
     ap.add_argument("--libs", type=Path, help="keep the libraries in LIBS/<corpus>-<task> (bench/duplicates_calibration.py "
                     "reuses them; a second run only searches)")
     ap.add_argument("--no-verify", action="store_true", help="rank by the whitened cosine alone (no SIFT re-rank)")
+    ap.add_argument("--show-misses", action="store_true",
+                    help="print each dup query whose first hit is from another group (to stderr)")
     a = ap.parse_args()
     scorer = load_scorer(a.scorer)
     embedder = load_embedder(a.model, weights=a.weights, device=a.device, precision=a.precision)
     print(json.dumps({"model": embedder.signature, "device": str(embedder.device)}))
     for task in a.task:
-        print(json.dumps(run_task(a.corpus / task, embedder, a.batch_size, a.workers, a.k, scorer, not a.no_verify, a.libs)), flush=True)
+        result = run_task(a.corpus / task, embedder, a.batch_size, a.workers, a.k, scorer, not a.no_verify, a.libs,
+                          a.show_misses and task == "dup")
+        print(json.dumps(result), flush=True)
     return 0
 
 
