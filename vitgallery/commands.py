@@ -15,6 +15,7 @@ from vitgallery.core.actions import ActionError, GroupSelection, export_list
 from vitgallery.core.duplicates import (
     DEFAULT_THRESHOLD,
     KeepRule,
+    ScanError,
     choose_keeper,
     match_reason,
     scan_duplicates,
@@ -28,7 +29,7 @@ from vitgallery.core.store import StoreError
 log = logging.getLogger("vitgallery")
 
 COMMANDS = ("index", "search", "status", "duplicates")
-USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError)
+USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError)
 
 
 def last_library_file() -> Path:

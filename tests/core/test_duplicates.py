@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
@@ -12,6 +13,7 @@ from vitgallery.core.duplicates import (
     DuplicateMember,
     KeepRule,
     PairEvidence,
+    SpilledFeatures,
     analyse_photo,
     choose_keeper,
     decide,
@@ -88,6 +90,32 @@ def test_groups_of_generated_near_duplicates(library):
             assert "matching points" in match_reason(m.match)
         assert all(m.width > 0 and m.height > 0 and m.size > 0 and m.sharpness > 0 for m in group.members)
         assert group.total_size == sum(m.path.stat().st_size for m in group.members)
+
+
+def test_features_waiting_on_disk_give_the_same_evidence(library):
+    in_memory = scan_duplicates(library, workers=1)
+    mostly_on_disk = scan_duplicates(library, workers=1, features_in_memory=1)  # every pair reads one back
+    assert mostly_on_disk.pairs == in_memory.pairs and len(in_memory.pairs) > 20
+    assert not list(library.library_dir.glob("vitgallery-scan-*")), "the working file goes with the scan"
+
+
+def test_spilled_features_read_back_as_written(tmp_path):
+    photos = {"textured": make_photo(3), "blank": Image.new("RGB", (200, 150), (90, 90, 90))}
+    spilled = SpilledFeatures(tmp_path, capacity=1)
+    written = {}
+    for n, (name, image) in enumerate(photos.items()):
+        image.save(tmp_path / f"{name}.png")
+        written[n] = analyse_photo(tmp_path / f"{name}.png")
+        spilled.add(n, written[n])
+    assert len(written[1].keypoints) == 0 < len(written[0].keypoints)
+    for n in (0, 1, 0):  # capacity 1: each read comes from the file
+        back, original = spilled.get(n), written[n]
+        assert np.array_equal(back.keypoints.xy, original.keypoints.xy)
+        assert np.array_equal(back.keypoints.descriptors, original.keypoints.descriptors)
+        assert (back.keypoints.width, back.keypoints.height) == (original.keypoints.width, original.keypoints.height)
+        assert np.array_equal(back.small, original.small) and np.array_equal(back.look, original.look)
+        assert back.sharpness == original.sharpness
+    spilled.close()
 
 
 def test_the_threshold_trades_groups_for_certainty(library):

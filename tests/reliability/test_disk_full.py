@@ -17,6 +17,7 @@ from tests.reliability.support import (
     database_vectors,
     index,
 )
+from vitgallery.core.duplicates import ScanError, scan_duplicates
 from vitgallery.core.library import Library
 from vitgallery.core.store import StoreError
 
@@ -106,3 +107,18 @@ def test_cli_says_the_disk_is_full(tmp_path, small_disk, cli):
     filler.unlink()
     returncode, out = cli.run(argv, output=tmp_path / "again.txt", **env)
     assert returncode == 0 and "added 48" in out, out
+
+
+def test_a_duplicates_scan_on_a_full_disk_says_so_and_changes_nothing(tmp_path, small_disk):
+    root, library = tmp_path / "photos", small_disk / "library"
+    add_photos(root, range(30))
+    lib = Library.open(root, library)
+    index(lib, counting_embedder())
+    before = snapshot(library)
+    filler = fill(small_disk, 16 * 1024)  # less than the features of one photo
+    with pytest.raises(ScanError, match="no room for the scan's working file .* free some space and scan again"):
+        scan_duplicates(lib, workers=1)
+    filler.unlink()
+    assert snapshot(library) == before and not list(small_disk.glob("**/vitgallery-scan-*"))
+    assert scan_duplicates(lib, workers=1).pairs, "with room again, the scan runs"
+    lib.close()

@@ -25,8 +25,10 @@ import hashlib
 import logging
 import math
 import os
+import struct
+import tempfile
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,7 +38,14 @@ import cv2
 import numpy as np
 
 from vitgallery.core.imageio import DecodeError, open_image
-from vitgallery.core.quality import Keypoints, content_box, extract_keypoints, root_sift, tentative_matches
+from vitgallery.core.quality import (
+    SIFT_DIM,
+    Keypoints,
+    content_box,
+    extract_keypoints,
+    root_sift,
+    tentative_matches,
+)
 from vitgallery.core.store import DecisionRow, FileRow, Store
 
 log = logging.getLogger(__name__)
@@ -57,11 +66,16 @@ LOOK_SIDE = 96  # long side of the blurred grey copy slid over another photo's w
 LOOK_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # size of the smaller photo's copy relative to the larger's
 LOOK_MIN_STD = 2.0  # grey levels: a copy flatter than this (blank, one colour) has nothing to align
 LOOK_FROM_WHITENED = 0.5  # pairs less alike in the whitened space are not slid (they cannot score 0.5)
+FEATURES_IN_MEMORY = 4096  # photos' features held while verifying (~50 KB each); the rest wait on disk
 
 _LOOK_BELOW_INLIERS = 12  # fewer inliers than a re-rank trusts: keypoints cannot tell
 _LOOK_STEEPNESS = 4.0  # only sets how fast the slider moves through look-alike pairs
 
 DECISIONS = ("not_duplicates", "keep_all")
+
+
+class ScanError(Exception):
+    """A scan that cannot go on (its working file cannot be written); the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -438,6 +452,70 @@ def _agreement(a: PhotoFeatures, b: PhotoFeatures, model: np.ndarray, mirrored: 
     return float(agree.mean())
 
 
+class SpilledFeatures:
+    """Every photo's PhotoFeatures of one scan, written once to an unnamed temporary file in `folder` and
+    read back through an LRU of `capacity` photos: a scan's memory stays bounded whatever the library's
+    size (~50 KB a photo on disk instead of in memory). The file disappears when closed, or with the
+    process. Only the thread that owns it calls it."""
+
+    _HEADER = struct.Struct("<7id")  # keypoints, their image's width and height, small h w, look h w; sharpness
+
+    def __init__(self, folder: Path, capacity: int = FEATURES_IN_MEMORY) -> None:
+        self._file = tempfile.TemporaryFile(dir=folder, prefix="vitgallery-scan-")
+        self._where: dict[int, tuple[int, int]] = {}  # file id -> (offset, length)
+        self._end = 0
+        self._recent: OrderedDict[int, PhotoFeatures] = OrderedDict()
+        self._capacity = max(1, capacity)
+
+    def __contains__(self, file_id: int) -> bool:
+        return file_id in self._where
+
+    def add(self, file_id: int, features: PhotoFeatures) -> None:
+        kp = features.keypoints
+        data = b"".join((
+            self._HEADER.pack(len(kp), kp.width, kp.height, *features.small.shape, *features.look.shape,
+                              features.sharpness),
+            kp.xy.astype(np.float32).tobytes(), kp.descriptors.astype(np.uint8).tobytes(),
+            np.ascontiguousarray(features.small, np.uint8).tobytes(), np.ascontiguousarray(features.look, np.uint8).tobytes(),
+        ))
+        self._file.write(data)
+        self._file.flush()  # a full disk shows here, as an OSError for the caller, not at a later read
+        self._where[file_id] = (self._end, len(data))
+        self._end += len(data)
+        self._remember(file_id, features)
+
+    def get(self, file_id: int) -> PhotoFeatures:
+        found = self._recent.get(file_id)
+        if found is not None:
+            self._recent.move_to_end(file_id)
+            return found
+        offset, length = self._where[file_id]
+        self._file.seek(offset)
+        data = self._file.read(length)
+        self._file.seek(self._end)  # where the next add writes
+        n, width, height, small_h, small_w, look_h, look_w, sharpness = self._HEADER.unpack_from(data)
+        at = self._HEADER.size
+        xy = np.frombuffer(data, np.float32, 2 * n, at).reshape(n, 2)
+        at += 8 * n
+        descriptors = np.frombuffer(data, np.uint8, SIFT_DIM * n, at).reshape(n, SIFT_DIM)
+        at += SIFT_DIM * n
+        small = np.frombuffer(data, np.uint8, small_h * small_w, at).reshape(small_h, small_w)
+        at += small_h * small_w
+        look = np.frombuffer(data, np.uint8, look_h * look_w, at).reshape(look_h, look_w)
+        features = PhotoFeatures(Keypoints(xy, descriptors, width, height), small, sharpness, look)
+        self._remember(file_id, features)
+        return features
+
+    def _remember(self, file_id: int, features: PhotoFeatures) -> None:
+        self._recent[file_id] = features
+        while len(self._recent) > self._capacity:
+            self._recent.popitem(last=False)
+
+    def close(self) -> None:
+        self._file.close()
+        self._recent.clear()
+
+
 def look_likeness(a: np.ndarray, b: np.ndarray) -> float | None:
     """How well two small blurred grey copies (PhotoFeatures.look) align, in [-1, 1]: the best normalised
     correlation of either slid over the other at LOOK_SCALES, mirrored or not, or of the two squeezed to
@@ -484,9 +562,10 @@ def candidate_pairs(ids: np.ndarray, vectors: np.ndarray, query: Callable[[np.nd
 
 def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | None = None,
                     cancel: threading.Event | None = None, k: int = NEIGHBOURS,
-                    workers: int | None = None) -> DuplicateScan:
+                    workers: int | None = None, features_in_memory: int = FEATURES_IN_MEMORY) -> DuplicateScan:
     """Find and verify the candidate pairs of a whole library (a `Library`). Photos that vanished or
-    changed since they were indexed are left out and listed in `problems`.
+    changed since they were indexed are left out and listed in `problems`. Each photo's features wait in
+    a temporary file beside the library (see SpilledFeatures); ScanError when it cannot be written.
 
     Candidates are each photo's k nearest neighbours in the library's index, whose vectors went
     through the whitening the library learned from its own photos' edited copies (see Library): it
@@ -514,7 +593,6 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     position = {file_id: n for n, file_id in enumerate(ids.tolist())}
     report(DuplicateProgress("candidates", 1, 1))
 
-    features: dict[int, PhotoFeatures] = {}
     needed = sorted({i for pair in pairs for i in pair})
 
     def analyse(file_id: int) -> tuple[int, PhotoFeatures | None, str | None]:
@@ -535,34 +613,50 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
             log.warning("cannot analyse %s: %s", path, exc)
             return file_id, None, "could not be analysed"
 
-    workers = workers or max(1, min(4, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vitgallery-duplicates") as pool:
-        for done, (file_id, found, problem) in enumerate(pool.map(analyse, needed), 1):
-            if found is None:
-                scan.problems.append((library.root / files[file_id].path, problem or "unreadable"))
-            else:
-                features[file_id] = found
-                scan.sharpness[file_id] = found.sharpness
-            report(DuplicateProgress("keypoints", done, len(needed)))
-            if cancel.is_set():
-                pool.shutdown(wait=False, cancel_futures=True)
-                scan.cancelled = True
-                return scan
+    try:
+        features = SpilledFeatures(library.library_dir, features_in_memory)
+    except OSError as exc:
+        raise ScanError(f"cannot write the scan's working file in {library.library_dir}: {exc.strerror or exc}") from exc
+    try:
+        workers = workers or max(1, min(4, os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vitgallery-duplicates") as pool:
+            for done, (file_id, found, problem) in enumerate(pool.map(analyse, needed), 1):
+                if found is None:
+                    scan.problems.append((library.root / files[file_id].path, problem or "unreadable"))
+                else:
+                    try:
+                        features.add(file_id, found)
+                    except OSError as exc:
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        raise ScanError(
+                            f"no room for the scan's working file in {library.library_dir} "
+                            f"({exc.strerror or exc}; it needs about 50 KB a photo): free some space and scan again"
+                        ) from exc
+                    scan.sharpness[file_id] = found.sharpness
+                report(DuplicateProgress("keypoints", done, len(needed)))
+                if cancel.is_set():
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    scan.cancelled = True
+                    return scan
 
-    todo = sorted((a, b) for a, b in pairs if a in features and b in features)
-    for done, (a, b) in enumerate(todo, 1):
-        cv2.setRNGSeed(0)  # RANSAC draws samples: a fixed seed makes a rescan give the same groups
-        match = match_photos(features[a], features[b])
-        white = float(whitened[position[a]] @ whitened[position[b]])
-        likeness = (look_likeness(features[a].look, features[b].look)
-                    if match.inliers < _LOOK_BELOW_INLIERS and white >= LOOK_FROM_WHITENED else None)
-        scan.pairs.append(PairEvidence(a, b, white, match.inliers, match.agreement,
-                                       pair_score(white, match.inliers, match.agreement, likeness), likeness))
-        if done % 64 == 0 or done == len(todo):
-            report(DuplicateProgress("verifying", done, len(todo)))
-            if cancel.is_set():
-                scan.cancelled = True
-                return scan
+        # in order of the first photo, so its features serve all its pairs from memory in a row
+        todo = sorted((a, b) for a, b in pairs if a in features and b in features)
+        for done, (a, b) in enumerate(todo, 1):
+            cv2.setRNGSeed(0)  # RANSAC draws samples: a fixed seed makes a rescan give the same groups
+            first, second = features.get(a), features.get(b)
+            match = match_photos(first, second)
+            white = float(whitened[position[a]] @ whitened[position[b]])
+            likeness = (look_likeness(first.look, second.look)
+                        if match.inliers < _LOOK_BELOW_INLIERS and white >= LOOK_FROM_WHITENED else None)
+            scan.pairs.append(PairEvidence(a, b, white, match.inliers, match.agreement,
+                                           pair_score(white, match.inliers, match.agreement, likeness), likeness))
+            if done % 64 == 0 or done == len(todo):
+                report(DuplicateProgress("verifying", done, len(todo)))
+                if cancel.is_set():
+                    scan.cancelled = True
+                    return scan
+    finally:
+        features.close()
     report(DuplicateProgress("done", len(todo), len(todo)))
     return scan
 
