@@ -55,3 +55,12 @@ def test_decode_worker_modules_do_not_load_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_commands_that_need_no_model_do_not_load_torch():
+    """status, duplicates and searching with a library photo never embed: torch (2 s, 0.5 GB) is
+    imported only when a model is loaded."""
+    code = ("import sys, vitgallery.commands, vitgallery.core.library, vitgallery.core.duplicates; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr

@@ -14,12 +14,15 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from vitgallery.core.imageio import model_pixels
+
+if TYPE_CHECKING:  # imported where used: listing models, or a library's duplicates, need no torch (2 s, 0.5 GB)
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,8 @@ def _build_torchvision_vit() -> torch.nn.Module:
 
 
 def _torchvision_vit_tokens(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    import torch
+
     # torchvision's forward without the classification head: encoder output, CLS first.
     x = model._process_input(x)
     cls = model.class_token.expand(x.shape[0], -1, -1)
@@ -82,6 +87,7 @@ def _torchvision_vit_tokens(model: torch.nn.Module, x: torch.Tensor) -> torch.Te
 
 
 def _build_resnet50() -> torch.nn.Module:
+    import torch
     from torchvision.models import resnet50
 
     model = resnet50(weights=None)
@@ -105,6 +111,7 @@ def _resnet_tokens(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 # -- tiny random ViT for tests ---------------------------------------------------------------------
 
 def _build_tiny() -> torch.nn.Module:
+    import torch
     from timm.models.vision_transformer import VisionTransformer
 
     generator_state = torch.random.get_rng_state()
@@ -139,12 +146,16 @@ DEFAULT_MODEL = "dinov2-s14"
 # -- weights ---------------------------------------------------------------------------------------
 
 def weights_cache_path(spec: ModelSpec) -> Path:
+    import torch
+
     assert spec.weights_url is not None
     return Path(torch.hub.get_dir()) / "checkpoints" / spec.weights_url.rsplit("/", 1)[-1]
 
 
 def download_weights(spec: ModelSpec, *, progress: bool = True) -> Path:
     """The official weights in the torch hub cache, downloaded on first use."""
+    import torch
+
     target = weights_cache_path(spec)
     if target.exists():
         return target
@@ -170,6 +181,8 @@ def file_sha256(path: Path) -> str:
 
 
 def _read_state_dict(path: Path) -> dict:
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
@@ -186,6 +199,8 @@ def _read_state_dict(path: Path) -> dict:
 # -- device ----------------------------------------------------------------------------------------
 
 def resolve_device(device: str = "auto") -> torch.device:
+    import torch
+
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -209,6 +224,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 def cpu_has_native_bf16() -> bool:
     """True where the CPU has bf16 arithmetic (AVX512-BF16 or AMX); elsewhere oneDNN emulates bf16,
     slower than fp32."""
+    import torch
+
     try:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:  # private helpers; without them we cannot tell, so stay with fp32
@@ -218,6 +235,8 @@ def cpu_has_native_bf16() -> bool:
 def default_precision(device: torch.device) -> str:
     """The precision "auto" picks. On a CPU, bf16 autocast where the hardware has bf16 (1.9x fp32 with
     ViT-S/14, retrieval mAP within 0.3 points of fp32: docs/performance.md), else fp32."""
+    import torch
+
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if device.type == "mps":
@@ -239,6 +258,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     """Linear layers with int8 weights and activations quantised per batch at run time (fbgemm/qnnpack)."""
+    import torch
+
     try:
         with warnings.catch_warnings():
             # Deprecated in favour of torchao, whose eager int8 path is slow without torch.compile;
@@ -268,6 +289,8 @@ class Embedder:
 
     def __init__(self, spec: ModelSpec, model: torch.nn.Module, weights_sha256: str, device: torch.device,
                  *, precision: str = "fp32", compile_model: bool = False):
+        import torch
+
         self.spec = spec
         self.precision = resolve_precision(precision, device)
         model = model.eval().to(device)
@@ -318,21 +341,25 @@ class Embedder:
         """(B, V, H, W, 3): several views of each of B photos -> (B, V, dim)."""
         return self._embed(views.reshape(-1, *views.shape[2:])).reshape(len(views), views.shape[1], self.dim)
 
-    @torch.inference_mode()
     def _embed(self, pixels: np.ndarray) -> np.ndarray:
+        import torch
+
         count = len(pixels)
         if self.compiled and count & (count - 1):
             padded = 1 << (count - 1).bit_length()
             pixels = np.concatenate([pixels, np.zeros((padded - count, *pixels.shape[1:]), pixels.dtype)])
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)  # uint8: 4x less to copy
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)
-        x = (x - self._mean) / self._std
-        with self._autocast():
-            tokens = self._features(x)
-        vectors = torch.nn.functional.normalize(tokens[:count, 0].float(), dim=-1)
-        return vectors.cpu().numpy().astype(np.float32, copy=False)
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)  # uint8: 4x less to copy
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+            x = (x - self._mean) / self._std
+            with self._autocast():
+                tokens = self._features(x)
+            vectors = torch.nn.functional.normalize(tokens[:count, 0].float(), dim=-1)
+            return vectors.cpu().numpy().astype(np.float32, copy=False)
 
     def _autocast(self):
+        import torch
+
         if self.precision in ("bf16", "fp16"):
             dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
             return torch.autocast(self.device.type, dtype=dtype)
