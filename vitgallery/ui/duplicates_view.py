@@ -95,7 +95,7 @@ class DuplicatesWorker(QObject):
 
     @Slot(str, str)
     def resolve_library(self, folder: str, library_dir: str) -> None:
-        from vitgallery.core.library import default_library_dir  # imports torch: here, not on the GUI thread
+        from vitgallery.core.library import default_library_dir  # 0.2 s of imports: off the GUI thread
 
         self.library_resolved.emit(library_dir or str(default_library_dir(Path(folder))))
 
@@ -103,7 +103,7 @@ class DuplicatesWorker(QObject):
     def scan(self, library_dir: str) -> None:
         self.cancel.clear()
         try:
-            from vitgallery.core.library import Library  # imports torch: here, in the worker thread
+            from vitgallery.core.library import Library  # imported in the worker thread, like above
 
             library = Library.open(library_dir=library_dir)
             try:
