@@ -5,8 +5,8 @@ lives in a second QThread, so a query gets answered while indexing runs (the cor
 allows one indexer plus searching threads). Both share a `Session`, which holds the open
 library and loads the model once. Workers never touch widgets: they report through signals.
 
-The core's library and model modules pull in torch, whose import takes seconds; they are
-imported in the worker threads, so the window and the folder grid come up without waiting.
+The core and torch (whose import takes seconds; the core loads it only with a model) are imported
+in the worker threads, so the window and the folder grid come up without waiting.
 """
 
 from __future__ import annotations
@@ -200,9 +200,11 @@ class LibraryWorker(QObject):
 
     @Slot()
     def warm_up(self) -> None:
-        """Import the core (and torch) here rather than on the GUI thread; list the models."""
+        """Import the core and torch here rather than on the GUI thread; list the models."""
         try:
-            from vitgallery.core import library  # noqa: F401 - imported for its side effect of loading torch
+            import torch  # noqa: F401 - loaded now, so the first model load or query does not wait for it
+
+            from vitgallery.core import library  # noqa: F401 - the rest of the core, off the GUI thread
             from vitgallery.core.models import MODELS
 
             self.models_available.emit([(name, spec.description) for name, spec in MODELS.items()])
