@@ -318,7 +318,7 @@ class DuplicateScan:
         """The groups at a threshold, largest first; decided groups are left out unless asked for, and
         the photos in `exclude` (file ids, e.g. moved away since the scan) always."""
         pairs = [p for p in self.pairs if p.a not in exclude and p.b not in exclude] if exclude else self.pairs
-        by_ids = {(p.a, p.b): p for p in pairs}
+        by_ids = {(p.a, p.b): p for p in pairs if p.score >= threshold}  # the links groups come from
         out = []
         for seed, links in seed_groups(pairs, threshold):
             group = (seed, *links)

@@ -163,6 +163,11 @@ class SkippedFile:
 _FILE_COLUMNS = "id, path, size, mtime_ns, fingerprint, width, height, taken_at, sharpness, vector IS NOT NULL"
 
 
+def _file_row(r: tuple) -> FileRow:
+    """A FileRow from a row of `SELECT {_FILE_COLUMNS}`."""
+    return FileRow(*r[:9], has_vector=bool(r[9]))
+
+
 class Store:
     """One SQLite connection, serialised by a lock so a GUI search thread and the indexer can share it."""
 
@@ -229,16 +234,16 @@ class Store:
     def files(self) -> dict[str, FileRow]:
         with self._lock:
             rows = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files").fetchall()
-        return {r[1]: FileRow(*r[:9], has_vector=bool(r[9])) for r in rows}
+        return {r[1]: _file_row(r) for r in rows}
 
     def file_by_path(self, path: str) -> FileRow | None:
         with self._lock:
             r = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
-        return FileRow(*r[:9], has_vector=bool(r[9])) if r else None
+        return _file_row(r) if r else None
 
     def files_by_ids(self, ids: Iterable[int]) -> dict[int, FileRow]:
         rows = self._select_by_ids(f"SELECT {_FILE_COLUMNS} FROM files WHERE id IN ({{marks}})", ids)
-        return {r[0]: FileRow(*r[:9], has_vector=bool(r[9])) for r in rows}
+        return {r[0]: _file_row(r) for r in rows}
 
     def _select_by_ids(self, query: str, ids: Iterable[int]) -> list[tuple]:
         """The rows of `query`, whose `{marks}` stands for the ids, asked in chunks SQLite accepts."""
@@ -346,7 +351,7 @@ class Store:
             rows = self._db.execute(
                 f"SELECT {_FILE_COLUMNS} FROM files WHERE vector IS NOT NULL"
                 " AND id NOT IN (SELECT file_id FROM learning_views) ORDER BY id").fetchall()
-        return [FileRow(*r[:9], has_vector=bool(r[9])) for r in rows]
+        return [_file_row(r) for r in rows]
 
     def add_learning_views(self, items: list[tuple[int, np.ndarray]]) -> None:
         """(file id, (k, dim) vectors of the photo seen k other ways), in one transaction."""
