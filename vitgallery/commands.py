@@ -25,11 +25,12 @@ from vitgallery.core.library import IndexProgress, IndexSummary, Library, Librar
 from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
 from vitgallery.core.quality import RERANK_MIN_INLIERS
 from vitgallery.core.store import StoreError
+from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
 
 log = logging.getLogger("vitgallery")
 
 COMMANDS = ("index", "search", "status", "duplicates")
-USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError)
+USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, VectorStoreError)
 
 
 def last_library_file() -> Path:
@@ -120,7 +121,7 @@ def format_summary(s: IndexSummary) -> str:
 
 def cmd_index(args: argparse.Namespace) -> int:
     folder = Path(args.folder).expanduser()
-    library = Library.open(folder, args.library)
+    library = Library.open(folder, args.library, vector_store=args.vector_store)
     try:
         embedder = load_embedder(args.model, weights=args.weights, device=args.device, precision=args.precision)
         if args.weights:
@@ -266,6 +267,13 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
+def _vector_store_arg(text: str) -> VectorStoreSetting:
+    try:
+        return VectorStoreSetting.parse(text)
+    except VectorStoreError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vitgallery", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
@@ -282,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: bf16 on GPUs and on CPUs with native bf16, else fp32; int8 is faster on CPU "
                         "but loses about 1 mAP point")
     p.add_argument("--workers", type=int, default=None, help="decoder processes (default: adapts to the machine)")
+    p.add_argument("--vector-store", type=_vector_store_arg, metavar="hnswlib|qdrant[:URL]",
+                   help="where the library searches its vectors: an hnswlib file in the library (default), "
+                        "Qdrant in the library folder, or a Qdrant server at URL; remembered by the library")
     p.set_defaults(run=cmd_index)
 
     p = sub.add_parser("search", help="the most similar photos of the library for one or more images")

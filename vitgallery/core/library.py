@@ -18,12 +18,13 @@ from PIL import Image
 from platformdirs import user_data_dir
 
 from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_size, open_image, working_copy
-from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
+from vitgallery.core.index import IndexMismatch, header_path
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
 from vitgallery.core.quality import LEARNING_COPIES, Keypoints, LibraryWhitening, rerank, verify_pair
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
 from vitgallery.core.store import EmbeddedFile, FileRow, SkippedFile, Store, StoredWhitening
+from vitgallery.core.vector_store import SearchIndex, VectorStoreSetting, load_index, new_index
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,8 @@ class Library:
         self.library_dir = library_dir
         self.store = store
         self.notices: list[str] = []  # things the user should hear about (index rebuilt, root offline)
-        self._index: VectorIndex | None = None
+        self.vector_store = VectorStoreSetting.parse(store.get_meta("vector_store") or str(VectorStoreSetting()))
+        self._index: SearchIndex | None = None
         self._whitening: LibraryWhitening | None = None  # what the vectors in self._index went through
         self._whitening_key: str | None = None
         self._index_dirty = False  # the in-memory index holds changes its file lacks
@@ -136,8 +138,10 @@ class Library:
     # -- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, photo_root: Path | str | None = None, library_dir: Path | str | None = None) -> Library:
-        """Open (or create) the library of a photo root; with only library_dir, reopen an existing one."""
+    def open(cls, photo_root: Path | str | None = None, library_dir: Path | str | None = None, *,
+             vector_store: VectorStoreSetting | None = None) -> Library:
+        """Open (or create) the library of a photo root; with only library_dir, reopen an existing one.
+        `vector_store` changes where its vectors are searched (recorded; the index is rebuilt there)."""
         if photo_root is None and library_dir is None:
             raise LibraryError("give a photo folder or a library folder")
         lib_dir = Path(library_dir).expanduser() if library_dir else default_library_dir(Path(photo_root))
@@ -154,6 +158,8 @@ class Library:
             elif Path(recorded) != root:
                 store.close()
                 raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}")
+        if vector_store is not None and str(vector_store) != (store.get_meta("vector_store") or str(VectorStoreSetting())):
+            store.set_meta("vector_store", str(vector_store))
         return cls(root, lib_dir, store)
 
     def close(self) -> None:
@@ -168,7 +174,7 @@ class Library:
     def model_signature(self) -> str | None:
         return self.store.get_meta("model_signature")
 
-    def _vector_index(self) -> VectorIndex | None:
+    def _vector_index(self) -> SearchIndex | None:
         """The loaded index, rebuilt from SQLite when the file is missing, damaged or stale."""
         with self._index_lock:
             if self._index is not None:
@@ -181,8 +187,8 @@ class Library:
             self._whitening_key = None if stored is None else stored.key
             path = self.library_dir / INDEX_NAME
             try:
-                self._index = VectorIndex.load(path, model_signature=self._index_signature(), dim=int(dim),
-                                               generation=self.store.generation)
+                self._index = load_index(self.vector_store, path, model_signature=self._index_signature(),
+                                         dim=int(dim), generation=self.store.generation)
             except IndexMismatch as exc:
                 if path.exists() or self.store.count_files():
                     self._notice(f"index file not usable ({exc}); rebuilding it from the database")
@@ -193,7 +199,7 @@ class Library:
     def _index_signature(self) -> str:
         return index_signature(self.model_signature, self._whitening_key)
 
-    def _search_state(self) -> tuple[VectorIndex | None, LibraryWhitening | None]:
+    def _search_state(self) -> tuple[SearchIndex | None, LibraryWhitening | None]:
         """The index and the whitening its vectors went through, taken together (a refit swaps both)."""
         self._vector_index()
         with self._index_lock:
@@ -209,13 +215,15 @@ class Library:
         except OSError as exc:
             log.warning("could not delete the stale index file: %s", exc)
 
-    def _rebuild_index(self, dim: int) -> VectorIndex:
+    def _rebuild_index(self, dim: int) -> SearchIndex:
         index = self._build_index(dim, self._whitening, self._whitening_key)
         self._index_dirty = True
         return index
 
-    def _build_index(self, dim: int, whitening: LibraryWhitening | None, key: str | None) -> VectorIndex:
-        index = VectorIndex(dim, index_signature(self.model_signature, key), capacity=max(1024, self.store.count_files()))
+    def _build_index(self, dim: int, whitening: LibraryWhitening | None,
+                     key: str | None) -> SearchIndex:
+        index = new_index(self.vector_store, self.library_dir, dim, index_signature(self.model_signature, key),
+                          capacity=max(1024, self.store.count_files()))
         for ids, vectors in self.store.iter_vectors():
             index.add(ids, vectors if whitening is None else whitening.apply(vectors))
         return index
@@ -266,7 +274,7 @@ class Library:
             self.store.start_new_model(embedder.signature, embedder.dim)
             with self._index_lock:
                 self._whitening, self._whitening_key = None, None
-                self._index = VectorIndex(embedder.dim, self._index_signature())
+                self._index = new_index(self.vector_store, self.library_dir, embedder.dim, self._index_signature())
                 self._index_dirty = True
         index = self._vector_index()
         assert index is not None
@@ -298,7 +306,7 @@ class Library:
         report(IndexProgress("done", len(to_embed), len(to_embed), 0.0, 0.0, None))
         return summary
 
-    def _plan(self, found: list[FoundFile], known: dict[str, FileRow], index: VectorIndex,
+    def _plan(self, found: list[FoundFile], known: dict[str, FileRow], index: SearchIndex,
               summary: IndexSummary, unreachable: list[str]) -> list[FoundFile]:
         """Sort found files into unchanged / moved / to embed; remove rows whose content is gone.
 
