@@ -219,6 +219,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 # -- precision -------------------------------------------------------------------------------------
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+# Who runs the model: torch everywhere (GPUs, and the fallback), OpenVINO on CPUs where installed.
+RUNTIMES = ("auto", "torch", "openvino")
 
 
 def cpu_has_native_bf16() -> bool:
@@ -244,16 +246,40 @@ def default_precision(device: torch.device) -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
+def openvino_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf"))
+
+
+def resolve_runtime(runtime: str, device: torch.device, spec: ModelSpec) -> str:
+    """"auto": OpenVINO on a CPU where it is installed, else torch. The test model stays on torch
+    unless asked: converting it would cost each test seconds."""
+    if runtime not in RUNTIMES:
+        raise ModelLoadError(f"unknown runtime {runtime!r}: use {', '.join(RUNTIMES)}")
+    if runtime == "auto":
+        usable = device.type == "cpu" and spec.weights_url is not None and openvino_available()
+        return "openvino" if usable else "torch"
+    if runtime == "openvino" and device.type != "cpu":
+        raise ModelLoadError("the OpenVINO runtime runs on the CPU here; use --runtime torch on a GPU")
+    return runtime
+
+
+def resolve_precision(precision: str, device: torch.device, runtime: str = "torch") -> str:
     if precision not in PRECISIONS:
         raise ModelLoadError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
     if precision == "auto":
-        return default_precision(device)
+        return OPENVINO_DEFAULT_PRECISION if runtime == "openvino" else default_precision(device)
     if precision == "int8" and device.type != "cpu":
         raise ModelLoadError("int8 (dynamic quantisation) runs on the CPU only; use bf16 or fp16 on a GPU")
     if precision == "fp16" and device.type == "cpu":
         raise ModelLoadError("fp16 is slow on CPUs; use bf16 or int8 there")
     return precision
+
+
+# OpenVINO's default: int8 costs about half of torch bf16's CPU time at no measurable retrieval loss
+# (docs/performance.md, bench/cpu_runtimes.py and bench/retrieval.py --runtime openvino).
+OPENVINO_DEFAULT_PRECISION = "int8"
 
 
 def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
@@ -282,27 +308,60 @@ class Embedder:
     `signature` names everything that shapes a vector (model, weights checksum, preprocessing,
     pooling, numeric precision); a library stores it and never mixes vectors of two signatures.
 
-    `precision`: "fp32"; "bf16"/"fp16" autocast; "int8" dynamic quantisation of the Linear layers (CPU).
+    `runtime`: "torch", or "openvino" (CPU: the model converted once, cached, see openvino_runtime);
+    "auto" takes OpenVINO on a CPU where it is installed and falls back to torch if converting fails.
+    `precision`: "fp32"; "bf16"/"fp16" autocast; "int8": with torch dynamic quantisation of the Linear
+    layers (CPU), with OpenVINO post-training quantisation of weights and activations.
     `compile_model`: torch.compile the forward pass (pays on CUDA for long runs; batches are padded to
     a power of two so that only a few shapes are ever compiled).
     """
 
     def __init__(self, spec: ModelSpec, model: torch.nn.Module, weights_sha256: str, device: torch.device,
-                 *, precision: str = "fp32", compile_model: bool = False):
+                 *, precision: str = "fp32", compile_model: bool = False, runtime: str = "torch"):
         import torch
 
         self.spec = spec
-        self.precision = resolve_precision(precision, device)
-        model = model.eval().to(device)
-        self.model = _quantize_int8(model) if self.precision == "int8" else model
+        self.runtime = resolve_runtime(runtime, device, spec)
+        self.precision = resolve_precision(precision, device, self.runtime)
         self.device = device
         self.weights_sha256 = weights_sha256
         self.compiled = compile_model
         self._mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+        model = model.eval().to(device)
+        self._runtime_tag: str | None = None
+        self._openvino: Callable[[np.ndarray], np.ndarray] | None = None
+        if self.runtime == "openvino":
+            self.model = model
+            self._start_openvino(fall_back=runtime == "auto", requested_precision=precision)
+        if self.runtime == "torch":
+            self.model = _quantize_int8(model) if self.precision == "int8" else model
         self._features = self._tokens
-        if compile_model:
+        if compile_model and self.runtime == "torch":
             self._features = torch.compile(self._tokens, dynamic=False)
+
+    def _start_openvino(self, *, fall_back: bool, requested_precision: str) -> None:
+        from vitgallery.core import openvino_runtime
+        from vitgallery.core.pipeline import plan_resources
+
+        try:
+            tag = openvino_runtime.runtime_tag(self.precision)
+            self._openvino = openvino_runtime.load_openvino_model(
+                vector_head(self), key=f"{self.spec.name}-{self.weights_sha256[:16]}-{self.precision}-{tag}",
+                input_size=self.input_size, precision=self.precision,
+                threads=plan_resources("cpu").model_threads,
+                bf16=self.precision != "fp32" and cpu_has_native_bf16())
+            self._runtime_tag = tag
+            return
+        except ImportError:
+            reason = openvino_runtime.OPENVINO_MISSING
+        except Exception as exc:  # conversion can fail in many ways (an unsupported operation, disk full)
+            reason = f"converting {self.spec.name} for OpenVINO failed: {type(exc).__name__}: {exc}"
+        if not fall_back:
+            raise ModelLoadError(f"{reason}; run with --runtime torch")
+        log.warning("%s; running the model with torch instead", reason)
+        self.runtime = "torch"
+        self.precision = resolve_precision(requested_precision, self.device)
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         return self.spec.features(self.model, x)
@@ -321,8 +380,9 @@ class Embedder:
 
     @property
     def signature(self) -> str:
+        runtime = f"|rt:{self._runtime_tag}" if self._runtime_tag else ""  # torch: none, as before runtimes
         return (f"{self.spec.name}|weights:{self.weights_sha256[:16]}"
-                f"|pre:trim-squash{self.input_size}-imagenet|pool:cls|prec:{self.precision}")
+                f"|pre:trim-squash{self.input_size}-imagenet|pool:cls|prec:{self.precision}{runtime}")
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """The model input of a photo, as uint8 HxWx3: the pixels decode_for_model gives when indexing."""
@@ -344,6 +404,8 @@ class Embedder:
     def _embed(self, pixels: np.ndarray) -> np.ndarray:
         import torch
 
+        if self._openvino is not None:
+            return self._openvino(pixels)
         count = len(pixels)
         if self.compiled and count & (count - 1):
             padded = 1 << (count - 1).bit_length()
@@ -366,8 +428,27 @@ class Embedder:
         return torch.autocast(self.device.type, enabled=False)
 
 
+def vector_head(embedder: Embedder) -> torch.nn.Module:
+    """The torch Embedder's forward pass as one module, uint8 (B, H, W, 3) -> unit vectors, for converters."""
+    import torch
+
+    class VectorHead(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = embedder.model
+            self.register_buffer("mean", embedder._mean.clone())
+            self.register_buffer("std", embedder._std.clone())
+
+        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+            x = (pixels.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
+            return torch.nn.functional.normalize(embedder.spec.features(self.model, x)[:, 0], dim=-1)
+
+    return VectorHead().eval()
+
+
 def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = None, device: str = "auto",
-                  progress: bool = True, precision: str = "auto", compile_model: bool = False) -> Embedder:
+                  progress: bool = True, precision: str = "auto", compile_model: bool = False,
+                  runtime: str = "auto") -> Embedder:
     """Build a registered model with official (downloaded) or local weights."""
     spec = MODELS.get(name)
     if spec is None:
@@ -381,4 +462,5 @@ def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = Non
         spec.load_weights(model, _read_state_dict(path))
         weights_sha = file_sha256(path)
         log.info("loaded %s weights from %s (sha256 %s)", name, path, weights_sha[:16])
-    return Embedder(spec, model, weights_sha, torch_device, precision=precision, compile_model=compile_model)
+    return Embedder(spec, model, weights_sha, torch_device, precision=precision, compile_model=compile_model,
+                    runtime=runtime)
