@@ -33,7 +33,7 @@ import numpy as np
 
 from vitgallery.core.quality import LibraryWhitening
 
-SCORER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "score.py"
+SCORER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "score.py"  # beside the repository; --scorer
 SHRINK = 0.1  # the library's WHITENING_SHRINK
 TOP = 100
 VIEW_NAMES = ("m", "e1", "e2")
@@ -48,8 +48,8 @@ class Corpus:
     truth: dict
 
 
-def load_scorer():
-    spec = importlib.util.spec_from_file_location("bench_score", SCORER)
+def load_scorer(path: Path):
+    spec = importlib.util.spec_from_file_location("bench_score", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.score
@@ -108,9 +108,10 @@ def main() -> int:
         "views-e1@0.5", "views-m+e1@0.5", "views-m+e1@0.25"])
     ap.add_argument("--draws", type=int, default=3, help="random draws of the taught photos, averaged")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--scorer", type=Path, default=SCORER)
     a = ap.parse_args()
 
-    score = load_scorer()
+    score = load_scorer(a.scorer)
     corpora = []
     for pair in a.pairs:
         library, _, task = pair.partition(":")

@@ -123,6 +123,7 @@ class DecodedPhoto:
     taken_at: float | None
     sharpness: float
     keypoints: bytes  # quality.Keypoints.to_bytes() of its SIFT keypoints, for verifying matches
+    teaching_views: np.ndarray | None = None  # (LEARNING_COPIES, size, size, 3) when asked for (teaching_views)
 
 
 @dataclass
@@ -223,31 +224,37 @@ def model_draft_size(size: int) -> int:
     return max(2 * size, quality.KEYPOINT_LONG_SIDE)
 
 
-def decode_for_model(path: Path | str | bytes, size: int) -> DecodedPhoto:
-    """Decode a photo for indexing: model input, keypoints, metadata.
+def decode_for_model(path: Path | str | bytes, size: int, teaching_seed: int | None = None) -> DecodedPhoto:
+    """Decode a photo for indexing: model input, keypoints, metadata, and with a `teaching_seed` the
+    views it teaches the library's whitening with (made from this decode: no second one).
 
     Module-level and returning a plain dataclass so that worker processes can run it.
     """
     decoded = _decode(path, draft_size=model_draft_size(size))
     work = working_copy(decoded.image)
+    trimmed = trim_frame(work)
     return DecodedPhoto(
-        pixels=squeeze_to_model(trim_frame(work), size),
+        pixels=squeeze_to_model(trimmed, size),
         width=decoded.width,
         height=decoded.height,
         taken_at=decoded.taken_at,
         sharpness=sharpness(work),
         keypoints=photo_keypoints(work).to_bytes(),
+        teaching_views=None if teaching_seed is None else teaching_views(trimmed, size, teaching_seed),
     )
 
 
 def decode_teaching_views(path: Path | str | bytes, size: int, seed: int) -> np.ndarray:
-    """The views a library learns its whitening from, at the model input ((1 + LEARNING_COPIES, size,
-    size, 3) uint8): the photo as the model sees it, mirrored, then edited copies of it (embedded as
-    they are: a frame an edit adds is part of what to damp). Run by worker processes too."""
-    trimmed = trim_frame(working_copy(_decode(path, draft_size=model_draft_size(size)).image))
-    mirrored = squeeze_to_model(trimmed, size)[:, ::-1]
-    copies = quality.edited_copies(trimmed, quality.LEARNING_COPIES, seed=seed)
-    return np.stack([mirrored] + [squeeze_to_model(c, size) for c in copies])
+    """teaching_views of a photo embedded earlier. Run by worker processes too."""
+    return teaching_views(trim_frame(working_copy(_decode(path, draft_size=model_draft_size(size)).image)), size, seed)
+
+
+def teaching_views(trimmed: Image.Image, size: int, seed: int) -> np.ndarray:
+    """The views a library learns its whitening from, at the model input ((LEARNING_COPIES, size, size,
+    3) uint8): edited copies of the photo (embedded as they are: a frame an edit adds is part of what
+    to damp), each paired with the photo's own vector."""
+    return np.stack([squeeze_to_model(c, size) for c in quality.edited_copies(trimmed, quality.LEARNING_COPIES,
+                                                                                seed=seed)])
 
 
 def read_meta(source: Source) -> ImageMeta:

@@ -17,7 +17,14 @@ import numpy as np
 from PIL import Image
 from platformdirs import user_data_dir
 
-from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_size, open_image, working_copy
+from vitgallery.core.imageio import (
+    DecodedPhoto,
+    DecodeError,
+    grey_keypoints,
+    model_draft_size,
+    open_image,
+    working_copy,
+)
 from vitgallery.core.index import IndexMismatch, header_path
 from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision, signature_runtime
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
@@ -345,8 +352,9 @@ class Library:
         plan = plan_resources(embedder.device.type)  # the split of cores measured by bench/throughput.py
         batch_size = batch_size or plan.batch_size
         decode_workers = plan.decode_workers if decode_workers is None else decode_workers
-        self._embed(embedder, to_embed, summary, report, cancel, pause, batch_size, decode_workers)
-        # Every photo is searchable first; then the library learns how to tell its photos apart.
+        self._embed(embedder, to_embed, summary, report, cancel, pause, batch_size, decode_workers,
+                    self._teach_while_embedding(to_embed))
+        # What the first pass could not teach (a library indexed before, a cancelled run) is taught now.
         if not cancel.is_set():
             self._teach(embedder, summary, report, cancel, pause, batch_size, decode_workers)
         self._refresh_whitening(self.store.count_files(), report)
@@ -431,7 +439,9 @@ class Library:
 
     def _embed(self, embedder: Embedder, files: list[FoundFile],
                summary: IndexSummary, report: Callable[[IndexProgress], None], cancel: threading.Event,
-               pause: threading.Event | None, batch_size: int, decode_workers: int | None) -> None:
+               pause: threading.Event | None, batch_size: int, decode_workers: int | None,
+               teaching: set[str]) -> None:
+        """Embed `files`; those in `teaching` also embed their teaching views, decoded with them."""
         known_before = set(self.store.files())
         total, done = len(files), 0
         started = time.monotonic()
@@ -448,6 +458,7 @@ class Library:
                        for (f, photo, fp), vec in zip(batch, vectors)]
             ids = self.store.add_embedded(records)
             self._add_vectors(ids, vectors)
+            self._store_teaching_views(embedder, [(i, photo) for i, (_, photo, _) in zip(ids, batch)], summary)
             updated = sum(1 for f, _, _ in batch if f.path in known_before)
             summary.updated += updated
             summary.added += len(batch) - updated
@@ -457,7 +468,8 @@ class Library:
                     self._save_index()
                 last_save = time.monotonic()
 
-        jobs = (DecodeJob(f, self.root / f.path) for f in files)
+        jobs = (DecodeJob(f, self.root / f.path, teaching_seed=_teaching_seed(f.path) if f.path in teaching else None)
+                for f in files)
         for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,
                                   prefetch=max(2 * batch_size, 16)):
             f: FoundFile = outcome.job.key
@@ -476,6 +488,23 @@ class Library:
         flush()
 
     # -- the whitening learned from the library ---------------------------------------------------
+
+    def _teach_while_embedding(self, to_embed: list[FoundFile]) -> set[str]:
+        """The new photos that fill the teaching sample as they are embedded: the decode worker makes
+        their teaching views from the decode it does anyway, so teaching costs one forward pass each."""
+        photos = self.store.count_files() + len(to_embed)  # at most, once embedded
+        wanted = min(WHITENING_SAMPLE, photos) - self.store.count_learning_photos()
+        if wanted <= 0 or photos < WHITENING_MIN_PHOTOS or not to_embed:
+            return set()
+        return {f.path for f in random.Random(photos).sample(to_embed, min(wanted, len(to_embed)))}
+
+    def _store_teaching_views(self, embedder: Embedder, photos: list[tuple[int, DecodedPhoto]],
+                              summary: IndexSummary) -> None:
+        taught = [(file_id, photo.teaching_views) for file_id, photo in photos if photo.teaching_views is not None]
+        if taught:
+            vectors = embedder.embed_views(np.stack([views for _, views in taught]))
+            self.store.add_learning_views([(file_id, v) for (file_id, _), v in zip(taught, vectors)])
+            summary.teaching += len(taught)
 
     def _teach(self, embedder: Embedder, summary: IndexSummary, report: Callable[[IndexProgress], None],
                cancel: threading.Event, pause: threading.Event | None, batch_size: int,
@@ -500,7 +529,7 @@ class Library:
                 summary.teaching += len(batch)
                 batch.clear()
 
-        jobs = (DecodeJob(row, self.root / row.path, zlib.crc32(row.path.encode())) for row in chosen)
+        jobs = (DecodeJob(row, self.root / row.path, _teaching_seed(row.path)) for row in chosen)
         for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,
                                   prefetch=max(2 * batch_size, 16)):
             row: FileRow = outcome.job.key
@@ -508,7 +537,7 @@ class Library:
             if outcome.photo is not None and outcome.fingerprint == row.fingerprint:
                 batch.append((row, outcome.photo))
             done += 1
-            if len(batch) * (1 + LEARNING_COPIES) >= batch_size:
+            if len(batch) * LEARNING_COPIES >= batch_size:
                 flush()
             if _step_done(IndexProgress("learning", done, total, *_pace(done, total, started), row.path),
                           report, cancel, pause):
@@ -625,6 +654,11 @@ class Library:
         index = self._vector_index()
         return LibraryStatus(self.root, self.library_dir, root_is_available(self.root), self.store.count_files(),
                              len(self.store.skipped()), self.model_signature, len(index) if index else 0)
+
+
+def _teaching_seed(path: str) -> int:
+    """The edits a photo is taught with follow its path, so a rerun teaches the same views."""
+    return zlib.crc32(path.encode())
 
 
 def _within(reference: int, value: int) -> bool:

@@ -35,6 +35,7 @@ class DecodeJob:
     key: object  # the caller's handle for this file
     path: Path
     learning_seed: int | None = None  # set: decode the views the library's whitening learns from instead
+    teaching_seed: int | None = None  # set: decode the photo and, from the same decode, its teaching views
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def decode_one(job: DecodeJob, size: int) -> tuple[DecodedPhoto | np.ndarray | N
 
 def _decode_job(job: DecodeJob, source: Path | bytes, size: int) -> DecodedPhoto | np.ndarray:
     if job.learning_seed is None:
-        return decode_for_model(source, size)
+        return decode_for_model(source, size, job.teaching_seed)
     return decode_teaching_views(source, size, job.learning_seed)
 
 
