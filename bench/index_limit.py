@@ -35,17 +35,19 @@ from pathlib import Path
 import numpy as np
 
 from vitgallery.core.imageio import (
+    Teaching,
     decode_for_model,
     model_draft_size,
     open_image,
     photo_keypoints,
     sharpness,
     squeeze_to_model,
+    teaching_views,
     trim_frame,
     working_copy,
 )
 from vitgallery.core.pipeline import available_cores, plan_resources
-from vitgallery.core.quality import LEARNING_COPIES, edited_copies
+from vitgallery.core.quality import teaching_views_per_photo
 from vitgallery.core.scan import fingerprint_bytes
 
 # Decode workers import this script again (forkserver): keep torch out of them.
@@ -66,7 +68,7 @@ def cpu_ms_per(items: int, work: Callable[[], object]) -> float:
     return 1000 * (time.process_time() - started) / items
 
 
-def stage_costs(paths: list[Path], size: int) -> dict[str, float]:
+def stage_costs(paths: list[Path], size: int, views: int) -> dict[str, float]:
     datas = [p.read_bytes() for p in paths]
     draft = model_draft_size(size)
     decode_for_model(datas[0], size)  # first use: plugin registry, OpenCV
@@ -80,9 +82,9 @@ def stage_costs(paths: list[Path], size: int) -> dict[str, float]:
             n, lambda: [squeeze_to_model(trim_frame(working_copy(im)), size) for im in images]),
         "sharpness": cpu_ms_per(n, lambda: [sharpness(w) for w in works]),
         "keypoints (SIFT)": cpu_ms_per(n, lambda: [photo_keypoints(w) for w in works]),
-        "teaching views (mirror + edited copies)": cpu_ms_per(n, lambda: [
-            [squeeze_to_model(c, size) for c in edited_copies(trim_frame(w), LEARNING_COPIES, seed=i)]
-            for i, w in enumerate(works)]),
+        f"teaching views ({views}) of a taught photo": cpu_ms_per(n, lambda: [
+            teaching_views(t, squeeze_to_model(t, size), Teaching(i, views))
+            for i, t in enumerate(trim_frame(w) for w in works)]),
     }
 
 
@@ -147,6 +149,7 @@ def main() -> int:
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--runtime", default="auto")
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--skip-variants", action="store_true", help="cost only the chosen model, not every variant")
     ap.add_argument("--stage-photos", type=int, default=16)
     ap.add_argument("--model-photos", type=int, default=48)
     ap.add_argument("--no-index", action="store_true", help="stage costs and limits only")
@@ -160,11 +163,15 @@ def main() -> int:
     chosen = load_embedder(a.model, weights=a.weights, device="cpu", precision=a.precision, runtime=a.runtime)
     print(f"# chosen: {chosen.signature}; load {os.getloadavg()[0]:.1f}", file=sys.stderr)
     size = chosen.input_size
-    stages = stage_costs(paths[: a.stage_photos], size)
+    taught = min(len(paths), WHITENING_SAMPLE)
+    views = teaching_views_per_photo(taught)
+    stages = stage_costs(paths[: a.stage_photos], size, views)
     pixels = np.stack([decode_for_model(p, size).pixels for p in paths[: a.model_photos]])
     variants = {f"torch {p}": ("torch", p) for p in ("fp32", "bf16", "int8")}
     if openvino_available():
         variants.update({f"openvino {p}": ("openvino", p) for p in ("bf16", "int8")})
+    if a.skip_variants:
+        variants = {"torch fp32": ("torch", "fp32")}
     embedders = {name: load_embedder(a.model, weights=a.weights, device="cpu", runtime=rt, precision=p)
                  for name, (rt, p) in variants.items()}
     chosen_name = f"{chosen.runtime} {chosen.precision}"
@@ -175,11 +182,9 @@ def main() -> int:
 
     decode_ms = sum(ms for name, ms in stages.items() if not name.startswith("teaching"))
     first_pass_ms = decode_ms + models[chosen_name]
-    taught = min(len(paths), WHITENING_SAMPLE) / len(paths)
-    # The learning the library does today: each taught photo decoded again and 3 views embedded.
-    learning_ms = taught * (stages["JPEG decode (draft) + EXIF"] + stages["model input (working copy, trim, resize)"]
-                            + stages["teaching views (mirror + edited copies)"]
-                            + (1 + LEARNING_COPIES) * models[chosen_name])
+    # The learning the library does: each taught photo's views, made from its decode, embedded.
+    learning_ms = taught / len(paths) * (stages[f"teaching views ({views}) of a taught photo"]
+                                         + views * models[chosen_name])
     limit_first = 1000 * cores / first_pass_ms
     limit_whole = 1000 * cores / (first_pass_ms + learning_ms)
     fp32_cpu_rate = 1000 * cores / models["torch fp32"]
@@ -200,7 +205,7 @@ def main() -> int:
         mark = "  <- chosen" if name == chosen_name else ""
         print(f"  {'model, ' + name:<44}{ms:>8.1f}{mark}")
     print(f"\nlimit on {cores} idle cores with {chosen_name}: first pass {limit_first:.1f} photos/s; whole first "
-          f"index, learning as the library does it ({taught:.0%} of photos taught), {limit_whole:.1f} photos/s")
+          f"index, learning as the library does it ({taught} photos taught, {views} views each), {limit_whole:.1f} photos/s")
     print(f"fp32 model-only (torch, {cores} threads, batch {BATCH}): {fp32_rate:.1f} photos/s measured "
           f"(runs: {' '.join(f'{r:.1f}' for r in fp32_rates)}); {fp32_cpu_rate:.1f} if the cores were ours")
     if result is not None:

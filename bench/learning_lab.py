@@ -15,7 +15,8 @@ Configurations (SHARE of the photos taught, drawn at random, --draws draws avera
   none            no whitening (plain cosine of the raw vectors)
   pca-P           PCA whitening of the library's own vectors, power P (no extra pass)
   views-V@SHARE   the views V of each taught photo: m mirror, e1/e2 the edited copies; "one" = one
-                  view per photo, the kind cycling over photos
+                  view per photo, the kind cycling over photos; "rule" = the library's rule
+                  (quality.teaching_views_per_photo: copy 1, mirror, copy 2, as many as make ~640 pairs)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vitgallery.core.quality import LibraryWhitening
+from vitgallery.core.quality import LibraryWhitening, teaching_views_per_photo
 
 SCORER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "score.py"  # beside the repository; --scorer
 SHRINK = 0.1  # the library's WHITENING_SHRINK
@@ -86,7 +87,12 @@ def whitened(corpus: Corpus, config: str, rng: np.random.Generator) -> tuple[np.
     views, _, share = config.removeprefix("views-").partition("@")
     count = len(corpus.names)
     taught = rng.permutation(count)[: max(1, round(float(share or 1) * count))]
-    if views == "one":
+    if views == "rule":  # the library's: teaching_views_per_photo, kinds in TEACHING_KINDS order
+        columns = [1, 0, 2][: teaching_views_per_photo(len(taught))]  # stored: mirror, copy 1, copy 2
+        own = np.repeat(corpus.vectors[taught], len(columns), axis=0)
+        other = corpus.views[taught][:, columns].reshape(-1, corpus.vectors.shape[1])
+        passes = len(taught) * len(columns) / count
+    elif views == "one":
         kinds = np.arange(len(taught)) % len(VIEW_NAMES)
         own, other = corpus.vectors[taught], corpus.views[taught, kinds]
         passes = len(taught) / count

@@ -13,7 +13,7 @@ from tests.photos import make_photo
 from vitgallery.core import library as library_module
 from vitgallery.core.library import RERANK_CANDIDATES, Library
 from vitgallery.core.models import load_embedder
-from vitgallery.core.quality import LEARNING_COPIES, RERANK_MIN_INLIERS, Keypoints
+from vitgallery.core.quality import RERANK_MIN_INLIERS, Keypoints, teaching_views_per_photo
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_indexing_stores_keypoints_and_learns_a_whitening(photo_folder, tmp_path
     assert all(len(Keypoints.from_bytes(data)) > 0 for data in stored.values())
     assert lib.store.count_learning_photos() == 12
     own, other = lib.store.learning_pairs()
-    assert own.shape == other.shape == (12 * LEARNING_COPIES, embedder.dim)
+    assert own.shape == other.shape == (12 * teaching_views_per_photo(12), embedder.dim)
     whitening = lib.store.whitening()
     assert whitening is not None and whitening.photos == 12 and whitening.pairs == len(own)
 

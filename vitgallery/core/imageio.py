@@ -123,7 +123,16 @@ class DecodedPhoto:
     taken_at: float | None
     sharpness: float
     keypoints: bytes  # quality.Keypoints.to_bytes() of its SIFT keypoints, for verifying matches
-    teaching_views: np.ndarray | None = None  # (LEARNING_COPIES, size, size, 3) when asked for (teaching_views)
+    teaching_views: np.ndarray | None = None  # (views, size, size, 3) when asked for (see Teaching)
+
+
+@dataclass(frozen=True)
+class Teaching:
+    """Which views a photo teaches the library's whitening with: quality.TEACHING_KINDS[:views], the
+    edits drawn from `seed`."""
+
+    seed: int
+    views: int
 
 
 @dataclass
@@ -224,37 +233,41 @@ def model_draft_size(size: int) -> int:
     return max(2 * size, quality.KEYPOINT_LONG_SIDE)
 
 
-def decode_for_model(path: Path | str | bytes, size: int, teaching_seed: int | None = None) -> DecodedPhoto:
-    """Decode a photo for indexing: model input, keypoints, metadata, and with a `teaching_seed` the
-    views it teaches the library's whitening with (made from this decode: no second one).
+def decode_for_model(path: Path | str | bytes, size: int, teaching: Teaching | None = None) -> DecodedPhoto:
+    """Decode a photo for indexing: model input, keypoints, metadata, and with `teaching` the views it
+    teaches the library's whitening with (made from this decode: no second one).
 
     Module-level and returning a plain dataclass so that worker processes can run it.
     """
     decoded = _decode(path, draft_size=model_draft_size(size))
     work = working_copy(decoded.image)
     trimmed = trim_frame(work)
+    pixels = squeeze_to_model(trimmed, size)
     return DecodedPhoto(
-        pixels=squeeze_to_model(trimmed, size),
+        pixels=pixels,
         width=decoded.width,
         height=decoded.height,
         taken_at=decoded.taken_at,
         sharpness=sharpness(work),
         keypoints=photo_keypoints(work).to_bytes(),
-        teaching_views=None if teaching_seed is None else teaching_views(trimmed, size, teaching_seed),
+        teaching_views=None if teaching is None else teaching_views(trimmed, pixels, teaching),
     )
 
 
-def decode_teaching_views(path: Path | str | bytes, size: int, seed: int) -> np.ndarray:
+def decode_teaching_views(path: Path | str | bytes, size: int, teaching: Teaching) -> np.ndarray:
     """teaching_views of a photo embedded earlier. Run by worker processes too."""
-    return teaching_views(trim_frame(working_copy(_decode(path, draft_size=model_draft_size(size)).image)), size, seed)
+    trimmed = trim_frame(working_copy(_decode(path, draft_size=model_draft_size(size)).image))
+    return teaching_views(trimmed, squeeze_to_model(trimmed, size), teaching)
 
 
-def teaching_views(trimmed: Image.Image, size: int, seed: int) -> np.ndarray:
-    """The views a library learns its whitening from, at the model input ((LEARNING_COPIES, size, size,
-    3) uint8): edited copies of the photo (embedded as they are: a frame an edit adds is part of what
-    to damp), each paired with the photo's own vector."""
-    return np.stack([squeeze_to_model(c, size) for c in quality.edited_copies(trimmed, quality.LEARNING_COPIES,
-                                                                                seed=seed)])
+def teaching_views(trimmed: Image.Image, pixels: np.ndarray, teaching: Teaching) -> np.ndarray:
+    """The views a library learns its whitening from, at the model input ((views, size, size, 3) uint8),
+    each paired with the photo's own vector: edited copies of the photo (embedded as they are: a frame
+    an edit adds is part of what to damp) and its model input (`pixels`) mirrored."""
+    kinds = quality.TEACHING_KINDS[: teaching.views]
+    copies = iter(quality.edited_copies(trimmed, kinds.count("copy"), seed=teaching.seed))
+    size = pixels.shape[0]
+    return np.stack([pixels[:, ::-1] if kind == "mirror" else squeeze_to_model(next(copies), size) for kind in kinds])
 
 
 def read_meta(source: Source) -> ImageMeta:

@@ -20,6 +20,7 @@ from platformdirs import user_data_dir
 from vitgallery.core.imageio import (
     DecodedPhoto,
     DecodeError,
+    Teaching,
     grey_keypoints,
     model_draft_size,
     open_image,
@@ -28,7 +29,7 @@ from vitgallery.core.imageio import (
 from vitgallery.core.index import IndexMismatch, header_path
 from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision, signature_runtime
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
-from vitgallery.core.quality import LEARNING_COPIES, Keypoints, LibraryWhitening, rerank, verify_pair
+from vitgallery.core.quality import Keypoints, LibraryWhitening, rerank, teaching_views_per_photo, verify_pair
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
 from vitgallery.core.store import EmbeddedFile, FileRow, SkippedFile, Store, StoredWhitening
 from vitgallery.core.vector_store import SearchIndex, VectorStoreSetting, load_index, new_index
@@ -468,8 +469,9 @@ class Library:
                     self._save_index()
                 last_save = time.monotonic()
 
-        jobs = (DecodeJob(f, self.root / f.path, teaching_seed=_teaching_seed(f.path) if f.path in teaching else None)
-                for f in files)
+        views = teaching_views_per_photo(min(WHITENING_SAMPLE, self.store.count_files() + len(files)))
+        jobs = (DecodeJob(f, self.root / f.path, teaching=Teaching(_teaching_seed(f.path), views)
+                          if f.path in teaching else None) for f in files)
         for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,
                                   prefetch=max(2 * batch_size, 16)):
             f: FoundFile = outcome.job.key
@@ -529,7 +531,9 @@ class Library:
                 summary.teaching += len(batch)
                 batch.clear()
 
-        jobs = (DecodeJob(row, self.root / row.path, _teaching_seed(row.path)) for row in chosen)
+        views = teaching_views_per_photo(min(WHITENING_SAMPLE, photos))
+        jobs = (DecodeJob(row, self.root / row.path, learning=Teaching(_teaching_seed(row.path), views))
+                for row in chosen)
         for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,
                                   prefetch=max(2 * batch_size, 16)):
             row: FileRow = outcome.job.key
@@ -537,7 +541,7 @@ class Library:
             if outcome.photo is not None and outcome.fingerprint == row.fingerprint:
                 batch.append((row, outcome.photo))
             done += 1
-            if len(batch) * LEARNING_COPIES >= batch_size:
+            if len(batch) * views >= batch_size:
                 flush()
             if _step_done(IndexProgress("learning", done, total, *_pace(done, total, started), row.path),
                           report, cancel, pause):

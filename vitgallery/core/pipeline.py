@@ -20,7 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vitgallery.core.imageio import DecodedPhoto, DecodeError, decode_for_model, decode_teaching_views
+from vitgallery.core.imageio import (
+    DecodedPhoto,
+    DecodeError,
+    Teaching,
+    decode_for_model,
+    decode_teaching_views,
+)
 from vitgallery.core.scan import fingerprint_bytes, fingerprint_file
 
 log = logging.getLogger(__name__)
@@ -34,8 +40,8 @@ READ_WHOLE_MAX_BYTES = 256 << 20
 class DecodeJob:
     key: object  # the caller's handle for this file
     path: Path
-    learning_seed: int | None = None  # set: decode the views the library's whitening learns from instead
-    teaching_seed: int | None = None  # set: decode the photo and, from the same decode, its teaching views
+    learning: Teaching | None = None  # set: decode only these views the library's whitening learns from
+    teaching: Teaching | None = None  # set: decode the photo and, from the same decode, these teaching views
 
 
 @dataclass(frozen=True)
@@ -94,9 +100,9 @@ def decode_one(job: DecodeJob, size: int) -> tuple[DecodedPhoto | np.ndarray | N
 
 
 def _decode_job(job: DecodeJob, source: Path | bytes, size: int) -> DecodedPhoto | np.ndarray:
-    if job.learning_seed is None:
-        return decode_for_model(source, size, job.teaching_seed)
-    return decode_teaching_views(source, size, job.learning_seed)
+    if job.learning is None:
+        return decode_for_model(source, size, job.teaching)
+    return decode_teaching_views(source, size, job.learning)
 
 
 def _read_whole(path: Path) -> bytes | None:

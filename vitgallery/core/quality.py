@@ -52,10 +52,18 @@ def content_box(rgb: np.ndarray, *, tolerance: int = 12, min_share: float = 0.98
 
 # ---------------------------------------------------------------- edited copies for learning the whitening
 
-# Edited copies each sampled photo teaches with, one forward pass each. One keeps 97-98 % of the
-# whitening's retrieval gain of the former mirror image + 2 copies (bench/learning_lab.py, seeds 1, 2
-# and the holdout, docs/performance.md) at a third of the passes; the mirror image taught least.
-LEARNING_COPIES = 1
+# The views a sampled photo teaches with, one forward pass each, in the order taken: an edited copy,
+# the mirror image, a second edited copy. What the whitening needs is pairs, from as many photos as
+# possible: bench/learning_lab.py found one view per photo enough where a library gives ~700 pairs that
+# way (97.9 % of the gain of three views on seed 1's dup), while a library of 174 photos needs all
+# three (one kept 79 % on seed 1's sem). So each photo gets the views that make about TEACHING_PAIRS.
+TEACHING_KINDS = ("copy", "mirror", "copy")
+TEACHING_PAIRS = 640
+
+
+def teaching_views_per_photo(taught_photos: int) -> int:
+    """Views for each of `taught_photos` photos: about TEACHING_PAIRS pairs in all, 1 to 3 per photo."""
+    return max(1, min(len(TEACHING_KINDS), round(TEACHING_PAIRS / max(1, taught_photos))))
 
 EDIT_KINDS = ("crop", "shrink_jpeg", "grey", "colour", "frame", "caption", "tilt", "squash", "blur")
 

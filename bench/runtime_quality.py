@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Retrieval quality of each runtime and precision on the same photos (issue 18, point 2).
+
+    python bench/runtime_quality.py /tmp/vg-corpus/dup /tmp/vg-corpus/sem --weights W \
+        --runtimes torch:bf16 openvino:int8
+
+Each photo of each task is decoded once, as indexing does (decode_for_model, with the first teaching
+view the library would embed for it: an edited copy, seeded by its name); every runtime embeds the same
+pixels. Per runtime and task: mAP of plain cosine, and of the library's recipe without the SIFT
+re-rank (whitening fitted on the photos against their teaching views, exact search, top 100), by the
+shared scorer; and the cosine of each runtime's vectors to the first runtime's. The re-rank is left
+out so that only the vectors differ (it reorders the top 50 by keypoints, the same for every runtime).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+from learning_lab import SCORER, SHRINK, load_scorer, rank  # bench/ is on the path
+
+from vitgallery.core.imageio import Teaching, decode_for_model
+from vitgallery.core.models import DEFAULT_MODEL, load_embedder
+from vitgallery.core.quality import LibraryWhitening
+
+BATCH = 16
+
+
+def decode_task(task: Path, size: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    paths = sorted(p for p in (task / "images").iterdir() if p.is_file())
+    decoded = [decode_for_model(p, size, Teaching(zlib.crc32(p.name.encode()), views=1)) for p in paths]
+    return [p.name for p in paths], np.stack([d.pixels for d in decoded]), np.stack([d.teaching_views for d in decoded])
+
+
+def embed(embedder, pixels: np.ndarray) -> np.ndarray:
+    return np.concatenate([embedder.embed_pixels(pixels[i:i + BATCH]) for i in range(0, len(pixels), BATCH)])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("tasks", nargs="+", type=Path, help="corpus task folders (images/ and truth.json)")
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--runtimes", nargs="+", default=["torch:bf16", "openvino:int8"], help="RUNTIME:PRECISION")
+    ap.add_argument("--scorer", type=Path, default=SCORER)
+    a = ap.parse_args()
+
+    score = load_scorer(a.scorer)
+    embedders = {}
+    for choice in a.runtimes:
+        runtime, _, precision = choice.partition(":")
+        embedders[choice] = load_embedder(a.model, weights=a.weights, device="cpu", runtime=runtime,
+                                          precision=precision)
+    size = next(iter(embedders.values())).input_size
+    rows = []
+    for task in a.tasks:
+        truth = json.loads((task / "truth.json").read_text())
+        names, pixels, views = decode_task(task, size)
+        reference = None
+        for choice, embedder in embedders.items():
+            started = time.process_time()
+            vectors, taught = embed(embedder, pixels), embed(embedder, views[:, 0])
+            cpu_ms = 1000 * (time.process_time() - started) / (2 * len(names))
+            whitening = LibraryWhitening.fit_pairs(vectors, vectors, taught, shrink=SHRINK)
+            plain = score(truth, rank(vectors, names))["mAP"]
+            whitened = score(truth, rank(whitening.apply(vectors), names))["mAP"]
+            cosine = 1.0 if reference is None else float(np.sum(vectors * reference, axis=1).mean())
+            reference = vectors if reference is None else reference
+            rows.append((f"{task.parent.name}/{task.name}", choice, plain, whitened, cosine, cpu_ms))
+            print(f"# {rows[-1]}", file=sys.stderr, flush=True)
+    print("| task | runtime | mAP, plain cosine | mAP, whitened (no re-rank) | cosine to first | CPU ms/img |")
+    print("|---|---|---|---|---|---|")
+    for task, choice, plain, whitened, cosine, cpu_ms in rows:
+        print(f"| {task} | {choice} | {plain:.2f} | {whitened:.2f} | {cosine:.4f} | {cpu_ms:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
