@@ -109,7 +109,7 @@ def format_summary(s: IndexSummary) -> str:
     lines = [f"added {s.added}, updated {s.updated}, moved {s.moved}, removed {s.removed}, "
              f"unchanged {s.unchanged}, skipped {s.skipped}  ({s.seconds:.1f} s)"]
     if s.teaching:
-        lines.append(f"learned from {s.teaching} photos how this library's photos differ (mirrored and edited copies)")
+        lines.append(f"learned from {s.teaching} photos how this library's photos differ (edited copies of them)")
     if s.cancelled:
         lines.append("cancelled: what was embedded so far is saved; run index again to continue")
     for reason, count in sorted(s.skipped_reasons.items(), key=lambda kv: -kv[1]):

@@ -98,7 +98,7 @@ class QueryNeedsModel(LibraryError):
 
 @dataclass(frozen=True)
 class IndexProgress:
-    # "scanning", "embedding", "learning" (the teaching photos' mirrored and edited views), "fitting"
+    # "scanning", "embedding", "learning" (teaching views of photos indexed earlier), "fitting"
     # (the whitening, and the index rebuilt through it), "saving", "done"
     phase: str
     done: int
@@ -117,7 +117,7 @@ class IndexSummary:
     unchanged: int = 0
     skipped: int = 0
     skipped_reasons: dict[str, int] = field(default_factory=dict)
-    teaching: int = 0  # photos embedded mirrored and edited this run, to teach the library's whitening
+    teaching: int = 0  # photos whose teaching views were embedded this run (see Teaching)
     offline: bool = False
     cancelled: bool = False
     seconds: float = 0.0
