@@ -575,7 +575,8 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     report = progress or (lambda p: None)
     cancel = cancel or threading.Event()
     store: Store = library.store
-    index, whitening = library._search_state()
+    space = library.search_space()
+    index, whitening = (space.index, space.whitening) if space is not None else (None, None)
     files = store.files_by_ids(index.labels()) if index is not None else {}
     scan = DuplicateScan(library.root, files, {}, [], store.decisions())
     if index is None or len(files) < 2:
