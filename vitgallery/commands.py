@@ -1,4 +1,4 @@
-"""The commands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates, and the window."""
+"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates."""
 
 from __future__ import annotations
 
@@ -28,7 +28,15 @@ from vitgallery.core.library import (
     last_library_dir,
     remember_last_library,
 )
-from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
+from vitgallery.core.models import (
+    DEFAULT_MODEL,
+    DEVICES,
+    MODELS,
+    PRECISIONS,
+    Embedder,
+    ModelLoadError,
+    load_embedder,
+)
 from vitgallery.core.quality import RERANK_MIN_INLIERS
 from vitgallery.core.store import StoreError
 
@@ -252,9 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--library", help="library folder (default: in the user data folder, keyed by FOLDER)")
     p.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS))
     p.add_argument("--weights", help="local weights file in the official layout (no download)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--batch-size", type=int, default=None, help="photos per model call (default: adapts to the device)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: bf16 on GPUs and on CPUs with native bf16, else fp32; int8 is faster on CPU "
                         "but loses about 1 mAP point")
     p.add_argument("--workers", type=int, default=None, help="decoder processes (default: adapts to the machine)")
@@ -269,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify", action="store_true",
                    help="rank by the vectors alone, without checking the top 50 with SIFT keypoints (faster)")
     p.add_argument("--weights", help="weights file, if the library was indexed from one at another path")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser("status", help="what the library holds")
@@ -290,10 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
-        return run_gui(argv)
+def main(argv: list[str]) -> int:
+    """Run one subcommand (`argv[0]` is its name, or an option such as --help)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -305,17 +311,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: what was embedded so far is saved", file=sys.stderr)
         return 130
-
-
-def run_gui(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="vitgallery", description="open the vitgallery window")
-    parser.add_argument("folder", nargs="?")
-    parser.add_argument("--library")
-    args = parser.parse_args(argv)
-    from vitgallery.ui.app import run_app  # Qt only loads for the window
-
-    return run_app(Path(args.folder) if args.folder else None, Path(args.library) if args.library else None)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
