@@ -19,11 +19,14 @@ from platformdirs import user_data_dir
 
 from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_size, open_image, working_copy
 from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
+from vitgallery.core.keypoints import Keypoints, verify_pair
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
-from vitgallery.core.quality import LEARNING_COPIES, Keypoints, LibraryWhitening, rerank, verify_pair
+from vitgallery.core.preprocess import LEARNING_COPIES
+from vitgallery.core.rerank import rerank
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
 from vitgallery.core.store import EmbeddedFile, FileRow, SkippedFile, Store, StoredWhitening
+from vitgallery.core.whitening import LibraryWhitening
 
 log = logging.getLogger(__name__)
 
@@ -486,7 +489,7 @@ class Library:
         """The k most similar photos, best first. A photo of this library uses its stored vector.
 
         The top RERANK_CANDIDATES by cosine (in the whitened space) are checked against the query's
-        SIFT keypoints; geometrically verified ones move up (quality.rerank). `verify=False` skips it.
+        SIFT keypoints; geometrically verified ones move up (core.rerank). `verify=False` skips it.
         """
         index, whitening = self._search_state()
         if index is None or len(index) == 0:
@@ -552,6 +555,14 @@ class Library:
         except OSError:
             return row  # offline (an unplugged drive): its stored vector still stands for it
         return row if (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns) else None
+
+    # -- the search space, for clients that search the whole library (duplicates) ---------------
+
+    def search_space(self) -> tuple[VectorIndex | None, LibraryWhitening | None]:
+        """The vector index and the whitening its vectors went through, taken together (a refit swaps
+        both at once): raw stored vectors are comparable with the index's after `whitening.apply`.
+        The index is None until a model indexed something."""
+        return self._search_state()
 
     # -- listing -----------------------------------------------------------------------------------
 
