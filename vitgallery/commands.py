@@ -19,6 +19,7 @@ from vitgallery.core.duplicates import (
     scan_duplicates,
 )
 from vitgallery.core.imageio import DecodeError
+from vitgallery.core.keypoints import VERIFIED_INLIERS
 from vitgallery.core.library import (
     IndexProgress,
     IndexSummary,
@@ -37,7 +38,6 @@ from vitgallery.core.models import (
     ModelLoadError,
     load_embedder,
 )
-from vitgallery.core.quality import RERANK_MIN_INLIERS
 from vitgallery.core.store import StoreError
 
 log = logging.getLogger("vitgallery")
@@ -162,7 +162,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 print(query)
                 for rank, h in enumerate(hits, 1):
                     # ✓ and the matching points for a hit verified as the same scene
-                    verified = h.inliers is not None and h.inliers >= RERANK_MIN_INLIERS
+                    verified = h.inliers is not None and h.inliers >= VERIFIED_INLIERS
                     why = f"✓{h.inliers:4d}" if verified else " " * 5
                     print(f"  {rank:3d}. {h.score:.3f} {why}  {h.path}")
         if args.json:

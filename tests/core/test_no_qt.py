@@ -43,7 +43,8 @@ def test_entry_module_does_not_load_torch():
 def test_decode_worker_modules_do_not_load_torch():
     """A decode worker runs pipeline.decode_one, which needs only these: importing torch would cost
     every worker seconds and hundreds of MB."""
-    assert not loads_torch("vitgallery.core.pipeline", "vitgallery.core.imageio", "vitgallery.core.quality")
+    assert not loads_torch("vitgallery.core.pipeline", "vitgallery.core.imageio", "vitgallery.core.preprocess",
+                           "vitgallery.core.keypoints")
 
 
 def test_commands_that_need_no_model_do_not_load_torch():

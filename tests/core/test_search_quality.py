@@ -11,9 +11,10 @@ from PIL import ImageOps
 
 from tests.photos import make_photo
 from vitgallery.core import indexing as indexing_module
+from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
-from vitgallery.core.quality import LEARNING_COPIES, RERANK_MIN_INLIERS, Keypoints
+from vitgallery.core.preprocess import LEARNING_COPIES
 from vitgallery.core.search import RERANK_CANDIDATES
 
 
@@ -62,12 +63,12 @@ def test_a_crop_is_verified_and_ranked_first(photo_folder, tmp_path, embedder):
         im.crop((40, 30, 300, 220)).save(crop)
     hits = lib.search(crop, k=8, embedder=embedder)
     assert hits[0].path == original
-    assert hits[0].inliers is not None and hits[0].inliers >= RERANK_MIN_INLIERS
+    assert hits[0].inliers is not None and hits[0].inliers >= VERIFIED_INLIERS
     assert hits[0].score >= hits[0].cosine
     assert all(h.inliers is not None for h in hits)  # all within the verified head
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     others = [h for h in hits if h.path != original]
-    assert all(h.inliers < RERANK_MIN_INLIERS for h in others)
+    assert all(h.inliers < VERIFIED_INLIERS for h in others)
 
 
 def test_a_quarter_turned_copy_is_verified(photo_folder, tmp_path, embedder):
@@ -77,7 +78,7 @@ def test_a_quarter_turned_copy_is_verified(photo_folder, tmp_path, embedder):
     make_photo(4).transpose(ImageOps.Image.Transpose.ROTATE_90).save(turned, quality=90)
     hits = lib.search(turned, k=5, embedder=embedder)
     assert hits[0].path == photo_folder / "img_04.jpg"
-    assert hits[0].inliers >= RERANK_MIN_INLIERS and hits[0].score > hits[0].cosine
+    assert hits[0].inliers >= VERIFIED_INLIERS and hits[0].score > hits[0].cosine
 
 
 def test_the_whitening_is_refitted_when_the_library_grows_by_a_quarter(photo_folder, tmp_path, embedder):

@@ -11,7 +11,7 @@ from tests.photos import make_photo
 from vitgallery.core.index import IndexMismatch, VectorIndex
 from vitgallery.core.library import DB_NAME, INDEX_NAME, Library, index_signature
 from vitgallery.core.models import Embedder, load_embedder
-from vitgallery.core.quality import LibraryWhitening
+from vitgallery.core.whitening import LibraryWhitening
 
 BATCH = 4
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
-from vitgallery.core.quality import LibraryWhitening
 from vitgallery.core.store import Store
+from vitgallery.core.whitening import LibraryWhitening
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,10 @@ import numpy as np
 from vitgallery.core.index_cache import IndexCache
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
-from vitgallery.core.quality import LEARNING_COPIES, LibraryWhitening
+from vitgallery.core.preprocess import LEARNING_COPIES
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
 from vitgallery.core.store import EmbeddedFile, FileRow, Store, StoredWhitening
+from vitgallery.core.whitening import LibraryWhitening
 
 log = logging.getLogger(__name__)
 

@@ -173,6 +173,7 @@ class Library:
         verified with SIFT keypoints and re-ranked; `verify=False` skips that."""
         return self._search.search(query, k=k, embedder=embedder, verify=verify)
 
+
     # -- listing -----------------------------------------------------------------------------------
 
     def photos(self) -> list[FileRow]:

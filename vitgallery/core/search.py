@@ -3,7 +3,7 @@
 A photo of the library is searched with its stored vector and keypoints (no model needed); any other
 image is decoded, shrunk once and embedded, its SIFT keypoints found beside the model's forward pass.
 The top RERANK_CANDIDATES by cosine in the library's whitened space are then verified against the
-query's keypoints, and the geometrically verified ones move up (quality.rerank).
+query's keypoints, and the geometrically verified ones move up (core.rerank).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from PIL import Image
 from vitgallery.core.errors import LibraryError, QueryNeedsModel
 from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_size, open_image, working_copy
 from vitgallery.core.index_cache import IndexCache
+from vitgallery.core.keypoints import Keypoints, verify_pair
 from vitgallery.core.models import Embedder
-from vitgallery.core.quality import Keypoints, rerank, verify_pair
+from vitgallery.core.rerank import rerank
 from vitgallery.core.store import FileRow, Store
 
 RERANK_CANDIDATES = 50

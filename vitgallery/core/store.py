@@ -75,7 +75,7 @@ CREATE INDEX IF NOT EXISTS action_items_action ON action_items(action_id);
     3: """
 CREATE TABLE IF NOT EXISTS keypoints (
     file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
-    data BLOB NOT NULL                  -- quality.Keypoints.to_bytes(): verifies search matches
+    data BLOB NOT NULL                  -- keypoints.Keypoints.to_bytes(): verifies search matches
 );
 CREATE TABLE IF NOT EXISTS learning_views (
     file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,

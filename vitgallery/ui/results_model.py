@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitgallery.core.quality import RERANK_MIN_INLIERS
+from vitgallery.core.keypoints import VERIFIED_INLIERS
 from vitgallery.ui.thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class PhotoTile:
 
     @property
     def verified(self) -> bool:
-        return self.inliers is not None and self.inliers >= RERANK_MIN_INLIERS
+        return self.inliers is not None and self.inliers >= VERIFIED_INLIERS
 
     def explanation(self) -> str:
         """Why it ranked where it did, in words."""
@@ -280,7 +280,7 @@ class PhotoTileDelegate(QStyledItemDelegate):
         score = index.data(ScoreRole)
         if score is not None:
             inliers = index.data(InliersRole)
-            mark = " ✓" if inliers is not None and inliers >= RERANK_MIN_INLIERS else ""  # the same scene
+            mark = " ✓" if inliers is not None and inliers >= VERIFIED_INLIERS else ""  # the same scene
             self._paint_badge(painter, square, f"{index.data(RankRole)} · {score:.2f}{mark}", option)
         painter.restore()
 
