@@ -21,7 +21,14 @@ from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_siz
 from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
 from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
-from vitgallery.core.quality import LEARNING_COPIES, Keypoints, LibraryWhitening, rerank, verify_pair
+from vitgallery.core.quality import (
+    LEARNING_COPIES,
+    RERANK_MIN_INLIERS,
+    Keypoints,
+    LibraryWhitening,
+    rerank,
+    verify_pair,
+)
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
 from vitgallery.core.store import EmbeddedFile, FileRow, SkippedFile, Store, StoredWhitening
 
@@ -125,6 +132,11 @@ class SearchHit:
     cosine: float
     inliers: int | None  # geometric-verification inliers, None when not verified
     file_id: int
+
+    @property
+    def verified(self) -> bool:
+        """Keypoints that one geometric map carries onto the query: the same photo (a copy, an edit, a crop)."""
+        return self.inliers is not None and self.inliers >= RERANK_MIN_INLIERS
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,8 @@ MODELS: dict[str, ModelSpec] = {
     )
 }
 DEFAULT_MODEL = "dinov2-s14"
+# The models offered to users: the test model has no weights to download and its vectors mean nothing.
+USER_MODELS = tuple(name for name, spec in MODELS.items() if spec.weights_url is not None)
 
 
 # -- weights ---------------------------------------------------------------------------------------
@@ -198,6 +200,9 @@ def _read_state_dict(path: Path) -> dict:
 
 # -- device ----------------------------------------------------------------------------------------
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     import torch
 
@@ -211,8 +216,8 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise ModelLoadError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ModelLoadError("--device mps was asked for, but this PyTorch has no MPS support")
-    if device not in ("cpu", "cuda", "mps"):
-        raise ModelLoadError(f"unknown device {device!r}: use auto, cpu, cuda or mps")
+    if device not in DEVICES:
+        raise ModelLoadError(f"unknown device {device!r}: use {', '.join(DEVICES)}")
     return torch.device(device)
 
 
