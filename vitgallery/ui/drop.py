@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import html.parser
 import logging
-import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData, QObject, QUrl, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData, QUrl
 from PySide6.QtGui import QImage
 
 log = logging.getLogger(__name__)
@@ -155,25 +154,3 @@ def download(url: str, timeout_s: float = DOWNLOAD_TIMEOUT_S, max_bytes: int = D
     if not data:
         raise DownloadError(f"{url} returned no data")
     return data
-
-
-class DownloadSignals(QObject):
-    finished = Signal(object, bytes)  # QuerySource, data
-    failed = Signal(object, str)  # QuerySource, message
-
-
-def start_download(source: QuerySource, signals: DownloadSignals) -> threading.Thread:
-    """Run `download` in a daemon thread (a stalled server must not hold up quitting)."""
-    assert source.url is not None
-
-    def run() -> None:
-        try:
-            data = download(source.url)
-        except DownloadError as error:
-            signals.failed.emit(source, str(error))
-            return
-        signals.finished.emit(source, data)
-
-    thread = threading.Thread(target=run, name="vitgallery-download", daemon=True)
-    thread.start()
-    return thread
