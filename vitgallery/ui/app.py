@@ -99,9 +99,11 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def run_app(folder: Path | None, library_dir: Path | None, weights: Path | None = None) -> int:
-    """Open the main window on `folder` (or the last one) and run until it closes. `weights`, a model
-    weights file, is kept in the settings like one chosen in the Settings dialog."""
+def run_app(
+    folder: Path | None, library_dir: Path | None, weights: Path | None = None, query: Path | None = None
+) -> int:
+    """Open the main window on `folder` (or the last one), search for `query` if given, and run until
+    it closes. `weights`, a model weights file, is kept in the settings like one chosen in Settings."""
     log_file = configure_logging()
     app = create_application()
     handler = ExceptionHandler(log_file, app)
@@ -115,6 +117,8 @@ def run_app(folder: Path | None, library_dir: Path | None, weights: Path | None 
     if start_folder is not None:
         # After the window is up, so it paints before the first listing starts.
         QTimer.singleShot(0, lambda: window.open_folder(start_folder))
+    if query is not None:
+        QTimer.singleShot(0, lambda: window.find_similar(query.expanduser().absolute()))
     code = app.exec()
     log.info("vitgallery closed with code %d", code)
     stuck = stuck_worker_threads()

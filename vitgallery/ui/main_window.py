@@ -428,10 +428,9 @@ class MainWindow(QMainWindow):
         self._show_folder_page()
         self.duplicates_view.set_library(None)
         self._list_folder(streaming=True)
-        self.jobs.submit(
-            lambda progress, cancel: self.session.open_library(folder, self.library_dir()),
-            lane="library",
-            name="open library",
+        self.jobs.open_library(
+            folder,
+            self.library_dir(),
             on_finished=self._on_library_opened,
             on_failed=self.show_worker_error,
         )

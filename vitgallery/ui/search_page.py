@@ -34,7 +34,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitgallery.ui.drop import QuerySource, download
+from vitgallery.core.fetch import download
+from vitgallery.ui.drop import QuerySource
 from vitgallery.ui.preview import PreviewDialog, ScaledImageLabel
 from vitgallery.ui.results_model import (
     Match,

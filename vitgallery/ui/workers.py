@@ -74,11 +74,11 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors with a message meant for the user; anything else is a bug and gets a report."""
     from vitgallery.core.actions import ActionError
     from vitgallery.core.duplicates import ScanError
+    from vitgallery.core.fetch import DownloadError
     from vitgallery.core.imageio import DecodeError
     from vitgallery.core.library import LibraryError
     from vitgallery.core.models import ModelLoadError
     from vitgallery.core.store import StoreError
-    from vitgallery.ui.drop import DownloadError
 
     return (
         LibraryError,
@@ -149,11 +149,20 @@ class Job(QObject):
     failed = Signal(object)  # WorkerError
     ended = Signal()
 
-    def __init__(self, name: str, work: PlainWork, *, throttle: bool = True, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        work: PlainWork,
+        *,
+        throttle: bool = True,
+        cleanup: Callable[[], None] | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.name = name
         self.cancel_event = threading.Event()
         self._work = work
+        self._cleanup = cleanup
         self._report: ProgressCallback = ProgressThrottle(self.progress.emit) if throttle else self.progress.emit
 
     def cancel(self) -> None:
@@ -175,7 +184,14 @@ class Job(QObject):
                 return
             self.finished.emit(result)
         finally:
-            self.ended.emit()
+            self.drop()
+
+    def drop(self) -> None:
+        """The job is over, run or not: its cleanup runs, then `ended` is sent."""
+        if self._cleanup is not None:
+            cleanup, self._cleanup = self._cleanup, None
+            cleanup()
+        self.ended.emit()
 
 
 class _Lane:
@@ -204,7 +220,7 @@ class _Lane:
                 break
             if job is not None:
                 job.cancel()
-                job.ended.emit()
+                job.drop()
         self.queue.put(self._STOP)
 
 
@@ -233,10 +249,12 @@ class JobRunner(QObject):
         on_failed: Callable[[WorkerError], None] | None = None,
         on_ended: Callable[[], None] | None = None,
         throttle: bool = True,
+        cleanup: Callable[[], None] | None = None,
     ) -> Job:
         """Queue `work(progress, cancel)` on `lane`. With `throttle` False every progress report
-        arrives (a listing's chunks); otherwise ten a second at most, each phase's first and last."""
-        job = Job(name or getattr(work, "__name__", "job"), work, throttle=throttle)
+        arrives (a listing's chunks); otherwise ten a second at most, each phase's first and last.
+        `cleanup` runs on the worker thread however the job ends, even if it never started."""
+        job = Job(name or getattr(work, "__name__", "job"), work, throttle=throttle, cleanup=cleanup)
         for signal, slot in (
             (job.progress, on_progress),
             (job.finished, on_finished),
@@ -249,7 +267,7 @@ class JobRunner(QObject):
         self._jobs.add(job)
         if self._closed:
             job.cancel()
-            job.ended.emit()
+            job.drop()
             return job
         if lane not in self._lanes:
             self._lanes[lane] = _Lane(lane)
@@ -265,6 +283,19 @@ class JobRunner(QObject):
 
         kwargs.setdefault("name", getattr(work, "__name__", "library job"))
         return self.submit(on_library, **kwargs)
+
+    def open_library(self, root: Path | None, library_dir: Path | None, **kwargs) -> Job:
+        """Open the library of `root` (or reopen the one in `library_dir`) as the session's. Jobs that
+        borrow the library from now on wait for it, so they never see the old one, or none."""
+        session = self.session
+        session.opening_started()
+        return self.submit(
+            lambda progress, cancel: session.open_library(root, library_dir),
+            lane="library",
+            name="open library",
+            cleanup=session.opening_ended,
+            **kwargs,
+        )
 
     def cancel_all(self) -> None:
         for job in list(self._jobs):
@@ -346,9 +377,9 @@ class Session:
         self._library_state = threading.Condition()
         self._users = 0
         self._replacing = False
+        self._opening = 0  # library openings submitted and not finished: borrowers wait for them
         self._embedder_lock = threading.Lock()
         self._embedder: Embedder | None = None
-        self._embedder_key: tuple | None = None
 
     # The library -----------------------------------------------------------------------------
 
@@ -359,9 +390,10 @@ class Session:
 
     @contextmanager
     def use_library(self) -> Iterator[Library]:
-        """Borrow the open library; it is not closed or replaced until every borrower returns it."""
+        """Borrow the open library (the one being opened, once it is); it is not closed or replaced
+        until every borrower returns it."""
         with self._library_state:
-            self._library_state.wait_for(lambda: not self._replacing)
+            self._library_state.wait_for(lambda: not self._replacing and not self._opening)
             library = self._library
             if library is None:
                 raise NoLibraryError("open a photo folder first")
@@ -386,6 +418,15 @@ class Session:
         if old is not None:
             old.close()
 
+    def opening_started(self) -> None:
+        with self._library_state:
+            self._opening += 1
+
+    def opening_ended(self) -> None:
+        with self._library_state:
+            self._opening -= 1
+            self._library_state.notify_all()
+
     def open_library(self, root: Path | None, library_dir: Path | None) -> OpenedLibrary:
         """Open the library of `root` (or reopen the one in `library_dir`) for the window's jobs."""
         from vitgallery.core.library import Library, remember_last_library
@@ -402,13 +443,17 @@ class Session:
         """The model to index with: the chosen one; with no weights file chosen, the file the library
         was indexed from, if it used the same model (as the CLI does)."""
         weights = _index_weights(library, choice)
-        return self._cached_embedder(
-            _index_key(library, choice),
-            lambda: _load_embedder(choice.name, weights=weights, device=choice.device, precision=choice.precision),
-        )
+        with self._embedder_lock:
+            if not _fits(self._embedder, choice, weights):
+                self._embedder = None  # the old model's memory is freed before the new one loads
+                log.info("loading the model %s (weights %s) on %s", choice.name, weights or "official", choice.device)
+                self._embedder = _load_embedder(
+                    choice.name, weights=weights, device=choice.device, precision=choice.precision
+                )
+            return self._embedder
 
     def has_embedder_for_index(self, library: Library, choice: ModelChoice) -> bool:
-        return self._embedder is not None and self._embedder_key == _index_key(library, choice)
+        return _fits(self._embedder, choice, _index_weights(library, choice))
 
     def needs_download(self, library: Library, choice: ModelChoice) -> bool:
         """Whether indexing with `choice` must first download the official weights."""
@@ -421,25 +466,16 @@ class Session:
 
     def search_embedder(self, library: Library, choice: ModelChoice) -> Embedder:
         """The model the library was indexed with (its own weights file, or the one chosen in Settings)."""
-        loaded = self._embedder
-        if loaded is not None and loaded.signature == library.model_signature:
-            return loaded
-        key = ("search", library.model_signature, choice.weights, choice.device)
-        return self._cached_embedder(
-            key, lambda: library.load_embedder(device=choice.device, weights=choice.weights, progress=False)
-        )
+        with self._embedder_lock:
+            loaded = self._embedder
+            if loaded is None or loaded.signature != library.model_signature:
+                self._embedder = None
+                log.info("loading the model the library was indexed with (%s)", library.model_signature)
+                self._embedder = library.load_embedder(device=choice.device, weights=choice.weights, progress=False)
+            return self._embedder
 
     def loaded_embedder(self) -> Embedder | None:
         return self._embedder
-
-    def _cached_embedder(self, key: tuple, load: Callable[[], Embedder]) -> Embedder:
-        with self._embedder_lock:
-            if self._embedder is None or self._embedder_key != key:
-                self._embedder = None  # the old model's memory is freed before the new one loads
-                log.info("loading the model (%s)", ", ".join(str(part) for part in key[1:]))
-                self._embedder = load()
-                self._embedder_key = key
-            return self._embedder
 
     # Searching -------------------------------------------------------------------------------
 
@@ -463,14 +499,21 @@ class Session:
             return library.search(query, k=k, embedder=self.search_embedder(library, choice))
 
 
+def _fits(embedder: Embedder | None, choice: ModelChoice, weights: Path | None) -> bool:
+    """Whether a loaded model is the one `choice` (with this weights file) would load."""
+    if embedder is None or embedder.model_id != choice.name:
+        return False
+    if embedder.spec.weights_url is not None:
+        wanted = weights.expanduser().absolute() if weights is not None else None
+        if embedder.weights_file != wanted:
+            return False
+    return choice.device in ("auto", embedder.device.type) and choice.precision in ("auto", embedder.precision)
+
+
 def _index_weights(library: Library, choice: ModelChoice) -> Path | None:
     if choice.weights is None and library.weights_file is not None and _model_name(library) == choice.name:
         return library.weights_file
     return choice.weights
-
-
-def _index_key(library: Library, choice: ModelChoice) -> tuple:
-    return ("index", choice.name, _index_weights(library, choice), choice.device, choice.precision)
 
 
 def _model_name(library: Library) -> str | None:
