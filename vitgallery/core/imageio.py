@@ -114,6 +114,7 @@ class ImageMeta:
     width: int
     height: int
     taken_at: float | None
+    camera: str | None = None  # EXIF make and model, as the camera wrote them
 
 
 @dataclass
@@ -251,7 +252,7 @@ def decode_teaching_views(path: Path | str | bytes, size: int, seed: int) -> np.
 
 
 def read_meta(source: Source) -> ImageMeta:
-    """Size (after EXIF orientation) and capture time from the header, without decoding pixels."""
+    """Size (after EXIF orientation), capture time and camera from the header, without decoding pixels."""
     with _opened(source) as (image, _, _):
         # PngImageFile.getexif() decodes the whole image to look for an eXIf chunk after the
         # pixel data; only trust EXIF that was found before it.
@@ -260,7 +261,7 @@ def read_meta(source: Source) -> ImageMeta:
         width, height = image.size
         if orientation in _ORIENTATIONS_SWAPPING_SIDES:
             width, height = height, width
-        return ImageMeta(width=width, height=height, taken_at=_taken_at(exif))
+        return ImageMeta(width=width, height=height, taken_at=_taken_at(exif), camera=_camera(exif))
 
 
 def sharpness(image: Image.Image) -> float:
@@ -451,6 +452,18 @@ def _orientation(exif: Image.Exif) -> int:
     except Exception:
         return 1
     return value if isinstance(value, int) and value in _ORIENTATION_TRANSPOSE else 1
+
+
+def _camera(exif: Image.Exif) -> str | None:
+    """The camera's make and model, the make left out where the model repeats it (many do)."""
+    try:
+        make = _exif_text(exif.get(ExifTags.Base.Make)).strip()
+        model = _exif_text(exif.get(ExifTags.Base.Model)).strip()
+    except Exception:
+        return None
+    if model.casefold().startswith(make.casefold()):
+        make = ""
+    return " ".join(part for part in (make, model) if part) or None
 
 
 def _taken_at(exif: Image.Exif) -> float | None:

@@ -174,9 +174,8 @@ MODELS: dict[str, ModelSpec] = {
 DEFAULT_MODEL = "dinov2-s14"
 
 
-def user_models() -> dict[str, ModelSpec]:
-    """The models a user can choose (the window's settings, the CLI's --model)."""
-    return {name: spec for name, spec in MODELS.items() if spec.for_users}
+# The models offered to users (the window's settings, the CLI's --model): not the test model.
+USER_MODELS = tuple(name for name, spec in MODELS.items() if spec.for_users)
 
 
 # -- weights ---------------------------------------------------------------------------------------
@@ -247,8 +246,8 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise ModelLoadError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ModelLoadError("--device mps was asked for, but this PyTorch has no MPS support")
-    if device not in ("cpu", "cuda", "mps"):
-        raise ModelLoadError(f"unknown device {device!r}: use auto, cpu, cuda or mps")
+    if device not in DEVICES:
+        raise ModelLoadError(f"unknown device {device!r}: use {', '.join(DEVICES)}")
     return torch.device(device)
 
 

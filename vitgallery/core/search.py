@@ -18,7 +18,7 @@ from PIL import Image
 from vitgallery.core.errors import LibraryError, QueryNeedsModel
 from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_size, open_image, working_copy
 from vitgallery.core.index_cache import IndexCache
-from vitgallery.core.keypoints import Keypoints, verify_pair
+from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, verify_pair
 from vitgallery.core.models import Embedder
 from vitgallery.core.rerank import rerank
 from vitgallery.core.store import FileRow, Store
@@ -35,6 +35,11 @@ class SearchHit:
     cosine: float
     inliers: int | None  # geometric-verification inliers, None when not verified
     file_id: int
+
+    @property
+    def verified(self) -> bool:
+        """Keypoints that one geometric map carries onto the query: the same photo (a copy, an edit, a crop)."""
+        return self.inliers is not None and self.inliers >= VERIFIED_INLIERS
 
 
 class LibrarySearch:
