@@ -47,14 +47,15 @@ from vitgallery.core.imageio import (
     working_copy,
 )
 from vitgallery.core.pipeline import available_cores, plan_resources
-from vitgallery.core.quality import teaching_views_per_photo
+from vitgallery.core.preprocess import teaching_views_per_photo
 from vitgallery.core.scan import fingerprint_bytes
 
 # Decode workers import this script again (forkserver): keep torch out of them.
 if __name__ != "__mp_main__":
     import torch
 
-    from vitgallery.core.library import WHITENING_SAMPLE, IndexProgress, Library
+    from vitgallery.core.indexing import WHITENING_SAMPLE, IndexProgress
+    from vitgallery.core.library import Library
     from vitgallery.core.models import DEFAULT_MODEL, Embedder, load_embedder, openvino_available
 
 BATCH = 16

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vitgallery.core.quality import LibraryWhitening, teaching_views_per_photo
+from vitgallery.core.preprocess import teaching_views_per_photo
+from vitgallery.core.whitening import LibraryWhitening
 
 SCORER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "score.py"  # beside the repository; --scorer
 SHRINK = 0.1  # the library's WHITENING_SHRINK

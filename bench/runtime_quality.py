@@ -26,7 +26,7 @@ from learning_lab import SCORER, SHRINK, load_scorer, rank  # bench/ is on the p
 
 from vitgallery.core.imageio import Teaching, decode_for_model
 from vitgallery.core.models import DEFAULT_MODEL, load_embedder
-from vitgallery.core.quality import LibraryWhitening
+from vitgallery.core.whitening import LibraryWhitening
 
 BATCH = 16
 

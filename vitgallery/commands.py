@@ -1,4 +1,4 @@
-"""The commands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates, and the window."""
+"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from vitgallery import __version__
 from vitgallery.core.actions import ActionError, GroupSelection, export_list
 from vitgallery.core.duplicates import (
     DEFAULT_THRESHOLD,
@@ -18,7 +19,8 @@ from vitgallery.core.duplicates import (
     match_reason,
     scan_duplicates,
 )
-from vitgallery.core.imageio import DecodeError
+from vitgallery.core.fetch import DownloadError, download, is_url
+from vitgallery.core.imageio import DecodeError, read_meta
 from vitgallery.core.library import (
     IndexProgress,
     IndexSummary,
@@ -30,21 +32,31 @@ from vitgallery.core.library import (
 )
 from vitgallery.core.models import (
     DEFAULT_MODEL,
+    DEVICES,
     MODELS,
     PRECISIONS,
-    RUNTIMES,
+    USER_MODELS,
     Embedder,
     ModelLoadError,
     load_embedder,
 )
-from vitgallery.core.quality import RERANK_MIN_INLIERS
 from vitgallery.core.store import StoreError
-from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
+from vitgallery.core.vector_store import VectorStoreError
 
 log = logging.getLogger("vitgallery")
 
 COMMANDS = ("index", "search", "status", "duplicates")
-USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, VectorStoreError)
+USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, DownloadError,
+               VectorStoreError)
+MAX_RESULTS = 10_000
+
+DESCRIPTION = """\
+Find similar photos in your own photo library, offline.
+
+Without a command, vitgallery opens its window on FOLDER (or on the folder opened last);
+given a PHOTO, it opens the photo's folder and finds photos like it. The commands below work
+without a window: index a folder, search it, see what the library holds, find duplicates."""
+EPILOG = "Run vitgallery COMMAND --help for the options of a command."
 
 
 def open_library_arg(library_dir: str | None) -> Library:
@@ -146,12 +158,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         failed = 0
         for query in args.images:
             try:
+                image = query_image(query)
                 try:
-                    hits = library.search(Path(query), k=args.k, embedder=embedder, verify=not args.no_verify)
+                    hits = library.search(image, k=args.k, embedder=embedder, verify=not args.no_verify)
                 except QueryNeedsModel:
+                    check_is_image(image)  # before the model loads for seconds
                     embedder = library.load_embedder(device=args.device, weights=args.weights)
-                    hits = library.search(Path(query), k=args.k, embedder=embedder, verify=not args.no_verify)
-            except (LibraryError, DecodeError) as exc:
+                    hits = library.search(image, k=args.k, embedder=embedder, verify=not args.no_verify)
+            except (LibraryError, DecodeError, DownloadError) as exc:
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     raise
                 # One bad query does not stop the others; it gets an empty list and a message.
@@ -163,15 +177,30 @@ def cmd_search(args: argparse.Namespace) -> int:
             if not args.json:
                 print(query)
                 for rank, h in enumerate(hits, 1):
-                    # ✓ and the matching points for a hit verified as the same scene
-                    verified = h.inliers is not None and h.inliers >= RERANK_MIN_INLIERS
-                    why = f"✓{h.inliers:4d}" if verified else " " * 5
+                    # ✓ and the matching points for a hit verified as the same photo
+                    why = f"✓{h.inliers:4d}" if h.verified else " " * 5
                     print(f"  {rank:3d}. {h.score:.3f} {why}  {h.path}")
         if args.json:
             print(json.dumps(results, indent=1))
         return 2 if failed else 0
     finally:
         library.close()
+
+
+def query_image(query: str) -> Path | bytes:
+    """A query as given: an http(s) address is downloaded (never read as a path), anything else is a file."""
+    if is_url(query):
+        return download(query.strip())
+    return Path(query).expanduser()
+
+
+def check_is_image(image: Path | bytes) -> None:
+    """Refuse a missing file or one that is not an image, by reading its header only."""
+    if isinstance(image, Path) and not image.is_file():
+        # the caller prints the query's path before this reason
+        raise LibraryError("no such file" if not image.exists()
+                           else "is a directory, not an image" if image.is_dir() else "not a regular file")
+    read_meta(image)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -252,55 +281,118 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def _vector_store_arg(text: str) -> VectorStoreSetting:
+def positive_int(text: str) -> int:
     try:
-        return VectorStoreSetting.parse(text)
-    except VectorStoreError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
+def result_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_RESULTS:
+        raise argparse.ArgumentTypeError(f"{value} is more than {MAX_RESULTS:,}")
+    return value
+
+
+def worker_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative (0 decodes in the main process)")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not between 0 and 1")
+    return value
+
+
+def model_name(text: str) -> str:
+    # Any registered model is accepted (the test suite indexes with its tiny test model); help and
+    # errors name only the ones meant for users.
+    if text not in MODELS:
+        raise argparse.ArgumentTypeError(f"unknown model {text!r}: choose one of {', '.join(USER_MODELS)}")
+    return text
+
+
+def weights_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no weights file at {path}")
+    return path
+
+
+def add_library_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--library", metavar="DIR",
+                        help="the library folder to use (default: the library used last, by the window or a command)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vitgallery", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="vitgallery",
+        usage="vitgallery [--weights FILE] [--library DIR] [FOLDER | PHOTO]\n"
+              "       vitgallery [-v] {index,search,status,duplicates} ...",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vitgallery {__version__}",
+                        help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details of what a command does")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND", prog="vitgallery")
 
-    p = sub.add_parser("index", help="embed the photos of a folder (only new or changed ones on later runs)")
-    p.add_argument("folder")
-    p.add_argument("--library", help="library folder (default: in the user data folder, keyed by FOLDER)")
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS))
-    p.add_argument("--weights", help="local weights file in the official layout (no download)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--batch-size", type=int, default=None, help="photos per model call (default: adapts to the device)")
+    p = sub.add_parser("index", help="add a folder's photos to its library (later runs add only new or changed ones)",
+                       description="Embed the photos of FOLDER, so they can be searched. A later run embeds "
+                                   "only new and changed photos, follows moved ones and drops deleted ones.")
+    p.add_argument("folder", metavar="FOLDER", help="the photo folder (it is only read, never written)")
+    p.add_argument("--library", metavar="DIR",
+                   help="where to keep the library (default: in your user data folder, one per photo folder)")
+    p.add_argument("--model", default=DEFAULT_MODEL, type=model_name, metavar="MODEL",
+                   help=f"one of {', '.join(USER_MODELS)} (default {DEFAULT_MODEL})")
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the model's weights file in the official layout, instead of downloading it")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="photos per model call (default: adapts to the device)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="auto: int8 with OpenVINO; with torch bf16 on GPUs and on CPUs with native bf16, "
-                        "else fp32 (torch's int8 is faster on CPU but loses about 1 mAP point)")
-    p.add_argument("--runtime", default="auto", choices=RUNTIMES,
-                   help="auto: OpenVINO on a CPU where it is installed (converted once, cached), else torch")
-    p.add_argument("--workers", type=int, default=None, help="decoder processes (default: adapts to the machine)")
-    p.add_argument("--vector-store", type=_vector_store_arg, metavar="hnswlib|qdrant[:URL]",
-                   help="where the library searches its vectors: an hnswlib file in the library (default), "
-                        "Qdrant in the library folder, or a Qdrant server at URL; remembered by the library")
+                   help="auto: bf16 on GPUs and on CPUs with native bf16, else fp32; int8 is faster on CPU "
+                        "but loses about 1 mAP point")
+    p.add_argument("--workers", type=worker_count, default=None, metavar="N",
+                   help="processes that decode photos (default: adapts to the machine)")
     p.set_defaults(run=cmd_index)
 
-    p = sub.add_parser("search", help="the most similar photos of the library for one or more images")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--library")
-    p.add_argument("--k", type=int, default=20)
+    p = sub.add_parser("search", help="the photos of the library most like one or more images",
+                       description="Print the photos of the library most like each IMAGE, best first. "
+                                   "✓ marks a photo whose keypoints match the query's: the same photo.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="an image file, a photo of the library, or an http(s) address")
+    add_library_option(p)
+    p.add_argument("--k", type=result_count, default=20, metavar="N", help="how many photos to list (default 20)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object: query -> [{path, score, cosine, inliers}], best first")
     p.add_argument("--no-verify", action="store_true",
-                   help="rank by the vectors alone, without checking the top 50 with SIFT keypoints (faster)")
-    p.add_argument("--weights", help="weights file, if the library was indexed from one at another path")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+                   help="rank by the vectors alone, without checking the top 50 with keypoints (faster)")
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     p.set_defaults(run=cmd_search)
 
-    p = sub.add_parser("status", help="what the library holds")
-    p.add_argument("--library")
+    p = sub.add_parser("status", help="what the library holds", description="What the library holds: its "
+                       "folder, how many photos, which files were skipped and why.")
+    add_library_option(p)
     p.set_defaults(run=cmd_status)
 
-    p = sub.add_parser("duplicates", help="groups of near-duplicate photos (bursts, re-saves, edits, crops)")
-    p.add_argument("--library")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    p = sub.add_parser("duplicates", help="groups of near-duplicate photos (bursts, re-saves, edits, crops)",
+                       description="List groups of near-duplicate photos and which one of each to keep.")
+    add_library_option(p)
+    p.add_argument("--threshold", type=unit_interval, default=DEFAULT_THRESHOLD, metavar="T",
                    help=f"0..1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")
     p.add_argument("--keep", default=KeepRule.RESOLUTION.value, choices=[r.value for r in KeepRule],
                    help="which photo of a group to mark as kept")
@@ -312,10 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
-        return run_gui(argv)
+def main(argv: list[str]) -> int:
+    """Run one subcommand (argv[0] is its name, or an option such as --help)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -327,17 +417,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: what was embedded so far is saved", file=sys.stderr)
         return 130
-
-
-def run_gui(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="vitgallery", description="open the vitgallery window")
-    parser.add_argument("folder", nargs="?")
-    parser.add_argument("--library")
-    args = parser.parse_args(argv)
-    from vitgallery.ui.app import run_app  # Qt only loads for the window
-
-    return run_app(Path(args.folder) if args.folder else None, Path(args.library) if args.library else None)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
