@@ -35,13 +35,14 @@ from vitgallery.core.models import (
     DEVICES,
     MODELS,
     PRECISIONS,
+    RUNTIMES,
     USER_MODELS,
     Embedder,
     ModelLoadError,
     load_embedder,
 )
 from vitgallery.core.store import StoreError
-from vitgallery.core.vector_store import VectorStoreError
+from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
 
 log = logging.getLogger("vitgallery")
 
@@ -281,6 +282,13 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
+def vector_store(text: str) -> VectorStoreSetting:
+    try:
+        return VectorStoreSetting.parse(text)
+    except VectorStoreError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -363,10 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help="photos per model call (default: adapts to the device)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="auto: bf16 on GPUs and on CPUs with native bf16, else fp32; int8 is faster on CPU "
-                        "but loses about 1 mAP point")
+                   help="auto: int8 with OpenVINO; with torch bf16 on GPUs and on CPUs with native bf16, "
+                        "else fp32 (torch's int8 is faster on CPU but loses about 1 mAP point)")
+    p.add_argument("--runtime", default="auto", choices=RUNTIMES,
+                   help="auto: OpenVINO on a CPU where it is installed (converted once, cached), else torch")
     p.add_argument("--workers", type=worker_count, default=None, metavar="N",
                    help="processes that decode photos (default: adapts to the machine)")
+    p.add_argument("--vector-store", type=vector_store, metavar="hnswlib|qdrant[:URL]",
+                   help="where the library searches its vectors: an hnswlib file in the library (default), "
+                        "Qdrant in the library folder, or a Qdrant server at URL; remembered by the library")
     p.set_defaults(run=cmd_index)
 
     p = sub.add_parser("search", help="the photos of the library most like one or more images",
