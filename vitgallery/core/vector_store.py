@@ -14,6 +14,7 @@ a refit builds the new collection beside the one searches still use; `save` drop
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -126,8 +127,17 @@ def _client(setting: VectorStoreSetting, library_dir: Path) -> QdrantClient:
                     client = QdrantClient(path=key)
             except RuntimeError as exc:  # local mode: the folder is held by another process
                 raise VectorStoreError(f"cannot open the Qdrant store in {key}: {exc}") from None
+            if not _clients:
+                atexit.register(_close_clients)  # before interpreter shutdown, where the client's own close fails
             _clients[key] = client
         return client
+
+
+def _close_clients() -> None:
+    with _clients_lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()
 
 
 def _collection_name(library_dir: Path, model_signature: str) -> str:
