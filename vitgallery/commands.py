@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ from vitgallery.core.imageio import DecodeError
 from vitgallery.core.library import IndexProgress, IndexSummary, Library, LibraryError, QueryNeedsModel
 from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
 from vitgallery.core.quality import RERANK_MIN_INLIERS
+from vitgallery.core.scan import display_path
 from vitgallery.core.store import StoreError
 
 log = logging.getLogger("vitgallery")
@@ -116,6 +119,17 @@ def format_summary(s: IndexSummary) -> str:
     return "\n".join(lines)
 
 
+def json_path(path: Path | str, key: str = "path") -> dict[str, str]:
+    """A path for --json output, which stays valid UTF-8: `key` holds it as shown (display_path); a
+    name that is not valid UTF-8 also gets `key_bytes`, its exact bytes in base64, so that
+    `os.fsdecode(base64.b64decode(value))` gives the real path back."""
+    fields = {key: display_path(path)}
+    raw = os.fsencode(path)
+    if raw.decode("utf-8", "replace").encode("utf-8") != raw:
+        fields[f"{key}_bytes"] = base64.b64encode(raw).decode("ascii")
+    return fields
+
+
 # -- commands --------------------------------------------------------------------------------------
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -125,8 +139,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         embedder = load_embedder(args.model, weights=args.weights, device=args.device, precision=args.precision)
         if args.weights:
             library.store.set_meta("weights_path", str(Path(args.weights).absolute()))
-        print(f"indexing {library.root} with {embedder.model_id} on {embedder.device} "
-              f"(library {library.library_dir})", file=sys.stderr)
+        print(f"indexing {display_path(library.root)} with {embedder.model_id} on {embedder.device} "
+              f"(library {display_path(library.library_dir)})", file=sys.stderr)
         progress = TerminalProgress()
         summary = library.index(embedder, progress=progress, batch_size=args.batch_size,
                                 decode_workers=args.workers)
@@ -169,18 +183,18 @@ def cmd_search(args: argparse.Namespace) -> int:
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     raise
                 # One bad query does not stop the others; it gets an empty list and a message.
-                print(f"error: {query}: {exc}", file=sys.stderr)
+                print(f"error: {display_path(query)}: {exc}", file=sys.stderr)
                 failed += 1
                 hits = []
-            results[query] = [{"path": str(h.path), "score": round(h.score, 6), "cosine": round(h.cosine, 6),
-                               "inliers": h.inliers} for h in hits]
+            results[display_path(query)] = [{**json_path(h.path), "score": round(h.score, 6),
+                                             "cosine": round(h.cosine, 6), "inliers": h.inliers} for h in hits]
             if not args.json:
-                print(query)
+                print(display_path(query))
                 for rank, h in enumerate(hits, 1):
                     # ✓ and the matching points for a hit verified as the same scene
                     verified = h.inliers is not None and h.inliers >= RERANK_MIN_INLIERS
                     why = f"✓{h.inliers:4d}" if verified else " " * 5
-                    print(f"  {rank:3d}. {h.score:.3f} {why}  {h.path}")
+                    print(f"  {rank:3d}. {h.score:.3f} {why}  {display_path(h.path)}")
         if args.json:
             print(json.dumps(results, indent=1))
         return 2 if failed else 0
@@ -192,15 +206,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     library = open_library_arg(args.library)
     try:
         s = library.status()
-        print(f"photo folder : {s.root}{'' if s.root_online else '  (OFFLINE: missing or unmounted)'}")
-        print(f"library      : {s.library_dir}")
+        print(f"photo folder : {display_path(s.root)}{'' if s.root_online else '  (OFFLINE: missing or unmounted)'}")
+        print(f"library      : {display_path(s.library_dir)}")
         print(f"photos       : {s.photos}")
         print(f"skipped      : {s.skipped}")
         print(f"model        : {s.model_signature or '-'}")
         print(f"index size   : {s.index_size}")
         skipped = library.skipped()
         for entry in skipped[:20]:
-            print(f"  skipped {entry.path}: {entry.reason}")
+            print(f"  skipped {display_path(entry.path)}: {entry.reason}")
         if len(skipped) > 20:
             print(f"  … and {len(skipped) - 20} more (the window's Problems tab lists them all)")
         return 0
@@ -235,12 +249,12 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             print(json.dumps({
                 "threshold": args.threshold, "keep_rule": rule.value, "hidden_by_decisions": hidden,
                 "groups": [{"key": g.key, "members": [
-                    {"path": str(m.path), "keep": m is k, "size": m.size, "width": m.width, "height": m.height,
+                    {**json_path(m.path), "keep": m is k, "size": m.size, "width": m.width, "height": m.height,
                      "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(m.date)),
                      "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4),
                      "why": match_reason(m.match)}
                     for m in g.members]} for g, k in zip(groups, keepers, strict=True)],
-                "problems": [{"path": str(path), "reason": reason} for path, reason in scan.problems],
+                "problems": [{**json_path(path), "reason": reason} for path, reason in scan.problems],
             }, indent=1))
             return 0
         photos = sum(len(g.members) for g in groups)
@@ -252,11 +266,11 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
                 size = f"{m.width}x{m.height}"
                 print(f"  {'keep' if m is keeper else '    '}  {size:<10} {_megabytes(m.size):>8}  "
-                      f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {m.path}")
+                      f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {display_path(m.path)}")
         if hidden:
             print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
         for path, reason in scan.problems:
-            print(f"not checked: {path}: {reason}", file=sys.stderr)
+            print(f"not checked: {display_path(path)}: {reason}", file=sys.stderr)
         return 0
     finally:
         library.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
 import threading
 import time
@@ -440,7 +441,7 @@ class Library:
                 summary.teaching += len(batch)
                 batch.clear()
 
-        jobs = (DecodeJob(row, self.root / row.path, zlib.crc32(row.path.encode())) for row in chosen)
+        jobs = (DecodeJob(row, self.root / row.path, zlib.crc32(os.fsencode(row.path))) for row in chosen)
         for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,
                                   prefetch=max(2 * batch_size, 16)):
             row: FileRow = outcome.job.key

@@ -82,6 +82,13 @@ def scan_root(root: Path) -> ScanResult:
     return result
 
 
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as text to show: a name that is not valid UTF-8 (Python holds its odd bytes as surrogate
+    escapes, which a UTF-8 terminal refuses and JSON can only carry as invalid lone surrogates) gets
+    those bytes written as `\\xfc`."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _relative(root: Path, path: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 

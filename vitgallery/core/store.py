@@ -10,6 +10,7 @@ FULL would sync every commit, a few milliseconds per batch, to save re-embedding
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import threading
@@ -26,7 +27,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,          -- relative to the library root, '/'-separated
+    path TEXT NOT NULL UNIQUE,          -- relative to the library root, '/'-separated (see _db_path)
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     fingerprint TEXT NOT NULL,          -- content hash, finds moved and renamed files
@@ -115,6 +116,26 @@ def _store_error(action: str, path: Path, exc: Exception) -> StoreError:
     return StoreError(f"{action} {path}: {exc}")
 
 
+def _db_path(path: str) -> str | bytes:
+    """A path as the database holds it: text when it is valid UTF-8 (every name on most systems),
+    else the OS's own bytes as a BLOB. Python gives such names with surrogate escapes, which SQLite
+    text cannot hold; the BLOB keeps them exactly, and equal names still compare equal."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def _path_from_db(value: str | bytes) -> str:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def _db_text(text: str) -> str:
+    """Free text (a skip reason) that may quote a name: odd bytes escaped, never lost in an error."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True)
 class FileRow:
     id: int
@@ -165,7 +186,7 @@ _FILE_COLUMNS = "id, path, size, mtime_ns, fingerprint, width, height, taken_at,
 
 def _file_row(r: tuple) -> FileRow:
     """A FileRow from a row of `SELECT {_FILE_COLUMNS}`."""
-    return FileRow(*r[:9], has_vector=bool(r[9]))
+    return FileRow(r[0], _path_from_db(r[1]), *r[2:9], has_vector=bool(r[9]))
 
 
 class Store:
@@ -234,11 +255,11 @@ class Store:
     def files(self) -> dict[str, FileRow]:
         with self._lock:
             rows = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files").fetchall()
-        return {r[1]: _file_row(r) for r in rows}
+        return {row.path: row for row in map(_file_row, rows)}
 
     def file_by_path(self, path: str) -> FileRow | None:
         with self._lock:
-            r = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
+            r = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (_db_path(path),)).fetchone()
         return _file_row(r) if r else None
 
     def files_by_ids(self, ids: Iterable[int]) -> dict[int, FileRow]:
@@ -273,10 +294,10 @@ class Store:
                     " fingerprint=excluded.fingerprint, width=excluded.width, height=excluded.height,"
                     " taken_at=excluded.taken_at, sharpness=excluded.sharpness, vector=excluded.vector,"
                     " indexed_at=excluded.indexed_at RETURNING id",
-                    (f.path, f.size, f.mtime_ns, f.fingerprint, f.width, f.height, f.taken_at, f.sharpness,
-                     vector, now)).fetchone()
+                    (_db_path(f.path), f.size, f.mtime_ns, f.fingerprint, f.width, f.height, f.taken_at,
+                     f.sharpness, vector, now)).fetchone()
                 ids.append(row[0])
-                self._db.execute("DELETE FROM skipped WHERE path = ?", (f.path,))
+                self._db.execute("DELETE FROM skipped WHERE path = ?", (_db_path(f.path),))
                 self._replace_extras(row[0], f)
             self._bump_generation()
         return ids
@@ -292,7 +313,7 @@ class Store:
     def move_file(self, file_id: int, new_path: str, size: int, mtime_ns: int) -> None:
         with self.transaction():
             self._db.execute("UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
-                             (new_path, size, mtime_ns, file_id))
+                             (_db_path(new_path), size, mtime_ns, file_id))
 
     def move_files(self, moves: list[tuple[int, str, int, int]]) -> None:
         """Give rows (id, new path, size, mtime_ns) at once, so that two rows may swap paths."""
@@ -303,7 +324,7 @@ class Store:
             self._db.executemany("UPDATE files SET path = '//moving/' || id WHERE id = ?",
                                  [(move[0],) for move in moves])
             self._db.executemany("UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
-                                 [(path, size, mtime_ns, file_id) for file_id, path, size, mtime_ns in moves])
+                                 [(_db_path(path), size, mtime_ns, file_id) for file_id, path, size, mtime_ns in moves])
 
     def delete_files(self, ids: Iterable[int]) -> None:
         ids = list(ids)
@@ -410,16 +431,17 @@ class Store:
     def record_skipped(self, path: str, size: int, mtime_ns: int, reason: str) -> None:
         with self.transaction():
             self._db.execute("INSERT OR REPLACE INTO skipped (path, size, mtime_ns, reason, at) VALUES (?, ?, ?, ?, ?)",
-                             (path, size, mtime_ns, reason, time.time()))
+                             (_db_path(path), size, mtime_ns, _db_text(reason), time.time()))
 
     def skipped(self) -> dict[str, SkippedFile]:
         with self._lock:
-            rows = self._db.execute("SELECT path, size, mtime_ns, reason FROM skipped ORDER BY path").fetchall()
-        return {r[0]: SkippedFile(*r) for r in rows}
+            rows = self._db.execute("SELECT path, size, mtime_ns, reason FROM skipped").fetchall()
+        skipped = [SkippedFile(_path_from_db(r[0]), *r[1:]) for r in rows]
+        return {s.path: s for s in sorted(skipped, key=lambda s: s.path)}
 
     def forget_skipped(self, paths: Iterable[str]) -> None:
         with self.transaction():
-            self._db.executemany("DELETE FROM skipped WHERE path = ?", [(p,) for p in paths])
+            self._db.executemany("DELETE FROM skipped WHERE path = ?", [(_db_path(p),) for p in paths])
 
     # -- duplicate decisions -----------------------------------------------------------------------
 
@@ -448,7 +470,8 @@ class Store:
                                          (kind, target, time.time())).fetchone()[0]
             self._db.executemany(
                 "INSERT INTO action_items (action_id, source, destination, trash_info, state) VALUES (?, ?, ?, ?, ?)",
-                [(action_id, i.source, i.destination, i.trash_info, i.state) for i in items])
+                [(action_id, _db_path(i.source), None if i.destination is None else _db_path(i.destination),
+                  i.trash_info, i.state) for i in items])
         return action_id
 
     def actions(self, limit: int = 100) -> list[ActionRow]:
@@ -468,7 +491,8 @@ class Store:
         with self._lock:
             rows = self._db.execute("SELECT source, destination, trash_info, state, id FROM action_items"
                                     " WHERE action_id = ? ORDER BY id", (action_id,)).fetchall()
-        return [ActionItemRow(*r) for r in rows]
+        return [ActionItemRow(_path_from_db(r[0]), None if r[1] is None else _path_from_db(r[1]), *r[2:])
+                for r in rows]
 
     def mark_undone(self, action_id: int, item_states: dict[int, str]) -> None:
         """Record an undo: the new state of each item (by item id) and when."""
