@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from vitgallery.core.duplicates import (
     match_reason,
     scan_duplicates,
 )
-from vitgallery.core.imageio import DecodeError
+from vitgallery.core.imageio import DecodeError, route_pillow_warnings
 from vitgallery.core.library import IndexProgress, IndexSummary, Library, LibraryError, QueryNeedsModel
 from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
 from vitgallery.core.quality import RERANK_MIN_INLIERS
@@ -31,7 +32,7 @@ from vitgallery.core.store import StoreError
 
 log = logging.getLogger("vitgallery")
 
-COMMANDS = ("index", "search", "status", "duplicates")
+COMMANDS = ("index", "search", "status", "duplicates", "repair")
 USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError)
 
 
@@ -112,6 +113,9 @@ def format_summary(s: IndexSummary) -> str:
              f"unchanged {s.unchanged}, skipped {s.skipped}  ({s.seconds:.1f} s)"]
     if s.teaching:
         lines.append(f"learned from {s.teaching} photos how this library's photos differ (mirrored and edited copies)")
+    if s.missing_kept:
+        lines.append(f"{s.missing_kept} photos that are gone stay in the library (an unplugged drive?); if they "
+                     "were deleted, run again with --forget-missing to remove them")
     if s.cancelled:
         lines.append("cancelled: what was embedded so far is saved; run index again to continue")
     for reason, count in sorted(s.skipped_reasons.items(), key=lambda kv: -kv[1]):
@@ -134,7 +138,14 @@ def json_path(path: Path | str, key: str = "path") -> dict[str, str]:
 
 def cmd_index(args: argparse.Namespace) -> int:
     folder = Path(args.folder).expanduser()
-    library = Library.open(folder, args.library)
+    library_dir = args.library
+    if args.repoint and library_dir is None:
+        if not last_library_file().exists():
+            raise LibraryError("--repoint needs --library DIR: the library whose photo folder moved")
+        library_dir = last_library_file().read_text().strip()
+    if args.repoint and not folder.is_dir():
+        raise LibraryError(f"{folder} is not a folder: give the photo folder's new place")
+    library = Library.open(folder, library_dir, repoint=args.repoint)
     try:
         embedder = load_embedder(args.model, weights=args.weights, device=args.device, precision=args.precision)
         if args.weights:
@@ -143,11 +154,11 @@ def cmd_index(args: argparse.Namespace) -> int:
               f"(library {display_path(library.library_dir)})", file=sys.stderr)
         progress = TerminalProgress()
         summary = library.index(embedder, progress=progress, batch_size=args.batch_size,
-                                decode_workers=args.workers)
+                                decode_workers=args.workers, forget_missing=args.forget_missing)
         progress.finish()
         print(format_summary(summary))
         remember_library(library)
-        return 3 if summary.offline else 0
+        return 3 if summary.offline or summary.missing_kept else 0
     finally:
         library.close()
 
@@ -276,8 +287,49 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         library.close()
 
 
+def cmd_repair(args: argparse.Namespace) -> int:
+    if args.library is None:
+        remembered = last_library_file()
+        if not remembered.exists():
+            raise LibraryError("no library yet: pass --library DIR")
+        args.library = remembered.read_text().strip()
+    from vitgallery.core.repair import repair_library
+
+    report = repair_library(Path(args.library))
+    if report.done:
+        print("\n".join(report.done))
+    else:
+        print("nothing to repair")
+    return 0
+
+
 def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
+
+
+def _count(minimum: int):
+    """An argparse type: a whole number of at least `minimum`, or a message saying so."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,17 +343,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS))
     p.add_argument("--weights", help="local weights file in the official layout (no download)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--batch-size", type=int, default=None, help="photos per model call (default: adapts to the device)")
+    p.add_argument("--batch-size", type=_count(1), default=None,
+                   help="photos per model call (default: adapts to the device)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
                    help="auto: bf16 on GPUs and on CPUs with native bf16, else fp32; int8 is faster on CPU "
                         "but loses about 1 mAP point")
-    p.add_argument("--workers", type=int, default=None, help="decoder processes (default: adapts to the machine)")
+    p.add_argument("--workers", type=_count(0), default=None,
+                   help="decoder processes, 0 to decode in this one (default: adapts to the machine)")
+    p.add_argument("--forget-missing", action="store_true",
+                   help="remove photos that are gone even when most of the library went at once, or a mount "
+                        "point under the folder disappeared (kept by default: an unplugged drive looks the same)")
+    p.add_argument("--repoint", action="store_true",
+                   help="the library's photo folder was renamed or moved to FOLDER: follow it (needs --library, "
+                        "or uses the library indexed last)")
     p.set_defaults(run=cmd_index)
 
     p = sub.add_parser("search", help="the most similar photos of the library for one or more images")
     p.add_argument("images", nargs="+")
     p.add_argument("--library")
-    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--k", type=_count(1), default=20, help="how many results (default 20)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object: query -> [{path, score, cosine, inliers}], best first")
     p.add_argument("--no-verify", action="store_true",
@@ -316,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("duplicates", help="groups of near-duplicate photos (bursts, re-saves, edits, crops)")
     p.add_argument("--library")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    p.add_argument("--threshold", type=_fraction, default=DEFAULT_THRESHOLD,
                    help=f"0..1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")
     p.add_argument("--keep", default=KeepRule.RESOLUTION.value, choices=[r.value for r in KeepRule],
                    help="which photo of a group to mark as kept")
@@ -325,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", metavar="FILE", help="also write the groups to FILE (.csv or .json)")
     p.add_argument("--json", action="store_true", help="print the groups as JSON")
     p.set_defaults(run=cmd_duplicates)
+
+    p = sub.add_parser("repair", help="re-check a damaged library: drop what cannot be read, rebuild the index")
+    p.add_argument("--library", help="library folder (default: the library indexed last)")
+    p.set_defaults(run=cmd_repair)
     return parser
 
 
@@ -335,10 +399,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    route_pillow_warnings()
     try:
         return args.run(args)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # a read the store did not expect to fail
+        print(f"error: the library database cannot be read ({exc}): run `vitgallery repair"
+              f"{f' --library {args.library}' if getattr(args, 'library', None) else ''}`", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: what was embedded so far is saved", file=sys.stderr)

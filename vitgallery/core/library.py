@@ -19,12 +19,19 @@ from PIL import Image
 from platformdirs import user_data_dir
 
 from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_size, open_image, working_copy
-from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
+from vitgallery.core.index import IndexMismatch, VectorIndex, header_path, read_header
 from vitgallery.core.models import Embedder
-from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
+from vitgallery.core.pipeline import DecodeJob, decode_all, failure_may_pass, plan_resources
 from vitgallery.core.quality import LEARNING_COPIES, Keypoints, LibraryWhitening, rerank, verify_pair
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
-from vitgallery.core.store import EmbeddedFile, FileRow, SkippedFile, Store, StoredWhitening
+from vitgallery.core.store import (
+    EmbeddedFile,
+    FileRow,
+    SkippedFile,
+    Store,
+    StoredWhitening,
+    whitening_fingerprint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,11 @@ WHITENING_MIN_PHOTOS = 8  # below this the library mean is mostly its photos the
 WHITENING_SHRINK = 0.1
 REFIT_CHANGE = 0.25  # refit once the library or the teaching sample changed by this share
 RERANK_CANDIDATES = 50
+CATCH_UP_CHUNK = 10_000  # vectors read from the database at a time while an index catches up
+# A run that finds more than half of the library's photos gone, and more than this many, keeps them
+# until the user confirms (forget_missing): a drive unplugged or a folder replaced looks just like that.
+MASS_LOSS_SHARE = 0.5
+MASS_LOSS_MIN_PHOTOS = 20
 
 
 def default_library_dir(root: Path) -> Path:
@@ -88,6 +100,7 @@ class IndexSummary:
     skipped_reasons: dict[str, int] = field(default_factory=dict)
     teaching: int = 0  # photos embedded mirrored and edited this run, to teach the library's whitening
     offline: bool = False
+    missing_kept: int = 0  # photos gone from the folder, kept until the user says to forget them
     cancelled: bool = False
     model_changed: bool = False
     seconds: float = 0.0
@@ -137,8 +150,10 @@ class Library:
     # -- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, photo_root: Path | str | None = None, library_dir: Path | str | None = None) -> Library:
-        """Open (or create) the library of a photo root; with only library_dir, reopen an existing one."""
+    def open(cls, photo_root: Path | str | None = None, library_dir: Path | str | None = None, *,
+             repoint: bool = False) -> Library:
+        """Open (or create) the library of a photo root; with only library_dir, reopen an existing one.
+        `repoint`: the library's photo folder was renamed or moved to photo_root; follow it there."""
         if photo_root is None and library_dir is None:
             raise LibraryError("give a photo folder or a library folder")
         lib_dir = Path(library_dir).expanduser() if library_dir else default_library_dir(Path(photo_root))
@@ -147,19 +162,25 @@ class Library:
         store = Store(lib_dir / DB_NAME)
         recorded = store.get_meta("root")
         if photo_root is None:
-            root = Path(recorded)
-        else:
-            root = Path(photo_root).expanduser().absolute()
             if recorded is None:
-                store.set_meta("root", str(root))
-            elif Path(recorded) != root:
                 store.close()
-                raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}")
+                raise LibraryError(f"{lib_dir} names no photo folder (its database is empty or damaged): index one "
+                                   f"into it with `vitgallery index FOLDER --library {lib_dir}`")
+            return cls(Path(recorded), lib_dir, store)
+        root = Path(photo_root).expanduser().absolute()
+        if recorded is not None and Path(recorded) != root and not repoint:
+            store.close()
+            raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}; if that folder was renamed "
+                               f"or moved to {root}, follow it: `vitgallery index {root} --library {lib_dir} --repoint`")
+        if recorded is None or Path(recorded) != root:
+            store.set_meta("root", str(root))
+            if recorded is not None:
+                log.info("library %s now follows its photos from %s to %s", lib_dir, recorded, root)
         return cls(root, lib_dir, store)
 
     def close(self) -> None:
         with self._index_lock:
-            if self._index is not None and self._index_dirty:
+            if self._index is not None and self._index_dirty and not self.store.read_only:
                 self._save_index()
         self.store.close()
 
@@ -170,26 +191,42 @@ class Library:
         return self.store.get_meta("model_signature")
 
     def _vector_index(self) -> VectorIndex | None:
-        """The loaded index, rebuilt from SQLite when the file is missing, damaged or stale."""
+        """The index, caught up with the database: loaded from its file (rebuilt when the file is
+        missing, damaged, or for another model or whitening), then given what the database gained
+        since the file was saved, by this process or another."""
         with self._index_lock:
-            if self._index is not None:
+            if self._index is not None and self._index.generation == self.store.generation:
                 return self._index
-            dim = self.store.get_meta("dim")
-            if self.model_signature is None or dim is None:
-                return None
-            stored = self.store.whitening()
-            self._whitening = None if stored is None else LibraryWhitening(stored.mean, stored.projection)
-            self._whitening_key = None if stored is None else stored.key
-            path = self.library_dir / INDEX_NAME
-            try:
-                self._index = VectorIndex.load(path, model_signature=self._index_signature(), dim=int(dim),
-                                               generation=self.store.generation)
-            except IndexMismatch as exc:
-                if path.exists() or self.store.count_files():
-                    self._notice(f"index file not usable ({exc}); rebuilding it from the database")
-                self._discard_index_file()
-                self._index = self._rebuild_index(int(dim))
+            if self._index is None or self._index.model_signature != self._database_signature():
+                self._index = self._load_index()
+            if self._index is not None:
+                self._catch_up(self._index, self._whitening)
             return self._index
+
+    def _database_signature(self) -> str:
+        return index_signature(self.model_signature, self.store.whitening_key())
+
+    def _load_index(self) -> VectorIndex | None:
+        """The saved index, or an empty one to fill when the file is not usable (lock held)."""
+        dim = self.store.dim
+        if self.model_signature is None or dim is None:
+            return None
+        stored = self.store.whitening()
+        self._whitening = None if stored is None else LibraryWhitening(stored.mean, stored.projection)
+        self._whitening_key = None if stored is None else stored.key
+        path = self.library_dir / INDEX_NAME
+        try:
+            index = VectorIndex.load(path, model_signature=self._index_signature(), dim=dim)
+            if index.generation > self.store.generation:
+                raise IndexMismatch(f"generation mismatch: file has {index.generation}, database has "
+                                    f"{self.store.generation} (restored from a backup, or a power cut)")
+            return index
+        except IndexMismatch as exc:
+            if path.exists() or self.store.count_files():
+                self._notice(f"index file not usable ({exc}); rebuilding it from the database")
+            self._discard_index_file()
+            self._index_dirty = True
+            return VectorIndex(dim, self._index_signature(), capacity=max(1024, self.store.count_files()))
 
     def _index_signature(self) -> str:
         return index_signature(self.model_signature, self._whitening_key)
@@ -210,28 +247,67 @@ class Library:
         except OSError as exc:
             log.warning("could not delete the stale index file: %s", exc)
 
-    def _rebuild_index(self, dim: int) -> VectorIndex:
-        index = self._build_index(dim, self._whitening, self._whitening_key)
-        self._index_dirty = True
-        return index
+    def _catch_up(self, index: VectorIndex, whitening: LibraryWhitening | None) -> None:
+        """Give the index the vectors written after its generation and drop the rows deleted since;
+        its labels end up exactly the database's rows with a vector, whatever the generations say."""
+        changes = self.store.vector_changes(index.generation)
+        labels = index.labels()
+        gone = np.setdiff1d(labels, changes.live)
+        wanted = np.union1d(changes.changed, np.setdiff1d(changes.live, labels))
+        if len(gone):
+            index.remove(gone)
+        for start in range(0, len(wanted), CATCH_UP_CHUNK):
+            vectors = self.store.vectors(wanted[start:start + CATCH_UP_CHUNK])  # rows deleted meanwhile drop out
+            if vectors:
+                matrix = np.stack(list(vectors.values()))
+                index.add(np.fromiter(vectors, np.int64, len(vectors)),
+                          matrix if whitening is None else whitening.apply(matrix))
+        if len(gone) or len(wanted):
+            log.info("index caught up from generation %d to %d: %d vectors added, %d removed",
+                     index.generation, changes.generation, len(wanted), len(gone))
+            self._index_dirty = True
+        index.generation = changes.generation
 
     def _build_index(self, dim: int, whitening: LibraryWhitening | None, key: str | None) -> VectorIndex:
         index = VectorIndex(dim, index_signature(self.model_signature, key), capacity=max(1024, self.store.count_files()))
-        for ids, vectors in self.store.iter_vectors():
-            index.add(ids, vectors if whitening is None else whitening.apply(vectors))
+        self._catch_up(index, whitening)
         return index
 
-    def _add_vectors(self, ids: list[int], vectors: np.ndarray) -> None:
+    def _index_own_change(self, added: tuple[list[int], np.ndarray] | None = None,
+                          removed: list[int] | None = None) -> None:
+        """Apply this process's commit to the index: directly when it is the only commit since the
+        index's generation, else by catching up (another process committed too)."""
         with self._index_lock:
             index, whitening = self._index, self._whitening
-        assert index is not None
-        index.add(np.array(ids, dtype=np.int64), vectors if whitening is None else whitening.apply(vectors))
-        self._index_dirty = True
+            assert index is not None
+            generation = self.store.generation
+            if generation != index.generation + 1:
+                self._catch_up(index, whitening)
+                return
+            if removed:
+                index.remove(np.array(removed, dtype=np.int64))
+            if added is not None:
+                ids, vectors = added
+                index.add(np.array(ids, dtype=np.int64), vectors if whitening is None else whitening.apply(vectors))
+            index.generation = generation
+            self._index_dirty = True
 
     def _save_index(self) -> None:
+        """Save the index stamped with the generation it holds (lock held). A file another process
+        saved from a later generation stays: this index would only take it back in time."""
         assert self._index is not None
+        path = self.library_dir / INDEX_NAME
         try:
-            self._index.save(self.library_dir / INDEX_NAME, generation=self.store.generation)
+            on_disk = read_header(path)
+            if self._index.generation < on_disk.generation <= self.store.generation:
+                log.info("kept the index file of generation %d (this one holds %d)", on_disk.generation,
+                         self._index.generation)
+                self._index_dirty = False
+                return
+        except IndexMismatch:
+            pass  # none, or damaged: replaced
+        try:
+            self._index.save(path, generation=self._index.generation)
             self._index_dirty = False
         except OSError as exc:
             # The index is only a cache: the database still has everything, the next start rebuilds.
@@ -245,9 +321,13 @@ class Library:
 
     def index(self, embedder: Embedder, *, progress: Callable[[IndexProgress], None] | None = None,
               cancel: threading.Event | None = None, pause: threading.Event | None = None,
-              batch_size: int | None = None, decode_workers: int | None = None) -> IndexSummary:
+              batch_size: int | None = None, decode_workers: int | None = None,
+              forget_missing: bool = False) -> IndexSummary:
         """Bring the library up to date with the folder: embed new and changed photos, follow moved
-        ones, drop deleted ones. Safe to cancel or kill at any point: each batch commits on its own."""
+        ones, drop deleted ones. Safe to cancel or kill at any point: each batch commits on its own.
+
+        Photos under a mount point that disappeared, and most of the library's photos gone at once,
+        are kept (summary.missing_kept) unless `forget_missing` says to forget them."""
         started = time.monotonic()
         summary = IndexSummary()
         report = progress or (lambda p: None)
@@ -269,8 +349,9 @@ class Library:
                 self._whitening, self._whitening_key = None, None
                 self._index = VectorIndex(embedder.dim, self._index_signature())
                 self._index_dirty = True
-        index = self._vector_index()
-        assert index is not None
+        self._drop_damaged_rows()
+        if self._vector_index() is None:
+            raise LibraryError("the library database lost its model settings: run `vitgallery repair`")
 
         report(IndexProgress("scanning", 0, 0, 0.0, None, None))
         scan = scan_root(self.root)
@@ -279,7 +360,8 @@ class Library:
             summary.offline = True
             self._notice(f"{self.root} holds no photos now (unmounted?): nothing was removed from the library")
             return summary
-        to_embed = self._plan(scan.files, known, index, summary, scan.unreachable)
+        unreachable = scan.unreachable + self._vanished_mount_points(scan.mount_points, forget_missing)
+        to_embed = self._plan(scan.files, known, summary, unreachable, forget_missing)
         for rel, reason in scan.problems:  # listed with the skipped files, so the user can find them
             self.store.record_skipped(rel, 0, 0, reason)
             summary.note_skip(reason)
@@ -299,8 +381,25 @@ class Library:
         report(IndexProgress("done", len(to_embed), len(to_embed), 0.0, 0.0, None))
         return summary
 
-    def _plan(self, found: list[FoundFile], known: dict[str, FileRow], index: VectorIndex,
-              summary: IndexSummary, unreachable: list[str]) -> list[FoundFile]:
+    def _drop_damaged_rows(self) -> None:
+        """Rows SQLite accepts but vitgallery cannot use (a damaged vector, a path leaving the folder)
+        are dropped: their photos are simply embedded again by this run."""
+        dropped = {what: count for what, count in self.store.drop_damaged_rows().items() if count}
+        if dropped:
+            self._notice("the library database had damaged rows: dropped "
+                         + ", ".join(f"{count} {what}" for what, count in dropped.items()))
+
+    def _vanished_mount_points(self, mount_points: list[str], forget_missing: bool) -> list[str]:
+        """Mount points under the root seen before and not now: an unmounted drive leaves an empty
+        folder (or none), whose photos are offline, not deleted. Remembers the ones seen now."""
+        recorded = self.store.mount_points()
+        vanished = [] if forget_missing else [path for path in recorded if path not in mount_points]
+        if sorted(mount_points + vanished) != sorted(recorded):
+            self.store.set_mount_points(mount_points + vanished)
+        return vanished
+
+    def _plan(self, found: list[FoundFile], known: dict[str, FileRow], summary: IndexSummary,
+              unreachable: list[str], forget_missing: bool) -> list[FoundFile]:
         """Sort found files into unchanged / moved / to embed; remove rows whose content is gone.
 
         An embedded content keeps its vector wherever it went: a moved or renamed file or folder, a
@@ -317,7 +416,8 @@ class Library:
                 summary.unchanged += 1
                 continue
             skip = skipped.get(f.path)
-            if skip is not None and skip.size == f.size and skip.mtime_ns == f.mtime_ns:
+            if (skip is not None and skip.size == f.size and skip.mtime_ns == f.mtime_ns
+                    and not failure_may_pass(skip.reason)):
                 summary.note_skip(skip.reason)  # retried only once the file changes
                 continue
             candidates.append(f)
@@ -325,7 +425,8 @@ class Library:
         offline = {path for path in known if path not in found_paths and _is_under(path, unreachable)}
         if offline:
             self._notice(f"{len(offline)} photos under {', '.join(sorted(unreachable))} cannot be reached now "
-                         "(an unreadable folder, or a link to an unplugged drive): they stay in the library")
+                         "(an unreadable folder, an unmounted drive or a link to an unplugged one): "
+                         "they stay in the library")
         # Rows whose content is no longer at their path; it may be at one of the candidates' paths.
         displaced = [row for path, row in known.items() if path not in found_paths and path not in offline]
         displaced += [known[f.path] for f in candidates if f.path in known]
@@ -347,15 +448,20 @@ class Library:
                 summary.moved += 1
 
         taken = {f.path for f in moves.values()}
-        gone = [row.id for row in displaced
-                if row.id not in moves and (row.path not in found_paths or row.path in taken)]
+        missing = [row.id for row in displaced if row.id not in moves and row.path not in found_paths]
+        replaced = [row.id for row in displaced if row.id not in moves and row.path in taken]
+        if not forget_missing and len(missing) > max(MASS_LOSS_SHARE * len(known), MASS_LOSS_MIN_PHOTOS):
+            self._notice(f"{len(missing)} of {len(known)} photos are gone from {self.root} at once (a drive "
+                         "unplugged, a folder replaced?): they stay in the library until you say to forget them")
+            summary.missing_kept = len(missing)
+            missing = []
+        gone = missing + replaced
         if gone or moves:
             with self.store.transaction():
                 self.store.delete_files(gone)  # first: a moving row may take the path of a deleted one
                 self.store.move_files([(row_id, f.path, f.size, f.mtime_ns) for row_id, f in moves.items()])
         if gone:
-            index.remove(np.array(gone, dtype=np.int64))
-            self._index_dirty = True
+            self._index_own_change(removed=gone)
             summary.removed = len(gone)
         return to_embed
 
@@ -388,7 +494,7 @@ class Library:
                                     photo.sharpness, vec, photo.keypoints)
                        for (f, photo, fp), vec in zip(batch, vectors)]
             ids = self.store.add_embedded(records)
-            self._add_vectors(ids, vectors)
+            self._index_own_change(added=(ids, vectors))
             updated = sum(1 for f, _, _ in batch if f.path in known_before)
             summary.updated += updated
             summary.added += len(batch) - updated
@@ -405,6 +511,8 @@ class Library:
             if outcome.error is not None:
                 self.store.record_skipped(f.path, f.size, f.mtime_ns, outcome.error)
                 summary.note_skip(outcome.error)
+                if f.path in known_before and not failure_may_pass(outcome.error):
+                    self._forget_unreadable(f.path)
             else:
                 batch.append((f, outcome.photo, outcome.fingerprint))
             done += 1
@@ -415,6 +523,14 @@ class Library:
                 summary.cancelled = True
                 break
         flush()
+
+    def _forget_unreadable(self, path: str) -> None:
+        """A photo that changed into something unreadable (truncated, damaged) is no longer the photo
+        its vector stands for: it leaves search results while it is listed as skipped."""
+        row = self.store.file_by_path(path)
+        if row is not None:
+            self.store.delete_files([row.id])
+            self._index_own_change(removed=[row.id])
 
     # -- the whitening learned from the library ---------------------------------------------------
 
@@ -470,13 +586,14 @@ class Library:
             return
         report(IndexProgress("fitting", 0, 0, 0.0, None, None))
         whitening = LibraryWhitening.fit_pairs(self.store.mean_vector()[None, :], own, other, shrink=WHITENING_SHRINK)
-        key = hashlib.sha1(whitening.mean.tobytes() + whitening.projection.tobytes()).hexdigest()[:12]
-        self.store.save_whitening(StoredWhitening(key, whitening.mean, whitening.projection, photos, len(own)))
+        key = whitening_fingerprint(whitening.mean, whitening.projection)
         # Built beside the current index, which searches keep using until the swap.
         index = self._build_index(len(whitening.mean), whitening, key)
-        with self._index_lock:
+        with self._index_lock:  # searches see the new whitening and its index together
+            self.store.save_whitening(StoredWhitening(key, whitening.mean, whitening.projection, photos, len(own)))
             self._discard_index_file()
             self._whitening, self._whitening_key, self._index = whitening, key, index
+            self._catch_up(index, whitening)  # the whitening's own generation, and commits made meanwhile
             self._index_dirty = True
         log.info("whitening fitted on %d pairs from %d photos; index rebuilt", len(own), photos)
 
@@ -503,7 +620,8 @@ class Library:
         inliers: dict[int, int] = {}
         if keypoints is not None:
             stored = self.store.keypoints(ids[:RERANK_CANDIDATES])
-            inliers = {label: verify_pair(keypoints, Keypoints.from_bytes(data)) for label, data in stored.items()}
+            readable = {label: _keypoints(data) for label, data in stored.items()}
+            inliers = {label: verify_pair(keypoints, found) for label, found in readable.items() if found is not None}
         ranked, scores = rerank(np.array(ids, dtype=np.int64), np.array([cosines[i] for i in ids]),
                                 np.array([inliers.get(i, 0) for i in ids]))
         return [SearchHit(self.root / rows[label].path, float(score), cosines[label], inliers.get(label), label)
@@ -519,7 +637,7 @@ class Library:
                 stored = self.store.vectors([own.id]).get(own.id)
                 if stored is not None:
                     data = self.store.keypoints([own.id]).get(own.id) if with_keypoints else None
-                    return stored, own.id, None if data is None else Keypoints.from_bytes(data)
+                    return stored, own.id, None if data is None else _keypoints(data)
         if isinstance(query, (str, Path)) and not Path(query).expanduser().exists():
             raise LibraryError(f"no such file: {query}")
         if embedder is None:
@@ -566,6 +684,15 @@ class Library:
         index = self._vector_index()
         return LibraryStatus(self.root, self.library_dir, root_is_available(self.root), self.store.count_files(),
                              len(self.store.skipped()), self.model_signature, len(index) if index else 0)
+
+
+def _keypoints(data: bytes) -> Keypoints | None:
+    """Stored keypoints, None when damaged (the photo is then ranked without verification)."""
+    try:
+        return Keypoints.from_bytes(data)
+    except (ValueError, TypeError):
+        log.warning("damaged keypoints in the library database (vitgallery repair removes them)")
+        return None
 
 
 def _within(reference: int, value: int) -> bool:

@@ -27,6 +27,9 @@ class ScanResult:
     # Relative folders (and links) whose content cannot be seen now: unreadable, or a link to an
     # unplugged drive. What the library knows under them is offline, not deleted.
     unreachable: list[str] = field(default_factory=list)
+    # Relative folders on another device than the folder holding them: mount points (or links to
+    # one). Unmounted, such a folder is left empty or gone, which must not read as deleted photos.
+    mount_points: list[str] = field(default_factory=list)
 
 
 def root_is_available(root: Path) -> bool:
@@ -41,6 +44,7 @@ def scan_root(root: Path) -> ScanResult:
     """Every supported image under root; hidden folders skipped, symlinked folders followed once."""
     result = ScanResult()
     seen_dirs: set[tuple[int, int]] = set()
+    device_of: dict[str, int] = {}
 
     def on_error(error: OSError) -> None:
         rel = _relative(root, Path(error.filename)) if error.filename else "."
@@ -57,6 +61,10 @@ def scan_root(root: Path) -> ScanResult:
             dirnames[:] = []
             continue
         seen_dirs.add((st.st_dev, st.st_ino))
+        device_of[dirpath] = st.st_dev
+        parent_device = device_of.get(os.path.dirname(dirpath))
+        if parent_device is not None and parent_device != st.st_dev:
+            result.mount_points.append(_relative(root, Path(dirpath)))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if name.startswith("."):
