@@ -70,7 +70,6 @@ def main() -> None:
         queries = np.random.default_rng(number).normal(size=(8, DIM)).astype(np.float32)
         index.query(queries, 10)
         labels = index.labels()
-        index.get_vectors(labels[:20])
         index.remove(labels[:5])
         index.add(np.arange(1000, 1040), np.random.default_rng(number).normal(size=(40, DIM)).astype(np.float32))
         index.query(queries, 50)

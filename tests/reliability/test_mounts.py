@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.support import add_photos, counting_embedder, index
-from vitgallery.core.library import MASS_LOSS_MIN_PHOTOS, Library
+from vitgallery.core.indexing import MASS_LOSS_MIN_PHOTOS
+from vitgallery.core.library import Library
 
 
 def mount_tmpfs(folder: Path) -> None:

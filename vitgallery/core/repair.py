@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vitgallery.core.index import IndexMismatch, header_path, labels_path, read_header
+from vitgallery.core.keypoints import Keypoints
 from vitgallery.core.library import DB_NAME, INDEX_NAME, Library, LibraryError
-from vitgallery.core.quality import Keypoints
 from vitgallery.core.store import Store, StoreError
 
 log = logging.getLogger(__name__)
