@@ -1,10 +1,13 @@
-"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates."""
+"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates, repair."""
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
+import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -20,7 +23,7 @@ from vitgallery.core.duplicates import (
     scan_duplicates,
 )
 from vitgallery.core.fetch import DownloadError, download, is_url
-from vitgallery.core.imageio import DecodeError, read_meta
+from vitgallery.core.imageio import DecodeError, read_meta, route_pillow_warnings
 from vitgallery.core.library import (
     IndexProgress,
     IndexSummary,
@@ -40,11 +43,12 @@ from vitgallery.core.models import (
     ModelLoadError,
     load_embedder,
 )
+from vitgallery.core.scan import display_path
 from vitgallery.core.store import StoreError
 
 log = logging.getLogger("vitgallery")
 
-COMMANDS = ("index", "search", "status", "duplicates")
+COMMANDS = ("index", "search", "status", "duplicates", "repair")
 USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, DownloadError)
 MAX_RESULTS = 10_000
 
@@ -59,11 +63,27 @@ EPILOG = "Run vitgallery COMMAND --help for the options of a command."
 
 def open_library_arg(library_dir: str | None) -> Library:
     """--library DIR, or else the library used last (by the window or the CLI)."""
-    if library_dir is None:
-        library_dir = last_library_dir()
-        if library_dir is None:
-            raise LibraryError("no library yet: run `vitgallery index FOLDER` first, or pass --library DIR")
-    return Library.open(library_dir=library_dir)
+    return Library.open(library_dir=library_dir_arg(library_dir))
+
+
+def library_dir_arg(library_dir: str | None) -> Path:
+    if library_dir is not None:
+        return Path(library_dir)
+    last = last_library_dir()
+    if last is None:
+        raise LibraryError("no library yet: run `vitgallery index FOLDER` first, or pass --library DIR")
+    return last
+
+
+def json_path(path: Path | str, key: str = "path") -> dict[str, str]:
+    """A path for --json output, which stays valid UTF-8: `key` holds it as shown (display_path); a
+    name that is not valid UTF-8 also gets `key_bytes`, its exact bytes in base64, so that
+    `os.fsdecode(base64.b64decode(value))` gives the real path back."""
+    fields = {key: display_path(path)}
+    raw = os.fsencode(path)
+    if raw.decode("utf-8", "replace").encode("utf-8") != raw:
+        fields[f"{key}_bytes"] = base64.b64encode(raw).decode("ascii")
+    return fields
 
 
 # -- progress on a terminal ------------------------------------------------------------------------
@@ -120,6 +140,9 @@ def format_summary(s: IndexSummary) -> str:
              f"unchanged {s.unchanged}, skipped {s.skipped}  ({s.seconds:.1f} s)"]
     if s.teaching:
         lines.append(f"learned from {s.teaching} photos how this library's photos differ (mirrored and edited copies)")
+    if s.missing_kept:
+        lines.append(f"{s.missing_kept} photos that are gone stay in the library (an unplugged drive?); if they "
+                     "were deleted, run again with --forget-missing to remove them")
     if s.cancelled:
         lines.append("cancelled: what was embedded so far is saved; run index again to continue")
     for reason, count in sorted(s.skipped_reasons.items(), key=lambda kv: -kv[1]):
@@ -131,18 +154,23 @@ def format_summary(s: IndexSummary) -> str:
 
 def cmd_index(args: argparse.Namespace) -> int:
     folder = Path(args.folder).expanduser()
-    library = Library.open(folder, args.library)
+    library_dir = args.library
+    if args.repoint:
+        if not folder.is_dir():
+            raise LibraryError(f"{folder} is not a folder: give the photo folder's new place")
+        library_dir = library_dir_arg(library_dir)  # the default library is keyed by the old folder
+    library = Library.open(folder, library_dir, repoint=args.repoint)
     try:
         embedder = load_embedder(args.model, weights=args.weights, device=args.device, precision=args.precision)
-        print(f"indexing {library.root} with {embedder.model_id} on {embedder.device} "
-              f"(library {library.library_dir})", file=sys.stderr)
+        print(f"indexing {display_path(library.root)} with {embedder.model_id} on {embedder.device} "
+              f"(library {display_path(library.library_dir)})", file=sys.stderr)
         progress = TerminalProgress()
         summary = library.index(embedder, progress=progress, batch_size=args.batch_size,
-                                decode_workers=args.workers)
+                                decode_workers=args.workers, forget_missing=args.forget_missing)
         progress.finish()
         print(format_summary(summary))
         remember_last_library(library.library_dir)
-        return 3 if summary.offline else 0
+        return 3 if summary.offline or summary.missing_kept else 0
     finally:
         library.close()
 
@@ -166,17 +194,17 @@ def cmd_search(args: argparse.Namespace) -> int:
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     raise
                 # One bad query does not stop the others; it gets an empty list and a message.
-                print(f"error: {query}: {exc}", file=sys.stderr)
+                print(f"error: {display_path(query)}: {exc}", file=sys.stderr)
                 failed += 1
                 hits = []
-            results[query] = [{"path": str(h.path), "score": round(h.score, 6), "cosine": round(h.cosine, 6),
-                               "inliers": h.inliers} for h in hits]
+            results[display_path(query)] = [{**json_path(h.path), "score": round(h.score, 6),
+                                             "cosine": round(h.cosine, 6), "inliers": h.inliers} for h in hits]
             if not args.json:
-                print(query)
+                print(display_path(query))
                 for rank, h in enumerate(hits, 1):
                     # ✓ and the matching points for a hit verified as the same photo
                     why = f"✓{h.inliers:4d}" if h.verified else " " * 5
-                    print(f"  {rank:3d}. {h.score:.3f} {why}  {h.path}")
+                    print(f"  {rank:3d}. {h.score:.3f} {why}  {display_path(h.path)}")
         if args.json:
             print(json.dumps(results, indent=1))
         return 2 if failed else 0
@@ -204,15 +232,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     library = open_library_arg(args.library)
     try:
         s = library.status()
-        print(f"photo folder : {s.root}{'' if s.root_online else '  (OFFLINE: missing or unmounted)'}")
-        print(f"library      : {s.library_dir}")
+        print(f"photo folder : {display_path(s.root)}{'' if s.root_online else '  (OFFLINE: missing or unmounted)'}")
+        print(f"library      : {display_path(s.library_dir)}")
         print(f"photos       : {s.photos}")
         print(f"skipped      : {s.skipped}")
         print(f"model        : {s.model_signature or '-'}")
         print(f"index size   : {s.index_size}")
         skipped = library.skipped()
         for entry in skipped[:20]:
-            print(f"  skipped {entry.path}: {entry.reason}")
+            print(f"  skipped {display_path(entry.path)}: {entry.reason}")
         if len(skipped) > 20:
             print(f"  … and {len(skipped) - 20} more (the window's Problems tab lists them all)")
         return 0
@@ -247,12 +275,12 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             print(json.dumps({
                 "threshold": args.threshold, "keep_rule": rule.value, "hidden_by_decisions": hidden,
                 "groups": [{"key": g.key, "members": [
-                    {"path": str(m.path), "keep": m is k, "size": m.size, "width": m.width, "height": m.height,
+                    {**json_path(m.path), "keep": m is k, "size": m.size, "width": m.width, "height": m.height,
                      "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(m.date)),
                      "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4),
                      "why": match_reason(m.match)}
                     for m in g.members]} for g, k in zip(groups, keepers, strict=True)],
-                "problems": [{"path": str(path), "reason": reason} for path, reason in scan.problems],
+                "problems": [{**json_path(path), "reason": reason} for path, reason in scan.problems],
             }, indent=1))
             return 0
         photos = sum(len(g.members) for g in groups)
@@ -264,14 +292,22 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
                 size = f"{m.width}x{m.height}"
                 print(f"  {'keep' if m is keeper else '    '}  {size:<10} {_megabytes(m.size):>8}  "
-                      f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {m.path}")
+                      f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {display_path(m.path)}")
         if hidden:
             print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
         for path, reason in scan.problems:
-            print(f"not checked: {path}: {reason}", file=sys.stderr)
+            print(f"not checked: {display_path(path)}: {reason}", file=sys.stderr)
         return 0
     finally:
         library.close()
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from vitgallery.core.repair import repair_library  # only this command needs it
+
+    report = repair_library(library_dir_arg(args.library))
+    print("\n".join(report.done) if report.done else "nothing to repair")
+    return 0
 
 
 def _megabytes(size: int) -> str:
@@ -339,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitgallery",
         usage="vitgallery [--weights FILE] [--library DIR] [FOLDER | PHOTO]\n"
-              "       vitgallery [-v] {index,search,status,duplicates} ...",
+              "       vitgallery [-v] {index,search,status,duplicates,repair} ...",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vitgallery {__version__}",
                         help="print the version and exit")
@@ -364,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "but loses about 1 mAP point")
     p.add_argument("--workers", type=worker_count, default=None, metavar="N",
                    help="processes that decode photos (default: adapts to the machine)")
+    p.add_argument("--forget-missing", action="store_true",
+                   help="remove photos that are gone even when most of the library went at once, or a drive "
+                        "mounted inside the folder disappeared (kept by default: an unplugged drive looks the same)")
+    p.add_argument("--repoint", action="store_true",
+                   help="the library's photo folder was renamed or moved to FOLDER: follow it (the library of "
+                        "--library DIR, or the one used last)")
     p.set_defaults(run=cmd_index)
 
     p = sub.add_parser("search", help="the photos of the library most like one or more images",
@@ -398,6 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", metavar="FILE", help="also write the groups to FILE (.csv or .json)")
     p.add_argument("--json", action="store_true", help="print the groups as JSON")
     p.set_defaults(run=cmd_duplicates)
+
+    p = sub.add_parser("repair", help="mend a damaged library: re-check it, drop what cannot be read, rebuild the index",
+                       description="Re-check every row of the library, drop what cannot be read (those photos are "
+                                   "embedded again by the next index), rebuild the index file, and say what was done.")
+    add_library_option(p)
+    p.set_defaults(run=cmd_repair)
     return parser
 
 
@@ -406,10 +454,15 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    route_pillow_warnings()
     try:
         return args.run(args)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # a read the store did not expect to fail
+        library = f" --library {args.library}" if getattr(args, "library", None) else ""
+        print(f"error: the library database cannot be read ({exc}): run `vitgallery repair{library}`", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: what was embedded so far is saved", file=sys.stderr)

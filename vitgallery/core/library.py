@@ -89,8 +89,10 @@ class Library:
     # -- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, photo_root: Path | str | None = None, library_dir: Path | str | None = None) -> Library:
-        """Open (or create) the library of a photo root; with only library_dir, reopen an existing one."""
+    def open(cls, photo_root: Path | str | None = None, library_dir: Path | str | None = None, *,
+             repoint: bool = False) -> Library:
+        """Open (or create) the library of a photo root; with only library_dir, reopen an existing one.
+        `repoint`: the library's photo folder was renamed or moved to photo_root; follow it there."""
         if photo_root is None and library_dir is None:
             raise LibraryError("give a photo folder or a library folder")
         lib_dir = Path(library_dir).expanduser() if library_dir else default_library_dir(Path(photo_root))
@@ -103,18 +105,25 @@ class Library:
         store = Store(lib_dir / DB_NAME)
         recorded = store.get_meta("root")
         if photo_root is None:
-            root = Path(recorded)
-        else:
-            root = Path(photo_root).expanduser().absolute()
             if recorded is None:
-                store.set_meta("root", str(root))
-            elif Path(recorded) != root:
                 store.close()
-                raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}")
+                raise LibraryError(f"{lib_dir} names no photo folder (its database is empty or damaged): index one "
+                                   f"into it with `vitgallery index FOLDER --library {lib_dir}`")
+            return cls(Path(recorded), lib_dir, store)
+        root = Path(photo_root).expanduser().absolute()
+        if recorded is not None and Path(recorded) != root and not repoint:
+            store.close()
+            raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}; if that folder was renamed "
+                               f"or moved to {root}, follow it: `vitgallery index {root} --library {lib_dir} --repoint`")
+        if recorded is None or Path(recorded) != root:
+            store.set_meta("root", str(root))
+            if recorded is not None:
+                log.info("library %s now follows its photos from %s to %s", lib_dir, recorded, root)
         return cls(root, lib_dir, store)
 
     def close(self) -> None:
-        self._cache.save_if_dirty()
+        if not self.store.read_only:  # a read-only library searches; its index file stays as it is
+            self._cache.save_if_dirty()
         self.store.close()
 
     # -- what the library holds and needs ---------------------------------------------------------
@@ -158,12 +167,16 @@ class Library:
 
     def index(self, embedder: Embedder, *, progress: Callable[[IndexProgress], None] | None = None,
               cancel: threading.Event | None = None, pause: threading.Event | None = None,
-              batch_size: int | None = None, decode_workers: int | None = None) -> IndexSummary:
+              batch_size: int | None = None, decode_workers: int | None = None,
+              forget_missing: bool = False) -> IndexSummary:
         """Bring the library up to date with the folder: embed new and changed photos, follow moved
-        ones, drop deleted ones. Safe to cancel or kill at any point: each batch commits on its own."""
+        ones, drop deleted ones. Safe to cancel or kill at any point: each batch commits on its own.
+
+        Photos under a mount point that disappeared, and most of the library's photos gone at once,
+        are kept (summary.missing_kept) unless `forget_missing` says to forget them."""
         with self._indexing:
             run = IndexRun(self.root, self.store, self._cache, embedder, notice=self._notice,
-                           progress=progress, cancel=cancel, pause=pause)
+                           progress=progress, cancel=cancel, pause=pause, forget_missing=forget_missing)
             return run.run(batch_size, decode_workers)
 
     def search(self, query: QueryImage, *, k: int = 20, embedder: Embedder | None = None,
