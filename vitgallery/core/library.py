@@ -8,7 +8,7 @@ import random
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +17,14 @@ import numpy as np
 from PIL import Image
 from platformdirs import user_data_dir
 
-from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_size, open_image, working_copy
+from vitgallery.core.imageio import (
+    SUPPORTED_EXTENSIONS,
+    DecodeError,
+    grey_keypoints,
+    model_draft_size,
+    open_image,
+    working_copy,
+)
 from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
@@ -299,14 +306,15 @@ class Library:
         return summary
 
     def _plan(self, found: list[FoundFile], known: dict[str, FileRow], index: VectorIndex,
-              summary: IndexSummary, unreachable: list[str]) -> list[FoundFile]:
+              summary: IndexSummary, unreachable: list[str], scope: set[str] | None = None) -> list[FoundFile]:
         """Sort found files into unchanged / moved / to embed; remove rows whose content is gone.
 
         An embedded content keeps its vector wherever it went: a moved or renamed file or folder, a
-        file moved over another one, two swapped names, a file whose mtime alone changed."""
+        file moved over another one, two swapped names, a file whose mtime alone changed. `scope`: the
+        only paths looked at (index_paths); None for the whole folder."""
         found_paths = {f.path for f in found}
         skipped = self.store.skipped()
-        stale_skips = [p for p in skipped if p not in found_paths]
+        stale_skips = [p for p in skipped if p not in found_paths and (scope is None or p in scope)]
         self.store.forget_skipped(stale_skips)
 
         candidates: list[FoundFile] = []
@@ -565,6 +573,113 @@ class Library:
         index = self._vector_index()
         return LibraryStatus(self.root, self.library_dir, root_is_available(self.root), self.store.count_files(),
                              len(self.store.skipped()), self.model_signature, len(index) if index else 0)
+
+    # -- organising (core/organise): vectors in the search space, indexing given paths --------------
+
+    def relative_path(self, path: Path | str) -> str | None:
+        """The path as the library stores it ('' for the root itself), or None when it is outside the root."""
+        try:
+            rel = Path(path).expanduser().absolute().relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+        return "" if rel == "." else rel
+
+    def search_vectors(self, under: Path | str | None = None) -> tuple[list[Path], np.ndarray]:
+        """Every embedded photo (or those under the folder `under`), sorted by path, with its vector in
+        the search space: the library's whitening, unit length."""
+        prefix = "" if under is None else self.relative_path(under)
+        if prefix is None:
+            raise LibraryError(f"{under} is not inside the library's folder {self.root}")
+        rows = sorted((row for row in self.store.files().values()
+                       if row.has_vector and (not prefix or _is_under(row.path, [prefix]))), key=lambda r: r.path)
+        stored = self.store.vectors(row.id for row in rows)
+        rows = [row for row in rows if row.id in stored]
+        if not rows:
+            return [], np.zeros((0, int(self.store.get_meta("dim") or 0)), np.float32)
+        return [self.root / row.path for row in rows], self.to_search_space(np.stack([stored[r.id] for r in rows]))
+
+    def stored_vectors(self, paths: Iterable[Path]) -> dict[Path, np.ndarray]:
+        """The model vectors the library holds for these paths: photos of the library unchanged since
+        they were embedded (others are absent from the answer and need the model)."""
+        rows = {path: row for path in paths if (row := self._stored_row(Path(path).expanduser().absolute()))}
+        stored = self.store.vectors(row.id for row in rows.values())
+        return {path: stored[row.id] for path, row in rows.items() if row.id in stored}
+
+    def to_search_space(self, vectors: np.ndarray) -> np.ndarray:
+        """Model vectors (n, dim) through the library's whitening (unit length), as its index holds them."""
+        stored = self.store.whitening()
+        if stored is None:
+            return np.asarray(vectors, np.float32)
+        return LibraryWhitening(stored.mean, stored.projection).apply(vectors)
+
+    def index_paths(self, embedder: Embedder, paths: Iterable[Path | str], *,
+                    progress: Callable[[IndexProgress], None] | None = None, cancel: threading.Event | None = None,
+                    batch_size: int | None = None, decode_workers: int | None = None) -> IndexSummary:
+        """Bring the library up to date for these files and folders only (what a folder watcher saw
+        change), without scanning the whole folder: new and changed photos embedded, deleted ones dropped,
+        moved ones followed by their content. A path that is gone may have been a photo or a folder.
+        Paths outside the root or hidden are ignored. The same steps as `index` follow: teaching the
+        whitening (while the library has fewer teaching photos than it wants), refitting, saving."""
+        started = time.monotonic()
+        summary = IndexSummary()
+        report = progress or (lambda p: None)
+        cancel = cancel or threading.Event()
+        if not root_is_available(self.root):
+            summary.offline = True
+            return summary
+        if self.model_signature != embedder.signature:
+            raise LibraryError(f"the library was indexed with {self.model_signature}, not {embedder.signature}")
+        index = self._vector_index()
+        assert index is not None
+        found, known, scope, unreachable = self._look_at(paths)
+        to_embed = self._plan(found, known, index, summary, unreachable, scope=scope)
+        plan = plan_resources(embedder.device.type)
+        batch_size = batch_size or plan.batch_size
+        decode_workers = plan.decode_workers if decode_workers is None else decode_workers
+        self._embed(embedder, to_embed, summary, report, cancel, None, batch_size, decode_workers)
+        if not cancel.is_set():
+            self._teach(embedder, summary, report, cancel, None, batch_size, decode_workers)
+        self._refresh_whitening(self.store.count_files(), report)
+        with self._index_lock:
+            self._save_index()
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def _look_at(self, paths: Iterable[Path | str]) -> tuple[list[FoundFile], dict[str, FileRow], set[str], list[str]]:
+        """(photos found at or under the paths, library rows at or under them, every path concerned,
+        folders that could not be read) for index_paths."""
+        found: dict[str, FoundFile] = {}
+        exact: set[str] = set()
+        folders: list[str] = []
+        unreachable: list[str] = []
+        for path in paths:
+            rel = self.relative_path(path)
+            if rel is None or any(part.startswith(".") for part in rel.split("/") if part):
+                continue
+            full = self.root / rel
+            if full.is_dir():
+                scan = scan_root(full)
+                prefix = f"{rel}/" if rel else ""
+                found.update((prefix + f.path, FoundFile(prefix + f.path, f.size, f.mtime_ns)) for f in scan.files)
+                unreachable += [prefix + u for u in scan.unreachable]
+                folders.append(rel)
+                continue
+            exact.add(rel)
+            try:
+                st = full.stat()
+            except OSError:
+                folders.append(rel)  # gone: it may have been a folder of photos
+                continue
+            if full.suffix.lower() in SUPPORTED_EXTENSIONS and full.is_file():
+                found[rel] = FoundFile(rel, st.st_size, st.st_mtime_ns)
+
+        def concerned(stored_path: str) -> bool:
+            return stored_path in exact or any(not folder or _is_under(stored_path, [folder]) for folder in folders)
+
+        rows = self.store.files() if folders else {p: r for p in exact if (r := self.store.file_by_path(p))}
+        known = {p: row for p, row in rows.items() if concerned(p)}
+        scope = set(found) | set(known) | {p for p in self.store.skipped() if concerned(p)}
+        return list(found.values()), known, scope, unreachable
 
 
 def _within(reference: int, value: int) -> bool:
