@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,6 +88,14 @@ CREATE TABLE IF NOT EXISTS whitening (
     projection BLOB NOT NULL,           -- float32 (dim, dim)
     photos INTEGER NOT NULL,            -- library size when fitted
     pairs INTEGER NOT NULL,             -- learning pairs it was fitted on
+    at REAL NOT NULL
+);
+""",
+    4: """
+CREATE TABLE IF NOT EXISTS group_names (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    fingerprints TEXT NOT NULL,         -- JSON list, sorted: the group's photos when it was named
     at REAL NOT NULL
 );
 """,
@@ -439,6 +447,24 @@ class Store:
         with self.transaction():
             self._db.execute("DELETE FROM duplicate_decisions WHERE key = ?", (key,))
 
+    # -- names given to automatic groups (core/organise/groups.py) --------------------------------
+
+    def name_group(self, name: str, fingerprints: list[str], replacing: Iterable[int] = ()) -> None:
+        """Name the group of these photos; the names of `replacing` (earlier names of it) are dropped."""
+        with self.transaction():
+            self._db.executemany("DELETE FROM group_names WHERE id = ?", [(i,) for i in replacing])
+            self._db.execute("INSERT INTO group_names (name, fingerprints, at) VALUES (?, ?, ?)",
+                             (name, json.dumps(sorted(fingerprints)), time.time()))
+
+    def group_names(self) -> list[GroupNameRow]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, name, fingerprints FROM group_names ORDER BY id").fetchall()
+        return [GroupNameRow(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def forget_group_names(self, ids: Iterable[int]) -> None:
+        with self.transaction():
+            self._db.executemany("DELETE FROM group_names WHERE id = ?", [(i,) for i in ids])
+
     # -- the action log ----------------------------------------------------------------------------
 
     def log_action(self, kind: str, target: str | None, items: Iterable[ActionItemRow]) -> int:
@@ -476,6 +502,13 @@ class Store:
             self._db.executemany("UPDATE action_items SET state = ? WHERE id = ?",
                                  [(state, item_id) for item_id, state in item_states.items()])
             self._db.execute("UPDATE actions SET undone_at = ? WHERE id = ?", (time.time(), action_id))
+
+
+@dataclass(frozen=True)
+class GroupNameRow:
+    id: int
+    name: str
+    fingerprints: list[str]
 
 
 @dataclass(frozen=True)
