@@ -1,4 +1,5 @@
-"""The commands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates, and the window."""
+"""The commands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates, arrange, groups,
+sort, watch (those four in vitgallery.organise_commands), and the window."""
 
 from __future__ import annotations
 
@@ -23,13 +24,14 @@ from vitgallery.core.duplicates import (
 from vitgallery.core.imageio import DecodeError
 from vitgallery.core.library import IndexProgress, IndexSummary, Library, LibraryError, QueryNeedsModel
 from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
+from vitgallery.core.organise.vectors import OrganiseError
 from vitgallery.core.quality import RERANK_MIN_INLIERS
 from vitgallery.core.store import StoreError
 
 log = logging.getLogger("vitgallery")
 
-COMMANDS = ("index", "search", "status", "duplicates")
-USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError)
+COMMANDS = ("index", "search", "status", "duplicates", "arrange", "groups", "sort", "watch")
+USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, OrganiseError)
 
 
 def last_library_file() -> Path:
@@ -311,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", metavar="FILE", help="also write the groups to FILE (.csv or .json)")
     p.add_argument("--json", action="store_true", help="print the groups as JSON")
     p.set_defaults(run=cmd_duplicates)
+
+    from vitgallery.organise_commands import add_parsers  # it builds on this module's helpers
+
+    add_parsers(sub)
     return parser
 
 
