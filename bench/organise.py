@@ -3,6 +3,7 @@
 
 usage: python bench/organise.py {arrange,groups,sort} CORPUS [CORPUS ...] --libs DIR [--weights FILE]
        python bench/organise.py watch CORPUS [--burst 1000] [--model tiny-test] [--weights FILE]
+       python bench/organise.py arrange-scale N [N ...]
 
 Each CORPUS is made by ../shared/bench/make_corpus.py. The libraries are DIR/<corpus>-<task> (indexed
 there with --weights when missing; a library the lead built elsewhere must be copied first, since
@@ -10,6 +11,8 @@ opening one may migrate it). Every figure is printed as one JSON line per corpus
 
 - arrange (dup task): the share of photos that have copies in the corpus with one of them within 2
   places of the order (goal >= 90 %), for the package's order and the alternatives measured against it.
+- arrange-scale: the seconds the package's order takes for N synthetic photos (clusters of copies
+  and loose photos).
 - groups (sem task): cluster purity, adjusted Rand index (photos left ungrouped count as groups of
   their own) and the share of photos grouped, for HDBSCAN and agglomerative clustering.
 - sort (sem task): each category split half examples / half unsorted (examples: the first half of a
@@ -114,9 +117,13 @@ ARRANGERS = {"package (greedy edge)": arrange_order, "nearest-neighbour chain": 
 
 
 def bench_arrange(corpus: Path, library: Library) -> None:
-    group_of = {name: group for group, names in truth(corpus, "dup")["groups"].items() for name in names}
+    # Distractors are groups of one in truth.json: they have no copies.
+    group_of = {name: group for group, names in truth(corpus, "dup")["groups"].items() if len(names) > 1
+                for name in names}
     paths, vectors = library.search_vectors()
     names = [p.name for p in paths]
+    import torch  # noqa: F401  (imported before the clock starts: the package's order uses it)
+
     for method, arrange in ARRANGERS.items():
         started = time.perf_counter()
         order = [names[i] for i in arrange(vectors)]
@@ -124,6 +131,23 @@ def bench_arrange(corpus: Path, library: Library) -> None:
         print(json.dumps({"corpus": corpus.name, "method": method, "photos": len(order),
                           "copies_within_2": round(100 * copies_nearby(order, group_of), 2),
                           "seconds": round(seconds, 3)}), flush=True)
+
+
+def bench_arrange_scale(sizes: list[int]) -> None:
+    """The package's order on synthetic libraries: 384-d unit vectors in clusters of 8 (copies) and as many
+    loose photos."""
+    import torch  # noqa: F401
+
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        copies = 8 * (n // 16)
+        centres = rng.normal(size=(copies // 8, 384))
+        vectors = np.concatenate([np.repeat(centres, 8, axis=0) + 0.5 * rng.normal(size=(copies, 384)),
+                                  rng.normal(size=(n - copies, 384))]).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        started = time.perf_counter()
+        arrange_order(vectors)
+        print(json.dumps({"photos": n, "seconds": round(time.perf_counter() - started, 2)}), flush=True)
 
 
 # -- groups ----------------------------------------------------------------------------------------
@@ -158,10 +182,16 @@ def bench_groups(corpus: Path, library: Library, min_sizes: list[int]) -> None:
     labels_of = truth(corpus, "sem")["labels"]
     paths, vectors = library.search_vectors()
     categories = [labels_of[p.name] for p in paths]
+    from sklearn.cluster import HDBSCAN
+
     for min_size in min_sizes:
-        runs = [("package (HDBSCAN)", cluster_labels(vectors, min_size))]
+        runs = [("package", cluster_labels(vectors, min_size))]
+        for min_samples, selection in ((None, "eom"), (None, "leaf"), (1, "eom")):
+            labels = HDBSCAN(min_cluster_size=min_size, min_samples=min_samples,
+                             cluster_selection_method=selection).fit_predict(vectors)
+            runs.append((f"HDBSCAN min_samples={min_samples} {selection}", labels))
         for linkage in ("average", "complete"):
-            for threshold in (0.6, 0.7, 0.8):
+            for threshold in (0.7, 0.8, 0.9):
                 runs.append((f"agglomerative {linkage} {threshold}", agglomerative(vectors, min_size, threshold, linkage)))
         for method, labels in runs:
             print(json.dumps({"corpus": corpus.name, "method": method, "min_size": min_size,
@@ -253,8 +283,8 @@ def bench_watch(source: Path, burst: int, model: str, weights: str | None) -> No
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["arrange", "groups", "sort", "watch"])
-    ap.add_argument("corpora", nargs="+", type=Path)
+    ap.add_argument("what", choices=["arrange", "arrange-scale", "groups", "sort", "watch"])
+    ap.add_argument("corpora", nargs="+", help="corpus folders (arrange-scale: numbers of photos)")
     ap.add_argument("--libs", type=Path, help="where the corpora's libraries are (all but watch)")
     ap.add_argument("--weights", help="model weights for indexing a corpus whose library is missing")
     ap.add_argument("--min-size", type=int, nargs="+", default=[3], help="groups: the minimum group sizes")
@@ -262,12 +292,15 @@ def main() -> int:
     ap.add_argument("--burst", type=int, default=1000, help="watch: photos copied in at once")
     ap.add_argument("--model", default="tiny-test", help="watch: the model (tiny-test measures the watcher alone)")
     a = ap.parse_args()
+    if a.what == "arrange-scale":
+        bench_arrange_scale([int(c) for c in a.corpora])
+        return 0
     if a.what == "watch":
-        bench_watch(a.corpora[0] / "dup" / "images", a.burst, a.model, a.weights)
+        bench_watch(Path(a.corpora[0]) / "dup" / "images", a.burst, a.model, a.weights)
         return 0
     if a.libs is None:
         ap.error("--libs is needed")
-    for corpus in a.corpora:
+    for corpus in map(Path, a.corpora):
         task = "dup" if a.what == "arrange" else "sem"
         library = library_for(corpus, task, a.libs, a.weights)
         try:
