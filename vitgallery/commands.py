@@ -1,17 +1,18 @@
-"""The commands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates, arrange, groups,
-sort, watch (those four in vitgallery.organise_commands), and the window."""
+"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates; arrange,
+groups, sort and watch (organising a library)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
-from platformdirs import user_data_dir
-
+from vitgallery import __version__
 from vitgallery.core.actions import ActionError, GroupSelection, export_list
 from vitgallery.core.duplicates import (
     DEFAULT_THRESHOLD,
@@ -21,39 +22,60 @@ from vitgallery.core.duplicates import (
     match_reason,
     scan_duplicates,
 )
-from vitgallery.core.imageio import DecodeError
-from vitgallery.core.library import IndexProgress, IndexSummary, Library, LibraryError, QueryNeedsModel
-from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
-from vitgallery.core.organise.vectors import OrganiseError
-from vitgallery.core.quality import RERANK_MIN_INLIERS
+from vitgallery.core.fetch import DownloadError, download, is_url
+from vitgallery.core.imageio import DecodeError, read_meta
+from vitgallery.core.library import (
+    DB_NAME,
+    IndexProgress,
+    IndexSummary,
+    Library,
+    LibraryError,
+    QueryNeedsModel,
+    default_library_dir,
+    last_library_dir,
+    remember_last_library,
+)
+from vitgallery.core.models import (
+    DEFAULT_MODEL,
+    DEVICES,
+    MODELS,
+    PRECISIONS,
+    USER_MODELS,
+    Embedder,
+    ModelLoadError,
+    load_embedder,
+)
+from vitgallery.core.organise.arrange import arrange_folder
+from vitgallery.core.organise.groups import DEFAULT_MIN_GROUP, find_groups
+from vitgallery.core.organise.sort import CONFIDENT_FROM, apply_suggestions, suggest_folders
+from vitgallery.core.organise.vectors import OrganiseError, OrganiseProgress
+from vitgallery.core.organise.watch import FolderWatcher, WatchBatch
 from vitgallery.core.store import StoreError
 
 log = logging.getLogger("vitgallery")
 
 COMMANDS = ("index", "search", "status", "duplicates", "arrange", "groups", "sort", "watch")
-USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, OrganiseError)
+USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, DownloadError,
+               OrganiseError)
+MAX_RESULTS = 10_000
 
+DESCRIPTION = """\
+Find similar photos in your own photo library, offline.
 
-def last_library_file() -> Path:
-    return Path(user_data_dir("vitgallery", appauthor=False)) / "last_library"
-
-
-def remember_library(library: Library) -> None:
-    path = last_library_file()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(str(library.library_dir))
-    except OSError as exc:  # the index itself succeeded; only the shortcut for later commands is lost
-        log.warning("could not remember the library in %s (%s); pass --library next time", path, exc)
+Without a command, vitgallery opens its window on FOLDER (or on the folder opened last);
+given a PHOTO, it opens the photo's folder and finds photos like it. The commands below work
+without a window: index a folder, search it, see what the library holds, find duplicates,
+arrange a folder by likeness, group the library, sort photos into folders by example, and keep
+the library current while its folder changes."""
+EPILOG = "Run vitgallery COMMAND --help for the options of a command."
 
 
 def open_library_arg(library_dir: str | None) -> Library:
-    """--library DIR, or else the library indexed last."""
+    """--library DIR, or else the library used last (by the window or the CLI)."""
     if library_dir is None:
-        remembered = last_library_file()
-        if not remembered.exists():
+        library_dir = last_library_dir()
+        if library_dir is None:
             raise LibraryError("no library yet: run `vitgallery index FOLDER` first, or pass --library DIR")
-        library_dir = remembered.read_text().strip()
     return Library.open(library_dir=library_dir)
 
 
@@ -125,8 +147,6 @@ def cmd_index(args: argparse.Namespace) -> int:
     library = Library.open(folder, args.library)
     try:
         embedder = load_embedder(args.model, weights=args.weights, device=args.device, precision=args.precision)
-        if args.weights:
-            library.store.set_meta("weights_path", str(Path(args.weights).absolute()))
         print(f"indexing {library.root} with {embedder.model_id} on {embedder.device} "
               f"(library {library.library_dir})", file=sys.stderr)
         progress = TerminalProgress()
@@ -134,24 +154,10 @@ def cmd_index(args: argparse.Namespace) -> int:
                                 decode_workers=args.workers)
         progress.finish()
         print(format_summary(summary))
-        remember_library(library)
+        remember_last_library(library.library_dir)
         return 3 if summary.offline else 0
     finally:
         library.close()
-
-
-def embedder_for(library: Library, device: str, weights: str | None) -> Embedder:
-    """The model the library was indexed with, with the weights it was indexed with."""
-    signature = library.model_signature
-    if signature is None:
-        raise LibraryError("the library is empty: index a folder first")
-    parts = signature.split("|")
-    precision = next((p.removeprefix("prec:") for p in parts if p.startswith("prec:")), "auto")
-    weights = weights or library.store.get_meta("weights_path")
-    embedder = load_embedder(parts[0], weights=weights, device=device, precision=precision)
-    if embedder.signature != signature:
-        raise LibraryError(f"these weights differ from the ones the library was indexed with ({signature})")
-    return embedder
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -162,12 +168,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         failed = 0
         for query in args.images:
             try:
+                image = query_image(query)
                 try:
-                    hits = library.search(Path(query), k=args.k, embedder=embedder, verify=not args.no_verify)
+                    hits = library.search(image, k=args.k, embedder=embedder, verify=not args.no_verify)
                 except QueryNeedsModel:
-                    embedder = embedder_for(library, args.device, args.weights)
-                    hits = library.search(Path(query), k=args.k, embedder=embedder, verify=not args.no_verify)
-            except (LibraryError, DecodeError) as exc:
+                    check_is_image(image)  # before the model loads for seconds
+                    embedder = library.load_embedder(device=args.device, weights=args.weights)
+                    hits = library.search(image, k=args.k, embedder=embedder, verify=not args.no_verify)
+            except (LibraryError, DecodeError, DownloadError) as exc:
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     raise
                 # One bad query does not stop the others; it gets an empty list and a message.
@@ -179,15 +187,28 @@ def cmd_search(args: argparse.Namespace) -> int:
             if not args.json:
                 print(query)
                 for rank, h in enumerate(hits, 1):
-                    # ✓ and the matching points for a hit verified as the same scene
-                    verified = h.inliers is not None and h.inliers >= RERANK_MIN_INLIERS
-                    why = f"✓{h.inliers:4d}" if verified else " " * 5
+                    # ✓ and the matching points for a hit verified as the same photo
+                    why = f"✓{h.inliers:4d}" if h.verified else " " * 5
                     print(f"  {rank:3d}. {h.score:.3f} {why}  {h.path}")
         if args.json:
             print(json.dumps(results, indent=1))
         return 2 if failed else 0
     finally:
         library.close()
+
+
+def query_image(query: str) -> Path | bytes:
+    """A query as given: an http(s) address is downloaded (never read as a path), anything else is a file."""
+    if is_url(query):
+        return download(query.strip())
+    return Path(query).expanduser()
+
+
+def check_is_image(image: Path | bytes) -> None:
+    """Refuse a missing file or one that is not an image, by reading its header only."""
+    if isinstance(image, Path) and not image.is_file():
+        raise LibraryError(f"no such file: {image}" if not image.exists() else f"{image} is not a file")
+    read_meta(image)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -264,47 +285,267 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         library.close()
 
 
+# -- organising: arrange, groups, sort, watch ------------------------------------------------------
+
+def library_of(folders: list[Path], library_dir: str | None) -> Library:
+    """--library DIR; else the library of the first of these folders (or of a folder above one) that has
+    one; else the library used last."""
+    if library_dir is None:
+        for folder in folders:
+            for candidate in (folder, *folder.parents):
+                if (default_library_dir(candidate) / DB_NAME).exists():
+                    return Library.open(library_dir=default_library_dir(candidate))
+    return open_library_arg(library_dir)
+
+
+def cmd_arrange(args: argparse.Namespace) -> int:
+    folder = Path(args.folder).expanduser().absolute()
+    library = library_of([folder], args.library)
+    try:
+        order = arrange_folder(library, folder)
+        if args.json:
+            print(json.dumps({"order": [str(p) for p in order]}, indent=1))
+        else:
+            print("\n".join(str(p) for p in order))
+        return 0
+    finally:
+        library.close()
+
+
+def cmd_groups(args: argparse.Namespace) -> int:
+    library = open_library_arg(args.library)
+    try:
+        grouping = find_groups(library, min_size=args.min_size)
+        if args.json:
+            print(json.dumps({
+                "groups": [{"members": [str(p) for p in g.members], "representative": str(g.representative),
+                            "name": g.name} for g in grouping.groups],
+                "ungrouped": [str(p) for p in grouping.ungrouped]}, indent=1))
+            return 0
+        grouped = sum(len(g.members) for g in grouping.groups)
+        print(f"{len(grouping.groups)} groups of at least {args.min_size} photos ({grouped} photos; "
+              f"{len(grouping.ungrouped)} in no group)")
+        for number, group in enumerate(grouping.groups, 1):
+            title = f"group {number}" + (f" “{group.name}”" if group.name else "")
+            print(f"\n{title}: {len(group.members)} photos, the most typical first")
+            for path in group.members:
+                print(f"  {path}")
+        return 0
+    finally:
+        library.close()
+
+
+def cmd_sort(args: argparse.Namespace) -> int:
+    unsorted, examples = Path(args.unsorted).expanduser().absolute(), Path(args.examples).expanduser().absolute()
+    library = library_of([unsorted, examples], args.library)
+    try:
+        embedders: list[Embedder] = []  # loaded once, and only when a photo outside the library needs it
+
+        def load() -> Embedder:
+            if not embedders:
+                embedders.append(library.load_embedder(device=args.device, weights=args.weights))
+            return embedders[0]
+
+        plan = suggest_folders(library, unsorted, examples, load, progress=_organise_progress())
+        for path, reason in plan.problems:
+            print(f"not sorted: {path}: {reason}", file=sys.stderr)
+        report = apply_suggestions(library, plan.suggestions) if args.apply else None
+        if args.json:
+            print(json.dumps({
+                "method": plan.method, "held_out_accuracy": plan.accuracy, "held_out": plan.held_out,
+                "not_sure_below": CONFIDENT_FROM[plan.method],
+                # folder: the likeliest one; sure: its confidence reaches the threshold (only those move)
+                "suggestions": [{"path": str(s.path), "folder": str(s.likeliest), "confidence": round(s.confidence, 4),
+                                 "sure": s.folder is not None} for s in plan.suggestions],
+                "moved": [] if report is None else [{"from": str(a), "to": str(b)} for a, b in report.done],
+            }, indent=1))
+        else:
+            accuracy = ", ".join(f"{method} {100 * value:.0f} %" for method, value in sorted(plan.accuracy.items()))
+            print(f"sorted by: {plan.method} (accuracy on {plan.held_out} examples held out: {accuracy or 'too few'})")
+            for s in plan.suggestions:
+                where = str(s.folder) if s.folder else f"not sure (perhaps {s.likeliest.name})"
+                print(f"  {s.confidence:5.2f}  {s.path}  ->  {where}")
+        if report is not None:
+            print(f"{report.summary()} (action {report.action_id})", file=sys.stderr)
+            for path, problem in report.problems:
+                print(f"  {path}: {problem}", file=sys.stderr)
+            moved = [p for pair in report.done for p in pair if library.relative_path(p) is not None]
+            if moved:  # the library follows the moves now rather than at its next index
+                library.index_paths(load(), moved)
+        return 0
+    finally:
+        library.close()
+
+
+def _organise_progress():
+    is_tty = sys.stderr.isatty()
+
+    def report(p: OrganiseProgress) -> None:
+        if is_tty and p.total:
+            sys.stderr.write(f"\r\033[K{p.phase} {p.done}/{p.total}")
+            if p.done == p.total:
+                sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+    return report
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    folder = Path(args.folder).expanduser().absolute() if args.folder else None
+    library = library_of([folder] if folder else [], args.library)
+    try:
+        if folder is not None and library.root != folder:
+            raise LibraryError(f"{folder} has no library yet ({library.library_dir} is the library of "
+                               f"{library.root}): run `vitgallery index {folder}` first")
+        embedder = library.load_embedder(device=args.device, weights=args.weights)
+
+        def on_batch(batch: WatchBatch) -> None:
+            if batch.summary is None:
+                print(f"error: {batch.paths} changes not applied: {batch.error}", file=sys.stderr, flush=True)
+            else:
+                print(format_summary(batch.summary).splitlines()[0], flush=True)
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with FolderWatcher(library, embedder, on_batch=on_batch, decode_workers=args.workers):
+            # Watching first, then catching up with what changed while nobody watched: a change made
+            # meanwhile waits for the catch-up (one indexing run at a time) and follows it.
+            print(f"watching {library.root} (Ctrl+C stops); catching up first…", file=sys.stderr, flush=True)
+            progress = TerminalProgress()
+            summary = library.index(embedder, progress=progress, decode_workers=args.workers)
+            progress.finish()
+            print(format_summary(summary), flush=True)
+            try:
+                stop.wait()
+            except KeyboardInterrupt:
+                pass
+        return 0
+    finally:
+        library.close()
+
+
 def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vitgallery", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
-    sub = parser.add_subparsers(dest="command", required=True)
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
 
-    p = sub.add_parser("index", help="embed the photos of a folder (only new or changed ones on later runs)")
-    p.add_argument("folder")
-    p.add_argument("--library", help="library folder (default: in the user data folder, keyed by FOLDER)")
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS))
-    p.add_argument("--weights", help="local weights file in the official layout (no download)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--batch-size", type=int, default=None, help="photos per model call (default: adapts to the device)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
+
+def result_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_RESULTS:
+        raise argparse.ArgumentTypeError(f"{value} is more than {MAX_RESULTS:,}")
+    return value
+
+
+def worker_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative (0 decodes in the main process)")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not between 0 and 1")
+    return value
+
+
+def group_size(text: str) -> int:
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("a group has at least 2 photos")
+    return value
+
+
+def model_name(text: str) -> str:
+    # Any registered model is accepted (the test suite indexes with its tiny test model); help and
+    # errors name only the ones meant for users.
+    if text not in MODELS:
+        raise argparse.ArgumentTypeError(f"unknown model {text!r}: choose one of {', '.join(USER_MODELS)}")
+    return text
+
+
+def weights_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no weights file at {path}")
+    return path
+
+
+def add_library_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--library", metavar="DIR",
+                        help="the library folder to use (default: the library used last, by the window or a command)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vitgallery",
+        usage="vitgallery [--weights FILE] [--library DIR] [FOLDER | PHOTO]\n"
+              "       vitgallery [-v] {index,search,status,duplicates,arrange,groups,sort,watch} ...",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vitgallery {__version__}",
+                        help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details of what a command does")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND", prog="vitgallery")
+
+    p = sub.add_parser("index", help="add a folder's photos to its library (later runs add only new or changed ones)",
+                       description="Embed the photos of FOLDER, so they can be searched. A later run embeds "
+                                   "only new and changed photos, follows moved ones and drops deleted ones.")
+    p.add_argument("folder", metavar="FOLDER", help="the photo folder (it is only read, never written)")
+    p.add_argument("--library", metavar="DIR",
+                   help="where to keep the library (default: in your user data folder, one per photo folder)")
+    p.add_argument("--model", default=DEFAULT_MODEL, type=model_name, metavar="MODEL",
+                   help=f"one of {', '.join(USER_MODELS)} (default {DEFAULT_MODEL})")
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the model's weights file in the official layout, instead of downloading it")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="photos per model call (default: adapts to the device)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: bf16 on GPUs and on CPUs with native bf16, else fp32; int8 is faster on CPU "
                         "but loses about 1 mAP point")
-    p.add_argument("--workers", type=int, default=None, help="decoder processes (default: adapts to the machine)")
+    p.add_argument("--workers", type=worker_count, default=None, metavar="N",
+                   help="processes that decode photos (default: adapts to the machine)")
     p.set_defaults(run=cmd_index)
 
-    p = sub.add_parser("search", help="the most similar photos of the library for one or more images")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--library")
-    p.add_argument("--k", type=int, default=20)
+    p = sub.add_parser("search", help="the photos of the library most like one or more images",
+                       description="Print the photos of the library most like each IMAGE, best first. "
+                                   "✓ marks a photo whose keypoints match the query's: the same photo.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="an image file, a photo of the library, or an http(s) address")
+    add_library_option(p)
+    p.add_argument("--k", type=result_count, default=20, metavar="N", help="how many photos to list (default 20)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object: query -> [{path, score, cosine, inliers}], best first")
     p.add_argument("--no-verify", action="store_true",
-                   help="rank by the vectors alone, without checking the top 50 with SIFT keypoints (faster)")
-    p.add_argument("--weights", help="weights file, if the library was indexed from one at another path")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+                   help="rank by the vectors alone, without checking the top 50 with keypoints (faster)")
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     p.set_defaults(run=cmd_search)
 
-    p = sub.add_parser("status", help="what the library holds")
-    p.add_argument("--library")
+    p = sub.add_parser("status", help="what the library holds", description="What the library holds: its "
+                       "folder, how many photos, which files were skipped and why.")
+    add_library_option(p)
     p.set_defaults(run=cmd_status)
 
-    p = sub.add_parser("duplicates", help="groups of near-duplicate photos (bursts, re-saves, edits, crops)")
-    p.add_argument("--library")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    p = sub.add_parser("duplicates", help="groups of near-duplicate photos (bursts, re-saves, edits, crops)",
+                       description="List groups of near-duplicate photos and which one of each to keep.")
+    add_library_option(p)
+    p.add_argument("--threshold", type=unit_interval, default=DEFAULT_THRESHOLD, metavar="T",
                    help=f"0..1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")
     p.add_argument("--keep", default=KeepRule.RESOLUTION.value, choices=[r.value for r in KeepRule],
                    help="which photo of a group to mark as kept")
@@ -314,16 +555,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the groups as JSON")
     p.set_defaults(run=cmd_duplicates)
 
-    from vitgallery.organise_commands import add_parsers  # it builds on this module's helpers
+    p = sub.add_parser("arrange", help="a folder's photos in an order where similar ones sit side by side",
+                       description="Print the photos under FOLDER (a folder of the library) in an order where "
+                                   "similar photos, copies and edits sit side by side. Photos not indexed yet come last.")
+    p.add_argument("folder", metavar="FOLDER", help="the folder to arrange (the library's folder or one inside it)")
+    add_library_option(p)
+    p.add_argument("--json", action="store_true", help='print {"order": [path, ...]}')
+    p.set_defaults(run=cmd_arrange)
 
-    add_parsers(sub)
+    p = sub.add_parser("groups", help="the library's photos in visual groups (subjects, places, events)",
+                       description="Cluster the library's photos into visual groups, each listed with its most "
+                                   "typical photo first; photos that fit no group are listed apart.")
+    add_library_option(p)
+    p.add_argument("--min-size", type=group_size, default=DEFAULT_MIN_GROUP, metavar="N",
+                   help=f"the smallest group (default {DEFAULT_MIN_GROUP}); larger gives fewer, bigger groups")
+    p.add_argument("--json", action="store_true",
+                   help='print {"groups": [{"members", "representative", "name"}], "ungrouped": [...]}')
+    p.set_defaults(run=cmd_groups)
+
+    p = sub.add_parser("sort", help="suggest a folder for each unsorted photo, learned from folders already sorted",
+                       description="Learn from the photos in the subfolders of DIR (Pets/, Receipts/, …) and "
+                                   "suggest one of those subfolders for each photo under UNSORTED, with a "
+                                   "confidence; below a threshold the suggestion is not sure.")
+    p.add_argument("unsorted", metavar="UNSORTED",
+                   help="a folder of photos to sort (photos already in a subfolder of DIR are left out)")
+    p.add_argument("--examples", required=True, metavar="DIR",
+                   help="a folder whose subfolders are the folders to sort into; their photos are the examples")
+    add_library_option(p)
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.add_argument("--apply", action="store_true", help="move the photos whose suggestion is sure (one undoable action)")
+    p.add_argument("--json", action="store_true",
+                   help='print {"suggestions": [{"path", "folder", "confidence", "sure"}], ...}')
+    p.set_defaults(run=cmd_sort)
+
+    p = sub.add_parser("watch", help="keep the library current while its folder changes (until Ctrl+C)",
+                       description="Catch up with FOLDER, then index new, changed, moved and deleted photos "
+                                   "within seconds of each change, in batches, until Ctrl+C.")
+    p.add_argument("folder", nargs="?", metavar="FOLDER", help="the photo folder (default: the library used last)")
+    add_library_option(p)
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.add_argument("--workers", type=worker_count, default=None, metavar="N",
+                   help="processes that decode photos (default: adapts to the machine)")
+    p.set_defaults(run=cmd_watch)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
-        return run_gui(argv)
+def main(argv: list[str]) -> int:
+    """Run one subcommand (argv[0] is its name, or an option such as --help)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -335,17 +617,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: what was embedded so far is saved", file=sys.stderr)
         return 130
-
-
-def run_gui(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="vitgallery", description="open the vitgallery window")
-    parser.add_argument("folder", nargs="?")
-    parser.add_argument("--library")
-    args = parser.parse_args(argv)
-    from vitgallery.ui.app import run_app  # Qt only loads for the window
-
-    return run_app(Path(args.folder) if args.folder else None, Path(args.library) if args.library else None)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

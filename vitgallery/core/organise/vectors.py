@@ -101,7 +101,10 @@ def vectors_for(library: Library, paths: list[Path], load_embedder: EmbedderLoad
                 embedded.update(zip(readable, embedder.embed_images(images)))
             step(progress, cancel, "embedding", min(start + EMBED_BATCH, len(outside)), len(outside))
     kept = [p for p in paths if p in stored or p in embedded]
+    space = library.search_space()
+    if space is None:
+        raise OrganiseError("the library is empty: index a folder first")
     if not kept:
         return PhotoVectors([], np.zeros((0, 0), np.float32), problems)
     raw = np.stack([stored[p] if p in stored else embedded[p] for p in kept])
-    return PhotoVectors(kept, library.to_search_space(raw), problems)
+    return PhotoVectors(kept, space.project(raw), problems)

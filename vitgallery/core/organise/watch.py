@@ -43,8 +43,8 @@ class FolderWatcher:
 
     `on_batch` is called on the watcher's own thread after each batch, `on_progress` while one is applied
     (IndexProgress, as Library.index reports it; photos are searchable as they are embedded); a GUI
-    relays both as signals. `apply_lock` is held while a batch is applied: hold it too while running
-    Library.index, so that the library has one indexer at a time.
+    relays both as signals. A batch waits while the library runs another index (one run at a time);
+    a stopped watcher does not start again (make a new one).
     """
 
     def __init__(self, library: Library, embedder: Embedder, *, on_batch: Callable[[WatchBatch], None] | None = None,
@@ -54,7 +54,6 @@ class FolderWatcher:
         self.on_batch, self.on_progress = on_batch, on_progress
         self.quiet_s, self.max_wait_s = quiet_s, max_wait_s
         self.decode_workers = decode_workers
-        self.apply_lock = threading.Lock()
         self._changed = threading.Condition()
         self._pending: set[str] = set()
         self._first_change = self._last_change = 0.0
@@ -152,14 +151,13 @@ class FolderWatcher:
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            with self.apply_lock:
-                try:
-                    summary = self.library.index_paths(self.embedder, sorted(batch), progress=self.on_progress,
-                                                       cancel=self._cancel, decode_workers=self.decode_workers)
-                    result = WatchBatch(len(batch), summary)
-                except (LibraryError, StoreError, OSError) as exc:
-                    log.warning("could not bring the library up to date with %d changes: %s", len(batch), exc)
-                    result = WatchBatch(len(batch), None, str(exc))
+            try:
+                summary = self.library.index_paths(self.embedder, sorted(batch), progress=self.on_progress,
+                                                   cancel=self._cancel, decode_workers=self.decode_workers)
+                result = WatchBatch(len(batch), summary)
+            except (LibraryError, StoreError, OSError) as exc:
+                log.warning("could not bring the library up to date with %d changes: %s", len(batch), exc)
+                result = WatchBatch(len(batch), None, str(exc))
             if self.on_batch is not None:
                 try:
                     self.on_batch(result)
