@@ -10,6 +10,7 @@ from tests.core.organise.conftest import save_copies
 from vitgallery.cli import main
 from vitgallery.core.actions import undo
 from vitgallery.core.organise.sort import (
+    LinearHead,
     NeighbourVote,
     apply_suggestions,
     choose_classifier,
@@ -53,12 +54,21 @@ def test_the_held_out_part_leaves_every_class_an_example():
     assert sorted(labels[held].tolist()) == [0, 0, 1], "a fifth of ten, one of two, none of one"
 
 
-def test_both_methods_are_measured_and_the_vote_wins_a_tie():
+def test_both_methods_are_measured_and_the_head_wins_a_tie():
     vectors, labels = labelled(classes=3, per_class=10, spread=0.2)
     choice = choose_classifier(vectors, labels, 3)
     assert set(choice.accuracy) == {"head", "knn"} and choice.held_out == 6
     assert choice.accuracy["knn"] == choice.accuracy["head"] == 1.0
-    assert isinstance(choice.classifier, NeighbourVote)
+    assert isinstance(choice.classifier, LinearHead)
+
+
+def test_the_vote_is_kept_when_it_is_more_accurate():
+    # Each class is two opposite clumps: no one direction per class (the head) finds both, the vote does.
+    vectors, labels = labelled(classes=3, per_class=10, spread=0.1)
+    vectors = np.concatenate([vectors, -vectors])
+    labels = np.concatenate([labels, labels])
+    choice = choose_classifier(vectors, labels, 3)
+    assert choice.accuracy["knn"] > choice.accuracy["head"] and isinstance(choice.classifier, NeighbourVote)
 
 
 @pytest.fixture
