@@ -77,6 +77,9 @@ def vectors_for(library: Library, paths: list[Path], load_embedder: EmbedderLoad
                 progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> PhotoVectors:
     """The photos' vectors in the library's search space: stored ones for photos of the library, the
     model's for the others (decoded like a search query). Unreadable files go to `problems`."""
+    space = library.search_space()
+    if space is None:
+        raise OrganiseError("the library is empty: index a folder first")
     stored = library.stored_vectors(paths)
     outside = [p for p in paths if p not in stored]
     embedded: dict[Path, np.ndarray] = {}
@@ -101,9 +104,6 @@ def vectors_for(library: Library, paths: list[Path], load_embedder: EmbedderLoad
                 embedded.update(zip(readable, embedder.embed_images(images)))
             step(progress, cancel, "embedding", min(start + EMBED_BATCH, len(outside)), len(outside))
     kept = [p for p in paths if p in stored or p in embedded]
-    space = library.search_space()
-    if space is None:
-        raise OrganiseError("the library is empty: index a folder first")
     if not kept:
         return PhotoVectors([], np.zeros((0, 0), np.float32), problems)
     raw = np.stack([stored[p] if p in stored else embedded[p] for p in kept])

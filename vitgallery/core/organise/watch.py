@@ -75,8 +75,11 @@ class FolderWatcher:
         if not self.library.root.is_dir():
             raise LibraryError(f"{self.library.root} is missing or not mounted: nothing to watch")
         self._observer = Observer()
-        self._observer.schedule(Handler(), str(self.library.root), recursive=True)
-        self._observer.start()
+        try:
+            self._observer.schedule(Handler(), str(self.library.root), recursive=True)
+            self._observer.start()
+        except OSError as exc:  # on Linux, typically the limit of watched folders (fs.inotify.max_user_watches)
+            raise LibraryError(f"cannot watch {self.library.root}: {exc.strerror or exc}") from exc
         self._thread = threading.Thread(target=self._run, name="vitgallery-watch", daemon=True)
         self._thread.start()
         log.info("watching %s", self.library.root)
