@@ -1,4 +1,5 @@
-"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates, repair."""
+"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates, repair;
+arrange, groups, sort and watch (organising a library)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import base64
 import json
 import logging
 import os
+import signal
 import sqlite3
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,11 +28,13 @@ from vitgallery.core.duplicates import (
 from vitgallery.core.fetch import DownloadError, download, is_url
 from vitgallery.core.imageio import DecodeError, read_meta, route_pillow_warnings
 from vitgallery.core.library import (
+    DB_NAME,
     IndexProgress,
     IndexSummary,
     Library,
     LibraryError,
     QueryNeedsModel,
+    default_library_dir,
     last_library_dir,
     remember_last_library,
 )
@@ -43,13 +48,19 @@ from vitgallery.core.models import (
     ModelLoadError,
     load_embedder,
 )
+from vitgallery.core.organise.arrange import arrange_folder
+from vitgallery.core.organise.groups import DEFAULT_MIN_GROUP, find_groups
+from vitgallery.core.organise.sort import CONFIDENT_FROM, apply_suggestions, suggest_folders
+from vitgallery.core.organise.vectors import OrganiseError, OrganiseProgress
+from vitgallery.core.organise.watch import FolderWatcher, WatchBatch
 from vitgallery.core.scan import display_path
 from vitgallery.core.store import StoreError
 
 log = logging.getLogger("vitgallery")
 
-COMMANDS = ("index", "search", "status", "duplicates", "repair")
-USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, DownloadError)
+COMMANDS = ("index", "search", "status", "duplicates", "repair", "arrange", "groups", "sort", "watch")
+USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, DownloadError,
+               OrganiseError)
 MAX_RESULTS = 10_000
 
 DESCRIPTION = """\
@@ -57,7 +68,9 @@ Find similar photos in your own photo library, offline.
 
 Without a command, vitgallery opens its window on FOLDER (or on the folder opened last);
 given a PHOTO, it opens the photo's folder and finds photos like it. The commands below work
-without a window: index a folder, search it, see what the library holds, find duplicates."""
+without a window: index a folder, search it, see what the library holds, find duplicates,
+arrange a folder by likeness, group the library, sort photos into folders by example, and keep
+the library current while its folder changes."""
 EPILOG = "Run vitgallery COMMAND --help for the options of a command."
 
 
@@ -310,6 +323,144 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- organising: arrange, groups, sort, watch ------------------------------------------------------
+
+def library_of(folders: list[Path], library_dir: str | None) -> Library:
+    """--library DIR; else the library of the first of these folders (or of a folder above one) that has
+    one; else the library used last."""
+    if library_dir is None:
+        for folder in folders:
+            for candidate in (folder, *folder.parents):
+                if (default_library_dir(candidate) / DB_NAME).exists():
+                    return Library.open(library_dir=default_library_dir(candidate))
+    return open_library_arg(library_dir)
+
+
+def cmd_arrange(args: argparse.Namespace) -> int:
+    folder = Path(args.folder).expanduser().absolute()
+    library = library_of([folder], args.library)
+    try:
+        order = arrange_folder(library, folder)
+        if args.json:
+            print(json.dumps({"order": [str(p) for p in order]}, indent=1))
+        else:
+            print("\n".join(str(p) for p in order))
+        return 0
+    finally:
+        library.close()
+
+
+def cmd_groups(args: argparse.Namespace) -> int:
+    library = open_library_arg(args.library)
+    try:
+        grouping = find_groups(library, min_size=args.min_size)
+        if args.json:
+            print(json.dumps({
+                "groups": [{"members": [str(p) for p in g.members], "representative": str(g.representative),
+                            "name": g.name} for g in grouping.groups],
+                "ungrouped": [str(p) for p in grouping.ungrouped]}, indent=1))
+            return 0
+        grouped = sum(len(g.members) for g in grouping.groups)
+        print(f"{len(grouping.groups)} groups of at least {args.min_size} photos ({grouped} photos; "
+              f"{len(grouping.ungrouped)} in no group)")
+        for number, group in enumerate(grouping.groups, 1):
+            title = f"group {number}" + (f" “{group.name}”" if group.name else "")
+            print(f"\n{title}: {len(group.members)} photos, the most typical first")
+            for path in group.members:
+                print(f"  {path}")
+        return 0
+    finally:
+        library.close()
+
+
+def cmd_sort(args: argparse.Namespace) -> int:
+    unsorted, examples = Path(args.unsorted).expanduser().absolute(), Path(args.examples).expanduser().absolute()
+    library = library_of([unsorted, examples], args.library)
+    try:
+        embedders: list[Embedder] = []  # loaded once, and only when a photo outside the library needs it
+
+        def load() -> Embedder:
+            if not embedders:
+                embedders.append(library.load_embedder(device=args.device, weights=args.weights))
+            return embedders[0]
+
+        plan = suggest_folders(library, unsorted, examples, load, progress=_organise_progress())
+        for path, reason in plan.problems:
+            print(f"not sorted: {path}: {reason}", file=sys.stderr)
+        report = apply_suggestions(library, plan.suggestions) if args.apply else None
+        if args.json:
+            print(json.dumps({
+                "method": plan.method, "held_out_accuracy": plan.accuracy, "held_out": plan.held_out,
+                "not_sure_below": CONFIDENT_FROM[plan.method],
+                # folder: the likeliest one; sure: its confidence reaches the threshold (only those move)
+                "suggestions": [{"path": str(s.path), "folder": str(s.likeliest), "confidence": round(s.confidence, 4),
+                                 "sure": s.folder is not None} for s in plan.suggestions],
+                "moved": [] if report is None else [{"from": str(a), "to": str(b)} for a, b in report.done],
+            }, indent=1))
+        else:
+            accuracy = ", ".join(f"{method} {100 * value:.0f} %" for method, value in sorted(plan.accuracy.items()))
+            print(f"sorted by: {plan.method} (accuracy on {plan.held_out} examples held out: {accuracy or 'too few'})")
+            for s in plan.suggestions:
+                where = str(s.folder) if s.folder else f"not sure (perhaps {s.likeliest.name})"
+                print(f"  {s.confidence:5.2f}  {s.path}  ->  {where}")
+        if report is not None:
+            print(f"{report.summary()} (action {report.action_id})", file=sys.stderr)
+            for path, problem in report.problems:
+                print(f"  {path}: {problem}", file=sys.stderr)
+            moved = [p for pair in report.done for p in pair if library.relative_path(p) is not None]
+            if moved:  # the library follows the moves now rather than at its next index
+                library.index_paths(load(), moved)
+        return 0
+    finally:
+        library.close()
+
+
+def _organise_progress():
+    is_tty = sys.stderr.isatty()
+
+    def report(p: OrganiseProgress) -> None:
+        if is_tty and p.total:
+            sys.stderr.write(f"\r\033[K{p.phase} {p.done}/{p.total}")
+            if p.done == p.total:
+                sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+    return report
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    folder = Path(args.folder).expanduser().absolute() if args.folder else None
+    library = library_of([folder] if folder else [], args.library)
+    try:
+        if folder is not None and library.root != folder:
+            raise LibraryError(f"{folder} has no library yet ({library.library_dir} is the library of "
+                               f"{library.root}): run `vitgallery index {folder}` first")
+        embedder = library.load_embedder(device=args.device, weights=args.weights)
+
+        def on_batch(batch: WatchBatch) -> None:
+            if batch.summary is None:
+                print(f"error: {batch.paths} changes not applied: {batch.error}", file=sys.stderr, flush=True)
+            else:
+                print(format_summary(batch.summary).splitlines()[0], flush=True)
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with FolderWatcher(library, embedder, on_batch=on_batch, decode_workers=args.workers):
+            # Watching first, then catching up with what changed while nobody watched: a change made
+            # meanwhile waits for the catch-up (one indexing run at a time) and follows it.
+            print(f"watching {library.root} (Ctrl+C stops); catching up first…", file=sys.stderr, flush=True)
+            progress = TerminalProgress()
+            summary = library.index(embedder, progress=progress, decode_workers=args.workers)
+            progress.finish()
+            print(format_summary(summary), flush=True)
+            try:
+                stop.wait()
+            except KeyboardInterrupt:
+                pass
+        return 0
+    finally:
+        library.close()
+
+
 def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
@@ -351,6 +502,13 @@ def unit_interval(text: str) -> float:
     return value
 
 
+def group_size(text: str) -> int:
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("a group has at least 2 photos")
+    return value
+
+
 def model_name(text: str) -> str:
     # Any registered model is accepted (the test suite indexes with its tiny test model); help and
     # errors name only the ones meant for users.
@@ -375,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitgallery",
         usage="vitgallery [--weights FILE] [--library DIR] [FOLDER | PHOTO]\n"
-              "       vitgallery [-v] {index,search,status,duplicates,repair} ...",
+              "       vitgallery [-v] {index,search,status,duplicates,repair,arrange,groups,sort,watch} ...",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vitgallery {__version__}",
                         help="print the version and exit")
@@ -446,6 +604,53 @@ def build_parser() -> argparse.ArgumentParser:
                                    "embedded again by the next index), rebuild the index file, and say what was done.")
     add_library_option(p)
     p.set_defaults(run=cmd_repair)
+
+    p = sub.add_parser("arrange", help="a folder's photos in an order where similar ones sit side by side",
+                       description="Print the photos under FOLDER (a folder of the library) in an order where "
+                                   "similar photos, copies and edits sit side by side. Photos not indexed yet come last.")
+    p.add_argument("folder", metavar="FOLDER", help="the folder to arrange (the library's folder or one inside it)")
+    add_library_option(p)
+    p.add_argument("--json", action="store_true", help='print {"order": [path, ...]}')
+    p.set_defaults(run=cmd_arrange)
+
+    p = sub.add_parser("groups", help="the library's photos in visual groups (subjects, places, events)",
+                       description="Cluster the library's photos into visual groups, each listed with its most "
+                                   "typical photo first; photos that fit no group are listed apart.")
+    add_library_option(p)
+    p.add_argument("--min-size", type=group_size, default=DEFAULT_MIN_GROUP, metavar="N",
+                   help=f"the smallest group (default {DEFAULT_MIN_GROUP}); larger gives fewer, bigger groups")
+    p.add_argument("--json", action="store_true",
+                   help='print {"groups": [{"members", "representative", "name"}], "ungrouped": [...]}')
+    p.set_defaults(run=cmd_groups)
+
+    p = sub.add_parser("sort", help="suggest a folder for each unsorted photo, learned from folders already sorted",
+                       description="Learn from the photos in the subfolders of DIR (Pets/, Receipts/, …) and "
+                                   "suggest one of those subfolders for each photo under UNSORTED, with a "
+                                   "confidence; below a threshold the suggestion is not sure.")
+    p.add_argument("unsorted", metavar="UNSORTED",
+                   help="a folder of photos to sort (photos already in a subfolder of DIR are left out)")
+    p.add_argument("--examples", required=True, metavar="DIR",
+                   help="a folder whose subfolders are the folders to sort into; their photos are the examples")
+    add_library_option(p)
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.add_argument("--apply", action="store_true", help="move the photos whose suggestion is sure (one undoable action)")
+    p.add_argument("--json", action="store_true",
+                   help='print {"suggestions": [{"path", "folder", "confidence", "sure"}], ...}')
+    p.set_defaults(run=cmd_sort)
+
+    p = sub.add_parser("watch", help="keep the library current while its folder changes (until Ctrl+C)",
+                       description="Catch up with FOLDER, then index new, changed, moved and deleted photos "
+                                   "within seconds of each change, in batches, until Ctrl+C.")
+    p.add_argument("folder", nargs="?", metavar="FOLDER", help="the photo folder (default: the library used last)")
+    add_library_option(p)
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.add_argument("--workers", type=worker_count, default=None, metavar="N",
+                   help="processes that decode photos (default: adapts to the machine)")
+    p.set_defaults(run=cmd_watch)
     return parser
 
 

@@ -15,13 +15,14 @@ import random
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from vitgallery.core.errors import LibraryError
+from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
 from vitgallery.core.index_cache import IndexCache
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, failure_may_pass, plan_resources
@@ -80,6 +81,15 @@ Report = Callable[[IndexProgress], None]
 
 def _is_under(path: str, folders: list[str]) -> bool:
     return any(path == folder or path.startswith(folder + "/") for folder in folders)
+
+
+def relative_to_root(root: Path, path: Path | str) -> str | None:
+    """The path as a library stores it ('' for the root itself), or None when it is outside the root."""
+    try:
+        rel = Path(path).expanduser().absolute().relative_to(root).as_posix()
+    except ValueError:
+        return None
+    return "" if rel == "." else rel
 
 
 class IndexRun:
@@ -147,6 +157,70 @@ class IndexRun:
         self.report(IndexProgress("done", len(to_embed), len(to_embed), 0.0, 0.0, None))
         return summary
 
+    def run_paths(self, paths: Iterable[Path | str], batch_size: int | None = None,
+                  decode_workers: int | None = None) -> IndexSummary:
+        """The run for these files and folders only (what a folder watcher saw change), without scanning
+        the whole folder: new and changed photos embedded, deleted ones dropped, moved ones followed by
+        their content. A path that is gone may have been a photo or a folder. Paths outside the root or
+        hidden are ignored. Teaching, refitting and saving follow as in a full run."""
+        started = time.monotonic()
+        summary = self.summary
+        if not root_is_available(self.root):
+            summary.offline = True
+            return summary
+        model_signature = self.store.get_meta("model_signature")
+        if model_signature != self.embedder.signature:
+            raise LibraryError(f"the library was indexed with {model_signature}, not {self.embedder.signature}")
+        self.cache.space()
+        found, known, scope, unreachable = self._look_at(paths)
+        to_embed = self._plan(found, known, unreachable, scope)
+        plan = plan_resources(self.embedder.device.type)
+        batch_size = batch_size or plan.batch_size
+        decode_workers = plan.decode_workers if decode_workers is None else decode_workers
+        self._embed(to_embed, batch_size, decode_workers)
+        if not self.cancel.is_set():
+            self._teach(batch_size, decode_workers)
+        self._refresh_whitening(self.store.count_files())
+        self.cache.save()
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def _look_at(self, paths: Iterable[Path | str]) -> tuple[list[FoundFile], dict[str, FileRow], set[str], list[str]]:
+        """(photos found at or under the paths, library rows at or under them, every path concerned,
+        folders that could not be read) for run_paths."""
+        found: dict[str, FoundFile] = {}
+        exact: set[str] = set()
+        folders: list[str] = []
+        unreachable: list[str] = []
+        for path in paths:
+            rel = relative_to_root(self.root, path)
+            if rel is None or any(part.startswith(".") for part in rel.split("/") if part):
+                continue
+            full = self.root / rel
+            if full.is_dir():
+                scan = scan_root(full)
+                prefix = f"{rel}/" if rel else ""
+                found.update((prefix + f.path, FoundFile(prefix + f.path, f.size, f.mtime_ns)) for f in scan.files)
+                unreachable += [prefix + u for u in scan.unreachable]
+                folders.append(rel)
+                continue
+            exact.add(rel)
+            try:
+                st = full.stat()
+            except OSError:
+                folders.append(rel)  # gone: it may have been a folder of photos
+                continue
+            if full.suffix.lower() in SUPPORTED_EXTENSIONS and full.is_file():
+                found[rel] = FoundFile(rel, st.st_size, st.st_mtime_ns)
+
+        def concerned(stored_path: str) -> bool:
+            return stored_path in exact or any(not folder or _is_under(stored_path, [folder]) for folder in folders)
+
+        rows = self.store.files() if folders else {p: r for p in exact if (r := self.store.file_by_path(p))}
+        known = {p: row for p, row in rows.items() if concerned(p)}
+        scope = set(found) | set(known) | {p for p in self.store.skipped() if concerned(p)}
+        return list(found.values()), known, scope, unreachable
+
     # -- what changed ------------------------------------------------------------------------------
 
     def _drop_damaged_rows(self) -> None:
@@ -166,15 +240,17 @@ class IndexRun:
             self.store.set_mount_points(mount_points + vanished)
         return vanished
 
-    def _plan(self, found: list[FoundFile], known: dict[str, FileRow], unreachable: list[str]) -> list[FoundFile]:
+    def _plan(self, found: list[FoundFile], known: dict[str, FileRow], unreachable: list[str],
+              scope: set[str] | None = None) -> list[FoundFile]:
         """Sort found files into unchanged / moved / to embed; remove rows whose content is gone.
 
         An embedded content keeps its vector wherever it went: a moved or renamed file or folder, a
-        file moved over another one, two swapped names, a file whose mtime alone changed."""
+        file moved over another one, two swapped names, a file whose mtime alone changed. `scope`: the
+        only paths looked at (run_paths); None for the whole folder."""
         summary = self.summary
         found_paths = {f.path for f in found}
         skipped = self.store.skipped()
-        stale_skips = [p for p in skipped if p not in found_paths]
+        stale_skips = [p for p in skipped if p not in found_paths and (scope is None or p in scope)]
         self.store.forget_skipped(stale_skips)
 
         candidates: list[FoundFile] = []

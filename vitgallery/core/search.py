@@ -82,7 +82,7 @@ class LibrarySearch:
         """(raw vector, the query's own id when it is a photo of the library, keypoints when asked)."""
         if isinstance(query, (str, Path)):
             path = Path(query).expanduser().absolute()
-            own = self._stored_row(path)
+            own = self.stored_row(path)
             if own is not None:
                 stored = self.store.vectors([own.id]).get(own.id)
                 if stored is not None:
@@ -109,7 +109,8 @@ class LibrarySearch:
             keypoints = pool.submit(grey_keypoints, gray)
             return embedder.embed_images([image])[0], None, keypoints.result()
 
-    def _stored_row(self, path: Path) -> FileRow | None:
+    def stored_row(self, path: Path) -> FileRow | None:
+        """The library's row of a photo (absolute path) unchanged since it was embedded, else None."""
         try:
             rel = path.relative_to(self.root).as_posix()
         except ValueError:

@@ -25,7 +25,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -100,6 +100,14 @@ CREATE TABLE IF NOT EXISTS whitening (
 """,
     4: """
 CREATE INDEX IF NOT EXISTS files_vector_generation ON files(vector_generation);
+""",
+    5: """
+CREATE TABLE IF NOT EXISTS group_names (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    fingerprints TEXT NOT NULL,         -- JSON list, sorted: the group's photos when it was named
+    at REAL NOT NULL
+);
 """,
 }
 # Columns added by a migration (ALTER TABLE has no IF NOT EXISTS): version -> (table, column, definition).
@@ -747,6 +755,24 @@ class Store:
         with self.transaction():
             self._db.execute("DELETE FROM duplicate_decisions WHERE key = ?", (key,))
 
+    # -- names given to automatic groups (core/organise/groups.py) --------------------------------
+
+    def name_group(self, name: str, fingerprints: list[str], replacing: Iterable[int] = ()) -> None:
+        """Name the group of these photos; the names of `replacing` (earlier names of it) are dropped."""
+        with self.transaction():
+            self._db.executemany("DELETE FROM group_names WHERE id = ?", [(i,) for i in replacing])
+            self._db.execute("INSERT INTO group_names (name, fingerprints, at) VALUES (?, ?, ?)",
+                             (name, json.dumps(sorted(fingerprints)), time.time()))
+
+    def group_names(self) -> list[GroupNameRow]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, name, fingerprints FROM group_names ORDER BY id").fetchall()
+        return [GroupNameRow(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def forget_group_names(self, ids: Iterable[int]) -> None:
+        with self.transaction():
+            self._db.executemany("DELETE FROM group_names WHERE id = ?", [(i,) for i in ids])
+
     # -- the action log ----------------------------------------------------------------------------
 
     def log_action(self, kind: str, target: str | None, items: Iterable[ActionItemRow]) -> int:
@@ -786,6 +812,13 @@ class Store:
             self._db.executemany("UPDATE action_items SET state = ? WHERE id = ?",
                                  [(state, item_id) for item_id, state in item_states.items()])
             self._db.execute("UPDATE actions SET undone_at = ? WHERE id = ?", (time.time(), action_id))
+
+
+@dataclass(frozen=True)
+class GroupNameRow:
+    id: int
+    name: str
+    fingerprints: list[str]
 
 
 @dataclass(frozen=True)
