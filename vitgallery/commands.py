@@ -222,7 +222,9 @@ def query_image(query: str) -> Path | bytes:
 def check_is_image(image: Path | bytes) -> None:
     """Refuse a missing file or one that is not an image, by reading its header only."""
     if isinstance(image, Path) and not image.is_file():
-        raise LibraryError(f"no such file: {image}" if not image.exists() else f"{image} is not a file")
+        # the caller prints the query's path before this reason
+        raise LibraryError("no such file" if not image.exists()
+                           else "is a directory, not an image" if image.is_dir() else "not a regular file")
     read_meta(image)
 
 
