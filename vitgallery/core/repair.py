@@ -72,7 +72,7 @@ def repair_library(library_dir: Path) -> RepairReport:
 def _integrity_problem(database: Path) -> str | None:
     """SQLite's own verdict on the file, None when it passes."""
     try:
-        db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        db = sqlite3.connect(database.absolute().as_uri() + "?mode=ro", uri=True)
         try:
             rows = db.execute("PRAGMA integrity_check").fetchall()
         finally:
@@ -92,7 +92,7 @@ def _salvage(database: Path) -> tuple[Path, int]:
     target = sqlite3.connect(fresh)
     try:
         try:
-            source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+            source = sqlite3.connect(database.absolute().as_uri() + "?mode=ro", uri=True)
             tables = [name for (name,) in target.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         except (sqlite3.DatabaseError, UnicodeDecodeError):
             source, tables = None, []
@@ -106,8 +106,10 @@ def _salvage(database: Path) -> tuple[Path, int]:
         target.close()
     kept = database.with_name(f"{database.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
     os.replace(database, kept)
-    for suffix in ("-wal", "-shm"):
-        Path(str(database) + suffix).unlink(missing_ok=True)
+    wal = Path(f"{database}-wal")
+    if wal.exists():  # the kept copy keeps its commits: SQLite finds a WAL by the database's name
+        os.replace(wal, Path(f"{kept}-wal"))
+    Path(f"{database}-shm").unlink(missing_ok=True)
     os.replace(fresh, database)
     return kept, lost
 

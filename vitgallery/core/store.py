@@ -127,6 +127,7 @@ _SQLITE_CANTOPEN = 14
 _NEARLY_FULL_BYTES = 1 << 20
 # A stored vector is the model's output, L2-normalised: anything else was damaged after it was written.
 _UNIT_LENGTH_TOLERANCE = 1e-3
+_DAMAGE_SCAN_CHUNK = 10_000  # rows checked at a time by drop_damaged_rows (about 15 MB of 384-d vectors)
 
 
 def _store_error(action: str, path: Path, exc: Exception) -> StoreError:
@@ -169,6 +170,21 @@ def whitening_fingerprint(mean: np.ndarray, projection: np.ndarray) -> str:
                         + np.ascontiguousarray(projection, np.float32).tobytes()).hexdigest()[:12]
 
 
+def _damaged_vector_ids(rows: list[tuple[int, object]], dim: int | None) -> list[int]:
+    """The ids among (id, vector blob) whose vector _usable_vector refuses, checked a matrix at a time."""
+    if dim is None:
+        return [file_id for file_id, blob in rows if _usable_vector(blob, None) is None]
+    sized = [(file_id, blob) for file_id, blob in rows if isinstance(blob, bytes) and len(blob) == 4 * dim]
+    damaged = [file_id for file_id, blob in rows if not (isinstance(blob, bytes) and len(blob) == 4 * dim)]
+    if sized:
+        matrix = np.frombuffer(b"".join(blob for _, blob in sized), dtype=np.float32).reshape(len(sized), dim)
+        with np.errstate(over="ignore", invalid="ignore"):
+            norms = np.einsum("ij,ij->i", matrix, matrix)
+        usable = np.isfinite(matrix).all(axis=1) & (np.abs(norms - 1.0) <= 2 * _UNIT_LENGTH_TOLERANCE)
+        damaged += [file_id for (file_id, _), ok in zip(sized, usable.tolist()) if not ok]
+    return damaged
+
+
 def _usable_views(blob: object, dim: int | None) -> bool:
     if not isinstance(blob, bytes) or not blob or (dim is not None and len(blob) % (4 * dim)) or len(blob) % 4:
         return False
@@ -208,9 +224,12 @@ def path_is_confined(path: str) -> bool:
     """Whether a stored path stays inside the photo root. The database is a file anyone could have
     edited: a row such as `../../etc/hostname` or `/etc/hostname` must never reach a search result,
     an action or the decoder."""
-    native = Path(path)
-    return (bool(path) and "\0" not in path and not native.is_absolute() and not native.drive
-            and ".." not in path.split("/") and ".." not in native.parts)
+    if not path or "\0" in path or path.startswith("/") or ".." in path.split("/"):
+        return False
+    if os.name == "nt":  # backslashes and drives too
+        native = Path(path)
+        return not native.is_absolute() and not native.drive and ".." not in native.parts
+    return True
 
 
 def _db_text(text: str) -> str:
@@ -689,11 +708,15 @@ class Store:
         dim = self.dim
         bad_paths, bad_vectors, bad_views, bad_keypoints = [], [], [], []
         with self._lock:
-            for file_id, path, vector in self._db.execute("SELECT id, path, vector FROM files"):
-                if not isinstance(path, (str, bytes)) or not path_is_confined(_path_from_db(path)):
-                    bad_paths.append(file_id)
-                elif vector is not None and _usable_vector(vector, dim) is None:
-                    bad_vectors.append(file_id)
+            rows = self._db.execute("SELECT id, path, vector FROM files")
+            while chunk := rows.fetchmany(_DAMAGE_SCAN_CHUNK):
+                with_vector = []
+                for file_id, path, vector in chunk:
+                    if not isinstance(path, (str, bytes)) or not path_is_confined(_path_from_db(path)):
+                        bad_paths.append(file_id)
+                    elif vector is not None:
+                        with_vector.append((file_id, vector))
+                bad_vectors += _damaged_vector_ids(with_vector, dim)
             bad_views = [file_id for file_id, blob in self._db.execute("SELECT file_id, vectors FROM learning_views")
                          if not _usable_views(blob, dim)]
             bad_whitening = bool(self._db.execute("SELECT COUNT(*) FROM whitening").fetchone()[0]) and \
