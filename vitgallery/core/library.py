@@ -17,7 +17,14 @@ import numpy as np
 from PIL import Image
 from platformdirs import user_data_dir
 
-from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_size, open_image, working_copy
+from vitgallery.core.imageio import (
+    DecodeError,
+    grey_keypoints,
+    model_draft_size,
+    open_image,
+    still_unsupported,
+    working_copy,
+)
 from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
@@ -316,8 +323,9 @@ class Library:
                 summary.unchanged += 1
                 continue
             skip = skipped.get(f.path)
-            if skip is not None and skip.size == f.size and skip.mtime_ns == f.mtime_ns:
-                summary.note_skip(skip.reason)  # retried only once the file changes
+            if (skip is not None and skip.size == f.size and skip.mtime_ns == f.mtime_ns
+                    and still_unsupported(skip.reason)):
+                summary.note_skip(skip.reason)  # retried once the file changes, or its missing decoder comes
                 continue
             candidates.append(f)
 
