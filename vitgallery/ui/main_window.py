@@ -38,6 +38,7 @@ from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
 from vitgallery.ui import settings as opt
 from vitgallery.ui.app import ErrorReportDialog, log_dir
 from vitgallery.ui.desktop import copy_paths, open_in_system_viewer, reveal_in_file_manager
+from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.drop import DownloadSignals, QuerySource, can_accept, query_from_mime, start_download
 from vitgallery.ui.duplicates_view import DuplicatesView
 from vitgallery.ui.preview import PreviewDialog
@@ -104,7 +105,10 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         thumbnail_size = settings.get(opt.THUMBNAIL_SIZE)
         self.thumbnails = ThumbnailLoader(
-            size=thumbnail_size, cache_dir=thumbnail_cache_dir or default_cache_dir(), parent=self
+            size=thumbnail_size,
+            cache_dir=thumbnail_cache_dir or default_cache_dir(),
+            shared_cache=DesktopThumbnailCache.for_this_desktop(),
+            parent=self,
         )
         self.folder_model = PhotoListModel(self.thumbnails, self)
         self.results_model = PhotoListModel(self.thumbnails, self)

@@ -307,7 +307,7 @@ class SearchWorker(QObject):
             try:
                 query_image = decode_scaled(request.query, QUERY_PREVIEW_SIZE)
             except OSError:
-                # A format Qt cannot read (HEIC...) is still searched; the window shows a placeholder.
+                # A file no decoder here can show is still searched; the window shows a placeholder.
                 query_image = QImage()
             if self._session.loaded_embedder() is None:
                 self.model_loading.emit(request.model.name)
