@@ -11,6 +11,7 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from vitgallery import __version__
 from vitgallery.core.actions import ActionError, GroupSelection, export_list
 from vitgallery.core.duplicates import (
     DEFAULT_THRESHOLD,
@@ -25,6 +26,7 @@ from vitgallery.core.library import IndexProgress, IndexSummary, Library, Librar
 from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
 from vitgallery.core.quality import RERANK_MIN_INLIERS
 from vitgallery.core.store import StoreError
+from vitgallery.logs import configure_logging
 
 log = logging.getLogger("vitgallery")
 
@@ -268,10 +270,15 @@ def _megabytes(size: int) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vitgallery", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details (also to the log file)")
+    parser.add_argument("--version", action="version", version=f"vitgallery {__version__}")
+    # -v after the command too; SUPPRESS keeps a subcommand's default from undoing a -v given before it
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log details (also to the log file)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("index", help="embed the photos of a folder (only new or changed ones on later runs)")
+    p = sub.add_parser("index", parents=[verbose], help="embed the photos of a folder (only new or changed ones on later runs)")
     p.add_argument("folder")
     p.add_argument("--library", help="library folder (default: in the user data folder, keyed by FOLDER)")
     p.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS))
@@ -284,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="decoder processes (default: adapts to the machine)")
     p.set_defaults(run=cmd_index)
 
-    p = sub.add_parser("search", help="the most similar photos of the library for one or more images")
+    p = sub.add_parser("search", parents=[verbose], help="the most similar photos of the library for one or more images")
     p.add_argument("images", nargs="+")
     p.add_argument("--library")
     p.add_argument("--k", type=int, default=20)
@@ -296,11 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.set_defaults(run=cmd_search)
 
-    p = sub.add_parser("status", help="what the library holds")
+    p = sub.add_parser("status", parents=[verbose], help="what the library holds")
     p.add_argument("--library")
     p.set_defaults(run=cmd_status)
 
-    p = sub.add_parser("duplicates", help="groups of near-duplicate photos (bursts, re-saves, edits, crops)")
+    p = sub.add_parser("duplicates", parents=[verbose], help="groups of near-duplicate photos (bursts, re-saves, edits, crops)")
     p.add_argument("--library")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"0..1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")
@@ -316,14 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+    if wants_window(argv):
         return run_gui(argv)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
+    log.info("vitgallery %s: %s", __version__, " ".join(argv))
     try:
         return args.run(args)
     except USER_ERRORS as exc:
+        log.info("%s stopped: %s", args.command, exc)  # the file keeps it; the user reads the line below
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -331,14 +339,31 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def wants_window(argv: list[str]) -> bool:
+    """The window unless the first word that is not an option names a command, or only help or the
+    version is asked for."""
+    words = [arg for arg in argv if not arg.startswith("-")]
+    if words:
+        return words[0] not in COMMANDS
+    return not {"-h", "--help", "--version"} & set(argv)
+
+
 def run_gui(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="vitgallery", description="open the vitgallery window")
-    parser.add_argument("folder", nargs="?")
+    parser.add_argument("path", nargs="?", metavar="FOLDER|PHOTO",
+                        help="a folder to open, or a photo: its folder opens and photos like it are found")
     parser.add_argument("--library")
+    parser.add_argument("--find-similar", action="store_true",
+                        help="without a photo, ask for one to find photos like it")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details (also to the log file)")
+    parser.add_argument("--version", action="version", version=f"vitgallery {__version__}")
     args = parser.parse_args(argv)
     from vitgallery.ui.app import run_app  # Qt only loads for the window
 
-    return run_app(Path(args.folder) if args.folder else None, Path(args.library) if args.library else None)
+    path = Path(args.path).expanduser() if args.path else None
+    photo = path if path is not None and path.is_file() else None
+    return run_app(path.parent if photo else path, Path(args.library) if args.library else None,
+                   photo=photo, choose_photo=args.find_similar and photo is None, verbose=args.verbose)
 
 
 if __name__ == "__main__":

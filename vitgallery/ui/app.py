@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
-import logging.handlers
 import os
 import platform
 import sys
@@ -13,7 +11,6 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
-import platformdirs
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
@@ -29,39 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vitgallery import __version__
+from vitgallery.logs import configure_logging
+
 log = logging.getLogger(__name__)
 
 APP_NAME = "vitgallery"
 ICON_FILE = "vitgallery.svg"
 INSTALLED_ICON_DIR = Path("share", "icons", "hicolor", "scalable", "apps")  # under sys.prefix, from a wheel
-
-
-def log_dir() -> Path:
-    return Path(platformdirs.user_log_dir(APP_NAME))
-
-
-def configure_logging(level: int = logging.INFO) -> Path | None:
-    """Log to stderr and to a rotating file; called once at start-up. Returns the log file."""
-    root = logging.getLogger()
-    root.setLevel(min(root.level or level, level))
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not root.handlers:
-        stream = logging.StreamHandler()
-        stream.setFormatter(formatter)
-        root.addHandler(stream)
-    try:
-        folder = log_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        log_file = folder / "vitgallery.log"
-        handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
-        )
-    except OSError as error:
-        log.warning("cannot write a log file: %s", error)
-        return None
-    handler.setFormatter(formatter)
-    root.addHandler(handler)
-    return log_file
 
 
 def icon_path() -> Path | None:
@@ -124,16 +96,9 @@ def apply_color_scheme(app: QApplication, scheme: Qt.ColorScheme | None = None) 
 # -- unexpected exceptions -----------------------------------------------------------------------
 
 
-def app_version() -> str:
-    try:
-        return importlib.metadata.version("vitgallery")
-    except importlib.metadata.PackageNotFoundError:
-        return "(not installed)"
-
-
 def format_report(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> str:
     lines = [
-        f"vitgallery {app_version()}, Python {platform.python_version()}, PySide6 {pyside_version}",
+        f"vitgallery {__version__}, Python {platform.python_version()}, PySide6 {pyside_version}",
         f"{platform.platform()}",
         "",
         *traceback.format_exception(exc_type, exc, tb),
@@ -234,23 +199,38 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def run_app(folder: Path | None, library_dir: Path | None) -> int:
-    """Open the main window on `folder` (or the last one) and run until it closes."""
+def run_app(
+    folder: Path | None,
+    library_dir: Path | None,
+    *,
+    photo: Path | None = None,
+    choose_photo: bool = False,
+    verbose: bool = False,
+) -> int:
+    """Open the main window on `folder` (or the last one) and run until it closes. With `photo`
+    (a file handed over by the desktop's "Open with"), find photos like it in its folder; with
+    `choose_photo`, ask for the photo first."""
     # Imported here: main_window imports this module.
     from vitgallery.ui.main_window import MainWindow
     from vitgallery.ui.settings import Settings
     from vitgallery.ui.workers import abandoned_threads
 
-    log_file = configure_logging()
+    log_file = configure_logging(verbose)
+    log.info("vitgallery %s starting (Python %s, PySide6 %s)", __version__, platform.python_version(), pyside_version)
     app = create_application()
     handler = ExceptionHandler(log_file, app)
     handler.install()
     window = MainWindow(Settings(), library_dir=library_dir)
     window.show()
-    start_folder = folder or window.last_folder()
-    if start_folder is not None:
-        # After the window is up, so it paints before the first listing starts.
-        QTimer.singleShot(0, lambda: window.open_folder(start_folder))
+    # After the window is up, so it paints before the first listing starts.
+    if photo is not None:
+        QTimer.singleShot(0, lambda: window.open_photo(photo))
+    else:
+        start_folder = folder or window.last_folder()
+        if start_folder is not None:
+            QTimer.singleShot(0, lambda: window.open_folder(start_folder))
+        if choose_photo:
+            QTimer.singleShot(0, window.choose_query_file)
     code = app.exec()
     log.info("vitgallery closed with code %d", code)
     if abandoned_threads():

@@ -35,8 +35,9 @@ from PySide6.QtWidgets import (
 )
 
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
+from vitgallery.logs import log_dir, log_file_path
 from vitgallery.ui import settings as opt
-from vitgallery.ui.app import ErrorReportDialog, log_dir
+from vitgallery.ui.app import ErrorReportDialog
 from vitgallery.ui.desktop import copy_paths, open_in_system_viewer, reveal_in_file_manager
 from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.drop import DownloadSignals, QuerySource, can_accept, query_from_mime, start_download
@@ -554,6 +555,31 @@ class MainWindow(QMainWindow):
     def find_similar(self, path: Path) -> None:
         self.set_query(QuerySource(label=path.name, path=path))
 
+    def open_photo(self, photo: Path) -> None:
+        """Open the photo's folder and find photos like it (the desktop's "Open with" hands one over):
+        at once when its library already holds photos, else when the first indexing run is done."""
+        photo = photo.expanduser().absolute()
+        self.open_folder(photo.parent)
+        if self._folder != photo.parent:
+            return  # open_folder said why
+
+        def search_when_opened(count: int) -> None:
+            if self._folder != photo.parent:
+                return
+            if count:
+                self.find_similar(photo)
+                return
+            self.query_panel.show_pending(f"Indexing the folder; then photos like {photo.name} are found…")
+            self.indexing_finished.connect(
+                lambda _summary: search_if_still_here(), Qt.ConnectionType.SingleShotConnection
+            )
+
+        def search_if_still_here() -> None:
+            if self._folder == photo.parent:
+                self.find_similar(photo)
+
+        self.library_worker.photo_count.connect(search_when_opened, Qt.ConnectionType.SingleShotConnection)
+
     # -- drag and drop -----------------------------------------------------------------------------
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -666,7 +692,7 @@ class MainWindow(QMainWindow):
             self.show_error_report(error.message, error.report)
 
     def show_error_report(self, summary: str, report: str) -> None:
-        dialog = ErrorReportDialog(summary, report, log_dir() / "vitgallery.log", self)
+        dialog = ErrorReportDialog(summary, report, log_file_path(), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
 
