@@ -32,6 +32,8 @@ from vitgallery.logs import configure_logging
 log = logging.getLogger(__name__)
 
 APP_NAME = "vitgallery"
+# The desktop file's name (resources/APP_ID.desktop): Wayland matches windows to it, and so to the icon.
+APP_ID = "io.github.vitgallery.vitgallery"
 ICON_FILE = "vitgallery.svg"
 INSTALLED_ICON_DIR = Path("share", "icons", "hicolor", "scalable", "apps")  # under sys.prefix, from a wheel
 
@@ -190,7 +192,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     QApplication.setApplicationName(APP_NAME)
     QApplication.setOrganizationName(APP_NAME)
     QApplication.setApplicationDisplayName("vitgallery")
-    QGuiApplication.setDesktopFileName(APP_NAME)
+    QGuiApplication.setDesktopFileName(APP_ID)
     app = QApplication(argv if argv is not None else [sys.argv[0]])
     app.setStyle(QStyleFactory.create("Fusion"))
     app.setWindowIcon(app_icon())
