@@ -1,4 +1,4 @@
-"""The commands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates, and the window."""
+"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import logging
 import sys
 import time
 from pathlib import Path
-
-from platformdirs import user_data_dir
 
 from vitgallery import __version__
 from vitgallery.core.actions import ActionError, GroupSelection, export_list
@@ -21,39 +19,51 @@ from vitgallery.core.duplicates import (
     match_reason,
     scan_duplicates,
 )
-from vitgallery.core.imageio import DecodeError
-from vitgallery.core.library import IndexProgress, IndexSummary, Library, LibraryError, QueryNeedsModel
-from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
-from vitgallery.core.quality import RERANK_MIN_INLIERS
+from vitgallery.core.fetch import DownloadError, download, is_url
+from vitgallery.core.imageio import DecodeError, read_meta
+from vitgallery.core.library import (
+    IndexProgress,
+    IndexSummary,
+    Library,
+    LibraryError,
+    QueryNeedsModel,
+    last_library_dir,
+    remember_last_library,
+)
+from vitgallery.core.models import (
+    DEFAULT_MODEL,
+    DEVICES,
+    MODELS,
+    PRECISIONS,
+    USER_MODELS,
+    Embedder,
+    ModelLoadError,
+    load_embedder,
+)
 from vitgallery.core.store import StoreError
 from vitgallery.logs import configure_logging
 
 log = logging.getLogger("vitgallery")
 
 COMMANDS = ("index", "search", "status", "duplicates")
-USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError)
+USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, DownloadError)
+MAX_RESULTS = 10_000
 
+DESCRIPTION = """\
+Find similar photos in your own photo library, offline.
 
-def last_library_file() -> Path:
-    return Path(user_data_dir("vitgallery", appauthor=False)) / "last_library"
-
-
-def remember_library(library: Library) -> None:
-    path = last_library_file()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(str(library.library_dir))
-    except OSError as exc:  # the index itself succeeded; only the shortcut for later commands is lost
-        log.warning("could not remember the library in %s (%s); pass --library next time", path, exc)
+Without a command, vitgallery opens its window on FOLDER (or on the folder opened last);
+given a PHOTO, it opens the photo's folder and finds photos like it. The commands below work
+without a window: index a folder, search it, see what the library holds, find duplicates."""
+EPILOG = "Run vitgallery COMMAND --help for the options of a command."
 
 
 def open_library_arg(library_dir: str | None) -> Library:
-    """--library DIR, or else the library indexed last."""
+    """--library DIR, or else the library used last (by the window or the CLI)."""
     if library_dir is None:
-        remembered = last_library_file()
-        if not remembered.exists():
+        library_dir = last_library_dir()
+        if library_dir is None:
             raise LibraryError("no library yet: run `vitgallery index FOLDER` first, or pass --library DIR")
-        library_dir = remembered.read_text().strip()
     return Library.open(library_dir=library_dir)
 
 
@@ -125,8 +135,6 @@ def cmd_index(args: argparse.Namespace) -> int:
     library = Library.open(folder, args.library)
     try:
         embedder = load_embedder(args.model, weights=args.weights, device=args.device, precision=args.precision)
-        if args.weights:
-            library.store.set_meta("weights_path", str(Path(args.weights).absolute()))
         print(f"indexing {library.root} with {embedder.model_id} on {embedder.device} "
               f"(library {library.library_dir})", file=sys.stderr)
         progress = TerminalProgress()
@@ -134,24 +142,10 @@ def cmd_index(args: argparse.Namespace) -> int:
                                 decode_workers=args.workers)
         progress.finish()
         print(format_summary(summary))
-        remember_library(library)
+        remember_last_library(library.library_dir)
         return 3 if summary.offline else 0
     finally:
         library.close()
-
-
-def embedder_for(library: Library, device: str, weights: str | None) -> Embedder:
-    """The model the library was indexed with, with the weights it was indexed with."""
-    signature = library.model_signature
-    if signature is None:
-        raise LibraryError("the library is empty: index a folder first")
-    parts = signature.split("|")
-    precision = next((p.removeprefix("prec:") for p in parts if p.startswith("prec:")), "auto")
-    weights = weights or library.store.get_meta("weights_path")
-    embedder = load_embedder(parts[0], weights=weights, device=device, precision=precision)
-    if embedder.signature != signature:
-        raise LibraryError(f"these weights differ from the ones the library was indexed with ({signature})")
-    return embedder
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -162,12 +156,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         failed = 0
         for query in args.images:
             try:
+                image = query_image(query)
                 try:
-                    hits = library.search(Path(query), k=args.k, embedder=embedder, verify=not args.no_verify)
+                    hits = library.search(image, k=args.k, embedder=embedder, verify=not args.no_verify)
                 except QueryNeedsModel:
-                    embedder = embedder_for(library, args.device, args.weights)
-                    hits = library.search(Path(query), k=args.k, embedder=embedder, verify=not args.no_verify)
-            except (LibraryError, DecodeError) as exc:
+                    check_is_image(image)  # before the model loads for seconds
+                    embedder = library.load_embedder(device=args.device, weights=args.weights)
+                    hits = library.search(image, k=args.k, embedder=embedder, verify=not args.no_verify)
+            except (LibraryError, DecodeError, DownloadError) as exc:
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     raise
                 # One bad query does not stop the others; it gets an empty list and a message.
@@ -179,15 +175,30 @@ def cmd_search(args: argparse.Namespace) -> int:
             if not args.json:
                 print(query)
                 for rank, h in enumerate(hits, 1):
-                    # ✓ and the matching points for a hit verified as the same scene
-                    verified = h.inliers is not None and h.inliers >= RERANK_MIN_INLIERS
-                    why = f"✓{h.inliers:4d}" if verified else " " * 5
+                    # ✓ and the matching points for a hit verified as the same photo
+                    why = f"✓{h.inliers:4d}" if h.verified else " " * 5
                     print(f"  {rank:3d}. {h.score:.3f} {why}  {h.path}")
         if args.json:
             print(json.dumps(results, indent=1))
         return 2 if failed else 0
     finally:
         library.close()
+
+
+def query_image(query: str) -> Path | bytes:
+    """A query as given: an http(s) address is downloaded (never read as a path), anything else is a file."""
+    if is_url(query):
+        return download(query.strip())
+    return Path(query).expanduser()
+
+
+def check_is_image(image: Path | bytes) -> None:
+    """Refuse a missing file or one that is not an image, by reading its header only."""
+    if isinstance(image, Path) and not image.is_file():
+        # the caller prints the query's path before this reason
+        raise LibraryError("no such file" if not image.exists()
+                           else "is a directory, not an image" if image.is_dir() else "not a regular file")
+    read_meta(image)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -268,48 +279,123 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
+def result_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_RESULTS:
+        raise argparse.ArgumentTypeError(f"{value} is more than {MAX_RESULTS:,}")
+    return value
+
+
+def worker_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative (0 decodes in the main process)")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not between 0 and 1")
+    return value
+
+
+def model_name(text: str) -> str:
+    # Any registered model is accepted (the test suite indexes with its tiny test model); help and
+    # errors name only the ones meant for users.
+    if text not in MODELS:
+        raise argparse.ArgumentTypeError(f"unknown model {text!r}: choose one of {', '.join(USER_MODELS)}")
+    return text
+
+
+def weights_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no weights file at {path}")
+    return path
+
+
+def add_library_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--library", metavar="DIR",
+                        help="the library folder to use (default: the library used last, by the window or a command)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vitgallery", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details (also to the log file)")
-    parser.add_argument("--version", action="version", version=f"vitgallery {__version__}")
-    # -v after the command too; SUPPRESS keeps a subcommand's default from undoing a -v given before it
+    parser = argparse.ArgumentParser(
+        prog="vitgallery",
+        usage="vitgallery [-v] [--weights FILE] [--library DIR] [--find-similar] [FOLDER | PHOTO]\n"
+              "       vitgallery [-v] {index,search,status,duplicates} ...",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vitgallery {__version__}",
+                        help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log details of what a command does (to the terminal and the log file)")
+    # -v after the command too; SUPPRESS keeps a command's default from undoing a -v given before it
     verbose = argparse.ArgumentParser(add_help=False)
     verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                         help="log details (also to the log file)")
-    sub = parser.add_subparsers(dest="command", required=True)
+                         help="log details of what the command does (to the terminal and the log file)")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND", prog="vitgallery")
 
-    p = sub.add_parser("index", parents=[verbose], help="embed the photos of a folder (only new or changed ones on later runs)")
-    p.add_argument("folder")
-    p.add_argument("--library", help="library folder (default: in the user data folder, keyed by FOLDER)")
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS))
-    p.add_argument("--weights", help="local weights file in the official layout (no download)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--batch-size", type=int, default=None, help="photos per model call (default: adapts to the device)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
+    p = sub.add_parser("index", parents=[verbose], help="add a folder's photos to its library (later runs add only new or changed ones)",
+                       description="Embed the photos of FOLDER, so they can be searched. A later run embeds "
+                                   "only new and changed photos, follows moved ones and drops deleted ones.")
+    p.add_argument("folder", metavar="FOLDER", help="the photo folder (it is only read, never written)")
+    p.add_argument("--library", metavar="DIR",
+                   help="where to keep the library (default: in your user data folder, one per photo folder)")
+    p.add_argument("--model", default=DEFAULT_MODEL, type=model_name, metavar="MODEL",
+                   help=f"one of {', '.join(USER_MODELS)} (default {DEFAULT_MODEL})")
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the model's weights file in the official layout, instead of downloading it")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="photos per model call (default: adapts to the device)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: bf16 on GPUs and on CPUs with native bf16, else fp32; int8 is faster on CPU "
                         "but loses about 1 mAP point")
-    p.add_argument("--workers", type=int, default=None, help="decoder processes (default: adapts to the machine)")
+    p.add_argument("--workers", type=worker_count, default=None, metavar="N",
+                   help="processes that decode photos (default: adapts to the machine)")
     p.set_defaults(run=cmd_index)
 
-    p = sub.add_parser("search", parents=[verbose], help="the most similar photos of the library for one or more images")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--library")
-    p.add_argument("--k", type=int, default=20)
+    p = sub.add_parser("search", parents=[verbose], help="the photos of the library most like one or more images",
+                       description="Print the photos of the library most like each IMAGE, best first. "
+                                   "✓ marks a photo whose keypoints match the query's: the same photo.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="an image file, a photo of the library, or an http(s) address")
+    add_library_option(p)
+    p.add_argument("--k", type=result_count, default=20, metavar="N", help="how many photos to list (default 20)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object: query -> [{path, score, cosine, inliers}], best first")
     p.add_argument("--no-verify", action="store_true",
-                   help="rank by the vectors alone, without checking the top 50 with SIFT keypoints (faster)")
-    p.add_argument("--weights", help="weights file, if the library was indexed from one at another path")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+                   help="rank by the vectors alone, without checking the top 50 with keypoints (faster)")
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     p.set_defaults(run=cmd_search)
 
-    p = sub.add_parser("status", parents=[verbose], help="what the library holds")
-    p.add_argument("--library")
+    p = sub.add_parser("status", parents=[verbose], help="what the library holds", description="What the library holds: its "
+                       "folder, how many photos, which files were skipped and why.")
+    add_library_option(p)
     p.set_defaults(run=cmd_status)
 
-    p = sub.add_parser("duplicates", parents=[verbose], help="groups of near-duplicate photos (bursts, re-saves, edits, crops)")
-    p.add_argument("--library")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    p = sub.add_parser("duplicates", parents=[verbose], help="groups of near-duplicate photos (bursts, re-saves, edits, crops)",
+                       description="List groups of near-duplicate photos and which one of each to keep.")
+    add_library_option(p)
+    p.add_argument("--threshold", type=unit_interval, default=DEFAULT_THRESHOLD, metavar="T",
                    help=f"0..1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")
     p.add_argument("--keep", default=KeepRule.RESOLUTION.value, choices=[r.value for r in KeepRule],
                    help="which photo of a group to mark as kept")
@@ -321,10 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if wants_window(argv):
-        return run_gui(argv)
+def main(argv: list[str]) -> int:
+    """Run one subcommand (argv[0] is its name, or an option such as --help)."""
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     log.info("vitgallery %s: %s", __version__, " ".join(argv))
@@ -337,34 +421,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: what was embedded so far is saved", file=sys.stderr)
         return 130
-
-
-def wants_window(argv: list[str]) -> bool:
-    """The window unless the first word that is not an option names a command, or only help or the
-    version is asked for."""
-    words = [arg for arg in argv if not arg.startswith("-")]
-    if words:
-        return words[0] not in COMMANDS
-    return not {"-h", "--help", "--version"} & set(argv)
-
-
-def run_gui(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="vitgallery", description="open the vitgallery window")
-    parser.add_argument("path", nargs="?", metavar="FOLDER|PHOTO",
-                        help="a folder to open, or a photo: its folder opens and photos like it are found")
-    parser.add_argument("--library")
-    parser.add_argument("--find-similar", action="store_true",
-                        help="without a photo, ask for one to find photos like it")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details (also to the log file)")
-    parser.add_argument("--version", action="version", version=f"vitgallery {__version__}")
-    args = parser.parse_args(argv)
-    from vitgallery.ui.app import run_app  # Qt only loads for the window
-
-    path = Path(args.path).expanduser() if args.path else None
-    photo = path if path is not None and path.is_file() else None
-    return run_app(path.parent if photo else path, Path(args.library) if args.library else None,
-                   photo=photo, choose_photo=args.find_similar and photo is None, verbose=args.verbose)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

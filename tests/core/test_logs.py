@@ -12,7 +12,6 @@ import pytest
 
 import vitgallery
 from vitgallery.cli import main
-from vitgallery.commands import wants_window
 from vitgallery.logs import configure_logging, log_file_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,19 +77,3 @@ def test_version_comes_from_one_place(capsys) -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "vitgallery.__version__"}
-
-
-@pytest.mark.parametrize(("argv", "window"), [
-    ([], True),
-    (["~/Pictures"], True),
-    (["photo.jpg", "--verbose"], True),
-    (["--library", "/libs/x"], True),
-    (["--find-similar"], True),
-    (["-v"], True),
-    (["index", "folder"], False),
-    (["-v", "search", "q.jpg"], False),
-    (["--version"], False),
-    (["--help"], False),
-])
-def test_the_window_opens_unless_a_command_help_or_the_version_is_asked_for(argv, window) -> None:
-    assert wants_window(argv) is window

@@ -1,4 +1,4 @@
-"""Application start-up: logging, the crash dialog, palette, icon, and `run_app` (called by the CLI)."""
+"""Application start-up: palette, icon, and `run_app` (called by the CLI)."""
 
 from __future__ import annotations
 
@@ -6,32 +6,23 @@ import logging
 import os
 import platform
 import sys
-import threading
-import traceback
 from pathlib import Path
-from types import TracebackType
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
-from PySide6.QtWidgets import (
-    QApplication,
-    QDialog,
-    QDialogButtonBox,
-    QLabel,
-    QPlainTextEdit,
-    QPushButton,
-    QStyleFactory,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QApplication, QStyleFactory
 
 from vitgallery import __version__
 from vitgallery.logs import configure_logging
+from vitgallery.ui import settings as opt
+from vitgallery.ui.main_window import MainWindow
+from vitgallery.ui.reporting import APP_NAME, ExceptionHandler
+from vitgallery.ui.settings import Settings
+from vitgallery.ui.workers import stuck_worker_threads
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "vitgallery"
 # The desktop file's name (resources/APP_ID.desktop): Wayland matches windows to it, and so to the icon.
 APP_ID = "io.github.vitgallery.vitgallery"
 ICON_FILE = "vitgallery.svg"
@@ -95,93 +86,6 @@ def apply_color_scheme(app: QApplication, scheme: Qt.ColorScheme | None = None) 
     return scheme
 
 
-# -- unexpected exceptions -----------------------------------------------------------------------
-
-
-def format_report(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> str:
-    lines = [
-        f"vitgallery {__version__}, Python {platform.python_version()}, PySide6 {pyside_version}",
-        f"{platform.platform()}",
-        "",
-        *traceback.format_exception(exc_type, exc, tb),
-    ]
-    return "\n".join(line.rstrip("\n") for line in lines)
-
-
-class ErrorReportDialog(QDialog):
-    """Shows what went wrong with a report the user can copy into a bug report."""
-
-    def __init__(
-        self, summary: str, report: str, log_file: Path | None, parent: QWidget | None = None
-    ) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("vitgallery: unexpected error")
-        self.resize(720, 420)
-        layout = QVBoxLayout(self)
-        where = f"<br>The details are also in the log: {log_file}" if log_file else ""
-        heading = QLabel(
-            f"<b>Something went wrong:</b> {summary}<br>You can keep working; please report this.{where}"
-        )
-        heading.setWordWrap(True)
-        heading.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(heading)
-        self.report_view = QPlainTextEdit(report)
-        self.report_view.setReadOnly(True)
-        self.report_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        layout.addWidget(self.report_view)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        copy = QPushButton("Copy report")
-        copy.clicked.connect(self.copy_report)
-        buttons.addButton(copy, QDialogButtonBox.ButtonRole.ActionRole)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
-
-    def copy_report(self) -> None:
-        QGuiApplication.clipboard().setText(self.report_view.toPlainText())
-
-
-class ExceptionHandler(QObject):
-    """Logs every unexpected exception and shows it in a dialog on the GUI thread.
-
-    Exceptions from other threads are relayed through a queued signal, so no thread but the
-    GUI thread ever touches a widget.
-    """
-
-    exception_caught = Signal(str, str)  # summary, report
-
-    def __init__(self, log_file: Path | None, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._log_file = log_file
-        self._dialog: ErrorReportDialog | None = None
-        self.exception_caught.connect(self._show, Qt.ConnectionType.QueuedConnection)
-
-    def install(self) -> None:
-        sys.excepthook = self.handle
-        threading.excepthook = lambda args: self.handle(args.exc_type, args.exc_value, args.exc_traceback)
-
-    def handle(
-        self, exc_type: type[BaseException], exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc is None or issubclass(exc_type, KeyboardInterrupt):
-            sys.__excepthook__(exc_type, exc, tb)
-            return
-        log.critical("unexpected error", exc_info=(exc_type, exc, tb))
-        summary = f"{exc_type.__name__}: {exc}"
-        self.exception_caught.emit(summary, format_report(exc_type, exc, tb))
-
-    def _show(self, summary: str, report: str) -> None:
-        if self._dialog is not None and self._dialog.isVisible():
-            return  # one dialog at a time; the rest are in the log
-        # Not exec(): a nested event loop inside an error handler invites re-entrancy trouble.
-        self._dialog = ErrorReportDialog(summary, report, self._log_file, QApplication.activeWindow())
-        self._dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self._dialog.destroyed.connect(self._forget_dialog)
-        self._dialog.show()
-
-    def _forget_dialog(self) -> None:
-        self._dialog = None
-
-
 # -- entry point ---------------------------------------------------------------------------------
 
 
@@ -191,7 +95,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
         return existing
     QApplication.setApplicationName(APP_NAME)
     QApplication.setOrganizationName(APP_NAME)
-    QApplication.setApplicationDisplayName("vitgallery")
+    QApplication.setApplicationDisplayName(APP_NAME)  # Qt adds it to every window title
     QGuiApplication.setDesktopFileName(APP_ID)
     app = QApplication(argv if argv is not None else [sys.argv[0]])
     app.setStyle(QStyleFactory.create("Fusion"))
@@ -204,40 +108,40 @@ def create_application(argv: list[str] | None = None) -> QApplication:
 def run_app(
     folder: Path | None,
     library_dir: Path | None,
+    weights: Path | None = None,
+    query: Path | None = None,
     *,
-    photo: Path | None = None,
-    choose_photo: bool = False,
+    choose_query: bool = False,
     verbose: bool = False,
 ) -> int:
-    """Open the main window on `folder` (or the last one) and run until it closes. With `photo`
-    (a file handed over by the desktop's "Open with"), find photos like it in its folder; with
-    `choose_photo`, ask for the photo first."""
-    # Imported here: main_window imports this module.
-    from vitgallery.ui.main_window import MainWindow
-    from vitgallery.ui.settings import Settings
-    from vitgallery.ui.workers import abandoned_threads
-
+    """Open the main window on `folder` (or the last one), search for `query` if given, and run until
+    it closes. `weights`, a model weights file, is kept in the settings like one chosen in Settings.
+    With `choose_query` (the desktop's "Find Similar Photos…" without a photo) ask for the photo."""
     log_file = configure_logging(verbose)
     log.info("vitgallery %s starting (Python %s, PySide6 %s)", __version__, platform.python_version(), pyside_version)
     app = create_application()
     handler = ExceptionHandler(log_file, app)
     handler.install()
-    window = MainWindow(Settings(), library_dir=library_dir)
+    settings = Settings()
+    if weights is not None:
+        settings.set(opt.WEIGHTS, str(weights.expanduser().absolute()))
+    window = MainWindow(settings, library_dir=library_dir)
     window.show()
-    # After the window is up, so it paints before the first listing starts.
-    if photo is not None:
-        QTimer.singleShot(0, lambda: window.open_photo(photo))
-    else:
-        start_folder = folder or window.last_folder()
-        if start_folder is not None:
-            QTimer.singleShot(0, lambda: window.open_folder(start_folder))
-        if choose_photo:
-            QTimer.singleShot(0, window.choose_query_file)
+    start_folder = folder or window.last_folder()
+    if start_folder is not None:
+        # After the window is up, so it paints before the first listing starts.
+        QTimer.singleShot(0, lambda: window.open_folder(start_folder))
+    if query is not None:
+        QTimer.singleShot(0, lambda: window.find_similar(query.expanduser().absolute()))
+    elif choose_query:
+        QTimer.singleShot(0, window.choose_query_file)
     code = app.exec()
     log.info("vitgallery closed with code %d", code)
-    if abandoned_threads():
+    stuck = stuck_worker_threads()
+    if stuck:
         # A worker stuck in a long call (a model still loading) must not keep the app open, and
-        # Python must not destroy its running QThread. Every indexing batch is already committed.
+        # must not run on while the interpreter shuts down. Every indexing batch is already committed.
+        log.warning("leaving %s to process exit", ", ".join(stuck))
         logging.shutdown()
         os._exit(code)
     return code
