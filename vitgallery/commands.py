@@ -55,6 +55,7 @@ from vitgallery.core.organise.vectors import OrganiseError, OrganiseProgress
 from vitgallery.core.organise.watch import FolderWatcher, WatchBatch
 from vitgallery.core.scan import display_path
 from vitgallery.core.store import StoreError
+from vitgallery.logs import configure_logging
 
 log = logging.getLogger("vitgallery")
 
@@ -532,15 +533,20 @@ def add_library_option(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitgallery",
-        usage="vitgallery [--weights FILE] [--library DIR] [FOLDER | PHOTO]\n"
+        usage="vitgallery [-v] [--weights FILE] [--library DIR] [--find-similar] [FOLDER | PHOTO]\n"
               "       vitgallery [-v] {index,search,status,duplicates,repair,arrange,groups,sort,watch} ...",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vitgallery {__version__}",
                         help="print the version and exit")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details of what a command does")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log details of what a command does (to the terminal and the log file)")
+    # -v after the command too; SUPPRESS keeps a command's default from undoing a -v given before it
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log details of what the command does (to the terminal and the log file)")
     sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND", prog="vitgallery")
 
-    p = sub.add_parser("index", help="add a folder's photos to its library (later runs add only new or changed ones)",
+    p = sub.add_parser("index", parents=[verbose], help="add a folder's photos to its library (later runs add only new or changed ones)",
                        description="Embed the photos of FOLDER, so they can be searched. A later run embeds "
                                    "only new and changed photos, follows moved ones and drops deleted ones.")
     p.add_argument("folder", metavar="FOLDER", help="the photo folder (it is only read, never written)")
@@ -566,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--library DIR, or the one used last)")
     p.set_defaults(run=cmd_index)
 
-    p = sub.add_parser("search", help="the photos of the library most like one or more images",
+    p = sub.add_parser("search", parents=[verbose], help="the photos of the library most like one or more images",
                        description="Print the photos of the library most like each IMAGE, best first. "
                                    "✓ marks a photo whose keypoints match the query's: the same photo.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="an image file, a photo of the library, or an http(s) address")
@@ -581,12 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     p.set_defaults(run=cmd_search)
 
-    p = sub.add_parser("status", help="what the library holds", description="What the library holds: its "
+    p = sub.add_parser("status", parents=[verbose], help="what the library holds", description="What the library holds: its "
                        "folder, how many photos, which files were skipped and why.")
     add_library_option(p)
     p.set_defaults(run=cmd_status)
 
-    p = sub.add_parser("duplicates", help="groups of near-duplicate photos (bursts, re-saves, edits, crops)",
+    p = sub.add_parser("duplicates", parents=[verbose], help="groups of near-duplicate photos (bursts, re-saves, edits, crops)",
                        description="List groups of near-duplicate photos and which one of each to keep.")
     add_library_option(p)
     p.add_argument("--threshold", type=unit_interval, default=DEFAULT_THRESHOLD, metavar="T",
@@ -599,13 +605,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the groups as JSON")
     p.set_defaults(run=cmd_duplicates)
 
-    p = sub.add_parser("repair", help="mend a damaged library: re-check it, drop what cannot be read, rebuild the index",
+    p = sub.add_parser("repair", parents=[verbose], help="mend a damaged library: re-check it, drop what cannot be read, rebuild the index",
                        description="Re-check every row of the library, drop what cannot be read (those photos are "
                                    "embedded again by the next index), rebuild the index file, and say what was done.")
     add_library_option(p)
     p.set_defaults(run=cmd_repair)
 
-    p = sub.add_parser("arrange", help="a folder's photos in an order where similar ones sit side by side",
+    p = sub.add_parser("arrange", parents=[verbose], help="a folder's photos in an order where similar ones sit side by side",
                        description="Print the photos under FOLDER (a folder of the library) in an order where "
                                    "similar photos, copies and edits sit side by side. Photos not indexed yet come last.")
     p.add_argument("folder", metavar="FOLDER", help="the folder to arrange (the library's folder or one inside it)")
@@ -613,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help='print {"order": [path, ...]}')
     p.set_defaults(run=cmd_arrange)
 
-    p = sub.add_parser("groups", help="the library's photos in visual groups (subjects, places, events)",
+    p = sub.add_parser("groups", parents=[verbose], help="the library's photos in visual groups (subjects, places, events)",
                        description="Cluster the library's photos into visual groups, each listed with its most "
                                    "typical photo first; photos that fit no group are listed apart.")
     add_library_option(p)
@@ -623,7 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='print {"groups": [{"members", "representative", "name"}], "ungrouped": [...]}')
     p.set_defaults(run=cmd_groups)
 
-    p = sub.add_parser("sort", help="suggest a folder for each unsorted photo, learned from folders already sorted",
+    p = sub.add_parser("sort", parents=[verbose], help="suggest a folder for each unsorted photo, learned from folders already sorted",
                        description="Learn from the photos in the subfolders of DIR (Pets/, Receipts/, …) and "
                                    "suggest one of those subfolders for each photo under UNSORTED, with a "
                                    "confidence; below a threshold the suggestion is not sure.")
@@ -640,7 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='print {"suggestions": [{"path", "folder", "confidence", "sure"}], ...}')
     p.set_defaults(run=cmd_sort)
 
-    p = sub.add_parser("watch", help="keep the library current while its folder changes (until Ctrl+C)",
+    p = sub.add_parser("watch", parents=[verbose], help="keep the library current while its folder changes (until Ctrl+C)",
                        description="Catch up with FOLDER, then index new, changed, moved and deleted photos "
                                    "within seconds of each change, in batches, until Ctrl+C.")
     p.add_argument("folder", nargs="?", metavar="FOLDER", help="the photo folder (default: the library used last)")
@@ -657,12 +663,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run one subcommand (argv[0] is its name, or an option such as --help)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
     route_pillow_warnings()
+    log.info("vitgallery %s: %s", __version__, " ".join(argv))
     try:
         return args.run(args)
     except USER_ERRORS as exc:
+        log.info("%s stopped: %s", args.command, exc)  # the file keeps it; the user reads the line below
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as exc:  # a read the store did not expect to fail

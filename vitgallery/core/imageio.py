@@ -56,13 +56,14 @@ MAX_PIXELS = 2 * 89_478_485
 _PLAUSIBILITY_FLOOR_PIXELS = 4096 * 4096
 _MAX_PIXELS_PER_FILE_BYTE = 10_000
 
-HEIF_PLUGIN_MISSING = "HEIC support needs pillow-heif (pip install pillow-heif)"
+# Skip reasons that name the fix; a file skipped for one is tried again once the fix is installed.
+HEIF_PLUGIN_MISSING = "HEIC needs pillow-heif: pip install 'vitgallery[heif]'"
+AVIF_SUPPORT_MISSING = "AVIF needs a Pillow with AVIF support: pip install -U 'vitgallery[heif]'"
 # Reasons that say nothing about the file's content (see pipeline.failure_may_pass).
 FILE_VANISHED = "file vanished"
 PERMISSION_DENIED = "permission denied"
 READ_ERROR = "read error"
 NOT_ENOUGH_MEMORY = "not enough memory to decode"
-AVIF_SUPPORT_MISSING = "AVIF support needs a Pillow built with libavif (pip install -U pillow)"
 
 # Pillow plugin names tried by Image.open, most common first. MPO is how Pillow names the
 # multi-picture JPEGs written by many cameras and phones. HEIF is added when pillow-heif loads.
@@ -167,6 +168,16 @@ def _allowed_formats() -> tuple[str, ...]:
     if _register_heif() and "HEIF" in Image.OPEN:
         formats.append("HEIF")
     return tuple(formats)
+
+
+def still_unsupported(reason: str) -> bool:
+    """Whether a file skipped for `reason` would be skipped again: False once the missing HEIC or
+    AVIF support it names has been installed, so it is worth another try."""
+    if reason == HEIF_PLUGIN_MISSING:
+        return "HEIF" not in _allowed_formats()
+    if reason == AVIF_SUPPORT_MISSING:
+        return "AVIF" not in _allowed_formats()
+    return True
 
 
 def route_pillow_warnings() -> None:

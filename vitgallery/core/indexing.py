@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from vitgallery.core.errors import LibraryError
-from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
+from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, still_unsupported
 from vitgallery.core.index_cache import IndexCache
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, failure_may_pass, plan_resources
@@ -261,8 +261,8 @@ class IndexRun:
                 continue
             skip = skipped.get(f.path)
             if (skip is not None and skip.size == f.size and skip.mtime_ns == f.mtime_ns
-                    and not failure_may_pass(skip.reason)):
-                summary.note_skip(skip.reason)  # retried only once the file changes
+                    and not failure_may_pass(skip.reason) and still_unsupported(skip.reason)):
+                summary.note_skip(skip.reason)  # retried once the file changes, or its missing decoder comes
                 continue
             candidates.append(f)
 
