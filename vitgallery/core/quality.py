@@ -205,40 +205,56 @@ def tentative_matches(q: np.ndarray, c: np.ndarray, ratio: float = 0.8) -> tuple
     return rows[chosen], best[chosen]
 
 
-def _affine_inliers(src: np.ndarray, dst: np.ndarray, reproj_px: float) -> int:
+def _affine_inliers(src: np.ndarray, dst: np.ndarray, reproj_px: float) -> np.ndarray:
+    """(len(src),) bool: the points the best RANSAC affine map carries onto dst (none without a map)."""
+    none = np.zeros(len(src), bool)
     if len(src) < 4:
-        return 0
+        return none
     model, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=reproj_px,
                                        maxIters=500, confidence=0.99, refineIters=0)
     if model is None:
-        return 0
+        return none
     det = float(np.linalg.det(model[:, :2]))
     # mirrors are handled by matching the mirrored keypoints; a reflection or an extreme zoom
     # here is RANSAC fitting noise
     if not (1 / 64 < det < 64):
-        return 0
-    return int(mask.sum())
+        return none
+    return mask.ravel().astype(bool)
+
+
+def matched_keypoints(query: Keypoints, candidate: Keypoints, *, ratio: float = 0.8, reproj_px: float = 6.0,
+                      try_mirror: bool = True, enough: int = 15) -> tuple[np.ndarray, np.ndarray]:
+    """The keypoints the best affine map carries from the query onto the candidate: ((n, 2) query
+    positions, (n, 2) candidate positions), n = 0 without a map.
+
+    SIFT is rotation invariant, so quarter turns need nothing extra; when the direct match gives
+    fewer than `enough` inliers and `try_mirror`, the mirrored query is tried too and the better
+    map wins (its query positions are given in the unmirrored query).
+    """
+    none = np.zeros((0, 2), np.float32)
+    if len(query) < 4 or len(candidate) < 4:
+        return none, none
+    cv2.setRNGSeed(0)  # RANSAC samples at random: a fixed seed gives one pair one answer
+    c = root_sift(candidate.descriptors)
+    qi, ci = tentative_matches(root_sift(query.descriptors), c, ratio)
+    keep = _affine_inliers(query.xy[qi], candidate.xy[ci], reproj_px)
+    best = (qi[keep], ci[keep])
+    if try_mirror and keep.sum() < enough:
+        # mirrored() keeps the keypoints' order, so its indices name the same query keypoints
+        mirrored = query.mirrored()
+        qi, ci = tentative_matches(root_sift(mirrored.descriptors), c, ratio)
+        keep = _affine_inliers(mirrored.xy[qi], candidate.xy[ci], reproj_px)
+        if keep.sum() > len(best[0]):
+            best = (qi[keep], ci[keep])
+    return query.xy[best[0]], candidate.xy[best[1]]
 
 
 def verify_pair(query: Keypoints, candidate: Keypoints, *, ratio: float = 0.8, reproj_px: float = 6.0,
                 try_mirror: bool = True, enough: int = 15) -> int:
-    """Inliers of the best affine map from the query's keypoints to the candidate's (0: no match).
-
-    SIFT is rotation invariant, so quarter turns need nothing extra; when the direct match gives
-    fewer than `enough` inliers and `try_mirror`, the mirrored query is tried too and the better
-    count wins.
-    """
-    if len(query) < 4 or len(candidate) < 4:
-        return 0
-    cv2.setRNGSeed(0)  # RANSAC samples at random: a fixed seed gives one pair one answer
-    c = root_sift(candidate.descriptors)
-    qi, ci = tentative_matches(root_sift(query.descriptors), c, ratio)
-    best = _affine_inliers(query.xy[qi], candidate.xy[ci], reproj_px)
-    if try_mirror and best < enough:
-        m = query.mirrored()
-        qi, ci = tentative_matches(root_sift(m.descriptors), c, ratio)
-        best = max(best, _affine_inliers(m.xy[qi], candidate.xy[ci], reproj_px))
-    return best
+    """Inliers of the best affine map from the query's keypoints to the candidate's (0: no match);
+    see matched_keypoints."""
+    return len(matched_keypoints(query, candidate, ratio=ratio, reproj_px=reproj_px, try_mirror=try_mirror,
+                                 enough=enough)[0])
 
 
 # ---------------------------------------------------------------- re-ranking
