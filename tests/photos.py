@@ -26,3 +26,17 @@ def make_photo(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
         else:
             draw.rectangle([x0, y0, x1, y1], fill=colour)
     return im.filter(ImageFilter.SMOOTH)
+
+
+def textured_photo(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """A busy 'photo' of many small sharp shapes: plenty of corners for SIFT keypoints."""
+    rng = random.Random(seed)
+    w, h = size
+    im = make_photo(seed, size)
+    draw = ImageDraw.Draw(im)
+    for _ in range(150):
+        x, y = rng.randint(0, w), rng.randint(0, h)
+        x1, y1 = x + rng.randint(6, w // 10), y + rng.randint(6, h // 10)
+        colour = tuple(rng.randint(0, 255) for _ in range(3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)([x, y, x1, y1], fill=colour)
+    return im
