@@ -8,7 +8,7 @@ import random
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,8 @@ from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
 from vitgallery.core.quality import LEARNING_COPIES, Keypoints, LibraryWhitening, rerank, verify_pair
+from vitgallery.core.refine import refined_query
+from vitgallery.core.region import Region, region_image
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
 from vitgallery.core.store import EmbeddedFile, FileRow, SkippedFile, Store, StoredWhitening
 
@@ -482,22 +484,34 @@ class Library:
     # -- search ------------------------------------------------------------------------------------
 
     def search(self, query: QueryImage, *, k: int = 20, embedder: Embedder | None = None,
-               verify: bool = True) -> list[SearchHit]:
+               verify: bool = True, region: Region | None = None, like: Sequence[Path | str] = (),
+               unlike: Sequence[Path | str] = ()) -> list[SearchHit]:
         """The k most similar photos, best first. A photo of this library uses its stored vector.
 
         The top RERANK_CANDIDATES by cosine (in the whitened space) are checked against the query's
         SIFT keypoints; geometrically verified ones move up (quality.rerank). `verify=False` skips it.
+        `region`: search with that part of the query photo alone (it is embedded: needs the embedder).
+        `like`, `unlike`: photos of this library marked "more like this" and "not this"; the query moves
+        towards the first and away from the others (refine.refined_query), and "not this" ones are left out.
+        A query that is a photo of the library is left out of its own results.
         """
         index, whitening = self._search_state()
         if index is None or len(index) == 0:
             raise LibraryError("the library is empty: index a folder first")
-        raw, own_id, keypoints = self._query_features(query, embedder, verify)
+        if region is None:
+            raw, own_id, keypoints = self._query_features(query, embedder, verify)
+        else:
+            raw, own_id, keypoints = self._region_features(query, region, embedder, verify)
         vector = raw if whitening is None else whitening.apply(raw[None, :])[0]
+        left_out = set() if own_id is None else {own_id}
+        if like or unlike:
+            vector, unliked_ids = self._refined_vector(vector, like, unlike, whitening)
+            left_out |= unliked_ids
         wanted = max(k, RERANK_CANDIDATES) if verify else k
-        labels, sims = index.query(vector[None, :], wanted + (1 if own_id is not None else 0))
+        labels, sims = index.query(vector[None, :], wanted + len(left_out))
         rows = self.store.files_by_ids(labels[0])
         cosines = {int(label): float(sim) for label, sim in zip(labels[0], sims[0])
-                   if int(label) != own_id and int(label) in rows}
+                   if int(label) not in left_out and int(label) in rows}
         ids = list(cosines)  # best first
         inliers: dict[int, int] = {}
         if keypoints is not None:
@@ -519,25 +533,71 @@ class Library:
                 if stored is not None:
                     data = self.store.keypoints([own.id]).get(own.id) if with_keypoints else None
                     return stored, own.id, None if data is None else Keypoints.from_bytes(data)
+        self._check_query(query, embedder)
+        image = query if isinstance(query, Image.Image) else open_image(
+            query if isinstance(query, bytes) else Path(query), draft_size=model_draft_size(embedder.input_size))
+        if image.width == 0 or image.height == 0:
+            raise DecodeError("image is 0x0")
+        vector, keypoints = self._embedded_query(image, embedder, with_keypoints)
+        return vector, None, keypoints
+
+    def _region_features(self, query: QueryImage, region: Region, embedder: Embedder | None,
+                         with_keypoints: bool) -> tuple[np.ndarray, int | None, Keypoints | None]:
+        """_query_features of a region of the query photo: always embedded, as a photo of its own."""
+        self._check_query(query, embedder)
+        own = self._stored_row(Path(query).expanduser().absolute()) if isinstance(query, (str, Path)) else None
+        source = Path(query).expanduser() if isinstance(query, (str, Path)) else query
+        vector, keypoints = self._embedded_query(region_image(source, region, embedder.input_size), embedder,
+                                                 with_keypoints)
+        return vector, None if own is None else own.id, keypoints
+
+    def _check_query(self, query: QueryImage, embedder: Embedder | None) -> None:
+        """Raise unless `query` can be embedded with `embedder` for this library."""
         if isinstance(query, (str, Path)) and not Path(query).expanduser().exists():
             raise LibraryError(f"no such file: {query}")
         if embedder is None:
             raise QueryNeedsModel("this query is not a photo of the library, so a model is needed to embed it")
         if embedder.signature != self.model_signature:
             raise LibraryError(f"the library was indexed with {self.model_signature}, not {embedder.signature}")
-        image = query if isinstance(query, Image.Image) else open_image(
-            query if isinstance(query, bytes) else Path(query), draft_size=model_draft_size(embedder.input_size))
-        if image.width == 0 or image.height == 0:
-            raise DecodeError("image is 0x0")
+
+    @staticmethod
+    def _embedded_query(image: Image.Image, embedder: Embedder,
+                        with_keypoints: bool) -> tuple[np.ndarray, Keypoints | None]:
+        """(raw vector, keypoints when asked) of a decoded query image."""
         image = working_copy(image)  # shrunk once for the model and the keypoints alike
         if not with_keypoints:
-            return embedder.embed_images([image])[0], None, None
+            return embedder.embed_images([image])[0], None
         # SIFT and the model both release the GIL: finding the keypoints beside the model's forward
         # pass takes them off the query's critical path when a core is free.
         gray = np.asarray(image.convert("L"))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitgallery-query-keypoints") as pool:
             keypoints = pool.submit(grey_keypoints, gray)
-            return embedder.embed_images([image])[0], None, keypoints.result()
+            return embedder.embed_images([image])[0], keypoints.result()
+
+    def _refined_vector(self, vector: np.ndarray, like: Sequence[Path | str], unlike: Sequence[Path | str],
+                        whitening: LibraryWhitening | None) -> tuple[np.ndarray, set[int]]:
+        """(the whitened query moved by the marked photos, the ids of those marked "not this")."""
+        liked, unliked = self._marked_photos(like), self._marked_photos(unlike)
+
+        def whitened(ids: list[int]) -> np.ndarray:
+            if not ids:
+                return np.zeros((0, len(vector)), np.float32)
+            stored = self.store.vectors(ids)
+            raw = np.stack([stored[i] for i in ids])
+            return raw if whitening is None else whitening.apply(raw)
+
+        return refined_query(vector, whitened(liked), whitened(unliked)), set(unliked)
+
+    def _marked_photos(self, paths: Sequence[Path | str]) -> list[int]:
+        """The ids of marked photos; LibraryError for one that is not (or no longer) a photo of the library."""
+        ids = []
+        for path in paths:
+            row = self._stored_row(Path(path).expanduser().absolute())
+            if row is None or not row.has_vector:
+                raise LibraryError(f"{path} is not a photo of this library (or changed since it was indexed): "
+                                   "only its photos can be marked")
+            ids.append(row.id)
+        return ids
 
     def _stored_row(self, path: Path) -> FileRow | None:
         try:
