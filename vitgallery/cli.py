@@ -1,4 +1,5 @@
-"""Entry point: `vitgallery [FOLDER]` opens the window; index, search, status and duplicates work headless.
+"""Entry point: `vitgallery [FOLDER]` opens the window; index, search, explain, status and duplicates work
+headless.
 
 Kept free of heavy imports on purpose: decoder worker processes (forkserver) import the main module
 again, and the console script's main module imports this one. With torch imported here every decode

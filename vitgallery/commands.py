@@ -1,4 +1,5 @@
-"""The commands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates, and the window."""
+"""The commands behind `vitgallery` (see vitgallery.cli): index, search, explain, status, duplicates, and the
+window."""
 
 from __future__ import annotations
 
@@ -20,16 +21,19 @@ from vitgallery.core.duplicates import (
     match_reason,
     scan_duplicates,
 )
+from vitgallery.core.explain import explain_pair
+from vitgallery.core.explain_render import render_explanation
 from vitgallery.core.imageio import DecodeError
 from vitgallery.core.library import IndexProgress, IndexSummary, Library, LibraryError, QueryNeedsModel
 from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
 from vitgallery.core.quality import RERANK_MIN_INLIERS
+from vitgallery.core.region import Region, RegionError
 from vitgallery.core.store import StoreError
 
 log = logging.getLogger("vitgallery")
 
-COMMANDS = ("index", "search", "status", "duplicates")
-USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError)
+COMMANDS = ("index", "search", "explain", "status", "duplicates")
+USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, RegionError)
 
 
 def last_library_file() -> Path:
@@ -153,19 +157,23 @@ def embedder_for(library: Library, device: str, weights: str | None) -> Embedder
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    if (args.box or args.like or args.unlike) and len(args.images) != 1:
+        raise LibraryError("--box, --like and --unlike refine one search: give exactly one IMAGE")
     library = open_library_arg(args.library)
     try:
         embedder: Embedder | None = None
         results: dict[str, list[dict]] = {}
         failed = 0
+        options = {"k": args.k, "verify": not args.no_verify, "region": args.box, "like": args.like or (),
+                   "unlike": args.unlike or ()}
         for query in args.images:
             try:
                 try:
-                    hits = library.search(Path(query), k=args.k, embedder=embedder, verify=not args.no_verify)
+                    hits = library.search(Path(query), embedder=embedder, **options)
                 except QueryNeedsModel:
                     embedder = embedder_for(library, args.device, args.weights)
-                    hits = library.search(Path(query), k=args.k, embedder=embedder, verify=not args.no_verify)
-            except (LibraryError, DecodeError) as exc:
+                    hits = library.search(Path(query), embedder=embedder, **options)
+            except (LibraryError, DecodeError, RegionError) as exc:
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     raise
                 # One bad query does not stop the others; it gets an empty list and a message.
@@ -186,6 +194,35 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 2 if failed else 0
     finally:
         library.close()
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    if not 0.0 <= args.opacity <= 1.0:
+        raise LibraryError(f"--opacity is between 0 and 1, not {args.opacity}")
+    out = Path(args.out).expanduser()
+    if not out.parent.is_dir():
+        raise LibraryError(f"no folder {out.parent} to write {out.name} into")
+    for photo in (args.query, args.result):
+        if not Path(photo).expanduser().is_file():
+            raise LibraryError(f"no such file: {photo}")
+    library = open_library_arg(args.library)
+    try:
+        embedder = embedder_for(library, args.device, args.weights)
+    finally:
+        library.close()
+    if args.attention and not embedder.spec.has_attention:
+        raise LibraryError(f"{embedder.model_id} has no attention to show (a CNN): leave out --attention")
+    explanation = explain_pair(embedder, Path(args.query).expanduser(), Path(args.result).expanduser(),
+                               attention=args.attention)
+    picture = render_explanation(explanation, overlay="attention" if args.attention else "similarity",
+                                 opacity=args.opacity, titles=(Path(args.query).name, Path(args.result).name))
+    try:
+        picture.save(out)
+    except (ValueError, OSError) as exc:  # Pillow: an extension it cannot write, or the disk
+        raise LibraryError(f"could not write {out} ({exc}); use a .png or .jpg name") from exc
+    print(f"{out}: vector cosine {explanation.cosine:.3f}, "
+          f"{explanation.inliers if explanation.verified else 0} matching keypoints")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -262,6 +299,13 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         library.close()
 
 
+def _region_arg(text: str) -> Region:
+    try:
+        return Region.parse(text)
+    except RegionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
@@ -292,9 +336,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one JSON object: query -> [{path, score, cosine, inliers}], best first")
     p.add_argument("--no-verify", action="store_true",
                    help="rank by the vectors alone, without checking the top 50 with SIFT keypoints (faster)")
+    p.add_argument("--box", type=_region_arg, metavar="X,Y,W,H",
+                   help="search with this part of IMAGE only: pixels of the photo as a viewer shows it "
+                        "(EXIF orientation applied), at its full size")
+    p.add_argument("--like", action="append", metavar="PATH",
+                   help="a photo of the library that is what you look for: the search moves towards it (repeatable)")
+    p.add_argument("--unlike", action="append", metavar="PATH",
+                   help="a photo of the library that is not: the search moves away from it and leaves it out "
+                        "(repeatable)")
     p.add_argument("--weights", help="weights file, if the library was indexed from one at another path")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.set_defaults(run=cmd_search)
+
+    p = sub.add_parser("explain", help="a picture of why two photos match: alike patches, attention, keypoints")
+    p.add_argument("query")
+    p.add_argument("result")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="the picture to write (.png or .jpg)")
+    p.add_argument("--library", help="the library whose model explains (default: the one indexed last)")
+    p.add_argument("--attention", action="store_true",
+                   help="show where the model itself looks in each photo (its CLS attention) instead of "
+                        "the patches most alike across the two")
+    p.add_argument("--opacity", type=float, default=0.55, help="of the heat over the photos, 0..1 (default 0.55)")
+    p.add_argument("--weights", help="weights file, if the library was indexed from one at another path")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.set_defaults(run=cmd_explain)
 
     p = sub.add_parser("status", help="what the library holds")
     p.add_argument("--library")
