@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-from platformdirs import user_data_dir
-
 from vitgallery.core.actions import ActionError, GroupSelection, export_list
 from vitgallery.core.duplicates import (
     DEFAULT_THRESHOLD,
@@ -24,7 +22,15 @@ from vitgallery.core.duplicates import (
 from vitgallery.core.explain import explain_pair
 from vitgallery.core.explain_render import render_explanation
 from vitgallery.core.imageio import DecodeError
-from vitgallery.core.library import IndexProgress, IndexSummary, Library, LibraryError, QueryNeedsModel
+from vitgallery.core.library import (
+    IndexProgress,
+    IndexSummary,
+    Library,
+    LibraryError,
+    QueryNeedsModel,
+    last_library_dir,
+    remember_last_library,
+)
 from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
 from vitgallery.core.quality import RERANK_MIN_INLIERS
 from vitgallery.core.region import Region, RegionError
@@ -36,26 +42,12 @@ COMMANDS = ("index", "search", "explain", "status", "duplicates")
 USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, RegionError)
 
 
-def last_library_file() -> Path:
-    return Path(user_data_dir("vitgallery", appauthor=False)) / "last_library"
-
-
-def remember_library(library: Library) -> None:
-    path = last_library_file()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(str(library.library_dir))
-    except OSError as exc:  # the index itself succeeded; only the shortcut for later commands is lost
-        log.warning("could not remember the library in %s (%s); pass --library next time", path, exc)
-
-
 def open_library_arg(library_dir: str | None) -> Library:
-    """--library DIR, or else the library indexed last."""
+    """--library DIR, or else the library used last (by the window or the CLI)."""
     if library_dir is None:
-        remembered = last_library_file()
-        if not remembered.exists():
+        library_dir = last_library_dir()
+        if library_dir is None:
             raise LibraryError("no library yet: run `vitgallery index FOLDER` first, or pass --library DIR")
-        library_dir = remembered.read_text().strip()
     return Library.open(library_dir=library_dir)
 
 
@@ -127,8 +119,6 @@ def cmd_index(args: argparse.Namespace) -> int:
     library = Library.open(folder, args.library)
     try:
         embedder = load_embedder(args.model, weights=args.weights, device=args.device, precision=args.precision)
-        if args.weights:
-            library.store.set_meta("weights_path", str(Path(args.weights).absolute()))
         print(f"indexing {library.root} with {embedder.model_id} on {embedder.device} "
               f"(library {library.library_dir})", file=sys.stderr)
         progress = TerminalProgress()
@@ -136,24 +126,10 @@ def cmd_index(args: argparse.Namespace) -> int:
                                 decode_workers=args.workers)
         progress.finish()
         print(format_summary(summary))
-        remember_library(library)
+        remember_last_library(library.library_dir)
         return 3 if summary.offline else 0
     finally:
         library.close()
-
-
-def embedder_for(library: Library, device: str, weights: str | None) -> Embedder:
-    """The model the library was indexed with, with the weights it was indexed with."""
-    signature = library.model_signature
-    if signature is None:
-        raise LibraryError("the library is empty: index a folder first")
-    parts = signature.split("|")
-    precision = next((p.removeprefix("prec:") for p in parts if p.startswith("prec:")), "auto")
-    weights = weights or library.store.get_meta("weights_path")
-    embedder = load_embedder(parts[0], weights=weights, device=device, precision=precision)
-    if embedder.signature != signature:
-        raise LibraryError(f"these weights differ from the ones the library was indexed with ({signature})")
-    return embedder
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -171,7 +147,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 try:
                     hits = library.search(Path(query), embedder=embedder, **options)
                 except QueryNeedsModel:
-                    embedder = embedder_for(library, args.device, args.weights)
+                    embedder = library.load_embedder(device=args.device, weights=args.weights)
                     hits = library.search(Path(query), embedder=embedder, **options)
             except (LibraryError, DecodeError, RegionError) as exc:
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
@@ -207,7 +183,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             raise LibraryError(f"no such file: {photo}")
     library = open_library_arg(args.library)
     try:
-        embedder = embedder_for(library, args.device, args.weights)
+        embedder = library.load_embedder(device=args.device, weights=args.weights)
     finally:
         library.close()
     if args.attention and not embedder.spec.has_attention:

@@ -59,8 +59,9 @@ def test_user_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert main(["search", str(tmp_path / "x.jpg"), "--library", str(tmp_path / "none")]) == 2
     assert "no library" in capsys.readouterr().err
     assert main(["index", str(tmp_path / "missing"), "--library", str(tmp_path / "l"),
-                 "--model", "tiny-test"]) == 3
-    assert "missing or unmounted" in capsys.readouterr().out
+                 "--model", "tiny-test"]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert not (tmp_path / "l").exists(), "a typo never becomes a library"
     (tmp_path / "p").mkdir()
     assert main(["index", str(tmp_path / "p"), "--weights", str(tmp_path / "nope.pth")]) == 2
     err = capsys.readouterr().err

@@ -19,7 +19,7 @@ from platformdirs import user_data_dir
 
 from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_size, open_image, working_copy
 from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
-from vitgallery.core.models import Embedder
+from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision
 from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
 from vitgallery.core.quality import LEARNING_COPIES, Keypoints, LibraryWhitening, rerank, verify_pair
 from vitgallery.core.refine import refined_query
@@ -47,6 +47,29 @@ def default_library_dir(root: Path) -> Path:
     root = root.expanduser().absolute()
     key = hashlib.sha1(str(root).encode()).hexdigest()[:16]
     return Path(user_data_dir("vitgallery", appauthor=False)) / "libraries" / f"{root.name or 'root'}-{key}"
+
+
+def last_library_file() -> Path:
+    """Where the window and the CLI both note the library used last."""
+    return Path(user_data_dir("vitgallery", appauthor=False)) / "last_library"
+
+
+def remember_last_library(library_dir: Path) -> None:
+    path = last_library_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(library_dir))
+    except OSError as exc:  # only the shortcut for later commands is lost
+        log.warning("could not remember the library in %s (%s); pass --library next time", path, exc)
+
+
+def last_library_dir() -> Path | None:
+    """The library used last by the window or the CLI, if it still exists."""
+    try:
+        text = last_library_file().read_text().strip()
+    except OSError:
+        return None
+    return Path(text) if text and (Path(text) / DB_NAME).exists() else None
 
 
 def index_signature(model_signature: str | None, whitening_key: str | None) -> str:
@@ -90,7 +113,6 @@ class IndexSummary:
     teaching: int = 0  # photos embedded mirrored and edited this run, to teach the library's whitening
     offline: bool = False
     cancelled: bool = False
-    model_changed: bool = False
     seconds: float = 0.0
 
     def note_skip(self, reason: str) -> None:
@@ -143,8 +165,12 @@ class Library:
         if photo_root is None and library_dir is None:
             raise LibraryError("give a photo folder or a library folder")
         lib_dir = Path(library_dir).expanduser() if library_dir else default_library_dir(Path(photo_root))
-        if photo_root is None and not (lib_dir / DB_NAME).exists():
-            raise LibraryError(f"no library in {lib_dir}; index a folder first: vitgallery index FOLDER")
+        if not (lib_dir / DB_NAME).exists():
+            if photo_root is None:
+                raise LibraryError(f"no library in {lib_dir}; index a folder first: vitgallery index FOLDER")
+            if not Path(photo_root).expanduser().is_dir():
+                # A typo must not leave an empty library behind (an existing one may be offline: that is fine).
+                raise LibraryError(f"no such folder: {photo_root}")
         store = Store(lib_dir / DB_NAME)
         recorded = store.get_meta("root")
         if photo_root is None:
@@ -164,11 +190,36 @@ class Library:
                 self._save_index()
         self.store.close()
 
-    # -- the index (a cache of the vectors in SQLite) ----------------------------------------------
+    # -- what the library holds and needs ---------------------------------------------------------
 
     @property
     def model_signature(self) -> str | None:
         return self.store.get_meta("model_signature")
+
+    @property
+    def weights_file(self) -> Path | None:
+        """The local weights file the library was indexed with (None: the official download)."""
+        recorded = self.store.get_meta("weights_path")
+        return Path(recorded) if recorded else None
+
+    def photo_count(self) -> int:
+        return self.store.count_files()
+
+    def load_embedder(self, *, device: str = "auto", weights: Path | str | None = None,
+                      progress: bool = True) -> Embedder:
+        """The model this library was indexed with, with the weights it was indexed with (or `weights`,
+        the same file found elsewhere)."""
+        signature = self.model_signature
+        if signature is None:
+            raise LibraryError("the library is empty: index a folder first")
+        name, precision = signature_model_and_precision(signature)
+        embedder = load_embedder(name, weights=weights or self.weights_file, device=device, precision=precision,
+                                 progress=progress)
+        if embedder.signature != signature:
+            raise LibraryError(f"these weights differ from the ones the library was indexed with ({signature})")
+        return embedder
+
+    # -- the index (a cache of the vectors in SQLite) ----------------------------------------------
 
     def _vector_index(self) -> VectorIndex | None:
         """The loaded index, rebuilt from SQLite when the file is missing, damaged or stale."""
@@ -262,10 +313,11 @@ class Library:
         if self.model_signature != embedder.signature:
             if self.model_signature is not None:
                 self._notice(f"model changed to {embedder.model_id}: every photo is embedded again")
-                summary.model_changed = True
             with self._index_lock:
                 self._discard_index_file()
             self.store.start_new_model(embedder.signature, embedder.dim)
+        if embedder.weights_file is not None:
+            self.store.set_meta("weights_path", str(embedder.weights_file))  # later queries load the same file
             with self._index_lock:
                 self._whitening, self._whitening_key = None, None
                 self._index = VectorIndex(embedder.dim, self._index_signature())

@@ -371,10 +371,11 @@ class Embedder:
     """
 
     def __init__(self, spec: ModelSpec, model: torch.nn.Module, weights_sha256: str, device: torch.device,
-                 *, precision: str = "fp32", compile_model: bool = False):
+                 *, precision: str = "fp32", compile_model: bool = False, weights_file: Path | None = None):
         import torch
 
         self.spec = spec
+        self.weights_file = weights_file  # a local weights file it was loaded from; None: downloaded or built in
         self.precision = resolve_precision(precision, device)
         model = model.eval().to(device)
         self.model = _quantize_int8(model) if self.precision == "int8" else model
@@ -484,11 +485,20 @@ def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = Non
         raise ModelLoadError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
     torch_device = resolve_device(device)
     model = spec.build()
+    weights_file = Path(weights).expanduser().absolute() if weights is not None else None
     if spec.weights_url is None:
-        weights_sha = "random-seed-0"
+        weights_sha, weights_file = "random-seed-0", None
     else:
-        path = Path(weights) if weights is not None else download_weights(spec, progress=progress)
+        path = weights_file or download_weights(spec, progress=progress)
         spec.load_weights(model, _read_state_dict(path))
         weights_sha = file_sha256(path)
         log.info("loaded %s weights from %s (sha256 %s)", name, path, weights_sha[:16])
-    return Embedder(spec, model, weights_sha, torch_device, precision=precision, compile_model=compile_model)
+    return Embedder(spec, model, weights_sha, torch_device, precision=precision, compile_model=compile_model,
+                    weights_file=weights_file)
+
+
+def signature_model_and_precision(signature: str) -> tuple[str, str]:
+    """The model name and precision an Embedder.signature names (what a library was indexed with)."""
+    parts = signature.split("|")
+    precision = next((p.removeprefix("prec:") for p in parts if p.startswith("prec:")), "auto")
+    return parts[0], precision

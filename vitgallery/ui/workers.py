@@ -214,12 +214,13 @@ class LibraryWorker(QObject):
     @Slot(object, object)
     def open_library(self, root: Path, library_dir: Path | None) -> None:
         try:
-            from vitgallery.core.library import Library
+            from vitgallery.core.library import Library, remember_last_library
 
             self._session.replace_library(None)
             library = Library.open(root, library_dir)
             self._session.replace_library(library)
-            self.photo_count.emit(library.store.count_files())
+            remember_last_library(library.library_dir)  # the CLI's commands default to it too
+            self.photo_count.emit(library.photo_count())
             self._emit_skipped(library)
         except Exception as error:  # noqa: BLE001 - relayed to the window as a message
             self.failed.emit(describe_error(error))
@@ -248,7 +249,7 @@ class LibraryWorker(QObject):
             for message in library.notices:
                 self.notice.emit(message)
             library.notices.clear()
-            self.photo_count.emit(library.store.count_files())
+            self.photo_count.emit(library.photo_count())
             self._emit_skipped(library)
         except Exception as error:  # noqa: BLE001 - relayed to the window as a message
             self.failed.emit(describe_error(error))
