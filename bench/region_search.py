@@ -34,7 +34,7 @@ import torch
 from vitgallery.core.imageio import open_image, squeeze_to_model, working_copy
 from vitgallery.core.library import Library
 from vitgallery.core.models import DEFAULT_MODEL, Embedder, load_embedder
-from vitgallery.core.quality import content_box
+from vitgallery.core.preprocess import content_box
 from vitgallery.core.region import Region, region_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

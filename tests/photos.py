@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import cv2
+import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 
@@ -28,15 +30,16 @@ def make_photo(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
     return im.filter(ImageFilter.SMOOTH)
 
 
-def textured_photo(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
-    """A busy 'photo' of many small sharp shapes: plenty of corners for SIFT keypoints."""
-    rng = random.Random(seed)
-    w, h = size
-    im = make_photo(seed, size)
-    draw = ImageDraw.Draw(im)
-    for _ in range(150):
-        x, y = rng.randint(0, w), rng.randint(0, h)
-        x1, y1 = x + rng.randint(6, w // 10), y + rng.randint(6, h // 10)
-        colour = tuple(rng.randint(0, 255) for _ in range(3))
-        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)([x, y, x1, y1], fill=colour)
-    return im
+def textured_image(seed: int, width: int = 480, height: int = 360) -> np.ndarray:
+    """A greyscale picture of random overlapping shapes: plenty of corners for SIFT."""
+    rng = np.random.default_rng(seed)
+    img = np.full((height, width), 128, np.uint8)
+    for _ in range(120):
+        colour = int(rng.integers(0, 256))
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        if rng.random() < 0.5:
+            w, h = int(rng.integers(8, 60)), int(rng.integers(8, 60))
+            cv2.rectangle(img, (x, y), (x + w, y + h), colour, -1)
+        else:
+            cv2.circle(img, (x, y), int(rng.integers(5, 30)), colour, -1)
+    return cv2.GaussianBlur(img, (3, 3), 0)

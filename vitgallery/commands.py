@@ -1,5 +1,4 @@
-"""The commands behind `vitgallery` (see vitgallery.cli): index, search, explain, status, duplicates, and the
-window."""
+"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, explain, status, duplicates."""
 
 from __future__ import annotations
 
@@ -10,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from vitgallery import __version__
 from vitgallery.core.actions import ActionError, GroupSelection, export_list
 from vitgallery.core.duplicates import (
     DEFAULT_THRESHOLD,
@@ -21,7 +21,8 @@ from vitgallery.core.duplicates import (
 )
 from vitgallery.core.explain import explain_pair
 from vitgallery.core.explain_render import render_explanation
-from vitgallery.core.imageio import DecodeError
+from vitgallery.core.fetch import DownloadError, download, is_url
+from vitgallery.core.imageio import DecodeError, read_meta
 from vitgallery.core.library import (
     IndexProgress,
     IndexSummary,
@@ -31,15 +32,35 @@ from vitgallery.core.library import (
     last_library_dir,
     remember_last_library,
 )
-from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
-from vitgallery.core.quality import RERANK_MIN_INLIERS
+from vitgallery.core.models import (
+    DEFAULT_MODEL,
+    DEVICES,
+    MODELS,
+    PRECISIONS,
+    USER_MODELS,
+    Embedder,
+    ModelLoadError,
+    load_embedder,
+)
 from vitgallery.core.region import Region, RegionError
 from vitgallery.core.store import StoreError
 
 log = logging.getLogger("vitgallery")
 
 COMMANDS = ("index", "search", "explain", "status", "duplicates")
-USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, RegionError)
+USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, DownloadError,
+               RegionError)
+EXPLAIN_PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_RESULTS = 10_000
+
+DESCRIPTION = """\
+Find similar photos in your own photo library, offline.
+
+Without a command, vitgallery opens its window on FOLDER (or on the folder opened last);
+given a PHOTO, it opens the photo's folder and finds photos like it. The commands below work
+without a window: index a folder, search it (with part of a photo, or refined by photos you
+like or not), see why two photos match, see what the library holds, find duplicates."""
+EPILOG = "Run vitgallery COMMAND --help for the options of a command."
 
 
 def open_library_arg(library_dir: str | None) -> Library:
@@ -134,7 +155,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     if (args.box or args.like or args.unlike) and len(args.images) != 1:
-        raise LibraryError("--box, --like and --unlike refine one search: give exactly one IMAGE")
+        raise LibraryError("--box, --like and --unlike shape one search: give exactly one IMAGE")
     library = open_library_arg(args.library)
     try:
         embedder: Embedder | None = None
@@ -144,12 +165,14 @@ def cmd_search(args: argparse.Namespace) -> int:
                    "unlike": args.unlike or ()}
         for query in args.images:
             try:
+                image = query_image(query)
                 try:
-                    hits = library.search(Path(query), embedder=embedder, **options)
+                    hits = library.search(image, embedder=embedder, **options)
                 except QueryNeedsModel:
+                    check_is_image(image)  # before the model loads for seconds
                     embedder = library.load_embedder(device=args.device, weights=args.weights)
-                    hits = library.search(Path(query), embedder=embedder, **options)
-            except (LibraryError, DecodeError, RegionError) as exc:
+                    hits = library.search(image, embedder=embedder, **options)
+            except (LibraryError, DecodeError, DownloadError, RegionError) as exc:
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     raise
                 # One bad query does not stop the others; it gets an empty list and a message.
@@ -161,9 +184,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             if not args.json:
                 print(query)
                 for rank, h in enumerate(hits, 1):
-                    # ✓ and the matching points for a hit verified as the same scene
-                    verified = h.inliers is not None and h.inliers >= RERANK_MIN_INLIERS
-                    why = f"✓{h.inliers:4d}" if verified else " " * 5
+                    # ✓ and the matching points for a hit verified as the same photo
+                    why = f"✓{h.inliers:4d}" if h.verified else " " * 5
                     print(f"  {rank:3d}. {h.score:.3f} {why}  {h.path}")
         if args.json:
             print(json.dumps(results, indent=1))
@@ -172,15 +194,29 @@ def cmd_search(args: argparse.Namespace) -> int:
         library.close()
 
 
+def query_image(query: str) -> Path | bytes:
+    """A query as given: an http(s) address is downloaded (never read as a path), anything else is a file."""
+    if is_url(query):
+        return download(query.strip())
+    return Path(query).expanduser()
+
+
+def check_is_image(image: Path | bytes) -> None:
+    """Refuse a missing file or one that is not an image, by reading its header only."""
+    if isinstance(image, Path) and not image.is_file():
+        raise LibraryError(f"no such file: {image}" if not image.exists() else f"{image} is not a file")
+    read_meta(image)
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
-    if not 0.0 <= args.opacity <= 1.0:
-        raise LibraryError(f"--opacity is between 0 and 1, not {args.opacity}")
     out = Path(args.out).expanduser()
+    if out.suffix.lower() not in EXPLAIN_PICTURE_SUFFIXES:
+        raise LibraryError(f"--out {out.name}: the picture is written as {' or '.join(EXPLAIN_PICTURE_SUFFIXES)}")
     if not out.parent.is_dir():
         raise LibraryError(f"no folder {out.parent} to write {out.name} into")
-    for photo in (args.query, args.result):
-        if not Path(photo).expanduser().is_file():
-            raise LibraryError(f"no such file: {photo}")
+    photos = [query_image(args.query), query_image(args.result)]
+    for photo in photos:
+        check_is_image(photo)  # before the model loads for seconds
     library = open_library_arg(args.library)
     try:
         embedder = library.load_embedder(device=args.device, weights=args.weights)
@@ -188,17 +224,20 @@ def cmd_explain(args: argparse.Namespace) -> int:
         library.close()
     if args.attention and not embedder.spec.has_attention:
         raise LibraryError(f"{embedder.model_id} has no attention to show (a CNN): leave out --attention")
-    explanation = explain_pair(embedder, Path(args.query).expanduser(), Path(args.result).expanduser(),
-                               attention=args.attention)
+    explanation = explain_pair(embedder, *photos, attention=args.attention)
     picture = render_explanation(explanation, overlay="attention" if args.attention else "similarity",
-                                 opacity=args.opacity, titles=(Path(args.query).name, Path(args.result).name))
+                                 opacity=args.opacity, titles=(_shown_name(args.query), _shown_name(args.result)))
     try:
         picture.save(out)
-    except (ValueError, OSError) as exc:  # Pillow: an extension it cannot write, or the disk
-        raise LibraryError(f"could not write {out} ({exc}); use a .png or .jpg name") from exc
-    print(f"{out}: vector cosine {explanation.cosine:.3f}, "
-          f"{explanation.inliers if explanation.verified else 0} matching keypoints")
+    except OSError as exc:
+        raise LibraryError(f"could not write {out}: {exc}") from exc
+    verdict = f"{explanation.inliers} matching keypoints" if explanation.verified else "keypoints do not match"
+    print(f"{out}: vector cosine {explanation.cosine:.3f}, {verdict}")
     return 0
+
+
+def _shown_name(query: str) -> str:
+    return query.strip() if is_url(query) else Path(query).name
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -275,75 +314,155 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         library.close()
 
 
-def _region_arg(text: str) -> Region:
-    try:
-        return Region.parse(text)
-    except RegionError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
 def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vitgallery", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
-    sub = parser.add_subparsers(dest="command", required=True)
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
 
-    p = sub.add_parser("index", help="embed the photos of a folder (only new or changed ones on later runs)")
-    p.add_argument("folder")
-    p.add_argument("--library", help="library folder (default: in the user data folder, keyed by FOLDER)")
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS))
-    p.add_argument("--weights", help="local weights file in the official layout (no download)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--batch-size", type=int, default=None, help="photos per model call (default: adapts to the device)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
+
+def result_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_RESULTS:
+        raise argparse.ArgumentTypeError(f"{value} is more than {MAX_RESULTS:,}")
+    return value
+
+
+def worker_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative (0 decodes in the main process)")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not between 0 and 1")
+    return value
+
+
+def region_box(text: str) -> Region:
+    try:
+        return Region.parse(text)
+    except RegionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def model_name(text: str) -> str:
+    # Any registered model is accepted (the test suite indexes with its tiny test model); help and
+    # errors name only the ones meant for users.
+    if text not in MODELS:
+        raise argparse.ArgumentTypeError(f"unknown model {text!r}: choose one of {', '.join(USER_MODELS)}")
+    return text
+
+
+def weights_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no weights file at {path}")
+    return path
+
+
+def add_library_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--library", metavar="DIR",
+                        help="the library folder to use (default: the library used last, by the window or a command)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vitgallery",
+        usage="vitgallery [--weights FILE] [--library DIR] [FOLDER | PHOTO]\n"
+              "       vitgallery [-v] {index,search,explain,status,duplicates} ...",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vitgallery {__version__}",
+                        help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details of what a command does")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND", prog="vitgallery")
+
+    p = sub.add_parser("index", help="add a folder's photos to its library (later runs add only new or changed ones)",
+                       description="Embed the photos of FOLDER, so they can be searched. A later run embeds "
+                                   "only new and changed photos, follows moved ones and drops deleted ones.")
+    p.add_argument("folder", metavar="FOLDER", help="the photo folder (it is only read, never written)")
+    p.add_argument("--library", metavar="DIR",
+                   help="where to keep the library (default: in your user data folder, one per photo folder)")
+    p.add_argument("--model", default=DEFAULT_MODEL, type=model_name, metavar="MODEL",
+                   help=f"one of {', '.join(USER_MODELS)} (default {DEFAULT_MODEL})")
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the model's weights file in the official layout, instead of downloading it")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="photos per model call (default: adapts to the device)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: bf16 on GPUs and on CPUs with native bf16, else fp32; int8 is faster on CPU "
                         "but loses about 1 mAP point")
-    p.add_argument("--workers", type=int, default=None, help="decoder processes (default: adapts to the machine)")
+    p.add_argument("--workers", type=worker_count, default=None, metavar="N",
+                   help="processes that decode photos (default: adapts to the machine)")
     p.set_defaults(run=cmd_index)
 
-    p = sub.add_parser("search", help="the most similar photos of the library for one or more images")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--library")
-    p.add_argument("--k", type=int, default=20)
+    p = sub.add_parser("search", help="the photos of the library most like one or more images",
+                       description="Print the photos of the library most like each IMAGE, best first. "
+                                   "✓ marks a photo whose keypoints match the query's: the same photo.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="an image file, a photo of the library, or an http(s) address")
+    add_library_option(p)
+    p.add_argument("--k", type=result_count, default=20, metavar="N", help="how many photos to list (default 20)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object: query -> [{path, score, cosine, inliers}], best first")
     p.add_argument("--no-verify", action="store_true",
-                   help="rank by the vectors alone, without checking the top 50 with SIFT keypoints (faster)")
-    p.add_argument("--box", type=_region_arg, metavar="X,Y,W,H",
-                   help="search with this part of IMAGE only: pixels of the photo as a viewer shows it "
+                   help="rank by the vectors alone, without checking the top 50 with keypoints (faster)")
+    p.add_argument("--box", type=region_box, metavar="X,Y,W,H",
+                   help="search with this part of IMAGE alone: pixels of the photo as a viewer shows it "
                         "(EXIF orientation applied), at its full size")
     p.add_argument("--like", action="append", metavar="PATH",
-                   help="a photo of the library that is what you look for: the search moves towards it (repeatable)")
+                   help="a photo of the library like what you look for: the search moves towards it (repeatable)")
     p.add_argument("--unlike", action="append", metavar="PATH",
-                   help="a photo of the library that is not: the search moves away from it and leaves it out "
+                   help="a photo of the library unlike it: the search moves away from it and leaves it out "
                         "(repeatable)")
-    p.add_argument("--weights", help="weights file, if the library was indexed from one at another path")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     p.set_defaults(run=cmd_search)
 
-    p = sub.add_parser("explain", help="a picture of why two photos match: alike patches, attention, keypoints")
-    p.add_argument("query")
-    p.add_argument("result")
+    p = sub.add_parser("explain", help="a picture of why two photos match",
+                       description="Draw QUERY and RESULT side by side: a heat map over both of the patches most "
+                                   "alike across the two, and lines between the keypoints that one geometric "
+                                   "map carries across when they show the same scene.")
+    p.add_argument("query", metavar="QUERY", help="an image file, a photo of the library, or an http(s) address")
+    p.add_argument("result", metavar="RESULT", help="the photo it matched")
     p.add_argument("--out", required=True, metavar="FILE.png", help="the picture to write (.png or .jpg)")
-    p.add_argument("--library", help="the library whose model explains (default: the one indexed last)")
+    add_library_option(p)
     p.add_argument("--attention", action="store_true",
-                   help="show where the model itself looks in each photo (its CLS attention) instead of "
-                        "the patches most alike across the two")
-    p.add_argument("--opacity", type=float, default=0.55, help="of the heat over the photos, 0..1 (default 0.55)")
-    p.add_argument("--weights", help="weights file, if the library was indexed from one at another path")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+                   help="show where the model itself looks in each photo (its CLS attention, ViT models) "
+                        "instead of the patches most alike across the two")
+    p.add_argument("--opacity", type=unit_interval, default=0.55, metavar="X",
+                   help="of the heat map over the photos, 0..1 (default 0.55)")
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     p.set_defaults(run=cmd_explain)
 
-    p = sub.add_parser("status", help="what the library holds")
-    p.add_argument("--library")
+    p = sub.add_parser("status", help="what the library holds", description="What the library holds: its "
+                       "folder, how many photos, which files were skipped and why.")
+    add_library_option(p)
     p.set_defaults(run=cmd_status)
 
-    p = sub.add_parser("duplicates", help="groups of near-duplicate photos (bursts, re-saves, edits, crops)")
-    p.add_argument("--library")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    p = sub.add_parser("duplicates", help="groups of near-duplicate photos (bursts, re-saves, edits, crops)",
+                       description="List groups of near-duplicate photos and which one of each to keep.")
+    add_library_option(p)
+    p.add_argument("--threshold", type=unit_interval, default=DEFAULT_THRESHOLD, metavar="T",
                    help=f"0..1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")
     p.add_argument("--keep", default=KeepRule.RESOLUTION.value, choices=[r.value for r in KeepRule],
                    help="which photo of a group to mark as kept")
@@ -355,10 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
-        return run_gui(argv)
+def main(argv: list[str]) -> int:
+    """Run one subcommand (argv[0] is its name, or an option such as --help)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -370,17 +487,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: what was embedded so far is saved", file=sys.stderr)
         return 130
-
-
-def run_gui(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="vitgallery", description="open the vitgallery window")
-    parser.add_argument("folder", nargs="?")
-    parser.add_argument("--library")
-    args = parser.parse_args(argv)
-    from vitgallery.ui.app import run_app  # Qt only loads for the window
-
-    return run_app(Path(args.folder) if args.folder else None, Path(args.library) if args.library else None)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

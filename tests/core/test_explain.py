@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from tests.photos import make_photo, textured_photo
+from tests.photos import make_photo, textured_image
 from vitgallery.core.explain import explain_pair, patch_heat
 from vitgallery.core.explain_render import render_explanation
 from vitgallery.core.models import DenseTokens, Embedder, ModelSpec, load_embedder
@@ -87,7 +87,7 @@ def test_a_frame_is_left_out_of_the_grid_and_the_vector_is_the_searched_one():
 
 def test_keypoint_lines_join_the_same_spots_of_an_edited_copy():
     embedder = load_embedder("tiny-test")
-    original = textured_photo(6)
+    original = Image.fromarray(textured_image(6, 640, 480)).convert("RGB")
     smaller = original.resize((320, 240), Image.Resampling.LANCZOS)
 
     explanation = explain_pair(embedder, original, smaller)
@@ -98,7 +98,7 @@ def test_keypoint_lines_join_the_same_spots_of_an_edited_copy():
 
 
 def test_unrelated_photos_get_no_lines():
-    explanation = explain_pair(load_embedder("tiny-test"), textured_photo(1), textured_photo(2))
+    explanation = explain_pair(load_embedder("tiny-test"), *(Image.fromarray(textured_image(seed)) for seed in (1, 2)))
     assert not explanation.verified and len(explanation.matches) == 0
 
 

@@ -39,13 +39,15 @@ def test_explain_refuses_bad_input_with_a_message(indexed, tmp_path, capsys):
     cases = [
         ([photo, str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "a.png")], "no such file"),
         ([photo, photo, "--out", str(tmp_path / "nowhere" / "a.png")], "no folder"),
-        ([photo, photo, "--out", str(tmp_path / "a.png"), "--opacity", "2"], "between 0 and 1"),
-        ([photo, photo, "--out", str(tmp_path / "a.unknown")], "use a .png"),
+        ([photo, photo, "--out", str(tmp_path / "a.tiff")], ".png or .jpg"),
     ]
     for args, message in cases:
         assert main(["explain", *args, "--library", str(lib)]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["explain", photo, photo, "--out", str(tmp_path / "a.png"), "--opacity", "2"])
+    assert "not between 0 and 1" in capsys.readouterr().err
     assert not list(tmp_path.glob("a.*"))
 
 

@@ -11,15 +11,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from vitgallery.ui.app import (
-    ICON_FILE,
-    INSTALLED_ICON_DIR,
-    ErrorReportDialog,
-    ExceptionHandler,
-    app_icon,
-    apply_color_scheme,
-    format_report,
-)
+from vitgallery.ui.app import ICON_FILE, INSTALLED_ICON_DIR, app_icon, apply_color_scheme
+from vitgallery.ui.reporting import ErrorReportDialog, ExceptionHandler, format_report
 
 
 def test_palette_follows_the_colour_scheme(qapp) -> None:

@@ -10,7 +10,9 @@ from vitgallery.core.actions import home_trash
 from vitgallery.core.duplicates import KeepRule
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
-from vitgallery.ui.duplicates_view import DuplicatesView, PathRole
+from vitgallery.ui.duplicates_view import DuplicatesView
+from vitgallery.ui.results_model import PathRole
+from vitgallery.ui.workers import JobRunner, Session
 
 
 @pytest.fixture
@@ -25,18 +27,25 @@ def library_dir(tmp_path) -> Path:
 
 @pytest.fixture
 def make_view(qtbot, tmp_path):
-    views = []
+    """A Duplicates page on a library opened by a session, as the window does."""
+    made: list[tuple[DuplicatesView, JobRunner]] = []
 
     def make(library_dir: Path) -> DuplicatesView:
-        view = DuplicatesView(library_dir, thumbnail_cache_dir=tmp_path / "thumbs")
+        session = Session()
+        session.open_library(None, library_dir)
+        runner = JobRunner(session)
+        view = DuplicatesView(runner, thumbnail_cache_dir=tmp_path / "thumbs")
+        view.set_library(library_dir)
         view.confirm = lambda question: True
         qtbot.addWidget(view)
-        views.append(view)
+        made.append((view, runner))
         return view
 
     yield make
-    for view in views:
+    for view, runner in made:
         view.shutdown()
+        assert runner.shutdown(5.0)
+        runner.session.replace_library(None)
 
 
 def scanned(qtbot, view: DuplicatesView) -> DuplicatesView:
@@ -143,8 +152,7 @@ def test_the_main_window_has_a_duplicates_tab_on_its_library(qtbot, indexed_wind
     tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
     assert "Duplicates" in tabs
     view = window.duplicates_view
-    qtbot.waitUntil(lambda: view._library_dir is not None and view.scan_button.isEnabled(), timeout=10_000)
-    assert (view._library_dir / "library.sqlite3").exists()
+    qtbot.waitUntil(view.scan_button.isEnabled, timeout=10_000)
     window.tabs.setCurrentWidget(view)
     scanned(qtbot, view)
     assert view.group_list.count() == 0, "twelve different photos: no duplicates"

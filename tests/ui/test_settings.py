@@ -79,7 +79,7 @@ def test_preferences_and_window_state_are_kept_apart(tmp_path: Path) -> None:
 
 
 def test_settings_dialog_writes_preferences_and_reports_changes(qtbot, settings: Settings) -> None:
-    dialog = SettingsDialog(settings, [("tiny-test", "tests"), ("dinov2-s14", "DINOv2")])
+    dialog = SettingsDialog(settings)
     qtbot.addWidget(dialog)
     dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("dinov2-s14"))
     dialog.batch_spin.setValue(24)

@@ -21,8 +21,9 @@ from vitgallery.core.imageio import (
     squeeze_to_model,
     working_copy,
 )
+from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, match_keypoints, matched_points
 from vitgallery.core.models import Embedder, PatchFeatures
-from vitgallery.core.quality import RERANK_MIN_INLIERS, Keypoints, content_box, matched_keypoints
+from vitgallery.core.preprocess import content_box
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Explanation:
     result_heat: np.ndarray  # (rows, cols): the same, the other way
     cosine: float  # the two photos' vectors (the model's, before a library's whitening)
     inliers: int  # keypoints one geometric map carries across (0: none)
-    matches: KeypointLines  # those keypoints when they verify the match (>= RERANK_MIN_INLIERS), else empty
+    matches: KeypointLines  # those keypoints when they verify the match (>= VERIFIED_INLIERS), else empty
 
     @property
     def verified(self) -> bool:
@@ -124,11 +125,11 @@ def _scaled_box(box: Box, work: Image.Image, image: Image.Image) -> Box:
 
 def _keypoint_lines(query: Keypoints, result: Keypoints, query_image: Image.Image,
                     result_image: Image.Image) -> tuple[KeypointLines, int]:
-    query_xy, result_xy = matched_keypoints(query, result)
-    inliers = len(query_xy)
-    if inliers < RERANK_MIN_INLIERS:
+    match = match_keypoints(query, result)
+    query_xy, result_xy = matched_points(query, result, match)
+    if match.inliers < VERIFIED_INLIERS:
         query_xy, result_xy = np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
     # Keypoints are found on a copy at most KEYPOINT_LONG_SIDE long: back to the images' pixels.
     scale_q = np.array([query_image.width / query.width, query_image.height / query.height], np.float32)
     scale_r = np.array([result_image.width / result.width, result_image.height / result.height], np.float32)
-    return KeypointLines(query_xy * scale_q, result_xy * scale_r), inliers
+    return KeypointLines(query_xy * scale_q, result_xy * scale_r), match.inliers

@@ -27,8 +27,7 @@ if TYPE_CHECKING:  # imported where used: listing models, or a library's duplica
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 class ModelLoadError(Exception):
@@ -36,16 +35,45 @@ class ModelLoadError(Exception):
 
 
 @dataclass(frozen=True)
+class Normalisation:
+    """How pixels in [0, 1] are shifted and scaled for a model; its name is part of Embedder.signature."""
+
+    name: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+IMAGENET = Normalisation("imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def _class_token(tokens: torch.Tensor) -> torch.Tensor:
+    return tokens[:, 0]
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """How a model's output tokens become one vector per image; its name is part of Embedder.signature."""
+
+    name: str
+    pool: Callable[[torch.Tensor], torch.Tensor]  # (B, tokens, D) -> (B, D)
+
+
+CLASS_TOKEN = Pooling("cls", _class_token)  # measured best for DINOv2 (docs/quality.md)
+
+
+@dataclass(frozen=True)
 class DenseTokens:
     """One forward pass seen in space: what `ModelSpec.dense` returns for a batch."""
 
-    tokens: torch.Tensor  # (B, 1 + ..., D) as `ModelSpec.features` gives them; token 0 makes the vector
+    tokens: torch.Tensor  # (B, tokens, D) as `ModelSpec.features` gives them, for the pooling
     patches: torch.Tensor  # (B, rows, cols, D): a ViT's patch tokens, a CNN's last feature map
     attention: torch.Tensor | None  # (B, rows, cols): the CLS token's last-block attention, mean over heads
 
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """Everything that makes one model: a new model is one entry in MODELS."""
+
     name: str
     description: str
     input_size: int
@@ -53,10 +81,13 @@ class ModelSpec:
     weights_url: str | None  # None: the model has no downloadable weights (test model)
     build: Callable[[], torch.nn.Module]
     load_weights: Callable[[torch.nn.Module, dict], None]
-    features: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
+    features: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]  # (B, tokens, D), the CLS token first
     # (model, batch, with_attention) -> DenseTokens; attention stays None where the model has none
     dense: Callable[[torch.nn.Module, torch.Tensor, bool], DenseTokens]
     has_attention: bool  # a CLS token that attends over patches (ViTs; not ResNet-50)
+    normalisation: Normalisation = IMAGENET
+    pooling: Pooling = CLASS_TOKEN
+    for_users: bool = True  # False: offered to tests, never in the window or the CLI's choices
 
 
 # -- DINOv2 through timm ---------------------------------------------------------------------------
@@ -211,10 +242,14 @@ MODELS: dict[str, ModelSpec] = {
                   "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
                   _build_resnet50, _load_torchvision_weights, _resnet_tokens, _resnet_dense, False),
         ModelSpec("tiny-test", "tiny random ViT for tests only (meaningless vectors)", 32, 32,
-                  None, _build_tiny, lambda model, sd: None, _vit_tokens, _timm_vit_dense, True),
+                  None, _build_tiny, lambda model, sd: None, _vit_tokens, _timm_vit_dense, True, for_users=False),
     )
 }
 DEFAULT_MODEL = "dinov2-s14"
+
+
+# The models offered to users (the window's settings, the CLI's --model): not the test model.
+USER_MODELS = tuple(name for name, spec in MODELS.items() if spec.for_users)
 
 
 # -- weights ---------------------------------------------------------------------------------------
@@ -285,8 +320,8 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise ModelLoadError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ModelLoadError("--device mps was asked for, but this PyTorch has no MPS support")
-    if device not in ("cpu", "cuda", "mps"):
-        raise ModelLoadError(f"unknown device {device!r}: use auto, cpu, cuda or mps")
+    if device not in DEVICES:
+        raise ModelLoadError(f"unknown device {device!r}: use {', '.join(DEVICES)}")
     return torch.device(device)
 
 
@@ -382,8 +417,8 @@ class Embedder:
         self.device = device
         self.weights_sha256 = weights_sha256
         self.compiled = compile_model
-        self._mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+        self._mean = torch.tensor(spec.normalisation.mean, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(spec.normalisation.std, device=device).view(1, 3, 1, 1)
         self._features = self._tokens
         if compile_model:
             self._features = torch.compile(self._tokens, dynamic=False)
@@ -406,7 +441,8 @@ class Embedder:
     @property
     def signature(self) -> str:
         return (f"{self.spec.name}|weights:{self.weights_sha256[:16]}"
-                f"|pre:trim-squash{self.input_size}-imagenet|pool:cls|prec:{self.precision}")
+                f"|pre:trim-squash{self.input_size}-{self.spec.normalisation.name}|pool:{self.spec.pooling.name}"
+                f"|prec:{self.precision}")
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """The model input of a photo, as uint8 HxWx3: the pixels decode_for_model gives when indexing."""
@@ -461,11 +497,10 @@ class Embedder:
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
         return (x - self._mean) / self._std
 
-    @staticmethod
-    def _vectors(tokens: torch.Tensor) -> np.ndarray:
+    def _vectors(self, tokens: torch.Tensor) -> np.ndarray:
         import torch
 
-        vectors = torch.nn.functional.normalize(tokens[:, 0].float(), dim=-1)
+        vectors = torch.nn.functional.normalize(self.spec.pooling.pool(tokens).float(), dim=-1)
         return vectors.cpu().numpy().astype(np.float32, copy=False)
 
     def _autocast(self):

@@ -1,19 +1,19 @@
 """The Duplicates page: groups of near-duplicates, a keep choice per photo, bulk actions with undo.
 
-Everything that reads photos or the library (the scan, the actions, decisions, undo) runs in one
-worker thread; the page only keeps the last scan and regroups it when the threshold slider moves,
-which needs no I/O.
+Everything that reads photos or the library (the scan, the actions, decisions, undo) runs as jobs of
+the window's `JobRunner`: the scan on the window's library, the actions on the library's database
+(opened for each request until the core's Library offers them); the page only keeps the last scan
+and regroups it when the threshold slider moves, which needs no I/O.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSize, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QComboBox,
@@ -46,15 +46,14 @@ from vitgallery.core.duplicates import (
     scan_duplicates,
 )
 from vitgallery.core.store import Store
+from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.thumbnails import ThumbnailLoader
-from vitgallery.ui.workers import abandon_thread
+from vitgallery.ui.workers import Job, JobRunner, WorkerError
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 128
-SHUTDOWN_WAIT_MS = 5000  # a scan checks for cancel at least every 64 pairs or one photo per thread
-PathRole = Qt.ItemDataRole.UserRole + 1
-GroupKeyRole = Qt.ItemDataRole.UserRole + 2
+GroupKeyRole = Qt.ItemDataRole.UserRole + 20
 
 
 @dataclass(frozen=True)
@@ -71,109 +70,49 @@ class HistoryEntry:
     undoable: bool
 
 
-class DuplicatesWorker(QObject):
-    """Runs in its own thread; each request opens the library or its database for just that request."""
+def _scan(library, progress, cancel) -> DuplicateScan:
+    return scan_duplicates(library, progress=progress, cancel=cancel)
 
-    progress = Signal(object)  # DuplicateProgress
-    scanned = Signal(object)  # DuplicateScan
-    acted = Signal(object)  # ActionReport
-    decisions_changed = Signal(object)  # list[DecisionRow]
-    history = Signal(object)  # list[HistoryEntry]
-    library_resolved = Signal(str)  # the library folder of a photo folder
-    failed = Signal(str)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.cancel = threading.Event()
-        self._last_progress = 0.0
+def _act(library_dir: Path, request: ActionRequest) -> tuple[ActionReport, list[HistoryEntry]]:
+    with _store(library_dir) as store:
+        if request.kind == "trash":
+            report = actions.move_to_trash(store, request.selections)
+        elif request.kind == "move":
+            report = actions.move_to_folder(store, request.selections, request.target)
+        else:
+            report = actions.export_list(store, request.selections, request.target)
+        return report, _history(store)
 
-    def _report(self, progress: DuplicateProgress) -> None:
-        now = time.monotonic()
-        if now - self._last_progress > 0.1 or progress.done == progress.total:
-            self._last_progress = now
-            self.progress.emit(progress)
 
-    @Slot(str, str)
-    def resolve_library(self, folder: str, library_dir: str) -> None:
-        from vitgallery.core.library import default_library_dir  # 0.2 s of imports: off the GUI thread
+def _undo(library_dir: Path, action_id: int) -> tuple[ActionReport, list[HistoryEntry]]:
+    with _store(library_dir) as store:
+        report = actions.undo(store, action_id)
+        return report, _history(store)
 
-        self.library_resolved.emit(library_dir or str(default_library_dir(Path(folder))))
 
-    @Slot(str)
-    def scan(self, library_dir: str) -> None:
-        self.cancel.clear()
-        try:
-            from vitgallery.core.library import Library  # imported in the worker thread, like above
+def _decide(library_dir: Path, group: DuplicateGroup, decision: str) -> list:
+    with _store(library_dir) as store:
+        decide(store, group, decision)
+        return store.decisions()
 
-            library = Library.open(library_dir=library_dir)
-            try:
-                scan = scan_duplicates(library, progress=self._report, cancel=self.cancel)
-            finally:
-                library.close()
-        except Exception as error:  # noqa: BLE001 - shown to the user, never a crash of the window
-            log.exception("duplicate scan failed")
-            self.failed.emit(str(error))
-            return
-        self.scanned.emit(scan)
 
-    @Slot(str, object)
-    def act(self, library_dir: str, request: ActionRequest) -> None:
-        try:
-            with _store(library_dir) as store:
-                if request.kind == "trash":
-                    report = actions.move_to_trash(store, request.selections)
-                elif request.kind == "move":
-                    report = actions.move_to_folder(store, request.selections, request.target)
-                else:
-                    report = actions.export_list(store, request.selections, request.target)
-                self.history.emit(_history(store))
-        except Exception as error:  # noqa: BLE001
-            log.exception("duplicate action failed")
-            self.failed.emit(str(error))
-            return
-        self.acted.emit(report)
+def _load_history(library_dir: Path) -> list[HistoryEntry]:
+    from vitgallery.core.library import DB_NAME
 
-    @Slot(str, int)
-    def undo(self, library_dir: str, action_id: int) -> None:
-        try:
-            with _store(library_dir) as store:
-                report = actions.undo(store, action_id)
-                self.history.emit(_history(store))
-        except Exception as error:  # noqa: BLE001
-            self.failed.emit(str(error))
-            return
-        self.acted.emit(report)
-
-    @Slot(str, object, str)
-    def decide(self, library_dir: str, group: DuplicateGroup, decision: str) -> None:
-        try:
-            with _store(library_dir) as store:
-                decide(store, group, decision)
-                self.decisions_changed.emit(store.decisions())
-        except Exception as error:  # noqa: BLE001
-            self.failed.emit(str(error))
-
-    @Slot(str)
-    def load_history(self, library_dir: str) -> None:
-        from vitgallery.core.library import DB_NAME
-
-        if not (Path(library_dir) / DB_NAME).exists():
-            self.history.emit([])  # not indexed yet: nothing done either
-            return
-        try:
-            with _store(library_dir) as store:
-                self.history.emit(_history(store))
-        except Exception as error:  # noqa: BLE001
-            self.failed.emit(str(error))
+    if not (library_dir / DB_NAME).exists():
+        return []  # not indexed yet: nothing done either
+    with _store(library_dir) as store:
+        return _history(store)
 
 
 class _store:
     """The library's database, open for one request."""
 
-    def __init__(self, library_dir: str) -> None:
+    def __init__(self, library_dir: Path) -> None:
         from vitgallery.core.library import DB_NAME
 
-        self.path = Path(library_dir) / DB_NAME
+        self.path = library_dir / DB_NAME
 
     def __enter__(self) -> Store:
         if not self.path.exists():
@@ -208,22 +147,19 @@ class DuplicatesView(QWidget):
     scan_finished = Signal(int)  # groups shown
     action_finished = Signal(object)  # ActionReport
     history_changed = Signal()
-    _request_scan = Signal(str)
-    _request_action = Signal(str, object)
-    _request_undo = Signal(str, int)
-    _request_decision = Signal(str, object, str)
-    _request_history = Signal(str)
-    _request_resolve = Signal(str, str)
 
     def __init__(
         self,
-        library_dir: Path | None = None,
+        jobs: JobRunner,
         parent: QWidget | None = None,
         *,
         thumbnail_cache_dir: Path | None = None,
     ) -> None:
+        """`jobs` runs the page's work on the window's library (set_library names its folder)."""
         super().__init__(parent)
-        self._library_dir = Path(library_dir) if library_dir else None
+        self._jobs = jobs
+        self._scan_job: Job | None = None
+        self._library_dir: Path | None = None
         self._scan: DuplicateScan | None = None
         self._groups: list[DuplicateGroup] = []
         self._keep: dict[str, set[Path]] = {}  # group key -> the paths the user keeps
@@ -235,29 +171,7 @@ class DuplicatesView(QWidget):
         self.thumbnails = ThumbnailLoader(THUMBNAIL_SIZE, thumbnail_cache_dir, parent=self)
         self.thumbnails.thumbnail_ready.connect(self._on_thumbnail)
         self._build()
-
-        self.worker_thread = QThread(self)
-        self.worker_thread.setObjectName("vitgallery-duplicates")
-        self.worker = DuplicatesWorker()
-        self.worker.moveToThread(self.worker_thread)
-        self.worker_thread.finished.connect(self.worker.deleteLater)
-        self._request_scan.connect(self.worker.scan)
-        self._request_action.connect(self.worker.act)
-        self._request_undo.connect(self.worker.undo)
-        self._request_decision.connect(self.worker.decide)
-        self._request_history.connect(self.worker.load_history)
-        self._request_resolve.connect(self.worker.resolve_library)
-        self.worker.library_resolved.connect(lambda path: self.set_library(Path(path)))
-        self.worker.progress.connect(self._on_progress)
-        self.worker.scanned.connect(self._on_scanned)
-        self.worker.acted.connect(self._on_acted)
-        self.worker.decisions_changed.connect(self._on_decisions_changed)
-        self.worker.history.connect(self._on_history)
-        self.worker.failed.connect(self._on_failed)
-        self.worker_thread.start()
         self._update_enabled()
-        if self._library_dir is not None:
-            self._request_history.emit(str(self._library_dir))
 
     # -- building ----------------------------------------------------------------------------------
 
@@ -391,21 +305,29 @@ class DuplicatesView(QWidget):
         self._regroup()
         self.status_label.setText("Find duplicates to see groups of near-identical photos.")
         if library_dir is not None:
-            self._request_history.emit(str(library_dir))
+            self._submit(lambda: _load_history(library_dir), self._on_history)
+        self._update_enabled()
 
-    def open_folder(self, folder: Path, library_dir: Path | None = None) -> None:
-        """Show the library of a photo folder: `library_dir`, or the folder's default library."""
-        self.set_library(None)
-        self._request_resolve.emit(str(folder), str(library_dir) if library_dir else "")
+    def library_changed(self) -> None:
+        """Indexing changed the library: a scan made before may miss photos or list moved ones."""
+        if self._scan is not None and not self._busy:
+            self.status_label.setText(self._summary() + " The library changed since: find duplicates again.")
 
     def start_scan(self) -> None:
         if self._library_dir is None or self._busy:
             return
         self._set_busy(True, "Looking for near-duplicates…")
-        self._request_scan.emit(str(self._library_dir))
+        self._scan_job = self._jobs.submit_library(
+            _scan,
+            name="duplicate scan",
+            on_progress=self._on_progress,
+            on_finished=self._on_scanned,
+            on_failed=self._on_failed,
+        )
 
     def cancel_scan(self) -> None:
-        self.worker.cancel.set()
+        if self._scan_job is not None:
+            self._scan_job.cancel()
 
     def keep_paths(self, group: DuplicateGroup) -> set[Path]:
         """What the user keeps of a group: their own choice, else what the rule picks."""
@@ -467,34 +389,31 @@ class DuplicatesView(QWidget):
         if entry is None or not entry.undoable or self._library_dir is None or self._busy:
             return
         self._set_busy(True, "Putting files back…")
-        self._request_undo.emit(str(self._library_dir), entry.action_id)
+        library_dir, action_id = self._library_dir, entry.action_id
+        self._submit(lambda: _undo(library_dir, action_id), self._on_acted)
 
     def mark_group(self, decision: str) -> None:
         group = self._current_group()
         if group is None or self._library_dir is None:
             return
-        self._request_decision.emit(str(self._library_dir), group, decision)
+        library_dir = self._library_dir
+        self._submit(lambda: _decide(library_dir, group, decision), self._on_decisions_changed)
 
     def confirm(self, question: str) -> bool:
         """Asks before files move; tests replace it."""
         answer = QMessageBox.question(self, "Duplicates", question)
         return answer == QMessageBox.StandardButton.Yes
 
-    def shutdown(self, wait_ms: int = SHUTDOWN_WAIT_MS) -> bool:
-        """Cancel the scan and stop the worker; False when it did not stop in time (it is then left
-        to finish on its own, never destroyed while running)."""
+    def shutdown(self) -> None:
+        """Cancel the scan; the window's JobRunner stops the threads."""
         self.cancel_scan()
         self.thumbnails.shutdown(200)
-        self.worker_thread.quit()
-        if self.worker_thread.wait(wait_ms):
-            return True
-        log.warning("the duplicates worker did not stop within %d ms", wait_ms)
-        abandon_thread(self.worker_thread)
-        return False
 
-    def closeEvent(self, event) -> None:
-        self.shutdown()
-        super().closeEvent(event)
+    def _submit(self, work, on_finished) -> None:
+        """Run `work()` (a database request) as a job; failures end up in the status line."""
+        self._jobs.submit(
+            lambda progress, cancel: work(), name="duplicates request", on_finished=on_finished, on_failed=self._on_failed
+        )
 
     # -- acting ------------------------------------------------------------------------------------
 
@@ -514,9 +433,12 @@ class DuplicatesView(QWidget):
             ):
                 return
         self._set_busy(True, "Working…")
-        self._request_action.emit(str(self._library_dir), ActionRequest(kind, selections, target))
+        library_dir, request = self._library_dir, ActionRequest(kind, selections, target)
+        self._submit(lambda: _act(library_dir, request), self._on_acted)
 
-    def _on_acted(self, report: ActionReport) -> None:
+    def _on_acted(self, outcome: tuple[ActionReport, list[HistoryEntry]]) -> None:
+        report, history = outcome
+        self._on_history(history)
         self._set_busy(
             False,
             report.summary()
@@ -563,6 +485,7 @@ class DuplicatesView(QWidget):
         self.progress_bar.setValue(progress.done)
 
     def _on_scanned(self, scan: DuplicateScan) -> None:
+        self._scan_job = None
         self._scan = scan
         self._gone.clear()
         self._regroup()
@@ -575,8 +498,9 @@ class DuplicatesView(QWidget):
         self._set_busy(False, text)
         self.scan_finished.emit(len(self._groups))
 
-    def _on_failed(self, message: str) -> None:
-        self._set_busy(False, f"Failed: {message}")
+    def _on_failed(self, error: WorkerError) -> None:
+        self._scan_job = None
+        self._set_busy(False, f"Failed: {error.message}")
 
     def _summary(self) -> str:
         if self._scan is None:
