@@ -1,4 +1,5 @@
-"""Entry point: `vitgallery [FOLDER | PHOTO]` opens the window; index, search, status and duplicates work headless.
+"""Entry point: `vitgallery [FOLDER | PHOTO]` opens the window; index, search, explain, status and duplicates
+work headless.
 
 The one module above both the window (vitgallery.ui) and the subcommands (vitgallery.commands), which
 never import each other. Kept free of heavy imports on purpose: decoder worker processes (forkserver)

@@ -1,5 +1,5 @@
-"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates, repair;
-arrange, groups, sort and watch (organising a library)."""
+"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, explain, status, duplicates,
+repair; arrange, groups, sort and watch (organising a library)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from vitgallery.core.duplicates import (
     match_reason,
     scan_duplicates,
 )
+from vitgallery.core.explain import explain_pair
+from vitgallery.core.explain_render import render_explanation
 from vitgallery.core.fetch import DownloadError, download, is_url
 from vitgallery.core.imageio import DecodeError, read_meta, route_pillow_warnings
 from vitgallery.core.library import (
@@ -53,15 +55,17 @@ from vitgallery.core.organise.groups import DEFAULT_MIN_GROUP, find_groups
 from vitgallery.core.organise.sort import CONFIDENT_FROM, apply_suggestions, suggest_folders
 from vitgallery.core.organise.vectors import OrganiseError, OrganiseProgress
 from vitgallery.core.organise.watch import FolderWatcher, WatchBatch
+from vitgallery.core.region import Region, RegionError
 from vitgallery.core.scan import display_path
 from vitgallery.core.store import StoreError
 from vitgallery.logs import configure_logging
 
 log = logging.getLogger("vitgallery")
 
-COMMANDS = ("index", "search", "status", "duplicates", "repair", "arrange", "groups", "sort", "watch")
+COMMANDS = ("index", "search", "explain", "status", "duplicates", "repair", "arrange", "groups", "sort", "watch")
 USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, DownloadError,
-               OrganiseError)
+               OrganiseError, RegionError)
+EXPLAIN_PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_RESULTS = 10_000
 
 DESCRIPTION = """\
@@ -69,9 +73,10 @@ Find similar photos in your own photo library, offline.
 
 Without a command, vitgallery opens its window on FOLDER (or on the folder opened last);
 given a PHOTO, it opens the photo's folder and finds photos like it. The commands below work
-without a window: index a folder, search it, see what the library holds, find duplicates,
-arrange a folder by likeness, group the library, sort photos into folders by example, and keep
-the library current while its folder changes."""
+without a window: index a folder, search it (with part of a photo, or refined by photos you
+like or not), see why two photos match, see what the library holds, find duplicates, arrange a
+folder by likeness, group the library, sort photos into folders by example, and keep the library
+current while its folder changes."""
 EPILOG = "Run vitgallery COMMAND --help for the options of a command."
 
 
@@ -190,21 +195,25 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    if (args.box or args.like or args.unlike) and len(args.images) != 1:
+        raise LibraryError("--box, --like and --unlike shape one search: give exactly one IMAGE")
     library = open_library_arg(args.library)
     try:
         embedder: Embedder | None = None
         results: dict[str, list[dict]] = {}
         failed = 0
+        options = {"k": args.k, "verify": not args.no_verify, "region": args.box, "like": args.like or (),
+                   "unlike": args.unlike or ()}
         for query in args.images:
             try:
                 image = query_image(query)
                 try:
-                    hits = library.search(image, k=args.k, embedder=embedder, verify=not args.no_verify)
+                    hits = library.search(image, embedder=embedder, **options)
                 except QueryNeedsModel:
                     check_is_image(image)  # before the model loads for seconds
                     embedder = library.load_embedder(device=args.device, weights=args.weights)
-                    hits = library.search(image, k=args.k, embedder=embedder, verify=not args.no_verify)
-            except (LibraryError, DecodeError, DownloadError) as exc:
+                    hits = library.search(image, embedder=embedder, **options)
+            except (LibraryError, DecodeError, DownloadError, RegionError) as exc:
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     raise
                 # One bad query does not stop the others; it gets an empty list and a message.
@@ -240,6 +249,38 @@ def check_is_image(image: Path | bytes) -> None:
         raise LibraryError("no such file" if not image.exists()
                            else "is a directory, not an image" if image.is_dir() else "not a regular file")
     read_meta(image)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() not in EXPLAIN_PICTURE_SUFFIXES:
+        raise LibraryError(f"--out {out.name}: the picture is written as {' or '.join(EXPLAIN_PICTURE_SUFFIXES)}")
+    if not out.parent.is_dir():
+        raise LibraryError(f"no folder {out.parent} to write {out.name} into")
+    photos = [query_image(args.query), query_image(args.result)]
+    for photo in photos:
+        check_is_image(photo)  # before the model loads for seconds
+    library = open_library_arg(args.library)
+    try:
+        embedder = library.load_embedder(device=args.device, weights=args.weights)
+    finally:
+        library.close()
+    if args.attention and not embedder.spec.has_attention:
+        raise LibraryError(f"{embedder.model_id} has no attention to show (a CNN): leave out --attention")
+    explanation = explain_pair(embedder, *photos, attention=args.attention)
+    picture = render_explanation(explanation, overlay="attention" if args.attention else "similarity",
+                                 opacity=args.opacity, titles=(_shown_name(args.query), _shown_name(args.result)))
+    try:
+        picture.save(out)
+    except OSError as exc:
+        raise LibraryError(f"could not write {out}: {exc}") from exc
+    verdict = f"{explanation.inliers} matching keypoints" if explanation.verified else "keypoints do not match"
+    print(f"{out}: vector cosine {explanation.cosine:.3f}, {verdict}")
+    return 0
+
+
+def _shown_name(query: str) -> str:
+    return query.strip() if is_url(query) else Path(query).name
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -510,6 +551,13 @@ def group_size(text: str) -> int:
     return value
 
 
+def region_box(text: str) -> Region:
+    try:
+        return Region.parse(text)
+    except RegionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def model_name(text: str) -> str:
     # Any registered model is accepted (the test suite indexes with its tiny test model); help and
     # errors name only the ones meant for users.
@@ -534,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitgallery",
         usage="vitgallery [-v] [--weights FILE] [--library DIR] [--find-similar] [FOLDER | PHOTO]\n"
-              "       vitgallery [-v] {index,search,status,duplicates,repair,arrange,groups,sort,watch} ...",
+              "       vitgallery [-v] {index,search,explain,status,duplicates,repair,arrange,groups,sort,watch} ...",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vitgallery {__version__}",
                         help="print the version and exit")
@@ -582,10 +630,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one JSON object: query -> [{path, score, cosine, inliers}], best first")
     p.add_argument("--no-verify", action="store_true",
                    help="rank by the vectors alone, without checking the top 50 with keypoints (faster)")
+    p.add_argument("--box", type=region_box, metavar="X,Y,W,H",
+                   help="search with this part of IMAGE alone: pixels of the photo as a viewer shows it "
+                        "(EXIF orientation applied), at its full size")
+    p.add_argument("--like", action="append", metavar="PATH",
+                   help="a photo of the library like what you look for: the search moves towards it (repeatable)")
+    p.add_argument("--unlike", action="append", metavar="PATH",
+                   help="a photo of the library unlike it: the search moves away from it and leaves it out "
+                        "(repeatable)")
     p.add_argument("--weights", type=weights_file, metavar="FILE",
                    help="the weights file, if the library was indexed from one now at another path")
     p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     p.set_defaults(run=cmd_search)
+
+    p = sub.add_parser("explain", parents=[verbose], help="a picture of why two photos match",
+                       description="Draw QUERY and RESULT side by side: a heat map over both of the patches most "
+                                   "alike across the two, and lines between the keypoints that one geometric "
+                                   "map carries across when they show the same scene.")
+    p.add_argument("query", metavar="QUERY", help="an image file, a photo of the library, or an http(s) address")
+    p.add_argument("result", metavar="RESULT", help="the photo it matched")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="the picture to write (.png or .jpg)")
+    add_library_option(p)
+    p.add_argument("--attention", action="store_true",
+                   help="show where the model itself looks in each photo (its CLS attention, ViT models) "
+                        "instead of the patches most alike across the two")
+    p.add_argument("--opacity", type=unit_interval, default=0.55, metavar="X",
+                   help="of the heat map over the photos, 0..1 (default 0.55)")
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.set_defaults(run=cmd_explain)
 
     p = sub.add_parser("status", parents=[verbose], help="what the library holds", description="What the library holds: its "
                        "folder, how many photos, which files were skipped and why.")

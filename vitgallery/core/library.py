@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from vitgallery.core.errors import LibraryError, QueryNeedsModel
 from vitgallery.core.index_cache import INDEX_NAME, IndexCache, SearchSpace, index_signature
 from vitgallery.core.indexing import IndexProgress, IndexRun, IndexSummary, relative_to_root
 from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision
+from vitgallery.core.region import Region
 from vitgallery.core.scan import root_is_available
 from vitgallery.core.search import LibrarySearch, QueryImage, SearchHit
 from vitgallery.core.store import FileRow, SkippedFile, Store
@@ -181,11 +182,17 @@ class Library:
             return run.run(batch_size, decode_workers)
 
     def search(self, query: QueryImage, *, k: int = 20, embedder: Embedder | None = None,
-               verify: bool = True) -> list[SearchHit]:
+               verify: bool = True, region: Region | None = None, like: Sequence[Path | str] = (),
+               unlike: Sequence[Path | str] = ()) -> list[SearchHit]:
         """The k most similar photos, best first. A photo of this library uses its stored vector (no
         embedder needed; any other query raises QueryNeedsModel without one). The top candidates are
-        verified with SIFT keypoints and re-ranked; `verify=False` skips that."""
-        return self._search.search(query, k=k, embedder=embedder, verify=verify)
+        verified with SIFT keypoints and re-ranked; `verify=False` skips that.
+
+        `region` (core.region.Region): search with that part of the query alone (embedded, so it needs
+        the embedder). `like`, `unlike`: photos of this library marked "more like this" and "not this":
+        the query moves towards the first and away from the others, which leave the results."""
+        return self._search.search(query, k=k, embedder=embedder, verify=verify, region=region, like=like,
+                                   unlike=unlike)
 
     # -- organising (core/organise): given paths indexed, vectors in the search space ---------------
 
