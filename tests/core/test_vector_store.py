@@ -15,6 +15,7 @@ from vitgallery.core.vector_store import (
     VectorStoreSetting,
     load_index,
     new_index,
+    saved_generation,
 )
 
 pytest.importorskip("qdrant_client")
@@ -59,21 +60,56 @@ def test_qdrant_answers_as_the_hnswlib_index_does(tmp_path):
     assert qdrant.query(queries[0], 500)[0].shape == (1, 197)
 
 
-def test_saved_collection_loads_and_a_stale_one_is_refused(tmp_path):
+def test_saved_collection_loads_at_its_generation_and_a_foreign_one_is_refused(tmp_path):
     path = tmp_path / "index.hnsw"
     index = new_index(LOCAL, tmp_path, 16, "sig")
     index.add(np.arange(50), unit_vectors(50))
     index.save(path, generation=3)
-    loaded = load_index(LOCAL, path, model_signature="sig", dim=16, generation=3)
-    assert isinstance(loaded, QdrantIndex) and len(loaded) == 50
-    for signature, generation in (("other", 3), ("sig", 4)):
-        with pytest.raises(IndexMismatch):
-            load_index(LOCAL, path, model_signature=signature, dim=16, generation=generation)
-    index.add(np.arange(50, 60), unit_vectors(10, seed=2))  # vectors the header does not count: a crash
+    assert saved_generation(path) == 3
+    loaded = load_index(LOCAL, path, model_signature="sig", dim=16)
+    assert isinstance(loaded, QdrantIndex) and len(loaded) == 50 and loaded.generation == 3
+    index.add(np.arange(50, 60), unit_vectors(10, seed=2))  # vectors the header does not count: a killed run
+    assert len(load_index(LOCAL, path, model_signature="sig", dim=16)) == 60, "caught up by its owner, not refused"
     with pytest.raises(IndexMismatch):
-        load_index(LOCAL, path, model_signature="sig", dim=16, generation=3)
+        load_index(LOCAL, path, model_signature="other", dim=16)
     with pytest.raises(IndexMismatch):  # an hnswlib header is not a Qdrant one, nor the reverse
-        load_index(VectorStoreSetting(), path, model_signature="sig", dim=16, generation=3)
+        load_index(VectorStoreSetting(), path, model_signature="sig", dim=16)
+    copy = tmp_path / "copied-library"
+    copy.mkdir()
+    (copy / "index.json").write_bytes((tmp_path / "index.json").read_bytes())
+    with pytest.raises(IndexMismatch, match="another library"):  # it would change the original's collection
+        QdrantIndex.load(copy / "index.hnsw", model_signature="sig", dim=16, client=index._client, url=None)
+
+    hnsw = VectorIndex(16, "sig")
+    hnsw.save(tmp_path / "other.hnsw", generation=7)
+    assert saved_generation(tmp_path / "other.hnsw") == 7
+    with pytest.raises(IndexMismatch):
+        saved_generation(tmp_path / "none.hnsw")
+
+
+def test_a_qdrant_collection_a_killed_run_left_is_caught_up_not_rebuilt(photo_folder, tmp_path):
+    """The collection changes before its header is saved: reopened after a run that died, it holds
+    vectors its header does not name, and lacks some the database has; the library mends it."""
+    embedder = load_embedder("tiny-test")
+    library_dir = tmp_path / "lib"
+    library = Library.open(photo_folder, library_dir, vector_store=LOCAL)
+    library.index(embedder, decode_workers=0, batch_size=4)
+    library.close()
+    reopened = Library.open(library_dir=library_dir)
+    collection = reopened.search_space().index
+    ids = collection.labels()
+    collection.remove(ids[:1])  # committed in the database, never reached the collection
+    collection.add(np.array([10_000]), unit_vectors(1, dim=collection.dim))  # a row deleted since
+    reopened.close()
+
+    library = Library.open(library_dir=library_dir)
+    assert library.status().index_size == 12 and library.notices == []
+    space = library.search_space()
+    assert np.array_equal(space.index.labels(), ids)
+    expected = space.project(np.stack([library.store.vectors(ids[:1])[int(ids[0])]]))
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    assert np.allclose(space.index.get_vectors(ids[:1]), expected, atol=1e-5), "the lost vector is back"
+    library.close()
 
 
 def test_save_drops_the_collection_a_refit_replaced(tmp_path):

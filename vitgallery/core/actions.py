@@ -157,6 +157,36 @@ def move_to_folder(store: Store, selections: Iterable[GroupSelection], folder: P
     return report
 
 
+def move_files(store: Store, moves: Iterable[tuple[Path, Path]]) -> ActionReport:
+    """Move each file into its own folder ((file, folder) pairs: sorting photos into folders), names kept
+    (made unique); one logged action that `undo` puts back. A file already in its folder stays; one
+    that vanished or cannot be moved is reported and left alone."""
+    report = ActionReport("move")
+    taken: set[Path] = set()
+    folders: set[Path] = set()
+    for source, folder in moves:
+        source, folder = Path(source), Path(folder).expanduser().absolute()
+        if source.parent == folder:
+            continue
+        if folder.exists() and not folder.is_dir():
+            report.problems.append((source, f"not moved: {folder} is not a folder"))
+            continue
+        if not os.path.lexists(source):
+            report.problems.append((source, "not moved: it vanished"))
+            continue
+        destination = unique_destination(folder, source.name, taken)
+        try:
+            _move_file(source, destination)
+        except OSError as exc:
+            report.problems.append((source, f"not moved: {exc.strerror or exc}"))
+            continue
+        taken.add(destination)
+        folders.add(folder)
+        report.done.append((source, destination))
+    _log(store, report, os.path.commonpath(folders) if folders else None)
+    return report
+
+
 # -- the trash -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

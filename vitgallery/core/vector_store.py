@@ -7,9 +7,13 @@ one hnswlib file long before it outgrows a Qdrant server (sharded, replicated, o
 
 The Qdrant index keeps hnswlib's cache contract: `save` writes the same header file (`index.json`)
 after the collection holds everything, naming the collection, model signature and database
-generation; `load` raises IndexMismatch when anything disagrees, and the library rebuilds the
-collection from SQLite. A collection's name carries the library and the signature of its vectors, so
-a refit builds the new collection beside the one searches still use; `save` drops the old one.
+generation; `load` raises IndexMismatch when the header is missing or names another store, model or
+collection, and the library rebuilds the collection from SQLite. A loaded collection carries the
+header's generation, and the library catches it up from there (index_cache.py) like an hnswlib file;
+the catch-up reads the collection's own labels, so a collection changed after its header was saved
+(a run killed before it saved) is mended rather than rebuilt. A collection's name carries the library
+and the signature of its vectors, so a refit builds the new collection beside the one searches still
+use; `save` drops the old one.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
+from vitgallery.core.index import IndexMismatch, VectorIndex, header_path, read_header
 
 if TYPE_CHECKING:  # optional dependency: imported when a library uses Qdrant
     from qdrant_client import QdrantClient
@@ -78,13 +82,25 @@ def new_index(setting: VectorStoreSetting, library_dir: Path, dim: int, model_si
     return VectorIndex(dim, model_signature, capacity=capacity)
 
 
-def load_index(setting: VectorStoreSetting, path: Path, *, model_signature: str, dim: int,
-               generation: int) -> SearchIndex:
-    """The saved index at `path` (the library's index file); IndexMismatch when it is unusable."""
+def load_index(setting: VectorStoreSetting, path: Path, *, model_signature: str, dim: int) -> SearchIndex:
+    """The saved index at `path` (the library's index file), carrying the database generation it was
+    saved at (the caller catches it up); IndexMismatch when it is unusable."""
     if setting.kind == QDRANT:
-        return QdrantIndex.load(path, model_signature=model_signature, dim=dim, generation=generation,
+        return QdrantIndex.load(path, model_signature=model_signature, dim=dim,
                                 client=_client(setting, path.parent), url=setting.url)
-    return VectorIndex.load(path, model_signature=model_signature, dim=dim, generation=generation)
+    return VectorIndex.load(path, model_signature=model_signature, dim=dim)
+
+
+def saved_generation(path: Path) -> int:
+    """The database generation of the index saved at `path`, whichever store saved it (the header is
+    read, not the payload); IndexMismatch when there is no readable header."""
+    try:
+        return read_header(path).generation
+    except IndexMismatch as not_hnswlib:
+        try:
+            return _read_qdrant_header(path).generation
+        except IndexMismatch:
+            raise not_hnswlib from None
 
 
 # -- Qdrant ----------------------------------------------------------------------------------------
@@ -164,6 +180,9 @@ class QdrantIndex:
         self._url = url
         self._dim = dim
         self._model_signature = model_signature
+        # The database generation the collection reflects, kept up to date by its owner (IndexCache):
+        # load sets it from the header, a new collection starts before every generation.
+        self.generation = -1
         self._lock = threading.RLock() if url is None else None
         if create:
             with self._using("create the collection"):
@@ -286,28 +305,26 @@ class QdrantIndex:
                     self._client.delete_collection(collection.name)
 
     @classmethod
-    def load(cls, path: Path, *, model_signature: str, dim: int, generation: int | None, client: QdrantClient,
+    def load(cls, path: Path, *, model_signature: str, dim: int, client: QdrantClient,
              url: str | None) -> QdrantIndex:
-        try:
-            raw: Any = json.loads(header_path(path).read_text(encoding="utf-8"))
-            header = QdrantHeader(**raw)
-        except FileNotFoundError:
-            raise IndexMismatch(f"missing header {header_path(path)}") from None
-        except (OSError, ValueError, TypeError) as exc:
-            raise IndexMismatch(f"not a Qdrant index header: {exc}") from None
+        """The collection the header at `path` names, at the header's generation. Raises IndexMismatch
+        when the header is missing or damaged, names another store or model, a collection not this
+        library's (a copied library folder would otherwise change the original's on a shared server), or
+        its collection is gone. Its count is not checked: the collection changes before its header is saved, and the owner's
+        catch-up mends what a killed run left."""
+        header = _read_qdrant_header(path)
         if header.format != _HEADER_FORMAT or header.store != QDRANT or header.url != url:
             raise IndexMismatch(f"the header names another store ({header.store} {header.url or 'local'})")
         if header.model_signature != model_signature or header.dim != dim:
             raise IndexMismatch(f"model mismatch: collection has {header.model_signature}, library uses {model_signature}")
-        if generation is not None and header.generation != generation:
-            raise IndexMismatch(f"generation mismatch: header has {header.generation}, database has {generation}")
+        if header.collection != _collection_name(path.parent, model_signature):
+            raise IndexMismatch(f"the header names the collection {header.collection} of another library folder")
         index = cls(dim, model_signature, client=client, collection=header.collection, url=url, create=False)
         with index._using("find the collection"):
             exists = client.collection_exists(header.collection)
         if not exists:
             raise IndexMismatch(f"the Qdrant collection {header.collection} is gone")
-        if len(index) != header.count:
-            raise IndexMismatch(f"the Qdrant collection holds {len(index)} vectors, its header {header.count}")
+        index.generation = header.generation
         return index
 
     def _as_vectors(self, vectors: np.ndarray) -> np.ndarray:
@@ -319,6 +336,16 @@ class QdrantIndex:
         if not np.isfinite(vectors).all():
             raise ValueError("vectors contain NaN or infinity")
         return vectors
+
+
+def _read_qdrant_header(path: Path) -> QdrantHeader:
+    try:
+        raw: Any = json.loads(header_path(path).read_text(encoding="utf-8"))
+        return QdrantHeader(**raw)
+    except FileNotFoundError:
+        raise IndexMismatch(f"missing header {header_path(path)}") from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise IndexMismatch(f"not a Qdrant index header: {exc}") from None
 
 
 SearchIndex = VectorIndex | QdrantIndex  # what a library searches, whichever the store

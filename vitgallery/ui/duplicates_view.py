@@ -46,6 +46,7 @@ from vitgallery.core.duplicates import (
     scan_duplicates,
 )
 from vitgallery.core.store import Store
+from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.thumbnails import ThumbnailLoader
 from vitgallery.ui.workers import Job, JobRunner, WorkerError
@@ -168,7 +169,9 @@ class DuplicatesView(QWidget):
         self._busy = False
         self._history: list[HistoryEntry] = []
 
-        self.thumbnails = ThumbnailLoader(THUMBNAIL_SIZE, thumbnail_cache_dir, parent=self)
+        self.thumbnails = ThumbnailLoader(
+            THUMBNAIL_SIZE, thumbnail_cache_dir, shared_cache=DesktopThumbnailCache.for_this_desktop(), parent=self
+        )
         self.thumbnails.thumbnail_ready.connect(self._on_thumbnail)
         self._build()
         self._update_enabled()
