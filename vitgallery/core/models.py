@@ -502,7 +502,8 @@ class Embedder:
     def signature(self) -> str:
         runtime = f"|rt:{self._runtime_tag}" if self._runtime_tag else ""  # torch: none, as before runtimes
         return (f"{self.spec.name}|weights:{self.weights_sha256[:16]}"
-                f"|pre:trim-squash{self.input_size}-imagenet|pool:cls|prec:{self.precision}{runtime}")
+                f"|pre:trim-squash{self.input_size}-{self.spec.normalisation.name}|pool:{self.spec.pooling.name}"
+                f"|prec:{self.precision}{runtime}")
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """The model input of a photo, as uint8 HxWx3: the pixels decode_for_model gives when indexing."""
