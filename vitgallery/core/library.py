@@ -25,7 +25,7 @@ from vitgallery.core.region import Region
 from vitgallery.core.scan import root_is_available
 from vitgallery.core.search import LibrarySearch, QueryImage, SearchHit
 from vitgallery.core.store import FileRow, SkippedFile, Store
-from vitgallery.core.vector_store import VectorStoreSetting
+from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +80,12 @@ class LibraryStatus:
 class Library:
     """Thread-safe for one indexer plus any number of searching threads."""
 
-    def __init__(self, root: Path, library_dir: Path, store: Store):
+    def __init__(self, root: Path, library_dir: Path, store: Store, vector_store: VectorStoreSetting):
         self.root = root
         self.library_dir = library_dir
         self.store = store  # for the core's own parts (duplicates, actions); clients use the methods
         self.notices: list[str] = []  # things the user should hear about (index rebuilt, root offline)
-        self.vector_store = VectorStoreSetting.parse(store.get_meta("vector_store") or str(VectorStoreSetting()))
+        self.vector_store = vector_store  # as recorded in the database (Library.open)
         self._cache = IndexCache(library_dir, store, self._notice, self.vector_store)
         self._search = LibrarySearch(root, store, self._cache)
         self._indexing = threading.Lock()  # one run at a time per Library object
@@ -126,9 +126,17 @@ class Library:
                 store.set_meta("root", str(root))
                 if recorded is not None:
                     log.info("library %s now follows its photos from %s to %s", lib_dir, recorded, root)
-        if vector_store is not None and str(vector_store) != (store.get_meta("vector_store") or str(VectorStoreSetting())):
+        recorded_store = store.get_meta("vector_store") or str(VectorStoreSetting())
+        if vector_store is not None and str(vector_store) != recorded_store:
             store.set_meta("vector_store", str(vector_store))
-        return cls(root, lib_dir, store)
+            recorded_store = str(vector_store)
+        try:
+            setting = VectorStoreSetting.parse(recorded_store)
+        except VectorStoreError as exc:
+            store.close()
+            raise LibraryError(f"the library's vector store setting is damaged ({exc}): run `vitgallery repair`, "
+                               "or index with --vector-store") from None
+        return cls(root, lib_dir, store, setting)
 
     def close(self) -> None:
         if not self.store.read_only:  # a read-only library searches; its index file stays as it is
