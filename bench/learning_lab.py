@@ -16,7 +16,7 @@ Configurations (SHARE of the photos taught, drawn at random, --draws draws avera
   pca-P           PCA whitening of the library's own vectors, power P (no extra pass)
   views-V@SHARE   the views V of each taught photo: m mirror, e1/e2 the edited copies; "one" = one
                   view per photo, the kind cycling over photos; "rule" = the library's rule
-                  (quality.teaching_views_per_photo: copy 1, mirror, copy 2, as many as make ~640 pairs)
+                  (preprocess.teaching_views_per_photo: copy 1, mirror, copy 2, as many as make ~640 pairs)
 """
 
 from __future__ import annotations
