@@ -2,14 +2,16 @@
 """Retrieval quality of each runtime and precision on the same photos (issue 18, point 2).
 
     python bench/runtime_quality.py /tmp/vg-corpus/dup /tmp/vg-corpus/sem --weights W \
-        --runtimes torch:bf16 openvino:int8
+        --runtimes torch:bf16 openvino:int8 [--views rule|1|2|3]
 
-Each photo of each task is decoded once, as indexing does (decode_for_model, with the first teaching
-view the library would embed for it: an edited copy, seeded by its name); every runtime embeds the same
-pixels. Per runtime and task: mAP of plain cosine, and of the library's recipe without the SIFT
-re-rank (whitening fitted on the photos against their teaching views, exact search, top 100), by the
-shared scorer; and the cosine of each runtime's vectors to the first runtime's. The re-rank is left
-out so that only the vectors differ (it reorders the top 50 by keypoints, the same for every runtime).
+Each photo of each task is decoded once, as indexing does (decode_for_model, with the teaching views
+the library would embed for it, seeded by its name: as many as preprocess.teaching_views_per_photo
+gives a library of that size, 1 on the dup corpora, 3 on sem, unless --views says); every runtime
+embeds the same pixels. Per runtime and task: mAP of plain cosine, and of the library's recipe without
+the SIFT re-rank (whitening fitted on the photos against their teaching views, exact search, top 100),
+by the shared scorer; and the cosine of each runtime's vectors to the first runtime's. The re-rank is
+left out so that only the vectors differ (it reorders the top 50 by keypoints, the same for every
+runtime).
 """
 
 from __future__ import annotations
@@ -25,15 +27,19 @@ import numpy as np
 from learning_lab import SCORER, SHRINK, load_scorer, rank  # bench/ is on the path
 
 from vitgallery.core.imageio import Teaching, decode_for_model
+from vitgallery.core.indexing import WHITENING_SAMPLE
 from vitgallery.core.models import DEFAULT_MODEL, load_embedder
+from vitgallery.core.preprocess import teaching_views_per_photo
 from vitgallery.core.whitening import LibraryWhitening
 
 BATCH = 16
 
 
-def decode_task(task: Path, size: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+def decode_task(task: Path, size: int, views: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(names, model inputs (N, size, size, 3), teaching views (N, views, size, size, 3))."""
     paths = sorted(p for p in (task / "images").iterdir() if p.is_file())
-    decoded = [decode_for_model(p, size, Teaching(zlib.crc32(p.name.encode()), views=1)) for p in paths]
+    count = teaching_views_per_photo(min(WHITENING_SAMPLE, len(paths))) if views == "rule" else int(views)
+    decoded = [decode_for_model(p, size, Teaching(zlib.crc32(p.name.encode()), views=count)) for p in paths]
     return [p.name for p in paths], np.stack([d.pixels for d in decoded]), np.stack([d.teaching_views for d in decoded])
 
 
@@ -48,6 +54,8 @@ def main() -> int:
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--runtimes", nargs="+", default=["torch:bf16", "openvino:int8"], help="RUNTIME:PRECISION")
     ap.add_argument("--scorer", type=Path, default=SCORER)
+    ap.add_argument("--views", default="rule", choices=["rule", "1", "2", "3"],
+                    help="teaching views per photo: the library's rule for the task's size, or a fixed count")
     a = ap.parse_args()
 
     score = load_scorer(a.scorer)
@@ -60,18 +68,20 @@ def main() -> int:
     rows = []
     for task in a.tasks:
         truth = json.loads((task / "truth.json").read_text())
-        names, pixels, views = decode_task(task, size)
+        names, pixels, views = decode_task(task, size, a.views)
+        count = views.shape[1]
         reference = None
         for choice, embedder in embedders.items():
             started = time.process_time()
-            vectors, taught = embed(embedder, pixels), embed(embedder, views[:, 0])
-            cpu_ms = 1000 * (time.process_time() - started) / (2 * len(names))
-            whitening = LibraryWhitening.fit_pairs(vectors, vectors, taught, shrink=SHRINK)
+            vectors, taught = embed(embedder, pixels), embed(embedder, views.reshape(-1, *views.shape[2:]))
+            cpu_ms = 1000 * (time.process_time() - started) / ((1 + count) * len(names))
+            # Each photo paired with each of its views, as Store.learning_pairs gives them.
+            whitening = LibraryWhitening.fit_pairs(vectors, np.repeat(vectors, count, axis=0), taught, shrink=SHRINK)
             plain = score(truth, rank(vectors, names))["mAP"]
             whitened = score(truth, rank(whitening.apply(vectors), names))["mAP"]
             cosine = 1.0 if reference is None else float(np.sum(vectors * reference, axis=1).mean())
             reference = vectors if reference is None else reference
-            rows.append((f"{task.parent.name}/{task.name}", choice, plain, whitened, cosine, cpu_ms))
+            rows.append((f"{task.parent.name}/{task.name} ({count} views)", choice, plain, whitened, cosine, cpu_ms))
             print(f"# {rows[-1]}", file=sys.stderr, flush=True)
     print("| task | runtime | mAP, plain cosine | mAP, whitened (no re-rank) | cosine to first | CPU ms/img |")
     print("|---|---|---|---|---|---|")
