@@ -121,3 +121,47 @@ def test_a_schema_3_library_gains_the_separated_pairs(tmp_path):
     store.save_separated_pairs([("a", "b")])
     assert store.separated_pairs() == {("a", "b")}
     store.close()
+
+
+def test_the_cli_acts_asks_lists_and_undoes(library, tmp_path, capsys, monkeypatch):
+    from vitgallery.cli import main
+
+    library.close()
+    lib = ["--library", str(library.library_dir)]
+    before = sorted(p.name for p in library.root.iterdir())
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["duplicates", *lib, "--trash"]) == 2
+    assert "Move 12 photos from 3 groups to the trash? Add --yes" in capsys.readouterr().err
+    assert sorted(p.name for p in library.root.iterdir()) == before, "nothing moves without an answer"
+
+    assert main(["duplicates", *lib, "--trash", "--yes", "--export", str(tmp_path / "plan.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "12 files moved to the trash (action 2; `vitgallery duplicates --undo 2` puts them back)" in out
+    assert (tmp_path / "plan.csv").read_text().count("remove") == 12, "the list is written before files move"
+    assert len(list(library.root.iterdir())) == len(before) - 12
+
+    assert main(["duplicates", *lib, "--history"]) == 0
+    history = capsys.readouterr().out.splitlines()
+    assert history[0].startswith("    2  ") and history[0].endswith("(12 files)  (--undo 2)")
+    assert "list exported to" in history[1]
+    assert main(["duplicates", *lib, "--undo", "2"]) == 0
+    assert capsys.readouterr().out.startswith("12 files put back")
+    assert sorted(p.name for p in library.root.iterdir()) == before
+    assert main(["duplicates", *lib, "--trash", "--move", str(tmp_path)]) == 2
+    assert "choose one of --trash, --move" in capsys.readouterr().err
+    assert main(["duplicates", *lib, "--move", str(library.root / "dups"), "--yes"]) == 2
+    assert "inside the photo folder" in capsys.readouterr().err
+
+
+def test_a_new_bulk_action_is_one_entry(monkeypatch, capsys):
+    import dataclasses
+
+    from vitgallery.commands import build_parser
+
+    copy = dataclasses.replace(BULK_ACTIONS["move"], name="copy", label="Copy into a folder…",
+                               help="copy the photos not kept into FOLDER")
+    monkeypatch.setitem(BULK_ACTIONS, "copy", copy)
+    assert build_parser().parse_args(["duplicates", "--copy", "/backup"]).copy == "/backup"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["duplicates", "--help"])
+    assert "--copy FOLDER" in capsys.readouterr().out
