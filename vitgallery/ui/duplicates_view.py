@@ -16,6 +16,7 @@ regroups it when the slider moves or a decision is made, which needs no I/O.
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from pathlib import Path
@@ -551,10 +552,14 @@ class DuplicatesView(QWidget):
         dialog = CompareDialog(left, right, self._jobs, self, kept=self.keep_paths(group))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.keep_chosen.connect(lambda keep, drop, key=group.key: self._keep_instead(key, keep, drop))
-        dialog.destroyed.connect(lambda: setattr(self, "compare_dialog", None))
+        dialog.destroyed.connect(lambda _=None, closed=dialog: self._compare_closed(closed))
         dialog.show()
         self.compare_dialog = dialog
         return dialog
+
+    def _compare_closed(self, dialog: CompareDialog) -> None:
+        if self.compare_dialog is dialog:  # not a newer one
+            self.compare_dialog = None
 
     def _keep_instead(self, key: str, keep: Path, drop: Path) -> None:
         group = self.current_group()
@@ -601,8 +606,8 @@ class DuplicatesView(QWidget):
         )
         kept_names = [m.path.name for m in self.shown_members() if m.path in keep]
         self.keeper_label.setText(
-            f"<span style='color:{KEPT_COLOUR.name()}'><b>Keeping {', '.join(kept_names)}</b></span>"
-            f" — {reason}. The others go when the group is resolved."
+            f"<span style='color:{KEPT_COLOUR.name()}'><b>Keeping {html.escape(', '.join(kept_names))}</b></span>"
+            f" — {html.escape(reason)}. The others go when the group is resolved."
         )
         self.member_list.blockSignals(True)
         for member, i in zip(self.shown_members(), range(self.member_list.count()), strict=True):
