@@ -35,6 +35,9 @@ def build_window_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", type=weights_file, metavar="FILE",
                         help="the model's weights file, instead of downloading it (kept for later starts)")
     parser.add_argument("--library", metavar="DIR", help="where to keep the library of the folder")
+    parser.add_argument("--find-similar", action="store_true",
+                        help="without a PHOTO, ask for one and find photos like it (the desktop entry's action)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details (to the terminal and the log file)")
     return parser
 
 
@@ -62,7 +65,8 @@ def run_window(argv: list[str]) -> int:
         return 1
     from vitgallery.ui.app import run_app  # Qt only loads for the window
 
-    return run_app(folder, Path(args.library) if args.library else None, weights=args.weights, query=query)
+    return run_app(folder, Path(args.library) if args.library else None, weights=args.weights, query=query,
+                   choose_query=args.find_similar and query is None, verbose=args.verbose)
 
 
 def _not_a_target(text: str, path: Path) -> str:

@@ -171,10 +171,11 @@ def test_the_window_takes_a_weights_file_and_a_folder_or_a_photo(photo_folder, t
     weights = tmp_path / "weights.pth"
     weights.write_bytes(b"weights")
     assert main(["--weights", str(weights), str(photo_folder)]) == 0
-    assert started[-1] == ((photo_folder, None), {"weights": weights, "query": None})
+    plain = {"choose_query": False, "verbose": False}
+    assert started[-1] == ((photo_folder, None), {"weights": weights, "query": None, **plain})
     photo = photo_folder / "img_03.jpg"
     assert main([str(photo)]) == 0
-    assert started[-1] == ((photo_folder, None), {"weights": None, "query": photo})
+    assert started[-1] == ((photo_folder, None), {"weights": None, "query": photo, **plain})
     with pytest.raises(SystemExit):
         main(["--weights", str(tmp_path / "none.pth"), str(photo_folder)])
 

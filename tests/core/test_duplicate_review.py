@@ -108,12 +108,12 @@ def test_act_undo_and_history_go_through_the_library(library):
     assert set(BULK_ACTIONS) == {"trash", "move", "export"}
 
 
-def test_a_schema_3_library_gains_the_separated_pairs(tmp_path):
+def test_a_schema_5_library_gains_the_separated_pairs(tmp_path):
     path = tmp_path / DB_NAME
     Store(path).close()
     db = sqlite3.connect(path)
     db.execute("DROP TABLE separated_pairs")
-    db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    db.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
     db.commit()
     db.close()
     store = Store(path)

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from vitgallery.ui.app import ICON_FILE, INSTALLED_ICON_DIR, app_icon, apply_color_scheme
+from vitgallery.ui.app import APP_ID, ICON_FILE, INSTALLED_ICON_DIR, app_icon, apply_color_scheme
 from vitgallery.ui.reporting import ErrorReportDialog, ExceptionHandler, format_report
 
 
@@ -47,6 +47,10 @@ def test_a_wheel_installs_the_icon_where_the_app_looks_for_it(tmp_path) -> None:
     data = [name.split(".data/data/", 1)[1] for name in zipfile.ZipFile(wheel).namelist() if ".data/data/" in name]
     # pip installs a wheel's data files under sys.prefix, where icon_path looks outside a checkout
     assert (INSTALLED_ICON_DIR / ICON_FILE).as_posix() in data
+    # and where desktops find them when that prefix is ~/.local or /usr
+    assert f"share/applications/{APP_ID}.desktop" in data and f"share/metainfo/{APP_ID}.metainfo.xml" in data
+    for size in (16, 22, 24, 32, 48, 64, 128, 256, 512):
+        assert f"share/icons/hicolor/{size}x{size}/apps/vitgallery.png" in data
 
 
 def test_unexpected_exception_is_logged_and_shown_with_a_copyable_report(qtbot, caplog) -> None:

@@ -8,6 +8,7 @@ query's keypoints, and the geometrically verified ones move up (core.rerank).
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, verify_pair
 from vitgallery.core.models import Embedder
 from vitgallery.core.rerank import rerank
 from vitgallery.core.store import FileRow, Store
+
+log = logging.getLogger(__name__)
 
 RERANK_CANDIDATES = 50
 
@@ -67,7 +70,8 @@ class LibrarySearch:
         inliers: dict[int, int] = {}
         if keypoints is not None:
             stored = self.store.keypoints(ids[:RERANK_CANDIDATES])
-            inliers = {label: verify_pair(keypoints, Keypoints.from_bytes(data)) for label, data in stored.items()}
+            readable = {label: _keypoints(data) for label, data in stored.items()}
+            inliers = {label: verify_pair(keypoints, found) for label, found in readable.items() if found is not None}
         ranked, scores = rerank(np.array(ids, dtype=np.int64), np.array([cosines[i] for i in ids]),
                                 np.array([inliers.get(i, 0) for i in ids]))
         return [SearchHit(self.root / rows[label].path, float(score), cosines[label], inliers.get(label), label)
@@ -78,12 +82,12 @@ class LibrarySearch:
         """(raw vector, the query's own id when it is a photo of the library, keypoints when asked)."""
         if isinstance(query, (str, Path)):
             path = Path(query).expanduser().absolute()
-            own = self._stored_row(path)
+            own = self.stored_row(path)
             if own is not None:
                 stored = self.store.vectors([own.id]).get(own.id)
                 if stored is not None:
                     data = self.store.keypoints([own.id]).get(own.id) if with_keypoints else None
-                    return stored, own.id, None if data is None else Keypoints.from_bytes(data)
+                    return stored, own.id, None if data is None else _keypoints(data)
         if isinstance(query, (str, Path)) and not Path(query).expanduser().exists():
             raise LibraryError(f"no such file: {query}")
         if embedder is None:
@@ -105,7 +109,8 @@ class LibrarySearch:
             keypoints = pool.submit(grey_keypoints, gray)
             return embedder.embed_images([image])[0], None, keypoints.result()
 
-    def _stored_row(self, path: Path) -> FileRow | None:
+    def stored_row(self, path: Path) -> FileRow | None:
+        """The library's row of a photo (absolute path) unchanged since it was embedded, else None."""
         try:
             rel = path.relative_to(self.root).as_posix()
         except ValueError:
@@ -118,3 +123,12 @@ class LibrarySearch:
         except OSError:
             return row  # offline (an unplugged drive): its stored vector still stands for it
         return row if (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns) else None
+
+
+def _keypoints(data: bytes) -> Keypoints | None:
+    """Stored keypoints, None when damaged (the photo is then ranked without verification)."""
+    try:
+        return Keypoints.from_bytes(data)
+    except (ValueError, TypeError):
+        log.warning("damaged keypoints in the library database (vitgallery repair removes them)")
+        return None

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import sys
 from pathlib import Path
 
+from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
+from vitgallery import __version__
+from vitgallery.logs import configure_logging
 from vitgallery.ui import settings as opt
 from vitgallery.ui.main_window import MainWindow
-from vitgallery.ui.reporting import APP_NAME, ExceptionHandler, configure_logging
+from vitgallery.ui.reporting import APP_NAME, ExceptionHandler
 from vitgallery.ui.settings import Settings
 from vitgallery.ui.workers import stuck_worker_threads
 
 log = logging.getLogger(__name__)
 
+# The desktop file's name (resources/APP_ID.desktop): Wayland matches windows to it, and so to the icon.
+APP_ID = "io.github.vitgallery.vitgallery"
 ICON_FILE = "vitgallery.svg"
 INSTALLED_ICON_DIR = Path("share", "icons", "hicolor", "scalable", "apps")  # under sys.prefix, from a wheel
 
@@ -90,7 +96,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     QApplication.setApplicationName(APP_NAME)
     QApplication.setOrganizationName(APP_NAME)
     QApplication.setApplicationDisplayName(APP_NAME)  # Qt adds it to every window title
-    QGuiApplication.setDesktopFileName(APP_NAME)
+    QGuiApplication.setDesktopFileName(APP_ID)
     app = QApplication(argv if argv is not None else [sys.argv[0]])
     app.setStyle(QStyleFactory.create("Fusion"))
     app.setWindowIcon(app_icon())
@@ -100,11 +106,19 @@ def create_application(argv: list[str] | None = None) -> QApplication:
 
 
 def run_app(
-    folder: Path | None, library_dir: Path | None, weights: Path | None = None, query: Path | None = None
+    folder: Path | None,
+    library_dir: Path | None,
+    weights: Path | None = None,
+    query: Path | None = None,
+    *,
+    choose_query: bool = False,
+    verbose: bool = False,
 ) -> int:
     """Open the main window on `folder` (or the last one), search for `query` if given, and run until
-    it closes. `weights`, a model weights file, is kept in the settings like one chosen in Settings."""
-    log_file = configure_logging()
+    it closes. `weights`, a model weights file, is kept in the settings like one chosen in Settings.
+    With `choose_query` (the desktop's "Find Similar Photos…" without a photo) ask for the photo."""
+    log_file = configure_logging(verbose)
+    log.info("vitgallery %s starting (Python %s, PySide6 %s)", __version__, platform.python_version(), pyside_version)
     app = create_application()
     handler = ExceptionHandler(log_file, app)
     handler.install()
@@ -119,6 +133,8 @@ def run_app(
         QTimer.singleShot(0, lambda: window.open_folder(start_folder))
     if query is not None:
         QTimer.singleShot(0, lambda: window.find_similar(query.expanduser().absolute()))
+    elif choose_query:
+        QTimer.singleShot(0, window.choose_query_file)
     code = app.exec()
     log.info("vitgallery closed with code %d", code)
     stuck = stuck_worker_threads()

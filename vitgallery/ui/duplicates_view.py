@@ -62,6 +62,7 @@ from vitgallery.core.duplicates import (
     match_reason,
 )
 from vitgallery.ui.compare import CompareDialog
+from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.thumbnails import ThumbnailLoader
 from vitgallery.ui.workers import Job, JobRunner, WorkerError
@@ -150,7 +151,9 @@ class DuplicatesView(QWidget):
         self.action_targets: dict[str, Path] = {}  # the folder or file chosen for an action
         self.compare_dialog: CompareDialog | None = None
 
-        self.thumbnails = ThumbnailLoader(THUMBNAIL_SIZE, thumbnail_cache_dir, parent=self)
+        self.thumbnails = ThumbnailLoader(
+            THUMBNAIL_SIZE, thumbnail_cache_dir, shared_cache=DesktopThumbnailCache.for_this_desktop(), parent=self
+        )
         self.thumbnails.thumbnail_ready.connect(self._on_thumbnail)
         self._build()
         self._bind_keys()

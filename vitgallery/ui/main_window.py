@@ -40,13 +40,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+import vitgallery
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
+from vitgallery.logs import log_dir, log_file_path
 from vitgallery.ui import settings as opt
 from vitgallery.ui.desktop import copy_paths, open_in_system_viewer, reveal_in_file_manager
+from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.drop import QuerySource, can_accept, query_from_mime
 from vitgallery.ui.duplicates_view import DuplicatesView
 from vitgallery.ui.preview import PreviewDialog
-from vitgallery.ui.reporting import ErrorReportDialog, app_version, log_dir, log_file
+from vitgallery.ui.reporting import ErrorReportDialog
 from vitgallery.ui.results_model import (
     PhotoGridView,
     PhotoListModel,
@@ -116,7 +119,10 @@ class MainWindow(QMainWindow):
         self.jobs = JobRunner(self.session, self)
         thumbnail_size = settings.get(opt.THUMBNAIL_SIZE)
         self.thumbnails = ThumbnailLoader(
-            size=_decode_size(thumbnail_size), cache_dir=thumbnail_cache_dir or default_cache_dir(), parent=self
+            size=_decode_size(thumbnail_size),
+            cache_dir=thumbnail_cache_dir or default_cache_dir(),
+            shared_cache=DesktopThumbnailCache.for_this_desktop(),
+            parent=self,
         )
         self.folder_model = PhotoListModel(self.thumbnails, self)
         self.folder_watcher = QFileSystemWatcher(self)
@@ -771,10 +777,10 @@ class MainWindow(QMainWindow):
     def about_text(self) -> str:
         library = self.session.library_dir
         return (
-            f"<h3>vitgallery {app_version()}</h3>"
+            f"<h3>vitgallery {vitgallery.__version__}</h3>"
             "<p>Finds similar photos in your own library, offline, with a Vision Transformer (DINOv2).</p>"
             f"<p><b>Library:</b> {library if library is not None else '(no folder open)'}<br>"
-            f"<b>Log file:</b> {log_file()}</p>"
+            f"<b>Log file:</b> {log_file_path()}</p>"
             "<p>Keys: Return finds similar photos, Space previews, Alt+Left/Right go through earlier "
             "queries, Esc goes back to the folder.</p>"
         )
@@ -791,7 +797,7 @@ class MainWindow(QMainWindow):
             self.show_error_report(error.message, error.report)
 
     def show_error_report(self, summary: str, report: str) -> None:
-        dialog = ErrorReportDialog(summary, report, log_file(), self)
+        dialog = ErrorReportDialog(summary, report, log_file_path(), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
 

@@ -610,7 +610,7 @@ def search_work(session: Session, request: SearchRequest) -> LibraryWork:
         try:
             query_image = decode_scaled(request.query, QUERY_PREVIEW_SIZE)
         except OSError:
-            query_image = QImage()  # a format Qt cannot read (HEIC...) is still searched
+            query_image = QImage()  # a file no decoder here can show is still searched
         hits = session.search(
             library, request.query, request.k, request.model, lambda: progress(ModelLoading(request.model.name))
         )

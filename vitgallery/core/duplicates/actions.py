@@ -268,6 +268,47 @@ def move_to_folder(place: ActionPlace, selections: Sequence[GroupSelection], fol
     return report
 
 
+def move_files(place: ActionPlace, moves: Sequence[tuple[Path, Path]]) -> ActionReport:
+    """Move each file into its own folder ((file, folder) pairs: sorting photos into folders, see
+    core/organise), names kept (made unique); one action, logged as it goes like the others, that
+    `undo` puts back. A file already in its folder stays; one that vanished or cannot be moved is
+    reported and left alone."""
+    report = ActionReport("move")
+    planned: list[tuple[Path, Path]] = []
+    for source, folder in moves:
+        source, folder = Path(source), Path(folder).expanduser().absolute()
+        if source.parent == folder:
+            continue
+        if folder.exists() and not folder.is_dir():
+            report.problems.append((source, f"not moved: {folder} is not a folder"))
+        elif not os.path.lexists(source):
+            report.problems.append((source, "not moved: it vanished"))
+        else:
+            planned.append((source, folder))
+    if not planned:
+        return report
+    with _exclusive(place):
+        common = os.path.commonpath([folder for _, folder in planned])
+        log_ = _ActionLog(place.store, "move", common, [source for source, _ in planned])
+        report.action_id = log_.action_id
+        taken: set[Path] = set()
+        for n, (source, folder) in enumerate(planned):
+            destination = unique_destination(folder, source.name, taken)
+            taken.add(destination)
+            log_.moving(n, destination)
+            try:
+                move_file(source, destination)
+            except OSError as exc:
+                problem = f"not moved: {exc.strerror or exc}"
+                log_.failed(n, problem)
+                report.problems.append((source, problem))
+                continue
+            log_.moved(n, destination)
+            report.done.append((source, destination))
+    log.info("action %d: %s", report.action_id, report.summary())
+    return report
+
+
 # -- the trash -------------------------------------------------------------------------------------
 
 def move_to_trash(place: ActionPlace, selections: Sequence[GroupSelection], target: Path | None = None) -> ActionReport:
@@ -463,7 +504,7 @@ def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow)
     entry = trash.TrashEntry(destination, Path(item.trash_info)) if item.trash_info else None
     if (not item.destination or not _plausible_source(place, source)
             or not _plausible_destination(place, source, destination, entry)
-            or (action.kind == "move" and destination.parent != Path(action.target or ""))
+            or (action.kind == "move" and not (action.target and _inside(destination.parent, Path(action.target))))
             or (action.kind == "trash" and entry is None)):
         return "refused: the log names a place outside the photo folder or the action's folder"
     if not os.path.lexists(destination):
