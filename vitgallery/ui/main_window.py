@@ -641,7 +641,7 @@ class MainWindow(QMainWindow):
 
     def files_changed(self, report) -> None:
         """An action moved, trashed or put back files: every page updates now, the library follows."""
-        if report.kind not in ("trash", "move", "undo"):
+        if not report.moved_files:
             return
         gone = {source for source, _ in report.done}
         arrived = {target for _, target in report.done if target is not None}

@@ -72,8 +72,7 @@ class NoLibraryError(Exception):
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors with a message meant for the user; anything else is a bug and gets a report."""
-    from vitgallery.core.actions import ActionError
-    from vitgallery.core.duplicates import ScanError
+    from vitgallery.core.duplicates import ActionError, ScanError
     from vitgallery.core.fetch import DownloadError
     from vitgallery.core.imageio import DecodeError
     from vitgallery.core.library import LibraryError
