@@ -20,6 +20,10 @@ from vitgallery.ui.workers import stuck_worker_threads
 log = logging.getLogger(__name__)
 
 ICON_FILE = "vitgallery.svg"
+# After the window has closed, the time a job gets to finish what it cannot stop midway (a model call
+# on a batch of photos, seconds on a slow CPU) before the process exits under it: indexing then shuts
+# its photo-decoding processes down itself instead of leaving them behind.
+EXIT_GRACE_S = 15.0
 INSTALLED_ICON_DIR = Path("share", "icons", "hicolor", "scalable", "apps")  # under sys.prefix, from a wheel
 
 
@@ -104,6 +108,13 @@ def run_app(
 ) -> int:
     """Open the main window on `folder` (or the last one), search for `query` if given, and run until
     it closes. `weights`, a model weights file, is kept in the settings like one chosen in Settings."""
+    app, window = open_window(folder, library_dir, weights, query)
+    return run_until_closed(app, window)
+
+
+def open_window(
+    folder: Path | None, library_dir: Path | None, weights: Path | None = None, query: Path | None = None
+) -> tuple[QApplication, MainWindow]:
     log_file = configure_logging()
     app = create_application()
     handler = ExceptionHandler(log_file, app)
@@ -119,13 +130,19 @@ def run_app(
         QTimer.singleShot(0, lambda: window.open_folder(start_folder))
     if query is not None:
         QTimer.singleShot(0, lambda: window.find_similar(query.expanduser().absolute()))
+    return app, window
+
+
+def run_until_closed(app: QApplication, window: MainWindow) -> int:
+    """Run the event loop; once the window has closed, give its jobs EXIT_GRACE_S to end cleanly."""
     code = app.exec()
     log.info("vitgallery closed with code %d", code)
-    stuck = stuck_worker_threads()
-    if stuck:
-        # A worker stuck in a long call (a model still loading) must not keep the app open, and
-        # must not run on while the interpreter shuts down. Every indexing batch is already committed.
-        log.warning("leaving %s to process exit", ", ".join(stuck))
+    if not window.jobs.wait(EXIT_GRACE_S):
+        # A worker stuck in a long call (a model still loading or downloading) must not keep the
+        # process alive, nor run on while the interpreter shuts down. Every indexing batch is
+        # already committed.
+        log.warning("leaving %s to process exit", ", ".join(stuck_worker_threads()))
         logging.shutdown()
         os._exit(code)
+    window.session.replace_library(None)  # the jobs have returned it
     return code

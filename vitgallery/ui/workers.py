@@ -307,14 +307,17 @@ class JobRunner(QObject):
         self.cancel_all()
         for lane in self._lanes.values():
             lane.stop()
+        return self.wait(wait_s)
+
+    def wait(self, wait_s: float) -> bool:
+        """Wait for the lanes to stop after `shutdown`; False when one is still running."""
         deadline = time.monotonic() + wait_s
-        stopped = True
-        for name, lane in self._lanes.items():
+        for lane in self._lanes.values():
             lane.thread.join(max(0.0, deadline - time.monotonic()))
-            if lane.thread.is_alive():
-                log.warning("the %s worker did not stop within %.1f s; leaving it to process exit", name, wait_s)
-                stopped = False
-        return stopped
+        running = [name for name, lane in self._lanes.items() if lane.thread.is_alive()]
+        if running:
+            log.info("still stopping after %.1f s: %s", wait_s, ", ".join(running))
+        return not running
 
     def _forget(self) -> None:
         job = self.sender()
