@@ -50,7 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vitgallery.core import duplicates  # noqa: E402
+from vitgallery.core import duplicates, keypoints  # noqa: E402
 from vitgallery.core.duplicates import (  # noqa: E402
     DEFAULT_WEIGHTS,
     PairEvidence,
@@ -59,6 +59,8 @@ from vitgallery.core.duplicates import (  # noqa: E402
     scan_duplicates,
     seed_groups,
 )
+from vitgallery.core.duplicates import features as dup_features  # noqa: E402
+from vitgallery.core.duplicates import scan as dup_scan  # noqa: E402
 from vitgallery.core.library import Library  # noqa: E402
 
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -110,10 +112,10 @@ def scanned(images: Path, library_dir: Path, weights: str | None) -> tuple[dict[
 
 def _scan_version() -> tuple:
     """What changes the evidence a scan produces (not the score): a new value rescans."""
-    return (duplicates.NEIGHBOURS, "library-whitening", "one-to-one matches", duplicates.KEYPOINT_SIDE, duplicates.MIN_KEYPOINT_SIDE,
-            duplicates.MIRROR_TRY_BELOW, duplicates.AGREEMENT_SIDE, duplicates.AGREEMENT_WINDOW,
-            duplicates.AGREEMENT_MIN_WINDOWS, duplicates.FLAT_STD, duplicates.AGREEMENT_BLUR, duplicates.LOOK_SIDE,
-            duplicates.LOOK_SCALES, duplicates.LOOK_MIN_STD, duplicates.LOOK_FROM_WHITENED, "uint8 look")
+    return (dup_scan.NEIGHBOURS, "library-whitening", "one-to-one matches", keypoints.KEYPOINT_LONG_SIDE,
+            dup_features.MIN_KEYPOINT_SIDE, keypoints.MIRROR_TRY_BELOW, dup_features.AGREEMENT_SIDE, dup_features.AGREEMENT_WINDOW,
+            dup_features.AGREEMENT_MIN_WINDOWS, dup_features.FLAT_STD, dup_features.AGREEMENT_BLUR, dup_features.LOOK_SIDE,
+            dup_features.LOOK_SCALES, dup_features.LOOK_MIN_STD, dup_scan.LOOK_FROM_WHITENED, "uint8 look")
 
 
 def rescored(pairs: list[PairEvidence], score=pair_score) -> list[PairEvidence]:

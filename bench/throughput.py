@@ -222,8 +222,8 @@ def stage_costs(embedder: Embedder, paths: list[Path], samples: int) -> dict[str
 def query_latency(embedder: Embedder, queries: list[Path], index_size: int, threads: int, seed: int = 0) -> dict:
     from vitgallery.core.imageio import photo_keypoints
     from vitgallery.core.library import Library
-    from vitgallery.core.quality import LibraryWhitening
     from vitgallery.core.store import EmbeddedFile, StoredWhitening
+    from vitgallery.core.whitening import LibraryWhitening
 
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((1000, embedder.dim), dtype=np.float32)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import cv2
+import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 
@@ -26,3 +28,18 @@ def make_photo(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
         else:
             draw.rectangle([x0, y0, x1, y1], fill=colour)
     return im.filter(ImageFilter.SMOOTH)
+
+
+def textured_image(seed: int, width: int = 480, height: int = 360) -> np.ndarray:
+    """A greyscale picture of random overlapping shapes: plenty of corners for SIFT."""
+    rng = np.random.default_rng(seed)
+    img = np.full((height, width), 128, np.uint8)
+    for _ in range(120):
+        colour = int(rng.integers(0, 256))
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        if rng.random() < 0.5:
+            w, h = int(rng.integers(8, 60)), int(rng.integers(8, 60))
+            cv2.rectangle(img, (x, y), (x + w, y + h), colour, -1)
+        else:
+            cv2.circle(img, (x, y), int(rng.integers(5, 30)), colour, -1)
+    return cv2.GaussianBlur(img, (3, 3), 0)

@@ -1,9 +1,8 @@
-"""The commands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates, and the window."""
+"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates."""
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import logging
 import sys
@@ -21,7 +20,7 @@ from vitgallery.core.duplicates import (
     scan_duplicates,
 )
 from vitgallery.core.fetch import DownloadError, download, is_url
-from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, DecodeError, read_meta
+from vitgallery.core.imageio import DecodeError, read_meta
 from vitgallery.core.library import (
     IndexProgress,
     IndexSummary,
@@ -195,7 +194,9 @@ def query_image(query: str) -> Path | bytes:
 def check_is_image(image: Path | bytes) -> None:
     """Refuse a missing file or one that is not an image, by reading its header only."""
     if isinstance(image, Path) and not image.is_file():
-        raise LibraryError(f"no such file: {image}" if not image.exists() else f"{image} is not a file")
+        # the caller prints the query's path before this reason
+        raise LibraryError("no such file" if not image.exists()
+                           else "is a directory, not an image" if image.is_dir() else "not a regular file")
     read_meta(image)
 
 
@@ -400,26 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_window_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vitgallery", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("target", nargs="?", metavar="FOLDER | PHOTO",
-                        help="the folder to open, or a photo: its folder opens and photos like it are found")
-    parser.add_argument("--weights", type=weights_file, metavar="FILE",
-                        help="the model's weights file, instead of downloading it (kept for later starts)")
-    parser.add_argument("--library", metavar="DIR", help="where to keep the library of the folder")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    first = next((arg for arg in argv if not arg.startswith("-")), None)
-    if first in COMMANDS or any(arg in ("-h", "--help", "--version") for arg in argv[:1]):
-        return run_command(argv)
-    return run_gui(argv)
-
-
-def run_command(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
+    """Run one subcommand (argv[0] is its name, or an option such as --help)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -431,41 +414,3 @@ def run_command(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("interrupted: what was embedded so far is saved", file=sys.stderr)
         return 130
-
-
-def run_gui(argv: list[str]) -> int:
-    parser = build_window_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:  # `vitgallery serach photo.jpg`: a mistyped command, not a folder to open
-        parser.error(_not_a_target(args.target or extra[0], Path(args.target or extra[0])))
-    folder, query = None, None
-    if args.target is not None:
-        target = Path(args.target).expanduser()
-        if target.is_dir():
-            folder = target
-        elif target.is_file() and target.suffix.lower() in SUPPORTED_EXTENSIONS:
-            folder, query = target.parent, target
-        else:
-            parser.error(_not_a_target(args.target, target))
-    from vitgallery.ui.platform_check import display_problem  # no Qt yet: Qt aborts where this explains
-
-    problem = display_problem()
-    if problem is not None:
-        print(f"vitgallery: {problem}", file=sys.stderr)
-        return 1
-    from vitgallery.ui.app import run_app  # Qt only loads for the window
-
-    return run_app(folder, Path(args.library) if args.library else None, weights=args.weights, query=query)
-
-
-def _not_a_target(text: str, path: Path) -> str:
-    close = difflib.get_close_matches(text, COMMANDS, n=1)
-    if close:
-        return f"unknown command {text!r}: did you mean {close[0]!r}? (commands: {', '.join(COMMANDS)})"
-    if path.exists():
-        return f"{path} is neither a folder nor a photo"
-    return f"{text!r} is not a command ({', '.join(COMMANDS)}) nor an existing folder"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

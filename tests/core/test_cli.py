@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.photos import make_photo
-from vitgallery.cli import main
-from vitgallery.commands import build_parser, build_window_parser
+from vitgallery.cli import build_window_parser, main
+from vitgallery.commands import build_parser
 from vitgallery.core.library import Library
 
 

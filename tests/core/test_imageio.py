@@ -25,7 +25,7 @@ from vitgallery.core.imageio import (
     read_meta,
     sharpness,
 )
-from vitgallery.core.quality import Keypoints
+from vitgallery.core.keypoints import Keypoints
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
@@ -471,7 +471,7 @@ def test_a_photo_opencv_refuses_is_indexed_without_keypoints(tmp_path: Path, mon
     def refuse(gray, **kwargs):
         raise cv2.error("simulated refusal")
 
-    monkeypatch.setattr(imageio.quality, "extract_keypoints", refuse)
+    monkeypatch.setattr(imageio, "extract_keypoints", refuse)
     path = tmp_path / "photo.jpg"
     Image.new("RGB", (64, 48), (10, 200, 30)).save(path)
     decoded = decode_for_model(path, 32)

@@ -10,10 +10,12 @@ import pytest
 from PIL import ImageOps
 
 from tests.photos import make_photo
-from vitgallery.core import library as library_module
-from vitgallery.core.library import RERANK_CANDIDATES, Library
+from vitgallery.core import indexing as indexing_module
+from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints
+from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
-from vitgallery.core.quality import LEARNING_COPIES, RERANK_MIN_INLIERS, Keypoints
+from vitgallery.core.preprocess import LEARNING_COPIES
+from vitgallery.core.search import RERANK_CANDIDATES
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def test_indexing_stores_keypoints_and_learns_a_whitening(photo_folder, tmp_path
 
     # the index holds the whitened vectors: a photo's neighbour scores are whitened cosines
     vectors = lib.store.vectors(ids)
-    white = {i: lib._whitening.apply(v[None, :])[0] for i, v in vectors.items()}
+    white = {i: lib.search_space().whitening.apply(v[None, :])[0] for i, v in vectors.items()}
     query = lib.photos()[3]
     hits = lib.search(photo_folder / query.path, k=5, verify=False)
     assert [h.inliers for h in hits] == [None] * 5
@@ -61,12 +63,12 @@ def test_a_crop_is_verified_and_ranked_first(photo_folder, tmp_path, embedder):
         im.crop((40, 30, 300, 220)).save(crop)
     hits = lib.search(crop, k=8, embedder=embedder)
     assert hits[0].path == original
-    assert hits[0].inliers is not None and hits[0].inliers >= RERANK_MIN_INLIERS
+    assert hits[0].inliers is not None and hits[0].inliers >= VERIFIED_INLIERS
     assert hits[0].score >= hits[0].cosine
     assert all(h.inliers is not None for h in hits)  # all within the verified head
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     others = [h for h in hits if h.path != original]
-    assert all(h.inliers < RERANK_MIN_INLIERS for h in others)
+    assert all(h.inliers < VERIFIED_INLIERS for h in others)
 
 
 def test_a_quarter_turned_copy_is_verified(photo_folder, tmp_path, embedder):
@@ -76,7 +78,7 @@ def test_a_quarter_turned_copy_is_verified(photo_folder, tmp_path, embedder):
     make_photo(4).transpose(ImageOps.Image.Transpose.ROTATE_90).save(turned, quality=90)
     hits = lib.search(turned, k=5, embedder=embedder)
     assert hits[0].path == photo_folder / "img_04.jpg"
-    assert hits[0].inliers >= RERANK_MIN_INLIERS and hits[0].score > hits[0].cosine
+    assert hits[0].inliers >= VERIFIED_INLIERS and hits[0].score > hits[0].cosine
 
 
 def test_the_whitening_is_refitted_when_the_library_grows_by_a_quarter(photo_folder, tmp_path, embedder):
@@ -110,7 +112,7 @@ def test_an_index_file_of_another_whitening_is_rebuilt(photo_folder, tmp_path, e
 
 
 def test_the_teaching_sample_is_capped_and_topped_up(photo_folder, tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr(library_module, "WHITENING_SAMPLE", 5)
+    monkeypatch.setattr(indexing_module, "WHITENING_SAMPLE", 5)
     lib = Library.open(photo_folder, tmp_path / "library")
     summary = lib.index(embedder, decode_workers=0, batch_size=4)
     assert summary.teaching == 5 == lib.store.count_learning_photos()
@@ -123,7 +125,7 @@ def test_the_teaching_sample_is_capped_and_topped_up(photo_folder, tmp_path, emb
 
 
 def test_empty_teaching_views_leave_plain_cosine(tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr(library_module, "WHITENING_SAMPLE", 0)
+    monkeypatch.setattr(indexing_module, "WHITENING_SAMPLE", 0)
     root = tmp_path / "photos"
     root.mkdir()
     for i in range(4):
@@ -185,13 +187,13 @@ def test_cancelled_learning_goes_on_next_time(photo_folder, tmp_path, embedder):
 
 def test_a_photo_changed_since_it_was_embedded_does_not_teach(photo_folder, tmp_path, embedder, monkeypatch):
     lib = Library.open(photo_folder, tmp_path / "library")
-    original = library_module.Library._teach
+    original = indexing_module.IndexRun._teach
 
     def change_one_first(self, *args):
         make_photo(77).save(photo_folder / "img_03.jpg")
         original(self, *args)
 
-    monkeypatch.setattr(library_module.Library, "_teach", change_one_first)
+    monkeypatch.setattr(indexing_module.IndexRun, "_teach", change_one_first)
     summary = lib.index(embedder, decode_workers=0, batch_size=4)
     assert summary.teaching == 11
     taught = {row.path for row in lib.photos()} - {row.path for row in lib.store.files_without_learning_views()}

@@ -45,7 +45,7 @@ def test_move_and_delete(tmp_path):
     store = Store(tmp_path / "lib.sqlite3")
     [fid] = store.add_embedded([embedded("a.jpg", 1)])
     gen = store.generation
-    store.move_file(fid, "moved/a.jpg", 101, 1001)
+    store.move_files([(fid, "moved/a.jpg", 101, 1001)])
     assert store.generation == gen, "a move changes no vector"
     assert store.file_by_path("moved/a.jpg").id == fid
     store.delete_files([fid])

@@ -34,7 +34,8 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from vitgallery.core import quality
+from vitgallery.core.keypoints import KEYPOINT_LONG_SIDE, Keypoints, extract_keypoints
+from vitgallery.core.preprocess import LEARNING_COPIES, content_box, edited_copies
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class DecodedPhoto:
     height: int
     taken_at: float | None
     sharpness: float
-    keypoints: bytes  # quality.Keypoints.to_bytes() of its SIFT keypoints, for verifying matches
+    keypoints: bytes  # Keypoints.to_bytes() of its SIFT keypoints, for verifying matches
 
 
 @dataclass
@@ -199,29 +200,28 @@ def working_copy(image: Image.Image) -> Image.Image:
 
 
 def trim_frame(image: Image.Image) -> Image.Image:
-    box = quality.content_box(np.asarray(image.convert("RGB")))
+    box = content_box(np.asarray(image.convert("RGB")))
     return image if box == (0, 0, image.width, image.height) else image.crop(box)
 
 
-def photo_keypoints(image: Image.Image) -> quality.Keypoints:
+def photo_keypoints(image: Image.Image) -> Keypoints:
     """The SIFT keypoints a search verifies its candidates with (the whole photo, frame included)."""
     return grey_keypoints(np.asarray(image.convert("L")))
 
 
-def grey_keypoints(gray: np.ndarray) -> quality.Keypoints:
+def grey_keypoints(gray: np.ndarray) -> Keypoints:
     """photo_keypoints of a greyscale copy. OpenCV refusing an odd image gives none: the photo is
     searched, never verified."""
     try:
-        return quality.extract_keypoints(gray)
+        return extract_keypoints(gray)
     except cv2.error as exc:
         logger.warning("no keypoints for a %dx%d image: %s", gray.shape[1], gray.shape[0], exc)
-        return quality.Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, quality.SIFT_DIM), np.uint8),
-                                 gray.shape[1], gray.shape[0])
+        return Keypoints.none(gray.shape[1], gray.shape[0])
 
 
 def model_draft_size(size: int) -> int:
     """The JPEG draft size indexing decodes at for a model input of `size` (queries use the same)."""
-    return max(2 * size, quality.KEYPOINT_LONG_SIDE)
+    return max(2 * size, KEYPOINT_LONG_SIDE)
 
 
 def decode_for_model(path: Path | str | bytes, size: int) -> DecodedPhoto:
@@ -247,7 +247,7 @@ def decode_teaching_views(path: Path | str | bytes, size: int, seed: int) -> np.
     they are: a frame an edit adds is part of what to damp). Run by worker processes too."""
     trimmed = trim_frame(working_copy(_decode(path, draft_size=model_draft_size(size)).image))
     mirrored = squeeze_to_model(trimmed, size)[:, ::-1]
-    copies = quality.edited_copies(trimmed, quality.LEARNING_COPIES, seed=seed)
+    copies = edited_copies(trimmed, LEARNING_COPIES, seed=seed)
     return np.stack([mirrored] + [squeeze_to_model(c, size) for c in copies])
 
 

@@ -152,8 +152,8 @@ class VectorIndex:
 
     Thread safety: every method may be called from any thread. hnswlib is not safe when `add_items`
     overlaps `knn_query`, and `resize_index` is safe with nothing, so a read/write lock guards the graph:
-    `add`, `remove` and setting `ef_search` take the write side; `query`, `len`, `labels`,
-    `get_vectors` and `save` take the read side (saving a snapshot only reads the graph). A waiting
+    `add`, `remove` and setting `ef_search` take the write side; `query`, `len`, `labels` and
+    `save` take the read side (saving a snapshot only reads the graph). A waiting
     writer goes before newly arriving readers, so searching cannot starve indexing; in turn a search
     waits for at most one `add` call, so add in batches (about a thousand vectors) when searches run
     at the same time. hnswlib releases the GIL, so queries from several threads run in parallel.
@@ -201,22 +201,6 @@ class VectorIndex:
         self._ef_search = ef_search
         # knn_query searches with max(ef, k), so ef is set once rather than per query.
         graph.set_ef(ef_search)
-
-    @classmethod
-    def build(
-        cls,
-        labels: np.ndarray,
-        vectors: np.ndarray,
-        *,
-        model_signature: str,
-        dim: int,
-        **params: int,
-    ) -> VectorIndex:
-        """A new index holding `vectors` (used to rebuild the cache from SQLite)."""
-        params["capacity"] = max(params.get("capacity", 0), len(labels))
-        index = cls(dim, model_signature, **params)
-        index.add(labels, vectors)
-        return index
 
     @property
     def dim(self) -> int:
@@ -341,18 +325,6 @@ class VectorIndex:
             )
         order = np.argsort(-best_similarities, axis=1, kind="stable")
         return np.take_along_axis(best_labels, order, 1), np.take_along_axis(best_similarities, order, 1)
-
-    def get_vectors(self, labels: np.ndarray) -> np.ndarray:
-        """The stored vectors (n, dim) float32 of live labels, L2-normalised (the cosine space stores
-        them so). Raises KeyError for labels not in the index."""
-        labels = _as_labels(labels)
-        with self._lock.read():
-            missing = [label for label in labels.tolist() if label not in self._live]
-            if missing:
-                raise KeyError(f"labels not in the index: {missing[:10]}")
-            if len(labels) == 0:
-                return np.empty((0, self.dim), np.float32)
-            return self._graph.get_items(labels, return_type="numpy")
 
     def save(self, path: Path, generation: int) -> None:
         """Save atomically to `path` (payload), `path.labels.npy` and `path.json` (header, written last).

@@ -26,8 +26,7 @@ if TYPE_CHECKING:  # imported where used: listing models, or a library's duplica
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 class ModelLoadError(Exception):
@@ -35,7 +34,36 @@ class ModelLoadError(Exception):
 
 
 @dataclass(frozen=True)
+class Normalisation:
+    """How pixels in [0, 1] are shifted and scaled for a model; its name is part of Embedder.signature."""
+
+    name: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+IMAGENET = Normalisation("imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def _class_token(tokens: torch.Tensor) -> torch.Tensor:
+    return tokens[:, 0]
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """How a model's output tokens become one vector per image; its name is part of Embedder.signature."""
+
+    name: str
+    pool: Callable[[torch.Tensor], torch.Tensor]  # (B, tokens, D) -> (B, D)
+
+
+CLASS_TOKEN = Pooling("cls", _class_token)  # measured best for DINOv2 (docs/quality.md)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
+    """Everything that makes one model: a new model is one entry in MODELS."""
+
     name: str
     description: str
     input_size: int
@@ -43,7 +71,10 @@ class ModelSpec:
     weights_url: str | None  # None: the model has no downloadable weights (test model)
     build: Callable[[], torch.nn.Module]
     load_weights: Callable[[torch.nn.Module, dict], None]
-    features: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
+    features: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]  # (B, tokens, D), the CLS token first
+    normalisation: Normalisation = IMAGENET
+    pooling: Pooling = CLASS_TOKEN
+    for_users: bool = True  # False: offered to tests, never in the window or the CLI's choices
 
 
 # -- DINOv2 through timm ---------------------------------------------------------------------------
@@ -137,12 +168,14 @@ MODELS: dict[str, ModelSpec] = {
                   "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
                   _build_resnet50, _load_torchvision_weights, _resnet_tokens),
         ModelSpec("tiny-test", "tiny random ViT for tests only (meaningless vectors)", 32, 32,
-                  None, _build_tiny, lambda model, sd: None, _vit_tokens),
+                  None, _build_tiny, lambda model, sd: None, _vit_tokens, for_users=False),
     )
 }
 DEFAULT_MODEL = "dinov2-s14"
-# The models offered to users: the test model has no weights to download and its vectors mean nothing.
-USER_MODELS = tuple(name for name, spec in MODELS.items() if spec.weights_url is not None)
+
+
+# The models offered to users (the window's settings, the CLI's --model): not the test model.
+USER_MODELS = tuple(name for name, spec in MODELS.items() if spec.for_users)
 
 
 # -- weights ---------------------------------------------------------------------------------------
@@ -199,9 +232,6 @@ def _read_state_dict(path: Path) -> dict:
 
 
 # -- device ----------------------------------------------------------------------------------------
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
 
 def resolve_device(device: str = "auto") -> torch.device:
     import torch
@@ -304,8 +334,8 @@ class Embedder:
         self.device = device
         self.weights_sha256 = weights_sha256
         self.compiled = compile_model
-        self._mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+        self._mean = torch.tensor(spec.normalisation.mean, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(spec.normalisation.std, device=device).view(1, 3, 1, 1)
         self._features = self._tokens
         if compile_model:
             self._features = torch.compile(self._tokens, dynamic=False)
@@ -328,7 +358,8 @@ class Embedder:
     @property
     def signature(self) -> str:
         return (f"{self.spec.name}|weights:{self.weights_sha256[:16]}"
-                f"|pre:trim-squash{self.input_size}-imagenet|pool:cls|prec:{self.precision}")
+                f"|pre:trim-squash{self.input_size}-{self.spec.normalisation.name}|pool:{self.spec.pooling.name}"
+                f"|prec:{self.precision}")
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """The model input of a photo, as uint8 HxWx3: the pixels decode_for_model gives when indexing."""
@@ -360,7 +391,7 @@ class Embedder:
             x = (x - self._mean) / self._std
             with self._autocast():
                 tokens = self._features(x)
-            vectors = torch.nn.functional.normalize(tokens[:count, 0].float(), dim=-1)
+            vectors = torch.nn.functional.normalize(self.spec.pooling.pool(tokens[:count]).float(), dim=-1)
             return vectors.cpu().numpy().astype(np.float32, copy=False)
 
     def _autocast(self):

@@ -75,7 +75,7 @@ CREATE INDEX IF NOT EXISTS action_items_action ON action_items(action_id);
     3: """
 CREATE TABLE IF NOT EXISTS keypoints (
     file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
-    data BLOB NOT NULL                  -- quality.Keypoints.to_bytes(): verifies search matches
+    data BLOB NOT NULL                  -- keypoints.Keypoints.to_bytes(): verifies search matches
 );
 CREATE TABLE IF NOT EXISTS learning_views (
     file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
@@ -288,11 +288,6 @@ class Store:
         else:
             self._db.execute("INSERT OR REPLACE INTO keypoints (file_id, data) VALUES (?, ?)", (file_id, f.keypoints))
         self._db.execute("DELETE FROM learning_views WHERE file_id = ?", (file_id,))
-
-    def move_file(self, file_id: int, new_path: str, size: int, mtime_ns: int) -> None:
-        with self.transaction():
-            self._db.execute("UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
-                             (new_path, size, mtime_ns, file_id))
 
     def move_files(self, moves: list[tuple[int, str, int, int]]) -> None:
         """Give rows (id, new path, size, mtime_ns) at once, so that two rows may swap paths."""

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitgallery.core.library import WHITENING_MIN_PHOTOS, WHITENING_SAMPLE
-from vitgallery.core.quality import LEARNING_COPIES
+from vitgallery.core.indexing import WHITENING_MIN_PHOTOS, WHITENING_SAMPLE
+from vitgallery.core.preprocess import LEARNING_COPIES
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Pooling and orientation views of ViT tokens: the torch half of the retrieval-quality experiments.
 
 Measured in bench/quality_lab.py (docs/quality.md): the CLS token the embedder uses won; these stay for
-the lab and its tests. Kept apart from vitgallery.core.quality so that decode workers, which need
-the torch-free half, never import torch.
+the lab and its tests. Kept apart from vitgallery.core.preprocess and core.keypoints so that decode
+workers, which need those, never import torch.
 """
 
 from __future__ import annotations

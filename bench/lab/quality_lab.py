@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Retrieval-quality lab: embed a benchmark corpus with given options, rank, score.
 
-Features are cached under /tmp/qlab/<corpus>/ so each configuration is cheap to re-score.
+Features are cached under CACHE/<corpus>/ (--cache, default: a folder in the system's temp dir) so each
+configuration is cheap to re-score.
 
 usage:
   quality_lab.py CORPUS --embed 224:squash [--embed 224:squash:d4:trim]   embed and cache features
@@ -10,7 +11,8 @@ usage:
   quality_lab.py CORPUS --timing             CPU/wall time of each per-query stage of the default
   quality_lab.py CORPUS --list               the configuration names
   --merge-identical also scores dup with groups of the same picture merged (a label-noise check).
-CORPUS is a folder made by /work/shared/bench/make_corpus.py (dup/ and sem/). Results: docs/quality.md.
+  --weights FILE (Meta's dinov2_vits14_pretrain.pth layout) is needed to embed.
+CORPUS is a folder made by ../shared/bench/make_corpus.py (dup/ and sem/). Results: docs/quality.md.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import importlib.util
 import json
 import logging
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,14 +33,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from vitgallery.core import pooling, quality  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.lab import pooling  # noqa: E402
+from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, extract_keypoints, verify_pair  # noqa: E402
+from vitgallery.core.preprocess import content_box, edited_copies  # noqa: E402
+from vitgallery.core.rerank import rerank  # noqa: E402
+from vitgallery.core.whitening import LibraryWhitening  # noqa: E402
 
 log = logging.getLogger("quality_lab")
 
-WEIGHTS = Path("/work/weights/dinov2_vits14_pretrain.pth")
-SCORER = Path("/work/shared/bench/score.py")
-CACHE = Path("/tmp/qlab")
+# Set from the command line in main().
+WEIGHTS = Path("dinov2_vits14_pretrain.pth")
+SCORER = Path(__file__).resolve().parents[3] / "shared" / "bench" / "score.py"
+CACHE = Path(tempfile.gettempdir()) / "vitgallery-qlab"
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 TOP = 100
@@ -122,7 +130,7 @@ class EmbedSpec:
     size: int = 224
     resize: str = "squash"
     views: str = "d4"  # orientations embedded (pooling.VIEW_MODES)
-    trim: bool = False  # cut a uniform-colour frame off first (quality.content_box)
+    trim: bool = False  # cut a uniform-colour frame off first (content_box)
 
     @property
     def tag(self) -> str:
@@ -137,7 +145,7 @@ def image_names(corpus: Path, task: str) -> list[str]:
 def load_image(corpus: Path, task: str, name: str, spec: EmbedSpec) -> Image.Image:
     im = decode(corpus / task / "images" / name, 2 * spec.size)
     if spec.trim:
-        im = im.crop(quality.content_box(np.asarray(im)))
+        im = im.crop(content_box(np.asarray(im)))
     return im
 
 
@@ -171,7 +179,7 @@ def embed_images(model: torch.nn.Module, ims: list[Image.Image], spec: EmbedSpec
 
 def embed_task(corpus: Path, task: str, spec: EmbedSpec, keep_tokens: bool = False) -> dict[str, np.ndarray]:
     """Per-orientation pooled features for every image of a task: keys '<orientation>/<feature>'.
-    Cached in /tmp/qlab/<corpus>/<task>_<spec>.npz (plus the id view's normed patch tokens if asked).
+    Cached in CACHE/<corpus>/<task>_<spec>.npz (plus the id view's normed patch tokens if asked).
     With spec.trim only the images that have a frame are embedded again; the rest are copied."""
     out_dir = CACHE / corpus.name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -187,7 +195,7 @@ def embed_task(corpus: Path, task: str, spec: EmbedSpec, keep_tokens: bool = Fal
         todo = []
         for k, n in enumerate(names):
             im = decode(corpus / task / "images" / n, 2 * spec.size)
-            if quality.content_box(np.asarray(im)) != (0, 0, im.width, im.height):
+            if content_box(np.asarray(im)) != (0, 0, im.width, im.height):
                 todo.append(k)
         log.info("%s %s: %d of %d images have a frame", corpus.name, task, len(todo), len(names))
     else:
@@ -219,14 +227,14 @@ def embed_task(corpus: Path, task: str, spec: EmbedSpec, keep_tokens: bool = Fal
 # ---------------------------------------------------------------- keypoints
 
 
-def keypoints_task(corpus: Path, task: str, long_side: int = 512, max_keypoints: int = 512) -> list[quality.Keypoints]:
-    """SIFT keypoints of every image of a task, cached in /tmp/qlab/<corpus>/<task>_kp<long>_<n>.npz."""
+def keypoints_task(corpus: Path, task: str, long_side: int = 512, max_keypoints: int = 512) -> list[Keypoints]:
+    """SIFT keypoints of every image of a task, cached in CACHE/<corpus>/<task>_kp<long>_<n>.npz."""
     path = CACHE / corpus.name / f"{task}_kp{long_side}_{max_keypoints}.npz"
     names = image_names(corpus, task)
     if path.exists():
         with np.load(path) as z:
             xy, desc, off, sizes = z["xy"], z["desc"], z["offsets"], z["sizes"]
-        return [quality.Keypoints(xy[off[i]:off[i + 1]], desc[off[i]:off[i + 1]], int(sizes[i, 0]), int(sizes[i, 1]))
+        return [Keypoints(xy[off[i]:off[i + 1]], desc[off[i]:off[i + 1]], int(sizes[i, 0]), int(sizes[i, 1]))
                 for i in range(len(names))]
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -235,7 +243,7 @@ def keypoints_task(corpus: Path, task: str, long_side: int = 512, max_keypoints:
         im = Image.open(corpus / task / "images" / n)
         im.draft("L", (2 * long_side, 2 * long_side))
         gray = np.asarray(ImageOps.exif_transpose(im).convert("L"))
-        kps.append(quality.extract_keypoints(gray, long_side=long_side, max_keypoints=max_keypoints))
+        kps.append(extract_keypoints(gray, long_side=long_side, max_keypoints=max_keypoints))
     log.info("keypoints %s %s: %.1f ms/image", corpus.name, task, 1000 * (time.time() - t0) / len(names))
     off = np.cumsum([0] + [len(k) for k in kps])
     np.savez(path, xy=np.concatenate([k.xy for k in kps]), desc=np.concatenate([k.descriptors for k in kps]),
@@ -267,10 +275,10 @@ class Config:
     qe_alpha: float = 3.0
     dba: int = 0  # database-side augmentation over the top-n neighbours (0: none)
     rerank_k: int = 0  # verify this many top candidates with SIFT + RANSAC (0: no re-ranking)
-    rerank: dict = field(default_factory=dict)  # keyword arguments of quality.rerank
+    rerank: dict = field(default_factory=dict)  # keyword arguments of rerank
     verified_qe: bool = False  # after verification, expand the query with the verified vectors and re-search
     kp: tuple[int, int] = (512, 512)  # keypoints: analysed long side, max keypoints
-    verifier: str = "sift"  # "sift": quality.verify_pair; "tokens": mutual nearest patch tokens
+    verifier: str = "sift"  # "sift": verify_pair; "tokens": mutual nearest patch tokens
     token_sim: float = 0.5  # "tokens": a mutual pair counts when its cosine is above this
     tasks: tuple[str, ...] = ("dup", "sem")
 
@@ -296,7 +304,7 @@ def database_vectors(corpus: Path, task: str, cfg: Config) -> list[np.ndarray]:
 
 def pair_features(corpus: Path, task: str, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     """Matching rows: each photo's own vector and the same photo seen another way (cfg.pair_views:
-    orientations, or "edits": quality.edited_copies of a sample of the library)."""
+    orientations, or "edits": edited_copies of a sample of the library)."""
     own = features_of(corpus, task, cfg, "id")
     a, b = [], []
     for v in cfg.pair_views:
@@ -312,6 +320,18 @@ def pair_features(corpus: Path, task: str, cfg: Config) -> tuple[np.ndarray, np.
     return np.concatenate(a), np.concatenate(b)
 
 
+def pca_whitening(vectors: np.ndarray, *, power: float, shrink: float) -> LibraryWhitening:
+    """Centring plus PCA whitening (the alternative to the pair whitening the product learns): `power`
+    0 centres only, 1 whitens fully. `shrink` adds a share of the mean eigenvalue to every eigenvalue
+    so a small library does not blow up noise."""
+    mean = vectors.mean(axis=0).astype(np.float32)
+    if power == 0.0:
+        return LibraryWhitening(mean, np.eye(len(mean), dtype=np.float32))
+    eigval, eigvec = np.linalg.eigh(np.cov(vectors, rowvar=False, bias=True))
+    eigval = np.maximum(eigval, 0.0) + shrink * max(float(eigval.mean()), 1e-12)
+    return LibraryWhitening(mean, (eigvec * eigval ** (-power / 2) @ eigvec.T).astype(np.float32))
+
+
 def sample_rows(n: int, sample: int) -> np.ndarray:
     """The fixed random sample of library photos that get extra views for learning the whitening."""
     return np.sort(np.random.default_rng(0).choice(n, min(sample, n), replace=False))
@@ -323,8 +343,8 @@ def _unsupported(pool: str):
 
 def edited_copy_features(corpus: Path, task: str, spec: EmbedSpec, sample: int, copies: int
                          ) -> tuple[np.ndarray, np.ndarray]:
-    """CLS vectors of quality.edited_copies of `sample` library photos (a fixed random sample), with
-    the index of the photo each came from. Cached in /tmp/qlab/<corpus>/<task>_edits_<...>.npz."""
+    """CLS vectors of edited_copies of `sample` library photos (a fixed random sample), with
+    the index of the photo each came from. Cached in CACHE/<corpus>/<task>_edits_<...>.npz."""
     path = CACHE / corpus.name / f"{task}_edits_{spec.tag}_{sample}x{copies}.npz"
     if path.exists():
         with np.load(path) as z:
@@ -336,7 +356,7 @@ def edited_copy_features(corpus: Path, task: str, spec: EmbedSpec, sample: int, 
     idx, feats = [], []
     t0 = time.time()
     for k in chosen:
-        edited = quality.edited_copies(load_image(corpus, task, names[k], spec), copies, seed=int(k))
+        edited = edited_copies(load_image(corpus, task, names[k], spec), copies, seed=int(k))
         feats.append(embed_images(model, edited, one_view)["id/cls"])
         idx += [k] * copies
     np.savez(path, idx=np.array(idx), cls=np.concatenate(feats))
@@ -361,10 +381,9 @@ def run_task(corpus: Path, task: str, cfg: Config, timings: Timings) -> dict[str
         t0 = time.process_time()
         if cfg.pair_views:
             a, b = pair_features(corpus, task, cfg)
-            transform = quality.LibraryWhitening.fit_pairs(np.concatenate(db), a, b, shrink=cfg.whiten_shrink)
+            transform = LibraryWhitening.fit_pairs(np.concatenate(db), a, b, shrink=cfg.whiten_shrink)
         else:
-            transform = quality.LibraryWhitening.fit(np.concatenate(db), power=cfg.whiten_power,
-                                                     shrink=cfg.whiten_shrink)
+            transform = pca_whitening(np.concatenate(db), power=cfg.whiten_power, shrink=cfg.whiten_shrink)
         db = [transform.apply(d) for d in db]
         queries = [transform.apply(q) for q in queries]
         timings.add("fit whitening (once)", (time.process_time() - t0) / n)
@@ -384,7 +403,7 @@ def run_task(corpus: Path, task: str, cfg: Config, timings: Timings) -> dict[str
             kps = keypoints_task(corpus, task, *cfg.kp)
 
             def compute(i: int, j: int) -> int:
-                return quality.verify_pair(kps[i], kps[j])
+                return verify_pair(kps[i], kps[j])
             cache = PairCache(CACHE / corpus.name / f"{task}_pairs_sift{cfg.kp[0]}_{cfg.kp[1]}.npz", compute)
         else:
             tokens = np.load(CACHE / corpus.name / f"{task}_{EmbedSpec().tag}_tokens.npy", mmap_mode="r")
@@ -398,7 +417,7 @@ def run_task(corpus: Path, task: str, cfg: Config, timings: Timings) -> dict[str
         for i in range(n):
             cand = order[i, :cfg.rerank_k]
             inliers = np.array([cache.verify(i, j) for j in cand])
-            ranked, _ = quality.rerank(cand, sims[i, cand], inliers, **cfg.rerank)
+            ranked, _ = rerank(cand, sims[i, cand], inliers, **cfg.rerank)
             if cfg.verified_qe:
                 ranked = verified_expansion(i, ranked, cand, inliers, queries[0], db[0], cache.verify, cfg)
             in_ranked = set(ranked.tolist())
@@ -482,7 +501,7 @@ def database_augmentation(db: np.ndarray, top_n: int = 3, alpha: float = 3.0) ->
 
 def verified_expansion(i, ranked, cand, inliers, queries, db, verify, cfg):
     """Average the query with its verified matches, search again, verify the new candidates."""
-    min_inl = cfg.rerank.get("min_inliers", quality.RERANK_MIN_INLIERS)
+    min_inl = cfg.rerank.get("min_inliers", VERIFIED_INLIERS)
     verified = cand[inliers >= min_inl]
     if len(verified) == 0:
         return ranked
@@ -497,7 +516,7 @@ def verified_expansion(i, ranked, cand, inliers, queries, db, verify, cfg):
     extra_inl = np.array([verify(i, j) for j in extra])
     all_c = np.concatenate([cand, extra])
     all_s = np.concatenate([queries[i] @ db[cand].T, queries[i] @ db[extra].T])
-    ranked2, _ = quality.rerank(all_c, all_s, np.concatenate([inliers, extra_inl]), **cfg.rerank)
+    ranked2, _ = rerank(all_c, all_s, np.concatenate([inliers, extra_inl]), **cfg.rerank)
     return ranked2
 
 
@@ -661,18 +680,18 @@ def query_timing(corpus: Path, threads: int, rerank_k: int = 50, library_size: i
     q_kp = kps[idx[names[0]]]
     others = [kps[k] for k in rng.choice(len(kps), rerank_k, replace=False)]
     library = normalize(rng.normal(size=(library_size, 384)).astype(np.float32))
-    whitening = quality.LibraryWhitening.fit_pairs(library, library[:2000], normalize(library[:2000] + 0.1))
+    whitening = LibraryWhitening.fit_pairs(library, library[:2000], normalize(library[:2000] + 0.1))
     path = corpus / "dup" / "images" / names[1]
 
     def decode_and_prepare() -> None:
         im = decode(path, 448)
-        im = im.crop(quality.content_box(np.asarray(im)))
+        im = im.crop(content_box(np.asarray(im)))
         preprocess(im, 224, "squash")
 
     def query_keypoints() -> None:
         im = Image.open(path)
         im.draft("L", (1024, 1024))
-        quality.extract_keypoints(np.asarray(ImageOps.exif_transpose(im).convert("L")), max_keypoints=256)
+        extract_keypoints(np.asarray(ImageOps.exif_transpose(im).convert("L")), max_keypoints=256)
 
     x1 = torch.randn(1, 3, 224, 224)
     x4 = torch.randn(4, 3, 224, 224)
@@ -683,7 +702,7 @@ def query_timing(corpus: Path, threads: int, rerank_k: int = 50, library_size: i
         "whitening apply": lambda: whitening.apply(library[:1]),
         f"brute-force cosine over {library_size}": lambda: np.argpartition(-(library @ library[0]), 100)[:100],
         "query keypoints (decode grey + SIFT)": query_keypoints,
-        f"verify {rerank_k} candidates (<= 256 keypoints each)": lambda: [quality.verify_pair(q_kp, c) for c in others],
+        f"verify {rerank_k} candidates (<= 256 keypoints each)": lambda: [verify_pair(q_kp, c) for c in others],
     }
     print(f"| stage ({threads} threads) | wall ms | CPU ms |\n|---|---|---|")
     with torch.inference_mode():
@@ -730,7 +749,12 @@ def main() -> int:
     ap.add_argument("--timing", action="store_true", help="time each per-query stage of the pipeline")
     ap.add_argument("--merge-identical", action="store_true",
                     help="also score dup with groups of identical original pictures merged (label-noise check)")
+    ap.add_argument("--weights", type=Path, default=WEIGHTS, help="DINOv2 ViT-S/14 weights (Meta's layout)")
+    ap.add_argument("--scorer", type=Path, default=SCORER, help="the benchmark's score.py")
+    ap.add_argument("--cache", type=Path, default=CACHE, help="where embedded features are cached")
     a = ap.parse_args()
+    global WEIGHTS, SCORER, CACHE
+    WEIGHTS, SCORER, CACHE = a.weights, a.scorer, a.cache
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(a.threads)
     cv2.setNumThreads(a.threads)

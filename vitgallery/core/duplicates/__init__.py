@@ -1,0 +1,52 @@
+"""Near-duplicate groups over a whole library, and the user's decisions about them.
+
+The pipeline, one module per step:
+
+- `scan`: candidates from the vector index (each photo's nearest neighbours), each pair verified;
+- `features`: what is compared: SIFT keypoints fitted by one affine map (core.keypoints) and the
+  aligned pixels' agreement, or, for smooth pictures with too few keypoints, grey levels slid over
+  each other; `spill`: the scan's per-photo features, kept in a temporary file beside the library;
+- `scoring`: one pair's evidence and its score in [0, 1], which the user's threshold applies to;
+- `groups`: the groups at a threshold (a seed photo and the photos that match it) and their members;
+- `keep`: which member of a group to keep;
+- `decisions`: groups marked "not duplicates" or "keep all", hidden until they change.
+
+A global cosine alone cannot tell duplicates apart: unrelated photos on plain backgrounds sit as close
+as a photo and its crop. Keypoints that agree in geometry can.
+
+Import from here: `from vitgallery.core.duplicates import scan_duplicates, KeepRule, ...`.
+"""
+
+from vitgallery.core.duplicates.decisions import DECISIONS, decide
+from vitgallery.core.duplicates.features import (
+    PairMatch,
+    PhotoFeatures,
+    analyse_photo,
+    look_likeness,
+    match_photos,
+)
+from vitgallery.core.duplicates.groups import (
+    DuplicateGroup,
+    DuplicateMember,
+    DuplicateScan,
+    group_key,
+    seed_groups,
+)
+from vitgallery.core.duplicates.keep import KeepRule, choose_keeper
+from vitgallery.core.duplicates.scan import DuplicateProgress, ScanError, candidate_pairs, scan_duplicates
+from vitgallery.core.duplicates.scoring import (
+    DEFAULT_THRESHOLD,
+    DEFAULT_WEIGHTS,
+    PairEvidence,
+    ScoreWeights,
+    match_reason,
+    pair_score,
+)
+from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
+
+__all__ = [
+    "DECISIONS", "DEFAULT_THRESHOLD", "DEFAULT_WEIGHTS", "FEATURES_IN_MEMORY", "DuplicateGroup", "DuplicateMember",
+    "DuplicateProgress", "DuplicateScan", "KeepRule", "PairEvidence", "PairMatch", "PhotoFeatures", "ScanError",
+    "ScoreWeights", "SpilledFeatures", "analyse_photo", "candidate_pairs", "choose_keeper", "decide", "group_key",
+    "look_likeness", "match_photos", "match_reason", "pair_score", "scan_duplicates", "seed_groups",
+]

@@ -1,0 +1,145 @@
+"""What the duplicates check looks at in each photo, and how two photos' features are compared.
+
+- Keypoints that fit one affine map (core.keypoints), then how much of the aligned overlap agrees
+  pixel-wise (`match_photos`): two photos that only share a background (the same wall, the same sky)
+  have many inliers but disagree where their subjects are.
+- Where keypoints are too few (gradients, soft abstract wallpapers, blurred skies), a tiny blurred
+  copy of one photo is slid over the other at a few scales, mirrored or not, and the best correlation
+  of their grey levels says whether they align (`look_likeness`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vitgallery.core.imageio import open_image
+from vitgallery.core.keypoints import KEYPOINT_LONG_SIDE, Keypoints, extract_keypoints, match_keypoints
+from vitgallery.core.preprocess import content_box
+
+MIN_KEYPOINT_SIDE = 320  # smaller photos are enlarged to this first, so thumbnails still get keypoints
+AGREEMENT_SIDE = 160  # long side of the copy compared pixel-wise once aligned
+AGREEMENT_WINDOW = 16  # pixels a side of the windows compared
+AGREEMENT_MIN_WINDOWS = 6  # an overlap smaller than this says nothing
+AGREEMENT_BLUR = 1.0  # Gaussian sigma in pixels: re-saves and shrunk copies lose the finest detail
+FLAT_STD = 4.0  # a window with less grey-level spread has no texture to compare
+LOOK_SIDE = 96  # long side of the blurred grey copy slid over another photo's when keypoints cannot tell
+LOOK_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # size of the smaller photo's copy relative to the larger's
+LOOK_MIN_STD = 2.0  # grey levels: a copy flatter than this (blank, one colour) has nothing to align
+
+
+@dataclass(frozen=True)
+class PhotoFeatures:
+    """What verification needs of one photo, computed once per scan."""
+
+    keypoints: Keypoints  # SIFT on the contrast-equalised greyscale decode
+    small: np.ndarray  # uint8 greyscale, AGREEMENT_SIDE long: compared pixel-wise once aligned
+    look: np.ndarray  # uint8 greyscale without its frame, LOOK_SIDE long, blurred: see look_likeness
+
+
+@dataclass(frozen=True)
+class PairMatch:
+    inliers: int  # of the best affine map between the two photos' keypoints
+    agreement: float  # share of the overlap that looks the same once aligned (0 without a map)
+
+
+def analyse_photo(path: Path) -> PhotoFeatures:
+    """Decode small, find keypoints, keep tiny copies for the pixel check and the sliding check."""
+    image = open_image(path, draft_size=KEYPOINT_LONG_SIDE // 2)
+    gray = np.asarray(image.convert("L"))
+    if max(gray.shape) < MIN_KEYPOINT_SIDE:
+        gray = _resize_long_side(gray, MIN_KEYPOINT_SIDE)
+    # Equalised local contrast finds keypoints in dim, hazy and low-contrast photos too.
+    equalised = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)  # one per call: not thread-safe
+    keypoints = extract_keypoints(equalised, long_side=KEYPOINT_LONG_SIDE)
+    left, top, right, bottom = content_box(gray)
+    look = cv2.GaussianBlur(_resize_long_side(gray[top:bottom, left:right], LOOK_SIDE), (0, 0), 1.0)
+    return PhotoFeatures(keypoints, _resize_long_side(gray, AGREEMENT_SIDE), look)
+
+
+def _resize_long_side(gray: np.ndarray, side: int) -> np.ndarray:
+    scale = side / max(gray.shape)
+    size = (max(AGREEMENT_WINDOW, round(gray.shape[1] * scale)), max(AGREEMENT_WINDOW, round(gray.shape[0] * scale)))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def match_photos(a: PhotoFeatures, b: PhotoFeatures) -> PairMatch:
+    """Verify a candidate pair: the affine map between their keypoints (core.keypoints.match_keypoints),
+    then how much of the overlap agrees pixel-wise under that map. Two photos that only share a
+    background (the same wall, the same sky) have many inliers but disagree where their subjects are;
+    a crop, a re-save or a colour edit of one photo agrees almost everywhere."""
+    found = match_keypoints(a.keypoints, b.keypoints)
+    if found.transform is None:
+        return PairMatch(0, 0.0)
+    return PairMatch(found.inliers, _agreement(a, b, found.transform, found.mirrored))
+
+
+def _agreement(a: PhotoFeatures, b: PhotoFeatures, model: np.ndarray, mirrored: bool) -> float:
+    """Share of the aligned overlap's windows whose texture matches (normalised cross-correlation, so
+    brightness, contrast and colour edits do not count; windows flat in both count as matching)."""
+    small_a = a.small[:, ::-1] if mirrored else a.small
+    to_a = small_a.shape[1] / a.keypoints.width
+    to_b = b.small.shape[1] / b.keypoints.width
+    # the map between keypoint coordinates, rescaled to the two small copies
+    m = np.hstack([model[:, :2] * (to_b / to_a), model[:, 2:] * to_b]).astype(np.float32)
+    h, w = small_a.shape
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    blurred_a = cv2.GaussianBlur(small_a.astype(np.float32), (0, 0), AGREEMENT_BLUR)
+    blurred_b = cv2.GaussianBlur(b.small.astype(np.float32), (0, 0), AGREEMENT_BLUR)
+    warped = cv2.warpAffine(blurred_b, m, (w, h), flags=flags)
+    inside = cv2.warpAffine(np.ones(b.small.shape, np.float32), m, (w, h), flags=flags, borderValue=0.0)
+    win = AGREEMENT_WINDOW
+    rows, cols = h // win, w // win
+    if rows == 0 or cols == 0:
+        return 0.0
+
+    def blocks(x: np.ndarray) -> np.ndarray:
+        return x[:rows * win, :cols * win].reshape(rows, win, cols, win).swapaxes(1, 2).reshape(rows * cols, -1)
+
+    pa, pb = blocks(blurred_a), blocks(warped)
+    valid = blocks(inside).min(axis=1) > 0.99
+    if valid.sum() < AGREEMENT_MIN_WINDOWS:
+        return 0.0
+    pa, pb = pa[valid], pb[valid]
+    pa, pb = pa - pa.mean(axis=1, keepdims=True), pb - pb.mean(axis=1, keepdims=True)
+    sa, sb = pa.std(axis=1), pb.std(axis=1)
+    ncc = (pa * pb).mean(axis=1) / np.maximum(sa * sb, 1e-6)
+    flat_a, flat_b = sa < FLAT_STD, sb < FLAT_STD
+    agree = np.where(flat_a & flat_b, True, np.where(flat_a | flat_b, False, ncc > 0.5))
+    return float(agree.mean())
+
+
+def look_likeness(a: np.ndarray, b: np.ndarray) -> float | None:
+    """How well two small blurred grey copies (PhotoFeatures.look) align, in [-1, 1]: the best normalised
+    correlation of either slid over the other at LOOK_SCALES, mirrored or not, or of the two squeezed to
+    one square (a squashed copy). Correlation ignores brightness, contrast and a grey conversion; the
+    slide finds crops; a frame was trimmed before. None when either copy is flat: blank pictures align
+    with anything."""
+    a, b = a.astype(np.float32), b.astype(np.float32)  # kept as uint8: a scan holds one per photo
+    if a.std() < LOOK_MIN_STD or b.std() < LOOK_MIN_STD:
+        return None
+    best = -1.0
+    for large, small in ((a, b), (b, a)):
+        height, width = large.shape
+        for flipped in (small, small[:, ::-1]):
+            for scale in LOOK_SCALES:
+                w = round(width * scale)
+                h = round(w * flipped.shape[0] / flipped.shape[1])
+                if h > height:  # taller than the large copy: fit its height instead
+                    h = round(height * scale)
+                    w = round(h * flipped.shape[1] / flipped.shape[0])
+                if min(w, h) < AGREEMENT_WINDOW or w > width or h > height:
+                    continue
+                template = cv2.resize(np.ascontiguousarray(flipped), (w, h), interpolation=cv2.INTER_AREA)
+                if template.std() < LOOK_MIN_STD:
+                    continue
+                best = max(best, float(cv2.matchTemplate(large, template, cv2.TM_CCOEFF_NORMED).max()))
+    side = LOOK_SIDE // 2
+    square_a = cv2.resize(a, (side, side), interpolation=cv2.INTER_AREA)
+    for flipped in (b, b[:, ::-1]):
+        square_b = cv2.resize(np.ascontiguousarray(flipped), (side, side), interpolation=cv2.INTER_AREA)
+        best = max(best, float(cv2.matchTemplate(square_a, square_b, cv2.TM_CCOEFF_NORMED)[0, 0]))
+    return best

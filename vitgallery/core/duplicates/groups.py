@@ -1,0 +1,166 @@
+"""Groups of near-duplicates: who is in a group and why, and what one scan found.
+
+Each group is a seed photo and the photos whose pair with the seed passes the threshold (seed_groups).
+Plain connected components would let a chain A~B~C~D join unrelated photos; asking every member to
+match the seed does not, and still groups a photo with all of its crops and edits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vitgallery.core.duplicates.scoring import DEFAULT_THRESHOLD, PairEvidence
+from vitgallery.core.store import DecisionRow, FileRow
+
+
+@dataclass(frozen=True)
+class DuplicateMember:
+    file_id: int
+    path: Path  # absolute
+    size: int
+    mtime_ns: int
+    fingerprint: str
+    width: int
+    height: int
+    taken_at: float | None
+    sharpness: float  # variance of the Laplacian, measured at index time (imageio.sharpness)
+    similarity: float = 1.0  # score of the match that put it in its group (1 for the seed)
+    match: PairEvidence | None = None  # that match's evidence (None for the seed)
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def date(self) -> float:
+        """When the photo was taken (EXIF), else when the file was last modified; seconds since the epoch."""
+        return self.taken_at if self.taken_at is not None else self.mtime_ns / 1e9
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    members: tuple[DuplicateMember, ...]  # the seed first, then by similarity
+    key: str  # identifies the group for decisions: a hash of its members' fingerprints
+
+    @property
+    def fingerprints(self) -> list[str]:
+        return sorted(m.fingerprint for m in self.members)
+
+    @property
+    def total_size(self) -> int:
+        return sum(m.size for m in self.members)
+
+
+def group_key(fingerprints: Iterable[str]) -> str:
+    return hashlib.sha1("\n".join(sorted(fingerprints)).encode()).hexdigest()[:20]
+
+
+def seed_groups(pairs: Iterable[PairEvidence], threshold: float) -> list[tuple[int, dict[int, float]]]:
+    """Groups as (seed, {member: score of the link that put it in}) from the pairs scoring >= threshold.
+
+    Within each connected component the photo with the most links (then the highest summed score, then
+    the lowest id, so runs agree) seeds a group of itself and its direct links; the rest of the
+    component is grouped again the same way. A photo left alone then joins the group of the member it
+    matches best: a crop of a crop finds its original, while a chain of look-alikes never reaches
+    further than two links from a seed.
+    """
+    links: dict[int, dict[int, float]] = {}
+    for p in pairs:
+        if p.score >= threshold:
+            links.setdefault(p.a, {})[p.b] = p.score
+            links.setdefault(p.b, {})[p.a] = p.score
+    groups: list[tuple[int, dict[int, float]]] = []
+    seen: set[int] = set()
+    for start in sorted(links):
+        if start in seen:
+            continue
+        component, stack = set(), [start]
+        while stack:
+            node = stack.pop()
+            if node not in component:
+                component.add(node)
+                stack.extend(n for n in links[node] if n not in component)
+        seen |= component
+        found: list[tuple[int, dict[int, float]]] = []
+        remaining = component
+        while len(remaining) > 1:
+            seed = max(sorted(remaining), key=lambda node, left=remaining: _strength(links[node], left, node))
+            members = {n: s for n, s in links[seed].items() if n in remaining}
+            if not members:
+                break
+            found.append((seed, members))
+            remaining = remaining - members.keys() - {seed}
+        placed = {node: k for k, (seed, members) in enumerate(found) for node in (seed, *members)}
+        for node in sorted(remaining):
+            best = max(((s, placed[n]) for n, s in links[node].items() if n in placed), default=None)
+            if best is not None:
+                found[best[1]][1][node] = best[0]
+        groups.extend(found)
+    return groups
+
+
+def _strength(node_links: dict[int, float], among: set[int], node: int) -> tuple[int, float, int]:
+    scores = [s for n, s in node_links.items() if n in among]
+    return len(scores), sum(scores), -node
+
+
+@dataclass
+class DuplicateScan:
+    """What one scan of a library found; `groups(threshold)` is cheap, so a slider can call it live."""
+
+    root: Path
+    files: dict[int, FileRow]
+    pairs: list[PairEvidence]
+    decisions: list[DecisionRow] = field(default_factory=list)
+    problems: list[tuple[Path, str]] = field(default_factory=list)  # photos that could not be read
+    cancelled: bool = False
+
+    def member(self, file_id: int, similarity: float = 1.0, match: PairEvidence | None = None) -> DuplicateMember:
+        row = self.files[file_id]
+        return DuplicateMember(file_id, self.root / row.path, row.size, row.mtime_ns, row.fingerprint,
+                               row.width or 0, row.height or 0, row.taken_at, row.sharpness or 0.0,
+                               similarity, match)
+
+    def is_decided(self, fingerprints: Iterable[str]) -> DecisionRow | None:
+        """The decision covering these fingerprints: every member was in the decided group, unchanged."""
+        wanted = Counter(fingerprints)
+        for decision in self.decisions:
+            if wanted <= Counter(decision.fingerprints):
+                return decision
+        return None
+
+    def groups(self, threshold: float = DEFAULT_THRESHOLD, *, include_decided: bool = False,
+               exclude: Collection[int] = ()) -> list[DuplicateGroup]:
+        """The groups at a threshold, largest first; decided groups are left out unless asked for, and
+        the photos in `exclude` (file ids, e.g. moved away since the scan) always."""
+        pairs = [p for p in self.pairs if p.a not in exclude and p.b not in exclude] if exclude else self.pairs
+        by_ids = {(p.a, p.b): p for p in pairs if p.score >= threshold}  # the links groups come from
+        out = []
+        for seed, links in seed_groups(pairs, threshold):
+            group = (seed, *links)
+            members = [self.member(seed)] + sorted(
+                (self.member(n, s, _link(by_ids, n, s, group)) for n, s in links.items()),
+                key=lambda m: (-m.similarity, str(m.path)))
+            key = group_key(m.fingerprint for m in members)
+            if not include_decided and self.is_decided(m.fingerprint for m in members):
+                continue
+            out.append(DuplicateGroup(tuple(members), key))
+        out.sort(key=lambda g: (-len(g.members), -g.total_size, str(g.members[0].path)))
+        return out
+
+    def hidden_count(self, threshold: float = DEFAULT_THRESHOLD, exclude: Collection[int] = ()) -> int:
+        """How many groups at this threshold are hidden by a decision."""
+        return (len(self.groups(threshold, include_decided=True, exclude=exclude))
+                - len(self.groups(threshold, exclude=exclude)))
+
+
+def _link(by_ids: dict[tuple[int, int], PairEvidence], member: int, score: float,
+          group: tuple[int, ...]) -> PairEvidence | None:
+    """The pair that put a member in its group (seed_groups keeps its score): with the seed, or, for a
+    crop of a crop, with another member."""
+    found = (by_ids.get((min(member, other), max(member, other))) for other in group if other != member)
+    return next((pair for pair in found if pair is not None and pair.score == score), None)

@@ -1,0 +1,170 @@
+"""SIFT keypoints and the one geometric verifier: do two photos show the same scene?
+
+Used by the search re-rank (a query against its top candidates, keypoints stored at index time) and
+by the duplicates check (every candidate pair of a library). Both ask the same question the same way:
+root-SIFT descriptors, Lowe's ratio test, one query keypoint per candidate keypoint, and the inliers of
+an affine RANSAC fit, the mirrored query tried too when the direct fit is weak.
+
+Pure numpy/OpenCV, no torch and no file I/O: decode worker processes import this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+SIFT_DIM = 128
+KEYPOINT_LONG_SIDE = 512  # keypoints are found on a grey copy this long
+KEYPOINT_COUNT = 256  # the strongest kept: as good as 512 for re-ranking, half the storage
+# The matching recipe measured for the re-rank in bench/quality_lab.py (docs/quality.md, "re-rank"):
+# unrelated pictures give 0-8 inliers, copies of a textured picture 20-480.
+RATIO = 0.8  # Lowe's ratio test on root-SIFT
+REPROJECTION_PX = 6.0  # RANSAC inlier distance, in pixels of the KEYPOINT_LONG_SIDE copy
+MIRROR_TRY_BELOW = 15  # inliers under which the mirrored query is tried too
+VERIFIED_INLIERS = 12  # from this many inliers a pair shows the same scene (the re-rank lifts it)
+
+# A horizontal mirror of a SIFT patch, in its own (rotated) frame, reverses the rows of the 4x4
+# grid and negates every gradient angle (orientation bin k -> -k mod 8); measured against SIFT
+# run on the mirrored image, this permutation is the one that matches.
+_MIRROR_PERMUTATION = (
+    np.arange(SIFT_DIM).reshape(4, 4, 8)[::-1][:, :, [(8 - k) % 8 for k in range(8)]].reshape(-1)
+)
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    """SIFT keypoints of one image analysed at a small size (see extract_keypoints)."""
+
+    xy: np.ndarray  # (n, 2) float32 pixel positions in the analysed image
+    descriptors: np.ndarray  # (n, 128) uint8 SIFT descriptors
+    width: int  # size of the analysed image
+    height: int
+
+    def __len__(self) -> int:
+        return len(self.xy)
+
+    @classmethod
+    def none(cls, width: int, height: int) -> Keypoints:
+        """No keypoints (a blank picture, or one OpenCV refused), for an image of this size."""
+        return cls(np.zeros((0, 2), np.float32), np.zeros((0, SIFT_DIM), np.uint8), width, height)
+
+    def mirrored(self) -> Keypoints:
+        """The keypoints SIFT would find on the horizontally mirrored image (up to resampling noise)."""
+        xy = self.xy.copy()
+        xy[:, 0] = self.width - 1 - xy[:, 0]
+        return Keypoints(xy, self.descriptors[:, _MIRROR_PERMUTATION], self.width, self.height)
+
+    def to_bytes(self) -> bytes:
+        """Compact storage form: header, float16 positions, uint8 descriptors (~132 bytes a keypoint)."""
+        header = np.array([len(self.xy), self.width, self.height], dtype=np.int32).tobytes()
+        return header + self.xy.astype(np.float16).tobytes() + self.descriptors.astype(np.uint8).tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Keypoints:
+        n, width, height = (int(v) for v in np.frombuffer(data[:12], dtype=np.int32))
+        xy = np.frombuffer(data[12:12 + 4 * n], dtype=np.float16).reshape(n, 2).astype(np.float32)
+        desc = np.frombuffer(data[12 + 4 * n:12 + 4 * n + SIFT_DIM * n], dtype=np.uint8).reshape(n, SIFT_DIM)
+        return cls(xy, desc, width, height)
+
+
+def extract_keypoints(gray: np.ndarray, *, long_side: int = KEYPOINT_LONG_SIDE,
+                      max_keypoints: int = KEYPOINT_COUNT) -> Keypoints:
+    """SIFT keypoints of a greyscale uint8 image, shrunk first so its long side is at most `long_side`
+    (small images are not enlarged). Keeps the `max_keypoints` strongest."""
+    if gray.ndim != 2 or gray.dtype != np.uint8:
+        raise ValueError("extract_keypoints needs a 2-D uint8 greyscale image")
+    scale = long_side / max(gray.shape)
+    if scale < 1.0:
+        size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    sift = cv2.SIFT_create(nfeatures=max_keypoints)
+    kps, desc = sift.detectAndCompute(gray, None)
+    if desc is None or not kps:
+        return Keypoints.none(gray.shape[1], gray.shape[0])
+    # nfeatures can keep a few more than asked when scores tie
+    kps, desc = kps[:max_keypoints], desc[:max_keypoints]
+    xy = np.array([k.pt for k in kps], dtype=np.float32)
+    return Keypoints(xy, np.clip(np.rint(desc), 0, 255).astype(np.uint8), gray.shape[1], gray.shape[0])
+
+
+def root_sift(desc: np.ndarray) -> np.ndarray:
+    """Hellinger-normalised descriptors, so a dot product compares them better than L2 on raw SIFT."""
+    d = desc.astype(np.float32)
+    d /= d.sum(axis=1, keepdims=True) + 1e-7
+    return np.sqrt(d)
+
+
+def tentative_matches(q: np.ndarray, c: np.ndarray, ratio: float = RATIO) -> tuple[np.ndarray, np.ndarray]:
+    """Lowe's ratio test on root-SIFT descriptors (see root_sift), one query keypoint per candidate
+    keypoint: (query index, candidate index) pairs."""
+    sim = q @ c.T
+    rows = np.arange(len(q))
+    best = sim.argmax(axis=1)
+    s1 = sim[rows, best].copy()
+    sim[rows, best] = -np.inf
+    s2 = sim.max(axis=1) if sim.shape[1] > 1 else np.full(len(q), -1.0, np.float32)
+    # unit vectors: squared distance = 2 - 2 * similarity
+    keep = np.maximum(2.0 - 2.0 * s1, 0.0) < ratio**2 * np.maximum(2.0 - 2.0 * s2, 0.0)
+    rows, best, s1 = rows[keep], best[keep], s1[keep]
+    # One query keypoint per candidate keypoint (the closest): against a photo with few keypoints,
+    # many query keypoints pass the ratio test onto the same few, and RANSAC then counts those
+    # repeats as agreeing inliers of a fit that means nothing.
+    order = np.argsort(-s1, kind="stable")
+    _, first = np.unique(best[order], return_index=True)
+    chosen = np.sort(order[first])
+    return rows[chosen], best[chosen]
+
+
+@dataclass(frozen=True)
+class KeypointMatch:
+    """The best affine map found from a query's keypoints to a candidate's."""
+
+    inliers: int  # 0: no map
+    transform: np.ndarray | None  # (2, 3) affine from the query's keypoint coordinates to the candidate's
+    mirrored: bool  # the map starts from the mirrored query (Keypoints.mirrored)
+
+
+NO_MATCH = KeypointMatch(0, None, False)
+
+
+def fit_affine(src: np.ndarray, dst: np.ndarray) -> tuple[int, np.ndarray | None]:
+    """(inliers, (2, 3) map) of a RANSAC affine fit from src to dst points; (0, None) without one."""
+    if len(src) < 4:
+        return 0, None
+    model, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX,
+                                       maxIters=500, confidence=0.99, refineIters=0)
+    # mirrors are handled by matching the mirrored keypoints; a reflection, a collapse or an extreme
+    # zoom here is RANSAC fitting noise
+    if model is None or not 1 / 64 < float(np.linalg.det(model[:, :2])) < 64:
+        return 0, None
+    return int(mask.sum()), model
+
+
+def match_keypoints(query: Keypoints, candidate: Keypoints, *, try_mirror: bool = True) -> KeypointMatch:
+    """The best affine map from the query's keypoints to the candidate's.
+
+    SIFT is rotation invariant, so quarter turns need nothing extra; when the direct fit has fewer
+    than MIRROR_TRY_BELOW inliers and `try_mirror`, the mirrored query is tried too and the better
+    fit wins (the direct one on a tie). RANSAC's samples come from a fixed seed: one pair, one answer.
+    """
+    if len(query) < 4 or len(candidate) < 4:
+        return NO_MATCH
+    cv2.setRNGSeed(0)
+    target = root_sift(candidate.descriptors)
+    best = NO_MATCH
+    for mirrored in (False, True) if try_mirror else (False,):
+        seen = query.mirrored() if mirrored else query
+        qi, ci = tentative_matches(root_sift(seen.descriptors), target)
+        inliers, transform = fit_affine(seen.xy[qi], candidate.xy[ci])
+        if inliers > best.inliers:
+            best = KeypointMatch(inliers, transform, mirrored)
+        if best.inliers >= MIRROR_TRY_BELOW:
+            break
+    return best
+
+
+def verify_pair(query: Keypoints, candidate: Keypoints, *, try_mirror: bool = True) -> int:
+    """Inliers of the best affine map from the query's keypoints to the candidate's (0: no match)."""
+    return match_keypoints(query, candidate, try_mirror=try_mirror).inliers
