@@ -411,3 +411,15 @@ def test_a_notice_from_indexing_reaches_the_message_bar_on_the_gui_thread(
     with qtbot.waitSignal(again.indexing_finished, timeout=60_000):
         again.open_folder(photo_folder)
     assert "index file not usable" in again.message_bar.text()
+
+
+def test_a_missing_weights_file_is_said_at_start_before_any_folder_opens(
+    qtbot, make_window, settings, tmp_path: Path
+) -> None:
+    settings.set(opt.MODEL, "dinov2-s14")
+    settings.set(opt.WEIGHTS, str(tmp_path / "moved-away.pth"))
+    window = make_window()
+    window.show()
+    qtbot.waitUntil(lambda: "weights file not found" in window.message_bar.text(), timeout=20_000)
+    assert window.message_bar.action_button.isVisible()
+    assert window.folder is None

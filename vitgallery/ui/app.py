@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
-from PySide6.QtWidgets import QApplication, QStyleFactory
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette
+from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleFactory, QStyleOption, QWidget
 
 from vitgallery.ui import settings as opt
 from vitgallery.ui.main_window import MainWindow
@@ -73,6 +73,33 @@ def dark_palette() -> QPalette:
     return palette
 
 
+# Fusion frames a check box in the window colour darkened by 40 %: an empty box stands out from a
+# list's background by 2.5:1 on the dark palette and 2.2:1 on the light one (WCAG asks 3:1 of a
+# control). A frame in the text colour at this opacity: 5.5:1 and 8.5:1 (tests/ui/test_app.py).
+INDICATOR_FRAME_ALPHA = 150
+FRAMED_INDICATORS = (
+    QStyle.PrimitiveElement.PE_IndicatorCheckBox,
+    QStyle.PrimitiveElement.PE_IndicatorItemViewItemCheck,
+)
+
+
+class ContrastStyle(QProxyStyle):
+    """Fusion, with check boxes framed so they can be seen in the light and the dark palette."""
+
+    def drawPrimitive(
+        self, element: QStyle.PrimitiveElement, option: QStyleOption, painter: QPainter, widget: QWidget | None = None
+    ) -> None:
+        super().drawPrimitive(element, option, painter, widget)
+        if element in FRAMED_INDICATORS:
+            frame = QColor(option.palette.color(QPalette.ColorRole.Text))
+            frame.setAlpha(INDICATOR_FRAME_ALPHA)
+            painter.save()
+            painter.setPen(frame)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRect(option.rect.adjusted(0, 0, -1, -1))
+            painter.restore()
+
+
 def apply_color_scheme(app: QApplication, scheme: Qt.ColorScheme | None = None) -> Qt.ColorScheme:
     """Light or dark palette on Fusion, following the system unless `scheme` is given."""
     if scheme is None:
@@ -96,7 +123,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     QApplication.setApplicationDisplayName(APP_NAME)  # Qt adds it to every window title
     QGuiApplication.setDesktopFileName(APP_NAME)
     app = QApplication(argv if argv is not None else [sys.argv[0]])
-    app.setStyle(QStyleFactory.create("Fusion"))
+    app.setStyle(ContrastStyle(QStyleFactory.create("Fusion")))
     app.setWindowIcon(app_icon())
     apply_color_scheme(app)
     app.styleHints().colorSchemeChanged.connect(lambda scheme: apply_color_scheme(app, scheme))

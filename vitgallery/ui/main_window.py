@@ -72,7 +72,6 @@ from vitgallery.ui.workers import (
     Session,
     WorkerError,
     index_work,
-    is_model_load_error,
     list_folder,
     warm_up,
 )
@@ -128,6 +127,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._restore_window_state()
         self.jobs.submit(warm_up, lane="library", name="warm up")
+        self.check_model()
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -589,14 +589,8 @@ class MainWindow(QMainWindow):
             )
 
     def _on_index_failed(self, run: IndexRun, error: WorkerError) -> None:
-        if run is not self._index_run:
-            return
-        if is_model_load_error(error):
-            self.message_bar.show_message(
-                error.message, error=True, action=MessageAction("Choose weights file…", self.choose_weights_file)
-            )
-            return
-        self.show_worker_error(error)
+        if run is self._index_run:
+            self.show_worker_error(error)
 
     def _on_index_ended(self, run: IndexRun) -> None:
         if run is not self._index_run:
@@ -613,6 +607,24 @@ class MainWindow(QMainWindow):
             self.duplicates_view.library_changed()
         self._update_tab_titles()
         self.indexing_finished.emit(summary)
+
+    def check_model(self) -> None:
+        """Say now, not when indexing fails, when the chosen model cannot be loaded here."""
+        choice = self._model_choice()
+
+        def check(progress, cancel) -> str | None:
+            from vitgallery.core.models import weights_problem
+
+            return weights_problem(choice.name, choice.weights)
+
+        self.jobs.submit(check, lane="checks", name="model check", on_finished=self._on_model_checked)
+
+    def _on_model_checked(self, problem: str | None) -> None:
+        if problem is not None and not self.is_indexing():
+            self._show_model_problem(problem)
+
+    def _show_model_problem(self, text: str) -> None:
+        self.show_worker_error(WorkerError(text, model_failed=True))
 
     def choose_weights_file(self) -> None:
         """From the model error's banner: point the app at a weights file and index again."""
@@ -785,6 +797,11 @@ class MainWindow(QMainWindow):
     # -- problems ----------------------------------------------------------------------------------
 
     def show_worker_error(self, error: WorkerError) -> None:
+        if error.model_failed:
+            self.message_bar.show_message(
+                error.message, error=True, action=MessageAction("Choose weights file…", self.choose_weights_file)
+            )
+            return
         self.message_bar.show_message(error.message, error=True, report=error.report)
         if error.unexpected:
             log.error("worker reported an unexpected error: %s", error.message)

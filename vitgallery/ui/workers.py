@@ -60,6 +60,7 @@ LibraryWork = Callable[["Library", ProgressCallback, threading.Event], Any]
 class WorkerError:
     message: str
     report: str = ""  # a traceback when the error was unexpected
+    model_failed: bool = False  # the model could not be loaded: the window offers a weights file
 
     @property
     def unexpected(self) -> bool:
@@ -100,15 +101,11 @@ def describe_error(error: BaseException) -> WorkerError:
         reason = getattr(error, "reason", None) or str(error) or type(error).__name__
         if isinstance(error, ModelLoadError):
             # The core speaks of the command line; say where the window keeps the same choice.
-            reason += "\nIn the window: File → Settings… → Model and Weights file."
+            reason += "\nIn the window: the button on the right, or File → Settings… → Model and Weights file."
+            return WorkerError(reason, model_failed=True)
         return WorkerError(reason)
     log.error("unexpected error in a worker", exc_info=error)
     return WorkerError(f"{type(error).__name__}: {error}", "".join(traceback.format_exception(error)))
-
-
-def is_model_load_error(error: WorkerError) -> bool:
-    """A missing or unreadable model: the window offers to choose a weights file."""
-    return error.message.endswith("Model and Weights file.")
 
 
 # -- progress --------------------------------------------------------------------------------------
