@@ -73,6 +73,7 @@ from vitgallery.ui.workers import (
     WorkerError,
     index_work,
     list_folder,
+    modified_time,
     warm_up,
 )
 
@@ -90,6 +91,7 @@ class MainWindow(QMainWindow):
     index_progress = Signal(object)  # IndexProgress or ModelLoading of the running index
     folder_listed = Signal(int)  # photos found in the folder
     library_opened = Signal(object)  # OpenedLibrary
+    library_changed = Signal()  # an index run or an action changed the photos: pages refresh what they show
 
     def __init__(
         self,
@@ -204,6 +206,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.problems_panel, "Problems")
         self.duplicates_view = DuplicatesView(self.jobs)
         self.duplicates_view.action_finished.connect(self.files_changed)
+        self.library_changed.connect(self.duplicates_view.library_changed)
         self.tabs.addTab(self.duplicates_view, "Duplicates")
         for signal in (
             self.folder_model.rowsInserted,
@@ -604,7 +607,7 @@ class MainWindow(QMainWindow):
         )
         self.search_page.set_indexing(False, library_changed=changed)
         if changed:
-            self.duplicates_view.library_changed()
+            self.library_changed.emit()
         self._update_tab_titles()
         self.indexing_finished.emit(summary)
 
@@ -655,7 +658,7 @@ class MainWindow(QMainWindow):
         self.search_page.remove_paths(gone)
         if self._folder is not None:
             inside = [path for path in arrived if path.is_relative_to(self._folder)]
-            self.folder_model.append_tiles(PhotoTile(path, date=_modified(path)) for path in inside)
+            self.folder_model.append_tiles(PhotoTile(path, date=modified_time(path)) for path in inside)
         self._update_tab_titles()
         self.refresh_folder()
 
@@ -875,13 +878,6 @@ class MainWindow(QMainWindow):
 
 def _decode_size(thumbnail_size: int) -> int:
     return -(-thumbnail_size // THUMBNAIL_DECODE_STEP) * THUMBNAIL_DECODE_STEP
-
-
-def _modified(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return None
 
 
 def _summary_text(summary) -> str:

@@ -602,6 +602,7 @@ class SearchRequest:
 @dataclass(frozen=True)
 class SearchOutcome:
     hits: list[SearchHit]
+    dates: list[float | None]  # each hit's modification time, for sorting by date
     query_image: QImage  # a QImage, never a QPixmap: made off the GUI thread
     photo_count: int  # photos the search could find (fewer than the folder's while indexing runs)
 
@@ -615,9 +616,16 @@ def search_work(session: Session, request: SearchRequest) -> LibraryWork:
         hits = session.search(
             library, request.query, request.k, request.model, lambda: progress(ModelLoading(request.model.name))
         )
-        return SearchOutcome(hits, query_image, library.photo_count())
+        return SearchOutcome(hits, [modified_time(hit.path) for hit in hits], query_image, library.photo_count())
 
     return search
+
+
+def modified_time(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
