@@ -125,6 +125,25 @@ def test_the_grid_follows_files_changed_outside_the_app(qtbot, indexed_window, p
     qtbot.waitUntil(lambda: window.count_label.text() == f"{PHOTO_COUNT - 1} photos indexed", timeout=60_000)
 
 
+def test_a_photo_added_while_indexing_runs_is_indexed_by_one_more_run(
+    qtbot, make_window, slow_folder: Path
+) -> None:
+    from tests.photos import make_photo
+
+    window = make_window()
+    window.show()
+    summaries: list = []
+    window.indexing_finished.connect(summaries.append)
+    window.open_folder(slow_folder)
+    wait_for_photos(qtbot, window, 8)
+    make_photo(99, (120, 90)).save(slow_folder / "arrived.jpg")
+    qtbot.waitUntil(lambda: len(summaries) >= 2, timeout=120_000)
+    first, second = summaries[:2]
+    assert not first.cancelled, "the run in progress was not restarted"
+    assert second.added == 1 or first.added == 41
+    assert slow_folder / "arrived.jpg" in shown_paths(window.folder_model)
+
+
 def test_the_window_and_the_cli_share_the_last_library(qtbot, indexed_window, tmp_path: Path) -> None:
     assert last_library_dir() == tmp_path / "library"
 

@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         self._index_job: Job | None = None
         self._listing_job: Job | None = None
         self._photos_in_library = 0
+        self._index_again = False  # the folder changed during a run: index once more when it ends
         self._preview: PreviewDialog | None = None
         self._shut_down = False
 
@@ -440,11 +441,16 @@ class MainWindow(QMainWindow):
         self.start_indexing()
 
     def refresh_folder(self) -> None:
-        """The folder changed on disk (or by an action): list it again and bring the library up to date."""
+        """The folder changed on disk (or by an action): list it again and bring the library up to date.
+        A run in progress is not restarted (files still being copied in would restart it for good):
+        one more run follows it."""
         if self._folder is None or self._shut_down:
             return
         self._list_folder(streaming=False)
-        self.start_indexing()
+        if self.is_indexing():
+            self._index_again = True
+        else:
+            self.start_indexing()
 
     def start_indexing(self) -> None:
         if self._folder is None:
@@ -453,6 +459,7 @@ class MainWindow(QMainWindow):
             self._index_job.cancel()
         run = IndexRun(self._model_choice(), self.settings.batch_size(), self._decode_workers)
         self._index_run = run
+        self._index_again = False
         self.progress_panel.start("Starting…", self._photos_in_library)
         self.search_page.set_indexing(True)
         self._index_job = self.jobs.submit_library(
@@ -610,6 +617,8 @@ class MainWindow(QMainWindow):
             self.library_changed.emit()
         self._update_tab_titles()
         self.indexing_finished.emit(summary)
+        if self._index_again and summary is not None and not summary.cancelled:
+            self.start_indexing()
 
     def check_model(self) -> None:
         """Say now, not when indexing fails, when the chosen model cannot be loaded here."""
