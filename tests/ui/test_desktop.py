@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from tests.ui.conftest import PHOTO_COUNT
-from vitgallery.core.actions import ActionReport
+from vitgallery.core.duplicates import ActionReport
 from vitgallery.core.library import last_library_dir
 from vitgallery.core.search import SearchHit
 from vitgallery.ui import settings as opt

@@ -8,7 +8,7 @@ hiding the rest of the group. "Resolve this group" acts on the group on screen a
 all N groups…" is a separate button that asks first, with the counts, Cancel being the default.
 
 What can be done with the photos not kept comes from the core's BULK_ACTIONS (one entry per action):
-those that move files fill the "Photos not kept" choice, the others (the list export) get a button.
+those that move files fill the "Not kept" choice, the others (the list export) get a button.
 Everything that reads photos or the library (the scan, actions, decisions, undo, the history) runs
 as a job of the window's JobRunner on the window's one Library; the page keeps the last scan and
 regroups it when the slider moves or a decision is made, which needs no I/O.
@@ -179,14 +179,17 @@ class DuplicatesView(QWidget):
         self.rule_combo.currentIndexChanged.connect(self._on_rule_changed)
         self.folder_button = QPushButton("Preferred folder…")
         self.folder_button.clicked.connect(self.choose_preferred_folder)
+        # Rows short enough for a window 800 px wide (the query panel beside the page).
         top = QHBoxLayout()
         top.addWidget(self.scan_button)
         top.addWidget(self.cancel_button)
         top.addWidget(QLabel("Match threshold"))
         top.addWidget(self.threshold_slider, 1)
         top.addWidget(self.threshold_label)
-        top.addWidget(self.rule_combo)
-        top.addWidget(self.folder_button)
+        rule_row = QHBoxLayout()
+        rule_row.addWidget(self.rule_combo)
+        rule_row.addWidget(self.folder_button)
+        rule_row.addStretch(1)
 
         # A bar as wide as the page: its text ("Reading photos 120 of 318") always fits.
         self.progress_bar = QProgressBar()
@@ -197,7 +200,7 @@ class DuplicatesView(QWidget):
 
         self.group_list = QListWidget()
         self.group_list.setIconSize(QSize(64, 64))
-        self.group_list.setMinimumWidth(260)
+        self.group_list.setMinimumWidth(160)
         self.group_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the kept photo's name, both ends
         self.group_list.currentRowChanged.connect(self._show_group)
 
@@ -233,7 +236,7 @@ class DuplicatesView(QWidget):
         self.compare_button.clicked.connect(self.compare_selected)
         self.take_out_button = QPushButton("Take out (T)")
         self.take_out_button.clicked.connect(self.take_out_selected)
-        self.pair_button = QPushButton("Not duplicates: these two (D)")
+        self.pair_button = QPushButton("Not these two (D)")
         self.pair_button.setToolTip("The two selected photos are different pictures; the rest of the group stays")
         self.pair_button.clicked.connect(self.mark_pair_not_duplicates)
         self.not_duplicates_button = QPushButton("Group: not duplicates")
@@ -243,12 +246,14 @@ class DuplicatesView(QWidget):
         self.keep_all_button.setToolTip("Keep every photo of this group and stop showing it")
         self.keep_all_button.clicked.connect(lambda: self.mark_group("keep_all"))
         member_tools = QHBoxLayout()
-        for button in (self.keep_button, self.reject_button, self.compare_button, self.take_out_button,
-                       self.pair_button):
+        for button in (self.keep_button, self.reject_button, self.compare_button, self.take_out_button):
             member_tools.addWidget(button)
         member_tools.addStretch(1)
-        member_tools.addWidget(self.not_duplicates_button)
-        member_tools.addWidget(self.keep_all_button)
+        group_tools = QHBoxLayout()
+        group_tools.addWidget(self.pair_button)
+        group_tools.addStretch(1)
+        group_tools.addWidget(self.not_duplicates_button)
+        group_tools.addWidget(self.keep_all_button)
 
         review = QWidget()
         review_layout = QVBoxLayout(review)
@@ -257,6 +262,7 @@ class DuplicatesView(QWidget):
         review_layout.addWidget(self.keeper_label)
         review_layout.addWidget(self.member_list, 1)
         review_layout.addLayout(member_tools)
+        review_layout.addLayout(group_tools)
         splitter = QSplitter()
         splitter.addWidget(self.group_list)
         splitter.addWidget(review)
@@ -277,12 +283,13 @@ class DuplicatesView(QWidget):
         separator.setFrameShape(QFrame.Shape.VLine)
         separator.setFrameShadow(QFrame.Shadow.Sunken)
         bottom = QHBoxLayout()
-        bottom.addWidget(QLabel("Photos not kept:"))
+        bottom.addWidget(QLabel("Not kept:"))
         bottom.addWidget(self.action_combo)
         bottom.addWidget(self.resolve_group_button)
         bottom.addStretch(1)
         bottom.addWidget(separator)
         bottom.addWidget(self.resolve_all_button)
+        history = QHBoxLayout()
         self.list_buttons: dict[str, QPushButton] = {}
         for action in BULK_ACTIONS.values():
             if not action.moves_files:
@@ -290,7 +297,7 @@ class DuplicatesView(QWidget):
                 button.setToolTip(action.help[0].upper() + action.help[1:])
                 button.clicked.connect(lambda _=False, name=action.name: self.run_list_action(name))
                 self.list_buttons[action.name] = button
-                bottom.addWidget(button)
+                history.addWidget(button)
 
         self.history_combo = QComboBox()
         self.history_combo.setMinimumWidth(160)
@@ -299,7 +306,6 @@ class DuplicatesView(QWidget):
         self.history_combo.currentIndexChanged.connect(self._update_enabled)
         self.undo_button = QPushButton("Undo")
         self.undo_button.clicked.connect(self.undo_selected)
-        history = QHBoxLayout()
         history.addWidget(QLabel("Done:"))
         history.addWidget(self.history_combo, 1)
         history.addWidget(self.undo_button)
@@ -309,6 +315,7 @@ class DuplicatesView(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addLayout(rule_row)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status_label)
         layout.addWidget(splitter, 1)
