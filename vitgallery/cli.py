@@ -58,12 +58,18 @@ def run_window(argv: list[str]) -> int:
             folder, query = target.parent, target
         else:
             parser.error(_not_a_target(args.target, target))
-    from vitgallery.ui.platform_check import display_problem  # no Qt yet: Qt aborts where this explains
+    from vitgallery.ui.platform_check import (  # no Qt yet: Qt aborts where this explains
+        binding_problem,
+        display_problem,
+    )
 
     problem = display_problem()
     if problem is not None:
         print(f"vitgallery: {problem}", file=sys.stderr)
         return 1
+    warning = binding_problem()
+    if warning is not None:
+        print(f"vitgallery: warning: {warning}", file=sys.stderr)
     from vitgallery.ui.app import run_app  # Qt only loads for the window
 
     return run_app(folder, Path(args.library) if args.library else None, weights=args.weights, query=query,

@@ -16,14 +16,17 @@ import time
 from pathlib import Path
 
 from vitgallery import __version__
-from vitgallery.core.actions import ActionError, GroupSelection, export_list
 from vitgallery.core.duplicates import (
+    BULK_ACTIONS,
     DEFAULT_THRESHOLD,
+    ActionError,
+    ActionReport,
+    BulkAction,
+    GroupSelection,
     KeepRule,
     ScanError,
     choose_keeper,
     match_reason,
-    scan_duplicates,
 )
 from vitgallery.core.explain import explain_pair
 from vitgallery.core.explain_render import render_explanation
@@ -307,8 +310,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
+    chosen = [(action, getattr(args, action.name)) for action in BULK_ACTIONS.values()
+              if getattr(args, action.name) not in (None, False)]
+    moving = [action.name for action, _ in chosen if action.moves_files]
+    if len(moving) > 1:
+        raise ActionError(f"choose one of {', '.join('--' + name for name in moving)}")
     library = open_library_arg(args.library)
     try:
+        if args.history:
+            return _print_history(library)
+        if args.undo is not None:
+            report = library.undo(args.undo)
+            _print_report(report, sys.stdout)
+            return 0 if report.done or not report.problems else 1
         rule = KeepRule(args.keep)
         if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
             raise LibraryError("--keep folder needs --prefer FOLDER")
@@ -320,15 +334,12 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 sys.stderr.write(f"\r\033[K{p.phase} {p.done}/{p.total}")
                 sys.stderr.flush()
 
-        scan = scan_duplicates(library, progress=progress)
+        scan = library.duplicate_scan(progress=progress)
         if is_tty:
             sys.stderr.write("\r\033[K")
         groups = scan.groups(args.threshold, include_decided=args.all)
         keepers = [choose_keeper(g.members, rule, prefer) for g in groups]
         hidden = 0 if args.all else scan.hidden_count(args.threshold)
-        if args.export:
-            selections = [GroupSelection(g.members, frozenset({k.path})) for g, k in zip(groups, keepers, strict=True)]
-            export_list(library.store, selections, Path(args.export))
         if args.json:
             print(json.dumps({
                 "threshold": args.threshold, "keep_rule": rule.value, "hidden_by_decisions": hidden,
@@ -340,24 +351,65 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                     for m in g.members]} for g, k in zip(groups, keepers, strict=True)],
                 "problems": [{**json_path(path), "reason": reason} for path, reason in scan.problems],
             }, indent=1))
-            return 0
-        photos = sum(len(g.members) for g in groups)
-        print(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates, {photos} photos "
-              f"(threshold {args.threshold:.2f}, keeping the {rule.label})")
-        for number, (group, keeper) in enumerate(zip(groups, keepers, strict=True), 1):
-            print(f"\ngroup {number}: {len(group.members)} photos, {_megabytes(group.total_size)}")
-            for m in group.members:
-                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
-                size = f"{m.width}x{m.height}"
-                print(f"  {'keep' if m is keeper else '    '}  {size:<10} {_megabytes(m.size):>8}  "
-                      f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {display_path(m.path)}")
-        if hidden:
-            print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
+        else:
+            _print_groups(groups, keepers, args.threshold, rule, hidden)
         for path, reason in scan.problems:
             print(f"not checked: {display_path(path)}: {reason}", file=sys.stderr)
+        selections = [GroupSelection(g.members, frozenset({k.path})) for g, k in zip(groups, keepers, strict=True)]
+        out = sys.stderr if args.json else sys.stdout
+        for action, target in sorted(chosen, key=lambda pair: pair[0].moves_files):  # lists before moves
+            target = None if action.target is None else Path(target)
+            if action.moves_files and not _confirmed(action, selections, target, args.yes):
+                print("nothing was moved", file=out)
+                return 1
+            _print_report(library.act(action.name, selections, target), out)
         return 0
     finally:
         library.close()
+
+
+def _print_groups(groups, keepers, threshold: float, rule: KeepRule, hidden: int) -> None:
+    photos = sum(len(g.members) for g in groups)
+    print(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates, {photos} photos "
+          f"(threshold {threshold:.2f}, keeping the {rule.label})")
+    for number, (group, keeper) in enumerate(zip(groups, keepers, strict=True), 1):
+        print(f"\ngroup {number}: {len(group.members)} photos, {_megabytes(group.total_size)}")
+        for m in group.members:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
+            size = f"{m.width}x{m.height}"
+            print(f"  {'keep' if m is keeper else '    '}  {size:<10} {_megabytes(m.size):>8}  "
+                  f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {display_path(m.path)}")
+    if hidden:
+        print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
+
+
+def _confirmed(action: BulkAction, selections: list[GroupSelection], target: Path | None, assume_yes: bool) -> bool:
+    """Ask before files move (the answer defaults to no); --yes answers for scripts."""
+    if assume_yes:
+        return True
+    question = action.confirmation(selections, target)
+    if not sys.stdin.isatty():
+        raise ActionError(f"{question.splitlines()[0]} Add --yes to answer yes without a terminal.")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _print_report(report: ActionReport, out) -> None:
+    text = report.summary()
+    undoable = report.kind in BULK_ACTIONS and BULK_ACTIONS[report.kind].undoable
+    if undoable and report.done:
+        text += f" (action {report.action_id}; `vitgallery duplicates --undo {report.action_id}` puts them back)"
+    print(text, file=out)
+    for path, problem in report.problems:
+        print(f"  {display_path(path)}: {problem}", file=out)
+
+
+def _print_history(library: Library) -> int:
+    entries = library.action_history()
+    if not entries:
+        print("no action yet")
+    for entry in entries:
+        print(f"{entry.action_id:>5}  {entry.text}{'  (--undo ' + str(entry.action_id) + ')' if entry.undoable else ''}")
+    return 0
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
@@ -690,8 +742,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which photo of a group to mark as kept")
     p.add_argument("--prefer", metavar="FOLDER", help="the preferred folder for --keep folder")
     p.add_argument("--all", action="store_true", help="also show groups you marked 'not duplicates' or 'keep all'")
-    p.add_argument("--export", metavar="FILE", help="also write the groups to FILE (.csv or .json)")
     p.add_argument("--json", action="store_true", help="print the groups as JSON")
+    acting = p.add_argument_group("acting on the photos not kept (one bulk action each)")
+    for action in BULK_ACTIONS.values():
+        if action.target is None:
+            acting.add_argument(f"--{action.name}", action="store_true", help=action.help)
+        else:
+            acting.add_argument(f"--{action.name}", metavar=action.target.upper(), help=action.help)
+    acting.add_argument("--yes", action="store_true", help="move files without asking first")
+    acting.add_argument("--history", action="store_true", help="list the actions done, newest first")
+    acting.add_argument("--undo", type=positive_int, metavar="ACTION", help="put back what action ACTION moved")
     p.set_defaults(run=cmd_duplicates)
 
     p = sub.add_parser("repair", parents=[verbose], help="mend a damaged library: re-check it, drop what cannot be read, rebuild the index",

@@ -68,8 +68,9 @@ def configure_logging(verbose: bool = False) -> Path | None:
     target = log_file_path()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        # backslashreplace: a file name that is not UTF-8 (os.fsdecode's surrogates) must not cost a line
         file_handler = logging.handlers.RotatingFileHandler(
-            target, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+            target, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8", errors="backslashreplace"
         )
     except OSError as error:
         log.warning("cannot write the log file %s: %s", target, error)

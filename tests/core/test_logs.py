@@ -48,6 +48,13 @@ def test_the_log_file_is_in_the_platforms_log_folder_and_rotates(capsys) -> None
     assert len(handlers) == 1 and handlers[0].maxBytes > 0 and handlers[0].backupCount > 0
 
 
+def test_a_file_name_that_is_not_utf8_is_logged_escaped(capsys) -> None:
+    path = configure_logging()
+    logging.getLogger("vitgallery.test").info("indexing %s", os.fsdecode(b"/photos/M\xfcnchen.jpg"))
+    assert "/photos/M\\udcfcnchen.jpg" in path.read_text(encoding="utf-8")
+    assert "Logging error" not in capsys.readouterr().err
+
+
 def test_verbose_logs_details_to_the_file_and_the_terminal(capsys) -> None:
     path = configure_logging(verbose=True)
     logging.getLogger("vitgallery.test").debug("a detail")

@@ -15,6 +15,7 @@ from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
 from vitgallery.core.preprocess import teaching_views_per_photo
+from vitgallery.core.rerank import verified_score
 from vitgallery.core.search import RERANK_CANDIDATES
 from vitgallery.core.store import whitening_fingerprint
 
@@ -65,7 +66,7 @@ def test_a_crop_is_verified_and_ranked_first(photo_folder, tmp_path, embedder):
     hits = lib.search(crop, k=8, embedder=embedder)
     assert hits[0].path == original
     assert hits[0].inliers is not None and hits[0].inliers >= VERIFIED_INLIERS
-    assert hits[0].score >= hits[0].cosine
+    assert hits[0].score == pytest.approx(float(verified_score(hits[0].inliers)))  # scored by its evidence
     assert all(h.inliers is not None for h in hits)  # all within the verified head
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     others = [h for h in hits if h.path != original]

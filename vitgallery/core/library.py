@@ -17,6 +17,22 @@ from pathlib import Path
 import numpy as np
 from platformdirs import user_data_dir
 
+from vitgallery.core.duplicates import (
+    ActionEntry,
+    ActionPlace,
+    ActionReport,
+    DuplicateGroup,
+    DuplicateMember,
+    DuplicateProgress,
+    DuplicateScan,
+    GroupSelection,
+    UserDecisions,
+    decide,
+    load_decisions,
+    scan_duplicates,
+    separate,
+)
+from vitgallery.core.duplicates import actions as duplicate_actions
 from vitgallery.core.errors import LibraryError, QueryNeedsModel
 from vitgallery.core.index_cache import INDEX_NAME, IndexCache, SearchSpace, index_signature
 from vitgallery.core.indexing import IndexProgress, IndexRun, IndexSummary, relative_to_root
@@ -261,3 +277,38 @@ class Library:
         space = self._cache.space()
         return LibraryStatus(self.root, self.library_dir, root_is_available(self.root), self.store.count_files(),
                              len(self.store.skipped()), self.model_signature, len(space.index) if space else 0)
+
+    # -- duplicates: the scan, the user's decisions, bulk actions and their undo ------------------
+
+    def duplicate_scan(self, *, progress: Callable[[DuplicateProgress], None] | None = None,
+                       cancel: threading.Event | None = None) -> DuplicateScan:
+        """Near-duplicate groups over the whole library, with the user's decisions applied."""
+        return scan_duplicates(self, progress=progress, cancel=cancel)
+
+    def decide(self, group: DuplicateGroup, decision: str) -> None:
+        """Remember a whole group as "not_duplicates" or "keep_all" (hidden until it changes)."""
+        decide(self.store, group, decision)
+
+    def separate(self, first: Iterable[DuplicateMember], second: Iterable[DuplicateMember]) -> None:
+        """Remember that no photo of `first` is a duplicate of any of `second` (a pair, a photo taken
+        out of its group, a group split in two)."""
+        separate(self.store, first, second)
+
+    def duplicate_decisions(self) -> UserDecisions:
+        """Everything decided so far, for a scan made before a decision (DuplicateScan.decisions, .separated)."""
+        return load_decisions(self.store)
+
+    def act(self, action: str, selections: Sequence[GroupSelection], target: Path | None = None) -> ActionReport:
+        """Run a bulk action (a name of duplicates.BULK_ACTIONS) on the photos not kept of `selections`."""
+        return duplicate_actions.act(self._action_place(), action, selections, target)
+
+    def undo(self, action_id: int) -> ActionReport:
+        """Put back what an action moved, as far as the files are still where it put them."""
+        return duplicate_actions.undo(self._action_place(), action_id)
+
+    def action_history(self, limit: int = 50) -> list[ActionEntry]:
+        """The latest actions, newest first; an action a kill interrupted is settled first."""
+        return duplicate_actions.action_history(self._action_place(), limit)
+
+    def _action_place(self) -> ActionPlace:
+        return ActionPlace(self.store, self.root)

@@ -27,7 +27,7 @@ from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, verify_pair
 from vitgallery.core.models import Embedder
 from vitgallery.core.refine import refined_query
 from vitgallery.core.region import Region, region_image
-from vitgallery.core.rerank import rerank
+from vitgallery.core.rerank import LOOKS_SIMILAR, rerank
 from vitgallery.core.store import FileRow, Store
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,11 @@ class SearchHit:
         """Keypoints that one geometric map carries onto the query: the same photo (a copy, an edit, a crop)."""
         return self.inliers is not None and self.inliers >= VERIFIED_INLIERS
 
+    @property
+    def looks_similar(self) -> bool:
+        """Verified, or scored as mostly the same kind of picture (core.rerank.LOOKS_SIMILAR)."""
+        return self.verified or self.score >= LOOKS_SIMILAR
+
 
 class LibrarySearch:
     """Answers queries against one library; safe to use from several threads at once."""
@@ -58,6 +63,7 @@ class LibrarySearch:
         self.root = root
         self.store = store
         self.cache = cache
+        self._background: tuple[int, float] | None = None  # (store generation, mean pairwise cosine)
 
     def search(self, query: QueryImage, *, k: int = 20, embedder: Embedder | None = None,
                verify: bool = True, region: Region | None = None, like: Sequence[Path | str] = (),
@@ -92,10 +98,22 @@ class LibrarySearch:
             stored = self.store.keypoints(ids[:RERANK_CANDIDATES])
             readable = {label: _keypoints(data) for label, data in stored.items()}
             inliers = {label: verify_pair(keypoints, found) for label, found in readable.items() if found is not None}
+        background = 0.0 if space.whitening is not None else self._raw_background()
         ranked, scores = rerank(np.array(ids, dtype=np.int64), np.array([cosines[i] for i in ids]),
-                                np.array([inliers.get(i, 0) for i in ids]))
+                                np.array([inliers.get(i, 0) for i in ids]), background=background)
         return [SearchHit(self.root / rows[label].path, float(score), cosines[label], inliers.get(label), label)
                 for label, score in zip(ranked[:k].tolist(), scores[:k].tolist())]
+
+    def _raw_background(self) -> float:
+        """What two unrelated photos score before the whitening is fitted (a library's first indexing
+        run, or one too small to fit it): their expected cosine, the squared length of the mean vector
+        (0.67 on the benchmark's corpora). Computed again only when the photos changed."""
+        generation = self.store.generation
+        if self._background is None or self._background[0] != generation:
+            mean = self.store.mean_vector()
+            value = 0.0 if mean is None else float(np.clip(mean @ mean, 0.0, 0.99))
+            self._background = (generation, value)
+        return self._background[1]
 
     def _query_features(self, query: QueryImage, embedder: Embedder | None,
                         with_keypoints: bool) -> tuple[np.ndarray, int | None, Keypoints | None]:

@@ -25,7 +25,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS action_items (
     source TEXT NOT NULL,               -- absolute path before the action
     destination TEXT,                   -- absolute path after it (for the trash: its files/ entry)
     trash_info TEXT,                    -- the freedesktop .trashinfo written for it, if any
-    state TEXT NOT NULL                 -- 'done', 'restored', or what went wrong
+    state TEXT NOT NULL                 -- 'pending' (about to move), 'done', 'restored', or what went wrong
 );
 CREATE INDEX IF NOT EXISTS action_items_action ON action_items(action_id);
 """,
@@ -107,6 +107,14 @@ CREATE TABLE IF NOT EXISTS group_names (
     name TEXT NOT NULL,
     fingerprints TEXT NOT NULL,         -- JSON list, sorted: the group's photos when it was named
     at REAL NOT NULL
+);
+""",
+    6: """
+CREATE TABLE IF NOT EXISTS separated_pairs (
+    first TEXT NOT NULL,                -- the fingerprints of two photos the user said are not
+    second TEXT NOT NULL,               -- duplicates of each other, first < second
+    at REAL NOT NULL,
+    PRIMARY KEY (first, second)
 );
 """,
 }
@@ -774,9 +782,17 @@ class Store:
                                     " ORDER BY at").fetchall()
         return [DecisionRow(r[0], json.loads(r[1]), json.loads(r[2]), r[3], r[4]) for r in rows]
 
-    def forget_decision(self, key: str) -> None:
+    def save_separated_pairs(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Remember pairs of fingerprints (first < second) as not duplicates of each other."""
+        now = time.time()
         with self.transaction():
-            self._db.execute("DELETE FROM duplicate_decisions WHERE key = ?", (key,))
+            self._db.executemany("INSERT OR REPLACE INTO separated_pairs (first, second, at) VALUES (?, ?, ?)",
+                                 [(first, second, now) for first, second in pairs])
+
+    def separated_pairs(self) -> set[tuple[str, str]]:
+        with self._lock:
+            rows = self._db.execute("SELECT first, second FROM separated_pairs").fetchall()
+        return {(r[0], r[1]) for r in rows}
 
     # -- names given to automatic groups (core/organise/groups.py) --------------------------------
 
@@ -805,8 +821,8 @@ class Store:
                                          (kind, target, time.time())).fetchone()[0]
             self._db.executemany(
                 "INSERT INTO action_items (action_id, source, destination, trash_info, state) VALUES (?, ?, ?, ?, ?)",
-                [(action_id, _db_path(i.source), None if i.destination is None else _db_path(i.destination),
-                  i.trash_info, i.state) for i in items])
+                [(action_id, _db_path(i.source), _db_optional_path(i.destination), _db_optional_path(i.trash_info),
+                  _db_text(i.state)) for i in items])
         return action_id
 
     def actions(self, limit: int = 100) -> list[ActionRow]:
@@ -826,15 +842,40 @@ class Store:
         with self._lock:
             rows = self._db.execute("SELECT source, destination, trash_info, state, id FROM action_items"
                                     " WHERE action_id = ? ORDER BY id", (action_id,)).fetchall()
-        return [ActionItemRow(_path_from_db(r[0]), None if r[1] is None else _path_from_db(r[1]), *r[2:])
-                for r in rows]
+        return [_action_item_row(r) for r in rows]
 
-    def mark_undone(self, action_id: int, item_states: dict[int, str]) -> None:
-        """Record an undo: the new state of each item (by item id) and when."""
+    def update_action_item(self, item_id: int, destination: str | None, trash_info: str | None, state: str) -> None:
+        """Record where one file of an action goes or went, and how far it got."""
         with self.transaction():
-            self._db.executemany("UPDATE action_items SET state = ? WHERE id = ?",
-                                 [(state, item_id) for item_id, state in item_states.items()])
+            self._db.execute("UPDATE action_items SET destination = ?, trash_info = ?, state = ? WHERE id = ?",
+                             (_db_optional_path(destination), _db_optional_path(trash_info), _db_text(state),
+                              item_id))
+
+    def set_action_item_state(self, item_id: int, state: str) -> None:
+        with self.transaction():
+            self._db.execute("UPDATE action_items SET state = ? WHERE id = ?", (_db_text(state), item_id))
+
+    def action_items_in_state(self, state: str) -> list[ActionItemRow]:
+        """Every logged file in `state`, whatever its action (the log of an interrupted action)."""
+        with self._lock:
+            rows = self._db.execute("SELECT source, destination, trash_info, state, id FROM action_items"
+                                    " WHERE state = ? ORDER BY id", (state,)).fetchall()
+        return [_action_item_row(r) for r in rows]
+
+    def mark_undone(self, action_id: int) -> None:
+        """Record when an action was undone (its items' states say which files came back)."""
+        with self.transaction():
             self._db.execute("UPDATE actions SET undone_at = ? WHERE id = ?", (time.time(), action_id))
+
+
+def _db_optional_path(path: str | None) -> str | bytes | None:
+    return None if path is None else _db_path(path)
+
+
+def _action_item_row(r: tuple) -> ActionItemRow:
+    """An ActionItemRow from `SELECT source, destination, trash_info, state, id`."""
+    return ActionItemRow(_path_from_db(r[0]), None if r[1] is None else _path_from_db(r[1]),
+                         None if r[2] is None else _path_from_db(r[2]), r[3], r[4])
 
 
 @dataclass(frozen=True)
