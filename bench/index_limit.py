@@ -2,7 +2,7 @@
 """The limit this machine puts on indexing, and how close a real first index comes to it (issue 18, point 1).
 
     python bench/make_12mp_corpus.py /tmp/vg-corpus/dup/images /tmp/vg-12mp --glob 'g*_0.jpg'
-    python bench/index_limit.py --corpus /tmp/vg-12mp --weights W [--runtime auto] [--precision auto]
+    python bench/index_limit.py --corpus /tmp/vg-12mp --weights W [--runtime torch|openvino] [--precision auto]
 
 In one run:
 1. the CPU cost per photo of each stage on one core (read + fingerprint, JPEG decode, model input,
@@ -23,6 +23,7 @@ the CPU-time columns ("if the cores were ours") are what the same work would tak
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import resource
 import statistics
@@ -56,7 +57,7 @@ if __name__ != "__mp_main__":
 
     from vitgallery.core.indexing import WHITENING_SAMPLE, IndexProgress
     from vitgallery.core.library import Library
-    from vitgallery.core.models import DEFAULT_MODEL, Embedder, load_embedder, openvino_available
+    from vitgallery.core.models import DEFAULT_MODEL, Embedder, load_embedder
 
 BATCH = 16
 GOAL_EMBEDDING_OVER_LIMIT = 0.85
@@ -149,7 +150,7 @@ def main() -> int:
     ap.add_argument("--corpus", type=Path, required=True)
     ap.add_argument("--weights", required=True)
     ap.add_argument("--model", default=DEFAULT_MODEL)
-    ap.add_argument("--runtime", default="auto")
+    ap.add_argument("--runtime", default="torch")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--skip-variants", action="store_true", help="cost only the chosen model, not every variant")
     ap.add_argument("--stage-photos", type=int, default=16)
@@ -170,7 +171,7 @@ def main() -> int:
     stages = stage_costs(paths[: a.stage_photos], size, views)
     pixels = np.stack([decode_for_model(p, size).pixels for p in paths[: a.model_photos]])
     variants = {f"torch {p}": ("torch", p) for p in ("fp32", "bf16", "int8")}
-    if openvino_available():
+    if all(importlib.util.find_spec(name) for name in ("openvino", "nncf")):
         variants.update({f"openvino {p}": ("openvino", p) for p in ("bf16", "int8")})
     if a.skip_variants:
         variants = {"torch fp32": ("torch", "fp32")}

@@ -1,8 +1,6 @@
-"""The OpenVINO runtime behind the Embedder (tiny test model): same vectors, cached conversion, fallback."""
+"""The OpenVINO runtime behind the Embedder (tiny test model): same vectors, cached conversion, clear failure."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 import pytest
@@ -17,8 +15,8 @@ pytest.importorskip("nncf")
 TINY = MODELS["tiny-test"]
 
 
-def embedder(runtime: str, precision: str = "fp32", spec: models.ModelSpec = TINY) -> Embedder:
-    return Embedder(spec, TINY.build(), "random-seed-0", torch.device("cpu"), precision=precision, runtime=runtime)
+def embedder(runtime: str, precision: str = "fp32") -> Embedder:
+    return Embedder(TINY, TINY.build(), "random-seed-0", torch.device("cpu"), precision=precision, runtime=runtime)
 
 
 def pixels(count: int = 6) -> np.ndarray:
@@ -46,23 +44,18 @@ def test_int8_conversion_is_made_once_and_reused(monkeypatch):
     assert np.min(cosines) > 0.9
 
 
-def test_a_failed_conversion_falls_back_to_torch_only_when_auto(monkeypatch, caplog):
+def test_a_failed_conversion_says_so_and_names_torch(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("unsupported operation")
 
     monkeypatch.setattr(openvino_runtime, "convert_model", broken)
     with pytest.raises(ModelLoadError, match="converting tiny-test for OpenVINO failed.*--runtime torch"):
         embedder("openvino")
-    downloadable = dataclasses.replace(TINY, weights_url="https://example.invalid/tiny.pth")
-    fallback = embedder("auto", "auto", downloadable)
-    assert fallback.runtime == "torch" and "|rt:" not in fallback.signature
-    assert "running the model with torch instead" in caplog.text
-    assert fallback.embed_pixels(pixels()).shape == (6, TINY.dim)
 
 
-def test_auto_keeps_the_test_model_and_gpus_on_torch():
-    assert models.resolve_runtime("auto", torch.device("cpu"), TINY) == "torch"
+def test_torch_is_the_default_and_openvino_stays_on_the_cpu():
+    assert models.load_embedder("tiny-test", device="cpu").runtime == "torch"
     with pytest.raises(ModelLoadError):
-        models.resolve_runtime("openvino", torch.device("cuda"), TINY)
+        models.resolve_runtime("openvino", torch.device("cuda"))
     with pytest.raises(ModelLoadError):
-        models.resolve_runtime("onnx", torch.device("cpu"), TINY)
+        models.resolve_runtime("onnx", torch.device("cpu"))
