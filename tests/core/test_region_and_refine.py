@@ -65,8 +65,10 @@ def test_searching_with_the_box_of_a_pasted_photo_finds_that_photo(library, phot
 
     hits = library.search(path, k=3, embedder=tiny, region=Region(700, 100, 320, 240))
 
-    assert hits[0].path == photo_folder / "img_05.jpg"
-    assert hits[0].inliers is not None and hits[0].inliers >= 12  # the keypoints of the region verify it
+    # The keypoints of the region verify the photo it came from, and only that one (the tiny random
+    # model's cosines rank nothing: an unverified hit may score above the weakest verified one).
+    verified = [hit.path for hit in hits if hit.verified]
+    assert verified == [photo_folder / "img_05.jpg"]
 
 
 def test_a_region_of_a_library_photo_is_embedded_and_leaves_that_photo_out(library, photo_folder, tiny):

@@ -63,7 +63,10 @@ class Keypoints:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Keypoints:
+        """Raises ValueError for bytes to_bytes cannot have written."""
         n, width, height = (int(v) for v in np.frombuffer(data[:12], dtype=np.int32))
+        if n < 0 or len(data) != 12 + n * (4 + SIFT_DIM):
+            raise ValueError(f"damaged keypoints: {len(data)} bytes for {n}")
         xy = np.frombuffer(data[12:12 + 4 * n], dtype=np.float16).reshape(n, 2).astype(np.float32)
         desc = np.frombuffer(data[12 + 4 * n:12 + 4 * n + SIFT_DIM * n], dtype=np.uint8).reshape(n, SIFT_DIM)
         return cls(xy, desc, width, height)

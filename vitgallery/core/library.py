@@ -10,15 +10,32 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from platformdirs import user_data_dir
 
+from vitgallery.core.duplicates import (
+    ActionEntry,
+    ActionPlace,
+    ActionReport,
+    DuplicateGroup,
+    DuplicateMember,
+    DuplicateProgress,
+    DuplicateScan,
+    GroupSelection,
+    UserDecisions,
+    decide,
+    load_decisions,
+    scan_duplicates,
+    separate,
+)
+from vitgallery.core.duplicates import actions as duplicate_actions
 from vitgallery.core.errors import LibraryError, QueryNeedsModel
 from vitgallery.core.index_cache import INDEX_NAME, IndexCache, SearchSpace, index_signature
-from vitgallery.core.indexing import IndexProgress, IndexRun, IndexSummary
+from vitgallery.core.indexing import IndexProgress, IndexRun, IndexSummary, relative_to_root
 from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision
 from vitgallery.core.region import Region
 from vitgallery.core.scan import root_is_available
@@ -90,8 +107,10 @@ class Library:
     # -- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, photo_root: Path | str | None = None, library_dir: Path | str | None = None) -> Library:
-        """Open (or create) the library of a photo root; with only library_dir, reopen an existing one."""
+    def open(cls, photo_root: Path | str | None = None, library_dir: Path | str | None = None, *,
+             repoint: bool = False) -> Library:
+        """Open (or create) the library of a photo root; with only library_dir, reopen an existing one.
+        `repoint`: the library's photo folder was renamed or moved to photo_root; follow it there."""
         if photo_root is None and library_dir is None:
             raise LibraryError("give a photo folder or a library folder")
         lib_dir = Path(library_dir).expanduser() if library_dir else default_library_dir(Path(photo_root))
@@ -104,18 +123,25 @@ class Library:
         store = Store(lib_dir / DB_NAME)
         recorded = store.get_meta("root")
         if photo_root is None:
-            root = Path(recorded)
-        else:
-            root = Path(photo_root).expanduser().absolute()
             if recorded is None:
-                store.set_meta("root", str(root))
-            elif Path(recorded) != root:
                 store.close()
-                raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}")
+                raise LibraryError(f"{lib_dir} names no photo folder (its database is empty or damaged): index one "
+                                   f"into it with `vitgallery index FOLDER --library {lib_dir}`")
+            return cls(Path(recorded), lib_dir, store)
+        root = Path(photo_root).expanduser().absolute()
+        if recorded is not None and Path(recorded) != root and not repoint:
+            store.close()
+            raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}; if that folder was renamed "
+                               f"or moved to {root}, follow it: `vitgallery index {root} --library {lib_dir} --repoint`")
+        if recorded is None or Path(recorded) != root:
+            store.set_meta("root", str(root))
+            if recorded is not None:
+                log.info("library %s now follows its photos from %s to %s", lib_dir, recorded, root)
         return cls(root, lib_dir, store)
 
     def close(self) -> None:
-        self._cache.save_if_dirty()
+        if not self.store.read_only:  # a read-only library searches; its index file stays as it is
+            self._cache.save_if_dirty()
         self.store.close()
 
     # -- what the library holds and needs ---------------------------------------------------------
@@ -159,12 +185,16 @@ class Library:
 
     def index(self, embedder: Embedder, *, progress: Callable[[IndexProgress], None] | None = None,
               cancel: threading.Event | None = None, pause: threading.Event | None = None,
-              batch_size: int | None = None, decode_workers: int | None = None) -> IndexSummary:
+              batch_size: int | None = None, decode_workers: int | None = None,
+              forget_missing: bool = False) -> IndexSummary:
         """Bring the library up to date with the folder: embed new and changed photos, follow moved
-        ones, drop deleted ones. Safe to cancel or kill at any point: each batch commits on its own."""
+        ones, drop deleted ones. Safe to cancel or kill at any point: each batch commits on its own.
+
+        Photos under a mount point that disappeared, and most of the library's photos gone at once,
+        are kept (summary.missing_kept) unless `forget_missing` says to forget them."""
         with self._indexing:
             run = IndexRun(self.root, self.store, self._cache, embedder, notice=self._notice,
-                           progress=progress, cancel=cancel, pause=pause)
+                           progress=progress, cancel=cancel, pause=pause, forget_missing=forget_missing)
             return run.run(batch_size, decode_workers)
 
     def search(self, query: QueryImage, *, k: int = 20, embedder: Embedder | None = None,
@@ -180,6 +210,45 @@ class Library:
         return self._search.search(query, k=k, embedder=embedder, verify=verify, region=region, like=like,
                                    unlike=unlike)
 
+    # -- organising (core/organise): given paths indexed, vectors in the search space ---------------
+
+    def index_paths(self, embedder: Embedder, paths: Iterable[Path | str], *,
+                    progress: Callable[[IndexProgress], None] | None = None, cancel: threading.Event | None = None,
+                    batch_size: int | None = None, decode_workers: int | None = None) -> IndexSummary:
+        """Bring the library up to date for these files and folders only (what a folder watcher saw
+        change): see IndexRun.run_paths. One indexing run at a time, with `index` too."""
+        with self._indexing:
+            run = IndexRun(self.root, self.store, self._cache, embedder, notice=self._notice,
+                           progress=progress, cancel=cancel)
+            return run.run_paths(paths, batch_size, decode_workers)
+
+    def relative_path(self, path: Path | str) -> str | None:
+        """The path as the library stores it ('' for the root itself), or None when it is outside the root."""
+        return relative_to_root(self.root, path)
+
+    def search_vectors(self, under: Path | str | None = None) -> tuple[list[Path], np.ndarray]:
+        """Every embedded photo (or those under the folder `under`), sorted by path, with its vector in
+        the search space (the library's whitening, unit length)."""
+        prefix = "" if under is None else self.relative_path(under)
+        if prefix is None:
+            raise LibraryError(f"{under} is not inside the library's folder {self.root}")
+        rows = sorted((row for row in self.store.files().values()
+                       if row.has_vector and (not prefix or row.path == prefix or row.path.startswith(prefix + "/"))),
+                      key=lambda r: r.path)
+        stored = self.store.vectors(row.id for row in rows)
+        rows = [row for row in rows if row.id in stored]
+        space = self._cache.space()
+        if not rows or space is None:
+            return [], np.zeros((0, int(self.store.get_meta("dim") or 0)), np.float32)
+        return [self.root / row.path for row in rows], space.project(np.stack([stored[r.id] for r in rows]))
+
+    def stored_vectors(self, paths: Iterable[Path]) -> dict[Path, np.ndarray]:
+        """The model vectors the library holds for these paths: photos of the library unchanged since
+        they were embedded (others are absent from the answer: they need the model)."""
+        rows = {path: row for path in paths if (row := self._search.stored_row(Path(path).expanduser().absolute()))}
+        stored = self.store.vectors(row.id for row in rows.values())
+        return {path: stored[row.id] for path, row in rows.items() if row.id in stored}
+
 
     # -- listing -----------------------------------------------------------------------------------
 
@@ -193,3 +262,38 @@ class Library:
         space = self._cache.space()
         return LibraryStatus(self.root, self.library_dir, root_is_available(self.root), self.store.count_files(),
                              len(self.store.skipped()), self.model_signature, len(space.index) if space else 0)
+
+    # -- duplicates: the scan, the user's decisions, bulk actions and their undo ------------------
+
+    def duplicate_scan(self, *, progress: Callable[[DuplicateProgress], None] | None = None,
+                       cancel: threading.Event | None = None) -> DuplicateScan:
+        """Near-duplicate groups over the whole library, with the user's decisions applied."""
+        return scan_duplicates(self, progress=progress, cancel=cancel)
+
+    def decide(self, group: DuplicateGroup, decision: str) -> None:
+        """Remember a whole group as "not_duplicates" or "keep_all" (hidden until it changes)."""
+        decide(self.store, group, decision)
+
+    def separate(self, first: Iterable[DuplicateMember], second: Iterable[DuplicateMember]) -> None:
+        """Remember that no photo of `first` is a duplicate of any of `second` (a pair, a photo taken
+        out of its group, a group split in two)."""
+        separate(self.store, first, second)
+
+    def duplicate_decisions(self) -> UserDecisions:
+        """Everything decided so far, for a scan made before a decision (DuplicateScan.decisions, .separated)."""
+        return load_decisions(self.store)
+
+    def act(self, action: str, selections: Sequence[GroupSelection], target: Path | None = None) -> ActionReport:
+        """Run a bulk action (a name of duplicates.BULK_ACTIONS) on the photos not kept of `selections`."""
+        return duplicate_actions.act(self._action_place(), action, selections, target)
+
+    def undo(self, action_id: int) -> ActionReport:
+        """Put back what an action moved, as far as the files are still where it put them."""
+        return duplicate_actions.undo(self._action_place(), action_id)
+
+    def action_history(self, limit: int = 50) -> list[ActionEntry]:
+        """The latest actions, newest first; an action a kill interrupted is settled first."""
+        return duplicate_actions.action_history(self._action_place(), limit)
+
+    def _action_place(self) -> ActionPlace:
+        return ActionPlace(self.store, self.root)

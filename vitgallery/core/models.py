@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -279,6 +280,30 @@ def download_weights(spec: ModelSpec, *, progress: bool = True) -> Path:
             f"--weights FILE (or put it at {target})."
         ) from exc
     return target
+
+
+WEIGHTS_REACHABLE_TIMEOUT_S = 5.0
+
+
+def weights_problem(name: str, weights: Path | str | None = None) -> str | None:
+    """Why the model cannot be loaded, found without loading it: an unknown model, a weights file
+    that is not there, or official weights neither downloaded yet nor reachable. None: no problem seen."""
+    spec = MODELS.get(name)
+    if spec is None:
+        return f"unknown model {name!r}; choose one of: {', '.join(USER_MODELS)}"
+    if weights is not None:
+        path = Path(weights).expanduser()
+        return None if path.is_file() else f"weights file not found: {path}"
+    if spec.weights_url is None or weights_cache_path(spec).exists():
+        return None
+    request = urllib.request.Request(spec.weights_url, method="HEAD", headers={"User-Agent": "vitgallery"})
+    try:
+        with urllib.request.urlopen(request, timeout=WEIGHTS_REACHABLE_TIMEOUT_S):
+            return None
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        return (f"The {spec.name} weights are not on this computer yet and cannot be downloaded now ({reason}).\n"
+                f"Download {spec.weights_url} on another machine and choose that file.")
 
 
 def file_sha256(path: Path) -> str:

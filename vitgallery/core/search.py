@@ -11,6 +11,7 @@ of its own), and be refined by photos marked "more like this" / "not this" (core
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, verify_pair
 from vitgallery.core.models import Embedder
 from vitgallery.core.refine import refined_query
 from vitgallery.core.region import Region, region_image
-from vitgallery.core.rerank import rerank
+from vitgallery.core.rerank import LOOKS_SIMILAR, rerank
 from vitgallery.core.store import FileRow, Store
+
+log = logging.getLogger(__name__)
 
 RERANK_CANDIDATES = 50
 
@@ -47,6 +50,11 @@ class SearchHit:
         """Keypoints that one geometric map carries onto the query: the same photo (a copy, an edit, a crop)."""
         return self.inliers is not None and self.inliers >= VERIFIED_INLIERS
 
+    @property
+    def looks_similar(self) -> bool:
+        """Verified, or scored as mostly the same kind of picture (core.rerank.LOOKS_SIMILAR)."""
+        return self.verified or self.score >= LOOKS_SIMILAR
+
 
 class LibrarySearch:
     """Answers queries against one library; safe to use from several threads at once."""
@@ -55,6 +63,7 @@ class LibrarySearch:
         self.root = root
         self.store = store
         self.cache = cache
+        self._background: tuple[int, float] | None = None  # (store generation, mean pairwise cosine)
 
     def search(self, query: QueryImage, *, k: int = 20, embedder: Embedder | None = None,
                verify: bool = True, region: Region | None = None, like: Sequence[Path | str] = (),
@@ -87,23 +96,36 @@ class LibrarySearch:
         inliers: dict[int, int] = {}
         if keypoints is not None:
             stored = self.store.keypoints(ids[:RERANK_CANDIDATES])
-            inliers = {label: verify_pair(keypoints, Keypoints.from_bytes(data)) for label, data in stored.items()}
+            readable = {label: _keypoints(data) for label, data in stored.items()}
+            inliers = {label: verify_pair(keypoints, found) for label, found in readable.items() if found is not None}
+        background = 0.0 if space.whitening is not None else self._raw_background()
         ranked, scores = rerank(np.array(ids, dtype=np.int64), np.array([cosines[i] for i in ids]),
-                                np.array([inliers.get(i, 0) for i in ids]))
+                                np.array([inliers.get(i, 0) for i in ids]), background=background)
         return [SearchHit(self.root / rows[label].path, float(score), cosines[label], inliers.get(label), label)
                 for label, score in zip(ranked[:k].tolist(), scores[:k].tolist())]
+
+    def _raw_background(self) -> float:
+        """What two unrelated photos score before the whitening is fitted (a library's first indexing
+        run, or one too small to fit it): their expected cosine, the squared length of the mean vector
+        (0.67 on the benchmark's corpora). Computed again only when the photos changed."""
+        generation = self.store.generation
+        if self._background is None or self._background[0] != generation:
+            mean = self.store.mean_vector()
+            value = 0.0 if mean is None else float(np.clip(mean @ mean, 0.0, 0.99))
+            self._background = (generation, value)
+        return self._background[1]
 
     def _query_features(self, query: QueryImage, embedder: Embedder | None,
                         with_keypoints: bool) -> tuple[np.ndarray, int | None, Keypoints | None]:
         """(raw vector, the query's own id when it is a photo of the library, keypoints when asked)."""
         if isinstance(query, (str, Path)):
             path = Path(query).expanduser().absolute()
-            own = self._stored_row(path)
+            own = self.stored_row(path)
             if own is not None:
                 stored = self.store.vectors([own.id]).get(own.id)
                 if stored is not None:
                     data = self.store.keypoints([own.id]).get(own.id) if with_keypoints else None
-                    return stored, own.id, None if data is None else Keypoints.from_bytes(data)
+                    return stored, own.id, None if data is None else _keypoints(data)
         embedder = self._usable(query, embedder)
         image = query if isinstance(query, Image.Image) else open_image(
             query if isinstance(query, bytes) else Path(query), draft_size=model_draft_size(embedder.input_size))
@@ -117,7 +139,7 @@ class LibrarySearch:
         """_query_features of a region of the query: cut out and embedded as a photo of its own."""
         embedder = self._usable(query, embedder)
         source = Path(query).expanduser() if isinstance(query, (str, Path)) else query
-        own = self._stored_row(source.absolute()) if isinstance(source, Path) else None
+        own = self.stored_row(source.absolute()) if isinstance(source, Path) else None
         vector, keypoints = _embedded(region_image(source, region, embedder.input_size), embedder, with_keypoints)
         return vector, None if own is None else own.id, keypoints
 
@@ -149,14 +171,15 @@ class LibrarySearch:
         """The ids of marked photos; LibraryError for one that is not (or no longer) a photo of the library."""
         ids = []
         for path in paths:
-            row = self._stored_row(Path(path).expanduser().absolute())
+            row = self.stored_row(Path(path).expanduser().absolute())
             if row is None or not row.has_vector:
                 raise LibraryError(f"{path} is not a photo of this library (or changed since it was indexed): "
                                    "only its photos can be marked")
             ids.append(row.id)
         return ids
 
-    def _stored_row(self, path: Path) -> FileRow | None:
+    def stored_row(self, path: Path) -> FileRow | None:
+        """The library's row of a photo (absolute path) unchanged since it was embedded, else None."""
         try:
             rel = path.relative_to(self.root).as_posix()
         except ValueError:
@@ -169,6 +192,15 @@ class LibrarySearch:
         except OSError:
             return row  # offline (an unplugged drive): its stored vector still stands for it
         return row if (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns) else None
+
+
+def _keypoints(data: bytes) -> Keypoints | None:
+    """Stored keypoints, None when damaged (the photo is then ranked without verification)."""
+    try:
+        return Keypoints.from_bytes(data)
+    except (ValueError, TypeError):
+        log.warning("damaged keypoints in the library database (vitgallery repair removes them)")
+        return None
 
 
 def _embedded(image: Image.Image, embedder: Embedder, with_keypoints: bool) -> tuple[np.ndarray, Keypoints | None]:
