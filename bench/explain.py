@@ -6,7 +6,9 @@ usage: python bench/explain.py CORPUS_DIR [CORPUS_DIR ...] --weights FILE [--pai
 Pairs are sem photos (../shared/bench/make_corpus.py) with the most alike photo of the same category
 (cosine of the vectors), the pair a search shows. Prints JSON lines:
   timing   p50 / p90 milliseconds of explain_pair (decode both, the model on both, SIFT on both and the
-           match), with the CLS attention, and of render_explanation, on `--threads` torch threads
+           match), with the CLS attention, and of render_explanation, on `--threads` torch threads:
+           wall time, and the process's CPU time (all threads), which a shared machine inflates less:
+           on `--threads` idle cores a pair takes between cpu / threads and cpu
   pointing for each way of making the heat, the share of photos whose hottest patch lies inside the
            pasted object's box (truth.json `boxes`); a pair gives two photos; "untrimmed": only the
            photos the model saw whole (a photo background; on a plain one the frame is cut off first
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -86,7 +89,7 @@ def main() -> int:
     torch.set_num_threads(a.threads)
     embedder = load_embedder(a.model, weights=a.weights, device="cpu")
     print(json.dumps({"model": embedder.signature, "threads": a.threads}))
-    explain_ms, render_ms = [], []
+    explain_ms, explain_cpu_ms, render_ms = [], [], []
     for corpus in a.corpora:
         truth = json.loads((corpus / "sem" / "truth.json").read_text())
         images = corpus / "sem" / "images"
@@ -97,9 +100,10 @@ def main() -> int:
         explain_pair(embedder, images / pairs[0][0], images / pairs[0][1], attention=True)  # warm-up
         inside: dict[str, list[bool]] = {}
         for query, result in pairs:
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             explanation = explain_pair(embedder, images / query, images / result, attention=True)
             explain_ms.append(1000 * (time.perf_counter() - started))
+            explain_cpu_ms.append(1000 * (time.process_time() - started_cpu))
             started = time.perf_counter()
             render_explanation(explanation)
             render_ms.append(1000 * (time.perf_counter() - started))
@@ -118,7 +122,10 @@ def main() -> int:
                               "inside_box_pct": round(100 * float(np.mean(hits)), 1)}), flush=True)
     print(json.dumps({"timing": "explain_pair with attention", "pairs": len(explain_ms),
                       "p50_ms": round(float(np.percentile(explain_ms, 50)), 1),
-                      "p90_ms": round(float(np.percentile(explain_ms, 90)), 1)}))
+                      "p90_ms": round(float(np.percentile(explain_ms, 90)), 1),
+                      "cpu_p50_ms": round(float(np.percentile(explain_cpu_ms, 50)), 1),
+                      "cpu_p90_ms": round(float(np.percentile(explain_cpu_ms, 90)), 1),
+                      "load_avg_1min": round(os.getloadavg()[0], 1)}))
     print(json.dumps({"timing": "render_explanation", "p50_ms": round(float(np.percentile(render_ms, 50)), 1),
                       "p90_ms": round(float(np.percentile(render_ms, 90)), 1)}))
     return 0
