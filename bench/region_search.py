@@ -148,7 +148,7 @@ def cached_variants(embedder: Embedder, images: Path, names: list[str], boxes: d
 
 
 def run_corpus(corpus: Path, embedder: Embedder, scorer, libs: Path | None, variants: bool,
-               cache: Path | None, search: bool = True) -> None:
+               cache: Path | None, kinds: tuple[str, ...] = ("whole", "box")) -> None:
     task_dir = corpus / "sem"
     truth = json.loads((task_dir / "truth.json").read_text())
     images = task_dir / "images"
@@ -156,7 +156,9 @@ def run_corpus(corpus: Path, embedder: Embedder, scorer, libs: Path | None, vari
     regions = {name: Region(*truth["boxes"][name]) for name in names}
     with tempfile.TemporaryDirectory() as scratch:
         library = open_library(task_dir, embedder, libs, scratch)
-        for label, chosen in (("whole", None), ("box", regions)) if search else ():
+        for label, chosen in (("whole", None), ("box", regions)):
+            if label not in kinds:
+                continue
             rankings, query_ms = search_all(library, images, names, embedder, chosen)
             result = scorer(truth, rankings)
             print(json.dumps({"corpus": corpus.name, "query": label, "through": "Library.search", **result,
@@ -204,12 +206,15 @@ def main() -> int:
     ap.add_argument("--variants", action="store_true", help="also compare ways of making a region's vector")
     ap.add_argument("--cache", type=Path, help="keep the variants' vectors here (one file per corpus)")
     ap.add_argument("--variants-only", action="store_true", help="skip the searches through Library.search")
+    ap.add_argument("--kinds", nargs="+", choices=("whole", "box"), default=["whole", "box"],
+                    help="the searches through Library.search (whole: what bench/refine.py scores as 'before')")
     a = ap.parse_args()
     scorer = load_scorer(a.scorer)
     embedder = load_embedder(a.model, weights=a.weights, device=a.device)
     print(json.dumps({"model": embedder.signature}))
     for corpus in a.corpora:
-        run_corpus(corpus, embedder, scorer, a.libs, a.variants or a.variants_only, a.cache, not a.variants_only)
+        kinds = () if a.variants_only else tuple(a.kinds)
+        run_corpus(corpus, embedder, scorer, a.libs, a.variants or a.variants_only, a.cache, kinds)
     return 0
 
 
