@@ -8,13 +8,16 @@ Pairs are sem photos (../shared/bench/make_corpus.py) with the most alike photo 
   timing   p50 / p90 milliseconds of explain_pair (decode both, the model on both, SIFT on both and the
            match), with the CLS attention, and of render_explanation, on `--threads` torch threads:
            wall time, and the process's CPU time (all threads), which a shared machine inflates less:
-           on `--threads` idle cores a pair takes between cpu / threads and cpu
+           on `--threads` idle cores a pair takes between cpu / threads and cpu; and, timed between the
+           pairs, one photo embedded for a search (embed_images of one decoded photo), so the pair can be
+           quoted in embeddings, a unit docs/benchmarks.md measured on a quiet machine
   pointing for each way of making the heat, the share of photos whose hottest patch lies inside the
            pasted object's box (truth.json `boxes`); a pair gives two photos; "untrimmed": only the
            photos the model saw whole (a photo background; on a plain one the frame is cut off first
            and little but the object is left). Ways:
-             best-match       each patch's best cosine to the other photo's patches (what explain shows)
-             best-match-centred  the same after taking away the pair's mean patch token
+             best-match       each patch's best cosine to the other photo's patches after taking away
+                              the pair's mean patch token (what explain shows)
+             best-match-plain the same without taking it away
              other-vector     each patch's cosine to the other photo's vector
              attention        the photo's own CLS attention (no pair at all)
              centre           the middle patch (what pointing at random-but-central scores)
@@ -32,15 +35,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vitgallery.core.explain import Explanation, PhotoPatches, explain_pair, patch_heat
+from vitgallery.core.explain import Explanation, PhotoPatches, explain_pair
 from vitgallery.core.explain_render import render_explanation
-from vitgallery.core.imageio import read_meta
+from vitgallery.core.imageio import model_draft_size, open_image, read_meta
 from vitgallery.core.models import DEFAULT_MODEL, load_embedder
 
 
 def partners(embedder, images: Path, names: list[str], labels: dict[str, str]) -> list[tuple[str, str]]:
-    from vitgallery.core.imageio import open_image
-
     vectors = embedder.embed_images([open_image(images / n, draft_size=448) for n in names])
     sims = vectors @ vectors.T
     pairs = []
@@ -51,9 +52,15 @@ def partners(embedder, images: Path, names: list[str], labels: dict[str, str]) -
     return pairs
 
 
+def plain_heat(query: np.ndarray, result: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    q = query.reshape(-1, query.shape[-1])
+    r = result.reshape(-1, result.shape[-1])
+    cosines = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (r / np.linalg.norm(r, axis=1, keepdims=True)).T
+    return cosines.max(axis=1).reshape(query.shape[:2]), cosines.max(axis=0).reshape(result.shape[:2])
+
+
 def heats(explanation: Explanation) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     q, r = explanation.query.features, explanation.result.features
-    mean = np.concatenate([q.patches.reshape(-1, q.patches.shape[-1]), r.patches.reshape(-1, r.patches.shape[-1])]).mean(0)
 
     def to_vector(patches: np.ndarray, vector_of_other: np.ndarray) -> np.ndarray:
         units = patches / np.linalg.norm(patches, axis=-1, keepdims=True)
@@ -63,7 +70,7 @@ def heats(explanation: Explanation) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     centre[centre.shape[0] // 2, centre.shape[1] // 2] = 1
     return {
         "best-match": (explanation.query_heat, explanation.result_heat),
-        "best-match-centred": patch_heat(q.patches - mean, r.patches - mean),
+        "best-match-plain": plain_heat(q.patches, r.patches),
         "other-vector": (to_vector(q.patches, r.vector), to_vector(r.patches, q.vector)),
         "attention": (q.attention, r.attention),
         "centre": (centre, centre),
@@ -89,7 +96,7 @@ def main() -> int:
     torch.set_num_threads(a.threads)
     embedder = load_embedder(a.model, weights=a.weights, device="cpu")
     print(json.dumps({"model": embedder.signature, "threads": a.threads}))
-    explain_ms, explain_cpu_ms, render_ms = [], [], []
+    explain_ms, explain_cpu_ms, render_ms, embed_cpu_ms = [], [], [], []
     for corpus in a.corpora:
         truth = json.loads((corpus / "sem" / "truth.json").read_text())
         images = corpus / "sem" / "images"
@@ -104,6 +111,10 @@ def main() -> int:
             explanation = explain_pair(embedder, images / query, images / result, attention=True)
             explain_ms.append(1000 * (time.perf_counter() - started))
             explain_cpu_ms.append(1000 * (time.process_time() - started_cpu))
+            photo = open_image(images / query, draft_size=model_draft_size(embedder.input_size))
+            started_cpu = time.process_time()
+            embedder.embed_images([photo])
+            embed_cpu_ms.append(1000 * (time.process_time() - started_cpu))
             started = time.perf_counter()
             render_explanation(explanation)
             render_ms.append(1000 * (time.perf_counter() - started))
@@ -125,6 +136,8 @@ def main() -> int:
                       "p90_ms": round(float(np.percentile(explain_ms, 90)), 1),
                       "cpu_p50_ms": round(float(np.percentile(explain_cpu_ms, 50)), 1),
                       "cpu_p90_ms": round(float(np.percentile(explain_cpu_ms, 90)), 1),
+                      "embed_one_cpu_p50_ms": round(float(np.percentile(embed_cpu_ms, 50)), 1),
+                      "pair_in_embeddings": round(float(np.median(np.array(explain_cpu_ms) / np.array(embed_cpu_ms))), 2),
                       "load_avg_1min": round(os.getloadavg()[0], 1)}))
     print(json.dumps({"timing": "render_explanation", "p50_ms": round(float(np.percentile(render_ms, 50)), 1),
                       "p90_ms": round(float(np.percentile(render_ms, 90)), 1)}))
