@@ -131,6 +131,8 @@ class ExplainView(QWidget):
             "last block, averaged over heads) instead of by the patches the two photos share"
         )
         self.attention_box.toggled.connect(self._show_layers)
+        for control in (self.opacity_slider, self.attention_box):
+            control.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # arrows and W stay with the preview
 
         self.legend_bar = QLabel()
         self.legend_bar.setFixedSize(160, 12)
