@@ -193,3 +193,22 @@ def test_marking_without_a_query_searches_nothing(qtbot, indexed_window):
     with qtbot.assertNotEmitted(indexed_window.results_shown, wait=200):
         page.toggle_mark(Path("anything.jpg"), Mark.LIKE)
     assert page.mark_of(Path("anything.jpg")) is None and page.current is None
+
+
+def test_each_query_in_the_history_keeps_its_box_and_marks(qtbot, indexed_window, photo_folder, collage):
+    window = indexed_window
+    page, panel = window.search_page, window.query_panel
+    searched(qtbot, window, collage)
+    box = QueryBox(0.5, 0.0, 0.5, 1.0)
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        panel.set_box(box)
+    liked = window.results_model.path_at(0)
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        page.mark_paths([liked], Mark.LIKE)
+
+    searched(qtbot, window, photo_folder / "img_01.jpg")
+    assert panel.box() is None and page.mark_of(liked) is None and not page.clear_marks_button.isVisible()
+
+    page.back()
+    assert panel.box() == box and panel.clear_box_button.isVisible()
+    assert page.mark_of(liked) is Mark.LIKE and page.clear_marks_button.isVisible()
