@@ -13,10 +13,12 @@ from platformdirs import user_data_dir
 
 from vitgallery.core.actions import ActionError, GroupSelection, export_list
 from vitgallery.core.duplicates import (
+    DEFAULT_RULE,
     DEFAULT_THRESHOLD,
     KeepRule,
     ScanError,
     choose_keeper,
+    load_scan,
     match_reason,
     scan_duplicates,
 )
@@ -222,36 +224,43 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 sys.stderr.write(f"\r\033[K{p.phase} {p.done}/{p.total}")
                 sys.stderr.flush()
 
-        scan = scan_duplicates(library, progress=progress)
+        scan = load_scan(library)
+        if scan is None or not scan.up_to_date or args.rescan:
+            scan = scan_duplicates(library, progress=progress)  # verifies only what no scan verified before
         if is_tty:
             sys.stderr.write("\r\033[K")
         groups = scan.groups(args.threshold, include_decided=args.all)
-        keepers = [choose_keeper(g.members, rule, prefer) for g in groups]
+        choices = [choose_keeper(g.members, rule, prefer) for g in groups]
         hidden = 0 if args.all else scan.hidden_count(args.threshold)
         if args.export:
-            selections = [GroupSelection(g.members, frozenset({k.path})) for g, k in zip(groups, keepers, strict=True)]
+            selections = [GroupSelection(g.members, frozenset(m.path for m in (c.member, *c.same_file)))
+                          for g, c in zip(groups, choices, strict=True)]
             export_list(library.store, selections, Path(args.export))
         if args.json:
             print(json.dumps({
                 "threshold": args.threshold, "keep_rule": rule.value, "hidden_by_decisions": hidden,
-                "groups": [{"key": g.key, "members": [
-                    {"path": str(m.path), "keep": m is k, "size": m.size, "width": m.width, "height": m.height,
+                "scanned_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(scan.scanned_at)),
+                "groups": [{"key": g.key, "keep_reason": c.reason, "members": [
+                    {"path": str(m.path), "keep": m is c.member or m in c.same_file, "size": m.size,
+                     "width": m.width, "height": m.height,
                      "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(m.date)),
                      "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4),
                      "why": match_reason(m.match)}
-                    for m in g.members]} for g, k in zip(groups, keepers, strict=True)],
+                    for m in g.members]} for g, c in zip(groups, choices, strict=True)],
                 "problems": [{"path": str(path), "reason": reason} for path, reason in scan.problems],
             }, indent=1))
             return 0
         photos = sum(len(g.members) for g in groups)
         print(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates, {photos} photos "
-              f"(threshold {args.threshold:.2f}, keeping the {rule.label})")
-        for number, (group, keeper) in enumerate(zip(groups, keepers, strict=True), 1):
-            print(f"\ngroup {number}: {len(group.members)} photos, {_megabytes(group.total_size)}")
+              f"(threshold {args.threshold:.2f}, keeping the {rule.label}; scanned {_age(scan.age_s)})")
+        for number, (group, choice) in enumerate(zip(groups, choices, strict=True), 1):
+            print(f"\ngroup {number}: {len(group.members)} photos, {_megabytes(group.total_size)}; "
+                  f"keep: {choice.reason}")
             for m in group.members:
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
                 size = f"{m.width}x{m.height}"
-                print(f"  {'keep' if m is keeper else '    '}  {size:<10} {_megabytes(m.size):>8}  "
+                kept = m is choice.member or m in choice.same_file
+                print(f"  {'keep' if kept else '    '}  {size:<10} {_megabytes(m.size):>8}  "
                       f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {m.path}")
         if hidden:
             print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
@@ -260,6 +269,14 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         return 0
     finally:
         library.close()
+
+
+def _age(seconds: float) -> str:
+    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= length:
+            count = int(seconds // length)
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return "just now"
 
 
 def _megabytes(size: int) -> str:
@@ -304,10 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--library")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"0..1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")
-    p.add_argument("--keep", default=KeepRule.RESOLUTION.value, choices=[r.value for r in KeepRule],
-                   help="which photo of a group to mark as kept")
+    p.add_argument("--keep", default=DEFAULT_RULE.value, choices=[r.value for r in KeepRule],
+                   help="which photo of a group to mark as kept (best: the copy no edit touched, by a quality "
+                        "score; the others by one property)")
     p.add_argument("--prefer", metavar="FOLDER", help="the preferred folder for --keep folder")
     p.add_argument("--all", action="store_true", help="also show groups you marked 'not duplicates' or 'keep all'")
+    p.add_argument("--rescan", action="store_true",
+                   help="scan even when the library has not changed since the last scan (it is kept in the library)")
     p.add_argument("--export", metavar="FILE", help="also write the groups to FILE (.csv or .json)")
     p.add_argument("--json", action="store_true", help="print the groups as JSON")
     p.set_defaults(run=cmd_duplicates)

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from vitgallery.core import actions
 from vitgallery.core.actions import ActionReport, GroupSelection
 from vitgallery.core.duplicates import (
+    DEFAULT_RULE,
     DEFAULT_THRESHOLD,
     DuplicateGroup,
     DuplicateProgress,
@@ -412,7 +413,8 @@ class DuplicatesView(QWidget):
         chosen = self._keep.get(group.key)
         if chosen is not None:
             return set(chosen)
-        return {choose_keeper(group.members, self.rule, self._preferred_folder).path}
+        choice = choose_keeper(group.members, self.rule, self._preferred_folder)
+        return {m.path for m in (choice.member, *choice.same_file)}
 
     def set_keep(self, group: DuplicateGroup, paths: set[Path]) -> None:
         self._keep[group.key] = set(paths)
@@ -423,7 +425,7 @@ class DuplicatesView(QWidget):
     def rule(self) -> KeepRule:
         rule = self.rule_combo.currentData()
         if rule is KeepRule.PREFERRED_FOLDER and self._preferred_folder is None:
-            return KeepRule.RESOLUTION
+            return DEFAULT_RULE
         return rule
 
     def set_preferred_folder(self, folder: Path | None) -> None:

@@ -32,6 +32,17 @@ DEFAULT_WEIGHTS = ScoreWeights()
 
 
 @dataclass(frozen=True)
+class PairShape:
+    """How two matched photos differ in geometry, read off the affine map between them: what the
+    keep-best rule needs to tell a stretched, tilted or padded copy from its original."""
+
+    stretch: float  # log of the ratio of the map's singular values: 0 when one is a scaled copy of the other
+    tilt: float  # degrees the map turns beyond the nearest quarter turn
+    padding_a: float  # share of a's picture outside b's that is flat colour (a border, a rotated canvas)
+    padding_b: float  # the same for b
+
+
+@dataclass(frozen=True)
 class PairEvidence:
     a: int
     b: int  # file ids, a < b
@@ -40,6 +51,7 @@ class PairEvidence:
     agreement: float
     score: float
     likeness: float | None = None  # grey levels slid over each other (only where keypoints cannot tell)
+    shape: PairShape | None = None  # the keypoint map's geometry (None without a map)
 
 
 def keypoints_cannot_tell(inliers: int) -> bool:
