@@ -43,6 +43,7 @@ from vitgallery.ui import settings as opt  # noqa: E402
 from vitgallery.ui.app import apply_color_scheme, create_application  # noqa: E402
 from vitgallery.ui.main_window import MainWindow  # noqa: E402
 from vitgallery.ui.settings import Settings  # noqa: E402
+from vitgallery.ui.workers import ModelLoading  # noqa: E402
 
 CORPUS = Path("/tmp/vg-corpus")
 HEARTBEAT_MS = 10
@@ -231,9 +232,9 @@ def main() -> int:
     window.show()
     summaries: list[object] = []
     window.indexing_finished.connect(summaries.append)
-    # Direct: the phase changes in the worker thread at once, not when the GUI gets to it.
-    window.library_worker.index_progress.connect(
-        lambda job, progress: setattr(heartbeat, "phase", progress.phase), Qt.ConnectionType.DirectConnection
+    # Loading the model still counts as start-up; the first photo's progress ends it.
+    window.index_progress.connect(
+        lambda progress: None if isinstance(progress, ModelLoading) else setattr(heartbeat, "phase", progress.phase)
     )
 
     heartbeat = Heartbeat()

@@ -1,60 +1,112 @@
-"""The commands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates, and the window."""
+"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, explain, status, duplicates,
+repair; arrange, groups, sort and watch (organising a library)."""
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
+import os
+import signal
+import sqlite3
 import sys
+import threading
 import time
 from pathlib import Path
 
-from platformdirs import user_data_dir
-
-from vitgallery.core.actions import ActionError, GroupSelection, export_list
+from vitgallery import __version__
 from vitgallery.core.duplicates import (
+    BULK_ACTIONS,
     DEFAULT_RULE,
     DEFAULT_THRESHOLD,
+    ActionError,
+    ActionReport,
+    BulkAction,
+    GroupSelection,
     KeepRule,
     ScanError,
     choose_keeper,
-    load_scan,
     match_reason,
-    scan_duplicates,
 )
-from vitgallery.core.imageio import DecodeError
-from vitgallery.core.keypoints import VERIFIED_INLIERS
-from vitgallery.core.library import IndexProgress, IndexSummary, Library, LibraryError, QueryNeedsModel
-from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, ModelLoadError, load_embedder
+from vitgallery.core.explain import explain_pair
+from vitgallery.core.explain_render import render_explanation
+from vitgallery.core.fetch import DownloadError, download, is_url
+from vitgallery.core.imageio import DecodeError, read_meta, route_pillow_warnings
+from vitgallery.core.library import (
+    DB_NAME,
+    IndexProgress,
+    IndexSummary,
+    Library,
+    LibraryError,
+    QueryNeedsModel,
+    default_library_dir,
+    last_library_dir,
+    remember_last_library,
+)
+from vitgallery.core.models import (
+    DEFAULT_MODEL,
+    DEVICES,
+    MODELS,
+    PRECISIONS,
+    USER_MODELS,
+    Embedder,
+    ModelLoadError,
+    load_embedder,
+)
+from vitgallery.core.organise.arrange import arrange_folder
+from vitgallery.core.organise.groups import DEFAULT_MIN_GROUP, find_groups
+from vitgallery.core.organise.sort import CONFIDENT_FROM, apply_suggestions, suggest_folders
+from vitgallery.core.organise.vectors import OrganiseError, OrganiseProgress
+from vitgallery.core.organise.watch import FolderWatcher, WatchBatch
+from vitgallery.core.region import Region, RegionError
+from vitgallery.core.scan import display_path
 from vitgallery.core.store import StoreError
+from vitgallery.logs import configure_logging
 
 log = logging.getLogger("vitgallery")
 
-COMMANDS = ("index", "search", "status", "duplicates")
-USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError)
+COMMANDS = ("index", "search", "explain", "status", "duplicates", "repair", "arrange", "groups", "sort", "watch")
+USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, DownloadError,
+               OrganiseError, RegionError)
+EXPLAIN_PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_RESULTS = 10_000
 
+DESCRIPTION = """\
+Find similar photos in your own photo library, offline.
 
-def last_library_file() -> Path:
-    return Path(user_data_dir("vitgallery", appauthor=False)) / "last_library"
-
-
-def remember_library(library: Library) -> None:
-    path = last_library_file()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(str(library.library_dir))
-    except OSError as exc:  # the index itself succeeded; only the shortcut for later commands is lost
-        log.warning("could not remember the library in %s (%s); pass --library next time", path, exc)
+Without a command, vitgallery opens its window on FOLDER (or on the folder opened last);
+given a PHOTO, it opens the photo's folder and finds photos like it. The commands below work
+without a window: index a folder, search it (with part of a photo, or refined by photos you
+like or not), see why two photos match, see what the library holds, find duplicates, arrange a
+folder by likeness, group the library, sort photos into folders by example, and keep the library
+current while its folder changes."""
+EPILOG = "Run vitgallery COMMAND --help for the options of a command."
 
 
 def open_library_arg(library_dir: str | None) -> Library:
-    """--library DIR, or else the library indexed last."""
-    if library_dir is None:
-        remembered = last_library_file()
-        if not remembered.exists():
-            raise LibraryError("no library yet: run `vitgallery index FOLDER` first, or pass --library DIR")
-        library_dir = remembered.read_text().strip()
-    return Library.open(library_dir=library_dir)
+    """--library DIR, or else the library used last (by the window or the CLI)."""
+    return Library.open(library_dir=library_dir_arg(library_dir))
+
+
+def library_dir_arg(library_dir: str | None) -> Path:
+    if library_dir is not None:
+        return Path(library_dir)
+    last = last_library_dir()
+    if last is None:
+        raise LibraryError("no library yet: run `vitgallery index FOLDER` first, or pass --library DIR")
+    return last
+
+
+def json_path(path: Path | str, key: str = "path") -> dict[str, str]:
+    """A path for --json output, which stays valid UTF-8: `key` holds it as shown (display_path); a
+    name that is not valid UTF-8 also gets `key_bytes`, its exact bytes in base64, so that
+    `os.fsdecode(base64.b64decode(value))` gives the real path back."""
+    fields = {key: display_path(path)}
+    raw = os.fsencode(path)
+    if raw.decode("utf-8", "replace").encode("utf-8") != raw:
+        fields[f"{key}_bytes"] = base64.b64encode(raw).decode("ascii")
+    return fields
 
 
 # -- progress on a terminal ------------------------------------------------------------------------
@@ -111,6 +163,9 @@ def format_summary(s: IndexSummary) -> str:
              f"unchanged {s.unchanged}, skipped {s.skipped}  ({s.seconds:.1f} s)"]
     if s.teaching:
         lines.append(f"learned from {s.teaching} photos how this library's photos differ (mirrored and edited copies)")
+    if s.missing_kept:
+        lines.append(f"{s.missing_kept} photos that are gone stay in the library (an unplugged drive?); if they "
+                     "were deleted, run again with --forget-missing to remove them")
     if s.cancelled:
         lines.append("cancelled: what was embedded so far is saved; run index again to continue")
     for reason, count in sorted(s.skipped_reasons.items(), key=lambda kv: -kv[1]):
@@ -122,67 +177,61 @@ def format_summary(s: IndexSummary) -> str:
 
 def cmd_index(args: argparse.Namespace) -> int:
     folder = Path(args.folder).expanduser()
-    library = Library.open(folder, args.library)
+    library_dir = args.library
+    if args.repoint:
+        if not folder.is_dir():
+            raise LibraryError(f"{folder} is not a folder: give the photo folder's new place")
+        library_dir = library_dir_arg(library_dir)  # the default library is keyed by the old folder
+    library = Library.open(folder, library_dir, repoint=args.repoint)
     try:
         embedder = load_embedder(args.model, weights=args.weights, device=args.device, precision=args.precision)
-        if args.weights:
-            library.store.set_meta("weights_path", str(Path(args.weights).absolute()))
-        print(f"indexing {library.root} with {embedder.model_id} on {embedder.device} "
-              f"(library {library.library_dir})", file=sys.stderr)
+        print(f"indexing {display_path(library.root)} with {embedder.model_id} on {embedder.device} "
+              f"(library {display_path(library.library_dir)})", file=sys.stderr)
         progress = TerminalProgress()
         summary = library.index(embedder, progress=progress, batch_size=args.batch_size,
-                                decode_workers=args.workers)
+                                decode_workers=args.workers, forget_missing=args.forget_missing)
         progress.finish()
         print(format_summary(summary))
-        remember_library(library)
-        return 3 if summary.offline else 0
+        remember_last_library(library.library_dir)
+        return 3 if summary.offline or summary.missing_kept else 0
     finally:
         library.close()
 
 
-def embedder_for(library: Library, device: str, weights: str | None) -> Embedder:
-    """The model the library was indexed with, with the weights it was indexed with."""
-    signature = library.model_signature
-    if signature is None:
-        raise LibraryError("the library is empty: index a folder first")
-    parts = signature.split("|")
-    precision = next((p.removeprefix("prec:") for p in parts if p.startswith("prec:")), "auto")
-    weights = weights or library.store.get_meta("weights_path")
-    embedder = load_embedder(parts[0], weights=weights, device=device, precision=precision)
-    if embedder.signature != signature:
-        raise LibraryError(f"these weights differ from the ones the library was indexed with ({signature})")
-    return embedder
-
-
 def cmd_search(args: argparse.Namespace) -> int:
+    if (args.box or args.like or args.unlike) and len(args.images) != 1:
+        raise LibraryError("--box, --like and --unlike shape one search: give exactly one IMAGE")
     library = open_library_arg(args.library)
     try:
         embedder: Embedder | None = None
         results: dict[str, list[dict]] = {}
         failed = 0
+        options = {"k": args.k, "verify": not args.no_verify, "region": args.box, "like": args.like or (),
+                   "unlike": args.unlike or ()}
         for query in args.images:
             try:
+                image = query_image(query)
                 try:
-                    hits = library.search(Path(query), k=args.k, embedder=embedder, verify=not args.no_verify)
+                    hits = library.search(image, embedder=embedder, **options)
                 except QueryNeedsModel:
-                    embedder = embedder_for(library, args.device, args.weights)
-                    hits = library.search(Path(query), k=args.k, embedder=embedder, verify=not args.no_verify)
-            except (LibraryError, DecodeError) as exc:
+                    check_is_image(image)  # before the model loads for seconds
+                    embedder = library.load_embedder(device=args.device, weights=args.weights)
+                    hits = library.search(image, embedder=embedder, **options)
+            except (LibraryError, DecodeError, DownloadError, RegionError) as exc:
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     raise
                 # One bad query does not stop the others; it gets an empty list and a message.
-                print(f"error: {query}: {exc}", file=sys.stderr)
+                print(f"error: {display_path(query)}: {exc}", file=sys.stderr)
                 failed += 1
                 hits = []
-            results[query] = [{"path": str(h.path), "score": round(h.score, 6), "cosine": round(h.cosine, 6),
-                               "inliers": h.inliers} for h in hits]
+            results[display_path(query)] = [{**json_path(h.path), "score": round(h.score, 6),
+                                             "cosine": round(h.cosine, 6), "inliers": h.inliers} for h in hits]
             if not args.json:
-                print(query)
+                print(display_path(query))
                 for rank, h in enumerate(hits, 1):
-                    # ✓ and the matching points for a hit verified as the same scene
-                    verified = h.inliers is not None and h.inliers >= VERIFIED_INLIERS
-                    why = f"✓{h.inliers:4d}" if verified else " " * 5
-                    print(f"  {rank:3d}. {h.score:.3f} {why}  {h.path}")
+                    # ✓ and the matching points for a hit verified as the same photo
+                    why = f"✓{h.inliers:4d}" if h.verified else " " * 5
+                    print(f"  {rank:3d}. {h.score:.3f} {why}  {display_path(h.path)}")
         if args.json:
             print(json.dumps(results, indent=1))
         return 2 if failed else 0
@@ -190,19 +239,67 @@ def cmd_search(args: argparse.Namespace) -> int:
         library.close()
 
 
+def query_image(query: str) -> Path | bytes:
+    """A query as given: an http(s) address is downloaded (never read as a path), anything else is a file."""
+    if is_url(query):
+        return download(query.strip())
+    return Path(query).expanduser()
+
+
+def check_is_image(image: Path | bytes) -> None:
+    """Refuse a missing file or one that is not an image, by reading its header only."""
+    if isinstance(image, Path) and not image.is_file():
+        # the caller prints the query's path before this reason
+        raise LibraryError("no such file" if not image.exists()
+                           else "is a directory, not an image" if image.is_dir() else "not a regular file")
+    read_meta(image)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() not in EXPLAIN_PICTURE_SUFFIXES:
+        raise LibraryError(f"--out {out.name}: the picture is written as {' or '.join(EXPLAIN_PICTURE_SUFFIXES)}")
+    if not out.parent.is_dir():
+        raise LibraryError(f"no folder {out.parent} to write {out.name} into")
+    photos = [query_image(args.query), query_image(args.result)]
+    for photo in photos:
+        check_is_image(photo)  # before the model loads for seconds
+    library = open_library_arg(args.library)
+    try:
+        embedder = library.load_embedder(device=args.device, weights=args.weights)
+    finally:
+        library.close()
+    if args.attention and not embedder.spec.has_attention:
+        raise LibraryError(f"{embedder.model_id} has no attention to show (a CNN): leave out --attention")
+    explanation = explain_pair(embedder, *photos, attention=args.attention)
+    picture = render_explanation(explanation, overlay="attention" if args.attention else "similarity",
+                                 opacity=args.opacity, titles=(_shown_name(args.query), _shown_name(args.result)))
+    try:
+        picture.save(out)
+    except OSError as exc:
+        raise LibraryError(f"could not write {out}: {exc}") from exc
+    verdict = f"{explanation.inliers} matching keypoints" if explanation.verified else "keypoints do not match"
+    print(f"{out}: vector cosine {explanation.cosine:.3f}, {verdict}")
+    return 0
+
+
+def _shown_name(query: str) -> str:
+    return query.strip() if is_url(query) else Path(query).name
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     library = open_library_arg(args.library)
     try:
         s = library.status()
-        print(f"photo folder : {s.root}{'' if s.root_online else '  (OFFLINE: missing or unmounted)'}")
-        print(f"library      : {s.library_dir}")
+        print(f"photo folder : {display_path(s.root)}{'' if s.root_online else '  (OFFLINE: missing or unmounted)'}")
+        print(f"library      : {display_path(s.library_dir)}")
         print(f"photos       : {s.photos}")
         print(f"skipped      : {s.skipped}")
         print(f"model        : {s.model_signature or '-'}")
         print(f"index size   : {s.index_size}")
         skipped = library.skipped()
         for entry in skipped[:20]:
-            print(f"  skipped {entry.path}: {entry.reason}")
+            print(f"  skipped {display_path(entry.path)}: {entry.reason}")
         if len(skipped) > 20:
             print(f"  … and {len(skipped) - 20} more (the window's Problems tab lists them all)")
         return 0
@@ -211,8 +308,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
+    chosen = [(action, getattr(args, action.name)) for action in BULK_ACTIONS.values()
+              if getattr(args, action.name) not in (None, False)]
+    moving = [action.name for action, _ in chosen if action.moves_files]
+    if len(moving) > 1:
+        raise ActionError(f"choose one of {', '.join('--' + name for name in moving)}")
     library = open_library_arg(args.library)
     try:
+        if args.history:
+            return _print_history(library)
+        if args.undo is not None:
+            report = library.undo(args.undo)
+            _print_report(report, sys.stdout)
+            return 0 if report.done or not report.problems else 1
         rule = KeepRule(args.keep)
         if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
             raise LibraryError("--keep folder needs --prefer FOLDER")
@@ -224,142 +332,492 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 sys.stderr.write(f"\r\033[K{p.phase} {p.done}/{p.total}")
                 sys.stderr.flush()
 
-        scan = load_scan(library)
-        if scan is None or not scan.up_to_date or args.rescan:
-            scan = scan_duplicates(library, progress=progress)  # verifies only what no scan verified before
+        scan = library.last_duplicate_scan()
+        if scan is None or not scan.up_to_date:
+            scan = library.duplicate_scan(progress=progress)  # verifies only what no scan verified before
         if is_tty:
             sys.stderr.write("\r\033[K")
         groups = scan.groups(args.threshold, include_decided=args.all)
         choices = [choose_keeper(g.members, rule, prefer) for g in groups]
         hidden = 0 if args.all else scan.hidden_count(args.threshold)
-        if args.export:
-            selections = [GroupSelection(g.members, frozenset(m.path for m in (c.member, *c.same_file)))
-                          for g, c in zip(groups, choices, strict=True)]
-            export_list(library.store, selections, Path(args.export))
         if args.json:
             print(json.dumps({
                 "threshold": args.threshold, "keep_rule": rule.value, "hidden_by_decisions": hidden,
                 "scanned_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(scan.scanned_at)),
                 "groups": [{"key": g.key, "keep_reason": c.reason, "members": [
-                    {"path": str(m.path), "keep": m is c.member or m in c.same_file, "size": m.size,
+                    {**json_path(m.path), "keep": m is c.member or m in c.same_file, "size": m.size,
                      "width": m.width, "height": m.height,
                      "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(m.date)),
                      "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4),
                      "why": match_reason(m.match)}
                     for m in g.members]} for g, c in zip(groups, choices, strict=True)],
-                "problems": [{"path": str(path), "reason": reason} for path, reason in scan.problems],
+                "problems": [{**json_path(path), "reason": reason} for path, reason in scan.problems],
             }, indent=1))
-            return 0
-        photos = sum(len(g.members) for g in groups)
-        print(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates, {photos} photos "
-              f"(threshold {args.threshold:.2f}, keeping the {rule.label}; scanned {_age(scan.age_s)})")
-        for number, (group, choice) in enumerate(zip(groups, choices, strict=True), 1):
-            print(f"\ngroup {number}: {len(group.members)} photos, {_megabytes(group.total_size)}; "
-                  f"keep: {choice.reason}")
-            for m in group.members:
-                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
-                size = f"{m.width}x{m.height}"
-                kept = m is choice.member or m in choice.same_file
-                print(f"  {'keep' if kept else '    '}  {size:<10} {_megabytes(m.size):>8}  "
-                      f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {m.path}")
-        if hidden:
-            print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
+        else:
+            _print_groups(groups, choices, args.threshold, rule, hidden, scan.age_text)
         for path, reason in scan.problems:
-            print(f"not checked: {path}: {reason}", file=sys.stderr)
+            print(f"not checked: {display_path(path)}: {reason}", file=sys.stderr)
+        selections = [GroupSelection(g.members, frozenset(m.path for m in (c.member, *c.same_file)))
+                      for g, c in zip(groups, choices, strict=True)]
+        out = sys.stderr if args.json else sys.stdout
+        for action, target in sorted(chosen, key=lambda pair: pair[0].moves_files):  # lists before moves
+            target = None if action.target is None else Path(target)
+            if action.moves_files and not _confirmed(action, selections, target, args.yes):
+                print("nothing was moved", file=out)
+                return 1
+            _print_report(library.act(action.name, selections, target), out)
         return 0
     finally:
         library.close()
 
 
-def _age(seconds: float) -> str:
-    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= length:
-            count = int(seconds // length)
-            return f"{count} {unit}{'s' if count != 1 else ''} ago"
-    return "just now"
+def _print_groups(groups, choices, threshold: float, rule: KeepRule, hidden: int, scanned: str) -> None:
+    photos = sum(len(g.members) for g in groups)
+    print(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates, {photos} photos "
+          f"(threshold {threshold:.2f}, keeping the {rule.label}; scanned {scanned})")
+    for number, (group, choice) in enumerate(zip(groups, choices, strict=True), 1):
+        print(f"\ngroup {number}: {len(group.members)} photos, {_megabytes(group.total_size)}; keep: {choice.reason}")
+        for m in group.members:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
+            size = f"{m.width}x{m.height}"
+            kept = m is choice.member or m in choice.same_file
+            print(f"  {'keep' if kept else '    '}  {size:<10} {_megabytes(m.size):>8}  "
+                  f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {display_path(m.path)}")
+    if hidden:
+        print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
+
+
+def _confirmed(action: BulkAction, selections: list[GroupSelection], target: Path | None, assume_yes: bool) -> bool:
+    """Ask before files move (the answer defaults to no); --yes answers for scripts."""
+    if assume_yes:
+        return True
+    question = action.confirmation(selections, target)
+    if not sys.stdin.isatty():
+        raise ActionError(f"{question.splitlines()[0]} Add --yes to answer yes without a terminal.")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _print_report(report: ActionReport, out) -> None:
+    text = report.summary()
+    undoable = report.kind in BULK_ACTIONS and BULK_ACTIONS[report.kind].undoable
+    if undoable and report.done:
+        text += f" (action {report.action_id}; `vitgallery duplicates --undo {report.action_id}` puts them back)"
+    print(text, file=out)
+    for path, problem in report.problems:
+        print(f"  {display_path(path)}: {problem}", file=out)
+
+
+def _print_history(library: Library) -> int:
+    entries = library.action_history()
+    if not entries:
+        print("no action yet")
+    for entry in entries:
+        print(f"{entry.action_id:>5}  {entry.text}{'  (--undo ' + str(entry.action_id) + ')' if entry.undoable else ''}")
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from vitgallery.core.repair import repair_library  # only this command needs it
+
+    report = repair_library(library_dir_arg(args.library))
+    print("\n".join(report.done) if report.done else "nothing to repair")
+    return 0
+
+
+# -- organising: arrange, groups, sort, watch ------------------------------------------------------
+
+def library_of(folders: list[Path], library_dir: str | None) -> Library:
+    """--library DIR; else the library of the first of these folders (or of a folder above one) that has
+    one; else the library used last."""
+    if library_dir is None:
+        for folder in folders:
+            for candidate in (folder, *folder.parents):
+                if (default_library_dir(candidate) / DB_NAME).exists():
+                    return Library.open(library_dir=default_library_dir(candidate))
+    return open_library_arg(library_dir)
+
+
+def cmd_arrange(args: argparse.Namespace) -> int:
+    folder = Path(args.folder).expanduser().absolute()
+    library = library_of([folder], args.library)
+    try:
+        order = arrange_folder(library, folder)
+        if args.json:
+            print(json.dumps({"order": [str(p) for p in order]}, indent=1))
+        else:
+            print("\n".join(str(p) for p in order))
+        return 0
+    finally:
+        library.close()
+
+
+def cmd_groups(args: argparse.Namespace) -> int:
+    library = open_library_arg(args.library)
+    try:
+        grouping = find_groups(library, min_size=args.min_size)
+        if args.json:
+            print(json.dumps({
+                "groups": [{"members": [str(p) for p in g.members], "representative": str(g.representative),
+                            "name": g.name} for g in grouping.groups],
+                "ungrouped": [str(p) for p in grouping.ungrouped]}, indent=1))
+            return 0
+        grouped = sum(len(g.members) for g in grouping.groups)
+        print(f"{len(grouping.groups)} groups of at least {args.min_size} photos ({grouped} photos; "
+              f"{len(grouping.ungrouped)} in no group)")
+        for number, group in enumerate(grouping.groups, 1):
+            title = f"group {number}" + (f" “{group.name}”" if group.name else "")
+            print(f"\n{title}: {len(group.members)} photos, the most typical first")
+            for path in group.members:
+                print(f"  {path}")
+        return 0
+    finally:
+        library.close()
+
+
+def cmd_sort(args: argparse.Namespace) -> int:
+    unsorted, examples = Path(args.unsorted).expanduser().absolute(), Path(args.examples).expanduser().absolute()
+    library = library_of([unsorted, examples], args.library)
+    try:
+        embedders: list[Embedder] = []  # loaded once, and only when a photo outside the library needs it
+
+        def load() -> Embedder:
+            if not embedders:
+                embedders.append(library.load_embedder(device=args.device, weights=args.weights))
+            return embedders[0]
+
+        plan = suggest_folders(library, unsorted, examples, load, progress=_organise_progress())
+        for path, reason in plan.problems:
+            print(f"not sorted: {path}: {reason}", file=sys.stderr)
+        report = apply_suggestions(library, plan.suggestions) if args.apply else None
+        if args.json:
+            print(json.dumps({
+                "method": plan.method, "held_out_accuracy": plan.accuracy, "held_out": plan.held_out,
+                "not_sure_below": CONFIDENT_FROM[plan.method],
+                # folder: the likeliest one; sure: its confidence reaches the threshold (only those move)
+                "suggestions": [{"path": str(s.path), "folder": str(s.likeliest), "confidence": round(s.confidence, 4),
+                                 "sure": s.folder is not None} for s in plan.suggestions],
+                "moved": [] if report is None else [{"from": str(a), "to": str(b)} for a, b in report.done],
+            }, indent=1))
+        else:
+            accuracy = ", ".join(f"{method} {100 * value:.0f} %" for method, value in sorted(plan.accuracy.items()))
+            print(f"sorted by: {plan.method} (accuracy on {plan.held_out} examples held out: {accuracy or 'too few'})")
+            for s in plan.suggestions:
+                where = str(s.folder) if s.folder else f"not sure (perhaps {s.likeliest.name})"
+                print(f"  {s.confidence:5.2f}  {s.path}  ->  {where}")
+        if report is not None:
+            print(f"{report.summary()} (action {report.action_id})", file=sys.stderr)
+            for path, problem in report.problems:
+                print(f"  {path}: {problem}", file=sys.stderr)
+            moved = [p for pair in report.done for p in pair if library.relative_path(p) is not None]
+            if moved:  # the library follows the moves now rather than at its next index
+                library.index_paths(load(), moved)
+        return 0
+    finally:
+        library.close()
+
+
+def _organise_progress():
+    is_tty = sys.stderr.isatty()
+
+    def report(p: OrganiseProgress) -> None:
+        if is_tty and p.total:
+            sys.stderr.write(f"\r\033[K{p.phase} {p.done}/{p.total}")
+            if p.done == p.total:
+                sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+    return report
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    folder = Path(args.folder).expanduser().absolute() if args.folder else None
+    library = library_of([folder] if folder else [], args.library)
+    try:
+        if folder is not None and library.root != folder:
+            raise LibraryError(f"{folder} has no library yet ({library.library_dir} is the library of "
+                               f"{library.root}): run `vitgallery index {folder}` first")
+        embedder = library.load_embedder(device=args.device, weights=args.weights)
+
+        def on_batch(batch: WatchBatch) -> None:
+            if batch.summary is None:
+                print(f"error: {batch.paths} changes not applied: {batch.error}", file=sys.stderr, flush=True)
+            else:
+                print(format_summary(batch.summary).splitlines()[0], flush=True)
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with FolderWatcher(library, embedder, on_batch=on_batch, decode_workers=args.workers):
+            # Watching first, then catching up with what changed while nobody watched: a change made
+            # meanwhile waits for the catch-up (one indexing run at a time) and follows it.
+            print(f"watching {library.root} (Ctrl+C stops); catching up first…", file=sys.stderr, flush=True)
+            progress = TerminalProgress()
+            summary = library.index(embedder, progress=progress, decode_workers=args.workers)
+            progress.finish()
+            print(format_summary(summary), flush=True)
+            try:
+                stop.wait()
+            except KeyboardInterrupt:
+                pass
+        return 0
+    finally:
+        library.close()
 
 
 def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vitgallery", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
-    sub = parser.add_subparsers(dest="command", required=True)
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
 
-    p = sub.add_parser("index", help="embed the photos of a folder (only new or changed ones on later runs)")
-    p.add_argument("folder")
-    p.add_argument("--library", help="library folder (default: in the user data folder, keyed by FOLDER)")
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS))
-    p.add_argument("--weights", help="local weights file in the official layout (no download)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--batch-size", type=int, default=None, help="photos per model call (default: adapts to the device)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
+
+def result_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_RESULTS:
+        raise argparse.ArgumentTypeError(f"{value} is more than {MAX_RESULTS:,}")
+    return value
+
+
+def worker_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative (0 decodes in the main process)")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not between 0 and 1")
+    return value
+
+
+def group_size(text: str) -> int:
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("a group has at least 2 photos")
+    return value
+
+
+def region_box(text: str) -> Region:
+    try:
+        return Region.parse(text)
+    except RegionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def model_name(text: str) -> str:
+    # Any registered model is accepted (the test suite indexes with its tiny test model); help and
+    # errors name only the ones meant for users.
+    if text not in MODELS:
+        raise argparse.ArgumentTypeError(f"unknown model {text!r}: choose one of {', '.join(USER_MODELS)}")
+    return text
+
+
+def weights_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no weights file at {path}")
+    return path
+
+
+def add_library_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--library", metavar="DIR",
+                        help="the library folder to use (default: the library used last, by the window or a command)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vitgallery",
+        usage="vitgallery [-v] [--weights FILE] [--library DIR] [--find-similar] [FOLDER | PHOTO]\n"
+              "       vitgallery [-v] {index,search,explain,status,duplicates,repair,arrange,groups,sort,watch} ...",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vitgallery {__version__}",
+                        help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log details of what a command does (to the terminal and the log file)")
+    # -v after the command too; SUPPRESS keeps a command's default from undoing a -v given before it
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log details of what the command does (to the terminal and the log file)")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND", prog="vitgallery")
+
+    p = sub.add_parser("index", parents=[verbose], help="add a folder's photos to its library (later runs add only new or changed ones)",
+                       description="Embed the photos of FOLDER, so they can be searched. A later run embeds "
+                                   "only new and changed photos, follows moved ones and drops deleted ones.")
+    p.add_argument("folder", metavar="FOLDER", help="the photo folder (it is only read, never written)")
+    p.add_argument("--library", metavar="DIR",
+                   help="where to keep the library (default: in your user data folder, one per photo folder)")
+    p.add_argument("--model", default=DEFAULT_MODEL, type=model_name, metavar="MODEL",
+                   help=f"one of {', '.join(USER_MODELS)} (default {DEFAULT_MODEL})")
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the model's weights file in the official layout, instead of downloading it")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="photos per model call (default: adapts to the device)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: bf16 on GPUs and on CPUs with native bf16, else fp32; int8 is faster on CPU "
                         "but loses about 1 mAP point")
-    p.add_argument("--workers", type=int, default=None, help="decoder processes (default: adapts to the machine)")
+    p.add_argument("--workers", type=worker_count, default=None, metavar="N",
+                   help="processes that decode photos (default: adapts to the machine)")
+    p.add_argument("--forget-missing", action="store_true",
+                   help="remove photos that are gone even when most of the library went at once, or a drive "
+                        "mounted inside the folder disappeared (kept by default: an unplugged drive looks the same)")
+    p.add_argument("--repoint", action="store_true",
+                   help="the library's photo folder was renamed or moved to FOLDER: follow it (the library of "
+                        "--library DIR, or the one used last)")
     p.set_defaults(run=cmd_index)
 
-    p = sub.add_parser("search", help="the most similar photos of the library for one or more images")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--library")
-    p.add_argument("--k", type=int, default=20)
+    p = sub.add_parser("search", parents=[verbose], help="the photos of the library most like one or more images",
+                       description="Print the photos of the library most like each IMAGE, best first. "
+                                   "✓ marks a photo whose keypoints match the query's: the same photo.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="an image file, a photo of the library, or an http(s) address")
+    add_library_option(p)
+    p.add_argument("--k", type=result_count, default=20, metavar="N", help="how many photos to list (default 20)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object: query -> [{path, score, cosine, inliers}], best first")
     p.add_argument("--no-verify", action="store_true",
-                   help="rank by the vectors alone, without checking the top 50 with SIFT keypoints (faster)")
-    p.add_argument("--weights", help="weights file, if the library was indexed from one at another path")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+                   help="rank by the vectors alone, without checking the top 50 with keypoints (faster)")
+    p.add_argument("--box", type=region_box, metavar="X,Y,W,H",
+                   help="search with this part of IMAGE alone: pixels of the photo as a viewer shows it "
+                        "(EXIF orientation applied), at its full size")
+    p.add_argument("--like", action="append", metavar="PATH",
+                   help="a photo of the library like what you look for: the search moves towards it (repeatable)")
+    p.add_argument("--unlike", action="append", metavar="PATH",
+                   help="a photo of the library unlike it: the search moves away from it and leaves it out "
+                        "(repeatable)")
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     p.set_defaults(run=cmd_search)
 
-    p = sub.add_parser("status", help="what the library holds")
-    p.add_argument("--library")
+    p = sub.add_parser("explain", parents=[verbose], help="a picture of why two photos match",
+                       description="Draw QUERY and RESULT side by side: a heat map over both of the patches most "
+                                   "alike across the two, and lines between the keypoints that one geometric "
+                                   "map carries across when they show the same scene.")
+    p.add_argument("query", metavar="QUERY", help="an image file, a photo of the library, or an http(s) address")
+    p.add_argument("result", metavar="RESULT", help="the photo it matched")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="the picture to write (.png or .jpg)")
+    add_library_option(p)
+    p.add_argument("--attention", action="store_true",
+                   help="show where the model itself looks in each photo (its CLS attention, ViT models) "
+                        "instead of the patches most alike across the two")
+    p.add_argument("--opacity", type=unit_interval, default=0.55, metavar="X",
+                   help="of the heat map over the photos, 0..1 (default 0.55)")
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.set_defaults(run=cmd_explain)
+
+    p = sub.add_parser("status", parents=[verbose], help="what the library holds", description="What the library holds: its "
+                       "folder, how many photos, which files were skipped and why.")
+    add_library_option(p)
     p.set_defaults(run=cmd_status)
 
-    p = sub.add_parser("duplicates", help="groups of near-duplicate photos (bursts, re-saves, edits, crops)")
-    p.add_argument("--library")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    p = sub.add_parser("duplicates", parents=[verbose], help="groups of near-duplicate photos (bursts, re-saves, edits, crops)",
+                       description="List groups of near-duplicate photos and which one of each to keep.")
+    add_library_option(p)
+    p.add_argument("--threshold", type=unit_interval, default=DEFAULT_THRESHOLD, metavar="T",
                    help=f"0..1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")
     p.add_argument("--keep", default=DEFAULT_RULE.value, choices=[r.value for r in KeepRule],
                    help="which photo of a group to mark as kept (best: the copy no edit touched, by a quality "
                         "score; the others by one property)")
     p.add_argument("--prefer", metavar="FOLDER", help="the preferred folder for --keep folder")
     p.add_argument("--all", action="store_true", help="also show groups you marked 'not duplicates' or 'keep all'")
-    p.add_argument("--rescan", action="store_true",
-                   help="scan even when the library has not changed since the last scan (it is kept in the library)")
-    p.add_argument("--export", metavar="FILE", help="also write the groups to FILE (.csv or .json)")
     p.add_argument("--json", action="store_true", help="print the groups as JSON")
+    acting = p.add_argument_group("acting on the photos not kept (one bulk action each)")
+    for action in BULK_ACTIONS.values():
+        if action.target is None:
+            acting.add_argument(f"--{action.name}", action="store_true", help=action.help)
+        else:
+            acting.add_argument(f"--{action.name}", metavar=action.target.upper(), help=action.help)
+    acting.add_argument("--yes", action="store_true", help="move files without asking first")
+    acting.add_argument("--history", action="store_true", help="list the actions done, newest first")
+    acting.add_argument("--undo", type=positive_int, metavar="ACTION", help="put back what action ACTION moved")
     p.set_defaults(run=cmd_duplicates)
+
+    p = sub.add_parser("repair", parents=[verbose], help="mend a damaged library: re-check it, drop what cannot be read, rebuild the index",
+                       description="Re-check every row of the library, drop what cannot be read (those photos are "
+                                   "embedded again by the next index), rebuild the index file, and say what was done.")
+    add_library_option(p)
+    p.set_defaults(run=cmd_repair)
+
+    p = sub.add_parser("arrange", parents=[verbose], help="a folder's photos in an order where similar ones sit side by side",
+                       description="Print the photos under FOLDER (a folder of the library) in an order where "
+                                   "similar photos, copies and edits sit side by side. Photos not indexed yet come last.")
+    p.add_argument("folder", metavar="FOLDER", help="the folder to arrange (the library's folder or one inside it)")
+    add_library_option(p)
+    p.add_argument("--json", action="store_true", help='print {"order": [path, ...]}')
+    p.set_defaults(run=cmd_arrange)
+
+    p = sub.add_parser("groups", parents=[verbose], help="the library's photos in visual groups (subjects, places, events)",
+                       description="Cluster the library's photos into visual groups, each listed with its most "
+                                   "typical photo first; photos that fit no group are listed apart.")
+    add_library_option(p)
+    p.add_argument("--min-size", type=group_size, default=DEFAULT_MIN_GROUP, metavar="N",
+                   help=f"the smallest group (default {DEFAULT_MIN_GROUP}); larger gives fewer, bigger groups")
+    p.add_argument("--json", action="store_true",
+                   help='print {"groups": [{"members", "representative", "name"}], "ungrouped": [...]}')
+    p.set_defaults(run=cmd_groups)
+
+    p = sub.add_parser("sort", parents=[verbose], help="suggest a folder for each unsorted photo, learned from folders already sorted",
+                       description="Learn from the photos in the subfolders of DIR (Pets/, Receipts/, …) and "
+                                   "suggest one of those subfolders for each photo under UNSORTED, with a "
+                                   "confidence; below a threshold the suggestion is not sure.")
+    p.add_argument("unsorted", metavar="UNSORTED",
+                   help="a folder of photos to sort (photos already in a subfolder of DIR are left out)")
+    p.add_argument("--examples", required=True, metavar="DIR",
+                   help="a folder whose subfolders are the folders to sort into; their photos are the examples")
+    add_library_option(p)
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.add_argument("--apply", action="store_true", help="move the photos whose suggestion is sure (one undoable action)")
+    p.add_argument("--json", action="store_true",
+                   help='print {"suggestions": [{"path", "folder", "confidence", "sure"}], ...}')
+    p.set_defaults(run=cmd_sort)
+
+    p = sub.add_parser("watch", parents=[verbose], help="keep the library current while its folder changes (until Ctrl+C)",
+                       description="Catch up with FOLDER, then index new, changed, moved and deleted photos "
+                                   "within seconds of each change, in batches, until Ctrl+C.")
+    p.add_argument("folder", nargs="?", metavar="FOLDER", help="the photo folder (default: the library used last)")
+    add_library_option(p)
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.add_argument("--workers", type=worker_count, default=None, metavar="N",
+                   help="processes that decode photos (default: adapts to the machine)")
+    p.set_defaults(run=cmd_watch)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
-        return run_gui(argv)
+def main(argv: list[str]) -> int:
+    """Run one subcommand (argv[0] is its name, or an option such as --help)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
+    route_pillow_warnings()
+    log.info("vitgallery %s: %s", __version__, " ".join(argv))
     try:
         return args.run(args)
     except USER_ERRORS as exc:
+        log.info("%s stopped: %s", args.command, exc)  # the file keeps it; the user reads the line below
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # a read the store did not expect to fail
+        library = f" --library {args.library}" if getattr(args, "library", None) else ""
+        print(f"error: the library database cannot be read ({exc}): run `vitgallery repair{library}`", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: what was embedded so far is saved", file=sys.stderr)
         return 130
-
-
-def run_gui(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="vitgallery", description="open the vitgallery window")
-    parser.add_argument("folder", nargs="?")
-    parser.add_argument("--library")
-    args = parser.parse_args(argv)
-    from vitgallery.ui.app import run_app  # Qt only loads for the window
-
-    return run_app(Path(args.folder) if args.folder else None, Path(args.library) if args.library else None)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import argparse
+import http.server
 import json
+import sys
+import threading
+from pathlib import Path
 
 import pytest
 
 from tests.photos import make_photo
-from vitgallery.cli import main
+from vitgallery.cli import build_window_parser, main
+from vitgallery.commands import build_parser
+from vitgallery.core.keypoints import VERIFIED_INLIERS
+from vitgallery.core.library import Library
+from vitgallery.core.rerank import verified_score
 
 
 @pytest.fixture
@@ -31,7 +40,10 @@ def test_search_json_for_library_and_outside_images(indexed, tmp_path, capsys):
         assert scores == sorted(scores, reverse=True)
     assert result[str(outside)][0]["path"] == str(root / "img_05.jpg")
     best = result[str(outside)][0]
-    assert isinstance(best["inliers"], int) and best["score"] >= best["cosine"]  # why it ranked first
+    # why it ranked first: the matching points when they verify it, else its cosine
+    assert isinstance(best["inliers"], int)
+    expected = verified_score(best["inliers"]) if best["inliers"] >= VERIFIED_INLIERS else best["cosine"]
+    assert best["score"] == pytest.approx(float(expected), abs=1e-5)
     assert main(["search", str(outside), "--library", str(lib), "--k", "4", "--json", "--no-verify"]) == 0
     plain = json.loads(capsys.readouterr().out)[str(outside)]
     assert all(h["inliers"] is None and h["score"] == h["cosine"] for h in plain)
@@ -59,10 +71,17 @@ def test_user_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert main(["search", str(tmp_path / "x.jpg"), "--library", str(tmp_path / "none")]) == 2
     assert "no library" in capsys.readouterr().err
     assert main(["index", str(tmp_path / "missing"), "--library", str(tmp_path / "l"),
-                 "--model", "tiny-test"]) == 3
-    assert "missing or unmounted" in capsys.readouterr().out
+                 "--model", "tiny-test"]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert not (tmp_path / "l").exists(), "a typo never becomes a library"
     (tmp_path / "p").mkdir()
-    assert main(["index", str(tmp_path / "p"), "--weights", str(tmp_path / "nope.pth")]) == 2
+    with pytest.raises(SystemExit) as stopped:
+        main(["index", str(tmp_path / "p"), "--weights", str(tmp_path / "nope.pth")])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "no weights file at" in err and "Traceback" not in err
+    (tmp_path / "damaged.pth").write_bytes(b"not a checkpoint")
+    assert main(["index", str(tmp_path / "p"), "--weights", str(tmp_path / "damaged.pth")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "Traceback" not in err
 
@@ -73,3 +92,119 @@ def test_query_that_is_not_an_image(indexed, tmp_path, capsys):
     bogus.write_text("not an image")
     assert main(["search", str(bogus), "--library", str(lib)]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_numbers_are_checked_before_anything_runs(indexed, capsys):
+    root, lib = indexed
+    for args, complaint in (
+        (["search", str(root / "img_01.jpg"), "--library", str(lib), "--k", "-3"], "-3 is less than 1"),
+        (["search", str(root / "img_01.jpg"), "--library", str(lib), "--k", "0"], "0 is less than 1"),
+        (["duplicates", "--library", str(lib), "--threshold", "2"], "2 is not between 0 and 1"),
+        (["index", str(root), "--library", str(lib), "--batch-size", "0"], "0 is less than 1"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            main(args)
+        assert stopped.value.code == 2
+        assert complaint in capsys.readouterr().err
+
+
+def test_a_url_query_is_downloaded_not_read_as_a_path(indexed, tmp_path, capsys):
+    root, lib = indexed
+    body = (root / "img_04.jpg").read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/photos/img_04.jpg"
+        assert main(["search", url, "--library", str(lib), "--k", "1", "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert list(result) == [url] and result[url][0]["path"] == str(root / "img_04.jpg")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert main(["search", "http://127.0.0.1:9/gone.jpg", "--library", str(lib)]) == 2
+    err = capsys.readouterr().err
+    assert "could not download http://127.0.0.1:9/gone.jpg" in err  # the address as given, '//' and all
+
+
+def test_a_non_image_query_is_refused_before_the_model_loads(indexed, tmp_path, capsys, monkeypatch):
+    root, lib = indexed
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded for a query that is not an image")
+
+    monkeypatch.setattr(Library, "load_embedder", no_model)
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("shopping list")
+    assert main(["search", str(notes), str(tmp_path / "missing.jpg"), "--library", str(lib)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {notes}:" in err and "no such file" in err
+
+
+def test_a_mistyped_command_is_an_error_not_a_window(monkeypatch, tmp_path, capsys):
+    def no_window(*args, **kwargs):
+        raise AssertionError("the window was started")
+
+    monkeypatch.setattr("vitgallery.ui.app.run_app", no_window)
+    for argv, complaint in (
+        (["serach", "photo.jpg"], "did you mean 'search'"),
+        (["statuss"], "did you mean 'status'"),
+        ([str(tmp_path / "nowhere")], "not a command"),
+        ([str(Path(__file__))], "neither a folder nor a photo"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            main(argv)
+        assert stopped.value.code == 2
+        assert complaint in capsys.readouterr().err
+
+
+def test_the_window_takes_a_weights_file_and_a_folder_or_a_photo(photo_folder, tmp_path, monkeypatch):
+    started = []
+    monkeypatch.setattr("vitgallery.ui.platform_check.display_problem", lambda: None)
+    monkeypatch.setattr("vitgallery.ui.app.run_app", lambda *args, **kwargs: started.append((args, kwargs)) or 0)
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"weights")
+    assert main(["--weights", str(weights), str(photo_folder)]) == 0
+    plain = {"choose_query": False, "verbose": False}
+    assert started[-1] == ((photo_folder, None), {"weights": weights, "query": None, **plain})
+    photo = photo_folder / "img_03.jpg"
+    assert main([str(photo)]) == 0
+    assert started[-1] == ((photo_folder, None), {"weights": None, "query": photo, **plain})
+    with pytest.raises(SystemExit):
+        main(["--weights", str(tmp_path / "none.pth"), str(photo_folder)])
+
+
+def test_no_display_is_said_before_qt_starts(monkeypatch, capsys, photo_folder):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert main([str(photo_folder)]) == 1
+    assert "no display" in capsys.readouterr().err
+
+
+def test_help_is_written_for_users(capsys):
+    parser = build_parser()
+    parsers = [parser, build_window_parser()]
+    parsers += [choice for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+                for choice in action.choices.values()]
+    for each in parsers:
+        for action in each._actions:
+            if not isinstance(action, argparse._SubParsersAction):  # each command has its own help
+                assert action.help, f"{each.prog}: {action.option_strings or action.dest} has no help"
+        text = each.format_help()
+        assert "tiny-test" not in text and "vitgallery.cli" not in text, each.prog
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "FOLDER | PHOTO" in capsys.readouterr().out

@@ -243,7 +243,6 @@ def test_a_rescan_verifies_only_the_pairs_of_new_and_changed_photos(library, emb
 
 
 def test_the_cli_uses_the_kept_scan_while_the_library_is_unchanged(library, monkeypatch, capsys):
-    from vitgallery import commands
     from vitgallery.cli import main
 
     library.close()
@@ -253,7 +252,7 @@ def test_the_cli_uses_the_kept_scan_while_the_library_is_unchanged(library, monk
     def no_scan(*args, **kwargs):
         raise AssertionError("the kept scan is up to date")
 
-    monkeypatch.setattr(commands, "scan_duplicates", no_scan)
+    monkeypatch.setattr(Library, "duplicate_scan", no_scan)
     assert main(["duplicates", "--library", str(library.library_dir)]) == 0
     assert capsys.readouterr().out.replace("just now", "") == first.replace("just now", "")
 
@@ -421,3 +420,10 @@ def test_cli_lists_groups_and_exports(library, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("0 groups of near-duplicates")
     assert main(["duplicates", "--library", str(library.library_dir), "--keep", "folder"]) == 2
     assert "needs --prefer" in capsys.readouterr().err
+
+
+def test_every_keep_rule_reads_as_a_sentence():
+    """The window lists the rules as "Keep the <label>" (it once read "Keep the in the preferred folder")."""
+    sentences = {f"Keep the {rule.label}" for rule in KeepRule}
+    assert "Keep the one in the preferred folder" in sentences
+    assert not [s for s in sentences if s.split()[2] in ("in", "at", "of", "from", "with")]

@@ -124,7 +124,6 @@ def test_adding_an_existing_label_replaces_its_vector():
     assert labels[0, 0] == 7
     assert similarities[0, 0] == pytest.approx(1.0, abs=1e-5)
     assert 7 not in index.query(vectors[7], k=1)[0][0]
-    np.testing.assert_allclose(index.get_vectors(np.array([7])), normalised(replacement), atol=1e-6)
 
 
 def test_removed_label_disappears_and_can_be_added_again():
@@ -136,8 +135,6 @@ def test_removed_label_disappears_and_can_be_added_again():
     assert len(index) == 49
     assert 7 not in index.labels()
     assert 7 not in index.query(vectors[7], k=49)[0]
-    with pytest.raises(KeyError):
-        index.get_vectors(np.array([7]))
 
     index.add(np.array([7]), vectors[7:8])
 
@@ -156,21 +153,6 @@ def test_growth_past_initial_capacity():
     assert index.capacity >= 1000
     labels, _ = index.query(vectors[::10], k=1)
     assert np.mean(labels[:, 0] == np.arange(0, 1000, 10)) >= 0.99
-
-
-def test_build_indexes_everything():
-    vectors = random_vectors(300)
-    labels = np.arange(1000, 1300)
-    index = VectorIndex.build(labels, vectors, model_signature=MODEL, dim=DIM, m=8, threads=1)
-    assert len(index) == 300
-    assert index.capacity == 300
-    np.testing.assert_array_equal(index.query(vectors, k=1)[0][:, 0], labels)
-
-
-def test_get_vectors_returns_normalised_stored_vectors():
-    index, vectors = filled_index(20)
-    np.testing.assert_allclose(index.get_vectors(np.array([4, 2])), normalised(vectors[[4, 2]]), atol=1e-6)
-    assert index.get_vectors(np.array([], np.int64)).shape == (0, DIM)
 
 
 @pytest.mark.parametrize(
@@ -400,7 +382,8 @@ def test_waiting_writer_goes_before_new_readers():
 def test_recall_against_brute_force():
     vectors = normalised(random_vectors(5000, dim=64, seed=11))
     queries = normalised(random_vectors(200, dim=64, seed=12))
-    index = VectorIndex.build(np.arange(5000), vectors, model_signature=MODEL, dim=64)
+    index = VectorIndex(64, MODEL, capacity=5000)
+    index.add(np.arange(5000), vectors)
 
     labels, _ = index.query(queries, k=10)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.photos import make_photo
-from vitgallery.core.library import Library, LibraryError
+from vitgallery.core.library import Library, LibraryError, last_library_dir, remember_last_library
 from vitgallery.core.models import Embedder, load_embedder
 
 
@@ -155,7 +155,7 @@ def test_switching_model_re_embeds_everything(photo_folder, tmp_path, embedder):
     index(lib, embedder)
     other = CountingEmbedder("other-weights")
     summary = index(lib, other)
-    assert summary.model_changed and other.embedded == 12 and summary.added == 12
+    assert any("model changed" in notice for notice in lib.notices) and other.embedded == 12 and summary.added == 12
     assert summary.teaching == 12  # the old model's teaching views went with its vectors
     assert lib.model_signature == other.signature
     assert lib.status().index_size == 12
@@ -212,3 +212,25 @@ def test_process_pool_decoding_gives_the_same_vectors(photo_folder, tmp_path, em
     vb = pooled.store.vectors([row.id for row in b.values()])
     np.testing.assert_allclose(np.stack([va[a[p].id] for p in sorted(a)]),
                                np.stack([vb[b[p].id] for p in sorted(b)]), atol=1e-5)
+
+
+def test_the_library_knows_its_model_weights_and_size(photo_folder, tmp_path, embedder):
+    lib = open_lib(photo_folder, tmp_path)
+    weights = tmp_path / "my-weights.pth"
+    embedder.weights_file = weights
+    index(lib, embedder)
+    assert lib.photo_count() == 12
+    assert lib.weights_file == weights  # recorded, so the window and the CLI load the same file for queries
+    lib.close()
+    reopened = Library.open(library_dir=tmp_path / "library")
+    assert reopened.load_embedder(device="cpu").signature == embedder.signature
+
+
+def test_the_last_library_is_shared_and_a_missing_folder_never_becomes_one(photo_folder, tmp_path):
+    assert last_library_dir() is None
+    lib = open_lib(photo_folder, tmp_path)
+    remember_last_library(lib.library_dir)
+    assert last_library_dir() == lib.library_dir
+    with pytest.raises(LibraryError, match="no such folder"):
+        Library.open(tmp_path / "typo", tmp_path / "other")
+    assert not (tmp_path / "other").exists()

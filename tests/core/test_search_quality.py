@@ -10,11 +10,14 @@ import pytest
 from PIL import ImageOps
 
 from tests.photos import make_photo
-from vitgallery.core import library as library_module
+from vitgallery.core import indexing as indexing_module
 from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints
-from vitgallery.core.library import RERANK_CANDIDATES, Library
+from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
 from vitgallery.core.preprocess import LEARNING_COPIES
+from vitgallery.core.rerank import verified_score
+from vitgallery.core.search import RERANK_CANDIDATES
+from vitgallery.core.store import whitening_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,7 @@ def test_indexing_stores_keypoints_and_learns_a_whitening(photo_folder, tmp_path
 
     # the index holds the whitened vectors: a photo's neighbour scores are whitened cosines
     vectors = lib.store.vectors(ids)
-    white = {i: lib._whitening.apply(v[None, :])[0] for i, v in vectors.items()}
+    white = {i: lib.search_space().whitening.apply(v[None, :])[0] for i, v in vectors.items()}
     query = lib.photos()[3]
     hits = lib.search(photo_folder / query.path, k=5, verify=False)
     assert [h.inliers for h in hits] == [None] * 5
@@ -63,7 +66,7 @@ def test_a_crop_is_verified_and_ranked_first(photo_folder, tmp_path, embedder):
     hits = lib.search(crop, k=8, embedder=embedder)
     assert hits[0].path == original
     assert hits[0].inliers is not None and hits[0].inliers >= VERIFIED_INLIERS
-    assert hits[0].score >= hits[0].cosine
+    assert hits[0].score == pytest.approx(float(verified_score(hits[0].inliers)))  # scored by its evidence
     assert all(h.inliers is not None for h in hits)  # all within the verified head
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     others = [h for h in hits if h.path != original]
@@ -104,14 +107,17 @@ def test_an_index_file_of_another_whitening_is_rebuilt(photo_folder, tmp_path, e
     stored = lib.store.whitening()
     lib.close()
     lib = Library.open(photo_folder, tmp_path / "library")
-    # a refit recorded in the database (a crash before the index file was rewritten)
-    lib.store.save_whitening(type(stored)("0" * 12, stored.mean, stored.projection, stored.photos, stored.pairs))
+    # a refit recorded in the database (a crash before the index file was rewritten); doubling the
+    # projection changes the whitening's key, not its results
+    projection = 2 * stored.projection
+    lib.store.save_whitening(type(stored)(whitening_fingerprint(stored.mean, projection), stored.mean, projection,
+                                          stored.photos, stored.pairs))
     assert [(h.path, round(h.score, 4)) for h in lib.search(photo_folder / "img_02.jpg", k=4)] == expected
     assert any("rebuilding" in n for n in lib.notices)
 
 
 def test_the_teaching_sample_is_capped_and_topped_up(photo_folder, tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr(library_module, "WHITENING_SAMPLE", 5)
+    monkeypatch.setattr(indexing_module, "WHITENING_SAMPLE", 5)
     lib = Library.open(photo_folder, tmp_path / "library")
     summary = lib.index(embedder, decode_workers=0, batch_size=4)
     assert summary.teaching == 5 == lib.store.count_learning_photos()
@@ -124,7 +130,7 @@ def test_the_teaching_sample_is_capped_and_topped_up(photo_folder, tmp_path, emb
 
 
 def test_empty_teaching_views_leave_plain_cosine(tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr(library_module, "WHITENING_SAMPLE", 0)
+    monkeypatch.setattr(indexing_module, "WHITENING_SAMPLE", 0)
     root = tmp_path / "photos"
     root.mkdir()
     for i in range(4):
@@ -186,13 +192,13 @@ def test_cancelled_learning_goes_on_next_time(photo_folder, tmp_path, embedder):
 
 def test_a_photo_changed_since_it_was_embedded_does_not_teach(photo_folder, tmp_path, embedder, monkeypatch):
     lib = Library.open(photo_folder, tmp_path / "library")
-    original = library_module.Library._teach
+    original = indexing_module.IndexRun._teach
 
     def change_one_first(self, *args):
         make_photo(77).save(photo_folder / "img_03.jpg")
         original(self, *args)
 
-    monkeypatch.setattr(library_module.Library, "_teach", change_one_first)
+    monkeypatch.setattr(indexing_module.IndexRun, "_teach", change_one_first)
     summary = lib.index(embedder, decode_workers=0, batch_size=4)
     assert summary.teaching == 11
     taught = {row.path for row in lib.photos()} - {row.path for row in lib.store.files_without_learning_views()}

@@ -10,6 +10,7 @@ from vitgallery.core.store import EmbeddedFile, Store, StoreError
 
 def embedded(path: str, seed: int, dim: int = 8) -> EmbeddedFile:
     vec = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+    vec /= np.linalg.norm(vec)  # as the model gives them: a stored vector of another length is damage
     return EmbeddedFile(path, 100 + seed, 1_000 + seed, f"fp{seed}", 640, 480, None, 1.5, vec)
 
 
@@ -45,7 +46,7 @@ def test_move_and_delete(tmp_path):
     store = Store(tmp_path / "lib.sqlite3")
     [fid] = store.add_embedded([embedded("a.jpg", 1)])
     gen = store.generation
-    store.move_file(fid, "moved/a.jpg", 101, 1001)
+    store.move_files([(fid, "moved/a.jpg", 101, 1001)])
     assert store.generation == gen, "a move changes no vector"
     assert store.file_by_path("moved/a.jpg").id == fid
     store.delete_files([fid])

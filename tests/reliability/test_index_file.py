@@ -34,7 +34,7 @@ def replace_with(dim_change: int = 0, signature: str | None = None) -> Callable[
 
     def replace(lib: Library) -> None:
         dim = int(lib.store.get_meta("dim")) + dim_change
-        other = VectorIndex(dim, signature or lib._index_signature())
+        other = VectorIndex(dim, signature or lib.search_space().index.model_signature)
         ids = np.array(sorted(database_vectors(lib.library_dir)), dtype=np.int64)
         other.add(ids, np.random.default_rng(1).normal(size=(len(ids), dim)).astype(np.float32))
         other.save(lib.library_dir / INDEX_NAME, generation=lib.store.generation)

@@ -36,9 +36,9 @@ NEW_PHOTOS_PER_ROUND = 8
 def check_library_opens(root: Path, library: Path, vectors: dict[int, np.ndarray]) -> None:
     lib = Library.open(root, library)
     try:
-        index = lib._vector_index()
+        space = lib.search_space()
         if vectors:
-            np.testing.assert_array_equal(index.labels(), sorted(vectors))
+            np.testing.assert_array_equal(space.index.labels(), sorted(vectors))
             some_photo = root / lib.photos()[0].path
             assert len(lib.search(some_photo, k=3)) == min(3, len(vectors) - 1)
     finally:
@@ -138,6 +138,7 @@ def test_sqlite_settings_bound_what_a_power_cut_can_lose(tmp_path):
     """WAL with synchronous=NORMAL: a killed app loses nothing committed; a power cut can lose the
     commits since the last checkpoint (at most wal_autocheckpoint = 1000 pages, about 40 batches of 32
     photos) and never corrupts the file. The README states the same, so both change together."""
+    (tmp_path / "photos").mkdir()
     lib = Library.open(tmp_path / "photos", tmp_path / "library")
     try:
         db = lib.store._db
@@ -193,7 +194,7 @@ def test_power_cut_rollback_then_kill_never_revives_a_stale_index(tmp_path, monk
     assert len(vectors) == 20
     check_saved_index(library, vectors)  # either rejected or exactly right
     lib = Library.open(root, library)
-    check_index_holds(lib._vector_index(), index_space(library, vectors))
+    check_index_holds(lib.search_space().index, index_space(library, vectors))
     embedder.embedded = 0
     summary = index(lib, embedder)
     assert summary.added == 4 and embedder.embedded == 4, "only the batch the power cut lost is embedded again"

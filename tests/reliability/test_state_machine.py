@@ -171,16 +171,16 @@ class LibraryLifecycle(RuleBasedStateMachine):
 
     @invariant()
     def index_matches_database_and_each_photo_finds_itself(self) -> None:
-        index = self.lib._vector_index()
-        if index is None:
+        space = self.lib.search_space()
+        if space is None:
             assert self.lib.store.count_files() == 0
             return
         rows = self.lib.store.files()
         vectors = index_space(self.library_dir, self.lib.store.vectors([row.id for row in rows.values()]))
-        check_index_holds(index, vectors)
+        check_index_holds(space.index, vectors)
         if vectors:
             ids = np.array(sorted(vectors), dtype=np.int64)
-            labels, _ = index.query(np.stack([vectors[i] for i in ids]), 1)
+            labels, _ = space.index.query(np.stack([vectors[i] for i in ids]), 1)
             np.testing.assert_array_equal(labels[:, 0], ids)
 
 

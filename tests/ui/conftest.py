@@ -12,15 +12,46 @@ import weakref
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QThread
 
 # Imported here once, not in each window's worker thread: importing torch takes seconds, and a
 # window closed during that import could not stop its worker in time.
+import torch  # noqa: F401,E402
+from PySide6.QtCore import QThread, qInstallMessageHandler
+
 import vitgallery.core.library  # noqa: F401,E402
 from vitgallery.ui import settings as opt
 from vitgallery.ui.settings import Settings
 
 PHOTO_COUNT = 12  # the shared `photo_folder` fixture (tests/conftest.py)
+
+
+# What Qt says when a worker thread touches a widget or starts a timer: each is a crash waiting to happen.
+THREAD_WARNINGS = (
+    "Cannot create children for a parent that is in a different thread",
+    "Timers cannot be started from another thread",
+    "Timers cannot be stopped from another thread",
+    "QObject::killTimer: Timers cannot be stopped from another thread",
+    "QObject::startTimer: Timers can only be used with threads started with QThread",
+    "Cannot send events to objects owned by a different thread",
+    "QPixmap: It is not safe to use pixmaps outside the GUI thread",
+)
+
+
+@pytest.fixture(autouse=True)
+def fail_on_thread_warnings():
+    """Qt's warnings about objects used from the wrong thread fail the test that caused them."""
+    caught: list[str] = []
+
+    def handler(mode, context, message: str) -> None:
+        if any(warning in message for warning in THREAD_WARNINGS):
+            caught.append(message)
+        if previous is not None:
+            previous(mode, context, message)
+
+    previous = qInstallMessageHandler(handler)
+    yield
+    qInstallMessageHandler(previous)
+    assert not caught, f"Qt objects used from the wrong thread: {caught}"
 
 
 @pytest.fixture(autouse=True)

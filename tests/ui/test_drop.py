@@ -11,7 +11,8 @@ from PySide6.QtCore import QByteArray, QMimeData, QUrl
 from PySide6.QtGui import QColor, QImage
 
 from tests.photos import make_photo
-from vitgallery.ui.drop import DownloadError, can_accept, download, query_from_mime, query_from_text
+from vitgallery.core.fetch import DownloadError, download
+from vitgallery.ui.drop import can_accept, query_from_mime, query_from_text
 
 
 @pytest.fixture

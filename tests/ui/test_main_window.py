@@ -18,8 +18,9 @@ from tests.ui.conftest import PHOTO_COUNT
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
 from vitgallery.ui import settings as opt
-from vitgallery.ui.app import ErrorReportDialog
+from vitgallery.ui.reporting import ErrorReportDialog
 from vitgallery.ui.results_model import PathRole
+from vitgallery.ui.workers import stuck_worker_threads
 
 SEARCH_TIMEOUT_MS = 30_000
 
@@ -53,7 +54,8 @@ def outside_photo(tmp_path: Path) -> Path:
 
 
 def core_hits(window, query, k: int = 40) -> list[tuple[str, float]]:
-    hits = window.session.library.search(query, k=k, embedder=window.session.loaded_embedder())
+    with window.session.use_library() as library:
+        hits = library.search(query, k=k, embedder=window.session.loaded_embedder())
     return [(str(hit.path), hit.score) for hit in hits]
 
 
@@ -100,7 +102,7 @@ def test_drop_a_file_shows_ranked_results_with_scores(qtbot, indexed_window, tmp
     assert len(everything) == PHOTO_COUNT and 0 < len(expected) <= PHOTO_COUNT
     assert [path for path, _ in shown] == [path for path, _ in expected]
     assert scores == pytest.approx([score for _, score in expected])
-    assert window.tabs.currentWidget() is window.results_view
+    assert window.tabs.currentWidget() is window.search_page
     count = f"{len(expected)}" if len(expected) == PHOTO_COUNT else f"{len(expected)} of {PHOTO_COUNT}"
     assert window.tabs.tabText(1) == f"Similar ({count})"
     assert window.query_panel.image.has_image() and window.query_panel.caption.text() == "query.jpg"
@@ -187,12 +189,12 @@ def test_enter_previews_arrows_move_esc_clears(qtbot, indexed_window) -> None:
     qtbot.keyClick(view, Qt.Key.Key_Right)
     assert view.currentIndex().row() == 1
     qtbot.keyClick(view, Qt.Key.Key_Return)
-    preview = window._preview
+    preview = window.search_page.preview
     assert preview is not None and preview.isVisible() and preview.row == 1
     second = window.results_model.path_at(1)
-    assert str(second) in preview.result_caption.text()
-    qtbot.waitUntil(preview.result_view.has_image, timeout=10_000)
-    assert preview.query_view.has_image()
+    assert str(second) in preview.caption.text()
+    qtbot.waitUntil(preview.has_image, timeout=10_000)
+    assert preview.query_view is not None and preview.query_view.has_image()
     qtbot.keyClick(preview, Qt.Key.Key_Right)
     assert preview.current_path() == window.results_model.path_at(2)
     preview.close()
@@ -258,18 +260,33 @@ def test_skipped_files_show_in_the_problems_panel(qtbot, make_window, photo_fold
     assert window.tabs.tabText(2) == "Problems (1)"
 
 
-def test_worker_errors_arrive_as_messages(qtbot, make_window, settings, photo_folder: Path) -> None:
-    settings.set(opt.MODEL, "no-such-model")
+def test_a_missing_model_offers_a_weights_file_and_the_banner_goes_once_fixed(
+    qtbot, make_window, settings, photo_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    settings.set(opt.MODEL, "dinov2-s14")
+    settings.set(opt.WEIGHTS, str(tmp_path / "nowhere.pth"))
     window = make_window()
     window.show()
     with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as finished:
         window.open_folder(photo_folder)
     assert finished.args == [None]
-    assert "unknown model" in window.message_bar.text()
+    assert "weights file not found" in window.message_bar.text()
+    assert window.message_bar.action_button.isVisible()
+    assert window.message_bar.action_button.text() == "Choose weights file…"
     assert not window.message_bar.details_button.isVisible()  # an expected error: no report
     assert not [
         w for w in QApplication.topLevelWidgets() if isinstance(w, ErrorReportDialog) and w.isVisible()
     ]
+
+    chosen = tmp_path / "weights.pth"
+    chosen.write_bytes(b"the tiny test model ignores its weights file")
+    settings.set(opt.MODEL, "tiny-test")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(chosen), ""))
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as fixed:
+        window.message_bar.action_button.click()
+    assert fixed.args[0] is not None and fixed.args[0].added == PHOTO_COUNT
+    assert settings.weights() == chosen
+    assert not window.message_bar.isVisible()
 
 
 def test_unexpected_worker_error_opens_a_report(qtbot, make_window, photo_folder: Path, monkeypatch) -> None:
@@ -321,8 +338,10 @@ def slow_folder(tmp_path: Path, monkeypatch, settings) -> Path:
 
 def wait_for_embedding(qtbot, window) -> None:
     progress: list = []
-    window.library_worker.index_progress.connect(lambda job, p: progress.append(p))
-    qtbot.waitUntil(lambda: any(p.phase == "embedding" and p.done >= 8 for p in progress), timeout=30_000)
+    window.index_progress.connect(progress.append)
+    qtbot.waitUntil(
+        lambda: any(getattr(p, "phase", "") == "embedding" and p.done >= 8 for p in progress), timeout=30_000
+    )
 
 
 def test_pause_then_cancel_then_resume_indexing(qtbot, make_window, slow_folder: Path) -> None:
@@ -330,7 +349,7 @@ def test_pause_then_cancel_then_resume_indexing(qtbot, make_window, slow_folder:
     window.show()
     window.open_folder(slow_folder)
     wait_for_embedding(qtbot, window)
-    assert window.progress_panel.isVisible() and "photos/s" in window.progress_panel.label.text()
+    assert window.progress_panel.isVisible() and "left" in window.progress_panel.label.text()
 
     window.progress_panel.pause_button.click()
     qtbot.wait(400)  # the batch in flight finishes
@@ -363,13 +382,44 @@ def test_closing_while_indexing_stops_within_2s_and_keeps_committed_work(
     started = time.monotonic()
     window.close()
     assert time.monotonic() - started < 2.0
-    assert not window.library_thread.isRunning() and not window.search_thread.isRunning()
+    assert not stuck_worker_threads()
 
     library = Library.open(slow_folder, tmp_path / "library")
     try:
-        committed = library.store.count_files()
+        committed = library.photo_count()
         assert 8 <= committed < 60
         summary = library.index(load_embedder("tiny-test", device="cpu"), decode_workers=0)
         assert summary.unchanged == committed and summary.added == 60 - committed
     finally:
         library.close()
+
+
+def test_a_notice_from_indexing_reaches_the_message_bar_on_the_gui_thread(
+    qtbot, make_window, photo_folder: Path, tmp_path: Path
+) -> None:
+    """The core's notices used to reach the message bar through a lambda, which PySide runs on the
+    worker's thread: Qt warned "Cannot create children for a parent that is in a different thread
+    (Parent is QLabel...)" and "Timers cannot be started from another thread" (conftest fails on both)."""
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.open_folder(photo_folder)
+    window.close()
+    (tmp_path / "library" / "index.json").write_text("damaged")
+    again = make_window()
+    again.show()
+    with qtbot.waitSignal(again.indexing_finished, timeout=60_000):
+        again.open_folder(photo_folder)
+    assert "index file not usable" in again.message_bar.text()
+
+
+def test_a_missing_weights_file_is_said_at_start_before_any_folder_opens(
+    qtbot, make_window, settings, tmp_path: Path
+) -> None:
+    settings.set(opt.MODEL, "dinov2-s14")
+    settings.set(opt.WEIGHTS, str(tmp_path / "moved-away.pth"))
+    window = make_window()
+    window.show()
+    qtbot.waitUntil(lambda: "weights file not found" in window.message_bar.text(), timeout=20_000)
+    assert window.message_bar.action_button.isVisible()
+    assert window.folder is None

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QListView, QStyleOptionViewItem
 from tests.photos import make_photo
 from vitgallery.ui.results_model import (
     InliersRole,
+    Match,
     PathRole,
     PhotoListModel,
     PhotoTile,
@@ -49,13 +50,19 @@ def test_ranked_rows_expose_named_roles(checked_model: PhotoListModel) -> None:
 
 
 def test_a_result_says_why_it_ranked(checked_model: PhotoListModel) -> None:
-    checked_model.set_tiles([PhotoTile(Path("/p/crop.jpg"), 0.97, 0.62, 48), PhotoTile(Path("/p/other.jpg"), 0.58, 0.58, 3),
-                             PhotoTile(Path("/p/far.jpg"), 0.4, 0.4, None)])
-    verified, rejected, unchecked = (checked_model.index(row) for row in range(3))
-    assert verified.data(InliersRole) == 48 and unchecked.data(InliersRole) is None
-    assert "48 matching points: the same scene" in verified.data(Qt.ItemDataRole.ToolTipRole)
-    assert "3 matching points: not the same scene" in rejected.data(Qt.ItemDataRole.ToolTipRole)
-    assert "matching" not in unchecked.data(Qt.ItemDataRole.ToolTipRole)
+    checked_model.set_tiles([
+        PhotoTile(Path("/p/crop.jpg"), 0.97, 0.62, 48, Match.SAME),
+        PhotoTile(Path("/p/squashed.jpg"), 0.71, 0.71, 0, Match.SIMILAR),
+        PhotoTile(Path("/p/other.jpg"), 0.58, 0.58, 3, Match.SIMILAR),
+        PhotoTile(Path("/p/far.jpg"), 0.1, 0.1, None, Match.WEAK),
+    ])
+    verified, squashed, few, far = (checked_model.index(row).data(Qt.ItemDataRole.ToolTipRole) for row in range(4))
+    assert checked_model.index(0).data(InliersRole) == 48 and checked_model.index(3).data(InliersRole) is None
+    assert "the same photo: 48 matching points" in verified
+    # A true copy whose keypoints were lost (squashed and blurred) is never called another scene.
+    assert "looks similar" in squashed and "not verified by keypoints" in squashed and "scene" not in squashed
+    assert "3 matching points, too few to verify" in few
+    assert "does not look alike" in far
 
 
 def test_threshold_cuts_the_tail_and_brings_it_back(qtbot, checked_model: PhotoListModel) -> None:

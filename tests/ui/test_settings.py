@@ -79,7 +79,7 @@ def test_preferences_and_window_state_are_kept_apart(tmp_path: Path) -> None:
 
 
 def test_settings_dialog_writes_preferences_and_reports_changes(qtbot, settings: Settings) -> None:
-    dialog = SettingsDialog(settings, [("tiny-test", "tests"), ("dinov2-s14", "DINOv2")])
+    dialog = SettingsDialog(settings)
     qtbot.addWidget(dialog)
     dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("dinov2-s14"))
     dialog.batch_spin.setValue(24)
@@ -99,11 +99,11 @@ def test_window_geometry_is_restored(qtbot, make_window, settings: Settings) -> 
     # The offscreen screen is 800x600; restoreGeometry keeps windows on screen.
     window.resize(700, 500)
     qtbot.waitUntil(lambda: window.size().width() == 700)
-    window.splitter.setSizes([300, 400])
+    window.splitter.setSizes([250, 450])
     window.close()
     settings.sync()
 
     reopened = make_window()
     reopened.show()
     assert (reopened.size().width(), reopened.size().height()) == (700, 500)
-    assert abs(reopened.splitter.sizes()[0] - 300) <= 2
+    assert abs(reopened.splitter.sizes()[0] - 250) <= 2

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import html.parser
 import logging
-import threading
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData, QObject, QUrl, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData, QUrl
 from PySide6.QtGui import QImage
+
+from vitgallery.core.fetch import is_url
 
 log = logging.getLogger(__name__)
 
-DOWNLOAD_TIMEOUT_S = 20.0
-DOWNLOAD_MAX_BYTES = 50 * 1024 * 1024
 IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff")
 
 
@@ -71,7 +68,7 @@ def query_from_text(text: str) -> QuerySource | None:
     text = text.strip().splitlines()[0].strip() if text.strip() else ""
     if not text:
         return None
-    if text.startswith(("http://", "https://", "file://")):
+    if is_url(text) or text.startswith("file://"):
         return _query_from_url(QUrl(text))
     path = Path(text).expanduser()
     if path.is_file():
@@ -126,54 +123,3 @@ def _first_img_src(markup: str) -> str | None:
     parser = _ImgSrcParser()
     parser.feed(markup)
     return parser.src
-
-
-class DownloadError(Exception):
-    pass
-
-
-def download(url: str, timeout_s: float = DOWNLOAD_TIMEOUT_S, max_bytes: int = DOWNLOAD_MAX_BYTES) -> bytes:
-    """Fetch an image over http(s) with a timeout and a size cap; failures read well in a message."""
-    request = urllib.request.Request(url, headers={"User-Agent": "vitgallery"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            kind = response.headers.get_content_type()
-            if not kind.startswith("image/") and kind != "application/octet-stream":
-                raise DownloadError(f"{url} is not an image (the server says {kind})")
-            declared = response.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                raise DownloadError(f"{url} is larger than {max_bytes // (1024 * 1024)} MB")
-            data = response.read(max_bytes + 1)
-    except urllib.error.HTTPError as error:
-        raise DownloadError(f"could not download {url}: HTTP {error.code} {error.reason}") from error
-    except urllib.error.URLError as error:
-        raise DownloadError(f"could not download {url}: {error.reason}") from error
-    except (TimeoutError, OSError) as error:
-        raise DownloadError(f"could not download {url}: {error}") from error
-    if len(data) > max_bytes:
-        raise DownloadError(f"{url} is larger than {max_bytes // (1024 * 1024)} MB")
-    if not data:
-        raise DownloadError(f"{url} returned no data")
-    return data
-
-
-class DownloadSignals(QObject):
-    finished = Signal(object, bytes)  # QuerySource, data
-    failed = Signal(object, str)  # QuerySource, message
-
-
-def start_download(source: QuerySource, signals: DownloadSignals) -> threading.Thread:
-    """Run `download` in a daemon thread (a stalled server must not hold up quitting)."""
-    assert source.url is not None
-
-    def run() -> None:
-        try:
-            data = download(source.url)
-        except DownloadError as error:
-            signals.failed.emit(source, str(error))
-            return
-        signals.finished.emit(source, data)
-
-    thread = threading.Thread(target=run, name="vitgallery-download", daemon=True)
-    thread.start()
-    return thread

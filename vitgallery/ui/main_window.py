@@ -1,4 +1,9 @@
-"""The main window: folder grid, drop zone, ranked results, indexing progress and problems."""
+"""The main window: the pages (folder grid, similar photos, problems, duplicates), indexing progress,
+menus, and the one session through which every page reaches the library.
+
+Every change to the photos (a move, a trash, an undo, an index run, a file changed on disk) goes
+through `files_changed` / `_on_index_finished`, which update every page at once.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import logging
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, QSize, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QFileSystemWatcher, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -14,18 +19,19 @@ from PySide6.QtGui import (
     QDragLeaveEvent,
     QDropEvent,
     QGuiApplication,
-    QImage,
-    QKeyEvent,
     QKeySequence,
 )
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
-    QListView,
     QListWidget,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QPushButton,
+    QSlider,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -34,48 +40,61 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+import vitgallery
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
+from vitgallery.logs import log_dir, log_file_path
 from vitgallery.ui import settings as opt
-from vitgallery.ui.app import ErrorReportDialog, log_dir
 from vitgallery.ui.desktop import copy_paths, open_in_system_viewer, reveal_in_file_manager
-from vitgallery.ui.drop import DownloadSignals, QuerySource, can_accept, query_from_mime, start_download
+from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
+from vitgallery.ui.drop import QuerySource, can_accept, query_from_mime
 from vitgallery.ui.duplicates_view import DuplicatesView
 from vitgallery.ui.preview import PreviewDialog
-from vitgallery.ui.results_model import PathRole, PhotoGridView, PhotoListModel, PhotoTile, PhotoTileDelegate
+from vitgallery.ui.reporting import ErrorReportDialog
+from vitgallery.ui.results_model import (
+    PhotoGridView,
+    PhotoListModel,
+    PhotoTile,
+    PhotoTileDelegate,
+    SortOrder,
+    TileAction,
+)
+from vitgallery.ui.search_page import SearchPage
 from vitgallery.ui.settings import Settings
 from vitgallery.ui.settings_dialog import SettingsDialog
 from vitgallery.ui.thumbnails import ThumbnailLoader, default_cache_dir
-from vitgallery.ui.widgets import IndexProgressPanel, MessageBar, ProblemsPanel, QueryPanel
+from vitgallery.ui.widgets import IndexProgressPanel, MessageAction, MessageBar, ProblemsPanel
 from vitgallery.ui.workers import (
-    IndexJob,
-    LibraryWorker,
-    ListingSignals,
+    FolderListing,
+    IndexOutcome,
+    IndexRun,
+    Job,
+    JobRunner,
     ModelChoice,
-    SearchRequest,
-    SearchResult,
-    SearchWorker,
+    ModelLoading,
+    OpenedLibrary,
     Session,
     WorkerError,
-    abandon_thread,
-    start_folder_listing,
+    index_work,
+    list_folder,
+    modified_time,
+    warm_up,
 )
 
 log = logging.getLogger(__name__)
 
-# Closing must finish within 2 s; this leaves room for saving settings and tearing down.
-SHUTDOWN_WAIT_MS = 1700
-RESEARCH_DELAY_MS = 300
+SHUTDOWN_WAIT_S = 1.7  # closing must finish within 2 s; this leaves room for saving settings
+FOLDER_CHANGE_DELAY_MS = 1500  # a copy of many files settles before the folder is listed again
+MAX_WATCHED_FOLDERS = 1000  # inotify watches are a per-user budget shared with other programs
+THUMBNAIL_DECODE_STEP = 64  # thumbnails are decoded at the slider's size rounded up to this
+
 
 class MainWindow(QMainWindow):
-    # Requests to the workers; queued, so they run in the workers' threads.
-    _warm_up_requested = Signal()
-    _open_requested = Signal(object, object)
-    _index_requested = Signal(object)
-    _search_requested = Signal(object)
-
     results_shown = Signal(int)  # a search finished and its tiles are in the model
-    indexing_finished = Signal(object)  # IndexSummary or None
+    indexing_finished = Signal(object)  # IndexSummary, or None when the run failed
+    index_progress = Signal(object)  # IndexProgress or ModelLoading of the running index
     folder_listed = Signal(int)  # photos found in the folder
+    library_opened = Signal(object)  # OpenedLibrary
+    library_changed = Signal()  # an index run or an action changed the photos: pages refresh what they show
 
     def __init__(
         self,
@@ -90,109 +109,116 @@ class MainWindow(QMainWindow):
         self._library_dir_override = library_dir
         self._decode_workers = decode_workers
         self._folder: Path | None = None
-        self._job: IndexJob | None = None
-        self._query: QuerySource | None = None
-        self._query_image = QImage()
-        self._request_id = 0
-        self._search_started = 0.0
-        self._listing_generation = 0
-        self._models: list[tuple[str, str]] = []
+        self._index_run: IndexRun | None = None
+        self._index_job: Job | None = None
+        self._listing_job: Job | None = None
+        self._photos_in_library = 0
+        self._index_again = False  # the folder changed during a run: index once more when it ends
         self._preview: PreviewDialog | None = None
         self._shut_down = False
 
-        self.setWindowTitle("vitgallery")
-        self.setAcceptDrops(True)
+        self.session = Session()
+        self.jobs = JobRunner(self.session, self)
         thumbnail_size = settings.get(opt.THUMBNAIL_SIZE)
         self.thumbnails = ThumbnailLoader(
-            size=thumbnail_size, cache_dir=thumbnail_cache_dir or default_cache_dir(), parent=self
+            size=_decode_size(thumbnail_size),
+            cache_dir=thumbnail_cache_dir or default_cache_dir(),
+            shared_cache=DesktopThumbnailCache.for_this_desktop(),
+            parent=self,
         )
         self.folder_model = PhotoListModel(self.thumbnails, self)
-        self.results_model = PhotoListModel(self.thumbnails, self)
-        self.results_model.set_min_score(settings.get(opt.MIN_SCORE))
+        self.folder_watcher = QFileSystemWatcher(self)
+        self.folder_watcher.directoryChanged.connect(self._on_folder_changed)
+        self._folder_change_timer = QTimer(self, singleShot=True, interval=FOLDER_CHANGE_DELAY_MS)
+        self._folder_change_timer.timeout.connect(self.refresh_folder)
 
-        self._build_workers()
         self._build_widgets(thumbnail_size)
         self._build_actions()
         self._restore_window_state()
-        self._warm_up_requested.emit()
+        self.jobs.submit(warm_up, lane="library", name="warm up")
+        self.check_model()
 
     # -- construction ------------------------------------------------------------------------------
-
-    def _build_workers(self) -> None:
-        self.session = Session()
-        self.library_thread = QThread(self)
-        self.library_thread.setObjectName("vitgallery-library")
-        self.library_worker = LibraryWorker(self.session)
-        self.library_worker.moveToThread(self.library_thread)
-        self._warm_up_requested.connect(self.library_worker.warm_up)
-        self._open_requested.connect(self.library_worker.open_library)
-        self._index_requested.connect(self.library_worker.index)
-        self.library_worker.models_available.connect(self._on_models_available)
-        self.library_worker.photo_count.connect(
-            lambda count: self.count_label.setText(f"{count:,} photos indexed")
-        )
-        self.library_worker.model_loading.connect(self._on_index_model_loading)
-        self.library_worker.index_progress.connect(self._on_index_progress)
-        self.library_worker.index_finished.connect(self._on_index_finished)
-        self.library_worker.skipped_listed.connect(
-            lambda items: self.problems_panel.set_problems("index", items)
-        )
-        self.library_worker.notice.connect(lambda text: self.message_bar.show_message(text))
-        self.library_worker.failed.connect(self.show_worker_error)
-
-        self.search_thread = QThread(self)
-        self.search_thread.setObjectName("vitgallery-search")
-        self.search_worker = SearchWorker(self.session)
-        self.search_worker.moveToThread(self.search_thread)
-        self._search_requested.connect(self.search_worker.search)
-        self.search_worker.model_loading.connect(
-            lambda name: self.query_panel.show_pending(f"Loading the model {name}…")
-        )
-        self.search_worker.finished.connect(self._on_search_finished)
-        self.search_worker.failed.connect(self._on_search_failed)
-
-        self.listing_signals = ListingSignals(self)
-        self.listing_signals.found.connect(self._on_listing_found)
-        self.listing_signals.finished.connect(self._on_listing_finished)
-        self.download_signals = DownloadSignals(self)
-        self.download_signals.finished.connect(self._on_download_finished)
-        self.download_signals.failed.connect(self._on_download_failed)
-
-        self.library_thread.start()
-        self.search_thread.start()
 
     def _build_widgets(self, thumbnail_size: int) -> None:
         self.message_bar = MessageBar()
         self.message_bar.details_requested.connect(self.show_error_report)
 
-        self.query_panel = QueryPanel(self.settings.get(opt.RESULT_COUNT), self.settings.get(opt.MIN_SCORE))
-        self.query_panel.result_count_changed.connect(self._on_result_count_changed)
-        self.query_panel.min_score_changed.connect(self._on_min_score_changed)
-        self.query_panel.clear_requested.connect(self.clear_query)
+        self.search_page = SearchPage(
+            self.jobs,
+            self.thumbnails,
+            thumbnail_size,
+            self._model_choice,
+            self.settings.get(opt.RESULT_COUNT),
+            self.settings.get(opt.MIN_SCORE),
+        )
+        self.search_page.results_shown.connect(self._on_results_shown)
+        self.search_page.failed.connect(self.show_worker_error)
+        self.search_page.leave_requested.connect(self._show_folder_page)
+        self.search_page.query_panel.result_count_changed.connect(
+            lambda count: self.settings.set(opt.RESULT_COUNT, count)
+        )
+        self.search_page.query_panel.min_score_changed.connect(
+            lambda value: self.settings.set(opt.MIN_SCORE, value)
+        )
+        self.search_page.sort_combo.setCurrentIndex(
+            self.search_page.sort_combo.findData(SortOrder(self.settings.get(opt.RESULTS_SORT)))
+        )
+        self.search_page.sort_combo.currentIndexChanged.connect(
+            lambda: self.settings.set(opt.RESULTS_SORT, self.search_page.sort_combo.currentData().value)
+        )
+        self.query_panel = self.search_page.query_panel
+        self.results_view = self.search_page.view
+        self.results_model = self.search_page.model
 
         self.folder_delegate = PhotoTileDelegate(thumbnail_size, self)
-        self.folder_view = self._make_grid(self.folder_model, self.folder_delegate)
-        self.folder_view.doubleClicked.connect(self._on_folder_activated)
-        self.results_delegate = PhotoTileDelegate(thumbnail_size, self)
-        self.results_view = self._make_grid(self.results_model, self.results_delegate)
-        self.results_view.doubleClicked.connect(lambda index: self.open_preview(index.row()))
+        self.folder_view = PhotoGridView(self.folder_model, self.folder_delegate)
+        self.folder_view.activated_row.connect(lambda row: self.find_similar(self.folder_model.path_at(row)))
+        self.folder_view.preview_requested.connect(self.open_folder_preview)
+        self.folder_view.add_tile_actions([TileAction("Preview", self._preview_folder_path, single=True)])
+        self.folder_sort_combo = QComboBox()
+        for order in (SortOrder.NAME, SortOrder.DATE):
+            self.folder_sort_combo.addItem(order.label, order)
+        self.folder_sort_combo.setToolTip("Order of the folder's photos")
+        self.folder_sort_combo.currentIndexChanged.connect(self._on_folder_sort_changed)
+        self.folder_sort_combo.setCurrentIndex(
+            max(0, self.folder_sort_combo.findData(SortOrder(self.settings.get(opt.FOLDER_SORT))))
+        )
+        self.folder_model.set_sort_order(self.folder_sort_combo.currentData())
+        for view in (self.folder_view, self.results_view):
+            view.add_tile_actions(self._shared_tile_actions())
 
         self.welcome = self._make_welcome_page()
+        self.folder_page = QWidget()
+        folder_layout = QVBoxLayout(self.folder_page)
+        folder_layout.setContentsMargins(0, 0, 0, 0)
+        folder_layout.setSpacing(2)
+        self.folder_label = QLabel()
+        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        folder_header = QHBoxLayout()
+        folder_header.setContentsMargins(4, 2, 4, 2)
+        folder_header.addWidget(self.folder_label, 1)
+        folder_header.addWidget(self.folder_sort_combo)
+        folder_layout.addLayout(folder_header)
+        folder_layout.addWidget(self.folder_view, 1)
         self.folder_stack = QStackedWidget()
         self.folder_stack.addWidget(self.welcome)
-        self.folder_stack.addWidget(self.folder_view)
+        self.folder_stack.addWidget(self.folder_page)
         self.problems_panel = ProblemsPanel()
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.folder_stack, "Folder")
-        self.tabs.addTab(self.results_view, "Similar")
+        self.tabs.addTab(self.search_page, "Similar")
         self.tabs.addTab(self.problems_panel, "Problems")
-        self.duplicates_view = DuplicatesView(None)
+        self.duplicates_view = DuplicatesView(self.jobs)
+        self.duplicates_view.action_finished.connect(self.files_changed)
+        self.library_changed.connect(self.duplicates_view.library_changed)
         self.tabs.addTab(self.duplicates_view, "Duplicates")
-        self.folder_model.rowsInserted.connect(self._update_tab_titles)
-        self.folder_model.modelReset.connect(self._update_tab_titles)
         for signal in (
+            self.folder_model.rowsInserted,
+            self.folder_model.rowsRemoved,
+            self.folder_model.modelReset,
             self.results_model.rowsInserted,
             self.results_model.rowsRemoved,
             self.results_model.modelReset,
@@ -204,7 +230,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([300, 980])
+        self.splitter.setSizes([260, 1020])
         self.splitter.setChildrenCollapsible(False)
 
         central = QWidget()
@@ -219,16 +245,30 @@ class MainWindow(QMainWindow):
         self.progress_panel.pause_toggled.connect(self._on_pause_toggled)
         self.progress_panel.cancel_requested.connect(self.cancel_indexing)
         self.count_label = QLabel()
+        self.thumbnail_slider = QSlider(Qt.Orientation.Horizontal)
+        self.thumbnail_slider.setRange(opt.THUMBNAIL_SIZE.minimum or 64, opt.THUMBNAIL_SIZE.maximum or 400)
+        self.thumbnail_slider.setSingleStep(16)
+        self.thumbnail_slider.setPageStep(64)
+        self.thumbnail_slider.setValue(thumbnail_size)
+        self.thumbnail_slider.setFixedWidth(110)
+        self.thumbnail_slider.setToolTip("Thumbnail size (Ctrl+Plus, Ctrl+Minus)")
+        self.thumbnail_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.thumbnail_slider.valueChanged.connect(self.set_thumbnail_size)
+        self._thumbnail_decode_timer = QTimer(self, singleShot=True, interval=300)
+        self._thumbnail_decode_timer.timeout.connect(self._decode_thumbnails_at_new_size)
         self.statusBar().addPermanentWidget(self.progress_panel, 1)
         self.statusBar().addPermanentWidget(self.count_label)
+        self.statusBar().addPermanentWidget(self.thumbnail_slider)
         self._update_tab_titles()
 
-    def _make_grid(self, model: PhotoListModel, delegate: PhotoTileDelegate) -> PhotoGridView:
-        view = PhotoGridView(model, delegate)
-        view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        view.customContextMenuRequested.connect(lambda point, v=view: self._show_tile_menu(v, point))
-        view.installEventFilter(self)
-        return view
+    def _shared_tile_actions(self) -> list[TileAction | None]:
+        return [
+            TileAction("Find similar photos", lambda paths: self.find_similar(paths[0]), single=True),
+            None,
+            TileAction("Open in the default viewer", lambda paths: open_in_system_viewer(paths[0]), single=True),
+            TileAction("Show in the file manager", lambda paths: reveal_in_file_manager(paths[0]), single=True),
+            TileAction("Copy path", copy_paths, plural="Copy {count} paths"),
+        ]
 
     def _make_welcome_page(self) -> QWidget:
         page = QWidget()
@@ -283,10 +323,23 @@ class MainWindow(QMainWindow):
             QKeySequence.StandardKey.Paste,
             "Find photos like the image on the clipboard (Ctrl+V)",
         )
-        self.clear_action = action("Clear Query", self.clear_query, "Esc", "Back to the folder (Esc)")
+        self.clear_action = action(
+            "Back to the Folder", self.search_page.leave, "Esc", "Leave the results (Esc); Back brings them back"
+        )
+        self.back_action = self.search_page.back_action
+        self.forward_action = self.search_page.forward_action
+        self.addAction(self.back_action)
+        self.addAction(self.forward_action)
         self.index_action = action("Index Now", self.start_indexing, "F5", "Look for new and changed photos")
         self.settings_action = action("Settings…", self.open_settings, QKeySequence.StandardKey.Preferences)
         self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.larger_action = action(
+            "Larger Thumbnails", lambda: self.thumbnail_slider.setValue(self.thumbnail_slider.value() + 32), "Ctrl++"
+        )
+        self.smaller_action = action(
+            "Smaller Thumbnails", lambda: self.thumbnail_slider.setValue(self.thumbnail_slider.value() - 32), "Ctrl+-"
+        )
+        self.about_action = action("About vitgallery", self.show_about)
 
         self.recent_menu = QMenu("Recent Folders", self)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
@@ -296,13 +349,21 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.open_query_action)
         file_menu.addAction(self.paste_action)
-        file_menu.addAction(self.clear_action)
         file_menu.addSeparator()
         file_menu.addAction(self.settings_action)
         file_menu.addAction(self.quit_action)
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addAction(self.back_action)
+        view_menu.addAction(self.forward_action)
+        view_menu.addAction(self.clear_action)
+        view_menu.addSeparator()
+        view_menu.addAction(self.larger_action)
+        view_menu.addAction(self.smaller_action)
         library_menu = self.menuBar().addMenu("&Library")
         library_menu.addAction(self.index_action)
         library_menu.addAction(action("Show Log Folder", lambda: open_in_system_viewer(log_dir())))
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self.about_action)
 
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("mainToolbar")
@@ -314,6 +375,9 @@ class MainWindow(QMainWindow):
         toolbar.addWidget(folder_button)
         toolbar.addAction(self.open_query_action)
         toolbar.addAction(self.paste_action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.back_action)
+        toolbar.addAction(self.forward_action)
         toolbar.addSeparator()
         toolbar.addAction(self.index_action)
         toolbar.addAction(self.settings_action)
@@ -353,183 +417,291 @@ class MainWindow(QMainWindow):
         folder = folder.expanduser().absolute()
         if not folder.is_dir():
             self.message_bar.show_message(
-                f"{folder} is not a folder (moved, or a drive not mounted?)", error=True
+                f"{folder} is not a folder (moved, or a drive not mounted?): no library was made for it.",
+                error=True,
             )
             return
-        self.cancel_indexing()
-        self.clear_query()
+        self.jobs.cancel_all()
+        self._index_run = None
+        self.progress_panel.finish()
+        self.search_page.reset()
         self._folder = folder
         self.settings.add_recent_folder(folder)
         self._fill_recent_list()
-        self.setWindowTitle(f"vitgallery — {folder}")
+        self.setWindowTitle(str(folder))  # Qt adds the application's name
+        self.folder_label.setText(str(folder))
         self.message_bar.hide()
         self.problems_panel.clear_problems()
         self.thumbnails.drop_pending()
         self.folder_model.clear()
-        self.folder_stack.setCurrentWidget(self.folder_view)
-        self.tabs.setCurrentIndex(0)
-        self._listing_generation += 1
-        start_folder_listing(folder, self._listing_generation, self.listing_signals)
-        self._open_requested.emit(folder, self.library_dir())
-        self.duplicates_view.open_folder(folder, self.library_dir())
+        self.folder_stack.setCurrentWidget(self.folder_page)
+        self._show_folder_page()
+        self.duplicates_view.set_library(None)
+        self._list_folder(streaming=True)
+        self.jobs.open_library(
+            folder,
+            self.library_dir(),
+            on_finished=self._on_library_opened,
+            on_failed=self.show_worker_error,
+        )
         self.start_indexing()
 
-    def start_indexing(self) -> None:
+    def refresh_folder(self) -> None:
+        """The folder changed on disk (or by an action): list it again and bring the library up to date.
+        A run in progress is not restarted (files still being copied in would restart it for good):
+        one more run follows it."""
+        if self._folder is None or self._shut_down:
+            return
+        self._list_folder(streaming=False)
+        if self.is_indexing():
+            self._index_again = True
+        else:
+            self.start_indexing()
+
+    def start_indexing(self, *, forget_missing: bool = False) -> None:
         if self._folder is None:
             return
-        if self._job is not None:
-            self._job.cancel.set()
-        self._job = IndexJob(self._model_choice(), self.settings.get(opt.BATCH_SIZE), self._decode_workers)
-        self.progress_panel.start("Starting…")
-        self._index_requested.emit(self._job)
+        if self._index_job is not None:
+            self._index_job.cancel()
+        run = IndexRun(self._model_choice(), self.settings.batch_size(), self._decode_workers,
+                       forget_missing=forget_missing)
+        self._index_run = run
+        self._index_again = False
+        self.progress_panel.start("Starting…", self._photos_in_library)
+        self.search_page.set_indexing(True)
+        self._index_job = self.jobs.submit_library(
+            index_work(self.session, run),
+            lane="library",
+            name="index",
+            on_progress=lambda progress: self._on_index_progress(run, progress),
+            on_finished=lambda outcome: self._on_index_outcome(run, outcome),
+            on_failed=lambda error: self._on_index_failed(run, error),
+            on_ended=lambda: self._on_index_ended(run),
+        )
 
     def cancel_indexing(self) -> None:
-        if self._job is not None:
-            self._job.cancel.set()
-            self._job.pause.clear()
+        if self._index_job is not None and self._index_run is not None:
+            self._index_run.pause.clear()
+            self._index_job.cancel()
 
     def is_indexing(self) -> bool:
-        return self._job is not None
+        return self._index_run is not None
 
     def _model_choice(self) -> ModelChoice:
         return ModelChoice(
-            self.settings.get(opt.MODEL), self.settings.weights(), self.settings.get(opt.DEVICE)
+            self.settings.get(opt.MODEL),
+            self.settings.weights(),
+            self.settings.get(opt.DEVICE),
+            self.settings.get(opt.PRECISION),
         )
 
     def _on_pause_toggled(self, paused: bool) -> None:
-        if self._job is None:
+        if self._index_run is None:
             return
         if paused:
-            self._job.pause.set()
-            self.statusBar().showMessage("Indexing paused", 3000)
+            self._index_run.pause.set()
         else:
-            self._job.pause.clear()
+            self._index_run.pause.clear()
 
-    def _on_listing_found(self, generation: int, paths: list[Path]) -> None:
-        if generation == self._listing_generation:
-            self.folder_model.append_paths(paths)
+    def _list_folder(self, streaming: bool) -> None:
+        """List the folder's photos: streamed into the grid when it opens, compared with the grid
+        when it changed."""
+        assert self._folder is not None
+        if self._listing_job is not None:
+            self._listing_job.cancel()
+        folder = self._folder
 
-    def _on_listing_finished(self, generation: int, count: int, problems: list[tuple[Path, str]]) -> None:
-        if generation != self._listing_generation:
-            return
-        self.problems_panel.set_problems("listing", problems)
-        self._update_tab_titles()
-        self.folder_listed.emit(count)
+        def found(paths_with_dates) -> None:
+            if job is self._listing_job and streaming:
+                self.folder_model.append_tiles(PhotoTile(path, date=date) for path, date in paths_with_dates)
 
-    def _on_index_model_loading(self, job: IndexJob, name: str) -> None:
-        if job is self._job:
-            self.progress_panel.start(f"Loading the model {name}…")
-
-    def _on_index_progress(self, job: IndexJob, progress) -> None:
-        if job is not self._job:
-            return
-        self.progress_panel.update_progress(
-            progress.phase,
-            progress.done,
-            progress.total,
-            progress.rate,
-            progress.eta_s,
-            progress.current_path,
+        job = self.jobs.submit(
+            list_folder(folder),
+            lane="listing",
+            name="folder listing",
+            throttle=False,
+            on_progress=found,
+            on_finished=lambda listing: self._on_listing_finished(job, listing, streaming),
+            on_failed=self.show_worker_error,
         )
+        self._listing_job = job
 
-    def _on_index_finished(self, job: IndexJob, summary) -> None:
-        if job is not self._job:
+    def _on_listing_finished(self, job: Job, listing: FolderListing, streamed: bool) -> None:
+        if job is not self._listing_job:
             return
-        self._job = None
+        self._listing_job = None
+        if not streamed:
+            listed = {str(path) for path, _ in listing.photos}
+            gone = {tile.path for tile in self.folder_model.all_tiles() if str(tile.path) not in listed}
+            self.folder_model.remove_paths(gone)
+            self.folder_model.append_tiles(PhotoTile(path, date=date) for path, date in listing.photos)
+            self.search_page.remove_paths(gone)
+        self.problems_panel.set_problems("listing", listing.problems)
+        self._watch_folders(listing.folders)
+        self._update_tab_titles()
+        self.folder_listed.emit(len(listing.photos))
+
+    def _watch_folders(self, folders: list[Path]) -> None:
+        watched = self.folder_watcher.directories()
+        if watched:
+            self.folder_watcher.removePaths(watched)
+        wanted = [str(folder) for folder in folders[:MAX_WATCHED_FOLDERS]]
+        if wanted:
+            self.folder_watcher.addPaths(wanted)
+
+    def _on_folder_changed(self, path: str) -> None:
+        self._folder_change_timer.start()
+
+    def _on_library_opened(self, opened: OpenedLibrary) -> None:
+        if opened.root != self._folder:
+            return
+        self._photos_in_library = opened.photo_count
+        self._show_photo_count(opened.photo_count)
+        self.problems_panel.set_problems("index", opened.skipped)
+        self.duplicates_view.set_library(opened.library_dir)
+        self._update_tab_titles()
+        self.library_opened.emit(opened)
+
+    def _on_index_progress(self, run: IndexRun, progress) -> None:
+        if run is not self._index_run:
+            return
+        self.index_progress.emit(progress)
+        if isinstance(progress, ModelLoading):
+            self.progress_panel.show_step(
+                f"Downloading the model {progress.name} (first run)…"
+                if progress.downloading
+                else f"Loading the model {progress.name}…"
+            )
+            return
+        if progress.phase in ("embedding", "learning"):
+            self.progress_panel.update_progress(progress.phase, progress.done, progress.total, progress.current_path)
+            if progress.phase == "embedding":
+                self._show_photo_count(self._photos_in_library + self.progress_panel.photos_embedded)
+            self._hide_model_problem()
+        else:
+            self.progress_panel.show_step(
+                {
+                    "scanning": "Looking for new and changed photos…",
+                    "saving": "Saving the index…",
+                    "fitting": "Learning what tells this library's photos apart…",
+                    "done": "Done",
+                }.get(progress.phase, progress.phase)
+            )
+
+    def _on_index_outcome(self, run: IndexRun, outcome: IndexOutcome) -> None:
+        run.outcome = outcome
+        if run is not self._index_run:
+            return
+        self._photos_in_library = outcome.photo_count
+        self._show_photo_count(outcome.photo_count)
+        self.problems_panel.set_problems("index", outcome.skipped)
+        for notice in outcome.notices:
+            self.message_bar.show_message(notice)
+        summary = outcome.summary
+        self.statusBar().showMessage(_summary_text(summary), 15000)
+        if summary.offline:
+            self.message_bar.show_message(
+                f"{self._folder} is missing or empty (an unmounted drive?): nothing was removed from the library.",
+                error=True,
+            )
+        elif summary.missing_kept:
+            # Asked, never assumed: a drive unplugged or a folder replaced looks just like a mass delete.
+            self.message_bar.show_message(
+                f"{summary.missing_kept:,} photos are gone from {self._folder} at once (a drive unplugged, "
+                "a folder replaced?). They stay in the library until you say to forget them.",
+                error=True,
+                action=MessageAction("Forget them", self.forget_missing_photos),
+            )
+
+    def forget_missing_photos(self) -> None:
+        """From the banner after many photos vanished at once: the user confirms they are gone."""
+        self.message_bar.hide()
+        self.start_indexing(forget_missing=True)
+
+    def _on_index_failed(self, run: IndexRun, error: WorkerError) -> None:
+        if run is self._index_run:
+            self.show_worker_error(error)
+
+    def _on_index_ended(self, run: IndexRun) -> None:
+        if run is not self._index_run:
+            return
+        self._index_run = None
+        self._index_job = None
         self.progress_panel.finish()
-        if summary is not None:
-            self.statusBar().showMessage(_summary_text(summary), 15000)
-            if summary.offline:
-                self.message_bar.show_message(
-                    f"{self._folder} is missing or empty (an unmounted drive?): nothing was removed from the library.",
-                    error=True,
-                )
+        summary = run.outcome.summary if run.outcome is not None else None
+        changed = summary is not None and bool(
+            summary.added or summary.updated or summary.moved or summary.removed or summary.teaching
+        )
+        self.search_page.set_indexing(False, library_changed=changed)
+        if changed:
+            self.library_changed.emit()
         self._update_tab_titles()
         self.indexing_finished.emit(summary)
+        if self._index_again and summary is not None and not summary.cancelled:
+            self.start_indexing()
 
-    def _on_models_available(self, models: list[tuple[str, str]]) -> None:
-        self._models = models
+    def check_model(self) -> None:
+        """Say now, not when indexing fails, when the chosen model cannot be loaded here."""
+        choice = self._model_choice()
+
+        def check(progress, cancel) -> str | None:
+            from vitgallery.core.models import weights_problem
+
+            return weights_problem(choice.name, choice.weights)
+
+        self.jobs.submit(check, lane="checks", name="model check", on_finished=self._on_model_checked)
+
+    def _on_model_checked(self, problem: str | None) -> None:
+        if problem is not None and not self.is_indexing():
+            self._show_model_problem(problem)
+
+    def _show_model_problem(self, text: str) -> None:
+        self.show_worker_error(WorkerError(text, model_failed=True))
+
+    def choose_weights_file(self) -> None:
+        """From the model error's banner: point the app at a weights file and index again."""
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Model weights", str(Path.home()), "Weights (*.pth *.pt *.safetensors *.bin);;All files (*)"
+        )
+        if path:
+            self.settings.set(opt.WEIGHTS, path)
+            self.message_bar.hide()
+            self.start_indexing()
+
+    def _hide_model_problem(self) -> None:
+        if self.message_bar.isVisible() and self.message_bar.has_action():
+            self.message_bar.hide()
+
+    def _show_photo_count(self, count: int) -> None:
+        self.count_label.setText(f"{count:,} photos indexed")
+
+    # -- every page sees every change --------------------------------------------------------------
+
+    def files_changed(self, report) -> None:
+        """An action moved, trashed or put back files: every page updates now, the library follows."""
+        if not report.moved_files:
+            return
+        gone = {source for source, _ in report.done}
+        arrived = {target for _, target in report.done if target is not None}
+        self.folder_model.remove_paths(gone)
+        self.search_page.remove_paths(gone)
+        if self._folder is not None:
+            inside = [path for path in arrived if path.is_relative_to(self._folder)]
+            self.folder_model.append_tiles(PhotoTile(path, date=modified_time(path)) for path in inside)
+        self._update_tab_titles()
+        self.refresh_folder()
 
     # -- queries -----------------------------------------------------------------------------------
 
     def set_query(self, source: QuerySource) -> None:
-        """Search with a dropped, pasted or opened image; a URL is downloaded first."""
-        if source.url is not None:
-            self.query_panel.show_pending(f"Downloading {source.label}…")
-            start_download(source, self.download_signals)
-            return
-        self._query = source
-        self._run_search()
+        self.tabs.setCurrentWidget(self.search_page)
+        self.search_page.search(source)
 
-    def _run_search(self) -> None:
-        if self._query is None:
-            return
-        self._request_id += 1
-        self.search_worker.note_request(self._request_id)
-        query = self._query.path if self._query.path is not None else self._query.data
-        assert query is not None
-        request = SearchRequest(
-            self._request_id, query, self.query_panel.result_count(), self._model_choice()
-        )
-        self._search_started = time.perf_counter()
-        self.query_panel.show_pending(f"Searching for photos like {self._query.label}…")
-        self.tabs.setCurrentWidget(self.results_view)
-        self._search_requested.emit(request)
-
-    def _on_search_finished(self, result: SearchResult) -> None:
-        if result.request_id != self._request_id or self._query is None:
-            return
-        self.thumbnails.drop_pending()
-        self.results_model.set_tiles([PhotoTile(hit.path, hit.score, hit.cosine, hit.inliers) for hit in result.hits])
-        self._query_image = result.query_image
-        self.query_panel.show_query(result.query_image, self._query.label)
-        elapsed_ms = (time.perf_counter() - self._search_started) * 1000
-        partial = (
-            " (indexing is still running: these come from the photos indexed so far)" if self._job else ""
-        )
-        self.statusBar().showMessage(
-            f"{len(result.hits)} similar photos in {elapsed_ms:.0f} ms{partial}", 10000
-        )
-        if self.results_model.rowCount() > 0:
-            self.results_view.setCurrentIndex(self.results_model.index(0))
-        self.tabs.setCurrentWidget(self.results_view)
-        self.results_view.setFocus()
-        self.results_shown.emit(len(result.hits))
-
-    def _on_search_failed(self, request_id: int, error: WorkerError) -> None:
-        if request_id != self._request_id:
-            return
-        self.query_panel.show_pending("The search failed")
-        self.show_worker_error(error)
-
-    def _on_download_finished(self, source: QuerySource, data: bytes) -> None:
-        self.set_query(QuerySource(label=source.label, data=data))
-
-    def _on_download_failed(self, source: QuerySource, message: str) -> None:
-        self.query_panel.show_pending("The download failed")
-        self.message_bar.show_message(message, error=True)
-
-    def _on_result_count_changed(self, count: int) -> None:
-        self.settings.set(opt.RESULT_COUNT, count)
-        # Wait until the user stops spinning, then search again with the new count.
-        QTimer.singleShot(RESEARCH_DELAY_MS, lambda: self._rerun_if_count(count))
-
-    def _rerun_if_count(self, count: int) -> None:
-        if self._query is not None and self.query_panel.result_count() == count and not self._shut_down:
-            self._run_search()
-
-    def _on_min_score_changed(self, min_score: float) -> None:
-        self.settings.set(opt.MIN_SCORE, min_score)
-        self.results_model.set_min_score(min_score)
+    def find_similar(self, path: Path) -> None:
+        self.set_query(QuerySource(label=path.name, path=path))
 
     def clear_query(self) -> None:
-        self._request_id += 1
-        self.search_worker.note_request(self._request_id)
-        self._query = None
-        self._query_image = QImage()
-        self.results_model.clear()
-        self.query_panel.clear_query()
-        self.tabs.setCurrentIndex(0)
+        self.search_page.leave()
 
     def choose_query_file(self) -> None:
         patterns = " ".join(f"*{ext}" for ext in sorted(SUPPORTED_EXTENSIONS))
@@ -547,8 +719,13 @@ class MainWindow(QMainWindow):
             return
         self.set_query(source)
 
-    def find_similar(self, path: Path) -> None:
-        self.set_query(QuerySource(label=path.name, path=path))
+    def _on_results_shown(self, count: int) -> None:
+        self.tabs.setCurrentWidget(self.search_page)
+        self.results_shown.emit(count)
+
+    def _show_folder_page(self) -> None:
+        self.tabs.setCurrentIndex(0)
+        self.folder_view.setFocus()
 
     # -- drag and drop -----------------------------------------------------------------------------
 
@@ -578,91 +755,92 @@ class MainWindow(QMainWindow):
         event.accept()
         self.set_query(source)
 
-    # -- tiles: preview, context menu, keys --------------------------------------------------------
+    # -- preview and thumbnails --------------------------------------------------------------------
 
-    def open_preview(self, row: int) -> PreviewDialog | None:
-        if not 0 <= row < self.results_model.rowCount():
+    def open_folder_preview(self, row: int) -> PreviewDialog | None:
+        if not 0 <= row < self.folder_model.rowCount():
             return None
         if self._preview is not None:
             self._preview.close()
-        label = self._query.label if self._query is not None else ""
-        self._preview = PreviewDialog(self._query_image, label, self.results_model, row, self)
+        self._preview = PreviewDialog(self.folder_model, row, self.jobs, self)
         self._preview.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self._preview.destroyed.connect(lambda: setattr(self, "_preview", None))
+        self._preview.destroyed.connect(self._forget_preview)
         self._preview.show()
         return self._preview
 
-    def _on_folder_activated(self, index: QModelIndex) -> None:
-        if index.isValid():
-            self.find_similar(Path(index.data(PathRole)))
+    def _forget_preview(self) -> None:
+        self._preview = None
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
-            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and watched in (
-                self.results_view,
-                self.folder_view,
-            ):
-                index = watched.currentIndex()
-                if index.isValid():
-                    if watched is self.results_view:
-                        self.open_preview(index.row())
-                    else:
-                        self._on_folder_activated(index)
-                    return True
-        return super().eventFilter(watched, event)
+    def _preview_folder_path(self, paths: list[Path]) -> None:
+        row = self.folder_model.row_of(paths[0])
+        if row is not None:
+            self.open_folder_preview(row)
 
-    def _show_tile_menu(self, view: QListView, point: QPoint) -> None:
-        index = view.indexAt(point)
-        if not index.isValid():
-            return
-        path = Path(index.data(PathRole))
-        selected = [Path(i.data(PathRole)) for i in view.selectionModel().selectedIndexes()] or [path]
-        menu = QMenu(self)
-        if view is self.results_view:
-            menu.addAction("Preview beside the query", lambda: self.open_preview(index.row()))
-        menu.addAction("Find similar photos", lambda: self.find_similar(path))
-        menu.addSeparator()
-        menu.addAction("Open in the default viewer", lambda: open_in_system_viewer(path))
-        menu.addAction("Show in the file manager", lambda: reveal_in_file_manager(path))
-        menu.addAction(
-            "Copy path" if len(selected) == 1 else f"Copy {len(selected)} paths", lambda: copy_paths(selected)
-        )
-        menu.popup(view.viewport().mapToGlobal(point))
+    def _on_folder_sort_changed(self) -> None:
+        order = self.folder_sort_combo.currentData()
+        self.folder_model.set_sort_order(order)
+        self.settings.set(opt.FOLDER_SORT, order.value)
 
-    # -- settings ----------------------------------------------------------------------------------
+    def set_thumbnail_size(self, size: int) -> None:
+        """Tiles resize at once (their pixmaps scaled); thumbnails are decoded anew once the slider rests."""
+        self.folder_view.set_thumbnail_size(size)
+        self.search_page.set_thumbnail_size(size)
+        self.settings.set(opt.THUMBNAIL_SIZE, size)
+        if self.thumbnail_slider.value() != size:
+            self.thumbnail_slider.setValue(size)
+        self._thumbnail_decode_timer.start()
+
+    def _decode_thumbnails_at_new_size(self) -> None:
+        size = _decode_size(self.thumbnail_slider.value())
+        if size != self.thumbnails.size:
+            self.thumbnails.set_size(size)
+            for view in (self.folder_view, self.results_view):
+                view.viewport().update()
+
+    # -- settings and about ------------------------------------------------------------------------
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self._models, self)
+        dialog = SettingsDialog(self.settings, self)
         if dialog.exec():
             self.apply_settings(dialog.changed())
 
     def apply_settings(self, changed: set) -> None:
         if opt.THUMBNAIL_SIZE in changed:
-            size = self.settings.get(opt.THUMBNAIL_SIZE)
-            self.thumbnails.set_size(size)
-            for delegate, view in (
-                (self.folder_delegate, self.folder_view),
-                (self.results_delegate, self.results_view),
-            ):
-                delegate.set_thumbnail_size(size)
-                view.fit_columns()
-                view.doItemsLayout()
-                view.viewport().update()
+            self.set_thumbnail_size(self.settings.get(opt.THUMBNAIL_SIZE))
         if opt.LIBRARY_DIR in changed and self._folder is not None:
             self.open_folder(self._folder)
-        elif changed & {opt.MODEL, opt.WEIGHTS, opt.DEVICE, opt.BATCH_SIZE} and self._folder is not None:
+        elif changed & {opt.MODEL, opt.WEIGHTS, opt.DEVICE, opt.PRECISION, opt.BATCH_SIZE} and self._folder is not None:
             self.start_indexing()
+
+    def about_text(self) -> str:
+        library = self.session.library_dir
+        return (
+            f"<h3>vitgallery {vitgallery.__version__}</h3>"
+            "<p>Finds similar photos in your own library, offline, with a Vision Transformer (DINOv2).</p>"
+            f"<p><b>Library:</b> {library if library is not None else '(no folder open)'}<br>"
+            f"<b>Log file:</b> {log_file_path()}</p>"
+            "<p>Keys: Return finds similar photos, Space previews, Alt+Left/Right go through earlier "
+            "queries, Esc goes back to the folder.</p>"
+        )
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About vitgallery", self.about_text())
 
     # -- problems ----------------------------------------------------------------------------------
 
     def show_worker_error(self, error: WorkerError) -> None:
+        if error.model_failed:
+            self.message_bar.show_message(
+                error.message, error=True, action=MessageAction("Choose weights file…", self.choose_weights_file)
+            )
+            return
         self.message_bar.show_message(error.message, error=True, report=error.report)
         if error.unexpected:
             log.error("worker reported an unexpected error: %s", error.message)
             self.show_error_report(error.message, error.report)
 
     def show_error_report(self, summary: str, report: str) -> None:
-        dialog = ErrorReportDialog(summary, report, log_dir() / "vitgallery.log", self)
+        dialog = ErrorReportDialog(summary, report, log_file_path(), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
 
@@ -703,39 +881,32 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def shutdown(self) -> None:
-        """Stop the workers; each indexing batch is committed on its own, so nothing committed is lost."""
+        """Stop every job; each indexing batch is committed on its own, so nothing committed is lost.
+
+        Cancelling the index job also ends its decoding processes: the core's decode pool is shut
+        down as the index call returns.
+        """
         if self._shut_down:
             return
         self._shut_down = True
         started = time.monotonic()
+        self._folder_change_timer.stop()
         self.cancel_indexing()
-        self._listing_generation += 1
-        self._request_id += 1
-        self.search_worker.note_request(self._request_id)
+        self.search_page.shutdown()
+        self.duplicates_view.shutdown()
         self.thumbnails.drop_pending()
         if self._preview is not None:
             self._preview.close()
-        self.library_thread.quit()
-        self.search_thread.quit()
-        deadline = started + SHUTDOWN_WAIT_MS / 1000
-        stopped = True
-        for thread in (self.library_thread, self.search_thread):
-            remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
-            if not thread.wait(remaining_ms):
-                log.warning(
-                    "%s did not stop within %d ms; leaving it to process exit",
-                    thread.objectName(),
-                    SHUTDOWN_WAIT_MS,
-                )
-                abandon_thread(thread)
-                stopped = False
-        if stopped:
-            # The worker threads have ended, so the library can be closed from here.
+        if self.jobs.shutdown(SHUTDOWN_WAIT_S):
+            # Every job has returned the library, so it can be closed from here.
             self.session.replace_library(None)
-        self.duplicates_view.shutdown(max(0, int((deadline - time.monotonic()) * 1000)))
         self.thumbnails.shutdown(200)
         self.settings.sync()
         log.info("window closed in %.0f ms", (time.monotonic() - started) * 1000)
+
+
+def _decode_size(thumbnail_size: int) -> int:
+    return -(-thumbnail_size // THUMBNAIL_DECODE_STEP) * THUMBNAIL_DECODE_STEP
 
 
 def _summary_text(summary) -> str:

@@ -1,17 +1,40 @@
-"""A large preview of a result beside the query; Left/Right step through the results."""
+"""A large preview of a photo (beside the query, for a result) with zoom, 1:1 and what the file is.
+
+Left/Right step through the grid's photos; +/- or Ctrl+wheel zoom, 1 shows the file's own pixels,
+0 fits the photo to the window. The photo first shows decoded to fit a large screen; the full
+resolution is decoded (off the GUI thread) only when the zoom needs it.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QSize, Qt
-from PySide6.QtGui import QImage, QKeyEvent, QPixmap, QResizeEvent
-from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QImage, QKeyEvent, QPainter, QPixmap, QResizeEvent, QWheelEvent
+from PySide6.QtWidgets import (
+    QDialog,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
-from vitgallery.ui.results_model import PathRole, PhotoListModel, RankRole, ScoreRole
-from vitgallery.ui.thumbnails import ThumbnailLoader
+from vitgallery.ui.results_model import PhotoListModel, RankRole
+from vitgallery.ui.thumbnails import decode_scaled
+from vitgallery.ui.workers import Job, JobRunner, WorkerError
 
-PREVIEW_DECODE_SIZE = 1600
+PREVIEW_DECODE_SIZE = 1600  # the first decode: sharp on a large screen, quick to step through
+FULL_DECODE_LIMIT = 16384  # the 1:1 decode: every pixel of any photo the core accepts, in practice
+ZOOM_STEP = 1.25
+MAX_ZOOM = 16.0
 
 
 class ScaledImageLabel(QLabel):
@@ -51,42 +74,202 @@ class ScaledImageLabel(QLabel):
         )
 
 
+class ZoomView(QGraphicsView):
+    """A photo fitted to the view or zoomed; `zoom` is screen pixels per pixel of the file."""
+
+    zoom_changed = Signal(float)
+    full_resolution_needed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._scene = QGraphicsScene(self)
+        self._item = QGraphicsPixmapItem()
+        self._item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._scene.addItem(self._item)
+        self.setScene(self._scene)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setFrameShape(QGraphicsView.Shape.NoFrame)
+        self.setMinimumSize(200, 200)
+        self._file_width = 0  # pixels of the file; the pixmap may be a smaller decode of it
+        self._fitted = True
+
+    def set_photo(self, pixmap: QPixmap, file_width: int) -> None:
+        """Show `pixmap`, a decode of a file `file_width` pixels wide, keeping the zoom unless fitted."""
+        zoom = self.zoom
+        self._item.setPixmap(pixmap)
+        self._file_width = max(file_width, pixmap.width(), 1)
+        # The item is drawn at the file's size whatever the decode, so zoom means file pixels.
+        self._item.setScale(self._file_width / max(pixmap.width(), 1))
+        self._scene.setSceneRect(self._item.sceneBoundingRect())
+        if self._fitted or pixmap.isNull():
+            self.fit()
+        else:
+            self.set_zoom(zoom)
+
+    def has_photo(self) -> bool:
+        return not self._item.pixmap().isNull()
+
+    def is_full_resolution(self) -> bool:
+        return self._item.pixmap().width() >= self._file_width
+
+    @property
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    @property
+    def fitted(self) -> bool:
+        return self._fitted
+
+    def fit(self) -> None:
+        self._fitted = True
+        if self.has_photo():
+            self.fitInView(self._item, Qt.AspectRatioMode.KeepAspectRatio)
+            if self.zoom > 1.0:  # a small photo is not blown up to fill the window
+                self.set_zoom(1.0, fitted=True)
+        self.zoom_changed.emit(self.zoom)
+
+    def set_zoom(self, zoom: float, fitted: bool = False) -> None:
+        zoom = max(min(zoom, MAX_ZOOM), 0.01)
+        self.resetTransform()
+        self.scale(zoom, zoom)
+        self._fitted = fitted
+        if zoom > self._item.scale() ** -1 * 1.01 and self.has_photo() and not self.is_full_resolution():
+            self.full_resolution_needed.emit()
+        self.zoom_changed.emit(zoom)
+
+    def actual_size(self) -> None:
+        self.set_zoom(1.0)
+
+    def zoom_by(self, factor: float) -> None:
+        self.set_zoom(self.zoom * factor)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.zoom_by(ZOOM_STEP if event.angleDelta().y() > 0 else 1 / ZOOM_STEP)
+            return
+        super().wheelEvent(event)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self._fitted:
+            self.fit()
+
+
+@dataclass(frozen=True)
+class PhotoDetails:
+    """What the preview says about a file."""
+
+    width: int | None
+    height: int | None
+    size: int | None
+    date: float | None  # when it was taken, else when the file was last changed
+    date_is_taken: bool
+    camera: str | None
+
+    def text(self) -> str:
+        parts = []
+        if self.width and self.height:
+            parts.append(f"{self.width:,} × {self.height:,}")
+        if self.size is not None:
+            parts.append(f"{self.size / 1e6:.1f} MB" if self.size >= 100_000 else f"{self.size / 1e3:.0f} kB")
+        if self.date is not None:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.date))
+            parts.append(f"taken {when}" if self.date_is_taken else f"modified {when}")
+        if self.camera:
+            parts.append(self.camera)
+        return " · ".join(parts)
+
+
+def read_details(path: Path) -> PhotoDetails:
+    """The file's size and dates and the photo's header (runs on a worker thread)."""
+    from vitgallery.core.imageio import DecodeError, read_meta
+
+    try:
+        stat = path.stat()
+    except OSError:
+        return PhotoDetails(None, None, None, None, False, None)
+    try:
+        meta = read_meta(path)
+    except DecodeError:
+        return PhotoDetails(None, None, stat.st_size, stat.st_mtime, False, None)
+    taken = meta.taken_at is not None
+    return PhotoDetails(
+        meta.width, meta.height, stat.st_size, meta.taken_at if taken else stat.st_mtime, taken, meta.camera
+    )
+
+
+@dataclass(frozen=True)
+class DecodedPreview:
+    path: Path
+    image: QImage  # decoded off the GUI thread; the pixmap is made on it
+    details: PhotoDetails
+
+
 class PreviewDialog(QDialog):
+    """The photo at `row` of a grid's model, with the query beside it when there is one."""
+
     def __init__(
         self,
-        query_image: QImage,
-        query_label: str,
         model: PhotoListModel,
         row: int,
+        runner: JobRunner,
         parent: QWidget | None = None,
+        *,
+        query_image: QImage | None = None,
+        query_label: str = "",
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Preview")
-        self.resize(1100, 640)
+        self.resize(1100, 680)
         self._model = model
         self._row = row
-        self._loader = ThumbnailLoader(
-            size=PREVIEW_DECODE_SIZE, cache_dir=None, memory_items=8, max_threads=2, parent=self
-        )
-        self._loader.thumbnail_ready.connect(self._on_image_ready)
+        self._runner = runner
+        self._loading: Job | None = None
+        self._shown: DecodedPreview | None = None
 
-        self.query_view = ScaledImageLabel("(no preview for this query)")
-        if not query_image.isNull():
-            self.query_view.set_image(QPixmap.fromImage(query_image))
-        self.result_view = ScaledImageLabel("loading…")
-        self.query_caption = QLabel(f"Query: {query_label}")
-        self.result_caption = QLabel()
-        for caption in (self.query_caption, self.result_caption):
-            caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            caption.setWordWrap(True)
+        self.photo_view = ZoomView()
+        self.photo_view.zoom_changed.connect(self._on_zoom_changed)
+        self.photo_view.full_resolution_needed.connect(self._load_full_resolution)
+        self.caption = QLabel()
+        self.caption.setWordWrap(True)
+        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status = QLabel("loading…")
+        self.zoom_label = QLabel()
+        fit_button = QPushButton("Fit")
+        fit_button.setToolTip("Fit the photo to the window (0)")
+        fit_button.clicked.connect(self.photo_view.fit)
+        actual_button = QPushButton("1:1")
+        actual_button.setToolTip("The file's own pixels (1)")
+        actual_button.clicked.connect(self.photo_view.actual_size)
+        for button in (fit_button, actual_button):
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # arrows and keys stay with the dialog
+
+        controls = QHBoxLayout()
+        controls.addWidget(self.status, 1)
+        controls.addWidget(self.zoom_label)
+        controls.addWidget(fit_button)
+        controls.addWidget(actual_button)
+        photo_column = QVBoxLayout()
+        photo_column.addWidget(self.photo_view, 1)
+        photo_column.addWidget(self.caption)
+        photo_column.addLayout(controls)
 
         layout = QHBoxLayout(self)
-        for view, caption in ((self.query_view, self.query_caption), (self.result_view, self.result_caption)):
-            column = QVBoxLayout()
-            column.addWidget(view, 1)
-            column.addWidget(caption)
-            layout.addLayout(column, 1)
+        self.query_view: ScaledImageLabel | None = None
+        if query_image is not None:
+            self.query_view = ScaledImageLabel("(no preview for this query)")
+            if not query_image.isNull():
+                self.query_view.set_image(QPixmap.fromImage(query_image))
+            query_caption = QLabel(f"Query: {query_label}")
+            query_caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            query_caption.setWordWrap(True)
+            query_column = QVBoxLayout()
+            query_column.addWidget(self.query_view, 1)
+            query_column.addWidget(query_caption)
+            layout.addLayout(query_column, 2)
+        layout.addLayout(photo_column, 3)
         self._show_row(row)
 
     @property
@@ -94,44 +277,83 @@ class PreviewDialog(QDialog):
         return self._row
 
     def current_path(self) -> Path:
-        return Path(self._index().data(PathRole))
+        return self._model.path_at(self._row)
+
+    def has_image(self) -> bool:
+        return self.photo_view.has_photo()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_Right and self._row + 1 < self._model.rowCount():
+        key = event.key()
+        if key == Qt.Key.Key_Right and self._row + 1 < self._model.rowCount():
             self._show_row(self._row + 1)
-        elif event.key() == Qt.Key.Key_Left and self._row > 0:
+        elif key == Qt.Key.Key_Left and self._row > 0:
             self._show_row(self._row - 1)
+        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.photo_view.zoom_by(1.25)
+        elif key == Qt.Key.Key_Minus:
+            self.photo_view.zoom_by(0.8)
+        elif key == Qt.Key.Key_1:
+            self.photo_view.actual_size()
+        elif key == Qt.Key.Key_0:
+            self.photo_view.fit()
+        elif key == Qt.Key.Key_Space:
+            self.close()
         else:
             super().keyPressEvent(event)
 
-    def _index(self) -> QModelIndex:
-        return self._model.index(self._row)
-
     def _show_row(self, row: int) -> None:
         self._row = row
-        index = self._index()
-        path = Path(index.data(PathRole))
-        score = index.data(ScoreRole)
-        detail = f"#{index.data(RankRole)}, similarity {score:.3f}" if score is not None else ""
-        self.result_caption.setText(f"{path}\n{detail}")
-        self.setWindowTitle(f"Preview: {path.name}")
-        self._loader.drop_pending()
-        pixmap = self._loader.pixmap(path)
-        if pixmap is not None:
-            self.result_view.set_image(pixmap)
-        else:
-            self.result_view.set_image(QPixmap())
-            self.result_view.setText("loading…")
+        tile = self._model.tile_at(row)
+        self.setWindowTitle(f"Preview: {tile.path.name}")
+        rank = self._model.index(row).data(RankRole)
+        why = f"\n#{rank}: {tile.explanation()}" if tile.score is not None else ""
+        self.caption.setText(f"{tile.path}{why}")
+        self.status.setText("loading…")
+        self._cancel_loading()
+        self._shown = None
+        self.photo_view.set_photo(QPixmap(), 0)
+        self.photo_view.fit()
+        self._load(tile.path, PREVIEW_DECODE_SIZE)
 
-    def _on_image_ready(self, path: str) -> None:
-        if path != str(self.current_path()):
+    def _load(self, path: Path, size: int) -> None:
+        def decode(progress, cancel: threading.Event) -> DecodedPreview:
+            return DecodedPreview(path, decode_scaled(path, size), read_details(path))
+
+        self._loading = self._runner.submit(
+            decode,
+            lane="preview",
+            name="preview",
+            on_finished=self._on_decoded,
+            on_failed=lambda error: self._on_failed(path, error),
+        )
+
+    def _load_full_resolution(self) -> None:
+        if self._shown is not None and self._loading is None:
+            self.status.setText("loading every pixel…")
+            self._load(self._shown.path, FULL_DECODE_LIMIT)
+
+    def _on_decoded(self, decoded: DecodedPreview) -> None:
+        if decoded.path != self.current_path():
+            return  # a photo stepped past
+        self._loading = None
+        self._shown = decoded
+        self.photo_view.set_photo(QPixmap.fromImage(decoded.image), decoded.details.width or decoded.image.width())
+        self.status.setText(decoded.details.text())
+
+    def _on_failed(self, path: Path, error: WorkerError) -> None:
+        if path != self.current_path():
             return
-        pixmap = self._loader.pixmap(path)
-        if pixmap is not None:
-            self.result_view.set_image(pixmap)
-        else:
-            self.result_view.setText("cannot decode this file")
+        self._loading = None
+        self.status.setText(f"cannot show this file: {error.message}")
+
+    def _on_zoom_changed(self, zoom: float) -> None:
+        self.zoom_label.setText("fit" if self.photo_view.fitted else f"{zoom * 100:.0f} %")
+
+    def _cancel_loading(self) -> None:
+        if self._loading is not None:
+            self._loading.cancel()
+            self._loading = None
 
     def done(self, result: int) -> None:
-        self._loader.shutdown()
+        self._cancel_loading()
         super().done(result)

@@ -1,9 +1,14 @@
-"""Photo tiles: the list model (folder grid and ranked results), the delegate that paints a tile, the grid view."""
+"""Photo tiles: the list model (folder grid and ranked results), the delegate that paints a tile, the grid view.
+
+A tile's context menu is built from `TileAction`s that a page registers on its grid, so a new action
+on photos (like, unlike, move...) is one entry.
+"""
 
 from __future__ import annotations
 
-import bisect
+import enum
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,18 +24,19 @@ from PySide6.QtCore import (
     QSize,
     Qt,
     QUrl,
+    Signal,
 )
-from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QResizeEvent
+from PySide6.QtGui import QColor, QContextMenuEvent, QFont, QKeyEvent, QPainter, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QListView,
+    QMenu,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QWidget,
 )
 
-from vitgallery.core.keypoints import VERIFIED_INLIERS
 from vitgallery.ui.thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
@@ -41,9 +47,33 @@ ThumbnailRole = Qt.ItemDataRole.UserRole + 3
 RankRole = Qt.ItemDataRole.UserRole + 4
 ThumbnailFailedRole = Qt.ItemDataRole.UserRole + 5
 InliersRole = Qt.ItemDataRole.UserRole + 6
+MatchRole = Qt.ItemDataRole.UserRole + 7
 
 TILE_LABEL_HEIGHT = 20
 TILE_MARGIN = 6
+WEAK_TILE_OPACITY = 0.45  # a result that does not look like the query is shown faded, not hidden
+# Badges are dark and translucent so they read on light and dark photos; white text on them is
+# above 6:1. The same photo's badge is green, so copies stand apart from look-alikes at a glance.
+BADGE_COLOUR = QColor(0, 0, 0, 170)
+SAME_PHOTO_BADGE_COLOUR = QColor(16, 110, 48, 215)
+
+
+class Match(enum.Enum):
+    """What a ranked result is to its query."""
+
+    SAME = "same"  # verified by keypoints: the same photo (a copy, an edit, a crop)
+    SIMILAR = "similar"  # looks alike
+    WEAK = "weak"  # among the closest, but not alike
+
+
+class SortOrder(enum.Enum):
+    RANK = "rank"  # best match first (results) or as listed (folder)
+    NAME = "name"
+    DATE = "date"  # newest first
+
+    @property
+    def label(self) -> str:
+        return {"rank": "Best match", "name": "Name", "date": "Date (newest first)"}[self.value]
 
 
 @dataclass(frozen=True)
@@ -52,39 +82,47 @@ class PhotoTile:
     score: float | None = None  # what the ranking used
     cosine: float | None = None  # the vectors' similarity alone
     inliers: int | None = None  # keypoints that one geometric map carries onto the query; None: not checked
+    match: Match | None = None  # None: a photo of the folder, not a result
+    date: float | None = None  # the file's modification time
 
     @property
     def verified(self) -> bool:
-        return self.inliers is not None and self.inliers >= VERIFIED_INLIERS
+        return self.match is Match.SAME
 
     def explanation(self) -> str:
         """Why it ranked where it did, in words."""
         if self.score is None:
             return ""
-        parts = [f"similarity {self.score:.3f}"]
-        if self.cosine is not None and self.verified:
-            parts.append(f"looks {self.cosine:.2f} alike, {self.inliers} matching points: the same scene")
-        elif self.cosine is not None and self.inliers is not None:
-            parts.append(f"{self.inliers} matching points: not the same scene")
-        return ", ".join(parts)
+        if self.verified:
+            return f"the same photo: {self.inliers} matching points (score {self.score:.3f})"
+        points = (
+            "not verified by keypoints"
+            if not self.inliers
+            else f"{self.inliers} matching points, too few to verify"
+        )
+        if self.match is Match.WEAK:
+            return f"does not look alike (score {self.score:.3f}; {points})"
+        return f"looks similar (score {self.score:.3f}; {points})"
 
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
 
 class PhotoListModel(QAbstractListModel):
-    """Photos as tiles. With scores (ranked results), tiles below `min_score` are hidden.
+    """Photos as tiles, in rank (or listing) order, by name or by date. Ranked tiles below
+    `min_score` are hidden.
 
-    Scores arrive sorted best first, so the threshold only ever cuts the tail: the model inserts
-    and removes rows at the end instead of resetting, and the view keeps its selection.
+    In rank order the threshold only ever cuts the tail (scores are descending), so the model
+    inserts and removes rows at the end instead of resetting, and the view keeps its selection.
     """
 
     def __init__(self, thumbnails: ThumbnailLoader | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._all: list[PhotoTile] = []
-        self._visible = 0
+        self._all: list[PhotoTile] = []  # in rank or listing order
+        self._rows: list[int] = []  # positions in _all, as shown
+        self._row_of: dict[str, int] = {}  # path -> shown row
         self._min_score = 0.0
-        self._row_of: dict[str, int] = {}
+        self._sort = SortOrder.RANK
         self._thumbnails = thumbnails
         if thumbnails is not None:
             thumbnails.thumbnail_ready.connect(self._on_thumbnail_ready)
@@ -92,12 +130,13 @@ class PhotoListModel(QAbstractListModel):
     # Qt interface -----------------------------------------------------------------------------
 
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else self._visible
+        return 0 if parent.isValid() else len(self._rows)
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid() or index.row() >= self._visible:
+        if not index.isValid() or index.row() >= len(self._rows):
             return None
-        tile = self._all[index.row()]
+        rank = self._rows[index.row()]
+        tile = self._all[rank]
         if role == Qt.ItemDataRole.DisplayRole:
             return tile.path.name
         if role == PathRole:
@@ -106,8 +145,10 @@ class PhotoListModel(QAbstractListModel):
             return tile.score
         if role == InliersRole:
             return tile.inliers
+        if role == MatchRole:
+            return tile.match
         if role == RankRole:
-            return index.row() + 1
+            return rank + 1
         if role in (ThumbnailRole, Qt.ItemDataRole.DecorationRole):
             return self._thumbnails.pixmap(tile.path) if self._thumbnails is not None else None
         if role == ThumbnailFailedRole:
@@ -115,7 +156,7 @@ class PhotoListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if tile.score is None:
                 return str(tile.path)
-            return f"{tile.path}\nrank {index.row() + 1}, {tile.explanation()}"
+            return f"{tile.path}\nrank {rank + 1}: {tile.explanation()}"
         return None
 
     def roleNames(self) -> dict[int, QByteArray]:
@@ -126,6 +167,7 @@ class PhotoListModel(QAbstractListModel):
         names[RankRole] = QByteArray(b"rank")
         names[ThumbnailFailedRole] = QByteArray(b"thumbnailFailed")
         names[InliersRole] = QByteArray(b"inliers")
+        names[MatchRole] = QByteArray(b"match")
         return names
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
@@ -139,7 +181,7 @@ class PhotoListModel(QAbstractListModel):
     def mimeData(self, indexes: list[QModelIndex]) -> QMimeData:
         """Tiles leave the app as files, so a file manager, an editor or our own drop zone can take them."""
         mime = QMimeData()
-        paths = [self._all[index.row()].path for index in indexes if index.isValid()]
+        paths = [self.path_at(index.row()) for index in indexes if index.isValid()]
         mime.setUrls([QUrl.fromLocalFile(str(path)) for path in paths])
         mime.setText("\n".join(str(path) for path in paths))
         return mime
@@ -153,64 +195,125 @@ class PhotoListModel(QAbstractListModel):
     def min_score(self) -> float:
         return self._min_score
 
+    @property
+    def sort_order(self) -> SortOrder:
+        return self._sort
+
     def tiles(self) -> list[PhotoTile]:
-        """The tiles shown now (above the threshold)."""
-        return self._all[: self._visible]
+        """The tiles shown now, in the order shown."""
+        return [self._all[rank] for rank in self._rows]
+
+    def all_tiles(self) -> list[PhotoTile]:
+        """Every tile, shown or below the threshold, in rank order."""
+        return list(self._all)
 
     def total_count(self) -> int:
         return len(self._all)
 
     def path_at(self, row: int) -> Path:
-        return self._all[row].path
+        return self._all[self._rows[row]].path
+
+    def tile_at(self, row: int) -> PhotoTile:
+        return self._all[self._rows[row]]
 
     def row_of(self, path: Path) -> int | None:
-        row = self._row_of.get(str(path))
-        return row if row is not None and row < self._visible else None
+        return self._row_of.get(str(path))
 
-    def set_tiles(self, tiles: list[PhotoTile]) -> None:
+    def set_tiles(self, tiles: Iterable[PhotoTile]) -> None:
         self.beginResetModel()
         self._all = list(tiles)
-        self._row_of = {str(tile.path): row for row, tile in enumerate(self._all)}
-        self._visible = self._count_above(self._min_score)
+        self._rows = self._shown_rows()
+        self._index_rows()
         self.endResetModel()
 
-    def append_paths(self, paths: list[Path]) -> None:
+    def append_tiles(self, tiles: Iterable[PhotoTile]) -> None:
         """Add photos found by a folder listing; ones already present are skipped."""
-        new = [path for path in paths if str(path) not in self._row_of]
+        known = {str(tile.path) for tile in self._all}
+        new = [tile for tile in tiles if str(tile.path) not in known]
         if not new:
             return
+        if self._sort is not SortOrder.RANK:
+            self.set_tiles([*self._all, *new])
+            return
         first = len(self._all)
-        self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
-        for offset, path in enumerate(new):
-            self._all.append(PhotoTile(path))
-            self._row_of[str(path)] = first + offset
-        self._visible = len(self._all)
+        self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(new) - 1)
+        self._all.extend(new)
+        for offset, tile in enumerate(new):
+            self._row_of[str(tile.path)] = len(self._rows)
+            self._rows.append(first + offset)
         self.endInsertRows()
+
+    def append_paths(self, paths: Iterable[Path]) -> None:
+        self.append_tiles(PhotoTile(path) for path in paths)
+
+    def remove_paths(self, paths: Iterable[Path]) -> int:
+        """Drop the tiles of photos that left (moved away, trashed); returns how many went."""
+        gone = {str(path) for path in paths}
+        doomed = sorted((self._row_of[key] for key in gone if key in self._row_of), reverse=True)
+        hidden = [rank for rank, tile in enumerate(self._all) if str(tile.path) in gone and str(tile.path) not in self._row_of]
+        if not doomed and not hidden:
+            return 0
+        for row in doomed:  # from the end, so the rows still to remove keep their numbers
+            self.beginRemoveRows(QModelIndex(), row, row)
+            del self._rows[row]
+            self.endRemoveRows()
+        kept = [rank for rank, tile in enumerate(self._all) if str(tile.path) not in gone]
+        new_position = {old: new for new, old in enumerate(kept)}
+        self._all = [self._all[rank] for rank in kept]
+        self._rows = [new_position[rank] for rank in self._rows]
+        self._index_rows()
+        return len(doomed) + len(hidden)
 
     def clear(self) -> None:
         self.set_tiles([])
 
     def set_min_score(self, min_score: float) -> None:
         self._min_score = min_score
-        visible = self._count_above(min_score)
-        if visible < self._visible:
-            self.beginRemoveRows(QModelIndex(), visible, self._visible - 1)
-            self._visible = visible
-            self.endRemoveRows()
-        elif visible > self._visible:
-            self.beginInsertRows(QModelIndex(), self._visible, visible - 1)
-            self._visible = visible
-            self.endInsertRows()
+        self._update_rows()
 
-    def _count_above(self, min_score: float) -> int:
-        if not self._all or self._all[0].score is None:
-            return len(self._all)
-        # Scores are descending, so their negatives ascend and bisect applies.
-        return bisect.bisect_right(self._all, -min_score, key=lambda tile: -(tile.score or 0.0))
+    def set_sort_order(self, order: SortOrder) -> None:
+        if order is self._sort:
+            return
+        self._sort = order
+        self.set_tiles(self._all)
+
+    def _update_rows(self) -> None:
+        rows = self._shown_rows()
+        if self._sort is SortOrder.RANK and rows[: len(self._rows)] == self._rows[: len(rows)]:
+            if len(rows) < len(self._rows):
+                self.beginRemoveRows(QModelIndex(), len(rows), len(self._rows) - 1)
+                self._rows = rows
+                self._index_rows()
+                self.endRemoveRows()
+            elif len(rows) > len(self._rows):
+                self.beginInsertRows(QModelIndex(), len(self._rows), len(rows) - 1)
+                self._rows = rows
+                self._index_rows()
+                self.endInsertRows()
+            return
+        self.beginResetModel()
+        self._rows = rows
+        self._index_rows()
+        self.endResetModel()
+
+    def _shown_rows(self) -> list[int]:
+        rows = [
+            rank
+            for rank, tile in enumerate(self._all)
+            if tile.score is None or tile.score >= self._min_score
+        ]
+        if self._sort is SortOrder.NAME:
+            rows.sort(key=lambda rank: (self._all[rank].path.name.casefold(), str(self._all[rank].path)))
+        elif self._sort is SortOrder.DATE:
+            rows.sort(key=lambda rank: -(self._all[rank].date or 0.0))
+        return rows
+
+    def _index_rows(self) -> None:
+        self._row_of = {str(self._all[rank].path): row for row, rank in enumerate(self._rows)}
 
     def _on_thumbnail_ready(self, path: str) -> None:
         row = self._row_of.get(path)
-        if row is not None and row < self._visible:
+        if row is not None:
             index = self.index(row)
             self.dataChanged.emit(
                 index, index, [ThumbnailRole, Qt.ItemDataRole.DecorationRole, ThumbnailFailedRole]
@@ -218,11 +321,16 @@ class PhotoListModel(QAbstractListModel):
 
 
 class PhotoTileDelegate(QStyledItemDelegate):
-    """Paints a tile: the thumbnail centred in a square, the file name, and for results a score badge."""
+    """Paints a tile: the thumbnail centred in a square, the file name, and for results a score badge
+    (✓ for the same photo); a result that does not look alike is faded."""
 
     def __init__(self, thumbnail_size: int, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._thumbnail_size = thumbnail_size
+
+    @property
+    def thumbnail_size(self) -> int:
+        return self._thumbnail_size
 
     def set_thumbnail_size(self, size: int) -> None:
         self._thumbnail_size = size
@@ -238,6 +346,7 @@ class PhotoTileDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         palette = option.palette
         rect = option.rect
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
@@ -250,6 +359,9 @@ class PhotoTileDelegate(QStyledItemDelegate):
             painter.setBrush(palette.color(QPalette.ColorRole.Midlight))
             painter.drawRoundedRect(rect.adjusted(1, 1, -1, -1), 6, 6)
 
+        match = index.data(MatchRole)
+        if match is Match.WEAK and not selected:
+            painter.setOpacity(WEAK_TILE_OPACITY)
         square = QRect(
             rect.x() + TILE_MARGIN, rect.y() + TILE_MARGIN, self._thumbnail_size, self._thumbnail_size
         )
@@ -279,13 +391,15 @@ class PhotoTileDelegate(QStyledItemDelegate):
 
         score = index.data(ScoreRole)
         if score is not None:
-            inliers = index.data(InliersRole)
-            mark = " ✓" if inliers is not None and inliers >= VERIFIED_INLIERS else ""  # the same scene
-            self._paint_badge(painter, square, f"{index.data(RankRole)} · {score:.2f}{mark}", option)
+            same = match is Match.SAME
+            text = f"{index.data(RankRole)} · {score:.2f}{' ✓' if same else ''}"
+            self._paint_badge(painter, square, text, option, SAME_PHOTO_BADGE_COLOUR if same else BADGE_COLOUR)
         painter.restore()
 
     @staticmethod
-    def _paint_badge(painter: QPainter, square: QRect, text: str, option: QStyleOptionViewItem) -> None:
+    def _paint_badge(
+        painter: QPainter, square: QRect, text: str, option: QStyleOptionViewItem, colour: QColor
+    ) -> None:
         font = QFont(option.font)
         font.setBold(True)
         painter.setFont(font)
@@ -293,21 +407,42 @@ class PhotoTileDelegate(QStyledItemDelegate):
         badge = QRect(0, 0, metrics.horizontalAdvance(text) + 12, metrics.height() + 4)
         badge.moveTopRight(square.topRight() + QPoint(-3, 3))
         painter.setPen(Qt.PenStyle.NoPen)
-        # A dark translucent badge reads on light and dark photos alike.
-        painter.setBrush(QColor(0, 0, 0, 170))
+        painter.setBrush(colour)
         painter.drawRoundedRect(badge, badge.height() / 2, badge.height() / 2)
         painter.setPen(QColor("white"))
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
 
 
+@dataclass(frozen=True)
+class TileAction:
+    """One entry of a tile's context menu: `run` gets the selected photos (the one under the mouse
+    for a `single` action); `plural`, with "{count}" in it, names the action for several."""
+
+    text: str
+    run: Callable[[list[Path]], None]
+    single: bool = False
+    plural: str = ""
+
+    def text_for(self, count: int) -> str:
+        return self.plural.format(count=count) if count > 1 and self.plural else self.text
+
+
 class PhotoGridView(QListView):
-    """A grid of tiles whose columns share out the whole width, so no ragged gap is left on the right."""
+    """A grid of tiles whose columns share out the whole width, so no ragged gap is left on the right.
+
+    Space asks for a preview of the current tile and Return activates it; the context menu lists
+    the `TileAction`s added with `add_tile_actions` (None: a separator).
+    """
+
+    preview_requested = Signal(int)  # row
+    activated_row = Signal(int)  # row: Return or double-click
 
     def __init__(
         self, model: PhotoListModel, delegate: PhotoTileDelegate, parent: QWidget | None = None
     ) -> None:
         super().__init__(parent)
         self._delegate = delegate
+        self._tile_actions: list[TileAction | None] = []
         self.setViewMode(QListView.ViewMode.IconMode)
         self.setMovement(QListView.Movement.Static)
         self.setResizeMode(QListView.ResizeMode.Adjust)
@@ -325,7 +460,27 @@ class PhotoGridView(QListView):
         self.verticalScrollBar().setSingleStep(24)
         self.setItemDelegate(delegate)
         self.setModel(model)
+        self.doubleClicked.connect(lambda index: self.activated_row.emit(index.row()))
         self.fit_columns()
+
+    def photo_model(self) -> PhotoListModel:
+        model = self.model()
+        assert isinstance(model, PhotoListModel)
+        return model
+
+    def add_tile_actions(self, actions: Iterable[TileAction | None]) -> None:
+        self._tile_actions.extend(actions)
+
+    def selected_paths(self) -> list[Path]:
+        model = self.photo_model()
+        rows = sorted(index.row() for index in self.selectionModel().selectedIndexes())
+        return [model.path_at(row) for row in rows]
+
+    def set_thumbnail_size(self, size: int) -> None:
+        self._delegate.set_thumbnail_size(size)
+        self.fit_columns()
+        self.doItemsLayout()
+        self.viewport().update()
 
     def fit_columns(self) -> None:
         tile = self._delegate.tile_size()
@@ -336,3 +491,38 @@ class PhotoGridView(QListView):
     def resizeEvent(self, event: QResizeEvent) -> None:
         self.fit_columns()
         super().resizeEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        index = self.currentIndex()
+        if index.isValid() and event.key() == Qt.Key.Key_Space and not event.modifiers():
+            self.preview_requested.emit(index.row())
+            return
+        if index.isValid() and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.activated_row.emit(index.row())
+            return
+        super().keyPressEvent(event)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        menu = self.tile_menu(event.pos())
+        if menu is not None:
+            menu.popup(event.globalPos())
+
+    def tile_menu(self, point: QPoint) -> QMenu | None:
+        """The context menu for the tile at `point` (viewport coordinates), or None off the tiles."""
+        index = self.indexAt(point)
+        if not index.isValid() or not self._tile_actions:
+            return None
+        model = self.photo_model()
+        here = model.path_at(index.row())
+        selected = self.selected_paths()
+        if here not in selected:
+            selected = [here]
+        menu = QMenu(self)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        for action in self._tile_actions:
+            if action is None:
+                menu.addSeparator()
+                continue
+            paths = [here] if action.single else selected
+            menu.addAction(action.text_for(len(paths)), lambda run=action.run, chosen=paths: run(chosen))
+        return menu

@@ -10,6 +10,9 @@ from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from vitgallery.core.models import DEFAULT_MODEL, DEVICES, MODELS, PRECISIONS
+from vitgallery.ui.results_model import SortOrder
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -74,11 +77,14 @@ def _convert(raw: Any, target: type) -> Any:
     raise TypeError(f"unsupported option type {target!r}")
 
 
-# Preferences the user edits in the Settings dialog.
-MODEL = Option("prefs/model", str, "dinov2-s14", label="Model")
+# Preferences the user edits in the Settings dialog. The model, device and precision choices are the
+# core's; the dialog offers only the models meant for users (models.USER_MODELS).
+MODEL = Option("prefs/model", str, DEFAULT_MODEL, choices=tuple(MODELS), label="Model")
 WEIGHTS = Option("prefs/weights", str, "", label="Weights file")
-DEVICE = Option("prefs/device", str, "auto", choices=("auto", "cpu", "cuda", "mps"), label="Device")
-BATCH_SIZE = Option("prefs/batch_size", int, 16, minimum=1, maximum=256, label="Batch size")
+DEVICE = Option("prefs/device", str, "auto", choices=DEVICES, label="Device")
+PRECISION = Option("prefs/precision", str, "auto", choices=PRECISIONS, label="Precision")
+AUTOMATIC_BATCH_SIZE = 0  # the core plans the batch for the device, as the CLI does
+BATCH_SIZE = Option("prefs/batch_size", int, AUTOMATIC_BATCH_SIZE, minimum=0, maximum=256, label="Batch size")
 LIBRARY_DIR = Option("prefs/library_dir", str, "", label="Library location")
 THUMBNAIL_SIZE = Option("prefs/thumbnail_size", int, 160, minimum=64, maximum=400, label="Thumbnail size")
 RESULT_COUNT = Option("prefs/result_count", int, 40, minimum=1, maximum=500, label="Results")
@@ -87,6 +93,8 @@ MIN_SCORE = Option("prefs/min_score", float, 0.0, minimum=0.0, maximum=1.0, labe
 # Session state: restored at start, never shown in the Settings dialog.
 LAST_FOLDER = Option("session/last_folder", str, "")
 RECENT_FOLDERS = Option("session/recent_folders", list, [])
+FOLDER_SORT = Option("session/folder_sort", str, SortOrder.NAME.value, choices=(SortOrder.NAME.value, SortOrder.DATE.value))
+RESULTS_SORT = Option("session/results_sort", str, SortOrder.RANK.value, choices=tuple(order.value for order in SortOrder))
 WINDOW_GEOMETRY = Option("window/geometry", QByteArray, QByteArray())
 WINDOW_STATE = Option("window/state", QByteArray, QByteArray())
 SPLITTER_STATE = Option("window/splitter", QByteArray, QByteArray())
@@ -95,6 +103,7 @@ PREFERENCES: tuple[Option, ...] = (
     MODEL,
     WEIGHTS,
     DEVICE,
+    PRECISION,
     BATCH_SIZE,
     LIBRARY_DIR,
     THUMBNAIL_SIZE,
@@ -126,9 +135,6 @@ class Settings:
             value = option.coerce(value)
         self._qsettings.setValue(option.key, value)
 
-    def reset(self, option: Option) -> None:
-        self._qsettings.remove(option.key)
-
     def sync(self) -> None:
         self._qsettings.sync()
 
@@ -149,3 +155,8 @@ class Settings:
     def weights(self) -> Path | None:
         text = self.get(WEIGHTS)
         return Path(text) if text else None
+
+    def batch_size(self) -> int | None:
+        """The batch the user set, or None for the core's plan."""
+        size = self.get(BATCH_SIZE)
+        return None if size == AUTOMATIC_BATCH_SIZE else size

@@ -15,29 +15,31 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vitgallery.core.models import MODELS, USER_MODELS
 from vitgallery.ui import settings as opt
 from vitgallery.ui.settings import Option, Settings
 
+PRECISION_HINTS = {
+    "auto": "automatic (bf16 where the hardware has it, else fp32)",
+    "int8": "int8 (faster on a CPU, slightly less accurate)",
+}
+
 
 class SettingsDialog(QDialog):
-    """`models` lists (name, description) pairs; they come from the core once it is loaded."""
+    """Edits the preferences; the models, devices and precisions offered are the core's."""
 
-    def __init__(
-        self, settings: Settings, models: list[tuple[str, str]], parent: QWidget | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(480)
         self._settings = settings
         self._before = {option.key: settings.get(option) for option in opt.PREFERENCES}
 
         self.model_combo = QComboBox()
-        names = [name for name, _ in models]
         current_model = settings.get(opt.MODEL)
-        if current_model not in names:
-            models = [*models, (current_model, "")]
-        for name, description in models:
-            self.model_combo.addItem(f"{name} — {description}" if description else name, name)
+        names = list(USER_MODELS) + ([current_model] if current_model not in USER_MODELS else [])
+        for name in names:
+            self.model_combo.addItem(f"{name} — {MODELS[name].description}", name)
         self.model_combo.setCurrentIndex(self.model_combo.findData(current_model))
 
         self.weights_edit = QLineEdit(settings.get(opt.WEIGHTS))
@@ -46,7 +48,12 @@ class SettingsDialog(QDialog):
         for device in opt.DEVICE.choices or ():
             self.device_combo.addItem(device, device)
         self.device_combo.setCurrentIndex(self.device_combo.findData(settings.get(opt.DEVICE)))
+        self.precision_combo = QComboBox()
+        for precision in opt.PRECISION.choices or ():
+            self.precision_combo.addItem(PRECISION_HINTS.get(precision, precision), precision)
+        self.precision_combo.setCurrentIndex(self.precision_combo.findData(settings.get(opt.PRECISION)))
         self.batch_spin = _spin(opt.BATCH_SIZE, settings.get(opt.BATCH_SIZE))
+        self.batch_spin.setSpecialValueText("automatic (fits the device)")
         self.library_edit = QLineEdit(settings.get(opt.LIBRARY_DIR))
         self.library_edit.setPlaceholderText("default: one library per folder in the user data folder")
         self.thumbnail_spin = _spin(opt.THUMBNAIL_SIZE, settings.get(opt.THUMBNAIL_SIZE))
@@ -57,6 +64,7 @@ class SettingsDialog(QDialog):
         form.addRow(opt.MODEL.label, self.model_combo)
         form.addRow(opt.WEIGHTS.label, _with_browse(self.weights_edit, self._choose_weights))
         form.addRow(opt.DEVICE.label, self.device_combo)
+        form.addRow(opt.PRECISION.label, self.precision_combo)
         form.addRow(opt.BATCH_SIZE.label, self.batch_spin)
         form.addRow(opt.LIBRARY_DIR.label, _with_browse(self.library_edit, self._choose_library))
         form.addRow(opt.THUMBNAIL_SIZE.label, self.thumbnail_spin)
@@ -71,6 +79,7 @@ class SettingsDialog(QDialog):
         self._settings.set(opt.MODEL, self.model_combo.currentData())
         self._settings.set(opt.WEIGHTS, self.weights_edit.text().strip())
         self._settings.set(opt.DEVICE, self.device_combo.currentData())
+        self._settings.set(opt.PRECISION, self.precision_combo.currentData())
         self._settings.set(opt.BATCH_SIZE, self.batch_spin.value())
         self._settings.set(opt.LIBRARY_DIR, self.library_edit.text().strip())
         self._settings.set(opt.THUMBNAIL_SIZE, self.thumbnail_spin.value())
@@ -101,7 +110,7 @@ class SettingsDialog(QDialog):
 
 def _spin(option: Option[int], value: int) -> QSpinBox:
     spin = QSpinBox()
-    spin.setRange(option.minimum or 0, option.maximum or 10_000)
+    spin.setRange(option.minimum if option.minimum is not None else 0, option.maximum or 10_000)
     spin.setValue(value)
     return spin
 

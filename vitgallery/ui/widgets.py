@@ -1,11 +1,13 @@
-"""The smaller pieces of the main window: message bar, query panel, indexing progress, problems list."""
+"""The smaller pieces of the main window: message bar, indexing progress, problems list."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QImage, QPalette, QPixmap
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -14,18 +16,22 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
-    QSlider,
-    QSpinBox,
     QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
-from vitgallery.ui.preview import ScaledImageLabel
+from vitgallery.core.indexing import WHITENING_MIN_PHOTOS, WHITENING_SAMPLE
+from vitgallery.core.preprocess import LEARNING_COPIES
 
-DROP_HINT = "Drop a photo here\n\nfrom a file manager, a browser\nor the grid, paste it (Ctrl+V)\nor open one (Ctrl+O)"
+
+@dataclass(frozen=True)
+class MessageAction:
+    """A button in the message bar that fixes what the message is about."""
+
+    text: str
+    run: Callable[[], None]
 
 
 class MessageBar(QFrame):
@@ -38,9 +44,13 @@ class MessageBar(QFrame):
         self.setObjectName("messageBar")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self._report = ""
+        self._action: MessageAction | None = None
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.action_button = QPushButton()
+        self.action_button.clicked.connect(self._run_action)
         self.details_button = QPushButton("Details…")
         self.details_button.clicked.connect(
             lambda: self.details_requested.emit(self.label.text(), self._report)
@@ -53,14 +63,20 @@ class MessageBar(QFrame):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 4, 4, 4)
         layout.addWidget(self.label, 1)
+        layout.addWidget(self.action_button)
         layout.addWidget(self.details_button)
         layout.addWidget(close)
         self.hide()
 
-    def show_message(self, text: str, *, error: bool = False, report: str = "") -> None:
+    def show_message(
+        self, text: str, *, error: bool = False, report: str = "", action: MessageAction | None = None
+    ) -> None:
         self._report = report
+        self._action = action
         self.label.setText(text)
         self.details_button.setVisible(bool(report))
+        self.action_button.setVisible(action is not None)
+        self.action_button.setText(action.text if action is not None else "")
         # Tinted by kind, with the palette's text colour so it reads in light and dark themes.
         tint = "rgba(220, 60, 60, 60)" if error else "rgba(60, 130, 230, 50)"
         self.setStyleSheet(f"#messageBar {{ background: {tint}; border-radius: 4px; }}")
@@ -69,119 +85,12 @@ class MessageBar(QFrame):
     def text(self) -> str:
         return self.label.text() if self.isVisible() else ""
 
+    def has_action(self) -> bool:
+        return self._action is not None
 
-class QueryPanel(QFrame):
-    """The drop zone: shows the query photo and the controls that shape the results."""
-
-    result_count_changed = Signal(int)
-    min_score_changed = Signal(float)
-    clear_requested = Signal()
-
-    def __init__(self, result_count: int, min_score: float, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("queryPanel")
-        self.setMinimumWidth(240)
-        self.setMaximumWidth(420)
-        self._highlighted = False
-        self._set_drag_highlight(False)
-
-        self.image = ScaledImageLabel(DROP_HINT)
-        self.image.setMinimumSize(200, 200)
-        self.image.setMaximumHeight(400)
-        self.image.setWordWrap(True)
-        self.image.setToolTip("Drop a photo, a file, a link or image data here")
-        self.caption = QLabel("No query yet")
-        self.caption.setWordWrap(True)
-        self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-
-        self.count_spin = QSpinBox()
-        self.count_spin.setRange(1, 500)
-        self.count_spin.setValue(result_count)
-        self.count_spin.setToolTip("How many similar photos to look for")
-        self.count_spin.valueChanged.connect(self.result_count_changed)
-
-        self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
-        self.threshold_slider.setRange(0, 100)
-        self.threshold_slider.setValue(round(min_score * 100))
-        self.threshold_slider.setToolTip("Hide results less similar than this")
-        self.threshold_label = QLabel()
-        self.threshold_slider.valueChanged.connect(self._on_threshold_moved)
-        self._on_threshold_moved(self.threshold_slider.value(), emit=False)
-
-        self.clear_button = QPushButton("Clear query")
-        self.clear_button.setToolTip("Back to the folder (Esc)")
-        self.clear_button.clicked.connect(self.clear_requested)
-        self.clear_button.setEnabled(False)
-
-        count_row = QHBoxLayout()
-        count_row.addWidget(QLabel("Results"))
-        count_row.addStretch(1)
-        count_row.addWidget(self.count_spin)
-        threshold_row = QHBoxLayout()
-        threshold_row.addWidget(QLabel("Min. similarity"))
-        threshold_row.addStretch(1)
-        threshold_row.addWidget(self.threshold_label)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 10, 10, 10)
-        layout.addWidget(self.image, 1)
-        layout.addWidget(self.caption)
-        layout.addSpacing(8)
-        layout.addLayout(count_row)
-        layout.addLayout(threshold_row)
-        layout.addWidget(self.threshold_slider)
-        layout.addSpacing(4)
-        layout.addWidget(self.clear_button)
-        layout.addStretch(1)
-
-    def result_count(self) -> int:
-        return self.count_spin.value()
-
-    def min_score(self) -> float:
-        return self.threshold_slider.value() / 100
-
-    def show_query(self, image: QImage, caption: str) -> None:
-        self.image.set_image(QPixmap.fromImage(image) if not image.isNull() else QPixmap())
-        if image.isNull():
-            self.image.setText("(no preview for this image)")
-        self.caption.setText(caption)
-        self.clear_button.setEnabled(True)
-
-    def show_pending(self, caption: str) -> None:
-        self.caption.setText(caption)
-        self.clear_button.setEnabled(True)
-
-    def clear_query(self) -> None:
-        self.image.set_image(QPixmap())
-        self.image.setText(DROP_HINT)
-        self.caption.setText("No query yet")
-        self.clear_button.setEnabled(False)
-
-    def set_drag_highlight(self, on: bool) -> None:
-        self._set_drag_highlight(on)
-
-    def _set_drag_highlight(self, on: bool) -> None:
-        self._highlighted = on
-        if on:
-            colour = "palette(highlight)"
-        else:
-            # Faded text colour: visible on the light and the dark palette alike.
-            text = self.palette().color(QPalette.ColorRole.WindowText)
-            colour = f"rgba({text.red()}, {text.green()}, {text.blue()}, 90)"
-        style = f"#queryPanel {{ border: 2px dashed {colour}; border-radius: 10px; }}"
-        if style != self.styleSheet():  # restyling changes the palette: stop when nothing changes
-            self.setStyleSheet(style)
-
-    def changeEvent(self, event: QEvent) -> None:
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange:
-            self._set_drag_highlight(self._highlighted)
-
-    def _on_threshold_moved(self, value: int, emit: bool = True) -> None:
-        self.threshold_label.setText(f"{value / 100:.2f}")
-        if emit:
-            self.min_score_changed.emit(value / 100)
+    def _run_action(self) -> None:
+        if self._action is not None:
+            self._action.run()
 
 
 def format_duration(seconds: float | None) -> str:
@@ -193,16 +102,99 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+# A photo that teaches the whitening is decoded once and run through the model once per view (itself
+# mirrored plus its edited copies), a new photo once: this many times the work, roughly.
+LEARNING_WORK = 1 + LEARNING_COPIES
+
+
+class IndexEstimate:
+    """One bar and one ETA over a whole indexing run: embedding the new photos, then learning from
+    up to WHITENING_SAMPLE of them (each LEARNING_WORK times the work of a new photo).
+
+    The learning share is estimated from the library's size until that phase reports its own total.
+    The rate counts only time spent working, so the ETA stands still while paused and does not
+    jump when the phase changes.
+    """
+
+    def __init__(self, photos_before: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._photos_before = photos_before
+        self._clock = clock
+        self._embed_total = 0
+        self._embed_done = 0
+        self._learn_total: int | None = None
+        self._learn_done = 0
+        self._active_s = 0.0
+        self._since: float | None = None  # working since; None while paused or not started
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        self._tick()
+        if phase == "embedding":
+            self._embed_total, self._embed_done = total, done
+        elif phase == "learning":
+            self._learn_total, self._learn_done = total, done
+            self._embed_done = self._embed_total
+        if self._since is None:
+            self._since = self._clock()
+
+    def pause(self) -> None:
+        self._tick()
+        self._since = None
+
+    def resume(self) -> None:
+        if self._since is None:
+            self._since = self._clock()
+
+    @property
+    def photos_embedded(self) -> int:
+        return self._embed_done
+
+    def work_total(self) -> float:
+        return self._embed_total + LEARNING_WORK * self._learning_total()
+
+    def work_done(self) -> float:
+        return self._embed_done + LEARNING_WORK * self._learn_done
+
+    def fraction(self) -> float:
+        total = self.work_total()
+        return min(1.0, self.work_done() / total) if total else 0.0
+
+    def eta_s(self) -> float | None:
+        self._tick()
+        done = self.work_done()
+        if done <= 0 or self._active_s <= 0:
+            return None
+        return (self.work_total() - done) * self._active_s / done
+
+    def _learning_total(self) -> int:
+        if self._learn_total is not None:
+            return self._learn_total
+        photos_after = self._photos_before + self._embed_total
+        if photos_after < WHITENING_MIN_PHOTOS:
+            return 0
+        return max(0, min(WHITENING_SAMPLE, photos_after) - min(WHITENING_SAMPLE, self._photos_before))
+
+    def _tick(self) -> None:
+        if self._since is not None:
+            now = self._clock()
+            self._active_s += now - self._since
+            self._since = now
+
+
+BAR_STEPS = 1000
+
+
 class IndexProgressPanel(QWidget):
-    """Count, rate, ETA and current file of the running index, with pause and cancel."""
+    """One bar, the ETA and the current file of the running index, with pause and cancel."""
 
     pause_toggled = Signal(bool)
     cancel_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.estimate: IndexEstimate | None = None
         self.bar = QProgressBar()
-        self.bar.setFixedWidth(220)
+        self.bar.setMaximumWidth(200)
+        self.bar.setMinimumWidth(80)
         self.bar.setTextVisible(True)
         self.label = QLabel()
         self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -219,7 +211,8 @@ class IndexProgressPanel(QWidget):
         layout.addWidget(self.cancel_button)
         self.hide()
 
-    def start(self, text: str) -> None:
+    def start(self, text: str, photos_before: int) -> None:
+        self.estimate = IndexEstimate(photos_before)
         self.bar.setRange(0, 0)
         self.label.setText(text)
         self.pause_button.setChecked(False)
@@ -227,33 +220,48 @@ class IndexProgressPanel(QWidget):
         self.cancel_button.setEnabled(True)
         self.show()
 
-    def update_progress(
-        self, phase: str, done: int, total: int, rate: float, eta_s: float | None, current: str | None
-    ) -> None:
-        if phase in ("embedding", "learning") and total > 0:
-            self.bar.setRange(0, total)
-            self.bar.setValue(done)
-            name = Path(current).name if current else ""
-            verb = {"embedding": "Indexing", "learning": "Learning from photos"}[phase]
-            state = "Paused" if self.pause_button.isChecked() else verb
-            self.label.setText(
-                f"{state} {done:,} / {total:,} · {rate:.1f} photos/s · {format_duration(eta_s)} left · {name}"
-            )
-            self.label.setToolTip(current or "")
-        else:
+    def show_step(self, text: str) -> None:
+        """A step without a count (loading the model, scanning, fitting)."""
+        if self.estimate is None or not self.estimate.work_total():
             self.bar.setRange(0, 0)
-            self.label.setText(
-                {"scanning": "Looking for new and changed photos…", "saving": "Saving the index…",
-                 "fitting": "Learning what tells this library's photos apart…"}.get(
-                    phase, phase
-                )
-            )
+        self.label.setText(text)
+
+    def update_progress(self, phase: str, done: int, total: int, current: str | None) -> None:
+        if self.estimate is None or phase not in ("embedding", "learning") or total <= 0:
+            return
+        self.estimate.update(phase, done, total)
+        if self.pause_button.isChecked():
+            self.estimate.pause()
+        self.bar.setRange(0, BAR_STEPS)
+        self.bar.setValue(round(self.estimate.fraction() * BAR_STEPS))
+        name = Path(current).name if current else ""
+        if self.pause_button.isChecked():
+            state = "Paused"
+        elif phase == "embedding":
+            state = f"Indexing {done:,} of {total:,}"
+        else:
+            state = f"Learning from {done:,} of {total:,} photos"
+        eta = "" if self.pause_button.isChecked() else f" · {format_duration(self.estimate.eta_s())} left"
+        self.label.setText(f"{state}{eta} · {name}")
+        self.label.setToolTip(current or "")
+
+    @property
+    def photos_embedded(self) -> int:
+        """New and changed photos embedded so far in this run."""
+        return self.estimate.photos_embedded if self.estimate is not None else 0
 
     def finish(self) -> None:
+        self.estimate = None
         self.hide()
 
     def _on_pause(self, paused: bool) -> None:
         self.pause_button.setText("Resume" if paused else "Pause")
+        if self.estimate is not None:
+            if paused:
+                self.estimate.pause()
+                self.label.setText("Paused")
+            else:
+                self.estimate.resume()
         self.pause_toggled.emit(paused)
 
     def _on_cancel(self) -> None:

@@ -1,108 +1,96 @@
-"""Workers that keep the core off the GUI thread.
+"""The one route from the window to the core: the session that holds the open library, and the jobs
+that run core work off the GUI thread.
 
-`LibraryWorker` lives in its own QThread: it opens the library and indexes it. `SearchWorker`
-lives in a second QThread, so a query gets answered while indexing runs (the core's `Library`
-allows one indexer plus searching threads). Both share a `Session`, which holds the open
-library and loads the model once. Workers never touch widgets: they report through signals.
+A job is a plain callable (the core's shape: it takes a progress callback and a cancel Event) that
+`JobRunner.submit` runs on a worker thread. Its progress (throttled), result and error come back as
+signals of a `Job` object that lives on the GUI thread, so whatever a view connects to them runs there
+and may touch widgets. Jobs run in lanes: one thread each, in the order submitted. Different lanes run
+side by side ("library": open and index; "search"; "jobs": duplicates and other page work), which the
+core's `Library` allows (one indexer plus any number of readers).
 
-The core and torch (whose import takes seconds; the core loads it only with a model) are imported
-in the worker threads, so the window and the folder grid come up without waiting.
+`Session` holds the window's one `Library` and the loaded model. Jobs borrow the library with
+`Session.use_library()`; opening another folder waits until they have returned it, so a library is
+never closed under a running job. Nothing else in the GUI opens a `Library` or a `Store`.
+
+The core and torch (whose import takes seconds; the core loads it only with a model) are imported on
+worker threads, so the window and the folder grid come up without waiting.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtGui import QImage
 
 from vitgallery.core.scan import scan_root
 from vitgallery.ui.thumbnails import decode_scaled
 
 if TYPE_CHECKING:
-    from vitgallery.core.library import IndexProgress, Library, SearchHit
+    from vitgallery.core.library import IndexSummary, Library, SearchHit
     from vitgallery.core.models import Embedder
 
 log = logging.getLogger(__name__)
 
-# Threads that did not stop in time; kept referenced so Python never destroys a running QThread.
-_abandoned_threads: list[QThread] = []
-
-
-def abandon_thread(thread: QThread) -> None:
-    """Leave a thread that would not stop to finish on its own (run_app then exits without joining it)."""
-    thread.setParent(None)
-    _abandoned_threads.append(thread)
-
-
-def abandoned_threads() -> list[QThread]:
-    return [thread for thread in _abandoned_threads if thread.isRunning()]
-
-PROGRESS_INTERVAL_S = 0.1
+PROGRESS_INTERVAL_S = 0.1  # ten updates a second are all a progress bar can show
 QUERY_PREVIEW_SIZE = 1024
 LISTING_CHUNK = 400
+BACKGROUND_NICENESS = 10
+
+ProgressCallback = Callable[[Any], None]
+PlainWork = Callable[[ProgressCallback, threading.Event], Any]
+LibraryWork = Callable[["Library", ProgressCallback, threading.Event], Any]
 
 
-@dataclass(frozen=True)
-class ModelChoice:
-    name: str
-    weights: Path | None
-    device: str
-
-
-@dataclass
-class IndexJob:
-    """One indexing run; the GUI keeps it to pause or cancel that run and no other."""
-
-    model: ModelChoice
-    batch_size: int
-    decode_workers: int | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
-    pause: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    request_id: int
-    query: Path | bytes
-    k: int
-    model: ModelChoice
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    request_id: int
-    hits: list[SearchHit]
-    query_image: QImage
+# -- errors ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class WorkerError:
     message: str
     report: str = ""  # a traceback when the error was unexpected
+    model_failed: bool = False  # the model could not be loaded: the window offers a weights file
 
     @property
     def unexpected(self) -> bool:
         return bool(self.report)
 
 
+class NoLibraryError(Exception):
+    """A job needs the window's library and no folder is open."""
+
+
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors with a message meant for the user; anything else is a bug and gets a report."""
+    from vitgallery.core.duplicates import ActionError, ScanError
+    from vitgallery.core.fetch import DownloadError
     from vitgallery.core.imageio import DecodeError
     from vitgallery.core.library import LibraryError
     from vitgallery.core.models import ModelLoadError
     from vitgallery.core.store import StoreError
 
-    return (LibraryError, ModelLoadError, DecodeError, StoreError, NoLibraryError, OSError)
+    return (
+        LibraryError,
+        ModelLoadError,
+        DecodeError,
+        StoreError,
+        ActionError,
+        ScanError,
+        DownloadError,
+        NoLibraryError,
+        OSError,
+    )
 
 
 def describe_error(error: BaseException) -> WorkerError:
@@ -112,55 +100,229 @@ def describe_error(error: BaseException) -> WorkerError:
         reason = getattr(error, "reason", None) or str(error) or type(error).__name__
         if isinstance(error, ModelLoadError):
             # The core speaks of the command line; say where the window keeps the same choice.
-            reason += "\nIn the window: File → Settings… → Model and Weights file."
+            reason += "\nIn the window: the button on the right, or File → Settings… → Model and Weights file."
+            return WorkerError(reason, model_failed=True)
         return WorkerError(reason)
     log.error("unexpected error in a worker", exc_info=error)
     return WorkerError(f"{type(error).__name__}: {error}", "".join(traceback.format_exception(error)))
 
 
-class NoLibraryError(Exception):
-    pass
+# -- progress --------------------------------------------------------------------------------------
 
 
-class Session:
-    """The open library and the loaded model, shared by the two workers.
+class ProgressThrottle:
+    """Passes on at most one report per interval; a new phase and the last step always pass."""
 
-    `library_lock` is held while a search uses the library and while the library is swapped or
-    closed, so the library never closes under a running search. Indexing does not take it.
+    def __init__(self, emit: ProgressCallback, interval_s: float = PROGRESS_INTERVAL_S) -> None:
+        self._emit = emit
+        self._interval_s = interval_s
+        self._last = 0.0
+        self._phase: object = None
+
+    def __call__(self, progress: Any) -> None:
+        now = time.monotonic()
+        phase = getattr(progress, "phase", None)
+        done, total = getattr(progress, "done", None), getattr(progress, "total", None)
+        finished = done is not None and total is not None and done >= total
+        if phase == self._phase and not finished and now - self._last < self._interval_s:
+            return
+        self._last, self._phase = now, phase
+        self._emit(progress)
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+
+class Job(QObject):
+    """One piece of work on a worker thread; its signals arrive on the GUI thread.
+
+    Exactly one of `finished` and `failed` follows a started job, then `ended`. A job cancelled
+    before it started only sends `ended`.
     """
 
-    def __init__(self) -> None:
-        self.library_lock = threading.RLock()
-        self.library: Library | None = None
-        self._embedder_lock = threading.Lock()
-        self._embedder: Embedder | None = None
-        self._embedder_choice: ModelChoice | None = None
+    progress = Signal(object)
+    finished = Signal(object)  # the work's result
+    failed = Signal(object)  # WorkerError
+    ended = Signal()
 
-    def embedder(self, choice: ModelChoice) -> Embedder:
-        """The model for `choice`, loaded on first use and kept until another model is chosen."""
-        with self._embedder_lock:
-            if self._embedder is None or self._embedder_choice != choice:
-                from vitgallery.core.models import load_embedder
+    def __init__(
+        self,
+        name: str,
+        work: PlainWork,
+        *,
+        throttle: bool = True,
+        cleanup: Callable[[], None] | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.name = name
+        self.cancel_event = threading.Event()
+        self._work = work
+        self._cleanup = cleanup
+        self._report: ProgressCallback = ProgressThrottle(self.progress.emit) if throttle else self.progress.emit
 
-                log.info("loading model %s on %s", choice.name, choice.device)
-                self._embedder = None
-                self._embedder = load_embedder(
-                    choice.name, weights=choice.weights, device=choice.device, progress=False
-                )
-                self._embedder_choice = choice
-            return self._embedder
+    def cancel(self) -> None:
+        self.cancel_event.set()
 
-    def loaded_embedder(self) -> Embedder | None:
-        return self._embedder
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
 
-    def replace_library(self, library: Library | None) -> None:
-        with self.library_lock:
-            old, self.library = self.library, library
-            if old is not None:
-                old.close()
+    def run(self) -> None:
+        """Called on the lane's thread."""
+        try:
+            if self.cancel_event.is_set():
+                return
+            try:
+                result = self._work(self._report, self.cancel_event)
+            except Exception as error:  # noqa: BLE001 - relayed to the window as a message
+                self.failed.emit(describe_error(error))
+                return
+            self.finished.emit(result)
+        finally:
+            self.drop()
+
+    def drop(self) -> None:
+        """The job is over, run or not: its cleanup runs, then `ended` is sent."""
+        if self._cleanup is not None:
+            cleanup, self._cleanup = self._cleanup, None
+            cleanup()
+        self.ended.emit()
 
 
-BACKGROUND_NICENESS = 10
+class _Lane:
+    """A worker thread running its jobs one after the other."""
+
+    _STOP = None
+
+    def __init__(self, name: str) -> None:
+        self.queue: queue.Queue[Job | None] = queue.Queue()
+        self.current: Job | None = None
+        # A daemon thread: one stuck in a long call (a model still loading) must not keep the app open.
+        self.thread = threading.Thread(target=self._run, name=f"vitgallery-{name}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (job := self.queue.get()) is not self._STOP:
+            self.current = job
+            job.run()
+            self.current = None
+
+    def stop(self) -> None:
+        while True:  # what never started is dropped; each dropped job still says it ended
+            try:
+                job = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.cancel()
+                job.drop()
+        self.queue.put(self._STOP)
+
+
+class JobRunner(QObject):
+    """Runs jobs on worker threads: `submit` for any work, `submit_library` for work on the session's library.
+
+    Connect to a job through the `on_*` arguments (they are connected before the job can start, so
+    no signal is missed). Callbacks run on the GUI thread.
+    """
+
+    def __init__(self, session: Session, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self._lanes: dict[str, _Lane] = {}
+        self._jobs: set[Job] = set()
+        self._closed = False
+
+    def submit(
+        self,
+        work: PlainWork,
+        *,
+        lane: str = "jobs",
+        name: str = "",
+        on_progress: Callable[[Any], None] | None = None,
+        on_finished: Callable[[Any], None] | None = None,
+        on_failed: Callable[[WorkerError], None] | None = None,
+        on_ended: Callable[[], None] | None = None,
+        throttle: bool = True,
+        cleanup: Callable[[], None] | None = None,
+    ) -> Job:
+        """Queue `work(progress, cancel)` on `lane`. With `throttle` False every progress report
+        arrives (a listing's chunks); otherwise ten a second at most, each phase's first and last.
+        `cleanup` runs on the worker thread however the job ends, even if it never started."""
+        job = Job(name or getattr(work, "__name__", "job"), work, throttle=throttle, cleanup=cleanup)
+        for signal, slot in (
+            (job.progress, on_progress),
+            (job.finished, on_finished),
+            (job.failed, on_failed),
+            (job.ended, on_ended),
+        ):
+            if slot is not None:
+                signal.connect(slot)
+        job.ended.connect(self._forget)
+        self._jobs.add(job)
+        if self._closed:
+            job.cancel()
+            job.drop()
+            return job
+        if lane not in self._lanes:
+            self._lanes[lane] = _Lane(lane)
+        self._lanes[lane].queue.put(job)
+        return job
+
+    def submit_library(self, work: LibraryWork, **kwargs) -> Job:
+        """Run `work(library, progress, cancel)` on the window's library (NoLibraryError without one)."""
+
+        def on_library(progress: ProgressCallback, cancel: threading.Event) -> Any:
+            with self.session.use_library() as library:
+                return work(library, progress, cancel)
+
+        kwargs.setdefault("name", getattr(work, "__name__", "library job"))
+        return self.submit(on_library, **kwargs)
+
+    def open_library(self, root: Path | None, library_dir: Path | None, **kwargs) -> Job:
+        """Open the library of `root` (or reopen the one in `library_dir`) as the session's. Jobs that
+        borrow the library from now on wait for it, so they never see the old one, or none."""
+        session = self.session
+        session.opening_started()
+        return self.submit(
+            lambda progress, cancel: session.open_library(root, library_dir),
+            lane="library",
+            name="open library",
+            cleanup=session.opening_ended,
+            **kwargs,
+        )
+
+    def cancel_all(self) -> None:
+        for job in list(self._jobs):
+            job.cancel()
+
+    def shutdown(self, wait_s: float) -> bool:
+        """Cancel every job and stop the lanes; False when a lane did not stop within `wait_s`."""
+        self._closed = True
+        self.cancel_all()
+        for lane in self._lanes.values():
+            lane.stop()
+        return self.wait(wait_s)
+
+    def wait(self, wait_s: float) -> bool:
+        """Wait for the lanes to stop after `shutdown`; False when one is still running."""
+        deadline = time.monotonic() + wait_s
+        for lane in self._lanes.values():
+            lane.thread.join(max(0.0, deadline - time.monotonic()))
+        running = [name for name, lane in self._lanes.items() if lane.thread.is_alive()]
+        if running:
+            log.info("still stopping after %.1f s: %s", wait_s, ", ".join(running))
+        return not running
+
+    def _forget(self) -> None:
+        job = self.sender()
+        self._jobs.discard(job)  # type: ignore[arg-type]
+
+
+def stuck_worker_threads() -> list[str]:
+    """Worker threads still running (run_app then exits without waiting for them)."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("vitgallery-") and t.is_alive()]
 
 
 def lower_this_thread_priority() -> None:
@@ -171,177 +333,322 @@ def lower_this_thread_priority() -> None:
     GUI thread. Qt's QThread priorities do nothing there under the default scheduler.
     """
     if not sys.platform.startswith("linux"):
-        QThread.currentThread().setPriority(QThread.Priority.LowPriority)
+        current = QThread.currentThread()
+        if current is not None:
+            current.setPriority(QThread.Priority.LowPriority)
         return
     try:
         thread_id = threading.get_native_id()
-        current = os.getpriority(os.PRIO_PROCESS, thread_id)
-        if current < BACKGROUND_NICENESS:
+        current_nice = os.getpriority(os.PRIO_PROCESS, thread_id)
+        if current_nice < BACKGROUND_NICENESS:
             os.setpriority(os.PRIO_PROCESS, thread_id, BACKGROUND_NICENESS)
     except OSError as error:
         log.debug("cannot lower the indexing priority: %s", error)
 
 
-class LibraryWorker(QObject):
-    """Opens and indexes the library in its own thread."""
+# -- the session -----------------------------------------------------------------------------------
 
-    models_available = Signal(object)  # list[tuple[str, str]]: model name, description
-    photo_count = Signal(int)  # photos in the library, after opening and after indexing
-    model_loading = Signal(object, str)  # IndexJob, model name
-    index_progress = Signal(object, object)  # IndexJob, IndexProgress
-    index_finished = Signal(object, object)  # IndexJob, IndexSummary or None when it failed
-    skipped_listed = Signal(object)  # list[tuple[Path, str]]
-    notice = Signal(str)
-    failed = Signal(object)  # WorkerError
 
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self._session = session
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model the user chose in Settings; `weights` None: the official download (or the
+    library's own file, see Session.index_embedder)."""
 
-    @Slot()
-    def warm_up(self) -> None:
-        """Import the core and torch here rather than on the GUI thread; list the models."""
+    name: str
+    weights: Path | None
+    device: str
+    precision: str = "auto"
+
+
+@dataclass(frozen=True)
+class OpenedLibrary:
+    root: Path
+    library_dir: Path
+    photo_count: int
+    skipped: list[tuple[Path, str]]
+
+
+class Session:
+    """The window's open library and the loaded model, shared by its jobs."""
+
+    def __init__(self) -> None:
+        self._library: Library | None = None
+        self._library_state = threading.Condition()
+        self._users = 0
+        self._replacing = False
+        self._opening = 0  # library openings submitted and not finished: borrowers wait for them
+        self._embedder_lock = threading.Lock()
+        self._embedder: Embedder | None = None
+
+    # The library -----------------------------------------------------------------------------
+
+    @property
+    def library_dir(self) -> Path | None:
+        library = self._library
+        return library.library_dir if library is not None else None
+
+    @contextmanager
+    def use_library(self) -> Iterator[Library]:
+        """Borrow the open library (the one being opened, once it is); it is not closed or replaced
+        until every borrower returns it."""
+        with self._library_state:
+            self._library_state.wait_for(lambda: not self._replacing and not self._opening)
+            library = self._library
+            if library is None:
+                raise NoLibraryError("open a photo folder first")
+            self._users += 1
         try:
-            import torch  # noqa: F401 - loaded now, so the first model load or query does not wait for it
-
-            from vitgallery.core import library  # noqa: F401 - the rest of the core, off the GUI thread
-            from vitgallery.core.models import MODELS
-
-            self.models_available.emit([(name, spec.description) for name, spec in MODELS.items()])
-        except Exception as error:  # noqa: BLE001 - relayed to the window as a message
-            self.failed.emit(describe_error(error))
-
-    @Slot(object, object)
-    def open_library(self, root: Path, library_dir: Path | None) -> None:
-        try:
-            from vitgallery.core.library import Library
-
-            self._session.replace_library(None)
-            library = Library.open(root, library_dir)
-            self._session.replace_library(library)
-            self.photo_count.emit(library.store.count_files())
-            self._emit_skipped(library)
-        except Exception as error:  # noqa: BLE001 - relayed to the window as a message
-            self.failed.emit(describe_error(error))
-
-    @Slot(object)
-    def index(self, job: IndexJob) -> None:
-        summary = None
-        lower_this_thread_priority()
-        try:
-            library = self._session.library
-            if library is None or job.cancel.is_set():
-                return
-            if self._session.loaded_embedder() is None:
-                self.model_loading.emit(job, job.model.name)
-            embedder = self._session.embedder(job.model)
-            if job.cancel.is_set():
-                return
-            summary = library.index(
-                embedder,
-                progress=self._throttled_progress(job),
-                cancel=job.cancel,
-                pause=job.pause,
-                batch_size=job.batch_size,
-                decode_workers=job.decode_workers,
-            )
-            for message in library.notices:
-                self.notice.emit(message)
-            library.notices.clear()
-            self.photo_count.emit(library.store.count_files())
-            self._emit_skipped(library)
-        except Exception as error:  # noqa: BLE001 - relayed to the window as a message
-            self.failed.emit(describe_error(error))
+            yield library
         finally:
-            self.index_finished.emit(job, summary)
+            with self._library_state:
+                self._users -= 1
+                self._library_state.notify_all()
 
-    def _throttled_progress(self, job: IndexJob) -> Callable[[IndexProgress], None]:
-        last = 0.0
-
-        def report(progress: IndexProgress) -> None:
-            nonlocal last
-            now = time.monotonic()
-            # The core reports every photo; the window needs ten updates a second at most.
-            if (
-                progress.phase == "embedding"
-                and now - last < PROGRESS_INTERVAL_S
-                and progress.done < progress.total
-            ):
-                return
-            last = now
-            self.index_progress.emit(job, progress)
-
-        return report
-
-    def _emit_skipped(self, library: Library) -> None:
-        self.skipped_listed.emit([(library.root / item.path, item.reason) for item in library.skipped()])
-
-
-class SearchWorker(QObject):
-    """Answers queries in its own thread; only the newest request is worth answering."""
-
-    model_loading = Signal(str)
-    finished = Signal(object)  # SearchResult
-    failed = Signal(int, object)  # request id, WorkerError
-
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self._session = session
-        self._latest_request = 0
-        self._latest_lock = threading.Lock()
-
-    def note_request(self, request_id: int) -> None:
-        """Called from the GUI thread as a request is sent, so older queued ones get skipped."""
-        with self._latest_lock:
-            self._latest_request = max(self._latest_request, request_id)
-
-    def _is_stale(self, request_id: int) -> bool:
-        with self._latest_lock:
-            return request_id < self._latest_request
-
-    @Slot(object)
-    def search(self, request: SearchRequest) -> None:
-        if self._is_stale(request.request_id):
-            return
-        try:
+    def replace_library(self, library: Library | None) -> None:
+        """Swap the open library; waits until jobs have returned the old one (cancel them first)."""
+        with self._library_state:
+            self._replacing = True
             try:
-                query_image = decode_scaled(request.query, QUERY_PREVIEW_SIZE)
-            except OSError:
-                # A format Qt cannot read (HEIC...) is still searched; the window shows a placeholder.
-                query_image = QImage()
-            if self._session.loaded_embedder() is None:
-                self.model_loading.emit(request.model.name)
-            embedder = self._session.embedder(request.model)
-            with self._session.library_lock:
-                library = self._session.library
-                if library is None:
-                    raise NoLibraryError("open a folder first")
-                hits = library.search(request.query, k=request.k, embedder=embedder)
-        except Exception as error:  # noqa: BLE001 - relayed to the window as a message
-            self.failed.emit(request.request_id, describe_error(error))
-            return
-        self.finished.emit(SearchResult(request.request_id, hits, query_image))
+                self._library_state.wait_for(lambda: self._users == 0)
+                old, self._library = self._library, library
+            finally:
+                self._replacing = False
+                self._library_state.notify_all()
+        if old is not None:
+            old.close()
+
+    def opening_started(self) -> None:
+        with self._library_state:
+            self._opening += 1
+
+    def opening_ended(self) -> None:
+        with self._library_state:
+            self._opening -= 1
+            self._library_state.notify_all()
+
+    def open_library(self, root: Path | None, library_dir: Path | None) -> OpenedLibrary:
+        """Open the library of `root` (or reopen the one in `library_dir`) for the window's jobs."""
+        from vitgallery.core.library import Library, remember_last_library
+
+        self.replace_library(None)
+        library = Library.open(root, library_dir)
+        self.replace_library(library)
+        remember_last_library(library.library_dir)  # the CLI's commands default to it too
+        return OpenedLibrary(library.root, library.library_dir, library.photo_count(), skipped_files(library))
+
+    # The model -------------------------------------------------------------------------------
+
+    def index_embedder(self, library: Library, choice: ModelChoice) -> Embedder:
+        """The model to index with: the chosen one; with no weights file chosen, the file the library
+        was indexed from, if it used the same model (as the CLI does)."""
+        weights = _index_weights(library, choice)
+        with self._embedder_lock:
+            if not _fits(self._embedder, choice, weights):
+                self._embedder = None  # the old model's memory is freed before the new one loads
+                log.info("loading the model %s (weights %s) on %s", choice.name, weights or "official", choice.device)
+                self._embedder = _load_embedder(
+                    choice.name, weights=weights, device=choice.device, precision=choice.precision
+                )
+            return self._embedder
+
+    def has_embedder_for_index(self, library: Library, choice: ModelChoice) -> bool:
+        return _fits(self._embedder, choice, _index_weights(library, choice))
+
+    def needs_download(self, library: Library, choice: ModelChoice) -> bool:
+        """Whether indexing with `choice` must first download the official weights."""
+        from vitgallery.core.models import MODELS, weights_cache_path
+
+        spec = MODELS.get(choice.name)
+        if spec is None or spec.weights_url is None or _index_weights(library, choice) is not None:
+            return False
+        return not weights_cache_path(spec).exists()
+
+    def search_embedder(self, library: Library, choice: ModelChoice) -> Embedder:
+        """The model the library was indexed with (its own weights file, or the one chosen in Settings)."""
+        with self._embedder_lock:
+            loaded = self._embedder
+            if loaded is None or loaded.signature != library.model_signature:
+                self._embedder = None
+                log.info("loading the model the library was indexed with (%s)", library.model_signature)
+                self._embedder = library.load_embedder(device=choice.device, weights=choice.weights, progress=False)
+            return self._embedder
+
+    def loaded_embedder(self) -> Embedder | None:
+        return self._embedder
+
+    # Searching -------------------------------------------------------------------------------
+
+    def search(
+        self,
+        library: Library,
+        query: Path | bytes,
+        k: int,
+        choice: ModelChoice,
+        model_loading: Callable[[], None],
+    ) -> list[SearchHit]:
+        """Search without a model when the query is a photo of the library; load one only when needed."""
+        from vitgallery.core.library import QueryNeedsModel
+
+        loaded = self._embedder
+        ready = loaded if loaded is not None and loaded.signature == library.model_signature else None
+        try:
+            return library.search(query, k=k, embedder=ready)
+        except QueryNeedsModel:
+            model_loading()
+            return library.search(query, k=k, embedder=self.search_embedder(library, choice))
 
 
-class ListingSignals(QObject):
-    found = Signal(int, object)  # generation, list[Path]
-    finished = Signal(int, int, object)  # generation, count, list[tuple[Path, str]] problems
+def _fits(embedder: Embedder | None, choice: ModelChoice, weights: Path | None) -> bool:
+    """Whether a loaded model is the one `choice` (with this weights file) would load."""
+    if embedder is None or embedder.model_id != choice.name:
+        return False
+    if embedder.spec.weights_url is not None:
+        wanted = weights.expanduser().absolute() if weights is not None else None
+        if embedder.weights_file != wanted:
+            return False
+    return choice.device in ("auto", embedder.device.type) and choice.precision in ("auto", embedder.precision)
 
 
-def start_folder_listing(root: Path, generation: int, signals: ListingSignals) -> threading.Thread:
-    """List the photos of a folder off the GUI thread, handing them over in chunks.
+def _index_weights(library: Library, choice: ModelChoice) -> Path | None:
+    if choice.weights is None and library.weights_file is not None and _model_name(library) == choice.name:
+        return library.weights_file
+    return choice.weights
 
-    A daemon thread, not a pool task: a slow network folder must never hold up quitting.
-    """
 
-    def run() -> None:
+def _model_name(library: Library) -> str | None:
+    from vitgallery.core.models import signature_model_and_precision
+
+    signature = library.model_signature
+    return signature_model_and_precision(signature)[0] if signature else None
+
+
+def _load_embedder(name: str, **kwargs) -> Embedder:
+    from vitgallery.core import models
+
+    return models.load_embedder(name, progress=False, **kwargs)
+
+
+def skipped_files(library: Library) -> list[tuple[Path, str]]:
+    return [(library.root / item.path, item.reason) for item in library.skipped()]
+
+
+# -- the window's core jobs ------------------------------------------------------------------------
+
+
+def warm_up(progress: ProgressCallback, cancel: threading.Event) -> None:
+    """Import torch and the core here rather than on the GUI thread (seconds, once)."""
+    import torch  # noqa: F401 - loaded now, so the first model load or query does not wait for it
+
+    from vitgallery.core import library  # noqa: F401 - the rest of the core
+
+
+@dataclass(frozen=True)
+class ModelLoading:
+    """Progress report: the model is loading (seconds, or minutes for a first download)."""
+
+    name: str
+    downloading: bool = False
+    phase: str = "loading model"
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    summary: IndexSummary
+    photo_count: int
+    skipped: list[tuple[Path, str]]
+    notices: list[str]
+
+
+@dataclass
+class IndexRun:
+    """One indexing run; the window keeps it to pause or cancel that run and no other."""
+
+    model: ModelChoice
+    batch_size: int | None  # None: the core's plan for the device
+    decode_workers: int | None = None
+    forget_missing: bool = False  # the user said to forget photos gone all at once (core: MASS_LOSS_SHARE)
+    pause: threading.Event = field(default_factory=threading.Event)
+    outcome: IndexOutcome | None = None  # set when the run has finished
+
+
+def index_work(session: Session, run: IndexRun) -> LibraryWork:
+    def index(library: Library, progress: ProgressCallback, cancel: threading.Event) -> IndexOutcome:
+        lower_this_thread_priority()
+        if not session.has_embedder_for_index(library, run.model):
+            progress(ModelLoading(run.model.name, session.needs_download(library, run.model)))
+        embedder = session.index_embedder(library, run.model)
+        summary = library.index(
+            embedder,
+            progress=progress,
+            cancel=cancel,
+            pause=run.pause,
+            batch_size=run.batch_size,
+            decode_workers=run.decode_workers,
+            forget_missing=run.forget_missing,
+        )
+        notices = list(library.notices)
+        library.notices.clear()
+        return IndexOutcome(summary, library.photo_count(), skipped_files(library), notices)
+
+    return index
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    query: Path | bytes
+    k: int
+    model: ModelChoice
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    hits: list[SearchHit]
+    dates: list[float | None]  # each hit's modification time, for sorting by date
+    query_image: QImage  # a QImage, never a QPixmap: made off the GUI thread
+    photo_count: int  # photos the search could find (fewer than the folder's while indexing runs)
+
+
+def search_work(session: Session, request: SearchRequest) -> LibraryWork:
+    def search(library: Library, progress: ProgressCallback, cancel: threading.Event) -> SearchOutcome:
+        try:
+            query_image = decode_scaled(request.query, QUERY_PREVIEW_SIZE)
+        except OSError:
+            query_image = QImage()  # a file no decoder here can show is still searched
+        hits = session.search(
+            library, request.query, request.k, request.model, lambda: progress(ModelLoading(request.model.name))
+        )
+        return SearchOutcome(hits, [modified_time(hit.path) for hit in hits], query_image, library.photo_count())
+
+    return search
+
+
+def modified_time(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    photos: list[tuple[Path, float]]  # path, modification time
+    problems: list[tuple[Path, str]]
+    folders: list[Path]  # the folders holding photos, the root first (the window watches them)
+
+
+def list_folder(root: Path) -> PlainWork:
+    """List a folder's photos; they are also reported as progress, in chunks, so a grid can fill
+    while a large folder is still being listed (submit it unthrottled)."""
+
+    def listing(progress: ProgressCallback, cancel: threading.Event) -> FolderListing:
         result = scan_root(root)
-        paths = [root / item.path for item in result.files]
-        for start in range(0, len(paths), LISTING_CHUNK):
-            signals.found.emit(generation, paths[start : start + LISTING_CHUNK])
+        photos = [(root / item.path, item.mtime_ns / 1e9) for item in result.files]
+        for start in range(0, len(photos), LISTING_CHUNK):
+            if cancel.is_set():
+                break
+            progress(photos[start : start + LISTING_CHUNK])
+        folders = sorted({path.parent for path, _ in photos} - {root})
         problems = [(root / rel, reason) for rel, reason in result.problems]
-        signals.finished.emit(generation, len(paths), problems)
+        return FolderListing(photos, problems, [root, *folders])
 
-    thread = threading.Thread(target=run, name="vitgallery-listing", daemon=True)
-    thread.start()
-    return thread
+    return listing

@@ -46,7 +46,7 @@ class KeepRule(enum.Enum):
     def label(self) -> str:
         return {"best": "best copy", "resolution": "highest resolution", "size": "largest file",
                 "oldest": "oldest", "newest": "newest", "sharpest": "sharpest",
-                "folder": "in the preferred folder"}[self.value]
+                "folder": "one in the preferred folder"}[self.value]
 
 
 DEFAULT_RULE = KeepRule.BEST

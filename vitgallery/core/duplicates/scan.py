@@ -82,12 +82,13 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     store: Store = library.store
     # what the scan is of, read before it starts: a change while it runs makes the next one needed
     generation, whitening_key = store.generation, _whitening_key(store)
-    index, whitening = library.search_space()
+    space = library.search_space()
+    index, whitening = (space.index, space.whitening) if space is not None else (None, None)
     info = store.duplicate_scan_info()
     if info is not None and info.get("version") != EVIDENCE_VERSION:
         store.forget_duplicate_scans()
     files = store.files_by_ids(index.labels()) if index is not None else {}
-    scan = DuplicateScan(library.root, files, [], store.decisions())
+    scan = DuplicateScan(library.root, files, [], store.decisions(), frozenset(store.separated_pairs()))
     if index is None or len(files) < 2:
         return scan
 
@@ -156,7 +157,7 @@ def load_scan(library) -> DuplicateScan | None:
                and info.get("whitening") == _whitening_key(store))
     return DuplicateScan(
         library.root, files, [_stored_pair(row, row[2]) for row in rows if row[0] in files and row[1] in files],
-        store.decisions(),
+        store.decisions(), frozenset(store.separated_pairs()),
         problems=[(library.root / files[i].path, problem) for i, (problem, _) in sorted(photos.items())
                   if problem is not None and i in files],
         quality={i: PhotoQuality.from_json(quality) for i, (_, quality) in photos.items() if quality is not None},

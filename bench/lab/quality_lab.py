@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Retrieval-quality lab: embed a benchmark corpus with given options, rank, score.
 
-Features are cached under /tmp/qlab/<corpus>/ so each configuration is cheap to re-score.
+Features are cached under CACHE/<corpus>/ (--cache, default: a folder in the system's temp dir) so each
+configuration is cheap to re-score.
 
 usage:
   quality_lab.py CORPUS --embed 224:squash [--embed 224:squash:d4:trim]   embed and cache features
@@ -10,7 +11,8 @@ usage:
   quality_lab.py CORPUS --timing             CPU/wall time of each per-query stage of the default
   quality_lab.py CORPUS --list               the configuration names
   --merge-identical also scores dup with groups of the same picture merged (a label-noise check).
-CORPUS is a folder made by /work/shared/bench/make_corpus.py (dup/ and sem/). Results: docs/quality.md.
+  --weights FILE (Meta's dinov2_vits14_pretrain.pth layout) is needed to embed.
+CORPUS is a folder made by ../shared/bench/make_corpus.py (dup/ and sem/). Results: docs/quality.md.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import importlib.util
 import json
 import logging
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from vitgallery.core import pooling  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.lab import pooling  # noqa: E402
 from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, extract_keypoints, verify_pair  # noqa: E402
 from vitgallery.core.preprocess import content_box, edited_copies  # noqa: E402
 from vitgallery.core.rerank import rerank  # noqa: E402
@@ -39,9 +42,10 @@ from vitgallery.core.whitening import LibraryWhitening  # noqa: E402
 
 log = logging.getLogger("quality_lab")
 
-WEIGHTS = Path("/work/weights/dinov2_vits14_pretrain.pth")
-SCORER = Path("/work/shared/bench/score.py")
-CACHE = Path("/tmp/qlab")
+# Set from the command line in main().
+WEIGHTS = Path("dinov2_vits14_pretrain.pth")
+SCORER = Path(__file__).resolve().parents[3] / "shared" / "bench" / "score.py"
+CACHE = Path(tempfile.gettempdir()) / "vitgallery-qlab"
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 TOP = 100
@@ -175,7 +179,7 @@ def embed_images(model: torch.nn.Module, ims: list[Image.Image], spec: EmbedSpec
 
 def embed_task(corpus: Path, task: str, spec: EmbedSpec, keep_tokens: bool = False) -> dict[str, np.ndarray]:
     """Per-orientation pooled features for every image of a task: keys '<orientation>/<feature>'.
-    Cached in /tmp/qlab/<corpus>/<task>_<spec>.npz (plus the id view's normed patch tokens if asked).
+    Cached in CACHE/<corpus>/<task>_<spec>.npz (plus the id view's normed patch tokens if asked).
     With spec.trim only the images that have a frame are embedded again; the rest are copied."""
     out_dir = CACHE / corpus.name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -224,7 +228,7 @@ def embed_task(corpus: Path, task: str, spec: EmbedSpec, keep_tokens: bool = Fal
 
 
 def keypoints_task(corpus: Path, task: str, long_side: int = 512, max_keypoints: int = 512) -> list[Keypoints]:
-    """SIFT keypoints of every image of a task, cached in /tmp/qlab/<corpus>/<task>_kp<long>_<n>.npz."""
+    """SIFT keypoints of every image of a task, cached in CACHE/<corpus>/<task>_kp<long>_<n>.npz."""
     path = CACHE / corpus.name / f"{task}_kp{long_side}_{max_keypoints}.npz"
     names = image_names(corpus, task)
     if path.exists():
@@ -340,7 +344,7 @@ def _unsupported(pool: str):
 def edited_copy_features(corpus: Path, task: str, spec: EmbedSpec, sample: int, copies: int
                          ) -> tuple[np.ndarray, np.ndarray]:
     """CLS vectors of edited_copies of `sample` library photos (a fixed random sample), with
-    the index of the photo each came from. Cached in /tmp/qlab/<corpus>/<task>_edits_<...>.npz."""
+    the index of the photo each came from. Cached in CACHE/<corpus>/<task>_edits_<...>.npz."""
     path = CACHE / corpus.name / f"{task}_edits_{spec.tag}_{sample}x{copies}.npz"
     if path.exists():
         with np.load(path) as z:
@@ -560,7 +564,7 @@ def evaluate(corpus: Path, cfg: Config, merged: bool = False) -> tuple[dict[str,
 
 S224, S322, A224 = EmbedSpec(224, "squash"), EmbedSpec(322, "squash", "none"), EmbedSpec(224, "aspect", "none")
 T224 = EmbedSpec(224, "squash", trim=True)
-RR = {"min_inliers": 12, "weight": 1.0, "full_at": 40}
+RR = {"min_inliers": 12}  # the product's re-rank (core.rerank: verified hits scored by their evidence)
 
 
 def build_configs() -> dict[str, Config]:
@@ -745,7 +749,12 @@ def main() -> int:
     ap.add_argument("--timing", action="store_true", help="time each per-query stage of the pipeline")
     ap.add_argument("--merge-identical", action="store_true",
                     help="also score dup with groups of identical original pictures merged (label-noise check)")
+    ap.add_argument("--weights", type=Path, default=WEIGHTS, help="DINOv2 ViT-S/14 weights (Meta's layout)")
+    ap.add_argument("--scorer", type=Path, default=SCORER, help="the benchmark's score.py")
+    ap.add_argument("--cache", type=Path, default=CACHE, help="where embedded features are cached")
     a = ap.parse_args()
+    global WEIGHTS, SCORER, CACHE
+    WEIGHTS, SCORER, CACHE = a.weights, a.scorer, a.cache
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(a.threads)
     cv2.setNumThreads(a.threads)

@@ -1,12 +1,12 @@
+"""The quality lab's pooling and orientation helpers (bench/lab/pooling.py), whose measurements docs/quality.md quotes."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from vitgallery.core import pooling
-from vitgallery.core.pooling import orient, orientation_views, pool_tokens
-
-# ---------------------------------------------------------------- pooling
+from bench.lab import pooling
+from bench.lab.pooling import orient, orientation_views, pool_tokens
 
 
 def test_pool_cls_is_the_normalised_class_token():
@@ -66,3 +66,5 @@ def test_d4_views_of_a_turned_image_are_the_same_views_reordered():
         moved_views = orientation_views(orient(x, o), "d4")
         for v in moved_views:
             assert any(torch.equal(v, w) for w in views), o
+
+

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.core.organise.conftest import SCENES
+from vitgallery.cli import main
+from vitgallery.core.organise.groups import cluster_labels, find_groups, move_group, name_group
+from vitgallery.core.organise.vectors import OrganiseError
+
+
+def test_each_scene_is_a_group_with_its_most_typical_photo_first(scenes):
+    library, root = scenes
+    grouping = find_groups(library, min_size=3)
+    assert len(grouping.groups) == SCENES and grouping.ungrouped == []
+    for group in grouping.groups:
+        assert len({p.name.split("_")[0] for p in group.members}) == 1
+        assert group.representative == group.members[0] and group.name is None
+
+
+def test_a_larger_minimum_leaves_small_groups_out(scenes):
+    library, _ = scenes
+    grouping = find_groups(library, min_size=4)
+    assert sum(len(g.members) for g in grouping.groups) + len(grouping.ungrouped) == 3 * SCENES
+    assert all(len(g.members) >= 4 for g in grouping.groups)
+    with pytest.raises(OrganiseError):
+        find_groups(library, min_size=1)
+
+
+def test_fewer_photos_than_a_group_needs():
+    assert cluster_labels(np.eye(2, dtype=np.float32), 3).tolist() == [-1, -1]
+
+
+def test_a_name_follows_its_group_after_the_library_changes(scenes, tiny):
+    library, root = scenes
+    group = find_groups(library).groups[0]
+    named = name_group(library, group, "  Harbour ")
+    assert named.name == "Harbour"
+    # One photo of the group is gone, the others still make the same group: the name stays.
+    group.members[-1].unlink()
+    library.index_paths(tiny, [group.members[-1]], decode_workers=0)
+    again = find_groups(library, min_size=2)
+    [renamed] = [g for g in again.groups if g.name]
+    assert renamed.name == "Harbour" and set(renamed.members) == set(group.members[:-1])
+    name_group(library, renamed, "Port")
+    assert [g.name for g in find_groups(library, min_size=2).groups if g.name] == ["Port"]
+    name_group(library, renamed, "")
+    assert all(g.name is None for g in find_groups(library, min_size=2).groups)
+
+
+def test_moving_a_group_into_a_folder_is_undoable(scenes, tmp_path):
+    library, root = scenes
+    group = find_groups(library).groups[0]
+    report = move_group(library, group, root / "Harbour")
+    assert len(report.done) == 3 and not report.problems
+    assert sorted(p.name for p in (root / "Harbour").iterdir()) == sorted(p.name for p in group.members)
+    back = library.undo(report.action_id)
+    assert len(back.done) == 3 and all(p.exists() for p in group.members)
+
+
+def test_cli_groups_json(scenes, capsys):
+    library, _ = scenes
+    library.close()
+    assert main(["groups", "--library", str(library.library_dir), "--min-size", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["groups"]) == SCENES
+    assert all(len(g["members"]) == 3 and g["representative"] == g["members"][0] for g in result["groups"])

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from tests.core.organise.conftest import save_copies
+from vitgallery.cli import main
+from vitgallery.core.organise.sort import (
+    LinearHead,
+    NeighbourVote,
+    apply_suggestions,
+    choose_classifier,
+    held_out_split,
+    suggest_folders,
+    train_head,
+)
+from vitgallery.core.organise.vectors import OrganiseCancelled, OrganiseError
+
+
+def labelled(classes: int, per_class: int, spread: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, 24))
+    labels = np.repeat(np.arange(classes), per_class)
+    vectors = centres[labels] + spread * rng.normal(size=(len(labels), 24))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32), labels
+
+
+def test_the_head_learns_separable_classes_with_a_step_per_epoch():
+    vectors, labels = labelled(classes=4, per_class=12, spread=0.3)
+    steps = []
+    head = train_head(vectors, labels, 4, epochs=5, progress=steps.append)
+    assert [s.done for s in steps] == [0, 1, 2, 3, 4, 5] and {s.phase for s in steps} == {"training"}
+    probabilities = head.probabilities(vectors)
+    assert np.allclose(probabilities.sum(axis=1), 1) and (probabilities.argmax(axis=1) == labels).mean() == 1
+
+
+def test_training_stops_when_cancelled():
+    vectors, labels = labelled(classes=3, per_class=5, spread=0.3)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(OrganiseCancelled):
+        train_head(vectors, labels, 3, cancel=cancel)
+
+
+def test_the_held_out_part_leaves_every_class_an_example():
+    labels = np.array([0] * 10 + [1] * 2 + [2])
+    train, held = held_out_split(labels)
+    assert sorted(train.tolist() + held.tolist()) == list(range(13))
+    assert set(labels[train]) == {0, 1, 2}
+    assert sorted(labels[held].tolist()) == [0, 0, 1], "a fifth of ten, one of two, none of one"
+
+
+def test_both_methods_are_measured_and_the_head_wins_a_tie():
+    vectors, labels = labelled(classes=3, per_class=10, spread=0.2)
+    choice = choose_classifier(vectors, labels, 3)
+    assert set(choice.accuracy) == {"head", "knn"} and choice.held_out == 6
+    assert choice.accuracy["knn"] == choice.accuracy["head"] == 1.0
+    assert isinstance(choice.classifier, LinearHead)
+
+
+def test_the_vote_is_kept_when_it_is_more_accurate():
+    # Each class is two opposite clumps: no one direction per class (the head) finds both, the vote does.
+    vectors, labels = labelled(classes=3, per_class=10, spread=0.1)
+    vectors = np.concatenate([vectors, -vectors])
+    labels = np.concatenate([labels, labels])
+    choice = choose_classifier(vectors, labels, 3)
+    assert choice.accuracy["knn"] > choice.accuracy["head"] and isinstance(choice.classifier, NeighbourVote)
+
+
+@pytest.fixture
+def sorting(scenes, tmp_path):
+    """Examples: two copies of scenes 0-2 in Sorted/<scene>/; to sort: the third copy of each, in the
+    library's folder, and one more copy of scene 1 outside the library."""
+    library, root = scenes
+    sorted_dir = tmp_path / "Sorted"
+    for scene in range(3):
+        save_copies(scene, sorted_dir / f"scene{scene}", copies=("a", "b"))
+    outside = tmp_path / "outside"
+    save_copies(1, outside, copies=("c",))
+    return library, root, sorted_dir, outside
+
+
+def test_suggestions_for_photos_in_and_outside_the_library(sorting, tiny):
+    library, root, sorted_dir, outside = sorting
+    loads = []
+
+    def load():
+        loads.append(1)
+        return tiny
+
+    plan = suggest_folders(library, outside, sorted_dir, load)
+    [suggestion] = plan.suggestions
+    assert suggestion.folder == sorted_dir / "scene1" and suggestion.confidence > 0.5
+    assert loads, "photos outside the library are embedded with the library's model"
+    assert plan.classes == [sorted_dir / f"scene{i}" for i in range(3)]
+
+
+def test_apply_moves_the_sure_ones_and_undo_puts_them_back(sorting, tiny):
+    library, root, sorted_dir, _ = sorting
+    plan = suggest_folders(library, root, sorted_dir, lambda: tiny)
+    by_scene = {s.path.name: s for s in plan.suggestions}
+    for scene in range(3):
+        assert by_scene[f"s{scene}_c.jpg"].likeliest == sorted_dir / f"scene{scene}"
+    report = apply_suggestions(library, plan.suggestions)
+    sure = [s for s in plan.suggestions if s.folder is not None]
+    assert len(report.done) == len(sure) and all((s.folder / s.path.name).exists() for s in sure)
+    library.undo(report.action_id)
+    assert all(s.path.exists() for s in plan.suggestions)
+
+
+def test_too_few_example_folders_is_a_clear_error(sorting, tmp_path, tiny):
+    library, root, _, outside = sorting
+    lonely = tmp_path / "Lonely"
+    save_copies(0, lonely / "only", copies=("a",))
+    with pytest.raises(OrganiseError, match="at least two subfolders"):
+        suggest_folders(library, outside, lonely, lambda: tiny)
+    with pytest.raises(OrganiseError, match="not a folder"):
+        suggest_folders(library, outside, tmp_path / "nowhere", lambda: tiny)
+
+
+def test_cli_sort_json_then_apply(sorting, capsys):
+    library, root, sorted_dir, outside = sorting
+    library.close()
+    args = ["sort", str(outside), "--examples", str(sorted_dir), "--library", str(library.library_dir), "--json"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    [suggestion] = result["suggestions"]
+    assert suggestion == {"path": str(outside / "s1_c.jpg"), "folder": str(sorted_dir / "scene1"),
+                          "confidence": suggestion["confidence"], "sure": True}
+    assert main(args + ["--apply"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["moved"] == [{"from": str(outside / "s1_c.jpg"), "to": str(sorted_dir / "scene1" / "s1_c.jpg")}]
+    assert "1 file moved" in out.err
+    assert main(["sort", str(outside), "--examples", str(outside), "--library", str(library.library_dir)]) == 2
+    assert "error:" in capsys.readouterr().err

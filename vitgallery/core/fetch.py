@@ -1,0 +1,44 @@
+"""Fetching a query image from the web: http(s) only, with a timeout and a size cap."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+DOWNLOAD_TIMEOUT_S = 20.0
+DOWNLOAD_MAX_BYTES = 50 * 1024 * 1024
+URL_SCHEMES = ("http://", "https://")
+
+
+def is_url(text: str) -> bool:
+    """An http(s) address, to be downloaded rather than read as a path."""
+    return text.strip().lower().startswith(URL_SCHEMES)
+
+
+class DownloadError(Exception):
+    """The image could not be downloaded; the message says why."""
+
+
+def download(url: str, timeout_s: float = DOWNLOAD_TIMEOUT_S, max_bytes: int = DOWNLOAD_MAX_BYTES) -> bytes:
+    """Fetch an image over http(s) with a timeout and a size cap; failures read well in a message."""
+    request = urllib.request.Request(url, headers={"User-Agent": "vitgallery"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            kind = response.headers.get_content_type()
+            if not kind.startswith("image/") and kind != "application/octet-stream":
+                raise DownloadError(f"{url} is not an image (the server says {kind})")
+            declared = response.headers.get("Content-Length")
+            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                raise DownloadError(f"{url} is larger than {max_bytes // (1024 * 1024)} MB")
+            data = response.read(max_bytes + 1)
+    except urllib.error.HTTPError as error:
+        raise DownloadError(f"could not download {url}: HTTP {error.code} {error.reason}") from error
+    except urllib.error.URLError as error:
+        raise DownloadError(f"could not download {url}: {error.reason}") from error
+    except (TimeoutError, OSError) as error:
+        raise DownloadError(f"could not download {url}: {error}") from error
+    if len(data) > max_bytes:
+        raise DownloadError(f"{url} is larger than {max_bytes // (1024 * 1024)} MB")
+    if not data:
+        raise DownloadError(f"{url} returned no data")
+    return data

@@ -1,0 +1,450 @@
+"""Indexing one library: bring its database and index up to date with the photo folder.
+
+A run scans the folder, follows moved files by content, drops deleted ones, embeds new and changed
+photos in batches (each committed on its own, so a cancel or a kill loses at most one batch), then
+"learning": a fixed random sample of up to WHITENING_SAMPLE photos is embedded mirrored and in edited
+copies, and the whitening learned from those pairs is refitted when the library or the sample changed
+by a quarter (docs/quality.md measured the recipe).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vitgallery.core.errors import LibraryError
+from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, still_unsupported
+from vitgallery.core.index_cache import IndexCache
+from vitgallery.core.models import Embedder
+from vitgallery.core.pipeline import DecodeJob, decode_all, failure_may_pass, plan_resources
+from vitgallery.core.preprocess import LEARNING_COPIES
+from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
+from vitgallery.core.store import EmbeddedFile, FileRow, Store, StoredWhitening, whitening_fingerprint
+from vitgallery.core.whitening import LibraryWhitening
+
+log = logging.getLogger(__name__)
+
+INDEX_SAVE_INTERVAL_S = 60.0
+WHITENING_SAMPLE = 1000  # photos that teach the whitening (3 extra forward passes each)
+WHITENING_MIN_PHOTOS = 8  # below this the library mean is mostly its photos themselves: plain cosine
+WHITENING_SHRINK = 0.1
+REFIT_CHANGE = 0.25  # refit once the library or the teaching sample changed by this share
+# A run that finds more than half of the library's photos gone, and more than this many, keeps them
+# until the user confirms (forget_missing): a drive unplugged or a folder replaced looks just like that.
+MASS_LOSS_SHARE = 0.5
+MASS_LOSS_MIN_PHOTOS = 20
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    # "scanning", "embedding", "learning" (the teaching photos' mirrored and edited views), "fitting"
+    # (the whitening, and the index rebuilt through it), "saving", "done"
+    phase: str
+    done: int
+    total: int
+    rate: float  # photos per second
+    eta_s: float | None
+    current_path: str | None
+
+
+@dataclass
+class IndexSummary:
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+    teaching: int = 0  # photos embedded mirrored and edited this run, to teach the library's whitening
+    offline: bool = False
+    missing_kept: int = 0  # photos gone from the folder, kept until the user says to forget them
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    def note_skip(self, reason: str) -> None:
+        self.skipped += 1
+        self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + 1
+
+
+Report = Callable[[IndexProgress], None]
+
+
+def _is_under(path: str, folders: list[str]) -> bool:
+    return any(path == folder or path.startswith(folder + "/") for folder in folders)
+
+
+def relative_to_root(root: Path, path: Path | str) -> str | None:
+    """The path as a library stores it ('' for the root itself), or None when it is outside the root."""
+    try:
+        rel = Path(path).expanduser().absolute().relative_to(root).as_posix()
+    except ValueError:
+        return None
+    return "" if rel == "." else rel
+
+
+class IndexRun:
+    """One indexing run of a library; `run()` returns its summary."""
+
+    def __init__(self, root: Path, store: Store, cache: IndexCache, embedder: Embedder, *,
+                 notice: Callable[[str], None], progress: Report | None = None,
+                 cancel: threading.Event | None = None, pause: threading.Event | None = None,
+                 forget_missing: bool = False) -> None:
+        self.root = root
+        self.store = store
+        self.cache = cache
+        self.embedder = embedder
+        self.notice = notice
+        self.report = progress or (lambda p: None)
+        self.cancel = cancel or threading.Event()
+        self.pause = pause
+        self.forget_missing = forget_missing
+        self.summary = IndexSummary()
+
+    def run(self, batch_size: int | None = None, decode_workers: int | None = None) -> IndexSummary:
+        started = time.monotonic()
+        summary = self.summary
+        if not root_is_available(self.root):
+            summary.offline = True
+            self.notice(f"{self.root} is missing or not mounted: nothing was removed from the library")
+            return summary
+
+        embedder = self.embedder
+        if self.store.get_meta("model_signature") != embedder.signature:
+            if self.store.get_meta("model_signature") is not None:
+                self.notice(f"model changed to {embedder.model_id}: every photo is embedded again")
+            self.store.start_new_model(embedder.signature, embedder.dim)
+            self.cache.start_model(embedder.dim)
+        self._drop_damaged_rows()
+        if self.cache.space() is None:
+            raise LibraryError("the library database lost its model settings: run `vitgallery repair`")
+        if embedder.weights_file is not None:
+            self.store.set_meta("weights_path", str(embedder.weights_file))  # later queries load the same file
+
+        self.report(IndexProgress("scanning", 0, 0, 0.0, None, None))
+        scan = scan_root(self.root)
+        known = self.store.files()
+        if not scan.files and known:
+            summary.offline = True
+            self.notice(f"{self.root} holds no photos now (unmounted?): nothing was removed from the library")
+            return summary
+        unreachable = scan.unreachable + self._vanished_mount_points(scan.mount_points)
+        to_embed = self._plan(scan.files, known, unreachable)
+        for rel, reason in scan.problems:  # listed with the skipped files, so the user can find them
+            self.store.record_skipped(rel, 0, 0, reason)
+            summary.note_skip(reason)
+        plan = plan_resources(embedder.device.type)  # the split of cores measured by bench/throughput.py
+        batch_size = batch_size or plan.batch_size
+        decode_workers = plan.decode_workers if decode_workers is None else decode_workers
+        self._embed(to_embed, batch_size, decode_workers)
+        # Every photo is searchable first; then the library learns how to tell its photos apart.
+        if not self.cancel.is_set():
+            self._teach(batch_size, decode_workers)
+        self._refresh_whitening(self.store.count_files())
+
+        self.report(IndexProgress("saving", len(to_embed), len(to_embed), 0.0, None, None))
+        self.cache.save()
+        summary.seconds = time.monotonic() - started
+        self.report(IndexProgress("done", len(to_embed), len(to_embed), 0.0, 0.0, None))
+        return summary
+
+    def run_paths(self, paths: Iterable[Path | str], batch_size: int | None = None,
+                  decode_workers: int | None = None) -> IndexSummary:
+        """The run for these files and folders only (what a folder watcher saw change), without scanning
+        the whole folder: new and changed photos embedded, deleted ones dropped, moved ones followed by
+        their content. A path that is gone may have been a photo or a folder. Paths outside the root or
+        hidden are ignored. Teaching, refitting and saving follow as in a full run."""
+        started = time.monotonic()
+        summary = self.summary
+        if not root_is_available(self.root):
+            summary.offline = True
+            return summary
+        model_signature = self.store.get_meta("model_signature")
+        if model_signature != self.embedder.signature:
+            raise LibraryError(f"the library was indexed with {model_signature}, not {self.embedder.signature}")
+        self.cache.space()
+        found, known, scope, unreachable = self._look_at(paths)
+        to_embed = self._plan(found, known, unreachable, scope)
+        plan = plan_resources(self.embedder.device.type)
+        batch_size = batch_size or plan.batch_size
+        decode_workers = plan.decode_workers if decode_workers is None else decode_workers
+        self._embed(to_embed, batch_size, decode_workers)
+        if not self.cancel.is_set():
+            self._teach(batch_size, decode_workers)
+        self._refresh_whitening(self.store.count_files())
+        self.cache.save()
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def _look_at(self, paths: Iterable[Path | str]) -> tuple[list[FoundFile], dict[str, FileRow], set[str], list[str]]:
+        """(photos found at or under the paths, library rows at or under them, every path concerned,
+        folders that could not be read) for run_paths."""
+        found: dict[str, FoundFile] = {}
+        exact: set[str] = set()
+        folders: list[str] = []
+        unreachable: list[str] = []
+        for path in paths:
+            rel = relative_to_root(self.root, path)
+            if rel is None or any(part.startswith(".") for part in rel.split("/") if part):
+                continue
+            full = self.root / rel
+            if full.is_dir():
+                scan = scan_root(full)
+                prefix = f"{rel}/" if rel else ""
+                found.update((prefix + f.path, FoundFile(prefix + f.path, f.size, f.mtime_ns)) for f in scan.files)
+                unreachable += [prefix + u for u in scan.unreachable]
+                folders.append(rel)
+                continue
+            exact.add(rel)
+            try:
+                st = full.stat()
+            except OSError:
+                folders.append(rel)  # gone: it may have been a folder of photos
+                continue
+            if full.suffix.lower() in SUPPORTED_EXTENSIONS and full.is_file():
+                found[rel] = FoundFile(rel, st.st_size, st.st_mtime_ns)
+
+        def concerned(stored_path: str) -> bool:
+            return stored_path in exact or any(not folder or _is_under(stored_path, [folder]) for folder in folders)
+
+        rows = self.store.files() if folders else {p: r for p in exact if (r := self.store.file_by_path(p))}
+        known = {p: row for p, row in rows.items() if concerned(p)}
+        scope = set(found) | set(known) | {p for p in self.store.skipped() if concerned(p)}
+        return list(found.values()), known, scope, unreachable
+
+    # -- what changed ------------------------------------------------------------------------------
+
+    def _drop_damaged_rows(self) -> None:
+        """Rows SQLite accepts but vitgallery cannot use (a damaged vector, a path leaving the folder)
+        are dropped: their photos are simply embedded again by this run."""
+        dropped = {what: count for what, count in self.store.drop_damaged_rows().items() if count}
+        if dropped:
+            self.notice("the library database had damaged rows: dropped "
+                        + ", ".join(f"{count} {what}" for what, count in dropped.items()))
+
+    def _vanished_mount_points(self, mount_points: list[str]) -> list[str]:
+        """Mount points under the root seen before and not now: an unmounted drive leaves an empty
+        folder (or none), whose photos are offline, not deleted. Remembers the ones seen now."""
+        recorded = self.store.mount_points()
+        vanished = [] if self.forget_missing else [path for path in recorded if path not in mount_points]
+        if sorted(mount_points + vanished) != sorted(recorded):
+            self.store.set_mount_points(mount_points + vanished)
+        return vanished
+
+    def _plan(self, found: list[FoundFile], known: dict[str, FileRow], unreachable: list[str],
+              scope: set[str] | None = None) -> list[FoundFile]:
+        """Sort found files into unchanged / moved / to embed; remove rows whose content is gone.
+
+        An embedded content keeps its vector wherever it went: a moved or renamed file or folder, a
+        file moved over another one, two swapped names, a file whose mtime alone changed. `scope`: the
+        only paths looked at (run_paths); None for the whole folder."""
+        summary = self.summary
+        found_paths = {f.path for f in found}
+        skipped = self.store.skipped()
+        stale_skips = [p for p in skipped if p not in found_paths and (scope is None or p in scope)]
+        self.store.forget_skipped(stale_skips)
+
+        candidates: list[FoundFile] = []
+        for f in found:
+            row = known.get(f.path)
+            if row is not None and row.has_vector and row.size == f.size and row.mtime_ns == f.mtime_ns:
+                summary.unchanged += 1
+                continue
+            skip = skipped.get(f.path)
+            if (skip is not None and skip.size == f.size and skip.mtime_ns == f.mtime_ns
+                    and not failure_may_pass(skip.reason) and still_unsupported(skip.reason)):
+                summary.note_skip(skip.reason)  # retried once the file changes, or its missing decoder comes
+                continue
+            candidates.append(f)
+
+        offline = {path for path in known if path not in found_paths and _is_under(path, unreachable)}
+        if offline:
+            self.notice(f"{len(offline)} photos under {', '.join(sorted(unreachable))} cannot be reached now "
+                        "(an unreadable folder, an unmounted drive or a link to an unplugged one): "
+                        "they stay in the library")
+        # Rows whose content is no longer at their path; it may be at one of the candidates' paths.
+        displaced = [row for path, row in known.items() if path not in found_paths and path not in offline]
+        displaced += [known[f.path] for f in candidates if f.path in known]
+        by_size: dict[int, list[FileRow]] = {}
+        for row in displaced:
+            if row.has_vector:
+                by_size.setdefault(row.size, []).append(row)
+        moves: dict[int, FoundFile] = {}  # row id -> where its content is now
+        to_embed: list[FoundFile] = []
+        for f in candidates:
+            row = self._same_content(f, by_size.get(f.size, []), moves)
+            if row is None:
+                to_embed.append(f)
+                continue
+            moves[row.id] = f
+            if row.path == f.path:
+                summary.unchanged += 1
+            else:
+                summary.moved += 1
+
+        taken = {f.path for f in moves.values()}
+        missing = [row.id for row in displaced if row.id not in moves and row.path not in found_paths]
+        replaced = [row.id for row in displaced if row.id not in moves and row.path in taken]
+        if not self.forget_missing and len(missing) > max(MASS_LOSS_SHARE * len(known), MASS_LOSS_MIN_PHOTOS):
+            self.notice(f"{len(missing)} of {len(known)} photos are gone from {self.root} at once (a drive "
+                        "unplugged, a folder replaced?): they stay in the library until you say to forget them")
+            summary.missing_kept = len(missing)
+            missing = []
+        gone = missing + replaced
+        if gone or moves:
+            with self.store.transaction():
+                self.store.delete_files(gone)  # first: a moving row may take the path of a deleted one
+                self.store.move_files([(row_id, f.path, f.size, f.mtime_ns) for row_id, f in moves.items()])
+        if gone:
+            self.cache.remove(gone)
+            summary.removed = len(gone)
+        return to_embed
+
+    def _same_content(self, f: FoundFile, rows: list[FileRow], claimed: dict[int, FoundFile]) -> FileRow | None:
+        rows = [row for row in rows if row.id not in claimed]
+        if not rows:
+            return None
+        try:
+            fingerprint = fingerprint_file(self.root / f.path)
+        except OSError:
+            return None
+        return next((row for row in rows if row.fingerprint == fingerprint), None)
+
+    # -- embedding ---------------------------------------------------------------------------------
+
+    def _embed(self, files: list[FoundFile], batch_size: int, decode_workers: int | None) -> None:
+        summary, embedder = self.summary, self.embedder
+        known_before = set(self.store.files())
+        total, done = len(files), 0
+        started = time.monotonic()
+        last_save = started
+        batch: list[tuple[FoundFile, object, str]] = []
+
+        def flush() -> None:
+            nonlocal last_save
+            if not batch:
+                return
+            vectors = embedder.embed_pixels(np.stack([photo.pixels for _, photo, _ in batch]))
+            records = [EmbeddedFile(f.path, f.size, f.mtime_ns, fp, photo.width, photo.height, photo.taken_at,
+                                    photo.sharpness, vec, photo.keypoints)
+                       for (f, photo, fp), vec in zip(batch, vectors)]
+            ids = self.store.add_embedded(records)
+            self.cache.add(ids, vectors)
+            updated = sum(1 for f, _, _ in batch if f.path in known_before)
+            summary.updated += updated
+            summary.added += len(batch) - updated
+            batch.clear()
+            if time.monotonic() - last_save > INDEX_SAVE_INTERVAL_S:
+                self.cache.save()
+                last_save = time.monotonic()
+
+        jobs = (DecodeJob(f, self.root / f.path) for f in files)
+        for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,
+                                  prefetch=max(2 * batch_size, 16)):
+            f: FoundFile = outcome.job.key
+            if outcome.error is not None:
+                self.store.record_skipped(f.path, f.size, f.mtime_ns, outcome.error)
+                summary.note_skip(outcome.error)
+                if f.path in known_before and not failure_may_pass(outcome.error):
+                    self._forget_unreadable(f.path)
+            else:
+                batch.append((f, outcome.photo, outcome.fingerprint))
+            done += 1
+            if len(batch) >= batch_size:
+                flush()
+            if self._step_done(IndexProgress("embedding", done, total, *_pace(done, total, started), f.path)):
+                break
+        flush()
+
+    def _forget_unreadable(self, path: str) -> None:
+        """A photo that changed into something unreadable (truncated, damaged) is no longer the photo
+        its vector stands for: it leaves search results while it is listed as skipped."""
+        row = self.store.file_by_path(path)
+        if row is not None:
+            self.store.delete_files([row.id])
+            self.cache.remove([row.id])
+
+    # -- the whitening learned from the library ---------------------------------------------------
+
+    def _teach(self, batch_size: int, decode_workers: int | None) -> None:
+        """Top up the photos that teach the whitening to a fixed random sample of up to WHITENING_SAMPLE:
+        each is decoded again and embedded mirrored and in edited copies. Stopped early, it goes on
+        next time."""
+        photos = self.store.count_files()
+        wanted = min(WHITENING_SAMPLE, photos) - self.store.count_learning_photos()
+        if wanted <= 0 or photos < WHITENING_MIN_PHOTOS:
+            return  # the usual case once a library has its sample: no listing of every photo
+        untaught = self.store.files_without_learning_views()
+        chosen = random.Random(photos).sample(untaught, min(wanted, len(untaught)))
+        total, done = len(chosen), 0
+        started = time.monotonic()
+        batch: list[tuple[FileRow, np.ndarray]] = []
+
+        def flush() -> None:
+            if batch:
+                views = self.embedder.embed_views(np.stack([pixels for _, pixels in batch]))
+                self.store.add_learning_views([(row.id, vectors) for (row, _), vectors in zip(batch, views)])
+                self.summary.teaching += len(batch)
+                batch.clear()
+
+        jobs = (DecodeJob(row, self.root / row.path, zlib.crc32(os.fsencode(row.path))) for row in chosen)
+        for outcome in decode_all(jobs, self.embedder.input_size, workers=decode_workers,
+                                  prefetch=max(2 * batch_size, 16)):
+            row: FileRow = outcome.job.key
+            # A photo changed or gone since it was embedded teaches nothing; the next run embeds it anew.
+            if outcome.photo is not None and outcome.fingerprint == row.fingerprint:
+                batch.append((row, outcome.photo))
+            done += 1
+            if len(batch) * (1 + LEARNING_COPIES) >= batch_size:
+                flush()
+            if self._step_done(IndexProgress("learning", done, total, *_pace(done, total, started), row.path)):
+                break
+        flush()
+
+    def _refresh_whitening(self, photos: int) -> None:
+        """Fit the whitening when there is none, or the library or its teaching sample changed by a
+        quarter since the last fit; then rebuild the index through it."""
+        if photos < WHITENING_MIN_PHOTOS:
+            return
+        own, other = self.store.learning_pairs()
+        if not len(own):
+            return
+        stored = self.store.whitening()
+        if stored is not None and _within(stored.photos, photos) and _within(stored.pairs, len(own)):
+            return
+        self.report(IndexProgress("fitting", 0, 0, 0.0, None, None))
+        whitening = LibraryWhitening.fit_pairs(self.store.mean_vector()[None, :], own, other, shrink=WHITENING_SHRINK)
+        key = whitening_fingerprint(whitening.mean, whitening.projection)
+        self.cache.refit(whitening, StoredWhitening(key, whitening.mean, whitening.projection, photos, len(own)))
+        log.info("whitening fitted on %d pairs from %d photos; index rebuilt", len(own), photos)
+
+    # -- progress ----------------------------------------------------------------------------------
+
+    def _step_done(self, progress: IndexProgress) -> bool:
+        """Report one photo's progress and wait while paused; True when the run is to stop."""
+        self.report(progress)
+        while self.pause is not None and self.pause.is_set() and not self.cancel.is_set():
+            self.cancel.wait(0.1)
+        if self.cancel.is_set():
+            self.summary.cancelled = True
+        return self.cancel.is_set()
+
+
+def _within(reference: int, value: int) -> bool:
+    return abs(value - reference) < REFIT_CHANGE * max(reference, 1)
+
+
+def _pace(done: int, total: int, started: float) -> tuple[float, float | None]:
+    """(photos per second so far, seconds left at that rate)."""
+    elapsed = time.monotonic() - started
+    rate = done / elapsed if elapsed > 0 else 0.0
+    return rate, (total - done) / rate if rate else None

@@ -1,0 +1,243 @@
+"""Sorting photos into folders by example: the user's sorted subfolders are the classes.
+
+The examples' vectors (the frozen ViT's, in the library's search space) train a small classifier
+head: cross-entropy, AdamW, a few epochs over mini-batches, with a part of the examples held out to
+measure its accuracy. A k-nearest-neighbour vote over the same vectors is measured on the same
+held-out part, and the better of the two, refitted on every example, suggests a folder and a
+confidence for each unsorted photo; below a confidence threshold the suggestion is "not sure".
+Accepted suggestions are moved as one logged action (Library.undo puts them back).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from vitgallery.core.duplicates.actions import ActionPlace, ActionReport, move_files
+from vitgallery.core.library import Library
+from vitgallery.core.organise.vectors import (
+    EmbedderLoader,
+    OrganiseError,
+    ProgressCallback,
+    photos_in,
+    step,
+    vectors_for,
+)
+
+log = logging.getLogger(__name__)
+
+# The head, its training and the vote: chosen on the sem corpora of seeds 1 and 2 (bench/organise.py sort,
+# 5 splits each; docs/benchmarks.md). Epochs 10/30/100, learning rates 0.01/0.03, scales 10/16/30, k 5/10/20
+# and temperatures 0.02/0.05/0.1 all land within a few points of each other there.
+HEAD_EPOCHS = 10
+HEAD_BATCH = 32
+HEAD_LEARNING_RATE = 1e-2
+HEAD_WEIGHT_DECAY = 1e-4
+HEAD_LOGIT_SCALE = 16.0  # cosine classifier: logits are scale x cosine to each class's weight vector
+VALIDATION_SHARE = 0.2  # of each class's examples held out (classes with one example keep it)
+KNN_NEIGHBOURS = 10
+KNN_TEMPERATURE = 0.1  # each neighbour's vote is exp(cosine / T)
+# Below these confidences a suggestion is "not sure": the head's 0.95 was right on 96 % of the sure ones
+# on seeds 1 and 2 (0.9: 91 %); the vote's confidence ranks worse (0.95: 81 %).
+CONFIDENT_FROM = {"head": 0.95, "knn": 0.95}
+
+
+class FolderClassifier(Protocol):
+    """Turns vectors into a probability per class."""
+
+    method: str
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray: ...
+
+
+class NeighbourVote:
+    """The k most similar examples vote for their class, each by exp(cosine / temperature)."""
+
+    method = "knn"
+
+    def __init__(self, vectors: np.ndarray, labels: np.ndarray, classes: int, *, k: int = KNN_NEIGHBOURS,
+                 temperature: float = KNN_TEMPERATURE):
+        self.vectors, self.labels, self.classes = vectors, labels, classes
+        self.k, self.temperature = k, temperature
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        sims = vectors @ self.vectors.T
+        k = min(self.k, sims.shape[1])
+        nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        near_sims = np.take_along_axis(sims, nearest, axis=1)
+        weights = np.exp((near_sims - near_sims.max(axis=1, keepdims=True)) / self.temperature)
+        votes = np.zeros((len(vectors), self.classes))
+        np.add.at(votes, (np.repeat(np.arange(len(vectors)), k), self.labels[nearest].ravel()), weights.ravel())
+        return votes / votes.sum(axis=1, keepdims=True)
+
+
+class LinearHead:
+    """A cosine classifier: one learned direction per class, logits = scale x cosine."""
+
+    method = "head"
+
+    def __init__(self, weights: np.ndarray, scale: float):
+        self.weights, self.scale = weights, scale
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        logits = self.scale * (vectors @ self.weights.T)
+        logits -= logits.max(axis=1, keepdims=True)
+        odds = np.exp(logits)
+        return odds / odds.sum(axis=1, keepdims=True)
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """The head's matrices are tiny: more threads only wait on each other (30 epochs over 93 examples
+    took 22 s with 2 threads on a busy 2-core machine, 0.8 s with one)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def train_head(vectors: np.ndarray, labels: np.ndarray, classes: int, *, epochs: int = HEAD_EPOCHS,
+               learning_rate: float = HEAD_LEARNING_RATE, weight_decay: float = HEAD_WEIGHT_DECAY,
+               batch: int = HEAD_BATCH, scale: float = HEAD_LOGIT_SCALE, seed: int = 0,
+               progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> LinearHead:
+    """Cross-entropy, AdamW, `epochs` passes over shuffled mini-batches; a progress step per epoch."""
+    import torch
+
+    with _one_torch_thread():
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.from_numpy(np.ascontiguousarray(vectors, np.float32))
+        y = torch.from_numpy(labels.astype(np.int64))
+        # Each class starts at the mean of its examples: training refines it instead of starting from noise.
+        start = torch.stack([x[y == c].mean(dim=0) if (y == c).any() else torch.zeros(x.shape[1])
+                             for c in range(classes)])
+        weights = torch.nn.Parameter(start + 0.01 * torch.randn(start.shape, generator=generator))
+        optimiser = torch.optim.AdamW([weights], lr=learning_rate, weight_decay=weight_decay)
+        loss_of = torch.nn.CrossEntropyLoss()
+        for epoch in range(epochs):
+            step(progress, cancel, "training", epoch, epochs)
+            for rows in torch.randperm(len(x), generator=generator).split(batch):
+                logits = scale * x[rows] @ torch.nn.functional.normalize(weights, dim=1).T
+                loss = loss_of(logits, y[rows])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+        step(progress, cancel, "training", epochs, epochs)
+        return LinearHead(torch.nn.functional.normalize(weights.detach(), dim=1).numpy(), scale)
+
+
+def held_out_split(labels: np.ndarray, share: float = VALIDATION_SHARE, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, held-out rows): `share` of each class's examples held out, at least one for a class
+    of two or more, none for a class of one."""
+    rng = np.random.default_rng(seed)
+    train, held = [], []
+    for label in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        count = 0 if len(rows) < 2 else max(1, round(share * len(rows)))
+        held += rows[:count].tolist()
+        train += rows[count:].tolist()
+    return np.array(sorted(train), dtype=np.int64), np.array(sorted(held), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class ClassifierChoice:
+    classifier: FolderClassifier  # refitted on every example
+    accuracy: dict[str, float]  # each method's accuracy on the held-out examples
+    held_out: int
+
+
+def choose_classifier(vectors: np.ndarray, labels: np.ndarray, classes: int, *, seed: int = 0,
+                      progress: ProgressCallback | None = None,
+                      cancel: threading.Event | None = None) -> ClassifierChoice:
+    """Train the head and the neighbour vote on most examples, measure both on the held-out rest, and
+    refit the better one on every example: the head on a tie, since its confidence tells right from
+    wrong better (docs/benchmarks.md)."""
+    train, held = held_out_split(labels, seed=seed)
+    accuracy: dict[str, float] = {}
+    if len(held):
+        candidates = [NeighbourVote(vectors[train], labels[train], classes),
+                      train_head(vectors[train], labels[train], classes, seed=seed, progress=progress, cancel=cancel)]
+        for candidate in candidates:
+            predicted = candidate.probabilities(vectors[held]).argmax(axis=1)
+            accuracy[candidate.method] = float(np.mean(predicted == labels[held]))
+    if accuracy and accuracy["knn"] > accuracy["head"]:
+        chosen: FolderClassifier = NeighbourVote(vectors, labels, classes)
+    else:
+        chosen = train_head(vectors, labels, classes, seed=seed, progress=progress, cancel=cancel)
+    return ClassifierChoice(chosen, accuracy, len(held))
+
+
+@dataclass(frozen=True)
+class SortSuggestion:
+    path: Path
+    folder: Path | None  # None: not sure
+    likeliest: Path  # the most likely folder, also when not sure
+    confidence: float
+
+
+@dataclass
+class SortPlan:
+    suggestions: list[SortSuggestion]
+    method: str  # "head" or "knn": the classifier that made them
+    accuracy: dict[str, float]  # each method's accuracy on the held-out examples
+    held_out: int
+    classes: list[Path]
+    problems: list[tuple[Path, str]] = field(default_factory=list)  # files that could not be read
+
+
+def example_classes(examples: Path) -> list[Path]:
+    """The example folder's subfolders, which are the classes (hidden ones left out)."""
+    examples = Path(examples).expanduser().absolute()
+    if not examples.is_dir():
+        raise OrganiseError(f"{examples} is not a folder")
+    return sorted(p for p in examples.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def suggest_folders(library: Library, unsorted: Path, examples: Path, load_embedder: EmbedderLoader | None, *,
+                    progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> SortPlan:
+    """A folder (a subfolder of `examples`) for each photo under `unsorted` that is not already in one."""
+    folders = example_classes(examples)
+    example_paths = {folder: photos_in(folder) for folder in folders}
+    classes = [folder for folder in folders if example_paths[folder]]
+    if len(classes) < 2:
+        raise OrganiseError(f"{examples} needs at least two subfolders with photos in them: they are the folders "
+                            "to sort into, and their photos the examples")
+    unsorted_paths = photos_in(unsorted, leave_out=classes)
+    if not unsorted_paths:
+        raise OrganiseError(f"no photos to sort in {unsorted} (outside the example folders)")
+    every = [p for folder in classes for p in example_paths[folder]]
+    known = vectors_for(library, every + unsorted_paths, load_embedder, progress=progress, cancel=cancel)
+    row_of = {path: i for i, path in enumerate(known.paths)}
+    label_of = {p: c for c, folder in enumerate(classes) for p in example_paths[folder]}
+    example_rows = [row_of[p] for p in every if p in row_of]
+    choice = choose_classifier(known.vectors[example_rows], np.array([label_of[known.paths[i]] for i in example_rows]),
+                               len(classes), progress=progress, cancel=cancel)
+    step(progress, cancel, "suggesting", 0, len(unsorted_paths))
+    targets = [p for p in unsorted_paths if p in row_of]
+    suggestions = []
+    if targets:
+        probabilities = choice.classifier.probabilities(known.vectors[[row_of[p] for p in targets]])
+        threshold = CONFIDENT_FROM[choice.classifier.method]
+        for path, row in zip(targets, probabilities):
+            best = int(row.argmax())
+            confident = row[best] >= threshold
+            suggestions.append(SortSuggestion(path, classes[best] if confident else None, classes[best], float(row[best])))
+    step(progress, cancel, "suggesting", len(unsorted_paths), len(unsorted_paths))
+    return SortPlan(suggestions, choice.classifier.method, choice.accuracy, choice.held_out, classes, known.problems)
+
+
+def apply_suggestions(library: Library, suggestions: Sequence[SortSuggestion]) -> ActionReport:
+    """Move each photo into its suggested folder (the sure ones; a changed suggestion is a new
+    SortSuggestion with its folder): one logged action that Library.undo puts back."""
+    moves = [(s.path, s.folder) for s in suggestions if s.folder is not None]
+    return move_files(ActionPlace(library.store, library.root), moves)

@@ -1,0 +1,587 @@
+"""The Similar page: the query, its ranked results, what they mean, and the way back to earlier queries.
+
+`SearchPage` owns the query state, the results grid, the line that says what the results are, and
+the history (Back/Forward over queries; Esc leaves the results without losing them). Its drop zone
+(`QueryPanel`) sits beside every page of the window, so the window places it; the page still owns it.
+Searches run as jobs on the window's library (workers.JobRunner); a result that came from a partial
+index, or from a library that changed since, is searched again by `refresh`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QImage, QKeySequence, QPalette, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from vitgallery.core.fetch import download
+from vitgallery.ui.drop import QuerySource
+from vitgallery.ui.preview import PreviewDialog, ScaledImageLabel
+from vitgallery.ui.results_model import (
+    Match,
+    PhotoGridView,
+    PhotoListModel,
+    PhotoTile,
+    PhotoTileDelegate,
+    SortOrder,
+    TileAction,
+)
+from vitgallery.ui.thumbnails import ThumbnailLoader
+from vitgallery.ui.workers import (
+    Job,
+    JobRunner,
+    ModelChoice,
+    ModelLoading,
+    SearchOutcome,
+    SearchRequest,
+    WorkerError,
+    search_work,
+)
+
+log = logging.getLogger(__name__)
+
+DROP_HINT = "Drop a photo here\n\nfrom a file manager, a browser\nor the grid, paste it (Ctrl+V)\nor open one (Ctrl+O)"
+RESEARCH_DELAY_MS = 300  # the result count spin box settles before searching again
+MAX_HISTORY = 20  # each visit keeps its query image (up to 4 MB at 1024 px) and its results
+
+
+class QueryPanel(QFrame):
+    """The drop zone: shows the query photo and the controls that shape the results."""
+
+    result_count_changed = Signal(int)
+    min_score_changed = Signal(float)
+    clear_requested = Signal()
+
+    def __init__(self, result_count: int, min_score: float, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("queryPanel")
+        self.setMinimumWidth(180)
+        self.setMaximumWidth(420)
+        self._highlighted = False
+        self._set_drag_highlight(False)
+
+        self.image = ScaledImageLabel(DROP_HINT)
+        self.image.setMinimumSize(150, 150)
+        self.image.setMaximumHeight(400)
+        self.image.setWordWrap(True)
+        self.image.setToolTip("Drop a photo, a file, a link or image data here")
+        self.caption = QLabel("No query yet")
+        self.caption.setWordWrap(True)
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.count_spin = QSpinBox()
+        self.count_spin.setRange(1, 500)
+        self.count_spin.setValue(result_count)
+        self.count_spin.setToolTip("How many similar photos to look for")
+        self.count_spin.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # the grid, not this, has focus at start
+        self.count_spin.valueChanged.connect(self.result_count_changed)
+
+        self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
+        self.threshold_slider.setRange(0, 100)
+        self.threshold_slider.setValue(round(min_score * 100))
+        self.threshold_slider.setToolTip("Hide results less similar than this")
+        self.threshold_label = QLabel()
+        self.threshold_slider.valueChanged.connect(self._on_threshold_moved)
+        self._on_threshold_moved(self.threshold_slider.value(), emit=False)
+
+        self.clear_button = QPushButton("Back to the folder")
+        self.clear_button.setToolTip("Leave the results (Esc); Back (Alt+Left) brings them back")
+        self.clear_button.clicked.connect(self.clear_requested)
+        self.clear_button.setEnabled(False)
+
+        count_row = QHBoxLayout()
+        count_row.addWidget(QLabel("Results"))
+        count_row.addStretch(1)
+        count_row.addWidget(self.count_spin)
+        threshold_row = QHBoxLayout()
+        threshold_row.addWidget(QLabel("Min. similarity"))
+        threshold_row.addStretch(1)
+        threshold_row.addWidget(self.threshold_label)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 10, 10, 10)
+        layout.addWidget(self.image, 1)
+        layout.addWidget(self.caption)
+        layout.addSpacing(8)
+        layout.addLayout(count_row)
+        layout.addLayout(threshold_row)
+        layout.addWidget(self.threshold_slider)
+        layout.addSpacing(4)
+        layout.addWidget(self.clear_button)
+        layout.addStretch(1)
+
+    def result_count(self) -> int:
+        return self.count_spin.value()
+
+    def min_score(self) -> float:
+        return self.threshold_slider.value() / 100
+
+    def show_query(self, image: QImage, caption: str) -> None:
+        self.image.set_image(QPixmap.fromImage(image) if not image.isNull() else QPixmap())
+        if image.isNull():
+            self.image.setText("(no preview for this image)")
+        self.caption.setText(caption)
+        self.clear_button.setEnabled(True)
+
+    def show_pending(self, caption: str) -> None:
+        self.caption.setText(caption)
+        self.clear_button.setEnabled(True)
+
+    def clear_query(self) -> None:
+        self.image.set_image(QPixmap())
+        self.image.setText(DROP_HINT)
+        self.caption.setText("No query yet")
+        self.clear_button.setEnabled(False)
+
+    def set_drag_highlight(self, on: bool) -> None:
+        self._set_drag_highlight(on)
+
+    def _set_drag_highlight(self, on: bool) -> None:
+        self._highlighted = on
+        if on:
+            colour = "palette(highlight)"
+        else:
+            # Faded text colour: visible on the light and the dark palette alike.
+            text = self.palette().color(QPalette.ColorRole.WindowText)
+            colour = f"rgba({text.red()}, {text.green()}, {text.blue()}, 90)"
+        style = f"#queryPanel {{ border: 2px dashed {colour}; border-radius: 10px; }}"
+        if style != self.styleSheet():  # restyling changes the palette: stop when nothing changes
+            self.setStyleSheet(style)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._set_drag_highlight(self._highlighted)
+
+    def _on_threshold_moved(self, value: int, emit: bool = True) -> None:
+        self.threshold_label.setText(f"{value / 100:.2f}")
+        if emit:
+            self.min_score_changed.emit(value / 100)
+
+
+@dataclass
+class Visit:
+    """One query as the history keeps it: what was asked and what came back."""
+
+    source: QuerySource
+    image: QImage = field(default_factory=QImage)
+    tiles: list[PhotoTile] = field(default_factory=list)
+    searched: int = 0  # photos the search could find
+    partial: bool = False  # searched while indexing ran: more photos may match
+    done: bool = False  # results have arrived
+    library_version: int = 0  # the library as it was when searched (SearchPage counts its changes)
+
+
+def tiles_from(outcome: SearchOutcome) -> list[PhotoTile]:
+    return [
+        PhotoTile(
+            hit.path,
+            hit.score,
+            hit.cosine,
+            hit.inliers,
+            Match.SAME if hit.verified else Match.SIMILAR if hit.looks_similar else Match.WEAK,
+            date,
+        )
+        for hit, date in zip(outcome.hits, outcome.dates)
+    ]
+
+
+class SearchPage(QWidget):
+    """Ranked results for a query, with the history of queries."""
+
+    results_shown = Signal(int)  # a search finished and its tiles are in the model
+    failed = Signal(object)  # WorkerError, for the window's message bar
+    leave_requested = Signal()  # back to the folder
+
+    def __init__(
+        self,
+        runner: JobRunner,
+        thumbnails: ThumbnailLoader,
+        thumbnail_size: int,
+        model_choice: Callable[[], ModelChoice],
+        result_count: int,
+        min_score: float,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._runner = runner
+        self._model_choice = model_choice
+        self._history: list[Visit | None] = []
+        self._at = -1
+        self._search_job: Job | None = None
+        self._search_serial = 0  # only the newest search's answer is shown
+        self._download_job: Job | None = None
+        self._indexing = False
+        self._library_version = 0
+        self._preview: PreviewDialog | None = None
+
+        self.query_panel = QueryPanel(result_count, min_score)
+        self.query_panel.clear_requested.connect(self.leave)
+        self.query_panel.result_count_changed.connect(self._on_result_count_changed)
+        self.query_panel.min_score_changed.connect(self.set_min_score)
+
+        self.model = PhotoListModel(thumbnails, self)
+        self.model.set_min_score(min_score)
+        self.delegate = PhotoTileDelegate(thumbnail_size, self)
+        self.view = PhotoGridView(self.model, self.delegate)
+        self.view.preview_requested.connect(self.open_preview)
+        self.view.activated_row.connect(self.open_preview)
+        self.view.add_tile_actions([TileAction("Preview beside the query", self._preview_path, single=True)])
+        for signal in (self.model.rowsInserted, self.model.rowsRemoved, self.model.modelReset):
+            signal.connect(self._update_status)
+
+        self.back_action = QAction("Back", self)
+        self.back_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Back))
+        self.back_action.setToolTip("The previous query (Alt+Left)")
+        self.back_action.triggered.connect(self.back)
+        self.forward_action = QAction("Forward", self)
+        self.forward_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Forward))
+        self.forward_action.setToolTip("The next query (Alt+Right)")
+        self.forward_action.triggered.connect(self.forward)
+        for action in (self.back_action, self.forward_action):
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+
+        back_button, forward_button = QToolButton(), QToolButton()
+        back_button.setDefaultAction(self.back_action)
+        back_button.setArrowType(Qt.ArrowType.LeftArrow)
+        forward_button.setDefaultAction(self.forward_action)
+        forward_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.sort_combo = QComboBox()
+        for order in SortOrder:
+            self.sort_combo.addItem(order.label, order)
+        self.sort_combo.setToolTip("Order of the results")
+        self.sort_combo.currentIndexChanged.connect(
+            lambda: self.model.set_sort_order(self.sort_combo.currentData())
+        )
+        header = QHBoxLayout()
+        header.setContentsMargins(4, 2, 4, 2)
+        header.addWidget(back_button)
+        header.addWidget(forward_button)
+        header.addWidget(self.status_label, 1)
+        header.addWidget(self.sort_combo)
+
+        self.empty_label = QLabel()
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setMargin(24)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.empty_label)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(header)
+        layout.addWidget(self.stack, 1)
+        self._update_status()
+
+    # -- the current query -------------------------------------------------------------------------
+
+    @property
+    def current(self) -> Visit | None:
+        return self._history[self._at] if 0 <= self._at < len(self._history) else None
+
+    def has_query(self) -> bool:
+        return self.current is not None
+
+    def search(self, source: QuerySource) -> None:
+        """Search with a dropped, pasted or opened image; a URL is downloaded first."""
+        if source.url is not None:
+            self._download(source)
+            return
+        self._push(Visit(source))
+        self._run_search()
+
+    def refresh(self) -> None:
+        """Search the current query again: the library changed (indexing ended, files moved)."""
+        visit = self.current
+        if visit is not None:
+            self._run_search(keep_shown=True)
+
+    def set_indexing(self, running: bool, library_changed: bool = False) -> None:
+        """Indexing started or ended; results from a partial index, or from a library that indexing
+        changed, are searched again."""
+        was_running, self._indexing = self._indexing, running
+        if library_changed:
+            self._library_version += 1
+        visit = self.current
+        if visit is not None and was_running and not running and (library_changed or visit.partial or not visit.done):
+            self.refresh()
+        self._update_status()
+
+    def leave(self) -> None:
+        """Esc: back to the folder; the results stay one step back in the history."""
+        if self.current is not None:
+            self._push(None)
+            self._show_current()
+        self.leave_requested.emit()
+
+    def back(self) -> None:
+        if self._at > 0:
+            self._at -= 1
+            self._revisit()
+
+    def forward(self) -> None:
+        if self._at + 1 < len(self._history):
+            self._at += 1
+            self._revisit()
+
+    def _revisit(self) -> None:
+        """Show a visit as kept; search it again if the library changed since."""
+        self._show_current()
+        visit = self.current
+        if visit is not None and visit.done and visit.library_version != self._library_version:
+            self.refresh()
+
+    def remove_paths(self, paths: set[Path]) -> None:
+        """Photos that left the library (moved away, trashed) leave every kept result too."""
+        self.model.remove_paths(paths)
+        names = {str(path) for path in paths}
+        for visit in self._history:
+            if visit is not None:
+                visit.tiles = [tile for tile in visit.tiles if str(tile.path) not in names]
+
+    def set_min_score(self, min_score: float) -> None:
+        self.model.set_min_score(min_score)
+
+    def set_thumbnail_size(self, size: int) -> None:
+        self.view.set_thumbnail_size(size)
+
+    def reset(self) -> None:
+        """Another folder: the history belonged to the old library."""
+        self._cancel_jobs()
+        self._history.clear()
+        self._at = -1
+        self._show_current()
+
+    def shutdown(self) -> None:
+        self._cancel_jobs()
+        if self._preview is not None:
+            self._preview.close()
+
+    # -- preview -----------------------------------------------------------------------------------
+
+    def open_preview(self, row: int) -> PreviewDialog | None:
+        if not 0 <= row < self.model.rowCount():
+            return None
+        if self._preview is not None:
+            self._preview.close()
+        visit = self.current
+        label = visit.source.label if visit is not None else ""
+        image = visit.image if visit is not None else QImage()
+        self._preview = PreviewDialog(self.model, row, self._runner, self, query_image=image, query_label=label)
+        self._preview.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._preview.destroyed.connect(self._forget_preview)
+        self._preview.show()
+        return self._preview
+
+    @property
+    def preview(self) -> PreviewDialog | None:
+        return self._preview
+
+    def _forget_preview(self) -> None:
+        self._preview = None
+
+    def _preview_path(self, paths: list[Path]) -> None:
+        row = self.model.row_of(paths[0])
+        if row is not None:
+            self.open_preview(row)
+
+    # -- searching ---------------------------------------------------------------------------------
+
+    def _push(self, visit: Visit | None) -> None:
+        del self._history[self._at + 1 :]
+        if visit is None and self.current is None:
+            return
+        self._history.append(visit)
+        if len(self._history) > MAX_HISTORY:
+            del self._history[0]
+        self._at = len(self._history) - 1
+
+    def _download(self, source: QuerySource) -> None:
+        assert source.url is not None
+        if self._download_job is not None:
+            self._download_job.cancel()
+        url = source.url
+        self.query_panel.show_pending(f"Downloading {source.label}…")
+
+        def fetch(progress, cancel: threading.Event) -> bytes:
+            return download(url)
+
+        self._download_job = self._runner.submit(
+            fetch,
+            lane="download",
+            name="download",
+            on_finished=lambda data, s=source: self._on_downloaded(s, data),
+            on_failed=self._on_download_failed,
+        )
+
+    def _on_downloaded(self, source: QuerySource, data: bytes) -> None:
+        self._download_job = None
+        self.search(QuerySource(label=source.label, data=data))
+
+    def _on_download_failed(self, error: WorkerError) -> None:
+        self._download_job = None
+        self.query_panel.show_pending("The download failed")
+        self.failed.emit(error)
+
+    def _run_search(self, keep_shown: bool = False) -> None:
+        visit = self.current
+        if visit is None:
+            return
+        if self._search_job is not None:
+            self._search_job.cancel()  # a search not started yet is skipped; a running one is ignored
+        query = visit.source.path if visit.source.path is not None else visit.source.data
+        assert query is not None
+        request = SearchRequest(query, self.query_panel.result_count(), self._model_choice())
+        partial = self._indexing
+        if not keep_shown:
+            self.query_panel.show_pending(f"Searching for photos like {visit.source.label}…")
+            self._show_current()
+        self._search_serial += 1
+        serial = self._search_serial
+        self._search_job = self._runner.submit_library(
+            search_work(self._runner.session, request),
+            lane="search",
+            name="search",
+            on_progress=self._on_search_progress,
+            on_finished=lambda outcome: self._on_search_finished(serial, visit, partial, outcome),
+            on_failed=lambda error: self._on_search_failed(serial, error),
+        )
+
+    def _on_search_progress(self, report: object) -> None:
+        if isinstance(report, ModelLoading):
+            self.query_panel.show_pending(f"Loading the model {report.name}…")
+
+    def _on_search_finished(self, serial: int, visit: Visit, partial: bool, outcome: SearchOutcome) -> None:
+        if serial != self._search_serial:
+            return
+        self._search_job = None
+        visit.tiles = tiles_from(outcome)
+        if not outcome.query_image.isNull() or visit.image.isNull():
+            visit.image = outcome.query_image
+        visit.searched = outcome.photo_count
+        visit.partial = partial or self._indexing
+        visit.done = True
+        visit.library_version = self._library_version
+        if visit is self.current:
+            self._show_current()
+            if self.model.rowCount() > 0:
+                self.view.setCurrentIndex(self.model.index(0))
+            self.view.setFocus()
+            self.results_shown.emit(len(visit.tiles))
+
+    def _on_search_failed(self, serial: int, error: WorkerError) -> None:
+        if serial != self._search_serial:
+            return
+        self._search_job = None
+        self.query_panel.show_pending("The search failed")
+        self.failed.emit(error)
+
+    def _on_result_count_changed(self, count: int) -> None:
+        # Wait until the user stops spinning, then search again with the new count.
+        QTimer.singleShot(RESEARCH_DELAY_MS, self, lambda: self._rerun_if_count(count))
+
+    def _rerun_if_count(self, count: int) -> None:
+        if self.current is not None and self.query_panel.result_count() == count:
+            self._run_search(keep_shown=True)
+
+    def _cancel_jobs(self) -> None:
+        self._search_serial += 1  # what is still running is not shown
+        for job in (self._search_job, self._download_job):
+            if job is not None:
+                job.cancel()
+        self._search_job = self._download_job = None
+
+    # -- showing -----------------------------------------------------------------------------------
+
+    def _show_current(self) -> None:
+        visit = self.current
+        self.back_action.setEnabled(self._at > 0)
+        self.forward_action.setEnabled(self._at + 1 < len(self._history))
+        if visit is None:
+            self.model.clear()
+            self.query_panel.clear_query()
+        else:
+            self.model.set_tiles(visit.tiles)
+            if visit.done:
+                self.query_panel.show_query(visit.image, visit.source.label)
+        self._update_status()
+
+    def status_text(self) -> str:
+        return self.status_label.text()
+
+    def _update_status(self) -> None:
+        visit = self.current
+        if visit is None:
+            self.status_label.setText("")
+            self._show_empty("Drop a photo on the left, or pick one in the folder and press Return.")
+            return
+        if not visit.done:
+            self.status_label.setText(f"Searching for photos like {visit.source.label}…")
+            self._show_empty("")
+            return
+        tiles = visit.tiles
+        shown = self.model.tiles()
+        same = sum(tile.match is Match.SAME for tile in shown)
+        similar = sum(tile.match is Match.SIMILAR for tile in shown)
+        weak = len(shown) - same - similar
+        hidden = len(tiles) - len(shown)
+        parts = []
+        if same:
+            parts.append(f"{same} cop{'ies' if same != 1 else 'y'} of this photo (✓)")
+        if similar:
+            parts.append(f"{similar} similar photo{'s' if similar != 1 else ''}")
+        if not any(tile.match in (Match.SAME, Match.SIMILAR) for tile in tiles):
+            parts = ["Nothing in the library looks like this photo; the closest are shown faded"]
+        elif weak:
+            parts.append(f"{weak} less alike, faded")
+        if hidden:
+            parts.append(f"{hidden} below the minimum similarity")
+        text = " · ".join(parts)
+        if visit.partial:
+            text += (
+                f"\nSearched the {visit.searched:,} photos indexed so far"
+                + ("; the results refresh when indexing ends." if self._indexing else ".")
+            )
+        self.status_label.setText(text)
+        if not tiles:
+            self._show_empty("No results: the library has no other photos.")
+        elif not shown:
+            self._show_empty(
+                f"All {len(tiles)} results are below the minimum similarity "
+                f"{self.model.min_score:.2f}.\nLower it on the left to see them."
+            )
+        else:
+            self._show_empty(None)
+
+    def _show_empty(self, message: str | None) -> None:
+        if message is None:
+            self.stack.setCurrentWidget(self.view)
+        else:
+            self.empty_label.setText(message)
+            self.stack.setCurrentWidget(self.empty_label)
+
