@@ -6,9 +6,11 @@ and matched pairwise as a scan would (features.analyse_photo, match_photos, qual
 then each keep rule chooses; the share of groups whose original is kept is printed per rule, and for
 the default rule the groups where it is not, with what the rule saw.
 
-Two readings of the default rule: as the files are, and with every member given the same date (the
-corpus writes each original just before its copies, so "the older" alone would find it): the second
-says what the quality score does by itself.
+Three readings of the default rule: as the files are; with every member given the same date (the
+corpus writes each original just before its copies, so "the older" alone would find it); and with the
+same date and no JPEG quality read (the corpus saves its originals at quality 92 and its copies at 90,
+so the tie-break on the quality a file was saved at would find them too): the last says what the
+pixels' signs of an edit do by themselves.
 
     python bench/keeper_choice.py /tmp/vg-corpus /tmp/vg-corpus-s2 /tmp/vg-corpus-h3 [--cache DIR]
 """
@@ -77,24 +79,28 @@ def main() -> int:
                         help="where each corpus's analysed groups are kept (delete to measure again)")
     args = parser.parse_args()
     rules = [KeepRule.BEST, KeepRule.RESOLUTION, KeepRule.FILE_SIZE, KeepRule.SHARPEST]
-    print(f"{'corpus':16s} {'groups':>6s}  best  best, no dates  " + "  ".join(r.value for r in rules[1:]))
+    print(f"{'corpus':16s} {'groups':>6s}  best  same dates  same dates, no JPEG quality  "
+          + "  ".join(r.value for r in rules[1:]))
     misses = []
     for corpus in args.corpora:
         groups = group_members(corpus, args.cache)
         kept = dict.fromkeys(rules, 0)
-        undated = 0
+        undated = pixels_only = 0
         for group, members in groups.items():
             for rule in rules:
                 kept[rule] += choose_keeper(members, rule).member.path.name.endswith("_0.jpg")
             same_date = [replace(m, mtime_ns=0) for m in members]
-            choice = choose_keeper(same_date, KeepRule.BEST)
-            undated += choice.member.path.name.endswith("_0.jpg")
+            undated += choose_keeper(same_date, KeepRule.BEST).member.path.name.endswith("_0.jpg")
+            bare = [replace(m, quality=replace(m.quality, jpeg_quality=None) if m.quality else None)
+                    for m in same_date]
+            choice = choose_keeper(bare, KeepRule.BEST)
+            pixels_only += choice.member.path.name.endswith("_0.jpg")
             if not choice.member.path.name.endswith("_0.jpg"):
-                misses.append((corpus.name, group, choice, same_date))
+                misses.append((corpus.name, group, choice, bare))
         n = len(groups)
-        print(f"{corpus.name:16s} {n:6d}  {kept[KeepRule.BEST] / n:4.0%}  {undated / n:14.0%}  "
+        print(f"{corpus.name:16s} {n:6d}  {kept[KeepRule.BEST] / n:4.0%}  {undated / n:10.0%}  {pixels_only / n:27.0%}  "
               + "  ".join(f"{kept[r] / n:{len(r.value)}.0%}" for r in rules[1:]))
-    print("\nnot the original, with the same dates (kept first):")
+    print("\nnot the original, with the same dates and no JPEG quality (kept first):")
     for name, group, choice, members in misses:
         print(f"{name} {group}: {choice.reason}")
         for m in sorted(members, key=lambda m: m is not choice.member):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter, ImageOps
 
 from tests.photos import make_photo
-from vitgallery.core.duplicates import KeepRule, choose_keeper, scan_duplicates
+from vitgallery.core.duplicates import DuplicateMember, KeepRule, PhotoQuality, choose_keeper, scan_duplicates
 from vitgallery.core.duplicates.keep import BLOCKY, SOFT, edit_signs
 from vitgallery.core.duplicates.quality import blockiness, fine_detail, frame_share
 from vitgallery.core.library import Library
@@ -94,3 +95,25 @@ def test_blockiness_sees_the_blocks_of_a_low_quality_save():
     photo.save(buffer, "JPEG", quality=10)
     blocky = Image.open(io.BytesIO(buffer.getvalue()))
     assert blockiness(grey(blocky)) > BLOCKY * blockiness(grey(photo))
+
+
+def member(name: str, width: int, height: int, *, jpeg_quality: int | None = 90, mtime_ns: int = 0) -> DuplicateMember:
+    quality = PhotoQuality(frame=0.0, grey=False, fine_detail=1.0, blockiness=1.0, jpeg_quality=jpeg_quality,
+                           camera=None)
+    return DuplicateMember(len(name), Path(f"/photos/{name}.jpg"), 1000, mtime_ns, name, width, height, None, 0.0,
+                           quality=quality)
+
+
+def test_among_equal_pictures_the_one_saved_at_the_higher_jpeg_quality_is_kept():
+    group = [member("resaved", 800, 600, jpeg_quality=75, mtime_ns=1), member("first", 800, 600, jpeg_quality=92,
+                                                                               mtime_ns=2)]
+    choice = choose_keeper(group)
+    assert choice.member.path.stem == "first" and choice.reason.startswith("saved at a higher JPEG quality")
+    same = [member("a", 800, 600, mtime_ns=2), member("b", 800, 600, mtime_ns=1)]
+    assert choose_keeper(same).member.path.stem == "b", "then the older"
+
+
+def test_a_member_unlike_the_groups_proportions_is_reshaped_without_a_keypoint_map():
+    group = [member("wide", 1000, 600), member("a", 800, 600), member("b", 400, 300), member("c", 200, 150)]
+    assert edit_signs(group[0], group) == ["reshaped"] and edit_signs(group[1], group) == []
+    assert choose_keeper(group).member.path.stem == "a", "more pixels, but out of proportion"

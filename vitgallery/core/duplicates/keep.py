@@ -4,8 +4,9 @@ The best copy (KeepRule.BEST) is the one an edit has not touched. Every member g
 the pixels that hold its picture (its padding left out), less a fixed cost for each sign of an edit
 it shows against the rest of its group (measured in quality.py and read off the keypoint maps,
 groups.MemberShape). Members within a hair of the best score are equals; among them a photo with
-camera EXIF wins (apps that edit or re-save often drop it), then the older one (an original comes
-before its copies), then resolution, then file size.
+camera EXIF wins (apps that edit or re-save often drop it), then the one saved at the higher JPEG
+quality (a copy re-saved lower lost more), then the older one (an original comes before its copies),
+then resolution, then file size.
 
 A symbolic link and its target are one photo: the rule never keeps a link whose target is another
 member (removing the rest would leave it dangling); the choice names the members that are the kept
@@ -98,6 +99,8 @@ def edit_signs(member: DuplicateMember, members: Sequence[DuplicateMember]) -> l
         signs.append("padded")
     if shape is not None and shape.stretch >= STRETCHED:
         signs.append("stretched")
+    elif shape is None and _aspect_off(member, members) >= STRETCHED:
+        signs.append("reshaped")  # no keypoint map to tell a stretch from a crop: either is a copy
     if shape is not None and shape.tilt >= TILTED:
         signs.append("tilted")
     others = [m.quality for m in members if m is not member and m.quality is not None]
@@ -111,6 +114,15 @@ def edit_signs(member: DuplicateMember, members: Sequence[DuplicateMember]) -> l
             if quality.blockiness >= BLOCKY * statistics.median(q.blockiness for q in others):
                 signs.append("blocky")
     return signs
+
+
+def _aspect_off(member: DuplicateMember, members: Sequence[DuplicateMember]) -> float:
+    """|log| of a member's aspect ratio against the median of the others': most copies keep the
+    picture's proportions, so the group's median is the original's."""
+    others = [m.width / m.height for m in members if m is not member and m.width and m.height]
+    if len(others) < 2 or not (member.width and member.height):
+        return 0.0
+    return abs(math.log(member.width / member.height / statistics.median(others)))
 
 
 def padding(member: DuplicateMember) -> float:
@@ -131,14 +143,15 @@ def _best(pool: Sequence[DuplicateMember], members: Sequence[DuplicateMember]) -
     scores = {id(m): quality_score(m, members) for m in pool}
     top = max(scores.values())
     equals = sorted((m for m in pool if scores[id(m)] >= top - EQUAL_SCORES), key=lambda m: str(m.path))
-    keeper = max(equals, key=lambda m: (m.quality is not None and m.quality.camera is not None, -m.date,
-                                        m.pixels, m.size))
+    keeper = max(equals, key=lambda m: (m.quality is not None and m.quality.camera is not None, _saved_at(m),
+                                        -m.date, m.pixels, m.size))
     others = [m for m in members if m is not keeper]
     signs = {id(m): edit_signs(m, members) for m in others}
     edited = sorted({sign for m in others for sign in signs[id(m)]})
     if len(equals) > 1:
         why = ("camera photo" if keeper.quality is not None and keeper.quality.camera
                and any(m.quality is None or m.quality.camera is None for m in equals if m is not keeper)
+               else "saved at a higher JPEG quality" if any(_saved_at(m) < _saved_at(keeper) for m in equals)
                else "oldest of equal copies" if any(m.date > keeper.date for m in equals)
                else "largest of equal copies")
     elif any(m.pixels * 0.93 > keeper.pixels for m in others):
@@ -148,6 +161,13 @@ def _best(pool: Sequence[DuplicateMember], members: Sequence[DuplicateMember]) -
     if edited:
         why += f"; others {', '.join(edited)}"
     return keeper, why
+
+
+def _saved_at(member: DuplicateMember) -> int:
+    """The JPEG quality a member was last saved at (100 for a format without JPEG loss): among equal
+    pictures, one saved at a lower quality went through a lossier save than the other."""
+    quality = member.quality.jpeg_quality if member.quality is not None else None
+    return 100 if quality is None else quality
 
 
 def _files(members: Sequence[DuplicateMember]) -> dict[DuplicateMember, list[DuplicateMember]]:
