@@ -52,7 +52,7 @@ THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 def library_for(images: Path, library_dir: Path, weights: str | None) -> Library:
     library = Library.open(images, library_dir)
-    if library.status().photos == 0:
+    if library.status().photos < sum(1 for _ in images.iterdir()):  # new, or an indexing cut short
         from vitgallery.core.models import load_embedder
 
         embedder = load_embedder("dinov2-s14", weights=weights)
@@ -118,22 +118,44 @@ def misses(corpus: Path, dup: tuple, threshold: float) -> None:
         totals[kinds] += 1
         if pair in together:
             continue
-        p = evidence.get(pair)
-        if p is None:
-            why = "not a candidate"
-        elif p.score >= threshold:
-            why = "scores, grouped apart"
-        elif p.inliers < 12:
-            why = "slid, not alike enough" if p.likeness is not None else "too few inliers"
-        elif p.agreement < 0.5:
-            why = "pixels disagree"
-        else:
-            why = "score short"
-        by_kind[kinds][why] += 1
+        by_kind[kinds][_why(evidence.get(pair), threshold)] += 1
+    # per edit: copies not grouped with their original, and why (their pair with the original)
+    apart: dict[str, Counter] = defaultdict(Counter)
+    copies: Counter = Counter()
+    for names_in_group in _truth_groups(corpus):
+        original = next((n for n in names_in_group if edit_kind(n) == "original"), None)
+        for name in names_in_group:
+            if original is None or name == original:
+                continue
+            copies[edit_kind(name)] += 1
+            pair = tuple(sorted((original, name)))
+            if pair not in together:
+                apart[edit_kind(name)][_why(evidence.get(pair), threshold)] += 1
+    print(f"  copies not grouped with their original at {threshold}, by edit (missed / all: why)")
+    for kind in sorted(copies, key=lambda k: -sum(apart[k].values())):
+        detail = ", ".join(f"{why} {n}" for why, n in apart[kind].most_common())
+        print(f"    {kind:16s} {sum(apart[kind].values()):4d} / {copies[kind]:4d}: {detail}")
     print(f"  missed pairs at {threshold} by edit kinds (missed / all: why)")
     for kinds, whys in sorted(by_kind.items(), key=lambda kv: -sum(kv[1].values())):
         detail = ", ".join(f"{why} {n}" for why, n in whys.most_common())
         print(f"    {kinds:32s} {sum(whys.values()):4d} / {totals[kinds]:4d}: {detail}")
+
+
+def _why(p: PairEvidence | None, threshold: float) -> str:
+    """Why a pair of one group's photos was not grouped together."""
+    if p is None:
+        return "not a candidate"
+    if p.score >= threshold:
+        return "scores, grouped apart"
+    if p.inliers < VERIFIED_INLIERS:
+        return "slid, not alike enough" if p.likeness is not None else "too few inliers"
+    if p.agreement < 0.5:
+        return "pixels disagree"
+    return "score short"
+
+
+def _truth_groups(corpus: Path) -> list[list[str]]:
+    return list(json.loads((corpus / "dup" / "truth.json").read_text())["groups"].values())
 
 
 def grid(corpora: list[tuple[Path, tuple, tuple]]) -> None:
@@ -143,8 +165,8 @@ def grid(corpora: list[tuple[Path, tuple, tuple]]) -> None:
     arrays = [(corpus, _evidence_arrays(dup[1]), dup, _evidence_arrays(sem[1]), sem) for corpus, dup, sem in corpora]
     best = None
     for bias, white, inl, agree, look_white, look_like in itertools.product(
-            (-14, -12, -10, -8, -6), (0, 2, 4, 6), (0.5, 0.75, 1.0, 1.25, 1.5), (4, 6, 8, 10, 12),
-            (0.65, 0.7, 0.75, 0.8), (0.9, 0.93, 0.95, 0.97)):
+            (-16, -14, -12, -10, -8), (0, 2, 4, 6), (0.75, 1.0, 1.5, 2.0, 2.5, 3.0), (2, 4, 6, 8, 10),
+            (0.7, 0.75, 0.8), (0.93, 0.95, 0.97)):
         weights = replace(DEFAULT_WEIGHTS, bias=bias, whitened=white, inliers=inl, agreement=agree,
                           look_whitened=look_white, look_likeness=look_like)
         results = []
