@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QFileDialog,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QListView,
@@ -281,16 +280,15 @@ class DuplicatesView(QWidget):
         self.resolve_group_button.clicked.connect(self.resolve_group)
         self.resolve_all_button = QPushButton("Resolve all groups…")
         self.resolve_all_button.clicked.connect(self.resolve_all)
-        separator = QFrame()
-        separator.setFrameShape(QFrame.Shape.VLine)
-        separator.setFrameShadow(QFrame.Shadow.Sunken)
         bottom = QHBoxLayout()
         bottom.addWidget(QLabel("Not kept:"))
         bottom.addWidget(self.action_combo)
         bottom.addWidget(self.resolve_group_button)
         bottom.addStretch(1)
-        bottom.addWidget(separator)
-        bottom.addWidget(self.resolve_all_button)
+        # Every group at once: on a row of its own, away from the one-group button, its counts in full.
+        resolve_all_row = QHBoxLayout()
+        resolve_all_row.addStretch(1)
+        resolve_all_row.addWidget(self.resolve_all_button)
         history = QHBoxLayout()
         self.list_buttons: dict[str, QPushButton] = {}
         for action in BULK_ACTIONS.values():
@@ -322,6 +320,7 @@ class DuplicatesView(QWidget):
         layout.addWidget(self.status_label)
         layout.addWidget(splitter, 1)
         layout.addLayout(bottom)
+        layout.addLayout(resolve_all_row)
         layout.addLayout(history)
         layout.addWidget(self.keys_label)
         self._on_threshold_changed(self.threshold_slider.value())
