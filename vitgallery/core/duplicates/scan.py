@@ -85,7 +85,8 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     space = library.search_space()
     index, whitening = (space.index, space.whitening) if space is not None else (None, None)
     info = store.duplicate_scan_info()
-    if info is not None and info.get("version") != EVIDENCE_VERSION:
+    stale = info is not None and info.get("version") != EVIDENCE_VERSION  # measured another way: not used
+    if stale and not store.read_only:
         store.forget_duplicate_scans()
     files = store.files_by_ids(index.labels()) if index is not None else {}
     scan = DuplicateScan(library.root, files, [], store.decisions(), frozenset(store.separated_pairs()))
@@ -105,12 +106,12 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     def cosine(a: int, b: int) -> float:
         return float(whitened[position[a]] @ whitened[position[b]])
 
-    stored_rows = [row for row in store.duplicate_pairs() if row[0] in position and row[1] in position]
+    stored_rows = [] if stale else [row for row in store.duplicate_pairs() if row[0] in position and row[1] in position]
     known = [_stored_pair(row, cosine(row[0], row[1])) for row in stored_rows]
     todo = candidate_pairs(ids, whitened, index.query, k) - {(p.a, p.b) for p in known}
     report(DuplicateProgress("candidates", 1, 1))
 
-    stored_photos = store.duplicate_photos()
+    stored_photos = {} if stale else store.duplicate_photos()
     scan.quality = {file_id: PhotoQuality.from_json(quality) for file_id, (_, quality) in stored_photos.items()
                     if quality is not None and file_id in files}
     problems: dict[int, str] = {}
@@ -133,10 +134,11 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     photos += [(file_id, None, None) for file_id, (problem, _) in stored_photos.items()
                if problem is not None and file_id in files and file_id not in problems and file_id not in measured]
     scan.scanned_at = time.time()
-    store.save_duplicate_scan(
-        [_pair_row(p) for p in refitted + verified], photos,
-        {"at": scan.scanned_at, "generation": generation, "version": EVIDENCE_VERSION, "whitening": whitening_key,
-         "complete": not cancelled})
+    if not store.read_only:  # a read-only library (it still searches) scans without keeping the scan
+        store.save_duplicate_scan(
+            [_pair_row(p) for p in refitted + verified], photos,
+            {"at": scan.scanned_at, "generation": generation, "version": EVIDENCE_VERSION,
+             "whitening": whitening_key, "complete": not cancelled})
     if not cancelled:
         report(DuplicateProgress("done", len(todo), len(todo)))
     return scan
