@@ -24,7 +24,7 @@ import re
 import stat
 import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -122,6 +122,7 @@ class ImageMeta:
     height: int
     taken_at: float | None
     camera: str | None = None  # EXIF make and model, as the camera wrote them
+    jpeg_quality: int | None = None  # the IJG quality whose tables the file's luminance table is closest to
 
 
 @dataclass
@@ -305,7 +306,8 @@ def teaching_views(trimmed: Image.Image, pixels: np.ndarray, teaching: Teaching)
 
 
 def read_meta(source: Source) -> ImageMeta:
-    """Size (after EXIF orientation), capture time and camera from the header, without decoding pixels."""
+    """Size (after EXIF orientation), capture time, camera and JPEG quality from the header, without
+    decoding pixels."""
     with _opened(source) as (image, _, _):
         # PngImageFile.getexif() decodes the whole image to look for an eXIf chunk after the
         # pixel data; only trust EXIF that was found before it.
@@ -314,7 +316,31 @@ def read_meta(source: Source) -> ImageMeta:
         width, height = image.size
         if orientation in _ORIENTATIONS_SWAPPING_SIDES:
             width, height = height, width
-        return ImageMeta(width=width, height=height, taken_at=_taken_at(exif), camera=_camera(exif))
+        tables = getattr(image, "quantization", None) if image.format in ("JPEG", "MPO") else None
+        return ImageMeta(width=width, height=height, taken_at=_taken_at(exif), camera=_camera(exif),
+                         jpeg_quality=jpeg_quality(tables[0]) if tables and 0 in tables else None)
+
+
+# The luminance quantisation table of the JPEG standard (Annex K), natural order; the IJG library
+# (and so most software) scales it by the quality setting.
+_STANDARD_LUMINANCE = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64)
+
+
+def jpeg_quality(luminance_table: Sequence[int]) -> int | None:
+    """The IJG quality (1-100) whose scaled standard table is closest to a file's luminance
+    quantisation table (64 values, natural order, as Pillow gives them); None for another size.
+    Only says how the file was last saved: a copy re-saved at a high quality after a low one
+    still reads high."""
+    table = np.asarray(luminance_table, dtype=np.float64)
+    if table.shape != (64,):
+        return None
+    qualities = np.arange(1, 101)
+    scales = np.where(qualities < 50, 5000 / qualities, 200 - 2 * qualities)
+    scaled = np.clip(np.floor((_STANDARD_LUMINANCE[None, :] * scales[:, None] + 50) / 100), 1, 255)
+    return int(qualities[np.abs(scaled - table[None, :]).sum(axis=1).argmin()])
 
 
 def sharpness(image: Image.Image) -> float:

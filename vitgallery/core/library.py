@@ -29,6 +29,7 @@ from vitgallery.core.duplicates import (
     UserDecisions,
     decide,
     load_decisions,
+    load_scan,
     scan_duplicates,
     separate,
 )
@@ -282,8 +283,14 @@ class Library:
 
     def duplicate_scan(self, *, progress: Callable[[DuplicateProgress], None] | None = None,
                        cancel: threading.Event | None = None) -> DuplicateScan:
-        """Near-duplicate groups over the whole library, with the user's decisions applied."""
+        """Near-duplicate groups over the whole library, with the user's decisions applied. The scan is
+        kept in the library: only the pairs of photos new or changed since the last one are verified."""
         return scan_duplicates(self, progress=progress, cancel=cancel)
+
+    def last_duplicate_scan(self) -> DuplicateScan | None:
+        """The last scan kept in the library, at once (no photo is read), or None before any; its
+        `up_to_date` says whether the library changed since and `age_s` how old it is."""
+        return load_scan(self)
 
     def decide(self, group: DuplicateGroup, decision: str) -> None:
         """Remember a whole group as "not_duplicates" or "keep_all" (hidden until it changes)."""
