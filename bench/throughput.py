@@ -222,7 +222,7 @@ def stage_costs(embedder: Embedder, paths: list[Path], samples: int) -> dict[str
 def query_latency(embedder: Embedder, queries: list[Path], index_size: int, threads: int, seed: int = 0) -> dict:
     from vitgallery.core.imageio import photo_keypoints
     from vitgallery.core.library import Library
-    from vitgallery.core.store import EmbeddedFile, StoredWhitening
+    from vitgallery.core.store import EmbeddedFile, StoredWhitening, whitening_fingerprint
     from vitgallery.core.whitening import LibraryWhitening
 
     rng = np.random.default_rng(seed)
@@ -248,8 +248,8 @@ def query_latency(embedder: Embedder, queries: list[Path], index_size: int, thre
                 for i, v in enumerate(vectors)])
         pairs = rng.standard_normal((2000, embedder.dim), dtype=np.float32)
         whitening = LibraryWhitening.fit_pairs(centres, pairs, pairs + 0.1 * rng.standard_normal(pairs.shape, np.float32))
-        library.store.save_whitening(StoredWhitening("synthetic", whitening.mean, whitening.projection, index_size,
-                                                     len(pairs)))
+        key = whitening_fingerprint(whitening.mean, whitening.projection)  # any other key reads as damaged
+        library.store.save_whitening(StoredWhitening(key, whitening.mean, whitening.projection, index_size, len(pairs)))
         fill_s = time.perf_counter() - started
         started = time.perf_counter()
         library.search(queries[0], k=20, embedder=embedder)  # loads the index: built from SQLite here

@@ -1,4 +1,5 @@
-"""Entry point: `vitgallery [FOLDER | PHOTO]` opens the window; index, search, status and duplicates work headless.
+"""Entry point: `vitgallery [FOLDER | PHOTO]` opens the window; index, search, explain, status and duplicates
+work headless.
 
 The one module above both the window (vitgallery.ui) and the subcommands (vitgallery.commands), which
 never import each other. Kept free of heavy imports on purpose: decoder worker processes (forkserver)
@@ -35,6 +36,9 @@ def build_window_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", type=weights_file, metavar="FILE",
                         help="the model's weights file, instead of downloading it (kept for later starts)")
     parser.add_argument("--library", metavar="DIR", help="where to keep the library of the folder")
+    parser.add_argument("--find-similar", action="store_true",
+                        help="without a PHOTO, ask for one and find photos like it (the desktop entry's action)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details (to the terminal and the log file)")
     return parser
 
 
@@ -54,15 +58,22 @@ def run_window(argv: list[str]) -> int:
             folder, query = target.parent, target
         else:
             parser.error(_not_a_target(args.target, target))
-    from vitgallery.ui.platform_check import display_problem  # no Qt yet: Qt aborts where this explains
+    from vitgallery.ui.platform_check import (  # no Qt yet: Qt aborts where this explains
+        binding_problem,
+        display_problem,
+    )
 
     problem = display_problem()
     if problem is not None:
         print(f"vitgallery: {problem}", file=sys.stderr)
         return 1
+    warning = binding_problem()
+    if warning is not None:
+        print(f"vitgallery: warning: {warning}", file=sys.stderr)
     from vitgallery.ui.app import run_app  # Qt only loads for the window
 
-    return run_app(folder, Path(args.library) if args.library else None, weights=args.weights, query=query)
+    return run_app(folder, Path(args.library) if args.library else None, weights=args.weights, query=query,
+                   choose_query=args.find_similar and query is None, verbose=args.verbose)
 
 
 def _not_a_target(text: str, path: Path) -> str:

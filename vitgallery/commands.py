@@ -1,29 +1,37 @@
-"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, status, duplicates; arrange,
-groups, sort and watch (organising a library)."""
+"""The subcommands behind `vitgallery` (see vitgallery.cli): index, search, explain, status, duplicates,
+repair; arrange, groups, sort and watch (organising a library)."""
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
+import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
 from pathlib import Path
 
 from vitgallery import __version__
-from vitgallery.core.actions import ActionError, GroupSelection, export_list
 from vitgallery.core.duplicates import (
+    BULK_ACTIONS,
     DEFAULT_THRESHOLD,
+    ActionError,
+    ActionReport,
+    BulkAction,
+    GroupSelection,
     KeepRule,
     ScanError,
     choose_keeper,
     match_reason,
-    scan_duplicates,
 )
+from vitgallery.core.explain import explain_pair
+from vitgallery.core.explain_render import render_explanation
 from vitgallery.core.fetch import DownloadError, download, is_url
-from vitgallery.core.imageio import DecodeError, read_meta
+from vitgallery.core.imageio import DecodeError, read_meta, route_pillow_warnings
 from vitgallery.core.library import (
     DB_NAME,
     IndexProgress,
@@ -50,13 +58,17 @@ from vitgallery.core.organise.groups import DEFAULT_MIN_GROUP, find_groups
 from vitgallery.core.organise.sort import CONFIDENT_FROM, apply_suggestions, suggest_folders
 from vitgallery.core.organise.vectors import OrganiseError, OrganiseProgress
 from vitgallery.core.organise.watch import FolderWatcher, WatchBatch
+from vitgallery.core.region import Region, RegionError
+from vitgallery.core.scan import display_path
 from vitgallery.core.store import StoreError
+from vitgallery.logs import configure_logging
 
 log = logging.getLogger("vitgallery")
 
-COMMANDS = ("index", "search", "status", "duplicates", "arrange", "groups", "sort", "watch")
+COMMANDS = ("index", "search", "explain", "status", "duplicates", "repair", "arrange", "groups", "sort", "watch")
 USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, DownloadError,
-               OrganiseError)
+               OrganiseError, RegionError)
+EXPLAIN_PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_RESULTS = 10_000
 
 DESCRIPTION = """\
@@ -64,19 +76,36 @@ Find similar photos in your own photo library, offline.
 
 Without a command, vitgallery opens its window on FOLDER (or on the folder opened last);
 given a PHOTO, it opens the photo's folder and finds photos like it. The commands below work
-without a window: index a folder, search it, see what the library holds, find duplicates,
-arrange a folder by likeness, group the library, sort photos into folders by example, and keep
-the library current while its folder changes."""
+without a window: index a folder, search it (with part of a photo, or refined by photos you
+like or not), see why two photos match, see what the library holds, find duplicates, arrange a
+folder by likeness, group the library, sort photos into folders by example, and keep the library
+current while its folder changes."""
 EPILOG = "Run vitgallery COMMAND --help for the options of a command."
 
 
 def open_library_arg(library_dir: str | None) -> Library:
     """--library DIR, or else the library used last (by the window or the CLI)."""
-    if library_dir is None:
-        library_dir = last_library_dir()
-        if library_dir is None:
-            raise LibraryError("no library yet: run `vitgallery index FOLDER` first, or pass --library DIR")
-    return Library.open(library_dir=library_dir)
+    return Library.open(library_dir=library_dir_arg(library_dir))
+
+
+def library_dir_arg(library_dir: str | None) -> Path:
+    if library_dir is not None:
+        return Path(library_dir)
+    last = last_library_dir()
+    if last is None:
+        raise LibraryError("no library yet: run `vitgallery index FOLDER` first, or pass --library DIR")
+    return last
+
+
+def json_path(path: Path | str, key: str = "path") -> dict[str, str]:
+    """A path for --json output, which stays valid UTF-8: `key` holds it as shown (display_path); a
+    name that is not valid UTF-8 also gets `key_bytes`, its exact bytes in base64, so that
+    `os.fsdecode(base64.b64decode(value))` gives the real path back."""
+    fields = {key: display_path(path)}
+    raw = os.fsencode(path)
+    if raw.decode("utf-8", "replace").encode("utf-8") != raw:
+        fields[f"{key}_bytes"] = base64.b64encode(raw).decode("ascii")
+    return fields
 
 
 # -- progress on a terminal ------------------------------------------------------------------------
@@ -133,6 +162,9 @@ def format_summary(s: IndexSummary) -> str:
              f"unchanged {s.unchanged}, skipped {s.skipped}  ({s.seconds:.1f} s)"]
     if s.teaching:
         lines.append(f"learned from {s.teaching} photos how this library's photos differ (mirrored and edited copies)")
+    if s.missing_kept:
+        lines.append(f"{s.missing_kept} photos that are gone stay in the library (an unplugged drive?); if they "
+                     "were deleted, run again with --forget-missing to remove them")
     if s.cancelled:
         lines.append("cancelled: what was embedded so far is saved; run index again to continue")
     for reason, count in sorted(s.skipped_reasons.items(), key=lambda kv: -kv[1]):
@@ -144,52 +176,61 @@ def format_summary(s: IndexSummary) -> str:
 
 def cmd_index(args: argparse.Namespace) -> int:
     folder = Path(args.folder).expanduser()
-    library = Library.open(folder, args.library)
+    library_dir = args.library
+    if args.repoint:
+        if not folder.is_dir():
+            raise LibraryError(f"{folder} is not a folder: give the photo folder's new place")
+        library_dir = library_dir_arg(library_dir)  # the default library is keyed by the old folder
+    library = Library.open(folder, library_dir, repoint=args.repoint)
     try:
         embedder = load_embedder(args.model, weights=args.weights, device=args.device, precision=args.precision)
-        print(f"indexing {library.root} with {embedder.model_id} on {embedder.device} "
-              f"(library {library.library_dir})", file=sys.stderr)
+        print(f"indexing {display_path(library.root)} with {embedder.model_id} on {embedder.device} "
+              f"(library {display_path(library.library_dir)})", file=sys.stderr)
         progress = TerminalProgress()
         summary = library.index(embedder, progress=progress, batch_size=args.batch_size,
-                                decode_workers=args.workers)
+                                decode_workers=args.workers, forget_missing=args.forget_missing)
         progress.finish()
         print(format_summary(summary))
         remember_last_library(library.library_dir)
-        return 3 if summary.offline else 0
+        return 3 if summary.offline or summary.missing_kept else 0
     finally:
         library.close()
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    if (args.box or args.like or args.unlike) and len(args.images) != 1:
+        raise LibraryError("--box, --like and --unlike shape one search: give exactly one IMAGE")
     library = open_library_arg(args.library)
     try:
         embedder: Embedder | None = None
         results: dict[str, list[dict]] = {}
         failed = 0
+        options = {"k": args.k, "verify": not args.no_verify, "region": args.box, "like": args.like or (),
+                   "unlike": args.unlike or ()}
         for query in args.images:
             try:
                 image = query_image(query)
                 try:
-                    hits = library.search(image, k=args.k, embedder=embedder, verify=not args.no_verify)
+                    hits = library.search(image, embedder=embedder, **options)
                 except QueryNeedsModel:
                     check_is_image(image)  # before the model loads for seconds
                     embedder = library.load_embedder(device=args.device, weights=args.weights)
-                    hits = library.search(image, k=args.k, embedder=embedder, verify=not args.no_verify)
-            except (LibraryError, DecodeError, DownloadError) as exc:
+                    hits = library.search(image, embedder=embedder, **options)
+            except (LibraryError, DecodeError, DownloadError, RegionError) as exc:
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     raise
                 # One bad query does not stop the others; it gets an empty list and a message.
-                print(f"error: {query}: {exc}", file=sys.stderr)
+                print(f"error: {display_path(query)}: {exc}", file=sys.stderr)
                 failed += 1
                 hits = []
-            results[query] = [{"path": str(h.path), "score": round(h.score, 6), "cosine": round(h.cosine, 6),
-                               "inliers": h.inliers} for h in hits]
+            results[display_path(query)] = [{**json_path(h.path), "score": round(h.score, 6),
+                                             "cosine": round(h.cosine, 6), "inliers": h.inliers} for h in hits]
             if not args.json:
-                print(query)
+                print(display_path(query))
                 for rank, h in enumerate(hits, 1):
                     # ✓ and the matching points for a hit verified as the same photo
                     why = f"✓{h.inliers:4d}" if h.verified else " " * 5
-                    print(f"  {rank:3d}. {h.score:.3f} {why}  {h.path}")
+                    print(f"  {rank:3d}. {h.score:.3f} {why}  {display_path(h.path)}")
         if args.json:
             print(json.dumps(results, indent=1))
         return 2 if failed else 0
@@ -207,23 +248,57 @@ def query_image(query: str) -> Path | bytes:
 def check_is_image(image: Path | bytes) -> None:
     """Refuse a missing file or one that is not an image, by reading its header only."""
     if isinstance(image, Path) and not image.is_file():
-        raise LibraryError(f"no such file: {image}" if not image.exists() else f"{image} is not a file")
+        # the caller prints the query's path before this reason
+        raise LibraryError("no such file" if not image.exists()
+                           else "is a directory, not an image" if image.is_dir() else "not a regular file")
     read_meta(image)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() not in EXPLAIN_PICTURE_SUFFIXES:
+        raise LibraryError(f"--out {out.name}: the picture is written as {' or '.join(EXPLAIN_PICTURE_SUFFIXES)}")
+    if not out.parent.is_dir():
+        raise LibraryError(f"no folder {out.parent} to write {out.name} into")
+    photos = [query_image(args.query), query_image(args.result)]
+    for photo in photos:
+        check_is_image(photo)  # before the model loads for seconds
+    library = open_library_arg(args.library)
+    try:
+        embedder = library.load_embedder(device=args.device, weights=args.weights)
+    finally:
+        library.close()
+    if args.attention and not embedder.spec.has_attention:
+        raise LibraryError(f"{embedder.model_id} has no attention to show (a CNN): leave out --attention")
+    explanation = explain_pair(embedder, *photos, attention=args.attention)
+    picture = render_explanation(explanation, overlay="attention" if args.attention else "similarity",
+                                 opacity=args.opacity, titles=(_shown_name(args.query), _shown_name(args.result)))
+    try:
+        picture.save(out)
+    except OSError as exc:
+        raise LibraryError(f"could not write {out}: {exc}") from exc
+    verdict = f"{explanation.inliers} matching keypoints" if explanation.verified else "keypoints do not match"
+    print(f"{out}: vector cosine {explanation.cosine:.3f}, {verdict}")
+    return 0
+
+
+def _shown_name(query: str) -> str:
+    return query.strip() if is_url(query) else Path(query).name
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     library = open_library_arg(args.library)
     try:
         s = library.status()
-        print(f"photo folder : {s.root}{'' if s.root_online else '  (OFFLINE: missing or unmounted)'}")
-        print(f"library      : {s.library_dir}")
+        print(f"photo folder : {display_path(s.root)}{'' if s.root_online else '  (OFFLINE: missing or unmounted)'}")
+        print(f"library      : {display_path(s.library_dir)}")
         print(f"photos       : {s.photos}")
         print(f"skipped      : {s.skipped}")
         print(f"model        : {s.model_signature or '-'}")
         print(f"index size   : {s.index_size}")
         skipped = library.skipped()
         for entry in skipped[:20]:
-            print(f"  skipped {entry.path}: {entry.reason}")
+            print(f"  skipped {display_path(entry.path)}: {entry.reason}")
         if len(skipped) > 20:
             print(f"  … and {len(skipped) - 20} more (the window's Problems tab lists them all)")
         return 0
@@ -232,8 +307,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
+    chosen = [(action, getattr(args, action.name)) for action in BULK_ACTIONS.values()
+              if getattr(args, action.name) not in (None, False)]
+    moving = [action.name for action, _ in chosen if action.moves_files]
+    if len(moving) > 1:
+        raise ActionError(f"choose one of {', '.join('--' + name for name in moving)}")
     library = open_library_arg(args.library)
     try:
+        if args.history:
+            return _print_history(library)
+        if args.undo is not None:
+            report = library.undo(args.undo)
+            _print_report(report, sys.stdout)
+            return 0 if report.done or not report.problems else 1
         rule = KeepRule(args.keep)
         if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
             raise LibraryError("--keep folder needs --prefer FOLDER")
@@ -245,44 +331,90 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 sys.stderr.write(f"\r\033[K{p.phase} {p.done}/{p.total}")
                 sys.stderr.flush()
 
-        scan = scan_duplicates(library, progress=progress)
+        scan = library.duplicate_scan(progress=progress)
         if is_tty:
             sys.stderr.write("\r\033[K")
         groups = scan.groups(args.threshold, include_decided=args.all)
         keepers = [choose_keeper(g.members, rule, prefer) for g in groups]
         hidden = 0 if args.all else scan.hidden_count(args.threshold)
-        if args.export:
-            selections = [GroupSelection(g.members, frozenset({k.path})) for g, k in zip(groups, keepers, strict=True)]
-            export_list(library.store, selections, Path(args.export))
         if args.json:
             print(json.dumps({
                 "threshold": args.threshold, "keep_rule": rule.value, "hidden_by_decisions": hidden,
                 "groups": [{"key": g.key, "members": [
-                    {"path": str(m.path), "keep": m is k, "size": m.size, "width": m.width, "height": m.height,
+                    {**json_path(m.path), "keep": m is k, "size": m.size, "width": m.width, "height": m.height,
                      "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(m.date)),
                      "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4),
                      "why": match_reason(m.match)}
                     for m in g.members]} for g, k in zip(groups, keepers, strict=True)],
-                "problems": [{"path": str(path), "reason": reason} for path, reason in scan.problems],
+                "problems": [{**json_path(path), "reason": reason} for path, reason in scan.problems],
             }, indent=1))
-            return 0
-        photos = sum(len(g.members) for g in groups)
-        print(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates, {photos} photos "
-              f"(threshold {args.threshold:.2f}, keeping the {rule.label})")
-        for number, (group, keeper) in enumerate(zip(groups, keepers, strict=True), 1):
-            print(f"\ngroup {number}: {len(group.members)} photos, {_megabytes(group.total_size)}")
-            for m in group.members:
-                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
-                size = f"{m.width}x{m.height}"
-                print(f"  {'keep' if m is keeper else '    '}  {size:<10} {_megabytes(m.size):>8}  "
-                      f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {m.path}")
-        if hidden:
-            print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
+        else:
+            _print_groups(groups, keepers, args.threshold, rule, hidden)
         for path, reason in scan.problems:
-            print(f"not checked: {path}: {reason}", file=sys.stderr)
+            print(f"not checked: {display_path(path)}: {reason}", file=sys.stderr)
+        selections = [GroupSelection(g.members, frozenset({k.path})) for g, k in zip(groups, keepers, strict=True)]
+        out = sys.stderr if args.json else sys.stdout
+        for action, target in sorted(chosen, key=lambda pair: pair[0].moves_files):  # lists before moves
+            target = None if action.target is None else Path(target)
+            if action.moves_files and not _confirmed(action, selections, target, args.yes):
+                print("nothing was moved", file=out)
+                return 1
+            _print_report(library.act(action.name, selections, target), out)
         return 0
     finally:
         library.close()
+
+
+def _print_groups(groups, keepers, threshold: float, rule: KeepRule, hidden: int) -> None:
+    photos = sum(len(g.members) for g in groups)
+    print(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates, {photos} photos "
+          f"(threshold {threshold:.2f}, keeping the {rule.label})")
+    for number, (group, keeper) in enumerate(zip(groups, keepers, strict=True), 1):
+        print(f"\ngroup {number}: {len(group.members)} photos, {_megabytes(group.total_size)}")
+        for m in group.members:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
+            size = f"{m.width}x{m.height}"
+            print(f"  {'keep' if m is keeper else '    '}  {size:<10} {_megabytes(m.size):>8}  "
+                  f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {display_path(m.path)}")
+    if hidden:
+        print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
+
+
+def _confirmed(action: BulkAction, selections: list[GroupSelection], target: Path | None, assume_yes: bool) -> bool:
+    """Ask before files move (the answer defaults to no); --yes answers for scripts."""
+    if assume_yes:
+        return True
+    question = action.confirmation(selections, target)
+    if not sys.stdin.isatty():
+        raise ActionError(f"{question.splitlines()[0]} Add --yes to answer yes without a terminal.")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _print_report(report: ActionReport, out) -> None:
+    text = report.summary()
+    undoable = report.kind in BULK_ACTIONS and BULK_ACTIONS[report.kind].undoable
+    if undoable and report.done:
+        text += f" (action {report.action_id}; `vitgallery duplicates --undo {report.action_id}` puts them back)"
+    print(text, file=out)
+    for path, problem in report.problems:
+        print(f"  {display_path(path)}: {problem}", file=out)
+
+
+def _print_history(library: Library) -> int:
+    entries = library.action_history()
+    if not entries:
+        print("no action yet")
+    for entry in entries:
+        print(f"{entry.action_id:>5}  {entry.text}{'  (--undo ' + str(entry.action_id) + ')' if entry.undoable else ''}")
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from vitgallery.core.repair import repair_library  # only this command needs it
+
+    report = repair_library(library_dir_arg(args.library))
+    print("\n".join(report.done) if report.done else "nothing to repair")
+    return 0
 
 
 # -- organising: arrange, groups, sort, watch ------------------------------------------------------
@@ -471,6 +603,13 @@ def group_size(text: str) -> int:
     return value
 
 
+def region_box(text: str) -> Region:
+    try:
+        return Region.parse(text)
+    except RegionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def model_name(text: str) -> str:
     # Any registered model is accepted (the test suite indexes with its tiny test model); help and
     # errors name only the ones meant for users.
@@ -494,15 +633,20 @@ def add_library_option(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitgallery",
-        usage="vitgallery [--weights FILE] [--library DIR] [FOLDER | PHOTO]\n"
-              "       vitgallery [-v] {index,search,status,duplicates,arrange,groups,sort,watch} ...",
+        usage="vitgallery [-v] [--weights FILE] [--library DIR] [--find-similar] [FOLDER | PHOTO]\n"
+              "       vitgallery [-v] {index,search,explain,status,duplicates,repair,arrange,groups,sort,watch} ...",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vitgallery {__version__}",
                         help="print the version and exit")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details of what a command does")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log details of what a command does (to the terminal and the log file)")
+    # -v after the command too; SUPPRESS keeps a command's default from undoing a -v given before it
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log details of what the command does (to the terminal and the log file)")
     sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND", prog="vitgallery")
 
-    p = sub.add_parser("index", help="add a folder's photos to its library (later runs add only new or changed ones)",
+    p = sub.add_parser("index", parents=[verbose], help="add a folder's photos to its library (later runs add only new or changed ones)",
                        description="Embed the photos of FOLDER, so they can be searched. A later run embeds "
                                    "only new and changed photos, follows moved ones and drops deleted ones.")
     p.add_argument("folder", metavar="FOLDER", help="the photo folder (it is only read, never written)")
@@ -520,9 +664,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "but loses about 1 mAP point")
     p.add_argument("--workers", type=worker_count, default=None, metavar="N",
                    help="processes that decode photos (default: adapts to the machine)")
+    p.add_argument("--forget-missing", action="store_true",
+                   help="remove photos that are gone even when most of the library went at once, or a drive "
+                        "mounted inside the folder disappeared (kept by default: an unplugged drive looks the same)")
+    p.add_argument("--repoint", action="store_true",
+                   help="the library's photo folder was renamed or moved to FOLDER: follow it (the library of "
+                        "--library DIR, or the one used last)")
     p.set_defaults(run=cmd_index)
 
-    p = sub.add_parser("search", help="the photos of the library most like one or more images",
+    p = sub.add_parser("search", parents=[verbose], help="the photos of the library most like one or more images",
                        description="Print the photos of the library most like each IMAGE, best first. "
                                    "✓ marks a photo whose keypoints match the query's: the same photo.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="an image file, a photo of the library, or an http(s) address")
@@ -532,17 +682,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one JSON object: query -> [{path, score, cosine, inliers}], best first")
     p.add_argument("--no-verify", action="store_true",
                    help="rank by the vectors alone, without checking the top 50 with keypoints (faster)")
+    p.add_argument("--box", type=region_box, metavar="X,Y,W,H",
+                   help="search with this part of IMAGE alone: pixels of the photo as a viewer shows it "
+                        "(EXIF orientation applied), at its full size")
+    p.add_argument("--like", action="append", metavar="PATH",
+                   help="a photo of the library like what you look for: the search moves towards it (repeatable)")
+    p.add_argument("--unlike", action="append", metavar="PATH",
+                   help="a photo of the library unlike it: the search moves away from it and leaves it out "
+                        "(repeatable)")
     p.add_argument("--weights", type=weights_file, metavar="FILE",
                    help="the weights file, if the library was indexed from one now at another path")
     p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     p.set_defaults(run=cmd_search)
 
-    p = sub.add_parser("status", help="what the library holds", description="What the library holds: its "
+    p = sub.add_parser("explain", parents=[verbose], help="a picture of why two photos match",
+                       description="Draw QUERY and RESULT side by side: a heat map over both of the patches most "
+                                   "alike across the two, and lines between the keypoints that one geometric "
+                                   "map carries across when they show the same scene.")
+    p.add_argument("query", metavar="QUERY", help="an image file, a photo of the library, or an http(s) address")
+    p.add_argument("result", metavar="RESULT", help="the photo it matched")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="the picture to write (.png or .jpg)")
+    add_library_option(p)
+    p.add_argument("--attention", action="store_true",
+                   help="show where the model itself looks in each photo (its CLS attention, ViT models) "
+                        "instead of the patches most alike across the two")
+    p.add_argument("--opacity", type=unit_interval, default=0.55, metavar="X",
+                   help="of the heat map over the photos, 0..1 (default 0.55)")
+    p.add_argument("--weights", type=weights_file, metavar="FILE",
+                   help="the weights file, if the library was indexed from one now at another path")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.set_defaults(run=cmd_explain)
+
+    p = sub.add_parser("status", parents=[verbose], help="what the library holds", description="What the library holds: its "
                        "folder, how many photos, which files were skipped and why.")
     add_library_option(p)
     p.set_defaults(run=cmd_status)
 
-    p = sub.add_parser("duplicates", help="groups of near-duplicate photos (bursts, re-saves, edits, crops)",
+    p = sub.add_parser("duplicates", parents=[verbose], help="groups of near-duplicate photos (bursts, re-saves, edits, crops)",
                        description="List groups of near-duplicate photos and which one of each to keep.")
     add_library_option(p)
     p.add_argument("--threshold", type=unit_interval, default=DEFAULT_THRESHOLD, metavar="T",
@@ -551,11 +727,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which photo of a group to mark as kept")
     p.add_argument("--prefer", metavar="FOLDER", help="the preferred folder for --keep folder")
     p.add_argument("--all", action="store_true", help="also show groups you marked 'not duplicates' or 'keep all'")
-    p.add_argument("--export", metavar="FILE", help="also write the groups to FILE (.csv or .json)")
     p.add_argument("--json", action="store_true", help="print the groups as JSON")
+    acting = p.add_argument_group("acting on the photos not kept (one bulk action each)")
+    for action in BULK_ACTIONS.values():
+        if action.target is None:
+            acting.add_argument(f"--{action.name}", action="store_true", help=action.help)
+        else:
+            acting.add_argument(f"--{action.name}", metavar=action.target.upper(), help=action.help)
+    acting.add_argument("--yes", action="store_true", help="move files without asking first")
+    acting.add_argument("--history", action="store_true", help="list the actions done, newest first")
+    acting.add_argument("--undo", type=positive_int, metavar="ACTION", help="put back what action ACTION moved")
     p.set_defaults(run=cmd_duplicates)
 
-    p = sub.add_parser("arrange", help="a folder's photos in an order where similar ones sit side by side",
+    p = sub.add_parser("repair", parents=[verbose], help="mend a damaged library: re-check it, drop what cannot be read, rebuild the index",
+                       description="Re-check every row of the library, drop what cannot be read (those photos are "
+                                   "embedded again by the next index), rebuild the index file, and say what was done.")
+    add_library_option(p)
+    p.set_defaults(run=cmd_repair)
+
+    p = sub.add_parser("arrange", parents=[verbose], help="a folder's photos in an order where similar ones sit side by side",
                        description="Print the photos under FOLDER (a folder of the library) in an order where "
                                    "similar photos, copies and edits sit side by side. Photos not indexed yet come last.")
     p.add_argument("folder", metavar="FOLDER", help="the folder to arrange (the library's folder or one inside it)")
@@ -563,7 +753,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help='print {"order": [path, ...]}')
     p.set_defaults(run=cmd_arrange)
 
-    p = sub.add_parser("groups", help="the library's photos in visual groups (subjects, places, events)",
+    p = sub.add_parser("groups", parents=[verbose], help="the library's photos in visual groups (subjects, places, events)",
                        description="Cluster the library's photos into visual groups, each listed with its most "
                                    "typical photo first; photos that fit no group are listed apart.")
     add_library_option(p)
@@ -573,7 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='print {"groups": [{"members", "representative", "name"}], "ungrouped": [...]}')
     p.set_defaults(run=cmd_groups)
 
-    p = sub.add_parser("sort", help="suggest a folder for each unsorted photo, learned from folders already sorted",
+    p = sub.add_parser("sort", parents=[verbose], help="suggest a folder for each unsorted photo, learned from folders already sorted",
                        description="Learn from the photos in the subfolders of DIR (Pets/, Receipts/, …) and "
                                    "suggest one of those subfolders for each photo under UNSORTED, with a "
                                    "confidence; below a threshold the suggestion is not sure.")
@@ -590,7 +780,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='print {"suggestions": [{"path", "folder", "confidence", "sure"}], ...}')
     p.set_defaults(run=cmd_sort)
 
-    p = sub.add_parser("watch", help="keep the library current while its folder changes (until Ctrl+C)",
+    p = sub.add_parser("watch", parents=[verbose], help="keep the library current while its folder changes (until Ctrl+C)",
                        description="Catch up with FOLDER, then index new, changed, moved and deleted photos "
                                    "within seconds of each change, in batches, until Ctrl+C.")
     p.add_argument("folder", nargs="?", metavar="FOLDER", help="the photo folder (default: the library used last)")
@@ -607,12 +797,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run one subcommand (argv[0] is its name, or an option such as --help)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
+    route_pillow_warnings()
+    log.info("vitgallery %s: %s", __version__, " ".join(argv))
     try:
         return args.run(args)
     except USER_ERRORS as exc:
+        log.info("%s stopped: %s", args.command, exc)  # the file keeps it; the user reads the line below
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # a read the store did not expect to fail
+        library = f" --library {args.library}" if getattr(args, "library", None) else ""
+        print(f"error: the library database cannot be read ({exc}): run `vitgallery repair{library}`", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: what was embedded so far is saved", file=sys.stderr)

@@ -564,7 +564,7 @@ def evaluate(corpus: Path, cfg: Config, merged: bool = False) -> tuple[dict[str,
 
 S224, S322, A224 = EmbedSpec(224, "squash"), EmbedSpec(322, "squash", "none"), EmbedSpec(224, "aspect", "none")
 T224 = EmbedSpec(224, "squash", trim=True)
-RR = {"min_inliers": 12, "weight": 1.0, "full_at": 40}
+RR = {"min_inliers": 12}  # the product's re-rank (core.rerank: verified hits scored by their evidence)
 
 
 def build_configs() -> dict[str, Config]:

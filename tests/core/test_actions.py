@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import errno
 import json
 import os
 import sqlite3
@@ -9,19 +11,22 @@ from pathlib import Path
 import pytest
 
 from tests.photos import make_photo
-from vitgallery.core import actions
-from vitgallery.core.actions import (
+from vitgallery.core.duplicates import BULK_ACTIONS, DuplicateMember, actions, moving, trash
+from vitgallery.core.duplicates.actions import (
+    DONE,
+    PENDING,
     ActionError,
+    ActionPlace,
     GroupSelection,
+    action_history,
     can_undo,
     export_list,
-    home_trash,
     move_to_folder,
     move_to_trash,
     undo,
 )
-from vitgallery.core.duplicates import DuplicateMember
-from vitgallery.core.store import SCHEMA_VERSION, Store
+from vitgallery.core.duplicates.trash import home_trash
+from vitgallery.core.store import SCHEMA_VERSION, ActionItemRow, Store
 
 
 def member(path: Path, file_id: int = 0) -> DuplicateMember:
@@ -51,6 +56,11 @@ def store(tmp_path):
     s.close()
 
 
+@pytest.fixture
+def place(store, photos) -> ActionPlace:
+    return ActionPlace(store, photos)
+
+
 def selections(root: Path) -> list[GroupSelection]:
     first = tuple(member(root / p, i) for i, p in enumerate(["a/one.jpg", "b/one.jpg", "a/one_copy.jpg"]))
     second = tuple(member(root / p, 10 + i) for i, p in enumerate(["a/two.jpg", "b/two_small.jpg"]))
@@ -62,12 +72,12 @@ def test_the_test_trash_is_inside_tmp(tmp_path_factory):
     assert home_trash().is_relative_to(tmp_path_factory.getbasetemp())
 
 
-def test_trash_then_undo_puts_everything_back(photos, store, tmp_path):
+def test_trash_then_undo_puts_everything_back(photos, place, store, tmp_path):
     real_trash = Path.home() / ".local/share/Trash"
     real_before = sorted(real_trash.rglob("*")) if real_trash.exists() else None
     before = tree(photos)
 
-    report = move_to_trash(store, selections(photos))
+    report = move_to_trash(place, selections(photos))
     assert not report.problems
     assert sorted(src.relative_to(photos).as_posix() for src, _ in report.done) == \
         ["a/one_copy.jpg", "b/one.jpg", "b/two_small.jpg"]
@@ -79,7 +89,7 @@ def test_trash_then_undo_puts_everything_back(photos, store, tmp_path):
 
     [action] = store.actions()
     assert action.kind == "trash" and can_undo(store, action)
-    back = undo(store, action.id)
+    back = undo(place, action.id)
     assert not back.problems and len(back.done) == 3
     assert tree(photos) == before, "every file is back, byte for byte"
     assert not any((home_trash() / "files").iterdir()) and not any((home_trash() / "info").iterdir())
@@ -88,33 +98,33 @@ def test_trash_then_undo_puts_everything_back(photos, store, tmp_path):
         "the real trash was not touched"
 
 
-def test_same_names_in_the_trash_are_told_apart_and_restored_to_their_own_places(photos, store):
+def test_same_names_in_the_trash_are_told_apart_and_restored_to_their_own_places(photos, place):
     a, b = photos / "a/one.jpg", photos / "b/one.jpg"
     keep = photos / "a/one_copy.jpg"
     group = GroupSelection(tuple(member(p) for p in (a, b, keep)), frozenset({keep}))
     bytes_a, bytes_b = a.read_bytes(), b.read_bytes()
-    report = move_to_trash(store, [group])
+    report = move_to_trash(place, [group])
     assert sorted(p.name for p in (home_trash() / "files").iterdir()) == ["one 2.jpg", "one.jpg"]
-    undo(store, report.action_id)
+    undo(place, report.action_id)
     assert a.read_bytes() == bytes_a and b.read_bytes() == bytes_b
 
 
-def test_undo_after_the_trash_was_emptied_says_so(photos, store):
-    report = move_to_trash(store, selections(photos)[1:])
+def test_undo_after_the_trash_was_emptied_says_so(photos, place, store):
+    report = move_to_trash(place, selections(photos)[1:])
     for entry in (home_trash() / "files").iterdir():
         entry.unlink()
-    back = undo(store, report.action_id)
+    back = undo(place, report.action_id)
     assert not back.done
     assert back.problems == [(photos / "b/two_small.jpg", "no longer in the trash")]
 
 
-def test_move_to_folder_keeps_names_unique_and_undo_moves_back(photos, store, tmp_path):
+def test_move_to_folder_keeps_names_unique_and_undo_moves_back(photos, place, store, tmp_path):
     target = tmp_path / "sorted-out"
     target.mkdir()
     (target / "one.jpg").write_bytes(b"already here")
     before = tree(photos)
 
-    report = move_to_folder(store, selections(photos), target)
+    report = move_to_folder(place, selections(photos), target)
     assert not report.problems
     assert sorted(tree(target)) == ["one (2).jpg", "one.jpg", "one_copy.jpg", "two_small.jpg"]
     assert (target / "one.jpg").read_bytes() == b"already here", "an existing file is never replaced"
@@ -122,41 +132,41 @@ def test_move_to_folder_keeps_names_unique_and_undo_moves_back(photos, store, tm
 
     [action] = store.actions()
     assert action.kind == "move" and action.target == str(target)
-    undo(store, action.id)
+    undo(place, action.id)
     assert tree(photos) == before
     assert tree(target) == {"one.jpg": b"already here"}
 
 
-def test_undo_never_replaces_a_file_that_took_the_old_place(photos, store, tmp_path):
-    report = move_to_folder(store, selections(photos)[1:], tmp_path / "out")
+def test_undo_never_replaces_a_file_that_took_the_old_place(photos, place, store, tmp_path):
+    report = move_to_folder(place, selections(photos)[1:], tmp_path / "out")
     (photos / "b/two_small.jpg").write_bytes(b"new file with the old name")
-    back = undo(store, report.action_id)
+    back = undo(place, report.action_id)
     assert back.problems == [(photos / "b/two_small.jpg", "another file is in its place now")]
     assert (photos / "b/two_small.jpg").read_bytes() == b"new file with the old name"
     assert (tmp_path / "out" / "two_small.jpg").exists()
     action = store.action(report.action_id)
     assert can_undo(store, action), "once the place is free, undo can try again"
     (photos / "b/two_small.jpg").unlink()
-    assert undo(store, report.action_id).done
+    assert undo(place, report.action_id).done
 
 
-def test_a_file_vanishing_after_the_scan_leaves_its_group_untouched(photos, store, tmp_path):
+def test_a_file_vanishing_after_the_scan_leaves_its_group_untouched(photos, place, store, tmp_path):
     groups = selections(photos)
     (photos / "b/one.jpg").unlink()  # gone between the scan and the action
     before = tree(photos)
-    report = move_to_folder(store, groups, tmp_path / "out")
+    report = move_to_folder(place, groups, tmp_path / "out")
     assert (photos / "b/one.jpg", "vanished since the scan") in report.problems
     assert (photos / "a/one_copy.jpg") in [path for path, _ in report.problems]
     assert [src for src, _ in report.done] == [photos / "b/two_small.jpg"], "the other group goes ahead"
     assert tree(photos) == {k: v for k, v in before.items() if k != "b/two_small.jpg"}
 
 
-def test_a_kept_photo_that_changed_or_vanished_blocks_its_group(photos, store):
+def test_a_kept_photo_that_changed_or_vanished_blocks_its_group(photos, place, store):
     groups = selections(photos)
     os.utime(photos / "a/two.jpg", ns=(1, 1))  # the keeper was edited after the scan
     (photos / "a/one.jpg").unlink()  # the other keeper vanished
     before = tree(photos)
-    report = move_to_trash(store, groups)
+    report = move_to_trash(place, groups)
     assert not report.done and report.action_id is None
     assert (photos / "a/two.jpg", "changed since the scan") in report.problems
     assert (photos / "a/one.jpg", "vanished since the scan") in report.problems
@@ -164,39 +174,39 @@ def test_a_kept_photo_that_changed_or_vanished_blocks_its_group(photos, store):
     assert store.actions() == [], "nothing done, nothing logged"
 
 
-def test_a_group_with_nothing_kept_is_refused(photos, store):
+def test_a_group_with_nothing_kept_is_refused(photos, place, store):
     members = tuple(member(photos / p) for p in ["a/two.jpg", "b/two_small.jpg"])
-    report = move_to_trash(store, [GroupSelection(members, frozenset())])
+    report = move_to_trash(place, [GroupSelection(members, frozenset())])
     assert not report.done and len(report.problems) == 2
     assert all("keep at least one" in why for _, why in report.problems)
     assert (photos / "a/two.jpg").exists() and (photos / "b/two_small.jpg").exists()
 
 
-def test_export_csv_and_json_touch_no_photo(photos, store, tmp_path):
+def test_export_csv_and_json_touch_no_photo(photos, place, store, tmp_path):
     before = tree(photos)
-    export_list(store, selections(photos), tmp_path / "list.csv")
+    export_list(place, selections(photos), tmp_path / "list.csv")
     rows = list(csv.DictReader(open(tmp_path / "list.csv", encoding="utf-8")))
     assert [(r["group"], r["action"], Path(r["path"]).name) for r in rows] == [
         ("1", "keep", "one.jpg"), ("1", "remove", "one.jpg"), ("1", "remove", "one_copy.jpg"),
         ("2", "keep", "two.jpg"), ("2", "remove", "two_small.jpg")]
-    export_list(store, selections(photos), tmp_path / "list.json")
+    export_list(place, selections(photos), tmp_path / "list.json")
     data = json.loads((tmp_path / "list.json").read_text())
     assert data["groups"] == 2 and len(data["files"]) == 5 and data["files"][0]["width"] == 320
     assert tree(photos) == before
     assert [a.kind for a in store.actions()] == ["export", "export"]
     assert not can_undo(store, store.actions()[0])
     with pytest.raises(ActionError, match="nothing to undo"):
-        undo(store, store.actions()[0].id)
+        undo(place, store.actions()[0].id)
     with pytest.raises(ActionError, match="csv or json"):
-        export_list(store, selections(photos), tmp_path / "list.txt")
+        export_list(place, selections(photos), tmp_path / "list.txt")
 
 
-def test_undo_from_a_trash_without_restore_support_is_refused(photos, store, monkeypatch):
-    report = move_to_trash(store, selections(photos)[1:])
-    monkeypatch.setattr(actions, "TRASH_UNDO_SUPPORTED", False)
+def test_undo_from_a_trash_without_restore_support_is_refused(photos, place, store, monkeypatch):
+    report = move_to_trash(place, selections(photos)[1:])
+    monkeypatch.setitem(BULK_ACTIONS, "trash", dataclasses.replace(BULK_ACTIONS["trash"], undoable=False))
     assert not can_undo(store, store.action(report.action_id))
     with pytest.raises(ActionError, match="only supported on Linux"):
-        undo(store, report.action_id)
+        undo(place, report.action_id)
 
 
 def test_a_schema_1_library_gains_the_new_tables(tmp_path):
@@ -206,6 +216,7 @@ def test_a_schema_1_library_gains_the_new_tables(tmp_path):
     db.execute("DROP TABLE actions")
     db.execute("DROP TABLE action_items")
     db.execute("DROP TABLE duplicate_decisions")
+    db.execute("DROP TABLE separated_pairs")
     for table in ("keypoints", "learning_views", "whitening"):
         db.execute(f"DROP TABLE {table}")
     db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
@@ -213,6 +224,220 @@ def test_a_schema_1_library_gains_the_new_tables(tmp_path):
     db.close()
     store = Store(path)
     assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
-    assert store.actions() == [] and store.decisions() == []
+    assert store.actions() == [] and store.decisions() == [] and store.separated_pairs() == set()
     assert store.keypoints([1]) == {} and store.whitening() is None and store.count_learning_photos() == 0
     store.close()
+
+
+# -- links: a symbolic link and its target are one photo -------------------------------------------
+
+def test_a_kept_link_keeps_the_photo_it_points_to(photos, place):
+    # The link won the tie by path order; removing its target would leave the kept photo dangling.
+    link = photos / "a" / "a_best.jpg"
+    link.symlink_to(photos / "b" / "two_small.jpg")
+    group = GroupSelection(tuple(member(p) for p in (link, photos / "a/two.jpg", photos / "b/two_small.jpg")),
+                           frozenset({link}))
+    report = move_to_trash(place, [group])
+    assert [source for source, _ in report.done] == [photos / "a/two.jpg"]
+    assert (photos / "b/two_small.jpg").is_file() and link.resolve().is_file(), "the kept link still shows its photo"
+    assert [why for path, why in report.problems] == [
+        "kept: it is a kept photo under another name (a link and its target are one photo)"]
+
+
+def test_a_removed_link_to_a_kept_photo_goes_and_the_photo_stays(photos, place):
+    link = photos / "a" / "z_link.jpg"
+    link.symlink_to(photos / "a" / "two.jpg")
+    group = GroupSelection(tuple(member(p) for p in (photos / "a/two.jpg", link)), frozenset({photos / "a/two.jpg"}))
+    report = move_to_trash(place, [group])
+    assert [source for source, _ in report.done] == [link] and (photos / "a/two.jpg").is_file()
+
+
+# -- a kill during an action -----------------------------------------------------------------------
+
+class Killed(BaseException):
+    """Stands for the process dying mid-way: nothing in the actions catches a BaseException."""
+
+
+def test_a_kill_during_a_move_leaves_a_log_that_undo_follows(photos, place, store, tmp_path, monkeypatch):
+    before = tree(photos)
+    moved = []
+
+    def move_then_die(source, destination):
+        if len(moved) == 2:
+            raise Killed
+        moving.move_file(source, destination)
+        moved.append(source)
+
+    with monkeypatch.context() as patched, pytest.raises(Killed):
+        patched.setattr(actions, "move_file", move_then_die)
+        move_to_folder(place, selections(photos), tmp_path / "out")
+
+    [action] = store.actions()  # written before the first file moved
+    assert [item.state for item in store.action_items(action.id)] == [DONE, DONE, PENDING]
+    [entry] = action_history(place)
+    assert "(2 files), 1 not moved" in entry.text and entry.undoable
+    assert store.action_items(action.id)[2].state.startswith("not moved: the action was interrupted")
+    back = undo(place, action.id)
+    assert len(back.done) == 2 and tree(photos) == before
+
+
+def test_a_kill_between_reserving_a_trash_name_and_moving_the_file_leaves_no_stray_entry(photos, place, store,
+                                                                                         monkeypatch):
+    before = tree(photos)
+    commit = trash.commit
+    calls = []
+
+    def commit_then_die(path, entry):
+        calls.append(path)
+        if len(calls) == 2:
+            raise Killed  # its .trashinfo is written, the file not moved
+        commit(path, entry)
+
+    with monkeypatch.context() as patched, pytest.raises(Killed):
+        patched.setattr(trash, "commit", commit_then_die)
+        move_to_trash(place, selections(photos))
+    assert len(list((home_trash() / "info").iterdir())) == 2
+    [entry] = action_history(place)
+    assert entry.undoable
+    assert [p.name for p in (home_trash() / "info").iterdir()] == ["one.jpg.trashinfo"], "the reservation is given back"
+    undo(place, entry.action_id)
+    assert tree(photos) == before and not any((home_trash() / "files").iterdir())
+
+
+def test_a_copy_across_drives_cut_short_is_cleared_and_the_photo_stays(photos, place, store, tmp_path):
+    source = photos / "b/two_small.jpg"
+    destination = tmp_path / "out" / "two_small.jpg"
+    destination.parent.mkdir()
+    half = moving.partial_path(destination)
+    half.write_bytes(source.read_bytes()[:100])
+    action_id = store.log_action("move", str(destination.parent), [ActionItemRow(str(source), str(destination), None,
+                                                                                 PENDING)])
+    [entry] = action_history(place)
+    assert not half.exists() and source.is_file() and not entry.undoable
+    assert store.action_items(action_id)[0].state.startswith("not moved")
+
+
+def test_a_move_across_drives_copies_whole_then_removes_the_source(tmp_path, monkeypatch):
+    source, destination = tmp_path / "a.jpg", tmp_path / "elsewhere" / "a.jpg"
+    make_photo(3).save(source, quality=90)
+    data = source.read_bytes()
+    rename = os.rename
+
+    def no_rename_across(a, b):
+        if Path(a) == source:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(a, b)
+
+    monkeypatch.setattr(moving.os, "rename", no_rename_across)
+    moving.move_file(source, destination)
+    assert destination.read_bytes() == data and not source.exists()
+    assert not moving.partial_path(destination).exists()
+
+    # a copy that fails (a full drive) leaves the source as it was and no half file
+    back = tmp_path / "b.jpg"
+    make_photo(4).save(back, quality=90)
+    monkeypatch.setattr(moving.shutil, "copy2", lambda a, b: (Path(b).write_bytes(b"half"), _no_space())[1])
+    source = back
+    with pytest.raises(OSError):
+        moving.move_file(back, tmp_path / "elsewhere" / "b.jpg")
+    assert back.is_file() and sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == ["a.jpg"]
+
+
+def _no_space():
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+# -- a crafted log ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("crafted", ["outside the photo folder", "outside the action's folder", "not a trash entry"])
+def test_undo_follows_no_log_row_out_of_its_places(photos, place, store, tmp_path, crafted):
+    home = tmp_path / "home"
+    planted = place.library_dir / "evil.desktop"
+    planted.write_text("[Desktop Entry]\nExec=evil\n")
+    if crafted == "outside the photo folder":  # Undo would install an autostart entry
+        victim = home / ".config" / "autostart" / "evil.desktop"
+        kind, target, row = "move", str(place.library_dir), ActionItemRow(str(victim), str(planted), None, DONE)
+    elif crafted == "outside the action's folder":  # a file of the user's would land in the photo folder
+        victim = photos / "a" / "notes.txt"
+        (home / "Documents").mkdir(parents=True)
+        (home / "Documents" / "notes.txt").write_text("private")
+        kind, target = "move", str(tmp_path / "out")
+        row = ActionItemRow(str(victim), str(home / "Documents" / "notes.txt"), None, DONE)
+    else:
+        victim = photos / "a" / "notes.txt"
+        (home / "Documents").mkdir(parents=True)
+        (home / "Documents" / "notes.txt").write_text("private")
+        info = home / "Documents" / "notes.txt.trashinfo"
+        info.write_text(f"[Trash Info]\nPath={victim}\n")
+        kind, target = "trash", str(home_trash())
+        row = ActionItemRow(str(victim), str(home / "Documents" / "notes.txt"), str(info), DONE)
+    action_id = store.log_action(kind, target, [row])
+    back = undo(place, action_id)
+    assert not back.done and "refused" in back.problems[0][1]
+    assert not victim.exists()
+    assert planted.exists() and (crafted == "outside the photo folder" or (home / "Documents" / "notes.txt").exists())
+
+
+def test_settling_a_crafted_log_deletes_nothing(photos, place, store, tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    store.log_action("trash", str(home_trash()), [ActionItemRow(
+        str(photos / "a/two.jpg"), str(home_trash() / "files" / "two.jpg"), str(precious), PENDING)])
+    action_history(place)
+    assert precious.read_text() == "keep me" and (photos / "a/two.jpg").is_file()
+
+
+# -- where files may go ----------------------------------------------------------------------------
+
+def test_moving_into_a_folder_inside_the_photo_folder_is_refused(photos, place, store, tmp_path):
+    # The moved copies would be indexed again and come back as groups, with themselves as keepers.
+    before = tree(photos)
+    (tmp_path / "shortcut").symlink_to(photos / "b")
+    for folder in (photos / "duplicates", photos, tmp_path / "shortcut" / "old"):
+        with pytest.raises(ActionError, match="inside the photo folder"):
+            move_to_folder(place, selections(photos), folder)
+    with pytest.raises(ActionError, match="library"):
+        move_to_folder(place, selections(photos), place.library_dir / "dups")
+    assert tree(photos) == before and store.actions() == []
+
+
+def test_a_photo_folder_that_is_a_drive_of_its_own_gets_no_trash_folder(photos, place, store, monkeypatch):
+    # As if the photo folder were the top of a drive apart from the home folder's: the drive's trash
+    # would be photos/.Trash-UID, inside the photo folder, so the home trash takes the files.
+    monkeypatch.setattr(trash, "_device", lambda path: 1 if Path(path).is_relative_to(photos) else 2)
+    monkeypatch.setattr(trash, "_mount_point", lambda path: photos)
+    before = tree(photos)
+    report = move_to_trash(place, selections(photos))
+    assert len(report.done) == 3
+    assert sorted(p.name for p in photos.iterdir()) == ["a", "b"], "nothing written into the photo folder"
+    assert sorted(p.name for p in (home_trash() / "files").iterdir()) == ["one.jpg", "one_copy.jpg", "two_small.jpg"]
+    undo(place, report.action_id)
+    assert tree(photos) == before
+
+
+def test_a_drive_of_its_own_under_the_photo_folder_still_gets_its_own_trash(tmp_path, monkeypatch):
+    # the rule is about the photo folder: a photo folder below the drive's top uses the drive's trash
+    top, root = tmp_path / "drive", tmp_path / "drive" / "Pictures"
+    root.mkdir(parents=True)
+    photo = root / "x.jpg"
+    make_photo(1).save(photo)
+    monkeypatch.setattr(trash, "_device", lambda path: 1 if Path(path).is_relative_to(top) else 2)
+    monkeypatch.setattr(trash, "_mount_point", lambda path: top)
+    entry = trash.reserve(photo, root)
+    assert entry.file.parent.parent == top / f".Trash-{os.getuid()}"
+    trash.commit(photo, entry)
+    assert trash.original_path(entry) == photo and trash.is_trash_entry(entry)
+
+
+# -- the registry ----------------------------------------------------------------------------------
+
+def test_each_action_says_what_it_will_do_with_the_counts(photos):
+    trash_question = BULK_ACTIONS["trash"].confirmation(selections(photos))
+    assert trash_question.startswith("Move 3 photos from 2 groups to the trash?")
+    assert "Undo puts the others back" in trash_question
+    move_question = BULK_ACTIONS["move"].confirmation(selections(photos)[:1], Path("/backup"))
+    assert move_question.startswith("Move 2 photos from 1 group into /backup?")
+    assert BULK_ACTIONS["export"].confirmation(selections(photos)) is None, "a list moves nothing: nothing to ask"
+    assert [a.name for a in BULK_ACTIONS.values() if a.moves_files] == ["trash", "move"]
+    assert all(a.undoable for a in BULK_ACTIONS.values() if a.name == "move")
+    assert not BULK_ACTIONS["export"].undoable

@@ -12,7 +12,9 @@ import pytest
 from tests.photos import make_photo
 from vitgallery.cli import build_window_parser, main
 from vitgallery.commands import build_parser
+from vitgallery.core.keypoints import VERIFIED_INLIERS
 from vitgallery.core.library import Library
+from vitgallery.core.rerank import verified_score
 
 
 @pytest.fixture
@@ -38,7 +40,10 @@ def test_search_json_for_library_and_outside_images(indexed, tmp_path, capsys):
         assert scores == sorted(scores, reverse=True)
     assert result[str(outside)][0]["path"] == str(root / "img_05.jpg")
     best = result[str(outside)][0]
-    assert isinstance(best["inliers"], int) and best["score"] >= best["cosine"]  # why it ranked first
+    # why it ranked first: the matching points when they verify it, else its cosine
+    assert isinstance(best["inliers"], int)
+    expected = verified_score(best["inliers"]) if best["inliers"] >= VERIFIED_INLIERS else best["cosine"]
+    assert best["score"] == pytest.approx(float(expected), abs=1e-5)
     assert main(["search", str(outside), "--library", str(lib), "--k", "4", "--json", "--no-verify"]) == 0
     plain = json.loads(capsys.readouterr().out)[str(outside)]
     assert all(h["inliers"] is None and h["score"] == h["cosine"] for h in plain)
@@ -171,10 +176,11 @@ def test_the_window_takes_a_weights_file_and_a_folder_or_a_photo(photo_folder, t
     weights = tmp_path / "weights.pth"
     weights.write_bytes(b"weights")
     assert main(["--weights", str(weights), str(photo_folder)]) == 0
-    assert started[-1] == ((photo_folder, None), {"weights": weights, "query": None})
+    plain = {"choose_query": False, "verbose": False}
+    assert started[-1] == ((photo_folder, None), {"weights": weights, "query": None, **plain})
     photo = photo_folder / "img_03.jpg"
     assert main([str(photo)]) == 0
-    assert started[-1] == ((photo_folder, None), {"weights": None, "query": photo})
+    assert started[-1] == ((photo_folder, None), {"weights": None, "query": photo, **plain})
     with pytest.raises(SystemExit):
         main(["--weights", str(tmp_path / "none.pth"), str(photo_folder)])
 

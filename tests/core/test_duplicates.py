@@ -323,3 +323,10 @@ def test_cli_lists_groups_and_exports(library, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("0 groups of near-duplicates")
     assert main(["duplicates", "--library", str(library.library_dir), "--keep", "folder"]) == 2
     assert "needs --prefer" in capsys.readouterr().err
+
+
+def test_every_keep_rule_reads_as_a_sentence():
+    """The window lists the rules as "Keep the <label>" (it once read "Keep the in the preferred folder")."""
+    sentences = {f"Keep the {rule.label}" for rule in KeepRule}
+    assert "Keep the one in the preferred folder" in sentences
+    assert not [s for s in sentences if s.split()[2] in ("in", "at", "of", "from", "with")]

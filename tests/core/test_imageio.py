@@ -220,8 +220,27 @@ def test_heic_without_plugin_says_how_to_get_it(tmp_path: Path, monkeypatch: pyt
     path = write(tmp_path / "IMG_0001.heic", ftyp + b"\x00" * 200)
     with pytest.raises(DecodeError) as error:
         open_image(path)
-    assert "pillow-heif" in error.value.reason
     assert error.value.reason == imageio.HEIF_PLUGIN_MISSING
+    assert "pip install 'vitgallery[heif]'" in error.value.reason  # the command that fixes it
+    assert imageio.still_unsupported(error.value.reason)
+
+
+def test_avif_without_support_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imageio, "_BASE_FORMATS", tuple(f for f in imageio._BASE_FORMATS if f != "AVIF"))
+    avif = struct.pack(">I", 28) + b"ftypavif" + b"\x00\x00\x00\x00" + b"avifmif1miaf"
+    with pytest.raises(DecodeError) as error:
+        open_image(avif + b"\x00" * 200)
+    assert error.value.reason == imageio.AVIF_SUPPORT_MISSING
+    assert "pip install -U 'vitgallery[heif]'" in error.value.reason
+    assert imageio.still_unsupported(error.value.reason)
+
+
+def test_skip_reasons_for_missing_support_lapse_once_it_is_installed() -> None:
+    pytest.importorskip("pillow_heif")
+    assert not imageio.still_unsupported(imageio.HEIF_PLUGIN_MISSING)
+    assert imageio.still_unsupported("truncated file")
+    if features.check("avif"):
+        assert not imageio.still_unsupported(imageio.AVIF_SUPPORT_MISSING)
 
 
 def test_unexpected_exception_still_becomes_decode_error(

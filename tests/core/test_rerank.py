@@ -3,20 +3,33 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vitgallery.core.rerank import rerank
+from vitgallery.core.keypoints import VERIFIED_INLIERS
+from vitgallery.core.rerank import VERIFIED_FLOOR, rerank, similarity, verified_score
 
 
-def test_rerank_lifts_verified_candidates_only():
-    ids, scores = rerank(np.array([7, 8, 9]), np.array([0.9, 0.8, 0.7]), np.array([0, 60, 5]))
-    assert ids.tolist() == [8, 7, 9]
-    assert scores.tolist() == pytest.approx([1.0, 0.9, 0.7])
-    ids, _ = rerank(np.array([7, 8, 9]), np.array([0.9, 0.8, 0.7]), np.array([0, 0, 0]))
-    assert ids.tolist() == [7, 8, 9]
+def test_verified_hits_order_by_their_evidence():
+    # A crop's original (154 points) above a smaller copy (73), whatever their cosines say.
+    ids, scores = rerank(np.array([1, 2, 3, 4]), np.array([0.95, 0.80, 0.90, 0.30]), np.array([73, 154, 0, 12]))
+    assert ids.tolist() == [2, 1, 3, 4]
+    assert scores[0] > scores[1] > VERIFIED_FLOOR
+    assert scores.max() < 1.0, "no score claims certainty"
+    assert dict(zip(ids.tolist(), scores.tolist()))[4] == pytest.approx(VERIFIED_FLOOR)  # the weakest proof
 
 
-def test_rerank_bonus_grows_with_inliers_up_to_full():
-    # 20 inliers take half the distance to 1 away, 40 and more all of it
-    ids, scores = rerank(np.array([1, 2, 3]), np.array([0.5, 0.5, 0.5]), np.array([20, 40, 400]),
-                         min_inliers=12, weight=1.0, full_at=40)
-    assert ids.tolist() == [2, 3, 1]
-    assert scores.tolist() == pytest.approx([1.0, 1.0, 0.75])
+def test_unverified_hits_keep_the_cosine_order():
+    ids, scores = rerank(np.array([7, 8, 9]), np.array([0.9, 0.8, 0.7]), np.array([0, 0, VERIFIED_INLIERS - 1]))
+    assert ids.tolist() == [7, 8, 9] and scores.tolist() == pytest.approx([0.9, 0.8, 0.7])
+
+
+def test_a_verified_score_means_the_same_in_any_space():
+    """Before the whitening is fitted (raw cosines, a high background) and after it (centred), the
+    same evidence gives the same number, and an unrelated photo no longer scores 0.7."""
+    before = rerank(np.array([1, 2]), np.array([0.97, 0.72]), np.array([60, 0]), background=0.67)
+    after = rerank(np.array([1, 2]), np.array([0.55, 0.15]), np.array([60, 0]))
+    assert before[1][0] == pytest.approx(after[1][0]) == pytest.approx(verified_score(60))
+    assert before[1][1] < 0.2 and after[1][1] < 0.2
+
+
+def test_similarity_is_measured_from_the_background():
+    assert similarity(np.array([0.67, 1.0]), 0.67).tolist() == pytest.approx([0.0, 1.0])
+    assert verified_score(np.array([VERIFIED_INLIERS, 10_000])).tolist() == pytest.approx([VERIFIED_FLOOR, 1.0], abs=0.01)

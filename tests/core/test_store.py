@@ -10,6 +10,7 @@ from vitgallery.core.store import EmbeddedFile, Store, StoreError
 
 def embedded(path: str, seed: int, dim: int = 8) -> EmbeddedFile:
     vec = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+    vec /= np.linalg.norm(vec)  # as the model gives them: a stored vector of another length is damage
     return EmbeddedFile(path, 100 + seed, 1_000 + seed, f"fp{seed}", 640, 480, None, 1.5, vec)
 
 

@@ -122,3 +122,20 @@ def test_a_duplicates_scan_on_a_full_disk_says_so_and_changes_nothing(tmp_path, 
     assert snapshot(library) == before and not list(small_disk.glob("**/vitgallery-scan-*"))
     assert scan_duplicates(lib, workers=1).pairs, "with room again, the scan runs"
     lib.close()
+
+
+@pytest.mark.parametrize("free_bytes", [0, 8 * 1024, 32 * 1024, 128 * 1024])
+def test_cli_index_starting_on_a_nearly_full_disk_says_so(tmp_path, small_disk, cli, free_bytes):
+    """Whatever the first write of a run meets (the database, its WAL, the index file, the folder that
+    remembers the last library), the run ends with the message, never a traceback."""
+    root, library = tmp_path / "photos", small_disk / "library"
+    add_photos(root, range(8))
+    argv = ["index", str(root), "--library", str(library), "--model", "tiny-test", "--workers", "0"]
+    env = {"env": {"XDG_DATA_HOME": str(small_disk / "user-data")}}
+    assert cli.run(argv, output=tmp_path / "first.txt", **env)[0] == 0
+    add_photos(root, range(8, 40))
+    filler = fill(small_disk, free_bytes)
+    returncode, out = cli.run(argv, output=tmp_path / "full.txt", **env)
+    assert "Traceback" not in out, out
+    assert returncode == 0 or (returncode == 2 and "is full: free some space" in out), out
+    filler.unlink()

@@ -12,10 +12,12 @@ import weakref
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QThread, qInstallMessageHandler
 
 # Imported here once, not in each window's worker thread: importing torch takes seconds, and a
 # window closed during that import could not stop its worker in time.
+import torch  # noqa: F401,E402
+from PySide6.QtCore import QThread, qInstallMessageHandler
+
 import vitgallery.core.library  # noqa: F401,E402
 from vitgallery.ui import settings as opt
 from vitgallery.ui.settings import Settings

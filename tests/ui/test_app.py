@@ -8,10 +8,18 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication, QCheckBox, QStyleFactory
 
-from vitgallery.ui.app import ICON_FILE, INSTALLED_ICON_DIR, app_icon, apply_color_scheme
+from vitgallery.ui.app import (
+    APP_ID,
+    ICON_FILE,
+    INSTALLED_ICON_DIR,
+    ContrastStyle,
+    app_icon,
+    apply_color_scheme,
+    dark_palette,
+)
 from vitgallery.ui.reporting import ErrorReportDialog, ExceptionHandler, format_report
 
 
@@ -47,6 +55,10 @@ def test_a_wheel_installs_the_icon_where_the_app_looks_for_it(tmp_path) -> None:
     data = [name.split(".data/data/", 1)[1] for name in zipfile.ZipFile(wheel).namelist() if ".data/data/" in name]
     # pip installs a wheel's data files under sys.prefix, where icon_path looks outside a checkout
     assert (INSTALLED_ICON_DIR / ICON_FILE).as_posix() in data
+    # and where desktops find them when that prefix is ~/.local or /usr
+    assert f"share/applications/{APP_ID}.desktop" in data and f"share/metainfo/{APP_ID}.metainfo.xml" in data
+    for size in (16, 22, 24, 32, 48, 64, 128, 256, 512):
+        assert f"share/icons/hicolor/{size}x{size}/apps/vitgallery.png" in data
 
 
 def test_unexpected_exception_is_logged_and_shown_with_a_copyable_report(qtbot, caplog) -> None:
@@ -74,3 +86,78 @@ def test_unexpected_exception_is_logged_and_shown_with_a_copyable_report(qtbot, 
     dialog.copy_report()
     assert QGuiApplication.clipboard().text() == report
     dialog.close()
+
+
+def relative_luminance(colour: QColor) -> float:
+    def channel(value: int) -> float:
+        value /= 255
+        return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * channel(colour.red()) + 0.7152 * channel(colour.green()) + 0.0722 * channel(colour.blue())
+
+
+def contrast(first: QColor, second: QColor) -> float:
+    """WCAG contrast ratio: 1 (none) to 21 (black on white)."""
+    high, low = sorted((relative_luminance(first), relative_luminance(second)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+PALETTES = {"dark": dark_palette, "light": lambda: QStyleFactory.create("Fusion").standardPalette()}
+
+
+@pytest.mark.parametrize("scheme", PALETTES)
+def test_text_reads_in_both_palettes(scheme: str) -> None:
+    palette = PALETTES[scheme]()
+    role = QPalette.ColorRole
+    for text, background, least in (
+        (role.Text, role.Base, 7.0),
+        (role.WindowText, role.Window, 7.0),
+        (role.ButtonText, role.Button, 7.0),
+        (role.HighlightedText, role.Highlight, 3.0),
+        (role.PlaceholderText, role.Base, 3.0),
+    ):
+        ratio = contrast(palette.color(text), palette.color(background))
+        assert ratio >= least, f"{scheme}: {text.name} on {background.name} is {ratio:.1f}:1"
+
+
+@pytest.mark.parametrize("scheme", PALETTES)
+def test_an_empty_check_box_stands_out_in_both_palettes(qtbot, scheme: str) -> None:
+    palette = PALETTES[scheme]()
+    box = QCheckBox("keep")
+    box.setStyle(ContrastStyle(QStyleFactory.create("Fusion")))
+    box.setPalette(palette)
+    box.setBackgroundRole(QPalette.ColorRole.Base)  # as in the duplicates list
+    box.setAutoFillBackground(True)
+    qtbot.addWidget(box)
+    box.resize(80, 30)
+    box.show()
+    image = box.grab().toImage()
+    background = image.pixelColor(image.width() - 2, image.height() // 2)
+    frame = max(
+        contrast(image.pixelColor(x, y), background) for x in range(20) for y in range(image.height())
+    )
+    assert frame >= 3.0, f"{scheme}: the check box frame stands out only {frame:.1f}:1"
+
+
+@pytest.mark.xfail(
+    __import__("PySide6").__version__ == "6.12.0",
+    reason="PySide6 6.12.0 drops a reference to True on every emit; pyproject excludes that release",
+    strict=True,
+)
+def test_emitting_signals_keeps_the_interpreter_sound() -> None:
+    """Every signal the app sends from Python (a thumbnail, a progress report, a model row) went
+    through SignalInstance.emit; with PySide6 6.12.0 each one took a reference to True away, and
+    after a few thousand the process aborted ("deallocating True or False") or crashed."""
+    from PySide6.QtCore import QObject, Signal
+
+    class Sender(QObject):
+        sent = Signal(int)
+
+    sender = Sender()
+    received: list[int] = []
+    sender.sent.connect(received.append)
+    before = sys.getrefcount(True)
+    for number in range(200):
+        sender.sent.emit(number)
+    assert len(received) == 200
+    assert sys.getrefcount(True) >= before - 10

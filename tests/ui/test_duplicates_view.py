@@ -1,15 +1,21 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox, QPushButton
 
 from tests.core.test_duplicates import write_near_duplicates
-from vitgallery.core.actions import home_trash
-from vitgallery.core.duplicates import KeepRule
+from vitgallery.core import library as core_library
+from vitgallery.core import store as core_store
+from vitgallery.core.duplicates import BULK_ACTIONS, DuplicateProgress, KeepRule
+from vitgallery.core.duplicates.trash import home_trash
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
+from vitgallery.ui import duplicates_view
 from vitgallery.ui.duplicates_view import DuplicatesView
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.workers import JobRunner, Session
@@ -48,86 +54,197 @@ def make_view(qtbot, tmp_path):
         runner.session.replace_library(None)
 
 
+def active(qtbot, view: DuplicatesView) -> DuplicatesView:
+    """Shown and active, so its shortcuts answer keys."""
+    view.show()
+    view.activateWindow()
+    qtbot.waitUntil(view.isActiveWindow)
+    view.member_list.setFocus()
+    return view
+
+
 def scanned(qtbot, view: DuplicatesView) -> DuplicatesView:
     with qtbot.waitSignal(view.scan_finished, timeout=120_000):
         view.start_scan()
     return view
 
 
-def member_names(view: DuplicatesView) -> dict[str, bool]:
+def shown(view: DuplicatesView) -> list[tuple[str, bool]]:
+    """The photos of the group on screen, in order, and whether each is kept."""
     items = (view.member_list.item(i) for i in range(view.member_list.count()))
-    return {Path(item.data(PathRole)).name: item.checkState() == Qt.CheckState.Checked for item in items}
+    return [(Path(item.data(PathRole)).name, item.checkState() == Qt.CheckState.Checked) for item in items]
 
 
-def test_scan_shows_groups_with_the_rules_keeper_checked(qtbot, make_view, library_dir):
+def photo_names(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir())
+
+
+def select(view: DuplicatesView, *names: str) -> None:
+    view.member_list.clearSelection()
+    for i in range(view.member_list.count()):
+        item = view.member_list.item(i)
+        if Path(item.data(PathRole)).name in names:
+            item.setSelected(True)
+
+
+# -- the review of one group -----------------------------------------------------------------------
+
+
+def test_each_group_shows_its_kept_photo_first_with_the_reason(qtbot, make_view, library_dir):
     view = scanned(qtbot, make_view(library_dir))
     assert view.group_list.count() == 3 == len(view.groups)
     view.group_list.setCurrentRow(0)
-    shown = member_names(view)
-    assert len(shown) == 5 and sum(shown.values()) == 1
-    seed = min(shown, key=len)  # p1.jpg, p4.jpg or p6.jpg: the original, highest resolution and largest
-    assert shown[seed], "the highest resolution photo is kept by default"
-    tips = [view.member_list.item(i).toolTip() for i in range(view.member_list.count())]
-    assert "matched to" in tips[0] and all("matching points" in tip for tip in tips[1:]), "each says why it is there"
+    photos = shown(view)
+    assert len(photos) == 5 and [kept for _, kept in photos] == [True, False, False, False, False]
+    original = photos[0][0]
+    assert original in ("p1.jpg", "p4.jpg", "p6.jpg"), "the original: highest resolution and largest"
+    assert view.member_list.item(0).text().endswith("Kept: highest resolution")
+    assert f"Keeping {original}" in view.keeper_label.text() and "highest resolution" in view.keeper_label.text()
+    assert view.group_title.text().startswith("Group 1 of 3 · 5 photos")
+    assert f"keeps {original}" in view.group_list.item(0).text()
+    tips = [view.member_list.item(i).toolTip() for i in range(5)]
+    assert sum("matched to" in tip for tip in tips) == 1 and sum("matching points" in tip for tip in tips) == 4
     assert "3 groups, 15 photos" in view.status_label.text()
 
     view.rule_combo.setCurrentIndex(view.rule_combo.findData(KeepRule.SHARPEST))
     group = view.groups[0]
     sharpest = max(group.members, key=lambda m: (m.sharpness, m.pixels, m.size))
-    assert member_names(view)[sharpest.path.name] and view.keep_paths(group) == {sharpest.path}
+    assert shown(view)[0] == (sharpest.path.name, True) and view.keep_paths(group) == {sharpest.path}
+    assert view.member_list.item(0).text().endswith("Kept: sharpest")
 
 
-def test_the_slider_regroups_without_scanning_again(qtbot, make_view, library_dir):
+def test_the_badge_says_the_reason_a_keep_rule_gives(qtbot, make_view, library_dir, monkeypatch):
+    # dupcore's keep rule names its reason (choice.reason); the page shows it as it is
+    def choose(members, rule, folder=None):
+        return SimpleNamespace(member=members[-1], reason="no edits seen; others padded", same_file=())
+
+    monkeypatch.setattr(duplicates_view, "choose_keeper", choose)
     view = scanned(qtbot, make_view(library_dir))
-    counts = []
-    for value in (1, 50, 99):
-        view.threshold_slider.setValue(value)
-        counts.append(sum(len(g.members) for g in view.groups))
-    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
-    assert view.threshold_label.text() == "0.99"
+    group = view.groups[0]
+    assert view.keep_paths(group) == {group.members[-1].path}
+    assert shown(view)[0] == (group.members[-1].path.name, True)
+    assert view.member_list.item(0).text().endswith("Kept: no edits seen; others padded")
 
 
-def test_trash_the_rest_then_undo(qtbot, make_view, library_dir):
+def test_keys_keep_and_reject_photos_and_step_through_groups(qtbot, make_view, library_dir):
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    group = view.current_group()
+    keeper = view.shown_members()[0]
+    first_candidate = view.selected_members()[0]
+    assert first_candidate == view.shown_members()[1], "the first photo not kept is current"
+
+    qtbot.keyClick(view.member_list, Qt.Key.Key_K)
+    assert view.keep_paths(group) == {keeper.path, first_candidate.path}
+    assert shown(view)[1] == (first_candidate.path.name, True)
+    assert view.member_list.currentRow() == 2, "K steps on to the next photo"
+    assert view.keep_reason(group) == "your choice"
+
+    view.member_list.setCurrentRow(1)
+    qtbot.keyClick(view.member_list, Qt.Key.Key_R)
+    assert first_candidate.path not in view.keep_paths(group)
+    select(view, shown(view)[0][0])
+    qtbot.keyClick(view.member_list, Qt.Key.Key_R)
+    assert len(view.keep_paths(group)) == 1, "the last kept photo stays kept"
+    assert "always kept" in view.status_label.text()
+
+    qtbot.keyClick(view.member_list, Qt.Key.Key_N)
+    assert view.group_list.currentRow() == 1
+    qtbot.keyClick(view.member_list, Qt.Key.Key_PageDown)
+    assert view.group_list.currentRow() == 2
+    qtbot.keyClick(view.member_list, Qt.Key.Key_P)
+    assert view.group_list.currentRow() == 1
+
+
+def test_switching_groups_starts_each_at_the_top(qtbot, make_view, library_dir):
     view = scanned(qtbot, make_view(library_dir))
-    root = view.groups[0].members[0].path.parent
-    view.group_list.setCurrentRow(0)
-    # the user also keeps a second photo of the first group
-    extra = view.member_list.item(1)
-    extra.setCheckState(Qt.CheckState.Checked)
-    kept_extra = Path(extra.data(PathRole))
-    before = sorted(p.name for p in root.iterdir())
-
-    with qtbot.waitSignal(view.action_finished, timeout=30_000) as done:
-        view.trash_rest()
-    report = done.args[0]
-    assert report.kind == "trash" and len(report.done) == 11 and not report.problems
-    assert kept_extra.exists()
-    assert len(list((home_trash() / "files").iterdir())) == 11
-    [left] = view.groups  # only the two photos kept of the first group are still a pair
-    assert {m.path for m in left.members} == {kept_extra, *view.keep_paths(left)} and len(left.members) == 2
-    qtbot.waitUntil(lambda: view.history_combo.count() == 1 and view.undo_button.isEnabled())
-
-    with qtbot.waitSignal(view.action_finished, timeout=30_000) as done:
-        view.undo_selected()
-    assert done.args[0].kind == "undo" and len(done.args[0].done) == 11
-    assert sorted(p.name for p in root.iterdir()) == before
-    assert view.group_list.count() == 3, "put back, the groups show again"
-    qtbot.waitUntil(lambda: not view.undo_button.isEnabled())
+    view.resize(520, 420)
+    view.show()
+    qtbot.waitExposed(view)
+    bar = view.member_list.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    bar.setValue(bar.maximum())
+    view.next_group()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    assert bar.value() == 0
 
 
-def test_move_the_rest_and_export(qtbot, make_view, library_dir, tmp_path):
+def test_the_progress_text_is_never_clipped(qtbot, make_view, library_dir):
+    view = make_view(library_dir)
+    view.resize(900, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    view.start_scan()
+    view._on_progress(DuplicateProgress("keypoints", 120, 318))
+    bar = view.progress_bar
+    assert bar.text() == "Reading photos: 120 of 318"
+    assert bar.fontMetrics().horizontalAdvance(bar.text()) < bar.width() / 2
+    qtbot.waitSignal(view.scan_finished, timeout=120_000).wait()
+
+
+def test_compare_two_photos_side_by_side(qtbot, make_view, library_dir):
     view = scanned(qtbot, make_view(library_dir))
-    with qtbot.waitSignal(view.action_finished, timeout=30_000) as done:
-        view.export_list(tmp_path / "list.json")
-    assert done.args[0].kind == "export" and (tmp_path / "list.json").exists()
-    with qtbot.waitSignal(view.action_finished, timeout=30_000) as done:
-        view.move_rest(tmp_path / "sorted-out")
-    assert len(list((tmp_path / "sorted-out").iterdir())) == 12
-    qtbot.waitUntil(lambda: view.history_combo.count() == 2)
-    assert "moved to" in view.history_combo.itemText(0)
+    original = shown(view)[0][0]
+    small = original.replace(".jpg", "_small.jpg")
+    select(view, original, small)
+    dialog = view.compare_selected()
+    qtbot.waitUntil(dialog.is_loaded, timeout=10_000)
+    assert [m.path.name for m in dialog.members] == [original, small]
+    assert {"Resolution", "File size", "Name"} <= set(dialog.differing_properties())
+    assert dialog.table.item(0, 0).text() == "480 × 360" and dialog.table.item(0, 0).font().bold()
+    assert dialog.table.item(0, 1).text() == "240 × 180" and not dialog.table.item(0, 1).font().bold()
+    assert dialog.table.item(4, 0).text() == "JPEG" and dialog.table.item(3, 0).text() == "none recorded"
+
+    dialog.actual_size()
+    assert [round(v.zoom, 3) for v in dialog.views] == [1.0, 1.0], "1:1: each file's own pixels"
+    dialog.zoom_by(2.0)
+    assert [round(v.zoom, 3) for v in dialog.views] == [2.0, 2.0]
+    keep_right = [b for b in dialog.findChildren(QPushButton) if b.text() == "Keep this one"][1]
+    keep_right.click()
+    group = view.current_group()
+    assert view.keep_paths(group) == {next(m.path for m in group.members if m.path.name == small)}
+
+    # one photo selected: it is compared with the kept one
+    select(view, original.replace(".jpg", "_crop.jpg"))
+    dialog = view.compare_selected()
+    assert [m.path.name for m in dialog.members] == [small, original.replace(".jpg", "_crop.jpg")]
+    dialog.close()
 
 
-def test_not_duplicates_is_remembered_by_the_next_scan(qtbot, make_view, library_dir):
+# -- decisions that keep the rest of a group -------------------------------------------------------
+
+
+def test_take_out_split_and_a_pair_not_duplicates_keep_the_rest(qtbot, make_view, library_dir):
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    base = shown(view)[0][0].removesuffix(".jpg")
+
+    select(view, f"{base}_flip.jpg")
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        qtbot.keyClick(view.member_list, Qt.Key.Key_T)
+    assert len(view.groups) == 3, "the rest of the group is still shown"
+    assert sorted(name for name, _ in shown(view)) == sorted(f"{base}{s}.jpg" for s in ("", "_resaved", "_small", "_crop"))
+
+    select(view, f"{base}_small.jpg", f"{base}_crop.jpg")
+    assert view.pair_button.isEnabled() and view.take_out_button.text() == "Split off (T)"
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        qtbot.keyClick(view.member_list, Qt.Key.Key_D)
+    left = {name for name, _ in shown(view)}
+    assert len(left) == 3 and f"{base}.jpg" in left and f"{base}_resaved.jpg" in left
+    assert len({f"{base}_small.jpg", f"{base}_crop.jpg"} & left) == 1, "one of the two left the group"
+
+    view.group_list.setCurrentRow(1)
+    other = shown(view)[0][0].removesuffix(".jpg")
+    select(view, f"{other}_small.jpg", f"{other}_resaved.jpg")
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        view.take_out_selected()
+    groups = {frozenset(m.path.name for m in g.members) for g in view.groups}
+    assert frozenset({f"{other}_small.jpg", f"{other}_resaved.jpg"}) in groups, "split off as a group of its own"
+    assert frozenset({f"{other}.jpg", f"{other}_crop.jpg", f"{other}_flip.jpg"}) in groups
+
+    again = scanned(qtbot, make_view(library_dir))
+    assert {frozenset(m.path.name for m in g.members) for g in again.groups} == groups, "kept in the library"
+
+
+def test_not_duplicates_hides_the_whole_group_for_the_next_scan(qtbot, make_view, library_dir):
     view = scanned(qtbot, make_view(library_dir))
     view.group_list.setCurrentRow(1)
     hidden = view.groups[1].key
@@ -140,11 +257,122 @@ def test_not_duplicates_is_remembered_by_the_next_scan(qtbot, make_view, library
     assert "1 group hidden by your decisions" in again.status_label.text()
 
 
+# -- resolving -------------------------------------------------------------------------------------
+
+
+def test_resolve_this_group_acts_on_it_alone_then_shows_the_next(qtbot, make_view, library_dir):
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    view.confirm = lambda question: pytest.fail(f"an undoable action on one group asks nothing: {question}")
+    view.set_action("trash")
+    view.group_list.setCurrentRow(1)
+    second, third = view.groups[1], view.groups[2]
+    with qtbot.waitSignal(view.action_finished, timeout=30_000) as done:
+        qtbot.keyClick(view.member_list, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    report = done.args[0]
+    kept = view.keep_paths(second)
+    assert sorted(source for source, _ in report.done) == sorted(m.path for m in second.members if m.path not in kept)
+    assert view.group_list.count() == 2 and view.current_group().key == third.key
+
+
+def test_resolve_all_asks_with_the_counts_and_cancel_is_the_default(qtbot, make_view, library_dir):
+    view = scanned(qtbot, make_view(library_dir))
+    box = view.confirmation_box("Move?")
+    assert box.defaultButton() is box.button(QMessageBox.StandardButton.Cancel)
+    assert box.escapeButton() is box.button(QMessageBox.StandardButton.Cancel)
+    assert view.resolve_all_button.text() == "Resolve all 3 groups (12 photos)…"
+    root = view.groups[0].members[0].path.parent
+    before = photo_names(root)
+    asked = []
+    view.confirm = lambda question: asked.append(question) is not None  # answers Cancel
+    view.resolve_all()
+    assert asked[0].startswith("Move 12 photos from 3 groups to the trash?")
+    assert photo_names(root) == before and view.group_list.count() == 3, "Cancel moves nothing"
+
+
+def test_resolve_all_to_the_trash_then_undo(qtbot, make_view, library_dir):
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    root = view.groups[0].members[0].path.parent
+    view.group_list.setCurrentRow(0)
+    extra = view.member_list.item(1)  # the user also keeps a second photo of the first group
+    extra.setCheckState(Qt.CheckState.Checked)
+    kept_extra = Path(extra.data(PathRole))
+    before = photo_names(root)
+
+    with qtbot.waitSignal(view.action_finished, timeout=30_000) as done:
+        view.resolve_all()
+    report = done.args[0]
+    assert report.kind == "trash" and len(report.done) == 11 and not report.problems
+    assert kept_extra.exists() and len(list((home_trash() / "files").iterdir())) == 11
+    assert view.group_list.count() == 0, "the two photos kept of a resolved group are not a new group"
+    qtbot.waitUntil(lambda: view.history_combo.count() == 1 and view.undo_button.isEnabled())
+
+    with qtbot.waitSignal(view.action_finished, timeout=30_000) as done:
+        qtbot.keyClick(view.member_list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert done.args[0].kind == "undo" and len(done.args[0].done) == 11
+    assert photo_names(root) == before
+    assert view.group_list.count() == 3, "put back, the groups show again"
+    qtbot.waitUntil(lambda: not view.undo_button.isEnabled())
+
+
+def test_move_all_and_export_the_list(qtbot, make_view, library_dir, tmp_path):
+    view = scanned(qtbot, make_view(library_dir))
+    with qtbot.waitSignal(view.action_finished, timeout=30_000) as done:
+        view.run_list_action("export", tmp_path / "list.json")
+    assert done.args[0].kind == "export" and (tmp_path / "list.json").exists()
+    view.set_action("move", tmp_path / "sorted-out")
+    assert view.action_combo.currentText() == f"Move into a folder {tmp_path / 'sorted-out'}"
+    with qtbot.waitSignal(view.action_finished, timeout=30_000):
+        view.resolve_all()
+    assert len(list((tmp_path / "sorted-out").iterdir())) == 12
+    qtbot.waitUntil(lambda: view.history_combo.count() == 2)
+    assert "moved to" in view.history_combo.itemText(0)
+
+
+def test_a_move_into_the_photo_folder_is_refused_with_a_message(qtbot, make_view, library_dir):
+    view = scanned(qtbot, make_view(library_dir))
+    root = view.groups[0].members[0].path.parent
+    before = photo_names(root)
+    view.set_action("move", root / "duplicates")
+    view.resolve_all()
+    qtbot.waitUntil(lambda: view.status_label.text().startswith("Failed:"), timeout=30_000)
+    assert "inside the photo folder" in view.status_label.text() and photo_names(root) == before
+
+
+# -- the page's shape ------------------------------------------------------------------------------
+
+
+def test_the_page_works_on_the_windows_library_only(qtbot, make_view, library_dir, monkeypatch, tmp_path):
+    view = make_view(library_dir)
+    opened = []
+    monkeypatch.setattr(core_store.Store, "__init__", lambda *args: opened.append("a Store"))
+    monkeypatch.setattr(core_library.Library, "open", lambda *args: opened.append("a Library"))
+    scanned(qtbot, view)
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        view.mark_group("keep_all")
+    view.set_action("move", tmp_path / "out")
+    with qtbot.waitSignal(view.action_finished, timeout=30_000):
+        view.resolve_group()
+    with qtbot.waitSignal(view.action_finished, timeout=30_000):
+        view.undo_last()
+    assert opened == []
+
+
+def test_a_new_bulk_action_is_one_entry(qtbot, make_view, library_dir, monkeypatch):
+    copy = dataclasses.replace(BULK_ACTIONS["move"], name="copy", label="Copy into a folder…")
+    report = dataclasses.replace(BULK_ACTIONS["export"], name="report", label="Print a report…")
+    monkeypatch.setitem(BULK_ACTIONS, "copy", copy)
+    monkeypatch.setitem(BULK_ACTIONS, "report", report)
+    view = make_view(library_dir)
+    assert [view.action_combo.itemText(i) for i in range(view.action_combo.count())] == [
+        "Move to the trash", "Move into a folder…", "Copy into a folder…"]
+    assert list(view.list_buttons) == ["export", "report"]
+
+
 def test_cancel_and_an_empty_library(qtbot, make_view, tmp_path):
     empty = tmp_path / "empty-library"
     Library.open(tmp_path, empty).close()
     view = scanned(qtbot, make_view(empty))
-    assert view.group_list.count() == 0 and not view.trash_button.isEnabled()
+    assert view.group_list.count() == 0 and not view.resolve_all_button.isEnabled()
 
 
 def test_the_main_window_has_a_duplicates_tab_on_its_library(qtbot, indexed_window):

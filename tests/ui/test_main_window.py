@@ -392,3 +392,34 @@ def test_closing_while_indexing_stops_within_2s_and_keeps_committed_work(
         assert summary.unchanged == committed and summary.added == 60 - committed
     finally:
         library.close()
+
+
+def test_a_notice_from_indexing_reaches_the_message_bar_on_the_gui_thread(
+    qtbot, make_window, photo_folder: Path, tmp_path: Path
+) -> None:
+    """The core's notices used to reach the message bar through a lambda, which PySide runs on the
+    worker's thread: Qt warned "Cannot create children for a parent that is in a different thread
+    (Parent is QLabel...)" and "Timers cannot be started from another thread" (conftest fails on both)."""
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.open_folder(photo_folder)
+    window.close()
+    (tmp_path / "library" / "index.json").write_text("damaged")
+    again = make_window()
+    again.show()
+    with qtbot.waitSignal(again.indexing_finished, timeout=60_000):
+        again.open_folder(photo_folder)
+    assert "index file not usable" in again.message_bar.text()
+
+
+def test_a_missing_weights_file_is_said_at_start_before_any_folder_opens(
+    qtbot, make_window, settings, tmp_path: Path
+) -> None:
+    settings.set(opt.MODEL, "dinov2-s14")
+    settings.set(opt.WEIGHTS, str(tmp_path / "moved-away.pth"))
+    window = make_window()
+    window.show()
+    qtbot.waitUntil(lambda: "weights file not found" in window.message_bar.text(), timeout=20_000)
+    assert window.message_bar.action_button.isVisible()
+    assert window.folder is None

@@ -99,11 +99,11 @@ def test_window_geometry_is_restored(qtbot, make_window, settings: Settings) -> 
     # The offscreen screen is 800x600; restoreGeometry keeps windows on screen.
     window.resize(700, 500)
     qtbot.waitUntil(lambda: window.size().width() == 700)
-    window.splitter.setSizes([300, 400])
+    window.splitter.setSizes([250, 450])
     window.close()
     settings.sync()
 
     reopened = make_window()
     reopened.show()
     assert (reopened.size().width(), reopened.size().height()) == (700, 500)
-    assert abs(reopened.splitter.sizes()[0] - 300) <= 2
+    assert abs(reopened.splitter.sizes()[0] - 250) <= 2

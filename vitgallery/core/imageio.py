@@ -23,6 +23,7 @@ import os
 import re
 import stat
 import struct
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,8 +56,14 @@ MAX_PIXELS = 2 * 89_478_485
 _PLAUSIBILITY_FLOOR_PIXELS = 4096 * 4096
 _MAX_PIXELS_PER_FILE_BYTE = 10_000
 
-HEIF_PLUGIN_MISSING = "HEIC support needs pillow-heif (pip install pillow-heif)"
-AVIF_SUPPORT_MISSING = "AVIF support needs a Pillow built with libavif (pip install -U pillow)"
+# Skip reasons that name the fix; a file skipped for one is tried again once the fix is installed.
+HEIF_PLUGIN_MISSING = "HEIC needs pillow-heif: pip install 'vitgallery[heif]'"
+AVIF_SUPPORT_MISSING = "AVIF needs a Pillow with AVIF support: pip install -U 'vitgallery[heif]'"
+# Reasons that say nothing about the file's content (see pipeline.failure_may_pass).
+FILE_VANISHED = "file vanished"
+PERMISSION_DENIED = "permission denied"
+READ_ERROR = "read error"
+NOT_ENOUGH_MEMORY = "not enough memory to decode"
 
 # Pillow plugin names tried by Image.open, most common first. MPO is how Pillow names the
 # multi-picture JPEGs written by many cameras and phones. HEIF is added when pillow-heif loads.
@@ -161,6 +168,32 @@ def _allowed_formats() -> tuple[str, ...]:
     if _register_heif() and "HEIF" in Image.OPEN:
         formats.append("HEIF")
     return tuple(formats)
+
+
+def still_unsupported(reason: str) -> bool:
+    """Whether a file skipped for `reason` would be skipped again: False once the missing HEIC or
+    AVIF support it names has been installed, so it is worth another try."""
+    if reason == HEIF_PLUGIN_MISSING:
+        return "HEIF" not in _allowed_formats()
+    if reason == AVIF_SUPPORT_MISSING:
+        return "AVIF" not in _allowed_formats()
+    return True
+
+
+def route_pillow_warnings() -> None:
+    """Send Python's warnings to the log instead of printing them raw; Pillow's (a possible
+    decompression bomb, corrupt EXIF data...) go at INFO level, shown with -v: they are about one
+    file, which is indexed or skipped with a reason anyway. Called once by each process that decodes."""
+    logging.captureWarnings(True)
+    show_in_log = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if os.sep + "PIL" + os.sep in filename:
+            logger.info("Pillow: %s", message)
+        else:
+            show_in_log(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def open_image(source: Source, *, draft_size: int | None = None) -> Image.Image:
@@ -351,12 +384,12 @@ def _open_stream(source: Source) -> Iterator[tuple[IO[bytes], int]]:
 
 def _os_error_reason(exc: OSError) -> str:
     if isinstance(exc, FileNotFoundError):
-        return "file vanished"
+        return FILE_VANISHED
     if isinstance(exc, PermissionError):
-        return "permission denied"
+        return PERMISSION_DENIED
     if isinstance(exc, IsADirectoryError):
         return "is a directory"
-    return f"read error ({exc.strerror or exc})"
+    return f"{READ_ERROR} ({exc.strerror or exc})"
 
 
 def _load_failure_reason(exc: Exception, label: str, size: tuple[int, int] | None) -> str:
@@ -365,7 +398,7 @@ def _load_failure_reason(exc: Exception, label: str, size: tuple[int, int] | Non
     if isinstance(exc, Image.DecompressionBombError):
         return _bomb_reason_from_pillow(exc)
     if isinstance(exc, MemoryError):
-        return f"not enough memory to decode {size[0]}x{size[1]}" if size else "not enough memory to decode"
+        return f"{NOT_ENOUGH_MEMORY} {size[0]}x{size[1]}" if size else NOT_ENOUGH_MEMORY
     if isinstance(exc, EOFError) or (isinstance(exc, OSError) and "truncated" in str(exc).lower()):
         return "truncated file"
     if isinstance(exc, OSError) and exc.errno is not None:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
+import struct
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -26,7 +29,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: files saved before it could claim a generation newer than they held
 METRIC = "cosine"
 # Chosen with bench/index_scale.py on 1M clustered 384-d vectors (2 cores): M=16 reached only 0.967
 # recall@10 at ef 192; M=32 with ef 128 gives 0.984 at 0.67 ms p95 query CPU time, ~2 KB per vector.
@@ -34,7 +37,19 @@ DEFAULT_M = 32
 DEFAULT_EF_SEARCH = 128
 
 _HASH_BLOCK_BYTES = 8 << 20
+# A temporary file no save has touched for this long was abandoned, whatever its name says.
+ABANDONED_TEMPORARY_S = 24 * 3600
 _EXACT_SEARCH_CHUNK = 65_536
+
+# hnswlib's saveIndex layout (hnswalg.h, 0.8): offsetLevel0, max_elements, cur_element_count,
+# size_data_per_element, label_offset, offsetData (size_t); maxlevel (int); enterpoint (uint32); maxM,
+# maxM0, M (size_t); mult (double); ef_construction (size_t). Then every element's level-0 record
+# (link count, maxM0 links, the vector, the label), then per element the byte size of its upper-level
+# links and those links.
+_HNSW_HEADER = struct.Struct("<QQQQQQiIQQQdQ")
+_HNSW_MAX_M = 2048
+_HNSW_MAX_EF_CONSTRUCTION = 100_000
+_HNSW_CHECK_CHUNK = 65_536  # elements whose links are checked at a time (bounds the check's memory)
 
 
 class IndexMismatch(Exception):
@@ -192,6 +207,9 @@ class VectorIndex:
             raise ValueError(f"bad search parameters: ef_search={ef_search} threads={threads}")
         self._graph = graph
         self._model_signature = model_signature
+        # The database generation the vectors reflect, as far as the owner keeps it up to date: load
+        # sets it from the header, a new index starts before every generation.
+        self.generation = -1
         # hnswlib cannot tell whether a label is deleted, and get_ids_list() includes deleted ones.
         self._live = live
         self._deleted = deleted
@@ -334,6 +352,7 @@ class VectorIndex:
         path = Path(path)
         directory = path.parent
         with self._save_lock:
+            _remove_abandoned_temporaries(directory, path.name)
             temporaries = [_temp_file(directory, path.name) for _ in range(3)]
             payload_tmp, labels_tmp, header_tmp = temporaries
             try:
@@ -403,6 +422,7 @@ class VectorIndex:
             )
         _verify(path, header.payload_bytes, header.payload_sha256, "payload")
         _verify(labels_path(path), header.labels_bytes, header.labels_sha256, "labels")
+        _check_payload(path, header, dim)
         try:
             live_labels = np.load(labels_path(path), allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -417,11 +437,13 @@ class VectorIndex:
         except (RuntimeError, MemoryError) as exc:
             raise IndexMismatch(f"corrupt payload: {exc}") from None
         live = set(live_labels.tolist())
-        deleted = set(graph.get_ids_list()) - live
-        if len(live) + len(deleted) != graph.element_count:
+        in_payload = set(graph.get_ids_list())
+        if not live <= in_payload or len(in_payload) != graph.element_count:
             raise IndexMismatch("corrupt labels file: live labels are not in the payload")
+        deleted = in_payload - live
         index = cls.__new__(cls)
         index._adopt(graph, model_signature, live=live, deleted=deleted, ef_search=ef_search, threads=threads)
+        index.generation = header.generation
         log.debug("loaded index of %d vectors from %s", len(live), path)
         return index
 
@@ -458,9 +480,36 @@ def _top_k(labels: np.ndarray, similarities: np.ndarray, k: int) -> tuple[np.nda
 
 
 def _temp_file(directory: Path, name: str) -> Path:
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    # The pid in the name tells a save in progress in another process from one a kill cut short.
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.{os.getpid()}.", suffix=".tmp")
     os.close(handle)
     return Path(temporary)
+
+
+def _remove_abandoned_temporaries(directory: Path, name: str) -> None:
+    """Delete the temporary files of saves that never finished (the process was killed): those whose
+    process is gone, and any older than ABANDONED_TEMPORARY_S (a pid can be reused)."""
+    for temporary in directory.glob(f".{name}.*.tmp"):
+        writer = temporary.name[len(name) + 2:].split(".")[0]
+        try:
+            old = time.time() - temporary.stat().st_mtime > ABANDONED_TEMPORARY_S
+            if old or (writer.isdigit() and not _process_exists(int(writer))):
+                temporary.unlink()
+                log.info("removed %s, left by a save that did not finish", temporary.name)
+        except OSError:
+            continue  # gone meanwhile, or not ours to delete
+
+
+def _process_exists(pid: int) -> bool:
+    if os.name == "nt":  # os.kill would end the process: leave the file to the age rule
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _sync_and_hash(path: Path) -> str:
@@ -491,6 +540,99 @@ def _verify(path: Path, expected_bytes: int, expected_sha256: str, what: str) ->
     with open(path, "rb") as stream:
         if _sha256(stream) != expected_sha256:
             raise IndexMismatch(f"checksum mismatch: {what} {path} differs from its header")
+
+
+def _check_payload(path: Path, header: IndexHeader, dim: int) -> None:
+    """Check everything hnswlib would trust in a payload before it sees it: hnswlib takes sizes,
+    offsets and link ids as they are, so a crafted file (its checksum recomputed) could make it read or
+    write outside its memory. Raises IndexMismatch for anything a save of ours cannot have written."""
+    file_size = path.stat().st_size
+    if file_size < _HNSW_HEADER.size:
+        raise _corrupt("shorter than its header")
+    with open(path, "rb") as stream:
+        (offset_level0, capacity, count, record_bytes, label_offset, data_offset, max_level, entry_point, max_m,
+         max_m0, m, mult, ef_construction) = _HNSW_HEADER.unpack(stream.read(_HNSW_HEADER.size))
+    links0_bytes = 4 + 4 * max_m0
+    if not (2 <= m <= _HNSW_MAX_M and max_m == m and max_m0 == 2 * m and offset_level0 == 0
+            and data_offset == links0_bytes and label_offset == data_offset + 4 * dim
+            and record_bytes == label_offset + 8):
+        raise _corrupt("its layout does not match the index parameters")
+    if not (math.isfinite(mult) and abs(mult - 1.0 / math.log(m)) < 1e-6 and m == header.m
+            and 0 < ef_construction == header.ef_construction <= _HNSW_MAX_EF_CONSTRUCTION):
+        raise _corrupt("its construction parameters are not the header's")
+    # A save of ours holds no more room than about twice its elements: the index grows by doubling.
+    if not (count <= capacity == header.capacity and capacity <= 2 * count + 1024):
+        raise _corrupt(f"{count} elements in room for {capacity}")
+    upper_start = _HNSW_HEADER.size + count * record_bytes
+    if upper_start + 4 * count > file_size or (file_size - upper_start) % 4:
+        raise _corrupt("shorter than its elements")
+    if count == 0:
+        if (max_level, entry_point, file_size) != (-1, 0xFFFFFFFF, _HNSW_HEADER.size):
+            raise _corrupt("an empty graph with an entry point")
+        return
+
+    upper = np.memmap(path, dtype="<u4", mode="r", offset=upper_start)
+    levels, starts = _upper_levels(upper, count, 4 + 4 * max_m)
+    if not (0 <= max_level == levels.max() and entry_point < count and levels[entry_point] == max_level):
+        raise _corrupt("its entry point is not on its top level")
+    records = np.memmap(path, dtype=np.uint8, mode="r", offset=_HNSW_HEADER.size, shape=(count, record_bytes))
+    for start in range(0, count, _HNSW_CHECK_CHUNK):
+        chunk = np.ascontiguousarray(records[start:start + _HNSW_CHECK_CHUNK])
+        _check_links(chunk[:, :links0_bytes].view("<u4"), levels, 0)
+        if not np.isfinite(chunk[:, data_offset:label_offset].view("<f4")).all():
+            raise _corrupt("a vector is not finite")
+        if (chunk[:, label_offset:].view("<u8") >= 1 << 63).any():
+            raise _corrupt("a label is out of range")
+    block_words = 1 + max_m
+    for level in range(1, max_level + 1):
+        above = np.flatnonzero(levels >= level)
+        for first in range(0, len(above), _HNSW_CHECK_CHUNK):
+            at = starts[above[first:first + _HNSW_CHECK_CHUNK]] + (level - 1) * block_words
+            _check_links(upper[at[:, None] + np.arange(block_words)], levels, level)
+
+
+def _corrupt(why: str) -> IndexMismatch:
+    return IndexMismatch(f"corrupt payload: {why}")
+
+
+def _upper_levels(upper: np.ndarray, count: int, block_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(each element's top level, where its upper links start in `upper`), from the per-element byte
+    sizes that precede them. Most elements have none (size 0): runs of them are skipped at once."""
+    levels = np.zeros(count, dtype=np.int64)
+    starts = np.zeros(count, dtype=np.int64)
+    nonzero = np.flatnonzero(upper)
+    position = element = 0
+    while element < count:
+        following = np.searchsorted(nonzero, position)
+        next_nonzero = int(nonzero[following]) if following < len(nonzero) else len(upper)
+        without = min(next_nonzero - position, count - element)  # elements without upper levels
+        element += without
+        position += without
+        if element == count:
+            break
+        size = int(upper[position])
+        if size % block_bytes or position + 1 + size // 4 > len(upper):
+            raise _corrupt("its upper-level links do not add up to its size")
+        levels[element] = size // block_bytes
+        starts[element] = position + 1
+        position += 1 + size // 4
+        element += 1
+    if position != len(upper):
+        raise _corrupt("its upper-level links do not add up to its size")
+    return levels, starts
+
+
+def _check_links(lists: np.ndarray, levels: np.ndarray, level: int) -> None:
+    """Link lists as hnswlib keeps them, one per row: a count in the low 16 bits of the first word
+    (the level-0 delete mark sits above them), then the links. Every counted link must name an
+    element that reaches this level, or a search walking it would read outside the graph."""
+    counts = lists[:, 0] & 0xFFFF
+    links = lists[:, 1:]
+    if (counts > links.shape[1]).any():
+        raise _corrupt(f"a level-{level} link list is longer than its room")
+    used = links[np.arange(links.shape[1]) < counts[:, None]].astype(np.int64)
+    if (used >= len(levels)).any() or (levels[used[used < len(levels)]] < level).any():
+        raise _corrupt(f"a level-{level} link leads outside the graph")
 
 
 def _sync_directory(directory: Path) -> None:

@@ -2,9 +2,14 @@
 
 The database holds every photo's raw vector and the whitening the library learned; the index holds the
 same vectors through that whitening. The cache loads the saved index file when its header matches the
-database (model, whitening, generation), else rebuilds it from the database; it saves it atomically
-(see VectorIndex.save). A refit of the whitening builds a new index beside the current one and swaps
-both at once, so searches never see vectors of one whitening with a query of another.
+database (model, whitening), else rebuilds it from the database; it saves it atomically (see
+VectorIndex.save). A refit of the whitening builds a new index beside the current one and swaps both at
+once, so searches never see vectors of one whitening with a query of another.
+
+The index records the database generation it holds. Another process (the window and the CLI index the
+same library) or a run killed before it saved leaves it behind the database: it then catches up, taking
+the rows written after its generation and dropping the ids the database no longer has. It is saved
+stamped with the generation it holds, never a later one, and never over a file saved from a later one.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from vitgallery.core.index import IndexMismatch, VectorIndex, header_path
-from vitgallery.core.store import Store
+from vitgallery.core.index import IndexMismatch, VectorIndex, header_path, read_header
+from vitgallery.core.store import Store, StoredWhitening
 from vitgallery.core.whitening import LibraryWhitening
 
 log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.hnsw"
+CATCH_UP_CHUNK = 10_000  # vectors read from the database at a time while an index catches up
 
 
 def index_signature(model_signature: str | None, whitening_key: str | None) -> str:
@@ -57,29 +63,43 @@ class IndexCache:
         self._lock = threading.Lock()
 
     def space(self) -> SearchSpace | None:
-        """The loaded search space, rebuilt from SQLite when the file is missing, damaged or stale;
-        None while the library has no model."""
+        """The search space, caught up with the database; None while the library has no model."""
         with self._lock:
-            if self._index is None:
-                self._load()
+            if self._index is None or self._index.generation != self._store.generation:
+                self._refresh()
             return None if self._index is None else SearchSpace(self._index, self._whitening)
 
-    def _load(self) -> None:
-        dim = self._store.get_meta("dim")
+    def _refresh(self) -> None:
+        """Load (or rebuild) the index when there is none or the model or whitening changed, then catch
+        it up (lock held)."""
+        if self._index is None or self._index.model_signature != self._database_signature():
+            self._index = self._load()
+        if self._index is not None:
+            self._catch_up(self._index, self._whitening)
+
+    def _database_signature(self) -> str:
+        return self._signature(self._store.whitening_key())
+
+    def _load(self) -> VectorIndex | None:
+        """The saved index, or an empty one to fill when the file is not usable (lock held)."""
+        dim = self._store.dim
         if self._model_signature() is None or dim is None:
-            return
+            return None
         stored = self._store.whitening()
         self._whitening = None if stored is None else LibraryWhitening(stored.mean, stored.projection)
         self._whitening_key = None if stored is None else stored.key
         try:
-            self._index = VectorIndex.load(self._path, model_signature=self._signature(self._whitening_key),
-                                           dim=int(dim), generation=self._store.generation)
+            index = VectorIndex.load(self._path, model_signature=self._signature(self._whitening_key), dim=dim)
+            if index.generation > self._store.generation:
+                raise IndexMismatch(f"generation mismatch: file has {index.generation}, database has "
+                                    f"{self._store.generation} (restored from a backup, or a power cut)")
+            return index
         except IndexMismatch as exc:
             if self._path.exists() or self._store.count_files():
                 self._notice(f"index file not usable ({exc}); rebuilding it from the database")
             self._discard_file()
-            self._index = self._build(int(dim), self._whitening, self._whitening_key)
             self._dirty = True
+            return VectorIndex(dim, self._signature(self._whitening_key), capacity=max(1024, self._store.count_files()))
 
     def _model_signature(self) -> str | None:
         return self._store.get_meta("model_signature")
@@ -87,10 +107,30 @@ class IndexCache:
     def _signature(self, whitening_key: str | None) -> str:
         return index_signature(self._model_signature(), whitening_key)
 
+    def _catch_up(self, index: VectorIndex, whitening: LibraryWhitening | None) -> None:
+        """Give the index the vectors written after its generation and drop the rows deleted since;
+        its labels end up exactly the database's rows with a usable vector, whatever the generations say."""
+        changes = self._store.vector_changes(index.generation)
+        labels = index.labels()
+        gone = np.setdiff1d(labels, changes.live)
+        wanted = np.union1d(changes.changed, np.setdiff1d(changes.live, labels))
+        if len(gone):
+            index.remove(gone)
+        for start in range(0, len(wanted), CATCH_UP_CHUNK):
+            vectors = self._store.vectors(wanted[start:start + CATCH_UP_CHUNK])  # damaged or deleted rows drop out
+            if vectors:
+                matrix = np.stack(list(vectors.values()))
+                index.add(np.fromiter(vectors, np.int64, len(vectors)),
+                          matrix if whitening is None else whitening.apply(matrix))
+        if len(gone) or len(wanted):
+            log.info("index caught up from generation %d to %d: %d vectors added, %d removed",
+                     index.generation, changes.generation, len(wanted), len(gone))
+            self._dirty = True
+        index.generation = changes.generation
+
     def _build(self, dim: int, whitening: LibraryWhitening | None, key: str | None) -> VectorIndex:
         index = VectorIndex(dim, self._signature(key), capacity=max(1024, self._store.count_files()))
-        for ids, vectors in self._store.iter_vectors():
-            index.add(ids, vectors if whitening is None else whitening.apply(vectors))
+        self._catch_up(index, whitening)
         return index
 
     def _discard_file(self) -> None:
@@ -112,26 +152,45 @@ class IndexCache:
             self._dirty = True
 
     def add(self, ids: list[int], raw_vectors: np.ndarray) -> None:
-        """Add freshly embedded photos (their raw vectors; the cache applies the whitening)."""
-        space = self.space()
-        assert space is not None, "start_model comes first"
-        space.index.add(np.array(ids, dtype=np.int64), space.project(raw_vectors))
-        self._dirty = True
+        """Add photos this process just committed (their raw vectors; the cache applies the whitening)."""
+        self._own_change(added=(ids, raw_vectors))
 
     def remove(self, ids: list[int]) -> None:
-        space = self.space()
-        if space is not None and ids:
-            space.index.remove(np.array(ids, dtype=np.int64))
+        """Remove rows this process just deleted."""
+        if ids:
+            self._own_change(removed=ids)
+
+    def _own_change(self, added: tuple[list[int], np.ndarray] | None = None,
+                    removed: list[int] | None = None) -> None:
+        """Apply this process's commit: directly when it is the only commit since the index's generation,
+        else by catching up (another process committed too)."""
+        with self._lock:
+            if self._index is None:
+                self._refresh()
+            index, whitening = self._index, self._whitening
+            assert index is not None, "start_model comes first"
+            generation = self._store.generation
+            if generation != index.generation + 1:
+                self._refresh()
+                return
+            if removed:
+                index.remove(np.array(removed, dtype=np.int64))
+            if added is not None:
+                ids, vectors = added
+                index.add(np.array(ids, dtype=np.int64), vectors if whitening is None else whitening.apply(vectors))
+            index.generation = generation
             self._dirty = True
 
-    def refit(self, whitening: LibraryWhitening, key: str) -> None:
-        """Swap in a new whitening and an index built through it. Built beside the current index, which
-        searches keep using until the swap."""
-        dim = len(whitening.mean)
-        index = self._build(dim, whitening, key)
+    def refit(self, whitening: LibraryWhitening, stored: StoredWhitening) -> None:
+        """Save a new whitening and swap in an index built through it. Built beside the current index,
+        which searches keep using until the swap; the database gets the whitening at the swap, so
+        searches see the two together."""
+        index = self._build(len(whitening.mean), whitening, stored.key)
         with self._lock:
+            self._store.save_whitening(stored)
             self._discard_file()
-            self._whitening, self._whitening_key, self._index = whitening, key, index
+            self._whitening, self._whitening_key, self._index = whitening, stored.key, index
+            self._catch_up(index, whitening)  # the whitening's own generation, and commits made meanwhile
             self._dirty = True
 
     def save(self) -> None:
@@ -144,10 +203,21 @@ class IndexCache:
                 self._save()
 
     def _save(self) -> None:
+        """Save the index stamped with the generation it holds. A file another process saved from a
+        later generation stays: this index would only take it back in time."""
         if self._index is None:
             return
         try:
-            self._index.save(self._path, generation=self._store.generation)
+            on_disk = read_header(self._path)
+            if self._index.generation < on_disk.generation <= self._store.generation:
+                log.info("kept the index file of generation %d (this one holds %d)", on_disk.generation,
+                         self._index.generation)
+                self._dirty = False
+                return
+        except IndexMismatch:
+            pass  # none, or damaged: replaced
+        try:
+            self._index.save(self._path, generation=self._index.generation)
             self._dirty = False
         except OSError as exc:
             # The index is only a cache: the database still has everything, the next start rebuilds.

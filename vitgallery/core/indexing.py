@@ -9,8 +9,8 @@ by a quarter (docs/quality.md measured the recipe).
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import os
 import random
 import threading
 import time
@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from vitgallery.core.errors import LibraryError
-from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
+from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, still_unsupported
 from vitgallery.core.index_cache import IndexCache
 from vitgallery.core.models import Embedder
-from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
+from vitgallery.core.pipeline import DecodeJob, decode_all, failure_may_pass, plan_resources
 from vitgallery.core.preprocess import LEARNING_COPIES
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
-from vitgallery.core.store import EmbeddedFile, FileRow, Store, StoredWhitening
+from vitgallery.core.store import EmbeddedFile, FileRow, Store, StoredWhitening, whitening_fingerprint
 from vitgallery.core.whitening import LibraryWhitening
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,10 @@ WHITENING_SAMPLE = 1000  # photos that teach the whitening (3 extra forward pass
 WHITENING_MIN_PHOTOS = 8  # below this the library mean is mostly its photos themselves: plain cosine
 WHITENING_SHRINK = 0.1
 REFIT_CHANGE = 0.25  # refit once the library or the teaching sample changed by this share
+# A run that finds more than half of the library's photos gone, and more than this many, keeps them
+# until the user confirms (forget_missing): a drive unplugged or a folder replaced looks just like that.
+MASS_LOSS_SHARE = 0.5
+MASS_LOSS_MIN_PHOTOS = 20
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class IndexSummary:
     skipped_reasons: dict[str, int] = field(default_factory=dict)
     teaching: int = 0  # photos embedded mirrored and edited this run, to teach the library's whitening
     offline: bool = False
+    missing_kept: int = 0  # photos gone from the folder, kept until the user says to forget them
     cancelled: bool = False
     seconds: float = 0.0
 
@@ -92,7 +97,8 @@ class IndexRun:
 
     def __init__(self, root: Path, store: Store, cache: IndexCache, embedder: Embedder, *,
                  notice: Callable[[str], None], progress: Report | None = None,
-                 cancel: threading.Event | None = None, pause: threading.Event | None = None) -> None:
+                 cancel: threading.Event | None = None, pause: threading.Event | None = None,
+                 forget_missing: bool = False) -> None:
         self.root = root
         self.store = store
         self.cache = cache
@@ -101,6 +107,7 @@ class IndexRun:
         self.report = progress or (lambda p: None)
         self.cancel = cancel or threading.Event()
         self.pause = pause
+        self.forget_missing = forget_missing
         self.summary = IndexSummary()
 
     def run(self, batch_size: int | None = None, decode_workers: int | None = None) -> IndexSummary:
@@ -117,8 +124,9 @@ class IndexRun:
                 self.notice(f"model changed to {embedder.model_id}: every photo is embedded again")
             self.store.start_new_model(embedder.signature, embedder.dim)
             self.cache.start_model(embedder.dim)
-        # Loaded before this run changes the database: the saved file matches its generation only now.
-        self.cache.space()
+        self._drop_damaged_rows()
+        if self.cache.space() is None:
+            raise LibraryError("the library database lost its model settings: run `vitgallery repair`")
         if embedder.weights_file is not None:
             self.store.set_meta("weights_path", str(embedder.weights_file))  # later queries load the same file
 
@@ -129,7 +137,8 @@ class IndexRun:
             summary.offline = True
             self.notice(f"{self.root} holds no photos now (unmounted?): nothing was removed from the library")
             return summary
-        to_embed = self._plan(scan.files, known, scan.unreachable)
+        unreachable = scan.unreachable + self._vanished_mount_points(scan.mount_points)
+        to_embed = self._plan(scan.files, known, unreachable)
         for rel, reason in scan.problems:  # listed with the skipped files, so the user can find them
             self.store.record_skipped(rel, 0, 0, reason)
             summary.note_skip(reason)
@@ -214,6 +223,23 @@ class IndexRun:
 
     # -- what changed ------------------------------------------------------------------------------
 
+    def _drop_damaged_rows(self) -> None:
+        """Rows SQLite accepts but vitgallery cannot use (a damaged vector, a path leaving the folder)
+        are dropped: their photos are simply embedded again by this run."""
+        dropped = {what: count for what, count in self.store.drop_damaged_rows().items() if count}
+        if dropped:
+            self.notice("the library database had damaged rows: dropped "
+                        + ", ".join(f"{count} {what}" for what, count in dropped.items()))
+
+    def _vanished_mount_points(self, mount_points: list[str]) -> list[str]:
+        """Mount points under the root seen before and not now: an unmounted drive leaves an empty
+        folder (or none), whose photos are offline, not deleted. Remembers the ones seen now."""
+        recorded = self.store.mount_points()
+        vanished = [] if self.forget_missing else [path for path in recorded if path not in mount_points]
+        if sorted(mount_points + vanished) != sorted(recorded):
+            self.store.set_mount_points(mount_points + vanished)
+        return vanished
+
     def _plan(self, found: list[FoundFile], known: dict[str, FileRow], unreachable: list[str],
               scope: set[str] | None = None) -> list[FoundFile]:
         """Sort found files into unchanged / moved / to embed; remove rows whose content is gone.
@@ -234,15 +260,17 @@ class IndexRun:
                 summary.unchanged += 1
                 continue
             skip = skipped.get(f.path)
-            if skip is not None and skip.size == f.size and skip.mtime_ns == f.mtime_ns:
-                summary.note_skip(skip.reason)  # retried only once the file changes
+            if (skip is not None and skip.size == f.size and skip.mtime_ns == f.mtime_ns
+                    and not failure_may_pass(skip.reason) and still_unsupported(skip.reason)):
+                summary.note_skip(skip.reason)  # retried once the file changes, or its missing decoder comes
                 continue
             candidates.append(f)
 
         offline = {path for path in known if path not in found_paths and _is_under(path, unreachable)}
         if offline:
             self.notice(f"{len(offline)} photos under {', '.join(sorted(unreachable))} cannot be reached now "
-                        "(an unreadable folder, or a link to an unplugged drive): they stay in the library")
+                        "(an unreadable folder, an unmounted drive or a link to an unplugged one): "
+                        "they stay in the library")
         # Rows whose content is no longer at their path; it may be at one of the candidates' paths.
         displaced = [row for path, row in known.items() if path not in found_paths and path not in offline]
         displaced += [known[f.path] for f in candidates if f.path in known]
@@ -264,8 +292,14 @@ class IndexRun:
                 summary.moved += 1
 
         taken = {f.path for f in moves.values()}
-        gone = [row.id for row in displaced
-                if row.id not in moves and (row.path not in found_paths or row.path in taken)]
+        missing = [row.id for row in displaced if row.id not in moves and row.path not in found_paths]
+        replaced = [row.id for row in displaced if row.id not in moves and row.path in taken]
+        if not self.forget_missing and len(missing) > max(MASS_LOSS_SHARE * len(known), MASS_LOSS_MIN_PHOTOS):
+            self.notice(f"{len(missing)} of {len(known)} photos are gone from {self.root} at once (a drive "
+                        "unplugged, a folder replaced?): they stay in the library until you say to forget them")
+            summary.missing_kept = len(missing)
+            missing = []
+        gone = missing + replaced
         if gone or moves:
             with self.store.transaction():
                 self.store.delete_files(gone)  # first: a moving row may take the path of a deleted one
@@ -320,6 +354,8 @@ class IndexRun:
             if outcome.error is not None:
                 self.store.record_skipped(f.path, f.size, f.mtime_ns, outcome.error)
                 summary.note_skip(outcome.error)
+                if f.path in known_before and not failure_may_pass(outcome.error):
+                    self._forget_unreadable(f.path)
             else:
                 batch.append((f, outcome.photo, outcome.fingerprint))
             done += 1
@@ -328,6 +364,14 @@ class IndexRun:
             if self._step_done(IndexProgress("embedding", done, total, *_pace(done, total, started), f.path)):
                 break
         flush()
+
+    def _forget_unreadable(self, path: str) -> None:
+        """A photo that changed into something unreadable (truncated, damaged) is no longer the photo
+        its vector stands for: it leaves search results while it is listed as skipped."""
+        row = self.store.file_by_path(path)
+        if row is not None:
+            self.store.delete_files([row.id])
+            self.cache.remove([row.id])
 
     # -- the whitening learned from the library ---------------------------------------------------
 
@@ -352,7 +396,7 @@ class IndexRun:
                 self.summary.teaching += len(batch)
                 batch.clear()
 
-        jobs = (DecodeJob(row, self.root / row.path, zlib.crc32(row.path.encode())) for row in chosen)
+        jobs = (DecodeJob(row, self.root / row.path, zlib.crc32(os.fsencode(row.path))) for row in chosen)
         for outcome in decode_all(jobs, self.embedder.input_size, workers=decode_workers,
                                   prefetch=max(2 * batch_size, 16)):
             row: FileRow = outcome.job.key
@@ -379,9 +423,8 @@ class IndexRun:
             return
         self.report(IndexProgress("fitting", 0, 0, 0.0, None, None))
         whitening = LibraryWhitening.fit_pairs(self.store.mean_vector()[None, :], own, other, shrink=WHITENING_SHRINK)
-        key = hashlib.sha1(whitening.mean.tobytes() + whitening.projection.tobytes()).hexdigest()[:12]
-        self.store.save_whitening(StoredWhitening(key, whitening.mean, whitening.projection, photos, len(own)))
-        self.cache.refit(whitening, key)
+        key = whitening_fingerprint(whitening.mean, whitening.projection)
+        self.cache.refit(whitening, StoredWhitening(key, whitening.mean, whitening.projection, photos, len(own)))
         log.info("whitening fitted on %d pairs from %d photos; index rebuilt", len(own), photos)
 
     # -- progress ----------------------------------------------------------------------------------

@@ -63,7 +63,10 @@ class Keypoints:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Keypoints:
+        """Raises ValueError for bytes to_bytes cannot have written."""
         n, width, height = (int(v) for v in np.frombuffer(data[:12], dtype=np.int32))
+        if n < 0 or len(data) != 12 + n * (4 + SIFT_DIM):
+            raise ValueError(f"damaged keypoints: {len(data)} bytes for {n}")
         xy = np.frombuffer(data[12:12 + 4 * n], dtype=np.float16).reshape(n, 2).astype(np.float32)
         desc = np.frombuffer(data[12 + 4 * n:12 + 4 * n + SIFT_DIM * n], dtype=np.uint8).reshape(n, SIFT_DIM)
         return cls(xy, desc, width, height)
@@ -168,3 +171,18 @@ def match_keypoints(query: Keypoints, candidate: Keypoints, *, try_mirror: bool 
 def verify_pair(query: Keypoints, candidate: Keypoints, *, try_mirror: bool = True) -> int:
     """Inliers of the best affine map from the query's keypoints to the candidate's (0: no match)."""
     return match_keypoints(query, candidate, try_mirror=try_mirror).inliers
+
+
+def matched_points(query: Keypoints, candidate: Keypoints, match: KeypointMatch) -> tuple[np.ndarray, np.ndarray]:
+    """The keypoint pairs `match` (from match_keypoints) carries across: ((n, 2) positions in the query,
+    (n, 2) in the candidate), n = match.inliers; none without a map. Query positions are in the query as
+    it is, also when the map starts from its mirror image."""
+    none = np.zeros((0, 2), np.float32)
+    if match.transform is None:
+        return none, none
+    seen = query.mirrored() if match.mirrored else query
+    qi, ci = tentative_matches(root_sift(seen.descriptors), root_sift(candidate.descriptors))
+    carried = seen.xy[qi] @ match.transform[:, :2].T + match.transform[:, 2]
+    # The same test RANSAC counted inliers with; mirrored() keeps the keypoints' order, so qi names them in both.
+    inside = np.linalg.norm(carried - candidate.xy[ci], axis=1) <= REPROJECTION_PX
+    return query.xy[qi[inside]], candidate.xy[ci[inside]]

@@ -10,17 +10,34 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from platformdirs import user_data_dir
 
+from vitgallery.core.duplicates import (
+    ActionEntry,
+    ActionPlace,
+    ActionReport,
+    DuplicateGroup,
+    DuplicateMember,
+    DuplicateProgress,
+    DuplicateScan,
+    GroupSelection,
+    UserDecisions,
+    decide,
+    load_decisions,
+    scan_duplicates,
+    separate,
+)
+from vitgallery.core.duplicates import actions as duplicate_actions
 from vitgallery.core.errors import LibraryError, QueryNeedsModel
 from vitgallery.core.index_cache import INDEX_NAME, IndexCache, SearchSpace, index_signature
 from vitgallery.core.indexing import IndexProgress, IndexRun, IndexSummary, relative_to_root
 from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision
+from vitgallery.core.region import Region
 from vitgallery.core.scan import root_is_available
 from vitgallery.core.search import LibrarySearch, QueryImage, SearchHit
 from vitgallery.core.store import FileRow, SkippedFile, Store
@@ -90,8 +107,10 @@ class Library:
     # -- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, photo_root: Path | str | None = None, library_dir: Path | str | None = None) -> Library:
-        """Open (or create) the library of a photo root; with only library_dir, reopen an existing one."""
+    def open(cls, photo_root: Path | str | None = None, library_dir: Path | str | None = None, *,
+             repoint: bool = False) -> Library:
+        """Open (or create) the library of a photo root; with only library_dir, reopen an existing one.
+        `repoint`: the library's photo folder was renamed or moved to photo_root; follow it there."""
         if photo_root is None and library_dir is None:
             raise LibraryError("give a photo folder or a library folder")
         lib_dir = Path(library_dir).expanduser() if library_dir else default_library_dir(Path(photo_root))
@@ -104,18 +123,25 @@ class Library:
         store = Store(lib_dir / DB_NAME)
         recorded = store.get_meta("root")
         if photo_root is None:
-            root = Path(recorded)
-        else:
-            root = Path(photo_root).expanduser().absolute()
             if recorded is None:
-                store.set_meta("root", str(root))
-            elif Path(recorded) != root:
                 store.close()
-                raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}")
+                raise LibraryError(f"{lib_dir} names no photo folder (its database is empty or damaged): index one "
+                                   f"into it with `vitgallery index FOLDER --library {lib_dir}`")
+            return cls(Path(recorded), lib_dir, store)
+        root = Path(photo_root).expanduser().absolute()
+        if recorded is not None and Path(recorded) != root and not repoint:
+            store.close()
+            raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}; if that folder was renamed "
+                               f"or moved to {root}, follow it: `vitgallery index {root} --library {lib_dir} --repoint`")
+        if recorded is None or Path(recorded) != root:
+            store.set_meta("root", str(root))
+            if recorded is not None:
+                log.info("library %s now follows its photos from %s to %s", lib_dir, recorded, root)
         return cls(root, lib_dir, store)
 
     def close(self) -> None:
-        self._cache.save_if_dirty()
+        if not self.store.read_only:  # a read-only library searches; its index file stays as it is
+            self._cache.save_if_dirty()
         self.store.close()
 
     # -- what the library holds and needs ---------------------------------------------------------
@@ -159,20 +185,30 @@ class Library:
 
     def index(self, embedder: Embedder, *, progress: Callable[[IndexProgress], None] | None = None,
               cancel: threading.Event | None = None, pause: threading.Event | None = None,
-              batch_size: int | None = None, decode_workers: int | None = None) -> IndexSummary:
+              batch_size: int | None = None, decode_workers: int | None = None,
+              forget_missing: bool = False) -> IndexSummary:
         """Bring the library up to date with the folder: embed new and changed photos, follow moved
-        ones, drop deleted ones. Safe to cancel or kill at any point: each batch commits on its own."""
+        ones, drop deleted ones. Safe to cancel or kill at any point: each batch commits on its own.
+
+        Photos under a mount point that disappeared, and most of the library's photos gone at once,
+        are kept (summary.missing_kept) unless `forget_missing` says to forget them."""
         with self._indexing:
             run = IndexRun(self.root, self.store, self._cache, embedder, notice=self._notice,
-                           progress=progress, cancel=cancel, pause=pause)
+                           progress=progress, cancel=cancel, pause=pause, forget_missing=forget_missing)
             return run.run(batch_size, decode_workers)
 
     def search(self, query: QueryImage, *, k: int = 20, embedder: Embedder | None = None,
-               verify: bool = True) -> list[SearchHit]:
+               verify: bool = True, region: Region | None = None, like: Sequence[Path | str] = (),
+               unlike: Sequence[Path | str] = ()) -> list[SearchHit]:
         """The k most similar photos, best first. A photo of this library uses its stored vector (no
         embedder needed; any other query raises QueryNeedsModel without one). The top candidates are
-        verified with SIFT keypoints and re-ranked; `verify=False` skips that."""
-        return self._search.search(query, k=k, embedder=embedder, verify=verify)
+        verified with SIFT keypoints and re-ranked; `verify=False` skips that.
+
+        `region` (core.region.Region): search with that part of the query alone (embedded, so it needs
+        the embedder). `like`, `unlike`: photos of this library marked "more like this" and "not this":
+        the query moves towards the first and away from the others, which leave the results."""
+        return self._search.search(query, k=k, embedder=embedder, verify=verify, region=region, like=like,
+                                   unlike=unlike)
 
     # -- organising (core/organise): given paths indexed, vectors in the search space ---------------
 
@@ -226,3 +262,38 @@ class Library:
         space = self._cache.space()
         return LibraryStatus(self.root, self.library_dir, root_is_available(self.root), self.store.count_files(),
                              len(self.store.skipped()), self.model_signature, len(space.index) if space else 0)
+
+    # -- duplicates: the scan, the user's decisions, bulk actions and their undo ------------------
+
+    def duplicate_scan(self, *, progress: Callable[[DuplicateProgress], None] | None = None,
+                       cancel: threading.Event | None = None) -> DuplicateScan:
+        """Near-duplicate groups over the whole library, with the user's decisions applied."""
+        return scan_duplicates(self, progress=progress, cancel=cancel)
+
+    def decide(self, group: DuplicateGroup, decision: str) -> None:
+        """Remember a whole group as "not_duplicates" or "keep_all" (hidden until it changes)."""
+        decide(self.store, group, decision)
+
+    def separate(self, first: Iterable[DuplicateMember], second: Iterable[DuplicateMember]) -> None:
+        """Remember that no photo of `first` is a duplicate of any of `second` (a pair, a photo taken
+        out of its group, a group split in two)."""
+        separate(self.store, first, second)
+
+    def duplicate_decisions(self) -> UserDecisions:
+        """Everything decided so far, for a scan made before a decision (DuplicateScan.decisions, .separated)."""
+        return load_decisions(self.store)
+
+    def act(self, action: str, selections: Sequence[GroupSelection], target: Path | None = None) -> ActionReport:
+        """Run a bulk action (a name of duplicates.BULK_ACTIONS) on the photos not kept of `selections`."""
+        return duplicate_actions.act(self._action_place(), action, selections, target)
+
+    def undo(self, action_id: int) -> ActionReport:
+        """Put back what an action moved, as far as the files are still where it put them."""
+        return duplicate_actions.undo(self._action_place(), action_id)
+
+    def action_history(self, limit: int = 50) -> list[ActionEntry]:
+        """The latest actions, newest first; an action a kill interrupted is settled first."""
+        return duplicate_actions.action_history(self._action_place(), limit)
+
+    def _action_place(self) -> ActionPlace:
+        return ActionPlace(self.store, self.root)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import urllib.error
+import urllib.request
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +63,15 @@ CLASS_TOKEN = Pooling("cls", _class_token)  # measured best for DINOv2 (docs/qua
 
 
 @dataclass(frozen=True)
+class DenseTokens:
+    """One forward pass seen in space: what `ModelSpec.dense` returns for a batch."""
+
+    tokens: torch.Tensor  # (B, tokens, D) as `ModelSpec.features` gives them, for the pooling
+    patches: torch.Tensor  # (B, rows, cols, D): a ViT's patch tokens, a CNN's last feature map
+    attention: torch.Tensor | None  # (B, rows, cols): the CLS token's last-block attention, mean over heads
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything that makes one model: a new model is one entry in MODELS."""
 
@@ -72,6 +83,9 @@ class ModelSpec:
     build: Callable[[], torch.nn.Module]
     load_weights: Callable[[torch.nn.Module, dict], None]
     features: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]  # (B, tokens, D), the CLS token first
+    # (model, batch, with_attention) -> DenseTokens; attention stays None where the model has none
+    dense: Callable[[torch.nn.Module, torch.Tensor, bool], DenseTokens]
+    has_attention: bool  # a CLS token that attends over patches (ViTs; not ResNet-50)
     normalisation: Normalisation = IMAGENET
     pooling: Pooling = CLASS_TOKEN
     for_users: bool = True  # False: offered to tests, never in the window or the CLI's choices
@@ -100,6 +114,42 @@ def _vit_tokens(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model.forward_features(x)
 
 
+def _timm_vit_dense(model: torch.nn.Module, x: torch.Tensor, with_attention: bool) -> DenseTokens:
+    attention_module = model.blocks[-1].attn
+    with _inputs_of(attention_module, with_attention) as seen:
+        tokens = model.forward_features(x)
+    prefix = model.num_prefix_tokens
+    rows, cols = model.patch_embed.grid_size
+    patches = tokens[:, prefix:].reshape(len(tokens), rows, cols, -1)
+    attention = None
+    if with_attention:
+        # timm's fused attention never forms the weights: recompute the CLS row from the block's qkv.
+        a, inputs = attention_module, seen[0]
+        qkv = a.qkv(inputs).reshape(len(inputs), inputs.shape[1], 3, a.num_heads, a.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = a.q_norm(qkv[0]), a.k_norm(qkv[1])
+        weights = ((q[:, :, :1] * a.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # (B, heads, 1, tokens)
+        attention = _patch_attention(weights.mean(dim=1)[:, 0, prefix:], rows, cols)
+    return DenseTokens(tokens, patches, attention)
+
+
+def _patch_attention(cls_row: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """The CLS token's attention over the patches alone, summing to 1, as a (B, rows, cols) grid."""
+    cls_row = cls_row.float()
+    return (cls_row / cls_row.sum(dim=-1, keepdim=True)).reshape(len(cls_row), rows, cols)
+
+
+@contextmanager
+def _inputs_of(module: torch.nn.Module, wanted: bool) -> Iterator[list[torch.Tensor]]:
+    """Collects the first positional input of `module` during the forward passes inside the block."""
+    seen: list[torch.Tensor] = []
+    handle = module.register_forward_pre_hook(lambda _, args: seen.append(args[0])) if wanted else None
+    try:
+        yield seen
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
 # -- torchvision ViT-B/16 and ResNet-50 ------------------------------------------------------------
 
 def _build_torchvision_vit() -> torch.nn.Module:
@@ -115,6 +165,20 @@ def _torchvision_vit_tokens(model: torch.nn.Module, x: torch.Tensor) -> torch.Te
     x = model._process_input(x)
     cls = model.class_token.expand(x.shape[0], -1, -1)
     return model.encoder(torch.cat([cls, x], dim=1))
+
+
+def _torchvision_vit_dense(model: torch.nn.Module, x: torch.Tensor, with_attention: bool) -> DenseTokens:
+    attention_module = model.encoder.layers[-1].self_attention
+    with _inputs_of(attention_module, with_attention) as seen:
+        tokens = _torchvision_vit_tokens(model, x)
+    rows = cols = model.image_size // model.patch_size
+    patches = tokens[:, 1:].reshape(len(tokens), rows, cols, -1)
+    attention = None
+    if with_attention:
+        normed = seen[0]
+        _, weights = attention_module(normed, normed, normed, need_weights=True, average_attn_weights=True)
+        attention = _patch_attention(weights[:, 0, 1:], rows, cols)
+    return DenseTokens(tokens, patches, attention)
 
 
 def _build_resnet50() -> torch.nn.Module:
@@ -139,6 +203,14 @@ def _resnet_tokens(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model(x).unsqueeze(1)
 
 
+def _resnet_dense(model: torch.nn.Module, x: torch.Tensor, with_attention: bool) -> DenseTokens:
+    """The last feature map (7x7 cells at 224 px) stands for the patches; a CNN has no attention."""
+    for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
+        x = getattr(model, name)(x)
+    pooled = model.avgpool(x).flatten(1)  # what forward gives (its fc is the identity)
+    return DenseTokens(pooled.unsqueeze(1), x.permute(0, 2, 3, 1), None)
+
+
 # -- tiny random ViT for tests ---------------------------------------------------------------------
 
 def _build_tiny() -> torch.nn.Module:
@@ -157,18 +229,21 @@ MODELS: dict[str, ModelSpec] = {
     for spec in (
         ModelSpec("dinov2-s14", "DINOv2 ViT-S/14 (Meta), CLS token", 224, 384,
                   "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth",
-                  _build_dinov2("vit_small_patch14_dinov2"), _load_dinov2_weights, _vit_tokens),
+                  _build_dinov2("vit_small_patch14_dinov2"), _load_dinov2_weights, _vit_tokens,
+                  _timm_vit_dense, True),
         ModelSpec("dinov2-b14", "DINOv2 ViT-B/14 (Meta), CLS token", 224, 768,
                   "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth",
-                  _build_dinov2("vit_base_patch14_dinov2"), _load_dinov2_weights, _vit_tokens),
+                  _build_dinov2("vit_base_patch14_dinov2"), _load_dinov2_weights, _vit_tokens,
+                  _timm_vit_dense, True),
         ModelSpec("vit-b16", "torchvision ViT-B/16, ImageNet-1k, CLS token before the head", 224, 768,
                   "https://download.pytorch.org/models/vit_b_16-c867db91.pth",
-                  _build_torchvision_vit, _load_torchvision_weights, _torchvision_vit_tokens),
+                  _build_torchvision_vit, _load_torchvision_weights, _torchvision_vit_tokens,
+                  _torchvision_vit_dense, True),
         ModelSpec("resnet50", "torchvision ResNet-50, ImageNet-1k, pooled features (CNN comparison)", 224, 2048,
                   "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
-                  _build_resnet50, _load_torchvision_weights, _resnet_tokens),
+                  _build_resnet50, _load_torchvision_weights, _resnet_tokens, _resnet_dense, False),
         ModelSpec("tiny-test", "tiny random ViT for tests only (meaningless vectors)", 32, 32,
-                  None, _build_tiny, lambda model, sd: None, _vit_tokens, for_users=False),
+                  None, _build_tiny, lambda model, sd: None, _vit_tokens, _timm_vit_dense, True, for_users=False),
     )
 }
 DEFAULT_MODEL = "dinov2-s14"
@@ -205,6 +280,30 @@ def download_weights(spec: ModelSpec, *, progress: bool = True) -> Path:
             f"--weights FILE (or put it at {target})."
         ) from exc
     return target
+
+
+WEIGHTS_REACHABLE_TIMEOUT_S = 5.0
+
+
+def weights_problem(name: str, weights: Path | str | None = None) -> str | None:
+    """Why the model cannot be loaded, found without loading it: an unknown model, a weights file
+    that is not there, or official weights neither downloaded yet nor reachable. None: no problem seen."""
+    spec = MODELS.get(name)
+    if spec is None:
+        return f"unknown model {name!r}; choose one of: {', '.join(USER_MODELS)}"
+    if weights is not None:
+        path = Path(weights).expanduser()
+        return None if path.is_file() else f"weights file not found: {path}"
+    if spec.weights_url is None or weights_cache_path(spec).exists():
+        return None
+    request = urllib.request.Request(spec.weights_url, method="HEAD", headers={"User-Agent": "vitgallery"})
+    try:
+        with urllib.request.urlopen(request, timeout=WEIGHTS_REACHABLE_TIMEOUT_S):
+            return None
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        return (f"The {spec.name} weights are not on this computer yet and cannot be downloaded now ({reason}).\n"
+                f"Download {spec.weights_url} on another machine and choose that file.")
 
 
 def file_sha256(path: Path) -> str:
@@ -311,6 +410,15 @@ def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
 
 # -- the embedder ----------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class PatchFeatures:
+    """What the model sees of one photo, patch by patch (Embedder.patch_features)."""
+
+    vector: np.ndarray  # (dim,) unit length: the photo's vector, as embed_pixels gives it
+    patches: np.ndarray  # (rows, cols, D) float32 patch tokens (a CNN: its last feature map), not normalised
+    attention: np.ndarray | None  # (rows, cols) float32 summing to 1; None where not asked or not supported
+
+
 class Embedder:
     """A loaded model that turns images into unit vectors.
 
@@ -386,13 +494,39 @@ class Embedder:
             padded = 1 << (count - 1).bit_length()
             pixels = np.concatenate([pixels, np.zeros((padded - count, *pixels.shape[1:]), pixels.dtype)])
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)  # uint8: 4x less to copy
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)
-            x = (x - self._mean) / self._std
+            x = self._model_input(pixels)
             with self._autocast():
                 tokens = self._features(x)
-            vectors = torch.nn.functional.normalize(self.spec.pooling.pool(tokens[:count]).float(), dim=-1)
-            return vectors.cpu().numpy().astype(np.float32, copy=False)
+            return self._vectors(tokens[:count])
+
+    def patch_features(self, pixels: np.ndarray, *, attention: bool = False) -> list[PatchFeatures]:
+        """(B, H, W, 3) uint8 at the model's input size -> what the model sees in each, patch by patch:
+        its vector (the same as embed_pixels), its patch tokens and, when asked and the model has it
+        (spec.has_attention), the CLS token's attention over the patches."""
+        import torch
+
+        with torch.inference_mode():
+            x = self._model_input(pixels)
+            with self._autocast():
+                dense = self.spec.dense(self.model, x, attention)
+            vectors = self._vectors(dense.tokens)
+            patches = dense.patches.float().cpu().numpy()
+            weights = None if dense.attention is None else dense.attention.float().cpu().numpy()
+        return [PatchFeatures(vectors[i], patches[i], None if weights is None else weights[i])
+                for i in range(len(pixels))]
+
+    def _model_input(self, pixels: np.ndarray) -> torch.Tensor:
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)  # uint8: 4x less to copy
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        return (x - self._mean) / self._std
+
+    def _vectors(self, tokens: torch.Tensor) -> np.ndarray:
+        import torch
+
+        vectors = torch.nn.functional.normalize(self.spec.pooling.pool(tokens).float(), dim=-1)
+        return vectors.cpu().numpy().astype(np.float32, copy=False)
 
     def _autocast(self):
         import torch

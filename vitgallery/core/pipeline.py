@@ -1,31 +1,61 @@
 """Parallel decoding for indexing: worker processes decode and shrink photos while the model runs.
 
 Decoding in processes does two jobs: it uses the cores the model leaves idle, and a native crash in
-an image decoder kills a worker, not the app. A file whose decode broke the pool is tried again on
-its own; if it breaks a fresh worker too it is reported as a crashed decode and skipped.
+an image decoder kills a worker, not the app. A file whose decode broke the pool is tried again in a
+process of its own: if that one crashes too the file is reported as crashing the decoder (tried again
+once it changes); if it is killed from outside (SIGKILL: the OOM killer) the file is tried again on the
+next run.
+
+No worker outlives the process that started it, even a SIGKILLed one: each watches a pipe only that
+process holds open (its end closes when it dies, however it dies) and, on Linux, also asks the kernel
+for SIGKILL when its own parent (the forkserver) dies.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
 import stat
+import sys
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
 
-from vitgallery.core.imageio import DecodedPhoto, DecodeError, decode_for_model, decode_teaching_views
+from vitgallery.core.imageio import (
+    AVIF_SUPPORT_MISSING,
+    FILE_VANISHED,
+    HEIF_PLUGIN_MISSING,
+    NOT_ENOUGH_MEMORY,
+    PERMISSION_DENIED,
+    READ_ERROR,
+    DecodedPhoto,
+    DecodeError,
+    decode_for_model,
+    decode_teaching_views,
+    route_pillow_warnings,
+)
 from vitgallery.core.scan import fingerprint_bytes, fingerprint_file
 
 log = logging.getLogger(__name__)
 
 CRASHED_DECODER = "the image decoder crashed on this file"
+WORKER_KILLED = "the decoder process was killed (out of memory?); tried again on the next run"
+CANNOT_READ = "cannot read"  # "cannot read file: ..." here and in the scan, "cannot read folder: ..."
+# Reasons that say nothing lasting about the file: tried again on every run, changed or not (a chmod
+# leaves the mtime alone; memory comes back; a plugin gets installed).
+_PASSING_FAILURES = (FILE_VANISHED, PERMISSION_DENIED, READ_ERROR, NOT_ENOUGH_MEMORY, CANNOT_READ, WORKER_KILLED,
+                     HEIF_PLUGIN_MISSING, AVIF_SUPPORT_MISSING)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # Files up to this size are read once and hashed and decoded from memory; larger ones are streamed.
 READ_WHOLE_MAX_BYTES = 256 << 20
 
@@ -72,6 +102,11 @@ def plan_resources(device_type: str = "cpu", cores: int | None = None) -> Resour
     return ResourcePlan(decode_workers=workers, model_threads=max(1, cores - workers), batch_size=16)
 
 
+def failure_may_pass(reason: str) -> bool:
+    """Whether a skip reason is worth trying again although the file did not change."""
+    return reason.startswith(_PASSING_FAILURES)
+
+
 def default_decode_workers(device_type: str = "cpu") -> int:
     return plan_resources(device_type).decode_workers
 
@@ -87,9 +122,9 @@ def decode_one(job: DecodeJob, size: int) -> tuple[DecodedPhoto | np.ndarray | N
     except DecodeError as exc:
         return None, None, exc.reason
     except FileNotFoundError:
-        return None, None, "file vanished"
+        return None, None, FILE_VANISHED
     except OSError as exc:
-        return None, None, f"cannot read file: {exc.strerror or exc}"
+        return None, None, f"{CANNOT_READ} file: {exc.strerror or exc}"
 
 
 def _decode_job(job: DecodeJob, source: Path | bytes, size: int) -> DecodedPhoto | np.ndarray:
@@ -152,16 +187,74 @@ def decode_all(jobs: Iterable[DecodeJob], size: int, *, workers: int | None = No
 
 
 def _decode_isolated(job: DecodeJob, size: int) -> DecodeOutcome:
-    """One file in a worker of its own: tells a crashing file from its innocent neighbours."""
-    with _new_pool(1) as pool:
-        try:
-            return DecodeOutcome(job, *pool.submit(decode_one, job, size).result())
-        except BrokenProcessPool:
-            log.warning("decoder crashed on %s", job.path)
-            return DecodeOutcome(job, None, None, CRASHED_DECODER)
+    """One file in a process of its own: tells a file that crashes the decoder from its innocent
+    neighbours, and from a process killed from outside (by the OOM killer, say)."""
+    context = _context()
+    receiver, sender = context.Pipe(duplex=False)
+    # decode_one is passed as it is bound now, as the pool's submit does (tests swap it).
+    process = context.Process(target=_decode_and_send, args=(decode_one, job, size, sender, _lifeline()),
+                              name="vitgallery-decode-alone", daemon=True)
+    process.start()
+    sender.close()
+    try:
+        result = receiver.recv()
+    except EOFError:  # it died before answering
+        result = None
+    finally:
+        receiver.close()
+        process.join()
+    if result is not None:
+        return DecodeOutcome(job, *result)
+    if process.exitcode == -signal.SIGKILL:
+        log.warning("the decoder process was killed while decoding %s; it is tried again on the next run", job.path)
+        return DecodeOutcome(job, None, None, WORKER_KILLED)
+    log.warning("decoder crashed on %s (exit code %s)", job.path, process.exitcode)
+    return DecodeOutcome(job, None, None, CRASHED_DECODER)
+
+
+def _decode_and_send(decode, job: DecodeJob, size: int, sender: Connection, lifeline: Connection) -> None:
+    _start_worker(lifeline)
+    sender.send(decode(job, size))
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_start_worker,
+                               initargs=(_lifeline(),))
+
+
+def _context() -> multiprocessing.context.BaseContext:
     # forkserver/spawn, never fork: the parent holds torch threads that a fork would copy mid-state.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    return multiprocessing.get_context(method)
+
+
+_lifeline_pipe: tuple[Connection, Connection] | None = None
+_lifeline_lock = threading.Lock()
+
+
+def _lifeline() -> Connection:
+    """The reading end of a pipe whose writing end only this process holds and never writes to: a
+    worker reading it gets end-of-file exactly when this process is gone (even SIGKILLed)."""
+    global _lifeline_pipe
+    with _lifeline_lock:
+        if _lifeline_pipe is None:
+            _lifeline_pipe = multiprocessing.Pipe(duplex=False)
+        return _lifeline_pipe[0]
+
+
+def _start_worker(lifeline: Connection) -> None:
+    """Set up a decode worker: it ends with the process that started it, and Pillow's warnings about a
+    file go to the log (the warnings module would print them on the terminal, raw)."""
+    if sys.platform.startswith("linux"):
+        # SIGKILL when the parent (the forkserver, which itself ends with the app) dies.
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    threading.Thread(target=_exit_when_closed, args=(lifeline,), name="vitgallery-lifeline", daemon=True).start()
+    route_pillow_warnings()
+
+
+def _exit_when_closed(lifeline: Connection) -> None:
+    try:
+        lifeline.recv_bytes()
+    except (EOFError, OSError):
+        pass
+    os._exit(1)  # the parent is gone: nobody wants what this worker would send

@@ -27,6 +27,9 @@ class ScanResult:
     # Relative folders (and links) whose content cannot be seen now: unreadable, or a link to an
     # unplugged drive. What the library knows under them is offline, not deleted.
     unreachable: list[str] = field(default_factory=list)
+    # Relative folders on another device than the folder holding them: mount points (or links to
+    # one). Unmounted, such a folder is left empty or gone, which must not read as deleted photos.
+    mount_points: list[str] = field(default_factory=list)
 
 
 def root_is_available(root: Path) -> bool:
@@ -41,6 +44,7 @@ def scan_root(root: Path) -> ScanResult:
     """Every supported image under root; hidden folders skipped, symlinked folders followed once."""
     result = ScanResult()
     seen_dirs: set[tuple[int, int]] = set()
+    device_of: dict[str, int] = {}
 
     def on_error(error: OSError) -> None:
         rel = _relative(root, Path(error.filename)) if error.filename else "."
@@ -57,6 +61,10 @@ def scan_root(root: Path) -> ScanResult:
             dirnames[:] = []
             continue
         seen_dirs.add((st.st_dev, st.st_ino))
+        device_of[dirpath] = st.st_dev
+        parent_device = device_of.get(os.path.dirname(dirpath))
+        if parent_device is not None and parent_device != st.st_dev:
+            result.mount_points.append(_relative(root, Path(dirpath)))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if name.startswith("."):
@@ -80,6 +88,13 @@ def scan_root(root: Path) -> ScanResult:
                 continue
             result.files.append(FoundFile(_relative(root, Path(full)), fst.st_size, fst.st_mtime_ns))
     return result
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as text to show: a name that is not valid UTF-8 (Python holds its odd bytes as surrogate
+    escapes, which a UTF-8 terminal refuses and JSON can only carry as invalid lone surrogates) gets
+    those bytes written as `\\xfc`."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _relative(root: Path, path: Path) -> str:

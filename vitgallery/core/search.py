@@ -4,10 +4,15 @@ A photo of the library is searched with its stored vector and keypoints (no mode
 image is decoded, shrunk once and embedded, its SIFT keypoints found beside the model's forward pass.
 The top RERANK_CANDIDATES by cosine in the library's whitened space are then verified against the
 query's keypoints, and the geometrically verified ones move up (core.rerank).
+
+A search can also use a region of the query alone (core.region: it is cut out and embedded as a photo
+of its own), and be refined by photos marked "more like this" / "not this" (core.refine).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +22,15 @@ from PIL import Image
 
 from vitgallery.core.errors import LibraryError, QueryNeedsModel
 from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_size, open_image, working_copy
-from vitgallery.core.index_cache import IndexCache
+from vitgallery.core.index_cache import IndexCache, SearchSpace
 from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, verify_pair
 from vitgallery.core.models import Embedder
-from vitgallery.core.rerank import rerank
+from vitgallery.core.refine import refined_query
+from vitgallery.core.region import Region, region_image
+from vitgallery.core.rerank import LOOKS_SIMILAR, rerank
 from vitgallery.core.store import FileRow, Store
+
+log = logging.getLogger(__name__)
 
 RERANK_CANDIDATES = 50
 
@@ -41,6 +50,11 @@ class SearchHit:
         """Keypoints that one geometric map carries onto the query: the same photo (a copy, an edit, a crop)."""
         return self.inliers is not None and self.inliers >= VERIFIED_INLIERS
 
+    @property
+    def looks_similar(self) -> bool:
+        """Verified, or scored as mostly the same kind of picture (core.rerank.LOOKS_SIMILAR)."""
+        return self.verified or self.score >= LOOKS_SIMILAR
+
 
 class LibrarySearch:
     """Answers queries against one library; safe to use from several threads at once."""
@@ -49,29 +63,57 @@ class LibrarySearch:
         self.root = root
         self.store = store
         self.cache = cache
+        self._background: tuple[int, float] | None = None  # (store generation, mean pairwise cosine)
 
     def search(self, query: QueryImage, *, k: int = 20, embedder: Embedder | None = None,
-               verify: bool = True) -> list[SearchHit]:
-        """The k most similar photos, best first. `verify=False` skips the keypoint re-rank."""
+               verify: bool = True, region: Region | None = None, like: Sequence[Path | str] = (),
+               unlike: Sequence[Path | str] = ()) -> list[SearchHit]:
+        """The k most similar photos, best first. `verify=False` skips the keypoint re-rank.
+
+        `region`: search with that part of the query alone (always embedded: needs the embedder).
+        `like`, `unlike`: photos of this library marked "more like this" and "not this"; the query moves
+        towards the first and away from the others (refine.refined_query), which leave the results.
+        A query that is a photo of the library is left out of its own results.
+        """
         space = self.cache.space()
         if space is None or len(space.index) == 0:
             raise LibraryError("the library is empty: index a folder first")
-        raw, own_id, keypoints = self._query_features(query, embedder, verify)
+        if region is None:
+            raw, own_id, keypoints = self._query_features(query, embedder, verify)
+        else:
+            raw, own_id, keypoints = self._region_features(query, region, embedder, verify)
         vector = space.project(raw[None, :])[0]
+        left_out = set() if own_id is None else {own_id}
+        if like or unlike:
+            vector, unliked = self._refined(vector, like, unlike, space)
+            left_out |= unliked
         wanted = max(k, RERANK_CANDIDATES) if verify else k
-        labels, sims = space.index.query(vector[None, :], wanted + (1 if own_id is not None else 0))
+        labels, sims = space.index.query(vector[None, :], wanted + len(left_out))
         rows = self.store.files_by_ids(labels[0])
         cosines = {int(label): float(sim) for label, sim in zip(labels[0], sims[0])
-                   if int(label) != own_id and int(label) in rows}
+                   if int(label) not in left_out and int(label) in rows}
         ids = list(cosines)  # best first
         inliers: dict[int, int] = {}
         if keypoints is not None:
             stored = self.store.keypoints(ids[:RERANK_CANDIDATES])
-            inliers = {label: verify_pair(keypoints, Keypoints.from_bytes(data)) for label, data in stored.items()}
+            readable = {label: _keypoints(data) for label, data in stored.items()}
+            inliers = {label: verify_pair(keypoints, found) for label, found in readable.items() if found is not None}
+        background = 0.0 if space.whitening is not None else self._raw_background()
         ranked, scores = rerank(np.array(ids, dtype=np.int64), np.array([cosines[i] for i in ids]),
-                                np.array([inliers.get(i, 0) for i in ids]))
+                                np.array([inliers.get(i, 0) for i in ids]), background=background)
         return [SearchHit(self.root / rows[label].path, float(score), cosines[label], inliers.get(label), label)
                 for label, score in zip(ranked[:k].tolist(), scores[:k].tolist())]
+
+    def _raw_background(self) -> float:
+        """What two unrelated photos score before the whitening is fitted (a library's first indexing
+        run, or one too small to fit it): their expected cosine, the squared length of the mean vector
+        (0.67 on the benchmark's corpora). Computed again only when the photos changed."""
+        generation = self.store.generation
+        if self._background is None or self._background[0] != generation:
+            mean = self.store.mean_vector()
+            value = 0.0 if mean is None else float(np.clip(mean @ mean, 0.0, 0.99))
+            self._background = (generation, value)
+        return self._background[1]
 
     def _query_features(self, query: QueryImage, embedder: Embedder | None,
                         with_keypoints: bool) -> tuple[np.ndarray, int | None, Keypoints | None]:
@@ -83,7 +125,26 @@ class LibrarySearch:
                 stored = self.store.vectors([own.id]).get(own.id)
                 if stored is not None:
                     data = self.store.keypoints([own.id]).get(own.id) if with_keypoints else None
-                    return stored, own.id, None if data is None else Keypoints.from_bytes(data)
+                    return stored, own.id, None if data is None else _keypoints(data)
+        embedder = self._usable(query, embedder)
+        image = query if isinstance(query, Image.Image) else open_image(
+            query if isinstance(query, bytes) else Path(query), draft_size=model_draft_size(embedder.input_size))
+        if image.width == 0 or image.height == 0:
+            raise DecodeError("image is 0x0")
+        vector, keypoints = _embedded(image, embedder, with_keypoints)
+        return vector, None, keypoints
+
+    def _region_features(self, query: QueryImage, region: Region, embedder: Embedder | None,
+                         with_keypoints: bool) -> tuple[np.ndarray, int | None, Keypoints | None]:
+        """_query_features of a region of the query: cut out and embedded as a photo of its own."""
+        embedder = self._usable(query, embedder)
+        source = Path(query).expanduser() if isinstance(query, (str, Path)) else query
+        own = self.stored_row(source.absolute()) if isinstance(source, Path) else None
+        vector, keypoints = _embedded(region_image(source, region, embedder.input_size), embedder, with_keypoints)
+        return vector, None if own is None else own.id, keypoints
+
+    def _usable(self, query: QueryImage, embedder: Embedder | None) -> Embedder:
+        """The embedder, once sure that it can embed `query` for this library."""
         if isinstance(query, (str, Path)) and not Path(query).expanduser().exists():
             raise LibraryError(f"no such file: {query}")
         if embedder is None:
@@ -91,19 +152,31 @@ class LibrarySearch:
         model_signature = self.store.get_meta("model_signature")
         if embedder.signature != model_signature:
             raise LibraryError(f"the library was indexed with {model_signature}, not {embedder.signature}")
-        image = query if isinstance(query, Image.Image) else open_image(
-            query if isinstance(query, bytes) else Path(query), draft_size=model_draft_size(embedder.input_size))
-        if image.width == 0 or image.height == 0:
-            raise DecodeError("image is 0x0")
-        image = working_copy(image)  # shrunk once for the model and the keypoints alike
-        if not with_keypoints:
-            return embedder.embed_images([image])[0], None, None
-        # SIFT and the model both release the GIL: finding the keypoints beside the model's forward
-        # pass takes them off the query's critical path when a core is free.
-        gray = np.asarray(image.convert("L"))
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitgallery-query-keypoints") as pool:
-            keypoints = pool.submit(grey_keypoints, gray)
-            return embedder.embed_images([image])[0], None, keypoints.result()
+        return embedder
+
+    def _refined(self, vector: np.ndarray, like: Sequence[Path | str], unlike: Sequence[Path | str],
+                 space: SearchSpace) -> tuple[np.ndarray, set[int]]:
+        """(the query, in the search space, moved by the marked photos; the ids of those marked "not this")."""
+        liked, unliked = self._marked(like), self._marked(unlike)
+
+        def projected(ids: list[int]) -> np.ndarray:
+            if not ids:
+                return np.zeros((0, len(vector)), np.float32)
+            stored = self.store.vectors(ids)
+            return space.project(np.stack([stored[i] for i in ids]))
+
+        return refined_query(vector, projected(liked), projected(unliked)), set(unliked)
+
+    def _marked(self, paths: Sequence[Path | str]) -> list[int]:
+        """The ids of marked photos; LibraryError for one that is not (or no longer) a photo of the library."""
+        ids = []
+        for path in paths:
+            row = self.stored_row(Path(path).expanduser().absolute())
+            if row is None or not row.has_vector:
+                raise LibraryError(f"{path} is not a photo of this library (or changed since it was indexed): "
+                                   "only its photos can be marked")
+            ids.append(row.id)
+        return ids
 
     def stored_row(self, path: Path) -> FileRow | None:
         """The library's row of a photo (absolute path) unchanged since it was embedded, else None."""
@@ -119,3 +192,25 @@ class LibrarySearch:
         except OSError:
             return row  # offline (an unplugged drive): its stored vector still stands for it
         return row if (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns) else None
+
+
+def _keypoints(data: bytes) -> Keypoints | None:
+    """Stored keypoints, None when damaged (the photo is then ranked without verification)."""
+    try:
+        return Keypoints.from_bytes(data)
+    except (ValueError, TypeError):
+        log.warning("damaged keypoints in the library database (vitgallery repair removes them)")
+        return None
+
+
+def _embedded(image: Image.Image, embedder: Embedder, with_keypoints: bool) -> tuple[np.ndarray, Keypoints | None]:
+    """(raw vector, keypoints when asked) of a decoded query image."""
+    image = working_copy(image)  # shrunk once for the model and the keypoints alike
+    if not with_keypoints:
+        return embedder.embed_images([image])[0], None
+    # SIFT and the model both release the GIL: finding the keypoints beside the model's forward
+    # pass takes them off the query's critical path when a core is free.
+    gray = np.asarray(image.convert("L"))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitgallery-query-keypoints") as pool:
+        keypoints = pool.submit(grey_keypoints, gray)
+        return embedder.embed_images([image])[0], keypoints.result()

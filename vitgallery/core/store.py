@@ -9,24 +9,29 @@ FULL would sync every commit, a few milliseconds per batch, to save re-embedding
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
 import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 4
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 6
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,          -- relative to the library root, '/'-separated
+    path TEXT NOT NULL UNIQUE,          -- relative to the library root, '/'-separated (see _db_path)
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     fingerprint TEXT NOT NULL,          -- content hash, finds moved and renamed files
@@ -45,7 +50,9 @@ CREATE TABLE IF NOT EXISTS skipped (
 );
 """
 
-# Each migration only adds tables, so a library written by an older vitgallery opens unchanged.
+# Each migration only adds tables, columns and indexes, so a library written by an older vitgallery
+# opens unchanged. Schema 4 also stores names that are not valid UTF-8 as BLOBs (_db_path), which an
+# older vitgallery could not read back: it refuses the newer schema instead.
 _MIGRATIONS = {
     2: """
 CREATE TABLE IF NOT EXISTS duplicate_decisions (
@@ -68,7 +75,7 @@ CREATE TABLE IF NOT EXISTS action_items (
     source TEXT NOT NULL,               -- absolute path before the action
     destination TEXT,                   -- absolute path after it (for the trash: its files/ entry)
     trash_info TEXT,                    -- the freedesktop .trashinfo written for it, if any
-    state TEXT NOT NULL                 -- 'done', 'restored', or what went wrong
+    state TEXT NOT NULL                 -- 'pending' (about to move), 'done', 'restored', or what went wrong
 );
 CREATE INDEX IF NOT EXISTS action_items_action ON action_items(action_id);
 """,
@@ -92,6 +99,9 @@ CREATE TABLE IF NOT EXISTS whitening (
 );
 """,
     4: """
+CREATE INDEX IF NOT EXISTS files_vector_generation ON files(vector_generation);
+""",
+    5: """
 CREATE TABLE IF NOT EXISTS group_names (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -99,6 +109,19 @@ CREATE TABLE IF NOT EXISTS group_names (
     at REAL NOT NULL
 );
 """,
+    6: """
+CREATE TABLE IF NOT EXISTS separated_pairs (
+    first TEXT NOT NULL,                -- the fingerprints of two photos the user said are not
+    second TEXT NOT NULL,               -- duplicates of each other, first < second
+    at REAL NOT NULL,
+    PRIMARY KEY (first, second)
+);
+""",
+}
+# Columns added by a migration (ALTER TABLE has no IF NOT EXISTS): version -> (table, column, definition).
+_ADDED_COLUMNS = {
+    # The generation that wrote the row's vector: an index file catches up on the rows written after it.
+    4: [("files", "vector_generation", "INTEGER NOT NULL DEFAULT 0")],
 }
 
 
@@ -106,8 +129,13 @@ class StoreError(Exception):
     """The library database cannot be opened or written; the message says why."""
 
 
-_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL from Python 3.11
+_SQLITE_READONLY = 8  # the sqlite3 constants from Python 3.11
+_SQLITE_FULL = 13
+_SQLITE_CANTOPEN = 14
 _NEARLY_FULL_BYTES = 1 << 20
+# A stored vector is the model's output, L2-normalised: anything else was damaged after it was written.
+_UNIT_LENGTH_TOLERANCE = 1e-3
+_DAMAGE_SCAN_CHUNK = 10_000  # rows checked at a time by drop_damaged_rows (about 15 MB of 384-d vectors)
 
 
 def _store_error(action: str, path: Path, exc: Exception) -> StoreError:
@@ -120,7 +148,101 @@ def _store_error(action: str, path: Path, exc: Exception) -> StoreError:
     if nearly_full or getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL:
         return StoreError(f"the disk holding {path.parent} is full: free some space and run again "
                           "(everything saved before is kept)")
+    if _is_read_only(exc):
+        locked = [p.name or str(p) for p in (path.parent, path, Path(f"{path}-wal"), Path(f"{path}-shm"))
+                  if p.exists() and not os.access(p, os.W_OK)]
+        return StoreError(f"the library {path.parent} is read-only: searching works, indexing needs write access "
+                          f"(cannot write: {', '.join(locked) or path.name})")
+    if isinstance(exc, UnicodeDecodeError) or "malformed" in str(exc) or "not a database" in str(exc):
+        reason = "a garbled message" if isinstance(exc, UnicodeDecodeError) else exc
+        return StoreError(f"{action} {path}: SQLite cannot read it ({reason}): run `vitgallery repair --library "
+                          f"{path.parent}`")
     return StoreError(f"{action} {path}: {exc}")
+
+
+def _is_read_only(exc: Exception) -> bool:
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return (isinstance(exc, sqlite3.Error) and (code == _SQLITE_READONLY or "readonly" in str(exc))) or \
+        isinstance(exc, PermissionError)
+
+
+def damaged(path: Path, what: str) -> StoreError:
+    """The message for a database whose content vitgallery cannot use, with the way out."""
+    return StoreError(f"the library database {path} is damaged ({what}): run `vitgallery repair --library "
+                      f"{path.parent}`")
+
+
+def whitening_fingerprint(mean: np.ndarray, projection: np.ndarray) -> str:
+    """The key a whitening is stored under: its own bytes hashed, so damaged bytes no longer match it."""
+    return hashlib.sha1(np.ascontiguousarray(mean, np.float32).tobytes()
+                        + np.ascontiguousarray(projection, np.float32).tobytes()).hexdigest()[:12]
+
+
+def _damaged_vector_ids(rows: list[tuple[int, object]], dim: int | None) -> list[int]:
+    """The ids among (id, vector blob) whose vector _usable_vector refuses, checked a matrix at a time."""
+    if dim is None:
+        return [file_id for file_id, blob in rows if _usable_vector(blob, None) is None]
+    sized = [(file_id, blob) for file_id, blob in rows if isinstance(blob, bytes) and len(blob) == 4 * dim]
+    damaged = [file_id for file_id, blob in rows if not (isinstance(blob, bytes) and len(blob) == 4 * dim)]
+    if sized:
+        matrix = np.frombuffer(b"".join(blob for _, blob in sized), dtype=np.float32).reshape(len(sized), dim)
+        with np.errstate(over="ignore", invalid="ignore"):
+            norms = np.einsum("ij,ij->i", matrix, matrix)
+        usable = np.isfinite(matrix).all(axis=1) & (np.abs(norms - 1.0) <= 2 * _UNIT_LENGTH_TOLERANCE)
+        damaged += [file_id for (file_id, _), ok in zip(sized, usable.tolist()) if not ok]
+    return damaged
+
+
+def _usable_views(blob: object, dim: int | None) -> bool:
+    if not isinstance(blob, bytes) or not blob or (dim is not None and len(blob) % (4 * dim)) or len(blob) % 4:
+        return False
+    return bool(np.isfinite(np.frombuffer(blob, dtype=np.float32)).all())
+
+
+def _usable_vector(blob: object, dim: int | None) -> np.ndarray | None:
+    """A stored vector, or None when it cannot be the model's (wrong length, not finite, not unit length)."""
+    if not isinstance(blob, bytes) or not blob or len(blob) % 4 or (dim is not None and len(blob) != 4 * dim):
+        return None
+    vector = np.frombuffer(blob, dtype=np.float32)
+    if not np.isfinite(vector).all() or abs(float(np.dot(vector, vector)) - 1.0) > 2 * _UNIT_LENGTH_TOLERANCE:
+        return None
+    return vector
+
+
+def _db_path(path: str) -> str | bytes:
+    """A path as the database holds it: text when it is valid UTF-8 (every name on most systems),
+    else the OS's own bytes as a BLOB. Python gives such names with surrogate escapes, which SQLite
+    text cannot hold; the BLOB keeps them exactly, and equal names still compare equal."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def _text_from_db(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _path_from_db(value: str | bytes) -> str:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def path_is_confined(path: str) -> bool:
+    """Whether a stored path stays inside the photo root. The database is a file anyone could have
+    edited: a row such as `../../etc/hostname` or `/etc/hostname` must never reach a search result,
+    an action or the decoder."""
+    if not path or "\0" in path or path.startswith("/") or ".." in path.split("/"):
+        return False
+    if os.name == "nt":  # backslashes and drives too
+        native = Path(path)
+        return not native.is_absolute() and not native.drive and ".." not in native.parts
+    return True
+
+
+def _db_text(text: str) -> str:
+    """Free text (a skip reason) that may quote a name: odd bytes escaped, never lost in an error."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -161,6 +283,13 @@ class StoredWhitening:
 
 
 @dataclass(frozen=True)
+class VectorChanges:
+    generation: int  # the database's generation when asked
+    live: np.ndarray  # int64 ids of every row with a vector, sorted
+    changed: np.ndarray  # int64 ids whose vector was written after the generation asked about
+
+
+@dataclass(frozen=True)
 class SkippedFile:
     path: str
     size: int
@@ -173,38 +302,83 @@ _FILE_COLUMNS = "id, path, size, mtime_ns, fingerprint, width, height, taken_at,
 
 def _file_row(r: tuple) -> FileRow:
     """A FileRow from a row of `SELECT {_FILE_COLUMNS}`."""
-    return FileRow(*r[:9], has_vector=bool(r[9]))
+    return FileRow(r[0], _path_from_db(r[1]), *r[2:9], has_vector=bool(r[9]))
 
 
 class Store:
     """One SQLite connection, serialised by a lock so a GUI search thread and the indexer can share it."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, repair: bool = False):
+        """Open (or create) the database. `repair` (vitgallery repair) accepts a damaged schema version."""
         self.path = path
+        self.read_only = False  # a database file or folder that cannot be written: searching still works
+        self.repaired: list[str] = []  # what opening with `repair` mended
+        self._lock = threading.RLock()
+        self._warned_unconfined = False
+        self._warned_damaged = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._lock = threading.RLock()
+            self._db = self._connect()
             with self.transaction():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                version = self.get_meta("schema_version")
-                if version is None:
-                    self.set_meta("schema_version", str(SCHEMA_VERSION))
-                    self.set_meta("generation", "0")
-                elif int(version) > SCHEMA_VERSION:
-                    raise StoreError(f"{path} was written by a newer vitgallery (schema {version})")
-                self._migrate(int(version or 1))
-        except (sqlite3.DatabaseError, OSError) as exc:
+                self._create_or_migrate(repair)
+        except (sqlite3.DatabaseError, OSError, UnicodeDecodeError) as exc:
             raise _store_error("cannot open the library database", path, exc) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection in WAL mode, or a read-only one when the database file or its folder cannot be
+        written: SQLite would fail to make the WAL's shared-memory file, or make it read-only too (and
+        then refuse to write after the permissions are fixed). Nobody can write there, so the file is
+        read as it is, unless a WAL still holds commits."""
+        wal = Path(f"{self.path}-wal")
+        if (self.path.exists() and not os.access(self.path, os.W_OK)
+                and not (wal.exists() and wal.stat().st_size)):
+            db = self._connect_immutable()
+        else:
+            try:
+                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+                db.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                if not _is_read_only(exc):
+                    raise
+                db = self._connect_immutable()
+        self.read_only = self.read_only or not os.access(self.path, os.W_OK)
+        # Text that is not UTF-8 (a row some other tool wrote, a damaged one) reads with its bytes
+        # escaped, as file names do, instead of failing the whole query.
+        db.text_factory = _text_from_db
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    def _connect_immutable(self) -> sqlite3.Connection:
+        self.read_only = True
+        return sqlite3.connect(self.path.absolute().as_uri() + "?immutable=1", uri=True, check_same_thread=False,
+                               isolation_level=None)
+
+    def _create_or_migrate(self, repair: bool) -> None:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                self._db.execute(statement)
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+            self.set_meta("generation", "0")
+        elif not version.isdigit():
+            if not repair:
+                raise damaged(self.path, f"its schema version is {version!r}")
+            self.repaired.append(f"reset the schema version ({version!r} was not a number)")
+            version = "1"  # every migration only adds what is missing: running them all is safe
+            self.set_meta("schema_version", version)
+        elif int(version) > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer vitgallery (schema {version})")
+        self._migrate(int(version or 1))
 
     def _migrate(self, from_version: int) -> None:
         for version in range(2, SCHEMA_VERSION + 1):
-            # New databases run every migration too; they only CREATE ... IF NOT EXISTS.
+            # New databases run every migration too; they only add what is not there yet.
+            for table, column, definition in _ADDED_COLUMNS.get(version, []):
+                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             for statement in _MIGRATIONS[version].split(";"):
                 if statement.strip():
                     self._db.execute(statement)
@@ -223,35 +397,92 @@ class Store:
     def get_meta(self, key: str) -> str | None:
         with self._lock:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+        return None if row is None else str(_path_from_db(row[0]))
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        """`value` may be a path, of any name the OS gives (see _db_path)."""
+        with self.transaction():
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, _db_path(value)))
+
+    def _meta_number(self, key: str) -> int | None:
+        value = self.get_meta(key)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise damaged(self.path, f"its {key} is {value!r}, not a number") from None
+
+    @property
+    def dim(self) -> int | None:
+        """The dimension of the library's vectors (None before the first photo is embedded)."""
+        return self._meta_number("dim")
+
+    def mount_points(self) -> list[str]:
+        """Folders under the root that were mount points when last seen (see scan.ScanResult)."""
+        value = self.get_meta("mount_points")
+        try:
+            paths = json.loads(value) if value else []
+        except ValueError:
+            return []
+        return [p for p in paths if isinstance(p, str) and path_is_confined(p)] if isinstance(paths, list) else []
+
+    def set_mount_points(self, paths: list[str]) -> None:
+        with self.transaction():
+            self.set_meta("mount_points", json.dumps(sorted(set(paths))))
 
     @property
     def generation(self) -> int:
         """Bumped by every change to the set of vectors; the index file records the one it matches."""
-        return int(self.get_meta("generation") or 0)
+        return self._meta_number("generation") or 0
 
-    def _bump_generation(self) -> None:
-        self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+    def _bump_generation(self) -> int:
+        """The next generation, inside the caller's transaction."""
+        return int(self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
+                                    " RETURNING value").fetchone()[0])
+
+    def vector_changes(self, since: int) -> VectorChanges:
+        """What an index that reflects generation `since` lacks. The generation is read first, so an
+        index caught up with the answer reflects at least that generation (later commits are
+        caught up again next time: adding a vector twice only rewrites it)."""
+        with self._lock:
+            generation = self.generation
+            live = self._db.execute("SELECT id, path FROM files WHERE vector IS NOT NULL ORDER BY id").fetchall()
+            changed = self._db.execute("SELECT id FROM files WHERE vector_generation > ? AND vector IS NOT NULL"
+                                       " ORDER BY id", (since,)).fetchall()
+        inside = [file_id for file_id, path in live if path_is_confined(_path_from_db(path))]
+        self._note_unconfined(len(live) - len(inside))
+        return VectorChanges(generation, np.array(inside, dtype=np.int64),
+                             np.intersect1d(np.array([r[0] for r in changed], dtype=np.int64), inside))
 
     # -- files -------------------------------------------------------------------------------------
+
+    def _file_rows(self, rows: Iterable[tuple]) -> list[FileRow]:
+        """FileRows of `SELECT {_FILE_COLUMNS}` rows, less those whose path leaves the root."""
+        converted = [_file_row(r) for r in rows]
+        inside = [row for row in converted if path_is_confined(row.path)]
+        self._note_unconfined(len(converted) - len(inside))
+        return inside
+
+    def _note_unconfined(self, count: int) -> None:
+        if count and not self._warned_unconfined:
+            self._warned_unconfined = True
+            log.warning("%s: %d rows name files outside the photo folder; they are ignored "
+                        "(vitgallery repair removes them)", self.path, count)
 
     def files(self) -> dict[str, FileRow]:
         with self._lock:
             rows = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files").fetchall()
-        return {r[1]: _file_row(r) for r in rows}
+        return {row.path: row for row in self._file_rows(rows)}
 
     def file_by_path(self, path: str) -> FileRow | None:
         with self._lock:
-            r = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
-        return _file_row(r) if r else None
+            r = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (_db_path(path),)).fetchone()
+        return next(iter(self._file_rows([r])), None) if r else None
 
     def files_by_ids(self, ids: Iterable[int]) -> dict[int, FileRow]:
         rows = self._select_by_ids(f"SELECT {_FILE_COLUMNS} FROM files WHERE id IN ({{marks}})", ids)
-        return {r[0]: _file_row(r) for r in rows}
+        return {row.id: row for row in self._file_rows(rows)}
 
     def _select_by_ids(self, query: str, ids: Iterable[int]) -> list[tuple]:
         """The rows of `query`, whose `{marks}` stands for the ids, asked in chunks SQLite accepts."""
@@ -271,22 +502,22 @@ class Store:
         """Insert or replace embedded files in one transaction; returns their ids (index labels)."""
         ids = []
         with self.transaction():
+            generation = self._bump_generation()
             now = time.time()
             for f in files:
                 vector = np.ascontiguousarray(f.vector, dtype=np.float32).tobytes()
                 row = self._db.execute(
                     "INSERT INTO files (path, size, mtime_ns, fingerprint, width, height, taken_at, sharpness,"
-                    " vector, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " vector, indexed_at, vector_generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,"
                     " fingerprint=excluded.fingerprint, width=excluded.width, height=excluded.height,"
                     " taken_at=excluded.taken_at, sharpness=excluded.sharpness, vector=excluded.vector,"
-                    " indexed_at=excluded.indexed_at RETURNING id",
-                    (f.path, f.size, f.mtime_ns, f.fingerprint, f.width, f.height, f.taken_at, f.sharpness,
-                     vector, now)).fetchone()
+                    " indexed_at=excluded.indexed_at, vector_generation=excluded.vector_generation RETURNING id",
+                    (_db_path(f.path), f.size, f.mtime_ns, f.fingerprint, f.width, f.height, f.taken_at,
+                     f.sharpness, vector, now, generation)).fetchone()
                 ids.append(row[0])
-                self._db.execute("DELETE FROM skipped WHERE path = ?", (f.path,))
+                self._db.execute("DELETE FROM skipped WHERE path = ?", (_db_path(f.path),))
                 self._replace_extras(row[0], f)
-            self._bump_generation()
         return ids
 
     def _replace_extras(self, file_id: int, f: EmbeddedFile) -> None:
@@ -306,7 +537,7 @@ class Store:
             self._db.executemany("UPDATE files SET path = '//moving/' || id WHERE id = ?",
                                  [(move[0],) for move in moves])
             self._db.executemany("UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
-                                 [(path, size, mtime_ns, file_id) for file_id, path, size, mtime_ns in moves])
+                                 [(_db_path(path), size, mtime_ns, file_id) for file_id, path, size, mtime_ns in moves])
 
     def delete_files(self, ids: Iterable[int]) -> None:
         ids = list(ids)
@@ -326,8 +557,23 @@ class Store:
             self._bump_generation()
 
     def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """The usable vectors of these rows; a damaged one is left out (index drops its row)."""
         rows = self._select_by_ids("SELECT id, vector FROM files WHERE id IN ({marks}) AND vector IS NOT NULL", ids)
-        return {file_id: np.frombuffer(blob, dtype=np.float32) for file_id, blob in rows}
+        return self._usable_vectors(rows)
+
+    def _usable_vectors(self, rows: Iterable[tuple[int, bytes]]) -> dict[int, np.ndarray]:
+        dim, vectors, damaged_rows = self.dim, {}, 0
+        for file_id, blob in rows:
+            vector = _usable_vector(blob, dim)
+            if vector is None:
+                damaged_rows += 1
+            else:
+                vectors[file_id] = vector
+        if damaged_rows and not self._warned_damaged:
+            self._warned_damaged = True
+            log.warning("%s: %d damaged vectors are left out (the next index embeds those photos again)",
+                        self.path, damaged_rows)
+        return vectors
 
     def iter_vectors(self, chunk: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All stored vectors as (ids, matrix) chunks, for rebuilding the index."""
@@ -335,13 +581,16 @@ class Store:
         while True:
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT id, vector FROM files WHERE vector IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+                    "SELECT id, vector, path FROM files WHERE vector IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
                     (last, chunk)).fetchall()
             if not rows:
                 return
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            yield ids, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-            last = int(ids[-1])
+            last = rows[-1][0]
+            inside = [r for r in rows if path_is_confined(_path_from_db(r[2]))]
+            self._note_unconfined(len(rows) - len(inside))
+            usable = self._usable_vectors((r[0], r[1]) for r in inside)
+            if usable:
+                yield np.fromiter(usable, np.int64, len(usable)), np.stack(list(usable.values()))
 
     def keypoints(self, ids: Iterable[int]) -> dict[int, bytes]:
         return dict(self._select_by_ids("SELECT file_id, data FROM keypoints WHERE file_id IN ({marks})", ids))
@@ -354,7 +603,7 @@ class Store:
             rows = self._db.execute(
                 f"SELECT {_FILE_COLUMNS} FROM files WHERE vector IS NOT NULL"
                 " AND id NOT IN (SELECT file_id FROM learning_views) ORDER BY id").fetchall()
-        return [_file_row(r) for r in rows]
+        return self._file_rows(rows)
 
     def add_learning_views(self, items: list[tuple[int, np.ndarray]]) -> None:
         """(file id, (k, dim) vectors of the photo seen k other ways), in one transaction."""
@@ -373,9 +622,14 @@ class Store:
         with self._lock:
             rows = self._db.execute("SELECT f.vector, v.vectors FROM learning_views v JOIN files f ON f.id = v.file_id"
                                     " WHERE f.vector IS NOT NULL").fetchall()
+        dim = self.dim
         for vector_blob, views_blob in rows:
-            vector = np.frombuffer(vector_blob, dtype=np.float32)
+            vector = _usable_vector(vector_blob, dim)
+            if vector is None or not isinstance(views_blob, bytes) or len(views_blob) % (4 * len(vector)):
+                continue  # damaged: index drops the row
             views = np.frombuffer(views_blob, dtype=np.float32).reshape(-1, len(vector))
+            if not len(views) or not np.isfinite(views).all():
+                continue
             own.append(np.repeat(vector[None, :], len(views), axis=0))
             other.append(views)
         if not own:
@@ -391,7 +645,9 @@ class Store:
         return None if total is None else (total / count).astype(np.float32)
 
     def save_whitening(self, whitening: StoredWhitening) -> None:
+        """Also a new generation: every vector of the index changes with the whitening."""
         with self.transaction():
+            self._bump_generation()
             self._db.execute(
                 "INSERT OR REPLACE INTO whitening (id, key, mean, projection, photos, pairs, at)"
                 " VALUES (1, ?, ?, ?, ?, ?, ?)",
@@ -399,30 +655,118 @@ class Store:
                  np.ascontiguousarray(whitening.projection, np.float32).tobytes(), whitening.photos,
                  whitening.pairs, time.time()))
 
+    def whitening_key(self) -> str | None:
+        whitening = self.whitening()
+        return None if whitening is None else whitening.key
+
     def whitening(self) -> StoredWhitening | None:
+        """The fitted whitening; None when there is none, or when its bytes are not the ones its key
+        names (damaged: index fits it again)."""
         with self._lock:
             row = self._db.execute("SELECT key, mean, projection, photos, pairs FROM whitening WHERE id = 1").fetchone()
         if row is None:
             return None
-        mean = np.frombuffer(row[1], dtype=np.float32)
-        projection = np.frombuffer(row[2], dtype=np.float32).reshape(len(mean), len(mean))
-        return StoredWhitening(row[0], mean, projection, row[3], row[4])
+        key, mean_blob, projection_blob, photos, pairs = row
+        dim = self.dim
+        if not (dim and isinstance(mean_blob, bytes) and isinstance(projection_blob, bytes)
+                and len(mean_blob) == 4 * dim and len(projection_blob) == 4 * dim * dim):
+            return self._damaged_whitening()
+        mean = np.frombuffer(mean_blob, dtype=np.float32)
+        projection = np.frombuffer(projection_blob, dtype=np.float32).reshape(dim, dim)
+        if key != whitening_fingerprint(mean, projection) or not isinstance(photos, int) or not isinstance(pairs, int):
+            return self._damaged_whitening()
+        return StoredWhitening(key, mean, projection, photos, pairs)
+
+    def _damaged_whitening(self) -> None:
+        if not self._warned_damaged:
+            self._warned_damaged = True
+            log.warning("%s: the whitening is damaged; searches use plain similarity until index fits it again",
+                        self.path)
+        return None
+
+    # -- mending damage (index and vitgallery repair) ---------------------------------------------
+
+    def repair_meta(self, index_file_generation: int | None) -> list[str]:
+        """Give the meta values vitgallery reads as numbers a usable value again; says what it did."""
+        done = list(self.repaired)
+        with self.transaction():
+            generation = self.get_meta("generation")
+            if generation is None or not generation.isdigit():
+                # Past any generation an index file records, so that none passes for this database.
+                self.set_meta("generation", str((index_file_generation or 0) + 1))
+                done.append(f"reset the generation counter ({generation!r} was not a number)")
+            dim = self.get_meta("dim")
+            if (dim is None or not dim.isdigit()) and self.get_meta("model_signature") is not None:
+                lengths = self._db.execute("SELECT length(vector), COUNT(*) FROM files WHERE vector IS NOT NULL"
+                                           " GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
+                if lengths and lengths[0] and lengths[0] % 4 == 0:
+                    self.set_meta("dim", str(lengths[0] // 4))
+                    done.append(f"set the vector dimension to {lengths[0] // 4}, that of the stored vectors "
+                                f"({dim!r} was not a number)")
+                else:
+                    self._db.execute("DELETE FROM meta WHERE key IN ('dim', 'model_signature')")
+                    done.append("forgot the model settings, which were damaged: the next index embeds every photo")
+        return done
+
+    def drop_damaged_rows(self, keypoints_readable: Callable[[bytes], bool] | None = None) -> dict[str, int]:
+        """Delete the rows vitgallery cannot use: paths leaving the photo folder, damaged vectors (those
+        photos are embedded again), damaged teaching views and whitening (learned again), and, when a
+        check is given, keypoints it cannot read (those photos are searched, not verified). Returns how
+        many of each went. Reads without blocking other writers; writes only when something is damaged."""
+        dim = self.dim
+        bad_paths, bad_vectors, bad_views, bad_keypoints = [], [], [], []
+        with self._lock:
+            rows = self._db.execute("SELECT id, path, vector FROM files")
+            while chunk := rows.fetchmany(_DAMAGE_SCAN_CHUNK):
+                with_vector = []
+                for file_id, path, vector in chunk:
+                    if not isinstance(path, (str, bytes)) or not path_is_confined(_path_from_db(path)):
+                        bad_paths.append(file_id)
+                    elif vector is not None:
+                        with_vector.append((file_id, vector))
+                bad_vectors += _damaged_vector_ids(with_vector, dim)
+            bad_views = [file_id for file_id, blob in self._db.execute("SELECT file_id, vectors FROM learning_views")
+                         if not _usable_views(blob, dim)]
+            bad_whitening = bool(self._db.execute("SELECT COUNT(*) FROM whitening").fetchone()[0]) and \
+                self.whitening() is None
+            if keypoints_readable is not None:
+                bad_keypoints = [file_id for file_id, data in self._db.execute("SELECT file_id, data FROM keypoints")
+                                 if not isinstance(data, bytes) or not keypoints_readable(data)]
+        dropped = {
+            "rows naming files outside the photo folder": len(bad_paths),
+            "damaged vectors (their photos are embedded again by the next index)": len(bad_vectors),
+            "damaged teaching views": len(bad_views),
+            "damaged whitening (fitted again by the next index)": int(bad_whitening),
+            "damaged keypoints (those photos are searched without verification)": len(bad_keypoints),
+        }
+        if not any(dropped.values()):
+            return dropped
+        with self.transaction():
+            self._db.executemany("DELETE FROM files WHERE id = ?", [(i,) for i in bad_paths + bad_vectors])
+            self._db.executemany("DELETE FROM learning_views WHERE file_id = ?", [(i,) for i in bad_views])
+            self._db.executemany("DELETE FROM keypoints WHERE file_id = ?", [(i,) for i in bad_keypoints])
+            if bad_whitening:
+                self._db.execute("DELETE FROM whitening")
+            if bad_paths or bad_vectors or bad_whitening:
+                self._bump_generation()
+        return dropped
 
     # -- skipped files -----------------------------------------------------------------------------
 
     def record_skipped(self, path: str, size: int, mtime_ns: int, reason: str) -> None:
         with self.transaction():
             self._db.execute("INSERT OR REPLACE INTO skipped (path, size, mtime_ns, reason, at) VALUES (?, ?, ?, ?, ?)",
-                             (path, size, mtime_ns, reason, time.time()))
+                             (_db_path(path), size, mtime_ns, _db_text(reason), time.time()))
 
     def skipped(self) -> dict[str, SkippedFile]:
         with self._lock:
-            rows = self._db.execute("SELECT path, size, mtime_ns, reason FROM skipped ORDER BY path").fetchall()
-        return {r[0]: SkippedFile(*r) for r in rows}
+            rows = self._db.execute("SELECT path, size, mtime_ns, reason FROM skipped").fetchall()
+        skipped = [SkippedFile(_path_from_db(r[0]), *r[1:]) for r in rows]
+        return {s.path: s for s in sorted(skipped, key=lambda s: s.path)}
 
     def forget_skipped(self, paths: Iterable[str]) -> None:
         with self.transaction():
-            self._db.executemany("DELETE FROM skipped WHERE path = ?", [(p,) for p in paths])
+            self._db.executemany("DELETE FROM skipped WHERE path = ?", [(_db_path(p),) for p in paths])
 
     # -- duplicate decisions -----------------------------------------------------------------------
 
@@ -438,9 +782,17 @@ class Store:
                                     " ORDER BY at").fetchall()
         return [DecisionRow(r[0], json.loads(r[1]), json.loads(r[2]), r[3], r[4]) for r in rows]
 
-    def forget_decision(self, key: str) -> None:
+    def save_separated_pairs(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Remember pairs of fingerprints (first < second) as not duplicates of each other."""
+        now = time.time()
         with self.transaction():
-            self._db.execute("DELETE FROM duplicate_decisions WHERE key = ?", (key,))
+            self._db.executemany("INSERT OR REPLACE INTO separated_pairs (first, second, at) VALUES (?, ?, ?)",
+                                 [(first, second, now) for first, second in pairs])
+
+    def separated_pairs(self) -> set[tuple[str, str]]:
+        with self._lock:
+            rows = self._db.execute("SELECT first, second FROM separated_pairs").fetchall()
+        return {(r[0], r[1]) for r in rows}
 
     # -- names given to automatic groups (core/organise/groups.py) --------------------------------
 
@@ -469,7 +821,8 @@ class Store:
                                          (kind, target, time.time())).fetchone()[0]
             self._db.executemany(
                 "INSERT INTO action_items (action_id, source, destination, trash_info, state) VALUES (?, ?, ?, ?, ?)",
-                [(action_id, i.source, i.destination, i.trash_info, i.state) for i in items])
+                [(action_id, _db_path(i.source), _db_optional_path(i.destination), _db_optional_path(i.trash_info),
+                  _db_text(i.state)) for i in items])
         return action_id
 
     def actions(self, limit: int = 100) -> list[ActionRow]:
@@ -489,14 +842,40 @@ class Store:
         with self._lock:
             rows = self._db.execute("SELECT source, destination, trash_info, state, id FROM action_items"
                                     " WHERE action_id = ? ORDER BY id", (action_id,)).fetchall()
-        return [ActionItemRow(*r) for r in rows]
+        return [_action_item_row(r) for r in rows]
 
-    def mark_undone(self, action_id: int, item_states: dict[int, str]) -> None:
-        """Record an undo: the new state of each item (by item id) and when."""
+    def update_action_item(self, item_id: int, destination: str | None, trash_info: str | None, state: str) -> None:
+        """Record where one file of an action goes or went, and how far it got."""
         with self.transaction():
-            self._db.executemany("UPDATE action_items SET state = ? WHERE id = ?",
-                                 [(state, item_id) for item_id, state in item_states.items()])
+            self._db.execute("UPDATE action_items SET destination = ?, trash_info = ?, state = ? WHERE id = ?",
+                             (_db_optional_path(destination), _db_optional_path(trash_info), _db_text(state),
+                              item_id))
+
+    def set_action_item_state(self, item_id: int, state: str) -> None:
+        with self.transaction():
+            self._db.execute("UPDATE action_items SET state = ? WHERE id = ?", (_db_text(state), item_id))
+
+    def action_items_in_state(self, state: str) -> list[ActionItemRow]:
+        """Every logged file in `state`, whatever its action (the log of an interrupted action)."""
+        with self._lock:
+            rows = self._db.execute("SELECT source, destination, trash_info, state, id FROM action_items"
+                                    " WHERE state = ? ORDER BY id", (state,)).fetchall()
+        return [_action_item_row(r) for r in rows]
+
+    def mark_undone(self, action_id: int) -> None:
+        """Record when an action was undone (its items' states say which files came back)."""
+        with self.transaction():
             self._db.execute("UPDATE actions SET undone_at = ? WHERE id = ?", (time.time(), action_id))
+
+
+def _db_optional_path(path: str | None) -> str | bytes | None:
+    return None if path is None else _db_path(path)
+
+
+def _action_item_row(r: tuple) -> ActionItemRow:
+    """An ActionItemRow from `SELECT source, destination, trash_info, state, id`."""
+    return ActionItemRow(_path_from_db(r[0]), None if r[1] is None else _path_from_db(r[1]),
+                         None if r[2] is None else _path_from_db(r[2]), r[3], r[4])
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,33 @@
-"""The Duplicates page: groups of near-duplicates, a keep choice per photo, bulk actions with undo.
+"""The Duplicates page: review near-duplicate groups one by one, choose what to keep, act, undo.
 
-Everything that reads photos or the library (the scan, the actions, decisions, undo) runs as jobs of
-the window's `JobRunner`: the scan on the window's library, the actions on the library's database
-(opened for each request until the core's Library offers them); the page only keeps the last scan
-and regroups it when the threshold slider moves, which needs no I/O.
+The review, as in the best duplicate tools: each group shows the photo kept first, with a KEEP badge
+and the reason it was chosen; the keyboard keeps (K) or rejects (R) photos and steps through the
+groups (N, P); C compares two photos side by side (compare.py); a photo can be taken out of its group
+(T, or a group split when several are selected) and two photos marked "not duplicates" (D) without
+hiding the rest of the group. "Resolve this group" acts on the group on screen and moves on; "Resolve
+all N groups…" is a separate button that asks first, with the counts, Cancel being the default.
+
+What can be done with the photos not kept comes from the core's BULK_ACTIONS (one entry per action):
+those that move files fill the "Not kept" choice, the others (the list export) get a button.
+Everything that reads photos or the library (the scan, actions, decisions, undo, the history) runs
+as a job of the window's JobRunner on the window's one Library; the page keeps the last scan and
+regroups it when the slider moves or a decision is made, which needs no I/O.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon
+from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QIcon, QKeySequence, QPainter, QPen, QShortcut
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListView,
@@ -28,24 +38,31 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSplitter,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
 
-from vitgallery.core import actions
-from vitgallery.core.actions import ActionReport, GroupSelection
 from vitgallery.core.duplicates import (
+    BULK_ACTIONS,
     DEFAULT_THRESHOLD,
+    ActionEntry,
+    ActionReport,
+    BulkAction,
     DuplicateGroup,
+    DuplicateMember,
     DuplicateProgress,
     DuplicateScan,
+    GroupSelection,
     KeepRule,
+    UserDecisions,
     choose_keeper,
-    decide,
+    group_key,
     match_reason,
-    scan_duplicates,
 )
-from vitgallery.core.store import Store
+from vitgallery.ui.compare import CompareDialog
+from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.thumbnails import ThumbnailLoader
 from vitgallery.ui.workers import Job, JobRunner, WorkerError
@@ -54,99 +71,62 @@ log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 128
 GroupKeyRole = Qt.ItemDataRole.UserRole + 20
-
-
-@dataclass(frozen=True)
-class ActionRequest:
-    kind: str  # "trash", "move", "export"
-    selections: tuple[GroupSelection, ...]
-    target: Path | None = None  # the folder for "move", the file for "export"
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    action_id: int
-    text: str
-    undoable: bool
-
-
-def _scan(library, progress, cancel) -> DuplicateScan:
-    return scan_duplicates(library, progress=progress, cancel=cancel)
-
-
-def _act(library_dir: Path, request: ActionRequest) -> tuple[ActionReport, list[HistoryEntry]]:
-    with _store(library_dir) as store:
-        if request.kind == "trash":
-            report = actions.move_to_trash(store, request.selections)
-        elif request.kind == "move":
-            report = actions.move_to_folder(store, request.selections, request.target)
-        else:
-            report = actions.export_list(store, request.selections, request.target)
-        return report, _history(store)
-
-
-def _undo(library_dir: Path, action_id: int) -> tuple[ActionReport, list[HistoryEntry]]:
-    with _store(library_dir) as store:
-        report = actions.undo(store, action_id)
-        return report, _history(store)
-
-
-def _decide(library_dir: Path, group: DuplicateGroup, decision: str) -> list:
-    with _store(library_dir) as store:
-        decide(store, group, decision)
-        return store.decisions()
-
-
-def _load_history(library_dir: Path) -> list[HistoryEntry]:
-    from vitgallery.core.library import DB_NAME
-
-    if not (library_dir / DB_NAME).exists():
-        return []  # not indexed yet: nothing done either
-    with _store(library_dir) as store:
-        return _history(store)
-
-
-class _store:
-    """The library's database, open for one request."""
-
-    def __init__(self, library_dir: Path) -> None:
-        from vitgallery.core.library import DB_NAME
-
-        self.path = library_dir / DB_NAME
-
-    def __enter__(self) -> Store:
-        if not self.path.exists():
-            raise FileNotFoundError(f"no library in {self.path.parent}")
-        self.store = Store(self.path)
-        return self.store
-
-    def __exit__(self, *exc) -> None:
-        self.store.close()
-
-
-def _history(store: Store) -> list[HistoryEntry]:
-    return [
-        HistoryEntry(a.id, actions.describe_action(a, store.action_items(a.id)), actions.can_undo(store, a))
-        for a in store.actions(limit=50)
-    ]
-
-
-def _mark_kept(item: QListWidgetItem) -> None:
-    font = item.font()
-    font.setBold(item.checkState() == Qt.CheckState.Checked)
-    item.setFont(font)
+KEPT_COLOUR = QColor(46, 125, 50)
+NOT_KEPT_COLOUR = QColor(183, 28, 28, 200)
+KEYS_HINT = (
+    "Keys: K keep · R reject · C compare · T take out · D not duplicates (two selected) · "
+    "N / P next / previous group · Ctrl+Enter resolve this group · Ctrl+Z undo"
+)
+PHASES = {"candidates": "Finding candidates", "keypoints": "Reading photos", "verifying": "Comparing pairs"}
 
 
 def _size_text(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+def _is_checked(item: QListWidgetItem) -> bool:
+    return item.checkState() == Qt.CheckState.Checked
+
+
+class KeepBadgeDelegate(QStyledItemDelegate):
+    """A photo drawn as usual, then a green KEEP badge and frame when it is kept, a red mark when not."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        super().paint(painter, option, index)
+        state = index.data(Qt.ItemDataRole.CheckStateRole)
+        kept = state in (Qt.CheckState.Checked, Qt.CheckState.Checked.value)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        colour = KEPT_COLOUR if kept else NOT_KEPT_COLOUR
+        if kept:
+            painter.setPen(QPen(colour, 3))
+            painter.drawRoundedRect(option.rect.adjusted(2, 2, -2, -2), 6, 6)
+        font = QFont(option.font)
+        font.setBold(True)
+        font.setPointSizeF(max(font.pointSizeF() - 1, 7))
+        painter.setFont(font)
+        text = "KEEP" if kept else "✕"
+        width = painter.fontMetrics().horizontalAdvance(text) + 12
+        badge = QRect(option.rect.left() + 8, option.rect.top() + 8, width, painter.fontMetrics().height() + 4)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(colour)
+        painter.drawRoundedRect(badge, 4, 4)
+        painter.setPen(QColor("white"))
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
+
+
 class DuplicatesView(QWidget):
-    """Scan a library for near-duplicates, pick what to keep, act on the rest, undo."""
+    """Scan a library for near-duplicates, review the groups, act on the photos not kept, undo."""
 
     scan_finished = Signal(int)  # groups shown
     action_finished = Signal(object)  # ActionReport
     history_changed = Signal()
+    decisions_changed = Signal()
 
     def __init__(
         self,
@@ -155,7 +135,7 @@ class DuplicatesView(QWidget):
         *,
         thumbnail_cache_dir: Path | None = None,
     ) -> None:
-        """`jobs` runs the page's work on the window's library (set_library names its folder)."""
+        """`jobs` runs the page's work on the window's library (set_library says when there is one)."""
         super().__init__(parent)
         self._jobs = jobs
         self._scan_job: Job | None = None
@@ -163,14 +143,20 @@ class DuplicatesView(QWidget):
         self._scan: DuplicateScan | None = None
         self._groups: list[DuplicateGroup] = []
         self._keep: dict[str, set[Path]] = {}  # group key -> the paths the user keeps
+        self._rule_choices: dict[str, tuple[set[Path], str]] = {}  # group key -> what the rule keeps, why
         self._gone: set[int] = set()  # file ids moved away by an action since the scan
         self._preferred_folder: Path | None = None
         self._busy = False
-        self._history: list[HistoryEntry] = []
+        self._history: list[ActionEntry] = []
+        self.action_targets: dict[str, Path] = {}  # the folder or file chosen for an action
+        self.compare_dialog: CompareDialog | None = None
 
-        self.thumbnails = ThumbnailLoader(THUMBNAIL_SIZE, thumbnail_cache_dir, parent=self)
+        self.thumbnails = ThumbnailLoader(
+            THUMBNAIL_SIZE, thumbnail_cache_dir, shared_cache=DesktopThumbnailCache.for_this_desktop(), parent=self
+        )
         self.thumbnails.thumbnail_ready.connect(self._on_thumbnail)
         self._build()
+        self._bind_keys()
         self._update_enabled()
 
     # -- building ----------------------------------------------------------------------------------
@@ -183,9 +169,7 @@ class DuplicatesView(QWidget):
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
         self.threshold_slider.setRange(1, 99)
         self.threshold_slider.setValue(round(DEFAULT_THRESHOLD * 100))
-        self.threshold_slider.setToolTip(
-            "How sure a match must be: to the right, fewer and closer duplicates"
-        )
+        self.threshold_slider.setToolTip("How sure a match must be: to the right, fewer and closer duplicates")
         self.threshold_slider.valueChanged.connect(self._on_threshold_changed)
         self.threshold_label = QLabel()
         self.threshold_label.setMinimumWidth(36)
@@ -195,65 +179,126 @@ class DuplicatesView(QWidget):
         self.rule_combo.currentIndexChanged.connect(self._on_rule_changed)
         self.folder_button = QPushButton("Preferred folder…")
         self.folder_button.clicked.connect(self.choose_preferred_folder)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setMaximumWidth(220)
-        self.progress_bar.hide()
+        # Rows short enough for a window 800 px wide (the query panel beside the page).
         top = QHBoxLayout()
         top.addWidget(self.scan_button)
         top.addWidget(self.cancel_button)
         top.addWidget(QLabel("Match threshold"))
         top.addWidget(self.threshold_slider, 1)
         top.addWidget(self.threshold_label)
-        top.addWidget(self.progress_bar)
-        keep_row = QHBoxLayout()
-        keep_row.addWidget(self.rule_combo)
-        keep_row.addWidget(self.folder_button)
-        keep_row.addStretch(1)
+        rule_row = QHBoxLayout()
+        rule_row.addWidget(self.rule_combo)
+        rule_row.addWidget(self.folder_button)
+        rule_row.addStretch(1)
+
+        # A bar as wide as the page: its text ("Reading photos 120 of 318") always fits.
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setTextVisible(True)
+        self.progress_bar.hide()
+        self.status_label = QLabel("Find duplicates to see groups of near-identical photos.")
+        self.status_label.setWordWrap(True)
 
         self.group_list = QListWidget()
         self.group_list.setIconSize(QSize(64, 64))
+        self.group_list.setMinimumWidth(160)
+        self.group_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the kept photo's name, both ends
         self.group_list.currentRowChanged.connect(self._show_group)
+
+        self.group_title = QLabel()
+        title_font = self.group_title.font()
+        title_font.setBold(True)
+        self.group_title.setFont(title_font)
+        self.keeper_label = QLabel()
+        self.keeper_label.setWordWrap(True)
         self.member_list = QListWidget()
         self.member_list.setViewMode(QListView.ViewMode.IconMode)
         self.member_list.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         self.member_list.setResizeMode(QListView.ResizeMode.Adjust)
         self.member_list.setMovement(QListView.Movement.Static)
+        self.member_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.member_list.setWordWrap(True)
         self.member_list.setSpacing(8)
-        self.member_list.setGridSize(QSize(THUMBNAIL_SIZE + 60, THUMBNAIL_SIZE + 100))
+        self.member_list.setGridSize(QSize(THUMBNAIL_SIZE + 84, THUMBNAIL_SIZE + 116))  # four lines of text
+        self.member_list.setItemDelegate(KeepBadgeDelegate(self.member_list))
         self.member_list.itemChanged.connect(self._on_member_checked)
-        self.not_duplicates_button = QPushButton("Not duplicates")
-        self.not_duplicates_button.setToolTip(
-            "Hide this group for good (it comes back only if one of its photos changes)"
-        )
+        self.member_list.itemSelectionChanged.connect(self._update_enabled)
+        self.member_list.itemDoubleClicked.connect(lambda item: self.compare_selected())
+
+        self.keep_button = QPushButton("Keep (K)")
+        self.keep_button.setToolTip("Keep the selected photos")
+        self.keep_button.clicked.connect(self.keep_selected)
+        self.reject_button = QPushButton("Reject (R)")
+        self.reject_button.setToolTip("Do not keep the selected photos (one photo of a group is always kept)")
+        self.reject_button.clicked.connect(self.reject_selected)
+        self.compare_button = QPushButton("Compare (C)")
+        self.compare_button.setToolTip("Side by side, with zoom and what differs: the two selected photos, "
+                                       "or the selected one and the kept one")
+        self.compare_button.clicked.connect(self.compare_selected)
+        self.take_out_button = QPushButton("Take out (T)")
+        self.take_out_button.clicked.connect(self.take_out_selected)
+        self.pair_button = QPushButton("Not these two (D)")
+        self.pair_button.setToolTip("The two selected photos are different pictures; the rest of the group stays")
+        self.pair_button.clicked.connect(self.mark_pair_not_duplicates)
+        self.not_duplicates_button = QPushButton("Group: not duplicates")
+        self.not_duplicates_button.setToolTip("Hide this whole group for good (it comes back if one of its photos changes)")
         self.not_duplicates_button.clicked.connect(lambda: self.mark_group("not_duplicates"))
         self.keep_all_button = QPushButton("Keep all")
         self.keep_all_button.setToolTip("Keep every photo of this group and stop showing it")
         self.keep_all_button.clicked.connect(lambda: self.mark_group("keep_all"))
-        self.group_title = QLabel()
-        group_bar = QHBoxLayout()
-        group_bar.addWidget(self.group_title, 1)
-        group_bar.addWidget(self.not_duplicates_button)
-        group_bar.addWidget(self.keep_all_button)
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addLayout(group_bar)
-        right_layout.addWidget(self.member_list, 1)
+        member_tools = QHBoxLayout()
+        for button in (self.keep_button, self.reject_button, self.compare_button, self.take_out_button):
+            member_tools.addWidget(button)
+        member_tools.addStretch(1)
+        group_tools = QHBoxLayout()
+        group_tools.addWidget(self.pair_button)
+        group_tools.addStretch(1)
+        group_tools.addWidget(self.not_duplicates_button)
+        group_tools.addWidget(self.keep_all_button)
+
+        review = QWidget()
+        review_layout = QVBoxLayout(review)
+        review_layout.setContentsMargins(0, 0, 0, 0)
+        review_layout.addWidget(self.group_title)
+        review_layout.addWidget(self.keeper_label)
+        review_layout.addWidget(self.member_list, 1)
+        review_layout.addLayout(member_tools)
+        review_layout.addLayout(group_tools)
         splitter = QSplitter()
         splitter.addWidget(self.group_list)
-        splitter.addWidget(right)
+        splitter.addWidget(review)
         splitter.setStretchFactor(1, 3)
 
-        self.trash_button = QPushButton("Trash the rest")
-        self.trash_button.setToolTip("Move every photo of the group that is not kept to the trash")
-        self.trash_button.clicked.connect(self.trash_rest)
-        self.move_button = QPushButton("Move the rest…")
-        self.move_button.setToolTip("Move every photo of the group that is not kept to a folder")
-        self.move_button.clicked.connect(lambda: self.move_rest())
-        self.export_button = QPushButton("Export…")
-        self.export_button.setToolTip("Save the groups and the choices as CSV or JSON")
-        self.export_button.clicked.connect(lambda: self.export_list())
+        self.action_combo = QComboBox()
+        self.action_combo.setToolTip("What happens to the photos not kept when a group is resolved")
+        for action in BULK_ACTIONS.values():
+            if action.moves_files:
+                self.action_combo.addItem(action.label, action.name)
+        self.action_combo.activated.connect(self._on_action_chosen)
+        self.resolve_group_button = QPushButton("Resolve this group")
+        self.resolve_group_button.setToolTip("Do it for the group on screen, then show the next (Ctrl+Enter)")
+        self.resolve_group_button.clicked.connect(self.resolve_group)
+        self.resolve_all_button = QPushButton("Resolve all groups…")
+        self.resolve_all_button.clicked.connect(self.resolve_all)
+        separator = QFrame()
+        separator.setFrameShape(QFrame.Shape.VLine)
+        separator.setFrameShadow(QFrame.Shadow.Sunken)
+        bottom = QHBoxLayout()
+        bottom.addWidget(QLabel("Not kept:"))
+        bottom.addWidget(self.action_combo)
+        bottom.addWidget(self.resolve_group_button)
+        bottom.addStretch(1)
+        bottom.addWidget(separator)
+        bottom.addWidget(self.resolve_all_button)
+        history = QHBoxLayout()
+        self.list_buttons: dict[str, QPushButton] = {}
+        for action in BULK_ACTIONS.values():
+            if not action.moves_files:
+                button = QPushButton(action.label)
+                button.setToolTip(action.help[0].upper() + action.help[1:])
+                button.clicked.connect(lambda _=False, name=action.name: self.run_list_action(name))
+                self.list_buttons[action.name] = button
+                history.addWidget(button)
+
         self.history_combo = QComboBox()
         self.history_combo.setMinimumWidth(160)
         self.history_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -261,28 +306,42 @@ class DuplicatesView(QWidget):
         self.history_combo.currentIndexChanged.connect(self._update_enabled)
         self.undo_button = QPushButton("Undo")
         self.undo_button.clicked.connect(self.undo_selected)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.trash_button)
-        bottom.addWidget(self.move_button)
-        bottom.addWidget(self.export_button)
-        bottom.addStretch(1)
-        history = QHBoxLayout()
         history.addWidget(QLabel("Done:"))
         history.addWidget(self.history_combo, 1)
         history.addWidget(self.undo_button)
+        self.keys_label = QLabel(KEYS_HINT)
+        self.keys_label.setWordWrap(True)
+        self.keys_label.setEnabled(False)  # drawn greyed: a hint, not a control
 
-        self.status_label = QLabel("Find duplicates to see groups of near-identical photos.")
-        self.status_label.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addLayout(keep_row)
+        layout.addLayout(rule_row)
+        layout.addWidget(self.progress_bar)
         layout.addWidget(self.status_label)
         layout.addWidget(splitter, 1)
         layout.addLayout(bottom)
         layout.addLayout(history)
+        layout.addWidget(self.keys_label)
         self._on_threshold_changed(self.threshold_slider.value())
 
-    # -- public ------------------------------------------------------------------------------------
+    def _bind_keys(self) -> None:
+        for keys, slot in (
+            (("K",), self.keep_selected),
+            (("R",), self.reject_selected),
+            (("C",), self.compare_selected),
+            (("T",), self.take_out_selected),
+            (("D",), self.mark_pair_not_duplicates),
+            (("N", "PgDown"), self.next_group),
+            (("P", "PgUp"), self.previous_group),
+            (("Ctrl+Return", "Ctrl+Enter"), self.resolve_group),
+            (("Ctrl+Z",), self.undo_last),
+        ):
+            for key in keys:
+                shortcut = QShortcut(QKeySequence(key), self)
+                shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+                shortcut.activated.connect(slot)
+
+    # -- the library and the scan ------------------------------------------------------------------
 
     @property
     def threshold(self) -> float:
@@ -293,7 +352,7 @@ class DuplicatesView(QWidget):
         return list(self._groups)
 
     def set_library(self, library_dir: Path | None) -> None:
-        """Show another library (the window opened another folder); the old scan is dropped."""
+        """The window opened another library (or none): the old scan is dropped."""
         library_dir = Path(library_dir) if library_dir else None
         if library_dir == self._library_dir:
             return
@@ -304,8 +363,9 @@ class DuplicatesView(QWidget):
         self._keep.clear()
         self._regroup()
         self.status_label.setText("Find duplicates to see groups of near-identical photos.")
+        self._on_history([])
         if library_dir is not None:
-            self._submit(lambda: _load_history(library_dir), self._on_history)
+            self._run(lambda library: library.action_history(), self._on_history)
         self._update_enabled()
 
     def library_changed(self) -> None:
@@ -318,7 +378,7 @@ class DuplicatesView(QWidget):
             return
         self._set_busy(True, "Looking for near-duplicates…")
         self._scan_job = self._jobs.submit_library(
-            _scan,
+            lambda library, progress, cancel: library.duplicate_scan(progress=progress, cancel=cancel),
             name="duplicate scan",
             on_progress=self._on_progress,
             on_finished=self._on_scanned,
@@ -329,17 +389,57 @@ class DuplicatesView(QWidget):
         if self._scan_job is not None:
             self._scan_job.cancel()
 
-    def keep_paths(self, group: DuplicateGroup) -> set[Path]:
-        """What the user keeps of a group: their own choice, else what the rule picks."""
-        chosen = self._keep.get(group.key)
-        if chosen is not None:
-            return set(chosen)
-        return {choose_keeper(group.members, self.rule, self._preferred_folder).path}
+    def shutdown(self) -> None:
+        """Cancel the scan; the window's JobRunner stops the threads."""
+        self.cancel_scan()
+        if self.compare_dialog is not None:
+            self.compare_dialog.close()
+        self.thumbnails.shutdown(200)
 
-    def set_keep(self, group: DuplicateGroup, paths: set[Path]) -> None:
-        self._keep[group.key] = set(paths)
-        if self._current_group() is group:
-            self._show_group(self.group_list.currentRow())
+    def _run(self, work, on_finished) -> None:
+        """Run `work(library)` on the window's library as a job; failures end up in the status line."""
+        self._jobs.submit_library(
+            lambda library, progress, cancel: work(library),
+            name="duplicates request",
+            on_finished=on_finished,
+            on_failed=self._on_failed,
+        )
+
+    def _on_progress(self, progress: DuplicateProgress) -> None:
+        name = PHASES.get(progress.phase, progress.phase)
+        self.progress_bar.setFormat(f"{name}: %v of %m")
+        self.progress_bar.setRange(0, max(progress.total, 1))
+        self.progress_bar.setValue(progress.done)
+
+    def _on_scanned(self, scan: DuplicateScan) -> None:
+        self._scan_job = None
+        self._scan = scan
+        self._gone.clear()
+        self._keep.clear()
+        self._rule_choices.clear()
+        self._regroup()
+        text = "Scan cancelled: showing nothing." if scan.cancelled else self._summary()
+        if scan.problems:
+            text += f" {_count(len(scan.problems), 'photo')} could not be read (index the folder again)."
+        self._set_busy(False, text)
+        self.scan_finished.emit(len(self._groups))
+
+    def _on_failed(self, error: WorkerError) -> None:
+        self._scan_job = None
+        self._set_busy(False, f"Failed: {error.message}")
+
+    def _summary(self) -> str:
+        if self._scan is None:
+            return ""
+        photos = sum(len(g.members) for g in self._groups)
+        extra = sum(g.total_size - sum(m.size for m in g.members if m.path in self.keep_paths(g)) for g in self._groups)
+        text = f"{_count(len(self._groups), 'group')}, {photos} photos; {_size_text(extra)} in photos not kept."
+        hidden = self._scan.hidden_count(self.threshold, self._gone)
+        if hidden:
+            text += f" {_count(hidden, 'group')} hidden by your decisions."
+        return text
+
+    # -- what is kept ------------------------------------------------------------------------------
 
     @property
     def rule(self) -> KeepRule:
@@ -347,6 +447,29 @@ class DuplicatesView(QWidget):
         if rule is KeepRule.PREFERRED_FOLDER and self._preferred_folder is None:
             return KeepRule.RESOLUTION
         return rule
+
+    def rule_choice(self, group: DuplicateGroup) -> tuple[set[Path], str]:
+        """What the rule keeps of a group, and why in a few words. A choice that names a reason (and
+        the members that are the kept file under another name) is used as it is."""
+        found = self._rule_choices.get(group.key)
+        if found is None:
+            choice = choose_keeper(group.members, self.rule, self._preferred_folder)
+            keeper = getattr(choice, "member", choice)
+            same_file = getattr(choice, "same_file", ())
+            reason = getattr(choice, "reason", None) or self.rule.label
+            found = self._rule_choices[group.key] = ({keeper.path, *(m.path for m in same_file)}, reason)
+        return set(found[0]), found[1]
+
+    def keep_paths(self, group: DuplicateGroup) -> set[Path]:
+        """What the user keeps of a group: their own choice, else what the rule picks."""
+        chosen = self._keep.get(group.key)
+        return set(chosen) if chosen is not None else self.rule_choice(group)[0]
+
+    def keep_reason(self, group: DuplicateGroup) -> str:
+        """Why the kept photos are kept: the rule's reason, or the user's choice."""
+        chosen = self._keep.get(group.key)
+        by_rule, reason = self.rule_choice(group)
+        return reason if chosen is None or chosen == by_rule else "your choice"
 
     def set_preferred_folder(self, folder: Path | None) -> None:
         self._preferred_folder = folder
@@ -363,101 +486,427 @@ class DuplicatesView(QWidget):
     def selections(self) -> list[GroupSelection]:
         return [GroupSelection(g.members, frozenset(self.keep_paths(g))) for g in self._groups]
 
-    def trash_rest(self) -> None:
-        self._act("trash")
+    def _on_rule_changed(self) -> None:
+        self._keep.clear()  # a new rule re-picks every group
+        self._rule_choices.clear()
+        self._fill_group_list()
 
-    def move_rest(self, folder: Path | None = None) -> None:
-        if folder is None:
-            chosen = QFileDialog.getExistingDirectory(self, "Move the photos not kept into")
-            if not chosen:
-                return
-            folder = Path(chosen)
-        self._act("move", folder)
+    # -- reviewing one group -----------------------------------------------------------------------
 
-    def export_list(self, target: Path | None = None) -> None:
-        if target is None:
-            chosen, _ = QFileDialog.getSaveFileName(
-                self, "Export the list", "duplicates.csv", "CSV (*.csv);;JSON (*.json)"
-            )
-            if not chosen:
-                return
-            target = Path(chosen)
-        self._act("export", target)
+    def current_group(self) -> DuplicateGroup | None:
+        row = self.group_list.currentRow()
+        return self._groups[row] if 0 <= row < len(self._groups) else None
 
-    def undo_selected(self) -> None:
-        entry = self._selected_history()
-        if entry is None or not entry.undoable or self._library_dir is None or self._busy:
+    def shown_members(self) -> list[DuplicateMember]:
+        """The current group's photos in the order shown: the kept ones first."""
+        group = self.current_group()
+        if group is None:
+            return []
+        by_path = {m.path: m for m in group.members}
+        return [by_path[Path(self.member_list.item(i).data(PathRole))] for i in range(self.member_list.count())]
+
+    def selected_members(self) -> list[DuplicateMember]:
+        """The selected photos of the group on screen (the current one when none is), in shown order."""
+        members = self.shown_members()
+        rows = sorted(index.row() for index in self.member_list.selectedIndexes())
+        if not rows and self.member_list.currentRow() >= 0:
+            rows = [self.member_list.currentRow()]
+        return [members[row] for row in rows if row < len(members)]
+
+    def next_group(self) -> None:
+        if self.group_list.currentRow() + 1 < self.group_list.count():
+            self.group_list.setCurrentRow(self.group_list.currentRow() + 1)
+
+    def previous_group(self) -> None:
+        if self.group_list.currentRow() > 0:
+            self.group_list.setCurrentRow(self.group_list.currentRow() - 1)
+
+    def keep_selected(self) -> None:
+        self._set_kept(self.selected_members(), True)
+
+    def reject_selected(self) -> None:
+        self._set_kept(self.selected_members(), False)
+
+    def _set_kept(self, members: list[DuplicateMember], kept: bool) -> None:
+        group = self.current_group()
+        if group is None or not members or self._busy:
             return
-        self._set_busy(True, "Putting files back…")
-        library_dir, action_id = self._library_dir, entry.action_id
-        self._submit(lambda: _undo(library_dir, action_id), self._on_acted)
+        keep = self.keep_paths(group)
+        keep = keep | {m.path for m in members} if kept else keep - {m.path for m in members}
+        if not keep:
+            self.status_label.setText("One photo of a group is always kept: keep another one first.")
+            return
+        self._keep[group.key] = keep
+        rows = [self.shown_members().index(m) for m in members]
+        self._refresh_members(group)
+        following = max(rows) + 1  # the next photo, so K and R step through the group
+        if following < self.member_list.count():
+            self.member_list.setCurrentRow(following)
+        self.status_label.setText(self._summary())
+
+    def compare_selected(self) -> CompareDialog | None:
+        """The two selected photos side by side, or the selected one beside the (first) kept one."""
+        group = self.current_group()
+        if group is None or len(group.members) < 2:
+            return None
+        selected = self.selected_members()
+        if len(selected) >= 2:
+            left, right = selected[:2]
+        else:
+            keep = self.keep_paths(group)
+            left = next((m for m in self.shown_members() if m.path in keep), group.members[0])
+            focus = selected[0] if selected else None
+            right = focus if focus is not None and focus is not left else next(m for m in group.members if m is not left)
+        if self.compare_dialog is not None:
+            self.compare_dialog.close()
+        dialog = CompareDialog(left, right, self._jobs, self, kept=self.keep_paths(group))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.keep_chosen.connect(lambda keep, drop, key=group.key: self._keep_instead(key, keep, drop))
+        dialog.destroyed.connect(lambda _=None, closed=dialog: self._compare_closed(closed))
+        dialog.show()
+        self.compare_dialog = dialog
+        return dialog
+
+    def _compare_closed(self, dialog: CompareDialog) -> None:
+        if self.compare_dialog is dialog:  # not a newer one
+            self.compare_dialog = None
+
+    def _keep_instead(self, key: str, keep: Path, drop: Path) -> None:
+        group = self.current_group()
+        if group is None or group.key != key:
+            return
+        self._keep[key] = (self.keep_paths(group) - {drop}) | {keep}
+        self._refresh_members(group)
+        self.status_label.setText(self._summary())
+
+    def _show_group(self, row: int) -> None:
+        """Show a group from the top, its kept photos first."""
+        group = self._groups[row] if 0 <= row < len(self._groups) else None
+        keep = self.keep_paths(group) if group is not None else set()
+        ordered = [] if group is None else sorted(group.members, key=lambda m: m.path not in keep)
+        self.member_list.blockSignals(True)
+        self.member_list.clear()
+        for m in ordered:
+            item = QListWidgetItem()
+            item.setData(PathRole, str(m.path))
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            pixmap = self.thumbnails.pixmap(m.path)
+            if pixmap is not None:
+                item.setIcon(QIcon(pixmap))
+            self.member_list.addItem(item)
+        self.member_list.blockSignals(False)
+        self.member_list.scrollToTop()
+        if group is not None:
+            # The first photo not kept is current: K, R and C apply to it at once.
+            self.member_list.setCurrentRow(next((n for n, m in enumerate(ordered) if m.path not in keep), 0))
+            self._refresh_members(group)
+        else:
+            self.group_title.setText("")
+            self.keeper_label.setText("")
+        self._update_enabled()
+
+    def _refresh_members(self, group: DuplicateGroup) -> None:
+        """The ticks, texts and titles after what is kept changed (the order stays while one looks)."""
+        keep = self.keep_paths(group)
+        reason = self.keep_reason(group)
+        row = self._groups.index(group) if group in self._groups else -1
+        self.group_title.setText(
+            f"Group {row + 1} of {len(self._groups)} · {_count(len(group.members), 'photo')} · "
+            f"{_size_text(group.total_size)}"
+        )
+        kept_names = [m.path.name for m in self.shown_members() if m.path in keep]
+        self.keeper_label.setText(
+            f"<span style='color:{KEPT_COLOUR.name()}'><b>Keeping {html.escape(', '.join(kept_names))}</b></span>"
+            f" — {html.escape(reason)}. The others go when the group is resolved."
+        )
+        self.member_list.blockSignals(True)
+        for member, i in zip(self.shown_members(), range(self.member_list.count()), strict=True):
+            item = self.member_list.item(i)
+            kept = member.path in keep
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(member.date))
+            last = f"Kept: {reason}" if kept else f"match {member.similarity:.2f}"
+            item.setText(f"{member.path.name}\n{member.width}×{member.height} · {_size_text(member.size)}\n{when}\n{last}")
+            item.setToolTip(f"{member.path}\nIn this group: {match_reason(member.match)}\n"
+                            "K keeps it, R does not; C compares it with the kept photo")
+            item.setCheckState(Qt.CheckState.Checked if kept else Qt.CheckState.Unchecked)
+        self.member_list.blockSignals(False)
+        self.member_list.viewport().update()
+        self._update_group_item(group)
+
+    def _on_member_checked(self, item: QListWidgetItem) -> None:
+        group = self.current_group()
+        if group is None or (Path(item.data(PathRole)) in self.keep_paths(group)) == _is_checked(item):
+            return  # another change of the item (its icon): what is kept stays
+        keep = {Path(self.member_list.item(i).data(PathRole)) for i in range(self.member_list.count())
+                if _is_checked(self.member_list.item(i))}
+        if not keep:
+            self.status_label.setText("One photo of a group is always kept: keep another one first.")
+            self._refresh_members(group)
+            return
+        self._keep[group.key] = keep
+        self._refresh_members(group)
+        if not self._busy:
+            self.status_label.setText(self._summary())
+
+    # -- the group list ----------------------------------------------------------------------------
+
+    def _regroup(self) -> None:
+        """Group the scan again (threshold, decisions, moved photos). The group on screen stays on
+        screen, as what is left of it when a photo was taken out; a group resolved away gives its
+        row to the next one."""
+        current, row = self.current_group(), self.group_list.currentRow()
+        self._groups = [] if self._scan is None or self._scan.cancelled else self._scan.groups(
+            self.threshold, exclude=self._gone)
+        if current is not None:
+            before = {m.path for m in current.members}
+            shared = [len(before & {m.path for m in g.members}) for g in self._groups]
+            if shared and max(shared) > 0:
+                row = shared.index(max(shared))
+        self._fill_group_list(min(max(row, 0), len(self._groups) - 1))
+
+    def _fill_group_list(self, row: int | None = None) -> None:
+        row = self.group_list.currentRow() if row is None else row
+        self.group_list.blockSignals(True)
+        self.group_list.clear()
+        for group in self._groups:
+            item = QListWidgetItem()
+            item.setData(GroupKeyRole, group.key)
+            self.group_list.addItem(item)
+            self._update_group_item(group, item)
+        self.group_list.blockSignals(False)
+        self.group_list.setCurrentRow(row if self._groups else -1)
+        self._show_group(self.group_list.currentRow())
+        self._update_enabled()
+
+    def _update_group_item(self, group: DuplicateGroup, item: QListWidgetItem | None = None) -> None:
+        if item is None:
+            row = self._groups.index(group) if group in self._groups else -1
+            item = self.group_list.item(row) if row >= 0 else None
+            if item is None:
+                return
+        keep = self.keep_paths(group)
+        keeper = next((m for m in group.members if m.path in keep), group.members[0])
+        item.setText(f"{_count(len(group.members), 'photo')} · {_size_text(group.total_size)}\nkeeps {keeper.path.name}")
+        item.setData(PathRole, str(keeper.path))
+        pixmap = self.thumbnails.pixmap(keeper.path)
+        if pixmap is not None:
+            item.setIcon(QIcon(pixmap))
+
+    def _on_threshold_changed(self, value: int) -> None:
+        self.threshold_label.setText(f"{value / 100:.2f}")
+        if self._scan is not None:
+            self._regroup()
+            if not self._busy:
+                self.status_label.setText(self._summary())
+
+    def _on_thumbnail(self, path: str) -> None:
+        pixmap = self.thumbnails.pixmap(path)
+        if pixmap is None:
+            return
+        for widget in (self.group_list, self.member_list):
+            widget.blockSignals(True)  # a new icon is no change of what is kept
+            for i in range(widget.count()):
+                item = widget.item(i)
+                if item.data(PathRole) == path:
+                    item.setIcon(QIcon(pixmap))
+            widget.blockSignals(False)
+            widget.viewport().update()
+
+    # -- decisions ---------------------------------------------------------------------------------
 
     def mark_group(self, decision: str) -> None:
-        group = self._current_group()
-        if group is None or self._library_dir is None:
+        """The whole group on screen is "not_duplicates" or "keep_all": hidden until it changes."""
+        group = self.current_group()
+        if group is None or self._busy:
             return
-        library_dir = self._library_dir
-        self._submit(lambda: _decide(library_dir, group, decision), self._on_decisions_changed)
+        self._decide(lambda library: library.decide(group, decision))
 
-    def confirm(self, question: str) -> bool:
-        """Asks before files move; tests replace it."""
-        answer = QMessageBox.question(self, "Duplicates", question)
-        return answer == QMessageBox.StandardButton.Yes
+    def take_out_selected(self) -> None:
+        """The selected photos leave their group (several selected: they split off as a group of their own)."""
+        group = self.current_group()
+        selected = self.selected_members()
+        if group is None or not selected or len(selected) == len(group.members) or self._busy:
+            return
+        rest = [m for m in group.members if m not in selected]
+        self._decide(lambda library: library.separate(selected, rest))
 
-    def shutdown(self) -> None:
-        """Cancel the scan; the window's JobRunner stops the threads."""
-        self.cancel_scan()
-        self.thumbnails.shutdown(200)
+    def mark_pair_not_duplicates(self) -> None:
+        """The two selected photos are different pictures; every other link of the group stays."""
+        selected = self.selected_members()
+        if len(selected) != 2 or self._busy:
+            self.status_label.setText("Select the two photos that are not duplicates of each other.")
+            return
+        first, second = selected
+        self._decide(lambda library: library.separate([first], [second]))
 
-    def _submit(self, work, on_finished) -> None:
-        """Run `work()` (a database request) as a job; failures end up in the status line."""
-        self._jobs.submit(
-            lambda progress, cancel: work(), name="duplicates request", on_finished=on_finished, on_failed=self._on_failed
-        )
+    def _decide(self, work) -> None:
+        def decide(library) -> UserDecisions:
+            work(library)
+            return library.duplicate_decisions()
+
+        self._run(decide, self._on_decisions)
+
+    def _on_decisions(self, decisions: UserDecisions) -> None:
+        if self._scan is not None:
+            self._scan.decisions = decisions.groups
+            self._scan.separated = decisions.separated
+            self._regroup()
+            if not self._busy:
+                self.status_label.setText(self._summary())
+        self.decisions_changed.emit()
 
     # -- acting ------------------------------------------------------------------------------------
 
-    def _act(self, kind: str, target: Path | None = None) -> None:
-        if self._library_dir is None or self._busy or not self._groups:
-            return
-        selections = tuple(s for s in self.selections() if s.to_remove or kind == "export")
-        count = sum(len(s.to_remove) for s in selections)
-        if kind != "export":
-            if not count:
-                self.status_label.setText("Nothing to move: every photo is marked to keep.")
-                return
-            where = "to the trash" if kind == "trash" else f"into {target}"
-            if not self.confirm(
-                f"Move {count} photo{'s' if count != 1 else ''} from {len(selections)} "
-                f"group{'s' if len(selections) != 1 else ''} {where}?\nThe photos marked keep stay."
-            ):
-                return
-        self._set_busy(True, "Working…")
-        library_dir, request = self._library_dir, ActionRequest(kind, selections, target)
-        self._submit(lambda: _act(library_dir, request), self._on_acted)
+    @property
+    def current_action(self) -> BulkAction:
+        return BULK_ACTIONS[self.action_combo.currentData()]
 
-    def _on_acted(self, outcome: tuple[ActionReport, list[HistoryEntry]]) -> None:
-        report, history = outcome
-        self._on_history(history)
-        self._set_busy(
-            False,
-            report.summary()
-            + (
-                ""
-                if not report.problems
-                else ": " + "; ".join(f"{path.name} {why}" for path, why in report.problems[:5])
-            ),
+    def set_action(self, name: str, target: Path | None = None) -> None:
+        """Choose what resolving does with the photos not kept (and its folder, if it needs one)."""
+        self.action_combo.setCurrentIndex(self.action_combo.findData(name))
+        if target is not None:
+            self.action_targets[name] = Path(target)
+        self._show_action_target()
+
+    def _on_action_chosen(self, index: int) -> None:
+        action = self.current_action
+        if action.target is not None:
+            self.choose_target(action)
+        self._show_action_target()
+
+    def _show_action_target(self) -> None:
+        for i in range(self.action_combo.count()):
+            action = BULK_ACTIONS[self.action_combo.itemData(i)]
+            target = self.action_targets.get(action.name)
+            label = action.label if target is None else f"{action.label.rstrip('…')} {target}"
+            self.action_combo.setItemText(i, label)
+
+    def choose_target(self, action: BulkAction) -> Path | None:
+        """Ask for the folder or file an action needs; it is remembered for the next time."""
+        if action.target == "folder":
+            chosen = QFileDialog.getExistingDirectory(self, "Move the photos not kept into")
+        else:
+            chosen, _ = QFileDialog.getSaveFileName(self, action.label.rstrip("…"), "duplicates.csv",
+                                                    "CSV (*.csv);;JSON (*.json)")
+        if chosen:
+            self.action_targets[action.name] = Path(chosen)
+        return self.action_targets.get(action.name) if chosen else None
+
+    def _target(self, action: BulkAction) -> Path | None | bool:
+        """The action's target, asked for if needed; False when the user cancelled."""
+        if action.target is None:
+            return None
+        target = self.action_targets.get(action.name) or self.choose_target(action)
+        return target if target is not None else False
+
+    def resolve_group(self) -> None:
+        """Act on the group on screen with the chosen action, then show the next group. An action that
+        can be undone runs at once; one that cannot asks first."""
+        group = self.current_group()
+        if group is None or self._busy:
+            return
+        selection = GroupSelection(group.members, frozenset(self.keep_paths(group)))
+        if not selection.to_remove:
+            self.status_label.setText("Every photo of this group is kept: Keep all hides it.")
+            return
+        action = self.current_action
+        target = self._target(action)
+        if target is False:
+            return
+        if not action.undoable and not self.confirm(action.confirmation([selection], target)):
+            return
+        self._act(action, [selection], target)
+
+    def resolve_all(self) -> None:
+        """Act on every group shown, after a question with the counts whose default answer is Cancel."""
+        selections = [s for s in self.selections() if s.to_remove]
+        if self._busy or not selections:
+            return
+        action = self.current_action
+        target = self._target(action)
+        if target is False:
+            return
+        if not self.confirm(action.confirmation(selections, target)):
+            return
+        self._act(action, selections, target)
+
+    def run_list_action(self, name: str, target: Path | None = None) -> None:
+        """An action that moves no file (the list export) over every group shown."""
+        action = BULK_ACTIONS[name]
+        if target is not None:
+            self.action_targets[name] = Path(target)
+        elif self.choose_target(action) is None:
+            return
+        if self._busy or not self._groups:
+            return
+        self._act(action, self.selections(), self.action_targets[name])
+
+    def confirmation_box(self, question: str) -> QMessageBox:
+        """The question asked before files move: Cancel is the default answer, never Yes."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Duplicates", question,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.button(QMessageBox.StandardButton.Yes).setText(self.current_action.label.rstrip("…"))
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+        return box
+
+    def confirm(self, question: str) -> bool:
+        """Asks before files move; tests replace it."""
+        return self.confirmation_box(question).exec() == QMessageBox.StandardButton.Yes
+
+    def _act(self, action: BulkAction, selections: list[GroupSelection], target: Path | None) -> None:
+        self._set_busy(True, f"{action.label.rstrip('…')}…")
+
+        def act(library):
+            report = library.act(action.name, selections, target)
+            if action.moves_files:
+                # A group resolved with more than one photo kept is done with: its kept photos are
+                # remembered as "keep all", so they do not come back as a group of their own.
+                moved = {source for source, _ in report.done}
+                for selection in selections:
+                    kept = tuple(m for m in selection.members if m.path in selection.keep)
+                    if len(kept) > 1 and all(m.path in moved for m in selection.to_remove):
+                        library.decide(DuplicateGroup(kept, group_key(m.fingerprint for m in kept)), "keep_all")
+            return report, library.action_history(), library.duplicate_decisions()
+
+        self._run(act, self._on_acted)
+
+    def undo_selected(self) -> None:
+        entry = self._selected_history()
+        if entry is not None:
+            self._undo(entry)
+
+    def undo_last(self) -> None:
+        """Undo the latest action that can be undone (Ctrl+Z)."""
+        entry = next((e for e in self._history if e.undoable), None)
+        if entry is not None:
+            self._undo(entry)
+
+    def _undo(self, entry: ActionEntry) -> None:
+        if not entry.undoable or self._library_dir is None or self._busy:
+            return
+        self._set_busy(True, "Putting files back…")
+        self._run(
+            lambda library: (library.undo(entry.action_id), library.action_history(), library.duplicate_decisions()),
+            self._on_acted,
         )
+
+    def _on_acted(self, outcome: tuple[ActionReport, list[ActionEntry], UserDecisions]) -> None:
+        report, history, decisions = outcome
+        self._on_history(history)
+        problems = "; ".join(f"{path.name} {why}" for path, why in report.problems[:5])
+        self._set_busy(False, report.summary() + (f": {problems}" if problems else ""))
         if self._scan is not None:
+            self._scan.decisions, self._scan.separated = decisions.groups, decisions.separated
             by_path = {self._scan.root / row.path: file_id for file_id, row in self._scan.files.items()}
-            if report.kind in ("trash", "move"):
-                self._gone |= {by_path[source] for source, _ in report.done if source in by_path}
-            elif report.kind == "undo":
+            if report.kind == "undo":
                 self._gone -= {by_path[source] for _, source in report.done if source in by_path}
+            elif report.moved_files:
+                self._gone |= {by_path[source] for source, _ in report.done if source in by_path}
             self._regroup()
         self.action_finished.emit(report)
 
-    def _on_history(self, entries: list[HistoryEntry]) -> None:
+    def _on_history(self, entries: list[ActionEntry]) -> None:
         self._history = entries
         self.history_combo.blockSignals(True)
         self.history_combo.clear()
@@ -467,157 +916,11 @@ class DuplicatesView(QWidget):
         self._update_enabled()
         self.history_changed.emit()
 
-    def _selected_history(self) -> HistoryEntry | None:
+    def _selected_history(self) -> ActionEntry | None:
         row = self.history_combo.currentIndex()
         return self._history[row] if 0 <= row < len(self._history) else None
 
-    def _on_decisions_changed(self, decisions) -> None:
-        if self._scan is not None:
-            self._scan.decisions = decisions
-            self._regroup()
-
-    # -- scanning ----------------------------------------------------------------------------------
-
-    def _on_progress(self, progress: DuplicateProgress) -> None:
-        names = {"candidates": "Finding candidates", "keypoints": "Reading photos", "verifying": "Comparing"}
-        self.progress_bar.setFormat(f"{names.get(progress.phase, progress.phase)} %v/%m")
-        self.progress_bar.setRange(0, max(progress.total, 1))
-        self.progress_bar.setValue(progress.done)
-
-    def _on_scanned(self, scan: DuplicateScan) -> None:
-        self._scan_job = None
-        self._scan = scan
-        self._gone.clear()
-        self._regroup()
-        text = "Scan cancelled: showing nothing." if scan.cancelled else self._summary()
-        if scan.problems:
-            text += (
-                f" {len(scan.problems)} photo{'s' if len(scan.problems) != 1 else ''} could not be read "
-                "(index the folder again)."
-            )
-        self._set_busy(False, text)
-        self.scan_finished.emit(len(self._groups))
-
-    def _on_failed(self, error: WorkerError) -> None:
-        self._scan_job = None
-        self._set_busy(False, f"Failed: {error.message}")
-
-    def _summary(self) -> str:
-        if self._scan is None:
-            return ""
-        photos = sum(len(g.members) for g in self._groups)
-        extra = sum(
-            g.total_size - sum(m.size for m in g.members if m.path in self.keep_paths(g))
-            for g in self._groups
-        )
-        hidden = self._scan.hidden_count(self.threshold, self._gone)
-        text = (
-            f"{len(self._groups)} group{'s' if len(self._groups) != 1 else ''}, {photos} photos; "
-            f"{_size_text(extra)} in photos not kept."
-        )
-        if hidden:
-            text += f" {hidden} group{'s' if hidden != 1 else ''} hidden by your decisions."
-        return text
-
-    # -- showing -----------------------------------------------------------------------------------
-
-    def _on_threshold_changed(self, value: int) -> None:
-        self.threshold_label.setText(f"{value / 100:.2f}")
-        if self._scan is not None:
-            self._regroup()
-            if not self._busy:
-                self.status_label.setText(self._summary())
-
-    def _on_rule_changed(self) -> None:
-        self._keep.clear()  # a new rule re-picks every group
-        self._show_group(self.group_list.currentRow())
-
-    def _regroup(self) -> None:
-        current = self._current_group()
-        self._groups = (
-            []
-            if self._scan is None or self._scan.cancelled
-            else self._scan.groups(self.threshold, exclude=self._gone)
-        )
-        self.group_list.blockSignals(True)
-        self.group_list.clear()
-        for group in self._groups:
-            seed = group.members[0]
-            item = QListWidgetItem(
-                f"{len(group.members)} photos · {_size_text(group.total_size)}\n{seed.path.name}"
-            )
-            item.setData(PathRole, str(seed.path))
-            item.setData(GroupKeyRole, group.key)
-            pixmap = self.thumbnails.pixmap(seed.path)
-            if pixmap is not None:
-                item.setIcon(QIcon(pixmap))
-            self.group_list.addItem(item)
-        self.group_list.blockSignals(False)
-        keys = [g.key for g in self._groups]
-        row = keys.index(current.key) if current is not None and current.key in keys else 0
-        self.group_list.setCurrentRow(row if self._groups else -1)
-        self._show_group(self.group_list.currentRow())
-        self._update_enabled()
-
-    def _current_group(self) -> DuplicateGroup | None:
-        row = self.group_list.currentRow()
-        return self._groups[row] if 0 <= row < len(self._groups) else None
-
-    def _show_group(self, row: int) -> None:
-        self.member_list.blockSignals(True)
-        self.member_list.clear()
-        group = self._groups[row] if 0 <= row < len(self._groups) else None
-        if group is None:
-            self.group_title.setText("")
-        else:
-            keep = self.keep_paths(group)
-            self.group_title.setText(
-                f"{len(group.members)} photos, {_size_text(group.total_size)}: ticked photos are kept,"
-                " the actions below move the others"
-            )
-            for m in group.members:
-                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
-                item = QListWidgetItem(
-                    f"{m.path.name}\n{m.width}×{m.height} · {_size_text(m.size)}\n{when}\n"
-                    f"sharpness {m.sharpness:.0f} · match {m.similarity:.2f}"
-                )
-                item.setToolTip(f"{m.path}\nIn this group: {match_reason(m.match)}\nTick to keep this photo")
-                item.setData(PathRole, str(m.path))
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                item.setCheckState(Qt.CheckState.Checked if m.path in keep else Qt.CheckState.Unchecked)
-                _mark_kept(item)
-                pixmap = self.thumbnails.pixmap(m.path)
-                if pixmap is not None:
-                    item.setIcon(QIcon(pixmap))
-                self.member_list.addItem(item)
-        self.member_list.blockSignals(False)
-        self._update_enabled()
-
-    def _on_member_checked(self, item: QListWidgetItem) -> None:
-        group = self._current_group()
-        if group is None:
-            return
-        self.member_list.blockSignals(True)
-        _mark_kept(item)
-        self.member_list.blockSignals(False)
-        keep = {
-            Path(self.member_list.item(i).data(PathRole))
-            for i in range(self.member_list.count())
-            if self.member_list.item(i).checkState() == Qt.CheckState.Checked
-        }
-        self._keep[group.key] = keep
-        if not self._busy:
-            self.status_label.setText(self._summary())
-
-    def _on_thumbnail(self, path: str) -> None:
-        pixmap = self.thumbnails.pixmap(path)
-        if pixmap is None:
-            return
-        for widget in (self.group_list, self.member_list):
-            for i in range(widget.count()):
-                item = widget.item(i)
-                if item.data(PathRole) == path:
-                    item.setIcon(QIcon(pixmap))
+    # -- state -------------------------------------------------------------------------------------
 
     def _set_busy(self, busy: bool, text: str) -> None:
         self._busy = busy
@@ -625,22 +928,34 @@ class DuplicatesView(QWidget):
         self.progress_bar.setVisible(busy)
         if busy:
             self.progress_bar.setRange(0, 0)
+            self.progress_bar.setFormat("")
         self._update_enabled()
 
     def _update_enabled(self) -> None:
         idle = not self._busy
-        has_library = self._library_dir is not None
-        self.scan_button.setEnabled(idle and has_library)
-        self.cancel_button.setVisible(self._busy)
-        has_groups = idle and bool(self._groups)
-        for button in (self.trash_button, self.move_button, self.export_button):
-            button.setEnabled(has_groups)
-        has_group = idle and self._current_group() is not None
-        self.not_duplicates_button.setEnabled(has_group)
-        self.keep_all_button.setEnabled(has_group)
+        self.scan_button.setEnabled(idle and self._library_dir is not None)
+        self.cancel_button.setVisible(self._busy and self._scan_job is not None)
+        group = self.current_group() if idle else None
+        selected = len(self.selected_members()) if group is not None else 0
+        for button in (self.keep_button, self.reject_button, self.compare_button, self.not_duplicates_button,
+                       self.keep_all_button, self.resolve_group_button):
+            button.setEnabled(group is not None)
+        self.take_out_button.setEnabled(group is not None and 0 < selected < len(group.members))
+        self.take_out_button.setText("Split off (T)" if selected > 1 else "Take out (T)")
+        self.take_out_button.setToolTip(
+            "The selected photos form a group of their own" if selected > 1
+            else "This photo is not a duplicate of the others: it leaves the group, the rest stays")
+        self.pair_button.setEnabled(selected == 2)
+        acting = [s for s in self.selections() if s.to_remove] if idle else []
+        photos = sum(len(s.to_remove) for s in acting)
+        self.resolve_all_button.setText(f"Resolve all {_count(len(acting), 'group')} ({_count(photos, 'photo')})…")
+        self.resolve_all_button.setToolTip(
+            f"{self.current_action.label.rstrip('…')}: the {_count(photos, 'photo')} not kept, "
+            f"from every group listed; asks first")
+        self.resolve_all_button.setEnabled(bool(acting))
+        for button in self.list_buttons.values():
+            button.setEnabled(idle and bool(self._groups))
         entry = self._selected_history()
         self.undo_button.setEnabled(idle and entry is not None and entry.undoable)
-        if not actions.TRASH_UNDO_SUPPORTED:
-            self.undo_button.setToolTip(
-                "Files moved to the trash are put back from the system trash on this system"
-            )
+        if not BULK_ACTIONS["trash"].undoable:
+            self.undo_button.setToolTip("Files moved to the trash are put back from the system trash on this system")

@@ -40,13 +40,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+import vitgallery
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
+from vitgallery.logs import log_dir, log_file_path
 from vitgallery.ui import settings as opt
 from vitgallery.ui.desktop import copy_paths, open_in_system_viewer, reveal_in_file_manager
+from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.drop import QuerySource, can_accept, query_from_mime
 from vitgallery.ui.duplicates_view import DuplicatesView
 from vitgallery.ui.preview import PreviewDialog
-from vitgallery.ui.reporting import ErrorReportDialog, app_version, log_dir, log_file
+from vitgallery.ui.reporting import ErrorReportDialog
 from vitgallery.ui.results_model import (
     PhotoGridView,
     PhotoListModel,
@@ -72,8 +75,8 @@ from vitgallery.ui.workers import (
     Session,
     WorkerError,
     index_work,
-    is_model_load_error,
     list_folder,
+    modified_time,
     warm_up,
 )
 
@@ -91,6 +94,7 @@ class MainWindow(QMainWindow):
     index_progress = Signal(object)  # IndexProgress or ModelLoading of the running index
     folder_listed = Signal(int)  # photos found in the folder
     library_opened = Signal(object)  # OpenedLibrary
+    library_changed = Signal()  # an index run or an action changed the photos: pages refresh what they show
 
     def __init__(
         self,
@@ -109,6 +113,7 @@ class MainWindow(QMainWindow):
         self._index_job: Job | None = None
         self._listing_job: Job | None = None
         self._photos_in_library = 0
+        self._index_again = False  # the folder changed during a run: index once more when it ends
         self._preview: PreviewDialog | None = None
         self._shut_down = False
 
@@ -116,7 +121,10 @@ class MainWindow(QMainWindow):
         self.jobs = JobRunner(self.session, self)
         thumbnail_size = settings.get(opt.THUMBNAIL_SIZE)
         self.thumbnails = ThumbnailLoader(
-            size=_decode_size(thumbnail_size), cache_dir=thumbnail_cache_dir or default_cache_dir(), parent=self
+            size=_decode_size(thumbnail_size),
+            cache_dir=thumbnail_cache_dir or default_cache_dir(),
+            shared_cache=DesktopThumbnailCache.for_this_desktop(),
+            parent=self,
         )
         self.folder_model = PhotoListModel(self.thumbnails, self)
         self.folder_watcher = QFileSystemWatcher(self)
@@ -128,6 +136,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._restore_window_state()
         self.jobs.submit(warm_up, lane="library", name="warm up")
+        self.check_model()
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -204,6 +213,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.problems_panel, "Problems")
         self.duplicates_view = DuplicatesView(self.jobs)
         self.duplicates_view.action_finished.connect(self.files_changed)
+        self.library_changed.connect(self.duplicates_view.library_changed)
         self.tabs.addTab(self.duplicates_view, "Duplicates")
         for signal in (
             self.folder_model.rowsInserted,
@@ -437,11 +447,16 @@ class MainWindow(QMainWindow):
         self.start_indexing()
 
     def refresh_folder(self) -> None:
-        """The folder changed on disk (or by an action): list it again and bring the library up to date."""
+        """The folder changed on disk (or by an action): list it again and bring the library up to date.
+        A run in progress is not restarted (files still being copied in would restart it for good):
+        one more run follows it."""
         if self._folder is None or self._shut_down:
             return
         self._list_folder(streaming=False)
-        self.start_indexing()
+        if self.is_indexing():
+            self._index_again = True
+        else:
+            self.start_indexing()
 
     def start_indexing(self) -> None:
         if self._folder is None:
@@ -450,6 +465,7 @@ class MainWindow(QMainWindow):
             self._index_job.cancel()
         run = IndexRun(self._model_choice(), self.settings.batch_size(), self._decode_workers)
         self._index_run = run
+        self._index_again = False
         self.progress_panel.start("Starting…", self._photos_in_library)
         self.search_page.set_indexing(True)
         self._index_job = self.jobs.submit_library(
@@ -589,14 +605,8 @@ class MainWindow(QMainWindow):
             )
 
     def _on_index_failed(self, run: IndexRun, error: WorkerError) -> None:
-        if run is not self._index_run:
-            return
-        if is_model_load_error(error):
-            self.message_bar.show_message(
-                error.message, error=True, action=MessageAction("Choose weights file…", self.choose_weights_file)
-            )
-            return
-        self.show_worker_error(error)
+        if run is self._index_run:
+            self.show_worker_error(error)
 
     def _on_index_ended(self, run: IndexRun) -> None:
         if run is not self._index_run:
@@ -610,9 +620,29 @@ class MainWindow(QMainWindow):
         )
         self.search_page.set_indexing(False, library_changed=changed)
         if changed:
-            self.duplicates_view.library_changed()
+            self.library_changed.emit()
         self._update_tab_titles()
         self.indexing_finished.emit(summary)
+        if self._index_again and summary is not None and not summary.cancelled:
+            self.start_indexing()
+
+    def check_model(self) -> None:
+        """Say now, not when indexing fails, when the chosen model cannot be loaded here."""
+        choice = self._model_choice()
+
+        def check(progress, cancel) -> str | None:
+            from vitgallery.core.models import weights_problem
+
+            return weights_problem(choice.name, choice.weights)
+
+        self.jobs.submit(check, lane="checks", name="model check", on_finished=self._on_model_checked)
+
+    def _on_model_checked(self, problem: str | None) -> None:
+        if problem is not None and not self.is_indexing():
+            self._show_model_problem(problem)
+
+    def _show_model_problem(self, text: str) -> None:
+        self.show_worker_error(WorkerError(text, model_failed=True))
 
     def choose_weights_file(self) -> None:
         """From the model error's banner: point the app at a weights file and index again."""
@@ -635,7 +665,7 @@ class MainWindow(QMainWindow):
 
     def files_changed(self, report) -> None:
         """An action moved, trashed or put back files: every page updates now, the library follows."""
-        if report.kind not in ("trash", "move", "undo"):
+        if not report.moved_files:
             return
         gone = {source for source, _ in report.done}
         arrived = {target for _, target in report.done if target is not None}
@@ -643,7 +673,7 @@ class MainWindow(QMainWindow):
         self.search_page.remove_paths(gone)
         if self._folder is not None:
             inside = [path for path in arrived if path.is_relative_to(self._folder)]
-            self.folder_model.append_tiles(PhotoTile(path, date=_modified(path)) for path in inside)
+            self.folder_model.append_tiles(PhotoTile(path, date=modified_time(path)) for path in inside)
         self._update_tab_titles()
         self.refresh_folder()
 
@@ -771,10 +801,10 @@ class MainWindow(QMainWindow):
     def about_text(self) -> str:
         library = self.session.library_dir
         return (
-            f"<h3>vitgallery {app_version()}</h3>"
+            f"<h3>vitgallery {vitgallery.__version__}</h3>"
             "<p>Finds similar photos in your own library, offline, with a Vision Transformer (DINOv2).</p>"
             f"<p><b>Library:</b> {library if library is not None else '(no folder open)'}<br>"
-            f"<b>Log file:</b> {log_file()}</p>"
+            f"<b>Log file:</b> {log_file_path()}</p>"
             "<p>Keys: Return finds similar photos, Space previews, Alt+Left/Right go through earlier "
             "queries, Esc goes back to the folder.</p>"
         )
@@ -785,13 +815,18 @@ class MainWindow(QMainWindow):
     # -- problems ----------------------------------------------------------------------------------
 
     def show_worker_error(self, error: WorkerError) -> None:
+        if error.model_failed:
+            self.message_bar.show_message(
+                error.message, error=True, action=MessageAction("Choose weights file…", self.choose_weights_file)
+            )
+            return
         self.message_bar.show_message(error.message, error=True, report=error.report)
         if error.unexpected:
             log.error("worker reported an unexpected error: %s", error.message)
             self.show_error_report(error.message, error.report)
 
     def show_error_report(self, summary: str, report: str) -> None:
-        dialog = ErrorReportDialog(summary, report, log_file(), self)
+        dialog = ErrorReportDialog(summary, report, log_file_path(), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
 
@@ -858,13 +893,6 @@ class MainWindow(QMainWindow):
 
 def _decode_size(thumbnail_size: int) -> int:
     return -(-thumbnail_size // THUMBNAIL_DECODE_STEP) * THUMBNAIL_DECODE_STEP
-
-
-def _modified(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return None
 
 
 def _summary_text(summary) -> str:

@@ -41,6 +41,9 @@ XCB_LIBRARY_PACKAGES = {
     "libxkbcommon.so.0": "libxkbcommon0",
 }
 LDD_TIMEOUT_S = 10
+# PySide6 releases that crash the window: 6.12.0 drops a reference to True on every signal emitted
+# from Python, and the window aborts after a few thousand (tests/ui/test_app.py).
+BROKEN_PYSIDE_RELEASES = ("6.12.0",)
 
 
 def xcb_plugin() -> Path | None:
@@ -67,6 +70,20 @@ def missing_libraries(binary: Path) -> list[str]:
         if where.strip() == "not found" and name not in missing:
             missing.append(name)
     return missing
+
+
+def binding_problem() -> str | None:
+    """A PySide6 release known to crash the window, and what to install instead."""
+    try:
+        import PySide6
+    except ImportError:
+        return None
+    if PySide6.__version__ not in BROKEN_PYSIDE_RELEASES:
+        return None
+    return (
+        f"PySide6 {PySide6.__version__} crashes the window after a few thousand thumbnails "
+        '(a reference-counting bug); install another release: pip install "PySide6-Essentials!=6.12.0"'
+    )
 
 
 def display_problem(environ: Mapping[str, str] | None = None) -> str | None:

@@ -1,13 +1,12 @@
-"""Where the app says what went wrong: the log file, and the dialog with a report to copy.
+"""Where the app says what went wrong: the dialog with a report to copy (the log file it names is
+vitgallery.logs').
 
 Imported by the start-up code (app.py) and by the window, so neither imports the other.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
-import logging.handlers
 import platform
 import sys
 import threading
@@ -15,7 +14,6 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
-import platformdirs
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication
@@ -35,49 +33,11 @@ import vitgallery
 log = logging.getLogger(__name__)
 
 APP_NAME = "vitgallery"
-LOG_FILE_NAME = "vitgallery.log"
-
-
-def log_dir() -> Path:
-    return Path(platformdirs.user_log_dir(APP_NAME))
-
-
-def log_file() -> Path:
-    return log_dir() / LOG_FILE_NAME
-
-
-def configure_logging(level: int = logging.INFO) -> Path | None:
-    """Log to stderr and to a rotating file; called once at start-up. Returns the log file."""
-    root = logging.getLogger()
-    root.setLevel(min(root.level or level, level))
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not root.handlers:
-        stream = logging.StreamHandler()
-        stream.setFormatter(formatter)
-        root.addHandler(stream)
-    try:
-        path = log_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
-    except OSError as error:
-        log.warning("cannot write a log file: %s", error)
-        return None
-    handler.setFormatter(formatter)
-    root.addHandler(handler)
-    return path
-
-
-def app_version() -> str:
-    """The installed version; a source checkout that is not installed reports the package's own."""
-    try:
-        return importlib.metadata.version("vitgallery")
-    except importlib.metadata.PackageNotFoundError:
-        return vitgallery.__version__
 
 
 def format_report(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> str:
     lines = [
-        f"vitgallery {app_version()}, Python {platform.python_version()}, PySide6 {pyside_version}",
+        f"vitgallery {vitgallery.__version__}, Python {platform.python_version()}, PySide6 {pyside_version}",
         f"{platform.platform()}",
         "",
         *traceback.format_exception(exc_type, exc, tb),

@@ -52,6 +52,10 @@ MatchRole = Qt.ItemDataRole.UserRole + 7
 TILE_LABEL_HEIGHT = 20
 TILE_MARGIN = 6
 WEAK_TILE_OPACITY = 0.45  # a result that does not look like the query is shown faded, not hidden
+# Badges are dark and translucent so they read on light and dark photos; white text on them is
+# above 6:1. The same photo's badge is green, so copies stand apart from look-alikes at a glance.
+BADGE_COLOUR = QColor(0, 0, 0, 170)
+SAME_PHOTO_BADGE_COLOUR = QColor(16, 110, 48, 215)
 
 
 class Match(enum.Enum):
@@ -387,12 +391,15 @@ class PhotoTileDelegate(QStyledItemDelegate):
 
         score = index.data(ScoreRole)
         if score is not None:
-            mark = " ✓" if match is Match.SAME else ""
-            self._paint_badge(painter, square, f"{index.data(RankRole)} · {score:.2f}{mark}", option)
+            same = match is Match.SAME
+            text = f"{index.data(RankRole)} · {score:.2f}{' ✓' if same else ''}"
+            self._paint_badge(painter, square, text, option, SAME_PHOTO_BADGE_COLOUR if same else BADGE_COLOUR)
         painter.restore()
 
     @staticmethod
-    def _paint_badge(painter: QPainter, square: QRect, text: str, option: QStyleOptionViewItem) -> None:
+    def _paint_badge(
+        painter: QPainter, square: QRect, text: str, option: QStyleOptionViewItem, colour: QColor
+    ) -> None:
         font = QFont(option.font)
         font.setBold(True)
         painter.setFont(font)
@@ -400,8 +407,7 @@ class PhotoTileDelegate(QStyledItemDelegate):
         badge = QRect(0, 0, metrics.horizontalAdvance(text) + 12, metrics.height() + 4)
         badge.moveTopRight(square.topRight() + QPoint(-3, 3))
         painter.setPen(Qt.PenStyle.NoPen)
-        # A dark translucent badge reads on light and dark photos alike.
-        painter.setBrush(QColor(0, 0, 0, 170))
+        painter.setBrush(colour)
         painter.drawRoundedRect(badge, badge.height() / 2, badge.height() / 2)
         painter.setPen(QColor("white"))
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)

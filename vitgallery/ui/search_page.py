@@ -10,9 +10,7 @@ index, or from a library that changed since, is searched again by `refresh`.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +60,7 @@ log = logging.getLogger(__name__)
 
 DROP_HINT = "Drop a photo here\n\nfrom a file manager, a browser\nor the grid, paste it (Ctrl+V)\nor open one (Ctrl+O)"
 RESEARCH_DELAY_MS = 300  # the result count spin box settles before searching again
-MAX_HISTORY = 50
+MAX_HISTORY = 20  # each visit keeps its query image (up to 4 MB at 1024 px) and its results
 
 
 class QueryPanel(QFrame):
@@ -190,19 +188,21 @@ class Visit:
     searched: int = 0  # photos the search could find
     partial: bool = False  # searched while indexing ran: more photos may match
     done: bool = False  # results have arrived
-    seconds: float = 0.0
+    library_version: int = 0  # the library as it was when searched (SearchPage counts its changes)
 
 
 def tiles_from(outcome: SearchOutcome) -> list[PhotoTile]:
-    tiles = []
-    for hit in outcome.hits:
-        try:
-            date = os.stat(hit.path).st_mtime
-        except OSError:
-            date = None
-        match = Match.SAME if hit.verified else Match.SIMILAR
-        tiles.append(PhotoTile(hit.path, hit.score, hit.cosine, hit.inliers, match, date))
-    return tiles
+    return [
+        PhotoTile(
+            hit.path,
+            hit.score,
+            hit.cosine,
+            hit.inliers,
+            Match.SAME if hit.verified else Match.SIMILAR if hit.looks_similar else Match.WEAK,
+            date,
+        )
+        for hit, date in zip(outcome.hits, outcome.dates)
+    ]
 
 
 class SearchPage(QWidget):
@@ -230,8 +230,8 @@ class SearchPage(QWidget):
         self._search_job: Job | None = None
         self._search_serial = 0  # only the newest search's answer is shown
         self._download_job: Job | None = None
-        self._searching_since = 0.0
         self._indexing = False
+        self._library_version = 0
         self._preview: PreviewDialog | None = None
 
         self.query_panel = QueryPanel(result_count, min_score)
@@ -325,6 +325,8 @@ class SearchPage(QWidget):
         """Indexing started or ended; results from a partial index, or from a library that indexing
         changed, are searched again."""
         was_running, self._indexing = self._indexing, running
+        if library_changed:
+            self._library_version += 1
         visit = self.current
         if visit is not None and was_running and not running and (library_changed or visit.partial or not visit.done):
             self.refresh()
@@ -340,12 +342,19 @@ class SearchPage(QWidget):
     def back(self) -> None:
         if self._at > 0:
             self._at -= 1
-            self._show_current()
+            self._revisit()
 
     def forward(self) -> None:
         if self._at + 1 < len(self._history):
             self._at += 1
-            self._show_current()
+            self._revisit()
+
+    def _revisit(self) -> None:
+        """Show a visit as kept; search it again if the library changed since."""
+        self._show_current()
+        visit = self.current
+        if visit is not None and visit.done and visit.library_version != self._library_version:
+            self.refresh()
 
     def remove_paths(self, paths: set[Path]) -> None:
         """Photos that left the library (moved away, trashed) leave every kept result too."""
@@ -448,7 +457,6 @@ class SearchPage(QWidget):
         query = visit.source.path if visit.source.path is not None else visit.source.data
         assert query is not None
         request = SearchRequest(query, self.query_panel.result_count(), self._model_choice())
-        self._searching_since = time.perf_counter()
         partial = self._indexing
         if not keep_shown:
             self.query_panel.show_pending(f"Searching for photos like {visit.source.label}…")
@@ -478,7 +486,7 @@ class SearchPage(QWidget):
         visit.searched = outcome.photo_count
         visit.partial = partial or self._indexing
         visit.done = True
-        visit.seconds = time.perf_counter() - self._searching_since
+        visit.library_version = self._library_version
         if visit is self.current:
             self._show_current()
             if self.model.rowCount() > 0:
@@ -537,28 +545,32 @@ class SearchPage(QWidget):
             self._show_empty("")
             return
         tiles = visit.tiles
-        same = sum(tile.match is Match.SAME for tile in tiles)
-        similar = sum(tile.match is Match.SIMILAR for tile in tiles)
+        shown = self.model.tiles()
+        same = sum(tile.match is Match.SAME for tile in shown)
+        similar = sum(tile.match is Match.SIMILAR for tile in shown)
+        weak = len(shown) - same - similar
+        hidden = len(tiles) - len(shown)
         parts = []
         if same:
             parts.append(f"{same} cop{'ies' if same != 1 else 'y'} of this photo (✓)")
         if similar:
             parts.append(f"{similar} similar photo{'s' if similar != 1 else ''}")
-        if not parts:
-            text = f"Nothing in the library looks like this photo; the {len(tiles)} closest are shown faded."
-        else:
-            weak = len(tiles) - same - similar
-            text = " · ".join(parts) + (f" · {weak} less alike, faded" if weak else "")
+        if not any(tile.match in (Match.SAME, Match.SIMILAR) for tile in tiles):
+            parts = ["Nothing in the library looks like this photo; the closest are shown faded"]
+        elif weak:
+            parts.append(f"{weak} less alike, faded")
+        if hidden:
+            parts.append(f"{hidden} below the minimum similarity")
+        text = " · ".join(parts)
         if visit.partial:
             text += (
                 f"\nSearched the {visit.searched:,} photos indexed so far"
                 + ("; the results refresh when indexing ends." if self._indexing else ".")
             )
         self.status_label.setText(text)
-        shown = self.model.rowCount()
         if not tiles:
             self._show_empty("No results: the library has no other photos.")
-        elif shown == 0:
+        elif not shown:
             self._show_empty(
                 f"All {len(tiles)} results are below the minimum similarity "
                 f"{self.model.min_score:.2f}.\nLower it on the left to see them."

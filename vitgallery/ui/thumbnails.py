@@ -4,7 +4,9 @@ Worker threads only touch QImage (thread-safe); the GUI thread turns it into a Q
 keeps it in an LRU. When the grid changes, queued loads are dropped and loads still running
 carry an old generation number, so their results no longer reach the views. The disk cache is
 kept under DISK_CACHE_LIMIT: once per process the least recently used thumbnails beyond it are
-deleted in the background (a cache hit marks its file as used).
+deleted in the background (a cache hit marks its file as used). Where the desktop keeps a shared
+thumbnail cache (desktop_thumbnails), its thumbnails are read first and ours are written there instead.
+Formats Qt has no reader for (HEIC, AVIF) are decoded by the core's decoder.
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ from collections import OrderedDict
 from pathlib import Path
 
 import platformdirs
+from PIL import Image
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QImageReader, QPixmap
+
+from vitgallery.core.imageio import DecodeError, open_image
+from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +73,29 @@ def decode_scaled(source: Path | bytes, size: int) -> QImage:
     if buffer is not None:
         buffer.close()
     if image.isNull():
-        raise OSError(reader.errorString())
-    if image.width() > size or image.height() > size:
-        # Readers that ignore the scaled size still end up the right size.
-        image = image.scaled(
-            size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-        )
-    return image
+        if reader.error() != QImageReader.ImageReaderError.UnsupportedFormatError:
+            raise OSError(reader.errorString())
+        image = _decode_with_core(source, size)
+    return fit_within(image, size)
+
+
+def fit_within(image: QImage, size: int) -> QImage:
+    """`image` scaled down to fit a `size` square (readers that ignore the scaled size, larger cached copies)."""
+    if image.width() <= size and image.height() <= size:
+        return image
+    return image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+
+
+def _decode_with_core(source: Path | bytes, size: int) -> QImage:
+    """HEIC, AVIF and whatever else Qt has no plugin for, through the decoder indexing uses."""
+    try:
+        photo = open_image(source, draft_size=size)
+    except DecodeError as error:
+        raise OSError(error.reason) from error
+    photo.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    data = photo.tobytes()  # open_image returns 8-bit RGB
+    # copy(): the QImage must own its pixels, not borrow `data`, which Python frees
+    return QImage(data, photo.width, photo.height, 3 * photo.width, QImage.Format.Format_RGB888).copy()
 
 
 def trim_disk_cache(cache_dir: Path, limit: int = DISK_CACHE_LIMIT) -> tuple[int, int]:
@@ -137,12 +159,19 @@ class _LoadSignals(QObject):
 
 class _LoadThumbnail(QRunnable):
     def __init__(
-        self, path: Path, size: int, cache_dir: Path | None, generation: int, signals: _LoadSignals
+        self,
+        path: Path,
+        size: int,
+        cache_dir: Path | None,
+        shared_cache: DesktopThumbnailCache | None,
+        generation: int,
+        signals: _LoadSignals,
     ) -> None:
         super().__init__()
         self._path = path
         self._size = size
         self._cache_dir = cache_dir
+        self._shared_cache = shared_cache
         self._generation = generation
         self._signals = signals
 
@@ -163,8 +192,26 @@ class _LoadThumbnail(QRunnable):
                     if not image.isNull():
                         _mark_used(cached)
                         return image
+        if self._shared_cache is not None:
+            shared = self._shared_cache.read(self._path, self._size)
+            if shared is not None:
+                return fit_within(shared, self._size)
+            flavour = self._shared_cache.flavour_for(self._size)
+            if flavour is not None:
+                return self._decode_and_share(*flavour, key)
         image = decode_scaled(self._path, self._size)
         if key is not None:
+            self._store(image, key)
+        return image
+
+    def _decode_and_share(self, flavour: str, flavour_size: int, key: str | None) -> QImage:
+        """Decode at the desktop's size, store that in the shared cache, hand out our size. Our own
+        cache only gets it when the shared one cannot take it."""
+        stat = self._path.stat()
+        shared = decode_scaled(self._path, flavour_size)
+        image = fit_within(shared, self._size)
+        assert self._shared_cache is not None
+        if self._shared_cache.write(self._path, shared, flavour, stat) is None and key is not None:
             self._store(image, key)
         return image
 
@@ -211,10 +258,12 @@ class ThumbnailLoader(QObject):
         max_threads: int | None = None,
         parent: QObject | None = None,
         disk_limit: int = DISK_CACHE_LIMIT,
+        shared_cache: DesktopThumbnailCache | None = None,
     ) -> None:
         super().__init__(parent)
         self._size = size
         self._cache_dir = cache_dir
+        self._shared_cache = shared_cache
         self._memory_items = memory_items
         self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
         self._failed: set[str] = set()
@@ -255,7 +304,9 @@ class ThumbnailLoader(QObject):
         if key not in self._pending and key not in self._failed:
             self._pending.add(key)
             self._priority = min(self._priority + 1, 2**30)
-            task = _LoadThumbnail(Path(key), self._size, self._cache_dir, self._generation, self._signals)
+            task = _LoadThumbnail(
+                Path(key), self._size, self._cache_dir, self._shared_cache, self._generation, self._signals
+            )
             self._pool.start(task, self._priority)
         return None
 

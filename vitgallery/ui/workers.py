@@ -60,6 +60,7 @@ LibraryWork = Callable[["Library", ProgressCallback, threading.Event], Any]
 class WorkerError:
     message: str
     report: str = ""  # a traceback when the error was unexpected
+    model_failed: bool = False  # the model could not be loaded: the window offers a weights file
 
     @property
     def unexpected(self) -> bool:
@@ -72,8 +73,7 @@ class NoLibraryError(Exception):
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors with a message meant for the user; anything else is a bug and gets a report."""
-    from vitgallery.core.actions import ActionError
-    from vitgallery.core.duplicates import ScanError
+    from vitgallery.core.duplicates import ActionError, ScanError
     from vitgallery.core.fetch import DownloadError
     from vitgallery.core.imageio import DecodeError
     from vitgallery.core.library import LibraryError
@@ -100,15 +100,11 @@ def describe_error(error: BaseException) -> WorkerError:
         reason = getattr(error, "reason", None) or str(error) or type(error).__name__
         if isinstance(error, ModelLoadError):
             # The core speaks of the command line; say where the window keeps the same choice.
-            reason += "\nIn the window: File → Settings… → Model and Weights file."
+            reason += "\nIn the window: the button on the right, or File → Settings… → Model and Weights file."
+            return WorkerError(reason, model_failed=True)
         return WorkerError(reason)
     log.error("unexpected error in a worker", exc_info=error)
     return WorkerError(f"{type(error).__name__}: {error}", "".join(traceback.format_exception(error)))
-
-
-def is_model_load_error(error: WorkerError) -> bool:
-    """A missing or unreadable model: the window offers to choose a weights file."""
-    return error.message.endswith("Model and Weights file.")
 
 
 # -- progress --------------------------------------------------------------------------------------
@@ -307,14 +303,17 @@ class JobRunner(QObject):
         self.cancel_all()
         for lane in self._lanes.values():
             lane.stop()
+        return self.wait(wait_s)
+
+    def wait(self, wait_s: float) -> bool:
+        """Wait for the lanes to stop after `shutdown`; False when one is still running."""
         deadline = time.monotonic() + wait_s
-        stopped = True
-        for name, lane in self._lanes.items():
+        for lane in self._lanes.values():
             lane.thread.join(max(0.0, deadline - time.monotonic()))
-            if lane.thread.is_alive():
-                log.warning("the %s worker did not stop within %.1f s; leaving it to process exit", name, wait_s)
-                stopped = False
-        return stopped
+        running = [name for name, lane in self._lanes.items() if lane.thread.is_alive()]
+        if running:
+            log.info("still stopping after %.1f s: %s", wait_s, ", ".join(running))
+        return not running
 
     def _forget(self) -> None:
         job = self.sender()
@@ -602,6 +601,7 @@ class SearchRequest:
 @dataclass(frozen=True)
 class SearchOutcome:
     hits: list[SearchHit]
+    dates: list[float | None]  # each hit's modification time, for sorting by date
     query_image: QImage  # a QImage, never a QPixmap: made off the GUI thread
     photo_count: int  # photos the search could find (fewer than the folder's while indexing runs)
 
@@ -611,13 +611,20 @@ def search_work(session: Session, request: SearchRequest) -> LibraryWork:
         try:
             query_image = decode_scaled(request.query, QUERY_PREVIEW_SIZE)
         except OSError:
-            query_image = QImage()  # a format Qt cannot read (HEIC...) is still searched
+            query_image = QImage()  # a file no decoder here can show is still searched
         hits = session.search(
             library, request.query, request.k, request.model, lambda: progress(ModelLoading(request.model.name))
         )
-        return SearchOutcome(hits, query_image, library.photo_count())
+        return SearchOutcome(hits, [modified_time(hit.path) for hit in hits], query_image, library.photo_count())
 
     return search
+
+
+def modified_time(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ import pytest
 
 from tests.core.organise.conftest import SCENES
 from vitgallery.cli import main
-from vitgallery.core.actions import undo
 from vitgallery.core.organise.groups import cluster_labels, find_groups, move_group, name_group
 from vitgallery.core.organise.vectors import OrganiseError
 
@@ -57,7 +56,7 @@ def test_moving_a_group_into_a_folder_is_undoable(scenes, tmp_path):
     report = move_group(library, group, root / "Harbour")
     assert len(report.done) == 3 and not report.problems
     assert sorted(p.name for p in (root / "Harbour").iterdir()) == sorted(p.name for p in group.members)
-    back = undo(library.store, report.action_id)
+    back = library.undo(report.action_id)
     assert len(back.done) == 3 and all(p.exists() for p in group.members)
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from tests.core.organise.conftest import save_copies
 from vitgallery.cli import main
-from vitgallery.core.actions import undo
 from vitgallery.core.organise.sort import (
     LinearHead,
     NeighbourVote,
@@ -108,7 +107,7 @@ def test_apply_moves_the_sure_ones_and_undo_puts_them_back(sorting, tiny):
     report = apply_suggestions(library, plan.suggestions)
     sure = [s for s in plan.suggestions if s.folder is not None]
     assert len(report.done) == len(sure) and all((s.folder / s.path.name).exists() for s in sure)
-    undo(library.store, report.action_id)
+    library.undo(report.action_id)
     assert all(s.path.exists() for s in plan.suggestions)
 
 

@@ -9,7 +9,11 @@ The pipeline, one module per step:
 - `scoring`: one pair's evidence and its score in [0, 1], which the user's threshold applies to;
 - `groups`: the groups at a threshold (a seed photo and the photos that match it) and their members;
 - `keep`: which member of a group to keep;
-- `decisions`: groups marked "not duplicates" or "keep all", hidden until they change.
+- `decisions`: groups marked "not duplicates" or "keep all", hidden until they change, and photos
+  separated from others (a pair, a photo taken out, a group split);
+- `actions`: what is done with the photos not kept (to the trash, into a folder, the list exported),
+  each declared once in BULK_ACTIONS, logged before files move, undoable; `trash` (the system trash)
+  and `moving` (one file moved without replacing anything or leaving half of it) serve them.
 
 A global cosine alone cannot tell duplicates apart: unrelated photos on plain backgrounds sit as close
 as a photo and its crop. Keypoints that agree in geometry can.
@@ -17,7 +21,16 @@ as a photo and its crop. Keypoints that agree in geometry can.
 Import from here: `from vitgallery.core.duplicates import scan_duplicates, KeepRule, ...`.
 """
 
-from vitgallery.core.duplicates.decisions import DECISIONS, decide
+from vitgallery.core.duplicates.actions import (
+    BULK_ACTIONS,
+    ActionEntry,
+    ActionError,
+    ActionPlace,
+    ActionReport,
+    BulkAction,
+    GroupSelection,
+)
+from vitgallery.core.duplicates.decisions import DECISIONS, UserDecisions, decide, load_decisions, separate
 from vitgallery.core.duplicates.features import (
     PairMatch,
     PhotoFeatures,
@@ -29,6 +42,7 @@ from vitgallery.core.duplicates.groups import (
     DuplicateGroup,
     DuplicateMember,
     DuplicateScan,
+    fingerprint_pair,
     group_key,
     seed_groups,
 )
@@ -45,6 +59,8 @@ from vitgallery.core.duplicates.scoring import (
 from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
 
 __all__ = [
+    "BULK_ACTIONS", "ActionEntry", "ActionError", "ActionPlace", "ActionReport", "BulkAction", "GroupSelection",
+    "UserDecisions", "fingerprint_pair", "load_decisions", "separate",
     "DECISIONS", "DEFAULT_THRESHOLD", "DEFAULT_WEIGHTS", "FEATURES_IN_MEMORY", "DuplicateGroup", "DuplicateMember",
     "DuplicateProgress", "DuplicateScan", "KeepRule", "PairEvidence", "PairMatch", "PhotoFeatures", "ScanError",
     "ScoreWeights", "SpilledFeatures", "analyse_photo", "candidate_pairs", "choose_keeper", "decide", "group_key",

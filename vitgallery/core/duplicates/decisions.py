@@ -1,15 +1,29 @@
-"""A user's decisions about groups ("not duplicates", "keep all"), kept in the library.
+"""A user's decisions about groups and pairs, kept in the library.
 
-A decision is stored by the multiset of its members' fingerprints: a decided group stays hidden until
-one of its members changes or a new photo joins it (DuplicateScan.is_decided).
+- A whole group "not duplicates" or "keep all": stored by the multiset of its members' fingerprints,
+  it stays hidden until one of its members changes or a new photo joins it (DuplicateScan.is_decided).
+- Photos separated from others ("these two are not duplicates", a photo taken out of its group, a
+  group split in two): stored as pairs of fingerprints, never linked again while their content is
+  unchanged; every other link stays, so the rest of the group is still shown (DuplicateScan.groups).
 """
 
 from __future__ import annotations
 
-from vitgallery.core.duplicates.groups import DuplicateGroup
-from vitgallery.core.store import Store
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from vitgallery.core.duplicates.groups import DuplicateGroup, DuplicateMember, fingerprint_pair
+from vitgallery.core.store import DecisionRow, Store
 
 DECISIONS = ("not_duplicates", "keep_all")
+
+
+@dataclass(frozen=True)
+class UserDecisions:
+    """Everything the user decided, as a scan applies it (DuplicateScan.decisions and .separated)."""
+
+    groups: list[DecisionRow]
+    separated: frozenset[tuple[str, str]]
 
 
 def decide(store: Store, group: DuplicateGroup, decision: str) -> None:
@@ -17,3 +31,15 @@ def decide(store: Store, group: DuplicateGroup, decision: str) -> None:
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
     store.save_decision(group.key, group.fingerprints, [str(m.path) for m in group.members], decision)
+
+
+def separate(store: Store, first: Iterable[DuplicateMember], second: Iterable[DuplicateMember]) -> None:
+    """Remember that no photo of `first` is a duplicate of any photo of `second`."""
+    second = list(second)
+    pairs = {fingerprint_pair(a.fingerprint, b.fingerprint) for a in first for b in second
+             if a.fingerprint != b.fingerprint}  # byte-identical copies are duplicates whatever is said
+    store.save_separated_pairs(pairs)
+
+
+def load_decisions(store: Store) -> UserDecisions:
+    return UserDecisions(store.decisions(), frozenset(store.separated_pairs()))

@@ -8,6 +8,8 @@ match the seed does not, and still groups a photo with all of its crops and edit
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -57,6 +59,11 @@ class DuplicateGroup:
 
 def group_key(fingerprints: Iterable[str]) -> str:
     return hashlib.sha1("\n".join(sorted(fingerprints)).encode()).hexdigest()[:20]
+
+
+def fingerprint_pair(a: str, b: str) -> tuple[str, str]:
+    """Two photos' fingerprints in the order a separated pair is stored in."""
+    return (a, b) if a <= b else (b, a)
 
 
 def seed_groups(pairs: Iterable[PairEvidence], threshold: float) -> list[tuple[int, dict[int, float]]]:
@@ -116,6 +123,7 @@ class DuplicateScan:
     files: dict[int, FileRow]
     pairs: list[PairEvidence]
     decisions: list[DecisionRow] = field(default_factory=list)
+    separated: frozenset[tuple[str, str]] = frozenset()  # fingerprint pairs never linked (decisions.separate)
     problems: list[tuple[Path, str]] = field(default_factory=list)  # photos that could not be read
     cancelled: bool = False
 
@@ -133,11 +141,37 @@ class DuplicateScan:
                 return decision
         return None
 
+    def is_separated(self, pair: PairEvidence) -> bool:
+        """Whether the user said this pair's photos are not duplicates."""
+        first, second = self.files[pair.a].fingerprint, self.files[pair.b].fingerprint
+        return fingerprint_pair(first, second) in self.separated
+
+    def without_separated(self, pairs: list[PairEvidence], threshold: float) -> list[PairEvidence]:
+        """The pairs the user did not separate; and where two separated photos would still share a
+        group (both match its seed), the one that matches it less is taken out: its links into that
+        group are dropped, so it groups only with others."""
+        pairs = [p for p in pairs if not self.is_separated(p)]
+        for _ in range(len(self.separated)):  # each round takes at least one photo out of a group
+            cut: set[tuple[int, int]] = set()
+            for seed, links in seed_groups(pairs, threshold):
+                strength = {seed: math.inf, **links}
+                for a, b in itertools.combinations(sorted(strength), 2):
+                    if fingerprint_pair(self.files[a].fingerprint, self.files[b].fingerprint) in self.separated:
+                        weaker = min((a, b), key=lambda n: (strength[n], -n))
+                        cut.update((min(weaker, n), max(weaker, n)) for n in strength if n != weaker)
+            if not cut:
+                break
+            pairs = [p for p in pairs if (p.a, p.b) not in cut]
+        return pairs
+
     def groups(self, threshold: float = DEFAULT_THRESHOLD, *, include_decided: bool = False,
                exclude: Collection[int] = ()) -> list[DuplicateGroup]:
         """The groups at a threshold, largest first; decided groups are left out unless asked for, and
-        the photos in `exclude` (file ids, e.g. moved away since the scan) always."""
+        the photos in `exclude` (file ids, e.g. moved away since the scan) always. Separated photos
+        never share a group (see without_separated)."""
         pairs = [p for p in self.pairs if p.a not in exclude and p.b not in exclude] if exclude else self.pairs
+        if self.separated:
+            pairs = self.without_separated(pairs, threshold)
         by_ids = {(p.a, p.b): p for p in pairs if p.score >= threshold}  # the links groups come from
         out = []
         for seed, links in seed_groups(pairs, threshold):

@@ -20,7 +20,7 @@ class KeepRule(enum.Enum):
     @property
     def label(self) -> str:
         return {"resolution": "highest resolution", "size": "largest file", "oldest": "oldest",
-                "newest": "newest", "sharpest": "sharpest", "folder": "in the preferred folder"}[self.value]
+                "newest": "newest", "sharpest": "sharpest", "folder": "one in the preferred folder"}[self.value]
 
 
 def _is_under(path: Path, folder: Path) -> bool:

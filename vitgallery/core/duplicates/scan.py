@@ -72,7 +72,7 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     space = library.search_space()
     index, whitening = (space.index, space.whitening) if space is not None else (None, None)
     files = store.files_by_ids(index.labels()) if index is not None else {}
-    scan = DuplicateScan(library.root, files, [], store.decisions())
+    scan = DuplicateScan(library.root, files, [], store.decisions(), frozenset(store.separated_pairs()))
     if index is None or len(files) < 2:
         return scan
 

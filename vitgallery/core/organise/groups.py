@@ -1,6 +1,6 @@
 """Automatic groups: the library clustered into visual groups (subjects, places, events), each with a
 representative photo; groups can be named (the name follows the group when the library changes) and
-moved into a folder (logged, undoable with actions.undo).
+moved into a folder (logged, undoable with Library.undo).
 
 Clustering is scikit-learn's HDBSCAN over the photos' vectors in the library's search space: it finds
 groups of any number without being told how many, and leaves photos that belong nowhere ungrouped
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vitgallery.core.actions import ActionReport, move_files
+from vitgallery.core.duplicates.actions import ActionPlace, ActionReport, move_files
 from vitgallery.core.library import Library
 from vitgallery.core.organise.vectors import OrganiseError, ProgressCallback, step
 
@@ -104,5 +104,5 @@ def name_group(library: Library, group: PhotoGroup, name: str) -> PhotoGroup:
 
 
 def move_group(library: Library, group: PhotoGroup, folder: Path) -> ActionReport:
-    """Move the group's photos into a folder: one logged action that actions.undo puts back."""
-    return move_files(library.store, [(path, Path(folder)) for path in group.members])
+    """Move the group's photos into a folder: one logged action that Library.undo puts back."""
+    return move_files(ActionPlace(library.store, library.root), [(path, Path(folder)) for path in group.members])

@@ -5,7 +5,7 @@ head: cross-entropy, AdamW, a few epochs over mini-batches, with a part of the e
 measure its accuracy. A k-nearest-neighbour vote over the same vectors is measured on the same
 held-out part, and the better of the two, refitted on every example, suggests a folder and a
 confidence for each unsorted photo; below a confidence threshold the suggestion is "not sure".
-Accepted suggestions are moved as one logged action (actions.undo puts them back).
+Accepted suggestions are moved as one logged action (Library.undo puts them back).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from vitgallery.core.actions import ActionReport, move_files
+from vitgallery.core.duplicates.actions import ActionPlace, ActionReport, move_files
 from vitgallery.core.library import Library
 from vitgallery.core.organise.vectors import (
     EmbedderLoader,
@@ -238,5 +238,6 @@ def suggest_folders(library: Library, unsorted: Path, examples: Path, load_embed
 
 def apply_suggestions(library: Library, suggestions: Sequence[SortSuggestion]) -> ActionReport:
     """Move each photo into its suggested folder (the sure ones; a changed suggestion is a new
-    SortSuggestion with its folder): one logged action that actions.undo puts back."""
-    return move_files(library.store, [(s.path, s.folder) for s in suggestions if s.folder is not None])
+    SortSuggestion with its folder): one logged action that Library.undo puts back."""
+    moves = [(s.path, s.folder) for s in suggestions if s.folder is not None]
+    return move_files(ActionPlace(library.store, library.root), moves)

@@ -1,0 +1,122 @@
+"""Why two photos match: patch heat, attention, keypoint lines, and the picture drawn of them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from tests.photos import make_photo, textured_image
+from vitgallery.core.explain import explain_pair, patch_heat
+from vitgallery.core.explain_render import render_explanation
+from vitgallery.core.models import DenseTokens, Embedder, ModelSpec, load_embedder
+
+PATCH = 8
+
+
+def _colour_and_texture(model: torch.nn.Module, x: torch.Tensor, with_attention: bool) -> DenseTokens:
+    """Each 8x8 patch as its mean colour and colour spread: patches of one pattern are alike wherever
+    they are, unlike a learned model there is no context to blur that."""
+    mean = torch.nn.functional.avg_pool2d(x, PATCH)
+    spread = (torch.nn.functional.avg_pool2d(x * x, PATCH) - mean * mean).clamp(min=0).sqrt()
+    patches = torch.cat([mean, 4 * spread], dim=1).permute(0, 2, 3, 1)
+    tokens = torch.cat([patches.mean(dim=(1, 2))[:, None], patches.flatten(1, 2)], dim=1)
+    return DenseTokens(tokens, patches, None)
+
+
+@pytest.fixture
+def colour_embedder() -> Embedder:
+    spec = ModelSpec("colour-test", "patch colours (a controlled stand-in for a ViT)", 128, 6, None,
+                     lambda: torch.nn.Identity(), lambda model, sd: None,
+                     lambda model, x: _colour_and_texture(model, x, False).tokens, _colour_and_texture, False)
+    return Embedder(spec, spec.build(), "controlled", torch.device("cpu"), precision="fp32")
+
+
+def checkerboard(size: int) -> Image.Image:
+    tile = Image.new("RGB", (size, size), (200, 30, 40))
+    draw = ImageDraw.Draw(tile)
+    for y in range(0, size, 6):
+        for x in range((y // 6) % 2 * 6, size, 12):
+            draw.rectangle((x, y, x + 5, y + 5), fill=(20, 40, 220))
+    return tile
+
+
+def pasted(background: Image.Image, thing: Image.Image, at: tuple[int, int]) -> Image.Image:
+    photo = background.copy()
+    photo.paste(thing, at)
+    return photo
+
+
+def test_the_most_alike_patch_lies_inside_the_object_both_photos_share(colour_embedder):
+    thing = checkerboard(120)
+    query = pasted(make_photo(3, (480, 360)), thing, (300, 40))
+    result = pasted(make_photo(8, (400, 400)), thing, (40, 220))
+
+    explanation = explain_pair(colour_embedder, query, result)
+
+    for photo, heat, (x, y) in ((explanation.query, explanation.query_heat, (300, 40)),
+                                (explanation.result, explanation.result_heat, (40, 220))):
+        left, top, right, bottom = photo.grid_box(*np.unravel_index(heat.argmax(), heat.shape))
+        # in the photo's own pixels, whatever size the model saw it at: inside the pasted square
+        assert x <= left and right <= x + 120 and y <= top and bottom <= y + 120
+
+
+def test_heat_is_each_patchs_best_cosine_to_the_other_photo():
+    query = np.array([[[1.0, 0.0], [0.0, 1.0]]])  # one row, two patches
+    result = np.array([[[1.0, 1.0]], [[2.0, 0.0]]])  # two rows, one patch
+    query_heat, result_heat = patch_heat(query, result)
+    np.testing.assert_allclose(query_heat, [[1.0, np.sqrt(0.5)]], atol=1e-6)
+    np.testing.assert_allclose(result_heat, [[np.sqrt(0.5)], [1.0]], atol=1e-6)
+
+
+def test_a_frame_is_left_out_of_the_grid_and_the_vector_is_the_searched_one():
+    embedder = load_embedder("tiny-test")
+    photo = make_photo(4, (300, 200))
+    framed = Image.new("RGB", (400, 300), (255, 255, 255))
+    framed.paste(photo, (50, 50))
+
+    explanation = explain_pair(embedder, framed, photo, attention=True)
+
+    assert explanation.query.content == (50, 50, 350, 250)
+    assert explanation.result.content == (0, 0, 300, 200)
+    np.testing.assert_allclose(explanation.query.features.vector, embedder.embed_images([framed])[0], atol=1e-5)
+    attention = explanation.query.features.attention
+    assert attention.shape == explanation.query_heat.shape and attention.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_keypoint_lines_join_the_same_spots_of_an_edited_copy():
+    embedder = load_embedder("tiny-test")
+    original = Image.fromarray(textured_image(6, 640, 480)).convert("RGB")
+    smaller = original.resize((320, 240), Image.Resampling.LANCZOS)
+
+    explanation = explain_pair(embedder, original, smaller)
+
+    assert explanation.verified and len(explanation.matches) == explanation.inliers
+    # the copy is the original at half size: each line joins a spot to its own half-size position
+    np.testing.assert_allclose(explanation.matches.result_xy * 2, explanation.matches.query_xy, atol=8)
+
+
+def test_unrelated_photos_get_no_lines():
+    explanation = explain_pair(load_embedder("tiny-test"), *(Image.fromarray(textured_image(seed)) for seed in (1, 2)))
+    assert not explanation.verified and len(explanation.matches) == 0
+
+
+def test_the_picture_holds_both_photos_and_the_heat_follows_the_opacity():
+    explanation = explain_pair(load_embedder("tiny-test"), make_photo(6, (640, 480)), make_photo(6, (640, 480)),
+                               attention=True)
+    clear = np.asarray(render_explanation(explanation, opacity=0.0), dtype=np.int16)
+    heated = np.asarray(render_explanation(explanation, opacity=1.0), dtype=np.int16)
+    attention = np.asarray(render_explanation(explanation, overlay="attention", opacity=1.0), dtype=np.int16)
+    assert clear.shape == heated.shape == attention.shape
+    assert clear.shape[0] > 384 and clear.shape[1] > 2 * 512  # two 4:3 photos 384 px tall, legend below
+    assert np.abs(clear - heated).mean() > 10 and np.abs(heated - attention).mean() > 1
+    with pytest.raises(ValueError, match="overlay"):
+        render_explanation(explanation, overlay="gradients")
+
+
+def test_attention_is_refused_where_it_was_not_computed(colour_embedder):
+    explanation = explain_pair(colour_embedder, make_photo(1), make_photo(2), attention=True)
+    assert explanation.query.features.attention is None
+    with pytest.raises(ValueError, match="no attention"):
+        render_explanation(explanation, overlay="attention")

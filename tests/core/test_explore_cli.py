@@ -1,0 +1,88 @@
+"""The CLI's exploring options: `explain`, `search --box`, `search --like/--unlike`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from tests.photos import make_photo
+from vitgallery.cli import main
+
+
+@pytest.fixture
+def indexed(photo_folder, tmp_path, capsys):
+    lib = tmp_path / "lib"
+    assert main(["index", str(photo_folder), "--library", str(lib), "--model", "tiny-test", "--workers", "0"]) == 0
+    capsys.readouterr()
+    return photo_folder, lib
+
+
+def test_explain_writes_the_picture(indexed, tmp_path, capsys):
+    root, lib = indexed
+    out = tmp_path / "why.png"
+    assert main(["explain", str(root / "img_01.jpg"), str(root / "img_02.jpg"), "--out", str(out),
+                 "--library", str(lib)]) == 0
+    assert "vector cosine" in capsys.readouterr().out
+    with Image.open(out) as picture:
+        assert picture.format == "PNG" and picture.height > 384 and picture.width > 2 * 384
+    attention = tmp_path / "attention.png"
+    assert main(["explain", str(root / "img_01.jpg"), str(root / "img_02.jpg"), "--out", str(attention),
+                 "--attention", "--opacity", "0.8"]) == 0  # the library indexed last
+    assert attention.read_bytes() != out.read_bytes()
+
+
+def test_explain_refuses_bad_input_with_a_message(indexed, tmp_path, capsys):
+    root, lib = indexed
+    photo = str(root / "img_01.jpg")
+    cases = [
+        ([photo, str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "a.png")], "no such file"),
+        ([photo, photo, "--out", str(tmp_path / "nowhere" / "a.png")], "no folder"),
+        ([photo, photo, "--out", str(tmp_path / "a.tiff")], ".png or .jpg"),
+    ]
+    for args, message in cases:
+        assert main(["explain", *args, "--library", str(lib)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["explain", photo, photo, "--out", str(tmp_path / "a.png"), "--opacity", "2"])
+    assert "not between 0 and 1" in capsys.readouterr().err
+    assert not list(tmp_path.glob("a.*"))
+
+
+def test_search_with_a_box_finds_the_pasted_photo(indexed, tmp_path, capsys):
+    root, lib = indexed
+    collage = make_photo(50, (900, 700))
+    collage.paste(Image.open(root / "img_07.jpg"), (500, 300))
+    query = tmp_path / "collage.jpg"
+    collage.save(query, quality=95)
+    assert main(["search", str(query), "--box", "500,300,320,240", "--library", str(lib), "--k", "3",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[str(query)][0]["path"] == str(root / "img_07.jpg")
+
+
+def test_search_box_errors(indexed, capsys):
+    root, lib = indexed
+    with pytest.raises(SystemExit):
+        main(["search", str(root / "img_01.jpg"), "--box", "1,2,3", "--library", str(lib)])
+    assert "X,Y,W,H" in capsys.readouterr().err
+    assert main(["search", str(root / "img_01.jpg"), "--box", "5000,0,10,10", "--library", str(lib)]) == 2
+    assert "inside the 320x240 photo" in capsys.readouterr().err
+    assert main(["search", str(root / "img_01.jpg"), str(root / "img_02.jpg"), "--box", "0,0,50,50",
+                 "--library", str(lib)]) == 2
+    assert "exactly one IMAGE" in capsys.readouterr().err
+
+
+def test_search_with_marks(indexed, capsys):
+    root, lib = indexed
+    query = str(root / "img_00.jpg")
+    assert main(["search", query, "--library", str(lib), "--k", "11", "--json", "--no-verify"]) == 0
+    before = [h["path"] for h in json.loads(capsys.readouterr().out)[query]]
+    assert main(["search", query, "--library", str(lib), "--k", "11", "--json", "--no-verify",
+                 "--like", before[-1], "--like", before[-2], "--unlike", before[0]]) == 0
+    after = [h["path"] for h in json.loads(capsys.readouterr().out)[query]]
+    assert before[0] not in after
+    assert after.index(before[-1]) < before.index(before[-1]) and after.index(before[-2]) < before.index(before[-2])
+    assert main(["search", query, "--library", str(lib), "--unlike", "/elsewhere/x.jpg"]) == 2
+    assert "not a photo of this library" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+"""Failures that pass are retried on the next run, even when the file did not change: a file that could
+not be read (permissions fixed with chmod, which leaves the mtime alone), a decode worker killed from
+outside (the OOM killer's SIGKILL). A decoder that crashes on a file again and again stays skipped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from tests.reliability import crashing_decoder
+from tests.reliability.support import add_photos, counting_embedder
+from vitgallery.core import pipeline
+from vitgallery.core.library import Library
+from vitgallery.core.pipeline import CRASHED_DECODER, WORKER_KILLED
+
+
+def test_a_file_unreadable_until_chmod_is_indexed_on_the_next_run(tmp_path, cli):
+    """As an unprivileged user (root reads every file)."""
+    shared = Path(tempfile.mkdtemp(prefix="vg-chmod-"))
+    try:
+        shared.chmod(0o777)
+        root, library = shared / "photos", shared / "library"
+        add_photos(root, range(6))
+        locked = root / "p0004.jpg"
+        locked.chmod(0)
+        user = 65534 if os.geteuid() == 0 else None
+        if user is not None:
+            for path in [shared, *shared.rglob("*")]:
+                os.chown(path, user, user)
+        options = {"user": user, "env": {"XDG_DATA_HOME": str(shared / "xdg")}}
+        argv = ["index", str(root), "--library", str(library), "--model", "tiny-test", "--workers", "0"]
+        returncode, out = cli.run(argv, output=tmp_path / "1.txt", **options)
+        assert returncode == 0 and "added 5" in out and "skipped 1: permission denied" in out, out
+
+        mtime = locked.stat().st_mtime_ns
+        locked.chmod(0o644)
+        assert locked.stat().st_mtime_ns == mtime
+        returncode, out = cli.run(argv, output=tmp_path / "2.txt", **options)
+        assert returncode == 0 and "added 1" in out and "skipped 0" in out, out
+    finally:
+        for path in [shared, *shared.rglob("*")]:
+            path.chmod(0o777)
+        shutil.rmtree(shared)
+
+
+def test_photos_whose_worker_was_killed_are_retried_not_blamed(tmp_path, monkeypatch):
+    root = tmp_path / "photos"
+    add_photos(root, range(10))
+    add_photos(root, range(50, 53), prefix=crashing_decoder.KILL_MARK)
+    monkeypatch.setattr(pipeline, "decode_one", crashing_decoder.decode_or_get_killed)
+    pressure = crashing_decoder.kill_switch(root / "x.jpg")
+    pressure.touch()
+
+    lib = Library.open(root, tmp_path / "library")
+    summary = lib.index(counting_embedder(), decode_workers=2, batch_size=4)
+    assert summary.added == 10 and summary.skipped_reasons == {WORKER_KILLED: 3}
+    assert CRASHED_DECODER not in {s.reason for s in lib.skipped()}
+    lib.close()
+
+    pressure.unlink()  # the memory is back
+    lib = Library.open(root, tmp_path / "library")
+    summary = lib.index(counting_embedder(), decode_workers=2, batch_size=4)
+    assert summary.added == 3 and summary.skipped == 0 and lib.skipped() == []
+    lib.close()

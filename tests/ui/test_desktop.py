@@ -1,0 +1,314 @@
+"""What a user of the window relies on: honest results, one consistent state, the photo viewer's
+table stakes (preview, zoom, history, sort, thumbnail size, a narrow window, About)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from tests.ui.conftest import PHOTO_COUNT
+from vitgallery.core.duplicates import ActionReport
+from vitgallery.core.library import last_library_dir
+from vitgallery.core.search import SearchHit
+from vitgallery.ui import settings as opt
+from vitgallery.ui.results_model import Match, SortOrder
+from vitgallery.ui.widgets import IndexEstimate
+from vitgallery.ui.workers import Session
+
+SEARCH_TIMEOUT_MS = 30_000
+
+
+def search(qtbot, window, path: Path) -> None:
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        window.find_similar(path)
+
+
+def shown_paths(model) -> list[Path]:
+    return [tile.path for tile in model.tiles()]
+
+
+# -- results that say what they are ------------------------------------------------------------
+
+
+def fake_hits(paths: list[Path], scores: list[float], inliers: list[int | None]) -> list[SearchHit]:
+    return [
+        SearchHit(path, score, score, count, number)
+        for number, (path, score, count) in enumerate(zip(paths, scores, inliers))
+    ]
+
+
+def test_copies_similar_and_unlike_photos_are_told_apart(qtbot, indexed_window, monkeypatch) -> None:
+    window = indexed_window
+    paths = [window.folder_model.path_at(row) for row in range(1, 5)]
+    hits = fake_hits(paths, [0.97, 0.9, 0.45, 0.05], [154, 73, 0, None])
+    monkeypatch.setattr(Session, "search", lambda self, *args, **kwargs: hits)
+    search(qtbot, window, window.folder_model.path_at(0))
+    matches = [tile.match for tile in window.results_model.tiles()]
+    assert matches == [Match.SAME, Match.SAME, Match.SIMILAR, Match.WEAK]
+    status = window.search_page.status_text()
+    assert "2 copies of this photo" in status and "1 similar photo" in status and "1 less alike" in status
+
+
+def test_a_photo_like_nothing_in_the_library_says_so(qtbot, indexed_window, monkeypatch) -> None:
+    window = indexed_window
+    paths = [window.folder_model.path_at(row) for row in range(1, 4)]
+    monkeypatch.setattr(Session, "search", lambda self, *args, **kwargs: fake_hits(paths, [0.1, 0.05, 0.0], [0, 3, 0]))
+    search(qtbot, window, window.folder_model.path_at(0))
+    assert "Nothing in the library looks like this photo" in window.search_page.status_text()
+    assert "similar photos" not in window.search_page.status_text()
+
+
+def test_a_threshold_that_hides_every_result_says_so(qtbot, indexed_window) -> None:
+    window = indexed_window
+    search(qtbot, window, window.folder_model.path_at(0))
+    total = window.results_model.total_count()
+    window.query_panel.threshold_slider.setValue(100)  # no score reaches 1: every one is hidden
+    page = window.search_page
+    assert window.results_model.rowCount() == 0 and page.stack.currentWidget() is page.empty_label
+    assert f"All {total} results are below the minimum similarity 1.00" in page.empty_label.text()
+    window.query_panel.threshold_slider.setValue(0)
+    assert page.stack.currentWidget() is page.view
+
+
+def test_results_from_a_partial_index_say_so_and_refresh_when_it_ends(qtbot, make_window, slow_folder) -> None:
+    window = make_window()
+    window.show()
+    window.open_folder(slow_folder)
+    wait_for_photos(qtbot, window, 12)
+    searches: list[int] = []
+    window.results_shown.connect(searches.append)
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        window.find_similar(slow_folder / "p001.jpg")
+    status = window.search_page.status_text()
+    assert "indexed so far" in status and "refresh when indexing ends" in status
+    partial_count = window.results_model.total_count()
+    with qtbot.waitSignal(window.indexing_finished, timeout=120_000):
+        pass
+    qtbot.waitUntil(lambda: len(searches) >= 2, timeout=SEARCH_TIMEOUT_MS)
+    assert "indexed so far" not in window.search_page.status_text()
+    assert window.results_model.total_count() >= partial_count
+
+
+# -- one state for every page ------------------------------------------------------------------
+
+
+def test_a_move_and_its_undo_update_every_page_at_once(qtbot, indexed_window, photo_folder: Path, tmp_path) -> None:
+    window = indexed_window
+    search(qtbot, window, photo_folder / "img_00.jpg")
+    moved = window.results_model.path_at(0)
+    elsewhere = tmp_path / "sorted-out" / moved.name
+    elsewhere.parent.mkdir()
+    shutil.move(moved, elsewhere)
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.files_changed(ActionReport("move", 1, done=[(moved, elsewhere)]))
+        assert moved not in shown_paths(window.folder_model), "the folder grid drops it at once"
+        assert moved not in shown_paths(window.results_model), "so do the results"
+    assert window.tabs.tabText(0) == f"Folder ({PHOTO_COUNT - 1})"
+    assert window.count_label.text() == f"{PHOTO_COUNT - 1} photos indexed"
+
+    shutil.move(elsewhere, moved)
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.files_changed(ActionReport("undo", 1, done=[(elsewhere, moved)]))
+        assert moved in shown_paths(window.folder_model)
+    assert window.tabs.tabText(0) == f"Folder ({PHOTO_COUNT})"
+    qtbot.waitUntil(lambda: moved in shown_paths(window.results_model), timeout=SEARCH_TIMEOUT_MS)
+
+
+def test_the_grid_follows_files_changed_outside_the_app(qtbot, indexed_window, photo_folder: Path) -> None:
+    window = indexed_window
+    gone = photo_folder / "img_05.jpg"
+    gone.unlink()
+    qtbot.waitUntil(lambda: gone not in shown_paths(window.folder_model), timeout=20_000)
+    qtbot.waitUntil(lambda: window.count_label.text() == f"{PHOTO_COUNT - 1} photos indexed", timeout=60_000)
+
+
+def test_a_photo_added_while_indexing_runs_is_indexed_by_one_more_run(
+    qtbot, make_window, slow_folder: Path
+) -> None:
+    from tests.photos import make_photo
+
+    window = make_window()
+    window.show()
+    summaries: list = []
+    window.indexing_finished.connect(summaries.append)
+    window.open_folder(slow_folder)
+    wait_for_photos(qtbot, window, 8)
+    make_photo(99, (120, 90)).save(slow_folder / "arrived.jpg")
+    qtbot.waitUntil(lambda: len(summaries) >= 2, timeout=120_000)
+    first, second = summaries[:2]
+    assert not first.cancelled, "the run in progress was not restarted"
+    assert second.added == 1 or first.added == 41
+    assert slow_folder / "arrived.jpg" in shown_paths(window.folder_model)
+
+
+def test_the_window_and_the_cli_share_the_last_library(qtbot, indexed_window, tmp_path: Path) -> None:
+    assert last_library_dir() == tmp_path / "library"
+
+
+def test_a_folder_that_does_not_exist_is_said_and_never_becomes_a_library(
+    qtbot, make_window, tmp_path: Path
+) -> None:
+    window = make_window()
+    window.show()
+    window.open_folder(tmp_path / "typo")
+    assert "is not a folder" in window.message_bar.text() and "no library" in window.message_bar.text()
+    assert window.folder is None and not (tmp_path / "library").exists()
+
+
+# -- progress ------------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_one_bar_over_embedding_and_learning_with_an_eta_that_stops_while_paused() -> None:
+    clock = Clock()
+    estimate = IndexEstimate(photos_before=0, clock=clock)
+    estimate.update("embedding", 0, 100)
+    clock.now = 10.0
+    estimate.update("embedding", 50, 100)
+    assert 0.1 < estimate.fraction() < 0.25  # learning from the 100 photos is the larger part
+    eta = estimate.eta_s()
+    estimate.pause()
+    clock.now = 100.0
+    assert estimate.eta_s() == pytest.approx(eta), "paused: the ETA does not move"
+    estimate.resume()
+    clock.now = 110.0
+    estimate.update("embedding", 100, 100)
+    embedded = estimate.fraction()
+    estimate.update("learning", 0, 100)
+    assert estimate.fraction() == pytest.approx(embedded), "the bar does not restart for learning"
+    clock.now = 150.0
+    estimate.update("learning", 50, 100)
+    assert embedded < estimate.fraction() < 1.0
+    assert estimate.photos_embedded == 100
+
+
+def test_photos_indexed_counts_up_during_the_run(qtbot, make_window, slow_folder: Path) -> None:
+    window = make_window()
+    window.show()
+    counts: list[str] = []
+    window.index_progress.connect(lambda progress: counts.append(window.count_label.text()))
+    window.open_folder(slow_folder)
+    wait_for_photos(qtbot, window, 16)
+    numbers = sorted({int(text.split()[0].replace(",", "")) for text in counts if text})
+    assert len(numbers) >= 3 and numbers[-1] >= 12
+    window.cancel_indexing()
+
+
+# -- the table stakes of a photo viewer ---------------------------------------------------------
+
+
+def test_esc_leaves_the_results_and_back_brings_them_back(qtbot, indexed_window, photo_folder: Path) -> None:
+    window = indexed_window
+    search(qtbot, window, photo_folder / "img_00.jpg")
+    first = shown_paths(window.results_model)
+    search(qtbot, window, photo_folder / "img_07.jpg")
+    second = shown_paths(window.results_model)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    qtbot.keyClick(window.results_view, Qt.Key.Key_Escape)
+    assert window.tabs.currentIndex() == 0 and window.results_model.rowCount() == 0
+    window.back_action.trigger()
+    assert shown_paths(window.results_model) == second
+    window.back_action.trigger()
+    assert shown_paths(window.results_model) == first
+    assert window.query_panel.caption.text() == "img_00.jpg"
+    window.forward_action.trigger()
+    assert shown_paths(window.results_model) == second
+
+
+def test_space_previews_with_zoom_one_to_one_and_what_the_file_is(qtbot, indexed_window) -> None:
+    window = indexed_window
+    view = window.folder_view
+    view.setFocus()
+    view.setCurrentIndex(window.folder_model.index(0))
+    qtbot.keyClick(view, Qt.Key.Key_Space)
+    preview = window._preview
+    assert preview is not None and preview.isVisible()
+    qtbot.waitUntil(preview.has_image, timeout=10_000)
+    details = preview.status.text()
+    assert "320 × 240" in details and "kB" in details and "modified" in details
+    qtbot.keyClick(preview, Qt.Key.Key_1)
+    assert preview.photo_view.zoom == pytest.approx(1.0) and preview.zoom_label.text() == "100 %"
+    qtbot.keyClick(preview, Qt.Key.Key_Plus)
+    assert preview.photo_view.zoom == pytest.approx(1.25)
+    qtbot.keyClick(preview, Qt.Key.Key_0)
+    assert preview.photo_view.fitted and preview.zoom_label.text() == "fit"
+    qtbot.keyClick(preview, Qt.Key.Key_Right)
+    assert preview.current_path() == window.folder_model.path_at(1)
+    preview.close()
+
+
+def test_results_sort_by_name_date_and_match(qtbot, indexed_window, photo_folder: Path) -> None:
+    window = indexed_window
+    search(qtbot, window, photo_folder / "img_00.jpg")
+    ranked = shown_paths(window.results_model)
+    combo = window.search_page.sort_combo
+    combo.setCurrentIndex(combo.findData(SortOrder.NAME))
+    assert [path.name for path in shown_paths(window.results_model)] == sorted(path.name for path in ranked)
+    combo.setCurrentIndex(combo.findData(SortOrder.DATE))
+    dates = [tile.date for tile in window.results_model.tiles()]
+    assert dates == sorted(dates, reverse=True)
+    combo.setCurrentIndex(combo.findData(SortOrder.RANK))
+    assert shown_paths(window.results_model) == ranked
+    assert window.settings.get(opt.RESULTS_SORT) == "rank"
+
+
+def test_the_thumbnail_slider_resizes_every_grid(qtbot, indexed_window) -> None:
+    window = indexed_window
+    window.thumbnail_slider.setValue(224)
+    assert window.folder_delegate.thumbnail_size == 224 == window.search_page.delegate.thumbnail_size
+    assert window.settings.get(opt.THUMBNAIL_SIZE) == 224
+    qtbot.waitUntil(lambda: window.thumbnails.size == 256, timeout=2_000)  # decoded at the next step up
+
+
+def test_the_window_works_800_pixels_wide(qtbot, indexed_window) -> None:
+    window = indexed_window
+    assert window.minimumSizeHint().width() <= 800
+    window.resize(800, 600)
+    qtbot.waitUntil(lambda: window.width() == 800)
+    assert window.tabs.width() > window.query_panel.width()
+
+
+def test_about_names_the_version_the_library_and_the_log(qtbot, indexed_window, tmp_path: Path) -> None:
+    text = indexed_window.about_text()
+    assert "vitgallery 0." in text and str(tmp_path / "library") in text and "vitgallery.log" in text
+
+
+def test_the_title_names_the_folder_once_and_the_grid_has_the_focus(qtbot, indexed_window, photo_folder) -> None:
+    window = indexed_window
+    assert window.windowTitle() == str(photo_folder)  # Qt adds the application's name
+    assert not window.query_panel.count_spin.hasFocus()
+
+
+# -- helpers shared with test_main_window's slow folder ---------------------------------------------
+
+
+def wait_for_photos(qtbot, window, count: int) -> None:
+    progress: list = []
+    window.index_progress.connect(progress.append)
+    qtbot.waitUntil(
+        lambda: any(getattr(p, "phase", "") == "embedding" and p.done >= count for p in progress), timeout=60_000
+    )
+
+
+@pytest.fixture
+def slow_folder(tmp_path: Path, monkeypatch, settings) -> Path:
+    from tests.ui.test_main_window import SlowEmbedder, make_photo
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for number in range(40):
+        make_photo(number, (120, 90)).save(folder / f"p{number:03d}.jpg")
+    settings.set(opt.BATCH_SIZE, 4)
+    monkeypatch.setattr("vitgallery.core.models.load_embedder", lambda *args, **kwargs: SlowEmbedder(0.1))
+    return folder

@@ -1,0 +1,98 @@
+"""The job runner: the one route from the window to the core."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from vitgallery.core.library import Library, LibraryError
+from vitgallery.core.models import load_embedder
+from vitgallery.ui.workers import JobRunner, NoLibraryError, ProgressThrottle, Session, WorkerError
+
+
+@pytest.fixture
+def runner(qtbot):
+    runner = JobRunner(Session())
+    yield runner
+    assert runner.shutdown(5.0)
+    runner.session.replace_library(None)
+
+
+@dataclass(frozen=True)
+class Step:
+    phase: str
+    done: int
+    total: int
+
+
+def test_results_and_errors_arrive_on_the_gui_thread(qtbot, runner) -> None:
+    gui = threading.current_thread()
+    seen: list[tuple[str, object, threading.Thread]] = []
+
+    def fails(progress, cancel):
+        raise LibraryError("the library is empty: index a folder first")
+
+    def breaks(progress, cancel):
+        raise RuntimeError("a bug")
+
+    runner.submit(lambda progress, cancel: 42, on_finished=lambda value: seen.append(("ok", value, threading.current_thread())))
+    runner.submit(fails, on_failed=lambda error: seen.append(("expected", error, threading.current_thread())))
+    runner.submit(breaks, on_failed=lambda error: seen.append(("bug", error, threading.current_thread())))
+    qtbot.waitUntil(lambda: len(seen) == 3)
+    assert all(thread is gui for _, _, thread in seen)
+    by_kind = {kind: value for kind, value, _ in seen}
+    assert by_kind["ok"] == 42
+    assert by_kind["expected"] == WorkerError("the library is empty: index a folder first")
+    assert by_kind["bug"].unexpected and "RuntimeError: a bug" in by_kind["bug"].message
+
+
+def test_a_job_cancelled_before_it_starts_never_runs(qtbot, runner) -> None:
+    release = threading.Event()
+    ran: list[str] = []
+    ended: list[str] = []
+    runner.submit(lambda progress, cancel: release.wait(5), lane="one")
+    # on_ended is connected before the job can run: a signal sent before a waitSignal connects is lost
+    skipped = runner.submit(lambda progress, cancel: ran.append("skipped"), lane="one",
+                            on_ended=lambda: ended.append("skipped"))
+    skipped.cancel()
+    release.set()
+    qtbot.waitUntil(lambda: ended == ["skipped"], timeout=5000)
+    assert ran == []
+
+
+def test_progress_is_throttled_but_each_phase_and_the_end_come_through() -> None:
+    sent: list[Step] = []
+    throttle = ProgressThrottle(sent.append, interval_s=60)
+    for done in range(100):
+        throttle(Step("embedding", done, 100))
+    throttle(Step("embedding", 100, 100))
+    throttle(Step("learning", 0, 10))
+    assert [(step.phase, step.done) for step in sent] == [("embedding", 0), ("embedding", 100), ("learning", 0)]
+
+
+def test_library_jobs_wait_for_the_library_being_opened(qtbot, runner, photo_folder: Path, tmp_path: Path) -> None:
+    library = Library.open(photo_folder, tmp_path / "library")
+    library.index(load_embedder("tiny-test", device="cpu"), decode_workers=0)
+    library.close()
+    counts: list[int] = []
+    failures: list[WorkerError] = []
+    runner.open_library(photo_folder, tmp_path / "library")
+    # Submitted right after, on another lane: it must see the library, not "no library".
+    runner.submit_library(
+        lambda library, progress, cancel: library.photo_count(),
+        lane="search",
+        on_finished=counts.append,
+        on_failed=failures.append,
+    )
+    qtbot.waitUntil(lambda: bool(counts or failures), timeout=30_000)
+    assert counts == [12] and not failures
+
+
+def test_without_a_library_a_job_says_so(qtbot, runner) -> None:
+    failures: list[WorkerError] = []
+    runner.submit_library(lambda library, progress, cancel: None, on_failed=failures.append)
+    qtbot.waitUntil(lambda: bool(failures))
+    assert failures[0].message == str(NoLibraryError("open a photo folder first"))

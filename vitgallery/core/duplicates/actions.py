@@ -1,0 +1,590 @@
+"""Bulk actions on duplicate groups: to the trash, into a folder, or the list exported; logged, most undoable.
+
+Each action is declared once, in BULK_ACTIONS (its name, label, confirmation, whether it can be
+undone, what runs): the window and the CLI build their buttons and options from it, so a new action
+is one entry there.
+
+Nothing is ever deleted: files go to the system trash (trash.py) or into a folder the user picked
+outside the photo folder. Before touching a group, every member is checked against what the scan saw
+(present, same size and modification time) and at least one member must be kept; a member that is
+the kept photo under another name (a symbolic link and its target are one photo) is never removed.
+A group that fails the check is left untouched and reported; the other groups go ahead.
+
+The log is written before any file moves: the action and every file it is about to move, then each
+file's destination just before it moves, then its completion just after. After a kill, whatever the
+moment, the log still says where every file may be; `settle_interrupted` (run before the history is
+read and before an undo) looks and records what happened, so what moved can be undone.
+
+Undo trusts nothing it reads from the log (a library folder can be crafted): it puts a file back only
+into the library's photo folder, only from the action's own folder or a trash folder, only under a
+name the action could have given it, and never over another file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from vitgallery.core.duplicates import trash
+from vitgallery.core.duplicates.groups import DuplicateMember
+from vitgallery.core.duplicates.moving import move_file, partial_path
+from vitgallery.core.store import ActionItemRow, ActionRow, Store
+
+try:
+    import fcntl
+except ImportError:  # Windows: actions of two processes on one library are not kept apart
+    fcntl = None
+
+log = logging.getLogger(__name__)
+
+EXPORT_FORMATS = ("csv", "json")
+PENDING, DONE, RESTORED = "pending", "done", "restored"
+NOT_MOVED_INTERRUPTED = "not moved: the action was interrupted before it got to this file"
+LOCK_NAME = "actions.lock"
+
+
+class ActionError(Exception):
+    """The action cannot start at all (no target folder, nothing selected...); nothing was changed."""
+
+
+@dataclass(frozen=True)
+class ActionPlace:
+    """Where an action works: the library's database (its log) and the photo folder it may touch."""
+
+    store: Store
+    root: Path
+
+    @property
+    def library_dir(self) -> Path:
+        return self.store.path.parent
+
+
+@dataclass(frozen=True)
+class GroupSelection:
+    """One group as the user left it: its members as scanned, and which of them to keep."""
+
+    members: tuple[DuplicateMember, ...]
+    keep: frozenset[Path]
+
+    @property
+    def to_remove(self) -> list[DuplicateMember]:
+        return [m for m in self.members if m.path not in self.keep]
+
+
+@dataclass
+class ActionReport:
+    kind: str  # a BULK_ACTIONS name, or "undo"
+    action_id: int | None = None
+    done: list[tuple[Path, Path | None]] = field(default_factory=list)  # (from, to)
+    problems: list[tuple[Path, str]] = field(default_factory=list)  # (file, what happened): left untouched
+
+    @property
+    def moved_files(self) -> bool:
+        """Whether files may have moved (the window then updates its pages)."""
+        return self.kind == "undo" or (self.kind in BULK_ACTIONS and BULK_ACTIONS[self.kind].moves_files)
+
+    def summary(self) -> str:
+        verb = "put back" if self.kind == "undo" else BULK_ACTIONS[self.kind].done
+        text = f"{_count(len(self.done), 'file')} {verb}"
+        if self.problems:
+            text += f"; {len(self.problems)} left as they were"
+        return text
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+# -- checking a selection against the disk ---------------------------------------------------------
+
+def _unchanged_problem(member: DuplicateMember) -> str | None:
+    try:
+        st = member.path.stat()
+    except FileNotFoundError:
+        return "vanished since the scan"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if st.st_size != member.size or st.st_mtime_ns != member.mtime_ns:
+        return "changed since the scan"
+    return None
+
+
+def _same_file(path: Path) -> Path:
+    """The file a path is, symbolic links resolved (a loop of links stands for itself)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
+
+
+def check_selections(selections: Sequence[GroupSelection]) -> tuple[list[GroupSelection], list[tuple[Path, str]]]:
+    """The groups safe to act on, and a problem for each file left alone. A member whose removal
+    would take a kept photo with it (the file a kept link points to, or the file itself reached
+    through a linked folder) is kept too; a link to a kept photo can go, the photo stays."""
+    ready: list[GroupSelection] = []
+    problems: list[tuple[Path, str]] = []
+    for selection in selections:
+        if not selection.to_remove:
+            continue
+        if not any(m.path in selection.keep for m in selection.members):
+            problems.extend((m.path, "not touched: every photo of its group was selected, keep at least one")
+                            for m in selection.to_remove)
+            continue
+        found = [(m.path, p) for m in selection.members if (p := _unchanged_problem(m)) is not None]
+        if found:
+            problems.extend(found)
+            problems.extend((m.path, "not touched: another photo of its group changed since the scan")
+                            for m in selection.to_remove if m.path not in {path for path, _ in found})
+            continue
+        kept_files = {_same_file(m.path) for m in selection.members if m.path in selection.keep}
+        same_as_kept = [m for m in selection.to_remove if not m.path.is_symlink() and _same_file(m.path) in kept_files]
+        problems.extend((m.path, "kept: it is a kept photo under another name (a link and its target are one photo)")
+                        for m in same_as_kept)
+        selection = GroupSelection(selection.members, selection.keep | {m.path for m in same_as_kept})
+        if selection.to_remove:
+            ready.append(selection)
+    return ready, problems
+
+
+# -- the log ---------------------------------------------------------------------------------------
+
+_process_lock = threading.Lock()
+
+
+@contextmanager
+def _exclusive(place: ActionPlace, wait: bool = True) -> Iterator[bool]:
+    """One action (or undo, or settling) at a time on a library, across threads and processes (a
+    lock file beside the database, released by the system even when the process is killed). Yields
+    False, holding nothing, when `wait` is False and another one is running."""
+    if not _process_lock.acquire(blocking=wait):
+        yield False
+        return
+    try:
+        if fcntl is None:
+            yield True
+            return
+        with open(place.library_dir / LOCK_NAME, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+    finally:
+        _process_lock.release()
+
+
+class _ActionLog:
+    """One action's log, written as it goes: first the action and every file it is about to move."""
+
+    def __init__(self, store: Store, kind: str, target: str | None, sources: Sequence[Path]) -> None:
+        self.store = store
+        self.action_id = store.log_action(kind, target, [ActionItemRow(str(s), None, None, PENDING) for s in sources])
+        self._items = [item.id for item in store.action_items(self.action_id)]
+
+    def moving(self, n: int, destination: Path | None, trash_info: Path | None = None) -> None:
+        """Where file n is about to go (written before it moves)."""
+        self.store.update_action_item(self._items[n], _text(destination), _text(trash_info), PENDING)
+
+    def moved(self, n: int, destination: Path | None, trash_info: Path | None = None) -> None:
+        self.store.update_action_item(self._items[n], _text(destination), _text(trash_info), DONE)
+
+    def failed(self, n: int, problem: str) -> None:
+        self.store.update_action_item(self._items[n], None, None, problem)
+
+
+def _text(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
+
+
+def _logged_files(ready: Sequence[GroupSelection]) -> list[DuplicateMember]:
+    return [member for selection in ready for member in selection.to_remove]
+
+
+# -- moving into a folder --------------------------------------------------------------------------
+
+def unique_destination(folder: Path, name: str, taken: set[Path] | None = None) -> Path:
+    """folder/name, or folder/'stem (2).ext' and so on when that name is used on disk or in `taken`."""
+    taken = taken or set()
+    candidate = folder / name
+    stem, suffix = Path(name).stem, Path(name).suffix
+    n = 1
+    while candidate in taken or os.path.lexists(candidate):
+        n += 1
+        candidate = folder / f"{stem} ({n}){suffix}"
+    return candidate
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether path is folder or inside it, as written or once links are resolved."""
+    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
+    return path.is_relative_to(folder) or Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
+def move_to_folder(place: ActionPlace, selections: Sequence[GroupSelection], folder: Path | None) -> ActionReport:
+    """Move every photo not kept into `folder`, names kept (made unique); logged for undo."""
+    if folder is None:
+        raise ActionError("choose the folder to move the photos into")
+    folder = Path(folder).expanduser().absolute()
+    if folder.exists() and not folder.is_dir():
+        raise ActionError(f"{folder} is not a folder")
+    if _inside(folder, place.root):
+        raise ActionError(f"{folder} is inside the photo folder {place.root}: the moved copies would be indexed "
+                          "again and come back as duplicates. Choose a folder outside it.")
+    if _inside(folder, place.library_dir):
+        raise ActionError(f"{folder} holds vitgallery's own library data: choose another folder.")
+    ready, problems = check_selections(selections)
+    report = ActionReport("move", problems=problems)
+    files = _logged_files(ready)
+    if not files:
+        return report
+    with _exclusive(place):
+        log_ = _ActionLog(place.store, "move", str(folder), [m.path for m in files])
+        report.action_id = log_.action_id
+        taken: set[Path] = set()
+        for n, member in enumerate(files):
+            destination = unique_destination(folder, member.path.name, taken)
+            taken.add(destination)
+            log_.moving(n, destination)
+            try:
+                move_file(member.path, destination)
+            except OSError as exc:
+                problem = f"not moved: {exc.strerror or exc}"
+                log_.failed(n, problem)
+                report.problems.append((member.path, problem))
+                continue
+            log_.moved(n, destination)
+            report.done.append((member.path, destination))
+    log.info("action %d: %s", report.action_id, report.summary())
+    return report
+
+
+def move_files(place: ActionPlace, moves: Sequence[tuple[Path, Path]]) -> ActionReport:
+    """Move each file into its own folder ((file, folder) pairs: sorting photos into folders, see
+    core/organise), names kept (made unique); one action, logged as it goes like the others, that
+    `undo` puts back. A file already in its folder stays; one that vanished or cannot be moved is
+    reported and left alone."""
+    report = ActionReport("move")
+    planned: list[tuple[Path, Path]] = []
+    for source, folder in moves:
+        source, folder = Path(source), Path(folder).expanduser().absolute()
+        if source.parent == folder:
+            continue
+        if folder.exists() and not folder.is_dir():
+            report.problems.append((source, f"not moved: {folder} is not a folder"))
+        elif not os.path.lexists(source):
+            report.problems.append((source, "not moved: it vanished"))
+        else:
+            planned.append((source, folder))
+    if not planned:
+        return report
+    with _exclusive(place):
+        common = os.path.commonpath([folder for _, folder in planned])
+        log_ = _ActionLog(place.store, "move", common, [source for source, _ in planned])
+        report.action_id = log_.action_id
+        taken: set[Path] = set()
+        for n, (source, folder) in enumerate(planned):
+            destination = unique_destination(folder, source.name, taken)
+            taken.add(destination)
+            log_.moving(n, destination)
+            try:
+                move_file(source, destination)
+            except OSError as exc:
+                problem = f"not moved: {exc.strerror or exc}"
+                log_.failed(n, problem)
+                report.problems.append((source, problem))
+                continue
+            log_.moved(n, destination)
+            report.done.append((source, destination))
+    log.info("action %d: %s", report.action_id, report.summary())
+    return report
+
+
+# -- the trash -------------------------------------------------------------------------------------
+
+def move_to_trash(place: ActionPlace, selections: Sequence[GroupSelection], target: Path | None = None) -> ActionReport:
+    """Move every photo not kept to the system trash; logged, undoable on freedesktop systems."""
+    ready, problems = check_selections(selections)
+    report = ActionReport("trash", problems=problems)
+    files = _logged_files(ready)
+    if not files:
+        return report
+    with _exclusive(place):
+        log_ = _ActionLog(place.store, "trash", str(trash.home_trash()) if trash.FREEDESKTOP else None,
+                          [m.path for m in files])
+        report.action_id = log_.action_id
+        for n, member in enumerate(files):
+            try:
+                if trash.FREEDESKTOP:
+                    entry = trash.reserve(member.path, place.root)
+                    log_.moving(n, entry.file, entry.info)
+                    trash.commit(member.path, entry)
+                    log_.moved(n, entry.file, entry.info)
+                    report.done.append((member.path, entry.file))
+                else:
+                    trash.send_to_system_trash(member.path)
+                    log_.moved(n, None)
+                    report.done.append((member.path, None))
+            except OSError as exc:
+                problem = f"not moved to the trash: {exc.strerror or exc}"
+                log_.failed(n, problem)
+                report.problems.append((member.path, problem))
+    log.info("action %d: %s", report.action_id, report.summary())
+    return report
+
+
+# -- exporting the list ----------------------------------------------------------------------------
+
+_EXPORT_FIELDS = ("group", "action", "path", "size", "width", "height", "date", "sharpness", "similarity")
+
+
+def export_list(place: ActionPlace, selections: Sequence[GroupSelection], target: Path | None) -> ActionReport:
+    """Write the groups (every member, marked keep or remove) to a CSV or JSON file; logged."""
+    if target is None:
+        raise ActionError("choose the file to export the list to")
+    target = Path(target).expanduser().absolute()
+    fmt = target.suffix.lstrip(".").lower()
+    if fmt not in EXPORT_FORMATS:
+        raise ActionError(f"export as {' or '.join(EXPORT_FORMATS)}, not {fmt or 'a file without extension'}")
+    rows = []
+    for number, selection in enumerate(selections, 1):
+        for m in selection.members:
+            rows.append({"group": number, "action": "keep" if m.path in selection.keep else "remove",
+                         "path": str(m.path), "size": m.size, "width": m.width, "height": m.height,
+                         "date": datetime.fromtimestamp(m.date).isoformat(timespec="seconds"),
+                         "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4)})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
+    with open(temporary, "w", encoding="utf-8", newline="") as stream:
+        if fmt == "json":
+            json.dump({"groups": len(selections), "files": rows}, stream, indent=1)
+        else:
+            writer = csv.DictWriter(stream, fieldnames=_EXPORT_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+    os.replace(temporary, target)
+    report = ActionReport("export", done=[(Path(r["path"]), target) for r in rows])
+    report.action_id = place.store.log_action("export", str(target), [])
+    return report
+
+
+# -- the registry ----------------------------------------------------------------------------------
+
+ActionRun = Callable[[ActionPlace, Sequence[GroupSelection], Path | None], ActionReport]
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    """One bulk action on duplicate groups, as the window and the CLI offer it."""
+
+    name: str  # its id: the CLI's --NAME option, the log's kind
+    label: str  # the window's words for it
+    help: str  # the CLI's help
+    target: str | None  # what the user must give: None, "folder" or "file" (the CLI's metavar)
+    moves_files: bool  # False: it only writes something (no question asked, nothing to resolve)
+    undoable: bool
+    question: str | None  # asked before it runs, with {photos}, {groups} and {target} filled in
+    done: str  # what the report says happened to each file
+    logged: str  # how the history names a past run, with {target}
+    run: ActionRun
+
+    def confirmation(self, selections: Sequence[GroupSelection], target: Path | None = None) -> str | None:
+        """The question to ask before running on `selections`, with the counts (None: ask nothing)."""
+        if self.question is None:
+            return None
+        acting = [s for s in selections if s.to_remove]
+        photos = sum(len(s.to_remove) for s in acting)
+        text = self.question.format(photos=_count(photos, "photo"), groups=_count(len(acting), "group"),
+                                    target=target)
+        return text + "\nThe photos marked keep stay. " + (
+            "Undo puts the others back." if self.undoable else "vitgallery cannot put them back.")
+
+
+BULK_ACTIONS: dict[str, BulkAction] = {action.name: action for action in (
+    BulkAction("trash", "Move to the trash", "move the photos not kept to the trash", None, True,
+               trash.UNDO_SUPPORTED, "Move {photos} from {groups} to the trash?", "moved to the trash",
+               "to the trash", move_to_trash),
+    BulkAction("move", "Move into a folder…", "move the photos not kept into FOLDER (outside the photo folder)",
+               "folder", True, True, "Move {photos} from {groups} into {target}?", "moved", "moved to {target}",
+               move_to_folder),
+    BulkAction("export", "Export the list…", "write the groups and what is kept to FILE (.csv or .json)",
+               "file", False, False, None, "exported", "list exported to {target}", export_list),
+)}
+
+
+def act(place: ActionPlace, name: str, selections: Sequence[GroupSelection], target: Path | None = None) -> ActionReport:
+    """Run the bulk action called `name` on `selections`."""
+    action = BULK_ACTIONS.get(name)
+    if action is None:
+        raise ActionError(f"there is no action {name!r}; there are {', '.join(BULK_ACTIONS)}")
+    return action.run(place, list(selections), target)
+
+
+# -- after a kill ----------------------------------------------------------------------------------
+
+def settle_interrupted(place: ActionPlace) -> int:
+    """Record what happened to the files of actions that were killed mid-way (how many were settled);
+    skipped while another action runs."""
+    with _exclusive(place, wait=False) as free:
+        return _settle(place) if free else 0
+
+
+def _settle(place: ActionPlace) -> int:
+    items = place.store.action_items_in_state(PENDING)
+    for item in items:
+        place.store.set_action_item_state(item.id, _settled_state(place, item))
+    return len(items)
+
+
+def _settled_state(place: ActionPlace, item: ActionItemRow) -> str:
+    if not item.destination:
+        return NOT_MOVED_INTERRUPTED
+    source, destination = Path(item.source), Path(item.destination)
+    entry = trash.TrashEntry(destination, Path(item.trash_info)) if item.trash_info else None
+    if not _plausible_source(place, source) or not _plausible_destination(place, source, destination, entry):
+        return "not looked at: the log names a place outside the photo folder or the action's folder"
+    half_copy = partial_path(destination)
+    if os.path.lexists(half_copy):
+        os.unlink(half_copy)  # a copy across drives that was cut short; the source is whole
+    here, there = os.path.lexists(source), os.path.lexists(destination)
+    if there and not here:
+        return DONE
+    if here and not there:
+        if entry is not None:
+            trash.release(entry)
+        return NOT_MOVED_INTERRUPTED
+    if here and there:
+        return f"not moved: the action was interrupted once a copy was at {destination}; the photo is still in place"
+    return f"lost track: neither in its place nor at {destination}"
+
+
+# -- undo ------------------------------------------------------------------------------------------
+
+_MOVED_NAME = re.compile(r"^(?P<stem>.*?)(?: \(\d+\)| \d+)?$")
+
+
+def _plausible_source(place: ActionPlace, source: Path) -> bool:
+    """A file can only be put back into the photo folder."""
+    return source.is_absolute() and _inside(source.parent, place.root)
+
+
+def _plausible_destination(place: ActionPlace, source: Path, destination: Path, entry: trash.TrashEntry | None) -> bool:
+    """Where an action could have put `source`: its name (made unique as unique_destination and the
+    trash do), outside the library folder, in a trash folder when a .trashinfo is logged."""
+    if not destination.is_absolute() or _inside(destination, place.library_dir):
+        return False
+    if destination.suffix.lower() != source.suffix.lower():
+        return False
+    match = _MOVED_NAME.match(destination.stem)
+    if match is None or source.stem not in (destination.stem, match["stem"]):
+        return False
+    return entry is None or trash.is_trash_entry(entry)
+
+
+def can_undo(store: Store, action: ActionRow) -> bool:
+    """Whether undo has anything to try: an undoable kind with files not yet back."""
+    kind = BULK_ACTIONS.get(action.kind)
+    if kind is None or not kind.undoable:
+        return False
+    return any(item.state == DONE and item.destination for item in store.action_items(action.id))
+
+
+def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow) -> str | None:
+    """Put one file back; returns a problem, or None when it is back."""
+    source, destination = Path(item.source), Path(item.destination or "")
+    entry = trash.TrashEntry(destination, Path(item.trash_info)) if item.trash_info else None
+    if (not item.destination or not _plausible_source(place, source)
+            or not _plausible_destination(place, source, destination, entry)
+            or (action.kind == "move" and not (action.target and _inside(destination.parent, Path(action.target))))
+            or (action.kind == "trash" and entry is None)):
+        return "refused: the log names a place outside the photo folder or the action's folder"
+    if not os.path.lexists(destination):
+        return "no longer in the trash" if entry else "no longer in the folder it was moved to"
+    if entry is not None and trash.original_path(entry) != source:
+        return "the trash entry was replaced by another file"
+    try:
+        move_file(destination, source)
+    except FileExistsError:
+        return "another file is in its place now"
+    except OSError as exc:
+        return f"could not be moved back: {exc.strerror or exc}"
+    if entry is not None:
+        entry.info.unlink(missing_ok=True)
+    return None
+
+
+def undo(place: ActionPlace, action_id: int) -> ActionReport:
+    """Put back the files of an action that are still in the trash or the folder they went to."""
+    store = place.store
+    action = store.action(action_id)
+    if action is None:
+        raise ActionError(f"there is no action {action_id}")
+    kind = BULK_ACTIONS.get(action.kind)
+    if kind is None or not kind.moves_files:
+        raise ActionError("an exported list changes no file, so there is nothing to undo")
+    if not kind.undoable:
+        raise ActionError("putting files back from the trash is only supported on Linux; "
+                          "restore them from the system trash")
+    report = ActionReport("undo", action_id=action_id)
+    with _exclusive(place):
+        _settle(place)
+        for item in store.action_items(action_id):
+            if item.state != DONE:
+                continue
+            problem = _restore_problem(place, action, item)
+            if problem is None:
+                store.set_action_item_state(item.id, RESTORED)
+                report.done.append((Path(item.destination), Path(item.source)))
+            else:
+                report.problems.append((Path(item.source), problem))
+        if report.done:
+            store.mark_undone(action_id)
+    return report
+
+
+# -- the history -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ActionEntry:
+    """One past action as the history shows it."""
+
+    action_id: int
+    kind: str
+    text: str
+    undoable: bool  # files of it can still be put back
+
+
+def describe_action(action: ActionRow, items: list[ActionItemRow]) -> str:
+    when = datetime.fromtimestamp(action.at).strftime("%Y-%m-%d %H:%M")
+    kind = BULK_ACTIONS.get(action.kind)
+    text = f"{when}  {kind.logged.format(target=action.target) if kind else action.kind}"
+    if kind is not None and kind.moves_files:
+        moved = sum(1 for i in items if i.state in (DONE, RESTORED))
+        text += f"  ({_count(moved, 'file')})"
+        left = len(items) - moved
+        if left:
+            text += f", {left} not moved"
+    restored = sum(1 for i in items if i.state == RESTORED)
+    if restored:
+        text += f", {restored} put back"
+    return text
+
+
+def action_history(place: ActionPlace, limit: int = 50) -> list[ActionEntry]:
+    """The latest actions, newest first (interrupted ones settled first)."""
+    settle_interrupted(place)
+    store = place.store
+    out = []
+    for action in store.actions(limit=limit):
+        items = store.action_items(action.id)
+        out.append(ActionEntry(action.id, action.kind, describe_action(action, items), can_undo(store, action)))
+    return out

@@ -1,0 +1,135 @@
+"""Why two photos match: which patches of each are most alike, where the model itself looks, and the
+keypoints that one geometric map carries from one photo onto the other.
+
+Computed on demand for one pair (bench/explain.py measures the time); `explain_render` draws it.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vitgallery.core.imageio import (
+    model_draft_size,
+    open_image,
+    photo_keypoints,
+    squeeze_to_model,
+    working_copy,
+)
+from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, match_keypoints, matched_points
+from vitgallery.core.models import Embedder, PatchFeatures
+from vitgallery.core.preprocess import content_box
+
+log = logging.getLogger(__name__)
+
+PhotoSource = Path | str | bytes | Image.Image
+Box = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels
+
+
+@dataclass(frozen=True)
+class PhotoPatches:
+    """One photo as the model saw it. The patch grids lie over `content` of `image`."""
+
+    image: Image.Image  # the photo, EXIF orientation applied (decoded small: at least 2x the model input)
+    content: Box  # the part squeezed to the model input: the photo without its uniform frame
+    features: PatchFeatures
+
+    def grid_box(self, row: int, col: int) -> Box:
+        """Where patch (row, col) lies in `image`, in pixels."""
+        rows, cols = self.features.patches.shape[:2]
+        left, top, right, bottom = self.content
+        w, h = (right - left) / cols, (bottom - top) / rows
+        return (round(left + col * w), round(top + row * h), round(left + (col + 1) * w), round(top + (row + 1) * h))
+
+
+@dataclass(frozen=True)
+class KeypointLines:
+    """Keypoints of the two photos that one geometric map carries onto each other, pair by pair."""
+
+    query_xy: np.ndarray  # (n, 2) float32, pixels of the query's `image`
+    result_xy: np.ndarray  # (n, 2) float32, pixels of the result's `image`
+
+    def __len__(self) -> int:
+        return len(self.query_xy)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    query: PhotoPatches
+    result: PhotoPatches
+    query_heat: np.ndarray  # (rows, cols): each query patch's cosine to its most alike result patch
+    result_heat: np.ndarray  # (rows, cols): the same, the other way
+    cosine: float  # the two photos' vectors (the model's, before a library's whitening)
+    inliers: int  # keypoints one geometric map carries across (0: none)
+    matches: KeypointLines  # those keypoints when they verify the match (>= VERIFIED_INLIERS), else empty
+
+    @property
+    def verified(self) -> bool:
+        return len(self.matches) > 0
+
+
+def explain_pair(embedder: Embedder, query: PhotoSource, result: PhotoSource, *,
+                 attention: bool = False) -> Explanation:
+    """Explain why `result` matches `query`. `attention`: also the CLS attention of each photo
+    (PhotoPatches.features.attention; None where the model has none, see ModelSpec.has_attention).
+    Raises DecodeError for a file that is not a photo."""
+    images = [_open(query, embedder.input_size), _open(result, embedder.input_size)]
+    works = [working_copy(image) for image in images]
+    # SIFT releases the GIL: both photos' keypoints are found while the model runs.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitgallery-explain-keypoints") as pool:
+        keypoints = pool.submit(lambda: [photo_keypoints(work) for work in works])
+        boxes = [content_box(np.asarray(work)) for work in works]
+        pixels = np.stack([squeeze_to_model(work.crop(box), embedder.input_size) for work, box in zip(works, boxes)])
+        features = embedder.patch_features(pixels, attention=attention)
+        query_kp, result_kp = keypoints.result()
+    photos = [PhotoPatches(image, _scaled_box(box, work, image), feats)
+              for image, work, box, feats in zip(images, works, boxes, features)]
+    query_heat, result_heat = patch_heat(features[0].patches, features[1].patches)
+    lines, inliers = _keypoint_lines(query_kp, result_kp, photos[0].image, photos[1].image)
+    return Explanation(photos[0], photos[1], query_heat, result_heat,
+                       float(features[0].vector @ features[1].vector), inliers, lines)
+
+
+def patch_heat(query_patches: np.ndarray, result_patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each patch of one photo, its cosine to the most alike patch of the other: ((rows, cols) for
+    the query, (rows, cols) for the result)."""
+    q = _unit_rows(query_patches.reshape(-1, query_patches.shape[-1]))
+    r = _unit_rows(result_patches.reshape(-1, result_patches.shape[-1]))
+    cosines = q @ r.T
+    return (cosines.max(axis=1).reshape(query_patches.shape[:2]),
+            cosines.max(axis=0).reshape(result_patches.shape[:2]))
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32, copy=False)
+    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
+
+
+def _open(source: PhotoSource, input_size: int) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source.convert("RGB")
+    return open_image(source if isinstance(source, bytes) else Path(source), draft_size=model_draft_size(input_size))
+
+
+def _scaled_box(box: Box, work: Image.Image, image: Image.Image) -> Box:
+    """A box in the working copy's pixels, in the image's."""
+    sx, sy = image.width / work.width, image.height / work.height
+    left, top, right, bottom = box
+    return (round(left * sx), round(top * sy), round(right * sx), round(bottom * sy))
+
+
+def _keypoint_lines(query: Keypoints, result: Keypoints, query_image: Image.Image,
+                    result_image: Image.Image) -> tuple[KeypointLines, int]:
+    match = match_keypoints(query, result)
+    query_xy, result_xy = matched_points(query, result, match)
+    if match.inliers < VERIFIED_INLIERS:
+        query_xy, result_xy = np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+    # Keypoints are found on a copy at most KEYPOINT_LONG_SIDE long: back to the images' pixels.
+    scale_q = np.array([query_image.width / query.width, query_image.height / query.height], np.float32)
+    scale_r = np.array([result_image.width / result.width, result_image.height / result.height], np.float32)
+    return KeypointLines(query_xy * scale_q, result_xy * scale_r), match.inliers

@@ -1,0 +1,171 @@
+"""Mending a damaged library (`vitgallery repair`): re-check every row, drop what cannot be read,
+rebuild the index file.
+
+SQLite's integrity check passes databases whose rows make no sense to vitgallery: a vector of the wrong
+length or not of unit length, a whitening whose bytes are not the ones its key names, a meta value that
+is not a number, a path that leaves the photo folder. A database the check fails is first copied row
+range by row range into a new file, skipping what cannot be read; the damaged file is kept beside it.
+Every photo whose row was dropped is embedded again by the next `vitgallery index`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vitgallery.core.index import IndexMismatch, header_path, labels_path, read_header
+from vitgallery.core.keypoints import Keypoints
+from vitgallery.core.library import DB_NAME, INDEX_NAME, Library, LibraryError
+from vitgallery.core.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+_SALVAGE_CHUNK_ROWS = 256  # rows copied at a time; a chunk that cannot be read is tried row by row
+
+
+@dataclass
+class RepairReport:
+    done: list[str] = field(default_factory=list)  # what was mended, one line each
+    photos: int = 0  # photos the library holds afterwards
+    damaged_copy: Path | None = None  # where a database that failed SQLite's check was kept
+
+
+def repair_library(library_dir: Path) -> RepairReport:
+    """Re-check the library in `library_dir`, drop what cannot be read and rebuild its index file."""
+    library_dir = Path(library_dir).expanduser()
+    database = library_dir / DB_NAME
+    if not database.is_file():
+        raise LibraryError(f"no library in {library_dir}")
+    report = RepairReport()
+    problem = _integrity_problem(database)
+    if problem is not None:
+        report.damaged_copy, lost = _salvage(database)
+        report.done.append(f"the database failed SQLite's check ({problem}); its readable rows were copied to a "
+                           f"new file ({lost} ranges of rows could not be read); the damaged file is kept as "
+                           f"{report.damaged_copy.name}")
+    store = Store(database, repair=True)
+    try:
+        report.done += store.repair_meta(_index_file_generation(library_dir))
+        dropped = store.drop_damaged_rows(keypoints_readable=_keypoints_readable)
+        report.done += [f"dropped {count} {what}" for what, count in dropped.items() if count]
+        root = store.get_meta("root")
+    finally:
+        store.close()
+    _delete_index_files(library_dir)
+    if root is None:
+        report.done.append("the database does not name its photo folder: index it again with "
+                           f"`vitgallery index FOLDER --library {library_dir}`")
+        return report
+    library = Library.open(library_dir=library_dir)
+    try:
+        report.photos = library.status().photos  # builds the index from the database
+    finally:
+        library.close()
+    report.done.append(f"rebuilt the index file ({report.photos} photos)")
+    return report
+
+
+def _integrity_problem(database: Path) -> str | None:
+    """SQLite's own verdict on the file, None when it passes."""
+    try:
+        db = sqlite3.connect(database.absolute().as_uri() + "?mode=ro", uri=True)
+        try:
+            rows = db.execute("PRAGMA integrity_check").fetchall()
+        finally:
+            db.close()
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a garbled message is damage too
+        return str(exc) if isinstance(exc, sqlite3.DatabaseError) else "unreadable"
+    return None if rows == [("ok",)] else rows[0][0].splitlines()[-1]
+
+
+def _salvage(database: Path) -> tuple[Path, int]:
+    """Copy every row that can still be read into a new database with vitgallery's schema, then put it
+    in place of the damaged one, which is kept. Returns (the kept copy, ranges of rows lost)."""
+    fresh = database.with_name(database.name + ".salvaged")
+    fresh.unlink(missing_ok=True)
+    Store(fresh).close()  # the current schema
+    lost = 0
+    target = sqlite3.connect(fresh)
+    try:
+        try:
+            source = sqlite3.connect(database.absolute().as_uri() + "?mode=ro", uri=True)
+            tables = [name for (name,) in target.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        except (sqlite3.DatabaseError, UnicodeDecodeError):
+            source, tables = None, []
+            lost += 1
+        for table in tables:
+            lost += _copy_rows(source, target, table)
+        target.commit()
+        if source is not None:
+            source.close()
+    finally:
+        target.close()
+    kept = database.with_name(f"{database.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(database, kept)
+    wal = Path(f"{database}-wal")
+    if wal.exists():  # the kept copy keeps its commits: SQLite finds a WAL by the database's name
+        os.replace(wal, Path(f"{kept}-wal"))
+    Path(f"{database}-shm").unlink(missing_ok=True)
+    os.replace(fresh, database)
+    return kept, lost
+
+
+def _copy_rows(source: sqlite3.Connection, target: sqlite3.Connection, table: str) -> int:
+    """Copy the readable rows of one table by rowid range; returns the ranges (or rows) lost."""
+    columns = [row[1] for row in target.execute(f"PRAGMA table_info({table})")]
+    try:
+        source_columns = {row[1] for row in source.execute(f"PRAGMA table_info({table})")}
+        highest = source.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0
+    except (sqlite3.DatabaseError, UnicodeDecodeError):
+        return 1
+    shared = [c for c in columns if c in source_columns]
+    if not shared:
+        return 0
+    select = f"SELECT {', '.join(shared)} FROM {table} WHERE rowid BETWEEN ? AND ?"
+    insert = f"INSERT OR IGNORE INTO {table} ({', '.join(shared)}) VALUES ({', '.join('?' * len(shared))})"
+    lost = 0
+    for start in range(0, highest + 1, _SALVAGE_CHUNK_ROWS):
+        try:
+            rows = source.execute(select, (start, start + _SALVAGE_CHUNK_ROWS - 1)).fetchall()
+        except (sqlite3.DatabaseError, UnicodeDecodeError):
+            rows = []
+            for rowid in range(start, start + _SALVAGE_CHUNK_ROWS):
+                try:
+                    rows += source.execute(select, (rowid, rowid)).fetchall()
+                except (sqlite3.DatabaseError, UnicodeDecodeError):
+                    lost += 1
+        for row in rows:
+            try:
+                target.execute(insert, row)
+            except sqlite3.DatabaseError:  # a row the schema refuses (a NULL where none may be)
+                lost += 1
+    return lost
+
+
+def _index_file_generation(library_dir: Path) -> int | None:
+    try:
+        return read_header(library_dir / INDEX_NAME).generation
+    except IndexMismatch:
+        return None
+
+
+def _keypoints_readable(data: bytes) -> bool:
+    try:
+        Keypoints.from_bytes(data)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _delete_index_files(library_dir: Path) -> None:
+    """The index file is rebuilt from the mended database; a stale one must not be caught up."""
+    payload = library_dir / INDEX_NAME
+    for path in (header_path(payload), payload, labels_path(payload), *library_dir.glob(f".{INDEX_NAME}.*.tmp")):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot delete {path}: {exc.strerror or exc}") from exc
