@@ -270,7 +270,7 @@ class SearchPage(QWidget):
         self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.sort_combo = QComboBox()
-        for order in SortOrder:
+        for order in (SortOrder.RANK, SortOrder.NAME, SortOrder.DATE):
             self.sort_combo.addItem(order.label, order)
         self.sort_combo.setToolTip("Order of the results")
         self.sort_combo.currentIndexChanged.connect(

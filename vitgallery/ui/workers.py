@@ -78,6 +78,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from vitgallery.core.imageio import DecodeError
     from vitgallery.core.library import LibraryError
     from vitgallery.core.models import ModelLoadError
+    from vitgallery.core.organise.vectors import OrganiseCancelled, OrganiseError
     from vitgallery.core.store import StoreError
 
     return (
@@ -89,6 +90,8 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         ScanError,
         DownloadError,
         NoLibraryError,
+        OrganiseError,
+        OrganiseCancelled,  # a page that cancels its job ignores what it says
         OSError,
     )
 
