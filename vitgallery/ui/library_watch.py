@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
@@ -90,6 +91,23 @@ class LibraryWatch(QObject):
             on_ended=lambda: self._on_ended(job),
         )
         self._job = job
+
+    def apply(self, paths: list[Path]) -> None:
+        """Bring the library up to date for these paths now: changes a listing of the folder found
+        that may have come while the watcher was starting (a path already applied costs a look)."""
+        session, choice = self._jobs.session, self._model_choice()
+
+        def index_changed(library: Library, progress: ProgressCallback, cancel: threading.Event) -> WatchUpdate:
+            summary = library.index_paths(session.index_embedder(library, choice), paths, cancel=cancel)
+            return WatchUpdate(WatchBatch(len(paths), summary), library.photo_count())
+
+        self._jobs.submit_library(
+            index_changed,
+            lane="library",
+            name="index changed photos",
+            on_finished=self.updated.emit,
+            on_failed=self.failed.emit,
+        )
 
     def stop(self) -> None:
         if self._job is not None:

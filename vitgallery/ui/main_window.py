@@ -561,6 +561,9 @@ class MainWindow(QMainWindow):
         if not streamed:
             listed = {str(path) for path, _ in listing.photos}
             gone = {tile.path for tile in self.folder_model.all_tiles() if str(tile.path) not in listed}
+            arrived = [path for path, _ in listing.photos if self.folder_model.row_of(path) is None]
+            if self.library_watch.watching and (gone or arrived):
+                self.library_watch.apply([*gone, *arrived])  # the watcher may have started after them
             self.folder_model.remove_paths(gone)
             self.folder_model.append_tiles(PhotoTile(path, date=date) for path, date in listing.photos)
             self.search_page.remove_paths(gone)
@@ -670,6 +673,7 @@ class MainWindow(QMainWindow):
         if update.changed:
             self.statusBar().showMessage("Kept current: " + _summary_text(batch.summary).split(": ", 1)[1], 15000)
             self._list_folder(streaming=False)
+            self.search_page.library_changed()
             self.library_changed.emit()
 
     def check_model(self) -> None:

@@ -321,6 +321,12 @@ class SearchPage(QWidget):
         if visit is not None:
             self._run_search(keep_shown=True)
 
+    def library_changed(self) -> None:
+        """The library changed outside an index run (the folder watcher applied a batch): the
+        results shown are searched again, those back in the history when visited."""
+        self._library_version += 1
+        self.refresh()
+
     def set_indexing(self, running: bool, library_changed: bool = False) -> None:
         """Indexing started or ended; results from a partial index, or from a library that indexing
         changed, are searched again."""

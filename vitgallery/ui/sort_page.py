@@ -123,7 +123,8 @@ class SortPage(QWidget):
         run_row = QHBoxLayout()
         run_row.addWidget(self.suggest_button)
         run_row.addWidget(self.cancel_button)
-        run_row.addWidget(self.progress_bar, 1)
+        run_row.addWidget(self.progress_bar, 3)
+        run_row.addStretch(1)  # the buttons keep their size while the bar is hidden
         self.status_label = QLabel("Choose the examples and the photos to sort.")
         self.status_label.setWordWrap(True)
 
