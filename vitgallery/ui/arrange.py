@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 class FolderArranger(QObject):
     """Keeps the folder model's likeness order current while the grid is sorted by likeness."""
 
-    arranged = Signal(int)  # photos placed by likeness (the others follow by name)
+    arranged = Signal(int)  # photos in the order (those the library has no vector for follow, by name)
     failed = Signal(object)  # WorkerError
 
     def __init__(self, jobs: JobRunner, model: PhotoListModel, parent: QObject | None = None) -> None:

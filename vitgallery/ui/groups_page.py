@@ -326,7 +326,7 @@ class GroupsPage(QWidget):
     def _show_group(self, row: int) -> None:
         group = self.current_group()
         self.members_model.set_tiles(PhotoTile(path) for path in (group.members if group else ()))
-        self.name_edit.setText(group.name or "" if group else "")
+        self.name_edit.setText((group.name or "") if group is not None else "")
         self._update_enabled()
 
     # -- acting on a group -------------------------------------------------------------------------
@@ -336,6 +336,7 @@ class GroupsPage(QWidget):
         if group is None or self._busy:
             return
         name = self.name_edit.text()
+        self._set_busy(True, "Naming the group…")
         self._run(lambda library: name_group(library, group, name), lambda named: self._on_named(group, named))
 
     def _on_named(self, old: PhotoGroup, named: PhotoGroup) -> None:

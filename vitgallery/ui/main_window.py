@@ -462,7 +462,6 @@ class MainWindow(QMainWindow):
         self.groups_page.set_library(False)
         self.sort_page.set_library(False)
         self.library_watch.stop()
-        self.folder_arranger.set_folder(folder)
         self._list_folder(streaming=True)
         self.jobs.open_library(
             folder,
@@ -470,6 +469,7 @@ class MainWindow(QMainWindow):
             on_finished=self._on_library_opened,
             on_failed=self.show_worker_error,
         )
+        self.folder_arranger.set_folder(folder)  # after open_library: its job waits for the new library
         self.start_indexing()
 
     def refresh_folder(self) -> None:
@@ -567,6 +567,7 @@ class MainWindow(QMainWindow):
             self.folder_model.remove_paths(gone)
             self.folder_model.append_tiles(PhotoTile(path, date=date) for path, date in listing.photos)
             self.search_page.remove_paths(gone)
+            self.sort_page.remove_paths(gone)
         self.problems_panel.set_problems("listing", listing.problems)
         self._watch_folders(listing.folders)
         self._update_tab_titles()
