@@ -8,7 +8,7 @@ Run under an X server (Xvfb is enough), with a folder indexed by the real model:
         --weights dinov2_vits14_pretrain.pth --same QUERY1 --nothing QUERY2 --out docs
 
 QUERY1 is a photo with copies in FOLDER (an edited copy of one, not in the folder itself), QUERY2 one
-like nothing in it. Each state is saved with ImageMagick's `import -window root` as
+like nothing in it. A damaged file in FOLDER shows on the Problems page. Each state is saved with ImageMagick's `import -window root` as
 OUT/screenshot-<state>.png. A state whose library is indexed anew (the partial index) uses a scratch
 copy of LIB, so LIB is left as it was.
 """
@@ -32,8 +32,10 @@ from vitgallery.ui.app import apply_color_scheme, create_application
 from vitgallery.ui.drop import QuerySource
 from vitgallery.ui.main_window import MainWindow
 from vitgallery.ui.settings import Settings
+from vitgallery.ui.settings_dialog import SettingsDialog
 
 WAIT_S = 600
+OPENED: list[MainWindow] = []  # each window's jobs are waited for before the process exits
 
 
 def wait_until(app: QApplication, condition: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
@@ -68,6 +70,7 @@ def make_window(args: argparse.Namespace, work: Path, library: Path, weights: Pa
     window = MainWindow(settings, library_dir=library, thumbnail_cache_dir=work / "thumbs")
     window.setGeometry(0, 0, *size)
     window.show()
+    OPENED.append(window)
     return window
 
 
@@ -92,12 +95,25 @@ def main() -> int:
     apply_color_scheme(app, Qt.ColorScheme.Light)
     work = Path(tempfile.mkdtemp(prefix="vg-screenshots-"))
 
+    # The start page: no folder opened yet (a library of its own, so none is remembered).
+    window = make_window(args, work, work / "start-library", args.weights)
+    capture(app, args.out, "start-page")
+    window.close()
+
     window = make_window(args, work, args.library, args.weights)
-    window.open_folder(args.folder)
-    wait_until(app, lambda: window.count_label.text().startswith(f"{window.folder_model.rowCount()} photos"))
     indexed: list[object] = []
     window.indexing_finished.connect(indexed.append)
+    window.open_folder(args.folder)
     wait_until(app, lambda: bool(indexed))
+    window.tabs.setCurrentWidget(window.folder_stack)
+    capture(app, args.out, "folder")
+    window.tabs.setCurrentWidget(window.problems_panel)
+    capture(app, args.out, "problems")
+    dialog = SettingsDialog(window.settings, window)
+    dialog.show()
+    dialog.move(window.x() + 240, window.y() + 120)
+    capture(app, args.out, "settings")
+    dialog.close()
 
     searched(app, window, args.same)
     capture(app, args.out, "same-and-similar")
@@ -153,6 +169,8 @@ def main() -> int:
     searched(app, window, args.same)
     capture(app, args.out, "partial-index")
     window.close()
+    for opened in OPENED:  # as the app does after its window closed: no thread left running at exit
+        opened.jobs.wait(WAIT_S)
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -241,3 +241,19 @@ def test_new_and_deleted_photos_are_followed_while_the_window_is_open(qtbot, ind
         timeout=10_000,
     )
     assert not runs, "no full index run: the watcher applied the changes"
+
+
+def test_photos_gone_all_at_once_while_watched_are_kept_until_the_user_says(qtbot, make_window, tmp_path):
+    folder = tmp_path / "card"
+    folder.mkdir()
+    for number in range(30):
+        make_photo(number, (96, 72)).save(folder / f"p{number:02d}.jpg")
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.open_folder(folder)
+    qtbot.waitUntil(lambda: window.library_watch.watching, timeout=20_000)
+    for number in range(25):  # as an unplugged drive or a replaced folder would look
+        (folder / f"p{number:02d}.jpg").unlink()
+    qtbot.waitUntil(lambda: "25 photos are gone" in window.message_bar.text(), timeout=30_000)
+    assert window.message_bar.has_action() and window.count_label.text() == "30 photos indexed"

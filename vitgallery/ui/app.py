@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette
 from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleFactory, QStyleOption, QWidget
 
 from vitgallery import __version__
+from vitgallery.core.imageio import route_pillow_warnings
 from vitgallery.logs import configure_logging
 from vitgallery.ui import settings as opt
 from vitgallery.ui.main_window import MainWindow
@@ -162,6 +163,7 @@ def open_window(
     verbose: bool = False,
 ) -> tuple[QApplication, MainWindow]:
     log_file = configure_logging(verbose)
+    route_pillow_warnings()  # the window decodes thumbnails and previews: Pillow's warnings go to the log
     log.info("vitgallery %s starting (Python %s, PySide6 %s)", __version__, platform.python_version(), pyside_version)
     app = create_application()
     handler = ExceptionHandler(log_file, app)

@@ -486,13 +486,14 @@ class MainWindow(QMainWindow):
         else:
             self.start_indexing()
 
-    def start_indexing(self) -> None:
+    def start_indexing(self, *, forget_missing: bool = False) -> None:
         if self._folder is None:
             return
         if self._index_job is not None:
             self._index_job.cancel()
         self.library_watch.stop()  # it starts again after the run, with the model the run used
-        run = IndexRun(self._model_choice(), self.settings.batch_size(), self._decode_workers)
+        run = IndexRun(self._model_choice(), self.settings.batch_size(), self._decode_workers,
+                       forget_missing=forget_missing)
         self._index_run = run
         self._index_again = False
         self.progress_panel.start("Starting…", self._photos_in_library)
@@ -638,6 +639,22 @@ class MainWindow(QMainWindow):
                 f"{self._folder} is missing or empty (an unmounted drive?): nothing was removed from the library.",
                 error=True,
             )
+        elif summary.missing_kept:
+            self._ask_to_forget_missing(summary.missing_kept)
+
+    def _ask_to_forget_missing(self, count: int) -> None:
+        # Asked, never assumed: a drive unplugged or a folder replaced looks just like a mass delete.
+        self.message_bar.show_message(
+            f"{count:,} photos are gone from {self._folder} at once (a drive unplugged, "
+            "a folder replaced?). They stay in the library until you say to forget them.",
+            error=True,
+            action=MessageAction("Forget them", self.forget_missing_photos),
+        )
+
+    def forget_missing_photos(self) -> None:
+        """From the banner after many photos vanished at once: the user confirms they are gone."""
+        self.message_bar.hide()
+        self.start_indexing(forget_missing=True)
 
     def _on_index_failed(self, run: IndexRun, error: WorkerError) -> None:
         if run is self._index_run:
@@ -671,6 +688,8 @@ class MainWindow(QMainWindow):
             return
         self._photos_in_library = update.photo_count
         self._show_photo_count(update.photo_count)
+        if batch.summary.missing_kept:
+            self._ask_to_forget_missing(batch.summary.missing_kept)
         if update.changed:
             self.statusBar().showMessage("Kept current: " + _summary_text(batch.summary).split(": ", 1)[1], 15000)
             self._list_folder(streaming=False)

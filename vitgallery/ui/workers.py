@@ -569,6 +569,7 @@ class IndexRun:
     model: ModelChoice
     batch_size: int | None  # None: the core's plan for the device
     decode_workers: int | None = None
+    forget_missing: bool = False  # the user said to forget photos gone all at once (core: MASS_LOSS_SHARE)
     pause: threading.Event = field(default_factory=threading.Event)
     outcome: IndexOutcome | None = None  # set when the run has finished
 
@@ -586,6 +587,7 @@ def index_work(session: Session, run: IndexRun) -> LibraryWork:
             pause=run.pause,
             batch_size=run.batch_size,
             decode_workers=run.decode_workers,
+            forget_missing=run.forget_missing,
         )
         notices = list(library.notices)
         library.notices.clear()
