@@ -691,7 +691,7 @@ class MainWindow(QMainWindow):
         if batch.summary.missing_kept:
             self._ask_to_forget_missing(batch.summary.missing_kept)
         if update.changed:
-            self.statusBar().showMessage("Kept current: " + _summary_text(batch.summary).split(": ", 1)[1], 15000)
+            self.statusBar().showMessage(_summary_text(batch.summary), 15000)
             self._list_folder(streaming=False)
             self.search_page.library_changed()
             self.library_changed.emit()
