@@ -8,15 +8,18 @@ LIBS/<corpus>-sem reused: bench/retrieval.py --libs makes the same ones), then e
 through Library.search twice, whole and with `region=` its object's box, and both rankings are scored.
 Prints one JSON line per corpus and query kind: mAP, R@1, P@5 from the scorer and the mean query time.
 
---variants also compares ways of turning a region into a vector, by the plain cosine to the library's
-stored vectors (no whitening, no re-rank, so that every variant sees the same space):
-  whole        the photo's CLS vector
+--variants also compares ways of turning a region into a vector, ranked by the cosine in the library's
+search space (its whitening, Library.search_space; no keypoint re-rank, so every variant is ranked the
+same way). Vectors are cached in --cache DIR, one file per corpus, so that a second run only ranks.
+  whole        the photo's vector
   crop         the region cut out and embedded as a photo (what Library.search does)
   crop+M%      the region grown by M% of its size on each side first (clipped to the photo)
   pool-mean    the mean of the whole photo's final patch tokens inside the region
   pool-gem     their generalised mean (p = 3)
-  subset       the CLS token of a forward pass given only the region's patch tokens (a DINOv2 model)
-and, through Library.search, the crop grown by 10% and 25%.
+  subset       the CLS token of a forward pass given only the region's patch tokens (a timm ViT)
+  surroundings the photo with the region filled by its mean colour (only for the mixes below)
+and mixes, in the search space: crop - B * surroundings; crop + crop+25%; crop with alpha query
+expansion (the top N results' vectors added, weighted by their cosine to the power 3).
 """
 
 from __future__ import annotations
@@ -95,13 +98,18 @@ def variant_vectors(embedder: Embedder, path: Path, box: list[int]) -> dict[str,
     inside = torch.from_numpy(feats.patches[mask])
     out = {"whole": feats.vector,
            "crop": embedder.embed_images([region_image(path, region, embedder.input_size)])[0]}
-    for share in (0.1, 0.25):
+    for share in (0.1, 0.25, 0.5):
         bigger = grown(box, share, image.width, image.height)
         out[f"crop+{round(100 * share)}%"] = embedder.embed_images([region_image(path, bigger, embedder.input_size)])[0]
     out["pool-mean"] = torch.nn.functional.normalize(inside.mean(0), dim=0).numpy()
     out["pool-gem"] = torch.nn.functional.normalize(inside.clamp(min=1e-6).pow(3).mean(0).pow(1 / 3), dim=0).numpy()
     if hasattr(embedder.model, "blocks"):
         out["subset"] = subset_cls(embedder, pixels, mask)
+    # The photo without the region (filled with the photo's mean colour): what the region is not.
+    hidden = image.copy()
+    hidden.paste(tuple(int(c) for c in np.asarray(image).reshape(-1, 3).mean(0)),
+                 (region.x, region.y, region.x + region.width, region.y + region.height))
+    out["surroundings"] = embedder.embed_images([hidden])[0]
     return out
 
 
@@ -120,14 +128,27 @@ def subset_cls(embedder: Embedder, pixels: np.ndarray, mask: np.ndarray) -> np.n
         return torch.nn.functional.normalize(cls, dim=0).numpy()
 
 
-def plain_rankings(database: dict[str, np.ndarray], queries: dict[str, np.ndarray]) -> dict[str, list[str]]:
-    names = list(database)
-    matrix = np.stack([database[n] for n in names])
-    return {q: [names[i] for i in np.argsort(-(matrix @ v), kind="stable") if names[i] != q]
-            for q, v in queries.items()}
+def space_rankings(database: np.ndarray, names: list[str], queries: np.ndarray) -> dict[str, list[str]]:
+    """Each query's ranking of the library by cosine (rows are unit vectors of one space)."""
+    sims = queries @ database.T
+    return {q: [names[i] for i in np.argsort(-sims[n], kind="stable") if names[i] != q] for n, q in enumerate(names)}
 
 
-def run_corpus(corpus: Path, embedder: Embedder, scorer, libs: Path | None, variants: bool) -> None:
+def cached_variants(embedder: Embedder, images: Path, names: list[str], boxes: dict[str, list[int]],
+                    cache: Path | None, corpus: str) -> dict[str, np.ndarray]:
+    path = cache / f"{corpus}-region-variants.npz" if cache else None
+    if path is not None and path.exists():
+        return dict(np.load(path))
+    per_photo = [variant_vectors(embedder, images / name, boxes[name]) for name in names]
+    out = {label: np.stack([v[label] for v in per_photo]) for label in per_photo[0]}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **out)
+    return out
+
+
+def run_corpus(corpus: Path, embedder: Embedder, scorer, libs: Path | None, variants: bool,
+               cache: Path | None, kinds: tuple[str, ...] = ("whole", "box")) -> None:
     task_dir = corpus / "sem"
     truth = json.loads((task_dir / "truth.json").read_text())
     images = task_dir / "images"
@@ -135,25 +156,43 @@ def run_corpus(corpus: Path, embedder: Embedder, scorer, libs: Path | None, vari
     regions = {name: Region(*truth["boxes"][name]) for name in names}
     with tempfile.TemporaryDirectory() as scratch:
         library = open_library(task_dir, embedder, libs, scratch)
-        runs = [("whole", None), ("box", regions)]
-        if variants:
-            sizes = {name: open_image(images / name).size for name in names}
-            for share in (0.1, 0.25):
-                runs.append((f"box+{round(100 * share)}%",
-                             {n: grown(truth["boxes"][n], share, *sizes[n]) for n in names}))
-        for label, chosen in runs:
+        for label, chosen in (("whole", None), ("box", regions)):
+            if label not in kinds:
+                continue
             rankings, query_ms = search_all(library, images, names, embedder, chosen)
             result = scorer(truth, rankings)
             print(json.dumps({"corpus": corpus.name, "query": label, "through": "Library.search", **result,
                               "query_ms": round(query_ms, 1)}), flush=True)
+        space = library.search_space()
         library.close()
     if not variants:
         return
-    vectors = {name: variant_vectors(embedder, images / name, truth["boxes"][name]) for name in names}
-    database = {name: v["whole"] for name, v in vectors.items()}
-    for label in vectors[names[0]]:
-        result = scorer(truth, plain_rankings(database, {n: v[label] for n, v in vectors.items()}))
-        print(json.dumps({"corpus": corpus.name, "query": label, "through": "plain cosine", **result}), flush=True)
+    vectors = cached_variants(embedder, images, names, truth["boxes"], cache, corpus.name)
+    database = space.project(vectors["whole"])
+    projected = {label: space.project(raw) for label, raw in vectors.items() if label != "surroundings"}
+    for beta in (0.25, 0.5, 0.75):
+        projected[f"crop - {beta:g} surroundings"] = unit(projected["crop"] - beta * space.project(vectors["surroundings"]))
+    projected["crop + crop+25%"] = unit(projected["crop"] + projected["crop+25%"])
+    for n in (2, 3, 5):
+        projected[f"crop, query expansion {n}"] = expanded(projected["crop"], database, n)
+    for label, queries in projected.items():
+        result = scorer(truth, space_rankings(database, names, queries))
+        print(json.dumps({"corpus": corpus.name, "query": label, "through": "search space, no re-rank", **result}),
+              flush=True)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def expanded(queries: np.ndarray, database: np.ndarray, n: int, alpha: float = 3.0) -> np.ndarray:
+    """alpha-QE: each query plus its top n database vectors weighted by cosine^alpha; query i's own
+    photo (database row i) is left out, as the search leaves it out."""
+    sims = queries @ database.T
+    np.fill_diagonal(sims, -np.inf)
+    top = np.argsort(-sims, axis=1)[:, :n]
+    weights = np.clip(np.take_along_axis(sims, top, axis=1), 0, None) ** alpha
+    return unit(queries + (weights[..., None] * database[top]).sum(1))
 
 
 def main() -> int:
@@ -165,12 +204,17 @@ def main() -> int:
     ap.add_argument("--libs", type=Path, help="reuse (or keep) the libraries in LIBS/<corpus>-sem")
     ap.add_argument("--scorer", type=Path, default=SCORER)
     ap.add_argument("--variants", action="store_true", help="also compare ways of making a region's vector")
+    ap.add_argument("--cache", type=Path, help="keep the variants' vectors here (one file per corpus)")
+    ap.add_argument("--variants-only", action="store_true", help="skip the searches through Library.search")
+    ap.add_argument("--kinds", nargs="+", choices=("whole", "box"), default=["whole", "box"],
+                    help="the searches through Library.search (whole: what bench/refine.py scores as 'before')")
     a = ap.parse_args()
     scorer = load_scorer(a.scorer)
     embedder = load_embedder(a.model, weights=a.weights, device=a.device)
     print(json.dumps({"model": embedder.signature}))
     for corpus in a.corpora:
-        run_corpus(corpus, embedder, scorer, a.libs, a.variants)
+        kinds = () if a.variants_only else tuple(a.kinds)
+        run_corpus(corpus, embedder, scorer, a.libs, a.variants or a.variants_only, a.cache, kinds)
     return 0
 
 

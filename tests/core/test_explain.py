@@ -62,12 +62,24 @@ def test_the_most_alike_patch_lies_inside_the_object_both_photos_share(colour_em
         assert x <= left and right <= x + 120 and y <= top and bottom <= y + 120
 
 
-def test_heat_is_each_patchs_best_cosine_to_the_other_photo():
-    query = np.array([[[1.0, 0.0], [0.0, 1.0]]])  # one row, two patches
-    result = np.array([[[1.0, 1.0]], [[2.0, 0.0]]])  # two rows, one patch
+def test_heat_is_each_patchs_best_cosine_to_the_other_photo_beyond_what_both_share():
+    rng = np.random.default_rng(0)
+    background, thing = np.eye(8)[0] * 4, np.eye(8)[1] * 4
+
+    def photo(at: int) -> np.ndarray:
+        """One row of six patch tokens: a background with some noise, the thing at `at`."""
+        patches = background + 0.3 * rng.standard_normal((1, 6, 8))
+        patches[0, at] = thing + 0.3 * rng.standard_normal(8)
+        return patches
+
+    query, result = photo(4), photo(1)
     query_heat, result_heat = patch_heat(query, result)
-    np.testing.assert_allclose(query_heat, [[1.0, np.sqrt(0.5)]], atol=1e-6)
-    np.testing.assert_allclose(result_heat, [[np.sqrt(0.5)], [1.0]], atol=1e-6)
+    assert query_heat.shape == result_heat.shape == (1, 6)
+    assert query_heat.argmax() == 4 and result_heat.argmax() == 1
+    assert query_heat[0, 4] == pytest.approx(result_heat[0, 1])  # the same pair of patches, seen from each side
+    # The plain cosines would point at the background, which is most of both photos.
+    units = [p.reshape(6, 8) / np.linalg.norm(p.reshape(6, 8), axis=1, keepdims=True) for p in (query, result)]
+    assert (units[0] @ units[1].T).max(axis=1).argmax() != 4
 
 
 def test_a_frame_is_left_out_of_the_grid_and_the_vector_is_the_searched_one():

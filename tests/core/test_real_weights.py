@@ -1,5 +1,6 @@
 """Real DINOv2 ViT-S/14 weights on real photos: an edited copy finds its original first (the default
-search: whitening learned by the library, SIFT re-rank), and duplicate groups hold at the default.
+search: whitening learned by the library, SIFT re-rank), duplicate groups hold at the default, and an
+object pasted into another photo is where the explanation's heat is hottest and what a box finds.
 
 Builds the reference checkpoint with ../shared/models/make_reference_dinov2.py and a small corpus with
 ../shared/bench/make_corpus.py (both cached between runs). Marked: run with `pytest -m real_weights`.
@@ -8,17 +9,22 @@ Builds the reference checkpoint with ../shared/models/make_reference_dinov2.py a
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vitgallery.core.duplicates import scan_duplicates
+from vitgallery.core.explain import explain_pair
+from vitgallery.core.imageio import open_image
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
+from vitgallery.core.region import Region
 
 pytestmark = [pytest.mark.real_weights, pytest.mark.timeout(1800)]
 
@@ -93,3 +99,53 @@ def test_duplicate_groups_on_real_photos(reference_weights, corpus, tmp_path):
     # Measured 91 right and 4 wrong of 144 (keypoints alone: 80 right, 0 wrong; the rest are blank,
     # flat or colour-edited copies). A library this small learns a weaker whitening than a real one.
     assert right / len(found) >= 0.9 and right / len(truth) >= 0.6, (right, len(found), len(truth))
+
+
+@pytest.fixture(scope="module")
+def sem(corpus) -> Path:
+    return corpus.parent.parent / "sem"
+
+
+def pasted_objects(sem: Path, backgrounds: list[Path], count: int):
+    """(photo with a sem object pasted in, where, the photo the object came from) for `count` objects:
+    each object's box cut from its sem photo and pasted into an unrelated photo, off its own place."""
+    boxes = json.loads((sem / "truth.json").read_text())["boxes"]
+    for name, background in zip(sorted(boxes)[::max(1, len(boxes) // count)][:count], itertools.cycle(backgrounds)):
+        x, y, w, h = boxes[name]
+        thing = open_image(sem / "images" / name).crop((x, y, x + w, y + h))
+        photo = open_image(background).resize((1024, 768))
+        thing.thumbnail((480, 480))
+        at = (1024 - thing.width - 40, 40)  # top right: the sem photos put no object in one place
+        photo.paste(thing, at)
+        yield photo, Region(at[0], at[1], thing.width, thing.height), name
+
+
+def test_the_hottest_patch_lies_on_an_object_both_photos_show(reference_weights, corpus, sem):
+    embedder = load_embedder("dinov2-s14", weights=reference_weights, device="cpu")
+    inside = 0
+    objects = list(pasted_objects(sem, sorted(corpus.glob("x*.jpg")), 12))
+    for photo, where, source in objects:
+        explanation = explain_pair(embedder, photo, sem / "images" / source)
+        heat = explanation.query_heat
+        left, top, right, bottom = explanation.query.grid_box(*np.unravel_index(heat.argmax(), heat.shape))
+        centre = ((left + right) / 2, (top + bottom) / 2)
+        inside += where.x <= centre[0] <= where.x + where.width and where.y <= centre[1] <= where.y + where.height
+    print(f"hottest patch on the pasted object in {inside}/{len(objects)} photos")
+    # The object fills ~20% of the photo it is pasted into.
+    assert inside / len(objects) >= 0.75, inside
+
+
+def test_searching_with_a_box_finds_the_photo_the_object_came_from(reference_weights, corpus, sem, tmp_path):
+    root = tmp_path / "photos"
+    shutil.copytree(sem / "images", root)
+    for f in sorted(corpus.glob("x*.jpg")):
+        shutil.copy(f, root / f.name)
+    embedder = load_embedder("dinov2-s14", weights=reference_weights, device="cpu")
+    library = Library.open(root, tmp_path / "library")
+    library.index(embedder)
+    by_box, whole, objects = 0, 0, list(pasted_objects(sem, sorted(corpus.glob("x*.jpg")), 12))
+    for photo, where, source in objects:
+        by_box += library.search(photo, k=1, embedder=embedder, region=where)[0].path.name == source
+        whole += library.search(photo, k=1, embedder=embedder)[0].path.name == source
+    print(f"the object's own photo first for {by_box}/{len(objects)} box searches, {whole} whole-photo searches")
+    assert by_box / len(objects) >= 0.75 and by_box > whole, (by_box, whole)

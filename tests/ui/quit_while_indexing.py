@@ -49,7 +49,7 @@ def main() -> int:
     settings.set(opt.DEVICE, "cpu")
     settings.set(opt.BATCH_SIZE, 4)
     settings.sync()
-    app, window = open_window(folder, library_dir)
+    app, window = open_window(folder, library_dir, verbose=True)  # the test reads the log from stderr
 
     quitting = []
 

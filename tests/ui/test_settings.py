@@ -96,14 +96,15 @@ def test_settings_dialog_writes_preferences_and_reports_changes(qtbot, settings:
 def test_window_geometry_is_restored(qtbot, make_window, settings: Settings) -> None:
     window = make_window()
     window.show()
-    # The offscreen screen is 800x600; restoreGeometry keeps windows on screen.
-    window.resize(700, 500)
-    qtbot.waitUntil(lambda: window.size().width() == 700)
-    window.splitter.setSizes([250, 450])
+    # The offscreen screen is 800x600; restoreGeometry keeps windows on screen. The window is 800 px
+    # wide at the least (tests/ui/test_desktop.py), so only its height has room to change.
+    window.resize(800, 500)
+    qtbot.waitUntil(lambda: window.size().height() == 500)
+    window.splitter.setSizes([210, 570])
     window.close()
     settings.sync()
 
     reopened = make_window()
     reopened.show()
-    assert (reopened.size().width(), reopened.size().height()) == (700, 500)
-    assert abs(reopened.splitter.sizes()[0] - 250) <= 2
+    assert reopened.size().height() == 500 and abs(reopened.size().width() - 800) <= 2  # a frame's rounding
+    assert abs(reopened.splitter.sizes()[0] - 210) <= 2

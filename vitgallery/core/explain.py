@@ -62,7 +62,7 @@ class KeypointLines:
 class Explanation:
     query: PhotoPatches
     result: PhotoPatches
-    query_heat: np.ndarray  # (rows, cols): each query patch's cosine to its most alike result patch
+    query_heat: np.ndarray  # (rows, cols): each query patch's cosine to its most alike result patch (patch_heat)
     result_heat: np.ndarray  # (rows, cols): the same, the other way
     cosine: float  # the two photos' vectors (the model's, before a library's whitening)
     inliers: int  # keypoints one geometric map carries across (0: none)
@@ -97,10 +97,15 @@ def explain_pair(embedder: Embedder, query: PhotoSource, result: PhotoSource, *,
 
 def patch_heat(query_patches: np.ndarray, result_patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each patch of one photo, its cosine to the most alike patch of the other: ((rows, cols) for
-    the query, (rows, cols) for the result)."""
-    q = _unit_rows(query_patches.reshape(-1, query_patches.shape[-1]))
-    r = _unit_rows(result_patches.reshape(-1, result_patches.shape[-1]))
-    cosines = q @ r.T
+    the query, (rows, cols) for the result), once the pair's mean patch token is taken from every
+    patch. Without that, what covers both photos (a plain background, the same light) is the most
+    alike of all: bench/explain.py, sem of seeds 1 and 2, 40 pairs each: the hottest patch lies on
+    the object in 91% and 99% of the photos centred, 66% and 80% not (44% and 67% of the photos the
+    model saw whole)."""
+    q = query_patches.reshape(-1, query_patches.shape[-1]).astype(np.float32)
+    r = result_patches.reshape(-1, result_patches.shape[-1]).astype(np.float32)
+    shared = np.concatenate([q, r]).mean(axis=0)
+    cosines = _unit_rows(q - shared) @ _unit_rows(r - shared).T
     return (cosines.max(axis=1).reshape(query_patches.shape[:2]),
             cosines.max(axis=0).reshape(result_patches.shape[:2]))
 

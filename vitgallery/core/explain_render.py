@@ -62,7 +62,7 @@ def heat_layer(photo: PhotoPatches, heat: np.ndarray, scale: HeatScale, size: tu
 def similarity_scale(explanation: Explanation) -> HeatScale:
     """One scale for both photos, from the least to the most alike patch of the pair."""
     both = np.concatenate([explanation.query_heat.ravel(), explanation.result_heat.ravel()])
-    return HeatScale(float(both.min()), float(both.max()), "patch cosine to the most alike patch of the other photo")
+    return HeatScale(float(both.min()), float(both.max()), "patch cosine to the most alike patch of the other photo, beyond what the pair shares")
 
 
 def attention_scale(attention: np.ndarray) -> HeatScale:

@@ -1,7 +1,7 @@
 """A large preview of a photo (beside the query, for a result) with zoom, 1:1 and what the file is.
 
 Left/Right step through the grid's photos; +/- or Ctrl+wheel zoom, 1 shows the file's own pixels,
-0 fits the photo to the window. The photo first shows decoded to fit a large screen; the full
+0 fits the photo to the window. For a result, W shows why it matched (explain_view.ExplainView). The photo first shows decoded to fit a large screen; the full
 resolution is decoded (off the GUI thread) only when the zoom needs it.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +24,23 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSizePolicy,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from vitgallery.ui.explain_view import ExplainView
 from vitgallery.ui.results_model import PhotoListModel, RankRole
 from vitgallery.ui.thumbnails import decode_scaled
-from vitgallery.ui.workers import Job, JobRunner, WorkerError
+from vitgallery.ui.workers import (
+    ExplainOutcome,
+    ExplainRequest,
+    Job,
+    JobRunner,
+    ModelLoading,
+    WorkerError,
+    explain_work,
+)
 
 PREVIEW_DECODE_SIZE = 1600  # the first decode: sharp on a large screen, quick to step through
 FULL_DECODE_LIMIT = 16384  # the 1:1 decode: every pixel of any photo the core accepts, in practice
@@ -208,7 +219,8 @@ class DecodedPreview:
 
 
 class PreviewDialog(QDialog):
-    """The photo at `row` of a grid's model, with the query beside it when there is one."""
+    """The photo at `row` of a grid's model, with the query beside it when there is one, and why it
+    matched when `explain_request` says how to ask (the request for a result's path)."""
 
     def __init__(
         self,
@@ -219,6 +231,7 @@ class PreviewDialog(QDialog):
         *,
         query_image: QImage | None = None,
         query_label: str = "",
+        explain_request: Callable[[Path], ExplainRequest] | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Preview")
@@ -228,6 +241,8 @@ class PreviewDialog(QDialog):
         self._runner = runner
         self._loading: Job | None = None
         self._shown: DecodedPreview | None = None
+        self._explain_request = explain_request
+        self._explaining: Job | None = None
 
         self.photo_view = ZoomView()
         self.photo_view.zoom_changed.connect(self._on_zoom_changed)
@@ -256,7 +271,9 @@ class PreviewDialog(QDialog):
         photo_column.addWidget(self.caption)
         photo_column.addLayout(controls)
 
-        layout = QHBoxLayout(self)
+        compare = QWidget()
+        layout = QHBoxLayout(compare)
+        layout.setContentsMargins(0, 0, 0, 0)
         self.query_view: ScaledImageLabel | None = None
         if query_image is not None:
             self.query_view = ScaledImageLabel("(no preview for this query)")
@@ -270,6 +287,26 @@ class PreviewDialog(QDialog):
             query_column.addWidget(query_caption)
             layout.addLayout(query_column, 2)
         layout.addLayout(photo_column, 3)
+
+        self.explain_view = ExplainView()
+        self.pages = QStackedWidget()
+        self.pages.addWidget(compare)
+        self.pages.addWidget(self.explain_view)
+        self.explain_button = QPushButton("Why it matched")
+        self.explain_button.setCheckable(True)
+        self.explain_button.setToolTip(
+            "Show which parts of the two photos are most alike, and the keypoints that match (W)"
+        )
+        self.explain_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.explain_button.toggled.connect(self._on_explain_toggled)
+        self.explain_button.setVisible(explain_request is not None)
+        outer = QVBoxLayout(self)
+        outer.addWidget(self.pages, 1)
+        if explain_request is not None:
+            bar = QHBoxLayout()
+            bar.addWidget(self.explain_button)
+            bar.addStretch(1)
+            outer.addLayout(bar)
         self._show_row(row)
 
     @property
@@ -296,6 +333,8 @@ class PreviewDialog(QDialog):
             self.photo_view.actual_size()
         elif key == Qt.Key.Key_0:
             self.photo_view.fit()
+        elif key == Qt.Key.Key_W and self._explain_request is not None:
+            self.explain_button.toggle()
         elif key == Qt.Key.Key_Space:
             self.close()
         else:
@@ -314,6 +353,56 @@ class PreviewDialog(QDialog):
         self.photo_view.set_photo(QPixmap(), 0)
         self.photo_view.fit()
         self._load(tile.path, PREVIEW_DECODE_SIZE)
+        if self.explaining():
+            self._explain()
+
+    # -- why it matched ----------------------------------------------------------------------------
+
+    def explaining(self) -> bool:
+        return self.explain_button.isChecked()
+
+    def _on_explain_toggled(self, on: bool) -> None:
+        self.pages.setCurrentWidget(self.explain_view if on else self.pages.widget(0))
+        self.explain_button.setText("Back to the photo" if on else "Why it matched")
+        if on:
+            self._explain()
+        else:
+            self._cancel_explaining()
+
+    def _explain(self) -> None:
+        assert self._explain_request is not None
+        self._cancel_explaining()
+        request = self._explain_request(self.current_path())
+        self.explain_view.show_pending(f"Working out why {request.result.name} matched…")
+        self._explaining = self._runner.submit_library(
+            explain_work(self._runner.session, request),
+            lane="explain",
+            name="explain",
+            on_progress=self._on_explain_progress,
+            on_finished=self._on_explained,
+            on_failed=lambda error: self._on_explain_failed(request.result, error),
+        )
+
+    def _on_explain_progress(self, report: object) -> None:
+        if isinstance(report, ModelLoading):
+            self.explain_view.show_pending(f"Loading the model {report.name}…")
+
+    def _on_explained(self, outcome: ExplainOutcome | None) -> None:
+        if outcome is None or outcome.request.result != self.current_path() or not self.explaining():
+            return  # cancelled, or a photo stepped past
+        self._explaining = None
+        self.explain_view.show_outcome(outcome)
+
+    def _on_explain_failed(self, path: Path, error: WorkerError) -> None:
+        if path != self.current_path():
+            return
+        self._explaining = None
+        self.explain_view.show_pending(f"Cannot explain this match: {error.message}")
+
+    def _cancel_explaining(self) -> None:
+        if self._explaining is not None:
+            self._explaining.cancel()
+            self._explaining = None
 
     def _load(self, path: Path, size: int) -> None:
         def decode(progress, cancel: threading.Event) -> DecodedPreview:
@@ -356,4 +445,5 @@ class PreviewDialog(QDialog):
 
     def done(self, result: int) -> None:
         self._cancel_loading()
+        self._cancel_explaining()
         super().done(result)

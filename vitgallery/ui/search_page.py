@@ -1,7 +1,9 @@
 """The Similar page: the query, its ranked results, what they mean, and the way back to earlier queries.
 
 `SearchPage` owns the query state, the results grid, the line that says what the results are, and
-the history (Back/Forward over queries; Esc leaves the results without losing them). Its drop zone
+the history (Back/Forward over queries; Esc leaves the results without losing them). A query can be
+narrowed to a box drawn on its photo (region_box) and refined by marking results "more like this" /
+"not this" (marks); each visit of the history keeps its own box and marks. Its drop zone
 (`QueryPanel`) sits beside every page of the window, so the window places it; the page still owns it.
 Searches run as jobs on the window's library (workers.JobRunner); a result that came from a partial
 index, or from a library that changed since, is searched again by `refresh`.
@@ -34,22 +36,25 @@ from PySide6.QtWidgets import (
 
 from vitgallery.core.fetch import download
 from vitgallery.ui.drop import QuerySource
-from vitgallery.ui.preview import PreviewDialog, ScaledImageLabel
+from vitgallery.ui.marks import Mark, MarkingTileDelegate
+from vitgallery.ui.preview import PreviewDialog
+from vitgallery.ui.region_box import RegionSelector
 from vitgallery.ui.results_model import (
     Match,
     PhotoGridView,
     PhotoListModel,
     PhotoTile,
-    PhotoTileDelegate,
     SortOrder,
     TileAction,
 )
 from vitgallery.ui.thumbnails import ThumbnailLoader
 from vitgallery.ui.workers import (
+    ExplainRequest,
     Job,
     JobRunner,
     ModelChoice,
     ModelLoading,
+    QueryBox,
     SearchOutcome,
     SearchRequest,
     WorkerError,
@@ -58,6 +63,7 @@ from vitgallery.ui.workers import (
 
 log = logging.getLogger(__name__)
 
+BOX_HINT = "Drag on the photo to search with part of it"
 DROP_HINT = "Drop a photo here\n\nfrom a file manager, a browser\nor the grid, paste it (Ctrl+V)\nor open one (Ctrl+O)"
 RESEARCH_DELAY_MS = 300  # the result count spin box settles before searching again
 MAX_HISTORY = 20  # each visit keeps its query image (up to 4 MB at 1024 px) and its results
@@ -69,6 +75,7 @@ class QueryPanel(QFrame):
     result_count_changed = Signal(int)
     min_score_changed = Signal(float)
     clear_requested = Signal()
+    box_changed = Signal(object)  # QueryBox, or None: the whole photo again
 
     def __init__(self, result_count: int, min_score: float, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -78,7 +85,8 @@ class QueryPanel(QFrame):
         self._highlighted = False
         self._set_drag_highlight(False)
 
-        self.image = ScaledImageLabel(DROP_HINT)
+        self.image = RegionSelector(DROP_HINT)
+        self.image.box_drawn.connect(self.set_box)
         self.image.setMinimumSize(150, 150)
         self.image.setMaximumHeight(400)
         self.image.setWordWrap(True)
@@ -87,6 +95,15 @@ class QueryPanel(QFrame):
         self.caption.setWordWrap(True)
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.box_hint = QLabel(BOX_HINT)
+        self.box_hint.setWordWrap(True)
+        self.box_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.box_hint.setEnabled(False)  # drawn in the faded text colour: a hint, not a message
+        self.box_hint.hide()
+        self.clear_box_button = QPushButton("Whole photo")
+        self.clear_box_button.setToolTip("Clear the box: search with the whole photo again")
+        self.clear_box_button.clicked.connect(self.clear_box)
+        self.clear_box_button.hide()
 
         self.count_spin = QSpinBox()
         self.count_spin.setRange(1, 500)
@@ -121,6 +138,8 @@ class QueryPanel(QFrame):
         layout.setContentsMargins(10, 10, 10, 10)
         layout.addWidget(self.image, 1)
         layout.addWidget(self.caption)
+        layout.addWidget(self.box_hint)
+        layout.addWidget(self.clear_box_button)
         layout.addSpacing(8)
         layout.addLayout(count_row)
         layout.addLayout(threshold_row)
@@ -135,12 +154,33 @@ class QueryPanel(QFrame):
     def min_score(self) -> float:
         return self.threshold_slider.value() / 100
 
-    def show_query(self, image: QImage, caption: str) -> None:
+    def show_query(self, image: QImage, caption: str, box: QueryBox | None = None) -> None:
         self.image.set_image(QPixmap.fromImage(image) if not image.isNull() else QPixmap())
         if image.isNull():
             self.image.setText("(no preview for this image)")
         self.caption.setText(caption)
         self.clear_button.setEnabled(True)
+        self.image.set_drawing_enabled(not image.isNull())
+        self._show_box(box)
+
+    def box(self) -> QueryBox | None:
+        return self.image.box()
+
+    def clear_box(self) -> None:
+        if self.image.box() is not None:
+            self._show_box(None)
+            self.box_changed.emit(None)
+
+    def set_box(self, box: QueryBox) -> None:
+        """Search with the part of the query in `box` (what drawing it on the photo does)."""
+        self._show_box(box)
+        self.box_changed.emit(box)
+
+    def _show_box(self, box: QueryBox | None) -> None:
+        self.image.set_box(box)
+        drawable = self.image.has_image()
+        self.box_hint.setVisible(drawable and box is None)
+        self.clear_box_button.setVisible(drawable and box is not None)
 
     def show_pending(self, caption: str) -> None:
         self.caption.setText(caption)
@@ -148,6 +188,8 @@ class QueryPanel(QFrame):
 
     def clear_query(self) -> None:
         self.image.set_image(QPixmap())
+        self.image.set_drawing_enabled(False)
+        self._show_box(None)
         self.image.setText(DROP_HINT)
         self.caption.setText("No query yet")
         self.clear_button.setEnabled(False)
@@ -189,6 +231,11 @@ class Visit:
     partial: bool = False  # searched while indexing ran: more photos may match
     done: bool = False  # results have arrived
     library_version: int = 0  # the library as it was when searched (SearchPage counts its changes)
+    box: QueryBox | None = None  # search with that part of the query photo alone
+    marks: dict[Path, Mark] = field(default_factory=dict)  # results marked "more like this" / "not this"
+
+    def marked(self, mark: Mark) -> tuple[Path, ...]:
+        return tuple(path for path, kind in self.marks.items() if kind is mark)
 
 
 def tiles_from(outcome: SearchOutcome) -> list[PhotoTile]:
@@ -238,14 +285,30 @@ class SearchPage(QWidget):
         self.query_panel.clear_requested.connect(self.leave)
         self.query_panel.result_count_changed.connect(self._on_result_count_changed)
         self.query_panel.min_score_changed.connect(self.set_min_score)
+        self.query_panel.box_changed.connect(self.set_box)
 
         self.model = PhotoListModel(thumbnails, self)
         self.model.set_min_score(min_score)
-        self.delegate = PhotoTileDelegate(thumbnail_size, self)
+        self.delegate = MarkingTileDelegate(thumbnail_size, self.mark_of, self)
+        self.delegate.mark_clicked.connect(self.toggle_mark)
         self.view = PhotoGridView(self.model, self.delegate)
         self.view.preview_requested.connect(self.open_preview)
         self.view.activated_row.connect(self.open_preview)
-        self.view.add_tile_actions([TileAction("Preview beside the query", self._preview_path, single=True)])
+        self.view.add_tile_actions(
+            [
+                TileAction("Preview beside the query", self._preview_path, single=True),
+                None,
+                TileAction("More like this (+)", lambda paths: self.mark_paths(paths, Mark.LIKE)),
+                TileAction("Not this (−)", lambda paths: self.mark_paths(paths, Mark.UNLIKE)),
+            ]
+        )
+        # Keys for the selected results: + / − mark them, as the buttons on a tile do.
+        for mark, keys in ((Mark.LIKE, ("+", "=")), (Mark.UNLIKE, ("-",))):
+            action = QAction(mark.label, self.view)
+            action.setShortcuts([QKeySequence(key) for key in keys])
+            action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+            action.triggered.connect(lambda checked=False, m=mark: self.mark_paths(self.view.selected_paths(), m))
+            self.view.addAction(action)
         for signal in (self.model.rowsInserted, self.model.rowsRemoved, self.model.modelReset):
             signal.connect(self._update_status)
 
@@ -280,7 +343,12 @@ class SearchPage(QWidget):
         header.setContentsMargins(4, 2, 4, 2)
         header.addWidget(back_button)
         header.addWidget(forward_button)
+        self.clear_marks_button = QPushButton()
+        self.clear_marks_button.setToolTip("Forget the marks: the results of the query alone")
+        self.clear_marks_button.clicked.connect(self.clear_marks)
+        self.clear_marks_button.hide()
         header.addWidget(self.status_label, 1)
+        header.addWidget(self.clear_marks_button)
         header.addWidget(self.sort_combo)
 
         self.empty_label = QLabel()
@@ -373,6 +441,50 @@ class SearchPage(QWidget):
     def set_min_score(self, min_score: float) -> None:
         self.model.set_min_score(min_score)
 
+    # -- box and marks -----------------------------------------------------------------------------
+
+    def set_box(self, box: QueryBox | None) -> None:
+        """Search with that part of the query photo alone (None: the whole photo again)."""
+        visit = self.current
+        if visit is None or visit.box == box:
+            return
+        visit.box = box
+        self._run_search(keep_shown=True)
+
+    def mark_of(self, path: Path) -> Mark | None:
+        visit = self.current
+        return visit.marks.get(Path(path)) if visit is not None else None
+
+    def toggle_mark(self, path: Path, mark: Mark) -> None:
+        """A tile's button: mark the photo, or take the mark off when it has this one."""
+        visit = self.current
+        if visit is None:
+            return
+        self.mark_paths([path], None if visit.marks.get(Path(path)) is mark else mark)
+
+    def mark_paths(self, paths: list[Path], mark: Mark | None) -> None:
+        """Mark results (None: unmark them); the query moves and the results are searched again."""
+        visit = self.current
+        if visit is None or not visit.done or not paths:
+            return
+        for path in map(Path, paths):
+            if mark is None:
+                visit.marks.pop(path, None)
+            else:
+                visit.marks[path] = mark
+        self._marks_changed()
+
+    def clear_marks(self) -> None:
+        visit = self.current
+        if visit is not None and visit.marks:
+            visit.marks.clear()
+            self._marks_changed()
+
+    def _marks_changed(self) -> None:
+        self.view.viewport().update()
+        self._run_search(keep_shown=True)
+        self._update_status()
+
     def set_thumbnail_size(self, size: int) -> None:
         self.view.set_thumbnail_size(size)
 
@@ -398,7 +510,15 @@ class SearchPage(QWidget):
         visit = self.current
         label = visit.source.label if visit is not None else ""
         image = visit.image if visit is not None else QImage()
-        self._preview = PreviewDialog(self.model, row, self._runner, self, query_image=image, query_label=label)
+        self._preview = PreviewDialog(
+            self.model,
+            row,
+            self._runner,
+            self,
+            query_image=image,
+            query_label=label,
+            explain_request=self._explain_request if visit is not None else None,
+        )
         self._preview.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self._preview.destroyed.connect(self._forget_preview)
         self._preview.show()
@@ -407,6 +527,17 @@ class SearchPage(QWidget):
     @property
     def preview(self) -> PreviewDialog | None:
         return self._preview
+
+    def _explain_request(self, result: Path) -> ExplainRequest:
+        visit = self.current
+        assert visit is not None
+        return ExplainRequest(self._query_of(visit), result, self._model_choice(), visit.box)
+
+    @staticmethod
+    def _query_of(visit: Visit) -> Path | bytes:
+        query = visit.source.path if visit.source.path is not None else visit.source.data
+        assert query is not None
+        return query
 
     def _forget_preview(self) -> None:
         self._preview = None
@@ -460,9 +591,14 @@ class SearchPage(QWidget):
             return
         if self._search_job is not None:
             self._search_job.cancel()  # a search not started yet is skipped; a running one is ignored
-        query = visit.source.path if visit.source.path is not None else visit.source.data
-        assert query is not None
-        request = SearchRequest(query, self.query_panel.result_count(), self._model_choice())
+        request = SearchRequest(
+            self._query_of(visit),
+            self.query_panel.result_count(),
+            self._model_choice(),
+            visit.box,
+            visit.marked(Mark.LIKE),
+            visit.marked(Mark.UNLIKE),
+        )
         partial = self._indexing
         if not keep_shown:
             self.query_panel.show_pending(f"Searching for photos like {visit.source.label}…")
@@ -534,7 +670,7 @@ class SearchPage(QWidget):
         else:
             self.model.set_tiles(visit.tiles)
             if visit.done:
-                self.query_panel.show_query(visit.image, visit.source.label)
+                self.query_panel.show_query(visit.image, visit.source.label, visit.box)
         self._update_status()
 
     def status_text(self) -> str:
@@ -542,6 +678,9 @@ class SearchPage(QWidget):
 
     def _update_status(self) -> None:
         visit = self.current
+        liked, unliked = (len(visit.marked(Mark.LIKE)), len(visit.marked(Mark.UNLIKE))) if visit else (0, 0)
+        self.clear_marks_button.setVisible(bool(liked or unliked))
+        self.clear_marks_button.setText(f"Clear marks (+{liked} −{unliked})")
         if visit is None:
             self.status_label.setText("")
             self._show_empty("Drop a photo on the left, or pick one in the folder and press Return.")
@@ -568,6 +707,13 @@ class SearchPage(QWidget):
         if hidden:
             parts.append(f"{hidden} below the minimum similarity")
         text = " · ".join(parts)
+        narrowed = []
+        if visit.box is not None:
+            narrowed.append("Searched with the part of the photo in the box")
+        if liked or unliked:
+            narrowed.append(f"Refined by {liked} “more like this” and {unliked} “not this”")
+        if narrowed:
+            text = f"{' · '.join(narrowed)}\n{text}"
         if visit.partial:
             text += (
                 f"\nSearched the {visit.searched:,} photos indexed so far"

@@ -38,8 +38,12 @@ from vitgallery.core.scan import scan_root
 from vitgallery.ui.thumbnails import decode_scaled
 
 if TYPE_CHECKING:
+    from PIL import Image
+
+    from vitgallery.core.explain import Explanation, PhotoPatches
     from vitgallery.core.library import IndexSummary, Library, SearchHit
     from vitgallery.core.models import Embedder
+    from vitgallery.core.region import Region
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from vitgallery.core.library import LibraryError
     from vitgallery.core.models import ModelLoadError
     from vitgallery.core.organise.vectors import OrganiseCancelled, OrganiseError
+    from vitgallery.core.region import RegionError
     from vitgallery.core.store import StoreError
 
     return (
@@ -90,6 +95,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         ScanError,
         DownloadError,
         NoLibraryError,
+        RegionError,
         OrganiseError,
         OrganiseCancelled,  # a page that cancels its job ignores what it says
         OSError,
@@ -488,17 +494,30 @@ class Session:
         k: int,
         choice: ModelChoice,
         model_loading: Callable[[], None],
+        *,
+        region: Region | None = None,
+        like: tuple[Path, ...] = (),
+        unlike: tuple[Path, ...] = (),
     ) -> list[SearchHit]:
-        """Search without a model when the query is a photo of the library; load one only when needed."""
+        """Search without a model when the query is a photo of the library (and no region of it);
+        load one only when needed."""
         from vitgallery.core.library import QueryNeedsModel
 
         loaded = self._embedder
         ready = loaded if loaded is not None and loaded.signature == library.model_signature else None
+        marks = {"region": region, "like": like, "unlike": unlike}
         try:
-            return library.search(query, k=k, embedder=ready)
+            return library.search(query, k=k, embedder=ready, **marks)
         except QueryNeedsModel:
             model_loading()
-            return library.search(query, k=k, embedder=self.search_embedder(library, choice))
+            return library.search(query, k=k, embedder=self.search_embedder(library, choice), **marks)
+
+    def model_for_search(self, library: Library, choice: ModelChoice, model_loading: Callable[[], None]) -> Embedder:
+        """The library's model, saying first when it has to be loaded."""
+        loaded = self._embedder
+        if loaded is None or loaded.signature != library.model_signature:
+            model_loading()
+        return self.search_embedder(library, choice)
 
 
 def _fits(embedder: Embedder | None, choice: ModelChoice, weights: Path | None) -> bool:
@@ -597,10 +616,34 @@ def index_work(session: Session, run: IndexRun) -> LibraryWork:
 
 
 @dataclass(frozen=True)
+class QueryBox:
+    """A box drawn on the query photo, as shares (0..1) of its width and height: the window shows a
+    scaled copy, and the core wants pixels of the full-size photo (`region`, on a worker thread)."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+    def region(self, query: Path | bytes) -> Region:
+        from vitgallery.core.imageio import read_meta
+        from vitgallery.core.region import Region
+
+        meta = read_meta(query)
+        left, top = round(self.left * meta.width), round(self.top * meta.height)
+        right = round((self.left + self.width) * meta.width)
+        bottom = round((self.top + self.height) * meta.height)
+        return Region(left, top, max(1, right - left), max(1, bottom - top))
+
+
+@dataclass(frozen=True)
 class SearchRequest:
     query: Path | bytes
     k: int
     model: ModelChoice
+    box: QueryBox | None = None  # search with that part of the query alone
+    like: tuple[Path, ...] = ()  # photos of the library marked "more like this"
+    unlike: tuple[Path, ...] = ()  # and "not this"
 
 
 @dataclass(frozen=True)
@@ -618,11 +661,110 @@ def search_work(session: Session, request: SearchRequest) -> LibraryWork:
         except OSError:
             query_image = QImage()  # a file no decoder here can show is still searched
         hits = session.search(
-            library, request.query, request.k, request.model, lambda: progress(ModelLoading(request.model.name))
+            library,
+            request.query,
+            request.k,
+            request.model,
+            lambda: progress(ModelLoading(request.model.name)),
+            region=request.box.region(request.query) if request.box is not None else None,
+            like=request.like,
+            unlike=request.unlike,
         )
         return SearchOutcome(hits, [modified_time(hit.path) for hit in hits], query_image, library.photo_count())
 
     return search
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    """Why `result` matched the query (the part in `box` when the search used one)."""
+
+    query: Path | bytes
+    result: Path
+    model: ModelChoice
+    box: QueryBox | None = None
+
+
+@dataclass(frozen=True)
+class HeatPicture:
+    """One photo of an explained pair as the window draws it: QImages of the same size, the heat
+    layers fully opaque (the window blends them at the opacity the user picks)."""
+
+    photo: QImage
+    similarity: QImage
+    attention: QImage | None  # the photo's own CLS attention; None for a model without it
+    attention_peak: float  # the attention's brightest colour: this share of the CLS token's attention
+
+
+@dataclass(frozen=True)
+class ExplainOutcome:
+    request: ExplainRequest
+    query: HeatPicture
+    result: HeatPicture
+    similarity_range: tuple[float, float]  # patch cosines from the darkest to the brightest colour
+    colour_bar: QImage  # the heat colours from low to high, for the legend
+    query_points: list[tuple[float, float]]  # keypoints one geometric map carries across, in the
+    result_points: list[tuple[float, float]]  # pixels of each HeatPicture; empty when not verified
+    cosine: float
+    inliers: int
+
+
+def explain_work(session: Session, request: ExplainRequest) -> LibraryWork:
+    def explain(library: Library, progress: ProgressCallback, cancel: threading.Event) -> ExplainOutcome | None:
+        from vitgallery.core.explain import explain_pair
+        from vitgallery.core.region import region_image
+
+        embedder = session.model_for_search(library, request.model, lambda: progress(ModelLoading(request.model.name)))
+        if cancel.is_set():
+            return None
+        query: Path | bytes | Image.Image = request.query
+        if request.box is not None:
+            query = region_image(request.query, request.box.region(request.query), embedder.input_size)
+        explanation = explain_pair(embedder, query, request.result, attention=embedder.spec.has_attention)
+        return explain_outcome(request, explanation)
+
+    return explain
+
+
+def explain_outcome(request: ExplainRequest, explanation: Explanation) -> ExplainOutcome:
+    """The explanation as QImages (made here, off the GUI thread) and plain numbers."""
+    import numpy as np
+    from PIL import Image
+
+    from vitgallery.core.explain_render import attention_scale, colour_map, heat_layer, similarity_scale
+
+    scale = similarity_scale(explanation)
+
+    def picture(photo: PhotoPatches, heat: np.ndarray) -> HeatPicture:
+        attention = photo.features.attention
+        own = attention_scale(attention) if attention is not None else None
+        size = photo.image.size
+        return HeatPicture(
+            pil_to_qimage(photo.image),
+            pil_to_qimage(heat_layer(photo, heat, scale, size, 1.0)),
+            pil_to_qimage(heat_layer(photo, attention, own, size, 1.0)) if own is not None else None,
+            own.high if own is not None else 0.0,
+        )
+
+    bar = np.repeat(colour_map(np.linspace(0.0, 1.0, 256))[None], 12, axis=0)
+    lines = explanation.matches
+    return ExplainOutcome(
+        request,
+        picture(explanation.query, explanation.query_heat),
+        picture(explanation.result, explanation.result_heat),
+        (scale.low, scale.high),
+        pil_to_qimage(Image.fromarray(bar)),
+        [(float(x), float(y)) for x, y in lines.query_xy],
+        [(float(x), float(y)) for x, y in lines.result_xy],
+        explanation.cosine,
+        explanation.inliers,
+    )
+
+
+def pil_to_qimage(image: Image.Image) -> QImage:
+    """A copy that owns its pixels (the PIL buffer is gone when the job ends)."""
+    rgba = image.convert("RGBA")
+    return QImage(rgba.tobytes(), rgba.width, rgba.height, 4 * rgba.width, QImage.Format.Format_RGBA8888).copy()
 
 
 def modified_time(path: Path) -> float | None:
