@@ -200,7 +200,8 @@ def test_one_bar_over_embedding_and_learning_with_an_eta_that_stops_while_paused
     estimate.update("embedding", 0, 100)
     clock.now = 10.0
     estimate.update("embedding", 50, 100)
-    assert 0.1 < estimate.fraction() < 0.25  # learning from the 100 photos is the larger part
+    # a first index teaches from the decode that embeds: the teaching views ride along with each photo
+    assert estimate.fraction() == pytest.approx(0.5)
     eta = estimate.eta_s()
     estimate.pause()
     clock.now = 100.0
@@ -208,12 +209,15 @@ def test_one_bar_over_embedding_and_learning_with_an_eta_that_stops_while_paused
     estimate.resume()
     clock.now = 110.0
     estimate.update("embedding", 100, 100)
-    embedded = estimate.fraction()
+    assert estimate.fraction() == pytest.approx(1.0)
+    # A learning top-up (a library indexed before teaching rode along) says its size only when it
+    # starts: its work joins the bar, which goes on from the share done instead of restarting at 0.
     estimate.update("learning", 0, 100)
-    assert estimate.fraction() == pytest.approx(embedded), "the bar does not restart for learning"
+    at_learning = estimate.fraction()
+    assert 0.0 < at_learning < 1.0
     clock.now = 150.0
     estimate.update("learning", 50, 100)
-    assert embedded < estimate.fraction() < 1.0
+    assert at_learning < estimate.fraction() < 1.0
     assert estimate.photos_embedded == 100
 
 
