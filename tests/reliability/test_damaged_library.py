@@ -82,6 +82,8 @@ DAMAGE = {
     "a short teaching view": lambda lib: execute(
         lib, ("UPDATE learning_views SET vectors = substr(vectors, 1, 100) WHERE file_id = 2",)),
     "short keypoints": lambda lib: execute(lib, ("UPDATE keypoints SET data = substr(data, 1, 50) WHERE file_id = 1",)),
+    "a vector store that is none": lambda lib: execute(
+        lib, ("INSERT OR REPLACE INTO meta (key, value) VALUES ('vector_store', 'qdrant:nas')",)),
 }
 
 

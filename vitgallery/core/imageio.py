@@ -36,7 +36,7 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from vitgallery.core.keypoints import KEYPOINT_LONG_SIDE, Keypoints, extract_keypoints
-from vitgallery.core.preprocess import LEARNING_COPIES, content_box, edited_copies
+from vitgallery.core.preprocess import TEACHING_KINDS, content_box, edited_copies
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +133,16 @@ class DecodedPhoto:
     taken_at: float | None
     sharpness: float
     keypoints: bytes  # Keypoints.to_bytes() of its SIFT keypoints, for verifying matches
+    teaching_views: np.ndarray | None = None  # (views, size, size, 3) when asked for (see Teaching)
+
+
+@dataclass(frozen=True)
+class Teaching:
+    """Which views a photo teaches the library's whitening with: preprocess.TEACHING_KINDS[:views], the
+    edits drawn from `seed`."""
+
+    seed: int
+    views: int
 
 
 @dataclass
@@ -258,31 +268,41 @@ def model_draft_size(size: int) -> int:
     return max(2 * size, KEYPOINT_LONG_SIDE)
 
 
-def decode_for_model(path: Path | str | bytes, size: int) -> DecodedPhoto:
-    """Decode a photo for indexing: model input, keypoints, metadata.
+def decode_for_model(path: Path | str | bytes, size: int, teaching: Teaching | None = None) -> DecodedPhoto:
+    """Decode a photo for indexing: model input, keypoints, metadata, and with `teaching` the views it
+    teaches the library's whitening with (made from this decode: no second one).
 
     Module-level and returning a plain dataclass so that worker processes can run it.
     """
     decoded = _decode(path, draft_size=model_draft_size(size))
     work = working_copy(decoded.image)
+    trimmed = trim_frame(work)
+    pixels = squeeze_to_model(trimmed, size)
     return DecodedPhoto(
-        pixels=squeeze_to_model(trim_frame(work), size),
+        pixels=pixels,
         width=decoded.width,
         height=decoded.height,
         taken_at=decoded.taken_at,
         sharpness=sharpness(work),
         keypoints=photo_keypoints(work).to_bytes(),
+        teaching_views=None if teaching is None else teaching_views(trimmed, pixels, teaching),
     )
 
 
-def decode_teaching_views(path: Path | str | bytes, size: int, seed: int) -> np.ndarray:
-    """The views a library learns its whitening from, at the model input ((1 + LEARNING_COPIES, size,
-    size, 3) uint8): the photo as the model sees it, mirrored, then edited copies of it (embedded as
-    they are: a frame an edit adds is part of what to damp). Run by worker processes too."""
+def decode_teaching_views(path: Path | str | bytes, size: int, teaching: Teaching) -> np.ndarray:
+    """teaching_views of a photo embedded earlier. Run by worker processes too."""
     trimmed = trim_frame(working_copy(_decode(path, draft_size=model_draft_size(size)).image))
-    mirrored = squeeze_to_model(trimmed, size)[:, ::-1]
-    copies = edited_copies(trimmed, LEARNING_COPIES, seed=seed)
-    return np.stack([mirrored] + [squeeze_to_model(c, size) for c in copies])
+    return teaching_views(trimmed, squeeze_to_model(trimmed, size), teaching)
+
+
+def teaching_views(trimmed: Image.Image, pixels: np.ndarray, teaching: Teaching) -> np.ndarray:
+    """The views a library learns its whitening from, at the model input ((views, size, size, 3) uint8),
+    each paired with the photo's own vector: edited copies of the photo (embedded as they are: a frame
+    an edit adds is part of what to damp) and its model input (`pixels`) mirrored."""
+    kinds = TEACHING_KINDS[: teaching.views]
+    copies = iter(edited_copies(trimmed, kinds.count("copy"), seed=teaching.seed))
+    size = pixels.shape[0]
+    return np.stack([pixels[:, ::-1] if kind == "mirror" else squeeze_to_model(next(copies), size) for kind in kinds])
 
 
 def read_meta(source: Source) -> ImageMeta:

@@ -86,7 +86,7 @@ CREATE TABLE IF NOT EXISTS keypoints (
 );
 CREATE TABLE IF NOT EXISTS learning_views (
     file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
-    vectors BLOB NOT NULL               -- float32 (k, dim): the photo mirrored and edited, embedded
+    vectors BLOB NOT NULL               -- float32 (k, dim): the photo's teaching views (edited, mirrored), embedded
 );
 CREATE TABLE IF NOT EXISTS whitening (
     id INTEGER PRIMARY KEY CHECK (id = 1),
