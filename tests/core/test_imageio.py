@@ -444,8 +444,7 @@ def test_read_meta_reads_only_the_header(tmp_path: Path) -> None:
     with pytest.raises(DecodeError):
         open_image(path)  # the pixels are gone ...
     meta = read_meta(path)  # ... but the header is intact
-    assert meta == ImageMeta(width=640, height=480, taken_at=datetime(2019, 1, 2, 3, 4, 5).timestamp(),
-                             jpeg_quality=75)
+    assert meta == ImageMeta(width=640, height=480, taken_at=datetime(2019, 1, 2, 3, 4, 5).timestamp(), jpeg_quality=75)
 
 
 @pytest.mark.parametrize("taken", ["0000:00:00 00:00:00", "    :  :     :  :  ", "2020:13:45 25:61:00", ""])

@@ -102,18 +102,18 @@ def test_a_move_and_its_undo_update_every_page_at_once(qtbot, indexed_window, ph
     elsewhere = tmp_path / "sorted-out" / moved.name
     elsewhere.parent.mkdir()
     shutil.move(moved, elsewhere)
-    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
-        window.files_changed(ActionReport("move", 1, done=[(moved, elsewhere)]))
-        assert moved not in shown_paths(window.folder_model), "the folder grid drops it at once"
-        assert moved not in shown_paths(window.results_model), "so do the results"
+    window.files_changed(ActionReport("move", 1, done=[(moved, elsewhere)]))
+    assert moved not in shown_paths(window.folder_model), "the folder grid drops it at once"
+    assert moved not in shown_paths(window.results_model), "so do the results"
     assert window.tabs.tabText(0) == f"Folder ({PHOTO_COUNT - 1})"
-    assert window.count_label.text() == f"{PHOTO_COUNT - 1} photos indexed"
+    # The library follows: the folder watcher's batch, or an index run while it is not watching yet.
+    qtbot.waitUntil(lambda: window.count_label.text() == f"{PHOTO_COUNT - 1} photos indexed", timeout=60_000)
 
     shutil.move(elsewhere, moved)
-    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
-        window.files_changed(ActionReport("undo", 1, done=[(elsewhere, moved)]))
-        assert moved in shown_paths(window.folder_model)
+    window.files_changed(ActionReport("undo", 1, done=[(elsewhere, moved)]))
+    assert moved in shown_paths(window.folder_model)
     assert window.tabs.tabText(0) == f"Folder ({PHOTO_COUNT})"
+    qtbot.waitUntil(lambda: window.count_label.text() == f"{PHOTO_COUNT} photos indexed", timeout=60_000)
     qtbot.waitUntil(lambda: moved in shown_paths(window.results_model), timeout=SEARCH_TIMEOUT_MS)
 
 
