@@ -53,6 +53,7 @@ from PIL import ExifTags, Image, features
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vitgallery.core.imageio import (  # noqa: E402
     DecodeError,
+    Teaching,
     decode_for_model,
     decode_teaching_views,
     open_image,
@@ -191,7 +192,7 @@ class Report:
                     read_meta(data)
                 elif decoded:
                     decode_for_model(data, 32)
-                    decode_teaching_views(data, 32, seed=len(data))
+                    decode_teaching_views(data, 32, Teaching(seed=len(data), views=3))
             except DecodeError as exc:
                 self.reasons[_normalise(exc.reason)] += 1
                 if exc.reason.startswith(UNEXPECTED_PREFIX):

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Make a corpus of 12-megapixel camera-like JPEGs from real base photos, for bench/throughput.py.
 
-usage: python bench/make_12mp_corpus.py BASE_DIR OUT_DIR [--count 320] [--workers N]
+usage: python bench/make_12mp_corpus.py BASE_DIR OUT_DIR [--count 320] [--workers N] [--long-side 4000]
 
 Each output is a base photo cropped (70-100 % of each side), colour-shifted, upscaled to 4000x3000
 (a third of them portrait, 3000x4000; some stored landscape with an EXIF rotation tag instead),
 given a little sensor-like grain so the file is as large as a real camera's (~3-5 MB at quality 90:
 the size of the entropy-coded data is what JPEG decoding time follows), and saved with EXIF
-DateTimeOriginal. BASE_DIR: JPEGs of real photos (e.g. /tmp/vg-corpus/dup/images/g*_0.jpg copied
+DateTimeOriginal. `--long-side 1600` makes 2 MP photos instead (a phone's shared size, ~0.5 MB), for
+libraries too large to hold at 12 MP. BASE_DIR: JPEGs of real photos (e.g. /tmp/vg-corpus/dup/images/g*_0.jpg copied
 into a folder, or the folder itself with --glob).
 """
 
@@ -22,15 +23,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-LONG_SIDE, SHORT_SIDE = 4000, 3000
+LONG_SIDE = 4000  # 12 MP at 4:3
 QUALITY = 90
 EXIF_ORIENTATION = 0x0112
 EXIF_DATETIME_ORIGINAL = 0x9003
 EXIF_IFD = 0x8769
 
 
-def make_one(base: Path, target: Path, seed: int) -> int:
-    """Write one 12 MP variant of `base`; return its size in bytes."""
+def make_one(base: Path, target: Path, seed: int, long_side: int = LONG_SIDE) -> int:
+    """Write one variant of `base`, `long_side` pixels on its long side at 4:3; return its size in bytes."""
     rng = np.random.default_rng(seed)
     image = Image.open(base).convert("RGB")
     w, h = image.size
@@ -42,7 +43,8 @@ def make_one(base: Path, target: Path, seed: int) -> int:
     image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.85, 1.15))
 
     layout = seed % 3  # 0: landscape, 1: portrait pixels, 2: landscape pixels + EXIF "rotate 90"
-    size = (SHORT_SIDE, LONG_SIDE) if layout == 1 else (LONG_SIDE, SHORT_SIDE)
+    short_side = long_side * 3 // 4
+    size = (short_side, long_side) if layout == 1 else (long_side, short_side)
     image = image.resize(size, Image.Resampling.BICUBIC)
 
     pixels = np.asarray(image, dtype=np.float32)
@@ -65,13 +67,15 @@ def main() -> int:
     ap.add_argument("--glob", default="*.jpg", help="which files of BASE_DIR are base photos")
     ap.add_argument("--count", type=int, default=320)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--long-side", type=int, default=LONG_SIDE, help="pixels on the long side (4:3 photos)")
     a = ap.parse_args()
     bases = sorted(a.base_dir.glob(a.glob))
     if not bases:
         print(f"no base photos matching {a.glob} in {a.base_dir}", file=sys.stderr)
         return 1
     a.out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(bases[i % len(bases)], a.out_dir / f"p{i:04d}_{bases[i % len(bases)].stem}.jpg", i)
+    digits = max(4, len(str(a.count - 1)))
+    jobs = [(bases[i % len(bases)], a.out_dir / f"p{i:0{digits}d}_{bases[i % len(bases)].stem}.jpg", i, a.long_side)
             for i in range(a.count)]
     jobs = [job for job in jobs if not job[1].exists()]
     with ProcessPoolExecutor(max(1, a.workers)) as pool:

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from vitgallery.core.library import Library
-from vitgallery.core.models import DEFAULT_MODEL, load_embedder
+from vitgallery.core.models import DEFAULT_MODEL, PRECISIONS, RUNTIMES, load_embedder
+from vitgallery.core.vector_store import VectorStoreSetting
 
 SCORER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "score.py"
 
@@ -33,11 +34,11 @@ def load_scorer(path: Path):
 
 
 def run_task(task_dir: Path, embedder, batch_size: int, workers: int | None, k: int, scorer, verify: bool,
-             keep_in: Path | None, show_misses: bool = False) -> dict:
+             keep_in: Path | None, show_misses: bool = False, vector_store: VectorStoreSetting | None = None) -> dict:
     images = task_dir / "images"
     with tempfile.TemporaryDirectory() as scratch:
         lib_dir = keep_in / f"{task_dir.parent.name}-{task_dir.name}" if keep_in else scratch
-        library = Library.open(images, lib_dir)
+        library = Library.open(images, lib_dir, vector_store=vector_store)
         started = time.perf_counter()
         summary = library.index(embedder, batch_size=batch_size, decode_workers=workers)
         index_s = time.perf_counter() - started
@@ -66,7 +67,8 @@ def main() -> int:
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--weights")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16 or int8")
+    ap.add_argument("--precision", default="auto", choices=PRECISIONS)
+    ap.add_argument("--runtime", default="auto", choices=RUNTIMES)
     ap.add_argument("--task", nargs="+", default=["dup", "sem"])
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None)
@@ -77,13 +79,15 @@ def main() -> int:
     ap.add_argument("--no-verify", action="store_true", help="rank by the whitened cosine alone (no SIFT re-rank)")
     ap.add_argument("--show-misses", action="store_true",
                     help="print each dup query whose first hit is from another group (to stderr)")
+    ap.add_argument("--vector-store", type=VectorStoreSetting.parse,
+                    help="hnswlib or qdrant[:URL]: search the library there (an existing one is moved there)")
     a = ap.parse_args()
     scorer = load_scorer(a.scorer)
-    embedder = load_embedder(a.model, weights=a.weights, device=a.device, precision=a.precision)
+    embedder = load_embedder(a.model, weights=a.weights, device=a.device, precision=a.precision, runtime=a.runtime)
     print(json.dumps({"model": embedder.signature, "device": str(embedder.device)}))
     for task in a.task:
         result = run_task(a.corpus / task, embedder, a.batch_size, a.workers, a.k, scorer, not a.no_verify, a.libs,
-                          a.show_misses and task == "dup")
+                          a.show_misses and task == "dup", a.vector_store)
         print(json.dumps(result), flush=True)
     return 0
 

@@ -217,7 +217,7 @@ def test_a_schema_1_library_gains_the_new_tables(tmp_path):
     db.execute("DROP TABLE action_items")
     db.execute("DROP TABLE duplicate_decisions")
     db.execute("DROP TABLE separated_pairs")
-    for table in ("keypoints", "learning_views", "whitening"):
+    for table in ("keypoints", "learning_views", "whitening", "duplicate_pairs", "duplicate_photos"):
         db.execute(f"DROP TABLE {table}")
     db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.commit()
@@ -226,6 +226,7 @@ def test_a_schema_1_library_gains_the_new_tables(tmp_path):
     assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
     assert store.actions() == [] and store.decisions() == [] and store.separated_pairs() == set()
     assert store.keypoints([1]) == {} and store.whitening() is None and store.count_learning_photos() == 0
+    assert store.duplicate_pairs() == [] and store.duplicate_photos() == {} and store.duplicate_scan_info() is None
     store.close()
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,13 @@ from vitgallery.core.duplicates import (
     DuplicateMember,
     KeepRule,
     PairEvidence,
+    PhotoQuality,
     SpilledFeatures,
     analyse_photo,
     choose_keeper,
     decide,
+    load_scan,
     look_likeness,
-    match_photos,
     match_reason,
     pair_score,
     scan_duplicates,
@@ -94,6 +96,7 @@ def test_groups_of_generated_near_duplicates(library):
 
 def test_features_waiting_on_disk_give_the_same_evidence(library):
     in_memory = scan_duplicates(library, workers=1)
+    library.store.forget_duplicate_scans()  # else the second scan finds every pair verified already
     mostly_on_disk = scan_duplicates(library, workers=1, features_in_memory=1)  # every pair reads one back
     assert mostly_on_disk.pairs == in_memory.pairs and len(in_memory.pairs) > 20
     assert not list(library.library_dir.glob("vitgallery-scan-*")), "the working file goes with the scan"
@@ -125,6 +128,7 @@ def test_the_threshold_trades_groups_for_certainty(library):
 
 def test_a_rescan_gives_the_same_groups(library):
     first = scan_duplicates(library, workers=2).groups()
+    library.store.forget_duplicate_scans()
     second = scan_duplicates(library, workers=1).groups()
     assert [g.key for g in first] == [g.key for g in second]
 
@@ -154,6 +158,8 @@ def test_cancel_stops_the_scan(library):
 
     scan = scan_duplicates(library, progress=progress, cancel=cancel, workers=1)
     assert scan.cancelled and not scan.pairs and "verifying" not in seen
+    stored = load_scan(library)
+    assert stored is not None and not stored.up_to_date, "a cancelled scan is not the library's last word"
 
 
 def test_decisions_persist_across_a_rescan_until_a_member_changes(library, embedder):
@@ -189,6 +195,66 @@ def test_a_decided_group_that_loses_a_member_stays_hidden(library, embedder):
     (library.root / "p6_small.jpg").unlink()
     library.index(embedder, decode_workers=0)
     assert all("p6.jpg" not in names(g) for g in scan_duplicates(library, workers=1).groups())
+
+
+# -- the scan kept in the library ------------------------------------------------------------------
+
+def verified_pairs(library, **kwargs) -> tuple:
+    """(scan, how many pairs it verified, whether it analysed any photo)."""
+    seen: dict[str, int] = {}
+
+    def progress(p):
+        seen[p.phase] = max(seen.get(p.phase, 0), p.total)
+
+    scan = scan_duplicates(library, progress=progress, workers=1, **kwargs)
+    return scan, seen.get("verifying", 0), "keypoints" in seen
+
+
+def test_a_scan_is_kept_and_loads_at_once(library):
+    assert load_scan(library) is None
+    scan = scan_duplicates(library, workers=1)
+    loaded = load_scan(library)
+    assert loaded is not None and loaded.up_to_date and loaded.scanned_at == scan.scanned_at and loaded.age_s < 60
+    assert sorted(loaded.pairs, key=lambda p: (p.a, p.b)) == sorted(scan.pairs, key=lambda p: (p.a, p.b))
+    assert [g.key for g in loaded.groups()] == [g.key for g in scan.groups()]
+    assert loaded.quality == scan.quality
+    assert all(m.quality is not None for g in scan.groups() for m in g.members), "every grouped photo is measured"
+    again, verified, analysed = verified_pairs(library)
+    assert verified == 0 and not analysed and [g.key for g in again.groups()] == [g.key for g in scan.groups()]
+
+
+def test_a_rescan_verifies_only_the_pairs_of_new_and_changed_photos(library, embedder):
+    first = {(p.a, p.b) for p in scan_duplicates(library, workers=1).pairs}
+    make_photo(4, (480, 360)).resize((360, 270)).save(library.root / "p4_new_copy.jpg", quality=80)
+    make_photo(1, (480, 360)).save(library.root / "p1_resaved.jpg", quality=70)  # new content, same name
+    (library.root / "p6_small.jpg").unlink()
+    library.index(embedder, decode_workers=0)
+    assert not load_scan(library).up_to_date
+    rows = {row.path: row.id for row in library.photos()}
+    new, changed = rows["p4_new_copy.jpg"], rows["p1_resaved.jpg"]
+    scan, verified, _ = verified_pairs(library)
+    now = {(p.a, p.b) for p in scan.pairs}
+    # the changed photo keeps its id, so its pairs are verified again under the same keys
+    again = {pair for pair in now if new in pair or changed in pair}
+    assert verified == len(again | (now - first)) > 0 and now - first <= again
+    assert not any(pair for pair in now if set(pair) - set(rows.values())), "the removed photo's pairs are gone"
+    assert any("p4_new_copy.jpg" in names(g) for g in scan.groups())
+    assert load_scan(library).up_to_date
+
+
+def test_the_cli_uses_the_kept_scan_while_the_library_is_unchanged(library, monkeypatch, capsys):
+    from vitgallery.cli import main
+
+    library.close()
+    assert main(["duplicates", "--library", str(library.library_dir)]) == 0
+    first = capsys.readouterr().out
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the kept scan is up to date")
+
+    monkeypatch.setattr(Library, "duplicate_scan", no_scan)
+    assert main(["duplicates", "--library", str(library.library_dir)]) == 0
+    assert capsys.readouterr().out.replace("just now", "") == first.replace("just now", "")
 
 
 # -- pure parts ------------------------------------------------------------------------------------
@@ -248,7 +314,9 @@ def smooth_picture(seed: int) -> Image.Image:
     return make_photo(seed, (640, 480)).filter(ImageFilter.GaussianBlur(24))
 
 
-def test_edits_of_a_smooth_picture_align_where_keypoints_fail(tmp_path):
+def test_edits_of_a_smooth_picture_align_by_their_grey_levels(tmp_path):
+    """The look is the fallback where keypoints cannot tell (tested apart from them: low-contrast
+    keypoints now often can)."""
     original = smooth_picture(1)
     w, h = original.size
     copies = {
@@ -264,14 +332,18 @@ def test_edits_of_a_smooth_picture_align_where_keypoints_fail(tmp_path):
         features[name] = analyse_photo(tmp_path / f"{name}.jpg")
     base = features["original"]
     for name in copies:
-        assert match_photos(base, features[name]).inliers < 12, f"{name}: keypoints could tell after all"
         assert look_likeness(base.look, features[name].look) > 0.99, name
     assert max(look_likeness(base.look, features[name].look) for name in others) < 0.95
     assert look_likeness(base.look, features["blank"].look) is None, "a blank picture aligns with anything"
 
 
-def member(name: str, *, width=100, height=100, size=1000, taken=None, mtime=0.0, sharp=1.0) -> DuplicateMember:
-    return DuplicateMember(0, Path("/photos") / name, size, int(mtime * 1e9), name, width, height, taken, sharp)
+def member(name: str, *, width=100, height=100, size=1000, taken=None, mtime=0.0, sharp=1.0,
+           root: Path = Path("/photos")) -> DuplicateMember:
+    return DuplicateMember(0, root / name, size, int(mtime * 1e9), name, width, height, taken, sharp)
+
+
+def kept(members, rule=KeepRule.BEST, folder=None) -> DuplicateMember:
+    return choose_keeper(members, rule, folder).member
 
 
 def test_keep_rules():
@@ -279,13 +351,14 @@ def test_keep_rules():
     heavy = member("b/heavy.png", width=2000, height=1500, size=9_000_000, taken=100.0, sharp=50.0)
     new = member("c/new.jpg", width=800, height=600, size=200_000, mtime=900.0, sharp=80.0)
     group = [heavy, new, big]
-    assert choose_keeper(group, KeepRule.RESOLUTION) is big
-    assert choose_keeper(group, KeepRule.FILE_SIZE) is heavy
-    assert choose_keeper(group, KeepRule.OLDEST) is heavy, "the EXIF date counts, not the file date"
-    assert choose_keeper(group, KeepRule.NEWEST) is new, "without EXIF the file's time counts"
-    assert choose_keeper(group, KeepRule.SHARPEST) is new
-    assert choose_keeper(group, KeepRule.PREFERRED_FOLDER, Path("/photos/b")) is heavy
-    assert choose_keeper(group, KeepRule.PREFERRED_FOLDER, Path("/elsewhere")) is big, "falls back to resolution"
+    assert kept(group, KeepRule.RESOLUTION) is big
+    assert kept(group, KeepRule.FILE_SIZE) is heavy
+    assert kept(group, KeepRule.OLDEST) is heavy, "the EXIF date counts, not the file date"
+    assert kept(group, KeepRule.NEWEST) is new, "without EXIF the file's time counts"
+    assert kept(group, KeepRule.SHARPEST) is new
+    assert kept(group, KeepRule.PREFERRED_FOLDER, Path("/photos/b")) is heavy
+    assert kept(group, KeepRule.PREFERRED_FOLDER, Path("/elsewhere")) is big, "falls back to the best copy"
+    assert kept(group) is big, "nothing measured: the most pixels"
     with pytest.raises(ValueError):
         choose_keeper(group, KeepRule.PREFERRED_FOLDER)
 
@@ -293,12 +366,36 @@ def test_keep_rules():
 def test_keep_rule_ties_break_by_resolution_then_path():
     small = member("b/x.jpg", width=100, height=100, sharp=7.0)
     large = member("a/y.jpg", width=200, height=200, sharp=7.0)
-    assert choose_keeper([small, large], KeepRule.SHARPEST) is large
+    assert kept([small, large], KeepRule.SHARPEST) is large
     in_folder = [member("keep/1.jpg", width=300, height=300), member("keep/2.jpg", width=600, height=600),
                  member("other/3.jpg", width=900, height=900)]
-    assert choose_keeper(in_folder, KeepRule.PREFERRED_FOLDER, Path("/photos/keep")).path.name == "2.jpg"
+    assert kept(in_folder, KeepRule.PREFERRED_FOLDER, Path("/photos/keep")).path.name == "2.jpg"
     twins = [member("b.jpg"), member("a.jpg")]
-    assert choose_keeper(twins, KeepRule.RESOLUTION).path.name == "a.jpg"
+    assert kept(twins, KeepRule.RESOLUTION).path.name == "a.jpg"
+
+
+def test_the_best_copy_among_equals_is_the_camera_photo_then_the_older():
+    camera = PhotoQuality(0.0, False, 0.7, 1.1, 92, "Canon EOS 5D")
+    app = PhotoQuality(0.0, False, 0.7, 1.1, 92, None)
+    older = replace(member("a.jpg", mtime=100.0), quality=app)
+    newer = replace(member("b.jpg", mtime=200.0), quality=app)
+    assert kept([newer, older]) is older
+    choice = choose_keeper([older, replace(newer, quality=camera)])
+    assert choice.member.path.name == "b.jpg" and choice.reason.startswith("camera photo")
+    assert kept([older, replace(newer, width=400, height=400)]).path.name == "b.jpg", "more pixels first"
+
+
+def test_the_best_copy_is_never_a_link_to_another_member(tmp_path):
+    make_photo(1).save(tmp_path / "photo.jpg")
+    (tmp_path / "zz_link.jpg").symlink_to(tmp_path / "photo.jpg")
+    original = member("photo.jpg", root=tmp_path, mtime=200.0)
+    link = member("zz_link.jpg", root=tmp_path, mtime=100.0)  # older: it would win if it were a photo of its own
+    smaller = member("copy.jpg", root=tmp_path, width=50, height=50)
+    for rule in KeepRule:
+        choice = choose_keeper([link, smaller, original], rule, tmp_path)
+        if choice.member is not smaller:
+            assert choice.member is original and choice.same_file == (link,), rule
+
 
 
 def test_cli_lists_groups_and_exports(library, tmp_path, capsys):
@@ -312,9 +409,9 @@ def test_cli_lists_groups_and_exports(library, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["threshold"] == DEFAULT_THRESHOLD and len(out["groups"]) == 3
     for group in out["groups"]:
-        assert sum(m["keep"] for m in group["members"]) == 1
-        kept = next(m for m in group["members"] if m["keep"])
-        assert kept["size"] == max(m["size"] for m in group["members"])
+        assert sum(m["keep"] for m in group["members"]) == 1 and group["keep_reason"] == "largest file"
+        keeper = next(m for m in group["members"] if m["keep"])
+        assert keeper["size"] == max(m["size"] for m in group["members"])
         assert "matched to" in group["members"][0]["why"]
         assert all("matching points" in m["why"] for m in group["members"][1:])
     assert (tmp_path / "groups.csv").read_text().count("\n") == 16  # header + 15 photos

@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageFilter, features
 
+from tests.photos import make_photo
 from vitgallery.core import imageio
 from vitgallery.core.imageio import (
     DecodedPhoto,
     DecodeError,
     ImageMeta,
+    Teaching,
     decode_for_model,
     decode_teaching_views,
     open_image,
@@ -480,8 +482,20 @@ def test_decode_for_model_of_tiny_and_thin_photos(tmp_path: Path, size) -> None:
     Image.new("RGB", size, (120, 30, 200)).save(path)
     decoded = decode_for_model(path, 32)
     assert decoded.pixels.shape == (32, 32, 3)
-    assert decode_teaching_views(path, 32, seed=1).shape == (3, 32, 32, 3)
+    assert decode_teaching_views(path, 32, Teaching(seed=1, views=3)).shape == (3, 32, 32, 3)
     assert len(Keypoints.from_bytes(decoded.keypoints)) == 0
+
+
+def test_teaching_views_come_with_the_decode_that_embeds_the_photo(tmp_path: Path) -> None:
+    path = tmp_path / "photo.jpg"
+    make_photo(3).save(path)
+    decoded = decode_for_model(path, 32)
+    assert decoded.teaching_views is None
+    for count in (1, 2, 3):
+        views = decode_for_model(path, 32, Teaching(seed=7, views=count)).teaching_views
+        assert views.shape == (count, 32, 32, 3)
+        assert np.array_equal(views, decode_teaching_views(path, 32, Teaching(7, count))), "as a second decode"
+    assert np.array_equal(views[1], decoded.pixels[:, ::-1]), "the second view is the mirror image"
 
 
 def test_a_photo_opencv_refuses_is_indexed_without_keypoints(tmp_path: Path, monkeypatch) -> None:
@@ -504,6 +518,6 @@ def test_a_very_long_thin_photo_gets_its_edited_copies(tmp_path: Path) -> None:
     path = tmp_path / "thin.png"
     Image.new("RGB", (32, 300_000), (90, 140, 30)).save(path)
     for seed in range(12):  # between them, every kind of edit
-        assert decode_teaching_views(path, 32, seed=seed).shape == (3, 32, 32, 3)
+        assert decode_teaching_views(path, 32, Teaching(seed, views=3)).shape == (3, 32, 32, 3)
     decoded = decode_for_model(path, 32)
     assert (decoded.width, decoded.height) == (32, 300_000)

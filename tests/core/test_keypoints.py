@@ -42,6 +42,16 @@ def test_extract_keypoints_of_a_blank_image_is_empty():
     kp = extract_keypoints(np.full((100, 100), 200, np.uint8))
     assert len(kp) == 0
     assert verify_pair(kp, kp) == 0
+    assert len(extract_keypoints(np.full((100, 100), 200, np.uint8), low_contrast=True)) == 0
+
+
+def test_a_smooth_picture_gets_keypoints_at_low_contrast(scene):
+    smooth = cv2.GaussianBlur(scene, (0, 0), 6) // 4 + 90  # soft shapes, a quarter of the contrast
+    plain = extract_keypoints(smooth)
+    found = extract_keypoints(smooth, low_contrast=True)
+    assert len(plain) < 20 and len(found) > 4 * len(plain)
+    shifted = extract_keypoints(np.ascontiguousarray(smooth[10:, 20:]), low_contrast=True)
+    assert verify_pair(found, shifted) >= VERIFIED_INLIERS
 
 
 @pytest.mark.parametrize("edit", ["rot90", "crop_scale", "rot25"])

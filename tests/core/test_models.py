@@ -49,10 +49,10 @@ def test_download_goes_to_the_torch_hub_cache(monkeypatch, tmp_path):
         torch.save(MODELS["resnet50"].build().state_dict(), dst)
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
-    emb = load_embedder("resnet50", progress=True)
+    emb = load_embedder("resnet50", progress=True, runtime="torch")  # weights, not runtimes, are tested here
     assert calls[0][0] == MODELS["resnet50"].weights_url and calls[0][2] is True
     assert calls[0][1].startswith(torch.hub.get_dir())
-    load_embedder("resnet50")
+    load_embedder("resnet50", runtime="torch")
     assert len(calls) == 1, "a cached file is not downloaded again"
     assert emb.embed_images([make_photo(3)]).shape == (1, 2048)
 
@@ -78,7 +78,7 @@ def test_dinov2_loads_meta_layout_checkpoint(tmp_path):
     state["pos_embed"] = torch.randn(1, 1 + 37 * 37, 384)
     path = tmp_path / "dinov2_vits14_pretrain.pth"
     torch.save(state, path)
-    emb = load_embedder("dinov2-s14", weights=path)
+    emb = load_embedder("dinov2-s14", weights=path, runtime="torch")
     assert emb.signature.startswith("dinov2-s14|weights:" + models.file_sha256(path)[:16])
     vec = emb.embed_images([make_photo(4, (500, 300))])
     assert vec.shape == (1, 384)
@@ -97,7 +97,7 @@ def test_torchvision_vit_uses_cls_token_before_head(tmp_path):
     model = MODELS["vit-b16"].build()
     path = tmp_path / "vit.pth"
     torch.save(model.state_dict(), path)
-    emb = load_embedder("vit-b16", weights=path)
+    emb = load_embedder("vit-b16", weights=path, runtime="torch")
     x = torch.randn(1, 3, 224, 224)
     tokens = MODELS["vit-b16"].features(emb.model, x)
     # torchvision's own forward applies the head to exactly this token

@@ -14,7 +14,7 @@ from vitgallery.core import indexing as indexing_module
 from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
-from vitgallery.core.preprocess import LEARNING_COPIES
+from vitgallery.core.preprocess import teaching_views_per_photo
 from vitgallery.core.rerank import verified_score
 from vitgallery.core.search import RERANK_CANDIDATES
 from vitgallery.core.store import whitening_fingerprint
@@ -39,7 +39,7 @@ def test_indexing_stores_keypoints_and_learns_a_whitening(photo_folder, tmp_path
     assert all(len(Keypoints.from_bytes(data)) > 0 for data in stored.values())
     assert lib.store.count_learning_photos() == 12
     own, other = lib.store.learning_pairs()
-    assert own.shape == other.shape == (12 * (1 + LEARNING_COPIES), embedder.dim)
+    assert own.shape == other.shape == (12 * teaching_views_per_photo(12), embedder.dim)
     whitening = lib.store.whitening()
     assert whitening is not None and whitening.photos == 12 and whitening.pairs == len(own)
 
@@ -154,29 +154,38 @@ def test_only_the_head_is_verified(tmp_path, embedder):
     assert np.all(np.diff([h.score for h in hits]) <= 1e-9)
 
 
-def test_photos_are_searchable_before_the_library_learns_from_them(photo_folder, tmp_path, embedder):
-    """Embedding comes first for every photo; then the teaching photos' extra views ('learning', with
-    progress), then the fit and the index rebuilt through it ('fitting')."""
+def test_a_first_index_teaches_while_it_embeds(photo_folder, tmp_path, embedder):
+    """The teaching photos' views come from the decode that embeds them (no second pass, no 'learning'
+    phase); each photo is searchable as soon as its batch is embedded; then the fit ('fitting')."""
     lib = Library.open(photo_folder, tmp_path / "library")
-    seen: list[tuple[str, int, int, bool]] = []
+    seen: list[tuple[str, int, int, int]] = []
 
     def progress(p):
-        seen.append((p.phase, p.done, p.total, lib.store.count_learning_photos() > 0))
+        seen.append((p.phase, p.done, p.total, lib.status().index_size))
 
-    lib.index(embedder, decode_workers=0, batch_size=4, progress=progress)
+    summary = lib.index(embedder, decode_workers=0, batch_size=4, progress=progress)
     phases = [phase for phase, *_ in seen]
-    last_embedding = len(phases) - 1 - phases[::-1].index("embedding")
-    assert phases.index("learning") > last_embedding and not any(taught for *_, taught in seen[:last_embedding + 1])
-    learning = [(done, total) for phase, done, total, _ in seen if phase == "learning"]
-    assert learning[-1] == (12, 12)
-    assert phases.index("fitting") > phases.index("learning") and phases[-1] == "done"
+    assert "learning" not in phases and summary.teaching == 12 == lib.store.count_learning_photos()
+    searchable = [size for phase, *_, size in seen if phase == "embedding"]
+    assert searchable[4] >= 4 and searchable == sorted(searchable)
+    assert phases.index("fitting") > len(phases) - 1 - phases[::-1].index("embedding") and phases[-1] == "done"
     seen.clear()
     lib.index(embedder, decode_workers=0, progress=progress)
     assert not {"learning", "fitting"} & {phase for phase, *_ in seen}  # nothing changed: nothing to learn
 
 
-def test_cancelled_learning_goes_on_next_time(photo_folder, tmp_path, embedder):
+def untaught_library(photo_folder, tmp_path, embedder, monkeypatch):
+    """A library whose photos were embedded without teaching views (by an earlier version)."""
+    monkeypatch.setattr(indexing_module, "WHITENING_SAMPLE", 0)
     lib = Library.open(photo_folder, tmp_path / "library")
+    lib.index(embedder, decode_workers=0, batch_size=4)
+    monkeypatch.undo()
+    assert lib.store.count_learning_photos() == 0
+    return lib
+
+
+def test_cancelled_learning_goes_on_next_time(photo_folder, tmp_path, embedder, monkeypatch):
+    lib = untaught_library(photo_folder, tmp_path, embedder, monkeypatch)
     cancel = threading.Event()
 
     def progress(p):
@@ -184,14 +193,14 @@ def test_cancelled_learning_goes_on_next_time(photo_folder, tmp_path, embedder):
             cancel.set()
 
     summary = lib.index(embedder, decode_workers=0, batch_size=4, progress=progress, cancel=cancel)
-    assert summary.cancelled and summary.added == 12 and 4 <= lib.store.count_learning_photos() < 12
+    assert summary.cancelled and 4 <= lib.store.count_learning_photos() < 12
     assert len(lib.search(photo_folder / "img_01.jpg", k=3)) == 3  # searchable all along
     summary = lib.index(embedder, decode_workers=0)
     assert summary.added == 0 and lib.store.count_learning_photos() == 12
 
 
 def test_a_photo_changed_since_it_was_embedded_does_not_teach(photo_folder, tmp_path, embedder, monkeypatch):
-    lib = Library.open(photo_folder, tmp_path / "library")
+    lib = untaught_library(photo_folder, tmp_path, embedder, monkeypatch)
     original = indexing_module.IndexRun._teach
 
     def change_one_first(self, *args):

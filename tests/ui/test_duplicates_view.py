@@ -9,9 +9,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QPushButton
 
 from tests.core.test_duplicates import write_near_duplicates
+from tests.photos import make_photo
 from vitgallery.core import library as core_library
 from vitgallery.core import store as core_store
-from vitgallery.core.duplicates import BULK_ACTIONS, DuplicateProgress, KeepRule
+from vitgallery.core.duplicates import BULK_ACTIONS, DuplicateProgress, KeepRule, choose_keeper
 from vitgallery.core.duplicates.trash import home_trash
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
@@ -97,9 +98,10 @@ def test_each_group_shows_its_kept_photo_first_with_the_reason(qtbot, make_view,
     photos = shown(view)
     assert len(photos) == 5 and [kept for _, kept in photos] == [True, False, False, False, False]
     original = photos[0][0]
-    assert original in ("p1.jpg", "p4.jpg", "p6.jpg"), "the original: highest resolution and largest"
-    assert view.member_list.item(0).text().endswith("Kept: highest resolution")
-    assert f"Keeping {original}" in view.keeper_label.text() and "highest resolution" in view.keeper_label.text()
+    assert original in ("p1.jpg", "p4.jpg", "p6.jpg"), "the original, by the default keep-best rule"
+    reason = choose_keeper(view.groups[0].members).reason
+    assert view.member_list.item(0).text().endswith(f"Kept: {reason}")
+    assert f"Keeping {original}" in view.keeper_label.text() and reason in view.keeper_label.text()
     assert view.group_title.text().startswith("Group 1 of 3 · 5 photos")
     assert f"keeps {original}" in view.group_list.item(0).text()
     tips = [view.member_list.item(i).toolTip() for i in range(5)]
@@ -111,6 +113,22 @@ def test_each_group_shows_its_kept_photo_first_with_the_reason(qtbot, make_view,
     sharpest = max(group.members, key=lambda m: (m.sharpness, m.pixels, m.size))
     assert shown(view)[0] == (sharpest.path.name, True) and view.keep_paths(group) == {sharpest.path}
     assert view.member_list.item(0).text().endswith("Kept: sharpest")
+
+
+def test_the_page_opens_on_the_last_scan_at_once_and_says_how_old_it_is(qtbot, make_view, library_dir):
+    groups = {frozenset(m.path.name for m in g.members) for g in scanned(qtbot, make_view(library_dir)).groups}
+    again = make_view(library_dir)  # no scan started: the one kept in the library is shown
+    qtbot.waitUntil(lambda: again.group_list.count() == 3, timeout=30_000)
+    assert {frozenset(m.path.name for m in g.members) for g in again.groups} == groups
+    assert "Scanned just now." in again.status_label.text() and "changed since" not in again.status_label.text()
+
+    library = Library.open(None, library_dir)
+    make_photo(50, (480, 360)).save(library.root / "new.jpg")
+    library.index(load_embedder("tiny-test"), decode_workers=0)
+    library.close()
+    stale = make_view(library_dir)
+    qtbot.waitUntil(lambda: stale.group_list.count() == 3, timeout=30_000)
+    assert "The library changed since" in stale.status_label.text()
 
 
 def test_the_badge_says_the_reason_a_keep_rule_gives(qtbot, make_view, library_dir, monkeypatch):

@@ -24,7 +24,7 @@ import re
 import stat
 import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -36,7 +36,7 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from vitgallery.core.keypoints import KEYPOINT_LONG_SIDE, Keypoints, extract_keypoints
-from vitgallery.core.preprocess import LEARNING_COPIES, content_box, edited_copies
+from vitgallery.core.preprocess import TEACHING_KINDS, content_box, edited_copies
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ class ImageMeta:
     height: int
     taken_at: float | None
     camera: str | None = None  # EXIF make and model, as the camera wrote them
+    jpeg_quality: int | None = None  # the IJG quality whose tables the file's luminance table is closest to
 
 
 @dataclass
@@ -132,6 +133,16 @@ class DecodedPhoto:
     taken_at: float | None
     sharpness: float
     keypoints: bytes  # Keypoints.to_bytes() of its SIFT keypoints, for verifying matches
+    teaching_views: np.ndarray | None = None  # (views, size, size, 3) when asked for (see Teaching)
+
+
+@dataclass(frozen=True)
+class Teaching:
+    """Which views a photo teaches the library's whitening with: preprocess.TEACHING_KINDS[:views], the
+    edits drawn from `seed`."""
+
+    seed: int
+    views: int
 
 
 @dataclass
@@ -257,35 +268,46 @@ def model_draft_size(size: int) -> int:
     return max(2 * size, KEYPOINT_LONG_SIDE)
 
 
-def decode_for_model(path: Path | str | bytes, size: int) -> DecodedPhoto:
-    """Decode a photo for indexing: model input, keypoints, metadata.
+def decode_for_model(path: Path | str | bytes, size: int, teaching: Teaching | None = None) -> DecodedPhoto:
+    """Decode a photo for indexing: model input, keypoints, metadata, and with `teaching` the views it
+    teaches the library's whitening with (made from this decode: no second one).
 
     Module-level and returning a plain dataclass so that worker processes can run it.
     """
     decoded = _decode(path, draft_size=model_draft_size(size))
     work = working_copy(decoded.image)
+    trimmed = trim_frame(work)
+    pixels = squeeze_to_model(trimmed, size)
     return DecodedPhoto(
-        pixels=squeeze_to_model(trim_frame(work), size),
+        pixels=pixels,
         width=decoded.width,
         height=decoded.height,
         taken_at=decoded.taken_at,
         sharpness=sharpness(work),
         keypoints=photo_keypoints(work).to_bytes(),
+        teaching_views=None if teaching is None else teaching_views(trimmed, pixels, teaching),
     )
 
 
-def decode_teaching_views(path: Path | str | bytes, size: int, seed: int) -> np.ndarray:
-    """The views a library learns its whitening from, at the model input ((1 + LEARNING_COPIES, size,
-    size, 3) uint8): the photo as the model sees it, mirrored, then edited copies of it (embedded as
-    they are: a frame an edit adds is part of what to damp). Run by worker processes too."""
+def decode_teaching_views(path: Path | str | bytes, size: int, teaching: Teaching) -> np.ndarray:
+    """teaching_views of a photo embedded earlier. Run by worker processes too."""
     trimmed = trim_frame(working_copy(_decode(path, draft_size=model_draft_size(size)).image))
-    mirrored = squeeze_to_model(trimmed, size)[:, ::-1]
-    copies = edited_copies(trimmed, LEARNING_COPIES, seed=seed)
-    return np.stack([mirrored] + [squeeze_to_model(c, size) for c in copies])
+    return teaching_views(trimmed, squeeze_to_model(trimmed, size), teaching)
+
+
+def teaching_views(trimmed: Image.Image, pixels: np.ndarray, teaching: Teaching) -> np.ndarray:
+    """The views a library learns its whitening from, at the model input ((views, size, size, 3) uint8),
+    each paired with the photo's own vector: edited copies of the photo (embedded as they are: a frame
+    an edit adds is part of what to damp) and its model input (`pixels`) mirrored."""
+    kinds = TEACHING_KINDS[: teaching.views]
+    copies = iter(edited_copies(trimmed, kinds.count("copy"), seed=teaching.seed))
+    size = pixels.shape[0]
+    return np.stack([pixels[:, ::-1] if kind == "mirror" else squeeze_to_model(next(copies), size) for kind in kinds])
 
 
 def read_meta(source: Source) -> ImageMeta:
-    """Size (after EXIF orientation), capture time and camera from the header, without decoding pixels."""
+    """Size (after EXIF orientation), capture time, camera and JPEG quality from the header, without
+    decoding pixels."""
     with _opened(source) as (image, _, _):
         # PngImageFile.getexif() decodes the whole image to look for an eXIf chunk after the
         # pixel data; only trust EXIF that was found before it.
@@ -294,7 +316,31 @@ def read_meta(source: Source) -> ImageMeta:
         width, height = image.size
         if orientation in _ORIENTATIONS_SWAPPING_SIDES:
             width, height = height, width
-        return ImageMeta(width=width, height=height, taken_at=_taken_at(exif), camera=_camera(exif))
+        tables = getattr(image, "quantization", None) if image.format in ("JPEG", "MPO") else None
+        return ImageMeta(width=width, height=height, taken_at=_taken_at(exif), camera=_camera(exif),
+                         jpeg_quality=jpeg_quality(tables[0]) if tables and 0 in tables else None)
+
+
+# The luminance quantisation table of the JPEG standard (Annex K), natural order; the IJG library
+# (and so most software) scales it by the quality setting.
+_STANDARD_LUMINANCE = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64)
+
+
+def jpeg_quality(luminance_table: Sequence[int]) -> int | None:
+    """The IJG quality (1-100) whose scaled standard table is closest to a file's luminance
+    quantisation table (64 values, natural order, as Pillow gives them); None for another size.
+    Only says how the file was last saved: a copy re-saved at a high quality after a low one
+    still reads high."""
+    table = np.asarray(luminance_table, dtype=np.float64)
+    if table.shape != (64,):
+        return None
+    qualities = np.arange(1, 101)
+    scales = np.where(qualities < 50, 5000 / qualities, 200 - 2 * qualities)
+    scaled = np.clip(np.floor((_STANDARD_LUMINANCE[None, :] * scales[:, None] + 50) / 100), 1, 255)
+    return int(qualities[np.abs(scaled - table[None, :]).sum(axis=1).argmin()])
 
 
 def sharpness(image: Image.Image) -> float:

@@ -10,6 +10,8 @@ The index records the database generation it holds. Another process (the window 
 same library) or a run killed before it saved leaves it behind the database: it then catches up, taking
 the rows written after its generation and dropping the ids the database no longer has. It is saved
 stamped with the generation it holds, never a later one, and never over a file saved from a later one.
+A Qdrant collection (vector_store.py) is the same kind of cache: its header records the generation too,
+and it catches up the same way.
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from vitgallery.core.index import IndexMismatch, VectorIndex, header_path, read_header
+from vitgallery.core.index import IndexMismatch, header_path
 from vitgallery.core.store import Store, StoredWhitening
+from vitgallery.core.vector_store import (
+    SearchIndex,
+    VectorStoreSetting,
+    load_index,
+    new_index,
+    saved_generation,
+)
 from vitgallery.core.whitening import LibraryWhitening
 
 log = logging.getLogger(__name__)
@@ -41,7 +50,7 @@ def index_signature(model_signature: str | None, whitening_key: str | None) -> s
 class SearchSpace:
     """The index and the whitening its vectors went through, taken together (a refit swaps both)."""
 
-    index: VectorIndex
+    index: SearchIndex  # hnswlib (VectorIndex) or Qdrant (QdrantIndex), by the library's setting
     whitening: LibraryWhitening | None
 
     def project(self, raw: np.ndarray) -> np.ndarray:
@@ -50,13 +59,15 @@ class SearchSpace:
 
 
 class IndexCache:
-    """The one owner of a library's VectorIndex: thread-safe for one indexer plus searching threads."""
+    """The one owner of a library's search index: thread-safe for one indexer plus searching threads."""
 
-    def __init__(self, library_dir: Path, store: Store, notice: Callable[[str], None]) -> None:
+    def __init__(self, library_dir: Path, store: Store, notice: Callable[[str], None],
+                 vector_store: VectorStoreSetting | None = None) -> None:
         self._path = library_dir / INDEX_NAME
+        self._vector_store = vector_store or VectorStoreSetting()  # hnswlib, or Qdrant (vector_store.py)
         self._store = store
         self._notice = notice
-        self._index: VectorIndex | None = None
+        self._index: SearchIndex | None = None
         self._whitening: LibraryWhitening | None = None
         self._whitening_key: str | None = None
         self._dirty = False  # the in-memory index holds changes its file lacks
@@ -80,7 +91,7 @@ class IndexCache:
     def _database_signature(self) -> str:
         return self._signature(self._store.whitening_key())
 
-    def _load(self) -> VectorIndex | None:
+    def _load(self) -> SearchIndex | None:
         """The saved index, or an empty one to fill when the file is not usable (lock held)."""
         dim = self._store.dim
         if self._model_signature() is None or dim is None:
@@ -89,7 +100,8 @@ class IndexCache:
         self._whitening = None if stored is None else LibraryWhitening(stored.mean, stored.projection)
         self._whitening_key = None if stored is None else stored.key
         try:
-            index = VectorIndex.load(self._path, model_signature=self._signature(self._whitening_key), dim=dim)
+            index = load_index(self._vector_store, self._path, model_signature=self._signature(self._whitening_key),
+                               dim=dim)
             if index.generation > self._store.generation:
                 raise IndexMismatch(f"generation mismatch: file has {index.generation}, database has "
                                     f"{self._store.generation} (restored from a backup, or a power cut)")
@@ -99,7 +111,7 @@ class IndexCache:
                 self._notice(f"index file not usable ({exc}); rebuilding it from the database")
             self._discard_file()
             self._dirty = True
-            return VectorIndex(dim, self._signature(self._whitening_key), capacity=max(1024, self._store.count_files()))
+            return self._new_index(dim, self._whitening_key)
 
     def _model_signature(self) -> str | None:
         return self._store.get_meta("model_signature")
@@ -107,7 +119,12 @@ class IndexCache:
     def _signature(self, whitening_key: str | None) -> str:
         return index_signature(self._model_signature(), whitening_key)
 
-    def _catch_up(self, index: VectorIndex, whitening: LibraryWhitening | None) -> None:
+    def _new_index(self, dim: int, whitening_key: str | None) -> SearchIndex:
+        """An empty index of the library's vector store, sized for the library."""
+        return new_index(self._vector_store, self._path.parent, dim, self._signature(whitening_key),
+                         capacity=max(1024, self._store.count_files()))
+
+    def _catch_up(self, index: SearchIndex, whitening: LibraryWhitening | None) -> None:
         """Give the index the vectors written after its generation and drop the rows deleted since;
         its labels end up exactly the database's rows with a usable vector, whatever the generations say."""
         changes = self._store.vector_changes(index.generation)
@@ -128,8 +145,8 @@ class IndexCache:
             self._dirty = True
         index.generation = changes.generation
 
-    def _build(self, dim: int, whitening: LibraryWhitening | None, key: str | None) -> VectorIndex:
-        index = VectorIndex(dim, self._signature(key), capacity=max(1024, self._store.count_files()))
+    def _build(self, dim: int, whitening: LibraryWhitening | None, key: str | None) -> SearchIndex:
+        index = self._new_index(dim, key)
         self._catch_up(index, whitening)
         return index
 
@@ -148,7 +165,7 @@ class IndexCache:
         with self._lock:
             self._discard_file()
             self._whitening, self._whitening_key = None, None
-            self._index = VectorIndex(dim, self._signature(None))
+            self._index = new_index(self._vector_store, self._path.parent, dim, self._signature(None))
             self._dirty = True
 
     def add(self, ids: list[int], raw_vectors: np.ndarray) -> None:
@@ -208,9 +225,9 @@ class IndexCache:
         if self._index is None:
             return
         try:
-            on_disk = read_header(self._path)
-            if self._index.generation < on_disk.generation <= self._store.generation:
-                log.info("kept the index file of generation %d (this one holds %d)", on_disk.generation,
+            on_disk = saved_generation(self._path)
+            if self._index.generation < on_disk <= self._store.generation:
+                log.info("kept the index file of generation %d (this one holds %d)", on_disk,
                          self._index.generation)
                 self._dirty = False
                 return

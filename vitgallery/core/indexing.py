@@ -1,10 +1,12 @@
 """Indexing one library: bring its database and index up to date with the photo folder.
 
 A run scans the folder, follows moved files by content, drops deleted ones, embeds new and changed
-photos in batches (each committed on its own, so a cancel or a kill loses at most one batch), then
-"learning": a fixed random sample of up to WHITENING_SAMPLE photos is embedded mirrored and in edited
-copies, and the whitening learned from those pairs is refitted when the library or the sample changed
-by a quarter (docs/quality.md measured the recipe).
+photos in batches (each committed on its own, so a cancel or a kill loses at most one batch). A fixed
+random sample of up to WHITENING_SAMPLE photos teaches the library's whitening: new photos chosen for it
+bring their teaching views (edited copies, the mirror image) from the decode that embeds them, photos
+indexed earlier are topped up in a "learning" phase; the whitening learned from those pairs is refitted
+when the library or the sample changed by a quarter (docs/quality.md measured the recipe,
+docs/performance.md what teaching costs).
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from vitgallery.core.errors import LibraryError
-from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, still_unsupported
+from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, DecodedPhoto, Teaching, still_unsupported
 from vitgallery.core.index_cache import IndexCache
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, failure_may_pass, plan_resources
-from vitgallery.core.preprocess import LEARNING_COPIES
+from vitgallery.core.preprocess import teaching_views_per_photo
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
 from vitgallery.core.store import EmbeddedFile, FileRow, Store, StoredWhitening, whitening_fingerprint
 from vitgallery.core.whitening import LibraryWhitening
@@ -34,7 +36,7 @@ from vitgallery.core.whitening import LibraryWhitening
 log = logging.getLogger(__name__)
 
 INDEX_SAVE_INTERVAL_S = 60.0
-WHITENING_SAMPLE = 1000  # photos that teach the whitening (3 extra forward passes each)
+WHITENING_SAMPLE = 1000  # photos that teach the whitening (1-3 extra forward passes each, see preprocess)
 WHITENING_MIN_PHOTOS = 8  # below this the library mean is mostly its photos themselves: plain cosine
 WHITENING_SHRINK = 0.1
 REFIT_CHANGE = 0.25  # refit once the library or the teaching sample changed by this share
@@ -46,7 +48,7 @@ MASS_LOSS_MIN_PHOTOS = 20
 
 @dataclass(frozen=True)
 class IndexProgress:
-    # "scanning", "embedding", "learning" (the teaching photos' mirrored and edited views), "fitting"
+    # "scanning", "embedding", "learning" (teaching views of photos indexed earlier), "fitting"
     # (the whitening, and the index rebuilt through it), "saving", "done"
     phase: str
     done: int
@@ -65,7 +67,7 @@ class IndexSummary:
     unchanged: int = 0
     skipped: int = 0
     skipped_reasons: dict[str, int] = field(default_factory=dict)
-    teaching: int = 0  # photos embedded mirrored and edited this run, to teach the library's whitening
+    teaching: int = 0  # photos whose teaching views were embedded this run (see imageio.Teaching)
     offline: bool = False
     missing_kept: int = 0  # photos gone from the folder, kept until the user says to forget them
     cancelled: bool = False
@@ -145,8 +147,8 @@ class IndexRun:
         plan = plan_resources(embedder.device.type)  # the split of cores measured by bench/throughput.py
         batch_size = batch_size or plan.batch_size
         decode_workers = plan.decode_workers if decode_workers is None else decode_workers
-        self._embed(to_embed, batch_size, decode_workers)
-        # Every photo is searchable first; then the library learns how to tell its photos apart.
+        self._embed(to_embed, batch_size, decode_workers, self._teach_while_embedding(to_embed))
+        # What the first pass could not teach (a library indexed before, a cancelled run) is taught now.
         if not self.cancel.is_set():
             self._teach(batch_size, decode_workers)
         self._refresh_whitening(self.store.count_files())
@@ -177,7 +179,7 @@ class IndexRun:
         plan = plan_resources(self.embedder.device.type)
         batch_size = batch_size or plan.batch_size
         decode_workers = plan.decode_workers if decode_workers is None else decode_workers
-        self._embed(to_embed, batch_size, decode_workers)
+        self._embed(to_embed, batch_size, decode_workers, self._teach_while_embedding(to_embed))
         if not self.cancel.is_set():
             self._teach(batch_size, decode_workers)
         self._refresh_whitening(self.store.count_files())
@@ -321,7 +323,9 @@ class IndexRun:
 
     # -- embedding ---------------------------------------------------------------------------------
 
-    def _embed(self, files: list[FoundFile], batch_size: int, decode_workers: int | None) -> None:
+    def _embed(self, files: list[FoundFile], batch_size: int, decode_workers: int | None,
+               teaching: set[str]) -> None:
+        """Embed `files`; those in `teaching` also embed their teaching views, decoded with them."""
         summary, embedder = self.summary, self.embedder
         known_before = set(self.store.files())
         total, done = len(files), 0
@@ -339,6 +343,7 @@ class IndexRun:
                        for (f, photo, fp), vec in zip(batch, vectors)]
             ids = self.store.add_embedded(records)
             self.cache.add(ids, vectors)
+            self._store_teaching_views([(i, photo) for i, (_, photo, _) in zip(ids, batch)])
             updated = sum(1 for f, _, _ in batch if f.path in known_before)
             summary.updated += updated
             summary.added += len(batch) - updated
@@ -347,7 +352,9 @@ class IndexRun:
                 self.cache.save()
                 last_save = time.monotonic()
 
-        jobs = (DecodeJob(f, self.root / f.path) for f in files)
+        views = teaching_views_per_photo(min(WHITENING_SAMPLE, self.store.count_files() + len(files)))
+        jobs = (DecodeJob(f, self.root / f.path, teaching=Teaching(_teaching_seed(f.path), views)
+                          if f.path in teaching else None) for f in files)
         for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,
                                   prefetch=max(2 * batch_size, 16)):
             f: FoundFile = outcome.job.key
@@ -375,10 +382,26 @@ class IndexRun:
 
     # -- the whitening learned from the library ---------------------------------------------------
 
+    def _teach_while_embedding(self, to_embed: list[FoundFile]) -> set[str]:
+        """The new photos that fill the teaching sample as they are embedded: the decode worker makes
+        their teaching views from the decode it does anyway, so teaching costs a forward pass per view."""
+        photos = self.store.count_files() + len(to_embed)  # at most, once embedded
+        wanted = min(WHITENING_SAMPLE, photos) - self.store.count_learning_photos()
+        if wanted <= 0 or photos < WHITENING_MIN_PHOTOS or not to_embed:
+            return set()
+        return {f.path for f in random.Random(photos).sample(to_embed, min(wanted, len(to_embed)))}
+
+    def _store_teaching_views(self, photos: list[tuple[int, DecodedPhoto]]) -> None:
+        taught = [(file_id, photo.teaching_views) for file_id, photo in photos if photo.teaching_views is not None]
+        if taught:
+            vectors = self.embedder.embed_views(np.stack([views for _, views in taught]))
+            self.store.add_learning_views([(file_id, v) for (file_id, _), v in zip(taught, vectors)])
+            self.summary.teaching += len(taught)
+
     def _teach(self, batch_size: int, decode_workers: int | None) -> None:
-        """Top up the photos that teach the whitening to a fixed random sample of up to WHITENING_SAMPLE:
-        each is decoded again and embedded mirrored and in edited copies. Stopped early, it goes on
-        next time."""
+        """Top up the photos that teach the whitening to a fixed random sample of up to WHITENING_SAMPLE
+        from photos embedded earlier: each is decoded again for its teaching views. Stopped early, it
+        goes on next time."""
         photos = self.store.count_files()
         wanted = min(WHITENING_SAMPLE, photos) - self.store.count_learning_photos()
         if wanted <= 0 or photos < WHITENING_MIN_PHOTOS:
@@ -396,7 +419,9 @@ class IndexRun:
                 self.summary.teaching += len(batch)
                 batch.clear()
 
-        jobs = (DecodeJob(row, self.root / row.path, zlib.crc32(os.fsencode(row.path))) for row in chosen)
+        views = teaching_views_per_photo(min(WHITENING_SAMPLE, photos))
+        jobs = (DecodeJob(row, self.root / row.path, learning=Teaching(_teaching_seed(row.path), views))
+                for row in chosen)
         for outcome in decode_all(jobs, self.embedder.input_size, workers=decode_workers,
                                   prefetch=max(2 * batch_size, 16)):
             row: FileRow = outcome.job.key
@@ -404,7 +429,7 @@ class IndexRun:
             if outcome.photo is not None and outcome.fingerprint == row.fingerprint:
                 batch.append((row, outcome.photo))
             done += 1
-            if len(batch) * (1 + LEARNING_COPIES) >= batch_size:
+            if len(batch) * views >= batch_size:
                 flush()
             if self._step_done(IndexProgress("learning", done, total, *_pace(done, total, started), row.path)):
                 break
@@ -437,6 +462,12 @@ class IndexRun:
         if self.cancel.is_set():
             self.summary.cancelled = True
         return self.cancel.is_set()
+
+
+def _teaching_seed(path: str) -> int:
+    """The edits a photo is taught with follow its path, so a rerun teaches the same views (the OS's bytes:
+    a name that is not UTF-8 is held with surrogate escapes)."""
+    return zlib.crc32(os.fsencode(path))
 
 
 def _within(reference: int, value: int) -> bool:

@@ -18,6 +18,9 @@ import numpy as np
 SIFT_DIM = 128
 KEYPOINT_LONG_SIDE = 512  # keypoints are found on a grey copy this long
 KEYPOINT_COUNT = 256  # the strongest kept: as good as 512 for re-ranking, half the storage
+# SIFT's contrast thresholds tried in turn on a smooth picture that yields under half KEYPOINT_COUNT
+# (OpenCV's default first): gradients and soft wallpapers then get keypoints as textured photos do.
+LOW_CONTRAST_THRESHOLDS = (0.04, 0.02, 0.01, 0.005)
 # The matching recipe measured for the re-rank in bench/quality_lab.py (docs/quality.md, "re-rank"):
 # unrelated pictures give 0-8 inliers, copies of a textured picture 20-480.
 RATIO = 0.8  # Lowe's ratio test on root-SIFT
@@ -73,17 +76,20 @@ class Keypoints:
 
 
 def extract_keypoints(gray: np.ndarray, *, long_side: int = KEYPOINT_LONG_SIDE,
-                      max_keypoints: int = KEYPOINT_COUNT) -> Keypoints:
+                      max_keypoints: int = KEYPOINT_COUNT, low_contrast: bool = False) -> Keypoints:
     """SIFT keypoints of a greyscale uint8 image, shrunk first so its long side is at most `long_side`
-    (small images are not enlarged). Keeps the `max_keypoints` strongest."""
+    (small images are not enlarged). Keeps the `max_keypoints` strongest. With `low_contrast`, a
+    picture with too few is looked at again at lower contrast thresholds (LOW_CONTRAST_THRESHOLDS)."""
     if gray.ndim != 2 or gray.dtype != np.uint8:
         raise ValueError("extract_keypoints needs a 2-D uint8 greyscale image")
     scale = long_side / max(gray.shape)
     if scale < 1.0:
         size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    sift = cv2.SIFT_create(nfeatures=max_keypoints)
-    kps, desc = sift.detectAndCompute(gray, None)
+    for threshold in LOW_CONTRAST_THRESHOLDS if low_contrast else LOW_CONTRAST_THRESHOLDS[:1]:
+        kps, desc = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=threshold).detectAndCompute(gray, None)
+        if kps is not None and len(kps) >= max_keypoints // 2:
+            break
     if desc is None or not kps:
         return Keypoints.none(gray.shape[1], gray.shape[0])
     # nfeatures can keep a few more than asked when scores tie

@@ -29,6 +29,7 @@ from vitgallery.core.duplicates import (
     UserDecisions,
     decide,
     load_decisions,
+    load_scan,
     scan_duplicates,
     separate,
 )
@@ -36,11 +37,12 @@ from vitgallery.core.duplicates import actions as duplicate_actions
 from vitgallery.core.errors import LibraryError, QueryNeedsModel
 from vitgallery.core.index_cache import INDEX_NAME, IndexCache, SearchSpace, index_signature
 from vitgallery.core.indexing import IndexProgress, IndexRun, IndexSummary, relative_to_root
-from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision
+from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision, signature_runtime
 from vitgallery.core.region import Region
 from vitgallery.core.scan import root_is_available
 from vitgallery.core.search import LibrarySearch, QueryImage, SearchHit
 from vitgallery.core.store import FileRow, SkippedFile, Store
+from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +97,13 @@ class LibraryStatus:
 class Library:
     """Thread-safe for one indexer plus any number of searching threads."""
 
-    def __init__(self, root: Path, library_dir: Path, store: Store):
+    def __init__(self, root: Path, library_dir: Path, store: Store, vector_store: VectorStoreSetting):
         self.root = root
         self.library_dir = library_dir
         self.store = store  # for the core's own parts (duplicates, actions); clients use the methods
         self.notices: list[str] = []  # things the user should hear about (index rebuilt, root offline)
-        self._cache = IndexCache(library_dir, store, self._notice)
+        self.vector_store = vector_store  # as recorded in the database (Library.open)
+        self._cache = IndexCache(library_dir, store, self._notice, self.vector_store)
         self._search = LibrarySearch(root, store, self._cache)
         self._indexing = threading.Lock()  # one run at a time per Library object
 
@@ -108,9 +111,10 @@ class Library:
 
     @classmethod
     def open(cls, photo_root: Path | str | None = None, library_dir: Path | str | None = None, *,
-             repoint: bool = False) -> Library:
+             repoint: bool = False, vector_store: VectorStoreSetting | None = None) -> Library:
         """Open (or create) the library of a photo root; with only library_dir, reopen an existing one.
-        `repoint`: the library's photo folder was renamed or moved to photo_root; follow it there."""
+        `repoint`: the library's photo folder was renamed or moved to photo_root; follow it there.
+        `vector_store` changes where its vectors are searched (recorded; the index is rebuilt there)."""
         if photo_root is None and library_dir is None:
             raise LibraryError("give a photo folder or a library folder")
         lib_dir = Path(library_dir).expanduser() if library_dir else default_library_dir(Path(photo_root))
@@ -127,17 +131,29 @@ class Library:
                 store.close()
                 raise LibraryError(f"{lib_dir} names no photo folder (its database is empty or damaged): index one "
                                    f"into it with `vitgallery index FOLDER --library {lib_dir}`")
-            return cls(Path(recorded), lib_dir, store)
-        root = Path(photo_root).expanduser().absolute()
-        if recorded is not None and Path(recorded) != root and not repoint:
+            root = Path(recorded)
+        else:
+            root = Path(photo_root).expanduser().absolute()
+            if recorded is not None and Path(recorded) != root and not repoint:
+                store.close()
+                raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}; if that folder was "
+                                   f"renamed or moved to {root}, follow it: "
+                                   f"`vitgallery index {root} --library {lib_dir} --repoint`")
+            if recorded is None or Path(recorded) != root:
+                store.set_meta("root", str(root))
+                if recorded is not None:
+                    log.info("library %s now follows its photos from %s to %s", lib_dir, recorded, root)
+        recorded_store = store.get_meta("vector_store") or str(VectorStoreSetting())
+        if vector_store is not None and str(vector_store) != recorded_store:
+            store.set_meta("vector_store", str(vector_store))
+            recorded_store = str(vector_store)
+        try:
+            setting = VectorStoreSetting.parse(recorded_store)
+        except VectorStoreError as exc:
             store.close()
-            raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}; if that folder was renamed "
-                               f"or moved to {root}, follow it: `vitgallery index {root} --library {lib_dir} --repoint`")
-        if recorded is None or Path(recorded) != root:
-            store.set_meta("root", str(root))
-            if recorded is not None:
-                log.info("library %s now follows its photos from %s to %s", lib_dir, recorded, root)
-        return cls(root, lib_dir, store)
+            raise LibraryError(f"the library's vector store setting is damaged ({exc}): run `vitgallery repair`, "
+                               "or index with --vector-store") from None
+        return cls(root, lib_dir, store, setting)
 
     def close(self) -> None:
         if not self.store.read_only:  # a read-only library searches; its index file stays as it is
@@ -168,7 +184,7 @@ class Library:
             raise LibraryError("the library is empty: index a folder first")
         name, precision = signature_model_and_precision(signature)
         embedder = load_embedder(name, weights=weights or self.weights_file, device=device, precision=precision,
-                                 progress=progress)
+                                 runtime=signature_runtime(signature), progress=progress)
         if embedder.signature != signature:
             raise LibraryError(f"these weights differ from the ones the library was indexed with ({signature})")
         return embedder
@@ -267,8 +283,14 @@ class Library:
 
     def duplicate_scan(self, *, progress: Callable[[DuplicateProgress], None] | None = None,
                        cancel: threading.Event | None = None) -> DuplicateScan:
-        """Near-duplicate groups over the whole library, with the user's decisions applied."""
+        """Near-duplicate groups over the whole library, with the user's decisions applied. The scan is
+        kept in the library: only the pairs of photos new or changed since the last one are verified."""
         return scan_duplicates(self, progress=progress, cancel=cancel)
+
+    def last_duplicate_scan(self) -> DuplicateScan | None:
+        """The last scan kept in the library, at once (no photo is read), or None before any; its
+        `up_to_date` says whether the library changed since and `age_s` how old it is."""
+        return load_scan(self)
 
     def decide(self, group: DuplicateGroup, decision: str) -> None:
         """Remember a whole group as "not_duplicates" or "keep_all" (hidden until it changes)."""

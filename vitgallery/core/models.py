@@ -353,6 +353,10 @@ def resolve_device(device: str = "auto") -> torch.device:
 # -- precision -------------------------------------------------------------------------------------
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+# Who runs the model: torch everywhere (the default); OpenVINO on CPUs when asked. OpenVINO int8 is
+# 2.0x torch bf16's speed on a CPU but, calibrated on synthetic pictures, lost 0.77 mAP on seed 1's sem
+# corpus (the bar for a default: <= 0.5 on every dup and sem corpus; docs/performance.md).
+RUNTIMES = ("torch", "openvino")
 
 
 def cpu_has_native_bf16() -> bool:
@@ -378,16 +382,29 @@ def default_precision(device: torch.device) -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
+def resolve_runtime(runtime: str, device: torch.device) -> str:
+    if runtime not in RUNTIMES:
+        raise ModelLoadError(f"unknown runtime {runtime!r}: use {', '.join(RUNTIMES)}")
+    if runtime == "openvino" and device.type != "cpu":
+        raise ModelLoadError("the OpenVINO runtime runs on the CPU here; use --runtime torch on a GPU")
+    return runtime
+
+
+def resolve_precision(precision: str, device: torch.device, runtime: str = "torch") -> str:
     if precision not in PRECISIONS:
         raise ModelLoadError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
     if precision == "auto":
-        return default_precision(device)
+        return OPENVINO_DEFAULT_PRECISION if runtime == "openvino" else default_precision(device)
     if precision == "int8" and device.type != "cpu":
         raise ModelLoadError("int8 (dynamic quantisation) runs on the CPU only; use bf16 or fp16 on a GPU")
     if precision == "fp16" and device.type == "cpu":
         raise ModelLoadError("fp16 is slow on CPUs; use bf16 or int8 there")
     return precision
+
+
+# OpenVINO's "auto" precision: int8 costs about half of torch bf16's CPU time (docs/performance.md,
+# bench/index_limit.py); its mAP loss against torch bf16 is 0.05-0.8 (bench/runtime_quality.py).
+OPENVINO_DEFAULT_PRECISION = "int8"
 
 
 def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
@@ -425,28 +442,57 @@ class Embedder:
     `signature` names everything that shapes a vector (model, weights checksum, preprocessing,
     pooling, numeric precision); a library stores it and never mixes vectors of two signatures.
 
-    `precision`: "fp32"; "bf16"/"fp16" autocast; "int8" dynamic quantisation of the Linear layers (CPU).
+    `runtime`: "torch", or "openvino" (CPU: the model converted once, cached, see openvino_runtime).
+    `precision`: "fp32"; "bf16"/"fp16" autocast; "int8": with torch dynamic quantisation of the Linear
+    layers (CPU), with OpenVINO post-training quantisation of weights and activations.
     `compile_model`: torch.compile the forward pass (pays on CUDA for long runs; batches are padded to
     a power of two so that only a few shapes are ever compiled).
     """
 
     def __init__(self, spec: ModelSpec, model: torch.nn.Module, weights_sha256: str, device: torch.device,
-                 *, precision: str = "fp32", compile_model: bool = False, weights_file: Path | None = None):
+                 *, precision: str = "fp32", compile_model: bool = False, runtime: str = "torch",
+                 weights_file: Path | None = None):
         import torch
 
         self.spec = spec
         self.weights_file = weights_file  # a local weights file it was loaded from; None: downloaded or built in
-        self.precision = resolve_precision(precision, device)
-        model = model.eval().to(device)
-        self.model = _quantize_int8(model) if self.precision == "int8" else model
+        self.runtime = resolve_runtime(runtime, device)
+        self.precision = resolve_precision(precision, device, self.runtime)
         self.device = device
         self.weights_sha256 = weights_sha256
         self.compiled = compile_model
         self._mean = torch.tensor(spec.normalisation.mean, device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(spec.normalisation.std, device=device).view(1, 3, 1, 1)
+        model = model.eval().to(device)
+        self._runtime_tag: str | None = None
+        self._openvino: Callable[[np.ndarray], np.ndarray] | None = None
+        if self.runtime == "openvino":
+            self.model = model
+            self._start_openvino()
+        else:
+            self.model = _quantize_int8(model) if self.precision == "int8" else model
         self._features = self._tokens
-        if compile_model:
+        if compile_model and self.runtime == "torch":
             self._features = torch.compile(self._tokens, dynamic=False)
+
+    def _start_openvino(self) -> None:
+        from vitgallery.core import openvino_runtime
+        from vitgallery.core.pipeline import plan_resources
+
+        try:
+            tag = openvino_runtime.runtime_tag(self.precision)
+            self._openvino = openvino_runtime.load_openvino_model(
+                vector_head(self), key=f"{self.spec.name}-{self.weights_sha256[:16]}-{self.precision}-{tag}",
+                input_size=self.input_size, precision=self.precision,
+                threads=plan_resources("cpu").model_threads,
+                bf16=self.precision != "fp32" and cpu_has_native_bf16())
+            self._runtime_tag = tag
+            return
+        except ImportError:
+            reason = openvino_runtime.OPENVINO_MISSING
+        except Exception as exc:  # conversion can fail in many ways (an unsupported operation, disk full)
+            reason = f"converting {self.spec.name} for OpenVINO failed: {type(exc).__name__}: {exc}"
+        raise ModelLoadError(f"{reason}; run with --runtime torch")
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         return self.spec.features(self.model, x)
@@ -465,9 +511,10 @@ class Embedder:
 
     @property
     def signature(self) -> str:
+        runtime = f"|rt:{self._runtime_tag}" if self._runtime_tag else ""  # torch: none, as before runtimes
         return (f"{self.spec.name}|weights:{self.weights_sha256[:16]}"
                 f"|pre:trim-squash{self.input_size}-{self.spec.normalisation.name}|pool:{self.spec.pooling.name}"
-                f"|prec:{self.precision}")
+                f"|prec:{self.precision}{runtime}")
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """The model input of a photo, as uint8 HxWx3: the pixels decode_for_model gives when indexing."""
@@ -489,6 +536,8 @@ class Embedder:
     def _embed(self, pixels: np.ndarray) -> np.ndarray:
         import torch
 
+        if self._openvino is not None:
+            return self._openvino(pixels)
         count = len(pixels)
         if self.compiled and count & (count - 1):
             padded = 1 << (count - 1).bit_length()
@@ -501,7 +550,7 @@ class Embedder:
 
     def patch_features(self, pixels: np.ndarray, *, attention: bool = False) -> list[PatchFeatures]:
         """(B, H, W, 3) uint8 at the model's input size -> what the model sees in each, patch by patch:
-        its vector (the same as embed_pixels), its patch tokens and, when asked and the model has it
+        its vector (embed_pixels' with the torch runtime), its patch tokens and, when asked and the model has it
         (spec.has_attention), the CLS token's attention over the patches."""
         import torch
 
@@ -537,8 +586,27 @@ class Embedder:
         return torch.autocast(self.device.type, enabled=False)
 
 
+def vector_head(embedder: Embedder) -> torch.nn.Module:
+    """The torch Embedder's forward pass as one module, uint8 (B, H, W, 3) -> unit vectors, for converters."""
+    import torch
+
+    class VectorHead(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = embedder.model
+            self.register_buffer("mean", embedder._mean.clone())
+            self.register_buffer("std", embedder._std.clone())
+
+        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+            x = (pixels.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
+            return torch.nn.functional.normalize(embedder.spec.features(self.model, x)[:, 0], dim=-1)
+
+    return VectorHead().eval()
+
+
 def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = None, device: str = "auto",
-                  progress: bool = True, precision: str = "auto", compile_model: bool = False) -> Embedder:
+                  progress: bool = True, precision: str = "auto", compile_model: bool = False,
+                  runtime: str = "torch") -> Embedder:
     """Build a registered model with official (downloaded) or local weights."""
     spec = MODELS.get(name)
     if spec is None:
@@ -554,7 +622,7 @@ def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = Non
         weights_sha = file_sha256(path)
         log.info("loaded %s weights from %s (sha256 %s)", name, path, weights_sha[:16])
     return Embedder(spec, model, weights_sha, torch_device, precision=precision, compile_model=compile_model,
-                    weights_file=weights_file)
+                    runtime=runtime, weights_file=weights_file)
 
 
 def signature_model_and_precision(signature: str) -> tuple[str, str]:
@@ -562,3 +630,8 @@ def signature_model_and_precision(signature: str) -> tuple[str, str]:
     parts = signature.split("|")
     precision = next((p.removeprefix("prec:") for p in parts if p.startswith("prec:")), "auto")
     return parts[0], precision
+
+
+def signature_runtime(signature: str) -> str:
+    """The runtime an Embedder.signature names: torch unless it says otherwise."""
+    return "openvino" if "|rt:openvino" in signature else "torch"

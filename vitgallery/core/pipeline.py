@@ -40,6 +40,7 @@ from vitgallery.core.imageio import (
     READ_ERROR,
     DecodedPhoto,
     DecodeError,
+    Teaching,
     decode_for_model,
     decode_teaching_views,
     route_pillow_warnings,
@@ -64,7 +65,8 @@ READ_WHOLE_MAX_BYTES = 256 << 20
 class DecodeJob:
     key: object  # the caller's handle for this file
     path: Path
-    learning_seed: int | None = None  # set: decode the views the library's whitening learns from instead
+    learning: Teaching | None = None  # set: decode only these views the library's whitening learns from
+    teaching: Teaching | None = None  # set: decode the photo and, from the same decode, these teaching views
 
 
 @dataclass(frozen=True)
@@ -128,9 +130,9 @@ def decode_one(job: DecodeJob, size: int) -> tuple[DecodedPhoto | np.ndarray | N
 
 
 def _decode_job(job: DecodeJob, source: Path | bytes, size: int) -> DecodedPhoto | np.ndarray:
-    if job.learning_seed is None:
-        return decode_for_model(source, size)
-    return decode_teaching_views(source, size, job.learning_seed)
+    if job.learning is None:
+        return decode_for_model(source, size, job.teaching)
+    return decode_teaching_views(source, size, job.learning)
 
 
 def _read_whole(path: Path) -> bytes | None:

@@ -53,7 +53,19 @@ def content_box(rgb: np.ndarray, *, tolerance: int = 12, min_share: float = 0.98
 
 # ---------------------------------------------------------------- edited copies
 
-LEARNING_COPIES = 2  # edited copies per sampled photo (with its mirror image: 3 pairs)
+# The views a sampled photo teaches with, one forward pass each, in the order taken: an edited copy,
+# the mirror image, a second edited copy. What the whitening needs is pairs, from as many photos as
+# possible: bench/learning_lab.py found one view per photo enough where a library gives ~700 pairs that
+# way (98 % of the gain of three views on the dup corpora of seeds 1 and 2), while a library of 174
+# photos needs all three (one kept 79 % on seed 1's sem). So each photo gets the views that make about
+# TEACHING_PAIRS (docs/performance.md).
+TEACHING_KINDS = ("copy", "mirror", "copy")
+TEACHING_PAIRS = 640
+
+
+def teaching_views_per_photo(taught_photos: int) -> int:
+    """Views for each of `taught_photos` photos: about TEACHING_PAIRS pairs in all, 1 to 3 per photo."""
+    return max(1, min(len(TEACHING_KINDS), round(TEACHING_PAIRS / max(1, taught_photos))))
 
 EDIT_KINDS = ("crop", "shrink_jpeg", "grey", "colour", "frame", "caption", "tilt", "squash", "blur")
 

@@ -17,10 +17,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vitgallery.core.index import IndexMismatch, header_path, labels_path, read_header
+from vitgallery.core.index import IndexMismatch, header_path, labels_path
 from vitgallery.core.keypoints import Keypoints
 from vitgallery.core.library import DB_NAME, INDEX_NAME, Library, LibraryError
 from vitgallery.core.store import Store, StoreError
+from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting, saved_generation
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def repair_library(library_dir: Path) -> RepairReport:
     store = Store(database, repair=True)
     try:
         report.done += store.repair_meta(_index_file_generation(library_dir))
+        report.done += _repair_vector_store_setting(store)
         dropped = store.drop_damaged_rows(keypoints_readable=_keypoints_readable)
         report.done += [f"dropped {count} {what}" for what, count in dropped.items() if count]
         root = store.get_meta("root")
@@ -148,9 +150,21 @@ def _copy_rows(source: sqlite3.Connection, target: sqlite3.Connection, table: st
 
 def _index_file_generation(library_dir: Path) -> int | None:
     try:
-        return read_header(library_dir / INDEX_NAME).generation
+        return saved_generation(library_dir / INDEX_NAME)  # an hnswlib file or a Qdrant collection's header
     except IndexMismatch:
         return None
+
+
+def _repair_vector_store_setting(store: Store) -> list[str]:
+    """A vector store setting that does not parse goes back to the default (the index is rebuilt anyway)."""
+    recorded = store.get_meta("vector_store")
+    try:
+        if recorded is not None:
+            VectorStoreSetting.parse(recorded)
+        return []
+    except VectorStoreError:
+        store.set_meta("vector_store", str(VectorStoreSetting()))
+        return [f"reset the vector store to {VectorStoreSetting()} ({recorded!r} was not a vector store)"]
 
 
 def _keypoints_readable(data: bytes) -> bool:

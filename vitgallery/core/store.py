@@ -25,7 +25,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,7 +86,7 @@ CREATE TABLE IF NOT EXISTS keypoints (
 );
 CREATE TABLE IF NOT EXISTS learning_views (
     file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
-    vectors BLOB NOT NULL               -- float32 (k, dim): the photo mirrored and edited, embedded
+    vectors BLOB NOT NULL               -- float32 (k, dim): the photo's teaching views (edited, mirrored), embedded
 );
 CREATE TABLE IF NOT EXISTS whitening (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -115,6 +115,27 @@ CREATE TABLE IF NOT EXISTS separated_pairs (
     second TEXT NOT NULL,               -- duplicates of each other, first < second
     at REAL NOT NULL,
     PRIMARY KEY (first, second)
+);
+""",
+    7: """
+CREATE TABLE IF NOT EXISTS duplicate_pairs (
+    a INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    b INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,  -- a < b
+    whitened REAL NOT NULL,             -- cosine in the whitened space of the scan that saved it
+    inliers INTEGER NOT NULL,
+    agreement REAL NOT NULL,
+    likeness REAL,                      -- grey levels slid over each other, where keypoints cannot tell
+    stretch REAL,                       -- the keypoint map's geometry (PairShape), NULL without a map
+    tilt REAL,
+    padding_a REAL,
+    padding_b REAL,
+    PRIMARY KEY (a, b)
+);
+CREATE INDEX IF NOT EXISTS duplicate_pairs_b ON duplicate_pairs(b);
+CREATE TABLE IF NOT EXISTS duplicate_photos (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+    problem TEXT,                       -- why the last scan could not analyse it (NULL: analysed)
+    quality TEXT                        -- JSON: what the keep-best rule measured in it
 );
 """,
 }
@@ -521,12 +542,15 @@ class Store:
         return ids
 
     def _replace_extras(self, file_id: int, f: EmbeddedFile) -> None:
-        """Keypoints and learning views follow the content: a changed file loses its old ones."""
+        """Keypoints, learning views and duplicate evidence follow the content: a changed file loses its
+        old ones."""
         if f.keypoints is None:
             self._db.execute("DELETE FROM keypoints WHERE file_id = ?", (file_id,))
         else:
             self._db.execute("INSERT OR REPLACE INTO keypoints (file_id, data) VALUES (?, ?)", (file_id, f.keypoints))
         self._db.execute("DELETE FROM learning_views WHERE file_id = ?", (file_id,))
+        self._db.execute("DELETE FROM duplicate_pairs WHERE a = ? OR b = ?", (file_id, file_id))
+        self._db.execute("DELETE FROM duplicate_photos WHERE file_id = ?", (file_id,))
 
     def move_files(self, moves: list[tuple[int, str, int, int]]) -> None:
         """Give rows (id, new path, size, mtime_ns) at once, so that two rows may swap paths."""
@@ -781,6 +805,47 @@ class Store:
             rows = self._db.execute("SELECT key, fingerprints, paths, decision, at FROM duplicate_decisions"
                                     " ORDER BY at").fetchall()
         return [DecisionRow(r[0], json.loads(r[1]), json.loads(r[2]), r[3], r[4]) for r in rows]
+
+    # -- the last duplicates scan -----------------------------------------------------------------
+    # Its evidence is kept per pair and per photo; deleting a file drops its rows (ON DELETE CASCADE)
+    # and a changed file loses them (_replace_extras), so what is stored always matches the content.
+
+    def duplicate_pairs(self) -> list[tuple]:
+        """(a, b, whitened, inliers, agreement, likeness, stretch, tilt, padding_a, padding_b) of every
+        verified pair."""
+        with self._lock:
+            return self._db.execute("SELECT a, b, whitened, inliers, agreement, likeness, stretch, tilt, padding_a,"
+                                    " padding_b FROM duplicate_pairs ORDER BY a, b").fetchall()
+
+    def duplicate_photos(self) -> dict[int, tuple[str | None, str | None]]:
+        """file id -> (problem, quality JSON) of the photos the scans looked at."""
+        with self._lock:
+            rows = self._db.execute("SELECT file_id, problem, quality FROM duplicate_photos").fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def save_duplicate_scan(self, pairs: Iterable[tuple], photos: Iterable[tuple[int, str | None, str | None]],
+                            info: dict) -> None:
+        """Add or replace pairs (as duplicate_pairs returns them) and photos (file id, problem, quality
+        JSON), and record what the scan was (`info`, JSON), in one transaction."""
+        with self.transaction():
+            self._db.executemany("INSERT OR REPLACE INTO duplicate_pairs (a, b, whitened, inliers, agreement,"
+                                 " likeness, stretch, tilt, padding_a, padding_b) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 pairs)
+            self._db.executemany("INSERT OR REPLACE INTO duplicate_photos (file_id, problem, quality)"
+                                 " VALUES (?, ?, ?)", photos)
+            self.set_meta("duplicate_scan", json.dumps(info))
+
+    def duplicate_scan_info(self) -> dict | None:
+        """What save_duplicate_scan recorded last, or None before any scan."""
+        info = self.get_meta("duplicate_scan")
+        return None if info is None else json.loads(info)
+
+    def forget_duplicate_scans(self) -> None:
+        """Drop all stored duplicate evidence (it was measured another way)."""
+        with self.transaction():
+            self._db.execute("DELETE FROM duplicate_pairs")
+            self._db.execute("DELETE FROM duplicate_photos")
+            self._db.execute("DELETE FROM meta WHERE key = 'duplicate_scan'")
 
     def save_separated_pairs(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Remember pairs of fingerprints (first < second) as not duplicates of each other."""

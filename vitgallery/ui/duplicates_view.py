@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 
 from vitgallery.core.duplicates import (
     BULK_ACTIONS,
+    DEFAULT_RULE,
     DEFAULT_THRESHOLD,
     ActionEntry,
     ActionReport,
@@ -76,7 +77,8 @@ KEYS_HINT = (
     "Keys: K keep · R reject · C compare · T take out · D not duplicates (two selected) · "
     "N / P next / previous group · Ctrl+Enter resolve this group · Ctrl+Z undo"
 )
-PHASES = {"candidates": "Finding candidates", "keypoints": "Reading photos", "verifying": "Comparing pairs"}
+PHASES = {"candidates": "Finding candidates", "keypoints": "Reading photos", "verifying": "Comparing pairs",
+          "measuring": "Measuring quality"}
 
 
 def _size_text(size: int) -> str:
@@ -365,12 +367,23 @@ class DuplicatesView(QWidget):
         self._on_history([])
         if library_dir is not None:
             self._run(lambda library: library.action_history(), self._on_history)
+            self._run(lambda library: library.last_duplicate_scan(), self._on_last_scan)
         self._update_enabled()
+
+    def _on_last_scan(self, scan: DuplicateScan | None) -> None:
+        """The scan kept in the library, shown at once with its age (unless a scan started meanwhile)."""
+        if scan is None or self._scan is not None or self._busy:
+            return
+        self._scan = scan
+        self._rule_choices.clear()
+        self._regroup()
+        self.status_label.setText(self._summary())
 
     def library_changed(self) -> None:
         """Indexing changed the library: a scan made before may miss photos or list moved ones."""
         if self._scan is not None and not self._busy:
-            self.status_label.setText(self._summary() + " The library changed since: find duplicates again.")
+            changed = " The library changed since: find duplicates again." if self._scan.up_to_date else ""
+            self.status_label.setText(self._summary() + changed)
 
     def start_scan(self) -> None:
         if self._library_dir is None or self._busy:
@@ -436,6 +449,9 @@ class DuplicatesView(QWidget):
         hidden = self._scan.hidden_count(self.threshold, self._gone)
         if hidden:
             text += f" {_count(hidden, 'group')} hidden by your decisions."
+        text += f" Scanned {self._scan.age_text}."
+        if not self._scan.up_to_date:
+            text += " The library changed since: find duplicates again (only new or changed photos are checked)."
         return text
 
     # -- what is kept ------------------------------------------------------------------------------
@@ -444,19 +460,17 @@ class DuplicatesView(QWidget):
     def rule(self) -> KeepRule:
         rule = self.rule_combo.currentData()
         if rule is KeepRule.PREFERRED_FOLDER and self._preferred_folder is None:
-            return KeepRule.RESOLUTION
+            return DEFAULT_RULE
         return rule
 
     def rule_choice(self, group: DuplicateGroup) -> tuple[set[Path], str]:
-        """What the rule keeps of a group, and why in a few words. A choice that names a reason (and
-        the members that are the kept file under another name) is used as it is."""
+        """What the rule keeps of a group (the kept file under every name it has in the group), and why
+        in a few words."""
         found = self._rule_choices.get(group.key)
         if found is None:
             choice = choose_keeper(group.members, self.rule, self._preferred_folder)
-            keeper = getattr(choice, "member", choice)
-            same_file = getattr(choice, "same_file", ())
-            reason = getattr(choice, "reason", None) or self.rule.label
-            found = self._rule_choices[group.key] = ({keeper.path, *(m.path for m in same_file)}, reason)
+            found = self._rule_choices[group.key] = ({m.path for m in (choice.member, *choice.same_file)},
+                                                     choice.reason)
         return set(found[0]), found[1]
 
     def keep_paths(self, group: DuplicateGroup) -> set[Path]:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from vitgallery.core.indexing import WHITENING_MIN_PHOTOS, WHITENING_SAMPLE
-from vitgallery.core.preprocess import LEARNING_COPIES
+from vitgallery.core.preprocess import teaching_views_per_photo
 
 
 @dataclass(frozen=True)
@@ -102,16 +102,13 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-# A photo that teaches the whitening is decoded once and run through the model once per view (itself
-# mirrored plus its edited copies), a new photo once: this many times the work, roughly.
-LEARNING_WORK = 1 + LEARNING_COPIES
-
-
 class IndexEstimate:
-    """One bar and one ETA over a whole indexing run: embedding the new photos, then learning from
-    up to WHITENING_SAMPLE of them (each LEARNING_WORK times the work of a new photo).
+    """One bar and one ETA over a whole indexing run, in units of one decode and one forward pass (a
+    new photo's work). New photos that teach the whitening (up to WHITENING_SAMPLE in the library) add
+    a pass per teaching view, made from their own decode; photos taught in a later "learning" phase
+    (a top-up for a library indexed before) cost a decode and those passes.
 
-    The learning share is estimated from the library's size until that phase reports its own total.
+    The teaching share is estimated from the library's size; the learning phase reports its own total.
     The rate counts only time spent working, so the ETA stands still while paused and does not
     jump when the phase changes.
     """
@@ -149,10 +146,10 @@ class IndexEstimate:
         return self._embed_done
 
     def work_total(self) -> float:
-        return self._embed_total + LEARNING_WORK * self._learning_total()
+        return self._embed_total * self._work_per_new_photo() + (1 + self._views()) * (self._learn_total or 0)
 
     def work_done(self) -> float:
-        return self._embed_done + LEARNING_WORK * self._learn_done
+        return self._embed_done * self._work_per_new_photo() + (1 + self._views()) * self._learn_done
 
     def fraction(self) -> float:
         total = self.work_total()
@@ -165,13 +162,15 @@ class IndexEstimate:
             return None
         return (self.work_total() - done) * self._active_s / done
 
-    def _learning_total(self) -> int:
-        if self._learn_total is not None:
-            return self._learn_total
+    def _views(self) -> int:
+        return teaching_views_per_photo(min(WHITENING_SAMPLE, self._photos_before + self._embed_total))
+
+    def _work_per_new_photo(self) -> float:
         photos_after = self._photos_before + self._embed_total
-        if photos_after < WHITENING_MIN_PHOTOS:
-            return 0
-        return max(0, min(WHITENING_SAMPLE, photos_after) - min(WHITENING_SAMPLE, self._photos_before))
+        if photos_after < WHITENING_MIN_PHOTOS or not self._embed_total:
+            return 1.0
+        taught = max(0, min(WHITENING_SAMPLE, photos_after) - min(WHITENING_SAMPLE, self._photos_before))
+        return 1.0 + self._views() * min(1.0, taught / self._embed_total)
 
     def _tick(self) -> None:
         if self._since is not None:

@@ -1,14 +1,15 @@
-"""Near-duplicate groups over a whole library, and the user's decisions about them.
+"""Near-duplicate groups over a whole library, the copy to keep in each, and the user's decisions.
 
 The pipeline, one module per step:
 
-- `scan`: candidates from the vector index (each photo's nearest neighbours), each pair verified;
+- `scan`: candidates from the vector index (each photo's nearest neighbours), each pair not verified
+  before verified, the evidence kept in the library (`load_scan` gives the last scan at once);
 - `features`: what is compared: SIFT keypoints fitted by one affine map (core.keypoints) and the
   aligned pixels' agreement, or, for smooth pictures with too few keypoints, grey levels slid over
   each other; `spill`: the scan's per-photo features, kept in a temporary file beside the library;
 - `scoring`: one pair's evidence and its score in [0, 1], which the user's threshold applies to;
 - `groups`: the groups at a threshold (a seed photo and the photos that match it) and their members;
-- `keep`: which member of a group to keep;
+- `quality` and `keep`: what the keep-best rule measures in a photo, and which member each rule keeps;
 - `decisions`: groups marked "not duplicates" or "keep all", hidden until they change, and photos
   separated from others (a pair, a photo taken out, a group split);
 - `actions`: what is done with the photos not kept (to the trash, into a folder, the list exported),
@@ -42,16 +43,25 @@ from vitgallery.core.duplicates.groups import (
     DuplicateGroup,
     DuplicateMember,
     DuplicateScan,
+    MemberShape,
     fingerprint_pair,
     group_key,
     seed_groups,
 )
-from vitgallery.core.duplicates.keep import KeepRule, choose_keeper
-from vitgallery.core.duplicates.scan import DuplicateProgress, ScanError, candidate_pairs, scan_duplicates
+from vitgallery.core.duplicates.keep import DEFAULT_RULE, KeeperChoice, KeepRule, choose_keeper
+from vitgallery.core.duplicates.quality import PhotoQuality, measure_quality
+from vitgallery.core.duplicates.scan import (
+    DuplicateProgress,
+    ScanError,
+    candidate_pairs,
+    load_scan,
+    scan_duplicates,
+)
 from vitgallery.core.duplicates.scoring import (
     DEFAULT_THRESHOLD,
     DEFAULT_WEIGHTS,
     PairEvidence,
+    PairShape,
     ScoreWeights,
     match_reason,
     pair_score,
@@ -61,8 +71,10 @@ from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
 __all__ = [
     "BULK_ACTIONS", "ActionEntry", "ActionError", "ActionPlace", "ActionReport", "BulkAction", "GroupSelection",
     "UserDecisions", "fingerprint_pair", "load_decisions", "separate",
-    "DECISIONS", "DEFAULT_THRESHOLD", "DEFAULT_WEIGHTS", "FEATURES_IN_MEMORY", "DuplicateGroup", "DuplicateMember",
-    "DuplicateProgress", "DuplicateScan", "KeepRule", "PairEvidence", "PairMatch", "PhotoFeatures", "ScanError",
-    "ScoreWeights", "SpilledFeatures", "analyse_photo", "candidate_pairs", "choose_keeper", "decide", "group_key",
-    "look_likeness", "match_photos", "match_reason", "pair_score", "scan_duplicates", "seed_groups",
+    "DECISIONS", "DEFAULT_RULE", "DEFAULT_THRESHOLD", "DEFAULT_WEIGHTS", "FEATURES_IN_MEMORY", "DuplicateGroup",
+    "DuplicateMember", "DuplicateProgress", "DuplicateScan", "KeepRule", "KeeperChoice", "MemberShape",
+    "PairEvidence", "PairMatch", "PairShape", "PhotoFeatures", "PhotoQuality", "ScanError", "ScoreWeights",
+    "SpilledFeatures", "analyse_photo", "candidate_pairs", "choose_keeper", "decide", "group_key", "load_scan",
+    "look_likeness", "match_photos", "match_reason", "measure_quality", "pair_score", "scan_duplicates",
+    "seed_groups",
 ]

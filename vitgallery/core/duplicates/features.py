@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vitgallery.core.duplicates.scoring import PairShape
 from vitgallery.core.imageio import open_image
 from vitgallery.core.keypoints import KEYPOINT_LONG_SIDE, Keypoints, extract_keypoints, match_keypoints
 from vitgallery.core.preprocess import content_box
@@ -29,13 +30,16 @@ FLAT_STD = 4.0  # a window with less grey-level spread has no texture to compare
 LOOK_SIDE = 96  # long side of the blurred grey copy slid over another photo's when keypoints cannot tell
 LOOK_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # size of the smaller photo's copy relative to the larger's
 LOOK_MIN_STD = 2.0  # grey levels: a copy flatter than this (blank, one colour) has nothing to align
+PADDING_MIN_SHARE = 0.01  # less of a photo outside the other's picture is the map's imprecision
+PADDING_FLAT_SHARE = 0.95  # that part is padding when this much of it is one grey level...
+PADDING_TOLERANCE = 8  # ...within this many levels (JPEG noise on a flat fill)
 
 
 @dataclass(frozen=True)
 class PhotoFeatures:
     """What verification needs of one photo, computed once per scan."""
 
-    keypoints: Keypoints  # SIFT on the contrast-equalised greyscale decode
+    keypoints: Keypoints  # SIFT on the contrast-equalised greyscale decode, low contrast too where it is smooth
     small: np.ndarray  # uint8 greyscale, AGREEMENT_SIDE long: compared pixel-wise once aligned
     look: np.ndarray  # uint8 greyscale without its frame, LOOK_SIDE long, blurred: see look_likeness
 
@@ -44,6 +48,7 @@ class PhotoFeatures:
 class PairMatch:
     inliers: int  # of the best affine map between the two photos' keypoints
     agreement: float  # share of the overlap that looks the same once aligned (0 without a map)
+    shape: PairShape | None = None  # None without a map
 
 
 def analyse_photo(path: Path) -> PhotoFeatures:
@@ -54,7 +59,7 @@ def analyse_photo(path: Path) -> PhotoFeatures:
         gray = _resize_long_side(gray, MIN_KEYPOINT_SIDE)
     # Equalised local contrast finds keypoints in dim, hazy and low-contrast photos too.
     equalised = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)  # one per call: not thread-safe
-    keypoints = extract_keypoints(equalised, long_side=KEYPOINT_LONG_SIDE)
+    keypoints = extract_keypoints(equalised, long_side=KEYPOINT_LONG_SIDE, low_contrast=True)
     left, top, right, bottom = content_box(gray)
     look = cv2.GaussianBlur(_resize_long_side(gray[top:bottom, left:right], LOOK_SIDE), (0, 0), 1.0)
     return PhotoFeatures(keypoints, _resize_long_side(gray, AGREEMENT_SIDE), look)
@@ -74,23 +79,59 @@ def match_photos(a: PhotoFeatures, b: PhotoFeatures) -> PairMatch:
     found = match_keypoints(a.keypoints, b.keypoints)
     if found.transform is None:
         return PairMatch(0, 0.0)
-    return PairMatch(found.inliers, _agreement(a, b, found.transform, found.mirrored))
-
-
-def _agreement(a: PhotoFeatures, b: PhotoFeatures, model: np.ndarray, mirrored: bool) -> float:
-    """Share of the aligned overlap's windows whose texture matches (normalised cross-correlation, so
-    brightness, contrast and colour edits do not count; windows flat in both count as matching)."""
-    small_a = a.small[:, ::-1] if mirrored else a.small
+    small_a = a.small[:, ::-1] if found.mirrored else a.small
     to_a = small_a.shape[1] / a.keypoints.width
     to_b = b.small.shape[1] / b.keypoints.width
     # the map between keypoint coordinates, rescaled to the two small copies
-    m = np.hstack([model[:, :2] * (to_b / to_a), model[:, 2:] * to_b]).astype(np.float32)
+    a_to_b = np.hstack([found.transform[:, :2] * (to_b / to_a), found.transform[:, 2:] * to_b]).astype(np.float32)
+    b_to_a = cv2.invertAffineTransform(a_to_b)
+    shape = PairShape(*_stretch_and_tilt(found.transform[:, :2]),
+                      _flat_outside(small_a, b.small.shape, a_to_b), _flat_outside(b.small, small_a.shape, b_to_a))
+    return PairMatch(found.inliers, _agreement(small_a, b.small, a_to_b), shape)
+
+
+def _stretch_and_tilt(linear: np.ndarray) -> tuple[float, float]:
+    """(log of the singular values' ratio, degrees of turn beyond the nearest quarter turn) of a 2x2 map."""
+    u, singular, vt = np.linalg.svd(linear)
+    turn = u @ vt  # the rotation nearest the map (a reflection cannot occur: mirrors are matched mirrored)
+    degrees = float(np.degrees(np.arctan2(turn[1, 0], turn[0, 0])))
+    return float(np.log(singular[0] / max(singular[1], 1e-9))), abs((degrees + 45.0) % 90.0 - 45.0)
+
+
+def _flat_outside(small: np.ndarray, other_shape: tuple[int, int], to_other: np.ndarray) -> float:
+    """Share of `small` that lies outside the other photo's picture (mapped by `to_other`) when that part
+    is padding: one flat colour that stops where the picture starts, such as a border or the corners a
+    rotated copy's canvas grew. 0 when the part outside holds picture (the other photo is a crop), or
+    is flat background the picture goes on with (a crop of an artwork on a plain ground)."""
+    h, w = small.shape
+    inside = cv2.warpAffine(np.ones(other_shape, np.float32), to_other, (w, h),
+                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0.0)
+    # a pixel's width off the other's edge: the fitted map is only that exact
+    near = np.ones((3, 3), np.uint8)
+    outside = cv2.erode((inside < 0.01).astype(np.uint8), near).astype(bool)
+    share = float(outside.mean())
+    if share < PADDING_MIN_SHARE:
+        return 0.0
+    values = small[outside].astype(np.int16)
+    colour = int(np.median(values))
+    if (np.abs(values - colour) <= PADDING_TOLERANCE).mean() < PADDING_FLAT_SHARE:
+        return 0.0
+    # the picture's own edge, just inside the other's: padding meets it, a plain ground goes on into it
+    edge = cv2.dilate(outside.astype(np.uint8), near, iterations=3).astype(bool) & (inside > 0.99)
+    if edge.any() and (np.abs(small[edge].astype(np.int16) - colour) <= PADDING_TOLERANCE).mean() >= 0.5:
+        return 0.0
+    return share
+
+
+def _agreement(small_a: np.ndarray, small_b: np.ndarray, a_to_b: np.ndarray) -> float:
+    """Share of the aligned overlap's windows whose texture matches (normalised cross-correlation, so
+    brightness, contrast and colour edits do not count; windows flat in both count as matching)."""
     h, w = small_a.shape
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     blurred_a = cv2.GaussianBlur(small_a.astype(np.float32), (0, 0), AGREEMENT_BLUR)
-    blurred_b = cv2.GaussianBlur(b.small.astype(np.float32), (0, 0), AGREEMENT_BLUR)
-    warped = cv2.warpAffine(blurred_b, m, (w, h), flags=flags)
-    inside = cv2.warpAffine(np.ones(b.small.shape, np.float32), m, (w, h), flags=flags, borderValue=0.0)
+    blurred_b = cv2.GaussianBlur(small_b.astype(np.float32), (0, 0), AGREEMENT_BLUR)
+    warped = cv2.warpAffine(blurred_b, a_to_b, (w, h), flags=flags)
+    inside = cv2.warpAffine(np.ones(small_b.shape, np.float32), a_to_b, (w, h), flags=flags, borderValue=0.0)
     win = AGREEMENT_WINDOW
     rows, cols = h // win, w // win
     if rows == 0 or cols == 0:

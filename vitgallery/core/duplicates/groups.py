@@ -10,13 +10,28 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import statistics
+import time
 from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vitgallery.core.duplicates.scoring import DEFAULT_THRESHOLD, PairEvidence
+from vitgallery.core.duplicates.quality import PhotoQuality
+from vitgallery.core.duplicates.scoring import DEFAULT_THRESHOLD, PairEvidence, keypoints_cannot_tell
 from vitgallery.core.store import DecisionRow, FileRow
+
+
+@dataclass(frozen=True)
+class MemberShape:
+    """A member's geometry against the rest of its group, from the keypoint maps of its verified pairs
+    with them (PairShape): the odd one out is the edited copy. A stretched copy is stretched against
+    every other member, while the original is unlike only that copy: hence medians."""
+
+    stretch: float  # median over its pairs
+    tilt: float  # median over its pairs, degrees
+    padding: float  # the most of its picture found to be padding against another member
+    pairs: int  # verified pairs with other members this is read from
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,8 @@ class DuplicateMember:
     sharpness: float  # variance of the Laplacian, measured at index time (imageio.sharpness)
     similarity: float = 1.0  # score of the match that put it in its group (1 for the seed)
     match: PairEvidence | None = None  # that match's evidence (None for the seed)
+    quality: PhotoQuality | None = None  # what the keep-best rule measured in it (None: not measured)
+    shape: MemberShape | None = None  # its geometry against the group (None: no verified pair in it)
 
     @property
     def pixels(self) -> int:
@@ -117,7 +134,7 @@ def _strength(node_links: dict[int, float], among: set[int], node: int) -> tuple
 
 @dataclass
 class DuplicateScan:
-    """What one scan of a library found; `groups(threshold)` is cheap, so a slider can call it live."""
+    """What a scan of a library found; `groups(threshold)` is cheap, so a slider can call it live."""
 
     root: Path
     files: dict[int, FileRow]
@@ -125,13 +142,30 @@ class DuplicateScan:
     decisions: list[DecisionRow] = field(default_factory=list)
     separated: frozenset[tuple[str, str]] = frozenset()  # fingerprint pairs never linked (decisions.separate)
     problems: list[tuple[Path, str]] = field(default_factory=list)  # photos that could not be read
+    quality: dict[int, PhotoQuality] = field(default_factory=dict)  # by file id, for the keep-best rule
     cancelled: bool = False
+    scanned_at: float = field(default_factory=time.time)  # when the scan ended (seconds since the epoch)
+    up_to_date: bool = True  # False for a stored scan the library has changed since
 
-    def member(self, file_id: int, similarity: float = 1.0, match: PairEvidence | None = None) -> DuplicateMember:
+    @property
+    def age_s(self) -> float:
+        return max(0.0, time.time() - self.scanned_at)
+
+    @property
+    def age_text(self) -> str:
+        """How long ago the scan ended, in words ("just now", "5 minutes ago", "2 days ago")."""
+        for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
+            if self.age_s >= length:
+                count = int(self.age_s // length)
+                return f"{count} {unit}{'s' if count != 1 else ''} ago"
+        return "just now"
+
+    def member(self, file_id: int, similarity: float = 1.0, match: PairEvidence | None = None,
+               shape: MemberShape | None = None) -> DuplicateMember:
         row = self.files[file_id]
         return DuplicateMember(file_id, self.root / row.path, row.size, row.mtime_ns, row.fingerprint,
                                row.width or 0, row.height or 0, row.taken_at, row.sharpness or 0.0,
-                               similarity, match)
+                               similarity, match, self.quality.get(file_id), shape)
 
     def is_decided(self, fingerprints: Iterable[str]) -> DecisionRow | None:
         """The decision covering these fingerprints: every member was in the decided group, unchanged."""
@@ -173,11 +207,13 @@ class DuplicateScan:
         if self.separated:
             pairs = self.without_separated(pairs, threshold)
         by_ids = {(p.a, p.b): p for p in pairs if p.score >= threshold}  # the links groups come from
+        mapped = {(p.a, p.b): p for p in pairs if p.shape is not None and not keypoints_cannot_tell(p.inliers)}
         out = []
         for seed, links in seed_groups(pairs, threshold):
             group = (seed, *links)
-            members = [self.member(seed)] + sorted(
-                (self.member(n, s, _link(by_ids, n, s, group)) for n, s in links.items()),
+            shapes = member_shapes(group, mapped)
+            members = [self.member(seed, shape=shapes.get(seed))] + sorted(
+                (self.member(n, s, _link(by_ids, n, s, group), shapes.get(n)) for n, s in links.items()),
                 key=lambda m: (-m.similarity, str(m.path)))
             key = group_key(m.fingerprint for m in members)
             if not include_decided and self.is_decided(m.fingerprint for m in members):
@@ -190,6 +226,23 @@ class DuplicateScan:
         """How many groups at this threshold are hidden by a decision."""
         return (len(self.groups(threshold, include_decided=True, exclude=exclude))
                 - len(self.groups(threshold, exclude=exclude)))
+
+
+def member_shapes(group: Iterable[int], mapped: dict[tuple[int, int], PairEvidence]) -> dict[int, MemberShape]:
+    """Each member's MemberShape from the mapped pairs (by (a, b), a < b, with a shape) among the group."""
+    ids = sorted(group)
+    found: dict[int, list[tuple[float, float, float]]] = {}
+    for n, a in enumerate(ids):
+        for b in ids[n + 1:]:
+            pair = mapped.get((a, b))
+            if pair is None or pair.shape is None:
+                continue
+            shape = pair.shape
+            found.setdefault(a, []).append((shape.stretch, shape.tilt, shape.padding_a))
+            found.setdefault(b, []).append((shape.stretch, shape.tilt, shape.padding_b))
+    return {member: MemberShape(statistics.median(v[0] for v in values), statistics.median(v[1] for v in values),
+                                max(v[2] for v in values), len(values))
+            for member, values in found.items()}
 
 
 def _link(by_ids: dict[tuple[int, int], PairEvidence], member: int, score: float,

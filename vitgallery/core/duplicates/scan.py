@@ -5,14 +5,19 @@
    a temporary file, see spill.py) and each pair compared (features.match_photos, look_likeness).
 3. Each pair's evidence gets a score (scoring.pair_score); grouping at a threshold is left to the
    DuplicateScan, so a slider can regroup instantly.
-"""
+4. The photos that can end up in a group are measured for the keep-best rule (quality.py).
 
+The evidence is kept in the library: a later scan verifies only the candidate pairs not verified yet
+(those of new or changed photos; a changed photo loses its evidence, a removed one its pairs), and
+`load_scan` gives the last scan at once.
+"""
 from __future__ import annotations
 
 import logging
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,15 +26,19 @@ import numpy as np
 
 from vitgallery.core.duplicates.features import PhotoFeatures, analyse_photo, look_likeness, match_photos
 from vitgallery.core.duplicates.groups import DuplicateScan
-from vitgallery.core.duplicates.scoring import PairEvidence, keypoints_cannot_tell, pair_score
+from vitgallery.core.duplicates.quality import PhotoQuality, measure_quality
+from vitgallery.core.duplicates.scoring import PairEvidence, PairShape, keypoints_cannot_tell, pair_score
 from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
 from vitgallery.core.imageio import DecodeError
-from vitgallery.core.store import Store
+from vitgallery.core.store import FileRow, Store
 
 log = logging.getLogger(__name__)
 
 NEIGHBOURS = 20  # candidates per photo, in each of the two neighbour lists
 LOOK_FROM_WHITENED = 0.5  # pairs less alike in the whitened space are not slid (they cannot score 0.5)
+MEASURED_FROM_SCORE = 0.01  # photos in a pair scoring this (the lowest threshold one can choose) are measured
+# What a scan measures, in a version: stored evidence of another version is measured again.
+EVIDENCE_VERSION = 2
 
 
 class ScanError(Exception):
@@ -38,7 +47,7 @@ class ScanError(Exception):
 
 @dataclass(frozen=True)
 class DuplicateProgress:
-    phase: str  # "candidates", "keypoints", "verifying", "done"
+    phase: str  # "candidates", "keypoints", "verifying", "measuring", "done"
     done: int
     total: int
 
@@ -57,9 +66,11 @@ def candidate_pairs(ids: np.ndarray, vectors: np.ndarray, query: Callable[[np.nd
 def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | None = None,
                     cancel: threading.Event | None = None, k: int = NEIGHBOURS,
                     workers: int | None = None, features_in_memory: int = FEATURES_IN_MEMORY) -> DuplicateScan:
-    """Find and verify the candidate pairs of a whole library (a `Library`). Photos that vanished or
-    changed since they were indexed are left out and listed in `problems`. Each photo's features wait in
-    a temporary file beside the library (see SpilledFeatures); ScanError when it cannot be written.
+    """Verify the candidate pairs of a whole library (a `Library`) that no earlier scan verified, keep
+    their evidence in the library, and return all it knows. Photos that vanished or changed since they
+    were indexed are left out and listed in `problems`. Each photo's features wait in a temporary file
+    beside the library (see SpilledFeatures); ScanError when it cannot be written. A cancelled scan
+    keeps the pairs it verified: the next one goes on from there.
 
     Candidates are each photo's k nearest neighbours in the library's index, whose vectors went
     through the whitening the library learned from its own photos' edited copies (see Library): it
@@ -69,8 +80,14 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     report = progress or (lambda p: None)
     cancel = cancel or threading.Event()
     store: Store = library.store
+    # what the scan is of, read before it starts: a change while it runs makes the next one needed
+    generation, whitening_key = store.generation, _whitening_key(store)
     space = library.search_space()
     index, whitening = (space.index, space.whitening) if space is not None else (None, None)
+    info = store.duplicate_scan_info()
+    stale = info is not None and info.get("version") != EVIDENCE_VERSION  # measured another way: not used
+    if stale and not store.read_only:
+        store.forget_duplicate_scans()
     files = store.files_by_ids(index.labels()) if index is not None else {}
     scan = DuplicateScan(library.root, files, [], store.decisions(), frozenset(store.separated_pairs()))
     if index is None or len(files) < 2:
@@ -84,40 +101,99 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     ids = ids[keep]
     whitened = vectors[keep] if whitening is None else whitening.apply(vectors[keep])
     del chunks, vectors
-    pairs = candidate_pairs(ids, whitened, index.query, k)
     position = {file_id: n for n, file_id in enumerate(ids.tolist())}
+
+    def cosine(a: int, b: int) -> float:
+        return float(whitened[position[a]] @ whitened[position[b]])
+
+    stored_rows = [] if stale else [row for row in store.duplicate_pairs() if row[0] in position and row[1] in position]
+    known = [_stored_pair(row, cosine(row[0], row[1])) for row in stored_rows]
+    todo = candidate_pairs(ids, whitened, index.query, k) - {(p.a, p.b) for p in known}
     report(DuplicateProgress("candidates", 1, 1))
 
-    needed = sorted({i for pair in pairs for i in pair})
+    stored_photos = {} if stale else store.duplicate_photos()
+    scan.quality = {file_id: PhotoQuality.from_json(quality) for file_id, (_, quality) in stored_photos.items()
+                    if quality is not None and file_id in files}
+    problems: dict[int, str] = {}
+    verified: list[PairEvidence] = []
+    cancelled = _verify(library, files, todo, cosine, verified, problems, report, cancel, workers, features_in_memory)
+    scan.pairs = known + verified
+    measured: dict[int, PhotoQuality] = {}
+    if not cancelled:
+        wanted = sorted({i for p in scan.pairs if p.score >= MEASURED_FROM_SCORE for i in (p.a, p.b)}
+                        - scan.quality.keys() - problems.keys())
+        cancelled = _measure(library.root, files, wanted, measured, problems, report, cancel, workers)
+    scan.quality.update(measured)
+    scan.cancelled = cancelled
+    scan.problems = [(library.root / files[file_id].path, why) for file_id, why in sorted(problems.items())]
 
-    def analyse(file_id: int) -> tuple[int, PhotoFeatures | None, str | None]:
-        row = files[file_id]
-        path = library.root / row.path
-        try:
-            st = path.stat()
-            if st.st_size != row.size or st.st_mtime_ns != row.mtime_ns:
-                return file_id, None, "changed since it was indexed: index the folder again"
-            return file_id, analyse_photo(path), None
-        except FileNotFoundError:
-            return file_id, None, "vanished since it was indexed"
-        except DecodeError as exc:
-            return file_id, None, exc.reason
-        except OSError as exc:
-            return file_id, None, f"cannot read file: {exc.strerror or exc}"
-        except cv2.error as exc:
-            log.warning("cannot analyse %s: %s", path, exc)
-            return file_id, None, "could not be analysed"
+    refitted = [p for p, row in zip(known, stored_rows, strict=True) if abs(p.whitened - row[2]) > 1e-6]
+    photos = [(file_id, problems.get(file_id), None) for file_id in problems]
+    photos += [(file_id, None, quality.to_json()) for file_id, quality in measured.items()]
+    # photos read this time that could not be read before
+    photos += [(file_id, None, None) for file_id, (problem, _) in stored_photos.items()
+               if problem is not None and file_id in files and file_id not in problems and file_id not in measured]
+    scan.scanned_at = time.time()
+    if not store.read_only:  # a read-only library (it still searches) scans without keeping the scan
+        store.save_duplicate_scan(
+            [_pair_row(p) for p in refitted + verified], photos,
+            {"at": scan.scanned_at, "generation": generation, "version": EVIDENCE_VERSION,
+             "whitening": whitening_key, "complete": not cancelled})
+    if not cancelled:
+        report(DuplicateProgress("done", len(todo), len(todo)))
+    return scan
 
+
+def load_scan(library) -> DuplicateScan | None:
+    """The last scan kept in the library (a `Library`), at once: None before any. `up_to_date` says
+    whether the library is as it was (the same photos and whitening, the scan finished); otherwise
+    scan_duplicates brings it up to date, verifying only what is new."""
+    store: Store = library.store
+    info = store.duplicate_scan_info()
+    if info is None or info.get("version") != EVIDENCE_VERSION:
+        return None
+    rows = store.duplicate_pairs()
+    files = store.files_by_ids({i for row in rows for i in row[:2]} | set(store.duplicate_photos()))
+    photos = store.duplicate_photos()
+    current = (info.get("complete") and info.get("generation") == store.generation
+               and info.get("whitening") == _whitening_key(store))
+    return DuplicateScan(
+        library.root, files, [_stored_pair(row, row[2]) for row in rows if row[0] in files and row[1] in files],
+        store.decisions(), frozenset(store.separated_pairs()),
+        problems=[(library.root / files[i].path, problem) for i, (problem, _) in sorted(photos.items())
+                  if problem is not None and i in files],
+        quality={i: PhotoQuality.from_json(quality) for i, (_, quality) in photos.items() if quality is not None},
+        scanned_at=float(info["at"]), up_to_date=bool(current))
+
+
+def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]], cosine: Callable[[int, int], float],
+            verified: list[PairEvidence], problems: dict[int, str], report: Callable[[DuplicateProgress], None],
+            cancel: threading.Event, workers: int | None, features_in_memory: int) -> bool:
+    """Analyse the photos of the `todo` pairs and verify the pairs into `verified`; photos that cannot be
+    analysed go to `problems`. True when cancelled."""
+    needed = sorted({i for pair in todo for i in pair})
+    if not needed:
+        return cancel.is_set()
     try:
         features = SpilledFeatures(library.library_dir, features_in_memory)
     except OSError as exc:
         raise ScanError(f"cannot write the scan's working file in {library.library_dir}: {exc.strerror or exc}") from exc
+
+    def analyse(file_id: int) -> tuple[int, PhotoFeatures | None, str | None]:
+        path = library.root / files[file_id].path
+        problem = _changed_since_indexed(path, files[file_id])
+        if problem is not None:
+            return file_id, None, problem
+        try:
+            return file_id, analyse_photo(path), None
+        except (DecodeError, OSError, cv2.error) as exc:
+            return file_id, None, _unreadable(path, exc)
+
     try:
-        workers = workers or max(1, min(4, os.cpu_count() or 1))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vitgallery-duplicates") as pool:
+        with ThreadPoolExecutor(max_workers=_workers(workers), thread_name_prefix="vitgallery-duplicates") as pool:
             for done, (file_id, found, problem) in enumerate(pool.map(analyse, needed), 1):
                 if found is None:
-                    scan.problems.append((library.root / files[file_id].path, problem or "unreadable"))
+                    problems[file_id] = problem or "unreadable"
                 else:
                     try:
                         features.add(file_id, found)
@@ -130,25 +206,97 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
                 report(DuplicateProgress("keypoints", done, len(needed)))
                 if cancel.is_set():
                     pool.shutdown(wait=False, cancel_futures=True)
-                    scan.cancelled = True
-                    return scan
+                    return True
 
         # in order of the first photo, so its features serve all its pairs from memory in a row
-        todo = sorted((a, b) for a, b in pairs if a in features and b in features)
-        for done, (a, b) in enumerate(todo, 1):
+        pairs = sorted((a, b) for a, b in todo if a in features and b in features)
+        for done, (a, b) in enumerate(pairs, 1):
             first, second = features.get(a), features.get(b)
             match = match_photos(first, second)
-            white = float(whitened[position[a]] @ whitened[position[b]])
+            white = cosine(a, b)
             likeness = (look_likeness(first.look, second.look)
                         if keypoints_cannot_tell(match.inliers) and white >= LOOK_FROM_WHITENED else None)
-            scan.pairs.append(PairEvidence(a, b, white, match.inliers, match.agreement,
-                                           pair_score(white, match.inliers, match.agreement, likeness), likeness))
-            if done % 64 == 0 or done == len(todo):
-                report(DuplicateProgress("verifying", done, len(todo)))
+            verified.append(PairEvidence(a, b, white, match.inliers, match.agreement,
+                                         pair_score(white, match.inliers, match.agreement, likeness), likeness,
+                                         match.shape))
+            if done % 64 == 0 or done == len(pairs):
+                report(DuplicateProgress("verifying", done, len(pairs)))
                 if cancel.is_set():
-                    scan.cancelled = True
-                    return scan
+                    return True
     finally:
         features.close()
-    report(DuplicateProgress("done", len(todo), len(todo)))
-    return scan
+    return False
+
+
+def _measure(root, files: dict[int, FileRow], wanted: list[int], measured: dict[int, PhotoQuality],
+             problems: dict[int, str], report: Callable[[DuplicateProgress], None], cancel: threading.Event,
+             workers: int | None) -> bool:
+    """Measure the photos in `wanted` for the keep-best rule into `measured`. True when cancelled."""
+
+    def measure(file_id: int) -> tuple[int, PhotoQuality | None, str | None]:
+        path = root / files[file_id].path
+        problem = _changed_since_indexed(path, files[file_id])
+        if problem is not None:
+            return file_id, None, problem
+        try:
+            return file_id, measure_quality(path), None
+        except (DecodeError, OSError, cv2.error) as exc:
+            return file_id, None, _unreadable(path, exc)
+
+    with ThreadPoolExecutor(max_workers=_workers(workers), thread_name_prefix="vitgallery-duplicates") as pool:
+        for done, (file_id, quality, problem) in enumerate(pool.map(measure, wanted), 1):
+            if quality is None:
+                problems[file_id] = problem or "unreadable"
+            else:
+                measured[file_id] = quality
+            report(DuplicateProgress("measuring", done, len(wanted)))
+            if cancel.is_set():
+                pool.shutdown(wait=False, cancel_futures=True)
+                return True
+    return False
+
+
+def _whitening_key(store: Store) -> str | None:
+    stored = store.whitening()
+    return None if stored is None else stored.key
+
+
+def _workers(asked: int | None) -> int:
+    return asked or max(1, min(4, os.cpu_count() or 1))
+
+
+def _changed_since_indexed(path, row: FileRow) -> str | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "vanished since it was indexed"
+    except OSError as exc:
+        return f"cannot read file: {exc.strerror or exc}"
+    if st.st_size != row.size or st.st_mtime_ns != row.mtime_ns:
+        return "changed since it was indexed: index the folder again"
+    return None
+
+
+def _unreadable(path, exc: Exception) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "vanished since it was indexed"
+    if isinstance(exc, DecodeError):
+        return exc.reason
+    if isinstance(exc, OSError):
+        return f"cannot read file: {exc.strerror or exc}"
+    log.warning("cannot analyse %s: %s", path, exc)
+    return "could not be analysed"
+
+
+def _stored_pair(row: tuple, whitened: float) -> PairEvidence:
+    """PairEvidence from a row of Store.duplicate_pairs, scored now (the weights may have changed)."""
+    a, b, _, inliers, agreement, likeness, stretch, tilt, padding_a, padding_b = row
+    shape = None if stretch is None else PairShape(stretch, tilt, padding_a, padding_b)
+    return PairEvidence(a, b, whitened, inliers, agreement, pair_score(whitened, inliers, agreement, likeness),
+                        likeness, shape)
+
+
+def _pair_row(p: PairEvidence) -> tuple:
+    shape = p.shape
+    return (p.a, p.b, p.whitened, p.inliers, p.agreement, p.likeness,
+            *((None,) * 4 if shape is None else (shape.stretch, shape.tilt, shape.padding_a, shape.padding_b)))

@@ -1,0 +1,119 @@
+"""The keep-best rule on generated photos: an original among copies that each show one kind of edit."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter, ImageOps
+
+from tests.photos import make_photo
+from vitgallery.core.duplicates import DuplicateMember, KeepRule, PhotoQuality, choose_keeper, scan_duplicates
+from vitgallery.core.duplicates.keep import BLOCKY, SOFT, edit_signs
+from vitgallery.core.duplicates.quality import blockiness, fine_detail, frame_share
+from vitgallery.core.library import Library
+from vitgallery.core.models import load_embedder
+
+
+def original() -> Image.Image:
+    return make_photo(3, (640, 480))
+
+
+def copies() -> dict[str, Image.Image]:
+    photo = original()
+    return {
+        "padded": ImageOps.expand(photo, border=60, fill=(30, 160, 200)),  # more pixels, a border
+        "stretched": photo.resize((820, 480), Image.BILINEAR),  # more pixels, squashed
+        "tilted": photo.rotate(12, resample=Image.BICUBIC, expand=True, fillcolor=(0, 0, 0)),  # grown canvas
+        "grey": ImageOps.grayscale(photo).convert("RGB"),
+    }
+
+
+@pytest.fixture(scope="module")
+def group(tmp_path_factory):
+    root = tmp_path_factory.mktemp("keep") / "photos"
+    root.mkdir()
+    original().save(root / "original.jpg", quality=92)
+    for name, image in copies().items():
+        image.save(root / f"{name}.jpg", quality=92)
+    for path in root.iterdir():  # one date for all: the date must not be what finds the original
+        os.utime(path, ns=(10**18, 10**18))
+    library = Library.open(root, root.parent / "library")
+    library.index(load_embedder("tiny-test"), decode_workers=0)
+    groups = scan_duplicates(library, workers=1).groups()
+    library.close()
+    assert len(groups) == 1
+    return groups[0].members
+
+
+def test_the_best_copy_is_the_original_not_the_largest(group):
+    names = {m.path.stem: m for m in group}
+    assert set(names) == {"original", "padded", "stretched", "tilted", "grey"}
+    assert choose_keeper(group, KeepRule.RESOLUTION).member.path.stem != "original"
+    choice = choose_keeper(group)
+    assert choice.member.path.stem == "original" and choice.same_file == ()
+    assert choice.reason.startswith("no edits seen; others ")
+    assert all(edit in choice.reason for edit in ("grey", "padded", "stretched", "tilted"))
+
+
+def test_each_copy_shows_its_edit(group):
+    signs = {m.path.stem: edit_signs(m, group) for m in group}
+    assert signs["original"] == []
+    for edit in ("padded", "stretched", "tilted", "grey"):
+        assert edit in signs[edit], signs
+
+
+def test_frame_share_sees_the_corners_of_a_turned_canvas_only():
+    assert frame_share(np.asarray(original())) == 0.0
+    turned = frame_share(np.asarray(copies()["tilted"]))
+    w, h = 640, 480  # the corners a 12-degree turn adds to the canvas
+    grown = (w * np.cos(np.radians(12)) + h * np.sin(np.radians(12))) * (w * np.sin(np.radians(12)) + h * np.cos(np.radians(12)))
+    assert turned == pytest.approx(1 - w * h / grown, abs=0.02)
+    assert frame_share(np.asarray(copies()["padded"])) == 0.0, "a border is seen against the other members"
+    plain = np.full((300, 400, 3), 240, np.uint8)
+    plain[100:200, 150:250] = np.asarray(make_photo(2, (100, 100)))
+    assert frame_share(plain) == 0.0, "a flat background around a subject is no turned canvas"
+
+
+def grey(image: Image.Image) -> np.ndarray:
+    return np.asarray(ImageOps.grayscale(image), np.float32)
+
+
+def test_fine_detail_sees_an_upscaled_copy():
+    sharp = Image.fromarray(np.random.default_rng(0).integers(0, 255, (512, 512), dtype=np.uint8)).filter(
+        ImageFilter.GaussianBlur(0.7))  # fine grain, as a sharp photo has at its own resolution
+    upscaled = sharp.resize((256, 256), Image.BILINEAR).resize((512, 512), Image.BICUBIC)
+    assert fine_detail(grey(upscaled)) < SOFT * fine_detail(grey(sharp))
+
+
+def test_blockiness_sees_the_blocks_of_a_low_quality_save():
+    photo = make_photo(5, (512, 512))
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=10)
+    blocky = Image.open(io.BytesIO(buffer.getvalue()))
+    assert blockiness(grey(blocky)) > BLOCKY * blockiness(grey(photo))
+
+
+def member(name: str, width: int, height: int, *, jpeg_quality: int | None = 90, mtime_ns: int = 0) -> DuplicateMember:
+    quality = PhotoQuality(frame=0.0, grey=False, fine_detail=1.0, blockiness=1.0, jpeg_quality=jpeg_quality,
+                           camera=None)
+    return DuplicateMember(len(name), Path(f"/photos/{name}.jpg"), 1000, mtime_ns, name, width, height, None, 0.0,
+                           quality=quality)
+
+
+def test_among_equal_pictures_the_one_saved_at_the_higher_jpeg_quality_is_kept():
+    group = [member("resaved", 800, 600, jpeg_quality=75, mtime_ns=1), member("first", 800, 600, jpeg_quality=92,
+                                                                               mtime_ns=2)]
+    choice = choose_keeper(group)
+    assert choice.member.path.stem == "first" and choice.reason.startswith("saved at a higher JPEG quality")
+    same = [member("a", 800, 600, mtime_ns=2), member("b", 800, 600, mtime_ns=1)]
+    assert choose_keeper(same).member.path.stem == "b", "then the older"
+
+
+def test_a_member_unlike_the_groups_proportions_is_reshaped_without_a_keypoint_map():
+    group = [member("wide", 1000, 600), member("a", 800, 600), member("b", 400, 300), member("c", 200, 150)]
+    assert edit_signs(group[0], group) == ["reshaped"] and edit_signs(group[1], group) == []
+    assert choose_keeper(group).member.path.stem == "a", "more pixels, but out of proportion"
