@@ -253,6 +253,8 @@ def bench_watch(source: Path, burst: int, model: str, weights: str | None) -> No
     """A library of a few photos is watched while `burst` photos of `source` are copied in at once (a
     camera import), then one more photo: how many batches, and how long until each is searchable."""
     photos = sorted(p for p in source.iterdir() if p.suffix.lower() == ".jpg")[:burst + 9]
+    # The last photo arrives alone after the burst, which is smaller when the source has too few photos.
+    arriving, last = photos[8:-1], photos[-1]
     embedder = load_embedder(model, weights=weights)
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch) / "photos"
@@ -265,20 +267,20 @@ def bench_watch(source: Path, burst: int, model: str, weights: str | None) -> No
         with FolderWatcher(library, embedder, on_batch=batches.put):
             time.sleep(1)  # the observer is running
             started = time.perf_counter()
-            for photo in photos[8:8 + burst]:
+            for photo in arriving:
                 shutil.copy(photo, root)
             copied = time.perf_counter() - started
-            count, seen = 8 + burst, []
+            count, seen = 8 + len(arriving), []
             while library.status().photos < count:
                 seen.append(batches.get(timeout=3600))
             burst_s = time.perf_counter() - started
             started = time.perf_counter()
-            shutil.copy(photos[-1], root / "one-more.jpg")
+            shutil.copy(last, root)
             while library.status().photos < count + 1:
                 batches.get(timeout=600)
             single_s = time.perf_counter() - started
         library.close()
-    print(json.dumps({"model": embedder.signature, "burst": burst, "copy_seconds": round(copied, 2),
+    print(json.dumps({"model": embedder.signature, "burst": len(arriving), "copy_seconds": round(copied, 2),
                       "burst_batches": len(seen), "burst_photos_per_batch": [b.summary.added for b in seen],
                       "burst_searchable_after_s": round(burst_s, 2), "one_photo_searchable_after_s": round(single_s, 2)}))
 

@@ -452,6 +452,11 @@ def test_unparseable_capture_time_is_none(taken: str) -> None:
     assert read_meta(encode(Image.new("RGB", (8, 8)), "JPEG", exif=exif_bytes(taken=taken))).taken_at is None
 
 
+@pytest.mark.parametrize("quality", [10, 50, 75, 92])
+def test_read_meta_estimates_the_jpeg_quality_a_file_was_saved_at(quality: int) -> None:
+    assert read_meta(encode(noise_image(64, 64), "JPEG", quality=quality)).jpeg_quality == quality
+
+
 def test_no_exif_means_no_capture_time() -> None:
     assert read_meta(encode(Image.new("RGB", (8, 8)), "PNG")) == ImageMeta(8, 8, None)
 

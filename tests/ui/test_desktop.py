@@ -102,18 +102,18 @@ def test_a_move_and_its_undo_update_every_page_at_once(qtbot, indexed_window, ph
     elsewhere = tmp_path / "sorted-out" / moved.name
     elsewhere.parent.mkdir()
     shutil.move(moved, elsewhere)
-    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
-        window.files_changed(ActionReport("move", 1, done=[(moved, elsewhere)]))
-        assert moved not in shown_paths(window.folder_model), "the folder grid drops it at once"
-        assert moved not in shown_paths(window.results_model), "so do the results"
+    window.files_changed(ActionReport("move", 1, done=[(moved, elsewhere)]))
+    assert moved not in shown_paths(window.folder_model), "the folder grid drops it at once"
+    assert moved not in shown_paths(window.results_model), "so do the results"
     assert window.tabs.tabText(0) == f"Folder ({PHOTO_COUNT - 1})"
-    assert window.count_label.text() == f"{PHOTO_COUNT - 1} photos indexed"
+    # The library follows: the folder watcher's batch, or an index run while it is not watching yet.
+    qtbot.waitUntil(lambda: window.count_label.text() == f"{PHOTO_COUNT - 1} photos indexed", timeout=60_000)
 
     shutil.move(elsewhere, moved)
-    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
-        window.files_changed(ActionReport("undo", 1, done=[(elsewhere, moved)]))
-        assert moved in shown_paths(window.folder_model)
+    window.files_changed(ActionReport("undo", 1, done=[(elsewhere, moved)]))
+    assert moved in shown_paths(window.folder_model)
     assert window.tabs.tabText(0) == f"Folder ({PHOTO_COUNT})"
+    qtbot.waitUntil(lambda: window.count_label.text() == f"{PHOTO_COUNT} photos indexed", timeout=60_000)
     qtbot.waitUntil(lambda: moved in shown_paths(window.results_model), timeout=SEARCH_TIMEOUT_MS)
 
 
@@ -200,7 +200,8 @@ def test_one_bar_over_embedding_and_learning_with_an_eta_that_stops_while_paused
     estimate.update("embedding", 0, 100)
     clock.now = 10.0
     estimate.update("embedding", 50, 100)
-    assert 0.1 < estimate.fraction() < 0.25  # learning from the 100 photos is the larger part
+    # a first index teaches from the decode that embeds: the teaching views ride along with each photo
+    assert estimate.fraction() == pytest.approx(0.5)
     eta = estimate.eta_s()
     estimate.pause()
     clock.now = 100.0
@@ -208,12 +209,15 @@ def test_one_bar_over_embedding_and_learning_with_an_eta_that_stops_while_paused
     estimate.resume()
     clock.now = 110.0
     estimate.update("embedding", 100, 100)
-    embedded = estimate.fraction()
+    assert estimate.fraction() == pytest.approx(1.0)
+    # A learning top-up (a library indexed before teaching rode along) says its size only when it
+    # starts: its work joins the bar, which goes on from the share done instead of restarting at 0.
     estimate.update("learning", 0, 100)
-    assert estimate.fraction() == pytest.approx(embedded), "the bar does not restart for learning"
+    at_learning = estimate.fraction()
+    assert 0.0 < at_learning < 1.0
     clock.now = 150.0
     estimate.update("learning", 50, 100)
-    assert embedded < estimate.fraction() < 1.0
+    assert at_learning < estimate.fraction() < 1.0
     assert estimate.photos_embedded == 100
 
 

@@ -2,8 +2,8 @@
 
 A region is given in pixels of the photo as a viewer shows it: EXIF orientation applied, at its full
 size (before any scaling for the model or the screen). The region is cut out and searched as a photo
-of its own: measured against pooling the patch tokens inside it in bench/region_search.py
-(docs/benchmarks.md), cutting out won.
+of its own (docs/benchmarks.md has what that gains on the sem corpora; the comparison with pooling the
+patch tokens inside it, bench/region_search.py --variants, is still to be run).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The main window: the pages (folder grid, similar photos, problems, duplicates), indexing progress,
-menus, and the one session through which every page reaches the library.
+"""The main window: the pages (folder grid, similar photos, problems, duplicates, groups, sort),
+indexing progress, menus, and the one session through which every page reaches the library.
 
-Every change to the photos (a move, a trash, an undo, an index run, a file changed on disk) goes
-through `files_changed` / `_on_index_finished`, which update every page at once.
+Every change to the photos (a move, a trash, an undo, an index run, a batch of the folder watcher)
+goes through `files_changed` / `_on_index_ended` / `_on_watch_update`, which update every page at once.
 """
 
 from __future__ import annotations
@@ -44,10 +44,13 @@ import vitgallery
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
 from vitgallery.logs import log_dir, log_file_path
 from vitgallery.ui import settings as opt
+from vitgallery.ui.arrange import FolderArranger
 from vitgallery.ui.desktop import copy_paths, open_in_system_viewer, reveal_in_file_manager
 from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.drop import QuerySource, can_accept, query_from_mime
 from vitgallery.ui.duplicates_view import DuplicatesView
+from vitgallery.ui.groups_page import GroupsPage
+from vitgallery.ui.library_watch import LibraryWatch, WatchUpdate
 from vitgallery.ui.preview import PreviewDialog
 from vitgallery.ui.reporting import ErrorReportDialog
 from vitgallery.ui.results_model import (
@@ -61,6 +64,7 @@ from vitgallery.ui.results_model import (
 from vitgallery.ui.search_page import SearchPage
 from vitgallery.ui.settings import Settings
 from vitgallery.ui.settings_dialog import SettingsDialog
+from vitgallery.ui.sort_page import SortPage
 from vitgallery.ui.thumbnails import ThumbnailLoader, default_cache_dir
 from vitgallery.ui.widgets import IndexProgressPanel, MessageAction, MessageBar, ProblemsPanel
 from vitgallery.ui.workers import (
@@ -177,8 +181,10 @@ class MainWindow(QMainWindow):
         self.folder_view.preview_requested.connect(self.open_folder_preview)
         self.folder_view.add_tile_actions([TileAction("Preview", self._preview_folder_path, single=True)])
         self.folder_sort_combo = QComboBox()
-        for order in (SortOrder.NAME, SortOrder.DATE):
+        for order in (SortOrder.NAME, SortOrder.DATE, SortOrder.LIKENESS):
             self.folder_sort_combo.addItem(order.label, order)
+        self.folder_arranger = FolderArranger(self.jobs, self.folder_model, self)
+        self.folder_arranger.failed.connect(self.show_worker_error)
         self.folder_sort_combo.setToolTip("Order of the folder's photos")
         self.folder_sort_combo.currentIndexChanged.connect(self._on_folder_sort_changed)
         self.folder_sort_combo.setCurrentIndex(
@@ -215,6 +221,7 @@ class MainWindow(QMainWindow):
         self.duplicates_view.action_finished.connect(self.files_changed)
         self.library_changed.connect(self.duplicates_view.library_changed)
         self.tabs.addTab(self.duplicates_view, "Duplicates")
+        self._build_organise_pages()
         for signal in (
             self.folder_model.rowsInserted,
             self.folder_model.rowsRemoved,
@@ -260,6 +267,21 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.count_label)
         self.statusBar().addPermanentWidget(self.thumbnail_slider)
         self._update_tab_titles()
+
+    def _build_organise_pages(self) -> None:
+        """The Groups and Sort pages, the likeness order and the folder watcher (issue 17)."""
+        self.groups_page = GroupsPage(self.jobs)
+        self.sort_page = SortPage(self.jobs, self._model_choice)
+        for page in (self.groups_page, self.sort_page):
+            page.action_finished.connect(self.files_changed)
+        self.groups_page.query_requested.connect(self.find_similar)
+        self.library_changed.connect(self.groups_page.library_changed)
+        self.library_changed.connect(self.folder_arranger.refresh)
+        self.tabs.addTab(self.groups_page, "Groups")
+        self.tabs.addTab(self.sort_page, "Sort")
+        self.library_watch = LibraryWatch(self.jobs, self._model_choice, self)
+        self.library_watch.updated.connect(self._on_watch_update)
+        self.library_watch.failed.connect(self.show_worker_error)
 
     def _shared_tile_actions(self) -> list[TileAction | None]:
         return [
@@ -437,6 +459,9 @@ class MainWindow(QMainWindow):
         self.folder_stack.setCurrentWidget(self.folder_page)
         self._show_folder_page()
         self.duplicates_view.set_library(None)
+        self.groups_page.set_library(False)
+        self.sort_page.set_library(False)
+        self.library_watch.stop()
         self._list_folder(streaming=True)
         self.jobs.open_library(
             folder,
@@ -444,6 +469,7 @@ class MainWindow(QMainWindow):
             on_finished=self._on_library_opened,
             on_failed=self.show_worker_error,
         )
+        self.folder_arranger.set_folder(folder)  # after open_library: its job waits for the new library
         self.start_indexing()
 
     def refresh_folder(self) -> None:
@@ -453,6 +479,8 @@ class MainWindow(QMainWindow):
         if self._folder is None or self._shut_down:
             return
         self._list_folder(streaming=False)
+        if self.library_watch.watching:
+            return  # the watcher applies the changes itself
         if self.is_indexing():
             self._index_again = True
         else:
@@ -463,6 +491,7 @@ class MainWindow(QMainWindow):
             return
         if self._index_job is not None:
             self._index_job.cancel()
+        self.library_watch.stop()  # it starts again after the run, with the model the run used
         run = IndexRun(self._model_choice(), self.settings.batch_size(), self._decode_workers,
                        forget_missing=forget_missing)
         self._index_run = run
@@ -533,9 +562,13 @@ class MainWindow(QMainWindow):
         if not streamed:
             listed = {str(path) for path, _ in listing.photos}
             gone = {tile.path for tile in self.folder_model.all_tiles() if str(tile.path) not in listed}
+            arrived = [path for path, _ in listing.photos if self.folder_model.row_of(path) is None]
+            if self.library_watch.watching and (gone or arrived):
+                self.library_watch.apply([*gone, *arrived])  # the watcher may have started after them
             self.folder_model.remove_paths(gone)
             self.folder_model.append_tiles(PhotoTile(path, date=date) for path, date in listing.photos)
             self.search_page.remove_paths(gone)
+            self.sort_page.remove_paths(gone)
         self.problems_panel.set_problems("listing", listing.problems)
         self._watch_folders(listing.folders)
         self._update_tab_titles()
@@ -559,6 +592,8 @@ class MainWindow(QMainWindow):
         self._show_photo_count(opened.photo_count)
         self.problems_panel.set_problems("index", opened.skipped)
         self.duplicates_view.set_library(opened.library_dir)
+        self.groups_page.set_library(True)
+        self.sort_page.set_library(True, opened.root)
         self._update_tab_titles()
         self.library_opened.emit(opened)
 
@@ -605,13 +640,16 @@ class MainWindow(QMainWindow):
                 error=True,
             )
         elif summary.missing_kept:
-            # Asked, never assumed: a drive unplugged or a folder replaced looks just like a mass delete.
-            self.message_bar.show_message(
-                f"{summary.missing_kept:,} photos are gone from {self._folder} at once (a drive unplugged, "
-                "a folder replaced?). They stay in the library until you say to forget them.",
-                error=True,
-                action=MessageAction("Forget them", self.forget_missing_photos),
-            )
+            self._ask_to_forget_missing(summary.missing_kept)
+
+    def _ask_to_forget_missing(self, count: int) -> None:
+        # Asked, never assumed: a drive unplugged or a folder replaced looks just like a mass delete.
+        self.message_bar.show_message(
+            f"{count:,} photos are gone from {self._folder} at once (a drive unplugged, "
+            "a folder replaced?). They stay in the library until you say to forget them.",
+            error=True,
+            action=MessageAction("Forget them", self.forget_missing_photos),
+        )
 
     def forget_missing_photos(self) -> None:
         """From the banner after many photos vanished at once: the user confirms they are gone."""
@@ -639,6 +677,24 @@ class MainWindow(QMainWindow):
         self.indexing_finished.emit(summary)
         if self._index_again and summary is not None and not summary.cancelled:
             self.start_indexing()
+        elif summary is not None and not summary.cancelled and not summary.offline:
+            self.library_watch.start()
+
+    def _on_watch_update(self, update: WatchUpdate) -> None:
+        """The folder watcher applied a batch of changes: every page follows."""
+        batch = update.batch
+        if batch.summary is None:
+            self.message_bar.show_message(f"{batch.paths} changes on disk could not be indexed: {batch.error}", error=True)
+            return
+        self._photos_in_library = update.photo_count
+        self._show_photo_count(update.photo_count)
+        if batch.summary.missing_kept:
+            self._ask_to_forget_missing(batch.summary.missing_kept)
+        if update.changed:
+            self.statusBar().showMessage(_summary_text(batch.summary), 15000)
+            self._list_folder(streaming=False)
+            self.search_page.library_changed()
+            self.library_changed.emit()
 
     def check_model(self) -> None:
         """Say now, not when indexing fails, when the chosen model cannot be loaded here."""
@@ -685,6 +741,7 @@ class MainWindow(QMainWindow):
         arrived = {target for _, target in report.done if target is not None}
         self.folder_model.remove_paths(gone)
         self.search_page.remove_paths(gone)
+        self.sort_page.remove_paths(gone)
         if self._folder is not None:
             inside = [path for path in arrived if path.is_relative_to(self._folder)]
             self.folder_model.append_tiles(PhotoTile(path, date=modified_time(path)) for path in inside)
@@ -780,6 +837,7 @@ class MainWindow(QMainWindow):
         order = self.folder_sort_combo.currentData()
         self.folder_model.set_sort_order(order)
         self.settings.set(opt.FOLDER_SORT, order.value)
+        self.folder_arranger.refresh()
 
     def set_thumbnail_size(self, size: int) -> None:
         """Tiles resize at once (their pixmaps scaled); thumbnails are decoded anew once the slider rests."""
@@ -894,6 +952,9 @@ class MainWindow(QMainWindow):
         self.cancel_indexing()
         self.search_page.shutdown()
         self.duplicates_view.shutdown()
+        self.groups_page.shutdown()
+        self.sort_page.shutdown()
+        self.library_watch.stop()
         self.thumbnails.drop_pending()
         if self._preview is not None:
             self._preview.close()

@@ -70,10 +70,13 @@ class SortOrder(enum.Enum):
     RANK = "rank"  # best match first (results) or as listed (folder)
     NAME = "name"
     DATE = "date"  # newest first
+    LIKENESS = "likeness"  # similar photos side by side (core/organise/arrange.py; the folder grid)
 
     @property
     def label(self) -> str:
-        return {"rank": "Best match", "name": "Name", "date": "Date (newest first)"}[self.value]
+        return {"rank": "Best match", "name": "Name", "date": "Date (newest first)", "likeness": "Likeness"}[
+            self.value
+        ]
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class PhotoListModel(QAbstractListModel):
         self._row_of: dict[str, int] = {}  # path -> shown row
         self._min_score = 0.0
         self._sort = SortOrder.RANK
+        self._likeness: dict[str, int] = {}  # path -> place in the arranged order
         self._thumbnails = thumbnails
         if thumbnails is not None:
             thumbnails.thumbnail_ready.connect(self._on_thumbnail_ready)
@@ -277,6 +281,15 @@ class PhotoListModel(QAbstractListModel):
         self._sort = order
         self.set_tiles(self._all)
 
+    def set_likeness_order(self, paths: Iterable[Path]) -> None:
+        """The arranged order for sorting by likeness; photos it does not know yet follow, by name."""
+        self._likeness = {str(path): place for place, path in enumerate(paths)}
+        if self._sort is SortOrder.LIKENESS:
+            self.set_tiles(self._all)
+
+    def has_likeness_order(self) -> bool:
+        return bool(self._likeness)
+
     def _update_rows(self) -> None:
         rows = self._shown_rows()
         if self._sort is SortOrder.RANK and rows[: len(self._rows)] == self._rows[: len(rows)]:
@@ -306,6 +319,14 @@ class PhotoListModel(QAbstractListModel):
             rows.sort(key=lambda rank: (self._all[rank].path.name.casefold(), str(self._all[rank].path)))
         elif self._sort is SortOrder.DATE:
             rows.sort(key=lambda rank: -(self._all[rank].date or 0.0))
+        elif self._sort is SortOrder.LIKENESS:
+            unplaced = len(self._likeness)
+            rows.sort(
+                key=lambda rank: (
+                    self._likeness.get(str(self._all[rank].path), unplaced),
+                    self._all[rank].path.name.casefold(),
+                )
+            )
         return rows
 
     def _index_rows(self) -> None:

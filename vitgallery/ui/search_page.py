@@ -333,7 +333,7 @@ class SearchPage(QWidget):
         self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.sort_combo = QComboBox()
-        for order in SortOrder:
+        for order in (SortOrder.RANK, SortOrder.NAME, SortOrder.DATE):
             self.sort_combo.addItem(order.label, order)
         self.sort_combo.setToolTip("Order of the results")
         self.sort_combo.currentIndexChanged.connect(
@@ -388,6 +388,12 @@ class SearchPage(QWidget):
         visit = self.current
         if visit is not None:
             self._run_search(keep_shown=True)
+
+    def library_changed(self) -> None:
+        """The library changed outside an index run (the folder watcher applied a batch): the
+        results shown are searched again, those back in the history when visited."""
+        self._library_version += 1
+        self.refresh()
 
     def set_indexing(self, running: bool, library_changed: bool = False) -> None:
         """Indexing started or ended; results from a partial index, or from a library that indexing

@@ -93,8 +93,18 @@ MIN_SCORE = Option("prefs/min_score", float, 0.0, minimum=0.0, maximum=1.0, labe
 # Session state: restored at start, never shown in the Settings dialog.
 LAST_FOLDER = Option("session/last_folder", str, "")
 RECENT_FOLDERS = Option("session/recent_folders", list, [])
-FOLDER_SORT = Option("session/folder_sort", str, SortOrder.NAME.value, choices=(SortOrder.NAME.value, SortOrder.DATE.value))
-RESULTS_SORT = Option("session/results_sort", str, SortOrder.RANK.value, choices=tuple(order.value for order in SortOrder))
+FOLDER_SORT = Option(
+    "session/folder_sort",
+    str,
+    SortOrder.NAME.value,
+    choices=(SortOrder.NAME.value, SortOrder.DATE.value, SortOrder.LIKENESS.value),
+)
+RESULTS_SORT = Option(
+    "session/results_sort",
+    str,
+    SortOrder.RANK.value,
+    choices=(SortOrder.RANK.value, SortOrder.NAME.value, SortOrder.DATE.value),
+)
 WINDOW_GEOMETRY = Option("window/geometry", QByteArray, QByteArray())
 WINDOW_STATE = Option("window/state", QByteArray, QByteArray())
 SPLITTER_STATE = Option("window/splitter", QByteArray, QByteArray())

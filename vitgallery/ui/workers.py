@@ -82,6 +82,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from vitgallery.core.imageio import DecodeError
     from vitgallery.core.library import LibraryError
     from vitgallery.core.models import ModelLoadError
+    from vitgallery.core.organise.vectors import OrganiseCancelled, OrganiseError
     from vitgallery.core.region import RegionError
     from vitgallery.core.store import StoreError
 
@@ -95,6 +96,8 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         DownloadError,
         NoLibraryError,
         RegionError,
+        OrganiseError,
+        OrganiseCancelled,  # a page that cancels its job ignores what it says
         OSError,
     )
 

@@ -20,7 +20,7 @@ from vitgallery.core.library import Library
 from vitgallery.core.organise.neighbours import nearest_neighbours
 from vitgallery.core.organise.vectors import OrganiseError, ProgressCallback, photos_in, step
 
-NEIGHBOURS = 10  # candidate links per photo (bench/organise.py arrange: more changes nothing on dup)
+NEIGHBOURS = 10  # candidate links per photo; copies within 2 places on dup seeds 1/2: 5 gave 97.5/98.8 %, 10 98.6/98.4, 20 98.6/98.6
 ENDPOINTS_ALL_PAIRS = 1024  # this many run ends left over or fewer: every pair of ends is a candidate
 
 

@@ -1,0 +1,259 @@
+"""Organising in the window (issue 17): the folder grid by likeness, the Groups and Sort pages, and the
+folder watched while the window is open. Offscreen, with the tiny test model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import ImageEnhance
+
+from tests.photos import make_photo
+from vitgallery.ui import settings as opt
+from vitgallery.ui.results_model import SortOrder
+
+SCENES = 4
+
+
+def save_copies(scene: int, folder: Path, copies: str = "abc") -> list[Path]:
+    """Copies of one scene (as saved, smaller and recompressed, brighter), named s<scene>_<copy>.jpg."""
+    folder.mkdir(parents=True, exist_ok=True)
+    photo = make_photo(100 + scene)
+    made = {"a": lambda: photo, "b": lambda: photo.resize((200, 150)),
+            "c": lambda: ImageEnhance.Brightness(photo).enhance(1.2)}
+    paths = []
+    for copy in copies:
+        path = folder / f"s{scene}_{copy}.jpg"
+        made[copy]().save(path, quality=60 if copy == "b" else 90)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def scenes_folder(tmp_path) -> Path:
+    """SCENES scenes x 3 copies, named so that no copies sit together by name."""
+    root = tmp_path / "scenes"
+    for scene in range(SCENES):
+        for path in save_copies(scene, root):
+            path.rename(root / f"{path.stem[-1]}{scene}_{path.stem}.jpg")  # a0_s0_a, b0_s0_b... by copy first
+    return root
+
+
+@pytest.fixture
+def scenes_window(qtbot, make_window, scenes_folder):
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as finished:
+        window.open_folder(scenes_folder)
+    assert finished.args[0] is not None and finished.args[0].added == 3 * SCENES
+    return window
+
+
+def scene_of(path: Path) -> str:
+    return path.stem.split("_")[1]
+
+
+# -- arrange ---------------------------------------------------------------------------------------
+
+
+def test_the_folder_grid_sorts_by_likeness(qtbot, scenes_window):
+    window = scenes_window
+    by_name = [tile.path for tile in window.folder_model.tiles()]
+    assert scene_of(by_name[0]) != scene_of(by_name[1])  # by name the copies are far apart
+    combo = window.folder_sort_combo
+    with qtbot.waitSignal(window.folder_arranger.arranged, timeout=20_000):
+        combo.setCurrentIndex(combo.findData(SortOrder.LIKENESS))
+    order = [tile.path for tile in window.folder_model.tiles()]
+    assert sorted(order) == sorted(by_name)
+    assert copies_together(order), order
+    assert window.settings.get(opt.FOLDER_SORT) == "likeness"
+
+
+def copies_together(order: list[Path]) -> bool:
+    for scene in range(SCENES):
+        places = [i for i, path in enumerate(order) if scene_of(path) == f"s{scene}"]
+        if max(places) - min(places) != 2:
+            return False
+    return True
+
+
+def test_a_window_sorted_by_likeness_arranges_the_folder_once_it_is_indexed(
+    qtbot, make_window, settings, scenes_folder
+):
+    settings.set(opt.FOLDER_SORT, SortOrder.LIKENESS.value)
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.open_folder(scenes_folder)
+    qtbot.waitUntil(lambda: copies_together([tile.path for tile in window.folder_model.tiles()]), timeout=20_000)
+    assert not window.message_bar.isVisible(), window.message_bar.text()
+
+
+# -- groups ----------------------------------------------------------------------------------------
+
+
+def test_groups_page_finds_names_queries_moves_and_undoes(qtbot, scenes_window, tmp_path):
+    window = scenes_window
+    page = window.groups_page
+    window.tabs.setCurrentWidget(page)
+    with qtbot.waitSignal(page.grouped, timeout=20_000) as grouped:
+        page.find_button.click()
+    assert grouped.args[0] == SCENES
+    groups = page.groups
+    assert all(len(g.members) == 3 and len({scene_of(p) for p in g.members}) == 1 for g in groups)
+    assert page.strip_list.count() == SCENES and "3 photos" in page.strip_list.item(0).text()
+    page.strip_list.setCurrentRow(1)
+    assert [t.path for t in page.members_model.tiles()] == list(groups[1].members)
+
+    with qtbot.waitSignal(page.named, timeout=10_000):
+        page.name_edit.setText("Beach")
+        page.name_button.click()
+    assert page.strip_list.item(1).text().startswith("Beach · 3 photos")
+    with qtbot.waitSignal(page.grouped, timeout=20_000):  # found again: the name is the library's
+        page.find()
+    assert [g.name for g in page.groups].count("Beach") == 1
+
+    with qtbot.waitSignal(window.results_shown, timeout=20_000):
+        page.query_button.click()
+    assert window.tabs.currentWidget() is window.search_page
+
+    window.tabs.setCurrentWidget(page)
+    page.strip_list.setCurrentRow(0)
+    moving = page.current_group()
+    target = window.folder / "grouped"
+    with qtbot.waitSignal(page.action_finished, timeout=10_000) as moved:
+        page.move_current(target)
+    assert moved.args[0].action_id is not None
+    assert all((target / p.name).exists() and not p.exists() for p in moving.members)
+    qtbot.waitUntil(lambda: window.folder_model.row_of(target / moving.members[0].name) is not None, timeout=10_000)
+    assert page.undo_button.isEnabled()
+    with qtbot.waitSignal(page.action_finished, timeout=10_000):
+        page.undo_button.click()
+    assert all(p.exists() for p in moving.members)
+    qtbot.waitUntil(lambda: window.folder_model.row_of(moving.members[0]) is not None, timeout=10_000)
+
+
+def test_the_size_control_finds_groups_again(qtbot, scenes_window):
+    page = scenes_window.groups_page
+    with qtbot.waitSignal(page.grouped, timeout=20_000):
+        page.find()
+    with qtbot.waitSignal(page.grouped, timeout=20_000) as grouped:
+        page.size_spin.setValue(4)
+    assert grouped.args[0] == 0 and page.strip_list.count() == 0
+    assert "at least 4" in page.status_label.text()
+
+
+# -- sort ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sort_window(qtbot, make_window, tmp_path):
+    """A library of the scenes' third copies, and Sorted/scene0..2 with the two other copies each."""
+    root = tmp_path / "library-photos"
+    for scene in range(SCENES):
+        save_copies(scene, root, copies="c")
+    for scene in range(3):
+        save_copies(scene, root / "Sorted" / f"scene{scene}", copies="ab")
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.open_folder(root)
+    return window, root
+
+
+def test_sort_page_trains_suggests_and_moves_one_then_all_then_undoes(qtbot, sort_window):
+    window, root = sort_window
+    page = window.sort_page
+    window.tabs.setCurrentWidget(page)
+    page.set_folders(root / "Sorted", root)
+    phases = []
+    page.progress_bar.valueChanged.connect(lambda value: phases.append(page.progress_bar.format()))
+    with qtbot.waitSignal(page.suggested, timeout=30_000) as suggested:
+        page.suggest_button.click()
+    assert suggested.args[0] == SCENES and page.table.rowCount() == SCENES
+    assert any(text.startswith("Training") for text in phases)
+    likeliest = {s.path.name: s.likeliest.name for s in page.suggestions}
+    assert all(likeliest[f"s{scene}_c.jpg"] == f"scene{scene}" for scene in range(3))
+    assert "held out" in page.status_label.text()
+
+    # Accept one: its folder chosen in its row, the row selected, moved.
+    first = root / "s0_c.jpg"
+    page.change_folder(first, root / "Sorted" / "scene0")
+    page.table.selectRow(next(i for i, s in enumerate(page.suggestions) if s.path == first))
+    with qtbot.waitSignal(page.action_finished, timeout=10_000):
+        page.accept_selected_button.click()
+    assert (root / "Sorted" / "scene0" / "s0_c.jpg").exists() and not first.exists()
+    assert page.table.rowCount() == SCENES - 1
+
+    # Accept all: every row with a folder; one changed to another folder, one left where it is.
+    page.change_folder(root / "s1_c.jpg", root / "Sorted" / "scene2")
+    page.change_folder(root / "s3_c.jpg", None)
+    chosen = {s.path: s.folder for s in page.suggestions if s.folder is not None}
+    with qtbot.waitSignal(page.action_finished, timeout=10_000):
+        page.accept_all_button.click()
+    assert (root / "Sorted" / "scene2" / "s1_c.jpg").exists() and (root / "s3_c.jpg").exists()
+    assert all((folder / path.name).exists() for path, folder in chosen.items())
+    assert [s.path.name for s in page.suggestions] == ["s3_c.jpg"]
+
+    with qtbot.waitSignal(page.action_finished, timeout=10_000) as undone:
+        page.undo_button.click()
+    assert undone.args[0].kind == "undo" and (root / "s1_c.jpg").exists()
+    assert {s.path.name for s in page.suggestions} == {"s3_c.jpg", *(p.name for p in chosen)}
+
+
+def test_sort_can_be_cancelled_and_bad_folders_get_a_message(qtbot, sort_window, tmp_path):
+    window, root = sort_window
+    page = window.sort_page
+    page.set_folders(tmp_path / "nowhere", root)
+    page.suggest()
+    qtbot.waitUntil(lambda: page.status_label.text().startswith("Failed:"), timeout=10_000)
+    assert "is not a folder" in page.status_label.text()
+    page.set_folders(root / "Sorted", root)
+    page.suggest()
+    page.cancel()
+    assert "Cancelled" in page.status_label.text() and page.suggest_button.isEnabled()
+    assert not list((root / "Sorted" / "scene0").glob("s*_c.jpg"))
+
+
+# -- staying current -------------------------------------------------------------------------------
+
+
+def test_new_and_deleted_photos_are_followed_while_the_window_is_open(qtbot, indexed_window, photo_folder):
+    window = indexed_window
+    qtbot.waitUntil(lambda: window.library_watch.watching, timeout=20_000)
+    changed = []
+    window.library_changed.connect(lambda: changed.append(1))
+    runs = []
+    window.indexing_finished.connect(runs.append)
+    new = photo_folder / "trip" / "new.jpg"
+    make_photo(77).save(new, quality=90)
+    qtbot.waitUntil(lambda: window.count_label.text().startswith("13 "), timeout=20_000)
+    qtbot.waitUntil(lambda: window.folder_model.row_of(new) is not None, timeout=10_000)
+    assert changed, "the pages were told"
+    moved = photo_folder / "moved.jpg"
+    shutil.move(new, moved)
+    (photo_folder / "img_00.jpg").unlink()
+    qtbot.waitUntil(lambda: window.count_label.text().startswith("12 "), timeout=20_000)
+    qtbot.waitUntil(
+        lambda: window.folder_model.row_of(moved) is not None and window.folder_model.row_of(new) is None
+        and window.folder_model.row_of(photo_folder / "img_00.jpg") is None,
+        timeout=10_000,
+    )
+    assert not runs, "no full index run: the watcher applied the changes"
+
+
+def test_photos_gone_all_at_once_while_watched_are_kept_until_the_user_says(qtbot, make_window, tmp_path):
+    folder = tmp_path / "card"
+    folder.mkdir()
+    for number in range(30):
+        make_photo(number, (96, 72)).save(folder / f"p{number:02d}.jpg")
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.open_folder(folder)
+    qtbot.waitUntil(lambda: window.library_watch.watching, timeout=20_000)
+    for number in range(25):  # as an unplugged drive or a replaced folder would look
+        (folder / f"p{number:02d}.jpg").unlink()
+    qtbot.waitUntil(lambda: "25 photos are gone" in window.message_bar.text(), timeout=30_000)
+    assert window.message_bar.has_action() and window.count_label.text() == "30 photos indexed"

@@ -1,0 +1,416 @@
+"""The Groups page: the library clustered into visual groups (core/organise/groups.py), each a strip
+with its most typical photo, a few more and a count; a group can be named (the name is stored in the
+library and follows the group), opened as a query, or moved into a folder (logged, undoable).
+
+Grouping, naming, moving and undoing run as jobs on the window's library; the page only shows what
+they return. When the library changes (an index run, a batch of the folder watcher, a move) the
+groups shown are found again.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QPainter, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from vitgallery.core.duplicates import ActionReport
+from vitgallery.core.organise.groups import (
+    DEFAULT_MIN_GROUP,
+    Grouping,
+    PhotoGroup,
+    find_groups,
+    move_group,
+    name_group,
+)
+from vitgallery.core.organise.vectors import OrganiseProgress
+from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
+from vitgallery.ui.results_model import (
+    PhotoGridView,
+    PhotoListModel,
+    PhotoTile,
+    PhotoTileDelegate,
+    TileAction,
+)
+from vitgallery.ui.thumbnails import ThumbnailLoader
+from vitgallery.ui.workers import Job, JobRunner, WorkerError
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIZE = 128  # decoded once; the strip shows the representative at this size, the others smaller
+REPRESENTATIVE_SIZE = 112
+MEMBER_SIZE = 72
+STRIP_MEMBERS = 10  # photos shown after the representative in a strip
+STRIP_MARGIN = 6
+STRIP_TITLE_HEIGHT = 22
+MAX_MIN_GROUP = 100
+
+GroupRole = Qt.ItemDataRole.UserRole + 1
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def group_title(group: PhotoGroup, number: int) -> str:
+    return f"{group.name or f'Group {number}'} · {_count(len(group.members), 'photo')}"
+
+
+class GroupStripDelegate(QStyledItemDelegate):
+    """Paints a group as a strip: its title, the representative photo large, then more members small."""
+
+    def __init__(self, thumbnails: ThumbnailLoader, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._thumbnails = thumbnails
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        return QSize(REPRESENTATIVE_SIZE + 2 * STRIP_MARGIN, REPRESENTATIVE_SIZE + STRIP_TITLE_HEIGHT + 2 * STRIP_MARGIN)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        group: PhotoGroup | None = index.data(GroupRole)
+        if group is None:
+            return
+        painter.save()
+        palette = option.palette
+        rect = option.rect
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        if selected:
+            painter.fillRect(rect, palette.color(QPalette.ColorRole.Highlight))
+        painter.setPen(palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text))
+        font = painter.font()
+        font.setBold(True)
+        painter.setFont(font)
+        title = QRect(rect.x() + STRIP_MARGIN, rect.y() + 2, rect.width() - 2 * STRIP_MARGIN, STRIP_TITLE_HEIGHT)
+        painter.drawText(title, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, index.data())
+        top = rect.y() + STRIP_TITLE_HEIGHT + STRIP_MARGIN // 2
+        x = rect.x() + STRIP_MARGIN
+        self._paint_photo(painter, option, group.representative, QRect(x, top, REPRESENTATIVE_SIZE, REPRESENTATIVE_SIZE))
+        x += REPRESENTATIVE_SIZE + 2 * STRIP_MARGIN
+        small_top = top + REPRESENTATIVE_SIZE - MEMBER_SIZE
+        for path in group.members[1 : 1 + STRIP_MEMBERS]:
+            if x + MEMBER_SIZE > rect.right():
+                break
+            self._paint_photo(painter, option, path, QRect(x, small_top, MEMBER_SIZE, MEMBER_SIZE))
+            x += MEMBER_SIZE + STRIP_MARGIN
+        painter.restore()
+
+    def _paint_photo(self, painter: QPainter, option: QStyleOptionViewItem, path: Path, square: QRect) -> None:
+        pixmap = self._thumbnails.pixmap(path)
+        if pixmap is None or pixmap.isNull():
+            painter.fillRect(square.adjusted(4, 4, -4, -4), option.palette.color(QPalette.ColorRole.AlternateBase))
+            return
+        scaled = pixmap.size().scaled(square.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        target = QRect(0, 0, scaled.width(), scaled.height())
+        target.moveCenter(square.center())
+        painter.drawPixmap(target, pixmap)
+
+
+class GroupsPage(QWidget):
+    """Find the library's visual groups, name them, open one as a query, move one into a folder, undo."""
+
+    grouped = Signal(int)  # groups shown
+    named = Signal(object)  # PhotoGroup with its new name
+    action_finished = Signal(object)  # ActionReport of a move or its undo: the window updates every page
+    query_requested = Signal(object)  # Path: find photos like this group's representative
+
+    def __init__(self, jobs: JobRunner, parent: QWidget | None = None, *, thumbnail_cache_dir: Path | None = None) -> None:
+        super().__init__(parent)
+        self._jobs = jobs
+        self._has_library = False
+        self._job: Job | None = None
+        self._busy = False
+        self._grouping: Grouping | None = None
+        self._undoable: int | None = None  # the action id of the last move
+        self._shown_size: int | None = None  # the smallest group size of the groups shown
+        self.thumbnails = ThumbnailLoader(
+            THUMBNAIL_SIZE, thumbnail_cache_dir, shared_cache=DesktopThumbnailCache.for_this_desktop(), parent=self
+        )
+        self.thumbnails.thumbnail_ready.connect(lambda path: self.strip_list.viewport().update())
+        self._build()
+        self._update_enabled()
+
+    # -- building ----------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.find_button = QPushButton("Find groups")
+        self.find_button.setToolTip("Cluster the library's photos into groups of look-alikes")
+        self.find_button.clicked.connect(self.find)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(2, MAX_MIN_GROUP)
+        self.size_spin.setValue(DEFAULT_MIN_GROUP)
+        self.size_spin.setSuffix(" photos")
+        self.size_spin.setToolTip("The smallest group shown: larger gives fewer, tighter groups")
+        self.size_spin.valueChanged.connect(self._on_size_changed)
+        top = QHBoxLayout()
+        top.addWidget(self.find_button)
+        top.addWidget(self.cancel_button)
+        top.addSpacing(12)
+        top.addWidget(QLabel("Smallest group"))
+        top.addWidget(self.size_spin)
+        top.addStretch(1)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.hide()
+        self.status_label = QLabel("Find groups to see the library's photos clustered by likeness.")
+        self.status_label.setWordWrap(True)
+
+        self.strip_list = QListWidget()
+        self.strip_list.setItemDelegate(GroupStripDelegate(self.thumbnails, self.strip_list))
+        self.strip_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.strip_list.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.strip_list.setUniformItemSizes(True)
+        self.strip_list.setResizeMode(QListView.ResizeMode.Adjust)
+        self.strip_list.currentRowChanged.connect(self._show_group)
+        self.strip_list.itemActivated.connect(lambda item: self.open_as_query())
+
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("Name this group (Beach, Grandma, Receipts…)")
+        self.name_edit.returnPressed.connect(self.name_current)
+        self.name_button = QPushButton("Name")
+        self.name_button.clicked.connect(self.name_current)
+        self.query_button = QPushButton("Find similar")
+        self.query_button.setToolTip("Search the library with this group's most typical photo")
+        self.query_button.clicked.connect(self.open_as_query)
+        self.move_button = QPushButton("Move to folder…")
+        self.move_button.setToolTip("Move the group's photos into a folder (undoable)")
+        self.move_button.clicked.connect(self.choose_folder_and_move)
+        self.undo_button = QPushButton("Undo move")
+        self.undo_button.clicked.connect(self.undo)
+        actions = QHBoxLayout()
+        actions.addWidget(self.name_edit, 1)
+        actions.addWidget(self.name_button)
+        actions.addWidget(self.query_button)
+        actions.addWidget(self.move_button)
+        actions.addWidget(self.undo_button)
+
+        self.members_model = PhotoListModel(self.thumbnails, self)
+        self.members_view = PhotoGridView(self.members_model, PhotoTileDelegate(96, self))
+        self.members_view.activated_row.connect(lambda row: self.query_requested.emit(self.members_model.path_at(row)))
+        self.members_view.add_tile_actions(
+            [TileAction("Find similar photos", lambda paths: self.query_requested.emit(paths[0]), single=True)]
+        )
+        members = QWidget()
+        members_layout = QVBoxLayout(members)
+        members_layout.setContentsMargins(0, 0, 0, 0)
+        members_layout.addLayout(actions)
+        members_layout.addWidget(self.members_view, 1)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.strip_list)
+        splitter.addWidget(members)
+        splitter.setSizes([420, 300])
+        splitter.setChildrenCollapsible(False)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status_label)
+        layout.addWidget(splitter, 1)
+
+    # -- state from the window ---------------------------------------------------------------------
+
+    @property
+    def groups(self) -> list[PhotoGroup]:
+        return list(self._grouping.groups) if self._grouping is not None else []
+
+    def set_library(self, has_library: bool) -> None:
+        """The window opened another library (or none): the groups shown belonged to the old one."""
+        self.cancel()
+        self._has_library = has_library
+        self._grouping = None
+        self._undoable = None
+        self._fill()
+        self.status_label.setText("Find groups to see the library's photos clustered by likeness.")
+        self._update_enabled()
+
+    def library_changed(self) -> None:
+        """Photos came, went or moved: the groups shown are found again."""
+        if self._grouping is not None and self._has_library:
+            self.find()
+
+    def shutdown(self) -> None:
+        self.cancel()
+        self.thumbnails.shutdown(200)
+
+    # -- grouping ----------------------------------------------------------------------------------
+
+    def find(self) -> None:
+        if not self._has_library:
+            return
+        if self._job is not None:
+            self._job.cancel()
+        min_size = self.size_spin.value()
+        self._set_busy(True, "Finding groups…")
+        job = self._jobs.submit_library(
+            lambda library, progress, cancel: find_groups(library, min_size=min_size, progress=progress, cancel=cancel),
+            name="find groups",
+            on_progress=self._on_progress,
+            on_finished=lambda grouping: self._on_grouped(job, grouping),
+            on_failed=lambda error: self._on_failed(job, error),
+        )
+        self._job = job
+
+    def cancel(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+            self._set_busy(False, "Cancelled.")
+
+    def _on_size_changed(self) -> None:
+        if self._grouping is not None and self._shown_size != self.size_spin.value():
+            self.find()
+
+    def _on_progress(self, progress: OrganiseProgress) -> None:
+        self.progress_bar.setRange(0, max(progress.total, 1))
+        self.progress_bar.setValue(progress.done)
+
+    def _on_grouped(self, job: Job, grouping: Grouping) -> None:
+        if job is not self._job:
+            return
+        self._job = None
+        self._grouping = grouping
+        self._shown_size = self.size_spin.value()
+        self._fill()
+        grouped = sum(len(g.members) for g in grouping.groups)
+        self._set_busy(
+            False,
+            f"{_count(len(grouping.groups), 'group')} of at least {self._shown_size} photos "
+            f"({_count(grouped, 'photo')}; {_count(len(grouping.ungrouped), 'photo')} in no group).",
+        )
+        self.grouped.emit(len(grouping.groups))
+
+    def _on_failed(self, job: Job, error: WorkerError) -> None:
+        if job is not self._job or job.cancelled:
+            return
+        self._job = None
+        self._set_busy(False, f"Failed: {error.message}")
+
+    def _fill(self) -> None:
+        current = self.strip_list.currentRow()
+        self.strip_list.clear()
+        self.thumbnails.drop_pending()
+        for number, group in enumerate(self.groups, 1):
+            item = QListWidgetItem(group_title(group, number))
+            item.setData(GroupRole, group)
+            item.setToolTip(f"{group.representative}\nand {_count(len(group.members) - 1, 'more photo')}")
+            self.strip_list.addItem(item)
+        if self.strip_list.count():
+            self.strip_list.setCurrentRow(min(max(current, 0), self.strip_list.count() - 1))
+        else:
+            self._show_group(-1)
+
+    def current_group(self) -> PhotoGroup | None:
+        item = self.strip_list.currentItem()
+        return item.data(GroupRole) if item is not None else None
+
+    def _show_group(self, row: int) -> None:
+        group = self.current_group()
+        self.members_model.set_tiles(PhotoTile(path) for path in (group.members if group else ()))
+        self.name_edit.setText((group.name or "") if group is not None else "")
+        self._update_enabled()
+
+    # -- acting on a group -------------------------------------------------------------------------
+
+    def name_current(self) -> None:
+        group = self.current_group()
+        if group is None or self._busy:
+            return
+        name = self.name_edit.text()
+        self._set_busy(True, "Naming the group…")
+        self._run(lambda library: name_group(library, group, name), lambda named: self._on_named(group, named))
+
+    def _on_named(self, old: PhotoGroup, named: PhotoGroup) -> None:
+        if self._grouping is None:
+            return
+        self._grouping.groups = [named if g is old else g for g in self._grouping.groups]
+        self._fill()
+        self._set_busy(False, f"Named “{named.name}”." if named.name else "Name removed.")
+        self.named.emit(named)
+
+    def open_as_query(self) -> None:
+        group = self.current_group()
+        if group is not None:
+            self.query_requested.emit(group.representative)
+
+    def choose_folder_and_move(self) -> None:
+        group = self.current_group()
+        if group is None:
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Move the group's photos into", str(group.representative.parent))
+        if folder:
+            self.move_current(Path(folder))
+
+    def move_current(self, folder: Path) -> None:
+        group = self.current_group()
+        if group is None or self._busy:
+            return
+        self._set_busy(True, f"Moving {_count(len(group.members), 'photo')} into {folder}…")
+        self._run(lambda library: move_group(library, group, folder), self._on_moved)
+
+    def _on_moved(self, report: ActionReport) -> None:
+        self._undoable = report.action_id if report.moved_files else self._undoable
+        self._acted(report)
+
+    def undo(self) -> None:
+        action_id = self._undoable
+        if action_id is None or self._busy:
+            return
+        self._set_busy(True, "Putting the photos back…")
+        self._run(lambda library: library.undo(action_id), self._on_undone)
+
+    def _on_undone(self, report: ActionReport) -> None:
+        self._undoable = None
+        self._acted(report)
+
+    def _acted(self, report: ActionReport) -> None:
+        problems = "; ".join(f"{path.name} {why}" for path, why in report.problems[:5])
+        self._set_busy(False, report.summary() + (f": {problems}" if problems else ""))
+        self.action_finished.emit(report)
+
+    def _run(self, work, on_finished) -> None:
+        """Run `work(library)` as a job; its failure ends up in the status line."""
+        self._jobs.submit_library(
+            lambda library, progress, cancel: work(library),
+            name="groups request",
+            on_finished=on_finished,
+            on_failed=lambda error: self._set_busy(False, f"Failed: {error.message}"),
+        )
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def _set_busy(self, busy: bool, text: str) -> None:
+        self._busy = busy
+        self.status_label.setText(text)
+        self.progress_bar.setVisible(busy)
+        if busy:
+            self.progress_bar.setRange(0, 0)
+        self._update_enabled()
+
+    def _update_enabled(self) -> None:
+        idle = not self._busy
+        self.find_button.setEnabled(idle and self._has_library)
+        self.cancel_button.setVisible(self._job is not None)
+        has_group = idle and self.current_group() is not None
+        for widget in (self.name_edit, self.name_button, self.query_button, self.move_button):
+            widget.setEnabled(has_group)
+        self.undo_button.setEnabled(idle and self._undoable is not None)

@@ -1,0 +1,400 @@
+"""The Sort page: photos sorted into folders by example (core/organise/sort.py). The user picks a
+folder whose subfolders are already sorted (Pets/, Receipts/…: the classes, their photos the examples)
+and the photos to sort; a classifier head is trained on the examples' vectors (progress and cancel
+here), and each photo gets a suggested folder and a confidence, "not sure" below the threshold.
+Suggestions are accepted all at once, one by one, or changed first; every move is one logged action
+that Undo puts back.
+
+Training, suggesting, moving and undoing run as jobs on the window's library.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from vitgallery.core.duplicates import ActionReport
+from vitgallery.core.organise.sort import (
+    CONFIDENT_FROM,
+    SortPlan,
+    SortSuggestion,
+    apply_suggestions,
+    suggest_folders,
+)
+from vitgallery.core.organise.vectors import OrganiseProgress
+from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
+from vitgallery.ui.thumbnails import ThumbnailLoader
+from vitgallery.ui.workers import Job, JobRunner, ModelChoice, WorkerError
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIZE = 64
+PHOTO_COLUMN, FOLDER_COLUMN, CONFIDENCE_COLUMN = range(3)
+PHASES = {
+    "embedding": "Reading the photos outside the library",
+    "training": "Training on the examples",
+    "suggesting": "Suggesting folders",
+}
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+class SortPage(QWidget):
+    """Sort photos into the user's folders by example: suggest, review, accept, undo."""
+
+    suggested = Signal(int)  # suggestions shown
+    action_finished = Signal(object)  # ActionReport of a move or its undo: the window updates every page
+
+    def __init__(
+        self,
+        jobs: JobRunner,
+        model_choice: Callable[[], ModelChoice],
+        parent: QWidget | None = None,
+        *,
+        thumbnail_cache_dir: Path | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._jobs = jobs
+        self._model_choice = model_choice
+        self._has_library = False
+        self._job: Job | None = None
+        self._busy = False
+        self._plan: SortPlan | None = None
+        self._rows: list[SortSuggestion] = []  # the table's rows, as shown
+        self._moved: dict[int, list[SortSuggestion]] = {}  # action id -> the rows it moved (Undo brings them back)
+        self.thumbnails = ThumbnailLoader(
+            THUMBNAIL_SIZE, thumbnail_cache_dir, shared_cache=DesktopThumbnailCache.for_this_desktop(), parent=self
+        )
+        self.thumbnails.thumbnail_ready.connect(self._on_thumbnail)
+        self._build()
+        self._update_enabled()
+
+    # -- building ----------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.examples_edit = QLineEdit()
+        self.examples_edit.setPlaceholderText("A folder whose subfolders are sorted already: Pets/, Receipts/…")
+        self.examples_edit.textChanged.connect(self._update_enabled)
+        examples_button = QPushButton("Choose…")
+        examples_button.clicked.connect(lambda: self._choose(self.examples_edit, "Folder with sorted subfolders"))
+        self.unsorted_edit = QLineEdit()
+        self.unsorted_edit.setPlaceholderText("The photos to sort (photos already in the example folders stay)")
+        self.unsorted_edit.textChanged.connect(self._update_enabled)
+        unsorted_button = QPushButton("Choose…")
+        unsorted_button.clicked.connect(lambda: self._choose(self.unsorted_edit, "Photos to sort"))
+        folders = QGridLayout()
+        folders.addWidget(QLabel("Examples"), 0, 0)
+        folders.addWidget(self.examples_edit, 0, 1)
+        folders.addWidget(examples_button, 0, 2)
+        folders.addWidget(QLabel("Unsorted"), 1, 0)
+        folders.addWidget(self.unsorted_edit, 1, 1)
+        folders.addWidget(unsorted_button, 1, 2)
+
+        self.suggest_button = QPushButton("Suggest folders")
+        self.suggest_button.setToolTip("Train on the examples, then suggest a folder for each unsorted photo")
+        self.suggest_button.clicked.connect(self.suggest)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.hide()
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.suggest_button)
+        run_row.addWidget(self.cancel_button)
+        run_row.addWidget(self.progress_bar, 3)
+        run_row.addStretch(1)  # the buttons keep their size while the bar is hidden
+        self.status_label = QLabel("Choose the examples and the photos to sort.")
+        self.status_label.setWordWrap(True)
+
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["Photo", "Folder", "Confidence"])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        self.table.verticalHeader().setDefaultSectionSize(THUMBNAIL_SIZE + 6)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(PHOTO_COLUMN, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(FOLDER_COLUMN, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(CONFIDENCE_COLUMN, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.itemSelectionChanged.connect(self._update_enabled)
+
+        self.accept_all_button = QPushButton("Move all with a folder")
+        self.accept_all_button.clicked.connect(self.accept_all)
+        self.accept_selected_button = QPushButton("Move selected")
+        self.accept_selected_button.clicked.connect(self.accept_selected)
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.clicked.connect(self.undo)
+        actions = QHBoxLayout()
+        actions.addWidget(self.accept_all_button)
+        actions.addWidget(self.accept_selected_button)
+        actions.addStretch(1)
+        actions.addWidget(self.undo_button)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(folders)
+        layout.addLayout(run_row)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(actions)
+
+    def _choose(self, edit: QLineEdit, title: str) -> None:
+        folder = QFileDialog.getExistingDirectory(self, title, edit.text() or str(Path.home()))
+        if folder:
+            edit.setText(folder)
+
+    # -- state from the window ---------------------------------------------------------------------
+
+    def set_library(self, has_library: bool, folder: Path | None = None) -> None:
+        """The window opened another library (or none): suggestions made for the old one are dropped."""
+        self.cancel()
+        self._has_library = has_library
+        self._plan = None
+        self._moved.clear()
+        self._show([])
+        if folder is not None and not self.unsorted_edit.text():
+            self.unsorted_edit.setText(str(folder))
+        self.status_label.setText("Choose the examples and the photos to sort.")
+        self._update_enabled()
+
+    def remove_paths(self, paths: set[Path]) -> None:
+        """Photos that left (moved, deleted) leave the table."""
+        if any(s.path in paths for s in self._rows):
+            self._show([s for s in self._rows if s.path not in paths])
+
+    def set_folders(self, examples: Path, unsorted: Path) -> None:
+        self.examples_edit.setText(str(examples))
+        self.unsorted_edit.setText(str(unsorted))
+
+    def shutdown(self) -> None:
+        self.cancel()
+        self.thumbnails.shutdown(200)
+
+    # -- suggesting --------------------------------------------------------------------------------
+
+    def suggest(self) -> None:
+        if not self._has_library or self._busy:
+            return
+        examples = Path(self.examples_edit.text()).expanduser()
+        unsorted = Path(self.unsorted_edit.text()).expanduser()
+        session, choice = self._jobs.session, self._model_choice()
+        self._set_busy(True, "Training on the examples…")
+        job = self._jobs.submit_library(
+            lambda library, progress, cancel: suggest_folders(
+                library,
+                unsorted,
+                examples,
+                lambda: session.search_embedder(library, choice),  # only for photos outside the library
+                progress=progress,
+                cancel=cancel,
+            ),
+            name="sort by example",
+            on_progress=self._on_progress,
+            on_finished=lambda plan: self._on_suggested(job, plan),
+            on_failed=lambda error: self._on_failed(job, error),
+        )
+        self._job = job
+        self._update_enabled()
+
+    def cancel(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+            self._set_busy(False, "Cancelled: nothing was moved.")
+
+    def _on_progress(self, progress: OrganiseProgress) -> None:
+        self.progress_bar.setFormat(f"{PHASES.get(progress.phase, progress.phase)}: %v of %m")
+        self.progress_bar.setRange(0, max(progress.total, 1))
+        self.progress_bar.setValue(progress.done)
+
+    def _on_suggested(self, job: Job, plan: SortPlan) -> None:
+        if job is not self._job:
+            return
+        self._job = None
+        self._plan = plan
+        self._show(plan.suggestions)
+        sure = sum(1 for s in plan.suggestions if s.folder is not None)
+        method = {"head": "the trained head", "knn": "a vote of the nearest examples"}[plan.method]
+        accuracy = plan.accuracy.get(plan.method)
+        checked = (
+            f", {100 * accuracy:.0f} % right on {_count(plan.held_out, 'example')} held out"
+            if accuracy is not None
+            else ""
+        )
+        text = (
+            f"{_count(len(plan.suggestions), 'photo')}: {sure} sure, {len(plan.suggestions) - sure} not sure "
+            f"(below {CONFIDENT_FROM[plan.method]:.0%}). Sorted by {method}{checked}."
+        )
+        if plan.problems:
+            text += f" {_count(len(plan.problems), 'photo')} could not be read."
+        self._set_busy(False, text)
+        self.suggested.emit(len(plan.suggestions))
+
+    def _on_failed(self, job: Job, error: WorkerError) -> None:
+        if job is not self._job or job.cancelled:
+            return
+        self._job = None
+        self._set_busy(False, f"Failed: {error.message}")
+
+    # -- the table ---------------------------------------------------------------------------------
+
+    @property
+    def suggestions(self) -> list[SortSuggestion]:
+        """The rows as they stand, with the folder the user chose (None: leave the photo where it is)."""
+        return list(self._rows)
+
+    def classes(self) -> list[Path]:
+        return list(self._plan.classes) if self._plan is not None else []
+
+    def _show(self, suggestions: list[SortSuggestion]) -> None:
+        self._rows = list(suggestions)
+        self.table.setRowCount(0)
+        self.table.setRowCount(len(self._rows))
+        for row, suggestion in enumerate(self._rows):
+            photo = QTableWidgetItem(suggestion.path.name)
+            photo.setToolTip(str(suggestion.path))
+            pixmap = self.thumbnails.pixmap(suggestion.path)
+            if pixmap is not None:
+                photo.setIcon(QIcon(pixmap))
+            self.table.setItem(row, PHOTO_COLUMN, photo)
+            self.table.setCellWidget(row, FOLDER_COLUMN, self._folder_combo(suggestion))
+            self.table.setItem(row, CONFIDENCE_COLUMN, self._confidence_item(suggestion))
+        self._update_enabled()
+
+    def _folder_combo(self, suggestion: SortSuggestion) -> QComboBox:
+        """The row's folder list; its data are path strings (findData does not compare Path objects)."""
+        combo = QComboBox()
+        combo.addItem(f"Leave it (perhaps {suggestion.likeliest.name})", "")
+        for folder in self.classes():
+            combo.addItem(folder.name, str(folder))
+        combo.setCurrentIndex(max(0, combo.findData(str(suggestion.folder or ""))))
+        combo.currentIndexChanged.connect(
+            lambda index, c=combo, p=suggestion.path: self._change_folder(p, Path(c.currentData()) if c.currentData() else None)
+        )
+        return combo
+
+    def _confidence_item(self, suggestion: SortSuggestion) -> QTableWidgetItem:
+        sure = suggestion.confidence >= CONFIDENT_FROM[self._plan.method] if self._plan is not None else False
+        item = QTableWidgetItem(f"{suggestion.confidence:.0%}" + ("" if sure else " · not sure"))
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if not sure:
+            item.setForeground(self.palette().placeholderText())
+        return item
+
+    def change_folder(self, path: Path, folder: Path | None) -> None:
+        """Choose another folder for a photo (None: leave it), as the row's folder list does."""
+        row = next((i for i, s in enumerate(self._rows) if s.path == path), None)
+        if row is None:
+            return
+        combo = self.table.cellWidget(row, FOLDER_COLUMN)
+        if isinstance(combo, QComboBox):
+            combo.setCurrentIndex(max(0, combo.findData(str(folder or ""))))
+
+    def _change_folder(self, path: Path, folder: Path | None) -> None:
+        self._rows = [replace(s, folder=folder) if s.path == path else s for s in self._rows]
+        self._update_enabled()
+
+    def _on_thumbnail(self, path: str) -> None:
+        for row, suggestion in enumerate(self._rows):
+            if str(suggestion.path) == path:
+                pixmap = self.thumbnails.pixmap(path)
+                item = self.table.item(row, PHOTO_COLUMN)
+                if pixmap is not None and item is not None:
+                    item.setIcon(QIcon(pixmap))
+                return
+
+    # -- moving ------------------------------------------------------------------------------------
+
+    def accept_all(self) -> None:
+        self._move([s for s in self._rows if s.folder is not None])
+
+    def accept_selected(self) -> None:
+        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+        self._move([self._rows[row] for row in rows if self._rows[row].folder is not None])
+
+    def _move(self, chosen: list[SortSuggestion]) -> None:
+        if not chosen or self._busy:
+            return
+        self._set_busy(True, f"Moving {_count(len(chosen), 'photo')}…")
+        self._run(lambda library: apply_suggestions(library, chosen), lambda report: self._on_moved(report, chosen))
+
+    def _on_moved(self, report: ActionReport, chosen: list[SortSuggestion]) -> None:
+        moved = {source for source, _ in report.done}
+        if report.action_id is not None and moved:
+            self._moved[report.action_id] = [s for s in chosen if s.path in moved]
+        self._show([s for s in self._rows if s.path not in moved])
+        self._acted(report)
+
+    def undo(self) -> None:
+        if not self._moved or self._busy:
+            return
+        action_id = max(self._moved)
+        self._set_busy(True, "Putting the photos back…")
+        self._run(lambda library: library.undo(action_id), lambda report: self._on_undone(action_id, report))
+
+    def _on_undone(self, action_id: int, report: ActionReport) -> None:
+        back = {target for _, target in report.done}
+        returned = [s for s in self._moved.pop(action_id, []) if s.path in back]
+        self._show(sorted([*self._rows, *returned], key=lambda s: str(s.path)))
+        self._acted(report)
+
+    def _acted(self, report: ActionReport) -> None:
+        problems = "; ".join(f"{path.name} {why}" for path, why in report.problems[:5])
+        self._set_busy(False, report.summary() + (f": {problems}" if problems else ""))
+        self.action_finished.emit(report)
+
+    def _run(self, work, on_finished) -> None:
+        self._jobs.submit_library(
+            lambda library, progress, cancel: work(library),
+            name="sort request",
+            on_finished=on_finished,
+            on_failed=lambda error: self._set_busy(False, f"Failed: {error.message}"),
+        )
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def _set_busy(self, busy: bool, text: str) -> None:
+        self._busy = busy
+        self.status_label.setText(text)
+        self.progress_bar.setVisible(busy)
+        if busy:
+            self.progress_bar.setRange(0, 0)
+            self.progress_bar.setFormat("")
+        self._update_enabled()
+
+    def _update_enabled(self) -> None:
+        idle = not self._busy
+        self.suggest_button.setEnabled(
+            idle and self._has_library and bool(self.examples_edit.text()) and bool(self.unsorted_edit.text())
+        )
+        self.cancel_button.setVisible(self._job is not None)
+        with_folder = sum(1 for s in self._rows if s.folder is not None)
+        self.accept_all_button.setText(f"Move all with a folder ({with_folder})")
+        self.accept_all_button.setEnabled(idle and with_folder > 0)
+        selected = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        self.accept_selected_button.setEnabled(
+            idle and any(self._rows[index.row()].folder is not None for index in selected)
+        )
+        self.undo_button.setEnabled(idle and bool(self._moved))
