@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog
 
@@ -28,7 +28,7 @@ SEARCH_TIMEOUT_MS = 30_000
 def drop_on(window, mime: QMimeData) -> None:
     """Deliver a drag-enter and a drop, as the platform does when something is dropped on the window."""
     enter = QDragEnterEvent(
-        QPointF(150, 300),
+        QPoint(150, 300),  # Qt's drag-enter takes an integer point, the drop a float one
         Qt.DropAction.CopyAction,
         mime,
         Qt.MouseButton.LeftButton,
