@@ -150,7 +150,7 @@ def test_the_grid_follows_files_changed_outside_the_app(qtbot, indexed_window, p
     qtbot.waitUntil(lambda: window.count_label.text() == f"{PHOTO_COUNT - 1} photos indexed", timeout=60_000)
 
 
-def test_a_photo_added_while_indexing_runs_is_indexed_by_one_more_run(
+def test_a_photo_added_while_indexing_runs_is_indexed_without_restarting_the_run(
     qtbot, make_window, slow_folder: Path
 ) -> None:
     from tests.photos import make_photo
@@ -162,10 +162,9 @@ def test_a_photo_added_while_indexing_runs_is_indexed_by_one_more_run(
     window.open_folder(slow_folder)
     wait_for_photos(qtbot, window, 8)
     make_photo(99, (120, 90)).save(slow_folder / "arrived.jpg")
-    qtbot.waitUntil(lambda: len(summaries) >= 2, timeout=120_000)
-    first, second = summaries[:2]
-    assert not first.cancelled, "the run in progress was not restarted"
-    assert second.added == 1 or first.added == 41
+    # Indexed by the run in progress, or once it ends (by the library watch, or one more run).
+    qtbot.waitUntil(lambda: window.count_label.text() == "41 photos indexed", timeout=120_000)
+    assert summaries and not summaries[0].cancelled, "the run in progress was not restarted"
     assert slow_folder / "arrived.jpg" in shown_paths(window.folder_model)
 
 
