@@ -907,8 +907,7 @@ class DuplicatesView(QWidget):
     def _on_acted(self, outcome: tuple[ActionReport, list[ActionEntry], UserDecisions]) -> None:
         report, history, decisions = outcome
         self._on_history(history)
-        problems = "; ".join(f"{path.name} {why}" for path, why in report.problems[:5])
-        self._set_busy(False, report.summary() + (f": {problems}" if problems else ""))
+        self._set_busy(False, report.status_line())
         if self._scan is not None:
             self._scan.decisions, self._scan.separated = decisions.groups, decisions.separated
             by_path = {self._scan.root / row.path: file_id for file_id, row in self._scan.files.items()}

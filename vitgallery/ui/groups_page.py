@@ -383,8 +383,7 @@ class GroupsPage(QWidget):
         self._acted(report)
 
     def _acted(self, report: ActionReport) -> None:
-        problems = "; ".join(f"{path.name} {why}" for path, why in report.problems[:5])
-        self._set_busy(False, report.summary() + (f": {problems}" if problems else ""))
+        self._set_busy(False, report.status_line())
         self.action_finished.emit(report)
 
     def _run(self, work, on_finished) -> None:

@@ -99,6 +99,11 @@ class ActionReport:
             text += f"; {len(self.problems)} left as they were"
         return text
 
+    def status_line(self, problems_shown: int = 5) -> str:
+        """The summary with the first problems named: what a page's status line says after an action."""
+        named = "; ".join(f"{path.name} {why}" for path, why in self.problems[:problems_shown])
+        return self.summary() + (f": {named}" if named else "")
+
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' if n != 1 else ''}"
