@@ -108,6 +108,7 @@ class CompareDialog(QDialog):
         self._photos: list[ComparedPhoto | None] = [None, None]
         self._loading: list[Job | None] = [None, None]
         self._syncing = False
+        self._closed = False  # a decode that ends after the dialog closed must not touch its widgets
 
         self.views = (ZoomView(), ZoomView())
         grid = QGridLayout()
@@ -247,12 +248,16 @@ class CompareDialog(QDialog):
         )
 
     def _on_loaded(self, side: int, photo: ComparedPhoto) -> None:
+        if self._closed:
+            return
         self._loading[side] = None
         self._photos[side] = photo
         self.views[side].set_photo(QPixmap.fromImage(photo.image), photo.details.width or photo.image.width())
         self._fill_table()
 
     def _on_failed(self, side: int, error: WorkerError) -> None:
+        if self._closed:
+            return
         self._loading[side] = None
         self.table.setItem(0, side, QTableWidgetItem(f"cannot show this file: {error.message}"))
 
@@ -291,6 +296,7 @@ class CompareDialog(QDialog):
         self.accept()
 
     def done(self, result: int) -> None:
+        self._closed = True
         for job in self._loading:
             if job is not None:
                 job.cancel()
