@@ -65,6 +65,7 @@ from vitgallery.ui.compare import CompareDialog
 from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.thumbnails import ThumbnailLoader
+from vitgallery.ui.widgets import JobPage
 from vitgallery.ui.workers import Job, JobRunner, WorkerError
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class KeepBadgeDelegate(QStyledItemDelegate):
         painter.restore()
 
 
-class DuplicatesView(QWidget):
+class DuplicatesView(QWidget, JobPage):
     """Scan a library for near-duplicates, review the groups, act on the photos not kept, undo."""
 
     scan_finished = Signal(int)  # groups shown
@@ -933,15 +934,6 @@ class DuplicatesView(QWidget):
         return self._history[row] if 0 <= row < len(self._history) else None
 
     # -- state -------------------------------------------------------------------------------------
-
-    def _set_busy(self, busy: bool, text: str) -> None:
-        self._busy = busy
-        self.status_label.setText(text)
-        self.progress_bar.setVisible(busy)
-        if busy:
-            self.progress_bar.setRange(0, 0)
-            self.progress_bar.setFormat("")
-        self._update_enabled()
 
     def _update_enabled(self) -> None:
         idle = not self._busy

@@ -53,6 +53,7 @@ from vitgallery.ui.results_model import (
     TileAction,
 )
 from vitgallery.ui.thumbnails import ThumbnailLoader
+from vitgallery.ui.widgets import JobPage
 from vitgallery.ui.workers import Job, JobRunner, WorkerError
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class GroupStripDelegate(QStyledItemDelegate):
         painter.drawPixmap(target, pixmap)
 
 
-class GroupsPage(QWidget):
+class GroupsPage(QWidget, JobPage):
     """Find the library's visual groups, name them, open one as a query, move one into a folder, undo."""
 
     grouped = Signal(int)  # groups shown
@@ -382,28 +383,7 @@ class GroupsPage(QWidget):
         self._undoable = None
         self._acted(report)
 
-    def _acted(self, report: ActionReport) -> None:
-        self._set_busy(False, report.status_line())
-        self.action_finished.emit(report)
-
-    def _run(self, work, on_finished) -> None:
-        """Run `work(library)` as a job; its failure ends up in the status line."""
-        self._jobs.submit_library(
-            lambda library, progress, cancel: work(library),
-            name="groups request",
-            on_finished=on_finished,
-            on_failed=lambda error: self._set_busy(False, f"Failed: {error.message}"),
-        )
-
     # -- state -------------------------------------------------------------------------------------
-
-    def _set_busy(self, busy: bool, text: str) -> None:
-        self._busy = busy
-        self.status_label.setText(text)
-        self.progress_bar.setVisible(busy)
-        if busy:
-            self.progress_bar.setRange(0, 0)
-        self._update_enabled()
 
     def _update_enabled(self) -> None:
         idle = not self._busy

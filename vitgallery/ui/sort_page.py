@@ -45,6 +45,7 @@ from vitgallery.core.organise.sort import (
 from vitgallery.core.organise.vectors import OrganiseProgress
 from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.thumbnails import ThumbnailLoader
+from vitgallery.ui.widgets import JobPage
 from vitgallery.ui.workers import Job, JobRunner, ModelChoice, WorkerError
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
-class SortPage(QWidget):
+class SortPage(QWidget, JobPage):
     """Sort photos into the user's folders by example: suggest, review, accept, undo."""
 
     suggested = Signal(int)  # suggestions shown
@@ -360,28 +361,7 @@ class SortPage(QWidget):
         self._show(sorted([*self._rows, *returned], key=lambda s: str(s.path)))
         self._acted(report)
 
-    def _acted(self, report: ActionReport) -> None:
-        self._set_busy(False, report.status_line())
-        self.action_finished.emit(report)
-
-    def _run(self, work, on_finished) -> None:
-        self._jobs.submit_library(
-            lambda library, progress, cancel: work(library),
-            name="sort request",
-            on_finished=on_finished,
-            on_failed=lambda error: self._set_busy(False, f"Failed: {error.message}"),
-        )
-
     # -- state -------------------------------------------------------------------------------------
-
-    def _set_busy(self, busy: bool, text: str) -> None:
-        self._busy = busy
-        self.status_label.setText(text)
-        self.progress_bar.setVisible(busy)
-        if busy:
-            self.progress_bar.setRange(0, 0)
-            self.progress_bar.setFormat("")
-        self._update_enabled()
 
     def _update_enabled(self) -> None:
         idle = not self._busy

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -24,6 +25,10 @@ from PySide6.QtWidgets import (
 
 from vitgallery.core.indexing import WHITENING_MIN_PHOTOS, WHITENING_SAMPLE
 from vitgallery.core.preprocess import teaching_views_per_photo
+
+if TYPE_CHECKING:
+    from vitgallery.core.duplicates import ActionReport
+    from vitgallery.core.library import Library
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,35 @@ class MessageBar(QFrame):
     def _run_action(self) -> None:
         if self._action is not None:
             self._action.run()
+
+
+class JobPage:
+    """What the Duplicates, Groups and Sort pages share (mixed into their QWidget): a status line over
+    an indeterminate busy bar, library work run as jobs whose failure ends in that line, and an
+    action's report passed on. A page has `status_label`, `progress_bar`, `_jobs` (the window's
+    JobRunner), `_busy`, `_update_enabled()` and an `action_finished` signal."""
+
+    def _set_busy(self, busy: bool, text: str) -> None:
+        self._busy = busy
+        self.status_label.setText(text)
+        self.progress_bar.setVisible(busy)
+        if busy:
+            self.progress_bar.setRange(0, 0)
+            self.progress_bar.setFormat("")
+        self._update_enabled()
+
+    def _run(self, work: Callable[[Library], Any], on_finished: Callable[[Any], None]) -> None:
+        """Run `work(library)` as a job on the window's library."""
+        self._jobs.submit_library(
+            lambda library, progress, cancel: work(library),
+            name=f"{type(self).__name__} request",
+            on_finished=on_finished,
+            on_failed=lambda error: self._set_busy(False, f"Failed: {error.message}"),
+        )
+
+    def _acted(self, report: ActionReport) -> None:
+        self._set_busy(False, report.status_line())
+        self.action_finished.emit(report)
 
 
 def format_duration(seconds: float | None) -> str:
