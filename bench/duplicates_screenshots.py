@@ -61,6 +61,24 @@ def on_screen(widget: QWidget) -> QRect:
     return QRect(widget.mapToGlobal(QPoint(0, 0)), widget.size())
 
 
+def indexed_window(app: QApplication, args: argparse.Namespace, prefix: str) -> MainWindow | None:
+    """The real window, 1280x800, on `args.folder` with `args.library`, once its index run has
+    finished (None when it did not within `args.timeout`). Settings and thumbnails go to a scratch
+    folder named by `prefix`."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    settings = Settings.from_file(work / "settings.ini")
+    settings.set(opt.MODEL, args.model)
+    settings.set(opt.WEIGHTS, str(args.weights) if args.weights else "")
+    settings.set(opt.DEVICE, "cpu")
+    window = MainWindow(settings, library_dir=args.library, thumbnail_cache_dir=work / "thumbs")
+    window.setGeometry(0, 0, 1280, 800)
+    window.show()
+    indexed: list[object] = []
+    window.indexing_finished.connect(indexed.append)
+    window.open_folder(args.folder.expanduser().absolute())
+    return window if wait_until(app, lambda: bool(indexed), args.timeout) else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="the photo folder (a copy: the page only looks)")
@@ -72,18 +90,8 @@ def main() -> int:
     args = parser.parse_args()
 
     app = create_application()
-    work = Path(tempfile.mkdtemp(prefix="vg-duplicates-shots-"))
-    settings = Settings.from_file(work / "settings.ini")
-    settings.set(opt.MODEL, args.model)
-    settings.set(opt.WEIGHTS, str(args.weights) if args.weights else "")
-    settings.set(opt.DEVICE, "cpu")
-    window = MainWindow(settings, library_dir=args.library, thumbnail_cache_dir=work / "thumbs")
-    window.setGeometry(0, 0, 1280, 800)
-    window.show()
-    indexed: list[object] = []
-    window.indexing_finished.connect(indexed.append)
-    window.open_folder(args.folder.expanduser().absolute())
-    if not wait_until(app, lambda: bool(indexed), args.timeout):
+    window = indexed_window(app, args, "vg-duplicates-shots-")
+    if window is None:
         print("indexing did not finish in time", file=sys.stderr)
         return 1
 

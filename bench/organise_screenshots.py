@@ -18,15 +18,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
-from duplicates_screenshots import grab, settle, wait_until
+from duplicates_screenshots import grab, indexed_window, settle, wait_until
 
-from vitgallery.ui import settings as opt
 from vitgallery.ui.app import create_application
-from vitgallery.ui.main_window import MainWindow
-from vitgallery.ui.settings import Settings
 
 
 def main() -> int:
@@ -42,18 +38,8 @@ def main() -> int:
     args = parser.parse_args()
 
     app = create_application()
-    work = Path(tempfile.mkdtemp(prefix="vg-organise-shots-"))
-    settings = Settings.from_file(work / "settings.ini")
-    settings.set(opt.MODEL, args.model)
-    settings.set(opt.WEIGHTS, str(args.weights) if args.weights else "")
-    settings.set(opt.DEVICE, "cpu")
-    window = MainWindow(settings, library_dir=args.library, thumbnail_cache_dir=work / "thumbs")
-    window.setGeometry(0, 0, 1280, 800)
-    window.show()
-    indexed: list[object] = []
-    window.indexing_finished.connect(indexed.append)
-    window.open_folder(args.folder.expanduser().absolute())
-    if not wait_until(app, lambda: bool(indexed), args.timeout):
+    window = indexed_window(app, args, "vg-organise-shots-")
+    if window is None:
         print("indexing did not finish in time", file=sys.stderr)
         return 1
 
