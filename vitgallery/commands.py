@@ -125,6 +125,10 @@ class TerminalProgress:
         if p.phase not in ("embedding", "learning"):
             if p.phase == "scanning":
                 self._write("scanning folder…", final=False)
+            elif p.phase == "calibrating" and p.done in (0, p.total):
+                self._write(f"reading {p.total} photos to fit the int8 model to this library…", final=False)
+            elif p.phase == "quantising":
+                self._write("fitting the int8 model to this library's photos (a minute or two, once)…", final=False)
             elif p.phase == "fitting":
                 self._write("learning what tells this library's photos apart…", final=False)
             return

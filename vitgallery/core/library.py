@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from platformdirs import user_data_dir
 
+from vitgallery.core.calibration import calibrate_for_library, library_embedder, library_model_file
 from vitgallery.core.duplicates import (
     ActionEntry,
     ActionPlace,
@@ -184,7 +185,11 @@ class Library:
             raise LibraryError("the library is empty: index a folder first")
         name, precision = signature_model_and_precision(signature)
         embedder = load_embedder(name, weights=weights or self.weights_file, device=device, precision=precision,
-                                 runtime=signature_runtime(signature), progress=progress)
+                                 runtime=signature_runtime(signature), progress=progress,
+                                 calibrated_model=library_model_file(self.library_dir, signature))
+        if embedder.needs_calibration:
+            raise LibraryError("the library was indexed with an OpenVINO int8 model it does not hold (calibrated "
+                               "on synthetic pictures by an older vitgallery): index the folder again")
         if embedder.signature != signature:
             raise LibraryError(f"these weights differ from the ones the library was indexed with ({signature})")
         return embedder
@@ -207,8 +212,17 @@ class Library:
         ones, drop deleted ones. Safe to cancel or kill at any point: each batch commits on its own.
 
         Photos under a mount point that disappeared, and most of the library's photos gone at once,
-        are kept (summary.missing_kept) unless `forget_missing` says to forget them."""
+        are kept (summary.missing_kept) unless `forget_missing` says to forget them.
+
+        An embedder that needs calibration (OpenVINO int8) gets the library's own model: the one it was
+        indexed with, or one calibrated now on its photos (core/calibration.py, phases "calibrating" and
+        "quantising")."""
         with self._indexing:
+            cancel = cancel or threading.Event()
+            embedder = calibrate_for_library(embedder, self.root, self.library_dir, self.model_signature,
+                                             report=progress or (lambda p: None), cancel=cancel)
+            if embedder is None:
+                return IndexSummary(cancelled=True)
             run = IndexRun(self.root, self.store, self._cache, embedder, notice=self._notice,
                            progress=progress, cancel=cancel, pause=pause, forget_missing=forget_missing)
             return run.run(batch_size, decode_workers)
@@ -232,8 +246,10 @@ class Library:
                     progress: Callable[[IndexProgress], None] | None = None, cancel: threading.Event | None = None,
                     batch_size: int | None = None, decode_workers: int | None = None) -> IndexSummary:
         """Bring the library up to date for these files and folders only (what a folder watcher saw
-        change): see IndexRun.run_paths. One indexing run at a time, with `index` too."""
+        change): see IndexRun.run_paths. One indexing run at a time, with `index` too. An embedder that
+        needs calibration gets the library's own model (`index` made it)."""
         with self._indexing:
+            embedder = library_embedder(embedder, self.library_dir, self.model_signature)
             run = IndexRun(self.root, self.store, self._cache, embedder, notice=self._notice,
                            progress=progress, cancel=cancel)
             return run.run_paths(paths, batch_size, decode_workers)
