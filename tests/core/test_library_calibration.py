@@ -71,6 +71,10 @@ def test_each_library_is_calibrated_on_its_own_photos_once(tmp_path, quantisatio
     hits = reopened.search(outside, k=1, embedder=query, verify=False)
     assert hits[0].path.name == "img_03.jpg" and hits[0].cosine > 0.999, "the query meets the library's own model"
     assert len(quantisations) == 2
+    second.root.joinpath("img_11.jpg").write_bytes((first.root / "img_11.jpg").read_bytes())
+    summary, phases = index(second, query)  # the first library's model: the second uses its own
+    assert summary.added == 1 and "quantising" not in phases
+    assert signature_calibration(second.model_signature) == fingerprints[1]
     reopened.close()
     second.close()
 

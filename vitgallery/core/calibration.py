@@ -35,7 +35,11 @@ def library_model_file(library_dir: Path, signature: str | None) -> Path | None:
 
 def library_embedder(embedder: Embedder, library_dir: Path, signature: str | None) -> Embedder:
     """`embedder` with the library's own calibrated model, where the library was indexed with this
-    model, weights and converter and its model file is there; otherwise `embedder` as it is."""
+    model, weights and converter and its model file is there; otherwise `embedder` as it is, or without
+    another library's model (the window keeps one model loaded while it opens another library)."""
+    own = (library_dir / MODEL_FOLDER).absolute()
+    if embedder.calibrated_model is not None and embedder.calibrated_model.parent.absolute() != own:
+        embedder = embedder.calibrated(None)
     kept = library_model_file(library_dir, signature)
     if (not embedder.needs_calibration or kept is None or not kept.exists()
             or signature != f"{embedder.signature}{CALIBRATION_MARK}{kept.stem}"):

@@ -513,9 +513,9 @@ class Embedder:
             model_file = openvino_runtime.quantise_on_photos(vector_head(self), folder, self.input_size, calibration)
         return self.calibrated(model_file)
 
-    def calibrated(self, model_file: Path) -> Embedder:
+    def calibrated(self, model_file: Path | None) -> Embedder:
         """This model with its int8 quantisation calibrated on a library's photos (`calibrate`), sharing
-        the torch model."""
+        the torch model; None: without one (it needs calibration again)."""
         return Embedder(self.spec, self.model, self.weights_sha256, self.device, precision=self.precision,
                         compile_model=self.compiled, runtime=self.runtime, weights_file=self.weights_file,
                         calibrated_model=model_file)
