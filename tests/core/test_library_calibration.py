@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
+import torch
 
 from tests.photos import make_photo
 from vitgallery.core import openvino_runtime
 from vitgallery.core.calibration import MODEL_FOLDER
 from vitgallery.core.library import Library
-from vitgallery.core.models import ModelLoadError, load_embedder, signature_calibration
+from vitgallery.core.models import MODELS, Embedder, ModelLoadError, load_embedder, signature_calibration
 
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
@@ -51,8 +53,13 @@ def index(library, embedder, **kw):
 def test_each_library_is_calibrated_on_its_own_photos_once(tmp_path, quantisations):
     first = Library.open(photo_folder(tmp_path, "a", range(0, 10)), tmp_path / "lib-a")
     second = Library.open(photo_folder(tmp_path, "b", range(20, 23)), tmp_path / "lib-b")
-    summary, phases = index(first, int8())
+    given = int8()
+    summary, phases = index(first, given)
     assert summary.added == 10 and phases[:2] == ["calibrating", "calibrating"] and "quantising" in phases
+    outside = tmp_path / "query.jpg"
+    outside.write_bytes((first.root / "img_03.jpg").read_bytes())
+    hits = first.search(outside, k=1, embedder=given, verify=False)  # what it indexed with searches too
+    assert hits[0].path.name == "img_03.jpg" and hits[0].cosine > 0.999
     index(second, int8())
     assert quantisations == [openvino_runtime.CALIBRATION_PHOTOS] * 2  # 3 photos filled up with pictures
     fingerprints = [signature_calibration(lib.model_signature) for lib in (first, second)]
@@ -66,8 +73,6 @@ def test_each_library_is_calibrated_on_its_own_photos_once(tmp_path, quantisatio
     reopened = Library.open(library_dir=tmp_path / "lib-a")
     query = reopened.load_embedder()
     assert query.signature == reopened.model_signature
-    outside = tmp_path / "query.jpg"
-    outside.write_bytes((first.root / "img_03.jpg").read_bytes())
     hits = reopened.search(outside, k=1, embedder=query, verify=False)
     assert hits[0].path.name == "img_03.jpg" and hits[0].cosine > 0.999, "the query meets the library's own model"
     assert len(quantisations) == 2
@@ -93,4 +98,33 @@ def test_a_cancelled_calibration_embeds_nothing_and_a_lost_model_is_made_again(t
     summary, _ = index(library, int8())
     assert summary.added == 4 and len(quantisations) == 2
     assert [p.suffix for p in sorted((tmp_path / "lib" / MODEL_FOLDER).iterdir())] == [".bin", ".xml"]
+    library.close()
+
+
+def auto_embedder() -> Embedder:
+    """The tiny model as if it were a real one, which "auto" runs with OpenVINO on a CPU."""
+    spec = dataclasses.replace(MODELS["tiny-test"], weights_url="https://example.invalid/tiny.pth")
+    return Embedder(spec, spec.build(), "random-seed-0", torch.device("cpu"), precision="auto", runtime="auto")
+
+
+def test_auto_keeps_a_library_indexed_with_torch_on_torch(tmp_path, quantisations):
+    library = Library.open(photo_folder(tmp_path, "a", range(4)), tmp_path / "lib")
+    index(library, auto_embedder().on_torch())
+    make_photo(9).save(library.root / "img_09.jpg")
+    summary, _ = index(library, auto_embedder())
+    assert (summary.added, summary.unchanged) == (1, 4) and quantisations == []
+    assert "|rt:" not in library.model_signature
+    library.close()
+
+
+def test_auto_indexes_with_torch_when_quantising_fails(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported operation")
+
+    monkeypatch.setattr(openvino_runtime, "quantise_on_photos", broken)
+    library = Library.open(photo_folder(tmp_path, "a", range(4)), tmp_path / "lib")
+    summary, _ = index(library, auto_embedder())
+    assert summary.added == 4 and "|rt:" not in library.model_signature
+    with pytest.raises(ModelLoadError, match="quantising tiny-test for OpenVINO failed.*--runtime torch"):
+        index(library, load_embedder("tiny-test", runtime="openvino"))
     library.close()

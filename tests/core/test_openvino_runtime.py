@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -78,9 +79,16 @@ def test_a_missing_extra_says_what_to_install_and_names_torch(monkeypatch):
         embedder("openvino", "int8")
 
 
-def test_torch_is_the_default_and_openvino_stays_on_the_cpu():
+def test_auto_runs_openvino_on_a_cpu_where_installed_and_keeps_gpus_and_the_test_model_on_torch(monkeypatch):
+    downloadable = dataclasses.replace(TINY, weights_url="https://example.invalid/tiny.pth")
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert models.resolve_runtime("auto", cpu, downloadable) == "openvino"
+    assert models.resolve_runtime("auto", cuda, downloadable) == "torch"
+    assert models.resolve_runtime("auto", cpu, TINY) == "torch"
     assert models.load_embedder("tiny-test", device="cpu").runtime == "torch"
     with pytest.raises(ModelLoadError):
-        models.resolve_runtime("openvino", torch.device("cuda"))
+        models.resolve_runtime("openvino", cuda, TINY)
     with pytest.raises(ModelLoadError):
-        models.resolve_runtime("onnx", torch.device("cpu"))
+        models.resolve_runtime("onnx", cpu, TINY)
+    monkeypatch.setattr(models, "openvino_available", lambda: False)
+    assert models.resolve_runtime("auto", cpu, downloadable) == "torch"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vitgallery.core import openvino_runtime
 from vitgallery.core.indexing import IndexProgress
-from vitgallery.core.models import CALIBRATION_MARK, Embedder, signature_calibration
+from vitgallery.core.models import CALIBRATION_MARK, Embedder, ModelLoadError, signature_calibration
 from vitgallery.core.scan import root_is_available, scan_root
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,14 @@ def library_model_file(library_dir: Path, signature: str | None) -> Path | None:
 def library_embedder(embedder: Embedder, library_dir: Path, signature: str | None) -> Embedder:
     """`embedder` with the library's own calibrated model, where the library was indexed with this
     model, weights and converter and its model file is there; otherwise `embedder` as it is, or without
-    another library's model (the window keeps one model loaded while it opens another library)."""
+    another library's model (the window keeps one model loaded while it opens another library).
+
+    A runtime chosen by "auto" keeps the one the library was indexed with: a library indexed with
+    torch before OpenVINO was installed (or was the default) is not embedded again for it."""
+    if embedder.runtime_chosen == "auto" and embedder.runtime != "torch" and signature is not None:
+        on_torch = embedder.on_torch()
+        if on_torch.signature == signature:
+            return on_torch
     own = (library_dir / MODEL_FOLDER).absolute()
     if embedder.calibrated_model is not None and embedder.calibrated_model.parent.absolute() != own:
         embedder = embedder.calibrated(None)
@@ -76,7 +83,13 @@ def calibrate_for_library(embedder: Embedder, root: Path, library_dir: Path, sig
         return None
     report(IndexProgress("quantising", 0, 0, 0.0, None, None))
     folder = library_dir / MODEL_FOLDER
-    calibrated = embedder.calibrate(inputs, folder)
+    try:
+        calibrated = embedder.calibrate(inputs, folder)
+    except ModelLoadError as exc:
+        if embedder.runtime_chosen != "auto":
+            raise
+        log.warning("%s: indexing with torch instead", exc)  # the window has no runtime to choose
+        return embedder.on_torch()
     log.info("int8 model calibrated on %d photos of %s in %.0f s: %s", min(len(photos), len(inputs)), root,
              time.monotonic() - started, calibrated.calibrated_model)
     _forget_other_models(folder, calibrated.calibrated_model)

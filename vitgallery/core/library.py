@@ -107,6 +107,8 @@ class Library:
         self._cache = IndexCache(library_dir, store, self._notice, self.vector_store)
         self._search = LibrarySearch(root, store, self._cache)
         self._indexing = threading.Lock()  # one run at a time per Library object
+        # (an embedder given that needs calibration, the same with this library's own model): see _own_model
+        self._own_model: tuple[Embedder, Embedder] | None = None
 
     # -- opening -----------------------------------------------------------------------------------
 
@@ -219,10 +221,13 @@ class Library:
         "quantising")."""
         with self._indexing:
             cancel = cancel or threading.Event()
+            given = embedder
             embedder = calibrate_for_library(embedder, self.root, self.library_dir, self.model_signature,
                                              report=progress or (lambda p: None), cancel=cancel)
             if embedder is None:
                 return IndexSummary(cancelled=True)
+            if given is not embedder:
+                self._own_model = (given, embedder)
             run = IndexRun(self.root, self.store, self._cache, embedder, notice=self._notice,
                            progress=progress, cancel=cancel, pause=pause, forget_missing=forget_missing)
             return run.run(batch_size, decode_workers)
@@ -237,8 +242,19 @@ class Library:
         `region` (core.region.Region): search with that part of the query alone (embedded, so it needs
         the embedder). `like`, `unlike`: photos of this library marked "more like this" and "not this":
         the query moves towards the first and away from the others, which leave the results."""
-        return self._search.search(query, k=k, embedder=embedder, verify=verify, region=region, like=like,
-                                   unlike=unlike)
+        return self._search.search(query, k=k, embedder=self._own_model_of(embedder), verify=verify,
+                                   region=region, like=like, unlike=unlike)
+
+    def _own_model_of(self, embedder: Embedder | None) -> Embedder | None:
+        """The embedder indexing was given (OpenVINO int8 before calibration) with this library's own
+        model, made once and kept: the caller may search with the object it indexed with."""
+        if embedder is None or not embedder.needs_calibration:
+            return embedder
+        given, own = self._own_model or (None, None)
+        if given is not embedder or own is None or own.signature != self.model_signature:
+            own = library_embedder(embedder, self.library_dir, self.model_signature)
+            self._own_model = (embedder, own)
+        return own
 
     # -- organising (core/organise): given paths indexed, vectors in the search space ---------------
 

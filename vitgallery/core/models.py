@@ -353,10 +353,11 @@ def resolve_device(device: str = "auto") -> torch.device:
 # -- precision -------------------------------------------------------------------------------------
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
-# Who runs the model: torch everywhere (the default); OpenVINO on CPUs when asked. OpenVINO int8 is
-# 2.0x torch bf16's speed on a CPU but, calibrated on synthetic pictures, lost 0.77 mAP on seed 1's sem
-# corpus (the bar for a default: <= 0.5 on every dup and sem corpus; docs/performance.md).
-RUNTIMES = ("torch", "openvino")
+# Who runs the model. "auto": OpenVINO on a CPU where it is installed (its int8, calibrated on the
+# library's photos, is 2.0x torch bf16's speed within 0.5 mAP on every dup and sem corpus measured:
+# docs/performance.md), torch on GPUs and elsewhere.
+RUNTIMES = ("auto", "torch", "openvino")
+DEFAULT_RUNTIME = "auto"
 
 
 def cpu_has_native_bf16() -> bool:
@@ -382,9 +383,20 @@ def default_precision(device: torch.device) -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
-def resolve_runtime(runtime: str, device: torch.device) -> str:
+def openvino_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf"))
+
+
+def resolve_runtime(runtime: str, device: torch.device, spec: ModelSpec) -> str:
+    """"auto": OpenVINO on a CPU where it is installed, else torch. The test model stays on torch
+    unless asked: quantising it would cost each test seconds."""
     if runtime not in RUNTIMES:
         raise ModelLoadError(f"unknown runtime {runtime!r}: use {', '.join(RUNTIMES)}")
+    if runtime == "auto":
+        usable = device.type == "cpu" and spec.weights_url is not None and openvino_available()
+        return "openvino" if usable else "torch"
     if runtime == "openvino" and device.type != "cpu":
         raise ModelLoadError("the OpenVINO runtime runs on the CPU here; use --runtime torch on a GPU")
     return runtime
@@ -442,7 +454,8 @@ class Embedder:
     `signature` names everything that shapes a vector (model, weights checksum, preprocessing,
     pooling, numeric precision); a library stores it and never mixes vectors of two signatures.
 
-    `runtime`: "torch", or "openvino" (CPU: the model converted once, cached, see openvino_runtime).
+    `runtime`: "torch", "openvino" (CPU: the model converted once, see openvino_runtime), or "auto"
+    (resolve_runtime; `runtime_chosen` stays "auto", so a library may keep the runtime it was indexed with).
     `precision`: "fp32"; "bf16"/"fp16" autocast; "int8": with torch dynamic quantisation of the Linear
     layers (CPU), with OpenVINO post-training quantisation of weights and activations, calibrated on a
     library's photos: such an Embedder embeds nothing until it has its library's model
@@ -454,14 +467,16 @@ class Embedder:
     """
 
     def __init__(self, spec: ModelSpec, model: torch.nn.Module, weights_sha256: str, device: torch.device,
-                 *, precision: str = "fp32", compile_model: bool = False, runtime: str = "torch",
+                 *, precision: str = "fp32", compile_model: bool = False, runtime: str = DEFAULT_RUNTIME,
                  weights_file: Path | None = None, calibrated_model: Path | None = None):
         import torch
 
         self.spec = spec
         self.weights_file = weights_file  # a local weights file it was loaded from; None: downloaded or built in
-        self.runtime = resolve_runtime(runtime, device)
+        self.runtime_chosen = runtime
+        self.runtime = resolve_runtime(runtime, device, spec)
         self.precision = resolve_precision(precision, device, self.runtime)
+        self.precision_chosen = precision
         self.device = device
         self.weights_sha256 = weights_sha256
         self.compiled = compile_model
@@ -516,9 +531,14 @@ class Embedder:
     def calibrated(self, model_file: Path | None) -> Embedder:
         """This model with its int8 quantisation calibrated on a library's photos (`calibrate`), sharing
         the torch model; None: without one (it needs calibration again)."""
-        return Embedder(self.spec, self.model, self.weights_sha256, self.device, precision=self.precision,
-                        compile_model=self.compiled, runtime=self.runtime, weights_file=self.weights_file,
+        return Embedder(self.spec, self.model, self.weights_sha256, self.device, precision=self.precision_chosen,
+                        compile_model=self.compiled, runtime=self.runtime_chosen, weights_file=self.weights_file,
                         calibrated_model=model_file)
+
+    def on_torch(self) -> Embedder:
+        """This model run by torch, at the precision asked for (auto: torch's own default)."""
+        return Embedder(self.spec, self.model, self.weights_sha256, self.device, precision=self.precision_chosen,
+                        compile_model=self.compiled, runtime="torch", weights_file=self.weights_file)
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         return self.spec.features(self.model, x)
@@ -652,7 +672,7 @@ def vector_head(embedder: Embedder) -> torch.nn.Module:
 
 def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = None, device: str = "auto",
                   progress: bool = True, precision: str = "auto", compile_model: bool = False,
-                  runtime: str = "torch", calibrated_model: Path | None = None) -> Embedder:
+                  runtime: str = DEFAULT_RUNTIME, calibrated_model: Path | None = None) -> Embedder:
     """Build a registered model with official (downloaded) or local weights; `calibrated_model`: a
     library's OpenVINO int8 model (Embedder.calibrate)."""
     spec = MODELS.get(name)
