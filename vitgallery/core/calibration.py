@@ -59,8 +59,7 @@ def calibrate_for_library(embedder: Embedder, root: Path, library_dir: Path, sig
                           cancel: threading.Event) -> Embedder | None:
     """The embedder to index the library with: `embedder` itself unless it needs calibration; then the
     library's own model (library_embedder), or one calibrated now on the library's photos (about a
-    minute or two of CPU for ViT-S/14, once: phases "calibrating", the photos decoded, and
-    "quantising"). None when cancelled while decoding them.
+    minute for ViT-S/14, once: phases "calibrating", the photos decoded, and "quantising"). None when cancelled while decoding them.
 
     A folder that is offline or holds no photo yet is not calibrated: the run embeds nothing, and the
     next one with photos calibrates."""
@@ -78,18 +77,18 @@ def calibrate_for_library(embedder: Embedder, root: Path, library_dir: Path, sig
         report(IndexProgress("calibrating", done, total, rate, (total - done) / rate if rate else None, None))
         return cancel.is_set()
 
-    inputs = openvino_runtime.calibration_inputs(photos, embedder.input_size, step=step)
+    inputs = openvino_runtime.calibration_inputs(photos, ready.input_size, step=step)
     if inputs is None:
         return None
     report(IndexProgress("quantising", 0, 0, 0.0, None, None))
     folder = library_dir / MODEL_FOLDER
     try:
-        calibrated = embedder.calibrate(inputs, folder)
+        calibrated = ready.calibrate(inputs, folder)
     except ModelLoadError as exc:
-        if embedder.runtime_chosen != "auto":
+        if ready.runtime_chosen != "auto":
             raise
         log.warning("%s: indexing with torch instead", exc)  # the window has no runtime to choose
-        return embedder.on_torch()
+        return ready.on_torch()
     log.info("int8 model calibrated on %d photos of %s in %.0f s: %s", min(len(photos), len(inputs)), root,
              time.monotonic() - started, calibrated.calibrated_model)
     _forget_other_models(folder, calibrated.calibrated_model)
