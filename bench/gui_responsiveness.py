@@ -7,10 +7,12 @@ a 10 ms heartbeat QTimer from the moment the window is shown while the folder is
 indexed, then drops a photo that is not in the folder on the window and times how long until the
 results view paints its first tile.
 
-Gaps are reported in two parts: "startup" (from the window shown until the first photo is embedded:
-listing, opening the library, loading the model, starting the decoders) and "indexing" (from there to
-the end). The times
-from the process's start to the splash and to the window shown are reported too.
+Gaps are reported by phase: "startup", from the window shown until the first photo is embedded, in two
+parts ("opening folder": the listing, the library, the first thumbnails; "loading model": from the
+index job's model loading to the first photo embedded, the decoders started), then "indexing", to the
+end. The times from the process's start to the splash and to the window shown are reported too.
+`--start worker` shows the window at once and imports the model runtime on its job runner, as the
+app did before (issue 18 point 5), to compare.
 
     python bench/gui_responsiveness.py                       # tiny random ViT (fast; a floor)
     python bench/gui_responsiveness.py --model dinov2-s14 --weights /work/weights/dinov2_vits14_pretrain.pth
@@ -38,7 +40,7 @@ if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PIL import Image  # noqa: E402
-from PySide6.QtCore import QEvent, QMimeData, QObject, QPoint, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtCore import QEvent, QEventLoop, QMimeData, QObject, QPoint, Qt, QTimer, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -46,9 +48,16 @@ from vitgallery.ui import settings as opt  # noqa: E402
 from vitgallery.ui.app import StartupSplash, apply_color_scheme, create_application, start_window  # noqa: E402
 from vitgallery.ui.main_window import MainWindow  # noqa: E402
 from vitgallery.ui.settings import Settings  # noqa: E402
+from vitgallery.ui.workers import ModelLoading, load_model_runtime  # noqa: E402
 
 CORPUS = Path("/tmp/vg-corpus")
 HEARTBEAT_MS = 10
+# Heartbeat phases before the first photo is embedded: from the window shown until the index job
+# starts loading the model (listing the folder, opening its library, the first thumbnails), then
+# until the first photo is embedded (the model loading, the decoders starting).
+OPENING, LOADING_MODEL = "opening folder", "loading model"
+STARTUP_PHASES = (OPENING, LOADING_MODEL)
+CONDITION_POLL_MS = 10
 
 
 def build_folder(corpus: Path, target: Path, count: int) -> Path:
@@ -103,7 +112,7 @@ class Heartbeat(QObject):
         self.timer.timeout.connect(self._beat)
         self.last = 0.0
         self.gaps: list[tuple[float, float, str]] = []  # gap ms, at s, phase
-        self.phase = "startup"
+        self.phase = OPENING
         self.started = 0.0
 
     def start(self) -> None:
@@ -118,11 +127,15 @@ class Heartbeat(QObject):
         self.gaps.append(((now - self.last) * 1000, now - self.started, self.phase))
         self.last = now
 
-    def longest(self, startup: bool) -> float:
-        return max((gap for gap, _, phase in self.gaps if (phase == "startup") == startup), default=0.0)
+    @property
+    def starting(self) -> bool:
+        return self.phase in STARTUP_PHASES
 
-    def over(self, ms: float, startup: bool) -> int:
-        return sum(gap > ms for gap, _, phase in self.gaps if (phase == "startup") == startup)
+    def longest(self, phases: tuple[str, ...]) -> float:
+        return max((gap for gap, _, phase in self.gaps if phase in phases), default=0.0)
+
+    def over(self, ms: float, phases: tuple[str, ...]) -> int:
+        return sum(gap > ms for gap, _, phase in self.gaps if phase in phases)
 
 
 class FirstPaint(QObject):
@@ -196,13 +209,18 @@ def drop_file(window: MainWindow, path: Path) -> None:
 
 
 def wait_until(app: QApplication, condition, timeout_s: float) -> bool:
+    """Run the event loop, as the app does, until `condition()` holds (checked every CONDITION_POLL_MS)
+    or `timeout_s` has passed. Idle, the GUI thread waits in Qt without the interpreter lock; a loop of
+    processEvents and sleep would take the lock back after every sleep and time that wait too."""
     deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        app.processEvents()
-        time.sleep(0.002)
-    return True
+    loop = QEventLoop()
+    poll = QTimer(interval=CONDITION_POLL_MS)
+    poll.timeout.connect(lambda: loop.quit() if condition() or time.monotonic() > deadline else None)
+    poll.start()
+    if not condition():
+        loop.exec()
+    poll.stop()
+    return bool(condition())
 
 
 def main() -> int:
@@ -228,6 +246,9 @@ def main() -> int:
         "--drops", type=int, default=5, help="queries dropped one after the other; the median is reported"
     )
     parser.add_argument("--library", type=Path, help="reuse this library folder (default: a fresh one)")
+    parser.add_argument("--start", choices=("splash", "worker"), default="splash",
+                        help="splash: the app's start sequence; worker: the window shown at once and the model "
+                             "runtime imported on its job runner (the start before issue 18 point 5, to compare)")
     parser.add_argument("--startup-only", action="store_true",
                         help="stop once the first photo is embedded (the model loaded): no full index, no drops")
     parser.add_argument("--watch-stalls", type=float, metavar="MS",
@@ -258,7 +279,19 @@ def main() -> int:
         window.setGeometry(0, 0, 1280, 800)
         return window
 
-    window = start_window(build_window)
+    if args.start == "splash":
+        window = start_window(build_window)
+    else:
+        window = build_window()
+        window.show()
+        importing = threading.Event()
+
+        def import_runtime(progress, cancel) -> None:
+            importing.set()
+            load_model_runtime(lambda step: None)
+
+        window.jobs.submit(import_runtime, lane="library")
+        wait_until(app, importing.is_set, 10)  # running, so that open_folder's cancel_all cannot drop it
     window_shown_age_s = process_age_s()
     # Imported by the start sequence: imported at the top, it would delay the splash.
     from vitgallery.core.library import IndexProgress
@@ -270,9 +303,10 @@ def main() -> int:
     window.indexing_finished.connect(summaries.append)
 
     def on_progress(progress: object) -> None:
-        # Loading the model and starting the decoders still count as start-up; the first photo embedded ends it.
-        if isinstance(progress, IndexProgress) and (progress.done > 0 or progress.phase == "done"):
-            heartbeat.phase = progress.phase
+        if isinstance(progress, ModelLoading):
+            heartbeat.phase = LOADING_MODEL
+        elif isinstance(progress, IndexProgress) and (progress.done > 0 or progress.phase == "done"):
+            heartbeat.phase = progress.phase  # the first photo embedded ends the start-up
 
     window.index_progress.connect(on_progress)
     if args.watch_stalls:
@@ -280,7 +314,7 @@ def main() -> int:
     started = time.perf_counter()
     window.open_folder(folder)
     if args.startup_only:
-        done = wait_until(app, lambda: heartbeat.phase != "startup" or bool(summaries), args.timeout)
+        done = wait_until(app, lambda: not heartbeat.starting or bool(summaries), args.timeout)
     else:
         done = wait_until(app, lambda: bool(summaries), args.timeout)
     if not done:
@@ -290,17 +324,23 @@ def main() -> int:
     indexing_s = time.perf_counter() - started
     heartbeat.stop()
     summary = summaries[0] if summaries else None
+    indexing_phases = tuple({phase for _, _, phase in heartbeat.gaps} - set(STARTUP_PHASES))
     startup = {
         "model": args.model,
+        "start": args.start,
         "process_start_to_splash_s": round(splash_shown.age_s, 2) if splash_shown.age_s is not None else None,
         "process_start_to_window_shown_s": round(window_shown_age_s, 2),
+        "window_shown_to_model_loading_s": round(
+            next((at for _, at, phase in heartbeat.gaps if phase != OPENING), heartbeat.gaps[-1][1]), 2),
         "window_shown_to_first_photo_embedded_s": round(
-            next((at for _, at, phase in heartbeat.gaps if phase != "startup"), heartbeat.gaps[-1][1]), 2),
-        "longest_gap_during_startup_ms": round(heartbeat.longest(startup=True), 1),
-        "gaps_over_50ms_during_startup": heartbeat.over(50, startup=True),
+            next((at for _, at, phase in heartbeat.gaps if phase not in STARTUP_PHASES), heartbeat.gaps[-1][1]), 2),
+        "longest_gap_during_startup_ms": round(heartbeat.longest(STARTUP_PHASES), 1),
+        "gaps_over_50ms_during_startup": heartbeat.over(50, STARTUP_PHASES),
+        "longest_gap_opening_folder_ms": round(heartbeat.longest((OPENING,)), 1),
+        "longest_gap_loading_model_ms": round(heartbeat.longest((LOADING_MODEL,)), 1),
         "worst_gaps_during_startup": [
-            {"ms": round(gap, 1), "at_s": round(at, 2)}
-            for gap, at, phase in sorted(g for g in heartbeat.gaps if g[2] == "startup")[::-1][:3]
+            {"ms": round(gap, 1), "at_s": round(at, 2), "phase": phase}
+            for gap, at, phase in sorted(g for g in heartbeat.gaps if g[2] in STARTUP_PHASES)[::-1][:3]
         ],
     }
     if args.startup_only:
@@ -336,11 +376,11 @@ def main() -> int:
         "indexed": getattr(summary, "added", None),
         "indexing_s": round(indexing_s, 1),
         "heartbeats": len(heartbeat.gaps),
-        "longest_gap_while_indexing_ms": round(heartbeat.longest(startup=False), 1),
-        "gaps_over_50ms_while_indexing": heartbeat.over(50, startup=False),
+        "longest_gap_while_indexing_ms": round(heartbeat.longest(indexing_phases), 1),
+        "gaps_over_50ms_while_indexing": heartbeat.over(50, indexing_phases),
         "worst_gaps_while_indexing": [
             {"ms": round(gap, 1), "at_s": round(at, 2), "phase": phase}
-            for gap, at, phase in sorted(g for g in heartbeat.gaps if g[2] != "startup")[::-1][:5]
+            for gap, at, phase in sorted(g for g in heartbeat.gaps if g[2] in indexing_phases)[::-1][:5]
         ],
         "results_per_query": shown[0] if shown else 0,
         "drop_to_first_results_painted_ms": [round(ms, 1) for ms in to_results],
