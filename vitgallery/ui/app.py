@@ -133,6 +133,7 @@ def apply_color_scheme(app: QApplication, scheme: Qt.ColorScheme | None = None) 
 SPLASH_SIZE = (440, 180)
 SPLASH_ICON_SIZE = 96
 SPLASH_MARGIN = 24
+SPLASH_TEXT_LEFT = 2 * SPLASH_MARGIN + SPLASH_ICON_SIZE  # right of the icon
 
 
 class StartupSplash(QSplashScreen):
@@ -143,10 +144,14 @@ class StartupSplash(QSplashScreen):
 
     def say(self, text: str) -> None:
         """Show `text` and paint it now: the next step imports on this thread and paints nothing."""
-        palette = QApplication.palette()
-        self.showMessage(text, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignRight,
-                         palette.color(QPalette.ColorRole.PlaceholderText))
+        self.showMessage(text)
         QApplication.processEvents()
+
+    def drawContents(self, painter: QPainter) -> None:
+        # Under the name, in the picture's margins (Qt's own message hugs the edge, 5 px from it).
+        painter.setPen(QApplication.palette().color(QPalette.ColorRole.PlaceholderText))
+        painter.drawText(self.rect().adjusted(SPLASH_TEXT_LEFT, 0, -SPLASH_MARGIN, -SPLASH_MARGIN // 2),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, self.message())
 
 
 def splash_picture() -> QPixmap:
@@ -159,7 +164,7 @@ def splash_picture() -> QPixmap:
     painter = QPainter(picture)
     icon_top = (height - SPLASH_ICON_SIZE) // 2
     app_icon().paint(painter, QRect(SPLASH_MARGIN, icon_top, SPLASH_ICON_SIZE, SPLASH_ICON_SIZE))
-    text_left = 2 * SPLASH_MARGIN + SPLASH_ICON_SIZE
+    text_left = SPLASH_TEXT_LEFT
     title_font = QFont(QApplication.font())
     title_font.setPointSizeF(title_font.pointSizeF() * 2)
     title_font.setBold(True)
