@@ -20,6 +20,13 @@ same way). Vectors are cached in --cache DIR, one file per corpus, so that a sec
   surroundings the photo with the region filled by its mean colour (only for the mixes below)
 and mixes, in the search space: crop - B * surroundings; crop + crop+25%; crop with alpha query
 expansion (the top N results' vectors added, weighted by their cosine to the power 3).
+
+The library side is varied too ("query -> library" in the output; plain labels search the whole photos):
+  objects      every library photo's own object cut out by its true box: what no library can know, so
+               an upper bound for any per-photo object vector the index could keep
+  salient      every library photo cut to the box around its patches with at least 20% of the peak CLS
+               attention: an object vector the index could compute (one more forward pass a photo)
+  max(whole, salient)  the better of the two cosines for each library photo
 """
 
 from __future__ import annotations
@@ -93,11 +100,14 @@ def variant_vectors(embedder: Embedder, path: Path, box: list[int]) -> dict[str,
     trimmed = content_box(np.asarray(work))
     content = tuple(round(v / scale) for v in trimmed)
     pixels = squeeze_to_model(work.crop(trimmed), embedder.input_size)
-    feats = embedder.patch_features(pixels[None])[0]
+    feats = embedder.patch_features(pixels[None], attention=True)[0]
     mask = patch_mask(region, feats.patches.shape[:2], content)
     inside = torch.from_numpy(feats.patches[mask])
     out = {"whole": feats.vector,
            "crop": embedder.embed_images([region_image(path, region, embedder.input_size)])[0]}
+    if feats.attention is not None:
+        salient = salient_region(feats.attention, content).within(image.width, image.height)
+        out["salient"] = embedder.embed_images([region_image(path, salient, embedder.input_size)])[0]
     for share in (0.1, 0.25, 0.5):
         bigger = grown(box, share, image.width, image.height)
         out[f"crop+{round(100 * share)}%"] = embedder.embed_images([region_image(path, bigger, embedder.input_size)])[0]
@@ -111,6 +121,17 @@ def variant_vectors(embedder: Embedder, path: Path, box: list[int]) -> dict[str,
                  (region.x, region.y, region.x + region.width, region.y + region.height))
     out["surroundings"] = embedder.embed_images([hidden])[0]
     return out
+
+
+def salient_region(attention: np.ndarray, content: tuple[int, int, int, int], share: float = 0.2) -> Region:
+    """The box around the patches whose CLS attention is at least `share` of the peak, in photo pixels."""
+    rows, cols = attention.shape
+    ys, xs = np.nonzero(attention >= share * attention.max())
+    left, top, right, bottom = content
+    patch_w, patch_h = (right - left) / cols, (bottom - top) / rows
+    x0, y0 = left + xs.min() * patch_w, top + ys.min() * patch_h
+    x1, y1 = left + (xs.max() + 1) * patch_w, top + (ys.max() + 1) * patch_h
+    return Region(int(x0), int(y0), max(1, round(x1 - x0)), max(1, round(y1 - y0)))
 
 
 def subset_cls(embedder: Embedder, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -130,7 +151,11 @@ def subset_cls(embedder: Embedder, pixels: np.ndarray, mask: np.ndarray) -> np.n
 
 def space_rankings(database: np.ndarray, names: list[str], queries: np.ndarray) -> dict[str, list[str]]:
     """Each query's ranking of the library by cosine (rows are unit vectors of one space)."""
-    sims = queries @ database.T
+    return ranked(queries @ database.T, names)
+
+
+def ranked(sims: np.ndarray, names: list[str]) -> dict[str, list[str]]:
+    """Each query's (row's) ranking of the library (columns), its own photo left out."""
     return {q: [names[i] for i in np.argsort(-sims[n], kind="stable") if names[i] != q] for n, q in enumerate(names)}
 
 
@@ -170,6 +195,9 @@ def run_corpus(corpus: Path, embedder: Embedder, scorer, libs: Path | None, vari
     vectors = cached_variants(embedder, images, names, truth["boxes"], cache, corpus.name)
     database = space.project(vectors["whole"])
     projected = {label: space.project(raw) for label, raw in vectors.items() if label != "surroundings"}
+    libraries = {"objects": projected["crop"]}
+    if "salient" in projected:
+        libraries["salient"] = projected.pop("salient")
     for beta in (0.25, 0.5, 0.75):
         projected[f"crop - {beta:g} surroundings"] = unit(projected["crop"] - beta * space.project(vectors["surroundings"]))
     projected["crop + crop+25%"] = unit(projected["crop"] + projected["crop+25%"])
@@ -179,6 +207,14 @@ def run_corpus(corpus: Path, embedder: Embedder, scorer, libs: Path | None, vari
         result = scorer(truth, space_rankings(database, names, queries))
         print(json.dumps({"corpus": corpus.name, "query": label, "through": "search space, no re-rank", **result}),
               flush=True)
+    for query in ("whole", "crop"):
+        sims = {side: projected[query] @ library.T for side, library in libraries.items()}
+        if "salient" in sims:
+            sims["max(whole, salient)"] = np.maximum(projected[query] @ database.T, sims["salient"])
+        for side, scores in sims.items():
+            result = scorer(truth, ranked(scores, names))
+            print(json.dumps({"corpus": corpus.name, "query": f"{query} -> {side}",
+                              "through": "search space, no re-rank", **result}), flush=True)
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from vitgallery.core.search import SearchHit
 from vitgallery.ui import settings as opt
 from vitgallery.ui.results_model import Match, SortOrder
 from vitgallery.ui.widgets import IndexEstimate
-from vitgallery.ui.workers import Session
+from vitgallery.ui.workers import QueryBox, Session
 
 SEARCH_TIMEOUT_MS = 30_000
 
@@ -59,6 +59,18 @@ def test_a_photo_like_nothing_in_the_library_says_so(qtbot, indexed_window, monk
     search(qtbot, window, window.folder_model.path_at(0))
     assert "Nothing in the library looks like this photo" in window.search_page.status_text()
     assert "similar photos" not in window.search_page.status_text()
+
+
+def test_a_box_like_nothing_in_the_library_says_it_is_the_part(qtbot, indexed_window, monkeypatch) -> None:
+    window = indexed_window
+    paths = [window.folder_model.path_at(row) for row in range(1, 4)]
+    monkeypatch.setattr(Session, "search", lambda self, *args, **kwargs: fake_hits(paths, [0.1, 0.05, 0.0], [0, 3, 0]))
+    search(qtbot, window, window.folder_model.path_at(0))
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        window.query_panel.set_box(QueryBox(0.1, 0.1, 0.3, 0.3))
+    status = window.search_page.status_text()
+    assert "Searched with the part of the photo in the box" in status
+    assert "Nothing in the library looks like this part of the photo" in status
 
 
 def test_a_threshold_that_hides_every_result_says_so(qtbot, indexed_window) -> None:

@@ -127,11 +127,15 @@ def test_groups_page_finds_names_queries_moves_and_undoes(qtbot, scenes_window, 
     assert moved.args[0].action_id is not None
     assert all((target / p.name).exists() and not p.exists() for p in moving.members)
     qtbot.waitUntil(lambda: window.folder_model.row_of(target / moving.members[0].name) is not None, timeout=10_000)
+    history = window.duplicates_view.history_combo  # the move is in the one history every page shares
+    qtbot.waitUntil(lambda: history.count() == 1 and "grouped" in history.itemText(0), timeout=10_000)
+    assert window.duplicates_view.undo_button.isEnabled()
     assert page.undo_button.isEnabled()
     with qtbot.waitSignal(page.action_finished, timeout=10_000):
         page.undo_button.click()
     assert all(p.exists() for p in moving.members)
     qtbot.waitUntil(lambda: window.folder_model.row_of(moving.members[0]) is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: not window.duplicates_view.undo_button.isEnabled(), timeout=10_000)  # undone there too
 
 
 def test_the_size_control_finds_groups_again(qtbot, scenes_window):

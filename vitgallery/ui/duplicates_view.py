@@ -367,7 +367,7 @@ class DuplicatesView(QWidget, JobPage):
         self.status_label.setText("Find duplicates to see groups of near-identical photos.")
         self._on_history([])
         if library_dir is not None:
-            self._run(lambda library: library.action_history(), self._on_history)
+            self.refresh_history()
             self._run(lambda library: library.last_duplicate_scan(), self._on_last_scan)
         self._update_enabled()
 
@@ -379,6 +379,11 @@ class DuplicatesView(QWidget, JobPage):
         self._rule_choices.clear()
         self._regroup()
         self.status_label.setText(self._summary())
+
+    def refresh_history(self) -> None:
+        """Another page moved photos (Groups, Sort): its actions join the history and can be undone here."""
+        if self._library_dir is not None:
+            self._run(lambda library: library.action_history(), self._on_history)
 
     def library_changed(self) -> None:
         """Indexing changed the library: a scan made before may miss photos or list moved ones."""

@@ -272,6 +272,7 @@ class MainWindow(QMainWindow):
         self.sort_page = SortPage(self.jobs, self._model_choice)
         for page in (self.groups_page, self.sort_page):
             page.action_finished.connect(self.files_changed)
+            page.action_finished.connect(self.duplicates_view.refresh_history)
         self.groups_page.query_requested.connect(self.find_similar)
         self.library_changed.connect(self.groups_page.library_changed)
         self.library_changed.connect(self.folder_arranger.refresh)

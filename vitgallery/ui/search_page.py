@@ -701,7 +701,9 @@ class SearchPage(QWidget):
         if similar:
             parts.append(f"{similar} similar photo{'s' if similar != 1 else ''}")
         if not any(tile.match in (Match.SAME, Match.SIMILAR) for tile in tiles):
-            parts = ["Nothing in the library looks like this photo; the closest are shown faded"]
+            # A box is compared with whole photos, so a small one rarely looks like any of them.
+            subject = "this part of the photo" if visit.box is not None else "this photo"
+            parts = [f"Nothing in the library looks like {subject}; the closest are shown faded"]
         elif weak:
             parts.append(f"{weak} less alike, faded")
         if hidden:
