@@ -156,7 +156,8 @@ class StartupSplash(QSplashScreen):
 
 def splash_picture() -> QPixmap:
     palette = QApplication.palette()
-    ratio = QGuiApplication.primaryScreen().devicePixelRatio() if QGuiApplication.primaryScreen() else 1.0
+    screen = QGuiApplication.primaryScreen()
+    ratio = screen.devicePixelRatio() if screen is not None else 1.0
     width, height = SPLASH_SIZE
     picture = QPixmap(round(width * ratio), round(height * ratio))
     picture.setDevicePixelRatio(ratio)
@@ -164,17 +165,17 @@ def splash_picture() -> QPixmap:
     painter = QPainter(picture)
     icon_top = (height - SPLASH_ICON_SIZE) // 2
     app_icon().paint(painter, QRect(SPLASH_MARGIN, icon_top, SPLASH_ICON_SIZE, SPLASH_ICON_SIZE))
-    text_left = SPLASH_TEXT_LEFT
     title_font = QFont(QApplication.font())
     title_font.setPointSizeF(title_font.pointSizeF() * 2)
     title_font.setBold(True)
     painter.setFont(title_font)
     painter.setPen(palette.color(QPalette.ColorRole.WindowText))
-    painter.drawText(QRect(text_left, icon_top, width - text_left, SPLASH_ICON_SIZE // 2),
+    painter.drawText(QRect(SPLASH_TEXT_LEFT, icon_top, width - SPLASH_TEXT_LEFT, SPLASH_ICON_SIZE // 2),
                      Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, APP_NAME)
     painter.setFont(QApplication.font())
     painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
-    painter.drawText(QRect(text_left, icon_top + SPLASH_ICON_SIZE // 2, width - text_left, SPLASH_ICON_SIZE // 2),
+    painter.drawText(QRect(SPLASH_TEXT_LEFT, icon_top + SPLASH_ICON_SIZE // 2, width - SPLASH_TEXT_LEFT,
+                           SPLASH_ICON_SIZE // 2),
                      Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, f"version {__version__}")
     painter.setPen(palette.color(QPalette.ColorRole.Mid))
     painter.drawRect(0, 0, width - 1, height - 1)
@@ -185,7 +186,7 @@ def splash_picture() -> QPixmap:
 def start_window(build_window: Callable[[], MainWindow]) -> MainWindow:
     """The start sequence: the splash while the model runtime imports here, on the GUI thread, before
     the event loop runs; then the window from `build_window`, shown. Nothing heavy is left to import
-    on a worker thread once the window is up, so it never freezes while the model loads."""
+    on a worker thread once the window is up, so loading the model no longer freezes it."""
     splash = StartupSplash()
     splash.show()
     problem = load_model_runtime(splash.say)

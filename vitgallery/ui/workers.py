@@ -563,8 +563,8 @@ def load_model_runtime(step: Callable[[str], None]) -> str | None:
     """Import the model libraries and the whole core on this thread, telling `step` what loads next.
 
     Called on the GUI thread before the window is shown and the event loop runs (ui/app.py's splash).
-    On a worker thread, as before, the import held the interpreter lock for up to 357 ms at a time
-    and the shown window froze as long (docs/performance.md, point 5); once they are imported,
+    On a worker thread, as before, the import held the interpreter lock for 300-450 ms at a time
+    and the shown window froze as long (docs/performance.md, issue 18 point 5); once they are imported,
     loading and running a model on a worker leaves the GUI thread free.
     Returns what went wrong, in words for the user, or None. The window opens either way.
     """
