@@ -95,8 +95,22 @@ def test_a_runtime_that_cannot_load_is_named_and_stops_the_steps(monkeypatch) ->
 
     assert said == EXPECTED_STEPS[:2]
     assert problem is not None
-    assert problem.startswith("timm cannot be loaded")
+    assert problem.startswith("timm cannot be loaded (ModuleNotFoundError")
     assert "not indexed or searched" in problem
+
+
+def test_a_runtime_that_fails_in_any_way_while_importing_is_named(monkeypatch) -> None:
+    """A broken install raises what it likes (a torch built for another CPU: RuntimeError)."""
+
+    def broken(name: str):
+        raise RuntimeError("this build of torch needs AVX2")
+
+    monkeypatch.setattr("vitgallery.ui.workers.importlib.import_module", broken)
+
+    problem = load_model_runtime(lambda step: None)
+
+    assert problem is not None
+    assert problem.startswith("torch cannot be loaded (RuntimeError: this build of torch needs AVX2)")
 
 
 def test_the_window_opens_without_the_runtime_and_says_why(qtbot, monkeypatch, settings: Settings,

@@ -576,9 +576,10 @@ def load_model_runtime(step: Callable[[str], None]) -> str | None:
         step(words)
         try:
             importlib.import_module(module)
-        except (ImportError, OSError) as error:  # OSError: a shared library of the package is missing
+        except Exception as error:  # noqa: BLE001 - a broken install raises anything (OSError, RuntimeError...)
             log.error("cannot import %s", module, exc_info=error)
-            return (f"{module} cannot be loaded ({error}): photos can be browsed, but not indexed or searched.\n"
+            return (f"{module} cannot be loaded ({type(error).__name__}: {error}): photos can be browsed, "
+                    "but not indexed or searched.\n"
                     "Install vitgallery again with its dependencies (README, Install).")
     return None
 
