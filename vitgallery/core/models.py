@@ -29,6 +29,10 @@ if TYPE_CHECKING:  # imported where used: listing models, or a library's duplica
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# What every model is built with (timm brings torchvision). Importing them loads C extensions for 2-5 s,
+# holding the interpreter lock for 300-450 ms at a time: the window imports them before it opens
+# (ui/app.py, docs/performance.md issue 18 point 5).
+MODEL_LIBRARIES = ("torch", "timm")
 
 
 class ModelLoadError(Exception):

@@ -1,4 +1,5 @@
-"""Application start-up: palette, icon, and `run_app` (called by the CLI)."""
+"""Application start-up: palette, icon, the splash that covers loading the model runtime, and `run_app`
+(called by the CLI)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,21 @@ import logging
 import os
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette
-from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleFactory, QStyleOption, QWidget
+from PySide6.QtCore import QRect, Qt, QTimer
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
+from PySide6.QtWidgets import (
+    QApplication,
+    QProxyStyle,
+    QSplashScreen,
+    QStyle,
+    QStyleFactory,
+    QStyleOption,
+    QWidget,
+)
 
 from vitgallery import __version__
 from vitgallery.core.imageio import route_pillow_warnings
@@ -20,7 +30,7 @@ from vitgallery.ui import settings as opt
 from vitgallery.ui.main_window import MainWindow
 from vitgallery.ui.reporting import APP_NAME, ExceptionHandler
 from vitgallery.ui.settings import Settings
-from vitgallery.ui.workers import stuck_worker_threads
+from vitgallery.ui.workers import WorkerError, load_model_runtime, stuck_worker_threads
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +128,76 @@ def apply_color_scheme(app: QApplication, scheme: Qt.ColorScheme | None = None) 
     return scheme
 
 
+# -- the splash ----------------------------------------------------------------------------------
+
+SPLASH_SIZE = (440, 180)
+SPLASH_ICON_SIZE = 96
+SPLASH_MARGIN = 24
+SPLASH_TEXT_LEFT = 2 * SPLASH_MARGIN + SPLASH_ICON_SIZE  # right of the icon
+
+
+class StartupSplash(QSplashScreen):
+    """The app's icon, name and version, and what is loading, shown while the model runtime imports."""
+
+    def __init__(self) -> None:
+        super().__init__(splash_picture())
+
+    def say(self, text: str) -> None:
+        """Show `text` and paint it now: the next step imports on this thread and paints nothing."""
+        self.showMessage(text)
+        QApplication.processEvents()
+
+    def drawContents(self, painter: QPainter) -> None:
+        # Under the name, in the picture's margins (Qt's own message hugs the edge, 5 px from it).
+        painter.setPen(QApplication.palette().color(QPalette.ColorRole.PlaceholderText))
+        painter.drawText(self.rect().adjusted(SPLASH_TEXT_LEFT, 0, -SPLASH_MARGIN, -SPLASH_MARGIN // 2),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, self.message())
+
+
+def splash_picture() -> QPixmap:
+    palette = QApplication.palette()
+    screen = QGuiApplication.primaryScreen()
+    ratio = screen.devicePixelRatio() if screen is not None else 1.0
+    width, height = SPLASH_SIZE
+    picture = QPixmap(round(width * ratio), round(height * ratio))
+    picture.setDevicePixelRatio(ratio)
+    picture.fill(palette.color(QPalette.ColorRole.Window))
+    painter = QPainter(picture)
+    icon_top = (height - SPLASH_ICON_SIZE) // 2
+    app_icon().paint(painter, QRect(SPLASH_MARGIN, icon_top, SPLASH_ICON_SIZE, SPLASH_ICON_SIZE))
+    title_font = QFont(QApplication.font())
+    title_font.setPointSizeF(title_font.pointSizeF() * 2)
+    title_font.setBold(True)
+    painter.setFont(title_font)
+    painter.setPen(palette.color(QPalette.ColorRole.WindowText))
+    painter.drawText(QRect(SPLASH_TEXT_LEFT, icon_top, width - SPLASH_TEXT_LEFT, SPLASH_ICON_SIZE // 2),
+                     Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, APP_NAME)
+    painter.setFont(QApplication.font())
+    painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
+    painter.drawText(QRect(SPLASH_TEXT_LEFT, icon_top + SPLASH_ICON_SIZE // 2, width - SPLASH_TEXT_LEFT,
+                           SPLASH_ICON_SIZE // 2),
+                     Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, f"version {__version__}")
+    painter.setPen(palette.color(QPalette.ColorRole.Mid))
+    painter.drawRect(0, 0, width - 1, height - 1)
+    painter.end()
+    return picture
+
+
+def start_window(build_window: Callable[[], MainWindow]) -> MainWindow:
+    """The start sequence: the splash while the model runtime imports here, on the GUI thread, before
+    the event loop runs; then the window from `build_window`, shown. Nothing heavy is left to import
+    on a worker thread once the window is up, so loading the model no longer freezes it."""
+    splash = StartupSplash()
+    splash.show()
+    problem = load_model_runtime(splash.say)
+    window = build_window()
+    window.show()
+    splash.finish(window)
+    if problem is not None:
+        window.show_worker_error(WorkerError(problem))
+    return window
+
+
 # -- entry point ---------------------------------------------------------------------------------
 
 
@@ -171,8 +251,7 @@ def open_window(
     settings = Settings()
     if weights is not None:
         settings.set(opt.WEIGHTS, str(weights.expanduser().absolute()))
-    window = MainWindow(settings, library_dir=library_dir)
-    window.show()
+    window = start_window(lambda: MainWindow(settings, library_dir=library_dir))
     start_folder = folder or window.last_folder()
     if start_folder is not None:
         # After the window is up, so it paints before the first listing starts.

@@ -81,6 +81,7 @@ class LibraryWatch(QObject):
                 progress(_Started())
                 cancel.wait()
 
+        job: Job | None = None  # a closed runner (the window closing) ends the job before submit returns
         job = self._jobs.submit_library(
             watch,
             lane="watch",
@@ -129,7 +130,7 @@ class LibraryWatch(QObject):
             log.warning("cannot watch the folder: %s", error.message)
             self.failed.emit(error)
 
-    def _on_ended(self, job: Job) -> None:
+    def _on_ended(self, job: Job | None) -> None:
         if job is self._job:
             self._job = None
             self._watching = False

@@ -81,7 +81,6 @@ from vitgallery.ui.workers import (
     index_work,
     list_folder,
     modified_time,
-    warm_up,
 )
 
 log = logging.getLogger(__name__)
@@ -139,7 +138,6 @@ class MainWindow(QMainWindow):
         self._build_widgets(thumbnail_size)
         self._build_actions()
         self._restore_window_state()
-        self.jobs.submit(warm_up, lane="library", name="warm up")
         self.check_model()
 
     # -- construction ------------------------------------------------------------------------------

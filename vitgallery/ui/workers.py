@@ -12,12 +12,14 @@ core's `Library` allows (one indexer plus any number of readers).
 `Session.use_library()`; opening another folder waits until they have returned it, so a library is
 never closed under a running job. Nothing else in the GUI opens a `Library` or a `Store`.
 
-The core and torch (whose import takes seconds; the core loads it only with a model) are imported on
-worker threads, so the window and the folder grid come up without waiting.
+The model libraries and the core are imported before the window opens (`load_model_runtime`, behind
+the start-up splash), not on a worker thread: their C extensions hold the interpreter lock while they
+load, which would freeze a shown window for hundreds of milliseconds.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import queue
@@ -561,11 +563,29 @@ def skipped_files(library: Library) -> list[tuple[Path, str]]:
 # -- the window's core jobs ------------------------------------------------------------------------
 
 
-def warm_up(progress: ProgressCallback, cancel: threading.Event) -> None:
-    """Import torch and the core here rather than on the GUI thread (seconds, once)."""
-    import torch  # noqa: F401 - loaded now, so the first model load or query does not wait for it
+def load_model_runtime(step: Callable[[str], None]) -> str | None:
+    """Import the model libraries and the whole core on this thread, telling `step` what loads next.
 
-    from vitgallery.core import library  # noqa: F401 - the rest of the core
+    Called on the GUI thread before the window is shown and the event loop runs (ui/app.py's splash).
+    On a worker thread, as before, the import held the interpreter lock for 300-450 ms at a time
+    and the shown window froze as long (docs/performance.md, issue 18 point 5); once they are imported,
+    loading and running a model on a worker leaves the GUI thread free.
+    Returns what went wrong, in words for the user, or None. The window opens either way.
+    """
+    from vitgallery.core.models import MODEL_LIBRARIES
+
+    steps = [(f"Loading the model runtime ({module})…", module) for module in MODEL_LIBRARIES]
+    steps.append(("Loading the photo library…", "vitgallery.core.library"))
+    for words, module in steps:
+        step(words)
+        try:
+            importlib.import_module(module)
+        except Exception as error:  # noqa: BLE001 - a broken install raises anything (OSError, RuntimeError...)
+            log.error("cannot import %s", module, exc_info=error)
+            return (f"{module} cannot be loaded ({type(error).__name__}: {error}): photos can be browsed, "
+                    "but not indexed or searched.\n"
+                    "Install vitgallery again with its dependencies (README, Install).")
+    return None
 
 
 @dataclass(frozen=True)
