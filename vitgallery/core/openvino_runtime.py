@@ -15,6 +15,7 @@ signature names.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import logging
 import os
 import random
@@ -53,9 +54,11 @@ def runtime_tag(precision: str) -> str:
 
     tag = f"openvino{_major_minor(openvino.__version__)}"
     if precision == "int8":
-        import nncf
-
-        tag += f"+nncf{_major_minor(nncf.__version__)}"
+        # Read, not imported: importing nncf takes seconds, and only quantising needs it.
+        try:
+            tag += f"+nncf{_major_minor(importlib.metadata.version('nncf'))}"
+        except importlib.metadata.PackageNotFoundError as exc:
+            raise ImportError("nncf is not installed") from exc
     return tag
 
 
