@@ -9,8 +9,9 @@ unit vector), so the runtimes do the same work:
   torch-fp32, torch-bf16, torch-int8   the Embedder as the app runs it (autocast, dynamic quantisation)
   ov-f32, ov-bf16                      OpenVINO, the torch model converted, f32 or bf16 inference precision
   ov-int8                              OpenVINO, int8 weights and activations (nncf.quantize, post-training,
-                                       transformer preset), calibrated on synthetic pictures: the app's
-  ov-int8real                          the same calibrated on --calibration photos instead
+                                       transformer preset), calibrated on synthetic pictures
+  ov-int8real                          the same calibrated on --calibration photos instead (as the app
+                                       calibrates a library's model on its photos)
   ort-fp32, ort-int8                   ONNX Runtime, the torch model exported, fp32 or dynamic int8
 
 Timing: the same batches of real photos, rounds interleaving the variants (the order reversed every
@@ -110,6 +111,9 @@ def build_variants(names: list[str], embedder_for: Callable[[str], Embedder], th
             if calibration is None:
                 raise SystemExit("ov-int8real needs --calibration photos")
             variants[name] = openvino_variant(head, size, work, "int8", threads, calibration)
+        elif runtime == "ov" and precision == "int8":
+            pictures = openvino_runtime.calibration_pictures(openvino_runtime.CALIBRATION_PHOTOS, size)
+            variants[name] = openvino_variant(head, size, work, "int8", threads, pictures)
         elif runtime == "ov":
             variants[name] = openvino_variant(head, size, work, precision, threads)
         elif runtime == "ort":

@@ -2,8 +2,7 @@
 """Retrieval quality of each runtime and precision on the same photos (issue 18, point 2).
 
     python bench/runtime_quality.py /tmp/vg-corpus/dup /tmp/vg-corpus/sem --weights W \
-        --runtimes torch:bf16 openvino:int8 [--views rule|1|2|3] \
-        [openvino:int8-photos --calibration FOLDER]
+        --runtimes torch:bf16 openvino:int8 [--views rule|1|2|3]
 
 Each photo of each task is decoded once, as indexing does (decode_for_model, with the teaching views
 the library would embed for it, seeded by its name: as many as preprocess.teaching_views_per_photo
@@ -14,9 +13,10 @@ by the shared scorer; and the cosine of each runtime's vectors to the first runt
 left out so that only the vectors differ (it reorders the top 50 by keypoints, the same for every
 runtime).
 
-`openvino:int8-photos` is OpenVINO int8 quantised as the app does it but calibrated on 64 real photos
-spread over FOLDER instead of the app's synthetic pictures (converted into a temporary folder, not
-the cache): whether calibrating on a user's own photos would be worth it.
+`openvino:int8` is calibrated as a library of the task's photos would be, by the app's own code
+(openvino_runtime.calibration_inputs: 64 of its photos spread over it; Embedder.calibrate), once per
+task, into a temporary folder. `--calibration FOLDER` calibrates every task on FOLDER's photos instead
+(a library calibrated on other photos than it holds).
 """
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ import numpy as np
 from learning_lab import SCORER, SHRINK, load_scorer, rank  # bench/ is on the path
 
 from vitgallery.core import openvino_runtime
-from vitgallery.core.imageio import Teaching, decode_for_model
+from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, Teaching, decode_for_model
 from vitgallery.core.indexing import WHITENING_SAMPLE
-from vitgallery.core.models import DEFAULT_MODEL, cpu_has_native_bf16, load_embedder, vector_head
-from vitgallery.core.pipeline import plan_resources
+from vitgallery.core.models import DEFAULT_MODEL, Embedder, load_embedder
 from vitgallery.core.preprocess import teaching_views_per_photo
 from vitgallery.core.whitening import LibraryWhitening
 
@@ -51,20 +50,16 @@ def decode_task(task: Path, size: int, views: str) -> tuple[list[str], np.ndarra
     return [p.name for p in paths], np.stack([d.pixels for d in decoded]), np.stack([d.teaching_views for d in decoded])
 
 
-class PhotoCalibratedInt8:
-    """OpenVINO int8 of the model, calibrated on real photos; embed_pixels as an Embedder's."""
-
-    def __init__(self, model: str, weights: str, folder: Path, work: Path):
-        embedder = load_embedder(model, weights=weights, device="cpu", runtime="torch", precision="fp32")
-        photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-        spread = photos[::max(1, len(photos) // openvino_runtime.CALIBRATION_PICTURES)]
-        calibration = np.stack([decode_for_model(p, embedder.input_size).pixels
-                                for p in spread[:openvino_runtime.CALIBRATION_PICTURES]])
-        target = work / "int8-photos.xml"
-        openvino_runtime.convert_model(vector_head(embedder), target, embedder.input_size, "int8", calibration)
-        self.input_size = embedder.input_size
-        self.embed_pixels = openvino_runtime.compile_model(target, threads=plan_resources("cpu").model_threads,
-                                                           bf16=cpu_has_native_bf16())
+def calibrated(embedder: Embedder, photos: Path, work: Path) -> Embedder:
+    """The embedder as a library of `photos` would index with it: int8 calibrated on them, as the app does."""
+    if not embedder.needs_calibration:
+        return embedder
+    started = time.monotonic()
+    paths = [p for p in photos.iterdir() if p.suffix.lower() in SUPPORTED_EXTENSIONS]
+    ready = embedder.calibrate(openvino_runtime.calibration_inputs(paths, embedder.input_size), work)
+    print(f"# calibrated on {photos} in {time.monotonic() - started:.0f} s: {ready.signature}",
+          file=sys.stderr, flush=True)
+    return ready
 
 
 def embed(embedder, pixels: np.ndarray) -> np.ndarray:
@@ -78,7 +73,8 @@ def main() -> int:
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--runtimes", nargs="+", default=["torch:bf16", "openvino:int8"], help="RUNTIME:PRECISION")
     ap.add_argument("--scorer", type=Path, default=SCORER)
-    ap.add_argument("--calibration", type=Path, help="photos that calibrate openvino:int8-photos")
+    ap.add_argument("--calibration", type=Path,
+                    help="calibrate int8 on this folder's photos for every task (default: each task's own)")
     ap.add_argument("--views", default="rule", choices=["rule", "1", "2", "3"],
                     help="teaching views per photo: the library's rule for the task's size, or a fixed count")
     a = ap.parse_args()
@@ -88,11 +84,6 @@ def main() -> int:
     work = tempfile.TemporaryDirectory(prefix="vg-runtime-quality-")
     for choice in a.runtimes:
         runtime, _, precision = choice.partition(":")
-        if precision == "int8-photos":
-            if a.calibration is None:
-                ap.error("openvino:int8-photos needs --calibration FOLDER")
-            embedders[choice] = PhotoCalibratedInt8(a.model, a.weights, a.calibration, Path(work.name))
-            continue
         embedders[choice] = load_embedder(a.model, weights=a.weights, device="cpu", runtime=runtime,
                                           precision=precision)
     size = next(iter(embedders.values())).input_size
@@ -102,7 +93,8 @@ def main() -> int:
         names, pixels, views = decode_task(task, size, a.views)
         count = views.shape[1]
         reference = None
-        for choice, embedder in embedders.items():
+        for choice, loaded in embedders.items():
+            embedder = calibrated(loaded, a.calibration or task / "images", Path(work.name))
             started = time.process_time()
             vectors, taught = embed(embedder, pixels), embed(embedder, views.reshape(-1, *views.shape[2:]))
             cpu_ms = 1000 * (time.process_time() - started) / ((1 + count) * len(names))

@@ -46,6 +46,7 @@ from vitgallery.core.library import (
 )
 from vitgallery.core.models import (
     DEFAULT_MODEL,
+    DEFAULT_RUNTIME,
     DEVICES,
     MODELS,
     PRECISIONS,
@@ -125,6 +126,10 @@ class TerminalProgress:
         if p.phase not in ("embedding", "learning"):
             if p.phase == "scanning":
                 self._write("scanning folder…", final=False)
+            elif p.phase == "calibrating" and p.done == 1:
+                self._write(f"reading {p.total} photos to fit the int8 model to this library…", final=False)
+            elif p.phase == "quantising":
+                self._write("fitting the int8 model to this library's photos (a minute or two, once)…", final=False)
             elif p.phase == "fitting":
                 self._write("learning what tells this library's photos apart…", final=False)
             return
@@ -680,9 +685,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: with torch bf16 on GPUs and on CPUs with native bf16, else fp32 (torch's int8 is "
                         "faster on CPU but loses about 1 mAP point); int8 with OpenVINO")
-    p.add_argument("--runtime", default="torch", choices=RUNTIMES,
-                   help="torch (default), or openvino on a CPU: about twice as fast with int8, converted once "
-                        "and cached, but up to 0.8 mAP less on varied photos (pip install 'vitgallery[openvino]')")
+    p.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=RUNTIMES,
+                   help="auto (default): openvino on a CPU where it is installed (pip install 'vitgallery[openvino]'), "
+                        "torch on a GPU or without it, or the runtime the library was indexed with; openvino runs "
+                        "int8 calibrated on the library's own photos at its first index, about twice as fast")
     p.add_argument("--workers", type=worker_count, default=None, metavar="N",
                    help="processes that decode photos (default: adapts to the machine)")
     p.add_argument("--vector-store", type=vector_store, metavar="hnswlib|qdrant[:URL]",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+
 import numpy as np
 import pytest
 import torch
 
+from tests.photos import make_photo
 from vitgallery.core import models, openvino_runtime
 from vitgallery.core.models import MODELS, Embedder, ModelLoadError
 
@@ -33,15 +37,31 @@ def test_openvino_gives_torchs_vectors_and_says_so_in_the_signature():
     assert on_openvino.signature != embedder("openvino", "int8").signature, "int8 vectors never mix with fp32"
 
 
-def test_int8_conversion_is_made_once_and_reused(monkeypatch):
-    first = embedder("openvino", "int8")
-    cached = sorted(openvino_runtime.cache_dir().glob("*.xml"))
-    assert len(cached) == 1 and cached[0].with_suffix(".bin").exists()
-    monkeypatch.setattr(openvino_runtime, "convert_model", lambda *a, **k: pytest.fail("converted again"))
-    again = embedder("openvino", "int8")
-    assert np.array_equal(first.embed_pixels(pixels()), again.embed_pixels(pixels()))
-    cosines = np.sum(first.embed_pixels(pixels()) * embedder("torch").embed_pixels(pixels()), axis=1)
+def test_int8_embeds_nothing_until_calibrated_on_photos(tmp_path):
+    uncalibrated = embedder("openvino", "int8")
+    assert uncalibrated.needs_calibration
+    with pytest.raises(ModelLoadError, match="calibrated on a library's photos"):
+        uncalibrated.embed_pixels(pixels())
+    calibration = np.concatenate([pixels(3), openvino_runtime.calibration_pictures(5, TINY.input_size)])
+    calibrated = uncalibrated.calibrate(calibration, tmp_path / "models")
+    fingerprint = models.signature_calibration(calibrated.signature)
+    assert calibrated.calibrated_model == tmp_path / "models" / f"{fingerprint}.xml"
+    assert calibrated.signature == f"{uncalibrated.signature}|cal:{fingerprint}"
+    assert calibrated.calibrated_model.with_suffix(".bin").exists()
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [f"{fingerprint}.bin", f"{fingerprint}.xml"]
+    cosines = np.sum(calibrated.embed_pixels(pixels()) * embedder("torch").embed_pixels(pixels()), axis=1)
     assert np.min(cosines) > 0.9
+
+
+def test_calibration_photos_spread_over_the_library_and_are_filled_up_when_few(tmp_path):
+    photos = [tmp_path / f"{i:03d}.jpg" for i in range(200)]
+    chosen = openvino_runtime.calibration_sample(photos, 4)
+    assert chosen == [photos[0], photos[50], photos[100], photos[150]]
+    for i in range(2):
+        make_photo(i).save(photos[i])
+    photos[2].write_bytes(b"not a photo")  # skipped: indexing reports it
+    inputs = openvino_runtime.calibration_inputs(photos[:3], TINY.input_size, count=6)
+    assert inputs.shape == (6, TINY.input_size, TINY.input_size, 3) and inputs.dtype == np.uint8
 
 
 def test_a_failed_conversion_says_so_and_names_torch(monkeypatch):
@@ -53,9 +73,22 @@ def test_a_failed_conversion_says_so_and_names_torch(monkeypatch):
         embedder("openvino")
 
 
-def test_torch_is_the_default_and_openvino_stays_on_the_cpu():
+def test_a_missing_extra_says_what_to_install_and_names_torch(monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino raises ImportError
+    with pytest.raises(ModelLoadError, match=r"pip install 'vitgallery\[openvino\]'.*--runtime torch"):
+        embedder("openvino", "int8")
+
+
+def test_auto_runs_openvino_on_a_cpu_where_installed_and_keeps_gpus_and_the_test_model_on_torch(monkeypatch):
+    downloadable = dataclasses.replace(TINY, weights_url="https://example.invalid/tiny.pth")
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert models.resolve_runtime("auto", cpu, downloadable) == "openvino"
+    assert models.resolve_runtime("auto", cuda, downloadable) == "torch"
+    assert models.resolve_runtime("auto", cpu, TINY) == "torch"
     assert models.load_embedder("tiny-test", device="cpu").runtime == "torch"
     with pytest.raises(ModelLoadError):
-        models.resolve_runtime("openvino", torch.device("cuda"))
+        models.resolve_runtime("openvino", cuda, TINY)
     with pytest.raises(ModelLoadError):
-        models.resolve_runtime("onnx", torch.device("cpu"))
+        models.resolve_runtime("onnx", cpu, TINY)
+    monkeypatch.setattr(models, "openvino_available", lambda: False)
+    assert models.resolve_runtime("auto", cpu, downloadable) == "torch"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from platformdirs import user_data_dir
 
+from vitgallery.core.calibration import calibrate_for_library, library_embedder, library_model_file
 from vitgallery.core.duplicates import (
     ActionEntry,
     ActionPlace,
@@ -106,6 +107,8 @@ class Library:
         self._cache = IndexCache(library_dir, store, self._notice, self.vector_store)
         self._search = LibrarySearch(root, store, self._cache)
         self._indexing = threading.Lock()  # one run at a time per Library object
+        # (an embedder given that needs calibration, the same with this library's own model): see _own_model
+        self._own_model: tuple[Embedder, Embedder] | None = None
 
     # -- opening -----------------------------------------------------------------------------------
 
@@ -184,7 +187,11 @@ class Library:
             raise LibraryError("the library is empty: index a folder first")
         name, precision = signature_model_and_precision(signature)
         embedder = load_embedder(name, weights=weights or self.weights_file, device=device, precision=precision,
-                                 runtime=signature_runtime(signature), progress=progress)
+                                 runtime=signature_runtime(signature), progress=progress,
+                                 calibrated_model=library_model_file(self.library_dir, signature))
+        if embedder.needs_calibration:
+            raise LibraryError("the library was indexed with an OpenVINO int8 model it does not hold (calibrated "
+                               "on synthetic pictures by an older vitgallery): index the folder again")
         if embedder.signature != signature:
             raise LibraryError(f"these weights differ from the ones the library was indexed with ({signature})")
         return embedder
@@ -207,8 +214,20 @@ class Library:
         ones, drop deleted ones. Safe to cancel or kill at any point: each batch commits on its own.
 
         Photos under a mount point that disappeared, and most of the library's photos gone at once,
-        are kept (summary.missing_kept) unless `forget_missing` says to forget them."""
+        are kept (summary.missing_kept) unless `forget_missing` says to forget them.
+
+        An embedder that needs calibration (OpenVINO int8) gets the library's own model: the one it was
+        indexed with, or one calibrated now on its photos (core/calibration.py, phases "calibrating" and
+        "quantising")."""
         with self._indexing:
+            cancel = cancel or threading.Event()
+            given = embedder
+            embedder = calibrate_for_library(embedder, self.root, self.library_dir, self.model_signature,
+                                             report=progress or (lambda p: None), cancel=cancel)
+            if embedder is None:
+                return IndexSummary(cancelled=True)
+            if given is not embedder:
+                self._own_model = (given, embedder)
             run = IndexRun(self.root, self.store, self._cache, embedder, notice=self._notice,
                            progress=progress, cancel=cancel, pause=pause, forget_missing=forget_missing)
             return run.run(batch_size, decode_workers)
@@ -223,8 +242,19 @@ class Library:
         `region` (core.region.Region): search with that part of the query alone (embedded, so it needs
         the embedder). `like`, `unlike`: photos of this library marked "more like this" and "not this":
         the query moves towards the first and away from the others, which leave the results."""
-        return self._search.search(query, k=k, embedder=embedder, verify=verify, region=region, like=like,
-                                   unlike=unlike)
+        return self._search.search(query, k=k, embedder=self._own_model_of(embedder), verify=verify,
+                                   region=region, like=like, unlike=unlike)
+
+    def _own_model_of(self, embedder: Embedder | None) -> Embedder | None:
+        """The embedder indexing was given (OpenVINO int8 before calibration) with this library's own
+        model, made once and kept: the caller may search with the object it indexed with."""
+        if embedder is None or not embedder.needs_calibration:
+            return embedder
+        given, own = self._own_model or (None, None)
+        if given is not embedder or own is None or own.signature != self.model_signature:
+            own = library_embedder(embedder, self.library_dir, self.model_signature)
+            self._own_model = (embedder, own)
+        return own
 
     # -- organising (core/organise): given paths indexed, vectors in the search space ---------------
 
@@ -232,8 +262,10 @@ class Library:
                     progress: Callable[[IndexProgress], None] | None = None, cancel: threading.Event | None = None,
                     batch_size: int | None = None, decode_workers: int | None = None) -> IndexSummary:
         """Bring the library up to date for these files and folders only (what a folder watcher saw
-        change): see IndexRun.run_paths. One indexing run at a time, with `index` too."""
+        change): see IndexRun.run_paths. One indexing run at a time, with `index` too. An embedder that
+        needs calibration gets the library's own model (`index` made it)."""
         with self._indexing:
+            embedder = library_embedder(embedder, self.library_dir, self.model_signature)
             run = IndexRun(self.root, self.store, self._cache, embedder, notice=self._notice,
                            progress=progress, cancel=cancel)
             return run.run_paths(paths, batch_size, decode_workers)

@@ -357,10 +357,11 @@ def resolve_device(device: str = "auto") -> torch.device:
 # -- precision -------------------------------------------------------------------------------------
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
-# Who runs the model: torch everywhere (the default); OpenVINO on CPUs when asked. OpenVINO int8 is
-# 2.0x torch bf16's speed on a CPU but, calibrated on synthetic pictures, lost 0.77 mAP on seed 1's sem
-# corpus (the bar for a default: <= 0.5 on every dup and sem corpus; docs/performance.md).
-RUNTIMES = ("torch", "openvino")
+# Who runs the model. "auto": OpenVINO on a CPU where it is installed (its int8, calibrated on the
+# library's photos, is 2.0x torch bf16's speed within 0.5 mAP on every dup and sem corpus measured:
+# docs/performance.md), torch on GPUs and elsewhere.
+RUNTIMES = ("auto", "torch", "openvino")
+DEFAULT_RUNTIME = "auto"
 
 
 def cpu_has_native_bf16() -> bool:
@@ -386,9 +387,20 @@ def default_precision(device: torch.device) -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
-def resolve_runtime(runtime: str, device: torch.device) -> str:
+def openvino_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf"))
+
+
+def resolve_runtime(runtime: str, device: torch.device, spec: ModelSpec) -> str:
+    """"auto": OpenVINO on a CPU where it is installed, else torch. The test model stays on torch
+    unless asked: quantising it would cost each test seconds."""
     if runtime not in RUNTIMES:
         raise ModelLoadError(f"unknown runtime {runtime!r}: use {', '.join(RUNTIMES)}")
+    if runtime == "auto":
+        usable = device.type == "cpu" and spec.weights_url is not None and openvino_available()
+        return "openvino" if usable else "torch"
     if runtime == "openvino" and device.type != "cpu":
         raise ModelLoadError("the OpenVINO runtime runs on the CPU here; use --runtime torch on a GPU")
     return runtime
@@ -446,22 +458,29 @@ class Embedder:
     `signature` names everything that shapes a vector (model, weights checksum, preprocessing,
     pooling, numeric precision); a library stores it and never mixes vectors of two signatures.
 
-    `runtime`: "torch", or "openvino" (CPU: the model converted once, cached, see openvino_runtime).
+    `runtime`: "torch", "openvino" (CPU: the model converted once, see openvino_runtime), or "auto"
+    (resolve_runtime; `runtime_chosen` stays "auto", so a library may keep the runtime it was indexed with).
     `precision`: "fp32"; "bf16"/"fp16" autocast; "int8": with torch dynamic quantisation of the Linear
-    layers (CPU), with OpenVINO post-training quantisation of weights and activations.
+    layers (CPU), with OpenVINO post-training quantisation of weights and activations, calibrated on a
+    library's photos: such an Embedder embeds nothing until it has its library's model
+    (`needs_calibration`; Library.index calibrates one, or reuses the library's, through `calibrated`).
+    `calibrated_model`: that model's file (openvino_runtime.quantise_on_photos); its name, the model's
+    checksum, is part of the signature.
     `compile_model`: torch.compile the forward pass (pays on CUDA for long runs; batches are padded to
     a power of two so that only a few shapes are ever compiled).
     """
 
     def __init__(self, spec: ModelSpec, model: torch.nn.Module, weights_sha256: str, device: torch.device,
                  *, precision: str = "fp32", compile_model: bool = False, runtime: str = "torch",
-                 weights_file: Path | None = None):
+                 weights_file: Path | None = None, calibrated_model: Path | None = None):
         import torch
 
         self.spec = spec
         self.weights_file = weights_file  # a local weights file it was loaded from; None: downloaded or built in
-        self.runtime = resolve_runtime(runtime, device)
+        self.runtime_chosen = runtime
+        self.runtime = resolve_runtime(runtime, device, spec)
         self.precision = resolve_precision(precision, device, self.runtime)
+        self.precision_chosen = precision
         self.device = device
         self.weights_sha256 = weights_sha256
         self.compiled = compile_model
@@ -470,6 +489,7 @@ class Embedder:
         model = model.eval().to(device)
         self._runtime_tag: str | None = None
         self._openvino: Callable[[np.ndarray], np.ndarray] | None = None
+        self.calibrated_model = calibrated_model
         if self.runtime == "openvino":
             self.model = model
             self._start_openvino()
@@ -483,20 +503,46 @@ class Embedder:
         from vitgallery.core import openvino_runtime
         from vitgallery.core.pipeline import plan_resources
 
-        try:
+        options = {"threads": plan_resources("cpu").model_threads,
+                   "bf16": self.precision != "fp32" and cpu_has_native_bf16()}
+        with _openvino_errors(self.spec.name, "converting"):
             tag = openvino_runtime.runtime_tag(self.precision)
-            self._openvino = openvino_runtime.load_openvino_model(
-                vector_head(self), key=f"{self.spec.name}-{self.weights_sha256[:16]}-{self.precision}-{tag}",
-                input_size=self.input_size, precision=self.precision,
-                threads=plan_resources("cpu").model_threads,
-                bf16=self.precision != "fp32" and cpu_has_native_bf16())
+            if self.precision != "int8":
+                self._openvino = openvino_runtime.load_openvino_model(
+                    vector_head(self), key=f"{self.spec.name}-{self.weights_sha256[:16]}-{self.precision}-{tag}",
+                    input_size=self.input_size, precision=self.precision, **options)
+            elif self.calibrated_model is not None:
+                if not self.calibrated_model.exists():
+                    raise ModelLoadError(f"the library's OpenVINO int8 model {self.calibrated_model} is missing: "
+                                         "index the folder again (every photo is embedded again)")
+                self._openvino = openvino_runtime.compile_model(self.calibrated_model, **options)
             self._runtime_tag = tag
-            return
-        except ImportError:
-            reason = openvino_runtime.OPENVINO_MISSING
-        except Exception as exc:  # conversion can fail in many ways (an unsupported operation, disk full)
-            reason = f"converting {self.spec.name} for OpenVINO failed: {type(exc).__name__}: {exc}"
-        raise ModelLoadError(f"{reason}; run with --runtime torch")
+
+    @property
+    def needs_calibration(self) -> bool:
+        """OpenVINO int8 without its library's model yet: it embeds nothing until `calibrated` gives it one."""
+        return self.runtime == "openvino" and self.precision == "int8" and self.calibrated_model is None
+
+    def calibrate(self, calibration: np.ndarray, folder: Path) -> Embedder:
+        """This model quantised to int8 on `calibration` (openvino_runtime.calibration_inputs: a library's
+        photos), kept in `folder`; about a minute for ViT-S/14 (48-73 s measured on 2 shared cores)."""
+        from vitgallery.core import openvino_runtime
+
+        with _openvino_errors(self.spec.name, "quantising"):
+            model_file = openvino_runtime.quantise_on_photos(vector_head(self), folder, self.input_size, calibration)
+        return self.calibrated(model_file)
+
+    def calibrated(self, model_file: Path | None) -> Embedder:
+        """This model with its int8 quantisation calibrated on a library's photos (`calibrate`), sharing
+        the torch model; None: without one (it needs calibration again)."""
+        return Embedder(self.spec, self.model, self.weights_sha256, self.device, precision=self.precision_chosen,
+                        compile_model=self.compiled, runtime=self.runtime_chosen, weights_file=self.weights_file,
+                        calibrated_model=model_file)
+
+    def on_torch(self) -> Embedder:
+        """This model run by torch, at the precision asked for (auto: torch's own default)."""
+        return Embedder(self.spec, self.model, self.weights_sha256, self.device, precision=self.precision_chosen,
+                        compile_model=self.compiled, runtime="torch", weights_file=self.weights_file)
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         return self.spec.features(self.model, x)
@@ -516,9 +562,10 @@ class Embedder:
     @property
     def signature(self) -> str:
         runtime = f"|rt:{self._runtime_tag}" if self._runtime_tag else ""  # torch: none, as before runtimes
+        calibration = f"{CALIBRATION_MARK}{self.calibrated_model.stem}" if self.calibrated_model else ""
         return (f"{self.spec.name}|weights:{self.weights_sha256[:16]}"
                 f"|pre:trim-squash{self.input_size}-{self.spec.normalisation.name}|pool:{self.spec.pooling.name}"
-                f"|prec:{self.precision}{runtime}")
+                f"|prec:{self.precision}{runtime}{calibration}")
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """The model input of a photo, as uint8 HxWx3: the pixels decode_for_model gives when indexing."""
@@ -542,6 +589,9 @@ class Embedder:
 
         if self._openvino is not None:
             return self._openvino(pixels)
+        if self.needs_calibration:
+            raise ModelLoadError("OpenVINO int8 is calibrated on a library's photos: index a library with it, "
+                                 "or load the library's model (Library.load_embedder)")
         count = len(pixels)
         if self.compiled and count & (count - 1):
             padded = 1 << (count - 1).bit_length()
@@ -590,6 +640,22 @@ class Embedder:
         return torch.autocast(self.device.type, enabled=False)
 
 
+@contextmanager
+def _openvino_errors(model: str, doing: str) -> Iterator[None]:
+    """A missing extra or a failed conversion as a ModelLoadError that names the way out."""
+    from vitgallery.core import openvino_runtime
+
+    try:
+        yield
+    except ModelLoadError:
+        raise
+    except ImportError as exc:
+        raise ModelLoadError(f"{openvino_runtime.OPENVINO_MISSING}; run with --runtime torch") from exc
+    except Exception as exc:  # conversion can fail in many ways (an unsupported operation, disk full)
+        raise ModelLoadError(f"{doing} {model} for OpenVINO failed: {type(exc).__name__}: {exc}; "
+                             "run with --runtime torch") from exc
+
+
 def vector_head(embedder: Embedder) -> torch.nn.Module:
     """The torch Embedder's forward pass as one module, uint8 (B, H, W, 3) -> unit vectors, for converters."""
     import torch
@@ -610,8 +676,9 @@ def vector_head(embedder: Embedder) -> torch.nn.Module:
 
 def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = None, device: str = "auto",
                   progress: bool = True, precision: str = "auto", compile_model: bool = False,
-                  runtime: str = "torch") -> Embedder:
-    """Build a registered model with official (downloaded) or local weights."""
+                  runtime: str = DEFAULT_RUNTIME, calibrated_model: Path | None = None) -> Embedder:
+    """Build a registered model with official (downloaded) or local weights; `calibrated_model`: a
+    library's OpenVINO int8 model (Embedder.calibrate)."""
     spec = MODELS.get(name)
     if spec is None:
         raise ModelLoadError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
@@ -626,7 +693,7 @@ def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = Non
         weights_sha = file_sha256(path)
         log.info("loaded %s weights from %s (sha256 %s)", name, path, weights_sha[:16])
     return Embedder(spec, model, weights_sha, torch_device, precision=precision, compile_model=compile_model,
-                    runtime=runtime, weights_file=weights_file)
+                    runtime=runtime, weights_file=weights_file, calibrated_model=calibrated_model)
 
 
 def signature_model_and_precision(signature: str) -> tuple[str, str]:
@@ -639,3 +706,13 @@ def signature_model_and_precision(signature: str) -> tuple[str, str]:
 def signature_runtime(signature: str) -> str:
     """The runtime an Embedder.signature names: torch unless it says otherwise."""
     return "openvino" if "|rt:openvino" in signature else "torch"
+
+
+# Ends a signature whose int8 model was calibrated on a library's photos: the model file's checksum.
+CALIBRATION_MARK = "|cal:"
+
+
+def signature_calibration(signature: str) -> str | None:
+    """The fingerprint of the calibrated model an Embedder.signature names (the stem of its file), if any."""
+    _, mark, fingerprint = signature.partition(CALIBRATION_MARK)
+    return fingerprint if mark else None

@@ -1,19 +1,27 @@
-"""The model run by OpenVINO on a CPU: converted once from the torch model, kept in the cache folder.
+"""The model run by OpenVINO on a CPU: converted from the torch model (fp32, bf16) or quantised (int8).
 
 Measured on ViT-S/14 (docs/performance.md): int8 (NNCF post-training quantisation, transformer
 preset) costs about half the CPU time of torch's bf16 per photo. The graph takes uint8 pixels and
 returns unit vectors, so the whole Embedder forward pass (normalising, model, CLS token, L2) runs in
-OpenVINO. Quantisation is calibrated on synthetic pictures made here (no photo leaves or enters the
-machine for it, and every machine makes the same model from the same weights).
+OpenVINO.
+
+fp32 and bf16 conversions are the same on every machine for the same weights: they are kept once in
+the cache folder. int8 is calibrated on the photos of the library it indexes (calibrated on synthetic
+pictures it lost up to 1.2 sem mAP, on photos at most 0.3): each library has its own int8 model, kept
+in the library folder and named by its checksum (quantise_on_photos), which the library's model
+signature names.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import logging
 import os
 import random
 import threading
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,10 +34,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPENVINO_MISSING = "the OpenVINO runtime needs the openvino and nncf packages (pip install 'vitgallery[openvino]')"
-# 64 synthetic pictures calibrate as well as 300 real photos did (bench/cpu_runtimes.py, cosine to fp32).
-CALIBRATION_PICTURES = 64
+# 64 photos of the library calibrate int8 to within 0.3 mAP of torch bf16 on dup and sem
+# (bench/runtime_quality.py, docs/performance.md); more cost quantisation time for nothing measured.
+CALIBRATION_PHOTOS = 64
 CALIBRATION_BATCH = 16
-CALIBRATION_VERSION = 1  # bump when the calibration pictures change: the cached models are then remade
+CALIBRATION_FINGERPRINT_CHARS = 16
 
 
 def cache_dir() -> Path:
@@ -45,14 +54,49 @@ def runtime_tag(precision: str) -> str:
 
     tag = f"openvino{_major_minor(openvino.__version__)}"
     if precision == "int8":
-        import nncf
-
-        tag += f"+nncf{_major_minor(nncf.__version__)}+cal{CALIBRATION_VERSION}"
+        # Read, not imported: importing nncf takes seconds, and only quantising needs it.
+        try:
+            tag += f"+nncf{_major_minor(importlib.metadata.version('nncf'))}"
+        except importlib.metadata.PackageNotFoundError as exc:
+            raise ImportError("nncf is not installed") from exc
     return tag
 
 
 def _major_minor(version: str) -> str:
     return ".".join(version.split("-")[0].split(".")[:2])
+
+
+def calibration_sample(photos: Sequence[Path], count: int = CALIBRATION_PHOTOS) -> list[Path]:
+    """Up to `count` photos spread evenly over the sorted list: a library's first folder is often one
+    day or one place, its whole span is what the model will see."""
+    ordered = sorted(photos)
+    if len(ordered) <= count:
+        return ordered
+    return [ordered[i * len(ordered) // count] for i in range(count)]
+
+
+def calibration_inputs(photos: Sequence[Path], size: int, *, step: Callable[[int, int], bool] | None = None,
+                       count: int = CALIBRATION_PHOTOS) -> np.ndarray | None:
+    """The model inputs that calibrate int8 for a library: `count` of its photos spread over it
+    (calibration_sample), decoded as indexing decodes them. A library with fewer photos (or fewer that
+    decode) is filled up with synthetic pictures: a handful of scenes alone would set the activation
+    ranges of every photo the library gets later, and the pictures widen them (all synthetic, the
+    loss was at most 1.2 sem mAP, measured). `step(done, total)` reports each photo and returns True
+    to stop: then None."""
+    from vitgallery.core.imageio import DecodeError, decode_for_model
+
+    chosen = calibration_sample(photos, count)
+    inputs = []
+    for done, path in enumerate(chosen, 1):
+        try:
+            inputs.append(decode_for_model(path, size).pixels)
+        except (DecodeError, OSError) as exc:  # it is skipped here; indexing reports it
+            log.info("not calibrating on %s (%s)", path, exc)
+        if step is not None and step(done, len(chosen)):
+            return None
+    if len(inputs) < count:
+        inputs.extend(calibration_pictures(count - len(inputs), size))
+    return np.stack(inputs)
 
 
 def calibration_pictures(count: int, size: int, seed: int = 0) -> np.ndarray:
@@ -95,12 +139,28 @@ class OpenVinoModel:
 
 def load_openvino_model(head: torch.nn.Module, *, key: str, input_size: int, precision: str, threads: int,
                         bf16: bool) -> OpenVinoModel:
-    """The head converted (and for int8 quantised) once into cache_dir()/KEY.xml, compiled for this CPU.
-    Raises ImportError without openvino/nncf and RuntimeError when converting fails."""
+    """The head converted (fp32, bf16) once into cache_dir()/KEY.xml, compiled for this CPU.
+    Raises ImportError without openvino and RuntimeError when converting fails."""
     target = cache_dir() / f"{key}.xml"
     if not target.exists():
         convert_model(head, target, input_size, precision)
     return compile_model(target, threads=threads, bf16=bf16)
+
+
+def quantise_on_photos(head: torch.nn.Module, folder: Path, input_size: int, calibration: np.ndarray) -> Path:
+    """The head quantised to int8, calibrated on `calibration` (calibration_inputs), saved in `folder`
+    as CHECKSUM.xml/.bin: the checksum of the model's files is the calibration's fingerprint, so two
+    calibrations that give different models never share a name (nor a library signature). Raises
+    ImportError without openvino/nncf and RuntimeError when converting fails."""
+    made = folder / f".quantised-{os.getpid()}-{threading.get_ident()}.xml"
+    convert_model(head, made, input_size, "int8", calibration)
+    digest = hashlib.sha256()
+    for part in (made, made.with_suffix(".bin")):
+        digest.update(part.read_bytes())
+    target = folder / f"{digest.hexdigest()[:CALIBRATION_FINGERPRINT_CHARS]}.xml"
+    os.replace(made.with_suffix(".bin"), target.with_suffix(".bin"))
+    os.replace(made, target)
+    return target
 
 
 def compile_model(path: Path, *, threads: int, bf16: bool) -> OpenVinoModel:
@@ -113,8 +173,7 @@ def compile_model(path: Path, *, threads: int, bf16: bool) -> OpenVinoModel:
 
 def convert_model(head: torch.nn.Module, target: Path, input_size: int, precision: str,
                   calibration: np.ndarray | None = None) -> None:
-    """Convert (int8: and quantise, calibrated on `calibration` or else on calibration_pictures()) into
-    target (.xml, with its .bin)."""
+    """Convert (int8: and quantise, calibrated on `calibration`) into target (.xml, with its .bin)."""
     import openvino as ov
     import torch
 
@@ -126,8 +185,9 @@ def convert_model(head: torch.nn.Module, target: Path, input_size: int, precisio
     if precision == "int8":
         import nncf
 
-        pictures = calibration_pictures(CALIBRATION_PICTURES, input_size) if calibration is None else calibration
-        batches = [pictures[i:i + CALIBRATION_BATCH] for i in range(0, len(pictures), CALIBRATION_BATCH)]
+        if calibration is None:
+            raise ValueError("int8 needs calibration inputs (calibration_inputs)")
+        batches = [calibration[i:i + CALIBRATION_BATCH] for i in range(0, len(calibration), CALIBRATION_BATCH)]
         model = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
                               subset_size=len(batches))
     target.parent.mkdir(parents=True, exist_ok=True)

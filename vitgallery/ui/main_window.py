@@ -615,6 +615,8 @@ class MainWindow(QMainWindow):
         else:
             self.progress_panel.show_step(
                 {
+                    "calibrating": "Reading photos to fit the fast model to this library…",
+                    "quantising": "Fitting the fast model to this library's photos (a minute or two, once)…",
                     "scanning": "Looking for new and changed photos…",
                     "saving": "Saving the index…",
                     "fitting": "Learning what tells this library's photos apart…",

@@ -523,8 +523,12 @@ class Session:
 
 
 def _fits(embedder: Embedder | None, choice: ModelChoice, weights: Path | None) -> bool:
-    """Whether a loaded model is the one `choice` (with this weights file) would load."""
-    if embedder is None or embedder.model_id != choice.name:
+    """Whether a loaded model is the one `choice` (with this weights file) would load. The window
+    indexes with the "auto" runtime (a library keeps its own, core/calibration.py): a model loaded for
+    a library's search names its runtime outright, and is loaded again to index."""
+    from vitgallery.core.models import DEFAULT_RUNTIME
+
+    if embedder is None or embedder.model_id != choice.name or embedder.runtime_chosen != DEFAULT_RUNTIME:
         return False
     if embedder.spec.weights_url is not None:
         wanted = weights.expanduser().absolute() if weights is not None else None

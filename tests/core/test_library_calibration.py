@@ -1,0 +1,130 @@
+"""A library's own OpenVINO int8 model (tiny test model): calibrated on its photos once, reused after."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import pytest
+import torch
+
+from tests.photos import make_photo
+from vitgallery.core import openvino_runtime
+from vitgallery.core.calibration import MODEL_FOLDER
+from vitgallery.core.library import Library
+from vitgallery.core.models import MODELS, Embedder, ModelLoadError, load_embedder, signature_calibration
+
+pytest.importorskip("openvino")
+pytest.importorskip("nncf")
+
+
+@pytest.fixture
+def quantisations(monkeypatch) -> list[int]:
+    """Counts the int8 quantisations (one entry, the number of calibration inputs, per call)."""
+    calls: list[int] = []
+    quantise = openvino_runtime.quantise_on_photos
+
+    def counting(head, folder, input_size, calibration):
+        calls.append(len(calibration))
+        return quantise(head, folder, input_size, calibration)
+
+    monkeypatch.setattr(openvino_runtime, "quantise_on_photos", counting)
+    return calls
+
+
+def photo_folder(tmp_path, name: str, seeds: range):
+    root = tmp_path / name
+    root.mkdir()
+    for seed in seeds:
+        make_photo(seed).save(root / f"img_{seed:02d}.jpg", quality=92)
+    return root
+
+
+def int8():
+    return load_embedder("tiny-test", runtime="openvino", precision="int8")
+
+
+def index(library, embedder, **kw):
+    phases = []
+    summary = library.index(embedder, decode_workers=0, batch_size=4, progress=lambda p: phases.append(p.phase), **kw)
+    return summary, phases
+
+
+def test_each_library_is_calibrated_on_its_own_photos_once(tmp_path, quantisations):
+    first = Library.open(photo_folder(tmp_path, "a", range(0, 10)), tmp_path / "lib-a")
+    second = Library.open(photo_folder(tmp_path, "b", range(20, 23)), tmp_path / "lib-b")
+    given = int8()
+    summary, phases = index(first, given)
+    assert summary.added == 10 and phases[:2] == ["calibrating", "calibrating"] and "quantising" in phases
+    outside = tmp_path / "query.jpg"
+    outside.write_bytes((first.root / "img_03.jpg").read_bytes())
+    hits = first.search(outside, k=1, embedder=given, verify=False)  # what it indexed with searches too
+    assert hits[0].path.name == "img_03.jpg" and hits[0].cosine > 0.999
+    index(second, int8())
+    assert quantisations == [openvino_runtime.CALIBRATION_PHOTOS] * 2  # 3 photos filled up with pictures
+    fingerprints = [signature_calibration(lib.model_signature) for lib in (first, second)]
+    assert None not in fingerprints and fingerprints[0] != fingerprints[1]
+    assert (tmp_path / "lib-a" / MODEL_FOLDER / f"{fingerprints[0]}.xml").exists()
+
+    make_photo(11).save(first.root / "img_11.jpg")
+    summary, phases = index(first, int8())  # a later run uses the library's model
+    assert summary.added == 1 and summary.unchanged == 10 and "quantising" not in phases
+    first.close()
+    reopened = Library.open(library_dir=tmp_path / "lib-a")
+    query = reopened.load_embedder()
+    assert query.signature == reopened.model_signature
+    hits = reopened.search(outside, k=1, embedder=query, verify=False)
+    assert hits[0].path.name == "img_03.jpg" and hits[0].cosine > 0.999, "the query meets the library's own model"
+    assert len(quantisations) == 2
+    second.root.joinpath("img_11.jpg").write_bytes((first.root / "img_11.jpg").read_bytes())
+    summary, phases = index(second, query)  # the first library's model: the second uses its own
+    assert summary.added == 1 and "quantising" not in phases
+    assert signature_calibration(second.model_signature) == fingerprints[1]
+    reopened.close()
+    second.close()
+
+
+def test_a_cancelled_calibration_embeds_nothing_and_a_lost_model_is_made_again(tmp_path, quantisations):
+    library = Library.open(photo_folder(tmp_path, "a", range(4)), tmp_path / "lib")
+    cancel = threading.Event()
+    cancel.set()
+    summary, _ = index(library, int8(), cancel=cancel)
+    assert summary.cancelled and library.photo_count() == 0 and quantisations == []
+    index(library, int8())
+    model = tmp_path / "lib" / MODEL_FOLDER / f"{signature_calibration(library.model_signature)}.xml"
+    model.unlink()
+    with pytest.raises(ModelLoadError, match="is missing: index the folder again"):
+        library.load_embedder()
+    summary, _ = index(library, int8())
+    assert summary.added == 4 and len(quantisations) == 2
+    assert [p.suffix for p in sorted((tmp_path / "lib" / MODEL_FOLDER).iterdir())] == [".bin", ".xml"]
+    library.close()
+
+
+def auto_embedder() -> Embedder:
+    """The tiny model as if it were a real one, which "auto" runs with OpenVINO on a CPU."""
+    spec = dataclasses.replace(MODELS["tiny-test"], weights_url="https://example.invalid/tiny.pth")
+    return Embedder(spec, spec.build(), "random-seed-0", torch.device("cpu"), precision="auto", runtime="auto")
+
+
+def test_auto_keeps_a_library_indexed_with_torch_on_torch(tmp_path, quantisations):
+    library = Library.open(photo_folder(tmp_path, "a", range(4)), tmp_path / "lib")
+    index(library, auto_embedder().on_torch())
+    make_photo(9).save(library.root / "img_09.jpg")
+    summary, _ = index(library, auto_embedder())
+    assert (summary.added, summary.unchanged) == (1, 4) and quantisations == []
+    assert "|rt:" not in library.model_signature
+    library.close()
+
+
+def test_auto_indexes_with_torch_when_quantising_fails(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported operation")
+
+    monkeypatch.setattr(openvino_runtime, "quantise_on_photos", broken)
+    library = Library.open(photo_folder(tmp_path, "a", range(4)), tmp_path / "lib")
+    summary, _ = index(library, auto_embedder())
+    assert summary.added == 4 and "|rt:" not in library.model_signature
+    with pytest.raises(ModelLoadError, match="quantising tiny-test for OpenVINO failed.*--runtime torch"):
+        index(library, load_embedder("tiny-test", runtime="openvino"))
+    library.close()
