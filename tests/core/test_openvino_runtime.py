@@ -37,13 +37,14 @@ def test_openvino_gives_torchs_vectors_and_says_so_in_the_signature():
     assert on_openvino.signature != embedder("openvino", "int8").signature, "int8 vectors never mix with fp32"
 
 
-def test_int8_embeds_nothing_until_calibrated_on_photos(tmp_path):
+def test_int8_embeds_nothing_until_calibrated_on_photos(tmp_path, capsys):
     uncalibrated = embedder("openvino", "int8")
     assert uncalibrated.needs_calibration
     with pytest.raises(ModelLoadError, match="calibrated on a library's photos"):
         uncalibrated.embed_pixels(pixels())
     calibration = np.concatenate([pixels(3), openvino_runtime.calibration_pictures(5, TINY.input_size)])
     calibrated = uncalibrated.calibrate(calibration, tmp_path / "models")
+    assert capsys.readouterr().out == "", "NNCF's progress bars stay off stdout, where --json answers go"
     fingerprint = models.signature_calibration(calibrated.signature)
     assert calibrated.calibrated_model == tmp_path / "models" / f"{fingerprint}.xml"
     assert calibrated.signature == f"{uncalibrated.signature}|cal:{fingerprint}"

@@ -14,14 +14,16 @@ signature names.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import logging
 import os
 import random
+import sys
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -171,6 +173,21 @@ def compile_model(path: Path, *, threads: int, bf16: bool) -> OpenVinoModel:
     return OpenVinoModel(ov.Core().compile_model(path, "CPU", config))
 
 
+@contextlib.contextmanager
+def _quiet_quantising() -> Iterator[None]:
+    """NNCF draws its progress bars on stdout, where `vitgallery ... --json` prints its answer: they go to
+    stderr (the app reports the step itself). torch's note that no CUDA runtime is found, logged as
+    NNCF loads torch's C++ extension tools, is said nothing to a user quantising on a CPU."""
+    cuda_note = logging.getLogger("torch.utils.cpp_extension")
+    level = cuda_note.level
+    cuda_note.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        cuda_note.setLevel(level)
+
+
 def convert_model(head: torch.nn.Module, target: Path, input_size: int, precision: str,
                   calibration: np.ndarray | None = None) -> None:
     """Convert (int8: and quantise, calibrated on `calibration`) into target (.xml, with its .bin)."""
@@ -188,8 +205,9 @@ def convert_model(head: torch.nn.Module, target: Path, input_size: int, precisio
         if calibration is None:
             raise ValueError("int8 needs calibration inputs (calibration_inputs)")
         batches = [calibration[i:i + CALIBRATION_BATCH] for i in range(0, len(calibration), CALIBRATION_BATCH)]
-        model = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
-                              subset_size=len(batches))
+        with _quiet_quantising():
+            model = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
+                                  subset_size=len(batches))
     target.parent.mkdir(parents=True, exist_ok=True)
     # Written under a temporary name and renamed, the .xml last: a half-written pair is never used.
     partial = target.with_name(f".{target.stem}.{os.getpid()}.xml")
