@@ -33,6 +33,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # holding the interpreter lock for 300-450 ms at a time: the window imports them before it opens
 # (ui/app.py, docs/performance.md issue 18 point 5).
 MODEL_LIBRARIES = ("torch", "timm")
+# Imported with them where installed: the CPU runtime "auto" picks (its import holds the lock ~70 ms too).
+OPTIONAL_MODEL_LIBRARIES = ("openvino",)
 
 
 class ModelLoadError(Exception):

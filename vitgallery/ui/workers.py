@@ -20,6 +20,7 @@ load, which would freeze a shown window for hundreds of milliseconds.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import queue
@@ -572,9 +573,10 @@ def load_model_runtime(step: Callable[[str], None]) -> str | None:
     loading and running a model on a worker leaves the GUI thread free.
     Returns what went wrong, in words for the user, or None. The window opens either way.
     """
-    from vitgallery.core.models import MODEL_LIBRARIES
+    from vitgallery.core.models import MODEL_LIBRARIES, OPTIONAL_MODEL_LIBRARIES
 
-    steps = [(f"Loading the model runtime ({module})…", module) for module in MODEL_LIBRARIES]
+    installed = [module for module in OPTIONAL_MODEL_LIBRARIES if importlib.util.find_spec(module) is not None]
+    steps = [(f"Loading the model runtime ({module})…", module) for module in (*MODEL_LIBRARIES, *installed)]
     steps.append(("Loading the photo library…", "vitgallery.core.library"))
     for words, module in steps:
         step(words)
