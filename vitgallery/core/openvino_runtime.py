@@ -7,7 +7,7 @@ OpenVINO.
 
 fp32 and bf16 conversions are the same on every machine for the same weights: they are kept once in
 the cache folder. int8 is calibrated on the photos of the library it indexes (calibrated on synthetic
-pictures it lost up to 1.2 sem mAP, on photos at most 0.3): each library has its own int8 model, kept
+pictures it lost up to 1.2 sem mAP, on photos at most 0.34): each library has its own int8 model, kept
 in the library folder and named by its checksum (quantise_on_photos), which the library's model
 signature names.
 """
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPENVINO_MISSING = "the OpenVINO runtime needs the openvino and nncf packages (pip install 'vitgallery[openvino]')"
-# 64 photos of the library calibrate int8 to within 0.3 mAP of torch bf16 on dup and sem
+# 64 photos of the library calibrate int8 to within 0.34 mAP of torch bf16 on dup and sem
 # (bench/runtime_quality.py, docs/performance.md); more cost quantisation time for nothing measured.
 CALIBRATION_PHOTOS = 64
 CALIBRATION_BATCH = 16
