@@ -381,7 +381,8 @@ class DuplicatesView(QWidget, JobPage):
         self.status_label.setText(self._summary())
 
     def refresh_history(self) -> None:
-        """Another page moved photos (Groups, Sort): its actions join the history and can be undone here."""
+        """Read the library's action history again: on opening it, and after the Groups or Sort page moved
+        photos, whose actions are listed and undone here too."""
         if self._library_dir is not None:
             self._run(lambda library: library.action_history(), self._on_history)
 
