@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 
 def make_photo(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
@@ -43,3 +44,21 @@ def textured_image(seed: int, width: int = 480, height: int = 360) -> np.ndarray
         else:
             cv2.circle(img, (x, y), int(rng.integers(5, 30)), colour, -1)
     return cv2.GaussianBlur(img, (3, 3), 0)
+
+
+SCENE_COPIES = ("a", "b", "c")
+
+
+def save_copies(scene: int, folder: Path, copies=SCENE_COPIES) -> list[Path]:
+    """Copies of one scene in `folder`, named s<scene>_<copy>.jpg: a as saved, b smaller and
+    recompressed, c brighter."""
+    folder.mkdir(parents=True, exist_ok=True)
+    photo = make_photo(100 + scene)
+    made = {"a": lambda: photo, "b": lambda: photo.resize((200, 150)),
+            "c": lambda: ImageEnhance.Brightness(photo).enhance(1.2)}
+    paths = []
+    for copy in copies:
+        path = folder / f"s{scene}_{copy}.jpg"
+        made[copy]().save(path, quality=60 if copy == "b" else 90)
+        paths.append(path)
+    return paths

@@ -121,3 +121,23 @@ def indexed_window(qtbot, make_window, photo_folder: Path):
         window.open_folder(photo_folder)
     assert finished.args[0] is not None and finished.args[0].added == PHOTO_COUNT
     return window
+
+
+CARD_PHOTOS = 30  # the `card_window` fixture's folder
+
+
+@pytest.fixture
+def card_window(qtbot, make_window, tmp_path: Path):
+    """(window, folder): a shown window on a folder of CARD_PHOTOS small photos, p00.jpg to p29.jpg, as a
+    memory card holds them, whose first indexing run has finished."""
+    from tests.photos import make_photo
+
+    folder = tmp_path / "card"
+    folder.mkdir()
+    for number in range(CARD_PHOTOS):
+        make_photo(number, (96, 72)).save(folder / f"p{number:02d}.jpg")
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.open_folder(folder)
+    return window, folder

@@ -129,17 +129,8 @@ def test_a_move_and_its_undo_update_every_page_at_once(qtbot, indexed_window, ph
     qtbot.waitUntil(lambda: moved in shown_paths(window.results_model), timeout=SEARCH_TIMEOUT_MS)
 
 
-def test_photos_gone_all_at_once_are_forgotten_only_when_the_user_says_so(qtbot, make_window, tmp_path: Path) -> None:
-    from tests.ui.test_main_window import make_photo
-
-    folder = tmp_path / "card"
-    folder.mkdir()
-    for number in range(30):
-        make_photo(number, (96, 72)).save(folder / f"p{number:02d}.jpg")
-    window = make_window()
-    window.show()
-    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
-        window.open_folder(folder)
+def test_photos_gone_all_at_once_are_forgotten_only_when_the_user_says_so(qtbot, card_window) -> None:
+    window, folder = card_window
     for number in range(25):  # as an unplugged drive or a replaced folder would look
         (folder / f"p{number:02d}.jpg").unlink()
     with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as finished:

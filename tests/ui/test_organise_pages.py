@@ -7,27 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PIL import ImageEnhance
 
-from tests.photos import make_photo
+from tests.photos import make_photo, save_copies
 from vitgallery.ui import settings as opt
 from vitgallery.ui.results_model import SortOrder
 
 SCENES = 4
-
-
-def save_copies(scene: int, folder: Path, copies: str = "abc") -> list[Path]:
-    """Copies of one scene (as saved, smaller and recompressed, brighter), named s<scene>_<copy>.jpg."""
-    folder.mkdir(parents=True, exist_ok=True)
-    photo = make_photo(100 + scene)
-    made = {"a": lambda: photo, "b": lambda: photo.resize((200, 150)),
-            "c": lambda: ImageEnhance.Brightness(photo).enhance(1.2)}
-    paths = []
-    for copy in copies:
-        path = folder / f"s{scene}_{copy}.jpg"
-        made[copy]().save(path, quality=60 if copy == "b" else 90)
-        paths.append(path)
-    return paths
 
 
 @pytest.fixture
@@ -247,15 +232,8 @@ def test_new_and_deleted_photos_are_followed_while_the_window_is_open(qtbot, ind
     assert not runs, "no full index run: the watcher applied the changes"
 
 
-def test_photos_gone_all_at_once_while_watched_are_kept_until_the_user_says(qtbot, make_window, tmp_path):
-    folder = tmp_path / "card"
-    folder.mkdir()
-    for number in range(30):
-        make_photo(number, (96, 72)).save(folder / f"p{number:02d}.jpg")
-    window = make_window()
-    window.show()
-    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
-        window.open_folder(folder)
+def test_photos_gone_all_at_once_while_watched_are_kept_until_the_user_says(qtbot, card_window):
+    window, folder = card_window
     qtbot.waitUntil(lambda: window.library_watch.watching, timeout=20_000)
     for number in range(25):  # as an unplugged drive or a replaced folder would look
         (folder / f"p{number:02d}.jpg").unlink()

@@ -3,31 +3,13 @@ indexed with the tiny test model."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from PIL import ImageEnhance
 
-from tests.photos import make_photo
+from tests.photos import save_copies
 from vitgallery.core.library import Library
 from vitgallery.core.models import Embedder, load_embedder
 
 SCENES = 6
-COPIES = ("a", "b", "c")
-
-
-def save_copies(scene: int, folder: Path, copies=COPIES) -> list[Path]:
-    """The scene's copies in `folder`, named s<scene>_<copy>.jpg."""
-    folder.mkdir(parents=True, exist_ok=True)
-    photo = make_photo(100 + scene)
-    made = {"a": lambda: photo, "b": lambda: photo.resize((200, 150)),
-            "c": lambda: ImageEnhance.Brightness(photo).enhance(1.2)}
-    paths = []
-    for copy in copies:
-        path = folder / f"s{scene}_{copy}.jpg"
-        made[copy]().save(path, quality=90 if copy != "b" else 60)
-        paths.append(path)
-    return paths
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from tests.core.organise.conftest import SCENES, save_copies
-from tests.photos import make_photo
+from tests.core.organise.conftest import SCENES
+from tests.photos import make_photo, save_copies
 from vitgallery.cli import main
 from vitgallery.core.organise.arrange import arrange_folder, arrange_order
 from vitgallery.core.organise.vectors import OrganiseCancelled, OrganiseError

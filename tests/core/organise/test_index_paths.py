@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from tests.core.organise.conftest import save_copies
-from tests.photos import make_photo
+from tests.photos import make_photo, save_copies
 
 
 def stored(library) -> set[str]:

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from tests.core.organise.conftest import save_copies
+from tests.photos import save_copies
 from vitgallery.cli import main
 from vitgallery.core.organise.sort import (
     LinearHead,

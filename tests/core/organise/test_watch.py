@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from tests.core.organise.conftest import save_copies
-from tests.photos import make_photo
+from tests.photos import make_photo, save_copies
 from vitgallery.core.organise.watch import FolderWatcher, WatchBatch
 
 WAIT_S = 60  # the longest any change may take to show (a loaded test machine; it takes about a second)
