@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
-from tests.photos import make_photo
+from tests.photos import make_photo, textured_image
 from vitgallery.core.duplicates import (
     DEFAULT_THRESHOLD,
     DuplicateMember,
@@ -21,6 +21,7 @@ from vitgallery.core.duplicates import (
     decide,
     load_scan,
     look_likeness,
+    match_photos,
     match_reason,
     pair_score,
     scan_duplicates,
@@ -335,6 +336,26 @@ def test_edits_of_a_smooth_picture_align_by_their_grey_levels(tmp_path):
         assert look_likeness(base.look, features[name].look) > 0.99, name
     assert max(look_likeness(base.look, features[name].look) for name in others) < 0.95
     assert look_likeness(base.look, features["blank"].look) is None, "a blank picture aligns with anything"
+
+
+def test_caption_bars_cost_less_agreement_than_a_different_subject_in_their_place(tmp_path):
+    """Flat bars over the picture (a caption, a redaction) are left out of the pixel agreement; other
+    textured content in the same places (another subject on the same background) still disagrees."""
+    original = Image.fromarray(textured_image(1, 640, 480))
+    places = ((40, 40, 340, 160), (300, 300, 600, 420))
+    captioned, other = original.copy(), original.copy()
+    for n, (left, top, right, bottom) in enumerate(places):
+        ImageDraw.Draw(captioned).rectangle((left, top, right, bottom), fill=60 + 160 * n)
+        other.paste(Image.fromarray(textured_image(2 + n, right - left, bottom - top)), (left, top))
+    features = {}
+    for name, image in (("original", original), ("captioned", captioned), ("other", other)):
+        image.save(tmp_path / f"{name}.jpg", quality=90)
+        features[name] = analyse_photo(tmp_path / f"{name}.jpg")
+    captioned_match = match_photos(features["original"], features["captioned"])
+    other_match = match_photos(features["original"], features["other"])
+    assert captioned_match.inliers >= 12 and other_match.inliers >= 12
+    assert captioned_match.agreement > other_match.agreement + 0.05
+    assert captioned_match.agreement > 0.7
 
 
 def member(name: str, *, width=100, height=100, size=1000, taken=None, mtime=0.0, sharp=1.0,

@@ -25,6 +25,7 @@ MIN_KEYPOINT_SIDE = 320  # smaller photos are enlarged to this first, so thumbna
 AGREEMENT_SIDE = 160  # long side of the copy compared pixel-wise once aligned
 AGREEMENT_WINDOW = 16  # pixels a side of the windows compared
 AGREEMENT_MIN_WINDOWS = 6  # an overlap smaller than this says nothing
+OVERLAY_MAX_SHARE = 0.5  # of the overlap's windows, at most this many are taken for an overlay
 AGREEMENT_BLUR = 1.0  # Gaussian sigma in pixels: re-saves and shrunk copies lose the finest detail
 FLAT_STD = 4.0  # a window with less grey-level spread has no texture to compare
 LOOK_SIDE = 96  # long side of the blurred grey copy slid over another photo's when keypoints cannot tell
@@ -125,7 +126,8 @@ def _flat_outside(small: np.ndarray, other_shape: tuple[int, int], to_other: np.
 
 def _agreement(small_a: np.ndarray, small_b: np.ndarray, a_to_b: np.ndarray) -> float:
     """Share of the aligned overlap's windows whose texture matches (normalised cross-correlation, so
-    brightness, contrast and colour edits do not count; windows flat in both count as matching)."""
+    brightness, contrast and colour edits do not count; windows flat in both count as matching), among
+    the windows that are not flat in one photo only."""
     h, w = small_a.shape
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     blurred_a = cv2.GaussianBlur(small_a.astype(np.float32), (0, 0), AGREEMENT_BLUR)
@@ -149,8 +151,13 @@ def _agreement(small_a: np.ndarray, small_b: np.ndarray, a_to_b: np.ndarray) -> 
     sa, sb = pa.std(axis=1), pb.std(axis=1)
     ncc = (pa * pb).mean(axis=1) / np.maximum(sa * sb, 1e-6)
     flat_a, flat_b = sa < FLAT_STD, sb < FLAT_STD
-    agree = np.where(flat_a & flat_b, True, np.where(flat_a | flat_b, False, ncc > 0.5))
-    return float(agree.mean())
+    agree = (flat_a & flat_b) | (~flat_a & ~flat_b & (ncc > 0.5))
+    # A window flat in one photo only is where an overlay (a caption bar, a sticker, a blacked-out
+    # part) covers the picture: it says nothing of the rest, so it is left out (up to OVERLAY_MAX_SHARE).
+    compared = max(int((flat_a == flat_b).sum()), len(agree) * (1.0 - OVERLAY_MAX_SHARE))
+    if compared < AGREEMENT_MIN_WINDOWS:
+        return 0.0
+    return float(agree.sum() / compared)
 
 
 def look_likeness(a: np.ndarray, b: np.ndarray) -> float | None:

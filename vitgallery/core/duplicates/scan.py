@@ -38,7 +38,7 @@ NEIGHBOURS = 20  # candidates per photo, in each of the two neighbour lists
 LOOK_FROM_WHITENED = 0.5  # pairs less alike in the whitened space are not slid (they cannot score 0.5)
 MEASURED_FROM_SCORE = 0.01  # photos in a pair scoring this (the lowest threshold one can choose) are measured
 # What a scan measures, in a version: stored evidence of another version is measured again.
-EVIDENCE_VERSION = 2
+EVIDENCE_VERSION = 3  # 3: windows an overlay covers are left out of the agreement
 
 
 class ScanError(Exception):
