@@ -15,7 +15,7 @@ from vitgallery.core.library import last_library_dir
 from vitgallery.core.search import SearchHit
 from vitgallery.ui import settings as opt
 from vitgallery.ui.results_model import Match, SortOrder
-from vitgallery.ui.widgets import IndexEstimate
+from vitgallery.ui.widgets import IndexEstimate, IndexProgressPanel
 from vitgallery.ui.workers import QueryBox, Session
 
 SEARCH_TIMEOUT_MS = 30_000
@@ -221,6 +221,23 @@ def test_one_bar_over_embedding_and_learning_with_an_eta_that_stops_while_paused
     estimate.update("learning", 50, 100)
     assert at_learning < estimate.fraction() < 1.0
     assert estimate.photos_embedded == 100
+
+
+def test_fitting_the_fast_model_cannot_pause_and_a_cancel_says_it_waits(qtbot) -> None:
+    panel = IndexProgressPanel()
+    qtbot.addWidget(panel)
+    panel.start("Starting…", photos_before=0)
+    panel.show_step("Fitting the fast model…", pausable=False, cancel_waits=True)
+    assert not panel.pause_button.isEnabled() and panel.pause_button.toolTip()
+    panel.update_progress("embedding", 1, 10, "/photos/a.jpg")
+    assert panel.pause_button.isEnabled(), "embedding pauses again"
+    panel.show_step("Fitting the fast model…", pausable=False, cancel_waits=True)
+    panel.cancel_button.click()
+    assert "once this step ends" in panel.label.text()
+    assert not panel.pause_button.isEnabled() and not panel.cancel_button.isEnabled()
+    panel.start("Starting…", photos_before=0)
+    panel.cancel_button.click()
+    assert panel.label.text() == "Cancelling…"
 
 
 def test_photos_indexed_counts_up_during_the_run(qtbot, make_window, slow_folder: Path) -> None:

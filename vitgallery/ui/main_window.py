@@ -621,7 +621,9 @@ class MainWindow(QMainWindow):
                     "saving": "Saving the index…",
                     "fitting": "Learning what tells this library's photos apart…",
                     "done": "Done",
-                }.get(progress.phase, progress.phase)
+                }.get(progress.phase, progress.phase),
+                pausable=progress.phase not in ("calibrating", "quantising"),
+                cancel_waits=progress.phase == "quantising",
             )
 
     def _on_index_outcome(self, run: IndexRun, outcome: IndexOutcome) -> None:

@@ -236,6 +236,7 @@ class IndexProgressPanel(QWidget):
         self.pause_button.toggled.connect(self._on_pause)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self._on_cancel)
+        self._cancel_waits = False
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.bar)
@@ -249,20 +250,26 @@ class IndexProgressPanel(QWidget):
         self.bar.setRange(0, 0)
         self.label.setText(text)
         self.pause_button.setChecked(False)
-        self.pause_button.setEnabled(True)
         self.cancel_button.setEnabled(True)
+        self._set_pausable(True)
+        self._cancel_waits = False
         self.show()
 
-    def show_step(self, text: str) -> None:
-        """A step without a count (loading the model, scanning, fitting)."""
+    def show_step(self, text: str, *, pausable: bool = True, cancel_waits: bool = False) -> None:
+        """A step without a count (loading the model, scanning, fitting). One that cannot pause shows
+        Pause disabled; `cancel_waits`: a Cancel takes effect only when the step ends (one library call)."""
         if self.estimate is None or not self.estimate.work_total():
             self.bar.setRange(0, 0)
+        self._set_pausable(pausable)
+        self._cancel_waits = cancel_waits
         self.label.setText(text)
 
     def update_progress(self, phase: str, done: int, total: int, current: str | None) -> None:
         if self.estimate is None or phase not in ("embedding", "learning") or total <= 0:
             return
         self.estimate.update(phase, done, total)
+        self._set_pausable(True)
+        self._cancel_waits = False
         if self.pause_button.isChecked():
             self.estimate.pause()
         self.bar.setRange(0, BAR_STEPS)
@@ -297,10 +304,15 @@ class IndexProgressPanel(QWidget):
                 self.estimate.resume()
         self.pause_toggled.emit(paused)
 
+    def _set_pausable(self, pausable: bool) -> None:
+        if self.cancel_button.isEnabled():  # not while cancelling
+            self.pause_button.setEnabled(pausable)
+        self.pause_button.setToolTip("" if pausable else "This step cannot pause")
+
     def _on_cancel(self) -> None:
         self.cancel_button.setEnabled(False)
         self.pause_button.setEnabled(False)
-        self.label.setText("Cancelling…")
+        self.label.setText("Cancelling once this step ends (a minute or two)…" if self._cancel_waits else "Cancelling…")
         self.cancel_requested.emit()
 
 
