@@ -27,6 +27,7 @@ from vitgallery.core.duplicates import (
     scan_duplicates,
     seed_groups,
 )
+from vitgallery.core.keypoints import VERIFIED_INLIERS
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
 
@@ -356,6 +357,22 @@ def test_caption_bars_cost_less_agreement_than_a_different_subject_in_their_plac
     assert captioned_match.inliers >= 12 and other_match.inliers >= 12
     assert captioned_match.agreement > other_match.agreement + 0.05
     assert captioned_match.agreement > 0.7
+
+
+def test_a_copy_whose_strongest_keypoints_are_an_overlay_is_matched_on_all_of_them(tmp_path):
+    """Dense small marks (a caption's letters) take the strongest keypoints of a faint picture; the
+    picture's own weaker keypoints still match when the strongest verify nothing."""
+    faint = Image.fromarray((textured_image(1, 640, 480).astype(np.float32) * 0.25 + 96).astype(np.uint8))
+    marked = faint.copy()
+    draw, rng = ImageDraw.Draw(marked), np.random.default_rng(0)
+    for _ in range(400):
+        x, y = int(rng.integers(0, 620)), int(rng.integers(0, 460))
+        draw.rectangle((x, y, x + int(rng.integers(3, 9)), y + int(rng.integers(3, 9))), fill=int(rng.choice([0, 255])))
+    faint.save(tmp_path / "faint.jpg", quality=90)
+    marked.save(tmp_path / "marked.jpg", quality=90)
+    a, b = analyse_photo(tmp_path / "faint.jpg"), analyse_photo(tmp_path / "marked.jpg")
+    assert match_photos(a, b, look_closer=False).inliers < VERIFIED_INLIERS
+    assert match_photos(a, b).inliers >= VERIFIED_INLIERS
 
 
 def member(name: str, *, width=100, height=100, size=1000, taken=None, mtime=0.0, sharp=1.0,

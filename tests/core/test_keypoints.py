@@ -38,6 +38,20 @@ def test_extract_keypoints_shrinks_and_caps(scene):
     assert kp.xy.max(axis=0)[0] < 512 and kp.xy.max(axis=0)[1] < 384
 
 
+def test_the_strongest_keypoints_come_first_when_asked(scene):
+    few = {tuple(p) for p in np.round(extract_keypoints(scene, max_keypoints=100).xy)}
+
+    def first_100_among_the_100_strongest(keypoints: Keypoints) -> int:
+        return len(few & {tuple(p) for p in np.round(keypoints.strongest(100).xy)})
+
+    ordered = extract_keypoints(scene, max_keypoints=400, strongest_first=True)
+    as_found = extract_keypoints(scene, max_keypoints=400)
+    assert len(ordered) == len(as_found) == 400
+    # (not all 100: a keypoint with two orientations is two, and positions round apart)
+    assert first_100_among_the_100_strongest(ordered) > max(60, 2 * first_100_among_the_100_strongest(as_found))
+    assert ordered.strongest(10_000) is ordered
+
+
 def test_extract_keypoints_of_a_blank_image_is_empty():
     kp = extract_keypoints(np.full((100, 100), 200, np.uint8))
     assert len(kp) == 0

@@ -53,6 +53,10 @@ class Keypoints:
         """No keypoints (a blank picture, or one OpenCV refused), for an image of this size."""
         return cls(np.zeros((0, 2), np.float32), np.zeros((0, SIFT_DIM), np.uint8), width, height)
 
+    def strongest(self, n: int) -> Keypoints:
+        """The first n, which are the strongest when extracted with `strongest_first`."""
+        return self if len(self) <= n else Keypoints(self.xy[:n], self.descriptors[:n], self.width, self.height)
+
     def mirrored(self) -> Keypoints:
         """The keypoints SIFT would find on the horizontally mirrored image (up to resampling noise)."""
         xy = self.xy.copy()
@@ -76,10 +80,12 @@ class Keypoints:
 
 
 def extract_keypoints(gray: np.ndarray, *, long_side: int = KEYPOINT_LONG_SIDE,
-                      max_keypoints: int = KEYPOINT_COUNT, low_contrast: bool = False) -> Keypoints:
+                      max_keypoints: int = KEYPOINT_COUNT, low_contrast: bool = False,
+                      strongest_first: bool = False) -> Keypoints:
     """SIFT keypoints of a greyscale uint8 image, shrunk first so its long side is at most `long_side`
-    (small images are not enlarged). Keeps the `max_keypoints` strongest. With `low_contrast`, a
-    picture with too few is looked at again at lower contrast thresholds (LOW_CONTRAST_THRESHOLDS)."""
+    (small images are not enlarged). Keeps the `max_keypoints` strongest, with `strongest_first` in
+    order of strength (Keypoints.strongest). With `low_contrast`, a picture with too few is looked at
+    again at lower contrast thresholds (LOW_CONTRAST_THRESHOLDS)."""
     if gray.ndim != 2 or gray.dtype != np.uint8:
         raise ValueError("extract_keypoints needs a 2-D uint8 greyscale image")
     scale = long_side / max(gray.shape)
@@ -92,6 +98,9 @@ def extract_keypoints(gray: np.ndarray, *, long_side: int = KEYPOINT_LONG_SIDE,
             break
     if desc is None or not kps:
         return Keypoints.none(gray.shape[1], gray.shape[0])
+    if strongest_first:
+        order = np.argsort([-k.response for k in kps], kind="stable")
+        kps, desc = [kps[i] for i in order], desc[order]
     # nfeatures can keep a few more than asked when scores tie
     kps, desc = kps[:max_keypoints], desc[:max_keypoints]
     xy = np.array([k.pt for k in kps], dtype=np.float32)

@@ -18,10 +18,20 @@ import numpy as np
 
 from vitgallery.core.duplicates.scoring import PairShape
 from vitgallery.core.imageio import open_image
-from vitgallery.core.keypoints import KEYPOINT_LONG_SIDE, Keypoints, extract_keypoints, match_keypoints
+from vitgallery.core.keypoints import (
+    KEYPOINT_COUNT,
+    KEYPOINT_LONG_SIDE,
+    VERIFIED_INLIERS,
+    Keypoints,
+    extract_keypoints,
+    match_keypoints,
+)
 from vitgallery.core.preprocess import content_box
 
 MIN_KEYPOINT_SIDE = 320  # smaller photos are enlarged to this first, so thumbnails still get keypoints
+# A pair is matched on the KEYPOINT_COUNT strongest keypoints; where those verify nothing (small,
+# smooth or captioned copies: the caption's own corners are among the strongest), on SCAN_KEYPOINTS.
+SCAN_KEYPOINTS = 1024
 AGREEMENT_SIDE = 160  # long side of the copy compared pixel-wise once aligned
 AGREEMENT_WINDOW = 16  # pixels a side of the windows compared
 AGREEMENT_MIN_WINDOWS = 6  # an overlap smaller than this says nothing
@@ -40,7 +50,7 @@ PADDING_TOLERANCE = 8  # ...within this many levels (JPEG noise on a flat fill)
 class PhotoFeatures:
     """What verification needs of one photo, computed once per scan."""
 
-    keypoints: Keypoints  # SIFT on the contrast-equalised greyscale decode, low contrast too where it is smooth
+    keypoints: Keypoints  # SIFT on the contrast-equalised greyscale decode, low contrast too where it is smooth; strongest first
     small: np.ndarray  # uint8 greyscale, AGREEMENT_SIDE long: compared pixel-wise once aligned
     look: np.ndarray  # uint8 greyscale without its frame, LOOK_SIDE long, blurred: see look_likeness
 
@@ -60,7 +70,8 @@ def analyse_photo(path: Path) -> PhotoFeatures:
         gray = _resize_long_side(gray, MIN_KEYPOINT_SIDE)
     # Equalised local contrast finds keypoints in dim, hazy and low-contrast photos too.
     equalised = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)  # one per call: not thread-safe
-    keypoints = extract_keypoints(equalised, long_side=KEYPOINT_LONG_SIDE, low_contrast=True)
+    keypoints = extract_keypoints(equalised, long_side=KEYPOINT_LONG_SIDE, max_keypoints=SCAN_KEYPOINTS,
+                                  low_contrast=True, strongest_first=True)
     left, top, right, bottom = content_box(gray)
     look = cv2.GaussianBlur(_resize_long_side(gray[top:bottom, left:right], LOOK_SIDE), (0, 0), 1.0)
     return PhotoFeatures(keypoints, _resize_long_side(gray, AGREEMENT_SIDE), look)
@@ -72,12 +83,17 @@ def _resize_long_side(gray: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
 
 
-def match_photos(a: PhotoFeatures, b: PhotoFeatures) -> PairMatch:
-    """Verify a candidate pair: the affine map between their keypoints (core.keypoints.match_keypoints),
-    then how much of the overlap agrees pixel-wise under that map. Two photos that only share a
-    background (the same wall, the same sky) have many inliers but disagree where their subjects are;
-    a crop, a re-save or a colour edit of one photo agrees almost everywhere."""
-    found = match_keypoints(a.keypoints, b.keypoints)
+def match_photos(a: PhotoFeatures, b: PhotoFeatures, *, look_closer: bool = True) -> PairMatch:
+    """Verify a candidate pair: the affine map between their strongest keypoints
+    (core.keypoints.match_keypoints), or, where those verify nothing and `look_closer`, between all
+    SCAN_KEYPOINTS; then how much of the overlap agrees pixel-wise under that map. Two photos that only
+    share a background (the same wall, the same sky) have many inliers but disagree where their
+    subjects are; a crop, a re-save or a colour edit of one photo agrees almost everywhere."""
+    found = match_keypoints(a.keypoints.strongest(KEYPOINT_COUNT), b.keypoints.strongest(KEYPOINT_COUNT))
+    if found.inliers < VERIFIED_INLIERS and look_closer and max(len(a.keypoints), len(b.keypoints)) > KEYPOINT_COUNT:
+        closer = match_keypoints(a.keypoints, b.keypoints)
+        if closer.inliers >= VERIFIED_INLIERS:
+            found = closer
     if found.transform is None:
         return PairMatch(0, 0.0)
     small_a = a.small[:, ::-1] if found.mirrored else a.small

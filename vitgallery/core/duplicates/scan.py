@@ -36,9 +36,11 @@ log = logging.getLogger(__name__)
 
 NEIGHBOURS = 20  # candidates per photo, in each of the two neighbour lists
 LOOK_FROM_WHITENED = 0.5  # pairs less alike in the whitened space are not slid (they cannot score 0.5)
+CLOSER_FROM_WHITENED = 0.2  # nor matched on all their keypoints: inliers found so late could not lift them
 MEASURED_FROM_SCORE = 0.01  # photos in a pair scoring this (the lowest threshold one can choose) are measured
 # What a scan measures, in a version: stored evidence of another version is measured again.
-EVIDENCE_VERSION = 3  # 3: windows an overlay covers are left out of the agreement
+# 3: windows an overlay covers are left out of the agreement; 4: a closer look with more keypoints
+EVIDENCE_VERSION = 4
 
 
 class ScanError(Exception):
@@ -201,7 +203,7 @@ def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]],
                         pool.shutdown(wait=False, cancel_futures=True)
                         raise ScanError(
                             f"no room for the scan's working file in {library.library_dir} "
-                            f"({exc.strerror or exc}; it needs about 50 KB a photo): free some space and scan again"
+                            f"({exc.strerror or exc}; it needs about 160 KB a photo): free some space and scan again"
                         ) from exc
                 report(DuplicateProgress("keypoints", done, len(needed)))
                 if cancel.is_set():
@@ -212,8 +214,8 @@ def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]],
         pairs = sorted((a, b) for a, b in todo if a in features and b in features)
         for done, (a, b) in enumerate(pairs, 1):
             first, second = features.get(a), features.get(b)
-            match = match_photos(first, second)
             white = cosine(a, b)
+            match = match_photos(first, second, look_closer=white >= CLOSER_FROM_WHITENED)
             likeness = (look_likeness(first.look, second.look)
                         if keypoints_cannot_tell(match.inliers) and white >= LOOK_FROM_WHITENED else None)
             verified.append(PairEvidence(a, b, white, match.inliers, match.agreement,

@@ -20,12 +20,12 @@ class ScoreWeights:
     a missed one only space); the holdout part only checks them (docs/benchmarks.md)."""
 
     bias: float = -14.0
-    whitened: float = 4.0
-    inliers: float = 1.0  # per log(1 + inliers)
+    whitened: float = 6.0
+    inliers: float = 0.75  # per log(1 + inliers)
     agreement: float = 10.0
     # where keypoints cannot tell, both margins must pass: whitened cosine and aligned grey levels
     look_whitened: float = 0.7
-    look_likeness: float = 0.93
+    look_likeness: float = 0.97
 
 
 DEFAULT_WEIGHTS = ScoreWeights()

@@ -12,13 +12,13 @@ import numpy as np
 from vitgallery.core.duplicates.features import PhotoFeatures
 from vitgallery.core.keypoints import SIFT_DIM, Keypoints
 
-FEATURES_IN_MEMORY = 4096  # photos' features held while verifying (~50 KB each); the rest wait on disk
+FEATURES_IN_MEMORY = 2048  # photos' features held while verifying (~160 KB each); the rest wait on disk
 
 
 class SpilledFeatures:
     """Every photo's PhotoFeatures of one scan, written once to an unnamed temporary file in `folder` and
     read back through an LRU of `capacity` photos: a scan's memory stays bounded whatever the library's
-    size (~50 KB a photo on disk instead of in memory). The file disappears when closed, or with the
+    size (~160 KB a photo on disk instead of in memory). The file disappears when closed, or with the
     process. Only the thread that owns it calls it."""
 
     _HEADER = struct.Struct("<7i")  # keypoints, their image's width and height, small h w, look h w
