@@ -41,6 +41,7 @@ from vitgallery.core.duplicates import (  # noqa: E402
     DEFAULT_WEIGHTS,
     PairEvidence,
     ScoreWeights,
+    agreement_counts,
     scan_duplicates,
     seed_groups,
 )
@@ -191,7 +192,7 @@ def grid(corpora: list[tuple[Path, tuple, tuple]]) -> None:
 def _evidence_arrays(pairs: list[PairEvidence]) -> dict[str, np.ndarray]:
     return {"whitened": np.array([p.whitened for p in pairs]),
             "log_inliers": np.log1p(np.maximum([p.inliers for p in pairs], 0)),
-            "agreement": np.array([p.agreement for p in pairs]),
+            "agreement": np.array([p.agreement if agreement_counts(p.inliers) else 0.0 for p in pairs]),
             "likeness": np.array([np.nan if p.likeness is None else p.likeness for p in pairs]),
             "cannot_tell": np.array([p.inliers < VERIFIED_INLIERS for p in pairs])}
 

@@ -311,6 +311,12 @@ def test_a_look_alike_counts_only_where_keypoints_cannot_tell():
     assert pair_score(0.3, 20, 0.0, likeness=0.99) == pair_score(0.3, 20, 0.0)
 
 
+def test_pixels_agreeing_under_a_map_of_three_points_are_no_evidence():
+    """Any three point pairs fit an affine map exactly; flat areas agree under any map."""
+    assert pair_score(0.7, 3, 1.0) == pair_score(0.7, 3, 0.0) < DEFAULT_THRESHOLD
+    assert pair_score(0.7, 4, 1.0) > pair_score(0.7, 4, 0.0)
+
+
 def smooth_picture(seed: int) -> Image.Image:
     """Soft shapes on a gradient, blurred: a wallpaper or a hazy sky, with hardly any keypoints."""
     return make_photo(seed, (640, 480)).filter(ImageFilter.GaussianBlur(24))

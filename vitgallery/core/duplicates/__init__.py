@@ -63,6 +63,7 @@ from vitgallery.core.duplicates.scoring import (
     PairEvidence,
     PairShape,
     ScoreWeights,
+    agreement_counts,
     match_reason,
     pair_score,
 )
@@ -74,7 +75,7 @@ __all__ = [
     "DECISIONS", "DEFAULT_RULE", "DEFAULT_THRESHOLD", "DEFAULT_WEIGHTS", "FEATURES_IN_MEMORY", "DuplicateGroup",
     "DuplicateMember", "DuplicateProgress", "DuplicateScan", "KeepRule", "KeeperChoice", "MemberShape",
     "PairEvidence", "PairMatch", "PairShape", "PhotoFeatures", "PhotoQuality", "ScanError", "ScoreWeights",
-    "SpilledFeatures", "analyse_photo", "candidate_pairs", "choose_keeper", "decide", "group_key", "load_scan",
-    "look_likeness", "match_photos", "match_reason", "measure_quality", "pair_score", "scan_duplicates",
+    "SpilledFeatures", "agreement_counts", "analyse_photo", "candidate_pairs", "choose_keeper", "decide",
+    "group_key", "load_scan", "look_likeness", "match_photos", "match_reason", "measure_quality", "pair_score", "scan_duplicates",
     "seed_groups",
 ]

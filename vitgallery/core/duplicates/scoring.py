@@ -10,14 +10,15 @@ from vitgallery.core.keypoints import VERIFIED_INLIERS
 # Chosen with bench/duplicates_calibration.py on the public dup and sem corpora (see its docstring).
 DEFAULT_THRESHOLD = 0.5
 _LOOK_STEEPNESS = 4.0  # only sets how fast the slider moves through look-alike pairs
+AFFINE_SAMPLE = 3  # point pairs that fix an affine map
 
 
 @dataclass(frozen=True)
 class ScoreWeights:
     """pair_score's parameters. The defaults come from `bench/duplicates_calibration.py --grid 2` on
-    seeds 1 and 2 of the v3 public corpus (the most recall, on the worse of the two, with precision
-    >= 0.97 and under 2 % of sem photos grouped on each: a wrong "duplicate" can cost a unique photo,
-    a missed one only space); the holdout part only checks them (docs/benchmarks.md)."""
+    freshly indexed seeds 1 and 2 of the v3 public corpus (the most recall, on the worse of the two, with
+    precision >= 0.97 and under 2 % of sem photos grouped on each: a wrong "duplicate" can cost a unique
+    photo, a missed one only space); the holdout part only checks them (docs/benchmarks.md)."""
 
     bias: float = -14.0
     whitened: float = 6.0
@@ -54,6 +55,12 @@ class PairEvidence:
     shape: PairShape | None = None  # the keypoint map's geometry (None without a map)
 
 
+def agreement_counts(inliers: int) -> bool:
+    """An affine map fits any three point pairs exactly: under a map with no more inliers than that,
+    pixels that agree (flat areas agree under any map) are chance, not evidence."""
+    return inliers > AFFINE_SAMPLE
+
+
 def keypoints_cannot_tell(inliers: int) -> bool:
     """Fewer inliers than verify a pair: keypoints say nothing either way (a smooth picture has none)."""
     return inliers < VERIFIED_INLIERS
@@ -68,6 +75,8 @@ def pair_score(whitened_cosine: float, inliers: int, agreement: float, likeness:
     blank and one-colour photos are never called duplicates, however alike their vectors (different
     blank pictures are as alike as edited copies of one)."""
     w = weights
+    if not agreement_counts(inliers):
+        agreement = 0.0
     z = w.bias + w.whitened * whitened_cosine + w.inliers * math.log1p(max(inliers, 0)) + w.agreement * agreement
     if likeness is not None and keypoints_cannot_tell(inliers):
         margin = min((whitened_cosine - w.look_whitened) / (1 - w.look_whitened),
