@@ -78,13 +78,22 @@ def rank(vectors: np.ndarray, names: list[str]) -> dict[str, list[str]]:
     return {name: [names[j] for j in row] for name, row in zip(names, top)}
 
 
+def pca_whitened(vectors: np.ndarray, power: float) -> np.ndarray:
+    """The library's own vectors whitened by their covariance raised to -power/2 (no pairs, no pass),
+    eigenvalues shrunk as LibraryWhitening's are."""
+    centred = vectors - vectors.mean(axis=0)
+    eigval, eigvec = np.linalg.eigh(centred.T @ centred / len(centred))
+    eigval = np.maximum(eigval, 0.0) + SHRINK * max(float(eigval.mean()), 1e-12)
+    out = centred @ (eigvec * eigval ** (-power / 2) @ eigvec.T)
+    return (out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-12)).astype(np.float32)
+
+
 def whitened(corpus: Corpus, config: str, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """(vectors to rank, extra forward passes per photo)."""
     if config == "none":
         return corpus.vectors, 0.0
     if config.startswith("pca-"):
-        fit = LibraryWhitening.fit(corpus.vectors, power=float(config[4:]), shrink=SHRINK)
-        return fit.apply(corpus.vectors), 0.0
+        return pca_whitened(corpus.vectors, float(config[4:])), 0.0
     views, _, share = config.removeprefix("views-").partition("@")
     count = len(corpus.names)
     taught = rng.permutation(count)[: max(1, round(float(share or 1) * count))]
