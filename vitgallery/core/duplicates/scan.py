@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 NEIGHBOURS = 20  # candidates per photo, in each of the two neighbour lists
 LOOK_FROM_WHITENED = 0.5  # pairs less alike in the whitened space are not slid (they cannot score 0.5)
-CLOSER_FROM_WHITENED = 0.3  # nor matched on all their keypoints: only 18+ inliers, all agreeing, could lift them
+CLOSER_FROM_WHITENED = 0.3  # nor matched on all their keypoints: with the default weights only 18+ inliers, all agreeing, lift them
 MEASURED_FROM_SCORE = 0.01  # photos in a pair scoring this (the lowest threshold one can choose) are measured
 # What a scan measures, in a version: stored evidence of another version is measured again.
 # 3: windows an overlay covers are left out of the agreement; 4, 5: a closer look with more keypoints
