@@ -101,7 +101,13 @@ def test_cli_watch_until_interrupted(scenes):
         make_photo(302).save(root / "seen.jpg")
         wait_for("added 1,")
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=WAIT_S) == 0
+        try:
+            assert process.wait(timeout=WAIT_S) == 0
+        except subprocess.TimeoutExpired:
+            left = []
+            while not lines.empty():
+                left.append(lines.get())
+            pytest.fail(f"still running {WAIT_S} s after Ctrl+C; it printed since: {''.join(left)!r}")
     finally:
         process.kill()
         process.wait()
