@@ -77,8 +77,12 @@ def main() -> int:
         print(json.dumps({"indexed": len(list(photos.iterdir())), "seconds": round(time.monotonic() - started, 1)}),
               flush=True)
         for in_memory in args.in_memory:
-            subprocess.run([sys.executable, __file__, "--scan-only", str(photos), str(library_dir), str(in_memory)],
+            # each scan on a copy of the library as indexed: a scan kept in it would make the next instant
+            scanned = Path(scratch) / f"library-{in_memory}"
+            shutil.copytree(library_dir, scanned)
+            subprocess.run([sys.executable, __file__, "--scan-only", str(photos), str(scanned), str(in_memory)],
                            check=True)
+            shutil.rmtree(scanned)
     return 0
 
 
