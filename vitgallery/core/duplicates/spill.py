@@ -12,7 +12,7 @@ import numpy as np
 from vitgallery.core.duplicates.features import PhotoFeatures
 from vitgallery.core.keypoints import SIFT_DIM, Keypoints
 
-FEATURES_IN_MEMORY = 2048  # photos' features held while verifying (~160 KB each); the rest wait on disk
+FEATURES_IN_MEMORY = 1024  # photos' features held while verifying (~160 KB each); the rest wait on disk
 
 
 class SpilledFeatures:
