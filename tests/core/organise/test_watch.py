@@ -83,7 +83,10 @@ def test_cli_watch_until_interrupted(scenes):
     library.close()
     command = [sys.executable, "-m", "vitgallery", "watch", str(root), "--library", str(library.library_dir),
                "--workers", "0"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # A shell starts background jobs with Ctrl+C ignored, and a child inherits that: restore it, so the
+    # test does not depend on how the suite was started.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
 
