@@ -181,10 +181,11 @@ def main() -> int:
     chosen_name = f"{chosen.runtime} {chosen.precision}"
     embedders.setdefault(chosen_name, chosen)
     calibrated_models = tempfile.TemporaryDirectory(prefix="vg-index-limit-")
-    for name, embedder in embedders.items():
-        if embedder.needs_calibration:  # OpenVINO int8, calibrated on the corpus as a library of it would be
-            calibration = openvino_runtime.calibration_inputs(paths, size)
-            embedders[name] = embedder.calibrate(calibration, Path(calibrated_models.name))
+    uncalibrated = [name for name, embedder in embedders.items() if embedder.needs_calibration]
+    if uncalibrated:  # OpenVINO int8, calibrated on the corpus as a library of it would be
+        calibration = openvino_runtime.calibration_inputs(paths, size)
+        for name in uncalibrated:
+            embedders[name] = embedders[name].calibrate(calibration, Path(calibrated_models.name))
     models = model_costs(embedders, pixels)
     fp32_rates = [model_only_rate(embedders["torch fp32"], pixels, cores)]
     print(f"# stages and models measured; load {os.getloadavg()[0]:.1f}", file=sys.stderr)
