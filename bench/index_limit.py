@@ -41,7 +41,7 @@ from vitgallery.core.imageio import (
     decode_for_model,
     model_draft_size,
     open_image,
-    photo_keypoints,
+    photo_features,
     sharpness,
     squeeze_to_model,
     teaching_views,
@@ -84,7 +84,7 @@ def stage_costs(paths: list[Path], size: int, views: int) -> dict[str, float]:
         "model input (working copy, trim, resize)": cpu_ms_per(
             n, lambda: [squeeze_to_model(trim_frame(working_copy(im)), size) for im in images]),
         "sharpness": cpu_ms_per(n, lambda: [sharpness(w) for w in works]),
-        "keypoints (SIFT)": cpu_ms_per(n, lambda: [photo_keypoints(w) for w in works]),
+        "keypoints (SIFT) + grey copies": cpu_ms_per(n, lambda: [photo_features(w) for w in works]),
         f"teaching views ({views}) of a taught photo": cpu_ms_per(n, lambda: [
             teaching_views(t, squeeze_to_model(t, size), Teaching(i, views))
             for i, t in enumerate(trim_frame(w) for w in works)]),

@@ -27,6 +27,7 @@ from vitgallery.core.duplicates import (
     scan_duplicates,
     seed_groups,
 )
+from vitgallery.core.duplicates import scan as scan_module
 from vitgallery.core.keypoints import VERIFIED_INLIERS
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
@@ -147,21 +148,65 @@ def test_a_photo_gone_or_changed_since_indexing_is_reported_and_left_out(library
     assert all("p1_crop.jpg" not in group for group in found)
 
 
-def test_cancel_stops_the_scan(library):
+def test_cancel_stops_the_scan(library, monkeypatch):
     import threading
 
+    monkeypatch.setattr(scan_module, "PAIRS_PER_ROUND", 1)
     cancel = threading.Event()
-    seen = []
 
     def progress(p):
-        seen.append(p.phase)
-        if p.phase == "keypoints":
+        if p.phase == "verifying":
             cancel.set()
 
     scan = scan_duplicates(library, progress=progress, cancel=cancel, workers=1)
-    assert scan.cancelled and not scan.pairs and "verifying" not in seen
+    assert scan.cancelled and len(scan.pairs) == 1, "the pairs verified before the cancel are kept"
     stored = load_scan(library)
     assert stored is not None and not stored.up_to_date, "a cancelled scan is not the library's last word"
+
+
+def _forget_kept_features(library) -> None:
+    """As a library indexed before it kept its photos' grey copies (schema 7)."""
+    with library.store.transaction():
+        library.store._db.execute("UPDATE keypoints SET looks = NULL")
+
+
+def test_a_library_indexed_before_features_were_kept_is_analysed_once_and_keeps_them(library):
+    kept = scan_duplicates(library, workers=1)
+    library.store.forget_duplicate_scans()
+    _forget_kept_features(library)
+    ids = list(library.store.files_by_ids(range(1, 100)))
+    assert not library.store.photo_feature_ids(ids)
+    phases = []
+    analysed = scan_duplicates(library, workers=2, progress=lambda p: phases.append(p.phase))
+    assert "keypoints" in phases
+    assert [g.key for g in analysed.groups()] == [g.key for g in kept.groups()]
+    assert library.store.photo_feature_ids(ids) == set(ids), "what the scan found is kept for the next one"
+
+
+def test_cancel_while_analysing_older_photos_verifies_nothing(library):
+    import threading
+
+    _forget_kept_features(library)
+    cancel = threading.Event()
+    scan = scan_duplicates(library, cancel=cancel, workers=1,
+                           progress=lambda p: cancel.set() if p.phase == "keypoints" else None)
+    assert scan.cancelled and not scan.pairs
+
+
+def test_the_scan_decodes_a_photo_only_for_a_closer_look(library, monkeypatch):
+    decoded = []
+
+    def counted(path):
+        decoded.append(path.name)
+        return analyse_photo(path)
+
+    monkeypatch.setattr(scan_module, "analyse_photo", counted)
+    scan = scan_duplicates(library, workers=1)
+    assert len(decoded) == len(set(decoded)), "a photo is decoded at most once a scan"
+    looked_closer = {library.root / scan.files[i].path for p in scan.pairs
+                     if p.whitened >= scan_module.CLOSER_FROM_WHITENED for i in (p.a, p.b)}
+    assert {library.root / name for name in decoded} <= looked_closer
+    assert len(decoded) < len(scan.files)
 
 
 def test_decisions_persist_across_a_rescan_until_a_member_changes(library, embedder):

@@ -509,11 +509,15 @@ def test_a_photo_opencv_refuses_is_indexed_without_keypoints(tmp_path: Path, mon
     def refuse(gray, **kwargs):
         raise cv2.error("simulated refusal")
 
-    monkeypatch.setattr(imageio, "extract_keypoints", refuse)
+    from vitgallery.core import photo_features
+
+    monkeypatch.setattr(photo_features, "extract_keypoints", refuse)
     path = tmp_path / "photo.jpg"
     Image.new("RGB", (64, 48), (10, 200, 30)).save(path)
     decoded = decode_for_model(path, 32)
     assert decoded.pixels.shape == (32, 32, 3) and len(Keypoints.from_bytes(decoded.keypoints)) == 0
+    kept = photo_features.PhotoFeatures.from_stored(decoded.keypoints, decoded.looks)
+    assert len(kept.keypoints) == 0 and kept.complete, "nothing for a scan to look closer at either"
 
 
 def test_a_very_long_thin_photo_gets_its_edited_copies(tmp_path: Path) -> None:

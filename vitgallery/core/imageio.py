@@ -35,7 +35,8 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from vitgallery.core.keypoints import KEYPOINT_LONG_SIDE, Keypoints, extract_keypoints
+from vitgallery.core.keypoints import KEYPOINT_LONG_SIDE, Keypoints
+from vitgallery.core.photo_features import PhotoFeatures, analyse_grey, equalised_keypoints
 from vitgallery.core.preprocess import TEACHING_KINDS, content_box, edited_copies
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class DecodedPhoto:
     taken_at: float | None
     sharpness: float
     keypoints: bytes  # Keypoints.to_bytes() of its SIFT keypoints, for verifying matches
+    looks: bytes  # PhotoFeatures.looks_to_bytes(): its tiny grey copies, for the duplicates scan
     teaching_views: np.ndarray | None = None  # (views, size, size, 3) when asked for (see Teaching)
 
 
@@ -249,7 +251,8 @@ def trim_frame(image: Image.Image) -> Image.Image:
 
 
 def photo_keypoints(image: Image.Image) -> Keypoints:
-    """The SIFT keypoints a search verifies its candidates with (the whole photo, frame included)."""
+    """The SIFT keypoints a search verifies its candidates with (the whole photo, frame included): the
+    ones a library keeps of each photo (see photo_features)."""
     return grey_keypoints(np.asarray(image.convert("L")))
 
 
@@ -257,10 +260,22 @@ def grey_keypoints(gray: np.ndarray) -> Keypoints:
     """photo_keypoints of a greyscale copy. OpenCV refusing an odd image gives none: the photo is
     searched, never verified."""
     try:
-        return extract_keypoints(gray)
+        return equalised_keypoints(gray)
     except cv2.error as exc:
         logger.warning("no keypoints for a %dx%d image: %s", gray.shape[1], gray.shape[0], exc)
         return Keypoints.none(gray.shape[1], gray.shape[0])
+
+
+def photo_features(image: Image.Image) -> PhotoFeatures:
+    """What a library keeps of a photo to verify matches with (photo_keypoints and the duplicates scan's
+    grey copies). OpenCV refusing an odd image gives no keypoints."""
+    gray = np.asarray(image.convert("L"))
+    try:
+        return analyse_grey(gray)
+    except cv2.error as exc:
+        logger.warning("no keypoints for a %dx%d image: %s", gray.shape[1], gray.shape[0], exc)
+        return PhotoFeatures(Keypoints.none(gray.shape[1], gray.shape[0]), np.zeros((1, 1), np.uint8),
+                             np.zeros((1, 1), np.uint8))
 
 
 def model_draft_size(size: int) -> int:
@@ -278,13 +293,15 @@ def decode_for_model(path: Path | str | bytes, size: int, teaching: Teaching | N
     work = working_copy(decoded.image)
     trimmed = trim_frame(work)
     pixels = squeeze_to_model(trimmed, size)
+    features = photo_features(work)
     return DecodedPhoto(
         pixels=pixels,
         width=decoded.width,
         height=decoded.height,
         taken_at=decoded.taken_at,
         sharpness=sharpness(work),
-        keypoints=photo_keypoints(work).to_bytes(),
+        keypoints=features.keypoints.to_bytes(),
+        looks=features.looks_to_bytes(),
         teaching_views=None if teaching is None else teaching_views(trimmed, pixels, teaching),
     )
 

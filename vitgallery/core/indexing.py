@@ -341,7 +341,7 @@ class IndexRun:
                 return
             vectors = embedder.embed_pixels(np.stack([photo.pixels for _, photo, _ in batch]))
             records = [EmbeddedFile(f.path, f.size, f.mtime_ns, fp, photo.width, photo.height, photo.taken_at,
-                                    photo.sharpness, vec, photo.keypoints)
+                                    photo.sharpness, vec, photo.keypoints, photo.looks)
                        for (f, photo, fp), vec in zip(batch, vectors)]
             ids = self.store.add_embedded(records)
             self.cache.add(ids, vectors)

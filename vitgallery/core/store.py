@@ -25,7 +25,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -138,11 +138,16 @@ CREATE TABLE IF NOT EXISTS duplicate_photos (
     quality TEXT                        -- JSON: what the keep-best rule measured in it
 );
 """,
+    8: "",  # a column only (_ADDED_COLUMNS)
 }
 # Columns added by a migration (ALTER TABLE has no IF NOT EXISTS): version -> (table, column, definition).
 _ADDED_COLUMNS = {
     # The generation that wrote the row's vector: an index file catches up on the rows written after it.
     4: [("files", "vector_generation", "INTEGER NOT NULL DEFAULT 0")],
+    # A photo's tiny grey copies (photo_features.PhotoFeatures.looks_to_bytes), kept with keypoints of the
+    # same recipe, so that a duplicates scan need not decode it; NULL: indexed before (keypoints of
+    # another recipe), the scan analyses the photo and keeps what it found.
+    8: [("keypoints", "looks", "BLOB")],
 }
 
 
@@ -292,6 +297,7 @@ class EmbeddedFile:
     sharpness: float
     vector: np.ndarray
     keypoints: bytes | None = None
+    looks: bytes | None = None  # photo_features.PhotoFeatures.looks_to_bytes(), with keypoints of that recipe
 
 
 @dataclass(frozen=True)
@@ -547,7 +553,8 @@ class Store:
         if f.keypoints is None:
             self._db.execute("DELETE FROM keypoints WHERE file_id = ?", (file_id,))
         else:
-            self._db.execute("INSERT OR REPLACE INTO keypoints (file_id, data) VALUES (?, ?)", (file_id, f.keypoints))
+            self._db.execute("INSERT OR REPLACE INTO keypoints (file_id, data, looks) VALUES (?, ?, ?)",
+                             (file_id, f.keypoints, f.looks))
         self._db.execute("DELETE FROM learning_views WHERE file_id = ?", (file_id,))
         self._db.execute("DELETE FROM duplicate_pairs WHERE a = ? OR b = ?", (file_id, file_id))
         self._db.execute("DELETE FROM duplicate_photos WHERE file_id = ?", (file_id,))
@@ -618,6 +625,24 @@ class Store:
 
     def keypoints(self, ids: Iterable[int]) -> dict[int, bytes]:
         return dict(self._select_by_ids("SELECT file_id, data FROM keypoints WHERE file_id IN ({marks})", ids))
+
+    def photo_features(self, ids: Iterable[int]) -> dict[int, tuple[bytes, bytes]]:
+        """file id -> (keypoints, looks) of the photos whose keypoints came with their grey copies."""
+        rows = self._select_by_ids("SELECT file_id, data, looks FROM keypoints WHERE file_id IN ({marks})"
+                                   " AND looks IS NOT NULL", ids)
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    def photo_feature_ids(self, ids: Iterable[int]) -> set[int]:
+        """Those of `ids` whose keypoints came with their grey copies (see photo_features)."""
+        return {row[0] for row in self._select_by_ids(
+            "SELECT file_id FROM keypoints WHERE file_id IN ({marks}) AND looks IS NOT NULL", ids)}
+
+    def save_photo_features(self, rows: Iterable[tuple[int, bytes, bytes]]) -> None:
+        """Keep (file id, keypoints, looks) found for photos indexed before the grey copies were kept
+        (the duplicates scan analyses those): they replace the photos' keypoints of the older recipe."""
+        with self.transaction():
+            self._db.executemany("INSERT OR REPLACE INTO keypoints (file_id, data, looks) SELECT id, ?, ? FROM files"
+                                 " WHERE id = ?", [(kp, looks, file_id) for file_id, kp, looks in rows])
 
     # -- the whitening learned from the library ---------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""What the duplicates check looks at in each photo, and how two photos' features are compared.
+"""How the duplicates check compares two photos' features (core.photo_features: what a library keeps
+of each photo, and the closer look's SCAN_KEYPOINTS that `analyse_photo` decodes a photo again for).
 
 - Keypoints that fit one affine map (core.keypoints), then how much of the aligned overlap agrees
   pixel-wise (`match_photos`): two photos that only share a background (the same wall, the same sky)
@@ -22,37 +23,26 @@ from vitgallery.core.keypoints import (
     KEYPOINT_COUNT,
     KEYPOINT_LONG_SIDE,
     VERIFIED_INLIERS,
-    Keypoints,
-    extract_keypoints,
+    KeypointMatch,
     match_keypoints,
 )
-from vitgallery.core.preprocess import content_box
+from vitgallery.core.photo_features import (
+    AGREEMENT_WINDOW,
+    LOOK_SIDE,
+    SCAN_KEYPOINTS,
+    PhotoFeatures,
+    analyse_grey,
+)
 
-MIN_KEYPOINT_SIDE = 320  # smaller photos are enlarged to this first, so thumbnails still get keypoints
-# A pair is matched on the KEYPOINT_COUNT strongest keypoints; where those verify nothing (small,
-# smooth or captioned copies: the caption's own corners are among the strongest), on SCAN_KEYPOINTS.
-SCAN_KEYPOINTS = 1024
-AGREEMENT_SIDE = 160  # long side of the copy compared pixel-wise once aligned
-AGREEMENT_WINDOW = 16  # pixels a side of the windows compared
 AGREEMENT_MIN_WINDOWS = 6  # an overlap smaller than this says nothing
 OVERLAY_MAX_SHARE = 0.5  # of the overlap's windows, at most this many are taken for an overlay
 AGREEMENT_BLUR = 1.0  # Gaussian sigma in pixels: re-saves and shrunk copies lose the finest detail
 FLAT_STD = 4.0  # a window with less grey-level spread has no texture to compare
-LOOK_SIDE = 96  # long side of the blurred grey copy slid over another photo's when keypoints cannot tell
 LOOK_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # size of the smaller photo's copy relative to the larger's
 LOOK_MIN_STD = 2.0  # grey levels: a copy flatter than this (blank, one colour) has nothing to align
 PADDING_MIN_SHARE = 0.01  # less of a photo outside the other's picture is the map's imprecision
 PADDING_FLAT_SHARE = 0.95  # that part is padding when this much of it is one grey level...
 PADDING_TOLERANCE = 8  # ...within this many levels (JPEG noise on a flat fill)
-
-
-@dataclass(frozen=True)
-class PhotoFeatures:
-    """What verification needs of one photo, computed once per scan."""
-
-    keypoints: Keypoints  # SIFT on the contrast-equalised greyscale decode, low contrast too where it is smooth; strongest first
-    small: np.ndarray  # uint8 greyscale, AGREEMENT_SIDE long: compared pixel-wise once aligned
-    look: np.ndarray  # uint8 greyscale without its frame, LOOK_SIDE long, blurred: see look_likeness
 
 
 @dataclass(frozen=True)
@@ -63,37 +53,40 @@ class PairMatch:
 
 
 def analyse_photo(path: Path) -> PhotoFeatures:
-    """Decode small, find keypoints, keep tiny copies for the pixel check and the sliding check."""
+    """Decode small and analyse with all SCAN_KEYPOINTS keypoints (a library keeps fewer: see
+    core.photo_features)."""
     image = open_image(path, draft_size=KEYPOINT_LONG_SIDE // 2)
-    gray = np.asarray(image.convert("L"))
-    if max(gray.shape) < MIN_KEYPOINT_SIDE:
-        gray = _resize_long_side(gray, MIN_KEYPOINT_SIDE)
-    # Equalised local contrast finds keypoints in dim, hazy and low-contrast photos too.
-    equalised = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)  # one per call: not thread-safe
-    keypoints = extract_keypoints(equalised, long_side=KEYPOINT_LONG_SIDE, max_keypoints=SCAN_KEYPOINTS,
-                                  low_contrast=True, strongest_first=True)
-    left, top, right, bottom = content_box(gray)
-    look = cv2.GaussianBlur(_resize_long_side(gray[top:bottom, left:right], LOOK_SIDE), (0, 0), 1.0)
-    return PhotoFeatures(keypoints, _resize_long_side(gray, AGREEMENT_SIDE), look)
-
-
-def _resize_long_side(gray: np.ndarray, side: int) -> np.ndarray:
-    scale = side / max(gray.shape)
-    size = (max(AGREEMENT_WINDOW, round(gray.shape[1] * scale)), max(AGREEMENT_WINDOW, round(gray.shape[0] * scale)))
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    return analyse_grey(np.asarray(image.convert("L")), keypoints=SCAN_KEYPOINTS)
 
 
 def match_photos(a: PhotoFeatures, b: PhotoFeatures, *, look_closer: bool = True) -> PairMatch:
     """Verify a candidate pair: the affine map between their strongest keypoints
-    (core.keypoints.match_keypoints), or, where those verify nothing and `look_closer`, between all
-    SCAN_KEYPOINTS; then how much of the overlap agrees pixel-wise under that map. Two photos that only
-    share a background (the same wall, the same sky) have many inliers but disagree where their
-    subjects are; a crop, a re-save or a colour edit of one photo agrees almost everywhere."""
+    (core.keypoints.match_keypoints), or, where those verify nothing and `look_closer`, between all their
+    keypoints (see match_closer); then how much of the overlap agrees pixel-wise under that map. Two
+    photos that only share a background (the same wall, the same sky) have many inliers but disagree
+    where their subjects are; a crop, a re-save or a colour edit of one photo agrees almost everywhere."""
     found = match_keypoints(a.keypoints.strongest(KEYPOINT_COUNT), b.keypoints.strongest(KEYPOINT_COUNT))
-    if found.inliers < VERIFIED_INLIERS and look_closer and max(len(a.keypoints), len(b.keypoints)) > KEYPOINT_COUNT:
-        closer = match_keypoints(a.keypoints, b.keypoints)
-        if closer.inliers >= VERIFIED_INLIERS:
-            found = closer
+    if found.inliers < VERIFIED_INLIERS and look_closer:
+        found = _closer_keypoint_match(a, b) or found
+    return _aligned(a, b, found)
+
+
+def match_closer(a: PhotoFeatures, b: PhotoFeatures) -> PairMatch | None:
+    """The closer look of match_photos alone, for a pair whose strongest keypoints verified nothing: the
+    match on all their keypoints (both `complete`), None when that verifies nothing either."""
+    found = _closer_keypoint_match(a, b)
+    return None if found is None else _aligned(a, b, found)
+
+
+def _closer_keypoint_match(a: PhotoFeatures, b: PhotoFeatures) -> KeypointMatch | None:
+    if max(len(a.keypoints), len(b.keypoints)) <= KEYPOINT_COUNT:
+        return None  # nothing beyond the strongest
+    found = match_keypoints(a.keypoints, b.keypoints)
+    return found if found.inliers >= VERIFIED_INLIERS else None
+
+
+def _aligned(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch) -> PairMatch:
+    """The pair's match under a keypoint map: its inliers, how much of the overlap agrees, its shape."""
     if found.transform is None:
         return PairMatch(0, 0.0)
     small_a = a.small[:, ::-1] if found.mirrored else a.small

@@ -1,8 +1,10 @@
 """Scanning a whole library for near-duplicates: candidates from the index, then each pair verified.
 
 1. Candidates: every photo's nearest neighbours in the library's vector index (never all pairs).
-2. Verification: each candidate photo is analysed once (features.analyse_photo; the features wait in
-   a temporary file, see spill.py) and each pair compared (features.match_photos, look_likeness).
+2. Verification: each pair compared (features.match_photos, look_likeness) with the features the
+   library keeps of each photo since it was indexed (core.photo_features), on several threads. A photo
+   is decoded only for a closer look, or when it was indexed before the library kept its features (it
+   keeps them from then on); what is decoded waits in a temporary file (spill.py).
 3. Each pair's evidence gets a score (scoring.pair_score); grouping at a threshold is left to the
    DuplicateScan, so a slider can regroup instantly.
 4. The photos that can end up in a group are measured for the keep-best rule (quality.py).
@@ -17,19 +19,23 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from vitgallery.core.duplicates.features import PhotoFeatures, analyse_photo, look_likeness, match_photos
+from vitgallery.core.duplicates.features import analyse_photo, look_likeness, match_closer, match_photos
 from vitgallery.core.duplicates.groups import DuplicateScan
 from vitgallery.core.duplicates.quality import PhotoQuality, measure_quality
 from vitgallery.core.duplicates.scoring import PairEvidence, PairShape, keypoints_cannot_tell, pair_score
 from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
 from vitgallery.core.imageio import DecodeError
+from vitgallery.core.keypoints import KEYPOINT_COUNT
+from vitgallery.core.photo_features import PhotoFeatures
 from vitgallery.core.store import FileRow, Store
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 NEIGHBOURS = 20  # candidates per photo, in each of the two neighbour lists
 LOOK_FROM_WHITENED = 0.5  # pairs less alike in the whitened space are not slid (they cannot score 0.5)
 CLOSER_FROM_WHITENED = 0.3  # nor matched on all their keypoints: with the default weights only 18+ inliers, all agreeing, lift them
+PAIRS_PER_ROUND = 1024  # pairs verified between two looks at cancel (their photos' features in memory at once)
 MEASURED_FROM_SCORE = 0.01  # photos in a pair scoring this (the lowest threshold one can choose) are measured
 # What a scan measures, in a version: stored evidence of another version is measured again.
 # 3: windows an overlay covers are left out of the agreement; 4, 5: a closer look with more keypoints
@@ -171,63 +178,169 @@ def load_scan(library) -> DuplicateScan | None:
 def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]], cosine: Callable[[int, int], float],
             verified: list[PairEvidence], problems: dict[int, str], report: Callable[[DuplicateProgress], None],
             cancel: threading.Event, workers: int | None, features_in_memory: int) -> bool:
-    """Analyse the photos of the `todo` pairs and verify the pairs into `verified`; photos that cannot be
-    analysed go to `problems`. True when cancelled."""
+    """Verify the `todo` pairs into `verified`, with the features the library keeps of each photo; photos
+    that cannot be analysed go to `problems`. True when cancelled."""
     needed = sorted({i for pair in todo for i in pair})
     if not needed:
         return cancel.is_set()
     try:
-        features = SpilledFeatures(library.library_dir, features_in_memory)
+        features = _ScanFeatures(library, files, features_in_memory)
     except OSError as exc:
         raise ScanError(f"cannot write the scan's working file in {library.library_dir}: {exc.strerror or exc}") from exc
+    # Pairs are matched on several threads; numpy's BLAS on one thread each, or they contend.
+    with features, ThreadPoolExecutor(max_workers=_workers(workers), thread_name_prefix="vitgallery-duplicates") as pool, \
+            threadpool_limits(1, user_api="blas"):
+        for file_id, problem in zip(needed, pool.map(lambda i: _changed_since_indexed(library.root / files[i].path,
+                                                                                      files[i]), needed), strict=True):
+            if problem is not None:
+                problems[file_id] = problem
+        # photos indexed before the library kept their features are analysed now, once
+        unkept = features.without_kept([i for i in needed if i not in problems])
+        for done, (file_id, problem) in enumerate(features.analyse(unkept, pool), 1):
+            if problem is not None:
+                problems[file_id] = problem
+            report(DuplicateProgress("keypoints", done, len(unkept)))
+            if cancel.is_set():
+                pool.shutdown(wait=False, cancel_futures=True)
+                return True
 
-    def analyse(file_id: int) -> tuple[int, PhotoFeatures | None, str | None]:
-        path = library.root / files[file_id].path
-        problem = _changed_since_indexed(path, files[file_id])
-        if problem is not None:
-            return file_id, None, problem
+        # in order of the first photo, so its features serve its pairs from memory in a row
+        pairs = sorted((a, b) for a, b in todo if a not in problems and b not in problems)
+        for start in range(0, len(pairs), PAIRS_PER_ROUND):
+            batch = pairs[start:start + PAIRS_PER_ROUND]
+            verified += _verify_batch(batch, features, cosine, pool, problems)
+            report(DuplicateProgress("verifying", start + len(batch), len(pairs)))
+            if cancel.is_set():
+                return True
+    return False
+
+
+def _verify_batch(pairs: list[tuple[int, int]], features: _ScanFeatures, cosine: Callable[[int, int], float],
+                  pool: ThreadPoolExecutor, problems: dict[int, str]) -> list[PairEvidence]:
+    """The evidence of `pairs` (photos in `problems` are left out): matched on the strongest keypoints,
+    then, where those verify nothing and the photos look alike enough, on all their keypoints (a closer
+    look: it decodes a photo whose kept features hold only the strongest)."""
+    kept = features.get([i for pair in pairs for i in pair], pool, problems)
+    pairs = [(a, b) for a, b in pairs if a in kept and b in kept]
+    whites = [cosine(a, b) for a, b in pairs]
+    matches = list(pool.map(lambda pair: match_photos(kept[pair[0]], kept[pair[1]], look_closer=False), pairs))
+    closer = [n for n, match in enumerate(matches)
+              if keypoints_cannot_tell(match.inliers) and whites[n] >= CLOSER_FROM_WHITENED]
+    complete = features.complete([i for n in closer for i in pairs[n]], kept, pool, problems)
+    closer = [n for n in closer if pairs[n][0] in complete and pairs[n][1] in complete]
+    for n, match in zip(closer, pool.map(lambda n: match_closer(complete[pairs[n][0]], complete[pairs[n][1]]), closer),
+                        strict=True):
+        matches[n] = match or matches[n]
+    looked = [n for n, match in enumerate(matches)
+              if keypoints_cannot_tell(match.inliers) and whites[n] >= LOOK_FROM_WHITENED]
+    likeness = dict(zip(looked, pool.map(lambda n: look_likeness(kept[pairs[n][0]].look, kept[pairs[n][1]].look),
+                                         looked), strict=True))
+    evidence = []
+    for n, ((a, b), match) in enumerate(zip(pairs, matches, strict=True)):
+        if a in problems or b in problems:
+            continue
+        evidence.append(PairEvidence(a, b, whites[n], match.inliers, match.agreement,
+                                     pair_score(whites[n], match.inliers, match.agreement, likeness.get(n)),
+                                     likeness.get(n), match.shape))
+    return evidence
+
+
+class _ScanFeatures:
+    """Every photo's features for one scan: those the library keeps, read as pairs need them; those of
+    photos indexed before the library kept them, analysed once (and then kept by the library); the
+    complete ones of a closer look, decoded once. What is decoded waits in a temporary file beside the
+    library (SpilledFeatures); at most `capacity` photos' features are held in memory. Only the thread
+    that owns it calls it; `analyse`, `get` and `complete` run their decodes on the pool given."""
+
+    def __init__(self, library, files: dict[int, FileRow], capacity: int) -> None:
+        self._library, self._files, self._store = library, files, library.store
+        self._decoded = SpilledFeatures(library.library_dir, capacity)  # all SCAN_KEYPOINTS
+        self._recent: OrderedDict[int, PhotoFeatures] = OrderedDict()  # kept features, read lately
+        self._capacity = max(1, capacity)
+
+    def __enter__(self) -> _ScanFeatures:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._decoded.close()
+        self._recent.clear()
+
+    def without_kept(self, ids: list[int]) -> list[int]:
+        """The ids whose features the library does not keep."""
+        return sorted(set(ids) - self._store.photo_feature_ids(ids))
+
+    def analyse(self, ids: list[int], pool: ThreadPoolExecutor) -> Iterator[tuple[int, str | None]]:
+        """Decode and analyse photos, yielding (file id, problem or None) as each is done; the library
+        keeps what is found (unless it is read-only)."""
+        found: list[tuple[int, bytes, bytes]] = []
+        for file_id, analysed, problem in pool.map(self._analyse_one, ids):
+            if analysed is not None:
+                self._add_decoded(file_id, analysed)
+                if not self._store.read_only:
+                    found.append((file_id, analysed.keypoints.strongest(KEYPOINT_COUNT).to_bytes(),
+                                  analysed.looks_to_bytes()))
+                    if len(found) >= 256:
+                        self._store.save_photo_features(found)
+                        found.clear()
+            yield file_id, problem
+        if found:
+            self._store.save_photo_features(found)
+
+    def get(self, ids: Iterable[int], pool: ThreadPoolExecutor, problems: dict[int, str]) -> dict[int, PhotoFeatures]:
+        """The features of `ids`; a photo that cannot be analysed goes to `problems`."""
+        wanted = dict.fromkeys(i for i in ids if i not in problems)
+        found = {i: self._recent[i] for i in wanted if i in self._recent}
+        found |= {i: self._decoded.get(i) for i in wanted if i not in found and i in self._decoded}
+        damaged = []
+        for file_id, (keypoints, looks) in self._store.photo_features([i for i in wanted if i not in found]).items():
+            try:
+                found[file_id] = PhotoFeatures.from_stored(keypoints, looks)
+            except ValueError:
+                damaged.append(file_id)
+        for file_id in found:
+            self._remember(file_id, found[file_id])
+        # damaged kept features, or a photo whose features went since: decoded (and kept again)
+        for file_id, problem in self.analyse(damaged + [i for i in wanted if i not in found and i not in damaged], pool):
+            if problem is None:
+                found[file_id] = self._decoded.get(file_id)
+            else:
+                problems[file_id] = problem
+        return found
+
+    def complete(self, ids: Iterable[int], kept: dict[int, PhotoFeatures], pool: ThreadPoolExecutor,
+                 problems: dict[int, str]) -> dict[int, PhotoFeatures]:
+        """The complete features (SCAN_KEYPOINTS) of `ids`, whose kept features are in `kept`."""
+        wanted = dict.fromkeys(i for i in ids if i not in problems)
+        found = {i: kept[i] for i in wanted if kept[i].complete}
+        found |= {i: self._decoded.get(i) for i in wanted if i not in found and i in self._decoded}
+        for file_id, analysed, problem in pool.map(self._analyse_one, [i for i in wanted if i not in found]):
+            if analysed is None:
+                problems[file_id] = problem or "unreadable"
+            else:
+                self._add_decoded(file_id, analysed)
+                found[file_id] = analysed
+        return found
+
+    def _analyse_one(self, file_id: int) -> tuple[int, PhotoFeatures | None, str | None]:
+        path = self._library.root / self._files[file_id].path
         try:
             return file_id, analyse_photo(path), None
         except (DecodeError, OSError, cv2.error) as exc:
             return file_id, None, _unreadable(path, exc)
 
-    try:
-        with ThreadPoolExecutor(max_workers=_workers(workers), thread_name_prefix="vitgallery-duplicates") as pool:
-            for done, (file_id, found, problem) in enumerate(pool.map(analyse, needed), 1):
-                if found is None:
-                    problems[file_id] = problem or "unreadable"
-                else:
-                    try:
-                        features.add(file_id, found)
-                    except OSError as exc:
-                        pool.shutdown(wait=False, cancel_futures=True)
-                        raise ScanError(
-                            f"no room for the scan's working file in {library.library_dir} "
-                            f"({exc.strerror or exc}; it needs about 160 KB a photo): free some space and scan again"
-                        ) from exc
-                report(DuplicateProgress("keypoints", done, len(needed)))
-                if cancel.is_set():
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    return True
+    def _add_decoded(self, file_id: int, analysed: PhotoFeatures) -> None:
+        try:
+            self._decoded.add(file_id, analysed)
+        except OSError as exc:
+            raise ScanError(f"no room for the scan's working file in {self._library.library_dir} "
+                            f"({exc.strerror or exc}; it needs about 160 KB a photo decoded): free some space and "
+                            "scan again") from exc
 
-        # in order of the first photo, so its features serve all its pairs from memory in a row
-        pairs = sorted((a, b) for a, b in todo if a in features and b in features)
-        for done, (a, b) in enumerate(pairs, 1):
-            first, second = features.get(a), features.get(b)
-            white = cosine(a, b)
-            match = match_photos(first, second, look_closer=white >= CLOSER_FROM_WHITENED)
-            likeness = (look_likeness(first.look, second.look)
-                        if keypoints_cannot_tell(match.inliers) and white >= LOOK_FROM_WHITENED else None)
-            verified.append(PairEvidence(a, b, white, match.inliers, match.agreement,
-                                         pair_score(white, match.inliers, match.agreement, likeness), likeness,
-                                         match.shape))
-            if done % 64 == 0 or done == len(pairs):
-                report(DuplicateProgress("verifying", done, len(pairs)))
-                if cancel.is_set():
-                    return True
-    finally:
-        features.close()
-    return False
+    def _remember(self, file_id: int, features: PhotoFeatures) -> None:
+        self._recent[file_id] = features
+        self._recent.move_to_end(file_id)
+        while len(self._recent) > self._capacity:
+            self._recent.popitem(last=False)
 
 
 def _measure(root, files: dict[int, FileRow], wanted: list[int], measured: dict[int, PhotoQuality],

@@ -1,0 +1,89 @@
+"""What is kept of a photo to verify matches: SIFT keypoints and two tiny grey copies.
+
+Indexing computes them beside the model's input (imageio.decode_for_model) and the library keeps
+them: the search re-ranks its candidates with the keypoints, and the duplicates scan verifies its pairs
+with all three without decoding a photo again. A scan decodes only the photos of the pairs it takes a
+closer look at, for SCAN_KEYPOINTS keypoints (duplicates.features.match_photos).
+
+Pure numpy/OpenCV, no torch and no file I/O: decode worker processes import this.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vitgallery.core.keypoints import KEYPOINT_COUNT, KEYPOINT_LONG_SIDE, Keypoints, extract_keypoints
+from vitgallery.core.preprocess import content_box
+
+MIN_KEYPOINT_SIDE = 320  # smaller photos are enlarged to this first, so thumbnails still get keypoints
+# A pair is matched on its photos' KEYPOINT_COUNT strongest keypoints; where those verify nothing (small,
+# smooth or captioned copies: the caption's own corners are among the strongest), on SCAN_KEYPOINTS.
+SCAN_KEYPOINTS = 1024
+AGREEMENT_SIDE = 160  # long side of the copy compared pixel-wise once aligned
+AGREEMENT_WINDOW = 16  # pixels a side of the windows compared
+LOOK_SIDE = 96  # long side of the blurred grey copy slid over another photo's when keypoints cannot tell
+
+_LOOKS_HEADER = struct.Struct("<4i")  # small h w, look h w
+
+
+@dataclass(frozen=True)
+class PhotoFeatures:
+    """What verification needs of one photo."""
+
+    keypoints: Keypoints  # SIFT on the contrast-equalised greyscale decode, low contrast too where it is smooth; strongest first
+    small: np.ndarray  # uint8 greyscale, AGREEMENT_SIDE long: compared pixel-wise once aligned
+    look: np.ndarray  # uint8 greyscale without its frame, LOOK_SIDE long, blurred: see duplicates.features.look_likeness
+    # All SCAN_KEYPOINTS a closer look needs are here (False: only the KEYPOINT_COUNT a library keeps)
+    complete: bool = True
+
+    def looks_to_bytes(self) -> bytes:
+        """The two grey copies, for the library (~26 KB)."""
+        return b"".join((_LOOKS_HEADER.pack(*self.small.shape, *self.look.shape),
+                         np.ascontiguousarray(self.small, np.uint8).tobytes(),
+                         np.ascontiguousarray(self.look, np.uint8).tobytes()))
+
+    @classmethod
+    def from_stored(cls, keypoints: bytes, looks: bytes) -> PhotoFeatures:
+        """The features a library keeps (keypoints from Keypoints.to_bytes, looks from looks_to_bytes).
+        Raises ValueError for bytes these cannot have written."""
+        kp = Keypoints.from_bytes(keypoints)
+        if len(looks) < _LOOKS_HEADER.size:
+            raise ValueError("damaged grey copies")
+        small_h, small_w, look_h, look_w = _LOOKS_HEADER.unpack_from(looks)
+        at = _LOOKS_HEADER.size
+        if min(small_h, small_w, look_h, look_w) < 1 or len(looks) != at + small_h * small_w + look_h * look_w:
+            raise ValueError(f"damaged grey copies: {len(looks)} bytes")
+        small = np.frombuffer(looks, np.uint8, small_h * small_w, at).reshape(small_h, small_w)
+        look = np.frombuffer(looks, np.uint8, look_h * look_w, at + small_h * small_w).reshape(look_h, look_w)
+        return cls(kp, small, look, complete=len(kp) < KEYPOINT_COUNT)
+
+
+def analyse_grey(gray: np.ndarray, *, keypoints: int = KEYPOINT_COUNT) -> PhotoFeatures:
+    """The features of a greyscale uint8 photo (its whole picture, frame included), with its `keypoints`
+    strongest keypoints: KEYPOINT_COUNT are what a library keeps, SCAN_KEYPOINTS what a closer look uses."""
+    if max(gray.shape) < MIN_KEYPOINT_SIDE:
+        gray = _resize_long_side(gray, MIN_KEYPOINT_SIDE)
+    left, top, right, bottom = content_box(gray)
+    look = cv2.GaussianBlur(_resize_long_side(gray[top:bottom, left:right], LOOK_SIDE), (0, 0), 1.0)
+    found = equalised_keypoints(gray, keypoints)
+    return PhotoFeatures(found, _resize_long_side(gray, AGREEMENT_SIDE), look,
+                         complete=keypoints >= SCAN_KEYPOINTS or len(found) < keypoints)
+
+
+def equalised_keypoints(gray: np.ndarray, count: int = KEYPOINT_COUNT) -> Keypoints:
+    """The `count` strongest SIFT keypoints of a greyscale photo, strongest first. Equalised local
+    contrast finds keypoints in dim, hazy and low-contrast photos too; a smooth picture is looked at
+    again at lower contrast thresholds."""
+    equalised = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)  # one per call: not thread-safe
+    return extract_keypoints(equalised, long_side=KEYPOINT_LONG_SIDE, max_keypoints=count, low_contrast=True,
+                             strongest_first=True)
+
+
+def _resize_long_side(gray: np.ndarray, side: int) -> np.ndarray:
+    scale = side / max(gray.shape)
+    size = (max(AGREEMENT_WINDOW, round(gray.shape[1] * scale)), max(AGREEMENT_WINDOW, round(gray.shape[0] * scale)))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
