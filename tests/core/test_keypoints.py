@@ -133,3 +133,23 @@ def test_keypoints_survive_bytes(scene_keypoints):
     assert np.array_equal(back.descriptors, scene_keypoints.descriptors)
     assert np.abs(back.xy - scene_keypoints.xy).max() < 0.25
     assert (back.width, back.height) == (scene_keypoints.width, scene_keypoints.height)
+
+
+@pytest.mark.parametrize("blur", [0, 6])
+def test_what_a_library_keeps_is_the_strongest_of_a_closer_look(scene, blur):
+    """One pass at the lowest contrast threshold finds what the closer look's passes keep strongest, on a
+    textured picture (its first pass has plenty) and a smooth one (it goes down the thresholds)."""
+    from vitgallery.core.keypoints import KEYPOINT_COUNT
+    from vitgallery.core.photo_features import closer_keypoints, equalised_keypoints
+
+    picture = scene if blur == 0 else cv2.GaussianBlur(scene, (0, 0), blur) // 4 + 90
+    kept, closer = equalised_keypoints(picture), closer_keypoints(picture)
+    assert len(kept) == min(KEYPOINT_COUNT, len(closer)) > 50
+    strongest = closer.strongest(KEYPOINT_COUNT)
+
+    def rows(kp: Keypoints) -> set[bytes]:
+        return {xy.tobytes() + d.tobytes() for xy, d in zip(kp.xy, kp.descriptors)}
+
+    # SIFT gives a second keypoint where a spot has two orientations, as strong as the first: at the
+    # cut, one of such a pair may be kept where the other was
+    assert len(rows(kept) ^ rows(strongest)) <= 4

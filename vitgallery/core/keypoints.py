@@ -81,18 +81,22 @@ class Keypoints:
 
 def extract_keypoints(gray: np.ndarray, *, long_side: int = KEYPOINT_LONG_SIDE,
                       max_keypoints: int = KEYPOINT_COUNT, low_contrast: bool = False,
-                      strongest_first: bool = False) -> Keypoints:
+                      strongest_first: bool = False, lowest_contrast: bool = False) -> Keypoints:
     """SIFT keypoints of a greyscale uint8 image, shrunk first so its long side is at most `long_side`
     (small images are not enlarged). Keeps the `max_keypoints` strongest, with `strongest_first` in
     order of strength (Keypoints.strongest). With `low_contrast`, a picture with too few is looked at
-    again at lower contrast thresholds (LOW_CONTRAST_THRESHOLDS)."""
+    again at lower contrast thresholds (LOW_CONTRAST_THRESHOLDS). With `lowest_contrast`, it is looked
+    at once, at the lowest: a keypoint's contrast is its strength, so the strongest found there are the
+    strongest `low_contrast` finds whenever that keeps at least as many (one pass instead of several)."""
     if gray.ndim != 2 or gray.dtype != np.uint8:
         raise ValueError("extract_keypoints needs a 2-D uint8 greyscale image")
     scale = long_side / max(gray.shape)
     if scale < 1.0:
         size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    for threshold in LOW_CONTRAST_THRESHOLDS if low_contrast else LOW_CONTRAST_THRESHOLDS[:1]:
+    thresholds = LOW_CONTRAST_THRESHOLDS[-1:] if lowest_contrast else (
+        LOW_CONTRAST_THRESHOLDS if low_contrast else LOW_CONTRAST_THRESHOLDS[:1])
+    for threshold in thresholds:
         kps, desc = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=threshold).detectAndCompute(gray, None)
         if kps is not None and len(kps) >= max_keypoints // 2:
             break

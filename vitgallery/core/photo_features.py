@@ -62,25 +62,35 @@ class PhotoFeatures:
         return cls(kp, small, look, complete=len(kp) < KEYPOINT_COUNT)
 
 
-def analyse_grey(gray: np.ndarray, *, keypoints: int = KEYPOINT_COUNT) -> PhotoFeatures:
-    """The features of a greyscale uint8 photo (its whole picture, frame included), with its `keypoints`
-    strongest keypoints: KEYPOINT_COUNT are what a library keeps, SCAN_KEYPOINTS what a closer look uses."""
+def analyse_grey(gray: np.ndarray, *, complete: bool = False) -> PhotoFeatures:
+    """The features of a greyscale uint8 photo (its whole picture, frame included): what a library keeps
+    (its KEYPOINT_COUNT strongest keypoints), or with `complete` what a closer look uses (SCAN_KEYPOINTS)."""
     if max(gray.shape) < MIN_KEYPOINT_SIDE:
         gray = _resize_long_side(gray, MIN_KEYPOINT_SIDE)
     left, top, right, bottom = content_box(gray)
     look = cv2.GaussianBlur(_resize_long_side(gray[top:bottom, left:right], LOOK_SIDE), (0, 0), 1.0)
-    found = equalised_keypoints(gray, keypoints)
+    found = closer_keypoints(gray) if complete else equalised_keypoints(gray)
     return PhotoFeatures(found, _resize_long_side(gray, AGREEMENT_SIDE), look,
-                         complete=keypoints >= SCAN_KEYPOINTS or len(found) < keypoints)
+                         complete=complete or len(found) < KEYPOINT_COUNT)
 
 
-def equalised_keypoints(gray: np.ndarray, count: int = KEYPOINT_COUNT) -> Keypoints:
-    """The `count` strongest SIFT keypoints of a greyscale photo, strongest first. Equalised local
-    contrast finds keypoints in dim, hazy and low-contrast photos too; a smooth picture is looked at
-    again at lower contrast thresholds."""
-    equalised = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)  # one per call: not thread-safe
-    return extract_keypoints(equalised, long_side=KEYPOINT_LONG_SIDE, max_keypoints=count, low_contrast=True,
-                             strongest_first=True)
+def equalised_keypoints(gray: np.ndarray) -> Keypoints:
+    """The KEYPOINT_COUNT strongest SIFT keypoints of a greyscale photo, strongest first: the strongest of
+    its closer_keypoints, found in one pass (extract_keypoints' `lowest_contrast`)."""
+    return extract_keypoints(_equalised(gray), long_side=KEYPOINT_LONG_SIDE, max_keypoints=KEYPOINT_COUNT,
+                             strongest_first=True, lowest_contrast=True)
+
+
+def closer_keypoints(gray: np.ndarray) -> Keypoints:
+    """SCAN_KEYPOINTS SIFT keypoints of a greyscale photo, strongest first. Equalised local contrast finds
+    keypoints in dim, hazy and low-contrast photos too; a smooth picture is looked at again at lower
+    contrast thresholds."""
+    return extract_keypoints(_equalised(gray), long_side=KEYPOINT_LONG_SIDE, max_keypoints=SCAN_KEYPOINTS,
+                             low_contrast=True, strongest_first=True)
+
+
+def _equalised(gray: np.ndarray) -> np.ndarray:
+    return cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)  # one per call: not thread-safe
 
 
 def _resize_long_side(gray: np.ndarray, side: int) -> np.ndarray:

@@ -29,7 +29,6 @@ from vitgallery.core.keypoints import (
 from vitgallery.core.photo_features import (
     AGREEMENT_WINDOW,
     LOOK_SIDE,
-    SCAN_KEYPOINTS,
     PhotoFeatures,
     analyse_grey,
 )
@@ -56,7 +55,7 @@ def analyse_photo(path: Path) -> PhotoFeatures:
     """Decode small and analyse with all SCAN_KEYPOINTS keypoints (a library keeps fewer: see
     core.photo_features)."""
     image = open_image(path, draft_size=KEYPOINT_LONG_SIDE // 2)
-    return analyse_grey(np.asarray(image.convert("L")), keypoints=SCAN_KEYPOINTS)
+    return analyse_grey(np.asarray(image.convert("L")), complete=True)
 
 
 def match_photos(a: PhotoFeatures, b: PhotoFeatures, *, look_closer: bool = True) -> PairMatch:
