@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vitgallery.core.duplicates.scoring import PairShape
+from vitgallery.core.duplicates.scoring import PairShape, agreement_counts
 from vitgallery.core.imageio import open_image
 from vitgallery.core.keypoints import (
     KEYPOINT_COUNT,
@@ -85,9 +85,12 @@ def _closer_keypoint_match(a: PhotoFeatures, b: PhotoFeatures) -> KeypointMatch 
 
 
 def _aligned(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch) -> PairMatch:
-    """The pair's match under a keypoint map: its inliers, how much of the overlap agrees, its shape."""
+    """The pair's match under a keypoint map: its inliers, how much of the overlap agrees, its shape.
+    Under a map of no more points than fit any map (scoring.agreement_counts), neither is looked at."""
     if found.transform is None:
         return PairMatch(0, 0.0)
+    if not agreement_counts(found.inliers):
+        return PairMatch(found.inliers, 0.0)
     small_a = a.small[:, ::-1] if found.mirrored else a.small
     to_a = small_a.shape[1] / a.keypoints.width
     to_b = b.small.shape[1] / b.keypoints.width
