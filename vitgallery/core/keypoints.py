@@ -18,9 +18,9 @@ import numpy as np
 SIFT_DIM = 128
 KEYPOINT_LONG_SIDE = 512  # keypoints are found on a grey copy this long
 KEYPOINT_COUNT = 256  # the strongest kept: as good as 512 for re-ranking, half the storage
-# SIFT's contrast thresholds tried in turn on a smooth picture that yields under half KEYPOINT_COUNT
-# (OpenCV's default first): gradients and soft wallpapers then get keypoints as textured photos do.
-LOW_CONTRAST_THRESHOLDS = (0.04, 0.02, 0.01, 0.005)
+DEFAULT_CONTRAST = 0.04  # SIFT's contrast threshold, OpenCV's default
+# ...and the low one, at which gradients and soft wallpapers get keypoints as textured photos do
+LOW_CONTRAST = 0.005
 # The matching recipe measured for the re-rank in bench/quality_lab.py (docs/quality.md, "re-rank"):
 # unrelated pictures give 0-8 inliers, copies of a textured picture 20-480.
 RATIO = 0.8  # Lowe's ratio test on root-SIFT
@@ -81,25 +81,20 @@ class Keypoints:
 
 def extract_keypoints(gray: np.ndarray, *, long_side: int = KEYPOINT_LONG_SIDE,
                       max_keypoints: int = KEYPOINT_COUNT, low_contrast: bool = False,
-                      strongest_first: bool = False, lowest_contrast: bool = False) -> Keypoints:
+                      strongest_first: bool = False) -> Keypoints:
     """SIFT keypoints of a greyscale uint8 image, shrunk first so its long side is at most `long_side`
     (small images are not enlarged). Keeps the `max_keypoints` strongest, with `strongest_first` in
-    order of strength (Keypoints.strongest). With `low_contrast`, a picture with too few is looked at
-    again at lower contrast thresholds (LOW_CONTRAST_THRESHOLDS). With `lowest_contrast`, it is looked
-    at once, at the lowest: a keypoint's contrast is its strength, so the strongest found there are the
-    strongest `low_contrast` finds whenever that keeps at least as many (one pass instead of several)."""
+    order of strength (Keypoints.strongest). With `low_contrast`, SIFT's contrast threshold is
+    LOW_CONTRAST: a keypoint's contrast is its strength, so where the default finds plenty these are
+    the same, and a smooth picture gets keypoints too."""
     if gray.ndim != 2 or gray.dtype != np.uint8:
         raise ValueError("extract_keypoints needs a 2-D uint8 greyscale image")
     scale = long_side / max(gray.shape)
     if scale < 1.0:
         size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    thresholds = LOW_CONTRAST_THRESHOLDS[-1:] if lowest_contrast else (
-        LOW_CONTRAST_THRESHOLDS if low_contrast else LOW_CONTRAST_THRESHOLDS[:1])
-    for threshold in thresholds:
-        kps, desc = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=threshold).detectAndCompute(gray, None)
-        if kps is not None and len(kps) >= max_keypoints // 2:
-            break
+    threshold = LOW_CONTRAST if low_contrast else DEFAULT_CONTRAST
+    kps, desc = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=threshold).detectAndCompute(gray, None)
     if desc is None or not kps:
         return Keypoints.none(gray.shape[1], gray.shape[0])
     if strongest_first:

@@ -76,17 +76,16 @@ def analyse_grey(gray: np.ndarray, *, complete: bool = False) -> PhotoFeatures:
 
 def equalised_keypoints(gray: np.ndarray) -> Keypoints:
     """The KEYPOINT_COUNT strongest SIFT keypoints of a greyscale photo, strongest first: the strongest of
-    its closer_keypoints, found in one pass (extract_keypoints' `lowest_contrast`)."""
+    its closer_keypoints."""
     return extract_keypoints(_equalised(gray), long_side=KEYPOINT_LONG_SIDE, max_keypoints=KEYPOINT_COUNT,
-                             strongest_first=True, lowest_contrast=True)
+                             strongest_first=True, low_contrast=True)
 
 
 def closer_keypoints(gray: np.ndarray) -> Keypoints:
     """SCAN_KEYPOINTS SIFT keypoints of a greyscale photo, strongest first. Equalised local contrast finds
-    keypoints in dim, hazy and low-contrast photos too; a smooth picture is looked at again at lower
-    contrast thresholds."""
+    keypoints in dim, hazy and low-contrast photos too, and a low contrast threshold in smooth ones."""
     return extract_keypoints(_equalised(gray), long_side=KEYPOINT_LONG_SIDE, max_keypoints=SCAN_KEYPOINTS,
-                             low_contrast=True, strongest_first=True)
+                             strongest_first=True, low_contrast=True)
 
 
 def _equalised(gray: np.ndarray) -> np.ndarray:
