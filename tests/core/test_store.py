@@ -88,3 +88,34 @@ def test_newer_schema_is_refused(tmp_path):
     db.close()
     with pytest.raises(StoreError, match="newer"):
         Store(tmp_path / "lib.sqlite3")
+
+
+def test_a_schema_7_library_keeps_its_keypoints_and_gains_their_grey_copies(tmp_path):
+    """Photos indexed before keep their keypoints (the search still verifies with them); the duplicates
+    scan analyses them, and what it keeps replaces them."""
+    from dataclasses import replace
+
+    path = tmp_path / "lib.sqlite3"
+    store = Store(path)
+    store.start_new_model("model-a", 8)
+    old, new = store.add_embedded([replace(embedded("old.jpg", 1), keypoints=b"old recipe"),
+                                   replace(embedded("new.jpg", 2), keypoints=b"kp", looks=b"grey")])
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE keypoints_7 (file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,"
+               " data BLOB NOT NULL)")  # as schema 7 made it
+    db.execute("INSERT INTO keypoints_7 SELECT file_id, data FROM keypoints")
+    db.execute("DROP TABLE keypoints")
+    db.execute("ALTER TABLE keypoints_7 RENAME TO keypoints")
+    db.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+
+    store = Store(path)
+    assert store.keypoints([old, new]) == {old: b"old recipe", new: b"kp"}
+    assert store.photo_feature_ids([old, new]) == set() and store.photo_features([old]) == {}
+    store.save_photo_features([(old, b"kp2", b"grey2"), (999, b"a photo", b"no longer there")])
+    assert store.photo_features([old, new, 999]) == {old: (b"kp2", b"grey2")}
+    assert store.keypoints([old]) == {old: b"kp2"}
+    assert store._db.execute("SELECT COUNT(*) FROM keypoints").fetchone()[0] == 2
+    store.close()
