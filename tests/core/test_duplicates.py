@@ -28,6 +28,7 @@ from vitgallery.core.duplicates import (
     seed_groups,
 )
 from vitgallery.core.duplicates import scan as scan_module
+from vitgallery.core.duplicates.features import worth_a_closer_look
 from vitgallery.core.keypoints import VERIFIED_INLIERS
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
@@ -411,19 +412,26 @@ def test_caption_bars_cost_less_agreement_than_a_different_subject_in_their_plac
 
 
 def test_a_copy_whose_strongest_keypoints_are_an_overlay_is_matched_on_all_of_them(tmp_path):
-    """Dense small marks (a caption's letters) take the strongest keypoints of a faint picture; the
-    picture's own weaker keypoints still match when the strongest verify nothing."""
+    """Dense small marks (a caption's letters) take most of the strongest keypoints of a faint picture;
+    the picture's own weaker keypoints still match when the few of them among the strongest fit one
+    map but too few to verify."""
     faint = Image.fromarray((textured_image(1, 640, 480).astype(np.float32) * 0.25 + 96).astype(np.uint8))
     marked = faint.copy()
     draw, rng = ImageDraw.Draw(marked), np.random.default_rng(0)
-    for _ in range(400):
+    for _ in range(170):
         x, y = int(rng.integers(0, 620)), int(rng.integers(0, 460))
         draw.rectangle((x, y, x + int(rng.integers(3, 9)), y + int(rng.integers(3, 9))), fill=int(rng.choice([0, 255])))
     faint.save(tmp_path / "faint.jpg", quality=90)
     marked.save(tmp_path / "marked.jpg", quality=90)
     a, b = analyse_photo(tmp_path / "faint.jpg"), analyse_photo(tmp_path / "marked.jpg")
-    assert match_photos(a, b, look_closer=False).inliers < VERIFIED_INLIERS
+    strongest = match_photos(a, b, look_closer=False).inliers
+    assert worth_a_closer_look(strongest) and strongest < VERIFIED_INLIERS
     assert match_photos(a, b).inliers >= VERIFIED_INLIERS
+
+
+def test_a_closer_look_is_for_pairs_whose_strongest_keypoints_agree_a_little():
+    """More inliers than any affine map fits (3), fewer than verify a pair (12)."""
+    assert [n for n in range(20) if worth_a_closer_look(n)] == list(range(4, VERIFIED_INLIERS))
 
 
 def member(name: str, *, width=100, height=100, size=1000, taken=None, mtime=0.0, sharp=1.0,

@@ -27,7 +27,7 @@ AGREEMENT_SIDE = 160  # long side of the copy compared pixel-wise once aligned
 AGREEMENT_WINDOW = 16  # pixels a side of the windows compared
 LOOK_SIDE = 96  # long side of the blurred grey copy slid over another photo's when keypoints cannot tell
 
-_LOOKS_HEADER = struct.Struct("<4i")  # small h w, look h w
+_LOOKS_HEADER = struct.Struct("<2i")  # bytes of the small copy's PNG, of the look copy's
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,9 @@ class PhotoFeatures:
     complete: bool = True
 
     def looks_to_bytes(self) -> bytes:
-        """The two grey copies, for the library (~26 KB)."""
-        return b"".join((_LOOKS_HEADER.pack(*self.small.shape, *self.look.shape),
-                         np.ascontiguousarray(self.small, np.uint8).tobytes(),
-                         np.ascontiguousarray(self.look, np.uint8).tobytes()))
+        """The two grey copies, for the library: PNG (about 13 KB; 26 KB as they are)."""
+        small, look = (_png(self.small), _png(self.look))
+        return _LOOKS_HEADER.pack(len(small), len(look)) + small + look
 
     @classmethod
     def from_stored(cls, keypoints: bytes, looks: bytes) -> PhotoFeatures:
@@ -53,13 +52,27 @@ class PhotoFeatures:
         kp = Keypoints.from_bytes(keypoints)
         if len(looks) < _LOOKS_HEADER.size:
             raise ValueError("damaged grey copies")
-        small_h, small_w, look_h, look_w = _LOOKS_HEADER.unpack_from(looks)
+        small_length, look_length = _LOOKS_HEADER.unpack_from(looks)
         at = _LOOKS_HEADER.size
-        if min(small_h, small_w, look_h, look_w) < 1 or len(looks) != at + small_h * small_w + look_h * look_w:
+        if min(small_length, look_length) < 1 or len(looks) != at + small_length + look_length:
             raise ValueError(f"damaged grey copies: {len(looks)} bytes")
-        small = np.frombuffer(looks, np.uint8, small_h * small_w, at).reshape(small_h, small_w)
-        look = np.frombuffer(looks, np.uint8, look_h * look_w, at + small_h * small_w).reshape(look_h, look_w)
+        small = _from_png(looks[at:at + small_length])
+        look = _from_png(looks[at + small_length:])
         return cls(kp, small, look, complete=len(kp) < KEYPOINT_COUNT)
+
+
+def _png(gray: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(gray, np.uint8))
+    if not ok:
+        raise ValueError(f"cannot encode a {gray.shape} grey copy")
+    return data.tobytes()
+
+
+def _from_png(data: bytes) -> np.ndarray:
+    gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if gray is None or gray.ndim != 2 or gray.dtype != np.uint8:
+        raise ValueError("damaged grey copy")
+    return gray
 
 
 def analyse_grey(gray: np.ndarray, *, complete: bool = False) -> PhotoFeatures:

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vitgallery.core.duplicates.scoring import PairShape, agreement_counts
+from vitgallery.core.duplicates.scoring import PairShape, agreement_counts, keypoints_cannot_tell
 from vitgallery.core.imageio import open_image
 from vitgallery.core.keypoints import (
     KEYPOINT_COUNT,
@@ -60,14 +60,22 @@ def analyse_photo(path: Path) -> PhotoFeatures:
 
 def match_photos(a: PhotoFeatures, b: PhotoFeatures, *, look_closer: bool = True) -> PairMatch:
     """Verify a candidate pair: the affine map between their strongest keypoints
-    (core.keypoints.match_keypoints), or, where those verify nothing and `look_closer`, between all their
-    keypoints (see match_closer); then how much of the overlap agrees pixel-wise under that map. Two
+    (core.keypoints.match_keypoints), or, where those are worth_a_closer_look and `look_closer`, between
+    all their keypoints (see match_closer); then how much of the overlap agrees pixel-wise under that map. Two
     photos that only share a background (the same wall, the same sky) have many inliers but disagree
     where their subjects are; a crop, a re-save or a colour edit of one photo agrees almost everywhere."""
     found = match_keypoints(a.keypoints.strongest(KEYPOINT_COUNT), b.keypoints.strongest(KEYPOINT_COUNT))
-    if found.inliers < VERIFIED_INLIERS and look_closer:
+    if look_closer and worth_a_closer_look(found.inliers):
         found = _closer_keypoint_match(a, b) or found
     return _aligned(a, b, found)
+
+
+def worth_a_closer_look(inliers: int) -> bool:
+    """Whether a pair whose strongest keypoints gave `inliers` is matched on all of them: where more
+    fit one map than fit any (some geometry agrees) but too few to verify. Without that, a closer look
+    almost never verifies a copy (1-2 pairs a public seed, against 27-53 with it) and is three quarters
+    of the pairs a scan would look closer at (docs/benchmarks.md)."""
+    return agreement_counts(inliers) and keypoints_cannot_tell(inliers)
 
 
 def match_closer(a: PhotoFeatures, b: PhotoFeatures) -> PairMatch | None:

@@ -28,7 +28,13 @@ import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from vitgallery.core.duplicates.features import analyse_photo, look_likeness, match_closer, match_photos
+from vitgallery.core.duplicates.features import (
+    analyse_photo,
+    look_likeness,
+    match_closer,
+    match_photos,
+    worth_a_closer_look,
+)
 from vitgallery.core.duplicates.groups import DuplicateScan
 from vitgallery.core.duplicates.quality import PhotoQuality, measure_quality
 from vitgallery.core.duplicates.scoring import PairEvidence, PairShape, keypoints_cannot_tell, pair_score
@@ -218,14 +224,14 @@ def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]],
 def _verify_batch(pairs: list[tuple[int, int]], features: _ScanFeatures, cosine: Callable[[int, int], float],
                   pool: ThreadPoolExecutor, problems: dict[int, str]) -> list[PairEvidence]:
     """The evidence of `pairs` (photos in `problems` are left out): matched on the strongest keypoints,
-    then, where those verify nothing and the photos look alike enough, on all their keypoints (a closer
-    look: it decodes a photo whose kept features hold only the strongest)."""
+    then, where those are worth a closer look and the photos look alike enough, on all their keypoints
+    (it decodes a photo whose kept features hold only the strongest)."""
     kept = features.get([i for pair in pairs for i in pair], pool, problems)
     pairs = [(a, b) for a, b in pairs if a in kept and b in kept]
     whites = [cosine(a, b) for a, b in pairs]
     matches = list(pool.map(lambda pair: match_photos(kept[pair[0]], kept[pair[1]], look_closer=False), pairs))
     closer = [n for n, match in enumerate(matches)
-              if keypoints_cannot_tell(match.inliers) and whites[n] >= CLOSER_FROM_WHITENED]
+              if worth_a_closer_look(match.inliers) and whites[n] >= CLOSER_FROM_WHITENED]
     complete = features.complete([i for n in closer for i in pairs[n]], kept, pool, problems)
     closer = [n for n in closer if pairs[n][0] in complete and pairs[n][1] in complete]
     for n, match in zip(closer, pool.map(lambda n: match_closer(complete[pairs[n][0]], complete[pairs[n][1]]), closer),
