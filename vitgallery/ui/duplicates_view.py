@@ -19,6 +19,8 @@ from __future__ import annotations
 import html
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
@@ -78,6 +80,30 @@ KEYS_HINT = (
     "Keys: K keep · R reject · C compare · T take out · D not duplicates (two selected) · "
     "N / P next / previous group · Ctrl+Enter resolve this group · Ctrl+Z undo"
 )
+@dataclass(frozen=True)
+class _Grouped:
+    """A scan grouped in a job, with what it was grouped at (DuplicatesView._grouping)."""
+
+    scan: DuplicateScan | None
+    threshold: float
+    rule: KeepRule
+    folder: Path | None
+    groups: list[DuplicateGroup]
+    hidden: int  # groups at the threshold that decisions hide
+    choices: dict[str, tuple[set[Path], str]]  # group key -> what the rule keeps, why
+
+
+def _hidden(scan: DuplicateScan, shown: list[DuplicateGroup], threshold: float, gone: set[int]) -> int:
+    """How many groups at `threshold` decisions hide, of a scan grouped as `shown`."""
+    return len(scan.groups(threshold, include_decided=True, exclude=gone)) - len(shown)
+
+
+def _rule_choice(group: DuplicateGroup, rule: KeepRule, folder: Path | None) -> tuple[set[Path], str]:
+    """What `rule` keeps of a group (the kept file under every name it has in the group), and why."""
+    choice = choose_keeper(group.members, rule, folder)
+    return {m.path for m in (choice.member, *choice.same_file)}, choice.reason
+
+
 PHASES = {"candidates": "Finding candidates", "keypoints": "Reading photos", "verifying": "Comparing pairs",
           "measuring": "Measuring quality"}
 
@@ -144,6 +170,10 @@ class DuplicatesView(QWidget, JobPage):
         self._library_dir: Path | None = None
         self._scan: DuplicateScan | None = None
         self._groups: list[DuplicateGroup] = []
+        self._hidden = 0  # groups at the threshold that decisions hide
+        # The group list's rows by the path of the photo they show: a library can have thousands of
+        # groups, and each thumbnail that arrives finds its rows here instead of walking the list.
+        self._group_rows: dict[str, set[int]] = {}
         self._keep: dict[str, set[Path]] = {}  # group key -> the paths the user keeps
         self._rule_choices: dict[str, tuple[set[Path], str]] = {}  # group key -> what the rule keeps, why
         self._gone: set[int] = set()  # file ids moved away by an action since the scan
@@ -172,7 +202,11 @@ class DuplicatesView(QWidget, JobPage):
         self.threshold_slider.setRange(1, 99)
         self.threshold_slider.setValue(round(DEFAULT_THRESHOLD * 100))
         self.threshold_slider.setToolTip("How sure a match must be: to the right, fewer and closer duplicates")
+        # Regrouping a library of thousands of groups takes a moment: once, where the slider is let go,
+        # while the figure follows the drag.
+        self.threshold_slider.setTracking(False)
         self.threshold_slider.valueChanged.connect(self._on_threshold_changed)
+        self.threshold_slider.sliderMoved.connect(lambda value: self.threshold_label.setText(f"{value / 100:.2f}"))
         self.threshold_label = QLabel()
         self.threshold_label.setMinimumWidth(36)
         self.rule_combo = QComboBox()
@@ -368,17 +402,43 @@ class DuplicatesView(QWidget, JobPage):
         self._on_history([])
         if library_dir is not None:
             self.refresh_history()
-            self._run(lambda library: library.last_duplicate_scan(), self._on_last_scan)
+            grouping = self._grouping()
+            self._run(lambda library: grouping(library.last_duplicate_scan()), self._on_last_scan)
         self._update_enabled()
 
-    def _on_last_scan(self, scan: DuplicateScan | None) -> None:
+    def _on_last_scan(self, grouped: _Grouped) -> None:
         """The scan kept in the library, shown at once with its age (unless a scan started meanwhile)."""
-        if scan is None or self._scan is not None or self._busy:
+        if grouped.scan is None or self._scan is not None or self._busy:
             return
-        self._scan = scan
-        self._rule_choices.clear()
-        self._regroup()
+        self._scan = grouped.scan
+        self._show_grouped(grouped)
         self.status_label.setText(self._summary())
+
+    def _grouping(self) -> Callable[[DuplicateScan | None], _Grouped]:
+        """What groups a scan as the view would, with the threshold and rule of now, to run in a job: a
+        library can have thousands of groups, and grouping them and choosing each one's keeper takes
+        a second or more, which the window's thread must not wait for."""
+        threshold, rule, folder, gone = self.threshold, self.rule, self._preferred_folder, set(self._gone)
+
+        def grouped(scan: DuplicateScan | None) -> _Grouped:
+            if scan is None or scan.cancelled:
+                return _Grouped(scan, threshold, rule, folder, [], 0, {})
+            groups = scan.groups(threshold, exclude=gone)
+            return _Grouped(scan, threshold, rule, folder, groups, _hidden(scan, groups, threshold, gone),
+                            {group.key: _rule_choice(group, rule, folder) for group in groups})
+
+        return grouped
+
+    def _show_grouped(self, grouped: _Grouped) -> None:
+        """Show groups made in a job (see _grouping), or group again where the threshold or the rule
+        changed meanwhile."""
+        self._rule_choices.clear()
+        if (grouped.threshold, grouped.rule, grouped.folder) != (self.threshold, self.rule, self._preferred_folder):
+            self._regroup()
+            return
+        self._rule_choices.update(grouped.choices)
+        self._groups, self._hidden = grouped.groups, grouped.hidden
+        self._fill_group_list(0)
 
     def refresh_history(self) -> None:
         """Read the library's action history again: on opening it, and after the Groups or Sort page moved
@@ -396,8 +456,10 @@ class DuplicatesView(QWidget, JobPage):
         if self._library_dir is None or self._busy:
             return
         self._set_busy(True, "Looking for near-duplicates…")
+        self._gone.clear()
+        grouping = self._grouping()
         self._scan_job = self._jobs.submit_library(
-            lambda library, progress, cancel: library.duplicate_scan(progress=progress, cancel=cancel),
+            lambda library, progress, cancel: grouping(library.duplicate_scan(progress=progress, cancel=cancel)),
             name="duplicate scan",
             on_progress=self._on_progress,
             on_finished=self._on_scanned,
@@ -430,13 +492,12 @@ class DuplicatesView(QWidget, JobPage):
         self.progress_bar.setRange(0, max(progress.total, 1))
         self.progress_bar.setValue(progress.done)
 
-    def _on_scanned(self, scan: DuplicateScan) -> None:
+    def _on_scanned(self, grouped: _Grouped) -> None:
         self._scan_job = None
-        self._scan = scan
+        scan = self._scan = grouped.scan
         self._gone.clear()
         self._keep.clear()
-        self._rule_choices.clear()
-        self._regroup()
+        self._show_grouped(grouped)
         text = "Scan cancelled: showing nothing." if scan.cancelled else self._summary()
         if scan.problems:
             text += f" {_count(len(scan.problems), 'photo')} could not be read (index the folder again)."
@@ -453,9 +514,8 @@ class DuplicatesView(QWidget, JobPage):
         photos = sum(len(g.members) for g in self._groups)
         extra = sum(g.total_size - sum(m.size for m in g.members if m.path in self.keep_paths(g)) for g in self._groups)
         text = f"{_count(len(self._groups), 'group')}, {photos} photos; {_size_text(extra)} in photos not kept."
-        hidden = self._scan.hidden_count(self.threshold, self._gone)
-        if hidden:
-            text += f" {_count(hidden, 'group')} hidden by your decisions."
+        if self._hidden:
+            text += f" {_count(self._hidden, 'group')} hidden by your decisions."
         text += f" Scanned {self._scan.age_text}."
         if not self._scan.up_to_date:
             text += " The library changed since: find duplicates again (only new or changed photos are checked)."
@@ -475,9 +535,7 @@ class DuplicatesView(QWidget, JobPage):
         in a few words."""
         found = self._rule_choices.get(group.key)
         if found is None:
-            choice = choose_keeper(group.members, self.rule, self._preferred_folder)
-            found = self._rule_choices[group.key] = ({m.path for m in (choice.member, *choice.same_file)},
-                                                     choice.reason)
+            found = self._rule_choices[group.key] = _rule_choice(group, self.rule, self._preferred_folder)
         return set(found[0]), found[1]
 
     def keep_paths(self, group: DuplicateGroup) -> set[Path]:
@@ -675,8 +733,9 @@ class DuplicatesView(QWidget, JobPage):
         screen, as what is left of it when a photo was taken out; a group resolved away gives its
         row to the next one."""
         current, row = self.current_group(), self.group_list.currentRow()
-        self._groups = [] if self._scan is None or self._scan.cancelled else self._scan.groups(
-            self.threshold, exclude=self._gone)
+        grouped = self._scan is not None and not self._scan.cancelled
+        self._groups = self._scan.groups(self.threshold, exclude=self._gone) if grouped else []
+        self._hidden = _hidden(self._scan, self._groups, self.threshold, self._gone) if grouped else 0
         if current is not None:
             before = {m.path for m in current.members}
             shared = [len(before & {m.path for m in g.members}) for g in self._groups]
@@ -687,6 +746,7 @@ class DuplicatesView(QWidget, JobPage):
     def _fill_group_list(self, row: int | None = None) -> None:
         row = self.group_list.currentRow() if row is None else row
         self.group_list.blockSignals(True)
+        self._group_rows.clear()
         self.group_list.clear()
         for group in self._groups:
             item = QListWidgetItem()
@@ -707,7 +767,12 @@ class DuplicatesView(QWidget, JobPage):
         keep = self.keep_paths(group)
         keeper = next((m for m in group.members if m.path in keep), group.members[0])
         item.setText(f"{_count(len(group.members), 'photo')} · {_size_text(group.total_size)}\nkeeps {keeper.path.name}")
+        row = self.group_list.row(item)
+        shown = item.data(PathRole)
+        if shown is not None:
+            self._group_rows.get(shown, set()).discard(row)
         item.setData(PathRole, str(keeper.path))
+        self._group_rows.setdefault(str(keeper.path), set()).add(row)
         pixmap = self.thumbnails.pixmap(keeper.path)
         if pixmap is not None:
             item.setIcon(QIcon(pixmap))
@@ -723,12 +788,14 @@ class DuplicatesView(QWidget, JobPage):
         pixmap = self.thumbnails.pixmap(path)
         if pixmap is None:
             return
-        for widget in (self.group_list, self.member_list):
+        icon = QIcon(pixmap)
+        members = (self.member_list.item(i) for i in range(self.member_list.count()))  # one group's: a few
+        groups = (self.group_list.item(row) for row in self._group_rows.get(path, ()))
+        for widget, items in ((self.group_list, [g for g in groups if g is not None and g.data(PathRole) == path]),
+                              (self.member_list, [m for m in members if m.data(PathRole) == path])):
             widget.blockSignals(True)  # a new icon is no change of what is kept
-            for i in range(widget.count()):
-                item = widget.item(i)
-                if item.data(PathRole) == path:
-                    item.setIcon(QIcon(pixmap))
+            for item in items:
+                item.setIcon(icon)
             widget.blockSignals(False)
             widget.viewport().update()
 
