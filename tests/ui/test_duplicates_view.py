@@ -131,6 +131,37 @@ def test_the_page_opens_on_the_last_scan_at_once_and_says_how_old_it_is(qtbot, m
     assert "The library changed since" in stale.status_label.text()
 
 
+def test_a_scan_is_grouped_and_its_keepers_chosen_off_the_windows_thread(qtbot, make_view, library_dir,
+                                                                          monkeypatch):
+    """A library can hold thousands of groups: grouping them and choosing the keepers takes seconds there
+    (docs/performance.md, issue 18 point 4), so the jobs do it, for a new scan and a kept one alike."""
+    import threading
+
+    from vitgallery.core.duplicates import groups as core_groups
+
+    on_gui_thread = []
+    grouping, choosing = core_groups.DuplicateScan.groups, duplicates_view.choose_keeper
+
+    def groups(scan, *args, **kwargs):
+        on_gui_thread.append(threading.current_thread() is threading.main_thread())
+        return grouping(scan, *args, **kwargs)
+
+    def choose(*args, **kwargs):
+        on_gui_thread.append(threading.current_thread() is threading.main_thread())
+        return choosing(*args, **kwargs)
+
+    monkeypatch.setattr(core_groups.DuplicateScan, "groups", groups)
+    monkeypatch.setattr(duplicates_view, "choose_keeper", choose)
+    view = scanned(qtbot, make_view(library_dir))
+    assert view.group_list.count() == 3 and "3 groups" in view.status_label.text()
+    again = make_view(library_dir)
+    qtbot.waitUntil(lambda: again.group_list.count() == 3, timeout=30_000)
+    assert again.keep_paths(again.groups[0]) and "Scanned" in again.status_label.text()
+    assert on_gui_thread and not any(on_gui_thread), "the keepers shown were chosen in the jobs"
+    again.threshold_slider.setValue(again.threshold_slider.value() + 1)  # the user regroups: at once, here
+    assert any(on_gui_thread)
+
+
 def test_the_badge_says_the_reason_a_keep_rule_gives(qtbot, make_view, library_dir, monkeypatch):
     # dupcore's keep rule names its reason (choice.reason); the page shows it as it is
     def choose(members, rule, folder=None):

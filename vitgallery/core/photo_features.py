@@ -20,8 +20,9 @@ from vitgallery.core.keypoints import KEYPOINT_COUNT, KEYPOINT_LONG_SIDE, Keypoi
 from vitgallery.core.preprocess import content_box
 
 MIN_KEYPOINT_SIDE = 320  # smaller photos are enlarged to this first, so thumbnails still get keypoints
-# A pair is matched on its photos' KEYPOINT_COUNT strongest keypoints; where those verify nothing (small,
-# smooth or captioned copies: the caption's own corners are among the strongest), on SCAN_KEYPOINTS.
+# A pair is matched on its photos' KEYPOINT_COUNT strongest keypoints; where those agree a little but too
+# little to verify (small, smooth or captioned copies: a caption's corners are among the strongest), on
+# SCAN_KEYPOINTS (duplicates.features.worth_a_closer_look).
 SCAN_KEYPOINTS = 1024
 AGREEMENT_SIDE = 160  # long side of the copy compared pixel-wise once aligned
 AGREEMENT_WINDOW = 16  # pixels a side of the windows compared
@@ -34,7 +35,7 @@ _LOOKS_HEADER = struct.Struct("<2i")  # bytes of the small copy's PNG, of the lo
 class PhotoFeatures:
     """What verification needs of one photo."""
 
-    keypoints: Keypoints  # SIFT on the contrast-equalised greyscale decode, low contrast too where it is smooth; strongest first
+    keypoints: Keypoints  # SIFT on the contrast-equalised greyscale decode at a low contrast threshold; strongest first
     small: np.ndarray  # uint8 greyscale, AGREEMENT_SIDE long: compared pixel-wise once aligned
     look: np.ndarray  # uint8 greyscale without its frame, LOOK_SIDE long, blurred: see duplicates.features.look_likeness
     # All SCAN_KEYPOINTS a closer look needs are here (False: only the KEYPOINT_COUNT a library keeps)

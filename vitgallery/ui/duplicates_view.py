@@ -414,11 +414,13 @@ class DuplicatesView(QWidget, JobPage):
         self._show_grouped(grouped)
         self.status_label.setText(self._summary())
 
-    def _grouping(self) -> Callable[[DuplicateScan | None], _Grouped]:
-        """What groups a scan as the view would, with the threshold and rule of now, to run in a job: a
-        library can have thousands of groups, and grouping them and choosing each one's keeper takes
-        a second or more, which the window's thread must not wait for."""
-        threshold, rule, folder, gone = self.threshold, self.rule, self._preferred_folder, set(self._gone)
+    def _grouping(self, gone: set[int] | None = None) -> Callable[[DuplicateScan | None], _Grouped]:
+        """What groups a scan as the view would, with the threshold and rule of now (and the photos moved
+        away, `gone`, or the view's), to run in a job: a library can have thousands of groups, and
+        grouping them and choosing each one's keeper takes a second or more, which the window's thread
+        must not wait for."""
+        threshold, rule, folder = self.threshold, self.rule, self._preferred_folder
+        gone = set(self._gone) if gone is None else gone
 
         def grouped(scan: DuplicateScan | None) -> _Grouped:
             if scan is None or scan.cancelled:
@@ -456,8 +458,7 @@ class DuplicatesView(QWidget, JobPage):
         if self._library_dir is None or self._busy:
             return
         self._set_busy(True, "Looking for near-duplicates…")
-        self._gone.clear()
-        grouping = self._grouping()
+        grouping = self._grouping(gone=set())  # what a new scan shows: photos moved away are not in it
         self._scan_job = self._jobs.submit_library(
             lambda library, progress, cancel: grouping(library.duplicate_scan(progress=progress, cancel=cancel)),
             name="duplicate scan",
