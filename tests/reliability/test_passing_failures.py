@@ -64,3 +64,36 @@ def test_photos_whose_worker_was_killed_are_retried_not_blamed(tmp_path, monkeyp
     summary = lib.index(counting_embedder(), decode_workers=2, batch_size=4)
     assert summary.added == 3 and summary.skipped == 0 and lib.skipped() == []
     lib.close()
+
+
+def test_a_pool_broken_while_the_first_jobs_are_handed_out_loses_no_photo(tmp_path, monkeypatch):
+    """A worker killed before the first jobs were all handed out breaks the pool at the next hand-out
+    (it was an unhandled BrokenProcessPool): those jobs are decoded as the ones running then are."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from vitgallery.core.pipeline import DecodeJob, decode_all
+
+    paths = add_photos(tmp_path / "photos", range(6))
+    make_pool, made = pipeline._new_pool, []
+
+    class BrokenAfterTheFirstJob:
+        def __init__(self, pool) -> None:
+            self.pool, self.handed_out = pool, 0
+
+        def submit(self, *args):
+            self.handed_out += 1
+            if self.handed_out > 1:
+                raise BrokenProcessPool("a worker died")
+            return self.pool.submit(*args)
+
+        def shutdown(self, **kwargs) -> None:
+            self.pool.shutdown(**kwargs)
+
+    def first_one_breaks(workers):
+        made.append(make_pool(workers))
+        return BrokenAfterTheFirstJob(made[-1]) if len(made) == 1 else made[-1]
+
+    monkeypatch.setattr(pipeline, "_new_pool", first_one_breaks)
+    outcomes = list(decode_all([DecodeJob(p, p) for p in paths], 32, workers=1))
+    assert [o.job.path for o in outcomes] == paths and all(o.error is None for o in outcomes)
+    assert len(made) == 2, "the rest went to a fresh pool"

@@ -164,7 +164,7 @@ def decode_all(jobs: Iterable[DecodeJob], size: int, *, workers: int | None = No
     try:
         job_iter = iter(jobs)
         for job in job_iter:
-            pending.append((job, pool.submit(decode_one, job, size)))
+            pending.append((job, _submit(pool, job, size)))
             if len(pending) >= prefetch:
                 break
         while pending:
@@ -179,13 +179,25 @@ def decode_all(jobs: Iterable[DecodeJob], size: int, *, workers: int | None = No
                 pending.clear()
                 pool = _new_pool(workers)
                 for j in requeue:
-                    pending.append((j, pool.submit(decode_one, j, size)))
+                    pending.append((j, _submit(pool, j, size)))
             yield outcome
             next_job = next(job_iter, None)
             if next_job is not None:
-                pending.append((next_job, pool.submit(decode_one, next_job, size)))
+                pending.append((next_job, _submit(pool, next_job, size)))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit(pool: ProcessPoolExecutor, job: DecodeJob, size: int) -> Future:
+    """The pool's future for decoding `job`. A worker that died while jobs were still being handed out
+    breaks the pool at once: the job's future then fails as the running ones do, and decode_all deals
+    with it the same way."""
+    try:
+        return pool.submit(decode_one, job, size)
+    except BrokenProcessPool as exc:
+        broken: Future = Future()
+        broken.set_exception(exc)
+        return broken
 
 
 def _decode_isolated(job: DecodeJob, size: int) -> DecodeOutcome:
