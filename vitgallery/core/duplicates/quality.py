@@ -56,10 +56,17 @@ def measure_quality(path: Path) -> PhotoQuality:
     small = _shrink(rgb, FRAME_SIDE)
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     centre = _centre(grey, DETAIL_SIDE).astype(np.float32)
-    spread = small.max(axis=2).astype(np.int16) - small.min(axis=2)
-    return PhotoQuality(frame=frame_share(small), grey=bool((spread > GREY_SPREAD).mean() < GREY_SHARE),
+    return PhotoQuality(frame=frame_share(small), grey=is_grey(small),
                         fine_detail=fine_detail(centre), blockiness=blockiness(centre),
                         jpeg_quality=meta.jpeg_quality, camera=meta.camera)
+
+
+def is_grey(rgb: np.ndarray) -> bool:
+    """Whether an RGB image has (next to) no colour left."""
+    # Channel by channel: numpy reduces a last axis of 3 an order of magnitude slower.
+    red, green, blue = (rgb[..., channel] for channel in range(3))
+    spread = np.maximum(np.maximum(red, green), blue).astype(np.int16) - np.minimum(np.minimum(red, green), blue)
+    return bool((spread > GREY_SPREAD).mean() < GREY_SHARE)
 
 
 def frame_share(rgb: np.ndarray) -> float:
