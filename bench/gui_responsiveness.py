@@ -25,6 +25,7 @@ is saved once the results and their thumbnails are painted; that is how docs/scr
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import shutil
@@ -33,7 +34,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
 
 if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
@@ -121,6 +121,7 @@ class Heartbeat(QObject):
 
     def stop(self) -> None:
         self.timer.stop()
+        faulthandler.cancel_dump_traceback_later()  # armed by watch_stalls
 
     def _beat(self) -> None:
         now = time.perf_counter()
@@ -160,24 +161,14 @@ class FirstPaint(QObject):
 
 
 def watch_stalls(heartbeat: Heartbeat, over_ms: float) -> None:
-    """Print where the GUI thread is whenever the heartbeat is `over_ms` late (once per stall): a
-    lock or an import lock it waits on shows up; a GIL held by C code shows nothing (the watcher cannot
-    run either)."""
-    gui = threading.main_thread().ident
+    """Print where every thread is whenever the heartbeat is `over_ms` late: faulthandler's watchdog is a
+    C thread that needs no interpreter lock, so a thread holding it in C code shows up with its
+    Python stack too, and a lock the GUI thread waits on shows in the GUI thread's."""
+    def rearm() -> None:
+        faulthandler.dump_traceback_later(over_ms / 1000, file=sys.stderr)
 
-    def watch() -> None:
-        reported = 0.0
-        while True:
-            time.sleep(over_ms / 4000)
-            last = heartbeat.last
-            if last and last != reported and (time.perf_counter() - last) * 1000 > over_ms:
-                reported = last
-                frame = sys._current_frames().get(gui)
-                stack = "".join(traceback.format_stack(frame)[-6:]) if frame else "?"
-                print(f"GUI thread late by > {over_ms:.0f} ms at {last - heartbeat.started:.2f} s:\n{stack}",
-                      file=sys.stderr)
-
-    threading.Thread(target=watch, daemon=True, name="stall-watch").start()
+    heartbeat.timer.timeout.connect(rearm)
+    rearm()
 
 
 def process_age_s() -> float:
@@ -252,7 +243,7 @@ def main() -> int:
     parser.add_argument("--startup-only", action="store_true",
                         help="stop once the first photo is embedded (the model loaded): no full index, no drops")
     parser.add_argument("--watch-stalls", type=float, metavar="MS",
-                        help="print the GUI thread's stack whenever the heartbeat is this many ms late")
+                        help="print every thread's stack whenever the heartbeat is this many ms late")
     args = parser.parse_args()
 
     folder = build_folder(args.corpus, args.folder, args.photos)
