@@ -84,6 +84,29 @@ def test_dinov2_loads_meta_layout_checkpoint(tmp_path):
     assert vec.shape == (1, 384)
 
 
+def test_a_half_precision_checkpoint_runs_in_full_precision(tmp_path):
+    """The model is built without weights and given the file's tensors: they are cast as loading
+    into a built model casts them."""
+    model = MODELS["dinov2-s14"].build()
+    path = tmp_path / "dinov2_half.pth"
+    torch.save({k: v.half() for k, v in model.state_dict().items()}, path)
+    emb = load_embedder("dinov2-s14", weights=path, runtime="torch", precision="fp32")
+    assert {p.dtype for p in emb.model.parameters()} == {torch.float32}
+    assert not any(p.is_meta for p in emb.model.parameters())
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(emb.model.forward_features(x), model.half().float().forward_features(x))
+
+
+def test_a_torchvision_checkpoint_without_its_classifier_loads(tmp_path):
+    model = MODELS["vit-b16"].build()
+    path = tmp_path / "vit_no_head.pth"
+    torch.save({k: v for k, v in model.state_dict().items() if not k.startswith("heads.")}, path)
+    emb = load_embedder("vit-b16", weights=path, runtime="torch", precision="fp32")
+    assert not any(p.is_meta for p in emb.model.parameters())
+    assert emb.embed_images([make_photo(5)]).shape == (1, 768)
+
+
 def test_registry_urls_are_the_official_ones():
     from torchvision.models import ResNet50_Weights, ViT_B_16_Weights
 
