@@ -37,6 +37,16 @@ def test_openvino_gives_torchs_vectors_and_says_so_in_the_signature():
     assert on_openvino.signature != embedder("openvino", "int8").signature, "int8 vectors never mix with fp32"
 
 
+def test_a_compiled_model_is_kept_and_a_damaged_copy_compiles_again():
+    first = embedder("openvino").embed_pixels(pixels())
+    kept = list((openvino_runtime.cache_dir() / "compiled").glob("*.blob"))
+    assert kept, "the compiled model is kept for the next start"
+    assert np.array_equal(embedder("openvino").embed_pixels(pixels()), first)
+    for blob in kept:
+        blob.write_bytes(b"damaged")
+    assert np.array_equal(embedder("openvino").embed_pixels(pixels()), first)
+
+
 def test_int8_embeds_nothing_until_calibrated_on_photos(tmp_path, capsys):
     uncalibrated = embedder("openvino", "int8")
     assert uncalibrated.needs_calibration
