@@ -13,10 +13,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from PySide6.QtWidgets import QApplication
 
 from vitgallery.ui import app as app_module
-from vitgallery.ui.app import StartupSplash, start_window
+from vitgallery.ui.app import WINDOW_SWITCH_INTERVAL_S, StartupSplash, start_window
 from vitgallery.ui.main_window import MainWindow
 from vitgallery.ui.settings import Settings
 from vitgallery.ui.workers import load_model_runtime
@@ -81,6 +82,7 @@ def test_torch_is_imported_before_the_window_is_built(tmp_path: Path) -> None:
 
         window = start_window(build)
         seen["shown"] = window.isVisible()
+        seen["switch_interval"] = sys.getswitchinterval()
         window.close()
         print(json.dumps(seen))
     """)
@@ -89,7 +91,8 @@ def test_torch_is_imported_before_the_window_is_built(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     loaded = sorted(["timm", "torch", "vitgallery.core.library", *(["openvino"] if OPENVINO else [])])
-    assert seen == {"before": [], "when_built": loaded, "shown": True}
+    assert seen == {"before": [], "when_built": loaded, "shown": True,
+                    "switch_interval": pytest.approx(WINDOW_SWITCH_INTERVAL_S)}
 
 
 def test_a_runtime_that_cannot_load_is_named_and_stops_the_steps(monkeypatch) -> None:

@@ -183,10 +183,18 @@ def splash_picture() -> QPixmap:
     return picture
 
 
+WINDOW_SWITCH_INTERVAL_S = 0.001
+
+
 def start_window(build_window: Callable[[], MainWindow]) -> MainWindow:
     """The start sequence: the splash while the model runtime imports here, on the GUI thread, before
     the event loop runs; then the window from `build_window`, shown. Nothing heavy is left to import
     on a worker thread once the window is up, so loading the model no longer freezes it."""
+    # Every paint and model row calls back into Python and must take the interpreter from the jobs'
+    # threads, waiting up to the switch interval each time (5 ms by default): opening a library of
+    # 10,000 photos, whose kept duplicates scan a job groups meanwhile, froze the window 0.7-1.7 s at
+    # 5 ms and 0.4-0.6 s at 1 ms (docs/performance.md, issue 18 point 4).
+    sys.setswitchinterval(WINDOW_SWITCH_INTERVAL_S)
     splash = StartupSplash()
     splash.show()
     problem = load_model_runtime(splash.say)
