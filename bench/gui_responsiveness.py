@@ -57,6 +57,7 @@ HEARTBEAT_MS = 10
 # until the first photo is embedded (the model loading, the decoders starting).
 OPENING, LOADING_MODEL = "opening folder", "loading model"
 STARTUP_PHASES = (OPENING, LOADING_MODEL)
+DUPLICATES_PAGE = "duplicates page"
 CONDITION_POLL_MS = 10
 
 
@@ -169,6 +170,23 @@ def watch_stalls(heartbeat: Heartbeat, over_ms: float) -> None:
 
     heartbeat.timer.timeout.connect(rearm)
     rearm()
+
+
+def open_duplicates_page(app: QApplication, window: MainWindow, heartbeat: Heartbeat, timeout: float) -> dict:
+    """Switch to the Duplicates page, as a user would, and wait until it shows the kept scan (or says
+    there is none): the longest event-loop gap meanwhile, and how long it took."""
+    view = window.duplicates_view
+    heartbeat.phase = DUPLICATES_PAGE
+    heartbeat.start()
+    started = time.perf_counter()
+    window.tabs.setCurrentWidget(view)
+    wait_until(app, lambda: view.status_label.text() != "Reading the last scan…", timeout)
+    shown_s = time.perf_counter() - started
+    wait_until(app, lambda: False, 0.5)  # the groups' first thumbnails
+    heartbeat.stop()
+    return {"duplicates_page_groups": view.group_list.count(),
+            "duplicates_page_shown_s": round(shown_s, 2),
+            "longest_gap_opening_duplicates_page_ms": round(heartbeat.longest((DUPLICATES_PAGE,)), 1)}
 
 
 def process_age_s() -> float:
@@ -361,8 +379,10 @@ def main() -> int:
             wait_until(app, lambda: False, 1.0)  # let the last thumbnails paint
             args.screenshot.parent.mkdir(parents=True, exist_ok=True)
             window.screen().grabWindow(0).save(str(args.screenshot))
+    duplicates_page = open_duplicates_page(app, window, heartbeat, args.timeout)
     result = {
         **startup,
+        **duplicates_page,
         "photos": args.photos,
         "indexed": getattr(summary, "added", None),
         "indexing_s": round(indexing_s, 1),

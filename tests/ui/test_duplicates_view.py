@@ -118,6 +118,7 @@ def test_each_group_shows_its_kept_photo_first_with_the_reason(qtbot, make_view,
 def test_the_page_opens_on_the_last_scan_at_once_and_says_how_old_it_is(qtbot, make_view, library_dir):
     groups = {frozenset(m.path.name for m in g.members) for g in scanned(qtbot, make_view(library_dir)).groups}
     again = make_view(library_dir)  # no scan started: the one kept in the library is shown
+    again.show()
     qtbot.waitUntil(lambda: again.group_list.count() == 3, timeout=30_000)
     assert {frozenset(m.path.name for m in g.members) for g in again.groups} == groups
     assert "Scanned just now." in again.status_label.text() and "changed since" not in again.status_label.text()
@@ -127,8 +128,35 @@ def test_the_page_opens_on_the_last_scan_at_once_and_says_how_old_it_is(qtbot, m
     library.index(load_embedder("tiny-test"), decode_workers=0)
     library.close()
     stale = make_view(library_dir)
+    stale.show()
     qtbot.waitUntil(lambda: stale.group_list.count() == 3, timeout=30_000)
     assert "The library changed since" in stale.status_label.text()
+
+
+def test_the_kept_scan_is_read_when_the_page_is_first_shown(qtbot, make_view, library_dir, monkeypatch):
+    """Reading and grouping a large kept scan is seconds of Python in a job: not while the window starts
+    on another page."""
+    scanned(qtbot, make_view(library_dir))
+    reads = []
+    read = Library.last_duplicate_scan
+    monkeypatch.setattr(Library, "last_duplicate_scan", lambda library: reads.append(1) or read(library))
+    hidden = make_view(library_dir)
+    qtbot.wait(300)
+    assert reads == [] and hidden.group_list.count() == 0
+    assert hidden.status_label.text() == duplicates_view.NO_SCAN_YET
+    hidden.show()
+    qtbot.waitUntil(lambda: hidden.group_list.count() == 3, timeout=30_000)
+    hidden.hide()
+    hidden.show()
+    assert reads == [1], "read once"
+
+
+def test_a_library_never_scanned_says_so_once_shown(qtbot, make_view, tmp_path):
+    (tmp_path / "photos").mkdir()
+    Library.open(tmp_path / "photos", tmp_path / "library").close()
+    view = make_view(tmp_path / "library")
+    view.show()
+    qtbot.waitUntil(lambda: view.status_label.text() == duplicates_view.NO_SCAN_YET, timeout=30_000)
 
 
 def test_a_scan_is_grouped_and_its_keepers_chosen_off_the_windows_thread(qtbot, make_view, library_dir,
@@ -155,6 +183,7 @@ def test_a_scan_is_grouped_and_its_keepers_chosen_off_the_windows_thread(qtbot, 
     view = scanned(qtbot, make_view(library_dir))
     assert view.group_list.count() == 3 and "3 groups" in view.status_label.text()
     again = make_view(library_dir)
+    again.show()
     qtbot.waitUntil(lambda: again.group_list.count() == 3, timeout=30_000)
     assert again.keep_paths(again.groups[0]) and "Scanned" in again.status_label.text()
     assert on_gui_thread and not any(on_gui_thread), "the keepers shown were chosen in the jobs"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QKeySequence, QPainter, QPen, QShortcut
+from PySide6.QtGui import QColor, QFont, QIcon, QKeySequence, QPainter, QPen, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -73,6 +73,7 @@ from vitgallery.ui.workers import Job, JobRunner, WorkerError
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 128
+NO_SCAN_YET = "Find duplicates to see groups of near-identical photos."
 GroupKeyRole = Qt.ItemDataRole.UserRole + 20
 KEPT_COLOUR = QColor(46, 125, 50)
 NOT_KEPT_COLOUR = QColor(183, 28, 28, 200)
@@ -179,6 +180,9 @@ class DuplicatesView(QWidget, JobPage):
         self._gone: set[int] = set()  # file ids moved away by an action since the scan
         self._preferred_folder: Path | None = None
         self._busy = False
+        # The kept scan is read when the page is first shown: at 10,000 photos reading and grouping it
+        # is seconds of Python that would compete with the window's start (docs/performance.md).
+        self._last_scan_unread = False
         self._history: list[ActionEntry] = []
         self.action_targets: dict[str, Path] = {}  # the folder or file chosen for an action
         self.compare_dialog: CompareDialog | None = None
@@ -231,7 +235,7 @@ class DuplicatesView(QWidget, JobPage):
         self.progress_bar = QProgressBar()
         self.progress_bar.setTextVisible(True)
         self.progress_bar.hide()
-        self.status_label = QLabel("Find duplicates to see groups of near-identical photos.")
+        self.status_label = QLabel(NO_SCAN_YET)
         self.status_label.setWordWrap(True)
 
         self.group_list = QListWidget()
@@ -398,17 +402,32 @@ class DuplicatesView(QWidget, JobPage):
         self._gone.clear()
         self._keep.clear()
         self._regroup()
-        self.status_label.setText("Find duplicates to see groups of near-identical photos.")
+        self.status_label.setText(NO_SCAN_YET)
         self._on_history([])
+        self._last_scan_unread = library_dir is not None
         if library_dir is not None:
             self.refresh_history()
-            grouping = self._grouping()
-            self._run(lambda library: grouping(library.last_duplicate_scan()), self._on_last_scan)
+            if self.isVisible():
+                self._read_last_scan()
         self._update_enabled()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._last_scan_unread:
+            self._read_last_scan()
+
+    def _read_last_scan(self) -> None:
+        self._last_scan_unread = False
+        self.status_label.setText("Reading the last scan…")
+        grouping = self._grouping()
+        self._run(lambda library: grouping(library.last_duplicate_scan()), self._on_last_scan)
 
     def _on_last_scan(self, grouped: _Grouped) -> None:
         """The scan kept in the library, shown at once with its age (unless a scan started meanwhile)."""
-        if grouped.scan is None or self._scan is not None or self._busy:
+        if self._scan is not None or self._busy:
+            return
+        if grouped.scan is None:
+            self.status_label.setText(NO_SCAN_YET)
             return
         self._scan = grouped.scan
         self._show_grouped(grouped)
@@ -457,6 +476,7 @@ class DuplicatesView(QWidget, JobPage):
     def start_scan(self) -> None:
         if self._library_dir is None or self._busy:
             return
+        self._last_scan_unread = False  # the new scan brings it up to date
         self._set_busy(True, "Looking for near-duplicates…")
         grouping = self._grouping(gone=set())  # what a new scan shows: photos moved away are not in it
         self._scan_job = self._jobs.submit_library(
