@@ -96,3 +96,46 @@ def test_without_a_library_a_job_says_so(qtbot, runner) -> None:
     runner.submit_library(lambda library, progress, cancel: None, on_failed=failures.append)
     qtbot.waitUntil(lambda: bool(failures))
     assert failures[0].message == str(NoLibraryError("open a photo folder first"))
+
+
+def test_the_model_indexing_loaded_searches_its_library_without_loading_again(tmp_path: Path, monkeypatch) -> None:
+    """Indexing loads OpenVINO int8 before its calibration; the library's own model is made from it
+    for a search (its calibrated file compiled), and it stays the one indexing wants."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    import dataclasses
+
+    import torch
+
+    from tests.photos import make_photo
+    from vitgallery.core.library import Library
+    from vitgallery.core.models import MODELS, Embedder
+    from vitgallery.ui import workers
+    from vitgallery.ui.workers import ModelChoice
+
+    spec = dataclasses.replace(MODELS["tiny-test"], weights_url="https://example.invalid/tiny.pth")
+    loads: list[str] = []
+
+    def load(name, **kwargs):  # the tiny model as if it were a real one, which "auto" runs with OpenVINO
+        loads.append("index")
+        return Embedder(spec, spec.build(), "random-seed-0", torch.device("cpu"), precision="auto", runtime="auto")
+
+    monkeypatch.setattr(workers, "_load_embedder", load)
+    monkeypatch.setattr(Library, "load_embedder", lambda library, **kwargs: loads.append("search"))
+    root = tmp_path / "photos"
+    root.mkdir()
+    for seed in range(4):
+        make_photo(seed).save(root / f"img_{seed}.jpg")
+    session = Session()
+    library = Library.open(root, tmp_path / "library")
+    choice = ModelChoice("tiny-test", None, "cpu")
+    library.index(session.index_embedder(library, choice), decode_workers=0)
+    assert "|cal:" in library.model_signature
+
+    searching = session.search_embedder(library, choice)
+    assert searching.signature == library.model_signature
+    make_photo(9).save(tmp_path / "outside.jpg")  # a photo from outside needs the model
+    assert session.search(library, tmp_path / "outside.jpg", 3, choice, lambda: loads.append("said loading"))
+    assert session.index_embedder(library, choice) is searching
+    assert loads == ["index"], "one load: no second one for searching, none again to index"
+    library.close()

@@ -478,8 +478,8 @@ class Session:
     def search_embedder(self, library: Library, choice: ModelChoice) -> Embedder:
         """The model the library was indexed with (its own weights file, or the one chosen in Settings)."""
         with self._embedder_lock:
-            loaded = self._embedder
-            if loaded is None or loaded.signature != library.model_signature:
+            loaded = self._library_model(library)
+            if loaded is None:
                 self._embedder = None
                 log.info("loading the model the library was indexed with (%s)", library.model_signature)
                 self._embedder = library.load_embedder(device=choice.device, weights=choice.weights, progress=False)
@@ -487,6 +487,32 @@ class Session:
 
     def loaded_embedder(self) -> Embedder | None:
         return self._embedder
+
+    def _library_model_if_free(self, library: Library) -> Embedder | None:
+        """_library_model, or None at once while another job loads a model (a photo of the library
+        is searched without one meanwhile)."""
+        if not self._embedder_lock.acquire(blocking=False):
+            return None
+        try:
+            return self._library_model(library)
+        finally:
+            self._embedder_lock.release()
+
+    def _library_model(self, library: Library) -> Embedder | None:
+        """The loaded model as the library's own, or None when it is another. The model indexing loads
+        is OpenVINO int8 before its calibration: the library's calibrated model is made from it (its
+        file compiled, the torch model shared) instead of loading the weights again (seconds), and it
+        stays loaded, still the one indexing wants."""
+        from vitgallery.core.calibration import library_embedder
+
+        loaded = self._embedder
+        if loaded is None or loaded.signature == library.model_signature:
+            return loaded
+        own = library_embedder(loaded, library.library_dir, library.model_signature)
+        if own.signature != library.model_signature:
+            return None
+        self._embedder = own
+        return own
 
     # Searching -------------------------------------------------------------------------------
 
@@ -506,8 +532,7 @@ class Session:
         load one only when needed."""
         from vitgallery.core.library import QueryNeedsModel
 
-        loaded = self._embedder
-        ready = loaded if loaded is not None and loaded.signature == library.model_signature else None
+        ready = self._library_model_if_free(library)
         marks = {"region": region, "like": like, "unlike": unlike}
         try:
             return library.search(query, k=k, embedder=ready, **marks)
@@ -517,8 +542,7 @@ class Session:
 
     def model_for_search(self, library: Library, choice: ModelChoice, model_loading: Callable[[], None]) -> Embedder:
         """The library's model, saying first when it has to be loaded."""
-        loaded = self._embedder
-        if loaded is None or loaded.signature != library.model_signature:
+        if self._library_model_if_free(library) is None:
             model_loading()
         return self.search_embedder(library, choice)
 
