@@ -57,7 +57,7 @@ HEARTBEAT_MS = 10
 # until the first photo is embedded (the model loading, the decoders starting).
 OPENING, LOADING_MODEL = "opening folder", "loading model"
 STARTUP_PHASES = (OPENING, LOADING_MODEL)
-DUPLICATES_PAGE = "duplicates page"
+DUPLICATES_PAGE, BROWSING = "duplicates page", "browsing"
 CONDITION_POLL_MS = 10
 
 
@@ -172,6 +172,22 @@ def watch_stalls(heartbeat: Heartbeat, over_ms: float) -> None:
     rearm()
 
 
+def browse_folder(app: QApplication, window: MainWindow, heartbeat: Heartbeat, pages: int) -> dict:
+    """Scroll the folder grid down a page every 100 ms, `pages` times, as a user paging through it, then
+    wait a second for the thumbnails: the longest event-loop gap meanwhile."""
+    window.tabs.setCurrentIndex(0)
+    bar = window.folder_view.verticalScrollBar()
+    heartbeat.phase = BROWSING
+    heartbeat.start()
+    for _ in range(pages):
+        bar.setValue(bar.value() + bar.pageStep())
+        wait_until(app, lambda: False, 0.1)
+    wait_until(app, lambda: False, 1.0)
+    heartbeat.stop()
+    return {"browsed_pages": pages, "longest_gap_browsing_ms": round(heartbeat.longest((BROWSING,)), 1),
+            "gaps_over_50ms_browsing": heartbeat.over(50, (BROWSING,))}
+
+
 def open_duplicates_page(app: QApplication, window: MainWindow, heartbeat: Heartbeat, timeout: float) -> dict:
     """Switch to the Duplicates page, as a user would, and wait until it shows the kept scan (or says
     there is none): the longest event-loop gap meanwhile, and how long it took."""
@@ -260,6 +276,8 @@ def main() -> int:
                              "runtime imported on its job runner (the start before issue 18 point 5, to compare)")
     parser.add_argument("--startup-only", action="store_true",
                         help="stop once the first photo is embedded (the model loaded): no full index, no drops")
+    parser.add_argument("--browse", type=int, default=0, metavar="PAGES",
+                        help="after the drops, page down the folder grid this many times (100 ms apart)")
     parser.add_argument("--watch-stalls", type=float, metavar="MS",
                         help="print every thread's stack whenever the heartbeat is this many ms late")
     args = parser.parse_args()
@@ -379,9 +397,11 @@ def main() -> int:
             wait_until(app, lambda: False, 1.0)  # let the last thumbnails paint
             args.screenshot.parent.mkdir(parents=True, exist_ok=True)
             window.screen().grabWindow(0).save(str(args.screenshot))
+    browsing = browse_folder(app, window, heartbeat, args.browse) if args.browse else {}
     duplicates_page = open_duplicates_page(app, window, heartbeat, args.timeout)
     result = {
         **startup,
+        **browsing,
         **duplicates_page,
         "photos": args.photos,
         "indexed": getattr(summary, "added", None),
