@@ -24,9 +24,9 @@ def quantisations(monkeypatch) -> list[int]:
     calls: list[int] = []
     quantise = openvino_runtime.quantise_on_photos
 
-    def counting(head, folder, input_size, calibration):
+    def counting(head, folder, input_size, calibration, **options):
         calls.append(len(calibration))
-        return quantise(head, folder, input_size, calibration)
+        return quantise(head, folder, input_size, calibration, **options)
 
     monkeypatch.setattr(openvino_runtime, "quantise_on_photos", counting)
     return calls

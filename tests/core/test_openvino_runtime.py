@@ -47,6 +47,22 @@ def test_a_compiled_model_is_kept_and_a_damaged_copy_compiles_again():
     assert np.array_equal(embedder("openvino").embed_pixels(pixels()), first)
 
 
+def test_each_calibration_quantises_the_one_kept_fp32_conversion(tmp_path, monkeypatch):
+    """Converting from torch takes seconds and holds the interpreter: once per model, not per library."""
+    conversions = []
+    from_torch = openvino_runtime._from_torch
+    monkeypatch.setattr(openvino_runtime, "_from_torch", lambda *a: conversions.append(1) or from_torch(*a))
+    calibration = np.concatenate([pixels(3), openvino_runtime.calibration_pictures(5, TINY.input_size)])
+    first = embedder("openvino", "int8").calibrate(calibration, tmp_path / "a")
+    second = embedder("openvino", "int8").calibrate(calibration, tmp_path / "b")
+    assert conversions == [1]
+    assert np.allclose(first.embed_pixels(pixels()), second.embed_pixels(pixels()), atol=1e-5)
+    for kept in openvino_runtime.cache_dir().glob("*-fp32-*.bin"):
+        kept.write_bytes(b"damaged")
+    embedder("openvino", "int8").calibrate(calibration, tmp_path / "c")
+    assert conversions == [1, 1], "a damaged conversion is made again, not a failed calibration"
+
+
 def test_int8_embeds_nothing_until_calibrated_on_photos(tmp_path, capsys):
     uncalibrated = embedder("openvino", "int8")
     assert uncalibrated.needs_calibration

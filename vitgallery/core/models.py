@@ -519,7 +519,7 @@ class Embedder:
             tag = openvino_runtime.runtime_tag(self.precision)
             if self.precision != "int8":
                 self._openvino = openvino_runtime.load_openvino_model(
-                    vector_head(self), key=f"{self.spec.name}-{self.weights_sha256[:16]}-{self.precision}-{tag}",
+                    vector_head(self), key=self._openvino_key(self.precision),
                     input_size=self.input_size, precision=self.precision, **options)
             elif self.calibrated_model is not None:
                 if not self.calibrated_model.exists():
@@ -527,6 +527,12 @@ class Embedder:
                                          "index the folder again (every photo is embedded again)")
                 self._openvino = openvino_runtime.compile_model(self.calibrated_model, **options)
             self._runtime_tag = tag
+
+    def _openvino_key(self, precision: str) -> str:
+        """The name of this model's conversion at `precision` in openvino_runtime.cache_dir()."""
+        from vitgallery.core import openvino_runtime
+
+        return f"{self.spec.name}-{self.weights_sha256[:16]}-{precision}-{openvino_runtime.runtime_tag(precision)}"
 
     @property
     def needs_calibration(self) -> bool:
@@ -539,7 +545,8 @@ class Embedder:
         from vitgallery.core import openvino_runtime
 
         with _openvino_errors(self.spec.name, "quantising"):
-            model_file = openvino_runtime.quantise_on_photos(vector_head(self), folder, self.input_size, calibration)
+            model_file = openvino_runtime.quantise_on_photos(vector_head(self), folder, self.input_size, calibration,
+                                                             fp32_key=self._openvino_key("fp32"))
         return self.calibrated(model_file)
 
     def calibrated(self, model_file: Path | None) -> Embedder:

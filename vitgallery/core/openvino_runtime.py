@@ -149,13 +149,14 @@ def load_openvino_model(head: torch.nn.Module, *, key: str, input_size: int, pre
     return compile_model(target, threads=threads, bf16=bf16)
 
 
-def quantise_on_photos(head: torch.nn.Module, folder: Path, input_size: int, calibration: np.ndarray) -> Path:
+def quantise_on_photos(head: torch.nn.Module, folder: Path, input_size: int, calibration: np.ndarray, *,
+                       fp32_key: str | None = None) -> Path:
     """The head quantised to int8, calibrated on `calibration` (calibration_inputs), saved in `folder`
     as CHECKSUM.xml/.bin: the checksum of the model's files is the calibration's fingerprint, so two
-    calibrations that give different models never share a name (nor a library signature). Raises
-    ImportError without openvino/nncf and RuntimeError when converting fails."""
+    calibrations that give different models never share a name (nor a library signature). `fp32_key`:
+    see convert_model. Raises ImportError without openvino/nncf and RuntimeError when converting fails."""
     made = folder / f".quantised-{os.getpid()}-{threading.get_ident()}.xml"
-    convert_model(head, made, input_size, "int8", calibration)
+    convert_model(head, made, input_size, "int8", calibration, fp32_key=fp32_key)
     digest = hashlib.sha256()
     for part in (made, made.with_suffix(".bin")):
         digest.update(part.read_bytes())
@@ -192,16 +193,19 @@ def _quiet_quantising() -> Iterator[None]:
 
 
 def convert_model(head: torch.nn.Module, target: Path, input_size: int, precision: str,
-                  calibration: np.ndarray | None = None) -> None:
-    """Convert (int8: and quantise, calibrated on `calibration`) into target (.xml, with its .bin)."""
+                  calibration: np.ndarray | None = None, *, fp32_key: str | None = None) -> None:
+    """Convert (int8: and quantise, calibrated on `calibration`) into target (.xml, with its .bin).
+    `fp32_key` (int8): the fp32 conversion kept under that name in cache_dir() is quantised (and kept
+    there when made now): converting from torch takes seconds, in which tracing the model holds the
+    interpreter for up to 0.3 s at a time, and each library's calibration would do it again."""
     import openvino as ov
-    import torch
 
-    log.info("converting the model for OpenVINO (%s, once; kept in %s)", precision, target.parent)
-    example = torch.zeros((1, input_size, input_size, 3), dtype=torch.uint8)
-    with warnings.catch_warnings():  # the tracer's notes on constants in timm's code say nothing to a user
-        warnings.simplefilter("ignore")
-        model = ov.convert_model(head, example_input=example, input=[(-1, input_size, input_size, 3)])
+    kept = cache_dir() / f"{fp32_key}.xml" if fp32_key else None
+    model = _read_kept(kept) if kept is not None else None
+    if model is None:
+        model = _from_torch(head, input_size, precision, target.parent if kept is None else kept.parent)
+        if kept is not None:
+            _save(model, kept)
     if precision == "int8":
         import nncf
 
@@ -211,9 +215,39 @@ def convert_model(head: torch.nn.Module, target: Path, input_size: int, precisio
         with _quiet_quantising():
             model = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
                                   subset_size=len(batches))
+    _save(model, target)
+
+
+def _read_kept(path: Path):
+    """A conversion kept in the cache, or None when there is none or it cannot be read (made again)."""
+    import openvino as ov
+
+    if not path.exists():
+        return None
+    try:
+        return ov.Core().read_model(path)
+    except RuntimeError as exc:
+        log.warning("converting again: the kept conversion %s cannot be read (%s)", path, exc)
+        return None
+
+
+def _from_torch(head: torch.nn.Module, input_size: int, precision: str, kept_in: Path):
+    import openvino as ov
+    import torch
+
+    log.info("converting the model for OpenVINO (%s, once; kept in %s)", precision, kept_in)
+    example = torch.zeros((1, input_size, input_size, 3), dtype=torch.uint8)
+    with warnings.catch_warnings():  # the tracer's notes on constants in timm's code say nothing to a user
+        warnings.simplefilter("ignore")
+        return ov.convert_model(head, example_input=example, input=[(-1, input_size, input_size, 3)])
+
+
+def _save(model, target: Path) -> None:
+    import openvino as ov
+
     target.parent.mkdir(parents=True, exist_ok=True)
     # Written under a temporary name and renamed, the .xml last: a half-written pair is never used.
-    partial = target.with_name(f".{target.stem}.{os.getpid()}.xml")
+    partial = target.with_name(f".{target.stem}.{os.getpid()}.{threading.get_ident()}.xml")
     try:
         ov.save_model(model, partial, compress_to_fp16=False)
         os.replace(partial.with_suffix(".bin"), target.with_suffix(".bin"))
