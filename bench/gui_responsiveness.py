@@ -46,6 +46,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from vitgallery.ui import settings as opt  # noqa: E402
 from vitgallery.ui.app import StartupSplash, apply_color_scheme, create_application, start_window  # noqa: E402
+from vitgallery.ui.duplicates_view import READING_LAST_SCAN  # noqa: E402
 from vitgallery.ui.main_window import MainWindow  # noqa: E402
 from vitgallery.ui.settings import Settings  # noqa: E402
 from vitgallery.ui.workers import ModelLoading, load_model_runtime  # noqa: E402
@@ -196,7 +197,7 @@ def open_duplicates_page(app: QApplication, window: MainWindow, heartbeat: Heart
     heartbeat.start()
     started = time.perf_counter()
     window.tabs.setCurrentWidget(view)
-    wait_until(app, lambda: view.status_label.text() != "Reading the last scan…", timeout)
+    wait_until(app, lambda: view.status_label.text() != READING_LAST_SCAN, timeout)
     shown_s = time.perf_counter() - started
     wait_until(app, lambda: False, 0.5)  # the groups' first thumbnails
     heartbeat.stop()

@@ -198,8 +198,6 @@ def convert_model(head: torch.nn.Module, target: Path, input_size: int, precisio
     `fp32_key` (int8): the fp32 conversion kept under that name in cache_dir() is quantised (and kept
     there when made now): converting from torch takes seconds, in which tracing the model holds the
     interpreter for up to 0.3 s at a time, and each library's calibration would do it again."""
-    import openvino as ov
-
     kept = cache_dir() / f"{fp32_key}.xml" if fp32_key else None
     model = _read_kept(kept) if kept is not None else None
     if model is None:

@@ -74,6 +74,7 @@ log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 128
 NO_SCAN_YET = "Find duplicates to see groups of near-identical photos."
+READING_LAST_SCAN = "Reading the last scan…"
 GroupKeyRole = Qt.ItemDataRole.UserRole + 20
 KEPT_COLOUR = QColor(46, 125, 50)
 NOT_KEPT_COLOUR = QColor(183, 28, 28, 200)
@@ -418,7 +419,7 @@ class DuplicatesView(QWidget, JobPage):
 
     def _read_last_scan(self) -> None:
         self._last_scan_unread = False
-        self.status_label.setText("Reading the last scan…")
+        self.status_label.setText(READING_LAST_SCAN)
         grouping = self._grouping()
         self._run(lambda library: grouping(library.last_duplicate_scan()), self._on_last_scan)
 
