@@ -345,9 +345,9 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             scan = library.duplicate_scan(progress=progress)  # verifies only what no scan verified before
         if is_tty:
             sys.stderr.write("\r\033[K")
-        groups = scan.groups(args.threshold, include_decided=args.all)
+        groups, hidden = scan.groups_and_hidden(args.threshold, include_decided=args.all)
+        hidden = 0 if args.all else hidden
         choices = [choose_keeper(g.members, rule, prefer) for g in groups]
-        hidden = 0 if args.all else scan.hidden_count(args.threshold)
         if args.json:
             print(json.dumps({
                 "threshold": args.threshold, "keep_rule": rule.value, "hidden_by_decisions": hidden,

@@ -168,7 +168,7 @@ def test_a_scan_is_grouped_and_its_keepers_chosen_off_the_windows_thread(qtbot, 
     from vitgallery.core.duplicates import groups as core_groups
 
     on_gui_thread = []
-    grouping, choosing = core_groups.DuplicateScan.groups, duplicates_view.choose_keeper
+    grouping, choosing = core_groups.DuplicateScan.groups_and_hidden, duplicates_view.choose_keeper
 
     def groups(scan, *args, **kwargs):
         on_gui_thread.append(threading.current_thread() is threading.main_thread())
@@ -178,7 +178,7 @@ def test_a_scan_is_grouped_and_its_keepers_chosen_off_the_windows_thread(qtbot, 
         on_gui_thread.append(threading.current_thread() is threading.main_thread())
         return choosing(*args, **kwargs)
 
-    monkeypatch.setattr(core_groups.DuplicateScan, "groups", groups)
+    monkeypatch.setattr(core_groups.DuplicateScan, "groups_and_hidden", groups)
     monkeypatch.setattr(duplicates_view, "choose_keeper", choose)
     view = scanned(qtbot, make_view(library_dir))
     assert view.group_list.count() == 3 and "3 groups" in view.status_label.text()

@@ -95,11 +95,6 @@ class _Grouped:
     choices: dict[str, tuple[set[Path], str]]  # group key -> what the rule keeps, why
 
 
-def _hidden(scan: DuplicateScan, shown: list[DuplicateGroup], threshold: float, gone: set[int]) -> int:
-    """How many groups at `threshold` decisions hide, of a scan grouped as `shown`."""
-    return len(scan.groups(threshold, include_decided=True, exclude=gone)) - len(shown)
-
-
 def _rule_choice(group: DuplicateGroup, rule: KeepRule, folder: Path | None) -> tuple[set[Path], str]:
     """What `rule` keeps of a group (the kept file under every name it has in the group), and why."""
     choice = choose_keeper(group.members, rule, folder)
@@ -445,8 +440,8 @@ class DuplicatesView(QWidget, JobPage):
         def grouped(scan: DuplicateScan | None) -> _Grouped:
             if scan is None or scan.cancelled:
                 return _Grouped(scan, threshold, rule, folder, [], 0, {})
-            groups = scan.groups(threshold, exclude=gone)
-            return _Grouped(scan, threshold, rule, folder, groups, _hidden(scan, groups, threshold, gone),
+            groups, hidden = scan.groups_and_hidden(threshold, exclude=gone)
+            return _Grouped(scan, threshold, rule, folder, groups, hidden,
                             {group.key: _rule_choice(group, rule, folder) for group in groups})
 
         return grouped
@@ -756,8 +751,8 @@ class DuplicatesView(QWidget, JobPage):
         row to the next one."""
         current, row = self.current_group(), self.group_list.currentRow()
         grouped = self._scan is not None and not self._scan.cancelled
-        self._groups = self._scan.groups(self.threshold, exclude=self._gone) if grouped else []
-        self._hidden = _hidden(self._scan, self._groups, self.threshold, self._gone) if grouped else 0
+        self._groups, self._hidden = (self._scan.groups_and_hidden(self.threshold, exclude=self._gone)
+                                      if grouped else ([], 0))
         if current is not None:
             before = {m.path for m in current.members}
             shared = [len(before & {m.path for m in g.members}) for g in self._groups]

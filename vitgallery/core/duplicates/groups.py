@@ -203,6 +203,13 @@ class DuplicateScan:
         """The groups at a threshold, largest first; decided groups are left out unless asked for, and
         the photos in `exclude` (file ids, e.g. moved away since the scan) always. Separated photos
         never share a group (see without_separated)."""
+        return self.groups_and_hidden(threshold, include_decided=include_decided, exclude=exclude)[0]
+
+    def groups_and_hidden(self, threshold: float = DEFAULT_THRESHOLD, *, include_decided: bool = False,
+                          exclude: Collection[int] = ()) -> tuple[list[DuplicateGroup], int]:
+        """groups(), and how many groups decisions hide (left out unless include_decided): one grouping
+        for both, which takes seconds for a library with thousands of groups."""
+        hidden = 0
         pairs = [p for p in self.pairs if p.a not in exclude and p.b not in exclude] if exclude else self.pairs
         if self.separated:
             pairs = self.without_separated(pairs, threshold)
@@ -216,16 +223,17 @@ class DuplicateScan:
                 (self.member(n, s, _link(by_ids, n, s, group), shapes.get(n)) for n, s in links.items()),
                 key=lambda m: (-m.similarity, str(m.path)))
             key = group_key(m.fingerprint for m in members)
-            if not include_decided and self.is_decided(m.fingerprint for m in members):
-                continue
+            if self.is_decided(m.fingerprint for m in members):
+                hidden += 1
+                if not include_decided:
+                    continue
             out.append(DuplicateGroup(tuple(members), key))
         out.sort(key=lambda g: (-len(g.members), -g.total_size, str(g.members[0].path)))
-        return out
+        return out, hidden
 
     def hidden_count(self, threshold: float = DEFAULT_THRESHOLD, exclude: Collection[int] = ()) -> int:
         """How many groups at this threshold are hidden by a decision."""
-        return (len(self.groups(threshold, include_decided=True, exclude=exclude))
-                - len(self.groups(threshold, exclude=exclude)))
+        return self.groups_and_hidden(threshold, exclude=exclude)[1]
 
 
 def member_shapes(group: Iterable[int], mapped: dict[tuple[int, int], PairEvidence]) -> dict[int, MemberShape]:

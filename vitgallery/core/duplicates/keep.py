@@ -173,14 +173,30 @@ def _saved_at(member: DuplicateMember) -> int:
 def _files(members: Sequence[DuplicateMember]) -> dict[DuplicateMember, list[DuplicateMember]]:
     """Members by the file they are, links resolved: each file's representative (the member that is the
     file itself, when there is one) -> every member that is that file."""
+    folders: dict[Path, Path] = {}  # a group's members share few folders: each is resolved once
+
+    def in_resolved_folder(path: Path) -> Path:
+        """The path with its folder's links resolved, itself not: equal to the fully resolved path only
+        for the file that is not a link."""
+        if path.parent not in folders:
+            folders[path.parent] = _resolved(path.parent)
+        return folders[path.parent] / path.name
+
     by_target: dict[Path, list[DuplicateMember]] = {}
     for m in members:
-        by_target.setdefault(_resolved(m.path), []).append(m)
+        by_target.setdefault(_resolved(m.path) if _is_link(m.path) else in_resolved_folder(m.path), []).append(m)
     out = {}
     for target, same in by_target.items():
-        own = next((m for m in same if _resolved_parent(m.path) == target), None)
+        own = next((m for m in same if in_resolved_folder(m.path) == target), None)
         out[own or min(same, key=lambda m: str(m.path))] = same
     return out
+
+
+def _is_link(path: Path) -> bool:
+    try:
+        return path.is_symlink()
+    except OSError:  # unreadable: resolving it would keep it as it is too
+        return False
 
 
 def _resolved(path: Path) -> Path:
@@ -188,12 +204,6 @@ def _resolved(path: Path) -> Path:
         return path.resolve()
     except (OSError, RuntimeError):  # a loop of links: it stands for itself
         return path
-
-
-def _resolved_parent(path: Path) -> Path:
-    """The path with its folder's links resolved, itself not: equal to the fully resolved path only
-    for the file that is not a link."""
-    return _resolved(path.parent) / path.name
 
 
 def _is_under(path: Path, folder: Path) -> bool:
