@@ -438,6 +438,19 @@ def test_decode_for_model_reports_rotated_size(tmp_path: Path) -> None:
     assert (decoded.width, decoded.height) == (200, 300)
 
 
+def test_the_model_input_alone_is_what_indexing_embeds(tmp_path: Path) -> None:
+    """Calibrating a library's int8 model decodes its photos for the model only: the same pixels."""
+    framed = Image.new("RGB", (900, 700), (255, 255, 255))
+    framed.paste(noise_image(800, 600), (50, 50))
+    photos = [
+        write(tmp_path / "large.jpg", encode(noise_image(3000, 2000), "JPEG")),  # decoded at a reduced scale
+        write(tmp_path / "turned.jpg", encode(noise_image(300, 200), "JPEG", exif=exif_bytes(orientation=6))),
+        write(tmp_path / "framed.png", encode(framed, "PNG")),
+    ]
+    for path in photos:
+        assert np.array_equal(imageio.model_input(path, 224), decode_for_model(path, 224).pixels), path.name
+
+
 def test_read_meta_reads_only_the_header(tmp_path: Path) -> None:
     data = encode(noise_image(640, 480), "JPEG", exif=exif_bytes(taken="2019:01:02 03:04:05"))
     path = write(tmp_path / "cut.jpg", data[: len(data) // 2])

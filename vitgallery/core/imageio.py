@@ -289,10 +289,7 @@ def decode_for_model(path: Path | str | bytes, size: int, teaching: Teaching | N
 
     Module-level and returning a plain dataclass so that worker processes can run it.
     """
-    decoded = _decode(path, draft_size=model_draft_size(size))
-    work = working_copy(decoded.image)
-    trimmed = trim_frame(work)
-    pixels = squeeze_to_model(trimmed, size)
+    decoded, work, trimmed, pixels = _model_input(path, size)
     features = photo_features(work)
     return DecodedPhoto(
         pixels=pixels,
@@ -304,6 +301,20 @@ def decode_for_model(path: Path | str | bytes, size: int, teaching: Teaching | N
         looks=features.looks_to_bytes(),
         teaching_views=None if teaching is None else teaching_views(trimmed, pixels, teaching),
     )
+
+
+def model_input(path: Path | str | bytes, size: int) -> np.ndarray:
+    """The model input decode_for_model gives, without the rest: what calibrating a library's int8
+    model needs (the keypoints and grey copies are half of a 12 MP photo's decode)."""
+    return _model_input(path, size)[3]
+
+
+def _model_input(path: Path | str | bytes, size: int):
+    """(the decode, its working copy, that copy with its frame trimmed, the model input)."""
+    decoded = _decode(path, draft_size=model_draft_size(size))
+    work = working_copy(decoded.image)
+    trimmed = trim_frame(work)
+    return decoded, work, trimmed, squeeze_to_model(trimmed, size)
 
 
 def decode_teaching_views(path: Path | str | bytes, size: int, teaching: Teaching) -> np.ndarray:

@@ -85,13 +85,13 @@ def calibration_inputs(photos: Sequence[Path], size: int, *, step: Callable[[int
     ranges of every photo the library gets later, and the pictures widen them (all synthetic, the
     loss was at most 1.2 sem mAP, measured). `step(done, total)` reports each photo and returns True
     to stop: then None."""
-    from vitgallery.core.imageio import DecodeError, decode_for_model
+    from vitgallery.core.imageio import DecodeError, model_input
 
     chosen = calibration_sample(photos, count)
     inputs = []
     for done, path in enumerate(chosen, 1):
         try:
-            inputs.append(decode_for_model(path, size).pixels)
+            inputs.append(model_input(path, size))
         except (DecodeError, OSError) as exc:  # it is skipped here; indexing reports it
             log.info("not calibrating on %s (%s)", path, exc)
         if step is not None and step(done, len(chosen)):
