@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
+from tests.photos import make_photo
 from vitgallery.core.library import Library, LibraryError
-from vitgallery.core.models import load_embedder
-from vitgallery.ui.workers import JobRunner, NoLibraryError, ProgressThrottle, Session, WorkerError
+from vitgallery.core.models import MODELS, Embedder, load_embedder
+from vitgallery.ui import workers
+from vitgallery.ui.workers import (
+    JobRunner,
+    ModelChoice,
+    NoLibraryError,
+    ProgressThrottle,
+    Session,
+    WorkerError,
+)
 
 
 @pytest.fixture
@@ -103,16 +114,6 @@ def test_the_model_indexing_loaded_searches_its_library_without_loading_again(tm
     for a search (its calibrated file compiled), and it stays the one indexing wants."""
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    import dataclasses
-
-    import torch
-
-    from tests.photos import make_photo
-    from vitgallery.core.library import Library
-    from vitgallery.core.models import MODELS, Embedder
-    from vitgallery.ui import workers
-    from vitgallery.ui.workers import ModelChoice
-
     spec = dataclasses.replace(MODELS["tiny-test"], weights_url="https://example.invalid/tiny.pth")
     loads: list[str] = []
 
