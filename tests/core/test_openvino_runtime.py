@@ -47,6 +47,16 @@ def test_a_compiled_model_is_kept_and_a_damaged_copy_compiles_again():
     assert np.array_equal(embedder("openvino").embed_pixels(pixels()), first)
 
 
+def test_a_cache_folder_that_cannot_be_made_keeps_nothing_and_stops_nothing(tmp_path, monkeypatch):
+    blocked = tmp_path / "a file"
+    blocked.write_bytes(b"")
+    monkeypatch.setattr(openvino_runtime, "cache_dir", lambda: blocked / "openvino")
+    calibration = np.concatenate([pixels(3), openvino_runtime.calibration_pictures(5, TINY.input_size)])
+    calibrated = embedder("openvino", "int8").calibrate(calibration, tmp_path / "models")
+    assert calibrated.embed_pixels(pixels()).shape == (6, TINY.dim)
+    assert set(tmp_path.iterdir()) == {blocked, tmp_path / "models"}
+
+
 def test_each_calibration_quantises_the_one_kept_fp32_conversion(tmp_path, monkeypatch):
     """Converting from torch takes seconds and holds the interpreter: once per model, not per library."""
     conversions = []
