@@ -55,6 +55,7 @@ def test_a_cache_folder_that_cannot_be_made_keeps_nothing_and_stops_nothing(tmp_
     calibrated = embedder("openvino", "int8").calibrate(calibration, tmp_path / "models")
     assert calibrated.embed_pixels(pixels()).shape == (6, TINY.dim)
     assert set(tmp_path.iterdir()) == {blocked, tmp_path / "models"}
+    assert embedder("openvino", "bf16").embed_pixels(pixels()).shape == (6, TINY.dim), "converted for this run"
 
 
 def test_each_calibration_quantises_the_one_kept_fp32_conversion(tmp_path, monkeypatch):

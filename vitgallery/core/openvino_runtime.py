@@ -21,6 +21,7 @@ import logging
 import os
 import random
 import sys
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -145,7 +146,14 @@ def load_openvino_model(head: torch.nn.Module, *, key: str, input_size: int, pre
     Raises ImportError without openvino and RuntimeError when converting fails."""
     target = cache_dir() / f"{key}.xml"
     if not target.exists():
-        convert_model(head, target, input_size, precision)
+        try:
+            convert_model(head, target, input_size, precision)
+        except OSError as exc:  # the cache cannot be written: converted for this run only
+            log.warning("the converted model is not kept in %s (%s)", target.parent, exc)
+            with tempfile.TemporaryDirectory(prefix="vitgallery-openvino-") as scratch:
+                converted = Path(scratch) / target.name
+                convert_model(head, converted, input_size, precision)
+                return compile_model(converted, threads=threads, bf16=bf16)
     return compile_model(target, threads=threads, bf16=bf16)
 
 
