@@ -68,6 +68,8 @@ def test_broken_or_foreign_weights_file(tmp_path):
     torch.save({"layer.weight": torch.zeros(3)}, foreign)
     with pytest.raises(ModelLoadError):
         load_embedder("vit-b16", weights=foreign)
+    with pytest.raises(ModelLoadError, match="does not hold dinov2-s14 weights"):
+        load_embedder("dinov2-s14", weights=foreign)
 
 
 def test_dinov2_loads_meta_layout_checkpoint(tmp_path):

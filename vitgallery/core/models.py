@@ -706,7 +706,11 @@ def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = Non
         weights_sha, weights_file = "random-seed-0", None
     else:
         path = weights_file or download_weights(spec, progress=progress)
-        model = _built_with_weights(spec, _read_state_dict(path))
+        try:
+            model = _built_with_weights(spec, _read_state_dict(path))
+        except (RuntimeError, KeyError, ValueError) as exc:  # torch's and timm's words for a foreign layout
+            detail = " ".join(str(exc).split())[:200]
+            raise ModelLoadError(f"{path} does not hold {name} weights ({detail})") from exc
         weights_sha = file_sha256(path)
         log.info("loaded %s weights from %s (sha256 %s)", name, path, weights_sha[:16])
     return Embedder(spec, model, weights_sha, torch_device, precision=precision, compile_model=compile_model,
