@@ -214,7 +214,8 @@ def convert_model(head: torch.nn.Module, target: Path, input_size: int, precisio
     kept = cache_dir() / f"{fp32_key}.xml" if fp32_key else None
     model = _read_kept(kept) if kept is not None else None
     if model is None:
-        model = _from_torch(head, input_size, precision, target.parent if kept is None else kept.parent)
+        log.info("converting the model for OpenVINO (%s, once; kept in %s)", precision, (kept or target).parent)
+        model = _from_torch(head, input_size)
         if kept is not None:
             try:
                 _save(model, kept)
@@ -245,11 +246,10 @@ def _read_kept(path: Path):
         return None
 
 
-def _from_torch(head: torch.nn.Module, input_size: int, precision: str, kept_in: Path):
+def _from_torch(head: torch.nn.Module, input_size: int):
     import openvino as ov
     import torch
 
-    log.info("converting the model for OpenVINO (%s, once; kept in %s)", precision, kept_in)
     example = torch.zeros((1, input_size, input_size, 3), dtype=torch.uint8)
     with warnings.catch_warnings():  # the tracer's notes on constants in timm's code say nothing to a user
         warnings.simplefilter("ignore")

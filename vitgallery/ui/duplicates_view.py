@@ -82,6 +82,8 @@ KEYS_HINT = (
     "Keys: K keep · R reject · C compare · T take out · D not duplicates (two selected) · "
     "N / P next / previous group · Ctrl+Enter resolve this group · Ctrl+Z undo"
 )
+
+
 @dataclass(frozen=True)
 class _Grouped:
     """A scan grouped in a job, with what it was grouped at (DuplicatesView._grouping)."""

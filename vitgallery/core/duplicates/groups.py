@@ -231,10 +231,6 @@ class DuplicateScan:
         out.sort(key=lambda g: (-len(g.members), -g.total_size, str(g.members[0].path)))
         return out, hidden
 
-    def hidden_count(self, threshold: float = DEFAULT_THRESHOLD, exclude: Collection[int] = ()) -> int:
-        """How many groups at this threshold are hidden by a decision."""
-        return self.groups_and_hidden(threshold, exclude=exclude)[1]
-
 
 def member_shapes(group: Iterable[int], mapped: dict[tuple[int, int], PairEvidence]) -> dict[int, MemberShape]:
     """Each member's MemberShape from the mapped pairs (by (a, b), a < b, with a shape) among the group."""
