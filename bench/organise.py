@@ -18,6 +18,8 @@ opening one may migrate it). Every figure is printed as one JSON line per corpus
 - sort (sem task): each category split half examples / half unsorted (examples: the first half of a
   seeded shuffle, rounded up), --splits times; accuracy overall, on the confident suggestions and their
   share (pooled over the splits), for the package's choice, the head alone and the neighbour vote alone.
+  With --finetune (and --weights, the library's weights file): also the package's choice with
+  `vitgallery sort --finetune`, and the fine-tuned model alone.
 - watch: a watched library of 8 photos while --burst photos of CORPUS/dup/images are copied in at once,
   then one more: the batches, and how long until the photos are searchable. The default tiny-test
   model measures the watcher itself; --model dinov2-s14 --weights FILE adds the real embedding cost.
@@ -39,11 +41,15 @@ import numpy as np
 from vitgallery.core.library import Library
 from vitgallery.core.models import DEFAULT_MODEL, load_embedder
 from vitgallery.core.organise.arrange import arrange_order
+from vitgallery.core.organise.finetune import LastBlockTuner
 from vitgallery.core.organise.groups import cluster_labels
 from vitgallery.core.organise.sort import (
     CONFIDENT_FROM,
+    HEAD_LEARNING_RATE,
+    HEAD_LOGIT_SCALE,
     NeighbourVote,
     choose_classifier,
+    fine_tuned_if_better,
     train_head,
 )
 from vitgallery.core.organise.watch import FolderWatcher
@@ -212,7 +218,7 @@ def half_split(categories: list[str], seed: int) -> tuple[np.ndarray, np.ndarray
     return np.array(examples), np.array(unsorted)
 
 
-def bench_sort(corpus: Path, library: Library, splits: int) -> None:
+def bench_sort(corpus: Path, library: Library, splits: int, finetune_weights: str | None) -> None:
     """Every method on `splits` half/half splits; the scores pool the unsorted photos of all splits."""
     labels_of = truth(corpus, "sem")["labels"]
     paths, vectors = library.search_vectors()
@@ -220,6 +226,12 @@ def bench_sort(corpus: Path, library: Library, splits: int) -> None:
     names = sorted(set(categories))
     labels = np.array([names.index(c) for c in categories])
     pooled: dict[str, list] = {"package": [], "head alone": [], "knn alone": []}
+    tuner = inputs = None
+    if finetune_weights is not None:
+        pooled.update({"package with --finetune": [], "fine-tuned alone": []})
+        tuner = LastBlockTuner(library.load_embedder(weights=finetune_weights))
+        read, inputs, problems = tuner.inputs(paths, phase="preparing")
+        assert read == paths and not problems, problems
     chosen, seconds = [], []
     for split in range(splits):
         examples, unsorted = half_split(categories, split)
@@ -228,10 +240,23 @@ def bench_sort(corpus: Path, library: Library, splits: int) -> None:
         choice = choose_classifier(x, y, len(names))
         seconds.append(time.perf_counter() - started)
         chosen.append(choice.classifier.method)
-        for method, classifier in (("package", choice.classifier), ("head alone", train_head(x, y, len(names))),
-                                   ("knn alone", NeighbourVote(x, y, len(names)))):
-            pooled[method].append((classifier.probabilities(vectors[unsorted]), labels[unsorted],
-                                   CONFIDENT_FROM[classifier.method]))
+        runs = [("package", choice.classifier, vectors[unsorted]), ("head alone", train_head(x, y, len(names)), vectors[unsorted]),
+                ("knn alone", NeighbourVote(x, y, len(names)), vectors[unsorted])]
+        if tuner is not None:
+            accuracy = dict(choice.accuracy)
+            started = time.perf_counter()
+            tuned = fine_tuned_if_better(tuner, inputs[examples], y, len(names), accuracy)
+            chosen_tuned = tuned if tuned is not None else choice.classifier
+            alone = tuned or tuner.train(inputs[examples], y, len(names), scale=HEAD_LOGIT_SCALE,
+                                         head_learning_rate=HEAD_LEARNING_RATE)
+            print(json.dumps({"corpus": corpus.name, "split": split, "held_out_accuracy": accuracy,
+                              "finetuned_kept": tuned is not None,
+                              "seconds": round(time.perf_counter() - started, 1)}), flush=True)
+            tuned_inputs = inputs[unsorted][:, 0]
+            runs += [("package with --finetune", chosen_tuned, tuned_inputs if tuned is not None else vectors[unsorted]),
+                     ("fine-tuned alone", alone, tuned_inputs)]
+        for method, classifier, features in runs:
+            pooled[method].append((classifier.probabilities(features), labels[unsorted], CONFIDENT_FROM[classifier.method]))
     for method, runs in pooled.items():
         probabilities = np.concatenate([r[0] for r in runs])
         truths = np.concatenate([r[1] for r in runs])
@@ -295,6 +320,7 @@ def main() -> int:
     ap.add_argument("--splits", type=int, default=5, help="sort: how many seeded examples/unsorted splits")
     ap.add_argument("--burst", type=int, default=1000, help="watch: photos copied in at once")
     ap.add_argument("--model", default="tiny-test", help="watch: the model (tiny-test measures the watcher alone)")
+    ap.add_argument("--finetune", action="store_true", help="sort: measure --finetune too (needs --weights)")
     a = ap.parse_args()
     if a.what == "arrange-scale":
         bench_arrange_scale([int(c) for c in a.corpora])
@@ -304,6 +330,8 @@ def main() -> int:
         return 0
     if a.libs is None:
         ap.error("--libs is needed")
+    if a.finetune and a.weights is None:
+        ap.error("--finetune needs --weights")
     for corpus in map(Path, a.corpora):
         task = "dup" if a.what == "arrange" else "sem"
         library = library_for(corpus, task, a.libs, a.weights)
@@ -313,7 +341,7 @@ def main() -> int:
             elif a.what == "groups":
                 bench_groups(corpus, library, a.min_size)
             else:
-                bench_sort(corpus, library, a.splits)
+                bench_sort(corpus, library, a.splits, a.weights if a.finetune else None)
         finally:
             library.close()
     return 0

@@ -493,7 +493,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
                 embedders.append(library.load_embedder(device=args.device, weights=args.weights))
             return embedders[0]
 
-        plan = suggest_folders(library, unsorted, examples, load, progress=_organise_progress())
+        plan = suggest_folders(library, unsorted, examples, load, finetune=args.finetune, progress=_organise_progress())
         for path, reason in plan.problems:
             print(f"not sorted: {path}: {reason}", file=sys.stderr)
         report = apply_suggestions(library, plan.suggestions) if args.apply else None
@@ -806,6 +806,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=weights_file, metavar="FILE",
                    help="the weights file, if the library was indexed from one now at another path")
     p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    p.add_argument("--finetune", action="store_true",
+                   help="also fine-tune the model's last block on the examples, and sort with it where it beats "
+                        "the head and the vote on the examples held out (seconds on a GPU, minutes on a CPU)")
     p.add_argument("--apply", action="store_true", help="move the photos whose suggestion is sure (one undoable action)")
     p.add_argument("--json", action="store_true",
                    help='print {"suggestions": [{"path", "folder", "confidence", "sure"}], ...}')

@@ -42,7 +42,7 @@ def last_block_inputs(embedder, images: Path, names: list[str], cache: Path | No
     for name in names:
         pixels = decode_for_model(images / name, embedder.input_size).pixels
         views.append(np.stack([pixels, pixels[:, ::-1]]))
-    x = embedder._model_input(np.ascontiguousarray(np.concatenate(views)))
+    x = embedder.normalised_input(np.ascontiguousarray(np.concatenate(views)))
     with torch.inference_mode():
         tokens = model.norm_pre(model._pos_embed(model.patch_embed(x)))
         for block in model.blocks[:-1]:

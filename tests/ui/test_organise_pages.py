@@ -191,6 +191,23 @@ def test_sort_page_trains_suggests_and_moves_one_then_all_then_undoes(qtbot, sor
     assert {s.path.name for s in page.suggestions} == {"s3_c.jpg", *(p.name for p in chosen)}
 
 
+def test_sort_page_fine_tunes_the_model_when_asked(qtbot, sort_window):
+    window, root = sort_window
+    page = window.sort_page
+    page.set_folders(root / "Sorted", root)
+    page.finetune_box.setChecked(True)
+    phases = []
+    page.progress_bar.valueChanged.connect(lambda value: phases.append(page.progress_bar.format()))
+    with qtbot.waitSignal(page.suggested, timeout=60_000):
+        page.suggest_button.click()
+        assert not page.finetune_box.isEnabled()
+    assert any(text.startswith("Fine-tuning the model") for text in phases)
+    assert page.finetune_box.isEnabled() and page.table.rowCount() == SCENES
+    tuned = f"{100 * page._plan.accuracy['finetuned']:.0f} %"
+    assert (f"Sorted by the fine-tuned model, {tuned} right" in page.status_label.text()
+            or f"The fine-tuned model was not more accurate ({tuned})" in page.status_label.text())
+
+
 def test_sort_can_be_cancelled_and_bad_folders_get_a_message(qtbot, sort_window, tmp_path):
     window, root = sort_window
     page = window.sort_page

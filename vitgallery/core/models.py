@@ -614,7 +614,7 @@ class Embedder:
             padded = 1 << (count - 1).bit_length()
             pixels = np.concatenate([pixels, np.zeros((padded - count, *pixels.shape[1:]), pixels.dtype)])
         with torch.inference_mode():
-            x = self._model_input(pixels)
+            x = self.normalised_input(pixels)
             with self._autocast():
                 tokens = self._features(x)
             return self._vectors(tokens[:count])
@@ -626,7 +626,7 @@ class Embedder:
         import torch
 
         with torch.inference_mode():
-            x = self._model_input(pixels)
+            x = self.normalised_input(pixels)
             with self._autocast():
                 dense = self.spec.dense(self.model, x, attention)
             vectors = self._vectors(dense.tokens)
@@ -635,7 +635,8 @@ class Embedder:
         return [PatchFeatures(vectors[i], patches[i], None if weights is None else weights[i])
                 for i in range(len(pixels))]
 
-    def _model_input(self, pixels: np.ndarray) -> torch.Tensor:
+    def normalised_input(self, pixels: np.ndarray) -> torch.Tensor:
+        """(B, H, W, 3) uint8 -> the torch model's input on its device: (B, 3, H, W), normalised."""
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)  # uint8: 4x less to copy

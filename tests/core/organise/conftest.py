@@ -27,3 +27,16 @@ def scenes(tmp_path, tiny):
     library.index(tiny, decode_workers=0, batch_size=8)
     yield library, root
     library.close()
+
+
+@pytest.fixture
+def sorting(scenes, tmp_path):
+    """Examples: two copies of scenes 0-2 in Sorted/<scene>/; to sort: the third copy of each, in the
+    library's folder, and one more copy of scene 1 outside the library."""
+    library, root = scenes
+    sorted_dir = tmp_path / "Sorted"
+    for scene in range(3):
+        save_copies(scene, sorted_dir / f"scene{scene}", copies=("a", "b"))
+    outside = tmp_path / "outside"
+    save_copies(1, outside, copies=("c",))
+    return library, root, sorted_dir, outside

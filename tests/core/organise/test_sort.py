@@ -70,19 +70,6 @@ def test_the_vote_is_kept_when_it_is_more_accurate():
     assert choice.accuracy["knn"] > choice.accuracy["head"] and isinstance(choice.classifier, NeighbourVote)
 
 
-@pytest.fixture
-def sorting(scenes, tmp_path):
-    """Examples: two copies of scenes 0-2 in Sorted/<scene>/; to sort: the third copy of each, in the
-    library's folder, and one more copy of scene 1 outside the library."""
-    library, root = scenes
-    sorted_dir = tmp_path / "Sorted"
-    for scene in range(3):
-        save_copies(scene, sorted_dir / f"scene{scene}", copies=("a", "b"))
-    outside = tmp_path / "outside"
-    save_copies(1, outside, copies=("c",))
-    return library, root, sorted_dir, outside
-
-
 def test_suggestions_for_photos_in_and_outside_the_library(sorting, tiny):
     library, root, sorted_dir, outside = sorting
     loads = []

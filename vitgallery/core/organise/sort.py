@@ -5,7 +5,9 @@ head: cross-entropy, AdamW, a few epochs over mini-batches, with a part of the e
 measure its accuracy. A k-nearest-neighbour vote over the same vectors is measured on the same
 held-out part, and the better of the two, refitted on every example, suggests a folder and a
 confidence for each unsorted photo; below a confidence threshold the suggestion is "not sure".
-Accepted suggestions are moved as one logged action (Library.undo puts them back).
+With `finetune`, the model's last block is fine-tuned with a head too (finetune.py), measured on the
+same held-out part, and kept only where it beats both. Accepted suggestions are moved as one logged
+action (Library.undo puts them back).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from vitgallery.core.duplicates.actions import ActionPlace, ActionReport, move_files
 from vitgallery.core.library import Library
+from vitgallery.core.organise.finetune import LastBlockTuner, TunedClassifier
 from vitgallery.core.organise.vectors import (
     EmbedderLoader,
     OrganiseError,
@@ -30,6 +33,9 @@ from vitgallery.core.organise.vectors import (
     step,
     vectors_for,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +51,9 @@ VALIDATION_SHARE = 0.2  # of each class's examples held out (classes with one ex
 KNN_NEIGHBOURS = 10
 KNN_TEMPERATURE = 0.1  # each neighbour's vote is exp(cosine / T)
 # Below these confidences a suggestion is "not sure": the head's 0.95 was right on 96 % of the sure ones
-# on seeds 1 and 2 (0.9: 91 %); the vote's confidence ranks worse (0.95: 81 %).
-CONFIDENT_FROM = {"head": 0.95, "knn": 0.95}
+# on seeds 1 and 2 (0.9: 91 %); the vote's confidence ranks worse (0.95: 81 %). The fine-tuned model's
+# head is the same cosine head.
+CONFIDENT_FROM = {"head": 0.95, "knn": 0.95, "finetuned": 0.95}
 
 
 class FolderClassifier(Protocol):
@@ -188,7 +195,7 @@ class SortSuggestion:
 @dataclass
 class SortPlan:
     suggestions: list[SortSuggestion]
-    method: str  # "head" or "knn": the classifier that made them
+    method: str  # "head", "knn" or "finetuned": the classifier that made them
     accuracy: dict[str, float]  # each method's accuracy on the held-out examples
     held_out: int
     classes: list[Path]
@@ -204,7 +211,8 @@ def example_classes(examples: Path) -> list[Path]:
 
 
 def suggest_folders(library: Library, unsorted: Path, examples: Path, load_embedder: EmbedderLoader | None, *,
-                    progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> SortPlan:
+                    finetune: bool = False, progress: ProgressCallback | None = None,
+                    cancel: threading.Event | None = None) -> SortPlan:
     """A folder (a subfolder of `examples`) for each photo under `unsorted` that is not already in one."""
     folders = example_classes(examples)
     example_paths = {folder: photos_in(folder) for folder in folders}
@@ -215,25 +223,62 @@ def suggest_folders(library: Library, unsorted: Path, examples: Path, load_embed
     unsorted_paths = photos_in(unsorted, leave_out=classes)
     if not unsorted_paths:
         raise OrganiseError(f"no photos to sort in {unsorted} (outside the example folders)")
+    if finetune and load_embedder is None:
+        raise OrganiseError("fine-tuning needs the library's model")
     every = [p for folder in classes for p in example_paths[folder]]
     known = vectors_for(library, every + unsorted_paths, load_embedder, progress=progress, cancel=cancel)
     row_of = {path: i for i, path in enumerate(known.paths)}
     label_of = {p: c for c, folder in enumerate(classes) for p in example_paths[folder]}
     example_rows = [row_of[p] for p in every if p in row_of]
-    choice = choose_classifier(known.vectors[example_rows], np.array([label_of[known.paths[i]] for i in example_rows]),
-                               len(classes), progress=progress, cancel=cancel)
-    step(progress, cancel, "suggesting", 0, len(unsorted_paths))
+    labels = np.array([label_of[known.paths[i]] for i in example_rows])
+    choice = choose_classifier(known.vectors[example_rows], labels, len(classes), progress=progress, cancel=cancel)
+    accuracy, problems = dict(choice.accuracy), list(known.problems)
     targets = [p for p in unsorted_paths if p in row_of]
-    suggestions = []
-    if targets:
+    tuned = None
+    if finetune:
+        tuner = LastBlockTuner(load_embedder())
+        paths = [known.paths[i] for i in example_rows]
+        read, inputs, unread = tuner.inputs(paths, phase="preparing", progress=progress, cancel=cancel)
+        problems += unread
+        still_readable = set(read)
+        tuned = fine_tuned_if_better(tuner, inputs, labels[[i for i, p in enumerate(paths) if p in still_readable]],
+                                     len(classes), accuracy, progress=progress, cancel=cancel)
+        if tuned is not None:
+            targets, probabilities, unread = tuner.probabilities(tuned, targets, progress=progress, cancel=cancel)
+            problems += unread
+    if tuned is None:
+        step(progress, cancel, "suggesting", 0, len(targets))
         probabilities = choice.classifier.probabilities(known.vectors[[row_of[p] for p in targets]])
-        threshold = CONFIDENT_FROM[choice.classifier.method]
-        for path, row in zip(targets, probabilities):
-            best = int(row.argmax())
-            confident = row[best] >= threshold
-            suggestions.append(SortSuggestion(path, classes[best] if confident else None, classes[best], float(row[best])))
-    step(progress, cancel, "suggesting", len(unsorted_paths), len(unsorted_paths))
-    return SortPlan(suggestions, choice.classifier.method, choice.accuracy, choice.held_out, classes, known.problems)
+    method = choice.classifier.method if tuned is None else tuned.method
+    suggestions = []
+    for path, row in zip(targets, probabilities):
+        best = int(row.argmax())
+        confident = row[best] >= CONFIDENT_FROM[method]
+        suggestions.append(SortSuggestion(path, classes[best] if confident else None, classes[best], float(row[best])))
+    step(progress, cancel, "suggesting", len(targets), len(targets))
+    return SortPlan(suggestions, method, accuracy, choice.held_out, classes, problems)
+
+
+def fine_tuned_if_better(tuner: LastBlockTuner, inputs: torch.Tensor, labels: np.ndarray, classes: int,
+                         accuracy: dict[str, float], *, seed: int = 0, progress: ProgressCallback | None = None,
+                         cancel: threading.Event | None = None) -> TunedClassifier | None:
+    """The model fine-tuned on every example (`inputs`: LastBlockTuner.inputs), if, trained on the examples
+    choose_classifier trained on, it is more accurate on the ones it held out than the head and the vote
+    were (`accuracy`); None otherwise, and with nothing held out (nothing shows it is better). Its
+    held-out accuracy goes into `accuracy`."""
+    train, held = held_out_split(labels, seed=seed)  # the split choose_classifier made, unless a file went unread
+    if not len(held) or not len(train):
+        return None
+    trial = tuner.train(inputs[train], labels[train], classes, scale=HEAD_LOGIT_SCALE,
+                        head_learning_rate=HEAD_LEARNING_RATE, seed=seed, progress=progress, cancel=cancel)
+    accuracy[trial.method] = float(np.mean(trial.probabilities(inputs[held][:, 0]).argmax(axis=1) == labels[held]))
+    rivals = [value for method, value in accuracy.items() if method != trial.method]
+    if accuracy[trial.method] <= max(rivals, default=0.0):
+        log.info("the fine-tuned model was not kept: %.0f %% on the held-out examples, against %.0f %%",
+                 100 * accuracy[trial.method], 100 * max(rivals, default=0.0))
+        return None
+    return tuner.train(inputs, labels, classes, scale=HEAD_LOGIT_SCALE, head_learning_rate=HEAD_LEARNING_RATE,
+                       seed=seed, progress=progress, cancel=cancel)
 
 
 def apply_suggestions(library: Library, suggestions: Sequence[SortSuggestion]) -> ActionReport:
