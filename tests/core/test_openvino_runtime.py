@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,12 +41,25 @@ def test_openvino_gives_torchs_vectors_and_says_so_in_the_signature():
 
 def test_a_compiled_model_is_kept_and_a_damaged_copy_compiles_again():
     first = embedder("openvino").embed_pixels(pixels())
-    kept = list((openvino_runtime.cache_dir() / "compiled").glob("*.blob"))
+    kept = list((openvino_runtime.cache_dir() / "compiled").glob("*/*.blob"))
     assert kept, "the compiled model is kept for the next start"
     assert np.array_equal(embedder("openvino").embed_pixels(pixels()), first)
     for blob in kept:
         blob.write_bytes(b"damaged")
     assert np.array_equal(embedder("openvino").embed_pixels(pixels()), first)
+
+
+def test_the_compiled_cache_keeps_the_models_used_last(monkeypatch):
+    monkeypatch.setattr(openvino_runtime, "COMPILED_MODELS_KEPT", 2)
+    root = openvino_runtime.cache_dir() / "compiled"
+    for age, name in enumerate(["newer", "older", "oldest"]):
+        (root / name).mkdir(parents=True)
+        (root / name / "1234.blob").write_bytes(b"compiled")
+        os.utime(root / name, (1e9 - 100 * age, 1e9 - 100 * age))
+    (root / "5678.blob").write_bytes(b"an earlier version's")
+    assert openvino_runtime._compiled_cache(Path("/library/models/oldest.xml")) == root / "oldest"
+    assert sorted(p.name for p in root.iterdir()) == ["newer", "oldest"], "the one used longest ago goes"
+    assert (root / "oldest" / "1234.blob").exists()
 
 
 def test_a_cache_folder_that_cannot_be_made_keeps_nothing_and_stops_nothing(tmp_path, monkeypatch):
