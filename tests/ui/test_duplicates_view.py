@@ -367,6 +367,21 @@ def test_resolve_all_asks_with_the_counts_and_cancel_is_the_default(qtbot, make_
     assert photo_names(root) == before and view.group_list.count() == 3, "Cancel moves nothing"
 
 
+def test_the_resolve_all_count_follows_what_is_kept(qtbot, make_view, library_dir):
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    last = view.member_list.count() - 1
+    view.member_list.setCurrentRow(last)  # K and R leave the selection where it is on the last photo
+    qtbot.keyClick(view.member_list, Qt.Key.Key_K)
+    assert view.resolve_all_button.text() == "Resolve all 3 groups (11 photos)…"
+    qtbot.keyClick(view.member_list, Qt.Key.Key_R)
+    assert view.resolve_all_button.text() == "Resolve all 3 groups (12 photos)…"
+    changed_rows = []
+    view.group_list.model().dataChanged.connect(lambda first, last, roles: changed_rows.append(first.row()))
+    view.next_group()
+    assert view.resolve_all_button.text() == "Resolve all 3 groups (12 photos)…"
+    assert not changed_rows, "stepping to a group changes no row of the list (each change lays out every row)"
+
+
 def test_resolve_all_to_the_trash_then_undo(qtbot, make_view, library_dir):
     view = active(qtbot, scanned(qtbot, make_view(library_dir)))
     root = view.groups[0].members[0].path.parent

@@ -259,7 +259,7 @@ class DuplicatesView(QWidget, JobPage):
         self.member_list.setGridSize(QSize(THUMBNAIL_SIZE + 84, THUMBNAIL_SIZE + 116))  # four lines of text
         self.member_list.setItemDelegate(KeepBadgeDelegate(self.member_list))
         self.member_list.itemChanged.connect(self._on_member_checked)
-        self.member_list.itemSelectionChanged.connect(self._update_enabled)
+        self.member_list.itemSelectionChanged.connect(self._update_group_buttons)
         self.member_list.itemDoubleClicked.connect(lambda item: self.compare_selected())
 
         self.keep_button = QPushButton("Keep (K)")
@@ -635,7 +635,7 @@ class DuplicatesView(QWidget, JobPage):
             return
         self._keep[group.key] = keep
         rows = [self.shown_members().index(m) for m in members]
-        self._refresh_members(group)
+        self._keeps_changed(group)
         following = max(rows) + 1  # the next photo, so K and R step through the group
         if following < self.member_list.count():
             self.member_list.setCurrentRow(following)
@@ -673,7 +673,7 @@ class DuplicatesView(QWidget, JobPage):
         if group is None or group.key != key:
             return
         self._keep[key] = (self.keep_paths(group) - {drop}) | {keep}
-        self._refresh_members(group)
+        self._keeps_changed(group)
         self.status_label.setText(self._summary())
 
     def _show_group(self, row: int) -> None:
@@ -700,13 +700,25 @@ class DuplicatesView(QWidget, JobPage):
         else:
             self.group_title.setText("")
             self.keeper_label.setText("")
-        self._update_enabled()
+        self._update_group_buttons()  # what Resolve all removes is the same whichever group is shown
+
+    def _keeps_changed(self, group: DuplicateGroup) -> None:
+        self._refresh_members(group)
+        self._update_resolve_all()
+
+    def _row_of(self, group: DuplicateGroup) -> int:
+        """The group's row in the list (-1: not listed), found by identity: the one on screen at once,
+        and without comparing a thousand groups member by member."""
+        row = self.group_list.currentRow()
+        if 0 <= row < len(self._groups) and self._groups[row] is group:
+            return row
+        return next((n for n, listed in enumerate(self._groups) if listed is group), -1)
 
     def _refresh_members(self, group: DuplicateGroup) -> None:
         """The ticks, texts and titles after what is kept changed (the order stays while one looks)."""
         keep = self.keep_paths(group)
         reason = self.keep_reason(group)
-        row = self._groups.index(group) if group in self._groups else -1
+        row = self._row_of(group)
         self.group_title.setText(
             f"Group {row + 1} of {len(self._groups)} · {_count(len(group.members), 'photo')} · "
             f"{_size_text(group.total_size)}"
@@ -741,7 +753,7 @@ class DuplicatesView(QWidget, JobPage):
             self._refresh_members(group)
             return
         self._keep[group.key] = keep
-        self._refresh_members(group)
+        self._keeps_changed(group)
         if not self._busy:
             self.status_label.setText(self._summary())
 
@@ -779,15 +791,17 @@ class DuplicatesView(QWidget, JobPage):
 
     def _update_group_item(self, group: DuplicateGroup, item: QListWidgetItem | None = None) -> None:
         if item is None:
-            row = self._groups.index(group) if group in self._groups else -1
+            row = self._row_of(group)
             item = self.group_list.item(row) if row >= 0 else None
             if item is None:
                 return
         keep = self.keep_paths(group)
         keeper = next((m for m in group.members if m.path in keep), group.members[0])
         item.setText(f"{_count(len(group.members), 'photo')} · {_size_text(group.total_size)}\nkeeps {keeper.path.name}")
-        row = self.group_list.row(item)
         shown = item.data(PathRole)
+        if shown == str(keeper.path) and not item.icon().isNull():
+            return  # a new icon, even the same picture, has the list measure all its rows again
+        row = self.group_list.row(item)
         if shown is not None:
             self._group_rows.get(shown, set()).discard(row)
         item.setData(PathRole, str(keeper.path))
@@ -1031,7 +1045,18 @@ class DuplicatesView(QWidget, JobPage):
         idle = not self._busy
         self.scan_button.setEnabled(idle and self._library_dir is not None)
         self.cancel_button.setVisible(self._busy and self._scan_job is not None)
-        group = self.current_group() if idle else None
+        self._update_group_buttons()
+        self._update_resolve_all()
+        for button in self.list_buttons.values():
+            button.setEnabled(idle and bool(self._groups))
+        entry = self._selected_history()
+        self.undo_button.setEnabled(idle and entry is not None and entry.undoable)
+        if not BULK_ACTIONS["trash"].undoable:
+            self.undo_button.setToolTip("Files moved to the trash are put back from the system trash on this system")
+
+    def _update_group_buttons(self) -> None:
+        """The buttons acting on the group on screen and its selected photos."""
+        group = self.current_group() if not self._busy else None
         selected = len(self.selected_members()) if group is not None else 0
         for button in (self.keep_button, self.reject_button, self.compare_button, self.not_duplicates_button,
                        self.keep_all_button, self.resolve_group_button):
@@ -1042,16 +1067,14 @@ class DuplicatesView(QWidget, JobPage):
             "The selected photos form a group of their own" if selected > 1
             else "This photo is not a duplicate of the others: it leaves the group, the rest stays")
         self.pair_button.setEnabled(selected == 2)
-        acting = [s for s in self.selections() if s.to_remove] if idle else []
-        photos = sum(len(s.to_remove) for s in acting)
-        self.resolve_all_button.setText(f"Resolve all {_count(len(acting), 'group')} ({_count(photos, 'photo')})…")
+
+    def _update_resolve_all(self) -> None:
+        """What Resolve all would remove, counted over every group: after what is kept or listed changed
+        (milliseconds at a thousand groups, so not at each step from group to group)."""
+        removals = [len(s.to_remove) for s in self.selections()] if not self._busy else []
+        groups, photos = sum(1 for n in removals if n), sum(removals)
+        self.resolve_all_button.setText(f"Resolve all {_count(groups, 'group')} ({_count(photos, 'photo')})…")
         self.resolve_all_button.setToolTip(
             f"{self.current_action.label.rstrip('…')}: the {_count(photos, 'photo')} not kept, "
             f"from every group listed; asks first")
-        self.resolve_all_button.setEnabled(bool(acting))
-        for button in self.list_buttons.values():
-            button.setEnabled(idle and bool(self._groups))
-        entry = self._selected_history()
-        self.undo_button.setEnabled(idle and entry is not None and entry.undoable)
-        if not BULK_ACTIONS["trash"].undoable:
-            self.undo_button.setToolTip("Files moved to the trash are put back from the system trash on this system")
+        self.resolve_all_button.setEnabled(groups > 0)
