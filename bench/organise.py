@@ -229,7 +229,7 @@ def bench_sort(corpus: Path, library: Library, splits: int, finetune_weights: st
     tuner = inputs = None
     if finetune_weights is not None:
         pooled.update({"package with --finetune": [], "fine-tuned alone": []})
-        tuner = LastBlockTuner(library.load_embedder(weights=finetune_weights))
+        tuner = LastBlockTuner(library.load_embedder(weights=finetune_weights), library.search_space().whitening)
         read, inputs, problems = tuner.inputs(paths, phase="preparing")
         assert read == paths and not problems, problems
     chosen, seconds = [], []

@@ -20,6 +20,7 @@ from vitgallery.core.organise.sort import (
     suggest_folders,
 )
 from vitgallery.core.organise.vectors import OrganiseCancelled, OrganiseError, photos_in
+from vitgallery.core.whitening import LibraryWhitening
 
 
 def test_the_untrained_copy_gives_the_model_own_vectors(sorting, tiny):
@@ -37,6 +38,16 @@ def test_the_untrained_copy_gives_the_model_own_vectors(sorting, tiny):
     cosines = np.sum(vectors * tiny.embed_pixels(pixels), axis=1)
     assert cosines.min() > 0.999, "bfloat16 inputs round a little, nothing more"
     assert np.sum(mirrored * tiny.embed_pixels(pixels[:, :, ::-1]), axis=1).min() > 0.999
+
+    rng = np.random.default_rng(0)
+    whitening = LibraryWhitening(rng.normal(0, 0.1, tiny.dim).astype(np.float32),
+                                 rng.normal(0, 1, (tiny.dim, tiny.dim)).astype(np.float32))
+    untrained = LastBlockTuner(tiny, whitening).untrained(inputs, np.zeros(len(paths), np.int64), 1,
+                                                          scale=HEAD_LOGIT_SCALE)
+    with torch.no_grad():
+        whitened = untrained.vectors(inputs[:, 0].float()).numpy()
+    cosines = np.sum(whitened * whitening.apply(tiny.embed_pixels(pixels)), axis=1)
+    assert cosines.min() > 0.999, "the head reads the library's whitened vectors"
 
 
 def test_fine_tuning_learns_the_examples_and_leaves_the_model_alone(sorting, tiny):

@@ -4,8 +4,10 @@
 The seed's training loop, made cheap enough to try: each example and its mirror image run once through
 the frozen model up to its last block; a copy of the last block and of the final norm are then trained
 with a cosine head on those inputs (cross-entropy, AdamW), so an epoch costs one block's forward and
-backward pass, not the whole model's. The model itself is never changed. sort.py measures the result on
-the held-out examples, like the head and the vote, and keeps it only where it is more accurate than both.
+backward pass, not the whole model's. The head reads the CLS token through the library's whitening, the
+space the head and the vote of sort.py work in: untrained, the copy gives the library's own vectors, and
+training starts from there. The model itself is never changed. sort.py measures the result on the
+held-out examples, like the head and the vote, and keeps it only where it is more accurate than both.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from vitgallery.core.imageio import DecodeError, model_input
 from vitgallery.core.models import Embedder
 from vitgallery.core.organise.vectors import EMBED_BATCH, OrganiseError, ProgressCallback, step
+from vitgallery.core.whitening import LibraryWhitening
 
 if TYPE_CHECKING:
     import torch
@@ -36,19 +39,24 @@ WEIGHT_DECAY = 1e-4
 
 @dataclass
 class TunedClassifier:
-    """A fine-tuned last block and final norm, and a cosine head over the CLS token they give."""
+    """A fine-tuned last block and final norm, and a cosine head over the CLS token they give, whitened."""
 
     block: torch.nn.Module
     norm: torch.nn.Module
+    whitening: tuple[torch.Tensor, torch.Tensor] | None  # the library's (mean, projection); None: none
     weights: torch.Tensor  # (classes, dim), unit rows
     scale: float
     method = "finetuned"
 
     def vectors(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Last-block inputs (B, tokens, dim) -> unit CLS vectors (B, dim)."""
+        """Last-block inputs (B, tokens, dim) -> unit vectors (B, dim), as LibraryWhitening.apply gives them."""
         import torch
 
-        return torch.nn.functional.normalize(self.norm(self.block(inputs))[:, 0], dim=-1)
+        vectors = torch.nn.functional.normalize(self.norm(self.block(inputs))[:, 0], dim=-1)
+        if self.whitening is not None:
+            mean, projection = self.whitening
+            vectors = torch.nn.functional.normalize((vectors - mean) @ projection, dim=-1)
+        return vectors
 
     def probabilities(self, inputs: torch.Tensor) -> np.ndarray:
         """Last-block inputs (B, tokens, dim) -> (B, classes), a training batch at a time."""
@@ -63,9 +71,10 @@ class TunedClassifier:
 
 
 class LastBlockTuner:
-    """Fine-tunes copies of a timm ViT's last block and final norm on photos run through the rest once."""
+    """Fine-tunes copies of a timm ViT's last block and final norm on photos run through the rest once;
+    `whitening`: the library's, which the head reads the CLS token through."""
 
-    def __init__(self, embedder: Embedder):
+    def __init__(self, embedder: Embedder, whitening: LibraryWhitening | None = None):
         from timm.models.vision_transformer import VisionTransformer
 
         model = embedder.model
@@ -79,6 +88,9 @@ class LastBlockTuner:
                                 "int8: sort without fine-tuning")
         self.embedder = embedder
         self.model = model
+        self.whitening = None if whitening is None else tuple(
+            torch.from_numpy(np.asarray(part, np.float32)).to(embedder.device)
+            for part in (whitening.mean, whitening.projection))
 
     @property
     def device(self) -> torch.device:
@@ -158,7 +170,7 @@ class LastBlockTuner:
 
         block = copy.deepcopy(self.model.blocks[-1]).float().to(self.device)
         norm = copy.deepcopy(self.model.norm).float().to(self.device)
-        tuned = TunedClassifier(block, norm, torch.zeros(0), scale)
+        tuned = TunedClassifier(block, norm, self.whitening, torch.zeros(0), scale)
         with torch.no_grad():
             first_views = tuned.vectors(inputs[:, 0].to(self.device, torch.float32))
             y = torch.from_numpy(labels).to(self.device)

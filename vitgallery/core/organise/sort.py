@@ -236,7 +236,7 @@ def suggest_folders(library: Library, unsorted: Path, examples: Path, load_embed
     targets = [p for p in unsorted_paths if p in row_of]
     tuned = None
     if finetune:
-        tuner = LastBlockTuner(load_embedder())
+        tuner = LastBlockTuner(load_embedder(), library.search_space().whitening)
         paths = [known.paths[i] for i in example_rows]
         read, inputs, unread = tuner.inputs(paths, phase="preparing", progress=progress, cancel=cancel)
         problems += unread
