@@ -25,6 +25,7 @@ is saved once the results and their thumbnails are painted; that is how docs/scr
 from __future__ import annotations
 
 import argparse
+import cProfile
 import faulthandler
 import json
 import os
@@ -206,29 +207,19 @@ def open_duplicates_page(app: QApplication, window: MainWindow, heartbeat: Heart
             "longest_gap_opening_duplicates_page_ms": round(heartbeat.longest((DUPLICATES_PAGE,)), 1)}
 
 
-def switch_groups(app: QApplication, window: MainWindow, switches: int, profile: Path | None) -> dict:
+def switch_groups(app: QApplication, window: MainWindow, switches: int) -> dict:
     """Step to the next duplicate group `switches` times, 100 ms apart, as a reviewer pressing N does:
-    the GUI thread's time for each step (the group shown and the buttons updated) and the paint after it.
-    With `profile`, the steps run under cProfile and its statistics are saved there."""
-    import cProfile
-
+    the GUI thread's time for each step (the group shown and the buttons updated) and the paint after it."""
     view = window.duplicates_view
-    profiler = cProfile.Profile() if profile else None
     step_ms, paint_ms = [], []
     for _ in range(switches):
         started = time.perf_counter()
-        if profiler:
-            profiler.enable()
         view.next_group()
         stepped = time.perf_counter()
         app.processEvents()  # the paint of the new group (its thumbnails come later, from their threads)
-        if profiler:
-            profiler.disable()
         step_ms.append((stepped - started) * 1000)
         paint_ms.append((time.perf_counter() - stepped) * 1000)
         wait_until(app, lambda: False, 0.1)
-    if profiler:
-        profiler.dump_stats(profile)
     return {"group_switches": len(step_ms),
             "group_switch_ms_median": round(statistics.median(step_ms), 1) if step_ms else None,
             "group_switch_ms_max": round(max(step_ms), 1) if step_ms else None,
@@ -310,8 +301,9 @@ def main() -> int:
                         help="after the drops, page down the folder grid this many times (100 ms apart)")
     parser.add_argument("--switch-groups", type=int, default=0, metavar="N",
                         help="on the Duplicates page, step to the next group N times (100 ms apart) and time each step")
-    parser.add_argument("--profile-switches", type=Path, metavar="FILE",
-                        help="with --switch-groups: save the steps' cProfile statistics here")
+    parser.add_argument("--profile-duplicates", type=Path, metavar="FILE",
+                        help="profile the GUI thread (cProfile) from the switch to the Duplicates page through "
+                             "--switch-groups, and save the statistics here")
     parser.add_argument("--watch-stalls", type=float, metavar="MS",
                         help="print every thread's stack whenever the heartbeat is this many ms late")
     args = parser.parse_args()
@@ -432,9 +424,15 @@ def main() -> int:
             args.screenshot.parent.mkdir(parents=True, exist_ok=True)
             window.screen().grabWindow(0).save(str(args.screenshot))
     browsing = browse_folder(app, window, heartbeat, args.browse) if args.browse else {}
+    profiler = cProfile.Profile() if args.profile_duplicates else None
+    if profiler:
+        profiler.enable()
     duplicates_page = open_duplicates_page(app, window, heartbeat, args.timeout)
     if args.switch_groups:
-        duplicates_page.update(switch_groups(app, window, args.switch_groups, args.profile_switches))
+        duplicates_page.update(switch_groups(app, window, args.switch_groups))
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args.profile_duplicates)
     result = {
         **startup,
         **browsing,

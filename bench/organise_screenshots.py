@@ -9,7 +9,8 @@ FOLDER is indexed into LIBRARY first if it is not yet. Nothing is moved: the pag
 what they found. Writes, each once its thumbnails are painted:
 
 - organise-groups.png: the library's groups as strips, the first one selected with its photos below;
-- organise-sort.png: the suggestions for the unsorted photos after training on the examples.
+- organise-sort.png: the suggestions for the unsorted photos after training on the examples (with
+  --finetune, the page's "Fine-tune the model" box ticked first).
 
 The screen is saved with ImageMagick's `import -window root`.
 """
@@ -33,6 +34,7 @@ def main() -> int:
     parser.add_argument("--unsorted", type=Path, required=True, help="the photos to sort")
     parser.add_argument("--model", default="dinov2-s14")
     parser.add_argument("--weights", type=Path, help="a local weights file (default: the official download)")
+    parser.add_argument("--finetune", action="store_true", help="tick the Sort page's Fine-tune the model box")
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for indexing")
     args = parser.parse_args()
@@ -59,6 +61,7 @@ def main() -> int:
     page = window.sort_page
     window.tabs.setCurrentWidget(page)
     page.set_folders(args.examples.expanduser().absolute(), args.unsorted.expanduser().absolute())
+    page.finetune_box.setChecked(args.finetune)
     suggested: list[int] = []
     page.suggested.connect(suggested.append)
     page.suggest()

@@ -115,6 +115,22 @@ def test_each_group_shows_its_kept_photo_first_with_the_reason(qtbot, make_view,
     assert view.member_list.item(0).text().endswith("Kept: sharpest")
 
 
+def test_a_group_row_asks_for_its_thumbnail_once_it_is_painted(qtbot, make_view, library_dir):
+    view = make_view(library_dir)
+    asked = []
+    pixmap = view.thumbnails.pixmap
+    view.thumbnails.pixmap = lambda path: asked.append(str(path)) or pixmap(path)
+    scanned(qtbot, view)  # the list filled while hidden
+    keepers = {view.group_list.item(row).data(PathRole) for row in range(view.group_list.count())}
+    on_screen = {str(m.path) for m in view.current_group().members}  # the group shown asks for its photos
+    assert len(keepers - on_screen) == 2 and not (keepers - on_screen) & set(asked)
+    blank = view.group_list.itemDelegate().placeholder.cacheKey()
+    assert all(view.group_list.item(row).icon().cacheKey() == blank for row in range(3))
+    view.show()
+    qtbot.waitUntil(lambda: all(view.group_list.item(row).icon().cacheKey() != blank for row in range(3)),
+                    timeout=10_000)
+
+
 def test_the_page_opens_on_the_last_scan_at_once_and_says_how_old_it_is(qtbot, make_view, library_dir):
     groups = {frozenset(m.path.name for m in g.members) for g in scanned(qtbot, make_view(library_dir)).groups}
     again = make_view(library_dir)  # no scan started: the one kept in the library is shown
@@ -380,6 +396,8 @@ def test_the_resolve_all_count_follows_what_is_kept(qtbot, make_view, library_di
     view.next_group()
     assert view.resolve_all_button.text() == "Resolve all 3 groups (12 photos)…"
     assert not changed_rows, "stepping to a group changes no row of the list (each change lays out every row)"
+    view.set_action("move")
+    assert view.resolve_all_button.toolTip().startswith("Move into a folder: the 12 photos not kept")
 
 
 def test_resolve_all_to_the_trash_then_undo(qtbot, make_view, library_dir):

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QKeySequence, QPainter, QPen, QShortcut, QShowEvent
+from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QIcon, QKeySequence, QPainter, QPen, QPixmap, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -147,6 +147,25 @@ class KeepBadgeDelegate(QStyledItemDelegate):
         painter.restore()
 
 
+class GroupRowDelegate(QStyledItemDelegate):
+    """A group's row shows a blank icon (`placeholder`, so that it is as tall as with its thumbnail) and
+    asks for its kept photo's thumbnail when it is painted: only the rows on screen ask. At a thousand
+    groups, asking for every row's as the list filled held the window's thread a tenth of a second."""
+
+    def __init__(self, request: Callable[[str], None], parent: QListWidget) -> None:
+        super().__init__(parent)
+        self._request = request
+        blank = QPixmap(parent.iconSize())
+        blank.fill(Qt.GlobalColor.transparent)
+        self.placeholder = QIcon(blank)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        icon = index.data(Qt.ItemDataRole.DecorationRole)
+        if isinstance(icon, QIcon) and icon.cacheKey() == self.placeholder.cacheKey():
+            self._request(index.data(PathRole))
+        super().paint(painter, option, index)
+
+
 class DuplicatesView(QWidget, JobPage):
     """Scan a library for near-duplicates, review the groups, act on the photos not kept, undo."""
 
@@ -241,6 +260,8 @@ class DuplicatesView(QWidget, JobPage):
         self.group_list.setMinimumWidth(160)
         self.group_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the kept photo's name, both ends
         self.group_list.currentRowChanged.connect(self._show_group)
+        self._group_rows_delegate = GroupRowDelegate(self._request_group_icon, self.group_list)
+        self.group_list.setItemDelegate(self._group_rows_delegate)
 
         self.group_title = QLabel()
         title_font = self.group_title.font()
@@ -312,6 +333,7 @@ class DuplicatesView(QWidget, JobPage):
             if action.moves_files:
                 self.action_combo.addItem(action.label, action.name)
         self.action_combo.activated.connect(self._on_action_chosen)
+        self.action_combo.currentIndexChanged.connect(lambda _: self._update_resolve_all())  # its tooltip says it
         self.resolve_group_button = QPushButton("Resolve this group")
         self.resolve_group_button.setToolTip("Do it for the group on screen, then show the next (Ctrl+Enter)")
         self.resolve_group_button.clicked.connect(self.resolve_group)
@@ -531,7 +553,10 @@ class DuplicatesView(QWidget, JobPage):
         if self._scan is None:
             return ""
         photos = sum(len(g.members) for g in self._groups)
-        extra = sum(g.total_size - sum(m.size for m in g.members if m.path in self.keep_paths(g)) for g in self._groups)
+        extra = 0
+        for group in self._groups:
+            keep = self.keep_paths(group)
+            extra += group.total_size - sum(m.size for m in group.members if m.path in keep)
         text = f"{_count(len(self._groups), 'group')}, {photos} photos; {_size_text(extra)} in photos not kept."
         if self._hidden:
             text += f" {_count(self._hidden, 'group')} hidden by your decisions."
@@ -799,16 +824,18 @@ class DuplicatesView(QWidget, JobPage):
         keeper = next((m for m in group.members if m.path in keep), group.members[0])
         item.setText(f"{_count(len(group.members), 'photo')} · {_size_text(group.total_size)}\nkeeps {keeper.path.name}")
         shown = item.data(PathRole)
-        if shown == str(keeper.path) and not item.icon().isNull():
-            return  # a new icon, even the same picture, has the list measure all its rows again
+        if shown == str(keeper.path):
+            return  # a change, even to the same icon, has the list measure all its rows again
         row = self.group_list.row(item)
         if shown is not None:
             self._group_rows.get(shown, set()).discard(row)
         item.setData(PathRole, str(keeper.path))
+        item.setIcon(self._group_rows_delegate.placeholder)  # the keeper's is asked for when painted
         self._group_rows.setdefault(str(keeper.path), set()).add(row)
-        pixmap = self.thumbnails.pixmap(keeper.path)
-        if pixmap is not None:
-            item.setIcon(QIcon(pixmap))
+
+    def _request_group_icon(self, path: str) -> None:
+        if self.thumbnails.pixmap(path) is not None:  # in memory: no thumbnail_ready to wait for
+            QTimer.singleShot(0, lambda: self._on_thumbnail(path))  # not while the list paints
 
     def _on_threshold_changed(self, value: int) -> None:
         self.threshold_label.setText(f"{value / 100:.2f}")

@@ -89,7 +89,7 @@ class LastBlockTuner:
         self.embedder = embedder
         self.model = model
         self.whitening = None if whitening is None else tuple(
-            torch.from_numpy(np.asarray(part, np.float32)).to(embedder.device)
+            torch.tensor(np.asarray(part, np.float32), device=embedder.device)
             for part in (whitening.mean, whitening.projection))
 
     @property
