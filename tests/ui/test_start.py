@@ -63,7 +63,7 @@ def test_torch_is_imported_before_the_window_is_built(tmp_path: Path) -> None:
     """In a fresh interpreter (this one imported torch in conftest): nothing is left to import on a
     worker thread once the window is shown."""
     script = textwrap.dedent(f"""
-        import json, os, sys
+        import gc, json, os, sys
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
         from vitgallery.ui.app import create_application, start_window
         from vitgallery.ui.main_window import MainWindow
@@ -83,6 +83,7 @@ def test_torch_is_imported_before_the_window_is_built(tmp_path: Path) -> None:
         window = start_window(build)
         seen["shown"] = window.isVisible()
         seen["switch_interval"] = sys.getswitchinterval()
+        seen["frozen_out_of_gc"] = gc.get_freeze_count() > 100_000  # the runtime's and the window's objects
         window.close()
         print(json.dumps(seen))
     """)
@@ -92,7 +93,7 @@ def test_torch_is_imported_before_the_window_is_built(tmp_path: Path) -> None:
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     loaded = sorted(["timm", "torch", "vitgallery.core.library", *(["openvino"] if OPENVINO else [])])
     assert seen == {"before": [], "when_built": loaded, "shown": True,
-                    "switch_interval": pytest.approx(WINDOW_SWITCH_INTERVAL_S)}
+                    "switch_interval": pytest.approx(WINDOW_SWITCH_INTERVAL_S), "frozen_out_of_gc": True}
 
 
 def test_a_runtime_that_cannot_load_is_named_and_stops_the_steps(monkeypatch) -> None:
