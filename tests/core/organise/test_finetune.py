@@ -111,9 +111,14 @@ def test_an_unreadable_example_is_reported_and_the_rest_are_used(sorting, tiny):
     _, _, sorted_dir, _ = sorting
     paths = photos_in(sorted_dir)
     paths[0].write_bytes(b"not a photo")
-    read, inputs, problems = LastBlockTuner(tiny).inputs(paths, phase="preparing")
+    tuner = LastBlockTuner(tiny)
+    read, inputs, problems = tuner.inputs(paths, phase="preparing")
     assert read == paths[1:] and len(inputs) == len(paths) - 1
     assert [path for path, _ in problems] == [paths[0]]
+    tuned = tuner.train(inputs, np.arange(len(read)) % 2, 2, scale=HEAD_LOGIT_SCALE,
+                        head_learning_rate=HEAD_LEARNING_RATE, epochs=1)
+    read, probabilities, problems = tuner.probabilities(tuned, paths[:1])
+    assert read == [] and probabilities.shape == (0, 2) and [path for path, _ in problems] == [paths[0]]
 
 
 def test_a_model_that_is_not_a_timm_vit_is_a_clear_error():

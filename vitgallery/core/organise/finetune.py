@@ -110,7 +110,8 @@ class LastBlockTuner:
                                                                cancel=cancel):
             read += chunk_read
             problems += chunk_problems
-            chunks.append(tokens.to(torch.bfloat16))
+            if chunk_read:
+                chunks.append(tokens.to(torch.bfloat16))
         return read, torch.cat(chunks) if chunks else torch.zeros(0), problems
 
     def probabilities(self, tuned: TunedClassifier, paths: Sequence[Path], *, progress: ProgressCallback | None = None,
@@ -124,13 +125,15 @@ class LastBlockTuner:
                                                                progress=progress, cancel=cancel):
             read += chunk_read
             problems += chunk_problems
-            rows.append(tuned.probabilities(tokens[:, 0]))
+            if chunk_read:
+                rows.append(tuned.probabilities(tokens[:, 0]))
         return read, np.concatenate(rows), problems
 
     def _chunks(self, paths: Sequence[Path], *, mirrored: bool, phase: str, progress: ProgressCallback | None,
                 cancel: threading.Event | None) -> Iterator[tuple[list[Path], torch.Tensor, list[tuple[Path, str]]]]:
         """Per batch of photos: (those read, their last block's inputs (photos, views, tokens, dim) on the
-        CPU, those that could not be read). Views: the photo, and with `mirrored` its mirror image."""
+        CPU, those that could not be read). Views: the photo, and with `mirrored` its mirror image. A batch
+        that none could be read of gives no inputs (an empty tensor)."""
         import torch
 
         step(progress, cancel, phase, 0, len(paths))
@@ -174,9 +177,9 @@ class LastBlockTuner:
         with torch.no_grad():
             first_views = tuned.vectors(inputs[:, 0].to(self.device, torch.float32))
             y = torch.from_numpy(labels).to(self.device)
-            tuned.weights = torch.stack([first_views[y == c].mean(dim=0) if (y == c).any()
-                                         else torch.zeros(first_views.shape[1], device=self.device)
-                                         for c in range(classes)])
+            tuned.weights = torch.nn.functional.normalize(torch.stack(
+                [first_views[y == c].mean(dim=0) if (y == c).any() else torch.zeros(first_views.shape[1], device=self.device)
+                 for c in range(classes)]), dim=1)
         return tuned
 
     def train(self, inputs: torch.Tensor, labels: np.ndarray, classes: int, *, scale: float, head_learning_rate: float,
@@ -186,8 +189,7 @@ class LastBlockTuner:
         progress step ("fine-tuning") per epoch."""
         import torch
 
-        torch.manual_seed(seed)  # the head's start; the batches' order comes from its own generator
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)  # the batches' order
         tuned = self.untrained(inputs, labels, classes, scale=scale)
         head = torch.nn.Parameter(tuned.weights.clone())
         optimiser = torch.optim.AdamW([
