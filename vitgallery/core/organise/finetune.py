@@ -44,7 +44,7 @@ class TunedClassifier:
     block: torch.nn.Module
     norm: torch.nn.Module
     whitening: tuple[torch.Tensor, torch.Tensor] | None  # the library's (mean, projection); None: none
-    weights: torch.Tensor  # (classes, dim), unit rows
+    weights: torch.Tensor  # (classes, dim): unit rows once trained (untrained: each class's mean vector)
     scale: float
     method = "finetuned"
 
@@ -177,9 +177,9 @@ class LastBlockTuner:
         with torch.no_grad():
             first_views = tuned.vectors(inputs[:, 0].to(self.device, torch.float32))
             y = torch.from_numpy(labels).to(self.device)
-            tuned.weights = torch.nn.functional.normalize(torch.stack(
-                [first_views[y == c].mean(dim=0) if (y == c).any() else torch.zeros(first_views.shape[1], device=self.device)
-                 for c in range(classes)]), dim=1)
+            tuned.weights = torch.stack([first_views[y == c].mean(dim=0) if (y == c).any()
+                                         else torch.zeros(first_views.shape[1], device=self.device)
+                                         for c in range(classes)])
         return tuned
 
     def train(self, inputs: torch.Tensor, labels: np.ndarray, classes: int, *, scale: float, head_learning_rate: float,
