@@ -21,6 +21,7 @@ from vitgallery.ui.workers import (
     ProgressThrottle,
     Session,
     WorkerError,
+    listing_chunks,
 )
 
 
@@ -140,3 +141,12 @@ def test_the_model_indexing_loaded_searches_its_library_without_loading_again(tm
     assert session.index_embedder(library, choice) is searching
     assert loads == ["index"], "one load: no second one for searching, none again to index"
     library.close()
+
+
+def test_a_listing_reaches_the_grid_in_chunks_that_double():
+    """The grid sorts all it holds at each chunk: a large folder comes in a few of them, the first at once."""
+    items = list(range(3500))
+    chunks = list(listing_chunks(items, first=400, growth=2))
+    assert [len(chunk) for chunk in chunks] == [400, 800, 1600, 700]
+    assert [item for chunk in chunks for item in chunk] == items
+    assert list(listing_chunks([], first=400)) == []
