@@ -60,7 +60,9 @@ def test_fine_tuning_learns_the_examples_and_leaves_the_model_alone(sorting, tin
     steps = []
     tuned = tuner.train(inputs, labels, 3, scale=HEAD_LOGIT_SCALE, head_learning_rate=HEAD_LEARNING_RATE, epochs=30,
                         progress=steps.append)
-    assert [s.done for s in steps if s.phase == "fine-tuning"] == list(range(31))
+    batches = -(-2 * len(paths) // 32)  # each photo and its mirror image, 32 a batch
+    assert [s.done for s in steps if s.phase == "fine-tuning"] == list(range(30 * batches + 1))
+    assert {s.total for s in steps if s.phase == "fine-tuning"} == {30 * batches}
     probabilities = tuned.probabilities(inputs[:, 0])
     assert np.allclose(probabilities.sum(axis=1), 1) and (probabilities.argmax(axis=1) == labels).all()
     assert not torch.equal(tuned.block.mlp.fc1.weight, tiny.model.blocks[-1].mlp.fc1.weight), "the block was tuned"
