@@ -23,7 +23,7 @@ import numpy as np
 
 from vitgallery.core.imageio import DecodeError, model_input
 from vitgallery.core.models import Embedder
-from vitgallery.core.organise.vectors import EMBED_BATCH, OrganiseError, ProgressCallback, step
+from vitgallery.core.organise.vectors import EMBED_BATCH, OrganiseError, ProgressCallback, step, unreadable
 from vitgallery.core.whitening import LibraryWhitening
 
 if TYPE_CHECKING:
@@ -142,11 +142,8 @@ class LastBlockTuner:
             for path in paths[start:start + EMBED_BATCH]:
                 try:
                     photo = model_input(path, self.embedder.input_size)
-                except DecodeError as exc:
-                    problems.append((path, exc.reason))
-                    continue
-                except OSError as exc:
-                    problems.append((path, f"cannot read file: {exc.strerror or exc}"))
+                except (DecodeError, OSError) as exc:
+                    problems.append((path, unreadable(exc)))
                     continue
                 read.append(path)
                 pixels.append(np.stack([photo, photo[:, ::-1]]) if mirrored else photo[None])

@@ -63,6 +63,11 @@ def step(progress: ProgressCallback | None, cancel: threading.Event | None, phas
         raise OrganiseCancelled(f"cancelled while {phase}")
 
 
+def unreadable(exc: DecodeError | OSError) -> str:
+    """Why a photo could not be read, for the list of files left out."""
+    return exc.reason if isinstance(exc, DecodeError) else f"cannot read file: {exc.strerror or exc}"
+
+
 def photos_in(folder: Path, *, leave_out: Iterable[Path] = ()) -> list[Path]:
     """The photos under a folder (hidden ones skipped, as indexing does), except those under `leave_out`."""
     folder = Path(folder).expanduser().absolute()
@@ -96,10 +101,8 @@ def vectors_for(library: Library, paths: list[Path], load_embedder: EmbedderLoad
                 try:
                     images.append(working_copy(open_image(path, draft_size=model_draft_size(embedder.input_size))))
                     readable.append(path)
-                except DecodeError as exc:
-                    problems.append((path, exc.reason))
-                except OSError as exc:
-                    problems.append((path, f"cannot read file: {exc.strerror or exc}"))
+                except (DecodeError, OSError) as exc:
+                    problems.append((path, unreadable(exc)))
             if images:
                 embedded.update(zip(readable, embedder.embed_images(images)))
             step(progress, cancel, "embedding", min(start + EMBED_BATCH, len(outside)), len(outside))
