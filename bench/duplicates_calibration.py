@@ -32,16 +32,15 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vitgallery.core.duplicates import (  # noqa: E402
     DEFAULT_THRESHOLD,
     DEFAULT_WEIGHTS,
     PairEvidence,
+    PairTable,
     ScoreWeights,
-    agreement_counts,
+    pair_scores,
     scan_duplicates,
     seed_groups,
 )
@@ -62,7 +61,7 @@ def library_for(images: Path, library_dir: Path, weights: str | None) -> Library
     return library
 
 
-def scanned(images: Path, library_dir: Path, weights: str | None) -> tuple[dict[int, str], list[PairEvidence]]:
+def scanned(images: Path, library_dir: Path, weights: str | None) -> tuple[dict[int, str], PairTable]:
     """(file id -> image name, pair evidence) of an up-to-date scan of the library."""
     library = library_for(images, library_dir, weights)
     try:
@@ -73,7 +72,7 @@ def scanned(images: Path, library_dir: Path, weights: str | None) -> tuple[dict[
         library.close()
 
 
-def grouped_pairs(names: dict[int, str], pairs: list[PairEvidence], threshold: float) -> tuple[set, set]:
+def grouped_pairs(names: dict[int, str], pairs: PairTable, threshold: float) -> tuple[set, set]:
     """(pairs of names put in one group, names put in any group)."""
     together, members = set(), set()
     for seed, links in seed_groups(pairs, threshold):
@@ -163,7 +162,6 @@ def grid(corpora: list[tuple[Path, tuple, tuple]]) -> None:
     """Search pair_score's weights for the most dup recall (the worst of the corpora) with precision
     >= 0.97 and under 2 % of sem images grouped on each, at threshold 0.5 (where the score's sign
     decides: only the weights' ratios matter there; their scale sets how fast the slider moves)."""
-    arrays = [(corpus, _evidence_arrays(dup[1]), dup, _evidence_arrays(sem[1]), sem) for corpus, dup, sem in corpora]
     best = None
     for bias, white, inl, agree, look_white, look_like in itertools.product(
             (-16, -14, -12, -10, -8), (0, 2, 4, 6), (0.75, 1.0, 1.5, 2.0, 2.5, 3.0), (2, 4, 6, 8, 10),
@@ -171,9 +169,9 @@ def grid(corpora: list[tuple[Path, tuple, tuple]]) -> None:
         weights = replace(DEFAULT_WEIGHTS, bias=bias, whitened=white, inliers=inl, agreement=agree,
                           look_whitened=look_white, look_likeness=look_like)
         results = []
-        for corpus, dup_arrays, dup, sem_arrays, sem in arrays:
-            dup_pairs = _passing(dup[1], dup_arrays, weights)
-            sem_pairs = _passing(sem[1], sem_arrays, weights)
+        for corpus, dup, sem in corpora:
+            dup_pairs = _passing(dup[1], weights)
+            sem_pairs = _passing(sem[1], weights)
             results.append(measure(corpus, (dup[0], dup_pairs), (sem[0], sem_pairs), 0.5))
             if results[-1]["precision"] < 0.97 or results[-1]["sem_grouped"] >= 0.02:
                 break
@@ -189,21 +187,10 @@ def grid(corpora: list[tuple[Path, tuple, tuple]]) -> None:
           + "; ".join(f"{r['precision']:.3f}/{r['recall']:.3f}/{r['sem_grouped']:.3f}" for r in results))
 
 
-def _evidence_arrays(pairs: list[PairEvidence]) -> dict[str, np.ndarray]:
-    return {"whitened": np.array([p.whitened for p in pairs]),
-            "log_inliers": np.log1p(np.maximum([p.inliers for p in pairs], 0)),
-            "agreement": np.array([p.agreement if agreement_counts(p.inliers) else 0.0 for p in pairs]),
-            "likeness": np.array([np.nan if p.likeness is None else p.likeness for p in pairs]),
-            "cannot_tell": np.array([p.inliers < VERIFIED_INLIERS for p in pairs])}
-
-
-def _passing(pairs: list[PairEvidence], e: dict[str, np.ndarray], w: ScoreWeights) -> list[PairEvidence]:
-    """The pairs whose pair_score under `w` is at least 0.5 (z >= 0), as pair_score computes it."""
-    z = w.bias + w.whitened * e["whitened"] + w.inliers * e["log_inliers"] + w.agreement * e["agreement"]
-    look = np.minimum((e["whitened"] - w.look_whitened) / (1 - w.look_whitened),
-                      (e["likeness"] - w.look_likeness) / (1 - w.look_likeness))
-    z = np.where(e["cannot_tell"] & ~np.isnan(e["likeness"]), np.maximum(z, np.nan_to_num(look, nan=-1.0)), z)
-    return [replace(pairs[i], score=1.0) for i in np.flatnonzero(z >= 0)]
+def _passing(pairs: PairTable, w: ScoreWeights) -> PairTable:
+    """The pairs, scored 1 where their score under `w` is at least 0.5 and 0 elsewhere."""
+    c = pairs.columns
+    return PairTable(c, (pair_scores(c["whitened"], c["inliers"], c["agreement"], c["likeness"], w) >= 0.5) * 1.0)
 
 
 def main() -> int:

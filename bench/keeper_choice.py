@@ -36,6 +36,7 @@ from vitgallery.core.duplicates import (  # noqa: E402
 )
 from vitgallery.core.duplicates.groups import member_shapes  # noqa: E402
 from vitgallery.core.duplicates.keep import edit_signs, quality_score  # noqa: E402
+from vitgallery.core.duplicates.pairs import PairTable  # noqa: E402
 from vitgallery.core.duplicates.quality import measure_quality  # noqa: E402
 from vitgallery.core.duplicates.scoring import PairEvidence  # noqa: E402
 from vitgallery.core.imageio import read_meta  # noqa: E402
@@ -59,7 +60,7 @@ def group_members(corpus: Path, cache: Path) -> dict[str, list[DuplicateMember]]
             match = match_photos(fa, fb)
             pairs[(i, j)] = PairEvidence(i, j, 1.0, match.inliers, match.agreement, 1.0, None, match.shape)
         mapped = {key: p for key, p in pairs.items() if p.shape is not None and p.inliers >= 12}
-        shapes = member_shapes(range(len(paths)), mapped)
+        shapes = member_shapes(PairTable.from_evidence(mapped.values()))
         members = []
         for i, path in enumerate(paths):
             meta, st = read_meta(path), path.stat()

@@ -8,6 +8,7 @@ The pipeline, one module per step:
   aligned pixels' agreement, or, for smooth pictures with too few keypoints, grey levels slid over
   each other; `spill`: the scan's per-photo features, kept in a temporary file beside the library;
 - `scoring`: one pair's evidence and its score in [0, 1], which the user's threshold applies to;
+  `pairs`: every pair of a scan as columns (PairTable), so that a large library's pairs stay cheap;
 - `groups`: the groups at a threshold (a seed photo and the photos that match it) and their members;
 - `quality` and `keep`: what the keep-best rule measures in a photo, and which member each rule keeps;
 - `decisions`: groups marked "not duplicates" or "keep all", hidden until they change, and photos
@@ -49,6 +50,7 @@ from vitgallery.core.duplicates.groups import (
     seed_groups,
 )
 from vitgallery.core.duplicates.keep import DEFAULT_RULE, KeeperChoice, KeepRule, choose_keeper
+from vitgallery.core.duplicates.pairs import PairTable
 from vitgallery.core.duplicates.quality import PhotoQuality, measure_quality
 from vitgallery.core.duplicates.scan import (
     DuplicateProgress,
@@ -66,6 +68,7 @@ from vitgallery.core.duplicates.scoring import (
     agreement_counts,
     match_reason,
     pair_score,
+    pair_scores,
 )
 from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
 
@@ -74,8 +77,9 @@ __all__ = [
     "UserDecisions", "fingerprint_pair", "load_decisions", "separate",
     "DECISIONS", "DEFAULT_RULE", "DEFAULT_THRESHOLD", "DEFAULT_WEIGHTS", "FEATURES_IN_MEMORY", "DuplicateGroup",
     "DuplicateMember", "DuplicateProgress", "DuplicateScan", "KeepRule", "KeeperChoice", "MemberShape",
-    "PairEvidence", "PairMatch", "PairShape", "PhotoFeatures", "PhotoQuality", "ScanError", "ScoreWeights",
+    "PairEvidence", "PairMatch", "PairShape", "PairTable", "PhotoFeatures", "PhotoQuality", "ScanError", "ScoreWeights",
     "SpilledFeatures", "agreement_counts", "analyse_photo", "candidate_pairs", "choose_keeper", "decide",
-    "group_key", "load_scan", "look_likeness", "match_photos", "match_reason", "measure_quality", "pair_score", "scan_duplicates",
+    "group_key", "load_scan", "look_likeness", "match_photos", "match_reason", "measure_quality", "pair_score", "pair_scores",
+    "scan_duplicates",
     "seed_groups",
 ]

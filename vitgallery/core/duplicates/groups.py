@@ -10,13 +10,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import statistics
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from vitgallery.core.duplicates.pairs import PairTable, pair_key, pair_keys
 from vitgallery.core.duplicates.quality import PhotoQuality
 from vitgallery.core.duplicates.scoring import DEFAULT_THRESHOLD, PairEvidence, keypoints_cannot_tell
 from vitgallery.core.store import DecisionRow, FileRow
@@ -92,11 +94,12 @@ def seed_groups(pairs: Iterable[PairEvidence], threshold: float) -> list[tuple[i
     matches best: a crop of a crop finds its original, while a chain of look-alikes never reaches
     further than two links from a seed.
     """
+    table = pairs if isinstance(pairs, PairTable) else PairTable.from_evidence(pairs)
+    linked = table.take(table.score >= threshold)
     links: dict[int, dict[int, float]] = {}
-    for p in pairs:
-        if p.score >= threshold:
-            links.setdefault(p.a, {})[p.b] = p.score
-            links.setdefault(p.b, {})[p.a] = p.score
+    for a, b, score in zip(linked.a.tolist(), linked.b.tolist(), linked.score.tolist(), strict=True):
+        links.setdefault(a, {})[b] = score
+        links.setdefault(b, {})[a] = score
     groups: list[tuple[int, dict[int, float]]] = []
     seen: set[int] = set()
     for start in sorted(links):
@@ -138,7 +141,7 @@ class DuplicateScan:
 
     root: Path
     files: dict[int, FileRow]
-    pairs: list[PairEvidence]
+    pairs: PairTable  # a list of PairEvidence is made one
     decisions: list[DecisionRow] = field(default_factory=list)
     separated: frozenset[tuple[str, str]] = frozenset()  # fingerprint pairs never linked (decisions.separate)
     problems: list[tuple[Path, str]] = field(default_factory=list)  # photos that could not be read
@@ -146,6 +149,10 @@ class DuplicateScan:
     cancelled: bool = False
     scanned_at: float = field(default_factory=time.time)  # when the scan ended (seconds since the epoch)
     up_to_date: bool = True  # False for a stored scan the library has changed since
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pairs, PairTable):
+            self.pairs = PairTable.from_evidence(self.pairs)
 
     @property
     def age_s(self) -> float:
@@ -175,16 +182,11 @@ class DuplicateScan:
                 return decision
         return None
 
-    def is_separated(self, pair: PairEvidence) -> bool:
-        """Whether the user said this pair's photos are not duplicates."""
-        first, second = self.files[pair.a].fingerprint, self.files[pair.b].fingerprint
-        return fingerprint_pair(first, second) in self.separated
-
-    def without_separated(self, pairs: list[PairEvidence], threshold: float) -> list[PairEvidence]:
+    def without_separated(self, pairs: PairTable, threshold: float) -> PairTable:
         """The pairs the user did not separate; and where two separated photos would still share a
         group (both match its seed), the one that matches it less is taken out: its links into that
         group are dropped, so it groups only with others."""
-        pairs = [p for p in pairs if not self.is_separated(p)]
+        pairs = pairs.take(~np.isin(pairs.keys(), self._separated_keys()))
         for _ in range(len(self.separated)):  # each round takes at least one photo out of a group
             cut: set[tuple[int, int]] = set()
             for seed, links in seed_groups(pairs, threshold):
@@ -195,8 +197,17 @@ class DuplicateScan:
                         cut.update((min(weaker, n), max(weaker, n)) for n in strength if n != weaker)
             if not cut:
                 break
-            pairs = [p for p in pairs if (p.a, p.b) not in cut]
+            pairs = pairs.take(~np.isin(pairs.keys(), pair_keys(*np.array(sorted(cut)).T)))
         return pairs
+
+    def _separated_keys(self) -> np.ndarray:
+        """pair_keys of the photos the user separated (by fingerprint, so a copy of one is separated too)."""
+        ids_of: dict[str, list[int]] = {}
+        for file_id, row in self.files.items():
+            ids_of.setdefault(row.fingerprint, []).append(file_id)
+        found = [(min(x, y), max(x, y)) for first, second in self.separated
+                 for x in ids_of.get(first, ()) for y in ids_of.get(second, ()) if x != y]
+        return pair_keys(*np.array(found, dtype=np.int64).reshape(-1, 2).T)
 
     def groups(self, threshold: float = DEFAULT_THRESHOLD, *, include_decided: bool = False,
                exclude: Collection[int] = ()) -> list[DuplicateGroup]:
@@ -210,17 +221,24 @@ class DuplicateScan:
         """groups(), and how many groups decisions hide (left out unless include_decided): one grouping
         for both, which takes seconds for a library with thousands of groups."""
         hidden = 0
-        pairs = [p for p in self.pairs if p.a not in exclude and p.b not in exclude] if exclude else self.pairs
+        pairs = self.pairs
+        if exclude:
+            gone = np.fromiter(exclude, dtype=np.int64, count=len(exclude))
+            pairs = pairs.take(~(np.isin(pairs.a, gone) | np.isin(pairs.b, gone)))
         if self.separated:
             pairs = self.without_separated(pairs, threshold)
-        by_ids = {(p.a, p.b): p for p in pairs if p.score >= threshold}  # the links groups come from
-        mapped = {(p.a, p.b): p for p in pairs if p.shape is not None and not keypoints_cannot_tell(p.inliers)}
+        linked = pairs.take(pairs.score >= threshold)  # the links groups come from
+        link_rows = {key: n for n, key in enumerate(linked.keys().tolist())}
+        grouped = seed_groups(linked, threshold)
+        group_of = {n: g for g, (seed, links) in enumerate(grouped) for n in (seed, *links)}
+        shapes = member_shapes(_within_groups(pairs, group_of))
+        link_of = {n: _link(linked, link_rows, n, s, (seed, *links)) for seed, links in grouped for n, s in links.items()}
+        used = sorted({row for row in link_of.values() if row is not None})
+        evidence = dict(zip(used, linked.take(np.array(used, dtype=np.int64)), strict=True))
         out = []
-        for seed, links in seed_groups(pairs, threshold):
-            group = (seed, *links)
-            shapes = member_shapes(group, mapped)
+        for seed, links in grouped:
             members = [self.member(seed, shape=shapes.get(seed))] + sorted(
-                (self.member(n, s, _link(by_ids, n, s, group), shapes.get(n)) for n, s in links.items()),
+                (self.member(n, s, evidence.get(link_of[n]), shapes.get(n)) for n, s in links.items()),
                 key=lambda m: (-m.similarity, str(m.path)))
             key = group_key(m.fingerprint for m in members)
             if self.is_decided(m.fingerprint for m in members):
@@ -232,26 +250,44 @@ class DuplicateScan:
         return out, hidden
 
 
-def member_shapes(group: Iterable[int], mapped: dict[tuple[int, int], PairEvidence]) -> dict[int, MemberShape]:
-    """Each member's MemberShape from the mapped pairs (by (a, b), a < b, with a shape) among the group."""
-    ids = sorted(group)
-    found: dict[int, list[tuple[float, float, float]]] = {}
-    for n, a in enumerate(ids):
-        for b in ids[n + 1:]:
-            pair = mapped.get((a, b))
-            if pair is None or pair.shape is None:
-                continue
-            shape = pair.shape
-            found.setdefault(a, []).append((shape.stretch, shape.tilt, shape.padding_a))
-            found.setdefault(b, []).append((shape.stretch, shape.tilt, shape.padding_b))
-    return {member: MemberShape(statistics.median(v[0] for v in values), statistics.median(v[1] for v in values),
-                                max(v[2] for v in values), len(values))
-            for member, values in found.items()}
+def member_shapes(pairs: PairTable) -> dict[int, MemberShape]:
+    """Each photo's MemberShape from the pairs with a keypoint map (`pairs` holds only those among one
+    group's members: see _within_groups)."""
+    mapped = pairs.take(~np.isnan(pairs.columns["stretch"]))
+    stretch, tilt = mapped.columns["stretch"], mapped.columns["tilt"]
+    member = np.concatenate([mapped.a, mapped.b])  # each pair counts for both its photos
+    values = {"stretch": np.tile(stretch, 2), "tilt": np.tile(tilt, 2),
+              "padding": np.concatenate([mapped.columns["padding_a"], mapped.columns["padding_b"]])}
+    photos, counts = np.unique(member, return_counts=True)
+    starts = np.cumsum(counts) - counts  # of each photo's run, once sorted by photo
+    # medians as statistics.median takes them: the middle value, or the mean of the middle two
+    middle = {}
+    for name in ("stretch", "tilt"):
+        ordered = values[name][np.lexsort((values[name], member))]
+        middle[name] = (ordered[starts + (counts - 1) // 2] + ordered[starts + counts // 2]) / 2
+    order = np.argsort(member, kind="stable")
+    most_padding = np.maximum.reduceat(values["padding"][order], starts) if len(member) else np.empty(0)
+    return {photo: MemberShape(s, t, p, c) for photo, s, t, p, c in zip(
+        photos.tolist(), middle["stretch"].tolist(), middle["tilt"].tolist(), most_padding.tolist(), counts.tolist(),
+        strict=True)}
 
 
-def _link(by_ids: dict[tuple[int, int], PairEvidence], member: int, score: float,
-          group: tuple[int, ...]) -> PairEvidence | None:
-    """The pair that put a member in its group (seed_groups keeps its score): with the seed, or, for a
-    crop of a crop, with another member."""
-    found = (by_ids.get((min(member, other), max(member, other))) for other in group if other != member)
-    return next((pair for pair in found if pair is not None and pair.score == score), None)
+def _within_groups(pairs: PairTable, group_of: dict[int, int]) -> PairTable:
+    """The pairs whose photos are in the same group (`group_of`: photo -> group) and that keypoints
+    verified: what member_shapes reads a member's geometry from."""
+    if not len(pairs):
+        return pairs
+    group = np.full(int(pairs.b.max()) + 1, -1, dtype=np.int64)  # the grouped photos are among the pairs'
+    group[list(group_of)] = list(group_of.values())
+    group_a, group_b = group[pairs.a], group[pairs.b]
+    return pairs.take((group_a >= 0) & (group_a == group_b) & ~keypoints_cannot_tell(pairs.columns["inliers"]))
+
+
+def _link(linked: PairTable, rows: dict[int, int], member: int, score: float, group: tuple[int, ...]) -> int | None:
+    """The row in `linked` of the pair that put a member in its group (seed_groups keeps its score): with
+    the seed, or, for a crop of a crop, with another member. `rows`: each linked pair's row by its key."""
+    for other in group:
+        row = rows.get(pair_key(member, other)) if other != member else None
+        if row is not None and linked.score[row] == score:
+            return row
+    return None

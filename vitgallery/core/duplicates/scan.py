@@ -36,8 +36,9 @@ from vitgallery.core.duplicates.features import (
     worth_a_closer_look,
 )
 from vitgallery.core.duplicates.groups import DuplicateScan
+from vitgallery.core.duplicates.pairs import PairTable, evidence_row
 from vitgallery.core.duplicates.quality import PhotoQuality, measure_quality
-from vitgallery.core.duplicates.scoring import PairEvidence, PairShape, keypoints_cannot_tell, pair_score
+from vitgallery.core.duplicates.scoring import keypoints_cannot_tell
 from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
 from vitgallery.core.imageio import DecodeError
 from vitgallery.core.keypoints import KEYPOINT_COUNT
@@ -121,28 +122,32 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     def cosine(a: int, b: int) -> float:
         return float(whitened[position[a]] @ whitened[position[b]])
 
-    stored_rows = [] if stale else [row for row in store.duplicate_pairs() if row[0] in position and row[1] in position]
-    known = [_stored_pair(row, cosine(row[0], row[1])) for row in stored_rows]
-    todo = candidate_pairs(ids, whitened, index.query, k) - {(p.a, p.b) for p in known}
+    stored = PairTable.from_rows([] if stale else store.duplicate_pairs())
+    stored = stored.take(np.isin(stored.a, ids) & np.isin(stored.b, ids))
+    # a whitening refitted since moves the pairs' cosines: those pairs are scored and kept again
+    now = _cosines(ids, whitened, stored.a, stored.b)
+    refitted = np.abs(now - stored.columns["whitened"]) > 1e-6
+    known = PairTable({**stored.columns, "whitened": np.where(refitted, now, stored.columns["whitened"])})
+    todo = candidate_pairs(ids, whitened, index.query, k) - set(zip(known.a.tolist(), known.b.tolist(), strict=True))
     report(DuplicateProgress("candidates", 1, 1))
 
     stored_photos = {} if stale else store.duplicate_photos()
     scan.quality = {file_id: PhotoQuality.from_json(quality) for file_id, (_, quality) in stored_photos.items()
                     if quality is not None and file_id in files}
     problems: dict[int, str] = {}
-    verified: list[PairEvidence] = []
+    verified: list[tuple] = []
     cancelled = _verify(library, files, todo, cosine, verified, problems, report, cancel, workers, features_in_memory)
-    scan.pairs = known + verified
+    verified_pairs = PairTable.from_rows(verified)
+    scan.pairs = PairTable.concat([known, verified_pairs])
     measured: dict[int, PhotoQuality] = {}
     if not cancelled:
-        wanted = sorted({i for p in scan.pairs if p.score >= MEASURED_FROM_SCORE for i in (p.a, p.b)}
-                        - scan.quality.keys() - problems.keys())
+        grouping = scan.pairs.take(scan.pairs.score >= MEASURED_FROM_SCORE)
+        wanted = sorted(set(np.union1d(grouping.a, grouping.b).tolist()) - scan.quality.keys() - problems.keys())
         cancelled = _measure(library.root, files, wanted, measured, problems, report, cancel, workers)
     scan.quality.update(measured)
     scan.cancelled = cancelled
     scan.problems = [(library.root / files[file_id].path, why) for file_id, why in sorted(problems.items())]
 
-    refitted = [p for p, row in zip(known, stored_rows, strict=True) if abs(p.whitened - row[2]) > 1e-6]
     photos = [(file_id, problems.get(file_id), None) for file_id in problems]
     photos += [(file_id, None, quality.to_json()) for file_id, quality in measured.items()]
     # photos read this time that could not be read before
@@ -151,7 +156,7 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     scan.scanned_at = time.time()
     if not store.read_only:  # a read-only library (it still searches) scans without keeping the scan
         store.save_duplicate_scan(
-            [_pair_row(p) for p in refitted + verified], photos,
+            known.take(refitted).rows() + verified_pairs.rows(), photos,
             {"at": scan.scanned_at, "generation": generation, "version": EVIDENCE_VERSION,
              "whitening": whitening_key, "complete": not cancelled})
     if not cancelled:
@@ -167,13 +172,14 @@ def load_scan(library) -> DuplicateScan | None:
     info = store.duplicate_scan_info()
     if info is None or info.get("version") != EVIDENCE_VERSION:
         return None
-    rows = store.duplicate_pairs()
-    files = store.files_by_ids({i for row in rows for i in row[:2]} | set(store.duplicate_photos()))
+    pairs = PairTable.from_rows(store.duplicate_pairs())
     photos = store.duplicate_photos()
+    files = store.files_by_ids(set(np.union1d(pairs.a, pairs.b).tolist()) | set(photos))
+    known = np.fromiter(files, dtype=np.int64, count=len(files))
     current = (info.get("complete") and info.get("generation") == store.generation
                and info.get("whitening") == _whitening_key(store))
     return DuplicateScan(
-        library.root, files, [_stored_pair(row, row[2]) for row in rows if row[0] in files and row[1] in files],
+        library.root, files, pairs.take(np.isin(pairs.a, known) & np.isin(pairs.b, known)),
         store.decisions(), frozenset(store.separated_pairs()),
         problems=[(library.root / files[i].path, problem) for i, (problem, _) in sorted(photos.items())
                   if problem is not None and i in files],
@@ -182,10 +188,10 @@ def load_scan(library) -> DuplicateScan | None:
 
 
 def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]], cosine: Callable[[int, int], float],
-            verified: list[PairEvidence], problems: dict[int, str], report: Callable[[DuplicateProgress], None],
+            verified: list[tuple], problems: dict[int, str], report: Callable[[DuplicateProgress], None],
             cancel: threading.Event, workers: int | None, features_in_memory: int) -> bool:
-    """Verify the `todo` pairs into `verified`, with the features the library keeps of each photo; photos
-    that cannot be analysed go to `problems`. True when cancelled."""
+    """Verify the `todo` pairs into `verified` (as evidence_row), with the features the library keeps of
+    each photo; photos that cannot be analysed go to `problems`. True when cancelled."""
     needed = sorted({i for pair in todo for i in pair})
     if not needed:
         return cancel.is_set()
@@ -222,10 +228,10 @@ def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]],
 
 
 def _verify_batch(pairs: list[tuple[int, int]], features: _ScanFeatures, cosine: Callable[[int, int], float],
-                  pool: ThreadPoolExecutor, problems: dict[int, str]) -> list[PairEvidence]:
-    """The evidence of `pairs` (photos in `problems` are left out): matched on the strongest keypoints,
-    then, where those are worth a closer look and the photos look alike enough, on all their keypoints
-    (it decodes a photo whose kept features hold only the strongest)."""
+                  pool: ThreadPoolExecutor, problems: dict[int, str]) -> list[tuple]:
+    """The evidence of `pairs` as evidence_row (photos in `problems` are left out): matched on the
+    strongest keypoints, then, where those are worth a closer look and the photos look alike enough, on
+    all their keypoints (it decodes a photo whose kept features hold only the strongest)."""
     kept = features.get([i for pair in pairs for i in pair], pool, problems)
     pairs = [(a, b) for a, b in pairs if a in kept and b in kept]
     whites = [cosine(a, b) for a, b in pairs]
@@ -245,9 +251,7 @@ def _verify_batch(pairs: list[tuple[int, int]], features: _ScanFeatures, cosine:
     for n, ((a, b), match) in enumerate(zip(pairs, matches, strict=True)):
         if a in problems or b in problems:
             continue
-        evidence.append(PairEvidence(a, b, whites[n], match.inliers, match.agreement,
-                                     pair_score(whites[n], match.inliers, match.agreement, likeness.get(n)),
-                                     likeness.get(n), match.shape))
+        evidence.append(evidence_row(a, b, whites[n], match.inliers, match.agreement, likeness.get(n), match.shape))
     return evidence
 
 
@@ -409,15 +413,14 @@ def _unreadable(path, exc: Exception) -> str:
     return "could not be analysed"
 
 
-def _stored_pair(row: tuple, whitened: float) -> PairEvidence:
-    """PairEvidence from a row of Store.duplicate_pairs, scored now (the weights may have changed)."""
-    a, b, _, inliers, agreement, likeness, stretch, tilt, padding_a, padding_b = row
-    shape = None if stretch is None else PairShape(stretch, tilt, padding_a, padding_b)
-    return PairEvidence(a, b, whitened, inliers, agreement, pair_score(whitened, inliers, agreement, likeness),
-                        likeness, shape)
-
-
-def _pair_row(p: PairEvidence) -> tuple:
-    shape = p.shape
-    return (p.a, p.b, p.whitened, p.inliers, p.agreement, p.likeness,
-            *((None,) * 4 if shape is None else (shape.stretch, shape.tilt, shape.padding_a, shape.padding_b)))
+def _cosines(ids: np.ndarray, whitened: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The whitened cosine of each pair (a[n], b[n]) of file ids, `whitened` holding the vector of ids[n],
+    a few thousand pairs at a time (each needs two vectors' copies)."""
+    order = np.argsort(ids)
+    rows_a = order[np.searchsorted(ids, a, sorter=order)]
+    rows_b = order[np.searchsorted(ids, b, sorter=order)]
+    cosines = np.empty(len(a), dtype=np.float64)
+    for start in range(0, len(a), 4096):
+        part = slice(start, start + 4096)
+        cosines[part] = np.einsum("ij,ij->i", whitened[rows_a[part]], whitened[rows_b[part]])
+    return cosines

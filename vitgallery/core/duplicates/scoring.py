@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from vitgallery.core.keypoints import VERIFIED_INLIERS
 
@@ -68,21 +69,27 @@ def keypoints_cannot_tell(inliers: int) -> bool:
 
 def pair_score(whitened_cosine: float, inliers: int, agreement: float, likeness: float | None = None,
                weights: ScoreWeights = DEFAULT_WEIGHTS) -> float:
-    """How surely two photos are the same shot, in [0, 1]. Keypoints that fit one affine map and aligned
-    pixels that agree say they are the same picture; the whitened cosine says how alike they look.
-    Where keypoints are too few to tell, grey levels that align (`likeness`, see look_likeness) can
-    say it instead, together with a high whitened cosine. Without either no pair scores above 0.02:
-    blank and one-colour photos are never called duplicates, however alike their vectors (different
-    blank pictures are as alike as edited copies of one)."""
+    """How surely two photos are the same shot, in [0, 1] (one pair's pair_scores)."""
+    return float(pair_scores(np.array([whitened_cosine]), np.array([inliers]), np.array([agreement]),
+                             np.array([np.nan if likeness is None else likeness]), weights)[0])
+
+
+def pair_scores(whitened_cosine: np.ndarray, inliers: np.ndarray, agreement: np.ndarray, likeness: np.ndarray,
+                weights: ScoreWeights = DEFAULT_WEIGHTS) -> np.ndarray:
+    """How surely each pair of photos is the same shot, in [0, 1]; `likeness` NaN where not measured.
+    Keypoints that fit one affine map and aligned pixels that agree say they are the same picture; the
+    whitened cosine says how alike they look. Where keypoints are too few to tell, grey levels that
+    align (`likeness`, see look_likeness) can say it instead, together with a high whitened cosine.
+    Without either no pair scores above 0.02: blank and one-colour photos are never called duplicates,
+    however alike their vectors (different blank pictures are as alike as edited copies of one)."""
     w = weights
-    if not agreement_counts(inliers):
-        agreement = 0.0
-    z = w.bias + w.whitened * whitened_cosine + w.inliers * math.log1p(max(inliers, 0)) + w.agreement * agreement
-    if likeness is not None and keypoints_cannot_tell(inliers):
-        margin = min((whitened_cosine - w.look_whitened) / (1 - w.look_whitened),
-                     (likeness - w.look_likeness) / (1 - w.look_likeness))
-        z = max(z, _LOOK_STEEPNESS * margin)
-    return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
+    agreement = np.where(agreement_counts(inliers), agreement, 0.0)
+    z = w.bias + w.whitened * whitened_cosine + w.inliers * np.log1p(np.maximum(inliers, 0)) + w.agreement * agreement
+    margin = np.minimum((whitened_cosine - w.look_whitened) / (1 - w.look_whitened),
+                        (likeness - w.look_likeness) / (1 - w.look_likeness))
+    looked = ~np.isnan(likeness) & keypoints_cannot_tell(inliers)
+    z = np.where(looked, np.maximum(z, _LOOK_STEEPNESS * np.nan_to_num(margin, nan=-np.inf)), z)
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
 
 
 def match_reason(match: PairEvidence | None) -> str:

@@ -1,0 +1,77 @@
+"""A scan's pairs as columns (PairTable): the same evidence, scores and member geometry as pair objects."""
+
+from __future__ import annotations
+
+import random
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from vitgallery.core.duplicates import DuplicateScan, PairEvidence, PairShape, pair_score
+from vitgallery.core.duplicates.groups import member_shapes
+from vitgallery.core.duplicates.pairs import PairTable
+from vitgallery.core.duplicates.scoring import pair_scores
+from vitgallery.core.store import FileRow
+
+
+def random_pairs(count: int, seed: int = 0, ids: int = 12) -> list[PairEvidence]:
+    assert count <= ids * (ids - 1) // 2, "there are not that many pairs"
+    rng = random.Random(seed)
+    pairs = {}
+    while len(pairs) < count:
+        a, b = sorted(rng.sample(range(1, ids + 1), 2))
+        shape = None if rng.random() < 0.3 else PairShape(rng.random(), rng.uniform(0, 20), rng.random(), rng.random())
+        likeness = None if rng.random() < 0.5 else rng.uniform(0.8, 1.0)
+        inliers = rng.choice([0, 3, 5, 11, 12, 40, 200])
+        pairs[a, b] = PairEvidence(a, b, rng.uniform(-0.1, 1.0), inliers, rng.random(), rng.random(), likeness, shape)
+    return list(pairs.values())
+
+
+def test_pairs_as_columns_give_back_the_evidence_they_were_made_of():
+    pairs = random_pairs(60)
+    table = PairTable.from_evidence(pairs)
+    assert len(table) == 60 and list(table) == pairs and table[7] == pairs[7]
+    assert list(table.take(table.a == 1)) == [p for p in pairs if p.a == 1]
+    assert list(PairTable.concat([table.take(np.arange(10)), table.take(np.arange(10, 60))])) == pairs
+    # stored and read back, the evidence is the same and the score is worked out again
+    read = PairTable.from_rows(table.rows())
+    assert [p.__class__(**{**vars(p), "score": 0}) for p in read] == [p.__class__(**{**vars(p), "score": 0})
+                                                                     for p in pairs]
+    assert [p.score for p in read] == [pair_score(p.whitened, p.inliers, p.agreement, p.likeness) for p in pairs]
+    assert len(PairTable.from_rows([])) == 0
+
+
+def test_the_scores_of_many_pairs_are_each_pairs_score():
+    pairs = random_pairs(200, seed=1, ids=40)
+    scores = pair_scores(np.array([p.whitened for p in pairs]), np.array([p.inliers for p in pairs]),
+                         np.array([p.agreement for p in pairs]),
+                         np.array([np.nan if p.likeness is None else p.likeness for p in pairs]))
+    assert scores.tolist() == [pair_score(p.whitened, p.inliers, p.agreement, p.likeness) for p in pairs]
+
+
+def test_a_members_shape_is_the_median_and_most_over_its_mapped_pairs():
+    pairs = [p for p in random_pairs(40, seed=2, ids=12) if p.shape is not None]
+    shapes = member_shapes(PairTable.from_evidence(pairs))
+    for member in {i for p in pairs for i in (p.a, p.b)}:
+        own = [p for p in pairs if member in (p.a, p.b)]
+        padding = [p.shape.padding_a if p.a == member else p.shape.padding_b for p in own]
+        assert shapes[member].pairs == len(own)
+        assert shapes[member].stretch == statistics.median(p.shape.stretch for p in own)
+        assert shapes[member].tilt == statistics.median(p.shape.tilt for p in own)
+        assert shapes[member].padding == max(padding)
+    assert any(len([p for p in pairs if m in (p.a, p.b)]) % 2 == 0 for m in shapes), "an even count is tried"
+
+
+def test_a_members_shape_reads_only_pairs_within_its_group():
+    files = {i: FileRow(i, f"p{i}.jpg", 1, 1, f"fp{i}", 10, 10, None, 1.0, True) for i in range(1, 6)}
+    stretched = PairShape(0.5, 0.0, 0.0, 0.0)
+    pairs = [PairEvidence(1, 2, 0.9, 40, 0.9, 0.95, None, PairShape(0.1, 0.0, 0.0, 0.0)),
+             PairEvidence(3, 4, 0.9, 40, 0.9, 0.95, None, PairShape(0.2, 0.0, 0.0, 0.0)),
+             PairEvidence(2, 3, 0.9, 40, 0.9, 0.2, None, stretched),  # below the threshold: two groups
+             PairEvidence(1, 5, 0.9, 3, 0.0, 0.01, None, stretched)]  # 5 in no group
+    groups = DuplicateScan(Path("/photos"), files, pairs).groups(0.5)
+    shapes = {m.file_id: m.shape for g in groups for m in g.members}
+    assert shapes[1].stretch == shapes[2].stretch == 0.1 and shapes[2].pairs == 1
+    assert shapes[3].stretch == shapes[4].stretch == 0.2
+    assert [m.match for g in groups for m in g.members if m.match is not None] == [pairs[0], pairs[1]]
