@@ -59,7 +59,7 @@ HEARTBEAT_MS = 10
 # until the first photo is embedded (the model loading, the decoders starting).
 OPENING, LOADING_MODEL = "opening folder", "loading model"
 STARTUP_PHASES = (OPENING, LOADING_MODEL)
-DUPLICATES_PAGE, BROWSING = "duplicates page", "browsing"
+DUPLICATES_PAGE, BROWSING, SLIDING = "duplicates page", "browsing", "moving the threshold"
 CONDITION_POLL_MS = 10
 
 
@@ -226,6 +226,29 @@ def switch_groups(app: QApplication, window: MainWindow, switches: int) -> dict:
             "group_switch_paint_ms_median": round(statistics.median(paint_ms), 1) if paint_ms else None}
 
 
+def slide_threshold(app: QApplication, window: MainWindow, heartbeat: Heartbeat, steps: int) -> dict:
+    """Drag the Duplicates page's threshold slider up `steps` steps, 50 ms apart, then wait for the groups
+    of the last one: the GUI thread's time for each step, the longest event-loop gap, and how long after
+    the last step its groups were shown."""
+    view = window.duplicates_view
+    heartbeat.phase = SLIDING
+    heartbeat.start()
+    step_ms, started = [], 0.0
+    for _ in range(steps):
+        started = time.perf_counter()
+        view.threshold_slider.setValue(view.threshold_slider.value() + 1)
+        step_ms.append((time.perf_counter() - started) * 1000)
+        wait_until(app, lambda: False, 0.05)
+    wait_until(app, lambda: not getattr(view, "_regrouping", False), 60)  # grouped at once where no job does it
+    shown_s = time.perf_counter() - started
+    heartbeat.stop()
+    return {"threshold_steps": len(step_ms),
+            "threshold_step_ms_median": round(statistics.median(step_ms), 1) if step_ms else None,
+            "threshold_step_ms_max": round(max(step_ms), 1) if step_ms else None,
+            "threshold_groups_shown_after_last_step_s": round(shown_s, 2),
+            "longest_gap_moving_threshold_ms": round(heartbeat.longest((SLIDING,)), 1)}
+
+
 def process_age_s() -> float:
     """Seconds since this process started (Linux: /proc, in clock ticks), interpreter start-up included."""
     started_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
@@ -301,6 +324,8 @@ def main() -> int:
                         help="after the drops, page down the folder grid this many times (100 ms apart)")
     parser.add_argument("--switch-groups", type=int, default=0, metavar="N",
                         help="on the Duplicates page, step to the next group N times (100 ms apart) and time each step")
+    parser.add_argument("--slide-threshold", type=int, default=0, metavar="N",
+                        help="on the Duplicates page, drag the threshold slider up N steps (50 ms apart)")
     parser.add_argument("--profile-duplicates", type=Path, metavar="FILE",
                         help="profile the GUI thread (cProfile) from the switch to the Duplicates page through "
                              "--switch-groups, and save the statistics here")
@@ -430,6 +455,8 @@ def main() -> int:
     duplicates_page = open_duplicates_page(app, window, heartbeat, args.timeout)
     if args.switch_groups:
         duplicates_page.update(switch_groups(app, window, args.switch_groups))
+    if args.slide_threshold:
+        duplicates_page.update(slide_threshold(app, window, heartbeat, args.slide_threshold))
     if profiler:
         profiler.disable()
         profiler.dump_stats(args.profile_duplicates)

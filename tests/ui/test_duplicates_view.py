@@ -178,7 +178,8 @@ def test_a_library_never_scanned_says_so_once_shown(qtbot, make_view, tmp_path):
 def test_a_scan_is_grouped_and_its_keepers_chosen_off_the_windows_thread(qtbot, make_view, library_dir,
                                                                           monkeypatch):
     """A library can hold thousands of groups: grouping them and choosing the keepers takes seconds there
-    (docs/performance.md, issue 18 point 4), so the jobs do it, for a new scan and a kept one alike."""
+    (docs/performance.md, issue 18 point 4), so the jobs do it, for a new scan, a kept one and a move
+    of the threshold slider alike."""
     import threading
 
     from vitgallery.core.duplicates import groups as core_groups
@@ -203,8 +204,35 @@ def test_a_scan_is_grouped_and_its_keepers_chosen_off_the_windows_thread(qtbot, 
     qtbot.waitUntil(lambda: again.group_list.count() == 3, timeout=30_000)
     assert again.keep_paths(again.groups[0]) and "Scanned" in again.status_label.text()
     assert on_gui_thread and not any(on_gui_thread), "the keepers shown were chosen in the jobs"
-    again.threshold_slider.setValue(again.threshold_slider.value() + 1)  # the user regroups: at once, here
-    assert any(on_gui_thread)
+    calls = len(on_gui_thread)
+    again.threshold_slider.setValue(again.threshold_slider.value() + 1)  # the user regroups
+    qtbot.waitUntil(lambda: len(on_gui_thread) > calls and not again._regrouping, timeout=30_000)
+    assert not any(on_gui_thread), "the slider's regrouping ran in a job too"
+
+
+def test_slider_steps_made_while_a_regrouping_runs_are_grouped_once_after_it(qtbot, make_view, library_dir,
+                                                                            monkeypatch):
+    import threading
+
+    from vitgallery.core.duplicates import groups as core_groups
+
+    view = scanned(qtbot, make_view(library_dir))
+    grouping, release, thresholds = core_groups.DuplicateScan.groups_and_hidden, threading.Event(), []
+
+    def slow_groups(scan, threshold, **kwargs):
+        thresholds.append(threshold)
+        release.wait(30)
+        return grouping(scan, threshold, **kwargs)
+
+    monkeypatch.setattr(core_groups.DuplicateScan, "groups_and_hidden", slow_groups)
+    start = view.threshold_slider.value()
+    for step in (10, 20, 30):  # a drag: each step asks, the first one is still grouping
+        view.threshold_slider.setValue(start + step)
+    qtbot.waitUntil(lambda: len(thresholds) == 1)
+    release.set()
+    qtbot.waitUntil(lambda: len(thresholds) == 2 and not view._regrouping, timeout=30_000)
+    assert thresholds == [(start + 10) / 100, (start + 30) / 100], "the steps between were never grouped"
+    assert [g.key for g in view.groups] == [g.key for g in view._scan.groups((start + 30) / 100)]
 
 
 def test_the_badge_says_the_reason_a_keep_rule_gives(qtbot, make_view, library_dir, monkeypatch):

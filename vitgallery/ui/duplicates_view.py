@@ -20,7 +20,7 @@ import html
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, QTimer, Signal
@@ -197,6 +197,10 @@ class DuplicatesView(QWidget, JobPage):
         self._gone: set[int] = set()  # file ids moved away by an action since the scan
         self._preferred_folder: Path | None = None
         self._busy = False
+        # Regrouping runs in a job (see _regroup): one at a time; asked again meanwhile, once more after.
+        self._regrouping = False
+        self._regroups_asked = 0
+        self._after_regroup: list[Callable[[], None]] = []  # what waits for the groups asked for
         # The kept scan is read when the page is first shown: at 10,000 photos reading and grouping it
         # is seconds of Python that would compete with the window's start (docs/performance.md).
         self._last_scan_unread = False
@@ -473,6 +477,7 @@ class DuplicatesView(QWidget, JobPage):
     def _show_grouped(self, grouped: _Grouped) -> None:
         """Show groups made in a job (see _grouping), or group again where the threshold or the rule
         changed meanwhile."""
+        self._regroups_asked += 1  # a regroup still running is of what was shown before
         self._rule_choices.clear()
         if (grouped.threshold, grouped.rule, grouped.folder) != (self.threshold, self.rule, self._preferred_folder):
             self._regroup()
@@ -784,20 +789,58 @@ class DuplicatesView(QWidget, JobPage):
 
     # -- the group list ----------------------------------------------------------------------------
 
-    def _regroup(self) -> None:
-        """Group the scan again (threshold, decisions, moved photos). The group on screen stays on
-        screen, as what is left of it when a photo was taken out; a group resolved away gives its
-        row to the next one."""
+    def _regroup(self, then: Callable[[], None] | None = None) -> None:
+        """Group the scan again (threshold, decisions, moved photos) in a job, as _grouping does: at
+        10,000 photos that takes a few hundred milliseconds, which no step of the threshold slider may
+        freeze the window for. Asked while one runs, it runs once more when that one ends, with what is
+        asked then. `then` runs once the groups are shown."""
+        if then is not None and then not in self._after_regroup:  # a drag's steps show one summary
+            self._after_regroup.append(then)
+        self._regroups_asked += 1
+        if self._scan is None or self._scan.cancelled:
+            self._show_regrouped(_Grouped(self._scan, self.threshold, self.rule, self._preferred_folder, [], 0, {}))
+        elif not self._regrouping:
+            self._regrouping = True
+            asked, grouping, scan = self._regroups_asked, self._grouping(), replace(self._scan)  # a copy: decisions change
+            self._jobs.submit(lambda progress, cancel: (asked, grouping(scan)), name="duplicates regroup",
+                              on_finished=self._on_regrouped, on_failed=self._on_regroup_failed)
+
+    def _on_regrouped(self, outcome: tuple[int, _Grouped]) -> None:
+        asked, grouped = outcome
+        self._regrouping = False
+        if asked != self._regroups_asked:  # asked again meanwhile (or another scan came): group as asked now
+            self._regroup()
+        else:
+            self._show_regrouped(grouped)
+
+    def _on_regroup_failed(self, error: WorkerError) -> None:
+        self._regrouping = False
+        self.status_label.setText(f"Failed: {error.message}")
+        self._run_after_regroup()
+
+    def _show_regrouped(self, grouped: _Grouped) -> None:
+        """The group on screen stays on screen, as what is left of it when a photo was taken out; a
+        group resolved away gives its row to the next one."""
         current, row = self.current_group(), self.group_list.currentRow()
-        grouped = self._scan is not None and not self._scan.cancelled
-        self._groups, self._hidden = (self._scan.groups_and_hidden(self.threshold, exclude=self._gone)
-                                      if grouped else ([], 0))
+        self._groups, self._hidden = grouped.groups, grouped.hidden
+        if (grouped.rule, grouped.folder) == (self.rule, self._preferred_folder):
+            self._rule_choices.update(grouped.choices)
         if current is not None:
             before = {m.path for m in current.members}
             shared = [len(before & {m.path for m in g.members}) for g in self._groups]
             if shared and max(shared) > 0:
                 row = shared.index(max(shared))
         self._fill_group_list(min(max(row, 0), len(self._groups) - 1))
+        self._run_after_regroup()
+
+    def _run_after_regroup(self) -> None:
+        waiting, self._after_regroup = self._after_regroup, []
+        for then in waiting:
+            then()
+
+    def _show_summary(self) -> None:
+        if not self._busy:
+            self.status_label.setText(self._summary())
 
     def _fill_group_list(self, row: int | None = None) -> None:
         row = self.group_list.currentRow() if row is None else row
@@ -840,9 +883,7 @@ class DuplicatesView(QWidget, JobPage):
     def _on_threshold_changed(self, value: int) -> None:
         self.threshold_label.setText(f"{value / 100:.2f}")
         if self._scan is not None:
-            self._regroup()
-            if not self._busy:
-                self.status_label.setText(self._summary())
+            self._regroup(then=self._show_summary)
 
     def _on_thumbnail(self, path: str) -> None:
         pixmap = self.thumbnails.pixmap(path)
@@ -894,13 +935,12 @@ class DuplicatesView(QWidget, JobPage):
         self._run(decide, self._on_decisions)
 
     def _on_decisions(self, decisions: UserDecisions) -> None:
-        if self._scan is not None:
-            self._scan.decisions = decisions.groups
-            self._scan.separated = decisions.separated
-            self._regroup()
-            if not self._busy:
-                self.status_label.setText(self._summary())
-        self.decisions_changed.emit()
+        if self._scan is None:
+            self.decisions_changed.emit()
+            return
+        self._scan.decisions = decisions.groups
+        self._scan.separated = decisions.separated
+        self._regroup(then=lambda: (self._show_summary(), self.decisions_changed.emit()))
 
     # -- acting ------------------------------------------------------------------------------------
 
@@ -1041,16 +1081,21 @@ class DuplicatesView(QWidget, JobPage):
     def _on_acted(self, outcome: tuple[ActionReport, list[ActionEntry], UserDecisions]) -> None:
         report, history, decisions = outcome
         self._on_history(history)
-        self._set_busy(False, report.status_line())
-        if self._scan is not None:
-            self._scan.decisions, self._scan.separated = decisions.groups, decisions.separated
-            by_path = {self._scan.root / row.path: file_id for file_id, row in self._scan.files.items()}
-            if report.kind == "undo":
-                self._gone -= {by_path[source] for _, source in report.done if source in by_path}
-            elif report.moved_files:
-                self._gone |= {by_path[source] for source, _ in report.done if source in by_path}
-            self._regroup()
-        self.action_finished.emit(report)
+
+        def finished() -> None:  # once the groups show what the action left
+            self._set_busy(False, report.status_line())
+            self.action_finished.emit(report)
+
+        if self._scan is None:
+            finished()
+            return
+        self._scan.decisions, self._scan.separated = decisions.groups, decisions.separated
+        by_path = {self._scan.root / row.path: file_id for file_id, row in self._scan.files.items()}
+        if report.kind == "undo":
+            self._gone -= {by_path[source] for _, source in report.done if source in by_path}
+        elif report.moved_files:
+            self._gone |= {by_path[source] for source, _ in report.done if source in by_path}
+        self._regroup(then=finished)
 
     def _on_history(self, entries: list[ActionEntry]) -> None:
         self._history = entries
