@@ -227,9 +227,10 @@ def switch_groups(app: QApplication, window: MainWindow, switches: int) -> dict:
 
 
 def slide_threshold(app: QApplication, window: MainWindow, heartbeat: Heartbeat, steps: int) -> dict:
-    """Drag the Duplicates page's threshold slider up `steps` steps, 50 ms apart, then wait for the groups
-    of the last one: the GUI thread's time for each step, the longest event-loop gap, and how long after
-    the last step its groups were shown."""
+    """Step the Duplicates page's threshold slider up `steps` times, 50 ms apart, as its arrow keys or the
+    mouse wheel do (a mouse drag asks only where it is let go), then wait for the groups of the last
+    step: the GUI thread's time for each step, the longest event-loop gap, and how long after the last
+    step its groups were shown."""
     view = window.duplicates_view
     heartbeat.phase = SLIDING
     heartbeat.start()
@@ -325,7 +326,8 @@ def main() -> int:
     parser.add_argument("--switch-groups", type=int, default=0, metavar="N",
                         help="on the Duplicates page, step to the next group N times (100 ms apart) and time each step")
     parser.add_argument("--slide-threshold", type=int, default=0, metavar="N",
-                        help="on the Duplicates page, drag the threshold slider up N steps (50 ms apart)")
+                        help="on the Duplicates page, step the threshold slider up N times (50 ms apart), as "
+                             "its arrow keys do")
     parser.add_argument("--profile-duplicates", type=Path, metavar="FILE",
                         help="profile the GUI thread (cProfile) from the switch to the Duplicates page through "
                              "--switch-groups, and save the statistics here")
