@@ -226,7 +226,7 @@ def test_slider_steps_made_while_a_regrouping_runs_are_grouped_once_after_it(qtb
 
     monkeypatch.setattr(core_groups.DuplicateScan, "groups_and_hidden", slow_groups)
     start = view.threshold_slider.value()
-    for step in (10, 20, 30):  # a drag: each step asks, the first one is still grouping
+    for step in (10, 20, 30):  # arrow keys: each step asks while the first one is still grouping
         view.threshold_slider.setValue(start + step)
     qtbot.waitUntil(lambda: len(thresholds) == 1)
     release.set()

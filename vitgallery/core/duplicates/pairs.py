@@ -2,8 +2,8 @@
 
 A library of 10,000 photos keeps about 130,000 verified pairs. As Python objects they cost seconds to
 build and group, most of it garbage collection that holds the interpreter lock, so the window froze
-for about 0.3 s while a job read them. As columns they are a dozen arrays; a pair becomes a
-PairEvidence only where one is asked for (a group's links, a member's geometry).
+for about 0.3 s while a job read them. As columns they are eleven arrays, scored and grouped as arrays;
+a pair becomes a PairEvidence only where one is asked for (the link that put a photo in its group).
 """
 
 from __future__ import annotations
