@@ -12,12 +12,14 @@ from tests.photos import make_photo
 from vitgallery.ui.results_model import (
     InliersRole,
     Match,
+    MatchRole,
     PathRole,
     PhotoListModel,
     PhotoTile,
     PhotoTileDelegate,
     RankRole,
     ScoreRole,
+    ThumbnailFailedRole,
     ThumbnailRole,
 )
 from vitgallery.ui.thumbnails import ThumbnailLoader
@@ -47,6 +49,18 @@ def test_ranked_rows_expose_named_roles(checked_model: PhotoListModel) -> None:
     names = {bytes(name.data()) for name in checked_model.roleNames().values()}
     assert {b"path", b"score", b"thumbnail", b"rank", b"inliers"} <= names
     assert checked_model.rowCount(second) == 0  # a flat list: items have no children
+
+
+def test_a_tiles_look_in_one_call_is_what_its_roles_give(checked_model: PhotoListModel) -> None:
+    """The delegate paints from look_of (one call instead of six through Qt): it must say what data() does."""
+    checked_model.set_tiles([PhotoTile(Path("/p/crop.jpg"), 0.97, 0.62, 48, Match.SAME),
+                             PhotoTile(Path("/p/far.jpg"), 0.1, 0.1, None, Match.WEAK)])
+    checked_model.set_min_score(0.05)
+    for row in range(checked_model.rowCount()):
+        index, look = checked_model.index(row), checked_model.look_of(row)
+        assert look == (index.data(Qt.ItemDataRole.DisplayRole), index.data(MatchRole), index.data(ThumbnailRole),
+                        index.data(ThumbnailFailedRole), index.data(ScoreRole), index.data(RankRole))
+    assert checked_model.look_of(1).match is Match.WEAK and checked_model.look_of(1).rank == 2
 
 
 def test_a_result_says_why_it_ranked(checked_model: PhotoListModel) -> None:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -26,7 +27,16 @@ from PySide6.QtCore import (
     QUrl,
     Signal,
 )
-from PySide6.QtGui import QColor, QContextMenuEvent, QFont, QKeyEvent, QPainter, QPalette, QResizeEvent
+from PySide6.QtGui import (
+    QColor,
+    QContextMenuEvent,
+    QFont,
+    QKeyEvent,
+    QPainter,
+    QPalette,
+    QPixmap,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QListView,
@@ -111,6 +121,17 @@ class PhotoTile:
 AnyIndex = QModelIndex | QPersistentModelIndex
 
 
+class TileLook(NamedTuple):
+    """What a tile shows (PhotoListModel.look_of)."""
+
+    name: str
+    match: Match | None
+    thumbnail: QPixmap | None
+    thumbnail_failed: bool
+    score: float | None
+    rank: int
+
+
 class PhotoListModel(QAbstractListModel):
     """Photos as tiles, in rank (or listing) order, by name or by date. Ranked tiles below
     `min_score` are hidden.
@@ -154,9 +175,9 @@ class PhotoListModel(QAbstractListModel):
         if role == RankRole:
             return rank + 1
         if role in (ThumbnailRole, Qt.ItemDataRole.DecorationRole):
-            return self._thumbnails.pixmap(tile.path) if self._thumbnails is not None else None
+            return self._thumbnail(tile)
         if role == ThumbnailFailedRole:
-            return self._thumbnails.has_failed(tile.path) if self._thumbnails is not None else False
+            return self._thumbnail_failed(tile)
         if role == Qt.ItemDataRole.ToolTipRole:
             if tile.score is None:
                 return str(tile.path)
@@ -219,6 +240,21 @@ class PhotoListModel(QAbstractListModel):
 
     def tile_at(self, row: int) -> PhotoTile:
         return self._all[self._rows[row]]
+
+    def look_of(self, row: int) -> TileLook:
+        """What a row's tile shows, in one call: the tile delegate's paint asked data() six times, and
+        each call goes through Qt and back into Python, giving up the interpreter lock on the way; with
+        a job running Python beside it, each may wait for it (docs/performance.md, issue 18 point 5)."""
+        rank = self._rows[row]
+        tile = self._all[rank]
+        return TileLook(tile.path.name, tile.match, self._thumbnail(tile), self._thumbnail_failed(tile), tile.score,
+                        rank + 1)
+
+    def _thumbnail(self, tile: PhotoTile) -> QPixmap | None:
+        return self._thumbnails.pixmap(tile.path) if self._thumbnails is not None else None
+
+    def _thumbnail_failed(self, tile: PhotoTile) -> bool:
+        return self._thumbnails.has_failed(tile.path) if self._thumbnails is not None else False
 
     def row_of(self, path: Path) -> int | None:
         return self._row_of.get(str(path))
@@ -380,13 +416,13 @@ class PhotoTileDelegate(QStyledItemDelegate):
             painter.setBrush(palette.color(QPalette.ColorRole.Midlight))
             painter.drawRoundedRect(rect.adjusted(1, 1, -1, -1), 6, 6)
 
-        match = index.data(MatchRole)
-        if match is Match.WEAK and not selected:
+        look = index.model().look_of(index.row())
+        if look.match is Match.WEAK and not selected:
             painter.setOpacity(WEAK_TILE_OPACITY)
         square = QRect(
             rect.x() + TILE_MARGIN, rect.y() + TILE_MARGIN, self._thumbnail_size, self._thumbnail_size
         )
-        pixmap = index.data(ThumbnailRole)
+        pixmap = look.thumbnail
         if pixmap is not None and not pixmap.isNull():
             scaled = pixmap.size().scaled(square.size(), Qt.AspectRatioMode.KeepAspectRatio)
             target = QRect(0, 0, scaled.width(), scaled.height())
@@ -396,7 +432,7 @@ class PhotoTileDelegate(QStyledItemDelegate):
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(palette.color(QPalette.ColorRole.AlternateBase))
             painter.drawRoundedRect(square.adjusted(8, 8, -8, -8), 4, 4)
-            if index.data(ThumbnailFailedRole):
+            if look.thumbnail_failed:
                 painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
                 painter.drawText(square, Qt.AlignmentFlag.AlignCenter, "cannot\ndecode")
 
@@ -405,15 +441,12 @@ class PhotoTileDelegate(QStyledItemDelegate):
         label_rect = QRect(
             rect.x() + TILE_MARGIN, square.bottom() + 2, self._thumbnail_size, TILE_LABEL_HEIGHT
         )
-        name = option.fontMetrics.elidedText(
-            str(index.data(Qt.ItemDataRole.DisplayRole)), Qt.TextElideMode.ElideMiddle, label_rect.width()
-        )
+        name = option.fontMetrics.elidedText(look.name, Qt.TextElideMode.ElideMiddle, label_rect.width())
         painter.drawText(label_rect, Qt.AlignmentFlag.AlignCenter, name)
 
-        score = index.data(ScoreRole)
-        if score is not None:
-            same = match is Match.SAME
-            text = f"{index.data(RankRole)} · {score:.2f}{' ✓' if same else ''}"
+        if look.score is not None:
+            same = look.match is Match.SAME
+            text = f"{look.rank} · {look.score:.2f}{' ✓' if same else ''}"
             self._paint_badge(painter, square, text, option, SAME_PHOTO_BADGE_COLOUR if same else BADGE_COLOUR)
         painter.restore()
 
