@@ -84,6 +84,7 @@ def test_torch_is_imported_before_the_window_is_built(tmp_path: Path) -> None:
         seen["shown"] = window.isVisible()
         seen["switch_interval"] = sys.getswitchinterval()
         seen["frozen_out_of_gc"] = gc.get_freeze_count() > 100_000  # the runtime's and the window's objects
+        seen["gc_on"] = gc.isenabled()  # paused only while they were made
         window.close()
         print(json.dumps(seen))
     """)
@@ -93,7 +94,8 @@ def test_torch_is_imported_before_the_window_is_built(tmp_path: Path) -> None:
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     loaded = sorted(["timm", "torch", "vitgallery.core.library", *(["openvino"] if OPENVINO else [])])
     assert seen == {"before": [], "when_built": loaded, "shown": True,
-                    "switch_interval": pytest.approx(WINDOW_SWITCH_INTERVAL_S), "frozen_out_of_gc": True}
+                    "switch_interval": pytest.approx(WINDOW_SWITCH_INTERVAL_S), "frozen_out_of_gc": True,
+                    "gc_on": True}
 
 
 def test_a_runtime_that_cannot_load_is_named_and_stops_the_steps(monkeypatch) -> None:

@@ -198,12 +198,19 @@ def start_window(build_window: Callable[[], MainWindow]) -> MainWindow:
     sys.setswitchinterval(WINDOW_SWITCH_INTERVAL_S)
     splash = StartupSplash()
     splash.show()
-    problem = load_model_runtime(splash.say)
-    window = build_window()
-    # What is alive now (the model runtime's modules, the window) lives as long as the app: frozen out of
-    # the garbage collector's full passes, which would walk it all, holding the interpreter, each time a
-    # job makes many objects (reading a kept scan of 129,000 pairs froze the window a third of a second).
-    gc.freeze()
+    # What the imports and the window make (about 680,000 objects) lives as long as the app: the garbage
+    # collector's full passes over it while it grew took 0.7 s of the start; one pass at the end frees
+    # what they left (10,000 objects, 8 MB). Then it is frozen out of those passes, which would walk it
+    # all, holding the interpreter, each time a job makes many objects (reading a kept scan of 129,000
+    # pairs froze the window a third of a second).
+    gc.disable()
+    try:
+        problem = load_model_runtime(splash.say)
+        window = build_window()
+    finally:
+        gc.collect()
+        gc.freeze()
+        gc.enable()
     window.show()
     splash.finish(window)
     if problem is not None:
