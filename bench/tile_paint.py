@@ -47,7 +47,7 @@ class ReadyThumbnails(QObject):
         return False
 
 
-def paint_ms(app: QApplication, view: PhotoGridView, paints: int) -> list[float]:
+def paint_ms(view: PhotoGridView, paints: int) -> list[float]:
     times = []
     for _ in range(paints):
         started = time.perf_counter()
@@ -81,11 +81,11 @@ def main() -> int:
     shown = sum(view.visualRect(model.index(row, 0)).intersects(view.viewport().rect())
                 for row in range(model.rowCount()))
     for run in range(args.runs):
-        quiet = paint_ms(app, view, args.paints)
+        quiet = paint_ms(view, args.paints)
         stop = threading.Event()
         thread = threading.Thread(target=busy_job, args=(stop,))
         thread.start()
-        busy = paint_ms(app, view, args.paints)
+        busy = paint_ms(view, args.paints)
         stop.set()
         thread.join()
         print(json.dumps({"run": run + 1, "tiles_shown": shown,

@@ -37,17 +37,15 @@ class PairTable(Sequence[PairEvidence]):
     def from_rows(cls, rows: Sequence[tuple]) -> PairTable:
         """Pairs from rows as Store.duplicate_pairs gives them (EVIDENCE_COLUMNS; None for no value),
         scored now with pair_scores."""
-        grid = np.array(rows, dtype=np.float64).reshape(len(rows), len(EVIDENCE_COLUMNS))  # None becomes NaN
-        return cls({name: grid[:, n].astype(np.int64) if name in _INTEGER_COLUMNS else grid[:, n]
-                    for n, name in enumerate(EVIDENCE_COLUMNS)})
+        return cls(_columns(rows))
 
     @classmethod
     def from_evidence(cls, pairs: Iterable[PairEvidence]) -> PairTable:
         """Pairs with the scores they carry."""
         pairs = list(pairs)
-        table = cls.from_rows([evidence_row(p.a, p.b, p.whitened, p.inliers, p.agreement, p.likeness, p.shape)
-                               for p in pairs])
-        return cls(table.columns, np.array([p.score for p in pairs], dtype=np.float64))
+        return cls(_columns([evidence_row(p.a, p.b, p.whitened, p.inliers, p.agreement, p.likeness, p.shape)
+                             for p in pairs]),
+                   np.array([p.score for p in pairs], dtype=np.float64))
 
     def rows(self) -> list[tuple]:
         """As Store.save_duplicate_scan takes them (EVIDENCE_COLUMNS, None for no value)."""
@@ -93,6 +91,13 @@ class PairTable(Sequence[PairEvidence]):
         shape = None if stretch != stretch else PairShape(stretch, tilt, padding_a, padding_b)  # NaN: no map
         return PairEvidence(a, b, whitened, inliers, agreement, score, None if likeness != likeness else likeness,
                             shape)
+
+
+def _columns(rows: Sequence[tuple]) -> dict[str, np.ndarray]:
+    """Rows in EVIDENCE_COLUMNS' order as one array per column (None becomes NaN)."""
+    grid = np.array(rows, dtype=np.float64).reshape(len(rows), len(EVIDENCE_COLUMNS))
+    return {name: grid[:, n].astype(np.int64) if name in _INTEGER_COLUMNS else grid[:, n]
+            for n, name in enumerate(EVIDENCE_COLUMNS)}
 
 
 def evidence_row(a: int, b: int, whitened: float, inliers: int, agreement: float, likeness: float | None,

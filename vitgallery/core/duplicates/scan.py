@@ -5,7 +5,7 @@
    library keeps of each photo since it was indexed (core.photo_features), on several threads. A photo
    is decoded only for a closer look, or when it was indexed before the library kept its features (it
    keeps them from then on); what is decoded waits in a temporary file (spill.py).
-3. Each pair's evidence gets a score (scoring.pair_score); grouping at a threshold is left to the
+3. Each pair's evidence gets a score (scoring.pair_scores); grouping at a threshold is left to the
    DuplicateScan, so a slider can regroup instantly.
 4. The photos that can end up in a group are measured for the keep-best rule (quality.py).
 
@@ -15,6 +15,7 @@ The evidence is kept in the library: a later scan verifies only the candidate pa
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -117,15 +118,12 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     ids = ids[keep]
     whitened = vectors[keep] if whitening is None else whitening.apply(vectors[keep])
     del chunks, vectors
-    position = {file_id: n for n, file_id in enumerate(ids.tolist())}
-
-    def cosine(a: int, b: int) -> float:
-        return float(whitened[position[a]] @ whitened[position[b]])
+    cosines = functools.partial(_cosines, ids, whitened)
 
     stored = PairTable.from_rows([] if stale else store.duplicate_pairs())
     stored = stored.take(np.isin(stored.a, ids) & np.isin(stored.b, ids))
     # a whitening refitted since moves the pairs' cosines: those pairs are scored and kept again
-    now = _cosines(ids, whitened, stored.a, stored.b)
+    now = cosines(stored.a, stored.b)
     refitted = np.abs(now - stored.columns["whitened"]) > 1e-6
     known = PairTable({**stored.columns, "whitened": np.where(refitted, now, stored.columns["whitened"])})
     todo = candidate_pairs(ids, whitened, index.query, k) - set(zip(known.a.tolist(), known.b.tolist(), strict=True))
@@ -136,7 +134,7 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
                     if quality is not None and file_id in files}
     problems: dict[int, str] = {}
     verified: list[tuple] = []
-    cancelled = _verify(library, files, todo, cosine, verified, problems, report, cancel, workers, features_in_memory)
+    cancelled = _verify(library, files, todo, cosines, verified, problems, report, cancel, workers, features_in_memory)
     verified_pairs = PairTable.from_rows(verified)
     scan.pairs = PairTable.concat([known, verified_pairs])
     measured: dict[int, PhotoQuality] = {}
@@ -187,7 +185,8 @@ def load_scan(library) -> DuplicateScan | None:
         scanned_at=float(info["at"]), up_to_date=bool(current))
 
 
-def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]], cosine: Callable[[int, int], float],
+def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]],
+            cosines: Callable[[np.ndarray, np.ndarray], np.ndarray],
             verified: list[tuple], problems: dict[int, str], report: Callable[[DuplicateProgress], None],
             cancel: threading.Event, workers: int | None, features_in_memory: int) -> bool:
     """Verify the `todo` pairs into `verified` (as evidence_row), with the features the library keeps of
@@ -220,21 +219,23 @@ def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]],
         pairs = sorted((a, b) for a, b in todo if a not in problems and b not in problems)
         for start in range(0, len(pairs), PAIRS_PER_ROUND):
             batch = pairs[start:start + PAIRS_PER_ROUND]
-            verified += _verify_batch(batch, features, cosine, pool, problems)
+            verified += _verify_batch(batch, features, cosines, pool, problems)
             report(DuplicateProgress("verifying", start + len(batch), len(pairs)))
             if cancel.is_set():
                 return True
     return False
 
 
-def _verify_batch(pairs: list[tuple[int, int]], features: _ScanFeatures, cosine: Callable[[int, int], float],
+def _verify_batch(pairs: list[tuple[int, int]], features: _ScanFeatures,
+                  cosines: Callable[[np.ndarray, np.ndarray], np.ndarray],
                   pool: ThreadPoolExecutor, problems: dict[int, str]) -> list[tuple]:
     """The evidence of `pairs` as evidence_row (photos in `problems` are left out): matched on the
     strongest keypoints, then, where those are worth a closer look and the photos look alike enough, on
     all their keypoints (it decodes a photo whose kept features hold only the strongest)."""
     kept = features.get([i for pair in pairs for i in pair], pool, problems)
     pairs = [(a, b) for a, b in pairs if a in kept and b in kept]
-    whites = [cosine(a, b) for a, b in pairs]
+    whites = cosines(np.array([a for a, _ in pairs], dtype=np.int64),
+                     np.array([b for _, b in pairs], dtype=np.int64)).tolist()
     matches = list(pool.map(lambda pair: match_photos(kept[pair[0]], kept[pair[1]], look_closer=False), pairs))
     closer = [n for n, match in enumerate(matches)
               if worth_a_closer_look(match.inliers) and whites[n] >= CLOSER_FROM_WHITENED]
