@@ -69,6 +69,9 @@ def build_folder(corpus: Path, target: Path, count: int) -> Path:
     marker = target / ".complete"
     if marker.exists() and marker.read_text() == str(count):
         return target
+    if not marker.exists() and target.is_dir() and any(target.iterdir()):
+        # only a folder this script made is emptied: given a corpus's own folder, it deleted the corpus
+        sys.exit(f"{target} holds photos this script did not put there: give a new or empty --folder")
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     sources = [
