@@ -19,8 +19,10 @@ from vitgallery.ui.results_model import (
     PhotoTileDelegate,
     RankRole,
     ScoreRole,
+    SortOrder,
     ThumbnailFailedRole,
     ThumbnailRole,
+    TileFeed,
 )
 from vitgallery.ui.thumbnails import ThumbnailLoader
 
@@ -107,6 +109,44 @@ def test_folder_listing_appends_without_duplicates(checked_model: PhotoListModel
     assert checked_model.rowCount() == 3
     checked_model.clear()
     assert checked_model.rowCount() == 0
+
+
+@pytest.mark.parametrize("order", [SortOrder.NAME, SortOrder.DATE, SortOrder.RANK])
+def test_a_listing_fed_in_slices_ends_in_the_order_of_the_whole(qtbot, checked_model: PhotoListModel,
+                                                                 order: SortOrder) -> None:
+    """Tiles that sort after the shown ones are added at the end (no reset); others reorder the rows:
+    either way the grid ends as if the whole listing had been set at once."""
+    names = [f"{folder}/{stem}_{i:03d}.jpg" for i, (folder, stem) in
+             enumerate((f, s) for f in ("b", "A", "c") for s in ("img", "IMG", "x"))]  # fmt: skip
+    listing = [(Path("/r") / name, float((7 * i) % 11)) for i, name in enumerate(sorted(names) * 30)]
+    checked_model.set_sort_order(order)
+    resets = []
+    checked_model.modelReset.connect(lambda: resets.append(1))
+    feed = TileFeed(checked_model, slice_size=4)
+    feed.add(listing[:10])
+    feed.add(listing[10:])
+    assert checked_model.rowCount() == 0, "fed by the event loop, not at once"
+    qtbot.waitUntil(lambda: checked_model.rowCount() == len(names))
+    whole = PhotoListModel()
+    whole.set_sort_order(order)
+    first_seen: dict[Path, float] = {}
+    for path, date in listing:
+        first_seen.setdefault(path, date)
+    whole.set_tiles(PhotoTile(path, date=date) for path, date in first_seen.items())
+    assert checked_model.tiles() == whole.tiles()
+    if order is SortOrder.RANK:
+        assert not resets, "in listing order every slice is added at the end"
+
+
+def test_a_listing_in_name_order_is_added_at_the_end(checked_model: PhotoListModel) -> None:
+    checked_model.set_sort_order(SortOrder.NAME)
+    resets = []
+    checked_model.modelReset.connect(lambda: resets.append(1))
+    checked_model.append_paths([Path("/p/a.jpg"), Path("/p/b.jpg")])
+    checked_model.append_paths([Path("/p/c.jpg"), Path("/p/A2.jpg")])  # A2 sorts between a and b
+    checked_model.append_paths([Path("/p/d.jpg")])
+    assert [tile.path.name for tile in checked_model.tiles()] == ["a.jpg", "A2.jpg", "b.jpg", "c.jpg", "d.jpg"]
+    assert len(resets) == 1, "only the slice that sorts before shown tiles reorders the rows"
 
 
 def test_tiles_drag_out_as_files(checked_model: PhotoListModel) -> None:

@@ -60,6 +60,7 @@ from vitgallery.ui.results_model import (
     PhotoTileDelegate,
     SortOrder,
     TileAction,
+    TileFeed,
 )
 from vitgallery.ui.search_page import SearchPage
 from vitgallery.ui.settings import Settings
@@ -130,6 +131,7 @@ class MainWindow(QMainWindow):
             parent=self,
         )
         self.folder_model = PhotoListModel(self.thumbnails, self)
+        self.folder_feed = TileFeed(self.folder_model, self)
         self.folder_watcher = QFileSystemWatcher(self)
         self.folder_watcher.directoryChanged.connect(self._on_folder_changed)
         self._folder_change_timer = QTimer(self, singleShot=True, interval=FOLDER_CHANGE_DELAY_MS)
@@ -454,6 +456,7 @@ class MainWindow(QMainWindow):
         self.message_bar.hide()
         self.problems_panel.clear_problems()
         self.thumbnails.drop_pending()
+        self.folder_feed.clear()
         self.folder_model.clear()
         self.folder_stack.setCurrentWidget(self.folder_page)
         self._show_folder_page()
@@ -541,7 +544,7 @@ class MainWindow(QMainWindow):
 
         def found(paths_with_dates) -> None:
             if job is self._listing_job and streaming:
-                self.folder_model.append_tiles(PhotoTile(path, date=date) for path, date in paths_with_dates)
+                self.folder_feed.add(paths_with_dates)
 
         job = self.jobs.submit(
             list_folder(folder),

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -24,6 +25,7 @@ from PySide6.QtCore import (
     QRect,
     QSize,
     Qt,
+    QTimer,
     QUrl,
     Signal,
 )
@@ -143,6 +145,7 @@ class PhotoListModel(QAbstractListModel):
     def __init__(self, thumbnails: ThumbnailLoader | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._all: list[PhotoTile] = []  # in rank or listing order
+        self._paths: set[str] = set()  # of _all, shown or not
         self._rows: list[int] = []  # positions in _all, as shown
         self._row_of: dict[str, int] = {}  # path -> shown row
         self._min_score = 0.0
@@ -262,25 +265,38 @@ class PhotoListModel(QAbstractListModel):
     def set_tiles(self, tiles: Iterable[PhotoTile]) -> None:
         self.beginResetModel()
         self._all = list(tiles)
+        self._paths = {str(tile.path) for tile in self._all}
         self._rows = self._shown_rows()
         self._index_rows()
         self.endResetModel()
 
     def append_tiles(self, tiles: Iterable[PhotoTile]) -> None:
-        """Add photos found by a folder listing; ones already present are skipped."""
-        known = {str(tile.path) for tile in self._all}
-        new = [tile for tile in tiles if str(tile.path) not in known]
+        """Add photos found by a folder listing; ones already present are skipped. Tiles that sort
+        after every shown one (a listing arrives in name order) are added at the end; otherwise
+        the rows are sorted again."""
+        new = []
+        for tile in tiles:
+            key = str(tile.path)
+            if key not in self._paths:
+                self._paths.add(key)
+                new.append(tile)
         if not new:
             return
-        if self._sort is not SortOrder.RANK:
-            self.set_tiles([*self._all, *new])
-            return
         first = len(self._all)
-        self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(new) - 1)
         self._all.extend(new)
-        for offset, tile in enumerate(new):
-            self._row_of[str(tile.path)] = len(self._rows)
-            self._rows.append(first + offset)
+        added = [first + offset for offset, tile in enumerate(new) if self._is_shown(tile)]
+        key = self._sort_key()
+        if key is not None:
+            added.sort(key=key)
+            if added and self._rows and key(added[0]) < key(self._rows[-1]):
+                self._update_rows()
+                return
+        if not added:
+            return
+        self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(added) - 1)
+        for rank in added:
+            self._row_of[str(self._all[rank].path)] = len(self._rows)
+            self._rows.append(rank)
         self.endInsertRows()
 
     def append_paths(self, paths: Iterable[Path]) -> None:
@@ -300,6 +316,7 @@ class PhotoListModel(QAbstractListModel):
         kept = [rank for rank, tile in enumerate(self._all) if str(tile.path) not in gone]
         new_position = {old: new for new, old in enumerate(kept)}
         self._all = [self._all[rank] for rank in kept]
+        self._paths -= gone
         self._rows = [new_position[rank] for rank in self._rows]
         self._index_rows()
         return len(doomed) + len(hidden)
@@ -345,25 +362,27 @@ class PhotoListModel(QAbstractListModel):
         self._index_rows()
         self.endResetModel()
 
+    def _is_shown(self, tile: PhotoTile) -> bool:
+        return tile.score is None or tile.score >= self._min_score
+
     def _shown_rows(self) -> list[int]:
-        rows = [
-            rank
-            for rank, tile in enumerate(self._all)
-            if tile.score is None or tile.score >= self._min_score
-        ]
-        if self._sort is SortOrder.NAME:
-            rows.sort(key=lambda rank: (self._all[rank].path.name.casefold(), str(self._all[rank].path)))
-        elif self._sort is SortOrder.DATE:
-            rows.sort(key=lambda rank: -(self._all[rank].date or 0.0))
-        elif self._sort is SortOrder.LIKENESS:
-            unplaced = len(self._likeness)
-            rows.sort(
-                key=lambda rank: (
-                    self._likeness.get(str(self._all[rank].path), unplaced),
-                    self._all[rank].path.name.casefold(),
-                )
-            )
+        rows = [rank for rank, tile in enumerate(self._all) if self._is_shown(tile)]
+        key = self._sort_key()
+        if key is not None:
+            rows.sort(key=key)
         return rows
+
+    def _sort_key(self) -> Callable[[int], Any] | None:
+        """The sort key of a position in _all for the chosen order; None in rank order."""
+        tiles = self._all
+        if self._sort is SortOrder.NAME:
+            return lambda rank: (tiles[rank].path.name.casefold(), str(tiles[rank].path))
+        if self._sort is SortOrder.DATE:
+            return lambda rank: -(tiles[rank].date or 0.0)
+        if self._sort is SortOrder.LIKENESS:
+            unplaced = len(self._likeness)
+            return lambda rank: (self._likeness.get(str(tiles[rank].path), unplaced), tiles[rank].path.name.casefold())
+        return None
 
     def _index_rows(self) -> None:
         self._row_of = {str(self._all[rank].path): row for row, rank in enumerate(self._rows)}
@@ -375,6 +394,35 @@ class PhotoListModel(QAbstractListModel):
             self.dataChanged.emit(
                 index, index, [ThumbnailRole, Qt.ItemDataRole.DecorationRole, ThumbnailFailedRole]
             )
+
+
+class TileFeed(QObject):
+    """Streams a folder's listing into a model a slice per turn of the event loop. Appended as the
+    listing's chunks arrived, 10,000 photos held the window for 70-110 ms in one go while the model
+    loaded beside it (docs/performance.md, issue 18 point 5)."""
+
+    def __init__(self, model: PhotoListModel, parent: QObject | None = None, slice_size: int = 1000) -> None:
+        super().__init__(parent)
+        self._model = model
+        self._slice_size = slice_size
+        self._backlog: deque[tuple[Path, float | None]] = deque()
+        self._timer = QTimer(self, singleShot=True, interval=0)
+        self._timer.timeout.connect(self._feed)
+
+    def add(self, paths_with_dates: Iterable[tuple[Path, float | None]]) -> None:
+        self._backlog.extend(paths_with_dates)
+        self._timer.start()
+
+    def clear(self) -> None:
+        self._backlog.clear()
+        self._timer.stop()
+
+    def _feed(self) -> None:
+        count = min(self._slice_size, len(self._backlog))
+        self._model.append_tiles(PhotoTile(path, date=date) for path, date in
+                                 (self._backlog.popleft() for _ in range(count)))
+        if self._backlog:
+            self._timer.start()
 
 
 class PhotoTileDelegate(QStyledItemDelegate):
