@@ -57,7 +57,7 @@ def openvino_variant(head: torch.nn.Module, size: int, work: Path, precision: st
     """What the app runs (openvino_runtime.convert_model + compile_model), converted into `work`."""
     target = work / f"head-{precision}{'-real' if calibration is not None else ''}.xml"
     if not target.exists():
-        openvino_runtime.convert_model(head, target, size, "fp32" if precision in ("f32", "bf16") else precision,
+        openvino_runtime.convert_model(lambda: head, target, size, "fp32" if precision in ("f32", "bf16") else precision,
                                        calibration)
     return openvino_runtime.compile_model(target, threads=threads, bf16=precision != "f32")
 

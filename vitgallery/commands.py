@@ -192,7 +192,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     library = Library.open(folder, library_dir, repoint=args.repoint, vector_store=args.vector_store)
     try:
         embedder = load_embedder(args.model, weights=args.weights, device=args.device, precision=args.precision,
-                                 runtime=args.runtime)
+                                 runtime=args.runtime, trusted_signature=library.model_signature)
         print(f"indexing {display_path(library.root)} with {embedder.model_id} on {embedder.device} "
               f"(library {display_path(library.library_dir)})", file=sys.stderr)
         progress = TerminalProgress()

@@ -8,6 +8,7 @@ import torch
 
 from tests.photos import make_photo
 from vitgallery.core import models
+from vitgallery.core.calibration import library_embedder
 from vitgallery.core.models import MODELS, ModelLoadError, load_embedder, resolve_device
 
 
@@ -127,3 +128,29 @@ def test_torchvision_vit_uses_cls_token_before_head(tmp_path):
     tokens = MODELS["vit-b16"].features(emb.model, x)
     # torchvision's own forward applies the head to exactly this token
     torch.testing.assert_close(emb.model.heads(tokens[:, 0]), emb.model(x))
+
+
+@pytest.mark.skipif(not models.openvino_available(), reason="needs the openvino extra")
+def test_weights_a_library_was_indexed_with_are_read_only_when_needed(tmp_path):
+    """With OpenVINO the torch model serves only to convert, quantise or explain: weights whose checksum
+    the library's signature names are not read at load (a starting window waits for that read);
+    other weights are, so a file that does not hold them fails before a library is told its model changed."""
+    path = tmp_path / "dinov2_vits14_pretrain.pth"
+    torch.save(MODELS["dinov2-s14"].build().state_dict(), path)
+    untrusted = load_embedder("dinov2-s14", weights=path, runtime="openvino", precision="int8")
+    assert untrusted._torch._module is not None
+    trusted = load_embedder("dinov2-s14", weights=path, runtime="openvino", precision="int8",
+                            trusted_signature=untrusted.signature + "|cal:0123456789abcdef")
+    assert trusted.signature == untrusted.signature and trusted._torch._module is None
+    library_embedder(trusted, tmp_path, trusted.signature + "|cal:0123456789abcdef")  # as an index run starts
+    assert trusted._torch._module is None
+    assert trusted.calibrated(None)._torch is trusted._torch, "an Embedder made from it shares the one read"
+    assert trusted.torch_signature == trusted.on_torch().signature
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(trusted.model.forward_features(x), untrusted.model.forward_features(x))
+
+    path.write_bytes(b"not a checkpoint")  # another file now: its checksum is not the library's
+    with pytest.raises(ModelLoadError, match="not a readable"):
+        load_embedder("dinov2-s14", weights=path, runtime="openvino", precision="int8",
+                      trusted_signature=untrusted.signature)

@@ -40,10 +40,8 @@ def library_embedder(embedder: Embedder, library_dir: Path, signature: str | Non
 
     A runtime chosen by "auto" keeps the one the library was indexed with: a library indexed with
     torch before OpenVINO was installed (or was the default) is not embedded again for it."""
-    if embedder.runtime_chosen == "auto" and embedder.runtime != "torch" and signature is not None:
-        on_torch = embedder.on_torch()
-        if on_torch.signature == signature:
-            return on_torch
+    if embedder.runtime_chosen == "auto" and embedder.runtime != "torch" and embedder.torch_signature == signature:
+        return embedder.on_torch()
     own = (library_dir / MODEL_FOLDER).absolute()
     if embedder.calibrated_model is not None and embedder.calibrated_model.parent.absolute() != own:
         embedder = embedder.calibrated(None)

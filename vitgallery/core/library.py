@@ -188,7 +188,8 @@ class Library:
         name, precision = signature_model_and_precision(signature)
         embedder = load_embedder(name, weights=weights or self.weights_file, device=device, precision=precision,
                                  runtime=signature_runtime(signature), progress=progress,
-                                 calibrated_model=library_model_file(self.library_dir, signature))
+                                 calibrated_model=library_model_file(self.library_dir, signature),
+                                 trusted_signature=signature)
         if embedder.needs_calibration:
             raise LibraryError("the library was indexed with an OpenVINO int8 model it does not hold (calibrated "
                                "on synthetic pictures by an older vitgallery): index the folder again")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import threading
 import urllib.error
 import urllib.request
 import warnings
@@ -480,9 +481,9 @@ class Embedder:
     a power of two so that only a few shapes are ever compiled).
     """
 
-    def __init__(self, spec: ModelSpec, model: torch.nn.Module, weights_sha256: str, device: torch.device,
-                 *, precision: str = "fp32", compile_model: bool = False, runtime: str = "torch",
-                 weights_file: Path | None = None, calibrated_model: Path | None = None):
+    def __init__(self, spec: ModelSpec, model: torch.nn.Module | TorchModel, weights_sha256: str,
+                 device: torch.device, *, precision: str = "fp32", compile_model: bool = False,
+                 runtime: str = "torch", weights_file: Path | None = None, calibrated_model: Path | None = None):
         import torch
 
         self.spec = spec
@@ -496,15 +497,16 @@ class Embedder:
         self.compiled = compile_model
         self._mean = torch.tensor(spec.normalisation.mean, device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(spec.normalisation.std, device=device).view(1, 3, 1, 1)
-        model = model.eval().to(device)
+        self._torch = model if isinstance(model, TorchModel) else TorchModel.of(model.eval().to(device))
         self._runtime_tag: str | None = None
         self._openvino: Callable[[np.ndarray], np.ndarray] | None = None
         self.calibrated_model = calibrated_model
+        self._torch_runtime_model: torch.nn.Module | None = None
         if self.runtime == "openvino":
-            self.model = model
             self._start_openvino()
         else:
-            self.model = _quantize_int8(model) if self.precision == "int8" else model
+            base = self._torch.get()
+            self._torch_runtime_model = _quantize_int8(base) if self.precision == "int8" else base
         self._features = self._tokens
         if compile_model and self.runtime == "torch":
             self._features = torch.compile(self._tokens, dynamic=False)
@@ -519,7 +521,7 @@ class Embedder:
             tag = openvino_runtime.runtime_tag(self.precision)
             if self.precision != "int8":
                 self._openvino = openvino_runtime.load_openvino_model(
-                    vector_head(self), key=self._openvino_key(self.precision),
+                    lambda: vector_head(self), key=self._openvino_key(self.precision),
                     input_size=self.input_size, precision=self.precision, **options)
             elif self.calibrated_model is not None:
                 if not self.calibrated_model.exists():
@@ -545,21 +547,27 @@ class Embedder:
         from vitgallery.core import openvino_runtime
 
         with _openvino_errors(self.spec.name, "quantising"):
-            model_file = openvino_runtime.quantise_on_photos(vector_head(self), folder, self.input_size, calibration,
+            model_file = openvino_runtime.quantise_on_photos(lambda: vector_head(self), folder, self.input_size, calibration,
                                                              fp32_key=self._openvino_key("fp32"))
         return self.calibrated(model_file)
 
     def calibrated(self, model_file: Path | None) -> Embedder:
         """This model with its int8 quantisation calibrated on a library's photos (`calibrate`), sharing
         the torch model; None: without one (it needs calibration again)."""
-        return Embedder(self.spec, self.model, self.weights_sha256, self.device, precision=self.precision_chosen,
+        return Embedder(self.spec, self._torch, self.weights_sha256, self.device, precision=self.precision_chosen,
                         compile_model=self.compiled, runtime=self.runtime_chosen, weights_file=self.weights_file,
                         calibrated_model=model_file)
 
     def on_torch(self) -> Embedder:
         """This model run by torch, at the precision asked for (auto: torch's own default)."""
-        return Embedder(self.spec, self.model, self.weights_sha256, self.device, precision=self.precision_chosen,
+        return Embedder(self.spec, self._torch, self.weights_sha256, self.device, precision=self.precision_chosen,
                         compile_model=self.compiled, runtime="torch", weights_file=self.weights_file)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The torch model that embeds (torch runtime), or the one an OpenVINO runtime was made from,
+        read and built on first use (to convert, quantise, explain)."""
+        return self._torch_runtime_model if self._torch_runtime_model is not None else self._torch.get()
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         return self.spec.features(self.model, x)
@@ -580,9 +588,17 @@ class Embedder:
     def signature(self) -> str:
         runtime = f"|rt:{self._runtime_tag}" if self._runtime_tag else ""  # torch: none, as before runtimes
         calibration = f"{CALIBRATION_MARK}{self.calibrated_model.stem}" if self.calibrated_model else ""
+        return f"{self._signature_stem(self.precision)}{runtime}{calibration}"
+
+    @property
+    def torch_signature(self) -> str:
+        """The signature of this model run by torch (on_torch), known without making that Embedder."""
+        return self._signature_stem(resolve_precision(self.precision_chosen, self.device, "torch"))
+
+    def _signature_stem(self, precision: str) -> str:
         return (f"{self.spec.name}|weights:{self.weights_sha256[:16]}"
                 f"|pre:trim-squash{self.input_size}-{self.spec.normalisation.name}|pool:{self.spec.pooling.name}"
-                f"|prec:{self.precision}{runtime}{calibration}")
+                f"|prec:{precision}")
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """The model input of a photo, as uint8 HxWx3: the pixels decode_for_model gives when indexing."""
@@ -694,28 +710,68 @@ def vector_head(embedder: Embedder) -> torch.nn.Module:
 
 def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = None, device: str = "auto",
                   progress: bool = True, precision: str = "auto", compile_model: bool = False,
-                  runtime: str = DEFAULT_RUNTIME, calibrated_model: Path | None = None) -> Embedder:
+                  runtime: str = DEFAULT_RUNTIME, calibrated_model: Path | None = None,
+                  trusted_signature: str | None = None) -> Embedder:
     """Build a registered model with official (downloaded) or local weights; `calibrated_model`: a
-    library's OpenVINO int8 model (Embedder.calibrate)."""
+    library's OpenVINO int8 model (Embedder.calibrate). `trusted_signature`: a library's signature;
+    weights with the checksum it names were read before, so an OpenVINO runtime reads the torch model
+    only when it needs it (TorchModel). Other weights are read now: a file that does not hold them
+    fails here, before a library is told its model changed."""
     spec = MODELS.get(name)
     if spec is None:
         raise ModelLoadError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
     torch_device = resolve_device(device)
     weights_file = Path(weights).expanduser().absolute() if weights is not None else None
     if spec.weights_url is None:
-        model = spec.build()
+        model: torch.nn.Module | TorchModel = spec.build()
         weights_sha, weights_file = "random-seed-0", None
     else:
         path = weights_file or download_weights(spec, progress=progress)
         try:
-            model = _built_with_weights(spec, _read_state_dict(path))
-        except (RuntimeError, KeyError, ValueError) as exc:  # torch's and timm's words for a foreign layout
-            detail = " ".join(str(exc).split())[:200]
-            raise ModelLoadError(f"{path} does not hold {name} weights ({detail})") from exc
-        weights_sha = file_sha256(path)
-        log.info("loaded %s weights from %s (sha256 %s)", name, path, weights_sha[:16])
+            weights_sha = file_sha256(path)
+        except FileNotFoundError as exc:
+            raise ModelLoadError(f"weights file not found: {path}") from exc
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read the weights file {path} ({exc.strerror or exc})") from exc
+        model = TorchModel(lambda: _model_from_file(spec, path).eval().to(torch_device))
+        trusted = trusted_signature is not None and f"|weights:{weights_sha[:16]}|" in trusted_signature
+        if not (trusted and resolve_runtime(runtime, torch_device, spec) == "openvino"):
+            model.get()
+        log.info("%s weights %s (sha256 %s)", name, path, weights_sha[:16])
     return Embedder(spec, model, weights_sha, torch_device, precision=precision, compile_model=compile_model,
                     runtime=runtime, weights_file=weights_file, calibrated_model=calibrated_model)
+
+
+class TorchModel:
+    """A model's torch module, read and built on first use. An OpenVINO runtime embeds without it (it
+    is needed to convert or quantise the model, to explain a match, to fall back to torch), and reading
+    the checkpoint and building the model take ~0.2 s of the interpreter that a starting window or a
+    search would wait for."""
+
+    def __init__(self, make: Callable[[], torch.nn.Module]) -> None:
+        self._make = make
+        self._module: torch.nn.Module | None = None
+        self._lock = threading.Lock()  # the window's jobs share an Embedder: one read
+
+    @classmethod
+    def of(cls, module: torch.nn.Module) -> TorchModel:
+        made = cls(lambda: module)
+        made._module = module
+        return made
+
+    def get(self) -> torch.nn.Module:
+        with self._lock:
+            if self._module is None:
+                self._module = self._make()
+            return self._module
+
+
+def _model_from_file(spec: ModelSpec, path: Path) -> torch.nn.Module:
+    try:
+        return _built_with_weights(spec, _read_state_dict(path))
+    except (RuntimeError, KeyError, ValueError) as exc:  # torch's and timm's words for a foreign layout
+        detail = " ".join(str(exc).split())[:200]
+        raise ModelLoadError(f"{path} does not hold {spec.name} weights ({detail})") from exc
 
 
 def _built_with_weights(spec: ModelSpec, state_dict: dict) -> torch.nn.Module:

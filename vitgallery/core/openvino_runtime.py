@@ -144,9 +144,10 @@ class OpenVinoModel:
         return np.array(output, dtype=np.float32)
 
 
-def load_openvino_model(head: torch.nn.Module, *, key: str, input_size: int, precision: str, threads: int,
-                        bf16: bool) -> OpenVinoModel:
-    """The head converted (fp32, bf16) once into cache_dir()/KEY.xml, compiled for this CPU.
+def load_openvino_model(head: Callable[[], torch.nn.Module], *, key: str, input_size: int, precision: str,
+                        threads: int, bf16: bool) -> OpenVinoModel:
+    """The head (made only when it is converted) converted (fp32, bf16) once into cache_dir()/KEY.xml,
+    compiled for this CPU.
     Raises ImportError without openvino and RuntimeError when converting fails."""
     target = cache_dir() / f"{key}.xml"
     if not target.exists():
@@ -161,8 +162,8 @@ def load_openvino_model(head: torch.nn.Module, *, key: str, input_size: int, pre
     return compile_model(target, threads=threads, bf16=bf16)
 
 
-def quantise_on_photos(head: torch.nn.Module, folder: Path, input_size: int, calibration: np.ndarray, *,
-                       fp32_key: str | None = None) -> Path:
+def quantise_on_photos(head: Callable[[], torch.nn.Module], folder: Path, input_size: int,
+                       calibration: np.ndarray, *, fp32_key: str | None = None) -> Path:
     """The head quantised to int8, calibrated on `calibration` (calibration_inputs), saved in `folder`
     as CHECKSUM.xml/.bin: the checksum of the model's files is the calibration's fingerprint, so two
     calibrations that give different models never share a name (nor a library signature). `fp32_key`:
@@ -225,9 +226,10 @@ def _quiet_quantising() -> Iterator[None]:
         cuda_note.setLevel(level)
 
 
-def convert_model(head: torch.nn.Module, target: Path, input_size: int, precision: str,
+def convert_model(head: Callable[[], torch.nn.Module], target: Path, input_size: int, precision: str,
                   calibration: np.ndarray | None = None, *, fp32_key: str | None = None) -> None:
-    """Convert (int8: and quantise, calibrated on `calibration`) into target (.xml, with its .bin).
+    """Convert the head (made only where no kept conversion serves; int8: and quantise, calibrated on
+    `calibration`) into target (.xml, with its .bin).
     `fp32_key` (int8): the fp32 conversion kept under that name in cache_dir() is quantised (and kept
     there when made now): converting from torch takes seconds, in which tracing the model holds the
     interpreter for up to 0.3 s at a time, and each library's calibration would do it again."""
@@ -235,7 +237,7 @@ def convert_model(head: torch.nn.Module, target: Path, input_size: int, precisio
     model = _read_kept(kept) if kept is not None else None
     if model is None:
         log.info("converting the model for OpenVINO (%s, once; kept in %s)", precision, (kept or target).parent)
-        model = _from_torch(head, input_size)
+        model = _from_torch(head(), input_size)
         if kept is not None:
             try:
                 _save(model, kept)

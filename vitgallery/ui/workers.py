@@ -462,7 +462,8 @@ class Session:
                 self._embedder = None  # the old model's memory is freed before the new one loads
                 log.info("loading the model %s (weights %s) on %s", choice.name, weights or "official", choice.device)
                 self._embedder = _load_embedder(
-                    choice.name, weights=weights, device=choice.device, precision=choice.precision
+                    choice.name, weights=weights, device=choice.device, precision=choice.precision,
+                    trusted_signature=library.model_signature,
                 )
             return self._embedder
 
