@@ -7,10 +7,10 @@ a 10 ms heartbeat QTimer from the moment the window is shown while the folder is
 indexed, then drops a photo that is not in the folder on the window and times how long until the
 results view paints its first tile.
 
-Gaps are reported by phase: "startup", from the window shown until the first photo is embedded, in two
-parts ("opening folder": the listing, the library, the first thumbnails; "loading model": from the
-index job's model loading to the first photo embedded, the decoders started), then "indexing", to the
-end. The times from the process's start to the splash and to the window shown are reported too.
+Gaps are reported by phase: "startup", from the window shown until the first photo is embedded, in three
+parts ("opening folder": the listing, the library, the first thumbnails; "loading model": the index
+job's model loading; "checking photos": from its comparing the folder with the library to the first
+photo embedded, the decoders started), then "indexing", to the end. The times from the process's start to the splash and to the window shown are reported too.
 `--start worker` shows the window at once and imports the model runtime on its job runner, as the
 app did before (issue 18 point 5), to compare.
 
@@ -56,9 +56,10 @@ CORPUS = Path("/tmp/vg-corpus")
 HEARTBEAT_MS = 10
 # Heartbeat phases before the first photo is embedded: from the window shown until the index job
 # starts loading the model (listing the folder, opening its library, the first thumbnails), then
-# until the first photo is embedded (the model loading, the decoders starting).
-OPENING, LOADING_MODEL = "opening folder", "loading model"
-STARTUP_PHASES = (OPENING, LOADING_MODEL)
+# until it starts comparing the folder with the library (the model loading), then until the first
+# photo is embedded (that comparison, the decoders starting).
+OPENING, LOADING_MODEL, CHECKING = "opening folder", "loading model", "checking photos"
+STARTUP_PHASES = (OPENING, LOADING_MODEL, CHECKING)
 DUPLICATES_PAGE, BROWSING, SLIDING = "duplicates page", "browsing", "moving the threshold"
 CONDITION_POLL_MS = 10
 
@@ -388,6 +389,8 @@ def main() -> int:
     def on_progress(progress: object) -> None:
         if isinstance(progress, ModelLoading):
             heartbeat.phase = LOADING_MODEL
+        elif isinstance(progress, IndexProgress) and progress.phase == "scanning":
+            heartbeat.phase = CHECKING
         elif isinstance(progress, IndexProgress) and (progress.done > 0 or progress.phase == "done"):
             heartbeat.phase = progress.phase  # the first photo embedded ends the start-up
 
@@ -421,6 +424,9 @@ def main() -> int:
         "gaps_over_50ms_during_startup": heartbeat.over(50, STARTUP_PHASES),
         "longest_gap_opening_folder_ms": round(heartbeat.longest((OPENING,)), 1),
         "longest_gap_loading_model_ms": round(heartbeat.longest((LOADING_MODEL,)), 1),
+        "window_shown_to_checking_photos_s": round(
+            next((at for _, at, phase in heartbeat.gaps if phase not in (OPENING, LOADING_MODEL)), heartbeat.gaps[-1][1]), 2),
+        "longest_gap_checking_photos_ms": round(heartbeat.longest((CHECKING,)), 1),
         "worst_gaps_during_startup": [
             {"ms": round(gap, 1), "at_s": round(at, 2), "phase": phase}
             for gap, at, phase in sorted(g for g in heartbeat.gaps if g[2] in STARTUP_PHASES)[::-1][:3]
