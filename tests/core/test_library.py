@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.photos import make_photo
+from vitgallery.core.index_cache import INDEX_NAME
 from vitgallery.core.library import Library, LibraryError, last_library_dir, remember_last_library
 from vitgallery.core.models import Embedder, load_embedder
 
@@ -83,8 +84,11 @@ def test_second_run_embeds_only_changes(photo_folder, tmp_path, embedder):
     lib = open_lib(photo_folder, tmp_path)
     index(lib, embedder)
     embedder.embedded = 0
+    index_file = lib.library_dir / INDEX_NAME
+    written = index_file.stat().st_mtime_ns
     summary = index(lib, embedder)
     assert (summary.added, summary.updated, summary.unchanged, embedder.embedded) == (0, 0, 12, 0)
+    assert index_file.stat().st_mtime_ns == written, "nothing changed: the index file is not written again"
 
     make_photo(50).save(photo_folder / "new.jpg")
     make_photo(51).save(photo_folder / "img_01.jpg")  # edited in place
