@@ -14,6 +14,7 @@ from vitgallery.ui.results_model import (
     Match,
     MatchRole,
     PathRole,
+    PhotoGridView,
     PhotoListModel,
     PhotoTile,
     PhotoTileDelegate,
@@ -189,3 +190,23 @@ def test_delegate_paints_tiles_with_score_badges(qtbot, checked_model: PhotoList
     rect = view.visualRect(checked_model.index(0))
     badge_pixel = image.pixelColor(rect.right() - 14, rect.top() + 12)
     assert badge_pixel.lightness() < 100
+
+
+def test_a_growing_grid_is_not_laid_out_again_and_again(qtbot) -> None:
+    """Streamed into a grid as a folder opens, tiles must not make a horizontal scroll bar come and go:
+    each time it did, the grid's height changed and all its tiles were laid out again."""
+    model = PhotoListModel()
+    view = PhotoGridView(model, PhotoTileDelegate(160))
+    qtbot.addWidget(view)
+    view.resize(1000, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    heights = []
+    feed = TileFeed(model, slice_size=300)
+    feed.add((Path(f"/p/{i:05d}.jpg"), None) for i in range(3000))
+    for _ in range(40):
+        heights.append(view.viewport().height())
+        qtbot.wait(15)
+    assert model.rowCount() == 3000
+    assert len(set(heights[len(heights) // 4:])) == 1, f"the grid's height kept changing: {sorted(set(heights))}"
+    assert not view.horizontalScrollBar().isVisible()
