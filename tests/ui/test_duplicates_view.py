@@ -103,7 +103,7 @@ def test_each_group_shows_its_kept_photo_first_with_the_reason(qtbot, make_view,
     assert view.member_list.item(0).text().endswith(f"Kept: {reason}")
     assert f"Keeping {original}" in view.keeper_label.text() and reason in view.keeper_label.text()
     assert view.group_title.text().startswith("Group 1 of 3 · 5 photos")
-    assert f"keeps {original}" in view.group_list.item(0).text()
+    assert f"keeps {original}" in view.group_list.row_data(0)
     tips = [view.member_list.item(i).toolTip() for i in range(5)]
     assert sum("matched to" in tip for tip in tips) == 1 and sum("matching points" in tip for tip in tips) == 4
     assert "3 groups, 15 photos" in view.status_label.text()
@@ -121,14 +121,27 @@ def test_a_group_row_asks_for_its_thumbnail_once_it_is_painted(qtbot, make_view,
     pixmap = view.thumbnails.pixmap
     view.thumbnails.pixmap = lambda path: asked.append(str(path)) or pixmap(path)
     scanned(qtbot, view)  # the list filled while hidden
-    keepers = {view.group_list.item(row).data(PathRole) for row in range(view.group_list.count())}
+    keepers = {view.group_list.row_data(row, PathRole) for row in range(view.group_list.count())}
     on_screen = {str(m.path) for m in view.current_group().members}  # the group shown asks for its photos
     assert len(keepers - on_screen) == 2 and not (keepers - on_screen) & set(asked)
-    blank = view.group_list.itemDelegate().placeholder.cacheKey()
-    assert all(view.group_list.item(row).icon().cacheKey() == blank for row in range(3))
     view.show()
-    qtbot.waitUntil(lambda: all(view.group_list.item(row).icon().cacheKey() != blank for row in range(3)),
-                    timeout=10_000)
+    blank = view.group_list.group_model().placeholder.cacheKey()
+    qtbot.waitUntil(lambda: all(view.group_list.row_data(row, Qt.ItemDataRole.DecorationRole).cacheKey() != blank
+                                for row in range(3)), timeout=10_000)
+
+
+def test_a_group_row_names_the_photo_the_user_keeps(qtbot, make_view, library_dir):
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    view.group_list.setCurrentRow(0)
+    first, second = shown(view)[0][0], shown(view)[1][0]
+    changed = []
+    view.group_list.model().dataChanged.connect(lambda top, bottom, roles: changed.append(top.row()))
+    view.member_list.setCurrentRow(1)
+    qtbot.keyClick(view.member_list, Qt.Key.Key_K)  # keep the second photo too: the row still shows the first
+    assert f"keeps {first}" in view.group_list.row_data(0) and not changed
+    view.member_list.setCurrentRow([name for name, _ in shown(view)].index(first))
+    qtbot.keyClick(view.member_list, Qt.Key.Key_R)  # no longer the first
+    assert f"keeps {second}" in view.group_list.row_data(0) and changed == [0]
 
 
 def test_the_page_opens_on_the_last_scan_at_once_and_says_how_old_it_is(qtbot, make_view, library_dir):

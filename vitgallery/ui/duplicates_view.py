@@ -22,9 +22,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
-from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QKeySequence, QPainter, QPen, QPixmap, QShortcut, QShowEvent
+from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QIcon, QKeySequence, QPainter, QPen, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -65,6 +66,7 @@ from vitgallery.core.duplicates import (
 )
 from vitgallery.ui.compare import CompareDialog
 from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
+from vitgallery.ui.group_list import GroupList, GroupListModel, count_text, size_text
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.thumbnails import ThumbnailLoader
 from vitgallery.ui.widgets import JobPage
@@ -75,7 +77,6 @@ log = logging.getLogger(__name__)
 THUMBNAIL_SIZE = 128
 NO_SCAN_YET = "Find duplicates to see groups of near-identical photos."
 READING_LAST_SCAN = "Reading the last scan…"
-GroupKeyRole = Qt.ItemDataRole.UserRole + 20
 KEPT_COLOUR = QColor(46, 125, 50)
 NOT_KEPT_COLOUR = QColor(183, 28, 28, 200)
 KEYS_HINT = (
@@ -105,14 +106,6 @@ def _rule_choice(group: DuplicateGroup, rule: KeepRule, folder: Path | None) -> 
 
 PHASES = {"candidates": "Finding candidates", "keypoints": "Reading photos", "verifying": "Comparing pairs",
           "measuring": "Measuring quality"}
-
-
-def _size_text(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def _is_checked(item: QListWidgetItem) -> bool:
@@ -147,23 +140,13 @@ class KeepBadgeDelegate(QStyledItemDelegate):
         painter.restore()
 
 
-class GroupRowDelegate(QStyledItemDelegate):
-    """A group's row shows a blank icon (`placeholder`, so that it is as tall as with its thumbnail) and
-    asks for its kept photo's thumbnail when it is painted: only the rows on screen ask. At a thousand
-    groups, asking for every row's as the list filled held the window's thread a tenth of a second."""
+class _Tally(NamedTuple):
+    """The groups listed, as the user left them."""
 
-    def __init__(self, request: Callable[[str], None], parent: QListWidget) -> None:
-        super().__init__(parent)
-        self._request = request
-        blank = QPixmap(parent.iconSize())
-        blank.fill(Qt.GlobalColor.transparent)
-        self.placeholder = QIcon(blank)
-
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
-        icon = index.data(Qt.ItemDataRole.DecorationRole)
-        if isinstance(icon, QIcon) and icon.cacheKey() == self.placeholder.cacheKey():
-            self._request(index.data(PathRole))
-        super().paint(painter, option, index)
+    photos: int
+    groups_to_resolve: int  # with a photo not kept
+    not_kept: int
+    size_not_kept: int
 
 
 class DuplicatesView(QWidget, JobPage):
@@ -189,10 +172,11 @@ class DuplicatesView(QWidget, JobPage):
         self._scan: DuplicateScan | None = None
         self._groups: list[DuplicateGroup] = []
         self._hidden = 0  # groups at the threshold that decisions hide
-        # The group list's rows by the path of the photo they show: a library can have thousands of
-        # groups, and each thumbnail that arrives finds its rows here instead of walking the list.
-        self._group_rows: dict[str, set[int]] = {}
         self._keep: dict[str, set[Path]] = {}  # group key -> the paths the user keeps
+        # Counted once per change of what is listed or kept (_edited): the status line and Resolve all
+        # both read it, and at a thousand groups each count held the window's thread 15-40 ms.
+        self._edits = 0
+        self._tally_of: tuple[int, _Tally] | None = None
         self._rule_choices: dict[str, tuple[set[Path], str]] = {}  # group key -> what the rule keeps, why
         self._gone: set[int] = set()  # file ids moved away by an action since the scan
         self._preferred_folder: Path | None = None
@@ -259,13 +243,11 @@ class DuplicatesView(QWidget, JobPage):
         self.status_label = QLabel(NO_SCAN_YET)
         self.status_label.setWordWrap(True)
 
-        self.group_list = QListWidget()
+        self.group_list = GroupList(GroupListModel(self.thumbnails, self._keeper, QSize(64, 64), self))
         self.group_list.setIconSize(QSize(64, 64))
         self.group_list.setMinimumWidth(160)
         self.group_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the kept photo's name, both ends
         self.group_list.currentRowChanged.connect(self._show_group)
-        self._group_rows_delegate = GroupRowDelegate(self._request_group_icon, self.group_list)
-        self.group_list.setItemDelegate(self._group_rows_delegate)
 
         self.group_title = QLabel()
         title_font = self.group_title.font()
@@ -425,6 +407,7 @@ class DuplicatesView(QWidget, JobPage):
         self._scan = None
         self._gone.clear()
         self._keep.clear()
+        self._edited()
         self._regroup()
         self.status_label.setText(NO_SCAN_YET)
         self._on_history([])
@@ -484,6 +467,7 @@ class DuplicatesView(QWidget, JobPage):
             return
         self._rule_choices.update(grouped.choices)
         self._groups, self._hidden = grouped.groups, grouped.hidden
+        self._edited()
         self._fill_group_list(0)
 
     def refresh_history(self) -> None:
@@ -543,10 +527,11 @@ class DuplicatesView(QWidget, JobPage):
         scan = self._scan = grouped.scan
         self._gone.clear()
         self._keep.clear()
+        self._edited()
         self._show_grouped(grouped)
         text = "Scan cancelled: showing nothing." if scan.cancelled else self._summary()
         if scan.problems:
-            text += f" {_count(len(scan.problems), 'photo')} could not be read (index the folder again)."
+            text += f" {count_text(len(scan.problems), 'photo')} could not be read (index the folder again)."
         self._set_busy(False, text)
         self.scan_finished.emit(len(self._groups))
 
@@ -557,14 +542,11 @@ class DuplicatesView(QWidget, JobPage):
     def _summary(self) -> str:
         if self._scan is None:
             return ""
-        photos = sum(len(g.members) for g in self._groups)
-        extra = 0
-        for group in self._groups:
-            keep = self.keep_paths(group)
-            extra += group.total_size - sum(m.size for m in group.members if m.path in keep)
-        text = f"{_count(len(self._groups), 'group')}, {photos} photos; {_size_text(extra)} in photos not kept."
+        tally = self._tally()
+        text = (f"{count_text(len(self._groups), 'group')}, {tally.photos} photos; "
+                f"{size_text(tally.size_not_kept)} in photos not kept.")
         if self._hidden:
-            text += f" {_count(self._hidden, 'group')} hidden by your decisions."
+            text += f" {count_text(self._hidden, 'group')} hidden by your decisions."
         text += f" Scanned {self._scan.age_text}."
         if not self._scan.up_to_date:
             text += " The library changed since: find duplicates again (only new or changed photos are checked)."
@@ -616,6 +598,7 @@ class DuplicatesView(QWidget, JobPage):
     def _on_rule_changed(self) -> None:
         self._keep.clear()  # a new rule re-picks every group
         self._rule_choices.clear()
+        self._edited()
         self._fill_group_list()
 
     # -- reviewing one group -----------------------------------------------------------------------
@@ -664,6 +647,7 @@ class DuplicatesView(QWidget, JobPage):
             self.status_label.setText("One photo of a group is always kept: keep another one first.")
             return
         self._keep[group.key] = keep
+        self._edited()
         rows = [self.shown_members().index(m) for m in members]
         self._keeps_changed(group)
         following = max(rows) + 1  # the next photo, so K and R step through the group
@@ -703,6 +687,7 @@ class DuplicatesView(QWidget, JobPage):
         if group is None or group.key != key:
             return
         self._keep[key] = (self.keep_paths(group) - {drop}) | {keep}
+        self._edited()
         self._keeps_changed(group)
         self.status_label.setText(self._summary())
 
@@ -732,6 +717,23 @@ class DuplicatesView(QWidget, JobPage):
             self.keeper_label.setText("")
         self._update_group_buttons()  # what Resolve all removes is the same whichever group is shown
 
+    def _edited(self) -> None:
+        """What is listed or kept changed."""
+        self._edits += 1
+
+    def _tally(self) -> _Tally:
+        if self._tally_of is None or self._tally_of[0] != self._edits:
+            photos = groups = not_kept = size = 0
+            for group in self._groups:
+                keep = self.keep_paths(group)
+                removed = [m.size for m in group.members if m.path not in keep]
+                photos += len(group.members)
+                groups += bool(removed)
+                not_kept += len(removed)
+                size += sum(removed)
+            self._tally_of = (self._edits, _Tally(photos, groups, not_kept, size))
+        return self._tally_of[1]
+
     def _keeps_changed(self, group: DuplicateGroup) -> None:
         self._refresh_members(group)
         self._update_resolve_all()
@@ -750,8 +752,8 @@ class DuplicatesView(QWidget, JobPage):
         reason = self.keep_reason(group)
         row = self._row_of(group)
         self.group_title.setText(
-            f"Group {row + 1} of {len(self._groups)} · {_count(len(group.members), 'photo')} · "
-            f"{_size_text(group.total_size)}"
+            f"Group {row + 1} of {len(self._groups)} · {count_text(len(group.members), 'photo')} · "
+            f"{size_text(group.total_size)}"
         )
         kept_names = [m.path.name for m in self.shown_members() if m.path in keep]
         self.keeper_label.setText(
@@ -764,13 +766,13 @@ class DuplicatesView(QWidget, JobPage):
             kept = member.path in keep
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(member.date))
             last = f"Kept: {reason}" if kept else f"match {member.similarity:.2f}"
-            item.setText(f"{member.path.name}\n{member.width}×{member.height} · {_size_text(member.size)}\n{when}\n{last}")
+            item.setText(f"{member.path.name}\n{member.width}×{member.height} · {size_text(member.size)}\n{when}\n{last}")
             item.setToolTip(f"{member.path}\nIn this group: {match_reason(member.match)}\n"
                             "K keeps it, R does not; C compares it with the kept photo")
             item.setCheckState(Qt.CheckState.Checked if kept else Qt.CheckState.Unchecked)
         self.member_list.blockSignals(False)
         self.member_list.viewport().update()
-        self._update_group_item(group)
+        self.group_list.group_model().refresh_row(self._row_of(group))
 
     def _on_member_checked(self, item: QListWidgetItem) -> None:
         group = self.current_group()
@@ -783,6 +785,7 @@ class DuplicatesView(QWidget, JobPage):
             self._refresh_members(group)
             return
         self._keep[group.key] = keep
+        self._edited()
         self._keeps_changed(group)
         if not self._busy:
             self.status_label.setText(self._summary())
@@ -823,6 +826,7 @@ class DuplicatesView(QWidget, JobPage):
         group resolved away gives its row to the next one."""
         current, row = self.current_group(), self.group_list.currentRow()
         self._groups, self._hidden = grouped.groups, grouped.hidden
+        self._edited()
         if (grouped.rule, grouped.folder) == (self.rule, self._preferred_folder):
             self._rule_choices.update(grouped.choices)
         if current is not None:
@@ -844,41 +848,17 @@ class DuplicatesView(QWidget, JobPage):
 
     def _fill_group_list(self, row: int | None = None) -> None:
         row = self.group_list.currentRow() if row is None else row
-        self.group_list.blockSignals(True)
-        self._group_rows.clear()
-        self.group_list.clear()
-        for group in self._groups:
-            item = QListWidgetItem()
-            item.setData(GroupKeyRole, group.key)
-            self.group_list.addItem(item)
-            self._update_group_item(group, item)
-        self.group_list.blockSignals(False)
+        self.group_list.blockSignals(True)  # the group is shown once, below
+        self.group_list.group_model().set_groups(self._groups)
         self.group_list.setCurrentRow(row if self._groups else -1)
+        self.group_list.blockSignals(False)
         self._show_group(self.group_list.currentRow())
         self._update_enabled()
 
-    def _update_group_item(self, group: DuplicateGroup, item: QListWidgetItem | None = None) -> None:
-        if item is None:
-            row = self._row_of(group)
-            item = self.group_list.item(row) if row >= 0 else None
-            if item is None:
-                return
+    def _keeper(self, group: DuplicateGroup) -> DuplicateMember:
+        """The photo a group's row shows: the first one kept."""
         keep = self.keep_paths(group)
-        keeper = next((m for m in group.members if m.path in keep), group.members[0])
-        item.setText(f"{_count(len(group.members), 'photo')} · {_size_text(group.total_size)}\nkeeps {keeper.path.name}")
-        shown = item.data(PathRole)
-        if shown == str(keeper.path):
-            return  # a change, even to the same icon, has the list measure all its rows again
-        row = self.group_list.row(item)
-        if shown is not None:
-            self._group_rows.get(shown, set()).discard(row)
-        item.setData(PathRole, str(keeper.path))
-        item.setIcon(self._group_rows_delegate.placeholder)  # the keeper's is asked for when painted
-        self._group_rows.setdefault(str(keeper.path), set()).add(row)
-
-    def _request_group_icon(self, path: str) -> None:
-        if self.thumbnails.pixmap(path) is not None:  # in memory: no thumbnail_ready to wait for
-            QTimer.singleShot(0, lambda: self._on_thumbnail(path))  # not while the list paints
+        return next((m for m in group.members if m.path in keep), group.members[0])
 
     def _on_threshold_changed(self, value: int) -> None:
         self.threshold_label.setText(f"{value / 100:.2f}")
@@ -890,15 +870,13 @@ class DuplicatesView(QWidget, JobPage):
         if pixmap is None:
             return
         icon = QIcon(pixmap)
-        members = (self.member_list.item(i) for i in range(self.member_list.count()))  # one group's: a few
-        groups = (self.group_list.item(row) for row in self._group_rows.get(path, ()))
-        for widget, items in ((self.group_list, [g for g in groups if g is not None and g.data(PathRole) == path]),
-                              (self.member_list, [m for m in members if m.data(PathRole) == path])):
-            widget.blockSignals(True)  # a new icon is no change of what is kept
-            for item in items:
+        members = [self.member_list.item(i) for i in range(self.member_list.count())]  # one group's: a few
+        self.member_list.blockSignals(True)  # a new icon is no change of what is kept
+        for item in members:
+            if item.data(PathRole) == path:
                 item.setIcon(icon)
-            widget.blockSignals(False)
-            widget.viewport().update()
+        self.member_list.blockSignals(False)
+        self.member_list.viewport().update()
 
     # -- decisions ---------------------------------------------------------------------------------
 
@@ -1143,10 +1121,10 @@ class DuplicatesView(QWidget, JobPage):
     def _update_resolve_all(self) -> None:
         """What Resolve all would remove, counted over every group: after what is kept or listed changed
         (milliseconds at a thousand groups, so not at each step from group to group)."""
-        removals = [len(s.to_remove) for s in self.selections()] if not self._busy else []
-        groups, photos = sum(1 for n in removals if n), sum(removals)
-        self.resolve_all_button.setText(f"Resolve all {_count(groups, 'group')} ({_count(photos, 'photo')})…")
+        tally = self._tally() if not self._busy else _Tally(0, 0, 0, 0)
+        groups, photos = tally.groups_to_resolve, tally.not_kept
+        self.resolve_all_button.setText(f"Resolve all {count_text(groups, 'group')} ({count_text(photos, 'photo')})…")
         self.resolve_all_button.setToolTip(
-            f"{self.current_action.label.rstrip('…')}: the {_count(photos, 'photo')} not kept, "
+            f"{self.current_action.label.rstrip('…')}: the {count_text(photos, 'photo')} not kept, "
             f"from every group listed; asks first")
         self.resolve_all_button.setEnabled(groups > 0)
