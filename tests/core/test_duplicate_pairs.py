@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from vitgallery.core.duplicates import DuplicateScan, PairEvidence, PairShape, pair_score
+from vitgallery.core.duplicates import pairs as pairs_module
 from vitgallery.core.duplicates.groups import member_shapes
 from vitgallery.core.duplicates.pairs import PairTable
 from vitgallery.core.duplicates.scoring import pair_scores
@@ -40,6 +41,16 @@ def test_pairs_as_columns_give_back_the_evidence_they_were_made_of():
                                                                      for p in pairs]
     assert [p.score for p in read] == [pair_score(p.whitened, p.inliers, p.agreement, p.likeness) for p in pairs]
     assert len(PairTable.from_rows([])) == 0
+
+
+def test_rows_read_a_slice_at_a_time_give_the_same_columns(monkeypatch):
+    rows = PairTable.from_evidence(random_pairs(60, seed=3)).rows()
+    whole = PairTable.from_rows(rows)
+    monkeypatch.setattr(pairs_module, "ROWS_CONVERTED_AT_ONCE", 7)  # 60 rows: 8 slices and a short one
+    sliced = PairTable.from_rows(rows)
+    for name, column in whole.columns.items():
+        np.testing.assert_array_equal(sliced.columns[name], column)  # NaN where a row had None
+        assert sliced.columns[name].dtype == column.dtype
 
 
 def test_the_scores_of_many_pairs_are_each_pairs_score():
