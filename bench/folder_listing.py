@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""The folder grid filling from a listing: the GUI thread's time per chunk as a large folder opens.
+"""The folder grid filling from a listing: the GUI thread's time per turn as a large folder opens.
 
-usage: python bench/folder_listing.py N [N ...] [--growth G] [--first F]
+usage: python bench/folder_listing.py N [N ...] [--folders F] [--growth G] [--first F] [--direct]
 
-For N synthetic photo paths (100 folders of N/100 names), the folder grid's model (sorted by name, as
-the window opens a folder) takes the listing in the window's chunks (workers.listing_chunks: F photos,
-then each chunk G times the one before; --growth 1 is the fixed chunks of 400 used before) and the
-milliseconds of each append are timed. Prints one JSON line per N: the chunks, the longest append and
-their total. No view is attached: a view adds its own layout of the rows at each reset.
+N synthetic photo paths in F folders (100; 1: one flat folder), listed folder by folder as scan_root
+walks them, reach the folder grid's model (sorted by name, as the window opens a folder) in the
+window's chunks (workers.listing_chunks: F photos, then each chunk G times the one before). The window
+feeds them to the model through a TileFeed, a slice per turn of the event loop; --direct appends each
+chunk as it arrives, as the window did before. Prints one JSON line per N: the turns (or chunks), the
+longest and their total, in milliseconds. No view is attached: a view adds its own layout of the rows.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from vitgallery.ui.results_model import PhotoListModel, PhotoTile, SortOrder  # noqa: E402
+from vitgallery.ui.results_model import PhotoListModel, PhotoTile, SortOrder, TileFeed  # noqa: E402
 from vitgallery.ui.workers import LISTING_CHUNK_GROWTH, LISTING_FIRST_CHUNK, listing_chunks  # noqa: E402
 
 
@@ -32,21 +33,34 @@ def main() -> int:
     ap.add_argument("counts", type=int, nargs="+")
     ap.add_argument("--first", type=int, default=LISTING_FIRST_CHUNK)
     ap.add_argument("--growth", type=int, default=LISTING_CHUNK_GROWTH)
+    ap.add_argument("--folders", type=int, default=100)
+    ap.add_argument("--direct", action="store_true", help="append each listing chunk at once (before TileFeed)")
     a = ap.parse_args()
     app = QApplication.instance() or QApplication([])  # noqa: F841 (models need an application)
     for count in a.counts:
-        photos = [(Path(f"/photos/{i % 100:03d}/IMG_{i:06d}.jpg"), 1.7e9 + i) for i in range(count)]
+        per_folder = -(-count // a.folders)
+        photos = [(Path(f"/photos/{i // per_folder:03d}/IMG_{i % per_folder:06d}.jpg"), 1.7e9 + i)
+                  for i in range(count)]
         model = PhotoListModel()
         model.set_sort_order(SortOrder.NAME)
-        appends_ms = []
-        for chunk in listing_chunks(photos, a.first, a.growth):
-            started = time.perf_counter()
-            model.append_tiles(PhotoTile(path, date=date) for path, date in chunk)
-            appends_ms.append((time.perf_counter() - started) * 1000)
+        turns_ms: list[float] = []
+        if a.direct:
+            for chunk in listing_chunks(photos, a.first, a.growth):
+                started = time.perf_counter()
+                model.append_tiles(PhotoTile(path, date=date) for path, date in chunk)
+                turns_ms.append((time.perf_counter() - started) * 1000)
+        else:
+            feed = TileFeed(model)
+            for chunk in listing_chunks(photos, a.first, a.growth):
+                feed.add(chunk)
+            while model.rowCount() < count:  # each call is what one turn of the window's event loop does
+                started = time.perf_counter()
+                feed._feed()
+                turns_ms.append((time.perf_counter() - started) * 1000)
         assert model.rowCount() == count
-        print(json.dumps({"photos": count, "first": a.first, "growth": a.growth, "chunks": len(appends_ms),
-                          "longest_append_ms": round(max(appends_ms), 1),
-                          "total_ms": round(sum(appends_ms), 1)}), flush=True)
+        print(json.dumps({"photos": count, "folders": a.folders, "mode": "direct" if a.direct else "feed",
+                          "turns": len(turns_ms), "longest_ms": round(max(turns_ms), 1),
+                          "total_ms": round(sum(turns_ms), 1)}), flush=True)
     return 0
 
 

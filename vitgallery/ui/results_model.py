@@ -7,6 +7,7 @@ on photos (like, unlike, move...) is one entry.
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -270,34 +271,36 @@ class PhotoListModel(QAbstractListModel):
         self._index_rows()
         self.endResetModel()
 
-    def append_tiles(self, tiles: Iterable[PhotoTile]) -> None:
+    def append_tiles(self, tiles: Iterable[PhotoTile], *, only_at_end: bool = False) -> bool:
         """Add photos found by a folder listing; ones already present are skipped. Tiles that sort
-        after every shown one (a listing arrives in name order) are added at the end; otherwise
-        the rows are sorted again."""
-        new = []
+        after every shown one (a listing arrives in name order) are added at the end; otherwise the
+        rows are sorted again, or with `only_at_end` nothing is added and False is returned."""
+        new, seen = [], set()
         for tile in tiles:
-            key = str(tile.path)
-            if key not in self._paths:
-                self._paths.add(key)
+            path = str(tile.path)
+            if path not in self._paths and path not in seen:
+                seen.add(path)
                 new.append(tile)
-        if not new:
-            return
-        first = len(self._all)
-        self._all.extend(new)
-        added = [first + offset for offset, tile in enumerate(new) if self._is_shown(tile)]
+        shown = [tile for tile in new if self._is_shown(tile)]
         key = self._sort_key()
         if key is not None:
-            added.sort(key=key)
-            if added and self._rows and key(added[0]) < key(self._rows[-1]):
-                self._update_rows()
-                return
-        if not added:
-            return
-        self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(added) - 1)
-        for rank in added:
-            self._row_of[str(self._all[rank].path)] = len(self._rows)
-            self._rows.append(rank)
-        self.endInsertRows()
+            shown.sort(key=key)  # stable: equal keys stay in listing order, as sorting every row keeps them
+        at_end = key is None or not shown or not self._rows or key(shown[0]) >= key(self._all[self._rows[-1]])
+        if not at_end and only_at_end:
+            return False
+        first = len(self._all)
+        self._all.extend(new)
+        self._paths.update(seen)
+        if not at_end:
+            self._update_rows()
+        elif shown:
+            rank_of = {id(tile): first + offset for offset, tile in enumerate(new)}
+            self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(shown) - 1)
+            for tile in shown:
+                self._row_of[str(tile.path)] = len(self._rows)
+                self._rows.append(rank_of[id(tile)])
+            self.endInsertRows()
+        return True
 
     def append_paths(self, paths: Iterable[Path]) -> None:
         self.append_tiles(PhotoTile(path) for path in paths)
@@ -369,19 +372,19 @@ class PhotoListModel(QAbstractListModel):
         rows = [rank for rank, tile in enumerate(self._all) if self._is_shown(tile)]
         key = self._sort_key()
         if key is not None:
-            rows.sort(key=key)
+            tiles = self._all
+            rows.sort(key=lambda rank: key(tiles[rank]))
         return rows
 
-    def _sort_key(self) -> Callable[[int], Any] | None:
-        """The sort key of a position in _all for the chosen order; None in rank order."""
-        tiles = self._all
+    def _sort_key(self) -> Callable[[PhotoTile], Any] | None:
+        """The sort key of a tile for the chosen order; None in rank order."""
         if self._sort is SortOrder.NAME:
-            return lambda rank: (tiles[rank].path.name.casefold(), str(tiles[rank].path))
+            return lambda tile: (tile.path.name.casefold(), str(tile.path))
         if self._sort is SortOrder.DATE:
-            return lambda rank: -(tiles[rank].date or 0.0)
+            return lambda tile: -(tile.date or 0.0)
         if self._sort is SortOrder.LIKENESS:
             unplaced = len(self._likeness)
-            return lambda rank: (self._likeness.get(str(tiles[rank].path), unplaced), tiles[rank].path.name.casefold())
+            return lambda tile: (self._likeness.get(str(tile.path), unplaced), tile.path.name.casefold())
         return None
 
     def _index_rows(self) -> None:
@@ -399,7 +402,9 @@ class PhotoListModel(QAbstractListModel):
 class TileFeed(QObject):
     """Streams a folder's listing into a model a slice per turn of the event loop. Appended as the
     listing's chunks arrived, 10,000 photos held the window for 70-110 ms in one go while the model
-    loaded beside it (docs/performance.md, issue 18 point 5)."""
+    loaded beside it (docs/performance.md, issue 18 point 5). A slice that would not go at the end
+    (a listing in another order than the grid's) is made as large as the rows shown, so that the rows
+    are sorted again a few times as they double, not once a slice."""
 
     def __init__(self, model: PhotoListModel, parent: QObject | None = None, slice_size: int = 1000) -> None:
         super().__init__(parent)
@@ -419,10 +424,19 @@ class TileFeed(QObject):
 
     def _feed(self) -> None:
         count = min(self._slice_size, len(self._backlog))
-        self._model.append_tiles(PhotoTile(path, date=date) for path, date in
-                                 (self._backlog.popleft() for _ in range(count)))
+        if not self._model.append_tiles(self._tiles(itertools.islice(self._backlog, count)), only_at_end=True):
+            # The rows are sorted again: with as many photos as are shown, so a listing in another
+            # order than the grid's sorts it a few times as it doubles, not once a slice.
+            count = min(max(count, self._model.rowCount()), len(self._backlog))
+            self._model.append_tiles(self._tiles(itertools.islice(self._backlog, count)))
+        for _ in range(count):
+            self._backlog.popleft()
         if self._backlog:
             self._timer.start()
+
+    @staticmethod
+    def _tiles(paths_with_dates: Iterable[tuple[Path, float | None]]) -> list[PhotoTile]:
+        return [PhotoTile(path, date=date) for path, date in paths_with_dates]
 
 
 class PhotoTileDelegate(QStyledItemDelegate):
