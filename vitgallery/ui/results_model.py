@@ -283,11 +283,11 @@ class PhotoListModel(QAbstractListModel):
                 new.append(tile)
         shown = [tile for tile in new if self._is_shown(tile)]
         key = self._sort_key()
-        if key is not None:
-            shown.sort(key=key)  # stable: equal keys stay in listing order, as sorting every row keeps them
-        at_end = key is None or not shown or not self._rows or key(shown[0]) >= key(self._all[self._rows[-1]])
+        at_end = key is None or not shown or not self._rows or min(map(key, shown)) >= key(self._all[self._rows[-1]])
         if not at_end and only_at_end:
             return False
+        if at_end and key is not None:
+            shown.sort(key=key)  # stable: equal keys stay in listing order, as sorting every row keeps them
         first = len(self._all)
         self._all.extend(new)
         self._paths.update(seen)
@@ -371,10 +371,10 @@ class PhotoListModel(QAbstractListModel):
     def _shown_rows(self) -> list[int]:
         rows = [rank for rank, tile in enumerate(self._all) if self._is_shown(tile)]
         key = self._sort_key()
-        if key is not None:
-            tiles = self._all
-            rows.sort(key=lambda rank: key(tiles[rank]))
-        return rows
+        if key is None:
+            return rows
+        keys = [key(self._all[rank]) for rank in rows]
+        return [rows[n] for n in sorted(range(len(rows)), key=keys.__getitem__)]  # stable, as rows.sort
 
     def _sort_key(self) -> Callable[[PhotoTile], Any] | None:
         """The sort key of a tile for the chosen order; None in rank order."""
@@ -424,11 +424,13 @@ class TileFeed(QObject):
 
     def _feed(self) -> None:
         count = min(self._slice_size, len(self._backlog))
-        if not self._model.append_tiles(self._tiles(itertools.islice(self._backlog, count)), only_at_end=True):
+        tiles = self._tiles(itertools.islice(self._backlog, count))
+        if not self._model.append_tiles(tiles, only_at_end=True):
             # The rows are sorted again: with as many photos as are shown, so a listing in another
             # order than the grid's sorts it a few times as it doubles, not once a slice.
-            count = min(max(count, self._model.rowCount()), len(self._backlog))
-            self._model.append_tiles(self._tiles(itertools.islice(self._backlog, count)))
+            more = min(max(count, self._model.rowCount()), len(self._backlog))
+            self._model.append_tiles(tiles + self._tiles(itertools.islice(self._backlog, count, more)))
+            count = more
         for _ in range(count):
             self._backlog.popleft()
         if self._backlog:
