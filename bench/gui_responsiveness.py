@@ -336,7 +336,9 @@ def main() -> int:
                         help="profile the GUI thread (cProfile) from the switch to the Duplicates page through "
                              "--switch-groups, and save the statistics here")
     parser.add_argument("--watch-stalls", type=float, metavar="MS",
-                        help="print every thread's stack whenever the heartbeat is this many ms late")
+                        help="print every thread's stack whenever the heartbeat is this many ms late "
+                             "(faulthandler reads the threads without the interpreter lock: at 10,000 photos "
+                             "the process crashed in 4 of 7 runs)")
     args = parser.parse_args()
 
     folder = build_folder(args.corpus, args.folder, args.photos)

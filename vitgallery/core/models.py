@@ -734,7 +734,7 @@ def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = Non
         except OSError as exc:
             raise ModelLoadError(f"cannot read the weights file {path} ({exc.strerror or exc})") from exc
         model = TorchModel(lambda: _model_from_file(spec, path).eval().to(torch_device))
-        trusted = trusted_signature is not None and f"|weights:{weights_sha[:16]}|" in trusted_signature
+        trusted = trusted_signature is not None and trusted_signature.startswith(f"{name}|weights:{weights_sha[:16]}|")
         if not (trusted and resolve_runtime(runtime, torch_device, spec) == "openvino"):
             model.get()
         log.info("%s weights %s (sha256 %s)", name, path, weights_sha[:16])

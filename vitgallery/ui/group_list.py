@@ -17,8 +17,8 @@ from vitgallery.core.duplicates import DuplicateGroup, DuplicateMember
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.thumbnails import ThumbnailLoader
 
-GroupKeyRole = Qt.ItemDataRole.UserRole + 20
 AnyIndex = QModelIndex | QPersistentModelIndex
+SERVED_ROLES = frozenset({Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, PathRole})
 
 
 def size_text(size: int) -> str:
@@ -66,11 +66,9 @@ class GroupListModel(QAbstractListModel):
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         row = index.row()
-        if not index.isValid() or not 0 <= row < len(self._groups):
-            return None
+        if role not in SERVED_ROLES or not index.isValid() or not 0 <= row < len(self._groups):
+            return None  # a drawn row is asked for ten roles: the others are not worked out
         group = self._groups[row]
-        if role == GroupKeyRole:
-            return group.key
         keeper = self._keeper(group)
         self._shown[row] = str(keeper.path)
         if role == Qt.ItemDataRole.DisplayRole:
