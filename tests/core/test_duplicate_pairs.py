@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +87,15 @@ def test_a_members_shape_reads_only_pairs_within_its_group():
     assert shapes[1].stretch == shapes[2].stretch == 0.1 and shapes[2].pairs == 1
     assert shapes[3].stretch == shapes[4].stretch == 0.2
     assert [m.match for g in groups for m in g.members if m.match is not None] == [pairs[0], pairs[1]]
+
+
+def test_groupings_of_a_scan_and_of_its_copies_share_each_photos_path():
+    """The Duplicates page groups a copy of its scan at each step of the slider: a photo's path is made
+    once, not once a grouping (they were a third of the objects the garbage collector walked)."""
+    files = {i: FileRow(i, f"p{i}.jpg", 1, 1, f"fp{i}", 10, 10, None, 1.0, True) for i in range(1, 5)}
+    pairs = [PairEvidence(1, 2, 0.9, 40, 0.9, 0.95, None, None), PairEvidence(3, 4, 0.9, 40, 0.9, 0.95, None, None)]
+    scan = DuplicateScan(Path("/photos"), files, pairs)
+    first = {m.file_id: m.path for g in scan.groups(0.5) for m in g.members}
+    again = {m.file_id: m.path for g in replace(scan).groups(0.4) for m in g.members}
+    assert first == {i: Path(f"/photos/p{i}.jpg") for i in range(1, 5)}
+    assert all(again[i] is first[i] for i in first)

@@ -149,6 +149,10 @@ class DuplicateScan:
     cancelled: bool = False
     scanned_at: float = field(default_factory=time.time)  # when the scan ended (seconds since the epoch)
     up_to_date: bool = True  # False for a stored scan the library has changed since
+    # Each photo's path, made once and shared by the copies dataclasses.replace makes (the page groups a
+    # copy): every grouping, a step of the slider, makes a member of each photo, and a new path per
+    # member was a third of the objects the garbage collector then walked.
+    _paths: dict[int, Path] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.pairs, PairTable):
@@ -170,7 +174,10 @@ class DuplicateScan:
     def member(self, file_id: int, similarity: float = 1.0, match: PairEvidence | None = None,
                shape: MemberShape | None = None) -> DuplicateMember:
         row = self.files[file_id]
-        return DuplicateMember(file_id, self.root / row.path, row.size, row.mtime_ns, row.fingerprint,
+        path = self._paths.get(file_id)
+        if path is None:
+            path = self._paths[file_id] = self.root / row.path
+        return DuplicateMember(file_id, path, row.size, row.mtime_ns, row.fingerprint,
                                row.width or 0, row.height or 0, row.taken_at, row.sharpness or 0.0,
                                similarity, match, self.quality.get(file_id), shape)
 
