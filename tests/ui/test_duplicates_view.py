@@ -125,6 +125,7 @@ def test_a_group_row_asks_for_its_thumbnail_once_it_is_painted(qtbot, make_view,
     on_screen = {str(m.path) for m in view.current_group().members}  # the group shown asks for its photos
     assert len(keepers - on_screen) == 2 and not (keepers - on_screen) & set(asked)
     view.show()
+    qtbot.waitUntil(lambda: (keepers - on_screen) <= set(asked), timeout=10_000)  # the rows drawn ask
     blank = view.group_list.group_model().placeholder.cacheKey()
     qtbot.waitUntil(lambda: all(view.group_list.row_data(row, Qt.ItemDataRole.DecorationRole).cacheKey() != blank
                                 for row in range(3)), timeout=10_000)
