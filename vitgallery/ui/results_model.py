@@ -281,24 +281,25 @@ class PhotoListModel(QAbstractListModel):
             if path not in self._paths and path not in seen:
                 seen.add(path)
                 new.append(tile)
-        shown = [tile for tile in new if self._is_shown(tile)]
+        first = len(self._all)
+        shown = [(first + offset, tile) for offset, tile in enumerate(new) if self._is_shown(tile)]
         key = self._sort_key()
-        at_end = key is None or not shown or not self._rows or min(map(key, shown)) >= key(self._all[self._rows[-1]])
+        at_end = (key is None or not shown or not self._rows
+                  or min(key(tile) for _, tile in shown) >= key(self._all[self._rows[-1]]))
         if not at_end and only_at_end:
             return False
         if at_end and key is not None:
-            shown.sort(key=key)  # stable: equal keys stay in listing order, as sorting every row keeps them
-        first = len(self._all)
+            # stable: equal keys stay in listing order, as sorting every row keeps them
+            shown.sort(key=lambda ranked: key(ranked[1]))
         self._all.extend(new)
         self._paths.update(seen)
         if not at_end:
             self._update_rows()
         elif shown:
-            rank_of = {id(tile): first + offset for offset, tile in enumerate(new)}
             self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(shown) - 1)
-            for tile in shown:
+            for rank, tile in shown:
                 self._row_of[str(tile.path)] = len(self._rows)
-                self._rows.append(rank_of[id(tile)])
+                self._rows.append(rank)
             self.endInsertRows()
         return True
 
