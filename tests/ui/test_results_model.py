@@ -116,13 +116,15 @@ def test_folder_listing_appends_without_duplicates(checked_model: PhotoListModel
 def test_a_listing_fed_in_slices_ends_in_the_order_of_the_whole(qtbot, checked_model: PhotoListModel,
                                                                  order: SortOrder) -> None:
     """Tiles that sort after the shown ones are added at the end (no reset); others reorder the rows,
-    a few times as they double: either way the grid ends as if the whole listing had been set at once."""
+    a few times as they double, a few slices at most at a time: either way the grid ends as if the
+    whole listing had been set at once."""
     names = [f"{folder}/{stem}_{i:03d}.jpg" for folder in ("b", "A", "c", "d") for stem in ("img", "IMG", "x")
              for i in range(17)]  # walked folder by folder: by name, the folders interleave
     listing = [(Path("/r") / name, float((7 * i) % 11)) for i, name in enumerate(names + names[:30])]
     checked_model.set_sort_order(order)
-    resets = []
-    checked_model.modelReset.connect(lambda: resets.append(1))
+    resets, before_resets = [], []
+    checked_model.modelAboutToBeReset.connect(lambda: before_resets.append(checked_model.rowCount()))
+    checked_model.modelReset.connect(lambda: resets.append(checked_model.rowCount()))
     feed = TileFeed(checked_model, slice_size=4)
     feed.add(listing[:10])
     feed.add(listing[10:])
@@ -135,7 +137,11 @@ def test_a_listing_fed_in_slices_ends_in_the_order_of_the_whole(qtbot, checked_m
     whole.set_sort_order(order)
     whole.set_tiles(PhotoTile(path, date=date) for path, date in first_seen.items())
     assert checked_model.tiles() == whole.tiles()
-    assert len(resets) <= 7, f"{len(resets)} resets: sorted again as the rows double, not once a slice of 4"
+    assert all(checked_model.row_of(tile.path) == row for row, tile in enumerate(whole.tiles()))
+    most = 4 * TileFeed.RESORTED_SLICES
+    assert len(resets) <= 2 + len(listing) // most, f"{len(resets)} resets: sorted again as the rows double, not once a slice of 4"
+    added = [after - before for before, after in zip(before_resets, resets, strict=True)]
+    assert max(added, default=0) <= most, f"a turn took on {max(added)} photos"
     if order is SortOrder.RANK:
         assert not resets, "in listing order every slice is added at the end"
 

@@ -6,6 +6,7 @@ on photos (like, unlike, move...) is one entry.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import itertools
 import logging
@@ -146,9 +147,14 @@ class PhotoListModel(QAbstractListModel):
     def __init__(self, thumbnails: ThumbnailLoader | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._all: list[PhotoTile] = []  # in rank or listing order
-        self._paths: set[str] = set()  # of _all, shown or not
+        self._rank_of: dict[str, int] = {}  # path -> position in _all, shown or not
         self._rows: list[int] = []  # positions in _all, as shown
-        self._row_of: dict[str, int] = {}  # path -> shown row
+        # position in _all -> shown row, -1 when hidden; None: to be worked out again (see _row_index)
+        self._row_at: list[int] | None = []
+        # Each tile's sort key in the chosen order, by position in _all (None: not worked out yet, or
+        # rank order). Made once a tile: made again at every sort, they were a third of the 0.4 s a
+        # listing slice of 100,000 photos in interleaving folders held the window (docs/performance.md).
+        self._keys: list[Any] | None = None
         self._min_score = 0.0
         self._sort = SortOrder.RANK
         self._likeness: dict[str, int] = {}  # path -> place in the arranged order
@@ -260,45 +266,56 @@ class PhotoListModel(QAbstractListModel):
     def _thumbnail_failed(self, tile: PhotoTile) -> bool:
         return self._thumbnails.has_failed(tile.path) if self._thumbnails is not None else False
 
-    def row_of(self, path: Path) -> int | None:
-        return self._row_of.get(str(path))
+    def row_of(self, path: Path | str) -> int | None:
+        rank = self._rank_of.get(str(path))
+        row = -1 if rank is None else self._row_index()[rank]
+        return None if row < 0 else row
 
     def set_tiles(self, tiles: Iterable[PhotoTile]) -> None:
         self.beginResetModel()
         self._all = list(tiles)
-        self._paths = {str(tile.path) for tile in self._all}
+        self._rank_of = {str(tile.path): rank for rank, tile in enumerate(self._all)}
+        self._keys = None
         self._rows = self._shown_rows()
-        self._index_rows()
+        self._row_at = None
         self.endResetModel()
 
     def append_tiles(self, tiles: Iterable[PhotoTile], *, only_at_end: bool = False) -> bool:
         """Add photos found by a folder listing; ones already present are skipped. Tiles that sort
         after every shown one (a listing arrives in name order) are added at the end; otherwise the
         rows are sorted again, or with `only_at_end` nothing is added and False is returned."""
-        new, seen = [], set()
+        new: dict[str, PhotoTile] = {}
         for tile in tiles:
             path = str(tile.path)
-            if path not in self._paths and path not in seen:
-                seen.add(path)
-                new.append(tile)
+            if path not in self._rank_of and path not in new:
+                new[path] = tile
         first = len(self._all)
-        shown = [(first + offset, tile) for offset, tile in enumerate(new) if self._is_shown(tile)]
-        key = self._sort_key()
-        at_end = (key is None or not shown or not self._rows
-                  or min(key(tile) for _, tile in shown) >= key(self._all[self._rows[-1]]))
+        keys = self._sort_keys()
+        new_keys = None if keys is None else self._keys_of(new.values())
+        shown = [first + offset for offset, tile in enumerate(new.values()) if self._is_shown(tile)]
+        at_end = (new_keys is None or not shown or not self._rows
+                  or min(new_keys[rank - first] for rank in shown) >= keys[self._rows[-1]])
         if not at_end and only_at_end:
             return False
-        if at_end and key is not None:
-            # stable: equal keys stay in listing order, as sorting every row keeps them
-            shown.sort(key=lambda ranked: key(ranked[1]))
-        self._all.extend(new)
-        self._paths.update(seen)
+        self._all.extend(new.values())
+        self._rank_of.update((path, first + offset) for offset, path in enumerate(new))
+        if self._row_at is not None:
+            self._row_at.extend([-1] * len(new))
+        if keys is not None:
+            keys.extend(new_keys)
+            # Stable, as sorting every row would be: equal keys stay in listing order. The shown rows
+            # are one sorted run, so only the new ones are sorted before the two are merged.
+            shown.sort(key=keys.__getitem__)
         if not at_end:
-            self._update_rows()
+            self.beginResetModel()
+            self._rows = _merged(self._rows, shown, keys)
+            self._row_at = None
+            self.endResetModel()
         elif shown:
             self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(shown) - 1)
-            for rank, tile in shown:
-                self._row_of[str(tile.path)] = len(self._rows)
+            for rank in shown:
+                if self._row_at is not None:
+                    self._row_at[rank] = len(self._rows)
                 self._rows.append(rank)
             self.endInsertRows()
         return True
@@ -309,21 +326,23 @@ class PhotoListModel(QAbstractListModel):
     def remove_paths(self, paths: Iterable[Path]) -> int:
         """Drop the tiles of photos that left (moved away, trashed); returns how many went."""
         gone = {str(path) for path in paths}
-        doomed = sorted((self._row_of[key] for key in gone if key in self._row_of), reverse=True)
-        hidden = [rank for rank, tile in enumerate(self._all) if str(tile.path) in gone and str(tile.path) not in self._row_of]
-        if not doomed and not hidden:
+        ranks = {self._rank_of[path] for path in gone if path in self._rank_of}
+        if not ranks:
             return 0
+        row_at = self._row_index()
+        doomed = sorted((row_at[rank] for rank in ranks if row_at[rank] >= 0), reverse=True)
         for row in doomed:  # from the end, so the rows still to remove keep their numbers
             self.beginRemoveRows(QModelIndex(), row, row)
             del self._rows[row]
             self.endRemoveRows()
-        kept = [rank for rank, tile in enumerate(self._all) if str(tile.path) not in gone]
+        kept = [rank for rank in range(len(self._all)) if rank not in ranks]
         new_position = {old: new for new, old in enumerate(kept)}
         self._all = [self._all[rank] for rank in kept]
-        self._paths -= gone
+        self._rank_of = {str(tile.path): rank for rank, tile in enumerate(self._all)}
+        self._keys = None if self._keys is None else [self._keys[rank] for rank in kept]
         self._rows = [new_position[rank] for rank in self._rows]
-        self._index_rows()
-        return len(doomed) + len(hidden)
+        self._row_at = None
+        return len(ranks)
 
     def clear(self) -> None:
         self.set_tiles([])
@@ -336,11 +355,13 @@ class PhotoListModel(QAbstractListModel):
         if order is self._sort:
             return
         self._sort = order
+        self._keys = None
         self.set_tiles(self._all)
 
     def set_likeness_order(self, paths: Iterable[Path]) -> None:
         """The arranged order for sorting by likeness; photos it does not know yet follow, by name."""
         self._likeness = {str(path): place for place, path in enumerate(paths)}
+        self._keys = None
         if self._sort is SortOrder.LIKENESS:
             self.set_tiles(self._all)
 
@@ -353,17 +374,17 @@ class PhotoListModel(QAbstractListModel):
             if len(rows) < len(self._rows):
                 self.beginRemoveRows(QModelIndex(), len(rows), len(self._rows) - 1)
                 self._rows = rows
-                self._index_rows()
+                self._row_at = None
                 self.endRemoveRows()
             elif len(rows) > len(self._rows):
                 self.beginInsertRows(QModelIndex(), len(self._rows), len(rows) - 1)
                 self._rows = rows
-                self._index_rows()
+                self._row_at = None
                 self.endInsertRows()
             return
         self.beginResetModel()
         self._rows = rows
-        self._index_rows()
+        self._row_at = None
         self.endResetModel()
 
     def _is_shown(self, tile: PhotoTile) -> bool:
@@ -371,28 +392,37 @@ class PhotoListModel(QAbstractListModel):
 
     def _shown_rows(self) -> list[int]:
         rows = [rank for rank, tile in enumerate(self._all) if self._is_shown(tile)]
-        key = self._sort_key()
-        if key is None:
-            return rows
-        keys = [key(self._all[rank]) for rank in rows]
-        return [rows[n] for n in sorted(range(len(rows)), key=keys.__getitem__)]  # stable, as rows.sort
+        keys = self._sort_keys()
+        return rows if keys is None else sorted(rows, key=keys.__getitem__)  # stable: equal keys in rank order
 
-    def _sort_key(self) -> Callable[[PhotoTile], Any] | None:
-        """The sort key of a tile for the chosen order; None in rank order."""
+    def _sort_keys(self) -> list[Any] | None:
+        """Every tile's sort key in the chosen order, by position in _all; None in rank order."""
+        if self._keys is None and self._sort is not SortOrder.RANK:
+            self._keys = self._keys_of(self._all)
+        return self._keys
+
+    def _keys_of(self, tiles: Iterable[PhotoTile]) -> list[Any] | None:
+        """The sort keys of `tiles` in the chosen order; None in rank order."""
         if self._sort is SortOrder.NAME:
-            return lambda tile: (tile.path.name.casefold(), str(tile.path))
+            return [(tile.path.name.casefold(), str(tile.path)) for tile in tiles]
         if self._sort is SortOrder.DATE:
-            return lambda tile: -(tile.date or 0.0)
+            return [-(tile.date or 0.0) for tile in tiles]
         if self._sort is SortOrder.LIKENESS:
             unplaced = len(self._likeness)
-            return lambda tile: (self._likeness.get(str(tile.path), unplaced), tile.path.name.casefold())
+            return [(self._likeness.get(str(tile.path), unplaced), tile.path.name.casefold()) for tile in tiles]
         return None
 
-    def _index_rows(self) -> None:
-        self._row_of = {str(self._all[rank].path): row for row, rank in enumerate(self._rows)}
+    def _row_index(self) -> list[int]:
+        """Position in _all -> shown row (-1: hidden). Worked out when first asked for after the rows
+        change, not with them: at 100,000 rows that is 15 ms the turn that changed them need not pay."""
+        if self._row_at is None:
+            self._row_at = [-1] * len(self._all)
+            for row, rank in enumerate(self._rows):
+                self._row_at[rank] = row
+        return self._row_at
 
     def _on_thumbnail_ready(self, path: str) -> None:
-        row = self._row_of.get(path)
+        row = self.row_of(path)
         if row is not None:
             index = self.index(row)
             self.dataChanged.emit(
@@ -400,12 +430,29 @@ class PhotoListModel(QAbstractListModel):
             )
 
 
+def _merged(rows: list[int], new: list[int], keys: list[Any]) -> list[int]:
+    """Two lists of positions, each sorted by `keys`, as one sorted list; on equal keys `new` follows
+    `rows` (its positions come later in the listing, as a stable sort of all of them would place them)."""
+    merged: list[int] = []
+    start = 0
+    for rank in new:
+        at = bisect.bisect_right(rows, keys[rank], lo=start, key=keys.__getitem__)
+        merged += rows[start:at]
+        merged.append(rank)
+        start = at
+    merged += rows[start:]
+    return merged
+
+
 class TileFeed(QObject):
     """Streams a folder's listing into a model a slice per turn of the event loop. Appended as the
     listing's chunks arrived, 10,000 photos held the window for 70-110 ms in one go while the model
     loaded beside it (docs/performance.md, issue 18 point 5). A slice that would not go at the end
-    (a listing in another order than the grid's) is made as large as the rows shown, so that the rows
-    are sorted again a few times as they double, not once a slice."""
+    (a listing in another order than the grid's) is made as large as the rows shown, up to
+    RESORTED_SLICES slices, so that the rows are sorted again a few times as they double, not once a
+    slice, and a turn never takes on tens of thousands of photos at once."""
+
+    RESORTED_SLICES = 4  # 4,000 photos: about 25 ms of a turn at 100,000 rows (bench/folder_listing.py)
 
     def __init__(self, model: PhotoListModel, parent: QObject | None = None, slice_size: int = 1000) -> None:
         super().__init__(parent)
@@ -427,9 +474,9 @@ class TileFeed(QObject):
         count = min(self._slice_size, len(self._backlog))
         tiles = self._tiles(itertools.islice(self._backlog, count))
         if not self._model.append_tiles(tiles, only_at_end=True):
-            # The rows are sorted again: with as many photos as are shown, so a listing in another
-            # order than the grid's sorts it a few times as it doubles, not once a slice.
-            more = min(max(count, self._model.rowCount()), len(self._backlog))
+            # The rows are sorted again: with as many photos as are shown (up to a few slices), so a
+            # listing in another order than the grid's sorts it a few times as it doubles, not once a slice.
+            more = min(max(count, self._model.rowCount()), len(self._backlog), self._slice_size * self.RESORTED_SLICES)
             self._model.append_tiles(tiles + self._tiles(itertools.islice(self._backlog, count, more)))
             count = more
         for _ in range(count):
