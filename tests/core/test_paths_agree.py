@@ -16,7 +16,7 @@ from tests.photos import make_photo
 from vitgallery.core.imageio import decode_for_model, model_draft_size, open_image
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
-from vitgallery.core.pipeline import DecodeJob, decode_all, plan_resources
+from vitgallery.core.pipeline import DecodeJob, decode_all, forward_cpu_ms, plan_resources
 from vitgallery.core.scan import fingerprint_file
 
 
@@ -129,3 +129,20 @@ def test_resource_plan_never_oversubscribes_a_cpu(device, cores, workers, thread
     assert (plan.decode_workers, plan.model_threads) == (workers, threads)
     if device == "cpu" and cores > 1:
         assert plan.decode_workers + plan.model_threads == cores
+
+
+@pytest.mark.parametrize("cores, runtime, precision, passes, workers", [
+    (2, "openvino", "int8", 1.5, 2),  # measured: 9.1 photos/s with 2 decoders, 6.8 with 1 (docs/performance.md)
+    (2, "openvino", "int8", 3.0, 1),  # every photo taught with 2 views: 1 decoder was the faster
+    (2, "torch", "fp32", 1.0, 1),
+    (8, "openvino", "int8", 1.0, 6),
+    (1, "openvino", "int8", 1.0, 1),
+])
+def test_decoders_follow_what_the_model_costs_a_photo(cores, runtime, precision, passes, workers):
+    """With the forward pass's cost known, decoding gets the cores it takes, rounded up: with OpenVINO int8 a
+    photo's decode costs about 3 of its forward passes, and a model left waiting for photos idles its core."""
+    forward = forward_cpu_ms("dinov2-s14", runtime, precision)
+    plan = plan_resources("cpu", cores, forward_ms=forward, passes=passes)
+    assert plan.decode_workers == workers
+    assert plan.model_threads == plan_resources("cpu", cores).model_threads  # set when the model loads
+    assert forward_cpu_ms("tiny-test", runtime, precision) is None  # not measured: a third of the cores decode

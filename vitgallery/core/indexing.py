@@ -27,7 +27,7 @@ from vitgallery.core.errors import LibraryError
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, DecodedPhoto, Teaching, still_unsupported
 from vitgallery.core.index_cache import IndexCache
 from vitgallery.core.models import Embedder
-from vitgallery.core.pipeline import DecodeJob, decode_all, failure_may_pass, plan_resources
+from vitgallery.core.pipeline import DecodeJob, decode_all, failure_may_pass, forward_cpu_ms, plan_resources
 from vitgallery.core.preprocess import teaching_views_per_photo
 from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
 from vitgallery.core.store import EmbeddedFile, FileRow, Store, StoredWhitening, whitening_fingerprint
@@ -146,9 +146,7 @@ class IndexRun:
         for rel, reason in scan.problems:  # listed with the skipped files, so the user can find them
             self.store.record_skipped(rel, 0, 0, reason)
             summary.note_skip(reason)
-        plan = plan_resources(embedder.device.type)  # the split of cores measured by bench/throughput.py
-        batch_size = batch_size or plan.batch_size
-        decode_workers = plan.decode_workers if decode_workers is None else decode_workers
+        batch_size = batch_size or plan_resources(embedder.device.type).batch_size
         self._embed(to_embed, batch_size, decode_workers, self._teach_while_embedding(to_embed))
         # What the first pass could not teach (a library indexed before, a cancelled run) is taught now.
         if not self.cancel.is_set():
@@ -178,9 +176,7 @@ class IndexRun:
         self.cache.space()
         found, known, scope, unreachable = self._look_at(paths)
         to_embed = self._plan(found, known, unreachable, scope)
-        plan = plan_resources(self.embedder.device.type)
-        batch_size = batch_size or plan.batch_size
-        decode_workers = plan.decode_workers if decode_workers is None else decode_workers
+        batch_size = batch_size or plan_resources(self.embedder.device.type).batch_size
         self._embed(to_embed, batch_size, decode_workers, self._teach_while_embedding(to_embed))
         if not self.cancel.is_set():
             self._teach(batch_size, decode_workers)
@@ -355,6 +351,10 @@ class IndexRun:
                 last_save = time.monotonic()
 
         views = teaching_views_per_photo(min(WHITENING_SAMPLE, self.store.count_files() + len(files)))
+        if decode_workers is None:  # as many decoders as keep the model busy, its passes counted
+            decode_workers = plan_resources(
+                embedder.device.type, forward_ms=forward_cpu_ms(embedder.model_id, embedder.runtime, embedder.precision),
+                passes=1 + views * len(teaching) / max(1, len(files))).decode_workers
         jobs = (DecodeJob(f, self.root / f.path, teaching=Teaching(_teaching_seed(f.path), views)
                           if f.path in teaching else None) for f in files)
         for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,
