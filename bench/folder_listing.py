@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The folder grid filling from a listing: the GUI thread's time per turn as a large folder opens.
 
-usage: python bench/folder_listing.py N [N ...] [--folders F] [--growth G] [--first F] [--direct]
+usage: python bench/folder_listing.py N [N ...] [--folders F] [--growth G] [--first F] [--direct | --view]
 
 N synthetic photo paths in F folders (100; 1: one flat folder), listed folder by folder as scan_root
 walks them, reach the folder grid's model (sorted by name, as the window opens a folder) in the
@@ -9,6 +9,9 @@ window's chunks (workers.listing_chunks: F photos, then each chunk G times the o
 feeds them to the model through a TileFeed, a slice per turn of the event loop; --direct appends each
 chunk as it arrives, as the window did before. Prints one JSON line per N: the turns (or chunks), the
 longest and their total, in milliseconds. No view is attached: a view adds its own layout of the rows.
+With --view the folder grid (PhotoGridView, 1200x800, offscreen) shows the model and the event loop
+runs the feed as the window's does: it prints the longest gaps a 1 ms heartbeat saw until the grid holds
+every photo and 2 s more (its batched layout of the rows included).
 """
 
 from __future__ import annotations
@@ -22,9 +25,17 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from vitgallery.ui.results_model import PhotoListModel, PhotoTile, SortOrder, TileFeed  # noqa: E402
+from vitgallery.ui.results_model import (  # noqa: E402
+    PhotoGridView,
+    PhotoListModel,
+    PhotoTile,
+    PhotoTileDelegate,
+    SortOrder,
+    TileFeed,
+)
 from vitgallery.ui.workers import LISTING_CHUNK_GROWTH, LISTING_FIRST_CHUNK, listing_chunks  # noqa: E402
 
 
@@ -34,7 +45,9 @@ def main() -> int:
     ap.add_argument("--first", type=int, default=LISTING_FIRST_CHUNK)
     ap.add_argument("--growth", type=int, default=LISTING_CHUNK_GROWTH)
     ap.add_argument("--folders", type=int, default=100)
-    ap.add_argument("--direct", action="store_true", help="append each listing chunk at once (before TileFeed)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--direct", action="store_true", help="append each listing chunk at once (before TileFeed)")
+    mode.add_argument("--view", action="store_true", help="a grid view on the model; the event loop's gaps")
     a = ap.parse_args()
     app = QApplication.instance() or QApplication([])  # noqa: F841 (models need an application)
     for count in a.counts:
@@ -44,6 +57,10 @@ def main() -> int:
         model = PhotoListModel()
         model.set_sort_order(SortOrder.NAME)
         turns_ms: list[float] = []
+        if a.view:
+            print(json.dumps({"photos": count, "folders": a.folders, "mode": "view", **view_gaps(model, photos, a.first, a.growth)}),
+                  flush=True)
+            continue
         if a.direct:
             for chunk in listing_chunks(photos, a.first, a.growth):
                 started = time.perf_counter()
@@ -62,6 +79,40 @@ def main() -> int:
                           "turns": len(turns_ms), "longest_ms": round(max(turns_ms), 1),
                           "total_ms": round(sum(turns_ms), 1)}), flush=True)
     return 0
+
+
+def view_gaps(model: PhotoListModel, photos: list[tuple[Path, float]], first: int, growth: int) -> dict:
+    """The event loop's gaps while a grid view shows the model fed the whole listing (see the docstring)."""
+    view = PhotoGridView(model, PhotoTileDelegate(160))
+    view.resize(1200, 800)
+    view.show()
+    app = QApplication.instance()
+    for _ in range(20):
+        app.processEvents()
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def beat() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    heartbeat = QTimer(interval=1, timeout=beat)
+    heartbeat.start()
+    feed = TileFeed(model)
+    started = time.perf_counter()
+    filled = None
+    for chunk in listing_chunks(photos, first, growth):
+        feed.add(chunk)
+    while filled is None or time.perf_counter() - filled < 2.0:
+        app.processEvents()
+        if filled is None and model.rowCount() == len(photos):
+            filled = time.perf_counter()
+    heartbeat.stop()
+    view.close()
+    longest = sorted(gaps, reverse=True)
+    return {"filled_s": round(filled - started, 2), "longest_gaps_ms": [round(g * 1000, 1) for g in longest[:5]],
+            "gaps_over_50ms": sum(g > 0.05 for g in gaps)}
 
 
 if __name__ == "__main__":

@@ -343,7 +343,8 @@ def main() -> int:
 
     folder = build_folder(args.corpus, args.folder, args.photos)
     work = Path(tempfile.mkdtemp(prefix="vg-gui-bench-"))
-    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    # every photo, in subfolders too (a folder of folders, as a library by month)
+    photos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     sources = [photos[(index * 2 + 1) * len(photos) // (2 * args.drops)] for index in range(args.drops)]
     if args.query:
         sources[0] = args.query
