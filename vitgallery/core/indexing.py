@@ -354,7 +354,8 @@ class IndexRun:
         if decode_workers is None:  # as many decoders as keep the model busy, its passes counted
             decode_workers = plan_resources(
                 embedder.device.type, forward_ms=forward_cpu_ms(embedder.model_id, embedder.runtime, embedder.precision),
-                passes=1 + views * len(teaching) / max(1, len(files))).decode_workers
+                passes=1 + views * len(teaching) / max(1, len(files)),
+                photo_bytes=sum(f.size for f in files) / max(1, len(files))).decode_workers
         jobs = (DecodeJob(f, self.root / f.path, teaching=Teaching(_teaching_seed(f.path), views)
                           if f.path in teaching else None) for f in files)
         for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,

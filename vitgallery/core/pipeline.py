@@ -91,10 +91,13 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-# One core's CPU time for a 12 MP JPEG (bench/index_limit.py, docs/performance.md issue 18 point 1): what
-# a decode worker does with it (JPEG, model input, keypoints, grey copies), and a forward pass of the
-# default model (ViT-S/14 at 224 px) by runtime and precision, with the model process's own work per photo.
-DECODE_CPU_MS = 143.0
+# One core's CPU time a photo costs (bench/index_limit.py, docs/performance.md issue 18 point 1). What a
+# decode worker does with it (JPEG, model input, keypoints, grey copies) grows little with the file:
+# keypoints are found on a 512-px copy whatever the photo (104 ms at 0.08 MB, 112 at 0.41, 148 at 2.4).
+DECODE_CPU_MS = 102.0
+DECODE_CPU_MS_PER_MB = 19.0
+# A forward pass of the default model (ViT-S/14 at 224 px) by runtime and precision, and the model
+# process's own work per photo.
 FORWARD_CPU_MS = {("openvino", "int8"): 45.0, ("openvino", "bf16"): 70.0, ("torch", "int8"): 77.0,
                   ("torch", "bf16"): 92.0, ("torch", "fp32"): 157.0}
 FORWARD_MODEL = "dinov2-s14"
@@ -107,16 +110,17 @@ def forward_cpu_ms(model_id: str, runtime: str, precision: str) -> float | None:
 
 
 def plan_resources(device_type: str = "cpu", cores: int | None = None, *, forward_ms: float | None = None,
-                   passes: float = 1.0) -> ResourcePlan:
+                   passes: float = 1.0, photo_bytes: float = 0.0) -> ResourcePlan:
     """Split the cores between decoding and the model.
 
     With a GPU the model costs the CPU almost nothing and decoding is the limit: every core decodes.
     On the CPU a third of the cores decode and the rest run the model, unless the model's cost is
     known: `forward_ms` a forward pass (forward_cpu_ms) and `passes` of them a photo (its teaching
-    views included). Then the decoders get the share of the cores decoding takes, rounded up, so the
-    model never waits for them; the two sides may then ask for a core more than there are, which the
-    system shares out. With OpenVINO int8 a photo's decode costs 3 times its forward pass: on 2 cores,
-    a 2,000-photo library of 12 MP photos embedded 6.8 photos/s with 1 decoder and 9.1 with 2.
+    views included), for photos of `photo_bytes` on average. Then the decoders get the share of the
+    cores decoding takes, rounded up, so the model never waits for them; the two sides may then ask
+    for a core more than there are, which the system shares out. With OpenVINO int8 a 12 MP photo's
+    decode costs 3 times its forward pass: on 2 cores, a 2,000-photo library of them embedded 6.8
+    photos/s with 1 decoder and 9.1 with 2.
     """
     cores = cores or available_cores()
     if device_type in ("cuda", "mps"):
@@ -125,7 +129,8 @@ def plan_resources(device_type: str = "cpu", cores: int | None = None, *, forwar
     # the model's threads are set when it loads, before a library says how many passes a photo takes
     model_threads = max(1, cores - workers)
     if forward_ms is not None:
-        decoding = DECODE_CPU_MS / (DECODE_CPU_MS + forward_ms * passes + MODEL_PROCESS_CPU_MS)
+        decode_ms = DECODE_CPU_MS + DECODE_CPU_MS_PER_MB * photo_bytes / 1e6
+        decoding = decode_ms / (decode_ms + forward_ms * passes + MODEL_PROCESS_CPU_MS)
         workers = min(cores, math.ceil(cores * decoding))
     return ResourcePlan(decode_workers=workers, model_threads=model_threads, batch_size=16)
 
