@@ -3,9 +3,11 @@
 
     python bench/learning_lab.py /tmp/speed-libs/vg-corpus-dup:/tmp/vg-corpus/dup ... [--draws 3]
 
-Each argument is LIBRARY:TASK_DIR: a library indexed by bench/retrieval.py --libs (every photo taught:
-the corpora hold fewer than WHITENING_SAMPLE photos, so each has its vector and its 3 teaching views:
-mirrored, edited copy 1, edited copy 2) and the corpus task it indexed (truth.json). No forward pass
+Each argument is LIBRARY:TASK_DIR: a library whose every photo was taught with all 3 views (the corpora
+hold fewer than WHITENING_SAMPLE photos, so every photo is taught; the rule gives 3 views only below 214
+photos: `bench/retrieval.py CORPUS --libs LIBS --all-views` makes them), stored in
+preprocess.TEACHING_KINDS order: edited copy 1, mirrored, edited copy 2; and the corpus task it indexed
+(truth.json). Libraries indexed before that order (commit 0549b72) stored the mirror first. No forward pass
 runs here: each configuration fits the whitening from a subset of the stored views, whitens the stored
 vectors, ranks every photo against all others by exact cosine (top 100), and scores with the shared
 scorer. "gain kept" = (mAP - mAP without whitening) / (mAP of the full recipe - mAP without); "passes"
@@ -16,7 +18,7 @@ Configurations (SHARE of the photos taught, drawn at random, --draws draws avera
   pca-P           PCA whitening of the library's own vectors, power P (no extra pass)
   views-V@SHARE   the views V of each taught photo: m mirror, e1/e2 the edited copies; "one" = one
                   view per photo, the kind cycling over photos; "rule" = the library's rule
-                  (preprocess.teaching_views_per_photo: copy 1, mirror, copy 2, as many as make ~640 pairs)
+                  (preprocess.teaching_views_per_photo: the first of copy 1, mirror, copy 2 that make ~640 pairs)
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from vitgallery.core.whitening import LibraryWhitening
 SCORER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "score.py"  # beside the repository; --scorer
 SHRINK = 0.1  # the library's WHITENING_SHRINK
 TOP = 100
-VIEW_NAMES = ("m", "e1", "e2")
+VIEW_NAMES = ("e1", "m", "e2")  # as stored: preprocess.TEACHING_KINDS
 
 
 @dataclass
@@ -46,7 +48,7 @@ class Corpus:
     name: str
     names: list[str]  # file names, row order of the arrays
     vectors: np.ndarray  # (N, D) raw
-    views: np.ndarray  # (N, 3, D): mirrored, edited 1, edited 2
+    views: np.ndarray  # (N, 3, D): edited 1, mirrored, edited 2
     truth: dict
 
 
@@ -98,7 +100,7 @@ def whitened(corpus: Corpus, config: str, rng: np.random.Generator) -> tuple[np.
     count = len(corpus.names)
     taught = rng.permutation(count)[: max(1, round(float(share or 1) * count))]
     if views == "rule":  # the library's: teaching_views_per_photo, kinds in TEACHING_KINDS order
-        columns = [1, 0, 2][: teaching_views_per_photo(len(taught))]  # stored: mirror, copy 1, copy 2
+        columns = list(range(teaching_views_per_photo(len(taught))))
         own = np.repeat(corpus.vectors[taught], len(columns), axis=0)
         other = corpus.views[taught][:, columns].reshape(-1, corpus.vectors.shape[1])
         passes = len(taught) * len(columns) / count

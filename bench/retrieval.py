@@ -19,8 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from vitgallery.core import indexing
 from vitgallery.core.library import Library
 from vitgallery.core.models import DEFAULT_MODEL, PRECISIONS, RUNTIMES, load_embedder
+from vitgallery.core.preprocess import TEACHING_KINDS
 from vitgallery.core.vector_store import VectorStoreSetting
 
 SCORER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "score.py"
@@ -79,9 +81,14 @@ def main() -> int:
     ap.add_argument("--no-verify", action="store_true", help="rank by the whitened cosine alone (no SIFT re-rank)")
     ap.add_argument("--show-misses", action="store_true",
                     help="print each dup query whose first hit is from another group (to stderr)")
+    ap.add_argument("--all-views", action="store_true",
+                    help="teach every photo with all the teaching views, whatever the library's size (the libraries "
+                         "bench/learning_lab.py reads)")
     ap.add_argument("--vector-store", type=VectorStoreSetting.parse,
                     help="hnswlib or qdrant[:URL]: search the library there (an existing one is moved there)")
     a = ap.parse_args()
+    if a.all_views:
+        indexing.teaching_views_per_photo = lambda taught: len(TEACHING_KINDS)
     scorer = load_scorer(a.scorer)
     embedder = load_embedder(a.model, weights=a.weights, device=a.device, precision=a.precision, runtime=a.runtime)
     print(json.dumps({"model": embedder.signature, "device": str(embedder.device)}))
