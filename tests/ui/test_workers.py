@@ -150,3 +150,19 @@ def test_a_listing_reaches_the_grid_in_chunks_that_double():
     assert [len(chunk) for chunk in chunks] == [400, 800, 1600, 700]
     assert [item for chunk in chunks for item in chunk] == items
     assert list(listing_chunks([], first=400)) == []
+
+
+def test_a_listing_names_the_folders_that_hold_photos_for_the_window_to_watch(tmp_path: Path) -> None:
+    """Root first, then every folder holding a photo in path order (worked out from the relative paths,
+    not from a Path per photo): not a folder without photos, not a hidden one."""
+    for rel in ("top.jpg", "a/one.jpg", "a/b/two.jpg", "a-b/three.jpg", "a b/four.jpg", ".hidden/five.jpg",
+                "c/notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith(".jpg"):
+            make_photo(len(rel)).save(tmp_path / rel)
+        else:
+            (tmp_path / rel).write_text("not a photo")
+    listing = workers.list_folder(tmp_path)(lambda chunk: None, threading.Event())
+    holding = sorted({path.parent for path, _ in listing.photos} - {tmp_path})
+    assert listing.folders == [tmp_path, *holding]
+    assert holding == [tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a b", tmp_path / "a-b"]
