@@ -4,7 +4,7 @@
     python bench/learning_lab.py /tmp/speed-libs/vg-corpus-dup:/tmp/vg-corpus/dup ... [--draws 3]
 
 Each argument is LIBRARY:TASK_DIR: a library whose every photo was taught with all 3 views (the corpora
-hold fewer than WHITENING_SAMPLE photos, so every photo is taught; the rule gives 3 views only below 214
+hold fewer than WHITENING_SAMPLE photos, so every photo is taught; the rule gives 3 views only below 256
 photos: `bench/retrieval.py CORPUS --libs LIBS --all-views` makes them), stored in
 preprocess.TEACHING_KINDS order: edited copy 1, mirrored, edited copy 2; and the corpus task it indexed
 (truth.json). Libraries indexed before that order (commit 0549b72) stored the mirror first. No forward pass
