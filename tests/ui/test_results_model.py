@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,34 @@ def test_a_listing_fed_in_slices_ends_in_the_order_of_the_whole(qtbot, checked_m
     assert max(added, default=0) <= most, f"a turn took on {max(added)} photos"
     if order is SortOrder.RANK:
         assert not resets, "in listing order every slice is added at the end"
+
+
+def test_the_garbage_collector_waits_while_a_listing_feeds_the_grid(qtbot, checked_model: PhotoListModel) -> None:
+    """Its passes walked every tile again as the grid filled; what lives once the listing is in is frozen."""
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    feed = TileFeed(checked_model, slice_size=4)
+    feed.add([(Path(f"/r/{i:02d}.jpg"), None) for i in range(10)])
+    assert not gc.isenabled()
+    qtbot.waitUntil(lambda: checked_model.rowCount() == 10)
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > frozen
+    feed.add([(Path(f"/s/{i:02d}.jpg"), None) for i in range(10)])
+    assert not gc.isenabled()
+    feed.clear()  # another folder opened, or the window closed, before the listing was in
+    assert gc.isenabled()
+    dropped = TileFeed(checked_model)
+    dropped.add([(Path("/u/1.jpg"), None)])
+    assert not gc.isenabled()
+    del dropped  # gone before its listing was in
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        feed.add([(Path("/t/1.jpg"), None)])
+        qtbot.waitUntil(lambda: checked_model.rowCount() == 11)
+        assert not gc.isenabled(), "switched off by someone else: left as it was"
+    finally:
+        gc.enable()
 
 
 def test_a_listing_in_name_order_is_added_at_the_end(checked_model: PhotoListModel) -> None:

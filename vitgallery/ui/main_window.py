@@ -955,6 +955,7 @@ class MainWindow(QMainWindow):
         self._shut_down = True
         started = time.monotonic()
         self._folder_change_timer.stop()
+        self.folder_feed.clear()  # the garbage collector waits while it feeds the grid
         self.cancel_indexing()
         self.search_page.shutdown()
         self.duplicates_view.shutdown()
