@@ -425,6 +425,8 @@ class IndexRun:
         views = teaching_views_per_photo(min(WHITENING_SAMPLE, photos))
         jobs = (DecodeJob(row, self.root / row.path, learning=Teaching(_teaching_seed(row.path), views))
                 for row in chosen)
+        if decode_workers is None:  # the device's split: on a GPU every core decodes
+            decode_workers = plan_resources(self.embedder.device.type).decode_workers
         for outcome in decode_all(jobs, self.embedder.input_size, workers=decode_workers,
                                   prefetch=max(2 * batch_size, 16)):
             row: FileRow = outcome.job.key
