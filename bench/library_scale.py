@@ -12,6 +12,8 @@ Prints one JSON object:
   them, written outside it, so the model embeds it and the SIFT re-rank checks the top candidates),
   p50 and p95 over `--queries` photos; and of a photo of the library (its stored vector);
 * the duplicates scan (`Library.duplicate_scan`, keypoints stored at index time): seconds, groups;
+  with `--scan-minutes M` it is cancelled after M minutes (it keeps what it verified) and the JSON
+  says how far each phase got, for a library too large to scan in one sitting;
 * this process's peak resident memory (VmHWM).
 """
 
@@ -22,6 +24,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -67,13 +70,14 @@ def main() -> int:
     ap.add_argument("--weights")
     ap.add_argument("--queries", type=int, default=40)
     ap.add_argument("--no-duplicates", action="store_true", help="skip the duplicates scan")
+    ap.add_argument("--scan-minutes", type=float, help="cancel the scan after this long and report how far it got")
     a = ap.parse_args()
 
     result: dict[str, object] = {}
     started = time.perf_counter()
     library = Library.open(a.photos, a.library)
     embedder = library.load_embedder(device="cpu", weights=a.weights)
-    photos = sorted(p for p in a.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+    photos = sorted(p for p in a.photos.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))  # month folders too
     library.search(photos[0], k=20, embedder=embedder)  # the index is loaded on first use
     result["photos"] = library.photo_count()
     result["library_mb"] = round(folder_bytes(a.library) / 1e6, 1)
@@ -98,9 +102,22 @@ def main() -> int:
     print(json.dumps(result), file=sys.stderr, flush=True)
 
     if not a.no_duplicates:
+        cancel = threading.Event()
+        deadline = threading.Timer(60 * (a.scan_minutes or 0), cancel.set)
+        if a.scan_minutes:
+            deadline.start()
+        phases: dict[str, dict[str, float]] = {}
         begun = time.perf_counter()
-        scan = library.duplicate_scan()
+
+        def seen(p) -> None:  # when each phase started, and how far it got
+            phase = phases.setdefault(p.phase, {"started_s": round(time.perf_counter() - begun, 1)})
+            phase.update(done=p.done, total=p.total, at_s=round(time.perf_counter() - begun, 1))
+
+        scan = library.duplicate_scan(progress=seen, cancel=cancel)
+        deadline.cancel()
         result["duplicates_scan_s"] = round(time.perf_counter() - begun, 1)
+        result["duplicates_scan_cancelled"] = scan.cancelled
+        result["duplicates_scan_phases"] = phases
         result["duplicate_pairs"] = len(scan.pairs)
         result["duplicate_groups"] = len(scan.groups())
     library.close()
