@@ -238,3 +238,22 @@ def test_the_last_library_is_shared_and_a_missing_folder_never_becomes_one(photo
     with pytest.raises(LibraryError, match="no such folder"):
         Library.open(tmp_path / "typo", tmp_path / "other")
     assert not (tmp_path / "other").exists()
+
+
+def test_a_listing_made_beside_the_run_is_used_instead_of_listing_again(photo_folder, tmp_path, embedder, monkeypatch):
+    """The window lists the folder for its grid and hands that listing to the run (core.scan.Listing):
+    the folder is not walked again; without one (or None from it) the run lists the folder itself."""
+    from vitgallery.core import scan
+
+    walks = []
+    real_scan_root = scan.scan_root
+    monkeypatch.setattr(scan, "scan_root", lambda root: walks.append(root) or real_scan_root(root))
+    listed = real_scan_root(photo_folder)
+    listed.files = [f for f in listed.files if f.path != "img_05.jpg"]  # what the listing saw is what counts
+    lib = open_lib(photo_folder, tmp_path)
+    summary = index(lib, embedder, listing=lambda: listed)
+    assert walks == [] and summary.added == 11
+    assert all(h.path.name != "img_05.jpg" for h in lib.search(photo_folder / "img_01.jpg", k=50))
+
+    summary = index(lib, embedder, listing=lambda: None)  # the window's listing ended without one
+    assert walks == [photo_folder] and summary.added == 1

@@ -246,6 +246,35 @@ def test_url_drop_downloads_then_searches(qtbot, indexed_window) -> None:
         server.server_close()
 
 
+def test_opening_a_folder_lists_it_once_for_the_grid_and_the_index_run(
+    qtbot, make_window, photo_folder: Path, monkeypatch
+) -> None:
+    """The window's listing is handed to the index run beside it (at 100,000 photos a second listing
+    held the interpreter 0.6 s while the grid filled); a refresh hands over its listing too."""
+    from vitgallery.core import scan
+    from vitgallery.ui import workers
+
+    walks: list[str] = []
+
+    def counted(who: str, real):
+        return lambda root: walks.append(who) or real(root)
+
+    monkeypatch.setattr(workers, "scan_root", counted("window", workers.scan_root))
+    monkeypatch.setattr(scan, "scan_root", counted("index run", scan.scan_root))
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as finished:
+        window.open_folder(photo_folder)
+    assert finished.args[0].added == PHOTO_COUNT
+    assert walks == ["window"]
+
+    make_photo(40).save(photo_folder / "new.jpg")
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as finished:
+        window.refresh_folder()
+    assert finished.args[0].added == 1
+    assert walks == ["window", "window"]
+
+
 def test_skipped_files_show_in_the_problems_panel(qtbot, make_window, photo_folder: Path) -> None:
     (photo_folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     window = make_window()

@@ -13,6 +13,7 @@ import torch
 from tests.photos import make_photo
 from vitgallery.core.library import Library, LibraryError
 from vitgallery.core.models import MODELS, Embedder, load_embedder
+from vitgallery.core.scan import FoundFile, ScanResult
 from vitgallery.ui import workers
 from vitgallery.ui.workers import (
     JobRunner,
@@ -166,3 +167,34 @@ def test_a_listing_names_the_folders_that_hold_photos_for_the_window_to_watch(tm
     holding = sorted({path.parent for path, _ in listing.photos} - {tmp_path})
     assert listing.folders == [tmp_path, *holding]
     assert holding == [tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a b", tmp_path / "a-b"]
+
+
+def test_a_listing_handed_to_an_index_run_is_given_once_and_waited_for() -> None:
+    """The run waits for the window's listing; the first answer counts (the listing job's scan, not its
+    cleanup's None after it); a cancelled run stops waiting."""
+    handoff = workers.ListingHandoff()
+    cancel = threading.Event()
+    cancel.set()
+    assert handoff.take(cancel) is None, "cancelled before any listing: the run does not wait"
+
+    scan = ScanResult(files=[FoundFile("a.jpg", 1, 2)])
+    threading.Timer(0.1, handoff.give, args=(scan,)).start()
+    assert handoff.take(threading.Event()) is scan
+    handoff.give(None)
+    assert handoff.take(threading.Event()) is scan
+
+    ended_without = workers.ListingHandoff()
+    ended_without.give(None)
+    assert ended_without.take(threading.Event()) is None
+
+
+def test_a_listing_is_handed_over_before_the_grid_gets_its_first_chunk(tmp_path: Path) -> None:
+    for number in range(3):
+        make_photo(number).save(tmp_path / f"p{number}.jpg")
+    handoff = workers.ListingHandoff()
+    given_before_chunk = []
+    listing = workers.list_folder(tmp_path, handoff)(
+        lambda chunk: given_before_chunk.append(handoff.take(threading.Event()) is not None), threading.Event())
+    assert given_before_chunk == [True]
+    assert [f.path for f in handoff.take(threading.Event()).files] == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    assert [path for path, _ in listing.photos] == [tmp_path / f"p{n}.jpg" for n in range(3)]

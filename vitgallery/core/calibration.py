@@ -20,7 +20,7 @@ from pathlib import Path
 from vitgallery.core import openvino_runtime
 from vitgallery.core.indexing import IndexProgress
 from vitgallery.core.models import CALIBRATION_MARK, Embedder, ModelLoadError, signature_calibration
-from vitgallery.core.scan import root_is_available, scan_root
+from vitgallery.core.scan import Listing, listed_or_scanned, root_is_available
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +54,17 @@ def library_embedder(embedder: Embedder, library_dir: Path, signature: str | Non
 
 def calibrate_for_library(embedder: Embedder, root: Path, library_dir: Path, signature: str | None, *,
                           report: Callable[[IndexProgress], None],
-                          cancel: threading.Event) -> Embedder | None:
+                          cancel: threading.Event, listing: Listing | None = None) -> Embedder | None:
     """The embedder to index the library with: `embedder` itself unless it needs calibration; then the
     library's own model (library_embedder), or one calibrated now on the library's photos (about a
     minute for ViT-S/14, once: phases "calibrating", the photos decoded, and "quantising"). None when cancelled while decoding them.
 
     A folder that is offline or holds no photo yet is not calibrated: the run embeds nothing, and the
-    next one with photos calibrates."""
+    next one with photos calibrates. `listing`: the folder listed beside the run (core.scan.Listing)."""
     ready = library_embedder(embedder, library_dir, signature)
     if not ready.needs_calibration or not root_is_available(root):
         return ready
-    photos = [root / found.path for found in scan_root(root).files]
+    photos = [root / found.path for found in listed_or_scanned(root, listing).files]
     if not photos:
         return ready
     started = time.monotonic()

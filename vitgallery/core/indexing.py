@@ -29,7 +29,14 @@ from vitgallery.core.index_cache import IndexCache
 from vitgallery.core.models import Embedder
 from vitgallery.core.pipeline import DecodeJob, decode_all, failure_may_pass, forward_cpu_ms, plan_resources
 from vitgallery.core.preprocess import teaching_views_per_photo
-from vitgallery.core.scan import FoundFile, fingerprint_file, root_is_available, scan_root
+from vitgallery.core.scan import (
+    FoundFile,
+    Listing,
+    fingerprint_file,
+    listed_or_scanned,
+    root_is_available,
+    scan_root,
+)
 from vitgallery.core.store import EmbeddedFile, FileRow, Store, StoredWhitening, whitening_fingerprint
 from vitgallery.core.whitening import LibraryWhitening
 
@@ -102,7 +109,7 @@ class IndexRun:
     def __init__(self, root: Path, store: Store, cache: IndexCache, embedder: Embedder, *,
                  notice: Callable[[str], None], progress: Report | None = None,
                  cancel: threading.Event | None = None, pause: threading.Event | None = None,
-                 forget_missing: bool = False) -> None:
+                 forget_missing: bool = False, listing: Listing | None = None) -> None:
         self.root = root
         self.store = store
         self.cache = cache
@@ -112,6 +119,7 @@ class IndexRun:
         self.cancel = cancel or threading.Event()
         self.pause = pause
         self.forget_missing = forget_missing
+        self.listing = listing  # the folder listed beside the run (run() lists it itself without)
         self.summary = IndexSummary()
 
     def run(self, batch_size: int | None = None, decode_workers: int | None = None) -> IndexSummary:
@@ -135,7 +143,7 @@ class IndexRun:
             self.store.set_meta("weights_path", str(embedder.weights_file))  # later queries load the same file
 
         self.report(IndexProgress("scanning", 0, 0, 0.0, None, None))
-        scan = scan_root(self.root)
+        scan = listed_or_scanned(self.root, self.listing)
         known = self.store.files()
         if not scan.files and known:
             summary.offline = True

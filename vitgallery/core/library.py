@@ -40,7 +40,7 @@ from vitgallery.core.index_cache import INDEX_NAME, IndexCache, SearchSpace, ind
 from vitgallery.core.indexing import IndexProgress, IndexRun, IndexSummary, relative_to_root
 from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision, signature_runtime
 from vitgallery.core.region import Region
-from vitgallery.core.scan import root_is_available
+from vitgallery.core.scan import Listing, root_is_available
 from vitgallery.core.search import LibrarySearch, QueryImage, SearchHit
 from vitgallery.core.store import FileRow, SkippedFile, Store
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
@@ -210,12 +210,13 @@ class Library:
     def index(self, embedder: Embedder, *, progress: Callable[[IndexProgress], None] | None = None,
               cancel: threading.Event | None = None, pause: threading.Event | None = None,
               batch_size: int | None = None, decode_workers: int | None = None,
-              forget_missing: bool = False) -> IndexSummary:
+              forget_missing: bool = False, listing: Listing | None = None) -> IndexSummary:
         """Bring the library up to date with the folder: embed new and changed photos, follow moved
         ones, drop deleted ones. Safe to cancel or kill at any point: each batch commits on its own.
 
         Photos under a mount point that disappeared, and most of the library's photos gone at once,
-        are kept (summary.missing_kept) unless `forget_missing` says to forget them.
+        are kept (summary.missing_kept) unless `forget_missing` says to forget them. `listing`: the
+        folder as listed beside this run (the window lists it for its grid), so it is not listed twice.
 
         An embedder that needs calibration (OpenVINO int8) gets the library's own model: the one it was
         indexed with, or one calibrated now on its photos (core/calibration.py, phases "calibrating" and
@@ -224,13 +225,14 @@ class Library:
             cancel = cancel or threading.Event()
             given = embedder
             embedder = calibrate_for_library(embedder, self.root, self.library_dir, self.model_signature,
-                                             report=progress or (lambda p: None), cancel=cancel)
+                                             report=progress or (lambda p: None), cancel=cancel, listing=listing)
             if embedder is None:
                 return IndexSummary(cancelled=True)
             if given is not embedder:
                 self._own_model = (given, embedder)
             run = IndexRun(self.root, self.store, self._cache, embedder, notice=self._notice,
-                           progress=progress, cancel=cancel, pause=pause, forget_missing=forget_missing)
+                           progress=progress, cancel=cancel, pause=pause, forget_missing=forget_missing,
+                           listing=listing)
             return run.run(batch_size, decode_workers)
 
     def search(self, query: QueryImage, *, k: int = 20, embedder: Embedder | None = None,

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,17 @@ def root_is_available(root: Path) -> bool:
         return root.is_dir() and os.access(root, os.R_OK | os.X_OK)
     except OSError:
         return False
+
+
+# A listing of the root made beside an indexing run (the window lists the folder for its grid), or None
+# when there is none after all: the run then lists the folder itself. Called from the run's thread.
+Listing = Callable[[], "ScanResult | None"]
+
+
+def listed_or_scanned(root: Path, listing: Listing | None) -> ScanResult:
+    """The root's listing given by `listing`, or scan_root's own when none is given."""
+    found = listing() if listing is not None else None
+    return found if found is not None else scan_root(root)
 
 
 def scan_root(root: Path) -> ScanResult:

@@ -74,6 +74,7 @@ from vitgallery.ui.workers import (
     IndexRun,
     Job,
     JobRunner,
+    ListingHandoff,
     ModelChoice,
     ModelLoading,
     OpenedLibrary,
@@ -464,7 +465,8 @@ class MainWindow(QMainWindow):
         self.groups_page.set_library(False)
         self.sort_page.set_library(False)
         self.library_watch.stop()
-        self._list_folder(streaming=True)
+        listing = ListingHandoff()  # the folder is listed once, for the grid and the index run
+        self._list_folder(streaming=True, handoff=listing)
         self.jobs.open_library(
             folder,
             self.library_dir(),
@@ -472,7 +474,7 @@ class MainWindow(QMainWindow):
             on_failed=self.show_worker_error,
         )
         self.folder_arranger.set_folder(folder)  # after open_library: its job waits for the new library
-        self.start_indexing()
+        self.start_indexing(listing=listing)
 
     def refresh_folder(self) -> None:
         """The folder changed on disk (or by an action): list it again and bring the library up to date.
@@ -480,22 +482,25 @@ class MainWindow(QMainWindow):
         one more run follows it."""
         if self._folder is None or self._shut_down:
             return
-        self._list_folder(streaming=False)
+        listing = ListingHandoff()
+        self._list_folder(streaming=False, handoff=listing)
         if self.library_watch.watching:
             return  # the watcher applies the changes itself
         if self.is_indexing():
             self._index_again = True
         else:
-            self.start_indexing()
+            self.start_indexing(listing=listing)
 
-    def start_indexing(self, *, forget_missing: bool = False) -> None:
+    def start_indexing(self, *, forget_missing: bool = False, listing: ListingHandoff | None = None) -> None:
+        """Bring the library up to date with the folder; `listing`: the folder's listing being made
+        beside it (without, the run lists the folder itself)."""
         if self._folder is None:
             return
         if self._index_job is not None:
             self._index_job.cancel()
         self.library_watch.stop()  # it starts again after the run, with the model the run used
         run = IndexRun(self._model_choice(), self.settings.batch_size(), self._decode_workers,
-                       forget_missing=forget_missing)
+                       forget_missing=forget_missing, listing=listing)
         self._index_run = run
         self._index_again = False
         self.progress_panel.start("Starting…", self._photos_in_library)
@@ -534,9 +539,9 @@ class MainWindow(QMainWindow):
         else:
             self._index_run.pause.clear()
 
-    def _list_folder(self, streaming: bool) -> None:
+    def _list_folder(self, streaming: bool, handoff: ListingHandoff | None = None) -> None:
         """List the folder's photos: streamed into the grid when it opens, compared with the grid
-        when it changed."""
+        when it changed; given to `handoff` too (an index run started beside it)."""
         assert self._folder is not None
         if self._listing_job is not None:
             self._listing_job.cancel()
@@ -547,10 +552,11 @@ class MainWindow(QMainWindow):
                 self.folder_feed.add(paths_with_dates)
 
         job = self.jobs.submit(
-            list_folder(folder),
+            list_folder(folder, handoff),
             lane="listing",
             name="folder listing",
             throttle=False,
+            cleanup=None if handoff is None else lambda: handoff.give(None),  # ended without a listing
             on_progress=found,
             on_finished=lambda listing: self._on_listing_finished(job, listing, streaming),
             on_failed=self.show_worker_error,
