@@ -149,6 +149,45 @@ def test_a_photo_gone_or_changed_since_indexing_is_reported_and_left_out(library
     assert all("p1_crop.jpg" not in group for group in found)
 
 
+def test_byte_identical_copies_are_verified_and_measured_once_per_content(tmp_path, embedder, monkeypatch):
+    import shutil
+
+    root = tmp_path / "photos"
+    write_near_duplicates(root)
+    shutil.copytree(root, root / "backup")  # a folder copied twice: every photo has a byte-identical copy
+    library = Library.open(root, tmp_path / "library")
+    library.index(embedder, decode_workers=0)
+    compared, measured = [], []
+    match, measure = scan_module.match_photos, scan_module.measure_quality
+    monkeypatch.setattr(scan_module, "match_photos", lambda a, b, **kw: compared.append(1) or match(a, b, **kw))
+    monkeypatch.setattr(scan_module, "measure_quality", lambda path: measured.append(path.name) or measure(path))
+    scan = scan_duplicates(library, workers=1)
+
+    rows = {row.id: row for row in library.photos()}
+    content = {file_id: row.path.removeprefix("backup/") for file_id, row in rows.items()}
+    file_pairs = {(p.a, p.b) for p in scan.pairs}
+    content_pairs = {tuple(sorted((content[a], content[b]))) for a, b in file_pairs}
+    assert len(compared) == len(content_pairs) < len(file_pairs)
+    assert len(measured) == len(set(measured)), "each content is measured once"
+    by_pair = {(p.a, p.b): p for p in scan.pairs}
+    copies = [by_pair[pair] for pair in file_pairs if content[pair[0]] == content[pair[1]]]
+    assert len(copies) == len(rows) // 2, "each photo is paired with its copy"
+    assert all(p.inliers >= VERIFIED_INLIERS and p.score > 0.99 for p in copies if p.likeness is None)
+    # a pair of files has the evidence of its contents, whichever copies they are
+    for (a, b), found in by_pair.items():
+        twin = next((q for q in scan.pairs if (content[q.a], content[q.b]) == (content[a], content[b])
+                     and (q.a, q.b) != (a, b)), None)
+        if twin is not None:
+            assert (twin.inliers, twin.agreement, twin.likeness) == (found.inliers, found.agreement, found.likeness)
+            assert (twin.shape is None) == (found.shape is None)
+    groups = sorted(({content[m.file_id] for m in g.members} for g in scan.groups(DEFAULT_THRESHOLD)), key=min)
+    assert groups == sorted(expected_groups(root) + [{f"p{seed}.jpg"} for seed in DISTINCT], key=min)
+    assert all(len(g.members) == 2 * len({content[m.file_id] for m in g.members})
+               for g in scan.groups(DEFAULT_THRESHOLD)), "each copy is in its original's group"
+    assert set(scan.quality) >= {m.file_id for g in scan.groups() for m in g.members}
+    library.close()
+
+
 def test_cancel_stops_the_scan(library, monkeypatch):
     import threading
 

@@ -190,7 +190,12 @@ def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]],
             verified: list[tuple], problems: dict[int, str], report: Callable[[DuplicateProgress], None],
             cancel: threading.Event, workers: int | None, features_in_memory: int) -> bool:
     """Verify the `todo` pairs into `verified` (as evidence_row), with the features the library keeps of
-    each photo; photos that cannot be analysed go to `problems`. True when cancelled."""
+    each photo; photos that cannot be analysed go to `problems`. True when cancelled.
+
+    Byte-identical photos (one content hash) have the same features, so a pair's evidence is that of
+    its two contents: each pair of contents is compared once, with one photo standing for each content
+    (a pair of copies is that photo compared with itself), and every pair of files gets it with its own
+    whitened cosine. A folder copied twice is verified as once."""
     needed = sorted({i for pair in todo for i in pair})
     if not needed:
         return cancel.is_set()
@@ -198,6 +203,7 @@ def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]],
         features = _ScanFeatures(library, files, features_in_memory)
     except OSError as exc:
         raise ScanError(f"cannot write the scan's working file in {library.library_dir}: {exc.strerror or exc}") from exc
+    cancelled = False
     # Pairs are matched on several threads; numpy's BLAS on one thread each, or they contend.
     with features, ThreadPoolExecutor(max_workers=_workers(workers), thread_name_prefix="vitgallery-duplicates") as pool, \
             threadpool_limits(1, user_api="blas"):
@@ -205,8 +211,9 @@ def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]],
                                                                                       files[i]), needed), strict=True):
             if problem is not None:
                 problems[file_id] = problem
+        standing_for = _one_per_content(files, [i for i in needed if i not in problems])
         # photos indexed before the library kept their features are analysed now, once
-        unkept = features.without_kept([i for i in needed if i not in problems])
+        unkept = features.without_kept(sorted(set(standing_for.values())))
         for done, (file_id, problem) in enumerate(features.analyse(unkept, pool), 1):
             if problem is not None:
                 problems[file_id] = problem
@@ -215,15 +222,41 @@ def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]],
                 pool.shutdown(wait=False, cancel_futures=True)
                 return True
 
-        # in order of the first photo, so its features serve its pairs from memory in a row
-        pairs = sorted((a, b) for a, b in todo if a not in problems and b not in problems)
-        for start in range(0, len(pairs), PAIRS_PER_ROUND):
-            batch = pairs[start:start + PAIRS_PER_ROUND]
-            verified += _verify_batch(batch, features, cosines, pool, problems)
-            report(DuplicateProgress("verifying", start + len(batch), len(pairs)))
+        # each pair of contents once, sorted by the first photo, so its features serve its pairs from memory in a row
+        todo = sorted((a, b) for a, b in todo if a in standing_for and b in standing_for)
+        contents = [(a, b) for a, b in sorted({_ordered(standing_for[a], standing_for[b]) for a, b in todo})
+                    if a not in problems and b not in problems]
+        evidence: dict[tuple[int, int], tuple] = {}
+        for start in range(0, len(contents), PAIRS_PER_ROUND):
+            batch = contents[start:start + PAIRS_PER_ROUND]
+            evidence.update(((row[0], row[1]), row) for row in _verify_batch(batch, features, cosines, pool, problems))
+            report(DuplicateProgress("verifying", start + len(batch), len(contents)))
             if cancel.is_set():
-                return True
-    return False
+                cancelled = True
+                break
+    # every file pair whose contents were compared (a content whose photo failed is compared next scan)
+    todo = [(a, b) for a, b in todo if _ordered(standing_for[a], standing_for[b]) in evidence]
+    whites = cosines(np.array([a for a, _ in todo], dtype=np.int64), np.array([b for _, b in todo], dtype=np.int64))
+    for (a, b), white in zip(todo, whites.tolist(), strict=True):
+        inliers, agreement, likeness, stretch, tilt, padding_a, padding_b = \
+            evidence[_ordered(standing_for[a], standing_for[b])][3:]
+        if standing_for[a] > standing_for[b]:  # compared the other way round: each side keeps its padding
+            padding_a, padding_b = padding_b, padding_a
+        verified.append((a, b, white, inliers, agreement, likeness, stretch, tilt, padding_a, padding_b))
+    return cancelled
+
+
+def _ordered(a: int, b: int) -> tuple[int, int]:
+    return (a, b) if a <= b else (b, a)
+
+
+def _one_per_content(files: dict[int, FileRow], ids: Iterable[int]) -> dict[int, int]:
+    """Each photo of `ids` and the one that stands for its content (the lowest id of those with its
+    content hash)."""
+    first: dict[str, int] = {}
+    for file_id in sorted(ids):
+        first.setdefault(files[file_id].fingerprint, file_id)
+    return {file_id: first[files[file_id].fingerprint] for file_id in ids}
 
 
 def _verify_batch(pairs: list[tuple[int, int]], features: _ScanFeatures,
@@ -357,25 +390,32 @@ class _ScanFeatures:
 def _measure(root, files: dict[int, FileRow], wanted: list[int], measured: dict[int, PhotoQuality],
              problems: dict[int, str], report: Callable[[DuplicateProgress], None], cancel: threading.Event,
              workers: int | None) -> bool:
-    """Measure the photos in `wanted` for the keep-best rule into `measured`. True when cancelled."""
+    """Measure the photos in `wanted` for the keep-best rule into `measured`, each content once (what is
+    measured is in the file's bytes). True when cancelled."""
 
     def measure(file_id: int) -> tuple[int, PhotoQuality | None, str | None]:
         path = root / files[file_id].path
-        problem = _changed_since_indexed(path, files[file_id])
-        if problem is not None:
-            return file_id, None, problem
         try:
             return file_id, measure_quality(path), None
         except (DecodeError, OSError, cv2.error) as exc:
             return file_id, None, _unreadable(path, exc)
 
     with ThreadPoolExecutor(max_workers=_workers(workers), thread_name_prefix="vitgallery-duplicates") as pool:
-        for done, (file_id, quality, problem) in enumerate(pool.map(measure, wanted), 1):
-            if quality is None:
-                problems[file_id] = problem or "unreadable"
-            else:
-                measured[file_id] = quality
-            report(DuplicateProgress("measuring", done, len(wanted)))
+        for file_id, problem in zip(wanted, pool.map(lambda i: _changed_since_indexed(root / files[i].path, files[i]),
+                                                     wanted), strict=True):
+            if problem is not None:
+                problems[file_id] = problem
+        standing_for = _one_per_content(files, [i for i in wanted if i not in problems])
+        copies: dict[int, list[int]] = {}
+        for file_id, first in standing_for.items():
+            copies.setdefault(first, []).append(file_id)
+        for done, (first, quality, problem) in enumerate(pool.map(measure, sorted(copies)), 1):
+            for file_id in copies[first]:
+                if quality is None:
+                    problems[file_id] = problem or "unreadable"
+                else:
+                    measured[file_id] = quality
+            report(DuplicateProgress("measuring", done, len(copies)))
             if cancel.is_set():
                 pool.shutdown(wait=False, cancel_futures=True)
                 return True
