@@ -446,9 +446,11 @@ def main() -> int:
     shown: list[int] = []
     window.results_shown.connect(shown.append)
     to_results, to_thumbnail = [], []
+    heartbeat.start()
     for number, query in enumerate(queries):
         window.clear_query()
         app.processEvents()
+        heartbeat.phase = f"drop {number + 1}"
         first_paint.painted_at = first_paint.thumbnail_painted_at = None
         dropped = time.perf_counter()
         drop_file(window, query)
@@ -462,6 +464,8 @@ def main() -> int:
             wait_until(app, lambda: False, 1.0)  # let the last thumbnails paint
             args.screenshot.parent.mkdir(parents=True, exist_ok=True)
             window.screen().grabWindow(0).save(str(args.screenshot))
+    heartbeat.stop()
+    dropping = [f"drop {number + 1}" for number in range(len(queries))]
     browsing = browse_folder(app, window, heartbeat, args.browse) if args.browse else {}
     profiler = cProfile.Profile() if args.profile_duplicates else None
     if profiler:
@@ -494,6 +498,8 @@ def main() -> int:
         "median_drop_to_first_results_painted_ms": round(statistics.median(to_results), 1)
         if to_results
         else None,
+        # the first search loads the index file (a run with nothing to add leaves it unread)
+        "longest_gap_per_drop_ms": [round(heartbeat.longest((phase,)), 1) for phase in dropping],
     }
     window.close()
     shutil.rmtree(work, ignore_errors=True)

@@ -100,6 +100,21 @@ def test_second_run_embeds_only_changes(photo_folder, tmp_path, embedder):
     assert all(h.path.name != "img_02.jpg" for h in lib.search(photo_folder / "new.jpg", k=50))
 
 
+def test_a_run_with_nothing_to_add_leaves_the_index_file_unread(photo_folder, tmp_path, embedder, monkeypatch):
+    from vitgallery.core import index_cache
+
+    index(open_lib(photo_folder, tmp_path), embedder)
+    loads = []
+    load = index_cache.load_index
+    monkeypatch.setattr(index_cache, "load_index", lambda *args, **kw: loads.append(1) or load(*args, **kw))
+    lib = open_lib(photo_folder, tmp_path)  # a new start of the window
+    summary = index(lib, embedder)
+    assert summary.unchanged == 12 and not loads, "the run never needed the index"
+    assert len(lib.search(photo_folder / "img_03.jpg", k=3)) == 3 and len(loads) == 1, "a search loads it"
+    make_photo(50).save(photo_folder / "new.jpg")
+    assert index(lib, embedder).added == 1 and lib.status().index_size == 13 and len(loads) == 1
+
+
 def test_moved_and_renamed_files_keep_their_vectors(photo_folder, tmp_path, embedder):
     lib = open_lib(photo_folder, tmp_path)
     index(lib, embedder)

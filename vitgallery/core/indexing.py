@@ -137,7 +137,7 @@ class IndexRun:
             self.store.start_new_model(embedder.signature, embedder.dim)
             self.cache.start_model(embedder.dim)
         self._drop_damaged_rows()
-        if self.cache.space() is None:
+        if not self.cache.ready_for_run():
             raise LibraryError("the library database lost its model settings: run `vitgallery repair`")
         if embedder.weights_file is not None:
             self.store.set_meta("weights_path", str(embedder.weights_file))  # later queries load the same file
