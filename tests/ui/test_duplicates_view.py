@@ -425,8 +425,15 @@ def test_resolve_all_asks_with_the_counts_and_cancel_is_the_default(qtbot, make_
     assert photo_names(root) == before and view.group_list.count() == 3, "Cancel moves nothing"
 
 
-def test_the_resolve_all_count_follows_what_is_kept(qtbot, make_view, library_dir):
+def test_the_resolve_all_count_follows_what_is_kept(qtbot, make_view, library_dir, monkeypatch):
+    from vitgallery.ui import duplicates_view
+
     view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+
+    def on_the_windows_thread(*args):
+        raise AssertionError("the rule's choices, and what they leave, come from the grouping job")
+
+    monkeypatch.setattr(duplicates_view, "_rule_choice", on_the_windows_thread)
     last = view.member_list.count() - 1
     view.member_list.setCurrentRow(last)  # K and R leave the selection where it is on the last photo
     qtbot.keyClick(view.member_list, Qt.Key.Key_K)
