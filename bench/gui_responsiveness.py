@@ -367,7 +367,7 @@ def main() -> int:
         return window
 
     if args.start == "splash":
-        window = start_window(build_window)
+        window = start_window(build_window, lambda window: folder)  # the app's start: the library opened too
     else:
         window = build_window()
         window.show()

@@ -115,6 +115,35 @@ def test_a_run_with_nothing_to_add_leaves_the_index_file_unread(photo_folder, tm
     assert index(lib, embedder).added == 1 and lib.status().index_size == 13 and len(loads) == 1
 
 
+def test_an_index_file_is_loaded_ahead_only_when_it_holds_what_the_database_does(photo_folder, tmp_path, embedder,
+                                                                                   monkeypatch):
+    from vitgallery.core import index_cache
+
+    index(open_lib(photo_folder, tmp_path), embedder)
+    loads = []
+    load = index_cache.load_index
+    monkeypatch.setattr(index_cache, "load_index", lambda *args, **kw: loads.append(1) or load(*args, **kw))
+    lib = open_lib(photo_folder, tmp_path)
+    assert lib.load_index_if_current() and len(loads) == 1
+    assert len(lib.search(photo_folder / "img_03.jpg", k=3)) == 3 and len(loads) == 1, "the search uses it"
+    lib.close()
+
+    payload = (lib.library_dir / INDEX_NAME).read_bytes()
+    (lib.library_dir / INDEX_NAME).write_bytes(b"damaged" + payload[7:])
+    lib = open_lib(photo_folder, tmp_path)
+    assert not lib.load_index_if_current() and len(loads) == 2, "a damaged file is not taken"
+    assert index(lib, embedder).unchanged == 12 and any("not usable" in notice for notice in lib.notices), \
+        "the next run rebuilds it"
+    assert lib.status().index_size == 12
+    lib.close()  # saves the rebuilt index
+
+    lib = open_lib(photo_folder, tmp_path)
+    lib.store.set_meta("generation", str(lib.store.generation + 1))  # another process committed since
+    assert not lib.load_index_if_current() and len(loads) == 3, "a file behind the database is not read"
+    assert lib.status().index_size == 12 and len(loads) == 4, "it is caught up when first used"
+    lib.close()
+
+
 def test_moved_and_renamed_files_keep_their_vectors(photo_folder, tmp_path, embedder):
     lib = open_lib(photo_folder, tmp_path)
     index(lib, embedder)

@@ -59,6 +59,35 @@ def test_the_splash_says_each_step_then_the_window_replaces_it(qtbot, monkeypatc
     assert not window.message_bar.isVisible()
 
 
+def test_the_start_opens_the_library_with_its_index_before_the_window_shows(qtbot, monkeypatch, make_window,
+                                                                            photo_folder: Path) -> None:
+    from vitgallery.core import index_cache
+    from vitgallery.core.library import Library
+
+    first = make_window()
+    with qtbot.waitSignal(first.indexing_finished, timeout=60_000):
+        first.open_folder(photo_folder)
+    first.close()
+    loads: list[bool] = []  # whether the splash was up
+    load = index_cache.load_index
+    monkeypatch.setattr(index_cache, "load_index",
+                        lambda *args, **kw: loads.append(bool(visible_splashes())) or load(*args, **kw))
+    opened: list[Path] = []
+    open_library = Library.open.__func__
+    monkeypatch.setattr(Library, "open", classmethod(lambda cls, *args, **kw: opened.append(args[0])
+                                                     or open_library(cls, *args, **kw)))
+
+    window = start_window(make_window, lambda window: photo_folder)
+    assert loads == [True] and len(opened) == 1, "the library and its index, behind the splash"
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as finished:
+        window.open_folder(photo_folder)
+    assert finished.args[0] is not None and finished.args[0].added == 0
+    assert len(opened) == 1, "the window's job took the library opened at the start"
+    with qtbot.waitSignal(window.results_shown, timeout=60_000):
+        window.find_similar(photo_folder / "img_03.jpg")
+    assert loads == [True], "nor does the first search load the index again"
+
+
 def test_torch_is_imported_before_the_window_is_built(tmp_path: Path) -> None:
     """In a fresh interpreter (this one imported torch in conftest): nothing is left to import on a
     worker thread once the window is shown."""

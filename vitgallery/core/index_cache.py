@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vitgallery.core.index import IndexMismatch, header_path
+from vitgallery.core.index import IndexMismatch, header_path, read_header
 from vitgallery.core.store import Store, StoredWhitening
 from vitgallery.core.vector_store import (
     QDRANT,
@@ -72,6 +72,7 @@ class IndexCache:
         self._whitening: LibraryWhitening | None = None
         self._whitening_key: str | None = None
         self._dirty = False  # the in-memory index holds changes its file lacks
+        self._unusable_file = False  # the file's header is current but its payload could not be loaded
         self._lock = threading.Lock()
 
     def space(self) -> SearchSpace | None:
@@ -82,14 +83,42 @@ class IndexCache:
             return None if self._index is None else SearchSpace(self._index, self._whitening)
 
     def ready_for_run(self) -> bool:
-        """Whether the database knows which model its vectors are of (an index run needs it). A Qdrant
-        collection, which others may search, is caught up with the database now; hnswlib's file, which
-        only this library's processes read, is loaded when something first needs it: a run with nothing
-        to add never does (loading 100,000 vectors holds the interpreter ~150 ms, a pause in the window
-        at each start)."""
-        if self._vector_store.kind == QDRANT:
-            return self.space() is not None
-        return self._has_model()
+        """Whether the database knows which model its vectors are of (an index run needs it). An hnswlib
+        file that holds just what the database does is left unread until something needs it: a run
+        with nothing to add never does, and loading 100,000 vectors holds the interpreter ~150 ms, a
+        pause in the window (the app's start loads it behind its splash: load_if_current). A file that
+        does not (behind the database, damaged, missing) is caught up or rebuilt now, in the run, and a
+        Qdrant collection, which others may search, is caught up now too."""
+        with self._lock:
+            current = (self._vector_store.kind != QDRANT and self._index is None and self._has_model()
+                       and not self._unusable_file and self._file_is_current())
+        return current or self.space() is not None
+
+    def load_if_current(self) -> bool:
+        """Load the saved hnswlib file now when it holds just what the database does (the same model,
+        whitening and generation): the start does so before its window shows, so neither the window nor
+        the first search waits for it. Anything else (no file, one behind the database, a Qdrant
+        collection) is left for when the index is first needed, on a worker: catching up can take
+        minutes. True when the index is in memory."""
+        with self._lock:
+            if self._index is not None:
+                return True
+            if self._vector_store.kind == QDRANT or not self._has_model() or not self._file_is_current():
+                return False
+            try:
+                self._index = self._saved_index()
+                return True
+            except IndexMismatch:
+                self._unusable_file = True  # damaged: the next run rebuilds it
+                return False
+
+    def _file_is_current(self) -> bool:
+        """Whether the index file's header says it holds the database's vectors as they are (lock held)."""
+        try:
+            header = read_header(self._path)
+        except IndexMismatch:
+            return False
+        return header.model_signature == self._database_signature() and header.generation == self._store.generation
 
     def _has_model(self) -> bool:
         return self._model_signature() is not None and self._store.dim is not None
@@ -110,22 +139,27 @@ class IndexCache:
         dim = self._store.dim
         if not self._has_model():
             return None
-        stored = self._store.whitening()
-        self._whitening = None if stored is None else LibraryWhitening(stored.mean, stored.projection)
-        self._whitening_key = None if stored is None else stored.key
         try:
-            index = load_index(self._vector_store, self._path, model_signature=self._signature(self._whitening_key),
-                               dim=dim)
-            if index.generation > self._store.generation:
-                raise IndexMismatch(f"generation mismatch: file has {index.generation}, database has "
-                                    f"{self._store.generation} (restored from a backup, or a power cut)")
-            return index
+            return self._saved_index()
         except IndexMismatch as exc:
             if self._path.exists() or self._store.count_files():
                 self._notice(f"index file not usable ({exc}); rebuilding it from the database")
             self._discard_file()
             self._dirty = True
             return self._new_index(dim, self._whitening_key)
+
+    def _saved_index(self) -> SearchIndex:
+        """The index file with the database's whitening (taken as the index's); IndexMismatch when it is
+        unusable (lock held)."""
+        stored = self._store.whitening()
+        self._whitening = None if stored is None else LibraryWhitening(stored.mean, stored.projection)
+        self._whitening_key = None if stored is None else stored.key
+        index = load_index(self._vector_store, self._path, model_signature=self._signature(self._whitening_key),
+                           dim=self._store.dim)
+        if index.generation > self._store.generation:
+            raise IndexMismatch(f"generation mismatch: file has {index.generation}, database has "
+                                f"{self._store.generation} (restored from a backup, or a power cut)")
+        return index
 
     def _model_signature(self) -> str | None:
         return self._store.get_meta("model_signature")

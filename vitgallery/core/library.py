@@ -201,6 +201,10 @@ class Library:
         """The index and the whitening its vectors went through (None before anything was indexed)."""
         return self._cache.space()
 
+    def load_index_if_current(self) -> bool:
+        """Load the index file now if it is up to date with the database (see IndexCache.load_if_current)."""
+        return self._cache.load_if_current()
+
     def _notice(self, message: str) -> None:
         log.warning(message)
         self.notices.append(message)

@@ -187,10 +187,12 @@ def splash_picture() -> QPixmap:
 WINDOW_SWITCH_INTERVAL_S = 0.001
 
 
-def start_window(build_window: Callable[[], MainWindow]) -> MainWindow:
+def start_window(build_window: Callable[[], MainWindow],
+                 start_folder: Callable[[MainWindow], Path | None] = lambda window: None) -> MainWindow:
     """The start sequence: the splash while the model runtime imports here, on the GUI thread, before
-    the event loop runs; then the window from `build_window`, shown. Nothing heavy is left to import
-    on a worker thread once the window is up, so loading the model no longer freezes it."""
+    the event loop runs; then the window from `build_window`, and the library of the folder it will
+    open (`start_folder`) opened with its index loaded; then the window shown. Nothing heavy is left to
+    import or load on a worker thread once the window is up, so loading the model no longer freezes it."""
     # Every paint and model row calls back into Python and must take the interpreter from the jobs'
     # threads, waiting up to the switch interval each time (5 ms by default): opening a library of
     # 10,000 photos, whose kept duplicates scan a job groups meanwhile, froze the window 0.7-1.7 s at
@@ -207,6 +209,9 @@ def start_window(build_window: Callable[[], MainWindow]) -> MainWindow:
     try:
         problem = load_model_runtime(splash.say)
         window = build_window()
+        folder = start_folder(window)
+        if folder is not None:
+            window.preload_library(folder, splash.say)
     finally:
         gc.collect()
         gc.freeze()
@@ -271,7 +276,8 @@ def open_window(
     settings = Settings()
     if weights is not None:
         settings.set(opt.WEIGHTS, str(weights.expanduser().absolute()))
-    window = start_window(lambda: MainWindow(settings, library_dir=library_dir))
+    window = start_window(lambda: MainWindow(settings, library_dir=library_dir),
+                          lambda window: folder or window.last_folder())
     start_folder = folder or window.last_folder()
     if start_folder is not None:
         # After the window is up, so it paints before the first listing starts.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QFileSystemWatcher, QSize, Qt, QTimer, Signal
@@ -429,6 +430,17 @@ class MainWindow(QMainWindow):
 
     def library_dir(self) -> Path | None:
         return self._library_dir_override or self.settings.library_dir()
+
+    def preload_library(self, folder: Path, say: Callable[[str], None]) -> None:
+        """Before the window shows (the start's splash): open the library of the folder it will open and
+        load its index file, so that neither the shown window nor the first search stops for it."""
+        folder = folder.expanduser().absolute()
+        if folder.is_dir():
+            say("Opening the library…")
+            try:
+                self.session.preload_library(folder, self.library_dir())
+            except Exception:  # only a head start: opening it on a worker says what is wrong
+                log.warning("could not preload the library of %s", folder, exc_info=True)
 
     def choose_folder(self) -> None:
         start = str(self._folder or Path.home())

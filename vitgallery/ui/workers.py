@@ -394,6 +394,7 @@ class Session:
         self._opening = 0  # library openings submitted and not finished: borrowers wait for them
         self._embedder_lock = threading.Lock()
         self._embedder: Embedder | None = None
+        self._preloaded: Library | None = None  # opened before the window showed, for its first open_library
 
     # The library -----------------------------------------------------------------------------
 
@@ -420,7 +421,10 @@ class Session:
                 self._library_state.notify_all()
 
     def replace_library(self, library: Library | None) -> None:
-        """Swap the open library; waits until jobs have returned the old one (cancel them first)."""
+        """Swap the open library; waits until jobs have returned the old one (cancel them first). Closing
+        it (None) closes a preloaded library nobody took too."""
+        if library is None:
+            self._take_preloaded(None, None)
         with self._library_state:
             self._replacing = True
             try:
@@ -441,12 +445,47 @@ class Session:
             self._opening -= 1
             self._library_state.notify_all()
 
+    def preload_library(self, root: Path, library_dir: Path | None) -> bool:
+        """Open the existing library of `root` and load its index file if it is up to date, for the first
+        open_library of the same library to take: the start does this behind its splash, before the
+        window shows, because loading a large index holds the interpreter (~150 ms at 100,000 photos)
+        and the window would stop while it does. A new or unusable library is left to open_library,
+        which says what is wrong. True when the index was loaded."""
+        from vitgallery.core.library import DB_NAME, Library, LibraryError, default_library_dir
+
+        if not ((library_dir or default_library_dir(root)) / DB_NAME).exists():
+            return False
+        try:
+            library = Library.open(root, library_dir)
+        except (LibraryError, OSError) as exc:
+            log.info("not preloading the library of %s: %s", root, exc)
+            return False
+        try:
+            loaded = library.load_index_if_current()
+        except BaseException:
+            library.close()
+            raise
+        self._take_preloaded(None, None)  # a second preload replaces the first
+        self._preloaded = library
+        return loaded
+
+    def _take_preloaded(self, root: Path | None, library_dir: Path | None) -> Library | None:
+        """The preloaded library if it is the one asked for (closed otherwise); the slot is emptied."""
+        library, self._preloaded = self._preloaded, None
+        if library is None:
+            return None
+        if root is not None and root.expanduser().absolute() == library.root and library_dir in (None, library.library_dir):
+            return library
+        library.close()
+        return None
+
     def open_library(self, root: Path | None, library_dir: Path | None) -> OpenedLibrary:
         """Open the library of `root` (or reopen the one in `library_dir`) for the window's jobs."""
         from vitgallery.core.library import Library, remember_last_library
 
+        preloaded = self._take_preloaded(root, library_dir)
         self.replace_library(None)
-        library = Library.open(root, library_dir)
+        library = preloaded or Library.open(root, library_dir)
         self.replace_library(library)
         remember_last_library(library.library_dir)  # the CLI's commands default to it too
         return OpenedLibrary(library.root, library.library_dir, library.photo_count(), skipped_files(library))
