@@ -226,7 +226,7 @@ def test_a_schema_1_library_gains_the_new_tables(tmp_path):
     assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
     assert store.actions() == [] and store.decisions() == [] and store.separated_pairs() == set()
     assert store.keypoints([1]) == {} and store.whitening() is None and store.count_learning_photos() == 0
-    assert store.duplicate_pairs() == [] and store.duplicate_photos() == {} and store.duplicate_scan_info() is None
+    assert len(store.duplicate_pairs()) == 0 and store.duplicate_photos() == {} and store.duplicate_scan_info() is None
     store.close()
 
 

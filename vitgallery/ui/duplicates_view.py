@@ -70,7 +70,7 @@ from vitgallery.ui.group_list import GroupList, GroupListModel, count_text, size
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.thumbnails import ThumbnailLoader
 from vitgallery.ui.widgets import JobPage
-from vitgallery.ui.workers import Job, JobRunner, WorkerError
+from vitgallery.ui.workers import Job, JobRunner, WorkerError, collector_paused
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +439,12 @@ class DuplicatesView(QWidget, JobPage):
         self._last_scan_unread = False
         self.status_label.setText(READING_LAST_SCAN)
         grouping = self._grouping()
-        self._run(lambda library: grouping(library.last_duplicate_scan()), self._on_last_scan)
+
+        def read(library) -> _Grouped:
+            with collector_paused():  # over a million pairs at 100,000 photos
+                return grouping(library.last_duplicate_scan())
+
+        self._run(read, self._on_last_scan)
 
     def _on_last_scan(self, grouped: _Grouped) -> None:
         """The scan kept in the library, shown at once with its age (unless a scan started meanwhile)."""
@@ -463,9 +468,10 @@ class DuplicatesView(QWidget, JobPage):
         def grouped(scan: DuplicateScan | None) -> _Grouped:
             if scan is None or scan.cancelled:
                 return _Grouped(scan, threshold, rule, folder, [], 0, {})
-            groups, hidden = scan.groups_and_hidden(threshold, exclude=gone)
-            return _Grouped(scan, threshold, rule, folder, groups, hidden,
-                            {group.key: _rule_choice(group, rule, folder) for group in groups})
+            with collector_paused():  # a member object for each photo grouped
+                groups, hidden = scan.groups_and_hidden(threshold, exclude=gone)
+                return _Grouped(scan, threshold, rule, folder, groups, hidden,
+                                {group.key: _rule_choice(group, rule, folder) for group in groups})
 
         return grouped
 

@@ -127,6 +127,8 @@ def seed_groups(pairs: Iterable[PairEvidence], threshold: float) -> list[tuple[i
             if best is not None:
                 found[best[1]][1][node] = best[0]
         groups.extend(found)
+        for node in component:  # freed a component at a time: freeing them all at once held the interpreter 0.1 s
+            del links[node]
     return groups
 
 

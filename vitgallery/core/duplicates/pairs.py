@@ -35,16 +35,21 @@ class PairTable(Sequence[PairEvidence]):
 
     @classmethod
     def from_rows(cls, rows: Sequence[tuple]) -> PairTable:
-        """Pairs from rows as Store.duplicate_pairs gives them (EVIDENCE_COLUMNS; None for no value),
-        scored now with pair_scores."""
-        return cls(_columns(rows))
+        """Pairs from rows in EVIDENCE_COLUMNS' order (None for no value), scored now with pair_scores."""
+        return cls.from_grid(_grid(rows))
+
+    @classmethod
+    def from_grid(cls, grid: np.ndarray) -> PairTable:
+        """Pairs from a row each in EVIDENCE_COLUMNS' order (NaN for no value), as Store.duplicate_pairs
+        gives them, scored now with pair_scores."""
+        return cls(_split(grid))
 
     @classmethod
     def from_evidence(cls, pairs: Iterable[PairEvidence]) -> PairTable:
         """Pairs with the scores they carry."""
         pairs = list(pairs)
-        return cls(_columns([evidence_row(p.a, p.b, p.whitened, p.inliers, p.agreement, p.likeness, p.shape)
-                             for p in pairs]),
+        return cls(_split(_grid([evidence_row(p.a, p.b, p.whitened, p.inliers, p.agreement, p.likeness, p.shape)
+                                 for p in pairs])),
                    np.array([p.score for p in pairs], dtype=np.float64))
 
     def rows(self) -> list[tuple]:
@@ -98,12 +103,17 @@ class PairTable(Sequence[PairEvidence]):
 ROWS_CONVERTED_AT_ONCE = 8192
 
 
-def _columns(rows: Sequence[tuple]) -> dict[str, np.ndarray]:
-    """Rows in EVIDENCE_COLUMNS' order as one array per column (None becomes NaN)."""
+def _grid(rows: Sequence[tuple]) -> np.ndarray:
+    """Rows in EVIDENCE_COLUMNS' order as one array (None becomes NaN)."""
     grid = np.empty((len(rows), len(EVIDENCE_COLUMNS)), dtype=np.float64)
     for start in range(0, len(rows), ROWS_CONVERTED_AT_ONCE):
         chunk = rows[start:start + ROWS_CONVERTED_AT_ONCE]
         grid[start:start + len(chunk)] = np.array(chunk, dtype=np.float64).reshape(len(chunk), len(EVIDENCE_COLUMNS))
+    return grid
+
+
+def _split(grid: np.ndarray) -> dict[str, np.ndarray]:
+    """A grid of rows in EVIDENCE_COLUMNS' order as one array per column."""
     return {name: grid[:, n].astype(np.int64) if name in _INTEGER_COLUMNS else grid[:, n]
             for n, name in enumerate(EVIDENCE_COLUMNS)}
 

@@ -120,7 +120,7 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     del chunks, vectors
     cosines = functools.partial(_cosines, ids, whitened)
 
-    stored = PairTable.from_rows([] if stale else store.duplicate_pairs())
+    stored = PairTable.from_rows([]) if stale else PairTable.from_grid(store.duplicate_pairs())
     stored = stored.take(np.isin(stored.a, ids) & np.isin(stored.b, ids))
     # a whitening refitted since moves the pairs' cosines: those pairs are scored and kept again
     now = cosines(stored.a, stored.b)
@@ -170,7 +170,7 @@ def load_scan(library) -> DuplicateScan | None:
     info = store.duplicate_scan_info()
     if info is None or info.get("version") != EVIDENCE_VERSION:
         return None
-    pairs = PairTable.from_rows(store.duplicate_pairs())
+    pairs = PairTable.from_grid(store.duplicate_pairs())
     photos = store.duplicate_photos()
     files = store.files_by_ids(set(np.union1d(pairs.a, pairs.b).tolist()) | set(photos))
     known = np.fromiter(files, dtype=np.int64, count=len(files))
