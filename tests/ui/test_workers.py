@@ -209,10 +209,13 @@ def test_the_collector_pauses_while_any_job_asks_and_resumes_as_it_was():
     first, second = collector_paused(), collector_paused()
     first.__enter__()
     second.__enter__()  # two jobs overlapping, on their own threads
+    made = [[n] for n in range(1000)]  # what a job made, kept by the window
     first.__exit__(None, None, None)
     assert not gc.isenabled(), "paused while one job still runs"
+    frozen = gc.get_freeze_count()
     second.__exit__(None, None, None)
     assert gc.isenabled()
+    assert gc.get_freeze_count() >= frozen + len(made), "kept out of later collections, not walked at once"
     gc.disable()  # as the start sequence does while it builds the window
     try:
         with collector_paused():

@@ -352,10 +352,11 @@ class _CollectorPause:
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a job makes objects by the hundred thousand that live
-    until it ends (grouping a scan of 100,000 photos): each full collection meanwhile walks them all
-    holding the interpreter, 120-190 ms in which the window cannot paint. Reference counting still
-    frees what the job drops; the collector resumes when the last such job ends."""
+    """Pause the cyclic garbage collector while a job makes objects by the hundred thousand that the
+    window keeps (grouping a scan of 100,000 photos): each collection meanwhile walks them all holding
+    the interpreter, 120-190 ms in which the window cannot paint. When the last such job ends, what was
+    made meanwhile is frozen out of later collections (as the start does with its own objects), else
+    the first collection after would walk it all at once; reference counting still frees it."""
     with _CollectorPause.lock:
         if _CollectorPause.jobs == 0:
             _CollectorPause.was_enabled = gc.isenabled()
@@ -367,6 +368,7 @@ def collector_paused() -> Iterator[None]:
         with _CollectorPause.lock:
             _CollectorPause.jobs -= 1
             if _CollectorPause.jobs == 0 and _CollectorPause.was_enabled:
+                gc.freeze()
                 gc.enable()
 
 
