@@ -16,6 +16,7 @@ The evidence is kept in the library: a later scan verifies only the candidate pa
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 import threading
@@ -37,7 +38,14 @@ from vitgallery.core.duplicates.features import (
     worth_a_closer_look,
 )
 from vitgallery.core.duplicates.groups import DuplicateScan
-from vitgallery.core.duplicates.pairs import PairTable, evidence_row
+from vitgallery.core.duplicates.pairs import (
+    EVIDENCE_COLUMNS,
+    PairTable,
+    evidence_row,
+    pair_ids,
+    pair_key,
+    pair_keys,
+)
 from vitgallery.core.duplicates.quality import PhotoQuality, measure_quality
 from vitgallery.core.duplicates.scoring import keypoints_cannot_tell
 from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
@@ -70,14 +78,16 @@ class DuplicateProgress:
 
 
 def candidate_pairs(ids: np.ndarray, vectors: np.ndarray, query: Callable[[np.ndarray, int], tuple],
-                    k: int = NEIGHBOURS) -> set[tuple[int, int]]:
-    """Each photo with its k nearest neighbours, as (a, b) with a < b."""
-    pairs: set[tuple[int, int]] = set()
+                    k: int = NEIGHBOURS) -> np.ndarray:
+    """Each photo with its k nearest neighbours: the pairs' keys (pairs.pair_keys, a < b), each once,
+    sorted. As arrays: a library of 100,000 photos has over a million."""
+    found = [np.empty(0, dtype=np.int64)]
     for start in range(0, len(ids), 1024):
         labels, _ = query(vectors[start:start + 1024], k + 1)
-        for own, row in zip(ids[start:start + 1024].tolist(), labels.tolist(), strict=True):
-            pairs.update((min(own, other), max(own, other)) for other in row if other != own)
-    return pairs
+        own = np.repeat(ids[start:start + 1024], labels.shape[1])
+        other = labels.reshape(-1)
+        found.append(pair_keys(np.minimum(own, other), np.maximum(own, other))[own != other])
+    return np.unique(np.concatenate(found))
 
 
 def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | None = None,
@@ -126,16 +136,16 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     now = cosines(stored.a, stored.b)
     refitted = np.abs(now - stored.columns["whitened"]) > 1e-6
     known = PairTable({**stored.columns, "whitened": np.where(refitted, now, stored.columns["whitened"])})
-    todo = candidate_pairs(ids, whitened, index.query, k) - set(zip(known.a.tolist(), known.b.tolist(), strict=True))
+    todo = candidate_pairs(ids, whitened, index.query, k)
+    todo = todo[~np.isin(todo, known.keys())]
     report(DuplicateProgress("candidates", 1, 1))
 
     stored_photos = {} if stale else store.duplicate_photos()
     scan.quality = {file_id: PhotoQuality.from_json(quality) for file_id, (_, quality) in stored_photos.items()
                     if quality is not None and file_id in files}
     problems: dict[int, str] = {}
-    verified: list[tuple] = []
-    cancelled = _verify(library, files, todo, cosines, verified, problems, report, cancel, workers, features_in_memory)
-    verified_pairs = PairTable.from_rows(verified)
+    verified_pairs, cancelled = _verify(library, files, todo, cosines, problems, report, cancel, workers,
+                                        features_in_memory)
     scan.pairs = PairTable.concat([known, verified_pairs])
     measured: dict[int, PhotoQuality] = {}
     if not cancelled:
@@ -154,7 +164,7 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     scan.scanned_at = time.time()
     if not store.read_only:  # a read-only library (it still searches) scans without keeping the scan
         store.save_duplicate_scan(
-            known.take(refitted).rows() + verified_pairs.rows(), photos,
+            itertools.chain(known.take(refitted).iter_rows(), verified_pairs.iter_rows()), photos,
             {"at": scan.scanned_at, "generation": generation, "version": EVIDENCE_VERSION,
              "whitening": whitening_key, "complete": not cancelled})
     if not cancelled:
@@ -185,24 +195,27 @@ def load_scan(library) -> DuplicateScan | None:
         scanned_at=float(info["at"]), up_to_date=bool(current))
 
 
-def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]],
-            cosines: Callable[[np.ndarray, np.ndarray], np.ndarray],
-            verified: list[tuple], problems: dict[int, str], report: Callable[[DuplicateProgress], None],
-            cancel: threading.Event, workers: int | None, features_in_memory: int) -> bool:
-    """Verify the `todo` pairs into `verified` (as evidence_row), with the features the library keeps of
-    each photo; photos that cannot be analysed go to `problems`. True when cancelled.
+def _verify(library, files: dict[int, FileRow], todo: np.ndarray,
+            cosines: Callable[[np.ndarray, np.ndarray], np.ndarray], problems: dict[int, str],
+            report: Callable[[DuplicateProgress], None], cancel: threading.Event, workers: int | None,
+            features_in_memory: int) -> tuple[PairTable, bool]:
+    """Verify the `todo` pairs (their keys), with the features the library keeps of each photo: (their
+    evidence, whether cancelled). Photos that cannot be analysed go to `problems`.
 
     Byte-identical photos (one content hash) have the same features, so a pair's evidence is that of
     its two contents: each pair of contents is compared once, with one photo standing for each content
     (a pair of copies is that photo compared with itself), and every pair of files gets it with its own
     whitened cosine. A folder copied twice is verified as once."""
-    needed = sorted({i for pair in todo for i in pair})
+    a, b = pair_ids(todo)
+    needed = np.union1d(a, b).tolist()
+    nothing = PairTable.from_grid(np.empty((0, len(EVIDENCE_COLUMNS))))
     if not needed:
-        return cancel.is_set()
+        return nothing, cancel.is_set()
     try:
         features = _ScanFeatures(library, files, features_in_memory)
     except OSError as exc:
         raise ScanError(f"cannot write the scan's working file in {library.library_dir}: {exc.strerror or exc}") from exc
+    evidence: dict[int, tuple] = {}  # by the key of the pair of contents
     cancelled = False
     # Pairs are matched on several threads; numpy's BLAS on one thread each, or they contend.
     with features, ThreadPoolExecutor(max_workers=_workers(workers), thread_name_prefix="vitgallery-duplicates") as pool, \
@@ -220,34 +233,45 @@ def _verify(library, files: dict[int, FileRow], todo: Iterable[tuple[int, int]],
             report(DuplicateProgress("keypoints", done, len(unkept)))
             if cancel.is_set():
                 pool.shutdown(wait=False, cancel_futures=True)
-                return True
+                return nothing, True
 
-        # each pair of contents once, sorted by the first photo, so its features serve its pairs from memory in a row
-        todo = sorted((a, b) for a, b in todo if a in standing_for and b in standing_for)
-        contents = [(a, b) for a, b in sorted({_ordered(standing_for[a], standing_for[b]) for a, b in todo})
-                    if a not in problems and b not in problems]
-        evidence: dict[tuple[int, int], tuple] = {}
-        for start in range(0, len(contents), PAIRS_PER_ROUND):
-            batch = contents[start:start + PAIRS_PER_ROUND]
-            evidence.update(((row[0], row[1]), row) for row in _verify_batch(batch, features, cosines, pool, problems))
-            report(DuplicateProgress("verifying", start + len(batch), len(contents)))
+        # each file's stand-in (-1: none, it has a problem), then each pair of contents once, in order of
+        # the first photo, so its features serve its pairs from memory in a row
+        stand_in = np.full(len(needed), -1, dtype=np.int64)
+        for n, file_id in enumerate(needed):
+            stand_in[n] = standing_for.get(file_id, -1)
+        first, second = stand_in[np.searchsorted(needed, a)], stand_in[np.searchsorted(needed, b)]
+        contents = pair_keys(np.minimum(first, second), np.maximum(first, second))
+        contents[(first < 0) | (second < 0)] = -1
+        x, y = pair_ids(np.unique(contents[contents >= 0]))
+        to_compare = [(i, j) for i, j in zip(x.tolist(), y.tolist(), strict=True) if i not in problems and j not in problems]
+        for start in range(0, len(to_compare), PAIRS_PER_ROUND):
+            batch = to_compare[start:start + PAIRS_PER_ROUND]
+            evidence.update((pair_key(row[0], row[1]), row)
+                            for row in _verify_batch(batch, features, cosines, pool, problems))
+            report(DuplicateProgress("verifying", start + len(batch), len(to_compare)))
             if cancel.is_set():
                 cancelled = True
                 break
-    # every file pair whose contents were compared (a content whose photo failed is compared next scan)
-    todo = [(a, b) for a, b in todo if _ordered(standing_for[a], standing_for[b]) in evidence]
-    whites = cosines(np.array([a for a, _ in todo], dtype=np.int64), np.array([b for _, b in todo], dtype=np.int64))
-    for (a, b), white in zip(todo, whites.tolist(), strict=True):
-        inliers, agreement, likeness, stretch, tilt, padding_a, padding_b = \
-            evidence[_ordered(standing_for[a], standing_for[b])][3:]
-        if standing_for[a] > standing_for[b]:  # compared the other way round: each side keeps its padding
-            padding_a, padding_b = padding_b, padding_a
-        verified.append((a, b, white, inliers, agreement, likeness, stretch, tilt, padding_a, padding_b))
-    return cancelled
+    # every pair of files whose contents were compared (a content whose photo failed is compared next scan)
+    return _files_evidence(a, b, first, second, contents, evidence, cosines), cancelled
 
 
-def _ordered(a: int, b: int) -> tuple[int, int]:
-    return (a, b) if a <= b else (b, a)
+def _files_evidence(a: np.ndarray, b: np.ndarray, first: np.ndarray, second: np.ndarray, contents: np.ndarray,
+                    evidence: dict[int, tuple], cosines: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> PairTable:
+    """Pairs of files (a, b) with the evidence of their contents (`contents`: its key in `evidence`, made
+    of the photos standing for them, `first` for a's and `second` for b's) and their own whitened cosine."""
+    compared = np.array(sorted(evidence), dtype=np.int64)
+    grid = np.array([evidence[key] for key in compared.tolist()], dtype=np.float64).reshape(-1, len(EVIDENCE_COLUMNS))
+    row = np.searchsorted(compared, contents)
+    found = (contents >= 0) & (row < len(compared))
+    found[found] = compared[row[found]] == contents[found]
+    a, b, first, second, row = a[found], b[found], first[found], second[found], row[found]
+    columns = {name: grid[row, n] for n, name in enumerate(EVIDENCE_COLUMNS)}
+    swapped = first > second  # compared the other way round: each side keeps its padding
+    columns["padding_a"], columns["padding_b"] = (np.where(swapped, columns["padding_b"], columns["padding_a"]),
+                                                  np.where(swapped, columns["padding_a"], columns["padding_b"]))
+    return PairTable(columns | {"a": a, "b": b, "whitened": cosines(a, b), "inliers": columns["inliers"].astype(np.int64)})
 
 
 def _one_per_content(files: dict[int, FileRow], ids: Iterable[int]) -> dict[int, int]:
