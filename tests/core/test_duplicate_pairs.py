@@ -52,6 +52,16 @@ def test_rows_read_a_slice_at_a_time_give_the_same_columns(monkeypatch):
     for name, column in whole.columns.items():
         np.testing.assert_array_equal(sliced.columns[name], column)  # NaN where a row had None
         assert sliced.columns[name].dtype == column.dtype
+    assert whole.rows() == rows, "made a slice at a time too"
+
+
+def test_pair_keys_give_back_their_photos():
+    a, b = np.array([1, 7, 2**31 - 2]), np.array([3, 9, 2**31 - 1])
+    keys = pairs_module.pair_keys(a, b)
+    assert len(set(keys.tolist())) == 3 and keys[1] == pairs_module.pair_key(9, 7)
+    found_a, found_b = pairs_module.pair_ids(keys)
+    np.testing.assert_array_equal(found_a, a)
+    np.testing.assert_array_equal(found_b, b)
 
 
 def test_the_scores_of_many_pairs_are_each_pairs_score():
