@@ -844,7 +844,7 @@ class Store:
         with self._lock:
             rows = self._db.execute("SELECT a, b, whitened, inliers, agreement, likeness, stretch, tilt, padding_a,"
                                     " padding_b FROM duplicate_pairs ORDER BY a, b")
-            chunks = [np.zeros((0, 10))]
+            chunks = [np.zeros((0, len(rows.description)))]
             while chunk := rows.fetchmany(_PAIRS_READ_AT_ONCE):
                 chunks.append(np.array(chunk, dtype=np.float64))
         return np.concatenate(chunks)
