@@ -4,10 +4,12 @@
 2. Verification: each pair compared (features.match_photos, look_likeness) with the features the
    library keeps of each photo since it was indexed (core.photo_features), on several threads. A photo
    is decoded only for a closer look, or when it was indexed before the library kept its features (it
-   keeps them from then on); what is decoded waits in a temporary file (spill.py).
+   keeps them from then on); what is decoded waits in a temporary file (spill.py). Byte-identical
+   photos are compared once per content (_verify).
 3. Each pair's evidence gets a score (scoring.pair_scores); grouping at a threshold is left to the
    DuplicateScan, so a slider can regroup instantly.
-4. The photos that can end up in a group are measured for the keep-best rule (quality.py).
+4. The photos that can end up in a group are measured for the keep-best rule (quality.py), each
+   content once.
 
 The evidence is kept in the library: a later scan verifies only the candidate pairs not verified yet
 (those of new or changed photos; a changed photo loses its evidence, a removed one its pairs), and
