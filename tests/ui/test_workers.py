@@ -199,27 +199,3 @@ def test_a_listing_is_handed_over_before_the_grid_gets_its_first_chunk(tmp_path:
     assert [f.path for f in handoff.take(threading.Event()).files] == ["p0.jpg", "p1.jpg", "p2.jpg"]
     assert [path for path, _ in listing.photos] == [tmp_path / f"p{n}.jpg" for n in range(3)]
 
-
-def test_the_collector_pauses_while_any_job_asks_and_resumes_as_it_was():
-    import gc
-
-    from vitgallery.ui.workers import collector_paused
-
-    assert gc.isenabled()
-    first, second = collector_paused(), collector_paused()
-    first.__enter__()
-    second.__enter__()  # two jobs overlapping, on their own threads
-    made = [[n] for n in range(1000)]  # what a job made, kept by the window
-    first.__exit__(None, None, None)
-    assert not gc.isenabled(), "paused while one job still runs"
-    frozen = gc.get_freeze_count()
-    second.__exit__(None, None, None)
-    assert gc.isenabled()
-    assert gc.get_freeze_count() >= frozen + len(made), "kept out of later collections, not walked at once"
-    gc.disable()  # as the start sequence does while it builds the window
-    try:
-        with collector_paused():
-            pass
-        assert not gc.isenabled(), "a collector paused before stays paused"
-    finally:
-        gc.enable()

@@ -64,13 +64,14 @@ from vitgallery.core.duplicates import (
     group_key,
     match_reason,
 )
+from vitgallery.ui.collector import collector_paused
 from vitgallery.ui.compare import CompareDialog
 from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.group_list import GroupList, GroupListModel, count_text, size_text
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.thumbnails import ThumbnailLoader
 from vitgallery.ui.widgets import JobPage
-from vitgallery.ui.workers import Job, JobRunner, WorkerError, collector_paused
+from vitgallery.ui.workers import Job, JobRunner, WorkerError
 
 log = logging.getLogger(__name__)
 

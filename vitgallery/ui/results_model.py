@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bisect
 import enum
-import gc
 import itertools
 import logging
 import weakref
@@ -53,6 +52,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vitgallery.ui.collector import CollectorPause
 from vitgallery.ui.thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
@@ -446,28 +446,6 @@ def _merged(rows: list[int], new: list[int], keys: list[Any]) -> list[int]:
     return merged
 
 
-class _CollectorPause:
-    """The garbage collector off while a listing fills the grid. Every photo adds a tile, a path and a
-    sort key that live as long as the grid, and each pass of the collector meanwhile walked all of them
-    again, holding the interpreter: at 100,000 photos the window's longest stalls (docs/performance.md,
-    issue 18 point 5). Once the listing is in, what lives is frozen, so later passes leave it out (a
-    collection there found no garbage that freezing would keep)."""
-
-    def __init__(self) -> None:
-        self.paused = False
-
-    def pause(self) -> None:
-        if not self.paused and gc.isenabled():  # switched off by someone else: theirs to switch on
-            gc.disable()
-            self.paused = True
-
-    def resume(self) -> None:
-        if self.paused:
-            self.paused = False
-            gc.freeze()
-            gc.enable()
-
-
 class TileFeed(QObject):
     """Streams a folder's listing into a model a slice per turn of the event loop. Appended as the
     listing's chunks arrived, 10,000 photos held the window for 70-110 ms in one go while the model
@@ -485,7 +463,7 @@ class TileFeed(QObject):
         self._backlog: deque[tuple[Path, float | None]] = deque()
         self._timer = QTimer(self, singleShot=True, interval=0)
         self._timer.timeout.connect(self._feed)
-        self._collector = _CollectorPause()
+        self._collector = CollectorPause()  # the tiles live as long as the grid
         weakref.finalize(self, self._collector.resume)  # a feed that goes mid-listing leaves it on
 
     def add(self, paths_with_dates: Iterable[tuple[Path, float | None]]) -> None:

@@ -19,7 +19,6 @@ load, which would freeze a shown window for hundreds of milliseconds.
 
 from __future__ import annotations
 
-import gc
 import importlib
 import importlib.util
 import logging
@@ -339,37 +338,6 @@ class JobRunner(QObject):
 def stuck_worker_threads() -> list[str]:
     """Worker threads still running (run_app then exits without waiting for them)."""
     return [t.name for t in threading.enumerate() if t.name.startswith("vitgallery-") and t.is_alive()]
-
-
-class _CollectorPause:
-    """Counts the jobs that pause the garbage collector (collector_paused), so the last one to end
-    resumes it, and only if it ran before the first."""
-
-    lock = threading.Lock()
-    jobs = 0
-    was_enabled = False
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a job makes objects by the hundred thousand that the
-    window keeps (grouping a scan of 100,000 photos): each collection meanwhile walks them all holding
-    the interpreter, 120-190 ms in which the window cannot paint. When the last such job ends, what was
-    made meanwhile is frozen out of later collections (as the start does with its own objects), else
-    the first collection after would walk it all at once; reference counting still frees it."""
-    with _CollectorPause.lock:
-        if _CollectorPause.jobs == 0:
-            _CollectorPause.was_enabled = gc.isenabled()
-            gc.disable()
-        _CollectorPause.jobs += 1
-    try:
-        yield
-    finally:
-        with _CollectorPause.lock:
-            _CollectorPause.jobs -= 1
-            if _CollectorPause.jobs == 0 and _CollectorPause.was_enabled:
-                gc.freeze()
-                gc.enable()
 
 
 def lower_this_thread_priority() -> None:
