@@ -199,3 +199,30 @@ def test_a_listing_is_handed_over_before_the_grid_gets_its_first_chunk(tmp_path:
     assert [f.path for f in handoff.take(threading.Event()).files] == ["p0.jpg", "p1.jpg", "p2.jpg"]
     assert [path for path, _ in listing.photos] == [tmp_path / f"p{n}.jpg" for n in range(3)]
 
+
+
+def test_a_preloaded_library_is_taken_only_by_its_own_folder(tmp_path: Path, photo_folder: Path, monkeypatch) -> None:
+    session = Session()
+    assert not session.preload_library(photo_folder, tmp_path / "lib") and not (tmp_path / "lib").exists(), \
+        "no library yet: none is made before the window shows"
+    library = Library.open(photo_folder, tmp_path / "lib")
+    library.index(load_embedder("tiny-test"), decode_workers=0)
+    library.close()
+    assert session.preload_library(photo_folder, tmp_path / "lib"), "its index file loaded"
+    opened: list[Path] = []
+    open_library = Library.open.__func__
+    monkeypatch.setattr(Library, "open", classmethod(lambda cls, *args, **kw: opened.append(args[0])
+                                                     or open_library(cls, *args, **kw)))
+    assert session.open_library(photo_folder, tmp_path / "lib").photo_count > 0
+    assert opened == [], "the window's first open takes the preloaded library"
+
+    assert session.preload_library(photo_folder, tmp_path / "lib")
+    other = tmp_path / "other"
+    other.mkdir()
+    make_photo(1).save(other / "a.jpg")
+    session.open_library(other, tmp_path / "other-lib")  # another folder opened instead
+    assert opened[-1] == other
+    with session.use_library() as library:
+        assert library.root == other
+    assert not session.preload_library(tmp_path / "moved", tmp_path / "lib"), "the library of another folder"
+    session.replace_library(None)
