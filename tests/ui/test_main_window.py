@@ -19,7 +19,7 @@ from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
 from vitgallery.ui import settings as opt
 from vitgallery.ui.reporting import ErrorReportDialog
-from vitgallery.ui.results_model import PathRole
+from vitgallery.ui.results_model import PathRole, SortOrder
 from vitgallery.ui.workers import stuck_worker_threads
 
 SEARCH_TIMEOUT_MS = 30_000
@@ -244,6 +244,32 @@ def test_url_drop_downloads_then_searches(qtbot, indexed_window) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_folder_is_listed_in_the_grids_order(qtbot, make_window, tmp_path: Path, monkeypatch) -> None:
+    """Walked folder by folder, the photos' names interleave; listed in the grid's own order (by the
+    listing's worker), each slice goes after the rows shown instead of being merged among them."""
+    from vitgallery.ui import main_window
+
+    orders = []
+    list_folder = main_window.list_folder
+    monkeypatch.setattr(main_window, "list_folder",
+                        lambda folder, handoff, order: orders.append(order) or list_folder(folder, handoff, order))
+    root = tmp_path / "months"
+    for month in ("2020-02", "2020-01"):
+        (root / month).mkdir(parents=True)
+        for n in range(3):
+            make_photo(n, (64, 48)).save(root / month / f"IMG_{n:04d}.jpg")
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.folder_listed, timeout=60_000):
+        window.open_folder(root)
+    qtbot.waitUntil(lambda: window.folder_model.rowCount() == 6)
+    shown = [tile.path for tile in window.folder_model.tiles()]
+    assert window.folder_model.sort_order is SortOrder.NAME
+    assert shown == sorted(shown, key=lambda path: orders[0](path, None)) == sorted(
+        shown, key=lambda path: (path.name.casefold(), str(path)))
+    qtbot.waitUntil(lambda: not window.is_indexing(), timeout=60_000)
 
 
 def test_opening_a_folder_lists_it_once_for_the_grid_and_the_index_run(

@@ -25,8 +25,10 @@ from vitgallery.ui.results_model import (
     ThumbnailFailedRole,
     ThumbnailRole,
     TileFeed,
+    listing_key,
 )
 from vitgallery.ui.thumbnails import ThumbnailLoader
+from vitgallery.ui.workers import sorted_in_runs
 
 RANKED = [PhotoTile(Path(f"/photos/{name}.jpg"), score) for name, score in
           [("a", 0.93), ("b", 0.81), ("c", 0.80), ("d", 0.52), ("e", 0.31)]]  # fmt: skip
@@ -145,6 +147,27 @@ def test_a_listing_fed_in_slices_ends_in_the_order_of_the_whole(qtbot, checked_m
     assert max(added, default=0) <= most, f"a turn took on {max(added)} photos"
     if order is SortOrder.RANK:
         assert not resets, "in listing order every slice is added at the end"
+
+
+@pytest.mark.parametrize("order", [SortOrder.NAME, SortOrder.DATE])
+def test_a_listing_sorted_in_the_grids_order_is_fed_without_reordering_the_rows(
+        qtbot, checked_model: PhotoListModel, order: SortOrder) -> None:
+    """Sorted by the worker that lists it, a few thousand at a time (sorted_in_runs), every slice goes
+    after the rows shown: a listing walked folder by folder no longer merges into all of them each turn."""
+    names = [f"{folder}/{stem}_{i:03d}.jpg" for folder in ("b", "A", "c", "d") for stem in ("img", "IMG", "x")
+             for i in range(17)]
+    listing = [(Path("/r") / name, float((7 * i) % 11)) for i, name in enumerate(names)]
+    key = listing_key(order)
+    checked_model.set_sort_order(order)
+    resets = []
+    checked_model.modelReset.connect(lambda: resets.append(1))
+    feed = TileFeed(checked_model, slice_size=4)
+    feed.add(sorted_in_runs(listing, lambda photo: key(*photo), run=7))
+    qtbot.waitUntil(lambda: checked_model.rowCount() == len(names))
+    whole = PhotoListModel()
+    whole.set_sort_order(order)
+    whole.set_tiles(PhotoTile(path, date=date) for path, date in listing)
+    assert checked_model.tiles() == whole.tiles() and not resets
 
 
 def test_the_garbage_collector_waits_while_a_listing_feeds_the_grid(qtbot, checked_model: PhotoListModel) -> None:

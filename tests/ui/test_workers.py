@@ -226,3 +226,10 @@ def test_a_preloaded_library_is_taken_only_by_its_own_folder(tmp_path: Path, pho
         assert library.root == other
     assert not session.preload_library(tmp_path / "moved", tmp_path / "lib"), "the library of another folder"
     session.replace_library(None)
+
+
+def test_sorting_in_runs_is_sorting():
+    items = [(n % 7, n) for n in range(1000)][::-1]
+    assert workers.sorted_in_runs(items, lambda item: item[0], run=33) == sorted(items, key=lambda item: item[0]), \
+        "stable: equal keys keep their order"
+    assert workers.sorted_in_runs([], lambda item: item) == []

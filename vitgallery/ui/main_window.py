@@ -62,6 +62,7 @@ from vitgallery.ui.results_model import (
     SortOrder,
     TileAction,
     TileFeed,
+    listing_key,
 )
 from vitgallery.ui.search_page import SearchPage
 from vitgallery.ui.settings import Settings
@@ -564,7 +565,7 @@ class MainWindow(QMainWindow):
                 self.folder_feed.add(paths_with_dates)
 
         job = self.jobs.submit(
-            list_folder(folder, handoff),
+            list_folder(folder, handoff, listing_key(self.folder_model.sort_order)),
             lane="listing",
             name="folder listing",
             throttle=False,

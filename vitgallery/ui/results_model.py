@@ -405,10 +405,9 @@ class PhotoListModel(QAbstractListModel):
 
     def _keys_of(self, tiles: Iterable[PhotoTile]) -> list[Any] | None:
         """The sort keys of `tiles` in the chosen order; None in rank order."""
-        if self._sort is SortOrder.NAME:
-            return [(tile.path.name.casefold(), str(tile.path)) for tile in tiles]
-        if self._sort is SortOrder.DATE:
-            return [-(tile.date or 0.0) for tile in tiles]
+        listed = listing_key(self._sort)
+        if listed is not None:
+            return [listed(tile.path, tile.date) for tile in tiles]
         if self._sort is SortOrder.LIKENESS:
             unplaced = len(self._likeness)
             return [(self._likeness.get(str(tile.path), unplaced), tile.path.name.casefold()) for tile in tiles]
@@ -430,6 +429,16 @@ class PhotoListModel(QAbstractListModel):
             self.dataChanged.emit(
                 index, index, [ThumbnailRole, Qt.ItemDataRole.DecorationRole, ThumbnailFailedRole]
             )
+
+
+def listing_key(order: SortOrder) -> Callable[[Path, float | None], Any] | None:
+    """The sort key of a listed photo (its path and date) in `order`, for a listing to come in the
+    grid's own order; None for the orders a listing cannot know (rank, likeness)."""
+    if order is SortOrder.NAME:
+        return lambda path, date: (path.name.casefold(), str(path))
+    if order is SortOrder.DATE:
+        return lambda path, date: -(date or 0.0)
+    return None
 
 
 def _merged(rows: list[int], new: list[int], keys: list[Any]) -> list[int]:

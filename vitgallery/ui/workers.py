@@ -19,6 +19,7 @@ load, which would freeze a shown window for hundreds of milliseconds.
 
 from __future__ import annotations
 
+import heapq
 import importlib
 import importlib.util
 import logging
@@ -56,6 +57,7 @@ QUERY_PREVIEW_SIZE = 1024
 # grid sorts all it holds at each chunk (at 400 a chunk, 100,000 photos were 250 sorts of up to 100,000).
 LISTING_FIRST_CHUNK = 400
 LISTING_CHUNK_GROWTH = 2
+SORTED_AT_ONCE = 2000  # photos a listing sorts in one go (sorted_in_runs)
 BACKGROUND_NICENESS = 10
 
 ProgressCallback = Callable[[Any], None]
@@ -903,17 +905,22 @@ class FolderListing:
     folders: list[Path]  # the folders holding photos, the root first (the window watches them)
 
 
-def list_folder(root: Path, handoff: ListingHandoff | None = None) -> PlainWork:
+def list_folder(root: Path, handoff: ListingHandoff | None = None,
+                order: Callable[[Path, float | None], Any] | None = None) -> PlainWork:
     """List a folder's photos; they are also reported as progress, in chunks, so a grid can fill
     while a large folder is still being listed (submit it unthrottled). The listing is given to
     `handoff` at once, before the grid's chunks (an indexing run waits on it; give it None in the
-    job's cleanup too)."""
+    job's cleanup too). `order`: the grid's sort key of a photo (path, date), for the chunks to come in
+    the grid's order: each then goes after the rows shown, where a chunk in folder order was merged
+    among up to 100,000 rows on the window's thread."""
 
     def listing(progress: ProgressCallback, cancel: threading.Event) -> FolderListing:
         result = scan_root(root)
         if handoff is not None:
             handoff.give(result)
         photos = [(root / item.path, item.mtime_ns / 1e9) for item in result.files]
+        if order is not None:
+            photos = sorted_in_runs(photos, lambda photo: order(*photo))
         for chunk in listing_chunks(photos):
             if cancel.is_set():
                 break
@@ -924,6 +931,13 @@ def list_folder(root: Path, handoff: ListingHandoff | None = None) -> PlainWork:
         return FolderListing(photos, problems, [root, *folders])
 
     return listing
+
+
+def sorted_in_runs(items: list, key: Callable[[Any], Any], run: int = SORTED_AT_ONCE) -> list:
+    """`items` sorted by `key`, stably, as `sorted` would: a few thousand at a time, then merged item by
+    item, because one sort of 100,000 compares in C for ~0.1 s without letting the window's thread run."""
+    runs = [sorted(items[start:start + run], key=key) for start in range(0, len(items), run)]
+    return list(heapq.merge(*runs, key=key))
 
 
 def listing_chunks(items: list, first: int = LISTING_FIRST_CHUNK, growth: int = LISTING_CHUNK_GROWTH) -> Iterator[list]:
