@@ -90,9 +90,8 @@ class IndexCache:
         does not (behind the database, damaged, missing) is caught up or rebuilt now, in the run, and a
         Qdrant collection, which others may search, is caught up now too."""
         with self._lock:
-            current = (self._vector_store.kind != QDRANT and self._index is None and self._has_model()
-                       and not self._unusable_file and self._file_is_current())
-        return current or self.space() is not None
+            unread = self._index is None and self._current_file_on_disk()
+        return unread or self.space() is not None
 
     def load_if_current(self) -> bool:
         """Load the saved hnswlib file now when it holds just what the database does (the same model,
@@ -103,7 +102,7 @@ class IndexCache:
         with self._lock:
             if self._index is not None:
                 return True
-            if self._vector_store.kind == QDRANT or not self._has_model() or not self._file_is_current():
+            if not self._current_file_on_disk():
                 return False
             try:
                 self._index = self._saved_index()
@@ -112,8 +111,11 @@ class IndexCache:
                 self._unusable_file = True  # damaged: the next run rebuilds it
                 return False
 
-    def _file_is_current(self) -> bool:
-        """Whether the index file's header says it holds the database's vectors as they are (lock held)."""
+    def _current_file_on_disk(self) -> bool:
+        """Whether an hnswlib file, not found damaged, holds the database's vectors as they are (its
+        header says so; lock held)."""
+        if self._vector_store.kind == QDRANT or not self._has_model() or self._unusable_file:
+            return False
         try:
             header = read_header(self._path)
         except IndexMismatch:

@@ -276,9 +276,11 @@ def open_window(
     settings = Settings()
     if weights is not None:
         settings.set(opt.WEIGHTS, str(weights.expanduser().absolute()))
-    window = start_window(lambda: MainWindow(settings, library_dir=library_dir),
-                          lambda window: folder or window.last_folder())
-    start_folder = folder or window.last_folder()
+    def folder_to_open(window: MainWindow) -> Path | None:
+        return folder or window.last_folder()
+
+    window = start_window(lambda: MainWindow(settings, library_dir=library_dir), folder_to_open)
+    start_folder = folder_to_open(window)
     if start_folder is not None:
         # After the window is up, so it paints before the first listing starts.
         QTimer.singleShot(0, lambda: window.open_folder(start_folder))
