@@ -38,7 +38,7 @@ import torch
 
 from vitgallery.core import openvino_runtime
 from vitgallery.core.imageio import decode_for_model
-from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, load_embedder, vector_head
+from vitgallery.core.models import DEFAULT_MODEL, MODELS, Embedder, HeadRecipe, load_embedder
 
 Embed = Callable[[np.ndarray], np.ndarray]  # (B, H, W, 3) uint8 -> (B, dim) float32 unit vectors
 
@@ -52,13 +52,18 @@ def torch_variant(embedder: Embedder) -> Embed:
     return embedder.embed_pixels
 
 
-def openvino_variant(head: torch.nn.Module, size: int, work: Path, precision: str, threads: int,
-                     calibration: np.ndarray | None = None) -> Embed:
-    """What the app runs (openvino_runtime.convert_model + compile_model), converted into `work`."""
-    target = work / f"head-{precision}{'-real' if calibration is not None else ''}.xml"
-    if not target.exists():
-        openvino_runtime.convert_model(lambda: head, target, size, "fp32" if precision in ("f32", "bf16") else precision,
-                                       calibration)
+def openvino_variant(head: HeadRecipe, size: int, work: Path, precision: str, threads: int,
+                     calibration: np.ndarray | None = None, name: str = "") -> Embed:
+    """What the app runs: the head converted (f32; bf16 is a setting of its compilation) or quantised on
+    `calibration` (int8) into `work` (kept there for the next run), compiled."""
+    if precision == "int8":
+        folder = work / f"int8-{name}"
+        kept = [p for p in folder.glob("*.xml") if not p.name.startswith(".")] if folder.exists() else []
+        target = kept[0] if kept else openvino_runtime.quantise_on_photos(head, folder, size, calibration)
+    else:
+        target = work / "head-fp32.xml"
+        if not target.exists():
+            openvino_runtime.convert_file(head, size, target, target)
     return openvino_runtime.compile_model(target, threads=threads, bf16=precision != "f32")
 
 
@@ -100,7 +105,7 @@ def build_variants(names: list[str], embedder_for: Callable[[str], Embedder], th
                    calibration: np.ndarray | None, work: Path) -> dict[str, Embed]:
     variants: dict[str, Embed] = {}
     base = embedder_for("fp32")
-    head = vector_head(base)
+    head = base.head_recipe
     size = base.input_size
     for name in names:
         started = time.perf_counter()
@@ -110,14 +115,14 @@ def build_variants(names: list[str], embedder_for: Callable[[str], Embedder], th
         elif runtime == "ov" and precision == "int8real":
             if calibration is None:
                 raise SystemExit("ov-int8real needs --calibration photos")
-            variants[name] = openvino_variant(head, size, work, "int8", threads, calibration)
+            variants[name] = openvino_variant(head, size, work, "int8", threads, calibration, "photos")
         elif runtime == "ov" and precision == "int8":
             pictures = openvino_runtime.calibration_pictures(openvino_runtime.CALIBRATION_PHOTOS, size)
-            variants[name] = openvino_variant(head, size, work, "int8", threads, pictures)
+            variants[name] = openvino_variant(head, size, work, "int8", threads, pictures, "pictures")
         elif runtime == "ov":
             variants[name] = openvino_variant(head, size, work, precision, threads)
         elif runtime == "ort":
-            path = onnx_file(head, size, work)
+            path = onnx_file(head(), size, work)
             variants[name] = onnxruntime_variant(onnx_int8_file(path) if precision == "int8" else path, threads)
         else:
             raise SystemExit(f"unknown variant {name}")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.photos import make_photo
-from vitgallery.core import models, openvino_runtime
+from vitgallery.core import models, openvino_runtime, pipeline
 from vitgallery.core.models import MODELS, Embedder, ModelLoadError
 
 pytest.importorskip("openvino")
@@ -73,30 +73,28 @@ def test_a_cache_folder_that_cannot_be_made_keeps_nothing_and_stops_nothing(tmp_
     assert embedder("openvino", "bf16").embed_pixels(pixels()).shape == (6, TINY.dim), "converted for this run"
 
 
-def test_each_calibration_quantises_the_one_kept_fp32_conversion(tmp_path, monkeypatch):
-    """Converting from torch takes seconds and holds the interpreter: once per model, not per library."""
-    conversions = []
-    from_torch = openvino_runtime._from_torch
-    monkeypatch.setattr(openvino_runtime, "_from_torch", lambda *a: conversions.append(1) or from_torch(*a))
+def test_each_calibration_quantises_the_one_kept_fp32_conversion(tmp_path):
+    """Converting from torch takes seconds: once per model, not per library."""
     calibration = np.concatenate([pixels(3), openvino_runtime.calibration_pictures(5, TINY.input_size)])
     first = embedder("openvino", "int8").calibrate(calibration, tmp_path / "a")
+    (kept,) = openvino_runtime.cache_dir().glob("*-fp32-*.bin")
+    made = kept.stat().st_mtime_ns
     second = embedder("openvino", "int8").calibrate(calibration, tmp_path / "b")
-    assert conversions == [1]
+    assert kept.stat().st_mtime_ns == made, "the second library quantised the kept conversion"
     assert np.allclose(first.embed_pixels(pixels()), second.embed_pixels(pixels()), atol=1e-5)
-    for kept in openvino_runtime.cache_dir().glob("*-fp32-*.bin"):
-        kept.write_bytes(b"damaged")
-    embedder("openvino", "int8").calibrate(calibration, tmp_path / "c")
-    assert conversions == [1, 1], "a damaged conversion is made again, not a failed calibration"
+    kept.write_bytes(b"damaged")
+    third = embedder("openvino", "int8").calibrate(calibration, tmp_path / "c")
+    assert kept.read_bytes() != b"damaged", "a damaged conversion is made again, not a failed calibration"
+    assert np.allclose(first.embed_pixels(pixels()), third.embed_pixels(pixels()), atol=1e-5)
 
 
-def test_int8_embeds_nothing_until_calibrated_on_photos(tmp_path, capsys):
+def test_int8_embeds_nothing_until_calibrated_on_photos(tmp_path):
     uncalibrated = embedder("openvino", "int8")
     assert uncalibrated.needs_calibration
     with pytest.raises(ModelLoadError, match="calibrated on a library's photos"):
         uncalibrated.embed_pixels(pixels())
     calibration = np.concatenate([pixels(3), openvino_runtime.calibration_pictures(5, TINY.input_size)])
     calibrated = uncalibrated.calibrate(calibration, tmp_path / "models")
-    assert capsys.readouterr().out == "", "NNCF's progress bars stay off stdout, where --json answers go"
     fingerprint = models.signature_calibration(calibrated.signature)
     assert calibrated.calibrated_model == tmp_path / "models" / f"{fingerprint}.xml"
     assert calibrated.signature == f"{uncalibrated.signature}|cal:{fingerprint}"
@@ -104,6 +102,39 @@ def test_int8_embeds_nothing_until_calibrated_on_photos(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [f"{fingerprint}.bin", f"{fingerprint}.xml"]
     cosines = np.sum(calibrated.embed_pixels(pixels()) * embedder("torch").embed_pixels(pixels()), axis=1)
     assert np.min(cosines) > 0.9
+
+
+def test_converting_and_quantising_run_in_a_worker_process(tmp_path, monkeypatch):
+    """Tracing the model and NNCF hold the interpreter up to 0.3 s at a time: in the app's own process
+    they stalled the window."""
+    with pipeline.WorkerProcess() as worker:
+        assert worker.run(os.getpid) != os.getpid()
+    run, ran = pipeline.WorkerProcess.run, []
+    monkeypatch.setattr(pipeline.WorkerProcess, "run", lambda self, function, *args: ran.append(function) or run(self, function, *args))
+    assert embedder("openvino", "bf16").embed_pixels(pixels()).shape == (6, TINY.dim)
+    calibration = np.concatenate([pixels(3), openvino_runtime.calibration_pictures(5, TINY.input_size)])
+    calibrated = embedder("openvino", "int8").calibrate(calibration, tmp_path / "models")
+    assert ran == [openvino_runtime.convert_file, openvino_runtime.quantise_file]
+    assert calibrated.embed_pixels(pixels()).shape == (6, TINY.dim)
+
+
+def test_openvino_is_imported_with_its_telemetry_declined(monkeypatch):
+    """Importing openvino, its converter and NNCF report usage to Intel unless told not to (each asks
+    this check, the opt-in dialog off): the app tells them."""
+    checker = pytest.importorskip("openvino_telemetry.utils.opt_in_checker")
+    monkeypatch.setattr(checker.OptInChecker, "check", checker.OptInChecker.check)  # put back afterwards
+    assert openvino_runtime._openvino().__name__ == "openvino"
+    asked = checker.OptInChecker().check(enable_opt_in_dialog=False, disable_in_ci=True)
+    assert asked == checker.ConsentCheckResult.DECLINED
+
+
+def test_quantising_keeps_stdout_for_answers(tmp_path, capsys):
+    """NNCF's progress bars go to stderr: `vitgallery ... --json` prints its answer on stdout."""
+    fp32, int8 = tmp_path / "fp32.xml", tmp_path / "int8.xml"
+    calibration = openvino_runtime.calibration_pictures(8, TINY.input_size)
+    openvino_runtime.quantise_file(embedder("torch").head_recipe, TINY.input_size, fp32, int8, calibration)
+    assert capsys.readouterr().out == ""
+    assert fp32.with_suffix(".bin").exists() and int8.with_suffix(".bin").exists(), "the conversion is kept"
 
 
 def test_calibration_photos_spread_over_the_library_and_are_filled_up_when_few(tmp_path):
@@ -118,10 +149,10 @@ def test_calibration_photos_spread_over_the_library_and_are_filled_up_when_few(t
 
 
 def test_a_failed_conversion_says_so_and_names_torch(monkeypatch):
-    def broken(*args, **kwargs):
+    def broken(*args, **kwargs):  # what the worker raises back
         raise RuntimeError("unsupported operation")
 
-    monkeypatch.setattr(openvino_runtime, "convert_model", broken)
+    monkeypatch.setattr(pipeline.WorkerProcess, "run", broken)
     with pytest.raises(ModelLoadError, match="converting tiny-test for OpenVINO failed.*--runtime torch"):
         embedder("openvino")
 

@@ -75,18 +75,20 @@ def calibrate_for_library(embedder: Embedder, root: Path, library_dir: Path, sig
         report(IndexProgress("calibrating", done, total, rate, (total - done) / rate if rate else None, None))
         return cancel.is_set()
 
-    inputs = openvino_runtime.calibration_inputs(photos, ready.input_size, step=step)
-    if inputs is None:
-        return None
-    report(IndexProgress("quantising", 0, 0, 0.0, None, None))
     folder = library_dir / MODEL_FOLDER
-    try:
-        calibrated = ready.calibrate(inputs, folder)
-    except ModelLoadError as exc:
-        if ready.runtime_chosen != "auto":
-            raise
-        log.warning("%s: indexing with torch instead", exc)  # the window has no runtime to choose
-        return ready.on_torch()
+    # The worker that quantises gets ready (imports, a first conversion) while the photos are decoded here.
+    with ready.quantising_worker() as worker:
+        inputs = openvino_runtime.calibration_inputs(photos, ready.input_size, step=step)
+        if inputs is None:
+            return None
+        report(IndexProgress("quantising", 0, 0, 0.0, None, None))
+        try:
+            calibrated = ready.calibrate(inputs, folder, worker)
+        except ModelLoadError as exc:
+            if ready.runtime_chosen != "auto":
+                raise
+            log.warning("%s: indexing with torch instead", exc)  # the window has no runtime to choose
+            return ready.on_torch()
     log.info("int8 model calibrated on %d photos of %s in %.0f s: %s", min(len(photos), len(inputs)), root,
              time.monotonic() - started, calibrated.calibrated_model)
     _forget_other_models(folder, calibrated.calibrated_model)

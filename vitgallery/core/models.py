@@ -7,6 +7,7 @@ sees the same content as the original.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import logging
@@ -27,6 +28,8 @@ from vitgallery.core.imageio import model_pixels
 
 if TYPE_CHECKING:  # imported where used: listing models, or a library's duplicates, need no torch (2 s, 0.5 GB)
     import torch
+
+    from vitgallery.core.pipeline import WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -521,8 +524,8 @@ class Embedder:
             tag = openvino_runtime.runtime_tag(self.precision)
             if self.precision != "int8":
                 self._openvino = openvino_runtime.load_openvino_model(
-                    lambda: vector_head(self), key=self._openvino_key(self.precision),
-                    input_size=self.input_size, precision=self.precision, **options)
+                    self.head_recipe, key=self._openvino_key(self.precision),
+                    input_size=self.input_size, **options)
             elif self.calibrated_model is not None:
                 if not self.calibrated_model.exists():
                     raise ModelLoadError(f"the library's OpenVINO int8 model {self.calibrated_model} is missing: "
@@ -537,18 +540,35 @@ class Embedder:
         return f"{self.spec.name}-{self.weights_sha256[:16]}-{precision}-{openvino_runtime.runtime_tag(precision)}"
 
     @property
+    def head_recipe(self) -> HeadRecipe:
+        """This model's vector head, to be made where it is converted (a worker process)."""
+        return HeadRecipe(self.spec.name, self.weights_file)
+
+    def quantising_worker(self) -> WorkerProcess:
+        """A worker process for `calibrate`, started now: it imports NNCF and, for a model never
+        converted here, converts it while the caller decodes the calibration photos."""
+        from vitgallery.core import openvino_runtime
+        from vitgallery.core.pipeline import WorkerProcess
+
+        fp32 = openvino_runtime.kept_conversion(self._openvino_key("fp32"))
+        if not fp32.exists():
+            log.info("converting the model for OpenVINO (once; kept in %s)", fp32.parent)
+        return WorkerProcess(functools.partial(openvino_runtime.prepare_quantising, self.head_recipe,
+                                               self.input_size, fp32))
+
+    @property
     def needs_calibration(self) -> bool:
         """OpenVINO int8 without its library's model yet: it embeds nothing until `calibrated` gives it one."""
         return self.runtime == "openvino" and self.precision == "int8" and self.calibrated_model is None
 
-    def calibrate(self, calibration: np.ndarray, folder: Path) -> Embedder:
+    def calibrate(self, calibration: np.ndarray, folder: Path, worker: WorkerProcess | None = None) -> Embedder:
         """This model quantised to int8 on `calibration` (openvino_runtime.calibration_inputs: a library's
-        photos), kept in `folder`; about a minute for ViT-S/14 (48-73 s measured on 2 shared cores)."""
+        photos), kept in `folder`, in `worker` (or a worker process started now); 10-20 s for ViT-S/14 on 2 cores."""
         from vitgallery.core import openvino_runtime
 
         with _openvino_errors(self.spec.name, "quantising"):
-            model_file = openvino_runtime.quantise_on_photos(lambda: vector_head(self), folder, self.input_size, calibration,
-                                                             fp32_key=self._openvino_key("fp32"))
+            model_file = openvino_runtime.quantise_on_photos(self.head_recipe, folder, self.input_size, calibration,
+                                                             fp32_key=self._openvino_key("fp32"), worker=worker)
         return self.calibrated(model_file)
 
     def calibrated(self, model_file: Path | None) -> Embedder:
@@ -690,22 +710,39 @@ def _openvino_errors(model: str, doing: str) -> Iterator[None]:
                              "run with --runtime torch") from exc
 
 
-def vector_head(embedder: Embedder) -> torch.nn.Module:
-    """The torch Embedder's forward pass as one module, uint8 (B, H, W, 3) -> unit vectors, for converters."""
+def vector_head(spec: ModelSpec, model: torch.nn.Module) -> torch.nn.Module:
+    """The Embedder's forward pass as one module, uint8 (B, H, W, 3) -> unit vectors, for converters."""
     import torch
 
     class VectorHead(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.model = embedder.model
-            self.register_buffer("mean", embedder._mean.clone())
-            self.register_buffer("std", embedder._std.clone())
+            self.model = model
+            self.register_buffer("mean", torch.tensor(spec.normalisation.mean).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(spec.normalisation.std).view(1, 3, 1, 1))
 
         def forward(self, pixels: torch.Tensor) -> torch.Tensor:
             x = (pixels.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
-            return torch.nn.functional.normalize(embedder.spec.features(self.model, x)[:, 0], dim=-1)
+            return torch.nn.functional.normalize(spec.features(self.model, x)[:, 0], dim=-1)
 
     return VectorHead().eval()
+
+
+@dataclass(frozen=True)
+class HeadRecipe:
+    """A model's vector head (vector_head) made anew from its name and weights, where it is called: a
+    worker process converts it for OpenVINO, since tracing it holds the interpreter (openvino_runtime)."""
+
+    model: str
+    weights_file: Path | None  # None: the downloaded weights (or none: the test model)
+
+    def __call__(self) -> torch.nn.Module:
+        spec = MODELS[self.model]
+        if self.weights_file is None and spec.weights_url is None:
+            module = spec.build()
+        else:
+            module = _model_from_file(spec, self.weights_file or download_weights(spec, progress=False))
+        return vector_head(spec, module.eval())
 
 
 def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = None, device: str = "auto",

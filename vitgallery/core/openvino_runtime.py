@@ -10,6 +10,10 @@ the cache folder. int8 is calibrated on the photos of the library it indexes (ca
 pictures it lost up to 1.2 sem mAP, on photos at most 0.34): each library has its own int8 model, kept
 in the library folder and named by its checksum (quantise_on_photos), which the library's model
 signature names.
+
+Converting from torch and quantising hold the interpreter for long stretches: they run in a worker
+process (pipeline.WorkerProcess), which makes the torch model anew (models.HeadRecipe). openvino is
+imported through _openvino, which first declines the usage reports it and NNCF send to Intel.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from PIL import Image, ImageDraw, ImageFilter
 if TYPE_CHECKING:
     import torch
 
+    from vitgallery.core.pipeline import WorkerProcess
+
 log = logging.getLogger(__name__)
 
 OPENVINO_MISSING = "the OpenVINO runtime needs the openvino and nncf packages (pip install 'vitgallery[openvino]')"
@@ -54,12 +60,15 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("vitgallery")) / "openvino"
 
 
+def kept_conversion(key: str) -> Path:
+    """Where a model's conversion named `key` (Embedder._openvino_key) is kept."""
+    return cache_dir() / f"{key}.xml"
+
+
 def runtime_tag(precision: str) -> str:
     """Names the converter versions in the Embedder's signature: another OpenVINO or NNCF can
     quantise differently, and a library must not mix the vectors of two conversions."""
-    import openvino
-
-    tag = f"openvino{_major_minor(openvino.__version__)}"
+    tag = f"openvino{_major_minor(_openvino().__version__)}"
     if precision == "int8":
         # Read, not imported: importing nncf takes seconds, and only quantising needs it.
         try:
@@ -144,32 +153,49 @@ class OpenVinoModel:
         return np.array(output, dtype=np.float32)
 
 
-def load_openvino_model(head: Callable[[], torch.nn.Module], *, key: str, input_size: int, precision: str,
+def load_openvino_model(head: Callable[[], torch.nn.Module], *, key: str, input_size: int,
                         threads: int, bf16: bool) -> OpenVinoModel:
-    """The head (made only when it is converted) converted (fp32, bf16) once into cache_dir()/KEY.xml,
-    compiled for this CPU.
-    Raises ImportError without openvino and RuntimeError when converting fails."""
-    target = cache_dir() / f"{key}.xml"
-    if not target.exists():
-        try:
-            convert_model(head, target, input_size, precision)
-        except OSError as exc:  # the cache cannot be written: converted for this run only
-            log.warning("the converted model is not kept in %s (%s)", target.parent, exc)
-            with tempfile.TemporaryDirectory(prefix="vitgallery-openvino-") as scratch:
-                converted = Path(scratch) / target.name
-                convert_model(head, converted, input_size, precision)
-                return compile_model(converted, threads=threads, bf16=bf16)
-    return compile_model(target, threads=threads, bf16=bf16)
+    """The head converted once into cache_dir()/KEY.xml (in a worker process, convert_file), compiled
+    for this CPU (fp32, or bf16 where asked and native). `head` makes the torch module anew there
+    (models.HeadRecipe). Raises ImportError without openvino and RuntimeError when converting fails."""
+    from vitgallery.core.pipeline import WorkerProcess
+
+    target = kept_conversion(key)
+    if target.exists():
+        return compile_model(target, threads=threads, bf16=bf16)
+    log.info("converting the model for OpenVINO (once; kept in %s)", target.parent)
+    with tempfile.TemporaryDirectory(prefix="vitgallery-openvino-") as scratch, WorkerProcess() as worker:
+        made = worker.run(convert_file, head, input_size, target, Path(scratch) / target.name)
+        if made != target:
+            log.warning("the converted model cannot be kept in %s: converted for this run only", target.parent)
+        return compile_model(made, threads=threads, bf16=bf16)
 
 
 def quantise_on_photos(head: Callable[[], torch.nn.Module], folder: Path, input_size: int,
-                       calibration: np.ndarray, *, fp32_key: str | None = None) -> Path:
+                       calibration: np.ndarray, *, fp32_key: str | None = None,
+                       worker: WorkerProcess | None = None) -> Path:
     """The head quantised to int8, calibrated on `calibration` (calibration_inputs), saved in `folder`
     as CHECKSUM.xml/.bin: the checksum of the model's files is the calibration's fingerprint, so two
-    calibrations that give different models never share a name (nor a library signature). `fp32_key`:
-    see convert_model. Raises ImportError without openvino/nncf and RuntimeError when converting fails."""
+    calibrations that give different models never share a name (nor a library signature).
+
+    Runs in a worker process (quantise_file; `worker`, started with prepare_quantising while the photos
+    were decoded, or one started now): converting the head from torch and NNCF's quantising held the
+    window's interpreter 120-280 ms at a time, many times a calibration (docs/performance.md).
+    `fp32_key`: the fp32 conversion kept under that name in cache_dir() is quantised, and kept there when
+    made now: converting takes seconds, which each library's calibration would spend again. Raises
+    ImportError without openvino/nncf and RuntimeError when converting fails (BrokenProcessPool where
+    the worker died)."""
+    from vitgallery.core.pipeline import WorkerProcess
+
+    folder.mkdir(parents=True, exist_ok=True)
     made = folder / f".quantised-{os.getpid()}-{threading.get_ident()}.xml"
-    convert_model(head, made, input_size, "int8", calibration, fp32_key=fp32_key)
+    kept = kept_conversion(fp32_key) if fp32_key else None
+    if kept is None or not kept.exists():
+        log.info("converting the model for OpenVINO (once; kept in %s)", kept.parent if kept else "no cache")
+    with contextlib.nullcontext(worker) if worker is not None else WorkerProcess() as running:
+        running.run(quantise_file, head, input_size, kept, made, calibration)
+    if kept is not None and not kept.exists():
+        log.warning("the converted model cannot be kept in %s: converted for this library only", kept.parent)
     digest = hashlib.sha256()
     for part in (made, made.with_suffix(".bin")):
         digest.update(part.read_bytes())
@@ -179,8 +205,75 @@ def quantise_on_photos(head: Callable[[], torch.nn.Module], folder: Path, input_
     return target
 
 
+def convert_file(head: Callable[[], torch.nn.Module], input_size: int, target: Path, scratch: Path) -> Path:
+    """The head converted from torch (fp32: bf16 is a setting of its compilation) into `target`, or into
+    `scratch` where `target` cannot be written: the file written. Tracing the model holds the interpreter
+    up to 0.3 s at a time: the app runs this in a worker process."""
+    model = _from_torch(head(), input_size)
+    if _written(model, target):
+        return target
+    _save(model, scratch)
+    return scratch
+
+
+def prepare_quantising(head: Callable[[], torch.nn.Module], input_size: int, fp32: Path) -> None:
+    """A worker's start on quantise_file, while the calibration photos are decoded: NNCF imported (it
+    imports torch: 2-3 s in a new process) and, for a model never converted here, its fp32 conversion
+    made and kept as `fp32` (what it raises, quantise_file meets again)."""
+    _decline_telemetry()
+    import nncf  # noqa: F401
+
+    if not fp32.exists():
+        _written(_from_torch(head(), input_size), fp32)
+
+
+def quantise_file(head: Callable[[], torch.nn.Module], input_size: int, fp32: Path | None, target: Path,
+                  calibration: np.ndarray) -> None:
+    """The head's fp32 conversion `fp32` quantised to int8 on `calibration` into `target`; where that
+    conversion is missing or cannot be read it is made from the head now, and kept as `fp32` where it
+    can be written. NNCF holds the interpreter for long stretches: the app runs this in a worker process."""
+    model = _read_kept(fp32) if fp32 is not None else None
+    if model is None:
+        model = _from_torch(head(), input_size)
+        if fp32 is not None:
+            _written(model, fp32)
+    import nncf
+
+    batches = [calibration[i:i + CALIBRATION_BATCH] for i in range(0, len(calibration), CALIBRATION_BATCH)]
+    with _quiet_quantising():
+        model = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
+                              subset_size=len(batches))
+    _save(model, target)
+
+
+def _openvino():
+    """The openvino module, its telemetry declined first: importing it reports to Intel, and so do its
+    converter and NNCF (keeping a client id in ~/intel), unless the user opted out in a file there. A
+    photo app that works offline sends nothing; the user's file is left as it is."""
+    _decline_telemetry()
+    import openvino
+
+    return openvino
+
+
+def _decline_telemetry() -> None:
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:  # without it openvino and NNCF use a stub that sends nothing
+        return
+    OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED
+
+
+def _written(model, target: Path) -> bool:
+    try:
+        _save(model, target)
+    except (OSError, RuntimeError):  # OpenVINO says a folder it cannot write to with a RuntimeError
+        return False
+    return True
+
+
 def compile_model(path: Path, *, threads: int, bf16: bool) -> OpenVinoModel:
-    import openvino as ov
+    ov = _openvino()
 
     config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
               "PERFORMANCE_HINT": "LATENCY"}
@@ -226,38 +319,9 @@ def _quiet_quantising() -> Iterator[None]:
         cuda_note.setLevel(level)
 
 
-def convert_model(head: Callable[[], torch.nn.Module], target: Path, input_size: int, precision: str,
-                  calibration: np.ndarray | None = None, *, fp32_key: str | None = None) -> None:
-    """Convert the head (made only where no kept conversion serves; int8: and quantise, calibrated on
-    `calibration`) into target (.xml, with its .bin).
-    `fp32_key` (int8): the fp32 conversion kept under that name in cache_dir() is quantised (and kept
-    there when made now): converting from torch takes seconds, in which tracing the model holds the
-    interpreter for up to 0.3 s at a time, and each library's calibration would do it again."""
-    kept = cache_dir() / f"{fp32_key}.xml" if fp32_key else None
-    model = _read_kept(kept) if kept is not None else None
-    if model is None:
-        log.info("converting the model for OpenVINO (%s, once; kept in %s)", precision, (kept or target).parent)
-        model = _from_torch(head(), input_size)
-        if kept is not None:
-            try:
-                _save(model, kept)
-            except (OSError, RuntimeError) as exc:  # kept for the next library only: this one goes on
-                log.warning("the converted model is not kept in %s (%s)", kept.parent, exc)
-    if precision == "int8":
-        import nncf
-
-        if calibration is None:
-            raise ValueError("int8 needs calibration inputs (calibration_inputs)")
-        batches = [calibration[i:i + CALIBRATION_BATCH] for i in range(0, len(calibration), CALIBRATION_BATCH)]
-        with _quiet_quantising():
-            model = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
-                                  subset_size=len(batches))
-    _save(model, target)
-
-
 def _read_kept(path: Path):
     """A conversion kept in the cache, or None when there is none or it cannot be read (made again)."""
-    import openvino as ov
+    ov = _openvino()
 
     if not path.exists():
         return None
@@ -269,7 +333,7 @@ def _read_kept(path: Path):
 
 
 def _from_torch(head: torch.nn.Module, input_size: int):
-    import openvino as ov
+    ov = _openvino()
     import torch
 
     example = torch.zeros((1, input_size, input_size, 3), dtype=torch.uint8)
@@ -279,7 +343,7 @@ def _from_torch(head: torch.nn.Module, input_size: int):
 
 
 def _save(model, target: Path) -> None:
-    import openvino as ov
+    ov = _openvino()
 
     target.parent.mkdir(parents=True, exist_ok=True)
     # Written under a temporary name and renamed, the .xml last: a half-written pair is never used.

@@ -23,12 +23,13 @@ import stat
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -49,6 +50,7 @@ from vitgallery.core.imageio import (
 from vitgallery.core.scan import fingerprint_bytes, fingerprint_file
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CRASHED_DECODER = "the image decoder crashed on this file"
 WORKER_KILLED = "the decoder process was killed (out of memory?); tried again on the next run"
@@ -260,6 +262,29 @@ def _decode_isolated(job: DecodeJob, size: int) -> DecodeOutcome:
 def _decode_and_send(decode, job: DecodeJob, size: int, sender: Connection, lifeline: Connection) -> None:
     _start_worker(lifeline)
     sender.send(decode(job, size))
+
+
+class WorkerProcess:
+    """A worker process of its own, as a decoder is (it ends with this process), for work that would hold
+    this process's interpreter for long stretches (the window's, in the app). `prepare` (imports, say)
+    starts at once and runs beside the caller's own work until the first `run`."""
+
+    def __init__(self, prepare: Callable[[], object] | None = None) -> None:
+        self._pool = _new_pool(1)
+        if prepare is not None:
+            self._pool.submit(prepare)  # what it raises, the work it prepares raises again
+
+    def run(self, function: Callable[..., T], *args) -> T:
+        """`function(*args)` run there: its result, or its exception raised here (BrokenProcessPool, a
+        RuntimeError, where the process died)."""
+        return self._pool.submit(function, *args).result()
+
+    def __enter__(self) -> WorkerProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # Not waited for: a preparation still importing ends on its own once the pool is closed.
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
