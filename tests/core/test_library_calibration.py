@@ -107,6 +107,22 @@ def test_a_cancelled_calibration_embeds_nothing_and_a_lost_model_is_made_again(t
     library.close()
 
 
+def test_a_cancel_while_quantising_ends_it_and_keeps_nothing(tmp_path, quantisations):
+    library = Library.open(photo_folder(tmp_path, "a", range(4)), tmp_path / "lib")
+    cancel = threading.Event()
+
+    def cancel_when_quantising(progress):
+        if progress.phase == "quantising":
+            cancel.set()
+
+    summary = library.index(int8(), decode_workers=0, batch_size=4, progress=cancel_when_quantising, cancel=cancel)
+    assert summary.cancelled and library.photo_count() == 0 and len(quantisations) == 1
+    assert not list((tmp_path / "lib" / MODEL_FOLDER).iterdir()), "nothing kept from a cancelled quantising"
+    summary, phases = index(library, int8())
+    assert summary.added == 4 and "quantising" in phases
+    library.close()
+
+
 def auto_embedder() -> Embedder:
     """The tiny model as if it were a real one, which "auto" runs with OpenVINO on a CPU."""
     spec = dataclasses.replace(MODELS["tiny-test"], weights_url="https://example.invalid/tiny.pth")

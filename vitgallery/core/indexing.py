@@ -56,7 +56,7 @@ MASS_LOSS_MIN_PHOTOS = 20
 @dataclass(frozen=True)
 class IndexProgress:
     # "calibrating" (photos decoded to calibrate an int8 model, core/calibration.py) and "quantising"
-    # (no count: a minute or two) before a library's first OpenVINO int8 run; "scanning", "embedding",
+    # (no count: 10-20 s) before a library's first OpenVINO int8 run; "scanning", "embedding",
     # "learning" (teaching views of photos indexed earlier), "fitting" (the whitening, and the index
     # rebuilt through it), "saving", "done"
     phase: str

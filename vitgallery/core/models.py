@@ -544,9 +544,10 @@ class Embedder:
         """This model's vector head, to be made where it is converted (a worker process)."""
         return HeadRecipe(self.spec.name, self.weights_file)
 
-    def quantising_worker(self) -> WorkerProcess:
+    def quantising_worker(self, cancel: threading.Event | None = None) -> WorkerProcess:
         """A worker process for `calibrate`, started now: it imports NNCF and, for a model never
-        converted here, converts it while the caller decodes the calibration photos."""
+        converted here, converts it while the caller decodes the calibration photos. `cancel` set while
+        it quantises ends it (pipeline.WorkCancelled)."""
         from vitgallery.core import openvino_runtime
         from vitgallery.core.pipeline import WorkerProcess
 
@@ -554,7 +555,7 @@ class Embedder:
         if not fp32.exists():
             log.info("converting the model for OpenVINO (once; kept in %s)", fp32.parent)
         return WorkerProcess(functools.partial(openvino_runtime.prepare_quantising, self.head_recipe,
-                                               self.input_size, fp32))
+                                               self.input_size, fp32), cancel)
 
     @property
     def needs_calibration(self) -> bool:
@@ -698,10 +699,11 @@ class Embedder:
 def _openvino_errors(model: str, doing: str) -> Iterator[None]:
     """A missing extra or a failed conversion as a ModelLoadError that names the way out."""
     from vitgallery.core import openvino_runtime
+    from vitgallery.core.pipeline import WorkCancelled
 
     try:
         yield
-    except ModelLoadError:
+    except (ModelLoadError, WorkCancelled):
         raise
     except ImportError as exc:
         raise ModelLoadError(f"{openvino_runtime.OPENVINO_MISSING}; run with --runtime torch") from exc

@@ -192,8 +192,13 @@ def quantise_on_photos(head: Callable[[], torch.nn.Module], folder: Path, input_
     kept = kept_conversion(fp32_key) if fp32_key else None
     if kept is None or not kept.exists():
         log.info("converting the model for OpenVINO (once; kept in %s)", kept.parent if kept else "no cache")
-    with contextlib.nullcontext(worker) if worker is not None else WorkerProcess() as running:
-        running.run(quantise_file, head, input_size, kept, made, calibration)
+    try:
+        with contextlib.nullcontext(worker) if worker is not None else WorkerProcess() as running:
+            running.run(quantise_file, head, input_size, kept, made, calibration)
+    except BaseException:  # failed or cancelled (the worker ended, maybe while saving): nothing left behind
+        for leftover in (made, made.with_suffix(".bin"), *folder.glob(f".{made.stem}.*")):
+            leftover.unlink(missing_ok=True)
+        raise
     if kept is not None and not kept.exists():
         log.warning("the converted model cannot be kept in %s: converted for this library only", kept.parent)
     digest = hashlib.sha256()

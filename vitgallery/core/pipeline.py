@@ -13,11 +13,13 @@ for SIGKILL when its own parent (the forkserver) dies.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import math
 import multiprocessing
 import os
+import pickle
 import signal
 import stat
 import sys
@@ -60,6 +62,7 @@ CANNOT_READ = "cannot read"  # "cannot read file: ..." here and in the scan, "ca
 _PASSING_FAILURES = (FILE_VANISHED, PERMISSION_DENIED, READ_ERROR, NOT_ENOUGH_MEMORY, CANNOT_READ, WORKER_KILLED,
                      HEIF_PLUGIN_MISSING, AVIF_SUPPORT_MISSING)
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+CANCEL_POLL_S = 0.1  # how often a WorkerProcess's caller looks at its cancel while waiting
 # Files up to this size are read once and hashed and decoded from memory; larger ones are streamed.
 READ_WHOLE_MAX_BYTES = 256 << 20
 
@@ -264,27 +267,77 @@ def _decode_and_send(decode, job: DecodeJob, size: int, sender: Connection, life
     sender.send(decode(job, size))
 
 
+class WorkCancelled(Exception):
+    """The caller's cancel was set while a WorkerProcess ran its work: the process was ended."""
+
+
 class WorkerProcess:
     """A worker process of its own, as a decoder is (it ends with this process), for work that would hold
     this process's interpreter for long stretches (the window's, in the app). `prepare` (imports, say)
-    starts at once and runs beside the caller's own work until the first `run`."""
+    starts at once and runs beside the caller's own work until the first `run`. Setting `cancel` while
+    work runs ends the process: `run` then raises WorkCancelled."""
 
-    def __init__(self, prepare: Callable[[], object] | None = None) -> None:
-        self._pool = _new_pool(1)
-        if prepare is not None:
-            self._pool.submit(prepare)  # what it raises, the work it prepares raises again
+    def __init__(self, prepare: Callable[[], object] | None = None, cancel: threading.Event | None = None) -> None:
+        context = _context()
+        self._cancel = cancel
+        self._connection, worker_end = context.Pipe()
+        # Daemonic: a process left running when the app exits is ended, not waited for.
+        self._process = context.Process(target=_serve, args=(worker_end, _lifeline(), prepare),
+                                        name="vitgallery-worker", daemon=True)
+        self._process.start()
+        worker_end.close()
 
     def run(self, function: Callable[..., T], *args) -> T:
-        """`function(*args)` run there: its result, or its exception raised here (BrokenProcessPool, a
-        RuntimeError, where the process died)."""
-        return self._pool.submit(function, *args).result()
+        """`function(*args)` run there: its result, or its exception raised here (a RuntimeError where
+        the process died)."""
+        name = getattr(function, "__name__", repr(function))
+        if not self._cancelled():
+            self._connection.send((function, args))
+        while not self._cancelled():
+            if self._connection.poll(CANCEL_POLL_S):
+                try:
+                    done, value = self._connection.recv()
+                except EOFError:
+                    self._process.join(1)
+                    raise RuntimeError(f"the worker process ended (exit code {self._process.exitcode}) "
+                                       f"while running {name}") from None
+                if done:
+                    return value
+                raise value
+        self._process.kill()
+        raise WorkCancelled(name)
+
+    def _cancelled(self) -> bool:
+        return self._cancel is not None and self._cancel.is_set()
 
     def __enter__(self) -> WorkerProcess:
         return self
 
     def __exit__(self, *exc) -> None:
-        # Not waited for: a preparation still importing ends on its own once the pool is closed.
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._connection.close()  # an idle worker ends at once; one still preparing is not waited for
+        if exc[0] is not None:
+            self._process.kill()
+
+
+def _serve(connection: Connection, lifeline: Connection, prepare: Callable[[], object] | None) -> None:
+    """A WorkerProcess: what it is sent, run, until the connection closes."""
+    _start_worker(lifeline)
+    if prepare is not None:
+        with contextlib.suppress(Exception):  # the work it prepares meets the same failure and says so
+            prepare()
+    while True:
+        try:
+            function, args = connection.recv()
+        except EOFError:
+            return
+        try:
+            answer = (True, function(*args))
+        except Exception as exc:
+            answer = (False, exc)
+        try:
+            connection.send(answer)
+        except (pickle.PicklingError, TypeError, AttributeError):  # an exception that cannot travel
+            connection.send((False, RuntimeError(f"{type(answer[1]).__name__}: {answer[1]}")))
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:

@@ -638,14 +638,13 @@ class MainWindow(QMainWindow):
             self.progress_panel.show_step(
                 {
                     "calibrating": "Reading photos to fit the fast model to this library…",
-                    "quantising": "Fitting the fast model to this library's photos (a minute or two, once)…",
+                    "quantising": "Fitting the fast model to this library's photos (once, about 15 s)…",
                     "scanning": "Looking for new and changed photos…",
                     "saving": "Saving the index…",
                     "fitting": "Learning what tells this library's photos apart…",
                     "done": "Done",
                 }.get(progress.phase, progress.phase),
                 pausable=progress.phase not in ("calibrating", "quantising"),
-                cancel_waits=progress.phase == "quantising",
             )
 
     def _on_index_outcome(self, run: IndexRun, outcome: IndexOutcome) -> None:

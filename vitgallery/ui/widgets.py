@@ -236,7 +236,6 @@ class IndexProgressPanel(QWidget):
         self.pause_button.toggled.connect(self._on_pause)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self._on_cancel)
-        self._cancel_waits = False
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.bar)
@@ -252,16 +251,14 @@ class IndexProgressPanel(QWidget):
         self.pause_button.setChecked(False)
         self.cancel_button.setEnabled(True)
         self._set_pausable(True)
-        self._cancel_waits = False
         self.show()
 
-    def show_step(self, text: str, *, pausable: bool = True, cancel_waits: bool = False) -> None:
+    def show_step(self, text: str, *, pausable: bool = True) -> None:
         """A step without a count (loading the model, scanning, fitting). One that cannot pause shows
-        Pause disabled; `cancel_waits`: a Cancel takes effect only when the step ends (one library call)."""
+        Pause disabled."""
         if self.estimate is None or not self.estimate.work_total():
             self.bar.setRange(0, 0)
         self._set_pausable(pausable)
-        self._cancel_waits = cancel_waits
         self.label.setText(text)
 
     def update_progress(self, phase: str, done: int, total: int, current: str | None) -> None:
@@ -269,7 +266,6 @@ class IndexProgressPanel(QWidget):
             return
         self.estimate.update(phase, done, total)
         self._set_pausable(True)
-        self._cancel_waits = False
         if self.pause_button.isChecked():
             self.estimate.pause()
         self.bar.setRange(0, BAR_STEPS)
@@ -312,7 +308,7 @@ class IndexProgressPanel(QWidget):
     def _on_cancel(self) -> None:
         self.cancel_button.setEnabled(False)
         self.pause_button.setEnabled(False)
-        self.label.setText("Cancelling once this step ends (a minute or two)…" if self._cancel_waits else "Cancelling…")
+        self.label.setText("Cancelling…")
         self.cancel_requested.emit()
 
 
