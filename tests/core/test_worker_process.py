@@ -44,7 +44,7 @@ def test_a_worker_that_dies_says_so():
         worker.run(os._exit, 3)
 
 
-def test_a_failed_preparation_leaves_the_work_to_fail_with_its_own_error():
+def test_a_failed_preparation_does_not_stop_the_work():
     with WorkerProcess(prepare=_failing_preparation) as worker:
         assert worker.run(operator.mul, 6, 7) == 42
 

@@ -8,7 +8,8 @@ next run.
 
 No worker outlives the process that started it, even a SIGKILLed one: each watches a pipe only that
 process holds open (its end closes when it dies, however it dies) and, on Linux, also asks the kernel
-for SIGKILL when its own parent (the forkserver) dies.
+for SIGKILL when its own parent (the forkserver) dies. WorkerProcess starts such a worker for other
+long work that would hold the app's interpreter (converting and quantising the model for OpenVINO).
 """
 
 from __future__ import annotations
