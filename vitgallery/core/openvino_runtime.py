@@ -183,8 +183,8 @@ def quantise_on_photos(head: Callable[[], torch.nn.Module], folder: Path, input_
     window's interpreter 120-280 ms at a time, many times a calibration (docs/performance.md).
     `fp32_key`: the fp32 conversion kept under that name in cache_dir() is quantised, and kept there when
     made now: converting takes seconds, which each library's calibration would spend again. Raises
-    ImportError without openvino/nncf and RuntimeError when converting fails (BrokenProcessPool where
-    the worker died)."""
+    ImportError without openvino/nncf, RuntimeError when converting fails or the worker died, and
+    pipeline.WorkCancelled when `worker`'s cancel was set; nothing is left in `folder` then."""
     from vitgallery.core.pipeline import WorkerProcess
 
     folder.mkdir(parents=True, exist_ok=True)
