@@ -226,10 +226,11 @@ def prepare_quantising(head: Callable[[], torch.nn.Module], input_size: int, fp3
     imports torch: 2-3 s in a new process) and, for a model never converted here, its fp32 conversion
     made and kept as `fp32` (what it raises, quantise_file meets again)."""
     _decline_telemetry()
-    import nncf  # noqa: F401
+    with _quiet_quantising():
+        import nncf  # noqa: F401
 
-    if not fp32.exists():
-        _written(_from_torch(head(), input_size), fp32)
+        if not fp32.exists():
+            _written(_from_torch(head(), input_size), fp32)
 
 
 def quantise_file(head: Callable[[], torch.nn.Module], input_size: int, fp32: Path | None, target: Path,
@@ -237,15 +238,15 @@ def quantise_file(head: Callable[[], torch.nn.Module], input_size: int, fp32: Pa
     """The head's fp32 conversion `fp32` quantised to int8 on `calibration` into `target`; where that
     conversion is missing or cannot be read it is made from the head now, and kept as `fp32` where it
     can be written. NNCF holds the interpreter for long stretches: the app runs this in a worker process."""
-    model = _read_kept(fp32) if fp32 is not None else None
-    if model is None:
-        model = _from_torch(head(), input_size)
-        if fp32 is not None:
-            _written(model, fp32)
-    import nncf
-
     batches = [calibration[i:i + CALIBRATION_BATCH] for i in range(0, len(calibration), CALIBRATION_BATCH)]
     with _quiet_quantising():
+        model = _read_kept(fp32) if fp32 is not None else None
+        if model is None:
+            model = _from_torch(head(), input_size)
+            if fp32 is not None:
+                _written(model, fp32)
+        import nncf
+
         model = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
                               subset_size=len(batches))
     _save(model, target)
@@ -313,7 +314,7 @@ def _compiled_cache(model_file: Path) -> Path:
 def _quiet_quantising() -> Iterator[None]:
     """NNCF draws its progress bars on stdout, where `vitgallery ... --json` prints its answer: they go to
     stderr (the app reports the step itself). torch's note that no CUDA runtime is found, logged as
-    NNCF loads torch's C++ extension tools, is said nothing to a user quantising on a CPU."""
+    NNCF or the conversion loads torch's C++ extension tools, is said nothing to a user on a CPU."""
     cuda_note = logging.getLogger("torch.utils.cpp_extension")
     level = cuda_note.level
     cuda_note.setLevel(logging.ERROR)
