@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -86,6 +87,21 @@ def test_each_calibration_quantises_the_one_kept_fp32_conversion(tmp_path):
     third = embedder("openvino", "int8").calibrate(calibration, tmp_path / "c")
     assert kept.read_bytes() != b"damaged", "a damaged conversion is made again, not a failed calibration"
     assert np.allclose(first.embed_pixels(pixels()), third.embed_pixels(pixels()), atol=1e-5)
+
+
+def test_a_conversion_a_killed_worker_left_half_saved_is_removed_by_the_next(tmp_path):
+    """A cancel ends the worker even while it saves its conversion (~90 MB for ViT-S/14)."""
+    key = embedder("torch")._openvino_key("fp32")  # an openvino one converts as it is made
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    folder = openvino_runtime.cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    killed = [folder / f".{key}.{dead.stdout.strip()}.140211.{suffix}" for suffix in ("xml", "bin")]
+    saving = folder / f".{key}.{os.getpid()}.140212.bin"  # another thread of this process, saving now
+    for path in [*killed, saving]:
+        path.write_bytes(b"half a model")
+    assert embedder("openvino").embed_pixels(pixels()).shape == (6, TINY.dim)
+    assert openvino_runtime.kept_conversion(key).exists()
+    assert not any(path.exists() for path in killed) and saving.exists()
 
 
 def test_int8_embeds_nothing_until_calibrated_on_photos(tmp_path):

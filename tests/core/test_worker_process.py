@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -27,16 +29,24 @@ def test_a_cancel_ends_the_work_and_its_process():
     threading.Timer(0.3, cancel.set).start()
     with pytest.raises(WorkCancelled), worker:
         worker.run(time.sleep, 600)
-    for _ in range(100):  # the fork server that started it reaps it
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the worker process is still there")
+    _wait_until_gone(pid)
     with pytest.raises(WorkCancelled):
         worker.run(os.getpid)  # cancelled before it starts
+
+
+def test_a_cancel_while_it_prepares_ends_it_on_leaving(tmp_path):
+    """A calibration cancelled while its photos are decoded: the worker, still importing or converting,
+    ends then, rather than finishing a preparation no work will use."""
+    cancel = threading.Event()
+    pid_file = tmp_path / "pid"
+    with WorkerProcess(prepare=functools.partial(_slow_preparation, pid_file), cancel=cancel):
+        for _ in range(200):
+            if pid_file.exists() and pid_file.read_text():
+                break
+            time.sleep(0.05)
+        pid = int(pid_file.read_text())
+        cancel.set()
+    _wait_until_gone(pid)
 
 
 def test_a_worker_that_dies_says_so():
@@ -47,6 +57,21 @@ def test_a_worker_that_dies_says_so():
 def test_a_failed_preparation_does_not_stop_the_work():
     with WorkerProcess(prepare=_failing_preparation) as worker:
         assert worker.run(operator.mul, 6, 7) == 42
+
+
+def _wait_until_gone(pid: int) -> None:
+    for _ in range(100):  # the fork server that started it reaps it
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    pytest.fail("the worker process is still there")
+
+
+def _slow_preparation(pid_file: Path) -> None:
+    pid_file.write_text(str(os.getpid()))
+    time.sleep(600)
 
 
 def _failing_preparation() -> None:

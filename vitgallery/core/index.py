@@ -17,7 +17,6 @@ import os
 import struct
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -26,6 +25,8 @@ from typing import BinaryIO
 
 import hnswlib
 import numpy as np
+
+from vitgallery.core import partial_files
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ DEFAULT_M = 32
 DEFAULT_EF_SEARCH = 128
 
 _HASH_BLOCK_BYTES = 8 << 20
-# A temporary file no save has touched for this long was abandoned, whatever its name says.
-ABANDONED_TEMPORARY_S = 24 * 3600
 _EXACT_SEARCH_CHUNK = 65_536
 
 # hnswlib's saveIndex layout (hnswalg.h, 0.8): offsetLevel0, max_elements, cur_element_count,
@@ -352,7 +351,7 @@ class VectorIndex:
         path = Path(path)
         directory = path.parent
         with self._save_lock:
-            _remove_abandoned_temporaries(directory, path.name)
+            partial_files.remove_abandoned(directory, path.name)
             temporaries = [_temp_file(directory, path.name) for _ in range(3)]
             payload_tmp, labels_tmp, header_tmp = temporaries
             try:
@@ -481,35 +480,9 @@ def _top_k(labels: np.ndarray, similarities: np.ndarray, k: int) -> tuple[np.nda
 
 def _temp_file(directory: Path, name: str) -> Path:
     # The pid in the name tells a save in progress in another process from one a kill cut short.
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.{os.getpid()}.", suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=partial_files.writer_prefix(name), suffix=".tmp")
     os.close(handle)
     return Path(temporary)
-
-
-def _remove_abandoned_temporaries(directory: Path, name: str) -> None:
-    """Delete the temporary files of saves that never finished (the process was killed): those whose
-    process is gone, and any older than ABANDONED_TEMPORARY_S (a pid can be reused)."""
-    for temporary in directory.glob(f".{name}.*.tmp"):
-        writer = temporary.name[len(name) + 2:].split(".")[0]
-        try:
-            old = time.time() - temporary.stat().st_mtime > ABANDONED_TEMPORARY_S
-            if old or (writer.isdigit() and not _process_exists(int(writer))):
-                temporary.unlink()
-                log.info("removed %s, left by a save that did not finish", temporary.name)
-        except OSError:
-            continue  # gone meanwhile, or not ours to delete
-
-
-def _process_exists(pid: int) -> bool:
-    if os.name == "nt":  # os.kill would end the process: leave the file to the age rule
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _sync_and_hash(path: Path) -> str:

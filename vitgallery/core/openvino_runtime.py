@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from vitgallery.core import partial_files
+
 if TYPE_CHECKING:
     import torch
 
@@ -352,8 +354,10 @@ def _save(model, target: Path) -> None:
     ov = _openvino()
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Written under a temporary name and renamed, the .xml last: a half-written pair is never used.
-    partial = target.with_name(f".{target.stem}.{os.getpid()}.{threading.get_ident()}.xml")
+    # Written under a temporary name and renamed, the .xml last: a half-written pair is never used. A
+    # pair left by a worker ended while it saved (a cancel) is ~90 MB.
+    partial_files.remove_abandoned(target.parent, target.stem)
+    partial = target.with_name(f"{partial_files.writer_prefix(target.stem)}{threading.get_ident()}.xml")
     try:
         ov.save_model(model, partial, compress_to_fp16=False)
         os.replace(partial.with_suffix(".bin"), target.with_suffix(".bin"))
@@ -361,3 +365,4 @@ def _save(model, target: Path) -> None:
     finally:
         partial.unlink(missing_ok=True)
         partial.with_suffix(".bin").unlink(missing_ok=True)
+

@@ -276,7 +276,8 @@ class WorkerProcess:
     """A worker process of its own, as a decoder is (it ends with this process), for work that would hold
     this process's interpreter for long stretches (the window's, in the app). `prepare` (imports, say)
     starts at once and runs beside the caller's own work until the first `run`. Setting `cancel` while
-    work runs ends the process: `run` then raises WorkCancelled."""
+    work runs ends the process: `run` then raises WorkCancelled; set before the worker is left, it ends
+    the preparation too."""
 
     def __init__(self, prepare: Callable[[], object] | None = None, cancel: threading.Event | None = None) -> None:
         context = _context()
@@ -315,8 +316,10 @@ class WorkerProcess:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._connection.close()  # an idle worker ends at once; one still preparing is not waited for
-        if exc[0] is not None:
+        # An idle worker ends at once; one still preparing finishes that (a conversion it keeps for the
+        # next time), unless its caller failed or was cancelled.
+        self._connection.close()
+        if exc[0] is not None or self._cancelled():
             self._process.kill()
 
 
