@@ -240,36 +240,28 @@ def _submit(pool: ProcessPoolExecutor, job: DecodeJob, size: int) -> Future:
 def _decode_isolated(job: DecodeJob, size: int) -> DecodeOutcome:
     """One file in a process of its own: tells a file that crashes the decoder from its innocent
     neighbours, and from a process killed from outside (by the OOM killer, say)."""
-    context = _context()
-    receiver, sender = context.Pipe(duplex=False)
-    # decode_one is passed as it is bound now, as the pool's submit does (tests swap it).
-    process = context.Process(target=_decode_and_send, args=(decode_one, job, size, sender, _lifeline()),
-                              name="vitgallery-decode-alone", daemon=True)
-    process.start()
-    sender.close()
     try:
-        result = receiver.recv()
-    except EOFError:  # it died before answering
-        result = None
-    finally:
-        receiver.close()
-        process.join()
-    if result is not None:
-        return DecodeOutcome(job, *result)
-    if process.exitcode == -signal.SIGKILL:
-        log.warning("the decoder process was killed while decoding %s; it is tried again on the next run", job.path)
-        return DecodeOutcome(job, None, None, WORKER_KILLED)
-    log.warning("decoder crashed on %s (exit code %s)", job.path, process.exitcode)
-    return DecodeOutcome(job, None, None, CRASHED_DECODER)
-
-
-def _decode_and_send(decode, job: DecodeJob, size: int, sender: Connection, lifeline: Connection) -> None:
-    _start_worker(lifeline)
-    sender.send(decode(job, size))
+        with WorkerProcess() as worker:
+            # decode_one is passed as it is bound now, as the pool's submit does (tests swap it).
+            return DecodeOutcome(job, *worker.run(decode_one, job, size))
+    except WorkerDied as exc:
+        if exc.exitcode == -signal.SIGKILL:
+            log.warning("the decoder process was killed while decoding %s; it is tried again on the next run", job.path)
+            return DecodeOutcome(job, None, None, WORKER_KILLED)
+        log.warning("decoder crashed on %s (exit code %s)", job.path, exc.exitcode)
+        return DecodeOutcome(job, None, None, CRASHED_DECODER)
 
 
 class WorkCancelled(Exception):
     """The caller's cancel was set while a WorkerProcess ran its work: the process was ended."""
+
+
+class WorkerDied(RuntimeError):
+    """A WorkerProcess ended while it ran its work: a crash, or killed from outside (`exitcode` -9)."""
+
+    def __init__(self, message: str, exitcode: int | None) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode
 
 
 class WorkerProcess:
@@ -290,8 +282,8 @@ class WorkerProcess:
         worker_end.close()
 
     def run(self, function: Callable[..., T], *args) -> T:
-        """`function(*args)` run there: its result, or its exception raised here (a RuntimeError where
-        the process died)."""
+        """`function(*args)` run there: its result, or its exception raised here (WorkerDied where the
+        process died)."""
         name = getattr(function, "__name__", repr(function))
         if not self._cancelled():
             self._connection.send((function, args))
@@ -301,8 +293,8 @@ class WorkerProcess:
                     done, value = self._connection.recv()
                 except EOFError:
                     self._process.join(1)
-                    raise RuntimeError(f"the worker process ended (exit code {self._process.exitcode}) "
-                                       f"while running {name}") from None
+                    raise WorkerDied(f"the worker process ended (exit code {self._process.exitcode}) "
+                                     f"while running {name}", self._process.exitcode) from None
                 if done:
                     return value
                 raise value
