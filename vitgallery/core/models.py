@@ -553,7 +553,7 @@ class Embedder:
 
         fp32 = openvino_runtime.kept_conversion(self._openvino_key("fp32"))
         if not fp32.exists():
-            log.info("converting the model for OpenVINO (once; kept in %s)", fp32.parent)
+            openvino_runtime.log_conversion(fp32)
         return WorkerProcess(functools.partial(openvino_runtime.prepare_quantising, self.head_recipe,
                                                self.input_size, fp32), cancel)
 

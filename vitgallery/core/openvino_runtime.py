@@ -165,7 +165,7 @@ def load_openvino_model(head: Callable[[], torch.nn.Module], *, key: str, input_
     target = kept_conversion(key)
     if target.exists():
         return compile_model(target, threads=threads, bf16=bf16)
-    log.info("converting the model for OpenVINO (once; kept in %s)", target.parent)
+    log_conversion(target)
     with tempfile.TemporaryDirectory(prefix="vitgallery-openvino-") as scratch, WorkerProcess() as worker:
         made = worker.run(convert_file, head, input_size, target, Path(scratch) / target.name)
         if made != target:
@@ -193,7 +193,7 @@ def quantise_on_photos(head: Callable[[], torch.nn.Module], folder: Path, input_
     made = folder / f".quantised-{os.getpid()}-{threading.get_ident()}.xml"
     kept = kept_conversion(fp32_key) if fp32_key else None
     if kept is None or not kept.exists():
-        log.info("converting the model for OpenVINO (once; kept in %s)", kept.parent if kept else "no cache")
+        log_conversion(kept)
     try:
         with contextlib.nullcontext(worker) if worker is not None else WorkerProcess() as running:
             running.run(quantise_file, head, input_size, kept, made, calibration)
@@ -210,6 +210,11 @@ def quantise_on_photos(head: Callable[[], torch.nn.Module], folder: Path, input_
     os.replace(made.with_suffix(".bin"), target.with_suffix(".bin"))
     os.replace(made, target)
     return target
+
+
+def log_conversion(kept: Path | None) -> None:
+    """Say that the model is converted now (it runs in a worker process, whose log is not the app's)."""
+    log.info("converting the model for OpenVINO (once; kept in %s)", kept.parent if kept else "no cache")
 
 
 def convert_file(head: Callable[[], torch.nn.Module], input_size: int, target: Path, scratch: Path) -> Path:
