@@ -99,6 +99,17 @@ def test_a_members_shape_reads_only_pairs_within_its_group():
     assert [m.match for g in groups for m in g.members if m.match is not None] == [pairs[0], pairs[1]]
 
 
+def test_each_members_match_is_the_pair_that_put_it_in_its_group():
+    # 4, a crop of the crops 2 and 3, joins through the first of them in the group's order; its pair
+    # with the original is under the threshold
+    files = {i: FileRow(i, f"p{i}.jpg", 1, 1, f"fp{i}", 10, 10, None, 1.0, True) for i in range(1, 5)}
+    pairs = [PairEvidence(1, 2, 0.9, 40, 0.9, 0.9, None, None), PairEvidence(1, 3, 0.9, 40, 0.9, 0.8, None, None),
+             PairEvidence(2, 4, 0.9, 40, 0.9, 0.7, None, None), PairEvidence(3, 4, 0.9, 40, 0.9, 0.7, None, None),
+             PairEvidence(1, 4, 0.9, 5, 0.5, 0.3, None, None)]
+    (group,) = DuplicateScan(Path("/photos"), files, pairs).groups(0.5)
+    assert {m.file_id: m.match for m in group.members} == {1: None, 2: pairs[0], 3: pairs[1], 4: pairs[2]}
+
+
 def test_groupings_of_a_scan_and_of_its_copies_share_each_photos_path():
     """The Duplicates page groups a copy of its scan at each step of the slider: a photo's path is made
     once, not once a grouping (they were a third of the objects the garbage collector walked)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vitgallery.core.duplicates.pairs import PairTable, pair_key, pair_keys
+from vitgallery.core.duplicates.pairs import PairTable, pair_keys, python_values
 from vitgallery.core.duplicates.quality import PhotoQuality
 from vitgallery.core.duplicates.scoring import DEFAULT_THRESHOLD, PairEvidence, keypoints_cannot_tell
 from vitgallery.core.store import DecisionRow, FileRow
@@ -97,7 +97,7 @@ def seed_groups(pairs: Iterable[PairEvidence], threshold: float) -> list[tuple[i
     table = pairs if isinstance(pairs, PairTable) else PairTable.from_evidence(pairs)
     linked = table.take(table.score >= threshold)
     links: dict[int, dict[int, float]] = {}
-    for a, b, score in zip(linked.a.tolist(), linked.b.tolist(), linked.score.tolist(), strict=True):
+    for a, b, score in zip(python_values(linked.a), python_values(linked.b), python_values(linked.score), strict=True):
         links.setdefault(a, {})[b] = score
         links.setdefault(b, {})[a] = score
     groups: list[tuple[int, dict[int, float]]] = []
@@ -237,11 +237,10 @@ class DuplicateScan:
         if self.separated:
             pairs = self.without_separated(pairs, threshold)
         linked = pairs.take(pairs.score >= threshold)  # the links groups come from
-        link_rows = {key: n for n, key in enumerate(linked.keys().tolist())}
         grouped = seed_groups(linked, threshold)
         group_of = {n: g for g, (seed, links) in enumerate(grouped) for n in (seed, *links)}
         shapes = member_shapes(_within_groups(pairs, group_of))
-        link_of = {n: _link(linked, link_rows, n, s, (seed, *links)) for seed, links in grouped for n, s in links.items()}
+        link_of = _links(linked, grouped)
         used = sorted({row for row in link_of.values() if row is not None})
         evidence = dict(zip(used, linked.take(np.array(used, dtype=np.int64)), strict=True))
         out = []
@@ -265,7 +264,9 @@ def member_shapes(pairs: PairTable) -> dict[int, MemberShape]:
     mapped = pairs.take(~np.isnan(pairs.columns["stretch"]))
     stretch, tilt = mapped.columns["stretch"], mapped.columns["tilt"]
     member = np.concatenate([mapped.a, mapped.b])  # each pair counts for both its photos
-    values = {"stretch": np.tile(stretch, 2), "tilt": np.tile(tilt, 2),
+    # concatenate, not np.tile: tile's copy holds the interpreter, 43 ms for the million pairs of a
+    # 100,000-photo library (most of it the new memory's page faults)
+    values = {"stretch": np.concatenate([stretch, stretch]), "tilt": np.concatenate([tilt, tilt]),
               "padding": np.concatenate([mapped.columns["padding_a"], mapped.columns["padding_b"]])}
     photos, counts = np.unique(member, return_counts=True)
     starts = np.cumsum(counts) - counts  # of each photo's run, once sorted by photo
@@ -292,11 +293,32 @@ def _within_groups(pairs: PairTable, group_of: dict[int, int]) -> PairTable:
     return pairs.take((group_a >= 0) & (group_a == group_b) & ~keypoints_cannot_tell(pairs.columns["inliers"]))
 
 
-def _link(linked: PairTable, rows: dict[int, int], member: int, score: float, group: tuple[int, ...]) -> int | None:
-    """The row in `linked` of the pair that put a member in its group (seed_groups keeps its score): with
-    the seed, or, for a crop of a crop, with another member. `rows`: each linked pair's row by its key."""
-    for other in group:
-        row = rows.get(pair_key(member, other)) if other != member else None
-        if row is not None and linked.score[row] == score:
-            return row
-    return None
+def _links(linked: PairTable, grouped: list[tuple[int, dict[int, float]]]) -> dict[int, int | None]:
+    """Each member's row in `linked` of the pair that put it in its group (seed_groups keeps its score):
+    with the seed, or, for a crop of a crop, with the first other member in the group's order linked to
+    it with that score. Found as arrays: a dict of the million links of a 100,000-photo library held the
+    interpreter 35 ms as it grew."""
+    if not len(linked):
+        return {}
+    keys = linked.keys()
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+
+    def rows_of(member: int | np.ndarray, others: np.ndarray, score: float | np.ndarray) -> np.ndarray:
+        """The rows of the pairs (member, others) linked with `score`, -1 for the others."""
+        wanted = pair_keys(np.minimum(member, others), np.maximum(member, others))
+        at = np.minimum(np.searchsorted(ordered, wanted), len(ordered) - 1)
+        rows = np.where(ordered[at] == wanted, order[at], -1)
+        return np.where((rows >= 0) & (linked.score[rows] == score), rows, -1)
+
+    member = np.array([n for _, links in grouped for n in links], dtype=np.int64)
+    seed = np.array([seed for seed, links in grouped for _ in links], dtype=np.int64)
+    score = np.array([s for _, links in grouped for s in links.values()], dtype=np.float64)
+    rows = rows_of(member, seed, score)
+    link_of: dict[int, int | None] = dict(zip(member.tolist(), rows.tolist(), strict=True))
+    links_of = dict(grouped)
+    for n, its_seed, s in zip(*(column[rows < 0].tolist() for column in (member, seed, score)), strict=True):
+        others = np.array([other for other in (its_seed, *links_of[its_seed]) if other != n], dtype=np.int64)
+        found = rows_of(n, others, s)
+        link_of[n] = int(found[found >= 0][0]) if (found >= 0).any() else None
+    return link_of
