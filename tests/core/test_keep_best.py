@@ -6,6 +6,7 @@ import io
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter, ImageOps
@@ -13,7 +14,8 @@ from PIL import Image, ImageFilter, ImageOps
 from tests.photos import make_photo
 from vitgallery.core.duplicates import DuplicateMember, KeepRule, PhotoQuality, choose_keeper, scan_duplicates
 from vitgallery.core.duplicates.keep import BLOCKY, SOFT, edit_signs
-from vitgallery.core.duplicates.quality import blockiness, fine_detail, frame_share
+from vitgallery.core.duplicates.quality import blockiness, fine_detail, frame_share, measure_quality
+from vitgallery.core.imageio import open_image
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
 
@@ -95,6 +97,23 @@ def test_blockiness_sees_the_blocks_of_a_low_quality_save():
     photo.save(buffer, "JPEG", quality=10)
     blocky = Image.open(io.BytesIO(buffer.getvalue()))
     assert blockiness(grey(blocky)) > BLOCKY * blockiness(grey(photo))
+
+
+def test_a_large_photo_is_measured_as_its_whole_pixels_are(tmp_path):
+    """measure_quality makes arrays of what it measures only (a 512-px copy, the central 1,024 px): the
+    measures are those of the whole photo's pixels, the turned canvas's share within a hundredth."""
+    tilted = make_photo(3, (2400, 1800)).rotate(12, resample=Image.BICUBIC, expand=True, fillcolor=(0, 0, 0))
+    tilted.save(tmp_path / "tilted.jpg", quality=92)
+    measured = measure_quality(tmp_path / "tilted.jpg")
+
+    pixels = np.asarray(open_image(tmp_path / "tilted.jpg"))
+    h, w = pixels.shape[:2]
+    small = cv2.resize(pixels, (512, round(h * 512 / w)), interpolation=cv2.INTER_AREA)
+    assert measured.frame > 0.1 and measured.frame == pytest.approx(frame_share(small), abs=0.01)
+    top, left = (h - 1024) // 2 // 8 * 8, (w - 1024) // 2 // 8 * 8
+    centre = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)[top:top + 1024, left:left + 1024].astype(np.float32)
+    assert (measured.fine_detail, measured.blockiness) == (fine_detail(centre), blockiness(centre))
+    assert not measured.grey
 
 
 def member(name: str, width: int, height: int, *, jpeg_quality: int | None = 90, mtime_ns: int = 0) -> DuplicateMember:

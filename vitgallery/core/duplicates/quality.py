@@ -19,6 +19,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from vitgallery.core.imageio import open_image, read_meta
 
@@ -49,13 +50,14 @@ class PhotoQuality:
 
 
 def measure_quality(path: Path) -> PhotoQuality:
-    """Decode a photo at its own resolution and measure it (DecodeError for a photo that cannot be read)."""
+    """Decode a photo at its own resolution and measure it (DecodeError for a photo that cannot be read).
+    Only what is measured becomes an array: a whole 12 MP photo as one cost 33 ms of a 157 ms measure,
+    and OpenCV's area resize of it to FRAME_SIDE 36 ms more."""
     meta = read_meta(path)
     image = open_image(path)
-    rgb = np.asarray(image)
-    small = _shrink(rgb, FRAME_SIDE)
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    centre = _centre(grey, DETAIL_SIDE).astype(np.float32)
+    small = _shrink(image, FRAME_SIDE)
+    centre = cv2.cvtColor(np.asarray(image.crop(_centre_box(image.size, DETAIL_SIDE))), cv2.COLOR_RGB2GRAY)
+    centre = centre.astype(np.float32)
     return PhotoQuality(frame=frame_share(small), grey=is_grey(small),
                         fine_detail=fine_detail(centre), blockiness=blockiness(centre),
                         jpeg_quality=meta.jpeg_quality, camera=meta.camera)
@@ -143,16 +145,21 @@ def blockiness(grey: np.ndarray) -> float:
     return float(np.mean(out))
 
 
-def _shrink(rgb: np.ndarray, side: int) -> np.ndarray:
-    scale = side / max(rgb.shape[:2])
+def _shrink(image: Image.Image, side: int) -> np.ndarray:
+    """The RGB image at most `side` pixels long: averaged by a whole factor first (Pillow's reduce),
+    then the rest of the way by area."""
+    scale = side / max(image.size)
     if scale >= 1:
-        return rgb
-    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        return np.asarray(image)
+    factor = int(1 / scale)
+    reduced = np.asarray(image.reduce(factor) if factor > 1 else image)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return cv2.resize(reduced, size, interpolation=cv2.INTER_AREA)
 
 
-def _centre(grey: np.ndarray, side: int) -> np.ndarray:
-    """The central side x side part (or all of a smaller image), its origin on the 8-pixel grid."""
-    h, w = grey.shape
+def _centre_box(size: tuple[int, int], side: int) -> tuple[int, int, int, int]:
+    """The central side x side part of an image of `size` (all of a smaller one), its origin on the
+    8-pixel grid, as a crop box."""
+    w, h = size
     top, left = max(0, (h - side) // 2) // 8 * 8, max(0, (w - side) // 2) // 8 * 8
-    return grey[top:top + side, left:left + side]
+    return left, top, min(w, left + side), min(h, top + side)
