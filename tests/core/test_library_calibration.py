@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 
 import pytest
 import torch
@@ -82,6 +83,23 @@ def test_each_library_is_calibrated_on_its_own_photos_once(tmp_path, quantisatio
     assert signature_calibration(second.model_signature) == fingerprints[1]
     reopened.close()
     second.close()
+
+
+def test_the_time_an_index_took_counts_its_calibration(tmp_path, monkeypatch):
+    """"Indexed in N s" (and "Indexing cancelled in N s"): fitting the model is part of the run."""
+    quantise = openvino_runtime.quantise_on_photos
+
+    def slow(*args, **options):
+        time.sleep(1.0)
+        return quantise(*args, **options)
+
+    monkeypatch.setattr(openvino_runtime, "quantise_on_photos", slow)
+    library = Library.open(photo_folder(tmp_path, "a", range(0, 3)), tmp_path / "lib")
+    started = time.monotonic()
+    summary, phases = index(library, int8())
+    assert summary.added == 3 and "quantising" in phases
+    assert 1.0 <= summary.seconds <= time.monotonic() - started
+    library.close()
 
 
 def test_a_cancelled_calibration_embeds_nothing_and_a_lost_model_is_made_again(tmp_path, quantisations):

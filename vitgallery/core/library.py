@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,18 +227,21 @@ class Library:
         indexed with, or one calibrated now on its photos (core/calibration.py, phases "calibrating" and
         "quantising")."""
         with self._indexing:
+            started = time.monotonic()  # the summary's time counts the calibration too
             cancel = cancel or threading.Event()
             given = embedder
             embedder = calibrate_for_library(embedder, self.root, self.library_dir, self.model_signature,
                                              report=progress or (lambda p: None), cancel=cancel, listing=listing)
             if embedder is None:
-                return IndexSummary(cancelled=True)
+                return IndexSummary(cancelled=True, seconds=time.monotonic() - started)
             if given is not embedder:
                 self._own_model = (given, embedder)
             run = IndexRun(self.root, self.store, self._cache, embedder, notice=self._notice,
                            progress=progress, cancel=cancel, pause=pause, forget_missing=forget_missing,
                            listing=listing)
-            return run.run(batch_size, decode_workers)
+            summary = run.run(batch_size, decode_workers)
+            summary.seconds = time.monotonic() - started
+            return summary
 
     def search(self, query: QueryImage, *, k: int = 20, embedder: Embedder | None = None,
                verify: bool = True, region: Region | None = None, like: Sequence[Path | str] = (),
