@@ -370,4 +370,3 @@ def _save(model, target: Path) -> None:
     finally:
         partial.unlink(missing_ok=True)
         partial.with_suffix(".bin").unlink(missing_ok=True)
-
