@@ -192,7 +192,7 @@ def quantise_on_photos(head: Callable[[], torch.nn.Module], folder: Path, input_
     folder.mkdir(parents=True, exist_ok=True)
     made = folder / f".quantised-{os.getpid()}-{threading.get_ident()}.xml"
     kept = kept_conversion(fp32_key) if fp32_key else None
-    if kept is None or not kept.exists():
+    if worker is None and (kept is None or not kept.exists()):  # a prepared worker said so as it started
         log_conversion(kept)
     try:
         with contextlib.nullcontext(worker) if worker is not None else WorkerProcess() as running:
@@ -237,7 +237,7 @@ def prepare_quantising(head: Callable[[], torch.nn.Module], input_size: int, fp3
         import nncf  # noqa: F401
 
         if not fp32.exists():
-            _written(_from_torch(head(), input_size), fp32)
+            _converted(head, input_size, keep=fp32)
 
 
 def quantise_file(head: Callable[[], torch.nn.Module], input_size: int, fp32: Path | None, target: Path,
@@ -249,9 +249,7 @@ def quantise_file(head: Callable[[], torch.nn.Module], input_size: int, fp32: Pa
     with _quiet_quantising():
         model = _read_kept(fp32) if fp32 is not None else None
         if model is None:
-            model = _from_torch(head(), input_size)
-            if fp32 is not None:
-                _written(model, fp32)
+            model = _converted(head, input_size, keep=fp32)
         import nncf
 
         model = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
@@ -275,6 +273,14 @@ def _decline_telemetry() -> None:
     except ImportError:  # without it openvino and NNCF use a stub that sends nothing
         return
     OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED
+
+
+def _converted(head: Callable[[], torch.nn.Module], input_size: int, *, keep: Path | None):
+    """The head converted from torch, and kept as `keep` where one is given and can be written."""
+    model = _from_torch(head(), input_size)
+    if keep is not None:
+        _written(model, keep)
+    return model
 
 
 def _written(model, target: Path) -> bool:
