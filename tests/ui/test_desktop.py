@@ -85,6 +85,59 @@ def test_a_threshold_that_hides_every_result_says_so(qtbot, indexed_window) -> N
     assert page.stack.currentWidget() is page.view
 
 
+def test_a_threshold_that_hides_every_faded_result_does_not_speak_of_them(qtbot, indexed_window, monkeypatch) -> None:
+    window = indexed_window
+    paths = [window.folder_model.path_at(row) for row in range(1, 4)]
+    monkeypatch.setattr(Session, "search", lambda self, *args, **kwargs: fake_hits(paths, [0.1, 0.05, 0.0], [0, 3, 0]))
+    search(qtbot, window, window.folder_model.path_at(0))
+    window.query_panel.threshold_slider.setValue(50)
+    status = window.search_page.status_text()
+    assert "Nothing in the library looks like this photo" in status and "shown faded" not in status
+
+
+def test_results_under_the_lowest_minimum_are_called_unrelated(qtbot, indexed_window, monkeypatch) -> None:
+    """The slider's lowest, 0.00, still hides scores under 0 (unrelated photos): the page must not ask
+    the user to lower it further."""
+    window = indexed_window
+    paths = [window.folder_model.path_at(row) for row in range(1, 5)]
+    hits = fake_hits(paths, [0.9, 0.2, -0.01, -0.3], [80, 0, None, None])
+    monkeypatch.setattr(Session, "search", lambda self, *args, **kwargs: hits)
+    window.query_panel.threshold_slider.setValue(0)
+    search(qtbot, window, window.folder_model.path_at(0))
+    assert shown_paths(window.results_model) == paths[:2]
+    status = window.search_page.status_text()
+    assert "2 unrelated (score under 0) not shown" in status and "minimum similarity" not in status
+
+    monkeypatch.setattr(Session, "search", lambda self, *args, **kwargs: hits[2:])
+    search(qtbot, window, window.folder_model.path_at(1))
+    page = window.search_page
+    assert page.stack.currentWidget() is page.empty_label
+    assert "All 2 results scored under 0" in page.empty_label.text() and "Lower it" not in page.empty_label.text()
+
+
+def test_a_failed_search_names_the_file_and_leaves_the_history(qtbot, indexed_window, tmp_path) -> None:
+    window = indexed_window
+    page = window.search_page
+    good = window.folder_model.path_at(0)
+    search(qtbot, window, good)
+    results = shown_paths(window.results_model)
+    not_a_photo = tmp_path / "readme.txt"
+    not_a_photo.write_text("no pixels here")
+    with qtbot.waitSignal(page.failed, timeout=SEARCH_TIMEOUT_MS):
+        window.find_similar(not_a_photo)
+    assert page.status_text().startswith("The search for readme.txt failed: ")
+    assert "The search for readme.txt failed: " in window.message_bar.text()
+    assert window.query_panel.caption.text() == "readme.txt: not searched"
+    assert not window.query_panel.image.has_image(), "the photo searched before is not shown as this query"
+    assert window.results_model.rowCount() == 0 and page.stack.currentWidget() is page.empty_label
+
+    page.back()  # the failed query is gone from the history: back shows the one before, forward goes nowhere
+    assert page.current is not None and page.current.source.path == good
+    assert shown_paths(window.results_model) == results and "failed" not in page.status_text()
+    assert window.query_panel.caption.text() == good.name
+    assert not page.forward_action.isEnabled()
+
+
 def test_results_from_a_partial_index_say_so_and_refresh_when_it_ends(qtbot, make_window, slow_folder) -> None:
     window = make_window()
     window.show()

@@ -241,6 +241,7 @@ def test_url_drop_downloads_then_searches(qtbot, indexed_window) -> None:
         missing.setUrls([QUrl(f"{base}/dog.jpg")])
         drop_on(window, missing)
         qtbot.waitUntil(lambda: "HTTP 404" in window.message_bar.text(), timeout=10_000)
+        assert window.query_panel.caption.text() == "cat.jpg", "the query shown before the failed drop stays"
     finally:
         server.shutdown()
         server.server_close()

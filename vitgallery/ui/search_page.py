@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
@@ -194,6 +194,12 @@ class QueryPanel(QFrame):
         self.caption.setText("No query yet")
         self.clear_button.setEnabled(False)
 
+    def show_failed(self, caption: str) -> None:
+        """A query that could not be searched: no photo (the one shown before is not it), and why."""
+        self.clear_query()
+        self.caption.setText(caption)
+        self.clear_button.setEnabled(True)
+
     def set_drag_highlight(self, on: bool) -> None:
         self._set_drag_highlight(on)
 
@@ -230,6 +236,7 @@ class Visit:
     searched: int = 0  # photos the search could find
     partial: bool = False  # searched while indexing ran: more photos may match
     done: bool = False  # results have arrived
+    failure: str | None = None  # why its search failed; a failed visit leaves the history when the user moves on
     library_version: int = 0  # the library as it was when searched (SearchPage counts its changes)
     box: QueryBox | None = None  # search with that part of the query photo alone
     marks: dict[Path, Mark] = field(default_factory=dict)  # results marked "more like this" / "not this"
@@ -414,14 +421,29 @@ class SearchPage(QWidget):
         self.leave_requested.emit()
 
     def back(self) -> None:
-        if self._at > 0:
+        if self._drop_failed():
+            self._revisit()
+        elif self._at > 0:
             self._at -= 1
             self._revisit()
 
     def forward(self) -> None:
+        dropped = self._drop_failed()
         if self._at + 1 < len(self._history):
             self._at += 1
             self._revisit()
+        elif dropped:
+            self._revisit()
+
+    def _drop_failed(self) -> bool:
+        """A query whose search failed has no results to come back to: it leaves the history when the
+        user moves on (the visit before it is then the current one). True when it went."""
+        visit = self.current
+        if visit is None or visit.failure is None:
+            return False
+        del self._history[self._at]
+        self._at -= 1
+        return True
 
     def _revisit(self) -> None:
         """Show a visit as kept; search it again if the library changed since."""
@@ -550,6 +572,7 @@ class SearchPage(QWidget):
     # -- searching ---------------------------------------------------------------------------------
 
     def _push(self, visit: Visit | None) -> None:
+        self._drop_failed()
         del self._history[self._at + 1 :]
         if visit is None and self.current is None:
             return
@@ -582,7 +605,7 @@ class SearchPage(QWidget):
 
     def _on_download_failed(self, error: WorkerError) -> None:
         self._download_job = None
-        self.query_panel.show_pending("The download failed")
+        self._show_current()  # the query shown before the drop stays; the message bar names the URL
         self.failed.emit(error)
 
     def _run_search(self, keep_shown: bool = False) -> None:
@@ -600,6 +623,7 @@ class SearchPage(QWidget):
             visit.marked(Mark.UNLIKE),
         )
         partial = self._indexing
+        visit.failure = None
         if not keep_shown:
             self.query_panel.show_pending(f"Searching for photos like {visit.source.label}…")
             self._show_current()
@@ -611,7 +635,7 @@ class SearchPage(QWidget):
             name="search",
             on_progress=self._on_search_progress,
             on_finished=lambda outcome: self._on_search_finished(serial, visit, partial, outcome),
-            on_failed=lambda error: self._on_search_failed(serial, error),
+            on_failed=lambda error: self._on_search_failed(serial, visit, error),
         )
 
     def _on_search_progress(self, report: object) -> None:
@@ -636,11 +660,16 @@ class SearchPage(QWidget):
             self.view.setFocus()
             self.results_shown.emit(len(visit.tiles))
 
-    def _on_search_failed(self, serial: int, error: WorkerError) -> None:
+    def _on_search_failed(self, serial: int, visit: Visit, error: WorkerError) -> None:
         if serial != self._search_serial:
             return
         self._search_job = None
-        self.query_panel.show_pending("The search failed")
+        if not error.model_failed:  # the model's own message says what to do about it
+            error = replace(error, message=f"The search for {visit.source.label} failed: {error.message}")
+        if not visit.done:  # results searched before stay shown when searching them again fails
+            visit.failure = error.message
+            if visit is self.current:
+                self._show_current()
         self.failed.emit(error)
 
     def _on_result_count_changed(self, count: int) -> None:
@@ -671,6 +700,8 @@ class SearchPage(QWidget):
             self.model.set_tiles(visit.tiles)
             if visit.done:
                 self.query_panel.show_query(visit.image, visit.source.label, visit.box)
+            elif visit.failure is not None:
+                self.query_panel.show_failed(f"{visit.source.label}: not searched")
         self._update_status()
 
     def status_text(self) -> str:
@@ -684,6 +715,10 @@ class SearchPage(QWidget):
         if visit is None:
             self.status_label.setText("")
             self._show_empty("Drop a photo on the left, or pick one in the folder and press Return.")
+            return
+        if visit.failure is not None:
+            self.status_label.setText(visit.failure)
+            self._show_empty("Nothing was searched. Drop another photo, or pick one in the folder and press Return.")
             return
         if not visit.done:
             self.status_label.setText(f"Searching for photos like {visit.source.label}…")
@@ -703,11 +738,14 @@ class SearchPage(QWidget):
         if not any(tile.match in (Match.SAME, Match.SIMILAR) for tile in tiles):
             # A box is compared with whole photos, so a small one rarely looks like any of them.
             subject = "this part of the photo" if visit.box is not None else "this photo"
-            parts = [f"Nothing in the library looks like {subject}; the closest are shown faded"]
+            parts = [f"Nothing in the library looks like {subject}" + ("; the closest are shown faded" if shown else "")]
         elif weak:
             parts.append(f"{weak} less alike, faded")
+        # At the slider's lowest, 0, what is hidden scored under 0: unrelated, not a setting to lower.
+        lowest = self.model.min_score <= 0
         if hidden:
-            parts.append(f"{hidden} below the minimum similarity")
+            parts.append(f"{hidden} unrelated (score under 0) not shown" if lowest else
+                         f"{hidden} below the minimum similarity")
         text = " · ".join(parts)
         narrowed = []
         if visit.box is not None:
@@ -724,6 +762,8 @@ class SearchPage(QWidget):
         self.status_label.setText(text)
         if not tiles:
             self._show_empty("No results: the library has no other photos.")
+        elif not shown and lowest:
+            self._show_empty(f"All {len(tiles)} results scored under 0: nothing in the library is related to this photo.")
         elif not shown:
             self._show_empty(
                 f"All {len(tiles)} results are below the minimum similarity "
