@@ -350,11 +350,42 @@ class Library:
 
     def act(self, action: str, selections: Sequence[GroupSelection], target: Path | None = None) -> ActionReport:
         """Run a bulk action (a name of duplicates.BULK_ACTIONS) on the photos not kept of `selections`."""
-        return duplicate_actions.act(self._action_place(), action, selections, target)
+        return self._follow(duplicate_actions.act(self._action_place(), action, selections, target))
+
+    def move_into_folders(self, moves: Sequence[tuple[Path, Path]]) -> ActionReport:
+        """Move each photo into its folder ((photo, folder) pairs: sorting, a group into a folder): one
+        logged action that `undo` puts back."""
+        return self._follow(duplicate_actions.move_files(self._action_place(), moves))
 
     def undo(self, action_id: int) -> ActionReport:
         """Put back what an action moved, as far as the files are still where it put them."""
-        return duplicate_actions.undo(self._action_place(), action_id)
+        return self._follow(duplicate_actions.undo(self._action_place(), action_id))
+
+    def _follow(self, report: ActionReport) -> ActionReport:
+        """The library follows the files an action moved, at once, as its next index would: a photo
+        moved within the photo folder keeps its row (its vector, keypoints, scan evidence) under the new
+        path; one moved out of it leaves the library. Otherwise searches would name files that are gone,
+        and the next index would take a large move for an unplugged drive. A photo put back from outside
+        is new to the library until the next index embeds it."""
+        moved, gone = [], []
+        for source, destination in report.done:
+            row = (rel := self.relative_path(source)) and self.store.file_by_path(rel)
+            if not row:
+                continue
+            stored = None if destination is None else self.relative_path(destination)
+            try:
+                stat = destination.stat() if stored else None
+            except OSError:
+                stat = None
+            if stat is None:
+                gone.append(row.id)
+            else:
+                moved.append((row.id, stored, stat.st_size, stat.st_mtime_ns))
+        # A stale row under a new path (a file deleted since the last index) gives way to the moved one.
+        stale = {row.id for _, path, _, _ in moved if (row := self.store.file_by_path(path))} - {m[0] for m in moved}
+        self.store.delete_files([*gone, *stale])
+        self.store.move_files(moved)
+        return report
 
     def action_history(self, limit: int = 50) -> list[ActionEntry]:
         """The latest actions, newest first; an action a kill interrupted is settled first."""

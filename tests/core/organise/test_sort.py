@@ -123,3 +123,30 @@ def test_cli_sort_json_then_apply(sorting, capsys):
     assert "1 file moved" in out.err
     assert main(["sort", str(outside), "--examples", str(outside), "--library", str(library.library_dir)]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_the_library_follows_the_photos_an_action_moves(scenes, tmp_path, tiny):
+    """Within the photo folder a moved photo keeps its row and vector under the new path; out of it, it
+    leaves the library at once (searches must not name it, nor the next index take it for a lost
+    drive); put back from outside, it is new to the library until the next index."""
+    library, root = scenes
+    inside, outside = root / "s0_a.jpg", root / "s1_a.jpg"
+    vector = library.stored_vectors([inside])[inside]
+    count = library.status().photos
+
+    within = library.move_into_folders([(inside, root / "kept")])
+    assert within.done == [(inside, root / "kept" / inside.name)]
+    assert library.relative_path(inside) not in {row.path for row in library.photos()}
+    assert np.array_equal(library.stored_vectors([root / "kept" / inside.name])[root / "kept" / inside.name], vector)
+    away = library.move_into_folders([(outside, tmp_path / "elsewhere")])
+    assert library.status().photos == count - 1
+    assert library.relative_path(outside) not in {row.path for row in library.photos()}
+
+    library.undo(away.action_id)
+    library.undo(within.action_id)
+    assert inside.exists() and outside.exists()
+    assert np.array_equal(library.stored_vectors([inside])[inside], vector), "back under its old path, not re-embedded"
+    assert library.status().photos == count - 1
+    summary = library.index(tiny, decode_workers=0, batch_size=8)
+    assert (summary.added, summary.removed, summary.moved) == (1, 0, 0)
+    assert library.status().photos == count

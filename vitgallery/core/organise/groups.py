@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vitgallery.core.duplicates.actions import ActionPlace, ActionReport, move_files
+from vitgallery.core.duplicates.actions import ActionReport
 from vitgallery.core.library import Library
 from vitgallery.core.organise.vectors import OrganiseError, ProgressCallback, step
 
@@ -105,4 +105,4 @@ def name_group(library: Library, group: PhotoGroup, name: str) -> PhotoGroup:
 
 def move_group(library: Library, group: PhotoGroup, folder: Path) -> ActionReport:
     """Move the group's photos into a folder: one logged action that Library.undo puts back."""
-    return move_files(ActionPlace(library.store, library.root), [(path, Path(folder)) for path in group.members])
+    return library.move_into_folders([(path, Path(folder)) for path in group.members])

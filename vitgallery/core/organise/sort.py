@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from vitgallery.core.duplicates.actions import ActionPlace, ActionReport, move_files
+from vitgallery.core.duplicates.actions import ActionReport
 from vitgallery.core.library import Library
 from vitgallery.core.organise.finetune import LastBlockTuner, TunedClassifier
 from vitgallery.core.organise.vectors import (
@@ -285,4 +285,4 @@ def apply_suggestions(library: Library, suggestions: Sequence[SortSuggestion]) -
     """Move each photo into its suggested folder (the sure ones; a changed suggestion is a new
     SortSuggestion with its folder): one logged action that Library.undo puts back."""
     moves = [(s.path, s.folder) for s in suggestions if s.folder is not None]
-    return move_files(ActionPlace(library.store, library.root), moves)
+    return library.move_into_folders(moves)
