@@ -132,6 +132,15 @@ def test_among_equal_pictures_the_one_saved_at_the_higher_jpeg_quality_is_kept()
     assert choose_keeper(same).member.path.stem == "b", "then the older"
 
 
+def test_a_re_save_in_another_format_does_not_win_on_jpeg_quality():
+    """A WebP, AVIF or PNG copy has no JPEG quality to compare: it must not count as a lossless 100
+    against the JPEG it was made from (a quality-30 WebP was kept over its original)."""
+    group = [member("original", 800, 600, jpeg_quality=92, mtime_ns=1),
+             member("copy_q30", 800, 600, jpeg_quality=None, mtime_ns=2)]
+    choice = choose_keeper(group)
+    assert choice.member.path.stem == "original" and choice.reason.startswith("oldest of equal copies")
+
+
 def test_a_member_unlike_the_groups_proportions_is_reshaped_without_a_keypoint_map():
     group = [member("wide", 1000, 600), member("a", 800, 600), member("b", 400, 300), member("c", 200, 150)]
     assert edit_signs(group[0], group) == ["reshaped"] and edit_signs(group[1], group) == []

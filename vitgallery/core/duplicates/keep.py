@@ -4,9 +4,10 @@ The best copy (KeepRule.BEST) is the one an edit has not touched. Every member g
 the pixels that hold its picture (its padding left out), less a fixed cost for each sign of an edit
 it shows against the rest of its group (measured in quality.py and read off the keypoint maps,
 groups.MemberShape). Members within a hair of the best score are equals; among them a photo with
-camera EXIF wins (apps that edit or re-save often drop it), then the one saved at the higher JPEG
-quality (a copy re-saved lower lost more), then the older one (an original comes before its copies),
-then resolution, then file size.
+camera EXIF wins (apps that edit or re-save often drop it), then, when every equal is a JPEG, the one
+saved at the higher JPEG quality (a copy re-saved lower lost more; another format's loss cannot be
+compared with it), then the older one (an original comes before its copies), then resolution, then
+file size.
 
 A symbolic link and its target are one photo: the rule never keeps a link whose target is another
 member (removing the rest would leave it dangling); the choice names the members that are the kept
@@ -143,15 +144,19 @@ def _best(pool: Sequence[DuplicateMember], members: Sequence[DuplicateMember]) -
     scores = {id(m): quality_score(m, members) for m in pool}
     top = max(scores.values())
     equals = sorted((m for m in pool if scores[id(m)] >= top - EQUAL_SCORES), key=lambda m: str(m.path))
-    keeper = max(equals, key=lambda m: (m.quality is not None and m.quality.camera is not None, _saved_at(m),
-                                        -m.date, m.pixels, m.size))
+    # A WebP or PNG re-save of a JPEG says nothing comparable of its loss: then the quality does not decide.
+    saved_at = {id(m): _jpeg_quality(m) for m in equals}
+    compared = all(quality is not None for quality in saved_at.values())
+    keeper = max(equals, key=lambda m: (m.quality is not None and m.quality.camera is not None,
+                                        saved_at[id(m)] if compared else 0, -m.date, m.pixels, m.size))
     others = [m for m in members if m is not keeper]
     signs = {id(m): edit_signs(m, members) for m in others}
     edited = sorted({sign for m in others for sign in signs[id(m)]})
     if len(equals) > 1:
         why = ("camera photo" if keeper.quality is not None and keeper.quality.camera
                and any(m.quality is None or m.quality.camera is None for m in equals if m is not keeper)
-               else "saved at a higher JPEG quality" if any(_saved_at(m) < _saved_at(keeper) for m in equals)
+               else "saved at a higher JPEG quality" if compared and any(saved_at[id(m)] < saved_at[id(keeper)]
+                                                                         for m in equals)
                else "oldest of equal copies" if any(m.date > keeper.date for m in equals)
                else "largest of equal copies")
     elif any(m.pixels * 0.93 > keeper.pixels for m in others):
@@ -163,11 +168,10 @@ def _best(pool: Sequence[DuplicateMember], members: Sequence[DuplicateMember]) -
     return keeper, why
 
 
-def _saved_at(member: DuplicateMember) -> int:
-    """The JPEG quality a member was last saved at (100 for a format without JPEG loss): among equal
-    pictures, one saved at a lower quality went through a lossier save than the other."""
-    quality = member.quality.jpeg_quality if member.quality is not None else None
-    return 100 if quality is None else quality
+def _jpeg_quality(member: DuplicateMember) -> int | None:
+    """The JPEG quality a member was last saved at (None: not a JPEG, or not measured): among equal
+    JPEGs, one saved at a lower quality went through a lossier save than the other."""
+    return member.quality.jpeg_quality if member.quality is not None else None
 
 
 def _files(members: Sequence[DuplicateMember]) -> dict[DuplicateMember, list[DuplicateMember]]:
