@@ -393,6 +393,36 @@ def test_not_duplicates_hides_the_whole_group_for_the_next_scan(qtbot, make_view
     assert "1 group hidden by your decisions" in again.status_label.text()
 
 
+def test_ctrl_z_takes_back_this_sessions_last_step_and_never_an_older_action(qtbot, make_view, library_dir, tmp_path):
+    earlier = scanned(qtbot, make_view(library_dir))
+    earlier.set_action("move", tmp_path / "out")
+    with qtbot.waitSignal(earlier.action_finished, timeout=30_000):
+        earlier.resolve_group()
+    moved_earlier = sorted((tmp_path / "out").iterdir())
+    assert moved_earlier
+
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))  # another session on the library
+    groups = {g.key: frozenset(m.path.name for m in g.members) for g in view.groups}
+    qtbot.keyClick(view.member_list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert "Nothing done here to undo" in view.status_label.text()
+    assert sorted((tmp_path / "out").iterdir()) == moved_earlier, "the earlier session's action stays done"
+
+    view.group_list.setCurrentRow(0)
+    select(view, shown(view)[1][0])
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        qtbot.keyClick(view.member_list, Qt.Key.Key_T)
+    view.mark_group("not_duplicates")
+    qtbot.waitUntil(lambda: len(view.groups) == len(groups) - 1, timeout=30_000)
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        qtbot.keyClick(view.member_list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert len(view.groups) == len(groups), "the group marked not duplicates is back"
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        qtbot.keyClick(view.member_list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert {g.key: frozenset(m.path.name for m in g.members) for g in view.groups} == groups, "and the photo taken out"
+    assert sorted((tmp_path / "out").iterdir()) == moved_earlier
+    assert scanned(qtbot, make_view(library_dir)).groups == view.groups, "taken back in the library too"
+
+
 # -- resolving -------------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from vitgallery.core.duplicates import (
     ActionEntry,
     ActionPlace,
     ActionReport,
+    Decision,
     DuplicateGroup,
     DuplicateMember,
     DuplicateProgress,
@@ -34,6 +35,7 @@ from vitgallery.core.duplicates import (
     load_scan,
     scan_duplicates,
     separate,
+    take_back,
 )
 from vitgallery.core.duplicates import actions as duplicate_actions
 from vitgallery.core.errors import LibraryError, QueryNeedsModel
@@ -335,14 +337,18 @@ class Library:
         `up_to_date` says whether the library changed since and `age_s` how old it is."""
         return load_scan(self)
 
-    def decide(self, group: DuplicateGroup, decision: str) -> None:
+    def decide(self, group: DuplicateGroup, decision: str) -> Decision:
         """Remember a whole group as "not_duplicates" or "keep_all" (hidden until it changes)."""
-        decide(self.store, group, decision)
+        return decide(self.store, group, decision)
 
-    def separate(self, first: Iterable[DuplicateMember], second: Iterable[DuplicateMember]) -> None:
+    def separate(self, first: Iterable[DuplicateMember], second: Iterable[DuplicateMember]) -> Decision:
         """Remember that no photo of `first` is a duplicate of any of `second` (a pair, a photo taken
         out of its group, a group split in two)."""
-        separate(self.store, first, second)
+        return separate(self.store, first, second)
+
+    def take_back(self, decision: Decision) -> None:
+        """Forget a decision `decide` or `separate` made (an undo)."""
+        take_back(self.store, decision)
 
     def duplicate_decisions(self) -> UserDecisions:
         """Everything decided so far, for a scan made before a decision (DuplicateScan.decisions, .separated)."""

@@ -826,6 +826,10 @@ class Store:
                              " VALUES (?, ?, ?, ?, ?)",
                              (key, json.dumps(sorted(fingerprints)), json.dumps(paths), decision, time.time()))
 
+    def forget_decisions(self, keys: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.executemany("DELETE FROM duplicate_decisions WHERE key = ?", [(key,) for key in keys])
+
     def decisions(self) -> list[DecisionRow]:
         with self._lock:
             rows = self._db.execute("SELECT key, fingerprints, paths, decision, at FROM duplicate_decisions"
@@ -885,6 +889,10 @@ class Store:
         with self.transaction():
             self._db.executemany("INSERT OR REPLACE INTO separated_pairs (first, second, at) VALUES (?, ?, ?)",
                                  [(first, second, now) for first, second in pairs])
+
+    def forget_separated_pairs(self, pairs: Iterable[tuple[str, str]]) -> None:
+        with self.transaction():
+            self._db.executemany("DELETE FROM separated_pairs WHERE first = ? AND second = ?", list(pairs))
 
     def separated_pairs(self) -> set[tuple[str, str]]:
         with self._lock:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QKeySequence, QPainter, QPen, QShortcut, QShowEvent
@@ -53,6 +53,7 @@ from vitgallery.core.duplicates import (
     ActionEntry,
     ActionReport,
     BulkAction,
+    Decision,
     DuplicateGroup,
     DuplicateMember,
     DuplicateProgress,
@@ -72,6 +73,9 @@ from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.thumbnails import ThumbnailLoader
 from vitgallery.ui.widgets import JobPage
 from vitgallery.ui.workers import Job, JobRunner, WorkerError
+
+if TYPE_CHECKING:
+    from vitgallery.core.library import Library
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +206,9 @@ class DuplicatesView(QWidget, JobPage):
         # is seconds of Python that would compete with the window's start (docs/performance.md).
         self._last_scan_unread = False
         self._history: list[ActionEntry] = []
+        # What Ctrl+Z takes back, latest last: this session's decisions and actions on this page. Older
+        # actions are undone from the Done list, which says what each did.
+        self._undo_steps: list[Decision | int] = []  # a decision, or the id of an action
         self.action_targets: dict[str, Path] = {}  # the folder or file chosen for an action
         self.compare_dialog: CompareDialog | None = None
 
@@ -420,6 +427,7 @@ class DuplicatesView(QWidget, JobPage):
         self._scan = None
         self._gone.clear()
         self._keep.clear()
+        self._undo_steps.clear()
         self._edited()
         self._regroup()
         self.status_label.setText(NO_SCAN_YET)
@@ -933,12 +941,15 @@ class DuplicatesView(QWidget, JobPage):
         first, second = selected
         self._decide(lambda library: library.separate([first], [second]))
 
-    def _decide(self, work) -> None:
-        def decide(library) -> UserDecisions:
-            work(library)
-            return library.duplicate_decisions()
+    def _decide(self, work: Callable[[Library], Decision]) -> None:
+        def decide(library: Library) -> tuple[Decision, UserDecisions]:
+            return work(library), library.duplicate_decisions()
 
-        self._run(decide, self._on_decisions)
+        def decided(outcome: tuple[Decision, UserDecisions]) -> None:
+            self._undo_steps.append(outcome[0])
+            self._on_decisions(outcome[1])
+
+        self._run(decide, decided)
 
     def _on_decisions(self, decisions: UserDecisions) -> None:
         if self._scan is None:
@@ -1070,14 +1081,32 @@ class DuplicatesView(QWidget, JobPage):
             self._undo(entry)
 
     def undo_last(self) -> None:
-        """Undo the latest action that can be undone (Ctrl+Z)."""
-        entry = next((e for e in self._history if e.undoable), None)
-        if entry is not None:
-            self._undo(entry)
+        """Take back the last thing done on this page in this session (Ctrl+Z): a decision (not
+        duplicates, keep all, photos taken out, a pair) or an action, never an older action by surprise."""
+        if self._busy or self._library_dir is None:
+            return
+        if not self._undo_steps:
+            self.status_label.setText("Nothing done here to undo. Older actions are undone from the Done list below.")
+            return
+        step = self._undo_steps.pop()
+        if isinstance(step, Decision):
+            def take_back(library: Library) -> UserDecisions:
+                library.take_back(step)
+                return library.duplicate_decisions()
+
+            self._run(take_back, self._on_decisions)
+            return
+        entry = next((e for e in self._history if e.action_id == step), None)
+        if entry is None or not entry.undoable:
+            self.status_label.setText("The last action can no longer be undone.")
+            return
+        self._undo(entry)
 
     def _undo(self, entry: ActionEntry) -> None:
         if not entry.undoable or self._library_dir is None or self._busy:
             return
+        if entry.action_id in self._undo_steps:
+            self._undo_steps.remove(entry.action_id)
         self._set_busy(True, "Putting files back…")
         self._run(
             lambda library: (library.undo(entry.action_id), library.action_history(), library.duplicate_decisions()),
@@ -1086,6 +1115,8 @@ class DuplicatesView(QWidget, JobPage):
 
     def _on_acted(self, outcome: tuple[ActionReport, list[ActionEntry], UserDecisions]) -> None:
         report, history, decisions = outcome
+        if report.kind != "undo" and report.done and report.moved_files:
+            self._undo_steps.append(report.action_id)
         self._on_history(history)
 
         def finished() -> None:  # once the groups show what the action left

@@ -32,7 +32,15 @@ from vitgallery.core.duplicates.actions import (
     BulkAction,
     GroupSelection,
 )
-from vitgallery.core.duplicates.decisions import DECISIONS, UserDecisions, decide, load_decisions, separate
+from vitgallery.core.duplicates.decisions import (
+    DECISIONS,
+    Decision,
+    UserDecisions,
+    decide,
+    load_decisions,
+    separate,
+    take_back,
+)
 from vitgallery.core.duplicates.features import (
     PairMatch,
     PhotoFeatures,
@@ -74,7 +82,7 @@ from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
 
 __all__ = [
     "BULK_ACTIONS", "ActionEntry", "ActionError", "ActionPlace", "ActionReport", "BulkAction", "GroupSelection",
-    "UserDecisions", "fingerprint_pair", "load_decisions", "separate",
+    "Decision", "UserDecisions", "fingerprint_pair", "load_decisions", "separate", "take_back",
     "DECISIONS", "DEFAULT_RULE", "DEFAULT_THRESHOLD", "DEFAULT_WEIGHTS", "FEATURES_IN_MEMORY", "DuplicateGroup",
     "DuplicateMember", "DuplicateProgress", "DuplicateScan", "KeepRule", "KeeperChoice", "MemberShape",
     "PairEvidence", "PairMatch", "PairShape", "PairTable", "PhotoFeatures", "PhotoQuality", "ScanError", "ScoreWeights",

@@ -19,6 +19,14 @@ DECISIONS = ("not_duplicates", "keep_all")
 
 
 @dataclass(frozen=True)
+class Decision:
+    """What one decision added to the library, so that it can be taken back (`take_back`)."""
+
+    group_keys: tuple[str, ...] = ()
+    pairs: frozenset[tuple[str, str]] = frozenset()
+
+
+@dataclass(frozen=True)
 class UserDecisions:
     """Everything the user decided, as a scan applies it (DuplicateScan.decisions and .separated)."""
 
@@ -26,19 +34,28 @@ class UserDecisions:
     separated: frozenset[tuple[str, str]]
 
 
-def decide(store: Store, group: DuplicateGroup, decision: str) -> None:
+def decide(store: Store, group: DuplicateGroup, decision: str) -> Decision:
     """Remember that a group is not duplicates, or is to be kept whole; it stays hidden until it changes."""
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
     store.save_decision(group.key, group.fingerprints, [str(m.path) for m in group.members], decision)
+    return Decision(group_keys=(group.key,))
 
 
-def separate(store: Store, first: Iterable[DuplicateMember], second: Iterable[DuplicateMember]) -> None:
+def separate(store: Store, first: Iterable[DuplicateMember], second: Iterable[DuplicateMember]) -> Decision:
     """Remember that no photo of `first` is a duplicate of any photo of `second`."""
     second = list(second)
     pairs = {fingerprint_pair(a.fingerprint, b.fingerprint) for a in first for b in second
              if a.fingerprint != b.fingerprint}  # byte-identical copies are duplicates whatever is said
-    store.save_separated_pairs(pairs)
+    new = frozenset(pairs - store.separated_pairs())  # taking this back leaves what was said before
+    store.save_separated_pairs(new)
+    return Decision(pairs=new)
+
+
+def take_back(store: Store, decision: Decision) -> None:
+    """Forget what a decision added: its groups and photos are linked again as the scan found them."""
+    store.forget_decisions(decision.group_keys)
+    store.forget_separated_pairs(decision.pairs)
 
 
 def load_decisions(store: Store) -> UserDecisions:
