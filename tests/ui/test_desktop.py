@@ -206,6 +206,33 @@ def test_the_grid_follows_files_changed_outside_the_app(qtbot, indexed_window, p
     qtbot.waitUntil(lambda: window.count_label.text() == f"{PHOTO_COUNT - 1} photos indexed", timeout=60_000)
 
 
+def test_a_folder_that_goes_and_comes_back_says_so_and_fills_the_grid_again(qtbot, indexed_window, photo_folder,
+                                                                             tmp_path) -> None:
+    window = indexed_window
+    away = tmp_path / "renamed-away"
+    photo_folder.rename(away)  # as a rename, a delete or an unmounted drive look
+    qtbot.waitUntil(lambda: window.folder_model.rowCount() == 0, timeout=20_000)
+    qtbot.waitUntil(lambda: "is missing or empty" in window.message_bar.text(), timeout=20_000)
+    assert window.count_label.text() == f"{PHOTO_COUNT} photos indexed", "nothing left the library"
+
+    away.rename(photo_folder)
+    qtbot.waitUntil(lambda: window.folder_model.rowCount() == PHOTO_COUNT, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.is_indexing(), timeout=60_000)
+    assert "is missing" not in window.message_bar.text()
+    assert window.count_label.text() == f"{PHOTO_COUNT} photos indexed"
+    gone = photo_folder / "img_05.jpg"  # and the folder is watched again
+    gone.unlink()
+    qtbot.waitUntil(lambda: gone not in shown_paths(window.folder_model), timeout=20_000)
+
+
+def test_index_now_lists_the_folder_again_for_the_grid(qtbot, indexed_window, photo_folder) -> None:
+    window = indexed_window
+    window.folder_model.clear()  # as a grid left empty while the folder was away
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.index_action.trigger()
+    qtbot.waitUntil(lambda: window.folder_model.rowCount() == PHOTO_COUNT, timeout=20_000)
+
+
 def test_a_photo_added_while_indexing_runs_is_indexed_without_restarting_the_run(
     qtbot, make_window, slow_folder: Path
 ) -> None:

@@ -139,6 +139,11 @@ class MainWindow(QMainWindow):
         self.folder_watcher.directoryChanged.connect(self._on_folder_changed)
         self._folder_change_timer = QTimer(self, singleShot=True, interval=FOLDER_CHANGE_DELAY_MS)
         self._folder_change_timer.timeout.connect(self.refresh_folder)
+        # The folder above the photo folder is watched for the photo folder's own coming and going
+        # (deleted, renamed, a drive unmounted, and back): its other changes are not ours.
+        self._folder_parent: str | None = None
+        self._folder_present = False
+        self._offline_message: str | None = None
 
         self._build_widgets(thumbnail_size)
         self._build_actions()
@@ -356,7 +361,7 @@ class MainWindow(QMainWindow):
         self.forward_action = self.search_page.forward_action
         self.addAction(self.back_action)
         self.addAction(self.forward_action)
-        self.index_action = action("Index Now", self.start_indexing, "F5", "Look for new and changed photos")
+        self.index_action = action("Index Now", self.index_now, "F5", "Look for new and changed photos")
         self.settings_action = action("Settings…", self.open_settings, QKeySequence.StandardKey.Preferences)
         self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
         self.larger_action = action(
@@ -504,6 +509,14 @@ class MainWindow(QMainWindow):
         else:
             self.start_indexing(listing=listing)
 
+    def index_now(self) -> None:
+        """F5: list the folder again, so the grid shows what is on disk, and bring the library up to date."""
+        if self._folder is None:
+            return
+        listing = ListingHandoff()
+        self._list_folder(streaming=False, handoff=listing)
+        self.start_indexing(listing=listing)
+
     def start_indexing(self, *, forget_missing: bool = False, listing: ListingHandoff | None = None) -> None:
         """Bring the library up to date with the folder; `listing`: the folder's listing being made
         beside it (without, the run lists the folder itself)."""
@@ -591,6 +604,8 @@ class MainWindow(QMainWindow):
             self.search_page.remove_paths(gone)
             self.sort_page.remove_paths(gone)
         self.problems_panel.set_problems("listing", listing.problems)
+        if self._folder is not None and not self._folder.is_dir():
+            self._show_folder_offline()
         self._watch_folders(listing.folders)
         self._update_tab_titles()
         self.folder_listed.emit(len(listing.photos))
@@ -600,11 +615,36 @@ class MainWindow(QMainWindow):
         if watched:
             self.folder_watcher.removePaths(watched)
         wanted = [str(folder) for folder in folders[:MAX_WATCHED_FOLDERS]]
+        parent = self._folder.parent if self._folder is not None else None
+        self._folder_parent = str(parent) if parent is not None and parent != self._folder and parent.is_dir() else None
+        self._folder_present = self._folder is not None and self._folder.is_dir()
+        if self._folder_parent is not None and self._folder_parent not in wanted:
+            wanted.append(self._folder_parent)
         if wanted:
             self.folder_watcher.addPaths(wanted)
 
     def _on_folder_changed(self, path: str) -> None:
+        if path == self._folder_parent:
+            present = self._folder is not None and self._folder.is_dir()
+            if present == self._folder_present:
+                return  # another change in the folder above
+            self._folder_present = present
+            if present:  # back: watches on the old folder are dead, so start over as F5 does
+                self.index_now()
+                return
         self._folder_change_timer.start()
+
+    def _show_folder_offline(self) -> None:
+        self._offline_message = (
+            f"{self._folder} is missing or empty (moved, deleted, or a drive not mounted?): nothing was removed "
+            "from the library. Its photos show again when the folder is back."
+        )
+        self.message_bar.show_message(self._offline_message, error=True)
+
+    def _hide_folder_offline(self) -> None:
+        if self._offline_message is not None and self.message_bar.text() == self._offline_message:
+            self.message_bar.hide()
+        self._offline_message = None
 
     def _on_library_opened(self, opened: OpenedLibrary) -> None:
         if opened.root != self._folder:
@@ -659,11 +699,10 @@ class MainWindow(QMainWindow):
         summary = outcome.summary
         self.statusBar().showMessage(_summary_text(summary), 15000)
         if summary.offline:
-            self.message_bar.show_message(
-                f"{self._folder} is missing or empty (an unmounted drive?): nothing was removed from the library.",
-                error=True,
-            )
-        elif summary.missing_kept:
+            self._show_folder_offline()
+            return
+        self._hide_folder_offline()
+        if summary.missing_kept:
             self._ask_to_forget_missing(summary.missing_kept)
 
     def _ask_to_forget_missing(self, count: int) -> None:
