@@ -137,6 +137,39 @@ def test_move_to_folder_keeps_names_unique_and_undo_moves_back(photos, place, st
     assert tree(target) == {"one.jpg": b"already here"}
 
 
+@pytest.mark.parametrize("name", ["copy\nof one.jpg", os.fsdecode(b"exact\xe9copy.jpg"), "100% sure #1?.jpg"])
+@pytest.mark.parametrize("how", ["move", "trash"])
+def test_any_name_the_system_allows_goes_and_comes_back(photos, place, store, tmp_path, name, how):
+    """A newline, bytes that are not UTF-8, URL syntax: the move, the trash's record and the undo's
+    checks must all take the name as it is (a newline was refused on undo, a Latin-1 byte crashed the trash)."""
+    odd = photos / "a" / name
+    odd.write_bytes((photos / "a/one.jpg").read_bytes())
+    before = tree(photos)
+    keep, other = member(photos / "a/one.jpg", 0), member(odd, 1)
+    chosen = [GroupSelection((keep, other), frozenset({keep.path}))]
+    export_list(place, chosen, tmp_path / "list.csv")
+    assert os.fsencode(odd) in (tmp_path / "list.csv").read_bytes(), "the CSV holds the name's own bytes"
+    report = move_to_folder(place, chosen, tmp_path / "out") if how == "move" else move_to_trash(place, chosen)
+    assert report.done and not report.problems and not odd.exists()
+    if how == "trash":
+        assert trash.original_path(trash.TrashEntry(report.done[0][1], Path(store.action_items(
+            report.action_id)[0].trash_info))) == odd
+    back = undo(place, report.action_id)
+    assert back.done == [(report.done[0][1], odd)] and not back.problems
+    assert tree(photos) == before
+
+
+def test_a_read_only_library_shows_its_history_and_refuses_an_action_with_a_reason(photos, place, store, tmp_path,
+                                                                                   monkeypatch):
+    first, second = selections(photos)
+    move_to_folder(place, [second], tmp_path / "out")
+    monkeypatch.setattr(store, "read_only", True)
+    assert [entry.kind for entry in action_history(place)] == ["move"]
+    with pytest.raises(ActionError, match="needs a library that can be written"):
+        move_to_trash(place, [first])
+    assert all(m.path.exists() for m in first.members)
+
+
 def test_undo_never_replaces_a_file_that_took_the_old_place(photos, place, store, tmp_path):
     report = move_to_folder(place, selections(photos)[1:], tmp_path / "out")
     (photos / "b/two_small.jpg").write_bytes(b"new file with the old name")

@@ -23,6 +23,7 @@ name the action could have given it, and never over another file.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import logging
 import os
@@ -169,15 +170,26 @@ _process_lock = threading.Lock()
 def _exclusive(place: ActionPlace, wait: bool = True) -> Iterator[bool]:
     """One action (or undo, or settling) at a time on a library, across threads and processes (a
     lock file beside the database, released by the system even when the process is killed). Yields
-    False, holding nothing, when `wait` is False and another one is running."""
+    False, holding nothing, when `wait` is False and another one is running or the library cannot be
+    written (its history is then read as it is)."""
     if not _process_lock.acquire(blocking=wait):
         yield False
         return
     try:
-        if fcntl is None:
+        try:
+            if place.store.read_only:
+                raise PermissionError(errno.EROFS, "the library is read-only")
+            lock_file = open(place.library_dir / LOCK_NAME, "a") if fcntl is not None else None
+        except OSError as exc:
+            if not wait:
+                yield False
+                return
+            raise ActionError(f"{place.library_dir}: {exc.strerror or exc}; moving files needs a library that can "
+                              "be written, to log each move for undo") from exc
+        if lock_file is None:
             yield True
             return
-        with open(place.library_dir / LOCK_NAME, "a") as lock:
+        with lock_file as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
@@ -369,7 +381,8 @@ def export_list(place: ActionPlace, selections: Sequence[GroupSelection], target
                          "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4)})
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp")
-    with open(temporary, "w", encoding="utf-8", newline="") as stream:
+    # A name that is not UTF-8 keeps its own bytes in the CSV (JSON carries it escaped).
+    with open(temporary, "w", encoding="utf-8", errors="surrogateescape", newline="") as stream:
         if fmt == "json":
             json.dump({"groups": len(selections), "files": rows}, stream, indent=1)
         else:
@@ -474,7 +487,7 @@ def _settled_state(place: ActionPlace, item: ActionItemRow) -> str:
 
 # -- undo ------------------------------------------------------------------------------------------
 
-_MOVED_NAME = re.compile(r"^(?P<stem>.*?)(?: \(\d+\)| \d+)?$")
+_MOVED_NAME = re.compile(r"(?P<stem>.*?)(?: \(\d+\)| \d+)?", re.DOTALL)  # a name may hold any character
 
 
 def _plausible_source(place: ActionPlace, source: Path) -> bool:
@@ -489,7 +502,7 @@ def _plausible_destination(place: ActionPlace, source: Path, destination: Path, 
         return False
     if destination.suffix.lower() != source.suffix.lower():
         return False
-    match = _MOVED_NAME.match(destination.stem)
+    match = _MOVED_NAME.fullmatch(destination.stem)
     if match is None or source.stem not in (destination.stem, match["stem"]):
         return False
     return entry is None or trash.is_trash_entry(entry)

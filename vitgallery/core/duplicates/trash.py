@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote_to_bytes
 
 from vitgallery.core.duplicates.moving import move_file
 
@@ -101,7 +101,8 @@ def reserve(path: Path, photo_root: Path | None = None) -> TrashEntry:
     files.mkdir(mode=0o700, parents=True, exist_ok=True)
     info.mkdir(mode=0o700, parents=True, exist_ok=True)
     original = str(path) if topdir is None else os.path.relpath(path, topdir)
-    record = (f"[Trash Info]\nPath={quote(original)}\n"
+    # The spec's Path is the name's bytes, URL-escaped: any name the system allows, UTF-8 or not.
+    record = (f"[Trash Info]\nPath={quote(os.fsencode(original))}\n"
               f"DeletionDate={datetime.now().strftime('%Y-%m-%dT%H:%M:%S')}\n")
     stem, suffix = path.stem, path.suffix
     n = 1
@@ -167,7 +168,7 @@ def original_path(entry: TrashEntry) -> Path | None:
         return None
     for line in lines:
         if line.startswith("Path="):
-            original = Path(unquote(line[len("Path="):]))
+            original = Path(os.fsdecode(unquote_to_bytes(line[len("Path="):])))
             if original.is_absolute():
                 return original
             # files/NAME inside TRASH inside topdir (topdir/.Trash-uid or topdir/.Trash/uid)
