@@ -340,7 +340,9 @@ def _read_state_dict(path: Path) -> dict:
     except FileNotFoundError as exc:
         raise ModelLoadError(f"weights file not found: {path}") from exc
     except Exception as exc:  # torch raises many types for a damaged or foreign file
-        raise ModelLoadError(f"{path} is not a readable PyTorch weights file ({exc})") from exc
+        # Its own words suggest loading without weights_only, which would run the file's code: not shown.
+        log.info("torch cannot read %s as weights", path, exc_info=True)
+        raise ModelLoadError(f"{path} is not a PyTorch weights file (PyTorch cannot read it as one)") from exc
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict):
@@ -805,12 +807,18 @@ class TorchModel:
             return self._module
 
 
+WEIGHTS_DETAIL_CHARS = 160  # of torch's list of the keys that did not fit: enough to recognise the model
+
+
 def _model_from_file(spec: ModelSpec, path: Path) -> torch.nn.Module:
     try:
         return _built_with_weights(spec, _read_state_dict(path))
     except (RuntimeError, KeyError, ValueError) as exc:  # torch's and timm's words for a foreign layout
-        detail = " ".join(str(exc).split())[:200]
-        raise ModelLoadError(f"{path} does not hold {spec.name} weights ({detail})") from exc
+        detail = " ".join(str(exc).split())
+        if len(detail) > WEIGHTS_DETAIL_CHARS:
+            detail = detail[:WEIGHTS_DETAIL_CHARS].rsplit(" ", 1)[0] + " …"
+        raise ModelLoadError(f"{path} does not hold {spec.name} weights: the weights of another model? ({detail})") \
+            from exc
 
 
 def _built_with_weights(spec: ModelSpec, state_dict: dict) -> torch.nn.Module:
