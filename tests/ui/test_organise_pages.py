@@ -211,10 +211,15 @@ def test_sort_page_fine_tunes_the_model_when_asked(qtbot, sort_window):
 def test_sort_can_be_cancelled_and_bad_folders_get_a_message(qtbot, sort_window, tmp_path):
     window, root = sort_window
     page = window.sort_page
+    page.set_folders(root / "Sorted", root)
+    with qtbot.waitSignal(page.suggested, timeout=30_000):
+        page.suggest()
+    assert page.accept_all_button.isEnabled()
     page.set_folders(tmp_path / "nowhere", root)
     page.suggest()
     qtbot.waitUntil(lambda: page.status_label.text().startswith("Failed:"), timeout=10_000)
     assert "is not a folder" in page.status_label.text()
+    assert page.table.rowCount() == 0 and not page.accept_all_button.isEnabled(), "no suggestion of the run before"
     page.set_folders(root / "Sorted", root)
     page.suggest()
     page.cancel()

@@ -213,6 +213,8 @@ class SortPage(QWidget, JobPage):
         unsorted = Path(self.unsorted_edit.text()).expanduser()
         session, choice = self._jobs.session, self._model_choice()
         finetune = self.finetune_box.isChecked()
+        self._plan = None
+        self._show([])  # the suggestions of other folders or examples: not to be moved once this run fails
         self._set_busy(True, "Training on the examples…")
         job = self._jobs.submit_library(
             lambda library, progress, cancel: suggest_folders(
