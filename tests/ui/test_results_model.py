@@ -269,3 +269,30 @@ def test_a_growing_grid_is_not_laid_out_again_and_again(qtbot) -> None:
     assert model.rowCount() == 3000
     assert len(set(heights[len(heights) // 4:])) == 1, f"the grid's height kept changing: {sorted(set(heights))}"
     assert not view.horizontalScrollBar().isVisible()
+
+
+@pytest.mark.parametrize("width", [1000, 1250, 1280])
+def test_the_columns_fit_whether_the_scroll_bar_shows_or_not(qtbot, width) -> None:
+    """Fitted to the width without the scroll bar, the columns no longer fit once it shows: the grid
+    flipped between one column more and one fewer with a gap, its last row cut off (13 results at 1280 px)."""
+    model = PhotoListModel()
+    view = PhotoGridView(model, PhotoTileDelegate(160))
+    qtbot.addWidget(view)
+    view.resize(width, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    model.append_paths(Path(f"/p/{i:02d}.jpg") for i in range(3))  # one row: no scroll bar
+    qtbot.wait(50)
+    assert not view.verticalScrollBar().isVisible()
+    few = view.gridSize()
+    model.append_paths(Path(f"/p/{i:02d}.jpg") for i in range(3, 40))  # rows enough to scroll
+    qtbot.waitUntil(view.verticalScrollBar().isVisible)
+    qtbot.wait(50)
+    assert view.gridSize() == few, "the grid stays as it was"
+    columns = view.viewport().width() // few.width()
+    assert columns * few.width() <= view.viewport().width()
+    view.scrollToBottom()
+    qtbot.wait(50)
+    last = view.visualRect(model.index(model.rowCount() - 1))
+    assert last.bottom() <= view.viewport().height(), "the last row can be scrolled into view"
+    assert view.visualRect(model.index(columns - 1)).right() <= view.viewport().width()

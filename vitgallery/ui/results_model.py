@@ -672,7 +672,11 @@ class PhotoGridView(QListView):
 
     def fit_columns(self) -> None:
         tile = self._delegate.tile_size()
-        width = max(tile.width(), self.viewport().width() - 1)
+        # The vertical scroll bar's room is left whether it shows or not: columns fitted to the width
+        # without it no longer fit once it shows, and the grid flipped between one column more (with an
+        # idle scroll bar) and one fewer (with a gap, and the last row cut off without a scroll bar).
+        inside = self.contentsRect().width() - self.verticalScrollBar().sizeHint().width()
+        width = max(tile.width(), inside - 1)
         columns = max(1, width // tile.width())
         self.setGridSize(QSize(width // columns, tile.height()))
 
