@@ -296,3 +296,21 @@ def test_the_columns_fit_whether_the_scroll_bar_shows_or_not(qtbot, width) -> No
     last = view.visualRect(model.index(model.rowCount() - 1))
     assert last.bottom() <= view.viewport().height(), "the last row can be scrolled into view"
     assert view.visualRect(model.index(columns - 1)).right() <= view.viewport().width()
+
+
+def test_a_badge_on_the_smallest_tiles_stays_on_its_tile(qtbot, checked_model: PhotoListModel) -> None:
+    """At 64 px "12 · 0.94 ✓" is wider than the tile and covered its neighbour: the rank gives way."""
+    view = QListView()
+    qtbot.addWidget(view)
+    delegate = PhotoTileDelegate(64, view)
+    view.setItemDelegate(delegate)
+    view.setViewMode(QListView.ViewMode.IconMode)
+    view.setModel(checked_model)
+    checked_model.set_tiles([PhotoTile(Path(f"/photos/{n}.jpg"), 0.94, match=Match.SAME) for n in range(12)])
+    view.resize(600, 300)
+    view.show()
+    image = view.grab().toImage()
+    last = view.visualRect(checked_model.index(11))
+    left_of_it = [image.pixelColor(last.left() - 1 - x, last.top() + 12).lightness() for x in range(6)]
+    assert min(left_of_it) > 200, "nothing painted between the tile and the one before it"
+    assert image.pixelColor(last.right() - 14, last.top() + 12).lightness() < 200, "the badge is there"

@@ -576,18 +576,23 @@ class PhotoTileDelegate(QStyledItemDelegate):
 
         if look.score is not None:
             same = look.match is Match.SAME
-            text = f"{look.rank} · {look.score:.2f}{' ✓' if same else ''}"
-            self._paint_badge(painter, square, text, option, SAME_PHOTO_BADGE_COLOUR if same else BADGE_COLOUR)
+            score = f"{look.score:.2f}{' ✓' if same else ''}"
+            # On small tiles the rank goes first: the score and the ✓ are what a badge must show.
+            self._paint_badge(painter, square, [f"{look.rank} · {score}", score], option,
+                              SAME_PHOTO_BADGE_COLOUR if same else BADGE_COLOUR)
         painter.restore()
 
     @staticmethod
     def _paint_badge(
-        painter: QPainter, square: QRect, text: str, option: QStyleOptionViewItem, colour: QColor
+        painter: QPainter, square: QRect, texts: list[str], option: QStyleOptionViewItem, colour: QColor
     ) -> None:
+        """The first of `texts` that fits the tile's width (the last one otherwise), on a pill at its top right."""
         font = QFont(option.font)
         font.setBold(True)
         painter.setFont(font)
         metrics = painter.fontMetrics()
+        room = square.width() - 6 - 12
+        text = next((text for text in texts if metrics.horizontalAdvance(text) <= room), texts[-1])
         badge = QRect(0, 0, metrics.horizontalAdvance(text) + 12, metrics.height() + 4)
         badge.moveTopRight(square.topRight() + QPoint(-3, 3))
         painter.setPen(Qt.PenStyle.NoPen)
