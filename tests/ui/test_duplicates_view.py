@@ -510,7 +510,13 @@ def test_move_all_and_export_the_list(qtbot, make_view, library_dir, tmp_path):
         view.run_list_action("export", tmp_path / "list.json")
     assert done.args[0].kind == "export" and (tmp_path / "list.json").exists()
     view.set_action("move", tmp_path / "sorted-out")
-    assert view.action_combo.currentText() == f"Move into a folder {tmp_path / 'sorted-out'}"
+    combo = view.action_combo
+    full = combo.itemData(combo.currentIndex(), Qt.ItemDataRole.ToolTipRole)
+    assert full == f"Move into a folder {tmp_path / 'sorted-out'}" and combo.currentText().endswith("/sorted-out")
+    assert combo.sizeHint().width() > combo.fontMetrics().horizontalAdvance(combo.currentText()), "read whole"
+    view.set_action("move", Path("/a/short"))
+    assert combo.currentText() == "Move into a folder /a/short"
+    view.set_action("move", tmp_path / "sorted-out")
     with qtbot.waitSignal(view.action_finished, timeout=30_000):
         view.resolve_all()
     assert len(list((tmp_path / "sorted-out").iterdir())) == 12

@@ -80,6 +80,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 128
+ACTION_LABEL_WIDTH = 420  # pixels of "Move into a folder /a/long/path" before its middle is elided
 NO_SCAN_YET = "Find duplicates to see groups of near-identical photos."
 READING_LAST_SCAN = "Reading the last scan…"
 KEPT_COLOUR = QColor(46, 125, 50)
@@ -334,6 +335,8 @@ class DuplicatesView(QWidget, JobPage):
         splitter.setStretchFactor(1, 3)
 
         self.action_combo = QComboBox()
+        # As wide as its text: the folder chosen is read in it (a long path is elided in its middle).
+        self.action_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.action_combo.setToolTip("What happens to the photos not kept when a group is resolved")
         for action in BULK_ACTIONS.values():
             if action.moves_files:
@@ -983,7 +986,10 @@ class DuplicatesView(QWidget, JobPage):
             action = BULK_ACTIONS[self.action_combo.itemData(i)]
             target = self.action_targets.get(action.name)
             label = action.label if target is None else f"{action.label.rstrip('…')} {target}"
-            self.action_combo.setItemText(i, label)
+            elided = self.action_combo.fontMetrics().elidedText(label, Qt.TextElideMode.ElideMiddle,
+                                                                 ACTION_LABEL_WIDTH)
+            self.action_combo.setItemText(i, elided)
+            self.action_combo.setItemData(i, label, Qt.ItemDataRole.ToolTipRole)
 
     def choose_target(self, action: BulkAction) -> Path | None:
         """Ask for the folder or file an action needs; it is remembered for the next time."""
