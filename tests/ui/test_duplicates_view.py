@@ -522,6 +522,7 @@ def test_move_all_and_export_the_list(qtbot, make_view, library_dir, tmp_path):
     assert len(list((tmp_path / "sorted-out").iterdir())) == 12
     qtbot.waitUntil(lambda: view.history_combo.count() == 2)
     assert "moved to" in view.history_combo.itemText(0)
+    assert view.group_list.count() == 0 and view.group_title.text() == "Nothing left to review"
 
 
 def test_a_move_into_the_photo_folder_is_refused_with_a_message(qtbot, make_view, library_dir):
@@ -580,4 +581,5 @@ def test_the_main_window_has_a_duplicates_tab_on_its_library(qtbot, indexed_wind
     window.tabs.setCurrentWidget(view)
     scanned(qtbot, view)
     assert view.group_list.count() == 0, "twelve different photos: no duplicates"
-    assert "0 groups, 0 photos" in view.status_label.text()
+    assert "No group of near-duplicates at the threshold 0.50" in view.status_label.text()
+    assert view.group_title.text() == "No near-duplicates" and "lower match threshold" in view.keeper_label.text()

@@ -574,7 +574,8 @@ class DuplicatesView(QWidget, JobPage):
             return ""
         tally = self._tally()
         text = (f"{count_text(len(self._groups), 'group')}, {tally.photos} photos; "
-                f"{size_text(tally.size_not_kept)} in photos not kept.")
+                f"{size_text(tally.size_not_kept)} in photos not kept." if self._groups else
+                f"No group of near-duplicates at the threshold {self.threshold:.2f}.")
         if self._hidden:
             text += f" {count_text(self._hidden, 'group')} hidden by your decisions."
         text += f" Scanned {self._scan.age_text}."
@@ -746,9 +747,14 @@ class DuplicatesView(QWidget, JobPage):
             # The first photo not kept is current: K, R and C apply to it at once.
             self.member_list.setCurrentRow(next((n for n, m in enumerate(ordered) if m.path not in keep), 0))
             self._refresh_members(group)
-        else:
+        elif self._scan is None:
             self.group_title.setText("")
             self.keeper_label.setText("")
+        else:  # said where the group would be, not only in the status line
+            self.group_title.setText("Nothing left to review" if self._gone or self._hidden else "No near-duplicates")
+            self.keeper_label.setText(
+                "Every group is resolved or hidden by your decisions. " * bool(self._gone or self._hidden)
+                + "A lower match threshold finds looser matches; Find duplicates also checks photos added since.")
         self._update_group_buttons()  # what Resolve all removes is the same whichever group is shown
 
     def _edited(self) -> None:
