@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 
@@ -8,7 +9,13 @@ import pytest
 
 from tests.photos import make_photo
 from vitgallery.core.index_cache import INDEX_NAME
-from vitgallery.core.library import Library, LibraryError, last_library_dir, remember_last_library
+from vitgallery.core.library import (
+    Library,
+    LibraryError,
+    default_library_dir,
+    last_library_dir,
+    remember_last_library,
+)
 from vitgallery.core.models import Embedder, load_embedder
 
 
@@ -282,6 +289,24 @@ def test_the_last_library_is_shared_and_a_missing_folder_never_becomes_one(photo
     with pytest.raises(LibraryError, match="no such folder"):
         Library.open(tmp_path / "typo", tmp_path / "other")
     assert not (tmp_path / "other").exists()
+
+
+def test_one_folder_written_two_ways_has_one_library(photo_folder, tmp_path, embedder):
+    """`photos/../photos/trip` is the folder `photos/trip`: it made a second library and embedded every
+    photo again. A folder name that is not UTF-8 has a library too."""
+    roundabout = photo_folder.parent / ".." / photo_folder.parent.name / photo_folder.name / "."
+    assert default_library_dir(roundabout) == default_library_dir(photo_folder)
+    lib = Library.open(photo_folder)
+    index(lib, embedder)
+    count = lib.photo_count()
+    lib.close()
+    again = Library.open(roundabout)
+    assert again.library_dir == default_library_dir(photo_folder) and again.root == photo_folder
+    assert again.photo_count() == count > 0
+    again.close()
+    latin1 = tmp_path / os.fsdecode(b"Urlaub_M\xfcnchen")
+    latin1.mkdir()
+    assert default_library_dir(latin1).name.startswith(latin1.name)
 
 
 def test_a_listing_made_beside_the_run_is_used_instead_of_listing_again(photo_folder, tmp_path, embedder, monkeypatch):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -43,7 +44,7 @@ from vitgallery.core.index_cache import INDEX_NAME, IndexCache, SearchSpace, ind
 from vitgallery.core.indexing import IndexProgress, IndexRun, IndexSummary, relative_to_root
 from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision, signature_runtime
 from vitgallery.core.region import Region
-from vitgallery.core.scan import Listing, root_is_available
+from vitgallery.core.scan import Listing, photo_root_path, root_is_available
 from vitgallery.core.search import LibrarySearch, QueryImage, SearchHit
 from vitgallery.core.store import FileRow, SkippedFile, Store
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
@@ -59,8 +60,8 @@ DB_NAME = "library.sqlite3"
 
 def default_library_dir(root: Path) -> Path:
     """A folder in the user data dir, keyed by the photo root; nothing goes into the photo folder."""
-    root = root.expanduser().absolute()
-    key = hashlib.sha1(str(root).encode()).hexdigest()[:16]
+    root = photo_root_path(root)
+    key = hashlib.sha1(os.fsencode(root)).hexdigest()[:16]
     return Path(user_data_dir("vitgallery", appauthor=False)) / "libraries" / f"{root.name or 'root'}-{key}"
 
 
@@ -139,7 +140,7 @@ class Library:
                                    f"into it with `vitgallery index FOLDER --library {lib_dir}`")
             root = Path(recorded)
         else:
-            root = Path(photo_root).expanduser().absolute()
+            root = photo_root_path(photo_root)
             if recorded is not None and Path(recorded) != root and not repoint:
                 store.close()
                 raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}; if that folder was "

@@ -107,6 +107,13 @@ def scan_root(root: Path) -> ScanResult:
     return result
 
 
+def photo_root_path(folder: Path | str) -> Path:
+    """A photo folder as a library names it: absolute, with `.` and `..` worked out, so that
+    `photos/../photos/trip` is one folder with one library (links are kept: a linked folder's paths
+    are the ones the user gave)."""
+    return Path(os.path.normpath(Path(folder).expanduser().absolute()))
+
+
 def display_path(path: str | os.PathLike[str]) -> str:
     """A path as text to show: a name that is not valid UTF-8 (Python holds its odd bytes as surrogate
     escapes, which a UTF-8 terminal refuses and JSON can only carry as invalid lone surrogates) gets

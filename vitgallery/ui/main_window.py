@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 
 import vitgallery
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
+from vitgallery.core.scan import photo_root_path
 from vitgallery.logs import log_dir, log_file_path
 from vitgallery.ui import settings as opt
 from vitgallery.ui.arrange import FolderArranger
@@ -440,7 +441,7 @@ class MainWindow(QMainWindow):
     def preload_library(self, folder: Path, say: Callable[[str], None]) -> None:
         """Before the window shows (the start's splash): open the library of the folder it will open and
         load its index file, so that neither the shown window nor the first search stops for it."""
-        folder = folder.expanduser().absolute()
+        folder = photo_root_path(folder)
         if folder.is_dir():
             say("Opening the library…")
             try:
@@ -456,7 +457,7 @@ class MainWindow(QMainWindow):
 
     def open_folder(self, folder: Path) -> None:
         """Show the folder's photos at once, then open its library and index it in the background."""
-        folder = folder.expanduser().absolute()
+        folder = photo_root_path(folder)
         if not folder.is_dir():
             self.message_bar.show_message(
                 f"{folder} is not a folder (moved, or a drive not mounted?): no library was made for it.",

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtGui import QImage
 
-from vitgallery.core.scan import ScanResult, scan_root
+from vitgallery.core.scan import ScanResult, photo_root_path, scan_root
 from vitgallery.ui.thumbnails import decode_scaled
 
 if TYPE_CHECKING:
@@ -476,7 +476,7 @@ class Session:
         library, self._preloaded = self._preloaded, None
         if library is None:
             return None
-        if root is not None and root.expanduser().absolute() == library.root and library_dir in (None, library.library_dir):
+        if root is not None and photo_root_path(root) == library.root and library_dir in (None, library.library_dir):
             return library
         library.close()
         return None
