@@ -79,7 +79,10 @@ def test_damaged_or_foreign_index_file_is_rebuilt_with_a_message(indexed_library
 
     lib = Library.open(root, library)
     assert neighbours(lib, root) == expected
-    assert len(lib.notices) == 1 and reason in lib.notices[0] and "rebuilding it from the database" in lib.notices[0]
+    if corruption == "deleted":  # a cache that is not there is built without a word (`repair` makes way so)
+        assert lib.notices == []
+    else:
+        assert len(lib.notices) == 1 and reason in lib.notices[0] and "rebuilding it from the database" in lib.notices[0]
     lib.close()
     assert check_saved_index(library, database_vectors(library)), "the rebuilt index is saved on close"
 

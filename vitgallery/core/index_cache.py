@@ -144,8 +144,10 @@ class IndexCache:
         try:
             return self._saved_index()
         except IndexMismatch as exc:
-            if self._path.exists() or self._store.count_files():
+            if self._path.exists():
                 self._notice(f"index file not usable ({exc}); rebuilding it from the database")
+            elif self._store.count_files():  # none at all (deleted, or `repair` made way for a new one)
+                log.info("no index file in %s; building it from the database", self._path.parent)
             self._discard_file()
             self._dirty = True
             return self._new_index(dim, self._whitening_key)
