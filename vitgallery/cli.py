@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -22,8 +24,23 @@ def main(argv: list[str] | None = None) -> int:
 
     first = next((arg for arg in argv if not arg.startswith("-")), None)
     if first in COMMANDS or any(arg in ("-h", "--help", "--version") for arg in argv[:1]):
-        return commands.main(argv)
+        try:
+            status = commands.main(argv)
+            sys.stdout.flush()  # output still buffered meets a closed pipe here, not at exit
+            return status
+        except BrokenPipeError:
+            return _reader_gone()
     return run_window(argv)
+
+
+def _reader_gone() -> int:
+    """`vitgallery duplicates | head -1`: the reader closed the pipe. Stop quietly, as the tools killed by
+    SIGPIPE do (their exit status), with stdout pointed at /dev/null: Python's last flush at exit would
+    meet the closed pipe again and print an error."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def build_window_parser() -> argparse.ArgumentParser:

@@ -101,6 +101,19 @@ def library_dir_arg(library_dir: str | None) -> Path:
     return last
 
 
+def _json_text(path: Path | str, raw: dict[str, str]) -> str:
+    """A path as a plain string of a --json list (as json_path shows it); a name that is not valid
+    UTF-8 is also noted in `raw`, shown text -> its bytes in base64 (the document's "path_bytes")."""
+    fields = json_path(path)
+    if "path_bytes" in fields:
+        raw[fields["path"]] = fields["path_bytes"]
+    return fields["path"]
+
+
+def _bytes_of(raw: dict[str, str]) -> dict[str, dict[str, str]]:
+    return {"path_bytes": raw} if raw else {}
+
+
 def json_path(path: Path | str, key: str = "path") -> dict[str, str]:
     """A path for --json output, which stays valid UTF-8: `key` holds it as shown (display_path); a
     name that is not valid UTF-8 also gets `key_bytes`, its exact bytes in base64, so that
@@ -110,6 +123,17 @@ def json_path(path: Path | str, key: str = "path") -> dict[str, str]:
     if raw.decode("utf-8", "replace").encode("utf-8") != raw:
         fields[f"{key}_bytes"] = base64.b64encode(raw).decode("ascii")
     return fields
+
+
+# Control characters (a newline in a file name, an escape sequence) and the line and paragraph separators,
+# written as Python writes them in a string: a name then stays on its one line and cannot drive the terminal.
+_CONTROL_ESCAPES = {code: chr(code).encode("unicode_escape").decode("ascii")
+                    for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)}
+
+
+def printable_path(path: Path | str) -> str:
+    """A path for text output: as display_path shows it, with control characters escaped (`\\n`)."""
+    return display_path(path).translate(_CONTROL_ESCAPES)
 
 
 # -- progress on a terminal ------------------------------------------------------------------------
@@ -184,6 +208,9 @@ def format_summary(s: IndexSummary) -> str:
 
 def cmd_index(args: argparse.Namespace) -> int:
     folder = Path(args.folder).expanduser()
+    if folder.is_file():
+        raise LibraryError(f"{printable_path(folder)} is a file, not a folder: to index the folder it is in, "
+                           f"run `vitgallery index {printable_path(folder.parent)}`")
     library_dir = args.library
     if args.repoint:
         if not folder.is_dir():
@@ -193,8 +220,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     try:
         embedder = load_embedder(args.model, weights=args.weights, device=args.device, precision=args.precision,
                                  runtime=args.runtime, trusted_signature=library.model_signature)
-        print(f"indexing {display_path(library.root)} with {embedder.model_id} on {embedder.device} "
-              f"(library {display_path(library.library_dir)})", file=sys.stderr)
+        print(f"indexing {printable_path(library.root)} with {embedder.model_id} on {embedder.device} "
+              f"(library {printable_path(library.library_dir)})", file=sys.stderr)
         progress = TerminalProgress()
         summary = library.index(embedder, progress=progress, batch_size=args.batch_size,
                                 decode_workers=args.workers, forget_missing=args.forget_missing)
@@ -229,17 +256,17 @@ def cmd_search(args: argparse.Namespace) -> int:
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     raise
                 # One bad query does not stop the others; it gets an empty list and a message.
-                print(f"error: {display_path(query)}: {exc}", file=sys.stderr)
+                print(f"error: {printable_path(query)}: {exc}", file=sys.stderr)
                 failed += 1
                 hits = []
             results[display_path(query)] = [{**json_path(h.path), "score": round(h.score, 6),
                                              "cosine": round(h.cosine, 6), "inliers": h.inliers} for h in hits]
             if not args.json:
-                print(display_path(query))
+                print(printable_path(query))
                 for rank, h in enumerate(hits, 1):
                     # ✓ and the matching points for a hit verified as the same photo
                     why = f"✓{h.inliers:4d}" if h.verified else " " * 5
-                    print(f"  {rank:3d}. {h.score:.3f} {why}  {display_path(h.path)}")
+                    print(f"  {rank:3d}. {h.score:.3f} {why}  {printable_path(h.path)}")
         if args.json:
             print(json.dumps(results, indent=1))
         return 2 if failed else 0
@@ -270,8 +297,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise LibraryError(f"no folder {out.parent} to write {out.name} into")
     photos = [query_image(args.query), query_image(args.result)]
-    for photo in photos:
-        check_is_image(photo)  # before the model loads for seconds
+    for query, photo in zip((args.query, args.result), photos, strict=True):
+        try:
+            check_is_image(photo)  # before the model loads for seconds
+        except (LibraryError, DecodeError) as exc:
+            raise LibraryError(f"{printable_path(query)}: {exc}") from exc
     library = open_library_arg(args.library)
     try:
         embedder = library.load_embedder(device=args.device, weights=args.weights)
@@ -287,7 +317,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise LibraryError(f"could not write {out}: {exc}") from exc
     verdict = f"{explanation.inliers} matching keypoints" if explanation.verified else "keypoints do not match"
-    print(f"{out}: vector cosine {explanation.cosine:.3f}, {verdict}")
+    print(f"{printable_path(out)}: vector cosine {explanation.cosine:.3f}, {verdict}")
     return 0
 
 
@@ -299,15 +329,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     library = open_library_arg(args.library)
     try:
         s = library.status()
-        print(f"photo folder : {display_path(s.root)}{'' if s.root_online else '  (OFFLINE: missing or unmounted)'}")
-        print(f"library      : {display_path(s.library_dir)}")
+        offline = "" if s.root_online else "  (OFFLINE: missing or unmounted)"
+        print(f"photo folder : {printable_path(s.root)}{offline}")
+        print(f"library      : {printable_path(s.library_dir)}")
         print(f"photos       : {s.photos}")
         print(f"skipped      : {s.skipped}")
         print(f"model        : {s.model_signature or '-'}")
         print(f"index size   : {s.index_size}")
         skipped = library.skipped()
         for entry in skipped[:20]:
-            print(f"  skipped {display_path(entry.path)}: {entry.reason}")
+            print(f"  skipped {printable_path(entry.path)}: {entry.reason}")
         if len(skipped) > 20:
             print(f"  … and {len(skipped) - 20} more (the window's Problems tab lists them all)")
         return 0
@@ -328,7 +359,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         if args.undo is not None:
             report = library.undo(args.undo)
             _print_report(report, sys.stdout)
-            return 0 if report.done or not report.problems else 1
+            return 1 if _failed_entirely(report) else 0
         rule = KeepRule(args.keep)
         if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
             raise LibraryError("--keep folder needs --prefer FOLDER")
@@ -348,6 +379,24 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         groups, hidden = scan.groups_and_hidden(args.threshold, include_decided=args.all)
         hidden = 0 if args.all else hidden
         choices = [choose_keeper(g.members, rule, prefer) for g in groups]
+        if not args.json:
+            _print_groups(groups, choices, args.threshold, rule, hidden, scan.age_text)
+        for path, reason in scan.problems:
+            print(f"not checked: {printable_path(path)}: {reason}", file=sys.stderr)
+        selections = [GroupSelection(g.members, frozenset(m.path for m in (c.member, *c.same_file)))
+                      for g, c in zip(groups, choices, strict=True)]
+        # With --json the reports go to stderr as the actions run, and into the document printed after them.
+        out = sys.stderr if args.json else sys.stdout
+        reports: list[ActionReport] = []
+        answered_no = False
+        for action, target in sorted(chosen, key=lambda pair: pair[0].moves_files):  # lists before moves
+            target = None if action.target is None else Path(target)
+            if action.moves_files and not _confirmed(action, selections, target, args.yes):
+                print("nothing was moved", file=out)
+                answered_no = True
+                break
+            reports.append(library.act(action.name, selections, target))
+            _print_report(reports[-1], out)
         if args.json:
             print(json.dumps({
                 "threshold": args.threshold, "keep_rule": rule.value, "hidden_by_decisions": hidden,
@@ -360,21 +409,11 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                      "why": match_reason(m.match)}
                     for m in g.members]} for g, c in zip(groups, choices, strict=True)],
                 "problems": [{**json_path(path), "reason": reason} for path, reason in scan.problems],
+                "actions": [{"kind": r.kind, "action_id": r.action_id, "done": _json_moves(r.done),
+                             "problems": [{**json_path(path), "reason": why} for path, why in r.problems]}
+                            for r in reports],
             }, indent=1))
-        else:
-            _print_groups(groups, choices, args.threshold, rule, hidden, scan.age_text)
-        for path, reason in scan.problems:
-            print(f"not checked: {display_path(path)}: {reason}", file=sys.stderr)
-        selections = [GroupSelection(g.members, frozenset(m.path for m in (c.member, *c.same_file)))
-                      for g, c in zip(groups, choices, strict=True)]
-        out = sys.stderr if args.json else sys.stdout
-        for action, target in sorted(chosen, key=lambda pair: pair[0].moves_files):  # lists before moves
-            target = None if action.target is None else Path(target)
-            if action.moves_files and not _confirmed(action, selections, target, args.yes):
-                print("nothing was moved", file=out)
-                return 1
-            _print_report(library.act(action.name, selections, target), out)
-        return 0
+        return 1 if answered_no or any(_failed_entirely(r) for r in reports) else 0
     finally:
         library.close()
 
@@ -390,7 +429,7 @@ def _print_groups(groups, choices, threshold: float, rule: KeepRule, hidden: int
             size = f"{m.width}x{m.height}"
             kept = m is choice.member or m in choice.same_file
             print(f"  {'keep' if kept else '    '}  {size:<10} {_megabytes(m.size):>8}  "
-                  f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {display_path(m.path)}")
+                  f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {printable_path(m.path)}")
     if hidden:
         print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
 
@@ -402,7 +441,20 @@ def _confirmed(action: BulkAction, selections: list[GroupSelection], target: Pat
     question = action.confirmation(selections, target)
     if not sys.stdin.isatty():
         raise ActionError(f"{question.splitlines()[0]} Add --yes to answer yes without a terminal.")
-    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)  # stdout may be --json's document
+    return input().strip().lower() in ("y", "yes")
+
+
+def _failed_entirely(report: ActionReport) -> bool:
+    """An action (or an undo) that did no file and met problems: its command exits 1. One that did some
+    files but not all exits 0, its summary saying how many were left as they were."""
+    return not report.done and bool(report.problems)
+
+
+def _json_moves(done: list[tuple[Path, Path | None]]) -> list[dict[str, str | None]]:
+    """An action's (from, to) pairs for --json; `to` is null where a file went to no path."""
+    return [{**json_path(source, "from"), **(json_path(target, "to") if target is not None else {"to": None})}
+            for source, target in done]
 
 
 def _print_report(report: ActionReport, out) -> None:
@@ -412,7 +464,7 @@ def _print_report(report: ActionReport, out) -> None:
         text += f" (action {report.action_id}; `vitgallery duplicates --undo {report.action_id}` puts them back)"
     print(text, file=out)
     for path, problem in report.problems:
-        print(f"  {display_path(path)}: {problem}", file=out)
+        print(f"  {printable_path(path)}: {problem}", file=out)
 
 
 def _print_history(library: Library) -> int:
@@ -451,9 +503,10 @@ def cmd_arrange(args: argparse.Namespace) -> int:
     try:
         order = arrange_folder(library, folder)
         if args.json:
-            print(json.dumps({"order": [str(p) for p in order]}, indent=1))
+            raw: dict[str, str] = {}
+            print(json.dumps({"order": [_json_text(p, raw) for p in order], **_bytes_of(raw)}, indent=1))
         else:
-            print("\n".join(str(p) for p in order))
+            print("\n".join(printable_path(p) for p in order))
         return 0
     finally:
         library.close()
@@ -464,10 +517,12 @@ def cmd_groups(args: argparse.Namespace) -> int:
     try:
         grouping = find_groups(library, min_size=args.min_size)
         if args.json:
+            raw: dict[str, str] = {}
             print(json.dumps({
-                "groups": [{"members": [str(p) for p in g.members], "representative": str(g.representative),
-                            "name": g.name} for g in grouping.groups],
-                "ungrouped": [str(p) for p in grouping.ungrouped]}, indent=1))
+                "groups": [{"members": [_json_text(p, raw) for p in g.members],
+                            "representative": _json_text(g.representative, raw), "name": g.name}
+                           for g in grouping.groups],
+                "ungrouped": [_json_text(p, raw) for p in grouping.ungrouped], **_bytes_of(raw)}, indent=1))
             return 0
         grouped = sum(len(g.members) for g in grouping.groups)
         print(f"{len(grouping.groups)} groups of at least {args.min_size} photos ({grouped} photos; "
@@ -476,7 +531,7 @@ def cmd_groups(args: argparse.Namespace) -> int:
             title = f"group {number}" + (f" “{group.name}”" if group.name else "")
             print(f"\n{title}: {len(group.members)} photos, the most typical first")
             for path in group.members:
-                print(f"  {path}")
+                print(f"  {printable_path(path)}")
         return 0
     finally:
         library.close()
@@ -495,31 +550,33 @@ def cmd_sort(args: argparse.Namespace) -> int:
 
         plan = suggest_folders(library, unsorted, examples, load, finetune=args.finetune, progress=_organise_progress())
         for path, reason in plan.problems:
-            print(f"not sorted: {path}: {reason}", file=sys.stderr)
+            print(f"not sorted: {printable_path(path)}: {reason}", file=sys.stderr)
         report = apply_suggestions(library, plan.suggestions) if args.apply else None
         if args.json:
             print(json.dumps({
                 "method": plan.method, "held_out_accuracy": plan.accuracy, "held_out": plan.held_out,
                 "not_sure_below": CONFIDENT_FROM[plan.method],
                 # folder: the likeliest one; sure: its confidence reaches the threshold (only those move)
-                "suggestions": [{"path": str(s.path), "folder": str(s.likeliest), "confidence": round(s.confidence, 4),
-                                 "sure": s.folder is not None} for s in plan.suggestions],
-                "moved": [] if report is None else [{"from": str(a), "to": str(b)} for a, b in report.done],
+                "suggestions": [{**json_path(s.path), **json_path(s.likeliest, "folder"),
+                                 "confidence": round(s.confidence, 4), "sure": s.folder is not None}
+                                for s in plan.suggestions],
+                "moved": [] if report is None else _json_moves(report.done),
             }, indent=1))
         else:
             accuracy = ", ".join(f"{method} {100 * value:.0f} %" for method, value in sorted(plan.accuracy.items()))
             print(f"sorted by: {plan.method} (accuracy on {plan.held_out} examples held out: {accuracy or 'too few'})")
             for s in plan.suggestions:
-                where = str(s.folder) if s.folder else f"not sure (perhaps {s.likeliest.name})"
-                print(f"  {s.confidence:5.2f}  {s.path}  ->  {where}")
+                where = (printable_path(s.folder) if s.folder
+                         else f"not sure (perhaps {printable_path(s.likeliest.name)})")
+                print(f"  {s.confidence:5.2f}  {printable_path(s.path)}  ->  {where}")
         if report is not None:
             print(f"{report.summary()} (action {report.action_id})", file=sys.stderr)
             for path, problem in report.problems:
-                print(f"  {path}: {problem}", file=sys.stderr)
+                print(f"  {printable_path(path)}: {problem}", file=sys.stderr)
             moved = [p for pair in report.done for p in pair if library.relative_path(p) is not None]
             if moved:  # the library follows the moves now rather than at its next index
                 library.index_paths(load(), moved)
-        return 0
+        return 1 if report is not None and _failed_entirely(report) else 0
     finally:
         library.close()
 
@@ -556,7 +613,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         with FolderWatcher(library, embedder, on_batch=on_batch, decode_workers=args.workers):
             # Watching first, then catching up with what changed while nobody watched: a change made
             # meanwhile waits for the catch-up (one indexing run at a time) and follows it.
-            print(f"watching {library.root} (Ctrl+C stops); catching up first…", file=sys.stderr, flush=True)
+            print(f"watching {printable_path(library.root)} (Ctrl+C stops); catching up first…", file=sys.stderr,
+                  flush=True)
             progress = TerminalProgress()
             summary = library.index(embedder, progress=progress, decode_workers=args.workers)
             progress.finish()
@@ -620,9 +678,9 @@ def unit_interval(text: str) -> float:
 
 
 def group_size(text: str) -> int:
-    value = positive_int(text)
+    value = whole_number(text)
     if value < 2:
-        raise argparse.ArgumentTypeError("a group has at least 2 photos")
+        raise argparse.ArgumentTypeError(f"{value} is less than 2: a group has at least 2 photos")
     return value
 
 
@@ -749,7 +807,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_status)
 
     p = sub.add_parser("duplicates", parents=[verbose], help="groups of near-duplicate photos (bursts, re-saves, edits, crops)",
-                       description="List groups of near-duplicate photos and which one of each to keep.")
+                       description="List groups of near-duplicate photos and which one of each to keep.",
+                       epilog="Exit status: 0 when done, also when an action or --undo left some files as they "
+                              "were (its summary says how many); 1 when one did no file at all because each "
+                              "failed, or when the question was answered no; 2 on an error.")
     add_library_option(p)
     p.add_argument("--threshold", type=unit_interval, default=DEFAULT_THRESHOLD, metavar="T",
                    help=f"0..1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")
@@ -758,7 +819,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "score; the others by one property)")
     p.add_argument("--prefer", metavar="FOLDER", help="the preferred folder for --keep folder")
     p.add_argument("--all", action="store_true", help="also show groups you marked 'not duplicates' or 'keep all'")
-    p.add_argument("--json", action="store_true", help="print the groups as JSON")
+    p.add_argument("--json", action="store_true",
+                   help='print the groups as JSON, and what each action did: "actions": [{"kind", "action_id", '
+                        '"done": [{"from", "to"}], "problems": [{"path", "reason"}]}]')
     acting = p.add_argument_group("acting on the photos not kept (one bulk action each)")
     for action in BULK_ACTIONS.values():
         if action.target is None:
@@ -781,7 +844,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "similar photos, copies and edits sit side by side. Photos not indexed yet come last.")
     p.add_argument("folder", metavar="FOLDER", help="the folder to arrange (the library's folder or one inside it)")
     add_library_option(p)
-    p.add_argument("--json", action="store_true", help='print {"order": [path, ...]}')
+    p.add_argument("--json", action="store_true", help='print {"order": [{"path"}, ...]}')
     p.set_defaults(run=cmd_arrange)
 
     p = sub.add_parser("groups", parents=[verbose], help="the library's photos in visual groups (subjects, places, events)",
@@ -791,7 +854,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-size", type=group_size, default=DEFAULT_MIN_GROUP, metavar="N",
                    help=f"the smallest group (default {DEFAULT_MIN_GROUP}); larger gives fewer, bigger groups")
     p.add_argument("--json", action="store_true",
-                   help='print {"groups": [{"members", "representative", "name"}], "ungrouped": [...]}')
+                   help='print {"groups": [{"members", "representative", "name"}], "ungrouped": [...]}, '
+                        'each photo as {"path"}')
     p.set_defaults(run=cmd_groups)
 
     p = sub.add_parser("sort", parents=[verbose], help="suggest a folder for each unsorted photo, learned from folders already sorted",

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import http.server
 import json
+import os
 import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-from tests.photos import make_photo
+from tests.photos import make_photo, save_copies
+from vitgallery import commands
 from vitgallery.cli import build_window_parser, main
 from vitgallery.commands import build_parser
 from vitgallery.core.keypoints import VERIFIED_INLIERS
@@ -24,6 +27,36 @@ def indexed(photo_folder, tmp_path, capsys):
     out = capsys.readouterr()
     assert "added 12" in out.out
     return photo_folder, lib
+
+
+NEWLINE_NAME = "new\nline.jpg"
+NOT_UTF8_NAME = os.fsdecode(b"M\xfcnchen.jpg")  # Latin-1: Python holds the odd byte as a surrogate escape
+
+
+@pytest.fixture
+def odd_names(photo_folder, tmp_path, capsys):
+    """The photo folder with re-saved copies of two of its photos under names that neither a terminal nor
+    JSON can show as they are (a newline, a byte that is not UTF-8), indexed."""
+    make_photo(1).save(photo_folder / NEWLINE_NAME, quality=70)
+    make_photo(2).save(photo_folder / NOT_UTF8_NAME, quality=70)
+    lib = tmp_path / "lib"
+    assert main(["index", str(photo_folder), "--library", str(lib), "--model", "tiny-test", "--workers", "0"]) == 0
+    capsys.readouterr()
+    return photo_folder, lib
+
+
+def real_path(entry: dict, key: str = "path") -> str:
+    """The path a --json entry names: its text is valid UTF-8; `key_bytes` carries a name that is not."""
+    entry[key].encode("utf-8")  # strict: no lone surrogates
+    if f"{key}_bytes" in entry:
+        return os.fsdecode(base64.b64decode(entry[f"{key}_bytes"]))
+    return entry[key]
+
+
+def listed_bytes(document: dict, text: str) -> dict[str, str]:
+    """The `path_bytes` of a name listed as a plain string, from the document's map, if it has one."""
+    raw = document.get("path_bytes", {}).get(text)
+    return {"path_bytes": raw} if raw else {}
 
 
 def test_search_json_for_library_and_outside_images(indexed, tmp_path, capsys):
@@ -76,6 +109,11 @@ def test_user_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert "no such folder" in capsys.readouterr().err
     assert not (tmp_path / "l").exists(), "a typo never becomes a library"
     (tmp_path / "p").mkdir()
+    make_photo(1).save(tmp_path / "p" / "one.jpg")
+    assert main(["index", str(tmp_path / "p" / "one.jpg"), "--library", str(tmp_path / "l")]) == 2
+    err = capsys.readouterr().err
+    assert "one.jpg is a file, not a folder" in err and f"`vitgallery index {tmp_path / 'p'}`" in err
+    assert not (tmp_path / "l").exists()
     with pytest.raises(SystemExit) as stopped:
         main(["index", str(tmp_path / "p"), "--weights", str(tmp_path / "nope.pth")])
     assert stopped.value.code == 2
@@ -102,6 +140,8 @@ def test_numbers_are_checked_before_anything_runs(indexed, capsys):
         (["search", str(root / "img_01.jpg"), "--library", str(lib), "--k", "0"], "0 is less than 1"),
         (["duplicates", "--library", str(lib), "--threshold", "2"], "2 is not between 0 and 1"),
         (["index", str(root), "--library", str(lib), "--batch-size", "0"], "0 is less than 1"),
+        (["groups", "--library", str(lib), "--min-size", "0"], "0 is less than 2: a group has at least 2 photos"),
+        (["groups", "--library", str(lib), "--min-size", "1"], "1 is less than 2: a group has at least 2 photos"),
     ):
         with pytest.raises(SystemExit) as stopped:
             main(args)
@@ -209,3 +249,105 @@ def test_help_is_written_for_users(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "FOLDER | PHOTO" in capsys.readouterr().out
+
+
+def test_an_action_that_moves_no_file_fails_and_json_says_what_each_did(odd_names, tmp_path, capsys,
+                                                                         monkeypatch):
+    root, lib = odd_names
+    duplicates = ["duplicates", "--library", str(lib)]
+    (tmp_path / "a file").write_text("")
+    blocked = tmp_path / "a file" / "dups"  # no folder can be made under a file, even by root
+    assert main([*duplicates, "--move", str(blocked), "--yes"]) == 1
+    assert "0 files moved; 2 left as they were" in capsys.readouterr().out
+
+    assert main([*duplicates, "--move", str(blocked), "--yes", "--json"]) == 1
+    [failed] = json.loads(capsys.readouterr().out)["actions"]
+    assert failed["kind"] == "move" and failed["done"] == []
+    assert sorted(real_path(p) for p in failed["problems"]) == sorted(str(root / n) for n in (NEWLINE_NAME,
+                                                                                               NOT_UTF8_NAME))
+    assert all(p["reason"].startswith("not moved:") for p in failed["problems"])
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda: "n")
+    assert main([*duplicates, "--trash", "--json"]) == 1
+    out = capsys.readouterr()
+    assert json.loads(out.out)["actions"] == [], "stdout holds the document alone"
+    assert "Move 2 photos from 2 groups to the trash?" in out.err and "nothing was moved" in out.err
+
+    assert main([*duplicates, "--move", str(tmp_path / "dups"), "--yes", "--json"]) == 0
+    out = capsys.readouterr()
+    [moved] = json.loads(out.out)["actions"]
+    assert f"(action {moved['action_id']};" in out.err and moved["problems"] == []
+    moves = {real_path(m, "from"): real_path(m, "to") for m in moved["done"]}
+    assert moves == {str(root / n): str(tmp_path / "dups" / n) for n in (NEWLINE_NAME, NOT_UTF8_NAME)}
+    assert all(Path(to).is_file() for to in moves.values())
+
+
+def test_sort_fails_when_no_photo_could_move(odd_names, tmp_path, capsys, monkeypatch):
+    _, lib = odd_names
+    examples, unsorted = tmp_path / "Sorted", tmp_path / "unsorted"
+    for scene in range(3):
+        save_copies(scene, examples / f"scene{scene}", copies=("a", "b"))
+    [photo] = save_copies(1, unsorted, copies=("c",))
+    apply = commands.apply_suggestions
+
+    def vanished_first(library, suggestions):
+        photo.unlink()
+        return apply(library, suggestions)
+
+    monkeypatch.setattr(commands, "apply_suggestions", vanished_first)
+    assert main(["sort", str(unsorted), "--examples", str(examples), "--library", str(lib), "--apply"]) == 1
+    assert "0 files moved; 1 left as they were" in capsys.readouterr().err
+
+
+def test_json_carries_the_bytes_of_a_name_that_is_not_utf8(odd_names, tmp_path, capsys):
+    root, lib = odd_names
+    # The lists of arrange and groups stay lists of strings; "path_bytes" maps a shown name to its bytes.
+    assert main(["arrange", str(root), "--library", str(lib), "--json"]) == 0
+    arranged = json.loads(capsys.readouterr().out)
+    order = [real_path({"path": text, **listed_bytes(arranged, text)}) for text in arranged["order"]]
+    assert str(root / NOT_UTF8_NAME) in order and str(root / NEWLINE_NAME) in order
+
+    assert main(["groups", "--library", str(lib), "--json"]) == 0
+    grouping = json.loads(capsys.readouterr().out)
+    named = [*(m for g in grouping["groups"] for m in g["members"]), *grouping["ungrouped"]]
+    assert all(isinstance(text, str) for text in named)
+    real = [real_path({"path": text, **listed_bytes(grouping, text)}) for text in named]
+    assert sorted(real) == sorted(map(str, root.rglob("*.jpg")))
+    assert all(g["representative"] == g["members"][0] for g in grouping["groups"])
+
+    examples, unsorted = tmp_path / "Sorted", tmp_path / "unsorted"
+    for scene in range(3):
+        save_copies(scene, examples / f"scene{scene}", copies=("a", "b"))
+    [photo] = save_copies(1, unsorted, copies=("c",))
+    photo = photo.rename(unsorted / NOT_UTF8_NAME)
+    assert main(["sort", str(unsorted), "--examples", str(examples), "--library", str(lib), "--json",
+                 "--apply"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    [suggestion] = result["suggestions"]
+    assert real_path(suggestion) == str(photo) and real_path(suggestion, "folder") == str(examples / "scene1")
+    [moved] = result["moved"]
+    assert real_path(moved, "from") == str(photo)
+    assert real_path(moved, "to") == str(examples / "scene1" / photo.name)
+
+
+def test_text_output_keeps_each_name_on_its_line(odd_names, capsys):
+    root, lib = odd_names
+    for args in (["search", str(root / "img_01.jpg"), "--k", "14"], ["duplicates"], ["arrange", str(root)],
+                 ["groups"]):
+        assert main([*args, "--library", str(lib)]) == 0
+        out = capsys.readouterr().out
+        assert "new\\nline.jpg" in out and "\nline.jpg" not in out, args
+        assert "M\\xfcnchen.jpg" in out, args
+
+
+@pytest.mark.parametrize("buffering", [1, -1], ids=["each line written", "written at the end"])
+def test_a_reader_that_stops_early_ends_the_command_quietly(indexed, monkeypatch, capsys, buffering):
+    """`vitgallery arrange FOLDER | head -1`: head exits, the pipe closes under the command."""
+    root, lib = indexed
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with open(write_end, "w", buffering=buffering) as closed_pipe:
+        monkeypatch.setattr(sys, "stdout", closed_pipe)
+        assert main(["arrange", str(root), "--library", str(lib)]) == 141
+    assert capsys.readouterr().err == ""

@@ -36,8 +36,10 @@ def test_explain_writes_the_picture(indexed, tmp_path, capsys):
 def test_explain_refuses_bad_input_with_a_message(indexed, tmp_path, capsys):
     root, lib = indexed
     photo = str(root / "img_01.jpg")
+    missing = str(tmp_path / "missing.jpg")
     cases = [
-        ([photo, str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "a.png")], "no such file"),
+        ([photo, missing, "--out", str(tmp_path / "a.png")], f"error: {missing}: no such file"),
+        ([str(root), photo, "--out", str(tmp_path / "a.png")], f"error: {root}: is a directory, not an image"),
         ([photo, photo, "--out", str(tmp_path / "nowhere" / "a.png")], "no folder"),
         ([photo, photo, "--out", str(tmp_path / "a.tiff")], ".png or .jpg"),
     ]

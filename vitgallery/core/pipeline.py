@@ -369,8 +369,12 @@ def _lifeline() -> Connection:
 
 
 def _start_worker(lifeline: Connection) -> None:
-    """Set up a decode worker: it ends with the process that started it, and Pillow's warnings about a
-    file go to the log (the warnings module would print them on the terminal, raw)."""
+    """Set up a decode worker: it ends with the process that started it, leaves Ctrl+C to that process,
+    and Pillow's warnings about a file go to the log (the warnings module would print them on the
+    terminal, raw)."""
+    # Ctrl+C reaches the whole process group: a worker waiting for work would die of it with a traceback
+    # on the terminal, while the parent stops the workers itself (and saves what was embedded).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         # SIGKILL when the parent (the forkserver, which itself ends with the app) dies.
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
