@@ -4,10 +4,8 @@ repair; arrange, groups, sort and watch (organising a library)."""
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
-import os
 import signal
 import sqlite3
 import sys
@@ -62,7 +60,7 @@ from vitgallery.core.organise.sort import CONFIDENT_FROM, apply_suggestions, sug
 from vitgallery.core.organise.vectors import OrganiseError, OrganiseProgress
 from vitgallery.core.organise.watch import FolderWatcher, WatchBatch
 from vitgallery.core.region import Region, RegionError
-from vitgallery.core.scan import display_path
+from vitgallery.core.scan import display_path, json_path
 from vitgallery.core.store import StoreError
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
 from vitgallery.logs import configure_logging
@@ -112,17 +110,6 @@ def _json_text(path: Path | str, raw: dict[str, str]) -> str:
 
 def _bytes_of(raw: dict[str, str]) -> dict[str, dict[str, str]]:
     return {"path_bytes": raw} if raw else {}
-
-
-def json_path(path: Path | str, key: str = "path") -> dict[str, str]:
-    """A path for --json output, which stays valid UTF-8: `key` holds it as shown (display_path); a
-    name that is not valid UTF-8 also gets `key_bytes`, its exact bytes in base64, so that
-    `os.fsdecode(base64.b64decode(value))` gives the real path back."""
-    fields = {key: display_path(path)}
-    raw = os.fsencode(path)
-    if raw.decode("utf-8", "replace").encode("utf-8") != raw:
-        fields[f"{key}_bytes"] = base64.b64encode(raw).decode("ascii")
-    return fields
 
 
 # Control characters (a newline in a file name, an escape sequence) and the line and paragraph separators,

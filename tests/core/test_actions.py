@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import csv
 import dataclasses
 import errno
@@ -149,6 +150,9 @@ def test_any_name_the_system_allows_goes_and_comes_back(photos, place, store, tm
     chosen = [GroupSelection((keep, other), frozenset({keep.path}))]
     export_list(place, chosen, tmp_path / "list.csv")
     assert os.fsencode(odd) in (tmp_path / "list.csv").read_bytes(), "the CSV holds the name's own bytes"
+    export_list(place, chosen, tmp_path / "list.json")
+    listed = json.loads((tmp_path / "list.json").read_text(encoding="utf-8"))["files"][1]
+    assert (os.fsdecode(base64.b64decode(listed["path_bytes"])) if "path_bytes" in listed else listed["path"]) == str(odd)
     report = move_to_folder(place, chosen, tmp_path / "out") if how == "move" else move_to_trash(place, chosen)
     assert report.done and not report.problems and not odd.exists()
     if how == "trash":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
@@ -119,6 +120,17 @@ def display_path(path: str | os.PathLike[str]) -> str:
     escapes, which a UTF-8 terminal refuses and JSON can only carry as invalid lone surrogates) gets
     those bytes written as `\\xfc`."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def json_path(path: str | os.PathLike[str], key: str = "path") -> dict[str, str]:
+    """A path for --json output, which stays valid UTF-8: `key` holds it as shown (display_path); a
+    name that is not valid UTF-8 also gets `key_bytes`, its exact bytes in base64, so that
+    `os.fsdecode(base64.b64decode(value))` gives the real path back."""
+    fields = {key: display_path(path)}
+    raw = os.fsencode(path)
+    if raw.decode("utf-8", "replace").encode("utf-8") != raw:
+        fields[f"{key}_bytes"] = base64.b64encode(raw).decode("ascii")
+    return fields
 
 
 def _relative(root: Path, path: Path) -> str:

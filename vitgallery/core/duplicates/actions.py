@@ -38,6 +38,7 @@ from pathlib import Path
 from vitgallery.core.duplicates import trash
 from vitgallery.core.duplicates.groups import DuplicateMember
 from vitgallery.core.duplicates.moving import move_file, partial_path
+from vitgallery.core.scan import json_path
 from vitgallery.core.store import ActionItemRow, ActionRow, Store
 
 try:
@@ -376,21 +377,22 @@ def export_list(place: ActionPlace, selections: Sequence[GroupSelection], target
     for number, selection in enumerate(selections, 1):
         for m in selection.members:
             rows.append({"group": number, "action": "keep" if m.path in selection.keep else "remove",
-                         "path": str(m.path), "size": m.size, "width": m.width, "height": m.height,
+                         "path": m.path, "size": m.size, "width": m.width, "height": m.height,
                          "date": datetime.fromtimestamp(m.date).isoformat(timespec="seconds"),
                          "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4)})
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp")
     # A name that is not UTF-8 keeps its own bytes in the CSV (JSON carries it escaped).
     with open(temporary, "w", encoding="utf-8", errors="surrogateescape", newline="") as stream:
-        if fmt == "json":
-            json.dump({"groups": len(selections), "files": rows}, stream, indent=1)
+        if fmt == "json":  # as the CLI's --json: a name that is not UTF-8 shown escaped, with its bytes
+            json.dump({"groups": len(selections), "files": [{**row, **json_path(row["path"])} for row in rows]},
+                      stream, indent=1)
         else:
             writer = csv.DictWriter(stream, fieldnames=_EXPORT_FIELDS)
             writer.writeheader()
             writer.writerows(rows)
     os.replace(temporary, target)
-    report = ActionReport("export", done=[(Path(r["path"]), target) for r in rows])
+    report = ActionReport("export", done=[(r["path"], target) for r in rows])
     report.action_id = place.store.log_action("export", str(target), [])
     return report
 
