@@ -479,3 +479,23 @@ def test_a_missing_weights_file_is_said_at_start_before_any_folder_opens(
     qtbot.waitUntil(lambda: "weights file not found" in window.message_bar.text(), timeout=20_000)
     assert window.message_bar.action_button.isVisible()
     assert window.folder is None
+
+
+def test_an_empty_problems_panel_says_there_is_none(qtbot) -> None:
+    from vitgallery.ui.widgets import ProblemsPanel
+
+    panel = ProblemsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(700, 300)
+    panel.show()
+    qtbot.waitExposed(panel)
+
+    def ink() -> int:  # pixels of the viewport's middle band unlike its background
+        image = panel.viewport().grab().toImage()
+        background = image.pixelColor(5, image.height() // 2)
+        return sum(image.pixelColor(x, y) != background for x in range(0, image.width(), 2)
+                   for y in range(image.height() // 2 - 10, image.height() // 2 + 10))
+
+    assert ink() > 20, "the placeholder is written in the middle"
+    panel.set_problems("listing", [(Path("/photos/broken.jpg"), "cannot decode")])
+    assert ink() == 0, "a list of problems, no placeholder"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -312,6 +313,9 @@ class IndexProgressPanel(QWidget):
         self.cancel_requested.emit()
 
 
+NO_PROBLEMS = "No problems: every file of the folder could be read."
+
+
 class ProblemsPanel(QTreeWidget):
     """Files that were skipped, and why."""
 
@@ -349,3 +353,11 @@ class ProblemsPanel(QTreeWidget):
 
     def problem_count(self) -> int:
         return self.topLevelItemCount()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self.topLevelItemCount() == 0:  # said, rather than an empty table that looks unfinished
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(self.viewport().rect().adjusted(24, 24, -24, -24),
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, NO_PROBLEMS)
