@@ -142,6 +142,7 @@ class GroupsPage(QWidget, JobPage):
         self._busy = False
         self._grouping: Grouping | None = None
         self._undoable: int | None = None  # the action id of the last move
+        self._action_line: str | None = None  # what the last move or undo did, until the groups are found again
         self._shown_size: int | None = None  # the smallest group size of the groups shown
         self.thumbnails = ThumbnailLoader(
             THUMBNAIL_SIZE, thumbnail_cache_dir, shared_cache=DesktopThumbnailCache.for_this_desktop(), parent=self
@@ -293,9 +294,12 @@ class GroupsPage(QWidget, JobPage):
         self._shown_size = self.size_spin.value()
         self._fill()
         grouped = sum(len(g.members) for g in grouping.groups)
+        # The groups are found again after a move: what the move did is said first, not replaced.
+        moved, self._action_line = self._action_line, None
         self._set_busy(
             False,
-            f"{_count(len(grouping.groups), 'group')} of at least {self._shown_size} photos "
+            (f"{moved}. " if moved else "")
+            + f"{_count(len(grouping.groups), 'group')} of at least {self._shown_size} photos "
             f"({_count(grouped, 'photo')}; {_count(len(grouping.ungrouped), 'photo')} in no group).",
         )
         self.grouped.emit(len(grouping.groups))
@@ -370,6 +374,7 @@ class GroupsPage(QWidget, JobPage):
 
     def _on_moved(self, report: ActionReport) -> None:
         self._undoable = report.action_id if report.moved_files else self._undoable
+        self._action_line = report.status_line()
         self._acted(report)
 
     def undo(self) -> None:
@@ -381,6 +386,7 @@ class GroupsPage(QWidget, JobPage):
 
     def _on_undone(self, report: ActionReport) -> None:
         self._undoable = None
+        self._action_line = report.status_line()
         self._acted(report)
 
     # -- state -------------------------------------------------------------------------------------
