@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -60,7 +61,8 @@ from vitgallery.core.organise.sort import CONFIDENT_FROM, apply_suggestions, sug
 from vitgallery.core.organise.vectors import OrganiseError, OrganiseProgress
 from vitgallery.core.organise.watch import FolderWatcher, WatchBatch
 from vitgallery.core.region import Region, RegionError
-from vitgallery.core.scan import display_path, json_path
+from vitgallery.core.scan import display_path, json_path, root_is_available
+from vitgallery.core.search import SearchHit
 from vitgallery.core.store import StoreError
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
 from vitgallery.logs import configure_logging
@@ -246,6 +248,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 print(f"error: {printable_path(query)}: {exc}", file=sys.stderr)
                 failed += 1
                 hits = []
+            hits = _present(hits, library.root)
             results[display_path(query)] = [{**json_path(h.path), "score": round(h.score, 6),
                                              "cosine": round(h.cosine, 6), "inliers": h.inliers} for h in hits]
             if not args.json:
@@ -275,6 +278,19 @@ def check_is_image(image: Path | bytes) -> None:
         raise LibraryError("no such file" if not image.exists()
                            else "is a directory, not an image" if image.is_dir() else "not a regular file")
     read_meta(image)
+
+
+def _present(hits: list[SearchHit], root: Path) -> list[SearchHit]:
+    """The hits whose files are still there: one deleted since the last index is left out, with a note
+    (the window's folder watcher keeps its library current; a command has only the last index). With the
+    photo folder offline (a drive unplugged) every hit is kept: the library still knows them."""
+    if not root_is_available(root):
+        return hits
+    present = [hit for hit in hits if os.path.lexists(hit.path)]
+    if len(present) < len(hits):
+        print(f"note: {len(hits) - len(present)} result(s) left out: deleted since the last index "
+              f"(`vitgallery index {printable_path(root)}` brings the library up to date)", file=sys.stderr)
+    return present
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

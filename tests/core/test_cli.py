@@ -83,6 +83,18 @@ def test_search_json_for_library_and_outside_images(indexed, tmp_path, capsys):
     assert all(h["inliers"] is None and h["score"] == h["cosine"] for h in plain)
 
 
+def test_search_leaves_out_a_photo_deleted_since_the_last_index(indexed, tmp_path, capsys):
+    root, lib = indexed
+    outside = tmp_path / "q.jpg"
+    make_photo(5).save(outside, quality=70)
+    (root / "img_05.jpg").unlink()  # the query's copy, its best hit
+    assert main(["search", str(outside), "--library", str(lib), "--k", "4", "--json"]) == 0
+    captured = capsys.readouterr()
+    paths = [hit["path"] for hit in json.loads(captured.out)[str(outside)]]
+    assert len(paths) == 3 and str(root / "img_05.jpg") not in paths
+    assert "1 result(s) left out: deleted since the last index" in captured.err
+
+
 def test_search_defaults_to_the_last_library_and_status(indexed, capsys):
     root, lib = indexed
     assert main(["search", str(root / "img_02.jpg"), "--k", "2"]) == 0
