@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """The folder grid filling from a listing: the GUI thread's time per turn as a large folder opens.
 
-usage: python bench/folder_listing.py N [N ...] [--folders F] [--growth G] [--first F] [--direct | --view]
+usage: python bench/folder_listing.py N [N ...] [--folders F] [--growth G] [--first F] [--direct | --view] [--grid-order]
 
 N synthetic photo paths in F folders (100; 1: one flat folder), listed folder by folder as scan_root
 walks them, reach the folder grid's model (sorted by name, as the window opens a folder) in the
 window's chunks (workers.listing_chunks: F photos, then each chunk G times the one before). The window
 feeds them to the model through a TileFeed, a slice per turn of the event loop; --direct appends each
-chunk as it arrives, as the window did before. Prints one JSON line per N: the turns (or chunks), the
+chunk as it arrives, as the window did before. With --grid-order the listing comes sorted by the grid's
+key, as the window's listing worker sorts it since stop 32 (workers.sorted_in_runs); without it, in
+the walk's order, which the feed must merge into the rows shown. Prints one JSON line per N: the turns (or chunks), the
 longest and their total, in milliseconds. No view is attached: a view adds its own layout of the rows.
 With --view the folder grid (PhotoGridView, 1200x800, offscreen) shows the model and the event loop
 runs the feed as the window's does: it prints the longest gaps a 1 ms heartbeat saw until the grid holds
@@ -35,8 +37,14 @@ from vitgallery.ui.results_model import (  # noqa: E402
     PhotoTileDelegate,
     SortOrder,
     TileFeed,
+    listing_key,
 )
-from vitgallery.ui.workers import LISTING_CHUNK_GROWTH, LISTING_FIRST_CHUNK, listing_chunks  # noqa: E402
+from vitgallery.ui.workers import (  # noqa: E402
+    LISTING_CHUNK_GROWTH,
+    LISTING_FIRST_CHUNK,
+    listing_chunks,
+    sorted_in_runs,
+)
 
 
 def main() -> int:
@@ -45,6 +53,7 @@ def main() -> int:
     ap.add_argument("--first", type=int, default=LISTING_FIRST_CHUNK)
     ap.add_argument("--growth", type=int, default=LISTING_CHUNK_GROWTH)
     ap.add_argument("--folders", type=int, default=100)
+    ap.add_argument("--grid-order", action="store_true", help="the listing sorted by the grid's key, as the window's")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--direct", action="store_true", help="append each listing chunk at once (before TileFeed)")
     mode.add_argument("--view", action="store_true", help="a grid view on the model; the event loop's gaps")
@@ -54,11 +63,15 @@ def main() -> int:
         per_folder = -(-count // a.folders)
         photos = [(Path(f"/photos/{i // per_folder:03d}/IMG_{i % per_folder:06d}.jpg"), 1.7e9 + i)
                   for i in range(count)]
+        if a.grid_order:
+            key = listing_key(SortOrder.NAME)
+            photos = sorted_in_runs(photos, key=lambda photo: key(*photo))
         model = PhotoListModel()
         model.set_sort_order(SortOrder.NAME)
         turns_ms: list[float] = []
         if a.view:
-            print(json.dumps({"photos": count, "folders": a.folders, "mode": "view", **view_gaps(model, photos, a.first, a.growth)}),
+            print(json.dumps({"photos": count, "folders": a.folders, "mode": "view", "grid_order": a.grid_order,
+                              **view_gaps(model, photos, a.first, a.growth)}),
                   flush=True)
             continue
         if a.direct:
@@ -76,6 +89,7 @@ def main() -> int:
                 turns_ms.append((time.perf_counter() - started) * 1000)
         assert model.rowCount() == count
         print(json.dumps({"photos": count, "folders": a.folders, "mode": "direct" if a.direct else "feed",
+                          "grid_order": a.grid_order,
                           "turns": len(turns_ms), "longest_ms": round(max(turns_ms), 1),
                           "total_ms": round(sum(turns_ms), 1)}), flush=True)
     return 0
