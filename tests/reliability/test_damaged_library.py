@@ -125,6 +125,25 @@ def test_index_drops_damaged_rows_and_embeds_those_photos_again(good_library, tm
     assert len(database_vectors(library)) == PHOTOS
 
 
+def test_photos_whose_keypoints_a_salvage_lost_are_embedded_again(good_library, tmp_path, cli, monkeypatch):
+    """A damaged database is salvaged row by row; a photo whose keypoints row was lost would have been
+    found unchanged by the next index and searched without verification for good."""
+    from vitgallery.core import repair
+
+    root, good = good_library
+    library = tmp_path / "library"
+    shutil.copytree(good, library)
+    execute(library, ("DELETE FROM keypoints WHERE file_id IN (SELECT id FROM files ORDER BY id LIMIT 3)",))
+    monkeypatch.setattr(repair, "_integrity_problem", lambda database: "rows of a page unreadable (forced)")
+    report = repair.repair_library(library)
+    assert report.damaged_copy is not None
+    assert any("3 photos lost their keypoints" in line for line in report.done), report.done
+    returncode, out = cli.run(["index", str(root), "--library", str(library), "--model", "tiny-test",
+                               "--workers", "0"], output=tmp_path / "index.txt")
+    assert returncode == 0 and "added 3," in out and "unchanged 9" in out, out
+    assert sqlite3.connect(library / DB_NAME).execute("SELECT COUNT(*) FROM keypoints").fetchone()[0] == PHOTOS
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_random_overwrites_never_give_silent_nonsense(good_library, tmp_path, cli, seed):
     """30 random 16-byte overwrites of the database file: each command either works with real scores or

@@ -54,6 +54,14 @@ def repair_library(library_dir: Path) -> RepairReport:
         report.done += _repair_vector_store_setting(store)
         dropped = store.drop_damaged_rows(keypoints_readable=_keypoints_readable)
         report.done += [f"dropped {count} {what}" for what, count in dropped.items() if count]
+        if report.damaged_copy is not None:
+            # Rows the salvage could not read: a photo without its keypoints would be searched unverified
+            # for good (the next index finds it unchanged), so it is embedded again with them.
+            lost = store.files_without_keypoints()
+            store.delete_files(lost)
+            if lost:
+                report.done.append(f"{len(lost)} photos lost their keypoints with the damaged rows: "
+                                   "the next index embeds them again")
         root = store.get_meta("root")
     finally:
         store.close()

@@ -571,6 +571,12 @@ class Store:
             self._db.executemany("UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
                                  [(_db_path(path), size, mtime_ns, file_id) for file_id, path, size, mtime_ns in moves])
 
+    def files_without_keypoints(self) -> list[int]:
+        """Embedded files with no keypoints row (a photo too flat for any keypoint has none either)."""
+        with self._lock:
+            return [file_id for (file_id,) in self._db.execute(
+                "SELECT id FROM files WHERE vector IS NOT NULL AND id NOT IN (SELECT file_id FROM keypoints)")]
+
     def delete_files(self, ids: Iterable[int]) -> None:
         ids = list(ids)
         if not ids:
