@@ -160,6 +160,15 @@ def test_results_from_a_partial_index_say_so_and_refresh_when_it_ends(qtbot, mak
 # -- one state for every page ------------------------------------------------------------------
 
 
+def test_results_refreshed_in_the_background_leave_the_user_on_their_page(qtbot, indexed_window) -> None:
+    window = indexed_window
+    search(qtbot, window, window.folder_model.path_at(0))
+    window.tabs.setCurrentWidget(window.duplicates_view)
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        window.search_page.library_changed()  # as the folder watcher's batch does
+    assert window.tabs.currentWidget() is window.duplicates_view
+
+
 def test_a_move_and_its_undo_update_every_page_at_once(qtbot, indexed_window, photo_folder: Path, tmp_path) -> None:
     window = indexed_window
     search(qtbot, window, photo_folder / "img_00.jpg")

@@ -188,6 +188,20 @@ def test_marks_from_the_tile_buttons_and_keys_refine_the_results_and_clear_with_
     assert [t.path for t in model.tiles()] == first
 
 
+def test_a_refined_search_keeps_the_photo_the_user_is_on(qtbot, indexed_window, photo_folder):
+    """Marking a result searched again and put the selection back on the best match: a keyboard user's
+    next − then marked a true copy."""
+    window = indexed_window
+    searched(qtbot, window, photo_folder / "img_00.jpg")
+    page, model, view = window.search_page, window.results_model, window.results_view
+    assert model.rowCount() >= 4
+    on = model.path_at(2)
+    view.setCurrentIndex(model.index(2))
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        page.mark_paths([model.path_at(model.rowCount() - 1)], Mark.LIKE)
+    assert view.currentIndex().isValid() and model.path_at(view.currentIndex().row()) == on
+
+
 def test_marking_without_a_query_searches_nothing(qtbot, indexed_window):
     page = indexed_window.search_page
     with qtbot.assertNotEmitted(indexed_window.results_shown, wait=200):

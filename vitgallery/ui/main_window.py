@@ -843,8 +843,9 @@ class MainWindow(QMainWindow):
             return
         self.set_query(source)
 
-    def _on_results_shown(self, count: int) -> None:
-        self.tabs.setCurrentWidget(self.search_page)
+    def _on_results_shown(self, count: int, refreshed: bool) -> None:
+        if not refreshed:  # results refreshed in the background leave the user on the page they are on
+            self.tabs.setCurrentWidget(self.search_page)
         self.results_shown.emit(count)
 
     def _show_folder_page(self) -> None:

@@ -262,7 +262,7 @@ def tiles_from(outcome: SearchOutcome) -> list[PhotoTile]:
 class SearchPage(QWidget):
     """Ranked results for a query, with the history of queries."""
 
-    results_shown = Signal(int)  # a search finished and its tiles are in the model
+    results_shown = Signal(int, bool)  # a search finished and its tiles are in the model; True: shown ones refreshed
     failed = Signal(object)  # WorkerError, for the window's message bar
     leave_requested = Signal()  # back to the folder
 
@@ -634,7 +634,7 @@ class SearchPage(QWidget):
             lane="search",
             name="search",
             on_progress=self._on_search_progress,
-            on_finished=lambda outcome: self._on_search_finished(serial, visit, partial, outcome),
+            on_finished=lambda outcome: self._on_search_finished(serial, visit, partial, outcome, keep_shown),
             on_failed=lambda error: self._on_search_failed(serial, visit, error),
         )
 
@@ -642,7 +642,8 @@ class SearchPage(QWidget):
         if isinstance(report, ModelLoading):
             self.query_panel.show_pending(f"Loading the model {report.name}…")
 
-    def _on_search_finished(self, serial: int, visit: Visit, partial: bool, outcome: SearchOutcome) -> None:
+    def _on_search_finished(self, serial: int, visit: Visit, partial: bool, outcome: SearchOutcome,
+                            refreshed: bool) -> None:
         if serial != self._search_serial:
             return
         self._search_job = None
@@ -654,11 +655,21 @@ class SearchPage(QWidget):
         visit.done = True
         visit.library_version = self._library_version
         if visit is self.current:
+            # Results searched again (a mark, the library changed) keep the photo the user is on and the
+            # scroll; new results start at the best match, with the focus.
+            current = self.view.currentIndex()
+            kept = self.model.path_at(current.row()) if refreshed and current.isValid() else None
+            scrolled = self.view.verticalScrollBar().value()
             self._show_current()
-            if self.model.rowCount() > 0:
+            row = self.model.row_of(kept) if kept is not None else None
+            if row is not None:
+                self.view.setCurrentIndex(self.model.index(row))
+                self.view.verticalScrollBar().setValue(scrolled)
+            elif self.model.rowCount() > 0:
                 self.view.setCurrentIndex(self.model.index(0))
-            self.view.setFocus()
-            self.results_shown.emit(len(visit.tiles))
+            if not refreshed:
+                self.view.setFocus()
+            self.results_shown.emit(len(visit.tiles), refreshed)
 
     def _on_search_failed(self, serial: int, visit: Visit, error: WorkerError) -> None:
         if serial != self._search_serial:
