@@ -136,6 +136,21 @@ def test_a_failed_search_names_the_file_and_leaves_the_history(qtbot, indexed_wi
     assert shown_paths(window.results_model) == results and "failed" not in page.status_text()
     assert window.query_panel.caption.text() == good.name
     assert not page.forward_action.isEnabled()
+    search(qtbot, window, good)
+    assert "failed" not in window.message_bar.text(), "a search that works again clears the old error"
+
+
+def test_a_query_photo_the_app_moves_is_searched_where_it_went(qtbot, indexed_window, photo_folder) -> None:
+    window = indexed_window
+    query = photo_folder / "img_00.jpg"
+    search(qtbot, window, query)
+    moved = photo_folder / "grouped" / query.name
+    moved.parent.mkdir()
+    shutil.move(query, moved)
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        window.files_changed(ActionReport("move", 1, done=[(query, moved)]))
+    assert window.search_page.current.source.path == moved
+    assert "failed" not in window.message_bar.text() and window.results_model.rowCount() > 0
 
 
 def test_results_from_a_partial_index_say_so_and_refresh_when_it_ends(qtbot, make_window, slow_folder) -> None:

@@ -145,6 +145,7 @@ class MainWindow(QMainWindow):
         self._folder_parent: str | None = None
         self._folder_present = False
         self._offline_message: str | None = None
+        self._search_error: str | None = None  # the message bar's text from the last failed search
 
         self._build_widgets(thumbnail_size)
         self._build_actions()
@@ -166,7 +167,7 @@ class MainWindow(QMainWindow):
             self.settings.get(opt.MIN_SCORE),
         )
         self.search_page.results_shown.connect(self._on_results_shown)
-        self.search_page.failed.connect(self.show_worker_error)
+        self.search_page.failed.connect(self._on_search_failed)
         self.search_page.leave_requested.connect(self._show_folder_page)
         self.search_page.query_panel.result_count_changed.connect(
             lambda count: self.settings.set(opt.RESULT_COUNT, count)
@@ -811,6 +812,7 @@ class MainWindow(QMainWindow):
             self.folder_model.append_tiles(PhotoTile(path, date=modified_time(path)) for path in inside)
         self._update_tab_titles()
         if report.done:  # the library followed the files at once (Library.act): pages showing it refresh
+            self.search_page.follow_moves({source: target for source, target in report.done if target is not None})
             self.search_page.library_changed()
             self.library_changed.emit()
         self.refresh_folder()
@@ -843,7 +845,14 @@ class MainWindow(QMainWindow):
             return
         self.set_query(source)
 
+    def _on_search_failed(self, error: WorkerError) -> None:
+        self._search_error = error.message
+        self.show_worker_error(error)
+
     def _on_results_shown(self, count: int, refreshed: bool) -> None:
+        if self._search_error is not None and self.message_bar.text() == self._search_error:
+            self.message_bar.hide()  # a search that fails, then works, leaves no stale error behind
+        self._search_error = None
         if not refreshed:  # results refreshed in the background leave the user on the page they are on
             self.tabs.setCurrentWidget(self.search_page)
         self.results_shown.emit(count)

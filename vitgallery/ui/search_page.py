@@ -460,6 +460,12 @@ class SearchPage(QWidget):
             if visit is not None:
                 visit.tiles = [tile for tile in visit.tiles if str(tile.path) not in names]
 
+    def follow_moves(self, moves: dict[Path, Path]) -> None:
+        """A query photo the app itself moved (a group into a folder, a sort) is searched where it went."""
+        for visit in self._history:
+            if visit is not None and visit.source.path in moves:
+                visit.source = replace(visit.source, path=moves[visit.source.path])
+
     def set_min_score(self, min_score: float) -> None:
         self.model.set_min_score(min_score)
 
