@@ -197,6 +197,14 @@ def test_enter_previews_arrows_move_esc_clears(qtbot, indexed_window) -> None:
     assert preview.query_view is not None and preview.query_view.has_image()
     qtbot.keyClick(preview, Qt.Key.Key_Right)
     assert preview.current_path() == window.results_model.path_at(2)
+    assert preview.focusWidget() is not preview.photo_view, "the zoom view would take the arrows"
+    # A photo before it leaves the list: the preview stays on its photo; its own leaving is said.
+    shown = preview.current_path()
+    window.search_page.remove_paths({window.results_model.path_at(0)})
+    qtbot.waitUntil(lambda: window.results_model.path_at(preview.row) == shown, timeout=2_000)
+    window.search_page.remove_paths({shown})
+    qtbot.waitUntil(lambda: "no longer in the list" in preview.status.text(), timeout=2_000)
+    assert preview.current_path() == shown
     preview.close()
 
     window.activateWindow()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QKeyEvent, QPainter, QPixmap, QResizeEvent, QWheelEvent
 from PySide6.QtWidgets import (
     QDialog,
@@ -238,6 +238,12 @@ class PreviewDialog(QDialog):
         self.resize(1100, 680)
         self._model = model
         self._row = row
+        self._path = model.path_at(row)  # the photo shown: its row moves when rows come and go
+        # The photo's row is looked up once a change is done: the model is midway through it while it signals.
+        self._follow_timer = QTimer(self, singleShot=True, interval=0)
+        self._follow_timer.timeout.connect(self._follow_rows)
+        for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset, model.layoutChanged):
+            signal.connect(self._rows_changed)
         self._runner = runner
         self._loading: Job | None = None
         self._shown: DecodedPreview | None = None
@@ -245,6 +251,7 @@ class PreviewDialog(QDialog):
         self._explaining: Job | None = None
 
         self.photo_view = ZoomView()
+        self.photo_view.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # it would take the arrows that step photos
         self.photo_view.zoom_changed.connect(self._on_zoom_changed)
         self.photo_view.full_resolution_needed.connect(self._load_full_resolution)
         self.caption = QLabel()
@@ -314,7 +321,20 @@ class PreviewDialog(QDialog):
         return self._row
 
     def current_path(self) -> Path:
-        return self._model.path_at(self._row)
+        return self._path
+
+    def _rows_changed(self, *changed: object) -> None:
+        self._follow_timer.start()
+
+    def _follow_rows(self) -> None:
+        """The list changed under the preview (a photo deleted, the results refreshed): it stays on its
+        photo, and says so when that photo left the list."""
+        row = self._model.row_of(self._path)
+        if row is not None:
+            self._row = row
+            return
+        self._row = max(0, min(self._row, self._model.rowCount() - 1))  # the arrows go on from about here
+        self.status.setText("no longer in the list: deleted or moved")
 
     def has_image(self) -> bool:
         return self.photo_view.has_photo()
@@ -343,6 +363,7 @@ class PreviewDialog(QDialog):
     def _show_row(self, row: int) -> None:
         self._row = row
         tile = self._model.tile_at(row)
+        self._path = tile.path
         self.setWindowTitle(f"Preview: {tile.path.name}")
         rank = self._model.index(row).data(RankRole)
         why = f"\n#{rank}: {tile.explanation()}" if tile.score is not None else ""
