@@ -207,8 +207,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         library_dir = library_dir_arg(library_dir)  # the default library is keyed by the old folder
     library = Library.open(folder, library_dir, repoint=args.repoint, vector_store=args.vector_store)
     try:
-        embedder = load_embedder(args.model, weights=args.weights, device=args.device, precision=args.precision,
-                                 runtime=args.runtime, trusted_signature=library.model_signature)
+        embedder = load_embedder(args.model, weights=args.weights or library.weights_for(args.model),
+                                 device=args.device, precision=args.precision, runtime=args.runtime,
+                                 trusted_signature=library.model_signature)
         print(f"indexing {printable_path(library.root)} with {embedder.model_id} on {embedder.device} "
               f"(library {printable_path(library.library_dir)})", file=sys.stderr)
         progress = TerminalProgress()

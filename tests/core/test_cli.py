@@ -17,6 +17,7 @@ from vitgallery.cli import build_window_parser, main
 from vitgallery.commands import build_parser
 from vitgallery.core.keypoints import VERIFIED_INLIERS
 from vitgallery.core.library import Library
+from vitgallery.core.models import ModelLoadError
 from vitgallery.core.rerank import verified_score
 
 
@@ -81,6 +82,33 @@ def test_search_json_for_library_and_outside_images(indexed, tmp_path, capsys):
     assert main(["search", str(outside), "--library", str(lib), "--k", "4", "--json", "--no-verify"]) == 0
     plain = json.loads(capsys.readouterr().out)[str(outside)]
     assert all(h["inliers"] is None and h["score"] == h["cosine"] for h in plain)
+
+
+def test_index_again_uses_the_weights_file_the_library_was_indexed_with(indexed, tmp_path, monkeypatch):
+    """Offline, `vitgallery index FOLDER` without --weights tried to download the official weights,
+    where search, watch and the window load the file the library remembers."""
+    from vitgallery.core.store import Store
+
+    root, lib = indexed
+    weights = tmp_path / "dinov2_vits14_pretrain.pth"
+    weights.write_bytes(b"weights")
+    store = Store(lib / "library.sqlite3")
+    store.set_meta("weights_path", str(weights))
+    store.close()
+    asked = []
+    load = commands.load_embedder
+
+    def recorded(name, weights=None, **kw):
+        asked.append(weights)
+        if name != "tiny-test":
+            raise ModelLoadError("no download in a test")
+        return load(name, weights=None, **kw)
+
+    monkeypatch.setattr(commands, "load_embedder", recorded)
+    assert main(["index", str(root), "--library", str(lib), "--model", "tiny-test", "--workers", "0"]) == 0
+    assert asked == [weights]
+    assert main(["index", str(root), "--library", str(lib), "--model", "vit-b16", "--workers", "0"]) != 0
+    assert asked[-1] is None, "another model does not take that file"
 
 
 def test_search_leaves_out_a_photo_deleted_since_the_last_index(indexed, tmp_path, capsys):

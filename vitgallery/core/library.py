@@ -179,6 +179,14 @@ class Library:
         recorded = self.store.get_meta("weights_path")
         return Path(recorded) if recorded else None
 
+    def weights_for(self, model: str) -> Path | None:
+        """The weights file the library was indexed with, for indexing it again with the same model:
+        without it an offline machine would try to download the official weights."""
+        signature, weights = self.model_signature, self.weights_file
+        if signature is None or weights is None or signature_model_and_precision(signature)[0] != model:
+            return None
+        return weights if weights.is_file() else None
+
     def photo_count(self) -> int:
         return self.store.count_files()
 
