@@ -23,7 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     from vitgallery.commands import COMMANDS
 
     first = next((arg for arg in argv if not arg.startswith("-")), None)
-    if first in COMMANDS or any(arg in ("-h", "--help", "--version") for arg in argv[:1]):
+    asks = [arg for arg in argv if arg not in ("-v", "--verbose")][:1]  # `vitgallery -v --version` too
+    if first in COMMANDS or any(arg in ("-h", "--help", "--version") for arg in asks):
+        for stream in (sys.stdout, sys.stderr):
+            # A terminal in a locale that cannot write ✓ or … (ISO-8859-1) gets them escaped, not a traceback.
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="backslashreplace")
         try:
             status = commands.main(argv)
             sys.stdout.flush()  # output still buffered meets a closed pipe here, not at exit

@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import base64
 import http.server
+import io
 import json
 import os
 import sys
@@ -109,6 +110,21 @@ def test_index_again_uses_the_weights_file_the_library_was_indexed_with(indexed,
     assert asked == [weights]
     assert main(["index", str(root), "--library", str(lib), "--model", "vit-b16", "--workers", "0"]) != 0
     assert asked[-1] is None, "another model does not take that file"
+
+
+def test_a_terminal_that_cannot_write_a_check_mark_gets_it_escaped(indexed, tmp_path, monkeypatch):
+    """In an ISO-8859-1 locale `vitgallery search` failed on its ✓ with a UnicodeEncodeError."""
+    root, lib = indexed
+    outside = tmp_path / "q.jpg"
+    make_photo(5).save(outside, quality=70)  # a copy of img_05: a verified hit, marked ✓
+    latin1 = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
+    monkeypatch.setattr(sys, "stdout", latin1)
+    assert main(["search", str(outside), "--library", str(lib), "--k", "3"]) == 0
+    latin1.flush()
+    assert b"\\u2713" in latin1.buffer.getvalue()
+    with pytest.raises(SystemExit) as ended:  # `-v` before `--version` was taken for a folder's name
+        main(["-v", "--version"])
+    assert ended.value.code == 0
 
 
 def test_search_leaves_out_a_photo_deleted_since_the_last_index(indexed, tmp_path, capsys):

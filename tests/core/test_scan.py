@@ -34,3 +34,10 @@ def test_fingerprint_follows_content_not_name(photo_folder):
     shutil.copy(photo_folder / "img_00.jpg", photo_folder / "copy.jpg")
     assert fingerprint_file(photo_folder / "copy.jpg") == a
     assert fingerprint_file(photo_folder / "img_01.jpg") != a
+
+
+def test_jpegs_named_jpe_or_jfif_are_photos(tmp_path):
+    """The desktop opens every image/jpeg file with vitgallery, .jpe and .jfif included."""
+    for name in ("a.jpe", "b.JFIF", "c.jpg"):
+        (tmp_path / name).write_bytes(b"\xff\xd8\xff\xe0")
+    assert sorted(f.path for f in scan_root(tmp_path).files) == ["a.jpe", "b.JFIF", "c.jpg"]

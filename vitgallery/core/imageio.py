@@ -42,7 +42,8 @@ from vitgallery.core.preprocess import TEACHING_KINDS, content_box, edited_copie
 logger = logging.getLogger(__name__)
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+    # .jpe and .jfif: JPEGs too (the desktop offers "Open with" for every image/jpeg file)
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 )
 
 #: Largest image we decode, in pixels. This is Pillow's own DecompressionBombError threshold
