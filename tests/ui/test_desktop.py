@@ -153,6 +153,35 @@ def test_a_query_photo_the_app_moves_is_searched_where_it_went(qtbot, indexed_wi
     assert "failed" not in window.message_bar.text() and window.results_model.rowCount() > 0
 
 
+def test_a_photo_opened_before_its_folder_has_any_photo_indexed_is_searched_after(qtbot, make_window, slow_folder,
+                                                                                 monkeypatch) -> None:
+    """`vitgallery PHOTO` on a new folder: the search ran before the first photo was indexed and said
+    "the search failed: the library is empty", an error left on screen above the results that followed."""
+    from vitgallery.core.errors import EmptyLibrary
+
+    search_library = Session.search
+    asked = []
+
+    def nothing_indexed_yet(self, *args, **kwargs):
+        asked.append(1)
+        if len(asked) == 1:
+            raise EmptyLibrary()
+        return search_library(self, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "search", nothing_indexed_yet)
+    window = make_window()
+    window.show()
+    window.open_folder(slow_folder)
+    failed = []
+    window.search_page.failed.connect(failed.append)
+    with qtbot.waitSignal(window.indexing_finished, timeout=120_000):
+        window.find_similar(slow_folder / "p001.jpg")
+        qtbot.waitUntil(lambda: "searched once the folder is indexed" in window.query_panel.caption.text(),
+                        timeout=SEARCH_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.results_model.rowCount() > 0, timeout=SEARCH_TIMEOUT_MS)
+    assert failed == [] and "failed" not in window.message_bar.text()
+
+
 def test_results_from_a_partial_index_say_so_and_refresh_when_it_ends(qtbot, make_window, slow_folder) -> None:
     window = make_window()
     window.show()

@@ -39,7 +39,7 @@ from vitgallery.core.duplicates import (
     take_back,
 )
 from vitgallery.core.duplicates import actions as duplicate_actions
-from vitgallery.core.errors import LibraryError, QueryNeedsModel
+from vitgallery.core.errors import EmptyLibrary, LibraryError, QueryNeedsModel
 from vitgallery.core.index_cache import INDEX_NAME, IndexCache, SearchSpace, index_signature
 from vitgallery.core.indexing import IndexProgress, IndexRun, IndexSummary, relative_to_root
 from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision, signature_runtime
@@ -196,7 +196,7 @@ class Library:
         the same file found elsewhere)."""
         signature = self.model_signature
         if signature is None:
-            raise LibraryError("the library is empty: index a folder first")
+            raise EmptyLibrary()
         name, precision = signature_model_and_precision(signature)
         embedder = load_embedder(name, weights=weights or self.weights_file, device=device, precision=precision,
                                  runtime=signature_runtime(signature), progress=progress,

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vitgallery.core.errors import LibraryError, QueryNeedsModel
+from vitgallery.core.errors import EmptyLibrary, LibraryError, QueryNeedsModel
 from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_size, open_image, working_copy
 from vitgallery.core.index_cache import IndexCache, SearchSpace
 from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, verify_pair
@@ -77,7 +77,7 @@ class LibrarySearch:
         """
         space = self.cache.space()
         if space is None or len(space.index) == 0:
-            raise LibraryError("the library is empty: index a folder first")
+            raise EmptyLibrary()
         if region is None:
             raw, own_id, keypoints = self._query_features(query, embedder, verify)
         else:

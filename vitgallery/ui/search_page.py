@@ -371,7 +371,7 @@ class SearchPage(QWidget):
         layout.setSpacing(2)
         layout.addLayout(header)
         layout.addWidget(self.stack, 1)
-        self._update_status()
+        self._show_current()  # no query yet: nothing to go back or forward to
 
     # -- the current query -------------------------------------------------------------------------
 
@@ -681,6 +681,12 @@ class SearchPage(QWidget):
         if serial != self._search_serial:
             return
         self._search_job = None
+        if error.library_empty and self._indexing and not visit.done:
+            # A photo opened with the app while its folder's first index runs: searched when it ends.
+            if visit is self.current:
+                self.query_panel.show_pending(f"{visit.source.label}: searched once the folder is indexed…")
+                self.status_label.setText("The folder's first photos are being indexed; the search follows.")
+            return
         if not error.model_failed:  # the model's own message says what to do about it
             error = replace(error, message=f"The search for {visit.source.label} failed: {error.message}")
         if not visit.done:  # results searched before stay shown when searching them again fails

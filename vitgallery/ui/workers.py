@@ -73,6 +73,7 @@ class WorkerError:
     message: str
     report: str = ""  # a traceback when the error was unexpected
     model_failed: bool = False  # the model could not be loaded: the window offers a weights file
+    library_empty: bool = False  # nothing embedded yet: a search waits for the first index
 
     @property
     def unexpected(self) -> bool:
@@ -111,6 +112,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def describe_error(error: BaseException) -> WorkerError:
+    from vitgallery.core.errors import EmptyLibrary
     from vitgallery.core.models import ModelLoadError
 
     if isinstance(error, expected_errors()):
@@ -119,7 +121,7 @@ def describe_error(error: BaseException) -> WorkerError:
             # The core speaks of the command line; say where the window keeps the same choice.
             reason += "\nIn the window: the button on the right, or File → Settings… → Model and Weights file."
             return WorkerError(reason, model_failed=True)
-        return WorkerError(reason)
+        return WorkerError(reason, library_empty=isinstance(error, EmptyLibrary))
     log.error("unexpected error in a worker", exc_info=error)
     return WorkerError(f"{type(error).__name__}: {error}", "".join(traceback.format_exception(error)))
 
