@@ -96,10 +96,11 @@ def make_window(qtbot, settings: Settings, tmp_path: Path):
 
     windows: list[MainWindow] = []
 
-    def make(settings_override: Settings | None = None) -> MainWindow:
+    def make(settings_override: Settings | None = None, *, library_per_folder: bool = False) -> MainWindow:
+        """`library_per_folder`: no library folder of the window's own, as the app starts (Settings' location)."""
         window = MainWindow(
             settings_override or settings,
-            library_dir=tmp_path / "library",
+            library_dir=None if library_per_folder else tmp_path / "library",
             thumbnail_cache_dir=tmp_path / "thumbs",
             decode_workers=0,
         )

@@ -182,6 +182,32 @@ def test_a_photo_opened_before_its_folder_has_any_photo_indexed_is_searched_afte
     assert failed == [] and "failed" not in window.message_bar.text()
 
 
+def test_a_library_location_holds_a_library_for_each_folder(qtbot, make_window, settings, photo_folder,
+                                                            tmp_path) -> None:
+    """The Settings' location was taken as one library: a second folder was refused, and every job then
+    said "open a photo folder first"."""
+    from tests.photos import make_photo
+
+    settings.set(opt.LIBRARY_DIR, str(tmp_path / "libraries"))
+    other = tmp_path / "other"
+    other.mkdir()
+    for number in range(3):
+        make_photo(40 + number).save(other / f"o{number}.jpg")
+    window = make_window(library_per_folder=True)
+    window.show()
+    for folder, count in ((photo_folder, PHOTO_COUNT), (other, 3)):
+        with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as finished:
+            window.open_folder(folder)
+        assert finished.args[0] is not None and finished.args[0].added == count
+    assert len(list((tmp_path / "libraries").iterdir())) == 2
+
+    (tmp_path / "a file").write_text("")
+    settings.set(opt.LIBRARY_DIR, str(tmp_path / "a file"))
+    window.open_folder(photo_folder)
+    qtbot.waitUntil(lambda: "could not be opened" in window.message_bar.text(), timeout=30_000)
+    assert "open a photo folder first" not in window.message_bar.text()
+
+
 def test_results_from_a_partial_index_say_so_and_refresh_when_it_ends(qtbot, make_window, slow_folder) -> None:
     window = make_window()
     window.show()

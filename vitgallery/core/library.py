@@ -7,9 +7,7 @@ Clients call only the public methods here.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -44,7 +42,7 @@ from vitgallery.core.index_cache import INDEX_NAME, IndexCache, SearchSpace, ind
 from vitgallery.core.indexing import IndexProgress, IndexRun, IndexSummary, relative_to_root
 from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision, signature_runtime
 from vitgallery.core.region import Region
-from vitgallery.core.scan import Listing, photo_root_path, root_is_available
+from vitgallery.core.scan import Listing, library_folder_name, photo_root_path, root_is_available
 from vitgallery.core.search import LibrarySearch, QueryImage, SearchHit
 from vitgallery.core.store import FileRow, SkippedFile, Store
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
@@ -60,9 +58,7 @@ DB_NAME = "library.sqlite3"
 
 def default_library_dir(root: Path) -> Path:
     """A folder in the user data dir, keyed by the photo root; nothing goes into the photo folder."""
-    root = photo_root_path(root)
-    key = hashlib.sha1(os.fsencode(root)).hexdigest()[:16]
-    return Path(user_data_dir("vitgallery", appauthor=False)) / "libraries" / f"{root.name or 'root'}-{key}"
+    return Path(user_data_dir("vitgallery", appauthor=False)) / "libraries" / library_folder_name(root)
 
 
 def last_library_file() -> Path:

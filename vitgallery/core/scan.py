@@ -115,6 +115,12 @@ def photo_root_path(folder: Path | str) -> Path:
     return Path(os.path.normpath(Path(folder).expanduser().absolute()))
 
 
+def library_folder_name(root: Path | str) -> str:
+    """The name of a photo folder's library folder: its name, and a key of its whole path."""
+    root = photo_root_path(root)
+    return f"{root.name or 'root'}-{hashlib.sha1(os.fsencode(root)).hexdigest()[:16]}"
+
+
 def display_path(path: str | os.PathLike[str]) -> str:
     """A path as text to show: a name that is not valid UTF-8 (Python holds its odd bytes as surrogate
     escapes, which a UTF-8 terminal refuses and JSON can only carry as invalid lone surrogates) gets

@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 
 import vitgallery
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
-from vitgallery.core.scan import photo_root_path
+from vitgallery.core.scan import library_folder_name, photo_root_path
 from vitgallery.logs import log_dir, log_file_path
 from vitgallery.ui import settings as opt
 from vitgallery.ui.arrange import FolderArranger
@@ -436,8 +436,13 @@ class MainWindow(QMainWindow):
         text = self.settings.get(opt.LAST_FOLDER)
         return Path(text) if text and Path(text).is_dir() else None
 
-    def library_dir(self) -> Path | None:
-        return self._library_dir_override or self.settings.library_dir()
+    def library_dir(self, folder: Path | None = None) -> Path | None:
+        """Where the library of `folder` lives: the window's own (given when it was made), else one folder
+        per photo folder under the location chosen in Settings (None: the user data folder's)."""
+        if self._library_dir_override is not None:
+            return self._library_dir_override
+        location = self.settings.library_dir()
+        return None if location is None or folder is None else location / library_folder_name(folder)
 
     def preload_library(self, folder: Path, say: Callable[[str], None]) -> None:
         """Before the window shows (the start's splash): open the library of the folder it will open and
@@ -446,7 +451,7 @@ class MainWindow(QMainWindow):
         if folder.is_dir():
             say("Opening the library…")
             try:
-                self.session.preload_library(folder, self.library_dir())
+                self.session.preload_library(folder, self.library_dir(folder))
             except Exception:  # only a head start: opening it on a worker says what is wrong
                 log.warning("could not preload the library of %s", folder, exc_info=True)
 
@@ -489,7 +494,7 @@ class MainWindow(QMainWindow):
         self._list_folder(streaming=True, handoff=listing)
         self.jobs.open_library(
             folder,
-            self.library_dir(),
+            self.library_dir(folder),
             on_finished=self._on_library_opened,
             on_failed=self.show_worker_error,
         )

@@ -396,6 +396,7 @@ class Session:
         self._users = 0
         self._replacing = False
         self._opening = 0  # library openings submitted and not finished: borrowers wait for them
+        self._open_failure: str | None = None  # why the last opening failed: what later jobs say too
         self._embedder_lock = threading.Lock()
         self._embedder: Embedder | None = None
         self._preloaded: Library | None = None  # opened before the window showed, for its first open_library
@@ -415,7 +416,7 @@ class Session:
             self._library_state.wait_for(lambda: not self._replacing and not self._opening)
             library = self._library
             if library is None:
-                raise NoLibraryError("open a photo folder first")
+                raise NoLibraryError(self._open_failure or "open a photo folder first")
             self._users += 1
         try:
             yield library
@@ -489,7 +490,12 @@ class Session:
 
         preloaded = self._take_preloaded(root, library_dir)
         self.replace_library(None)
-        library = preloaded or Library.open(root, library_dir)
+        try:
+            library = preloaded or Library.open(root, library_dir)
+        except Exception as exc:
+            self._open_failure = f"the library of {root or library_dir} could not be opened: {exc}"
+            raise
+        self._open_failure = None
         self.replace_library(library)
         remember_last_library(library.library_dir)  # the CLI's commands default to it too
         return OpenedLibrary(library.root, library.library_dir, library.photo_count(), skipped_files(library))
