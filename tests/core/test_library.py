@@ -14,6 +14,7 @@ from vitgallery.core.library import (
     LibraryError,
     default_library_dir,
     last_library_dir,
+    library_dir_under,
     remember_last_library,
 )
 from vitgallery.core.models import Embedder, load_embedder
@@ -307,6 +308,16 @@ def test_one_folder_written_two_ways_has_one_library(photo_folder, tmp_path, emb
     latin1 = tmp_path / os.fsdecode(b"Urlaub_M\xfcnchen")
     latin1.mkdir()
     assert default_library_dir(latin1).name.startswith(latin1.name)
+
+
+def test_a_chosen_location_holds_a_library_per_folder_and_keeps_one_made_there_before(photo_folder, tmp_path):
+    location = tmp_path / "libraries"
+    assert library_dir_under(location, photo_folder) == location / default_library_dir(photo_folder).name
+    Library.open(photo_folder, location).close()  # the location used as the library itself, as before
+    assert library_dir_under(location, photo_folder) == location, "its photos are not embedded again"
+    other = tmp_path / "other"
+    other.mkdir()
+    assert library_dir_under(location, other) == location / default_library_dir(other).name
 
 
 def test_a_listing_made_beside_the_run_is_used_instead_of_listing_again(photo_folder, tmp_path, embedder, monkeypatch):

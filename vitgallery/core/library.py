@@ -8,9 +8,12 @@ Clients call only the public methods here.
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +62,20 @@ DB_NAME = "library.sqlite3"
 def default_library_dir(root: Path) -> Path:
     """A folder in the user data dir, keyed by the photo root; nothing goes into the photo folder."""
     return Path(user_data_dir("vitgallery", appauthor=False)) / "libraries" / library_folder_name(root)
+
+
+def library_dir_under(location: Path, folder: Path) -> Path:
+    """The library of `folder` under a location the user chose: one library folder per photo folder. A
+    location that is itself the library of `folder` (as the setting was used before) stays its library."""
+    folder = photo_root_path(folder)
+    try:
+        with closing(sqlite3.connect(f"{(location / DB_NAME).absolute().as_uri()}?mode=ro", uri=True)) as db:
+            recorded = db.execute("SELECT value FROM meta WHERE key = 'root'").fetchone()
+    except sqlite3.Error:  # none there, or not a library
+        recorded = None
+    if recorded is not None and Path(os.fsdecode(recorded[0])) == folder:
+        return location
+    return location / library_folder_name(folder)
 
 
 def last_library_file() -> Path:

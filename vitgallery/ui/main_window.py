@@ -43,7 +43,8 @@ from PySide6.QtWidgets import (
 
 import vitgallery
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
-from vitgallery.core.scan import library_folder_name, photo_root_path
+from vitgallery.core.library import library_dir_under
+from vitgallery.core.scan import photo_root_path
 from vitgallery.logs import log_dir, log_file_path
 from vitgallery.ui import settings as opt
 from vitgallery.ui.arrange import FolderArranger
@@ -442,7 +443,7 @@ class MainWindow(QMainWindow):
         if self._library_dir_override is not None:
             return self._library_dir_override
         location = self.settings.library_dir()
-        return None if location is None or folder is None else location / library_folder_name(folder)
+        return None if location is None or folder is None else library_dir_under(location, folder)
 
     def preload_library(self, folder: Path, say: Callable[[str], None]) -> None:
         """Before the window shows (the start's splash): open the library of the folder it will open and
