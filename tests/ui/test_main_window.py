@@ -215,6 +215,18 @@ def test_enter_previews_arrows_move_esc_clears(qtbot, indexed_window) -> None:
     assert window.query_panel.caption.text() == "No query yet"
 
 
+def test_esc_on_another_page_leaves_the_query_alone(qtbot, indexed_window) -> None:
+    window = indexed_window
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        window.find_similar(window.folder_model.path_at(0))
+    window.tabs.setCurrentWidget(window.sort_page)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    window.sort_page.examples_edit.setFocus()
+    qtbot.keyClick(window.sort_page.examples_edit, Qt.Key.Key_Escape)
+    assert window.tabs.currentWidget() is window.sort_page and window.search_page.current is not None
+
+
 def test_url_drop_downloads_then_searches(qtbot, indexed_window) -> None:
     window = indexed_window
     buffer = io.BytesIO()

@@ -214,6 +214,7 @@ def test_sort_can_be_cancelled_and_bad_folders_get_a_message(qtbot, sort_window,
     window, root = sort_window
     page = window.sort_page
     page.set_folders(root / "Sorted", root)
+    page.examples_edit.setText(page.examples_edit.text() + "  ")  # as a pasted path may end
     with qtbot.waitSignal(page.suggested, timeout=30_000):
         page.suggest()
     assert page.accept_all_button.isEnabled()

@@ -358,7 +358,7 @@ class MainWindow(QMainWindow):
             "Find photos like the image on the clipboard (Ctrl+V)",
         )
         self.clear_action = action(
-            "Back to the Folder", self.search_page.leave, "Esc", "Leave the results (Esc); Back brings them back"
+            "Back to the Folder", self._leave_results, "Esc", "Leave the results (Esc); Back brings them back"
         )
         self.back_action = self.search_page.back_action
         self.forward_action = self.search_page.forward_action
@@ -862,6 +862,12 @@ class MainWindow(QMainWindow):
         if not refreshed:  # results refreshed in the background leave the user on the page they are on
             self.tabs.setCurrentWidget(self.search_page)
         self.results_shown.emit(count)
+
+    def _leave_results(self) -> None:
+        """Esc leaves the results from their own page. On another page Esc is that page's (typing a folder
+        on Sort, reviewing duplicates): there it cleared the query and jumped to the folder."""
+        if self.tabs.currentWidget() is self.search_page:
+            self.search_page.leave()
 
     def _show_folder_page(self) -> None:
         self.tabs.setCurrentIndex(0)

@@ -209,8 +209,8 @@ class SortPage(QWidget, JobPage):
     def suggest(self) -> None:
         if not self._has_library or self._busy:
             return
-        examples = Path(self.examples_edit.text()).expanduser()
-        unsorted = Path(self.unsorted_edit.text()).expanduser()
+        examples = Path(self.examples_edit.text().strip()).expanduser()  # a pasted path may end in a space
+        unsorted = Path(self.unsorted_edit.text().strip()).expanduser()
         session, choice = self._jobs.session, self._model_choice()
         finetune = self.finetune_box.isChecked()
         self._plan = None
