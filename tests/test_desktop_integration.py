@@ -21,7 +21,8 @@ APP_ID = "io.github.vitgallery.vitgallery"
 DESKTOP_FILE = REPO / "resources" / f"{APP_ID}.desktop"
 METAINFO = REPO / "resources" / f"{APP_ID}.metainfo.xml"
 ICON_SIZES = (16, 22, 24, 32, 48, 64, 128, 256, 512)
-MIME_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
+MIME_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg",
+              ".png": "image/png", ".webp": "image/webp",
               ".gif": "image/gif", ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff",
               ".heic": "image/heic", ".heif": "image/heif", ".avif": "image/avif"}
 
