@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtTest import QAbstractItemModelTester
 from PySide6.QtWidgets import QListView, QStyleOptionViewItem
 
@@ -233,17 +233,23 @@ def test_thumbnail_role_loads_in_the_background_and_announces_it(qtbot, tmp_path
     del tester
 
 
-def test_delegate_paints_tiles_with_score_badges(qtbot, checked_model: PhotoListModel) -> None:
+def painted_tiles(qtbot, model: PhotoListModel, tiles: list[PhotoTile], thumbnail_size: int,
+                  ) -> tuple[QListView, PhotoTileDelegate, QImage]:
+    """`tiles` in a plain icon view painted by the tile delegate: the view, the delegate, its picture."""
     view = QListView()
     qtbot.addWidget(view)
-    delegate = PhotoTileDelegate(96, view)
+    delegate = PhotoTileDelegate(thumbnail_size, view)
     view.setItemDelegate(delegate)
     view.setViewMode(QListView.ViewMode.IconMode)
-    view.setModel(checked_model)
-    checked_model.set_tiles(RANKED)
+    view.setModel(model)
+    model.set_tiles(tiles)
     view.resize(600, 400)
     view.show()
-    image = view.grab().toImage()
+    return view, delegate, view.grab().toImage()
+
+
+def test_delegate_paints_tiles_with_score_badges(qtbot, checked_model: PhotoListModel) -> None:
+    view, delegate, image = painted_tiles(qtbot, checked_model, RANKED, 96)
     assert delegate.sizeHint(QStyleOptionViewItem(), checked_model.index(0)) == delegate.tile_size()
     # The badge is a dark pill in the top-right corner of the first tile.
     rect = view.visualRect(checked_model.index(0))
@@ -300,16 +306,8 @@ def test_the_columns_fit_whether_the_scroll_bar_shows_or_not(qtbot, width) -> No
 
 def test_a_badge_on_the_smallest_tiles_stays_on_its_tile(qtbot, checked_model: PhotoListModel) -> None:
     """At 64 px "12 · 0.94 ✓" is wider than the tile and covered its neighbour: the rank gives way."""
-    view = QListView()
-    qtbot.addWidget(view)
-    delegate = PhotoTileDelegate(64, view)
-    view.setItemDelegate(delegate)
-    view.setViewMode(QListView.ViewMode.IconMode)
-    view.setModel(checked_model)
-    checked_model.set_tiles([PhotoTile(Path(f"/photos/{n}.jpg"), 0.94, match=Match.SAME) for n in range(12)])
-    view.resize(600, 300)
-    view.show()
-    image = view.grab().toImage()
+    copies = [PhotoTile(Path(f"/photos/{n}.jpg"), 0.94, match=Match.SAME) for n in range(12)]
+    view, _, image = painted_tiles(qtbot, checked_model, copies, 64)
     last = view.visualRect(checked_model.index(11))
     left_of_it = [image.pixelColor(last.left() - 1 - x, last.top() + 12).lightness() for x in range(6)]
     assert min(left_of_it) > 200, "nothing painted between the tile and the one before it"
