@@ -201,7 +201,8 @@ class ExplainView(QWidget):
         if outcome.query_points:
             verdict = f"{outcome.inliers} keypoints match through one geometric map (the lines): the same scene"
         else:
-            verdict = "the keypoints do not verify this pair: it looks alike, it is not the same scene"
+            # Not "it looks alike": the grid may have faded it as unlike; the heat says which parts are alike.
+            verdict = "the keypoints do not verify this pair: not the same scene (the heat shows the parts most alike)"
         self.status.setText(f"Vector cosine {outcome.cosine:.2f} · {verdict}")
         self._show_layers()
 
