@@ -20,7 +20,7 @@ from vitgallery.ui import settings as opt
 from vitgallery.ui.settings import Option, Settings
 
 PRECISION_HINTS = {
-    "auto": "automatic (bf16 where the hardware has it, else fp32)",
+    "auto": "automatic (int8 on a CPU with OpenVINO; else bf16 where the hardware has it, else fp32)",
     "int8": "int8 (faster on a CPU, slightly less accurate)",
 }
 
