@@ -304,6 +304,22 @@ def test_a_folder_that_goes_and_comes_back_says_so_and_fills_the_grid_again(qtbo
     qtbot.waitUntil(lambda: gone not in shown_paths(window.folder_model), timeout=20_000)
 
 
+def test_a_folder_without_photos_says_so_in_its_grid(qtbot, make_window, tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no photo here")
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.folder_listed, timeout=30_000):
+        window.open_folder(empty)
+    assert window.folder_view.empty_text().startswith("No photos in this folder")
+    text = window.folder_view.empty_text()
+    assert "JPG" in text
+    said = window.folder_view.viewport().grab().toImage()
+    window.folder_view.set_empty_text("")
+    assert window.folder_view.viewport().grab().toImage() != said, "the text is painted in the grid"
+
+
 def test_index_now_lists_the_folder_again_for_the_grid(qtbot, indexed_window, photo_folder) -> None:
     window = indexed_window
     window.folder_model.clear()  # as a grid left empty while the folder was away

@@ -612,6 +612,11 @@ class MainWindow(QMainWindow):
             self.search_page.remove_paths(gone)
             self.sort_page.remove_paths(gone)
         self.problems_panel.set_problems("listing", listing.problems)
+        self.folder_view.set_empty_text(
+            "" if listing.photos else
+            f"No photos in this folder or its subfolders. vitgallery reads "
+            f"{', '.join(sorted(ext.lstrip('.').upper() for ext in SUPPORTED_EXTENSIONS))}."
+        )
         if self._folder is not None and not self._folder.is_dir():
             self._show_folder_offline()
         self._watch_folders(listing.folders)

@@ -38,6 +38,7 @@ from PySide6.QtGui import (
     QFont,
     QKeyEvent,
     QPainter,
+    QPaintEvent,
     QPalette,
     QPixmap,
     QResizeEvent,
@@ -632,6 +633,7 @@ class PhotoGridView(QListView):
         super().__init__(parent)
         self._delegate = delegate
         self._tile_actions: list[TileAction | None] = []
+        self._empty_text = ""
         self.setViewMode(QListView.ViewMode.IconMode)
         self.setMovement(QListView.Movement.Static)
         self.setResizeMode(QListView.ResizeMode.Adjust)
@@ -688,6 +690,22 @@ class PhotoGridView(QListView):
     def resizeEvent(self, event: QResizeEvent) -> None:
         self.fit_columns()
         super().resizeEvent(event)
+
+    def set_empty_text(self, text: str) -> None:
+        """What an empty grid says (nothing: a blank grid, as while a folder is still being listed)."""
+        self._empty_text = text
+        self.viewport().update()
+
+    def empty_text(self) -> str:
+        return self._empty_text
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self._empty_text and self.model().rowCount() == 0:
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(self.viewport().rect().adjusted(24, 24, -24, -24),
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._empty_text)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         index = self.currentIndex()
