@@ -61,6 +61,20 @@ def test_a_wheel_installs_the_icon_where_the_app_looks_for_it(tmp_path) -> None:
         assert f"share/icons/hicolor/{size}x{size}/apps/vitgallery.png" in data
 
 
+def test_the_icon_is_found_where_pip_install_user_puts_it(tmp_path, monkeypatch) -> None:
+    """`pip install --user` puts a wheel's data files under the user's base (~/.local), not sys.prefix:
+    the splash was blank there and the window had no icon."""
+    from vitgallery.ui import app
+
+    user_base = tmp_path / "local"
+    (user_base / INSTALLED_ICON_DIR).mkdir(parents=True)
+    (user_base / INSTALLED_ICON_DIR / ICON_FILE).write_text("<svg/>")
+    monkeypatch.setattr(app, "__file__", str(tmp_path / "site-packages" / "vitgallery" / "ui" / "app.py"))  # no checkout
+    monkeypatch.setattr(app.sys, "prefix", str(tmp_path / "venv"))
+    monkeypatch.setattr(app.site, "getuserbase", lambda: str(user_base))
+    assert app.icon_path() == user_base / INSTALLED_ICON_DIR / ICON_FILE
+
+
 def test_unexpected_exception_is_logged_and_shown_with_a_copyable_report(qtbot, caplog) -> None:
     handler = ExceptionHandler(log_file=None)
     try:

@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import platform
+import site
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -46,10 +47,11 @@ INSTALLED_ICON_DIR = Path("share", "icons", "hicolor", "scalable", "apps")  # un
 
 
 def icon_path() -> Path | None:
-    """The SVG icon, from a source checkout or where a wheel installed it (see pyproject's data-files)."""
+    """The SVG icon, from a source checkout or where a wheel installed it (see pyproject's data-files):
+    the environment's prefix, or the user's base for `pip install --user`."""
     checkout = Path(__file__).resolve().parents[2] / "resources" / ICON_FILE
-    installed = Path(sys.prefix) / INSTALLED_ICON_DIR / ICON_FILE
-    for candidate in (checkout, installed):
+    installed = [Path(base) / INSTALLED_ICON_DIR / ICON_FILE for base in (sys.prefix, site.getuserbase())]
+    for candidate in (checkout, *installed):
         if candidate.is_file():
             return candidate
     return None
