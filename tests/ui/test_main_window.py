@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from tests.photos import make_photo
@@ -213,6 +213,11 @@ def test_enter_previews_arrows_move_esc_clears(qtbot, indexed_window) -> None:
     assert window.results_model.rowCount() == 0
     assert window.tabs.currentIndex() == 0
     assert window.query_panel.caption.text() == "No query yet"
+
+
+def test_settings_have_a_key_on_every_desktop(qtbot, make_window) -> None:
+    window = make_window()
+    assert QKeySequence("Ctrl+,") in window.settings_action.shortcuts()
 
 
 def test_esc_on_another_page_leaves_the_query_alone(qtbot, indexed_window) -> None:

@@ -366,6 +366,9 @@ class MainWindow(QMainWindow):
         self.addAction(self.forward_action)
         self.index_action = action("Index Now", self.index_now, "F5", "Look for new and changed photos")
         self.settings_action = action("Settings…", self.open_settings, QKeySequence.StandardKey.Preferences)
+        # Linux desktops define no Preferences key: Ctrl+, as most apps there use.
+        self.settings_action.setShortcuts([*QKeySequence.keyBindings(QKeySequence.StandardKey.Preferences),
+                                           QKeySequence("Ctrl+,")])
         self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
         self.larger_action = action(
             "Larger Thumbnails", lambda: self.thumbnail_slider.setValue(self.thumbnail_slider.value() + 32), "Ctrl++"
