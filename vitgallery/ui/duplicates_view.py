@@ -751,9 +751,10 @@ class DuplicatesView(QWidget, JobPage):
             self.group_title.setText("")
             self.keeper_label.setText("")
         else:  # said where the group would be, not only in the status line
-            self.group_title.setText("Nothing left to review" if self._gone or self._hidden else "No near-duplicates")
+            reviewed = bool(self._gone or self._hidden)
+            self.group_title.setText("Nothing left to review" if reviewed else "No near-duplicates")
             self.keeper_label.setText(
-                "Every group is resolved or hidden by your decisions. " * bool(self._gone or self._hidden)
+                ("Every group is resolved or hidden by your decisions. " if reviewed else "")
                 + "A lower match threshold finds looser matches; Find duplicates also checks photos added since.")
         self._update_group_buttons()  # what Resolve all removes is the same whichever group is shown
 
