@@ -1,6 +1,6 @@
 #!/bin/sh
 # Put vitgallery in the desktop's menu and in "Open with" for images, for an install whose share/
-# folder desktops do not search: pipx, a virtual environment, or the unpacked bundle (which carries
+# folder desktops do not search: pipx, a virtual environment, setup.sh's editable .venv, or the unpacked bundle (which carries
 # this script beside its binary). Writes only under ${XDG_DATA_HOME:-~/.local/share}.
 #
 #   install-desktop-entry.sh [PATH/TO/vitgallery]     # default: the bundle beside this script, else
@@ -51,7 +51,8 @@ case $executable in
 esac
 
 # The share/ folder that came with it: <prefix>/bin/vitgallery for a venv or pipx (whose ~/.local/bin
-# entry links there), <bundle>/_internal/share for the bundle.
+# entry links there), <bundle>/_internal/share for the bundle. An editable install (setup.sh's .venv)
+# has none: the checkout's resources/ this script sits beside hold the same files, laid out flat.
 real=$(readlink -f "$executable")
 share=
 for candidate in "$(dirname "$(dirname "$real")")/share" "$(dirname "$real")/_internal/share"; do
@@ -60,7 +61,20 @@ for candidate in "$(dirname "$(dirname "$real")")/share" "$(dirname "$real")/_in
         break
     fi
 done
-if [ -z "$share" ]; then
+if [ -n "$share" ]; then
+    desktop_file=$share/applications/$APP_ID.desktop
+    metainfo_file=$share/metainfo/$APP_ID.metainfo.xml
+    svg_file=$share/icons/hicolor/scalable/apps/vitgallery.svg
+    png_folder=$share/icons/hicolor  # then SIZE/apps/vitgallery.png
+    png_in=apps/
+elif [ -f "$here/../resources/$APP_ID.desktop" ]; then
+    resources=$(cd "$here/../resources" && pwd)
+    desktop_file=$resources/$APP_ID.desktop
+    metainfo_file=$resources/$APP_ID.metainfo.xml
+    svg_file=$resources/vitgallery.svg
+    png_folder=$resources/icons  # then SIZE/vitgallery.png
+    png_in=
+else
     echo "error: $real has no share/applications/$APP_ID.desktop beside it" >&2
     exit 2
 fi
@@ -75,12 +89,12 @@ EXEC_PATH=$exec_path TRY_PATH=$try_path awk '
     /^Exec=vitgallery / { sub(/^Exec=vitgallery /, ""); print "Exec=\"" ENVIRON["EXEC_PATH"] "\" " $0; next }
     /^TryExec=vitgallery$/ { print "TryExec=" ENVIRON["TRY_PATH"]; next }
     { print }
-' "$share/applications/$APP_ID.desktop" > "$data/applications/$APP_ID.desktop"
-cp "$share/metainfo/$APP_ID.metainfo.xml" "$data/metainfo/"
-cp "$share/icons/hicolor/scalable/apps/vitgallery.svg" "$data/icons/hicolor/scalable/apps/"
+' "$desktop_file" > "$data/applications/$APP_ID.desktop"
+cp "$metainfo_file" "$data/metainfo/"
+cp "$svg_file" "$data/icons/hicolor/scalable/apps/"
 for size in $icon_sizes; do
     mkdir -p "$data/icons/hicolor/$size/apps"
-    cp "$share/icons/hicolor/$size/apps/vitgallery.png" "$data/icons/hicolor/$size/apps/"
+    cp "$png_folder/$size/${png_in}vitgallery.png" "$data/icons/hicolor/$size/apps/"
 done
 refresh
 echo "vitgallery is in the applications menu and in \"Open with\" for images ($data/applications/$APP_ID.desktop)"

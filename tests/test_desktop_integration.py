@@ -84,6 +84,25 @@ def pipx_like_install(tmp_path: Path) -> Path:
     return executable
 
 
+def test_the_install_script_takes_the_checkouts_files_for_an_editable_install(tmp_path: Path) -> None:
+    """setup.sh's .venv is an editable install: no share/ beside its vitgallery, the checkout's
+    resources/ instead (the script failed for the README's own way to install)."""
+    data = tmp_path / "data"
+    executable = tmp_path / ".venv" / "bin" / "vitgallery"
+    executable.parent.mkdir(parents=True)
+    executable.write_text("#!/bin/sh\n")
+    executable.chmod(0o755)
+    script = REPO / "packaging" / "install-desktop-entry.sh"
+    subprocess.run(["sh", str(script), str(executable)], env={**os.environ, "XDG_DATA_HOME": str(data)},
+                   check=True, capture_output=True, timeout=60)
+    entry = desktop_entry(data / "applications" / f"{APP_ID}.desktop")
+    assert entry["Desktop Entry"]["Exec"] == f'"{executable}" %f'
+    assert (data / "metainfo" / f"{APP_ID}.metainfo.xml").is_file()
+    assert (data / "icons" / "hicolor" / "scalable" / "apps" / "vitgallery.svg").is_file()
+    for size in ICON_SIZES:
+        assert (data / "icons" / "hicolor" / f"{size}x{size}" / "apps" / "vitgallery.png").is_file()
+
+
 def test_the_install_script_puts_the_entry_in_the_menu_and_takes_it_out(pipx_like_install: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {**os.environ, "XDG_DATA_HOME": str(data)}
