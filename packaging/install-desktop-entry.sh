@@ -1,7 +1,8 @@
 #!/bin/sh
 # Put vitgallery in the desktop's menu and in "Open with" for images, for an install whose share/
-# folder desktops do not search: pipx, a virtual environment, setup.sh's editable .venv, or the unpacked bundle (which carries
-# this script beside its binary). Writes only under ${XDG_DATA_HOME:-~/.local/share}.
+# folder desktops do not search: pipx, a virtual environment, setup.sh's editable .venv, or the
+# unpacked bundle (which carries this script beside its binary). Writes only under
+# ${XDG_DATA_HOME:-~/.local/share}.
 #
 #   install-desktop-entry.sh [PATH/TO/vitgallery]     # default: the bundle beside this script, else
 #                                                     # the vitgallery on PATH
