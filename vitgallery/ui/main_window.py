@@ -658,8 +658,7 @@ class MainWindow(QMainWindow):
         self.message_bar.show_message(self._offline_message, error=True)
 
     def _hide_folder_offline(self) -> None:
-        if self._offline_message is not None and self.message_bar.text() == self._offline_message:
-            self.message_bar.hide()
+        self.message_bar.withdraw(self._offline_message)
         self._offline_message = None
 
     def _on_library_opened(self, opened: OpenedLibrary) -> None:
@@ -864,8 +863,7 @@ class MainWindow(QMainWindow):
         self.show_worker_error(error)
 
     def _on_results_shown(self, count: int, refreshed: bool) -> None:
-        if self._search_error is not None and self.message_bar.text() == self._search_error:
-            self.message_bar.hide()  # a search that fails, then works, leaves no stale error behind
+        self.message_bar.withdraw(self._search_error)  # a search that fails, then works, leaves no stale error
         self._search_error = None
         if not refreshed:  # results refreshed in the background leave the user on the page they are on
             self.tabs.setCurrentWidget(self.search_page)

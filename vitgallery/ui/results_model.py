@@ -603,6 +603,14 @@ class PhotoTileDelegate(QStyledItemDelegate):
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
 
 
+def paint_placeholder(view: QAbstractItemView, text: str) -> None:
+    """`text` in the middle of an empty view, in the faded colour of placeholder text."""
+    painter = QPainter(view.viewport())
+    painter.setPen(view.palette().color(QPalette.ColorRole.PlaceholderText))
+    painter.drawText(view.viewport().rect().adjusted(24, 24, -24, -24),
+                     Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
+
+
 @dataclass(frozen=True)
 class TileAction:
     """One entry of a tile's context menu: `run` gets the selected photos (the one under the mouse
@@ -702,10 +710,7 @@ class PhotoGridView(QListView):
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
         if self._empty_text and self.model().rowCount() == 0:
-            painter = QPainter(self.viewport())
-            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
-            painter.drawText(self.viewport().rect().adjusted(24, 24, -24, -24),
-                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._empty_text)
+            paint_placeholder(self, self._empty_text)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         index = self.currentIndex()

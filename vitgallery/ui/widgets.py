@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPainter, QPaintEvent, QPalette
+from PySide6.QtGui import QPaintEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from vitgallery.core.indexing import WHITENING_MIN_PHOTOS, WHITENING_SAMPLE
 from vitgallery.core.preprocess import teaching_views_per_photo
+from vitgallery.ui.results_model import paint_placeholder
 
 if TYPE_CHECKING:
     from vitgallery.core.duplicates import ActionReport
@@ -90,6 +91,11 @@ class MessageBar(QFrame):
 
     def text(self) -> str:
         return self.label.text() if self.isVisible() else ""
+
+    def withdraw(self, text: str | None) -> None:
+        """Hide the bar if it still says `text`: its cause is gone, and a later message stays."""
+        if text is not None and self.text() == text:
+            self.hide()
 
     def has_action(self) -> bool:
         return self._action is not None
@@ -357,7 +363,4 @@ class ProblemsPanel(QTreeWidget):
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
         if self.topLevelItemCount() == 0:  # said, rather than an empty table that looks unfinished
-            painter = QPainter(self.viewport())
-            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
-            painter.drawText(self.viewport().rect().adjusted(24, 24, -24, -24),
-                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, NO_PROBLEMS)
+            paint_placeholder(self, NO_PROBLEMS)
