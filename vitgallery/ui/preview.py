@@ -249,6 +249,8 @@ class PreviewDialog(QDialog):
         self._shown: DecodedPreview | None = None
         self._explain_request = explain_request
         self._explaining: Job | None = None
+        self._status_text = "loading…"
+        self._left_list = False  # the photo shown was deleted or moved: said whatever else the status says
 
         self.photo_view = ZoomView()
         self.photo_view.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # it would take the arrows that step photos
@@ -330,11 +332,17 @@ class PreviewDialog(QDialog):
         """The list changed under the preview (a photo deleted, the results refreshed): it stays on its
         photo, and says so when that photo left the list."""
         row = self._model.row_of(self._path)
+        self._left_list = row is None
         if row is not None:
             self._row = row
-            return
-        self._row = max(0, min(self._row, self._model.rowCount() - 1))  # the arrows go on from about here
-        self.status.setText("no longer in the list: deleted or moved")
+        else:
+            self._row = max(0, min(self._row, self._model.rowCount() - 1))  # the arrows go on from about here
+        self._set_status(self._status_text)
+
+    def _set_status(self, text: str) -> None:
+        self._status_text = text
+        gone = "no longer in the list: deleted or moved"
+        self.status.setText(f"{gone} · {text}" if self._left_list else text)
 
     def has_image(self) -> bool:
         return self.photo_view.has_photo()
@@ -368,7 +376,8 @@ class PreviewDialog(QDialog):
         rank = self._model.index(row).data(RankRole)
         why = f"\n#{rank}: {tile.explanation()}" if tile.score is not None else ""
         self.caption.setText(f"{tile.path}{why}")
-        self.status.setText("loading…")
+        self._left_list = False
+        self._set_status("loading…")
         self._cancel_loading()
         self._shown = None
         self.photo_view.set_photo(QPixmap(), 0)
@@ -439,7 +448,7 @@ class PreviewDialog(QDialog):
 
     def _load_full_resolution(self) -> None:
         if self._shown is not None and self._loading is None:
-            self.status.setText("loading every pixel…")
+            self._set_status("loading every pixel…")
             self._load(self._shown.path, FULL_DECODE_LIMIT)
 
     def _on_decoded(self, decoded: DecodedPreview) -> None:
@@ -448,13 +457,13 @@ class PreviewDialog(QDialog):
         self._loading = None
         self._shown = decoded
         self.photo_view.set_photo(QPixmap.fromImage(decoded.image), decoded.details.width or decoded.image.width())
-        self.status.setText(decoded.details.text())
+        self._set_status(decoded.details.text())
 
     def _on_failed(self, path: Path, error: WorkerError) -> None:
         if path != self.current_path():
             return
         self._loading = None
-        self.status.setText(f"cannot show this file: {error.message}")
+        self._set_status(f"cannot show this file: {error.message}")
 
     def _on_zoom_changed(self, zoom: float) -> None:
         self.zoom_label.setText("fit" if self.photo_view.fitted else f"{zoom * 100:.0f} %")
