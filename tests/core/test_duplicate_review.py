@@ -98,6 +98,9 @@ def test_act_undo_and_history_go_through_the_library(library):
     assert len(list((home_trash() / "files").iterdir())) == 12
     [entry] = library.action_history()
     assert entry.kind == "trash" and entry.undoable and "(12 files)" in entry.text
+    # The app's own removal leaves the kept scan current: no "the library changed since" for it.
+    kept = library.last_duplicate_scan()
+    assert kept is not None and kept.up_to_date and kept.groups() == []
     back = library.undo(entry.action_id)
     assert len(back.done) == 12 and not any((home_trash() / "files").iterdir())
     assert "12 put back" in library.action_history()[0].text and not library.action_history()[0].undoable

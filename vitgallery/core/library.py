@@ -33,6 +33,8 @@ from vitgallery.core.duplicates import (
     GroupSelection,
     UserDecisions,
     decide,
+    follow_own_removal,
+    kept_scan_is_current,
     load_decisions,
     load_scan,
     scan_duplicates,
@@ -395,6 +397,7 @@ class Library:
         path; one moved out of it leaves the library. Otherwise searches would name files that are gone,
         and the next index would take a large move for an unplugged drive. A photo put back from outside
         is new to the library until the next index embeds it."""
+        scan_current = kept_scan_is_current(self.store)
         moved, gone = [], []
         for source, destination in report.done:
             row = (rel := self.relative_path(source)) and self.store.file_by_path(rel)
@@ -413,6 +416,7 @@ class Library:
         stale = {row.id for _, path, _, _ in moved if (row := self.store.file_by_path(path))} - {m[0] for m in moved}
         self.store.delete_files([*gone, *stale])
         self.store.move_files(moved)
+        follow_own_removal(self.store, scan_current)
         return report
 
     def action_history(self, limit: int = 50) -> list[ActionEntry]:

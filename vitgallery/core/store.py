@@ -877,6 +877,9 @@ class Store:
                                  " VALUES (?, ?, ?)", photos)
             self.set_meta("duplicate_scan", json.dumps(info))
 
+    def set_duplicate_scan_info(self, info: dict) -> None:
+        self.set_meta("duplicate_scan", json.dumps(info))
+
     def duplicate_scan_info(self) -> dict | None:
         """What save_duplicate_scan recorded last, or None before any scan."""
         info = self.get_meta("duplicate_scan")

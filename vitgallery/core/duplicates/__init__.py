@@ -64,6 +64,8 @@ from vitgallery.core.duplicates.scan import (
     DuplicateProgress,
     ScanError,
     candidate_pairs,
+    follow_own_removal,
+    kept_scan_is_current,
     load_scan,
     scan_duplicates,
 )
@@ -87,7 +89,8 @@ __all__ = [
     "DuplicateMember", "DuplicateProgress", "DuplicateScan", "KeepRule", "KeeperChoice", "MemberShape",
     "PairEvidence", "PairMatch", "PairShape", "PairTable", "PhotoFeatures", "PhotoQuality", "ScanError", "ScoreWeights",
     "SpilledFeatures", "agreement_counts", "analyse_photo", "candidate_pairs", "choose_keeper", "decide",
-    "group_key", "load_scan", "look_likeness", "match_photos", "match_reason", "measure_quality", "pair_score", "pair_scores",
+    "follow_own_removal", "group_key", "kept_scan_is_current", "load_scan", "look_likeness", "match_photos",
+    "match_reason", "measure_quality", "pair_score", "pair_scores",
     "scan_duplicates",
     "seed_groups",
 ]

@@ -186,15 +186,29 @@ def load_scan(library) -> DuplicateScan | None:
     photos = store.duplicate_photos()
     files = store.files_by_ids(set(np.union1d(pairs.a, pairs.b).tolist()) | set(photos))
     known = np.fromiter(files, dtype=np.int64, count=len(files))
-    current = (info.get("complete") and info.get("generation") == store.generation
-               and info.get("whitening") == _whitening_key(store))
     return DuplicateScan(
         library.root, files, pairs.take(np.isin(pairs.a, known) & np.isin(pairs.b, known)),
         store.decisions(), frozenset(store.separated_pairs()),
         problems=[(library.root / files[i].path, problem) for i, (problem, _) in sorted(photos.items())
                   if problem is not None and i in files],
         quality={i: PhotoQuality.from_json(quality) for i, (_, quality) in photos.items() if quality is not None},
-        scanned_at=float(info["at"]), up_to_date=bool(current))
+        scanned_at=float(info["at"]), up_to_date=kept_scan_is_current(store))
+
+
+def kept_scan_is_current(store: Store) -> bool:
+    """Whether the last scan kept is of the library as it is: finished, of the same photos and whitening."""
+    info = store.duplicate_scan_info()
+    return bool(info is not None and info.get("version") == EVIDENCE_VERSION and info.get("complete")
+                and info.get("generation") == store.generation and info.get("whitening") == _whitening_key(store))
+
+
+def follow_own_removal(store: Store, current_before: bool) -> None:
+    """Photos the app itself took out of the library (trashed, moved away) leave their pairs with them;
+    what the scan found of the others still holds, so a scan that was current stays current. (Their
+    absence may bring a 21st neighbour into some photo's candidates: the next scan asked for verifies it.)"""
+    info = store.duplicate_scan_info()
+    if current_before and info is not None and not store.read_only:
+        store.set_duplicate_scan_info({**info, "generation": store.generation})
 
 
 def _verify(library, files: dict[int, FileRow], todo: np.ndarray,
