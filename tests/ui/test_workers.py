@@ -144,6 +144,30 @@ def test_the_model_indexing_loaded_searches_its_library_without_loading_again(tm
     library.close()
 
 
+def test_automatic_precision_chosen_again_loads_what_automatic_picks(tmp_path: Path, monkeypatch) -> None:
+    """Automatic, then fp32, then automatic again in Settings: the model goes back to int8 at once (it
+    stayed fp32 until the next start, which then embedded every photo again)."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    spec = dataclasses.replace(MODELS["tiny-test"], weights_url="https://example.invalid/tiny.pth")
+    loads: list[str] = []
+
+    def load(name, *, precision, **kwargs):  # the tiny model as a real one: "auto" runs it with OpenVINO
+        loads.append(precision)
+        return Embedder(spec, spec.build(), "random-seed-0", torch.device("cpu"), precision=precision, runtime="auto")
+
+    monkeypatch.setattr(workers, "_load_embedder", load)
+    root = tmp_path / "photos"
+    root.mkdir()
+    session = Session()
+    library = Library.open(root, tmp_path / "library")
+    precisions = [session.index_embedder(library, ModelChoice("tiny-test", None, "cpu", precision)).precision
+                  for precision in ("auto", "fp32", "auto", "int8")]
+    assert precisions == ["int8", "fp32", "int8", "int8"]
+    assert loads == ["auto", "fp32", "auto"], "int8 asked outright is the model automatic loaded"
+    library.close()
+
+
 def test_a_listing_reaches_the_grid_in_chunks_that_double():
     """The grid sorts all it holds at each chunk: a large folder comes in a few of them, the first at once."""
     items = list(range(3500))

@@ -604,7 +604,7 @@ def _fits(embedder: Embedder | None, choice: ModelChoice, weights: Path | None) 
     """Whether a loaded model is the one `choice` (with this weights file) would load. The window
     indexes with the "auto" runtime (a library keeps its own, core/calibration.py): a model loaded for
     a library's search names its runtime outright, and is loaded again to index."""
-    from vitgallery.core.models import DEFAULT_RUNTIME
+    from vitgallery.core.models import DEFAULT_RUNTIME, ModelLoadError, resolve_precision
 
     if embedder is None or embedder.model_id != choice.name or embedder.runtime_chosen != DEFAULT_RUNTIME:
         return False
@@ -612,7 +612,11 @@ def _fits(embedder: Embedder | None, choice: ModelChoice, weights: Path | None) 
         wanted = weights.expanduser().absolute() if weights is not None else None
         if embedder.weights_file != wanted:
             return False
-    return choice.device in ("auto", embedder.device.type) and choice.precision in ("auto", embedder.precision)
+    try:  # "auto" is what automatic picks (int8 with OpenVINO), not whatever was loaded last
+        precision = resolve_precision(choice.precision, embedder.device, embedder.runtime)
+    except ModelLoadError:
+        return False  # the load says why
+    return choice.device in ("auto", embedder.device.type) and precision == embedder.precision
 
 
 def _index_weights(library: Library, choice: ModelChoice) -> Path | None:
@@ -901,7 +905,7 @@ def pil_to_qimage(image: Image.Image) -> QImage:
 
 def modified_time(path: Path) -> float | None:
     try:
-        return path.stat().st_mtime
+        return path.stat().st_mtime_ns / 1e9  # as a listing gives it (st_mtime may differ in the last digit)
     except OSError:
         return None
 
