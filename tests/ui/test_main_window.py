@@ -218,6 +218,23 @@ def test_enter_previews_arrows_move_esc_clears(qtbot, indexed_window) -> None:
     assert window.query_panel.caption.text() == "No query yet"
 
 
+def test_shift_f10_opens_the_current_tiles_menu(qtbot, indexed_window) -> None:
+    window = indexed_window
+    view = window.folder_view
+    view.setFocus()
+    view.setCurrentIndex(view.model().index(2, 0))
+    qtbot.keyClick(view, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: QApplication.activePopupWidget() is not None, timeout=2_000)
+    menu = QApplication.activePopupWidget()
+    items = {action.text(): action for action in menu.actions() if action.text()}
+    assert {"Preview", "Find similar photos", "Show in the file manager"} <= items.keys()
+    assert view.viewport().rect().contains(view.viewport().mapFromGlobal(menu.pos())), "on the tile, not the corner"
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        items["Find similar photos"].trigger()  # of the tile it was opened on
+    assert window.folder_model.path_at(2).name in window.query_panel.caption.text()
+    menu.close()
+
+
 def test_settings_have_a_key_on_every_desktop(qtbot, make_window) -> None:
     window = make_window()
     assert QKeySequence("Ctrl+,") in window.settings_action.shortcuts()
@@ -370,6 +387,19 @@ def test_a_missing_model_offers_a_weights_file_and_the_banner_goes_once_fixed(
         window.message_bar.action_button.click()
     assert fixed.args[0] is not None and fixed.args[0].added == PHOTO_COUNT
     assert settings.weights() == chosen
+    assert not window.message_bar.isVisible()
+
+    # Broken, then mended in Settings, where nothing is left to embed: the banner goes all the same.
+    settings.set(opt.MODEL, "dinov2-s14")
+    settings.set(opt.WEIGHTS, str(tmp_path / "gone.pth"))
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.apply_settings({opt.MODEL, opt.WEIGHTS})
+    assert "weights file not found" in window.message_bar.text()
+    settings.set(opt.MODEL, "tiny-test")
+    settings.set(opt.WEIGHTS, str(chosen))
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as mended:
+        window.apply_settings({opt.MODEL, opt.WEIGHTS})
+    assert mended.args[0] is not None and mended.args[0].added == 0
     assert not window.message_bar.isVisible()
 
 

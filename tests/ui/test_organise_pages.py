@@ -3,10 +3,14 @@ folder watched while the window is open. Offscreen, with the tiny test model."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
 
 from tests.photos import make_photo, save_copies
 from vitgallery.ui import settings as opt
@@ -167,6 +171,13 @@ def test_sort_page_trains_suggests_and_moves_one_then_all_then_undoes(qtbot, sor
     likeliest = {s.path.name: s.likeliest.name for s in page.suggestions}
     assert all(likeliest[f"s{scene}_c.jpg"] == f"scene{scene}" for scene in range(3))
     assert "held out" in page.status_label.text()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    page.table.setFocus()
+    page.table.setCurrentCell(0, 0)
+    qtbot.waitUntil(page.table.hasFocus)
+    qtbot.keyClick(page.table, Qt.Key.Key_Tab)
+    assert not page.table.hasFocus() and page.table.currentColumn() == 0, "Tab leaves the table for the buttons"
 
     # Accept one: its folder chosen in its row, the row selected, moved.
     first = root / "s0_c.jpg"
@@ -255,6 +266,21 @@ def test_new_and_deleted_photos_are_followed_while_the_window_is_open(qtbot, ind
         timeout=10_000,
     )
     assert not runs, "no full index run: the watcher applied the changes"
+
+
+def test_a_photo_saved_over_in_place_gets_a_new_thumbnail(qtbot, indexed_window, photo_folder):
+    window = indexed_window
+    qtbot.waitUntil(lambda: window.library_watch.watching, timeout=20_000)
+    photo = photo_folder / "img_00.jpg"
+    qtbot.waitUntil(lambda: window.thumbnails.pixmap(photo) is not None, timeout=10_000)
+    before = window.thumbnails.pixmap(photo).toImage()
+    Image.new("RGB", (320, 240), (250, 20, 20)).save(photo, quality=90)  # an editor saving over it
+    os.utime(photo, ns=(time.time_ns(), time.time_ns() + 10**9))  # a coarse file system: the time must move
+    qtbot.waitUntil(lambda: (shown := window.thumbnails.pixmap(photo)) is not None and shown.toImage() != before,
+                    timeout=30_000)
+    red = window.thumbnails.pixmap(photo).toImage().pixelColor(40, 40)
+    assert red.red() > 200 and red.green() < 80, "the new picture, not the old one"
+    assert window.folder_model.row_of(photo) is not None
 
 
 def test_photos_gone_all_at_once_while_watched_are_kept_until_the_user_says(qtbot, card_window):

@@ -147,6 +147,7 @@ class MainWindow(QMainWindow):
         self._folder_present = False
         self._offline_message: str | None = None
         self._search_error: str | None = None  # the message bar's text from the last failed search
+        self._model_error: str | None = None  # the same of the model that would not load, until one does
 
         self._build_widgets(thumbnail_size)
         self._build_actions()
@@ -600,18 +601,29 @@ class MainWindow(QMainWindow):
         )
         self._listing_job = job
 
+    def _forget_thumbnails(self, paths: set[Path]) -> None:
+        """Photos whose file changed: every view's thumbnail of them is made again."""
+        if paths:
+            for loader in (self.thumbnails, self.duplicates_view.thumbnails, self.groups_page.thumbnails,
+                           self.sort_page.thumbnails):
+                loader.forget(paths)
+
     def _on_listing_finished(self, job: Job, listing: FolderListing, streamed: bool) -> None:
         if job is not self._listing_job:
             return
         self._listing_job = None
         if not streamed:
-            listed = {str(path) for path, _ in listing.photos}
-            gone = {tile.path for tile in self.folder_model.all_tiles() if str(tile.path) not in listed}
-            arrived = [path for path, _ in listing.photos if self.folder_model.row_of(path) is None]
+            listed = {str(path): date for path, date in listing.photos}
+            shown = {str(tile.path): tile for tile in self.folder_model.all_tiles()}
+            gone = {tile.path for path, tile in shown.items() if path not in listed}
+            arrived = [path for path, _ in listing.photos if str(path) not in shown]
+            # saved over in place (an editor, a sync): a new tile, thumbnail and place in a date order
+            replaced = {tile.path for path, tile in shown.items() if path in listed and listed[path] != tile.date}
             if self.library_watch.watching and (gone or arrived):
                 self.library_watch.apply([*gone, *arrived])  # the watcher may have started after them
-            self.folder_model.remove_paths(gone)
+            self.folder_model.remove_paths(gone | replaced)
             self.folder_model.append_tiles(PhotoTile(path, date=date) for path, date in listing.photos)
+            self._forget_thumbnails(replaced)
             self.search_page.remove_paths(gone)
             self.sort_page.remove_paths(gone)
         self.problems_panel.set_problems("listing", listing.problems)
@@ -688,7 +700,7 @@ class MainWindow(QMainWindow):
             self.progress_panel.update_progress(progress.phase, progress.done, progress.total, progress.current_path)
             if progress.phase == "embedding":
                 self._show_photo_count(self._photos_in_library + self.progress_panel.photos_embedded)
-            self._hide_model_problem()
+            self.message_bar.withdraw(self._model_error)  # photos embedded: the model loads now
         else:
             self.progress_panel.show_step(
                 {
@@ -799,12 +811,8 @@ class MainWindow(QMainWindow):
         )
         if path:
             self.settings.set(opt.WEIGHTS, path)
-            self.message_bar.hide()
+            self.message_bar.withdraw(self._model_error)
             self.start_indexing()
-
-    def _hide_model_problem(self) -> None:
-        if self.message_bar.isVisible() and self.message_bar.has_action():
-            self.message_bar.hide()
 
     def _show_photo_count(self, count: int) -> None:
         self.count_label.setText(f"{count:,} photos indexed")
@@ -963,6 +971,7 @@ class MainWindow(QMainWindow):
         if opt.LIBRARY_DIR in changed and self._folder is not None:
             self.open_folder(self._folder)
         elif changed & {opt.MODEL, opt.WEIGHTS, opt.DEVICE, opt.PRECISION, opt.BATCH_SIZE} and self._folder is not None:
+            self.message_bar.withdraw(self._model_error)  # the choice it was about is gone; a new failure says so
             self.start_indexing()
 
     def about_text(self) -> str:
@@ -983,6 +992,7 @@ class MainWindow(QMainWindow):
 
     def show_worker_error(self, error: WorkerError) -> None:
         if error.model_failed:
+            self._model_error = error.message
             self.message_bar.show_message(
                 error.message, error=True, action=MessageAction("Choose weights file…", self.choose_weights_file)
             )

@@ -720,12 +720,30 @@ class PhotoGridView(QListView):
         if index.isValid() and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self.activated_row.emit(index.row())
             return
+        menu_key = event.key() == Qt.Key.Key_Menu and not event.modifiers()
+        if menu_key or (event.key() == Qt.Key.Key_F10 and event.modifiers() == Qt.KeyboardModifier.ShiftModifier):
+            self._menu_from_keyboard()
+            return
         super().keyPressEvent(event)
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        if event.reason() == QContextMenuEvent.Reason.Keyboard:
+            self._menu_from_keyboard()
+            return
         menu = self.tile_menu(event.pos())
         if menu is not None:
             menu.popup(event.globalPos())
+
+    def _menu_from_keyboard(self) -> None:
+        """The Menu key or Shift+F10: the current tile's menu, on that tile."""
+        index = self.currentIndex()
+        if not index.isValid():
+            return
+        self.scrollTo(index)
+        point = self.visualRect(index).center()
+        menu = self.tile_menu(point)
+        if menu is not None:
+            menu.popup(self.viewport().mapToGlobal(point))
 
     def tile_menu(self, point: QPoint) -> QMenu | None:
         """The context menu for the tile at `point` (viewport coordinates), or None off the tiles."""

@@ -144,6 +144,7 @@ class SortPage(QWidget, JobPage):
         self.table.setHorizontalHeaderLabels(["Photo", "Folder", "Confidence"])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setTabKeyNavigation(False)  # rows are chosen with the arrows; Tab goes on to the buttons
         self.table.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         self.table.verticalHeader().setDefaultSectionSize(THUMBNAIL_SIZE + 6)
         self.table.verticalHeader().hide()

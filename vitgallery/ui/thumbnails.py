@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 
 import platformdirs
@@ -309,6 +310,14 @@ class ThumbnailLoader(QObject):
             )
             self._pool.start(task, self._priority)
         return None
+
+    def forget(self, paths: Iterable[Path | str]) -> None:
+        """Photos changed on disk: the next request decodes them again (this memory cache is keyed by
+        path alone; the disk cache's key has the file's size and modification time)."""
+        for path in map(str, paths):
+            self._pixmaps.pop(path, None)
+            self._failed.discard(path)
+            self.thumbnail_ready.emit(path)  # the views paint it again, and so ask for it
 
     def has_failed(self, path: Path | str) -> bool:
         return str(path) in self._failed
