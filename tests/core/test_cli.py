@@ -6,6 +6,7 @@ import http.server
 import io
 import json
 import os
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -289,6 +290,20 @@ def test_no_display_is_said_before_qt_starts(monkeypatch, capsys, photo_folder):
     monkeypatch.setattr(sys, "platform", "linux")
     assert main([str(photo_folder)]) == 1
     assert "no display" in capsys.readouterr().err
+
+
+def test_a_display_where_no_server_answers_is_said_before_qt_aborts(monkeypatch):
+    from vitgallery.ui import platform_check
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(platform_check, "missing_libraries", lambda binary: [])
+    gone = platform_check.display_problem({"DISPLAY": ":987"})
+    assert gone is not None and "no display answers at DISPLAY=:987" in gone
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:  # an X server's abstract socket
+        server.bind("\0/tmp/.X11-unix/X987")
+        server.listen(1)
+        assert platform_check.display_problem({"DISPLAY": ":987.0"}) is None
+    assert platform_check.display_problem({"DISPLAY": "a:b:c"}) is None, "a form it does not know: left to Qt"
 
 
 def test_help_is_written_for_users(capsys):

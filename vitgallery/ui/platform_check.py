@@ -8,7 +8,9 @@ This module imports no Qt module, so the CLI can check first and say what to ins
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -41,6 +43,7 @@ XCB_LIBRARY_PACKAGES = {
     "libxkbcommon.so.0": "libxkbcommon0",
 }
 LDD_TIMEOUT_S = 10
+DISPLAY_CONNECT_TIMEOUT_S = 2.0
 # PySide6 releases that crash the window: 6.12.0 drops a reference to True on every signal emitted
 # from Python, and the window aborts after a few thousand (tests/ui/test_app.py).
 BROKEN_PYSIDE_RELEASES = ("6.12.0",)
@@ -103,10 +106,41 @@ def display_problem(environ: Mapping[str, str] | None = None) -> str | None:
         )
     plugin = xcb_plugin()
     missing = missing_libraries(plugin) if plugin is not None else []
-    if not missing:
-        return None
-    packages = sorted({XCB_LIBRARY_PACKAGES[name] for name in missing if name in XCB_LIBRARY_PACKAGES})
-    text = f"the window needs system libraries that are missing: {', '.join(missing)}."
-    if packages:
-        text += f"\nOn Debian or Ubuntu: sudo apt install {' '.join(packages)}"
-    return text + "\nThe commands work without them: vitgallery --help"
+    if missing:
+        packages = sorted({XCB_LIBRARY_PACKAGES[name] for name in missing if name in XCB_LIBRARY_PACKAGES})
+        text = f"the window needs system libraries that are missing: {', '.join(missing)}."
+        if packages:
+            text += f"\nOn Debian or Ubuntu: sudo apt install {' '.join(packages)}"
+        return text + "\nThe commands work without them: vitgallery --help"
+    if display_unreachable(environ["DISPLAY"]):
+        return (
+            f"no display answers at DISPLAY={environ['DISPLAY']} (its X server is not running, or the "
+            "session it belonged to ended).\nStart vitgallery from a desktop session; the commands work "
+            "without one: vitgallery --help"
+        )
+    return None
+
+
+def display_unreachable(display: str) -> bool:
+    """Whether no X server answers at `display` (":0", "unix:0.0", "localhost:10.0"): Qt's X11 plugin
+    aborts the process there. False where that cannot be told (a form this does not know)."""
+    found = re.fullmatch(r"(?P<host>[^:/]*)(?:/unix)?:(?P<number>\d+)(?:\.\d+)?", display)
+    if found is None:
+        return False
+    number, host = int(found["number"]), found["host"]
+    if host in ("", "unix"):
+        # Linux servers listen on an abstract socket and on the socket file; either will do.
+        places = [(socket.AF_UNIX, f"\0/tmp/.X11-unix/X{number}"), (socket.AF_UNIX, f"/tmp/.X11-unix/X{number}")]
+    else:
+        places = [(socket.AF_INET, (host, 6000 + number))]
+    for family, address in places:
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as connection:
+                connection.settimeout(DISPLAY_CONNECT_TIMEOUT_S)
+                connection.connect(address)
+                return False
+        except (ConnectionRefusedError, FileNotFoundError):
+            continue
+        except OSError:
+            return False  # a slow network, a name that does not resolve...: leave it to Qt
+    return True
