@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,22 @@ import pytest
 from tests.photos import make_photo
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+EXIT_GRACE_S = 60
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A test process still there a minute after its tests (a thread or a pool waited on at exit) prints
+    every thread's stack and ends with the tests' status: CI would otherwise wait until its time ran out."""
+
+    def end_it() -> None:
+        time.sleep(EXIT_GRACE_S)
+        sys.stderr.write(f"\nThe test process had not ended {EXIT_GRACE_S} s after its tests; its threads:\n")
+        faulthandler.dump_traceback(all_threads=True)
+        sys.stderr.flush()
+        os._exit(int(exitstatus))
+
+    threading.Thread(target=end_it, name="exit-watchdog", daemon=True).start()
 
 
 @pytest.fixture(autouse=True)
