@@ -29,6 +29,23 @@ def test_a_larger_minimum_leaves_small_groups_out(scenes):
         find_groups(library, min_size=1)
 
 
+def test_a_larger_minimum_keeps_the_groups_that_large():
+    """One large group, two small ones and scattered photos: at a minimum of 6 the large group stays
+    (HDBSCAN asked for clusters of 6 itself found none: it never takes the whole set for one)."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 64))
+    vectors = np.vstack([c + 0.5 * rng.normal(size=(n, 64)) for c, n in zip(centres, (21, 4, 4), strict=True)]
+                        + [1.5 * rng.normal(size=(9, 64))]).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def groups(labels):
+        return sorted((np.flatnonzero(labels == label).tolist() for label in np.unique(labels[labels >= 0])), key=len)
+
+    at_three = groups(cluster_labels(vectors, 3))
+    assert len(at_three) == 3 and len(at_three[-1]) >= 21
+    assert groups(cluster_labels(vectors, 6)) == [g for g in at_three if len(g) >= 6] != []
+
+
 def test_fewer_photos_than_a_group_needs():
     assert cluster_labels(np.eye(2, dtype=np.float32), 3).tolist() == [-1, -1]
 

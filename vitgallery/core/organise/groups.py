@@ -46,12 +46,18 @@ class Grouping:
 
 
 def cluster_labels(vectors: np.ndarray, min_size: int) -> np.ndarray:
-    """A group number per row, -1 for rows in no group."""
+    """A group number per row, -1 for rows in no group: the groups found at the default size (at 2 when
+    pairs are asked for), those under `min_size` left out. HDBSCAN asked for larger clusters itself found
+    none at all where the photos make one large group and a few small ones (it never takes the whole set
+    for one cluster): on the public sem corpora at 5, ARI 0.06 and 0.18 against 0.19 and 0.22 this way."""
     from sklearn.cluster import HDBSCAN
 
-    if len(vectors) < max(min_size, 2):
+    found_at = min(min_size, DEFAULT_MIN_GROUP)
+    if len(vectors) < max(found_at, 2):
         return np.full(len(vectors), -1)
-    return HDBSCAN(min_cluster_size=min_size, copy=True).fit_predict(vectors)
+    labels = HDBSCAN(min_cluster_size=found_at, copy=True).fit_predict(vectors)
+    sizes = np.bincount(labels[labels >= 0], minlength=1)
+    return np.where((labels >= 0) & (sizes[np.maximum(labels, 0)] >= min_size), labels, -1)
 
 
 def find_groups(library: Library, *, min_size: int = DEFAULT_MIN_GROUP, under: Path | None = None,
