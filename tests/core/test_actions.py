@@ -385,6 +385,19 @@ def _no_space():
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
+def test_photos_sorted_in_from_outside_go_back_there_only_when_the_caller_says_it_moved_them(
+        photos, place, store, tmp_path):
+    downloads = tmp_path / "Downloads"
+    downloads.mkdir()
+    make_photo(5).save(downloads / "new.jpg")
+    moved = actions.move_files(place, [(downloads / "new.jpg", photos / "b")])
+    assert moved.done == [(downloads / "new.jpg", photos / "b" / "new.jpg")]
+    from_the_log = undo(place, moved.action_id)  # the log alone never sends a file out of the photo folder
+    assert not from_the_log.done and "refused" in from_the_log.problems[0][1]
+    back = undo(place, moved.action_id, origins=[downloads])
+    assert back.done == [(photos / "b" / "new.jpg", downloads / "new.jpg")] and (downloads / "new.jpg").is_file()
+
+
 # -- a crafted log ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("crafted", ["outside the photo folder", "outside the action's folder", "not a trash entry"])

@@ -204,6 +204,22 @@ def test_sort_page_trains_suggests_and_moves_one_then_all_then_undoes(qtbot, sor
     assert {s.path.name for s in page.suggestions} == {"s3_c.jpg", *(p.name for p in chosen)}
 
 
+def test_photos_sorted_in_from_outside_the_library_go_back_there_on_undo(qtbot, sort_window, tmp_path):
+    window, root = sort_window
+    page = window.sort_page
+    downloads = tmp_path / "Downloads"
+    save_copies(1, downloads, copies="c")
+    page.set_folders(root / "Sorted", downloads)
+    with qtbot.waitSignal(page.suggested, timeout=30_000):
+        page.suggest_button.click()
+    with qtbot.waitSignal(page.action_finished, timeout=10_000) as moved:
+        page.accept_all_button.click()
+    assert moved.args[0].done and not list(downloads.iterdir())
+    with qtbot.waitSignal(page.action_finished, timeout=10_000) as undone:
+        page.undo_button.click()
+    assert not undone.args[0].problems and [p.name for p in downloads.iterdir()] == ["s1_c.jpg"]
+
+
 def test_sort_page_fine_tunes_the_model_when_asked(qtbot, sort_window):
     window, root = sort_window
     page = window.sort_page

@@ -387,9 +387,10 @@ class Library:
         logged action that `undo` puts back."""
         return self._follow(duplicate_actions.move_files(self._action_place(), moves))
 
-    def undo(self, action_id: int) -> ActionReport:
-        """Put back what an action moved, as far as the files are still where it put them."""
-        return self._follow(duplicate_actions.undo(self._action_place(), action_id))
+    def undo(self, action_id: int, origins: Sequence[Path] = ()) -> ActionReport:
+        """Put back what an action moved, as far as the files are still where it put them: into the photo
+        folder, and into `origins`, folders outside it that the caller itself moved them from."""
+        return self._follow(duplicate_actions.undo(self._action_place(), action_id, origins))
 
     def _follow(self, report: ActionReport) -> ActionReport:
         """The library follows the files an action moved, at once, as its next index would: a photo

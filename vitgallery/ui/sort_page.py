@@ -371,8 +371,10 @@ class SortPage(QWidget, JobPage):
         if not self._moved or self._busy:
             return
         action_id = max(self._moved)
+        # the photos may have come from a folder outside the library's: this page moved them, so back there
+        origins = sorted({suggestion.path.parent for suggestion in self._moved[action_id]})
         self._set_busy(True, "Putting the photos back…")
-        self._run(lambda library: library.undo(action_id), lambda report: self._on_undone(action_id, report))
+        self._run(lambda library: library.undo(action_id, origins), lambda report: self._on_undone(action_id, report))
 
     def _on_undone(self, action_id: int, report: ActionReport) -> None:
         back = {target for _, target in report.done}

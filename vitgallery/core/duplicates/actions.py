@@ -492,9 +492,10 @@ def _settled_state(place: ActionPlace, item: ActionItemRow) -> str:
 _MOVED_NAME = re.compile(r"(?P<stem>.*?)(?: \(\d+\)| \d+)?", re.DOTALL)  # a name may hold any character
 
 
-def _plausible_source(place: ActionPlace, source: Path) -> bool:
-    """A file can only be put back into the photo folder."""
-    return source.is_absolute() and _inside(source.parent, place.root)
+def _plausible_source(place: ActionPlace, source: Path, origins: Sequence[Path] = ()) -> bool:
+    """A file can only be put back into the photo folder, or into a folder the caller itself moved
+    files from (`origins`; never read from the log: a crafted library could name any folder)."""
+    return source.is_absolute() and any(_inside(source.parent, folder) for folder in (place.root, *origins))
 
 
 def _plausible_destination(place: ActionPlace, source: Path, destination: Path, entry: trash.TrashEntry | None) -> bool:
@@ -518,11 +519,11 @@ def can_undo(store: Store, action: ActionRow) -> bool:
     return any(item.state == DONE and item.destination for item in store.action_items(action.id))
 
 
-def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow) -> str | None:
+def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow, origins: Sequence[Path]) -> str | None:
     """Put one file back; returns a problem, or None when it is back."""
     source, destination = Path(item.source), Path(item.destination or "")
     entry = trash.TrashEntry(destination, Path(item.trash_info)) if item.trash_info else None
-    if (not item.destination or not _plausible_source(place, source)
+    if (not item.destination or not _plausible_source(place, source, origins)
             or not _plausible_destination(place, source, destination, entry)
             or (action.kind == "move" and not (action.target and _inside(destination.parent, Path(action.target))))
             or (action.kind == "trash" and entry is None)):
@@ -542,8 +543,10 @@ def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow)
     return None
 
 
-def undo(place: ActionPlace, action_id: int) -> ActionReport:
-    """Put back the files of an action that are still in the trash or the folder they went to."""
+def undo(place: ActionPlace, action_id: int, origins: Sequence[Path] = ()) -> ActionReport:
+    """Put back the files of an action that are still in the trash or the folder they went to: into the
+    photo folder, or into `origins`, folders outside it that the caller moved the files from itself
+    (photos sorted in from elsewhere; see _plausible_source)."""
     store = place.store
     action = store.action(action_id)
     if action is None:
@@ -560,7 +563,7 @@ def undo(place: ActionPlace, action_id: int) -> ActionReport:
         for item in store.action_items(action_id):
             if item.state != DONE:
                 continue
-            problem = _restore_problem(place, action, item)
+            problem = _restore_problem(place, action, item, origins)
             if problem is None:
                 store.set_action_item_state(item.id, RESTORED)
                 report.done.append((Path(item.destination), Path(item.source)))
