@@ -2,9 +2,13 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from tests.photos import make_photo
@@ -21,6 +25,30 @@ def test_decode_scaled_fits_the_box_and_follows_exif_rotation(tmp_path: Path) ->
     assert (thumb.width(), thumb.height()) == (50, 100)
     small = decode_scaled(path.read_bytes(), 1000)  # never enlarged
     assert (small.width(), small.height()) == (400, 800)
+
+
+def test_a_name_qt_cannot_spell_is_read_through_python(tmp_path: Path) -> None:
+    """Names are bytes: one that is not UTF-8 (an old camera card's Latin-1 "é") has no Qt spelling."""
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/\xe9t\xe9.jpg"))
+    make_photo(1).save(path)
+    assert decode_scaled(path, 64).width() == 64
+
+
+def test_thumbnails_in_a_latin_1_locale(tmp_path: Path) -> None:
+    """Python names files in the locale's encoding, Qt 6 in UTF-8: in an ISO-8859-1 locale a UTF-8
+    "é" reached Qt as "Ã©" and every such photo "could not be read"."""
+    localedef = shutil.which("localedef")
+    if localedef is None or subprocess.run([localedef, "-i", "en_US", "-f", "ISO-8859-1",
+                                            str(tmp_path / "en_US.ISO-8859-1")], capture_output=True).returncode:
+        pytest.skip("cannot make an ISO-8859-1 locale here")
+    make_photo(1).save(Path(os.fsdecode(bytes(tmp_path) + "/été.jpg".encode())))
+    code = ("import os, sys; from pathlib import Path; from vitgallery.ui.thumbnails import decode_scaled; "
+            "assert sys.getfilesystemencoding() == 'iso8859-1', sys.getfilesystemencoding(); "
+            "[photo] = Path(sys.argv[1]).glob('*.jpg'); print(decode_scaled(photo, 64).width())")
+    env = {**os.environ, "LOCPATH": str(tmp_path), "LC_ALL": "en_US.ISO-8859-1", "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["64"], done.stderr
 
 
 def test_loader_caches_on_disk_and_in_memory(qtbot, tmp_path: Path) -> None:

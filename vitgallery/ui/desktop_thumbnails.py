@@ -34,6 +34,18 @@ def file_uri(path: Path) -> str:
     return "file://" + urllib.parse.quote(os.fsencode(path), safe=_URI_PATH_SAFE)
 
 
+def qt_file_name(path: Path | str) -> str | None:
+    """The name Qt opens `path` by, or None where it cannot (read those bytes through Python). Qt 6 takes
+    file names as UTF-8 on Unix whatever the locale; Python decodes them with the locale's encoding, so
+    in an ISO-8859-1 locale the two bytes of "é" came to Qt as "Ã©" and the photo "could not be read"."""
+    if sys.platform == "win32":
+        return str(path)
+    try:
+        return os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def default_root() -> Path | None:
     """$XDG_CACHE_HOME/thumbnails on desktops that follow the standard; None on Windows and macOS."""
     if sys.platform in ("win32", "darwin"):
@@ -79,7 +91,7 @@ class DesktopThumbnailCache:
             candidate = self.thumbnail_file(path, flavour)
             if not candidate.is_file():
                 continue
-            image = QImage(str(candidate))
+            image = QImage(qt_file_name(candidate) or "")
             if not image.isNull() and self._describes(image, path, stat):
                 return image
         return None
@@ -103,7 +115,7 @@ class DesktopThumbnailCache:
             handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".png", dir=target.parent)
             os.close(handle)  # mkstemp made it 0600, as the standard wants; QImage writes it by name
             try:
-                if not thumbnail.save(temporary, "PNG"):
+                if not thumbnail.save(qt_file_name(temporary) or "", "PNG"):
                     raise OSError(f"could not write {temporary}")
                 os.replace(temporary, target)  # readers see the old thumbnail or the new one, never half
             except BaseException:

@@ -26,7 +26,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QRunnable, Q
 from PySide6.QtGui import QImage, QImageReader, QPixmap
 
 from vitgallery.core.imageio import DecodeError, open_image
-from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
+from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache, qt_file_name
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,15 @@ def decode_scaled(source: Path | bytes, size: int) -> QImage:
     either way round, so the stored size can be used as is.
     """
     buffer: QBuffer | None = None
+    if not isinstance(source, bytes) and qt_file_name(source) is None:
+        source = Path(source).read_bytes()  # a name Qt cannot spell
     if isinstance(source, bytes):
         buffer = QBuffer()
         buffer.setData(QByteArray(source))
         buffer.open(QIODevice.OpenModeFlag.ReadOnly)
         reader = QImageReader(buffer)
     else:
-        reader = QImageReader(str(source))
+        reader = QImageReader(qt_file_name(source))
     reader.setAutoTransform(True)
     full = reader.size()
     if full.isValid() and (full.width() > size or full.height() > size):
@@ -189,7 +191,7 @@ class _LoadThumbnail(QRunnable):
         if key is not None:
             for cached in self._cache_files(key):
                 if cached.exists():
-                    image = QImage(str(cached))
+                    image = QImage(qt_file_name(cached) or "")
                     if not image.isNull():
                         _mark_used(cached)
                         return image
@@ -228,7 +230,7 @@ class _LoadThumbnail(QRunnable):
             target.parent.mkdir(parents=True, exist_ok=True)
             temporary = target.with_suffix(f".{os.getpid()}.{id(image)}.tmp")
             # Written under a temporary name so a concurrent reader never sees half a file.
-            if image.save(str(temporary), kind, 88):
+            if image.save(qt_file_name(temporary) or "", kind, 88):
                 os.replace(temporary, target)
         except OSError as error:
             log.debug("cannot cache thumbnail %s: %s", target, error)
