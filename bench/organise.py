@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Organising benchmark: arranging by likeness, automatic groups, sorting by example, on the corpora.
 
-usage: python bench/organise.py {arrange,groups,sort} CORPUS [CORPUS ...] --libs DIR [--weights FILE]
+usage: python bench/organise.py {arrange,groups,sort,sort-open} CORPUS [CORPUS ...] --libs DIR [--weights FILE]
        python bench/organise.py watch CORPUS [--burst 1000] [--model tiny-test] [--weights FILE]
        python bench/organise.py arrange-scale N [N ...]
 
@@ -20,6 +20,9 @@ opening one may migrate it). Every figure is printed as one JSON line per corpus
   share (pooled over the splits), for the package's choice, the head alone and the neighbour vote alone.
   With --finetune (and --weights, the library's weights file): also the package's choice with
   `vitgallery sort --finetune`, and the fine-tuned model alone.
+- sort-open (sem task): --folders categories get a folder of at most --examples photos; the share of
+  their other photos that is sure (and right), and of the other categories' photos that is sure (each
+  of those would be moved into a wrong folder), with the confidence alone and with like_the_examples.
 - watch: a watched library of 8 photos while --burst photos of CORPUS/dup/images are copied in at once,
   then one more: the batches, and how long until the photos are searchable. The default tiny-test
   model measures the watcher itself; --model dinov2-s14 --weights FILE adds the real embedding cost.
@@ -50,6 +53,7 @@ from vitgallery.core.organise.sort import (
     NeighbourVote,
     choose_classifier,
     fine_tuned_if_better,
+    like_the_examples,
     train_head,
 )
 from vitgallery.core.organise.watch import FolderWatcher
@@ -272,6 +276,45 @@ def bench_sort(corpus: Path, library: Library, splits: int, finetune_weights: st
         print(json.dumps(result), flush=True)
 
 
+def bench_sort_open(corpus: Path, library: Library, folders: int, examples: int, splits: int) -> None:
+    """Photos like none of the folders: `folders` categories get a folder of at most `examples` photos
+    each; the rest of those categories are to sort, and so is every photo of the other categories, which
+    should not be sure. The classifier's confidence alone against it with `like_the_examples`."""
+    labels_of = truth(corpus, "sem")["labels"]
+    paths, vectors = library.search_vectors()
+    categories = np.array([labels_of[p.name] for p in paths])
+    names = sorted(set(categories.tolist()))
+    counts = {rule: np.zeros(5, dtype=int) for rule in ("confidence", "and like the examples")}
+    for split in range(splits):
+        rng = np.random.default_rng(split)
+        chosen = sorted(rng.choice(names, size=folders, replace=False).tolist())
+        example_rows, inside = [], []
+        for category in chosen:
+            rows = rng.permutation(np.flatnonzero(categories == category))
+            cut = min(examples, len(rows) - len(rows) // 2)
+            example_rows += rows[:cut].tolist()
+            inside += rows[cut:].tolist()
+        outside = np.flatnonzero(~np.isin(categories, chosen))
+        labels = np.array([chosen.index(categories[i]) for i in example_rows])
+        classifier = choose_classifier(vectors[example_rows], labels, len(chosen)).classifier
+        for rows, own in ((np.array(inside), True), (outside, False)):
+            probabilities = classifier.probabilities(vectors[rows])
+            best = probabilities.argmax(axis=1)
+            confident = probabilities.max(axis=1) >= CONFIDENT_FROM[classifier.method]
+            alike = like_the_examples(vectors[rows], best, vectors[example_rows], labels)
+            for rule, sure in (("confidence", confident), ("and like the examples", confident & alike)):
+                if own:
+                    right = best == np.array([chosen.index(categories[i]) for i in rows])
+                    counts[rule][:3] += (len(rows), int(sure.sum()), int((sure & right).sum()))
+                else:
+                    counts[rule][3:] += (len(rows), int(sure.sum()))
+    for rule, (own, own_sure, own_right, other, other_sure) in counts.items():
+        print(json.dumps({"corpus": corpus.name, "folders": folders, "examples": examples, "splits": splits,
+                          "rule": rule, "own_sure": round(100 * own_sure / own, 1),
+                          "own_sure_right": round(100 * own_right / max(own_sure, 1), 1),
+                          "others_sure": round(100 * other_sure / other, 1)}), flush=True)
+
+
 # -- watch ---------------------------------------------------------------------------------------
 
 def bench_watch(source: Path, burst: int, model: str, weights: str | None) -> None:
@@ -312,12 +355,14 @@ def bench_watch(source: Path, burst: int, model: str, weights: str | None) -> No
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["arrange", "arrange-scale", "groups", "sort", "watch"])
+    ap.add_argument("what", choices=["arrange", "arrange-scale", "groups", "sort", "sort-open", "watch"])
     ap.add_argument("corpora", nargs="+", help="corpus folders (arrange-scale: numbers of photos)")
     ap.add_argument("--libs", type=Path, help="where the corpora's libraries are (all but watch)")
     ap.add_argument("--weights", help="model weights for indexing a corpus whose library is missing")
     ap.add_argument("--min-size", type=int, nargs="+", default=[3], help="groups: the minimum group sizes")
     ap.add_argument("--splits", type=int, default=5, help="sort: how many seeded examples/unsorted splits")
+    ap.add_argument("--folders", type=int, nargs="+", default=[2, 3, 5], help="sort-open: folders to sort into")
+    ap.add_argument("--examples", type=int, default=4, help="sort-open: examples per folder, at most")
     ap.add_argument("--burst", type=int, default=1000, help="watch: photos copied in at once")
     ap.add_argument("--model", default="tiny-test", help="watch: the model (tiny-test measures the watcher alone)")
     ap.add_argument("--finetune", action="store_true", help="sort: measure --finetune too (needs --weights)")
@@ -340,6 +385,9 @@ def main() -> int:
                 bench_arrange(corpus, library)
             elif a.what == "groups":
                 bench_groups(corpus, library, a.min_size)
+            elif a.what == "sort-open":
+                for folders in a.folders:
+                    bench_sort_open(corpus, library, folders, a.examples, a.splits)
             else:
                 bench_sort(corpus, library, a.splits, a.weights if a.finetune else None)
         finally:

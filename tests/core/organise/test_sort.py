@@ -14,6 +14,7 @@ from vitgallery.core.organise.sort import (
     apply_suggestions,
     choose_classifier,
     held_out_split,
+    like_the_examples,
     suggest_folders,
     train_head,
 )
@@ -35,6 +36,22 @@ def test_the_head_learns_separable_classes_with_a_step_per_epoch():
     assert [s.done for s in steps] == [0, 1, 2, 3, 4, 5] and {s.phase for s in steps} == {"training"}
     probabilities = head.probabilities(vectors)
     assert np.allclose(probabilities.sum(axis=1), 1) and (probabilities.argmax(axis=1) == labels).mean() == 1
+
+
+def test_a_photo_like_none_of_the_folders_is_not_sure_however_confident_the_classifier():
+    examples, labels = labelled(classes=3, per_class=5, spread=0.3)
+    stranger = np.random.default_rng(7).normal(size=(1, 24)).astype(np.float32)
+    stranger /= np.linalg.norm(stranger)
+    probabilities = train_head(examples[labels < 2], labels[labels < 2], 2).probabilities(stranger)
+    suggested = probabilities.argmax(axis=1)
+    assert probabilities.max() > 0.5  # two folders to choose from: one of them looks likely
+    assert not like_the_examples(stranger, suggested, examples[labels < 2], labels[labels < 2]).any()
+    own, own_labels = labelled(classes=3, per_class=9, spread=0.3)  # the same centres: new photos of the folders
+    new = np.isin(np.arange(len(own_labels)) % 9, [6, 7, 8]) & (own_labels < 2)
+    assert like_the_examples(own[new], own_labels[new], examples[labels < 2], labels[labels < 2]).mean() >= 0.5
+    two = labels == 2  # a folder of two examples tells no spread: its photos pass
+    pair = np.flatnonzero(two)[:2]
+    assert like_the_examples(stranger, np.array([0]), examples[pair], np.array([0, 0])).all()
 
 
 def test_training_stops_when_cancelled():
