@@ -366,6 +366,8 @@ def test_take_out_split_and_a_pair_not_duplicates_keep_the_rest(qtbot, make_view
     left = {name for name, _ in shown(view)}
     assert len(left) == 3 and f"{base}.jpg" in left and f"{base}_resaved.jpg" in left
     assert len({f"{base}_small.jpg", f"{base}_crop.jpg"} & left) == 1, "one of the two left the group"
+    [gone] = {f"{base}_small.jpg", f"{base}_crop.jpg"} - left
+    assert view.status_label.text().startswith(f"{gone} left this group: it cannot share one with "), "and says so"
 
     view.group_list.setCurrentRow(1)
     other = shown(view)[0][0].removesuffix(".jpg")
@@ -438,6 +440,28 @@ def test_resolve_this_group_acts_on_it_alone_then_shows_the_next(qtbot, make_vie
     kept = view.keep_paths(second)
     assert sorted(source for source, _ in report.done) == sorted(m.path for m in second.members if m.path not in kept)
     assert view.group_list.count() == 2 and view.current_group().key == third.key
+
+
+def test_what_an_action_did_stays_said_and_a_change_of_the_library_is_said_when_there_is_one(
+        qtbot, make_view, library_dir, monkeypatch):
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    view.set_action("trash")
+    with qtbot.waitSignal(view.action_finished, timeout=30_000):
+        qtbot.keyClick(view.member_list, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    said = view.status_label.text()
+    assert "moved to the trash" in said
+    checks = []
+    monkeypatch.setattr(view, "_on_scan_checked", lambda current, check=view._on_scan_checked: (
+        checks.append(current), check(current)))
+    view.library_changed()  # as the window says after any action: its own keeps the scan current
+    qtbot.waitUntil(lambda: checks == [True], timeout=10_000)
+    assert view.status_label.text() == said
+
+    with view._jobs.session.use_library() as library:  # then indexing finds a new photo
+        make_photo(50, (480, 360)).save(library.root / "new.jpg")
+        library.index(load_embedder("tiny-test"), decode_workers=0)
+    view.library_changed()
+    qtbot.waitUntil(lambda: "The library changed since" in view.status_label.text(), timeout=10_000)
 
 
 def test_resolve_all_asks_with_the_counts_and_cancel_is_the_default(qtbot, make_view, library_dir):

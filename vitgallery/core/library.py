@@ -356,6 +356,10 @@ class Library:
         kept in the library: only the pairs of photos new or changed since the last one are verified."""
         return scan_duplicates(self, progress=progress, cancel=cancel)
 
+    def duplicate_scan_is_current(self) -> bool:
+        """Whether the last scan kept is of the library as it is (see last_duplicate_scan), read at once."""
+        return kept_scan_is_current(self.store)
+
     def last_duplicate_scan(self) -> DuplicateScan | None:
         """The last scan kept in the library, at once (no photo is read), or None before any; its
         `up_to_date` says whether the library changed since and `age_s` how old it is."""

@@ -507,10 +507,18 @@ class DuplicatesView(QWidget, JobPage):
             self._run(lambda library: library.action_history(), self._on_history)
 
     def library_changed(self) -> None:
-        """Indexing changed the library: a scan made before may miss photos or list moved ones."""
-        if self._scan is not None and not self._busy:
-            changed = " The library changed since: find duplicates again." if self._scan.up_to_date else ""
-            self.status_label.setText(self._summary() + changed)
+        """The library changed: a scan made before may miss new photos. Whether it does is the library's
+        to say: the app's own actions keep it current, and then what an action did stays said."""
+        if self._scan is None or self._busy or not self._scan.up_to_date:
+            return
+        self._jobs.submit_library(lambda library, progress, cancel: library.duplicate_scan_is_current(),
+                                  name="duplicate scan check", on_finished=self._on_scan_checked)
+
+    def _on_scan_checked(self, current: bool) -> None:
+        if self._scan is None or self._busy or current or not self._scan.up_to_date:
+            return
+        self._scan.up_to_date = False
+        self.status_label.setText(self._summary())
 
     def start_scan(self) -> None:
         if self._library_dir is None or self._busy:
@@ -949,25 +957,39 @@ class DuplicatesView(QWidget, JobPage):
             self.status_label.setText("Select the two photos that are not duplicates of each other.")
             return
         first, second = selected
-        self._decide(lambda library: library.separate([first], [second]))
+        self._decide(lambda library: library.separate([first], [second]),
+                     then=lambda: self._say_who_left(first.path, second.path))
 
-    def _decide(self, work: Callable[[Library], Decision]) -> None:
+    def _say_who_left(self, first: Path, second: Path) -> None:
+        """Two pictures told apart cannot share a group: the one less like the group's kept photo left it
+        (without_separated). Said, or it looked as if a photo had vanished from the review."""
+        group = self.current_group()
+        members = {m.path for m in group.members} if group is not None else set()
+        if (first in members) == (second in members):
+            return
+        stayed, left = (first, second) if first in members else (second, first)
+        elsewhere = any(m.path == left for other in self._groups for m in other.members)
+        self.status_label.setText(
+            f"{left.name} left this group: it cannot share one with {stayed.name}, which is more like the kept "
+            f"photo. It is {'in another group' if elsewhere else 'in no group'} now (Ctrl+Z takes this back).")
+
+    def _decide(self, work: Callable[[Library], Decision], then: Callable[[], None] | None = None) -> None:
         def decide(library: Library) -> tuple[Decision, UserDecisions]:
             return work(library), library.duplicate_decisions()
 
         def decided(outcome: tuple[Decision, UserDecisions]) -> None:
             self._undo_steps.append(outcome[0])
-            self._on_decisions(outcome[1])
+            self._on_decisions(outcome[1], then)
 
         self._run(decide, decided)
 
-    def _on_decisions(self, decisions: UserDecisions) -> None:
+    def _on_decisions(self, decisions: UserDecisions, then: Callable[[], None] | None = None) -> None:
         if self._scan is None:
             self.decisions_changed.emit()
             return
         self._scan.decisions = decisions.groups
         self._scan.separated = decisions.separated
-        self._regroup(then=lambda: (self._show_summary(), self.decisions_changed.emit()))
+        self._regroup(then=lambda: (self._show_summary(), then and then(), self.decisions_changed.emit()))
 
     # -- acting ------------------------------------------------------------------------------------
 
