@@ -220,6 +220,27 @@ def test_photos_sorted_in_from_outside_the_library_go_back_there_on_undo(qtbot, 
     assert not undone.args[0].problems and [p.name for p in downloads.iterdir()] == ["s1_c.jpg"]
 
 
+def test_suggestions_whose_photos_another_page_moved_and_put_back_come_back(qtbot, sort_window):
+    window, root = sort_window
+    page = window.sort_page
+    page.set_folders(root / "Sorted", root)
+    with qtbot.waitSignal(page.suggested, timeout=30_000):
+        page.suggest_button.click()
+    unsorted = root / "s0_c.jpg"
+    groups = window.groups_page
+    with qtbot.waitSignal(groups.grouped, timeout=20_000):
+        groups.find()
+    groups.strip_list.setCurrentRow(next(n for n, g in enumerate(groups.groups) if unsorted in g.members))
+    with qtbot.waitSignal(groups.action_finished, timeout=10_000):
+        groups.move_current(root / "elsewhere")
+    assert unsorted not in {s.path for s in page.suggestions}
+    qtbot.waitUntil(lambda: " of at least " in groups.status_label.text(), timeout=20_000)  # found again
+    with qtbot.waitSignal(groups.action_finished, timeout=10_000):
+        groups.undo_button.click()
+    assert unsorted.exists() and unsorted in {s.path for s in page.suggestions}
+    assert page.table.rowCount() == SCENES
+
+
 def test_sort_page_fine_tunes_the_model_when_asked(qtbot, sort_window):
     window, root = sort_window
     page = window.sort_page

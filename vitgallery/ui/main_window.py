@@ -828,6 +828,7 @@ class MainWindow(QMainWindow):
         self.folder_model.remove_paths(gone)
         self.search_page.remove_paths(gone)
         self.sort_page.remove_paths(gone)
+        self.sort_page.paths_back(arrived)
         if self._folder is not None:
             inside = [path for path in arrived if path.is_relative_to(self._folder)]
             self.folder_model.append_tiles(PhotoTile(path, date=modified_time(path)) for path in inside)

@@ -91,6 +91,7 @@ class SortPage(QWidget, JobPage):
         self._plan: SortPlan | None = None
         self._rows: list[SortSuggestion] = []  # the table's rows, as shown
         self._moved: dict[int, list[SortSuggestion]] = {}  # action id -> the rows it moved (Undo brings them back)
+        self._left: dict[Path, SortSuggestion] = {}  # rows whose photo another page moved away, until it is back
         self.thumbnails = ThumbnailLoader(
             THUMBNAIL_SIZE, thumbnail_cache_dir, shared_cache=DesktopThumbnailCache.for_this_desktop(), parent=self
         )
@@ -186,6 +187,7 @@ class SortPage(QWidget, JobPage):
         self._has_library = has_library
         self._plan = None
         self._moved.clear()
+        self._left.clear()
         self._show([])
         if folder is not None and not self.unsorted_edit.text():
             self.unsorted_edit.setText(str(folder))
@@ -195,7 +197,14 @@ class SortPage(QWidget, JobPage):
     def remove_paths(self, paths: set[Path]) -> None:
         """Photos that left (moved, deleted) leave the table."""
         if any(s.path in paths for s in self._rows):
+            self._left.update((s.path, s) for s in self._rows if s.path in paths)
             self._show([s for s in self._rows if s.path not in paths])
+
+    def paths_back(self, paths: set[Path]) -> None:
+        """Photos put back where they were (another page's Undo) come back to the table with their suggestion."""
+        back = [self._left.pop(path) for path in paths if path in self._left]
+        if back:
+            self._show(sorted([*self._rows, *back], key=lambda s: str(s.path)))
 
     def set_folders(self, examples: Path, unsorted: Path) -> None:
         self.examples_edit.setText(str(examples))
@@ -251,6 +260,7 @@ class SortPage(QWidget, JobPage):
             return
         self._job = None
         self._plan = plan
+        self._left.clear()
         self._show(plan.suggestions)
         sure = sum(1 for s in plan.suggestions if s.folder is not None)
         method = METHODS[plan.method]
