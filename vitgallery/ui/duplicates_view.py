@@ -133,6 +133,9 @@ def _is_checked(item: QListWidgetItem) -> bool:
 class KeepBadgeDelegate(QStyledItemDelegate):
     """A photo drawn as usual, then a green KEEP badge and frame when it is kept, a red mark when not."""
 
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        return super().sizeHint(option, index) + QSize(0, 6)  # room under the text for the frame
+
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         super().paint(painter, option, index)
         state = index.data(Qt.ItemDataRole.CheckStateRole)
@@ -284,7 +287,9 @@ class DuplicatesView(QWidget, JobPage):
         self.member_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.member_list.setWordWrap(True)
         self.member_list.setSpacing(8)
-        self.member_list.setGridSize(QSize(THUMBNAIL_SIZE + 84, THUMBNAIL_SIZE + 116))  # four lines of text
+        # five lines of text: name, size, date, and the kept one's reason (its first part: the rest is in the
+        # line above the photos) on two
+        self.member_list.setGridSize(QSize(THUMBNAIL_SIZE + 84, THUMBNAIL_SIZE + 134))
         self.member_list.setItemDelegate(KeepBadgeDelegate(self.member_list))
         self.member_list.itemChanged.connect(self._on_member_checked)
         self.member_list.itemSelectionChanged.connect(self._update_group_buttons)
@@ -819,7 +824,7 @@ class DuplicatesView(QWidget, JobPage):
             item = self.member_list.item(i)
             kept = member.path in keep
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(member.date))
-            last = f"Kept: {reason}" if kept else f"match {member.similarity:.2f}"
+            last = f"Kept: {reason.split(';')[0]}" if kept else f"match {member.similarity:.2f}"
             item.setText(f"{member.path.name}\n{member.width}×{member.height} · {size_text(member.size)}\n{when}\n{last}")
             item.setToolTip(f"{member.path}\nIn this group: {match_reason(member.match)}\n"
                             "K keeps it, R does not; C compares it with the kept photo")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
-from PySide6.QtWidgets import QListView, QWidget
+from PySide6.QtWidgets import QListView, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from vitgallery.core.duplicates import DuplicateGroup, DuplicateMember
 from vitgallery.ui.results_model import PathRole
@@ -42,6 +42,7 @@ class GroupListModel(QAbstractListModel):
         self._groups: Sequence[DuplicateGroup] = ()
         self._waiting: dict[str, set[int]] = {}  # thumbnail path -> rows drawn without it
         self._shown: dict[int, str] = {}  # row -> the kept photo it was drawn with
+        self.icon_size = icon_size
         blank = QPixmap(icon_size)
         blank.fill(Qt.GlobalColor.transparent)
         self.placeholder = QIcon(blank)
@@ -91,6 +92,19 @@ class GroupListModel(QAbstractListModel):
                 self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
 
+class _SquareRowDelegate(QStyledItemDelegate):
+    """Rows as tall as a square thumbnail: measured on the first row's own thumbnail (a wide photo, or
+    the blank square before it loads) they were short one time and tall the next."""
+
+    def __init__(self, height: int, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._height = height + 6
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
+        hint = super().sizeHint(option, index)
+        return QSize(hint.width(), max(hint.height(), self._height))
+
+
 class GroupList(QListView):
     """The groups, one row each, with the row-based calls of a QListWidget."""
 
@@ -99,6 +113,8 @@ class GroupList(QListView):
     def __init__(self, model: GroupListModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setUniformItemSizes(True)  # rows are never measured one by one
+        self.setIconSize(model.icon_size)
+        self.setItemDelegate(_SquareRowDelegate(model.icon_size.height(), self))
         self.setModel(model)
         self.selectionModel().currentRowChanged.connect(lambda current, _: self.currentRowChanged.emit(current.row()))
 
