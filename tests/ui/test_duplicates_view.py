@@ -104,6 +104,10 @@ def test_each_group_shows_its_kept_photo_first_with_the_reason(qtbot, make_view,
     assert f"Keeping {original}" in view.keeper_label.text() and reason in view.keeper_label.text()
     assert view.group_title.text().startswith("Group 1 of 3 · 5 photos")
     # every row as tall as a square thumbnail, however wide the first row's photo (rows changed height)
+    view.show()
+    blank = view.group_list.group_model().placeholder.cacheKey()
+    qtbot.waitUntil(lambda: view.group_list.row_data(0, Qt.ItemDataRole.DecorationRole).cacheKey() != blank,
+                    timeout=10_000)
     assert view.group_list.sizeHintForRow(0) >= view.group_list.iconSize().height() == 64
     assert f"keeps {original}" in view.group_list.row_data(0)
     tips = [view.member_list.item(i).toolTip() for i in range(5)]
