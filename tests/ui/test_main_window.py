@@ -76,6 +76,8 @@ def test_folder_grid_fills_and_indexing_reports_the_library(
     assert window.tabs.tabText(0) == f"Folder ({PHOTO_COUNT})"
     assert not window.progress_panel.isVisible()
     assert window.count_label.text() == f"{PHOTO_COUNT} photos indexed"
+    assert window.count_label.minimumWidth() >= window.count_label.fontMetrics().horizontalAdvance(
+        window.count_label.text()), "never cut by what else the status bar holds"
     assert window.windowTitle().endswith(str(photo_folder))
     # Tiles get their thumbnails from the background loader once they are shown.
     qtbot.waitUntil(

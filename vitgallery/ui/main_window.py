@@ -816,6 +816,8 @@ class MainWindow(QMainWindow):
 
     def _show_photo_count(self, count: int) -> None:
         self.count_label.setText(f"{count:,} photos indexed")
+        # at its full width whatever the status bar holds (at 1,024 px it read "23 photos indexe")
+        self.count_label.setMinimumWidth(self.count_label.fontMetrics().horizontalAdvance(self.count_label.text()) + 4)
 
     # -- every page sees every change --------------------------------------------------------------
 
