@@ -385,6 +385,35 @@ def _no_space():
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
+def test_a_photo_that_cannot_leave_a_read_only_drive_leaves_no_copy_behind(tmp_path, monkeypatch):
+    """A write-protected card: the copy was made, the source could not be removed, and the copy stayed
+    (a second run made another), while the move said it moved nothing."""
+    source, target = tmp_path / "card" / "a.jpg", tmp_path / "elsewhere"
+    source.parent.mkdir()
+    make_photo(3).save(source, quality=90)
+    rename, unlink = os.rename, os.unlink
+
+    def no_rename_across(a, b):
+        if Path(a) == source:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(a, b)
+
+    def read_only(path, *args, **kwargs):
+        if Path(path) == source:
+            raise OSError(errno.EROFS, "Read-only file system")
+        unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(moving.os, "rename", no_rename_across)
+    monkeypatch.setattr(moving.os, "unlink", read_only)
+    with pytest.raises(OSError, match="Read-only"):
+        moving.move_file(source, target / "a.jpg")  # found only once the copy is made (permissions said yes)
+    assert source.is_file() and list(target.iterdir()) == []
+    monkeypatch.setattr(moving.os, "access", lambda path, mode: Path(path) != source.parent)
+    with pytest.raises(OSError, match="cannot be written"):
+        moving.move_file(source, target / "a.jpg")  # found before copying
+    assert source.is_file() and list(target.iterdir()) == []
+
+
 def test_photos_sorted_in_from_outside_go_back_there_only_when_the_caller_says_it_moved_them(
         photos, place, store, tmp_path):
     downloads = tmp_path / "Downloads"

@@ -35,6 +35,10 @@ def move_file(source: Path, destination: Path) -> None:
 
 
 def _copy_then_remove(source: Path, destination: Path) -> None:
+    if not os.access(source.parent, os.W_OK):  # a read-only card or share: no copy is left behind for nothing
+        if _read_only(source.parent):
+            raise OSError(errno.EROFS, "its drive is read-only, so it cannot be moved off it", str(source))
+        raise OSError(errno.EACCES, "its folder cannot be written, so it cannot be moved out of it", str(source))
     partial = partial_path(destination)
     try:
         if source.is_symlink():
@@ -50,4 +54,15 @@ def _copy_then_remove(source: Path, destination: Path) -> None:
         if os.path.lexists(partial):
             os.unlink(partial)
         raise
-    os.unlink(source)
+    try:
+        os.unlink(source)
+    except OSError:
+        os.unlink(destination)  # the photo stays where it was, and only there
+        raise
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
