@@ -356,14 +356,22 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
     moving = [action.name for action, _ in chosen if action.moves_files]
     if len(moving) > 1:
         raise ActionError(f"choose one of {', '.join('--' + name for name in moving)}")
+    if (args.history or args.undo is not None) and chosen:
+        raise ActionError(f"--{'history' if args.history else 'undo'} goes alone: not with "
+                          f"{', '.join('--' + action.name for action, _ in chosen)}")
     library = open_library_arg(args.library)
     try:
         if args.history:
-            return _print_history(library)
+            return _print_history(library, args.json)
         if args.undo is not None:
             report = library.undo(args.undo)
-            _print_report(report, sys.stdout)
-            return 1 if _failed_entirely(report) else 0
+            if args.json:
+                print(json.dumps({"actions": [_json_report(report)]}, indent=1))
+            elif not report.done and not report.problems:
+                print(f"nothing to put back: action {args.undo} was undone already, or moved nothing")
+            else:
+                _print_report(report, sys.stdout)
+            return 1 if _failed_entirely(report) or not report.done else 0
         rule = KeepRule(args.keep)
         if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
             raise LibraryError("--keep folder needs --prefer FOLDER")
@@ -413,9 +421,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                      "why": match_reason(m.match)}
                     for m in g.members]} for g, c in zip(groups, choices, strict=True)],
                 "problems": [{**json_path(path), "reason": reason} for path, reason in scan.problems],
-                "actions": [{"kind": r.kind, "action_id": r.action_id, "done": _json_moves(r.done),
-                             "problems": [{**json_path(path), "reason": why} for path, why in r.problems]}
-                            for r in reports],
+                "actions": [_json_report(r) for r in reports],
             }, indent=1))
         return 1 if answered_no or any(_failed_entirely(r) for r in reports) else 0
     finally:
@@ -461,18 +467,29 @@ def _json_moves(done: list[tuple[Path, Path | None]]) -> list[dict[str, str | No
             for source, target in done]
 
 
+def _json_report(report: ActionReport) -> dict:
+    return {"kind": report.kind, "action_id": report.action_id, "done": _json_moves(report.done),
+            "problems": [{**json_path(path), "reason": why} for path, why in report.problems]}
+
+
 def _print_report(report: ActionReport, out) -> None:
     text = report.summary()
     undoable = report.kind in BULK_ACTIONS and BULK_ACTIONS[report.kind].undoable
     if undoable and report.done:
         text += f" (action {report.action_id}; `vitgallery duplicates --undo {report.action_id}` puts them back)"
+    if report.kind == "undo" and report.done:  # the library let them go when they left; its next index takes them back
+        text += "; `vitgallery index` adds them to the library again"
     print(text, file=out)
     for path, problem in report.problems:
         print(f"  {printable_path(path)}: {problem}", file=out)
 
 
-def _print_history(library: Library) -> int:
+def _print_history(library: Library, as_json: bool = False) -> int:
     entries = library.action_history()
+    if as_json:
+        print(json.dumps({"actions": [{"action_id": e.action_id, "kind": e.kind, "text": e.text,
+                                       "undoable": e.undoable} for e in entries]}, indent=1))
+        return 0
     if not entries:
         print("no action yet")
     for entry in entries:
@@ -574,7 +591,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
                          else f"not sure (perhaps {printable_path(s.likeliest.name)})")
                 print(f"  {s.confidence:5.2f}  {printable_path(s.path)}  ->  {where}")
         if report is not None:
-            print(f"{report.summary()} (action {report.action_id})", file=sys.stderr)
+            undo = f"; `vitgallery duplicates --undo {report.action_id}` puts them back" if report.done else ""
+            print(f"{report.summary()} (action {report.action_id}{undo})", file=sys.stderr)
             for path, problem in report.problems:
                 print(f"  {printable_path(path)}: {problem}", file=sys.stderr)
             moved = [p for pair in report.done for p in pair if library.relative_path(p) is not None]
@@ -825,7 +843,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="also show groups you marked 'not duplicates' or 'keep all'")
     p.add_argument("--json", action="store_true",
                    help='print the groups as JSON, and what each action did: "actions": [{"kind", "action_id", '
-                        '"done": [{"from", "to"}], "problems": [{"path", "reason"}]}]')
+                        '"done": [{"from", "to"}], "problems": [{"path", "reason"}]}] (--undo: that document '
+                        'with its one action; --history: "actions": [{"action_id", "kind", "text", "undoable"}])')
     acting = p.add_argument_group("acting on the photos not kept (one bulk action each)")
     for action in BULK_ACTIONS.values():
         if action.target is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -147,9 +148,19 @@ def test_the_cli_acts_asks_lists_and_undoes(library, tmp_path, capsys, monkeypat
     history = capsys.readouterr().out.splitlines()
     assert history[0].startswith("    2  ") and history[0].endswith("(12 files)  (--undo 2)")
     assert "list exported to" in history[1]
+    assert main(["duplicates", *lib, "--history", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["actions"]
+    assert [(a["action_id"], a["kind"], a["undoable"]) for a in listed] == [(2, "trash", True), (1, "export", False)]
+    assert main(["duplicates", *lib, "--undo", "2", "--trash"]) == 2
+    assert "--undo goes alone: not with --trash" in capsys.readouterr().err
     assert main(["duplicates", *lib, "--undo", "2"]) == 0
-    assert capsys.readouterr().out.startswith("12 files put back")
+    assert capsys.readouterr().out.startswith("12 files put back; `vitgallery index` adds them to the library again")
     assert sorted(p.name for p in library.root.iterdir()) == before
+    assert main(["duplicates", *lib, "--undo", "2"]) == 1
+    assert "nothing to put back: action 2 was undone already, or moved nothing" in capsys.readouterr().out
+    assert main(["duplicates", *lib, "--undo", "2", "--json"]) == 1
+    [undone] = json.loads(capsys.readouterr().out)["actions"]
+    assert undone == {"kind": "undo", "action_id": 2, "done": [], "problems": []}
     assert main(["duplicates", *lib, "--trash", "--move", str(tmp_path)]) == 2
     assert "choose one of --trash, --move" in capsys.readouterr().err
     assert main(["duplicates", *lib, "--move", str(library.root / "dups"), "--yes"]) == 2
