@@ -867,7 +867,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "similar photos, copies and edits sit side by side. Photos not indexed yet come last.")
     p.add_argument("folder", metavar="FOLDER", help="the folder to arrange (the library's folder or one inside it)")
     add_library_option(p)
-    p.add_argument("--json", action="store_true", help='print {"order": [{"path"}, ...]}')
+    p.add_argument("--json", action="store_true",
+                   help='print {"order": [path, ...]}: each photo as its path (a name that is not UTF-8 also as '
+                        'bytes in the top-level "path_bytes")')
     p.set_defaults(run=cmd_arrange)
 
     p = sub.add_parser("groups", parents=[verbose], help="the library's photos in visual groups (subjects, places, events)",
@@ -875,10 +877,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "typical photo first; photos that fit no group are listed apart.")
     add_library_option(p)
     p.add_argument("--min-size", type=group_size, default=DEFAULT_MIN_GROUP, metavar="N",
-                   help=f"the smallest group (default {DEFAULT_MIN_GROUP}); larger gives fewer, bigger groups")
+                   help=f"the smallest group (default {DEFAULT_MIN_GROUP}); larger leaves the smaller groups out")
     p.add_argument("--json", action="store_true",
-                   help='print {"groups": [{"members", "representative", "name"}], "ungrouped": [...]}, '
-                        'each photo as {"path"}')
+                   help='print {"groups": [{"members", "representative", "name"}], "ungrouped": [...]}, each '
+                        'photo as its path (a name that is not UTF-8 also as bytes in the top-level "path_bytes")')
     p.set_defaults(run=cmd_groups)
 
     p = sub.add_parser("sort", parents=[verbose], help="suggest a folder for each unsorted photo, learned from folders already sorted",
