@@ -99,6 +99,31 @@ def test_trash_then_undo_puts_everything_back(photos, place, store, tmp_path):
         "the real trash was not touched"
 
 
+def test_an_undo_killed_midway_is_settled_and_leaves_no_trash_entry_behind(photos, place, store, monkeypatch):
+    """kill -9 between putting a file back and removing its .trashinfo: the next look settles it."""
+    before = tree(photos)
+    action_id = move_to_trash(place, selections(photos)).action_id
+    unlink = Path.unlink
+
+    def killed_at_the_second_info(path, *args, **kwargs):
+        if path.suffix == ".trashinfo" and len(list((home_trash() / "files").iterdir())) == 1:
+            raise KeyboardInterrupt  # stands for the kill: nothing after it runs
+        unlink(path, *args, **kwargs)
+
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(Path, "unlink", killed_at_the_second_info)
+        undo(place, action_id)
+    assert [item.state for item in store.action_items(action_id)].count(actions.RESTORING) == 1
+    [entry] = action_history(place)  # settles the log first: the file back is counted back
+    assert "2 put back" in entry.text and entry.undoable
+    assert len(list((home_trash() / "info").iterdir())) == 1, "the settled file's .trashinfo is gone"
+    back = undo(place, action_id)
+    assert not back.problems, "the file already back is not reported missing"
+    assert tree(photos) == before
+    assert not any((home_trash() / "info").iterdir()), "no .trashinfo left without its file"
+    assert [item.state for item in store.action_items(action_id)] == [actions.RESTORED] * 3
+
+
 def test_same_names_in_the_trash_are_told_apart_and_restored_to_their_own_places(photos, place):
     a, b = photos / "a/one.jpg", photos / "b/one.jpg"
     keep = photos / "a/one_copy.jpg"

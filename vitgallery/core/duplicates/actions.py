@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 EXPORT_FORMATS = ("csv", "json")
 PENDING, DONE, RESTORED = "pending", "done", "restored"
+RESTORING = "restoring"  # logged before a file is put back, so that a kill midway is settled (_settle)
 NOT_MOVED_INTERRUPTED = "not moved: the action was interrupted before it got to this file"
 LOCK_NAME = "actions.lock"
 
@@ -462,7 +463,24 @@ def _settle(place: ActionPlace) -> int:
     items = place.store.action_items_in_state(PENDING)
     for item in items:
         place.store.set_action_item_state(item.id, _settled_state(place, item))
-    return len(items)
+    restoring = place.store.action_items_in_state(RESTORING)
+    for item in restoring:
+        place.store.set_action_item_state(item.id, _settled_restore(item))
+    return len(items) + len(restoring)
+
+
+def _settled_restore(item: ActionItemRow) -> str:
+    """A file an undo was putting back when it was killed: back when it is in its place and no longer where
+    the action put it (its trash entry's .trashinfo, left behind, is removed); else still away. Nothing is
+    moved here, so a crafted log cannot use it."""
+    source, destination = Path(item.source), Path(item.destination or "")
+    if os.path.lexists(source) and not os.path.lexists(destination):
+        if item.trash_info:
+            entry = trash.TrashEntry(destination, Path(item.trash_info))
+            if trash.is_trash_entry(entry) and trash.original_path(entry) == source:
+                entry.info.unlink(missing_ok=True)
+        return RESTORED
+    return DONE
 
 
 def _settled_state(place: ActionPlace, item: ActionItemRow) -> str:
@@ -532,11 +550,14 @@ def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow,
         return "no longer in the trash" if entry else "no longer in the folder it was moved to"
     if entry is not None and trash.original_path(entry) != source:
         return "the trash entry was replaced by another file"
+    place.store.set_action_item_state(item.id, RESTORING)
     try:
         move_file(destination, source)
     except FileExistsError:
+        place.store.set_action_item_state(item.id, DONE)
         return "another file is in its place now"
     except OSError as exc:
+        place.store.set_action_item_state(item.id, DONE)
         return f"could not be moved back: {exc.strerror or exc}"
     if entry is not None:
         entry.info.unlink(missing_ok=True)
