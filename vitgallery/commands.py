@@ -137,7 +137,9 @@ class TerminalProgress:
 
     def __call__(self, p: IndexProgress) -> None:
         if p.phase not in ("embedding", "learning"):
-            if p.phase == "scanning":
+            if p.phase == "waiting":
+                self._write("waiting for another run indexing this library to finish…", final=False)
+            elif p.phase == "scanning":
                 self._write("scanning folder…", final=False)
             elif p.phase == "calibrating" and p.done == 1:
                 self._write(f"reading {p.total} photos to fit the int8 model to this library…", final=False)

@@ -88,6 +88,36 @@ def test_empty_library_and_foreign_query_say_so(photo_folder, tmp_path, embedder
         lib.search(outside)
 
 
+def test_a_second_index_run_on_the_library_waits_for_the_first_then_finds_its_work_done(
+        photo_folder, tmp_path, embedder, monkeypatch):
+    """Two `vitgallery index` at once each embedded every photo: the lock is the library's, across
+    processes, so two Library objects of one folder stand for two processes here."""
+    first, second = open_lib(photo_folder, tmp_path), open_lib(photo_folder, tmp_path)
+    started = threading.Event()
+    embed = embedder.embed_pixels
+
+    def slowly(pixels):
+        started.set()
+        threading.Event().wait(0.3)
+        return embed(pixels)
+
+    monkeypatch.setattr(embedder, "embed_pixels", slowly)
+    running = threading.Thread(target=index, args=(first, embedder))
+    running.start()
+    assert started.wait(30)
+    phases = []
+    later = index(second, embedder, progress=lambda p: phases.append(p.phase))
+    running.join()
+    assert phases[0] == "waiting" and (later.added, later.unchanged) == (0, 12)
+    assert embedder.embedded == 12, "each photo embedded once"
+    cancel = threading.Event()
+    cancel.set()
+    with first._one_index_run(None, threading.Event()):  # a run waiting when cancelled gives up
+        assert index(second, embedder, cancel=cancel).cancelled
+    first.close()
+    second.close()
+
+
 def test_second_run_embeds_only_changes(photo_folder, tmp_path, embedder):
     lib = open_lib(photo_folder, tmp_path)
     index(lib, embedder)

@@ -55,6 +55,7 @@ MASS_LOSS_MIN_PHOTOS = 20
 
 @dataclass(frozen=True)
 class IndexProgress:
+    # "waiting" (another run on the library, maybe another process's, goes first: Library._one_index_run);
     # "calibrating" (photos decoded to calibrate an int8 model, core/calibration.py) and "quantising"
     # (no count: 10-20 s) before a library's first OpenVINO int8 run; "scanning", "embedding",
     # "learning" (teaching views of photos indexed earlier), "fitting" (the whitening, and the index

@@ -12,13 +12,18 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import closing
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from platformdirs import user_data_dir
+
+try:
+    import fcntl
+except ImportError:  # Windows: index runs of two processes on one library are not kept apart
+    fcntl = None
 
 from vitgallery.core.calibration import calibrate_for_library, library_embedder, library_model_file
 from vitgallery.core.duplicates import (
@@ -59,6 +64,7 @@ __all__ = ["DB_NAME", "INDEX_NAME", "IndexProgress", "IndexSummary", "Library", 
            "index_signature", "last_library_dir", "remember_last_library"]
 
 DB_NAME = "library.sqlite3"
+INDEX_LOCK_NAME = "index.lock"
 
 
 def default_library_dir(root: Path) -> Path:
@@ -252,9 +258,11 @@ class Library:
         An embedder that needs calibration (OpenVINO int8) gets the library's own model: the one it was
         indexed with, or one calibrated now on its photos (core/calibration.py, phases "calibrating" and
         "quantising")."""
-        with self._indexing:
+        cancel = cancel or threading.Event()
+        with self._one_index_run(progress, cancel) as free:
+            if not free:
+                return IndexSummary(cancelled=True)
             started = time.monotonic()  # the summary's time counts the calibration too
-            cancel = cancel or threading.Event()
             given = embedder
             embedder = calibrate_for_library(embedder, self.root, self.library_dir, self.model_signature,
                                              report=progress or (lambda p: None), cancel=cancel, listing=listing)
@@ -301,11 +309,43 @@ class Library:
         """Bring the library up to date for these files and folders only (what a folder watcher saw
         change): see IndexRun.run_paths. One indexing run at a time, with `index` too. An embedder that
         needs calibration gets the library's own model (`index` made it)."""
-        with self._indexing:
+        cancel = cancel or threading.Event()
+        with self._one_index_run(progress, cancel) as free:
+            if not free:
+                return IndexSummary(cancelled=True)
             embedder = library_embedder(embedder, self.library_dir, self.model_signature)
             run = IndexRun(self.root, self.store, self._cache, embedder, notice=self._notice,
                            progress=progress, cancel=cancel)
             return run.run_paths(paths, batch_size, decode_workers)
+
+    @contextmanager
+    def _one_index_run(self, progress: Callable[[IndexProgress], None] | None,
+                       cancel: threading.Event) -> Iterator[bool]:
+        """One indexing run on a library at a time, across processes too (a lock file beside the database,
+        released by the system when a process dies): two `vitgallery index` at once each embedded every
+        photo. The second waits (phase "waiting"), then finds the work done. False: cancelled meanwhile."""
+        with self._indexing:
+            try:
+                lock = open(self.library_dir / INDEX_LOCK_NAME, "a") if fcntl is not None else None
+            except OSError:
+                lock = None  # a library that cannot be written: the run says so in its own words
+            if lock is None:
+                yield True
+                return
+            with lock:
+                said = False
+                while True:
+                    try:
+                        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if not said and progress is not None:
+                            progress(IndexProgress("waiting", 0, 0, 0.0, None, None))
+                            said = True
+                        if cancel.wait(0.25):
+                            yield False
+                            return
+                yield True
 
     def relative_path(self, path: Path | str) -> str | None:
         """The path as the library stores it ('' for the root itself), or None when it is outside the root."""

@@ -704,6 +704,7 @@ class MainWindow(QMainWindow):
         else:
             self.progress_panel.show_step(
                 {
+                    "waiting": "Waiting for another vitgallery indexing this library to finish…",
                     "calibrating": "Reading photos to fit the fast model to this library…",
                     "quantising": "Fitting the fast model to this library's photos (once, about 15 s)…",
                     "scanning": "Looking for new and changed photos…",
@@ -711,7 +712,7 @@ class MainWindow(QMainWindow):
                     "fitting": "Learning what tells this library's photos apart…",
                     "done": "Done",
                 }.get(progress.phase, progress.phase),
-                pausable=progress.phase not in ("calibrating", "quantising"),
+                pausable=progress.phase not in ("waiting", "calibrating", "quantising"),
             )
 
     def _on_index_outcome(self, run: IndexRun, outcome: IndexOutcome) -> None:
