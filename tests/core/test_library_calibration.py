@@ -5,15 +5,17 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from tests.photos import make_photo
-from vitgallery.core import openvino_runtime
+from vitgallery.core import calibration, openvino_runtime
 from vitgallery.core.calibration import MODEL_FOLDER
 from vitgallery.core.library import Library
 from vitgallery.core.models import MODELS, Embedder, ModelLoadError, load_embedder, signature_calibration
+from vitgallery.core.store import StoreError
 
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
@@ -167,4 +169,18 @@ def test_auto_indexes_with_torch_when_quantising_fails(tmp_path, monkeypatch):
     assert summary.added == 4 and "|rt:" not in library.model_signature
     with pytest.raises(ModelLoadError, match="quantising tiny-test for OpenVINO failed.*--runtime torch"):
         index(library, load_embedder("tiny-test", runtime="openvino"))
+    library.close()
+
+
+def test_quantising_on_a_full_disk_says_the_disk_is_full(tmp_path, monkeypatch):
+    """OpenVINO says "basic_ios::clear: iostream error"; the library then stayed on torch for good."""
+    def full(*args, **kwargs):
+        raise RuntimeError("basic_ios::clear: iostream error")
+
+    monkeypatch.setattr(openvino_runtime, "quantise_on_photos", full)
+    monkeypatch.setattr(calibration.shutil, "disk_usage", lambda path: SimpleNamespace(free=5 << 20))
+    library = Library.open(photo_folder(tmp_path, "a", range(4)), tmp_path / "lib")
+    with pytest.raises(StoreError, match="the disk holding .*lib is full"):
+        index(library, auto_embedder())
+    assert library.model_signature is None, "nothing indexed, not on torch for good"
     library.close()

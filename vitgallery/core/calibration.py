@@ -12,6 +12,7 @@ two calibrations and a later run or search loads the same model without quantisi
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from vitgallery.core.indexing import IndexProgress
 from vitgallery.core.models import CALIBRATION_MARK, Embedder, ModelLoadError, signature_calibration
 from vitgallery.core.pipeline import WorkCancelled
 from vitgallery.core.scan import Listing, listed_or_scanned, root_is_available
+from vitgallery.core.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,10 @@ def calibrate_for_library(embedder: Embedder, root: Path, library_dir: Path, sig
         except WorkCancelled:
             return None
         except ModelLoadError as exc:
+            if _short_of_space(library_dir):  # OpenVINO says "iostream error": the cause is the disk
+                raise StoreError(f"the disk holding {library_dir} is full: free some space and run again (the "
+                                 "model fitted to this library needs about 100 MB there; everything saved before "
+                                 "is kept)") from exc
             if ready.runtime_chosen != "auto":
                 raise
             log.warning("%s: indexing with torch instead", exc)  # the window has no runtime to choose
@@ -97,6 +103,16 @@ def calibrate_for_library(embedder: Embedder, root: Path, library_dir: Path, sig
              time.monotonic() - started, calibrated.calibrated_model)
     _forget_other_models(folder, calibrated.calibrated_model)
     return calibrated
+
+
+MODEL_ROOM_BYTES = 100 << 20  # a calibrated ViT-S/14 is ~25 MB, written beside its fp32 conversion (~90 MB)
+
+
+def _short_of_space(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < MODEL_ROOM_BYTES
+    except OSError:
+        return False
 
 
 def _forget_other_models(folder: Path, kept: Path | None) -> None:
