@@ -470,17 +470,18 @@ def _settle(place: ActionPlace) -> int:
 
 
 def _settled_restore(item: ActionItemRow) -> str:
-    """A file an undo was putting back when it was killed: back when it is in its place and no longer where
-    the action put it (its trash entry's .trashinfo, left behind, is removed); else still away. Nothing is
-    moved here, so a crafted log cannot use it."""
+    """A file an undo was putting back when it was killed: back when it is in its place (move_file puts it
+    there whole or not at all, and refuses to replace a file, so what is there is it); its trash entry's
+    .trashinfo, left behind, is removed once the trash holds no copy. Else still away. Nothing is moved
+    here, so a crafted log cannot use it."""
     source, destination = Path(item.source), Path(item.destination or "")
-    if os.path.lexists(source) and not os.path.lexists(destination):
-        if item.trash_info:
-            entry = trash.TrashEntry(destination, Path(item.trash_info))
-            if trash.is_trash_entry(entry) and trash.original_path(entry) == source:
-                entry.info.unlink(missing_ok=True)
-        return RESTORED
-    return DONE
+    if not os.path.lexists(source):
+        return DONE
+    if item.trash_info and not os.path.lexists(destination):
+        entry = trash.TrashEntry(destination, Path(item.trash_info))
+        if trash.is_trash_entry(entry) and trash.original_path(entry) == source:
+            entry.info.unlink(missing_ok=True)
+    return RESTORED
 
 
 def _settled_state(place: ActionPlace, item: ActionItemRow) -> str:

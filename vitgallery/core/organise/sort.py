@@ -57,9 +57,9 @@ CONFIDENT_FROM = {"head": 0.95, "knn": 0.95, "finetuned": 0.95}
 # A classifier picks among the folders even for a photo like none of them (a house, with only Animals and
 # Food to choose from, went to Food at 99 %). So a sure photo must also be as close to an example of its
 # folder as that folder's examples are to each other: at least the lower quartile of their own nearest
-# neighbours' similarity. Photos of categories without a folder, 2 folders of 4 examples on the sem
-# corpora of seeds 1 and 2 (20 splits each): sure 27.8 / 24.8 % -> 15.3 / 12.6 %; the photos of the
-# folders' own categories sure 54.7 / 65.2 % -> 43.5 / 54.0 %, right among them 92.0 / 93.3 -> 94.3 / 95.4 %.
+# neighbours' similarity (bench/organise.py sort-open). Photos of categories without a folder, 2 folders of
+# at most 4 examples on the sem corpora of seeds 1 and 2 (20 splits each): sure 27.8 / 24.8 % -> 22.6 /
+# 21.2 %; the folders' own photos sure 54.7 / 65.2 % -> 46.6 / 60.9 % (right among them 92-93 % either way).
 LIKE_THE_EXAMPLES_QUANTILE = 0.25
 MIN_EXAMPLES_FOR_SPREAD = 3
 
