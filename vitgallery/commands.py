@@ -61,7 +61,7 @@ from vitgallery.core.organise.sort import CONFIDENT_FROM, apply_suggestions, sug
 from vitgallery.core.organise.vectors import OrganiseError, OrganiseProgress
 from vitgallery.core.organise.watch import FolderWatcher, WatchBatch
 from vitgallery.core.region import Region, RegionError
-from vitgallery.core.scan import display_path, json_path, root_is_available
+from vitgallery.core.scan import display_path, json_path, missing_file_reason, root_is_available
 from vitgallery.core.search import SearchHit
 from vitgallery.core.store import StoreError
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
@@ -278,7 +278,7 @@ def check_is_image(image: Path | bytes) -> None:
     """Refuse a missing file or one that is not an image, by reading its header only."""
     if isinstance(image, Path) and not image.is_file():
         # the caller prints the query's path before this reason
-        raise LibraryError("no such file" if not image.exists()
+        raise LibraryError(missing_file_reason(image) if not image.exists()
                            else "is a directory, not an image" if image.is_dir() else "not a regular file")
     read_meta(image)
 

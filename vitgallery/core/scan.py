@@ -128,6 +128,11 @@ def display_path(path: str | os.PathLike[str]) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def missing_file_reason(path: Path) -> str:
+    """Why a path the user gave names no file, in words: a link that leads nowhere is not 'no such file'."""
+    return "a link that leads to no file (a loop, or its target is gone)" if path.is_symlink() else "no such file"
+
+
 def json_path(path: str | os.PathLike[str], key: str = "path") -> dict[str, str]:
     """A path for --json output, which stays valid UTF-8: `key` holds it as shown (display_path); a
     name that is not valid UTF-8 also gets `key_bytes`, its exact bytes in base64, so that

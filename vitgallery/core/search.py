@@ -28,6 +28,7 @@ from vitgallery.core.models import Embedder
 from vitgallery.core.refine import refined_query
 from vitgallery.core.region import Region, region_image
 from vitgallery.core.rerank import LOOKS_SIMILAR, rerank
+from vitgallery.core.scan import missing_file_reason
 from vitgallery.core.store import FileRow, Store
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class LibrarySearch:
     def _usable(self, query: QueryImage, embedder: Embedder | None) -> Embedder:
         """The embedder, once sure that it can embed `query` for this library."""
         if isinstance(query, (str, Path)) and not Path(query).expanduser().exists():
-            raise LibraryError(f"no such file: {query}")
+            raise LibraryError(f"{missing_file_reason(Path(query).expanduser())}: {query}")
         if embedder is None:
             raise QueryNeedsModel("this query is not a photo of the library, so a model is needed to embed it")
         model_signature = self.store.get_meta("model_signature")
