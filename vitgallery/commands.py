@@ -373,7 +373,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 print(f"nothing to put back: action {args.undo} was undone already, or moved nothing")
             else:
                 _print_report(report, sys.stdout)
-            return 1 if _failed_entirely(report) or not report.done else 0
+            return 0 if report.done else 1  # nothing put back: failed, or nothing left to put back
         rule = KeepRule(args.keep)
         if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
             raise LibraryError("--keep folder needs --prefer FOLDER")

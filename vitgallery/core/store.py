@@ -875,9 +875,10 @@ class Store:
                                  pairs)
             self._db.executemany("INSERT OR REPLACE INTO duplicate_photos (file_id, problem, quality)"
                                  " VALUES (?, ?, ?)", photos)
-            self.set_meta("duplicate_scan", json.dumps(info))
+            self.set_duplicate_scan_info(info)
 
     def set_duplicate_scan_info(self, info: dict) -> None:
+        """Record what the last scan was (JSON): duplicate_scan_info reads it."""
         self.set_meta("duplicate_scan", json.dumps(info))
 
     def duplicate_scan_info(self) -> dict | None:

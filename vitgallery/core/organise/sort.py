@@ -272,12 +272,13 @@ def suggest_folders(library: Library, unsorted: Path, examples: Path, load_embed
         if tuned is not None:
             targets, probabilities, unread = tuner.probabilities(tuned, targets, progress=progress, cancel=cancel)
             problems += unread
+    target_vectors = known.vectors[[row_of[p] for p in targets]]
     if tuned is None:
         step(progress, cancel, "suggesting", 0, len(targets))
-        probabilities = choice.classifier.probabilities(known.vectors[[row_of[p] for p in targets]])
+        probabilities = choice.classifier.probabilities(target_vectors)
     method = choice.classifier.method if tuned is None else tuned.method
     best = probabilities.argmax(axis=1) if len(targets) else np.zeros(0, dtype=int)
-    alike = like_the_examples(known.vectors[[row_of[p] for p in targets]], best, known.vectors[example_rows], labels)
+    alike = like_the_examples(target_vectors, best, known.vectors[example_rows], labels)
     suggestions = []
     for path, row, choice_of, like in zip(targets, probabilities, best.tolist(), alike.tolist(), strict=True):
         confident = row[choice_of] >= CONFIDENT_FROM[method] and like
