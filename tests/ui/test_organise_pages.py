@@ -13,6 +13,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 
 from tests.photos import make_photo, save_copies
+from vitgallery.core.organise.sort import SortPlan, SortSuggestion
 from vitgallery.ui import settings as opt
 from vitgallery.ui.results_model import SortOrder
 
@@ -239,6 +240,19 @@ def test_suggestions_whose_photos_another_page_moved_and_put_back_come_back(qtbo
         groups.undo_button.click()
     assert unsorted.exists() and unsorted in {s.path for s in page.suggestions}
     assert page.table.rowCount() == SCENES
+
+
+def test_a_confident_suggestion_unlike_the_examples_reads_not_sure(qtbot, sort_window):
+    window, root = sort_window
+    page = window.sort_page
+    job = object()
+    page._job = job
+    folder = root / "Sorted" / "scene0"
+    plan = SortPlan([SortSuggestion(root / "s0_c.jpg", None, folder, 0.99),
+                     SortSuggestion(root / "s1_c.jpg", folder, folder, 0.97)], "head", {"head": 1.0}, 2, [folder])
+    page._on_suggested(job, plan)
+    assert page.table.item(0, 2).text() == "99% · not sure" and page.table.item(1, 2).text() == "97%"
+    assert "1 sure, 1 not sure (below 95%, or unlike the folder's examples)" in page.status_label.text()
 
 
 def test_sort_page_fine_tunes_the_model_when_asked(qtbot, sort_window):

@@ -89,6 +89,7 @@ class SortPage(QWidget, JobPage):
         self._job: Job | None = None
         self._busy = False
         self._plan: SortPlan | None = None
+        self._sure: set[Path] = set()  # the photos the plan is sure of, whatever folder the user then picks
         self._rows: list[SortSuggestion] = []  # the table's rows, as shown
         self._moved: dict[int, list[SortSuggestion]] = {}  # action id -> the rows it moved (Undo brings them back)
         self._left: dict[Path, SortSuggestion] = {}  # rows whose photo another page moved away, until it is back
@@ -260,9 +261,10 @@ class SortPage(QWidget, JobPage):
             return
         self._job = None
         self._plan = plan
+        self._sure = {s.path for s in plan.suggestions if s.folder is not None}
         self._left.clear()
         self._show(plan.suggestions)
-        sure = sum(1 for s in plan.suggestions if s.folder is not None)
+        sure = len(self._sure)
         method = METHODS[plan.method]
         accuracy = plan.accuracy.get(plan.method)
         checked = (
@@ -272,7 +274,7 @@ class SortPage(QWidget, JobPage):
         )
         text = (
             f"{_count(len(plan.suggestions), 'photo')}: {sure} sure, {len(plan.suggestions) - sure} not sure "
-            f"(below {CONFIDENT_FROM[plan.method]:.0%}). Sorted by {method}{checked}."
+            f"(below {CONFIDENT_FROM[plan.method]:.0%}, or unlike the folder's examples). Sorted by {method}{checked}."
         )
         tuned = plan.accuracy.get("finetuned")
         if tuned is not None and plan.method != "finetuned":
@@ -326,7 +328,8 @@ class SortPage(QWidget, JobPage):
         return combo
 
     def _confidence_item(self, suggestion: SortSuggestion) -> QTableWidgetItem:
-        sure = suggestion.confidence >= CONFIDENT_FROM[self._plan.method] if self._plan is not None else False
+        # as the plan said: a confident photo unlike the folder's examples is not sure either (its 99 % read as sure)
+        sure = suggestion.path in self._sure
         item = QTableWidgetItem(f"{suggestion.confidence:.0%}" + ("" if sure else " · not sure"))
         item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if not sure:
