@@ -559,3 +559,18 @@ def test_an_empty_problems_panel_says_there_is_none(qtbot) -> None:
     assert ink() > 20, "the placeholder is written in the middle"
     panel.set_problems("listing", [(Path("/photos/broken.jpg"), "cannot decode")])
     assert ink() == 0, "a list of problems, no placeholder"
+
+
+def test_tab_reaches_the_result_count_and_the_grid_has_the_focus_at_start(qtbot, make_window, photo_folder: Path) -> None:
+    window = make_window()
+    window.show()
+    qtbot.waitExposed(window)
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.open_folder(photo_folder)
+    assert QApplication.focusWidget() is window.folder_view
+    reached = []
+    for _ in range(8):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        reached.append(QApplication.focusWidget())
+    assert window.query_panel.count_spin in reached  # a keyboard user can set how many results to find
+    assert window.query_panel.threshold_slider in reached

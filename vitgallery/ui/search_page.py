@@ -109,7 +109,7 @@ class QueryPanel(QFrame):
         self.count_spin.setRange(1, 500)
         self.count_spin.setValue(result_count)
         self.count_spin.setToolTip("How many similar photos to look for")
-        self.count_spin.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # the grid, not this, has focus at start
+        self.count_spin.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # Tab reaches it; the grid keeps the focus at start
         self.count_spin.valueChanged.connect(self.result_count_changed)
 
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
