@@ -574,3 +574,25 @@ def test_tab_reaches_the_result_count_and_the_grid_has_the_focus_at_start(qtbot,
         reached.append(QApplication.focusWidget())
     assert window.query_panel.count_spin in reached  # a keyboard user can set how many results to find
     assert window.query_panel.threshold_slider in reached
+
+
+def test_f9_hides_the_query_panel_for_a_small_screen_and_the_next_start_remembers(qtbot, make_window, settings) -> None:
+    window = make_window()
+    window.resize(800, 600)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.query_panel.isVisible()
+    pages_width = window.tabs.width()
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    qtbot.keyClick(window, Qt.Key.Key_F9)
+    assert not window.query_panel.isVisible() and not window.query_panel_action.isChecked()
+    qtbot.waitUntil(lambda: window.tabs.width() > pages_width + 150)  # the pages get the panel's room
+    window.close()
+
+    again = make_window()
+    again.show()
+    qtbot.waitExposed(again)
+    assert not again.query_panel.isVisible() and not again.query_panel_action.isChecked()
+    again.query_panel_action.trigger()
+    assert again.query_panel.isVisible() and settings.get(opt.QUERY_PANEL_SHOWN)

@@ -378,6 +378,12 @@ class MainWindow(QMainWindow):
             "Smaller Thumbnails", lambda: self.thumbnail_slider.setValue(self.thumbnail_slider.value() - 32), "Ctrl+-"
         )
         self.about_action = action("About vitgallery", self.show_about)
+        # F9 as file managers' side panel: on a small screen the pages get its width (a photo can still
+        # be dropped anywhere on the window)
+        self.query_panel_action = action("Query Panel", self._show_query_panel, "F9",
+                                         "Show or hide the panel of the photo searched for (F9)")
+        self.query_panel_action.setCheckable(True)
+        self.query_panel_action.setChecked(True)
 
         self.recent_menu = QMenu("Recent Folders", self)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
@@ -397,6 +403,7 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction(self.larger_action)
         view_menu.addAction(self.smaller_action)
+        view_menu.addAction(self.query_panel_action)
         library_menu = self.menuBar().addMenu("&Library")
         library_menu.addAction(self.index_action)
         library_menu.addAction(action("Show Log Folder", lambda: open_in_system_viewer(log_dir())))
@@ -430,6 +437,8 @@ class MainWindow(QMainWindow):
         splitter = self.settings.get(opt.SPLITTER_STATE)
         if not splitter.isEmpty():
             self.splitter.restoreState(splitter)
+        self.query_panel_action.setChecked(self.settings.get(opt.QUERY_PANEL_SHOWN))
+        self.query_panel.setVisible(self.query_panel_action.isChecked())
 
     # -- folder and indexing -----------------------------------------------------------------------
 
@@ -886,6 +895,10 @@ class MainWindow(QMainWindow):
         on Sort, reviewing duplicates): there it cleared the query and jumped to the folder."""
         if self.tabs.currentWidget() is self.search_page:
             self.search_page.leave()
+
+    def _show_query_panel(self, shown: bool) -> None:
+        self.query_panel.setVisible(shown)
+        self.settings.set(opt.QUERY_PANEL_SHOWN, shown)
 
     def _show_folder_page(self) -> None:
         self.tabs.setCurrentIndex(0)

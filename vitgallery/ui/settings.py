@@ -108,6 +108,7 @@ RESULTS_SORT = Option(
 WINDOW_GEOMETRY = Option("window/geometry", QByteArray, QByteArray())
 WINDOW_STATE = Option("window/state", QByteArray, QByteArray())
 SPLITTER_STATE = Option("window/splitter", QByteArray, QByteArray())
+QUERY_PANEL_SHOWN = Option("window/query_panel_shown", bool, True)
 
 PREFERENCES: tuple[Option, ...] = (
     MODEL,
