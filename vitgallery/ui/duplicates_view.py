@@ -200,6 +200,7 @@ class DuplicatesView(QWidget, JobPage):
         self._tally_of: tuple[int, _Tally] | None = None
         self._rule_choices: dict[str, _RuleChoice] = {}  # group key -> what the rule keeps
         self._gone: set[int] = set()  # file ids moved away by an action since the scan
+        self._put_back: set[Path] = set()  # photos an undo put back, whose group the next grouping shows
         self._preferred_folder: Path | None = None
         self._busy = False
         # Regrouping runs in a job (see _regroup): one at a time; asked again meanwhile, once more after.
@@ -888,8 +889,10 @@ class DuplicatesView(QWidget, JobPage):
         self._edited()
         if (grouped.rule, grouped.folder) == (self.rule, self._preferred_folder):
             self._rule_choices.update(grouped.choices)
-        if current is not None:
-            before = {m.path for m in current.members}
+        # an undo shows the group it put photos back into (the resolve had moved on to the next)
+        before = self._put_back or ({m.path for m in current.members} if current is not None else set())
+        self._put_back = set()
+        if before:
             shared = [len(before & {m.path for m in g.members}) for g in self._groups]
             if shared and max(shared) > 0:
                 row = shared.index(max(shared))
@@ -1170,6 +1173,7 @@ class DuplicatesView(QWidget, JobPage):
         by_path = {self._scan.root / row.path: file_id for file_id, row in self._scan.files.items()}
         if report.kind == "undo":
             self._gone -= {by_path[source] for _, source in report.done if source in by_path}
+            self._put_back = {source for _, source in report.done}
         elif report.moved_files:
             self._gone |= {by_path[source] for source, _ in report.done if source in by_path}
         self._regroup(then=finished)
