@@ -479,8 +479,6 @@ def _print_report(report: ActionReport, out) -> None:
     undoable = report.kind in BULK_ACTIONS and BULK_ACTIONS[report.kind].undoable
     if undoable and report.done:
         text += f" (action {report.action_id}; `vitgallery duplicates --undo {report.action_id}` puts them back)"
-    if report.kind == "undo" and report.done:  # the library let them go when they left; its next index takes them back
-        text += "; `vitgallery index` adds them to the library again"
     print(text, file=out)
     for path, problem in report.problems:
         print(f"  {printable_path(path)}: {problem}", file=out)

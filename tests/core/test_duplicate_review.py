@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.core.test_duplicates import names, write_near_duplicates
@@ -18,6 +20,7 @@ from vitgallery.core.duplicates import (
     fingerprint_pair,
 )
 from vitgallery.core.duplicates.trash import home_trash
+from vitgallery.core.indexing import AWAY_KEPT_S
 from vitgallery.core.library import DB_NAME, Library
 from vitgallery.core.models import load_embedder
 from vitgallery.core.store import SCHEMA_VERSION, FileRow, Store
@@ -112,6 +115,89 @@ def test_act_undo_and_history_go_through_the_library(library):
     assert set(BULK_ACTIONS) == {"trash", "move", "export"}
 
 
+def no_model(embedder):
+    """The embedder with its model taken away: any photo embedded, or taught, fails the test."""
+
+    def refused(pixels):
+        raise AssertionError(f"the model ran on {len(pixels)} photos")
+
+    embedder.embed_pixels = embedder.embed_views = refused
+    return embedder
+
+
+def trash_two_of_p1(library) -> tuple[list[Path], int]:
+    """Trash two photos of the p1 group through the library; (their paths, the action's id)."""
+    group = group_of(library.duplicate_scan(), "p1.jpg")
+    away = [library.root / "p1_small.jpg", library.root / "p1_crop.jpg"]
+    report = library.act("trash", [GroupSelection(group.members, frozenset(m.path for m in group.members) - set(away))])
+    assert sorted(source for source, _ in report.done) == sorted(away)
+    return away, report.action_id
+
+
+def test_photos_an_undo_puts_back_come_back_with_what_the_library_knew(library):
+    """Undo of a resolve: the photos are back in search and the groups at once, with their vectors and
+    features, and the next index does not run the model for them."""
+    photos = library.status().photos
+    before = {path.name: row for path in library.root.iterdir() if (row := library.store.file_by_path(path.name))}
+    vectors = library.stored_vectors(library.root.iterdir())
+    features = library.store.photo_features(row.id for row in before.values())
+    away, action_id = trash_two_of_p1(library)
+    assert library.status().photos == photos - 2 and not library.stored_vectors(away)
+
+    library.undo(action_id)
+    assert library.status().photos == photos
+    back = {path.name: library.store.file_by_path(path.name) for path in away}
+    for path in away:
+        assert np.array_equal(library.stored_vectors([path])[path], vectors[path])
+        old, new = before[path.name], back[path.name]
+        assert (new.fingerprint, new.size, new.width, new.height, new.sharpness) == \
+            (old.fingerprint, old.size, old.width, old.height, old.sharpness)
+        assert library.store.photo_features([new.id]) == {new.id: features[old.id]}, "keypoints and grey copies"
+    hits = library.search(library.root / "p1.jpg", k=6, verify=False)
+    assert {path.name for path in away} <= {hit.path.name for hit in hits}, "searchable before any index"
+    assert names(group_of(library.duplicate_scan(), "p1.jpg")) >= {path.name for path in away}
+
+    summary = library.index(no_model(load_embedder("tiny-test")), decode_workers=0)
+    assert (summary.added, summary.updated, summary.removed, summary.teaching) == (0, 0, 0, 0)
+    assert library.status().photos == photos
+
+
+def test_a_photo_restored_from_the_trash_by_hand_is_not_embedded_again(library):
+    photos = library.status().photos
+    away, _ = trash_two_of_p1(library)
+    for path in away:  # as a file manager's Restore does: the log knows nothing of it
+        os.rename(home_trash() / "files" / path.name, path)
+    summary = library.index(no_model(load_embedder("tiny-test")), decode_workers=0)
+    assert (summary.added, summary.moved, summary.teaching) == (0, 2, 0)
+    assert library.status().photos == photos
+
+
+def test_another_file_at_a_trashed_photos_place_is_embedded(library):
+    """Only the same content gets the kept data back: here the same size and pixels, other bytes."""
+    [path, _], action_id = trash_two_of_p1(library)
+    original = bytearray((home_trash() / "files" / path.name).read_bytes())
+    assert original[:4] == b"\xff\xd8\xff\xe0" and original[6:11] == b"JFIF\0"
+    original[15] ^= 1  # the JFIF header's horizontal density: the pixels stay the same
+    path.write_bytes(original)
+    embedder = load_embedder("tiny-test")
+    embed_pixels, embedded = embedder.embed_pixels, []
+    embedder.embed_pixels = lambda pixels: embedded.append(len(pixels)) or embed_pixels(pixels)
+    summary = library.index(embedder, decode_workers=0)
+    assert summary.added == 1 and sum(embedded) == 1
+    assert library.undo(action_id).problems == [(path, "another file is in its place now")]
+
+
+def test_what_is_kept_of_photos_taken_away_is_dropped_after_a_month(library):
+    away, _ = trash_two_of_p1(library)
+    assert library.store.away_sizes() == {path.stat().st_size for path in (home_trash() / "files").iterdir()}
+    library.index(load_embedder("tiny-test"), decode_workers=0)
+    assert len(library.store.away_sizes()) == 2
+    with library.store.transaction():
+        library.store._db.execute("UPDATE away_files SET at = at - ?", (AWAY_KEPT_S + 1,))
+    library.index(load_embedder("tiny-test"), decode_workers=0)
+    assert library.store.away_sizes() == set()
+
+
 def test_a_schema_5_library_gains_the_separated_pairs(tmp_path):
     path = tmp_path / DB_NAME
     Store(path).close()
@@ -154,7 +240,7 @@ def test_the_cli_acts_asks_lists_and_undoes(library, tmp_path, capsys, monkeypat
     assert main(["duplicates", *lib, "--undo", "2", "--trash"]) == 2
     assert "--undo goes alone: not with --trash" in capsys.readouterr().err
     assert main(["duplicates", *lib, "--undo", "2"]) == 0
-    assert capsys.readouterr().out.startswith("12 files put back; `vitgallery index` adds them to the library again")
+    assert capsys.readouterr().out.startswith("12 files put back\n")
     assert sorted(p.name for p in library.root.iterdir()) == before
     assert main(["duplicates", *lib, "--undo", "2"]) == 1
     assert "nothing to put back: action 2 was undone already, or moved nothing" in capsys.readouterr().out

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 
 import numpy as np
 import pytest
 
-from vitgallery.core.store import EmbeddedFile, Store, StoreError
+from vitgallery.core.store import SCHEMA_VERSION, EmbeddedFile, Store, StoreError
 
 
 def embedded(path: str, seed: int, dim: int = 8) -> EmbeddedFile:
@@ -118,4 +120,68 @@ def test_a_schema_7_library_keeps_its_keypoints_and_gains_their_grey_copies(tmp_
     assert store.photo_features([old, new, 999]) == {old: (b"kp2", b"grey2")}
     assert store.keypoints([old]) == {old: b"kp2"}
     assert store._db.execute("SELECT COUNT(*) FROM keypoints").fetchone()[0] == 2
+    store.close()
+
+
+def test_a_photo_put_away_comes_back_only_as_the_same_content_and_once(tmp_path):
+    from dataclasses import replace
+
+    store = Store(tmp_path / "lib.sqlite3")
+    store.start_new_model("model-a", 8)
+    photo = replace(embedded("a.jpg", 1), taken_at=12.5, keypoints=b"kp", looks=b"grey")
+    [file_id] = store.add_embedded([photo, embedded("b.jpg", 2)])[:1]
+    store.add_learning_views([(file_id, np.full((2, 8), 0.5, np.float32))])
+    store.put_away_files([file_id])
+    assert set(store.files()) == {"b.jpg"} and store.away_sizes() == {photo.size}
+
+    assert store.bring_back([("c.jpg", photo.size, 5, "another content"), ("d.jpg", photo.size + 1, 5, "fp1")]) == []
+    assert store.bring_back([("back/a.jpg", photo.size, 7, "fp1")]) == ["back/a.jpg"]
+    row = store.file_by_path("back/a.jpg")
+    assert (row.size, row.mtime_ns, row.fingerprint, row.width, row.height, row.taken_at, row.sharpness) == \
+        (photo.size, 7, "fp1", 640, 480, 12.5, 1.5)
+    np.testing.assert_array_equal(store.vectors([row.id])[row.id], photo.vector)
+    assert store.photo_features([row.id]) == {row.id: (b"kp", b"grey")} and store.count_learning_photos() == 1
+    assert store.bring_back([("copy.jpg", photo.size, 7, "fp1")]) == [], "what was kept came back once"
+
+
+def test_what_is_kept_away_goes_with_its_model_or_its_age(tmp_path):
+    store = Store(tmp_path / "lib.sqlite3")
+    store.start_new_model("model-a", 8)
+    store.put_away_files(store.add_embedded([embedded("a.jpg", 1), embedded("b.jpg", 2)])[:1])
+    store.forget_away_files(before=time.time() - 60)
+    assert store.away_sizes() == {101}
+    store.start_new_model("model-b", 16)
+    assert store.away_sizes() == set()
+    store.put_away_files(store.add_embedded([embedded("a.jpg", 1, dim=16)]))
+    store.forget_away_files(before=time.time() + 60)
+    assert store.away_sizes() == set()
+
+
+def schema_8_library(path, photos: list[EmbeddedFile] = ()) -> None:
+    store = Store(path)
+    store.add_embedded(list(photos))
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE away_files")
+    db.execute("UPDATE meta SET value = '8' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+
+
+def test_a_schema_8_library_gains_the_table_of_photos_taken_away(tmp_path):
+    schema_8_library(tmp_path / "lib.sqlite3")
+    store = Store(tmp_path / "lib.sqlite3")
+    assert store.get_meta("schema_version") == str(SCHEMA_VERSION) and store.away_sizes() == set()
+    store.put_away_files(store.add_embedded([embedded("a.jpg", 1)]))
+    assert store.away_sizes() == {101}
+
+
+def test_a_schema_8_library_that_cannot_be_written_is_read_as_it_is(tmp_path, monkeypatch):
+    path = tmp_path / "lib.sqlite3"
+    schema_8_library(path, [embedded("a.jpg", 1)])
+    with monkeypatch.context() as patched:  # what a file without write permission says, even to root
+        patched.setattr("vitgallery.core.store.os.access", lambda p, mode: not (mode & os.W_OK))
+        store = Store(path)
+    assert store.read_only and store.get_meta("schema_version") == "8"
+    assert set(store.files()) == {"a.jpg"} and store.count_files() == 1
     store.close()

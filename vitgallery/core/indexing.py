@@ -51,6 +51,11 @@ REFIT_CHANGE = 0.25  # refit once the library or the teaching sample changed by 
 # until the user confirms (forget_missing): a drive unplugged or a folder replaced looks just like that.
 MASS_LOSS_SHARE = 0.5
 MASS_LOSS_MIN_PHOTOS = 20
+# What the library knew of a photo the app's own action took out of the folder (Store.put_away_files)
+# is kept this long for an undo, or a restore from the trash by hand, to bring back without the model:
+# as long as a desktop trash keeps a file before emptying itself (GNOME's 30 days). Each full run drops
+# what is older; a new model drops it all.
+AWAY_KEPT_S = 30 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,21 @@ Report = Callable[[IndexProgress], None]
 
 def _is_under(path: str, folders: list[str]) -> bool:
     return any(path == folder or path.startswith(folder + "/") for folder in folders)
+
+
+def bring_back(root: Path, store: Store, found: Iterable[FoundFile]) -> set[str]:
+    """The paths of `found` whose content the app's own action took away (Store.put_away_files), given
+    back their rows as the library knew them: the same content, found by its fingerprint, never just a
+    file at the same path. Only files of a size kept away are read."""
+    sizes = store.away_sizes()
+    returning = []
+    for f in found:
+        if f.size in sizes:
+            try:
+                returning.append((f.path, f.size, f.mtime_ns, fingerprint_file(root / f.path)))
+            except OSError:
+                continue  # gone again, or unreadable: the index sees to it
+    return set(store.bring_back(returning)) if returning else set()
 
 
 def relative_to_root(root: Path, path: Path | str) -> str | None:
@@ -138,6 +158,7 @@ class IndexRun:
             self.store.start_new_model(embedder.signature, embedder.dim)
             self.cache.start_model(embedder.dim)
         self._drop_damaged_rows()
+        self.store.forget_away_files(time.time() - AWAY_KEPT_S)
         if not self.cache.ready_for_run():
             raise LibraryError("the library database lost its model settings: run `vitgallery repair`")
         if embedder.weights_file is not None:
@@ -316,7 +337,9 @@ class IndexRun:
         if gone:
             self.cache.remove(gone)
             summary.removed = len(gone)
-        return to_embed
+        back = bring_back(self.root, self.store, to_embed)  # put back by hand, from the trash say
+        summary.moved += len(back)
+        return [f for f in to_embed if f.path not in back]
 
     def _same_content(self, f: FoundFile, rows: list[FileRow], claimed: dict[int, FoundFile]) -> FileRow | None:
         rows = [row for row in rows if row.id not in claimed]

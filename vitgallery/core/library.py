@@ -49,10 +49,10 @@ from vitgallery.core.duplicates import (
 from vitgallery.core.duplicates import actions as duplicate_actions
 from vitgallery.core.errors import EmptyLibrary, LibraryError, QueryNeedsModel
 from vitgallery.core.index_cache import INDEX_NAME, IndexCache, SearchSpace, index_signature
-from vitgallery.core.indexing import IndexProgress, IndexRun, IndexSummary, relative_to_root
+from vitgallery.core.indexing import IndexProgress, IndexRun, IndexSummary, bring_back, relative_to_root
 from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision, signature_runtime
 from vitgallery.core.region import Region
-from vitgallery.core.scan import Listing, library_folder_name, photo_root_path, root_is_available
+from vitgallery.core.scan import FoundFile, Listing, library_folder_name, photo_root_path, root_is_available
 from vitgallery.core.search import LibrarySearch, QueryImage, SearchHit
 from vitgallery.core.store import FileRow, SkippedFile, Store
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
@@ -439,29 +439,33 @@ class Library:
     def _follow(self, report: ActionReport) -> ActionReport:
         """The library follows the files an action moved, at once, as its next index would: a photo
         moved within the photo folder keeps its row (its vector, keypoints, scan evidence) under the new
-        path; one moved out of it leaves the library. Otherwise searches would name files that are gone,
-        and the next index would take a large move for an unplugged drive. A photo put back from outside
-        is new to the library until the next index embeds it."""
+        path; one moved out of it leaves the library, what was known of it kept aside (put_away_files).
+        Otherwise searches would name files that are gone, and the next index would take a large move
+        for an unplugged drive. A photo put back from outside (an undo) gets that back at once, without
+        the model; only its duplicate scan evidence is lost, so a current scan no longer is."""
         scan_current = kept_scan_is_current(self.store)
-        moved, gone = [], []
+        moved, gone, arrived = [], [], []
         for source, destination in report.done:
-            row = (rel := self.relative_path(source)) and self.store.file_by_path(rel)
-            if not row:
-                continue
             stored = None if destination is None else self.relative_path(destination)
             try:
                 stat = destination.stat() if stored else None
             except OSError:
                 stat = None
-            if stat is None:
+            row = (rel := self.relative_path(source)) and self.store.file_by_path(rel)
+            if not row:
+                if stat is not None:
+                    arrived.append(FoundFile(stored, stat.st_size, stat.st_mtime_ns))
+            elif stat is None:
                 gone.append(row.id)
             else:
                 moved.append((row.id, stored, stat.st_size, stat.st_mtime_ns))
         # A stale row under a new path (a file deleted since the last index) gives way to the moved one.
         stale = {row.id for _, path, _, _ in moved if (row := self.store.file_by_path(path))} - {m[0] for m in moved}
-        self.store.delete_files([*gone, *stale])
+        self.store.put_away_files(gone)
+        self.store.delete_files(stale)
         self.store.move_files(moved)
-        follow_own_removal(self.store, scan_current)
+        back = bring_back(self.root, self.store, arrived)
+        follow_own_removal(self.store, scan_current and not back)
         return report
 
     def action_history(self, limit: int = 50) -> list[ActionEntry]:

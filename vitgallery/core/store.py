@@ -25,7 +25,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -139,7 +139,23 @@ CREATE TABLE IF NOT EXISTS duplicate_photos (
 );
 """,
     8: "",  # a column only (_ADDED_COLUMNS)
+    9: """
+CREATE TABLE IF NOT EXISTS away_files (
+    fingerprint TEXT NOT NULL,          -- the content of a photo the app's own action took out of the photo
+    size INTEGER NOT NULL,              -- folder (trashed, moved away): what the library knew of it, kept
+    width INTEGER, height INTEGER,      -- for an undo to bring back without the model (Store.bring_back)
+    taken_at REAL, sharpness REAL,
+    vector BLOB NOT NULL,
+    keypoints BLOB, looks BLOB,         -- its keypoints row
+    views BLOB,                         -- its learning views
+    at REAL NOT NULL                    -- when it went (indexing.AWAY_KEPT_S)
+);
+CREATE INDEX IF NOT EXISTS away_files_fingerprint ON away_files(fingerprint);
+""",
 }
+# A library that cannot be written is read without migrating from this version on: schema 9 only added
+# away_files, which only actions and indexing use, and they need write access anyway.
+_READ_AS_IS_FROM_VERSION = 8
 # Columns added by a migration (ALTER TABLE has no IF NOT EXISTS): version -> (table, column, definition).
 _ADDED_COLUMNS = {
     # The generation that wrote the row's vector: an index file catches up on the rows written after it.
@@ -398,6 +414,8 @@ class Store:
             self.set_meta("schema_version", version)
         elif int(version) > SCHEMA_VERSION:
             raise StoreError(f"{self.path} was written by a newer vitgallery (schema {version})")
+        elif self.read_only and int(version) >= _READ_AS_IS_FROM_VERSION:
+            return  # cannot be migrated, and what it lacks is only used by writing
         self._migrate(int(version or 1))
 
     def _migrate(self, from_version: int) -> None:
@@ -585,10 +603,62 @@ class Store:
             self._db.executemany("DELETE FROM files WHERE id = ?", [(i,) for i in ids])
             self._bump_generation()
 
+    # -- photos the app's own actions took away, kept for an undo -----------------------------------
+
+    def put_away_files(self, ids: Iterable[int]) -> None:
+        """Delete the rows of photos the app's own action took out of the photo folder, keeping what was
+        learned of each by its content, so that an undo brings it back without the model (bring_back)."""
+        ids = list(ids)
+        if not ids:
+            return
+        now = time.time()
+        with self.transaction():
+            self._db.executemany(
+                "INSERT INTO away_files (fingerprint, size, width, height, taken_at, sharpness, vector, keypoints,"
+                " looks, views, at) SELECT f.fingerprint, f.size, f.width, f.height, f.taken_at, f.sharpness,"
+                " f.vector, k.data, k.looks, v.vectors, ? FROM files f LEFT JOIN keypoints k ON k.file_id = f.id"
+                " LEFT JOIN learning_views v ON v.file_id = f.id WHERE f.id = ? AND f.vector IS NOT NULL",
+                [(now, file_id) for file_id in ids])
+            self.delete_files(ids)
+
+    def away_sizes(self) -> set[int]:
+        """The sizes of the contents kept away: only a file of one of them can be brought back."""
+        with self._lock:
+            return {size for (size,) in self._db.execute("SELECT DISTINCT size FROM away_files")}
+
+    def bring_back(self, found: Iterable[tuple[str, int, int, str]]) -> list[str]:
+        """Give files (path, size, mtime_ns, fingerprint) whose content was put away a row with what
+        put_away_files kept of it, as if embedded now (a kept copy serves one file); returns their paths.
+        A kept vector that is damaged, or of another dimension, is dropped: that file is embedded again."""
+        dim = self.dim
+        records, views = [], []
+        with self.transaction():
+            for path, size, mtime_ns, fingerprint in found:
+                kept = self._db.execute(
+                    "SELECT rowid, width, height, taken_at, sharpness, vector, keypoints, looks, views FROM away_files"
+                    " WHERE fingerprint = ? AND size = ? ORDER BY at DESC LIMIT 1", (fingerprint, size)).fetchone()
+                if kept is None:
+                    continue
+                self._db.execute("DELETE FROM away_files WHERE rowid = ?", (kept[0],))
+                vector = _usable_vector(kept[5], dim)
+                if vector is not None:
+                    records.append(EmbeddedFile(path, size, mtime_ns, fingerprint, *kept[1:5], vector, *kept[6:8]))
+                    views.append(kept[8])
+            ids = self.add_embedded(records) if records else []
+            self.add_learning_views([(file_id, np.frombuffer(blob, dtype=np.float32))
+                                     for file_id, blob in zip(ids, views) if _usable_views(blob, dim)])
+        return [record.path for record in records]
+
+    def forget_away_files(self, before: float) -> None:
+        """Drop what was kept of photos taken away before this time (seconds since the epoch)."""
+        with self.transaction():
+            self._db.execute("DELETE FROM away_files WHERE at < ?", (before,))
+
     def start_new_model(self, signature: str, dim: int) -> None:
         """A new model: every embedded file is dropped (re-embedded later), never mixed with the new ones."""
         with self.transaction():
             self._db.execute("DELETE FROM files")  # with their keypoints and learning views
+            self._db.execute("DELETE FROM away_files")
             self._db.execute("DELETE FROM whitening")
             self.set_meta("model_signature", signature)
             self.set_meta("dim", str(dim))

@@ -145,10 +145,10 @@ def test_cli_sort_json_then_apply(sorting, capsys):
 def test_the_library_follows_the_photos_an_action_moves(scenes, tmp_path, tiny):
     """Within the photo folder a moved photo keeps its row and vector under the new path; out of it, it
     leaves the library at once (searches must not name it, nor the next index take it for a lost
-    drive); put back from outside, it is new to the library until the next index."""
+    drive); put back by the undo, it is in the library again at once, with its vector."""
     library, root = scenes
     inside, outside = root / "s0_a.jpg", root / "s1_a.jpg"
-    vector = library.stored_vectors([inside])[inside]
+    vector, away_vector = (library.stored_vectors([inside, outside])[path] for path in (inside, outside))
     count = library.status().photos
 
     within = library.move_into_folders([(inside, root / "kept")])
@@ -163,7 +163,8 @@ def test_the_library_follows_the_photos_an_action_moves(scenes, tmp_path, tiny):
     library.undo(within.action_id)
     assert inside.exists() and outside.exists()
     assert np.array_equal(library.stored_vectors([inside])[inside], vector), "back under its old path, not re-embedded"
-    assert library.status().photos == count - 1
+    assert np.array_equal(library.stored_vectors([outside])[outside], away_vector), "back from outside, not re-embedded"
+    assert library.status().photos == count
     summary = library.index(tiny, decode_workers=0, batch_size=8)
-    assert (summary.added, summary.removed, summary.moved) == (1, 0, 0)
+    assert (summary.added, summary.removed, summary.moved) == (0, 0, 0)
     assert library.status().photos == count
