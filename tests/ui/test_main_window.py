@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QKeySequence
+from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDropEvent, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from tests.photos import make_photo
@@ -594,5 +594,12 @@ def test_f9_hides_the_query_panel_for_a_small_screen_and_the_next_start_remember
     again.show()
     qtbot.waitExposed(again)
     assert not again.query_panel.isVisible() and not again.query_panel_action.isChecked()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile("/photos/dragged.jpg")])
+    QApplication.sendEvent(again, QDragEnterEvent(QPoint(150, 300), Qt.DropAction.CopyAction, mime,
+                                                  Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    assert again.statusBar().currentMessage() == "Drop it to find photos like it", "the panel cannot say it"
+    QApplication.sendEvent(again, QDragLeaveEvent())
+    assert again.statusBar().currentMessage() == ""
     again.query_panel_action.trigger()
     assert again.query_panel.isVisible() and settings.get(opt.QUERY_PANEL_SHOWN)

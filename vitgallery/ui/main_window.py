@@ -95,6 +95,7 @@ SHUTDOWN_WAIT_S = 1.7  # closing must finish within 2 s; this leaves room for sa
 FOLDER_CHANGE_DELAY_MS = 1500  # a copy of many files settles before the folder is listed again
 MAX_WATCHED_FOLDERS = 1000  # inotify watches are a per-user budget shared with other programs
 THUMBNAIL_DECODE_STEP = 64  # thumbnails are decoded at the slider's size rounded up to this
+DROP_HINT = "Drop it to find photos like it"  # said while a photo is dragged over the window, its panel hidden
 
 
 class MainWindow(QMainWindow):
@@ -911,6 +912,8 @@ class MainWindow(QMainWindow):
             event.setDropAction(Qt.DropAction.CopyAction)
             event.accept()
             self.query_panel.set_drag_highlight(True)
+            if self.query_panel.isHidden():  # hidden (F9): the panel cannot show where to drop
+                self.statusBar().showMessage(DROP_HINT)
         else:
             event.ignore()
 
@@ -919,10 +922,15 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
+        self._end_drag()
+
+    def _end_drag(self) -> None:
         self.query_panel.set_drag_highlight(False)
+        if self.statusBar().currentMessage() == DROP_HINT:
+            self.statusBar().clearMessage()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        self.query_panel.set_drag_highlight(False)
+        self._end_drag()
         source = query_from_mime(event.mimeData())
         if source is None:
             self.message_bar.show_message("That drop held no image, image file or image link.")
