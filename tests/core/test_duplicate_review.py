@@ -155,7 +155,8 @@ def test_photos_an_undo_puts_back_come_back_with_what_the_library_knew(library):
         assert library.store.photo_features([new.id]) == {new.id: features[old.id]}, "keypoints and grey copies"
     hits = library.search(library.root / "p1.jpg", k=6, verify=False)
     assert {path.name for path in away} <= {hit.path.name for hit in hits}, "searchable before any index"
-    assert names(group_of(library.duplicate_scan(), "p1.jpg")) >= {path.name for path in away}
+    assert library.duplicate_scan_is_current(), "back under their ids with their pairs: the kept scan holds"
+    assert names(group_of(library.last_duplicate_scan(), "p1.jpg")) >= {path.name for path in away}
 
     summary = library.index(no_model(load_embedder("tiny-test")), decode_workers=0)
     assert (summary.added, summary.updated, summary.removed, summary.teaching) == (0, 0, 0, 0)

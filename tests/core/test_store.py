@@ -134,14 +134,45 @@ def test_a_photo_put_away_comes_back_only_as_the_same_content_and_once(tmp_path)
     store.put_away_files([file_id])
     assert set(store.files()) == {"b.jpg"} and store.away_sizes() == {photo.size}
 
-    assert store.bring_back([("c.jpg", photo.size, 5, "another content"), ("d.jpg", photo.size + 1, 5, "fp1")]) == []
-    assert store.bring_back([("back/a.jpg", photo.size, 7, "fp1")]) == ["back/a.jpg"]
+    assert store.bring_back([("c.jpg", photo.size, 5, "another content"), ("d.jpg", photo.size + 1, 5, "fp1")]) \
+        == ([], True)
+    assert store.bring_back([("back/a.jpg", photo.size, 7, "fp1")]) == (["back/a.jpg"], True)
     row = store.file_by_path("back/a.jpg")
+    assert row.id == file_id, "under its old id"
     assert (row.size, row.mtime_ns, row.fingerprint, row.width, row.height, row.taken_at, row.sharpness) == \
         (photo.size, 7, "fp1", 640, 480, 12.5, 1.5)
     np.testing.assert_array_equal(store.vectors([row.id])[row.id], photo.vector)
     assert store.photo_features([row.id]) == {row.id: (b"kp", b"grey")} and store.count_learning_photos() == 1
-    assert store.bring_back([("copy.jpg", photo.size, 7, "fp1")]) == [], "what was kept came back once"
+    assert store.bring_back([("copy.jpg", photo.size, 7, "fp1")]) == ([], True), "what was kept came back once"
+
+
+def evidence(a: int, b: int, inliers: int) -> tuple:
+    return (a, b, 0.9, inliers, 0.8, None, 0.0, 0.0, 0.0, 0.0)
+
+
+def test_a_photo_put_away_comes_back_with_its_scan_evidence_where_its_id_and_partners_are_as_they_were(tmp_path):
+    store = Store(tmp_path / "lib.sqlite3")
+    store.start_new_model("model-a", 8)
+    a, b, c = store.add_embedded([embedded(f"{name}.jpg", seed) for seed, name in enumerate("abc", 1)])
+    store.save_duplicate_scan([evidence(a, b, 40), evidence(a, c, 30), evidence(b, c, 20)],
+                              [(a, None, '{"grey": false}')], {"version": 5})
+    store.put_away_files([a, b])
+    assert store.duplicate_pairs().shape[0] == 0 and store.duplicate_photos() == {}
+    assert store.bring_back([("back/a.jpg", 101, 7, "fp1")]) == (["back/a.jpg"], True)
+    pairs = {(int(r[0]), int(r[1])): int(r[3]) for r in store.duplicate_pairs()}
+    assert pairs == {(a, c): 30}, "its pair with b waits for b"
+    assert store.duplicate_photos() == {a: (None, '{"grey": false}')}
+    assert store.bring_back([("b.jpg", 102, 7, "fp2")]) == (["b.jpg"], True)
+    assert {(int(r[0]), int(r[1])): int(r[3]) for r in store.duplicate_pairs()} == {(a, b): 40, (a, c): 30, (b, c): 20}
+
+    # c changes while a is away: their pair is of the old c and stays out; a's id taken meanwhile: a new one
+    store.put_away_files([a])
+    store.add_embedded([embedded("c.jpg", 9)])
+    [taker] = store.add_embedded([embedded("new.jpg", 10)], [a])
+    assert taker == a
+    assert store.bring_back([("a.jpg", 101, 7, "fp1")]) == (["a.jpg"], False)
+    assert store.file_by_path("a.jpg").id not in (a, b, c)
+    assert {(int(r[0]), int(r[1])) for r in store.duplicate_pairs()} == set()
 
 
 def test_what_is_kept_away_goes_with_its_model_or_its_age(tmp_path):

@@ -449,7 +449,7 @@ def test_resolve_this_group_acts_on_it_alone_then_shows_the_next(qtbot, make_vie
     assert view.group_list.count() == 2 and view.current_group().key == third.key
 
 
-def test_undo_of_a_resolve_shows_the_group_it_put_back(qtbot, make_view, library_dir):
+def test_undo_of_a_resolve_shows_the_group_it_put_back(qtbot, make_view, library_dir, monkeypatch):
     view = active(qtbot, scanned(qtbot, make_view(library_dir)))
     view.set_action("trash")
     view.group_list.setCurrentRow(1)
@@ -461,6 +461,12 @@ def test_undo_of_a_resolve_shows_the_group_it_put_back(qtbot, make_view, library
         qtbot.keyClick(view.member_list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert done.args[0].kind == "undo"
     assert view.group_list.count() == 3 and view.current_group().key == second.key, "the group put back is on screen"
+    said, checks = view.status_label.text(), []
+    monkeypatch.setattr(view, "_on_scan_checked", lambda current, check=view._on_scan_checked: (
+        checks.append(current), check(current)))
+    view.library_changed()  # as the window says after any action
+    qtbot.waitUntil(lambda: checks == [True], timeout=10_000)
+    assert view.status_label.text() == said, "back with their scan evidence: the scan is still current"
 
 
 def test_what_an_action_did_stays_said_and_a_change_of_the_library_is_said_when_there_is_one(

@@ -100,10 +100,11 @@ def _is_under(path: str, folders: list[str]) -> bool:
     return any(path == folder or path.startswith(folder + "/") for folder in folders)
 
 
-def bring_back(root: Path, store: Store, found: Iterable[FoundFile]) -> set[str]:
+def bring_back(root: Path, store: Store, found: Iterable[FoundFile]) -> tuple[set[str], bool]:
     """The paths of `found` whose content the app's own action took away (Store.put_away_files), given
     back their rows as the library knew them: the same content, found by its fingerprint, never just a
-    file at the same path. Only files of a size kept away are read."""
+    file at the same path; and whether each came back with its duplicate scan evidence. Only files of a
+    size kept away are read."""
     sizes = store.away_sizes()
     returning = []
     for f in found:
@@ -112,7 +113,10 @@ def bring_back(root: Path, store: Store, found: Iterable[FoundFile]) -> set[str]
                 returning.append((f.path, f.size, f.mtime_ns, fingerprint_file(root / f.path)))
             except OSError:
                 continue  # gone again, or unreadable: the index sees to it
-    return set(store.bring_back(returning)) if returning else set()
+    if not returning:
+        return set(), True
+    paths, as_before = store.bring_back(returning)
+    return set(paths), as_before
 
 
 def relative_to_root(root: Path, path: Path | str) -> str | None:
@@ -337,7 +341,7 @@ class IndexRun:
         if gone:
             self.cache.remove(gone)
             summary.removed = len(gone)
-        back = bring_back(self.root, self.store, to_embed)  # put back by hand, from the trash say
+        back, _ = bring_back(self.root, self.store, to_embed)  # put back by hand, from the trash say
         summary.moved += len(back)
         return [f for f in to_embed if f.path not in back]
 

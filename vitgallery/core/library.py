@@ -442,7 +442,8 @@ class Library:
         path; one moved out of it leaves the library, what was known of it kept aside (put_away_files).
         Otherwise searches would name files that are gone, and the next index would take a large move
         for an unplugged drive. A photo put back from outside (an undo) gets that back at once, without
-        the model; only its duplicate scan evidence is lost, so a current scan no longer is."""
+        the model, under its id with its duplicate scan evidence where that id is still free (a current
+        scan stays current then)."""
         scan_current = kept_scan_is_current(self.store)
         moved, gone, arrived = [], [], []
         for source, destination in report.done:
@@ -464,8 +465,8 @@ class Library:
         self.store.put_away_files(gone)
         self.store.delete_files(stale)
         self.store.move_files(moved)
-        back = bring_back(self.root, self.store, arrived)
-        follow_own_removal(self.store, scan_current and not back)
+        _, as_before = bring_back(self.root, self.store, arrived)
+        follow_own_removal(self.store, scan_current and as_before)
         return report
 
     def action_history(self, limit: int = 50) -> list[ActionEntry]:

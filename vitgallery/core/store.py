@@ -148,9 +148,21 @@ CREATE TABLE IF NOT EXISTS away_files (
     vector BLOB NOT NULL,
     keypoints BLOB, looks BLOB,         -- its keypoints row
     views BLOB,                         -- its learning views
+    file_id INTEGER NOT NULL,           -- its id, given back where still free (its scan evidence holds then)
+    scanned INTEGER NOT NULL,           -- 1: it had a duplicate_photos row, these two
+    scan_problem TEXT, scan_quality TEXT,
     at REAL NOT NULL                    -- when it went (indexing.AWAY_KEPT_S)
 );
 CREATE INDEX IF NOT EXISTS away_files_fingerprint ON away_files(fingerprint);
+CREATE TABLE IF NOT EXISTS away_pairs (  -- the duplicate_pairs rows of photos in away_files
+    a INTEGER NOT NULL, b INTEGER NOT NULL,
+    fingerprint_a TEXT NOT NULL,        -- the contents the evidence is of: it comes back only to them
+    fingerprint_b TEXT NOT NULL,
+    whitened REAL NOT NULL, inliers INTEGER NOT NULL, agreement REAL NOT NULL, likeness REAL,
+    stretch REAL, tilt REAL, padding_a REAL, padding_b REAL,
+    PRIMARY KEY (a, b)
+);
+CREATE INDEX IF NOT EXISTS away_pairs_b ON away_pairs(b);
 """,
 }
 # A library that cannot be written is read without migrating from this version on: schema 9 only added
@@ -544,22 +556,23 @@ class Store:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM files WHERE vector IS NOT NULL").fetchone()[0]
 
-    def add_embedded(self, files: list[EmbeddedFile]) -> list[int]:
-        """Insert or replace embedded files in one transaction; returns their ids (index labels)."""
+    def add_embedded(self, files: list[EmbeddedFile], wanted_ids: list[int | None] | None = None) -> list[int]:
+        """Insert or replace embedded files in one transaction; returns their ids (index labels). A new
+        row takes its `wanted_ids` entry as its id where one is given (free: the caller checked)."""
         ids = []
         with self.transaction():
             generation = self._bump_generation()
             now = time.time()
-            for f in files:
+            for f, wanted_id in zip(files, wanted_ids or [None] * len(files), strict=True):
                 vector = np.ascontiguousarray(f.vector, dtype=np.float32).tobytes()
                 row = self._db.execute(
-                    "INSERT INTO files (path, size, mtime_ns, fingerprint, width, height, taken_at, sharpness,"
-                    " vector, indexed_at, vector_generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    "INSERT INTO files (id, path, size, mtime_ns, fingerprint, width, height, taken_at, sharpness,"
+                    " vector, indexed_at, vector_generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,"
                     " fingerprint=excluded.fingerprint, width=excluded.width, height=excluded.height,"
                     " taken_at=excluded.taken_at, sharpness=excluded.sharpness, vector=excluded.vector,"
                     " indexed_at=excluded.indexed_at, vector_generation=excluded.vector_generation RETURNING id",
-                    (_db_path(f.path), f.size, f.mtime_ns, f.fingerprint, f.width, f.height, f.taken_at,
+                    (wanted_id, _db_path(f.path), f.size, f.mtime_ns, f.fingerprint, f.width, f.height, f.taken_at,
                      f.sharpness, vector, now, generation)).fetchone()
                 ids.append(row[0])
                 self._db.execute("DELETE FROM skipped WHERE path = ?", (_db_path(f.path),))
@@ -607,18 +620,27 @@ class Store:
 
     def put_away_files(self, ids: Iterable[int]) -> None:
         """Delete the rows of photos the app's own action took out of the photo folder, keeping what was
-        learned of each by its content, so that an undo brings it back without the model (bring_back)."""
+        learned of each by its content, its id and its duplicate scan evidence, so that an undo brings
+        it back without the model and its scan still holds (bring_back)."""
         ids = list(ids)
         if not ids:
             return
         now = time.time()
+        evidence = "whitened, inliers, agreement, likeness, stretch, tilt, padding_a, padding_b"
         with self.transaction():
             self._db.executemany(
                 "INSERT INTO away_files (fingerprint, size, width, height, taken_at, sharpness, vector, keypoints,"
-                " looks, views, at) SELECT f.fingerprint, f.size, f.width, f.height, f.taken_at, f.sharpness,"
-                " f.vector, k.data, k.looks, v.vectors, ? FROM files f LEFT JOIN keypoints k ON k.file_id = f.id"
-                " LEFT JOIN learning_views v ON v.file_id = f.id WHERE f.id = ? AND f.vector IS NOT NULL",
+                " looks, views, file_id, scanned, scan_problem, scan_quality, at) SELECT f.fingerprint, f.size,"
+                " f.width, f.height, f.taken_at, f.sharpness, f.vector, k.data, k.looks, v.vectors, f.id,"
+                " p.file_id IS NOT NULL, p.problem, p.quality, ? FROM files f"
+                " LEFT JOIN keypoints k ON k.file_id = f.id LEFT JOIN learning_views v ON v.file_id = f.id"
+                " LEFT JOIN duplicate_photos p ON p.file_id = f.id WHERE f.id = ? AND f.vector IS NOT NULL",
                 [(now, file_id) for file_id in ids])
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO away_pairs (a, b, fingerprint_a, fingerprint_b, {evidence})"
+                f" SELECT d.a, d.b, fa.fingerprint, fb.fingerprint, {evidence} FROM duplicate_pairs d"
+                " JOIN files fa ON fa.id = d.a JOIN files fb ON fb.id = d.b WHERE d.a = ? OR d.b = ?",
+                [(file_id, file_id) for file_id in ids])
             self.delete_files(ids)
 
     def away_sizes(self) -> set[int]:
@@ -626,32 +648,59 @@ class Store:
         with self._lock:
             return {size for (size,) in self._db.execute("SELECT DISTINCT size FROM away_files")}
 
-    def bring_back(self, found: Iterable[tuple[str, int, int, str]]) -> list[str]:
+    def bring_back(self, found: Iterable[tuple[str, int, int, str]]) -> tuple[list[str], bool]:
         """Give files (path, size, mtime_ns, fingerprint) whose content was put away a row with what
-        put_away_files kept of it, as if embedded now (a kept copy serves one file); returns their paths.
-        A kept vector that is damaged, or of another dimension, is dropped: that file is embedded again."""
+        put_away_files kept of it, as if embedded now (a kept copy serves one file): (their paths, whether
+        each got its old id back, and with it its duplicate scan evidence). A kept vector that is damaged,
+        or of another dimension, is dropped: that file is embedded again."""
         dim = self.dim
-        records, views = [], []
+        paths, as_before = [], True
         with self.transaction():
             for path, size, mtime_ns, fingerprint in found:
                 kept = self._db.execute(
-                    "SELECT rowid, width, height, taken_at, sharpness, vector, keypoints, looks, views FROM away_files"
-                    " WHERE fingerprint = ? AND size = ? ORDER BY at DESC LIMIT 1", (fingerprint, size)).fetchone()
+                    "SELECT rowid, width, height, taken_at, sharpness, vector, keypoints, looks, views, file_id,"
+                    " scanned, scan_problem, scan_quality FROM away_files WHERE fingerprint = ? AND size = ?"
+                    " ORDER BY at DESC LIMIT 1", (fingerprint, size)).fetchone()
                 if kept is None:
                     continue
                 self._db.execute("DELETE FROM away_files WHERE rowid = ?", (kept[0],))
                 vector = _usable_vector(kept[5], dim)
-                if vector is not None:
-                    records.append(EmbeddedFile(path, size, mtime_ns, fingerprint, *kept[1:5], vector, *kept[6:8]))
-                    views.append(kept[8])
-            ids = self.add_embedded(records) if records else []
-            self.add_learning_views([(file_id, np.frombuffer(blob, dtype=np.float32))
-                                     for file_id, blob in zip(ids, views) if _usable_views(blob, dim)])
-        return [record.path for record in records]
+                if vector is None:
+                    continue
+                old_id = kept[9]
+                free = self._db.execute("SELECT 1 FROM files WHERE id = ? OR path = ?",
+                                        (old_id, _db_path(path))).fetchone() is None
+                record = EmbeddedFile(path, size, mtime_ns, fingerprint, *kept[1:5], vector, *kept[6:8])
+                [file_id] = self.add_embedded([record], [old_id if free else None])
+                if _usable_views(kept[8], dim):
+                    self.add_learning_views([(file_id, np.frombuffer(kept[8], dtype=np.float32))])
+                if file_id == old_id:
+                    self._restore_evidence(file_id, kept[10:13])
+                else:
+                    as_before = False
+                    self._db.execute("DELETE FROM away_pairs WHERE a = ? OR b = ?", (old_id, old_id))
+                paths.append(path)
+        return paths, as_before
+
+    def _restore_evidence(self, file_id: int, scan: tuple) -> None:
+        """The duplicate scan evidence of a photo back under its id: of each pair whose other photo is in
+        the library with the content the pair was measured on (a pair with a photo still away waits)."""
+        scanned, problem, quality = scan
+        if scanned:
+            self._db.execute("INSERT OR REPLACE INTO duplicate_photos (file_id, problem, quality) VALUES (?, ?, ?)",
+                             (file_id, problem, quality))
+        evidence = "whitened, inliers, agreement, likeness, stretch, tilt, padding_a, padding_b"
+        present = ("(a = ? OR b = ?) AND EXISTS (SELECT 1 FROM files WHERE id = a AND fingerprint = fingerprint_a)"
+                   " AND EXISTS (SELECT 1 FROM files WHERE id = b AND fingerprint = fingerprint_b)")
+        self._db.execute(f"INSERT OR REPLACE INTO duplicate_pairs (a, b, {evidence}) SELECT a, b, {evidence}"
+                         f" FROM away_pairs WHERE {present}", (file_id, file_id))
+        self._db.execute(f"DELETE FROM away_pairs WHERE {present}", (file_id, file_id))
 
     def forget_away_files(self, before: float) -> None:
         """Drop what was kept of photos taken away before this time (seconds since the epoch)."""
         with self.transaction():
+            self._db.execute("DELETE FROM away_pairs WHERE a IN (SELECT file_id FROM away_files WHERE at < ?)"
+                             " OR b IN (SELECT file_id FROM away_files WHERE at < ?)", (before, before))
             self._db.execute("DELETE FROM away_files WHERE at < ?", (before,))
 
     def start_new_model(self, signature: str, dim: int) -> None:
@@ -659,6 +708,7 @@ class Store:
         with self.transaction():
             self._db.execute("DELETE FROM files")  # with their keypoints and learning views
             self._db.execute("DELETE FROM away_files")
+            self._db.execute("DELETE FROM away_pairs")
             self._db.execute("DELETE FROM whitening")
             self.set_meta("model_signature", signature)
             self.set_meta("dim", str(dim))
@@ -961,6 +1011,8 @@ class Store:
         with self.transaction():
             self._db.execute("DELETE FROM duplicate_pairs")
             self._db.execute("DELETE FROM duplicate_photos")
+            self._db.execute("DELETE FROM away_pairs")
+            self._db.execute("UPDATE away_files SET scanned = 0, scan_problem = NULL, scan_quality = NULL")
             self._db.execute("DELETE FROM meta WHERE key = 'duplicate_scan'")
 
     def save_separated_pairs(self, pairs: Iterable[tuple[str, str]]) -> None:
