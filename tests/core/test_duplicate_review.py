@@ -23,6 +23,7 @@ from vitgallery.core.duplicates.trash import home_trash
 from vitgallery.core.indexing import AWAY_KEPT_S
 from vitgallery.core.library import DB_NAME, Library
 from vitgallery.core.models import load_embedder
+from vitgallery.core.scan import scan_root
 from vitgallery.core.store import SCHEMA_VERSION, FileRow, Store
 
 # -- separated pairs, on made-up evidence ----------------------------------------------------------
@@ -161,6 +162,37 @@ def test_photos_an_undo_puts_back_come_back_with_what_the_library_knew(library):
     summary = library.index(no_model(load_embedder("tiny-test")), decode_workers=0)
     assert (summary.added, summary.updated, summary.removed, summary.teaching) == (0, 0, 0, 0)
     assert library.status().photos == photos
+
+
+def test_an_index_run_that_listed_the_folder_before_an_undo_keeps_what_the_undo_brought_back(library):
+    """The window indexes after a resolve; an undo meanwhile put photos back after the run's listing."""
+    away, action_id = trash_two_of_p1(library)
+    listed_before_the_undo = scan_root(library.root)
+    assert not any(library.store.file_by_path(path.name) for path in away)
+    library.undo(action_id)
+    back = {path: library.store.file_by_path(path.name).id for path in away}
+    summary = library.index(no_model(load_embedder("tiny-test")), decode_workers=0,
+                            listing=lambda: listed_before_the_undo)
+    assert summary.removed == 0
+    assert {path: library.store.file_by_path(path.name).id for path in away} == back
+    assert library.duplicate_scan_is_current()
+
+
+def test_a_resolve_of_most_photos_keeps_the_search_space_so_an_undo_finds_the_scan_current(library):
+    scan = library.duplicate_scan()
+    fitted = library.store.whitening().key
+    report = library.act("trash", [GroupSelection(g.members, frozenset({g.members[0].path})) for g in scan.groups()])
+    assert len(report.done) == 12 and library.status().photos == 8
+    library.index(no_model(load_embedder("tiny-test")), decode_workers=0)  # the window's index after a resolve
+    assert library.store.whitening().key == fitted, "12 of 20 photos away: still the library's for 30 days"
+    library.undo(report.action_id)
+    assert library.duplicate_scan_is_current()
+
+    library.act("trash", [GroupSelection(g.members, frozenset({g.members[0].path})) for g in scan.groups()])
+    with library.store.transaction():
+        library.store._db.execute("UPDATE away_files SET at = at - ?", (AWAY_KEPT_S + 1,))
+    library.index(load_embedder("tiny-test"), decode_workers=0)
+    assert library.store.whitening().key != fitted, "forgotten, they leave the fit"
 
 
 def test_a_photo_restored_from_the_trash_by_hand_is_not_embedded_again(library):

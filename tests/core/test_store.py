@@ -175,6 +175,28 @@ def test_a_photo_put_away_comes_back_with_its_scan_evidence_where_its_id_and_par
     assert {(int(r[0]), int(r[1])) for r in store.duplicate_pairs()} == set()
 
 
+def test_evidence_measured_in_another_whitening_comes_back_but_the_scan_is_not_current(tmp_path):
+    store = Store(tmp_path / "lib.sqlite3")
+    store.start_new_model("model-a", 8)
+    a, b = store.add_embedded([embedded("a.jpg", 1), embedded("b.jpg", 2)])
+    store.save_duplicate_scan([evidence(a, b, 40)], [], {"version": 5, "whitening": "first"})
+    store.put_away_files([a])
+    store.set_duplicate_scan_info({"version": 5, "whitening": "refitted"})  # a scan since, after a refit
+    assert store.bring_back([("a.jpg", 101, 7, "fp1")]) == (["a.jpg"], False)
+    assert [(int(r[0]), int(r[1]), int(r[3])) for r in store.duplicate_pairs()] == [(a, b, 40)], \
+        "kept: the next scan scores it again without matching it again"
+
+
+def test_photos_kept_away_count_with_their_learning_views(tmp_path):
+    store = Store(tmp_path / "lib.sqlite3")
+    store.start_new_model("model-a", 8)
+    a, b, _ = store.add_embedded([embedded(f"{name}.jpg", seed) for seed, name in enumerate("abc", 1)])
+    store.add_learning_views([(a, np.full((3, 8), 0.5, np.float32)), (b, np.full((2, 8), 0.5, np.float32))])
+    assert store.away_counts() == (0, 0)
+    store.put_away_files([a, b])
+    assert store.away_counts() == (2, 5)
+
+
 def test_what_is_kept_away_goes_with_its_model_or_its_age(tmp_path):
     store = Store(tmp_path / "lib.sqlite3")
     store.start_new_model("model-a", 8)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import stat
 import threading
 import time
 import zlib
@@ -326,7 +327,8 @@ class IndexRun:
                 summary.moved += 1
 
         taken = {f.path for f in moves.values()}
-        missing = [row.id for row in displaced if row.id not in moves and row.path not in found_paths]
+        missing = [row.id for row in displaced if row.id not in moves and row.path not in found_paths
+                   and not self._arrived_since_listing(row)]
         replaced = [row.id for row in displaced if row.id not in moves and row.path in taken]
         if not self.forget_missing and len(missing) > max(MASS_LOSS_SHARE * len(known), MASS_LOSS_MIN_PHOTOS):
             self.notice(f"{len(missing)} of {len(known)} photos are gone from {self.root} at once (a drive "
@@ -344,6 +346,16 @@ class IndexRun:
         back, _ = bring_back(self.root, self.store, to_embed)  # put back by hand, from the trash say
         summary.moved += len(back)
         return [f for f in to_embed if f.path not in back]
+
+    def _arrived_since_listing(self, row: FileRow) -> bool:
+        """Whether the file of a row not in the listing is there now, as the row knows it: an undo put
+        it back after this run listed the folder, and gave it its row back (deleting that row lost what
+        the undo brought back, and the next run embedded the photo again)."""
+        try:
+            st = (self.root / row.path).stat()
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and st.st_size == row.size and st.st_mtime_ns == row.mtime_ns
 
     def _same_content(self, f: FoundFile, rows: list[FileRow], claimed: dict[int, FoundFile]) -> FileRow | None:
         rows = [row for row in rows if row.id not in claimed]
@@ -478,19 +490,24 @@ class IndexRun:
 
     def _refresh_whitening(self, photos: int) -> None:
         """Fit the whitening when there is none, or the library or its teaching sample changed by a
-        quarter since the last fit; then rebuild the index through it."""
+        quarter since the last fit; then rebuild the index through it. Photos the app's own action took
+        away still count until they are forgotten: a resolve of many duplicates refitted it, so the
+        kept scan was out of date (its cosines of another whitening), even after an undo."""
         if photos < WHITENING_MIN_PHOTOS:
             return
         own, other = self.store.learning_pairs()
         if not len(own):
             return
         stored = self.store.whitening()
-        if stored is not None and _within(stored.photos, photos) and _within(stored.pairs, len(own)):
+        away_photos, away_pairs = self.store.away_counts()
+        if (stored is not None and _within(stored.photos, photos + away_photos)
+                and _within(stored.pairs, len(own) + away_pairs)):
             return
         self.report(IndexProgress("fitting", 0, 0, 0.0, None, None))
         whitening = LibraryWhitening.fit_pairs(self.store.mean_vector()[None, :], own, other, shrink=WHITENING_SHRINK)
         key = whitening_fingerprint(whitening.mean, whitening.projection)
-        self.cache.refit(whitening, StoredWhitening(key, whitening.mean, whitening.projection, photos, len(own)))
+        self.cache.refit(whitening, StoredWhitening(key, whitening.mean, whitening.projection,
+                                                             photos + away_photos, len(own) + away_pairs))
         log.info("whitening fitted on %d pairs from %d photos; index rebuilt", len(own), photos)
 
     # -- progress ----------------------------------------------------------------------------------

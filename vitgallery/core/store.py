@@ -158,6 +158,7 @@ CREATE TABLE IF NOT EXISTS away_pairs (  -- the duplicate_pairs rows of photos i
     a INTEGER NOT NULL, b INTEGER NOT NULL,
     fingerprint_a TEXT NOT NULL,        -- the contents the evidence is of: it comes back only to them
     fingerprint_b TEXT NOT NULL,
+    whitening TEXT,                     -- the whitening its cosine is in (the scan's when put away)
     whitened REAL NOT NULL, inliers INTEGER NOT NULL, agreement REAL NOT NULL, likeness REAL,
     stretch REAL, tilt REAL, padding_a REAL, padding_b REAL,
     PRIMARY KEY (a, b)
@@ -627,6 +628,7 @@ class Store:
             return
         now = time.time()
         evidence = "whitened, inliers, agreement, likeness, stretch, tilt, padding_a, padding_b"
+        whitening = (self.duplicate_scan_info() or {}).get("whitening")
         with self.transaction():
             self._db.executemany(
                 "INSERT INTO away_files (fingerprint, size, width, height, taken_at, sharpness, vector, keypoints,"
@@ -637,10 +639,10 @@ class Store:
                 " LEFT JOIN duplicate_photos p ON p.file_id = f.id WHERE f.id = ? AND f.vector IS NOT NULL",
                 [(now, file_id) for file_id in ids])
             self._db.executemany(
-                f"INSERT OR REPLACE INTO away_pairs (a, b, fingerprint_a, fingerprint_b, {evidence})"
-                f" SELECT d.a, d.b, fa.fingerprint, fb.fingerprint, {evidence} FROM duplicate_pairs d"
+                f"INSERT OR REPLACE INTO away_pairs (a, b, fingerprint_a, fingerprint_b, whitening, {evidence})"
+                f" SELECT d.a, d.b, fa.fingerprint, fb.fingerprint, ?, {evidence} FROM duplicate_pairs d"
                 " JOIN files fa ON fa.id = d.a JOIN files fb ON fb.id = d.b WHERE d.a = ? OR d.b = ?",
-                [(file_id, file_id) for file_id in ids])
+                [(whitening, file_id, file_id) for file_id in ids])
             self.delete_files(ids)
 
     def away_sizes(self) -> set[int]:
@@ -648,13 +650,21 @@ class Store:
         with self._lock:
             return {size for (size,) in self._db.execute("SELECT DISTINCT size FROM away_files")}
 
+    def away_counts(self) -> tuple[int, int]:
+        """(photos kept away, their learning views): still the library's for its whitening (see
+        IndexRun._refresh_whitening)."""
+        with self._lock:
+            photos, view_bytes = self._db.execute("SELECT COUNT(*), SUM(LENGTH(views)) FROM away_files").fetchone()
+        return photos, ((view_bytes or 0) // (4 * self.dim) if self.dim else 0)
+
     def bring_back(self, found: Iterable[tuple[str, int, int, str]]) -> tuple[list[str], bool]:
         """Give files (path, size, mtime_ns, fingerprint) whose content was put away a row with what
         put_away_files kept of it, as if embedded now (a kept copy serves one file): (their paths, whether
-        each got its old id back, and with it its duplicate scan evidence). A kept vector that is damaged,
-        or of another dimension, is dropped: that file is embedded again."""
+        each got its old id back, and with it its duplicate scan evidence, in the kept scan's whitening).
+        A kept vector that is damaged, or of another dimension, is dropped: that file is embedded again."""
         dim = self.dim
         paths, as_before = [], True
+        whitening = (self.duplicate_scan_info() or {}).get("whitening")
         with self.transaction():
             for path, size, mtime_ns, fingerprint in found:
                 kept = self._db.execute(
@@ -675,16 +685,18 @@ class Store:
                 if _usable_views(kept[8], dim):
                     self.add_learning_views([(file_id, np.frombuffer(kept[8], dtype=np.float32))])
                 if file_id == old_id:
-                    self._restore_evidence(file_id, kept[10:13])
+                    as_before = self._restore_evidence(file_id, kept[10:13], whitening) and as_before
                 else:
                     as_before = False
                     self._db.execute("DELETE FROM away_pairs WHERE a = ? OR b = ?", (old_id, old_id))
                 paths.append(path)
         return paths, as_before
 
-    def _restore_evidence(self, file_id: int, scan: tuple) -> None:
+    def _restore_evidence(self, file_id: int, scan: tuple, whitening: str | None) -> bool:
         """The duplicate scan evidence of a photo back under its id: of each pair whose other photo is in
-        the library with the content the pair was measured on (a pair with a photo still away waits)."""
+        the library with the content the pair was measured on (a pair with a photo still away waits).
+        False when a pair's cosine is in another whitening than the kept scan's (refitted while the photo
+        was away): the next scan scores it again, without matching it again."""
         scanned, problem, quality = scan
         if scanned:
             self._db.execute("INSERT OR REPLACE INTO duplicate_photos (file_id, problem, quality) VALUES (?, ?, ?)",
@@ -694,7 +706,10 @@ class Store:
                    " AND EXISTS (SELECT 1 FROM files WHERE id = b AND fingerprint = fingerprint_b)")
         self._db.execute(f"INSERT OR REPLACE INTO duplicate_pairs (a, b, {evidence}) SELECT a, b, {evidence}"
                          f" FROM away_pairs WHERE {present}", (file_id, file_id))
+        same_whitening = self._db.execute(f"SELECT COUNT(*) = 0 FROM away_pairs WHERE {present} AND whitening IS NOT ?",
+                                          (file_id, file_id, whitening)).fetchone()[0]
         self._db.execute(f"DELETE FROM away_pairs WHERE {present}", (file_id, file_id))
+        return bool(same_whitening)
 
     def forget_away_files(self, before: float) -> None:
         """Drop what was kept of photos taken away before this time (seconds since the epoch)."""
