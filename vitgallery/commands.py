@@ -65,6 +65,7 @@ from vitgallery.core.scan import display_path, json_path, missing_file_reason, r
 from vitgallery.core.search import SearchHit
 from vitgallery.core.store import StoreError
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
+from vitgallery.core.words import count_text
 from vitgallery.logs import configure_logging
 
 log = logging.getLogger("vitgallery")
@@ -184,7 +185,7 @@ def format_summary(s: IndexSummary) -> str:
     lines = [f"added {s.added}, updated {s.updated}, moved {s.moved}, removed {s.removed}, "
              f"unchanged {s.unchanged}, skipped {s.skipped}  ({s.seconds:.1f} s)"]
     if s.teaching:
-        lines.append(f"learned from {s.teaching} photos how this library's photos differ (edited copies of them)")
+        lines.append(f"learned from {count_text(s.teaching, 'photo')} how this library's photos differ (edited copies of them)")
     if s.missing_kept:
         lines.append(f"{s.missing_kept} photos that are gone stay in the library (an unplugged drive?); if they "
                      "were deleted, run again with --forget-missing to remove them")
@@ -480,6 +481,8 @@ def _print_report(report: ActionReport, out) -> None:
     if undoable and report.done:
         text += f" (action {report.action_id}; `vitgallery duplicates --undo {report.action_id}` puts them back)"
     print(text, file=out)
+    if report.to_index:
+        print(f"`vitgallery index` makes {count_text(len(report.to_index), 'photo')} searchable again", file=out)
     for path, problem in report.problems:
         print(f"  {printable_path(path)}: {problem}", file=out)
 
@@ -546,7 +549,7 @@ def cmd_groups(args: argparse.Namespace) -> int:
                 "ungrouped": [_json_text(p, raw) for p in grouping.ungrouped], **_bytes_of(raw)}, indent=1))
             return 0
         grouped = sum(len(g.members) for g in grouping.groups)
-        print(f"{len(grouping.groups)} groups of at least {args.min_size} photos ({grouped} photos; "
+        print(f"{count_text(len(grouping.groups), 'group')} of at least {args.min_size} photos ({count_text(grouped, 'photo')}; "
               f"{len(grouping.ungrouped)} in no group)")
         for number, group in enumerate(grouping.groups, 1):
             title = f"group {number}" + (f" “{group.name}”" if group.name else "")

@@ -205,6 +205,23 @@ def test_a_photo_restored_from_the_trash_by_hand_is_not_embedded_again(library):
     assert library.status().photos == photos
 
 
+def test_an_undo_says_which_photos_it_put_back_need_the_index(library, capsys):
+    from vitgallery.cli import main
+
+    [changed, kept], action_id = trash_two_of_p1(library)
+    in_trash = home_trash() / "files" / changed.name
+    in_trash.write_bytes(in_trash.read_bytes() + b"edited while in the trash")
+    library.close()
+    assert main(["duplicates", "--library", str(library.library_dir), "--undo", str(action_id)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "2 files put back (1 of them not searchable until the next index: changed while away)",
+        "`vitgallery index` makes 1 photo searchable again"]
+    library = Library.open(library.root, library.library_dir)
+    assert library.store.file_by_path(kept.name) and not library.store.file_by_path(changed.name)
+    assert library.index(load_embedder("tiny-test"), decode_workers=0).added == 1
+    library.close()
+
+
 def test_another_file_at_a_trashed_photos_place_is_embedded(library):
     """Only the same content gets the kept data back: here the same size and pixels, other bytes."""
     [path, _], action_id = trash_two_of_p1(library)

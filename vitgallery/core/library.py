@@ -465,8 +465,9 @@ class Library:
         self.store.put_away_files(gone)
         self.store.delete_files(stale)
         self.store.move_files(moved)
-        _, as_before = bring_back(self.root, self.store, arrived)
+        back, as_before = bring_back(self.root, self.store, arrived)
         follow_own_removal(self.store, scan_current and as_before)
+        report.to_index = [self.root / f.path for f in arrived if f.path not in back]
         return report
 
     def action_history(self, limit: int = 50) -> list[ActionEntry]:

@@ -14,6 +14,7 @@ from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QListView, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from vitgallery.core.duplicates import DuplicateGroup, DuplicateMember
+from vitgallery.core.words import count_text
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.thumbnails import ThumbnailLoader
 
@@ -23,10 +24,6 @@ SERVED_ROLES = frozenset({Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.Decoratio
 
 def size_text(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
-
-
-def count_text(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 class GroupListModel(QAbstractListModel):

@@ -44,6 +44,7 @@ from vitgallery.core.organise.groups import (
     name_group,
 )
 from vitgallery.core.organise.vectors import OrganiseProgress
+from vitgallery.core.words import count_text
 from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.results_model import (
     PhotoGridView,
@@ -69,12 +70,8 @@ MAX_MIN_GROUP = 100
 GroupRole = Qt.ItemDataRole.UserRole + 1
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
-
-
 def group_title(group: PhotoGroup, number: int) -> str:
-    return f"{group.name or f'Group {number}'} · {_count(len(group.members), 'photo')}"
+    return f"{group.name or f'Group {number}'} · {count_text(len(group.members), 'photo')}"
 
 
 class GroupStripDelegate(QStyledItemDelegate):
@@ -299,8 +296,8 @@ class GroupsPage(QWidget, JobPage):
         self._set_busy(
             False,
             (f"{moved}. " if moved else "")
-            + f"{_count(len(grouping.groups), 'group')} of at least {self._shown_size} photos "
-            f"({_count(grouped, 'photo')}; {_count(len(grouping.ungrouped), 'photo')} in no group).",
+            + f"{count_text(len(grouping.groups), 'group')} of at least {self._shown_size} photos "
+            f"({count_text(grouped, 'photo')}; {count_text(len(grouping.ungrouped), 'photo')} in no group).",
         )
         self.grouped.emit(len(grouping.groups))
 
@@ -317,7 +314,7 @@ class GroupsPage(QWidget, JobPage):
         for number, group in enumerate(self.groups, 1):
             item = QListWidgetItem(group_title(group, number))
             item.setData(GroupRole, group)
-            item.setToolTip(f"{group.representative}\nand {_count(len(group.members) - 1, 'more photo')}")
+            item.setToolTip(f"{group.representative}\nand {count_text(len(group.members) - 1, 'more photo')}")
             self.strip_list.addItem(item)
         if self.strip_list.count():
             self.strip_list.setCurrentRow(min(max(current, 0), self.strip_list.count() - 1))
@@ -369,7 +366,7 @@ class GroupsPage(QWidget, JobPage):
         group = self.current_group()
         if group is None or self._busy:
             return
-        self._set_busy(True, f"Moving {_count(len(group.members), 'photo')} into {folder}…")
+        self._set_busy(True, f"Moving {count_text(len(group.members), 'photo')} into {folder}…")
         self._run(lambda library: move_group(library, group, folder), self._on_moved)
 
     def _on_moved(self, report: ActionReport) -> None:

@@ -45,6 +45,7 @@ from vitgallery.core.organise.sort import (
     suggest_folders,
 )
 from vitgallery.core.organise.vectors import OrganiseProgress
+from vitgallery.core.words import count_text
 from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.thumbnails import ThumbnailLoader
 from vitgallery.ui.widgets import JobPage
@@ -62,10 +63,6 @@ PHASES = {
     "suggesting": "Suggesting folders",
 }
 METHODS = {"head": "the trained head", "knn": "a vote of the nearest examples", "finetuned": "the fine-tuned model"}
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 class SortPage(QWidget, JobPage):
@@ -268,19 +265,19 @@ class SortPage(QWidget, JobPage):
         method = METHODS[plan.method]
         accuracy = plan.accuracy.get(plan.method)
         checked = (
-            f", {100 * accuracy:.0f} % right on {_count(plan.held_out, 'example')} held out"
+            f", {100 * accuracy:.0f} % right on {count_text(plan.held_out, 'example')} held out"
             if accuracy is not None
             else ""
         )
         text = (
-            f"{_count(len(plan.suggestions), 'photo')}: {sure} sure, {len(plan.suggestions) - sure} not sure "
+            f"{count_text(len(plan.suggestions), 'photo')}: {sure} sure, {len(plan.suggestions) - sure} not sure "
             f"(below {CONFIDENT_FROM[plan.method]:.0%}, or unlike the folder's examples). Sorted by {method}{checked}."
         )
         tuned = plan.accuracy.get("finetuned")
         if tuned is not None and plan.method != "finetuned":
             text += f" The fine-tuned model was not more accurate ({100 * tuned:.0f} %) and was not used."
         if plan.problems:
-            text += f" {_count(len(plan.problems), 'photo')} could not be read."
+            text += f" {count_text(len(plan.problems), 'photo')} could not be read."
         self._set_busy(False, text)
         self.suggested.emit(len(plan.suggestions))
 
@@ -370,7 +367,7 @@ class SortPage(QWidget, JobPage):
     def _move(self, chosen: list[SortSuggestion]) -> None:
         if not chosen or self._busy:
             return
-        self._set_busy(True, f"Moving {_count(len(chosen), 'photo')}…")
+        self._set_busy(True, f"Moving {count_text(len(chosen), 'photo')}…")
         self._run(lambda library: apply_suggestions(library, chosen), lambda report: self._on_moved(report, chosen))
 
     def _on_moved(self, report: ActionReport, chosen: list[SortSuggestion]) -> None:

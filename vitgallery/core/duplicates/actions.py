@@ -40,6 +40,7 @@ from vitgallery.core.duplicates.groups import DuplicateMember
 from vitgallery.core.duplicates.moving import move_file, partial_path
 from vitgallery.core.scan import json_path
 from vitgallery.core.store import ActionItemRow, ActionRow, Store
+from vitgallery.core.words import count_text
 
 try:
     import fcntl
@@ -89,6 +90,8 @@ class ActionReport:
     action_id: int | None = None
     done: list[tuple[Path, Path | None]] = field(default_factory=list)  # (from, to)
     problems: list[tuple[Path, str]] = field(default_factory=list)  # (file, what happened): left untouched
+    # put back, but not as the library knew them (changed while away): not searchable until indexed
+    to_index: list[Path] = field(default_factory=list)
 
     @property
     def moved_files(self) -> bool:
@@ -97,7 +100,9 @@ class ActionReport:
 
     def summary(self) -> str:
         verb = "put back" if self.kind == "undo" else BULK_ACTIONS[self.kind].done
-        text = f"{_count(len(self.done), 'file')} {verb}"
+        text = f"{count_text(len(self.done), 'file')} {verb}"
+        if self.to_index:
+            text += f" ({len(self.to_index)} of them not searchable until the next index: changed while away)"
         if self.problems:
             text += f"; {len(self.problems)} left as they were"
         return text
@@ -106,10 +111,6 @@ class ActionReport:
         """The summary with the first problems named: what a page's status line says after an action."""
         named = "; ".join(f"{path.name} {why}" for path, why in self.problems[:problems_shown])
         return self.summary() + (f": {named}" if named else "")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 # -- checking a selection against the disk ---------------------------------------------------------
@@ -424,7 +425,7 @@ class BulkAction:
             return None
         acting = [s for s in selections if s.to_remove]
         photos = sum(len(s.to_remove) for s in acting)
-        text = self.question.format(photos=_count(photos, "photo"), groups=_count(len(acting), "group"),
+        text = self.question.format(photos=count_text(photos, "photo"), groups=count_text(len(acting), "group"),
                                     target=target)
         return text + "\nThe photos marked keep stay. " + (
             "Undo puts the others back." if self.undoable else "vitgallery cannot put them back.")
@@ -614,7 +615,7 @@ def describe_action(action: ActionRow, items: list[ActionItemRow]) -> str:
     text = f"{when}  {kind.logged.format(target=action.target) if kind else action.kind}"
     if kind is not None and kind.moves_files:
         moved = sum(1 for i in items if i.state in (DONE, RESTORED))
-        text += f"  ({_count(moved, 'file')})"
+        text += f"  ({count_text(moved, 'file')})"
         left = len(items) - moved
         if left:
             text += f", {left} not moved"
