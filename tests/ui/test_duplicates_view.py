@@ -530,6 +530,19 @@ def test_the_resolve_all_count_follows_what_is_kept(qtbot, make_view, library_di
     assert view.resolve_all_button.toolTip().startswith("Move into a folder: the 12 photos not kept")
 
 
+def test_undo_pressed_with_the_keyboard_leaves_the_focus_in_the_page(qtbot, make_view, library_dir):
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    view.set_action("trash")
+    with qtbot.waitSignal(view.action_finished, timeout=30_000):
+        qtbot.keyClick(view.member_list, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(view.undo_button.isEnabled)
+    view.undo_button.setFocus()
+    with qtbot.waitSignal(view.action_finished, timeout=30_000) as done:
+        qtbot.keyClick(view.undo_button, Qt.Key.Key_Space)
+    assert done.args[0].kind == "undo"
+    assert view.member_list.hasFocus(), "the button went grey while it worked: its keys stay in the page"
+
+
 def test_resolve_all_to_the_trash_then_undo(qtbot, make_view, library_dir):
     view = active(qtbot, scanned(qtbot, make_view(library_dir)))
     root = view.groups[0].members[0].path.parent

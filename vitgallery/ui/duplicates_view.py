@@ -281,6 +281,7 @@ class DuplicatesView(QWidget, JobPage):
         self.keeper_label = QLabel()
         self.keeper_label.setWordWrap(True)
         self.member_list = QListWidget()
+        self.focus_while_busy = self.member_list
         self.member_list.setViewMode(QListView.ViewMode.IconMode)
         self.member_list.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         self.member_list.setResizeMode(QListView.ResizeMode.Adjust)

@@ -109,7 +109,10 @@ class JobPage:
     """What the Duplicates, Groups and Sort pages share (mixed into their QWidget): a status line over
     an indeterminate busy bar, library work run as jobs whose failure ends in that line, and an
     action's report passed on. A page has `status_label`, `progress_bar`, `_jobs` (the window's
-    JobRunner), `_busy`, `_update_enabled()` and an `action_finished` signal."""
+    JobRunner), `_busy`, `_update_enabled()` and an `action_finished` signal; `focus_while_busy`, the
+    widget that keeps the keyboard when the button pressed is disabled for the work."""
+
+    focus_while_busy = None
 
     def _set_busy(self, busy: bool, text: str) -> None:
         self._busy = busy
@@ -118,7 +121,13 @@ class JobPage:
         if busy:
             self.progress_bar.setRange(0, 0)
             self.progress_bar.setFormat("")
+        focused = self.focusWidget()
+        focused = focused if focused is not None and focused.hasFocus() else None
         self._update_enabled()
+        # Qt hands the focus of a disabled button to the next widget, often out of the page (the toolbar):
+        # a keyboard user pressing Undo with Space was left there.
+        if focused is not None and not focused.isEnabled() and self.focus_while_busy is not None:
+            self.focus_while_busy.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _run(self, work: Callable[[Library], Any], on_finished: Callable[[Any], None]) -> None:
         """Run `work(library)` as a job on the window's library."""
