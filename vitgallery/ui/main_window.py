@@ -96,6 +96,7 @@ FOLDER_CHANGE_DELAY_MS = 1500  # a copy of many files settles before the folder 
 MAX_WATCHED_FOLDERS = 1000  # inotify watches are a per-user budget shared with other programs
 THUMBNAIL_DECODE_STEP = 64  # thumbnails are decoded at the slider's size rounded up to this
 DROP_HINT = "Drop it to find photos like it"  # said while a photo is dragged over the window, its panel hidden
+SUMMARY_SHOWN_MS = 15000  # how long the status bar says what an index run did
 
 
 class MainWindow(QMainWindow):
@@ -122,6 +123,7 @@ class MainWindow(QMainWindow):
         self._index_run: IndexRun | None = None
         self._index_job: Job | None = None
         self._listing_job: Job | None = None
+        self._said_before_drag = ""  # the status bar's message a drag's hint covers
         self._photos_in_library = 0
         self._index_again = False  # the folder changed during a run: index once more when it ends
         self._preview: PreviewDialog | None = None
@@ -735,7 +737,7 @@ class MainWindow(QMainWindow):
         for notice in outcome.notices:
             self.message_bar.show_message(notice)
         summary = outcome.summary
-        self.statusBar().showMessage(_summary_text(summary), 15000)
+        self.statusBar().showMessage(_summary_text(summary), SUMMARY_SHOWN_MS)
         if summary.offline:
             self._show_folder_offline()
             return
@@ -792,7 +794,7 @@ class MainWindow(QMainWindow):
         if batch.summary.missing_kept:
             self._ask_to_forget_missing(batch.summary.missing_kept)
         if update.changed:
-            self.statusBar().showMessage(_summary_text(batch.summary), 15000)
+            self.statusBar().showMessage(_summary_text(batch.summary), SUMMARY_SHOWN_MS)
             self._list_folder(streaming=False)
             self.search_page.library_changed()
             self.library_changed.emit()
@@ -913,6 +915,8 @@ class MainWindow(QMainWindow):
             event.accept()
             self.query_panel.set_drag_highlight(True)
             if self.query_panel.isHidden():  # hidden (F9): the panel cannot show where to drop
+                if self.statusBar().currentMessage() != DROP_HINT:
+                    self._said_before_drag = self.statusBar().currentMessage()
                 self.statusBar().showMessage(DROP_HINT)
         else:
             event.ignore()
@@ -926,8 +930,8 @@ class MainWindow(QMainWindow):
 
     def _end_drag(self) -> None:
         self.query_panel.set_drag_highlight(False)
-        if self.statusBar().currentMessage() == DROP_HINT:
-            self.statusBar().clearMessage()
+        if self.statusBar().currentMessage() == DROP_HINT:  # what it said before comes back
+            self.statusBar().showMessage(self._said_before_drag, SUMMARY_SHOWN_MS)
 
     def dropEvent(self, event: QDropEvent) -> None:
         self._end_drag()
