@@ -197,12 +197,16 @@ def test_a_resolve_of_most_photos_keeps_the_search_space_so_an_undo_finds_the_sc
 
 def test_a_photo_restored_from_the_trash_by_hand_is_not_embedded_again(library):
     photos = library.status().photos
-    away, _ = trash_two_of_p1(library)
+    away, action_id = trash_two_of_p1(library)
     for path in away:  # as a file manager's Restore does: the log knows nothing of it
         os.rename(home_trash() / "files" / path.name, path)
     summary = library.index(no_model(load_embedder("tiny-test")), decode_workers=0)
     assert (summary.added, summary.moved, summary.teaching) == (0, 2, 0)
     assert library.status().photos == photos
+
+    report = library.undo(action_id)
+    assert report.done == [] and {why for _, why in report.problems} == {"already back in its place (put back by hand?)"}
+    assert not library.action_history()[0].undoable, "nothing left to put back"
 
 
 def test_an_undo_says_which_photos_it_put_back_need_the_index(library, capsys):

@@ -549,6 +549,9 @@ def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow,
             or (action.kind == "trash" and entry is None)):
         return "refused: the log names a place outside the photo folder or the action's folder"
     if not os.path.lexists(destination):
+        if os.path.lexists(source):  # put back by hand (a file manager's Restore): the action is done with it
+            place.store.set_action_item_state(item.id, RESTORED)
+            return "already back in its place (put back by hand?)"
         return "no longer in the trash" if entry else "no longer in the folder it was moved to"
     if entry is not None and trash.original_path(entry) != source:
         return "the trash entry was replaced by another file"
