@@ -124,6 +124,20 @@ def test_tile_dragged_from_the_grid_finds_more_like_it(qtbot, indexed_window) ->
     assert [path for path, _ in shown] == [path for path, _ in visible(everything)]
 
 
+def test_with_the_query_panel_hidden_the_similar_page_names_the_query_and_where_its_settings_are(
+        qtbot, indexed_window) -> None:
+    window = indexed_window
+    window.query_panel_action.trigger()
+    assert window.query_panel.isHidden()
+    query = window.folder_model.path_at(2)
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        window.find_similar(query)
+    first_line = window.search_page.status_text().splitlines()[0]
+    assert first_line == f"Photos like {query.name} (F9 shows it, the number of results and the minimum similarity)"
+    window.query_panel_action.trigger()
+    assert "F9" not in window.search_page.status_text(), "the panel shows it again"
+
+
 def test_paste_image_from_the_clipboard(qtbot, indexed_window) -> None:
     window = indexed_window
     buffer = io.BytesIO()

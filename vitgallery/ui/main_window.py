@@ -902,6 +902,7 @@ class MainWindow(QMainWindow):
     def _show_query_panel(self, shown: bool) -> None:
         self.query_panel.setVisible(shown)
         self.settings.set(opt.QUERY_PANEL_SHOWN, shown)
+        self.search_page.query_panel_toggled()
 
     def _show_folder_page(self) -> None:
         self.tabs.setCurrentIndex(0)

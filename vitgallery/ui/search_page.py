@@ -730,6 +730,10 @@ class SearchPage(QWidget):
     def status_text(self) -> str:
         return self.status_label.text()
 
+    def query_panel_toggled(self) -> None:
+        """The query panel was shown or hidden (F9): the status names the query while it is hidden."""
+        self._update_status()
+
     def _update_status(self) -> None:
         visit = self.current
         liked, unliked = (len(visit.marked(Mark.LIKE)), len(visit.marked(Mark.UNLIKE))) if visit else (0, 0)
@@ -777,6 +781,8 @@ class SearchPage(QWidget):
             narrowed.append(f"Refined by {liked} “more like this” and {unliked} “not this”")
         if narrowed:
             text = f"{' · '.join(narrowed)}\n{text}"
+        if self.query_panel.isHidden():  # F9: nothing else names the query, nor offers its settings
+            text = f"Photos like {visit.source.label} (F9 shows it, the number of results and the minimum similarity)\n{text}"
         if visit.partial:
             text += (
                 f"\nSearched the {visit.searched:,} photos indexed so far"
