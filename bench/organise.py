@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Organising benchmark: arranging by likeness, automatic groups, sorting by example, on the corpora.
 
-usage: python bench/organise.py {arrange,groups,sort,sort-open} CORPUS [CORPUS ...] --libs DIR [--weights FILE]
+usage: python bench/organise.py {arrange,groups,sort,sort-open,sort-copies} CORPUS [CORPUS ...] --libs DIR [--weights FILE]
        python bench/organise.py watch CORPUS [--burst 1000] [--model tiny-test] [--weights FILE]
        python bench/organise.py arrange-scale N [N ...]
 
@@ -23,6 +23,8 @@ opening one may migrate it). Every figure is printed as one JSON line per corpus
 - sort-open (sem task): --folders categories get a folder of at most --examples photos; the share of
   their other photos that is sure (and right), and of the other categories' photos that is sure (each
   of those would be moved into a wrong folder), with the confidence alone and with like_the_examples.
+- sort-copies (dup task): the same, each picture's copies (its original and edits) a category: a
+  folder of --examples copies of one picture; are its other copies sure, and the other pictures not?
 - watch: a watched library of 8 photos while --burst photos of CORPUS/dup/images are copied in at once,
   then one more: the batches, and how long until the photos are searchable. The default tiny-test
   model measures the watcher itself; --model dinov2-s14 --weights FILE adds the real embedding cost.
@@ -276,14 +278,21 @@ def bench_sort(corpus: Path, library: Library, splits: int, finetune_weights: st
         print(json.dumps(result), flush=True)
 
 
-def bench_sort_open(corpus: Path, library: Library, folders: int, examples: int, splits: int) -> None:
+def bench_sort_open(corpus: Path, library: Library, folders: int, examples: int, splits: int,
+                    task: str = "sem") -> None:
     """Photos like none of the folders: `folders` categories get a folder of at most `examples` photos
     each; the rest of those categories are to sort, and so is every photo of the other categories, which
-    should not be sure. The classifier's confidence alone against it with `like_the_examples`."""
-    labels_of = truth(corpus, "sem")["labels"]
+    should not be sure. The classifier's confidence alone against it with `like_the_examples`. Task
+    "dup" (sort-copies): each picture's copies are a category, so a folder holds copies of one picture."""
+    if task == "dup":
+        labels_of = {name: group for group, names in truth(corpus, "dup")["groups"].items() for name in names}
+    else:
+        labels_of = truth(corpus, "sem")["labels"]
     paths, vectors = library.search_vectors()
     categories = np.array([labels_of[p.name] for p in paths])
     names = sorted(set(categories.tolist()))
+    if task == "dup":  # pictures with copies left to sort beside the folder's
+        names = [name for name in names if (categories == name).sum() > examples]
     counts = {rule: np.zeros(5, dtype=int) for rule in ("confidence", "and like the examples")}
     for split in range(splits):
         rng = np.random.default_rng(split)
@@ -309,8 +318,8 @@ def bench_sort_open(corpus: Path, library: Library, folders: int, examples: int,
                 else:
                     counts[rule][3:] += (len(rows), int(sure.sum()))
     for rule, (own, own_sure, own_right, other, other_sure) in counts.items():
-        print(json.dumps({"corpus": corpus.name, "folders": folders, "examples": examples, "splits": splits,
-                          "rule": rule, "own_sure": round(100 * own_sure / own, 1),
+        print(json.dumps({"corpus": corpus.name, "task": task, "folders": folders, "examples": examples,
+                          "splits": splits, "rule": rule, "own_sure": round(100 * own_sure / own, 1),
                           "own_sure_right": round(100 * own_right / max(own_sure, 1), 1),
                           "others_sure": round(100 * other_sure / other, 1)}), flush=True)
 
@@ -355,7 +364,7 @@ def bench_watch(source: Path, burst: int, model: str, weights: str | None) -> No
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["arrange", "arrange-scale", "groups", "sort", "sort-open", "watch"])
+    ap.add_argument("what", choices=["arrange", "arrange-scale", "groups", "sort", "sort-open", "sort-copies", "watch"])
     ap.add_argument("corpora", nargs="+", help="corpus folders (arrange-scale: numbers of photos)")
     ap.add_argument("--libs", type=Path, help="where the corpora's libraries are (all but watch)")
     ap.add_argument("--weights", help="model weights for indexing a corpus whose library is missing")
@@ -378,16 +387,16 @@ def main() -> int:
     if a.finetune and a.weights is None:
         ap.error("--finetune needs --weights")
     for corpus in map(Path, a.corpora):
-        task = "dup" if a.what == "arrange" else "sem"
+        task = "dup" if a.what in ("arrange", "sort-copies") else "sem"
         library = library_for(corpus, task, a.libs, a.weights)
         try:
             if a.what == "arrange":
                 bench_arrange(corpus, library)
             elif a.what == "groups":
                 bench_groups(corpus, library, a.min_size)
-            elif a.what == "sort-open":
+            elif a.what in ("sort-open", "sort-copies"):
                 for folders in a.folders:
-                    bench_sort_open(corpus, library, folders, a.examples, a.splits)
+                    bench_sort_open(corpus, library, folders, a.examples, a.splits, task)
             else:
                 bench_sort(corpus, library, a.splits, a.weights if a.finetune else None)
         finally:

@@ -9,6 +9,7 @@ import pytest
 from tests.photos import save_copies
 from vitgallery.cli import main
 from vitgallery.core.organise.sort import (
+    LIKE_AS_A_COPY,
     LinearHead,
     NeighbourVote,
     apply_suggestions,
@@ -52,6 +53,22 @@ def test_a_photo_like_none_of_the_folders_is_not_sure_however_confident_the_clas
     two = labels == 2  # a folder of two examples tells no spread: its photos pass
     pair = np.flatnonzero(two)[:2]
     assert like_the_examples(stranger, np.array([0]), examples[pair], np.array([0, 0])).all()
+
+
+def test_an_edit_of_a_folder_of_copies_is_like_its_examples():
+    """Three copies of one photo set their bar at a copy; an edit of it (a crop, a filter) is like them."""
+    rng = np.random.default_rng(3)
+    photo, other = np.eye(24, dtype=np.float32)[:2]
+    copies = photo + 0.01 * rng.normal(size=(3, 24)).astype(np.float32)
+    copies /= np.linalg.norm(copies, axis=1, keepdims=True)
+    assert (copies @ copies.T).min() > 0.99
+
+    def at(cosine: float) -> np.ndarray:
+        return (cosine * photo + np.sqrt(1 - cosine**2) * other)[None, :]
+
+    labels = np.zeros(3, dtype=int)
+    assert like_the_examples(at(LIKE_AS_A_COPY + 0.05), np.array([0]), copies, labels).all()
+    assert not like_the_examples(at(LIKE_AS_A_COPY - 0.05), np.array([0]), copies, labels).any()
 
 
 def test_training_stops_when_cancelled():
