@@ -123,9 +123,13 @@ def test_groups_page_finds_names_queries_moves_and_undoes(qtbot, scenes_window, 
     qtbot.waitUntil(lambda: history.count() == 1 and "grouped" in history.itemText(0), timeout=10_000)
     assert window.duplicates_view.undo_button.isEnabled()
     assert page.undo_button.isEnabled()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    page.undo_button.setFocus()
     with qtbot.waitSignal(page.action_finished, timeout=10_000):
-        page.undo_button.click()
+        qtbot.keyClick(page.undo_button, Qt.Key.Key_Space)
     assert all(p.exists() for p in moving.members)
+    assert page.strip_list.hasFocus(), "Undo went grey while it worked: the keys stay in the page"
     qtbot.waitUntil(lambda: window.folder_model.row_of(moving.members[0]) is not None, timeout=10_000)
     qtbot.waitUntil(lambda: not window.duplicates_view.undo_button.isEnabled(), timeout=10_000)  # undone there too
 
@@ -184,10 +188,12 @@ def test_sort_page_trains_suggests_and_moves_one_then_all_then_undoes(qtbot, sor
     first = root / "s0_c.jpg"
     page.change_folder(first, root / "Sorted" / "scene0")
     page.table.selectRow(next(i for i, s in enumerate(page.suggestions) if s.path == first))
+    page.accept_selected_button.setFocus()
     with qtbot.waitSignal(page.action_finished, timeout=10_000):
-        page.accept_selected_button.click()
+        qtbot.keyClick(page.accept_selected_button, Qt.Key.Key_Space)
     assert (root / "Sorted" / "scene0" / "s0_c.jpg").exists() and not first.exists()
     assert page.table.rowCount() == SCENES - 1
+    assert page.table.hasFocus(), "the button went grey while it moved the photo: the keys stay in the page"
 
     # Accept all: every row with a folder; one changed to another folder, one left where it is.
     page.change_folder(root / "s1_c.jpg", root / "Sorted" / "scene2")

@@ -175,6 +175,7 @@ class GroupsPage(QWidget, JobPage):
         self.status_label.setWordWrap(True)
 
         self.strip_list = QListWidget()
+        self.focus_while_busy = self.strip_list
         self.strip_list.setItemDelegate(GroupStripDelegate(self.thumbnails, self.strip_list))
         self.strip_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.strip_list.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)

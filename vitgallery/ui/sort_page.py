@@ -140,6 +140,7 @@ class SortPage(QWidget, JobPage):
         self.status_label.setWordWrap(True)
 
         self.table = QTableWidget(0, 3)
+        self.focus_while_busy = self.table
         self.table.setHorizontalHeaderLabels(["Photo", "Folder", "Confidence"])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
