@@ -506,8 +506,8 @@ class IndexRun:
         self.report(IndexProgress("fitting", 0, 0, 0.0, None, None))
         whitening = LibraryWhitening.fit_pairs(self.store.mean_vector()[None, :], own, other, shrink=WHITENING_SHRINK)
         key = whitening_fingerprint(whitening.mean, whitening.projection)
-        self.cache.refit(whitening, StoredWhitening(key, whitening.mean, whitening.projection,
-                                                             photos + away_photos, len(own) + away_pairs))
+        self.cache.refit(whitening, StoredWhitening(key, whitening.mean, whitening.projection, photos + away_photos,
+                                                    len(own) + away_pairs))
         log.info("whitening fitted on %d pairs from %d photos; index rebuilt", len(own), photos)
 
     # -- progress ----------------------------------------------------------------------------------
