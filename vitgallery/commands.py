@@ -16,6 +16,7 @@ from pathlib import Path
 
 from vitgallery import __version__
 from vitgallery.core.duplicates import (
+    BACK_BY_HAND,
     BULK_ACTIONS,
     DEFAULT_RULE,
     DEFAULT_THRESHOLD,
@@ -370,11 +371,11 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             report = library.undo(args.undo)
             if args.json:
                 print(json.dumps({"actions": [_json_report(report)]}, indent=1))
-            elif not report.done and not report.problems:
+            elif not report.done and not report.problems and not report.back_by_hand:
                 print(f"nothing to put back: action {args.undo} was undone already, or moved nothing")
             else:
                 _print_report(report, sys.stdout)
-            return 0 if report.done else 1  # nothing put back: failed, or nothing left to put back
+            return 0 if report.done or report.back_by_hand else 1  # nothing back: failed, or nothing left to put back
         rule = KeepRule(args.keep)
         if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
             raise LibraryError("--keep folder needs --prefer FOLDER")
@@ -471,15 +472,17 @@ def _json_moves(done: list[tuple[Path, Path | None]]) -> list[dict[str, str | No
 
 
 def _json_report(report: ActionReport) -> dict:
+    problems = [*report.problems, *((path, BACK_BY_HAND) for path in report.back_by_hand)]
     return {"kind": report.kind, "action_id": report.action_id, "done": _json_moves(report.done),
-            "problems": [{**json_path(path), "reason": why} for path, why in report.problems]}
+            "problems": [{**json_path(path), "reason": why} for path, why in problems]}
 
 
 def _print_report(report: ActionReport, out) -> None:
     text = report.summary()
     undoable = report.kind in BULK_ACTIONS and BULK_ACTIONS[report.kind].undoable
     if undoable and report.done:
-        text += f" (action {report.action_id}; `vitgallery duplicates --undo {report.action_id}` puts them back)"
+        them = "it" if len(report.done) == 1 else "them"
+        text += f" (action {report.action_id}; `vitgallery duplicates --undo {report.action_id}` puts {them} back)"
     print(text, file=out)
     if report.to_index:
         print(f"`vitgallery index` makes {count_text(len(report.to_index), 'photo')} searchable again", file=out)

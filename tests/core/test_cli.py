@@ -371,7 +371,7 @@ def test_sort_fails_when_no_photo_could_move(odd_names, tmp_path, capsys, monkey
 
     monkeypatch.setattr(commands, "apply_suggestions", vanished_first)
     assert main(["sort", str(unsorted), "--examples", str(examples), "--library", str(lib), "--apply"]) == 1
-    assert "0 files moved; 1 left as they were" in capsys.readouterr().err
+    assert "0 files moved; 1 left as it was" in capsys.readouterr().err
 
 
 def test_json_carries_the_bytes_of_a_name_that_is_not_utf8(odd_names, tmp_path, capsys):

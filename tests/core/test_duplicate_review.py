@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
@@ -205,8 +206,25 @@ def test_a_photo_restored_from_the_trash_by_hand_is_not_embedded_again(library):
     assert library.status().photos == photos
 
     report = library.undo(action_id)
-    assert report.done == [] and {why for _, why in report.problems} == {"already back in its place (put back by hand?)"}
+    assert (report.done, report.back_by_hand, report.problems) == ([], away, [])
+    assert report.summary() == "0 files put back; 2 already back in their place"
     assert not library.action_history()[0].undoable, "nothing left to put back"
+
+
+def test_an_undo_of_photos_put_back_by_hand_brings_them_back_to_the_library(library, capsys):
+    from vitgallery.cli import main
+
+    photos = library.status().photos
+    [by_hand, trashed], action_id = trash_two_of_p1(library)
+    os.rename(home_trash() / "files" / by_hand.name, by_hand)  # a file manager's Restore, then the undo
+    library.close()
+    assert main(["duplicates", "--library", str(library.library_dir), "--undo", str(action_id)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["1 file put back; 1 already back in its place"]
+    library = Library.open(library.root, library.library_dir)
+    assert library.status().photos == photos and library.duplicate_scan_is_current(), "in the library at once"
+    summary = library.index(no_model(load_embedder("tiny-test")), decode_workers=0)
+    assert (summary.added, summary.moved, summary.removed) == (0, 0, 0)
+    library.close()
 
 
 def test_an_undo_says_which_photos_it_put_back_need_the_index(library, capsys):
@@ -224,6 +242,20 @@ def test_an_undo_says_which_photos_it_put_back_need_the_index(library, capsys):
     assert library.store.file_by_path(kept.name) and not library.store.file_by_path(changed.name)
     assert library.index(load_embedder("tiny-test"), decode_workers=0).added == 1
     library.close()
+
+
+def test_a_report_of_one_file_reads_in_the_singular(tmp_path):
+    from vitgallery.commands import _print_report
+    from vitgallery.core.duplicates import ActionReport
+
+    moved = ActionReport("trash", action_id=3, done=[(tmp_path / "a.jpg", tmp_path / "trash" / "a.jpg")],
+                         problems=[(tmp_path / "b.jpg", "changed since the scan")])
+    assert moved.summary() == "1 file moved to the trash; 1 left as it was"
+    out = io.StringIO()
+    _print_report(moved, out)
+    assert out.getvalue().splitlines()[0].endswith("(action 3; `vitgallery duplicates --undo 3` puts it back)")
+    back = ActionReport("undo", done=[(tmp_path / "trash" / "a.jpg", tmp_path / "a.jpg")], to_index=[tmp_path / "a.jpg"])
+    assert back.summary() == "1 file put back (not searchable until the next index: changed while away)"
 
 
 def test_another_file_at_a_trashed_photos_place_is_embedded(library):

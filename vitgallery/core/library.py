@@ -447,19 +447,19 @@ class Library:
         scan_current = kept_scan_is_current(self.store)
         moved, gone, arrived = [], [], []
         for source, destination in report.done:
-            stored = None if destination is None else self.relative_path(destination)
-            try:
-                stat = destination.stat() if stored else None
-            except OSError:
-                stat = None
+            found = None if destination is None else self._found_at(destination)
             row = (rel := self.relative_path(source)) and self.store.file_by_path(rel)
             if not row:
-                if stat is not None:
-                    arrived.append(FoundFile(stored, stat.st_size, stat.st_mtime_ns))
-            elif stat is None:
+                if found is not None:
+                    arrived.append(found)
+            elif found is None:
                 gone.append(row.id)
             else:
-                moved.append((row.id, stored, stat.st_size, stat.st_mtime_ns))
+                moved.append((row.id, found.path, found.size, found.mtime_ns))
+        for path in report.back_by_hand:  # in its place again before the undo: back in the library too
+            found = self._found_at(path)
+            if found is not None and not self.store.file_by_path(found.path):
+                arrived.append(found)
         # A stale row under a new path (a file deleted since the last index) gives way to the moved one.
         stale = {row.id for _, path, _, _ in moved if (row := self.store.file_by_path(path))} - {m[0] for m in moved}
         self.store.put_away_files(gone)
@@ -469,6 +469,15 @@ class Library:
         follow_own_removal(self.store, scan_current and as_before)
         report.to_index = [self.root / f.path for f in arrived if f.path not in back]
         return report
+
+    def _found_at(self, path: Path) -> FoundFile | None:
+        """The file at `path` as the library would list it; None outside the photo folder, or gone."""
+        rel = self.relative_path(path)
+        try:
+            stat = path.stat() if rel else None
+        except OSError:
+            return None
+        return None if stat is None else FoundFile(rel, stat.st_size, stat.st_mtime_ns)
 
     def action_history(self, limit: int = 50) -> list[ActionEntry]:
         """The latest actions, newest first; an action a kill interrupted is settled first."""

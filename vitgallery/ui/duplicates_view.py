@@ -1173,8 +1173,9 @@ class DuplicatesView(QWidget, JobPage):
         self._scan.decisions, self._scan.separated = decisions.groups, decisions.separated
         by_path = {self._scan.root / row.path: file_id for file_id, row in self._scan.files.items()}
         if report.kind == "undo":
-            self._gone -= {by_path[source] for _, source in report.done if source in by_path}
-            self._put_back = {source for _, source in report.done}
+            back = [source for _, source in report.done] + report.back_by_hand
+            self._gone -= {by_path[source] for source in back if source in by_path}
+            self._put_back = set(back)
         elif report.moved_files:
             self._gone |= {by_path[source] for source, _ in report.done if source in by_path}
         self._regroup(then=finished)

@@ -848,7 +848,7 @@ class MainWindow(QMainWindow):
             inside = [path for path in arrived if path.is_relative_to(self._folder)]
             self.folder_model.append_tiles(PhotoTile(path, date=modified_time(path)) for path in inside)
         self._update_tab_titles()
-        if report.done:  # the library followed the files at once (Library.act): pages showing it refresh
+        if report.done or report.back_by_hand:  # the library followed the files at once (Library.act): pages refresh
             self.search_page.follow_moves({source: target for source, target in report.done if target is not None})
             self.search_page.library_changed()
             self.library_changed.emit()

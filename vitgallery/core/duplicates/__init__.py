@@ -24,6 +24,7 @@ Import from here: `from vitgallery.core.duplicates import scan_duplicates, KeepR
 """
 
 from vitgallery.core.duplicates.actions import (
+    BACK_BY_HAND,
     BULK_ACTIONS,
     ActionEntry,
     ActionError,
@@ -83,7 +84,7 @@ from vitgallery.core.duplicates.scoring import (
 from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
 
 __all__ = [
-    "BULK_ACTIONS", "ActionEntry", "ActionError", "ActionPlace", "ActionReport", "BulkAction", "GroupSelection",
+    "BACK_BY_HAND", "BULK_ACTIONS", "ActionEntry", "ActionError", "ActionPlace", "ActionReport", "BulkAction", "GroupSelection",
     "Decision", "UserDecisions", "fingerprint_pair", "load_decisions", "separate", "take_back",
     "DECISIONS", "DEFAULT_RULE", "DEFAULT_THRESHOLD", "DEFAULT_WEIGHTS", "FEATURES_IN_MEMORY", "DuplicateGroup",
     "DuplicateMember", "DuplicateProgress", "DuplicateScan", "KeepRule", "KeeperChoice", "MemberShape",

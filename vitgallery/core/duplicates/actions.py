@@ -53,6 +53,7 @@ EXPORT_FORMATS = ("csv", "json")
 PENDING, DONE, RESTORED = "pending", "done", "restored"
 RESTORING = "restoring"  # logged before a file is put back, so that a kill midway is settled (_settle)
 NOT_MOVED_INTERRUPTED = "not moved: the action was interrupted before it got to this file"
+BACK_BY_HAND = "already back in its place (put back by hand?)"
 LOCK_NAME = "actions.lock"
 
 
@@ -92,6 +93,8 @@ class ActionReport:
     problems: list[tuple[Path, str]] = field(default_factory=list)  # (file, what happened): left untouched
     # put back, but not as the library knew them (changed while away): not searchable until indexed
     to_index: list[Path] = field(default_factory=list)
+    # an undo's files the user had already put back in their place (a file manager's Restore)
+    back_by_hand: list[Path] = field(default_factory=list)
 
     @property
     def moved_files(self) -> bool:
@@ -102,9 +105,12 @@ class ActionReport:
         verb = "put back" if self.kind == "undo" else BULK_ACTIONS[self.kind].done
         text = f"{count_text(len(self.done), 'file')} {verb}"
         if self.to_index:
-            text += f" ({len(self.to_index)} of them not searchable until the next index: changed while away)"
+            which = "" if len(self.done) == 1 else f"{len(self.to_index)} of them "
+            text += f" ({which}not searchable until the next index: changed while away)"
+        if self.back_by_hand:
+            text += f"; {len(self.back_by_hand)} already back in {'its' if len(self.back_by_hand) == 1 else 'their'} place"
         if self.problems:
-            text += f"; {len(self.problems)} left as they were"
+            text += f"; {len(self.problems)} left as {'it was' if len(self.problems) == 1 else 'they were'}"
         return text
 
     def status_line(self, problems_shown: int = 5) -> str:
@@ -551,7 +557,7 @@ def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow,
     if not os.path.lexists(destination):
         if os.path.lexists(source):  # put back by hand (a file manager's Restore): the action is done with it
             place.store.set_action_item_state(item.id, RESTORED)
-            return "already back in its place (put back by hand?)"
+            return BACK_BY_HAND
         return "no longer in the trash" if entry else "no longer in the folder it was moved to"
     if entry is not None and trash.original_path(entry) != source:
         return "the trash entry was replaced by another file"
@@ -593,9 +599,11 @@ def undo(place: ActionPlace, action_id: int, origins: Sequence[Path] = ()) -> Ac
             if problem is None:
                 store.set_action_item_state(item.id, RESTORED)
                 report.done.append((Path(item.destination), Path(item.source)))
+            elif problem == BACK_BY_HAND:
+                report.back_by_hand.append(Path(item.source))
             else:
                 report.problems.append((Path(item.source), problem))
-        if report.done:
+        if report.done or report.back_by_hand:
             store.mark_undone(action_id)
     return report
 
