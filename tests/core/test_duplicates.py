@@ -158,8 +158,9 @@ def test_byte_identical_copies_are_verified_and_measured_once_per_content(tmp_pa
     library = Library.open(root, tmp_path / "library")
     library.index(embedder, decode_workers=0)
     compared, measured = [], []
-    match, measure = scan_module.match_photos, scan_module.measure_quality
-    monkeypatch.setattr(scan_module, "match_photos", lambda a, b, **kw: compared.append(1) or match(a, b, **kw))
+    match, measure = scan_module.match_each, scan_module.measure_quality
+    monkeypatch.setattr(scan_module, "match_each",
+                        lambda photo, others, **kw: compared.extend([1] * len(others)) or match(photo, others, **kw))
     monkeypatch.setattr(scan_module, "measure_quality", lambda path: measured.append(path.name) or measure(path))
     scan = scan_duplicates(library, workers=1)
 

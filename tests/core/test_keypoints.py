@@ -6,10 +6,15 @@ import pytest
 
 from tests.photos import textured_image
 from vitgallery.core.keypoints import (
+    CANDIDATES_AT_ONCE,
+    MIRROR_TRY_BELOW,
     NO_MATCH,
     VERIFIED_INLIERS,
+    KeypointMatch,
     Keypoints,
     extract_keypoints,
+    fit_affine,
+    match_against,
     match_keypoints,
     root_sift,
     tentative_matches,
@@ -118,6 +123,43 @@ def test_a_match_carries_its_map_and_which_way_it_goes(scene, scene_keypoints):
     assert mirrored.mirrored and mirrored.inliers >= 40 and mirrored.transform.shape == (2, 3)
     blank = extract_keypoints(np.full((100, 100), 200, np.uint8))
     assert match_keypoints(scene_keypoints, blank) == NO_MATCH
+
+
+def test_matching_against_many_gives_each_pair_s_own_match(scene, scene_keypoints):
+    """One product for many candidates (padded to the longest, in chunks) finds what matching each
+    candidate alone finds: the same inliers, the same map, the same side."""
+
+    def alone(query: Keypoints, candidate: Keypoints) -> KeypointMatch:
+        if len(query) < 4 or len(candidate) < 4:
+            return NO_MATCH
+        cv2.setRNGSeed(0)
+        best = NO_MATCH
+        for mirrored in (False, True):
+            seen = query.mirrored() if mirrored else query
+            qi, ci = tentative_matches(root_sift(seen.descriptors), root_sift(candidate.descriptors))
+            inliers, transform = fit_affine(seen.xy[qi], candidate.xy[ci])
+            if inliers > best.inliers:
+                best = KeypointMatch(inliers, transform, mirrored)
+            if best.inliers >= MIRROR_TRY_BELOW:
+                break
+        return best
+
+    candidates = [
+        extract_keypoints(np.ascontiguousarray(scene[20:, 30:])),  # a crop
+        extract_keypoints(np.ascontiguousarray(scene[:, ::-1])),  # a mirror image
+        extract_keypoints(textured_image(1)),  # another picture
+        extract_keypoints(np.ascontiguousarray(scene[:, ::-1]), max_keypoints=12),  # few keypoints
+        extract_keypoints(np.full((100, 100), 200, np.uint8)),  # none
+    ] * 4
+    assert len(candidates) > CANDIDATES_AT_ONCE
+    found = match_against(scene_keypoints, candidates)
+    assert found[0].inliers >= 40 and found[1].mirrored and found[4] == NO_MATCH
+    for candidate, match in zip(candidates, found, strict=True):
+        expected = alone(scene_keypoints, candidate)
+        assert (match.inliers, match.mirrored) == (expected.inliers, expected.mirrored)
+        assert (match.transform is None) == (expected.transform is None)
+        assert match.transform is None or np.array_equal(match.transform, expected.transform)
+    assert [m.inliers for m in match_against(scene_keypoints, candidates, try_mirror=False)][1] < VERIFIED_INLIERS
 
 
 def test_mirroring_keypoints_twice_is_the_identity(scene_keypoints):

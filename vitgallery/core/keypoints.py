@@ -10,6 +10,7 @@ Pure numpy/OpenCV, no torch and no file I/O: decode worker processes import this
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -27,6 +28,7 @@ RATIO = 0.8  # Lowe's ratio test on root-SIFT
 REPROJECTION_PX = 6.0  # RANSAC inlier distance, in pixels of the KEYPOINT_LONG_SIDE copy
 MIRROR_TRY_BELOW = 15  # inliers under which the mirrored query is tried too
 VERIFIED_INLIERS = 12  # from this many inliers a pair shows the same scene (the re-rank lifts it)
+CANDIDATES_AT_ONCE = 16  # match_against's product: 2 x 256 query rows by 16 x 256 candidates' columns, 8 MB
 
 # A horizontal mirror of a SIFT patch, in its own (rotated) frame, reverses the rows of the 4x4
 # grid and negates every gradient angle (orientation bin k -> -k mod 8); measured against SIFT
@@ -116,15 +118,28 @@ def root_sift(desc: np.ndarray) -> np.ndarray:
 def tentative_matches(q: np.ndarray, c: np.ndarray, ratio: float = RATIO) -> tuple[np.ndarray, np.ndarray]:
     """Lowe's ratio test on root-SIFT descriptors (see root_sift), one query keypoint per candidate
     keypoint: (query index, candidate index) pairs."""
-    sim = q @ c.T
-    rows = np.arange(len(q))
-    best = sim.argmax(axis=1)
-    s1 = sim[rows, best].copy()
-    sim[rows, best] = -np.inf
-    s2 = sim.max(axis=1) if sim.shape[1] > 1 else np.full(len(q), -1.0, np.float32)
+    best, s1, s2 = _best_two(q @ c.T)
+    return _passing(best, s1, s2, ratio)
+
+
+def _best_two(sim: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Along the last axis of similarities (changed in place): the best's index, its similarity and the
+    second best's (-1 where there is none)."""
+    best = sim.argmax(axis=-1)[..., None]
+    s1 = np.take_along_axis(sim, best, axis=-1)[..., 0]
+    if sim.shape[-1] < 2:
+        return best[..., 0], s1, np.full(s1.shape, -1.0, np.float32)
+    np.put_along_axis(sim, best, -np.inf, axis=-1)
+    return best[..., 0], s1, sim.max(axis=-1)
+
+
+def _passing(best: np.ndarray, s1: np.ndarray, s2: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """The query keypoints whose best match passes the ratio test, one per candidate keypoint:
+    (query index, candidate index) pairs."""
     # unit vectors: squared distance = 2 - 2 * similarity
     keep = np.maximum(2.0 - 2.0 * s1, 0.0) < ratio**2 * np.maximum(2.0 - 2.0 * s2, 0.0)
-    rows, best, s1 = rows[keep], best[keep], s1[keep]
+    rows = np.flatnonzero(keep)
+    best, s1 = best[keep], s1[keep]
     # One query keypoint per candidate keypoint (the closest): against a photo with few keypoints,
     # many query keypoints pass the ratio test onto the same few, and RANSAC then counts those
     # repeats as agreeing inliers of a fit that means nothing.
@@ -166,20 +181,41 @@ def match_keypoints(query: Keypoints, candidate: Keypoints, *, try_mirror: bool 
     than MIRROR_TRY_BELOW inliers and `try_mirror`, the mirrored query is tried too and the better
     fit wins (the direct one on a tie). RANSAC's samples come from a fixed seed: one pair, one answer.
     """
-    if len(query) < 4 or len(candidate) < 4:
-        return NO_MATCH
-    cv2.setRNGSeed(0)
-    target = root_sift(candidate.descriptors)
-    best = NO_MATCH
-    for mirrored in (False, True) if try_mirror else (False,):
-        seen = query.mirrored() if mirrored else query
-        qi, ci = tentative_matches(root_sift(seen.descriptors), target)
-        inliers, transform = fit_affine(seen.xy[qi], candidate.xy[ci])
-        if inliers > best.inliers:
-            best = KeypointMatch(inliers, transform, mirrored)
-        if best.inliers >= MIRROR_TRY_BELOW:
-            break
-    return best
+    return match_against(query, [candidate], try_mirror=try_mirror)[0]
+
+
+def match_against(query: Keypoints, candidates: Sequence[Keypoints], *, try_mirror: bool = True) -> list[KeypointMatch]:
+    """match_keypoints from the query to each candidate, the same maps. The query's descriptors (and its
+    mirror image's) meet the candidates' in one matrix product, up to CANDIDATES_AT_ONCE at a time:
+    a duplicates scan compares each photo with about a dozen others, and one product and one pass
+    over its rows per pair were most of its time."""
+    matches = [NO_MATCH] * len(candidates)
+    usable = [n for n, candidate in enumerate(candidates) if len(candidate) >= 4]
+    if len(query) < 4 or not usable:
+        return matches
+    views = [query, query.mirrored()] if try_mirror else [query]
+    seen = np.concatenate([root_sift(view.descriptors) for view in views])
+    for start in range(0, len(usable), CANDIDATES_AT_ONCE):
+        chunk = usable[start:start + CANDIDATES_AT_ONCE]
+        longest = max(len(candidates[n]) for n in chunk)
+        targets = np.zeros((len(chunk), longest, SIFT_DIM), np.float32)
+        for row, n in enumerate(chunk):
+            targets[row, :len(candidates[n])] = root_sift(candidates[n].descriptors)
+        # (view, query keypoint, candidate, candidate keypoint)
+        sim = (seen @ targets.reshape(-1, SIFT_DIM).T).reshape(len(views), len(query), len(chunk), longest)
+        for row, n in enumerate(chunk):
+            sim[:, :, row, len(candidates[n]):] = -np.inf  # no keypoint there
+        best, s1, s2 = _best_two(sim)
+        for row, n in enumerate(chunk):
+            cv2.setRNGSeed(0)
+            for v, view in enumerate(views):  # the direct view, then the mirrored one
+                qi, ci = _passing(best[v, :, row], s1[v, :, row], s2[v, :, row], RATIO)
+                inliers, transform = fit_affine(view.xy[qi], candidates[n].xy[ci])
+                if inliers > matches[n].inliers:
+                    matches[n] = KeypointMatch(inliers, transform, mirrored=v == 1)
+                if matches[n].inliers >= MIRROR_TRY_BELOW:
+                    break
+    return matches
 
 
 def verify_pair(query: Keypoints, candidate: Keypoints, *, try_mirror: bool = True) -> int:

@@ -23,7 +23,7 @@ from PIL import Image
 from vitgallery.core.errors import EmptyLibrary, LibraryError, QueryNeedsModel
 from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_size, open_image, working_copy
 from vitgallery.core.index_cache import IndexCache, SearchSpace
-from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, verify_pair
+from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, match_against
 from vitgallery.core.models import Embedder
 from vitgallery.core.refine import refined_query
 from vitgallery.core.region import Region, region_image
@@ -97,8 +97,9 @@ class LibrarySearch:
         inliers: dict[int, int] = {}
         if keypoints is not None:
             stored = self.store.keypoints(ids[:RERANK_CANDIDATES])
-            readable = {label: _keypoints(data) for label, data in stored.items()}
-            inliers = {label: verify_pair(keypoints, found) for label, found in readable.items() if found is not None}
+            readable = {label: found for label, data in stored.items() if (found := _keypoints(data)) is not None}
+            matches = match_against(keypoints, list(readable.values()))
+            inliers = {label: match.inliers for label, match in zip(readable, matches, strict=True)}
         background = 0.0 if space.whitening is not None else self._raw_background()
         ranked, scores = rerank(np.array(ids, dtype=np.int64), np.array([cosines[i] for i in ids]),
                                 np.array([inliers.get(i, 0) for i in ids]), background=background)

@@ -11,6 +11,7 @@ of each photo, and the closer look's SCAN_KEYPOINTS that `analyse_photo` decodes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from vitgallery.core.keypoints import (
     KEYPOINT_LONG_SIDE,
     VERIFIED_INLIERS,
     KeypointMatch,
+    match_against,
     match_keypoints,
 )
 from vitgallery.core.photo_features import (
@@ -51,6 +53,9 @@ class PairMatch:
     shape: PairShape | None = None  # None without a map
 
 
+NO_PAIR_MATCH = PairMatch(0, 0.0)
+
+
 def analyse_photo(path: Path) -> PhotoFeatures:
     """Decode small and analyse with all SCAN_KEYPOINTS keypoints (a library keeps fewer: see
     core.photo_features)."""
@@ -64,10 +69,19 @@ def match_photos(a: PhotoFeatures, b: PhotoFeatures, *, look_closer: bool = True
     all their keypoints (see match_closer); then how much of the overlap agrees pixel-wise under that map. Two
     photos that only share a background (the same wall, the same sky) have many inliers but disagree
     where their subjects are; a crop, a re-save or a colour edit of one photo agrees almost everywhere."""
-    found = match_keypoints(a.keypoints.strongest(KEYPOINT_COUNT), b.keypoints.strongest(KEYPOINT_COUNT))
-    if look_closer and worth_a_closer_look(found.inliers):
-        found = _closer_keypoint_match(a, b) or found
-    return _aligned(a, b, found)
+    return match_each(a, [b], look_closer=look_closer)[0]
+
+
+def match_each(photo: PhotoFeatures, others: Sequence[PhotoFeatures], *, look_closer: bool = True) -> list[PairMatch]:
+    """match_photos of `photo` with each of `others`, their strongest keypoints compared at once
+    (core.keypoints.match_against)."""
+    strongest = [other.keypoints.strongest(KEYPOINT_COUNT) for other in others]
+    matches = []
+    for other, found in zip(others, match_against(photo.keypoints.strongest(KEYPOINT_COUNT), strongest), strict=True):
+        if look_closer and worth_a_closer_look(found.inliers):
+            found = _closer_keypoint_match(photo, other) or found
+        matches.append(_aligned(photo, other, found))
+    return matches
 
 
 def worth_a_closer_look(inliers: int) -> bool:
@@ -96,7 +110,7 @@ def _aligned(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch) -> PairMa
     """The pair's match under a keypoint map: its inliers, how much of the overlap agrees, its shape.
     Under a map of no more points than fit any map (scoring.agreement_counts), neither is looked at."""
     if found.transform is None:
-        return PairMatch(0, 0.0)
+        return NO_PAIR_MATCH
     if not agreement_counts(found.inliers):
         return PairMatch(found.inliers, 0.0)
     small_a = a.small[:, ::-1] if found.mirrored else a.small

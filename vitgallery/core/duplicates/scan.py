@@ -33,10 +33,12 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from vitgallery.core.duplicates.features import (
+    NO_PAIR_MATCH,
+    PairMatch,
     analyse_photo,
     look_likeness,
     match_closer,
-    match_photos,
+    match_each,
     worth_a_closer_look,
 )
 from vitgallery.core.duplicates.groups import DuplicateScan
@@ -309,7 +311,18 @@ def _verify_batch(pairs: list[tuple[int, int]], features: _ScanFeatures,
     pairs = [(a, b) for a, b in pairs if a in kept and b in kept]
     whites = cosines(np.array([a for a, _ in pairs], dtype=np.int64),
                      np.array([b for _, b in pairs], dtype=np.int64)).tolist()
-    matches = list(pool.map(lambda pair: match_photos(kept[pair[0]], kept[pair[1]], look_closer=False), pairs))
+    # each photo with all its partners at once (pairs come in order of their first photo)
+    by_first: dict[int, list[int]] = {}
+    for n, (a, _) in enumerate(pairs):
+        by_first.setdefault(a, []).append(n)
+
+    def match_partners(positions: list[int]) -> list[PairMatch]:
+        return match_each(kept[pairs[positions[0]][0]], [kept[pairs[n][1]] for n in positions], look_closer=False)
+
+    matches: list[PairMatch] = [NO_PAIR_MATCH] * len(pairs)
+    for positions, found in zip(by_first.values(), pool.map(match_partners, by_first.values()), strict=True):
+        for n, match in zip(positions, found, strict=True):
+            matches[n] = match
     closer = [n for n, match in enumerate(matches)
               if worth_a_closer_look(match.inliers) and whites[n] >= CLOSER_FROM_WHITENED]
     complete = features.complete([i for n in closer for i in pairs[n]], kept, pool, problems)
