@@ -474,6 +474,16 @@ def test_a_closer_look_is_for_pairs_whose_strongest_keypoints_agree_a_little():
     assert [n for n in range(20) if worth_a_closer_look(n)] == list(range(4, VERIFIED_INLIERS))
 
 
+def test_four_inliers_earn_a_closer_look_only_where_the_pair_looks_alike():
+    """One inlier more than any affine map fits is chance as often as not: at 4 a pair must look as
+    alike as a slide asks; from 5 the closer look's own floor holds."""
+    wanted = scan_module.closer_look_wanted
+    low, high = scan_module.CLOSER_FROM_WHITENED, scan_module.LOOK_FROM_WHITENED
+    assert not wanted(4, low) and not wanted(4, high - 0.01) and wanted(4, high)
+    assert wanted(5, low) and not wanted(5, low - 0.01)
+    assert not wanted(3, 1.0) and not wanted(VERIFIED_INLIERS, 1.0)
+
+
 def member(name: str, *, width=100, height=100, size=1000, taken=None, mtime=0.0, sharp=1.0,
            root: Path = Path("/photos")) -> DuplicateMember:
     return DuplicateMember(0, root / name, size, int(mtime * 1e9), name, width, height, taken, sharp)
