@@ -474,7 +474,9 @@ def _json_moves(done: list[tuple[Path, Path | None]]) -> list[dict[str, str | No
 def _json_report(report: ActionReport) -> dict:
     problems = [*report.problems, *((path, BACK_BY_HAND) for path in report.back_by_hand)]
     return {"kind": report.kind, "action_id": report.action_id, "done": _json_moves(report.done),
-            "problems": [{**json_path(path), "reason": why} for path, why in problems]}
+            "problems": [{**json_path(path), "reason": why} for path, why in problems],
+            # put back, but not searchable until the next index (changed while away)
+            "to_index": [json_path(path) for path in report.to_index]}
 
 
 def _print_report(report: ActionReport, out) -> None:

@@ -227,17 +227,25 @@ def test_an_undo_of_photos_put_back_by_hand_brings_them_back_to_the_library(libr
     library.close()
 
 
-def test_an_undo_says_which_photos_it_put_back_need_the_index(library, capsys):
+@pytest.mark.parametrize("as_json", [False, True])
+def test_an_undo_says_which_photos_it_put_back_need_the_index(library, capsys, as_json):
     from vitgallery.cli import main
 
     [changed, kept], action_id = trash_two_of_p1(library)
     in_trash = home_trash() / "files" / changed.name
     in_trash.write_bytes(in_trash.read_bytes() + b"edited while in the trash")
     library.close()
-    assert main(["duplicates", "--library", str(library.library_dir), "--undo", str(action_id)]) == 0
-    assert capsys.readouterr().out.splitlines() == [
-        "2 files put back (1 of them not searchable until the next index: changed while away)",
-        "`vitgallery index` makes 1 photo searchable again"]
+    command = ["duplicates", "--library", str(library.library_dir), "--undo", str(action_id)]
+    assert main(command + ["--json"] * as_json) == 0
+    out = capsys.readouterr().out
+    if as_json:
+        [report] = json.loads(out)["actions"]
+        assert len(report["done"]) == 2 and report["problems"] == []
+        assert report["to_index"] == [{"path": str(changed)}]
+    else:
+        assert out.splitlines() == [
+            "2 files put back (1 of them not searchable until the next index: changed while away)",
+            "`vitgallery index` makes 1 photo searchable again"]
     library = Library.open(library.root, library.library_dir)
     assert library.store.file_by_path(kept.name) and not library.store.file_by_path(changed.name)
     assert library.index(load_embedder("tiny-test"), decode_workers=0).added == 1
