@@ -385,6 +385,10 @@ def test_the_reason_names_the_evidence_that_decided():
     assert match_reason(verified) == "48 matching points, 91% of the overlap alike once aligned"
     looked = PairEvidence(1, 2, 0.88, 3, 0.0, 0.8, likeness=0.97)
     assert "too few details" in match_reason(looked) and "97%" in match_reason(looked)
+    # the slide was looked at, but the few keypoints and the pixels they align are what the score rests on
+    aligned = PairEvidence(1, 2, 0.77, 6, 1.0, pair_score(0.77, 6, 1.0, likeness=0.02), likeness=0.02)
+    assert aligned.score == pair_score(0.77, 6, 1.0) > DEFAULT_THRESHOLD
+    assert match_reason(aligned) == "6 matching points, 100% of the overlap alike once aligned"
 
 
 def test_a_look_alike_counts_only_where_keypoints_cannot_tell():
@@ -395,6 +399,20 @@ def test_a_look_alike_counts_only_where_keypoints_cannot_tell():
     assert pair_score(0.6, 3, 0.0, likeness=0.99) < DEFAULT_THRESHOLD, "aligned, but the model sees other things"
     # with enough keypoints to tell, their verdict stands
     assert pair_score(0.3, 20, 0.0, likeness=0.99) == pair_score(0.3, 20, 0.0)
+
+
+def test_flat_windows_agree_only_under_a_map_keypoints_verified():
+    """Two tiles of one smooth gradient are all flat windows, which agree under any map: under a map of
+    too few inliers to tell that is no evidence; texture that matches still is."""
+    from vitgallery.core.duplicates.features import _agreement
+
+    ramp = np.tile(np.linspace(60, 120, 160, dtype=np.float32), (120, 1)).astype(np.uint8)
+    other_tile = np.ascontiguousarray(ramp[:, ::-1])
+    same_place = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
+    assert _agreement(ramp, other_tile, same_place, unverified_map=False) == 1.0
+    assert _agreement(ramp, other_tile, same_place, unverified_map=True) == 0.0
+    scene = np.asarray(Image.fromarray(textured_image(0)).convert("L").resize((160, 120)))
+    assert _agreement(scene, scene, same_place, unverified_map=True) > 0.9
 
 
 def test_pixels_agreeing_under_a_map_of_three_points_are_no_evidence():

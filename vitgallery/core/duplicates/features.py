@@ -121,7 +121,7 @@ def _aligned(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch) -> PairMa
     b_to_a = cv2.invertAffineTransform(a_to_b)
     shape = PairShape(*_stretch_and_tilt(found.transform[:, :2]),
                       _flat_outside(small_a, b.small.shape, a_to_b), _flat_outside(b.small, small_a.shape, b_to_a))
-    return PairMatch(found.inliers, _agreement(small_a, b.small, a_to_b), shape)
+    return PairMatch(found.inliers, _agreement(small_a, b.small, a_to_b, keypoints_cannot_tell(found.inliers)), shape)
 
 
 def _stretch_and_tilt(linear: np.ndarray) -> tuple[float, float]:
@@ -157,10 +157,13 @@ def _flat_outside(small: np.ndarray, other_shape: tuple[int, int], to_other: np.
     return share
 
 
-def _agreement(small_a: np.ndarray, small_b: np.ndarray, a_to_b: np.ndarray) -> float:
+def _agreement(small_a: np.ndarray, small_b: np.ndarray, a_to_b: np.ndarray, unverified_map: bool) -> float:
     """Share of the aligned overlap's windows whose texture matches (normalised cross-correlation, so
     brightness, contrast and colour edits do not count; windows flat in both count as matching), among
-    the windows that are not flat in one photo only."""
+    the windows that are not flat in one photo only. Flat windows agree under any map: under an
+    `unverified_map` (too few inliers to tell) an overlap with fewer than AGREEMENT_MIN_WINDOWS windows
+    of texture in both agrees on nothing (two tiles of one gradient are not copies; the grey-level
+    slide still tells smooth copies apart)."""
     h, w = small_a.shape
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     blurred_a = cv2.GaussianBlur(small_a.astype(np.float32), (0, 0), AGREEMENT_BLUR)
@@ -184,6 +187,8 @@ def _agreement(small_a: np.ndarray, small_b: np.ndarray, a_to_b: np.ndarray) -> 
     sa, sb = pa.std(axis=1), pb.std(axis=1)
     ncc = (pa * pb).mean(axis=1) / np.maximum(sa * sb, 1e-6)
     flat_a, flat_b = sa < FLAT_STD, sb < FLAT_STD
+    if unverified_map and (~flat_a & ~flat_b).sum() < AGREEMENT_MIN_WINDOWS:
+        return 0.0
     agree = (flat_a & flat_b) | (~flat_a & ~flat_b & (ncc > 0.5))
     # A window flat in one photo only is where an overlay (a caption bar, a sticker, a blacked-out
     # part) covers the picture: it says nothing of the rest, so it is left out (up to OVERLAY_MAX_SHARE).

@@ -82,21 +82,33 @@ def pair_scores(whitened_cosine: np.ndarray, inliers: np.ndarray, agreement: np.
     align (`likeness`, see look_likeness) can say it instead, together with a high whitened cosine.
     Without either no pair scores above 0.02: blank and one-colour photos are never called duplicates,
     however alike their vectors (different blank pictures are as alike as edited copies of one)."""
+    by_points, by_look = _evidence_logits(whitened_cosine, inliers, agreement, likeness, weights)
+    return 1.0 / (1.0 + np.exp(-np.clip(np.maximum(by_points, by_look), -60.0, 60.0)))
+
+
+def _evidence_logits(whitened_cosine: np.ndarray, inliers: np.ndarray, agreement: np.ndarray, likeness: np.ndarray,
+                     weights: ScoreWeights) -> tuple[np.ndarray, np.ndarray]:
+    """pair_scores' two readings of the evidence, as logits: by the keypoints and the pixels they align
+    (with the whitened cosine), and by the grey-level slide (-inf where it was not looked at)."""
     w = weights
     agreement = np.where(agreement_counts(inliers), agreement, 0.0)
-    z = w.bias + w.whitened * whitened_cosine + w.inliers * np.log1p(np.maximum(inliers, 0)) + w.agreement * agreement
+    by_points = (w.bias + w.whitened * whitened_cosine + w.inliers * np.log1p(np.maximum(inliers, 0))
+                 + w.agreement * agreement)
     margin = np.minimum((whitened_cosine - w.look_whitened) / (1 - w.look_whitened),
                         (likeness - w.look_likeness) / (1 - w.look_likeness))
     looked = ~np.isnan(likeness) & keypoints_cannot_tell(inliers)
-    z = np.where(looked, np.maximum(z, _LOOK_STEEPNESS * np.nan_to_num(margin, nan=-np.inf)), z)
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
+    return by_points, np.where(looked, _LOOK_STEEPNESS * np.nan_to_num(margin, nan=-np.inf), -np.inf)
 
 
 def match_reason(match: PairEvidence | None) -> str:
     """Why a photo is in its group, in words (for a tooltip or a report)."""
     if match is None:
         return "the photo the others in this group were matched to"
-    if match.likeness is not None and keypoints_cannot_tell(match.inliers):
+    by_points, by_look = _evidence_logits(np.array([match.whitened]), np.array([match.inliers]),
+                                          np.array([match.agreement]),
+                                          np.array([np.nan if match.likeness is None else match.likeness]),
+                                          DEFAULT_WEIGHTS)
+    if by_look[0] > by_points[0]:  # the slide, not the keypoints, is what the score rests on
         return (f"too few details to match point by point; its shapes and shades align with "
                 f"{match.likeness:.0%} correlation, and it looks {match.whitened:.2f} alike")
     return f"{match.inliers} matching points, {match.agreement:.0%} of the overlap alike once aligned"
