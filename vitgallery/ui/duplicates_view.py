@@ -104,6 +104,21 @@ class _Grouped:
     choices: dict[str, _RuleChoice]  # group key -> what the rule keeps
 
 
+def in_shown_order(groups: list[DuplicateGroup], shown: list[DuplicateGroup]) -> list[DuplicateGroup]:
+    """`groups` in the order of the groups `shown` before whose photos they hold: a review goes through
+    the groups in order, and a group that shrank (a photo taken out, two told apart) sorted further down
+    would make "next group" skip the ones that moved up. A group split off stays beside the one it left;
+    groups with none of the shown photos come after, in their own order."""
+    row_of = {member.path: row for row, group in enumerate(shown) for member in group.members}
+
+    def place(numbered: tuple[int, DuplicateGroup]) -> tuple[int, int]:
+        n, group = numbered
+        rows = [row_of[member.path] for member in group.members if member.path in row_of]
+        return min(rows, default=len(shown)), n
+
+    return [group for _, group in sorted(enumerate(groups), key=place)]
+
+
 class _RuleChoice(NamedTuple):
     """What the rule keeps of a group (the kept file under every name it has in the group), why in a
     few words, and what it leaves: counted where the choice is made, in the grouping job, as "Resolve
@@ -193,6 +208,7 @@ class DuplicatesView(QWidget, JobPage):
         self._scan: DuplicateScan | None = None
         self._groups: list[DuplicateGroup] = []
         self._hidden = 0  # groups at the threshold that decisions hide
+        self._grouped_at: float | None = None  # the threshold self._groups are of
         self._keep: dict[str, set[Path]] = {}  # group key -> the paths the user keeps
         # Counted once per change of what is listed or kept (_edited): the status line and Resolve all
         # both read it, and at a thousand groups each count held the window's thread 15-40 ms.
@@ -503,7 +519,7 @@ class DuplicatesView(QWidget, JobPage):
             self._regroup()
             return
         self._rule_choices.update(grouped.choices)
-        self._groups, self._hidden = grouped.groups, grouped.hidden
+        self._groups, self._hidden, self._grouped_at = grouped.groups, grouped.hidden, grouped.threshold
         self._edited()
         self._fill_group_list(0)
 
@@ -884,9 +900,13 @@ class DuplicatesView(QWidget, JobPage):
 
     def _show_regrouped(self, grouped: _Grouped) -> None:
         """The group on screen stays on screen, as what is left of it when a photo was taken out; a
-        group resolved away gives its row to the next one."""
+        group resolved away gives its row to the next one. At the same threshold the groups keep the
+        order the review goes through them in (in_shown_order)."""
         current, row = self.current_group(), self.group_list.currentRow()
-        self._groups, self._hidden = grouped.groups, grouped.hidden
+        same_threshold = grouped.threshold == self._grouped_at
+        self._grouped_at = grouped.threshold
+        self._groups = in_shown_order(grouped.groups, self._groups) if same_threshold else grouped.groups
+        self._hidden = grouped.hidden
         self._edited()
         if (grouped.rule, grouped.folder) == (self.rule, self._preferred_folder):
             self._rule_choices.update(grouped.choices)
