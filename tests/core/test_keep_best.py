@@ -141,6 +141,18 @@ def test_a_re_save_in_another_format_does_not_win_on_jpeg_quality():
     assert choice.member.path.stem == "original" and choice.reason.startswith("oldest of equal copies")
 
 
+def test_a_lead_the_dates_shown_hide_is_said():
+    """Dates are shown to the minute: copies saved a moment apart would read as kept for nothing."""
+    def reason(*mtimes_s: float) -> str:
+        group = [member(f"m{n}", 800, 600, mtime_ns=int(t * 1e9)) for n, t in enumerate(mtimes_s)]
+        return choose_keeper(group).reason
+
+    assert reason(100.0, 100.14) == "oldest of equal copies, by 0.1 s"
+    assert reason(100.0, 100.0 + 1e-9) == "oldest of equal copies, by less than 0.1 s"
+    assert reason(100.0, 160.0, 100.5) == "oldest of equal copies, by 0.5 s"
+    assert reason(100.0, 3600.0) == "oldest of equal copies"
+
+
 def test_a_member_unlike_the_groups_proportions_is_reshaped_without_a_keypoint_map():
     group = [member("wide", 1000, 600), member("a", 800, 600), member("b", 400, 300), member("c", 200, 150)]
     assert edit_signs(group[0], group) == ["reshaped"] and edit_signs(group[1], group) == []
