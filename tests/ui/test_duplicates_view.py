@@ -535,6 +535,14 @@ def test_the_resolve_all_count_follows_what_is_kept(qtbot, make_view, library_di
     assert view.resolve_all_button.toolTip().startswith("Move into a folder: the 12 photos not kept")
 
 
+def test_with_nothing_left_to_resolve_resolve_all_counts_nothing(qtbot, make_view, library_dir):
+    view = scanned(qtbot, make_view(library_dir))
+    while view.groups:  # every group kept whole
+        with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+            view.mark_group("keep_all")
+    assert view.resolve_all_button.text() == "Resolve all groups…" and not view.resolve_all_button.isEnabled()
+
+
 def test_undo_pressed_with_the_keyboard_leaves_the_focus_in_the_page(qtbot, make_view, library_dir):
     view = active(qtbot, scanned(qtbot, make_view(library_dir)))
     view.set_action("trash")

@@ -1248,7 +1248,8 @@ class DuplicatesView(QWidget, JobPage):
         (milliseconds at a thousand groups, so not at each step from group to group)."""
         tally = self._tally() if not self._busy else _Tally(0, 0, 0, 0)
         groups, photos = tally.groups_to_resolve, tally.not_kept
-        self.resolve_all_button.setText(f"Resolve all {count_text(groups, 'group')} ({count_text(photos, 'photo')})…")
+        self.resolve_all_button.setText(f"Resolve all {count_text(groups, 'group')} ({count_text(photos, 'photo')})…"
+                                        if groups else "Resolve all groups…")
         self.resolve_all_button.setToolTip(
             f"{self.current_action.label.rstrip('…')}: the {count_text(photos, 'photo')} not kept, "
             f"from every group listed; asks first")
