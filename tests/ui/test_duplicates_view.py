@@ -151,6 +151,17 @@ def test_a_group_row_names_the_photo_the_user_keeps(qtbot, make_view, library_di
     assert f"keeps {second}" in view.group_list.row_data(0) and changed == [0]
 
 
+def test_a_narrow_group_list_elides_the_kept_name_in_its_middle(qtbot, make_view, library_dir):
+    """Rows span the list: one as wide as its text brought a horizontal scroll bar and cut the name."""
+    view = scanned(qtbot, make_view(library_dir))
+    view.show()
+    view.group_list.setFixedWidth(120)
+    qtbot.waitUntil(lambda: view.group_list.viewport().width() < 120)
+    row = view.group_list.visualRect(view.group_list.model().index(0, 0))
+    assert row.width() == view.group_list.viewport().width()
+    assert view.group_list.horizontalScrollBar().maximum() == 0
+
+
 def test_the_page_opens_on_the_last_scan_at_once_and_says_how_old_it_is(qtbot, make_view, library_dir):
     groups = {frozenset(m.path.name for m in g.members) for g in scanned(qtbot, make_view(library_dir)).groups}
     again = make_view(library_dir)  # no scan started: the one kept in the library is shown

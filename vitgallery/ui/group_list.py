@@ -91,7 +91,9 @@ class GroupListModel(QAbstractListModel):
 
 class _SquareRowDelegate(QStyledItemDelegate):
     """Rows as tall as a square thumbnail: measured on the first row's own thumbnail (a wide photo, or
-    the blank square before it loads) they were short one time and tall the next."""
+    the blank square before it loads) they were short one time and tall the next. And as wide as the
+    list, never as wide as their text: a row wider than the list brought a horizontal scroll bar and
+    cut the kept photo's name at the list's edge instead of eliding its middle."""
 
     def __init__(self, height: int, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -99,7 +101,7 @@ class _SquareRowDelegate(QStyledItemDelegate):
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
         hint = super().sizeHint(option, index)
-        return QSize(hint.width(), max(hint.height(), self._height))
+        return QSize(1, max(hint.height(), self._height))  # a list's rows span it whatever they ask
 
 
 class GroupList(QListView):
