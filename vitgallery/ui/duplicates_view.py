@@ -492,11 +492,12 @@ class DuplicatesView(QWidget, JobPage):
         self._show_grouped(grouped)
         self.status_label.setText(self._summary())
 
-    def _grouping(self, gone: set[int] | None = None) -> Callable[[DuplicateScan | None], _Grouped]:
+    def _grouping(self, gone: set[int] | None = None,
+                  shown: list[DuplicateGroup] | None = None) -> Callable[[DuplicateScan | None], _Grouped]:
         """What groups a scan as the view would, with the threshold and rule of now (and the photos moved
         away, `gone`, or the view's), to run in a job: a library can have thousands of groups, and
         grouping them and choosing each one's keeper takes a second or more, which the window's thread
-        must not wait for."""
+        must not wait for. With `shown` the groups keep the order of those (in_shown_order)."""
         threshold, rule, folder = self.threshold, self.rule, self._preferred_folder
         gone = set(self._gone) if gone is None else gone
 
@@ -505,6 +506,8 @@ class DuplicatesView(QWidget, JobPage):
                 return _Grouped(scan, threshold, rule, folder, [], 0, {})
             with collector_paused():  # a member object for each photo grouped
                 groups, hidden = scan.groups_and_hidden(threshold, exclude=gone)
+                if shown is not None:
+                    groups = in_shown_order(groups, shown)
                 return _Grouped(scan, threshold, rule, folder, groups, hidden,
                                 {group.key: _rule_choice(group, rule, folder) for group in groups})
 
@@ -881,7 +884,9 @@ class DuplicatesView(QWidget, JobPage):
             self._show_regrouped(_Grouped(self._scan, self.threshold, self.rule, self._preferred_folder, [], 0, {}))
         elif not self._regrouping:
             self._regrouping = True
-            asked, grouping, scan = self._regroups_asked, self._grouping(), replace(self._scan)  # a copy: decisions change
+            # at the threshold the review is at, the groups keep the order it goes through them in
+            shown = self._groups if self._grouped_at == self.threshold else None
+            asked, grouping, scan = self._regroups_asked, self._grouping(shown=shown), replace(self._scan)  # a copy: decisions change
             self._jobs.submit(lambda progress, cancel: (asked, grouping(scan)), name="duplicates regroup",
                               on_finished=self._on_regrouped, on_failed=self._on_regroup_failed)
 
@@ -900,13 +905,9 @@ class DuplicatesView(QWidget, JobPage):
 
     def _show_regrouped(self, grouped: _Grouped) -> None:
         """The group on screen stays on screen, as what is left of it when a photo was taken out; a
-        group resolved away gives its row to the next one. At the same threshold the groups keep the
-        order the review goes through them in (in_shown_order)."""
+        group resolved away gives its row to the next one."""
         current, row = self.current_group(), self.group_list.currentRow()
-        same_threshold = grouped.threshold == self._grouped_at
-        self._grouped_at = grouped.threshold
-        self._groups = in_shown_order(grouped.groups, self._groups) if same_threshold else grouped.groups
-        self._hidden = grouped.hidden
+        self._groups, self._hidden, self._grouped_at = grouped.groups, grouped.hidden, grouped.threshold
         self._edited()
         if (grouped.rule, grouped.folder) == (self.rule, self._preferred_folder):
             self._rule_choices.update(grouped.choices)
