@@ -198,6 +198,20 @@ def test_the_kept_scan_is_read_when_the_page_is_first_shown(qtbot, make_view, li
     assert reads == [1], "read once"
 
 
+def test_a_scan_an_earlier_version_of_the_check_made_is_said_to_be_outdated(qtbot, make_view, library_dir):
+    """Its evidence cannot be read as this version measures it: the page says why it shows no groups."""
+    scanned(qtbot, make_view(library_dir))
+    library = Library.open(library_dir=library_dir)
+    info = library.store.duplicate_scan_info()
+    library.store.set_duplicate_scan_info({**info, "version": info["version"] - 1, "at": info["at"] - 3 * 86400})
+    library.close()
+    view = make_view(library_dir)
+    view.show()
+    qtbot.waitUntil(lambda: view.status_label.text() == duplicates_view.OUTDATED_SCAN.format(age="3 days ago"),
+                    timeout=30_000)
+    assert not view.groups
+
+
 def test_a_library_never_scanned_says_so_once_shown(qtbot, make_view, tmp_path):
     (tmp_path / "photos").mkdir()
     Library.open(tmp_path / "photos", tmp_path / "library").close()

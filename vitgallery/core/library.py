@@ -42,6 +42,7 @@ from vitgallery.core.duplicates import (
     kept_scan_is_current,
     load_decisions,
     load_scan,
+    outdated_scan_age,
     scan_duplicates,
     separate,
     take_back,
@@ -404,6 +405,11 @@ class Library:
         """The last scan kept in the library, at once (no photo is read), or None before any; its
         `up_to_date` says whether the library changed since and `age_s` how old it is."""
         return load_scan(self)
+
+    def outdated_duplicate_scan_age(self) -> float | None:
+        """Seconds since the last scan, where it was made by an earlier version of the check and
+        last_duplicate_scan therefore gives None (the next scan checks every pair again)."""
+        return outdated_scan_age(self.store)
 
     def decide(self, group: DuplicateGroup, decision: str) -> Decision:
         """Remember a whole group as "not_duplicates" or "keep_all" (hidden until it changes)."""

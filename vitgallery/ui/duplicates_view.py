@@ -64,6 +64,7 @@ from vitgallery.core.duplicates import (
     choose_keeper,
     group_key,
     match_reason,
+    time_ago,
 )
 from vitgallery.ui.collector import collector_paused
 from vitgallery.ui.compare import CompareDialog
@@ -82,6 +83,9 @@ log = logging.getLogger(__name__)
 THUMBNAIL_SIZE = 128
 ACTION_LABEL_WIDTH = 420  # pixels of "Move into a folder /a/long/path" before its middle is elided
 NO_SCAN_YET = "Find duplicates to see groups of near-identical photos."
+# the last scan was made by an earlier version of the check, which this one cannot read
+OUTDATED_SCAN = ("The duplicates check changed since the last scan ({age}): Find duplicates to see the groups "
+                 "again. What you decided about groups is kept.")
 READING_LAST_SCAN = "Reading the last scan…"
 KEPT_COLOUR = QColor(46, 125, 50)
 NOT_KEPT_COLOUR = QColor(183, 28, 28, 200)
@@ -475,18 +479,20 @@ class DuplicatesView(QWidget, JobPage):
         self.status_label.setText(READING_LAST_SCAN)
         grouping = self._grouping()
 
-        def read(library) -> _Grouped:
+        def read(library) -> tuple[_Grouped, float | None]:
             with collector_paused():  # over a million pairs at 100,000 photos
-                return grouping(library.last_duplicate_scan())
+                return grouping(library.last_duplicate_scan()), library.outdated_duplicate_scan_age()
 
         self._run(read, self._on_last_scan)
 
-    def _on_last_scan(self, grouped: _Grouped) -> None:
+    def _on_last_scan(self, outcome: tuple[_Grouped, float | None]) -> None:
         """The scan kept in the library, shown at once with its age (unless a scan started meanwhile)."""
+        grouped, outdated_age = outcome
         if self._scan is not None or self._busy:
             return
         if grouped.scan is None:
-            self.status_label.setText(NO_SCAN_YET)
+            self.status_label.setText(NO_SCAN_YET if outdated_age is None else
+                                      OUTDATED_SCAN.format(age=time_ago(outdated_age)))
             return
         self._scan = grouped.scan
         self._show_grouped(grouped)

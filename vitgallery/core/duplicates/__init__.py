@@ -57,6 +57,7 @@ from vitgallery.core.duplicates.groups import (
     fingerprint_pair,
     group_key,
     seed_groups,
+    time_ago,
 )
 from vitgallery.core.duplicates.keep import DEFAULT_RULE, KeeperChoice, KeepRule, choose_keeper
 from vitgallery.core.duplicates.pairs import PairTable
@@ -68,6 +69,7 @@ from vitgallery.core.duplicates.scan import (
     follow_own_removal,
     kept_scan_is_current,
     load_scan,
+    outdated_scan_age,
     scan_duplicates,
 )
 from vitgallery.core.duplicates.scoring import (
@@ -90,8 +92,8 @@ __all__ = [
     "DuplicateMember", "DuplicateProgress", "DuplicateScan", "KeepRule", "KeeperChoice", "MemberShape",
     "PairEvidence", "PairMatch", "PairShape", "PairTable", "PhotoFeatures", "PhotoQuality", "ScanError", "ScoreWeights",
     "SpilledFeatures", "agreement_counts", "analyse_photo", "candidate_pairs", "choose_keeper", "decide",
-    "follow_own_removal", "group_key", "kept_scan_is_current", "load_scan", "look_likeness", "match_photos",
+    "follow_own_removal", "group_key", "kept_scan_is_current", "load_scan", "outdated_scan_age", "look_likeness", "match_photos",
     "match_reason", "measure_quality", "pair_score", "pair_scores",
     "scan_duplicates",
-    "seed_groups",
+    "seed_groups", "time_ago",
 ]

@@ -137,6 +137,15 @@ def _strength(node_links: dict[int, float], among: set[int], node: int) -> tuple
     return len(scores), sum(scores), -node
 
 
+def time_ago(seconds: float) -> str:
+    """How long ago, in words ("just now", "5 minutes ago", "2 days ago")."""
+    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= length:
+            count = int(seconds // length)
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return "just now"
+
+
 @dataclass
 class DuplicateScan:
     """What a scan of a library found; `groups(threshold)` is cheap, so a slider can call it live."""
@@ -166,12 +175,8 @@ class DuplicateScan:
 
     @property
     def age_text(self) -> str:
-        """How long ago the scan ended, in words ("just now", "5 minutes ago", "2 days ago")."""
-        for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
-            if self.age_s >= length:
-                count = int(self.age_s // length)
-                return f"{count} {unit}{'s' if count != 1 else ''} ago"
-        return "just now"
+        """How long ago the scan ended, in words (time_ago)."""
+        return time_ago(self.age_s)
 
     def member(self, file_id: int, similarity: float = 1.0, match: PairEvidence | None = None,
                shape: MemberShape | None = None) -> DuplicateMember:

@@ -198,6 +198,15 @@ def load_scan(library) -> DuplicateScan | None:
         scanned_at=float(info["at"]), up_to_date=kept_scan_is_current(store))
 
 
+def outdated_scan_age(store: Store) -> float | None:
+    """Seconds since the last scan kept where another version of the check made it (load_scan gives
+    None for it: the next scan verifies every pair again); None where there is none, or it is of this one."""
+    info = store.duplicate_scan_info()
+    if info is None or info.get("version") == EVIDENCE_VERSION or "at" not in info:
+        return None
+    return max(0.0, time.time() - float(info["at"]))
+
+
 def kept_scan_is_current(store: Store) -> bool:
     """Whether the last scan kept is of the library as it is: finished, of the same photos and whitening."""
     info = store.duplicate_scan_info()
