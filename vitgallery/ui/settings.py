@@ -88,7 +88,7 @@ BATCH_SIZE = Option("prefs/batch_size", int, AUTOMATIC_BATCH_SIZE, minimum=0, ma
 LIBRARY_DIR = Option("prefs/library_dir", str, "", label="Library location")
 THUMBNAIL_SIZE = Option("prefs/thumbnail_size", int, 160, minimum=64, maximum=400, label="Thumbnail size")
 RESULT_COUNT = Option("prefs/result_count", int, 40, minimum=1, maximum=500, label="Results")
-MIN_SCORE = Option("prefs/min_score", float, 0.0, minimum=0.0, maximum=1.0, label="Similarity threshold")
+MIN_SCORE = Option("prefs/min_score", float, 0.0, minimum=0.0, maximum=1.0, label="Min. similarity")
 
 # Session state: restored at start, never shown in the Settings dialog.
 LAST_FOLDER = Option("session/last_folder", str, "")
