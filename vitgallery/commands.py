@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import sqlite3
 import sys
@@ -354,12 +355,25 @@ def cmd_status(args: argparse.Namespace) -> int:
         library.close()
 
 
+def _sort_undo_hint(library: Library, report: ActionReport) -> str:
+    """The command that puts a sort's moves back. An undo puts files back only into the photo folder
+    and into folders its user names (never ones read from the log): photos sorted in from elsewhere
+    need their folders named with --into."""
+    if report.action_id is None or not report.done:
+        return ""
+    outside = sorted({source.parent for source, _ in report.done if library.relative_path(source) is None})
+    into = "".join(f" --into {shlex.quote(str(folder))}" for folder in outside)
+    return f" (action {report.action_id}; `vitgallery duplicates --undo {report.action_id}{into}` puts them back)"
+
+
 def cmd_duplicates(args: argparse.Namespace) -> int:
     chosen = [(action, getattr(args, action.name)) for action in BULK_ACTIONS.values()
               if getattr(args, action.name) not in (None, False)]
     moving = [action.name for action, _ in chosen if action.moves_files]
     if len(moving) > 1:
         raise ActionError(f"choose one of {', '.join('--' + name for name in moving)}")
+    if args.into and args.undo is None:
+        raise ActionError("--into goes with --undo: the folders an undo may put photos back into")
     if (args.history or args.undo is not None) and chosen:
         raise ActionError(f"--{'history' if args.history else 'undo'} goes alone: not with "
                           f"{', '.join('--' + action.name for action, _ in chosen)}")
@@ -368,7 +382,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         if args.history:
             return _print_history(library, args.json)
         if args.undo is not None:
-            report = library.undo(args.undo)
+            report = library.undo(args.undo, [Path(folder).expanduser().absolute() for folder in args.into])
             if args.json:
                 print(json.dumps({"actions": [_json_report(report)]}, indent=1))
             elif not report.done and not report.problems and not report.back_by_hand:
@@ -590,6 +604,9 @@ def cmd_sort(args: argparse.Namespace) -> int:
                                  "confidence": round(s.confidence, 4), "sure": s.folder is not None}
                                 for s in plan.suggestions],
                 "moved": [] if report is None else _json_moves(report.done),
+                # photos that could not be read (not sorted), then the sure ones that could not be moved
+                "problems": [{**json_path(path), "reason": why}
+                             for path, why in [*plan.problems, *(report.problems if report else [])]],
             }, indent=1))
         else:
             accuracy = ", ".join(f"{method} {100 * value:.0f} %" for method, value in sorted(plan.accuracy.items()))
@@ -599,8 +616,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
                          else f"not sure (perhaps {printable_path(s.likeliest.name)})")
                 print(f"  {s.confidence:5.2f}  {printable_path(s.path)}  ->  {where}")
         if report is not None:
-            undo = f"; `vitgallery duplicates --undo {report.action_id}` puts them back" if report.done else ""
-            print(f"{report.summary()} (action {report.action_id}{undo})", file=sys.stderr)
+            print(report.summary() + _sort_undo_hint(library, report), file=sys.stderr)
             for path, problem in report.problems:
                 print(f"  {printable_path(path)}: {problem}", file=sys.stderr)
             moved = [p for pair in report.done for p in pair if library.relative_path(p) is not None]
@@ -862,6 +878,10 @@ def build_parser() -> argparse.ArgumentParser:
     acting.add_argument("--yes", action="store_true", help="move files without asking first")
     acting.add_argument("--history", action="store_true", help="list the actions done, newest first")
     acting.add_argument("--undo", type=positive_int, metavar="ACTION", help="put back what action ACTION moved")
+    acting.add_argument("--into", action="append", default=[], metavar="FOLDER",
+                        help="with --undo: a folder outside the photo folder that the action moved photos from "
+                             "(`sort` does), to put them back into; repeat for several. Without it an undo puts "
+                             "files back only into the photo folder")
     p.set_defaults(run=cmd_duplicates)
 
     p = sub.add_parser("repair", parents=[verbose], help="mend a damaged library: re-check it, drop what cannot be read, rebuild the index",
@@ -908,7 +928,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the head and the vote on the examples held out (seconds on a GPU, minutes on a CPU)")
     p.add_argument("--apply", action="store_true", help="move the photos whose suggestion is sure (one undoable action)")
     p.add_argument("--json", action="store_true",
-                   help='print {"suggestions": [{"path", "folder", "confidence", "sure"}], ...}')
+                   help='print {"suggestions": [{"path", "folder", "confidence", "sure"}], "moved": [{"from", '
+                        '"to"}], "problems": [{"path", "reason"}], ...}')
     p.set_defaults(run=cmd_sort)
 
     p = sub.add_parser("watch", parents=[verbose], help="keep the library current while its folder changes (until Ctrl+C)",

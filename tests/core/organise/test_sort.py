@@ -151,10 +151,22 @@ def test_cli_sort_json_then_apply(sorting, capsys):
     [suggestion] = result["suggestions"]
     assert suggestion == {"path": str(outside / "s1_c.jpg"), "folder": str(sorted_dir / "scene1"),
                           "confidence": suggestion["confidence"], "sure": True}
+    assert result["problems"] == []
     assert main(args + ["--apply"]) == 0
     out = capsys.readouterr()
-    assert json.loads(out.out)["moved"] == [{"from": str(outside / "s1_c.jpg"), "to": str(sorted_dir / "scene1" / "s1_c.jpg")}]
+    moved_to = sorted_dir / "scene1" / "s1_c.jpg"
+    assert json.loads(out.out)["moved"] == [{"from": str(outside / "s1_c.jpg"), "to": str(moved_to)}]
     assert "1 file moved" in out.err
+    # the photo came from outside the photo folder: the undo puts it back only into a folder its user names
+    assert f"`vitgallery duplicates --undo 1 --into {outside}` puts them back" in out.err
+    undo = ["duplicates", "--library", str(library.library_dir), "--undo", "1"]
+    assert main(undo) == 1 and moved_to.exists()
+    assert "refused" in capsys.readouterr().out
+    assert main([*undo, "--into", str(outside)]) == 0
+    assert (outside / "s1_c.jpg").exists() and not moved_to.exists()
+    capsys.readouterr()
+    assert main(["duplicates", "--library", str(library.library_dir), "--into", str(outside)]) == 2
+    assert "--into goes with --undo" in capsys.readouterr().err
     assert main(["sort", str(outside), "--examples", str(outside), "--library", str(library.library_dir)]) == 2
     assert "error:" in capsys.readouterr().err
 
