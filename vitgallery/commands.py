@@ -531,13 +531,22 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 def library_of(folders: list[Path], library_dir: str | None) -> Library:
     """--library DIR; else the library of the first of these folders (or of a folder above one) that has
-    one; else the library used last."""
-    if library_dir is None:
-        for folder in folders:
-            for candidate in (folder, *folder.parents):
-                if (default_library_dir(candidate) / DB_NAME).exists():
-                    return Library.open(library_dir=default_library_dir(candidate))
-    return open_library_arg(library_dir)
+    one; else the library used last, where one of the folders is in its photo folder (one that holds
+    none of them would embed them all again with another library's model, and its log could not put
+    them back)."""
+    if library_dir is not None:
+        return open_library_arg(library_dir)
+    for folder in folders:
+        for candidate in (folder, *folder.parents):
+            if (default_library_dir(candidate) / DB_NAME).exists():
+                return Library.open(library_dir=default_library_dir(candidate))
+    library = open_library_arg(None)
+    if folders and not any(library.relative_path(folder) is not None for folder in folders):
+        root = library.root
+        library.close()
+        raise LibraryError(f"{' and '.join(printable_path(f) for f in folders)} not in a library: the one used last is "
+                           f"for {printable_path(root)}. Run `vitgallery index FOLDER` first, or pass --library DIR")
+    return library
 
 
 def cmd_arrange(args: argparse.Namespace) -> int:
@@ -641,6 +650,8 @@ def _organise_progress():
 
 def cmd_watch(args: argparse.Namespace) -> int:
     folder = Path(args.folder).expanduser().absolute() if args.folder else None
+    if folder is not None and not folder.is_dir():
+        raise LibraryError(f"{printable_path(folder)} is not a folder")
     library = library_of([folder] if folder else [], args.library)
     try:
         if folder is not None and library.root != folder:

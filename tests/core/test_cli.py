@@ -149,6 +149,20 @@ def test_search_defaults_to_the_last_library_and_status(indexed, capsys):
     assert "photos       : 12" in out and "tiny-test" in out and "index size   : 12" in out
 
 
+def test_organising_a_folder_the_last_library_does_not_hold_needs_its_library(indexed, tmp_path, capsys):
+    """Without --library the library used last serves only folders in its photo folder: sorting others
+    with it would embed them with another library's model, and its undo could not put them back."""
+    root, _ = indexed
+    elsewhere = tmp_path / "elsewhere"
+    for name in ("Inbox", "Sorted/a", "Sorted/b"):
+        (elsewhere / name).mkdir(parents=True)
+    assert main(["sort", str(elsewhere / "Inbox"), "--examples", str(elsewhere / "Sorted")]) == 2
+    err = capsys.readouterr().err
+    assert "not in a library: the one used last is for" in err and str(root) in err
+    assert main(["watch", str(tmp_path / "nowhere")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
 def test_index_summary_lists_skip_reasons(photo_folder, tmp_path, capsys):
     (photo_folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     assert main(["index", str(photo_folder), "--library", str(tmp_path / "l"), "--model", "tiny-test",
