@@ -19,6 +19,7 @@ Configurations (SHARE of the photos taught, drawn at random, --draws draws avera
   views-V@SHARE   the views V of each taught photo: m mirror, e1/e2 the edited copies; "one" = one
                   view per photo, the kind cycling over photos; "rule" = the library's rule
                   (preprocess.teaching_views_per_photo: the first of copy 1, mirror, copy 2 that make ~640 pairs)
+  ...~S           any views-... configuration fitted with shrink S instead of the library's (~dm:K: K x D / pairs)
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def whitened(corpus: Corpus, config: str, rng: np.random.Generator) -> tuple[np.
         return corpus.vectors, 0.0
     if config.startswith("pca-"):
         return pca_whitened(corpus.vectors, float(config[4:])), 0.0
+    config, _, shrink_text = config.partition("~")
     views, _, share = config.removeprefix("views-").partition("@")
     count = len(corpus.names)
     taught = rng.permutation(count)[: max(1, round(float(share or 1) * count))]
@@ -113,7 +115,12 @@ def whitened(corpus: Corpus, config: str, rng: np.random.Generator) -> tuple[np.
         own = np.repeat(corpus.vectors[taught], len(columns), axis=0)
         other = corpus.views[taught][:, columns].reshape(-1, corpus.vectors.shape[1])
         passes = len(taught) * len(columns) / count
-    fit = LibraryWhitening.fit_pairs(corpus.vectors, own, other, shrink=SHRINK)
+    shrink = SHRINK
+    if shrink_text.startswith("dm:"):  # in proportion to dimensions over pairs: the sample's noise
+        shrink = float(shrink_text[3:]) * own.shape[1] / len(own)
+    elif shrink_text:
+        shrink = float(shrink_text)
+    fit = LibraryWhitening.fit_pairs(corpus.vectors, own, other, shrink=shrink)
     return fit.apply(corpus.vectors), passes
 
 
