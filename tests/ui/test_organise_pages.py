@@ -227,6 +227,31 @@ def test_photos_sorted_in_from_outside_the_library_go_back_there_on_undo(qtbot, 
     assert not undone.args[0].problems and [p.name for p in downloads.iterdir()] == ["s1_c.jpg"]
 
 
+def test_a_sort_undo_a_file_blocked_can_be_tried_again_and_the_done_list_brings_rows_back(qtbot, sort_window):
+    window, root = sort_window
+    page = window.sort_page
+    page.set_folders(root / "Sorted", root)
+    with qtbot.waitSignal(page.suggested, timeout=30_000):
+        page.suggest_button.click()
+    with qtbot.waitSignal(page.action_finished, timeout=10_000) as moved:
+        page.accept_all_button.click()
+    blocked, _ = moved.args[0].done[0]
+    blocked.write_bytes(b"another file in its place")
+    with qtbot.waitSignal(page.action_finished, timeout=10_000) as undone:
+        page.undo_button.click()
+    assert [path for path, _ in undone.args[0].problems] == [blocked]
+    assert blocked not in {s.path for s in page.suggestions}
+    assert page.undo_button.isEnabled(), "the photo left away can be tried again"
+
+    blocked.unlink()
+    history = window.duplicates_view
+    qtbot.waitUntil(lambda: history.undo_button.isEnabled(), timeout=10_000)
+    with qtbot.waitSignal(history.action_finished, timeout=10_000):
+        history.undo_button.click()  # the Done list's Undo, not the page's
+    assert blocked.exists() and blocked in {s.path for s in page.suggestions}
+    assert not page.undo_button.isEnabled()
+
+
 def test_suggestions_whose_photos_another_page_moved_and_put_back_come_back(qtbot, sort_window):
     window, root = sort_window
     page = window.sort_page

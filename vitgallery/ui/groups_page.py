@@ -371,7 +371,7 @@ class GroupsPage(QWidget, JobPage):
         self._run(lambda library: move_group(library, group, folder), self._on_moved)
 
     def _on_moved(self, report: ActionReport) -> None:
-        self._undoable = report.action_id if report.moved_files else self._undoable
+        self._undoable = report.action_id if report.done else self._undoable  # a move that moved nothing has no undo
         self._action_line = report.status_line()
         self._acted(report)
 
@@ -383,7 +383,8 @@ class GroupsPage(QWidget, JobPage):
         self._run(lambda library: library.undo(action_id), self._on_undone)
 
     def _on_undone(self, report: ActionReport) -> None:
-        self._undoable = None
+        if not report.problems:  # else Undo can try the files left again (another file was in the way)
+            self._undoable = None
         self._action_line = report.status_line()
         self._acted(report)
 

@@ -200,8 +200,10 @@ class SortPage(QWidget, JobPage):
             self._show([s for s in self._rows if s.path not in paths])
 
     def paths_back(self, paths: set[Path]) -> None:
-        """Photos put back where they were (another page's Undo) come back to the table with their suggestion."""
+        """Photos put back where they were (another page's Undo, also of a move this page made) come back to
+        the table with their suggestion."""
         back = [self._left.pop(path) for path in paths if path in self._left]
+        back += self._take_moved(paths)
         if back:
             self._show(sorted([*self._rows, *back], key=lambda s: str(s.path)))
 
@@ -388,10 +390,20 @@ class SortPage(QWidget, JobPage):
         self._run(lambda library: library.undo(action_id, origins), lambda report: self._on_undone(action_id, report))
 
     def _on_undone(self, action_id: int, report: ActionReport) -> None:
-        back = {target for _, target in report.done}
-        returned = [s for s in self._moved.pop(action_id, []) if s.path in back]
+        returned = self._take_moved({target for _, target in report.done}, action_id)
         self._show(sorted([*self._rows, *returned], key=lambda s: str(s.path)))
         self._acted(report)
+
+    def _take_moved(self, back: set[Path], action_id: int | None = None) -> list[SortSuggestion]:
+        """The rows of this page's moves (of one action, or all) whose photos are `back`; a move keeps the
+        rows still away, so Undo can try them again (a file was in the way)."""
+        returned = []
+        for moved_by in [action_id] if action_id is not None else list(self._moved):
+            rows = self._moved.pop(moved_by, [])
+            returned += [s for s in rows if s.path in back]
+            if away := [s for s in rows if s.path not in back]:
+                self._moved[moved_by] = away
+        return returned
 
     # -- state -------------------------------------------------------------------------------------
 
