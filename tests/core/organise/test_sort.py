@@ -8,6 +8,7 @@ import pytest
 
 from tests.photos import save_copies
 from vitgallery.cli import main
+from vitgallery.core.duplicates import ActionReport
 from vitgallery.core.organise.sort import (
     LIKE_AS_A_COPY,
     LinearHead,
@@ -130,6 +131,14 @@ def test_apply_moves_the_sure_ones_and_undo_puts_them_back(sorting, tiny):
     assert len(report.done) == len(sure) and all((s.folder / s.path.name).exists() for s in sure)
     library.undo(report.action_id)
     assert all(s.path.exists() for s in plan.suggestions)
+
+
+def test_photos_sorted_in_from_elsewhere_are_new_to_the_library_not_changed(tmp_path):
+    moved = ActionReport("move", done=[(tmp_path / "in" / "a.jpg", tmp_path / "lib" / "a.jpg")],
+                         to_index=[tmp_path / "lib" / "a.jpg"])
+    assert moved.summary() == "1 file moved (not searchable until the next index: new to the library)"
+    back = ActionReport("undo", done=moved.done, to_index=moved.to_index)
+    assert back.summary().endswith("(not searchable until the next index: changed while away)")
 
 
 def test_too_few_example_folders_is_a_clear_error(sorting, tmp_path, tiny):

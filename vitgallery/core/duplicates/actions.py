@@ -106,7 +106,8 @@ class ActionReport:
         text = f"{count_text(len(self.done), 'file')} {verb}"
         if self.to_index:
             which = "" if len(self.done) == 1 else f"{len(self.to_index)} of them "
-            text += f" ({which}not searchable until the next index: changed while away)"
+            why = "changed while away" if self.kind == "undo" else "new to the library"  # sorted in from elsewhere
+            text += f" ({which}not searchable until the next index: {why})"
         if self.back_by_hand:
             text += f"; {len(self.back_by_hand)} already back in {'its' if len(self.back_by_hand) == 1 else 'their'} place"
         if self.problems:
