@@ -916,7 +916,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "typical photo first; photos that fit no group are listed apart.")
     add_library_option(p)
     p.add_argument("--min-size", type=group_size, default=DEFAULT_MIN_GROUP, metavar="N",
-                   help=f"the smallest group (default {DEFAULT_MIN_GROUP}); larger leaves the smaller groups out")
+                   help=f"the smallest group (default {DEFAULT_MIN_GROUP}); larger leaves the smaller groups out; 2 "
+                        "looks for pairs too, so the photos fall into finer groups")
     p.add_argument("--json", action="store_true",
                    help='print {"groups": [{"members", "representative", "name"}], "ungrouped": [...]}, each '
                         'photo as its path (a name that is not UTF-8 also as bytes in the top-level "path_bytes")')

@@ -160,7 +160,8 @@ class GroupsPage(QWidget, JobPage):
         self.size_spin.setRange(2, MAX_MIN_GROUP)
         self.size_spin.setValue(DEFAULT_MIN_GROUP)
         self.size_spin.setSuffix(" photos")
-        self.size_spin.setToolTip("The smallest group shown: larger leaves the smaller groups out")
+        self.size_spin.setToolTip("The smallest group shown: larger leaves the smaller groups out; "
+                                  "2 looks for pairs too, so the photos fall into finer groups")
         self.size_spin.valueChanged.connect(self._on_size_changed)
         top = QHBoxLayout()
         top.addWidget(self.find_button)
