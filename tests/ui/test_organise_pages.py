@@ -119,6 +119,7 @@ def test_groups_page_finds_names_queries_moves_and_undoes(qtbot, scenes_window, 
     qtbot.waitUntil(lambda: window.folder_model.row_of(target / moving.members[0].name) is not None, timeout=10_000)
     qtbot.waitUntil(lambda: " of at least " in page.status_label.text(), timeout=20_000)  # the groups found again
     assert page.status_label.text().startswith("3 files moved. "), "what the move did is still said"
+    assert page.current_group().fingerprints == moving.fingerprints, "the moved group, found again, stays selected"
     history = window.duplicates_view.history_combo  # the move is in the one history every page shares
     qtbot.waitUntil(lambda: history.count() == 1 and "grouped" in history.itemText(0), timeout=10_000)
     assert window.duplicates_view.undo_button.isEnabled()
@@ -267,6 +268,8 @@ def test_suggestions_whose_photos_another_page_moved_and_put_back_come_back(qtbo
         groups.move_current(root / "elsewhere")
     assert unsorted not in {s.path for s in page.suggestions}
     qtbot.waitUntil(lambda: " of at least " in groups.status_label.text(), timeout=20_000)  # found again
+    assert all(p.parent == root / "elsewhere" for p in groups.current_group().members), \
+        "the group moved is selected where it is found again, not the one that moved up into its row"
     with qtbot.waitSignal(groups.action_finished, timeout=10_000):
         groups.undo_button.click()
     assert unsorted.exists() and unsorted in {s.path for s in page.suggestions}

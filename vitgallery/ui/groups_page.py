@@ -40,6 +40,7 @@ from vitgallery.core.organise.groups import (
     Grouping,
     PhotoGroup,
     find_groups,
+    found_again,
     move_group,
     name_group,
 )
@@ -310,7 +311,9 @@ class GroupsPage(QWidget, JobPage):
         self._set_busy(False, f"Failed: {error.message}")
 
     def _fill(self) -> None:
-        current = self.strip_list.currentRow()
+        """The strips of the groups found; the group selected before stays selected where it is found
+        again, else none is (a second Move must not take the group that moved up into its row)."""
+        previous = self.current_group()
         self.strip_list.clear()
         self.thumbnails.drop_pending()
         for number, group in enumerate(self.groups, 1):
@@ -318,8 +321,9 @@ class GroupsPage(QWidget, JobPage):
             item.setData(GroupRole, group)
             item.setToolTip(f"{group.representative}\nand {count_text(len(group.members) - 1, 'more photo')}")
             self.strip_list.addItem(item)
-        if self.strip_list.count():
-            self.strip_list.setCurrentRow(min(max(current, 0), self.strip_list.count() - 1))
+        row = 0 if previous is None else found_again(previous, self.groups)
+        if row is not None and self.strip_list.count():
+            self.strip_list.setCurrentRow(row)
         else:
             self._show_group(-1)
 

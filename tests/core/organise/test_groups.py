@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.core.organise.conftest import SCENES
 from vitgallery.cli import main
-from vitgallery.core.organise.groups import cluster_labels, find_groups, move_group, name_group
+from vitgallery.core.organise.groups import (
+    PhotoGroup,
+    cluster_labels,
+    find_groups,
+    found_again,
+    move_group,
+    name_group,
+)
 from vitgallery.core.organise.vectors import OrganiseError
 
 
@@ -84,3 +92,14 @@ def test_cli_groups_json(scenes, capsys):
     result = json.loads(capsys.readouterr().out)
     assert len(result["groups"]) == SCENES
     assert all(len(g["members"]) == 3 and g["representative"] == g["members"][0] for g in result["groups"])
+
+
+def test_a_group_is_found_again_by_its_photos_contents_wherever_they_moved():
+    def group(folder: str, *contents: str) -> PhotoGroup:
+        return PhotoGroup(tuple(Path(folder, c + ".jpg") for c in contents), frozenset(contents))
+
+    before = group("a", "x", "y", "z")
+    found = [group("b", "p", "q"), group("moved", "x", "y", "z", "w")]
+    assert found_again(before, found) == 1
+    assert found_again(before, [group("b", "p", "q"), group("c", "x", "r", "s", "t")]) is None  # 1 of 6 shared
+    assert found_again(before, []) is None

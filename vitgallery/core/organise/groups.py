@@ -85,6 +85,14 @@ def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 0.0
 
 
+def found_again(previous: PhotoGroup, groups: list[PhotoGroup]) -> int | None:
+    """Which of `groups` is `previous` found again (most of its photos' contents, wherever they are now,
+    as a name follows a group), or None."""
+    scores = [_overlap(previous.fingerprints, g.fingerprints) for g in groups]
+    best = int(np.argmax(scores)) if scores else -1
+    return best if best >= 0 and scores[best] >= NAME_FOLLOWS_OVERLAP else None
+
+
 def _with_names(library: Library, groups: list[PhotoGroup]) -> list[PhotoGroup]:
     """Each stored name on the group that shares most of its photos, if it shares enough."""
     names: dict[int, str] = {}
