@@ -13,8 +13,10 @@ from PIL import Image
 from PySide6.QtCore import Qt
 
 from tests.photos import make_photo, save_copies
+from vitgallery.core.organise.groups import PhotoGroup
 from vitgallery.core.organise.sort import SortPlan, SortSuggestion
 from vitgallery.ui import settings as opt
+from vitgallery.ui.groups_page import fitted_title, group_title
 from vitgallery.ui.results_model import SortOrder
 
 SCENES = 4
@@ -375,3 +377,12 @@ def test_photos_gone_all_at_once_while_watched_are_kept_until_the_user_says(qtbo
         (folder / f"p{number:02d}.jpg").unlink()
     qtbot.waitUntil(lambda: "25 photos are gone" in window.message_bar.text(), timeout=30_000)
     assert window.message_bar.has_action() and window.count_label.text() == "30 photos indexed"
+
+
+def test_a_long_group_name_is_shortened_and_keeps_the_photo_count(qtbot, scenes_window):
+    metrics = scenes_window.groups_page.strip_list.fontMetrics()
+    long_title = group_title(PhotoGroup((Path("a.jpg"),) * 25, frozenset(), "Häuser und Städte " * 6), 1)
+    width = metrics.horizontalAdvance("Häuser und Städte · 25 photos")
+    fitted = fitted_title(long_title, metrics, width)
+    assert fitted.endswith("… · 25 photos") and metrics.horizontalAdvance(fitted) <= width
+    assert fitted_title("Group 2 · 3 photos", metrics, width) == "Group 2 · 3 photos"

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QPainter, QPalette
+from PySide6.QtGui import QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -75,6 +75,15 @@ def group_title(group: PhotoGroup, number: int) -> str:
     return f"{group.name or f'Group {number}'} · {count_text(len(group.members), 'photo')}"
 
 
+def fitted_title(title: str, metrics: QFontMetrics, width: int) -> str:
+    """A strip's title in `width` pixels: a long name shortened with an ellipsis, the photo count kept."""
+    name, _, count = title.rpartition(" · ")
+    if metrics.horizontalAdvance(title) <= width or not name:
+        return title
+    tail = f" · {count}"
+    return metrics.elidedText(name, Qt.TextElideMode.ElideRight, max(0, width - metrics.horizontalAdvance(tail))) + tail
+
+
 class GroupStripDelegate(QStyledItemDelegate):
     """Paints a group as a strip: its title, the representative photo large, then more members small."""
 
@@ -100,7 +109,8 @@ class GroupStripDelegate(QStyledItemDelegate):
         font.setBold(True)
         painter.setFont(font)
         title = QRect(rect.x() + STRIP_MARGIN, rect.y() + 2, rect.width() - 2 * STRIP_MARGIN, STRIP_TITLE_HEIGHT)
-        painter.drawText(title, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, index.data())
+        painter.drawText(title, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         fitted_title(index.data(), painter.fontMetrics(), title.width()))
         top = rect.y() + STRIP_TITLE_HEIGHT + STRIP_MARGIN // 2
         x = rect.x() + STRIP_MARGIN
         self._paint_photo(painter, option, group.representative, QRect(x, top, REPRESENTATIVE_SIZE, REPRESENTATIVE_SIZE))
