@@ -88,7 +88,12 @@ def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
 def found_again(previous: PhotoGroup, groups: list[PhotoGroup]) -> int | None:
     """Which of `groups` is `previous` found again (most of its photos' contents, wherever they are now,
     as a name follows a group), or None."""
-    scores = [_overlap(previous.fingerprints, g.fingerprints) for g in groups]
+    return _sharing_most(previous.fingerprints, groups)
+
+
+def _sharing_most(fingerprints: frozenset[str], groups: list[PhotoGroup]) -> int | None:
+    """The group sharing the most of these photo contents, if it shares enough (NAME_FOLLOWS_OVERLAP)."""
+    scores = [_overlap(fingerprints, g.fingerprints) for g in groups]
     best = int(np.argmax(scores)) if scores else -1
     return best if best >= 0 and scores[best] >= NAME_FOLLOWS_OVERLAP else None
 
@@ -97,10 +102,8 @@ def _with_names(library: Library, groups: list[PhotoGroup]) -> list[PhotoGroup]:
     """Each stored name on the group that shares most of its photos, if it shares enough."""
     names: dict[int, str] = {}
     for stored in library.store.group_names():
-        remembered = frozenset(stored.fingerprints)
-        scores = [_overlap(remembered, g.fingerprints) for g in groups]
-        best = int(np.argmax(scores)) if scores else -1
-        if best >= 0 and scores[best] >= NAME_FOLLOWS_OVERLAP:
+        best = _sharing_most(frozenset(stored.fingerprints), groups)
+        if best is not None:
             names[best] = stored.name  # a later name of the same group wins (stored in order)
     return [PhotoGroup(g.members, g.fingerprints, names.get(i)) for i, g in enumerate(groups)]
 
