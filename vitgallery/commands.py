@@ -958,6 +958,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What is kept when Ctrl+C stops a command, by command; the others change nothing that needs saying.
+EMBEDDED_KEPT = "what was embedded so far is saved; run it again to continue"
+MOVES_LOGGED = "any files it had moved are in `vitgallery duplicates --history`, and --undo N puts them back"
+INTERRUPTED = {"index": EMBEDDED_KEPT, "watch": EMBEDDED_KEPT, "duplicates": MOVES_LOGGED, "sort": MOVES_LOGGED}
+
+
 def main(argv: list[str]) -> int:
     """Run one subcommand (argv[0] is its name, or an option such as --help)."""
     args = build_parser().parse_args(argv)
@@ -975,5 +981,6 @@ def main(argv: list[str]) -> int:
         print(f"error: the library database cannot be read ({exc}): run `vitgallery repair{library}`", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: what was embedded so far is saved", file=sys.stderr)
+        said = INTERRUPTED.get(args.command)
+        print("interrupted" + (f": {said}" if said else ""), file=sys.stderr)
         return 130

@@ -439,3 +439,17 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(indexed, monkeypatch
         monkeypatch.setattr(sys, "stdout", closed_pipe)
         assert main(["arrange", str(root), "--library", str(lib)]) == 141
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("command", "said"), [
+    (["index", "PHOTOS"], "interrupted: what was embedded so far is saved"),
+    (["sort", "PHOTOS", "--examples", "SORTED", "--apply"], "interrupted: any files it had moved are in `vitgallery duplicates --history`"),
+    (["arrange", "PHOTOS"], "interrupted\n"),
+])
+def test_ctrl_c_says_what_the_interrupted_command_kept(command, said, monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, f"cmd_{command[0]}", interrupted)
+    assert commands.main(command) == 130
+    assert capsys.readouterr().err.startswith(said)
