@@ -11,13 +11,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 
 from tests.photos import make_photo, save_copies
 from vitgallery.core.organise.groups import PhotoGroup
 from vitgallery.core.organise.sort import SortPlan, SortSuggestion
+from vitgallery.core.words import count_text
 from vitgallery.ui import settings as opt
 from vitgallery.ui.groups_page import fitted_title, group_title
 from vitgallery.ui.results_model import SortOrder
+from vitgallery.ui.widgets import confirmation_box
 
 SCENES = 4
 
@@ -162,6 +165,7 @@ def sort_window(qtbot, make_window, tmp_path):
     window.show()
     with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
         window.open_folder(root)
+    window.sort_page.confirm = lambda question: True  # "Move all with a folder" asks first
     return window, root
 
 
@@ -171,11 +175,13 @@ def test_sort_page_trains_suggests_and_moves_one_then_all_then_undoes(qtbot, sor
     window.tabs.setCurrentWidget(page)
     page.set_folders(root / "Sorted", root)
     phases = []
-    page.progress_bar.valueChanged.connect(lambda value: phases.append(page.progress_bar.format()))
+    page.progress_bar.valueChanged.connect(
+        lambda value: phases.append((page.progress_bar.format(), page.status_label.text())))
     with qtbot.waitSignal(page.suggested, timeout=30_000) as suggested:
         page.suggest_button.click()
     assert suggested.args[0] == SCENES and page.table.rowCount() == SCENES
-    assert any(text.startswith("Training") for text in phases)
+    assert ("Training on the examples: %v of %m", "Training on the examples…") in phases, \
+        "the status line and the bar name the same step"
     likeliest = {s.path.name: s.likeliest.name for s in page.suggestions}
     assert all(likeliest[f"s{scene}_c.jpg"] == f"scene{scene}" for scene in range(3))
     assert "held out" in page.status_label.text()
@@ -202,8 +208,12 @@ def test_sort_page_trains_suggests_and_moves_one_then_all_then_undoes(qtbot, sor
     page.change_folder(root / "s1_c.jpg", root / "Sorted" / "scene2")
     page.change_folder(root / "s3_c.jpg", None)
     chosen = {s.path: s.folder for s in page.suggestions if s.folder is not None}
+    asked = []
+    page.confirm = lambda question: asked.append(question) is None
     with qtbot.waitSignal(page.action_finished, timeout=10_000):
         page.accept_all_button.click()
+    assert asked == [f"Move {count_text(len(chosen), 'photo')} into {count_text(len(set(chosen.values())), 'folder')}? "
+                     "Photos marked \"Leave it\" stay where they are; Undo puts the moved ones back."]
     assert (root / "Sorted" / "scene2" / "s1_c.jpg").exists() and (root / "s3_c.jpg").exists()
     assert all((folder / path.name).exists() for path, folder in chosen.items())
     assert [s.path.name for s in page.suggestions] == ["s3_c.jpg"]
@@ -219,15 +229,40 @@ def test_photos_sorted_in_from_outside_the_library_go_back_there_on_undo(qtbot, 
     page = window.sort_page
     downloads = tmp_path / "Downloads"
     save_copies(1, downloads, copies="c")
+    (downloads / "broken.jpg").write_bytes(b"\xff\xd8 not a photo")
     page.set_folders(root / "Sorted", downloads)
     with qtbot.waitSignal(page.suggested, timeout=30_000):
         page.suggest_button.click()
+    assert "1 photo could not be read: broken.jpg (" in page.status_label.text(), "the file is named, not only counted"
     with qtbot.waitSignal(page.action_finished, timeout=10_000) as moved:
         page.accept_all_button.click()
-    assert moved.args[0].done and not list(downloads.iterdir())
+    assert moved.args[0].done and [p.name for p in downloads.iterdir()] == ["broken.jpg"]
     with qtbot.waitSignal(page.action_finished, timeout=10_000) as undone:
         page.undo_button.click()
-    assert not undone.args[0].problems and [p.name for p in downloads.iterdir()] == ["s1_c.jpg"]
+    assert not undone.args[0].problems and sorted(p.name for p in downloads.iterdir()) == ["broken.jpg", "s1_c.jpg"]
+
+
+def test_move_all_asks_first_and_the_page_keeps_its_folders_for_the_next_start(qtbot, sort_window, make_window,
+                                                                                settings):
+    window, root = sort_window
+    page = window.sort_page
+    page.set_folders(root / "Sorted", root)
+    with qtbot.waitSignal(page.suggested, timeout=30_000):
+        page.suggest_button.click()
+    box = confirmation_box(page, "Sort", "Move?", "Move")
+    assert box.defaultButton() is box.button(QMessageBox.StandardButton.Cancel)
+    assert box.escapeButton() is box.button(QMessageBox.StandardButton.Cancel)
+    before = sorted(p.name for p in root.glob("*.jpg"))
+    page.confirm = lambda question: False  # Cancel
+    page.accept_all_button.click()
+    assert sorted(p.name for p in root.glob("*.jpg")) == before and page.table.rowCount() == SCENES
+    assert page.undo_button.isEnabled() is False
+
+    window.close()
+    settings.sync()
+    reopened = make_window()
+    assert reopened.sort_page.examples_edit.text() == str(root / "Sorted")
+    assert reopened.sort_page.unsorted_edit.text() == str(root)
 
 
 def test_a_sort_undo_a_file_blocked_can_be_tried_again_and_the_done_list_brings_rows_back(qtbot, sort_window):

@@ -66,13 +66,14 @@ from vitgallery.core.duplicates import (
     match_reason,
     time_ago,
 )
+from vitgallery.core.words import unreadable_text
 from vitgallery.ui.collector import collector_paused
 from vitgallery.ui.compare import CompareDialog
 from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.group_list import GroupList, GroupListModel, count_text, size_text
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.thumbnails import ThumbnailLoader
-from vitgallery.ui.widgets import JobPage
+from vitgallery.ui.widgets import JobPage, confirmation_box
 from vitgallery.ui.workers import Job, JobRunner, WorkerError
 
 if TYPE_CHECKING:
@@ -601,7 +602,7 @@ class DuplicatesView(QWidget, JobPage):
         self._show_grouped(grouped)
         text = "Scan cancelled: showing nothing." if scan.cancelled else self._summary()
         if scan.problems:
-            text += f" {count_text(len(scan.problems), 'photo')} could not be read (index the folder again)."
+            text += f" {unreadable_text(scan.problems)[:-1]} (index the folder again)."
         self._set_busy(False, text)
         self.scan_finished.emit(len(self._groups))
 
@@ -1117,13 +1118,7 @@ class DuplicatesView(QWidget, JobPage):
         self._act(action, self.selections(), self.action_targets[name])
 
     def confirmation_box(self, question: str) -> QMessageBox:
-        """The question asked before files move: Cancel is the default answer, never Yes."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Duplicates", question,
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
-        box.button(QMessageBox.StandardButton.Yes).setText(self.current_action.label.rstrip("…"))
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
-        return box
+        return confirmation_box(self, "Duplicates", question, self.current_action.label.rstrip("…"))
 
     def confirm(self, question: str) -> bool:
         """Asks before files move; tests replace it."""

@@ -287,6 +287,9 @@ class MainWindow(QMainWindow):
         """The Groups and Sort pages, the likeness order and the folder watcher (issue 17)."""
         self.groups_page = GroupsPage(self.jobs)
         self.sort_page = SortPage(self.jobs, self._model_choice)
+        if (examples := self.settings.get(opt.SORT_EXAMPLES)) and (unsorted := self.settings.get(opt.SORT_UNSORTED)):
+            self.sort_page.set_folders(Path(examples), Path(unsorted))
+        self.sort_page.folders_used.connect(self._remember_sort_folders)
         for page in (self.groups_page, self.sort_page):
             page.action_finished.connect(self.files_changed)
             page.action_finished.connect(self.duplicates_view.refresh_history)
@@ -298,6 +301,10 @@ class MainWindow(QMainWindow):
         self.library_watch = LibraryWatch(self.jobs, self._model_choice, self)
         self.library_watch.updated.connect(self._on_watch_update)
         self.library_watch.failed.connect(self.show_worker_error)
+
+    def _remember_sort_folders(self, examples: Path, unsorted: Path) -> None:
+        self.settings.set(opt.SORT_EXAMPLES, str(examples))
+        self.settings.set(opt.SORT_UNSORTED, str(unsorted))
 
     def _shared_tile_actions(self) -> list[TileAction | None]:
         return [

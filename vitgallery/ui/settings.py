@@ -105,6 +105,8 @@ RESULTS_SORT = Option(
     SortOrder.RANK.value,
     choices=(SortOrder.RANK.value, SortOrder.NAME.value, SortOrder.DATE.value),
 )
+SORT_EXAMPLES = Option("session/sort_examples", str, "")  # the Sort page's folders, as last used
+SORT_UNSORTED = Option("session/sort_unsorted", str, "")
 WINDOW_GEOMETRY = Option("window/geometry", QByteArray, QByteArray())
 WINDOW_STATE = Option("window/state", QByteArray, QByteArray())
 SPLITTER_STATE = Option("window/splitter", QByteArray, QByteArray())

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -45,10 +46,10 @@ from vitgallery.core.organise.sort import (
     suggest_folders,
 )
 from vitgallery.core.organise.vectors import OrganiseProgress
-from vitgallery.core.words import count_text
+from vitgallery.core.words import count_text, unreadable_text
 from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.thumbnails import ThumbnailLoader
-from vitgallery.ui.widgets import JobPage
+from vitgallery.ui.widgets import JobPage, confirmation_box
 from vitgallery.ui.workers import Job, JobRunner, ModelChoice, WorkerError
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class SortPage(QWidget, JobPage):
     """Sort photos into the user's folders by example: suggest, review, accept, undo."""
 
     suggested = Signal(int)  # suggestions shown
+    folders_used = Signal(object, object)  # examples, unsorted: the window remembers them for the next start
     action_finished = Signal(object)  # ActionReport of a move or its undo: the window updates every page
 
     def __init__(
@@ -226,7 +228,8 @@ class SortPage(QWidget, JobPage):
         finetune = self.finetune_box.isChecked()
         self._plan = None
         self._show([])  # the suggestions of other folders or examples: not to be moved once this run fails
-        self._set_busy(True, "Training on the examples…")
+        self._set_busy(True, "Reading the examples and the photos to sort…")
+        self.folders_used.emit(examples, unsorted)
         job = self._jobs.submit_library(
             lambda library, progress, cancel: suggest_folders(
                 library,
@@ -252,7 +255,9 @@ class SortPage(QWidget, JobPage):
             self._set_busy(False, "Cancelled: nothing was moved.")
 
     def _on_progress(self, progress: OrganiseProgress) -> None:
-        self.progress_bar.setFormat(f"{PHASES.get(progress.phase, progress.phase)}: %v of %m")
+        phase = PHASES.get(progress.phase, progress.phase)
+        self.status_label.setText(f"{phase}…")  # the line and the bar say the same step
+        self.progress_bar.setFormat(f"{phase}: %v of %m")
         self.progress_bar.setRange(0, max(progress.total, 1))
         self.progress_bar.setValue(progress.done)
 
@@ -280,7 +285,7 @@ class SortPage(QWidget, JobPage):
         if tuned is not None and plan.method != "finetuned":
             text += f" The fine-tuned model was not more accurate ({100 * tuned:.0f} %) and was not used."
         if plan.problems:
-            text += f" {count_text(len(plan.problems), 'photo')} could not be read."
+            text += " " + unreadable_text(plan.problems)
         self._set_busy(False, text)
         self.suggested.emit(len(plan.suggestions))
 
@@ -361,7 +366,19 @@ class SortPage(QWidget, JobPage):
     # -- moving ------------------------------------------------------------------------------------
 
     def accept_all(self) -> None:
-        self._move([s for s in self._rows if s.folder is not None])
+        chosen = [s for s in self._rows if s.folder is not None]
+        folders = len({s.folder for s in chosen})
+        if chosen and self.confirm(
+            f"Move {count_text(len(chosen), 'photo')} into {count_text(folders, 'folder')}? "
+            "Photos marked \"Leave it\" stay where they are; Undo puts the moved ones back."
+        ):
+            self._move(chosen)
+
+    def confirm(self, question: str) -> bool:
+        """Asks before every suggestion is acted on at once (a single row moves without asking); tests
+        replace it."""
+        box = confirmation_box(self, "Sort", question, "Move")
+        return box.exec() == QMessageBox.StandardButton.Yes
 
     def accept_selected(self) -> None:
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})

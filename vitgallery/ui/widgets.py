@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSizePolicy,
@@ -103,6 +104,17 @@ class MessageBar(QFrame):
     def _run_action(self) -> None:
         if self._action is not None:
             self._action.run()
+
+
+def confirmation_box(parent: QWidget, title: str, question: str, act: str) -> QMessageBox:
+    """The question asked before many files move at once: the button that acts says what it does, and
+    Cancel is the default answer (Enter, Escape), never the action."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, question,
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, parent)
+    box.button(QMessageBox.StandardButton.Yes).setText(act)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+    return box
 
 
 class JobPage:
