@@ -602,7 +602,7 @@ class DuplicatesView(QWidget, JobPage):
         self._show_grouped(grouped)
         text = "Scan cancelled: showing nothing." if scan.cancelled else self._summary()
         if scan.problems:
-            text += f" {unreadable_text(scan.problems)[:-1]} (index the folder again)."
+            text += f" {unreadable_text(scan.problems)} Index the folder again to read them."
         self._set_busy(False, text)
         self.scan_finished.emit(len(self._groups))
 
