@@ -491,6 +491,7 @@ def test_undo_of_a_resolve_shows_the_group_it_put_back(qtbot, make_view, library
         qtbot.keyClick(view.member_list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert done.args[0].kind == "undo"
     assert view.group_list.count() == 3 and view.current_group().key == second.key, "the group put back is on screen"
+    assert view.group_list.currentRow() == 1, "in its place in the review, not last"
     said, checks = view.status_label.text(), []
     monkeypatch.setattr(view, "_on_scan_checked", lambda current, check=view._on_scan_checked: (
         checks.append(current), check(current)))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -109,19 +110,29 @@ class _Grouped:
     choices: dict[str, _RuleChoice]  # group key -> what the rule keeps
 
 
-def in_shown_order(groups: list[DuplicateGroup], shown: list[DuplicateGroup]) -> list[DuplicateGroup]:
-    """`groups` in the order of the groups `shown` before whose photos they hold: a review goes through
-    the groups in order, and a group that shrank (a photo taken out, two told apart) sorted further down
-    would make "next group" skip the ones that moved up. A group split off stays beside the one it left;
-    groups with none of the shown photos come after, in their own order."""
-    row_of = {member.path: row for row, group in enumerate(shown) for member in group.members}
+def in_review_order(groups: list[DuplicateGroup], rank_of: dict[Path, int]) -> list[DuplicateGroup]:
+    """`groups` in the order the review first listed their photos in (`rank_of`: the row of a photo's
+    group then, see review_ranks): a review goes through the groups in order, and a group that shrank (a
+    photo taken out, two told apart) sorted further down would make "next group" skip the ones that moved
+    up, and a group an undo put back would come last. A group split off stays beside the one it left;
+    groups with none of those photos come after, in their own order."""
 
-    def place(numbered: tuple[int, DuplicateGroup]) -> tuple[int, int]:
+    def place(numbered: tuple[int, DuplicateGroup]) -> tuple[float, int]:
         n, group = numbered
-        rows = [row_of[member.path] for member in group.members if member.path in row_of]
-        return min(rows, default=len(shown)), n
+        return min((rank_of[m.path] for m in group.members if m.path in rank_of), default=math.inf), n
 
     return [group for _, group in sorted(enumerate(groups), key=place)]
+
+
+def review_ranks(groups: list[DuplicateGroup], known: dict[Path, int] | None = None) -> dict[Path, int]:
+    """Each photo's rank in the review: its group's row, for photos `known` has no rank for (all, without
+    it), after every rank it has. A photo keeps its rank while it is away (moved, then put back)."""
+    ranks = dict(known or {})
+    after = max(ranks.values(), default=-1) + 1
+    for row, group in enumerate(groups):
+        for member in group.members:
+            ranks.setdefault(member.path, after + row)
+    return ranks
 
 
 class _RuleChoice(NamedTuple):
@@ -222,6 +233,7 @@ class DuplicatesView(QWidget, JobPage):
         self._rule_choices: dict[str, _RuleChoice] = {}  # group key -> what the rule keeps
         self._gone: set[int] = set()  # file ids moved away by an action since the scan
         self._put_back: set[Path] = set()  # photos an undo put back, whose group the next grouping shows
+        self._review_rank: dict[Path, int] = {}  # the order of the review at this threshold (review_ranks)
         self._preferred_folder: Path | None = None
         self._busy = False
         # Regrouping runs in a job (see _regroup): one at a time; asked again meanwhile, once more after.
@@ -500,11 +512,11 @@ class DuplicatesView(QWidget, JobPage):
         self.status_label.setText(self._summary())
 
     def _grouping(self, gone: set[int] | None = None,
-                  shown: list[DuplicateGroup] | None = None) -> Callable[[DuplicateScan | None], _Grouped]:
+                  ranks: dict[Path, int] | None = None) -> Callable[[DuplicateScan | None], _Grouped]:
         """What groups a scan as the view would, with the threshold and rule of now (and the photos moved
         away, `gone`, or the view's), to run in a job: a library can have thousands of groups, and
         grouping them and choosing each one's keeper takes a second or more, which the window's thread
-        must not wait for. With `shown` the groups keep the order of those (in_shown_order)."""
+        must not wait for. With `ranks` the groups keep the review's order (in_review_order)."""
         threshold, rule, folder = self.threshold, self.rule, self._preferred_folder
         gone = set(self._gone) if gone is None else gone
 
@@ -513,8 +525,8 @@ class DuplicatesView(QWidget, JobPage):
                 return _Grouped(scan, threshold, rule, folder, [], 0, {})
             with collector_paused():  # a member object for each photo grouped
                 groups, hidden = scan.groups_and_hidden(threshold, exclude=gone)
-                if shown is not None:
-                    groups = in_shown_order(groups, shown)
+                if ranks is not None:
+                    groups = in_review_order(groups, ranks)
                 return _Grouped(scan, threshold, rule, folder, groups, hidden,
                                 {group.key: _rule_choice(group, rule, folder) for group in groups})
 
@@ -530,6 +542,7 @@ class DuplicatesView(QWidget, JobPage):
             return
         self._rule_choices.update(grouped.choices)
         self._groups, self._hidden, self._grouped_at = grouped.groups, grouped.hidden, grouped.threshold
+        self._review_rank = review_ranks(self._groups)
         self._edited()
         self._fill_group_list(0)
 
@@ -892,8 +905,8 @@ class DuplicatesView(QWidget, JobPage):
         elif not self._regrouping:
             self._regrouping = True
             # at the threshold the review is at, the groups keep the order it goes through them in
-            shown = self._groups if self._grouped_at == self.threshold else None
-            asked, grouping, scan = self._regroups_asked, self._grouping(shown=shown), replace(self._scan)  # a copy: decisions change
+            ranks = dict(self._review_rank) if self._grouped_at == self.threshold else None
+            asked, grouping, scan = self._regroups_asked, self._grouping(ranks=ranks), replace(self._scan)  # a copy: decisions change
             self._jobs.submit(lambda progress, cancel: (asked, grouping(scan)), name="duplicates regroup",
                               on_finished=self._on_regrouped, on_failed=self._on_regroup_failed)
 
@@ -914,7 +927,9 @@ class DuplicatesView(QWidget, JobPage):
         """The group on screen stays on screen, as what is left of it when a photo was taken out; a
         group resolved away gives its row to the next one."""
         current, row = self.current_group(), self.group_list.currentRow()
+        same_review = grouped.threshold == self._grouped_at
         self._groups, self._hidden, self._grouped_at = grouped.groups, grouped.hidden, grouped.threshold
+        self._review_rank = review_ranks(self._groups, self._review_rank if same_review else None)
         self._edited()
         if (grouped.rule, grouped.folder) == (self.rule, self._preferred_folder):
             self._rule_choices.update(grouped.choices)
