@@ -6,14 +6,17 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap
 
 from tests.ui.conftest import PHOTO_COUNT
 from vitgallery.core.duplicates import ActionReport
 from vitgallery.core.library import last_library_dir
 from vitgallery.core.search import SearchHit
 from vitgallery.ui import settings as opt
+from vitgallery.ui.preview import ZoomView
 from vitgallery.ui.results_model import Match, SortOrder
 from vitgallery.ui.widgets import IndexEstimate, IndexProgressPanel
 from vitgallery.ui.workers import QueryBox, Session
@@ -467,6 +470,27 @@ def test_space_previews_with_zoom_one_to_one_and_what_the_file_is(qtbot, indexed
     qtbot.keyClick(preview, Qt.Key.Key_Right)
     assert preview.current_path() == window.folder_model.path_at(1)
     preview.close()
+
+
+def test_a_photo_shown_smaller_than_its_decode_is_drawn_averaged_not_as_moire(qtbot) -> None:
+    stripes = np.zeros((1200, 1600), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: sampled at a fitted scale they show as bands of 0 to 255
+    image = QImage(stripes.data, 1600, 1200, 1600, QImage.Format.Format_Grayscale8)
+    view = ZoomView()
+    qtbot.addWidget(view)
+    view.resize(330, 260)
+    view.show()
+    view.set_photo(QPixmap.fromImage(image), 1600)
+
+    def middle_row() -> np.ndarray:
+        shown = view.viewport().grab().toImage()
+        return np.array([shown.pixelColor(x, shown.height() // 2).value() for x in range(40, shown.width() - 40)])
+
+    fitted = middle_row()
+    assert view.zoom < 0.25 and abs(fitted.mean() - 127) < 5
+    assert fitted.std() < 25, "averaged to grey (drawn shrunk by the view: std 74, bands from 0 to 255)"
+    view.actual_size()
+    assert middle_row().std() > 100, "1:1 shows the file's own stripes"
 
 
 def test_results_sort_by_name_date_and_match(qtbot, indexed_window, photo_folder: Path) -> None:

@@ -357,10 +357,14 @@ def test_compare_two_photos_side_by_side(qtbot, make_view, library_dir):
     dialog = view.compare_selected()
     qtbot.waitUntil(dialog.is_loaded, timeout=10_000)
     assert [m.path.name for m in dialog.members] == [original, small]
+    room = dialog.screen().availableGeometry()  # the offscreen screen, 800 x 600: under the dialog's usual size
+    assert dialog.width() <= room.width() and dialog.height() <= room.height(), "its buttons stay on the screen"
     assert {"Resolution", "File size", "Name"} <= set(dialog.differing_properties())
     assert dialog.table.item(0, 0).text() == "480 × 360" and dialog.table.item(0, 0).font().bold()
     assert dialog.table.item(0, 1).text() == "240 × 180" and not dialog.table.item(0, 1).font().bold()
-    assert dialog.table.item(4, 0).text() == "JPEG" and dialog.table.item(3, 0).text() == "none recorded"
+    assert dialog.table.item(3, 0).text() == "none recorded"
+    assert [dialog.table.item(4, side).text() for side in (0, 1)] == ["JPEG, saved at quality 92",
+                                                                      "JPEG, saved at quality 85"]
 
     dialog.actual_size()
     assert [round(v.zoom, 3) for v in dialog.views] == [1.0, 1.0], "1:1: each file's own pixels"

@@ -1,6 +1,6 @@
 """Two photos of a duplicate group side by side: zoomed and scrolled together, 1:1, and what differs.
 
-The table lists each file's resolution, size, date, camera, format and folder; rows that differ are
+The table lists each file's resolution, size, date, camera, format (with a JPEG's quality) and folder; rows that differ are
 marked, and the larger resolution and file are in bold. +/- (or Ctrl+wheel) zoom both sides, 1 shows
 each file's own pixels, 0 fits both; dragging one side scrolls the other to the same place. "Keep
 this one" under a side tells the Duplicates page to keep that photo instead of the other.
@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from vitgallery.core.duplicates import DuplicateMember
 from vitgallery.ui.preview import FULL_DECODE_LIMIT, PREVIEW_DECODE_SIZE, PhotoDetails, ZoomView, read_details
 from vitgallery.ui.thumbnails import decode_scaled
+from vitgallery.ui.widgets import resize_within_screen
 from vitgallery.ui.workers import Job, JobRunner, WorkerError
 
 ZOOM_STEP = 1.25
@@ -69,7 +70,7 @@ def property_values(photo: ComparedPhoto) -> list[str]:
         f"{d.size:,} bytes ({d.size / 1e6:.2f} MB)" if d.size is not None else "?",
         date,
         d.camera or "none recorded",
-        photo.format,
+        photo.format + (f", saved at quality {d.jpeg_quality}" if d.jpeg_quality is not None else ""),
         str(photo.path.parent),
         photo.path.name,
     ]
@@ -102,7 +103,7 @@ class CompareDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Compare: {left.path.name} and {right.path.name}")
-        self.resize(1200, 800)
+        resize_within_screen(self, 1200, 800)
         self.members = (left, right)
         self._runner = runner
         self._photos: list[ComparedPhoto | None] = [None, None]
@@ -138,7 +139,9 @@ class CompareDialog(QDialog):
 
         self.zoom_label = QLabel("fit")
         controls = QHBoxLayout()
-        controls.addWidget(QLabel("Rows that differ are marked; the larger file and resolution are in bold."), 1)
+        legend = QLabel("Rows that differ are marked; the larger file and resolution are in bold.")
+        legend.setWordWrap(True)  # a small screen gets the dialog narrower, not its buttons cut off
+        controls.addWidget(legend, 1)
         controls.addWidget(self.zoom_label)
         for text, tip, slot in (
             ("Fit", "Fit both photos to the window (0)", self.fit),

@@ -71,7 +71,13 @@ from vitgallery.ui.settings import Settings
 from vitgallery.ui.settings_dialog import SettingsDialog
 from vitgallery.ui.sort_page import SortPage
 from vitgallery.ui.thumbnails import ThumbnailLoader, default_cache_dir
-from vitgallery.ui.widgets import IndexProgressPanel, MessageAction, MessageBar, ProblemsPanel
+from vitgallery.ui.widgets import (
+    IndexProgressPanel,
+    MessageAction,
+    MessageBar,
+    ProblemsPanel,
+    resize_within_screen,
+)
 from vitgallery.ui.workers import (
     FolderListing,
     IndexOutcome,
@@ -440,7 +446,7 @@ class MainWindow(QMainWindow):
     def _restore_window_state(self) -> None:
         geometry = self.settings.get(opt.WINDOW_GEOMETRY)
         if geometry.isEmpty() or not self.restoreGeometry(geometry):
-            self.resize(1280, 800)
+            resize_within_screen(self, 1280, 800)
         state = self.settings.get(opt.WINDOW_STATE)
         if not state.isEmpty():
             self.restoreState(state)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from vitgallery.ui.explain_view import ExplainView
 from vitgallery.ui.results_model import PhotoListModel, RankRole
 from vitgallery.ui.thumbnails import decode_scaled
+from vitgallery.ui.widgets import resize_within_screen
 from vitgallery.ui.workers import (
     ExplainOutcome,
     ExplainRequest,
@@ -46,6 +47,7 @@ PREVIEW_DECODE_SIZE = 1600  # the first decode: sharp on a large screen, quick t
 FULL_DECODE_LIMIT = 16384  # the 1:1 decode: every pixel of any photo the core accepts, in practice
 ZOOM_STEP = 1.25
 MAX_ZOOM = 16.0
+SHRUNK_COPY_FROM = 1.5  # a photo shown this many times smaller than its decode is drawn from a shrunk copy
 
 
 class ScaledImageLabel(QLabel):
@@ -104,26 +106,44 @@ class ZoomView(QGraphicsView):
         self.setFrameShape(QGraphicsView.Shape.NoFrame)
         self.setMinimumSize(200, 200)
         self._file_width = 0  # pixels of the file; the pixmap may be a smaller decode of it
+        self._decoded = QPixmap()  # the decode shown; the item draws a smoothly shrunk copy of it where smaller
         self._fitted = True
 
     def set_photo(self, pixmap: QPixmap, file_width: int) -> None:
         """Show `pixmap`, a decode of a file `file_width` pixels wide, keeping the zoom unless fitted."""
         zoom = self.zoom
-        self._item.setPixmap(pixmap)
+        self._decoded = pixmap
         self._file_width = max(file_width, pixmap.width(), 1)
-        # The item is drawn at the file's size whatever the decode, so zoom means file pixels.
-        self._item.setScale(self._file_width / max(pixmap.width(), 1))
+        self._draw(pixmap)
         self._scene.setSceneRect(self._item.sceneBoundingRect())
         if self._fitted or pixmap.isNull():
             self.fit()
         else:
             self.set_zoom(zoom)
 
+    def _draw(self, pixmap: QPixmap) -> None:
+        self._item.setPixmap(pixmap)
+        # The item is drawn at the file's size whatever the pixmap, so zoom means file pixels.
+        self._item.setScale(self._file_width / max(pixmap.width(), 1))
+
+    def _draw_for_zoom(self) -> None:
+        """Where the photo is shown much smaller than its decode, the item draws a copy shrunk by averaging:
+        drawn shrunk by the view, fine stripes and grain showed as moiré the file does not have (a
+        compare made the untouched original look the worse copy)."""
+        if self._decoded.isNull():
+            return
+        width = round(self._file_width * self.zoom * self.devicePixelRatioF())
+        if width * SHRUNK_COPY_FROM < self._decoded.width():
+            if self._item.pixmap().width() != width:
+                self._draw(self._decoded.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation))
+        elif self._item.pixmap().cacheKey() != self._decoded.cacheKey():
+            self._draw(self._decoded)
+
     def has_photo(self) -> bool:
-        return not self._item.pixmap().isNull()
+        return not self._decoded.isNull()
 
     def is_full_resolution(self) -> bool:
-        return self._item.pixmap().width() >= self._file_width
+        return self._decoded.width() >= self._file_width
 
     @property
     def zoom(self) -> float:
@@ -139,6 +159,8 @@ class ZoomView(QGraphicsView):
             self.fitInView(self._item, Qt.AspectRatioMode.KeepAspectRatio)
             if self.zoom > 1.0:  # a small photo is not blown up to fill the window
                 self.set_zoom(1.0, fitted=True)
+                return
+            self._draw_for_zoom()
         self.zoom_changed.emit(self.zoom)
 
     def set_zoom(self, zoom: float, fitted: bool = False) -> None:
@@ -146,7 +168,8 @@ class ZoomView(QGraphicsView):
         self.resetTransform()
         self.scale(zoom, zoom)
         self._fitted = fitted
-        if zoom > self._item.scale() ** -1 * 1.01 and self.has_photo() and not self.is_full_resolution():
+        self._draw_for_zoom()
+        if zoom * self._file_width > self._decoded.width() * 1.01 and self.has_photo() and not self.is_full_resolution():
             self.full_resolution_needed.emit()
         self.zoom_changed.emit(zoom)
 
@@ -178,6 +201,7 @@ class PhotoDetails:
     date: float | None  # when it was taken, else when the file was last changed
     date_is_taken: bool
     camera: str | None
+    jpeg_quality: int | None = None  # the quality it was last saved at (a JPEG's tables tell)
 
     def text(self) -> str:
         parts = []
@@ -206,9 +230,8 @@ def read_details(path: Path) -> PhotoDetails:
     except DecodeError:
         return PhotoDetails(None, None, stat.st_size, stat.st_mtime, False, None)
     taken = meta.taken_at is not None
-    return PhotoDetails(
-        meta.width, meta.height, stat.st_size, meta.taken_at if taken else stat.st_mtime, taken, meta.camera
-    )
+    return PhotoDetails(meta.width, meta.height, stat.st_size, meta.taken_at if taken else stat.st_mtime, taken,
+                        meta.camera, meta.jpeg_quality)
 
 
 @dataclass(frozen=True)
@@ -235,7 +258,7 @@ class PreviewDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Preview")
-        self.resize(1100, 680)
+        resize_within_screen(self, 1100, 680)
         self._model = model
         self._row = row
         self._path = model.path_at(row)  # the photo shown: its row moves when rows come and go

@@ -106,6 +106,19 @@ class MessageBar(QFrame):
             self._action.run()
 
 
+SCREEN_SHARE = 0.95  # the most of a small screen a window opens on
+
+
+def resize_within_screen(window: QWidget, width: int, height: int) -> None:
+    """Open `window` at `width` x `height`, or smaller where its screen (a dialog's: its parent's) has less
+    room: a compare dialog of 1,200 x 800 on a 1,024 x 640 screen had its zoom buttons off the screen."""
+    screen = window.screen()
+    if screen is not None:
+        room = screen.availableGeometry()
+        width, height = min(width, int(room.width() * SCREEN_SHARE)), min(height, int(room.height() * SCREEN_SHARE))
+    window.resize(width, height)
+
+
 def confirmation_box(parent: QWidget, title: str, question: str, act: str) -> QMessageBox:
     """The question asked before many files move at once: the button that acts says what it does, and
     Cancel is the default answer (Enter, Escape), never the action."""
