@@ -398,6 +398,7 @@ def test_take_out_split_and_a_pair_not_duplicates_keep_the_rest(qtbot, make_view
     assert view.group_list.currentRow() == 0
     assert [min(m.path.name for m in g.members) for g in view.groups] == order
     assert sorted(name for name, _ in shown(view)) == sorted(f"{base}{s}.jpg" for s in ("", "_resaved", "_small", "_crop"))
+    assert view.status_label.text() == f"{base}_flip.jpg left this group: it is in no group now (Ctrl+Z takes this back)."
 
     select(view, f"{base}_small.jpg", f"{base}_crop.jpg")
     assert view.pair_button.isEnabled() and view.take_out_button.text() == "Split off (T)"
@@ -416,6 +417,7 @@ def test_take_out_split_and_a_pair_not_duplicates_keep_the_rest(qtbot, make_view
         view.take_out_selected()
     groups = {frozenset(m.path.name for m in g.members) for g in view.groups}
     assert frozenset({f"{other}_small.jpg", f"{other}_resaved.jpg"}) in groups, "split off as a group of its own"
+    assert view.status_label.text().startswith("2 photos split off this group: they form a group of their own now")
     assert frozenset({f"{other}.jpg", f"{other}_crop.jpg", f"{other}_flip.jpg"}) in groups
 
     again = scanned(qtbot, make_view(library_dir))

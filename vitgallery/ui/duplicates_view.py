@@ -1000,7 +1000,20 @@ class DuplicatesView(QWidget, JobPage):
         if group is None or not selected or len(selected) == len(group.members) or self._busy:
             return
         rest = [m for m in group.members if m not in selected]
-        self._decide(lambda library: library.separate(selected, rest))
+        self._decide(lambda library: library.separate(selected, rest),
+                     then=lambda: self._say_where_taken([m.path for m in selected]))
+
+    def _say_where_taken(self, taken: list[Path]) -> None:
+        """Where photos taken out went: said, or it looked as if they had vanished from the review."""
+        holding = [g for g in self._groups if any(m.path in taken for m in g.members)]
+        if len(taken) == 1:
+            place = "in another group" if holding else "in no group"
+            said = f"{taken[0].name} left this group: it is {place} now"
+        else:
+            own = len(holding) == 1 and {m.path for m in holding[0].members} == set(taken)
+            place = "form a group of their own" if own else "are in other groups" if holding else "are in no group"
+            said = f"{count_text(len(taken), 'photo')} split off this group: they {place} now"
+        self.status_label.setText(f"{said} (Ctrl+Z takes this back).")
 
     def mark_pair_not_duplicates(self) -> None:
         """The two selected photos are different pictures; every other link of the group stays."""
