@@ -115,9 +115,14 @@ class ActionReport:
         return text
 
     def status_line(self, problems_shown: int = 5) -> str:
-        """The summary with the first problems named: what a page's status line says after an action."""
-        named = "; ".join(f"{path.name} {why}" for path, why in self.problems[:problems_shown])
-        return self.summary() + (f": {named}" if named else "")
+        """The summary with the first problems named, the files left for one reason together: what a page's
+        status line says after an action."""
+        by_reason: dict[str, list[str]] = {}
+        for path, why in self.problems[:problems_shown]:
+            by_reason.setdefault(why, []).append(path.name)
+        named = "; ".join(f"{', '.join(names)} {why}" for why, names in by_reason.items())
+        more = len(self.problems) - problems_shown
+        return self.summary() + (f": {named}" if named else "") + (f"; {more:,} more" if more > 0 else "")
 
 
 # -- checking a selection against the disk ---------------------------------------------------------
@@ -155,11 +160,14 @@ def check_selections(selections: Sequence[GroupSelection]) -> tuple[list[GroupSe
             problems.extend((m.path, "not touched: every photo of its group was selected, keep at least one")
                             for m in selection.to_remove)
             continue
-        found = [(m.path, p) for m in selection.members if (p := _unchanged_problem(m)) is not None]
+        found = {m.path: p for m in selection.members if (p := _unchanged_problem(m)) is not None}
         if found:
-            problems.extend(found)
-            problems.extend((m.path, "not touched: another photo of its group changed since the scan")
-                            for m in selection.to_remove if m.path not in {path for path, _ in found})
+            # Only the files the action was to move are reported (a kept photo that changed was staying):
+            # the count of those left matches the count the user was asked about.
+            first = next(iter(found))
+            others = f" and {len(found) - 1} more" if len(found) > 1 else ""
+            why = f"not touched: {first.name}{others} in its group {found[first]}; scan again"
+            problems.extend((m.path, found.get(m.path, why)) for m in selection.to_remove)
             continue
         kept_files = {_same_file(m.path) for m in selection.members if m.path in selection.keep}
         same_as_kept = [m for m in selection.to_remove if not m.path.is_symlink() and _same_file(m.path) in kept_files]
