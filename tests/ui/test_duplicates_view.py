@@ -434,7 +434,18 @@ def test_not_duplicates_hides_the_whole_group_for_the_next_scan(qtbot, make_view
 
     again = scanned(qtbot, make_view(library_dir))
     assert again.group_list.count() == 2 and hidden not in [g.key for g in again.groups]
-    assert "1 group hidden by your decisions" in again.status_label.text()
+    assert "1 group hidden by your decisions (Hidden groups… lists them)" in again.status_label.text()
+
+    # another session, where Ctrl+Z cannot reach it: the decision is listed and can be taken back
+    dialog = again.show_decisions()
+    assert dialog.list.count() == 1 and " · not duplicates · " in dialog.list.item(0).text()
+    assert not dialog.review_button.isEnabled()
+    dialog.list.item(0).setSelected(True)
+    with qtbot.waitSignal(again.decisions_changed, timeout=30_000):
+        dialog.review_button.click()
+    assert again.group_list.count() == 3 and hidden in [g.key for g in again.groups]
+    assert not again.hidden_button.isEnabled(), "nothing is hidden any more"
+    assert scanned(qtbot, make_view(library_dir)).group_list.count() == 3, "forgotten in the library"
 
 
 def test_ctrl_z_takes_back_this_sessions_last_step_and_never_an_older_action(qtbot, make_view, library_dir, tmp_path):

@@ -70,6 +70,7 @@ from vitgallery.core.duplicates import (
 from vitgallery.core.words import unreadable_text
 from vitgallery.ui.collector import collector_paused
 from vitgallery.ui.compare import CompareDialog
+from vitgallery.ui.decisions_dialog import DecisionsDialog
 from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
 from vitgallery.ui.group_list import GroupList, GroupListModel, count_text, size_text
 from vitgallery.ui.results_model import PathRole
@@ -282,6 +283,9 @@ class DuplicatesView(QWidget, JobPage):
         self.rule_combo.currentIndexChanged.connect(self._on_rule_changed)
         self.folder_button = QPushButton("Preferred folder…")
         self.folder_button.clicked.connect(self.choose_preferred_folder)
+        self.hidden_button = QPushButton("Hidden groups…")
+        self.hidden_button.setToolTip("The groups you marked \"not duplicates\" or \"keep all\": review any again")
+        self.hidden_button.clicked.connect(self.show_decisions)
         # Rows short enough for a window 800 px wide (the query panel beside the page).
         top = QHBoxLayout()
         top.addWidget(self.scan_button)
@@ -293,6 +297,7 @@ class DuplicatesView(QWidget, JobPage):
         rule_row.addWidget(self.rule_combo)
         rule_row.addWidget(self.folder_button)
         rule_row.addStretch(1)
+        rule_row.addWidget(self.hidden_button)
 
         # A bar as wide as the page: its text ("Reading photos 120 of 318") always fits.
         self.progress_bar = QProgressBar()
@@ -631,7 +636,7 @@ class DuplicatesView(QWidget, JobPage):
                 f"{size_text(tally.size_not_kept)} in photos not kept." if self._groups else
                 f"No group of near-duplicates at the threshold {self.threshold:.2f}.")
         if self._hidden:
-            text += f" {count_text(self._hidden, 'group')} hidden by your decisions."
+            text += f" {count_text(self._hidden, 'group')} hidden by your decisions (Hidden groups… lists them)."
         text += f" Scanned {self._scan.age_text}."
         if not self._scan.up_to_date:
             text += " The library changed since: find duplicates again (only new or changed photos are checked)."
@@ -1038,6 +1043,24 @@ class DuplicatesView(QWidget, JobPage):
             f"{left.name} left this group: it cannot share one with {stayed.name}, which is more like the kept "
             f"photo. It is {'in another group' if elsewhere else 'in no group'} now (Ctrl+Z takes this back).")
 
+    def show_decisions(self) -> DecisionsDialog | None:
+        """The groups decisions hide, any of them to review again: Ctrl+Z takes back only this session's."""
+        if self._scan is None or not self._scan.decisions or self._busy:
+            return None
+        dialog = DecisionsDialog(self._scan.decisions, self)
+        dialog.review_again.connect(self._review_again)
+        dialog.open()
+        return dialog
+
+    def _review_again(self, keys: tuple[str, ...]) -> None:
+        decision = Decision(group_keys=keys)
+
+        def take_back(library: Library) -> UserDecisions:
+            library.take_back(decision)
+            return library.duplicate_decisions()
+
+        self._run(take_back, self._on_decisions)
+
     def _decide(self, work: Callable[[Library], Decision], then: Callable[[], None] | None = None) -> None:
         def decide(library: Library) -> tuple[Decision, UserDecisions]:
             return work(library), library.duplicate_decisions()
@@ -1256,6 +1279,7 @@ class DuplicatesView(QWidget, JobPage):
             button.setEnabled(idle and bool(self._groups))
         entry = self._selected_history()
         self.undo_button.setEnabled(idle and entry is not None and entry.undoable)
+        self.hidden_button.setEnabled(idle and self._scan is not None and bool(self._scan.decisions))
         if not BULK_ACTIONS["trash"].undoable:
             self.undo_button.setToolTip("Files moved to the trash are put back from the system trash on this system")
 
