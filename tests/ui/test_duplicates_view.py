@@ -703,3 +703,18 @@ def test_the_main_window_has_a_duplicates_tab_on_its_library(qtbot, indexed_wind
     assert view.group_list.count() == 0, "twelve different photos: no duplicates"
     assert "No group of near-duplicates at the threshold 0.50" in view.status_label.text()
     assert view.group_title.text() == "No near-duplicates" and "lower match threshold" in view.keeper_label.text()
+
+
+def test_a_group_across_folders_names_each_photos_folder(qtbot, make_view, tmp_path):
+    root = tmp_path / "photos"
+    write_near_duplicates(root)
+    (root / "Phone backup").mkdir()
+    for small in root.glob("p*_small.jpg"):
+        small.rename(root / "Phone backup" / small.name)
+    library = Library.open(root, tmp_path / "library")
+    library.index(load_embedder("tiny-test"), decode_workers=0)
+    library.close()
+    view = scanned(qtbot, make_view(tmp_path / "library"))
+    first = [view.member_list.item(i).text().split("\n")[0] for i in range(view.member_list.count())]
+    assert sum(line.startswith("Phone backup/p") for line in first) == 1
+    assert all(line.startswith(("photos/p", "Phone backup/p")) for line in first)
