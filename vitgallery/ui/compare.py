@@ -8,13 +8,14 @@ this one" under a side tells the Duplicates page to keep that photo instead of t
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QImage, QImageReader, QKeyEvent, QPixmap
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QImage, QImageReader, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QGridLayout,
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollBar,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -36,6 +38,7 @@ from vitgallery.ui.widgets import resize_within_screen
 from vitgallery.ui.workers import Job, JobRunner, WorkerError
 
 ZOOM_STEP = 1.25
+TITLE_WIDTH = 360  # pixels of a photo's name over its side
 DIFFERENT_ROW = QColor(255, 236, 179)  # a soft amber: noticed, not alarming
 PROPERTIES = ("Resolution", "File size", "Date", "Camera", "Format", "Folder", "Name")
 
@@ -116,7 +119,14 @@ class CompareDialog(QDialog):
         for side, (member, view) in enumerate(zip(self.members, self.views, strict=True)):
             view.full_resolution_needed.connect(lambda side=side: self._load(side, FULL_DECODE_LIMIT))
             view.zoom_changed.connect(self._on_zoom_changed)
-            title = QLabel(f"<b>{member.path.name}</b>" + (" — kept" if kept and member.path in kept else ""))
+            title = QLabel()
+            bold = QFont(title.font())
+            bold.setBold(True)
+            # a long name is shortened in its middle: at full length it made the dialog wider than the screen
+            name = QFontMetrics(bold).elidedText(member.path.name, Qt.TextElideMode.ElideMiddle, TITLE_WIDTH)
+            title.setText(f"<b>{html.escape(name)}</b>" + (" — kept" if kept and member.path in kept else ""))
+            title.setToolTip(str(member.path))
+            title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             title.setAlignment(Qt.AlignmentFlag.AlignCenter)
             keep = QPushButton("Keep this one")
             keep.setToolTip("Keep this photo instead of the other one")
