@@ -17,6 +17,7 @@ from vitgallery.core.duplicates.trash import home_trash
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
 from vitgallery.ui import duplicates_view
+from vitgallery.ui.compare import PROPERTIES, CompareDialog
 from vitgallery.ui.duplicates_view import DuplicatesView
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.workers import JobRunner, Session
@@ -382,6 +383,21 @@ def test_compare_two_photos_side_by_side(qtbot, make_view, library_dir):
     dialog.close()
 
 
+def test_the_compare_dialog_stays_narrow_with_long_file_names(qtbot, make_view, library_dir, tmp_path):
+    view = scanned(qtbot, make_view(library_dir))
+    left, right = view.current_group().members[:2]
+    named = []
+    for n, member in enumerate((left, right)):
+        long_name = tmp_path / f"IMG_20190814_Strandpromenade_und_Sonnenuntergang_{'x' * 90}_{n}.jpg"
+        long_name.write_bytes(member.path.read_bytes())
+        named.append(dataclasses.replace(member, path=long_name))
+    dialog = CompareDialog(*named, view._jobs, view)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(dialog.is_loaded, timeout=10_000)
+    assert dialog.minimumSizeHint().width() < 700, "a name does not set the dialog's width"
+    assert dialog.table.item(PROPERTIES.index("Name"), 0).text() == named[0].path.name, "the table has it whole"
+
+
 # -- decisions that keep the rest of a group -------------------------------------------------------
 
 
@@ -536,7 +552,8 @@ def test_what_an_action_did_stays_said_and_a_change_of_the_library_is_said_when_
         make_photo(50, (480, 360)).save(library.root / "new.jpg")
         library.index(load_embedder("tiny-test"), decode_workers=0)
     view.library_changed()
-    qtbot.waitUntil(lambda: "The library changed since" in view.status_label.text(), timeout=10_000)
+    # said after what the action did, which stays (a name clash's renamed file changes the library too)
+    qtbot.waitUntil(lambda: view.status_label.text() == f"{said}. {duplicates_view.STALE_SCAN}", timeout=10_000)
 
 
 def test_resolve_all_asks_with_the_counts_and_cancel_is_the_default(qtbot, make_view, library_dir):

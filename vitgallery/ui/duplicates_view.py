@@ -154,6 +154,7 @@ def _rule_choice(group: DuplicateGroup, rule: KeepRule, folder: Path | None) -> 
     return _RuleChoice(keep, choice.reason, len(left), sum(left))
 
 
+STALE_SCAN = "The library changed since the scan: find duplicates again (only new or changed photos are checked)."
 PHASES = {"candidates": "Finding candidates", "keypoints": "Reading photos", "verifying": "Comparing pairs",
           "measuring": "Measuring quality"}
 
@@ -234,6 +235,7 @@ class DuplicatesView(QWidget, JobPage):
         self._rule_choices: dict[str, _RuleChoice] = {}  # group key -> what the rule keeps
         self._gone: set[int] = set()  # file ids moved away by an action since the scan
         self._put_back: set[Path] = set()  # photos an undo put back, whose group the next grouping shows
+        self._action_said = ""  # the status line an action's report left
         self._review_rank: dict[Path, int] = {}  # the order of the review at this threshold (review_ranks)
         self._preferred_folder: Path | None = None
         self._busy = False
@@ -569,7 +571,11 @@ class DuplicatesView(QWidget, JobPage):
         if self._scan is None or self._busy or current or not self._scan.up_to_date:
             return
         self._scan.up_to_date = False
-        self.status_label.setText(self._summary())
+        said = self.status_label.text()
+        if said == self._action_said:  # what the action did stays said (a file renamed on a name clash changes the library)
+            self.status_label.setText(f"{said}. {STALE_SCAN}")
+        else:
+            self.status_label.setText(self._summary())
 
     def start_scan(self) -> None:
         if self._library_dir is None or self._busy:
@@ -639,7 +645,7 @@ class DuplicatesView(QWidget, JobPage):
             text += f" {count_text(self._hidden, 'group')} hidden by your decisions (Hidden groups… lists them)."
         text += f" Scanned {self._scan.age_text}."
         if not self._scan.up_to_date:
-            text += " The library changed since: find duplicates again (only new or changed photos are checked)."
+            text += f" {STALE_SCAN}"
         return text
 
     # -- what is kept ------------------------------------------------------------------------------
@@ -1240,7 +1246,8 @@ class DuplicatesView(QWidget, JobPage):
         self._on_history(history)
 
         def finished() -> None:  # once the groups show what the action left
-            self._set_busy(False, report.status_line())
+            self._action_said = report.status_line()
+            self._set_busy(False, self._action_said)
             self.action_finished.emit(report)
 
         if self._scan is None:
