@@ -132,6 +132,21 @@ def test_among_equal_pictures_the_one_saved_at_the_higher_jpeg_quality_is_kept()
     assert choose_keeper(same).member.path.stem == "b", "then the older"
 
 
+def test_a_copy_exported_a_day_later_at_a_higher_jpeg_quality_is_not_kept_over_the_original():
+    """A JPEG quality says how a file was saved last: a recoloured copy re-saved at 97 a day after its
+    quality-92 original was kept, and the original marked to go."""
+    day = 86_400 * 10**9
+    group = [member("original", 800, 600, jpeg_quality=92, mtime_ns=day),
+             member("recoloured", 800, 600, jpeg_quality=97, mtime_ns=2 * day)]
+    choice = choose_keeper(group)
+    assert choice.member.path.stem == "original" and choice.reason.startswith("oldest of equal copies")
+    # saved within the minute (one export of both): the dates do not tell, the JPEG quality does
+    close = [member("original", 800, 600, jpeg_quality=92, mtime_ns=day),
+             member("resaved", 800, 600, jpeg_quality=75, mtime_ns=day - 10**9)]
+    choice = choose_keeper(close)
+    assert choice.member.path.stem == "original" and choice.reason.startswith("saved at a higher JPEG quality")
+
+
 def test_a_re_save_in_another_format_does_not_win_on_jpeg_quality():
     """A WebP, AVIF or PNG copy has no JPEG quality to compare: it must not count as a lossless 100
     against the JPEG it was made from (a quality-30 WebP was kept over its original)."""

@@ -4,10 +4,11 @@ The best copy (KeepRule.BEST) is the one an edit has not touched. Every member g
 the pixels that hold its picture (its padding left out), less a fixed cost for each sign of an edit
 it shows against the rest of its group (measured in quality.py and read off the keypoint maps,
 groups.MemberShape). Members within a hair of the best score are equals; among them a photo with
-camera EXIF wins (apps that edit or re-save often drop it), then, when every equal is a JPEG, the one
-saved at the higher JPEG quality (a copy re-saved lower lost more; another format's loss cannot be
-compared with it), then the older one (an original comes before its copies), then resolution, then
-file size.
+camera EXIF wins (apps that edit or re-save often drop it), then one older than the others by a minute or
+more (an original comes before its copies; a JPEG quality only says how a file was saved last, and a copy
+exported later at a higher one read as the better), then, when every equal is a JPEG, the one saved at
+the higher JPEG quality (a copy re-saved lower lost more; another format's loss cannot be compared with
+it), then the older one, then resolution, then file size.
 
 A symbolic link and its target are one photo: the rule never keeps a link whose target is another
 member (removing the rest would leave it dangling); the choice names the members that are the kept
@@ -33,6 +34,7 @@ SOFT = 0.5  # finest detail under this share of the group's median: blurred or u
 BLOCKY = 1.5  # block edges this many times stronger than the group's median: a low-quality JPEG save
 EDIT_COST = 2.0  # what a sign of an edit costs, in log2 of pixels: a clean copy with a quarter of the pixels ties
 EQUAL_SCORES = 0.1  # log2 of pixels: closer scores are equal (under 7 % in pixels)
+CLEARLY_OLDER_S = 60.0  # a copy saved this long after another is younger; closer, a batch's files tie
 
 
 class KeepRule(enum.Enum):
@@ -147,7 +149,9 @@ def _best(pool: Sequence[DuplicateMember], members: Sequence[DuplicateMember]) -
     # A WebP or PNG re-save of a JPEG says nothing comparable of its loss: then the quality does not decide.
     saved_at = {id(m): _jpeg_quality(m) for m in equals}
     compared = all(quality is not None for quality in saved_at.values())
-    keeper = max(equals, key=lambda m: (m.quality is not None and m.quality.camera is not None,
+    oldest = min(m.date for m in equals)
+    first = {id(m): m.date - oldest < CLEARLY_OLDER_S for m in equals}  # not clearly younger than another
+    keeper = max(equals, key=lambda m: (m.quality is not None and m.quality.camera is not None, first[id(m)],
                                         saved_at[id(m)] if compared else 0, -m.date, m.pixels, m.size))
     others = [m for m in members if m is not keeper]
     signs = {id(m): edit_signs(m, members) for m in others}
@@ -155,8 +159,8 @@ def _best(pool: Sequence[DuplicateMember], members: Sequence[DuplicateMember]) -
     if len(equals) > 1:
         why = ("camera photo" if keeper.quality is not None and keeper.quality.camera
                and any(m.quality is None or m.quality.camera is None for m in equals if m is not keeper)
-               else "saved at a higher JPEG quality" if compared and any(saved_at[id(m)] < saved_at[id(keeper)]
-                                                                         for m in equals)
+               else "saved at a higher JPEG quality" if compared and any(
+                   saved_at[id(m)] < saved_at[id(keeper)] for m in equals if first[id(m)])
                else _oldest(keeper, equals) if any(m.date > keeper.date for m in equals)
                else "largest of equal copies")
     elif any(m.pixels * 0.93 > keeper.pixels for m in others):
@@ -172,7 +176,7 @@ def _oldest(keeper: DuplicateMember, equals: Sequence[DuplicateMember]) -> str:
     """Why the oldest of equal copies is kept, with its lead where the dates shown (to the minute) hide
     it: copies saved a moment apart read as the same time."""
     lead = min(m.date for m in equals if m.date > keeper.date) - keeper.date
-    if lead >= 60:
+    if lead >= CLEARLY_OLDER_S:
         return "oldest of equal copies"
     return f"oldest of equal copies, by {'less than 0.1' if lead < 0.1 else f'{lead:.1f}'} s"
 
