@@ -439,6 +439,13 @@ def test_take_out_split_and_a_pair_not_duplicates_keep_the_rest(qtbot, make_view
     again = scanned(qtbot, make_view(library_dir))
     assert {frozenset(m.path.name for m in g.members) for g in again.groups} == groups, "kept in the library"
 
+    view.group_list.setCurrentRow(next(n for n, g in enumerate(view.groups) if len(g.members) == 2))
+    select(view, f"{other}_small.jpg")
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        view.take_out_selected()
+    assert view.status_label.text() == (f"{other}_small.jpg left this group: it is in no group now; "
+                                        f"{other}_resaved.jpg, left alone, is in no group either (Ctrl+Z takes this back).")
+
 
 def test_not_duplicates_hides_the_whole_group_for_the_next_scan(qtbot, make_view, library_dir):
     view = scanned(qtbot, make_view(library_dir))

@@ -129,6 +129,7 @@ class CompareDialog(QDialog):
             title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             title.setAlignment(Qt.AlignmentFlag.AlignCenter)
             keep = QPushButton("Keep this one")
+            keep.setAutoDefault(False)  # Enter does not choose a side
             keep.setToolTip("Keep this photo instead of the other one")
             keep.clicked.connect(lambda _=False, side=side: self._keep(side))
             grid.addWidget(title, 0, side)

@@ -156,7 +156,7 @@ def _rule_choice(group: DuplicateGroup, rule: KeepRule, folder: Path | None) -> 
 
 STALE_SCAN = "The library changed since the scan: find duplicates again (only new or changed photos are checked)."
 PHASES = {"candidates": "Finding candidates", "keypoints": "Reading photos", "verifying": "Comparing pairs",
-          "measuring": "Measuring quality"}
+          "measuring": "Measuring quality", "done": "Grouping"}
 
 
 def _is_checked(item: QListWidgetItem) -> bool:
@@ -1015,9 +1015,9 @@ class DuplicatesView(QWidget, JobPage):
             return
         rest = [m for m in group.members if m not in selected]
         self._decide(lambda library: library.separate(selected, rest),
-                     then=lambda: self._say_where_taken([m.path for m in selected]))
+                     then=lambda: self._say_where_taken([m.path for m in selected], [m.path for m in rest]))
 
-    def _say_where_taken(self, taken: list[Path]) -> None:
+    def _say_where_taken(self, taken: list[Path], rest: list[Path]) -> None:
         """Where photos taken out went: said, or it looked as if they had vanished from the review."""
         holding = [g for g in self._groups if any(m.path in taken for m in g.members)]
         if len(taken) == 1:
@@ -1027,6 +1027,8 @@ class DuplicatesView(QWidget, JobPage):
             own = len(holding) == 1 and {m.path for m in holding[0].members} == set(taken)
             place = "form a group of their own" if own else "are in other groups" if holding else "are in no group"
             said = f"{count_text(len(taken), 'photo')} split off this group: they {place} now"
+        if len(rest) == 1 and not any(m.path == rest[0] for g in self._groups for m in g.members):
+            said += f"; {rest[0].name}, left alone, is in no group either"  # the group is gone
         self.status_label.setText(f"{said} (Ctrl+Z takes this back).")
 
     def mark_pair_not_duplicates(self) -> None:
