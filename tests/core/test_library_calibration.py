@@ -172,6 +172,27 @@ def test_auto_indexes_with_torch_when_quantising_fails(tmp_path, monkeypatch):
     library.close()
 
 
+def test_a_quantising_worker_ended_by_a_cancel_is_no_reason_to_index_with_torch(tmp_path, monkeypatch):
+    """Closing the window while the model was fitted ended its worker (a broken pipe): the library was
+    indexed on with torch for good, and the window has no runtime to choose to get the fast model back."""
+    cancel = threading.Event()
+    quantise = openvino_runtime.quantise_on_photos
+
+    def ended_by_the_cancel(*args, **kwargs):
+        cancel.set()
+        raise BrokenPipeError(32, "Broken pipe")
+
+    library = Library.open(photo_folder(tmp_path, "a", range(4)), tmp_path / "lib")
+    with monkeypatch.context() as patched:
+        patched.setattr(openvino_runtime, "quantise_on_photos", ended_by_the_cancel)
+        summary = library.index(auto_embedder(), decode_workers=0, batch_size=4, cancel=cancel)
+    assert summary.cancelled and library.photo_count() == 0
+    monkeypatch.setattr(openvino_runtime, "quantise_on_photos", quantise)
+    summary, phases = index(library, auto_embedder())
+    assert summary.added == 4 and "quantising" in phases and "|rt:" in library.model_signature
+    library.close()
+
+
 def test_quantising_on_a_full_disk_says_the_disk_is_full(tmp_path, monkeypatch):
     """OpenVINO says "basic_ios::clear: iostream error"; the library then stayed on torch for good."""
     def full(*args, **kwargs):

@@ -91,6 +91,8 @@ def calibrate_for_library(embedder: Embedder, root: Path, library_dir: Path, sig
         except WorkCancelled:
             return None
         except ModelLoadError as exc:
+            if cancel.is_set():  # the cancel ended the worker (a window closed): a failure of nothing
+                return None
             if _short_of_space(library_dir):  # OpenVINO says "iostream error": the cause is the disk
                 raise StoreError(f"the disk holding {library_dir} is full: free some space and run again (the "
                                  "model fitted to this library needs about 100 MB there; everything saved before "
