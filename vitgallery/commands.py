@@ -147,7 +147,7 @@ class TerminalProgress:
             elif p.phase == "calibrating" and p.done == 1:
                 self._write(f"reading {p.total} photos to fit the int8 model to this library…", final=False)
             elif p.phase == "quantising":
-                self._write("fitting the int8 model to this library's photos (once, about 15 s)…", final=False)
+                self._write("fitting the int8 model to this library's photos (done once; it can take a minute)…", final=False)
             elif p.phase == "fitting":
                 self._write("learning what tells this library's photos apart…", final=False)
             return

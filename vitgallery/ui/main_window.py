@@ -731,7 +731,7 @@ class MainWindow(QMainWindow):
                 {
                     "waiting": "Waiting for another vitgallery indexing this library to finish…",
                     "calibrating": "Reading photos to fit the fast model to this library…",
-                    "quantising": "Fitting the fast model to this library's photos (once, about 15 s)…",
+                    "quantising": "Fitting the fast model to this library's photos (done once; it can take a minute)…",
                     "scanning": "Looking for new and changed photos…",
                     "saving": "Saving the index…",
                     "fitting": "Learning what tells this library's photos apart…",
