@@ -142,6 +142,12 @@ def test_a_failed_search_names_the_file_and_leaves_the_history(qtbot, indexed_wi
     search(qtbot, window, good)
     assert "failed" not in window.message_bar.text(), "a search that works again clears the old error"
 
+    with qtbot.waitSignal(page.failed, timeout=SEARCH_TIMEOUT_MS):
+        window.find_similar(not_a_photo)
+    assert window.message_bar.isVisible()
+    window.clear_query()  # "Back to the folder": the error goes with its query
+    assert window.tabs.currentIndex() == 0 and not window.message_bar.isVisible()
+
 
 def test_a_query_photo_the_app_moves_is_searched_where_it_went(qtbot, indexed_window, photo_folder) -> None:
     window = indexed_window

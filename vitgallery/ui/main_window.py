@@ -179,7 +179,7 @@ class MainWindow(QMainWindow):
         )
         self.search_page.results_shown.connect(self._on_results_shown)
         self.search_page.failed.connect(self._on_search_failed)
-        self.search_page.leave_requested.connect(self._show_folder_page)
+        self.search_page.leave_requested.connect(self._left_results)
         self.search_page.query_panel.result_count_changed.connect(
             lambda count: self.settings.set(opt.RESULT_COUNT, count)
         )
@@ -916,6 +916,12 @@ class MainWindow(QMainWindow):
         self.query_panel.setVisible(shown)
         self.settings.set(opt.QUERY_PANEL_SHOWN, shown)
         self.search_page.query_panel_toggled()
+
+    def _left_results(self) -> None:
+        """Back to the folder: a failed search's error goes with its query (it stayed over every page)."""
+        self.message_bar.withdraw(self._search_error)
+        self._search_error = None
+        self._show_folder_page()
 
     def _show_folder_page(self) -> None:
         self.tabs.setCurrentIndex(0)
