@@ -1,9 +1,10 @@
 """Two photos of a duplicate group side by side: zoomed and scrolled together, 1:1, and what differs.
 
-The table lists each file's resolution, size, date, camera, format (with a JPEG's quality) and folder; rows that differ are
-marked, and the larger resolution and file are in bold. +/- (or Ctrl+wheel) zoom both sides, 1 shows
-each file's own pixels, 0 fits both; dragging one side scrolls the other to the same place. "Keep
-this one" under a side tells the Duplicates page to keep that photo instead of the other.
+The table lists each file's resolution, size, date, camera, format (with a JPEG's quality) and
+folder; rows that differ are marked, and the larger resolution and file are in bold. +/- (or
+Ctrl+wheel) zoom both sides, 1 shows each file's own pixels, 0 fits both; dragging one side scrolls
+the other to the same place. "Keep this one" under a side tells the Duplicates page to keep that
+photo instead of the other.
 """
 
 from __future__ import annotations
