@@ -262,6 +262,7 @@ def test_a_non_image_query_is_refused_before_the_model_loads(indexed, tmp_path, 
     assert main(["search", str(notes), str(tmp_path / "missing.jpg"), "--library", str(lib)]) == 2
     err = capsys.readouterr().err
     assert f"error: {notes}:" in err and "no such file" in err
+    assert f"error: {tmp_path / 'missing.jpg'}: no such file\n" in err, "the path once, then why"
     (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
     assert main(["search", str(tmp_path / "loop.jpg"), "--library", str(lib)]) == 2
     assert "a link that leads to no file (a loop, or its target is gone)" in capsys.readouterr().err

@@ -148,7 +148,7 @@ class LibrarySearch:
     def _usable(self, query: QueryImage, embedder: Embedder | None) -> Embedder:
         """The embedder, once sure that it can embed `query` for this library."""
         if isinstance(query, (str, Path)) and not Path(query).expanduser().exists():
-            raise LibraryError(f"{missing_file_reason(Path(query).expanduser())}: {query}")
+            raise LibraryError(missing_file_reason(Path(query).expanduser()))  # callers name the query before it
         if embedder is None:
             raise QueryNeedsModel("this query is not a photo of the library, so a model is needed to embed it")
         model_signature = self.store.get_meta("model_signature")
