@@ -1059,13 +1059,12 @@ class DuplicatesView(QWidget, JobPage):
         if self._scan is None or not self._scan.decisions or self._busy:
             return None
         dialog = DecisionsDialog(self._scan.decisions, self)
-        dialog.review_again.connect(self._review_again)
+        dialog.review_again.connect(lambda keys: self._take_back(Decision(group_keys=keys)))
         dialog.open()
         return dialog
 
-    def _review_again(self, keys: tuple[str, ...]) -> None:
-        decision = Decision(group_keys=keys)
-
+    def _take_back(self, decision: Decision) -> None:
+        """Forget a decision (Ctrl+Z, or Review again of a hidden group): its groups and photos link again."""
         def take_back(library: Library) -> UserDecisions:
             library.take_back(decision)
             return library.duplicate_decisions()
@@ -1218,11 +1217,7 @@ class DuplicatesView(QWidget, JobPage):
             return
         step = self._undo_steps.pop()
         if isinstance(step, Decision):
-            def take_back(library: Library) -> UserDecisions:
-                library.take_back(step)
-                return library.duplicate_decisions()
-
-            self._run(take_back, self._on_decisions)
+            self._take_back(step)
             return
         entry = next((e for e in self._history if e.action_id == step), None)
         if entry is None or not entry.undoable:
