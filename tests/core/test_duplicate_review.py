@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -93,6 +94,50 @@ def test_separations_and_decisions_are_kept_in_the_library(library, tmp_path):
         {f"p6{suffix}.jpg" for suffix in ("", "_resaved", "_small", "_crop", "_flip")}]
     assert scan.groups_and_hidden()[1] == 1
     library.close()
+
+
+def test_the_photos_a_user_keeps_of_a_group_hold_while_it_is_the_same_photos(library, tmp_path):
+    group = group_of(library.duplicate_scan(), "p1.jpg")
+    flip = next(m.path for m in group.members if m.path.name == "p1_flip.jpg")
+    library.remember_keep(group, [flip])
+    library.close()
+
+    library = Library.open(library_dir=tmp_path / "library")  # the next start
+    groups = library.duplicate_scan().groups()
+    assert library.chosen_keeps(groups) == {group.key: frozenset({flip})}
+    library.remember_keep(group, None)  # the rule's choice again
+    assert library.chosen_keeps(groups) == {}
+
+    library.remember_keep(group, [flip])
+    out = next(m for m in group.members if m.path.name == "p1_small.jpg")
+    library.separate([out], [m for m in group.members if m is not out])
+    changed = library.duplicate_scan().groups()
+    assert library.chosen_keeps(changed) == {}, "another group of photos: the rule chooses again"
+    renamed = [dataclasses.replace(g, members=[dataclasses.replace(m, path=m.path.with_name("x.jpg"))
+                                               if m.path == flip else m for m in g.members]) for g in groups]
+    assert library.chosen_keeps(renamed) == {}, "a kept photo no longer in the group under its name"
+    library.forget_keep_choices()
+    assert library.chosen_keeps(groups) == {}
+
+
+def test_a_schema_9_library_gains_the_keep_choices_and_reads_none_when_it_cannot_be_written(tmp_path, monkeypatch):
+    path = tmp_path / DB_NAME
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE keep_choices")
+    db.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with monkeypatch.context() as patched:  # what a file without write permission says, even to root
+        patched.setattr("vitgallery.core.store.os.access", lambda p, mode: not (mode & os.W_OK))
+        store = Store(path)
+    assert store.read_only and store.keep_choices() == {}
+    store.close()
+    store = Store(path)
+    assert store.get_meta("schema_version") == str(SCHEMA_VERSION) and store.keep_choices() == {}
+    store.save_keep_choice("k", ["/photos/b.jpg", "/photos/a.jpg"])
+    assert store.keep_choices() == {"k": ["/photos/a.jpg", "/photos/b.jpg"]}
+    store.close()
 
 
 def test_act_undo_and_history_go_through_the_library(library):

@@ -324,6 +324,43 @@ def test_keys_keep_and_reject_photos_and_step_through_groups(qtbot, make_view, l
     assert view.group_list.currentRow() == 1
 
 
+def stored_keep_choices(library_dir: Path) -> dict[str, list[str]]:
+    library = Library.open(None, library_dir)
+    try:
+        return library.store.keep_choices()
+    finally:
+        library.close()
+
+
+def test_the_photos_a_user_keeps_stay_kept_after_a_restart_and_a_new_scan(qtbot, make_view, library_dir):
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    group = view.current_group()
+    by_rule = view.keep_paths(group)
+    qtbot.keyClick(view.member_list, Qt.Key.Key_K)  # the first photo not kept: kept too
+    chosen = view.keep_paths(group)
+    assert len(chosen) == 2 and by_rule < chosen
+    qtbot.waitUntil(lambda: stored_keep_choices(library_dir) == {group.key: sorted(map(str, chosen))})
+
+    again = make_view(library_dir)  # the next start, on the scan kept in the library
+    again.show()
+    qtbot.waitUntil(lambda: again.group_list.count() == 3, timeout=30_000)
+    same = next(g for g in again.groups if g.key == group.key)
+    assert again.keep_paths(same) == chosen and again.keep_reason(same) == "your choice"
+    assert again.selections()[again.groups.index(same)].keep == chosen, "what Resolve all would keep"
+    scanned(qtbot, again)  # a new scan keeps it too
+    assert again.keep_paths(next(g for g in again.groups if g.key == group.key)) == chosen
+
+    again.group_list.setCurrentRow(again.groups.index(next(g for g in again.groups if g.key == group.key)))
+    active(qtbot, again)
+    select(again, *(p.name for p in chosen - by_rule))
+    qtbot.keyClick(again.member_list, Qt.Key.Key_R)  # back to the rule's choice: nothing to remember
+    qtbot.waitUntil(lambda: stored_keep_choices(library_dir) == {})
+    qtbot.keyClick(again.member_list, Qt.Key.Key_K)
+    qtbot.waitUntil(lambda: stored_keep_choices(library_dir) != {})
+    again.rule_combo.setCurrentIndex(again.rule_combo.findData(KeepRule.SHARPEST))  # a new rule re-picks all
+    qtbot.waitUntil(lambda: stored_keep_choices(library_dir) == {})
+
+
 def test_switching_groups_starts_each_at_the_top(qtbot, make_view, library_dir):
     view = scanned(qtbot, make_view(library_dir))
     view.resize(520, 420)
@@ -677,6 +714,17 @@ def test_a_move_into_the_photo_folder_is_refused_with_a_message(qtbot, make_view
     view.resolve_all()
     qtbot.waitUntil(lambda: view.status_label.text().startswith("Failed:"), timeout=30_000)
     assert "inside the photo folder" in view.status_label.text() and photo_names(root) == before
+
+
+def test_a_folder_inside_the_photo_folder_is_refused_when_it_is_chosen(qtbot, make_view, library_dir, monkeypatch,
+                                                                      tmp_path):
+    view = scanned(qtbot, make_view(library_dir))
+    root = view.groups[0].members[0].path.parent
+    answers = [str(root / "sub"), str(tmp_path / "elsewhere")]
+    monkeypatch.setattr(duplicates_view.QFileDialog, "getExistingDirectory", lambda *args: answers.pop(0))
+    assert view.choose_target(BULK_ACTIONS["move"]) is None
+    assert "inside the photo folder" in view.status_label.text() and "move" not in view.action_targets
+    assert view.choose_target(BULK_ACTIONS["move"]) == tmp_path / "elsewhere" == view.action_targets["move"]
 
 
 # -- the page's shape ------------------------------------------------------------------------------

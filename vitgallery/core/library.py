@@ -37,12 +37,14 @@ from vitgallery.core.duplicates import (
     DuplicateScan,
     GroupSelection,
     UserDecisions,
+    chosen_keeps,
     decide,
     follow_own_removal,
     kept_scan_is_current,
     load_decisions,
     load_scan,
     outdated_scan_age,
+    remember_keep,
     scan_duplicates,
     separate,
     take_back,
@@ -423,6 +425,19 @@ class Library:
     def take_back(self, decision: Decision) -> None:
         """Forget a decision `decide` or `separate` made (an undo)."""
         take_back(self.store, decision)
+
+    def remember_keep(self, group: DuplicateGroup, keep: Iterable[Path] | None) -> None:
+        """Remember the photos the user keeps of a group instead of the rule's (None: the rule's again);
+        chosen_keeps gives them back while the group is the same photos."""
+        remember_keep(self.store, group, keep)
+
+    def chosen_keeps(self, groups: Iterable[DuplicateGroup]) -> dict[str, frozenset[Path]]:
+        """Group key -> the photos the user chose to keep, for those of `groups` they chose in."""
+        return chosen_keeps(self.store, groups)
+
+    def forget_keep_choices(self) -> None:
+        """Every group is kept by the rule again (the user chose another rule)."""
+        self.store.forget_keep_choices()
 
     def duplicate_decisions(self) -> UserDecisions:
         """Everything decided so far, for a scan made before a decision (DuplicateScan.decisions, .separated)."""

@@ -25,7 +25,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -165,9 +165,17 @@ CREATE TABLE IF NOT EXISTS away_pairs (  -- the duplicate_pairs rows of photos i
 );
 CREATE INDEX IF NOT EXISTS away_pairs_b ON away_pairs(b);
 """,
+    10: """
+CREATE TABLE IF NOT EXISTS keep_choices (
+    key TEXT PRIMARY KEY,               -- the group's key (its members' fingerprints): a changed group is the rule's again
+    paths TEXT NOT NULL,                -- JSON list: the photos the user keeps of it, instead of the rule's
+    at REAL NOT NULL
+);
+""",
 }
 # A library that cannot be written is read without migrating from this version on: schema 9 only added
-# away_files, which only actions and indexing use, and they need write access anyway.
+# away_files, which only actions and indexing use, and they need write access anyway; schema 10 the
+# user's keep choices, which such a library has none of (Store.keep_choices).
 _READ_AS_IS_FROM_VERSION = 8
 # Columns added by a migration (ALTER TABLE has no IF NOT EXISTS): version -> (table, column, definition).
 _ADDED_COLUMNS = {
@@ -976,6 +984,30 @@ class Store:
             rows = self._db.execute("SELECT key, fingerprints, paths, decision, at FROM duplicate_decisions"
                                     " ORDER BY at").fetchall()
         return [DecisionRow(r[0], json.loads(r[1]), json.loads(r[2]), r[3], r[4]) for r in rows]
+
+    def save_keep_choice(self, key: str, paths: list[str] | None) -> None:
+        """Remember the photos the user keeps of a group (None: the rule's choice again)."""
+        with self.transaction():
+            if paths is None:
+                self._db.execute("DELETE FROM keep_choices WHERE key = ?", (key,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO keep_choices (key, paths, at) VALUES (?, ?, ?)",
+                                 (key, json.dumps(sorted(paths)), time.time()))
+
+    def forget_keep_choices(self) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM keep_choices")
+
+    def keep_choices(self) -> dict[str, list[str]]:
+        """Group key -> the photos the user keeps of that group."""
+        with self._lock:
+            try:
+                rows = self._db.execute("SELECT key, paths FROM keep_choices").fetchall()
+            except sqlite3.OperationalError:
+                if not self.read_only:
+                    raise
+                return {}  # an older library read as it is (_READ_AS_IS_FROM_VERSION): no choice made yet
+        return {r[0]: json.loads(r[1]) for r in rows}
 
     # -- the last duplicates scan -----------------------------------------------------------------
     # Its evidence is kept per pair and per photo; deleting a file drops its rows (ON DELETE CASCADE)

@@ -21,7 +21,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -65,6 +65,7 @@ from vitgallery.core.duplicates import (
     choose_keeper,
     group_key,
     match_reason,
+    move_target_problem,
     time_ago,
 )
 from vitgallery.core.words import unreadable_text
@@ -109,6 +110,7 @@ class _Grouped:
     groups: list[DuplicateGroup]
     hidden: int  # groups at the threshold that decisions hide
     choices: dict[str, _RuleChoice]  # group key -> what the rule keeps
+    chosen: dict[str, frozenset[Path]] = field(default_factory=dict)  # group key -> what the user keeps instead
 
 
 def in_review_order(groups: list[DuplicateGroup], rank_of: dict[Path, int]) -> list[DuplicateGroup]:
@@ -476,7 +478,7 @@ class DuplicatesView(QWidget, JobPage):
         self._library_dir = library_dir
         self._scan = None
         self._gone.clear()
-        self._keep.clear()
+        self._keep.clear()  # the library's own are read with its scan
         self._undo_steps.clear()
         self._edited()
         self._regroup()
@@ -501,7 +503,7 @@ class DuplicatesView(QWidget, JobPage):
 
         def read(library) -> tuple[_Grouped, float | None]:
             with collector_paused():  # over a million pairs at 100,000 photos
-                return grouping(library.last_duplicate_scan()), library.outdated_duplicate_scan_age()
+                return grouping(library.last_duplicate_scan(), library), library.outdated_duplicate_scan_age()
 
         self._run(read, self._on_last_scan)
 
@@ -523,11 +525,12 @@ class DuplicatesView(QWidget, JobPage):
         """What groups a scan as the view would, with the threshold and rule of now (and the photos moved
         away, `gone`, or the view's), to run in a job: a library can have thousands of groups, and
         grouping them and choosing each one's keeper takes a second or more, which the window's thread
-        must not wait for. With `ranks` the groups keep the review's order (in_review_order)."""
+        must not wait for. With `ranks` the groups keep the review's order (in_review_order); with the
+        `library`, what the user chose to keep of them before (a restart, a new scan) comes too."""
         threshold, rule, folder = self.threshold, self.rule, self._preferred_folder
         gone = set(self._gone) if gone is None else gone
 
-        def grouped(scan: DuplicateScan | None) -> _Grouped:
+        def grouped(scan: DuplicateScan | None, library: Library | None = None) -> _Grouped:
             if scan is None or scan.cancelled:
                 return _Grouped(scan, threshold, rule, folder, [], 0, {})
             with collector_paused():  # a member object for each photo grouped
@@ -535,7 +538,8 @@ class DuplicatesView(QWidget, JobPage):
                 if ranks is not None:
                     groups = in_review_order(groups, ranks)
                 return _Grouped(scan, threshold, rule, folder, groups, hidden,
-                                {group.key: _rule_choice(group, rule, folder) for group in groups})
+                                {group.key: _rule_choice(group, rule, folder) for group in groups},
+                                library.chosen_keeps(groups) if library is not None else {})
 
         return grouped
 
@@ -544,6 +548,8 @@ class DuplicatesView(QWidget, JobPage):
         changed meanwhile."""
         self._regroups_asked += 1  # a regroup still running is of what was shown before
         self._rule_choices.clear()
+        # what the library kept of earlier choices, and this session's (one made during the scan may not be saved yet)
+        self._keep = {**{key: set(keep) for key, keep in grouped.chosen.items()}, **self._keep}
         if (grouped.threshold, grouped.rule, grouped.folder) != (self.threshold, self.rule, self._preferred_folder):
             self._regroup()
             return
@@ -584,7 +590,7 @@ class DuplicatesView(QWidget, JobPage):
         self._set_busy(True, "Looking for near-duplicates…")
         grouping = self._grouping(gone=set())  # what a new scan shows: photos moved away are not in it
         self._scan_job = self._jobs.submit_library(
-            lambda library, progress, cancel: grouping(library.duplicate_scan(progress=progress, cancel=cancel)),
+            lambda library, progress, cancel: grouping(library.duplicate_scan(progress=progress, cancel=cancel), library),
             name="duplicate scan",
             on_progress=self._on_progress,
             on_finished=self._on_scanned,
@@ -621,7 +627,6 @@ class DuplicatesView(QWidget, JobPage):
         self._scan_job = None
         scan = self._scan = grouped.scan
         self._gone.clear()
-        self._keep.clear()
         self._edited()
         self._show_grouped(grouped)
         text = "Scan cancelled: showing nothing." if scan.cancelled else self._summary()
@@ -696,6 +701,8 @@ class DuplicatesView(QWidget, JobPage):
         return [GroupSelection(g.members, frozenset(self.keep_paths(g))) for g in self._groups]
 
     def _on_rule_changed(self) -> None:
+        if self._keep and self._library_dir is not None:
+            self._run(lambda library: library.forget_keep_choices(), lambda _: None)
         self._keep.clear()  # a new rule re-picks every group
         self._rule_choices.clear()
         self._edited()
@@ -746,10 +753,8 @@ class DuplicatesView(QWidget, JobPage):
         if not keep:
             self.status_label.setText("One photo of a group is always kept: keep another one first.")
             return
-        self._keep[group.key] = keep
-        self._edited()
         rows = [self.shown_members().index(m) for m in members]
-        self._keeps_changed(group)
+        self._choose_keep(group, keep)
         following = max(rows) + 1  # the next photo, so K and R step through the group
         if following < self.member_list.count():
             self.member_list.setCurrentRow(following)
@@ -786,9 +791,7 @@ class DuplicatesView(QWidget, JobPage):
         group = self.current_group()
         if group is None or group.key != key:
             return
-        self._keep[key] = (self.keep_paths(group) - {drop}) | {keep}
-        self._edited()
-        self._keeps_changed(group)
+        self._choose_keep(group, (self.keep_paths(group) - {drop}) | {keep})
         self.status_label.setText(self._summary())
 
     def _show_group(self, row: int) -> None:
@@ -845,7 +848,15 @@ class DuplicatesView(QWidget, JobPage):
             self._tally_of = (self._edits, _Tally(photos, groups, not_kept, size))
         return self._tally_of[1]
 
-    def _keeps_changed(self, group: DuplicateGroup) -> None:
+    def _choose_keep(self, group: DuplicateGroup, keep: set[Path]) -> None:
+        """The user keeps `keep` of a group: shown, counted, and kept in the library for a restart."""
+        by_rule = keep == self.rule_choice(group)[0]
+        if by_rule:
+            self._keep.pop(group.key, None)
+        else:
+            self._keep[group.key] = keep
+        self._run(lambda library: library.remember_keep(group, None if by_rule else sorted(keep)), lambda _: None)
+        self._edited()
         self._refresh_members(group)
         self._update_resolve_all()
 
@@ -898,9 +909,7 @@ class DuplicatesView(QWidget, JobPage):
             self.status_label.setText("One photo of a group is always kept: keep another one first.")
             self._refresh_members(group)
             return
-        self._keep[group.key] = keep
-        self._edited()
-        self._keeps_changed(group)
+        self._choose_keep(group, keep)
         if not self._busy:
             self.status_label.setText(self._summary())
 
@@ -1122,6 +1131,11 @@ class DuplicatesView(QWidget, JobPage):
         """Ask for the folder or file an action needs; it is remembered for the next time."""
         if action.target == "folder":
             chosen = QFileDialog.getExistingDirectory(self, "Move the photos not kept into")
+            problem = (move_target_problem(Path(chosen), self._scan.root, self._library_dir)
+                       if chosen and self._scan is not None and self._library_dir is not None else None)
+            if problem is not None:  # said now, not after the question about moving them
+                self.status_label.setText(problem)
+                return None
         else:
             chosen, _ = QFileDialog.getSaveFileName(self, action.label.rstrip("…"), "duplicates.csv",
                                                     "CSV (*.csv);;JSON (*.json)")

@@ -32,13 +32,16 @@ from vitgallery.core.duplicates.actions import (
     ActionReport,
     BulkAction,
     GroupSelection,
+    move_target_problem,
 )
 from vitgallery.core.duplicates.decisions import (
     DECISIONS,
     Decision,
     UserDecisions,
+    chosen_keeps,
     decide,
     load_decisions,
+    remember_keep,
     separate,
     take_back,
 )
@@ -87,12 +90,13 @@ from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
 
 __all__ = [
     "BACK_BY_HAND", "BULK_ACTIONS", "ActionEntry", "ActionError", "ActionPlace", "ActionReport", "BulkAction", "GroupSelection",
-    "Decision", "UserDecisions", "fingerprint_pair", "load_decisions", "separate", "take_back",
+    "Decision", "UserDecisions", "chosen_keeps", "fingerprint_pair", "load_decisions", "remember_keep", "separate",
+    "take_back",
     "DECISIONS", "DEFAULT_RULE", "DEFAULT_THRESHOLD", "DEFAULT_WEIGHTS", "FEATURES_IN_MEMORY", "DuplicateGroup",
     "DuplicateMember", "DuplicateProgress", "DuplicateScan", "KeepRule", "KeeperChoice", "MemberShape",
     "PairEvidence", "PairMatch", "PairShape", "PairTable", "PhotoFeatures", "PhotoQuality", "ScanError", "ScoreWeights",
     "SpilledFeatures", "agreement_counts", "analyse_photo", "candidate_pairs", "choose_keeper", "decide",
-    "follow_own_removal", "group_key", "kept_scan_is_current", "load_scan", "outdated_scan_age", "look_likeness", "match_photos",
+    "follow_own_removal", "group_key", "move_target_problem", "kept_scan_is_current", "load_scan", "outdated_scan_age", "look_likeness", "match_photos",
     "match_reason", "measure_quality", "pair_score", "pair_scores",
     "scan_duplicates",
     "seed_groups", "time_ago",

@@ -265,18 +265,28 @@ def _inside(path: Path, folder: Path) -> bool:
     return path.is_relative_to(folder) or Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
 
 
+def move_target_problem(folder: Path, root: Path, library_dir: Path) -> str | None:
+    """Why the photos not kept cannot be moved into `folder` (None: they can), said when it is chosen
+    and again when they are moved."""
+    folder = Path(folder).expanduser().absolute()
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is not a folder"
+    if _inside(folder, root):
+        return (f"{folder} is inside the photo folder {root}: the moved copies would be indexed again and "
+                "come back as duplicates. Choose a folder outside it.")
+    if _inside(folder, library_dir):
+        return f"{folder} holds vitgallery's own library data: choose another folder."
+    return None
+
+
 def move_to_folder(place: ActionPlace, selections: Sequence[GroupSelection], folder: Path | None) -> ActionReport:
     """Move every photo not kept into `folder`, names kept (made unique); logged for undo."""
     if folder is None:
         raise ActionError("choose the folder to move the photos into")
     folder = Path(folder).expanduser().absolute()
-    if folder.exists() and not folder.is_dir():
-        raise ActionError(f"{folder} is not a folder")
-    if _inside(folder, place.root):
-        raise ActionError(f"{folder} is inside the photo folder {place.root}: the moved copies would be indexed "
-                          "again and come back as duplicates. Choose a folder outside it.")
-    if _inside(folder, place.library_dir):
-        raise ActionError(f"{folder} holds vitgallery's own library data: choose another folder.")
+    problem = move_target_problem(folder, place.root, place.library_dir)
+    if problem is not None:
+        raise ActionError(problem)
     ready, problems = check_selections(selections)
     report = ActionReport("move", problems=problems)
     files = _logged_files(ready)

@@ -2,6 +2,8 @@
 
 - A whole group "not duplicates" or "keep all": stored by the multiset of its members' fingerprints,
   it stays hidden until one of its members changes or a new photo joins it (DuplicateScan.is_decided).
+- The photos kept of a group, where the user chose other ones than the rule: stored by the group's key,
+  they hold while the group is the same photos (chosen_keeps), so a restart or a new scan keeps them.
 - Photos separated from others ("these two are not duplicates", a photo taken out of its group, a
   group split in two): stored as pairs of fingerprints, never linked again while their content is
   unchanged; every other link stays, so the rest of the group is still shown (DuplicateScan.groups).
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from vitgallery.core.duplicates.groups import DuplicateGroup, DuplicateMember, fingerprint_pair
 from vitgallery.core.store import DecisionRow, Store
@@ -60,3 +63,22 @@ def take_back(store: Store, decision: Decision) -> None:
 
 def load_decisions(store: Store) -> UserDecisions:
     return UserDecisions(store.decisions(), frozenset(store.separated_pairs()))
+
+
+def remember_keep(store: Store, group: DuplicateGroup, keep: Iterable[Path] | None) -> None:
+    """Remember the photos the user keeps of a group (None: what the rule keeps, again)."""
+    store.save_keep_choice(group.key, None if keep is None else [str(path) for path in keep])
+
+
+def chosen_keeps(store: Store, groups: Iterable[DuplicateGroup]) -> dict[str, frozenset[Path]]:
+    """Group key -> the photos the user chose to keep, for those of `groups` chosen in, whose photos are
+    all still members (one renamed since: the rule chooses again)."""
+    stored = store.keep_choices()
+    chosen = {}
+    for group in groups:
+        paths = stored.get(group.key)
+        if paths:
+            keep = frozenset(Path(path) for path in paths)
+            if keep <= {m.path for m in group.members}:
+                chosen[group.key] = keep
+    return chosen
