@@ -19,6 +19,7 @@ from vitgallery.core.models import load_embedder
 from vitgallery.ui import duplicates_view
 from vitgallery.ui.compare import PROPERTIES, CompareDialog
 from vitgallery.ui.duplicates_view import DuplicatesView
+from vitgallery.ui.group_list import size_text
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.workers import JobRunner, Session
 
@@ -359,6 +360,11 @@ def test_the_photos_a_user_keeps_stay_kept_after_a_restart_and_a_new_scan(qtbot,
     qtbot.waitUntil(lambda: stored_keep_choices(library_dir) != {})
     again.rule_combo.setCurrentIndex(again.rule_combo.findData(KeepRule.SHARPEST))  # a new rule re-picks all
     qtbot.waitUntil(lambda: stored_keep_choices(library_dir) == {})
+
+
+def test_the_sizes_of_one_groups_photos_are_said_in_one_unit():
+    assert size_text(80_000) == "80 kB" and size_text(5_000, like=60_000) == "5 kB"
+    assert size_text(80_000, like=1_200_000) == "0.08 MB" and size_text(1_200_000, like=80_000) == "1.2 MB"
 
 
 def test_switching_groups_starts_each_at_the_top(qtbot, make_view, library_dir):

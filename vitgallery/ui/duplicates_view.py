@@ -885,13 +885,14 @@ class DuplicatesView(QWidget, JobPage):
         self.member_list.blockSignals(True)
         # copies in other folders (a phone backup beside the originals): each tile says which folder it is in
         in_folders = len({m.path.parent for m in group.members}) > 1
+        largest = max(m.size for m in group.members)
         for member, i in zip(self.shown_members(), range(self.member_list.count()), strict=True):
             item = self.member_list.item(i)
             kept = member.path in keep
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(member.date))
             last = f"Kept: {reason.split(';')[0]}" if kept else f"match {member.similarity:.2f}"
             name = f"{member.path.parent.name}/{member.path.name}" if in_folders else member.path.name
-            item.setText(f"{name}\n{member.width}×{member.height} · {size_text(member.size)}\n{when}\n{last}")
+            item.setText(f"{name}\n{member.width}×{member.height} · {size_text(member.size, like=largest)}\n{when}\n{last}")
             item.setToolTip(f"{member.path}\nIn this group: {match_reason(member.match)}\n"
                             "K keeps it, R does not; C compares it with the kept photo")
             item.setCheckState(Qt.CheckState.Checked if kept else Qt.CheckState.Unchecked)

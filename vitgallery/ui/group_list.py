@@ -22,8 +22,12 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 SERVED_ROLES = frozenset({Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, PathRole})
 
 
-def size_text(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
+def size_text(size: int, like: int | None = None) -> str:
+    """A file size in words; with `like`, in the unit that size is said in, so that the sizes of one
+    group's photos read side by side (0.08 MB beside 1.2 MB, not 80 kB)."""
+    if max(size, like or 0) < 1e5:
+        return f"{size / 1e3:.0f} kB"
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e6:.2f} MB"
 
 
 class GroupListModel(QAbstractListModel):
