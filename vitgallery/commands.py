@@ -768,6 +768,17 @@ def add_library_option(parser: argparse.ArgumentParser) -> None:
                         help="the library folder to use (default: the library used last, by the window or a command)")
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: an option it does not know is said with the command's own usage (argparse
+    hands such leftovers to the top parser, whose usage lists the commands, not the command's options)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return namespace, extra
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitgallery",
@@ -782,7 +793,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbose = argparse.ArgumentParser(add_help=False)
     verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                          help="log details of what the command does (to the terminal and the log file)")
-    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND", prog="vitgallery")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND", prog="vitgallery",
+                                parser_class=_CommandParser)
 
     p = sub.add_parser("index", parents=[verbose], help="add a folder's photos to its library (later runs add only new or changed ones)",
                        description="Embed the photos of FOLDER, so they can be searched. A later run embeds "

@@ -285,6 +285,14 @@ def test_a_mistyped_command_is_an_error_not_a_window(monkeypatch, tmp_path, caps
         assert complaint in capsys.readouterr().err
 
 
+def test_a_mistyped_option_is_said_with_the_commands_own_usage(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["-v", "sort", str(tmp_path), "--examples", str(tmp_path), "--jsn"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "vitgallery sort: error: unrecognized arguments: --jsn" in err
+    assert err.startswith("usage: vitgallery sort") and "--examples DIR" in err
+
+
 def test_the_window_takes_a_weights_file_and_a_folder_or_a_photo(photo_folder, tmp_path, monkeypatch):
     started = []
     monkeypatch.setattr("vitgallery.ui.platform_check.display_problem", lambda: None)
