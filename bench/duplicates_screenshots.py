@@ -13,13 +13,12 @@ page's decisions are not made either). Writes, each once its thumbnails are pain
 - duplicates-resolve-all.png: the question before every group is resolved, with the counts and
   Cancel as the default answer (the part of the screen from the question to its button).
 
-The screen is saved with ImageMagick's `import -window root`.
+The screen is saved with Qt's grab of the root window (a question box open beside the window too).
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,8 +51,10 @@ def settle(app: QApplication, seconds: float) -> None:
 def grab(path: Path, region: QRect | None = None) -> None:
     """Save the screen, or the region of it (global coordinates)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    crop = [] if region is None else ["-crop", f"{region.width()}x{region.height()}+{region.x()}+{region.y()}"]
-    subprocess.run(["import", "-window", "root", *crop, "+repage", str(path)], check=True)
+    screen = QApplication.primaryScreen()
+    region = screen.geometry() if region is None else region
+    if not screen.grabWindow(0, region.x(), region.y(), region.width(), region.height()).save(str(path)):
+        raise OSError(f"{path} could not be written")
     print(f"wrote {path}")
 
 

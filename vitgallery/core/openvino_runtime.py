@@ -25,13 +25,12 @@ import logging
 import os
 import random
 import shutil
-import sys
 import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -323,16 +322,23 @@ def _compiled_cache(model_file: Path) -> Path:
     return folder
 
 
+_nowhere: TextIO | None = None
+
+
 @contextlib.contextmanager
 def _quiet_quantising() -> Iterator[None]:
-    """NNCF draws its progress bars on stdout, where `vitgallery ... --json` prints its answer: they go to
-    stderr (the app reports the step itself). torch's note that no CUDA runtime is found, logged as
-    NNCF or the conversion loads torch's C++ extension tools, is said nothing to a user on a CPU."""
+    """NNCF draws four progress bars on stdout, where `vitgallery ... --json` prints its answer, and between
+    the lines of the app's own progress on a terminal: they go nowhere (the app says the step itself, and
+    what fails is raised). torch's note that no CUDA runtime is found, logged as NNCF or the conversion
+    loads torch's C++ extension tools, is said nothing to a user on a CPU."""
+    global _nowhere
     cuda_note = logging.getLogger("torch.utils.cpp_extension")
     level = cuda_note.level
     cuda_note.setLevel(logging.ERROR)
+    if _nowhere is None:  # never closed: NNCF's log handler keeps the stream it was imported under
+        _nowhere = open(os.devnull, "w")
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(_nowhere):
             yield
     finally:
         cuda_note.setLevel(level)
