@@ -24,6 +24,7 @@ from vitgallery.core.duplicates import (
     ActionError,
     ActionReport,
     BulkAction,
+    DuplicateGroup,
     GroupSelection,
     KeepRule,
     ScanError,
@@ -408,13 +409,12 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             sys.stderr.write("\r\033[K")
         groups, hidden = scan.groups_and_hidden(args.threshold, include_decided=args.all)
         hidden = 0 if args.all else hidden
-        choices = [choose_keeper(g.members, rule, prefer) for g in groups]
+        choices = _kept(groups, rule, prefer, library.chosen_keeps(groups))
         if not args.json:
             _print_groups(groups, choices, args.threshold, rule, hidden, scan.age_text)
         for path, reason in scan.problems:
             print(f"not checked: {printable_path(path)}: {reason}", file=sys.stderr)
-        selections = [GroupSelection(g.members, frozenset(m.path for m in (c.member, *c.same_file)))
-                      for g, c in zip(groups, choices, strict=True)]
+        selections = [GroupSelection(g.members, keep) for g, (keep, _) in zip(groups, choices, strict=True)]
         # With --json the reports go to stderr as the actions run, and into the document printed after them.
         out = sys.stderr if args.json else sys.stdout
         reports: list[ActionReport] = []
@@ -431,13 +431,13 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             print(json.dumps({
                 "threshold": args.threshold, "keep_rule": rule.value, "hidden_by_decisions": hidden,
                 "scanned_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(scan.scanned_at)),
-                "groups": [{"key": g.key, "keep_reason": c.reason, "members": [
-                    {**json_path(m.path), "keep": m is c.member or m in c.same_file, "size": m.size,
+                "groups": [{"key": g.key, "keep_reason": reason, "members": [
+                    {**json_path(m.path), "keep": m.path in keep, "size": m.size,
                      "width": m.width, "height": m.height,
                      "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(m.date)),
                      "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4),
                      "why": match_reason(m.match)}
-                    for m in g.members]} for g, c in zip(groups, choices, strict=True)],
+                    for m in g.members]} for g, (keep, reason) in zip(groups, choices, strict=True)],
                 "problems": [{**json_path(path), "reason": reason} for path, reason in scan.problems],
                 "actions": [_json_report(r) for r in reports],
             }, indent=1))
@@ -446,17 +446,30 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         library.close()
 
 
+def _kept(groups: list[DuplicateGroup], rule: KeepRule, prefer: Path | None,
+          chosen: dict[str, frozenset[Path]]) -> list[tuple[frozenset[Path], str]]:
+    """What is kept of each group, and why: the photos the user chose in the window where they did (a
+    rule given here does not undo a choice made photo by photo), else the rule's."""
+    kept = []
+    for group in groups:
+        if group.key in chosen:
+            kept.append((chosen[group.key], "your choice (made in the window)"))
+        else:
+            choice = choose_keeper(group.members, rule, prefer)
+            kept.append((frozenset(m.path for m in (choice.member, *choice.same_file)), choice.reason))
+    return kept
+
+
 def _print_groups(groups, choices, threshold: float, rule: KeepRule, hidden: int, scanned: str) -> None:
     photos = sum(len(g.members) for g in groups)
     print(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates, {photos} photos "
           f"(threshold {threshold:.2f}, keeping the {rule.label}; scanned {scanned})")
-    for number, (group, choice) in enumerate(zip(groups, choices, strict=True), 1):
-        print(f"\ngroup {number}: {len(group.members)} photos, {_megabytes(group.total_size)}; keep: {choice.reason}")
+    for number, (group, (keep, reason)) in enumerate(zip(groups, choices, strict=True), 1):
+        print(f"\ngroup {number}: {len(group.members)} photos, {_megabytes(group.total_size)}; keep: {reason}")
         for m in group.members:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
             size = f"{m.width}x{m.height}"
-            kept = m is choice.member or m in choice.same_file
-            print(f"  {'keep' if kept else '    '}  {size:<10} {_megabytes(m.size):>8}  "
+            print(f"  {'keep' if m.path in keep else '    '}  {size:<10} {_megabytes(m.size):>8}  "
                   f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {printable_path(m.path)}")
     if hidden:
         print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
@@ -884,8 +897,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=unit_interval, default=DEFAULT_THRESHOLD, metavar="T",
                    help=f"0..1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")
     p.add_argument("--keep", default=DEFAULT_RULE.value, choices=[r.value for r in KeepRule],
-                   help="which photo of a group to mark as kept (best: the copy no edit touched, by a quality "
-                        "score; the others by one property)")
+                   help="which photo of a group to mark as kept, where you did not choose in the window (best: "
+                        "the copy no edit touched, by a quality score; the others by one property)")
     p.add_argument("--prefer", metavar="FOLDER", help="the preferred folder for --keep folder")
     p.add_argument("--all", action="store_true", help="also show groups you marked 'not duplicates' or 'keep all'")
     p.add_argument("--json", action="store_true",

@@ -392,6 +392,25 @@ def test_the_cli_acts_asks_lists_and_undoes(library, tmp_path, capsys, monkeypat
     assert "inside the photo folder" in capsys.readouterr().err
 
 
+def test_the_cli_keeps_the_photos_chosen_in_the_window(library, tmp_path, capsys):
+    from vitgallery.cli import main
+
+    group = group_of(library.duplicate_scan(), "p1.jpg")
+    flip = next(m.path for m in group.members if m.path.name == "p1_flip.jpg")
+    library.remember_keep(group, [flip])
+    library.close()
+    lib = ["--library", str(library.library_dir)]
+    assert main(["duplicates", *lib, "--keep", "size", "--json"]) == 0
+    [listed] = [g for g in json.loads(capsys.readouterr().out)["groups"] if g["key"] == group.key]
+    assert listed["keep_reason"] == "your choice (made in the window)"
+    assert [m["path"] for m in listed["members"] if m["keep"]] == [str(flip)]
+    assert main(["duplicates", *lib]) == 0
+    assert "keep: your choice (made in the window)" in capsys.readouterr().out
+    assert main(["duplicates", *lib, "--trash", "--yes"]) == 0
+    capsys.readouterr()
+    assert flip.exists() and not (library.root / "p1.jpg").exists()
+
+
 def test_a_new_bulk_action_is_one_entry(monkeypatch, capsys):
     import dataclasses
 
