@@ -51,9 +51,25 @@ def test_a_photo_like_none_of_the_folders_is_not_sure_however_confident_the_clas
     own, own_labels = labelled(classes=3, per_class=9, spread=0.3)  # the same centres: new photos of the folders
     new = np.isin(np.arange(len(own_labels)) % 9, [6, 7, 8]) & (own_labels < 2)
     assert like_the_examples(own[new], own_labels[new], examples[labels < 2], labels[labels < 2]).mean() >= 0.5
-    two = labels == 2  # a folder of two examples tells no spread: its photos pass
-    pair = np.flatnonzero(two)[:2]
-    assert like_the_examples(stranger, np.array([0]), examples[pair], np.array([0, 0])).all()
+
+
+
+def test_a_folder_of_one_or_two_examples_is_sure_only_of_their_copies():
+    """They tell no spread: a photo of the same kind is not sure, a copy of one of them is."""
+    rng = np.random.default_rng(5)
+    photo, kin, stranger = np.eye(24, dtype=np.float32)[:3]
+
+    def between(a: np.ndarray, b: np.ndarray, cosine: float) -> np.ndarray:
+        return (cosine * a + np.sqrt(1 - cosine**2) * b)[None, :]
+
+    for examples in (photo[None, :], np.vstack([photo, between(photo, kin, 0.6)])):
+        labels = np.zeros(len(examples), dtype=int)
+        copy = between(photo, stranger, LIKE_AS_A_COPY + 0.05)
+        same_kind = between(photo, stranger, LIKE_AS_A_COPY - 0.05)
+        assert like_the_examples(copy, np.array([0]), examples, labels).all()
+        assert not like_the_examples(same_kind, np.array([0]), examples, labels).any()
+        assert not like_the_examples(rng.normal(size=(1, 24)).astype(np.float32) / 5, np.array([0]), examples,
+                                     labels).any()
 
 
 def test_an_edit_of_a_folder_of_copies_is_like_its_examples():

@@ -75,11 +75,12 @@ def like_the_examples(vectors: np.ndarray, suggested: np.ndarray, examples: np.n
                       labels: np.ndarray) -> np.ndarray:
     """Whether each photo (`vectors`, its `suggested` class) is as close to an example of that class as
     the class's examples are to each other (LIKE_THE_EXAMPLES_QUANTILE of their nearest same-class
-    neighbours' similarities, at most LIKE_AS_A_COPY). A class of one or two examples tells no spread
-    (two near-copies would set the bar at a copy): its photos pass."""
+    neighbours' similarities, at most LIKE_AS_A_COPY). A class of one or two examples tells no spread:
+    only a photo as close as a copy of one of them is like them (a folder of one crow had a ferret, a
+    mouse and a locomotive sure for it at 95-99 %)."""
     among = examples @ examples.T
     np.fill_diagonal(among, -np.inf)
-    floor = np.full(int(labels.max()) + 1, -np.inf)
+    floor = np.full(int(labels.max()) + 1, LIKE_AS_A_COPY)
     for label in np.unique(labels):
         rows = np.flatnonzero(labels == label)
         if len(rows) >= MIN_EXAMPLES_FOR_SPREAD:
