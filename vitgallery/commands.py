@@ -631,12 +631,17 @@ def cmd_sort(args: argparse.Namespace) -> int:
                              for path, why in [*plan.problems, *(report.problems if report else [])]],
             }, indent=1))
         else:
-            accuracy = ", ".join(f"{method} {100 * value:.0f} %" for method, value in sorted(plan.accuracy.items()))
-            print(f"sorted by: {plan.method} (accuracy on {plan.held_out} examples held out: {accuracy or 'too few'})")
+            right = ", ".join(f"{method} {plan.right_on_held_out(method)}" for method in sorted(plan.accuracy))
+            print(f"sorted by: {plan.method} (examples held out sorted right: {right or 'too few examples to hold any out'})")
             for s in plan.suggestions:
+                unlike = "; unlike its examples" if plan.unlike_its_examples(s) else ""
                 where = (printable_path(s.folder) if s.folder
-                         else f"not sure (perhaps {printable_path(s.likeliest.name)})")
+                         else f"not sure (perhaps {printable_path(s.likeliest.name)}{unlike})")
                 print(f"  {s.confidence:5.2f}  {printable_path(s.path)}  ->  {where}")
+            sure = sum(1 for s in plan.suggestions if s.folder is not None)
+            print(f"{count_text(len(plan.suggestions), 'photo')}: {sure} sure, {len(plan.suggestions) - sure} not sure "
+                  f"(below {CONFIDENT_FROM[plan.method]:.2f}, or unlike the folder's examples); "
+                  + ("the sure ones are moved" if args.apply else "nothing moved: --apply moves the sure ones"))
         if report is not None:
             print(report.summary() + _sort_undo_hint(library, report), file=sys.stderr)
             for path, problem in report.problems:

@@ -271,19 +271,15 @@ class SortPage(QWidget, JobPage):
         self._show(plan.suggestions)
         sure = len(self._sure)
         method = METHODS[plan.method]
-        accuracy = plan.accuracy.get(plan.method)
-        checked = (
-            f", {100 * accuracy:.0f} % right on {count_text(plan.held_out, 'example')} held out"
-            if accuracy is not None
-            else ""
-        )
+        right = plan.right_on_held_out(plan.method)
+        checked = f"; it sorted {right} examples held out right" if right is not None else ""
         text = (
             f"{count_text(len(plan.suggestions), 'photo')}: {sure} sure, {len(plan.suggestions) - sure} not sure "
             f"(below {CONFIDENT_FROM[plan.method]:.0%}, or unlike the folder's examples). Sorted by {method}{checked}."
         )
-        tuned = plan.accuracy.get("finetuned")
+        tuned = plan.right_on_held_out("finetuned")
         if tuned is not None and plan.method != "finetuned":
-            text += f" The fine-tuned model was not more accurate ({100 * tuned:.0f} %) and was not used."
+            text += f" The fine-tuned model sorted {tuned} right, no more than that, and was not used."
         if plan.problems:
             text += " " + unreadable_text(plan.problems)
         self._set_busy(False, text)

@@ -171,6 +171,9 @@ def test_cli_sort_json_then_apply(sorting, capsys):
     library, root, sorted_dir, outside = sorting
     library.close()
     args = ["sort", str(outside), "--examples", str(sorted_dir), "--library", str(library.library_dir), "--json"]
+    assert main(args[:-1]) == 0
+    said = capsys.readouterr().out
+    assert "1 photo: 1 sure, 0 not sure (below 0.95, or unlike the folder's examples); nothing moved: --apply" in said
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     [suggestion] = result["suggestions"]
@@ -186,7 +189,8 @@ def test_cli_sort_json_then_apply(sorting, capsys):
     assert f"`vitgallery duplicates --undo 1 --into {outside}` puts them back" in out.err
     undo = ["duplicates", "--library", str(library.library_dir), "--undo", "1"]
     assert main(undo) == 1 and moved_to.exists()
-    assert "refused" in capsys.readouterr().out
+    assert f"refused: it came from {outside}, outside the photo folder" in (said := capsys.readouterr().out)
+    assert f"(`--into {outside}`)" in said
     assert main([*undo, "--into", str(outside)]) == 0
     assert (outside / "s1_c.jpg").exists() and not moved_to.exists()
     capsys.readouterr()

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -568,6 +569,11 @@ def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow,
     """Put one file back; returns a problem, or None when it is back."""
     source, destination = Path(item.source), Path(item.destination or "")
     entry = trash.TrashEntry(destination, Path(item.trash_info)) if item.trash_info else None
+    if (item.destination and source.is_absolute() and not _plausible_source(place, source, origins)
+            and _plausible_destination(place, source, destination, entry)):
+        # sorted in from a folder outside the photo folder: put back there only when the user names it
+        return (f"refused: it came from {source.parent}, outside the photo folder; an undo puts photos back "
+                f"there only into a folder named for it (`--into {shlex.quote(str(source.parent))}`)")
     if (not item.destination or not _plausible_source(place, source, origins)
             or not _plausible_destination(place, source, destination, entry)
             or (action.kind == "move" and not (action.target and _inside(destination.parent, Path(action.target))))

@@ -236,6 +236,16 @@ class SortPlan:
     classes: list[Path]
     problems: list[tuple[Path, str]] = field(default_factory=list)  # files that could not be read
 
+    def right_on_held_out(self, method: str) -> str | None:
+        """How many held-out examples `method` sorted right, as counts ("4 of 5": a percentage of five
+        read as a promise); None when it was not measured."""
+        accuracy = self.accuracy.get(method)
+        return None if accuracy is None else f"{round(accuracy * self.held_out)} of {self.held_out}"
+
+    def unlike_its_examples(self, suggestion: SortSuggestion) -> bool:
+        """A suggestion confident enough, left "not sure" because the photo is unlike its folder's examples."""
+        return suggestion.folder is None and suggestion.confidence >= CONFIDENT_FROM[self.method]
+
 
 def example_classes(examples: Path) -> list[Path]:
     """The example folder's subfolders, which are the classes (hidden ones left out)."""
