@@ -644,6 +644,10 @@ def cmd_sort(args: argparse.Namespace) -> int:
                   + ("the sure ones are moved" if args.apply else "nothing moved: --apply moves the sure ones"))
         if report is not None:
             print(report.summary() + _sort_undo_hint(library, report), file=sys.stderr)
+            for source, destination in report.done:
+                if destination.name != source.name:
+                    print(f"  {printable_path(source.name)} is {printable_path(destination)}: a photo of that name "
+                          "was there", file=sys.stderr)
             for path, problem in report.problems:
                 print(f"  {printable_path(path)}: {problem}", file=sys.stderr)
             moved = [p for pair in report.done for p in pair if library.relative_path(p) is not None]

@@ -200,6 +200,16 @@ def test_cli_sort_json_then_apply(sorting, capsys):
     assert "error:" in capsys.readouterr().err
 
 
+def test_cli_sort_says_which_photos_it_renamed_beside_one_of_the_same_name(sorting, capsys):
+    library, root, sorted_dir, outside = sorting
+    library.close()
+    (sorted_dir / "scene1" / "s1_c.jpg").write_bytes((sorted_dir / "scene1" / "s1_a.jpg").read_bytes())
+    assert main(["sort", str(outside), "--examples", str(sorted_dir), "--library", str(library.library_dir),
+                 "--apply"]) == 0
+    assert f"  s1_c.jpg is {sorted_dir / 'scene1' / 's1_c (2).jpg'}: a photo of that name was there" in (
+        capsys.readouterr().err)
+
+
 def test_the_library_follows_the_photos_an_action_moves(scenes, tmp_path, tiny):
     """Within the photo folder a moved photo keeps its row and vector under the new path; out of it, it
     leaves the library at once (searches must not name it, nor the next index take it for a lost
