@@ -214,6 +214,10 @@ def test_a_read_only_library_searches_and_says_why_it_cannot_index(tmp_path, cli
             assert returncode == 0 and "Traceback" not in out and len(hit_scores(out)) == 3, out
             returncode, out = cli.run(index, output=tmp_path / "index.txt", **options)
             assert returncode == 2 and "Traceback" not in out and "read-only" in out, out
+            returncode, out = cli.run(["repair", "--library", str(library)], output=tmp_path / "repair.txt",
+                                      **options)
+            assert returncode == 2 and "Traceback" not in out and "cannot be written" in out, out
+            assert sorted(p.name for p in library.iterdir() if "damaged" in p.name or "salvaged" in p.name) == []
             if read_only.is_file():  # a scan needs a working file beside the database, not to keep the scan
                 returncode, out = cli.run(duplicates, output=tmp_path / "duplicates.txt", **options)
                 assert returncode == 0 and "Traceback" not in out and "near-duplicates" in out, out
@@ -224,3 +228,26 @@ def test_a_read_only_library_searches_and_says_why_it_cannot_index(tmp_path, cli
         for path in [shared, *shared.rglob("*")]:
             path.chmod(0o777)
         shutil.rmtree(shared)
+
+
+def test_repair_leaves_a_database_another_process_holds_and_says_so(good_library, tmp_path, monkeypatch):
+    """SQLite cannot look into a database held in exclusive locking mode: that is no damage, and a salvage
+    would put a copy in place of the healthy file."""
+    from vitgallery.core import repair
+    from vitgallery.core.library import LibraryError
+
+    library = tmp_path / "library"
+    shutil.copytree(good_library[1], library)
+    before = (library / DB_NAME).read_bytes()
+    holder = sqlite3.connect(library / DB_NAME)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("UPDATE meta SET value = value WHERE key = 'root'")
+    holder.commit()
+    monkeypatch.setattr(repair, "_INTEGRITY_WAIT_S", 0.2)
+    try:
+        with pytest.raises(LibraryError, match="could not be checked .*close vitgallery"):
+            repair.repair_library(library)
+    finally:
+        holder.close()
+    assert sorted(p.name for p in library.iterdir() if "damaged" in p.name or "salvaged" in p.name) == []
+    assert (library / DB_NAME).read_bytes() == before

@@ -26,6 +26,11 @@ from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting, s
 log = logging.getLogger(__name__)
 
 _SALVAGE_CHUNK_ROWS = 256  # rows copied at a time; a chunk that cannot be read is tried row by row
+# SQLite's errors that say nothing of the file's content (permission, busy, locked, read-only, cannot
+# open): a database another vitgallery holds, or on a read-only disk, is not damaged, and salvaging it
+# would put a copy in place of a healthy file.
+_NOT_DAMAGE_CODES = {3, 5, 6, 8, 14}
+_INTEGRITY_WAIT_S = 10.0
 
 
 @dataclass
@@ -41,6 +46,10 @@ def repair_library(library_dir: Path) -> RepairReport:
     database = library_dir / DB_NAME
     if not database.is_file():
         raise LibraryError(f"no library in {library_dir}")
+    if not (os.access(library_dir, os.W_OK) and os.access(database, os.W_OK)):
+        raise LibraryError(f"{library_dir} cannot be written (a read-only disk or folder): repair rewrites the "
+                           "library there. Searching works as it is; to repair it, copy the folder somewhere "
+                           "writable and pass the copy with --library")
     report = RepairReport()
     problem = _integrity_problem(database)
     if problem is not None:
@@ -80,14 +89,18 @@ def repair_library(library_dir: Path) -> RepairReport:
 
 
 def _integrity_problem(database: Path) -> str | None:
-    """SQLite's own verdict on the file, None when it passes."""
+    """SQLite's own verdict on the file, None when it passes; LibraryError where SQLite could not look
+    (the file in use by a running vitgallery, or not readable here)."""
     try:
-        db = sqlite3.connect(database.absolute().as_uri() + "?mode=ro", uri=True)
+        db = sqlite3.connect(database.absolute().as_uri() + "?mode=ro", uri=True, timeout=_INTEGRITY_WAIT_S)
         try:
             rows = db.execute("PRAGMA integrity_check").fetchall()
         finally:
             db.close()
     except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a garbled message is damage too
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _NOT_DAMAGE_CODES:
+            raise LibraryError(f"{database} could not be checked ({exc}): close vitgallery where it runs on this "
+                               "library, then repair again") from exc
         return str(exc) if isinstance(exc, sqlite3.DatabaseError) else "unreadable"
     return None if rows == [("ok",)] else rows[0][0].splitlines()[-1]
 
