@@ -34,7 +34,7 @@ from vitgallery.core.duplicates import (
 from vitgallery.core.explain import explain_pair
 from vitgallery.core.explain_render import render_explanation
 from vitgallery.core.fetch import DownloadError, download, is_url
-from vitgallery.core.imageio import DecodeError, read_meta, route_pillow_warnings
+from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, DecodeError, read_meta, route_pillow_warnings
 from vitgallery.core.library import (
     DB_NAME,
     IndexProgress,
@@ -223,10 +223,23 @@ def cmd_index(args: argparse.Namespace) -> int:
                                 decode_workers=args.workers, forget_missing=args.forget_missing)
         progress.finish()
         print(format_summary(summary))
-        remember_last_library(library.library_dir)
+        if not summary.offline and library.photo_count() == 0:
+            print(f"no photos in {printable_path(library.root)}: vitgallery reads "
+                  f"{', '.join(sorted({e.lstrip('.').upper() for e in SUPPORTED_EXTENSIONS}))} files", file=sys.stderr)
         return 3 if summary.offline or summary.missing_kept else 0
     finally:
+        _remember_if_it_holds_photos(library)
         library.close()
+
+
+def _remember_if_it_holds_photos(library: Library) -> None:
+    """Make the library the one later commands use, also after an interrupted run (what it embedded is
+    searchable), but not one of a folder that gave no photo: the library used before stays."""
+    try:
+        if library.photo_count() > 0:
+            remember_last_library(library.library_dir)
+    except (StoreError, sqlite3.Error) as exc:
+        log.warning("not remembered as the library used last: %s", exc)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -149,6 +149,34 @@ def test_search_defaults_to_the_last_library_and_status(indexed, capsys):
     assert "photos       : 12" in out and "tiny-test" in out and "index size   : 12" in out
 
 
+def test_an_interrupted_first_index_is_the_library_later_commands_use(photo_folder, tmp_path, capsys, monkeypatch):
+    lib = tmp_path / "lib"
+    embedding = commands.TerminalProgress.__call__
+
+    def interrupt_after_a_batch(self, p):
+        embedding(self, p)
+        if p.phase == "embedding" and p.done >= 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands.TerminalProgress, "__call__", interrupt_after_a_batch)
+    assert main(["index", str(photo_folder), "--library", str(lib), "--model", "tiny-test", "--workers", "0",
+                 "--batch-size", "4"]) == 130
+    capsys.readouterr()
+    assert main(["status"]) == 0, "what the interrupted run embedded is searchable without --library"
+    assert str(lib) in capsys.readouterr().out
+
+
+def test_a_folder_without_photos_says_so_and_does_not_become_the_library_used_last(indexed, tmp_path, capsys):
+    _, lib = indexed
+    empty = tmp_path / "notes"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a photo")
+    assert main(["index", str(empty), "--library", str(tmp_path / "empty-lib"), "--model", "tiny-test"]) == 0
+    said = capsys.readouterr()
+    assert f"no photos in {empty}: vitgallery reads AVIF, BMP" in said.err
+    assert main(["status"]) == 0 and str(lib) in capsys.readouterr().out
+
+
 def test_organising_a_folder_the_last_library_does_not_hold_needs_its_library(indexed, tmp_path, capsys):
     """Without --library the library used last serves only folders in its photo folder: sorting others
     with it would embed them with another library's model, and its undo could not put them back."""

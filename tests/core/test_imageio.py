@@ -131,7 +131,7 @@ def test_pillow_bomb_limit_is_enforced(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # Pillow errors above 20,000 pixels
     with pytest.raises(DecodeError) as error:
         open_image(path)
-    assert error.value.reason == "decompression bomb (0.1 megapixels)"
+    assert error.value.reason.startswith("too many pixels to open safely (0.1 megapixels; photos of up to 179")
 
 
 def test_own_pixel_limit_holds_when_pillow_limit_is_disabled(
@@ -142,7 +142,7 @@ def test_own_pixel_limit_holds_when_pillow_limit_is_disabled(
     monkeypatch.setattr(imageio, "MAX_PIXELS", 100_000)
     with pytest.raises(DecodeError) as error:
         open_image(path)
-    assert error.value.reason.startswith("decompression bomb")
+    assert error.value.reason.startswith("too many pixels to open safely")
     with pytest.raises(DecodeError):
         read_meta(path)
 
@@ -155,7 +155,8 @@ def test_huge_dimension_header_fails_fast_without_allocating(tmp_path: Path) -> 
     with pytest.raises(DecodeError) as reading_meta:
         read_meta(path)
     assert time.perf_counter() - started < 1.0
-    assert decoding.value.reason == reading_meta.value.reason == "decompression bomb (10000.0 megapixels)"
+    assert decoding.value.reason == reading_meta.value.reason
+    assert decoding.value.reason.startswith("too many pixels to open safely (10000.0 megapixels")
 
 
 # Found by bench/fuzz_decode.py: 154 bytes whose GIF screen claims 33729x4872 (164 MP, under

@@ -51,6 +51,7 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
 #: Pillow only warns and we decode (108 MP phone sensors exist); above it we refuse. Note that
 #: 200 MP phone photos are refused too: a full decode of one needs about 600 MB.
 MAX_PIXELS = 2 * 89_478_485
+TOO_LARGE = "too many pixels to open safely"
 
 # Above 16 MP, an image must not claim more than 10,000 pixels per byte of file. Real photos
 # are far below that (JPEG ~0.2-5 px/byte, a near-blank screenshot ~100); a few hundred bytes
@@ -485,12 +486,13 @@ def _load_failure_reason(exc: Exception, label: str, size: tuple[int, int] | Non
 
 
 def _bomb_reason(pixels: int) -> str:
-    return f"decompression bomb ({pixels / 1e6:.1f} megapixels)"
+    """Said of a picture above the limit: in words a user reads, not Pillow's "decompression bomb"."""
+    return f"{TOO_LARGE} ({pixels / 1e6:.1f} megapixels; photos of up to {MAX_PIXELS / 1e6:.0f} are read)"
 
 
 def _bomb_reason_from_pillow(exc: Image.DecompressionBombError) -> str:
     match = _BOMB_PIXELS.search(str(exc))
-    return _bomb_reason(int(match[1])) if match else "decompression bomb"
+    return _bomb_reason(int(match[1])) if match else TOO_LARGE
 
 
 def _read_head(stream: IO[bytes]) -> bytes:
