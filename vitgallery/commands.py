@@ -328,11 +328,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     library = open_library_arg(args.library)
     try:
         embedder = library.load_embedder(device=args.device, weights=args.weights)
+        space = library.search_space()
     finally:
         library.close()
     if args.attention and not embedder.spec.has_attention:
         raise LibraryError(f"{embedder.model_id} has no attention to show (a CNN): leave out --attention")
-    explanation = explain_pair(embedder, *photos, attention=args.attention)
+    explanation = explain_pair(embedder, *photos, attention=args.attention,
+                               project=space.project if space is not None else None)
     picture = render_explanation(explanation, overlay="attention" if args.attention else "similarity",
                                  opacity=args.opacity, titles=(_shown_name(args.query), _shown_name(args.result)))
     try:
@@ -340,7 +342,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise LibraryError(f"could not write {out}: {exc}") from exc
     verdict = f"{explanation.inliers} matching keypoints" if explanation.verified else "keypoints do not match"
-    print(f"{printable_path(out)}: vector cosine {explanation.cosine:.3f}, {verdict}")
+    print(f"{printable_path(out)}: vector similarity {explanation.cosine:.3f} (as the search ranks it, before the "
+          f"keypoint check), {verdict}")
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from tests.photos import make_photo, textured_image
 from vitgallery.core.explain import explain_pair, patch_heat
@@ -95,6 +95,30 @@ def test_a_frame_is_left_out_of_the_grid_and_the_vector_is_the_searched_one():
     np.testing.assert_allclose(explanation.query.features.vector, embedder.embed_images([framed])[0], atol=1e-5)
     attention = explanation.query.features.attention
     assert attention.shape == explanation.query_heat.shape and attention.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_pairs_similarity_is_in_the_space_the_search_ranks_in():
+    embedder = load_embedder("tiny-test")
+    photos = [make_photo(1, (300, 200)), make_photo(2, (300, 200))]
+    raw = explain_pair(embedder, *photos)
+    vectors = embedder.embed_images(photos)
+    assert raw.cosine == pytest.approx(float(vectors[0] @ vectors[1]), abs=1e-4)
+    turn = np.linalg.qr(np.random.default_rng(0).normal(size=(vectors.shape[1],) * 2))[0]
+    squeeze = turn * np.linspace(0.1, 3, vectors.shape[1])  # a whitening: what all photos share taken out,
+    shared = 0.9 * vectors.mean(axis=0)  # each direction weighed anew
+    projected = explain_pair(embedder, *photos, project=lambda v: (v - shared) @ squeeze)
+    whitened = (vectors - shared) @ squeeze
+    whitened /= np.linalg.norm(whitened, axis=1, keepdims=True)
+    assert projected.cosine == pytest.approx(float(whitened[0] @ whitened[1]), abs=1e-4)
+    assert abs(projected.cosine - raw.cosine) > 0.01
+
+
+def test_the_legend_of_two_square_photos_is_not_cut_off():
+    explanation = explain_pair(load_embedder("tiny-test"), make_photo(1, (200, 200)), make_photo(2, (200, 200)))
+    picture = render_explanation(explanation, panel_height=200)
+    font = ImageFont.load_default(size=14)
+    label = "patch cosine to the most alike patch of the other photo, beyond what the pair shares"
+    assert picture.width >= 12 + 256 + 16 + font.getlength(label)
 
 
 def test_keypoint_lines_join_the_same_spots_of_an_edited_copy():

@@ -24,7 +24,7 @@ def test_explain_writes_the_picture(indexed, tmp_path, capsys):
     out = tmp_path / "why.png"
     assert main(["explain", str(root / "img_01.jpg"), str(root / "img_02.jpg"), "--out", str(out),
                  "--library", str(lib)]) == 0
-    assert "vector cosine" in capsys.readouterr().out
+    assert "vector similarity" in capsys.readouterr().out
     with Image.open(out) as picture:
         assert picture.format == "PNG" and picture.height > 384 and picture.width > 2 * 384
     attention = tmp_path / "attention.png"

@@ -7,6 +7,7 @@ Computed on demand for one pair (bench/explain.py measures the time); `explain_r
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,7 @@ class Explanation:
     result: PhotoPatches
     query_heat: np.ndarray  # (rows, cols): each query patch's cosine to its most alike result patch (patch_heat)
     result_heat: np.ndarray  # (rows, cols): the same, the other way
-    cosine: float  # the two photos' vectors (the model's, before a library's whitening)
+    cosine: float  # the two photos' vectors, in the space the search ranks them in (explain_pair's `project`)
     inliers: int  # keypoints one geometric map carries across (0: none)
     matches: KeypointLines  # those keypoints when they verify the match (>= VERIFIED_INLIERS), else empty
 
@@ -73,11 +74,13 @@ class Explanation:
         return len(self.matches) > 0
 
 
-def explain_pair(embedder: Embedder, query: PhotoSource, result: PhotoSource, *,
-                 attention: bool = False) -> Explanation:
+def explain_pair(embedder: Embedder, query: PhotoSource, result: PhotoSource, *, attention: bool = False,
+                 project: Callable[[np.ndarray], np.ndarray] | None = None) -> Explanation:
     """Explain why `result` matches `query`. `attention`: also the CLS attention of each photo
     (PhotoPatches.features.attention; None where the model has none, see ModelSpec.has_attention).
-    Raises DecodeError for a file that is not a photo."""
+    `project`: the library's whitening (SearchSpace.project), so that the pair's cosine is the one the
+    search ranks by (the model's own cosine of two unrelated photos is often 0.7-0.9, more than the
+    search gives a copy). Raises DecodeError for a file that is not a photo."""
     images = [_open(query, embedder.input_size), _open(result, embedder.input_size)]
     works = [working_copy(image) for image in images]
     # SIFT releases the GIL: both photos' keypoints are found while the model runs.
@@ -91,8 +94,10 @@ def explain_pair(embedder: Embedder, query: PhotoSource, result: PhotoSource, *,
               for image, work, box, feats in zip(images, works, boxes, features)]
     query_heat, result_heat = patch_heat(features[0].patches, features[1].patches)
     lines, inliers = _keypoint_lines(query_kp, result_kp, photos[0].image, photos[1].image)
-    return Explanation(photos[0], photos[1], query_heat, result_heat,
-                       float(features[0].vector @ features[1].vector), inliers, lines)
+    vectors = np.stack([features[0].vector, features[1].vector]).astype(np.float32)
+    if project is not None:
+        vectors = _unit_rows(project(vectors))
+    return Explanation(photos[0], photos[1], query_heat, result_heat, float(vectors[0] @ vectors[1]), inliers, lines)
 
 
 def patch_heat(query_patches: np.ndarray, result_patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ the window can show them or take the single layers (`heat_layer`) to blend with 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,9 +61,9 @@ def heat_layer(photo: PhotoPatches, heat: np.ndarray, scale: HeatScale, size: tu
 
 
 def similarity_scale(explanation: Explanation) -> HeatScale:
-    """One scale for both photos, from the least to the most alike patch of the pair."""
-    both = np.concatenate([explanation.query_heat.ravel(), explanation.result_heat.ravel()])
-    return HeatScale(float(both.min()), float(both.max()), "patch cosine to the most alike patch of the other photo, beyond what the pair shares")
+    """One scale for both photos and for every pair, 0 to 1: stretched to a pair's own range, an unrelated
+    pair (patch cosines -0.5 to 0.1) was drawn as bright as a copy; below 0 is as dark as 0."""
+    return HeatScale(0.0, 1.0, "patch cosine to the most alike patch of the other photo, beyond what the pair shares")
 
 
 def attention_scale(attention: np.ndarray) -> HeatScale:
@@ -90,7 +91,9 @@ def render_explanation(explanation: Explanation, *, overlay: str = "similarity",
     font = ImageFont.load_default(size=14)
     sizes = [_panel_size(photo.image, panel_height) for photo in photos]
     title_h, legend_h = 22, 56
-    width = MARGIN * 2 + sizes[0][0] + GAP + sizes[1][0]
+    # as wide as the legend's text too: two square photos left it cut off
+    legend_text = max(font.getlength(layers[0][1].label), font.getlength(_similarity_line(explanation)))
+    width = max(MARGIN * 2 + sizes[0][0] + GAP + sizes[1][0], MARGIN * 2 + LEGEND_WIDTH + 16 + math.ceil(legend_text))
     canvas = Image.new("RGB", (width, MARGIN + title_h + panel_height + legend_h), (32, 32, 32))
     draw = ImageDraw.Draw(canvas)
     origins = [(MARGIN, MARGIN + title_h), (MARGIN + sizes[0][0] + GAP, MARGIN + title_h)]
@@ -144,7 +147,10 @@ def _draw_legend(draw: ImageDraw.ImageDraw, canvas: Image.Image, layers: list, o
     draw.text((MARGIN, top + LEGEND_HEIGHT + 2), low, fill=(230, 230, 230), font=font)
     draw.text((MARGIN + LEGEND_WIDTH, top + LEGEND_HEIGHT + 2), high, fill=(230, 230, 230), font=font, anchor="ra")
     draw.text((MARGIN + LEGEND_WIDTH + 16, top - 2), scale.label, fill=(230, 230, 230), font=font)
+    draw.text((MARGIN + LEGEND_WIDTH + 16, top + 18), _similarity_line(explanation), fill=(230, 230, 230), font=font)
+
+
+def _similarity_line(explanation: Explanation) -> str:
     verdict = (f"{explanation.inliers} keypoints match through one geometric map: the same scene"
                if explanation.verified else "keypoints do not verify this pair")
-    draw.text((MARGIN + LEGEND_WIDTH + 16, top + 18), f"vector cosine {explanation.cosine:.2f}  ·  {verdict}",
-              fill=(230, 230, 230), font=font)
+    return f"vector similarity {explanation.cosine:.2f}  ·  {verdict}"

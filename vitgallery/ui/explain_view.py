@@ -203,7 +203,8 @@ class ExplainView(QWidget):
         else:
             # Not "it looks alike": the grid may have faded it as unlike; the heat says which parts are alike.
             verdict = "the keypoints do not verify this pair: not the same scene (the heat shows the parts most alike)"
-        self.status.setText(f"Vector cosine {outcome.cosine:.2f} · {verdict}")
+        self.status.setText(f"Vector similarity {outcome.cosine:.2f} (as the search ranks it, before the keypoint "
+                            f"check) · {verdict}")
         self._show_layers()
 
     def _show_layers(self) -> None:

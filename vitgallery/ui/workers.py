@@ -856,7 +856,9 @@ def explain_work(session: Session, request: ExplainRequest) -> LibraryWork:
         query: Path | bytes | Image.Image = request.query
         if request.box is not None:
             query = region_image(request.query, request.box.region(request.query), embedder.input_size)
-        explanation = explain_pair(embedder, query, request.result, attention=embedder.spec.has_attention)
+        space = library.search_space()
+        explanation = explain_pair(embedder, query, request.result, attention=embedder.spec.has_attention,
+                                   project=space.project if space is not None else None)
         return explain_outcome(request, explanation)
 
     return explain
