@@ -714,10 +714,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             summary = library.index(embedder, progress=progress, decode_workers=args.workers)
             progress.finish()
             print(format_summary(summary), flush=True)
-            try:
-                stop.wait()
-            except KeyboardInterrupt:
-                pass
+            stop.wait()  # Ctrl+C ends it as it ends every command: said, exit status 130 (main)
         return 0
     finally:
         library.close()
@@ -1011,7 +1008,9 @@ def build_parser() -> argparse.ArgumentParser:
 # What is kept when Ctrl+C stops a command, by command; the others change nothing that needs saying.
 EMBEDDED_KEPT = "what was embedded so far is saved; run it again to continue"
 MOVES_LOGGED = "any files it had moved are in `vitgallery duplicates --history`, and --undo N puts them back"
-INTERRUPTED = {"index": EMBEDDED_KEPT, "watch": EMBEDDED_KEPT, "duplicates": MOVES_LOGGED, "sort": MOVES_LOGGED}
+INTERRUPTED = {"index": EMBEDDED_KEPT,
+               "watch": "stopped watching; what was embedded is saved, and the next run catches up with what "
+                        "changes meanwhile", "duplicates": MOVES_LOGGED, "sort": MOVES_LOGGED}
 
 
 def main(argv: list[str]) -> int:

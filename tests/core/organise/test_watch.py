@@ -105,7 +105,8 @@ def test_cli_watch_until_interrupted(scenes):
         wait_for("added 1,")
         process.send_signal(signal.SIGINT)
         try:
-            assert process.wait(timeout=WAIT_S) == 0
+            assert process.wait(timeout=WAIT_S) == 130, "interrupted, as every command says it"
+            wait_for("interrupted: stopped watching")
         except subprocess.TimeoutExpired:
             left = []
             while not lines.empty():
