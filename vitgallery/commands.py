@@ -793,6 +793,8 @@ def model_name(text: str) -> str:
 
 def weights_file(text: str) -> Path:
     path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder: give the weights file in it (a .pth or .safetensors)")
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"no weights file at {path}")
     return path

@@ -218,6 +218,9 @@ def test_user_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert "no weights file at" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["index", str(tmp_path / "p"), "--weights", str(tmp_path)])
+    assert f"{tmp_path} is a folder: give the weights file in it" in capsys.readouterr().err
     (tmp_path / "damaged.pth").write_bytes(b"not a checkpoint")
     assert main(["index", str(tmp_path / "p"), "--weights", str(tmp_path / "damaged.pth")]) == 2
     err = capsys.readouterr().err

@@ -312,6 +312,20 @@ def test_the_library_knows_its_model_weights_and_size(photo_folder, tmp_path, em
     assert reopened.load_embedder(device="cpu").signature == embedder.signature
 
 
+def test_other_weights_than_the_librarys_say_which_and_what_to_do(photo_folder, tmp_path, embedder):
+    lib = open_lib(photo_folder, tmp_path)
+    embedder.weights_file = tmp_path / "my-weights.pth"
+    index(lib, embedder)
+    signature = lib.model_signature
+    lib.store.set_meta("model_signature", signature.replace("random-seed-0", "0123abcd"))  # other weights
+    with pytest.raises(LibraryError) as refused:
+        lib.load_embedder(device="cpu")
+    said = str(refused.value)
+    assert f"not the ones the library was indexed with (tiny-test, {tmp_path / 'my-weights.pth'})" in said
+    assert "index the folder again into a new library (--library DIR)" in said and "0123abcd" not in said
+    lib.close()
+
+
 def test_the_last_library_is_shared_and_a_missing_folder_never_becomes_one(photo_folder, tmp_path):
     assert last_library_dir() is None
     lib = open_lib(photo_folder, tmp_path)

@@ -230,7 +230,11 @@ class Library:
             raise LibraryError("the library was indexed with an OpenVINO int8 model it does not hold (calibrated "
                                "on synthetic pictures by an older vitgallery): index the folder again")
         if embedder.signature != signature:
-            raise LibraryError(f"these weights differ from the ones the library was indexed with ({signature})")
+            kept = self.weights_file
+            raise LibraryError(
+                f"these weights are not the ones the library was indexed with ({name}"
+                + (f", {kept}" if kept is not None else ", its official download")
+                + "): search with those, or index the folder again into a new library (--library DIR) with these")
         return embedder
 
     def search_space(self) -> SearchSpace | None:
