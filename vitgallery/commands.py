@@ -13,6 +13,7 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from vitgallery import __version__
@@ -66,7 +67,7 @@ from vitgallery.core.organise.watch import FolderWatcher, WatchBatch
 from vitgallery.core.region import Region, RegionError
 from vitgallery.core.scan import display_path, json_path, missing_file_reason, root_is_available
 from vitgallery.core.search import SearchHit
-from vitgallery.core.store import StoreError
+from vitgallery.core.store import SkippedFile, StoreError
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
 from vitgallery.core.words import count_text
 from vitgallery.logs import configure_logging
@@ -182,7 +183,11 @@ def _duration(seconds: float) -> str:
         else f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def format_summary(s: IndexSummary) -> str:
+SKIPPED_NAMED = 3  # files named for each reason an index run skipped some
+
+
+def format_summary(s: IndexSummary, skipped: Sequence[SkippedFile] = ()) -> str:
+    """The summary of an index run; `skipped`: the library's skipped files, a few of each reason named."""
     if s.offline:
         return "the photo folder is missing or unmounted: nothing was changed"
     lines = [f"added {s.added}, updated {s.updated}, moved {s.moved}, removed {s.removed}, "
@@ -195,7 +200,11 @@ def format_summary(s: IndexSummary) -> str:
     if s.cancelled:
         lines.append("cancelled: what was embedded so far is saved; run index again to continue")
     for reason, count in sorted(s.skipped_reasons.items(), key=lambda kv: -kv[1]):
-        lines.append(f"  skipped {count}: {reason}")
+        names = [printable_path(file.path) for file in skipped if file.reason == reason]
+        named = f" ({', '.join(names[:SKIPPED_NAMED])}{', …' if len(names) > SKIPPED_NAMED else ''})" if names else ""
+        lines.append(f"  skipped {count}: {reason}{named}")
+    if s.skipped_reasons and skipped:
+        lines.append("  (`vitgallery status` lists the photos skipped)")
     return "\n".join(lines)
 
 
@@ -222,7 +231,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         summary = library.index(embedder, progress=progress, batch_size=args.batch_size,
                                 decode_workers=args.workers, forget_missing=args.forget_missing)
         progress.finish()
-        print(format_summary(summary))
+        print(format_summary(summary, library.skipped()))
         if not summary.offline and library.photo_count() == 0:
             print(f"no photos in {printable_path(library.root)}: vitgallery reads "
                   f"{', '.join(sorted({e.lstrip('.').upper() for e in SUPPORTED_EXTENSIONS}))} files", file=sys.stderr)
@@ -713,7 +722,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             progress = TerminalProgress()
             summary = library.index(embedder, progress=progress, decode_workers=args.workers)
             progress.finish()
-            print(format_summary(summary), flush=True)
+            print(format_summary(summary, library.skipped()), flush=True)
             stop.wait()  # Ctrl+C ends it as it ends every command: said, exit status 130 (main)
         return 0
     finally:
