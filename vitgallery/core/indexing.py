@@ -121,9 +121,10 @@ def bring_back(root: Path, store: Store, found: Iterable[FoundFile]) -> tuple[se
 
 
 def relative_to_root(root: Path, path: Path | str) -> str | None:
-    """The path as a library stores it ('' for the root itself), or None when it is outside the root."""
+    """The path as a library stores it ('' for the root itself), or None when it is outside the root.
+    "P/../P/a" is "P/a" (`vitgallery arrange ../photos` from a folder beside it)."""
     try:
-        rel = Path(path).expanduser().absolute().relative_to(root).as_posix()
+        rel = Path(os.path.normpath(Path(path).expanduser().absolute())).relative_to(root).as_posix()
     except ValueError:
         return None
     return "" if rel == "." else rel

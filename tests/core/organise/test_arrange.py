@@ -56,6 +56,13 @@ def test_copies_sit_together_and_unindexed_photos_come_last(scenes):
     assert runs == SCENES
 
 
+def test_a_path_through_dot_dot_is_arranged_as_the_folder_it_names(scenes):
+    library, root = scenes
+    assert arrange_folder(library, root / ".." / root.name) == arrange_folder(library, root)
+    scenes_in_order = [p.name.split("_")[0] for p in arrange_folder(library, root / ".." / root.name)]
+    assert 1 + sum(a != b for a, b in zip(scenes_in_order, scenes_in_order[1:])) == SCENES, "by likeness"
+
+
 def test_a_subfolder_only_and_a_folder_outside_the_library(scenes, tiny, tmp_path):
     library, root = scenes
     sub = save_copies(50, root / "trip")

@@ -11,6 +11,7 @@ with optimal leaf order (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def arrange_folder(library: Library, folder: Path, *, progress: ProgressCallback
                    cancel: threading.Event | None = None) -> list[Path]:
     """The photos under `folder` arranged by likeness. Photos the library has no vector for (not indexed
     yet, unreadable) follow, by name."""
-    folder = Path(folder).expanduser().absolute()
+    folder = Path(os.path.normpath(Path(folder).expanduser().absolute()))  # the library's paths have no ".."
     if library.relative_path(folder) is None:
         raise OrganiseError(f"{folder} is not inside the library's folder {library.root}")
     paths, vectors = library.search_vectors(folder)
