@@ -622,6 +622,10 @@ def cmd_groups(args: argparse.Namespace) -> int:
             print(f"\n{title}: {len(group.members)} photos, the most typical first")
             for path in group.members:
                 print(f"  {printable_path(path)}")
+        if grouping.ungrouped:
+            print(f"\nin no group: {count_text(len(grouping.ungrouped), 'photo')}")
+            for path in grouping.ungrouped:
+                print(f"  {printable_path(path)}")
         return 0
     finally:
         library.close()

@@ -94,6 +94,14 @@ def test_cli_groups_json(scenes, capsys):
     assert all(len(g["members"]) == 3 and g["representative"] == g["members"][0] for g in result["groups"])
 
 
+def test_cli_groups_lists_the_photos_in_no_group(scenes, capsys):
+    library, root = scenes
+    library.close()
+    assert main(["groups", "--library", str(library.library_dir), "--min-size", "4"]) == 0  # groups of 3: none
+    out = capsys.readouterr().out
+    assert f"in no group: {3 * SCENES} photos" in out and str(root / "s0_a.jpg") in out
+
+
 def test_a_group_is_found_again_by_its_photos_contents_wherever_they_moved():
     def group(folder: str, *contents: str) -> PhotoGroup:
         return PhotoGroup(tuple(Path(folder, c + ".jpg") for c in contents), frozenset(contents))
