@@ -140,6 +140,24 @@ def test_groups_page_finds_names_queries_moves_and_undoes(qtbot, scenes_window, 
     qtbot.waitUntil(lambda: not window.duplicates_view.undo_button.isEnabled(), timeout=10_000)  # undone there too
 
 
+def test_a_group_move_undone_from_the_done_list_leaves_nothing_to_undo_on_the_groups_page(qtbot, scenes_window):
+    window = scenes_window
+    page = window.groups_page
+    with qtbot.waitSignal(page.grouped, timeout=20_000):
+        page.find()
+    page.strip_list.setCurrentRow(0)
+    moving = page.current_group()
+    with qtbot.waitSignal(page.action_finished, timeout=10_000):
+        page.move_current(window.folder / "grouped")
+    history = window.duplicates_view.history_combo
+    qtbot.waitUntil(lambda: history.count() == 1 and window.duplicates_view.undo_button.isEnabled(), timeout=10_000)
+    assert page.undo_button.isEnabled()
+    with qtbot.waitSignal(window.duplicates_view.action_finished, timeout=10_000):
+        window.duplicates_view.undo_button.click()
+    assert all(p.exists() for p in moving.members)
+    qtbot.waitUntil(lambda: not page.undo_button.isEnabled(), timeout=10_000)
+
+
 def test_the_size_control_finds_groups_again(qtbot, scenes_window):
     page = scenes_window.groups_page
     with qtbot.waitSignal(page.grouped, timeout=20_000):

@@ -210,7 +210,7 @@ class DuplicatesView(QWidget, JobPage):
 
     scan_finished = Signal(int)  # groups shown
     action_finished = Signal(object)  # ActionReport
-    history_changed = Signal()
+    history_changed = Signal(object)  # list[ActionEntry]: the library's actions, newest first
     decisions_changed = Signal()
 
     def __init__(
@@ -1283,7 +1283,7 @@ class DuplicatesView(QWidget, JobPage):
             self.history_combo.addItem(entry.text, entry.action_id)
         self.history_combo.blockSignals(False)
         self._update_enabled()
-        self.history_changed.emit()
+        self.history_changed.emit(entries)
 
     def _selected_history(self) -> ActionEntry | None:
         row = self.history_combo.currentIndex()

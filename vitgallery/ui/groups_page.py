@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitgallery.core.duplicates import ActionReport
+from vitgallery.core.duplicates import ActionEntry, ActionReport
 from vitgallery.core.organise.groups import (
     DEFAULT_MIN_GROUP,
     Grouping,
@@ -402,6 +402,14 @@ class GroupsPage(QWidget, JobPage):
             self._undoable = None
         self._action_line = report.status_line()
         self._acted(report)
+
+    def follow_history(self, entries: list[ActionEntry]) -> None:
+        """The library's actions as the Duplicates page lists them: a move of this page undone there (its
+        Done list) has nothing left for Undo here."""
+        # listed and done with: a list read before this page's move finished does not list it yet
+        if any(e.action_id == self._undoable and not e.undoable for e in entries):
+            self._undoable = None
+            self._update_enabled()
 
     # -- state -------------------------------------------------------------------------------------
 

@@ -299,6 +299,8 @@ class MainWindow(QMainWindow):
         for page in (self.groups_page, self.sort_page):
             page.action_finished.connect(self.files_changed)
             page.action_finished.connect(self.duplicates_view.refresh_history)
+        # (the Sort page takes the rows an undo from the Done list brings back through files_changed)
+        self.duplicates_view.history_changed.connect(self.groups_page.follow_history)
         self.groups_page.query_requested.connect(self.find_similar)
         self.library_changed.connect(self.groups_page.library_changed)
         self.library_changed.connect(self.folder_arranger.refresh)
