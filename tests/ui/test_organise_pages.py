@@ -191,6 +191,7 @@ def test_sort_page_trains_suggests_and_moves_one_then_all_then_undoes(qtbot, sor
     window, root = sort_window
     page = window.sort_page
     window.tabs.setCurrentWidget(page)
+    assert page.unsorted_edit.text() == "", "the photos to sort are the user's to name, not the whole library"
     page.set_folders(root / "Sorted", root)
     phases = []
     page.progress_bar.valueChanged.connect(
@@ -230,7 +231,8 @@ def test_sort_page_trains_suggests_and_moves_one_then_all_then_undoes(qtbot, sor
     page.confirm = lambda question: asked.append(question) is None
     with qtbot.waitSignal(page.action_finished, timeout=10_000):
         page.accept_all_button.click()
-    assert asked == [f"Move {count_text(len(chosen), 'photo')} into {count_text(len(set(chosen.values())), 'folder')}? "
+    assert asked == [f"Move {count_text(len(chosen), 'photo')} from {root} (and the folders in it) into "
+                     f"{count_text(len(set(chosen.values())), 'folder')} of {root / 'Sorted'}? "
                      "Photos marked \"Leave it\" stay where they are; Undo puts the moved ones back."]
     assert (root / "Sorted" / "scene2" / "s1_c.jpg").exists() and (root / "s3_c.jpg").exists()
     assert all((folder / path.name).exists() for path, folder in chosen.items())

@@ -708,7 +708,7 @@ class MainWindow(QMainWindow):
         self.problems_panel.set_problems("index", opened.skipped)
         self.duplicates_view.set_library(opened.library_dir)
         self.groups_page.set_library(True)
-        self.sort_page.set_library(True, opened.root)
+        self.sort_page.set_library(True)
         self._update_tab_titles()
         self.library_opened.emit(opened)
 

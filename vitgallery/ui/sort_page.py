@@ -182,16 +182,16 @@ class SortPage(QWidget, JobPage):
 
     # -- state from the window ---------------------------------------------------------------------
 
-    def set_library(self, has_library: bool, folder: Path | None = None) -> None:
-        """The window opened another library (or none): suggestions made for the old one are dropped."""
+    def set_library(self, has_library: bool) -> None:
+        """The window opened another library (or none): suggestions made for the old one are dropped. The
+        photos to sort are the user's to name: the whole photo folder as a default had "Move all" take
+        photos from every folder of the library into the example folders."""
         self.cancel()
         self._has_library = has_library
         self._plan = None
         self._moved.clear()
         self._left.clear()
         self._show([])
-        if folder is not None and not self.unsorted_edit.text():
-            self.unsorted_edit.setText(str(folder))
         self.status_label.setText("Choose the examples and the photos to sort.")
         self._update_enabled()
 
@@ -364,8 +364,10 @@ class SortPage(QWidget, JobPage):
     def accept_all(self) -> None:
         chosen = [s for s in self._rows if s.folder is not None]
         folders = len({s.folder for s in chosen})
+        unsorted, examples = self.unsorted_edit.text().strip(), self.examples_edit.text().strip()
         if chosen and self.confirm(
-            f"Move {count_text(len(chosen), 'photo')} into {count_text(folders, 'folder')}? "
+            f"Move {count_text(len(chosen), 'photo')} from {unsorted} (and the folders in it) into "
+            f"{count_text(folders, 'folder')} of {examples}? "
             "Photos marked \"Leave it\" stay where they are; Undo puts the moved ones back."
         ):
             self._move(chosen)
