@@ -162,6 +162,26 @@ def test_act_undo_and_history_go_through_the_library(library):
     assert set(BULK_ACTIONS) == {"trash", "move", "export"}
 
 
+def test_an_undo_removes_the_folders_its_move_made_and_left_empty(library, tmp_path):
+    selections = [GroupSelection(g.members, frozenset({g.members[0].path})) for g in library.duplicate_scan().groups()]
+    made = tmp_path / "new" / "duplicates"
+    report = library.act("move", selections, made)
+    assert len(report.done) == 12 and made.is_dir()
+    library.undo(report.action_id)
+    assert not (tmp_path / "new").exists(), "made by the move, empty again: gone with its undo"
+
+    there = tmp_path / "mine"
+    there.mkdir()
+    report = library.move_into_folders([(selections[0].to_remove[0].path, there / "sub")])
+    (there / "sub" / "notes.txt").write_text("the user's")
+    library.undo(report.action_id)
+    assert (there / "sub" / "notes.txt").exists(), "a folder the user put a file in stays"
+    (there / "sub" / "notes.txt").unlink()
+    report = library.move_into_folders([(selections[0].to_remove[0].path, there)])
+    library.undo(report.action_id)
+    assert there.is_dir(), "a folder that was there before the move stays, empty or not"
+
+
 def no_model(embedder):
     """The embedder with its model taken away: any photo embedded, or taught, fails the test."""
 

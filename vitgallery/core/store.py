@@ -17,7 +17,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,7 +175,8 @@ CREATE TABLE IF NOT EXISTS keep_choices (
 }
 # A library that cannot be written is read without migrating from this version on: schema 9 only added
 # away_files, which only actions and indexing use, and they need write access anyway; schema 10 the
-# user's keep choices, which such a library has none of (Store.keep_choices).
+# user's keep choices, which such a library has none of (Store.keep_choices), and the folders a move
+# made, which only its undo reads.
 _READ_AS_IS_FROM_VERSION = 8
 # Columns added by a migration (ALTER TABLE has no IF NOT EXISTS): version -> (table, column, definition).
 _ADDED_COLUMNS = {
@@ -185,6 +186,8 @@ _ADDED_COLUMNS = {
     # same recipe, so that a duplicates scan need not decode it; NULL: indexed before (keypoints of
     # another recipe), the scan analyses the photo and keeps what it found.
     8: [("keypoints", "looks", "BLOB")],
+    # The folders a move made (JSON list, deepest first): its undo removes those it leaves empty.
+    10: [("actions", "made_folders", "TEXT")],
 }
 
 
@@ -1121,6 +1124,17 @@ class Store:
             r = self._db.execute("SELECT id, kind, target, at, undone_at FROM actions WHERE id = ?",
                                  (action_id,)).fetchone()
         return ActionRow(*r) if r else None
+
+    def set_made_folders(self, action_id: int, folders: Sequence[str]) -> None:
+        """The folders an action is about to make, written before it makes them."""
+        with self.transaction():
+            self._db.execute("UPDATE actions SET made_folders = ? WHERE id = ?",
+                             (json.dumps(list(folders)) if folders else None, action_id))
+
+    def made_folders(self, action_id: int) -> list[str]:
+        with self._lock:
+            row = self._db.execute("SELECT made_folders FROM actions WHERE id = ?", (action_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else []
 
     def action_items(self, action_id: int) -> list[ActionItemRow]:
         with self._lock:

@@ -30,7 +30,7 @@ import os
 import re
 import shlex
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -222,10 +222,16 @@ def _exclusive(place: ActionPlace, wait: bool = True) -> Iterator[bool]:
 class _ActionLog:
     """One action's log, written as it goes: first the action and every file it is about to move."""
 
-    def __init__(self, store: Store, kind: str, target: str | None, sources: Sequence[Path]) -> None:
+    def __init__(self, store: Store, kind: str, target: str | None, sources: Sequence[Path],
+                 making: Sequence[Path] = ()) -> None:
+        """`making`: the folders the files go into; those not there yet are logged as the action's own,
+        for its undo to remove once it leaves them empty."""
         self.store = store
         self.action_id = store.log_action(kind, target, [ActionItemRow(str(s), None, None, PENDING) for s in sources])
         self._items = [item.id for item in store.action_items(self.action_id)]
+        made = _folders_to_make(making)
+        if made:
+            store.set_made_folders(self.action_id, [str(folder) for folder in made])
 
     def moving(self, n: int, destination: Path | None, trash_info: Path | None = None) -> None:
         """Where file n is about to go (written before it moves)."""
@@ -236,6 +242,30 @@ class _ActionLog:
 
     def failed(self, n: int, problem: str) -> None:
         self.store.update_action_item(self._items[n], None, None, problem)
+
+
+def _folders_to_make(folders: Iterable[Path]) -> list[Path]:
+    """The folders (and the folders above them) not there yet, deepest first."""
+    missing: set[Path] = set()
+    for folder in folders:
+        while not os.path.lexists(folder) and folder != folder.parent:
+            missing.add(folder)
+            folder = folder.parent
+    return sorted(missing, key=lambda f: (-len(f.parts), str(f)))
+
+
+def _remove_emptied(folders: Iterable[str], target: str | None) -> None:
+    """Remove the folders an action made that its undo left empty (deepest first); others stay. Only
+    its target folder, folders in it and above it: a library's log is not trusted to name any other."""
+    if not target:
+        return
+    for folder in folders:
+        if not (_inside(Path(folder), Path(target)) or _inside(Path(target), Path(folder))):
+            continue
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty (the user put something there), gone, or not ours to remove
+            pass
 
 
 def _text(path: Path | None) -> str | None:
@@ -294,7 +324,7 @@ def move_to_folder(place: ActionPlace, selections: Sequence[GroupSelection], fol
     if not files:
         return report
     with _exclusive(place):
-        log_ = _ActionLog(place.store, "move", str(folder), [m.path for m in files])
+        log_ = _ActionLog(place.store, "move", str(folder), [m.path for m in files], making=[folder])
         report.action_id = log_.action_id
         taken: set[Path] = set()
         for n, member in enumerate(files):
@@ -335,7 +365,8 @@ def move_files(place: ActionPlace, moves: Sequence[tuple[Path, Path]]) -> Action
         return report
     with _exclusive(place):
         common = os.path.commonpath([folder for _, folder in planned])
-        log_ = _ActionLog(place.store, "move", common, [source for source, _ in planned])
+        log_ = _ActionLog(place.store, "move", common, [source for source, _ in planned],
+                          making=[folder for _, folder in planned])
         report.action_id = log_.action_id
         taken: set[Path] = set()
         for n, (source, folder) in enumerate(planned):
@@ -630,6 +661,7 @@ def undo(place: ActionPlace, action_id: int, origins: Sequence[Path] = ()) -> Ac
                 report.problems.append((Path(item.source), problem))
         if report.done or report.back_by_hand:
             store.mark_undone(action_id)
+        _remove_emptied(store.made_folders(action_id), action.target)
     return report
 
 
