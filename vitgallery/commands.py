@@ -276,7 +276,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                 # One bad query does not stop the others; it gets an empty list and a message.
                 print(f"error: {printable_path(query)}: {exc}", file=sys.stderr)
                 failed += 1
-                hits = []
+                results[display_path(query)] = []  # JSON keeps every query; the text has only the error
+                continue
             hits = _present(hits, library.root)
             results[display_path(query)] = [{**json_path(h.path), "score": round(h.score, 6),
                                              "cosine": round(h.cosine, 6), "inliers": h.inliers} for h in hits]
@@ -595,8 +596,10 @@ def cmd_arrange(args: argparse.Namespace) -> int:
         if args.json:
             raw: dict[str, str] = {}
             print(json.dumps({"order": [_json_text(p, raw) for p in order], **_bytes_of(raw)}, indent=1))
-        else:
+        elif order:
             print("\n".join(printable_path(p) for p in order))
+        else:  # said on stderr: the output is a list of paths, one per line, that scripts read
+            print(f"no photos in {printable_path(folder)}", file=sys.stderr)
         return 0
     finally:
         library.close()

@@ -455,6 +455,25 @@ def test_photos_sorted_in_from_outside_go_back_there_only_when_the_caller_says_i
     assert back.done == [(photos / "b" / "new.jpg", downloads / "new.jpg")] and (downloads / "new.jpg").is_file()
 
 
+
+def test_photos_asked_into_the_folder_they_are_in_are_said_to_be_there_already(photos, place, tmp_path):
+    already = photos / "b" / "two_small.jpg"
+    report = actions.move_files(place, [(already, photos / "b")])
+    assert report.action_id is None and not report.done
+    assert report.summary() == "0 files moved; 1 already in its folder"
+
+
+def test_a_move_that_failed_for_every_file_says_so_in_the_history(photos, place, monkeypatch, tmp_path):
+    def refuse(source, destination):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(actions, "move_file", refuse)
+    report = move_to_folder(place, selections(photos), tmp_path / "out")
+    assert not report.done and report.problems
+    [entry] = action_history(place)
+    assert f"(not done: none of the {len(report.problems)} files could be moved)" in entry.text
+    assert not entry.undoable
+
 # -- a crafted log ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("crafted", ["outside the photo folder", "outside the action's folder", "not a trash entry"])

@@ -239,8 +239,14 @@ def test_query_that_is_not_an_image(indexed, tmp_path, capsys):
     root, lib = indexed
     bogus = tmp_path / "bogus.jpg"
     bogus.write_text("not an image")
-    assert main(["search", str(bogus), "--library", str(lib)]) == 2
-    assert "error:" in capsys.readouterr().err
+    good = root / "img_01.jpg"
+    assert main(["search", str(bogus), str(good), "--library", str(lib), "--k", "2"]) == 2
+    said = capsys.readouterr()
+    assert said.err.startswith(f"error: {bogus}: ")
+    assert said.out.splitlines()[0] == str(good), "a failed query has its error, not an empty heading"
+    assert main(["search", str(bogus), str(good), "--library", str(lib), "--k", "2", "--json"]) == 2
+    result = json.loads(capsys.readouterr().out)
+    assert list(result) == [str(bogus), str(good)] and result[str(bogus)] == [] and len(result[str(good)]) == 2
 
 
 def test_numbers_are_checked_before_anything_runs(indexed, capsys):
@@ -475,6 +481,14 @@ def test_text_output_keeps_each_name_on_its_line(odd_names, capsys):
         out = capsys.readouterr().out
         assert "new\\nline.jpg" in out and "\nline.jpg" not in out, args
         assert "M\\xfcnchen.jpg" in out, args
+
+
+def test_arranging_a_folder_without_photos_says_so_instead_of_a_blank_line(indexed, capsys):
+    root, lib = indexed
+    (root / "empty").mkdir()
+    assert main(["arrange", str(root / "empty"), "--library", str(lib)]) == 0
+    said = capsys.readouterr()
+    assert said.out == "" and said.err == f"no photos in {root / 'empty'}\n"
 
 
 @pytest.mark.parametrize("buffering", [1, -1], ids=["each line written", "written at the end"])

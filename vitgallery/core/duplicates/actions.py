@@ -96,6 +96,8 @@ class ActionReport:
     to_index: list[Path] = field(default_factory=list)
     # an undo's files the user had already put back in their place (a file manager's Restore)
     back_by_hand: list[Path] = field(default_factory=list)
+    # files asked to move into the folder they are already in: nothing to do, said so
+    already_there: list[Path] = field(default_factory=list)
 
     @property
     def moved_files(self) -> bool:
@@ -111,6 +113,8 @@ class ActionReport:
             text += f" ({which}not searchable until the next index: {why})"
         if self.back_by_hand:
             text += f"; {len(self.back_by_hand)} already back in {'its' if len(self.back_by_hand) == 1 else 'their'} place"
+        if self.already_there:
+            text += f"; {len(self.already_there)} already in {'its' if len(self.already_there) == 1 else 'their'} folder"
         if self.problems:
             text += f"; {len(self.problems)} left as {'it was' if len(self.problems) == 1 else 'they were'}"
         return text
@@ -354,6 +358,7 @@ def move_files(place: ActionPlace, moves: Sequence[tuple[Path, Path]]) -> Action
     for source, folder in moves:
         source, folder = Path(source), Path(folder).expanduser().absolute()
         if source.parent == folder:
+            report.already_there.append(source)
             continue
         if folder.exists() and not folder.is_dir():
             report.problems.append((source, f"not moved: {folder} is not a folder"))
@@ -683,10 +688,13 @@ def describe_action(action: ActionRow, items: list[ActionItemRow]) -> str:
     text = f"{when}  {kind.logged.format(target=action.target) if kind else action.kind}"
     if kind is not None and kind.moves_files:
         moved = sum(1 for i in items if i.state in (DONE, RESTORED))
-        text += f"  ({count_text(moved, 'file')})"
         left = len(items) - moved
-        if left:
-            text += f", {left} not moved"
+        if moved or not left:
+            text += f"  ({count_text(moved, 'file')})"
+            if left:
+                text += f", {left} not moved"
+        else:  # it failed as a whole: say so rather than "(0 files)"
+            text += f"  (not done: {'the file' if left == 1 else f'none of the {left} files'} could be moved)"
     restored = sum(1 for i in items if i.state == RESTORED)
     if restored:
         text += f", {restored} put back"
