@@ -55,6 +55,19 @@ def test_copies_similar_and_unlike_photos_are_told_apart(qtbot, indexed_window, 
     assert "2 copies of this photo" in status and "1 similar photo" in status and "1 less alike" in status
 
 
+
+def test_results_that_are_all_copies_say_there_may_be_more(qtbot, indexed_window, monkeypatch) -> None:
+    window = indexed_window
+    window.query_panel.count_spin.setValue(3)
+    paths = [window.folder_model.path_at(row) for row in range(1, 4)]
+    monkeypatch.setattr(Session, "search", lambda self, *args, **kwargs: fake_hits(paths, [0.97, 0.96, 0.95],
+                                                                                    [154, 120, 90]))
+    search(qtbot, window, window.folder_model.path_at(0))
+    assert "3 copies of this photo (✓), perhaps more: raise Results to see them" in window.search_page.status_text()
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        window.query_panel.count_spin.setValue(4)  # the same three came back: they are all there is
+    assert "perhaps more" not in window.search_page.status_text()
+
 def test_a_photo_like_nothing_in_the_library_says_so(qtbot, indexed_window, monkeypatch) -> None:
     window = indexed_window
     paths = [window.folder_model.path_at(row) for row in range(1, 4)]

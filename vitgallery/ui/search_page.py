@@ -234,6 +234,7 @@ class Visit:
     image: QImage = field(default_factory=QImage)
     tiles: list[PhotoTile] = field(default_factory=list)
     searched: int = 0  # photos the search could find
+    asked: int = 0  # the number of results it asked for: all of them copies means there may be more
     partial: bool = False  # searched while indexing ran: more photos may match
     done: bool = False  # results have arrived
     failure: str | None = None  # why its search failed; a failed visit leaves the history when the user moves on
@@ -640,7 +641,8 @@ class SearchPage(QWidget):
             lane="search",
             name="search",
             on_progress=self._on_search_progress,
-            on_finished=lambda outcome: self._on_search_finished(serial, visit, partial, outcome, keep_shown),
+            on_finished=lambda outcome: self._on_search_finished(serial, visit, request.k, partial, outcome,
+                                                                 keep_shown),
             on_failed=lambda error: self._on_search_failed(serial, visit, error),
         )
 
@@ -648,12 +650,13 @@ class SearchPage(QWidget):
         if isinstance(report, ModelLoading):
             self.query_panel.show_pending(f"Loading the model {report.name}…")
 
-    def _on_search_finished(self, serial: int, visit: Visit, partial: bool, outcome: SearchOutcome,
+    def _on_search_finished(self, serial: int, visit: Visit, asked: int, partial: bool, outcome: SearchOutcome,
                             refreshed: bool) -> None:
         if serial != self._search_serial:
             return
         self._search_job = None
         visit.tiles = tiles_from(outcome)
+        visit.asked = asked
         if not outcome.query_image.isNull() or visit.image.isNull():
             visit.image = outcome.query_image
         visit.searched = outcome.photo_count
@@ -759,7 +762,10 @@ class SearchPage(QWidget):
         hidden = len(tiles) - len(shown)
         parts = []
         if same:
-            parts.append(f"{same} cop{'ies' if same != 1 else 'y'} of this photo (✓)")
+            # every result a copy: the count stopped at the number of results, not at the copies
+            more = same == len(tiles) >= visit.asked
+            parts.append(f"{same} cop{'ies' if same != 1 else 'y'} of this photo (✓)"
+                         + (", perhaps more: raise Results to see them" if more else ""))
         if similar:
             parts.append(f"{similar} similar photo{'s' if similar != 1 else ''}")
         if not any(tile.match in (Match.SAME, Match.SIMILAR) for tile in tiles):
