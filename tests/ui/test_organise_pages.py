@@ -346,6 +346,29 @@ def test_a_confident_suggestion_unlike_the_examples_reads_not_sure(qtbot, sort_w
     assert "1 sure, 1 not sure (below 95%, or unlike the folder's examples)" in page.status_label.text()
 
 
+
+def test_the_sort_table_orders_by_the_column_clicked_and_moves_the_rows_it_shows(qtbot, sort_window):
+    window, root = sort_window
+    page = window.sort_page
+    job = object()
+    page._job = job
+    folder, other = root / "Sorted" / "scene0", root / "Sorted" / "scene1"
+    plan = SortPlan([SortSuggestion(root / "s0_c.jpg", folder, folder, 0.96),
+                     SortSuggestion(root / "s1_c.jpg", None, other, 0.99),
+                     SortSuggestion(root / "s2_c.jpg", other, other, 0.98)], "head", {"head": 1.0}, 2, [folder, other])
+    page._on_suggested(job, plan)
+    header = page.table.horizontalHeader()
+    header.setSortIndicator(2, Qt.SortOrder.DescendingOrder)  # as a click on Confidence does
+    shown = [page.table.item(row, 0).text() for row in range(page.table.rowCount())]
+    assert shown == ["s2_c.jpg", "s0_c.jpg", "s1_c.jpg"], "the sure ones first, then by confidence"
+    assert [s.path.name for s in page.suggestions] == shown
+    page.table.selectRow(0)
+    with qtbot.waitSignal(page.action_finished, timeout=10_000):
+        page.accept_selected_button.click()
+    assert (other / "s2_c.jpg").exists() and (root / "s0_c.jpg").exists(), "the row selected is the photo moved"
+    header.setSortIndicator(0, Qt.SortOrder.AscendingOrder)
+    assert [page.table.item(row, 0).text() for row in range(page.table.rowCount())] == ["s0_c.jpg", "s1_c.jpg"]
+
 def test_sort_page_fine_tunes_the_model_when_asked(qtbot, sort_window):
     window, root = sort_window
     page = window.sort_page

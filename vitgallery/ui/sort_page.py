@@ -154,6 +154,11 @@ class SortPage(QWidget, JobPage):
         header.setSectionResizeMode(PHOTO_COLUMN, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(FOLDER_COLUMN, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(CONFIDENCE_COLUMN, QHeaderView.ResizeMode.ResizeToContents)
+        # A header click orders the page's rows (the table's own sorting would part them from self._rows).
+        header.setSectionsClickable(True)
+        header.setSortIndicatorShown(True)
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # the plan's order until a column is clicked
+        header.sortIndicatorChanged.connect(lambda column, order: self._show(self._rows))
         self.table.itemSelectionChanged.connect(self._update_enabled)
 
         self.accept_all_button = QPushButton("Move all with a folder")
@@ -302,7 +307,7 @@ class SortPage(QWidget, JobPage):
         return list(self._plan.classes) if self._plan is not None else []
 
     def _show(self, suggestions: list[SortSuggestion]) -> None:
-        self._rows = list(suggestions)
+        self._rows = self._ordered(suggestions)
         self.table.setRowCount(0)
         self.table.setRowCount(len(self._rows))
         for row, suggestion in enumerate(self._rows):
@@ -315,6 +320,19 @@ class SortPage(QWidget, JobPage):
             self.table.setCellWidget(row, FOLDER_COLUMN, self._folder_combo(suggestion))
             self.table.setItem(row, CONFIDENCE_COLUMN, self._confidence_item(suggestion))
         self._update_enabled()
+
+    def _ordered(self, suggestions: list[SortSuggestion]) -> list[SortSuggestion]:
+        """The rows in the order of the column the user clicked; a confidence orders the sure ones apart."""
+        header = self.table.horizontalHeader()
+        keys: dict[int, Callable[[SortSuggestion], object]] = {
+            PHOTO_COLUMN: lambda s: s.path.name.casefold(),
+            FOLDER_COLUMN: lambda s: (s.folder is None, s.folder.name.casefold() if s.folder else ""),
+            CONFIDENCE_COLUMN: lambda s: (s.path in self._sure, s.confidence),
+        }
+        key = keys.get(header.sortIndicatorSection())
+        if key is None:
+            return list(suggestions)
+        return sorted(suggestions, key=key, reverse=header.sortIndicatorOrder() is Qt.SortOrder.DescendingOrder)
 
     def _folder_combo(self, suggestion: SortSuggestion) -> QComboBox:
         """The row's folder list; its data are path strings (findData does not compare Path objects)."""
