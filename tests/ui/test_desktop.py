@@ -68,6 +68,19 @@ def test_results_that_are_all_copies_say_there_may_be_more(qtbot, indexed_window
         window.query_panel.count_spin.setValue(4)  # the same three came back: they are all there is
     assert "perhaps more" not in window.search_page.status_text()
 
+
+def test_a_long_query_name_is_shortened_in_the_middle_within_the_panel(qtbot, indexed_window, tmp_path) -> None:
+    window = indexed_window
+    long_name = "IMG_" + "holiday_in_the_mountains_with_the_whole_family_" * 3 + "0042.jpg"
+    query = tmp_path / long_name
+    shutil.copy(window.folder_model.path_at(0), query)
+    search(qtbot, window, query)
+    caption = window.query_panel.caption
+    shown = caption.text()
+    assert caption.full_text() == long_name and caption.toolTip() == long_name
+    assert shown != long_name and shown.startswith("IMG_holiday") and shown.endswith("0042.jpg") and "…" in shown
+    assert caption.fontMetrics().horizontalAdvance(shown) <= caption.contentsRect().width()
+
 def test_a_photo_like_nothing_in_the_library_says_so(qtbot, indexed_window, monkeypatch) -> None:
     window = indexed_window
     paths = [window.folder_model.path_at(row) for row in range(1, 4)]

@@ -48,6 +48,7 @@ from vitgallery.ui.results_model import (
     TileAction,
 )
 from vitgallery.ui.thumbnails import ThumbnailLoader
+from vitgallery.ui.widgets import WrappedCaption
 from vitgallery.ui.workers import (
     ExplainRequest,
     Job,
@@ -91,8 +92,7 @@ class QueryPanel(QFrame):
         self.image.setMaximumHeight(400)
         self.image.setWordWrap(True)
         self.image.setToolTip("Drop a photo, a file, a link or image data here")
-        self.caption = QLabel("No query yet")
-        self.caption.setWordWrap(True)
+        self.caption = WrappedCaption("No query yet")
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.box_hint = QLabel(BOX_HINT)

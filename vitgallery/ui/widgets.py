@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPaintEvent
+from PySide6.QtGui import QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -105,6 +106,37 @@ class MessageBar(QFrame):
         if self._action is not None:
             self._action.run()
 
+
+
+class WrappedCaption(QLabel):
+    """A word-wrapped label whose words too wide for it (a long file name has no space to wrap at) are
+    shortened in the middle, so the name keeps its start and its extension; the whole text is its tooltip."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self._full = ""
+        self.setText(text)
+
+    def full_text(self) -> str:
+        return self._full
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self._full = text
+        self._fit()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        metrics, width = self.fontMetrics(), max(1, self.contentsRect().width())
+        shown = "".join(metrics.elidedText(part, Qt.TextElideMode.ElideMiddle, width)
+                        if not part.isspace() and metrics.horizontalAdvance(part) > width else part
+                        for part in re.split(r"(\s+)", self._full))
+        if shown != super().text():
+            super().setText(shown)
+        self.setToolTip(self._full if shown != self._full else "")
 
 SCREEN_SHARE = 0.95  # the most of a small screen a window opens on
 
