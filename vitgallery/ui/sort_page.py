@@ -265,6 +265,9 @@ class SortPage(QWidget, JobPage):
         self.progress_bar.setFormat(f"{phase}: %v of %m")
         self.progress_bar.setRange(0, max(progress.total, 1))
         self.progress_bar.setValue(progress.done)
+        # wide enough for its longest text, which a narrow window otherwise cuts off
+        longest = f"{phase}: {progress.total} of {progress.total}"
+        self.progress_bar.setMinimumWidth(self.progress_bar.fontMetrics().horizontalAdvance(longest) + 24)
 
     def _on_suggested(self, job: Job, plan: SortPlan) -> None:
         if job is not self._job:
