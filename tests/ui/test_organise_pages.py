@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from tests.photos import make_photo, save_copies
-from vitgallery.core.organise.groups import PhotoGroup
+from vitgallery.core.organise.groups import Grouping, PhotoGroup
 from vitgallery.core.organise.sort import SortPlan, SortSuggestion
 from vitgallery.core.words import count_text
 from vitgallery.ui import settings as opt
@@ -165,7 +165,20 @@ def test_the_size_control_finds_groups_again(qtbot, scenes_window):
     with qtbot.waitSignal(page.grouped, timeout=20_000) as grouped:
         page.size_spin.setValue(4)
     assert grouped.args[0] == 0 and page.strip_list.count() == 0
-    assert "at least 4" in page.status_label.text()
+    assert "at least 4" in page.status_label.text() and "not among them" not in page.status_label.text()
+
+
+def test_groups_found_again_without_the_group_shown_say_so(qtbot, scenes_window):
+    page = scenes_window.groups_page
+    with qtbot.waitSignal(page.grouped, timeout=20_000):
+        page.find()
+    page.strip_list.setCurrentRow(1)
+    shown, others = page.groups[1], [g for i, g in enumerate(page.groups) if i != 1]
+    job = object()
+    page._job = job
+    page._on_grouped(job, Grouping(others, list(shown.members)))  # as a larger smallest size may find them
+    assert page.current_group() is None and page.members_model.rowCount() == 0
+    assert page.status_label.text().endswith("The group shown before is not among them: choose one above.")
 
 
 # -- sort ------------------------------------------------------------------------------------------

@@ -302,7 +302,7 @@ class GroupsPage(QWidget, JobPage):
         self._job = None
         self._grouping = grouping
         self._shown_size = self.size_spin.value()
-        self._fill()
+        lost = not self._fill()
         grouped = sum(len(g.members) for g in grouping.groups)
         # The groups are found again after a move: what the move did is said first, not replaced.
         moved, self._action_line = self._action_line, None
@@ -310,7 +310,8 @@ class GroupsPage(QWidget, JobPage):
             False,
             (f"{moved}. " if moved else "")
             + f"{count_text(len(grouping.groups), 'group')} of at least {self._shown_size} photos "
-            f"({count_text(grouped, 'photo')}; {count_text(len(grouping.ungrouped), 'photo')} in no group).",
+            f"({count_text(grouped, 'photo')}; {count_text(len(grouping.ungrouped), 'photo')} in no group)."
+            + (" The group shown before is not among them: choose one above." if lost else ""),
         )
         self.grouped.emit(len(grouping.groups))
 
@@ -320,9 +321,10 @@ class GroupsPage(QWidget, JobPage):
         self._job = None
         self._set_busy(False, f"Failed: {error.message}")
 
-    def _fill(self) -> None:
+    def _fill(self) -> bool:
         """The strips of the groups found; the group selected before stays selected where it is found
-        again, else none is (a second Move must not take the group that moved up into its row)."""
+        again, else none is (a second Move must not take the group that moved up into its row). False
+        when a group was selected and is not found again."""
         previous = self.current_group()
         self.strip_list.clear()
         self.thumbnails.drop_pending()
@@ -334,8 +336,9 @@ class GroupsPage(QWidget, JobPage):
         row = 0 if previous is None else found_again(previous, self.groups)
         if row is not None and self.strip_list.count():
             self.strip_list.setCurrentRow(row)
-        else:
-            self._show_group(-1)
+            return True
+        self._show_group(-1)
+        return previous is None or not self.strip_list.count()
 
     def current_group(self) -> PhotoGroup | None:
         item = self.strip_list.currentItem()
