@@ -8,13 +8,18 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 from PIL import Image
 
 import vitgallery
+from vitgallery import commands
+from vitgallery import desktop_entry as desktop_entry_module
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
+from vitgallery.desktop_entry import SCRIPT, install_script
 
 REPO = Path(__file__).resolve().parents[1]
 APP_ID = "io.github.vitgallery.vitgallery"
@@ -135,3 +140,36 @@ def test_the_install_script_puts_the_entry_in_the_menu_and_takes_it_out(pipx_lik
     subprocess.run(["sh", str(script), "--uninstall"], env=env, check=True, capture_output=True)
     assert not installed.exists()
     assert not any(data.rglob("vitgallery.png"))
+
+
+def test_the_wheel_carries_the_install_script_for_the_command() -> None:
+    data_files = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    assert data_files["share/vitgallery"] == [f"packaging/{SCRIPT}"]
+
+
+def test_the_command_installs_the_entry_for_the_vitgallery_it_runs_as(pipx_like_install: Path, tmp_path: Path,
+                                                                      monkeypatch, capsys) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    monkeypatch.setattr(sys, "argv", [str(pipx_like_install), "desktop-entry"])
+    assert install_script() == REPO / "packaging" / SCRIPT, "a checkout runs its own script"
+    assert commands.main(["desktop-entry"]) == 0
+    installed = data / "applications" / f"{APP_ID}.desktop"
+    assert desktop_entry(installed)["Desktop Entry"]["TryExec"] == str(pipx_like_install)
+    assert str(installed) in capsys.readouterr().out
+    assert commands.main(["desktop-entry", "--uninstall"]) == 0
+    assert not installed.exists() and "removed" in capsys.readouterr().out
+
+
+def test_the_command_says_why_when_the_install_has_no_entry(tmp_path: Path, monkeypatch, capsys) -> None:
+    bare = tmp_path / "bare" / "bin" / "vitgallery"  # a venv whose share/ is gone
+    bare.parent.mkdir(parents=True)
+    bare.write_text("#!/bin/sh\n")
+    bare.chmod(0o755)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setattr(sys, "argv", [str(bare), "desktop-entry"])
+    monkeypatch.setattr(desktop_entry_module, "install_script", lambda: tmp_path / "copied" / SCRIPT)
+    (tmp_path / "copied").mkdir()
+    shutil.copy(REPO / "packaging" / SCRIPT, tmp_path / "copied")  # without the checkout's resources/ beside it
+    assert commands.main(["desktop-entry"]) == 2
+    assert capsys.readouterr().err == f"error: {bare} has no share/applications/{APP_ID}.desktop beside it\n"

@@ -70,13 +70,15 @@ from vitgallery.core.search import SearchHit
 from vitgallery.core.store import SkippedFile, StoreError
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
 from vitgallery.core.words import count_text
+from vitgallery.desktop_entry import DesktopEntryError, run_install_script
 from vitgallery.logs import configure_logging
 
 log = logging.getLogger("vitgallery")
 
-COMMANDS = ("index", "search", "explain", "status", "duplicates", "repair", "arrange", "groups", "sort", "watch")
+COMMANDS = ("index", "search", "explain", "status", "duplicates", "repair", "arrange", "groups", "sort", "watch",
+            "desktop-entry")
 USER_ERRORS = (LibraryError, ModelLoadError, StoreError, DecodeError, ActionError, ScanError, DownloadError,
-               OrganiseError, RegionError, VectorStoreError)
+               OrganiseError, RegionError, VectorStoreError, DesktopEntryError)
 EXPLAIN_PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_RESULTS = 10_000
 
@@ -87,8 +89,8 @@ Without a command, vitgallery opens its window on FOLDER (or on the folder opene
 given a PHOTO, it opens the photo's folder and finds photos like it. The commands below work
 without a window: index a folder, search it (with part of a photo, or refined by photos you
 like or not), see why two photos match, see what the library holds, find duplicates, arrange a
-folder by likeness, group the library, sort photos into folders by example, and keep the library
-current while its folder changes."""
+folder by likeness, group the library, sort photos into folders by example, keep the library
+current while its folder changes, and add vitgallery to the desktop's applications menu."""
 EPILOG = "Run vitgallery COMMAND --help for the options of a command."
 
 
@@ -736,6 +738,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
         library.close()
 
 
+def cmd_desktop_entry(args: argparse.Namespace) -> int:
+    print(run_install_script(uninstall=args.uninstall))
+    return 0
+
+
 def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
@@ -836,7 +843,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitgallery",
         usage="vitgallery [-v] [--weights FILE] [--library DIR] [--find-similar] [FOLDER | PHOTO]\n"
-              "       vitgallery [-v] {index,search,explain,status,duplicates,repair,arrange,groups,sort,watch} ...",
+              "       vitgallery [-v] {index,search,explain,status,duplicates,repair,arrange,groups,sort,watch,desktop-entry} ...",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vitgallery {__version__}",
                         help="print the version and exit")
@@ -1020,6 +1027,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=worker_count, default=None, metavar="N",
                    help="processes that decode photos (default: adapts to the machine)")
     p.set_defaults(run=cmd_watch)
+
+    p = sub.add_parser("desktop-entry", parents=[verbose],
+                       help="put vitgallery in the applications menu and in \"Open with\" for photos (Linux)",
+                       description="Install the desktop entry and icons under ~/.local/share (XDG_DATA_HOME), "
+                                   "pointing at this vitgallery: what pipx, a venv or the bundle do not do.")
+    p.add_argument("--uninstall", action="store_true", help="take the entry and icons out again")
+    p.set_defaults(run=cmd_desktop_entry)
     return parser
 
 
