@@ -162,6 +162,16 @@ def test_act_undo_and_history_go_through_the_library(library):
     assert set(BULK_ACTIONS) == {"trash", "move", "export"}
 
 
+
+def test_an_exported_list_leaves_the_library_as_it_was(library, tmp_path):
+    groups = library.duplicate_scan().groups()
+    photos = library.store.count_files()
+    report = library.act("export", [GroupSelection(g.members, frozenset({g.members[0].path})) for g in groups],
+                         tmp_path / "list.csv")
+    assert report.done and not report.moved_files
+    assert library.store.count_files() == photos, "every photo listed is still in the library"
+    assert len(library.duplicate_scan().groups()) == len(groups)
+
 def test_an_undo_removes_the_folders_its_move_made_and_left_empty(library, tmp_path):
     selections = [GroupSelection(g.members, frozenset({g.members[0].path})) for g in library.duplicate_scan().groups()]
     made = tmp_path / "new" / "duplicates"

@@ -469,6 +469,8 @@ class Library:
         for an unplugged drive. A photo put back from outside (an undo) gets that back at once, without
         the model, under its id with its duplicate scan evidence where that id is still free (a current
         scan stays current then)."""
+        if not report.moved_files:  # an exported list names the files it lists: none of them moved
+            return report
         scan_current = kept_scan_is_current(self.store)
         moved, gone, arrived = [], [], []
         for source, destination in report.done:
