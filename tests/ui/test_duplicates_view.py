@@ -467,7 +467,21 @@ def test_take_out_split_and_a_pair_not_duplicates_keep_the_rest(qtbot, make_view
     assert len(left) == 3 and f"{base}.jpg" in left and f"{base}_resaved.jpg" in left
     assert len({f"{base}_small.jpg", f"{base}_crop.jpg"} & left) == 1, "one of the two left the group"
     [gone] = {f"{base}_small.jpg", f"{base}_crop.jpg"} - left
-    assert view.status_label.text().startswith(f"{gone} left this group: it cannot share one with "), "and says so"
+    assert view.status_label.text().startswith(f"{gone} left this group: it is not a duplicate of "), "and says so"
+    assert ", closer to the rest of the group. It is " in view.status_label.text()
+
+    # with the photo kept: the other one leaves, whichever of the two is more like the group
+    [kept] = [path.name for path in view.keep_paths(view.current_group())]
+    assert kept == f"{base}.jpg"
+    select(view, f"{base}_resaved.jpg", kept)
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        qtbot.keyClick(view.member_list, Qt.Key.Key_D)
+    assert kept in {name for name, _ in shown(view)} and f"{base}_resaved.jpg" not in {name for name, _ in shown(view)}
+    assert view.status_label.text().startswith(
+        f"{base}_resaved.jpg left this group: it is not a duplicate of {kept}, the photo kept. It is ")
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        qtbot.keyClick(view.member_list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert f"{base}_resaved.jpg" in {name for name, _ in shown(view)}, "Ctrl+Z brings it back"
 
     view.group_list.setCurrentRow(1)
     other = shown(view)[0][0].removesuffix(".jpg")

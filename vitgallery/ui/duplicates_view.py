@@ -1042,18 +1042,28 @@ class DuplicatesView(QWidget, JobPage):
         self.status_label.setText(f"{said} (Ctrl+Z takes this back).")
 
     def mark_pair_not_duplicates(self) -> None:
-        """The two selected photos are different pictures; every other link of the group stays."""
+        """The two selected photos are different pictures. Where one of them is kept, the other leaves the
+        group (the photo the user keeps never does); else the one less like the group leaves, and every
+        other link of the group stays."""
+        group = self.current_group()
         selected = self.selected_members()
-        if len(selected) != 2 or self._busy:
+        if group is None or len(selected) != 2 or self._busy:
             self.status_label.setText("Select the two photos that are not duplicates of each other.")
             return
         first, second = selected
+        kept = self.keep_paths(group)
+        if (first.path in kept) != (second.path in kept):
+            stays, other = (first, second) if first.path in kept else (second, first)
+            rest = [m for m in group.members if m is not other]
+            self._decide(lambda library: library.separate([other], rest),
+                         then=lambda: self._say_who_left(stays.path, other.path, "the photo kept"))
+            return
         self._decide(lambda library: library.separate([first], [second]),
-                     then=lambda: self._say_who_left(first.path, second.path))
+                     then=lambda: self._say_who_left(first.path, second.path, "closer to the rest of the group"))
 
-    def _say_who_left(self, first: Path, second: Path) -> None:
-        """Two pictures told apart cannot share a group: the one less like the group's kept photo left it
-        (without_separated). Said, or it looked as if a photo had vanished from the review."""
+    def _say_who_left(self, first: Path, second: Path, why_it_stayed: str) -> None:
+        """Two pictures told apart cannot share a group: which one left is said, or it looked as if a photo
+        had vanished from the review."""
         group = self.current_group()
         members = {m.path for m in group.members} if group is not None else set()
         if (first in members) == (second in members):
@@ -1061,8 +1071,8 @@ class DuplicatesView(QWidget, JobPage):
         stayed, left = (first, second) if first in members else (second, first)
         elsewhere = any(m.path == left for other in self._groups for m in other.members)
         self.status_label.setText(
-            f"{left.name} left this group: it cannot share one with {stayed.name}, which is more like the kept "
-            f"photo. It is {'in another group' if elsewhere else 'in no group'} now (Ctrl+Z takes this back).")
+            f"{left.name} left this group: it is not a duplicate of {stayed.name}, {why_it_stayed}. "
+            f"It is {'in another group' if elsewhere else 'in no group'} now (Ctrl+Z takes this back).")
 
     def show_decisions(self) -> DecisionsDialog | None:
         """The groups decisions hide, any of them to review again: Ctrl+Z takes back only this session's."""
