@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 from PIL import Image
 
 import vitgallery
@@ -140,11 +139,6 @@ def test_the_install_script_puts_the_entry_in_the_menu_and_takes_it_out(pipx_lik
     subprocess.run(["sh", str(script), "--uninstall"], env=env, check=True, capture_output=True)
     assert not installed.exists()
     assert not any(data.rglob("vitgallery.png"))
-
-
-def test_the_wheel_carries_the_install_script_for_the_command() -> None:
-    data_files = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
-    assert data_files["share/vitgallery"] == [f"packaging/{SCRIPT}"]
 
 
 def test_the_command_installs_the_entry_for_the_vitgallery_it_runs_as(pipx_like_install: Path, tmp_path: Path,

@@ -47,7 +47,8 @@ def test_a_wheel_installs_the_icon_where_the_app_looks_for_it(tmp_path) -> None:
     source = tmp_path / "source"  # setuptools builds in the source tree: a copy keeps the checkout clean
     for folder in ("vitgallery", "resources"):
         shutil.copytree(repo / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for file in ("pyproject.toml", "README.md"):
+    (source / "packaging").mkdir()
+    for file in ("pyproject.toml", "README.md", "packaging/install-desktop-entry.sh"):
         shutil.copy(repo / file, source / file)
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path)], check=True, timeout=240)
@@ -59,6 +60,7 @@ def test_a_wheel_installs_the_icon_where_the_app_looks_for_it(tmp_path) -> None:
     assert f"share/applications/{APP_ID}.desktop" in data and f"share/metainfo/{APP_ID}.metainfo.xml" in data
     for size in (16, 22, 24, 32, 48, 64, 128, 256, 512):
         assert f"share/icons/hicolor/{size}x{size}/apps/vitgallery.png" in data
+    assert "share/vitgallery/install-desktop-entry.sh" in data, "what `vitgallery desktop-entry` runs"
 
 
 def test_the_icon_is_found_where_pip_install_user_puts_it(tmp_path, monkeypatch) -> None:
