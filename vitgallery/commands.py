@@ -31,6 +31,7 @@ from vitgallery.core.duplicates import (
     ScanError,
     choose_keeper,
     match_reason,
+    move_target_problem,
 )
 from vitgallery.core.explain import explain_pair
 from vitgallery.core.explain_render import render_explanation
@@ -422,6 +423,10 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         rule = KeepRule(args.keep)
         if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
             raise LibraryError("--keep folder needs --prefer FOLDER")
+        if args.move is not None:  # before the scan and the question, not after the answer
+            problem = move_target_problem(Path(args.move), library.root, library.library_dir)
+            if problem is not None:
+                raise ActionError(problem)
         prefer = Path(args.prefer).expanduser().absolute() if args.prefer else None
         is_tty = sys.stderr.isatty()
 
@@ -792,6 +797,14 @@ def unit_interval(text: str) -> float:
     return value
 
 
+def duplicate_threshold(text: str) -> float:
+    value = unit_interval(text)
+    if value == 0:  # a score of 0 is no match at all: every photo would be one group
+        raise argparse.ArgumentTypeError("0 groups photos that do not match at all: give a threshold above 0 "
+                                         "(the window's lowest is 0.01)")
+    return value
+
+
 def group_size(text: str) -> int:
     value = whole_number(text)
     if value < 2:
@@ -941,8 +954,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "were (its summary says how many); 1 when one did no file at all because each "
                               "failed, or when the question was answered no; 2 on an error.")
     add_library_option(p)
-    p.add_argument("--threshold", type=unit_interval, default=DEFAULT_THRESHOLD, metavar="T",
-                   help=f"0..1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--threshold", type=duplicate_threshold, default=DEFAULT_THRESHOLD, metavar="T",
+                   help=f"above 0 and up to 1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")
     p.add_argument("--keep", default=DEFAULT_RULE.value, choices=[r.value for r in KeepRule],
                    help="which photo of a group to mark as kept, where you did not choose in the window (best: "
                         "the copy no edit touched, by a quality score; the others by one property)")

@@ -255,6 +255,7 @@ def test_numbers_are_checked_before_anything_runs(indexed, capsys):
         (["search", str(root / "img_01.jpg"), "--library", str(lib), "--k", "-3"], "-3 is less than 1"),
         (["search", str(root / "img_01.jpg"), "--library", str(lib), "--k", "0"], "0 is less than 1"),
         (["duplicates", "--library", str(lib), "--threshold", "2"], "2 is not between 0 and 1"),
+        (["duplicates", "--library", str(lib), "--threshold", "0"], "0 groups photos that do not match at all"),
         (["index", str(root), "--library", str(lib), "--batch-size", "0"], "0 is less than 1"),
         (["groups", "--library", str(lib), "--min-size", "0"], "0 is less than 2: a group has at least 2 photos"),
         (["groups", "--library", str(lib), "--min-size", "1"], "1 is less than 2: a group has at least 2 photos"),

@@ -420,6 +420,13 @@ def test_the_cli_acts_asks_lists_and_undoes(library, tmp_path, capsys, monkeypat
     assert "choose one of --trash, --move" in capsys.readouterr().err
     assert main(["duplicates", *lib, "--move", str(library.root / "dups"), "--yes"]) == 2
     assert "inside the photo folder" in capsys.readouterr().err
+    assert main(["duplicates", *lib, "--move", str(library.root / "dups")]) == 2  # said before it would ask
+    said = capsys.readouterr().err
+    assert "inside the photo folder" in said and "--yes" not in said
+    assert main(["duplicates", *lib, "--export", str(tmp_path / "typo" / "list.csv")]) == 2
+    assert f"{tmp_path / 'typo'} is not a folder" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+    assert main(["duplicates", *lib, "--export", str(tmp_path / "list.csv")]) == 0
+    assert f"photos listed in {tmp_path / 'list.csv'}" in capsys.readouterr().out
 
 
 def test_the_cli_keeps_the_photos_chosen_in_the_window(library, tmp_path, capsys):

@@ -105,6 +105,8 @@ class ActionReport:
         return self.kind == "undo" or (self.kind in BULK_ACTIONS and BULK_ACTIONS[self.kind].moves_files)
 
     def summary(self) -> str:
+        if self.kind == "export":  # a list written: no file was done anything to
+            return f"{count_text(len(self.done), 'photo')} listed in {self.done[0][1]}" if self.done else "nothing to list"
         verb = "put back" if self.kind == "undo" else BULK_ACTIONS[self.kind].done
         text = f"{count_text(len(self.done), 'file')} {verb}"
         if self.to_index:
@@ -444,7 +446,8 @@ def export_list(place: ActionPlace, selections: Sequence[GroupSelection], target
                          "path": m.path, "size": m.size, "width": m.width, "height": m.height,
                          "date": datetime.fromtimestamp(m.date).isoformat(timespec="seconds"),
                          "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4)})
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.is_dir():  # a mistyped folder is said, not made
+        raise ActionError(f"{target.parent} is not a folder: the list is written into a folder that exists")
     temporary = target.with_name(f".{target.name}.tmp")
     # A name that is not UTF-8 keeps its own bytes in the CSV (JSON carries it escaped).
     with open(temporary, "w", encoding="utf-8", errors="surrogateescape", newline="") as stream:
