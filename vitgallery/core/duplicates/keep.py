@@ -162,7 +162,7 @@ def _best(pool: Sequence[DuplicateMember], members: Sequence[DuplicateMember]) -
                else "saved at a higher JPEG quality" if compared and any(
                    saved_at[id(m)] < saved_at[id(keeper)] for m in equals if first[id(m)])
                else _oldest(keeper, equals) if any(m.date > keeper.date for m in equals)
-               else "largest of equal copies")
+               else "largest of equally good copies")
     elif any(m.pixels * 0.93 > keeper.pixels for m in others):
         why = "no edits seen"  # a larger member lost on the signs of an edit
     else:
@@ -173,12 +173,12 @@ def _best(pool: Sequence[DuplicateMember], members: Sequence[DuplicateMember]) -
 
 
 def _oldest(keeper: DuplicateMember, equals: Sequence[DuplicateMember]) -> str:
-    """Why the oldest of equal copies is kept, with its lead where the dates shown (to the minute) hide
+    """Why the oldest of equally good copies is kept, with its lead where the dates shown (to the minute) hide
     it: copies saved a moment apart read as the same time."""
     lead = min(m.date for m in equals if m.date > keeper.date) - keeper.date
     if lead >= CLEARLY_OLDER_S:
-        return "oldest of equal copies"
-    return f"oldest of equal copies, by {'less than 0.1' if lead < 0.1 else f'{lead:.1f}'} s"
+        return "oldest of equally good copies"
+    return f"first saved of equally good copies, by {'less than 0.1' if lead < 0.1 else f'{lead:.1f}'} s"
 
 
 def _jpeg_quality(member: DuplicateMember) -> int | None:
