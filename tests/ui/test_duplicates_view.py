@@ -358,8 +358,18 @@ def test_the_photos_a_user_keeps_stay_kept_after_a_restart_and_a_new_scan(qtbot,
     qtbot.waitUntil(lambda: stored_keep_choices(library_dir) == {})
     qtbot.keyClick(again.member_list, Qt.Key.Key_K)
     qtbot.waitUntil(lambda: stored_keep_choices(library_dir) != {})
-    again.rule_combo.setCurrentIndex(again.rule_combo.findData(KeepRule.SHARPEST))  # a new rule re-picks all
+    # a new rule re-picks all, once the user agrees to lose their choices
+    asked = []
+    again.confirm_rule = lambda question: asked.append(question) is not None  # Cancel
+    again.rule_combo.setCurrentIndex(again.rule_combo.findData(KeepRule.SHARPEST))
+    assert asked == ["Keep the sharpest in every group? The photos you chose yourself in 1 group are then chosen "
+                     "by the rule, and your choices are forgotten."]
+    assert again.rule_combo.currentData() is not KeepRule.SHARPEST and again.keep_reason(
+        next(g for g in again.groups if g.key == group.key)) == "your choice"
+    again.confirm_rule = lambda question: True
+    again.rule_combo.setCurrentIndex(again.rule_combo.findData(KeepRule.SHARPEST))
     qtbot.waitUntil(lambda: stored_keep_choices(library_dir) == {})
+    again.set_preferred_folder(library_dir)  # another rule's folder: no question with no choice to lose
 
 
 def test_the_sizes_of_one_groups_photos_are_said_in_one_unit():

@@ -285,6 +285,7 @@ class DuplicatesView(QWidget, JobPage):
         for rule in KeepRule:
             self.rule_combo.addItem(f"Keep the {rule.label}", rule)
         self.rule_combo.currentIndexChanged.connect(self._on_rule_changed)
+        self._rule_shown: KeepRule = self.rule_combo.currentData()  # what a cancelled change goes back to
         self.folder_button = QPushButton("Preferred folder…")
         self.folder_button.clicked.connect(self.choose_preferred_folder)
         self.hidden_button = QPushButton("Hidden groups…")
@@ -686,9 +687,10 @@ class DuplicatesView(QWidget, JobPage):
         return reason if chosen is None or chosen == by_rule else "your choice"
 
     def set_preferred_folder(self, folder: Path | None) -> None:
-        self._preferred_folder = folder
-        self.folder_button.setToolTip(str(folder) if folder else "")
-        self._on_rule_changed()
+        before, self._preferred_folder = self._preferred_folder, folder
+        if self.rule_combo.currentData() is KeepRule.PREFERRED_FOLDER and not self._repick():
+            self._preferred_folder = before  # the user kept their choices, and the folder they were made with
+        self.folder_button.setToolTip(str(self._preferred_folder) if self._preferred_folder else "")
 
     def choose_preferred_folder(self) -> None:
         start = str(self._scan.root) if self._scan else ""
@@ -701,12 +703,29 @@ class DuplicatesView(QWidget, JobPage):
         return [GroupSelection(g.members, frozenset(self.keep_paths(g))) for g in self._groups]
 
     def _on_rule_changed(self) -> None:
+        if not self._repick():
+            self.rule_combo.blockSignals(True)  # the rule before stays, and with it the choices
+            self.rule_combo.setCurrentIndex(self.rule_combo.findData(self._rule_shown))
+            self.rule_combo.blockSignals(False)
+
+    def _repick(self) -> bool:
+        """Every group picked again by the rule shown (a new rule, or another preferred folder): the user's
+        own choices are forgotten, once they agree to it. False when they did not."""
+        rule = self.rule_combo.currentData()
+        chosen_in = sum(1 for group in self._groups if group.key in self._keep)
+        if chosen_in and not self.confirm_rule(
+            f"Keep the {rule.label} in every group? The photos you chose yourself in "
+            f"{count_text(chosen_in, 'group')} are then chosen by the rule, and your choices are forgotten."
+        ):
+            return False
+        self._rule_shown = rule
         if self._keep and self._library_dir is not None:
             self._run(lambda library: library.forget_keep_choices(), lambda _: None)
         self._keep.clear()  # a new rule re-picks every group
         self._rule_choices.clear()
         self._edited()
         self._fill_group_list()
+        return True
 
     # -- reviewing one group -----------------------------------------------------------------------
 
@@ -1209,6 +1228,11 @@ class DuplicatesView(QWidget, JobPage):
     def confirm(self, question: str) -> bool:
         """Asks before files move; tests replace it."""
         return self.confirmation_box(question).exec() == QMessageBox.StandardButton.Yes
+
+    def confirm_rule(self, question: str) -> bool:
+        """Asks before a new rule replaces the user's own choices (Cancel is the default); tests replace it."""
+        box = confirmation_box(self, "Duplicates", question, "Use the rule")
+        return box.exec() == QMessageBox.StandardButton.Yes
 
     def _act(self, action: BulkAction, selections: list[GroupSelection], target: Path | None) -> None:
         self._set_busy(True, f"{action.label.rstrip('…')}…")
