@@ -584,6 +584,7 @@ def test_resolve_this_group_acts_on_it_alone_then_shows_the_next(qtbot, make_vie
     kept = view.keep_paths(second)
     assert sorted(source for source, _ in report.done) == sorted(m.path for m in second.members if m.path not in kept)
     assert view.group_list.count() == 2 and view.current_group().key == third.key
+    assert view.status_label.text() == f"{len(report.done)} files moved to the trash (Ctrl+Z takes this back)"
 
 
 def test_undo_of_a_resolve_shows_the_group_it_put_back(qtbot, make_view, library_dir, monkeypatch):

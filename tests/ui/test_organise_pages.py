@@ -123,7 +123,7 @@ def test_groups_page_finds_names_queries_moves_and_undoes(qtbot, scenes_window, 
     assert all((target / p.name).exists() and not p.exists() for p in moving.members)
     qtbot.waitUntil(lambda: window.folder_model.row_of(target / moving.members[0].name) is not None, timeout=10_000)
     qtbot.waitUntil(lambda: " of at least " in page.status_label.text(), timeout=20_000)  # the groups found again
-    assert page.status_label.text().startswith("3 files moved. "), "what the move did is still said"
+    assert page.status_label.text().startswith(f"3 files moved into {target}. "), "what the move did is still said"
     assert page.current_group().fingerprints == moving.fingerprints, "the moved group, found again, stays selected"
     history = window.duplicates_view.history_combo  # the move is in the one history every page shares
     qtbot.waitUntil(lambda: history.count() == 1 and "grouped" in history.itemText(0), timeout=10_000)

@@ -1293,6 +1293,8 @@ class DuplicatesView(QWidget, JobPage):
 
         def finished() -> None:  # once the groups show what the action left
             self._action_said = report.status_line()
+            if any(entry.action_id == report.action_id and entry.undoable for entry in history):
+                self._action_said += " (Ctrl+Z takes this back)"
             self._set_busy(False, self._action_said)
             self.action_finished.emit(report)
 

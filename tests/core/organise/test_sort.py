@@ -152,7 +152,8 @@ def test_apply_moves_the_sure_ones_and_undo_puts_them_back(sorting, tiny):
 def test_photos_sorted_in_from_elsewhere_are_new_to_the_library_not_changed(tmp_path):
     moved = ActionReport("move", done=[(tmp_path / "in" / "a.jpg", tmp_path / "lib" / "a.jpg")],
                          to_index=[tmp_path / "lib" / "a.jpg"])
-    assert moved.summary() == "1 file moved (not searchable until the next index: new to the library)"
+    assert moved.summary() == (f"1 file moved into {tmp_path / 'lib'} (not searchable until the next index: "
+                               "new to the library)")
     back = ActionReport("undo", done=moved.done, to_index=moved.to_index)
     assert back.summary().endswith("(not searchable until the next index: changed while away)")
 

@@ -108,6 +108,9 @@ class ActionReport:
         if self.kind == "export":  # a list written: no file was done anything to
             return f"{count_text(len(self.done), 'photo')} listed in {self.done[0][1]}" if self.done else "nothing to list"
         verb = "put back" if self.kind == "undo" else BULK_ACTIONS[self.kind].done
+        folders = {target.parent for _, target in self.done if target is not None}
+        if self.kind == "move" and len(folders) == 1:  # where they went, where that is one place
+            verb += f" into {folders.pop()}"
         text = f"{count_text(len(self.done), 'file')} {verb}"
         if self.to_index:
             which = "" if len(self.done) == 1 else f"{len(self.to_index)} of them "
