@@ -70,7 +70,7 @@ from vitgallery.core.scan import display_path, json_path, missing_file_reason, r
 from vitgallery.core.search import SearchHit
 from vitgallery.core.store import SkippedFile, StoreError
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
-from vitgallery.core.words import count_text
+from vitgallery.core.words import count_text, size_text
 from vitgallery.desktop_entry import DesktopEntryError, run_install_script
 from vitgallery.logs import configure_logging
 
@@ -498,11 +498,12 @@ def _print_groups(groups, choices, threshold: float, rule: KeepRule, hidden: int
     print(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates, {photos} photos "
           f"(threshold {threshold:.2f}, keeping the {rule.label}; scanned {scanned})")
     for number, (group, (keep, reason)) in enumerate(zip(groups, choices, strict=True), 1):
-        print(f"\ngroup {number}: {len(group.members)} photos, {_megabytes(group.total_size)}; keep: {reason}")
-        for m in group.members:
+        print(f"\ngroup {number}: {len(group.members)} photos, {size_text(group.total_size)}; keep: {reason}")
+        largest = max(m.size for m in group.members)
+        for m in sorted(group.members, key=lambda m: m.path not in keep):  # the kept photo first, as in the window
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
             size = f"{m.width}x{m.height}"
-            print(f"  {'keep' if m.path in keep else '    '}  {size:<10} {_megabytes(m.size):>8}  "
+            print(f"  {'keep' if m.path in keep else '    '}  {size:<10} {size_text(m.size, like=largest):>8}  "
                   f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {printable_path(m.path)}")
     if hidden:
         print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
@@ -746,10 +747,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def cmd_desktop_entry(args: argparse.Namespace) -> int:
     print(run_install_script(uninstall=args.uninstall))
     return 0
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
 
 
 def vector_store(text: str) -> VectorStoreSetting:

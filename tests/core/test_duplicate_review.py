@@ -442,7 +442,13 @@ def test_the_cli_keeps_the_photos_chosen_in_the_window(library, tmp_path, capsys
     assert listed["keep_reason"] == "your choice (made in the window)"
     assert [m["path"] for m in listed["members"] if m["keep"]] == [str(flip)]
     assert main(["duplicates", *lib]) == 0
-    assert "keep: your choice (made in the window)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "keep: your choice (made in the window)" in out
+    listing = out.split("keep: your choice (made in the window)\n")[1].splitlines()
+    assert listing[0].startswith("  keep ") and listing[0].endswith(str(flip)), "the kept photo first"
+    largest = max(m.size for m in group.members)
+    assert all(" kB " in line if largest < 1e5 else " MB " in line for line in listing[:len(group.members)]), \
+        "small files in kB, all of a group in one unit"
     assert main(["duplicates", *lib, "--trash", "--yes"]) == 0
     capsys.readouterr()
     assert flip.exists() and not (library.root / "p1.jpg").exists()

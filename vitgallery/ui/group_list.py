@@ -14,20 +14,12 @@ from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QListView, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from vitgallery.core.duplicates import DuplicateGroup, DuplicateMember
-from vitgallery.core.words import count_text
+from vitgallery.core.words import count_text, size_text
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.thumbnails import ThumbnailLoader
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 SERVED_ROLES = frozenset({Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, PathRole})
-
-
-def size_text(size: int, like: int | None = None) -> str:
-    """A file size in words; with `like`, in the unit that size is said in, so that the sizes of one
-    group's photos read side by side (0.08 MB beside 1.2 MB, not 80 kB)."""
-    if max(size, like or 0) < 1e5:
-        return f"{size / 1e3:.0f} kB"
-    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e6:.2f} MB"
 
 
 class GroupListModel(QAbstractListModel):
