@@ -49,17 +49,14 @@ def _reader_gone() -> int:
 
 
 def build_window_parser() -> argparse.ArgumentParser:
-    from vitgallery.commands import DESCRIPTION, EPILOG, weights_file
+    from vitgallery.commands import DESCRIPTION, EPILOG, WINDOW_OPTIONS, weights_file
 
     parser = argparse.ArgumentParser(prog="vitgallery", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("target", nargs="?", metavar="FOLDER | PHOTO",
-                        help="the folder to open, or a photo: its folder opens and photos like it are found")
-    parser.add_argument("--weights", type=weights_file, metavar="FILE",
-                        help="the model's weights file, instead of downloading it (kept for later starts)")
-    parser.add_argument("--library", metavar="DIR", help="where to keep the library of the folder")
-    parser.add_argument("--find-similar", action="store_true",
-                        help="without a PHOTO, ask for one and find photos like it (the desktop entry's action)")
+    parser.add_argument("target", nargs="?", metavar="FOLDER | PHOTO", help=WINDOW_OPTIONS["FOLDER | PHOTO"])
+    parser.add_argument("--weights", type=weights_file, metavar="FILE", help=WINDOW_OPTIONS["--weights FILE"])
+    parser.add_argument("--library", metavar="DIR", help=WINDOW_OPTIONS["--library DIR"])
+    parser.add_argument("--find-similar", action="store_true", help=WINDOW_OPTIONS["--find-similar"])
     parser.add_argument("-v", "--verbose", action="store_true", help="log details (to the terminal and the log file)")
     return parser
 

@@ -92,7 +92,16 @@ without a window: index a folder, search it (with part of a photo, or refined by
 like or not), see why two photos match, see what the library holds, find duplicates, arrange a
 folder by likeness, group the library, sort photos into folders by example, keep the library
 current while its folder changes, and add vitgallery to the desktop's applications menu."""
-EPILOG = "Run vitgallery COMMAND --help for the options of a command."
+# The window's own options (vitgallery.cli parses them): said in `vitgallery --help` too.
+WINDOW_OPTIONS = {
+    "FOLDER | PHOTO": "the folder to open, or a photo: its folder opens and photos like it are found",
+    "--weights FILE": "the model's weights file, instead of downloading it (kept for later starts)",
+    "--library DIR": "where to keep the library of the folder",
+    "--find-similar": "without a PHOTO, ask for one and find photos like it (the desktop entry's action)",
+}
+EPILOG = ("the window's options (without a command):\n"
+          + "".join(f"  {name:<15} {help_text}\n" for name, help_text in WINDOW_OPTIONS.items())
+          + "\nRun vitgallery COMMAND --help for the options of a command.")
 
 
 def open_library_arg(library_dir: str | None) -> Library:

@@ -391,7 +391,10 @@ def test_help_is_written_for_users(capsys):
         assert "tiny-test" not in text and "vitgallery.cli" not in text, each.prog
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert "FOLDER | PHOTO" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    usage = said.split("\n\n")[0]
+    for option in ("--weights FILE", "--library DIR", "--find-similar", "FOLDER | PHOTO"):
+        assert option in usage and f"\n  {option} " in said, f"{option} is in the usage line and described"
 
 
 def test_an_action_that_moves_no_file_fails_and_json_says_what_each_did(odd_names, tmp_path, capsys,
