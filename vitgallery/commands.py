@@ -338,7 +338,7 @@ def _present(hits: list[SearchHit], root: Path) -> list[SearchHit]:
 def cmd_explain(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     if out.suffix.lower() not in EXPLAIN_PICTURE_SUFFIXES:
-        raise LibraryError(f"--out {out.name}: the picture is written as {' or '.join(EXPLAIN_PICTURE_SUFFIXES)}")
+        raise LibraryError(f"--out {printable_path(out)}: the picture is written as {' or '.join(EXPLAIN_PICTURE_SUFFIXES)}")
     if not out.parent.is_dir():
         raise LibraryError(f"no folder {out.parent} to write {out.name} into")
     photos = [query_image(args.query), query_image(args.result)]
@@ -958,7 +958,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List groups of near-duplicate photos and which one of each to keep.",
                        epilog="Exit status: 0 when done, also when an action or --undo left some files as they "
                               "were (its summary says how many); 1 when one did no file at all because each "
-                              "failed, or when the question was answered no; 2 on an error.")
+                              "failed, when --undo found nothing left to put back, or when the question was "
+                              "answered no; 2 on an error.")
     add_library_option(p)
     p.add_argument("--threshold", type=duplicate_threshold, default=DEFAULT_THRESHOLD, metavar="T",
                    help=f"above 0 and up to 1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")

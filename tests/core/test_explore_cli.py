@@ -41,7 +41,7 @@ def test_explain_refuses_bad_input_with_a_message(indexed, tmp_path, capsys):
         ([photo, missing, "--out", str(tmp_path / "a.png")], f"error: {missing}: no such file"),
         ([str(root), photo, "--out", str(tmp_path / "a.png")], f"error: {root}: is a directory, not an image"),
         ([photo, photo, "--out", str(tmp_path / "nowhere" / "a.png")], "no folder"),
-        ([photo, photo, "--out", str(tmp_path / "a.tiff")], ".png or .jpg"),
+        ([photo, photo, "--out", str(tmp_path / "a.tiff")], f"--out {tmp_path / 'a.tiff'}: the picture is written as .png or .jpg"),
     ]
     for args, message in cases:
         assert main(["explain", *args, "--library", str(lib)]) == 2
