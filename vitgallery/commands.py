@@ -380,7 +380,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         offline = "" if s.root_online else "  (OFFLINE: missing or unmounted)"
         print(f"photo folder : {printable_path(s.root)}{offline}")
         print(f"library      : {printable_path(s.library_dir)}")
-        print(f"photos       : {s.photos}")
+        print(f"photos       : {s.photos}" + ("  (being indexed now: more to come)" if s.indexing else ""))
         print(f"skipped      : {s.skipped}")
         print(f"model        : {s.model_signature or '-'}")
         print(f"index size   : {s.index_size}")
@@ -444,6 +444,9 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 sys.stderr.write(f"\r\033[K{p.phase} {p.done}/{p.total}")
                 sys.stderr.flush()
 
+        if library.index_running():
+            print("note: the library is being indexed now: photos not yet indexed are not in these groups",
+                  file=sys.stderr)
         scan = library.last_duplicate_scan()
         if scan is None or not scan.up_to_date:
             scan = library.duplicate_scan(progress=progress)  # verifies only what no scan verified before

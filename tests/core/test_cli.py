@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import fcntl
 import http.server
 import io
 import json
@@ -18,7 +19,7 @@ from vitgallery import commands
 from vitgallery.cli import build_window_parser, main
 from vitgallery.commands import build_parser
 from vitgallery.core.keypoints import VERIFIED_INLIERS
-from vitgallery.core.library import Library
+from vitgallery.core.library import INDEX_LOCK_NAME, Library
 from vitgallery.core.models import ModelLoadError
 from vitgallery.core.rerank import verified_score
 
@@ -147,6 +148,18 @@ def test_search_defaults_to_the_last_library_and_status(indexed, capsys):
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert "photos       : 12" in out and "tiny-test" in out and "index size   : 12" in out
+
+
+def test_status_and_duplicates_say_an_index_is_running(indexed, capsys):
+    root, lib = indexed
+    with open(lib / INDEX_LOCK_NAME, "a") as held:  # as an index run in another process holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert main(["status", "--library", str(lib)]) == 0
+        assert "photos       : 12  (being indexed now: more to come)" in capsys.readouterr().out
+        assert main(["duplicates", "--library", str(lib)]) == 0
+        assert "note: the library is being indexed now" in capsys.readouterr().err
+    assert main(["status", "--library", str(lib)]) == 0
+    assert "being indexed" not in capsys.readouterr().out
 
 
 def test_an_interrupted_first_index_is_the_library_later_commands_use(photo_folder, tmp_path, capsys, monkeypatch):

@@ -121,6 +121,7 @@ class LibraryStatus:
     skipped: int
     model_signature: str | None
     index_size: int
+    indexing: bool  # an index run holds the library now (this process's or another's): counts still grow
 
 
 class Library:
@@ -393,7 +394,21 @@ class Library:
     def status(self) -> LibraryStatus:
         space = self._cache.space()
         return LibraryStatus(self.root, self.library_dir, root_is_available(self.root), self.store.count_files(),
-                             len(self.store.skipped()), self.model_signature, len(space.index) if space else 0)
+                             len(self.store.skipped()), self.model_signature, len(space.index) if space else 0,
+                             self.index_running())
+
+    def index_running(self) -> bool:
+        """Whether an index run holds the library now, in any process (its lock file is taken)."""
+        if fcntl is None:
+            return False
+        try:
+            with open(self.library_dir / INDEX_LOCK_NAME, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released as the file closes
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False  # a library that cannot be written has no index run either
+        return False
 
     # -- duplicates: the scan, the user's decisions, bulk actions and their undo ------------------
 
