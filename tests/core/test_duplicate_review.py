@@ -120,14 +120,19 @@ def test_the_photos_a_user_keeps_of_a_group_hold_while_it_is_the_same_photos(lib
     assert library.chosen_keeps(groups) == {}
 
 
-def test_a_schema_9_library_gains_the_keep_choices_and_reads_none_when_it_cannot_be_written(tmp_path, monkeypatch):
-    path = tmp_path / DB_NAME
+def library_of_schema(path: Path, version: int, without_table: str) -> Path:
+    """A library database as an earlier schema left it: without the table a later one added."""
     Store(path).close()
     db = sqlite3.connect(path)
-    db.execute("DROP TABLE keep_choices")
-    db.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
+    db.execute(f"DROP TABLE {without_table}")
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
     db.commit()
     db.close()
+    return path
+
+
+def test_a_schema_9_library_gains_the_keep_choices_and_reads_none_when_it_cannot_be_written(tmp_path, monkeypatch):
+    path = library_of_schema(tmp_path / DB_NAME, 9, "keep_choices")
     with monkeypatch.context() as patched:  # what a file without write permission says, even to root
         patched.setattr("vitgallery.core.store.os.access", lambda p, mode: not (mode & os.W_OK))
         store = Store(path)
@@ -368,14 +373,7 @@ def test_what_is_kept_of_photos_taken_away_is_dropped_after_a_month(library):
 
 
 def test_a_schema_5_library_gains_the_separated_pairs(tmp_path):
-    path = tmp_path / DB_NAME
-    Store(path).close()
-    db = sqlite3.connect(path)
-    db.execute("DROP TABLE separated_pairs")
-    db.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
-    db.commit()
-    db.close()
-    store = Store(path)
+    store = Store(library_of_schema(tmp_path / DB_NAME, 5, "separated_pairs"))
     assert store.get_meta("schema_version") == str(SCHEMA_VERSION) and store.separated_pairs() == set()
     store.save_separated_pairs([("a", "b")])
     assert store.separated_pairs() == {("a", "b")}
