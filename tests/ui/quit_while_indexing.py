@@ -2,12 +2,16 @@
 run_until_closed) on a folder indexed with decoding processes and a slow model, quit while a batch
 is in the model (which cannot stop midway) and the decoders are busy.
 
-usage: python -m tests.ui.quit_while_indexing FOLDER LIBRARY_DIR SECONDS_PER_BATCH
+usage: python -m tests.ui.quit_while_indexing FOLDER LIBRARY_DIR SECONDS_PER_BATCH [close|ctrl-c]
+
+ctrl-c quits as a terminal's Ctrl+C does: SIGINT to the whole process group (the app, its forkserver,
+its decoders), which the caller started as a group of its own.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -37,6 +41,7 @@ class SlowEmbedder:
 
 def main() -> int:
     folder, library_dir, delay = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+    how = sys.argv[4] if len(sys.argv) > 4 else "close"
     import vitgallery.core.models as models
     from vitgallery.ui import settings as opt
     from vitgallery.ui.app import open_window, run_until_closed
@@ -57,7 +62,8 @@ def main() -> int:
         if getattr(progress, "phase", "") == "embedding" and progress.done >= QUIT_AFTER_PHOTOS and not quitting:
             quitting.append(progress.done)
             print(f"quitting after {progress.done} photos", flush=True)
-            QTimer.singleShot(QUIT_DELAY_MS, window.close)
+            quit_now = (lambda: os.killpg(os.getpgrp(), signal.SIGINT)) if how == "ctrl-c" else window.close
+            QTimer.singleShot(QUIT_DELAY_MS, quit_now)
 
     window.index_progress.connect(quit_when_busy)
     return run_until_closed(app, window)

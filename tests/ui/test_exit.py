@@ -33,7 +33,9 @@ def processes_marked(mark: str) -> dict[int, str]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_quitting_while_indexing_leaves_no_process_behind(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("how", "status"), [("close", 0), ("ctrl-c", 130)])
+def test_quitting_while_indexing_leaves_no_process_behind(tmp_path: Path, how: str, status: int) -> None:
+    """Closed, or Ctrl+C in the terminal it started from (it crashed or hung on KeyboardInterrupt)."""
     folder = tmp_path / "photos"
     folder.mkdir()
     for number in range(80):
@@ -46,15 +48,18 @@ def test_quitting_while_indexing_leaves_no_process_behind(tmp_path: Path) -> Non
         # Output to a file, not a pipe: a process left behind would hold a pipe open and hang the test.
         with output.open("w") as sink:
             done = subprocess.run(
-                [sys.executable, "-m", "tests.ui.quit_while_indexing", str(folder), str(tmp_path / "library"), "3.0"],
+                [sys.executable, "-m", "tests.ui.quit_while_indexing", str(folder), str(tmp_path / "library"), "3.0",
+                 how],
                 cwd=REPO,
                 env=env,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 timeout=240,
+                start_new_session=True,  # a process group of its own, as a terminal gives a command
             )
         log = output.read_text()
-        assert done.returncode == 0, log[-3000:]
+        assert done.returncode == status, log[-3000:]
+        assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-3000:]
         assert "quitting after" in log and "still stopping after" in log, log[-3000:]  # the model held a batch
         deadline = time.monotonic() + SETTLE_S
         while processes_marked(mark) and time.monotonic() < deadline:

@@ -7,13 +7,15 @@ import gc
 import logging
 import os
 import platform
+import signal
 import site
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import QRect, Qt, QTimer
+from PySide6.QtCore import QRect, QSocketNotifier, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
@@ -293,9 +295,52 @@ def open_window(
     return app, window
 
 
+# Ctrl+C in the terminal that started the window, and the SIGTERM of a logout: the exit status each
+# gives a command line (128 + the signal), once the window has closed as its close button closes it.
+CLOSING_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class SignalsClose:
+    """Closes the window on CLOSING_SIGNALS, so that the jobs stop and the library is closed as on a
+    click (Ctrl+C raised KeyboardInterrupt in whatever slot ran next: the app crashed or hung, and SIGTERM
+    ended it mid-write). Python runs a signal's handler only when it runs code: the signal's byte on a
+    wakeup socket wakes the event loop for it. A second signal does what it does by default: a user
+    pressing Ctrl+C again means it."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self.exit_code: int | None = None
+        self._window = window
+        self._wakeup, writer = socket.socketpair()
+        self._wakeup.setblocking(False)
+        writer.setblocking(False)
+        self._writer = writer  # kept open while the handlers are in place
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._notifier = QSocketNotifier(self._wakeup.fileno(), QSocketNotifier.Type.Read, window)
+        self._notifier.activated.connect(self._drain)
+        for number in CLOSING_SIGNALS:
+            signal.signal(number, self._close)
+
+    def _drain(self) -> None:
+        try:
+            self._wakeup.recv(64)
+        except OSError:
+            pass
+
+    def _close(self, number: int, frame: object) -> None:
+        log.info("closing on signal %s", signal.Signals(number).name)
+        for each in CLOSING_SIGNALS:
+            signal.signal(each, signal.SIG_DFL)
+        if self.exit_code is None:
+            self.exit_code = CLOSING_SIGNALS[signal.Signals(number)]
+        self._window.close()
+
+
 def run_until_closed(app: QApplication, window: MainWindow) -> int:
     """Run the event loop; once the window has closed, give its jobs EXIT_GRACE_S to end cleanly."""
+    closer = SignalsClose(window)
     code = app.exec()
+    if closer.exit_code is not None:
+        code = closer.exit_code
     log.info("vitgallery closed with code %d", code)
     if not window.jobs.wait(EXIT_GRACE_S):
         # A worker stuck in a long call (a model still loading or downloading) must not keep the
