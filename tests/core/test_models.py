@@ -9,7 +9,7 @@ import torch
 from tests.photos import make_photo
 from vitgallery.core import models
 from vitgallery.core.calibration import library_embedder
-from vitgallery.core.models import MODELS, ModelLoadError, load_embedder, resolve_device
+from vitgallery.core.models import MODELS, ModelLoadError, load_embedder, resolve_device, signature_change
 
 
 def test_tiny_model_gives_unit_float32_vectors_deterministically():
@@ -156,3 +156,12 @@ def test_weights_a_library_was_indexed_with_are_read_only_when_needed(tmp_path):
     with pytest.raises(ModelLoadError, match="is not a PyTorch weights file"):
         load_embedder("dinov2-s14", weights=path, runtime="openvino", precision="int8",
                       trusted_signature=untrusted.signature)
+
+
+def test_a_changed_signature_is_said_as_what_changed():
+    """Another precision was announced as "model changed to dinov2-s14", the model it already was."""
+    fp32, int8 = load_embedder("tiny-test", precision="fp32").signature, load_embedder("tiny-test", precision="int8")
+    assert signature_change(fp32, int8.signature) == "the precision changed from fp32 to int8"
+    assert signature_change(fp32, fp32.replace("tiny-test", "dinov2-b14", 1)) == "the model changed to dinov2-b14"
+    assert signature_change(fp32, fp32 + "|rt:openvino") == "the runtime changed to openvino"
+    assert signature_change(fp32, fp32.replace("|", "|weights:other|", 1)) == "the tiny-test weights or settings changed"

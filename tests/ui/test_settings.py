@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QSettings
 
 from vitgallery.ui import settings as opt
@@ -85,6 +86,14 @@ def test_settings_dialog_writes_preferences_and_reports_changes(qtbot, settings:
     dialog.batch_spin.setValue(24)
     dialog.thumbnail_spin.setValue(200)
     dialog.library_edit.setText("/elsewhere")
+    asked = []
+    dialog.confirm = lambda question: asked.append(question) is not None  # Cancel
+    dialog.accept()
+    assert asked == ["Another model can change every photo's vector: the library then embeds every photo again, "
+                     "which takes as long as a first index. The library starts again in the new location (every "
+                     "photo is indexed there); the one used so far stays where it is. Apply the settings?"]
+    assert dialog.changed() == set() and settings.library_dir() != Path("/elsewhere"), "nothing applied"
+    dialog.confirm = lambda question: True
     dialog.accept()
     assert settings.get(opt.MODEL) == "dinov2-s14"
     assert settings.get(opt.BATCH_SIZE) == 24
@@ -108,3 +117,13 @@ def test_window_geometry_is_restored(qtbot, make_window, settings: Settings) -> 
     reopened.show()
     assert reopened.size().height() == 500 and abs(reopened.size().width() - 800) <= 2  # a frame's rounding
     assert abs(reopened.splitter.sizes()[0] - 210) <= 2
+
+
+def test_settings_that_leave_the_vectors_alone_apply_without_a_question(qtbot, settings: Settings) -> None:
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    dialog.confirm = lambda question: pytest.fail(f"asked: {question}")
+    dialog.thumbnail_spin.setValue(200)
+    dialog.batch_spin.setValue(dialog.batch_spin.value() + 4)
+    dialog.accept()
+    assert dialog.changed() == {opt.THUMBNAIL_SIZE, opt.BATCH_SIZE}

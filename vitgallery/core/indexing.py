@@ -27,7 +27,7 @@ import numpy as np
 from vitgallery.core.errors import LibraryError
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, DecodedPhoto, Teaching, still_unsupported
 from vitgallery.core.index_cache import IndexCache
-from vitgallery.core.models import Embedder
+from vitgallery.core.models import Embedder, signature_change
 from vitgallery.core.pipeline import DecodeJob, decode_all, failure_may_pass, forward_cpu_ms, plan_resources
 from vitgallery.core.preprocess import teaching_views_per_photo
 from vitgallery.core.scan import (
@@ -158,9 +158,10 @@ class IndexRun:
             return summary
 
         embedder = self.embedder
-        if self.store.get_meta("model_signature") != embedder.signature:
-            if self.store.get_meta("model_signature") is not None:
-                self.notice(f"model changed to {embedder.model_id}: every photo is embedded again")
+        before = self.store.get_meta("model_signature")
+        if before != embedder.signature:
+            if before is not None:
+                self.notice(f"{signature_change(before, embedder.signature)}: every photo is embedded again")
             self.store.start_new_model(embedder.signature, embedder.dim)
             self.cache.start_model(embedder.dim)
         self._drop_damaged_rows()

@@ -849,6 +849,19 @@ def signature_runtime(signature: str) -> str:
     return "openvino" if "|rt:openvino" in signature else "torch"
 
 
+def signature_change(before: str, after: str) -> str:
+    """What differs between two signatures, in words: 'the model changed to dinov2-b14', 'the precision
+    changed from int8 to fp32'."""
+    (model, precision), (new_model, new_precision) = (signature_model_and_precision(s) for s in (before, after))
+    if model != new_model:
+        return f"the model changed to {new_model}"
+    if precision != new_precision:
+        return f"the precision changed from {precision} to {new_precision}"
+    if signature_runtime(before) != signature_runtime(after):
+        return f"the runtime changed to {signature_runtime(after)}"
+    return f"the {new_model} weights or settings changed"
+
+
 # Ends a signature whose int8 model was calibrated on a library's photos: the model file's checksum.
 CALIBRATION_MARK = "|cal:"
 

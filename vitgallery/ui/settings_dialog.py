@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QWidget,
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
 from vitgallery.core.models import MODELS, USER_MODELS
 from vitgallery.ui import settings as opt
 from vitgallery.ui.settings import Option, Settings
+from vitgallery.ui.widgets import confirmation_box
 
 PRECISION_HINTS = {
     "auto": "automatic (int8 on a CPU with OpenVINO; else bf16 where the hardware has it, else fp32)",
@@ -76,6 +78,9 @@ class SettingsDialog(QDialog):
         form.addRow(buttons)
 
     def accept(self) -> None:
+        consequences = self._consequences()
+        if consequences and not self.confirm(" ".join(consequences) + " Apply the settings?"):
+            return  # the dialog stays open to change them back
         self._settings.set(opt.MODEL, self.model_combo.currentData())
         self._settings.set(opt.WEIGHTS, self.weights_edit.text().strip())
         self._settings.set(opt.DEVICE, self.device_combo.currentData())
@@ -85,6 +90,24 @@ class SettingsDialog(QDialog):
         self._settings.set(opt.THUMBNAIL_SIZE, self.thumbnail_spin.value())
         self._settings.sync()
         super().accept()
+
+    def _consequences(self) -> list[str]:
+        """What applying the dialog sets off beyond itself, said before it does."""
+        said = []
+        vector = {opt.MODEL: self.model_combo.currentData(), opt.WEIGHTS: self.weights_edit.text().strip(),
+                  opt.PRECISION: self.precision_combo.currentData()}
+        shaping = [option.label.lower() for option, value in vector.items() if value != self._before[option.key]]
+        if shaping:
+            said.append(f"Another {' or '.join(shaping)} can change every photo's vector: the library then "
+                        "embeds every photo again, which takes as long as a first index.")
+        if self.library_edit.text().strip() != self._before[opt.LIBRARY_DIR.key]:
+            said.append("The library starts again in the new location (every photo is indexed there); the "
+                        "one used so far stays where it is.")
+        return said
+
+    def confirm(self, question: str) -> bool:
+        """Asks before settings that embed every photo again apply (Cancel is the default); tests replace it."""
+        return confirmation_box(self, "Settings", question, "Apply").exec() == QMessageBox.StandardButton.Yes
 
     def changed(self) -> set[Option]:
         """The preferences that the dialog changed."""
