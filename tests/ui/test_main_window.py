@@ -377,6 +377,23 @@ def test_skipped_files_show_in_the_problems_panel(qtbot, make_window, photo_fold
     assert window.tabs.tabText(2) == "Problems (1)"
 
 
+
+def test_a_device_that_is_not_there_points_to_the_settings_not_to_weights(
+    qtbot, make_window, settings, photo_folder: Path, monkeypatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a GPU machine runs this test too
+    settings.set(opt.DEVICE, "cuda")
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.open_folder(photo_folder)
+    said = window.message_bar.text()
+    assert said.startswith("The device cuda was asked for, but PyTorch sees no CUDA GPU") and "--device" not in said
+    assert "File → Settings… → Device" in said and "Weights" not in said
+    assert window.message_bar.action_button.text() == "Settings…"
+
 def test_a_missing_model_offers_a_weights_file_and_the_banner_goes_once_fixed(
     qtbot, make_window, settings, photo_folder: Path, tmp_path: Path, monkeypatch
 ) -> None:

@@ -46,6 +46,10 @@ class ModelLoadError(Exception):
     """The model or its weights could not be loaded; the message says what to do."""
 
 
+class DeviceError(ModelLoadError):
+    """The device asked for is not there (no CUDA GPU, no MPS): another device, not other weights, helps."""
+
+
 @dataclass(frozen=True)
 class Normalisation:
     """How pixels in [0, 1] are shifted and scaled for a model; its name is part of Embedder.signature."""
@@ -362,11 +366,11 @@ def resolve_device(device: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
+        raise DeviceError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ModelLoadError("--device mps was asked for, but this PyTorch has no MPS support")
+        raise DeviceError("--device mps was asked for, but this PyTorch has no MPS support")
     if device not in DEVICES:
-        raise ModelLoadError(f"unknown device {device!r}: use {', '.join(DEVICES)}")
+        raise DeviceError(f"unknown device {device!r}: use {', '.join(DEVICES)}")
     return torch.device(device)
 
 

@@ -1044,9 +1044,9 @@ class MainWindow(QMainWindow):
     def show_worker_error(self, error: WorkerError) -> None:
         if error.model_failed:
             self._model_error = error.message
-            self.message_bar.show_message(
-                error.message, error=True, action=MessageAction("Choose weights file…", self.choose_weights_file)
-            )
+            action = (MessageAction("Settings…", self.open_settings) if error.device_failed
+                      else MessageAction("Choose weights file…", self.choose_weights_file))
+            self.message_bar.show_message(error.message, error=True, action=action)
             return
         self.message_bar.show_message(error.message, error=True, report=error.report)
         if error.unexpected:

@@ -73,6 +73,7 @@ class WorkerError:
     message: str
     report: str = ""  # a traceback when the error was unexpected
     model_failed: bool = False  # the model could not be loaded: the window offers a weights file
+    device_failed: bool = False  # of those, the device chosen is not there: the window offers its Settings
     library_empty: bool = False  # nothing embedded yet: a search waits for the first index
 
     @property
@@ -113,10 +114,14 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
 def describe_error(error: BaseException) -> WorkerError:
     from vitgallery.core.errors import EmptyLibrary
-    from vitgallery.core.models import ModelLoadError
+    from vitgallery.core.models import DeviceError, ModelLoadError
 
     if isinstance(error, expected_errors()):
         reason = getattr(error, "reason", None) or str(error) or type(error).__name__
+        if isinstance(error, DeviceError):  # the core names the CLI's option; the window keeps it in Settings
+            reason = reason.replace("--device ", "The device ", 1)
+            reason += "\nChoose another in File → Settings… → Device (auto takes a GPU where there is one)."
+            return WorkerError(reason, model_failed=True, device_failed=True)
         if isinstance(error, ModelLoadError):
             # The core speaks of the command line; say where the window keeps the same choice.
             reason += "\nIn the window: the button on the right, or File → Settings… → Model and Weights file."
