@@ -257,3 +257,24 @@ def test_sorting_in_runs_is_sorting():
     assert workers.sorted_in_runs(items, lambda item: item[0], run=33) == sorted(items, key=lambda item: item[0]), \
         "stable: equal keys keep their order"
     assert workers.sorted_in_runs([], lambda item: item) == []
+
+
+def test_weights_that_cannot_be_downloaded_are_said_in_the_window_s_words(tmp_path, monkeypatch):
+    """The CLI is told to pass --weights FILE; the window, to choose the file (its button does)."""
+    import urllib.error
+
+    from vitgallery.core.models import ModelLoadError, download_weights
+
+    def offline(url, path, progress=True):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(ModelLoadError) as failed:
+        download_weights(MODELS["dinov2-s14"], progress=False)
+    assert "pass it with --weights FILE" in str(failed.value) and "<urlopen error" not in str(failed.value)
+    said = workers.describe_error(failed.value)
+    assert said.model_failed and said.message.startswith(
+        "The dinov2-s14 weights are not on this computer yet and cannot be downloaded now "
+        "([Errno -2] Name or service not known).")
+    assert "--weights" not in said.message and said.message.endswith("choose that file.")

@@ -43,7 +43,12 @@ OPTIONAL_MODEL_LIBRARIES = ("openvino",)
 
 
 class ModelLoadError(Exception):
-    """The model or its weights could not be loaded; the message says what to do."""
+    """The model or its weights could not be loaded; the message says what to do on the command line,
+    `reason`, where given, what to do in the window (a file chosen there, not passed)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class DeviceError(ModelLoadError):
@@ -296,12 +301,19 @@ def download_weights(spec: ModelSpec, *, progress: bool = True) -> Path:
     try:
         torch.hub.download_url_to_file(spec.weights_url, str(target), progress=progress)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", None) or exc  # a URLError's own, not "<urlopen error ...>"
         raise ModelLoadError(
-            f"Could not download the {spec.name} weights ({exc}).\n"
+            f"Could not download the {spec.name} weights ({reason}).\n"
             f"Without network access, download {spec.weights_url} on another machine and pass it with "
-            f"--weights FILE (or put it at {target})."
+            f"--weights FILE (or put it at {target}).",
+            reason=unreachable_weights_text(spec, reason),
         ) from exc
     return target
+
+
+def unreachable_weights_text(spec: ModelSpec, reason: object) -> str:
+    return (f"The {spec.name} weights are not on this computer yet and cannot be downloaded now ({reason}).\n"
+            f"Download {spec.weights_url} on another machine and choose that file.")
 
 
 WEIGHTS_REACHABLE_TIMEOUT_S = 5.0
@@ -323,9 +335,7 @@ def weights_problem(name: str, weights: Path | str | None = None) -> str | None:
         with urllib.request.urlopen(request, timeout=WEIGHTS_REACHABLE_TIMEOUT_S):
             return None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        return (f"The {spec.name} weights are not on this computer yet and cannot be downloaded now ({reason}).\n"
-                f"Download {spec.weights_url} on another machine and choose that file.")
+        return unreachable_weights_text(spec, getattr(exc, "reason", None) or exc)
 
 
 def file_sha256(path: Path) -> str:
