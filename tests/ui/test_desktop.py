@@ -391,8 +391,26 @@ def test_a_folder_that_does_not_exist_is_said_and_never_becomes_a_library(
     window = make_window()
     window.show()
     window.open_folder(tmp_path / "typo")
-    assert "is not a folder" in window.message_bar.text() and "no library" in window.message_bar.text()
+    assert window.message_bar.text() == (f"{tmp_path / 'typo'} is not there (moved, or a drive not mounted?): "
+                                         "no library was made for it.")
     assert window.folder is None and not (tmp_path / "library").exists()
+    photo = tmp_path / "photo.jpg"  # a recent folder that is now a file
+    photo.write_bytes(b"")
+    window.open_folder(photo)
+    assert window.message_bar.text() == f"{photo} is a file, not a folder: no library was made for it."
+
+
+def test_another_folder_opened_says_nothing_of_the_one_before(qtbot, indexed_window, tmp_path: Path) -> None:
+    window = indexed_window
+    window.statusBar().showMessage("Indexed in 3 s: 12 new")
+    other = tmp_path / "other"
+    other.mkdir()
+    window.open_folder(other)
+    assert window.count_label.text() == "" and window.statusBar().currentMessage() == "", \
+        "the count and the summary were the other folder's"
+    # this window's library is fixed to the first folder: the other's cannot open, and says so
+    qtbot.waitUntil(window.message_bar.isVisible, timeout=30_000)
+    assert window.count_label.text() == "", "the first folder's count did not come back"
 
 
 # -- progress ------------------------------------------------------------------------------------

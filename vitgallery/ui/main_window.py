@@ -497,13 +497,15 @@ class MainWindow(QMainWindow):
         """Show the folder's photos at once, then open its library and index it in the background."""
         folder = photo_root_path(folder)
         if not folder.is_dir():
-            self.message_bar.show_message(
-                f"{folder} is not a folder (moved, or a drive not mounted?): no library was made for it.",
-                error=True,
-            )
+            why = "is a file, not a folder" if folder.exists() else "is not there (moved, or a drive not mounted?)"
+            self.message_bar.show_message(f"{folder} {why}: no library was made for it.", error=True)
             return
         self.jobs.cancel_all()
         self._index_run = None
+        # what was said of the folder before is not said of this one
+        self._photos_in_library = 0
+        self.count_label.clear()
+        self.statusBar().clearMessage()
         self.progress_panel.finish()
         self.search_page.reset()
         self._folder = folder
@@ -568,6 +570,7 @@ class MainWindow(QMainWindow):
                        forget_missing=forget_missing, listing=listing)
         self._index_run = run
         self._index_again = False
+        self.statusBar().clearMessage()  # the last run's summary is not this run's, which may fail
         self.progress_panel.start("Starting…", self._photos_in_library)
         self.search_page.set_indexing(True)
         self._index_job = self.jobs.submit_library(
