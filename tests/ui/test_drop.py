@@ -85,6 +85,18 @@ def test_nothing_usable() -> None:
     assert query_from_mime(missing) is None
 
 
+def test_local_files_that_are_no_image_are_refused_while_dragged(photo: Path, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(notes)), QUrl.fromLocalFile(str(tmp_path))])
+    assert not can_accept(mime), "a text file and a folder: nothing to search with"
+    mime.setUrls([QUrl.fromLocalFile(str(notes)), QUrl.fromLocalFile(str(photo))])
+    assert can_accept(mime) and query_from_mime(mime).path == photo
+    mime.setUrls([QUrl.fromLocalFile(str(notes)), QUrl("https://example.org/page")])
+    assert can_accept(mime), "a link may lead to an image: only fetching it tells"
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     routes: dict[str, tuple[int, str, bytes]] = {}
 

@@ -1,6 +1,6 @@
 """What a drop or a paste carries, turned into a query: a local file, image bytes, or a URL to fetch.
 
-Order of preference: a local image file, then image data (a browser drag often carries both the
+Order of preference: a local image file (one of a known image kind first), then image data (a browser drag often carries both the
 page link and the picture, and the picture needs no network), then an http(s) URL, then text that
 names a path or URL, then an <img src> in dropped HTML.
 """
@@ -16,6 +16,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData, QUrl
 from PySide6.QtGui import QImage
 
 from vitgallery.core.fetch import is_url
+from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,10 @@ class QuerySource:
 
 
 def query_from_mime(mime: QMimeData) -> QuerySource | None:
-    for url in mime.urls() if mime.hasUrls() else []:
-        source = _query_from_url(url)
-        if source is not None and source.path is not None:
-            return source
+    files = [source for url in (mime.urls() if mime.hasUrls() else []) if (source := _query_from_url(url)) is not None
+             and source.path is not None]
+    if files:  # an image file among several dropped: that one, not the notes dragged along
+        return next((f for f in files if f.path.suffix.lower() in SUPPORTED_EXTENSIONS), files[0])
     data = _image_bytes(mime)
     if data is not None:
         return QuerySource(label="pasted image", data=data)
@@ -56,11 +57,13 @@ def query_from_mime(mime: QMimeData) -> QuerySource | None:
 
 
 def can_accept(mime: QMimeData) -> bool:
-    """A quick check for drag-enter: does this look like something we could query with?"""
-    if mime.hasUrls() or mime.hasImage():
+    """A quick check for drag-enter: does this look like something we could query with? Local files all
+    of kinds that are no image (notes.txt, a folder) are refused while still dragged, not after the drop."""
+    if mime.hasImage() or any(mime.hasFormat(kind) for kind in IMAGE_MIME_TYPES):
         return True
-    if any(mime.hasFormat(kind) for kind in IMAGE_MIME_TYPES):
-        return True
+    if mime.hasUrls():
+        return any(not url.isLocalFile() or Path(url.toLocalFile()).suffix.lower() in SUPPORTED_EXTENSIONS
+                   for url in mime.urls())
     return mime.hasText() and query_from_text(mime.text()) is not None
 
 
