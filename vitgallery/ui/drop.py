@@ -1,8 +1,8 @@
 """What a drop or a paste carries, turned into a query: a local file, image bytes, or a URL to fetch.
 
-Order of preference: a local image file (one of a known image kind first), then image data (a browser drag often carries both the
-page link and the picture, and the picture needs no network), then an http(s) URL, then text that
-names a path or URL, then an <img src> in dropped HTML.
+Order of preference: a local image file (one of a known image kind first), then image data (a browser
+drag often carries both the page link and the picture, and the picture needs no network), then an
+http(s) URL, then text that names a path or URL, then an <img src> in dropped HTML.
 """
 
 from __future__ import annotations
