@@ -164,4 +164,6 @@ def test_a_changed_signature_is_said_as_what_changed():
     assert signature_change(fp32, int8.signature) == "the precision changed from fp32 to int8"
     assert signature_change(fp32, fp32.replace("tiny-test", "dinov2-b14", 1)) == "the model changed to dinov2-b14"
     assert signature_change(fp32, fp32 + "|rt:openvino") == "the runtime changed to openvino"
-    assert signature_change(fp32, fp32.replace("|", "|weights:other|", 1)) == "the tiny-test weights or settings changed"
+    weights = fp32.split("|")[1]
+    assert signature_change(fp32, fp32.replace(weights, "other")) == "the tiny-test weights changed"
+    assert signature_change(fp32, fp32 + "|pool:mean") == "the tiny-test settings changed"

@@ -873,7 +873,9 @@ def signature_change(before: str, after: str) -> str:
         return f"the precision changed from {precision} to {new_precision}"
     if signature_runtime(before) != signature_runtime(after):
         return f"the runtime changed to {signature_runtime(after)}"
-    return f"the {new_model} weights or settings changed"
+    if before.split("|")[1:2] != after.split("|")[1:2]:  # the part after the model names its weights
+        return f"the {new_model} weights changed"
+    return f"the {new_model} settings changed"
 
 
 # Ends a signature whose int8 model was calibrated on a library's photos: the model file's checksum.
