@@ -240,8 +240,14 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(f"indexing {printable_path(library.root)} with {embedder.model_id} on {embedder.device} "
               f"(library {printable_path(library.library_dir)})", file=sys.stderr)
         progress = TerminalProgress()
-        summary = library.index(embedder, progress=progress, batch_size=args.batch_size,
-                                decode_workers=args.workers, forget_missing=args.forget_missing)
+        photos_before = library.photo_count()
+        try:
+            summary = library.index(embedder, progress=progress, batch_size=args.batch_size,
+                                    decode_workers=args.workers, forget_missing=args.forget_missing)
+        except KeyboardInterrupt:
+            if library.photo_count() == photos_before:  # stopped while the model was fitted, say
+                args.interrupted_note = "nothing new was embedded yet; the library is as it was"
+            raise
         progress.finish()
         print(format_summary(summary, library.skipped()))
         if not summary.offline and library.photo_count() == 0:
@@ -1085,6 +1091,6 @@ def main(argv: list[str]) -> int:
         print(f"error: the library database cannot be read ({exc}): run `vitgallery repair{library}`", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        said = INTERRUPTED.get(args.command)
+        said = getattr(args, "interrupted_note", None) or INTERRUPTED.get(args.command)
         print("interrupted" + (f": {said}" if said else ""), file=sys.stderr)
         return 130

@@ -525,3 +525,12 @@ def test_ctrl_c_says_what_the_interrupted_command_kept(command, said, monkeypatc
     monkeypatch.setattr(commands, f"cmd_{command[0]}", interrupted)
     assert commands.main(command) == 130
     assert capsys.readouterr().err.startswith(said)
+
+
+def test_ctrl_c_before_any_photo_was_embedded_says_nothing_was(photo_folder, tmp_path, capsys, monkeypatch):
+    def interrupted(self, *args, **kwargs):  # as while the int8 model is fitted, before the first batch
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Library, "index", interrupted)
+    assert main(["index", str(photo_folder), "--library", str(tmp_path / "lib"), "--model", "tiny-test"]) == 130
+    assert capsys.readouterr().err.endswith("interrupted: nothing new was embedded yet; the library is as it was\n")
