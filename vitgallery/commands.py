@@ -36,7 +36,7 @@ from vitgallery.core.duplicates import (
 from vitgallery.core.explain import explain_pair
 from vitgallery.core.explain_render import render_explanation
 from vitgallery.core.fetch import DownloadError, download, is_url
-from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, DecodeError, read_meta, route_pillow_warnings
+from vitgallery.core.imageio import SUPPORTED_KINDS, DecodeError, read_meta, route_pillow_warnings
 from vitgallery.core.library import (
     DB_NAME,
     IndexProgress,
@@ -251,8 +251,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         progress.finish()
         print(format_summary(summary, library.skipped()))
         if not summary.offline and library.photo_count() == 0:
-            print(f"no photos in {printable_path(library.root)}: vitgallery reads "
-                  f"{', '.join(sorted({e.lstrip('.').upper() for e in SUPPORTED_EXTENSIONS}))} files", file=sys.stderr)
+            print(f"no photos in {printable_path(library.root)}: vitgallery reads {SUPPORTED_KINDS} files",
+                  file=sys.stderr)
         return 3 if summary.offline or summary.missing_kept else 0
     finally:
         _remember_if_it_holds_photos(library)

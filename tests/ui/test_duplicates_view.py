@@ -16,10 +16,10 @@ from vitgallery.core.duplicates import BULK_ACTIONS, DuplicateProgress, KeepRule
 from vitgallery.core.duplicates.trash import home_trash
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
+from vitgallery.core.words import size_text
 from vitgallery.ui import duplicates_view
 from vitgallery.ui.compare import PROPERTIES, CompareDialog
 from vitgallery.ui.duplicates_view import DuplicatesView
-from vitgallery.ui.group_list import size_text
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.workers import JobRunner, Session
 

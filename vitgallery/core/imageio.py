@@ -45,6 +45,8 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
     # .jpe and .jfif: JPEGs too (the desktop offers "Open with" for every image/jpeg file)
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 )
+# The kinds of file read, as a message names them: "AVIF, BMP, GIF, HEIC, …"
+SUPPORTED_KINDS = ", ".join(sorted(ext.lstrip(".").upper() for ext in SUPPORTED_EXTENSIONS))
 
 #: Largest image we decode, in pixels. This is Pillow's own DecompressionBombError threshold
 #: (2 x its default MAX_IMAGE_PIXELS of 89,478,485, about 179 megapixels). Between 89 and 179 MP

@@ -68,12 +68,12 @@ from vitgallery.core.duplicates import (
     move_target_problem,
     time_ago,
 )
-from vitgallery.core.words import unreadable_text
+from vitgallery.core.words import count_text, size_text, unreadable_text
 from vitgallery.ui.collector import collector_paused
 from vitgallery.ui.compare import CompareDialog
 from vitgallery.ui.decisions_dialog import DecisionsDialog
 from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache
-from vitgallery.ui.group_list import GroupList, GroupListModel, count_text, size_text
+from vitgallery.ui.group_list import GroupList, GroupListModel
 from vitgallery.ui.results_model import PathRole
 from vitgallery.ui.thumbnails import ThumbnailLoader
 from vitgallery.ui.widgets import JobPage, confirmation_box

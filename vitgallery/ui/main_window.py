@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 import vitgallery
-from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
+from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, SUPPORTED_KINDS
 from vitgallery.core.library import library_dir_under
 from vitgallery.core.scan import photo_root_path
 from vitgallery.logs import log_dir, log_file_path
@@ -659,8 +659,7 @@ class MainWindow(QMainWindow):
         self.problems_panel.set_problems("listing", listing.problems)
         self.folder_view.set_empty_text(
             "" if listing.photos else
-            f"No photos in this folder or its subfolders. vitgallery reads "
-            f"{', '.join(sorted(ext.lstrip('.').upper() for ext in SUPPORTED_EXTENSIONS))}."
+            f"No photos in this folder or its subfolders. vitgallery reads {SUPPORTED_KINDS}."
         )
         if self._folder is not None and not self._folder.is_dir():
             self._show_folder_offline()

@@ -77,30 +77,37 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
+    def _values(self) -> dict[Option, object]:
+        """The preferences as the dialog shows them."""
+        return {
+            opt.MODEL: self.model_combo.currentData(),
+            opt.WEIGHTS: self.weights_edit.text().strip(),
+            opt.DEVICE: self.device_combo.currentData(),
+            opt.PRECISION: self.precision_combo.currentData(),
+            opt.BATCH_SIZE: self.batch_spin.value(),
+            opt.LIBRARY_DIR: self.library_edit.text().strip(),
+            opt.THUMBNAIL_SIZE: self.thumbnail_spin.value(),
+        }
+
     def accept(self) -> None:
-        consequences = self._consequences()
+        values = self._values()
+        consequences = self._consequences(values)
         if consequences and not self.confirm(" ".join(consequences) + " Apply the settings?"):
             return  # the dialog stays open to change them back
-        self._settings.set(opt.MODEL, self.model_combo.currentData())
-        self._settings.set(opt.WEIGHTS, self.weights_edit.text().strip())
-        self._settings.set(opt.DEVICE, self.device_combo.currentData())
-        self._settings.set(opt.PRECISION, self.precision_combo.currentData())
-        self._settings.set(opt.BATCH_SIZE, self.batch_spin.value())
-        self._settings.set(opt.LIBRARY_DIR, self.library_edit.text().strip())
-        self._settings.set(opt.THUMBNAIL_SIZE, self.thumbnail_spin.value())
+        for option, value in values.items():
+            self._settings.set(option, value)
         self._settings.sync()
         super().accept()
 
-    def _consequences(self) -> list[str]:
-        """What applying the dialog sets off beyond itself, said before it does."""
+    def _consequences(self, values: dict[Option, object]) -> list[str]:
+        """What applying `values` sets off beyond the settings, said before it does."""
         said = []
-        vector = {opt.MODEL: self.model_combo.currentData(), opt.WEIGHTS: self.weights_edit.text().strip(),
-                  opt.PRECISION: self.precision_combo.currentData()}
-        shaping = [option.label.lower() for option, value in vector.items() if value != self._before[option.key]]
+        new = {option for option, value in values.items() if value != self._before[option.key]}
+        shaping = [option.label.lower() for option in (opt.MODEL, opt.WEIGHTS, opt.PRECISION) if option in new]
         if shaping:
             said.append(f"Another {' or '.join(shaping)} can change every photo's vector: the library then "
                         "embeds every photo again, which takes as long as a first index.")
-        if self.library_edit.text().strip() != self._before[opt.LIBRARY_DIR.key]:
+        if opt.LIBRARY_DIR in new:
             said.append("The library starts again in the new location (every photo is indexed there); the "
                         "one used so far stays where it is.")
         return said

@@ -107,7 +107,6 @@ class MessageBar(QFrame):
             self._action.run()
 
 
-
 class WrappedCaption(QLabel):
     """A word-wrapped label whose words too wide for it (a long file name has no space to wrap at) are
     shortened in the middle, so the name keeps its start and its extension; the whole text is its tooltip."""
@@ -137,6 +136,7 @@ class WrappedCaption(QLabel):
         if shown != super().text():
             super().setText(shown)
         self.setToolTip(self._full if shown != self._full else "")
+
 
 SCREEN_SHARE = 0.95  # the most of a small screen a window opens on
 
