@@ -248,6 +248,27 @@ def test_switching_model_re_embeds_everything(photo_folder, tmp_path, embedder):
     assert lib.status().index_size == 12
 
 
+def test_the_photos_indexed_while_embedding_count_each_photo_once(photo_folder, tmp_path, embedder):
+    lib = open_lib(photo_folder, tmp_path)
+    index(lib, embedder)
+    counts: list[int] = []
+
+    def collect(progress):
+        if progress.photos_indexed is not None:
+            counts.append(progress.photos_indexed)
+
+    index(lib, CountingEmbedder("other-weights"), progress=collect)
+    # a new model starts from none (the window read 37 of a folder of 30 while re-embedding)
+    assert counts[0] < 12 and counts[-1] == 12 == lib.status().photos
+    assert counts == sorted(counts)
+
+    counts.clear()
+    make_photo(51).save(photo_folder / "img_01.jpg")  # edited in place: already counted
+    make_photo(50).save(photo_folder / "new.jpg")
+    index(lib, CountingEmbedder("other-weights"), progress=collect)
+    assert counts[-1] == 13 == lib.status().photos
+
+
 def test_damaged_index_file_is_rebuilt(photo_folder, tmp_path, embedder):
     lib = open_lib(photo_folder, tmp_path)
     index(lib, embedder)

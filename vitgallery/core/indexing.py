@@ -72,6 +72,9 @@ class IndexProgress:
     rate: float  # photos per second
     eta_s: float | None
     current_path: str | None
+    # while embedding: the photos the library can find so far (a re-embedding for a new model starts
+    # from none; a changed photo is not counted twice)
+    photos_indexed: int | None = None
 
 
 @dataclass
@@ -376,13 +379,14 @@ class IndexRun:
         """Embed `files`; those in `teaching` also embed their teaching views, decoded with them."""
         summary, embedder = self.summary, self.embedder
         known_before = set(self.store.files())
+        indexed = self.store.count_files()
         total, done = len(files), 0
         started = time.monotonic()
         last_save = started
         batch: list[tuple[FoundFile, object, str]] = []
 
         def flush() -> None:
-            nonlocal last_save
+            nonlocal last_save, indexed
             if not batch:
                 return
             vectors = embedder.embed_pixels(np.stack([photo.pixels for _, photo, _ in batch]))
@@ -395,6 +399,7 @@ class IndexRun:
             updated = sum(1 for f, _, _ in batch if f.path in known_before)
             summary.updated += updated
             summary.added += len(batch) - updated
+            indexed += len(batch) - updated
             batch.clear()
             if time.monotonic() - last_save > INDEX_SAVE_INTERVAL_S:
                 self.cache.save()
@@ -419,9 +424,10 @@ class IndexRun:
             else:
                 batch.append((f, outcome.photo, outcome.fingerprint))
             done += 1
-            if len(batch) >= batch_size:
+            if len(batch) >= batch_size or done == total:  # the last report counts every photo
                 flush()
-            if self._step_done(IndexProgress("embedding", done, total, *_pace(done, total, started), f.path)):
+            if self._step_done(IndexProgress("embedding", done, total, *_pace(done, total, started), f.path,
+                                             photos_indexed=indexed)):
                 break
         flush()
 

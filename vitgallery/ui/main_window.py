@@ -727,8 +727,8 @@ class MainWindow(QMainWindow):
             return
         if progress.phase in ("embedding", "learning"):
             self.progress_panel.update_progress(progress.phase, progress.done, progress.total, progress.current_path)
-            if progress.phase == "embedding":
-                self._show_photo_count(self._photos_in_library + self.progress_panel.photos_embedded)
+            if progress.photos_indexed is not None:
+                self._show_photo_count(progress.photos_indexed)
             self.message_bar.withdraw(self._model_error)  # photos embedded: the model loads now
         else:
             self.progress_panel.show_step(

@@ -248,10 +248,6 @@ class IndexEstimate:
         if self._since is None:
             self._since = self._clock()
 
-    @property
-    def photos_embedded(self) -> int:
-        return self._embed_done
-
     def work_total(self) -> float:
         return self._embed_total * self._work_per_new_photo() + (1 + self._views()) * (self._learn_total or 0)
 
@@ -353,11 +349,6 @@ class IndexProgressPanel(QWidget):
         eta = "" if self.pause_button.isChecked() else f" · {format_duration(self.estimate.eta_s())} left"
         self.label.setText(f"{state}{eta} · {name}")
         self.label.setToolTip(current or "")
-
-    @property
-    def photos_embedded(self) -> int:
-        """New and changed photos embedded so far in this run."""
-        return self.estimate.photos_embedded if self.estimate is not None else 0
 
     def finish(self) -> None:
         self.estimate = None
