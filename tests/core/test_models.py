@@ -9,7 +9,15 @@ import torch
 from tests.photos import make_photo
 from vitgallery.core import models
 from vitgallery.core.calibration import library_embedder
-from vitgallery.core.models import MODELS, ModelLoadError, load_embedder, resolve_device, signature_change
+from vitgallery.core.models import (
+    MODELS,
+    DeviceError,
+    ModelLoadError,
+    device_problem,
+    load_embedder,
+    resolve_device,
+    signature_change,
+)
 
 
 def test_tiny_model_gives_unit_float32_vectors_deterministically():
@@ -167,3 +175,13 @@ def test_a_changed_signature_is_said_as_what_changed():
     weights = fp32.split("|")[1]
     assert signature_change(fp32, fp32.replace(weights, "other")) == "the tiny-test weights changed"
     assert signature_change(fp32, fp32 + "|pool:mean") == "the tiny-test settings changed"
+
+
+def test_a_device_this_machine_lacks_is_named_with_its_reason(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert device_problem("cuda") == "PyTorch sees no CUDA GPU"
+    assert device_problem("cpu") is None and device_problem("auto") is None
+    with pytest.raises(DeviceError, match="--device cuda was asked for, but PyTorch sees no CUDA GPU"):
+        resolve_device("cuda")

@@ -127,3 +127,18 @@ def test_settings_that_leave_the_vectors_alone_apply_without_a_question(qtbot, s
     dialog.batch_spin.setValue(dialog.batch_spin.value() + 4)
     dialog.accept()
     assert dialog.changed() == {opt.THUMBNAIL_SIZE, opt.BATCH_SIZE}
+
+
+def test_devices_this_machine_lacks_are_shown_but_cannot_be_chosen(qtbot, settings: Settings, monkeypatch) -> None:
+    from vitgallery.ui import settings_dialog
+
+    monkeypatch.setattr(settings_dialog, "device_problem",
+                        lambda device: "PyTorch sees no CUDA GPU" if device == "cuda" else None)
+    settings.set(opt.DEVICE, "cuda")  # chosen on another machine
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    combo = dialog.device_combo
+    cuda = combo.findData("cuda")
+    assert combo.currentIndex() == cuda and combo.itemText(cuda) == "cuda (not here: PyTorch sees no CUDA GPU)"
+    assert not combo.model().item(cuda).isEnabled()
+    assert all(combo.model().item(combo.findData(device)).isEnabled() for device in ("auto", "cpu", "mps"))

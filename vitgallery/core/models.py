@@ -375,13 +375,27 @@ def resolve_device(device: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise DeviceError("--device mps was asked for, but this PyTorch has no MPS support")
     if device not in DEVICES:
         raise DeviceError(f"unknown device {device!r}: use {', '.join(DEVICES)}")
+    problem = device_problem(device)
+    if problem is not None:
+        raise DeviceError(f"--device {device} was asked for, but {problem}")
     return torch.device(device)
+
+
+def device_problem(device: str) -> str | None:
+    """Why `device` cannot run the model on this machine, or None where it can."""
+    if device not in ("cuda", "mps"):
+        return None
+    try:
+        import torch
+    except ImportError as exc:  # the window still opens with a broken install; it says why elsewhere
+        return f"PyTorch cannot be imported ({exc})"
+    if device == "cuda" and not torch.cuda.is_available():
+        return "PyTorch sees no CUDA GPU"
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        return "this PyTorch has no MPS support"
+    return None
 
 
 # -- precision -------------------------------------------------------------------------------------

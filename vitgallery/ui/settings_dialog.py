@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitgallery.core.models import MODELS, USER_MODELS
+from vitgallery.core.models import MODELS, USER_MODELS, device_problem
 from vitgallery.ui import settings as opt
 from vitgallery.ui.settings import Option, Settings
 from vitgallery.ui.widgets import confirmation_box
@@ -48,7 +48,10 @@ class SettingsDialog(QDialog):
         self.weights_edit.setPlaceholderText("official weights, downloaded on first use")
         self.device_combo = QComboBox()
         for device in opt.DEVICE.choices or ():
-            self.device_combo.addItem(device, device)
+            problem = device_problem(device)
+            self.device_combo.addItem(device if problem is None else f"{device} (not here: {problem})", device)
+            if problem is not None:  # shown, so a setting made on another machine reads as such
+                self.device_combo.model().item(self.device_combo.count() - 1).setEnabled(False)
         self.device_combo.setCurrentIndex(self.device_combo.findData(settings.get(opt.DEVICE)))
         self.precision_combo = QComboBox()
         for precision in opt.PRECISION.choices or ():
