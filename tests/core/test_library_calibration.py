@@ -205,3 +205,19 @@ def test_quantising_on_a_full_disk_says_the_disk_is_full(tmp_path, monkeypatch):
         index(library, auto_embedder())
     assert library.model_signature is None, "nothing indexed, not on torch for good"
     library.close()
+
+
+def test_a_folder_of_only_broken_photos_is_not_calibrated_for(tmp_path, quantisations):
+    """It said so only after the quantising (36 s in the window); the next photo that decodes calibrates."""
+    root = tmp_path / "broken"
+    root.mkdir()
+    for n in range(3):
+        (root / f"cut_{n}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg")
+    library = Library.open(root, tmp_path / "lib")
+    summary, phases = index(library, int8())
+    assert summary.skipped == 3 and summary.added == 0
+    assert quantisations == [] and "quantising" not in phases
+    make_photo(1).save(root / "good.jpg")
+    summary, phases = index(library, int8())
+    assert summary.added == 1 and len(quantisations) == 1
+    library.close()

@@ -63,8 +63,8 @@ def calibrate_for_library(embedder: Embedder, root: Path, library_dir: Path, sig
     for ViT-S/14 on 2 cores, once: phases "calibrating", the photos decoded, and "quantising"). None when
     cancelled meanwhile (the quantising worker is then ended).
 
-    A folder that is offline or holds no photo yet is not calibrated: the run embeds nothing, and the
-    next one with photos calibrates. `listing`: the folder listed beside the run (core.scan.Listing)."""
+    A folder that is offline, holds no photo yet or none that decodes is not calibrated: the run embeds
+    nothing, and the next one with photos calibrates. `listing`: the folder listed beside the run (core.scan.Listing)."""
     ready = library_embedder(embedder, library_dir, signature)
     if not ready.needs_calibration or not root_is_available(root):
         return ready
@@ -85,6 +85,8 @@ def calibrate_for_library(embedder: Embedder, root: Path, library_dir: Path, sig
         inputs = openvino_runtime.calibration_inputs(photos, ready.input_size, step=step)
         if inputs is None:
             return None
+        if not len(inputs):  # no photo decodes: the run lists them as skipped now, not after quantising
+            return ready
         report(IndexProgress("quantising", 0, 0, 0.0, None, None))
         try:
             calibrated = ready.calibrate(inputs, folder, worker)

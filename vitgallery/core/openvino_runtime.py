@@ -98,8 +98,8 @@ def calibration_inputs(photos: Sequence[Path], size: int, *, step: Callable[[int
     (calibration_sample), decoded as indexing decodes them. A library with fewer photos (or fewer that
     decode) is filled up with synthetic pictures: a handful of scenes alone would set the activation
     ranges of every photo the library gets later, and the pictures widen them (all synthetic, the
-    loss was at most 1.2 sem mAP, measured). `step(done, total)` reports each photo and returns True
-    to stop: then None."""
+    loss was at most 1.2 sem mAP, measured); where none decodes, none (an empty array): there is no
+    library to fit. `step(done, total)` reports each photo and returns True to stop: then None."""
     from vitgallery.core.imageio import DecodeError, model_input
 
     chosen = calibration_sample(photos, count)
@@ -111,6 +111,8 @@ def calibration_inputs(photos: Sequence[Path], size: int, *, step: Callable[[int
             log.info("not calibrating on %s (%s)", path, exc)
         if step is not None and step(done, len(chosen)):
             return None
+    if not inputs:
+        return np.empty((0, size, size, 3), np.uint8)
     if len(inputs) < count:
         inputs.extend(calibration_pictures(count - len(inputs), size))
     return np.stack(inputs)
