@@ -325,6 +325,27 @@ def test_keys_keep_and_reject_photos_and_step_through_groups(qtbot, make_view, l
     assert view.group_list.currentRow() == 1
 
 
+def test_ctrl_z_takes_back_keep_choices_group_by_group(qtbot, make_view, library_dir):
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    first = view.current_group()
+    by_rule = view.keep_paths(first)
+    qtbot.keyClick(view.member_list, Qt.Key.Key_K)
+    qtbot.keyClick(view.member_list, Qt.Key.Key_N)
+    second = view.current_group()
+    qtbot.keyClick(view.member_list, Qt.Key.Key_K)
+    assert view.keep_reason(first) == view.keep_reason(second) == "your choice"
+    qtbot.waitUntil(lambda: set(stored_keep_choices(library_dir)) == {first.key, second.key})
+
+    qtbot.keyClick(view.member_list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert view.current_group() is second and view.keep_reason(second) != "your choice"
+    assert view.status_label.text().startswith("Keep choice taken back: the rule picks again (")
+    view.undo_last()
+    assert view.current_group() is first and view.keep_paths(first) == by_rule, "the group taken back is shown"
+    qtbot.waitUntil(lambda: stored_keep_choices(library_dir) == {})
+    view.undo_last()
+    assert view.status_label.text().startswith("Nothing done here to undo")
+
+
 def stored_keep_choices(library_dir: Path) -> dict[str, list[str]]:
     library = Library.open(None, library_dir)
     try:

@@ -113,6 +113,14 @@ class _Grouped:
     chosen: dict[str, frozenset[Path]] = field(default_factory=dict)  # group key -> what the user keeps instead
 
 
+@dataclass(frozen=True)
+class _KeepChange:
+    """A keep choice made in one group (K, R, a tick, Keep this in Compare), for Ctrl+Z to take back."""
+
+    group_key: str
+    before: frozenset[Path] | None  # the user's own choice before; None: the rule's
+
+
 def in_review_order(groups: list[DuplicateGroup], rank_of: dict[Path, int]) -> list[DuplicateGroup]:
     """`groups` in the order the review first listed their photos in (`rank_of`: the row of a photo's
     group then, see review_ranks): a review goes through the groups in order, and a group that shrank (a
@@ -251,7 +259,7 @@ class DuplicatesView(QWidget, JobPage):
         self._history: list[ActionEntry] = []
         # What Ctrl+Z takes back, latest last: this session's decisions and actions on this page. Older
         # actions are undone from the Done list, which says what each did.
-        self._undo_steps: list[Decision | int] = []  # a decision, or the id of an action
+        self._undo_steps: list[Decision | int | _KeepChange] = []  # a decision, an action's id, a keep choice
         self.action_targets: dict[str, Path] = {}  # the folder or file chosen for an action
         self.compare_dialog: CompareDialog | None = None
 
@@ -722,6 +730,7 @@ class DuplicatesView(QWidget, JobPage):
         if self._keep and self._library_dir is not None:
             self._run(lambda library: library.forget_keep_choices(), lambda _: None)
         self._keep.clear()  # a new rule re-picks every group
+        self._undo_steps = [step for step in self._undo_steps if not isinstance(step, _KeepChange)]  # forgotten
         self._rule_choices.clear()
         self._edited()
         self._fill_group_list()
@@ -867,8 +876,11 @@ class DuplicatesView(QWidget, JobPage):
             self._tally_of = (self._edits, _Tally(photos, groups, not_kept, size))
         return self._tally_of[1]
 
-    def _choose_keep(self, group: DuplicateGroup, keep: set[Path]) -> None:
+    def _choose_keep(self, group: DuplicateGroup, keep: set[Path], *, undoable: bool = True) -> None:
         """The user keeps `keep` of a group: shown, counted, and kept in the library for a restart."""
+        if undoable:
+            before = self._keep.get(group.key)
+            self._undo_steps.append(_KeepChange(group.key, frozenset(before) if before is not None else None))
         by_rule = keep == self.rule_choice(group)[0]
         if by_rule:
             self._keep.pop(group.key, None)
@@ -1268,11 +1280,28 @@ class DuplicatesView(QWidget, JobPage):
         if isinstance(step, Decision):
             self._take_back(step)
             return
+        if isinstance(step, _KeepChange):
+            self._take_back_keep(step)
+            return
         entry = next((e for e in self._history if e.action_id == step), None)
         if entry is None or not entry.undoable:
             self.status_label.setText("The last action can no longer be undone.")
             return
         self._undo(entry)
+
+    def _take_back_keep(self, change: _KeepChange) -> None:
+        row = next((n for n, group in enumerate(self._groups) if group.key == change.group_key), -1)
+        if row < 0:
+            self.status_label.setText("The group of the last keep choice is no longer listed (its photos moved "
+                                      "or the threshold changed): nothing to take back.")
+            return
+        group = self._groups[row]
+        self.group_list.setCurrentRow(row)
+        self._choose_keep(group, set(change.before) if change.before is not None else self.rule_choice(group)[0],
+                          undoable=False)
+        self.status_label.setText("Keep choice taken back: " + (
+            "your choice before it is kept again." if change.before is not None
+            else f"the rule picks again ({self.keep_reason(group)})."))
 
     def _undo(self, entry: ActionEntry) -> None:
         if not entry.undoable or self._library_dir is None or self._busy:
