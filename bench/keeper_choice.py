@@ -12,6 +12,10 @@ same date and no JPEG quality read (the corpus saves its originals at quality 92
 so the tie-break on the quality a file was saved at would find them too): the last says what the
 pixels' signs of an edit do by themselves.
 
+A scan at a high threshold finds parts of these groups, so the rule is also read on every group of
+three: the original and two of its copies (their geometry read from those three photos' pairs alone),
+each corpus's share printed as "threes".
+
     python bench/keeper_choice.py /tmp/vg-corpus /tmp/vg-corpus-s2 /tmp/vg-corpus-h3 [--cache DIR]
 """
 
@@ -42,9 +46,10 @@ from vitgallery.core.duplicates.scoring import PairEvidence  # noqa: E402
 from vitgallery.core.imageio import read_meta  # noqa: E402
 
 
-def group_members(corpus: Path, cache: Path) -> dict[str, list[DuplicateMember]]:
-    """Every truth group's members as a scan would describe them (cached per corpus)."""
-    cached = cache / f"keeper-{corpus.name}.pkl"
+def group_members(corpus: Path, cache: Path) -> dict[str, tuple[list[DuplicateMember], list[PairEvidence]]]:
+    """Every truth group's members as a scan would describe them, without their geometry, and the
+    pairs among them with a keypoint map it is read from (cached per corpus)."""
+    cached = cache / f"keeper-pairs-{corpus.name}.pkl"
     if cached.exists():
         return pickle.loads(cached.read_bytes())
     truth = json.loads((corpus / "dup" / "truth.json").read_text())
@@ -55,22 +60,39 @@ def group_members(corpus: Path, cache: Path) -> dict[str, list[DuplicateMember]]
             continue  # a distractor
         paths = [images / name for name in names]
         features = [analyse_photo(p) for p in paths]
-        pairs = {}
+        mapped = []
         for (i, fa), (j, fb) in itertools.combinations(enumerate(features), 2):
             match = match_photos(fa, fb)
-            pairs[(i, j)] = PairEvidence(i, j, 1.0, match.inliers, match.agreement, 1.0, None, match.shape)
-        mapped = {key: p for key, p in pairs.items() if p.shape is not None and p.inliers >= 12}
-        shapes = member_shapes(PairTable.from_evidence(mapped.values()))
+            if match.shape is not None and match.inliers >= 12:
+                mapped.append(PairEvidence(i, j, 1.0, match.inliers, match.agreement, 1.0, None, match.shape))
         members = []
         for i, path in enumerate(paths):
             meta, st = read_meta(path), path.stat()
             members.append(DuplicateMember(i, path, st.st_size, st.st_mtime_ns, path.name, meta.width, meta.height,
-                                           meta.taken_at, 0.0, quality=measure_quality(path), shape=shapes.get(i)))
-        groups[group] = members
+                                           meta.taken_at, 0.0, quality=measure_quality(path)))
+        groups[group] = (members, mapped)
         print(f"  {corpus.name} {group}", file=sys.stderr, end="\r")
     cache.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(pickle.dumps(groups))
     return groups
+
+
+def with_shapes(members: list[DuplicateMember], pairs: list[PairEvidence]) -> list[DuplicateMember]:
+    """The members with their geometry against one another, read from the pairs among them alone."""
+    ids = {m.file_id for m in members}
+    shapes = member_shapes(PairTable.from_evidence(p for p in pairs if p.a in ids and p.b in ids))
+    return [replace(m, shape=shapes.get(m.file_id)) for m in members]
+
+
+def threes(members: list[DuplicateMember], pairs: list[PairEvidence]) -> list[list[DuplicateMember]]:
+    """Every group of the original and two of its copies."""
+    original = next(m for m in members if is_original(m))
+    copies = [m for m in members if m is not original]
+    return [with_shapes([original, *two], pairs) for two in itertools.combinations(copies, 2)]
+
+
+def is_original(member: DuplicateMember) -> bool:
+    return member.path.name.endswith("_0.jpg")
 
 
 def main() -> int:
@@ -87,20 +109,26 @@ def main() -> int:
         groups = group_members(corpus, args.cache)
         kept = dict.fromkeys(rules, 0)
         undated = pixels_only = 0
-        for group, members in groups.items():
+        three_kept = three_count = 0
+        for group, (unshaped, pairs) in groups.items():
+            members = with_shapes(unshaped, pairs)
             for rule in rules:
-                kept[rule] += choose_keeper(members, rule).member.path.name.endswith("_0.jpg")
+                kept[rule] += is_original(choose_keeper(members, rule).member)
             same_date = [replace(m, mtime_ns=0) for m in members]
-            undated += choose_keeper(same_date, KeepRule.BEST).member.path.name.endswith("_0.jpg")
+            undated += is_original(choose_keeper(same_date, KeepRule.BEST).member)
             bare = [replace(m, quality=replace(m.quality, jpeg_quality=None) if m.quality else None)
                     for m in same_date]
             choice = choose_keeper(bare, KeepRule.BEST)
-            pixels_only += choice.member.path.name.endswith("_0.jpg")
-            if not choice.member.path.name.endswith("_0.jpg"):
+            pixels_only += is_original(choice.member)
+            if not is_original(choice.member):
                 misses.append((corpus.name, group, choice, bare))
+            for three in threes(unshaped, pairs):
+                three_count += 1
+                three_kept += is_original(choose_keeper(three, KeepRule.BEST).member)
         n = len(groups)
         print(f"{corpus.name:16s} {n:6d}  {kept[KeepRule.BEST] / n:4.0%}  {undated / n:10.0%}  {pixels_only / n:27.0%}  "
-              + "  ".join(f"{kept[r] / n:{len(r.value)}.0%}" for r in rules[1:]))
+              + "  ".join(f"{kept[r] / n:{len(r.value)}.0%}" for r in rules[1:])
+              + f"  threes {three_kept / three_count:.1%} of {three_count}")
     print("\nnot the original, with the same dates and no JPEG quality (kept first):")
     for name, group, choice, members in misses:
         print(f"{name} {group}: {choice.reason}")

@@ -433,7 +433,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             elif not report.done and not report.problems and not report.back_by_hand:
                 print(f"nothing to put back: action {args.undo} was undone already, or moved nothing")
             else:
-                _print_report(report, sys.stdout)
+                _print_report(report, sys.stdout, library.root)
             return 0 if report.done or report.back_by_hand else 1  # nothing back: failed, or nothing left to put back
         rule = KeepRule(args.keep)
         if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
@@ -477,7 +477,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 answered_no = True
                 break
             reports.append(library.act(action.name, selections, target))
-            _print_report(reports[-1], out)
+            _print_report(reports[-1], out, library.root)
         if args.json:
             print(json.dumps({
                 "threshold": args.threshold, "keep_rule": rule.value, "hidden_by_decisions": hidden,
@@ -558,7 +558,7 @@ def _json_report(report: ActionReport) -> dict:
             "to_index": [json_path(path) for path in report.to_index]}
 
 
-def _print_report(report: ActionReport, out) -> None:
+def _print_report(report: ActionReport, out, root: Path) -> None:
     text = report.summary()
     undoable = report.kind in BULK_ACTIONS and BULK_ACTIONS[report.kind].undoable
     if undoable and report.done:
@@ -566,7 +566,8 @@ def _print_report(report: ActionReport, out) -> None:
         text += f" (action {report.action_id}; `vitgallery duplicates --undo {report.action_id}` puts {them} back)"
     print(text, file=out)
     if report.to_index:
-        print(f"`vitgallery index` makes {count_text(len(report.to_index), 'photo')} searchable again", file=out)
+        print(f"`vitgallery index {printable_path(root)}` makes {count_text(len(report.to_index), 'photo')} "
+              "searchable again", file=out)
     for path, problem in report.problems:
         print(f"  {printable_path(path)}: {problem}", file=out)
 

@@ -325,7 +325,7 @@ def test_an_undo_says_which_photos_it_put_back_need_the_index(library, capsys, a
     else:
         assert out.splitlines() == [
             "2 files put back (1 of them not searchable until the next index: changed while away)",
-            "`vitgallery index` makes 1 photo searchable again"]
+            f"`vitgallery index {library.root}` makes 1 photo searchable again"]
     library = Library.open(library.root, library.library_dir)
     assert library.store.file_by_path(kept.name) and not library.store.file_by_path(changed.name)
     assert library.index(load_embedder("tiny-test"), decode_workers=0).added == 1
