@@ -29,6 +29,7 @@ from vitgallery.core.duplicates import (
     GroupSelection,
     KeepRule,
     ScanError,
+    change_since_scan,
     choose_keeper,
     match_reason,
     move_target_problem,
@@ -375,6 +376,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _note_changed_since_index(groups: list[DuplicateGroup], root: Path) -> None:
+    """Say which grouped photos changed or went since the last index: an action leaves their groups
+    alone, and only an index (the window's folder watcher makes one) lets a scan see the change."""
+    if not root_is_available(root):
+        return
+    changed = [m.path for group in groups for m in group.members if change_since_scan(m) is not None]
+    if changed:
+        print(f"note: {count_text(len(changed), 'photo')} of these groups changed or vanished since the last index "
+              f"({printable_path(changed[0])}{' …' if len(changed) > 1 else ''}): an action leaves their groups "
+              f"alone until `vitgallery index {printable_path(root)}` brings the library up to date", file=sys.stderr)
+
+
 def _shown_name(query: str) -> str:
     return query.strip() if is_url(query) else Path(query).name
 
@@ -465,6 +478,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             _print_groups(groups, choices, args.threshold, rule, hidden, scan.age_text)
         for path, reason in scan.problems:
             print(f"not checked: {printable_path(path)}: {reason}", file=sys.stderr)
+        _note_changed_since_index(groups, library.root)
         selections = [GroupSelection(g.members, keep) for g, (keep, _) in zip(groups, choices, strict=True)]
         # With --json the reports go to stderr as the actions run, and into the document printed after them.
         out = sys.stderr if args.json else sys.stdout

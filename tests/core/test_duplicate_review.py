@@ -452,6 +452,27 @@ def test_the_cli_keeps_the_photos_chosen_in_the_window(library, tmp_path, capsys
     assert flip.exists() and not (library.root / "p1.jpg").exists()
 
 
+def test_the_cli_says_a_photo_deleted_since_the_index_holds_its_group_until_the_next(library, tmp_path, capsys):
+    from vitgallery.cli import main
+
+    library.duplicate_scan()
+    library.close()
+    lib = ["--library", str(library.library_dir)]
+    (library.root / "p1_flip.jpg").unlink()
+    assert main(["duplicates", *lib, "--move", str(tmp_path / "dups"), "--yes"]) == 0
+    captured = capsys.readouterr()
+    assert (f"note: 1 photo of these groups changed or vanished since the last index ({library.root / 'p1_flip.jpg'}): "
+            f"an action leaves their groups alone until `vitgallery index {library.root}` brings the library up to "
+            "date") in captured.err
+    assert "in its group vanished since the scan; found again once that is indexed" in captured.out
+    assert main(["index", str(library.root), "--library", str(library.library_dir), "--model", "tiny-test"]) == 0
+    capsys.readouterr()
+    assert main(["duplicates", *lib, "--move", str(tmp_path / "dups"), "--yes"]) == 0
+    captured = capsys.readouterr()
+    assert "note:" not in captured.err and "files moved" in captured.out and "not touched" not in captured.out
+    assert (library.root / "p1.jpg").exists(), "the group's kept photo stays"
+
+
 def test_a_new_bulk_action_is_one_entry(monkeypatch, capsys):
     import dataclasses
 

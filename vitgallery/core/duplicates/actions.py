@@ -137,7 +137,8 @@ class ActionReport:
 
 # -- checking a selection against the disk ---------------------------------------------------------
 
-def _unchanged_problem(member: DuplicateMember) -> str | None:
+def change_since_scan(member: DuplicateMember) -> str | None:
+    """How a member's file differs from what the scan saw ("vanished since the scan"...), or None."""
     try:
         st = member.path.stat()
     except FileNotFoundError:
@@ -170,13 +171,13 @@ def check_selections(selections: Sequence[GroupSelection]) -> tuple[list[GroupSe
             problems.extend((m.path, "not touched: every photo of its group was selected, keep at least one")
                             for m in selection.to_remove)
             continue
-        found = {m.path: p for m in selection.members if (p := _unchanged_problem(m)) is not None}
+        found = {m.path: p for m in selection.members if (p := change_since_scan(m)) is not None}
         if found:
             # Only the files the action was to move are reported (a kept photo that changed was staying):
             # the count of those left matches the count the user was asked about.
             first = next(iter(found))
             others = f" and {len(found) - 1} more" if len(found) > 1 else ""
-            why = f"not touched: {first.name}{others} in its group {found[first]}; scan again"
+            why = f"not touched: {first.name}{others} in its group {found[first]}; found again once that is indexed"
             problems.extend((m.path, found.get(m.path, why)) for m in selection.to_remove)
             continue
         kept_files = {_same_file(m.path) for m in selection.members if m.path in selection.keep}
