@@ -340,7 +340,7 @@ def test_a_report_of_one_file_reads_in_the_singular(tmp_path):
                          problems=[(tmp_path / "b.jpg", "changed since the scan")])
     assert moved.summary() == "1 file moved to the trash; 1 left as it was"
     out = io.StringIO()
-    _print_report(moved, out)
+    _print_report(moved, out, tmp_path)
     assert out.getvalue().splitlines()[0].endswith("(action 3; `vitgallery duplicates --undo 3` puts it back)")
     back = ActionReport("undo", done=[(tmp_path / "trash" / "a.jpg", tmp_path / "a.jpg")], to_index=[tmp_path / "a.jpg"])
     assert back.summary() == "1 file put back (not searchable until the next index: changed while away)"
