@@ -30,8 +30,8 @@ class MemberShape:
     with them (PairShape): the odd one out is the edited copy. A stretched copy is stretched against
     every other member, while the original is unlike only that copy: hence medians."""
 
-    stretch: float  # median over its pairs
-    tilt: float  # median over its pairs, degrees
+    stretch: float  # lower median over its pairs
+    tilt: float  # lower median over its pairs, degrees
     padding: float  # the most of its picture found to be padding against another member
     pairs: int  # verified pairs with other members this is read from
 
@@ -275,11 +275,12 @@ def member_shapes(pairs: PairTable) -> dict[int, MemberShape]:
               "padding": np.concatenate([mapped.columns["padding_a"], mapped.columns["padding_b"]])}
     photos, counts = np.unique(member, return_counts=True)
     starts = np.cumsum(counts) - counts  # of each photo's run, once sorted by photo
-    # medians as statistics.median takes them: the middle value, or the mean of the middle two
+    # the lower median: an edit is read where most of a photo's pairs show it. In a group of three the
+    # original's two pairs are one with the stretched copy and one without: their mean read as stretched.
     middle = {}
     for name in ("stretch", "tilt"):
         ordered = values[name][np.lexsort((values[name], member))]
-        middle[name] = (ordered[starts + (counts - 1) // 2] + ordered[starts + counts // 2]) / 2
+        middle[name] = ordered[starts + (counts - 1) // 2]
     order = np.argsort(member, kind="stable")
     most_padding = np.maximum.reduceat(values["padding"][order], starts) if len(member) else np.empty(0)
     return {photo: MemberShape(s, t, p, c) for photo, s, t, p, c in zip(
