@@ -284,11 +284,11 @@ def cmd_search(args: argparse.Namespace) -> int:
             try:
                 image = query_image(query)
                 try:
-                    hits = library.search(image, embedder=embedder, **options)
+                    hits = _present_hits(library, image, embedder, options)
                 except QueryNeedsModel:
                     check_is_image(image)  # before the model loads for seconds
                     embedder = library.load_embedder(device=args.device, weights=args.weights)
-                    hits = library.search(image, embedder=embedder, **options)
+                    hits = _present_hits(library, image, embedder, options)
             except (LibraryError, DecodeError, DownloadError, RegionError) as exc:
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     raise
@@ -297,7 +297,6 @@ def cmd_search(args: argparse.Namespace) -> int:
                 failed += 1
                 results[display_path(query)] = []  # JSON keeps every query; the text has only the error
                 continue
-            hits = _present(hits, library.root)
             results[display_path(query)] = [{**json_path(h.path), "score": round(h.score, 6),
                                              "cosine": round(h.cosine, 6), "inliers": h.inliers} for h in hits]
             if not args.json:
@@ -329,17 +328,25 @@ def check_is_image(image: Path | bytes) -> None:
     read_meta(image)
 
 
-def _present(hits: list[SearchHit], root: Path) -> list[SearchHit]:
-    """The hits whose files are still there: one deleted since the last index is left out, with a note
-    (the window's folder watcher keeps its library current; a command has only the last index). With the
-    photo folder offline (a drive unplugged) every hit is kept: the library still knows them."""
-    if not root_is_available(root):
-        return hits
-    present = [hit for hit in hits if os.path.lexists(hit.path)]
-    if len(present) < len(hits):
-        print(f"note: {len(hits) - len(present)} result(s) left out: deleted since the last index "
-              f"(`vitgallery index {printable_path(root)}` brings the library up to date)", file=sys.stderr)
-    return present
+def _present_hits(library: Library, image: Path | bytes, embedder: Embedder | None, options: dict) -> list[SearchHit]:
+    """The search's k hits whose files are still there: one deleted since the last index is left out,
+    with a note, and the next best take its place (the window's folder watcher keeps its library
+    current; a command has only the last index). With the photo folder offline (a drive unplugged)
+    every hit is kept: the library still knows them."""
+    k, gone = options["k"], 0
+    for _ in range(4):  # each round asks for as many more as were found gone
+        hits = library.search(image, embedder=embedder, **{**options, "k": k + gone})
+        if not root_is_available(library.root):
+            return hits[:k]
+        present = [hit for hit in hits if os.path.lexists(hit.path)]
+        found_gone = len(hits) - len(present)
+        if len(present) >= k or len(hits) < k + gone or found_gone == gone:
+            break
+        gone = found_gone
+    if found_gone:
+        print(f"note: {found_gone} result(s) left out: deleted since the last index "
+              f"(`vitgallery index {printable_path(library.root)}` brings the library up to date)", file=sys.stderr)
+    return present[:k]
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
