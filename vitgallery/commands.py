@@ -31,6 +31,7 @@ from vitgallery.core.duplicates import (
     ScanError,
     change_since_scan,
     choose_keeper,
+    export_target_problem,
     match_reason,
     move_target_problem,
 )
@@ -458,8 +459,10 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         rule = KeepRule(args.keep)
         if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
             raise LibraryError("--keep folder needs --prefer FOLDER")
-        if args.move is not None:  # before the scan and the question, not after the answer
-            problem = move_target_problem(Path(args.move), library.root, library.library_dir)
+        # the targets are checked before the scan and the question, not after the answer
+        for problem in (None if args.move is None else move_target_problem(Path(args.move), library.root,
+                                                                            library.library_dir),
+                        None if args.export is None else export_target_problem(Path(args.export))):
             if problem is not None:
                 raise ActionError(problem)
         prefer = Path(args.prefer).expanduser().absolute() if args.prefer else None

@@ -422,7 +422,12 @@ def test_the_cli_acts_asks_lists_and_undoes(library, tmp_path, capsys, monkeypat
     said = capsys.readouterr().err
     assert "inside the photo folder" in said and "--yes" not in said
     assert main(["duplicates", *lib, "--export", str(tmp_path / "typo" / "list.csv")]) == 2
-    assert f"{tmp_path / 'typo'} is not a folder" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'typo'} is not a folder" in captured.err and not (tmp_path / "typo").exists()
+    assert captured.out == "", "said before the groups are listed"
+    assert main(["duplicates", *lib, "--export", str(tmp_path / "list.txt")]) == 2
+    captured = capsys.readouterr()
+    assert "export as csv or json, not txt" in captured.err and captured.out == ""
     assert main(["duplicates", *lib, "--export", str(tmp_path / "list.csv")]) == 0
     assert f"photos listed in {tmp_path / 'list.csv'}" in capsys.readouterr().out
 

@@ -33,6 +33,7 @@ from vitgallery.core.duplicates.actions import (
     BulkAction,
     GroupSelection,
     change_since_scan,
+    export_target_problem,
     move_target_problem,
 )
 from vitgallery.core.duplicates.decisions import (
@@ -91,7 +92,7 @@ from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
 
 __all__ = [
     "BACK_BY_HAND", "BULK_ACTIONS", "ActionEntry", "ActionError", "ActionPlace", "ActionReport", "BulkAction", "GroupSelection",
-    "change_since_scan",
+    "change_since_scan", "export_target_problem",
     "Decision", "UserDecisions", "chosen_keeps", "fingerprint_pair", "load_decisions", "remember_keep", "separate",
     "take_back",
     "DECISIONS", "DEFAULT_RULE", "DEFAULT_THRESHOLD", "DEFAULT_WEIGHTS", "FEATURES_IN_MEMORY", "DuplicateGroup",

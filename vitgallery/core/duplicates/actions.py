@@ -306,6 +306,17 @@ def _inside(path: Path, folder: Path) -> bool:
     return path.is_relative_to(folder) or Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
 
 
+def export_target_problem(target: Path) -> str | None:
+    """Why the list cannot be written to `target` (None: it can), said before a scan and again when written."""
+    target = Path(target).expanduser().absolute()
+    fmt = target.suffix.lstrip(".").lower()
+    if fmt not in EXPORT_FORMATS:
+        return f"export as {' or '.join(EXPORT_FORMATS)}, not {fmt or 'a file without extension'}"
+    if not target.parent.is_dir():  # a mistyped folder is said, not made
+        return f"{target.parent} is not a folder: the list is written into a folder that exists"
+    return None
+
+
 def move_target_problem(folder: Path, root: Path, library_dir: Path) -> str | None:
     """Why the photos not kept cannot be moved into `folder` (None: they can), said when it is chosen
     and again when they are moved."""
@@ -440,9 +451,10 @@ def export_list(place: ActionPlace, selections: Sequence[GroupSelection], target
     if target is None:
         raise ActionError("choose the file to export the list to")
     target = Path(target).expanduser().absolute()
+    problem = export_target_problem(target)
+    if problem is not None:
+        raise ActionError(problem)
     fmt = target.suffix.lstrip(".").lower()
-    if fmt not in EXPORT_FORMATS:
-        raise ActionError(f"export as {' or '.join(EXPORT_FORMATS)}, not {fmt or 'a file without extension'}")
     rows = []
     for number, selection in enumerate(selections, 1):
         for m in selection.members:
@@ -450,8 +462,6 @@ def export_list(place: ActionPlace, selections: Sequence[GroupSelection], target
                          "path": m.path, "size": m.size, "width": m.width, "height": m.height,
                          "date": datetime.fromtimestamp(m.date).isoformat(timespec="seconds"),
                          "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4)})
-    if not target.parent.is_dir():  # a mistyped folder is said, not made
-        raise ActionError(f"{target.parent} is not a folder: the list is written into a folder that exists")
     temporary = target.with_name(f".{target.name}.tmp")
     # A name that is not UTF-8 keeps its own bytes in the CSV (JSON carries it escaped).
     with open(temporary, "w", encoding="utf-8", errors="surrogateescape", newline="") as stream:
