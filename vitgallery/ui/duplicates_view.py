@@ -878,6 +878,9 @@ class DuplicatesView(QWidget, JobPage):
 
     def _choose_keep(self, group: DuplicateGroup, keep: set[Path], *, undoable: bool = True) -> None:
         """The user keeps `keep` of a group: shown, counted, and kept in the library for a restart."""
+        if keep == self.keep_paths(group):
+            self._refresh_members(group)  # a tick put back as it was: nothing to remember or undo
+            return
         if undoable:
             before = self._keep.get(group.key)
             self._undo_steps.append(_KeepChange(group.key, frozenset(before) if before is not None else None))
