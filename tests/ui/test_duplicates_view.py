@@ -222,6 +222,24 @@ def test_a_library_never_scanned_says_so_once_shown(qtbot, make_view, tmp_path):
     qtbot.waitUntil(lambda: view.status_label.text() == duplicates_view.NO_SCAN_YET, timeout=30_000)
 
 
+def test_a_scan_waits_for_the_index_run_and_an_empty_page_says_what_it_needs(qtbot, make_view, tmp_path):
+    """A scan during a first index grouped different objects on one background, all but one marked to go."""
+    (tmp_path / "photos").mkdir()
+    Library.open(tmp_path / "photos", tmp_path / "library").close()
+    view = make_view(tmp_path / "library")
+    view.set_library(None)
+    assert view.status_label.text() == duplicates_view.NO_FOLDER and not view.scan_button.isEnabled()
+    view.set_indexing(True)
+    view.set_library(tmp_path / "library")
+    view.show()
+    qtbot.waitUntil(lambda: view.status_label.text() == duplicates_view.WAITS_FOR_INDEX, timeout=30_000)
+    assert not view.scan_button.isEnabled() and view.scan_button.toolTip() == duplicates_view.WAITS_FOR_INDEX
+    view.start_scan()  # a key or a menu cannot start one either
+    assert view._scan_job is None
+    view.set_indexing(False)
+    assert view.status_label.text() == duplicates_view.NO_SCAN_YET and view.scan_button.isEnabled()
+
+
 def test_a_scan_is_grouped_and_its_keepers_chosen_off_the_windows_thread(qtbot, make_view, library_dir,
                                                                           monkeypatch):
     """A library can hold thousands of groups: grouping them and choosing the keepers takes seconds there

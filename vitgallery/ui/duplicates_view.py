@@ -87,6 +87,10 @@ log = logging.getLogger(__name__)
 THUMBNAIL_SIZE = 128
 ACTION_LABEL_WIDTH = 420  # pixels of "Move into a folder /a/long/path" before its middle is elided
 NO_SCAN_YET = "Find duplicates to see groups of near-identical photos."
+NO_FOLDER = "Open a folder to find its near-duplicates."
+# Before a first index ends, the library has not learnt what tells its photos apart: a scan then grouped
+# different objects on one background, and would have moved all but one of them.
+WAITS_FOR_INDEX = "Find duplicates waits until indexing is done: then every photo is compared, as the library sees them."
 # the last scan was made by an earlier version of the check, which this one cannot read
 OUTDATED_SCAN = ("The duplicates check changed since the last scan ({age}): Find duplicates to see the groups "
                  "again. What you decided about groups is kept.")
@@ -256,6 +260,7 @@ class DuplicatesView(QWidget, JobPage):
         # The kept scan is read when the page is first shown: at 10,000 photos reading and grouping it
         # is seconds of Python that would compete with the window's start (docs/performance.md).
         self._last_scan_unread = False
+        self._indexing = False
         self._history: list[ActionEntry] = []
         # What Ctrl+Z takes back, latest last: this session's decisions and actions on this page. Older
         # actions are undone from the Done list, which says what each did.
@@ -316,7 +321,7 @@ class DuplicatesView(QWidget, JobPage):
         self.progress_bar = QProgressBar()
         self.progress_bar.setTextVisible(True)
         self.progress_bar.hide()
-        self.status_label = QLabel(NO_SCAN_YET)
+        self.status_label = QLabel(NO_FOLDER)
         self.status_label.setWordWrap(True)
 
         self.group_list = GroupList(GroupListModel(self.thumbnails, self._keeper, QSize(64, 64), self))
@@ -491,7 +496,7 @@ class DuplicatesView(QWidget, JobPage):
         self._undo_steps.clear()
         self._edited()
         self._regroup()
-        self.status_label.setText(NO_SCAN_YET)
+        self.status_label.setText(self._no_scan_text())
         self._on_history([])
         self._last_scan_unread = library_dir is not None
         if library_dir is not None:
@@ -522,7 +527,7 @@ class DuplicatesView(QWidget, JobPage):
         if self._scan is not None or self._busy:
             return
         if grouped.scan is None:
-            self.status_label.setText(NO_SCAN_YET if outdated_age is None else
+            self.status_label.setText(self._no_scan_text() if outdated_age is None else
                                       OUTDATED_SCAN.format(age=time_ago(outdated_age)))
             return
         self._scan = grouped.scan
@@ -592,8 +597,18 @@ class DuplicatesView(QWidget, JobPage):
         else:
             self.status_label.setText(self._summary())
 
+    def _no_scan_text(self) -> str:
+        return NO_FOLDER if self._library_dir is None else WAITS_FOR_INDEX if self._indexing else NO_SCAN_YET
+
+    def set_indexing(self, indexing: bool) -> None:
+        """The window's index run started or ended: a scan waits for it."""
+        self._indexing = indexing
+        if self._scan is None and not self._busy and self.status_label.text() in (NO_SCAN_YET, WAITS_FOR_INDEX):
+            self.status_label.setText(self._no_scan_text())
+        self._update_enabled()
+
     def start_scan(self) -> None:
-        if self._library_dir is None or self._busy:
+        if self._library_dir is None or self._busy or self._indexing:
             return
         self._last_scan_unread = False  # the new scan brings it up to date
         self._set_busy(True, "Looking for near-duplicates…")
@@ -1361,7 +1376,8 @@ class DuplicatesView(QWidget, JobPage):
 
     def _update_enabled(self) -> None:
         idle = not self._busy
-        self.scan_button.setEnabled(idle and self._library_dir is not None)
+        self.scan_button.setEnabled(idle and self._library_dir is not None and not self._indexing)
+        self.scan_button.setToolTip(WAITS_FOR_INDEX if self._indexing else "")
         self.cancel_button.setVisible(self._busy and self._scan_job is not None)
         self._update_group_buttons()
         self._update_resolve_all()

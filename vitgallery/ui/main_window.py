@@ -573,6 +573,7 @@ class MainWindow(QMainWindow):
         self.statusBar().clearMessage()  # the last run's summary is not this run's, which may fail
         self.progress_panel.start("Starting…", self._photos_in_library)
         self.search_page.set_indexing(True)
+        self.duplicates_view.set_indexing(True)
         self._index_job = self.jobs.submit_library(
             index_work(self.session, run),
             lane="library",
@@ -791,6 +792,7 @@ class MainWindow(QMainWindow):
             summary.added or summary.updated or summary.moved or summary.removed or summary.teaching
         )
         self.search_page.set_indexing(False, library_changed=changed)
+        self.duplicates_view.set_indexing(False)
         if changed:
             self.library_changed.emit()
         self._update_tab_titles()
