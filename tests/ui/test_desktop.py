@@ -492,11 +492,14 @@ def test_esc_leaves_the_results_and_back_brings_them_back(qtbot, indexed_window,
     assert window.tabs.currentIndex() == 0 and window.results_model.rowCount() == 0
     window.back_action.trigger()
     assert shown_paths(window.results_model) == second
+    assert window.tabs.currentWidget() is window.search_page, "Back shows the results it brings back"
     window.back_action.trigger()
     assert shown_paths(window.results_model) == first
     assert window.query_panel.caption.text() == "img_00.jpg"
     window.forward_action.trigger()
     assert shown_paths(window.results_model) == second
+    window.forward_action.trigger()  # to where Esc left the results: the folder
+    assert window.tabs.currentIndex() == 0 and window.results_model.rowCount() == 0
 
 
 def test_space_previews_with_zoom_one_to_one_and_what_the_file_is(qtbot, indexed_window) -> None:

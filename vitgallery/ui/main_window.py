@@ -180,6 +180,7 @@ class MainWindow(QMainWindow):
         self.search_page.results_shown.connect(self._on_results_shown)
         self.search_page.failed.connect(self._on_search_failed)
         self.search_page.leave_requested.connect(self._left_results)
+        self.search_page.revisited.connect(lambda: self.tabs.setCurrentWidget(self.search_page))
         self.search_page.query_panel.result_count_changed.connect(
             lambda count: self.settings.set(opt.RESULT_COUNT, count)
         )

@@ -266,6 +266,7 @@ class SearchPage(QWidget):
     results_shown = Signal(int, bool)  # a search finished and its tiles are in the model; True: shown ones refreshed
     failed = Signal(object)  # WorkerError, for the window's message bar
     leave_requested = Signal()  # back to the folder
+    revisited = Signal()  # Back or Forward came to a query's results: they are shown
 
     def __init__(
         self,
@@ -447,9 +448,14 @@ class SearchPage(QWidget):
         return True
 
     def _revisit(self) -> None:
-        """Show a visit as kept; search it again if the library changed since."""
+        """Show a visit as kept; search it again if the library changed since. The place before a query
+        (where Esc left the results) is the folder."""
         self._show_current()
         visit = self.current
+        if visit is None:
+            self.leave_requested.emit()
+        else:
+            self.revisited.emit()
         if visit is not None and visit.done and visit.library_version != self._library_version:
             self.refresh()
 
