@@ -97,10 +97,8 @@ OUTDATED_SCAN = ("The duplicates check changed since the last scan ({age}): Find
 READING_LAST_SCAN = "Reading the last scan…"
 KEPT_COLOUR = QColor(46, 125, 50)
 NOT_KEPT_COLOUR = QColor(183, 28, 28, 200)
-KEYS_HINT = (
-    "Keys: K keep · R reject · C compare · T take out · D not duplicates (two selected) · "
-    "N / P next / previous group · Ctrl+Enter resolve this group · Ctrl+Z undo"
-)
+# the keys the buttons do not show; one line at 1024 px (two cost a row of photos)
+KEYS_HINT = "Keys: N / P next / previous group · Ctrl+Enter resolve this group · Ctrl+Z undo"
 
 
 @dataclass(frozen=True)
@@ -206,6 +204,25 @@ class KeepBadgeDelegate(QStyledItemDelegate):
         painter.setPen(QColor("white"))
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()
+
+
+# Text under a tile: name, size, date, and the kept one's reason (its first part: the rest is in the line
+# above the photos) on two lines
+TILE_TEXT_HEIGHT = 134
+SMALLEST_TILE_PHOTO = 72
+
+
+class MemberTiles(QListWidget):
+    """A group's photos as tiles, whose photos shrink so that a whole row fits a short window (at 1024x640
+    only the top of the tiles showed, the kept one's reason cut)."""
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        room = self.viewport().height() - TILE_TEXT_HEIGHT - 2 * self.spacing()
+        side = max(SMALLEST_TILE_PHOTO, min(THUMBNAIL_SIZE, room))
+        if side != self.iconSize().width():
+            self.setIconSize(QSize(side, side))
+            self.setGridSize(QSize(THUMBNAIL_SIZE + 84, side + TILE_TEXT_HEIGHT))
 
 
 class _Tally(NamedTuple):
@@ -336,7 +353,7 @@ class DuplicatesView(QWidget, JobPage):
         self.group_title.setFont(title_font)
         self.keeper_label = QLabel()
         self.keeper_label.setWordWrap(True)
-        self.member_list = QListWidget()
+        self.member_list = MemberTiles()
         self.focus_while_busy = self.member_list
         self.member_list.setViewMode(QListView.ViewMode.IconMode)
         self.member_list.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
@@ -345,9 +362,7 @@ class DuplicatesView(QWidget, JobPage):
         self.member_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.member_list.setWordWrap(True)
         self.member_list.setSpacing(8)
-        # five lines of text: name, size, date, and the kept one's reason (its first part: the rest is in the
-        # line above the photos) on two
-        self.member_list.setGridSize(QSize(THUMBNAIL_SIZE + 84, THUMBNAIL_SIZE + 134))
+        self.member_list.setGridSize(QSize(THUMBNAIL_SIZE + 84, THUMBNAIL_SIZE + TILE_TEXT_HEIGHT))
         self.member_list.setItemDelegate(KeepBadgeDelegate(self.member_list))
         self.member_list.itemChanged.connect(self._on_member_checked)
         self.member_list.itemSelectionChanged.connect(self._update_group_buttons)
