@@ -862,3 +862,14 @@ def test_a_group_across_folders_names_each_photos_folder(qtbot, make_view, tmp_p
     first = [view.member_list.item(i).text().split("\n")[0] for i in range(view.member_list.count())]
     assert sum(line.startswith("Phone backup/p") for line in first) == 1
     assert all(line.startswith(("photos/p", "Phone backup/p")) for line in first)
+
+
+def test_in_a_short_window_a_whole_row_of_tiles_fits(qtbot, make_view, library_dir):
+    view = scanned(qtbot, make_view(library_dir))
+    view.resize(900, 560)
+    view.show()
+    tiles = view.member_list
+    qtbot.waitUntil(lambda: tiles.gridSize().height() <= tiles.viewport().height(), timeout=5_000)
+    assert tiles.iconSize().width() < duplicates_view.THUMBNAIL_SIZE
+    view.resize(900, 1000)
+    qtbot.waitUntil(lambda: tiles.iconSize().width() == duplicates_view.THUMBNAIL_SIZE, timeout=5_000)
