@@ -256,6 +256,14 @@ def test_settings_have_a_key_on_every_desktop(qtbot, make_window) -> None:
     assert QKeySequence("Ctrl+,") in window.settings_action.shortcuts()
 
 
+def test_index_now_waits_for_a_folder(qtbot, make_window, photo_folder: Path) -> None:
+    window = make_window()
+    assert not window.index_action.isEnabled(), "with no folder open, F5 has nothing to index"
+    window.open_folder(photo_folder)
+    assert window.index_action.isEnabled()
+    window.cancel_indexing()
+
+
 def test_esc_on_another_page_leaves_the_query_alone(qtbot, indexed_window) -> None:
     window = indexed_window
     with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):

@@ -385,6 +385,7 @@ class MainWindow(QMainWindow):
         self.addAction(self.back_action)
         self.addAction(self.forward_action)
         self.index_action = action("Index Now", self.index_now, "F5", "Look for new and changed photos")
+        self.index_action.setEnabled(False)  # until a folder is open: it did nothing, and said nothing
         self.settings_action = action("Settings…", self.open_settings, QKeySequence.StandardKey.Preferences)
         # Linux desktops define no Preferences key: Ctrl+, as most apps there use.
         self.settings_action.setShortcuts([*QKeySequence.keyBindings(QKeySequence.StandardKey.Preferences),
@@ -510,6 +511,7 @@ class MainWindow(QMainWindow):
         self.progress_panel.finish()
         self.search_page.reset()
         self._folder = folder
+        self.index_action.setEnabled(True)
         self.settings.add_recent_folder(folder)
         self._fill_recent_list()
         self.setWindowTitle(str(folder))  # Qt adds the application's name
