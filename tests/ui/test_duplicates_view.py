@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox, QPushButton
+from PySide6.QtWidgets import QMessageBox
 
 from tests.core.test_duplicates import write_near_duplicates
 from tests.photos import make_photo
@@ -465,7 +465,8 @@ def test_compare_two_photos_side_by_side(qtbot, make_view, library_dir):
     assert [round(v.zoom, 3) for v in dialog.views] == [1.0, 1.0], "1:1: each file's own pixels"
     dialog.zoom_by(2.0)
     assert [round(v.zoom, 3) for v in dialog.views] == [2.0, 2.0]
-    keep_right = [b for b in dialog.findChildren(QPushButton) if b.text() == "Keep this one"][1]
+    keep_left, keep_right = dialog.keep_buttons
+    assert not keep_left.isEnabled() and keep_left.toolTip() == "Kept already, the other one not"
     keep_right.click()
     group = view.current_group()
     assert view.keep_paths(group) == {next(m.path for m in group.members if m.path.name == small)}

@@ -116,6 +116,7 @@ class CompareDialog(QDialog):
         self._closed = False  # a decode that ends after the dialog closed must not touch its widgets
 
         self.views = (ZoomView(), ZoomView())
+        self.keep_buttons: list[QPushButton] = []
         grid = QGridLayout()
         for side, (member, view) in enumerate(zip(self.members, self.views, strict=True)):
             view.full_resolution_needed.connect(lambda side=side: self._load(side, FULL_DECODE_LIMIT))
@@ -131,8 +132,12 @@ class CompareDialog(QDialog):
             title.setAlignment(Qt.AlignmentFlag.AlignCenter)
             keep = QPushButton("Keep this one")
             keep.setAutoDefault(False)  # Enter does not choose a side
-            keep.setToolTip("Keep this photo instead of the other one")
+            other = self.members[1 - side].path
+            already = bool(kept) and member.path in kept and other not in kept
+            keep.setEnabled(not already)  # it would change nothing
+            keep.setToolTip("Kept already, the other one not" if already else "Keep this photo instead of the other one")
             keep.clicked.connect(lambda _=False, side=side: self._keep(side))
+            self.keep_buttons.append(keep)
             grid.addWidget(title, 0, side)
             grid.addWidget(view, 1, side)
             grid.addWidget(keep, 2, side, Qt.AlignmentFlag.AlignCenter)
