@@ -341,7 +341,7 @@ class DuplicatesView(QWidget, JobPage):
         self.status_label = QLabel(NO_FOLDER)
         self.status_label.setWordWrap(True)
 
-        self.group_list = GroupList(GroupListModel(self.thumbnails, self._keeper, QSize(64, 64), self))
+        self.group_list = GroupList(GroupListModel(self.thumbnails, self._kept_members, QSize(64, 64), self))
         self.group_list.setIconSize(QSize(64, 64))
         self.group_list.setMinimumWidth(160)
         self.group_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the kept photo's name, both ends
@@ -1049,10 +1049,10 @@ class DuplicatesView(QWidget, JobPage):
         self._show_group(self.group_list.currentRow())
         self._update_enabled()
 
-    def _keeper(self, group: DuplicateGroup) -> DuplicateMember:
-        """The photo a group's row shows: the first one kept."""
+    def _kept_members(self, group: DuplicateGroup) -> list[DuplicateMember]:
+        """The photos a group keeps, for its row: the first one is shown."""
         keep = self.keep_paths(group)
-        return next((m for m in group.members if m.path in keep), group.members[0])
+        return [m for m in group.members if m.path in keep] or [group.members[0]]
 
     def _on_threshold_changed(self, value: int) -> None:
         self.threshold_label.setText(f"{value / 100:.2f}")

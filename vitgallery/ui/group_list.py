@@ -24,17 +24,17 @@ SERVED_ROLES = frozenset({Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.Decoratio
 
 class GroupListModel(QAbstractListModel):
     """One row a group: its photos, their size and the photo it keeps, shown by that photo's thumbnail.
-    `keeper` says which photo a group keeps (the user's choice or the rule's). A thumbnail is asked for
-    when its row is drawn; until it arrives the row shows a blank icon of the same size."""
+    `kept` says which photos a group keeps, the one shown first (the user's choice or the rule's). A
+    thumbnail is asked for when its row is drawn; until it arrives the row shows a blank icon of the same size."""
 
-    def __init__(self, thumbnails: ThumbnailLoader, keeper: Callable[[DuplicateGroup], DuplicateMember],
+    def __init__(self, thumbnails: ThumbnailLoader, kept: Callable[[DuplicateGroup], list[DuplicateMember]],
                  icon_size: QSize, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._thumbnails = thumbnails
-        self._keeper = keeper
+        self._kept = kept
         self._groups: Sequence[DuplicateGroup] = ()
         self._waiting: dict[str, set[int]] = {}  # thumbnail path -> rows drawn without it
-        self._shown: dict[int, str] = {}  # row -> the kept photo it was drawn with
+        self._shown: dict[int, tuple[str, int]] = {}  # row -> the kept photo it was drawn with, and how many
         self.icon_size = icon_size
         blank = QPixmap(icon_size)
         blank.fill(Qt.GlobalColor.transparent)
@@ -49,11 +49,15 @@ class GroupListModel(QAbstractListModel):
         self.endResetModel()
 
     def refresh_row(self, row: int) -> None:
-        """A group whose kept photo may have changed: its row is drawn again if it was drawn with another."""
+        """A group whose kept photos may have changed: its row is drawn again if it was drawn with others."""
         shown = self._shown.get(row)
-        if shown is not None and shown != str(self._keeper(self._groups[row]).path):
+        if shown is not None and shown != self._drawn(self._groups[row]):
             index = self.index(row)
             self.dataChanged.emit(index, index)
+
+    def _drawn(self, group: DuplicateGroup) -> tuple[str, int]:
+        kept = self._kept(group)
+        return str(kept[0].path), len(kept)
 
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
         return 0 if parent.isValid() else len(self._groups)
@@ -63,11 +67,13 @@ class GroupListModel(QAbstractListModel):
         if role not in SERVED_ROLES or not index.isValid() or not 0 <= row < len(self._groups):
             return None  # a drawn row is asked for ten roles: the others are not worked out
         group = self._groups[row]
-        keeper = self._keeper(group)
-        self._shown[row] = str(keeper.path)
+        kept = self._kept(group)
+        keeper = kept[0]
+        self._shown[row] = (str(keeper.path), len(kept))
         if role == Qt.ItemDataRole.DisplayRole:
             photos = count_text(len(group.members), "photo")
-            return f"{photos} · {size_text(group.total_size)}\nkeeps {keeper.path.name}"
+            more = f" and {len(kept) - 1} more" if len(kept) > 1 else ""
+            return f"{photos} · {size_text(group.total_size)}\nkeeps {keeper.path.name}{more}"
         if role == PathRole:
             return str(keeper.path)
         if role == Qt.ItemDataRole.DecorationRole:
@@ -80,7 +86,7 @@ class GroupListModel(QAbstractListModel):
 
     def _on_thumbnail(self, path: str) -> None:
         for row in sorted(self._waiting.pop(path, ())):
-            if row < len(self._groups) and str(self._keeper(self._groups[row]).path) == path:
+            if row < len(self._groups) and str(self._kept(self._groups[row])[0].path) == path:
                 index = self.index(row)
                 self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
