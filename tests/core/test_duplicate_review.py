@@ -16,6 +16,7 @@ from tests.core.test_duplicates import names, write_near_duplicates
 from vitgallery.core.duplicates import (
     BULK_ACTIONS,
     ActionError,
+    Decision,
     DuplicateScan,
     GroupSelection,
     PairEvidence,
@@ -94,6 +95,23 @@ def test_separations_and_decisions_are_kept_in_the_library(library, tmp_path):
         {f"p6{suffix}.jpg" for suffix in ("", "_resaved", "_small", "_crop", "_flip")}]
     assert scan.groups_and_hidden()[1] == 1
     library.close()
+
+
+def test_each_step_that_told_photos_apart_is_listed_with_its_two_sides(library, monkeypatch):
+    scan = library.duplicate_scan()
+    group = group_of(scan, "p6.jpg")
+    first = [m for m in group.members if m.path.name in ("p6_flip.jpg", "p6_crop.jpg")]  # a group split
+    library.separate(first, [m for m in group.members if m not in first])
+    monkeypatch.setattr("time.time", lambda: 2e9)  # a later step
+    pair = [m for m in group_of(scan, "p1.jpg").members if m.path.name in ("p1.jpg", "p1_small.jpg")]
+    library.separate(pair[:1], pair[1:])
+    newest, split = library.separations()
+    assert (len(newest.pairs), len(split.pairs)) == (1, 6)
+    assert {*newest.photos, *newest.others} == {"p1.jpg", "p1_small.jpg"}
+    assert (split.photos, split.others) == (("p6_crop.jpg", "p6_flip.jpg"),
+                                            ("p6.jpg", "p6_resaved.jpg", "p6_small.jpg"))
+    library.take_back(Decision(pairs=split.pairs))
+    assert library.separations() == [newest]
 
 
 def test_the_photos_a_user_keeps_of_a_group_hold_while_it_is_the_same_photos(library, tmp_path):

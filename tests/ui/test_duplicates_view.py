@@ -566,10 +566,12 @@ def test_not_duplicates_hides_the_whole_group_for_the_next_scan(qtbot, make_view
 
     again = scanned(qtbot, make_view(library_dir))
     assert again.group_list.count() == 2 and hidden not in [g.key for g in again.groups]
-    assert "1 group hidden by your decisions (Hidden groups… lists them)" in again.status_label.text()
+    assert "1 group hidden by your decisions (Decisions… lists them)" in again.status_label.text()
 
     # another session, where Ctrl+Z cannot reach it: the decision is listed and can be taken back
-    dialog = again.show_decisions()
+    with qtbot.waitSignal(again.decisions_shown, timeout=30_000) as shown_dialog:
+        again.show_decisions()
+    dialog = shown_dialog.args[0]
     assert dialog.list.count() == 1 and " · not duplicates · " in dialog.list.item(0).text()
     assert not dialog.review_button.isEnabled()
     dialog.list.item(0).setSelected(True)
@@ -578,6 +580,28 @@ def test_not_duplicates_hides_the_whole_group_for_the_next_scan(qtbot, make_view
     assert again.group_list.count() == 3 and hidden in [g.key for g in again.groups]
     assert not again.hidden_button.isEnabled(), "nothing is hidden any more"
     assert scanned(qtbot, make_view(library_dir)).group_list.count() == 3, "forgotten in the library"
+
+
+def test_photos_told_apart_in_an_earlier_session_are_listed_and_can_be_taken_back(qtbot, make_view, library_dir):
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    before = {frozenset(m.path.name for m in g.members) for g in view.groups}
+    taken = shown(view)[1][0]
+    select(view, taken)
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        view.take_out_selected()
+    assert {frozenset(m.path.name for m in g.members) for g in view.groups} != before
+
+    again = scanned(qtbot, make_view(library_dir))  # a later session: Ctrl+Z cannot reach the step
+    assert again.hidden_button.isEnabled(), "a photo taken out is a decision to review too"
+    with qtbot.waitSignal(again.decisions_shown, timeout=30_000) as shown_dialog:
+        again.show_decisions()
+    dialog = shown_dialog.args[0]
+    assert dialog.list.count() == 1 and dialog.list.item(0).text().startswith(f"{taken} · told apart from ")
+    dialog.list.item(0).setSelected(True)
+    with qtbot.waitSignal(again.decisions_changed, timeout=30_000):
+        dialog.review_button.click()
+    assert {frozenset(m.path.name for m in g.members) for g in again.groups} == before, "grouped as found again"
+    assert not again.hidden_button.isEnabled()
 
 
 def test_ctrl_z_takes_back_this_sessions_last_step_and_never_an_older_action(qtbot, make_view, library_dir, tmp_path):

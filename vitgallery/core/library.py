@@ -36,6 +36,7 @@ from vitgallery.core.duplicates import (
     DuplicateProgress,
     DuplicateScan,
     GroupSelection,
+    Separation,
     UserDecisions,
     chosen_keeps,
     decide,
@@ -47,6 +48,7 @@ from vitgallery.core.duplicates import (
     remember_keep,
     scan_duplicates,
     separate,
+    separations,
     take_back,
 )
 from vitgallery.core.duplicates import actions as duplicate_actions
@@ -461,6 +463,10 @@ class Library:
     def duplicate_decisions(self) -> UserDecisions:
         """Everything decided so far, for a scan made before a decision (DuplicateScan.decisions, .separated)."""
         return load_decisions(self.store)
+
+    def separations(self) -> list[Separation]:
+        """The photos told apart (pairs, photos taken out, groups split), one entry a step, newest first."""
+        return separations(self.store)
 
     def act(self, action: str, selections: Sequence[GroupSelection], target: Path | None = None) -> ActionReport:
         """Run a bulk action (a name of duplicates.BULK_ACTIONS) on the photos not kept of `selections`."""

@@ -1081,6 +1081,23 @@ class Store:
             rows = self._db.execute("SELECT first, second FROM separated_pairs").fetchall()
         return {(r[0], r[1]) for r in rows}
 
+    def separated_pairs_saved(self) -> list[tuple[str, str, float]]:
+        """(first, second, when) of every pair: one decision's pairs were saved at one time."""
+        with self._lock:
+            return [tuple(r) for r in self._db.execute("SELECT first, second, at FROM separated_pairs").fetchall()]
+
+    def paths_by_fingerprint(self, fingerprints: Iterable[str]) -> dict[str, str]:
+        """A path (relative to the root) of a file with each of these fingerprints that has one."""
+        wanted = list(set(fingerprints))
+        found: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                found.update(self._db.execute(
+                    f"SELECT fingerprint, path FROM files WHERE fingerprint IN ({','.join('?' * len(chunk))})",
+                    chunk).fetchall())
+        return found
+
     # -- names given to automatic groups (core/organise/groups.py) --------------------------------
 
     def name_group(self, name: str, fingerprints: list[str], replacing: Iterable[int] = ()) -> None:

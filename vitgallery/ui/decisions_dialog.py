@@ -1,5 +1,6 @@
-"""The groups the user's decisions hide ("not duplicates", "keep all"), listed so that any can be taken
-back in another session than the one that made it (Ctrl+Z only takes back this session's steps)."""
+"""The user's decisions kept in the library: the groups they hide ("not duplicates", "keep all") and
+the photos told apart ("not these two", taken out, split), listed so that any can be taken back in
+another session than the one that made it (Ctrl+Z only takes back this session's steps)."""
 
 from __future__ import annotations
 
@@ -19,37 +20,52 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitgallery.core.duplicates import time_ago
+from vitgallery.core.duplicates import Decision, Separation, time_ago
 from vitgallery.core.store import DecisionRow
 
 DECIDED_AS = {"not_duplicates": "not duplicates", "keep_all": "all kept"}
 
 
+def _photos_text(paths) -> str:
+    names = sorted(Path(path).name for path in paths)
+    return names[0] + (f" and {len(names) - 1} more" if len(names) > 1 else "") if names else "no photo"
+
+
 def decision_text(row: DecisionRow, now: float) -> str:
     """'IMG_0001.jpg and 6 more · not duplicates · 2 days ago'."""
-    names = sorted(Path(path).name for path in row.paths)
-    photos = names[0] + (f" and {len(names) - 1} more" if len(names) > 1 else "") if names else "no photo"
-    return f"{photos} · {DECIDED_AS.get(row.decision, row.decision)} · {time_ago(now - row.at)}"
+    return f"{_photos_text(row.paths)} · {DECIDED_AS.get(row.decision, row.decision)} · {time_ago(now - row.at)}"
+
+
+def separation_text(separation: Separation, now: float) -> str:
+    """'IMG_0001_crop.jpg · told apart from IMG_0001.jpg and 2 more · 2 days ago'."""
+    return (f"{_photos_text(separation.photos)} · told apart from {_photos_text(separation.others)} · "
+            f"{time_ago(now - separation.at)}")
 
 
 class DecisionsDialog(QDialog):
-    """The group decisions kept in the library, newest first; "Review again" forgets the selected ones."""
+    """The decisions kept in the library, newest first; "Review again" forgets the selected ones."""
 
-    review_again = Signal(object)  # the keys of the groups to show again
+    review_again = Signal(object)  # a Decision: what to forget, so the photos are grouped as found again
 
-    def __init__(self, decisions: list[DecisionRow], parent: QWidget | None = None) -> None:
+    def __init__(self, decisions: list[DecisionRow], separations: list[Separation],
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Groups you decided on")
+        self.setWindowTitle("Your decisions")
         self.list = QListWidget()
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         now = time.time()
-        for row in sorted(decisions, key=lambda d: -d.at):
-            item = QListWidgetItem(decision_text(row, now))
-            item.setData(Qt.ItemDataRole.UserRole, row.key)
-            item.setToolTip("\n".join(row.paths))
+        listed = [(row.at, decision_text(row, now), "\n".join(row.paths), Decision(group_keys=(row.key,)))
+                  for row in decisions]
+        listed += [(sep.at, separation_text(sep, now), "\n".join([*sep.photos, "told apart from", *sep.others]),
+                    Decision(pairs=sep.pairs)) for sep in separations]
+        for _, text, tip, decision in sorted(listed, key=lambda entry: -entry[0]):
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, decision)
+            item.setToolTip(tip)
             self.list.addItem(item)
-        explanation = QLabel("These groups are hidden from the review until one of their photos changes. "
-                             "Review again shows the selected ones in the list again.")
+        explanation = QLabel("Groups marked \"not duplicates\" or \"keep all\" are hidden from the review until one "
+                             "of their photos changes; photos told apart are never grouped together. Review again "
+                             "takes the selected decisions back: the photos are grouped as the scan found them.")
         explanation.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.review_button = QPushButton("Review again")
@@ -66,7 +82,8 @@ class DecisionsDialog(QDialog):
         self.resize(520, 360)
 
     def _review_selected(self) -> None:
-        keys = tuple(item.data(Qt.ItemDataRole.UserRole) for item in self.list.selectedItems())
-        if keys:
-            self.review_again.emit(keys)
+        chosen = [item.data(Qt.ItemDataRole.UserRole) for item in self.list.selectedItems()]
+        if chosen:
+            self.review_again.emit(Decision(group_keys=tuple(k for d in chosen for k in d.group_keys),
+                                            pairs=frozenset(p for d in chosen for p in d.pairs)))
             self.accept()

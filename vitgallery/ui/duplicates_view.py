@@ -61,6 +61,7 @@ from vitgallery.core.duplicates import (
     DuplicateScan,
     GroupSelection,
     KeepRule,
+    Separation,
     UserDecisions,
     choose_keeper,
     group_key,
@@ -68,6 +69,7 @@ from vitgallery.core.duplicates import (
     move_target_problem,
     time_ago,
 )
+from vitgallery.core.store import DecisionRow
 from vitgallery.core.words import count_text, size_text, unreadable_text
 from vitgallery.ui.collector import collector_paused
 from vitgallery.ui.compare import CompareDialog
@@ -241,6 +243,7 @@ class DuplicatesView(QWidget, JobPage):
     action_finished = Signal(object)  # ActionReport
     history_changed = Signal(object)  # list[ActionEntry]: the library's actions, newest first
     decisions_changed = Signal()
+    decisions_shown = Signal(object)  # the DecisionsDialog opened
 
     def __init__(
         self,
@@ -318,8 +321,9 @@ class DuplicatesView(QWidget, JobPage):
         self._rule_shown: KeepRule = self.rule_combo.currentData()  # what a cancelled change goes back to
         self.folder_button = QPushButton("Preferred folder…")
         self.folder_button.clicked.connect(self.choose_preferred_folder)
-        self.hidden_button = QPushButton("Hidden groups…")
-        self.hidden_button.setToolTip("The groups you marked \"not duplicates\" or \"keep all\": review any again")
+        self.hidden_button = QPushButton("Decisions…")
+        self.hidden_button.setToolTip("The groups you marked \"not duplicates\" or \"keep all\", and the photos "
+                                      "you told apart: take any back")
         self.hidden_button.clicked.connect(self.show_decisions)
         # Rows short enough for a window 800 px wide (the query panel beside the page).
         top = QHBoxLayout()
@@ -686,7 +690,7 @@ class DuplicatesView(QWidget, JobPage):
                 f"{size_text(tally.size_not_kept)} in photos not kept." if self._groups else
                 f"No group of near-duplicates at the threshold {self.threshold:.2f}.")
         if self._hidden:
-            text += f" {count_text(self._hidden, 'group')} hidden by your decisions (Hidden groups… lists them)."
+            text += f" {count_text(self._hidden, 'group')} hidden by your decisions (Decisions… lists them)."
         text += f" Scanned {self._scan.age_text}."
         if not self._scan.up_to_date:
             text += f" {STALE_SCAN}"
@@ -1138,14 +1142,19 @@ class DuplicatesView(QWidget, JobPage):
             f"{left.name} left this group: it is not a duplicate of {stayed.name}, {why_it_stayed}. "
             f"It is {'in another group' if elsewhere else 'in no group'} now (Ctrl+Z takes this back).")
 
-    def show_decisions(self) -> DecisionsDialog | None:
-        """The groups decisions hide, any of them to review again: Ctrl+Z takes back only this session's."""
-        if self._scan is None or not self._scan.decisions or self._busy:
-            return None
-        dialog = DecisionsDialog(self._scan.decisions, self)
-        dialog.review_again.connect(lambda keys: self._take_back(Decision(group_keys=keys)))
+    def show_decisions(self) -> None:
+        """The decisions kept (groups hidden, photos told apart), any of them to take back: Ctrl+Z takes
+        back only this session's. The dialog opens once the separations are read (`decisions_shown`)."""
+        if self._scan is None or not (self._scan.decisions or self._scan.separated) or self._busy:
+            return
+        decisions = self._scan.decisions
+        self._run(lambda library: library.separations(), lambda found: self._open_decisions(decisions, found))
+
+    def _open_decisions(self, decisions: list[DecisionRow], separations: list[Separation]) -> None:
+        dialog = DecisionsDialog(decisions, separations, self)
+        dialog.review_again.connect(self._take_back)
         dialog.open()
-        return dialog
+        self.decisions_shown.emit(dialog)
 
     def _take_back(self, decision: Decision) -> None:
         """Forget a decision (Ctrl+Z, or Review again of a hidden group): its groups and photos link again."""
@@ -1400,7 +1409,8 @@ class DuplicatesView(QWidget, JobPage):
             button.setEnabled(idle and bool(self._groups))
         entry = self._selected_history()
         self.undo_button.setEnabled(idle and entry is not None and entry.undoable)
-        self.hidden_button.setEnabled(idle and self._scan is not None and bool(self._scan.decisions))
+        self.hidden_button.setEnabled(idle and self._scan is not None
+                                      and bool(self._scan.decisions or self._scan.separated))
         if not BULK_ACTIONS["trash"].undoable:
             self.undo_button.setToolTip("Files moved to the trash are put back from the system trash on this system")
 

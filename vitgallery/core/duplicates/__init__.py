@@ -39,12 +39,14 @@ from vitgallery.core.duplicates.actions import (
 from vitgallery.core.duplicates.decisions import (
     DECISIONS,
     Decision,
+    Separation,
     UserDecisions,
     chosen_keeps,
     decide,
     load_decisions,
     remember_keep,
     separate,
+    separations,
     take_back,
 )
 from vitgallery.core.duplicates.features import (
@@ -93,7 +95,7 @@ from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
 __all__ = [
     "BACK_BY_HAND", "BULK_ACTIONS", "ActionEntry", "ActionError", "ActionPlace", "ActionReport", "BulkAction", "GroupSelection",
     "change_since_scan", "export_target_problem",
-    "Decision", "UserDecisions", "chosen_keeps", "fingerprint_pair", "load_decisions", "remember_keep", "separate",
+    "Decision", "Separation", "UserDecisions", "separations", "chosen_keeps", "fingerprint_pair", "load_decisions", "remember_keep", "separate",
     "take_back",
     "DECISIONS", "DEFAULT_RULE", "DEFAULT_THRESHOLD", "DEFAULT_WEIGHTS", "FEATURES_IN_MEMORY", "DuplicateGroup",
     "DuplicateMember", "DuplicateProgress", "DuplicateScan", "KeepRule", "KeeperChoice", "MemberShape",

@@ -37,6 +37,39 @@ class UserDecisions:
     separated: frozenset[tuple[str, str]]
 
 
+@dataclass(frozen=True)
+class Separation:
+    """Photos the user told apart in one step (a pair, a photo taken out, a group split), for a later
+    session to list and take back: `photos` were told apart from `others` (relative paths; a photo no
+    longer in the library is left out)."""
+
+    pairs: frozenset[tuple[str, str]]
+    at: float
+    photos: tuple[str, ...]
+    others: tuple[str, ...]
+
+
+def separations(store: Store) -> list[Separation]:
+    """Every separation kept in the library, newest first."""
+    by_time: dict[float, set[tuple[str, str]]] = {}
+    for first, second, at in store.separated_pairs_saved():
+        by_time.setdefault(at, set()).add((first, second))
+    paths = store.paths_by_fingerprint(f for pairs in by_time.values() for pair in pairs for f in pair)
+    found = []
+    for at, pairs in sorted(by_time.items(), reverse=True):
+        # the photo in most pairs is on one side; its partners are the other side
+        counts: dict[str, int] = {}
+        for pair in pairs:
+            for f in pair:
+                counts[f] = counts.get(f, 0) + 1
+        most = max(sorted(counts), key=counts.__getitem__)
+        others = {b if a == most else a for a, b in pairs if most in (a, b)}
+        photos = set(counts) - others
+        found.append(Separation(frozenset(pairs), at, tuple(sorted(paths[f] for f in photos if f in paths)),
+                                tuple(sorted(paths[f] for f in others if f in paths))))
+    return found
+
+
 def decide(store: Store, group: DuplicateGroup, decision: str) -> Decision:
     """Remember that a group is not duplicates, or is to be kept whole; it stays hidden until it changes."""
     if decision not in DECISIONS:
