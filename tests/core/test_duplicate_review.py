@@ -215,6 +215,22 @@ def test_an_undo_removes_the_folders_its_move_made_and_left_empty(library, tmp_p
     assert there.is_dir(), "a folder that was there before the move stays, empty or not"
 
 
+def test_a_move_that_moved_no_file_leaves_no_folder_behind(library, tmp_path, monkeypatch):
+    from vitgallery.core.duplicates import actions
+
+    def refused(source, destination):  # a read-only photo folder: the folder is made, the file stays
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(actions, "move_file", refused)
+    selections = [GroupSelection(g.members, frozenset({g.members[0].path})) for g in library.duplicate_scan().groups()]
+    report = library.act("move", selections, tmp_path / "new" / "duplicates")
+    assert not report.done and len(report.problems) == 12
+    assert not (tmp_path / "new").exists()
+    report = library.move_into_folders([(selections[0].to_remove[0].path, tmp_path / "sorted" / "cats")])
+    assert not report.done and not (tmp_path / "sorted").exists()
+
+
 def no_model(embedder):
     """The embedder with its model taken away: any photo embedded, or taught, fails the test."""
 

@@ -239,9 +239,14 @@ class _ActionLog:
         self.store = store
         self.action_id = store.log_action(kind, target, [ActionItemRow(str(s), None, None, PENDING) for s in sources])
         self._items = [item.id for item in store.action_items(self.action_id)]
-        made = _folders_to_make(making)
-        if made:
-            store.set_made_folders(self.action_id, [str(folder) for folder in made])
+        self.made = _folders_to_make(making)
+        if self.made:
+            store.set_made_folders(self.action_id, [str(folder) for folder in self.made])
+
+    def remove_unused_folders(self, target: str) -> None:
+        """The folders made for files that could not be moved into them are removed again (a move that
+        failed for every file left an empty folder behind)."""
+        _remove_emptied([str(folder) for folder in self.made], target)
 
     def moving(self, n: int, destination: Path | None, trash_info: Path | None = None) -> None:
         """Where file n is about to go (written before it moves)."""
@@ -361,6 +366,7 @@ def move_to_folder(place: ActionPlace, selections: Sequence[GroupSelection], fol
                 continue
             log_.moved(n, destination)
             report.done.append((member.path, destination))
+        log_.remove_unused_folders(str(folder))
     log.info("action %d: %s", report.action_id, report.summary())
     return report
 
@@ -404,6 +410,7 @@ def move_files(place: ActionPlace, moves: Sequence[tuple[Path, Path]]) -> Action
                 continue
             log_.moved(n, destination)
             report.done.append((source, destination))
+        log_.remove_unused_folders(common)
     log.info("action %d: %s", report.action_id, report.summary())
     return report
 
