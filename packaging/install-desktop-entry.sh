@@ -24,6 +24,10 @@ refresh() {
 }
 
 if [ "${1:-}" = "--uninstall" ]; then
+    if [ ! -e "$data/applications/$APP_ID.desktop" ]; then
+        echo "no desktop entry of vitgallery in $data: nothing to remove"
+        exit 0
+    fi
     rm -f "$data/applications/$APP_ID.desktop" "$data/metainfo/$APP_ID.metainfo.xml" \
         "$data/icons/hicolor/scalable/apps/vitgallery.svg"
     for size in $icon_sizes; do

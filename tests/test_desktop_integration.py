@@ -153,6 +153,8 @@ def test_the_command_installs_the_entry_for_the_vitgallery_it_runs_as(pipx_like_
     assert str(installed) in capsys.readouterr().out
     assert commands.main(["desktop-entry", "--uninstall"]) == 0
     assert not installed.exists() and "removed" in capsys.readouterr().out
+    assert commands.main(["desktop-entry", "--uninstall"]) == 0
+    assert capsys.readouterr().out.strip() == f"no desktop entry of vitgallery in {data}: nothing to remove"
 
 
 def test_the_command_says_why_when_the_install_has_no_entry(tmp_path: Path, monkeypatch, capsys) -> None:
