@@ -709,6 +709,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
                                  "confidence": round(s.confidence, 4), "sure": s.folder is not None}
                                 for s in plan.suggestions],
                 "moved": [] if report is None else _json_moves(report.done),
+                "action_id": None if report is None else report.action_id,  # what --undo takes back
                 # photos that could not be read (not sorted), then the sure ones that could not be moved
                 "problems": [{**json_path(path), "reason": why}
                              for path, why in [*plan.problems, *(report.problems if report else [])]],
@@ -1067,7 +1068,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--apply", action="store_true", help="move the photos whose suggestion is sure (one undoable action)")
     p.add_argument("--json", action="store_true",
                    help='print {"suggestions": [{"path", "folder", "confidence", "sure"}], "moved": [{"from", '
-                        '"to"}], "problems": [{"path", "reason"}], ...}')
+                        '"to"}], "action_id" (of the moves, for duplicates --undo), "problems": [{"path", "reason"}], '
+                        '...}')
     p.set_defaults(run=cmd_sort)
 
     p = sub.add_parser("watch", parents=[verbose], help="keep the library current while its folder changes (until Ctrl+C)",

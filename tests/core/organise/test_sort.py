@@ -185,6 +185,7 @@ def test_cli_sort_json_then_apply(sorting, capsys):
     out = capsys.readouterr()
     moved_to = sorted_dir / "scene1" / "s1_c.jpg"
     assert json.loads(out.out)["moved"] == [{"from": str(outside / "s1_c.jpg"), "to": str(moved_to)}]
+    assert json.loads(out.out)["action_id"] == 1, "the action a script can undo"
     assert "1 file moved" in out.err
     # the photo came from outside the photo folder: the undo puts it back only into a folder its user names
     assert f"`vitgallery duplicates --undo 1 --into {outside}` puts them back" in out.err
