@@ -1030,7 +1030,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("arrange", parents=[verbose], help="a folder's photos in an order where similar ones sit side by side",
                        description="Print the photos under FOLDER (a folder of the library) in an order where "
-                                   "similar photos, copies and edits sit side by side. Photos not indexed yet come last.")
+                                   "similar photos, copies and edits sit side by side. Files with no vector (not indexed yet, or unreadable: `status` lists those) come last, by name.")
     p.add_argument("folder", metavar="FOLDER", help="the folder to arrange (the library's folder or one inside it)")
     add_library_option(p)
     p.add_argument("--json", action="store_true",
