@@ -406,7 +406,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         s = library.status()
         offline = "" if s.root_online else "  (OFFLINE: missing or unmounted)"
         print(f"photo folder : {printable_path(s.root)}{offline}")
-        print(f"library      : {printable_path(s.library_dir)}")
+        print(f"library      : {printable_path(s.library_dir.absolute())}")
         print(f"photos       : {s.photos}" + ("  (being indexed now: more to come)" if s.indexing else ""))
         print(f"skipped      : {s.skipped}")
         print(f"model        : {s.model_signature or '-'}")
