@@ -151,6 +151,13 @@ def test_search_defaults_to_the_last_library_and_status(indexed, capsys):
     assert "photos       : 12" in out and "tiny-test" in out and "index size   : 12" in out
 
 
+def test_status_names_a_library_given_relatively_in_full(indexed, capsys, monkeypatch):
+    root, lib = indexed
+    monkeypatch.chdir(lib.parent)
+    assert main(["status", "--library", lib.name]) == 0
+    assert f"library      : {lib}\n" in capsys.readouterr().out
+
+
 def test_status_and_duplicates_say_an_index_is_running(indexed, capsys):
     root, lib = indexed
     with open(lib / INDEX_LOCK_NAME, "a") as held:  # as an index run in another process holds it
