@@ -176,9 +176,21 @@ def test_groups_found_again_without_the_group_shown_say_so(qtbot, scenes_window)
     shown, others = page.groups[1], [g for i, g in enumerate(page.groups) if i != 1]
     job = object()
     page._job = job
-    page._on_grouped(job, Grouping(others, list(shown.members)))  # as a larger smallest size may find them
+    page._on_grouped(job, Grouping(others, list(shown.members)), False)  # as a larger smallest size may find them
     assert page.current_group() is None and page.members_model.rowCount() == 0
     assert page.status_label.text().endswith("The group shown before is not among them: choose one above.")
+
+
+def test_groups_found_while_indexing_say_they_are_of_the_photos_indexed_so_far(qtbot, scenes_window):
+    page = scenes_window.groups_page
+    page.set_indexing(True)
+    with qtbot.waitSignal(page.grouped, timeout=20_000):
+        page.find()
+    assert "Of the photos indexed so far: they are found again when indexing is done." in page.status_label.text()
+    page.set_indexing(False)
+    with qtbot.waitSignal(page.grouped, timeout=20_000):
+        page.find()
+    assert "so far" not in page.status_label.text()
 
 
 # -- sort ------------------------------------------------------------------------------------------

@@ -146,6 +146,7 @@ class GroupsPage(QWidget, JobPage):
         super().__init__(parent)
         self._jobs = jobs
         self._has_library = False
+        self._indexing = False
         self._job: Job | None = None
         self._busy = False
         self._grouping: Grouping | None = None
@@ -255,6 +256,10 @@ class GroupsPage(QWidget, JobPage):
         self.status_label.setText("Find groups to see the library's photos clustered by likeness.")
         self._update_enabled()
 
+    def set_indexing(self, indexing: bool) -> None:
+        """The window's index run started or ended: groups found meanwhile are of the photos indexed so far."""
+        self._indexing = indexing
+
     def library_changed(self) -> None:
         """Photos came, went or moved: the groups shown are found again."""
         if self._grouping is not None and self._has_library:
@@ -272,12 +277,13 @@ class GroupsPage(QWidget, JobPage):
         if self._job is not None:
             self._job.cancel()
         min_size = self.size_spin.value()
+        partial = self._indexing
         self._set_busy(True, "Finding groups…")
         job = self._jobs.submit_library(
             lambda library, progress, cancel: find_groups(library, min_size=min_size, progress=progress, cancel=cancel),
             name="find groups",
             on_progress=self._on_progress,
-            on_finished=lambda grouping: self._on_grouped(job, grouping),
+            on_finished=lambda grouping: self._on_grouped(job, grouping, partial),
             on_failed=lambda error: self._on_failed(job, error),
         )
         self._job = job
@@ -296,7 +302,7 @@ class GroupsPage(QWidget, JobPage):
         self.progress_bar.setRange(0, max(progress.total, 1))
         self.progress_bar.setValue(progress.done)
 
-    def _on_grouped(self, job: Job, grouping: Grouping) -> None:
+    def _on_grouped(self, job: Job, grouping: Grouping, partial: bool) -> None:
         if job is not self._job:
             return
         self._job = None
@@ -311,6 +317,7 @@ class GroupsPage(QWidget, JobPage):
             (f"{moved}. " if moved else "")
             + f"{count_text(len(grouping.groups), 'group')} of at least {self._shown_size} photos "
             f"({count_text(grouped, 'photo')}; {count_text(len(grouping.ungrouped), 'photo')} in no group)."
+            + (" Of the photos indexed so far: they are found again when indexing is done." if partial else "")
             + (" The group shown before is not among them: choose one above." if lost else ""),
         )
         self.grouped.emit(len(grouping.groups))

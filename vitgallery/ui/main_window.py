@@ -577,6 +577,7 @@ class MainWindow(QMainWindow):
         self.progress_panel.start("Starting…", self._photos_in_library)
         self.search_page.set_indexing(True)
         self.duplicates_view.set_indexing(True)
+        self.groups_page.set_indexing(True)
         self._index_job = self.jobs.submit_library(
             index_work(self.session, run),
             lane="library",
@@ -796,6 +797,7 @@ class MainWindow(QMainWindow):
         )
         self.search_page.set_indexing(False, library_changed=changed)
         self.duplicates_view.set_indexing(False)
+        self.groups_page.set_indexing(False)
         if changed:
             self.library_changed.emit()
         self._update_tab_titles()
