@@ -367,7 +367,8 @@ def test_a_confident_suggestion_unlike_the_examples_reads_not_sure(qtbot, sort_w
     plan = SortPlan([SortSuggestion(root / "s0_c.jpg", None, folder, 0.99),
                      SortSuggestion(root / "s1_c.jpg", folder, folder, 0.97)], "head", {"head": 1.0}, 2, [folder])
     page._on_suggested(job, plan)
-    assert page.table.item(0, 2).text() == "99% · not sure" and page.table.item(1, 2).text() == "97%"
+    assert page.table.item(0, 2).text() == "99% · not sure: unlike the examples", "the row says why"
+    assert page.table.item(1, 2).text() == "97%"
     assert "1 sure, 1 not sure (below 95%, or unlike the folder's examples)" in page.status_label.text()
 
 

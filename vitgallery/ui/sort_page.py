@@ -352,10 +352,14 @@ class SortPage(QWidget, JobPage):
     def _confidence_item(self, suggestion: SortSuggestion) -> QTableWidgetItem:
         # as the plan said: a confident photo unlike the folder's examples is not sure either (its 99 % read as sure)
         sure = suggestion.path in self._sure
-        item = QTableWidgetItem(f"{suggestion.confidence:.0%}" + ("" if sure else " · not sure"))
+        unlike = not sure and self._plan is not None and self._plan.unlike_its_examples(suggestion)
+        item = QTableWidgetItem(f"{suggestion.confidence:.0%}" + ("" if sure else " · not sure: unlike the examples"
+                                                                   if unlike else " · not sure"))
         item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if not sure:
             item.setForeground(self.palette().placeholderText())
+            item.setToolTip("The folder's examples are not much like this photo: too few of them, or none of its "
+                            "kind" if unlike else "Under the confidence a move needs")
         return item
 
     def change_folder(self, path: Path, folder: Path | None) -> None:
