@@ -891,7 +891,7 @@ def test_a_group_across_folders_names_each_photos_folder(qtbot, make_view, tmp_p
 
 def test_in_a_short_window_a_whole_row_of_tiles_fits(qtbot, make_view, library_dir):
     view = scanned(qtbot, make_view(library_dir))
-    view.resize(900, 560)
+    view.resize(900, 500)
     view.show()
     tiles = view.member_list
     qtbot.waitUntil(lambda: tiles.gridSize().height() <= tiles.viewport().height(), timeout=5_000)

@@ -208,9 +208,9 @@ class KeepBadgeDelegate(QStyledItemDelegate):
         painter.restore()
 
 
-# Text under a tile: name, size, date, and the kept one's reason (its first part: the rest is in the line
-# above the photos) on two lines
-TILE_TEXT_HEIGHT = 134
+# Lines of text under a tile: its name (two where long), size, date, and the kept one's reason (its first
+# part: the rest is in the line above the photos) on two
+TILE_TEXT_LINES = 6
 SMALLEST_TILE_PHOTO = 72
 
 
@@ -218,13 +218,20 @@ class MemberTiles(QListWidget):
     """A group's photos as tiles, whose photos shrink so that a whole row fits a short window (at 1024x640
     only the top of the tiles showed, the kept one's reason cut)."""
 
+    def text_height(self) -> int:
+        return TILE_TEXT_LINES * self.fontMetrics().lineSpacing() + 16  # and the badge frame's margins
+
+    def fit_tiles(self) -> None:
+        room = self.viewport().height() - self.text_height() - 2 * self.spacing()
+        side = max(SMALLEST_TILE_PHOTO, min(THUMBNAIL_SIZE, room))
+        grid = QSize(THUMBNAIL_SIZE + 84, side + self.text_height())
+        if side != self.iconSize().width() or grid != self.gridSize():
+            self.setIconSize(QSize(side, side))
+            self.setGridSize(grid)
+
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        room = self.viewport().height() - TILE_TEXT_HEIGHT - 2 * self.spacing()
-        side = max(SMALLEST_TILE_PHOTO, min(THUMBNAIL_SIZE, room))
-        if side != self.iconSize().width():
-            self.setIconSize(QSize(side, side))
-            self.setGridSize(QSize(THUMBNAIL_SIZE + 84, side + TILE_TEXT_HEIGHT))
+        self.fit_tiles()
 
 
 class _Tally(NamedTuple):
@@ -366,7 +373,7 @@ class DuplicatesView(QWidget, JobPage):
         self.member_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.member_list.setWordWrap(True)
         self.member_list.setSpacing(8)
-        self.member_list.setGridSize(QSize(THUMBNAIL_SIZE + 84, THUMBNAIL_SIZE + TILE_TEXT_HEIGHT))
+        self.member_list.fit_tiles()
         self.member_list.setItemDelegate(KeepBadgeDelegate(self.member_list))
         self.member_list.itemChanged.connect(self._on_member_checked)
         self.member_list.itemSelectionChanged.connect(self._update_group_buttons)
