@@ -18,7 +18,8 @@ def size_text(size: int, like: int | None = None) -> str:
     group's photos read side by side (0.08 MB beside 1.2 MB, not 80 kB)."""
     if max(size, like or 0) < 1e5:
         return f"{size / 1e3:.0f} kB"
-    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e6:.2f} MB"
+    decimals = 1 if size >= 1e5 else 2 if size >= 1e4 else 3  # a 4 kB thumbnail read "0.00 MB"
+    return f"{size / 1e6:.{decimals}f} MB"
 
 
 def unreadable_text(problems: Sequence[tuple[Path, str]], *, named: int = FILES_NAMED) -> str:
