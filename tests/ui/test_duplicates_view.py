@@ -578,7 +578,7 @@ def test_not_duplicates_hides_the_whole_group_for_the_next_scan(qtbot, make_view
     with qtbot.waitSignal(again.decisions_changed, timeout=30_000):
         dialog.review_button.click()
     assert again.group_list.count() == 3 and hidden in [g.key for g in again.groups]
-    assert not again.hidden_button.isEnabled(), "nothing is hidden any more"
+    assert not again.decisions_button.isEnabled(), "nothing is hidden any more"
     assert scanned(qtbot, make_view(library_dir)).group_list.count() == 3, "forgotten in the library"
 
 
@@ -592,7 +592,7 @@ def test_photos_told_apart_in_an_earlier_session_are_listed_and_can_be_taken_bac
     assert {frozenset(m.path.name for m in g.members) for g in view.groups} != before
 
     again = scanned(qtbot, make_view(library_dir))  # a later session: Ctrl+Z cannot reach the step
-    assert again.hidden_button.isEnabled(), "a photo taken out is a decision to review too"
+    assert again.decisions_button.isEnabled(), "a photo taken out is a decision to review too"
     with qtbot.waitSignal(again.decisions_shown, timeout=30_000) as shown_dialog:
         again.show_decisions()
     dialog = shown_dialog.args[0]
@@ -601,7 +601,7 @@ def test_photos_told_apart_in_an_earlier_session_are_listed_and_can_be_taken_bac
     with qtbot.waitSignal(again.decisions_changed, timeout=30_000):
         dialog.review_button.click()
     assert {frozenset(m.path.name for m in g.members) for g in again.groups} == before, "grouped as found again"
-    assert not again.hidden_button.isEnabled()
+    assert not again.decisions_button.isEnabled()
 
 
 def test_ctrl_z_takes_back_this_sessions_last_step_and_never_an_older_action(qtbot, make_view, library_dir, tmp_path):

@@ -328,10 +328,10 @@ class DuplicatesView(QWidget, JobPage):
         self._rule_shown: KeepRule = self.rule_combo.currentData()  # what a cancelled change goes back to
         self.folder_button = QPushButton("Preferred folder…")
         self.folder_button.clicked.connect(self.choose_preferred_folder)
-        self.hidden_button = QPushButton("Decisions…")
-        self.hidden_button.setToolTip("The groups you marked \"not duplicates\" or \"keep all\", and the photos "
+        self.decisions_button = QPushButton("Decisions…")
+        self.decisions_button.setToolTip("The groups you marked \"not duplicates\" or \"keep all\", and the photos "
                                       "you told apart: take any back")
-        self.hidden_button.clicked.connect(self.show_decisions)
+        self.decisions_button.clicked.connect(self.show_decisions)
         # Rows short enough for a window 800 px wide (the query panel beside the page).
         top = QHBoxLayout()
         top.addWidget(self.scan_button)
@@ -343,7 +343,7 @@ class DuplicatesView(QWidget, JobPage):
         rule_row.addWidget(self.rule_combo)
         rule_row.addWidget(self.folder_button)
         rule_row.addStretch(1)
-        rule_row.addWidget(self.hidden_button)
+        rule_row.addWidget(self.decisions_button)
 
         # A bar as wide as the page: its text ("Reading photos 120 of 318") always fits.
         self.progress_bar = QProgressBar()
@@ -1416,7 +1416,7 @@ class DuplicatesView(QWidget, JobPage):
             button.setEnabled(idle and bool(self._groups))
         entry = self._selected_history()
         self.undo_button.setEnabled(idle and entry is not None and entry.undoable)
-        self.hidden_button.setEnabled(idle and self._scan is not None
+        self.decisions_button.setEnabled(idle and self._scan is not None
                                       and bool(self._scan.decisions or self._scan.separated))
         if not BULK_ACTIONS["trash"].undoable:
             self.undo_button.setToolTip("Files moved to the trash are put back from the system trash on this system")

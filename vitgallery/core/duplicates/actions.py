@@ -270,7 +270,7 @@ def _folders_to_make(folders: Iterable[Path]) -> list[Path]:
 
 
 def _remove_emptied(folders: Iterable[str], target: str | None) -> None:
-    """Remove the folders an action made that its undo left empty (deepest first); others stay. Only
+    """Remove the folders an action made that it or its undo left empty (deepest first); others stay. Only
     its target folder, folders in it and above it: a library's log is not trusted to name any other."""
     if not target:
         return
