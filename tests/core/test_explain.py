@@ -124,6 +124,7 @@ def test_the_pairs_similarity_is_the_one_of_the_librarys_own_int8_model(tmp_path
     photos = [make_photo(1, (300, 200)), make_photo(2, (300, 200))]
     vectors = int8.embed_images(photos)
     assert explain_pair(int8, *photos).cosine == pytest.approx(float(vectors[0] @ vectors[1]), abs=1e-5)
+    assert -1 <= explain_pair(given, *photos).cosine <= 1, "not fitted to a library: torch's vectors"
 
 
 def test_the_legend_of_two_square_photos_is_not_cut_off():

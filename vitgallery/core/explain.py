@@ -95,7 +95,9 @@ def explain_pair(embedder: Embedder, query: PhotoSource, result: PhotoSource, *,
     query_heat, result_heat = patch_heat(features[0].patches, features[1].patches)
     lines, inliers = _keypoint_lines(query_kp, result_kp, photos[0].image, photos[1].image)
     vectors = np.stack([features[0].vector, features[1].vector]).astype(np.float32)
-    if embedder.runtime != "torch":  # the patches are torch's; the library's vectors are its runtime's
+    # The patches are torch's; a library's vectors are its runtime's (an int8 model not yet fitted to a
+    # library has none: torch's stand).
+    if embedder.runtime != "torch" and not embedder.needs_calibration:
         vectors = embedder.embed_pixels(pixels)
     if project is not None:
         vectors = _unit_rows(project(vectors))
