@@ -98,6 +98,8 @@ def run_window(argv: list[str]) -> int:
 def _not_a_target(text: str, path: Path) -> str:
     from vitgallery.commands import COMMANDS
 
+    if text in COMMANDS:  # `vitgallery --weights F index …`: the option's value was taken for the command
+        return f"the command goes first: `vitgallery {text} …`, then its options (--weights and --library too)"
     close = difflib.get_close_matches(text, COMMANDS, n=1)
     if close:
         return f"unknown command {text!r}: did you mean {close[0]!r}? (commands: {', '.join(COMMANDS)})"

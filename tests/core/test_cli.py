@@ -336,6 +336,7 @@ def test_a_mistyped_command_is_an_error_not_a_window(monkeypatch, tmp_path, caps
     for argv, complaint in (
         (["serach", "photo.jpg"], "did you mean 'search'"),
         (["statuss"], "did you mean 'status'"),
+        (["--weights", str(Path(__file__)), "index", str(tmp_path)], "the command goes first: `vitgallery index …`"),
         ([str(tmp_path / "nowhere")], "not a command"),
         ([str(Path(__file__))], "neither a folder nor a photo"),
     ):
