@@ -644,3 +644,21 @@ def test_f9_hides_the_query_panel_for_a_small_screen_and_the_next_start_remember
         assert again.statusBar().currentMessage() == "added 3, removed 1", "what it said before comes back"
     again.query_panel_action.trigger()
     assert again.query_panel.isVisible() and settings.get(opt.QUERY_PANEL_SHOWN)
+
+
+def test_opening_or_showing_a_photo_the_desktop_cannot_handle_says_so(qtbot, make_window, photo_folder: Path,
+                                                                       monkeypatch, tmp_path: Path) -> None:
+    from vitgallery.ui import desktop
+
+    window = make_window()
+    window.show()
+    photo = photo_folder / "img_00.jpg"
+    monkeypatch.setattr(desktop.QDesktopServices, "openUrl", lambda url: False)  # no viewer, no file manager
+    window.open_in_viewer(photo)
+    assert window.message_bar.text().startswith("No program on this system opens img_00.jpg")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dbus-send either
+    window.show_in_file_manager(photo)
+    qtbot.waitUntil(lambda: window.message_bar.text().startswith("No file manager could show img_00.jpg"),
+                    timeout=10_000)
+    window.copy_paths([photo])
+    assert window.statusBar().currentMessage() == "Copied the path of img_00.jpg"

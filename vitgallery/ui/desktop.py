@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QProcess, QUrl
+from PySide6.QtCore import QCoreApplication, QMimeData, QProcess, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 
 log = logging.getLogger(__name__)
@@ -16,29 +17,38 @@ def open_in_system_viewer(path: Path) -> bool:
     return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
 
 
-def reveal_in_file_manager(path: Path) -> bool:
-    """Show the file selected in its folder where the platform allows it, else open the folder."""
-    if sys.platform == "darwin":
-        return QProcess.startDetached("open", ["-R", str(path)])[0]
-    if sys.platform == "win32":
-        return QProcess.startDetached("explorer", [f"/select,{path}"])[0]
-    # The freedesktop FileManager1 interface selects the file in Nautilus, Dolphin, Nemo, Thunar...
-    started = QProcess.startDetached(
-        "dbus-send",
-        [
-            "--session",
-            "--dest=org.freedesktop.FileManager1",
-            "--type=method_call",
-            "/org/freedesktop/FileManager1",
-            "org.freedesktop.FileManager1.ShowItems",
-            f"array:string:{QUrl.fromLocalFile(str(path)).toString()}",
-            "string:",
-        ],
-    )[0]
-    if started:
-        return True
-    log.info("no FileManager1 service; opening the folder instead")
-    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
+def reveal_in_file_manager(path: Path, on_failed: Callable[[], None]) -> None:
+    """Show the file selected in its folder where the platform allows it, else open the folder;
+    `on_failed` runs when neither could be done (no file manager: the user is told, not left waiting)."""
+    if sys.platform in ("darwin", "win32"):
+        program, arguments = ("open", ["-R", str(path)]) if sys.platform == "darwin" else ("explorer", [f"/select,{path}"])
+        if not QProcess.startDetached(program, arguments)[0]:
+            on_failed()
+        return
+    # The freedesktop FileManager1 interface selects the file in Nautilus, Dolphin, Nemo, Thunar... Its
+    # answer is waited for, off the window's turns: with no such service dbus-send fails, and then the folder
+    # is opened instead.
+    process = QProcess(QCoreApplication.instance())
+
+    def open_folder_instead() -> None:
+        process.deleteLater()
+        log.info("no FileManager1 service; opening the folder instead")
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent))):
+            on_failed()
+
+    process.finished.connect(lambda code, status: open_folder_instead() if code or status != QProcess.ExitStatus.NormalExit
+                             else process.deleteLater())
+    process.errorOccurred.connect(lambda error: open_folder_instead() if error == QProcess.ProcessError.FailedToStart
+                                  else None)
+    process.start("dbus-send", [
+        "--session", "--print-reply", "--reply-timeout=3000",
+        "--dest=org.freedesktop.FileManager1",
+        "--type=method_call",
+        "/org/freedesktop/FileManager1",
+        "org.freedesktop.FileManager1.ShowItems",
+        f"array:string:{QUrl.fromLocalFile(str(path)).toString()}",
+        "string:",
+    ])
 
 
 def copy_paths(paths: list[Path]) -> None:

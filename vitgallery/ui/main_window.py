@@ -319,10 +319,25 @@ class MainWindow(QMainWindow):
         return [
             TileAction("Find similar photos", lambda paths: self.find_similar(paths[0]), single=True),
             None,
-            TileAction("Open in the default viewer", lambda paths: open_in_system_viewer(paths[0]), single=True),
-            TileAction("Show in the file manager", lambda paths: reveal_in_file_manager(paths[0]), single=True),
-            TileAction("Copy path", copy_paths, plural="Copy {count} paths"),
+            TileAction("Open in the default viewer", lambda paths: self.open_in_viewer(paths[0]), single=True),
+            TileAction("Show in the file manager", lambda paths: self.show_in_file_manager(paths[0]), single=True),
+            TileAction("Copy path", self.copy_paths, plural="Copy {count} paths"),
         ]
+
+    # What the desktop was asked to do is said where it could not be done: nothing happened otherwise.
+    def open_in_viewer(self, path: Path) -> None:
+        if not open_in_system_viewer(path):
+            self.message_bar.show_message(f"No program on this system opens {path.name}: open it from the file "
+                                          f"manager ({path.parent}).", error=True)
+
+    def show_in_file_manager(self, path: Path) -> None:
+        reveal_in_file_manager(path, lambda: self.message_bar.show_message(
+            f"No file manager could show {path.name}; it is in {path.parent}.", error=True))
+
+    def copy_paths(self, paths: list[Path]) -> None:
+        copy_paths(paths)
+        self.statusBar().showMessage(f"Copied the path of {paths[0].name}" if len(paths) == 1
+                                     else f"Copied {len(paths)} paths", SUMMARY_SHOWN_MS)
 
     def _make_welcome_page(self) -> QWidget:
         page = QWidget()
@@ -426,7 +441,7 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.query_panel_action)
         library_menu = self.menuBar().addMenu("&Library")
         library_menu.addAction(self.index_action)
-        library_menu.addAction(action("Show Log Folder", lambda: open_in_system_viewer(log_dir())))
+        library_menu.addAction(action("Show Log Folder", lambda: self.open_in_viewer(log_dir())))
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(self.about_action)
 
