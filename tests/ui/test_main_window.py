@@ -223,7 +223,7 @@ def test_enter_previews_arrows_move_esc_clears(qtbot, indexed_window) -> None:
     assert preview.current_path() == shown
     # The photo's size and date, decoded after it left, do not hide that it left (CI met that race).
     qtbot.waitUntil(preview.has_image, timeout=10_000)
-    assert "no longer in the list" in preview.status.text()
+    assert "no longer in the list it was opened from" in preview.status.text(), "the file is there: not 'deleted'"
     preview.close()
 
     window.activateWindow()

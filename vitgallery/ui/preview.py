@@ -273,7 +273,7 @@ class PreviewDialog(QDialog):
         self._explain_request = explain_request
         self._explaining: Job | None = None
         self._status_text = "loading…"
-        self._left_list = False  # the photo shown was deleted or moved: said whatever else the status says
+        self._left_list: str | None = None  # why the photo shown left its list: said whatever else the status says
 
         self.photo_view = ZoomView()
         self.photo_view.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # it would take the arrows that step photos
@@ -355,7 +355,9 @@ class PreviewDialog(QDialog):
         """The list changed under the preview (a photo deleted, the results refreshed): it stays on its
         photo, and says so when that photo left the list."""
         row = self._model.row_of(self._path)
-        self._left_list = row is None
+        # deleted or moved, or the list was left (Esc, another search): which, the disk says
+        self._left_list = None if row is not None else (
+            "no longer in the list it was opened from" if self._path.exists() else "no longer in the list: deleted or moved")
         if row is not None:
             self._row = row
         else:
@@ -364,8 +366,7 @@ class PreviewDialog(QDialog):
 
     def _set_status(self, text: str) -> None:
         self._status_text = text
-        gone = "no longer in the list: deleted or moved"
-        self.status.setText(f"{gone} · {text}" if self._left_list else text)
+        self.status.setText(f"{self._left_list} · {text}" if self._left_list else text)
 
     def has_image(self) -> bool:
         return self.photo_view.has_photo()
@@ -399,7 +400,7 @@ class PreviewDialog(QDialog):
         rank = self._model.index(row).data(RankRole)
         why = f"\n#{rank}: {tile.explanation()}" if tile.score is not None else ""
         self.caption.setText(f"{tile.path}{why}")
-        self._left_list = False
+        self._left_list = None
         self._set_status("loading…")
         self._cancel_loading()
         self._shown = None
