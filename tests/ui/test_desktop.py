@@ -144,6 +144,20 @@ def test_results_under_the_lowest_minimum_are_called_unrelated(qtbot, indexed_wi
     assert "All 2 results scored under 0" in page.empty_label.text() and "Lower it" not in page.empty_label.text()
 
 
+def test_copies_the_minimum_similarity_hides_are_counted_as_copies(qtbot, indexed_window, monkeypatch) -> None:
+    window = indexed_window
+    paths = [window.folder_model.path_at(row) for row in range(1, 6)]
+    hits = fake_hits(paths, [0.97, 0.9, 0.85, 0.2, -0.3], [150, 80, 40, None, None])
+    monkeypatch.setattr(Session, "search", lambda self, *args, **kwargs: hits)
+    window.query_panel.threshold_slider.setValue(95)
+    search(qtbot, window, window.folder_model.path_at(0))
+    assert window.search_page.status_text().startswith(
+        "1 copy of this photo (✓) and 2 more hidden by the minimum similarity · 1 below the minimum similarity · "
+        "1 unrelated (score under 0) not shown")
+    window.query_panel.threshold_slider.setValue(99)
+    assert window.search_page.status_text().startswith("3 copies of this photo (✓), hidden by the minimum similarity")
+
+
 def test_a_failed_search_names_the_file_and_leaves_the_history(qtbot, indexed_window, tmp_path) -> None:
     window = indexed_window
     page = window.search_page

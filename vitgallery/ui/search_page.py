@@ -765,12 +765,20 @@ class SearchPage(QWidget):
         same = sum(tile.match is Match.SAME for tile in shown)
         similar = sum(tile.match is Match.SIMILAR for tile in shown)
         weak = len(shown) - same - similar
-        hidden = len(tiles) - len(shown)
+        shown_ids = {id(tile) for tile in shown}
+        hidden = [tile for tile in tiles if id(tile) not in shown_ids]
+        # copies the minimum similarity hides are copies still: counted as such, not with the unrelated
+        hidden_copies = sum(tile.match is Match.SAME for tile in hidden)
+        unrelated = sum(tile.score is not None and tile.score < 0 for tile in hidden)
+        below = len(hidden) - hidden_copies - unrelated
         parts = []
-        if same:
+        if same or hidden_copies:
             # every result a copy: the count stopped at the number of results, not at the copies
-            more = same == len(tiles) >= visit.asked
-            parts.append(f"{same} cop{'ies' if same != 1 else 'y'} of this photo (✓)"
+            more = same + hidden_copies == len(tiles) >= visit.asked
+            copies = same or hidden_copies
+            hidden_text = ("" if not hidden_copies else f" and {hidden_copies} more hidden by the minimum similarity"
+                           if same else ", hidden by the minimum similarity")
+            parts.append(f"{copies} cop{'ies' if copies != 1 else 'y'} of this photo (✓){hidden_text}"
                          + (", perhaps more: raise Results to see them" if more else ""))
         if similar:
             parts.append(f"{similar} similar photo{'s' if similar != 1 else ''}")
@@ -780,11 +788,10 @@ class SearchPage(QWidget):
             parts = [f"Nothing in the library looks like {subject}" + ("; the closest are shown faded" if shown else "")]
         elif weak:
             parts.append(f"{weak} less alike, faded")
-        # At the slider's lowest, 0, what is hidden scored under 0: unrelated, not a setting to lower.
-        lowest = self.model.min_score <= 0
-        if hidden:
-            parts.append(f"{hidden} unrelated (score under 0) not shown" if lowest else
-                         f"{hidden} below the minimum similarity")
+        if below:
+            parts.append(f"{below} below the minimum similarity")
+        if unrelated:  # under 0 at the slider's lowest too: unrelated, not a setting to lower
+            parts.append(f"{unrelated} unrelated (score under 0) not shown")
         text = " · ".join(parts)
         narrowed = []
         if visit.box is not None:
@@ -803,7 +810,7 @@ class SearchPage(QWidget):
         self.status_label.setText(text)
         if not tiles:
             self._show_empty("No results: the library has no other photos.")
-        elif not shown and lowest:
+        elif not shown and unrelated == len(tiles):
             self._show_empty(f"All {len(tiles)} results scored under 0: nothing in the library is related to this photo.")
         elif not shown:
             self._show_empty(
