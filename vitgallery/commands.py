@@ -379,8 +379,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise LibraryError(f"could not write {out}: {exc}") from exc
     verdict = f"{explanation.inliers} matching keypoints" if explanation.verified else "keypoints do not match"
-    print(f"{printable_path(out)}: vector similarity {explanation.cosine:.3f} (as the search ranks it, before the "
-          f"keypoint check), {verdict}")
+    print(f"{printable_path(out)}: vector similarity {explanation.cosine:.3f} (the search's measure before its "
+          f"keypoint check, which ranks verified copies by their points), {verdict}")
     return 0
 
 

@@ -203,8 +203,9 @@ class ExplainView(QWidget):
         else:
             # Not "it looks alike": the grid may have faded it as unlike; the heat says which parts are alike.
             verdict = "the keypoints do not verify this pair: not the same scene (the heat shows the parts most alike)"
-        self.status.setText(f"Vector similarity {outcome.cosine:.2f} (as the search ranks it, before the keypoint "
-                            f"check) · {verdict}")
+        # named: after Left or Right in the preview, which result this is was not said
+        self.status.setText(f"{outcome.request.result.name}: vector similarity {outcome.cosine:.2f} (the search's "
+                            f"measure before its keypoint check, which ranks verified copies by their points) · {verdict}")
         self._show_layers()
 
     def _show_layers(self) -> None:
