@@ -184,9 +184,20 @@ def test_marks_from_the_tile_buttons_and_keys_refine_the_results_and_clear_with_
         )
     assert page.mark_of(liked) is None
 
+    # A "not this" photo has left the results: the marks button's list takes its mark off.
+    menu = page.clear_marks_button.menu()
+    menu.aboutToShow.emit()
+    [take_off] = menu.actions()
+    assert take_off.text() == f"Take off “not this”: {unliked.name}"
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        take_off.trigger()
+    assert page.mark_of(unliked) is None and unliked in [t.path for t in model.tiles()]
+
+    with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        qtbot.keyClick(view, Qt.Key.Key_Minus)
     with qtbot.waitSignal(window.results_shown, timeout=SEARCH_TIMEOUT_MS):
         page.clear_marks_button.click()
-    assert page.mark_of(unliked) is None and not page.clear_marks_button.isVisible()
+    assert not page.clear_marks_button.isVisible()
     assert [t.path for t in model.tiles()] == first
 
 

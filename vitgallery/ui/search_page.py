@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPushButton,
     QSizePolicy,
     QSlider,
@@ -352,8 +353,13 @@ class SearchPage(QWidget):
         header.setContentsMargins(4, 2, 4, 2)
         header.addWidget(back_button)
         header.addWidget(forward_button)
-        self.clear_marks_button = QPushButton()
-        self.clear_marks_button.setToolTip("Forget the marks: the results of the query alone")
+        # Its arrow lists the marks one by one: a photo marked "not this" leaves the results, so its own
+        # tile cannot take the mark off.
+        self.clear_marks_button = QToolButton()
+        self.clear_marks_button.setToolTip("Forget the marks: the results of the query alone (the arrow: one mark)")
+        self.clear_marks_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        self.clear_marks_button.setMenu(QMenu(self.clear_marks_button))
+        self.clear_marks_button.menu().aboutToShow.connect(self._fill_marks_menu)
         self.clear_marks_button.clicked.connect(self.clear_marks)
         self.clear_marks_button.hide()
         header.addWidget(self.status_label, 1)
@@ -508,6 +514,14 @@ class SearchPage(QWidget):
             else:
                 visit.marks[path] = mark
         self._marks_changed()
+
+    def _fill_marks_menu(self) -> None:
+        menu = self.clear_marks_button.menu()
+        menu.clear()
+        visit = self.current
+        for path, mark in (visit.marks.items() if visit is not None else ()):
+            said = "more like this" if mark is Mark.LIKE else "not this"
+            menu.addAction(f"Take off “{said}”: {path.name}", lambda path=path: self.mark_paths([path], None))
 
     def clear_marks(self) -> None:
         visit = self.current
