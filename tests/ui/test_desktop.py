@@ -532,7 +532,7 @@ def test_space_previews_with_zoom_one_to_one_and_what_the_file_is(qtbot, indexed
     qtbot.keyClick(preview, Qt.Key.Key_Plus)
     assert preview.photo_view.zoom == pytest.approx(1.25)
     qtbot.keyClick(preview, Qt.Key.Key_0)
-    assert preview.photo_view.fitted and preview.zoom_label.text() == "fit"
+    assert preview.photo_view.fitted and preview.zoom_label.text().endswith(" % (fitted)")
     qtbot.keyClick(preview, Qt.Key.Key_Right)
     assert preview.current_path() == window.folder_model.path_at(1)
     preview.close()

@@ -154,7 +154,7 @@ class CompareDialog(QDialog):
         self.table.setFixedHeight(self.table.verticalHeader().length() + self.table.horizontalHeader().height()
                                   + 2 * self.table.frameWidth() + 2)
 
-        self.zoom_label = QLabel("fit")
+        self.zoom_label = QLabel()
         controls = QHBoxLayout()
         legend = QLabel("Rows that differ are marked; the larger file and resolution are in bold.")
         legend.setWordWrap(True)  # a small screen gets the dialog narrower, not its buttons cut off
@@ -232,9 +232,8 @@ class CompareDialog(QDialog):
 
     def _show_zoom(self) -> None:
         zooms = [view.zoom for view in self.views]
-        self.zoom_label.setText(
-            "fit" if all(view.fitted for view in self.views) else " · ".join(f"{z * 100:.0f} %" for z in zooms)
-        )
+        self.zoom_label.setText(" · ".join(f"{z * 100:.0f} %" for z in zooms)
+                                + (" (fitted)" if all(view.fitted for view in self.views) else ""))
 
     def _link_scrolling(self, first: QScrollBar, second: QScrollBar) -> None:
         """Scrolling one side scrolls the other to the same place, relative to each photo's size."""

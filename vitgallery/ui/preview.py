@@ -490,7 +490,8 @@ class PreviewDialog(QDialog):
         self._set_status(f"cannot show this file: {error.message}")
 
     def _on_zoom_changed(self, zoom: float) -> None:
-        self.zoom_label.setText("fit" if self.photo_view.fitted else f"{zoom * 100:.0f} %")
+        # fitted, the size it is shown at is said too ("fit" alone read as the button beside it)
+        self.zoom_label.setText(f"{zoom * 100:.0f} %" + (" (fitted)" if self.photo_view.fitted else ""))
 
     def _cancel_loading(self) -> None:
         if self._loading is not None:
