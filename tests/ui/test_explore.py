@@ -239,3 +239,9 @@ def test_each_query_in_the_history_keeps_its_box_and_marks(qtbot, indexed_window
     page.back()
     assert panel.box() == box and panel.clear_box_button.isVisible()
     assert page.mark_of(liked) is Mark.LIKE and page.clear_marks_button.isVisible()
+
+
+def test_the_results_menu_sets_the_marks_apart_from_the_windows_actions(qtbot, make_window):
+    actions = make_window().search_page.view._tile_actions
+    labels = [action.text if action is not None else None for action in actions]
+    assert labels[labels.index("Not this (−)") + 1] is None, "a separator before Find similar photos"

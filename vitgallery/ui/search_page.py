@@ -310,6 +310,7 @@ class SearchPage(QWidget):
                 None,
                 TileAction("More like this (+)", lambda paths: self.mark_paths(paths, Mark.LIKE)),
                 TileAction("Not this (−)", lambda paths: self.mark_paths(paths, Mark.UNLIKE)),
+                None,  # the window's own actions follow (Find similar photos, Open…)
             ]
         )
         # Keys for the selected results: + / − mark them, as the buttons on a tile do.
