@@ -521,8 +521,7 @@ class SearchPage(QWidget):
         menu.clear()
         visit = self.current
         for path, mark in (visit.marks.items() if visit is not None else ()):
-            said = "more like this" if mark is Mark.LIKE else "not this"
-            menu.addAction(f"Take off “{said}”: {path.name}", lambda path=path: self.mark_paths([path], None))
+            menu.addAction(f"Take off “{mark.label.lower()}”: {path.name}", lambda path=path: self.mark_paths([path], None))
 
     def clear_marks(self) -> None:
         visit = self.current
