@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QMimeData, QProcess, QUrl
+from PySide6.QtCore import QMimeData, QObject, QProcess, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 
 log = logging.getLogger(__name__)
@@ -17,9 +17,10 @@ def open_in_system_viewer(path: Path) -> bool:
     return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
 
 
-def reveal_in_file_manager(path: Path, on_failed: Callable[[], None]) -> None:
+def reveal_in_file_manager(path: Path, on_failed: Callable[[], None], parent: QObject) -> None:
     """Show the file selected in its folder where the platform allows it, else open the folder;
-    `on_failed` runs when neither could be done (no file manager: the user is told, not left waiting)."""
+    `on_failed` runs when neither could be done (no file manager: the user is told, not left waiting).
+    `parent` (the window) owns the process asked."""
     if sys.platform in ("darwin", "win32"):
         program, arguments = ("open", ["-R", str(path)]) if sys.platform == "darwin" else ("explorer", [f"/select,{path}"])
         if not QProcess.startDetached(program, arguments)[0]:
@@ -28,7 +29,7 @@ def reveal_in_file_manager(path: Path, on_failed: Callable[[], None]) -> None:
     # The freedesktop FileManager1 interface selects the file in Nautilus, Dolphin, Nemo, Thunar... Its
     # answer is waited for, off the window's turns: with no such service dbus-send fails, and then the folder
     # is opened instead.
-    process = QProcess(QCoreApplication.instance())
+    process = QProcess(parent)
 
     def open_folder_instead() -> None:
         process.deleteLater()

@@ -332,7 +332,7 @@ class MainWindow(QMainWindow):
 
     def show_in_file_manager(self, path: Path) -> None:
         reveal_in_file_manager(path, lambda: self.message_bar.show_message(
-            f"No file manager could show {path.name}; it is in {path.parent}.", error=True))
+            f"No file manager could show {path.name}; it is in {path.parent}.", error=True), self)
 
     def copy_paths(self, paths: list[Path]) -> None:
         copy_paths(paths)
