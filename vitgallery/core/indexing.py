@@ -378,8 +378,10 @@ class IndexRun:
                teaching: set[str]) -> None:
         """Embed `files`; those in `teaching` also embed their teaching views, decoded with them."""
         summary, embedder = self.summary, self.embedder
-        known_before = set(self.store.files())
-        indexed = self.store.count_files()
+        rows = self.store.files()
+        known_before = set(rows)
+        with_vector = {path for path, row in rows.items() if row.has_vector}
+        indexed = len(with_vector)
         total, done = len(files), 0
         started = time.monotonic()
         last_save = started
@@ -399,7 +401,7 @@ class IndexRun:
             updated = sum(1 for f, _, _ in batch if f.path in known_before)
             summary.updated += updated
             summary.added += len(batch) - updated
-            indexed += len(batch) - updated
+            indexed += sum(f.path not in with_vector for f, _, _ in batch)  # a photo skipped before counts now
             batch.clear()
             if time.monotonic() - last_save > INDEX_SAVE_INTERVAL_S:
                 self.cache.save()

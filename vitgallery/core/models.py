@@ -379,7 +379,8 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise DeviceError(f"unknown device {device!r}: use {', '.join(DEVICES)}")
     problem = device_problem(device)
     if problem is not None:
-        raise DeviceError(f"--device {device} was asked for, but {problem}")
+        raise DeviceError(f"--device {device} was asked for, but {problem}",
+                          reason=f"The device {device} was asked for, but {problem}")
     return torch.device(device)
 
 

@@ -118,8 +118,7 @@ def describe_error(error: BaseException) -> WorkerError:
 
     if isinstance(error, expected_errors()):
         reason = getattr(error, "reason", None) or str(error) or type(error).__name__
-        if isinstance(error, DeviceError):  # the core names the CLI's option; the window keeps it in Settings
-            reason = reason.replace("--device ", "The device ", 1)
+        if isinstance(error, DeviceError):  # the window keeps the device in Settings
             reason += "\nChoose another in File → Settings… → Device (auto takes a GPU where there is one)."
             return WorkerError(reason, model_failed=True, device_failed=True)
         if isinstance(error, ModelLoadError):
