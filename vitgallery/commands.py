@@ -48,6 +48,7 @@ from vitgallery.core.library import (
     QueryNeedsModel,
     default_library_dir,
     last_library_dir,
+    moved_library,
     remember_last_library,
 )
 from vitgallery.core.models import (
@@ -230,10 +231,16 @@ def cmd_index(args: argparse.Namespace) -> int:
         raise LibraryError(f"{printable_path(folder)} is a file, not a folder: to index the folder it is in, "
                            f"run `vitgallery index {printable_path(folder.parent)}`")
     library_dir = args.library
+    moved = moved_library(folder) if library_dir is None and folder.is_dir() else None
     if args.repoint:
         if not folder.is_dir():
             raise LibraryError(f"{folder} is not a folder: give the photo folder's new place")
-        library_dir = library_dir_arg(library_dir)  # the default library is keyed by the old folder
+        # the default library is keyed by the old folder: the one whose photos are here, else the last one
+        library_dir = moved.library_dir if moved is not None else library_dir_arg(library_dir)
+    elif moved is not None:
+        print(f"note: these are the photos of {printable_path(moved.old_root)}, indexed before and no longer there "
+              f"(renamed or moved?). To follow its library here instead of embedding its {moved.photos} photos "
+              f"again, stop this run and use `vitgallery index {printable_path(folder)} --repoint`", file=sys.stderr)
     library = Library.open(folder, library_dir, repoint=args.repoint, vector_store=args.vector_store)
     try:
         embedder = load_embedder(args.model, weights=args.weights or library.weights_for(args.model),
@@ -940,7 +947,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "mounted inside the folder disappeared (kept by default: an unplugged drive looks the same)")
     p.add_argument("--repoint", action="store_true",
                    help="the library's photo folder was renamed or moved to FOLDER: follow it (the library of "
-                        "--library DIR, or the one used last)")
+                        "--library DIR; else the one of a folder gone whose photos are in FOLDER, or the one "
+                        "used last)")
     p.set_defaults(run=cmd_index)
 
     p = sub.add_parser("search", parents=[verbose], help="the photos of the library most like one or more images",

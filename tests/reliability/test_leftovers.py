@@ -5,6 +5,8 @@ follow it."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -15,7 +17,14 @@ from tests.reliability.support import (
     database_vectors,
     index,
 )
-from vitgallery.core.library import INDEX_NAME, Library, LibraryError
+from vitgallery.core.library import (
+    INDEX_NAME,
+    Library,
+    LibraryError,
+    MovedLibrary,
+    default_library_dir,
+    moved_library,
+)
 
 
 def test_temporary_files_of_a_killed_save_are_removed(tmp_path):
@@ -88,3 +97,81 @@ def test_a_renamed_photo_folder_can_be_followed(tmp_path, cli):
         assert "--repoint" in str(exc)
     else:
         raise AssertionError("the old folder is no longer the library's")
+
+
+def test_a_renamed_photo_folder_is_found_and_its_library_follows_it_to_the_new_place(tmp_path):
+    root, renamed = tmp_path / "photos", tmp_path / "Photos 2024"
+    add_photos(root, range(8))
+    lib = Library.open(root)  # the default place: one library folder per photo folder
+    index(lib, counting_embedder())
+    old_dir = lib.library_dir
+    lib.close()
+    root.rename(renamed)
+
+    moved = moved_library(renamed)
+    assert moved == MovedLibrary(old_dir, root, 8)
+    lib = Library.open(renamed, moved.library_dir, repoint=True)
+    assert lib.library_dir == default_library_dir(renamed) and not old_dir.exists()
+    embedder = counting_embedder()
+    summary = index(lib, embedder)
+    assert (summary.unchanged, summary.added, embedder.embedded) == (8, 0, 0)
+    lib.close()
+    assert moved_library(renamed) is None  # it has its library now, where the window and the commands look
+    lib = Library.open(renamed)
+    assert lib.photo_count() == 8
+    lib.close()
+
+
+def test_an_empty_library_of_the_new_place_gives_way_to_the_one_that_follows(tmp_path):
+    root, renamed = tmp_path / "photos", tmp_path / "renamed"
+    add_photos(root, range(6))
+    lib = Library.open(root)
+    index(lib, counting_embedder())
+    lib.close()
+    root.rename(renamed)
+    Library.open(renamed).close()  # an index of the new place stopped before any photo was embedded
+
+    lib = Library.open(renamed, moved_library(renamed).library_dir, repoint=True)
+    assert lib.photo_count() == 6 and lib.library_dir == default_library_dir(renamed)
+    lib.close()
+
+
+def test_no_library_follows_to_a_copy_or_to_other_photos_of_the_same_names(tmp_path):
+    root = tmp_path / "photos"
+    add_photos(root, range(8))
+    lib = Library.open(root)
+    index(lib, counting_embedder())
+    lib.close()
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    assert moved_library(copy) is None, "the photos' folder is still there: this is a copy"
+
+    shutil.rmtree(root)
+    assert moved_library(copy) == MovedLibrary(default_library_dir(root), root, 8)
+    other = tmp_path / "other"
+    add_photos(other, range(8), size=(160, 120))  # the same names, other photos
+    assert moved_library(other) is None
+    assert moved_library(copy, tmp_path / "my library") is None, "a library folder the user named is not looked beside"
+
+
+def test_the_index_command_says_when_the_photos_of_a_gone_folder_are_there_and_repoint_follows_them(tmp_path, cli):
+    root, renamed = tmp_path / "photos", tmp_path / "Photos 2025"
+    add_photos(root, range(300, 306), size=(112, 84))  # photos no other test's library holds (one user folder)
+    argv = ["--model", "tiny-test", "--workers", "0"]
+    assert cli.run(["index", str(root), *argv], output=tmp_path / "1.txt")[0] == 0
+    root.rename(renamed)
+
+    returncode, out = cli.run(["index", str(renamed), *argv, "--repoint"], output=tmp_path / "2.txt")
+    assert returncode == 0 and "unchanged 6" in out and "added 0" in out, out
+    returncode, out = cli.run(["index", str(renamed), *argv], output=tmp_path / "3.txt")
+    assert returncode == 0 and "unchanged 6" in out and "note:" not in out, out
+    followed = re.search(r"\(library (.*)\)", out)[1]
+
+    again = tmp_path / "Photos 2026"
+    renamed.rename(again)
+    returncode, out = cli.run(["index", str(again), *argv], output=tmp_path / "4.txt")
+    assert returncode == 0 and f"these are the photos of {renamed}" in out and "--repoint" in out, out
+    assert "added 6" in out, "the run goes on: indexing anew is the user's choice"
+    returncode, out = cli.run(["index", str(again), *argv, "--library", followed, "--repoint"],
+                              output=tmp_path / "5.txt")
+    assert returncode == 2 and "already has a library of 6 photos" in out and "remove that library folder" in out, out

@@ -666,3 +666,23 @@ def test_opening_or_showing_a_photo_the_desktop_cannot_handle_says_so(qtbot, mak
     # Qt's offscreen platform crashes at exit while its clipboard holds data made in Python (under a real
     # display it does not: checked under Xvfb)
     QGuiApplication.clipboard().clear()
+
+
+def test_a_renamed_photo_folder_keeps_its_index_when_the_window_opens_it(
+    qtbot, make_window, photo_folder: Path, tmp_path: Path
+) -> None:
+    window = make_window(library_per_folder=True)
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as finished:
+        window.open_folder(photo_folder)
+    assert finished.args[0].added == PHOTO_COUNT
+    renamed = tmp_path / "Photos 2024"
+    photo_folder.rename(renamed)
+
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000) as finished:
+        window.open_folder(renamed)
+    summary = finished.args[0]
+    assert (summary.added, summary.unchanged) == (0, PHOTO_COUNT), "nothing is embedded again"
+    said = window.message_bar.text()
+    assert f"These are the photos of {photo_folder}" in said and "followed them here" in said, said
+    assert window.count_label.text() == f"{PHOTO_COUNT} photos indexed"

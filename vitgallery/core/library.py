@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -59,14 +60,14 @@ from vitgallery.core.models import Embedder, load_embedder, signature_model_and_
 from vitgallery.core.region import Region
 from vitgallery.core.scan import FoundFile, Listing, library_folder_name, photo_root_path, root_is_available
 from vitgallery.core.search import LibrarySearch, QueryImage, SearchHit
-from vitgallery.core.store import FileRow, SkippedFile, Store
+from vitgallery.core.store import FileRow, SkippedFile, Store, StoreError
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DB_NAME", "INDEX_NAME", "IndexProgress", "IndexSummary", "Library", "LibraryError",
-           "LibraryStatus", "QueryNeedsModel", "SearchHit", "SearchSpace", "default_library_dir",
-           "index_signature", "last_library_dir", "remember_last_library"]
+           "LibraryStatus", "MovedLibrary", "QueryNeedsModel", "SearchHit", "SearchSpace", "default_library_dir",
+           "index_signature", "last_library_dir", "moved_library", "remember_last_library"]
 
 DB_NAME = "library.sqlite3"
 INDEX_LOCK_NAME = "index.lock"
@@ -112,6 +113,98 @@ def last_library_dir() -> Path | None:
     except OSError:
         return None
     return Path(text) if text and (Path(text) / DB_NAME).exists() else None
+
+
+# A photo folder opened for the first time whose photos are those of a folder indexed before and gone
+# since: MOVED_SAMPLE of that library's photos drawn at random, MOVED_FOUND_SHARE of them here.
+MOVED_SAMPLE = 64
+MOVED_FOUND_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class MovedLibrary:
+    """The library of a photo folder that is gone, whose photos are in another folder: renamed or moved there."""
+
+    library_dir: Path
+    old_root: Path
+    photos: int
+
+
+def moved_library(folder: Path, library_dir: Path | None = None) -> MovedLibrary | None:
+    """Where `folder` has no library yet (at `library_dir`, else the default place): a library beside that
+    place whose photo folder is no longer there and whose photos `folder` holds (the same relative paths
+    and sizes), as when the folder was renamed or moved. Following it (Library.open with `repoint`) saves
+    embedding every photo again. None when `folder` has a library, or no such library is found; a
+    library folder the user named (not one folder per photo folder) is not looked beside."""
+    folder = photo_root_path(folder)
+    own = library_dir or default_library_dir(folder)
+    if own.name != library_folder_name(folder) or not own.parent.is_dir() or _photos_in(own):
+        return None
+    found = [moved for candidate in sorted(own.parent.iterdir())
+             if (candidate / DB_NAME).exists() and (moved := _moved_to(candidate, folder)) is not None]
+    return max(found, key=lambda moved: moved.photos, default=None)
+
+
+def _moved_to(library_dir: Path, folder: Path) -> MovedLibrary | None:
+    """The library in `library_dir` if its photo folder is gone and its photos are in `folder`."""
+    try:
+        store = Store(library_dir / DB_NAME)
+    except StoreError:
+        return None  # damaged, or another version's: not ours to follow
+    try:
+        recorded = store.get_meta("root")
+        # An existing folder (an empty mount point of an unplugged drive, too) may still be the photos' place.
+        if recorded is None or library_dir.name != library_folder_name(recorded) or Path(recorded).exists():
+            return None
+        sample = store.sample_files(MOVED_SAMPLE)
+        here = sum(_has_size(folder / row.path, row.size) for row in sample)
+        if not sample or here < MOVED_FOUND_SHARE * len(sample):
+            return None
+        return MovedLibrary(library_dir, Path(recorded), store.count_files())
+    finally:
+        store.close()
+
+
+def _photos_in(library_dir: Path) -> int:
+    """The photos a library folder holds (0 where there is none)."""
+    if not (library_dir / DB_NAME).exists():
+        return 0
+    store = Store(library_dir / DB_NAME)
+    try:
+        return store.count_files()
+    finally:
+        store.close()
+
+
+def _has_size(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
+
+
+def _renamed_for_new_place(store: Store, lib_dir: Path, old_root: Path, new_root: Path) -> tuple[Store, Path]:
+    """(store, library folder) of a library that follows its photos from `old_root` to `new_root`. A library
+    folder named for its photo folder (the default place, or one per photo folder under a chosen location)
+    is renamed for the new one, so that the window and the commands find it there; a library folder the
+    user named keeps its name. An empty library already there (an index of the new place stopped before
+    any photo was embedded) gives way; one with photos stops the move."""
+    if lib_dir.name != library_folder_name(old_root):
+        return store, lib_dir
+    target = lib_dir.with_name(library_folder_name(new_root))
+    store.close()
+    if photos := _photos_in(target):
+        raise LibraryError(f"{new_root} already has a library of {photos} photos in {target}: to follow the "
+                           f"photos of {old_root} there instead, remove that library folder first")
+    if target.exists():
+        shutil.rmtree(target)
+    try:
+        lib_dir.rename(target)
+    except OSError as exc:
+        raise LibraryError(f"could not move the library folder {lib_dir} to {target}, named for the photos' "
+                           f"new place: {exc.strerror or exc}") from exc
+    log.info("library %s moved to %s with its photos", lib_dir, target)
+    return Store(target / DB_NAME), target
 
 
 @dataclass(frozen=True)
@@ -173,6 +266,8 @@ class Library:
                 raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}; if that folder was "
                                    f"renamed or moved to {root}, follow it: "
                                    f"`vitgallery index {root} --library {lib_dir} --repoint`")
+            if recorded is not None and Path(recorded) != root:
+                store, lib_dir = _renamed_for_new_place(store, lib_dir, Path(recorded), root)
             if recorded is None or Path(recorded) != root:
                 store.set_meta("root", str(root))
                 if recorded is not None:

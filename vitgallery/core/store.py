@@ -564,6 +564,13 @@ class Store:
                 rows += self._db.execute(query.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
         return rows
 
+    def sample_files(self, count: int) -> list[FileRow]:
+        """Up to `count` embedded photos, drawn at random."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE vector IS NOT NULL "
+                                    "ORDER BY random() LIMIT ?", (count,)).fetchall()
+        return self._file_rows(rows)
+
     def count_files(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM files WHERE vector IS NOT NULL").fetchone()[0]

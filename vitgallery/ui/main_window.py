@@ -727,6 +727,11 @@ class MainWindow(QMainWindow):
             return
         self._photos_in_library = opened.photo_count
         self._show_photo_count(opened.photo_count)
+        if opened.followed_from is not None:
+            self.message_bar.show_message(
+                f"These are the photos of {opened.followed_from}, indexed before and no longer there (renamed "
+                "or moved): their library followed them here, so they are not indexed again."
+            )
         self.problems_panel.set_problems("index", opened.skipped)
         self.duplicates_view.set_library(opened.library_dir)
         self.groups_page.set_library(True)

@@ -389,6 +389,7 @@ class OpenedLibrary:
     library_dir: Path
     photo_count: int
     skipped: list[tuple[Path, str]]
+    followed_from: Path | None = None  # the gone photo folder whose library followed its photos here
 
 
 class Session:
@@ -490,19 +491,25 @@ class Session:
 
     def open_library(self, root: Path | None, library_dir: Path | None) -> OpenedLibrary:
         """Open the library of `root` (or reopen the one in `library_dir`) for the window's jobs."""
-        from vitgallery.core.library import Library, remember_last_library
+        from vitgallery.core.library import Library, moved_library, remember_last_library
 
         preloaded = self._take_preloaded(root, library_dir)
         self.replace_library(None)
+        moved = None
         try:
-            library = preloaded or Library.open(root, library_dir)
+            if preloaded is None and root is not None:
+                # a folder opened for the first time may be one indexed before, renamed or moved here
+                moved = moved_library(root, library_dir)
+            library = preloaded or Library.open(root, library_dir if moved is None else moved.library_dir,
+                                                repoint=moved is not None)
         except Exception as exc:
             self._open_failure = f"the library of {root or library_dir} could not be opened: {exc}"
             raise
         self._open_failure = None
         self.replace_library(library)
         remember_last_library(library.library_dir)  # the CLI's commands default to it too
-        return OpenedLibrary(library.root, library.library_dir, library.photo_count(), skipped_files(library))
+        return OpenedLibrary(library.root, library.library_dir, library.photo_count(), skipped_files(library),
+                             None if moved is None else moved.old_root)
 
     # The model -------------------------------------------------------------------------------
 
