@@ -686,3 +686,50 @@ def test_a_renamed_photo_folder_keeps_its_index_when_the_window_opens_it(
     said = window.message_bar.text()
     assert f"These are the photos of {photo_folder}" in said and "followed them here" in said, said
     assert window.count_label.text() == f"{PHOTO_COUNT} photos indexed"
+
+
+def test_a_folder_used_last_that_is_gone_is_said_at_start_and_marked_in_the_recent_list(
+    qtbot, make_window, settings, photo_folder: Path, tmp_path: Path
+) -> None:
+    gone = tmp_path / "Holiday 2023"
+    settings.add_recent_folder(photo_folder)
+    settings.add_recent_folder(gone)  # used last, then renamed or unplugged
+    window = make_window()
+    window.show()
+    assert window.last_folder() is None
+    window.note_missing_last_folder()
+    assert f"The folder used last, {gone}, is not there" in window.message_bar.text()
+    items = [window.recent_list.item(row) for row in range(window.recent_list.count())]
+    assert [item.text() for item in items] == [f"{gone}  (not there)", str(photo_folder)]
+    assert "moved, renamed, or on a drive not mounted" in items[0].toolTip() and not items[1].toolTip()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.recent_list.itemActivated.emit(items[1])
+    assert window.folder == photo_folder
+
+
+def test_groups_and_sort_say_that_they_need_a_folder(qtbot, make_window, photo_folder: Path) -> None:
+    window = make_window()
+    for page, button in ((window.groups_page, window.groups_page.find_button),
+                         (window.sort_page, window.sort_page.suggest_button)):
+        assert page.status_label.text().startswith("Open a folder to ") and not button.isEnabled()
+        assert button.toolTip() == page.status_label.text()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.open_folder(photo_folder)
+    qtbot.waitUntil(lambda: window.groups_page.find_button.isEnabled())
+    assert not window.groups_page.status_label.text().startswith("Open a folder")
+    assert window.groups_page.find_button.toolTip().startswith("Cluster")
+
+
+def test_a_photo_dropped_on_a_folder_with_no_photos_says_there_is_nothing_to_compare_it_with(
+    qtbot, make_window, photo_folder: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.open_folder(empty)
+    window.find_similar(photo_folder / "img_01.jpg")
+    qtbot.waitUntil(lambda: "nothing to be compared with" in window.message_bar.text(), timeout=10_000)
+    said = window.message_bar.text()
+    assert "no photo of this folder is indexed" in said and "index a folder first" not in said, said

@@ -142,3 +142,28 @@ def test_devices_this_machine_lacks_are_shown_but_cannot_be_chosen(qtbot, settin
     assert combo.currentIndex() == cuda and combo.itemText(cuda) == "cuda (not here: PyTorch sees no CUDA GPU)"
     assert not combo.model().item(cuda).isEnabled()
     assert all(combo.model().item(combo.findData(device)).isEnabled() for device in ("auto", "cpu", "mps"))
+
+
+def test_a_weights_file_that_is_not_there_is_said_in_the_dialog_and_not_applied(
+    qtbot, settings: Settings, tmp_path: Path
+) -> None:
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    dialog.confirm = lambda question: True
+    dialog.weights_edit.setText(str(tmp_path / "dinov2_vits14_pretrian.pth"))  # a typo
+    dialog.accept()
+    assert dialog.problem_label.isVisibleTo(dialog) and "is not there" in dialog.problem_label.text()
+    assert dialog.changed() == set() and dialog.result() != SettingsDialog.DialogCode.Accepted
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"checked when the model loads")
+    dialog.weights_edit.setText(str(weights))
+    dialog.accept()
+    assert settings.get(opt.WEIGHTS) == str(weights) and dialog.result() == SettingsDialog.DialogCode.Accepted
+
+
+def test_a_moved_folder_leaves_the_recent_list(tmp_path: Path) -> None:
+    settings = Settings.from_file(tmp_path / "settings.ini")
+    for folder in ("/photos/a", "/photos/b"):
+        settings.add_recent_folder(Path(folder))
+    settings.forget_recent_folder(Path("/photos/a"))
+    assert settings.recent_folders() == [Path("/photos/b")]

@@ -288,6 +288,8 @@ def open_window(
     if start_folder is not None:
         # After the window is up, so it paints before the first listing starts.
         QTimer.singleShot(0, lambda: window.open_folder(start_folder))
+    else:
+        window.note_missing_last_folder()
     if query is not None:
         QTimer.singleShot(0, lambda: window.find_similar(query.expanduser().absolute()))
     elif choose_query:

@@ -67,6 +67,9 @@ STRIP_MEMBERS = 10  # photos shown after the representative in a strip
 STRIP_MARGIN = 6
 STRIP_TITLE_HEIGHT = 22
 MAX_MIN_GROUP = 100
+NO_FOLDER = "Open a folder to group its photos by likeness."
+READY = "Find groups to see the library's photos clustered by likeness."
+FIND_TIP = "Cluster the library's photos into groups of look-alikes"
 
 GroupRole = Qt.ItemDataRole.UserRole + 1
 
@@ -164,7 +167,6 @@ class GroupsPage(QWidget, JobPage):
 
     def _build(self) -> None:
         self.find_button = QPushButton("Find groups")
-        self.find_button.setToolTip("Cluster the library's photos into groups of look-alikes")
         self.find_button.clicked.connect(self.find)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
@@ -184,7 +186,7 @@ class GroupsPage(QWidget, JobPage):
         top.addStretch(1)
         self.progress_bar = QProgressBar()
         self.progress_bar.hide()
-        self.status_label = QLabel("Find groups to see the library's photos clustered by likeness.")
+        self.status_label = QLabel(NO_FOLDER)
         self.status_label.setWordWrap(True)
 
         self.strip_list = QListWidget()
@@ -253,7 +255,7 @@ class GroupsPage(QWidget, JobPage):
         self._grouping = None
         self._undoable = None
         self._fill()
-        self.status_label.setText("Find groups to see the library's photos clustered by likeness.")
+        self.status_label.setText(READY if has_library else NO_FOLDER)
         self._update_enabled()
 
     def set_indexing(self, indexing: bool) -> None:
@@ -426,6 +428,7 @@ class GroupsPage(QWidget, JobPage):
     def _update_enabled(self) -> None:
         idle = not self._busy
         self.find_button.setEnabled(idle and self._has_library)
+        self.find_button.setToolTip(FIND_TIP if self._has_library else NO_FOLDER)
         self.cancel_button.setVisible(self._job is not None)
         has_group = idle and self.current_group() is not None
         for widget in (self.name_edit, self.name_button, self.query_button, self.move_button):

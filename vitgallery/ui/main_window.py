@@ -21,6 +21,7 @@ from PySide6.QtGui import (
     QDropEvent,
     QGuiApplication,
     QKeySequence,
+    QPalette,
 )
 from PySide6.QtWidgets import (
     QComboBox,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
+    QListWidgetItem,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -103,6 +105,8 @@ MAX_WATCHED_FOLDERS = 1000  # inotify watches are a per-user budget shared with 
 THUMBNAIL_DECODE_STEP = 64  # thumbnails are decoded at the slider's size rounded up to this
 DROP_HINT = "Drop it to find photos like it"  # said while a photo is dragged over the window, its panel hidden
 SUMMARY_SHOWN_MS = 15000  # how long the status bar says what an index run did
+GONE_FOLDER_WHY = ("moved, renamed, or on a drive not mounted? Open it again once it is back; opened at its new "
+                   "place, it keeps its index.")
 
 
 class MainWindow(QMainWindow):
@@ -357,7 +361,8 @@ class MainWindow(QMainWindow):
         self.recent_list = QListWidget()
         self.recent_list.setMaximumWidth(640)
         self.recent_list.setMaximumHeight(220)
-        self.recent_list.itemActivated.connect(lambda item: self.open_folder(Path(item.text())))
+        self.recent_list.itemActivated.connect(
+            lambda item: self.open_folder(Path(item.data(Qt.ItemDataRole.UserRole))))
         self.recent_label = QLabel("Recent folders")
         layout.addSpacing(16)
         layout.addWidget(self.recent_label, 0, Qt.AlignmentFlag.AlignHCenter)
@@ -728,6 +733,8 @@ class MainWindow(QMainWindow):
         self._photos_in_library = opened.photo_count
         self._show_photo_count(opened.photo_count)
         if opened.followed_from is not None:
+            self.settings.forget_recent_folder(opened.followed_from)
+            self._fill_recent_list()
             self.message_bar.show_message(
                 f"These are the photos of {opened.followed_from}, indexed before and no longer there (renamed "
                 "or moved): their library followed them here, so they are not indexed again."
@@ -1106,10 +1113,23 @@ class MainWindow(QMainWindow):
 
     def _fill_recent_list(self) -> None:
         self.recent_list.clear()
-        recent = [str(folder) for folder in self.settings.recent_folders()]
-        self.recent_list.addItems(recent)
+        recent = self.settings.recent_folders()
+        for folder in recent:
+            item = QListWidgetItem(str(folder))
+            item.setData(Qt.ItemDataRole.UserRole, str(folder))
+            if not folder.is_dir():
+                item.setText(f"{folder}  (not there)")
+                item.setForeground(self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text))
+                item.setToolTip(f"{folder} is not there: {GONE_FOLDER_WHY}")
+            self.recent_list.addItem(item)
         self.recent_list.setVisible(bool(recent))
         self.recent_label.setVisible(bool(recent))
+
+    def note_missing_last_folder(self) -> None:
+        """At start, when the folder used last is not there and the window opened on none: say so."""
+        text = self.settings.get(opt.LAST_FOLDER)
+        if text and not Path(text).is_dir():
+            self.message_bar.show_message(f"The folder used last, {text}, is not there: {GONE_FOLDER_WHY}")
 
     def sizeHint(self) -> QSize:
         return QSize(1280, 800)

@@ -710,7 +710,10 @@ class SearchPage(QWidget):
                 self.query_panel.show_pending(f"{visit.source.label}: searched once the folder is indexed…")
                 self.status_label.setText("The folder's first photos are being indexed; the search follows.")
             return
-        if not error.model_failed:  # the model's own message says what to do about it
+        if error.library_empty:  # indexed, and no photo of the folder came of it (the core's words name a command)
+            error = replace(error, message=f"{visit.source.label} has nothing to be compared with: no photo of this "
+                                           "folder is indexed (it holds none that vitgallery reads, or its index failed).")
+        elif not error.model_failed:  # the model's own message says what to do about it
             error = replace(error, message=f"The search for {visit.source.label} failed: {error.message}")
         if not visit.done:  # results searched before stay shown when searching them again fails
             visit.failure = error.message

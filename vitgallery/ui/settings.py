@@ -158,6 +158,10 @@ class Settings:
         self.set(RECENT_FOLDERS, [text, *recent][:MAX_RECENT_FOLDERS])
         self.set(LAST_FOLDER, text)
 
+    def forget_recent_folder(self, folder: Path) -> None:
+        """A folder that moved: its old place leaves the recent list."""
+        self.set(RECENT_FOLDERS, [item for item in self.get(RECENT_FOLDERS) if item != str(folder)])
+
     def recent_folders(self) -> list[Path]:
         return [Path(item) for item in self.get(RECENT_FOLDERS)]
 

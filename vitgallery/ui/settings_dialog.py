@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -9,6 +11,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
@@ -73,6 +76,12 @@ class SettingsDialog(QDialog):
         form.addRow(opt.BATCH_SIZE.label, self.batch_spin)
         form.addRow(opt.LIBRARY_DIR.label, _with_browse(self.library_edit, self._choose_library))
         form.addRow(opt.THUMBNAIL_SIZE.label, self.thumbnail_spin)
+        self.problem_label = QLabel()  # what stops OK, said in the dialog itself
+        self.problem_label.setWordWrap(True)
+        # tinted as the message bar's errors, with the palette's text colour for light and dark themes
+        self.problem_label.setStyleSheet("background: rgba(220, 60, 60, 60); border-radius: 4px; padding: 4px")
+        self.problem_label.hide()
+        form.addRow(self.problem_label)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -94,6 +103,13 @@ class SettingsDialog(QDialog):
 
     def accept(self) -> None:
         values = self._values()
+        weights = Path(str(values[opt.WEIGHTS])).expanduser()
+        if values[opt.WEIGHTS] and not weights.is_file():
+            self.problem_label.setText(f"{weights} is {'a folder' if weights.is_dir() else 'not there'}: choose the "
+                                       "weights file again, or leave it empty for the official weights.")
+            self.problem_label.show()
+            self.weights_edit.setFocus()
+            return
         consequences = self._consequences(values)
         if consequences and not self.confirm(" ".join(consequences) + " Apply the settings?"):
             return  # the dialog stays open to change them back

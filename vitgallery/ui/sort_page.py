@@ -55,6 +55,9 @@ from vitgallery.ui.workers import Job, JobRunner, ModelChoice, WorkerError
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 64
+NO_FOLDER = "Open a folder to sort its photos into folders like your examples."
+READY = "Choose the examples and the photos to sort."
+SUGGEST_TIP = "Train on the examples, then suggest a folder for each unsorted photo"
 PHOTO_COLUMN, FOLDER_COLUMN, CONFIDENCE_COLUMN = range(3)
 PHASES = {
     "embedding": "Reading the photos outside the library",
@@ -121,7 +124,6 @@ class SortPage(QWidget, JobPage):
         folders.addWidget(unsorted_button, 1, 2)
 
         self.suggest_button = QPushButton("Suggest folders")
-        self.suggest_button.setToolTip("Train on the examples, then suggest a folder for each unsorted photo")
         self.suggest_button.clicked.connect(self.suggest)
         self.finetune_box = QCheckBox("Fine-tune the model")
         self.finetune_box.setToolTip(
@@ -138,7 +140,7 @@ class SortPage(QWidget, JobPage):
         run_row.addWidget(self.cancel_button)
         run_row.addWidget(self.progress_bar, 3)
         run_row.addStretch(1)  # the buttons keep their size while the bar is hidden
-        self.status_label = QLabel("Choose the examples and the photos to sort.")
+        self.status_label = QLabel(NO_FOLDER)
         self.status_label.setWordWrap(True)
 
         self.table = QTableWidget(0, 3)
@@ -197,7 +199,7 @@ class SortPage(QWidget, JobPage):
         self._moved.clear()
         self._left.clear()
         self._show([])
-        self.status_label.setText("Choose the examples and the photos to sort.")
+        self.status_label.setText(READY if has_library else NO_FOLDER)
         self._update_enabled()
 
     def remove_paths(self, paths: set[Path]) -> None:
@@ -452,6 +454,7 @@ class SortPage(QWidget, JobPage):
         self.suggest_button.setEnabled(
             idle and self._has_library and bool(self.examples_edit.text()) and bool(self.unsorted_edit.text())
         )
+        self.suggest_button.setToolTip(SUGGEST_TIP if self._has_library else NO_FOLDER)
         self.finetune_box.setEnabled(idle)
         self.cancel_button.setVisible(self._job is not None)
         with_folder = sum(1 for s in self._rows if s.folder is not None)

@@ -123,7 +123,8 @@ def describe_error(error: BaseException) -> WorkerError:
             return WorkerError(reason, model_failed=True, device_failed=True)
         if isinstance(error, ModelLoadError):
             if error.reason is None:  # the core spoke of the command line: say where the window keeps it
-                reason += "\nIn the window: the button on the right, or File → Settings… → Model and Weights file."
+                reason += ("\nIn the window: Choose weights file… on the message bar, or File → Settings… → "
+                           "Model and Weights file.")
             return WorkerError(reason, model_failed=True)
         return WorkerError(reason, library_empty=isinstance(error, EmptyLibrary))
     log.error("unexpected error in a worker", exc_info=error)
