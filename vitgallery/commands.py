@@ -306,7 +306,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                 results[display_path(query)] = []  # JSON keeps every query; the text has only the error
                 continue
             results[display_path(query)] = [{**json_path(h.path), "score": round(h.score, 6),
-                                             "cosine": round(h.cosine, 6), "inliers": h.inliers} for h in hits]
+                                             "cosine": round(h.cosine, 6), "inliers": h.inliers, "verified": h.verified}
+                                            for h in hits]
             if not args.json:
                 print(printable_path(query))
                 for rank, h in enumerate(hits, 1):
@@ -953,7 +954,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", parents=[verbose], help="the photos of the library most like one or more images",
                        description="Print the photos of the library most like each IMAGE, best first. "
-                                   "✓ marks a photo whose keypoints match the query's: the same photo.")
+                                   "✓ marks a photo whose keypoints match the query's and whose picture agrees with it "
+                                   "once aligned: the same photo. --json gives each hit's \"verified\".")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="an image file, a photo of the library, or an http(s) address")
     add_library_option(p)
     p.add_argument("--k", type=result_count, default=20, metavar="N", help="how many photos to list (default 20)")

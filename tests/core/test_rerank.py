@@ -33,3 +33,15 @@ def test_a_verified_score_means_the_same_in_any_space():
 def test_similarity_is_measured_from_the_background():
     assert similarity(np.array([0.67, 1.0]), 0.67).tolist() == pytest.approx([0.0, 1.0])
     assert verified_score(np.array([VERIFIED_INLIERS, 10_000])).tolist() == pytest.approx([VERIFIED_FLOOR, 1.0], abs=0.01)
+
+
+def test_a_verified_hit_scores_at_least_what_it_looks_like():
+    """An identical file (every point matches, cosine 1) ranks above a blurred copy keypoints cannot verify."""
+    ids, scores = rerank(np.array([1, 2]), np.array([0.976, 0.999]), np.array([9, 256]))
+    assert ids.tolist() == [2, 1] and scores[0] == pytest.approx(0.999) and scores[1] == pytest.approx(0.976)
+
+
+def test_hits_whose_pictures_differ_score_what_they_look_like():
+    ids, scores = rerank(np.array([1, 2]), np.array([0.15, 0.30]), np.array([47, 0]),
+                         same_scene_only=np.array([True, False]))
+    assert ids.tolist() == [2, 1] and scores.tolist() == pytest.approx([0.30, 0.15])

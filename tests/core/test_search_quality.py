@@ -7,13 +7,16 @@ import threading
 
 import numpy as np
 import pytest
-from PIL import ImageOps
+from PIL import Image, ImageOps
 
-from tests.photos import make_photo
+from tests.photos import make_photo, textured_image
 from vitgallery.core import indexing as indexing_module
-from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints
+from vitgallery.core import search as search_module
+from vitgallery.core.duplicates.features import same_photo
+from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, match_keypoints
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
+from vitgallery.core.photo_features import analyse_grey
 from vitgallery.core.preprocess import teaching_views_per_photo
 from vitgallery.core.rerank import verified_score
 from vitgallery.core.search import RERANK_CANDIDATES
@@ -66,7 +69,8 @@ def test_a_crop_is_verified_and_ranked_first(photo_folder, tmp_path, embedder):
     hits = lib.search(crop, k=8, embedder=embedder)
     assert hits[0].path == original
     assert hits[0].inliers is not None and hits[0].inliers >= VERIFIED_INLIERS
-    assert hits[0].score == pytest.approx(float(verified_score(hits[0].inliers)))  # scored by its evidence
+    # scored by its evidence, or by its look where that is higher
+    assert hits[0].score == pytest.approx(max(float(verified_score(hits[0].inliers)), hits[0].cosine))
     assert all(h.inliers is not None for h in hits)  # all within the verified head
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     others = [h for h in hits if h.path != original]
@@ -212,3 +216,43 @@ def test_a_photo_changed_since_it_was_embedded_does_not_teach(photo_folder, tmp_
     assert summary.teaching == 11
     taught = {row.path for row in lib.photos()} - {row.path for row in lib.store.files_without_learning_views()}
     assert "img_03.jpg" not in taught
+
+
+def _scene_photos(folder):
+    """(original, another subject pasted on its background, a cropped smaller copy) of one textured scene."""
+    original = Image.fromarray(textured_image(1, 640, 480)).convert("RGB")
+    other = original.copy()
+    other.paste(Image.fromarray(textured_image(7, 440, 320)).convert("RGB"), (100, 80))
+    copy = original.crop((40, 30, 600, 450)).resize((420, 315))
+    paths = []
+    for name, image in (("scene", original), ("other_subject", other), ("scene_copy", copy)):
+        image.save(folder / f"{name}.jpg", quality=90)
+        paths.append(folder / f"{name}.jpg")
+    return paths
+
+
+def test_another_subject_on_the_same_background_is_the_same_scene_not_the_same_photo(tmp_path):
+    """Keypoints verify both (the background maps), but only the copy agrees pixel-wise once aligned."""
+    original, other, copy = (analyse_grey(np.asarray(Image.open(path).convert("L"))) for path in _scene_photos(tmp_path))
+    for candidate, same in ((other, False), (copy, True)):
+        match = match_keypoints(original.keypoints, candidate.keypoints)
+        assert match.inliers >= VERIFIED_INLIERS
+        assert same_photo(original, candidate, match, whitened_cosine=0.1) is same
+    match = match_keypoints(original.keypoints, other.keypoints)
+    assert same_photo(original, other, match, whitened_cosine=0.6), "alike in look too: the evidence adds up"
+
+
+def test_a_search_tells_the_same_photo_from_the_same_scene(photo_folder, tmp_path, embedder, monkeypatch):
+    scene, other, copy = _scene_photos(photo_folder)
+    lib = indexed(photo_folder, tmp_path, embedder)
+    # the tiny test model's vectors say little: judged as if they found the pasted subject unlike the scene
+    monkeypatch.setattr(search_module, "same_photo",
+                        lambda query, candidate, match, whitened_cosine: same_photo(query, candidate, match, 0.1))
+    outside = tmp_path / "outside.png"
+    Image.open(scene).save(outside)  # not a photo of the library: embedded, its features found anew
+    for query in (scene, outside):
+        hits = {hit.path: hit for hit in lib.search(query, k=14, embedder=embedder)}
+        assert hits[copy].verified and not hits[copy].same_scene_only
+        assert hits[other].inliers >= VERIFIED_INLIERS and hits[other].same_scene_only and not hits[other].verified
+        assert hits[other].score == pytest.approx(hits[other].cosine), "scored by what it looks like"
+    lib.close()

@@ -75,14 +75,18 @@ def test_a_result_says_why_it_ranked(checked_model: PhotoListModel) -> None:
         PhotoTile(Path("/p/squashed.jpg"), 0.71, 0.71, 0, Match.SIMILAR),
         PhotoTile(Path("/p/other.jpg"), 0.58, 0.58, 3, Match.SIMILAR),
         PhotoTile(Path("/p/far.jpg"), 0.1, 0.1, None, Match.WEAK),
+        PhotoTile(Path("/p/same-table.jpg"), 0.12, 0.12, 47, Match.WEAK),  # verified, but its picture differs
     ])
-    verified, squashed, few, far = (checked_model.index(row).data(Qt.ItemDataRole.ToolTipRole) for row in range(4))
+    verified, squashed, few, far, scene = (checked_model.index(row).data(Qt.ItemDataRole.ToolTipRole)
+                                           for row in range(5))
     assert checked_model.index(0).data(InliersRole) == 48 and checked_model.index(3).data(InliersRole) is None
     assert "the same photo: 48 matching points" in verified
     # A true copy whose keypoints were lost (squashed and blurred) is never called another scene.
     assert "looks similar" in squashed and "not verified by keypoints" in squashed and "scene" not in squashed
     assert "3 matching points, too few to verify" in few
     assert "does not look alike" in far
+    assert "47 matching points, but the pictures differ where they overlap: the same scene" in scene
+    assert "same photo" not in scene
 
 
 def test_threshold_cuts_the_tail_and_brings_it_back(qtbot, checked_model: PhotoListModel) -> None:

@@ -256,13 +256,9 @@ def trim_frame(image: Image.Image) -> Image.Image:
 
 def photo_keypoints(image: Image.Image) -> Keypoints:
     """The SIFT keypoints a search verifies its candidates with (the whole photo, frame included): the
-    ones a library keeps of each photo (see photo_features)."""
-    return grey_keypoints(np.asarray(image.convert("L")))
-
-
-def grey_keypoints(gray: np.ndarray) -> Keypoints:
-    """photo_keypoints of a greyscale copy. OpenCV refusing an odd image gives none: the photo is
-    searched, never verified."""
+    ones a library keeps of each photo (see photo_features). OpenCV refusing an odd image gives none:
+    the photo is searched, never verified."""
+    gray = np.asarray(image.convert("L"))
     try:
         return equalised_keypoints(gray)
     except cv2.error as exc:

@@ -1,12 +1,14 @@
 """The search re-rank and what its scores mean.
 
 A candidate whose keypoints one geometric map carries onto the query's (at least VERIFIED_INLIERS,
-core.keypoints) is the same photo: a copy, an edit, a crop. Its score comes from that evidence alone,
-so verified hits order by how many points match (the original of a crop above a smaller copy of it)
-and the number means the same whatever space the vectors are in. Every other candidate scores its
-cosine in the library's space, measured from what unrelated photos score there (`background`: the
-library's mean pairwise cosine, 0 once the whitening has centred the space), so a search made before
-the whitening is fitted does not call unrelated photos 0.7 alike.
+core.keypoints) is the same photo: a copy, an edit, a crop; unless the pictures differ once aligned
+(another subject on the same background: core.duplicates.features.same_photo). Its score comes from
+that evidence, so verified hits order by how many points match (the original of a crop above a smaller
+copy of it) and the number means the same whatever space the vectors are in; one that looks even more
+alike (an identical file) scores that. Every other candidate scores its cosine in the library's space,
+measured from what unrelated photos score there (`background`: the library's mean pairwise cosine, 0
+once the whitening has centred the space), so a search made before the whitening is fitted does not
+call unrelated photos 0.7 alike.
 
 Chosen on the benchmark's public seeds 1 and 2 (docs/benchmarks.md, "re-rank scores").
 """
@@ -38,10 +40,18 @@ def similarity(cosines: np.ndarray, background: float = 0.0) -> np.ndarray:
 
 
 def rerank(candidate_ids: np.ndarray, candidate_sims: np.ndarray, inliers: np.ndarray, *,
-           background: float = 0.0, min_inliers: int = VERIFIED_INLIERS) -> tuple[np.ndarray, np.ndarray]:
+           background: float = 0.0, min_inliers: int = VERIFIED_INLIERS,
+           same_scene_only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Scores for candidates: verified ones by their evidence, the others by their similarity.
-    Ties keep the incoming (cosine) order. Returns (ids, scores), best first."""
+    `same_scene_only`: candidates whose keypoints verify but whose pictures differ (another subject on
+    the same background) are scored by their similarity too. Ties keep the incoming (cosine) order.
+    Returns (ids, scores), best first."""
     inl = np.asarray(inliers, dtype=np.float64)
-    scores = np.where(inl >= min_inliers, verified_score(inl), similarity(candidate_sims, background))
+    verified = inl >= min_inliers
+    if same_scene_only is not None:
+        verified &= ~np.asarray(same_scene_only, dtype=bool)
+    alike = similarity(candidate_sims, background)
+    # a verified hit scores at least what it looks like: an identical file above an unverified look-alike
+    scores = np.where(verified, np.maximum(verified_score(inl), alike), alike)
     order = np.argsort(-scores, kind="stable")
     return np.asarray(candidate_ids)[order], scores[order]

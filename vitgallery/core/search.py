@@ -20,11 +20,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vitgallery.core.duplicates.features import same_photo
 from vitgallery.core.errors import EmptyLibrary, LibraryError, QueryNeedsModel
-from vitgallery.core.imageio import DecodeError, grey_keypoints, model_draft_size, open_image, working_copy
+from vitgallery.core.imageio import DecodeError, model_draft_size, open_image, photo_features, working_copy
 from vitgallery.core.index_cache import IndexCache, SearchSpace
-from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, match_against
+from vitgallery.core.keypoints import VERIFIED_INLIERS, KeypointMatch, Keypoints, match_against
 from vitgallery.core.models import Embedder
+from vitgallery.core.photo_features import PhotoFeatures
 from vitgallery.core.refine import refined_query
 from vitgallery.core.region import Region, region_image
 from vitgallery.core.rerank import LOOKS_SIMILAR, rerank
@@ -45,11 +47,24 @@ class SearchHit:
     cosine: float
     inliers: int | None  # geometric-verification inliers, None when not verified
     file_id: int
+    # keypoints verify it, but the pictures differ once aligned: another subject on the same background
+    same_scene_only: bool = False
 
     @property
     def verified(self) -> bool:
-        """Keypoints that one geometric map carries onto the query: the same photo (a copy, an edit, a crop)."""
-        return self.inliers is not None and self.inliers >= VERIFIED_INLIERS
+        """Keypoints that one geometric map carries onto the query, and pictures that agree under it: the
+        same photo (a copy, an edit, a crop)."""
+        return self.inliers is not None and self.inliers >= VERIFIED_INLIERS and not self.same_scene_only
+
+
+@dataclass(frozen=True)
+class _Query:
+    vector: np.ndarray  # raw, as the model gives it
+    own_id: int | None  # when it is a photo of the library
+    keypoints: Keypoints | None  # None: not verified
+    # with its grey copies, to tell the same photo from the same scene (None in a library indexed
+    # before it kept them: verified by keypoints alone)
+    features: PhotoFeatures | None = None
 
     @property
     def looks_similar(self) -> bool:
@@ -80,11 +95,11 @@ class LibrarySearch:
         if space is None or len(space.index) == 0:
             raise EmptyLibrary()
         if region is None:
-            raw, own_id, keypoints = self._query_features(query, embedder, verify)
+            asked = self._query_features(query, embedder, verify)
         else:
-            raw, own_id, keypoints = self._region_features(query, region, embedder, verify)
-        vector = space.project(raw[None, :])[0]
-        left_out = set() if own_id is None else {own_id}
+            asked = self._region_features(query, region, embedder, verify)
+        vector = space.project(asked.vector[None, :])[0]
+        left_out = set() if asked.own_id is None else {asked.own_id}
         if like or unlike:
             vector, unliked = self._refined(vector, like, unlike, space)
             left_out |= unliked
@@ -95,16 +110,38 @@ class LibrarySearch:
                    if int(label) not in left_out and int(label) in rows}
         ids = list(cosines)  # best first
         inliers: dict[int, int] = {}
-        if keypoints is not None:
+        same_scene: set[int] = set()
+        if asked.keypoints is not None:
             stored = self.store.keypoints(ids[:RERANK_CANDIDATES])
             readable = {label: found for label, data in stored.items() if (found := _keypoints(data)) is not None}
-            matches = match_against(keypoints, list(readable.values()))
-            inliers = {label: match.inliers for label, match in zip(readable, matches, strict=True)}
+            matches = dict(zip(readable, match_against(asked.keypoints, list(readable.values())), strict=True))
+            inliers = {label: match.inliers for label, match in matches.items()}
+            verified = {label: match for label, match in matches.items() if match.inliers >= VERIFIED_INLIERS}
+            same_scene = self._same_scene_only(asked.features, verified, cosines)
         background = 0.0 if space.whitening is not None else self._raw_background()
         ranked, scores = rerank(np.array(ids, dtype=np.int64), np.array([cosines[i] for i in ids]),
-                                np.array([inliers.get(i, 0) for i in ids]), background=background)
-        return [SearchHit(self.root / rows[label].path, float(score), cosines[label], inliers.get(label), label)
+                                np.array([inliers.get(i, 0) for i in ids]), background=background,
+                                same_scene_only=np.array([i in same_scene for i in ids], dtype=bool))
+        return [SearchHit(self.root / rows[label].path, float(score), cosines[label], inliers.get(label), label,
+                          label in same_scene)
                 for label, score in zip(ranked[:k].tolist(), scores[:k].tolist())]
+
+    def _same_scene_only(self, query: PhotoFeatures | None, verified: dict[int, KeypointMatch],
+                         cosines: dict[int, float]) -> set[int]:
+        """Those of the verified candidates (id -> their keypoint match) whose pictures differ once aligned
+        (core.duplicates.features.same_photo). A candidate without grey copies stays verified."""
+        if query is None or not verified:
+            return set()
+        stored = self.store.photo_features(verified)
+        differ = set()
+        for label, (keypoints, looks) in stored.items():
+            try:
+                candidate = PhotoFeatures.from_stored(keypoints, looks)
+            except ValueError:
+                continue  # damaged grey copies: its keypoints still verify it
+            if not same_photo(query, candidate, verified[label], cosines[label]):
+                differ.add(label)
+        return differ
 
     def _raw_background(self) -> float:
         """What two unrelated photos score before the whitening is fitted (a library's first indexing
@@ -117,33 +154,43 @@ class LibrarySearch:
             self._background = (generation, value)
         return self._background[1]
 
-    def _query_features(self, query: QueryImage, embedder: Embedder | None,
-                        with_keypoints: bool) -> tuple[np.ndarray, int | None, Keypoints | None]:
-        """(raw vector, the query's own id when it is a photo of the library, keypoints when asked)."""
+    def _query_features(self, query: QueryImage, embedder: Embedder | None, with_keypoints: bool) -> _Query:
+        """The query's vector, its own id when it is a photo of the library, keypoints when asked."""
         if isinstance(query, (str, Path)):
             path = Path(query).expanduser().absolute()
             own = self.stored_row(path)
             if own is not None:
                 stored = self.store.vectors([own.id]).get(own.id)
                 if stored is not None:
-                    data = self.store.keypoints([own.id]).get(own.id) if with_keypoints else None
-                    return stored, own.id, None if data is None else _keypoints(data)
+                    return _Query(stored, own.id, *self._stored_features(own.id)) if with_keypoints \
+                        else _Query(stored, own.id, None)
         embedder = self._usable(query, embedder)
         image = query if isinstance(query, Image.Image) else open_image(
             query if isinstance(query, bytes) else Path(query), draft_size=model_draft_size(embedder.input_size))
         if image.width == 0 or image.height == 0:
             raise DecodeError("image is 0x0")
-        vector, keypoints = _embedded(image, embedder, with_keypoints)
-        return vector, None, keypoints
+        return _embedded(image, embedder, with_keypoints, None)
+
+    def _stored_features(self, file_id: int) -> tuple[Keypoints | None, PhotoFeatures | None]:
+        """(keypoints, features with grey copies) the library keeps of one of its photos."""
+        kept = self.store.photo_features([file_id]).get(file_id)
+        if kept is not None:
+            try:
+                features = PhotoFeatures.from_stored(*kept)
+                return features.keypoints, features
+            except ValueError:
+                pass  # damaged grey copies: its keypoints alone, if they read
+        data = self.store.keypoints([file_id]).get(file_id)
+        return None if data is None else _keypoints(data), None
 
     def _region_features(self, query: QueryImage, region: Region, embedder: Embedder | None,
-                         with_keypoints: bool) -> tuple[np.ndarray, int | None, Keypoints | None]:
+                         with_keypoints: bool) -> _Query:
         """_query_features of a region of the query: cut out and embedded as a photo of its own."""
         embedder = self._usable(query, embedder)
         source = Path(query).expanduser() if isinstance(query, (str, Path)) else query
         own = self.stored_row(source.absolute()) if isinstance(source, Path) else None
-        vector, keypoints = _embedded(region_image(source, region, embedder.input_size), embedder, with_keypoints)
-        return vector, None if own is None else own.id, keypoints
+        return _embedded(region_image(source, region, embedder.input_size), embedder, with_keypoints,
+                         None if own is None else own.id)
 
     def _usable(self, query: QueryImage, embedder: Embedder | None) -> Embedder:
         """The embedder, once sure that it can embed `query` for this library."""
@@ -205,14 +252,15 @@ def _keypoints(data: bytes) -> Keypoints | None:
         return None
 
 
-def _embedded(image: Image.Image, embedder: Embedder, with_keypoints: bool) -> tuple[np.ndarray, Keypoints | None]:
-    """(raw vector, keypoints when asked) of a decoded query image."""
+def _embedded(image: Image.Image, embedder: Embedder, with_keypoints: bool, own_id: int | None) -> _Query:
+    """The query of a decoded image: its vector, and its keypoints and grey copies when asked."""
     image = working_copy(image)  # shrunk once for the model and the keypoints alike
     if not with_keypoints:
-        return embedder.embed_images([image])[0], None
+        return _Query(embedder.embed_images([image])[0], own_id, None)
     # SIFT and the model both release the GIL: finding the keypoints beside the model's forward
     # pass takes them off the query's critical path when a core is free.
-    gray = np.asarray(image.convert("L"))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitgallery-query-keypoints") as pool:
-        keypoints = pool.submit(grey_keypoints, gray)
-        return embedder.embed_images([image])[0], keypoints.result()
+        features = pool.submit(photo_features, image)
+        vector = embedder.embed_images([image])[0]
+        found = features.result()
+    return _Query(vector, own_id, found.keypoints, found)

@@ -53,6 +53,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vitgallery.core.keypoints import VERIFIED_INLIERS
 from vitgallery.ui.collector import CollectorPause
 from vitgallery.ui.thumbnails import ThumbnailLoader
 
@@ -115,11 +116,12 @@ class PhotoTile:
             return ""
         if self.verified:
             return f"the same photo: {self.inliers} matching points (score {self.score:.3f})"
-        points = (
-            "not verified by keypoints"
-            if not self.inliers
-            else f"{self.inliers} matching points, too few to verify"
-        )
+        if not self.inliers:
+            points = "not verified by keypoints"
+        elif self.inliers >= VERIFIED_INLIERS:  # and still not the same photo (core.search.SearchHit)
+            points = f"{self.inliers} matching points, but the pictures differ where they overlap: the same scene"
+        else:
+            points = f"{self.inliers} matching points, too few to verify"
         if self.match is Match.WEAK:
             return f"does not look alike (score {self.score:.3f}; {points})"
         return f"looks similar (score {self.score:.3f}; {points})"

@@ -18,7 +18,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vitgallery.core.duplicates.scoring import PairShape, agreement_counts, keypoints_cannot_tell
+from vitgallery.core.duplicates.scoring import (
+    LOWEST_THRESHOLD,
+    PairShape,
+    agreement_counts,
+    keypoints_cannot_tell,
+    pair_score,
+)
 from vitgallery.core.imageio import open_image
 from vitgallery.core.keypoints import (
     KEYPOINT_COUNT,
@@ -106,6 +112,18 @@ def _closer_keypoint_match(a: PhotoFeatures, b: PhotoFeatures) -> KeypointMatch 
     return found if found.inliers >= VERIFIED_INLIERS else None
 
 
+def same_photo(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch, whitened_cosine: float) -> bool:
+    """Whether keypoints that verify a pair (`found`, VERIFIED_INLIERS or more) show the same photo, not
+    just the same scene: a pair the duplicates check could group at its lowest threshold. Another subject
+    on the same table or wall maps many of the background's points, but disagrees pixel-wise where the
+    subjects are and looks unalike."""
+    small_a, a_to_b = _small_copies_map(a, b, found)
+    agreement = _agreement(small_a, b.small, a_to_b, unverified_map=False)
+    if agreement is None:  # an overlap too small to compare (two crops of different parts): the keypoints decide
+        return True
+    return pair_score(whitened_cosine, found.inliers, agreement) >= LOWEST_THRESHOLD
+
+
 def _aligned(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch) -> PairMatch:
     """The pair's match under a keypoint map: its inliers, how much of the overlap agrees, its shape.
     Under a map of no more points than fit any map (scoring.agreement_counts), neither is looked at."""
@@ -113,15 +131,23 @@ def _aligned(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch) -> PairMa
         return NO_PAIR_MATCH
     if not agreement_counts(found.inliers):
         return PairMatch(found.inliers, 0.0)
+    small_a, a_to_b = _small_copies_map(a, b, found)
+    b_to_a = cv2.invertAffineTransform(a_to_b)
+    shape = PairShape(*_stretch_and_tilt(found.transform[:, :2]),
+                      _flat_outside(small_a, b.small.shape, a_to_b), _flat_outside(b.small, small_a.shape, b_to_a))
+    agreement = _agreement(small_a, b.small, a_to_b, keypoints_cannot_tell(found.inliers))
+    return PairMatch(found.inliers, agreement or 0.0, shape)
+
+
+def _small_copies_map(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch) -> tuple[np.ndarray, np.ndarray]:
+    """(a's small copy as the keypoints matched it, mirrored where they were; the keypoints' map from it to
+    b's small copy)."""
     small_a = a.small[:, ::-1] if found.mirrored else a.small
     to_a = small_a.shape[1] / a.keypoints.width
     to_b = b.small.shape[1] / b.keypoints.width
     # the map between keypoint coordinates, rescaled to the two small copies
     a_to_b = np.hstack([found.transform[:, :2] * (to_b / to_a), found.transform[:, 2:] * to_b]).astype(np.float32)
-    b_to_a = cv2.invertAffineTransform(a_to_b)
-    shape = PairShape(*_stretch_and_tilt(found.transform[:, :2]),
-                      _flat_outside(small_a, b.small.shape, a_to_b), _flat_outside(b.small, small_a.shape, b_to_a))
-    return PairMatch(found.inliers, _agreement(small_a, b.small, a_to_b, keypoints_cannot_tell(found.inliers)), shape)
+    return small_a, a_to_b
 
 
 def _stretch_and_tilt(linear: np.ndarray) -> tuple[float, float]:
@@ -157,13 +183,13 @@ def _flat_outside(small: np.ndarray, other_shape: tuple[int, int], to_other: np.
     return share
 
 
-def _agreement(small_a: np.ndarray, small_b: np.ndarray, a_to_b: np.ndarray, unverified_map: bool) -> float:
+def _agreement(small_a: np.ndarray, small_b: np.ndarray, a_to_b: np.ndarray, unverified_map: bool) -> float | None:
     """Share of the aligned overlap's windows whose texture matches (normalised cross-correlation, so
     brightness, contrast and colour edits do not count; windows flat in both count as matching), among
-    the windows that are not flat in one photo only. Flat windows agree under any map: under an
-    `unverified_map` (too few inliers to tell) an overlap with fewer than AGREEMENT_MIN_WINDOWS windows
-    of texture in both agrees on nothing (two tiles of one gradient are not copies; the grey-level
-    slide still tells smooth copies apart)."""
+    the windows that are not flat in one photo only; None where the overlap has too few windows to say.
+    Flat windows agree under any map: under an `unverified_map` (too few inliers to tell) an overlap with
+    fewer than AGREEMENT_MIN_WINDOWS windows of texture in both says nothing either (two tiles of one
+    gradient are not copies; the grey-level slide still tells smooth copies apart)."""
     h, w = small_a.shape
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     blurred_a = cv2.GaussianBlur(small_a.astype(np.float32), (0, 0), AGREEMENT_BLUR)
@@ -173,7 +199,7 @@ def _agreement(small_a: np.ndarray, small_b: np.ndarray, a_to_b: np.ndarray, unv
     win = AGREEMENT_WINDOW
     rows, cols = h // win, w // win
     if rows == 0 or cols == 0:
-        return 0.0
+        return None
 
     def blocks(x: np.ndarray) -> np.ndarray:
         return x[:rows * win, :cols * win].reshape(rows, win, cols, win).swapaxes(1, 2).reshape(rows * cols, -1)
@@ -181,20 +207,20 @@ def _agreement(small_a: np.ndarray, small_b: np.ndarray, a_to_b: np.ndarray, unv
     pa, pb = blocks(blurred_a), blocks(warped)
     valid = blocks(inside).min(axis=1) > 0.99
     if valid.sum() < AGREEMENT_MIN_WINDOWS:
-        return 0.0
+        return None
     pa, pb = pa[valid], pb[valid]
     pa, pb = pa - pa.mean(axis=1, keepdims=True), pb - pb.mean(axis=1, keepdims=True)
     sa, sb = pa.std(axis=1), pb.std(axis=1)
     ncc = (pa * pb).mean(axis=1) / np.maximum(sa * sb, 1e-6)
     flat_a, flat_b = sa < FLAT_STD, sb < FLAT_STD
     if unverified_map and (~flat_a & ~flat_b).sum() < AGREEMENT_MIN_WINDOWS:
-        return 0.0
+        return None
     agree = (flat_a & flat_b) | (~flat_a & ~flat_b & (ncc > 0.5))
     # A window flat in one photo only is where an overlay (a caption bar, a sticker, a blacked-out
     # part) covers the picture: it says nothing of the rest, so it is left out (up to OVERLAY_MAX_SHARE).
     compared = max(int((flat_a == flat_b).sum()), len(agree) * (1.0 - OVERLAY_MAX_SHARE))
     if compared < AGREEMENT_MIN_WINDOWS:
-        return 0.0
+        return None
     return float(agree.sum() / compared)
 
 

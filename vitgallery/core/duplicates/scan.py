@@ -51,7 +51,7 @@ from vitgallery.core.duplicates.pairs import (
     pair_keys,
 )
 from vitgallery.core.duplicates.quality import PhotoQuality, measure_quality
-from vitgallery.core.duplicates.scoring import AFFINE_SAMPLE, keypoints_cannot_tell
+from vitgallery.core.duplicates.scoring import AFFINE_SAMPLE, LOWEST_THRESHOLD, keypoints_cannot_tell
 from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
 from vitgallery.core.imageio import DecodeError
 from vitgallery.core.keypoints import KEYPOINT_COUNT
@@ -64,7 +64,6 @@ NEIGHBOURS = 20  # candidates per photo, in each of the two neighbour lists
 LOOK_FROM_WHITENED = 0.5  # pairs less alike in the whitened space are not slid (they cannot score 0.5)
 CLOSER_FROM_WHITENED = 0.3  # nor matched on all their keypoints: with the default weights only 18+ inliers, all agreeing, lift them
 PAIRS_PER_ROUND = 1024  # pairs verified between two looks at cancel (their photos' features in memory at once)
-MEASURED_FROM_SCORE = 0.01  # photos in a pair scoring this (the lowest threshold one can choose) are measured
 # What a scan measures, in a version: stored evidence of another version is measured again.
 # 3: windows an overlay covers are left out of the agreement; 4, 5: a closer look with more keypoints;
 # 6: under a map keypoints cannot verify, an overlap without texture agrees on nothing
@@ -154,7 +153,7 @@ def scan_duplicates(library, *, progress: Callable[[DuplicateProgress], None] | 
     scan.pairs = PairTable.concat([known, verified_pairs])
     measured: dict[int, PhotoQuality] = {}
     if not cancelled:
-        grouping = scan.pairs.take(scan.pairs.score >= MEASURED_FROM_SCORE)
+        grouping = scan.pairs.take(scan.pairs.score >= LOWEST_THRESHOLD)  # the pairs a threshold can group
         wanted = sorted(set(np.union1d(grouping.a, grouping.b).tolist()) - scan.quality.keys() - problems.keys())
         cancelled = _measure(library.root, files, wanted, measured, problems, report, cancel, workers)
     scan.quality.update(measured)

@@ -10,6 +10,7 @@ from vitgallery.core.keypoints import VERIFIED_INLIERS
 
 # Chosen with bench/duplicates_calibration.py on the public dup and sem corpora (see its docstring).
 DEFAULT_THRESHOLD = 0.5
+LOWEST_THRESHOLD = 0.01  # the lowest the window's slider goes: a pair scoring less is no duplicate at any setting
 _LOOK_STEEPNESS = 4.0  # only sets how fast the slider moves through look-alike pairs
 AFFINE_SAMPLE = 3  # point pairs that fix an affine map
 
