@@ -76,11 +76,12 @@ def test_search_json_for_library_and_outside_images(indexed, tmp_path, capsys):
         scores = [h["score"] for h in hits]
         assert scores == sorted(scores, reverse=True)
     copy = next(h for h in result[str(outside)] if h["path"] == str(root / "img_05.jpg"))
-    assert copy["inliers"] >= VERIFIED_INLIERS, "the re-saved copy is verified"
+    assert copy["inliers"] >= VERIFIED_INLIERS and copy["verified"], "the re-saved copy is verified"
     for hit in result[str(outside)]:
-        # why it ranked where it did: the matching points when they verify it, else its cosine
-        assert isinstance(hit["inliers"], int)
-        expected = verified_score(hit["inliers"]) if hit["inliers"] >= VERIFIED_INLIERS else hit["cosine"]
+        # why it ranked where it did: the matching points when they verify it (or its cosine, where that
+        # is higher), else its cosine
+        assert isinstance(hit["inliers"], int) and hit["verified"] == (hit["inliers"] >= VERIFIED_INLIERS)
+        expected = max(verified_score(hit["inliers"]), hit["cosine"]) if hit["verified"] else hit["cosine"]
         assert hit["score"] == pytest.approx(float(expected), abs=1e-5)
     assert main(["search", str(outside), "--library", str(lib), "--k", "4", "--json", "--no-verify"]) == 0
     plain = json.loads(capsys.readouterr().out)[str(outside)]
