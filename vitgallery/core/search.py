@@ -56,6 +56,11 @@ class SearchHit:
         same photo (a copy, an edit, a crop)."""
         return self.inliers is not None and self.inliers >= VERIFIED_INLIERS and not self.same_scene_only
 
+    @property
+    def looks_similar(self) -> bool:
+        """Verified, or scored as mostly the same kind of picture (core.rerank.LOOKS_SIMILAR)."""
+        return self.verified or self.score >= LOOKS_SIMILAR
+
 
 @dataclass(frozen=True)
 class _Query:
@@ -65,11 +70,6 @@ class _Query:
     # with its grey copies, to tell the same photo from the same scene (None in a library indexed
     # before it kept them: verified by keypoints alone)
     features: PhotoFeatures | None = None
-
-    @property
-    def looks_similar(self) -> bool:
-        """Verified, or scored as mostly the same kind of picture (core.rerank.LOOKS_SIMILAR)."""
-        return self.verified or self.score >= LOOKS_SIMILAR
 
 
 class LibrarySearch:
