@@ -45,6 +45,7 @@ from vitgallery.core.library import (
     IndexSummary,
     Library,
     LibraryError,
+    MovedLibrary,
     QueryNeedsModel,
     default_library_dir,
     last_library_dir,
@@ -230,18 +231,16 @@ def cmd_index(args: argparse.Namespace) -> int:
     if folder.is_file():
         raise LibraryError(f"{printable_path(folder)} is a file, not a folder: to index the folder it is in, "
                            f"run `vitgallery index {printable_path(folder.parent)}`")
-    library_dir = args.library
+    library_dir, repoint = args.library, args.repoint
     moved = moved_library(folder) if library_dir is None and folder.is_dir() else None
-    if args.repoint:
+    if repoint:
         if not folder.is_dir():
             raise LibraryError(f"{folder} is not a folder: give the photo folder's new place")
         # the default library is keyed by the old folder: the one whose photos are here, else the last one
         library_dir = moved.library_dir if moved is not None else library_dir_arg(library_dir)
-    elif moved is not None:
-        print(f"note: these are the photos of {printable_path(moved.old_root)}, indexed before and no longer there "
-              f"(renamed or moved?). To follow its library here instead of embedding its {moved.photos} photos "
-              f"again, stop this run and use `vitgallery index {printable_path(folder)} --repoint`", file=sys.stderr)
-    library = Library.open(folder, library_dir, repoint=args.repoint, vector_store=args.vector_store)
+    elif moved is not None and _follow_wanted(moved, folder):
+        library_dir, repoint = moved.library_dir, True
+    library = Library.open(folder, library_dir, repoint=repoint, vector_store=args.vector_store)
     try:
         embedder = load_embedder(args.model, weights=args.weights or library.weights_for(args.model),
                                  device=args.device, precision=args.precision, runtime=args.runtime,
@@ -266,6 +265,20 @@ def cmd_index(args: argparse.Namespace) -> int:
     finally:
         _remember_if_it_holds_photos(library)
         library.close()
+
+
+def _follow_wanted(moved: MovedLibrary, folder: Path) -> bool:
+    """Whether to follow the library of a gone folder whose photos `folder` holds: asked on a terminal (yes
+    by default); without one, said, and the folder is indexed as a new one (a script asked for that)."""
+    found = (f"these are the photos of {printable_path(moved.old_root)}, indexed before and no longer there "
+             "(renamed or moved?)")
+    if not sys.stdin.isatty():
+        print(f"note: {found}. To follow its library here instead of embedding its {moved.photos} photos again, "
+              f"stop this run and use `vitgallery index {printable_path(folder)} --repoint`", file=sys.stderr)
+        return False
+    print(f"{found[0].upper()}{found[1:]}. Follow its library here? Its {moved.photos} photos are not embedded "
+          "again, and its undo history comes along [Y/n] ", end="", file=sys.stderr, flush=True)
+    return input().strip().lower() not in ("n", "no")
 
 
 def _remember_if_it_holds_photos(library: Library) -> None:
@@ -342,20 +355,27 @@ def _present_hits(library: Library, image: Path | bytes, embedder: Embedder | No
     with a note, and the next best take its place (the window's folder watcher keeps its library
     current; a command has only the last index). With the photo folder offline (a drive unplugged)
     every hit is kept: the library still knows them."""
-    k, gone = options["k"], 0
-    for _ in range(4):  # each round asks for as many more as were found gone
-        hits = library.search(image, embedder=embedder, **{**options, "k": k + gone})
+    k = asked = options["k"]
+    while True:  # each round asks for twice as many, until k are there or the library has no more
+        hits = library.search(image, embedder=embedder, **{**options, "k": asked})
         if not root_is_available(library.root):
             return hits[:k]
-        present = [hit for hit in hits if os.path.lexists(hit.path)]
-        found_gone = len(hits) - len(present)
-        if len(present) >= k or len(hits) < k + gone or found_gone == gone:
+        present, gone = [], 0  # the first k still there, and those deleted among the hits before them
+        for hit in hits:
+            if len(present) == k:
+                break
+            if os.path.lexists(hit.path):
+                present.append(hit)
+            else:
+                gone += 1
+        if len(present) == k or len(hits) < asked:
             break
-        gone = found_gone
-    if found_gone:
-        print(f"note: {found_gone} result(s) left out: deleted since the last index "
-              f"(`vitgallery index {printable_path(library.root)}` brings the library up to date)", file=sys.stderr)
-    return present[:k]
+        asked *= 2
+    if gone:
+        print(f"note: {gone} result(s) left out: deleted since the last index (`vitgallery index "
+              f"{printable_path(library.root)}` brings the library up to date; with --forget-missing where "
+              "most of it is gone at once)", file=sys.stderr)
+    return present
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -437,7 +457,14 @@ def _sort_undo_hint(library: Library, report: ActionReport) -> str:
         return ""
     outside = sorted({source.parent for source, _ in report.done if library.relative_path(source) is None})
     into = "".join(f" --into {shlex.quote(str(folder))}" for folder in outside)
-    return f" (action {report.action_id}; `vitgallery duplicates --undo {report.action_id}{into}` puts them back)"
+    return f" (action {report.action_id}; `{_undo_command(library.library_dir, report.action_id)}{into}` puts them back)"
+
+
+def _undo_command(library_dir: Path, action_id: int) -> str:
+    """The command that undoes an action. It names the library: action numbers are each library's own, and
+    the library later commands default to is the last one the window or a command used, which may be
+    another by then."""
+    return f"vitgallery duplicates --undo {action_id} --library {shlex.quote(str(library_dir.absolute()))}"
 
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
@@ -462,7 +489,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             elif not report.done and not report.problems and not report.back_by_hand:
                 print(f"nothing to put back: action {args.undo} was undone already, or moved nothing")
             else:
-                _print_report(report, sys.stdout, library.root)
+                _print_report(report, sys.stdout, library)
             return 0 if report.done or report.back_by_hand else 1  # nothing back: failed, or nothing left to put back
         rule = KeepRule(args.keep)
         if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
@@ -509,7 +536,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 answered_no = True
                 break
             reports.append(library.act(action.name, selections, target))
-            _print_report(reports[-1], out, library.root)
+            _print_report(reports[-1], out, library)
         if args.json:
             print(json.dumps({
                 "threshold": args.threshold, "keep_rule": rule.value, "hidden_by_decisions": hidden,
@@ -590,15 +617,15 @@ def _json_report(report: ActionReport) -> dict:
             "to_index": [json_path(path) for path in report.to_index]}
 
 
-def _print_report(report: ActionReport, out, root: Path) -> None:
+def _print_report(report: ActionReport, out, library: Library) -> None:
     text = report.summary()
     undoable = report.kind in BULK_ACTIONS and BULK_ACTIONS[report.kind].undoable
     if undoable and report.done:
         them = "it" if len(report.done) == 1 else "them"
-        text += f" (action {report.action_id}; `vitgallery duplicates --undo {report.action_id}` puts {them} back)"
+        text += f" (action {report.action_id}; `{_undo_command(library.library_dir, report.action_id)}` puts {them} back)"
     print(text, file=out)
     if report.to_index:
-        print(f"`vitgallery index {printable_path(root)}` makes {count_text(len(report.to_index), 'photo')} "
+        print(f"`vitgallery index {printable_path(library.root)}` makes {count_text(len(report.to_index), 'photo')} "
               "searchable again", file=out)
     for path, problem in report.problems:
         print(f"  {printable_path(path)}: {problem}", file=out)

@@ -142,6 +142,18 @@ def test_search_leaves_out_a_photo_deleted_since_the_last_index_and_the_next_tak
     assert len(paths) == 4 and str(root / "img_05.jpg") not in paths, "--k 4 gives 4"
     assert captured.err.count("1 result(s) left out: deleted since the last index") == 1
 
+    library = Library.open(library_dir=lib)
+    ranked = [hit.path for hit in library.search(root / "img_03.jpg", k=12)]
+    library.close()
+    for path in ranked[:7]:  # most of the best hits deleted: more are asked for until two are there
+        path.unlink(missing_ok=True)
+    present = [path for path in ranked if path.exists()][:2]
+    gone = sum(not path.exists() for path in ranked[:ranked.index(present[-1])])
+    assert main(["search", str(root / "img_03.jpg"), "--library", str(lib), "--k", "2", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [hit["path"] for hit in json.loads(captured.out)[str(root / "img_03.jpg")]] == [str(p) for p in present]
+    assert f"{gone} result(s) left out" in captured.err and gone >= 7, captured.err
+
 
 def test_search_defaults_to_the_last_library_and_status(indexed, capsys):
     root, lib = indexed

@@ -8,6 +8,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -215,6 +216,28 @@ def test_an_undo_removes_the_folders_its_move_made_and_left_empty(library, tmp_p
     assert there.is_dir(), "a folder that was there before the move stays, empty or not"
 
 
+def test_an_undo_after_the_photo_folder_was_renamed_puts_photos_back_in_its_new_place(library, tmp_path):
+    selections = [GroupSelection(g.members, frozenset({g.members[0].path})) for g in library.duplicate_scan().groups()]
+    moved = library.act("move", selections[:1], tmp_path / "duplicates")
+    trashed = library.act("trash", selections[1:2])
+    # sorted into a folder it makes in the photo folder, which moves with it
+    sorted_in = library.move_into_folders([(m.path, library.root / "Birds") for m in selections[2].to_remove])
+    assert moved.done and trashed.done and sorted_in.done
+    old_root, library_dir = library.root, library.library_dir
+    library.close()
+    renamed = tmp_path / "Photos 2024"
+    old_root.rename(renamed)
+
+    followed = Library.open(renamed, library_dir, repoint=True)
+    for action in (moved, trashed, sorted_in):
+        report = followed.undo(action.action_id)
+        assert report.problems == [] and report.done
+        assert all(source.parent == renamed and source.exists() for _, source in report.done), report.done
+    assert not (renamed / "Birds").exists(), "the folder the sort made, empty again, is removed"
+    assert not old_root.exists(), "nothing is put back where the folder was"
+    followed.close()
+
+
 def test_a_move_that_moved_no_file_leaves_no_folder_behind(library, tmp_path, monkeypatch):
     from vitgallery.core.duplicates import actions
 
@@ -374,8 +397,9 @@ def test_a_report_of_one_file_reads_in_the_singular(tmp_path):
                          problems=[(tmp_path / "b.jpg", "changed since the scan")])
     assert moved.summary() == "1 file moved to the trash; 1 left as it was"
     out = io.StringIO()
-    _print_report(moved, out, tmp_path)
-    assert out.getvalue().splitlines()[0].endswith("(action 3; `vitgallery duplicates --undo 3` puts it back)")
+    _print_report(moved, out, SimpleNamespace(root=tmp_path, library_dir=tmp_path / "my library"))
+    assert out.getvalue().splitlines()[0].endswith(
+        f"(action 3; `vitgallery duplicates --undo 3 --library '{tmp_path / 'my library'}'` puts it back)")
     back = ActionReport("undo", done=[(tmp_path / "trash" / "a.jpg", tmp_path / "a.jpg")], to_index=[tmp_path / "a.jpg"])
     assert back.summary() == "1 file put back (not searchable until the next index: changed while away)"
 
@@ -427,7 +451,8 @@ def test_the_cli_acts_asks_lists_and_undoes(library, tmp_path, capsys, monkeypat
 
     assert main(["duplicates", *lib, "--trash", "--yes", "--export", str(tmp_path / "plan.csv")]) == 0
     out = capsys.readouterr().out
-    assert "12 files moved to the trash (action 2; `vitgallery duplicates --undo 2` puts them back)" in out
+    assert (f"12 files moved to the trash (action 2; `vitgallery duplicates --undo 2 --library "
+            f"{library.library_dir}` puts them back)") in out
     assert (tmp_path / "plan.csv").read_text().count("remove") == 12, "the list is written before files move"
     assert len(list(library.root.iterdir())) == len(before) - 12
 

@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from tests.reliability.support import (
     add_photos,
     check_saved_index,
@@ -175,3 +177,21 @@ def test_the_index_command_says_when_the_photos_of_a_gone_folder_are_there_and_r
     returncode, out = cli.run(["index", str(again), *argv, "--library", followed, "--repoint"],
                               output=tmp_path / "5.txt")
     assert returncode == 2 and "already has a library of 6 photos" in out and "remove that library folder" in out, out
+
+
+@pytest.mark.parametrize("answer", ["", "n"])
+def test_on_a_terminal_the_index_command_asks_to_follow_the_photos_of_a_gone_folder(tmp_path, monkeypatch, capsys, answer):
+    from vitgallery.cli import main
+
+    root, renamed = tmp_path / "photos", tmp_path / "renamed"
+    add_photos(root, range(6))
+    argv = ["--model", "tiny-test", "--workers", "0"]
+    assert main(["index", str(root), *argv]) == 0
+    root.rename(renamed)
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda: answer)
+    assert main(["index", str(renamed), *argv]) == 0
+    out = capsys.readouterr()
+    assert f"These are the photos of {root}" in out.err and "Follow its library here?" in out.err
+    assert ("unchanged 6" in out.out and "added 0" in out.out) if answer == "" else "added 6" in out.out, out

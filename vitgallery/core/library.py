@@ -271,6 +271,7 @@ class Library:
             if recorded is None or Path(recorded) != root:
                 store.set_meta("root", str(root))
                 if recorded is not None:
+                    store.add_former_root(Path(recorded), root)  # its action log names files as they were there
                     log.info("library %s now follows its photos from %s to %s", lib_dir, recorded, root)
         recorded_store = store.get_meta("vector_store") or str(VectorStoreSetting())
         if vector_store is not None and str(vector_store) != recorded_store:
@@ -627,4 +628,4 @@ class Library:
         return duplicate_actions.action_history(self._action_place(), limit)
 
     def _action_place(self) -> ActionPlace:
-        return ActionPlace(self.store, self.root)
+        return ActionPlace(self.store, self.root, tuple(self.store.former_roots()))

@@ -501,6 +501,22 @@ class Store:
         with self.transaction():
             self.set_meta("mount_points", json.dumps(sorted(set(paths))))
 
+    def former_roots(self) -> list[Path]:
+        """The places the photo folder had before it was renamed or moved, oldest first (the action log
+        names files where they were then)."""
+        value = self.get_meta("former_roots")
+        try:
+            paths = json.loads(value) if value else []
+        except ValueError:
+            return []
+        return [Path(p) for p in paths if isinstance(p, str) and Path(p).is_absolute()] if isinstance(paths, list) else []
+
+    def add_former_root(self, old: Path, new: Path) -> None:
+        """The photo folder moved from `old` to `new` (a folder moved back is no longer a former place)."""
+        kept = [str(p) for p in self.former_roots() if p not in (old, new)]
+        with self.transaction():
+            self.set_meta("former_roots", json.dumps([*kept, str(old)]))
+
     @property
     def generation(self) -> int:
         """Bumped by every change to the set of vectors; the index file records the one it matches."""

@@ -68,10 +68,23 @@ class ActionPlace:
 
     store: Store
     root: Path
+    former_roots: tuple[Path, ...] = ()  # where the photo folder was before it was renamed or moved (oldest first)
 
     @property
     def library_dir(self) -> Path:
         return self.store.path.parent
+
+    def here(self, logged: Path) -> Path:
+        """Where a path the log holds is now: one in a former place of the photo folder (the library
+        followed its photos when the folder was renamed or moved) is the same path in the folder now."""
+        for former in reversed(self.former_roots):
+            if logged.is_absolute() and logged.is_relative_to(former):
+                return self.root / logged.relative_to(former)
+        return logged
+
+    def item_paths(self, item: ActionItemRow) -> tuple[Path, Path | None]:
+        """(source, destination) of a logged file where they are now (see `here`)."""
+        return self.here(Path(item.source)), self.here(Path(item.destination)) if item.destination else None
 
 
 @dataclass(frozen=True)
@@ -243,10 +256,10 @@ class _ActionLog:
         if self.made:
             store.set_made_folders(self.action_id, [str(folder) for folder in self.made])
 
-    def remove_unused_folders(self, target: str) -> None:
+    def remove_unused_folders(self, target: Path) -> None:
         """The folders made for files that could not be moved into them are removed again (a move that
         failed for every file left an empty folder behind)."""
-        _remove_emptied([str(folder) for folder in self.made], target)
+        _remove_emptied(self.made, target)
 
     def moving(self, n: int, destination: Path | None, trash_info: Path | None = None) -> None:
         """Where file n is about to go (written before it moves)."""
@@ -269,13 +282,13 @@ def _folders_to_make(folders: Iterable[Path]) -> list[Path]:
     return sorted(missing, key=lambda f: (-len(f.parts), str(f)))
 
 
-def _remove_emptied(folders: Iterable[str], target: str | None) -> None:
+def _remove_emptied(folders: Iterable[Path], target: Path | None) -> None:
     """Remove the folders an action made that it or its undo left empty (deepest first); others stay. Only
     its target folder, folders in it and above it: a library's log is not trusted to name any other."""
-    if not target:
+    if target is None:
         return
     for folder in folders:
-        if not (_inside(Path(folder), Path(target)) or _inside(Path(target), Path(folder))):
+        if not (_inside(folder, target) or _inside(target, folder)):
             continue
         try:
             os.rmdir(folder)
@@ -366,7 +379,7 @@ def move_to_folder(place: ActionPlace, selections: Sequence[GroupSelection], fol
                 continue
             log_.moved(n, destination)
             report.done.append((member.path, destination))
-        log_.remove_unused_folders(str(folder))
+        log_.remove_unused_folders(folder)
     log.info("action %d: %s", report.action_id, report.summary())
     return report
 
@@ -410,7 +423,7 @@ def move_files(place: ActionPlace, moves: Sequence[tuple[Path, Path]]) -> Action
                 continue
             log_.moved(n, destination)
             report.done.append((source, destination))
-        log_.remove_unused_folders(common)
+        log_.remove_unused_folders(Path(common))
     log.info("action %d: %s", report.action_id, report.summary())
     return report
 
@@ -552,29 +565,29 @@ def _settle(place: ActionPlace) -> int:
         place.store.set_action_item_state(item.id, _settled_state(place, item))
     restoring = place.store.action_items_in_state(RESTORING)
     for item in restoring:
-        place.store.set_action_item_state(item.id, _settled_restore(item))
+        place.store.set_action_item_state(item.id, _settled_restore(place, item))
     return len(items) + len(restoring)
 
 
-def _settled_restore(item: ActionItemRow) -> str:
+def _settled_restore(place: ActionPlace, item: ActionItemRow) -> str:
     """A file an undo was putting back when it was killed: back when it is in its place (move_file puts it
     there whole or not at all, and refuses to replace a file, so what is there is it); its trash entry's
     .trashinfo, left behind, is removed once the trash holds no copy. Else still away. Nothing is moved
     here, so a crafted log cannot use it."""
-    source, destination = Path(item.source), Path(item.destination or "")
+    source, destination = place.item_paths(item)
     if not os.path.lexists(source):
         return DONE
-    if item.trash_info and not os.path.lexists(destination):
+    if item.trash_info and destination is not None and not os.path.lexists(destination):
         entry = trash.TrashEntry(destination, Path(item.trash_info))
-        if trash.is_trash_entry(entry) and trash.original_path(entry) == source:
+        if trash.is_trash_entry(entry) and trash.original_path(entry) == Path(item.source):
             entry.info.unlink(missing_ok=True)
     return RESTORED
 
 
 def _settled_state(place: ActionPlace, item: ActionItemRow) -> str:
-    if not item.destination:
+    source, destination = place.item_paths(item)
+    if destination is None:
         return NOT_MOVED_INTERRUPTED
-    source, destination = Path(item.source), Path(item.destination)
     entry = trash.TrashEntry(destination, Path(item.trash_info)) if item.trash_info else None
     if not _plausible_source(place, source) or not _plausible_destination(place, source, destination, entry):
         return "not looked at: the log names a place outside the photo folder or the action's folder"
@@ -627,16 +640,18 @@ def can_undo(store: Store, action: ActionRow) -> bool:
 
 def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow, origins: Sequence[Path]) -> str | None:
     """Put one file back; returns a problem, or None when it is back."""
-    source, destination = Path(item.source), Path(item.destination or "")
+    source, moved_to = place.item_paths(item)
+    destination = moved_to or Path("")
     entry = trash.TrashEntry(destination, Path(item.trash_info)) if item.trash_info else None
-    if (item.destination and source.is_absolute() and not _plausible_source(place, source, origins)
+    if (moved_to is not None and source.is_absolute() and not _plausible_source(place, source, origins)
             and _plausible_destination(place, source, destination, entry)):
         # sorted in from a folder outside the photo folder: put back there only when the user names it
         return (f"refused: it came from {source.parent}, outside the photo folder; an undo puts photos back "
                 f"there only into a folder named for it (`--into {shlex.quote(str(source.parent))}`)")
-    if (not item.destination or not _plausible_source(place, source, origins)
+    if (moved_to is None or not _plausible_source(place, source, origins)
             or not _plausible_destination(place, source, destination, entry)
-            or (action.kind == "move" and not (action.target and _inside(destination.parent, Path(action.target))))
+            or (action.kind == "move"
+                and not (action.target and _inside(destination.parent, place.here(Path(action.target)))))
             or (action.kind == "trash" and entry is None)):
         return "refused: the log names a place outside the photo folder or the action's folder"
     if not os.path.lexists(destination):
@@ -644,7 +659,7 @@ def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow,
             place.store.set_action_item_state(item.id, RESTORED)
             return BACK_BY_HAND
         return "no longer in the trash" if entry else "no longer in the folder it was moved to"
-    if entry is not None and trash.original_path(entry) != source:
+    if entry is not None and trash.original_path(entry) != Path(item.source):  # as the trash wrote it then
         return "the trash entry was replaced by another file"
     place.store.set_action_item_state(item.id, RESTORING)
     try:
@@ -681,16 +696,18 @@ def undo(place: ActionPlace, action_id: int, origins: Sequence[Path] = ()) -> Ac
             if item.state != DONE:
                 continue
             problem = _restore_problem(place, action, item, origins)
+            source, destination = place.item_paths(item)
             if problem is None:
                 store.set_action_item_state(item.id, RESTORED)
-                report.done.append((Path(item.destination), Path(item.source)))
+                report.done.append((destination, source))
             elif problem == BACK_BY_HAND:
-                report.back_by_hand.append(Path(item.source))
+                report.back_by_hand.append(source)
             else:
-                report.problems.append((Path(item.source), problem))
+                report.problems.append((source, problem))
         if report.done or report.back_by_hand:
             store.mark_undone(action_id)
-        _remove_emptied(store.made_folders(action_id), action.target)
+        target = place.here(Path(action.target)) if action.target else None
+        _remove_emptied([place.here(Path(folder)) for folder in store.made_folders(action_id)], target)
     return report
 
 
