@@ -82,14 +82,20 @@ def library_dir_under(location: Path, folder: Path) -> Path:
     """The library of `folder` under a location the user chose: one library folder per photo folder. A
     location that is itself the library of `folder` (as the setting was used before) stays its library."""
     folder = photo_root_path(folder)
-    try:
-        with closing(sqlite3.connect(f"{(location / DB_NAME).absolute().as_uri()}?mode=ro", uri=True)) as db:
-            recorded = db.execute("SELECT value FROM meta WHERE key = 'root'").fetchone()
-    except sqlite3.Error:  # none there, or not a library
-        recorded = None
-    if recorded is not None and Path(os.fsdecode(recorded[0])) == folder:
+    if _recorded_root(location) == folder:
         return location
     return location / library_folder_name(folder)
+
+
+def _recorded_root(library_dir: Path) -> Path | None:
+    """The photo folder a library folder's database names, read without opening it for writing (None: no
+    library there, or not one that says)."""
+    try:
+        with closing(sqlite3.connect(f"{(library_dir / DB_NAME).absolute().as_uri()}?mode=ro", uri=True)) as db:
+            recorded = db.execute("SELECT value FROM meta WHERE key = 'root'").fetchone()
+    except sqlite3.Error:  # none there, or not a library
+        return None
+    return None if recorded is None else Path(os.fsdecode(recorded[0]))
 
 
 def last_library_file() -> Path:
@@ -146,21 +152,23 @@ def moved_library(folder: Path, library_dir: Path | None = None) -> MovedLibrary
 
 
 def _moved_to(library_dir: Path, folder: Path) -> MovedLibrary | None:
-    """The library in `library_dir` if its photo folder is gone and its photos are in `folder`."""
+    """The library in `library_dir` if its photo folder is gone and its photos are in `folder`. Only a
+    library whose folder is gone is opened; the others are read, not opened for writing (one being indexed
+    by another process is not waited for)."""
+    recorded = _recorded_root(library_dir)
+    # An existing folder (an empty mount point of an unplugged drive, too) may still be the photos' place.
+    if recorded is None or library_dir.name != library_folder_name(recorded) or recorded.exists():
+        return None
     try:
         store = Store(library_dir / DB_NAME)
     except StoreError:
         return None  # damaged, or another version's: not ours to follow
     try:
-        recorded = store.get_meta("root")
-        # An existing folder (an empty mount point of an unplugged drive, too) may still be the photos' place.
-        if recorded is None or library_dir.name != library_folder_name(recorded) or Path(recorded).exists():
-            return None
         sample = store.sample_files(MOVED_SAMPLE)
         here = sum(_has_size(folder / row.path, row.size) for row in sample)
         if not sample or here < MOVED_FOUND_SHARE * len(sample):
             return None
-        return MovedLibrary(library_dir, Path(recorded), store.count_files())
+        return MovedLibrary(library_dir, recorded, store.count_files())
     finally:
         store.close()
 
