@@ -108,6 +108,7 @@ class SettingsDialog(QDialog):
             self.problem_label.setText(f"{weights} is {'a folder' if weights.is_dir() else 'not there'}: choose the "
                                        "weights file again, or leave it empty for the official weights.")
             self.problem_label.show()
+            self.adjustSize()  # grown to show the whole reason
             self.weights_edit.setFocus()
             return
         consequences = self._consequences(values)
