@@ -70,7 +70,13 @@ from vitgallery.core.organise.sort import CONFIDENT_FROM, apply_suggestions, sug
 from vitgallery.core.organise.vectors import OrganiseError, OrganiseProgress
 from vitgallery.core.organise.watch import FolderWatcher, WatchBatch
 from vitgallery.core.region import Region, RegionError
-from vitgallery.core.scan import display_path, json_path, missing_file_reason, root_is_available
+from vitgallery.core.scan import (
+    display_path,
+    json_path,
+    missing_file_reason,
+    photo_root_path,
+    root_is_available,
+)
 from vitgallery.core.search import SearchHit
 from vitgallery.core.store import SkippedFile, StoreError
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
@@ -240,6 +246,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         library_dir = moved.library_dir if moved is not None else library_dir_arg(library_dir)
     elif moved is not None and _follow_wanted(moved, folder):
         library_dir, repoint = moved.library_dir, True
+    elif library_dir is None and not (default_library_dir(folder) / DB_NAME).exists():
+        _note_library_above(folder)
     library = Library.open(folder, library_dir, repoint=repoint, vector_store=args.vector_store)
     try:
         embedder = load_embedder(args.model, weights=args.weights or library.weights_for(args.model),
@@ -265,6 +273,18 @@ def cmd_index(args: argparse.Namespace) -> int:
     finally:
         _remember_if_it_holds_photos(library)
         library.close()
+
+
+def _note_library_above(folder: Path) -> None:
+    """A first index of a folder inside one that has a library makes a library of its own, which later
+    commands then use: said, with where the other one is."""
+    above = next((parent for parent in photo_root_path(folder).parents
+                  if (default_library_dir(parent) / DB_NAME).exists()), None)
+    if above is not None:
+        print(f"note: {printable_path(folder)} is inside {printable_path(above)}, which has its own library: this "
+              "makes a separate one, which later commands use; "
+              f"`--library {shlex.quote(str(default_library_dir(above)))}` searches {printable_path(above)}'s",
+              file=sys.stderr)
 
 
 def _follow_wanted(moved: MovedLibrary, folder: Path) -> bool:

@@ -195,3 +195,19 @@ def test_on_a_terminal_the_index_command_asks_to_follow_the_photos_of_a_gone_fol
     out = capsys.readouterr()
     assert f"These are the photos of {root}" in out.err and "Follow its library here?" in out.err
     assert ("unchanged 6" in out.out and "added 0" in out.out) if answer == "" else "added 6" in out.out, out
+
+
+def test_indexing_a_folder_inside_one_with_a_library_says_it_makes_a_separate_one(tmp_path, capsys):
+    from vitgallery.cli import main
+
+    root = tmp_path / "photos"
+    add_photos(root / "2024", range(4))
+    argv = ["--model", "tiny-test", "--workers", "0"]
+    assert main(["index", str(root), *argv]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert main(["index", str(root / "2024"), *argv]) == 0
+    said = capsys.readouterr().err
+    assert f"note: {root / '2024'} is inside {root}, which has its own library" in said
+    assert str(default_library_dir(root)) in said
+    assert main(["index", str(root / "2024"), *argv]) == 0
+    assert "note:" not in capsys.readouterr().err, "said once, when the separate library is made"
