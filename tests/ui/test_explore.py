@@ -69,7 +69,9 @@ def test_why_it_matched_shows_heat_lines_legend_opacity_and_attention(qtbot, ind
     assert outcome.request.result == photo_folder / "img_03.jpg"
     assert view.line_count() > 0  # verified: the matched keypoints are drawn
     assert "keypoints match" in view.status.text()
-    assert view.status.text().startswith("img_03.jpg: vector similarity "), "which result is explained"
+    # which result is explained, and what the search said of it beside the measure the heat shows
+    assert view.status.text().startswith("img_03.jpg: in the search, the same photo: "), view.status.text()
+    assert "(score " in view.status.text() and " · vector similarity " in view.status.text()
     low, high = outcome.similarity_range
     assert low < high and view.legend_high.text() == f"{high:.2f}"
     assert not outcome.query.similarity.isNull() and outcome.query.similarity.size() == outcome.query.photo.size()

@@ -203,9 +203,11 @@ class ExplainView(QWidget):
         else:
             # Not "it looks alike": the grid may have faded it as unlike; the heat says which parts are alike.
             verdict = "the keypoints do not verify this pair: not the same scene (the heat shows the parts most alike)"
-        # named: after Left or Right in the preview, which result this is was not said
-        self.status.setText(f"{outcome.request.result.name}: vector similarity {outcome.cosine:.2f} (the search's "
-                            f"measure before its keypoint check, which ranks verified copies by their points) · {verdict}")
+        # named: after Left or Right in the preview, which result this is was not said; with the search's own
+        # words and score, which the vector similarity alone does not give for a verified copy
+        ranked = f"in the search, {outcome.request.ranked} · " if outcome.request.ranked else ""
+        self.status.setText(f"{outcome.request.result.name}: {ranked}vector similarity {outcome.cosine:.2f} (the "
+                            f"search's measure before its keypoint check) · {verdict}")
         self._show_layers()
 
     def _show_layers(self) -> None:

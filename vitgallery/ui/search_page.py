@@ -580,7 +580,9 @@ class SearchPage(QWidget):
     def _explain_request(self, result: Path) -> ExplainRequest:
         visit = self.current
         assert visit is not None
-        return ExplainRequest(self._query_of(visit), result, self._model_choice(), visit.box)
+        row = self.model.row_of(result)
+        ranked = self.model.tile_at(row).explanation() if row is not None else None
+        return ExplainRequest(self._query_of(visit), result, self._model_choice(), visit.box, ranked)
 
     @staticmethod
     def _query_of(visit: Visit) -> Path | bytes:

@@ -831,6 +831,7 @@ class ExplainRequest:
     result: Path
     model: ModelChoice
     box: QueryBox | None = None
+    ranked: str | None = None  # what the search said of the result (its tile's words and score), shown beside
 
 
 @dataclass(frozen=True)
