@@ -234,6 +234,7 @@ def test_an_undo_after_the_photo_folder_was_renamed_puts_photos_back_in_its_new_
         assert report.problems == [] and report.done
         assert all(source.parent == renamed and source.exists() for _, source in report.done), report.done
     assert not (renamed / "Birds").exists(), "the folder the sort made, empty again, is removed"
+    assert f"moved to {renamed / 'Birds'}" in followed.action_history()[0].text, "named where it is now"
     assert not old_root.exists(), "nothing is put back where the folder was"
     followed.close()
 

@@ -723,10 +723,12 @@ class ActionEntry:
     undoable: bool  # files of it can still be put back
 
 
-def describe_action(action: ActionRow, items: list[ActionItemRow]) -> str:
+def describe_action(place: ActionPlace, action: ActionRow, items: list[ActionItemRow]) -> str:
+    """One line of the history; a target that moved with the photo folder is named where it is now."""
     when = datetime.fromtimestamp(action.at).strftime("%Y-%m-%d %H:%M")
     kind = BULK_ACTIONS.get(action.kind)
-    text = f"{when}  {kind.logged.format(target=action.target) if kind else action.kind}"
+    target = place.here(Path(action.target)) if action.target else action.target
+    text = f"{when}  {kind.logged.format(target=target) if kind else action.kind}"
     if kind is not None and kind.moves_files:
         moved = sum(1 for i in items if i.state in (DONE, RESTORED))
         left = len(items) - moved
@@ -749,5 +751,5 @@ def action_history(place: ActionPlace, limit: int = 50) -> list[ActionEntry]:
     out = []
     for action in store.actions(limit=limit):
         items = store.action_items(action.id)
-        out.append(ActionEntry(action.id, action.kind, describe_action(action, items), can_undo(store, action)))
+        out.append(ActionEntry(action.id, action.kind, describe_action(place, action, items), can_undo(store, action)))
     return out
