@@ -161,9 +161,10 @@ class LibrarySearch:
             own = self.stored_row(path)
             if own is not None:
                 stored = self.store.vectors([own.id]).get(own.id)
+                if stored is not None and not with_keypoints:
+                    return _Query(stored, own.id, None)
                 if stored is not None:
-                    return _Query(stored, own.id, *self._stored_features(own.id)) if with_keypoints \
-                        else _Query(stored, own.id, None)
+                    return _Query(stored, own.id, *self._stored_features(own.id))
         embedder = self._usable(query, embedder)
         image = query if isinstance(query, Image.Image) else open_image(
             query if isinstance(query, bytes) else Path(query), draft_size=model_draft_size(embedder.input_size))
@@ -259,8 +260,9 @@ def _embedded(image: Image.Image, embedder: Embedder, with_keypoints: bool, own_
         return _Query(embedder.embed_images([image])[0], own_id, None)
     # SIFT and the model both release the GIL: finding the keypoints beside the model's forward
     # pass takes them off the query's critical path when a core is free.
+    grey = image.convert("L")  # here: the model reads `image` meanwhile
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitgallery-query-keypoints") as pool:
-        features = pool.submit(photo_features, image)
+        features = pool.submit(photo_features, grey)
         vector = embedder.embed_images([image])[0]
         found = features.result()
     return _Query(vector, own_id, found.keypoints, found)
