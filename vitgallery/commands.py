@@ -49,6 +49,7 @@ from vitgallery.core.library import (
     QueryNeedsModel,
     default_library_dir,
     last_library_dir,
+    library_followed_from,
     moved_library,
     remember_last_library,
 )
@@ -121,7 +122,13 @@ def open_library_arg(library_dir: str | None) -> Library:
 
 def library_dir_arg(library_dir: str | None) -> Path:
     if library_dir is not None:
-        return Path(library_dir)
+        given = Path(library_dir).expanduser()
+        moved_to = None if (given / DB_NAME).exists() else library_followed_from(given)
+        if moved_to is not None:  # named by a command printed before the library followed its photos
+            print(f"note: the library that was in {printable_path(given)} followed its photos: it is in "
+                  f"{printable_path(moved_to)} now", file=sys.stderr)
+            return moved_to
+        return given
     last = last_library_dir()
     if last is None:
         raise LibraryError("no library yet: run `vitgallery index FOLDER` first, or pass --library DIR")
@@ -238,7 +245,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         raise LibraryError(f"{printable_path(folder)} is a file, not a folder: to index the folder it is in, "
                            f"run `vitgallery index {printable_path(folder.parent)}`")
     library_dir, repoint = args.library, args.repoint
-    moved = moved_library(folder) if library_dir is None and folder.is_dir() else None
+    moved = moved_library(folder, own_too=repoint) if library_dir is None and folder.is_dir() else None
     if repoint:
         if not folder.is_dir():
             raise LibraryError(f"{folder} is not a folder: give the photo folder's new place")
@@ -249,6 +256,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     elif library_dir is None and not (default_library_dir(folder) / DB_NAME).exists():
         _note_library_above(folder)
     library = Library.open(folder, library_dir, repoint=repoint, vector_store=args.vector_store)
+    if library.followed_from is not None:
+        print(f"the library of {printable_path(library.followed_from)} follows its photos here: what it holds is "
+              "not embedded again, and its undo history comes along", file=sys.stderr)
     try:
         embedder = load_embedder(args.model, weights=args.weights or library.weights_for(args.model),
                                  device=args.device, precision=args.precision, runtime=args.runtime,

@@ -227,6 +227,11 @@ def test_an_undo_after_the_photo_folder_was_renamed_puts_photos_back_in_its_new_
     library.close()
     renamed = tmp_path / "Photos 2024"
     old_root.rename(renamed)
+    not_followed = Library.open(library_dir=library_dir)
+    with pytest.raises(ActionError, match="is not there .* nothing was put back"):
+        not_followed.undo(moved.action_id)  # it would make the old folder again
+    not_followed.close()
+    assert not old_root.exists()
 
     followed = Library.open(renamed, library_dir, repoint=True)
     for action in (moved, trashed, sorted_in):

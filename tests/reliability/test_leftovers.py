@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -20,6 +21,7 @@ from tests.reliability.support import (
     index,
 )
 from vitgallery.core.library import (
+    DB_NAME,
     INDEX_NAME,
     Library,
     LibraryError,
@@ -174,9 +176,11 @@ def test_the_index_command_says_when_the_photos_of_a_gone_folder_are_there_and_r
     returncode, out = cli.run(["index", str(again), *argv], output=tmp_path / "4.txt")
     assert returncode == 0 and f"these are the photos of {renamed}" in out and "--repoint" in out, out
     assert "added 6" in out, "the run goes on: indexing anew is the user's choice"
-    returncode, out = cli.run(["index", str(again), *argv, "--library", followed, "--repoint"],
-                              output=tmp_path / "5.txt")
-    assert returncode == 2 and "already has a library of 6 photos" in out and "remove that library folder" in out, out
+    # the library that run made holds nothing the followed one lacks: it gives way
+    returncode, out = cli.run(["index", str(again), *argv, "--repoint"], output=tmp_path / "5.txt")
+    assert returncode == 0 and f"the library of {renamed} follows its photos here" in out and "unchanged 6" in out, out
+    returncode, out = cli.run(["duplicates", "--library", followed, "--history"], output=tmp_path / "6.txt")
+    assert returncode == 0 and "it is in" in out and "no action yet" in out, "an old --library finds where it went"
 
 
 @pytest.mark.parametrize("answer", ["", "n"])
@@ -211,3 +215,54 @@ def test_indexing_a_folder_inside_one_with_a_library_says_it_makes_a_separate_on
     assert str(default_library_dir(root)) in said
     assert main(["index", str(root / "2024"), *argv]) == 0
     assert "note:" not in capsys.readouterr().err, "said once, when the separate library is made"
+
+
+def test_a_library_does_not_follow_to_a_copy_of_a_folder_still_there_nor_to_another_folder(tmp_path):
+    root = tmp_path / "photos"
+    add_photos(root, range(6))
+    lib = Library.open(root)
+    index(lib, counting_embedder())
+    lib.close()
+    copy, other = tmp_path / "copy", tmp_path / "other"
+    shutil.copytree(root, copy)
+    add_photos(other, range(50, 56))
+    with pytest.raises(LibraryError, match="is still there"):
+        Library.open(copy, default_library_dir(root), repoint=True)
+    shutil.rmtree(root)
+    with pytest.raises(LibraryError, match="holds none of 6 photos"):
+        Library.open(other, default_library_dir(root), repoint=True)
+    assert (default_library_dir(root) / DB_NAME).exists(), "refused: the library stays where it was"
+
+
+def test_a_stopped_index_of_the_new_place_gives_way_to_the_library_that_follows(tmp_path):
+    root, renamed = tmp_path / "photos", tmp_path / "renamed"
+    add_photos(root, range(8))
+    lib = Library.open(root)
+    index(lib, counting_embedder())
+    lib.close()
+    root.rename(renamed)
+    stop = threading.Event()
+    partial = Library.open(renamed)  # indexed anew, as a script does, then stopped
+    index(partial, counting_embedder(), cancel=stop, progress=lambda p: p.done and stop.set())
+    assert 0 < partial.photo_count() < 8
+    partial.close()
+
+    moved = moved_library(renamed, own_too=True)
+    lib = Library.open(renamed, moved.library_dir, repoint=True)
+    assert lib.photo_count() == 8 and lib.followed_from == root
+    lib.close()
+
+
+def test_a_library_of_the_new_place_with_other_photos_stops_the_one_that_would_follow(tmp_path):
+    root, renamed = tmp_path / "photos", tmp_path / "renamed"
+    add_photos(root, range(6))
+    lib = Library.open(root)
+    index(lib, counting_embedder())
+    lib.close()
+    root.rename(renamed)
+    add_photos(renamed, range(90, 91))  # a photo the old library never had
+    lib = Library.open(renamed)
+    index(lib, counting_embedder())
+    lib.close()
+    with pytest.raises(LibraryError, match="with 1 photos that the library of"):
+        Library.open(renamed, moved_library(renamed, own_too=True).library_dir, repoint=True)

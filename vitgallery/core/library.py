@@ -7,6 +7,7 @@ Clients call only the public methods here.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -67,7 +68,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DB_NAME", "INDEX_NAME", "IndexProgress", "IndexSummary", "Library", "LibraryError",
            "LibraryStatus", "MovedLibrary", "QueryNeedsModel", "SearchHit", "SearchSpace", "default_library_dir",
-           "index_signature", "last_library_dir", "moved_library", "remember_last_library"]
+           "index_signature", "last_library_dir", "library_followed_from", "moved_library",
+           "remember_last_library"]
 
 DB_NAME = "library.sqlite3"
 INDEX_LOCK_NAME = "index.lock"
@@ -85,6 +87,25 @@ def library_dir_under(location: Path, folder: Path) -> Path:
     if _recorded_root(location) == folder:
         return location
     return location / library_folder_name(folder)
+
+
+def library_followed_from(library_dir: Path) -> Path | None:
+    """Where the library that was in `library_dir` is now, when it followed its photos to another folder and
+    its library folder was renamed for it (None: no such library beside it). An undo command printed
+    before the move names the old folder."""
+    if not library_dir.parent.is_dir():
+        return None
+    for candidate in sorted(library_dir.parent.iterdir()):
+        try:
+            with closing(sqlite3.connect(f"{(candidate / DB_NAME).absolute().as_uri()}?mode=ro", uri=True)) as db:
+                row = db.execute("SELECT value FROM meta WHERE key = 'former_roots'").fetchone()
+            former = json.loads(os.fsdecode(row[0])) if row else []
+        except (sqlite3.Error, ValueError):
+            continue
+        if isinstance(former, list) and any(isinstance(root, str) and library_folder_name(root) == library_dir.name
+                                            for root in former):
+            return candidate
+    return None
 
 
 def _recorded_root(library_dir: Path) -> Path | None:
@@ -136,18 +157,19 @@ class MovedLibrary:
     photos: int
 
 
-def moved_library(folder: Path, library_dir: Path | None = None) -> MovedLibrary | None:
+def moved_library(folder: Path, library_dir: Path | None = None, *, own_too: bool = False) -> MovedLibrary | None:
     """Where `folder` has no library yet (at `library_dir`, else the default place): a library beside that
     place whose photo folder is no longer there and whose photos `folder` holds (the same relative paths
     and sizes), as when the folder was renamed or moved. Following it (Library.open with `repoint`) saves
-    embedding every photo again. None when `folder` has a library, or no such library is found; a
-    library folder the user named (not one folder per photo folder) is not looked beside."""
+    embedding every photo again. None when `folder` has a library with photos (unless `own_too`: the user
+    asked to follow), or no such library is found; a library folder the user named (not one folder per
+    photo folder) is not looked beside."""
     folder = photo_root_path(folder)
     own = library_dir or default_library_dir(folder)
-    if own.name != library_folder_name(folder) or not own.parent.is_dir() or _photos_in(own):
+    if own.name != library_folder_name(folder) or not own.parent.is_dir() or (not own_too and _photos_in(own)):
         return None
     found = [moved for candidate in sorted(own.parent.iterdir())
-             if (candidate / DB_NAME).exists() and (moved := _moved_to(candidate, folder)) is not None]
+             if candidate != own and (candidate / DB_NAME).exists() and (moved := _moved_to(candidate, folder))]
     return max(found, key=lambda moved: moved.photos, default=None)
 
 
@@ -184,6 +206,18 @@ def _photos_in(library_dir: Path) -> int:
         store.close()
 
 
+def _photos_only_in(library_dir: Path, other: Store) -> int:
+    """How many photos the library in `library_dir` holds that `other` does not (by content)."""
+    if not (library_dir / DB_NAME).exists():
+        return 0
+    store = Store(library_dir / DB_NAME)
+    try:
+        fingerprints = {row.fingerprint for row in store.files().values() if row.has_vector}
+    finally:
+        store.close()
+    return len(fingerprints - other.paths_by_fingerprint(fingerprints).keys())
+
+
 def _has_size(path: Path, size: int) -> bool:
     try:
         return path.stat().st_size == size
@@ -191,19 +225,34 @@ def _has_size(path: Path, size: int) -> bool:
         return False
 
 
+def _follow_problem(store: Store, old_root: Path, new_root: Path) -> str | None:
+    """Why a library should not follow its photos from `old_root` to `new_root`: the old folder is still
+    there (a copy would take its index and undo history away from it), or the new one holds none of a
+    sample of its photos (another folder altogether)."""
+    if root_is_available(old_root):
+        return (f"{old_root} is still there: a library follows a photo folder that was renamed or moved. To index "
+                f"{new_root} as a folder of its own, leave out --repoint and --library")
+    sample = store.sample_files(MOVED_SAMPLE)
+    if sample and not any(_has_size(new_root / row.path, row.size) for row in sample):
+        return (f"{new_root} holds none of {len(sample)} photos of {old_root} drawn at random: it is another "
+                "folder, not that one renamed or moved. Leave out --repoint to index it as a folder of its own")
+    return None
+
+
 def _renamed_for_new_place(store: Store, lib_dir: Path, old_root: Path, new_root: Path) -> tuple[Store, Path]:
     """(store, library folder) of a library that follows its photos from `old_root` to `new_root`. A library
     folder named for its photo folder (the default place, or one per photo folder under a chosen location)
     is renamed for the new one, so that the window and the commands find it there; a library folder the
-    user named keeps its name. An empty library already there (an index of the new place stopped before
-    any photo was embedded) gives way; one with photos stops the move."""
+    user named keeps its name. A library already there that holds nothing this one lacks (an index of
+    the new place, stopped) gives way; one with other photos stops the move."""
     if lib_dir.name != library_folder_name(old_root):
         return store, lib_dir
     target = lib_dir.with_name(library_folder_name(new_root))
+    extra = _photos_only_in(target, store)
     store.close()
-    if photos := _photos_in(target):
-        raise LibraryError(f"{new_root} already has a library of {photos} photos in {target}: to follow the "
-                           f"photos of {old_root} there instead, remove that library folder first")
+    if extra:
+        raise LibraryError(f"{new_root} already has a library in {target}, with {extra} photos that the library of "
+                           f"{old_root} lacks: to follow that one there instead, remove {target} first")
     if target.exists():
         shutil.rmtree(target)
     try:
@@ -235,6 +284,7 @@ class Library:
         self.library_dir = library_dir
         self.store = store  # for the core's own parts (duplicates, actions); clients use the methods
         self.notices: list[str] = []  # things the user should hear about (index rebuilt, root offline)
+        self.followed_from: Path | None = None  # the photo folder's place before, when opening followed it here
         self.vector_store = vector_store  # as recorded in the database (Library.open)
         self._cache = IndexCache(library_dir, store, self._notice, self.vector_store)
         self._search = LibrarySearch(root, store, self._cache)
@@ -252,6 +302,7 @@ class Library:
         `vector_store` changes where its vectors are searched (recorded; the index is rebuilt there)."""
         if photo_root is None and library_dir is None:
             raise LibraryError("give a photo folder or a library folder")
+        followed_from = None
         lib_dir = Path(library_dir).expanduser() if library_dir else default_library_dir(Path(photo_root))
         if not (lib_dir / DB_NAME).exists():
             if photo_root is None:
@@ -275,11 +326,16 @@ class Library:
                                    f"renamed or moved to {root}, follow it: "
                                    f"`vitgallery index {root} --library {lib_dir} --repoint`")
             if recorded is not None and Path(recorded) != root:
+                problem = _follow_problem(store, Path(recorded), root)
+                if problem is not None:
+                    store.close()
+                    raise LibraryError(problem)
                 store, lib_dir = _renamed_for_new_place(store, lib_dir, Path(recorded), root)
             if recorded is None or Path(recorded) != root:
                 store.set_meta("root", str(root))
                 if recorded is not None:
                     store.add_former_root(Path(recorded), root)  # its action log names files as they were there
+                    followed_from = Path(recorded)
                     log.info("library %s now follows its photos from %s to %s", lib_dir, recorded, root)
         recorded_store = store.get_meta("vector_store") or str(VectorStoreSetting())
         if vector_store is not None and str(vector_store) != recorded_store:
@@ -291,7 +347,9 @@ class Library:
             store.close()
             raise LibraryError(f"the library's vector store setting is damaged ({exc}): run `vitgallery repair`, "
                                "or index with --vector-store") from None
-        return cls(root, lib_dir, store, setting)
+        library = cls(root, lib_dir, store, setting)
+        library.followed_from = followed_from
+        return library
 
     def close(self) -> None:
         if not self.store.read_only:  # a read-only library searches; its index file stays as it is

@@ -510,7 +510,7 @@ class Session:
         self.replace_library(library)
         remember_last_library(library.library_dir)  # the CLI's commands default to it too
         return OpenedLibrary(library.root, library.library_dir, library.photo_count(), skipped_files(library),
-                             None if moved is None else moved.old_root)
+                             library.followed_from)
 
     # The model -------------------------------------------------------------------------------
 

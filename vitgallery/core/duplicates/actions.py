@@ -39,7 +39,7 @@ from pathlib import Path
 from vitgallery.core.duplicates import trash
 from vitgallery.core.duplicates.groups import DuplicateMember
 from vitgallery.core.duplicates.moving import move_file, partial_path
-from vitgallery.core.scan import json_path
+from vitgallery.core.scan import json_path, root_is_available
 from vitgallery.core.store import ActionItemRow, ActionRow, Store
 from vitgallery.core.words import count_text
 
@@ -689,6 +689,10 @@ def undo(place: ActionPlace, action_id: int, origins: Sequence[Path] = ()) -> Ac
     if not kind.undoable:
         raise ActionError("putting files back from the trash is only supported on Linux; "
                           "restore them from the system trash")
+    if not root_is_available(place.root):  # renamed or moved: putting files back would make the old one again
+        raise ActionError(f"the photo folder {place.root} is not there (renamed, moved, or on a drive not "
+                          "mounted?): nothing was put back. Once it is back, undo again; if it moved, follow it "
+                          "first (`vitgallery index NEW-PLACE --repoint`)")
     report = ActionReport("undo", action_id=action_id)
     with _exclusive(place):
         _settle(place)
