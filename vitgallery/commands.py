@@ -244,7 +244,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     if folder.is_file():
         raise LibraryError(f"{printable_path(folder)} is a file, not a folder: to index the folder it is in, "
                            f"run `vitgallery index {printable_path(folder.parent)}`")
-    library_dir, repoint = args.library, args.repoint
+    # a --library named before its library followed its photos elsewhere is found where it went
+    library_dir, repoint = None if args.library is None else library_dir_arg(args.library), args.repoint
     moved = moved_library(folder, own_too=repoint) if library_dir is None and folder.is_dir() else None
     if repoint:
         if not folder.is_dir():
