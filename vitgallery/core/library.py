@@ -97,10 +97,8 @@ def library_followed_from(library_dir: Path) -> Path | None:
         return None
     for candidate in sorted(library_dir.parent.iterdir()):
         try:
-            with closing(sqlite3.connect(f"{(candidate / DB_NAME).absolute().as_uri()}?mode=ro", uri=True)) as db:
-                row = db.execute("SELECT value FROM meta WHERE key = 'former_roots'").fetchone()
-            former = json.loads(os.fsdecode(row[0])) if row else []
-        except (sqlite3.Error, ValueError):
+            former = json.loads(_peeked_meta(candidate, "former_roots") or "[]")
+        except ValueError:
             continue
         if isinstance(former, list) and any(isinstance(root, str) and library_folder_name(root) == library_dir.name
                                             for root in former):
@@ -109,14 +107,20 @@ def library_followed_from(library_dir: Path) -> Path | None:
 
 
 def _recorded_root(library_dir: Path) -> Path | None:
-    """The photo folder a library folder's database names, read without opening it for writing (None: no
-    library there, or not one that says)."""
+    """The photo folder a library folder's database names (None: no library there, or not one that says)."""
+    recorded = _peeked_meta(library_dir, "root")
+    return None if recorded is None else Path(recorded)
+
+
+def _peeked_meta(library_dir: Path, key: str) -> str | None:
+    """A value of a library's meta table, read without opening the library for writing (None: no library
+    there, or no such value)."""
     try:
         with closing(sqlite3.connect(f"{(library_dir / DB_NAME).absolute().as_uri()}?mode=ro", uri=True)) as db:
-            recorded = db.execute("SELECT value FROM meta WHERE key = 'root'").fetchone()
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     except sqlite3.Error:  # none there, or not a library
         return None
-    return None if recorded is None else Path(os.fsdecode(recorded[0]))
+    return None if row is None else os.fsdecode(row[0])
 
 
 def last_library_file() -> Path:
