@@ -126,13 +126,25 @@ def test_a_renamed_photo_folder_is_found_and_its_library_follows_it_to_the_new_p
     lib.close()
 
 
-def test_an_empty_library_of_the_new_place_gives_way_to_the_one_that_follows(tmp_path):
-    root, renamed = tmp_path / "photos", tmp_path / "renamed"
-    add_photos(root, range(6))
+def indexed_in_the_default_place(tmp_path, photos: int):
+    """A folder of `photos` photos, indexed into the library the window and the commands find for it."""
+    root = tmp_path / "photos"
+    add_photos(root, range(photos))
     lib = Library.open(root)
     index(lib, counting_embedder())
     lib.close()
+    return root
+
+
+def indexed_then_renamed(tmp_path, photos: int):
+    """(old place, new place) of a folder indexed in the default place, then renamed."""
+    root, renamed = indexed_in_the_default_place(tmp_path, photos), tmp_path / "renamed"
     root.rename(renamed)
+    return root, renamed
+
+
+def test_an_empty_library_of_the_new_place_gives_way_to_the_one_that_follows(tmp_path):
+    root, renamed = indexed_then_renamed(tmp_path, 6)
     Library.open(renamed).close()  # an index of the new place stopped before any photo was embedded
 
     lib = Library.open(renamed, moved_library(renamed).library_dir, repoint=True)
@@ -141,11 +153,7 @@ def test_an_empty_library_of_the_new_place_gives_way_to_the_one_that_follows(tmp
 
 
 def test_no_library_follows_to_a_copy_or_to_other_photos_of_the_same_names(tmp_path):
-    root = tmp_path / "photos"
-    add_photos(root, range(8))
-    lib = Library.open(root)
-    index(lib, counting_embedder())
-    lib.close()
+    root = indexed_in_the_default_place(tmp_path, 8)
     copy = tmp_path / "copy"
     shutil.copytree(root, copy)
     assert moved_library(copy) is None, "the photos' folder is still there: this is a copy"
@@ -218,11 +226,7 @@ def test_indexing_a_folder_inside_one_with_a_library_says_it_makes_a_separate_on
 
 
 def test_a_library_does_not_follow_to_a_copy_of_a_folder_still_there_nor_to_another_folder(tmp_path):
-    root = tmp_path / "photos"
-    add_photos(root, range(6))
-    lib = Library.open(root)
-    index(lib, counting_embedder())
-    lib.close()
+    root = indexed_in_the_default_place(tmp_path, 6)
     copy, other = tmp_path / "copy", tmp_path / "other"
     shutil.copytree(root, copy)
     add_photos(other, range(50, 56))
@@ -235,12 +239,7 @@ def test_a_library_does_not_follow_to_a_copy_of_a_folder_still_there_nor_to_anot
 
 
 def test_a_stopped_index_of_the_new_place_gives_way_to_the_library_that_follows(tmp_path):
-    root, renamed = tmp_path / "photos", tmp_path / "renamed"
-    add_photos(root, range(8))
-    lib = Library.open(root)
-    index(lib, counting_embedder())
-    lib.close()
-    root.rename(renamed)
+    root, renamed = indexed_then_renamed(tmp_path, 8)
     stop = threading.Event()
     partial = Library.open(renamed)  # indexed anew, as a script does, then stopped
     index(partial, counting_embedder(), cancel=stop, progress=lambda p: p.done and stop.set())
@@ -254,12 +253,7 @@ def test_a_stopped_index_of_the_new_place_gives_way_to_the_library_that_follows(
 
 
 def test_a_library_of_the_new_place_with_other_photos_stops_the_one_that_would_follow(tmp_path):
-    root, renamed = tmp_path / "photos", tmp_path / "renamed"
-    add_photos(root, range(6))
-    lib = Library.open(root)
-    index(lib, counting_embedder())
-    lib.close()
-    root.rename(renamed)
+    root, renamed = indexed_then_renamed(tmp_path, 6)
     add_photos(renamed, range(90, 91))  # a photo the old library never had
     lib = Library.open(renamed)
     index(lib, counting_embedder())
