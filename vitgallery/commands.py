@@ -13,7 +13,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from vitgallery import __version__
@@ -289,13 +289,17 @@ def cmd_index(args: argparse.Namespace) -> int:
 def _note_library_above(folder: Path) -> None:
     """A first index of a folder inside one that has a library makes a library of its own, which later
     commands then use: said, with where the other one is."""
-    above = next((parent for parent in photo_root_path(folder).parents
-                  if (default_library_dir(parent) / DB_NAME).exists()), None)
+    above = _first_with_a_library(photo_root_path(folder).parents)
     if above is not None:
         print(f"note: {printable_path(folder)} is inside {printable_path(above)}, which has its own library: this "
               "makes a separate one, which later commands use; "
               f"`--library {shlex.quote(str(default_library_dir(above)))}` searches {printable_path(above)}'s",
               file=sys.stderr)
+
+
+def _first_with_a_library(folders: Iterable[Path]) -> Path | None:
+    """The first of `folders` that has a library in the default place."""
+    return next((folder for folder in folders if (default_library_dir(folder) / DB_NAME).exists()), None)
 
 
 def _follow_wanted(moved: MovedLibrary, folder: Path) -> bool:
@@ -693,9 +697,9 @@ def library_of(folders: list[Path], library_dir: str | None) -> Library:
     if library_dir is not None:
         return open_library_arg(library_dir)
     for folder in folders:
-        for candidate in (folder, *folder.parents):
-            if (default_library_dir(candidate) / DB_NAME).exists():
-                return Library.open(library_dir=default_library_dir(candidate))
+        found = _first_with_a_library((folder, *folder.parents))
+        if found is not None:
+            return Library.open(library_dir=default_library_dir(found))
     library = open_library_arg(None)
     if folders and not any(library.relative_path(folder) is not None for folder in folders):
         root = library.root

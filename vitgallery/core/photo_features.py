@@ -50,7 +50,12 @@ class PhotoFeatures:
     def from_stored(cls, keypoints: bytes, looks: bytes) -> PhotoFeatures:
         """The features a library keeps (keypoints from Keypoints.to_bytes, looks from looks_to_bytes).
         Raises ValueError for bytes these cannot have written."""
-        kp = Keypoints.from_bytes(keypoints)
+        return cls.with_looks(Keypoints.from_bytes(keypoints), looks)
+
+    @classmethod
+    def with_looks(cls, kp: Keypoints, looks: bytes) -> PhotoFeatures:
+        """from_stored of keypoints already read. Raises ValueError for grey copies looks_to_bytes cannot
+        have written."""
         if len(looks) < _LOOKS_HEADER.size:
             raise ValueError("damaged grey copies")
         small_length, look_length = _LOOKS_HEADER.unpack_from(looks)

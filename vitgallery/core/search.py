@@ -117,7 +117,7 @@ class LibrarySearch:
             matches = dict(zip(readable, match_against(asked.keypoints, list(readable.values())), strict=True))
             inliers = {label: match.inliers for label, match in matches.items()}
             verified = {label: match for label, match in matches.items() if match.inliers >= VERIFIED_INLIERS}
-            same_scene = self._same_scene_only(asked.features, verified, cosines)
+            same_scene = self._same_scene_only(asked.features, verified, readable, cosines)
         background = 0.0 if space.whitening is not None else self._raw_background()
         ranked, scores = rerank(np.array(ids, dtype=np.int64), np.array([cosines[i] for i in ids]),
                                 np.array([inliers.get(i, 0) for i in ids]), background=background,
@@ -127,16 +127,16 @@ class LibrarySearch:
                 for label, score in zip(ranked[:k].tolist(), scores[:k].tolist())]
 
     def _same_scene_only(self, query: PhotoFeatures | None, verified: dict[int, KeypointMatch],
-                         cosines: dict[int, float]) -> set[int]:
-        """Those of the verified candidates (id -> their keypoint match) whose pictures differ once aligned
-        (core.duplicates.features.same_photo). A candidate without grey copies stays verified."""
+                         keypoints: dict[int, Keypoints], cosines: dict[int, float]) -> set[int]:
+        """Those of the verified candidates (id -> their keypoint match; their keypoints, read already) whose
+        pictures differ once aligned (core.duplicates.features.same_photo). A candidate without grey
+        copies stays verified."""
         if query is None or not verified:
             return set()
-        stored = self.store.photo_features(verified)
         differ = set()
-        for label, (keypoints, looks) in stored.items():
+        for label, looks in self.store.looks(verified).items():
             try:
-                candidate = PhotoFeatures.from_stored(keypoints, looks)
+                candidate = PhotoFeatures.with_looks(keypoints[label], looks)
             except ValueError:
                 continue  # damaged grey copies: its keypoints still verify it
             if not same_photo(query, candidate, verified[label], cosines[label]):

@@ -488,14 +488,18 @@ class Store:
         """The dimension of the library's vectors (None before the first photo is embedded)."""
         return self._meta_number("dim")
 
-    def mount_points(self) -> list[str]:
-        """Folders under the root that were mount points when last seen (see scan.ScanResult)."""
-        value = self.get_meta("mount_points")
+    def _meta_strings(self, key: str) -> list[str]:
+        """A meta value that holds a JSON list of strings ([] where damaged or missing)."""
+        value = self.get_meta(key)
         try:
-            paths = json.loads(value) if value else []
+            items = json.loads(value) if value else []
         except ValueError:
             return []
-        return [p for p in paths if isinstance(p, str) and path_is_confined(p)] if isinstance(paths, list) else []
+        return [item for item in items if isinstance(item, str)] if isinstance(items, list) else []
+
+    def mount_points(self) -> list[str]:
+        """Folders under the root that were mount points when last seen (see scan.ScanResult)."""
+        return [p for p in self._meta_strings("mount_points") if path_is_confined(p)]
 
     def set_mount_points(self, paths: list[str]) -> None:
         with self.transaction():
@@ -504,12 +508,7 @@ class Store:
     def former_roots(self) -> list[Path]:
         """The places the photo folder had before it was renamed or moved, oldest first (the action log
         names files where they were then)."""
-        value = self.get_meta("former_roots")
-        try:
-            paths = json.loads(value) if value else []
-        except ValueError:
-            return []
-        return [Path(p) for p in paths if isinstance(p, str) and Path(p).is_absolute()] if isinstance(paths, list) else []
+        return [Path(p) for p in self._meta_strings("former_roots") if Path(p).is_absolute()]
 
     def add_former_root(self, old: Path, new: Path) -> None:
         """The photo folder moved from `old` to `new` (a folder moved back is no longer a former place)."""
@@ -807,6 +806,11 @@ class Store:
         rows = self._select_by_ids("SELECT file_id, data, looks FROM keypoints WHERE file_id IN ({marks})"
                                    " AND looks IS NOT NULL", ids)
         return {row[0]: (row[1], row[2]) for row in rows}
+
+    def looks(self, ids: Iterable[int]) -> dict[int, bytes]:
+        """file id -> the grey copies kept with its keypoints (see photo_features), for those that have them."""
+        return dict(self._select_by_ids("SELECT file_id, looks FROM keypoints WHERE file_id IN ({marks})"
+                                        " AND looks IS NOT NULL", ids))
 
     def photo_feature_ids(self, ids: Iterable[int]) -> set[int]:
         """Those of `ids` whose keypoints came with their grey copies (see photo_features)."""

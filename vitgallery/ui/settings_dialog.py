@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from vitgallery.core.models import MODELS, USER_MODELS, device_problem
 from vitgallery.ui import settings as opt
 from vitgallery.ui.settings import Option, Settings
-from vitgallery.ui.widgets import confirmation_box
+from vitgallery.ui.widgets import ERROR_TINT, confirmation_box
 
 PRECISION_HINTS = {
     "auto": "automatic (int8 on a CPU with OpenVINO; else bf16 where the hardware has it, else fp32)",
@@ -78,8 +78,7 @@ class SettingsDialog(QDialog):
         form.addRow(opt.THUMBNAIL_SIZE.label, self.thumbnail_spin)
         self.problem_label = QLabel()  # what stops OK, said in the dialog itself
         self.problem_label.setWordWrap(True)
-        # tinted as the message bar's errors, with the palette's text colour for light and dark themes
-        self.problem_label.setStyleSheet("background: rgba(220, 60, 60, 60); border-radius: 4px; padding: 4px")
+        self.problem_label.setStyleSheet(f"background: {ERROR_TINT}; border-radius: 4px; padding: 4px")
         self.problem_label.hide()
         form.addRow(self.problem_label)
         buttons = QDialogButtonBox(

@@ -87,7 +87,7 @@ class MessageBar(QFrame):
         self.action_button.setVisible(action is not None)
         self.action_button.setText(action.text if action is not None else "")
         # Tinted by kind, with the palette's text colour so it reads in light and dark themes.
-        tint = "rgba(220, 60, 60, 60)" if error else "rgba(60, 130, 230, 50)"
+        tint = ERROR_TINT if error else "rgba(60, 130, 230, 50)"
         self.setStyleSheet(f"#messageBar {{ background: {tint}; border-radius: 4px; }}")
         self.show()
 
@@ -139,6 +139,7 @@ class WrappedCaption(QLabel):
 
 
 SCREEN_SHARE = 0.95  # the most of a small screen a window opens on
+ERROR_TINT = "rgba(220, 60, 60, 60)"  # behind an error's text (the message bar's, a dialog's)
 
 
 def resize_within_screen(window: QWidget, width: int, height: int) -> None:
