@@ -13,7 +13,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from vitgallery import __version__
@@ -79,7 +79,7 @@ from vitgallery.core.scan import (
     root_is_available,
 )
 from vitgallery.core.search import SearchHit
-from vitgallery.core.store import SkippedFile, StoreError
+from vitgallery.core.store import StoreError
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
 from vitgallery.core.words import count_text, size_text
 from vitgallery.desktop_entry import DesktopEntryError, run_install_script
@@ -215,8 +215,8 @@ def _duration(seconds: float) -> str:
 SKIPPED_NAMED = 3  # files named for each reason an index run skipped some
 
 
-def format_summary(s: IndexSummary, skipped: Sequence[SkippedFile] = ()) -> str:
-    """The summary of an index run; `skipped`: the library's skipped files, a few of each reason named."""
+def format_summary(s: IndexSummary) -> str:
+    """The summary of an index run, a few of the files it skipped named for each reason."""
     if s.offline:
         return "the photo folder is missing or unmounted: nothing was changed"
     lines = [f"added {s.added}, updated {s.updated}, moved {s.moved}, removed {s.removed}, "
@@ -229,10 +229,10 @@ def format_summary(s: IndexSummary, skipped: Sequence[SkippedFile] = ()) -> str:
     if s.cancelled:
         lines.append("cancelled: what was embedded so far is saved; run index again to continue")
     for reason, count in sorted(s.skipped_reasons.items(), key=lambda kv: -kv[1]):
-        names = [printable_path(file.path) for file in skipped if file.reason == reason]
-        named = f" ({', '.join(names[:SKIPPED_NAMED])}{', …' if len(names) > SKIPPED_NAMED else ''})" if names else ""
-        lines.append(f"  skipped {count}: {reason}{named}")
-    if s.skipped_reasons and skipped:
+        names = [printable_path(path) for path, why in s.skipped_files if why == reason]
+        lines.append(f"  skipped {count}: {reason} ({', '.join(names[:SKIPPED_NAMED])}"
+                     f"{', …' if len(names) > SKIPPED_NAMED else ''})")
+    if any(count > SKIPPED_NAMED for count in s.skipped_reasons.values()):
         lines.append("  (`vitgallery status` lists the photos skipped)")
     return "\n".join(lines)
 
@@ -276,7 +276,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                 args.interrupted_note = "nothing new was embedded yet; the library is as it was"
             raise
         progress.finish()
-        print(format_summary(summary, library.skipped()))
+        print(format_summary(summary))
         if not summary.offline and library.photo_count() == 0:
             print(f"no photos in {printable_path(library.root)}: vitgallery reads {SUPPORTED_KINDS} files",
                   file=sys.stderr)
@@ -839,7 +839,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             if batch.summary is None:
                 print(f"error: {batch.paths} changes not applied: {batch.error}", file=sys.stderr, flush=True)
             else:
-                print(format_summary(batch.summary).splitlines()[0], flush=True)
+                print(format_summary(batch.summary), flush=True)
 
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -851,7 +851,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             progress = TerminalProgress()
             summary = library.index(embedder, progress=progress, decode_workers=args.workers)
             progress.finish()
-            print(format_summary(summary, library.skipped()), flush=True)
+            print(format_summary(summary), flush=True)
             stop.wait()  # Ctrl+C ends it as it ends every command: said, exit status 130 (main)
         return 0
     finally:

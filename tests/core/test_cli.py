@@ -231,8 +231,15 @@ def test_index_summary_lists_skip_reasons(photo_folder, tmp_path, capsys):
                  "--workers", "0"]) == 0
     out = capsys.readouterr().out
     assert "skipped 1: " in out and "(broken.jpg)" in out, "the summary names the photo it skipped"
-    assert "`vitgallery status` lists the photos skipped" in out
+    assert "`vitgallery status`" not in out, "nothing more to list"
     assert "learned from 12 photos" in out  # every photo of a small library teaches the whitening
+    for n in range(4):
+        (photo_folder / f"cut{n}.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    assert main(["index", str(photo_folder), "--library", str(tmp_path / "l"), "--model", "tiny-test",
+                 "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 5: truncated file (" in out and ", …)" in out, "a few named, this run's skips only"
+    assert "`vitgallery status` lists the photos skipped" in out
 
 
 def test_user_errors_are_messages_not_tracebacks(tmp_path, capsys):

@@ -18,6 +18,7 @@ import stat
 import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,17 +85,23 @@ class IndexSummary:
     moved: int = 0
     removed: int = 0
     unchanged: int = 0
-    skipped: int = 0
-    skipped_reasons: dict[str, int] = field(default_factory=dict)
+    skipped_files: list[tuple[str, str]] = field(default_factory=list)  # (path in the folder, reason), this run's
     teaching: int = 0  # photos whose teaching views were embedded this run (see imageio.Teaching)
     offline: bool = False
     missing_kept: int = 0  # photos gone from the folder, kept until the user says to forget them
     cancelled: bool = False
     seconds: float = 0.0
 
-    def note_skip(self, reason: str) -> None:
-        self.skipped += 1
-        self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + 1
+    @property
+    def skipped(self) -> int:
+        return len(self.skipped_files)
+
+    @property
+    def skipped_reasons(self) -> dict[str, int]:
+        return dict(Counter(reason for _, reason in self.skipped_files))
+
+    def note_skip(self, path: str, reason: str) -> None:
+        self.skipped_files.append((path, reason))
 
 
 Report = Callable[[IndexProgress], None]
@@ -185,7 +192,7 @@ class IndexRun:
         to_embed = self._plan(scan.files, known, unreachable)
         for rel, reason in scan.problems:  # listed with the skipped files, so the user can find them
             self.store.record_skipped(rel, 0, 0, reason)
-            summary.note_skip(reason)
+            summary.note_skip(rel, reason)
         batch_size = batch_size or plan_resources(embedder.device.type).batch_size
         self._embed(to_embed, batch_size, decode_workers, self._teach_while_embedding(to_embed))
         # What the first pass could not teach (a library indexed before, a cancelled run) is taught now.
@@ -302,7 +309,7 @@ class IndexRun:
             skip = skipped.get(f.path)
             if (skip is not None and skip.size == f.size and skip.mtime_ns == f.mtime_ns
                     and not failure_may_pass(skip.reason) and still_unsupported(skip.reason)):
-                summary.note_skip(skip.reason)  # retried once the file changes, or its missing decoder comes
+                summary.note_skip(f.path, skip.reason)  # retried once the file changes, or its missing decoder comes
                 continue
             candidates.append(f)
 
@@ -420,7 +427,7 @@ class IndexRun:
             f: FoundFile = outcome.job.key
             if outcome.error is not None:
                 self.store.record_skipped(f.path, f.size, f.mtime_ns, outcome.error)
-                summary.note_skip(outcome.error)
+                summary.note_skip(f.path, outcome.error)
                 if f.path in known_before and not failure_may_pass(outcome.error):
                     self._forget_unreadable(f.path)
             else:

@@ -103,6 +103,8 @@ def test_cli_watch_until_interrupted(scenes):
         wait_for("unchanged 18")  # caught up with the folder, and watching since before
         make_photo(302).save(root / "seen.jpg")
         wait_for("added 1,")
+        (root / "broken.jpg").write_bytes(b"not a photo")
+        wait_for("(broken.jpg)")  # a file it cannot read is named, not only counted
         process.send_signal(signal.SIGINT)
         try:
             assert process.wait(timeout=WAIT_S) == 130, "interrupted, as every command says it"
