@@ -218,7 +218,7 @@ SKIPPED_NAMED = 3  # files named for each reason an index run skipped some
 def format_summary(s: IndexSummary) -> str:
     """The summary of an index run, a few of the files it skipped named for each reason."""
     if s.offline:
-        return "the photo folder is missing or unmounted: nothing was changed"
+        return "nothing was changed: index it again once the folder is back (its drive plugged in)"
     lines = [f"added {s.added}, updated {s.updated}, moved {s.moved}, removed {s.removed}, "
              f"unchanged {s.unchanged}, skipped {s.skipped}  ({s.seconds:.1f} s)"]
     if s.teaching:

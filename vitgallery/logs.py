@@ -48,6 +48,20 @@ class _CurrentStderrHandler(logging.StreamHandler):
         return sys.stderr
 
 
+class _TerminalFormatter(logging.Formatter):
+    """Our own warnings as a user reads them ("warning: the photo folder is missing…"); another
+    library's keep their source, and --verbose shows every logger's name."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self.verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.verbose or not record.name.startswith(APP_NAME):
+            return super().format(record)
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
 def configure_logging(verbose: bool = False) -> Path | None:
     """Log to stderr (warnings, or everything with `verbose`) and to the rotating file (INFO, or
     DEBUG with `verbose`). Calling it again replaces what an earlier call installed. Returns the
@@ -63,7 +77,7 @@ def configure_logging(verbose: bool = False) -> Path | None:
     formatter = logging.Formatter(LOG_FORMAT)
     stderr = _CurrentStderrHandler()
     stderr.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    stderr.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    stderr.setFormatter(_TerminalFormatter(verbose))
     _install(root, stderr)
     target = log_file_path()
     try:

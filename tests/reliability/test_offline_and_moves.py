@@ -71,7 +71,8 @@ def test_cli_reports_the_offline_folder(tmp_path, cli):
     assert cli.run(argv, output=tmp_path / "1.txt")[0] == 0
     root.rename(tmp_path / "unplugged")
     returncode, out = cli.run(argv, output=tmp_path / "2.txt")
-    assert returncode == 3 and "missing or unmounted: nothing was changed" in out, out
+    assert returncode == 3 and "nothing was changed: index it again once the folder is back" in out, out
+    assert f"warning: {root} is missing or not mounted" in out and "WARNING" not in out, "said as a user reads it"
     returncode, out = cli.run(["status", "--library", str(library)], output=tmp_path / "3.txt")
     assert returncode == 0 and "OFFLINE" in out and "photos       : 6" in out, out
     (tmp_path / "unplugged").rename(root)
