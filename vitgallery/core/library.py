@@ -529,12 +529,16 @@ class Library:
 
     def search_vectors(self, under: Path | str | None = None) -> tuple[list[Path], np.ndarray]:
         """Every embedded photo (or those under the folder `under`), sorted by path, with its vector in
-        the search space (the library's whitening, unit length)."""
+        the search space (the library's whitening, unit length). A photo deleted since it was indexed is
+        left out while the folder is there (groups and orders name files one can open); with the folder
+        unplugged, every photo the library knows stays."""
         prefix = "" if under is None else self.relative_path(under)
         if prefix is None:
             raise LibraryError(f"{under} is not inside the library's folder {self.root}")
+        online = root_is_available(self.root)
         rows = sorted((row for row in self.store.files().values()
-                       if row.has_vector and (not prefix or row.path == prefix or row.path.startswith(prefix + "/"))),
+                       if row.has_vector and (not prefix or row.path == prefix or row.path.startswith(prefix + "/"))
+                       and (not online or (self.root / row.path).is_file())),
                       key=lambda r: r.path)
         stored = self.store.vectors(row.id for row in rows)
         rows = [row for row in rows if row.id in stored]

@@ -8,6 +8,7 @@ import pytest
 
 from tests.core.organise.conftest import SCENES
 from vitgallery.cli import main
+from vitgallery.core.organise.arrange import arrange_folder
 from vitgallery.core.organise.groups import (
     PhotoGroup,
     cluster_labels,
@@ -111,3 +112,16 @@ def test_a_group_is_found_again_by_its_photos_contents_wherever_they_moved():
     assert found_again(before, found) == 1
     assert found_again(before, [group("b", "p", "q"), group("c", "x", "r", "s", "t")]) is None  # 1 of 6 shared
     assert found_again(before, []) is None
+
+
+def test_a_photo_deleted_since_the_index_is_in_no_group_and_no_order(scenes, tmp_path):
+    library, root = scenes
+    gone = find_groups(library, min_size=3).groups[0].members[0]
+    gone.unlink()
+    grouping = find_groups(library, min_size=2)
+    listed = [p for g in grouping.groups for p in g.members] + grouping.ungrouped
+    assert gone not in listed and len(listed) == 3 * SCENES - 1
+    assert gone not in arrange_folder(library, root)
+    root.rename(tmp_path / "unplugged")  # an unplugged drive's photos are not deleted ones: all stay
+    paths, _ = library.search_vectors()
+    assert len(paths) == 3 * SCENES and gone in paths
