@@ -220,7 +220,7 @@ def stage_costs(embedder: Embedder, paths: list[Path], samples: int) -> dict[str
 # -- query latency ---------------------------------------------------------------------------------
 
 def query_latency(embedder: Embedder, queries: list[Path], index_size: int, threads: int, seed: int = 0) -> dict:
-    from vitgallery.core.imageio import photo_keypoints
+    from vitgallery.core.imageio import photo_features
     from vitgallery.core.library import Library
     from vitgallery.core.store import EmbeddedFile, StoredWhitening, whitening_fingerprint
     from vitgallery.core.whitening import LibraryWhitening
@@ -229,7 +229,7 @@ def query_latency(embedder: Embedder, queries: list[Path], index_size: int, thre
     centres = rng.standard_normal((1000, embedder.dim), dtype=np.float32)
     # Real keypoints for the synthetic rows, so the search re-ranks its top candidates at full cost
     # (each row gets another photo's keypoints than the query's).
-    keypoints = [photo_keypoints(open_image(path, draft_size=model_draft_size(embedder.input_size))).to_bytes()
+    keypoints = [photo_features(open_image(path, draft_size=model_draft_size(embedder.input_size))).keypoints.to_bytes()
                  for path in queries]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "photos"

@@ -88,3 +88,14 @@ def test_search_with_marks(indexed, capsys):
     assert after.index(before[-1]) < before.index(before[-1]) and after.index(before[-2]) < before.index(before[-2])
     assert main(["search", query, "--library", str(lib), "--unlike", "/elsewhere/x.jpg"]) == 2
     assert "not a photo of this library" in capsys.readouterr().err
+
+
+def test_explain_counts_the_points_the_search_counted(indexed, tmp_path, capsys):
+    root, lib = indexed
+    copy = tmp_path / "copy.jpg"
+    make_photo(3).resize((288, 216)).save(copy, quality=90)  # an edited copy of img_03, outside the library
+    assert main(["search", str(copy), "--library", str(lib), "--k", "1", "--json"]) == 0
+    hit = json.loads(capsys.readouterr().out)[str(copy)][0]
+    assert hit["path"] == str(root / "img_03.jpg") and hit["verified"]
+    assert main(["explain", str(copy), hit["path"], "--out", str(tmp_path / "why.png"), "--library", str(lib)]) == 0
+    assert f"{hit['inliers']} matching keypoints" in capsys.readouterr().out

@@ -69,6 +69,8 @@ def test_why_it_matched_shows_heat_lines_legend_opacity_and_attention(qtbot, ind
     assert outcome.request.result == photo_folder / "img_03.jpg"
     assert view.line_count() > 0  # verified: the matched keypoints are drawn
     assert "keypoints match" in view.status.text()
+    # the points drawn are the ones the search counted (both found as an index and a search find them)
+    assert outcome.inliers == window.results_model.tile_at(row).inliers
     # which result is explained, and what the search said of it beside the measure the heat shows
     assert view.status.text().startswith("img_03.jpg: in the search, the same photo: "), view.status.text()
     assert "(score " in view.status.text() and " · vector similarity " in view.status.text()

@@ -18,7 +18,7 @@ from PIL import Image
 from vitgallery.core.imageio import (
     model_draft_size,
     open_image,
-    photo_keypoints,
+    photo_features,
     squeeze_to_model,
     working_copy,
 )
@@ -80,12 +80,13 @@ def explain_pair(embedder: Embedder, query: PhotoSource, result: PhotoSource, *,
     (PhotoPatches.features.attention; None where the model has none, see ModelSpec.has_attention).
     `project`: the library's whitening (SearchSpace.project), so that the pair's cosine is the one the
     search ranks by (the model's own cosine of two unrelated photos is often 0.7-0.9, more than the
-    search gives a copy). Raises DecodeError for a file that is not a photo."""
+    search gives a copy). The keypoints are found as an index and a search find them (photo_features), so
+    the points drawn are the ones the search counted. Raises DecodeError for a file that is not a photo."""
     images = [_open(query, embedder.input_size), _open(result, embedder.input_size)]
     works = [working_copy(image) for image in images]
     # SIFT releases the GIL: both photos' keypoints are found while the model runs.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitgallery-explain-keypoints") as pool:
-        keypoints = pool.submit(lambda: [photo_keypoints(work) for work in works])
+        keypoints = pool.submit(lambda: [photo_features(work).keypoints for work in works])
         boxes = [content_box(np.asarray(work)) for work in works]
         pixels = np.stack([squeeze_to_model(work.crop(box), embedder.input_size) for work, box in zip(works, boxes)])
         features = embedder.patch_features(pixels, attention=attention)

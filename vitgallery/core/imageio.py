@@ -36,7 +36,7 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from vitgallery.core.keypoints import KEYPOINT_LONG_SIDE, Keypoints
-from vitgallery.core.photo_features import PhotoFeatures, analyse_grey, equalised_keypoints
+from vitgallery.core.photo_features import PhotoFeatures, analyse_grey
 from vitgallery.core.preprocess import TEACHING_KINDS, content_box, edited_copies
 
 logger = logging.getLogger(__name__)
@@ -254,21 +254,9 @@ def trim_frame(image: Image.Image) -> Image.Image:
     return image if box == (0, 0, image.width, image.height) else image.crop(box)
 
 
-def photo_keypoints(image: Image.Image) -> Keypoints:
-    """The SIFT keypoints a search verifies its candidates with (the whole photo, frame included): the
-    ones a library keeps of each photo (see photo_features). OpenCV refusing an odd image gives none:
-    the photo is searched, never verified."""
-    gray = np.asarray(image.convert("L"))
-    try:
-        return equalised_keypoints(gray)
-    except cv2.error as exc:
-        logger.warning("no keypoints for a %dx%d image: %s", gray.shape[1], gray.shape[0], exc)
-        return Keypoints.none(gray.shape[1], gray.shape[0])
-
-
 def photo_features(image: Image.Image) -> PhotoFeatures:
-    """What a library keeps of a photo to verify matches with (photo_keypoints and the duplicates scan's
-    grey copies). OpenCV refusing an odd image gives no keypoints."""
+    """What a library keeps of a photo to verify matches with (the keypoints a search verifies its
+    candidates with, and the duplicates scan's grey copies). OpenCV refusing an odd image gives no keypoints."""
     gray = np.asarray(image.convert("L"))
     try:
         return analyse_grey(gray)
