@@ -549,6 +549,16 @@ def test_take_out_split_and_a_pair_not_duplicates_keep_the_rest(qtbot, make_view
     assert {frozenset(m.path.name for m in g.members) for g in again.groups} == groups, "kept in the library"
 
     view.group_list.setCurrentRow(next(n for n, g in enumerate(view.groups) if len(g.members) == 2))
+    pair = {f"{other}_small.jpg", f"{other}_resaved.jpg"}
+    select(view, *pair)
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        qtbot.keyClick(view.member_list, Qt.Key.Key_D)
+    assert pair not in [{m.path.name for m in g.members} for g in view.groups]
+    assert " are not duplicates of each other: their group is gone; " in view.status_label.text(), "said, not vanished"
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        qtbot.keyClick(view.member_list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert {name for name, _ in shown(view)} == pair, "Ctrl+Z shows the group it brought back"
+    assert view.status_label.text().startswith("Taken back: the photos link again as the scan found them (group ")
     select(view, f"{other}_small.jpg")
     with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
         view.take_out_selected()

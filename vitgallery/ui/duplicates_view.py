@@ -20,7 +20,7 @@ import html
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -123,6 +123,15 @@ class _KeepChange:
 
     group_key: str
     before: frozenset[Path] | None  # the user's own choice before; None: the rule's
+
+
+@dataclass(frozen=True)
+class _DecisionStep:
+    """A decision made here (not duplicates, keep all, photos taken out, a pair), for Ctrl+Z to take back
+    and then show the group its photos link into again."""
+
+    decision: Decision
+    photos: frozenset[Path]
 
 
 def in_review_order(groups: list[DuplicateGroup], rank_of: dict[Path, int]) -> list[DuplicateGroup]:
@@ -291,7 +300,7 @@ class DuplicatesView(QWidget, JobPage):
         self._history: list[ActionEntry] = []
         # What Ctrl+Z takes back, latest last: this session's decisions and actions on this page. Older
         # actions are undone from the Done list, which says what each did.
-        self._undo_steps: list[Decision | int | _KeepChange] = []  # a decision, an action's id, a keep choice
+        self._undo_steps: list[_DecisionStep | int | _KeepChange] = []  # a decision, an action's id, a keep choice
         self.action_targets: dict[str, Path] = {}  # the folder or file chosen for an action
         self.compare_dialog: CompareDialog | None = None
 
@@ -1090,7 +1099,7 @@ class DuplicatesView(QWidget, JobPage):
         group = self.current_group()
         if group is None or self._busy:
             return
-        self._decide(lambda library: library.decide(group, decision))
+        self._decide(lambda library: library.decide(group, decision), photos=[m.path for m in group.members])
 
     def take_out_selected(self) -> None:
         """The selected photos leave their group (several selected: they split off as a group of their own)."""
@@ -1100,7 +1109,8 @@ class DuplicatesView(QWidget, JobPage):
             return
         rest = [m for m in group.members if m not in selected]
         self._decide(lambda library: library.separate(selected, rest),
-                     then=lambda: self._say_where_taken([m.path for m in selected], [m.path for m in rest]))
+                     then=lambda: self._say_where_taken([m.path for m in selected], [m.path for m in rest]),
+                     photos=[m.path for m in group.members])
 
     def _say_where_taken(self, taken: list[Path], rest: list[Path]) -> None:
         """Where photos taken out went: said, or it looked as if they had vanished from the review."""
@@ -1131,23 +1141,33 @@ class DuplicatesView(QWidget, JobPage):
             stays, other = (first, second) if first.path in kept else (second, first)
             rest = [m for m in group.members if m is not other]
             self._decide(lambda library: library.separate([other], rest),
-                         then=lambda: self._say_who_left(stays.path, other.path, "the photo kept"))
+                         then=lambda: self._say_who_left(stays.path, other.path, "the photo kept"),
+                         photos=[m.path for m in group.members])
             return
         self._decide(lambda library: library.separate([first], [second]),
-                     then=lambda: self._say_who_left(first.path, second.path, "closer to the rest of the group"))
+                     then=lambda: self._say_who_left(first.path, second.path, "closer to the rest of the group"),
+                     photos=[m.path for m in group.members])
 
     def _say_who_left(self, first: Path, second: Path, why_it_stayed: str) -> None:
         """Two pictures told apart cannot share a group: which one left is said, or it looked as if a photo
         had vanished from the review."""
         group = self.current_group()
         members = {m.path for m in group.members} if group is not None else set()
-        if (first in members) == (second in members):
+
+        def place(path: Path) -> str:
+            return "in another group" if any(m.path == path for g in self._groups for m in g.members) else "in no group"
+
+        if first not in members and second not in members:  # their group was the two of them (or broke up)
+            self.status_label.setText(
+                f"{first.name} and {second.name} are not duplicates of each other: their group is gone; "
+                f"{first.name} is {place(first)}, {second.name} {place(second)} now (Ctrl+Z takes this back).")
+            return
+        if first in members and second in members:
             return
         stayed, left = (first, second) if first in members else (second, first)
-        elsewhere = any(m.path == left for other in self._groups for m in other.members)
         self.status_label.setText(
             f"{left.name} left this group: it is not a duplicate of {stayed.name}, {why_it_stayed}. "
-            f"It is {'in another group' if elsewhere else 'in no group'} now (Ctrl+Z takes this back).")
+            f"It is {place(left)} now (Ctrl+Z takes this back).")
 
     def show_decisions(self) -> None:
         """The decisions kept (groups hidden, photos told apart), any of them to take back: Ctrl+Z takes
@@ -1163,22 +1183,35 @@ class DuplicatesView(QWidget, JobPage):
         dialog.open()
         self.decisions_shown.emit(dialog)
 
-    def _take_back(self, decision: Decision) -> None:
-        """Forget a decision (Ctrl+Z, or Review again of a hidden group): its groups and photos link again."""
+    def _take_back(self, decision: Decision, photos: frozenset[Path] = frozenset()) -> None:
+        """Forget a decision (Ctrl+Z, or Review again of a hidden group): its groups and photos link again.
+        With the `photos` it concerned, the group they link into is shown and said."""
         def take_back(library: Library) -> UserDecisions:
             library.take_back(decision)
             return library.duplicate_decisions()
 
-        self._run(take_back, self._on_decisions)
+        def taken_back(decisions: UserDecisions) -> None:
+            self._put_back = set(photos)
+            self._on_decisions(decisions, then=self._say_taken_back if photos else None)
 
-    def _decide(self, work: Callable[[Library], Decision], then: Callable[[], None] | None = None) -> None:
+        self._run(take_back, taken_back)
+
+    def _say_taken_back(self) -> None:
+        group = self.current_group()
+        self.status_label.setText("Taken back: the photos link again as the scan found them" +
+                                  (f" (group {self.group_list.currentRow() + 1}, {count_text(len(group.members), 'photo')})."
+                                   if group is not None else "."))
+
+    def _decide(self, work: Callable[[Library], Decision], then: Callable[[], None] | None = None, *,
+                photos: Iterable[Path]) -> None:
         def decide(library: Library) -> tuple[Decision, UserDecisions]:
             return work(library), library.duplicate_decisions()
 
         def decided(outcome: tuple[Decision, UserDecisions]) -> None:
-            self._undo_steps.append(outcome[0])
+            self._undo_steps.append(_DecisionStep(outcome[0], frozenset(photos)))
             self._on_decisions(outcome[1], then)
 
+        photos = list(photos)
         self._run(decide, decided)
 
     def _on_decisions(self, decisions: UserDecisions, then: Callable[[], None] | None = None) -> None:
@@ -1326,8 +1359,8 @@ class DuplicatesView(QWidget, JobPage):
             self.status_label.setText("Nothing done here to undo. Older actions are undone from the Done list below.")
             return
         step = self._undo_steps.pop()
-        if isinstance(step, Decision):
-            self._take_back(step)
+        if isinstance(step, _DecisionStep):
+            self._take_back(step.decision, step.photos)
             return
         if isinstance(step, _KeepChange):
             self._take_back_keep(step)
