@@ -693,10 +693,10 @@ def test_what_an_action_did_stays_said_and_a_change_of_the_library_is_said_when_
     said = view.status_label.text()
     assert "moved to the trash" in said
     checks = []
-    monkeypatch.setattr(view, "_on_scan_checked", lambda current, check=view._on_scan_checked: (
-        checks.append(current), check(current)))
+    monkeypatch.setattr(view, "_on_scan_checked", lambda outcome, check=view._on_scan_checked: (
+        checks.append(outcome), check(outcome)))
     view.library_changed()  # as the window says after any action: its own keeps the scan current
-    qtbot.waitUntil(lambda: checks == [True], timeout=10_000)
+    qtbot.waitUntil(lambda: checks == [(True, set())], timeout=10_000)
     assert view.status_label.text() == said
 
     with view._jobs.session.use_library() as library:  # then indexing finds a new photo
@@ -705,6 +705,26 @@ def test_what_an_action_did_stays_said_and_a_change_of_the_library_is_said_when_
     view.library_changed()
     # said after what the action did, which stays (a name clash's renamed file changes the library too)
     qtbot.waitUntil(lambda: view.status_label.text() == f"{said}. {duplicates_view.STALE_SCAN}", timeout=10_000)
+
+
+def test_photos_deleted_behind_the_review_leave_it_and_the_counts(qtbot, make_view, library_dir, tmp_path):
+    view = scanned(qtbot, make_view(library_dir))
+    photos = sum(len(g.members) for g in view.groups)
+    kept = next(iter(view.keep_paths(view.current_group())))
+    kept.unlink()  # deleted in a file manager, the folder not indexed again yet
+    view.library_changed()
+    qtbot.waitUntil(lambda: "gone from the folder" in view.status_label.text(), timeout=10_000)
+    assert kept not in {m.path for g in view.groups for m in g.members}
+    assert sum(len(g.members) for g in view.groups) == photos - 1
+    assert kept.name not in {name for name, _ in shown(view)} and kept not in view.keep_paths(view.current_group())
+    assert view.status_label.text().startswith("1 photo of these groups is gone from the folder: left out of the review.")
+    assert view.status_label.text().endswith(duplicates_view.STALE_SCAN)
+
+    (library_dir.parent / "photos").rename(tmp_path / "unplugged")  # an unplugged drive deletes nothing
+    listed = [g.members for g in view.groups]
+    view.library_changed()
+    qtbot.wait(500)
+    assert [g.members for g in view.groups] == listed
 
 
 def test_resolve_all_asks_with_the_counts_and_cancel_is_the_default(qtbot, make_view, library_dir):

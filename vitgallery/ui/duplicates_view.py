@@ -69,6 +69,7 @@ from vitgallery.core.duplicates import (
     move_target_problem,
     time_ago,
 )
+from vitgallery.core.scan import root_is_available
 from vitgallery.core.store import DecisionRow
 from vitgallery.core.words import count_text, size_text, unreadable_text
 from vitgallery.ui.collector import collector_paused
@@ -616,14 +617,33 @@ class DuplicatesView(QWidget, JobPage):
 
     def library_changed(self) -> None:
         """The library changed: a scan made before may miss new photos. Whether it does is the library's
-        to say: the app's own actions keep it current, and then what an action did stays said."""
-        if self._scan is None or self._busy or not self._scan.up_to_date:
+        to say: the app's own actions keep it current, and then what an action did stays said. Photos of
+        the groups deleted meanwhile leave the review (it would offer to keep a file that is gone)."""
+        if self._scan is None or self._busy:
             return
-        self._jobs.submit_library(lambda library, progress, cancel: library.duplicate_scan_is_current(),
-                                  name="duplicate scan check", on_finished=self._on_scan_checked)
+        listed = {m.path: m.file_id for group in self._groups for m in group.members}
+        up_to_date = self._scan.up_to_date
 
-    def _on_scan_checked(self, current: bool) -> None:
-        if self._scan is None or self._busy or current or not self._scan.up_to_date:
+        def check(library: Library, progress, cancel) -> tuple[bool, set[int]]:
+            # an unplugged drive's photos are not deleted ones: they stay until it is back
+            gone = {fid for path, fid in listed.items() if not path.is_file()} if root_is_available(library.root) else set()
+            return up_to_date and library.duplicate_scan_is_current(), gone
+
+        self._jobs.submit_library(check, name="duplicate scan check", on_finished=self._on_scan_checked)
+
+    def _on_scan_checked(self, outcome: tuple[bool, set[int]]) -> None:
+        current, gone = outcome
+        if self._scan is None or self._busy:
+            return
+        deleted = gone - self._gone
+        if deleted:
+            self._gone |= deleted
+            self._scan.up_to_date = False
+            self._regroup(then=lambda: self.status_label.setText(
+                f"{count_text(len(deleted), 'photo')} of these groups {'is' if len(deleted) == 1 else 'are'} gone "
+                f"from the folder: left out of the review. {self._summary()}"))
+            return
+        if current or not self._scan.up_to_date:
             return
         self._scan.up_to_date = False
         said = self.status_label.text()
