@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QGraphicsTextItem, QMessageBox
 
 from tests.core.test_duplicates import write_near_duplicates
 from tests.photos import make_photo
@@ -491,6 +491,23 @@ def test_the_compare_dialog_stays_narrow_with_long_file_names(qtbot, make_view, 
     qtbot.waitUntil(dialog.is_loaded, timeout=10_000)
     assert dialog.minimumSizeHint().width() < 700, "a name does not set the dialog's width"
     assert dialog.table.item(PROPERTIES.index("Name"), 0).text() == named[0].path.name, "the table has it whole"
+
+
+def test_a_compared_file_that_is_gone_is_said_and_cannot_be_kept(qtbot, make_view, library_dir):
+    view = scanned(qtbot, make_view(library_dir))
+    left, right = view.current_group().members[:2]
+    right.path.unlink()
+    dialog = CompareDialog(left, right, view._jobs, view)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.table.item(0, 1) is not None and "cannot show" in dialog.table.item(0, 1).text(),
+                    timeout=10_000)
+    assert dialog.table.item(PROPERTIES.index("Name"), 1).text() == right.path.name, "its name stays known"
+    assert not dialog.keep_buttons[1].isEnabled() and dialog.keep_buttons[0].isEnabled()
+    notes = [item.toPlainText() for item in dialog.views[1].scene().items() if isinstance(item, QGraphicsTextItem)]
+    assert notes and notes[0].startswith("Cannot show this file:"), "said in the photo's place"
+    qtbot.waitUntil(dialog.views[0].has_photo, timeout=10_000)
+    dialog._show_zoom()
+    assert dialog.zoom_label.text().split(" · ")[1].startswith("—"), "no zoom for a photo not shown"
 
 
 # -- decisions that keep the rest of a group -------------------------------------------------------

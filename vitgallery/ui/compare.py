@@ -231,8 +231,7 @@ class CompareDialog(QDialog):
         self._show_zoom()
 
     def _show_zoom(self) -> None:
-        zooms = [view.zoom for view in self.views]
-        self.zoom_label.setText(" · ".join(f"{z * 100:.0f} %" for z in zooms)
+        self.zoom_label.setText(" · ".join(f"{view.zoom * 100:.0f} %" if view.has_photo() else "—" for view in self.views)
                                 + (" (fitted)" if all(view.fitted for view in self.views) else ""))
 
     def _link_scrolling(self, first: QScrollBar, second: QScrollBar) -> None:
@@ -275,10 +274,21 @@ class CompareDialog(QDialog):
         self._fill_table()
 
     def _on_failed(self, side: int, error: WorkerError) -> None:
+        """Said in the photo's place; its name and folder stay known, and a file that cannot be read is
+        not one to keep."""
         if self._closed:
             return
         self._loading[side] = None
+        view = self.views[side]
+        note = view.scene().addText(f"Cannot show this file:\n{error.message}")
+        note.setTextWidth(max(view.viewport().width() - 20, 160))
+        view.setSceneRect(note.sceneBoundingRect())
         self.table.setItem(0, side, QTableWidgetItem(f"cannot show this file: {error.message}"))
+        path = self.members[side].path
+        for prop, text in (("Folder", str(path.parent)), ("Name", path.name)):
+            self.table.setItem(PROPERTIES.index(prop), side, QTableWidgetItem(text))
+        self.keep_buttons[side].setEnabled(False)
+        self.keep_buttons[side].setToolTip("This file cannot be read: keep the other one, or close")
 
     def is_loaded(self) -> bool:
         return all(photo is not None for photo in self._photos)
