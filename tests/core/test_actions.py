@@ -232,9 +232,9 @@ def test_a_kept_photo_that_changed_or_vanished_blocks_its_group(photos, place, s
     assert not report.done and report.action_id is None
     # each file that was to move is left and says why; the kept photos were staying, so they are not counted
     assert sorted(report.problems) == [
-        (photos / "a/one_copy.jpg", "not touched: one.jpg in its group vanished since the scan; found again once that is indexed"),
-        (photos / "b/one.jpg", "not touched: one.jpg in its group vanished since the scan; found again once that is indexed"),
-        (photos / "b/two_small.jpg", "not touched: two.jpg in its group changed since the scan; found again once that is indexed")]
+        (photos / "a/one_copy.jpg", "not touched: one.jpg of its group vanished since the scan (find duplicates again to review the group as it is)"),
+        (photos / "b/one.jpg", "not touched: one.jpg of its group vanished since the scan (find duplicates again to review the group as it is)"),
+        (photos / "b/two_small.jpg", "not touched: two.jpg of its group changed since the scan (find duplicates again to review the group as it is)")]
     assert tree(photos) == before
     assert store.actions() == [], "nothing done, nothing logged"
 
@@ -575,5 +575,6 @@ def test_the_status_line_names_files_left_for_one_reason_together(photos, place,
     os.utime(photos / "a/one.jpg", ns=(1, 1))  # the first group's keeper changed: its two copies stay
     report = move_to_trash(place, groups)
     assert report.status_line() == ("1 file moved to the trash; 2 left as they were: one.jpg, one_copy.jpg not "
-                                    "touched: one.jpg in its group changed since the scan; found again once that is indexed")
-    assert report.status_line(problems_shown=1).endswith("changed since the scan; found again once that is indexed; 1 more")
+                                    "touched: one.jpg of its group changed since the scan (find duplicates again to "
+                                    "review the group as it is)")
+    assert report.status_line(problems_shown=1).endswith("(find duplicates again to review the group as it is); 1 more file")

@@ -534,7 +534,7 @@ def test_the_cli_says_a_photo_deleted_since_the_index_holds_its_group_until_the_
     assert (f"note: 1 photo of these groups changed or vanished since the last index ({library.root / 'p1_flip.jpg'}): "
             f"an action leaves their groups alone until `vitgallery index {library.root}` brings the library up to "
             "date") in captured.err
-    assert "in its group vanished since the scan; found again once that is indexed" in captured.out
+    assert "of its group vanished since the scan (find duplicates again to review the group as it is)" in captured.out
     assert main(["index", str(library.root), "--library", str(library.library_dir), "--model", "tiny-test"]) == 0
     capsys.readouterr()
     assert main(["duplicates", *lib, "--move", str(tmp_path / "dups"), "--yes"]) == 0

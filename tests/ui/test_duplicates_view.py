@@ -694,10 +694,10 @@ def test_undo_of_a_resolve_shows_the_group_it_put_back(qtbot, make_view, library
     assert view.group_list.count() == 3 and view.current_group().key == second.key, "the group put back is on screen"
     assert view.group_list.currentRow() == 1, "in its place in the review, not last"
     said, checks = view.status_label.text(), []
-    monkeypatch.setattr(view, "_on_scan_checked", lambda current, check=view._on_scan_checked: (
-        checks.append(current), check(current)))
+    monkeypatch.setattr(view, "_on_scan_checked", lambda outcome, check=view._on_scan_checked: (
+        checks.append(outcome), check(outcome)))
     view.library_changed()  # as the window says after any action
-    qtbot.waitUntil(lambda: checks == [True], timeout=10_000)
+    qtbot.waitUntil(lambda: checks == [(True, set())], timeout=10_000)
     assert view.status_label.text() == said, "back with their scan evidence: the scan is still current"
 
 

@@ -145,7 +145,7 @@ class ActionReport:
             by_reason.setdefault(why, []).append(path.name)
         named = "; ".join(f"{', '.join(names)} {why}" for why, names in by_reason.items())
         more = len(self.problems) - problems_shown
-        return self.summary() + (f": {named}" if named else "") + (f"; {more:,} more" if more > 0 else "")
+        return self.summary() + (f": {named}" if named else "") + (f"; {count_text(more, 'more file')}" if more > 0 else "")
 
 
 # -- checking a selection against the disk ---------------------------------------------------------
@@ -190,7 +190,8 @@ def check_selections(selections: Sequence[GroupSelection]) -> tuple[list[GroupSe
             # the count of those left matches the count the user was asked about.
             first = next(iter(found))
             others = f" and {len(found) - 1} more" if len(found) > 1 else ""
-            why = f"not touched: {first.name}{others} in its group {found[first]}; found again once that is indexed"
+            why = (f"not touched: {first.name}{others} of its group {found[first]} (find duplicates again to "
+                   "review the group as it is)")
             problems.extend((m.path, found.get(m.path, why)) for m in selection.to_remove)
             continue
         kept_files = {_same_file(m.path) for m in selection.members if m.path in selection.keep}
