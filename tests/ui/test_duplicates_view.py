@@ -943,5 +943,8 @@ def test_in_a_short_window_a_whole_row_of_tiles_fits(qtbot, make_view, library_d
     tiles = view.member_list
     qtbot.waitUntil(lambda: tiles.gridSize().height() <= tiles.viewport().height(), timeout=5_000)
     assert tiles.iconSize().width() < duplicates_view.THUMBNAIL_SIZE
+    view.resize(620, 500)  # the page's part of a 900-pixel window beside the query panel
+    qtbot.waitUntil(lambda: 2 * tiles.gridSize().width() <= tiles.viewport().width(), timeout=5_000)
+    assert tiles.visualItemRect(tiles.item(1)).top() == tiles.visualItemRect(tiles.item(0)).top(), "two a row"
     view.resize(900, 1000)
     qtbot.waitUntil(lambda: tiles.iconSize().width() == duplicates_view.THUMBNAIL_SIZE, timeout=5_000)

@@ -226,7 +226,7 @@ SMALLEST_TILE_PHOTO = 72
 
 class MemberTiles(QListWidget):
     """A group's photos as tiles, whose photos shrink so that a whole row fits a short window (at 1024x640
-    only the top of the tiles showed, the kept one's reason cut)."""
+    only the top of the tiles showed, the kept one's reason cut), and whose width lets two fit a row."""
 
     def text_height(self) -> int:
         return TILE_TEXT_LINES * self.fontMetrics().lineSpacing() + 16  # and the badge frame's margins
@@ -234,7 +234,9 @@ class MemberTiles(QListWidget):
     def fit_tiles(self) -> None:
         room = self.viewport().height() - self.text_height() - 2 * self.spacing()
         side = max(SMALLEST_TILE_PHOTO, min(THUMBNAIL_SIZE, room))
-        grid = QSize(THUMBNAIL_SIZE + 84, side + self.text_height())
+        # in a narrow window two tiles a row, their text wrapped tighter, rather than one (a review compares)
+        across = self.viewport().width() - 3 * self.spacing()
+        grid = QSize(max(min(THUMBNAIL_SIZE + 84, across // 2), side + 24), side + self.text_height())
         if side != self.iconSize().width() or grid != self.gridSize():
             self.setIconSize(QSize(side, side))
             self.setGridSize(grid)
