@@ -41,3 +41,15 @@ def test_jpegs_named_jpe_or_jfif_are_photos(tmp_path):
     for name in ("a.jpe", "b.JFIF", "c.jpg"):
         (tmp_path / name).write_bytes(b"\xff\xd8\xff\xe0")
     assert sorted(f.path for f in scan_root(tmp_path).files) == ["a.jpe", "b.JFIF", "c.jpg"]
+
+
+def test_a_link_to_a_folder_inside_is_not_walked_and_the_photos_keep_their_real_paths(photo_folder, tmp_path):
+    (photo_folder / "links").mkdir()
+    os.symlink("../trip", photo_folder / "links" / "a_trip_alias")  # sorted before "trip"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.copy(photo_folder / "img_00.jpg", outside / "far.jpg")
+    os.symlink(outside, photo_folder / "far_away")  # a link out of the folder is followed
+    paths = [f.path for f in scan_root(photo_folder).files]
+    assert "trip/img_10.jpg" in paths and not any(p.startswith("links/") for p in paths)
+    assert "far_away/far.jpg" in paths and len(paths) == len(set(paths)) == 13

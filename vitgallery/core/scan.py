@@ -55,10 +55,18 @@ def listed_or_scanned(root: Path, listing: Listing | None) -> ScanResult:
 
 
 def scan_root(root: Path) -> ScanResult:
-    """Every supported image under root; hidden folders skipped, symlinked folders followed once."""
+    """Every supported image under root; hidden folders skipped, symlinked folders followed once. A link
+    to a folder the walk reaches under its own name is not followed: each photo is listed once, at its
+    real path (else the link's name, sorted first, took the photos over)."""
     result = ScanResult()
     seen_dirs: set[tuple[int, int]] = set()
     device_of: dict[str, int] = {}
+    real_root = os.path.realpath(root)
+
+    def walked_anyway(link: str) -> bool:
+        inside = os.path.relpath(os.path.realpath(link), real_root)
+        return inside != ".." and not inside.startswith(".." + os.sep) and not any(
+            part.startswith(".") for part in Path(inside).parts if part != ".")
 
     def on_error(error: OSError) -> None:
         rel = _relative(root, Path(error.filename)) if error.filename else "."
@@ -79,7 +87,8 @@ def scan_root(root: Path) -> ScanResult:
         parent_device = device_of.get(os.path.dirname(dirpath))
         if parent_device is not None and parent_device != st.st_dev:
             result.mount_points.append(_relative(root, Path(dirpath)))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and not (os.path.islink(os.path.join(dirpath, d)) and walked_anyway(os.path.join(dirpath, d))))
         # The relative path is worked out once a folder, not once a photo: at 10,000 photos the walk
         # runs beside the window's first seconds and holds the interpreter for all of it.
         rel_dir = _relative(root, Path(dirpath))
