@@ -48,6 +48,7 @@ from vitgallery.core.library import (
     MovedLibrary,
     QueryNeedsModel,
     default_library_dir,
+    known_photo_folder,
     last_library_dir,
     library_followed_from,
     moved_library,
@@ -244,6 +245,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     if folder.is_file():
         raise LibraryError(f"{printable_path(folder)} is a file, not a folder: to index the folder it is in, "
                            f"run `vitgallery index {printable_path(folder.parent)}`")
+    if args.library is None and folder.is_dir():  # a folder through a link has the library of where it leads
+        folder = known_photo_folder(folder)
     # a --library named before its library followed its photos elsewhere is found where it went
     library_dir, repoint = None if args.library is None else library_dir_arg(args.library), args.repoint
     moved = moved_library(folder, own_too=repoint) if library_dir is None and folder.is_dir() else None
@@ -697,7 +700,8 @@ def library_of(folders: list[Path], library_dir: str | None) -> Library:
     if library_dir is not None:
         return open_library_arg(library_dir)
     for folder in folders:
-        found = _first_with_a_library((folder, *folder.parents))
+        real = Path(os.path.realpath(folder))  # a folder through a link: the library of where it leads
+        found = _first_with_a_library((folder, *folder.parents)) or _first_with_a_library((real, *real.parents))
         if found is not None:
             return Library.open(library_dir=default_library_dir(found))
     library = open_library_arg(None)

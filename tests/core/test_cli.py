@@ -225,6 +225,20 @@ def test_organising_a_folder_the_last_library_does_not_hold_needs_its_library(in
     assert "is not a folder" in capsys.readouterr().err
 
 
+def test_a_folder_through_a_link_has_the_library_of_where_it_leads(photo_folder, tmp_path, capsys):
+    tiny = ["--model", "tiny-test", "--workers", "0"]
+    assert main(["index", str(photo_folder), *tiny]) == 0
+    link = tmp_path / "pics_link"  # ~/Pictures linking to a drive, say
+    link.symlink_to(photo_folder, target_is_directory=True)
+    capsys.readouterr()
+    assert main(["index", str(link), *tiny]) == 0
+    out = capsys.readouterr()
+    assert "added 0," in out.out and "unchanged 12" in out.out, "not a second library embedding all again"
+    assert f"indexing {photo_folder} " in out.err
+    assert main(["arrange", str(link / "trip")]) == 0
+    assert sorted(capsys.readouterr().out.split()) == sorted(str(p) for p in (photo_folder / "trip").iterdir())
+
+
 def test_index_summary_lists_skip_reasons(photo_folder, tmp_path, capsys):
     (photo_folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     assert main(["index", str(photo_folder), "--library", str(tmp_path / "l"), "--model", "tiny-test",

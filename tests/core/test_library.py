@@ -13,6 +13,7 @@ from vitgallery.core.library import (
     Library,
     LibraryError,
     default_library_dir,
+    known_photo_folder,
     last_library_dir,
     library_dir_under,
     remember_last_library,
@@ -403,3 +404,15 @@ def test_a_listing_made_beside_the_run_is_used_instead_of_listing_again(photo_fo
 
     summary = index(lib, embedder, listing=lambda: None)  # the window's listing ended without one
     assert walks == [photo_folder] and summary.added == 1
+
+
+def test_a_folder_through_a_link_is_known_by_the_name_its_library_has(tmp_path):
+    real, link, location = tmp_path / "drive" / "Pictures", tmp_path / "Pictures", tmp_path / "libraries"
+    real.mkdir(parents=True)
+    link.symlink_to(real, target_is_directory=True)
+    assert known_photo_folder(link) == link, "no library under either name: the name given"
+    Library.open(real).close()
+    assert known_photo_folder(link) == real and known_photo_folder(real) == real
+    assert known_photo_folder(link, location) == link, "another library location has none of it"
+    Library.open(link, library_dir_under(location, link)).close()
+    assert known_photo_folder(link, location) == link, "a library of its own under the link's name stays its own"

@@ -132,11 +132,16 @@ def bring_back(root: Path, store: Store, found: Iterable[FoundFile]) -> tuple[se
 
 def relative_to_root(root: Path, path: Path | str) -> str | None:
     """The path as a library stores it ('' for the root itself), or None when it is outside the root.
-    "P/../P/a" is "P/a" (`vitgallery arrange ../photos` from a folder beside it)."""
+    "P/../P/a" is "P/a" (`vitgallery arrange ../photos` from a folder beside it), and a path through a
+    link to the root (or from the root's link to its target) is the path it leads to."""
+    path = Path(os.path.normpath(Path(path).expanduser().absolute()))
     try:
-        rel = Path(os.path.normpath(Path(path).expanduser().absolute())).relative_to(root).as_posix()
+        rel = path.relative_to(root).as_posix()
     except ValueError:
-        return None
+        try:
+            rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(root)).as_posix()
+        except ValueError:
+            return None
     return "" if rel == "." else rel
 
 

@@ -89,6 +89,23 @@ def library_dir_under(location: Path, folder: Path) -> Path:
     return location / library_folder_name(folder)
 
 
+def known_photo_folder(folder: Path, location: Path | None = None) -> Path:
+    """`folder` by the name its library knows it by: a folder reached through a link (~/Pictures linking to
+    a drive) whose target has a library is that target, not a second library embedding every photo again.
+    Any other folder keeps the name given. `location`: the library location from Settings."""
+    folder = photo_root_path(folder)
+
+    def has_library(name: Path) -> bool:
+        return ((library_dir_under(location, name) if location else default_library_dir(name)) / DB_NAME).exists()
+
+    real = Path(os.path.realpath(folder))
+    if real == folder or has_library(folder):
+        return folder
+    if has_library(real):
+        return real
+    return folder
+
+
 def library_followed_from(library_dir: Path) -> Path | None:
     """Where the library that was in `library_dir` is now, when it followed its photos to another folder and
     its library folder was renamed for it (None: no such library beside it). An undo command printed

@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
 
 import vitgallery
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, SUPPORTED_KINDS
-from vitgallery.core.library import library_dir_under
+from vitgallery.core.library import known_photo_folder, library_dir_under
 from vitgallery.core.scan import photo_root_path
 from vitgallery.logs import log_dir, log_file_path
 from vitgallery.ui import settings as opt
@@ -501,7 +501,7 @@ class MainWindow(QMainWindow):
     def preload_library(self, folder: Path, say: Callable[[str], None]) -> None:
         """Before the window shows (the start's splash): open the library of the folder it will open and
         load its index file, so that neither the shown window nor the first search stops for it."""
-        folder = photo_root_path(folder)
+        folder = known_photo_folder(folder, self.settings.library_dir())
         if folder.is_dir():
             say("Opening the library…")
             try:
@@ -518,6 +518,8 @@ class MainWindow(QMainWindow):
     def open_folder(self, folder: Path) -> None:
         """Show the folder's photos at once, then open its library and index it in the background."""
         folder = photo_root_path(folder)
+        if folder.is_dir():  # a folder through a link shows the library made of where it leads (or the other way round)
+            folder = known_photo_folder(folder, self.settings.library_dir())
         if not folder.is_dir():
             why = "is a file, not a folder" if folder.exists() else "is not there (moved, or a drive not mounted?)"
             self.message_bar.show_message(f"{folder} {why}: no library was made for it.", error=True)

@@ -11,7 +11,6 @@ with optimal leaf order (docs/benchmarks.md).
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -114,9 +113,10 @@ def arrange_folder(library: Library, folder: Path, *, progress: ProgressCallback
                    cancel: threading.Event | None = None) -> list[Path]:
     """The photos under `folder` arranged by likeness. Photos the library has no vector for (not indexed
     yet, unreadable) follow, by name."""
-    folder = Path(os.path.normpath(Path(folder).expanduser().absolute()))  # the library's paths have no ".."
-    if library.relative_path(folder) is None:
+    rel = library.relative_path(folder)
+    if rel is None:
         raise OrganiseError(f"{folder} is not inside the library's folder {library.root}")
+    folder = library.root / rel  # as the library names its photos: no "..", no link to the folder
     paths, vectors = library.search_vectors(folder)
     order = [paths[i] for i in arrange_order(vectors, progress=progress, cancel=cancel)]
     placed = set(order)
