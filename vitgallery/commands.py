@@ -589,6 +589,8 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 "problems": [{**json_path(path), "reason": reason} for path, reason in scan.problems],
                 "actions": [_json_report(r) for r in reports],
             }, indent=1))
+        if any(r.stopped for r in reports):
+            return 2  # an error, as a full disk is elsewhere; the report said what was done before it
         return 1 if answered_no or any(_failed_entirely(r) for r in reports) else 0
     finally:
         library.close()
@@ -651,6 +653,7 @@ def _json_report(report: ActionReport) -> dict:
     problems = [*report.problems, *((path, BACK_BY_HAND) for path in report.back_by_hand)]
     return {"kind": report.kind, "action_id": report.action_id, "done": _json_moves(report.done),
             "problems": [{**json_path(path), "reason": why} for path, why in problems],
+            "stopped": report.stopped,  # why it ended before its last file (a full disk), or null
             # put back, but not searchable until the next index (changed while away)
             "to_index": [json_path(path) for path in report.to_index]}
 

@@ -27,7 +27,7 @@ from vitgallery.core.duplicates.actions import (
     undo,
 )
 from vitgallery.core.duplicates.trash import home_trash
-from vitgallery.core.store import SCHEMA_VERSION, ActionItemRow, Store
+from vitgallery.core.store import SCHEMA_VERSION, ActionItemRow, Store, StoreError
 
 
 def member(path: Path, file_id: int = 0) -> DuplicateMember:
@@ -578,3 +578,44 @@ def test_the_status_line_names_files_left_for_one_reason_together(photos, place,
                                     "touched: one.jpg of its group changed since the scan (find duplicates again to "
                                     "review the group as it is)")
     assert report.status_line(problems_shown=1).endswith("(find duplicates again to review the group as it is); 1 more file")
+
+
+@pytest.mark.parametrize("act", [move_to_trash, lambda place, chosen: move_to_folder(place, chosen, place.root.parent / "out")])
+def test_a_full_library_disk_stops_the_action_and_its_report_says_how_far_it_got(photos, place, store, monkeypatch, act):
+    """No file moves that the log cannot name; those moved before are said, and undone as usual."""
+    before = tree(photos)
+    writes = []
+    update = store.update_action_item
+
+    def fill_up(*args) -> None:
+        writes.append(args)
+        if len(writes) == 4:  # the second file's "moved": it has moved, its mark is what fails
+            raise StoreError("the disk holding the library is full: free some space and run again")
+        update(*args)
+
+    monkeypatch.setattr(store, "update_action_item", fill_up)
+    report = act(place, selections(photos))
+    assert report.stopped == "the disk holding the library is full: free some space and run again"
+    assert len(report.done) == 2 and len(report.problems) == 1, "two moved, the third never touched"
+    assert report.problems[0][1] == "not touched: the action stopped first" and report.problems[0][0].exists()
+    assert report.summary().endswith("; 1 left as it was; stopped before the end: the disk holding the library is "
+                                     "full: free some space and run again")
+    monkeypatch.setattr(store, "update_action_item", update)  # space freed
+    back = undo(place, report.action_id)
+    assert len(back.done) == 2 and tree(photos) == before, "both put back, byte for byte"
+    info = home_trash() / "info"
+    assert not info.exists() or not any(info.iterdir()), "no trash entry left behind"
+
+
+def test_a_full_disk_leaves_no_empty_trash_entry(photos, monkeypatch):
+    real_fdopen = os.fdopen
+
+    def full(fd, *args, **kwargs):
+        stream = real_fdopen(fd, *args, **kwargs)
+        stream.write = lambda text: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device"))
+        return stream
+
+    monkeypatch.setattr(trash.os, "fdopen", full)
+    with pytest.raises(OSError):
+        trash.reserve(photos / "a/one.jpg", photos)
+    assert not any((home_trash() / "info").iterdir()), "the name is not held by an empty .trashinfo"

@@ -697,11 +697,15 @@ class Library:
                 arrived.append(found)
         # A stale row under a new path (a file deleted since the last index) gives way to the moved one.
         stale = {row.id for _, path, _, _ in moved if (row := self.store.file_by_path(path))} - {m[0] for m in moved}
-        self.store.put_away_files(gone)
-        self.store.delete_files(stale)
-        self.store.move_files(moved)
-        back, as_before = bring_back(self.root, self.store, arrived)
-        follow_own_removal(self.store, scan_current and as_before)
+        try:
+            self.store.put_away_files(gone)
+            self.store.delete_files(stale)
+            self.store.move_files(moved)
+            back, as_before = bring_back(self.root, self.store, arrived)
+            follow_own_removal(self.store, scan_current and as_before)
+        except StoreError as exc:  # the files moved all the same: say so, and how the library catches up
+            report.stopped = report.stopped or f"the library could not note the moves ({exc}); its next index does"
+            return report
         report.to_index = [self.root / f.path for f in arrived if f.path not in back]
         return report
 

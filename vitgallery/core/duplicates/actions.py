@@ -40,7 +40,7 @@ from vitgallery.core.duplicates import trash
 from vitgallery.core.duplicates.groups import DuplicateMember
 from vitgallery.core.duplicates.moving import move_file, partial_path
 from vitgallery.core.scan import json_path, root_is_available
-from vitgallery.core.store import ActionItemRow, ActionRow, Store
+from vitgallery.core.store import ActionItemRow, ActionRow, Store, StoreError
 from vitgallery.core.words import count_text
 
 try:
@@ -111,6 +111,14 @@ class ActionReport:
     back_by_hand: list[Path] = field(default_factory=list)
     # files asked to move into the folder they are already in: nothing to do, said so
     already_there: list[Path] = field(default_factory=list)
+    # why the action ended before its last file (its log could not be written: a full disk); the files
+    # after it are in `problems`, untouched
+    stopped: str | None = None
+
+    def stop(self, reason: str, untouched: Iterable[Path]) -> None:
+        """The action ends here: no file is moved that its log cannot name."""
+        self.stopped = reason
+        self.problems.extend((path, "not touched: the action stopped first") for path in untouched)
 
     @property
     def moved_files(self) -> bool:
@@ -135,6 +143,8 @@ class ActionReport:
             text += f"; {len(self.already_there)} already in {'its' if len(self.already_there) == 1 else 'their'} folder"
         if self.problems:
             text += f"; {len(self.problems)} left as {'it was' if len(self.problems) == 1 else 'they were'}"
+        if self.stopped:
+            text += f"; stopped before the end: {self.stopped}"
         return text
 
     def status_line(self, problems_shown: int = 5) -> str:
@@ -301,6 +311,12 @@ def _text(path: Path | None) -> str | None:
     return str(path) if path is not None else None
 
 
+def _not_done(report: ActionReport, paths: Iterable[Path]) -> list[Path]:
+    """Those of `paths` the action neither did nor reported (the file whose log entry failed may have moved)."""
+    said = {source for source, _ in report.done} | {path for path, _ in report.problems}
+    return [path for path in paths if path not in said]
+
+
 def _logged_files(ready: Sequence[GroupSelection]) -> list[DuplicateMember]:
     return [member for selection in ready for member in selection.to_remove]
 
@@ -370,16 +386,19 @@ def move_to_folder(place: ActionPlace, selections: Sequence[GroupSelection], fol
         for n, member in enumerate(files):
             destination = unique_destination(folder, member.path.name, taken)
             taken.add(destination)
-            log_.moving(n, destination)
             try:
-                move_file(member.path, destination)
-            except OSError as exc:
-                problem = f"not moved: {exc.strerror or exc}"
-                log_.failed(n, problem)
-                report.problems.append((member.path, problem))
-                continue
-            log_.moved(n, destination)
-            report.done.append((member.path, destination))
+                log_.moving(n, destination)
+                try:
+                    move_file(member.path, destination)
+                except OSError as exc:
+                    report.problems.append((member.path, f"not moved: {exc.strerror or exc}"))
+                    log_.failed(n, report.problems[-1][1])
+                    continue
+                report.done.append((member.path, destination))
+                log_.moved(n, destination)
+            except StoreError as exc:
+                report.stop(str(exc), _not_done(report, [m.path for m in files[n:]]))
+                break
         log_.remove_unused_folders(folder)
     log.info("action %d: %s", report.action_id, report.summary())
     return report
@@ -414,16 +433,19 @@ def move_files(place: ActionPlace, moves: Sequence[tuple[Path, Path]]) -> Action
         for n, (source, folder) in enumerate(planned):
             destination = unique_destination(folder, source.name, taken)
             taken.add(destination)
-            log_.moving(n, destination)
             try:
-                move_file(source, destination)
-            except OSError as exc:
-                problem = f"not moved: {exc.strerror or exc}"
-                log_.failed(n, problem)
-                report.problems.append((source, problem))
-                continue
-            log_.moved(n, destination)
-            report.done.append((source, destination))
+                log_.moving(n, destination)
+                try:
+                    move_file(source, destination)
+                except OSError as exc:
+                    report.problems.append((source, f"not moved: {exc.strerror or exc}"))
+                    log_.failed(n, report.problems[-1][1])
+                    continue
+                report.done.append((source, destination))
+                log_.moved(n, destination)
+            except StoreError as exc:
+                report.stop(str(exc), _not_done(report, [source for source, _ in planned[n:]]))
+                break
         log_.remove_unused_folders(Path(common))
     log.info("action %d: %s", report.action_id, report.summary())
     return report
@@ -444,20 +466,27 @@ def move_to_trash(place: ActionPlace, selections: Sequence[GroupSelection], targ
         report.action_id = log_.action_id
         for n, member in enumerate(files):
             try:
-                if trash.FREEDESKTOP:
-                    entry = trash.reserve(member.path, place.root)
-                    log_.moving(n, entry.file, entry.info)
-                    trash.commit(member.path, entry)
-                    log_.moved(n, entry.file, entry.info)
-                    report.done.append((member.path, entry.file))
-                else:
-                    trash.send_to_system_trash(member.path)
-                    log_.moved(n, None)
-                    report.done.append((member.path, None))
-            except OSError as exc:
-                problem = f"not moved to the trash: {exc.strerror or exc}"
-                log_.failed(n, problem)
-                report.problems.append((member.path, problem))
+                try:
+                    if trash.FREEDESKTOP:
+                        entry = trash.reserve(member.path, place.root)
+                        try:
+                            log_.moving(n, entry.file, entry.info)
+                        except StoreError:
+                            trash.release(entry)
+                            raise
+                        trash.commit(member.path, entry)
+                        report.done.append((member.path, entry.file))
+                        log_.moved(n, entry.file, entry.info)
+                    else:
+                        trash.send_to_system_trash(member.path)
+                        report.done.append((member.path, None))
+                        log_.moved(n, None)
+                except OSError as exc:
+                    report.problems.append((member.path, f"not moved to the trash: {exc.strerror or exc}"))
+                    log_.failed(n, report.problems[-1][1])
+            except StoreError as exc:
+                report.stop(str(exc), _not_done(report, [m.path for m in files[n:]]))
+                break
     log.info("action %d: %s", report.action_id, report.summary())
     return report
 
@@ -697,18 +726,23 @@ def undo(place: ActionPlace, action_id: int, origins: Sequence[Path] = ()) -> Ac
     report = ActionReport("undo", action_id=action_id)
     with _exclusive(place):
         _settle(place)
-        for item in store.action_items(action_id):
-            if item.state != DONE:
-                continue
-            problem = _restore_problem(place, action, item, origins)
+        items = [item for item in store.action_items(action_id) if item.state == DONE]
+        for n, item in enumerate(items):
             source, destination = place.item_paths(item)
-            if problem is None:
-                store.set_action_item_state(item.id, RESTORED)
-                report.done.append((destination, source))
-            elif problem == BACK_BY_HAND:
-                report.back_by_hand.append(source)
-            else:
-                report.problems.append((source, problem))
+            said = len(report.done) + len(report.back_by_hand) + len(report.problems)
+            try:
+                problem = _restore_problem(place, action, item, origins)
+                if problem is None:
+                    report.done.append((destination, source))
+                    store.set_action_item_state(item.id, RESTORED)
+                elif problem == BACK_BY_HAND:
+                    report.back_by_hand.append(source)
+                else:
+                    report.problems.append((source, problem))
+            except StoreError as exc:  # a file put back is found in its place by the next undo
+                handled = len(report.done) + len(report.back_by_hand) + len(report.problems) > said
+                report.stop(str(exc), [place.item_paths(later)[0] for later in items[n + 1 if handled else n:]])
+                return report
         if report.done or report.back_by_hand:
             store.mark_undone(action_id)
         target = place.here(Path(action.target)) if action.target else None

@@ -121,8 +121,12 @@ def reserve(path: Path, photo_root: Path | None = None) -> TrashEntry:
             n += 1
             continue
         break
-    with os.fdopen(fd, "w", encoding="utf-8") as stream:
-        stream.write(record)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(record)
+    except OSError:  # a full disk: no empty .trashinfo left behind to hold the name and show as broken
+        os.unlink(info_file)
+        raise
     return TrashEntry(files / name, info_file)
 
 
