@@ -18,7 +18,9 @@ from tests.reliability.support import (
     index,
 )
 from vitgallery.core.duplicates import ScanError, scan_duplicates
-from vitgallery.core.library import Library
+from vitgallery.core.duplicates.actions import ActionError
+from vitgallery.core.library import Library, LibraryError
+from vitgallery.core.repair import repair_library
 from vitgallery.core.store import StoreError
 
 
@@ -74,9 +76,9 @@ def test_disk_full_keeps_the_previous_state_and_resumes(tmp_path, small_disk, fr
     with pytest.raises(StoreError, match="the disk holding .* is full: free some space"):
         lib = Library.open(root, library)  # a full disk may already stop SQLite from opening
         index(lib, counting_embedder())
-    if lib is not None:
-        lib.close()  # tries to save the index: cannot, says so, leaves the old files alone
-        assert any("could not save the index file" in notice for notice in lib.notices)
+    if lib is not None:  # opened, as it is (read only) where the disk was full already
+        lib.close()  # a writable one tries to save the index: cannot, says so, leaves the old files alone
+        assert lib.store.read_only or any("could not save the index file" in notice for notice in lib.notices)
 
     filler.unlink()  # SQLite needs a little room even to read a WAL database
     after_vectors = database_vectors(library)
@@ -139,3 +141,27 @@ def test_cli_index_starting_on_a_nearly_full_disk_says_so(tmp_path, small_disk, 
     assert "Traceback" not in out, out
     assert returncode == 0 or (returncode == 2 and "is full: free some space" in out), out
     filler.unlink()
+
+
+def test_a_full_disk_still_shows_and_searches_the_library_and_repair_changes_nothing(tmp_path, small_disk):
+    """Reading needs no room: status and search work on a full disk as on a read-only one; repair and a
+    move say the disk is full instead of taking it for damage (repair salvaged an empty copy)."""
+    root, library = tmp_path / "photos", small_disk / "library"
+    add_photos(root, range(12))
+    lib = Library.open(root, library)
+    index(lib, counting_embedder())
+    lib.close()
+    before = snapshot(library)
+    filler = fill(small_disk, 0)
+    lib = Library.open(library_dir=library)
+    try:
+        assert lib.photo_count() == 12 and lib.status().photos == 12
+        assert len(lib.search(sorted(root.iterdir())[0], k=3)) == 3, "a photo of the library is searched as kept"
+        with pytest.raises(ActionError, match="its disk is full: free some space"):
+            lib.move_into_folders([(sorted(root.iterdir())[1], tmp_path / "elsewhere")])
+    finally:
+        lib.close()
+    with pytest.raises(LibraryError, match="is full: free some space, then repair again"):
+        repair_library(library)
+    filler.unlink()
+    assert snapshot(library) == before and not list(library.glob("*.salvaged"))

@@ -20,7 +20,7 @@ from pathlib import Path
 from vitgallery.core.index import IndexMismatch, header_path, labels_path
 from vitgallery.core.keypoints import Keypoints
 from vitgallery.core.library import DB_NAME, INDEX_NAME, Library, LibraryError
-from vitgallery.core.store import Store, StoreError
+from vitgallery.core.store import Store, StoreError, disk_nearly_full
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting, saved_generation
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,9 @@ def repair_library(library_dir: Path) -> RepairReport:
         raise LibraryError(f"{library_dir} cannot be written (a read-only disk or folder): repair rewrites the "
                            "library there. Searching works as it is; to repair it, copy the folder somewhere "
                            "writable and pass the copy with --library")
+    if disk_nearly_full(library_dir):  # SQLite then fails as if the file were damaged: nothing to salvage
+        raise LibraryError(f"the disk holding {library_dir} is full: free some space, then repair again (nothing "
+                           "was changed; searching works meanwhile)")
     report = RepairReport()
     problem = _integrity_problem(database)
     if problem is not None:

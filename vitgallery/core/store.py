@@ -205,14 +205,23 @@ _PAIRS_READ_AT_ONCE = 8192  # duplicate pairs converted to numbers at a time
 _DAMAGE_SCAN_CHUNK = 10_000  # rows checked at a time by drop_damaged_rows (about 15 MB of 384-d vectors)
 
 
-def _store_error(action: str, path: Path, exc: Exception) -> StoreError:
-    """Say what the user can do. A full disk shows up as SQLITE_FULL, or as an I/O error when SQLite
-    cannot even grow its shared-memory file, so the free space is checked too."""
+def disk_nearly_full(folder: Path) -> bool:
+    """Whether the disk holding `folder` has no room left to write a library's pages."""
     try:
-        nearly_full = shutil.disk_usage(path.parent).free < _NEARLY_FULL_BYTES
+        return shutil.disk_usage(folder).free < _NEARLY_FULL_BYTES
     except OSError:
-        nearly_full = False
-    if nearly_full or getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL:
+        return False
+
+
+def _disk_full(path: Path, exc: Exception) -> bool:
+    """A full disk shows up as SQLITE_FULL, or as an I/O error when SQLite cannot even grow its
+    shared-memory file, so the free space is checked too."""
+    return disk_nearly_full(path.parent) or getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL
+
+
+def _store_error(action: str, path: Path, exc: Exception) -> StoreError:
+    """Say what the user can do."""
+    if _disk_full(path, exc):
         return StoreError(f"the disk holding {path.parent} is full: free some space and run again "
                           "(everything saved before is kept)")
     if _is_read_only(exc):
@@ -390,16 +399,30 @@ class Store:
             with self.transaction():
                 self._create_or_migrate(repair)
         except (sqlite3.DatabaseError, OSError, UnicodeDecodeError) as exc:
-            raise _store_error("cannot open the library database", path, exc) from exc
+            if not (_disk_full(path, exc) and self._committed_in_file()):
+                raise _store_error("cannot open the library database", path, exc) from exc
+            # A full disk: what the library holds is read as it is (status, search), as on a read-only
+            # disk; a write says the disk is full.
+            if getattr(self, "_db", None) is not None:
+                self._db.close()
+            try:
+                self._db = self._connect_immutable()
+                self._db.text_factory = _text_from_db
+                self._create_or_migrate(repair)
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as again:
+                raise _store_error("cannot open the library database", path, exc) from again
+
+    def _committed_in_file(self) -> bool:
+        """Whether the database file holds every commit (no WAL with commits beside it): it can be read as it is."""
+        wal = Path(f"{self.path}-wal")
+        return self.path.is_file() and not (wal.exists() and wal.stat().st_size)
 
     def _connect(self) -> sqlite3.Connection:
         """A connection in WAL mode, or a read-only one when the database file or its folder cannot be
         written: SQLite would fail to make the WAL's shared-memory file, or make it read-only too (and
         then refuse to write after the permissions are fixed). Nobody can write there, so the file is
         read as it is, unless a WAL still holds commits."""
-        wal = Path(f"{self.path}-wal")
-        if (self.path.exists() and not os.access(self.path, os.W_OK)
-                and not (wal.exists() and wal.stat().st_size)):
+        if self.path.exists() and not os.access(self.path, os.W_OK) and self._committed_in_file():
             db = self._connect_immutable()
         else:
             try:

@@ -40,7 +40,7 @@ from vitgallery.core.duplicates import trash
 from vitgallery.core.duplicates.groups import DuplicateMember
 from vitgallery.core.duplicates.moving import move_file, partial_path
 from vitgallery.core.scan import json_path, root_is_available
-from vitgallery.core.store import ActionItemRow, ActionRow, Store, StoreError
+from vitgallery.core.store import ActionItemRow, ActionRow, Store, StoreError, disk_nearly_full
 from vitgallery.core.words import count_text
 
 try:
@@ -231,7 +231,8 @@ def _exclusive(place: ActionPlace, wait: bool = True) -> Iterator[bool]:
     try:
         try:
             if place.store.read_only:
-                raise PermissionError(errno.EROFS, "the library is read-only")
+                raise OSError(errno.ENOSPC, "its disk is full: free some space and run again") \
+                    if disk_nearly_full(place.library_dir) else PermissionError(errno.EROFS, "the library is read-only")
             lock_file = open(place.library_dir / LOCK_NAME, "a") if fcntl is not None else None
         except OSError as exc:
             if not wait:
