@@ -42,11 +42,11 @@ def test_the_log_file_is_in_the_platforms_log_folder_and_rotates(capsys) -> None
     logging.getLogger("vitgallery.test").info("after the second set-up")
     text = path.read_text()
     assert "an ordinary step" in text and "a detail" not in text and text.count("after the second set-up") == 1
-    logging.getLogger("nncf").warning("a library's own")
+    logging.getLogger("otherlib").warning("a library's own")
     err = capsys.readouterr().err
     assert "an ordinary step" not in err  # the terminal gets warnings only
     assert "warning: something to see" in err.splitlines(), "ours as a user reads them"
-    assert "WARNING nncf: a library's own" in err.splitlines(), "another library's with its source"
+    assert "WARNING otherlib: a library's own" in err.splitlines(), "another library's with its source"
     handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.handlers.RotatingFileHandler)]
     assert len(handlers) == 1 and handlers[0].maxBytes > 0 and handlers[0].backupCount > 0
 
