@@ -74,6 +74,7 @@ def test_why_it_matched_shows_heat_lines_legend_opacity_and_attention(qtbot, ind
     # which result is explained, and what the search said of it beside the measure the heat shows
     assert view.status.text().startswith("img_03.jpg: in the search, the same photo: "), view.status.text()
     assert "(score " in view.status.text() and " · vector similarity " in view.status.text()
+    assert "the same scene" not in view.status.text(), "the search's words say what the points alone cannot"
     low, high = outcome.similarity_range
     assert low < high and view.legend_high.text() == f"{high:.2f}"
     assert not outcome.query.similarity.isNull() and outcome.query.similarity.size() == outcome.query.photo.size()

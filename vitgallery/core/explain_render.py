@@ -151,6 +151,6 @@ def _draw_legend(draw: ImageDraw.ImageDraw, canvas: Image.Image, layers: list, o
 
 
 def _similarity_line(explanation: Explanation) -> str:
-    verdict = (f"{explanation.inliers} keypoints match through one geometric map: the same scene"
+    verdict = (f"{explanation.inliers} keypoints match through one geometric map"
                if explanation.verified else "keypoints do not verify this pair")
     return f"vector similarity {explanation.cosine:.2f}  ·  {verdict}"

@@ -199,7 +199,7 @@ class ExplainView(QWidget):
             )
         )
         if outcome.query_points:
-            verdict = f"{outcome.inliers} keypoints match through one geometric map (the lines): the same scene"
+            verdict = f"{outcome.inliers} keypoints match through one geometric map (the lines)"
         else:
             # Not "it looks alike": the grid may have faded it as unlike; the heat says which parts are alike.
             verdict = "the keypoints do not verify this pair: not the same scene (the heat shows the parts most alike)"
