@@ -59,6 +59,7 @@ from vitgallery.ui.library_watch import LibraryWatch, WatchUpdate
 from vitgallery.ui.preview import PreviewDialog
 from vitgallery.ui.reporting import ErrorReportDialog
 from vitgallery.ui.results_model import (
+    Match,
     PhotoGridView,
     PhotoListModel,
     PhotoTile,
@@ -1101,7 +1102,10 @@ class MainWindow(QMainWindow):
     def _update_tab_titles(self) -> None:
         folder_count = self.folder_model.rowCount()
         self.tabs.setTabText(0, f"Folder ({folder_count:,})" if self._folder else "Folder")
-        shown, total = self.results_model.rowCount(), self.results_model.total_count()
+        # the photos alike, not the closest unlike ones shown faded when nothing is alike; "of" those the
+        # minimum similarity hides too
+        shown, total = (sum(tile.match in (Match.SAME, Match.SIMILAR) for tile in tiles)
+                        for tiles in (self.results_model.tiles(), self.results_model.all_tiles()))
         self.tabs.setTabText(1, f"Similar ({shown})" if shown == total else f"Similar ({shown} of {total})")
         problems = self.problems_panel.problem_count()
         self.tabs.setTabText(2, f"Problems ({problems})" if problems else "Problems")
