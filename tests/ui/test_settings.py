@@ -157,8 +157,16 @@ def test_a_weights_file_that_is_not_there_is_said_in_the_dialog_and_not_applied(
     weights = tmp_path / "weights.pth"
     weights.write_bytes(b"checked when the model loads")
     dialog.weights_edit.setText(str(weights))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a file, not a folder")
+    dialog.library_edit.setText(str(notes))
+    dialog.accept()
+    assert dialog.problem_label.text().startswith(f"{notes} is a file: choose a folder"), "the reason of now, not the last"
+    assert dialog.result() != SettingsDialog.DialogCode.Accepted and settings.get(opt.LIBRARY_DIR) != str(notes)
+    dialog.library_edit.clear()
     dialog.accept()
     assert settings.get(opt.WEIGHTS) == str(weights) and dialog.result() == SettingsDialog.DialogCode.Accepted
+    assert not dialog.problem_label.isVisibleTo(dialog)
 
 
 def test_a_moved_folder_leaves_the_recent_list(tmp_path: Path) -> None:

@@ -102,13 +102,12 @@ class SettingsDialog(QDialog):
 
     def accept(self) -> None:
         values = self._values()
-        weights = Path(str(values[opt.WEIGHTS])).expanduser()
-        if values[opt.WEIGHTS] and not weights.is_file():
-            self.problem_label.setText(f"{weights} is {'a folder' if weights.is_dir() else 'not there'}: choose the "
-                                       "weights file again, or leave it empty for the official weights.")
-            self.problem_label.show()
+        problem, field = self._problem(values)
+        self.problem_label.setText(problem or "")  # a reason said before and mended since goes
+        self.problem_label.setVisible(problem is not None)
+        if problem is not None:
             self.adjustSize()  # grown to show the whole reason
-            self.weights_edit.setFocus()
+            field.setFocus()
             return
         consequences = self._consequences(values)
         if consequences and not self.confirm(" ".join(consequences) + " Apply the settings?"):
@@ -117,6 +116,18 @@ class SettingsDialog(QDialog):
             self._settings.set(option, value)
         self._settings.sync()
         super().accept()
+
+    def _problem(self, values: dict[Option, object]) -> tuple[str | None, QLineEdit]:
+        """What stops the settings from applying, and the field to mend, as the dialog shows them now."""
+        weights = Path(str(values[opt.WEIGHTS])).expanduser()
+        if values[opt.WEIGHTS] and not weights.is_file():
+            return (f"{weights} is {'a folder' if weights.is_dir() else 'not there'}: choose the weights file "
+                    "again, or leave it empty for the official weights."), self.weights_edit
+        location = Path(str(values[opt.LIBRARY_DIR])).expanduser()
+        if values[opt.LIBRARY_DIR] and location.exists() and not location.is_dir():
+            return (f"{location} is a file: choose a folder for the libraries, or leave it empty for the user "
+                    "data folder."), self.library_edit
+        return None, self.weights_edit
 
     def _consequences(self, values: dict[Option, object]) -> list[str]:
         """What applying `values` sets off beyond the settings, said before it does."""
