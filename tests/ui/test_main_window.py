@@ -689,6 +689,20 @@ def test_a_renamed_photo_folder_keeps_its_index_when_the_window_opens_it(
     assert window.count_label.text() == f"{PHOTO_COUNT} photos indexed"
 
 
+def test_a_folder_gone_while_open_is_said_as_gone_not_as_holding_no_photos(
+    qtbot, make_window, photo_folder: Path, tmp_path: Path
+) -> None:
+    window = make_window(library_per_folder=True)
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.open_folder(photo_folder)
+    photo_folder.rename(tmp_path / "unplugged")
+    window.index_now()
+    qtbot.waitUntil(lambda: window.folder_model.rowCount() == 0, timeout=10_000)
+    assert window.folder_view.empty_text().startswith("The folder is not there now"), "not a list of file kinds"
+    assert "is missing or empty" in window.message_bar.text()
+
+
 def test_a_folder_used_last_that_is_gone_is_said_at_start_and_marked_in_the_recent_list(
     qtbot, make_window, settings, photo_folder: Path, tmp_path: Path
 ) -> None:

@@ -685,11 +685,13 @@ class MainWindow(QMainWindow):
             self.search_page.remove_paths(gone)
             self.sort_page.remove_paths(gone)
         self.problems_panel.set_problems("listing", listing.problems)
+        offline = self._folder is not None and not self._folder.is_dir()
         self.folder_view.set_empty_text(
             "" if listing.photos else
+            "The folder is not there now (moved, deleted, or a drive not mounted?)." if offline else
             f"No photos in this folder or its subfolders. vitgallery reads {SUPPORTED_KINDS}."
         )
-        if self._folder is not None and not self._folder.is_dir():
+        if offline:
             self._show_folder_offline()
         self._watch_folders(listing.folders)
         self._update_tab_titles()
