@@ -136,5 +136,7 @@ def test_download_with_clear_failures(web_server: str) -> None:
         download(f"{web_server}/missing.jpg")
     with pytest.raises(DownloadError, match="larger than"):
         download(f"{web_server}/big.jpg", max_bytes=1024)
-    with pytest.raises(DownloadError, match="could not download"):
+    with pytest.raises(DownloadError, match="could not download http://127.0.0.1:9/refused.jpg: Connection refused"):
         download("http://127.0.0.1:9/refused.jpg", timeout_s=2)
+    with pytest.raises(DownloadError, match=r"its server was not found \(no internet connection, or a mistyped"):
+        download("http://example.invalid/cat.jpg", timeout_s=2)  # .invalid never resolves (RFC 2606)

@@ -158,6 +158,10 @@ def test_paste_without_an_image_says_so(qtbot, indexed_window) -> None:
     QGuiApplication.clipboard().setText("hello")
     indexed_window.paste_query()
     assert "clipboard holds no image" in indexed_window.message_bar.text()
+    with qtbot.waitSignal(indexed_window.results_shown, timeout=SEARCH_TIMEOUT_MS):
+        indexed_window.find_similar(indexed_window.folder_model.path_at(0))
+    assert not indexed_window.message_bar.isVisible(), "said of that paste, not over the next search"
+    QGuiApplication.clipboard().clear()
 
 
 def test_ctrl_o_opens_a_query_file(qtbot, indexed_window, tmp_path: Path, monkeypatch) -> None:
@@ -310,8 +314,11 @@ def test_url_drop_downloads_then_searches(qtbot, indexed_window) -> None:
         missing = QMimeData()
         missing.setUrls([QUrl(f"{base}/dog.jpg")])
         drop_on(window, missing)
-        qtbot.waitUntil(lambda: "HTTP 404" in window.message_bar.text(), timeout=10_000)
-        assert window.query_panel.caption.text() == "cat.jpg", "the query shown before the failed drop stays"
+        qtbot.waitUntil(lambda: "HTTP 404" in window.search_page.status_text(), timeout=10_000)
+        assert window.search_page.status_text().startswith(f"Could not download {base}/dog.jpg: HTTP 404")
+        assert window.query_panel.caption.text() == "dog.jpg: not searched", "not the query before it"
+        window.search_page.back()
+        assert window.query_panel.caption.text() == "cat.jpg", "the query before is one step back"
     finally:
         server.shutdown()
         server.server_close()
@@ -745,6 +752,6 @@ def test_a_photo_dropped_on_a_folder_with_no_photos_says_there_is_nothing_to_com
     with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
         window.open_folder(empty)
     window.find_similar(photo_folder / "img_01.jpg")
-    qtbot.waitUntil(lambda: "nothing to be compared with" in window.message_bar.text(), timeout=10_000)
-    said = window.message_bar.text()
+    qtbot.waitUntil(lambda: "nothing to be compared with" in window.search_page.status_text(), timeout=10_000)
+    said = window.search_page.status_text()
     assert "no photo of this folder is indexed" in said and "index a folder first" not in said, said

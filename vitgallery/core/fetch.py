@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import urllib.error
 import urllib.request
 
@@ -19,6 +20,17 @@ class DownloadError(Exception):
     """The image could not be downloaded; the message says why."""
 
 
+def _reason(reason: object) -> str:
+    """Why a connection failed, in words: a host not found is the usual sign of no connection."""
+    if isinstance(reason, socket.gaierror):
+        return "its server was not found (no internet connection, or a mistyped address)"
+    if isinstance(reason, TimeoutError):
+        return f"no answer within {DOWNLOAD_TIMEOUT_S:.0f} s"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason)
+
+
 def download(url: str, timeout_s: float = DOWNLOAD_TIMEOUT_S, max_bytes: int = DOWNLOAD_MAX_BYTES) -> bytes:
     """Fetch an image over http(s) with a timeout and a size cap; failures read well in a message."""
     request = urllib.request.Request(url, headers={"User-Agent": "vitgallery"})
@@ -34,9 +46,9 @@ def download(url: str, timeout_s: float = DOWNLOAD_TIMEOUT_S, max_bytes: int = D
     except urllib.error.HTTPError as error:
         raise DownloadError(f"could not download {url}: HTTP {error.code} {error.reason}") from error
     except urllib.error.URLError as error:
-        raise DownloadError(f"could not download {url}: {error.reason}") from error
+        raise DownloadError(f"could not download {url}: {_reason(error.reason)}") from error
     except (TimeoutError, OSError) as error:
-        raise DownloadError(f"could not download {url}: {error}") from error
+        raise DownloadError(f"could not download {url}: {_reason(error)}") from error
     if len(data) > max_bytes:
         raise DownloadError(f"{url} is larger than {max_bytes // (1024 * 1024)} MB")
     if not data:

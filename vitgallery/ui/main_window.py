@@ -161,6 +161,7 @@ class MainWindow(QMainWindow):
         self._folder_present = False
         self._offline_message: str | None = None
         self._search_error: str | None = None  # the message bar's text from the last failed search
+        self._not_a_query: str | None = None  # the message bar's text from a paste or drop that held no image
         self._model_error: str | None = None  # the same of the model that would not load, until one does
 
         self._build_widgets(thumbnail_size)
@@ -913,6 +914,7 @@ class MainWindow(QMainWindow):
     # -- queries -----------------------------------------------------------------------------------
 
     def set_query(self, source: QuerySource) -> None:
+        self.message_bar.withdraw(self._not_a_query)  # said of an earlier paste or drop, not of this query
         self.tabs.setCurrentWidget(self.search_page)
         self.search_page.search(source)
 
@@ -934,13 +936,17 @@ class MainWindow(QMainWindow):
     def paste_query(self) -> None:
         source = query_from_mime(QGuiApplication.clipboard().mimeData())
         if source is None:
-            self.message_bar.show_message("The clipboard holds no image, image file or image link.")
+            self._not_a_query = "The clipboard holds no image, image file or image link."
+            self.message_bar.show_message(self._not_a_query)
             return
         self.set_query(source)
 
     def _on_search_failed(self, error: WorkerError) -> None:
-        self._search_error = error.message
-        self.show_worker_error(error)
+        """The search page says why a search failed, beside its query; the message bar only where it
+        has more to give: the model's way out, or a report of the unexpected."""
+        if error.model_failed or error.unexpected:
+            self._search_error = error.message
+            self.show_worker_error(error)
 
     def _on_results_shown(self, count: int, refreshed: bool) -> None:
         self.message_bar.withdraw(self._search_error)  # a search that fails, then works, leaves no stale error
@@ -1000,7 +1006,8 @@ class MainWindow(QMainWindow):
         self._end_drag()
         source = query_from_mime(event.mimeData())
         if source is None:
-            self.message_bar.show_message("That drop held no image, image file or image link.")
+            self._not_a_query = "That drop held no image, image file or image link."
+            self.message_bar.show_message(self._not_a_query)
             event.ignore()
             return
         event.setDropAction(Qt.DropAction.CopyAction)

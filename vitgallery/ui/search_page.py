@@ -625,16 +625,20 @@ class SearchPage(QWidget):
             lane="download",
             name="download",
             on_finished=lambda data, s=source: self._on_downloaded(s, data),
-            on_failed=self._on_download_failed,
+            on_failed=lambda error, s=source: self._on_download_failed(s, error),
         )
 
     def _on_downloaded(self, source: QuerySource, data: bytes) -> None:
         self._download_job = None
         self.search(QuerySource(label=source.label, data=data))
 
-    def _on_download_failed(self, error: WorkerError) -> None:
+    def _on_download_failed(self, source: QuerySource, error: WorkerError) -> None:
+        """Said as a failed search is, on the page (what it said of the query before is not this one's)."""
         self._download_job = None
-        self._show_current()  # the query shown before the drop stays; the message bar names the URL
+        visit = Visit(source)
+        visit.failure = error.message[:1].upper() + error.message[1:]
+        self._push(visit)
+        self._show_current()
         self.failed.emit(error)
 
     def _run_search(self, keep_shown: bool = False) -> None:
