@@ -393,6 +393,24 @@ def test_skipped_files_show_in_the_problems_panel(qtbot, make_window, photo_fold
     assert window.tabs.tabText(2) == "Problems (1)"
 
 
+def test_a_truncated_photo_that_still_shows_a_picture_is_marked_not_indexed(qtbot, make_window, photo_folder) -> None:
+    whole = io.BytesIO()
+    make_photo(50).save(whole, format="JPEG", quality=95)
+    (photo_folder / "cut.jpg").write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])  # grey below the half
+    window = make_window()
+    window.show()
+    with qtbot.waitSignal(window.indexing_finished, timeout=60_000):
+        window.open_folder(photo_folder)
+    row = window.folder_model.row_of(photo_folder / "cut.jpg")
+    assert window.folder_model.look_of(row).not_indexed
+    tip = window.folder_model.data(window.folder_model.index(row), Qt.ItemDataRole.ToolTipRole)
+    assert tip == f"{photo_folder / 'cut.jpg'}\nnot indexed: truncated file"
+    assert not window.folder_model.look_of(window.folder_model.row_of(photo_folder / "img_00.jpg")).not_indexed
+    preview = window.open_folder_preview(row)
+    qtbot.waitUntil(lambda: "not indexed (truncated file)" in preview.status.text(), timeout=10_000)
+    preview.close()
+
+
 
 def test_a_device_that_is_not_there_points_to_the_settings_not_to_weights(
     qtbot, make_window, settings, photo_folder: Path, monkeypatch

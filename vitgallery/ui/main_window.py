@@ -746,6 +746,7 @@ class MainWindow(QMainWindow):
                 "or moved): their library followed them here, so they are not indexed again."
             )
         self.problems_panel.set_problems("index", opened.skipped)
+        self.folder_model.set_not_indexed(opened.skipped)
         self.duplicates_view.set_library(opened.library_dir)
         self.groups_page.set_library(True)
         self.sort_page.set_library(True)
@@ -789,6 +790,7 @@ class MainWindow(QMainWindow):
         self._photos_in_library = outcome.photo_count
         self._show_photo_count(outcome.photo_count)
         self.problems_panel.set_problems("index", outcome.skipped)
+        self.folder_model.set_not_indexed(outcome.skipped)
         for notice in outcome.notices:
             self.message_bar.show_message(notice)
         summary = outcome.summary

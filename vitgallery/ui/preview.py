@@ -481,7 +481,9 @@ class PreviewDialog(QDialog):
         self._loading = None
         self._shown = decoded
         self.photo_view.set_photo(QPixmap.fromImage(decoded.image), decoded.details.width or decoded.image.width())
-        self._set_status(decoded.details.text())
+        skipped = self._model.not_indexed_reason(decoded.path)
+        self._set_status(decoded.details.text() + (f" · not indexed ({skipped}): what shows may not be the whole "
+                                                   "photo, and searches do not find it" if skipped else ""))
 
     def _on_failed(self, path: Path, error: WorkerError) -> None:
         if path != self.current_path():

@@ -74,6 +74,7 @@ WEAK_TILE_OPACITY = 0.45  # a result that does not look like the query is shown 
 # above 6:1. The same photo's badge is green, so copies stand apart from look-alikes at a glance.
 BADGE_COLOUR = QColor(0, 0, 0, 170)
 SAME_PHOTO_BADGE_COLOUR = QColor(16, 110, 48, 215)
+NOT_INDEXED_BADGE_COLOUR = QColor(170, 40, 30, 215)
 
 
 class Match(enum.Enum):
@@ -139,6 +140,7 @@ class TileLook(NamedTuple):
     thumbnail_failed: bool
     score: float | None
     rank: int
+    not_indexed: bool  # the library skipped the file (its reason is in the tooltip)
 
 
 class PhotoListModel(QAbstractListModel):
@@ -152,6 +154,7 @@ class PhotoListModel(QAbstractListModel):
     def __init__(self, thumbnails: ThumbnailLoader | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._all: list[PhotoTile] = []  # in rank or listing order
+        self._not_indexed: dict[str, str] = {}  # path -> why the library skipped it
         self._rank_of: dict[str, int] = {}  # path -> position in _all, shown or not
         self._rows: list[int] = []  # positions in _all, as shown
         # position in _all -> shown row, -1 when hidden; None: to be worked out again (see _row_index)
@@ -194,9 +197,9 @@ class PhotoListModel(QAbstractListModel):
         if role == ThumbnailFailedRole:
             return self._thumbnail_failed(tile)
         if role == Qt.ItemDataRole.ToolTipRole:
-            if tile.score is None:
-                return str(tile.path)
-            return f"{tile.path}\nrank {rank + 1}: {tile.explanation()}"
+            skipped = self._not_indexed.get(str(tile.path))
+            said = str(tile.path) + (f"\nnot indexed: {skipped}" if skipped else "")
+            return said if tile.score is None else f"{said}\nrank {rank + 1}: {tile.explanation()}"
         return None
 
     def roleNames(self) -> dict[int, QByteArray]:
@@ -263,7 +266,18 @@ class PhotoListModel(QAbstractListModel):
         rank = self._rows[row]
         tile = self._all[rank]
         return TileLook(tile.path.name, tile.match, self._thumbnail(tile), self._thumbnail_failed(tile), tile.score,
-                        rank + 1)
+                        rank + 1, str(tile.path) in self._not_indexed)
+
+    def set_not_indexed(self, skipped: Iterable[tuple[Path, str]]) -> None:
+        """The files the library skipped, and why: their tiles say so (a truncated JPEG still shows a
+        picture, grey below what was read, and looked like any photo)."""
+        self._not_indexed = {str(path): reason for path, reason in skipped}
+        if self._rows:
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
+
+    def not_indexed_reason(self, path: Path) -> str | None:
+        """Why the library skipped this file, or None."""
+        return self._not_indexed.get(str(path))
 
     def _thumbnail(self, tile: PhotoTile) -> QPixmap | None:
         return self._thumbnails.pixmap(tile.path) if self._thumbnails is not None else None
@@ -577,6 +591,8 @@ class PhotoTileDelegate(QStyledItemDelegate):
         name = option.fontMetrics.elidedText(look.name, Qt.TextElideMode.ElideMiddle, label_rect.width())
         painter.drawText(label_rect, Qt.AlignmentFlag.AlignCenter, name)
 
+        if look.not_indexed:  # said where the score of a result goes: such a file is never one
+            self._paint_badge(painter, square, ["not indexed", "!"], option, NOT_INDEXED_BADGE_COLOUR)
         if look.score is not None:
             same = look.match is Match.SAME
             score = f"{look.score:.2f}{' ✓' if same else ''}"
