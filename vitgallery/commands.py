@@ -798,7 +798,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
                 unlike = "; unlike its examples" if plan.unlike_its_examples(s) else ""
                 where = (printable_path(s.folder) if s.folder
                          else f"not sure (perhaps {printable_path(s.likeliest.name)}{unlike})")
-                print(f"  {s.confidence:5.2f}  {printable_path(s.path)}  ->  {where}")
+                print(f"  {s.shown_confidence:5.2f}  {printable_path(s.path)}  ->  {where}")
             sure = sum(1 for s in plan.suggestions if s.folder is not None)
             print(f"{count_text(len(plan.suggestions), 'photo')}: {sure} sure, {len(plan.suggestions) - sure} not sure "
                   f"(below {CONFIDENT_FROM[plan.method]:.2f}, or unlike the folder's examples); "

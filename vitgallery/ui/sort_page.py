@@ -355,7 +355,7 @@ class SortPage(QWidget, JobPage):
         # as the plan said: a confident photo unlike the folder's examples is not sure either (its 99 % read as sure)
         sure = suggestion.path in self._sure
         unlike = not sure and self._plan is not None and self._plan.unlike_its_examples(suggestion)
-        item = QTableWidgetItem(f"{suggestion.confidence:.0%}" + ("" if sure else " · not sure: unlike the examples"
+        item = QTableWidgetItem(f"{suggestion.shown_confidence:.0%}" + ("" if sure else " · not sure: unlike the examples"
                                                                    if unlike else " · not sure"))
         item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if not sure:

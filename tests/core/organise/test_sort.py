@@ -13,6 +13,7 @@ from vitgallery.core.organise.sort import (
     LIKE_AS_A_COPY,
     LinearHead,
     NeighbourVote,
+    SortSuggestion,
     apply_suggestions,
     choose_classifier,
     held_out_split,
@@ -239,3 +240,9 @@ def test_the_library_follows_the_photos_an_action_moves(scenes, tmp_path, tiny):
     summary = library.index(tiny, decode_workers=0, batch_size=8)
     assert (summary.added, summary.removed, summary.moved) == (0, 0, 0)
     assert library.status().photos == count
+
+
+def test_a_confidence_just_under_the_bar_never_reads_as_the_bar(tmp_path):
+    suggestion = SortSuggestion(tmp_path / "ostrich.jpg", None, tmp_path / "animals", 0.9477)
+    assert suggestion.shown_confidence == 0.94 and f"{suggestion.shown_confidence:.0%}" == "94%"
+    assert SortSuggestion(tmp_path / "a.jpg", tmp_path / "animals", tmp_path / "animals", 1.0).shown_confidence == 1.0

@@ -13,6 +13,7 @@ action (Library.undo puts them back).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -225,6 +226,11 @@ class SortSuggestion:
     folder: Path | None  # None: not sure
     likeliest: Path  # the most likely folder, also when not sure
     confidence: float
+
+    @property
+    def shown_confidence(self) -> float:
+        """The confidence as two decimals, rounded down: 0.9477 is not sure under 0.95, and must not read 0.95."""
+        return math.floor(self.confidence * 100) / 100
 
 
 @dataclass
