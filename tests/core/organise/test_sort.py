@@ -10,6 +10,7 @@ from tests.photos import save_copies
 from vitgallery.cli import main
 from vitgallery.core.duplicates import ActionReport
 from vitgallery.core.organise.sort import (
+    KNN_WINS_BY,
     LIKE_AS_A_COPY,
     LinearHead,
     NeighbourVote,
@@ -119,7 +120,25 @@ def test_the_vote_is_kept_when_it_is_more_accurate():
     vectors = np.concatenate([vectors, -vectors])
     labels = np.concatenate([labels, labels])
     choice = choose_classifier(vectors, labels, 3)
-    assert choice.accuracy["knn"] > choice.accuracy["head"] and isinstance(choice.classifier, NeighbourVote)
+    assert (choice.accuracy["knn"] - choice.accuracy["head"]) * choice.held_out >= KNN_WINS_BY
+    assert isinstance(choice.classifier, NeighbourVote)
+
+
+def test_a_vote_ahead_by_one_held_out_example_is_chance_and_the_head_is_kept(monkeypatch):
+    vectors, labels = labelled(classes=3, per_class=10, spread=0.1)  # both sort every held-out example right...
+    head_probabilities = LinearHead.probabilities
+
+    def one_wrong(self, x):
+        found = head_probabilities(self, x)
+        if len(x) == 6:  # ...but the head, made to sort the first held-out example wrong
+            found = found.copy()
+            found[0] = np.roll(found[0], 1)
+        return found
+
+    monkeypatch.setattr(LinearHead, "probabilities", one_wrong)
+    choice = choose_classifier(vectors, labels, 3)
+    assert choice.held_out == 6 and choice.accuracy["knn"] == 1.0 and choice.accuracy["head"] == 5 / 6
+    assert isinstance(choice.classifier, LinearHead)
 
 
 def test_suggestions_for_photos_in_and_outside_the_library(sorting, tiny):
