@@ -477,6 +477,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"skipped      : {s.skipped}")
         print(f"model        : {s.model_signature or '-'}")
         print(f"index size   : {s.index_size}")
+        changes = None if s.indexing else library.changes_on_disk()
+        if changes is not None:
+            print(f"on disk now  : {_changes_text(*changes) or 'as indexed'}")
         skipped = library.skipped()
         for entry in skipped[:20]:
             print(f"  skipped {printable_path(entry.path)}: {entry.reason}")
@@ -485,6 +488,24 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     finally:
         library.close()
+
+
+def _changes_text(new: int, gone: int) -> str:
+    """What the folder holds that the library does not know yet ("" for nothing)."""
+    said = [text for count, text in ((new, f"{count_text(new, 'photo')} new or changed"),
+                                     (gone, f"{count_text(gone, 'photo')} gone")) if count]
+    return f"{' and '.join(said)} since the last index" if said else ""
+
+
+def _note_library_out_of_date(library: Library) -> None:
+    """Said before a list made of what the library holds, where that is not what the folder holds now."""
+    changes = library.changes_on_disk()
+    if changes is None:
+        print(f"note: the photo folder {printable_path(library.root)} is not there now (moved, or a drive not "
+              "mounted?): these are the photos the library held", file=sys.stderr)
+    elif any(changes):
+        print(f"note: {_changes_text(*changes)}: `vitgallery index {printable_path(library.root)}` brings them in",
+              file=sys.stderr)
 
 
 def _sort_undo_hint(library: Library, report: ActionReport) -> str:
@@ -736,6 +757,7 @@ def cmd_arrange(args: argparse.Namespace) -> int:
 def cmd_groups(args: argparse.Namespace) -> int:
     library = open_library_arg(args.library)
     try:
+        _note_library_out_of_date(library)
         grouping = find_groups(library, min_size=args.min_size)
         if args.json:
             raw: dict[str, str] = {}

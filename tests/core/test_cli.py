@@ -162,6 +162,22 @@ def test_search_defaults_to_the_last_library_and_status(indexed, capsys):
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert "photos       : 12" in out and "tiny-test" in out and "index size   : 12" in out
+    assert "on disk now  : as indexed" in out
+    (root / "img_00.jpg").unlink()
+    make_photo(40).save(root / "new.jpg")
+    (root / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    assert main(["status"]) == 0
+    assert "on disk now  : 2 photos new or changed and 1 photo gone since the last index" in capsys.readouterr().out
+    assert main(["groups", "--min-size", "2", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: 2 photos new or changed and 1 photo gone since the last index: `vitgallery index {root}`" in err
+    assert main(["index", str(root), "--library", str(lib), "--model", "tiny-test", "--workers", "0"]) == 0
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    assert "on disk now  : as indexed" in capsys.readouterr().out, "a file skipped as it is now is not a change"
+    root.rename(root.with_name("unplugged"))
+    assert main(["groups", "--min-size", "2"]) == 0
+    assert "note: the photo folder " in capsys.readouterr().err
 
 
 def test_status_names_a_library_given_relatively_in_full(indexed, capsys, monkeypatch):

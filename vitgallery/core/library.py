@@ -59,7 +59,14 @@ from vitgallery.core.index_cache import INDEX_NAME, IndexCache, SearchSpace, ind
 from vitgallery.core.indexing import IndexProgress, IndexRun, IndexSummary, bring_back, relative_to_root
 from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision, signature_runtime
 from vitgallery.core.region import Region
-from vitgallery.core.scan import FoundFile, Listing, library_folder_name, photo_root_path, root_is_available
+from vitgallery.core.scan import (
+    FoundFile,
+    Listing,
+    library_folder_name,
+    photo_root_path,
+    root_is_available,
+    scan_root,
+)
 from vitgallery.core.search import LibrarySearch, QueryImage, SearchHit
 from vitgallery.core.store import FileRow, SkippedFile, Store, StoreError
 from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
@@ -579,6 +586,23 @@ class Library:
 
     def skipped(self) -> list[SkippedFile]:
         return list(self.store.skipped().values())
+
+    def changes_on_disk(self) -> tuple[int, int] | None:
+        """(photos new or changed in the folder since they were indexed, photos of the library gone from
+        it), by listing the folder: what the next index would do. None while the folder is not there.
+        A file skipped as it is now (unreadable) is neither."""
+        if not root_is_available(self.root):
+            return None
+        found = scan_root(self.root).files
+        known, skipped = self.store.files(), self.store.skipped()
+
+        def current(f: FoundFile) -> bool:
+            row, skip = known.get(f.path), skipped.get(f.path)
+            return ((row is not None and row.has_vector and (row.size, row.mtime_ns) == (f.size, f.mtime_ns))
+                    or (skip is not None and (skip.size, skip.mtime_ns) == (f.size, f.mtime_ns)))
+
+        listed = {f.path for f in found}
+        return sum(not current(f) for f in found), sum(path not in listed for path in known)
 
     def status(self) -> LibraryStatus:
         space = self._cache.space()
