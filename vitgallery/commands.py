@@ -214,6 +214,7 @@ def _duration(seconds: float) -> str:
 
 
 SKIPPED_NAMED = 3  # files named for each reason an index run skipped some
+WATCH_CHANGES_NAMED = 5  # changed files and folders named for each batch the watcher applies
 
 
 def format_summary(s: IndexSummary) -> str:
@@ -865,10 +866,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
         embedder = library.load_embedder(device=args.device, weights=args.weights)
 
         def on_batch(batch: WatchBatch) -> None:
+            more = len(batch.changed) - WATCH_CHANGES_NAMED
+            named = (", ".join(printable_path(path) for path in batch.changed[:WATCH_CHANGES_NAMED])
+                     + (f" and {more} more" if more > 0 else ""))
             if batch.summary is None:
-                print(f"error: {batch.paths} changes not applied: {batch.error}", file=sys.stderr, flush=True)
+                print(f"error: {batch.paths} changes not applied ({named}): {batch.error}", file=sys.stderr, flush=True)
             else:
-                print(format_summary(batch.summary), flush=True)
+                print(f"{time.strftime('%H:%M:%S')} changed: {named}\n{format_summary(batch.summary)}", flush=True)
 
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -102,6 +102,7 @@ def test_cli_watch_until_interrupted(scenes):
     try:
         wait_for("unchanged 18")  # caught up with the folder, and watching since before
         make_photo(302).save(root / "seen.jpg")
+        wait_for(" changed: seen.jpg")  # named, with the time it was seen
         wait_for("added 1,")
         (root / "broken.jpg").write_bytes(b"not a photo")
         wait_for("(broken.jpg)")  # a file it cannot read is named, not only counted

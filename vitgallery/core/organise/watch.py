@@ -36,6 +36,7 @@ class WatchBatch:
     paths: int  # changed files and folders in the batch
     summary: IndexSummary | None  # None when the batch failed
     error: str | None = None
+    changed: tuple[str, ...] = ()  # those paths, in the folder, sorted
 
 
 class FolderWatcher:
@@ -154,13 +155,14 @@ class FolderWatcher:
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
+            changed = tuple(sorted(filter(None, map(self.library.relative_path, batch))))
             try:
                 summary = self.library.index_paths(self.embedder, sorted(batch), progress=self.on_progress,
                                                    cancel=self._cancel, decode_workers=self.decode_workers)
-                result = WatchBatch(len(batch), summary)
+                result = WatchBatch(len(batch), summary, changed=changed)
             except (LibraryError, StoreError, OSError) as exc:
                 log.warning("could not bring the library up to date with %d changes: %s", len(batch), exc)
-                result = WatchBatch(len(batch), None, str(exc))
+                result = WatchBatch(len(batch), None, str(exc), changed)
             if self.on_batch is not None:
                 try:
                     self.on_batch(result)
