@@ -886,6 +886,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             progress.finish()
             print(format_summary(summary), flush=True)
             stop.wait()  # Ctrl+C ends it as it ends every command: said, exit status 130 (main)
+        print("stopped watching (asked to end)", file=sys.stderr)  # a service manager's stop, say
         return 0
     finally:
         library.close()
