@@ -65,7 +65,7 @@ from vitgallery.ui.workers import (
 
 log = logging.getLogger(__name__)
 
-BOX_HINT = "Drag on the photo to search with part of it"
+BOX_HINT = "Drag on the photo to search part of it"
 DROP_HINT = "Drop a photo here\n\nfrom a file manager, a browser\nor the grid, paste it (Ctrl+V)\nor open one (Ctrl+O)"
 RESEARCH_DELAY_MS = 300  # the result count spin box settles before searching again
 MAX_HISTORY = 20  # each visit keeps its query image (up to 4 MB at 1024 px) and its results

@@ -299,6 +299,7 @@ class IndexProgressPanel(QWidget):
         self.bar.setMaximumWidth(200)
         self.bar.setMinimumWidth(80)
         self.bar.setTextVisible(True)
+        self.bar.setAlignment(Qt.AlignmentFlag.AlignCenter)  # left-aligned, the fill covered the first digits
         self.label = QLabel()
         self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.pause_button = QPushButton("Pause")
