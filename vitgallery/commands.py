@@ -740,6 +740,9 @@ def library_of(folders: list[Path], library_dir: str | None) -> Library:
 
 def cmd_arrange(args: argparse.Namespace) -> int:
     folder = Path(args.folder).expanduser().absolute()
+    if not folder.is_dir():  # said first: which library it would be in matters once it is a folder
+        raise OrganiseError(f"{printable_path(folder)} is {'a file' if folder.exists() else 'not there'}: "
+                            "arrange takes a folder of the library")
     library = library_of([folder], args.library)
     try:
         order = arrange_folder(library, folder)

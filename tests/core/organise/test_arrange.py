@@ -78,3 +78,7 @@ def test_cli_arrange_json(scenes, capsys):
     assert main(["arrange", str(root), "--library", str(library.library_dir), "--json"]) == 0
     order = json.loads(capsys.readouterr().out)["order"]
     assert sorted(order) == sorted(str(p) for p in root.iterdir())
+    assert main(["arrange", str(root / "missing"), "--library", str(library.library_dir)]) == 2
+    assert "missing is not there: arrange takes a folder of the library" in capsys.readouterr().err
+    assert main(["arrange", str(next(root.iterdir())), "--library", str(library.library_dir)]) == 2
+    assert " is a file: arrange takes a folder of the library" in capsys.readouterr().err
