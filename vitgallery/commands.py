@@ -1156,7 +1156,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "looks for pairs too, so the photos fall into finer groups")
     p.add_argument("--json", action="store_true",
                    help='print {"groups": [{"members", "representative", "name"}], "ungrouped": [...]}, each '
-                        'photo as its path (a name that is not UTF-8 also as bytes in the top-level "path_bytes")')
+                        'photo as its path (a name that is not UTF-8 also as bytes in the top-level "path_bytes"); '
+                        '"name" is the one given to the group on the window\'s Groups page, else null')
     p.set_defaults(run=cmd_groups)
 
     p = sub.add_parser("sort", parents=[verbose], help="suggest a folder for each unsorted photo, learned from folders already sorted",
