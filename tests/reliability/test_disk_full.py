@@ -60,13 +60,20 @@ def snapshot(library: Path) -> dict[str, str]:
             for p in sorted(library.iterdir()) if not p.name.endswith(("-wal", "-shm"))}
 
 
-@pytest.mark.parametrize("free_bytes", [0, 2 * 1024 * 1024], ids=["full-at-start", "full-mid-run"])
-def test_disk_full_keeps_the_previous_state_and_resumes(tmp_path, small_disk, free_bytes):
-    root, library = tmp_path / "photos", small_disk / "library"
-    add_photos(root, range(20))
+def indexed_on(disk: Path, root: Path, photos: int) -> Path:
+    """A library on `disk` of `photos` photos in `root`, indexed and closed; its folder."""
+    library = disk / "library"
+    add_photos(root, range(photos))
     lib = Library.open(root, library)
     index(lib, counting_embedder())
     lib.close()
+    return library
+
+
+@pytest.mark.parametrize("free_bytes", [0, 2 * 1024 * 1024], ids=["full-at-start", "full-mid-run"])
+def test_disk_full_keeps_the_previous_state_and_resumes(tmp_path, small_disk, free_bytes):
+    root = tmp_path / "photos"
+    library = indexed_on(small_disk, root, 20)
     before_vectors = database_vectors(library)
     index_files = {name: digest for name, digest in snapshot(library).items() if name.startswith("index.")}
 
@@ -146,11 +153,8 @@ def test_cli_index_starting_on_a_nearly_full_disk_says_so(tmp_path, small_disk, 
 def test_a_full_disk_still_shows_and_searches_the_library_and_repair_changes_nothing(tmp_path, small_disk):
     """Reading needs no room: status and search work on a full disk as on a read-only one; repair and a
     move say the disk is full instead of taking it for damage (repair salvaged an empty copy)."""
-    root, library = tmp_path / "photos", small_disk / "library"
-    add_photos(root, range(12))
-    lib = Library.open(root, library)
-    index(lib, counting_embedder())
-    lib.close()
+    root = tmp_path / "photos"
+    library = indexed_on(small_disk, root, 12)
     before = snapshot(library)
     filler = fill(small_disk, 0)
     lib = Library.open(library_dir=library)
