@@ -14,6 +14,7 @@ from vitgallery.ui.results_model import (
     InliersRole,
     Match,
     MatchRole,
+    NotIndexedRole,
     PathRole,
     PhotoGridView,
     PhotoListModel,
@@ -62,11 +63,14 @@ def test_a_tiles_look_in_one_call_is_what_its_roles_give(checked_model: PhotoLis
     checked_model.set_tiles([PhotoTile(Path("/p/crop.jpg"), 0.97, 0.62, 48, Match.SAME),
                              PhotoTile(Path("/p/far.jpg"), 0.1, 0.1, None, Match.WEAK)])
     checked_model.set_min_score(0.05)
+    checked_model.set_not_indexed([(Path("/p/far.jpg"), "truncated file")])
     for row in range(checked_model.rowCount()):
         index, look = checked_model.index(row), checked_model.look_of(row)
         assert look == (index.data(Qt.ItemDataRole.DisplayRole), index.data(MatchRole), index.data(ThumbnailRole),
-                        index.data(ThumbnailFailedRole), index.data(ScoreRole), index.data(RankRole))
+                        index.data(ThumbnailFailedRole), index.data(ScoreRole), index.data(RankRole),
+                        index.data(NotIndexedRole))
     assert checked_model.look_of(1).match is Match.WEAK and checked_model.look_of(1).rank == 2
+    assert checked_model.look_of(1).not_indexed and not checked_model.look_of(0).not_indexed
 
 
 def test_a_result_says_why_it_ranked(checked_model: PhotoListModel) -> None:

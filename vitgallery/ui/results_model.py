@@ -66,6 +66,7 @@ RankRole = Qt.ItemDataRole.UserRole + 4
 ThumbnailFailedRole = Qt.ItemDataRole.UserRole + 5
 InliersRole = Qt.ItemDataRole.UserRole + 6
 MatchRole = Qt.ItemDataRole.UserRole + 7
+NotIndexedRole = Qt.ItemDataRole.UserRole + 8  # the library skipped the file (set_not_indexed)
 
 TILE_LABEL_HEIGHT = 20
 TILE_MARGIN = 6
@@ -196,6 +197,8 @@ class PhotoListModel(QAbstractListModel):
             return self._thumbnail(tile)
         if role == ThumbnailFailedRole:
             return self._thumbnail_failed(tile)
+        if role == NotIndexedRole:
+            return str(tile.path) in self._not_indexed
         if role == Qt.ItemDataRole.ToolTipRole:
             skipped = self._not_indexed.get(str(tile.path))
             said = str(tile.path) + (f"\nnot indexed: {skipped}" if skipped else "")
@@ -209,6 +212,7 @@ class PhotoListModel(QAbstractListModel):
         names[ThumbnailRole] = QByteArray(b"thumbnail")
         names[RankRole] = QByteArray(b"rank")
         names[ThumbnailFailedRole] = QByteArray(b"thumbnailFailed")
+        names[NotIndexedRole] = QByteArray(b"notIndexed")
         names[InliersRole] = QByteArray(b"inliers")
         names[MatchRole] = QByteArray(b"match")
         return names
