@@ -520,7 +520,7 @@ class MainWindow(QMainWindow):
     def open_folder(self, folder: Path) -> None:
         """Show the folder's photos at once, then open its library and index it in the background."""
         folder = photo_root_path(folder)
-        if folder.is_dir():  # a folder through a link shows the library made of where it leads (or the other way round)
+        if folder.is_dir():  # a folder through a link shows the library made of where it leads
             folder = known_photo_folder(folder, self.settings.library_dir())
         if not folder.is_dir():
             why = "is a file, not a folder" if folder.exists() else "is not there (moved, or a drive not mounted?)"
