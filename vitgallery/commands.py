@@ -861,6 +861,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     folder = Path(args.folder).expanduser().absolute() if args.folder else None
     if folder is not None and not folder.is_dir():
         raise LibraryError(f"{printable_path(folder)} is not a folder")
+    if folder is not None and args.library is None:  # a folder through a link: its target's library, as index
+        folder = known_photo_folder(folder)
     library = library_of([folder] if folder else [], args.library)
     try:
         if folder is not None and library.root != folder:

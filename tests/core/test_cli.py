@@ -255,6 +255,22 @@ def test_a_folder_through_a_link_has_the_library_of_where_it_leads(photo_folder,
     assert sorted(capsys.readouterr().out.split()) == sorted(str(p) for p in (photo_folder / "trip").iterdir())
 
 
+def test_watch_through_a_link_watches_the_library_of_where_it_leads(photo_folder, tmp_path, capsys, monkeypatch):
+    assert main(["index", str(photo_folder), "--model", "tiny-test", "--workers", "0"]) == 0
+    link = tmp_path / "pics_link"
+    link.symlink_to(photo_folder, target_is_directory=True)
+    watched = []
+
+    class Watcher:  # the watch itself runs until Ctrl+C: what matters is which library it is given
+        def __init__(self, library, *args, **kwargs):
+            watched.append(library.root)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "FolderWatcher", Watcher)
+    assert main(["watch", str(link), "--workers", "0"]) == 130
+    assert watched == [photo_folder] and "has no library yet" not in capsys.readouterr().err
+
+
 def test_index_summary_lists_skip_reasons(photo_folder, tmp_path, capsys):
     (photo_folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     assert main(["index", str(photo_folder), "--library", str(tmp_path / "l"), "--model", "tiny-test",
