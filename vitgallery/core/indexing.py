@@ -39,7 +39,14 @@ from vitgallery.core.scan import (
     root_is_available,
     scan_root,
 )
-from vitgallery.core.store import EmbeddedFile, FileRow, Store, StoredWhitening, whitening_fingerprint
+from vitgallery.core.store import (
+    EmbeddedFile,
+    FileRow,
+    SkippedFile,
+    Store,
+    StoredWhitening,
+    whitening_fingerprint,
+)
 from vitgallery.core.whitening import LibraryWhitening
 
 log = logging.getLogger(__name__)
@@ -128,6 +135,18 @@ def bring_back(root: Path, store: Store, found: Iterable[FoundFile]) -> tuple[se
         return set(), True
     paths, as_before = store.bring_back(returning)
     return set(paths), as_before
+
+
+def embedded_as_is(f: FoundFile, row: FileRow | None) -> bool:
+    """Whether the library holds this file's vector as the file is now: an index leaves it alone."""
+    return row is not None and row.has_vector and (row.size, row.mtime_ns) == (f.size, f.mtime_ns)
+
+
+def skipped_as_is(f: FoundFile, skip: SkippedFile | None) -> bool:
+    """Whether the file was skipped as it is now, for a reason that trying again would not mend: an
+    index skips it again."""
+    return (skip is not None and (skip.size, skip.mtime_ns) == (f.size, f.mtime_ns)
+            and not failure_may_pass(skip.reason) and still_unsupported(skip.reason))
 
 
 def relative_to_root(root: Path, path: Path | str) -> str | None:
@@ -307,13 +326,11 @@ class IndexRun:
 
         candidates: list[FoundFile] = []
         for f in found:
-            row = known.get(f.path)
-            if row is not None and row.has_vector and row.size == f.size and row.mtime_ns == f.mtime_ns:
+            if embedded_as_is(f, known.get(f.path)):
                 summary.unchanged += 1
                 continue
             skip = skipped.get(f.path)
-            if (skip is not None and skip.size == f.size and skip.mtime_ns == f.mtime_ns
-                    and not failure_may_pass(skip.reason) and still_unsupported(skip.reason)):
+            if skipped_as_is(f, skip):
                 summary.note_skip(f.path, skip.reason)  # retried once the file changes, or its missing decoder comes
                 continue
             candidates.append(f)

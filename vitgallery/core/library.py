@@ -56,7 +56,15 @@ from vitgallery.core.duplicates import (
 from vitgallery.core.duplicates import actions as duplicate_actions
 from vitgallery.core.errors import EmptyLibrary, LibraryError, QueryNeedsModel
 from vitgallery.core.index_cache import INDEX_NAME, IndexCache, SearchSpace, index_signature
-from vitgallery.core.indexing import IndexProgress, IndexRun, IndexSummary, bring_back, relative_to_root
+from vitgallery.core.indexing import (
+    IndexProgress,
+    IndexRun,
+    IndexSummary,
+    bring_back,
+    embedded_as_is,
+    relative_to_root,
+    skipped_as_is,
+)
 from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision, signature_runtime
 from vitgallery.core.region import Region
 from vitgallery.core.scan import (
@@ -595,14 +603,9 @@ class Library:
             return None
         found = scan_root(self.root).files
         known, skipped = self.store.files(), self.store.skipped()
-
-        def current(f: FoundFile) -> bool:
-            row, skip = known.get(f.path), skipped.get(f.path)
-            return ((row is not None and row.has_vector and (row.size, row.mtime_ns) == (f.size, f.mtime_ns))
-                    or (skip is not None and (skip.size, skip.mtime_ns) == (f.size, f.mtime_ns)))
-
         listed = {f.path for f in found}
-        return sum(not current(f) for f in found), sum(path not in listed for path in known)
+        new = sum(not (embedded_as_is(f, known.get(f.path)) or skipped_as_is(f, skipped.get(f.path))) for f in found)
+        return new, sum(path not in listed for path in known)
 
     def status(self) -> LibraryStatus:
         space = self._cache.space()
