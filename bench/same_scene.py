@@ -1,8 +1,9 @@
 """How the search's content test splits keypoint-verified hits: searches every photo of libraries indexed by
 bench/retrieval.py (`--libs`) and prints, per corpus and task, the shared scorer's mAP and R@1, the mean
 query time, and how many hits the keypoints verify that the search still calls the same photo (✓) or
-only the same scene (its picture differs once aligned: core.duplicates.features.same_photo), each split
-by whether the truth calls the hit relevant.
+only the same scene (its picture differs once aligned: core.duplicates.features.same_photo), and how many
+smooth ones it calls the same photo by their grey levels (same_look: same_photo_by_look), each split by
+whether the truth calls the hit relevant.
 
     python bench/retrieval.py CORPUS --weights W --libs LIBS          # once per corpus
     python bench/same_scene.py CORPUS [CORPUS ...] --libs LIBS
@@ -40,14 +41,16 @@ def main() -> int:
             library = Library.open(images, args.libs / f"{corpus.name}-{task}")
             names = sorted(p.name for p in images.iterdir())
             rankings: dict[str, list[str]] = {}
-            counts = dict.fromkeys(("same_photo_relevant", "same_photo_not", "same_scene_relevant", "same_scene_not"), 0)
+            counts = dict.fromkeys((f"{kind}_{truly}" for kind in ("same_photo", "same_look", "same_scene")
+                                    for truly in ("relevant", "not")), 0)
             started = time.perf_counter()
             for name in names:
                 hits = library.search(images / name, k=args.k)
                 rankings[name] = [hit.path.name for hit in hits]
                 for hit in hits:
                     if hit.verified or hit.same_scene_only:
-                        kind = "same_scene" if hit.same_scene_only else "same_photo"
+                        kind = ("same_scene" if hit.same_scene_only else "same_look" if hit.likeness is not None
+                                else "same_photo")
                         counts[f"{kind}_{'relevant' if hit.path.name in relevant.get(name, ()) else 'not'}"] += 1
             query_ms = (time.perf_counter() - started) / len(names) * 1000
             library.close()

@@ -31,6 +31,11 @@ def make_photo(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
     return im.filter(ImageFilter.SMOOTH)
 
 
+def smooth_picture(seed: int) -> Image.Image:
+    """Soft shapes on a gradient, blurred: a wallpaper or a hazy sky, with hardly any keypoints."""
+    return make_photo(seed, (640, 480)).filter(ImageFilter.GaussianBlur(24))
+
+
 def textured_image(seed: int, width: int = 480, height: int = 360) -> np.ndarray:
     """A greyscale picture of random overlapping shapes: plenty of corners for SIFT."""
     rng = np.random.default_rng(seed)

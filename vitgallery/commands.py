@@ -358,13 +358,14 @@ def cmd_search(args: argparse.Namespace) -> int:
                 results[display_path(query)] = []  # JSON keeps every query; the text has only the error
                 continue
             results[display_path(query)] = [{**json_path(h.path), "score": round(h.score, 6),
-                                             "cosine": round(h.cosine, 6), "inliers": h.inliers, "verified": h.verified}
+                                             "cosine": round(h.cosine, 6), "inliers": h.inliers, "verified": h.verified,
+                                             "likeness": None if h.likeness is None else round(h.likeness, 4)}
                                             for h in hits]
             if not args.json:
                 print(printable_path(query))
                 for rank, h in enumerate(hits, 1):
-                    # ✓ and the matching points for a hit verified as the same photo
-                    why = f"✓{h.inliers:4d}" if h.verified else " " * 5
+                    # ✓ and the matching points for a hit verified as the same photo ("look": by its grey levels)
+                    why = (" " * 5 if not h.verified else "✓look" if h.likeness is not None else f"✓{h.inliers:4d}")
                     print(f"  {rank:3d}. {h.score:.3f} {why}  {printable_path(h.path)}")
         if args.json:
             print(json.dumps(results, indent=1))
@@ -1056,12 +1057,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", parents=[verbose], help="the photos of the library most like one or more images",
                        description="Print the photos of the library most like each IMAGE, best first. "
                                    "✓ marks a photo whose keypoints match the query's and whose picture agrees with it "
-                                   "once aligned: the same photo. --json gives each hit's \"verified\".")
+                                   "once aligned: the same photo; ✓look one too smooth for keypoints whose shapes and "
+                                   "shades align with the query's, as the duplicates check groups such copies. "
+                                   "--json gives each hit's \"verified\" (and \"likeness\": the grey levels' "
+                                   "correlation, for ✓look).")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="an image file, a photo of the library, or an http(s) address")
     add_library_option(p)
     p.add_argument("--k", type=result_count, default=20, metavar="N", help="how many photos to list (default 20)")
     p.add_argument("--json", action="store_true",
-                   help="one JSON object: query -> [{path, score, cosine, inliers}], best first")
+                   help="one JSON object: query -> [{path, score, cosine, inliers, verified, likeness}], best first")
     p.add_argument("--no-verify", action="store_true",
                    help="rank by the vectors alone, without checking the top 50 with keypoints (faster)")
     p.add_argument("--box", type=region_box, metavar="X,Y,W,H",

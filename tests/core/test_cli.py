@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.photos import make_photo, save_copies
+from tests.photos import make_photo, save_copies, smooth_picture
 from vitgallery import commands
 from vitgallery.cli import build_window_parser, main
 from vitgallery.commands import build_parser
+from vitgallery.core import search as search_module
+from vitgallery.core.duplicates.features import same_photo_by_look
 from vitgallery.core.keypoints import VERIFIED_INLIERS
 from vitgallery.core.library import INDEX_LOCK_NAME, Library
 from vitgallery.core.models import ModelLoadError
@@ -80,12 +82,34 @@ def test_search_json_for_library_and_outside_images(indexed, tmp_path, capsys):
     for hit in result[str(outside)]:
         # why it ranked where it did: the matching points when they verify it (or its cosine, where that
         # is higher), else its cosine
-        assert isinstance(hit["inliers"], int) and hit["verified"] == (hit["inliers"] >= VERIFIED_INLIERS)
+        by_look = hit["likeness"] is not None  # a smooth picture's copy (test_search_quality)
+        assert isinstance(hit["inliers"], int) and hit["verified"] == (hit["inliers"] >= VERIFIED_INLIERS or by_look)
         expected = max(verified_score(hit["inliers"]), hit["cosine"]) if hit["verified"] else hit["cosine"]
         assert hit["score"] == pytest.approx(float(expected), abs=1e-5)
     assert main(["search", str(outside), "--library", str(lib), "--k", "4", "--json", "--no-verify"]) == 0
     plain = json.loads(capsys.readouterr().out)[str(outside)]
     assert all(h["inliers"] is None and h["score"] == h["cosine"] for h in plain)
+
+
+def test_search_marks_a_smooth_copy_aligned_by_its_grey_levels(photo_folder, tmp_path, capsys, monkeypatch):
+    """✓look: too few keypoints, but its shapes and shades align with the query's (as on the Duplicates page)."""
+    original = smooth_picture(21)
+    original.save(photo_folder / "smooth.jpg", quality=90)
+    original.crop((96, 48, 576, 408)).save(photo_folder / "smooth_crop.jpg", quality=90)
+    lib = tmp_path / "lib"
+    assert main(["index", str(photo_folder), "--library", str(lib), "--model", "tiny-test", "--workers", "0"]) == 0
+    # the tiny test model's vectors say little: judged as if they looked as alike as real copies do
+    monkeypatch.setattr(search_module, "may_look_the_same", lambda inliers, cosine: inliers < VERIFIED_INLIERS)
+    monkeypatch.setattr(search_module, "same_photo_by_look",
+                        lambda query, candidate, inliers, cosine: same_photo_by_look(query, candidate, inliers, 0.9))
+    query = str(photo_folder / "smooth.jpg")
+    capsys.readouterr()
+    assert main(["search", query, "--library", str(lib), "--k", "3", "--json"]) == 0
+    crop = next(h for h in json.loads(capsys.readouterr().out)[query] if h["path"].endswith("smooth_crop.jpg"))
+    assert crop["verified"] and crop["inliers"] < VERIFIED_INLIERS and crop["likeness"] > 0.97
+    assert main(["search", query, "--library", str(lib), "--k", "3"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.endswith("smooth_crop.jpg"))
+    assert "✓look" in line
 
 
 def test_index_again_uses_the_weights_file_the_library_was_indexed_with(indexed, tmp_path, monkeypatch):

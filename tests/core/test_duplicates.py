@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from tests.photos import make_photo, textured_image
+from tests.photos import make_photo, smooth_picture, textured_image
 from vitgallery.core.duplicates import (
     DEFAULT_THRESHOLD,
     DuplicateMember,
@@ -419,11 +419,6 @@ def test_pixels_agreeing_under_a_map_of_three_points_are_no_evidence():
     """Any three point pairs fit an affine map exactly; flat areas agree under any map."""
     assert pair_score(0.7, 3, 1.0) == pair_score(0.7, 3, 0.0) < DEFAULT_THRESHOLD
     assert pair_score(0.7, 4, 1.0) > pair_score(0.7, 4, 0.0)
-
-
-def smooth_picture(seed: int) -> Image.Image:
-    """Soft shapes on a gradient, blurred: a wallpaper or a hazy sky, with hardly any keypoints."""
-    return make_photo(seed, (640, 480)).filter(ImageFilter.GaussianBlur(24))
 
 
 def test_edits_of_a_smooth_picture_align_by_their_grey_levels(tmp_path):

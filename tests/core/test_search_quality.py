@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from tests.photos import make_photo, textured_image
+from tests.photos import make_photo, smooth_picture, textured_image
 from vitgallery.core import indexing as indexing_module
 from vitgallery.core import search as search_module
-from vitgallery.core.duplicates.features import same_photo
+from vitgallery.core.duplicates.features import may_look_the_same, same_photo, same_photo_by_look
 from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, match_keypoints
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
 from vitgallery.core.photo_features import analyse_grey
 from vitgallery.core.preprocess import teaching_views_per_photo
-from vitgallery.core.rerank import verified_score
+from vitgallery.core.rerank import VERIFIED_FLOOR, verified_score
 from vitgallery.core.search import RERANK_CANDIDATES
 from vitgallery.core.store import whitening_fingerprint
 
@@ -256,3 +256,33 @@ def test_a_search_tells_the_same_photo_from_the_same_scene(photo_folder, tmp_pat
         assert hits[other].inliers >= VERIFIED_INLIERS and hits[other].same_scene_only and not hits[other].verified
         assert hits[other].score == pytest.approx(hits[other].cosine), "scored by what it looks like"
     lib.close()
+
+
+def test_a_smooth_pictures_copies_are_the_same_photo_by_their_grey_levels(photo_folder, tmp_path, embedder,
+                                                                           monkeypatch):
+    """Too few keypoints to verify them, but their shapes and shades align as the duplicates check groups
+    such copies: the search calls them the same photo too (before, the Duplicates page grouped them and
+    the search gave them no ✓). Another smooth picture does not align."""
+    original = smooth_picture(21)  # not a blurred copy of the folder's img_01
+    w, h = original.size
+    copies = {"crop": original.crop((w * 15 // 100, h // 10, w * 9 // 10, h * 85 // 100)),
+              "grey_mirror": ImageOps.mirror(ImageOps.grayscale(original))}
+    for name, image in {"smooth": original, **copies, "other_smooth": smooth_picture(23)}.items():
+        image.convert("RGB").save(photo_folder / f"{name}.jpg", quality=90)
+    lib = indexed(photo_folder, tmp_path, embedder)
+    # the tiny test model's vectors say little: judged as if they looked as alike as real copies do
+    monkeypatch.setattr(search_module, "may_look_the_same", lambda inliers, cosine: inliers < VERIFIED_INLIERS)
+    monkeypatch.setattr(search_module, "same_photo_by_look",
+                        lambda query, candidate, inliers, cosine: same_photo_by_look(query, candidate, inliers, 0.9))
+    hits = {hit.path.stem: hit for hit in lib.search(photo_folder / "smooth.jpg", k=15)}
+    aligned = [name for name in copies if hits[name].likeness is not None]
+    assert aligned, "at least one copy too smooth for keypoints"
+    for name in aligned:
+        assert hits[name].verified and hits[name].inliers < VERIFIED_INLIERS and hits[name].likeness > 0.97
+        assert hits[name].score >= VERIFIED_FLOOR, "ranked as a verified copy"
+    assert all(hits[name].verified for name in copies)
+    assert not hits["other_smooth"].verified and hits["other_smooth"].likeness is None
+    lib.close()
+    # the real gate: only pairs keypoints cannot tell that look alike in the whitened space are slid
+    assert may_look_the_same(0, 0.75) and may_look_the_same(11, 0.9)
+    assert not may_look_the_same(0, 0.6) and not may_look_the_same(VERIFIED_INLIERS, 0.9)

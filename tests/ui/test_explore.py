@@ -4,6 +4,7 @@ tests rest on what the keypoints verify and on what the marks must do whatever t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,27 @@ def test_a_result_that_is_not_the_same_photo_is_explained_without_lines(qtbot, i
     assert preview.explain_view.line_count() == 0
     assert "do not verify" in preview.explain_view.status.text()
     assert "looks alike" not in preview.explain_view.status.text(), "the grid may have faded it as unlike"
+    preview.close()
+
+
+def test_a_smooth_copy_verified_by_its_grey_levels_is_not_called_another_scene(qtbot, indexed_window, photo_folder):
+    """The search's ✓ for a picture too smooth for keypoints (its shapes and shades align): Explain finds no
+    keypoint lines, and says why without contradicting the ✓."""
+    window = indexed_window
+    searched(qtbot, window, photo_folder / "img_00.jpg")
+    model = window.results_model
+    tiles = model.tiles()
+    unverified = next(n for n, tile in enumerate(tiles) if not tile.verified)
+    tiles[unverified] = replace(tiles[unverified], match=Match.SAME, likeness=0.98)  # as the search gives it
+    model.set_tiles(tiles)
+    preview = window.search_page.open_preview(model.row_of(tiles[unverified].path))
+    preview.explain_button.click()
+    view = preview.explain_view
+    qtbot.waitUntil(lambda: view.outcome is not None, timeout=EXPLAIN_TIMEOUT_MS)
+    assert view.outcome.request.aligned_by_look and view.line_count() == 0
+    assert "shapes and shades align with 98%" in view.status.text()
+    assert "the search aligned its shapes and shades instead" in view.status.text()
+    assert "not the same scene" not in view.status.text()
     preview.close()
 
 

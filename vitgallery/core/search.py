@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vitgallery.core.duplicates.features import same_photo
+from vitgallery.core.duplicates.features import may_look_the_same, same_photo, same_photo_by_look
 from vitgallery.core.errors import EmptyLibrary, LibraryError, QueryNeedsModel
 from vitgallery.core.imageio import DecodeError, model_draft_size, open_image, photo_features, working_copy
 from vitgallery.core.index_cache import IndexCache, SearchSpace
@@ -49,12 +49,16 @@ class SearchHit:
     file_id: int
     # keypoints verify it, but the pictures differ once aligned: another subject on the same background
     same_scene_only: bool = False
+    # too few keypoints to tell, but its grey levels align with the query's as the duplicates check groups
+    # them (core.duplicates.features.same_photo_by_look): their correlation; None otherwise
+    likeness: float | None = None
 
     @property
     def verified(self) -> bool:
-        """Keypoints that one geometric map carries onto the query, and pictures that agree under it: the
-        same photo (a copy, an edit, a crop)."""
-        return self.inliers is not None and self.inliers >= VERIFIED_INLIERS and not self.same_scene_only
+        """The same photo (a copy, an edit, a crop): keypoints that one geometric map carries onto the
+        query and pictures that agree under it, or, for a smooth picture, grey levels that align."""
+        by_points = self.inliers is not None and self.inliers >= VERIFIED_INLIERS and not self.same_scene_only
+        return by_points or self.likeness is not None
 
     @property
     def looks_similar(self) -> bool:
@@ -111,6 +115,7 @@ class LibrarySearch:
         ids = list(cosines)  # best first
         inliers: dict[int, int] = {}
         same_scene: set[int] = set()
+        aligned: dict[int, float] = {}
         if asked.keypoints is not None:
             stored = self.store.keypoints(ids[:RERANK_CANDIDATES])
             readable = {label: found for label, data in stored.items() if (found := _keypoints(data)) is not None}
@@ -118,13 +123,35 @@ class LibrarySearch:
             inliers = {label: match.inliers for label, match in matches.items()}
             verified = {label: match for label, match in matches.items() if match.inliers >= VERIFIED_INLIERS}
             same_scene = self._same_scene_only(asked.features, verified, readable, cosines)
+            if space.whitening is not None:  # the slide's margin is a whitened cosine
+                aligned = self._aligned_by_look(asked.features, inliers, readable, cosines)
         background = 0.0 if space.whitening is not None else self._raw_background()
         ranked, scores = rerank(np.array(ids, dtype=np.int64), np.array([cosines[i] for i in ids]),
                                 np.array([inliers.get(i, 0) for i in ids]), background=background,
-                                same_scene_only=np.array([i in same_scene for i in ids], dtype=bool))
+                                same_scene_only=np.array([i in same_scene for i in ids], dtype=bool),
+                                aligned=np.array([i in aligned for i in ids], dtype=bool))
         return [SearchHit(self.root / rows[label].path, float(score), cosines[label], inliers.get(label), label,
-                          label in same_scene)
+                          label in same_scene, aligned.get(label))
                 for label, score in zip(ranked[:k].tolist(), scores[:k].tolist())]
+
+    def _aligned_by_look(self, query: PhotoFeatures | None, inliers: dict[int, int],
+                         keypoints: dict[int, Keypoints], cosines: dict[int, float]) -> dict[int, float]:
+        """Those candidates (their keypoints, read already) too smooth for keypoints to tell whose grey levels
+        align with the query's as the duplicates check groups a pair: id -> their likeness. Without that a
+        smooth picture's copies, grouped on the Duplicates page, had no ✓ here."""
+        if query is None:
+            return {}
+        wanted = [label for label in keypoints if may_look_the_same(inliers[label], cosines[label])]
+        aligned = {}
+        for label, looks in self.store.looks(wanted).items():
+            try:
+                candidate = PhotoFeatures.with_looks(keypoints[label], looks)
+            except ValueError:
+                continue  # damaged grey copies: ranked by its similarity
+            likeness = same_photo_by_look(query, candidate, inliers[label], cosines[label])
+            if likeness is not None:
+                aligned[label] = likeness
+        return aligned
 
     def _same_scene_only(self, query: PhotoFeatures | None, verified: dict[int, KeypointMatch],
                          keypoints: dict[int, Keypoints], cosines: dict[int, float]) -> set[int]:

@@ -200,6 +200,8 @@ class ExplainView(QWidget):
         )
         if outcome.query_points:
             verdict = f"{outcome.inliers} keypoints match through one geometric map (the lines)"
+        elif outcome.request.aligned_by_look:
+            verdict = "too few keypoints to verify this pair: the search aligned its shapes and shades instead"
         else:
             # Not "it looks alike": the grid may have faded it as unlike; the heat says which parts are alike.
             verdict = "the keypoints do not verify this pair: not the same scene (the heat shows the parts most alike)"

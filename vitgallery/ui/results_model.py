@@ -81,7 +81,7 @@ NOT_INDEXED_BADGE_COLOUR = QColor(170, 40, 30, 215)
 class Match(enum.Enum):
     """What a ranked result is to its query."""
 
-    SAME = "same"  # verified by keypoints: the same photo (a copy, an edit, a crop)
+    SAME = "same"  # verified (keypoints, or a smooth picture's grey levels): the same photo (a copy, an edit, a crop)
     SIMILAR = "similar"  # looks alike
     WEAK = "weak"  # among the closest, but not alike
 
@@ -107,6 +107,7 @@ class PhotoTile:
     inliers: int | None = None  # keypoints that one geometric map carries onto the query; None: not checked
     match: Match | None = None  # None: a photo of the folder, not a result
     date: float | None = None  # the file's modification time
+    likeness: float | None = None  # verified by grey levels that align, too smooth for keypoints (SearchHit)
 
     @property
     def verified(self) -> bool:
@@ -116,6 +117,9 @@ class PhotoTile:
         """Why it ranked where it did, in words."""
         if self.score is None:
             return ""
+        if self.verified and self.likeness is not None:
+            return (f"the same photo: too few details to match point by point, but its shapes and shades align "
+                    f"with {self.likeness:.0%} correlation (score {self.score:.3f})")
         if self.verified:
             return f"the same photo: {self.inliers} matching points (score {self.score:.3f})"
         if not self.inliers:

@@ -256,6 +256,7 @@ def tiles_from(outcome: SearchOutcome) -> list[PhotoTile]:
             hit.inliers,
             Match.SAME if hit.verified else Match.SIMILAR if hit.looks_similar else Match.WEAK,
             date,
+            hit.likeness,
         )
         for hit, date in zip(outcome.hits, outcome.dates)
     ]
@@ -581,8 +582,9 @@ class SearchPage(QWidget):
         visit = self.current
         assert visit is not None
         row = self.model.row_of(result)
-        ranked = self.model.tile_at(row).explanation() if row is not None else None
-        return ExplainRequest(self._query_of(visit), result, self._model_choice(), visit.box, ranked)
+        tile = self.model.tile_at(row) if row is not None else None
+        return ExplainRequest(self._query_of(visit), result, self._model_choice(), visit.box,
+                              tile.explanation() if tile else None, tile is not None and tile.likeness is not None)
 
     @staticmethod
     def _query_of(visit: Visit) -> Path | bytes:

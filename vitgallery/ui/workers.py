@@ -832,6 +832,7 @@ class ExplainRequest:
     model: ModelChoice
     box: QueryBox | None = None
     ranked: str | None = None  # what the search said of the result (its tile's words and score), shown beside
+    aligned_by_look: bool = False  # the search verified it by grey levels: too smooth for keypoints
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 
 from vitgallery.core.duplicates.scoring import (
+    DEFAULT_THRESHOLD,
+    DEFAULT_WEIGHTS,
     LOWEST_THRESHOLD,
     PairShape,
     agreement_counts,
@@ -122,6 +124,24 @@ def same_photo(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch, whitene
     if agreement is None:  # an overlap too small to compare (two crops of different parts): the keypoints decide
         return True
     return pair_score(whitened_cosine, found.inliers, agreement) >= LOWEST_THRESHOLD
+
+
+def may_look_the_same(inliers: int, whitened_cosine: float) -> bool:
+    """Whether grey levels alone could make a pair the same photo at the default threshold: its keypoints
+    cannot tell (a smooth picture has too few) and it looks alike enough in the whitened space."""
+    return keypoints_cannot_tell(inliers) and whitened_cosine >= DEFAULT_WEIGHTS.look_whitened
+
+
+def same_photo_by_look(a: PhotoFeatures, b: PhotoFeatures, inliers: int, whitened_cosine: float) -> float | None:
+    """For a pair that may_look_the_same: the grey levels' likeness (look_likeness) when the duplicates
+    check groups the pair on it at its default threshold, else None. The search calls such a hit the
+    same photo, as the Duplicates page does."""
+    if not may_look_the_same(inliers, whitened_cosine):
+        return None
+    likeness = look_likeness(a.look, b.look)
+    if likeness is None or pair_score(whitened_cosine, inliers, 0.0, likeness) < DEFAULT_THRESHOLD:
+        return None
+    return likeness
 
 
 def _aligned(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch) -> PairMatch:
