@@ -492,11 +492,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         library.close()
 
 
-def _changes_text(new: int, gone: int) -> str:
-    """What the folder holds that the library does not know yet ("" for nothing)."""
+def _changes_text(new: int, moved: int, gone: int) -> str:
+    """What the folder holds that the library does not know yet ("" for nothing). A photo renamed or moved
+    within the folder is said as such: the next index keeps its vector, it is neither new nor gone."""
     said = [text for count, text in ((new, f"{count_text(new, 'photo')} new or changed"),
+                                     (moved, f"{count_text(moved, 'photo')} renamed or moved"),
                                      (gone, f"{count_text(gone, 'photo')} gone")) if count]
-    return f"{' and '.join(said)} since the last index" if said else ""
+    if not said:
+        return ""
+    listed = said[0] if len(said) == 1 else f"{', '.join(said[:-1])} and {said[-1]}"
+    return f"{listed} since the last index"
 
 
 def _note_library_out_of_date(library: Library) -> None:
@@ -506,7 +511,7 @@ def _note_library_out_of_date(library: Library) -> None:
         print(f"note: the photo folder {printable_path(library.root)} is not there now (moved, or a drive not "
               "mounted?): these are the photos the library held", file=sys.stderr)
     elif any(changes):
-        print(f"note: {_changes_text(*changes)}: `vitgallery index {printable_path(library.root)}` brings them in",
+        print(f"note: {_changes_text(*changes)}: `vitgallery index {printable_path(library.root)}` brings the library up to date",
               file=sys.stderr)
 
 

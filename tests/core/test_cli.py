@@ -633,3 +633,16 @@ def test_ctrl_c_before_any_photo_was_embedded_says_nothing_was(photo_folder, tmp
     monkeypatch.setattr(Library, "index", interrupted)
     assert main(["index", str(photo_folder), "--library", str(tmp_path / "lib"), "--model", "tiny-test"]) == 130
     assert capsys.readouterr().err.endswith("interrupted: nothing new was embedded yet; the library is as it was\n")
+
+
+def test_status_says_a_renamed_photo_is_renamed_not_new_and_gone(indexed, capsys):
+    root, lib = indexed
+    (root / "img_03.jpg").rename(root / "trip" / "beach.jpg")
+    (root / "img_04.jpg").unlink()
+    assert main(["status", "--library", str(lib)]) == 0
+    assert "on disk now  : 1 photo renamed or moved and 1 photo gone since the last index" in capsys.readouterr().out
+    assert main(["groups", "--library", str(lib), "--min-size", "2"]) == 0
+    assert (f"note: 1 photo renamed or moved and 1 photo gone since the last index: `vitgallery index {root}` brings "
+            "the library up to date") in capsys.readouterr().err
+    assert main(["index", str(root), "--library", str(lib), "--model", "tiny-test", "--workers", "0"]) == 0
+    assert "added 0, updated 0, moved 1, removed 1" in capsys.readouterr().out, "as status said"

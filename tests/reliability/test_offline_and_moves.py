@@ -196,3 +196,47 @@ def test_unreadable_folder_keeps_its_photos(tmp_path, cli):
         for path in [shared, *shared.rglob("*")]:
             path.chmod(0o777)
         shutil.rmtree(shared)
+
+
+def copy_delete_and_touch(root: Path) -> None:
+    shutil.copyfile(root / "p0007.jpg", root / "copied.jpg")  # a new mtime
+    (root / "p0007.jpg").unlink()
+    os.utime(root / "p0006.jpg", ns=(0, 1_000_000_000))  # the mtime alone changed: unchanged
+
+
+def add_edit_and_delete(root: Path) -> None:
+    add_photos(root, range(90, 92), prefix="new")
+    add_photos(root, range(92, 93), prefix="edit")
+    os.replace(root / "edit0092.jpg", root / "p0002.jpg")
+    (root / "p0003.jpg").unlink()
+    move(root, "p0004.jpg", "renamed.jpg")
+
+
+FOLDER_CHANGES = {**{name: lambda root, steps=steps: [move(root, *step) for step in steps]
+                     for name, steps in MOVES.items()},
+                  "copy, delete and touch": copy_delete_and_touch, "add, edit, delete and rename": add_edit_and_delete}
+
+
+@pytest.mark.parametrize("change", list(FOLDER_CHANGES))
+def test_status_counts_what_the_next_index_does(indexed, change):
+    """`vitgallery status` says a renamed or moved photo as the index treats it, one that keeps its vector:
+    not one photo new and one gone."""
+    root, lib, embedder = indexed
+    FOLDER_CHANGES[change](root)
+    on_disk = lib.changes_on_disk()
+    summary = index(lib, embedder)
+    assert on_disk == (summary.added + summary.updated, summary.moved, summary.removed), summary
+    assert on_disk.moved >= 1 and on_disk.new == embedder.embedded
+    assert lib.changes_on_disk() == (0, 0, 0)
+
+
+def test_status_does_not_call_photos_on_an_unplugged_linked_drive_gone(tmp_path):
+    root, drive = tmp_path / "photos", tmp_path / "usb-drive"
+    add_photos(root, range(4))
+    add_photos(drive / "camera", range(4, 10))
+    (root / "camera").symlink_to(drive / "camera", target_is_directory=True)
+    lib = Library.open(root, tmp_path / "library")
+    index(lib, counting_embedder())
+    drive.rename(tmp_path / "usb-drive-unplugged")
+    assert lib.changes_on_disk() == (0, 0, 0), "the index keeps them: they are offline, not gone"
+    lib.close()

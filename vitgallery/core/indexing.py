@@ -149,6 +149,72 @@ def skipped_as_is(f: FoundFile, skip: SkippedFile | None) -> bool:
             and not failure_may_pass(skip.reason) and still_unsupported(skip.reason))
 
 
+@dataclass
+class FolderPlan:
+    """What an index does with a listing of the folder, before it writes anything (plan_changes)."""
+
+    unchanged: int = 0  # embedded as they are, at the same path (a file whose mtime alone changed, too)
+    moved: int = 0  # embedded contents found at another path: renamed or moved, their vectors kept
+    skipped_again: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): skipped as they are
+    offline: set[str] = field(default_factory=set)  # paths under folders that cannot be reached now: kept
+    moves: dict[int, FoundFile] = field(default_factory=dict)  # row id -> the file its content is at now
+    to_embed: list[FoundFile] = field(default_factory=list)
+    missing: list[FileRow] = field(default_factory=list)  # rows whose content is nowhere in the listing
+    replaced: list[int] = field(default_factory=list)  # rows whose path another row's content moved onto
+
+
+def plan_changes(root: Path, found: list[FoundFile], known: dict[str, FileRow], skipped: dict[str, SkippedFile],
+                 unreachable: list[str]) -> FolderPlan:
+    """Sort a listing into unchanged / skipped again / moved / to embed, and the rows whose content is gone:
+    one rule for an index run and for `vitgallery status`. An embedded content keeps its vector wherever it
+    went (a moved or renamed file or folder, a file moved over another one, two swapped names, a file whose
+    mtime alone changed), found by its size, then its content's fingerprint (only files of a size some
+    displaced row has are read)."""
+    plan = FolderPlan()
+    found_paths = {f.path for f in found}
+    candidates: list[FoundFile] = []
+    for f in found:
+        if embedded_as_is(f, known.get(f.path)):
+            plan.unchanged += 1
+        elif skipped_as_is(f, skip := skipped.get(f.path)):
+            plan.skipped_again.append((f.path, skip.reason))
+        else:
+            candidates.append(f)
+    plan.offline = {path for path in known if path not in found_paths and _is_under(path, unreachable)}
+    # Rows whose content is no longer at their path; it may be at one of the candidates' paths.
+    displaced = [row for path, row in known.items() if path not in found_paths and path not in plan.offline]
+    displaced += [known[f.path] for f in candidates if f.path in known]
+    by_size: dict[int, list[FileRow]] = {}
+    for row in displaced:
+        if row.has_vector:
+            by_size.setdefault(row.size, []).append(row)
+    for f in candidates:
+        row = _same_content(root, f, by_size.get(f.size, []), plan.moves)
+        if row is None:
+            plan.to_embed.append(f)
+            continue
+        plan.moves[row.id] = f
+        if row.path == f.path:
+            plan.unchanged += 1
+        else:
+            plan.moved += 1
+    taken = {f.path for f in plan.moves.values()}
+    plan.missing = [row for row in displaced if row.id not in plan.moves and row.path not in found_paths]
+    plan.replaced = [row.id for row in displaced if row.id not in plan.moves and row.path in taken]
+    return plan
+
+
+def _same_content(root: Path, f: FoundFile, rows: list[FileRow], claimed: dict[int, FoundFile]) -> FileRow | None:
+    rows = [row for row in rows if row.id not in claimed]
+    if not rows:
+        return None
+    try:
+        fingerprint = fingerprint_file(root / f.path)
+    except OSError:
+        return None
+    return next((row for row in rows if row.fingerprint == fingerprint), None)
+
+
 def relative_to_root(root: Path, path: Path | str) -> str | None:
     """The path as a library stores it ('' for the root itself), or None when it is outside the root.
     "P/../P/a" is "P/a" (`vitgallery arrange ../photos` from a folder beside it), and a path through a
@@ -313,57 +379,27 @@ class IndexRun:
 
     def _plan(self, found: list[FoundFile], known: dict[str, FileRow], unreachable: list[str],
               scope: set[str] | None = None) -> list[FoundFile]:
-        """Sort found files into unchanged / moved / to embed; remove rows whose content is gone.
-
-        An embedded content keeps its vector wherever it went: a moved or renamed file or folder, a
-        file moved over another one, two swapped names, a file whose mtime alone changed. `scope`: the
-        only paths looked at (run_paths); None for the whole folder."""
+        """Sort found files into unchanged / moved / to embed (plan_changes); follow the moved rows and
+        remove those whose content is gone. `scope`: the only paths looked at (run_paths); None for the
+        whole folder."""
         summary = self.summary
         found_paths = {f.path for f in found}
         skipped = self.store.skipped()
         stale_skips = [p for p in skipped if p not in found_paths and (scope is None or p in scope)]
         self.store.forget_skipped(stale_skips)
 
-        candidates: list[FoundFile] = []
-        for f in found:
-            if embedded_as_is(f, known.get(f.path)):
-                summary.unchanged += 1
-                continue
-            skip = skipped.get(f.path)
-            if skipped_as_is(f, skip):
-                summary.note_skip(f.path, skip.reason)  # retried once the file changes, or its missing decoder comes
-                continue
-            candidates.append(f)
-
-        offline = {path for path in known if path not in found_paths and _is_under(path, unreachable)}
-        if offline:
-            self.notice(f"{len(offline)} photos under {', '.join(sorted(unreachable))} cannot be reached now "
+        plan = plan_changes(self.root, found, known, skipped, unreachable)
+        summary.unchanged += plan.unchanged
+        summary.moved += plan.moved
+        for path, reason in plan.skipped_again:  # retried once the file changes, or its missing decoder comes
+            summary.note_skip(path, reason)
+        if plan.offline:
+            self.notice(f"{len(plan.offline)} photos under {', '.join(sorted(unreachable))} cannot be reached now "
                         "(an unreadable folder, an unmounted drive or a link to an unplugged one): "
                         "they stay in the library")
-        # Rows whose content is no longer at their path; it may be at one of the candidates' paths.
-        displaced = [row for path, row in known.items() if path not in found_paths and path not in offline]
-        displaced += [known[f.path] for f in candidates if f.path in known]
-        by_size: dict[int, list[FileRow]] = {}
-        for row in displaced:
-            if row.has_vector:
-                by_size.setdefault(row.size, []).append(row)
-        moves: dict[int, FoundFile] = {}  # row id -> where its content is now
-        to_embed: list[FoundFile] = []
-        for f in candidates:
-            row = self._same_content(f, by_size.get(f.size, []), moves)
-            if row is None:
-                to_embed.append(f)
-                continue
-            moves[row.id] = f
-            if row.path == f.path:
-                summary.unchanged += 1
-            else:
-                summary.moved += 1
-
-        taken = {f.path for f in moves.values()}
-        missing = [row.id for row in displaced if row.id not in moves and row.path not in found_paths
-                   and not self._arrived_since_listing(row)]
-        replaced = [row.id for row in displaced if row.id not in moves and row.path in taken]
+        moves, to_embed = plan.moves, plan.to_embed
+        missing = [row.id for row in plan.missing if not self._arrived_since_listing(row)]
+        replaced = plan.replaced
         if not self.forget_missing and len(missing) > max(MASS_LOSS_SHARE * len(known), MASS_LOSS_MIN_PHOTOS):
             self.notice(f"{len(missing)} of {len(known)} photos are gone from {self.root} at once (a drive "
                         "unplugged, a folder replaced?): they stay in the library until you say to forget them")
@@ -390,16 +426,6 @@ class IndexRun:
         except OSError:
             return False
         return stat.S_ISREG(st.st_mode) and st.st_size == row.size and st.st_mtime_ns == row.mtime_ns
-
-    def _same_content(self, f: FoundFile, rows: list[FileRow], claimed: dict[int, FoundFile]) -> FileRow | None:
-        rows = [row for row in rows if row.id not in claimed]
-        if not rows:
-            return None
-        try:
-            fingerprint = fingerprint_file(self.root / f.path)
-        except OSError:
-            return None
-        return next((row for row in rows if row.fingerprint == fingerprint), None)
 
     # -- embedding ---------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from platformdirs import user_data_dir
@@ -61,9 +62,8 @@ from vitgallery.core.indexing import (
     IndexRun,
     IndexSummary,
     bring_back,
-    embedded_as_is,
+    plan_changes,
     relative_to_root,
-    skipped_as_is,
 )
 from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision, signature_runtime
 from vitgallery.core.region import Region
@@ -81,7 +81,7 @@ from vitgallery.core.vector_store import VectorStoreError, VectorStoreSetting
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DB_NAME", "INDEX_NAME", "IndexProgress", "IndexSummary", "Library", "LibraryError",
+__all__ = ["DB_NAME", "INDEX_NAME", "DiskChanges", "IndexProgress", "IndexSummary", "Library", "LibraryError",
            "LibraryStatus", "MovedLibrary", "QueryNeedsModel", "SearchHit", "SearchSpace", "default_library_dir",
            "index_signature", "last_library_dir", "library_followed_from", "moved_library",
            "remember_last_library"]
@@ -298,6 +298,14 @@ def _renamed_for_new_place(store: Store, lib_dir: Path, old_root: Path, new_root
                            f"new place: {exc.strerror or exc}") from exc
     log.info("library %s moved to %s with its photos", lib_dir, target)
     return Store(target / DB_NAME), target
+
+
+class DiskChanges(NamedTuple):
+    """Photos of the folder the library does not hold as they are now (Library.changes_on_disk)."""
+
+    new: int  # new or changed: the next index embeds them
+    moved: int  # renamed or moved within the folder: the next index keeps their vectors
+    gone: int  # gone from the folder (or another photo's content moved onto them)
 
 
 @dataclass(frozen=True)
@@ -595,17 +603,18 @@ class Library:
     def skipped(self) -> list[SkippedFile]:
         return list(self.store.skipped().values())
 
-    def changes_on_disk(self) -> tuple[int, int] | None:
-        """(photos new or changed in the folder since they were indexed, photos of the library gone from
-        it), by listing the folder: what the next index would do. None while the folder is not there.
-        A file skipped as it is now (unreadable) is neither."""
+    def changes_on_disk(self) -> DiskChanges | None:
+        """What the folder holds that the library does not know yet, by listing it: what the next index
+        would do (plan_changes, the index's own rule). None while the folder is not there. A file skipped
+        as it is now (unreadable) is no change; nor is a photo under a folder that cannot be reached now
+        (an unplugged drive): the index keeps it."""
         if not root_is_available(self.root):
             return None
-        found = scan_root(self.root).files
-        known, skipped = self.store.files(), self.store.skipped()
-        listed = {f.path for f in found}
-        new = sum(not (embedded_as_is(f, known.get(f.path)) or skipped_as_is(f, skipped.get(f.path))) for f in found)
-        return new, sum(path not in listed for path in known)
+        scan = scan_root(self.root)
+        vanished_mounts = [path for path in self.store.mount_points() if path not in scan.mount_points]
+        plan = plan_changes(self.root, scan.files, self.store.files(), self.store.skipped(),
+                            scan.unreachable + vanished_mounts)
+        return DiskChanges(len(plan.to_embed), plan.moved, len(plan.missing) + len(plan.replaced))
 
     def status(self) -> LibraryStatus:
         space = self._cache.space()
