@@ -646,3 +646,19 @@ def test_status_says_a_renamed_photo_is_renamed_not_new_and_gone(indexed, capsys
             "the library up to date") in capsys.readouterr().err
     assert main(["index", str(root), "--library", str(lib), "--model", "tiny-test", "--workers", "0"]) == 0
     assert "added 0, updated 0, moved 1, removed 1" in capsys.readouterr().out, "as status said"
+
+
+def test_index_and_status_list_a_pipe_and_a_link_to_a_missing_file_as_skipped(indexed, tmp_path, capsys):
+    root, lib = indexed
+    os.mkfifo(root / "pipe.jpg")
+    (root / "trip" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    assert main(["index", str(root), "--library", str(lib), "--model", "tiny-test", "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "unchanged 12, skipped 2" in out
+    assert "skipped 1: not a regular file (a named pipe) (pipe.jpg)" in out
+    assert "skipped 1: a link to a missing file (its target was moved or deleted, or is on a drive not mounted) " \
+           "(trip/gone.jpg)" in out
+    assert main(["status", "--library", str(lib)]) == 0
+    out = capsys.readouterr().out
+    assert "skipped      : 2" in out and "on disk now  : as indexed" in out
+    assert "  skipped pipe.jpg: not a regular file (a named pipe)\n" in out and "  skipped trip/gone.jpg: a link" in out

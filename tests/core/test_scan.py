@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from vitgallery.core.scan import fingerprint_file, root_is_available, scan_root
+from vitgallery.core.scan import LINK_TO_MISSING_FILE, fingerprint_file, root_is_available, scan_root
 
 
 def test_finds_photos_skips_hidden_and_other_files(photo_folder):
@@ -53,3 +53,12 @@ def test_a_link_to_a_folder_inside_is_not_walked_and_the_photos_keep_their_real_
     paths = [f.path for f in scan_root(photo_folder).files]
     assert "trip/img_10.jpg" in paths and not any(p.startswith("links/") for p in paths)
     assert "far_away/far.jpg" in paths and len(paths) == len(set(paths)) == 13
+
+
+def test_a_pipe_and_a_link_to_a_missing_file_are_said_not_left_out(photo_folder, tmp_path):
+    os.mkfifo(photo_folder / "pipe.jpg")  # stat only: opening it would wait for a writer forever
+    (photo_folder / "trip" / "gone.jpg").symlink_to(tmp_path / "unplugged" / "gone.jpg")
+    result = scan_root(photo_folder)
+    assert [f.path for f in result.files if "img" not in f.path] == []
+    assert dict(result.problems) == {"pipe.jpg": "not a regular file (a named pipe)", "trip/gone.jpg": LINK_TO_MISSING_FILE}
+    assert result.unreachable == ["trip/gone.jpg"], "a photo the library knows there stays (an unplugged drive)"

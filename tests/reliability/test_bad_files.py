@@ -23,16 +23,19 @@ SYMLINK_LOOP = "symbolic links"
 
 def add_scanner_traps(root: Path) -> dict[str, Expected]:
     """Things only the folder walk meets: a folder linked into itself, a loop of file links, a FIFO
-    (reading it would block forever) and a folder with a photo's name."""
+    (reading it would block forever), a link to a file that is gone and a folder with a photo's name."""
     (root / "sub").mkdir()
     add_photos(root / "sub", range(70, 72))
     (root / "sub" / "loop").symlink_to("..", target_is_directory=True)
     (root / "link-a.jpg").symlink_to("link-b.jpg")
     (root / "link-b.jpg").symlink_to("link-a.jpg")
     os.mkfifo(root / "pipe.jpg")
+    (root / "gone.jpg").symlink_to(root / "deleted" / "p0001.jpg")
     (root / "folder.jpg").mkdir()
     return {"sub/p0070.jpg": Expected(True), "sub/p0071.jpg": Expected(True),
-            "link-a.jpg": Expected(False, SYMLINK_LOOP), "link-b.jpg": Expected(False, SYMLINK_LOOP)}
+            "link-a.jpg": Expected(False, SYMLINK_LOOP), "link-b.jpg": Expected(False, SYMLINK_LOOP),
+            "pipe.jpg": Expected(False, "not a regular file (a named pipe)"),
+            "gone.jpg": Expected(False, "a link to a missing file")}
 
 
 def check_outcome(lib: Library, expected: dict[str, Expected]) -> None:

@@ -35,6 +35,10 @@ class ScanResult:
     mount_points: list[str] = field(default_factory=list)
 
 
+# Said of a photo-named link whose target is not there: listed with the skipped files, so the user finds it.
+LINK_TO_MISSING_FILE = "a link to a missing file (its target was moved or deleted, or is on a drive not mounted)"
+
+
 def root_is_available(root: Path) -> bool:
     """False for a missing folder or an unmounted drive; such a root must delete nothing."""
     try:
@@ -103,18 +107,29 @@ def scan_root(root: Path) -> ScanResult:
                     result.unreachable.append(prefix + name)
                 continue
             try:
-                fst = os.stat(full)
+                fst = os.stat(full)  # never an open(): opening a named pipe waits for a writer forever
             except FileNotFoundError:
-                if os.path.islink(full):
+                if os.path.islink(full):  # a photo the library knows there is offline, not deleted
                     result.unreachable.append(prefix + name)
+                    result.problems.append((prefix + name, LINK_TO_MISSING_FILE))
                 continue  # else it vanished between listing and stat
             except OSError as exc:
                 result.problems.append((prefix + name, f"cannot read file: {exc.strerror or exc}"))
                 continue
             if not stat.S_ISREG(fst.st_mode):
+                result.problems.append((prefix + name, f"not a regular file ({_special_kind(fst.st_mode)})"))
                 continue
             result.files.append(FoundFile(prefix + name, fst.st_size, fst.st_mtime_ns))
     return result
+
+
+def _special_kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file of data"
 
 
 def photo_root_path(folder: Path | str) -> Path:
