@@ -662,3 +662,21 @@ def test_index_and_status_list_a_pipe_and_a_link_to_a_missing_file_as_skipped(in
     out = capsys.readouterr().out
     assert "skipped      : 2" in out and "on disk now  : as indexed" in out
     assert "  skipped pipe.jpg: not a regular file (a named pipe)\n" in out and "  skipped trip/gone.jpg: a link" in out
+
+
+def test_a_folder_indexed_through_a_link_keeps_that_library_when_indexed_by_its_own_path(photo_folder, tmp_path,
+                                                                                          capsys):
+    tiny = ["--model", "tiny-test", "--workers", "0"]
+    link = tmp_path / "pics_link"  # `vitgallery index ~/Pictures`, ~/Pictures linking to a drive
+    link.symlink_to(photo_folder, target_is_directory=True)
+    assert main(["index", str(link), *tiny]) == 0
+    capsys.readouterr()
+    assert main(["index", str(photo_folder), *tiny]) == 0
+    out = capsys.readouterr()
+    assert "added 0," in out.out and "unchanged 12" in out.out, "not a second library embedding all again"
+    assert f"indexing {link} " in out.err
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert f"photo folder : {link}\n" in out and "photos       : 12" in out and "on disk now  : as indexed" in out
+    libraries = Path(os.environ["XDG_DATA_HOME"]) / "vitgallery" / "libraries"
+    assert len(list(libraries.iterdir())) == 1

@@ -416,3 +416,26 @@ def test_a_folder_through_a_link_is_known_by_the_name_its_library_has(tmp_path):
     assert known_photo_folder(link, location) == link, "another library location has none of it"
     Library.open(link, library_dir_under(location, link)).close()
     assert known_photo_folder(link, location) == link, "a library of its own under the link's name stays its own"
+
+
+def test_a_folder_whose_library_was_made_through_a_link_to_it_is_known_by_the_link(tmp_path):
+    real, link, location = tmp_path / "drive" / "photos", tmp_path / "Pictures", tmp_path / "libraries"
+    real.mkdir(parents=True)
+    link.symlink_to(real, target_is_directory=True)
+    Library.open(link).close()  # `vitgallery index ~/Pictures`, ~/Pictures linking to the drive
+    assert known_photo_folder(real) == link and known_photo_folder(link) == link
+    assert known_photo_folder(real, location) == real, "another library location has none of it"
+    Library.open(link, library_dir_under(location, link)).close()
+    assert known_photo_folder(real, location) == link
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert known_photo_folder(elsewhere) == elsewhere, "a folder no link of a library leads to keeps its name"
+
+    library = Library.open(real, default_library_dir(link))  # --library named, the folder by its target
+    assert library.root == link and library.library_dir == default_library_dir(link)
+    library.close()
+    link.unlink()
+    link.symlink_to(elsewhere, target_is_directory=True)  # the link leads elsewhere now
+    assert known_photo_folder(real) == real
+    with pytest.raises(LibraryError, match="is the library of"):
+        Library.open(real, default_library_dir(link))

@@ -105,20 +105,38 @@ def library_dir_under(location: Path, folder: Path) -> Path:
 
 
 def known_photo_folder(folder: Path, location: Path | None = None) -> Path:
-    """`folder` by the name its library knows it by: a folder reached through a link (~/Pictures linking to
-    a drive) whose target has a library is that target, not a second library embedding every photo again.
-    Any other folder keeps the name given. `location`: the library location from Settings."""
+    """`folder` by the name its library knows it by, so that one folder has one library, not a second one
+    embedding every photo again: a folder reached through a link (~/Pictures linking to a drive) whose
+    target has a library is that target; a folder whose library was made through a link to it is that
+    link. Any other folder keeps the name given. `location`: the library location from Settings."""
     folder = photo_root_path(folder)
 
     def has_library(name: Path) -> bool:
         return ((library_dir_under(location, name) if location else default_library_dir(name)) / DB_NAME).exists()
 
-    real = Path(os.path.realpath(folder))
-    if real == folder or has_library(folder):
+    if has_library(folder):
         return folder
-    if has_library(real):
+    real = Path(os.path.realpath(folder))
+    if real != folder and has_library(real):
         return real
-    return folder
+    return _linked_root_of(real, location or default_library_dir(folder).parent) or folder
+
+
+def _linked_root_of(real: Path, libraries: Path) -> Path | None:
+    """The photo folder of a library among `libraries` (one library folder per photo folder) that was made
+    through a link leading to `real` now: its recorded root, which the library is found by. Read only
+    where a folder has no library under its own name or its target's: one small read per library."""
+    try:
+        candidates = sorted(libraries.iterdir())
+    except OSError:
+        return None
+    for candidate in candidates:
+        recorded = _recorded_root(candidate)
+        # Named for its recorded root, else the recorded root would not lead back to this library folder.
+        if (recorded is not None and recorded != real and candidate.name == library_folder_name(recorded)
+                and Path(os.path.realpath(recorded)) == real):
+            return recorded
+    return None
 
 
 def library_followed_from(library_dir: Path) -> Path | None:
@@ -136,6 +154,11 @@ def library_followed_from(library_dir: Path) -> Path | None:
                                             for root in former):
             return candidate
     return None
+
+
+def _same_folder(first: Path, second: Path) -> bool:
+    """Whether two names of folders lead to the same folder now (a link and its target)."""
+    return os.path.realpath(first) == os.path.realpath(second)
 
 
 def _recorded_root(library_dir: Path) -> Path | None:
@@ -364,6 +387,8 @@ class Library:
             root = Path(recorded)
         else:
             root = photo_root_path(photo_root)
+            if recorded is not None and Path(recorded) != root and not repoint and _same_folder(Path(recorded), root):
+                root = Path(recorded)  # reached through a link (or the link's target): one library, its name kept
             if recorded is not None and Path(recorded) != root and not repoint:
                 store.close()
                 raise LibraryError(f"{lib_dir} is the library of {recorded}, not of {root}; if that folder was "
