@@ -121,10 +121,8 @@ class LibrarySearch:
             readable = {label: found for label, data in stored.items() if (found := _keypoints(data)) is not None}
             matches = dict(zip(readable, match_against(asked.keypoints, list(readable.values())), strict=True))
             inliers = {label: match.inliers for label, match in matches.items()}
-            verified = {label: match for label, match in matches.items() if match.inliers >= VERIFIED_INLIERS}
-            same_scene = self._same_scene_only(asked.features, verified, readable, cosines)
-            if space.whitening is not None:  # the slide's margin is a whitened cosine
-                aligned = self._aligned_by_look(asked.features, inliers, readable, cosines)
+            same_scene, aligned = self._judged_by_pictures(asked.features, matches, readable, cosines,
+                                                           whitened=space.whitening is not None)
         background = 0.0 if space.whitening is not None else self._raw_background()
         ranked, scores = rerank(np.array(ids, dtype=np.int64), np.array([cosines[i] for i in ids]),
                                 np.array([inliers.get(i, 0) for i in ids]), background=background,
@@ -134,41 +132,34 @@ class LibrarySearch:
                           label in same_scene, aligned.get(label))
                 for label, score in zip(ranked[:k].tolist(), scores[:k].tolist())]
 
-    def _aligned_by_look(self, query: PhotoFeatures | None, inliers: dict[int, int],
-                         keypoints: dict[int, Keypoints], cosines: dict[int, float]) -> dict[int, float]:
-        """Those candidates (their keypoints, read already) too smooth for keypoints to tell whose grey levels
-        align with the query's as the duplicates check groups a pair: id -> their likeness. Without that a
-        smooth picture's copies, grouped on the Duplicates page, had no ✓ here."""
+    def _judged_by_pictures(self, query: PhotoFeatures | None, matches: dict[int, KeypointMatch],
+                            keypoints: dict[int, Keypoints], cosines: dict[int, float],
+                            whitened: bool) -> tuple[set[int], dict[int, float]]:
+        """What the candidates' grey copies say beside their keypoint matches (id -> match; their keypoints,
+        read already): (those the keypoints verify whose pictures differ once aligned: the same scene, not
+        the same photo, core.duplicates.features.same_photo; those too smooth for keypoints to tell whose
+        grey levels align with the query's as the duplicates check groups a pair, id -> their likeness,
+        same_photo_by_look: without that a smooth picture's copies, grouped on the Duplicates page, had
+        no ✓ here). `whitened`: the cosines are the whitened space's, which the slide's margin is in.
+        A candidate without readable grey copies keeps what its keypoints say."""
         if query is None:
-            return {}
-        wanted = [label for label in keypoints if may_look_the_same(inliers[label], cosines[label])]
-        aligned = {}
-        for label, looks in self.store.looks(wanted).items():
+            return set(), {}
+        verified = {label: match for label, match in matches.items() if match.inliers >= VERIFIED_INLIERS}
+        smooth = [label for label, match in matches.items()
+                  if whitened and may_look_the_same(match.inliers, cosines[label])]
+        differ, aligned = set(), {}
+        for label, looks in self.store.looks([*verified, *smooth]).items():
             try:
                 candidate = PhotoFeatures.with_looks(keypoints[label], looks)
             except ValueError:
-                continue  # damaged grey copies: ranked by its similarity
-            likeness = same_photo_by_look(query, candidate, inliers[label], cosines[label])
-            if likeness is not None:
-                aligned[label] = likeness
-        return aligned
-
-    def _same_scene_only(self, query: PhotoFeatures | None, verified: dict[int, KeypointMatch],
-                         keypoints: dict[int, Keypoints], cosines: dict[int, float]) -> set[int]:
-        """Those of the verified candidates (id -> their keypoint match; their keypoints, read already) whose
-        pictures differ once aligned (core.duplicates.features.same_photo). A candidate without grey
-        copies stays verified."""
-        if query is None or not verified:
-            return set()
-        differ = set()
-        for label, looks in self.store.looks(verified).items():
-            try:
-                candidate = PhotoFeatures.with_looks(keypoints[label], looks)
-            except ValueError:
-                continue  # damaged grey copies: its keypoints still verify it
-            if not same_photo(query, candidate, verified[label], cosines[label]):
+                continue  # damaged grey copies
+            if label in verified and not same_photo(query, candidate, verified[label], cosines[label]):
                 differ.add(label)
-        return differ
+            elif label not in verified:
+                likeness = same_photo_by_look(query, candidate, matches[label].inliers, cosines[label])
+                if likeness is not None:
+                    aligned[label] = likeness
+        return differ, aligned
 
     def _raw_background(self) -> float:
         """What two unrelated photos score before the whitening is fitted (a library's first indexing
