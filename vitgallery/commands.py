@@ -584,7 +584,9 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             sys.stderr.write("\r\033[K")
         groups, hidden = scan.groups_and_hidden(args.threshold, include_decided=args.all)
         hidden = 0 if args.all else hidden
-        choices = _kept(groups, rule, prefer, library.chosen_keeps(groups))
+        decided = {g.key: row.decision for g in groups
+                   if (row := scan.is_decided(m.fingerprint for m in g.members)) is not None}  # shown by --all
+        choices = _kept(groups, rule, prefer, library.chosen_keeps(groups), decided)
         if not args.json:
             _print_groups(groups, choices, args.threshold, rule, hidden, scan.age_text)
         for path, reason in scan.problems:
@@ -607,7 +609,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             print(json.dumps({
                 "threshold": args.threshold, "keep_rule": rule.value, "hidden_by_decisions": hidden,
                 "scanned_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(scan.scanned_at)),
-                "groups": [{"key": g.key, "keep_reason": reason, "members": [
+                "groups": [{"key": g.key, "keep_reason": reason, "decision": decided.get(g.key), "members": [
                     {**json_path(m.path), "keep": m.path in keep, "size": m.size,
                      "width": m.width, "height": m.height,
                      "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(m.date)),
@@ -624,13 +626,18 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         library.close()
 
 
-def _kept(groups: list[DuplicateGroup], rule: KeepRule, prefer: Path | None,
-          chosen: dict[str, frozenset[Path]]) -> list[tuple[frozenset[Path], str]]:
-    """What is kept of each group, and why: the photos the user chose in the window where they did (a
-    rule given here does not undo a choice made photo by photo), else the rule's."""
+def _kept(groups: list[DuplicateGroup], rule: KeepRule, prefer: Path | None, chosen: dict[str, frozenset[Path]],
+          decided: dict[str, str]) -> list[tuple[frozenset[Path], str]]:
+    """What is kept of each group, and why: every photo of a group the user marked "keep all" or "not
+    duplicates" (`decided`, group key -> decision: --all lists such groups, and no action may touch them);
+    the photos the user chose in the window where they did (a rule given here does not undo a choice made
+    photo by photo); else the rule's."""
     kept = []
     for group in groups:
-        if group.key in chosen:
+        if group.key in decided:
+            said = "keep all" if decided[group.key] == "keep_all" else "not duplicates"
+            kept.append((frozenset(m.path for m in group.members), f"all: you marked them '{said}'"))
+        elif group.key in chosen:
             kept.append((chosen[group.key], "your choice (made in the window)"))
         else:
             choice = choose_keeper(group.members, rule, prefer)
@@ -1122,7 +1129,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which photo of a group to mark as kept, where you did not choose in the window (best: "
                         "the copy no edit touched, by a quality score; the others by one property)")
     p.add_argument("--prefer", metavar="FOLDER", help="the preferred folder for --keep folder")
-    p.add_argument("--all", action="store_true", help="also show groups you marked 'not duplicates' or 'keep all'")
+    p.add_argument("--all", action="store_true", help="also show groups you marked 'not duplicates' or 'keep all' (every photo of "
+                        "them kept: no action touches them)")
     p.add_argument("--json", action="store_true",
                    help='print the groups as JSON, and what each action did: "actions": [{"kind", "action_id", '
                         '"done": [{"from", "to"}], "problems": [{"path", "reason"}]}] (--undo: that document '

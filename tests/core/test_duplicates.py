@@ -582,6 +582,36 @@ def test_cli_lists_groups_and_exports(library, tmp_path, capsys):
     assert "needs --prefer" in capsys.readouterr().err
 
 
+def test_cli_all_shows_decided_groups_and_no_action_touches_them(library, tmp_path, capsys):
+    """QA: a group marked "keep all" in the window, then `duplicates --all --move DIR --yes`: 7 of its photos
+    were moved (it was listed with one photo kept, like any other group)."""
+    import json
+
+    from vitgallery.cli import main
+
+    scan = scan_duplicates(library, workers=1)
+    by_seed = {min(names(g)): g for g in scan.groups()}
+    decide(library.store, by_seed["p1.jpg"], "keep_all")
+    decide(library.store, by_seed["p4.jpg"], "not_duplicates")
+    decided = names(by_seed["p1.jpg"]) | names(by_seed["p4.jpg"])
+    library.close()
+    moved_into = tmp_path / "moved"
+    assert main(["duplicates", "--library", str(library.library_dir), "--all", "--json",
+                 "--move", str(moved_into), "--yes"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    by_decision = {group["decision"]: group for group in out["groups"]}
+    assert set(by_decision) == {"keep_all", "not_duplicates", None} and len(out["groups"]) == 3
+    assert all(m["keep"] for m in by_decision["keep_all"]["members"] + by_decision["not_duplicates"]["members"])
+    assert by_decision["keep_all"]["keep_reason"] == "all: you marked them 'keep all'"
+    moved = {Path(entry["from"]).name for entry in out["actions"][0]["done"]}
+    assert moved and not moved & decided, "only the undecided group's photos moved"
+    assert all((library.root / name).exists() for name in decided)
+
+    assert main(["duplicates", "--library", str(library.library_dir), "--all"]) == 0
+    listing = capsys.readouterr().out
+    assert "keep: all: you marked them 'not duplicates'" in listing
+
+
 def test_every_keep_rule_reads_as_a_sentence():
     """The window lists the rules as "Keep the <label>" (it once read "Keep the in the preferred folder")."""
     sentences = {f"Keep the {rule.label}" for rule in KeepRule}
