@@ -19,6 +19,14 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:  # before a command could say what it keeps (importing, reading its options)
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(argv: list[str]) -> int:
     from vitgallery import commands  # here, not at the top: see the module's docstring
     from vitgallery.commands import COMMANDS
 

@@ -649,6 +649,8 @@ def _print_groups(groups, choices, threshold: float, rule: KeepRule, hidden: int
     photos = sum(len(g.members) for g in groups)
     print(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates, {photos} photos "
           f"(threshold {threshold:.2f}, keeping the {rule.label}; scanned {scanned})")
+    if groups:  # not a quality score: QA read a kept photo's 0.99 beside another's 1.00 as the wrong one kept
+        print("match: how surely a photo is the same shot as the one it was matched to (1.00: the group's first)")
     for number, (group, (keep, reason)) in enumerate(zip(groups, choices, strict=True), 1):
         print(f"\ngroup {number}: {len(group.members)} photos, {size_text(group.total_size)}; keep: {reason}")
         largest = max(m.size for m in group.members)
@@ -656,7 +658,7 @@ def _print_groups(groups, choices, threshold: float, rule: KeepRule, hidden: int
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
             size = f"{m.width}x{m.height}"
             print(f"  {'keep' if m.path in keep else '    '}  {size:<10} {size_text(m.size, like=largest):>8}  "
-                  f"{when}  sharpness {m.sharpness:8.1f}  score {m.similarity:.2f}  {printable_path(m.path)}")
+                  f"{when}  sharpness {m.sharpness:8.1f}  match {m.similarity:.2f}  {printable_path(m.path)}")
     if hidden:
         print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
 
@@ -669,7 +671,11 @@ def _confirmed(action: BulkAction, selections: list[GroupSelection], target: Pat
     if not sys.stdin.isatty():
         raise ActionError(f"{question.splitlines()[0]} Add --yes to answer yes without a terminal.")
     print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)  # stdout may be --json's document
-    return input().strip().lower() in ("y", "yes")
+    try:
+        return input().strip().lower() in ("y", "yes")
+    except (KeyboardInterrupt, EOFError):  # Ctrl+C or Ctrl+D at the question: no, and nothing has moved yet
+        print(file=sys.stderr)
+        return False
 
 
 def _failed_entirely(report: ActionReport) -> bool:

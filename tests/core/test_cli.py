@@ -524,6 +524,16 @@ def test_an_action_that_moves_no_file_fails_and_json_says_what_each_did(odd_name
     out = capsys.readouterr()
     assert json.loads(out.out)["actions"] == [], "stdout holds the document alone"
     assert "Move 2 photos from 2 groups to the trash?" in out.err and "nothing was moved" in out.err
+    for key in (KeyboardInterrupt, EOFError):  # QA: Ctrl+C at the question said moved files could be undone
+
+        def pressed(key=key):
+            raise key
+
+        monkeypatch.setattr("builtins.input", pressed)
+        assert main([*duplicates, "--trash"]) == 1
+        said = capsys.readouterr()
+        assert said.out.rstrip().endswith("\nnothing was moved") and "--history" not in said.err
+        assert "interrupted" not in said.err
 
     assert main([*duplicates, "--move", str(tmp_path / "dups"), "--yes", "--json"]) == 0
     out = capsys.readouterr()
@@ -680,3 +690,13 @@ def test_a_folder_indexed_through_a_link_keeps_that_library_when_indexed_by_its_
     assert f"photo folder : {link}\n" in out and "photos       : 12" in out and "on disk now  : as indexed" in out
     libraries = Path(os.environ["XDG_DATA_HOME"]) / "vitgallery" / "libraries"
     assert len(list(libraries.iterdir())) == 1
+
+
+def test_ctrl_c_before_a_command_starts_says_interrupted_not_a_traceback(monkeypatch, capsys):
+    """QA: Ctrl+C in the first 0.3 s (importing, reading the options) printed a Python traceback."""
+    def pressed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "build_parser", pressed)
+    assert main(["status"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"

@@ -610,6 +610,9 @@ def test_cli_all_shows_decided_groups_and_no_action_touches_them(library, tmp_pa
     assert main(["duplicates", "--library", str(library.library_dir), "--all"]) == 0
     listing = capsys.readouterr().out
     assert "keep: all: you marked them 'not duplicates'" in listing
+    # each photo's match, said as such (QA read a "score" column as the keep rule's quality score)
+    assert "match: how surely a photo is the same shot" in listing and "  match 1.00  " in listing
+    assert "score" not in listing
 
 
 def test_every_keep_rule_reads_as_a_sentence():
