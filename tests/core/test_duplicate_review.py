@@ -487,6 +487,8 @@ def test_the_cli_acts_asks_lists_and_undoes(library, tmp_path, capsys, monkeypat
     assert main(["duplicates", *lib, "--move", str(library.root / "dups")]) == 2  # said before it would ask
     said = capsys.readouterr().err
     assert "inside the photo folder" in said and "--yes" not in said
+    assert main(["duplicates", *lib, "--move", str(library.root), "--yes"]) == 2
+    assert f"{library.root} is the photo folder: the moved copies" in capsys.readouterr().err  # not "inside" itself
     assert main(["duplicates", *lib, "--export", str(tmp_path / "typo" / "list.csv")]) == 2
     captured = capsys.readouterr()
     assert f"{tmp_path / 'typo'} is not a folder" in captured.err and not (tmp_path / "typo").exists()

@@ -360,8 +360,9 @@ def move_target_problem(folder: Path, root: Path, library_dir: Path) -> str | No
     if folder.exists() and not folder.is_dir():
         return f"{folder} is not a folder"
     if _inside(folder, root):
-        return (f"{folder} is inside the photo folder {root}: the moved copies would be indexed again and "
-                "come back as duplicates. Choose a folder outside it.")
+        where = "is the photo folder" if _inside(root, folder) else f"is inside the photo folder {root}"
+        return (f"{folder} {where}: the moved copies would be indexed again and come back as duplicates. "
+                "Choose a folder outside it.")
     if _inside(folder, library_dir):
         return f"{folder} holds vitgallery's own library data: choose another folder."
     return None
