@@ -13,7 +13,8 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from vitgallery import __version__
@@ -22,6 +23,7 @@ from vitgallery.core.duplicates import (
     BULK_ACTIONS,
     DEFAULT_RULE,
     DEFAULT_THRESHOLD,
+    STOPPED_BY_USER,
     ActionError,
     ActionReport,
     BulkAction,
@@ -549,13 +551,16 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         if args.history:
             return _print_history(library, args.json)
         if args.undo is not None:
-            report = library.undo(args.undo, [Path(folder).expanduser().absolute() for folder in args.into])
+            with _ctrl_c_stops_after_the_file() as stop:
+                report = library.undo(args.undo, [Path(folder).expanduser().absolute() for folder in args.into], stop)
             if args.json:
                 print(json.dumps({"actions": [_json_report(report)]}, indent=1))
             elif not report.done and not report.problems and not report.back_by_hand:
                 print(f"nothing to put back: action {args.undo} was undone already, or moved nothing")
             else:
                 _print_report(report, sys.stdout, library)
+            if stop.is_set():
+                return 130  # as any command Ctrl+C stops; its report said what was put back
             return 0 if report.done or report.back_by_hand else 1  # nothing back: failed, or nothing left to put back
         rule = KeepRule(args.keep)
         if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
@@ -603,8 +608,11 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 print("nothing was moved", file=out)
                 answered_no = True
                 break
-            reports.append(library.act(action.name, selections, target))
+            with _ctrl_c_stops_after_the_file() as stop:
+                reports.append(library.act(action.name, selections, target, stop))
             _print_report(reports[-1], out, library)
+            if stop.is_set():
+                break
         if args.json:
             print(json.dumps({
                 "threshold": args.threshold, "keep_rule": rule.value, "hidden_by_decisions": hidden,
@@ -619,6 +627,8 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 "problems": [{**json_path(path), "reason": reason} for path, reason in scan.problems],
                 "actions": [_json_report(r) for r in reports],
             }, indent=1))
+        if any(r.stopped == STOPPED_BY_USER for r in reports):
+            return 130  # as any command Ctrl+C stops; the report said what moved and how to undo it
         if any(r.stopped for r in reports):
             return 2  # an error, as a full disk is elsewhere; the report said what was done before it
         return 1 if answered_no or any(_failed_entirely(r) for r in reports) else 0
@@ -821,7 +831,10 @@ def cmd_sort(args: argparse.Namespace) -> int:
         plan = suggest_folders(library, unsorted, examples, load, finetune=args.finetune, progress=_organise_progress())
         for path, reason in plan.problems:
             print(f"not sorted: {printable_path(path)}: {reason}", file=sys.stderr)
-        report = apply_suggestions(library, plan.suggestions) if args.apply else None
+        report = None
+        if args.apply:
+            with _ctrl_c_stops_after_the_file() as stop:
+                report = apply_suggestions(library, plan.suggestions, stop)
         if args.json:
             print(json.dumps({
                 "method": plan.method, "held_out_accuracy": plan.accuracy, "held_out": plan.held_out,
@@ -859,9 +872,35 @@ def cmd_sort(args: argparse.Namespace) -> int:
             moved = [p for pair in report.done for p in pair if library.relative_path(p) is not None]
             if moved:  # the library follows the moves now rather than at its next index
                 library.index_paths(load(), moved)
+        if report is not None and report.stopped == STOPPED_BY_USER:
+            return 130
         return 1 if report is not None and _failed_entirely(report) else 0
     finally:
         library.close()
+
+
+@contextmanager
+def _ctrl_c_stops_after_the_file() -> Iterator[threading.Event]:
+    """While files move: the first Ctrl+C ends the action after the file it is moving, so that its report
+    says what moved and how to undo it, and the library follows every file (stopped at any point, the
+    moved photos stayed in the library and the message named no action); a second one stops at once."""
+    pressed = threading.Event()
+
+    def on_ctrl_c(signum, frame) -> None:
+        if pressed.is_set():
+            raise KeyboardInterrupt
+        pressed.set()
+        print("\nstopping after this file (Ctrl+C again stops at once)", file=sys.stderr, flush=True)
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    except ValueError:  # not the main thread (a test's): no Ctrl+C to catch
+        yield pressed
+        return
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _organise_progress():
@@ -1127,7 +1166,9 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="Exit status: 0 when done, also when an action or --undo left some files as they "
                               "were (its summary says how many); 1 when one did no file at all because each "
                               "failed, when --undo found nothing left to put back, or when the question was "
-                              "answered no; 2 on an error.")
+                              "answered no; 2 on an error (a full disk stops an action before the end: its "
+                              "summary says what moved); 130 when Ctrl+C stopped it (once: after the file it was "
+                              "moving, its summary saying what moved and how to undo it).")
     add_library_option(p)
     p.add_argument("--threshold", type=duplicate_threshold, default=DEFAULT_THRESHOLD, metavar="T",
                    help=f"above 0 and up to 1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")

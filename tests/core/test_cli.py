@@ -552,9 +552,9 @@ def test_sort_fails_when_no_photo_could_move(odd_names, tmp_path, capsys, monkey
     [photo] = save_copies(1, unsorted, copies=("c",))
     apply = commands.apply_suggestions
 
-    def vanished_first(library, suggestions):
+    def vanished_first(library, suggestions, stop):
         photo.unlink()
-        return apply(library, suggestions)
+        return apply(library, suggestions, stop)
 
     monkeypatch.setattr(commands, "apply_suggestions", vanished_first)
     assert main(["sort", str(unsorted), "--examples", str(examples), "--library", str(lib), "--apply"]) == 1

@@ -615,6 +615,83 @@ def test_cli_all_shows_decided_groups_and_no_action_touches_them(library, tmp_pa
     assert "score" not in listing
 
 
+def test_ctrl_c_ends_a_move_after_the_file_it_is_moving_and_says_what_moved(library, tmp_path, capsys,
+                                                                          monkeypatch):
+    """QA: Ctrl+C during `duplicates --move` said only "interrupted" (no count, no action number), the
+    library kept listing the moved photos, and the undo then called them "changed while away"."""
+    import json
+    import signal
+
+    from vitgallery.cli import main
+    from vitgallery.core.duplicates import actions as actions_module
+
+    move_file = actions_module.move_file
+
+    def moved_then_ctrl_c(source, destination):
+        move_file(source, destination)
+        os.kill(os.getpid(), signal.SIGINT)  # as the terminal sends it, while the first file moves
+
+    monkeypatch.setattr(actions_module, "move_file", moved_then_ctrl_c)
+    lib = ["--library", str(library.library_dir)]
+    library.close()
+    moved_into = tmp_path / "moved"
+    assert main(["duplicates", *lib, "--move", str(moved_into), "--yes"]) == 130
+    said = capsys.readouterr()
+    assert "stopping after this file" in said.err
+    [moved] = list(moved_into.iterdir())
+    summary = next(line for line in said.out.splitlines() if "moved into" in line)
+    assert summary.startswith(f"1 file moved into {moved_into}; ") and "stopped before the end: you stopped it (Ctrl+C)" in summary
+    assert "--undo 1 --library" in summary and "left as they were" in summary
+    monkeypatch.setattr(actions_module, "move_file", move_file)
+
+    # the library followed the file that moved: no group lists it, and the undo puts it back as it was
+    assert main(["duplicates", *lib, "--json"]) == 0
+    listed = {Path(m["path"]).name for g in json.loads(capsys.readouterr().out)["groups"] for m in g["members"]}
+    assert moved.name not in listed
+    assert main(["duplicates", *lib, "--undo", "1", "--json"]) == 0
+    [undone] = json.loads(capsys.readouterr().out)["actions"]
+    assert len(undone["done"]) == 1 and undone["to_index"] == [] and (library.root / moved.name).is_file()
+
+
+def test_each_file_moving_action_and_its_undo_stop_between_files_when_asked(library, tmp_path):
+    import threading
+
+    from vitgallery.core.duplicates import STOPPED_BY_USER, GroupSelection
+
+    group = scan_duplicates(library, workers=1).groups()[0]
+    selection = [GroupSelection(group.members, frozenset({group.members[0].path}))]
+    stop = threading.Event()
+    stop.set()  # asked before the first file
+    for report in (library.act("move", selection, tmp_path / "moved", stop), library.act("trash", selection, None, stop),
+                   library.move_into_folders([(m.path, tmp_path / "sorted") for m in group.members], stop)):
+        assert report.done == [] and report.stopped == STOPPED_BY_USER
+        assert {path for path, _ in report.problems} >= {m.path for m in group.members[1:]}
+    assert all(m.path.is_file() for m in group.members)
+    moved = library.act("move", selection, tmp_path / "moved")
+    undone = library.undo(moved.action_id, stop=stop)
+    assert undone.done == [] and undone.stopped == STOPPED_BY_USER
+    assert len(library.undo(moved.action_id).done) == len(moved.done), "the undo can be run again to the end"
+
+
+def test_an_undo_of_a_move_the_library_never_followed_calls_nothing_changed(library, tmp_path, capsys):
+    """A move killed before the library followed it (kill -9): the photos put back are as the library still
+    holds them, not "changed while away, not searchable until the next index"."""
+    import json
+
+    from vitgallery.cli import main
+    from vitgallery.core.duplicates import actions as actions_module
+
+    group = scan_duplicates(library, workers=1).groups()[0]
+    keep = frozenset({group.members[0].path})
+    report = actions_module.act(library._action_place(), "move", [actions_module.GroupSelection(group.members, keep)],
+                                tmp_path / "moved")  # the move alone, as a kill leaves it: not followed
+    assert len(report.done) == len(group.members) - 1
+    library.close()
+    assert main(["duplicates", "--library", str(library.library_dir), "--undo", str(report.action_id), "--json"]) == 0
+    [undone] = json.loads(capsys.readouterr().out)["actions"]
+    assert len(undone["done"]) == len(report.done) and undone["to_index"] == []
+
+
 def test_every_keep_rule_reads_as_a_sentence():
     """The window lists the rules as "Keep the <label>" (it once read "Keep the in the preferred folder")."""
     sentences = {f"Keep the {rule.label}" for rule in KeepRule}

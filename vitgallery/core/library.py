@@ -62,6 +62,7 @@ from vitgallery.core.indexing import (
     IndexRun,
     IndexSummary,
     bring_back,
+    embedded_as_is,
     plan_changes,
     relative_to_root,
 )
@@ -716,19 +717,21 @@ class Library:
         """The photos told apart (pairs, photos taken out, groups split), one entry a step, newest first."""
         return separations(self.store)
 
-    def act(self, action: str, selections: Sequence[GroupSelection], target: Path | None = None) -> ActionReport:
-        """Run a bulk action (a name of duplicates.BULK_ACTIONS) on the photos not kept of `selections`."""
-        return self._follow(duplicate_actions.act(self._action_place(), action, selections, target))
+    def act(self, action: str, selections: Sequence[GroupSelection], target: Path | None = None,
+            stop: threading.Event | None = None) -> ActionReport:
+        """Run a bulk action (a name of duplicates.BULK_ACTIONS) on the photos not kept of `selections`.
+        `stop` (here and below): set to end it after the file it is moving."""
+        return self._follow(duplicate_actions.act(self._action_place(), action, selections, target, stop))
 
-    def move_into_folders(self, moves: Sequence[tuple[Path, Path]]) -> ActionReport:
+    def move_into_folders(self, moves: Sequence[tuple[Path, Path]], stop: threading.Event | None = None) -> ActionReport:
         """Move each photo into its folder ((photo, folder) pairs: sorting, a group into a folder): one
         logged action that `undo` puts back."""
-        return self._follow(duplicate_actions.move_files(self._action_place(), moves))
+        return self._follow(duplicate_actions.move_files(self._action_place(), moves, stop))
 
-    def undo(self, action_id: int, origins: Sequence[Path] = ()) -> ActionReport:
+    def undo(self, action_id: int, origins: Sequence[Path] = (), stop: threading.Event | None = None) -> ActionReport:
         """Put back what an action moved, as far as the files are still where it put them: into the photo
         folder, and into `origins`, folders outside it that the caller itself moved them from."""
-        return self._follow(duplicate_actions.undo(self._action_place(), action_id, origins))
+        return self._follow(duplicate_actions.undo(self._action_place(), action_id, origins, stop))
 
     def _follow(self, report: ActionReport) -> ActionReport:
         """The library follows the files an action moved, at once, as its next index would: a photo
@@ -746,7 +749,9 @@ class Library:
             found = None if destination is None else self._found_at(destination)
             row = (rel := self.relative_path(source)) and self.store.file_by_path(rel)
             if not row:
-                if found is not None:
+                # a file put back where the library still holds it as it is (its move was killed before the
+                # library followed it) has nothing to catch up: it was never "changed while away"
+                if found is not None and not embedded_as_is(found, self.store.file_by_path(found.path)):
                     arrived.append(found)
             elif found is None:
                 gone.append(row.id)

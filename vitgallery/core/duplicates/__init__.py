@@ -26,6 +26,7 @@ Import from here: `from vitgallery.core.duplicates import scan_duplicates, KeepR
 from vitgallery.core.duplicates.actions import (
     BACK_BY_HAND,
     BULK_ACTIONS,
+    STOPPED_BY_USER,
     ActionEntry,
     ActionError,
     ActionPlace,
@@ -93,7 +94,7 @@ from vitgallery.core.duplicates.scoring import (
 from vitgallery.core.duplicates.spill import FEATURES_IN_MEMORY, SpilledFeatures
 
 __all__ = [
-    "BACK_BY_HAND", "BULK_ACTIONS", "ActionEntry", "ActionError", "ActionPlace", "ActionReport", "BulkAction", "GroupSelection",
+    "BACK_BY_HAND", "BULK_ACTIONS", "STOPPED_BY_USER", "ActionEntry", "ActionError", "ActionPlace", "ActionReport", "BulkAction", "GroupSelection",
     "change_since_scan", "export_target_problem",
     "Decision", "Separation", "UserDecisions", "separations", "chosen_keeps", "fingerprint_pair", "load_decisions", "remember_keep", "separate",
     "take_back",

@@ -312,6 +312,19 @@ def _text(path: Path | None) -> str | None:
     return str(path) if path is not None else None
 
 
+# Said when the user stopped an action (Ctrl+C): it ends after the file it was moving, its log complete
+STOPPED_BY_USER = "you stopped it (Ctrl+C)"
+
+
+def _asked_to_stop(stop: threading.Event | None, report: ActionReport, remaining: Iterable[Path]) -> bool:
+    """Whether the user asked the action to stop (checked between files, so that none is half done and the
+    library can follow every file that moved); the report then says so and names the files left."""
+    if stop is None or not stop.is_set():
+        return False
+    report.stop(STOPPED_BY_USER, _not_done(report, remaining))
+    return True
+
+
 def _not_done(report: ActionReport, paths: Iterable[Path]) -> list[Path]:
     """Those of `paths` the action neither did nor reported (the file whose log entry failed may have moved)."""
     said = {source for source, _ in report.done} | {path for path, _ in report.problems}
@@ -368,8 +381,10 @@ def move_target_problem(folder: Path, root: Path, library_dir: Path) -> str | No
     return None
 
 
-def move_to_folder(place: ActionPlace, selections: Sequence[GroupSelection], folder: Path | None) -> ActionReport:
-    """Move every photo not kept into `folder`, names kept (made unique); logged for undo."""
+def move_to_folder(place: ActionPlace, selections: Sequence[GroupSelection], folder: Path | None,
+                   stop: threading.Event | None = None) -> ActionReport:
+    """Move every photo not kept into `folder`, names kept (made unique); logged for undo. `stop`: set to
+    end it after the file it is moving."""
     if folder is None:
         raise ActionError("choose the folder to move the photos into")
     folder = Path(folder).expanduser().absolute()
@@ -386,6 +401,8 @@ def move_to_folder(place: ActionPlace, selections: Sequence[GroupSelection], fol
         report.action_id = log_.action_id
         taken: set[Path] = set()
         for n, member in enumerate(files):
+            if _asked_to_stop(stop, report, [m.path for m in files[n:]]):
+                break
             destination = unique_destination(folder, member.path.name, taken)
             taken.add(destination)
             try:
@@ -406,11 +423,11 @@ def move_to_folder(place: ActionPlace, selections: Sequence[GroupSelection], fol
     return report
 
 
-def move_files(place: ActionPlace, moves: Sequence[tuple[Path, Path]]) -> ActionReport:
+def move_files(place: ActionPlace, moves: Sequence[tuple[Path, Path]], stop: threading.Event | None = None) -> ActionReport:
     """Move each file into its own folder ((file, folder) pairs: sorting photos into folders, see
     core/organise), names kept (made unique); one action, logged as it goes like the others, that
     `undo` puts back. A file already in its folder stays; one that vanished or cannot be moved is
-    reported and left alone."""
+    reported and left alone. `stop`: as for move_to_folder."""
     report = ActionReport("move")
     planned: list[tuple[Path, Path]] = []
     for source, folder in moves:
@@ -433,6 +450,8 @@ def move_files(place: ActionPlace, moves: Sequence[tuple[Path, Path]]) -> Action
         report.action_id = log_.action_id
         taken: set[Path] = set()
         for n, (source, folder) in enumerate(planned):
+            if _asked_to_stop(stop, report, [source for source, _ in planned[n:]]):
+                break
             destination = unique_destination(folder, source.name, taken)
             taken.add(destination)
             try:
@@ -455,8 +474,10 @@ def move_files(place: ActionPlace, moves: Sequence[tuple[Path, Path]]) -> Action
 
 # -- the trash -------------------------------------------------------------------------------------
 
-def move_to_trash(place: ActionPlace, selections: Sequence[GroupSelection], target: Path | None = None) -> ActionReport:
-    """Move every photo not kept to the system trash; logged, undoable on freedesktop systems."""
+def move_to_trash(place: ActionPlace, selections: Sequence[GroupSelection], target: Path | None = None,
+                  stop: threading.Event | None = None) -> ActionReport:
+    """Move every photo not kept to the system trash; logged, undoable on freedesktop systems. `stop`: as
+    for move_to_folder."""
     ready, problems = check_selections(selections)
     report = ActionReport("trash", problems=problems)
     files = _logged_files(ready)
@@ -467,6 +488,8 @@ def move_to_trash(place: ActionPlace, selections: Sequence[GroupSelection], targ
                           [m.path for m in files])
         report.action_id = log_.action_id
         for n, member in enumerate(files):
+            if _asked_to_stop(stop, report, [m.path for m in files[n:]]):
+                break
             try:
                 try:
                     if trash.FREEDESKTOP:
@@ -498,8 +521,10 @@ def move_to_trash(place: ActionPlace, selections: Sequence[GroupSelection], targ
 _EXPORT_FIELDS = ("group", "action", "path", "size", "width", "height", "date", "sharpness", "similarity")
 
 
-def export_list(place: ActionPlace, selections: Sequence[GroupSelection], target: Path | None) -> ActionReport:
-    """Write the groups (every member, marked keep or remove) to a CSV or JSON file; logged."""
+def export_list(place: ActionPlace, selections: Sequence[GroupSelection], target: Path | None,
+                stop: threading.Event | None = None) -> ActionReport:
+    """Write the groups (every member, marked keep or remove) to a CSV or JSON file; logged. (One write:
+    nothing to `stop`.)"""
     if target is None:
         raise ActionError("choose the file to export the list to")
     target = Path(target).expanduser().absolute()
@@ -532,7 +557,7 @@ def export_list(place: ActionPlace, selections: Sequence[GroupSelection], target
 
 # -- the registry ----------------------------------------------------------------------------------
 
-ActionRun = Callable[[ActionPlace, Sequence[GroupSelection], Path | None], ActionReport]
+ActionRun = Callable[[ActionPlace, Sequence[GroupSelection], Path | None, threading.Event | None], ActionReport]
 
 
 @dataclass(frozen=True)
@@ -574,12 +599,13 @@ BULK_ACTIONS: dict[str, BulkAction] = {action.name: action for action in (
 )}
 
 
-def act(place: ActionPlace, name: str, selections: Sequence[GroupSelection], target: Path | None = None) -> ActionReport:
-    """Run the bulk action called `name` on `selections`."""
+def act(place: ActionPlace, name: str, selections: Sequence[GroupSelection], target: Path | None = None,
+        stop: threading.Event | None = None) -> ActionReport:
+    """Run the bulk action called `name` on `selections`; `stop`: set to end it after the current file."""
     action = BULK_ACTIONS.get(name)
     if action is None:
         raise ActionError(f"there is no action {name!r}; there are {', '.join(BULK_ACTIONS)}")
-    return action.run(place, list(selections), target)
+    return action.run(place, list(selections), target, stop)
 
 
 # -- after a kill ----------------------------------------------------------------------------------
@@ -707,10 +733,10 @@ def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow,
     return None
 
 
-def undo(place: ActionPlace, action_id: int, origins: Sequence[Path] = ()) -> ActionReport:
+def undo(place: ActionPlace, action_id: int, origins: Sequence[Path] = (), stop: threading.Event | None = None) -> ActionReport:
     """Put back the files of an action that are still in the trash or the folder they went to: into the
     photo folder, or into `origins`, folders outside it that the caller moved the files from itself
-    (photos sorted in from elsewhere; see _plausible_source)."""
+    (photos sorted in from elsewhere; see _plausible_source). `stop`: as for move_to_folder."""
     store = place.store
     action = store.action(action_id)
     if action is None:
@@ -730,6 +756,8 @@ def undo(place: ActionPlace, action_id: int, origins: Sequence[Path] = ()) -> Ac
         _settle(place)
         items = [item for item in store.action_items(action_id) if item.state == DONE]
         for n, item in enumerate(items):
+            if _asked_to_stop(stop, report, [place.item_paths(later)[0] for later in items[n:]]):
+                break
             source, destination = place.item_paths(item)
             said = len(report.done) + len(report.back_by_hand) + len(report.problems)
             try:

@@ -338,8 +338,10 @@ def fine_tuned_if_better(tuner: LastBlockTuner, inputs: torch.Tensor, labels: np
                        seed=seed, progress=progress, cancel=cancel)
 
 
-def apply_suggestions(library: Library, suggestions: Sequence[SortSuggestion]) -> ActionReport:
+def apply_suggestions(library: Library, suggestions: Sequence[SortSuggestion],
+                      stop: threading.Event | None = None) -> ActionReport:
     """Move each photo into its suggested folder (the sure ones; a changed suggestion is a new
-    SortSuggestion with its folder): one logged action that Library.undo puts back."""
+    SortSuggestion with its folder): one logged action that Library.undo puts back. `stop`: set to end
+    it after the photo it is moving."""
     moves = [(s.path, s.folder) for s in suggestions if s.folder is not None]
-    return library.move_into_folders(moves)
+    return library.move_into_folders(moves, stop)
