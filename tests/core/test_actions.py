@@ -203,7 +203,9 @@ def test_undo_never_replaces_a_file_that_took_the_old_place(photos, place, store
     report = move_to_folder(place, selections(photos)[1:], tmp_path / "out")
     (photos / "b/two_small.jpg").write_bytes(b"new file with the old name")
     back = undo(place, report.action_id)
-    assert back.problems == [(photos / "b/two_small.jpg", "another file is in its place now")]
+    # where the moved one is, so the user can compare the two (QA: the line did not say)
+    assert back.problems == [(photos / "b/two_small.jpg", "another file is in its place now; the moved one is "
+                                                         f"still at {tmp_path / 'out' / 'two_small.jpg'}")]
     assert (photos / "b/two_small.jpg").read_bytes() == b"new file with the old name"
     assert (tmp_path / "out" / "two_small.jpg").exists()
     action = store.action(report.action_id)

@@ -422,7 +422,8 @@ def test_another_file_at_a_trashed_photos_place_is_embedded(library):
     embedder.embed_pixels = lambda pixels: embedded.append(len(pixels)) or embed_pixels(pixels)
     summary = library.index(embedder, decode_workers=0)
     assert summary.added == 1 and sum(embedded) == 1
-    assert library.undo(action_id).problems == [(path, "another file is in its place now")]
+    [(put_back, why)] = library.undo(action_id).problems
+    assert put_back == path and why == f"another file is in its place now; the moved one is still at {home_trash() / 'files' / path.name}"
 
 
 def test_what_is_kept_of_photos_taken_away_is_dropped_after_a_month(library):

@@ -724,10 +724,10 @@ def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow,
         move_file(destination, source)
     except FileExistsError:
         place.store.set_action_item_state(item.id, DONE)
-        return "another file is in its place now"
+        return f"another file is in its place now; the moved one is still at {destination}"
     except OSError as exc:
         place.store.set_action_item_state(item.id, DONE)
-        return f"could not be moved back: {exc.strerror or exc}"
+        return f"could not be moved back: {exc.strerror or exc}; it is still at {destination}"
     if entry is not None:
         entry.info.unlink(missing_ok=True)
     return None
