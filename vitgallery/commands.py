@@ -561,6 +561,8 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 _print_report(report, sys.stdout, library)
             if stop.is_set():
                 return 130  # as any command Ctrl+C stops; its report said what was put back
+            if report.stopped:
+                return 2  # a full disk, as for the move itself: its report said what was put back before it
             return 0 if report.done or report.back_by_hand else 1  # nothing back: failed, or nothing left to put back
         rule = KeepRule(args.keep)
         if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
