@@ -26,6 +26,7 @@ from vitgallery.ui.results_model import (
     ThumbnailFailedRole,
     ThumbnailRole,
     TileFeed,
+    badge_text,
     listing_key,
 )
 from vitgallery.ui.thumbnails import ThumbnailLoader
@@ -322,3 +323,17 @@ def test_a_badge_on_the_smallest_tiles_stays_on_its_tile(qtbot, checked_model: P
     left_of_it = [image.pixelColor(last.left() - 1 - x, last.top() + 12).lightness() for x in range(6)]
     assert min(left_of_it) > 200, "nothing painted between the tile and the one before it"
     assert image.pixelColor(last.right() - 14, last.top() + 12).lightness() < 200, "the badge is there"
+
+
+def test_the_not_indexed_badge_says_so_in_words_on_small_tiles(qapp) -> None:
+    """QA: on a 96-px tile it read "!" alone; its words now fit in a smaller type, down to a size still read."""
+    from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QApplication
+
+    font = QApplication.font()
+    room = 96 - 6 - 12  # the badge's room on a 96-px tile
+    text, used = badge_text(["not indexed", "!"], font, room, shrink=True)
+    assert text == "not indexed" and QFontMetrics(used).horizontalAdvance(text) <= room and used.bold()
+    assert badge_text(["not indexed", "!"], font, 20, shrink=True)[0] == "!", "a tile too small for any word"
+    score, plain = badge_text(["1 · 0.93 ✓", "0.93 ✓"], font, room)
+    assert plain.pointSizeF() == font.pointSizeF(), "the score keeps its type: shorter words go first"

@@ -36,6 +36,7 @@ from PySide6.QtGui import (
     QColor,
     QContextMenuEvent,
     QFont,
+    QFontMetrics,
     QKeyEvent,
     QPainter,
     QPaintEvent,
@@ -76,6 +77,7 @@ WEAK_TILE_OPACITY = 0.45  # a result that does not look like the query is shown 
 BADGE_COLOUR = QColor(0, 0, 0, 170)
 SAME_PHOTO_BADGE_COLOUR = QColor(16, 110, 48, 215)
 NOT_INDEXED_BADGE_COLOUR = QColor(170, 40, 30, 215)
+BADGE_SMALLEST_POINTS = 6.5  # a badge's words in a type any smaller are not read
 
 
 class Match(enum.Enum):
@@ -600,7 +602,8 @@ class PhotoTileDelegate(QStyledItemDelegate):
         painter.drawText(label_rect, Qt.AlignmentFlag.AlignCenter, name)
 
         if look.not_indexed:  # said where the score of a result goes: such a file is never one
-            self._paint_badge(painter, square, ["not indexed", "!"], option, NOT_INDEXED_BADGE_COLOUR)
+            # in a smaller type before a bare "!" (QA: at small tiles the "!" alone said nothing)
+            self._paint_badge(painter, square, ["not indexed", "!"], option, NOT_INDEXED_BADGE_COLOUR, shrink=True)
         if look.score is not None:
             same = look.match is Match.SAME
             score = f"{look.score:.2f}{' ✓' if same else ''}"
@@ -611,15 +614,13 @@ class PhotoTileDelegate(QStyledItemDelegate):
 
     @staticmethod
     def _paint_badge(
-        painter: QPainter, square: QRect, texts: list[str], option: QStyleOptionViewItem, colour: QColor
+        painter: QPainter, square: QRect, texts: list[str], option: QStyleOptionViewItem, colour: QColor,
+        shrink: bool = False,
     ) -> None:
-        """The first of `texts` that fits the tile's width (the last one otherwise), on a pill at its top right."""
-        font = QFont(option.font)
-        font.setBold(True)
+        """badge_text's choice of `texts` for the tile, on a pill at its top right."""
+        text, font = badge_text(texts, option.font, square.width() - 6 - 12, shrink)
         painter.setFont(font)
         metrics = painter.fontMetrics()
-        room = square.width() - 6 - 12
-        text = next((text for text in texts if metrics.horizontalAdvance(text) <= room), texts[-1])
         badge = QRect(0, 0, metrics.horizontalAdvance(text) + 12, metrics.height() + 4)
         badge.moveTopRight(square.topRight() + QPoint(-3, 3))
         painter.setPen(Qt.PenStyle.NoPen)
@@ -627,6 +628,22 @@ class PhotoTileDelegate(QStyledItemDelegate):
         painter.drawRoundedRect(badge, badge.height() / 2, badge.height() / 2)
         painter.setPen(QColor("white"))
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+
+
+def badge_text(texts: list[str], tile_font: QFont, room: int, shrink: bool = False) -> tuple[str, QFont]:
+    """The first of `texts` that fits `room` pixels in the tile's font made bold (the last one otherwise),
+    and that font. `shrink`: the first one in a smaller type, down to BADGE_SMALLEST_POINTS, before a
+    shorter one."""
+    font = QFont(tile_font)
+    font.setBold(True)
+    if shrink:
+        smaller = QFont(font)
+        while smaller.pointSizeF() > BADGE_SMALLEST_POINTS and QFontMetrics(smaller).horizontalAdvance(texts[0]) > room:
+            smaller.setPointSizeF(smaller.pointSizeF() - 0.5)
+        if QFontMetrics(smaller).horizontalAdvance(texts[0]) <= room:
+            return texts[0], smaller
+    metrics = QFontMetrics(font)
+    return next((text for text in texts if metrics.horizontalAdvance(text) <= room), texts[-1]), font
 
 
 def paint_placeholder(view: QAbstractItemView, text: str) -> None:
