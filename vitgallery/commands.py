@@ -556,7 +556,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({"actions": [_json_report(report)]}, indent=1))
             elif not report.done and not report.problems and not report.back_by_hand:
-                print(f"nothing to put back: action {args.undo} was undone already, or moved nothing")
+                print(report.summary())
             else:
                 _print_report(report, sys.stdout, library)
             if stop.is_set():

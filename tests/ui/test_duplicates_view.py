@@ -804,6 +804,25 @@ def test_undo_pressed_with_the_keyboard_leaves_the_focus_in_the_page(qtbot, make
     assert view.member_list.hasFocus(), "the button went grey while it worked: its keys stay in the page"
 
 
+def test_undo_of_an_action_undone_elsewhere_says_there_was_nothing_to_put_back(qtbot, make_view, library_dir):
+    """QA: after `vitgallery duplicates --undo N` the window's Ctrl+Z said "0 files put back"."""
+    from vitgallery.core.library import Library
+
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    view.set_action("trash")
+    with qtbot.waitSignal(view.action_finished, timeout=30_000) as moved:
+        qtbot.keyClick(view.member_list, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(view.undo_button.isEnabled)
+    elsewhere = Library.open(library_dir=library_dir)  # the command line, meanwhile
+    assert elsewhere.undo(moved.args[0].action_id).done
+    elsewhere.close()
+    with qtbot.waitSignal(view.action_finished, timeout=30_000) as done:
+        qtbot.keyClick(view.member_list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert done.args[0].kind == "undo" and not done.args[0].done
+    assert view.status_label.text().startswith(f"nothing to put back: action {moved.args[0].action_id} was undone "
+                                               "already")
+
+
 def test_resolve_all_to_the_trash_then_undo(qtbot, make_view, library_dir):
     view = active(qtbot, scanned(qtbot, make_view(library_dir)))
     root = view.groups[0].members[0].path.parent

@@ -128,6 +128,9 @@ class ActionReport:
     def summary(self) -> str:
         if self.kind == "export":  # a list written: no file was done anything to
             return f"{count_text(len(self.done), 'photo')} listed in {self.done[0][1]}" if self.done else "nothing to list"
+        if self.kind == "undo" and not (self.done or self.back_by_hand or self.problems or self.stopped):
+            # the window's Ctrl+Z after a command-line undo read "0 files put back"
+            return f"nothing to put back: action {self.action_id} was undone already, or moved nothing"
         verb = "put back" if self.kind == "undo" else BULK_ACTIONS[self.kind].done
         folders = {target.parent for _, target in self.done if target is not None}
         if self.kind == "move" and len(folders) == 1:  # where they went, where that is one place
