@@ -513,6 +513,37 @@ def test_a_compared_file_that_is_gone_is_said_and_cannot_be_kept(qtbot, make_vie
 # -- decisions that keep the rest of a group -------------------------------------------------------
 
 
+def test_a_photo_taken_out_leaves_the_keep_choices_of_the_rest_as_they_were(qtbot, make_view, library_dir):
+    """QA: keep A and B (K), take C out (T): the header read "Keeping A — no edits seen" and B would have been
+    moved on Resolve; the command line, reading the choices kept in the library, agreed."""
+    from vitgallery.core.library import Library
+
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    group = view.current_group()
+    kept = view.keep_paths(group)
+    also = next(m.path for m in group.members if m.path not in kept)
+    select(view, also.name)
+    qtbot.keyClick(view.member_list, Qt.Key.Key_K)
+    chosen = kept | {also}
+    assert view.keep_paths(view.current_group()) == chosen and view.keep_reason(view.current_group()) == "your choice"
+    leaving = next(m.path for m in group.members if m.path not in chosen)
+    select(view, leaving.name)
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        qtbot.keyClick(view.member_list, Qt.Key.Key_T)
+    rest = view.current_group()
+    assert leaving not in {m.path for m in rest.members} and {m.path for m in rest.members} >= chosen
+    assert view.keep_paths(rest) == chosen and view.keep_reason(rest) == "your choice"
+
+    def kept_in_the_library() -> bool:  # as the command line reads it, once the window's job has saved it
+        library = Library.open(library_dir=library_dir)
+        try:
+            return library.chosen_keeps([rest]) == {rest.key: frozenset(chosen)}
+        finally:
+            library.close()
+
+    qtbot.waitUntil(kept_in_the_library, timeout=10_000)
+
+
 def test_take_out_split_and_a_pair_not_duplicates_keep_the_rest(qtbot, make_view, library_dir):
     view = active(qtbot, scanned(qtbot, make_view(library_dir)))
     base = shown(view)[0][0].removesuffix(".jpg")

@@ -1132,7 +1132,7 @@ class DuplicatesView(QWidget, JobPage):
         rest = [m for m in group.members if m not in selected]
         self._decide(lambda library: library.separate(selected, rest),
                      then=lambda: self._say_where_taken([m.path for m in selected], [m.path for m in rest]),
-                     photos=[m.path for m in group.members])
+                     photos=[m.path for m in group.members], chosen=self._keep.get(group.key))
 
     def _say_where_taken(self, taken: list[Path], rest: list[Path]) -> None:
         """Where photos taken out went: said, or it looked as if they had vanished from the review."""
@@ -1164,11 +1164,11 @@ class DuplicatesView(QWidget, JobPage):
             rest = [m for m in group.members if m is not other]
             self._decide(lambda library: library.separate([other], rest),
                          then=lambda: self._say_who_left(stays.path, other.path, "the photo kept"),
-                         photos=[m.path for m in group.members])
+                         photos=[m.path for m in group.members], chosen=self._keep.get(group.key))
             return
         self._decide(lambda library: library.separate([first], [second]),
                      then=lambda: self._say_who_left(first.path, second.path, "closer to the rest of the group"),
-                     photos=[m.path for m in group.members])
+                     photos=[m.path for m in group.members], chosen=self._keep.get(group.key))
 
     def _say_who_left(self, first: Path, second: Path, why_it_stayed: str) -> None:
         """Two pictures told apart cannot share a group: which one left is said, or it looked as if a photo
@@ -1225,18 +1225,36 @@ class DuplicatesView(QWidget, JobPage):
                                    if group is not None else "."))
 
     def _decide(self, work: Callable[[Library], Decision], then: Callable[[], None] | None = None, *,
-                photos: Iterable[Path]) -> None:
-        """Run a decision in a job; `photos`: the group it concerns, shown again if Ctrl+Z takes it back."""
+                photos: Iterable[Path], chosen: set[Path] | None = None) -> None:
+        """Run a decision in a job; `photos`: the group it concerns, shown again if Ctrl+Z takes it back;
+        `chosen`: the photos the user keeps of it, still kept of what is left of it (_carry_keep)."""
         concerned = frozenset(photos)
 
         def decide(library: Library) -> tuple[Decision, UserDecisions]:
             return work(library), library.duplicate_decisions()
 
+        def regrouped() -> None:
+            if chosen is not None:
+                self._carry_keep(concerned, chosen)
+            if then is not None:
+                then()
+
         def decided(outcome: tuple[Decision, UserDecisions]) -> None:
             self._undo_steps.append(_DecisionStep(outcome[0], concerned))
-            self._on_decisions(outcome[1], then)
+            self._on_decisions(outcome[1], regrouped)
 
         self._run(decide, decided)
+
+    def _carry_keep(self, members: frozenset[Path], chosen: set[Path]) -> None:
+        """The photos the user kept of a group that a decision split or took a photo out of stay kept in
+        each group left of it (one made only of its photos: a group a new photo joined is reviewed anew).
+        QA: taking one photo out dropped the keep choice for the rest, and Resolve would have moved a photo
+        the user had chosen to keep."""
+        for group in self._groups:
+            paths = {m.path for m in group.members}
+            still = chosen & paths
+            if still and paths <= members and group.key not in self._keep:
+                self._choose_keep(group, still, undoable=False)
 
     def _on_decisions(self, decisions: UserDecisions, then: Callable[[], None] | None = None) -> None:
         if self._scan is None:
