@@ -879,6 +879,18 @@ def test_resolve_all_to_the_trash_then_undo(qtbot, make_view, library_dir):
     qtbot.waitUntil(lambda: not view.undo_button.isEnabled())
 
 
+def test_the_folder_asked_for_by_a_resolve_is_named_in_the_action_box(qtbot, make_view, library_dir, tmp_path,
+                                                                        monkeypatch):
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    monkeypatch.setattr(duplicates_view.QFileDialog, "getExistingDirectory",
+                        lambda *args, **kwargs: str(tmp_path / "not-kept"))
+    view.set_action("move")
+    assert view.action_combo.currentText() == "Move into a folder…"
+    with qtbot.waitSignal(view.action_finished, timeout=30_000):
+        view.resolve_group()
+    assert view.action_combo.currentText().endswith("/not-kept"), "the folder the next resolve uses"
+
+
 def test_move_all_and_export_the_list(qtbot, make_view, library_dir, tmp_path):
     view = scanned(qtbot, make_view(library_dir))
     with qtbot.waitSignal(view.action_finished, timeout=30_000) as done:

@@ -1307,6 +1307,7 @@ class DuplicatesView(QWidget, JobPage):
                                                     "CSV (*.csv);;JSON (*.json)")
         if chosen:
             self.action_targets[action.name] = Path(chosen)
+            self._show_action_target()  # also when asked for by a resolve (QA: the box never named the folder)
         return self.action_targets.get(action.name) if chosen else None
 
     def _target(self, action: BulkAction) -> Path | None | bool:
