@@ -564,8 +564,8 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                 _print_report(report, sys.stdout, library)
             if stop.is_set():
                 return 130  # as any command Ctrl+C stops; its report said what was put back
-            if report.stopped:
-                return 2  # a full disk, as for the move itself: its report said what was put back before it
+            if _ended_by_error(report):
+                return 2  # as an action's: its report said what was put back before it
             return 0 if report.done or report.back_by_hand else 1  # nothing back: failed, or nothing left to put back
         rule = KeepRule(args.keep)
         if rule is KeepRule.PREFERRED_FOLDER and not args.prefer:
@@ -634,8 +634,8 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             }, indent=1))
         if any(r.stopped == STOPPED_BY_USER for r in reports):
             return 130  # as any command Ctrl+C stops; the report said what moved and how to undo it
-        if any(r.stopped for r in reports):
-            return 2  # an error, as a full disk is elsewhere; the report said what was done before it
+        if any(_ended_by_error(r) for r in reports):
+            return 2  # the report said what was done before it
         return 1 if answered_no or any(_failed_entirely(r) for r in reports) else 0
     finally:
         library.close()
@@ -699,6 +699,12 @@ def _failed_entirely(report: ActionReport) -> bool:
     return not report.done and bool(report.problems)
 
 
+def _ended_by_error(report: ActionReport) -> bool:
+    """An action or undo that a full disk stopped part-way, or kept the library from noting: an error (exit 2),
+    as a full disk is elsewhere."""
+    return report.stopped is not None or report.unnoted is not None
+
+
 def _json_moves(done: list[tuple[Path, Path | None]]) -> list[dict[str, str | None]]:
     """An action's (from, to) pairs for --json; `to` is null where a file went to no path."""
     return [{**json_path(source, "from"), **(json_path(target, "to") if target is not None else {"to": None})}
@@ -710,6 +716,8 @@ def _json_report(report: ActionReport) -> dict:
     return {"kind": report.kind, "action_id": report.action_id, "done": _json_moves(report.done),
             "problems": [{**json_path(path), "reason": why} for path, why in problems],
             "stopped": report.stopped,  # why it ended before its last file (a full disk), or null
+            # why the library could not note the files moved (they moved, undo puts them back), or null
+            "library_not_updated": report.unnoted,
             # put back, but not searchable until the next index (changed while away)
             "to_index": [json_path(path) for path in report.to_index]}
 
@@ -1171,9 +1179,10 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="Exit status: 0 when done, also when an action or --undo left some files as they "
                               "were (its summary says how many); 1 when one did no file at all because each "
                               "failed, when --undo found nothing left to put back, or when the question was "
-                              "answered no; 2 on an error (a full disk stops an action before the end: its "
-                              "summary says what moved); 130 when Ctrl+C stopped it (once: after the file it was "
-                              "moving, its summary saying what moved and how to undo it).")
+                              "answered no; 2 on an error, also when one stopped part-way or could not note in "
+                              "the library what moved (a full disk: its summary says what was done before it); "
+                              "130 when Ctrl+C stopped it (once: after the file it was moving, its summary saying "
+                              "what moved and how to undo it).")
     add_library_option(p)
     p.add_argument("--threshold", type=duplicate_threshold, default=DEFAULT_THRESHOLD, metavar="T",
                    help=f"above 0 and up to 1, higher groups fewer photos (default {DEFAULT_THRESHOLD})")
@@ -1185,7 +1194,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "them kept: no action touches them)")
     p.add_argument("--json", action="store_true",
                    help='print the groups as JSON, and what each action did: "actions": [{"kind", "action_id", '
-                        '"done": [{"from", "to"}], "problems": [{"path", "reason"}]}] (--undo: that document '
+                        '"done": [{"from", "to"}], "problems": [{"path", "reason"}], "stopped", '
+                        '"library_not_updated", "to_index"}] (--undo: that document '
                         'with its one action; --history: "actions": [{"action_id", "kind", "text", "undoable"}])')
     acting = p.add_argument_group("acting on the photos not kept (one bulk action each)")
     for action in BULK_ACTIONS.values():

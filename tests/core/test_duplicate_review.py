@@ -480,7 +480,7 @@ def test_the_cli_acts_asks_lists_and_undoes(library, tmp_path, capsys, monkeypat
     assert main(["duplicates", *lib, "--undo", "2", "--json"]) == 1
     [undone] = json.loads(capsys.readouterr().out)["actions"]
     assert undone == {"kind": "undo", "action_id": 2, "done": [], "problems": [], "to_index": [],
-                      "stopped": None}
+                      "stopped": None, "library_not_updated": None}
     assert main(["duplicates", *lib, "--trash", "--move", str(tmp_path)]) == 2
     assert "choose one of --trash, --move" in capsys.readouterr().err
     assert main(["duplicates", *lib, "--move", str(library.root / "dups"), "--yes"]) == 2

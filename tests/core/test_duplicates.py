@@ -653,31 +653,6 @@ def test_ctrl_c_ends_a_move_after_the_file_it_is_moving_and_says_what_moved(libr
     assert len(undone["done"]) == 1 and undone["to_index"] == [] and (library.root / moved.name).is_file()
 
 
-def test_an_undo_a_full_disk_stops_exits_as_the_move_does(library, tmp_path, capsys, monkeypatch):
-    """Both say how far they got and exit 2 (the undo exited 0 or 1, as if it had ended)."""
-    import json
-
-    from vitgallery.cli import main
-    from vitgallery.core.store import Store, StoreError
-
-    lib = ["--library", str(library.library_dir)]
-    library.close()
-    assert main(["duplicates", *lib, "--move", str(tmp_path / "moved"), "--yes"]) == 0
-    capsys.readouterr()
-    set_state, states = Store.set_action_item_state, []
-
-    def full_at_the_second_file(store, item_id, state):
-        states.append(state)
-        if len(states) == 3:  # the first file's RESTORING and RESTORED, then the second's RESTORING
-            raise StoreError("the disk holding the library is full: free some space and run again")
-        set_state(store, item_id, state)
-
-    monkeypatch.setattr(Store, "set_action_item_state", full_at_the_second_file)
-    assert main(["duplicates", *lib, "--undo", "1", "--json"]) == 2
-    [undone] = json.loads(capsys.readouterr().out)["actions"]
-    assert len(undone["done"]) == 1 and undone["stopped"].startswith("the disk holding the library is full")
-
-
 def test_each_file_moving_action_and_its_undo_stop_between_files_when_asked(library, tmp_path):
     import threading
 

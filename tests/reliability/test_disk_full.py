@@ -169,3 +169,29 @@ def test_a_full_disk_still_shows_and_searches_the_library_and_repair_changes_not
         repair_library(library)
     filler.unlink()
     assert snapshot(library) == before and not list(library.glob("*.salvaged"))
+
+
+@pytest.mark.parametrize("free_bytes", [32 * 1024, 256 * 1024], ids=["log-and-library", "library-only"])
+def test_moves_a_full_disk_kept_the_library_from_noting_are_undone_without_an_index(tmp_path, small_disk, free_bytes):
+    """With room for the action's log (some or all of it) but not for the library to note the moves, the
+    report says which files moved; the undo finds the library still holding them and asks no index."""
+    root = tmp_path / "photos"
+    library = indexed_on(small_disk, root, 40)
+    lib = Library.open(root, library)
+    try:
+        filler = fill(small_disk, free_bytes)
+        moved = sorted(root.iterdir())[:5]
+        report = lib.move_into_folders([(path, tmp_path / "elsewhere") for path in moved])
+        assert report.unnoted and "is full: free some space" in report.unnoted, report.summary()
+        assert "the library could not note what moved (its next index does)" in report.summary()
+        if free_bytes > 32 * 1024:  # the log was written to the end: every file moved, nothing stopped
+            assert len(report.done) == 5 and report.stopped is None and "stopped" not in report.summary()
+        assert report.done and all(not source.exists() and to.exists() for source, to in report.done)
+        filler.unlink()
+        back = lib.undo(report.action_id)
+        assert len(back.done) == len(report.done) and back.to_index == [], back.summary()
+        assert all(path.exists() for path in moved)
+        assert back.summary() == f"{len(back.done)} file{'s' if len(back.done) > 1 else ''} put back"
+        assert lib.index(counting_embedder(), decode_workers=0).added == 0, "the library held them all along"
+    finally:
+        lib.close()

@@ -749,8 +749,8 @@ class Library:
             found = None if destination is None else self._found_at(destination)
             row = (rel := self.relative_path(source)) and self.store.file_by_path(rel)
             if not row:
-                # a file put back where the library still holds it as it is (its move was killed before the
-                # library followed it) has nothing to catch up: it was never "changed while away"
+                # a file the library still holds as it is (its move was killed, or a full disk kept the
+                # library from noting it) has nothing to catch up: it was never "changed while away"
                 if found is not None and not embedded_as_is(found, self.store.file_by_path(found.path)):
                     arrived.append(found)
             elif found is None:
@@ -770,7 +770,7 @@ class Library:
             back, as_before = bring_back(self.root, self.store, arrived)
             follow_own_removal(self.store, scan_current and as_before)
         except StoreError as exc:  # the files moved all the same: say so, and how the library catches up
-            report.stopped = report.stopped or f"the library could not note the moves ({exc}); its next index does"
+            report.unnoted = str(exc)
             return report
         report.to_index = [self.root / f.path for f in arrived if f.path not in back]
         return report

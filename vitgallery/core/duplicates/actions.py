@@ -114,11 +114,16 @@ class ActionReport:
     # why the action ended before its last file (its log could not be written: a full disk); the files
     # after it are in `problems`, untouched
     stopped: str | None = None
+    # why the library could not follow the files that moved (its database could not be written: a full
+    # disk). They moved all the same and the log holds them, so an undo puts them back; until then
+    # the library lists them where they were, and its next index catches up.
+    unnoted: str | None = None
 
     def stop(self, reason: str, untouched: Iterable[Path]) -> None:
         """The action ends here: no file is moved that its log cannot name."""
         self.stopped = reason
-        self.problems.extend((path, "not touched: the action stopped first") for path in untouched)
+        stopped = "the undo" if self.kind == "undo" else "the action"
+        self.problems.extend((path, f"not touched: {stopped} stopped first") for path in untouched)
 
     @property
     def moved_files(self) -> bool:
@@ -146,8 +151,14 @@ class ActionReport:
             text += f"; {len(self.already_there)} already in {'its' if len(self.already_there) == 1 else 'their'} folder"
         if self.problems:
             text += f"; {len(self.problems)} left as {'it was' if len(self.problems) == 1 else 'they were'}"
-        if self.stopped:
-            text += f"; stopped before the end: {self.stopped}"
+        unnoted = "the library could not note what moved (its next index does)"
+        if self.stopped and self.stopped == self.unnoted:  # one full disk: said once
+            text += f"; stopped before the end, and {unnoted}: {self.stopped}"
+        else:
+            if self.stopped:
+                text += f"; stopped before the end: {self.stopped}"
+            if self.unnoted:
+                text += f"; {unnoted}: {self.unnoted}"
         return text
 
     def status_line(self, problems_shown: int = 5) -> str:
@@ -777,7 +788,10 @@ def undo(place: ActionPlace, action_id: int, origins: Sequence[Path] = (), stop:
                 report.stop(str(exc), [place.item_paths(later)[0] for later in items[n + 1 if handled else n:]])
                 return report
         if report.done or report.back_by_hand:
-            store.mark_undone(action_id)
+            try:
+                store.mark_undone(action_id)
+            except StoreError as exc:  # only the time of the undo is lost: each file's state is logged
+                log.warning("action %d: the time of its undo was not recorded: %s", action_id, exc)
         target = place.here(Path(action.target)) if action.target else None
         _remove_emptied([place.here(Path(folder)) for folder in store.made_folders(action_id)], target)
     return report
