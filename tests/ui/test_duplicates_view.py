@@ -1010,3 +1010,30 @@ def test_in_a_short_window_a_whole_row_of_tiles_fits(qtbot, make_view, library_d
     assert tiles.visualItemRect(tiles.item(1)).top() == tiles.visualItemRect(tiles.item(0)).top(), "two a row"
     view.resize(900, 1000)
     qtbot.waitUntil(lambda: tiles.iconSize().width() == duplicates_view.THUMBNAIL_SIZE, timeout=5_000)
+
+
+@pytest.mark.parametrize("unreadable", ["gone", "damaged"])
+def test_every_row_of_a_compare_with_an_unreadable_file_ends_in_a_value_or_a_reason(
+    qtbot, make_view, library_dir, unreadable
+):
+    """A file that could not be read left its side's rows "loading…" for good: once the other side loaded,
+    the table was filled again with "loading…" for the side that had failed."""
+    view = scanned(qtbot, make_view(library_dir))
+    left, right = view.current_group().members[:2]
+    if unreadable == "gone":
+        right.path.unlink()
+    else:
+        right.path.write_bytes(right.path.read_bytes()[:200])  # a JPEG cut short in its header
+    dialog = CompareDialog(left, right, view._jobs, view)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: not dialog.keep_buttons[1].isEnabled() and dialog.views[0].has_photo(), timeout=10_000)
+    cells = {(PROPERTIES[row], side): dialog.table.item(row, side).text()
+             for row in range(len(PROPERTIES)) for side in (0, 1)}
+    assert all(text and "loading" not in text for text in cells.values()), cells
+    assert cells["Resolution", 1].startswith("cannot show this file:")
+    assert cells["Name", 1] == right.path.name and cells["Folder", 1] == str(right.path.parent)
+    assert cells["Resolution", 0] == "480 × 360", "the readable side says its values"
+    if unreadable == "gone":
+        assert cells["File size", 1] == "unknown"
+    else:
+        assert cells["File size", 1].startswith("200 bytes"), "what the file system says is still known"

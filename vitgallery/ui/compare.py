@@ -44,12 +44,20 @@ DIFFERENT_ROW = QColor(255, 236, 179)  # a soft amber: noticed, not alarming
 PROPERTIES = ("Resolution", "File size", "Date", "Camera", "Format", "Folder", "Name")
 
 
+UNKNOWN_DETAILS = PhotoDetails(None, None, None, None, False, None)
+
+
 @dataclass(frozen=True)
 class ComparedPhoto:
     path: Path
-    image: QImage  # decoded off the GUI thread; the pixmap is made on it
-    details: PhotoDetails
+    image: QImage | None  # decoded off the GUI thread (the pixmap is made on it); None: it could not be
+    details: PhotoDetails  # what could be read of the file, even when its picture could not
     format: str
+    problem: str | None = None  # why the picture cannot be shown
+
+    @property
+    def shown(self) -> bool:
+        return self.problem is None
 
 
 def file_format(path: Path) -> str:
@@ -59,22 +67,32 @@ def file_format(path: Path) -> str:
 
 
 def load_photo(path: Path, size: int) -> ComparedPhoto:
-    return ComparedPhoto(path, decode_scaled(path, size), read_details(path), file_format(path))
+    """The photo with its details; a file whose picture cannot be read still has what its file system and
+    header say (its size, its date)."""
+    details = read_details(path)
+    try:
+        image = decode_scaled(path, size)
+    except OSError as error:
+        return ComparedPhoto(path, None, details, file_format(path), str(error) or type(error).__name__)
+    return ComparedPhoto(path, image, details, file_format(path))
 
 
 def property_values(photo: ComparedPhoto) -> list[str]:
     """The table's cells for one photo, in the order of PROPERTIES."""
     d = photo.details
-    date = "?"
+    unknown = "?" if photo.shown else "unknown"
+    date = unknown
     if d.date is not None:
         date = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.date))
         date += " (taken)" if d.date_is_taken else " (modified)"
+    resolution = f"{d.width:,} × {d.height:,}" if d.width and d.height else unknown
+    header_read = d.width is not None  # without it, no camera is not "none recorded"
     return [
-        f"{d.width:,} × {d.height:,}" if d.width and d.height else "?",
-        f"{d.size:,} bytes ({d.size / 1e6:.2f} MB)" if d.size is not None else "?",
+        resolution if photo.shown else f"cannot show this file: {photo.problem}",
+        f"{d.size:,} bytes ({d.size / 1e6:.2f} MB)" if d.size is not None else unknown,
         date,
-        d.camera or "none recorded",
-        photo.format + (f", saved at quality {d.jpeg_quality}" if d.jpeg_quality is not None else ""),
+        d.camera or ("none recorded" if photo.shown or header_read else unknown),
+        (photo.format or unknown) + (f", saved at quality {d.jpeg_quality}" if d.jpeg_quality is not None else ""),
         str(photo.path.parent),
         photo.path.name,
     ]
@@ -270,36 +288,40 @@ class CompareDialog(QDialog):
             return
         self._loading[side] = None
         self._photos[side] = photo
-        self.views[side].set_photo(QPixmap.fromImage(photo.image), photo.details.width or photo.image.width())
+        if photo.image is not None:
+            self.views[side].set_photo(QPixmap.fromImage(photo.image), photo.details.width or photo.image.width())
+        else:
+            self._say_unreadable(side, photo.problem or "")
         self._fill_table()
 
     def _on_failed(self, side: int, error: WorkerError) -> None:
-        """Said in the photo's place; its name and folder stay known, and a file that cannot be read is
-        not one to keep."""
+        """An error reading the file at all: its side's rows say so (a table filled before with this side
+        still loading said "loading…" for good)."""
         if self._closed:
             return
-        self._loading[side] = None
+        self._on_loaded(side, ComparedPhoto(self.members[side].path, None, UNKNOWN_DETAILS, "", error.message))
+
+    def _say_unreadable(self, side: int, problem: str) -> None:
+        """Said in the photo's place; a file that cannot be read is not one to keep."""
         view = self.views[side]
-        note = view.scene().addText(f"Cannot show this file:\n{error.message}")
+        note = view.scene().addText(f"Cannot show this file:\n{problem}")
         note.setTextWidth(max(view.viewport().width() - 20, 160))
         view.setSceneRect(note.sceneBoundingRect())
-        self.table.setItem(0, side, QTableWidgetItem(f"cannot show this file: {error.message}"))
-        path = self.members[side].path
-        for prop, text in (("Folder", str(path.parent)), ("Name", path.name)):
-            self.table.setItem(PROPERTIES.index(prop), side, QTableWidgetItem(text))
         self.keep_buttons[side].setEnabled(False)
         self.keep_buttons[side].setToolTip("This file cannot be read: keep the other one, or close")
 
     def is_loaded(self) -> bool:
+        """Both sides read, their pictures shown or why not said."""
         return all(photo is not None for photo in self._photos)
 
     def _fill_table(self) -> None:
         values = [property_values(photo) if photo is not None else None for photo in self._photos]
         for row, prop in enumerate(PROPERTIES):
             cells = [v[row] if v is not None else "loading…" for v in values]
-            differs = values[0] is not None and values[1] is not None and cells[0] != cells[1]
             left, right = self._photos
-            larger = larger_side(left.details, right.details, prop) if left and right else None
+            both_shown = bool(left and right and left.shown and right.shown)
+            differs = both_shown and cells[0] != cells[1]
+            larger = larger_side(left.details, right.details, prop) if both_shown else None
             for side, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
@@ -312,8 +334,8 @@ class CompareDialog(QDialog):
                 self.table.setItem(row, side, item)
 
     def differing_properties(self) -> list[str]:
-        """The properties whose values differ between the two files (once both are read)."""
-        if not self.is_loaded():
+        """The properties whose values differ between the two files (once both are read and shown)."""
+        if not all(photo is not None and photo.shown for photo in self._photos):
             return []
         left, right = (property_values(photo) for photo in self._photos)
         return [prop for prop, a, b in zip(PROPERTIES, left, right, strict=True) if a != b]
