@@ -129,24 +129,6 @@ def test_settings_that_leave_the_vectors_alone_apply_without_a_question(qtbot, s
     assert dialog.changed() == {opt.THUMBNAIL_SIZE, opt.BATCH_SIZE}
 
 
-def test_the_same_weights_file_named_another_way_is_no_change_to_warn_of(qtbot, settings: Settings, tmp_path,
-                                                                         monkeypatch) -> None:
-    """QA: the weights put back as they were (chosen with Browse: the full path, where the setting said
-    "~/...") drew "the library then embeds every photo again"; another file still does."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    (tmp_path / "w.pth").write_bytes(b"weights")
-    (tmp_path / "other.pth").write_bytes(b"other weights")
-    settings.set(opt.WEIGHTS, "~/w.pth")
-    for same, expected in ((str(tmp_path / "w.pth"), []), (str(tmp_path / "other.pth"), ["weights"])):
-        dialog = SettingsDialog(settings)
-        qtbot.addWidget(dialog)
-        asked: list[str] = []
-        dialog.confirm = lambda question, asked=asked: asked.append(question) is not None  # Cancel
-        dialog.weights_edit.setText(same)
-        dialog.accept()
-        assert [word for word in ("weights",) if any(f"Another {word}" in q for q in asked)] == expected
-
-
 def test_devices_this_machine_lacks_are_shown_but_cannot_be_chosen(qtbot, settings: Settings, monkeypatch) -> None:
     from vitgallery.ui import settings_dialog
 

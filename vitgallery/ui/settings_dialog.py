@@ -133,8 +133,6 @@ class SettingsDialog(QDialog):
         """What applying `values` sets off beyond the settings, said before it does."""
         said = []
         new = {option for option, value in values.items() if value != self._before[option.key]}
-        if opt.WEIGHTS in new and _same_file(str(values[opt.WEIGHTS]), str(self._before[opt.WEIGHTS.key])):
-            new.discard(opt.WEIGHTS)  # the same file named another way ("~/w.pth", its full path, a link to it)
         shaping = [option.label.lower() for option in (opt.MODEL, opt.WEIGHTS, opt.PRECISION) if option in new]
         if shaping:
             said.append(f"Another {' or '.join(shaping)} can change every photo's vector: the library then "
@@ -168,16 +166,6 @@ class SettingsDialog(QDialog):
         path = QFileDialog.getExistingDirectory(self, "Library location", self.library_edit.text())
         if path:
             self.library_edit.setText(path)
-
-
-def _same_file(first: str, second: str) -> bool:
-    """Whether two weights settings name one file (both empty: the official download)."""
-    if not first or not second:
-        return first == second
-    try:
-        return Path(first).expanduser().samefile(Path(second).expanduser())
-    except OSError:  # one is not there (the dialog refuses that before asking)
-        return False
 
 
 def _spin(option: Option[int], value: int) -> QSpinBox:
