@@ -13,6 +13,7 @@ from vitgallery.core.models import (
     MODELS,
     DeviceError,
     ModelLoadError,
+    choice_change,
     device_problem,
     load_embedder,
     resolve_device,
@@ -185,3 +186,28 @@ def test_a_device_this_machine_lacks_is_named_with_its_reason(monkeypatch) -> No
     assert device_problem("cpu") is None and device_problem("auto") is None
     with pytest.raises(DeviceError, match="--device cuda was asked for, but PyTorch sees no CUDA GPU"):
         resolve_device("cuda")
+
+
+def test_a_model_choice_is_told_apart_from_the_librarys_before_it_loads(tmp_path):
+    """Settings warned that every photo is embedded again even for the model the library already had."""
+    weights = tmp_path / "w.pth"
+    fp32 = load_embedder("tiny-test", precision="fp32").signature
+    assert choice_change(fp32, None, "tiny-test", None, "cpu", "fp32") is None
+    assert choice_change(fp32, weights, "tiny-test", None, "cpu", "fp32") is None, "no file chosen: the library's"
+    assert choice_change(fp32, weights, "tiny-test", tmp_path / "." / "w.pth", "cpu", "fp32") is None
+    assert choice_change(fp32, weights, "tiny-test", tmp_path / "v.pth", "cpu", "fp32") == "the tiny-test weights changed"
+    assert choice_change(fp32, None, "tiny-test", weights, "cpu", "fp32") == "the tiny-test weights changed"
+    assert choice_change(fp32, None, "dinov2-s14", None, "cpu", "fp32") == "the model changed to dinov2-s14"
+    assert choice_change(fp32, None, "tiny-test", None, "cpu", "int8") == "the precision changed from fp32 to int8"
+    on_this_cpu = load_embedder("tiny-test", device="cpu").precision  # what "auto" picks here
+    assert (choice_change(fp32, None, "tiny-test", None, "cpu", "auto") is None) == (on_this_cpu == "fp32")
+    assert choice_change(fp32, None, "tiny-test", None, "cpu", "fp16") is None, "it cannot load: nothing changes"
+
+
+def test_a_model_choice_keeps_the_runtime_a_library_was_indexed_with(monkeypatch):
+    monkeypatch.setattr(models, "openvino_available", lambda: True)  # "auto" would pick OpenVINO on a CPU
+    on_torch = "dinov2-s14|weights:0123456789abcdef|pre:trim-squash224-imagenet|pool:cls|prec:fp32"
+    assert choice_change(on_torch, None, "dinov2-s14", None, "cpu", "fp32") is None
+    calibrated = on_torch.replace("prec:fp32", "prec:int8") + "|rt:openvino-2025|cal:0123456789abcdef"
+    assert choice_change(calibrated, None, "dinov2-s14", None, "cpu", "auto") is None
+    assert choice_change(calibrated, None, "dinov2-s14", None, "cpu", "fp32") == "the precision changed from int8 to fp32"

@@ -8,6 +8,7 @@ from PySide6.QtCore import QSettings
 from vitgallery.ui import settings as opt
 from vitgallery.ui.settings import MAX_RECENT_FOLDERS, Settings
 from vitgallery.ui.settings_dialog import SettingsDialog
+from vitgallery.ui.workers import IndexedModel
 
 
 def test_preferences_round_trip_through_the_ini_file(tmp_path: Path) -> None:
@@ -89,9 +90,10 @@ def test_settings_dialog_writes_preferences_and_reports_changes(qtbot, settings:
     asked = []
     dialog.confirm = lambda question: asked.append(question) is not None  # Cancel
     dialog.accept()
-    assert asked == ["Another model can change every photo's vector: the library then embeds every photo again, "
-                     "which takes as long as a first index. The library starts again in the new location (every "
-                     "photo is indexed there); the one used so far stays where it is. Apply the settings?"]
+    assert asked == ["A folder's library indexed with another model embeds every photo again when the folder is "
+                     "next opened, which takes as long as a first index. The library starts again in the new "
+                     "location (every photo is indexed there); the one used so far stays where it is. Apply the "
+                     "settings?"]
     assert dialog.changed() == set() and settings.library_dir() != Path("/elsewhere"), "nothing applied"
     dialog.confirm = lambda question: True
     dialog.accept()
@@ -175,3 +177,80 @@ def test_a_moved_folder_leaves_the_recent_list(tmp_path: Path) -> None:
         settings.add_recent_folder(Path(folder))
     settings.forget_recent_folder(Path("/photos/a"))
     assert settings.recent_folders() == [Path("/photos/b")]
+
+
+TINY_FP32 = "tiny-test|weights:0123456789abcdef|pre:trim-squash224-imagenet|pool:cls|prec:fp32"
+
+
+def test_a_model_put_back_to_the_librarys_is_applied_without_a_warning(qtbot, settings: Settings, tmp_path) -> None:
+    """The dialog warned that every photo is embedded again when the weights were put back to the ones the
+    library was indexed with: it compared with the settings (another file, chosen since), not the library."""
+    indexed, other = tmp_path / "indexed.pth", tmp_path / "other.pth"
+    for weights in (indexed, other):
+        weights.write_bytes(b"checked when the model loads")
+    settings.set(opt.PRECISION, "fp32")
+    settings.set(opt.WEIGHTS, str(other))  # chosen since the folder was indexed (its model failed to load, say)
+    dialog = SettingsDialog(settings, indexed_with=IndexedModel(TINY_FP32, indexed))
+    qtbot.addWidget(dialog)
+    dialog.confirm = lambda question: pytest.fail(f"asked: {question}")
+    dialog.weights_edit.setText(str(indexed))
+    dialog.accept()
+    assert settings.get(opt.WEIGHTS) == str(indexed) and dialog.result() == SettingsDialog.DialogCode.Accepted
+
+
+def test_a_model_other_than_the_librarys_says_exactly_what_indexing_again_does(qtbot, settings: Settings,
+                                                                              tmp_path) -> None:
+    indexed, other = tmp_path / "indexed.pth", tmp_path / "other.pth"
+    for weights in (indexed, other):
+        weights.write_bytes(b"checked when the model loads")
+    settings.set(opt.PRECISION, "fp32")
+    dialog = SettingsDialog(settings, indexed_with=IndexedModel(TINY_FP32, indexed))
+    qtbot.addWidget(dialog)
+    asked = []
+    dialog.confirm = lambda question: asked.append(question) is not None  # Cancel
+    dialog.weights_edit.setText(str(other))
+    dialog.accept()
+    assert asked == ["This folder was indexed with tiny-test (fp32); with these settings the tiny-test weights "
+                     "changed. It is indexed again at once and every photo embedded anew, which takes as long as a "
+                     "first index: its vectors, keypoints and duplicate findings are dropped as that starts "
+                     "(stopping it or changing back later does not bring them back), so searches and Find "
+                     "duplicates see only the photos done until it ends. Your duplicate decisions are kept. Other "
+                     "folders indexed with another model are embedded again when next opened. Apply the settings?"]
+    dialog.weights_edit.clear()  # no file: the run takes the library's own
+    dialog.precision_combo.setCurrentIndex(dialog.precision_combo.findData("int8"))
+    dialog.accept()
+    assert "with these settings the precision changed from fp32 to int8." in asked[-1]
+    asked.clear()
+    dialog.precision_combo.setCurrentIndex(dialog.precision_combo.findData("fp32"))
+    dialog.thumbnail_spin.setValue(dialog.thumbnail_spin.value() + 16)
+    dialog.accept()
+    assert asked == [] and dialog.result() == SettingsDialog.DialogCode.Accepted, "the library's model: no question"
+
+
+def test_the_window_compares_settings_with_its_librarys_model(qtbot, indexed_window, settings: Settings,
+                                                              monkeypatch) -> None:
+    from vitgallery.ui import main_window
+
+    asked = []
+
+    def answering(change):
+        """SettingsDialog.exec as a user who makes `change` and presses OK (Cancel to any question)."""
+        def exec_(dialog: SettingsDialog) -> int:
+            dialog.confirm = lambda question: asked.append(question) is not None
+            change(dialog)
+            dialog.accept()
+            return dialog.result()
+        return exec_
+
+    settings.set(opt.PRECISION, "int8")  # chosen since (with no folder open); the library stays as indexed
+    monkeypatch.setattr(main_window.SettingsDialog, "exec", answering(
+        lambda dialog: dialog.precision_combo.setCurrentIndex(dialog.precision_combo.findData("auto"))))
+    indexed_window.open_settings()
+    assert asked == [] and settings.get(opt.PRECISION) == "auto", "the precision the library was indexed with"
+    qtbot.waitUntil(lambda: not indexed_window.is_indexing(), timeout=60_000)
+
+    settings.set(opt.PRECISION, "int8")
+    monkeypatch.setattr(main_window.SettingsDialog, "exec", answering(
+        lambda dialog: dialog.batch_spin.setValue(dialog.batch_spin.value() + 1)))  # indexes again with int8
+    indexed_window.open_settings()
+    assert len(asked) == 1 and "the precision changed from" in asked[0] and asked[0].count("to int8.") == 1

@@ -893,6 +893,36 @@ def signature_change(before: str, after: str) -> str:
     return f"the {new_model} settings changed"
 
 
+def choice_change(signature: str, indexed_weights: Path | None, name: str, weights: Path | None,
+                  device: str = "auto", precision: str = "auto") -> str | None:
+    """What indexing a library indexed with `signature` (from the file `indexed_weights`; None: the official
+    download) with this model choice would change, in signature_change's words; None where the run keeps
+    every photo's vector. Told before any model loads, so weights are told apart by their file, not by
+    their checksum as the run does: a copy of the library's file is said to be other weights."""
+    indexed_name, indexed_precision = signature_model_and_precision(signature)
+    if name != indexed_name:
+        return f"the model changed to {name}"
+    chosen = weights or indexed_weights  # with no file chosen, the run takes the library's own (the CLI's rule)
+    if (chosen is None) != (indexed_weights is None) or (
+            chosen is not None and indexed_weights is not None
+            and chosen.expanduser().absolute() != indexed_weights.expanduser().absolute()):
+        return f"the {name} weights changed"
+    try:
+        torch_device = resolve_device(device)
+        runtime = resolve_runtime(DEFAULT_RUNTIME, torch_device, MODELS[name])
+        resolved = resolve_precision(precision, torch_device, runtime)
+        on_torch = resolve_precision(precision, torch_device, "torch")
+    except (ModelLoadError, KeyError):
+        return None  # it cannot load so: loading says why, and embeds nothing
+    if runtime != "torch" and signature_runtime(signature) == "torch" and on_torch == indexed_precision:
+        return None  # "auto" keeps the runtime the library was indexed with (calibration.library_embedder)
+    if resolved != indexed_precision:
+        return f"the precision changed from {indexed_precision} to {resolved}"
+    if runtime != signature_runtime(signature):
+        return f"the runtime changed to {runtime}"
+    return None
+
+
 # Ends a signature whose int8 model was calibrated on a library's photos: the model file's checksum.
 CALIBRATION_MARK = "|cal:"
 

@@ -83,6 +83,7 @@ from vitgallery.ui.widgets import (
 )
 from vitgallery.ui.workers import (
     FolderListing,
+    IndexedModel,
     IndexOutcome,
     IndexRun,
     Job,
@@ -136,6 +137,7 @@ class MainWindow(QMainWindow):
         self._listing_job: Job | None = None
         self._said_before_drag = ""  # the status bar's message a drag's hint covers
         self._photos_in_library = 0
+        self._indexed_with: IndexedModel | None = None  # the open library's model (Settings compares with it)
         self._index_again = False  # the folder changed during a run: index once more when it ends
         self._preview: PreviewDialog | None = None
         self._shut_down = False
@@ -530,6 +532,7 @@ class MainWindow(QMainWindow):
         self._index_run = None
         # what was said of the folder before is not said of this one
         self._photos_in_library = 0
+        self._indexed_with = None
         self.count_label.clear()
         self.statusBar().clearMessage()
         self.progress_panel.finish()
@@ -737,6 +740,7 @@ class MainWindow(QMainWindow):
         if opened.root != self._folder:
             return
         self._photos_in_library = opened.photo_count
+        self._indexed_with = opened.indexed_with
         self._show_photo_count(opened.photo_count)
         if opened.followed_from is not None:
             self.settings.forget_recent_folder(opened.followed_from)
@@ -788,6 +792,7 @@ class MainWindow(QMainWindow):
         if run is not self._index_run:
             return
         self._photos_in_library = outcome.photo_count
+        self._indexed_with = outcome.indexed_with
         self._show_photo_count(outcome.photo_count)
         self.problems_panel.set_problems("index", outcome.skipped)
         self.folder_model.set_not_indexed(outcome.skipped)
@@ -1062,7 +1067,7 @@ class MainWindow(QMainWindow):
     # -- settings and about ------------------------------------------------------------------------
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self)
+        dialog = SettingsDialog(self.settings, self, indexed_with=self._indexed_with)
         if dialog.exec():
             self.apply_settings(dialog.changed())
 
@@ -1071,7 +1076,7 @@ class MainWindow(QMainWindow):
             self.set_thumbnail_size(self.settings.get(opt.THUMBNAIL_SIZE))
         if opt.LIBRARY_DIR in changed and self._folder is not None:
             self.open_folder(self._folder)
-        elif changed & {opt.MODEL, opt.WEIGHTS, opt.DEVICE, opt.PRECISION, opt.BATCH_SIZE} and self._folder is not None:
+        elif changed & opt.INDEXING and self._folder is not None:
             self.message_bar.withdraw(self._model_error)  # the choice it was about is gone; a new failure says so
             self.start_indexing()
 

@@ -124,6 +124,9 @@ PREFERENCES: tuple[Option, ...] = (
     MIN_SCORE,
 )
 
+# The preferences whose change indexes the open folder again at once (with the model they choose).
+INDEXING: frozenset[Option] = frozenset({MODEL, WEIGHTS, DEVICE, PRECISION, BATCH_SIZE})
+
 
 class Settings:
     """Reads and writes registered options; tests pass a QSettings on a temporary ini file."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (
     QComboBox,
@@ -19,10 +20,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitgallery.core.models import MODELS, USER_MODELS, device_problem
+from vitgallery.core.models import (
+    MODELS,
+    USER_MODELS,
+    choice_change,
+    device_problem,
+    signature_model_and_precision,
+)
 from vitgallery.ui import settings as opt
 from vitgallery.ui.settings import Option, Settings
 from vitgallery.ui.widgets import ERROR_TINT, confirmation_box
+
+if TYPE_CHECKING:
+    from vitgallery.ui.workers import IndexedModel
 
 PRECISION_HINTS = {
     "auto": "automatic (int8 on a CPU with OpenVINO; else bf16 where the hardware has it, else fp32)",
@@ -31,13 +41,16 @@ PRECISION_HINTS = {
 
 
 class SettingsDialog(QDialog):
-    """Edits the preferences; the models, devices and precisions offered are the core's."""
+    """Edits the preferences; the models, devices and precisions offered are the core's. `indexed_with`:
+    what the open folder's library was indexed with (None: no folder open, or not indexed yet)."""
 
-    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, parent: QWidget | None = None, *,
+                 indexed_with: IndexedModel | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setMinimumWidth(480)
         self._settings = settings
+        self._indexed_with = indexed_with
         self._before = {option.key: settings.get(option) for option in opt.PREFERENCES}
 
         self.model_combo = QComboBox()
@@ -133,14 +146,39 @@ class SettingsDialog(QDialog):
         """What applying `values` sets off beyond the settings, said before it does."""
         said = []
         new = {option for option, value in values.items() if value != self._before[option.key]}
-        shaping = [option.label.lower() for option in (opt.MODEL, opt.WEIGHTS, opt.PRECISION) if option in new]
-        if shaping:
-            said.append(f"Another {' or '.join(shaping)} can change every photo's vector: the library then "
-                        "embeds every photo again, which takes as long as a first index.")
+        model_change = self._model_change(values, new)
+        if model_change:
+            said.append(model_change)
         if opt.LIBRARY_DIR in new:
             said.append("The library starts again in the new location (every photo is indexed there); the "
                         "one used so far stays where it is.")
         return said
+
+    def _model_change(self, values: dict[Option, object], new: set[Option]) -> str | None:
+        """What the chosen model does to the open folder's library, said when it embeds every photo again:
+        its model is told apart from the library's (core.models.choice_change), not from the settings, so
+        a choice put back to the library's says nothing. What that drops is Store.start_new_model's."""
+        indexed = self._indexed_with
+        if indexed is None or opt.LIBRARY_DIR in new:  # no library to compare with, or another one then
+            shaping = [option.label.lower() for option in (opt.MODEL, opt.WEIGHTS, opt.PRECISION) if option in new]
+            if not shaping:
+                return None
+            return (f"A folder's library indexed with another {' or '.join(shaping)} embeds every photo again "
+                    "when the folder is next opened, which takes as long as a first index.")
+        if not new & opt.INDEXING:
+            return None  # the folder is not indexed again now
+        weights = Path(str(values[opt.WEIGHTS])).expanduser() if values[opt.WEIGHTS] else None
+        change = choice_change(indexed.signature, indexed.weights_file, str(values[opt.MODEL]), weights,
+                               str(values[opt.DEVICE]), str(values[opt.PRECISION]))
+        if change is None:
+            return None
+        name, precision = signature_model_and_precision(indexed.signature)
+        return (f"This folder was indexed with {name} ({precision}); with these settings {change}. It is "
+                "indexed again at once and every photo embedded anew, which takes as long as a first index: "
+                "its vectors, keypoints and duplicate findings are dropped as that starts (stopping it or "
+                "changing back later does not bring them back), so searches and Find duplicates see only the "
+                "photos done until it ends. Your duplicate decisions are kept. Other folders indexed with "
+                "another model are embedded again when next opened.")
 
     def confirm(self, question: str) -> bool:
         """Asks before settings that embed every photo again apply (Cancel is the default); tests replace it."""

@@ -385,12 +385,27 @@ class ModelChoice:
 
 
 @dataclass(frozen=True)
+class IndexedModel:
+    """What a library's vectors were made with: Settings tells a model choice apart from it."""
+
+    signature: str
+    weights_file: Path | None  # None: the official download
+
+
+def indexed_model(library: Library) -> IndexedModel | None:
+    """None for a library not indexed yet."""
+    signature = library.model_signature
+    return None if signature is None else IndexedModel(signature, library.weights_file)
+
+
+@dataclass(frozen=True)
 class OpenedLibrary:
     root: Path
     library_dir: Path
     photo_count: int
     skipped: list[tuple[Path, str]]
     followed_from: Path | None = None  # the gone photo folder whose library followed its photos here
+    indexed_with: IndexedModel | None = None
 
 
 class Session:
@@ -510,7 +525,7 @@ class Session:
         self.replace_library(library)
         remember_last_library(library.library_dir)  # the CLI's commands default to it too
         return OpenedLibrary(library.root, library.library_dir, library.photo_count(), skipped_files(library),
-                             library.followed_from)
+                             library.followed_from, indexed_model(library))
 
     # The model -------------------------------------------------------------------------------
 
@@ -698,6 +713,7 @@ class IndexOutcome:
     photo_count: int
     skipped: list[tuple[Path, str]]
     notices: list[str]
+    indexed_with: IndexedModel | None = None  # the run may have embedded every photo with another model
 
 
 class ListingHandoff:
@@ -758,7 +774,7 @@ def index_work(session: Session, run: IndexRun) -> LibraryWork:
         )
         notices = list(library.notices)
         library.notices.clear()
-        return IndexOutcome(summary, library.photo_count(), skipped_files(library), notices)
+        return IndexOutcome(summary, library.photo_count(), skipped_files(library), notices, indexed_model(library))
 
     return index
 
