@@ -195,6 +195,9 @@ def test_a_model_choice_is_told_apart_from_the_librarys_before_it_loads(tmp_path
     assert choice_change(fp32, None, "tiny-test", None, "cpu", "fp32") is None
     assert choice_change(fp32, weights, "tiny-test", None, "cpu", "fp32") is None, "no file chosen: the library's"
     assert choice_change(fp32, weights, "tiny-test", tmp_path / "." / "w.pth", "cpu", "fp32") is None
+    weights.write_bytes(b"weights")
+    (tmp_path / "link.pth").symlink_to(weights)  # the same file by another name: QA was warned for it
+    assert choice_change(fp32, weights, "tiny-test", tmp_path / "link.pth", "cpu", "fp32") is None
     assert choice_change(fp32, weights, "tiny-test", tmp_path / "v.pth", "cpu", "fp32") == "the tiny-test weights changed"
     assert choice_change(fp32, None, "tiny-test", weights, "cpu", "fp32") == "the tiny-test weights changed"
     assert choice_change(fp32, None, "dinov2-s14", None, "cpu", "fp32") == "the model changed to dinov2-s14"

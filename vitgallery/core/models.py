@@ -904,8 +904,7 @@ def choice_change(signature: str, indexed_weights: Path | None, name: str, weigh
         return f"the model changed to {name}"
     chosen = weights or indexed_weights  # with no file chosen, the run takes the library's own (the CLI's rule)
     if (chosen is None) != (indexed_weights is None) or (
-            chosen is not None and indexed_weights is not None
-            and chosen.expanduser().absolute() != indexed_weights.expanduser().absolute()):
+            chosen is not None and indexed_weights is not None and not _same_file(chosen, indexed_weights)):
         return f"the {name} weights changed"
     try:
         torch_device = resolve_device(device)
@@ -921,6 +920,15 @@ def choice_change(signature: str, indexed_weights: Path | None, name: str, weigh
     if runtime != signature_runtime(signature):
         return f"the runtime changed to {runtime}"
     return None
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    """Whether two names lead to one file ("~/w.pth" and its full path, a link to it)."""
+    first, second = first.expanduser(), second.expanduser()
+    try:
+        return first.samefile(second)
+    except OSError:  # one is not there: by name
+        return first.absolute() == second.absolute()
 
 
 # Ends a signature whose int8 model was calibrated on a library's photos: the model file's checksum.
