@@ -5,6 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from PIL import ImageOps
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsTextItem, QMessageBox
 
@@ -312,6 +313,42 @@ def test_the_badge_says_the_reason_a_keep_rule_gives(qtbot, make_view, library_d
     assert shown(view)[0] == (group.members[-1].path.name, True)
     assert view.member_list.item(0).text().endswith("Kept: no edits seen")
     assert "no edits seen; others padded" in view.keeper_label.text()
+
+
+def test_the_tiles_of_a_group_always_fit_the_width(qtbot, make_view, tmp_path, monkeypatch):
+    # Groups of eight, as a phone's edits make them: a tile was placed before its text was set, then
+    # grew with it where it stood, and the third column went past the right edge (no scroll bar showed it)
+    root = tmp_path / "photos"
+    root.mkdir()
+    for group, seed in enumerate((1, 4)):
+        photo = make_photo(seed, (480, 360))
+        for number, (edit, copy) in enumerate({
+            "": photo, "squash-crop-jpeg": photo, "jpeg-color": photo.resize((240, 180)),
+            "crop-crop": photo.crop((40, 30, 440, 330)), "crop-flip": ImageOps.mirror(photo),
+            "text-border": photo.crop((20, 10, 460, 350)), "rotate-crop": photo.resize((400, 300)),
+            "gray-blur-small": photo.crop((0, 0, 440, 330)),
+        }.items()):
+            copy.save(root / f"g{group:04d}_{number}{'_' if edit else ''}{edit}.jpg", quality=90 - 5 * number)
+    library = Library.open(root, tmp_path / "library")
+    library.index(load_embedder("tiny-test"), decode_workers=0)
+    library.close()
+
+    def choose(members, rule, folder=None):  # a reason on two lines, as "best copy" gives one
+        return SimpleNamespace(member=members[0], reason="saved at a higher JPEG quality; others blocky", same_file=())
+
+    monkeypatch.setattr(duplicates_view, "choose_keeper", choose)
+    view = scanned(qtbot, make_view(tmp_path / "library"))
+    view.resize(935, 660)
+    view.show()
+    tiles = view.member_list
+    assert tiles.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+    assert [len(g.members) for g in view.groups] == [8, 8]
+    for row in (0, 1, 0):
+        view.group_list.setCurrentRow(row)
+        qtbot.wait(100)
+        rects = [tiles.visualItemRect(tiles.item(i)) for i in range(tiles.count())]
+        assert len({r.top() for r in rects}) == 3, "three tiles a row"
+        assert all(0 <= r.left() and r.right() < tiles.viewport().width() for r in rects), (row, rects)
 
 
 def test_keys_keep_and_reject_photos_and_step_through_groups(qtbot, make_view, library_dir):

@@ -226,7 +226,12 @@ SMALLEST_TILE_PHOTO = 72
 
 class MemberTiles(QListWidget):
     """A group's photos as tiles, whose photos shrink so that a whole row fits a short window (at 1024x640
-    only the top of the tiles showed, the kept one's reason cut), and whose width lets two fit a row."""
+    only the top of the tiles showed, the kept one's reason cut), and whose width lets two fit a row.
+    Like the folder's grid, its columns always fit the width: it never scrolls sideways."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
     def text_height(self) -> int:
         return TILE_TEXT_LINES * self.fontMetrics().lineSpacing() + 16  # and the badge frame's margins
@@ -240,6 +245,12 @@ class MemberTiles(QListWidget):
         if side != self.iconSize().width() or grid != self.gridSize():
             self.setIconSize(QSize(side, side))
             self.setGridSize(grid)
+
+    def texts_changed(self) -> None:
+        """The tiles' texts were set or changed (a kept tile's reason on two lines is wider than a tile
+        without text): laid out again. The icon view places a tile when it is added and does not move it
+        when its size changes, and the third column was pushed past the right edge."""
+        self.doItemsLayout()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -1003,6 +1014,7 @@ class DuplicatesView(QWidget, JobPage):
                             "K keeps it, R does not; C compares it with the kept photo")
             item.setCheckState(Qt.CheckState.Checked if kept else Qt.CheckState.Unchecked)
         self.member_list.blockSignals(False)
+        self.member_list.texts_changed()
         self.member_list.viewport().update()
         self.group_list.group_model().refresh_row(self._row_of(group))
 
