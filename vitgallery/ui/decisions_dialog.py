@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QLabel,
+    QListView,
     QListWidget,
     QListWidgetItem,
     QPushButton,
@@ -53,6 +54,11 @@ class DecisionsDialog(QDialog):
         self.setWindowTitle("Your decisions")
         self.list = QListWidget()
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        # an entry wraps onto more lines rather than running off the right edge (its end says when)
+        self.list.setWordWrap(True)
+        self.list.setResizeMode(QListView.ResizeMode.Adjust)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setAlternatingRowColors(True)  # where one entry of two lines ends and the next begins
         now = time.time()
         listed = [(row.at, decision_text(row, now), "\n".join(row.paths), Decision(group_keys=(row.key,)))
                   for row in decisions]
