@@ -765,7 +765,7 @@ def test_undo_of_a_resolve_shows_the_group_it_put_back(qtbot, make_view, library
     monkeypatch.setattr(view, "_on_scan_checked", lambda outcome, check=view._on_scan_checked: (
         checks.append(outcome), check(outcome)))
     view.library_changed()  # as the window says after any action
-    qtbot.waitUntil(lambda: checks == [(True, set())], timeout=10_000)
+    qtbot.waitUntil(lambda: checks == [(True, set(), set())], timeout=10_000)
     assert view.status_label.text() == said, "back with their scan evidence: the scan is still current"
 
 
@@ -781,7 +781,7 @@ def test_what_an_action_did_stays_said_and_a_change_of_the_library_is_said_when_
     monkeypatch.setattr(view, "_on_scan_checked", lambda outcome, check=view._on_scan_checked: (
         checks.append(outcome), check(outcome)))
     view.library_changed()  # as the window says after any action: its own keeps the scan current
-    qtbot.waitUntil(lambda: checks == [(True, set())], timeout=10_000)
+    qtbot.waitUntil(lambda: checks == [(True, set(), set())], timeout=10_000)
     assert view.status_label.text() == said
 
     with view._jobs.session.use_library() as library:  # then indexing finds a new photo
@@ -810,6 +810,41 @@ def test_photos_deleted_behind_the_review_leave_it_and_the_counts(qtbot, make_vi
     view.library_changed()
     qtbot.wait(500)
     assert [g.members for g in view.groups] == listed
+
+
+def test_photos_moved_away_behind_the_review_and_back_are_reviewed_again(qtbot, make_view, library_dir, tmp_path):
+    # as the command line's move and its undo do while the window is open: the groups emptied, and a
+    # photo taken out then left its original "alone", so that the next scan grouped it without it
+    view = active(qtbot, scanned(qtbot, make_view(library_dir)))
+    before = {frozenset(m.path for m in g.members) for g in view.groups}
+    root, aside = library_dir.parent / "photos", tmp_path / "aside"
+    aside.mkdir()
+    moved = [photo.rename(aside / photo.name) for photo in sorted(root.iterdir()) if photo.stem != "p1"]
+    view.library_changed()
+    qtbot.waitUntil(lambda: "gone from the folder" in view.status_label.text(), timeout=10_000)
+    assert view.groups == [] and view.group_title.text() == "Nothing left to review"
+
+    for photo in moved:
+        photo.rename(root / photo.name)
+    view.library_changed()
+    qtbot.waitUntil(lambda: "back in the folder" in view.status_label.text(), timeout=10_000)
+    assert view.status_label.text().startswith("14 photos left out of the review are back in the folder: "
+                                               "reviewed again. 3 groups, 15 photos;"), "all grouped but p1.jpg"
+    assert {frozenset(m.path for m in g.members) for g in view.groups} == before
+    base = shown(view)[0][0].removesuffix(".jpg")
+    select(view, f"{base}_flip.jpg")
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        qtbot.keyClick(view.member_list, Qt.Key.Key_T)
+    assert len(shown(view)) == 4, "taken out of the whole group"
+
+    changed = next(m.path for g in view.groups for m in g.members if m.path.name != f"{base}.jpg")
+    changed.rename(aside / changed.name)
+    view.library_changed()
+    qtbot.waitUntil(lambda: "gone from the folder" in view.status_label.text(), timeout=10_000)
+    make_photo(99, (480, 360)).save(changed)  # another picture under its name: not the photo the scan saw
+    view.library_changed()
+    qtbot.wait(500)
+    assert changed not in {m.path for g in view.groups for m in g.members}
 
 
 def test_resolve_all_asks_with_the_counts_and_cancel_is_the_default(qtbot, make_view, library_dir):

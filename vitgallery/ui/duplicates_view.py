@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -70,7 +71,7 @@ from vitgallery.core.duplicates import (
     time_ago,
 )
 from vitgallery.core.scan import root_is_available
-from vitgallery.core.store import DecisionRow
+from vitgallery.core.store import DecisionRow, FileRow
 from vitgallery.core.words import count_text, size_text, unreadable_text
 from vitgallery.ui.collector import collector_paused
 from vitgallery.ui.compare import CompareDialog
@@ -181,6 +182,16 @@ def _rule_choice(group: DuplicateGroup, rule: KeepRule, folder: Path | None) -> 
 STALE_SCAN = "The library changed since the scan: find duplicates again (only new or changed photos are checked)."
 PHASES = {"candidates": "Finding candidates", "keypoints": "Reading photos", "verifying": "Comparing pairs",
           "measuring": "Measuring quality", "done": "Grouping"}
+
+
+def _is_as_scanned(path: Path, row: FileRow) -> bool:
+    """Whether the file at `path` is the one a scan saw there (its size and time unchanged: moved away and
+    back keeps both), so that what the scan found of it still holds."""
+    try:
+        found = path.stat()
+    except OSError:
+        return False
+    return stat.S_ISREG(found.st_mode) and (found.st_size, found.st_mtime_ns) == (row.size, row.mtime_ns)
 
 
 def _is_checked(item: QListWidgetItem) -> bool:
@@ -631,30 +642,41 @@ class DuplicatesView(QWidget, JobPage):
     def library_changed(self) -> None:
         """The library changed: a scan made before may miss new photos. Whether it does is the library's
         to say: the app's own actions keep it current, and then what an action did stays said. Photos of
-        the groups deleted meanwhile leave the review (it would offer to keep a file that is gone)."""
+        the groups deleted meanwhile leave the review (it would offer to keep a file that is gone), and come
+        back into it once their file is back as it was scanned (moved away by another program or the
+        command line and put back: they stayed out, and whole groups with them, until the next scan)."""
         if self._scan is None or self._busy:
             return
         groups, up_to_date = list(self._groups), self._scan.up_to_date  # walked in the job: 100,000 members at scale
+        away = {file_id: self._scan.files[file_id] for file_id in self._gone if file_id in self._scan.files}
+        root = self._scan.root
 
-        def check(library: Library, progress, cancel) -> tuple[bool, set[int]]:
-            # an unplugged drive's photos are not deleted ones: they stay until it is back
-            gone = ({m.file_id for group in groups for m in group.members if not m.path.is_file()}
-                    if root_is_available(library.root) else set())
-            return up_to_date and library.duplicate_scan_is_current(), gone
+        def check(library: Library, progress, cancel) -> tuple[bool, set[int], set[int]]:
+            current = up_to_date and library.duplicate_scan_is_current()
+            if not root_is_available(library.root):  # an unplugged drive's photos are not deleted ones
+                return current, set(), set()
+            gone = {m.file_id for group in groups for m in group.members if not m.path.is_file()}
+            return current, gone, {file_id for file_id, row in away.items() if _is_as_scanned(root / row.path, row)}
 
         self._jobs.submit_library(check, name="duplicate scan check", on_finished=self._on_scan_checked)
 
-    def _on_scan_checked(self, outcome: tuple[bool, set[int]]) -> None:
-        current, gone = outcome
+    def _on_scan_checked(self, outcome: tuple[bool, set[int], set[int]]) -> None:
+        current, gone, back = outcome
         if self._scan is None or self._busy:
             return
-        deleted = gone - self._gone
-        if deleted:
-            self._gone |= deleted
-            self._scan.up_to_date = False
-            self._regroup(then=lambda: self.status_label.setText(
-                f"{count_text(len(deleted), 'photo')} of these groups {'is' if len(deleted) == 1 else 'are'} gone "
-                f"from the folder: left out of the review. {self._summary()}"))
+        deleted, returned = gone - self._gone, back & self._gone
+        if deleted or returned:
+            self._gone = (self._gone | deleted) - returned
+            if deleted or not current:
+                self._scan.up_to_date = False
+            said = []
+            if deleted:
+                said.append(f"{count_text(len(deleted), 'photo')} of these groups {'is' if len(deleted) == 1 else 'are'} "
+                            "gone from the folder: left out of the review.")
+            if returned:
+                said.append(f"{count_text(len(returned), 'photo')} left out of the review "
+                            f"{'is' if len(returned) == 1 else 'are'} back in the folder: reviewed again.")
+            self._regroup(then=lambda: self.status_label.setText(" ".join([*said, self._summary()])))
             return
         if current or not self._scan.up_to_date:
             return
