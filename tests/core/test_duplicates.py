@@ -444,6 +444,23 @@ def test_edits_of_a_smooth_picture_align_by_their_grey_levels(tmp_path):
     assert look_likeness(base.look, features["blank"].look) is None, "a blank picture aligns with anything"
 
 
+def test_plain_gradients_of_other_colours_do_not_align(tmp_path):
+    """QA: a navy-to-sky and a black-to-orange vertical gradient were "the same photo" (grey levels ignore
+    colour, and one plain ramp aligns with every other); a smooth picture with shapes still aligns with its
+    own recoloured copy."""
+    ramp = np.linspace(0.0, 1.0, 480)[:, None, None] * np.ones((1, 640, 1))
+    for name, low, high in (("navy_sky", (10, 20, 80), (150, 200, 255)), ("black_orange", (0, 0, 0), (255, 140, 30))):
+        pixels = np.array(low) * (1 - ramp) + np.array(high) * ramp
+        Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / f"{name}.jpg", quality=92)
+    navy, orange = (analyse_photo(tmp_path / f"{name}.jpg") for name in ("navy_sky", "black_orange"))
+    assert look_likeness(navy.look, orange.look) is None
+    original = smooth_picture(1)
+    original.save(tmp_path / "smooth.jpg", quality=90)
+    ImageOps.grayscale(original).save(tmp_path / "smooth_grey.jpg", quality=90)
+    smooth, grey = (analyse_photo(tmp_path / f"{name}.jpg") for name in ("smooth", "smooth_grey"))
+    assert look_likeness(smooth.look, grey.look) > 0.99
+
+
 def test_caption_bars_cost_less_agreement_than_a_different_subject_in_their_place(tmp_path):
     """Flat bars over the picture (a caption, a redaction) are left out of the pixel agreement; other
     textured content in the same places (another subject on the same background) still disagrees."""

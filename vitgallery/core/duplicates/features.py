@@ -48,7 +48,7 @@ OVERLAY_MAX_SHARE = 0.5  # of the overlap's windows, at most this many are taken
 AGREEMENT_BLUR = 1.0  # Gaussian sigma in pixels: re-saves and shrunk copies lose the finest detail
 FLAT_STD = 4.0  # a window with less grey-level spread has no texture to compare
 LOOK_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # size of the smaller photo's copy relative to the larger's
-LOOK_MIN_STD = 2.0  # grey levels: a copy flatter than this (blank, one colour) has nothing to align
+LOOK_MIN_STD = 2.0  # grey levels: a copy flatter than this (blank, one colour, a plain ramp) has nothing to align
 PADDING_MIN_SHARE = 0.01  # less of a photo outside the other's picture is the map's imprecision
 PADDING_FLAT_SHARE = 0.95  # that part is padding when this much of it is one grey level...
 PADDING_TOLERANCE = 8  # ...within this many levels (JPEG noise on a flat fill)
@@ -130,6 +130,18 @@ def may_look_the_same(inliers: int, whitened_cosine: float) -> bool:
     """Whether grey levels alone could make a pair the same photo at the default threshold: its keypoints
     cannot tell (a smooth picture has too few) and it looks alike enough in the whitened space."""
     return keypoints_cannot_tell(inliers) and whitened_cosine >= DEFAULT_WEIGHTS.look_whitened
+
+
+def _plain(look: np.ndarray) -> bool:
+    """Whether a look copy is one grey level or one plain ramp of them (a blank picture, a plain gradient):
+    less than LOOK_MIN_STD of it is left once the best plane through its grey levels is taken away. Such a
+    picture aligns with every other of its kind, whatever its colours (QA: a navy-to-sky and a
+    black-to-orange gradient were "the same photo")."""
+    height, width = look.shape
+    y, x = np.mgrid[0:height, 0:width]
+    plane = np.column_stack([np.ones(look.size), x.ravel(), y.ravel()]).astype(np.float32)
+    fitted, *_ = np.linalg.lstsq(plane, look.ravel(), rcond=None)
+    return float((look.ravel() - plane @ fitted).std()) < LOOK_MIN_STD
 
 
 def same_photo_by_look(a: PhotoFeatures, b: PhotoFeatures, inliers: int, whitened_cosine: float) -> float | None:
@@ -248,10 +260,10 @@ def look_likeness(a: np.ndarray, b: np.ndarray) -> float | None:
     """How well two small blurred grey copies (PhotoFeatures.look) align, in [-1, 1]: the best normalised
     correlation of either slid over the other at LOOK_SCALES, mirrored or not, or of the two squeezed to
     one square (a squashed copy). Correlation ignores brightness, contrast and a grey conversion; the
-    slide finds crops; a frame was trimmed before. None when either copy is flat: blank pictures align
-    with anything."""
+    slide finds crops; a frame was trimmed before. None when either copy is plain (_plain): blank pictures
+    and plain gradients align with any other."""
     a, b = a.astype(np.float32), b.astype(np.float32)  # kept as uint8: a scan holds one per photo
-    if a.std() < LOOK_MIN_STD or b.std() < LOOK_MIN_STD:
+    if _plain(a) or _plain(b):
         return None
     best = -1.0
     for large, small in ((a, b), (b, a)):

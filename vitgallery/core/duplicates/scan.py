@@ -66,8 +66,9 @@ CLOSER_FROM_WHITENED = 0.3  # nor matched on all their keypoints: with the defau
 PAIRS_PER_ROUND = 1024  # pairs verified between two looks at cancel (their photos' features in memory at once)
 # What a scan measures, in a version: stored evidence of another version is measured again.
 # 3: windows an overlay covers are left out of the agreement; 4, 5: a closer look with more keypoints;
-# 6: under a map keypoints cannot verify, an overlap without texture agrees on nothing
-EVIDENCE_VERSION = 6
+# 6: under a map keypoints cannot verify, an overlap without texture agrees on nothing; 7: a plain
+# gradient aligns with nothing either
+EVIDENCE_VERSION = 7
 
 
 class ScanError(Exception):
