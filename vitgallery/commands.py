@@ -369,9 +369,6 @@ def cmd_search(args: argparse.Namespace) -> int:
                     # ✓ and the matching points for a hit verified as the same photo ("look": by its grey levels)
                     why = (" " * 5 if not h.verified else "✓look" if h.likeness is not None else f"✓{h.inliers:4d}")
                     print(f"  {rank:3d}. {h.score:.3f} {why}  {printable_path(h.path)}")
-        if args.weights and embedder is None and not failed:  # QA: the option was left unused without a word
-            print("note: --weights was not used: each query is a photo of the library, searched with the vector "
-                  "stored when it was indexed", file=sys.stderr)
         if args.json:
             print(json.dumps(results, indent=1))
         return 2 if failed else 0

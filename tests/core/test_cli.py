@@ -112,17 +112,6 @@ def test_search_marks_a_smooth_copy_aligned_by_its_grey_levels(photo_folder, tmp
     assert "✓look" in line
 
 
-def test_search_says_when_weights_given_were_not_needed(indexed, tmp_path, capsys):
-    """Photos of the library are searched with their stored vectors: --weights was left unused without a word."""
-    root, lib = indexed
-    weights = tmp_path / "other.pth"
-    weights.write_bytes(b"other weights")
-    assert main(["search", str(root / "img_01.jpg"), "--library", str(lib), "--weights", str(weights)]) == 0
-    assert "note: --weights was not used: each query is a photo of the library" in capsys.readouterr().err
-    assert main(["search", str(root / "img_01.jpg"), "--library", str(lib)]) == 0
-    assert "note:" not in capsys.readouterr().err
-
-
 def test_index_again_uses_the_weights_file_the_library_was_indexed_with(indexed, tmp_path, monkeypatch):
     """Offline, `vitgallery index FOLDER` without --weights tried to download the official weights,
     where search, watch and the window load the file the library remembers."""
