@@ -337,6 +337,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise LibraryError("--box, --like and --unlike shape one search: give exactly one IMAGE")
     library = open_library_arg(args.library)
     try:
+        if args.weights is not None:  # said even when every query is a photo of the library (no model is read)
+            library.check_weights(args.weights)
         embedder: Embedder | None = None
         results: dict[str, list[dict]] = {}
         failed = 0

@@ -66,7 +66,15 @@ from vitgallery.core.indexing import (
     plan_changes,
     relative_to_root,
 )
-from vitgallery.core.models import Embedder, load_embedder, signature_model_and_precision, signature_runtime
+from vitgallery.core.models import (
+    MODELS,
+    Embedder,
+    load_embedder,
+    signature_has_weights,
+    signature_model_and_precision,
+    signature_runtime,
+    weights_checksum,
+)
 from vitgallery.core.region import Region
 from vitgallery.core.scan import (
     FoundFile,
@@ -465,12 +473,27 @@ class Library:
             raise LibraryError("the library was indexed with an OpenVINO int8 model it does not hold (calibrated "
                                "on synthetic pictures by an older vitgallery): index the folder again")
         if embedder.signature != signature:
-            kept = self.weights_file
-            raise LibraryError(
-                f"these weights are not the ones the library was indexed with ({name}"
-                + (f", {kept}" if kept is not None else ", its official download")
-                + "): search with those, or index the folder again into a new library (--library DIR) with these")
+            raise self._other_weights(name)
         return embedder
+
+    def check_weights(self, weights: Path | str) -> None:
+        """Refuse a weights file other than the one the library was indexed with (its checksum is in the
+        model signature), said before a search: a query photo of the library is searched with its stored
+        vector, so no model is read and other weights would go unsaid. The same weights found at another
+        path are the library's (load_embedder uses them)."""
+        signature = self.model_signature
+        spec = MODELS.get(signature_model_and_precision(signature)[0]) if signature else None
+        if spec is None or spec.weights_url is None:  # empty, unknown (load_embedder says so), or no weights file
+            return
+        if not signature_has_weights(signature, spec.name, weights_checksum(Path(weights).expanduser())):
+            raise self._other_weights(spec.name, Path(weights))
+
+    def _other_weights(self, name: str, given: Path | None = None) -> LibraryError:
+        kept = self.weights_file
+        return LibraryError(
+            f"these weights{f' ({given})' if given is not None else ''} are not the ones the library was indexed "
+            f"with ({name}" + (f", {kept}" if kept is not None else ", its official download")
+            + "): search with those, or index the folder again into a new library (--library DIR) with these")
 
     def search_space(self) -> SearchSpace | None:
         """The index and the whitening its vectors went through (None before anything was indexed)."""

@@ -797,19 +797,29 @@ def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = Non
         weights_sha, weights_file = "random-seed-0", None
     else:
         path = weights_file or download_weights(spec, progress=progress)
-        try:
-            weights_sha = file_sha256(path)
-        except FileNotFoundError as exc:
-            raise ModelLoadError(f"weights file not found: {path}") from exc
-        except OSError as exc:
-            raise ModelLoadError(f"cannot read the weights file {path} ({exc.strerror or exc})") from exc
+        weights_sha = weights_checksum(path)
         model = TorchModel(lambda: _model_from_file(spec, path).eval().to(torch_device))
-        trusted = trusted_signature is not None and trusted_signature.startswith(f"{name}|weights:{weights_sha[:16]}|")
+        trusted = trusted_signature is not None and signature_has_weights(trusted_signature, name, weights_sha)
         if not (trusted and resolve_runtime(runtime, torch_device, spec) == "openvino"):
             model.get()
         log.info("%s weights %s (sha256 %s)", name, path, weights_sha[:16])
     return Embedder(spec, model, weights_sha, torch_device, precision=precision, compile_model=compile_model,
                     runtime=runtime, weights_file=weights_file, calibrated_model=calibrated_model)
+
+
+def weights_checksum(path: Path) -> str:
+    """The sha256 of a weights file, which an Embedder.signature names (its first 16 digits)."""
+    try:
+        return file_sha256(path)
+    except FileNotFoundError as exc:
+        raise ModelLoadError(f"weights file not found: {path}") from exc
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read the weights file {path} ({exc.strerror or exc})") from exc
+
+
+def signature_has_weights(signature: str, name: str, weights_sha: str) -> bool:
+    """Whether an Embedder.signature is of model `name` with the weights of checksum `weights_sha`."""
+    return signature.startswith(f"{name}|weights:{weights_sha[:16]}|")
 
 
 class TorchModel:
