@@ -2,8 +2,9 @@
 bench/retrieval.py (`--libs`) and prints, per corpus and task, the shared scorer's mAP and R@1, the mean
 query time, and how many hits the keypoints verify that the search still calls the same photo (✓) or
 only the same scene (its picture differs once aligned: core.duplicates.features.same_photo), and how many
-smooth ones it calls the same photo by their grey levels (same_look: same_photo_by_look), each split by
-whether the truth calls the hit relevant.
+ones with too few keypoints it calls the same photo as the duplicates check groups them (grouped_unverified):
+on the pixels their few keypoints align (same_few) or, smooth ones, their grey levels (same_look), each split
+by whether the truth calls the hit relevant.
 
     python bench/retrieval.py CORPUS --weights W --libs LIBS          # once per corpus
     python bench/same_scene.py CORPUS [CORPUS ...] --libs LIBS
@@ -41,7 +42,7 @@ def main() -> int:
             library = Library.open(images, args.libs / f"{corpus.name}-{task}")
             names = sorted(p.name for p in images.iterdir())
             rankings: dict[str, list[str]] = {}
-            counts = dict.fromkeys((f"{kind}_{truly}" for kind in ("same_photo", "same_look", "same_scene")
+            counts = dict.fromkeys((f"{kind}_{truly}" for kind in ("same_photo", "same_few", "same_look", "same_scene")
                                     for truly in ("relevant", "not")), 0)
             started = time.perf_counter()
             for name in names:
@@ -50,7 +51,7 @@ def main() -> int:
                 for hit in hits:
                     if hit.verified or hit.same_scene_only:
                         kind = ("same_scene" if hit.same_scene_only else "same_look" if hit.likeness is not None
-                                else "same_photo")
+                                else "same_few" if hit.agreement is not None else "same_photo")
                         counts[f"{kind}_{'relevant' if hit.path.name in relevant.get(name, ()) else 'not'}"] += 1
             query_ms = (time.perf_counter() - started) / len(names) * 1000
             library.close()

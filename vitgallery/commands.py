@@ -363,6 +363,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 continue
             results[display_path(query)] = [{**json_path(h.path), "score": round(h.score, 6),
                                              "cosine": round(h.cosine, 6), "inliers": h.inliers, "verified": h.verified,
+                                             "agreement": None if h.agreement is None else round(h.agreement, 4),
                                              "likeness": None if h.likeness is None else round(h.likeness, 4)}
                                             for h in hits]
             if not args.json:
@@ -1126,15 +1127,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", parents=[verbose], help="the photos of the library most like one or more images",
                        description="Print the photos of the library most like each IMAGE, best first. "
                                    "✓ marks a photo whose keypoints match the query's and whose picture agrees with it "
-                                   "once aligned: the same photo; ✓look one too smooth for keypoints whose shapes and "
-                                   "shades align with the query's, as the duplicates check groups such copies. "
-                                   "--json gives each hit's \"verified\" (and \"likeness\": the grey levels' "
-                                   "correlation, for ✓look).")
+                                   "once aligned: the same photo, also where the duplicates check groups it on fewer "
+                                   "keypoints whose aligned pixels agree; ✓look one too smooth for keypoints whose "
+                                   "shapes and shades align with the query's, as the duplicates check groups such "
+                                   "copies. --json gives each hit's \"verified\" (and \"agreement\", the aligned "
+                                   "overlap's share that agrees, or \"likeness\", the grey levels' correlation, where "
+                                   "the duplicates check verified it).")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="an image file, a photo of the library, or an http(s) address")
     add_library_option(p)
     p.add_argument("--k", type=result_count, default=20, metavar="N", help="how many photos to list (default 20)")
     p.add_argument("--json", action="store_true",
-                   help="one JSON object: query -> [{path, score, cosine, inliers, verified, likeness}], best first")
+                   help="one JSON object: query -> [{path, score, cosine, inliers, verified, agreement, likeness}], best first")
     p.add_argument("--no-verify", action="store_true",
                    help="rank by the vectors alone, without checking the top 50 with keypoints (faster)")
     p.add_argument("--box", type=region_box, metavar="X,Y,W,H",

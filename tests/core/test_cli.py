@@ -19,8 +19,8 @@ from vitgallery import commands
 from vitgallery.cli import build_window_parser, main
 from vitgallery.commands import build_parser
 from vitgallery.core import search as search_module
-from vitgallery.core.duplicates.features import same_photo_by_look
-from vitgallery.core.keypoints import VERIFIED_INLIERS
+from vitgallery.core.duplicates.features import grouped_unverified
+from vitgallery.core.keypoints import NO_MATCH, VERIFIED_INLIERS
 from vitgallery.core.library import INDEX_LOCK_NAME, Library
 from vitgallery.core.models import ModelLoadError
 from vitgallery.core.rerank import verified_score
@@ -82,8 +82,9 @@ def test_search_json_for_library_and_outside_images(indexed, tmp_path, capsys):
     for hit in result[str(outside)]:
         # why it ranked where it did: the matching points when they verify it (or its cosine, where that
         # is higher), else its cosine
-        by_look = hit["likeness"] is not None  # a smooth picture's copy (test_search_quality)
-        assert isinstance(hit["inliers"], int) and hit["verified"] == (hit["inliers"] >= VERIFIED_INLIERS or by_look)
+        # or grouped by the duplicates check on fewer points or, a smooth picture's copy, its grey levels
+        grouped = hit["agreement"] is not None or hit["likeness"] is not None
+        assert isinstance(hit["inliers"], int) and hit["verified"] == (hit["inliers"] >= VERIFIED_INLIERS or grouped)
         expected = max(verified_score(hit["inliers"]), hit["cosine"]) if hit["verified"] else hit["cosine"]
         assert hit["score"] == pytest.approx(float(expected), abs=1e-5)
     assert main(["search", str(outside), "--library", str(lib), "--k", "4", "--json", "--no-verify"]) == 0
@@ -98,10 +99,11 @@ def test_search_marks_a_smooth_copy_aligned_by_its_grey_levels(photo_folder, tmp
     original.crop((96, 48, 576, 408)).save(photo_folder / "smooth_crop.jpg", quality=90)
     lib = tmp_path / "lib"
     assert main(["index", str(photo_folder), "--library", str(lib), "--model", "tiny-test", "--workers", "0"]) == 0
-    # the tiny test model's vectors say little: judged as if they looked as alike as real copies do
-    monkeypatch.setattr(search_module, "may_look_the_same", lambda inliers, cosine: inliers < VERIFIED_INLIERS)
-    monkeypatch.setattr(search_module, "same_photo_by_look",
-                        lambda query, candidate, inliers, cosine: same_photo_by_look(query, candidate, inliers, 0.9))
+    # the tiny test model's vectors say little: judged as if they looked as alike as real copies do, and on
+    # the grey levels alone (a crop's few keypoints may fit a map, and the aligned pixels then decide)
+    monkeypatch.setattr(search_module, "may_be_grouped", lambda inliers, cosine: inliers < VERIFIED_INLIERS)
+    monkeypatch.setattr(search_module, "grouped_unverified",
+                        lambda query, candidate, found, cosine: grouped_unverified(query, candidate, NO_MATCH, 0.9))
     query = str(photo_folder / "smooth.jpg")
     capsys.readouterr()
     assert main(["search", query, "--library", str(lib), "--k", "3", "--json"]) == 0

@@ -12,8 +12,8 @@ from PIL import Image, ImageOps
 from tests.photos import make_photo, smooth_picture, textured_image
 from vitgallery.core import indexing as indexing_module
 from vitgallery.core import search as search_module
-from vitgallery.core.duplicates.features import may_look_the_same, same_photo, same_photo_by_look
-from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, match_keypoints
+from vitgallery.core.duplicates.features import grouped_unverified, may_be_grouped, same_photo
+from vitgallery.core.keypoints import NO_MATCH, VERIFIED_INLIERS, Keypoints, match_keypoints
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
 from vitgallery.core.photo_features import analyse_grey
@@ -270,10 +270,11 @@ def test_a_smooth_pictures_copies_are_the_same_photo_by_their_grey_levels(photo_
     for name, image in {"smooth": original, **copies, "other_smooth": smooth_picture(23)}.items():
         image.convert("RGB").save(photo_folder / f"{name}.jpg", quality=90)
     lib = indexed(photo_folder, tmp_path, embedder)
-    # the tiny test model's vectors say little: judged as if they looked as alike as real copies do
-    monkeypatch.setattr(search_module, "may_look_the_same", lambda inliers, cosine: inliers < VERIFIED_INLIERS)
-    monkeypatch.setattr(search_module, "same_photo_by_look",
-                        lambda query, candidate, inliers, cosine: same_photo_by_look(query, candidate, inliers, 0.9))
+    # the tiny test model's vectors say little: judged as if they looked as alike as real copies do, and on
+    # the grey levels alone (a crop's few keypoints may fit a map, and the aligned pixels then decide)
+    monkeypatch.setattr(search_module, "may_be_grouped", lambda inliers, cosine: inliers < VERIFIED_INLIERS)
+    monkeypatch.setattr(search_module, "grouped_unverified",
+                        lambda query, candidate, found, cosine: grouped_unverified(query, candidate, NO_MATCH, 0.9))
     hits = {hit.path.stem: hit for hit in lib.search(photo_folder / "smooth.jpg", k=15)}
     aligned = [name for name in copies if hits[name].likeness is not None]
     assert aligned, "at least one copy too smooth for keypoints"
@@ -283,6 +284,21 @@ def test_a_smooth_pictures_copies_are_the_same_photo_by_their_grey_levels(photo_
     assert all(hits[name].verified for name in copies)
     assert not hits["other_smooth"].verified and hits["other_smooth"].likeness is None
     lib.close()
-    # the real gate: only pairs keypoints cannot tell that look alike in the whitened space are slid
-    assert may_look_the_same(0, 0.75) and may_look_the_same(11, 0.9)
-    assert not may_look_the_same(0, 0.6) and not may_look_the_same(VERIFIED_INLIERS, 0.9)
+    # the real gate: pairs keypoints cannot verify, with some geometry or alike enough to be slid
+    assert may_be_grouped(0, 0.75) and may_be_grouped(11, 0.9) and may_be_grouped(5, 0.1)
+    assert not may_be_grouped(3, 0.6) and not may_be_grouped(VERIFIED_INLIERS, 0.9)
+
+
+def test_a_pair_on_few_keypoints_is_the_same_photo_where_the_duplicates_check_groups_it(tmp_path):
+    """QA: the Duplicates page grouped a grey crop on 11 points, 100 % of the overlap alike, that the search gave
+    no ✓; the search now asks the duplicates check's pair score of such a pair too."""
+    from vitgallery.core.keypoints import KeypointMatch
+
+    scene = analyse_grey(textured_image(3, 480, 360))
+    other = analyse_grey(textured_image(9, 480, 360))
+    same_place = KeypointMatch(8, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), False)  # 8 points, no move
+    grouped = grouped_unverified(scene, scene, same_place, whitened_cosine=0.9)
+    assert grouped is not None and grouped.agreement > 0.95 and grouped.likeness is None
+    assert grouped_unverified(scene, scene, same_place, whitened_cosine=0.1) is None, "it must look alike too"
+    assert grouped_unverified(scene, other, same_place, whitened_cosine=0.9) is None, "pixels that disagree"
+    assert grouped_unverified(scene, scene, KeypointMatch(3, same_place.transform, False), 0.5) is None

@@ -123,9 +123,9 @@ def test_a_smooth_copy_verified_by_its_grey_levels_is_not_called_another_scene(q
     preview.explain_button.click()
     view = preview.explain_view
     qtbot.waitUntil(lambda: view.outcome is not None, timeout=EXPLAIN_TIMEOUT_MS)
-    assert view.outcome.request.aligned_by_look and view.line_count() == 0
+    assert view.outcome.request.verified_without_keypoints and view.line_count() == 0
     assert "shapes and shades align with 98%" in view.status.text()
-    assert "the search aligned its shapes and shades instead" in view.status.text()
+    assert "too few keypoints to verify this pair alone: the search's ✓ is the duplicates check's" in view.status.text()
     assert "not the same scene" not in view.status.text()
     preview.close()
 

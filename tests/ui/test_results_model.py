@@ -82,9 +82,10 @@ def test_a_result_says_why_it_ranked(checked_model: PhotoListModel) -> None:
         PhotoTile(Path("/p/far.jpg"), 0.1, 0.1, None, Match.WEAK),
         PhotoTile(Path("/p/same-table.jpg"), 0.12, 0.12, 47, Match.WEAK),  # verified, but its picture differs
         PhotoTile(Path("/p/smooth-copy.jpg"), 0.8, 0.74, 2, Match.SAME, likeness=0.984),  # by its grey levels
+        PhotoTile(Path("/p/grey-crop.jpg"), 0.8, 0.43, 8, Match.SAME, agreement=0.97),  # by the pixels 8 points align
     ])
-    verified, squashed, few, far, scene, smooth = (checked_model.index(row).data(Qt.ItemDataRole.ToolTipRole)
-                                                   for row in range(6))
+    verified, squashed, few, far, scene, smooth, grouped = (checked_model.index(row).data(Qt.ItemDataRole.ToolTipRole)
+                                                            for row in range(7))
     assert checked_model.index(0).data(InliersRole) == 48 and checked_model.index(3).data(InliersRole) is None
     assert "the same photo: 48 matching points" in verified
     # A true copy whose keypoints were lost (squashed and blurred) is never called another scene.
@@ -94,6 +95,7 @@ def test_a_result_says_why_it_ranked(checked_model: PhotoListModel) -> None:
     assert "47 matching points, but the pictures differ where they overlap: the same scene" in scene
     assert "same photo" not in scene
     assert "the same photo: too few details to match point by point, but its shapes and shades align with 98%" in smooth
+    assert "the same photo: 8 matching points, and 97% of the overlap they align alike, as the Duplicates page" in grouped
 
 
 def test_threshold_cuts_the_tail_and_brings_it_back(qtbot, checked_model: PhotoListModel) -> None:

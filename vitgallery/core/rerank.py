@@ -4,7 +4,7 @@ A candidate whose keypoints one geometric map carries onto the query's (at least
 core.keypoints) is the same photo: a copy, an edit, a crop; unless the pictures differ once aligned
 (another subject on the same background: core.duplicates.features.same_photo). So is a smooth picture
 too poor in keypoints whose grey levels align with the query's as the duplicates check groups it
-(same_photo_by_look), at the weakest verification's score. A verified hit's score comes from
+(grouped_unverified), at the weakest verification's score. A verified hit's score comes from
 that evidence, so verified hits order by how many points match (the original of a crop above a smaller
 copy of it) and the number means the same whatever space the vectors are in; one that looks even more
 alike (an identical file) scores that. Every other candidate scores its cosine in the library's space,

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vitgallery.core.duplicates.features import may_look_the_same, same_photo, same_photo_by_look
+from vitgallery.core.duplicates.features import GroupedPair, grouped_unverified, may_be_grouped, same_photo
 from vitgallery.core.errors import EmptyLibrary, LibraryError, QueryNeedsModel
 from vitgallery.core.imageio import DecodeError, model_draft_size, open_image, photo_features, working_copy
 from vitgallery.core.index_cache import IndexCache, SearchSpace
@@ -49,16 +49,19 @@ class SearchHit:
     file_id: int
     # keypoints verify it, but the pictures differ once aligned: another subject on the same background
     same_scene_only: bool = False
-    # too few keypoints to tell, but its grey levels align with the query's as the duplicates check groups
-    # them (core.duplicates.features.same_photo_by_look): their correlation; None otherwise
+    # too few keypoints to verify it, but the duplicates check groups it with the query at its default
+    # threshold (core.duplicates.features.grouped_unverified): the share of the overlap its few keypoints
+    # align that agrees (`agreement`), or, for a smooth picture, its grey levels' correlation (`likeness`)
+    agreement: float | None = None
     likeness: float | None = None
 
     @property
     def verified(self) -> bool:
         """The same photo (a copy, an edit, a crop): keypoints that one geometric map carries onto the
-        query and pictures that agree under it, or, for a smooth picture, grey levels that align."""
+        query and pictures that agree under it, or a pair the duplicates check groups on fewer keypoints or,
+        for a smooth picture, on grey levels that align."""
         by_points = self.inliers is not None and self.inliers >= VERIFIED_INLIERS and not self.same_scene_only
-        return by_points or self.likeness is not None
+        return by_points or self.agreement is not None or self.likeness is not None
 
     @property
     def looks_similar(self) -> bool:
@@ -115,51 +118,56 @@ class LibrarySearch:
         ids = list(cosines)  # best first
         inliers: dict[int, int] = {}
         same_scene: set[int] = set()
-        aligned: dict[int, float] = {}
+        grouped: dict[int, GroupedPair] = {}
         if asked.keypoints is not None:
             stored = self.store.keypoints(ids[:RERANK_CANDIDATES])
             readable = {label: found for label, data in stored.items() if (found := _keypoints(data)) is not None}
             matches = dict(zip(readable, match_against(asked.keypoints, list(readable.values())), strict=True))
             inliers = {label: match.inliers for label, match in matches.items()}
-            same_scene, aligned = self._judged_by_pictures(asked.features, matches, readable, cosines,
+            same_scene, grouped = self._judged_by_pictures(asked.features, matches, readable, cosines,
                                                            whitened=space.whitening is not None)
         background = 0.0 if space.whitening is not None else self._raw_background()
         ranked, scores = rerank(np.array(ids, dtype=np.int64), np.array([cosines[i] for i in ids]),
                                 np.array([inliers.get(i, 0) for i in ids]), background=background,
                                 same_scene_only=np.array([i in same_scene for i in ids], dtype=bool),
-                                aligned=np.array([i in aligned for i in ids], dtype=bool))
+                                aligned=np.array([i in grouped for i in ids], dtype=bool))
         return [SearchHit(self.root / rows[label].path, float(score), cosines[label], inliers.get(label), label,
-                          label in same_scene, aligned.get(label))
+                          label in same_scene, *self._grouped_as(grouped.get(label)))
                 for label, score in zip(ranked[:k].tolist(), scores[:k].tolist())]
+
+    @staticmethod
+    def _grouped_as(pair: GroupedPair | None) -> tuple[float | None, float | None]:
+        """(agreement, likeness) of a hit the duplicates check groups: what it was grouped on."""
+        if pair is None:
+            return None, None
+        return (None, pair.likeness) if pair.likeness is not None else (pair.agreement, None)
 
     def _judged_by_pictures(self, query: PhotoFeatures | None, matches: dict[int, KeypointMatch],
                             keypoints: dict[int, Keypoints], cosines: dict[int, float],
-                            whitened: bool) -> tuple[set[int], dict[int, float]]:
+                            whitened: bool) -> tuple[set[int], dict[int, GroupedPair]]:
         """What the candidates' grey copies say beside their keypoint matches (id -> match; their keypoints,
         read already): (those the keypoints verify whose pictures differ once aligned: the same scene, not
-        the same photo, core.duplicates.features.same_photo; those too smooth for keypoints to tell whose
-        grey levels align with the query's as the duplicates check groups a pair, id -> their likeness,
-        same_photo_by_look: without that a smooth picture's copies, grouped on the Duplicates page, had
-        no ✓ here). `whitened`: the cosines are the whitened space's, which the slide's margin is in.
+        the same photo, core.duplicates.features.same_photo; those with too few keypoints to verify that the
+        duplicates check groups with the query at its default threshold, id -> how, grouped_unverified:
+        without that copies the Duplicates page grouped had no ✓ here, 5 of 7 of a smooth wallpaper's).
+        `whitened`: the cosines are the whitened space's, which the duplicates check's weights are for.
         A candidate without readable grey copies keeps what its keypoints say."""
         if query is None:
             return set(), {}
         verified = {label: match for label, match in matches.items() if match.inliers >= VERIFIED_INLIERS}
-        smooth = [label for label, match in matches.items()
-                  if whitened and may_look_the_same(match.inliers, cosines[label])]
-        differ, aligned = set(), {}
-        for label, looks in self.store.looks([*verified, *smooth]).items():
+        few = [label for label, match in matches.items() if whitened and may_be_grouped(match.inliers, cosines[label])]
+        differ, grouped = set(), {}
+        for label, looks in self.store.looks([*verified, *few]).items():
             try:
                 candidate = PhotoFeatures.with_looks(keypoints[label], looks)
             except ValueError:
                 continue  # damaged grey copies
             if label in verified and not same_photo(query, candidate, verified[label], cosines[label]):
                 differ.add(label)
-            elif label not in verified:
-                likeness = same_photo_by_look(query, candidate, matches[label].inliers, cosines[label])
-                if likeness is not None:
-                    aligned[label] = likeness
-        return differ, aligned
+            elif label not in verified and (pair := grouped_unverified(query, candidate, matches[label],
+                                                                       cosines[label])) is not None:
+                grouped[label] = pair
+        return differ, grouped
 
     def _raw_background(self) -> float:
         """What two unrelated photos score before the whitening is fitted (a library's first indexing

@@ -200,8 +200,9 @@ class ExplainView(QWidget):
         )
         if outcome.query_points:
             verdict = f"{outcome.inliers} keypoints match through one geometric map (the lines)"
-        elif outcome.request.aligned_by_look:
-            verdict = "too few keypoints to verify this pair: the search aligned its shapes and shades instead"
+        elif outcome.request.verified_without_keypoints:
+            verdict = ("too few keypoints to verify this pair alone: the search's ✓ is the duplicates check's, "
+                       "on what they align or on the shapes and shades")
         else:
             # Not "it looks alike": the grid may have faded it as unlike; the heat says which parts are alike.
             verdict = "the keypoints do not verify this pair: not the same scene (the heat shows the parts most alike)"

@@ -109,7 +109,10 @@ class PhotoTile:
     inliers: int | None = None  # keypoints that one geometric map carries onto the query; None: not checked
     match: Match | None = None  # None: a photo of the folder, not a result
     date: float | None = None  # the file's modification time
-    likeness: float | None = None  # verified by grey levels that align, too smooth for keypoints (SearchHit)
+    # verified with too few keypoints, as the duplicates check groups it (SearchHit): on the share of the
+    # aligned overlap that agrees, or, too smooth for keypoints, on grey levels that align
+    agreement: float | None = None
+    likeness: float | None = None
 
     @property
     def verified(self) -> bool:
@@ -122,6 +125,9 @@ class PhotoTile:
         if self.verified and self.likeness is not None:
             return (f"the same photo: too few details to match point by point, but its shapes and shades align "
                     f"with {self.likeness:.0%} correlation (score {self.score:.3f})")
+        if self.verified and self.agreement is not None:
+            return (f"the same photo: {self.inliers} matching points, and {self.agreement:.0%} of the overlap they "
+                    f"align alike, as the Duplicates page groups it (score {self.score:.3f})")
         if self.verified:
             return f"the same photo: {self.inliers} matching points (score {self.score:.3f})"
         if not self.inliers:

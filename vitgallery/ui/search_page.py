@@ -256,6 +256,7 @@ def tiles_from(outcome: SearchOutcome) -> list[PhotoTile]:
             hit.inliers,
             Match.SAME if hit.verified else Match.SIMILAR if hit.looks_similar else Match.WEAK,
             date,
+            hit.agreement,
             hit.likeness,
         )
         for hit, date in zip(outcome.hits, outcome.dates)
@@ -584,7 +585,8 @@ class SearchPage(QWidget):
         row = self.model.row_of(result)
         tile = self.model.tile_at(row) if row is not None else None
         return ExplainRequest(self._query_of(visit), result, self._model_choice(), visit.box,
-                              tile.explanation() if tile else None, tile is not None and tile.likeness is not None)
+                              tile.explanation() if tile else None,
+                              tile is not None and (tile.likeness is not None or tile.agreement is not None))
 
     @staticmethod
     def _query_of(visit: Visit) -> Path | bytes:

@@ -848,7 +848,8 @@ class ExplainRequest:
     model: ModelChoice
     box: QueryBox | None = None
     ranked: str | None = None  # what the search said of the result (its tile's words and score), shown beside
-    aligned_by_look: bool = False  # the search verified it by grey levels: too smooth for keypoints
+    # the search verified it as the duplicates check groups it: too few keypoints to verify it alone
+    verified_without_keypoints: bool = False
 
 
 @dataclass(frozen=True)

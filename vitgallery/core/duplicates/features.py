@@ -126,10 +126,38 @@ def same_photo(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch, whitene
     return pair_score(whitened_cosine, found.inliers, agreement) >= LOWEST_THRESHOLD
 
 
-def may_look_the_same(inliers: int, whitened_cosine: float) -> bool:
-    """Whether grey levels alone could make a pair the same photo at the default threshold: its keypoints
-    cannot tell (a smooth picture has too few) and it looks alike enough in the whitened space."""
-    return keypoints_cannot_tell(inliers) and whitened_cosine >= DEFAULT_WEIGHTS.look_whitened
+@dataclass(frozen=True)
+class GroupedPair:
+    """How the duplicates check groups a pair that keypoints alone cannot verify (grouped_unverified)."""
+
+    agreement: float  # of the overlap the keypoints' map aligns (0 without a map of more than three points)
+    likeness: float | None  # the grey levels slid over each other, where that is what groups the pair
+
+
+def may_be_grouped(inliers: int, whitened_cosine: float) -> bool:
+    """Whether the duplicates check could group, at its default threshold, a pair keypoints cannot verify
+    (under VERIFIED_INLIERS): some geometry fits (more points than fit any map), or it looks alike enough in
+    the whitened space for the grey-level slide."""
+    return keypoints_cannot_tell(inliers) and (agreement_counts(inliers)
+                                               or whitened_cosine >= DEFAULT_WEIGHTS.look_whitened)
+
+
+def grouped_unverified(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch,
+                       whitened_cosine: float) -> GroupedPair | None:
+    """For a pair that may_be_grouped: how the duplicates check groups it at its default threshold (the
+    pixels its few keypoints align, or its grey levels), else None. The search calls such a hit the same
+    photo, as the Duplicates page does (no closer look here: the search keeps to the stored keypoints)."""
+    if not may_be_grouped(found.inliers, whitened_cosine):
+        return None
+    agreement = 0.0
+    if agreement_counts(found.inliers) and found.transform is not None:
+        small_a, a_to_b = _small_copies_map(a, b, found)
+        agreement = _agreement(small_a, b.small, a_to_b, unverified_map=True) or 0.0
+    likeness = look_likeness(a.look, b.look) if whitened_cosine >= DEFAULT_WEIGHTS.look_whitened else None
+    if pair_score(whitened_cosine, found.inliers, agreement, likeness) < DEFAULT_THRESHOLD:
+        return None
+    by_points = pair_score(whitened_cosine, found.inliers, agreement) >= DEFAULT_THRESHOLD
+    return GroupedPair(agreement, None if by_points else likeness)
 
 
 def _plain(look: np.ndarray) -> bool:
@@ -142,18 +170,6 @@ def _plain(look: np.ndarray) -> bool:
     plane = np.column_stack([np.ones(look.size), x.ravel(), y.ravel()]).astype(np.float32)
     fitted, *_ = np.linalg.lstsq(plane, look.ravel(), rcond=None)
     return float((look.ravel() - plane @ fitted).std()) < LOOK_MIN_STD
-
-
-def same_photo_by_look(a: PhotoFeatures, b: PhotoFeatures, inliers: int, whitened_cosine: float) -> float | None:
-    """For a pair that may_look_the_same: the grey levels' likeness (look_likeness) when the duplicates
-    check groups the pair on it at its default threshold, else None. The search calls such a hit the
-    same photo, as the Duplicates page does."""
-    if not may_look_the_same(inliers, whitened_cosine):
-        return None
-    likeness = look_likeness(a.look, b.look)
-    if likeness is None or pair_score(whitened_cosine, inliers, 0.0, likeness) < DEFAULT_THRESHOLD:
-        return None
-    return likeness
 
 
 def _aligned(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch) -> PairMatch:
