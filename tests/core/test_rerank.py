@@ -47,8 +47,8 @@ def test_hits_whose_pictures_differ_score_what_they_look_like():
     assert ids.tolist() == [2, 1] and scores.tolist() == pytest.approx([0.30, 0.15])
 
 
-def test_hits_whose_grey_levels_align_are_verified_at_the_weakest_score():
-    """A smooth picture's copy, too poor in keypoints, that the slide aligned (search.SearchHit.likeness)."""
+def test_hits_the_duplicates_check_groups_are_verified_at_the_weakest_score():
+    """A copy too poor in keypoints that the duplicates check groups (search.SearchHit.agreement, .likeness)."""
     ids, scores = rerank(np.array([1, 2, 3]), np.array([0.78, 0.72, 0.97]), np.array([0, 2, 0]),
-                         aligned=np.array([False, True, True]))
+                         grouped=np.array([False, True, True]))
     assert ids.tolist() == [3, 2, 1] and scores.tolist() == pytest.approx([0.97, VERIFIED_FLOOR, 0.78])

@@ -2,9 +2,9 @@
 
 A candidate whose keypoints one geometric map carries onto the query's (at least VERIFIED_INLIERS,
 core.keypoints) is the same photo: a copy, an edit, a crop; unless the pictures differ once aligned
-(another subject on the same background: core.duplicates.features.same_photo). So is a smooth picture
-too poor in keypoints whose grey levels align with the query's as the duplicates check groups it
-(grouped_unverified), at the weakest verification's score. A verified hit's score comes from
+(another subject on the same background: core.duplicates.features.same_photo). So is one with too few
+keypoints to verify it that the duplicates check groups with the query (on the pixels they align, or a
+smooth picture's grey levels: grouped_unverified), at the weakest verification's score. A verified hit's score comes from
 that evidence, so verified hits order by how many points match (the original of a crop above a smaller
 copy of it) and the number means the same whatever space the vectors are in; one that looks even more
 alike (an identical file) scores that. Every other candidate scores its cosine in the library's space,
@@ -44,18 +44,18 @@ def similarity(cosines: np.ndarray, background: float = 0.0) -> np.ndarray:
 def rerank(candidate_ids: np.ndarray, candidate_sims: np.ndarray, inliers: np.ndarray, *,
            background: float = 0.0, min_inliers: int = VERIFIED_INLIERS,
            same_scene_only: np.ndarray | None = None,
-           aligned: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+           grouped: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Scores for candidates: verified ones by their evidence, the others by their similarity.
     `same_scene_only`: candidates whose keypoints verify but whose pictures differ (another subject on
-    the same background) are scored by their similarity too. `aligned`: candidates too smooth for
-    keypoints whose grey levels align with the query's are verified, at the weakest verification's
-    score. Ties keep the incoming (cosine) order. Returns (ids, scores), best first."""
+    the same background) are scored by their similarity too. `grouped`: candidates with too few keypoints
+    to verify them that the duplicates check groups with the query are verified, at the weakest
+    verification's score. Ties keep the incoming (cosine) order. Returns (ids, scores), best first."""
     inl = np.asarray(inliers, dtype=np.float64)
     verified = inl >= min_inliers
     if same_scene_only is not None:
         verified &= ~np.asarray(same_scene_only, dtype=bool)
-    if aligned is not None:
-        verified |= np.asarray(aligned, dtype=bool)
+    if grouped is not None:
+        verified |= np.asarray(grouped, dtype=bool)
     alike = similarity(candidate_sims, background)
     # a verified hit scores at least what it looks like: an identical file above an unverified look-alike
     scores = np.where(verified, np.maximum(verified_score(inl), alike), alike)

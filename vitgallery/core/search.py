@@ -130,7 +130,7 @@ class LibrarySearch:
         ranked, scores = rerank(np.array(ids, dtype=np.int64), np.array([cosines[i] for i in ids]),
                                 np.array([inliers.get(i, 0) for i in ids]), background=background,
                                 same_scene_only=np.array([i in same_scene for i in ids], dtype=bool),
-                                aligned=np.array([i in grouped for i in ids], dtype=bool))
+                                grouped=np.array([i in grouped for i in ids], dtype=bool))
         return [SearchHit(self.root / rows[label].path, float(score), cosines[label], inliers.get(label), label,
                           label in same_scene, *self._grouped_as(grouped.get(label)))
                 for label, score in zip(ranked[:k].tolist(), scores[:k].tolist())]
