@@ -20,7 +20,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vitgallery.core.duplicates.features import GroupedPair, grouped_unverified, may_be_grouped, same_photo
+from vitgallery.core.duplicates.features import (
+    NOT_GROUPED,
+    GroupedPair,
+    grouped_unverified,
+    may_be_grouped,
+    same_photo,
+)
 from vitgallery.core.errors import EmptyLibrary, LibraryError, QueryNeedsModel
 from vitgallery.core.imageio import DecodeError, model_draft_size, open_image, photo_features, working_copy
 from vitgallery.core.index_cache import IndexCache, SearchSpace
@@ -132,15 +138,8 @@ class LibrarySearch:
                                 same_scene_only=np.array([i in same_scene for i in ids], dtype=bool),
                                 grouped=np.array([i in grouped for i in ids], dtype=bool))
         return [SearchHit(self.root / rows[label].path, float(score), cosines[label], inliers.get(label), label,
-                          label in same_scene, *self._grouped_as(grouped.get(label)))
+                          label in same_scene, *(grouped.get(label) or NOT_GROUPED))
                 for label, score in zip(ranked[:k].tolist(), scores[:k].tolist())]
-
-    @staticmethod
-    def _grouped_as(pair: GroupedPair | None) -> tuple[float | None, float | None]:
-        """(agreement, likeness) of a hit the duplicates check groups: what it was grouped on."""
-        if pair is None:
-            return None, None
-        return (None, pair.likeness) if pair.likeness is not None else (pair.agreement, None)
 
     def _judged_by_pictures(self, query: PhotoFeatures | None, matches: dict[int, KeypointMatch],
                             keypoints: dict[int, Keypoints], cosines: dict[int, float],

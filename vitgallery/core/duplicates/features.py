@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -126,12 +127,15 @@ def same_photo(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch, whitene
     return pair_score(whitened_cosine, found.inliers, agreement) >= LOWEST_THRESHOLD
 
 
-@dataclass(frozen=True)
-class GroupedPair:
-    """How the duplicates check groups a pair that keypoints alone cannot verify (grouped_unverified)."""
+class GroupedPair(NamedTuple):
+    """What the duplicates check groups a pair on that keypoints alone cannot verify (grouped_unverified):
+    one of the two is set."""
 
-    agreement: float  # of the overlap the keypoints' map aligns (0 without a map of more than three points)
-    likeness: float | None  # the grey levels slid over each other, where that is what groups the pair
+    agreement: float | None  # the share of the overlap its few keypoints align that agrees
+    likeness: float | None  # its grey levels slid over each other (a smooth picture)
+
+
+NOT_GROUPED = GroupedPair(None, None)
 
 
 def may_be_grouped(inliers: int, whitened_cosine: float) -> bool:
@@ -156,8 +160,9 @@ def grouped_unverified(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch,
     likeness = look_likeness(a.look, b.look) if whitened_cosine >= DEFAULT_WEIGHTS.look_whitened else None
     if pair_score(whitened_cosine, found.inliers, agreement, likeness) < DEFAULT_THRESHOLD:
         return None
-    by_points = pair_score(whitened_cosine, found.inliers, agreement) >= DEFAULT_THRESHOLD
-    return GroupedPair(agreement, None if by_points else likeness)
+    if pair_score(whitened_cosine, found.inliers, agreement) >= DEFAULT_THRESHOLD:
+        return GroupedPair(agreement, None)
+    return GroupedPair(None, likeness)
 
 
 def _plain(look: np.ndarray) -> bool:
