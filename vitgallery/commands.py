@@ -34,7 +34,6 @@ from vitgallery.core.duplicates import (
     change_since_scan,
     choose_keeper,
     export_target_problem,
-    match_reason,
     move_target_problem,
 )
 from vitgallery.core.explain import explain_pair
@@ -627,7 +626,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                      "width": m.width, "height": m.height,
                      "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(m.date)),
                      "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4),
-                     "why": match_reason(m.match)}
+                     "why": m.reason}
                     for m in g.members]} for g, (keep, reason) in zip(groups, choices, strict=True)],
                 "problems": [{**json_path(path), "reason": reason} for path, reason in scan.problems],
                 "actions": [_json_report(r) for r in reports],
@@ -666,6 +665,8 @@ def _print_groups(groups, choices, threshold: float, rule: KeepRule, hidden: int
           f"(threshold {threshold:.2f}, keeping the {rule.label}; scanned {scanned})")
     if groups:  # not a quality score: QA read a kept photo's 0.99 beside another's 1.00 as the wrong one kept
         print("match: how surely a photo is the same shot as the one it was matched to (1.00: the group's first)")
+    if any(m.agreeing for g in groups for m in g.members):
+        print("match*: in the group as it matches several of its photos, none surely enough alone")
     for number, (group, (keep, reason)) in enumerate(zip(groups, choices, strict=True), 1):
         print(f"\ngroup {number}: {len(group.members)} photos, {size_text(group.total_size)}; keep: {reason}")
         largest = max(m.size for m in group.members)
@@ -673,7 +674,8 @@ def _print_groups(groups, choices, threshold: float, rule: KeepRule, hidden: int
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.date))
             size = f"{m.width}x{m.height}"
             print(f"  {'keep' if m.path in keep else '    '}  {size:<10} {size_text(m.size, like=largest):>8}  "
-                  f"{when}  sharpness {m.sharpness:8.1f}  match {m.similarity:.2f}  {printable_path(m.path)}")
+                  f"{when}  sharpness {m.sharpness:8.1f}  match {m.similarity:.2f}{'*' if m.agreeing else ' '} "
+                  f"{printable_path(m.path)}")
     if hidden:
         print(f"\n{hidden} group{'s' if hidden != 1 else ''} hidden by earlier decisions (--all shows them)")
 

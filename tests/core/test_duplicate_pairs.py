@@ -13,7 +13,7 @@ from vitgallery.core.duplicates import DuplicateScan, PairEvidence, PairShape, p
 from vitgallery.core.duplicates import pairs as pairs_module
 from vitgallery.core.duplicates.groups import member_shapes
 from vitgallery.core.duplicates.pairs import PairTable
-from vitgallery.core.duplicates.scoring import pair_scores
+from vitgallery.core.duplicates.scoring import match_reason, pair_scores
 from vitgallery.core.store import FileRow
 
 
@@ -122,6 +122,20 @@ def test_each_members_match_is_the_pair_that_put_it_in_its_group():
              PairEvidence(1, 4, 0.9, 5, 0.5, 0.3, None, None)]
     (group,) = DuplicateScan(Path("/photos"), files, pairs).groups(0.5)
     assert {m.file_id: m.match for m in group.members} == {1: None, 2: pairs[0], 3: pairs[1], 4: pairs[2]}
+
+
+def test_a_member_in_by_agreement_says_so():
+    # 4 matches the original and a copy, neither surely enough alone: in by their agreement
+    files = {i: FileRow(i, f"p{i}.jpg", 1, 1, f"fp{i}", 10, 10, None, 1.0, True) for i in range(1, 5)}
+    pairs = [PairEvidence(1, 2, 0.9, 40, 0.9, 0.9, None, None), PairEvidence(1, 3, 0.9, 40, 0.9, 0.8, None, None),
+             PairEvidence(1, 4, 0.6, 30, 0.8, 0.3, None, None), PairEvidence(2, 4, 0.6, 20, 0.8, 0.2, None, None)]
+    (group,) = DuplicateScan(Path("/photos"), files, pairs).groups(0.5)
+    member = {m.file_id: m for m in group.members}
+    assert (member[4].agreeing, member[4].similarity, member[4].match) == (2, 0.3, pairs[2])
+    assert member[4].reason == ("matches 2 photos of this group, none surely enough alone; the closest: "
+                                "30 matching points, 80% of the overlap alike once aligned")
+    assert member[2].agreeing == 0 and member[2].reason == match_reason(pairs[0])
+    assert [m.file_id for m in group.members] == [1, 2, 3, 4], "the weakest last"
 
 
 def test_groupings_of_a_scan_and_of_its_copies_share_each_photos_path():

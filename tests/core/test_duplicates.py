@@ -29,6 +29,7 @@ from vitgallery.core.duplicates import (
 )
 from vitgallery.core.duplicates import scan as scan_module
 from vitgallery.core.duplicates.features import worth_a_closer_look
+from vitgallery.core.duplicates.groups import agreeing_floor
 from vitgallery.core.keypoints import VERIFIED_INLIERS
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
@@ -127,7 +128,9 @@ def test_spilled_features_read_back_as_written(tmp_path):
 def test_the_threshold_trades_groups_for_certainty(library):
     scan = scan_duplicates(library, workers=1)
     grouped = [sum(len(g.members) for g in scan.groups(t)) for t in (0.01, 0.2, DEFAULT_THRESHOLD, 0.9, 0.999)]
-    assert grouped == sorted(grouped, reverse=True) and grouped[2] == 15 > grouped[3] > grouped[-1]
+    assert grouped == sorted(grouped, reverse=True) and grouped[0] > grouped[2] == 15 > grouped[-1]
+    # at 0.9 a crop whose matches with its four copies are all just under it is in by their agreement
+    assert any(m.agreeing == 4 for g in scan.groups(0.9) for m in g.members)
 
 
 def test_a_rescan_gives_the_same_groups(library):
@@ -371,6 +374,24 @@ def test_a_star_around_the_original_is_one_group():
     groups = seed_groups([pair(1, 2, 0.9), pair(1, 3, 0.8), pair(1, 4, 0.95), pair(2, 3, 0.2)], 0.5)
     assert groups == [(1, {2: 0.9, 3: 0.8, 4: 0.95})]
     assert seed_groups([pair(1, 2, 0.4)], 0.5) == []
+
+
+def test_a_photo_matching_several_members_weakly_joins_their_group():
+    # 4 (say a captioned copy) matches no member surely, but two of them more weakly: copies agree
+    group = [pair(1, 2, 0.9), pair(1, 3, 0.8)]
+    assert seed_groups([*group, pair(1, 4, 0.2), pair(3, 4, 0.1)], 0.5) == [(1, {2: 0.9, 3: 0.8, 4: 0.2})]
+    assert seed_groups([*group, pair(1, 4, 0.2)], 0.5) == [(1, {2: 0.9, 3: 0.8})], "one weak match is not enough"
+    assert seed_groups([*group, pair(1, 4, 0.04), pair(3, 4, 0.04)], 0.5) == [(1, {2: 0.9, 3: 0.8})], \
+        "too weak a match is no evidence"
+    # the floor rises with the threshold (the window's slider): at 0.9 the group is 1 and 2, and 0.2 is too weak
+    assert agreeing_floor(0.5) == pytest.approx(0.047, abs=0.001) and agreeing_floor(0.9) > 0.3
+    assert seed_groups([*group, pair(1, 4, 0.2), pair(2, 4, 0.2)], 0.9) == [(1, {2: 0.9})]
+    assert seed_groups([*group, pair(1, 4, 0.4), pair(2, 4, 0.4)], 0.9) == [(1, {2: 0.9, 4: 0.4})]
+    # two photos in no group do not make one by agreeing (a pair of look-alikes stays out)
+    assert seed_groups([pair(4, 5, 0.3), pair(4, 6, 0.3), pair(5, 6, 0.3)], 0.5) == []
+    # of two groups it matches that way, it joins the one it matches best
+    two = [*group, pair(5, 6, 0.9), pair(4, 5, 0.3), pair(4, 6, 0.3), pair(1, 4, 0.2), pair(2, 4, 0.2)]
+    assert seed_groups(two, 0.5) == [(1, {2: 0.9, 3: 0.8}), (5, {6: 0.9, 4: 0.3})]
 
 
 def test_pair_score_rises_with_each_kind_of_evidence():

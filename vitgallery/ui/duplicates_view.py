@@ -66,7 +66,6 @@ from vitgallery.core.duplicates import (
     UserDecisions,
     choose_keeper,
     group_key,
-    match_reason,
     move_target_problem,
     time_ago,
 )
@@ -1032,7 +1031,7 @@ class DuplicatesView(QWidget, JobPage):
             last = f"Kept: {reason.split(';')[0]}" if kept else f"match {member.similarity:.2f}"
             name = f"{member.path.parent.name}/{member.path.name}" if in_folders else member.path.name
             item.setText(f"{name}\n{member.width}×{member.height} · {size_text(member.size, like=largest)}\n{when}\n{last}")
-            item.setToolTip(f"{member.path}\nIn this group: {match_reason(member.match)}\n"
+            item.setToolTip(f"{member.path}\nIn this group: {member.reason}\n"
                             "K keeps it, R does not; C compares it with the kept photo")
             item.setCheckState(Qt.CheckState.Checked if kept else Qt.CheckState.Unchecked)
         self.member_list.blockSignals(False)
