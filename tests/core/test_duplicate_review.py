@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
@@ -443,6 +444,26 @@ def test_a_schema_5_library_gains_the_separated_pairs(tmp_path):
     store.save_separated_pairs([("a", "b")])
     assert store.separated_pairs() == {("a", "b")}
     store.close()
+
+
+def test_the_cli_marks_a_photo_in_by_agreement(library, capsys):
+    """At a sure threshold the crops are in their groups by matching their four copies just under it:
+    the list marks them and says what the mark means, --json says why."""
+    from vitgallery.cli import main
+
+    library.close()
+    lib = ["--library", str(library.library_dir), "--threshold", "0.9"]
+    assert main(["duplicates", *lib]) == 0
+    out = capsys.readouterr().out
+    assert "match*: in the group as it matches several of its photos, none surely enough alone" in out
+    marked = [line for line in out.splitlines() if re.search(r"match \d\.\d\d\* ", line)]
+    assert marked and all("_crop" in line for line in marked)
+    assert main(["duplicates", *lib, "--json"]) == 0
+    members = [m for g in json.loads(capsys.readouterr().out)["groups"] for m in g["members"]]
+    agreeing = [m for m in members if m["why"].startswith("matches 4 photos of this group, none surely enough alone")]
+    assert len(agreeing) == len(marked) and all(m["similarity"] < 0.9 for m in agreeing)
+    assert main(["duplicates", "--library", str(library.library_dir)]) == 0
+    assert "match*" not in capsys.readouterr().out, "at the default every member passes on its own"
 
 
 def test_the_cli_acts_asks_lists_and_undoes(library, tmp_path, capsys, monkeypatch):

@@ -117,6 +117,20 @@ def test_each_group_shows_its_kept_photo_first_with_the_reason(qtbot, make_view,
     assert sum("matched to" in tip for tip in tips) == 1 and sum("matching points" in tip for tip in tips) == 4
     assert "3 groups, 15 photos" in view.status_label.text()
 
+    # at a sure setting a crop whose matches all fall just short is in by their agreement, and says so
+    def agreeing():
+        return [(group, m) for group in view.groups for m in group.members if m.agreeing]
+
+    view.threshold_slider.setValue(90)
+    qtbot.waitUntil(lambda: agreeing() != [], timeout=10_000)  # the crops match their four copies at 0.8-0.9
+    group, member = agreeing()[0]
+    view.group_list.setCurrentRow(view.groups.index(group))
+    item = view.member_list.item([name for name, _ in shown(view)].index(member.path.name))
+    assert item.text().endswith(f"match {member.similarity:.2f}, agrees with {member.agreeing}")
+    assert f"In this group: matches {member.agreeing} photos of this group, none surely enough alone" in item.toolTip()
+    view.threshold_slider.setValue(50)
+    qtbot.waitUntil(lambda: agreeing() == [], timeout=10_000)
+
     view.rule_combo.setCurrentIndex(view.rule_combo.findData(KeepRule.SHARPEST))
     group = view.groups[0]
     sharpest = max(group.members, key=lambda m: (m.sharpness, m.pixels, m.size))

@@ -1028,7 +1028,8 @@ class DuplicatesView(QWidget, JobPage):
             item = self.member_list.item(i)
             kept = member.path in keep
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(member.date))
-            last = f"Kept: {reason.split(';')[0]}" if kept else f"match {member.similarity:.2f}"
+            matched = f"match {member.similarity:.2f}" + (f", agrees with {member.agreeing}" if member.agreeing else "")
+            last = f"Kept: {reason.split(';')[0]}" if kept else matched
             name = f"{member.path.parent.name}/{member.path.name}" if in_folders else member.path.name
             item.setText(f"{name}\n{member.width}×{member.height} · {size_text(member.size, like=largest)}\n{when}\n{last}")
             item.setToolTip(f"{member.path}\nIn this group: {member.reason}\n"
