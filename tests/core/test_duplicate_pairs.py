@@ -125,17 +125,18 @@ def test_each_members_match_is_the_pair_that_put_it_in_its_group():
 
 
 def test_a_member_in_by_agreement_says_so():
-    # 4 matches the original and a copy, neither surely enough alone: in by their agreement
-    files = {i: FileRow(i, f"p{i}.jpg", 1, 1, f"fp{i}", 10, 10, None, 1.0, True) for i in range(1, 5)}
+    # 5 matches the original and two copies, none surely enough alone: in by their agreement
+    files = {i: FileRow(i, f"p{i}.jpg", 1, 1, f"fp{i}", 10, 10, None, 1.0, True) for i in range(1, 6)}
     pairs = [PairEvidence(1, 2, 0.9, 40, 0.9, 0.9, None, None), PairEvidence(1, 3, 0.9, 40, 0.9, 0.8, None, None),
-             PairEvidence(1, 4, 0.6, 30, 0.8, 0.3, None, None), PairEvidence(2, 4, 0.6, 20, 0.8, 0.2, None, None)]
+             PairEvidence(1, 4, 0.9, 40, 0.9, 0.8, None, None), PairEvidence(1, 5, 0.6, 30, 0.8, 0.3, None, None),
+             PairEvidence(2, 5, 0.6, 20, 0.8, 0.2, None, None), PairEvidence(3, 5, 0.6, 20, 0.7, 0.1, None, None)]
     (group,) = DuplicateScan(Path("/photos"), files, pairs).groups(0.5)
     member = {m.file_id: m for m in group.members}
-    assert (member[4].agreeing, member[4].similarity, member[4].match) == (2, 0.3, pairs[2])
-    assert member[4].reason == ("matches 2 photos of this group, none surely enough alone; the closest: "
+    assert (member[5].agreeing, member[5].similarity, member[5].match) == (3, 0.3, pairs[3])
+    assert member[5].reason == ("matches 3 photos of this group, none surely enough alone; the closest: "
                                 "30 matching points, 80% of the overlap alike once aligned")
     assert member[2].agreeing == 0 and member[2].reason == match_reason(pairs[0])
-    assert [m.file_id for m in group.members] == [1, 2, 3, 4], "the weakest last"
+    assert [m.file_id for m in group.members] == [1, 2, 3, 4, 5], "the weakest last"
 
 
 def test_groupings_of_a_scan_and_of_its_copies_share_each_photos_path():

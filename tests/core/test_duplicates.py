@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -377,21 +378,24 @@ def test_a_star_around_the_original_is_one_group():
 
 
 def test_a_photo_matching_several_members_weakly_joins_their_group():
-    # 4 (say a captioned copy) matches no member surely, but two of them more weakly: copies agree
-    group = [pair(1, 2, 0.9), pair(1, 3, 0.8)]
-    assert seed_groups([*group, pair(1, 4, 0.2), pair(3, 4, 0.1)], 0.5) == [(1, {2: 0.9, 3: 0.8, 4: 0.2})]
-    assert seed_groups([*group, pair(1, 4, 0.2)], 0.5) == [(1, {2: 0.9, 3: 0.8})], "one weak match is not enough"
-    assert seed_groups([*group, pair(1, 4, 0.04), pair(3, 4, 0.04)], 0.5) == [(1, {2: 0.9, 3: 0.8})], \
+    # 5 (say a captioned copy) matches no member surely, but three of them more weakly: copies agree
+    group = [pair(1, 2, 0.9), pair(1, 3, 0.8), pair(1, 4, 0.8)]
+    weak = [pair(1, 5, 0.2), pair(2, 5, 0.1), pair(3, 5, 0.05)]
+    assert seed_groups([*group, *weak], 0.5) == [(1, {2: 0.9, 3: 0.8, 4: 0.8, 5: 0.2})]
+    assert seed_groups([*group, *weak[:2]], 0.5) == [(1, {2: 0.9, 3: 0.8, 4: 0.8})], "two weak matches are not enough"
+    assert seed_groups([*group, *weak[:2], pair(3, 5, 0.01)], 0.5) == [(1, {2: 0.9, 3: 0.8, 4: 0.8})], \
         "too weak a match is no evidence"
-    # the floor rises with the threshold (the window's slider): at 0.9 the group is 1 and 2, and 0.2 is too weak
-    assert agreeing_floor(0.5) == pytest.approx(0.047, abs=0.001) and agreeing_floor(0.9) > 0.3
-    assert seed_groups([*group, pair(1, 4, 0.2), pair(2, 4, 0.2)], 0.9) == [(1, {2: 0.9})]
-    assert seed_groups([*group, pair(1, 4, 0.4), pair(2, 4, 0.4)], 0.9) == [(1, {2: 0.9, 4: 0.4})]
-    # two photos in no group do not make one by agreeing (a pair of look-alikes stays out)
-    assert seed_groups([pair(4, 5, 0.3), pair(4, 6, 0.3), pair(5, 6, 0.3)], 0.5) == []
+    # the floor rises with the threshold (the window's slider): at 0.9 the group is 1 and 2, and 0.1 is too weak
+    assert agreeing_floor(0.5) == pytest.approx(0.018, abs=0.001) and agreeing_floor(0.9) > 0.13
+    assert seed_groups([pair(1, 2, 0.95), pair(1, 3, 0.95), pair(1, 4, 0.2), pair(2, 4, 0.2), pair(3, 4, 0.1)], 0.9) \
+        == [(1, {2: 0.95, 3: 0.95})]
+    assert seed_groups([pair(1, 2, 0.95), pair(1, 3, 0.95), pair(1, 4, 0.2), pair(2, 4, 0.2), pair(3, 4, 0.2)], 0.9) \
+        == [(1, {2: 0.95, 3: 0.95, 4: 0.2})]
+    # photos in no group do not make one by agreeing (look-alikes stay out)
+    assert seed_groups([pair(a, b, 0.3) for a, b in itertools.combinations(range(5, 9), 2)], 0.5) == []
     # of two groups it matches that way, it joins the one it matches best
-    two = [*group, pair(5, 6, 0.9), pair(4, 5, 0.3), pair(4, 6, 0.3), pair(1, 4, 0.2), pair(2, 4, 0.2)]
-    assert seed_groups(two, 0.5) == [(1, {2: 0.9, 3: 0.8}), (5, {6: 0.9, 4: 0.3})]
+    other = [pair(6, 7, 0.9), pair(6, 8, 0.9), pair(5, 6, 0.3), pair(5, 7, 0.3), pair(5, 8, 0.3)]
+    assert seed_groups([*group, *weak, *other], 0.5) == [(1, {2: 0.9, 3: 0.8, 4: 0.8}), (6, {7: 0.9, 8: 0.9, 5: 0.3})]
 
 
 def test_pair_score_rises_with_each_kind_of_evidence():
