@@ -169,23 +169,32 @@ def seed_groups(pairs: Iterable[PairEvidence], threshold: float) -> list[tuple[i
 def _join_agreeing(groups: list[tuple[int, dict[int, float]]], pairs: PairTable,
                    threshold: float) -> list[tuple[int, dict[int, float]]]:
     """Each photo in no group joins the group of which it matches AGREEING_MEMBERS members or more at
-    agreeing_floor(threshold) or more (of several such groups, the one it matches best)."""
-    group_of = {n: k for k, (seed, links) in enumerate(groups) for n in (seed, *links)}
-    if not group_of:
+    agreeing_floor(threshold) or more (of several such groups, the one it matches best). As arrays: a
+    100,000-photo library has tens of thousands of such weaker matches."""
+    if not groups or not len(pairs):
         return groups
+    group = np.full(int(pairs.b.max()) + 1, -1, dtype=np.int64)
+    for number, (seed, links) in enumerate(groups):
+        group[[seed, *links]] = number
     weak = pairs.take((pairs.score >= agreeing_floor(threshold)) & (pairs.score < threshold))
-    placed = np.fromiter(group_of, dtype=np.int64, count=len(group_of))
-    weak = weak.take(np.isin(weak.a, placed) != np.isin(weak.b, placed))  # one photo in a group, one not
-    scores: dict[tuple[int, int], list[float]] = {}
-    for a, b, score in zip(python_values(weak.a), python_values(weak.b), python_values(weak.score), strict=True):
-        photo, member = (b, a) if a in group_of else (a, b)
-        scores.setdefault((photo, group_of[member]), []).append(score)
-    best: dict[int, tuple[float, int]] = {}
-    for (photo, group), found in sorted(scores.items()):
-        if len(found) >= AGREEING_MEMBERS and max(found) > best.get(photo, (-1.0, 0))[0]:
-            best[photo] = (max(found), group)
-    for photo, (score, group) in best.items():
-        groups[group][1][photo] = score
+    group_a, group_b = group[weak.a], group[weak.b]
+    one = (group_a >= 0) != (group_b >= 0)  # one photo in a group, the other in none
+    photo = np.where(group_a >= 0, weak.b, weak.a)[one]
+    joins, score = np.maximum(group_a, group_b)[one], weak.score[one]
+    if not len(photo):
+        return groups
+    order = np.lexsort((-score, joins, photo))  # each photo's matches by group, the best first
+    photo, joins, score = photo[order], joins[order], score[order]
+    runs = np.flatnonzero(np.r_[True, (photo[1:] != photo[:-1]) | (joins[1:] != joins[:-1])])
+    agreeing = np.diff(np.r_[runs, len(photo)]) >= AGREEING_MEMBERS
+    photo, joins, score = photo[runs][agreeing], joins[runs][agreeing], score[runs][agreeing]
+    if not len(photo):
+        return groups
+    order = np.lexsort((joins, -score, photo))  # of a photo's groups, the one it matches best
+    photo, joins, score = photo[order], joins[order], score[order]
+    first = np.r_[True, photo[1:] != photo[:-1]]
+    for one_photo, number, best in zip(photo[first].tolist(), joins[first].tolist(), score[first].tolist(), strict=True):
+        groups[number][1][one_photo] = best
     return groups
 
 
@@ -301,11 +310,13 @@ class DuplicateScan:
         linked = pairs.take(pairs.score >= agreeing_floor(threshold))  # the links groups come from
         grouped = seed_groups(linked, threshold)
         group_of = {n: g for g, (seed, links) in enumerate(grouped) for n in (seed, *links)}
-        shapes = member_shapes(_within_groups(pairs, group_of))
+        within = _within_groups(pairs, group_of)
+        shapes = member_shapes(within.take(~keypoints_cannot_tell(within.columns["inliers"])))
+        linked = within.take(within.score >= agreeing_floor(threshold))  # what put each member in: far fewer rows
         link_of = _links(linked, grouped)
         used = sorted({row for row in link_of.values() if row is not None})
         evidence = dict(zip(used, linked.take(np.array(used, dtype=np.int64)), strict=True))
-        agreeing = _agreeing(linked, group_of, [n for _, links in grouped for n, s in links.items() if s < threshold])
+        agreeing = _agreeing(linked, [n for _, links in grouped for n, s in links.items() if s < threshold])
         out = []
         for seed, links in grouped:
             members = [self.member(seed, shape=shapes.get(seed))] + sorted(
@@ -324,7 +335,7 @@ class DuplicateScan:
 
 def member_shapes(pairs: PairTable) -> dict[int, MemberShape]:
     """Each photo's MemberShape from the pairs with a keypoint map (`pairs` holds only those among one
-    group's members: see _within_groups)."""
+    group's members that keypoints verified)."""
     mapped = pairs.take(~np.isnan(pairs.columns["stretch"]))
     stretch, tilt = mapped.columns["stretch"], mapped.columns["tilt"]
     member = np.concatenate([mapped.a, mapped.b])  # each pair counts for both its photos
@@ -348,24 +359,19 @@ def member_shapes(pairs: PairTable) -> dict[int, MemberShape]:
 
 
 def _within_groups(pairs: PairTable, group_of: dict[int, int]) -> PairTable:
-    """The pairs whose photos are in the same group (`group_of`: photo -> group) and that keypoints
-    verified: what member_shapes reads a member's geometry from."""
+    """The pairs whose photos are in the same group (`group_of`: photo -> group)."""
     if not len(pairs):
         return pairs
     group = np.full(int(pairs.b.max()) + 1, -1, dtype=np.int64)  # the grouped photos are among the pairs'
     group[list(group_of)] = list(group_of.values())
     group_a, group_b = group[pairs.a], group[pairs.b]
-    return pairs.take((group_a >= 0) & (group_a == group_b) & ~keypoints_cannot_tell(pairs.columns["inliers"]))
+    return pairs.take((group_a >= 0) & (group_a == group_b))
 
 
-def _agreeing(linked: PairTable, group_of: dict[int, int], joined: list[int]) -> dict[int, int]:
-    """For each photo that joined its group by matching several members (`joined`), how many it matches."""
-    if not joined:
-        return {}
-    group = np.full(int(max(linked.a.max(), linked.b.max())) + 1, -1, dtype=np.int64)
-    group[list(group_of)] = list(group_of.values())
-    within = (group[linked.a] >= 0) & (group[linked.a] == group[linked.b])
-    ends = np.concatenate([linked.a[within], linked.b[within]])
+def _agreeing(linked: PairTable, joined: list[int]) -> dict[int, int]:
+    """For each photo that joined its group by matching several members (`joined`), how many it matches
+    (`linked`: the matches within groups that count)."""
+    ends = np.concatenate([linked.a, linked.b])
     photos, counts = np.unique(ends[np.isin(ends, joined)], return_counts=True)
     return dict(zip(photos.tolist(), counts.tolist(), strict=True))
 
