@@ -119,7 +119,8 @@ def fingerprint_pair(a: str, b: str) -> tuple[str, str]:
 
 
 def seed_groups(pairs: Iterable[PairEvidence], threshold: float) -> list[tuple[int, dict[int, float]]]:
-    """Groups as (seed, {member: score of the link that put it in}) from the pairs scoring >= threshold.
+    """Groups as (seed, {member: score of the link that put it in}) from the pairs scoring >= threshold,
+    and the weaker ones a photo joins by agreement with (_join_agreeing).
 
     Within each connected component the photo with the most links (then the highest summed score, then
     the lowest id, so runs agree) seeds a group of itself and its direct links; the rest of the
