@@ -385,7 +385,7 @@ def test_a_photo_matching_several_members_weakly_joins_their_group():
     assert seed_groups([*group, *weak[:2]], 0.5) == [(1, {2: 0.9, 3: 0.8, 4: 0.8})], "two weak matches are not enough"
     assert seed_groups([*group, *weak[:2], pair(3, 5, 0.01)], 0.5) == [(1, {2: 0.9, 3: 0.8, 4: 0.8})], \
         "too weak a match is no evidence"
-    # the floor rises with the threshold (the window's slider): at 0.9 the group is 1 and 2, and 0.1 is too weak
+    # the floor rises with the threshold (the window's slider): at 0.9 it is 0.14, so 0.1 is too weak and 0.2 counts
     assert agreeing_floor(0.5) == pytest.approx(0.018, abs=0.001) and agreeing_floor(0.9) > 0.13
     assert seed_groups([pair(1, 2, 0.95), pair(1, 3, 0.95), pair(1, 4, 0.2), pair(2, 4, 0.2), pair(3, 4, 0.1)], 0.9) \
         == [(1, {2: 0.95, 3: 0.95})]
