@@ -665,6 +665,24 @@ def test_take_out_split_and_a_pair_not_duplicates_keep_the_rest(qtbot, make_view
                                         f"{other}_resaved.jpg, left alone, is in no group either (Ctrl+Z takes this back).")
 
 
+def test_a_photo_that_leaves_with_the_ones_taken_out_is_said(qtbot, make_view, library_dir):
+    """A crop in its group only by agreeing with its copies leaves when two of them are split off: said,
+    not vanished from the review (QA: it left without a word)."""
+    view = scanned(qtbot, make_view(library_dir))
+    view.threshold_slider.setValue(90)
+    qtbot.waitUntil(lambda: any(m.agreeing for g in view.groups for m in g.members), timeout=10_000)
+    group = next(g for g in view.groups if any(m.agreeing for m in g.members))
+    crop = next(m for m in group.members if m.agreeing)
+    view.group_list.setCurrentRow(view.groups.index(group))
+    split = [m.path.name for m in group.members[1:] if not m.agreeing][:2]
+    select(view, *split)
+    with qtbot.waitSignal(view.decisions_changed, timeout=30_000):
+        view.take_out_selected()
+    assert crop.path.name not in {name for name, _ in shown(view)}, "two copies fewer: too few agree"
+    assert view.status_label.text().startswith("2 photos split off this group: ")
+    assert f"; {crop.path.name} left with them, in this group only through them (Ctrl+Z" in view.status_label.text()
+
+
 def test_not_duplicates_hides_the_whole_group_for_the_next_scan(qtbot, make_view, library_dir):
     view = scanned(qtbot, make_view(library_dir))
     view.group_list.setCurrentRow(1)

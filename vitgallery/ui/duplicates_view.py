@@ -1180,7 +1180,18 @@ class DuplicatesView(QWidget, JobPage):
             said = f"{count_text(len(taken), 'photo')} split off this group: they {place} now"
         if len(rest) == 1 and not any(m.path == rest[0] for g in self._groups for m in g.members):
             said += f"; {rest[0].name}, left alone, is in no group either"  # the group is gone
-        self.status_label.setText(f"{said} (Ctrl+Z takes this back).")
+        self.status_label.setText(f"{said}{self._left_with(rest, 'it' if len(taken) == 1 else 'them')} "
+                                  "(Ctrl+Z takes this back).")
+
+    def _left_with(self, rest: list[Path], them: str) -> str:
+        """Photos of the `rest` of a group that left it with the ones taken out or told apart (`them`), in
+        words: in it only through those (a crop of a crop, a photo in by agreement), they vanished unsaid."""
+        group = self.current_group()
+        members = {m.path for m in group.members} if group is not None else set()
+        if not members & set(rest):  # the group is gone: said already
+            return ""
+        gone = [path.name for path in rest if path not in members]
+        return f"; {', '.join(gone)} left with {them}, in this group only through {them}" if gone else ""
 
     def mark_pair_not_duplicates(self) -> None:
         """The two selected photos are different pictures. Where one of them is kept, the other leaves the
@@ -1192,21 +1203,21 @@ class DuplicatesView(QWidget, JobPage):
             self.status_label.setText("Select the two photos that are not duplicates of each other.")
             return
         first, second = selected
-        kept = self.keep_paths(group)
+        kept, paths = self.keep_paths(group), [m.path for m in group.members]
         if (first.path in kept) != (second.path in kept):
             stays, other = (first, second) if first.path in kept else (second, first)
             rest = [m for m in group.members if m is not other]
             self._decide(lambda library: library.separate([other], rest),
-                         then=lambda: self._say_who_left(stays.path, other.path, "the photo kept"),
-                         photos=[m.path for m in group.members], chosen=self._keep.get(group.key))
+                         then=lambda: self._say_who_left(stays.path, other.path, "the photo kept", paths),
+                         photos=paths, chosen=self._keep.get(group.key))
             return
         self._decide(lambda library: library.separate([first], [second]),
-                     then=lambda: self._say_who_left(first.path, second.path, "closer to the rest of the group"),
-                     photos=[m.path for m in group.members], chosen=self._keep.get(group.key))
+                     then=lambda: self._say_who_left(first.path, second.path, "closer to the rest of the group", paths),
+                     photos=paths, chosen=self._keep.get(group.key))
 
-    def _say_who_left(self, first: Path, second: Path, why_it_stayed: str) -> None:
-        """Two pictures told apart cannot share a group: which one left is said, or it looked as if a photo
-        had vanished from the review."""
+    def _say_who_left(self, first: Path, second: Path, why_it_stayed: str, group_paths: list[Path]) -> None:
+        """Two pictures told apart cannot share a group: which one left is said (and any photo of the group,
+        `group_paths`, that left with it), or it looked as if a photo had vanished from the review."""
         group = self.current_group()
         members = {m.path for m in group.members} if group is not None else set()
 
@@ -1223,7 +1234,8 @@ class DuplicatesView(QWidget, JobPage):
         stayed, left = (first, second) if first in members else (second, first)
         self.status_label.setText(
             f"{left.name} left this group: it is not a duplicate of {stayed.name}, {why_it_stayed}. "
-            f"It is {place(left)} now (Ctrl+Z takes this back).")
+            f"It is {place(left)} now{self._left_with([p for p in group_paths if p != left], 'it')} "
+            "(Ctrl+Z takes this back).")
 
     def show_decisions(self) -> None:
         """The decisions kept (groups hidden, photos told apart), any of them to take back: Ctrl+Z takes
