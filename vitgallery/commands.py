@@ -626,7 +626,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                      "width": m.width, "height": m.height,
                      "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(m.date)),
                      "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4),
-                     "why": m.reason}
+                     "agreeing": m.agreeing, "why": m.reason}  # agreeing: a script need not parse `why`
                     for m in g.members]} for g, (keep, reason) in zip(groups, choices, strict=True)],
                 "problems": [{**json_path(path), "reason": reason} for path, reason in scan.problems],
                 "actions": [_json_report(r) for r in reports],

@@ -462,6 +462,7 @@ def test_the_cli_marks_a_photo_in_by_agreement(library, capsys):
     members = [m for g in json.loads(capsys.readouterr().out)["groups"] for m in g["members"]]
     agreeing = [m for m in members if m["why"].startswith("matches 4 photos of this group, none surely enough alone")]
     assert len(agreeing) == len(marked) and all(m["similarity"] < 0.9 for m in agreeing)
+    assert [m for m in members if m["agreeing"]] == agreeing and all(m["agreeing"] == 4 for m in agreeing)
     assert main(["duplicates", "--library", str(library.library_dir)]) == 0
     assert "match*" not in capsys.readouterr().out, "at the default every member passes on its own"
 
