@@ -29,6 +29,7 @@ from vitgallery.core.errors import LibraryError
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, DecodedPhoto, Teaching, still_unsupported
 from vitgallery.core.index_cache import IndexCache
 from vitgallery.core.models import Embedder, signature_change
+from vitgallery.core.own_copies import own_copy_pairs
 from vitgallery.core.pipeline import DecodeJob, decode_all, failure_may_pass, forward_cpu_ms, plan_resources
 from vitgallery.core.preprocess import teaching_views_per_photo
 from vitgallery.core.scan import (
@@ -569,11 +570,17 @@ class IndexRun:
                 and _within(stored.pairs, len(own) + away_pairs)):
             return
         self.report(IndexProgress("fitting", 0, 0, 0.0, None, None))
-        whitening = LibraryWhitening.fit_pairs(self.store.mean_vector()[None, :], own, other, shrink=WHITENING_SHRINK)
+        mean = self.store.mean_vector()[None, :]
+        whitening = LibraryWhitening.fit_pairs(mean, own, other, shrink=WHITENING_SHRINK)
+        copies, copied = own_copy_pairs(self.store, whitening)  # the library's own copies teach it too
+        if len(copies):
+            whitening = LibraryWhitening.fit_pairs(mean, np.concatenate([own, copies]), np.concatenate([other, copied]),
+                                                   shrink=WHITENING_SHRINK)
         key = whitening_fingerprint(whitening.mean, whitening.projection)
         self.cache.refit(whitening, StoredWhitening(key, whitening.mean, whitening.projection, photos + away_photos,
                                                     len(own) + away_pairs))
-        log.info("whitening fitted on %d pairs from %d photos; index rebuilt", len(own), photos)
+        log.info("whitening fitted on %d pairs from %d photos and %d pairs of its copies; index rebuilt",
+                 len(own), photos, len(copies))
 
     # -- progress ----------------------------------------------------------------------------------
 
