@@ -130,6 +130,7 @@ def test_each_group_shows_its_kept_photo_first_with_the_reason(qtbot, make_view,
     assert f"In this group: matches {member.agreeing} photos of this group, none surely enough alone" in item.toolTip()
     view.threshold_slider.setValue(50)
     qtbot.waitUntil(lambda: agreeing() == [], timeout=10_000)
+    view.group_list.setCurrentRow(0)
 
     view.rule_combo.setCurrentIndex(view.rule_combo.findData(KeepRule.SHARPEST))
     group = view.groups[0]
