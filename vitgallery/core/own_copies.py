@@ -4,8 +4,8 @@ The whitening learns what edits change from pairs of embeddings of one photo see
 views make such pairs with extra forward passes. A library's copies (re-saves, crops, captioned or
 recoloured edits) are such pairs already, and the keypoints and grey copies it keeps of each photo find
 them. Measured in bench/lab/self_pairs.py (docs/performance.md, issue 18 point 3): added to the teaching
-views' pairs they raise the dup corpora's exact-ranking mAP by 1.5-3.9; a library without copies finds none
-and keeps the views' whitening.
+views' pairs they raise the dup corpora's exact-ranking mAP by 1.3-3.6 (102-108 % of the gain of three views
+a photo, with one); a library without copies finds none and keeps the views' whitening.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ COPY_NEIGHBOURS = 5  # each sought photo's nearest neighbours under the views' w
 # in seed 2's sem library (objects pasted on one background) for a copy; none there at 30 and 90 %
 COPY_INLIERS = 30
 COPY_AGREEMENT = 0.9
-COPIES_SOUGHT_FROM = 1000  # photos whose neighbours are matched, at most (about 5 ms of CPU each)
+COPIES_SOUGHT_FROM = 1000  # photos whose neighbours are matched, at most (about 9 ms of CPU each)
 _CHUNK = 20_000  # library vectors compared at once with the sought photos
 
 
