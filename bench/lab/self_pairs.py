@@ -10,7 +10,7 @@ LIB: a library indexed with this code (`bench/retrieval.py CORPUS --libs LIBS`),
 it indexed (truth.json). Reads the library only. For each: the whitening of the library's rule (its stored
 views) and, added to its pairs, each photo's 5 nearest neighbours under that whitening whose stored
 keypoints fit one map with at least INLIERS inliers and whose aligned pixels agree at least AGREEMENT
-(core.duplicates.features.match_each, no closer look; the app's gate is core.own_copies'); the same pairs
+(core.own_copies.copies_among, as the app finds them, at other gates than its own); the same pairs
 alone without the views; then exact ranking of every photo (no re-rank) scored by the shared scorer (mAP).
 A library indexed with all three views (`bench/retrieval.py ... --all-views`) also gives the three views'
 mAP, and each figure's share of their gain over no whitening ("gain kept", issue 18 point 3's measure).
@@ -30,11 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import learning_lab as lab  # noqa: E402
 
-from vitgallery.core.duplicates.features import match_each  # noqa: E402
+from vitgallery.core import own_copies  # noqa: E402
 from vitgallery.core.photo_features import PhotoFeatures  # noqa: E402
 from vitgallery.core.whitening import LibraryWhitening  # noqa: E402
 
-NEIGHBOURS = 5
 GATES = ((20, 0.85), (30, 0.9), (50, 0.9))  # (inliers, agreement) a pair must reach to count as a copy
 
 
@@ -44,22 +43,6 @@ def stored_features(library: Path) -> dict[str, PhotoFeatures]:
                       " WHERE k.looks IS NOT NULL").fetchall()
     db.close()
     return {Path(path).name: PhotoFeatures.from_stored(data, looks) for path, data, looks in rows}
-
-
-def neighbour_matches(corpus: lab.Corpus, whitened: np.ndarray, features: dict[str, PhotoFeatures]) -> dict:
-    """(i, j) -> PairMatch for each photo's NEIGHBOURS nearest under `whitened`, each pair once."""
-    sims = whitened @ whitened.T
-    np.fill_diagonal(sims, -np.inf)
-    found = {}
-    for i, row in enumerate(np.argsort(-sims, axis=1)[:, :NEIGHBOURS]):
-        own = features.get(corpus.names[i])
-        others = [j for j in row if corpus.names[j] in features and (min(i, j), max(i, j)) not in found]
-        if own is None or not others:
-            continue
-        for j, match in zip(others, match_each(own, [features[corpus.names[j]] for j in others], look_closer=False),
-                            strict=True):
-            found[min(i, j), max(i, j)] = match
-    return found
 
 
 def main() -> int:
@@ -82,7 +65,11 @@ def main() -> int:
         def mean_ap(vectors: np.ndarray, corpus: lab.Corpus = corpus) -> float:
             return score(corpus.truth, lab.rank(vectors, corpus.names))["mAP"]
 
-        found = neighbour_matches(corpus, rule.apply(corpus.vectors), stored_features(Path(library)))
+        features = stored_features(Path(library))
+
+        def features_of(rows: np.ndarray, corpus: lab.Corpus = corpus, features: dict = features) -> dict:
+            return {row: features[corpus.names[row]] for row in rows.tolist() if corpus.names[row] in features}
+
         none = mean_ap(corpus.vectors)
         reference = None  # the three views' mAP, where the library has them
         if corpus.views.shape[1] >= 3:
@@ -95,7 +82,9 @@ def main() -> int:
 
         cells = [f"{none:.2f}", "-" if reference is None else f"{reference:.2f}", cell(mean_ap(rule.apply(corpus.vectors)))]
         for inliers, agreement in GATES:
-            copies = [key for key, match in found.items() if match.inliers >= inliers and match.agreement >= agreement]
+            copies = own_copies.copies_among(
+                rule.apply(corpus.vectors), np.arange(count), features_of,
+                lambda match, inliers=inliers, agreement=agreement: match.inliers >= inliers and match.agreement >= agreement)
             if not copies:
                 cells += ["(0)", "-"]
                 continue

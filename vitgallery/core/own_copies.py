@@ -4,15 +4,17 @@ The whitening learns what edits change from pairs of embeddings of one photo see
 views make such pairs with extra forward passes. A library's copies (re-saves, crops, captioned or
 recoloured edits) are such pairs already, and the keypoints and grey copies it keeps of each photo find
 them. Measured in bench/lab/self_pairs.py (docs/performance.md, issue 18 point 3): added to the teaching
-views' pairs they raise the dup corpora's exact-ranking mAP by 1.3-3.6 (102-108 % of the gain of three views
+views' pairs they raise the dup corpora's exact-ranking mAP by 1.3-3.7 (102-108 % of the gain of three views
 a photo, with one); a library without copies finds none and keeps the views' whitening.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from vitgallery.core.duplicates.features import match_each
+from vitgallery.core.duplicates.features import PairMatch, match_each
 from vitgallery.core.photo_features import PhotoFeatures
 from vitgallery.core.store import Store
 from vitgallery.core.whitening import LibraryWhitening
@@ -35,12 +37,28 @@ def own_copy_pairs(store: Store, whitening: LibraryWhitening) -> tuple[np.ndarra
         return _no_pairs(0)
     ids = np.concatenate([c[0] for c in chunks])
     raw = np.concatenate([c[1] for c in chunks])
-    whitened = whitening.apply(raw)
     sought = np.arange(len(ids))
     if len(ids) > COPIES_SOUGHT_FROM:
         sought = np.sort(np.random.default_rng(len(ids)).choice(len(ids), COPIES_SOUGHT_FROM, replace=False))
-    neighbours = _nearest(whitened, sought, min(COPY_NEIGHBOURS, len(ids) - 1))
-    features = _stored_features(store, ids, np.union1d(sought, neighbours.ravel()))
+    pairs = copies_among(whitening.apply(raw), sought, lambda rows: _stored_features(store, ids, rows))
+    if not pairs:
+        return _no_pairs(raw.shape[1])
+    first, second = (np.array(side, dtype=np.int64) for side in zip(*pairs, strict=True))
+    return raw[first], raw[second]
+
+
+def is_copy(match: PairMatch) -> bool:
+    return match.inliers >= COPY_INLIERS and match.agreement >= COPY_AGREEMENT
+
+
+def copies_among(whitened: np.ndarray, sought: np.ndarray,
+                 features_of: Callable[[np.ndarray], dict[int, PhotoFeatures]],
+                 copy: Callable[[PairMatch], bool] = is_copy) -> list[tuple[int, int]]:
+    """Pairs of rows (a < b, sorted) that are copies: each `sought` row's COPY_NEIGHBOURS nearest rows of
+    `whitened` (unit vectors), matched on their features (`features_of(rows)`: row -> features, those it
+    has) and kept where `copy` says so (bench/lab/self_pairs.py tries other gates)."""
+    neighbours = _nearest(whitened, sought, min(COPY_NEIGHBOURS, len(whitened) - 1))
+    features = features_of(np.union1d(sought, neighbours.ravel()))
     pairs: set[tuple[int, int]] = set()
     for row, found in zip(sought.tolist(), neighbours.tolist(), strict=True):
         own = features.get(row)
@@ -48,12 +66,9 @@ def own_copy_pairs(store: Store, whitening: LibraryWhitening) -> tuple[np.ndarra
         if own is None or not others:
             continue
         for j, match in zip(others, match_each(own, [features[j] for j in others], look_closer=False), strict=True):
-            if match.inliers >= COPY_INLIERS and match.agreement >= COPY_AGREEMENT:
+            if copy(match):
                 pairs.add((min(row, j), max(row, j)))
-    if not pairs:
-        return _no_pairs(raw.shape[1])
-    first, second = (np.array(side, dtype=np.int64) for side in zip(*sorted(pairs), strict=True))
-    return raw[first], raw[second]
+    return sorted(pairs)
 
 
 def _nearest(whitened: np.ndarray, sought: np.ndarray, k: int) -> np.ndarray:
