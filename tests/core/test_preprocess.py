@@ -28,6 +28,43 @@ def test_content_box_leaves_unframed_pictures_whole():
     assert box[2] - box[0] >= 60 * 0.2 and box[3] - box[1] >= 50 * 0.2
 
 
+def _framed_rows_and_columns(image: np.ndarray, colour: np.ndarray, tolerance: int, min_share: float):
+    """content_box's definition spelt out: a pixel is the frame's when every channel is within tolerance."""
+    close = (np.abs(image.reshape(*image.shape[:2], -1).astype(int) - colour) <= tolerance).all(axis=2)
+    return close.mean(axis=1) >= min_share, close.mean(axis=0) >= min_share
+
+
+def test_content_box_follows_its_definition_in_grey_and_colour():
+    rng = np.random.default_rng(3)
+    checked = 0
+    for _ in range(300):
+        h, w = (int(v) for v in rng.integers(8, 90, 2))
+        channels = int(rng.choice([1, 3, 4]))
+        colour = rng.choice([0, 3, 12, 200, 250, 255], size=channels)
+        noise = int(rng.integers(0, 16))
+        image = np.clip(colour + rng.integers(-noise, noise + 1, (h, w, channels)), 0, 255)
+        top, left = int(rng.integers(0, h // 2)), int(rng.integers(0, w // 2))
+        image[top:h - int(rng.integers(0, h // 2)), left:w - int(rng.integers(0, w // 2))] = \
+            rng.integers(0, 256, (1, 1, channels))  # the picture: one other colour, so the box is exact
+        image = image.astype(np.uint8)
+        if channels == 1:
+            image = image[:, :, 0]
+        box = content_box(image, tolerance=12, min_share=0.98, max_trim=0.4)
+        corners = np.stack([image.reshape(h, w, -1)[y, x] for y in (0, -1) for x in (0, -1)]).astype(int)
+        if np.abs(corners - corners[0]).max() > 12:
+            assert box == (0, 0, w, h)
+            continue
+        rows, cols = _framed_rows_and_columns(image, np.median(corners, axis=0).astype(int), 12, 0.98)
+        left_, top_, right_, bottom_ = box
+        # Every row and column cut off is frame, and the first one kept on each side is not (or the cap).
+        assert rows[:top_].all() and rows[bottom_:].all() and cols[:left_].all() and cols[right_:].all()
+        assert top_ == int(h * 0.4) or not rows[top_]
+        assert h - bottom_ == int(h * 0.4) or not rows[bottom_ - 1]
+        assert left_ == int(w * 0.4) or not cols[left_]
+        assert w - right_ == int(w * 0.4) or not cols[right_ - 1]
+        checked += 1
+    assert checked > 100
+
 
 # ---------------------------------------------------------------- edited copies
 

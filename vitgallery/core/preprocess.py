@@ -5,7 +5,8 @@
 - Edited copies: everyday edits of a photo (crop, re-save, colour, frame, caption, tilt, squash,
   blur); a photo and its copies are the pairs the library's whitening learns from (core.whitening).
 
-Pure functions over numpy arrays and PIL images, no torch: decode worker processes import this.
+Pure functions over numpy arrays and PIL images (OpenCV where numpy is slow), no torch: decode worker
+processes import this.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import io
 import random
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
@@ -21,7 +23,8 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 def content_box(rgb: np.ndarray, *, tolerance: int = 12, min_share: float = 0.98,
                 max_trim: float = 0.4) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) of an image without a uniform-colour frame around it.
+    """(left, top, right, bottom) of a uint8 image (grey or colour) without a uniform-colour frame
+    around it.
 
     A frame is where all four corners share one colour; a row or column belongs to it when at
     least `min_share` of its pixels are within `tolerance` of that colour (JPEG noise). At most
@@ -31,13 +34,16 @@ def content_box(rgb: np.ndarray, *, tolerance: int = 12, min_share: float = 0.98
     full = (0, 0, w, h)
     if h < 8 or w < 8:
         return full
-    img = rgb.reshape(h, w, -1).astype(np.int16)
-    corners = np.stack([img[0, 0], img[0, -1], img[-1, 0], img[-1, -1]])
+    img = np.ascontiguousarray(rgb.reshape(h, w, -1))
+    corners = np.stack([img[0, 0], img[0, -1], img[-1, 0], img[-1, -1]]).astype(np.int16)
     if np.abs(corners - corners[0]).max() > tolerance:
         return full
-    close = np.abs(img - np.median(corners, axis=0).astype(np.int16)).max(axis=2) <= tolerance
-    rows_framed = close.mean(axis=1) >= min_share
-    cols_framed = close.mean(axis=0) >= min_share
+    colour = np.median(corners, axis=0).astype(np.int16)
+    # One pass in OpenCV: numpy's widening and per-pixel reductions took 35 ms of a 1000 x 750 decode.
+    close = cv2.inRange(img, np.clip(colour - tolerance, 0, 255).astype(np.float64),
+                        np.clip(colour + tolerance, 0, 255).astype(np.float64)) > 0
+    rows_framed = np.count_nonzero(close, axis=1) / w >= min_share
+    cols_framed = np.count_nonzero(close, axis=0) / h >= min_share
 
     def run(flags: np.ndarray, limit: int) -> int:
         stop = np.flatnonzero(~flags[:limit])
