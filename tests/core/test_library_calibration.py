@@ -221,3 +221,20 @@ def test_a_folder_of_only_broken_photos_is_not_calibrated_for(tmp_path, quantisa
     summary, phases = index(library, int8())
     assert summary.added == 1 and len(quantisations) == 1
     library.close()
+
+
+def test_a_library_whose_model_is_made_again_keeps_its_photos_when_that_fails(tmp_path, monkeypatch):
+    """Its model file lost, the library is calibrated again; a quantising that fails then loses nothing."""
+    library = Library.open(photo_folder(tmp_path, "a", range(4)), tmp_path / "lib")
+    index(library, int8())
+    signature = library.model_signature
+    (tmp_path / "lib" / MODEL_FOLDER / f"{signature_calibration(signature)}.xml").unlink()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported operation")
+
+    monkeypatch.setattr(openvino_runtime, "quantise_on_photos", broken)
+    with pytest.raises(ModelLoadError, match="quantising tiny-test for OpenVINO failed"):
+        index(library, int8())
+    assert library.photo_count() == 4 and library.model_signature == signature
+    library.close()
