@@ -433,6 +433,8 @@ class IndexRun:
     def _embed(self, files: list[FoundFile], batch_size: int, decode_workers: int | None,
                teaching: set[str]) -> None:
         """Embed `files`; those in `teaching` also embed their teaching views, decoded with them."""
+        if not files:  # the usual run, nothing new: 100,000 rows are not read again (0.9 s of the window's start)
+            return
         summary, embedder = self.summary, self.embedder
         rows = self.store.files()
         known_before = set(rows)
