@@ -166,6 +166,7 @@ def test_a_run_with_nothing_to_add_reads_the_library_s_rows_once(photo_folder, t
     make_photo(50).save(photo_folder / "new.jpg")
     assert index(lib, embedder).added == 1 and lib.status().index_size == 13
 
+
 def test_an_index_file_is_loaded_ahead_only_when_it_holds_what_the_database_does(photo_folder, tmp_path, embedder,
                                                                                    monkeypatch):
     from vitgallery.core import index_cache
