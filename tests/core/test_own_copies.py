@@ -26,7 +26,7 @@ def test_the_pairs_are_copies_of_one_picture(tmp_path):
         store = library.store
         ids, raw = (np.concatenate(parts) for parts in zip(*store.iter_vectors(), strict=True))
         plain = LibraryWhitening(np.zeros(raw.shape[1], np.float32), np.eye(raw.shape[1], dtype=np.float32))
-        own, other = own_copies.own_copy_pairs(store, plain)
+        own, other = own_copies.own_copy_pairs(store, plain, list(store.iter_vectors()))
         picture = {file_id: row.path.split("_")[0].removesuffix(".jpg") for file_id, row in store.files_by_ids(ids).items()}
         row_of = {vector.tobytes(): picture[file_id] for file_id, vector in zip(ids.tolist(), raw, strict=True)}
         found = [(row_of[a.tobytes()], row_of[b.tobytes()]) for a, b in zip(own, other, strict=True)]
@@ -44,8 +44,8 @@ def test_a_library_without_copies_finds_none(tmp_path):
     library = _indexed(tmp_path, photos)
     try:
         dim = library.store.dim
-        own, other = own_copies.own_copy_pairs(library.store, LibraryWhitening(np.zeros(dim, np.float32),
-                                                                               np.eye(dim, dtype=np.float32)))
+        plain = LibraryWhitening(np.zeros(dim, np.float32), np.eye(dim, dtype=np.float32))
+        own, other = own_copies.own_copy_pairs(library.store, plain, list(library.store.iter_vectors()))
         assert own.shape == other.shape == (0, dim)
     finally:
         library.close()

@@ -46,6 +46,7 @@ from vitgallery.core.store import (
     SkippedFile,
     Store,
     StoredWhitening,
+    mean_of,
     whitening_fingerprint,
 )
 from vitgallery.core.whitening import LibraryWhitening
@@ -572,9 +573,10 @@ class IndexRun:
                 and _within(stored.pairs, len(own) + away_pairs)):
             return
         self.report(IndexProgress("fitting", 0, 0, 0.0, None, None))
-        mean = self.store.mean_vector()[None, :]
+        vectors = list(self.store.iter_vectors())  # read once: for the mean, then to look for copies
+        mean = mean_of(vectors)[None, :]
         whitening = LibraryWhitening.fit_pairs(mean, own, other, shrink=WHITENING_SHRINK)
-        copies, copied = own_copy_pairs(self.store, whitening)  # the library's own copies teach it too
+        copies, copied = own_copy_pairs(self.store, whitening, vectors)  # the library's own copies teach it too
         if len(copies):
             whitening = LibraryWhitening.fit_pairs(mean, np.concatenate([own, copies]), np.concatenate([other, copied]),
                                                    shrink=WHITENING_SHRINK)

@@ -29,10 +29,11 @@ COPIES_SOUGHT_FROM = 1000  # photos whose neighbours are matched, at most (about
 _CHUNK = 20_000  # library vectors compared at once with the sought photos
 
 
-def own_copy_pairs(store: Store, whitening: LibraryWhitening) -> tuple[np.ndarray, np.ndarray]:
+def own_copy_pairs(store: Store, whitening: LibraryWhitening,
+                   chunks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """(own, other): raw vectors of pairs of the library's photos that are copies of each other, row by
-    row; sought among the COPY_NEIGHBOURS nearest under `whitening` of up to COPIES_SOUGHT_FROM photos."""
-    chunks = list(store.iter_vectors())
+    row; sought among the COPY_NEIGHBOURS nearest under `whitening` of up to COPIES_SOUGHT_FROM photos.
+    `chunks`: the library's vectors as Store.iter_vectors gives them (the caller read them for the mean)."""
     if not chunks:
         return _no_pairs(0)
     ids = np.concatenate([c[0] for c in chunks])

@@ -248,6 +248,16 @@ def damaged(path: Path, what: str) -> StoreError:
                       f"{path.parent}`")
 
 
+def mean_of(chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
+    """The mean of Store.iter_vectors' chunks (None without any)."""
+    total, count = None, 0
+    for _, vectors in chunks:
+        part = vectors.sum(axis=0, dtype=np.float64)
+        total = part if total is None else total + part
+        count += len(vectors)
+    return None if total is None else (total / count).astype(np.float32)
+
+
 def whitening_fingerprint(mean: np.ndarray, projection: np.ndarray) -> str:
     """The key a whitening is stored under: its own bytes hashed, so damaged bytes no longer match it."""
     return hashlib.sha1(np.ascontiguousarray(mean, np.float32).tobytes()
@@ -889,12 +899,7 @@ class Store:
         return np.concatenate(own), np.concatenate(other)
 
     def mean_vector(self) -> np.ndarray | None:
-        total, count = None, 0
-        for _, vectors in self.iter_vectors():
-            part = vectors.sum(axis=0, dtype=np.float64)
-            total = part if total is None else total + part
-            count += len(vectors)
-        return None if total is None else (total / count).astype(np.float32)
+        return mean_of(self.iter_vectors())
 
     def save_whitening(self, whitening: StoredWhitening) -> None:
         """Also a new generation: every vector of the index changes with the whitening."""
