@@ -48,6 +48,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vitgallery.core.collector import collector_paused
 from vitgallery.core.duplicates import (
     BULK_ACTIONS,
     DEFAULT_RULE,
@@ -72,7 +73,6 @@ from vitgallery.core.duplicates import (
 from vitgallery.core.scan import root_is_available
 from vitgallery.core.store import DecisionRow, FileRow
 from vitgallery.core.words import count_text, size_text, unreadable_text
-from vitgallery.ui.collector import collector_paused
 from vitgallery.ui.compare import CompareDialog
 from vitgallery.ui.decisions_dialog import DecisionsDialog
 from vitgallery.ui.desktop_thumbnails import DesktopThumbnailCache

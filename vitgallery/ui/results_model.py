@@ -54,8 +54,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vitgallery.core.collector import CollectorPause
 from vitgallery.core.keypoints import VERIFIED_INLIERS
-from vitgallery.ui.collector import CollectorPause
 from vitgallery.ui.thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)

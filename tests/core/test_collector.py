@@ -1,10 +1,10 @@
-"""One pause of the garbage collector shared by the grid's feed and the jobs that group a scan."""
+"""One pause of the garbage collector shared by the grid's feed, the jobs that group a scan and an index run's check of the folder."""
 
 from __future__ import annotations
 
 import gc
 
-from vitgallery.ui.collector import CollectorPause, collector_paused
+from vitgallery.core.collector import CollectorPause, collector_paused
 
 
 def test_the_collector_stays_off_while_any_user_holds_the_pause_and_freezes_what_they_made() -> None:

@@ -1,9 +1,10 @@
-"""The garbage collector paused while the window's work makes objects by the hundred thousand.
+"""The garbage collector paused while work beside the window makes objects by the hundred thousand.
 
 Python's cyclic collector walks every object it tracks, holding the interpreter. A listing that fills
 the grid with 100,000 tiles, or a job that groups a scan of 100,000 photos, makes objects that live on
 (the tiles, the groups and their members); each pass meanwhile walked them all again, 100-280 ms in
-which the window could not paint (docs/performance.md, issue 18 points 4 and 5). While any user holds
+which the window could not paint (docs/performance.md, issue 18 points 4 and 5). An index run's check
+of the folder against the library makes a few per photo too (indexing.IndexRun.run). While any user holds
 a pause the collector is off; when the last lets go, what lives is frozen out of later passes (as the
 start does with its own objects: ui/app.start_window), else the first pass after would walk it all at
 once. Reference counting still frees all of it; only cycles among frozen objects would stay, and
