@@ -238,3 +238,27 @@ def test_a_schema_8_library_that_cannot_be_written_is_read_as_it_is(tmp_path, mo
     assert store.read_only and store.get_meta("schema_version") == "8"
     assert set(store.files()) == {"a.jpg"} and store.count_files() == 1
     store.close()
+
+
+def test_the_damage_check_drops_exactly_the_paths_that_leave_the_folder(tmp_path):
+    """SQLite picks the rows whose path may leave the folder: none that does may slip past it."""
+    from vitgallery.core.store import path_is_confined
+
+    store = Store(tmp_path / "lib.sqlite3")
+    store.start_new_model("model-a", 8)
+    store.add_embedded([embedded(f"p{n}.jpg", n) for n in range(40)])
+    crafted = ["../x.jpg", "a/..", "..", "a/../b.jpg", "/etc/passwd", "", "a\0b.jpg", "a\\..\\b.jpg", "C:/x.jpg",
+               "a..b/c.jpg", "...", ".../x.jpg", "x/...", "a/./b.jpg", "a//b.jpg", "ok/p.jpg"]
+    with store.transaction():
+        for n, path in enumerate(crafted):
+            store._db.execute("UPDATE files SET path = ? WHERE id = ?", (path, n + 1))
+        store._db.execute("UPDATE files SET path = ? WHERE id = 30", (os.fsencode("ok/\udcff.jpg"),))
+        store._db.execute("UPDATE files SET path = ? WHERE id = 31", (os.fsencode("../\udcff.jpg"),))
+        store._db.execute("UPDATE files SET path = CAST(x'ff2f2e2e2f612e6a7067' AS TEXT) WHERE id = 32")  # \xff/../a.jpg
+        store._db.execute("UPDATE files SET path = CAST(x'ff2f612e6a7067' AS TEXT) WHERE id = 33")  # \xff/a.jpg
+    paths = dict(store._db.execute("SELECT id, path FROM files"))  # a text that is not UTF-8 read as the store does
+    expected = {file_id for file_id, path in paths.items() if not path_is_confined(os.fsdecode(path))}
+    assert {1, 2, 3, 4, 5, 6, 7, 31, 32} <= expected and not {10, 11, 14, 15, 16, 30, 33} & expected
+    before = set(paths)
+    assert store.drop_damaged_rows()["rows naming files outside the photo folder"] == len(expected)
+    assert {file_id for (file_id,) in store._db.execute("SELECT id FROM files")} == before - expected

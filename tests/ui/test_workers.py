@@ -224,6 +224,18 @@ def test_a_listing_is_handed_over_before_the_grid_gets_its_first_chunk(tmp_path:
     assert [path for path, _ in listing.photos] == [tmp_path / f"p{n}.jpg" for n in range(3)]
 
 
+def test_a_listing_is_made_with_the_collector_paused_and_leaves_it_on(tmp_path: Path) -> None:
+    """A listing of 100,000 photos makes objects that live on in the grid; collector passes meanwhile
+    walked them all, holding the interpreter from the window (issue 18 point 5)."""
+    import gc
+
+    make_photo(0).save(tmp_path / "p0.jpg")
+    collector_on = []
+    assert gc.isenabled()
+    workers.list_folder(tmp_path)(lambda chunk: collector_on.append(gc.isenabled()), threading.Event())
+    assert collector_on == [False] and gc.isenabled()
+
+
 
 def test_a_preloaded_library_is_taken_only_by_its_own_folder(tmp_path: Path, photo_folder: Path, monkeypatch) -> None:
     session = Session()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vitgallery.core.collector import collector_paused
 from vitgallery.core.errors import LibraryError
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, DecodedPhoto, Teaching, still_unsupported
 from vitgallery.core.index_cache import IndexCache
@@ -165,6 +166,31 @@ class FolderPlan:
     replaced: list[int] = field(default_factory=list)  # rows whose path another row's content moved onto
 
 
+@dataclass
+class ListingAgainstLibrary:
+    """A listing of the folder with the files the library holds as they are set aside (set_aside_unchanged):
+    what plan_changes needs to look at, which is usually nothing."""
+
+    unchanged: int  # files embedded as they are (embedded_as_is)
+    found: list[FoundFile]  # the rest of the listing
+    known: dict[str, FileRow]  # the library's rows but those of the unchanged files, by path
+    rows: int  # the library's rows, all of them
+
+
+def set_aside_unchanged(store: Store, found: list[FoundFile]) -> ListingAgainstLibrary:
+    """Compare a listing with the library by each file's path, size and mtime; read the rows of the rest
+    only. plan_changes of what is left, its unchanged count raised by these, is its plan of the whole
+    listing: a file embedded as it is plays no other part in it."""
+    stamps = store.embedded_stamps()
+    unchanged = [f for f in found if f in stamps]  # a FoundFile is its (path, size, mtime_ns)
+    rest = [f for f in found if f not in stamps] if len(unchanged) < len(found) else []
+    other_ids = [stamps[stamp] for stamp in stamps.keys() - set(unchanged)] if len(unchanged) < len(stamps) else []
+    without_vector = store.ids_without_vector()
+    others = store.files_by_ids(other_ids + without_vector) if other_ids or without_vector else {}
+    return ListingAgainstLibrary(len(unchanged), rest, {row.path: row for row in others.values()},
+                                 len(stamps) + len(without_vector))
+
+
 def plan_changes(root: Path, found: list[FoundFile], known: dict[str, FileRow], skipped: dict[str, SkippedFile],
                  unreachable: list[str]) -> FolderPlan:
     """Sort a listing into unchanged / skipped again / moved / to embed, and the rows whose content is gone:
@@ -266,25 +292,12 @@ class IndexRun:
                 self.notice(f"{signature_change(before, embedder.signature)}: every photo is embedded again")
             self.store.start_new_model(embedder.signature, embedder.dim)
             self.cache.start_model(embedder.dim)
-        self._drop_damaged_rows()
-        self.store.forget_away_files(time.time() - AWAY_KEPT_S)
-        if not self.cache.ready_for_run():
-            raise LibraryError("the library database lost its model settings: run `vitgallery repair`")
-        if embedder.weights_file is not None:
-            self.store.set_meta("weights_path", str(embedder.weights_file))  # later queries load the same file
-
-        self.report(IndexProgress("scanning", 0, 0, 0.0, None, None))
-        scan = listed_or_scanned(self.root, self.listing)
-        known = self.store.files()
-        if not scan.files and known:
-            summary.offline = True
-            self.notice(f"{self.root} holds no photos now (unmounted?): nothing was removed from the library")
+        # The check makes a few objects a photo; at 100,000 photos each collector pass meanwhile walked
+        # them all, holding the interpreter 50-100 ms from the window (docs/performance.md, point 5).
+        with collector_paused():
+            to_embed = self._check_folder()
+        if to_embed is None:
             return summary
-        unreachable = scan.unreachable + self._vanished_mount_points(scan.mount_points)
-        to_embed = self._plan(scan.files, known, unreachable)
-        for rel, reason in scan.problems:  # listed with the skipped files, so the user can find them
-            self.store.record_skipped(rel, 0, 0, reason)
-            summary.note_skip(rel, reason)
         batch_size = batch_size or plan_resources(embedder.device.type).batch_size
         self._embed(to_embed, batch_size, decode_workers, self._teach_while_embedding(to_embed))
         # What the first pass could not teach (a library indexed before, a cancelled run) is taught now.
@@ -297,6 +310,32 @@ class IndexRun:
         summary.seconds = time.monotonic() - started
         self.report(IndexProgress("done", len(to_embed), len(to_embed), 0.0, 0.0, None))
         return summary
+
+    def _check_folder(self) -> list[FoundFile] | None:
+        """Drop damaged rows, list the folder and follow what changed in it: the files to embed, or None
+        when the folder holds no photos now (nothing is removed then)."""
+        summary = self.summary
+        self._drop_damaged_rows()
+        self.store.forget_away_files(time.time() - AWAY_KEPT_S)
+        if not self.cache.ready_for_run():
+            raise LibraryError("the library database lost its model settings: run `vitgallery repair`")
+        if self.embedder.weights_file is not None:
+            self.store.set_meta("weights_path", str(self.embedder.weights_file))  # later queries load the same file
+
+        self.report(IndexProgress("scanning", 0, 0, 0.0, None, None))
+        scan = listed_or_scanned(self.root, self.listing)
+        listed = set_aside_unchanged(self.store, scan.files)
+        if not scan.files and listed.rows:
+            summary.offline = True
+            self.notice(f"{self.root} holds no photos now (unmounted?): nothing was removed from the library")
+            return None
+        unreachable = scan.unreachable + self._vanished_mount_points(scan.mount_points)
+        summary.unchanged += listed.unchanged
+        to_embed = self._plan(scan.files, listed.found, listed.known, unreachable, rows=listed.rows)
+        for rel, reason in scan.problems:  # listed with the skipped files, so the user can find them
+            self.store.record_skipped(rel, 0, 0, reason)
+            summary.note_skip(rel, reason)
+        return to_embed
 
     def run_paths(self, paths: Iterable[Path | str], batch_size: int | None = None,
                   decode_workers: int | None = None) -> IndexSummary:
@@ -314,7 +353,7 @@ class IndexRun:
             raise LibraryError(f"the library was indexed with {model_signature}, not {self.embedder.signature}")
         self.cache.space()
         found, known, scope, unreachable = self._look_at(paths)
-        to_embed = self._plan(found, known, unreachable, scope)
+        to_embed = self._plan(found, found, known, unreachable, scope=scope)
         batch_size = batch_size or plan_resources(self.embedder.device.type).batch_size
         self._embed(to_embed, batch_size, decode_workers, self._teach_while_embedding(to_embed))
         if not self.cancel.is_set():
@@ -379,13 +418,16 @@ class IndexRun:
             self.store.set_mount_points(mount_points + vanished)
         return vanished
 
-    def _plan(self, found: list[FoundFile], known: dict[str, FileRow], unreachable: list[str],
-              scope: set[str] | None = None) -> list[FoundFile]:
+    def _plan(self, listing: list[FoundFile], found: list[FoundFile], known: dict[str, FileRow],
+              unreachable: list[str], *, scope: set[str] | None = None, rows: int | None = None) -> list[FoundFile]:
         """Sort found files into unchanged / moved / to embed (plan_changes); follow the moved rows and
-        remove those whose content is gone. `scope`: the only paths looked at (run_paths); None for the
+        remove those whose content is gone. `found` and `known`: the listing and the rows concerned, less
+        any set aside as unchanged (set_aside_unchanged); `rows`: how many rows are concerned in all
+        (those of `known` if not given). `scope`: the only paths looked at (run_paths); None for the
         whole folder."""
         summary = self.summary
-        found_paths = {f.path for f in found}
+        rows = len(known) if rows is None else rows
+        found_paths = {f.path for f in listing}
         skipped = self.store.skipped()
         stale_skips = [p for p in skipped if p not in found_paths and (scope is None or p in scope)]
         self.store.forget_skipped(stale_skips)
@@ -402,8 +444,8 @@ class IndexRun:
         moves, to_embed = plan.moves, plan.to_embed
         missing = [row.id for row in plan.missing if not self._arrived_since_listing(row)]
         replaced = plan.replaced
-        if not self.forget_missing and len(missing) > max(MASS_LOSS_SHARE * len(known), MASS_LOSS_MIN_PHOTOS):
-            self.notice(f"{len(missing)} of {len(known)} photos are gone from {self.root} at once (a drive "
+        if not self.forget_missing and len(missing) > max(MASS_LOSS_SHARE * rows, MASS_LOSS_MIN_PHOTOS):
+            self.notice(f"{len(missing)} of {rows} photos are gone from {self.root} at once (a drive "
                         "unplugged, a folder replaced?): they stay in the library until you say to forget them")
             summary.missing_kept = len(missing)
             missing = []

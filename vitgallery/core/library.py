@@ -65,6 +65,7 @@ from vitgallery.core.indexing import (
     embedded_as_is,
     plan_changes,
     relative_to_root,
+    set_aside_unchanged,
 )
 from vitgallery.core.models import (
     MODELS,
@@ -661,7 +662,8 @@ class Library:
             return None
         scan = scan_root(self.root)
         vanished_mounts = [path for path in self.store.mount_points() if path not in scan.mount_points]
-        plan = plan_changes(self.root, scan.files, self.store.files(), self.store.skipped(),
+        listed = set_aside_unchanged(self.store, scan.files)
+        plan = plan_changes(self.root, listed.found, listed.known, self.store.skipped(),
                             scan.unreachable + vanished_mounts)
         return DiskChanges(len(plan.to_embed), plan.moved, len(plan.missing) + len(plan.replaced))
 

@@ -10,14 +10,17 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from vitgallery.core.imageio import SUPPORTED_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class FoundFile:
+class FoundFile(NamedTuple):
+    """A tuple: made in half the time of a frozen dataclass (100,000 at a window's start), and looked up
+    as it is among a library's (path, size, mtime_ns) stamps (indexing.set_aside_unchanged)."""
+
     path: str  # relative to the root, '/'-separated
     size: int
     mtime_ns: int

@@ -203,6 +203,12 @@ _NEARLY_FULL_BYTES = 1 << 20
 _UNIT_LENGTH_TOLERANCE = 1e-3
 _PAIRS_READ_AT_ONCE = 8192  # duplicate pairs converted to numbers at a time
 _DAMAGE_SCAN_CHUNK = 10_000  # rows checked at a time by drop_damaged_rows (about 15 MB of 384-d vectors)
+# A superset of the paths path_is_confined refuses, on any system: not text, empty, holding a NUL, '..'
+# as a part, absolute, or holding a backslash or a drive's colon (Windows)
+_PATHS_THAT_MAY_LEAVE = (
+    "SELECT id, path FROM files WHERE typeof(path) != 'text' OR path = '' OR instr(CAST(path AS BLOB), x'00')"
+    " OR substr(path, 1, 1) = '/' OR path = '..' OR substr(path, 1, 3) = '../' OR substr(path, -3) = '/..'"
+    " OR instr(path, '/../') OR instr(path, '\\') OR instr(path, ':')")
 
 
 def disk_nearly_full(folder: Path) -> bool:
@@ -593,6 +599,31 @@ class Store:
             rows = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files").fetchall()
         return {row.path: row for row in self._file_rows(rows)}
 
+    def embedded_stamps(self) -> dict[tuple[str, int, int], int]:
+        """(path, size, mtime_ns) of every row with a vector, to its id: what tells a file the library
+        holds as it is from the rest (indexing.set_aside_unchanged) without a FileRow a row, which at
+        100,000 rows cost half a second of the window's start."""
+        with self._lock:
+            rows = self._rows_as_plain_text("SELECT path, size, mtime_ns, id FROM files WHERE vector IS NOT NULL")
+        return {(path if type(path) is str else _path_from_db(path), size, mtime_ns): file_id
+                for path, size, mtime_ns, file_id in rows}
+
+    def ids_without_vector(self) -> list[int]:
+        with self._lock:
+            return [file_id for (file_id,) in self._db.execute("SELECT id FROM files WHERE vector IS NULL")]
+
+    def _rows_as_plain_text(self, query: str) -> list[tuple]:
+        """The rows of `query`, their texts decoded by SQLite (a Python call a text is most of reading
+        100,000 rows), or the careful way (_text_from_db) where a damaged text is not UTF-8. Under the lock."""
+        self._db.text_factory = str
+        try:
+            return self._db.execute(query).fetchall()
+        except sqlite3.OperationalError:
+            self._db.text_factory = _text_from_db
+            return self._db.execute(query).fetchall()
+        finally:
+            self._db.text_factory = _text_from_db
+
     def file_by_path(self, path: str) -> FileRow | None:
         with self._lock:
             r = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (_db_path(path),)).fetchone()
@@ -971,17 +1002,23 @@ class Store:
         check is given, keypoints it cannot read (those photos are searched, not verified). Returns how
         many of each went. Reads without blocking other writers; writes only when something is damaged."""
         dim = self.dim
-        bad_paths, bad_vectors, bad_views, bad_keypoints = [], [], [], []
+        bad_vectors: list[int] = []
+        bad_views, bad_keypoints = [], []
         with self._lock:
-            rows = self._db.execute("SELECT id, path, vector FROM files")
+            # SQLite picks the paths that may leave the folder, so Python looks at a few rows, not every one
+            bad_paths = [file_id for file_id, path in self._rows_as_plain_text(_PATHS_THAT_MAY_LEAVE)
+                         if not isinstance(path, (str, bytes)) or not path_is_confined(_path_from_db(path))]
+            if dim is None:
+                rows = self._db.execute("SELECT id, vector FROM files WHERE vector IS NOT NULL")
+            else:  # SQLite finds the vectors of the wrong size; the rest are checked a matrix at a time
+                bad_vectors = [file_id for (file_id,) in self._db.execute(
+                    "SELECT id FROM files WHERE vector IS NOT NULL AND (typeof(vector) != 'blob' OR length(vector) != ?)",
+                    (4 * dim,))]
+                rows = self._db.execute("SELECT id, vector FROM files WHERE typeof(vector) = 'blob' AND length(vector) = ?",
+                                        (4 * dim,))
             while chunk := rows.fetchmany(_DAMAGE_SCAN_CHUNK):
-                with_vector = []
-                for file_id, path, vector in chunk:
-                    if not isinstance(path, (str, bytes)) or not path_is_confined(_path_from_db(path)):
-                        bad_paths.append(file_id)
-                    elif vector is not None:
-                        with_vector.append((file_id, vector))
-                bad_vectors += _damaged_vector_ids(with_vector, dim)
+                bad_vectors += _damaged_vector_ids(chunk, dim)
+            bad_vectors = sorted(set(bad_vectors) - set(bad_paths))
             bad_views = [file_id for file_id, blob in self._db.execute("SELECT file_id, vectors FROM learning_views")
                          if not _usable_views(blob, dim)]
             bad_whitening = bool(self._db.execute("SELECT COUNT(*) FROM whitening").fetchone()[0]) and \

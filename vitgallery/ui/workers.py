@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtGui import QImage
 
+from vitgallery.core.collector import collector_paused
 from vitgallery.core.scan import ScanResult, photo_root_path, scan_root
 from vitgallery.ui.thumbnails import decode_scaled
 
@@ -960,20 +961,21 @@ def list_folder(root: Path, handoff: ListingHandoff | None = None,
     among up to 100,000 rows on the window's thread."""
 
     def listing(progress: ProgressCallback, cancel: threading.Event) -> FolderListing:
-        result = scan_root(root)
-        if handoff is not None:
-            handoff.give(result)
-        photos = [(root / item.path, item.mtime_ns / 1e9) for item in result.files]
-        if order is not None:
-            photos = sorted_in_runs(photos, lambda photo: order(*photo))
-        for chunk in listing_chunks(photos):
-            if cancel.is_set():
-                break
-            progress(chunk)
-        # from the relative paths: a Path's parent for each of 100,000 photos held the interpreter 0.24 s
-        folders = sorted(root / rel for rel in {item.path.rpartition("/")[0] for item in result.files} - {""})
-        problems = [(root / rel, reason) for rel, reason in result.problems]
-        return FolderListing(photos, problems, [root, *folders])
+        with collector_paused():  # a few objects a photo, that live on in the grid: no pass walks them meanwhile
+            result = scan_root(root)
+            if handoff is not None:
+                handoff.give(result)
+            photos = [(root / item.path, item.mtime_ns / 1e9) for item in result.files]
+            if order is not None:
+                photos = sorted_in_runs(photos, lambda photo: order(*photo))
+            for chunk in listing_chunks(photos):
+                if cancel.is_set():
+                    break
+                progress(chunk)
+            # from the relative paths: a Path's parent for each of 100,000 photos held the interpreter 0.24 s
+            folders = sorted(root / rel for rel in {item.path.rpartition("/")[0] for item in result.files} - {""})
+            problems = [(root / rel, reason) for rel, reason in result.problems]
+            return FolderListing(photos, problems, [root, *folders])
 
     return listing
 
