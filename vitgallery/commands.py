@@ -42,6 +42,7 @@ from vitgallery.core.fetch import DownloadError, download, is_url
 from vitgallery.core.imageio import SUPPORTED_KINDS, DecodeError, read_meta, route_pillow_warnings
 from vitgallery.core.library import (
     DB_NAME,
+    DiskChanges,
     IndexProgress,
     IndexSummary,
     Library,
@@ -485,7 +486,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"index size   : {s.index_size}")
         changes = None if s.indexing else library.changes_on_disk()
         if changes is not None:
-            print(f"on disk now  : {_changes_text(*changes) or 'as indexed'}")
+            print(f"on disk now  : {_changes_text(changes) or 'as indexed'}")
+            for path, why in changes.unreadable:
+                print(f"  cannot read {printable_path(path)}: {why}")
         skipped = library.skipped()
         for entry in skipped[:20]:
             print(f"  skipped {printable_path(entry.path)}: {entry.reason}")
@@ -496,12 +499,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         library.close()
 
 
-def _changes_text(new: int, moved: int, gone: int) -> str:
+def _changes_text(changes: DiskChanges) -> str:
     """What the folder holds that the library does not know yet ("" for nothing). A photo renamed or moved
     within the folder is said as such: the next index keeps its vector, it is neither new nor gone."""
+    new, moved, gone, unreadable = changes.new, changes.moved, changes.gone, len(changes.unreadable)
     said = [text for count, text in ((new, f"{count_text(new, 'photo')} new or changed"),
                                      (moved, f"{count_text(moved, 'photo')} renamed or moved"),
-                                     (gone, f"{count_text(gone, 'photo')} gone")) if count]
+                                     (gone, f"{count_text(gone, 'photo')} gone"),
+                                     (unreadable, f"{unreadable:,} {'entry' if unreadable == 1 else 'entries'} "
+                                                  "that cannot be read")) if count]
     if not said:
         return ""
     listed = said[0] if len(said) == 1 else f"{', '.join(said[:-1])} and {said[-1]}"
@@ -515,7 +521,7 @@ def _note_library_out_of_date(library: Library) -> None:
         print(f"note: the photo folder {printable_path(library.root)} is not there now (moved, or a drive not "
               "mounted?): these are the photos the library held", file=sys.stderr)
     elif any(changes):
-        print(f"note: {_changes_text(*changes)}: `vitgallery index {printable_path(library.root)}` brings the library up to date",
+        print(f"note: {_changes_text(changes)}: `vitgallery index {printable_path(library.root)}` brings the library up to date",
               file=sys.stderr)
 
 

@@ -664,6 +664,10 @@ def test_index_and_status_list_a_pipe_and_a_link_to_a_missing_file_as_skipped(in
     root, lib = indexed
     os.mkfifo(root / "pipe.jpg")
     (root / "trip" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    assert main(["status", "--library", str(lib)]) == 0  # before the index: said as what it will find
+    out = capsys.readouterr().out
+    assert "skipped      : 0" in out and "on disk now  : 2 entries that cannot be read since the last index" in out
+    assert "  cannot read pipe.jpg: not a regular file (a named pipe)\n" in out and "  cannot read trip/gone.jpg: a link" in out
     assert main(["index", str(root), "--library", str(lib), "--model", "tiny-test", "--workers", "0"]) == 0
     out = capsys.readouterr().out
     assert "unchanged 12, skipped 2" in out

@@ -225,9 +225,9 @@ def test_status_counts_what_the_next_index_does(indexed, change):
     FOLDER_CHANGES[change](root)
     on_disk = lib.changes_on_disk()
     summary = index(lib, embedder)
-    assert on_disk == (summary.added + summary.updated, summary.moved, summary.removed), summary
+    assert on_disk[:3] == (summary.added + summary.updated, summary.moved, summary.removed), summary
     assert on_disk.moved >= 1 and on_disk.new == embedder.embedded
-    assert lib.changes_on_disk() == (0, 0, 0)
+    assert lib.changes_on_disk() == (0, 0, 0, ())
 
 
 def test_status_does_not_call_photos_on_an_unplugged_linked_drive_gone(tmp_path):
@@ -238,5 +238,5 @@ def test_status_does_not_call_photos_on_an_unplugged_linked_drive_gone(tmp_path)
     lib = Library.open(root, tmp_path / "library")
     index(lib, counting_embedder())
     drive.rename(tmp_path / "usb-drive-unplugged")
-    assert lib.changes_on_disk() == (0, 0, 0), "the index keeps them: they are offline, not gone"
+    assert lib.changes_on_disk() == (0, 0, 0, ()), "the index keeps them: they are offline, not gone"
     lib.close()

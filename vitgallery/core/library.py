@@ -339,6 +339,9 @@ class DiskChanges(NamedTuple):
     new: int  # new or changed: the next index embeds them
     moved: int  # renamed or moved within the folder: the next index keeps their vectors
     gone: int  # gone from the folder (or another photo's content moved onto them)
+    # (path, why) of what the listing cannot read and the library does not list yet (a pipe, a link to a
+    # missing file, a folder it may not enter): the next index lists them with the skipped files
+    unreadable: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -663,9 +666,11 @@ class Library:
         scan = scan_root(self.root)
         vanished_mounts = [path for path in self.store.mount_points() if path not in scan.mount_points]
         listed = set_aside_unchanged(self.store, scan.files)
-        plan = plan_changes(self.root, listed.found, listed.known, self.store.skipped(),
-                            scan.unreachable + vanished_mounts)
-        return DiskChanges(len(plan.to_embed), plan.moved, len(plan.missing) + len(plan.replaced))
+        skipped = self.store.skipped()
+        plan = plan_changes(self.root, listed.found, listed.known, skipped, scan.unreachable + vanished_mounts)
+        unreadable = tuple((path, why) for path, why in scan.problems
+                           if path not in skipped or skipped[path].reason != why)
+        return DiskChanges(len(plan.to_embed), plan.moved, len(plan.missing) + len(plan.replaced), unreadable)
 
     def status(self) -> LibraryStatus:
         space = self._cache.space()
