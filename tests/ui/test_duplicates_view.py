@@ -984,6 +984,32 @@ def test_resolve_all_to_the_trash_then_undo(qtbot, make_view, library_dir):
     qtbot.waitUntil(lambda: not view.undo_button.isEnabled())
 
 
+def test_an_action_taken_from_the_command_line_shows_in_the_done_list_when_the_user_comes_back(qtbot, make_view,
+                                                                                               library_dir, tmp_path):
+    """`vitgallery sort ...` in a terminal beside the window logs its action in the library: the Done list
+    said it only once reopened. It reads the library again when the page shows and when the window is
+    active again."""
+    from PySide6.QtGui import QGuiApplication
+
+    view = make_view(library_dir)
+    with qtbot.waitSignal(view.history_changed):
+        view.show()
+    qtbot.wait(300)  # the reads the opening asked for are done
+    elsewhere = Library.open(tmp_path / "photos", library_dir)  # as the command line opens it
+    photos = sorted((tmp_path / "photos").glob("*.jpg"))
+    elsewhere.move_into_folders([(photos[0], tmp_path / "sorted")])
+    qtbot.wait(200)
+    assert view.history_combo.count() == 0, "nothing tells the page yet"
+    QGuiApplication.instance().applicationStateChanged.emit(Qt.ApplicationState.ApplicationActive)
+    qtbot.waitUntil(lambda: view.history_combo.count() == 1)
+    assert "moved" in view.history_combo.itemText(0) and view.undo_button.isEnabled()
+    elsewhere.move_into_folders([(photos[1], tmp_path / "sorted")])
+    elsewhere.close()
+    view.hide()
+    view.show()
+    qtbot.waitUntil(lambda: view.history_combo.count() == 2)
+
+
 def test_the_folder_asked_for_by_a_resolve_is_named_in_the_action_box(qtbot, make_view, library_dir, tmp_path,
                                                                         monkeypatch):
     view = active(qtbot, scanned(qtbot, make_view(library_dir)))

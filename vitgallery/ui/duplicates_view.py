@@ -27,7 +27,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QKeySequence, QPainter, QPen, QShortcut, QShowEvent
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QGuiApplication,
+    QIcon,
+    QKeySequence,
+    QPainter,
+    QPen,
+    QShortcut,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -335,6 +345,9 @@ class DuplicatesView(QWidget, JobPage):
         self._build()
         self._bind_keys()
         self._update_enabled()
+        # An action taken from the command line is logged in the library too: the Done list reads it again
+        # when the user comes back to the window (from the terminal, say) and when the page shows.
+        QGuiApplication.instance().applicationStateChanged.connect(self._on_application_state)
 
     # -- building ----------------------------------------------------------------------------------
 
@@ -568,6 +581,11 @@ class DuplicatesView(QWidget, JobPage):
         super().showEvent(event)
         if self._last_scan_unread:
             self._read_last_scan()
+        self.refresh_history()
+
+    def _on_application_state(self, state: Qt.ApplicationState) -> None:
+        if state == Qt.ApplicationState.ApplicationActive and self.isVisible():
+            self.refresh_history()
 
     def _read_last_scan(self) -> None:
         self._last_scan_unread = False
@@ -633,8 +651,9 @@ class DuplicatesView(QWidget, JobPage):
         self._fill_group_list(0)
 
     def refresh_history(self) -> None:
-        """Read the library's action history again: on opening it, and after the Groups or Sort page moved
-        photos, whose actions are listed and undone here too."""
+        """Read the library's action history again: on opening it, when the page shows or the window is
+        active again (actions from the command line), and after the Groups or Sort page moved photos,
+        whose actions are listed and undone here too."""
         if self._library_dir is not None:
             self._run(lambda library: library.action_history(), self._on_history)
 
