@@ -181,11 +181,10 @@ def set_aside_unchanged(store: Store, found: list[FoundFile]) -> ListingAgainstL
     """Compare a listing with the library by each file's path, size and mtime; read the rows of the rest
     only. plan_changes of what is left, its unchanged count raised by these, is its plan of the whole
     listing: a file embedded as it is plays no other part in it."""
-    stamps = store.embedded_stamps()
+    stamps, without_vector = store.file_stamps()
     unchanged = [f for f in found if f in stamps]  # a FoundFile is its (path, size, mtime_ns)
     rest = [f for f in found if f not in stamps] if len(unchanged) < len(found) else []
     other_ids = [stamps[stamp] for stamp in stamps.keys() - set(unchanged)] if len(unchanged) < len(stamps) else []
-    without_vector = store.ids_without_vector()
     others = store.files_by_ids(other_ids + without_vector) if other_ids or without_vector else {}
     return ListingAgainstLibrary(len(unchanged), rest, {row.path: row for row in others.values()},
                                  len(stamps) + len(without_vector))
