@@ -183,6 +183,17 @@ def test_a_listing_sorted_in_the_grids_order_is_fed_without_reordering_the_rows(
     assert checked_model.tiles() == whole.tiles() and not resets
 
 
+def test_a_feed_says_when_the_grid_holds_all_it_was_given(qtbot, checked_model: PhotoListModel) -> None:
+    """The window starts a folder's index run on it (issue 18 point 5): once, when the last slice is in."""
+    feed = TileFeed(checked_model, slice_size=4)
+    drained = []
+    feed.drained.connect(lambda: drained.append(checked_model.rowCount()))
+    feed.add([(Path(f"/r/{i:02d}.jpg"), None) for i in range(10)])
+    assert feed.feeding()
+    qtbot.waitUntil(lambda: bool(drained))
+    assert drained == [10] and not feed.feeding()
+
+
 def test_the_garbage_collector_waits_while_a_listing_feeds_the_grid(qtbot, checked_model: PhotoListModel) -> None:
     """Its passes walked every tile again as the grid filled; what lives once the listing is in is frozen."""
     assert gc.isenabled()

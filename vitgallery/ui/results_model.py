@@ -497,6 +497,7 @@ class TileFeed(QObject):
     slice, and a turn never takes on tens of thousands of photos at once."""
 
     RESORTED_SLICES = 4  # 4,000 photos: about 25 ms of a turn at 100,000 rows (bench/folder_listing.py)
+    drained = Signal()  # the grid holds everything added so far
 
     def __init__(self, model: PhotoListModel, parent: QObject | None = None, slice_size: int = 1000) -> None:
         super().__init__(parent)
@@ -534,6 +535,10 @@ class TileFeed(QObject):
             self._timer.start()
         else:
             self._collector.resume()
+            self.drained.emit()
+
+    def feeding(self) -> bool:
+        return bool(self._backlog)
 
     @staticmethod
     def _tiles(paths_with_dates: Iterable[tuple[Path, float | None]]) -> list[PhotoTile]:
