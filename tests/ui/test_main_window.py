@@ -590,6 +590,7 @@ def test_cancelling_a_run_that_waits_for_the_grid_ends_it_and_it_never_starts(
         window.open_folder(photo_folder)
         window.progress_panel.cancel_button.click()
     assert finished.args[0] is None and not window.is_indexing() and not window.progress_panel.isVisible()
+    assert "cancelled before it started" in window.statusBar().currentMessage()
     qtbot.waitUntil(lambda: window.folder_model.rowCount() == PHOTO_COUNT, timeout=10_000)
     qtbot.wait(200)
     assert started == []

@@ -637,6 +637,8 @@ class MainWindow(QMainWindow):
     def cancel_indexing(self) -> None:
         if self._run_after_listing is not None:  # it has not started: it ends here
             run, self._run_after_listing = self._run_after_listing, None
+            self.statusBar().showMessage("Indexing cancelled before it started: the library is as it was",
+                                         SUMMARY_SHOWN_MS)
             self._on_index_ended(run)
         elif self._index_job is not None and self._index_run is not None:
             self._index_run.pause.clear()
