@@ -36,7 +36,7 @@ from vitgallery.core.duplicates import (
     export_target_problem,
     move_target_problem,
 )
-from vitgallery.core.explain import explain_pair
+from vitgallery.core.explain import Explanation, explain_pair
 from vitgallery.core.explain_render import render_explanation
 from vitgallery.core.fetch import DownloadError, download, is_url
 from vitgallery.core.imageio import SUPPORTED_KINDS, DecodeError, read_meta, route_pillow_warnings
@@ -444,17 +444,29 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.attention and not embedder.spec.has_attention:
         raise LibraryError(f"{embedder.model_id} has no attention to show (a CNN): leave out --attention")
     explanation = explain_pair(embedder, *photos, attention=args.attention,
-                               project=space.project if space is not None else None)
+                               project=space.project if space is not None and space.whitening is not None else None)
     picture = render_explanation(explanation, overlay="attention" if args.attention else "similarity",
                                  opacity=args.opacity, titles=(_shown_name(args.query), _shown_name(args.result)))
     try:
         picture.save(out)
     except OSError as exc:
         raise LibraryError(f"could not write {out}: {exc}") from exc
-    verdict = f"{explanation.inliers} matching keypoints" if explanation.verified else "keypoints do not match"
     print(f"{printable_path(out)}: vector similarity {explanation.cosine:.3f} (the search's measure before its "
-          f"keypoint check, which ranks verified copies by their points), {verdict}")
+          f"keypoint check, which ranks verified copies by their points), {_explained_verdict(explanation)}")
     return 0
+
+
+def _explained_verdict(explanation: Explanation) -> str:
+    """The pair as the search marks it: ✓ with its points, or how the duplicates check groups it on fewer."""
+    if explanation.verified:
+        return f"{explanation.inliers} matching keypoints"
+    if explanation.grouped.likeness is not None:
+        return (f"✓look: too smooth for keypoints ({explanation.inliers} match), but its shapes and shades align "
+                f"(likeness {explanation.grouped.likeness:.3f}), as the duplicates check groups such copies")
+    if explanation.grouped.agreement is not None:
+        return (f"✓: {explanation.inliers} keypoints, too few alone, whose aligned pixels agree "
+                f"({explanation.grouped.agreement:.0%} of the overlap), as the duplicates check groups such copies")
+    return "keypoints do not match"
 
 
 def _note_changed_since_index(groups: list[DuplicateGroup], root: Path) -> None:

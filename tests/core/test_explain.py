@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from tests.photos import make_photo, textured_image
+from tests.photos import make_photo, smooth_picture, textured_image
+from vitgallery.core.duplicates.features import NOT_GROUPED
 from vitgallery.core.explain import explain_pair, patch_heat
 from vitgallery.core.explain_render import render_explanation
 from vitgallery.core.models import DenseTokens, Embedder, ModelSpec, load_embedder
@@ -150,6 +151,24 @@ def test_keypoint_lines_join_the_same_spots_of_an_edited_copy():
 def test_unrelated_photos_get_no_lines():
     explanation = explain_pair(load_embedder("tiny-test"), *(Image.fromarray(textured_image(seed)) for seed in (1, 2)))
     assert not explanation.verified and len(explanation.matches) == 0
+
+
+def test_a_smooth_copy_too_few_keypoints_verify_is_judged_as_the_search_judges_it():
+    """The search marks such a copy ✓look (the duplicates check's grey-level slide); explain said only that
+    its keypoints do not match. Judged in the library's whitened space only, as the search does."""
+    embedder = load_embedder("tiny-test")
+    original = smooth_picture(21)
+    crop = original.crop((96, 48, 576, 408))
+
+    def alike(vectors: np.ndarray) -> np.ndarray:
+        """A whitening in which the pair looks as alike as real copies do: the tiny model's vectors say little."""
+        return np.ones_like(vectors)
+
+    explanation = explain_pair(embedder, original, crop, project=alike)
+    assert not explanation.verified and explanation.grouped.likeness > 0.97
+    assert explain_pair(embedder, original, crop).grouped == NOT_GROUPED, "no whitening: not judged"
+    unrelated = explain_pair(embedder, *(Image.fromarray(textured_image(seed)) for seed in (1, 2)), project=alike)
+    assert unrelated.grouped == NOT_GROUPED
 
 
 def test_the_picture_holds_both_photos_and_the_heat_follows_the_opacity():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -9,6 +10,10 @@ from PIL import Image
 
 from tests.photos import make_photo
 from vitgallery.cli import main
+from vitgallery.commands import _explained_verdict
+from vitgallery.core.duplicates.features import GroupedPair
+from vitgallery.core.explain import explain_pair
+from vitgallery.core.models import load_embedder
 
 
 @pytest.fixture
@@ -31,6 +36,16 @@ def test_explain_writes_the_picture(indexed, tmp_path, capsys):
     assert main(["explain", str(root / "img_01.jpg"), str(root / "img_02.jpg"), "--out", str(attention),
                  "--attention", "--opacity", "0.8"]) == 0  # the library indexed last
     assert attention.read_bytes() != out.read_bytes()
+
+
+def test_explain_says_what_the_searchs_mark_says():
+    """✓look and a ✓ on fewer keypoints, as the search marks them; before, "keypoints do not match"."""
+    explanation = explain_pair(load_embedder("tiny-test"), make_photo(1, (300, 200)), make_photo(2, (300, 200)))
+    assert not explanation.verified and _explained_verdict(explanation) == "keypoints do not match"
+    looked = dataclasses.replace(explanation, grouped=GroupedPair(None, 0.9912))
+    assert _explained_verdict(looked).startswith("✓look") and "likeness 0.991" in _explained_verdict(looked)
+    aligned = dataclasses.replace(explanation, grouped=GroupedPair(0.93, None))
+    assert _explained_verdict(aligned).startswith("✓:") and "93% of the overlap" in _explained_verdict(aligned)
 
 
 def test_explain_refuses_bad_input_with_a_message(indexed, tmp_path, capsys):

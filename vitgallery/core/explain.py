@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vitgallery.core.duplicates.features import NOT_GROUPED, GroupedPair, grouped_unverified
 from vitgallery.core.imageio import (
     model_draft_size,
     open_image,
@@ -22,7 +23,13 @@ from vitgallery.core.imageio import (
     squeeze_to_model,
     working_copy,
 )
-from vitgallery.core.keypoints import VERIFIED_INLIERS, Keypoints, match_keypoints, matched_points
+from vitgallery.core.keypoints import (
+    VERIFIED_INLIERS,
+    KeypointMatch,
+    Keypoints,
+    match_keypoints,
+    matched_points,
+)
 from vitgallery.core.models import Embedder, PatchFeatures
 from vitgallery.core.preprocess import content_box
 
@@ -68,6 +75,9 @@ class Explanation:
     cosine: float  # the two photos' vectors, in the space the search ranks them in (explain_pair's `project`)
     inliers: int  # keypoints one geometric map carries across (0: none)
     matches: KeypointLines  # those keypoints when they verify the match (>= VERIFIED_INLIERS), else empty
+    # How the duplicates check groups a pair its keypoints cannot verify, as the search's ✓ (✓look) does:
+    # NOT_GROUPED for any other pair, and where there is no library whitening to judge the cosine in.
+    grouped: GroupedPair = NOT_GROUPED
 
     @property
     def verified(self) -> bool:
@@ -80,21 +90,23 @@ def explain_pair(embedder: Embedder, query: PhotoSource, result: PhotoSource, *,
     (PhotoPatches.features.attention; None where the model has none, see ModelSpec.has_attention).
     `project`: the library's whitening (SearchSpace.project), so that the pair's cosine is the one the
     search ranks by (the model's own cosine of two unrelated photos is often 0.7-0.9, more than the
-    search gives a copy). The keypoints are found as an index and a search find them (photo_features), so
+    search gives a copy), and a pair too few keypoints verify is judged as the search's ✓look judges it;
+    None where the library has no whitening (the duplicates check's weights are for the whitened cosine). The keypoints are found as an index and a search find them (photo_features), so
     the points drawn are the ones the search counted. Raises DecodeError for a file that is not a photo."""
     images = [_open(query, embedder.input_size), _open(result, embedder.input_size)]
     works = [working_copy(image) for image in images]
     # SIFT releases the GIL: both photos' keypoints are found while the model runs.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitgallery-explain-keypoints") as pool:
-        keypoints = pool.submit(lambda: [photo_features(work).keypoints for work in works])
+        looked_at = pool.submit(lambda: [photo_features(work) for work in works])
         boxes = [content_box(np.asarray(work)) for work in works]
         pixels = np.stack([squeeze_to_model(work.crop(box), embedder.input_size) for work, box in zip(works, boxes)])
         features = embedder.patch_features(pixels, attention=attention)
-        query_kp, result_kp = keypoints.result()
+        query_features, result_features = looked_at.result()
     photos = [PhotoPatches(image, _scaled_box(box, work, image), feats)
               for image, work, box, feats in zip(images, works, boxes, features)]
     query_heat, result_heat = patch_heat(features[0].patches, features[1].patches)
-    lines, inliers = _keypoint_lines(query_kp, result_kp, photos[0].image, photos[1].image)
+    match = match_keypoints(query_features.keypoints, result_features.keypoints)
+    lines = _keypoint_lines(query_features.keypoints, result_features.keypoints, match, photos[0].image, photos[1].image)
     vectors = np.stack([features[0].vector, features[1].vector]).astype(np.float32)
     # The patches are torch's; a library's vectors are its runtime's (an int8 model not yet fitted to a
     # library has none: torch's stand).
@@ -102,7 +114,10 @@ def explain_pair(embedder: Embedder, query: PhotoSource, result: PhotoSource, *,
         vectors = embedder.embed_pixels(pixels)
     if project is not None:
         vectors = _unit_rows(project(vectors))
-    return Explanation(photos[0], photos[1], query_heat, result_heat, float(vectors[0] @ vectors[1]), inliers, lines)
+    cosine = float(vectors[0] @ vectors[1])
+    grouped = grouped_unverified(query_features, result_features, match, cosine) if project is not None else None
+    return Explanation(photos[0], photos[1], query_heat, result_heat, cosine, match.inliers, lines,
+                       grouped or NOT_GROUPED)
 
 
 def patch_heat(query_patches: np.ndarray, result_patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,13 +153,12 @@ def _scaled_box(box: Box, work: Image.Image, image: Image.Image) -> Box:
     return (round(left * sx), round(top * sy), round(right * sx), round(bottom * sy))
 
 
-def _keypoint_lines(query: Keypoints, result: Keypoints, query_image: Image.Image,
-                    result_image: Image.Image) -> tuple[KeypointLines, int]:
-    match = match_keypoints(query, result)
+def _keypoint_lines(query: Keypoints, result: Keypoints, match: KeypointMatch, query_image: Image.Image,
+                    result_image: Image.Image) -> KeypointLines:
     query_xy, result_xy = matched_points(query, result, match)
     if match.inliers < VERIFIED_INLIERS:
         query_xy, result_xy = np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
     # Keypoints are found on a copy at most KEYPOINT_LONG_SIDE long: back to the images' pixels.
     scale_q = np.array([query_image.width / query.width, query_image.height / query.height], np.float32)
     scale_r = np.array([result_image.width / result.width, result_image.height / result.height], np.float32)
-    return KeypointLines(query_xy * scale_q, result_xy * scale_r), match.inliers
+    return KeypointLines(query_xy * scale_q, result_xy * scale_r)

@@ -890,7 +890,7 @@ def explain_work(session: Session, request: ExplainRequest) -> LibraryWork:
             query = region_image(request.query, request.box.region(request.query), embedder.input_size)
         space = library.search_space()
         explanation = explain_pair(embedder, query, request.result, attention=embedder.spec.has_attention,
-                                   project=space.project if space is not None else None)
+                                   project=space.project if space is not None and space.whitening is not None else None)
         return explain_outcome(request, explanation)
 
     return explain
