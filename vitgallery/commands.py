@@ -1176,7 +1176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", parents=[verbose], help="a picture of why two photos match",
                        description="Draw QUERY and RESULT side by side: a heat map over both of the patches most "
                                    "alike across the two, and lines between the keypoints that one geometric "
-                                   "map carries across when they show the same scene.")
+                                   "map carries across when they show the same scene. It prints the pair's "
+                                   "vector similarity and its verdict as the search marks it: ✓ with the matching "
+                                   "keypoints, or ✓look for a copy too smooth for keypoints.")
     p.add_argument("query", metavar="QUERY", help="an image file, a photo of the library, or an http(s) address")
     p.add_argument("result", metavar="RESULT", help="the photo it matched")
     p.add_argument("--out", required=True, metavar="FILE.png", help="the picture to write (.png or .jpg)")
