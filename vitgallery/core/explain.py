@@ -90,9 +90,10 @@ def explain_pair(embedder: Embedder, query: PhotoSource, result: PhotoSource, *,
     (PhotoPatches.features.attention; None where the model has none, see ModelSpec.has_attention).
     `project`: the library's whitening (SearchSpace.project), so that the pair's cosine is the one the
     search ranks by (the model's own cosine of two unrelated photos is often 0.7-0.9, more than the
-    search gives a copy), and a pair too few keypoints verify is judged as the search's ✓look judges it;
-    None where the library has no whitening (the duplicates check's weights are for the whitened cosine). The keypoints are found as an index and a search find them (photo_features), so
-    the points drawn are the ones the search counted. Raises DecodeError for a file that is not a photo."""
+    search gives a copy), and so that a pair too few keypoints verify is judged as the search's ✓ judges
+    it; None where the library has no whitening (the duplicates check's weights are for whitened cosines).
+    The keypoints are found as an index and a search find them (photo_features), so the points drawn are
+    the ones the search counted. Raises DecodeError for a file that is not a photo."""
     images = [_open(query, embedder.input_size), _open(result, embedder.input_size)]
     works = [working_copy(image) for image in images]
     # SIFT releases the GIL: both photos' keypoints are found while the model runs.
