@@ -439,12 +439,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     try:
         embedder = library.load_embedder(device=args.device, weights=args.weights)
         space = library.search_space()
+        kept = [library.stored_features(photo) if isinstance(photo, Path) else None for photo in photos]
     finally:
         library.close()
     if args.attention and not embedder.spec.has_attention:
         raise LibraryError(f"{embedder.model_id} has no attention to show (a CNN): leave out --attention")
     explanation = explain_pair(embedder, *photos, attention=args.attention,
-                               project=space.project if space is not None and space.whitening is not None else None)
+                               project=space.project if space is not None and space.whitening is not None else None,
+                               kept=kept)
     picture = render_explanation(explanation, overlay="attention" if args.attention else "similarity",
                                  opacity=args.opacity, titles=(_shown_name(args.query), _shown_name(args.result)))
     try:
@@ -458,6 +460,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def _explained_verdict(explanation: Explanation) -> str:
     """The pair as the search marks it: ✓ with its points, or how the duplicates check groups it on fewer."""
+    if explanation.same_scene:
+        return (f"{explanation.inliers} matching keypoints, but the pictures differ once aligned: the same scene, "
+                "not the same photo (the search shows it without ✓)")
     if explanation.verified:
         return f"{explanation.inliers} matching keypoints"
     if explanation.grouped.likeness is not None:

@@ -11,6 +11,7 @@ from tests.photos import make_photo, smooth_picture, textured_image
 from vitgallery.core.duplicates.features import NOT_GROUPED
 from vitgallery.core.explain import explain_pair, patch_heat
 from vitgallery.core.explain_render import render_explanation
+from vitgallery.core.imageio import photo_features, working_copy
 from vitgallery.core.models import DenseTokens, Embedder, ModelSpec, load_embedder
 
 PATCH = 8
@@ -169,6 +170,37 @@ def test_a_smooth_copy_too_few_keypoints_verify_is_judged_as_the_search_judges_i
     assert explain_pair(embedder, original, crop).grouped == NOT_GROUPED, "no whitening: not judged"
     unrelated = explain_pair(embedder, *(Image.fromarray(textured_image(seed)) for seed in (1, 2)), project=alike)
     assert unrelated.grouped == NOT_GROUPED
+
+
+def test_another_subject_on_the_same_background_is_explained_as_the_same_scene():
+    """Keypoints verify it (the background maps), as they do a copy; the search shows it without ✓, and
+    explain now says why instead of only "matching keypoints"."""
+    embedder = load_embedder("tiny-test")
+    scene = Image.fromarray(textured_image(1, 640, 480)).convert("RGB")
+    other = scene.copy()
+    other.paste(Image.fromarray(textured_image(7, 440, 320)).convert("RGB"), (100, 80))
+    copy = scene.crop((40, 30, 600, 450)).resize((420, 315))
+
+    def unlike(vectors: np.ndarray) -> np.ndarray:
+        """A whitening in which the pair looks unalike: the tiny model's vectors say little."""
+        return np.eye(len(vectors), vectors.shape[1], dtype=np.float32)
+
+    same_scene = explain_pair(embedder, scene, other, project=unlike)
+    assert same_scene.verified and same_scene.same_scene
+    same_photo = explain_pair(embedder, scene, copy, project=unlike)
+    assert same_photo.verified and not same_photo.same_scene
+
+
+def test_the_librarys_own_keypoints_and_grey_copies_are_what_a_pair_is_judged_on():
+    """Found again from a decode they differed a little from the library's, and explain disagreed with the
+    search on a few pairs near the duplicates check's threshold."""
+    embedder = load_embedder("tiny-test")
+    original = Image.fromarray(textured_image(6, 640, 480)).convert("RGB")
+    smaller = original.resize((320, 240), Image.Resampling.LANCZOS)
+    assert explain_pair(embedder, original, smaller).verified
+    elsewhere = photo_features(working_copy(Image.fromarray(textured_image(2, 640, 480)).convert("RGB")))
+    judged_on_kept = explain_pair(embedder, original, smaller, kept=(elsewhere, None))
+    assert not judged_on_kept.verified and len(judged_on_kept.matches) == 0
 
 
 def test_the_picture_holds_both_photos_and_the_heat_follows_the_opacity():

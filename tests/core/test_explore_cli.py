@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.photos import make_photo
+from vitgallery import commands
 from vitgallery.cli import main
 from vitgallery.commands import _explained_verdict
 from vitgallery.core.duplicates.features import GroupedPair
@@ -39,13 +40,35 @@ def test_explain_writes_the_picture(indexed, tmp_path, capsys):
 
 
 def test_explain_says_what_the_searchs_mark_says():
-    """✓look and a ✓ on fewer keypoints, as the search marks them; before, "keypoints do not match"."""
+    """✓look and a ✓ on fewer keypoints, as the search marks them (before, "keypoints do not match"), and the
+    same scene that the search shows without ✓ (before, only "matching keypoints")."""
     explanation = explain_pair(load_embedder("tiny-test"), make_photo(1, (300, 200)), make_photo(2, (300, 200)))
     assert not explanation.verified and _explained_verdict(explanation) == "keypoints do not match"
     looked = dataclasses.replace(explanation, grouped=GroupedPair(None, 0.9912))
     assert _explained_verdict(looked).startswith("✓look") and "likeness 0.991" in _explained_verdict(looked)
     aligned = dataclasses.replace(explanation, grouped=GroupedPair(0.93, None))
     assert _explained_verdict(aligned).startswith("✓:") and "93% of the overlap" in _explained_verdict(aligned)
+    scene = dataclasses.replace(explanation, inliers=40, same_scene=True)
+    assert _explained_verdict(scene).startswith("40 matching keypoints, but") and "same scene" in _explained_verdict(scene)
+
+
+def test_explain_judges_photos_of_the_library_on_what_the_library_keeps(indexed, tmp_path, monkeypatch):
+    """As the search does: an image from elsewhere is looked at anew."""
+    root, lib = indexed
+    given = []
+    original = commands.explain_pair
+
+    def recording(*args, kept, **kwargs):
+        given.append([features is not None for features in kept])
+        return original(*args, kept=kept, **kwargs)
+
+    monkeypatch.setattr(commands, "explain_pair", recording)
+    outside = tmp_path / "outside.jpg"
+    make_photo(3).save(outside)
+    for query in (root / "img_01.jpg", outside):
+        assert main(["explain", str(query), str(root / "img_02.jpg"), "--out", str(tmp_path / "why.png"),
+                     "--library", str(lib)]) == 0
+    assert given == [[True, True], [False, True]]
 
 
 def test_explain_refuses_bad_input_with_a_message(indexed, tmp_path, capsys):

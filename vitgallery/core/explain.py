@@ -7,7 +7,7 @@ Computed on demand for one pair (bench/explain.py measures the time); `explain_r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vitgallery.core.duplicates.features import NOT_GROUPED, GroupedPair, grouped_unverified
+from vitgallery.core.duplicates.features import NOT_GROUPED, GroupedPair, grouped_unverified, same_photo
 from vitgallery.core.imageio import (
     model_draft_size,
     open_image,
@@ -31,6 +31,7 @@ from vitgallery.core.keypoints import (
     matched_points,
 )
 from vitgallery.core.models import Embedder, PatchFeatures
+from vitgallery.core.photo_features import PhotoFeatures
 from vitgallery.core.preprocess import content_box
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ class Explanation:
     # How the duplicates check groups a pair its keypoints cannot verify, as the search's ✓ (✓look) does:
     # NOT_GROUPED for any other pair, and where there is no library whitening to judge the cosine in.
     grouped: GroupedPair = NOT_GROUPED
+    # Keypoints verify it, but its pictures differ once aligned: the same scene, not the same photo (another
+    # subject on the same table), which the search shows without its ✓.
+    same_scene: bool = False
 
     @property
     def verified(self) -> bool:
@@ -85,20 +89,22 @@ class Explanation:
 
 
 def explain_pair(embedder: Embedder, query: PhotoSource, result: PhotoSource, *, attention: bool = False,
-                 project: Callable[[np.ndarray], np.ndarray] | None = None) -> Explanation:
+                 project: Callable[[np.ndarray], np.ndarray] | None = None,
+                 kept: Sequence[PhotoFeatures | None] = (None, None)) -> Explanation:
     """Explain why `result` matches `query`. `attention`: also the CLS attention of each photo
     (PhotoPatches.features.attention; None where the model has none, see ModelSpec.has_attention).
     `project`: the library's whitening (SearchSpace.project), so that the pair's cosine is the one the
     search ranks by (the model's own cosine of two unrelated photos is often 0.7-0.9, more than the
     search gives a copy), and so that a pair too few keypoints verify is judged as the search's ✓ judges
     it; None where the library has no whitening (the duplicates check's weights are for whitened cosines).
-    The keypoints are found as an index and a search find them (photo_features), so the points drawn are
-    the ones the search counted. Raises DecodeError for a file that is not a photo."""
+    `kept`: the library's own keypoints and grey copies of the query and the result where they are photos
+    of it (Library.stored_features), which the search judged the pair on; the others are found as an index
+    finds them (photo_features). Raises DecodeError for a file that is not a photo."""
     images = [_open(query, embedder.input_size), _open(result, embedder.input_size)]
     works = [working_copy(image) for image in images]
     # SIFT releases the GIL: both photos' keypoints are found while the model runs.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitgallery-explain-keypoints") as pool:
-        looked_at = pool.submit(lambda: [photo_features(work) for work in works])
+        looked_at = pool.submit(lambda: [own or photo_features(work) for own, work in zip(kept, works, strict=True)])
         boxes = [content_box(np.asarray(work)) for work in works]
         pixels = np.stack([squeeze_to_model(work.crop(box), embedder.input_size) for work, box in zip(works, boxes)])
         features = embedder.patch_features(pixels, attention=attention)
@@ -117,8 +123,9 @@ def explain_pair(embedder: Embedder, query: PhotoSource, result: PhotoSource, *,
         vectors = _unit_rows(project(vectors))
     cosine = float(vectors[0] @ vectors[1])
     grouped = grouped_unverified(query_features, result_features, match, cosine) if project is not None else None
+    same_scene = len(lines) > 0 and not same_photo(query_features, result_features, match, cosine)
     return Explanation(photos[0], photos[1], query_heat, result_heat, cosine, match.inliers, lines,
-                       grouped or NOT_GROUPED)
+                       grouped or NOT_GROUPED, same_scene)
 
 
 def patch_heat(query_patches: np.ndarray, result_patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -76,6 +76,7 @@ from vitgallery.core.models import (
     signature_runtime,
     weights_checksum,
 )
+from vitgallery.core.photo_features import PhotoFeatures
 from vitgallery.core.region import Region
 from vitgallery.core.scan import (
     FoundFile,
@@ -558,6 +559,11 @@ class Library:
         the query moves towards the first and away from the others, which leave the results."""
         return self._search.search(query, k=k, embedder=self._own_model_of(embedder), verify=verify,
                                    region=region, like=like, unlike=unlike)
+
+    def stored_features(self, photo: Path) -> PhotoFeatures | None:
+        """The keypoints and grey copies the library keeps of `photo`, a photo of its folder as it was
+        indexed: what a search judged it on (explain_pair's `kept`); None for any other image."""
+        return self._search.stored_features(photo.expanduser().absolute())
 
     def _own_model_of(self, embedder: Embedder | None) -> Embedder | None:
         """The embedder indexing was given (OpenVINO int8 before calibration) with this library's own

@@ -253,6 +253,12 @@ class LibrarySearch:
             ids.append(row.id)
         return ids
 
+    def stored_features(self, path: Path) -> PhotoFeatures | None:
+        """The keypoints and grey copies kept of a photo of the library (absolute path) unchanged since it
+        was indexed, what a search judges it on; None for any other image, or where they do not read."""
+        row = self.stored_row(path)
+        return None if row is None else self._stored_features(row.id)[1]
+
     def stored_row(self, path: Path) -> FileRow | None:
         """The library's row of a photo (absolute path) unchanged since it was embedded, else None."""
         try:

@@ -889,8 +889,10 @@ def explain_work(session: Session, request: ExplainRequest) -> LibraryWork:
         if request.box is not None:
             query = region_image(request.query, request.box.region(request.query), embedder.input_size)
         space = library.search_space()
+        kept = [library.stored_features(photo) if isinstance(photo, Path) else None for photo in (query, request.result)]
         explanation = explain_pair(embedder, query, request.result, attention=embedder.spec.has_attention,
-                                   project=space.project if space is not None and space.whitening is not None else None)
+                                   project=space.project if space is not None and space.whitening is not None else None,
+                                   kept=kept)
         return explain_outcome(request, explanation)
 
     return explain
