@@ -1183,7 +1183,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "alike across the two, and lines between the keypoints that one geometric "
                                    "map carries across when they show the same scene. It prints the pair's "
                                    "vector similarity and its verdict as the search marks it: ✓ with the matching "
-                                   "keypoints, or ✓look for a copy too smooth for keypoints.")
+                                   "keypoints, ✓look for a copy too smooth for keypoints, or the same scene, not "
+                                   "the same photo.")
     p.add_argument("query", metavar="QUERY", help="an image file, a photo of the library, or an http(s) address")
     p.add_argument("result", metavar="RESULT", help="the photo it matched")
     p.add_argument("--out", required=True, metavar="FILE.png", help="the picture to write (.png or .jpg)")
