@@ -459,7 +459,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _explained_verdict(explanation: Explanation) -> str:
-    """The pair as the search marks it: ✓ with its points, or how the duplicates check groups it on fewer."""
+    """The pair as the search marks it: ✓ with its points, how the duplicates check groups it on fewer, or
+    the same scene (its points match, its pictures differ once aligned)."""
     if explanation.same_scene:
         return (f"{explanation.inliers} matching keypoints, but the pictures differ once aligned: the same scene, "
                 "not the same photo (the search shows it without ✓)")
