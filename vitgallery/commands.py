@@ -36,7 +36,7 @@ from vitgallery.core.duplicates import (
     export_target_problem,
     move_target_problem,
 )
-from vitgallery.core.explain import Explanation, explain_pair
+from vitgallery.core.explain import Explanation
 from vitgallery.core.explain_render import render_explanation
 from vitgallery.core.fetch import DownloadError, download, is_url
 from vitgallery.core.imageio import SUPPORTED_KINDS, DecodeError, read_meta, route_pillow_warnings
@@ -438,15 +438,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     library = open_library_arg(args.library)
     try:
         embedder = library.load_embedder(device=args.device, weights=args.weights)
-        space = library.search_space()
-        kept = [library.stored_features(photo) if isinstance(photo, Path) else None for photo in photos]
+        if args.attention and not embedder.spec.has_attention:
+            raise LibraryError(f"{embedder.model_id} has no attention to show (a CNN): leave out --attention")
+        explanation = library.explain(embedder, *photos, attention=args.attention)
     finally:
         library.close()
-    if args.attention and not embedder.spec.has_attention:
-        raise LibraryError(f"{embedder.model_id} has no attention to show (a CNN): leave out --attention")
-    explanation = explain_pair(embedder, *photos, attention=args.attention,
-                               project=space.project if space is not None and space.whitening is not None else None,
-                               kept=kept)
     picture = render_explanation(explanation, overlay="attention" if args.attention else "similarity",
                                  opacity=args.opacity, titles=(_shown_name(args.query), _shown_name(args.result)))
     try:

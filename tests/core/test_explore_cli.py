@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from tests.photos import make_photo
-from vitgallery import commands
 from vitgallery.cli import main
 from vitgallery.commands import _explained_verdict
+from vitgallery.core import library as library_module
 from vitgallery.core.duplicates.features import GroupedPair
 from vitgallery.core.explain import explain_pair
 from vitgallery.core.models import load_embedder
@@ -56,13 +56,13 @@ def test_explain_judges_photos_of_the_library_on_what_the_library_keeps(indexed,
     """As the search does: an image from elsewhere is looked at anew."""
     root, lib = indexed
     given = []
-    original = commands.explain_pair
+    original = library_module.explain_pair
 
     def recording(*args, kept, **kwargs):
         given.append([features is not None for features in kept])
         return original(*args, kept=kept, **kwargs)
 
-    monkeypatch.setattr(commands, "explain_pair", recording)
+    monkeypatch.setattr(library_module, "explain_pair", recording)
     outside = tmp_path / "outside.jpg"
     make_photo(3).save(outside)
     for query in (root / "img_01.jpg", outside):

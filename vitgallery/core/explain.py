@@ -104,7 +104,8 @@ def explain_pair(embedder: Embedder, query: PhotoSource, result: PhotoSource, *,
     works = [working_copy(image) for image in images]
     # SIFT releases the GIL: both photos' keypoints are found while the model runs.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitgallery-explain-keypoints") as pool:
-        looked_at = pool.submit(lambda: [own or photo_features(work) for own, work in zip(kept, works, strict=True)])
+        looked_at = pool.submit(lambda: [own if own is not None else photo_features(work)
+                                         for own, work in zip(kept, works, strict=True)])
         boxes = [content_box(np.asarray(work)) for work in works]
         pixels = np.stack([squeeze_to_model(work.crop(box), embedder.input_size) for work, box in zip(works, boxes)])
         features = embedder.patch_features(pixels, attention=attention)

@@ -56,6 +56,7 @@ from vitgallery.core.duplicates import (
 )
 from vitgallery.core.duplicates import actions as duplicate_actions
 from vitgallery.core.errors import EmptyLibrary, LibraryError, QueryNeedsModel
+from vitgallery.core.explain import Explanation, PhotoSource, explain_pair
 from vitgallery.core.index_cache import INDEX_NAME, IndexCache, SearchSpace, index_signature
 from vitgallery.core.indexing import (
     IndexProgress,
@@ -560,9 +561,20 @@ class Library:
         return self._search.search(query, k=k, embedder=self._own_model_of(embedder), verify=verify,
                                    region=region, like=like, unlike=unlike)
 
+    def explain(self, embedder: Embedder, query: PhotoSource, result: PhotoSource, *,
+                attention: bool = False) -> Explanation:
+        """Why `result` matches `query`, judged as this library's search judges the pair: in its whitened
+        space where it has one (the duplicates check's weights are for whitened cosines), on the keypoints
+        and grey copies it keeps of the photos of its folder (core.explain.explain_pair)."""
+        space = self.search_space()
+        whitened = space is not None and space.whitening is not None
+        kept = [self.stored_features(photo) if isinstance(photo, Path) else None for photo in (query, result)]
+        return explain_pair(embedder, query, result, attention=attention,
+                            project=space.project if whitened else None, kept=kept)
+
     def stored_features(self, photo: Path) -> PhotoFeatures | None:
         """The keypoints and grey copies the library keeps of `photo`, a photo of its folder as it was
-        indexed: what a search judged it on (explain_pair's `kept`); None for any other image."""
+        indexed: what a search judged it on; None for any other image."""
         return self._search.stored_features(photo.expanduser().absolute())
 
     def _own_model_of(self, embedder: Embedder | None) -> Embedder | None:

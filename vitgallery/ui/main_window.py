@@ -135,10 +135,6 @@ class MainWindow(QMainWindow):
         self._index_run: IndexRun | None = None
         self._index_job: Job | None = None
         self._listing_job: Job | None = None
-        # The index run of a folder just opened waits to start until the grid holds the folder's listing:
-        # beside the grid's filling, its model loading and check made the window wait up to 70 ms at
-        # 100,000 photos, and started after it the run ends no later (docs/performance.md, point 5).
-        self._run_after_listing: IndexRun | None = None
         self._said_before_drag = ""  # the status bar's message a drag's hint covers
         self._photos_in_library = 0
         self._indexed_with: IndexedModel | None = None  # the open library's model (Settings compares with it)
@@ -568,6 +564,9 @@ class MainWindow(QMainWindow):
             on_failed=self.show_worker_error,
         )
         self.folder_arranger.set_folder(folder)  # after open_library: its job waits for the new library
+        # Its index run waits until the grid holds the listing: beside the grid's filling, the run's model
+        # loading and check made the window wait up to 70 ms at 100,000 photos, and started after it the
+        # run ends no later (docs/performance.md, point 5).
         self.start_indexing(listing=listing, after_listing=True)
 
     def refresh_folder(self) -> None:
@@ -613,14 +612,16 @@ class MainWindow(QMainWindow):
         self.search_page.set_indexing(True)
         self.duplicates_view.set_indexing(True)
         self.groups_page.set_indexing(True)
-        self._run_after_listing = run if after_listing else None
         if not after_listing:
             self._submit_index_run(run)
 
+    def _run_waiting_for_listing(self) -> IndexRun | None:
+        """The run start_indexing showed as started and has not submitted yet (`after_listing`)."""
+        return self._index_run if self._index_job is None else None
+
     def _start_run_after_listing(self) -> None:
-        run = self._run_after_listing
+        run = self._run_waiting_for_listing()
         if run is not None and self._listing_job is None and not self.folder_feed.feeding() and not self._shut_down:
-            self._run_after_listing = None
             self._submit_index_run(run)
 
     def _submit_index_run(self, run: IndexRun) -> None:
@@ -635,11 +636,11 @@ class MainWindow(QMainWindow):
         )
 
     def cancel_indexing(self) -> None:
-        if self._run_after_listing is not None:  # it has not started: it ends here
-            run, self._run_after_listing = self._run_after_listing, None
+        waiting = self._run_waiting_for_listing()
+        if waiting is not None:  # it has not started: it ends here
             self.statusBar().showMessage("Indexing cancelled before it started: the library is as it was",
                                          SUMMARY_SHOWN_MS)
-            self._on_index_ended(run)
+            self._on_index_ended(waiting)
         elif self._index_job is not None and self._index_run is not None:
             self._index_run.pause.clear()
             self._index_job.cancel()

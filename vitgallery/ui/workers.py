@@ -879,7 +879,6 @@ class ExplainOutcome:
 
 def explain_work(session: Session, request: ExplainRequest) -> LibraryWork:
     def explain(library: Library, progress: ProgressCallback, cancel: threading.Event) -> ExplainOutcome | None:
-        from vitgallery.core.explain import explain_pair
         from vitgallery.core.region import region_image
 
         embedder = session.model_for_search(library, request.model, lambda: progress(ModelLoading(request.model.name)))
@@ -888,11 +887,7 @@ def explain_work(session: Session, request: ExplainRequest) -> LibraryWork:
         query: Path | bytes | Image.Image = request.query
         if request.box is not None:
             query = region_image(request.query, request.box.region(request.query), embedder.input_size)
-        space = library.search_space()
-        kept = [library.stored_features(photo) if isinstance(photo, Path) else None for photo in (query, request.result)]
-        explanation = explain_pair(embedder, query, request.result, attention=embedder.spec.has_attention,
-                                   project=space.project if space is not None and space.whitening is not None else None,
-                                   kept=kept)
+        explanation = library.explain(embedder, query, request.result, attention=embedder.spec.has_attention)
         return explain_outcome(request, explanation)
 
     return explain
