@@ -464,9 +464,9 @@ def test_edits_of_a_smooth_picture_align_by_their_grey_levels(tmp_path):
         features[name] = analyse_photo(tmp_path / f"{name}.jpg")
     base = features["original"]
     for name in copies:
-        assert look_likeness(base.look, features[name].look) > 0.99, name
-    assert max(look_likeness(base.look, features[name].look) for name in others) < 0.95
-    assert look_likeness(base.look, features["blank"].look) is None, "a blank picture aligns with anything"
+        assert look_likeness(base, features[name]) > 0.99, name
+    assert max(look_likeness(base, features[name]) for name in others) < 0.95
+    assert look_likeness(base, features["blank"]) is None, "a blank picture aligns with anything"
 
 
 def test_plain_gradients_of_other_colours_do_not_align(tmp_path):
@@ -478,12 +478,12 @@ def test_plain_gradients_of_other_colours_do_not_align(tmp_path):
         pixels = np.array(low) * (1 - ramp) + np.array(high) * ramp
         Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / f"{name}.jpg", quality=92)
     navy, orange = (analyse_photo(tmp_path / f"{name}.jpg") for name in ("navy_sky", "black_orange"))
-    assert look_likeness(navy.look, orange.look) is None
+    assert look_likeness(navy, orange) is None
     original = smooth_picture(1)
     original.save(tmp_path / "smooth.jpg", quality=90)
     ImageOps.grayscale(original).save(tmp_path / "smooth_grey.jpg", quality=90)
     smooth, grey = (analyse_photo(tmp_path / f"{name}.jpg") for name in ("smooth", "smooth_grey"))
-    assert look_likeness(smooth.look, grey.look) > 0.99
+    assert look_likeness(smooth, grey) > 0.99
 
 
 def test_caption_bars_cost_less_agreement_than_a_different_subject_in_their_place(tmp_path):

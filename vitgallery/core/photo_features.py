@@ -10,6 +10,7 @@ Pure numpy/OpenCV, no torch and no file I/O: decode worker processes import this
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ SCAN_KEYPOINTS = 1024
 AGREEMENT_SIDE = 160  # long side of the copy compared pixel-wise once aligned
 AGREEMENT_WINDOW = 16  # pixels a side of the windows compared
 LOOK_SIDE = 96  # long side of the blurred grey copy slid over another photo's when keypoints cannot tell
+LOOK_MIN_STD = 2.0  # grey levels: a copy flatter than this (blank, one colour, a plain ramp) has nothing to align
 
 _LOOKS_HEADER = struct.Struct("<2i")  # bytes of the small copy's PNG, of the look copy's
 
@@ -40,6 +42,20 @@ class PhotoFeatures:
     look: np.ndarray  # uint8 greyscale without its frame, LOOK_SIDE long, blurred: see duplicates.features.look_likeness
     # All SCAN_KEYPOINTS a closer look needs are here (False: only the KEYPOINT_COUNT a library keeps)
     complete: bool = True
+
+    @functools.cached_property
+    def plain_look(self) -> bool:
+        """Whether the look copy is one grey level or one plain ramp of them (a blank picture, a plain
+        gradient): less than LOOK_MIN_STD of it is left once the best plane through its grey levels is taken
+        away. Such a picture aligns with every other of its kind, whatever its colours (QA: a navy-to-sky and
+        a black-to-orange gradient were "the same photo"). Worked out once: a scan slides a photo over
+        several others, and this was 40 % of a slide."""
+        look = self.look.astype(np.float32)
+        height, width = look.shape
+        y, x = np.mgrid[0:height, 0:width]
+        plane = np.column_stack([np.ones(look.size), x.ravel(), y.ravel()]).astype(np.float32)
+        fitted, *_ = np.linalg.lstsq(plane, look.ravel(), rcond=None)
+        return float((look.ravel() - plane @ fitted).std()) < LOOK_MIN_STD
 
     def looks_to_bytes(self) -> bytes:
         """The two grey copies, for the library: PNG (about 13 KB; 26 KB as they are)."""

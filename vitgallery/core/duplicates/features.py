@@ -39,6 +39,7 @@ from vitgallery.core.keypoints import (
 )
 from vitgallery.core.photo_features import (
     AGREEMENT_WINDOW,
+    LOOK_MIN_STD,
     LOOK_SIDE,
     PhotoFeatures,
     analyse_grey,
@@ -49,7 +50,6 @@ OVERLAY_MAX_SHARE = 0.5  # of the overlap's windows, at most this many are taken
 AGREEMENT_BLUR = 1.0  # Gaussian sigma in pixels: re-saves and shrunk copies lose the finest detail
 FLAT_STD = 4.0  # a window with less grey-level spread has no texture to compare
 LOOK_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # size of the smaller photo's copy relative to the larger's
-LOOK_MIN_STD = 2.0  # grey levels: a copy flatter than this (blank, one colour, a plain ramp) has nothing to align
 PADDING_MIN_SHARE = 0.01  # less of a photo outside the other's picture is the map's imprecision
 PADDING_FLAT_SHARE = 0.95  # that part is padding when this much of it is one grey level...
 PADDING_TOLERANCE = 8  # ...within this many levels (JPEG noise on a flat fill)
@@ -157,24 +157,12 @@ def grouped_unverified(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch,
     if agreement_counts(found.inliers) and found.transform is not None:
         small_a, a_to_b = _small_copies_map(a, b, found)
         agreement = _agreement(small_a, b.small, a_to_b, unverified_map=True) or 0.0
-    likeness = look_likeness(a.look, b.look) if whitened_cosine >= DEFAULT_WEIGHTS.look_whitened else None
+    likeness = look_likeness(a, b) if whitened_cosine >= DEFAULT_WEIGHTS.look_whitened else None
     if pair_score(whitened_cosine, found.inliers, agreement, likeness) < DEFAULT_THRESHOLD:
         return None
     if pair_score(whitened_cosine, found.inliers, agreement) >= DEFAULT_THRESHOLD:
         return GroupedPair(agreement, None)
     return GroupedPair(None, likeness)
-
-
-def _plain(look: np.ndarray) -> bool:
-    """Whether a look copy is one grey level or one plain ramp of them (a blank picture, a plain gradient):
-    less than LOOK_MIN_STD of it is left once the best plane through its grey levels is taken away. Such a
-    picture aligns with every other of its kind, whatever its colours (QA: a navy-to-sky and a
-    black-to-orange gradient were "the same photo")."""
-    height, width = look.shape
-    y, x = np.mgrid[0:height, 0:width]
-    plane = np.column_stack([np.ones(look.size), x.ravel(), y.ravel()]).astype(np.float32)
-    fitted, *_ = np.linalg.lstsq(plane, look.ravel(), rcond=None)
-    return float((look.ravel() - plane @ fitted).std()) < LOOK_MIN_STD
 
 
 def _aligned(a: PhotoFeatures, b: PhotoFeatures, found: KeypointMatch) -> PairMatch:
@@ -277,17 +265,17 @@ def _agreement(small_a: np.ndarray, small_b: np.ndarray, a_to_b: np.ndarray, unv
     return float(agree.sum() / compared)
 
 
-def look_likeness(a: np.ndarray, b: np.ndarray) -> float | None:
-    """How well two small blurred grey copies (PhotoFeatures.look) align, in [-1, 1]: the best normalised
-    correlation of either slid over the other at LOOK_SCALES, mirrored or not, or of the two squeezed to
-    one square (a squashed copy). Correlation ignores brightness, contrast and a grey conversion; the
-    slide finds crops; a frame was trimmed before. None when either copy is plain (_plain): blank pictures
-    and plain gradients align with any other."""
-    a, b = a.astype(np.float32), b.astype(np.float32)  # kept as uint8: a scan holds one per photo
-    if _plain(a) or _plain(b):
+def look_likeness(a: PhotoFeatures, b: PhotoFeatures) -> float | None:
+    """How well two photos' small blurred grey copies (PhotoFeatures.look) align, in [-1, 1]: the best
+    normalised correlation of either slid over the other at LOOK_SCALES, mirrored or not, or of the two
+    squeezed to one square (a squashed copy). Correlation ignores brightness, contrast and a grey
+    conversion; the slide finds crops; a frame was trimmed before. None when either copy is plain
+    (PhotoFeatures.plain_look): blank pictures and plain gradients align with any other."""
+    if a.plain_look or b.plain_look:
         return None
+    look_a, look_b = a.look.astype(np.float32), b.look.astype(np.float32)  # kept as uint8: a scan holds one per photo
     best = -1.0
-    for large, small in ((a, b), (b, a)):
+    for large, small in ((look_a, look_b), (look_b, look_a)):
         height, width = large.shape
         for flipped in (small, small[:, ::-1]):
             for scale in LOOK_SCALES:
@@ -303,8 +291,8 @@ def look_likeness(a: np.ndarray, b: np.ndarray) -> float | None:
                     continue
                 best = max(best, float(cv2.matchTemplate(large, template, cv2.TM_CCOEFF_NORMED).max()))
     side = LOOK_SIDE // 2
-    square_a = cv2.resize(a, (side, side), interpolation=cv2.INTER_AREA)
-    for flipped in (b, b[:, ::-1]):
+    square_a = cv2.resize(look_a, (side, side), interpolation=cv2.INTER_AREA)
+    for flipped in (look_b, look_b[:, ::-1]):
         square_b = cv2.resize(np.ascontiguousarray(flipped), (side, side), interpolation=cv2.INTER_AREA)
         best = max(best, float(cv2.matchTemplate(square_a, square_b, cv2.TM_CCOEFF_NORMED)[0, 0]))
     return best

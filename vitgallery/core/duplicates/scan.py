@@ -341,7 +341,7 @@ def _verify_batch(pairs: list[tuple[int, int]], features: _ScanFeatures,
         matches[n] = match or matches[n]
     looked = [n for n, match in enumerate(matches)
               if keypoints_cannot_tell(match.inliers) and whites[n] >= LOOK_FROM_WHITENED]
-    likeness = dict(zip(looked, pool.map(lambda n: look_likeness(kept[pairs[n][0]].look, kept[pairs[n][1]].look),
+    likeness = dict(zip(looked, pool.map(lambda n: look_likeness(kept[pairs[n][0]], kept[pairs[n][1]]),
                                          looked), strict=True))
     evidence = []
     for n, ((a, b), match) in enumerate(zip(pairs, matches, strict=True)):
