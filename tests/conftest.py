@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.photos import make_photo
+from vitgallery.core import models
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -30,6 +31,13 @@ def pytest_sessionfinish(session, exitstatus):
         os._exit(int(exitstatus))
 
     threading.Thread(target=end_it, name="exit-watchdog", daemon=True).start()
+
+
+@pytest.fixture(autouse=True)
+def cpu_without_amx(monkeypatch):
+    """OpenVINO's "auto" precision depends on the CPU (models.openvino_default_precision): a test sees one
+    without AMX, where it is int8, unless it says otherwise."""
+    monkeypatch.setattr(models, "cpu_has_amx", lambda: False)
 
 
 @pytest.fixture(autouse=True)

@@ -1127,7 +1127,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="photos per model call (default: adapts to the device)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: with torch bf16 on GPUs and on CPUs with native bf16, else fp32 (torch's int8 is "
-                        "faster on CPU but loses about 1 mAP point); int8 with OpenVINO")
+                        "faster on CPU but loses about 1 mAP point); int8 with OpenVINO (bf16 on CPUs with AMX), or the "
+                        "precision the library was indexed at")
     p.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=RUNTIMES,
                    help="auto (default): openvino on a CPU where it is installed (pip install 'vitgallery[openvino]'), "
                         "torch on a GPU or without it, or the runtime the library was indexed with; openvino runs "

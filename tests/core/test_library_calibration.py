@@ -1,4 +1,5 @@
-"""A library's own OpenVINO int8 model (tiny test model): calibrated on its photos once, reused after."""
+"""A library's own OpenVINO int8 model (tiny test model): calibrated on its photos once, reused after; bf16
+instead, uncalibrated, where the CPU has AMX; a library keeps the precision it was indexed at."""
 
 from __future__ import annotations
 
@@ -11,10 +12,17 @@ import pytest
 import torch
 
 from tests.photos import make_photo
-from vitgallery.core import calibration, openvino_runtime
+from vitgallery.core import calibration, models, openvino_runtime
 from vitgallery.core.calibration import MODEL_FOLDER
 from vitgallery.core.library import Library
-from vitgallery.core.models import MODELS, Embedder, ModelLoadError, load_embedder, signature_calibration
+from vitgallery.core.models import (
+    MODELS,
+    Embedder,
+    ModelLoadError,
+    choice_change,
+    load_embedder,
+    signature_calibration,
+)
 from vitgallery.core.store import StoreError
 
 pytest.importorskip("openvino")
@@ -156,6 +164,51 @@ def test_auto_keeps_a_library_indexed_with_torch_on_torch(tmp_path, quantisation
     summary, _ = index(library, auto_embedder())
     assert (summary.added, summary.unchanged) == (1, 4) and quantisations == []
     assert "|rt:" not in library.model_signature
+    library.close()
+
+
+def test_auto_runs_bf16_uncalibrated_where_the_cpu_has_amx(tmp_path, monkeypatch, quantisations):
+    monkeypatch.setattr(models, "cpu_has_amx", lambda: True)
+    library = Library.open(photo_folder(tmp_path, "a", range(4)), tmp_path / "lib")
+    summary, phases = index(library, auto_embedder())
+    assert summary.added == 4 and quantisations == [] and "quantising" not in phases
+    assert "|prec:bf16|rt:openvino" in library.model_signature and signature_calibration(library.model_signature) is None
+    library.close()
+
+
+@pytest.mark.parametrize("amx_before", [False, True], ids=["int8-library-on-amx", "bf16-library-without-amx"])
+def test_auto_keeps_the_openvino_precision_a_library_was_indexed_at(tmp_path, monkeypatch, quantisations, amx_before):
+    """A library moved to a computer where "auto" picks the other precision is not embedded again."""
+    monkeypatch.setattr(models, "cpu_has_amx", lambda: amx_before)
+    library = Library.open(photo_folder(tmp_path, "a", range(4)), tmp_path / "lib")
+    index(library, auto_embedder())
+    signature, calibrated = library.model_signature, list(quantisations)
+    monkeypatch.setattr(models, "cpu_has_amx", lambda: not amx_before)
+    monkeypatch.setitem(MODELS, "tiny-test", auto_embedder().spec)  # the settings' question, as of a real model
+    assert choice_change(signature, None, "tiny-test", None) is None
+    assert choice_change(signature, None, "tiny-test", None, precision="fp32") is not None
+    make_photo(9).save(library.root / "img_09.jpg")
+    summary, phases = index(library, auto_embedder())
+    assert (summary.added, summary.unchanged) == (1, 4) and quantisations == calibrated
+    assert library.model_signature == signature
+    fresh = Library.open(photo_folder(tmp_path, "b", range(10, 13)), tmp_path / "lib-b")
+    index(fresh, auto_embedder())  # a new library gets this CPU's precision
+    assert ("|prec:int8|" in fresh.model_signature) == amx_before
+    fresh.close()
+    library.close()
+
+
+def test_auto_indexes_with_torch_where_openvino_cannot_convert_the_model(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported operation")
+
+    monkeypatch.setattr(models, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(openvino_runtime, "load_openvino_model", broken)
+    library = Library.open(photo_folder(tmp_path, "a", range(4)), tmp_path / "lib")
+    summary, _ = index(library, auto_embedder())
+    assert summary.added == 4 and "|rt:" not in library.model_signature
+    with pytest.raises(ModelLoadError, match="converting tiny-test for OpenVINO failed.*--runtime torch"):
+        load_embedder("tiny-test", runtime="openvino", precision="bf16")
     library.close()
 
 

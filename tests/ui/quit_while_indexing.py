@@ -26,17 +26,17 @@ QUIT_AFTER_PHOTOS = 8
 QUIT_DELAY_MS = 1000
 
 
-class SlowEmbedder:
-    def __init__(self, inner, seconds_per_batch: float) -> None:
-        self._inner = inner
-        self._delay = seconds_per_batch
+def slowed(embedder, seconds_per_batch: float):
+    """The embedder itself, each batch taking `seconds_per_batch` more (not a wrapper: the Embedder a
+    library indexes with may be the one loaded, returned by its own methods)."""
+    embed = embedder.embed_pixels
 
-    def __getattr__(self, name: str):
-        return getattr(self._inner, name)
+    def slow(pixels):
+        time.sleep(seconds_per_batch)
+        return embed(pixels)
 
-    def embed_pixels(self, pixels):
-        time.sleep(self._delay)
-        return self._inner.embed_pixels(pixels)
+    embedder.embed_pixels = slow
+    return embedder
 
 
 def main() -> int:
@@ -48,7 +48,7 @@ def main() -> int:
     from vitgallery.ui.settings import Settings
 
     real_load = models.load_embedder
-    models.load_embedder = lambda *args, **kwargs: SlowEmbedder(real_load(*args, **kwargs), delay)
+    models.load_embedder = lambda *args, **kwargs: slowed(real_load(*args, **kwargs), delay)
     settings = Settings()  # the user's settings file, under the XDG folders the test chose
     settings.set(opt.MODEL, "tiny-test")
     settings.set(opt.DEVICE, "cpu")

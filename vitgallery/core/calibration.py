@@ -42,9 +42,11 @@ def library_embedder(embedder: Embedder, library_dir: Path, signature: str | Non
     another library's model (the window keeps one model loaded while it opens another library).
 
     A runtime chosen by "auto" keeps the one the library was indexed with: a library indexed with
-    torch before OpenVINO was installed (or was the default) is not embedded again for it."""
+    torch before OpenVINO was installed (or was the default) is not embedded again for it; nor one
+    indexed with OpenVINO at the precision "auto" picks on another CPU (int8 or bf16: Embedder.keeping)."""
     if embedder.runtime_chosen == "auto" and embedder.runtime != "torch" and embedder.torch_signature == signature:
         return embedder.on_torch()
+    embedder = embedder.keeping(signature)
     own = (library_dir / MODEL_FOLDER).absolute()
     if embedder.calibrated_model is not None and embedder.calibrated_model.parent.absolute() != own:
         embedder = embedder.calibrated(None)

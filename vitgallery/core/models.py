@@ -403,8 +403,8 @@ def device_problem(device: str) -> str | None:
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 # Who runs the model. "auto": OpenVINO on a CPU where it is installed (its int8, calibrated on the
-# library's photos, is 2.0x torch bf16's speed within 0.5 mAP on every dup and sem corpus measured:
-# docs/performance.md), torch on GPUs and elsewhere.
+# library's photos, is 2.0x torch bf16's speed within 0.5 mAP on every dup and sem corpus measured; its
+# bf16 where the CPU has AMX: docs/performance.md), torch on GPUs and elsewhere.
 RUNTIMES = ("auto", "torch", "openvino")
 DEFAULT_RUNTIME = "auto"
 
@@ -417,6 +417,16 @@ def cpu_has_native_bf16() -> bool:
     try:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:  # private helpers; without them we cannot tell, so stay with fp32
+        return False
+
+
+def cpu_has_amx() -> bool:
+    """True where the CPU has AMX matrix tiles (Intel Xeon since Sapphire Rapids)."""
+    import torch
+
+    try:
+        return bool(torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a private helper; without it we cannot tell
         return False
 
 
@@ -455,7 +465,7 @@ def resolve_precision(precision: str, device: torch.device, runtime: str = "torc
     if precision not in PRECISIONS:
         raise ModelLoadError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
     if precision == "auto":
-        return OPENVINO_DEFAULT_PRECISION if runtime == "openvino" else default_precision(device)
+        return openvino_default_precision() if runtime == "openvino" else default_precision(device)
     if precision == "int8" and device.type != "cpu":
         raise ModelLoadError("int8 (dynamic quantisation) runs on the CPU only; use bf16 or fp16 on a GPU")
     if precision == "fp16" and device.type == "cpu":
@@ -463,9 +473,27 @@ def resolve_precision(precision: str, device: torch.device, runtime: str = "torc
     return precision
 
 
-# OpenVINO's "auto" precision: int8 costs about half of torch bf16's CPU time (docs/performance.md,
-# bench/index_limit.py); its mAP loss against torch bf16 is 0.05-0.8 (bench/runtime_quality.py).
-OPENVINO_DEFAULT_PRECISION = "int8"
+# The precisions OpenVINO's "auto" picks, by CPU; a library indexed at one keeps it (auto_kept_precision).
+OPENVINO_AUTO_PRECISIONS = ("int8", "bf16")
+
+
+def openvino_default_precision() -> str:
+    """OpenVINO's "auto" precision. int8 costs about half of torch bf16's CPU time (docs/performance.md,
+    bench/index_limit.py), its mAP loss against torch bf16 0.05-0.8 (bench/runtime_quality.py), but each
+    library's model is calibrated on its photos first (about 20 s). Where the CPU has AMX, bf16 runs as fast
+    as int8 (ViT-S/14, one thread: 18.5-18.8 against 19-23 ms a photo) and needs no calibration: a first
+    index of 320 photos took 32.6 s against 52.3 s."""
+    return "bf16" if cpu_has_amx() else "int8"
+
+
+def auto_kept_precision(signature: str | None) -> str | None:
+    """The OpenVINO precision "auto" keeps for a library indexed with `signature`: the one it was indexed
+    at where "auto" could have picked it on some CPU, so that a library moved to another computer is not
+    embedded again; None otherwise (a new library, torch, a precision asked for by name)."""
+    if signature is None or signature_runtime(signature) != "openvino":
+        return None
+    precision = signature_model_and_precision(signature)[1]
+    return precision if precision in OPENVINO_AUTO_PRECISIONS else None
 
 
 def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
@@ -505,9 +533,10 @@ class Embedder:
 
     `runtime`: "torch", "openvino" (CPU: the model converted once, see openvino_runtime), or "auto"
     (resolve_runtime; `runtime_chosen` stays "auto", so a library may keep the runtime it was indexed with).
-    `precision`: "fp32"; "bf16"/"fp16" autocast; "int8": with torch dynamic quantisation of the Linear
-    layers (CPU), with OpenVINO post-training quantisation of weights and activations, calibrated on a
-    library's photos: such an Embedder embeds nothing until it has its library's model
+    `precision`: "fp32"; "bf16"/"fp16" autocast; "auto" (resolve_precision; with OpenVINO, a library's
+    own where it was indexed at one "auto" picks: `kept_precision`, `keeping`); "int8": with torch
+    dynamic quantisation of the Linear layers (CPU), with OpenVINO post-training quantisation of weights
+    and activations, calibrated on a library's photos: such an Embedder embeds nothing until it has its library's model
     (`needs_calibration`; Library.index calibrates one, or reuses the library's, through `calibrated`).
     `calibrated_model`: that model's file (openvino_runtime.quantise_on_photos); its name, the model's
     checksum, is part of the signature.
@@ -517,15 +546,19 @@ class Embedder:
 
     def __init__(self, spec: ModelSpec, model: torch.nn.Module | TorchModel, weights_sha256: str,
                  device: torch.device, *, precision: str = "fp32", compile_model: bool = False,
-                 runtime: str = "torch", weights_file: Path | None = None, calibrated_model: Path | None = None):
+                 runtime: str = "torch", weights_file: Path | None = None, calibrated_model: Path | None = None,
+                 kept_precision: str | None = None):
         import torch
 
         self.spec = spec
         self.weights_file = weights_file  # a local weights file it was loaded from; None: downloaded or built in
         self.runtime_chosen = runtime
         self.runtime = resolve_runtime(runtime, device, spec)
-        self.precision = resolve_precision(precision, device, self.runtime)
         self.precision_chosen = precision
+        # "auto" runs OpenVINO at the precision a library was indexed at (auto_kept_precision, `keeping`)
+        self.kept_precision = kept_precision if precision == "auto" else None
+        self.precision = (self.kept_precision if self.runtime == "openvino" and self.kept_precision
+                          else resolve_precision(precision, device, self.runtime))
         self.device = device
         self.weights_sha256 = weights_sha256
         self.compiled = compile_model
@@ -537,8 +570,15 @@ class Embedder:
         self.calibrated_model = calibrated_model
         self._torch_runtime_model: torch.nn.Module | None = None
         if self.runtime == "openvino":
-            self._start_openvino()
-        else:
+            try:
+                self._start_openvino()
+            except ModelLoadError as exc:
+                if runtime != "auto" or self.calibrated_model is not None:
+                    raise
+                # as when quantising fails (calibration.calibrate_for_library): "auto" embeds with torch
+                log.warning("%s: embedding with torch instead", exc)
+                self.runtime, self.precision = "torch", resolve_precision(precision, device, "torch")
+        if self.runtime == "torch":
             base = self._torch.get()
             self._torch_runtime_model = _quantize_int8(base) if self.precision == "int8" else base
         self._features = self._tokens
@@ -608,7 +648,20 @@ class Embedder:
         the torch model; None: without one (it needs calibration again)."""
         return Embedder(self.spec, self._torch, self.weights_sha256, self.device, precision=self.precision_chosen,
                         compile_model=self.compiled, runtime=self.runtime_chosen, weights_file=self.weights_file,
-                        calibrated_model=model_file)
+                        calibrated_model=model_file, kept_precision=self.kept_precision)
+
+    def keeping(self, signature: str | None) -> Embedder:
+        """This model at the OpenVINO precision "auto" keeps for a library indexed with `signature`
+        (auto_kept_precision), or at this CPU's where it keeps none (a new library); itself where it runs
+        so already, or chose its precision or runtime by name."""
+        if self.precision_chosen != "auto" or self.runtime != "openvino":
+            return self
+        kept = auto_kept_precision(signature)
+        if (kept or openvino_default_precision()) == self.precision:
+            return self
+        return Embedder(self.spec, self._torch, self.weights_sha256, self.device, precision="auto",
+                        compile_model=self.compiled, runtime=self.runtime_chosen, weights_file=self.weights_file,
+                        kept_precision=kept)
 
     def on_torch(self) -> Embedder:
         """This model run by torch, at the precision asked for (auto: torch's own default)."""
@@ -785,7 +838,8 @@ def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = Non
     """Build a registered model with official (downloaded) or local weights; `calibrated_model`: a
     library's OpenVINO int8 model (Embedder.calibrate). `trusted_signature`: a library's signature;
     weights with the checksum it names were read before, so an OpenVINO runtime reads the torch model
-    only when it needs it (TorchModel). Other weights are read now: a file that does not hold them
+    only when it needs it (TorchModel), and "auto" runs it at the library's precision (Embedder.keeping).
+    Other weights are read now: a file that does not hold them
     fails here, before a library is told its model changed."""
     spec = MODELS.get(name)
     if spec is None:
@@ -804,7 +858,8 @@ def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = Non
             model.get()
         log.info("%s weights %s (sha256 %s)", name, path, weights_sha[:16])
     return Embedder(spec, model, weights_sha, torch_device, precision=precision, compile_model=compile_model,
-                    runtime=runtime, weights_file=weights_file, calibrated_model=calibrated_model)
+                    runtime=runtime, weights_file=weights_file, calibrated_model=calibrated_model,
+                    kept_precision=auto_kept_precision(trusted_signature))
 
 
 def weights_checksum(path: Path) -> str:
@@ -925,6 +980,8 @@ def choice_change(signature: str, indexed_weights: Path | None, name: str, weigh
         return None  # it cannot load so: loading says why, and embeds nothing
     if runtime != "torch" and signature_runtime(signature) == "torch" and on_torch == indexed_precision:
         return None  # "auto" keeps the runtime the library was indexed with (calibration.library_embedder)
+    if precision == "auto" and runtime == "openvino":
+        resolved = auto_kept_precision(signature) or resolved  # and its OpenVINO precision (Embedder.keeping)
     if resolved != indexed_precision:
         return f"the precision changed from {indexed_precision} to {resolved}"
     if runtime != signature_runtime(signature):

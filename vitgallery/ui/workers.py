@@ -640,7 +640,10 @@ def _fits(embedder: Embedder | None, choice: ModelChoice, weights: Path | None) 
         wanted = weights.expanduser().absolute() if weights is not None else None
         if embedder.weights_file != wanted:
             return False
-    try:  # "auto" is what automatic picks (int8 with OpenVINO), not whatever was loaded last
+    if choice.precision == "auto" and embedder.precision_chosen == "auto":
+        # OpenVINO's automatic precision is the library's own (Embedder.keeping, in library_embedder)
+        return choice.device in ("auto", embedder.device.type)
+    try:
         precision = resolve_precision(choice.precision, embedder.device, embedder.runtime)
     except ModelLoadError:
         return False  # the load says why
