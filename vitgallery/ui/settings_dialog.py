@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from vitgallery.ui.workers import IndexedModel
 
 PRECISION_HINTS = {
-    "auto": "automatic (int8 on a CPU with OpenVINO, bf16 there with AMX; else bf16 where the hardware has it, else fp32)",
+    "auto": "automatic (OpenVINO int8, bf16 with AMX; else bf16 where the hardware has it, else fp32)",
     "int8": "int8 (faster on a CPU, slightly less accurate)",
 }
 
