@@ -209,6 +209,10 @@ def test_auto_indexes_with_torch_where_openvino_cannot_convert_the_model(tmp_pat
     assert summary.added == 4 and "|rt:" not in library.model_signature
     with pytest.raises(ModelLoadError, match="converting tiny-test for OpenVINO failed.*--runtime torch"):
         load_embedder("tiny-test", runtime="openvino", precision="bf16")
+    spec = auto_embedder().spec  # a library indexed in bf16 says so, rather than being embedded again with torch
+    with pytest.raises(ModelLoadError, match="converting tiny-test for OpenVINO failed"):
+        Embedder(spec, spec.build(), "random-seed-0", torch.device("cpu"), precision="auto", runtime="auto",
+                 kept_precision="bf16")
     library.close()
 
 

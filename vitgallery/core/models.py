@@ -480,9 +480,9 @@ OPENVINO_AUTO_PRECISIONS = ("int8", "bf16")
 def openvino_default_precision() -> str:
     """OpenVINO's "auto" precision. int8 costs about half of torch bf16's CPU time (docs/performance.md,
     bench/index_limit.py), its mAP loss against torch bf16 0.05-0.8 (bench/runtime_quality.py), but each
-    library's model is calibrated on its photos first (about 20 s). Where the CPU has AMX, bf16 runs as fast
-    as int8 (ViT-S/14, one thread: 18.5-18.8 against 19-23 ms a photo) and needs no calibration: a first
-    index of 320 photos took 32.6 s against 52.3 s."""
+    library's model is calibrated on its photos first (15-20 s). Where the CPU has AMX, bf16 runs as fast
+    as int8 (ViT-S/14, one thread: 18.5-18.8 against 19-23 ms a photo) and needs no calibration: a new
+    library of 320 photos of 12 MP was indexed in 37-43 s against 53-59 s."""
     return "bf16" if cpu_has_amx() else "int8"
 
 
@@ -536,8 +536,8 @@ class Embedder:
     `precision`: "fp32"; "bf16"/"fp16" autocast; "auto" (resolve_precision; with OpenVINO, a library's
     own where it was indexed at one "auto" picks: `kept_precision`, `keeping`); "int8": with torch
     dynamic quantisation of the Linear layers (CPU), with OpenVINO post-training quantisation of weights
-    and activations, calibrated on a library's photos: such an Embedder embeds nothing until it has its library's model
-    (`needs_calibration`; Library.index calibrates one, or reuses the library's, through `calibrated`).
+    and activations, calibrated on a library's photos: such an Embedder embeds nothing until it has its
+    library's model (`needs_calibration`; Library.index calibrates one, or reuses the library's, through `calibrated`).
     `calibrated_model`: that model's file (openvino_runtime.quantise_on_photos); its name, the model's
     checksum, is part of the signature.
     `compile_model`: torch.compile the forward pass (pays on CUDA for long runs; batches are padded to
@@ -573,8 +573,8 @@ class Embedder:
             try:
                 self._start_openvino()
             except ModelLoadError as exc:
-                if runtime != "auto" or self.calibrated_model is not None:
-                    raise
+                if runtime != "auto" or self.calibrated_model is not None or self.kept_precision:
+                    raise  # a library's own OpenVINO model is not swapped for torch's (every photo embedded again)
                 # as when quantising fails (calibration.calibrate_for_library): "auto" embeds with torch
                 log.warning("%s: embedding with torch instead", exc)
                 self.runtime, self.precision = "torch", resolve_precision(precision, device, "torch")
@@ -839,8 +839,8 @@ def load_embedder(name: str = DEFAULT_MODEL, *, weights: Path | str | None = Non
     library's OpenVINO int8 model (Embedder.calibrate). `trusted_signature`: a library's signature;
     weights with the checksum it names were read before, so an OpenVINO runtime reads the torch model
     only when it needs it (TorchModel), and "auto" runs it at the library's precision (Embedder.keeping).
-    Other weights are read now: a file that does not hold them
-    fails here, before a library is told its model changed."""
+    Other weights are read now: a file that does not hold them fails here, before a library is told its
+    model changed."""
     spec = MODELS.get(name)
     if spec is None:
         raise ModelLoadError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
