@@ -613,12 +613,12 @@ def wait_for_photos(qtbot, window, count: int) -> None:
 
 @pytest.fixture
 def slow_folder(tmp_path: Path, monkeypatch, settings) -> Path:
-    from tests.ui.test_main_window import SlowEmbedder, make_photo
+    from tests.ui.test_main_window import make_photo, slow_embedder
 
     folder = tmp_path / "many"
     folder.mkdir()
     for number in range(40):
         make_photo(number, (120, 90)).save(folder / f"p{number:03d}.jpg")
     settings.set(opt.BATCH_SIZE, 4)
-    monkeypatch.setattr("vitgallery.core.models.load_embedder", lambda *args, **kwargs: SlowEmbedder(0.1))
+    monkeypatch.setattr("vitgallery.core.models.load_embedder", lambda *args, **kwargs: slow_embedder(0.1))
     return folder

@@ -491,19 +491,18 @@ def test_unexpected_worker_error_opens_a_report(qtbot, make_window, photo_folder
     dialogs[0].close()
 
 
-class SlowEmbedder:
-    """The tiny embedder, slowed down per batch so indexing lasts long enough to pause and cancel."""
+def slow_embedder(seconds_per_batch: float):
+    """The tiny embedder, slowed down per batch so indexing lasts long enough to pause and cancel. The
+    Embedder itself, not a wrapper: the one a library indexes with may come from its own methods."""
+    embedder = load_embedder("tiny-test", device="cpu")
+    embed = embedder.embed_pixels
 
-    def __init__(self, seconds_per_batch: float) -> None:
-        self._inner = load_embedder("tiny-test", device="cpu")
-        self._delay = seconds_per_batch
+    def slow(pixels):
+        time.sleep(seconds_per_batch)
+        return embed(pixels)
 
-    def __getattr__(self, name: str):
-        return getattr(self._inner, name)
-
-    def embed_pixels(self, pixels):
-        time.sleep(self._delay)
-        return self._inner.embed_pixels(pixels)
+    embedder.embed_pixels = slow
+    return embedder
 
 
 @pytest.fixture
@@ -513,7 +512,7 @@ def slow_folder(tmp_path: Path, monkeypatch, settings) -> Path:
     for number in range(60):
         make_photo(number, (120, 90)).save(folder / f"p{number:03d}.jpg")
     settings.set(opt.BATCH_SIZE, 4)
-    monkeypatch.setattr("vitgallery.core.models.load_embedder", lambda *args, **kwargs: SlowEmbedder(0.1))
+    monkeypatch.setattr("vitgallery.core.models.load_embedder", lambda *args, **kwargs: slow_embedder(0.1))
     return folder
 
 
