@@ -188,7 +188,7 @@ def test_auto_keeps_the_openvino_precision_a_library_was_indexed_at(tmp_path, mo
     assert choice_change(signature, None, "tiny-test", None) is None
     assert choice_change(signature, None, "tiny-test", None, precision="fp32") is not None
     make_photo(9).save(library.root / "img_09.jpg")
-    summary, phases = index(library, auto_embedder())
+    summary, _ = index(library, auto_embedder())
     assert (summary.added, summary.unchanged) == (1, 4) and quantisations == calibrated
     assert library.model_signature == signature
     fresh = Library.open(photo_folder(tmp_path, "b", range(10, 13)), tmp_path / "lib-b")

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 
 from tests.photos import make_photo
 from tests.ui.conftest import PHOTO_COUNT
+from tests.ui.quit_while_indexing import slowed
 from vitgallery.core.library import Library
 from vitgallery.core.models import load_embedder
 from vitgallery.ui import settings as opt
@@ -492,17 +493,8 @@ def test_unexpected_worker_error_opens_a_report(qtbot, make_window, photo_folder
 
 
 def slow_embedder(seconds_per_batch: float):
-    """The tiny embedder, slowed down per batch so indexing lasts long enough to pause and cancel. The
-    Embedder itself, not a wrapper: the one a library indexes with may come from its own methods."""
-    embedder = load_embedder("tiny-test", device="cpu")
-    embed = embedder.embed_pixels
-
-    def slow(pixels):
-        time.sleep(seconds_per_batch)
-        return embed(pixels)
-
-    embedder.embed_pixels = slow
-    return embedder
+    """The tiny embedder, slowed down per batch so indexing lasts long enough to pause and cancel."""
+    return slowed(load_embedder("tiny-test", device="cpu"), seconds_per_batch)
 
 
 @pytest.fixture
