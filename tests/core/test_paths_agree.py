@@ -131,18 +131,23 @@ def test_resource_plan_never_oversubscribes_a_cpu(device, cores, workers, thread
         assert plan.decode_workers + plan.model_threads == cores
 
 
-@pytest.mark.parametrize("cores, runtime, precision, passes, megabytes, workers", [
-    (2, "openvino", "int8", 1.5, 2.4, 2),  # measured: 9.1 photos/s with 2 decoders, 6.8 with 1 (docs/performance.md)
-    (2, "openvino", "int8", 3.0, 2.4, 1),  # every photo taught with 2 views: 1 decoder was the faster
-    (2, "openvino", "int8", 2.0, 0.1, 1),  # small photos, each taught: measured slower with 2 in the window
-    (2, "torch", "fp32", 1.0, 2.4, 1),
-    (8, "openvino", "int8", 1.0, 2.4, 6),
-    (1, "openvino", "int8", 1.0, 2.4, 1),
+@pytest.mark.parametrize("cores, runtime, precision, amx, passes, megabytes, workers", [
+    (2, "openvino", "int8", False, 1.5, 2.4, 2),  # measured: 9.1 photos/s with 2 decoders, 6.8 with 1 (docs/performance.md)
+    (2, "openvino", "int8", False, 3.0, 2.4, 1),  # every photo taught with 2 views: 1 decoder was the faster
+    (2, "openvino", "int8", False, 2.0, 0.1, 1),  # small photos, each taught: measured slower with 2 in the window
+    (2, "openvino", "bf16", False, 2.0, 2.4, 1),
+    (2, "openvino", "bf16", True, 2.0, 2.4, 2),  # measured, 1,000 photos: 79-83 s with 2 decoders, 102-105 s with 1
+    (2, "openvino", "bf16", True, 3.0, 2.4, 2),
+    (2, "torch", "fp32", True, 1.0, 2.4, 1),  # fp32 does not run on the tiles
+    (2, "torch", "fp32", False, 1.0, 2.4, 1),
+    (8, "openvino", "int8", False, 1.0, 2.4, 6),
+    (1, "openvino", "int8", False, 1.0, 2.4, 1),
 ])
-def test_decoders_follow_what_the_model_costs_a_photo(cores, runtime, precision, passes, megabytes, workers):
+def test_decoders_follow_what_the_model_costs_a_photo(cores, runtime, precision, amx, passes, megabytes, workers):
     """With the forward pass's cost known, decoding gets the cores it takes, rounded up: with OpenVINO int8 a
-    12 MP photo's decode costs about 3 of its forward passes, and a model left waiting for photos idles its core."""
-    forward = forward_cpu_ms("dinov2-s14", runtime, precision)
+    12 MP photo's decode costs about 3 of its forward passes, and a model left waiting for photos idles its core.
+    On AMX tiles OpenVINO's passes cost half as much, and the decoders need more of the cores."""
+    forward = forward_cpu_ms("dinov2-s14", runtime, precision, amx=amx)
     plan = plan_resources("cpu", cores, forward_ms=forward, passes=passes, photo_bytes=megabytes * 1e6)
     assert plan.decode_workers == workers
     assert plan.model_threads == plan_resources("cpu", cores).model_threads  # set when the model loads

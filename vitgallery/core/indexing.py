@@ -31,7 +31,7 @@ from vitgallery.core.imageio import SUPPORTED_EXTENSIONS, DecodedPhoto, Teaching
 from vitgallery.core.index_cache import IndexCache
 from vitgallery.core.models import Embedder, signature_change
 from vitgallery.core.own_copies import own_copy_pairs
-from vitgallery.core.pipeline import DecodeJob, decode_all, failure_may_pass, forward_cpu_ms, plan_resources
+from vitgallery.core.pipeline import DecodeJob, decode_all, failure_may_pass, plan_resources
 from vitgallery.core.preprocess import teaching_views_per_photo
 from vitgallery.core.scan import (
     FoundFile,
@@ -510,7 +510,7 @@ class IndexRun:
         views = teaching_views_per_photo(min(WHITENING_SAMPLE, self.store.count_files() + len(files)))
         if decode_workers is None:  # as many decoders as keep the model busy, its passes counted
             decode_workers = plan_resources(
-                embedder.device.type, forward_ms=forward_cpu_ms(embedder.model_id, embedder.runtime, embedder.precision),
+                embedder.device.type, forward_ms=embedder.forward_cpu_ms,
                 passes=1 + views * len(teaching) / max(1, len(files)),
                 photo_bytes=sum(f.size for f in files) / max(1, len(files))).decode_workers
         jobs = (DecodeJob(f, self.root / f.path, teaching=Teaching(_teaching_seed(f.path), views)

@@ -686,6 +686,13 @@ class Embedder:
         return self.spec.input_size
 
     @property
+    def forward_cpu_ms(self) -> float | None:
+        """A forward pass's CPU time on one core where it was measured for this CPU (pipeline.forward_cpu_ms)."""
+        from vitgallery.core.pipeline import forward_cpu_ms
+
+        return forward_cpu_ms(self.model_id, self.runtime, self.precision, amx=cpu_has_amx())
+
+    @property
     def dim(self) -> int:
         return self.spec.dim
 

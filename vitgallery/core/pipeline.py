@@ -106,13 +106,21 @@ DECODE_CPU_MS_PER_MB = 19.0
 # process's own work per photo.
 FORWARD_CPU_MS = {("openvino", "int8"): 45.0, ("openvino", "bf16"): 70.0, ("torch", "int8"): 77.0,
                   ("torch", "bf16"): 92.0, ("torch", "fp32"): 157.0}
+# On a CPU with AMX (Intel's matrix tiles) bf16 and OpenVINO's int8 run on the tiles. Measured on one
+# (bench/index_limit.py: OpenVINO bf16 21 ms, its int8 26, torch bf16 26) and put in the units above by its
+# decode and torch fp32, both 1.6 x as fast there.
+FORWARD_CPU_MS_AMX = {**FORWARD_CPU_MS, ("openvino", "int8"): 41.0, ("openvino", "bf16"): 34.0,
+                      ("torch", "bf16"): 41.0}
 FORWARD_MODEL = "dinov2-s14"
 MODEL_PROCESS_CPU_MS = 20.0  # storing, indexing, passing the decoded photo
 
 
-def forward_cpu_ms(model_id: str, runtime: str, precision: str) -> float | None:
-    """A forward pass's CPU time on one core where it was measured (FORWARD_CPU_MS), else None."""
-    return FORWARD_CPU_MS.get((runtime, precision)) if model_id == FORWARD_MODEL else None
+def forward_cpu_ms(model_id: str, runtime: str, precision: str, *, amx: bool = False) -> float | None:
+    """A forward pass's CPU time on one core where it was measured (FORWARD_CPU_MS, or FORWARD_CPU_MS_AMX
+    on a CPU with AMX), else None."""
+    if model_id != FORWARD_MODEL:
+        return None
+    return (FORWARD_CPU_MS_AMX if amx else FORWARD_CPU_MS).get((runtime, precision))
 
 
 def plan_resources(device_type: str = "cpu", cores: int | None = None, *, forward_ms: float | None = None,
