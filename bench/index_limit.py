@@ -205,8 +205,12 @@ def main() -> int:
         fp32_rates.append(model_only_rate(embedders["torch fp32"], pixels, cores))
     fp32_rate = statistics.mean(fp32_rates)
 
-    print(f"\n{len(paths)} photos of {sum(p.stat().st_size for p in paths) / len(paths) / 1e6:.1f} MB in {a.corpus}, "
-          f"{cores} cores, plan {plan_resources('cpu')}; load average {os.getloadavg()[0]:.1f} at the end")
+    photo_bytes = sum(p.stat().st_size for p in paths) / len(paths)
+    # the plan Library.index makes for this run (IndexRun._embed): decoders from the model's cost and passes
+    plan = plan_resources("cpu", forward_ms=chosen.forward_cpu_ms, passes=1 + views * taught / len(paths),
+                          photo_bytes=photo_bytes)
+    print(f"\n{len(paths)} photos of {photo_bytes / 1e6:.1f} MB in {a.corpus}, "
+          f"{cores} cores, plan {plan}; load average {os.getloadavg()[0]:.1f} at the end")
     print("\nCPU ms per photo, one core:")
     for name, ms in stages.items():
         print(f"  {name:<44}{ms:>8.1f}")
