@@ -7,7 +7,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+
+import pytest
 
 from tests.reliability import crashing_decoder
 from tests.reliability.support import add_photos, counting_embedder
@@ -66,11 +70,12 @@ def test_photos_whose_worker_was_killed_are_retried_not_blamed(tmp_path, monkeyp
     lib.close()
 
 
-def test_a_pool_broken_while_the_first_jobs_are_handed_out_loses_no_photo(tmp_path, monkeypatch):
+@pytest.mark.parametrize("failure", [BrokenProcessPool("a worker died"), OSError("handle is closed")],
+                         ids=["broken", "queue-closed"])
+def test_a_pool_broken_while_the_first_jobs_are_handed_out_loses_no_photo(tmp_path, monkeypatch, failure):
     """A worker killed before the first jobs were all handed out breaks the pool at the next hand-out
-    (it was an unhandled BrokenProcessPool): those jobs are decoded as the ones running then are."""
-    from concurrent.futures.process import BrokenProcessPool
-
+    (it was an unhandled BrokenProcessPool; Python 3.11 raises OSError instead when that hand-out starts a
+    worker as the pool closes its queue): those jobs are decoded as the ones running then are."""
     from vitgallery.core.pipeline import DecodeJob, decode_all
 
     paths = add_photos(tmp_path / "photos", range(6))
@@ -83,7 +88,7 @@ def test_a_pool_broken_while_the_first_jobs_are_handed_out_loses_no_photo(tmp_pa
         def submit(self, *args):
             self.handed_out += 1
             if self.handed_out > 1:
-                raise BrokenProcessPool("a worker died")
+                raise failure
             return self.pool.submit(*args)
 
         def shutdown(self, **kwargs) -> None:
@@ -97,3 +102,18 @@ def test_a_pool_broken_while_the_first_jobs_are_handed_out_loses_no_photo(tmp_pa
     outcomes = list(decode_all([DecodeJob(p, p) for p in paths], 32, workers=1))
     assert [o.job.path for o in outcomes] == paths and all(o.error is None for o in outcomes)
     assert len(made) == 2, "the rest went to a fresh pool"
+
+
+def test_a_broken_pool_is_ended_with_every_worker_it_started():
+    """When a worker dies, Python 3.11's pool ends the workers it knows of, but misses one that a submit was
+    starting at that moment: that worker waited for work forever, and the pool's thread, waiting for it,
+    kept the process from exiting. decode_all ends a broken pool with every worker it started killed, so
+    its thread ends even where a worker would not have (here: busy for a minute)."""
+    pool = pipeline._new_pool(2)
+    busy = [pool.submit(time.sleep, 60) for _ in range(2)]
+    workers, thread = list(pool._processes.values()), pool._executor_manager_thread
+    pipeline._end_broken(pool)
+    thread.join(20)
+    assert not thread.is_alive(), "the pool's thread still waits for its workers"
+    assert not any(worker.is_alive() for worker in workers)
+    assert all(isinstance(future.exception(), BrokenProcessPool) for future in busy)
