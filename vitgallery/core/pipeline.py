@@ -236,9 +236,9 @@ def decode_all(jobs: Iterable[DecodeJob], size: int, *, workers: int | None = No
 def _end_broken(pool: ProcessPoolExecutor) -> None:
     """Shut a broken pool down, its workers killed first. When a worker dies, Python 3.11's pool ends the
     workers it knows of, but one that a submit was starting at that moment is missed: it waits for work
-    forever, and the pool's thread, waiting for it, keeps this process from exiting (a process breaking
-    10 pools, its workers killed as the OOM killer does, hung at exit 4 times in 27). No submit runs while
-    this does, so every worker the pool started is in its table now."""
+    forever, and the pool's thread, waiting for it, keeps this process from exiting (2 of 30 processes that
+    each broke 10 pools, their workers killed as the OOM killer does: docs/benchmarks.md, stop 53). No
+    submit runs while this does, so every worker the pool started is in its table now."""
     for worker in list((getattr(pool, "_processes", None) or {}).values()):
         worker.kill()
     pool.shutdown(wait=False, cancel_futures=True)
@@ -248,8 +248,8 @@ def _submit(pool: ProcessPoolExecutor, job: DecodeJob, size: int) -> Future:
     """The pool's future for decoding `job`. A worker that died while jobs were still being handed out
     breaks the pool at once: the job's future then fails as the running ones do, and decode_all deals
     with it the same way. Python 3.11 may also fail the hand-out with OSError ("handle is closed") when it
-    starts a worker just as the pool breaks and closes its queue: the same case. An OSError that is not
-    (no process can be started) comes back from the job's decode in a process of its own."""
+    starts a worker just as the pool breaks and closes its queue: the same case. An OSError of another
+    cause (no process can be started at all) is raised again by the job's decode in a process of its own."""
     try:
         return pool.submit(decode_one, job, size)
     except (BrokenProcessPool, OSError) as exc:
