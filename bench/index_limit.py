@@ -23,6 +23,7 @@ the CPU-time columns ("if the cores were ours") are what the same work would tak
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import os
 import resource
@@ -56,7 +57,7 @@ from vitgallery.core.scan import fingerprint_bytes
 if __name__ != "__mp_main__":
     import torch
 
-    from vitgallery.core.indexing import WHITENING_SAMPLE, IndexProgress
+    from vitgallery.core.indexing import WHITENING_SAMPLE, IndexProgress, planned_decoders
     from vitgallery.core.library import Library
     from vitgallery.core.models import DEFAULT_MODEL, Embedder, load_embedder
 
@@ -206,9 +207,8 @@ def main() -> int:
     fp32_rate = statistics.mean(fp32_rates)
 
     photo_bytes = sum(p.stat().st_size for p in paths) / len(paths)
-    # the plan Library.index makes for this run (IndexRun._embed): decoders from the model's cost and passes
-    plan = plan_resources("cpu", forward_ms=chosen.forward_cpu_ms, passes=1 + views * taught / len(paths),
-                          photo_bytes=photo_bytes)
+    plan = dataclasses.replace(plan_resources("cpu"),  # with the decoders Library.index plans for this run
+                               decode_workers=planned_decoders(chosen, len(paths), taught, views, photo_bytes))
     print(f"\n{len(paths)} photos of {photo_bytes / 1e6:.1f} MB in {a.corpus}, "
           f"{cores} cores, plan {plan}; load average {os.getloadavg()[0]:.1f} at the end")
     print("\nCPU ms per photo, one core:")

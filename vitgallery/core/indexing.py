@@ -508,11 +508,9 @@ class IndexRun:
                 last_save = time.monotonic()
 
         views = teaching_views_per_photo(min(WHITENING_SAMPLE, self.store.count_files() + len(files)))
-        if decode_workers is None:  # as many decoders as keep the model busy, its passes counted
-            decode_workers = plan_resources(
-                embedder.device.type, forward_ms=embedder.forward_cpu_ms,
-                passes=1 + views * len(teaching) / max(1, len(files)),
-                photo_bytes=sum(f.size for f in files) / max(1, len(files))).decode_workers
+        if decode_workers is None:
+            decode_workers = planned_decoders(embedder, len(files), len(teaching), views,
+                                              sum(f.size for f in files) / max(1, len(files)))
         jobs = (DecodeJob(f, self.root / f.path, teaching=Teaching(_teaching_seed(f.path), views)
                           if f.path in teaching else None) for f in files)
         for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,
@@ -637,6 +635,13 @@ class IndexRun:
         if self.cancel.is_set():
             self.summary.cancelled = True
         return self.cancel.is_set()
+
+
+def planned_decoders(embedder: Embedder, photos: int, taught: int, views: int, photo_bytes: float) -> int:
+    """The decode workers an index run of `photos` (`taught` of them with `views` teaching views each) plans:
+    as many as keep the model busy, its passes counted."""
+    return plan_resources(embedder.device.type, forward_ms=embedder.forward_cpu_ms,
+                          passes=1 + views * taught / max(1, photos), photo_bytes=photo_bytes).decode_workers
 
 
 def _teaching_seed(path: str) -> int:

@@ -252,13 +252,14 @@ def _submit(pool: ProcessPoolExecutor, job: DecodeJob, size: int) -> Future:
     cause (no process can be started at all) is raised again by the job's decode in a process of its own."""
     try:
         return pool.submit(decode_one, job, size)
-    except (BrokenProcessPool, OSError) as exc:
-        broken: Future = Future()
-        if not isinstance(exc, BrokenProcessPool):
-            cause, exc = exc, BrokenProcessPool(f"a decode worker could not be started: {exc}")
-            exc.__cause__ = cause
-        broken.set_exception(exc)
-        return broken
+    except BrokenProcessPool as exc:
+        failure = exc
+    except OSError as exc:
+        failure = BrokenProcessPool(f"a decode worker could not be started: {exc}")
+        failure.__cause__ = exc
+    broken: Future = Future()
+    broken.set_exception(failure)
+    return broken
 
 
 def _decode_isolated(job: DecodeJob, size: int) -> DecodeOutcome:
