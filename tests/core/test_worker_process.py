@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import operator
 import os
+import signal
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from vitgallery.core.pipeline import WorkCancelled, WorkerProcess
+from vitgallery.core.pipeline import WorkCancelled, WorkerDied, WorkerProcess
 
 
 def test_work_runs_there_and_its_errors_are_raised_here():
@@ -40,11 +41,7 @@ def test_a_cancel_while_it_prepares_ends_it_on_leaving(tmp_path):
     cancel = threading.Event()
     pid_file = tmp_path / "pid"
     with WorkerProcess(prepare=functools.partial(_slow_preparation, pid_file), cancel=cancel):
-        for _ in range(200):
-            if pid_file.exists() and pid_file.read_text():
-                break
-            time.sleep(0.05)
-        pid = int(pid_file.read_text())
+        pid = _pid_from(pid_file)
         cancel.set()
     _wait_until_gone(pid)
 
@@ -54,9 +51,35 @@ def test_a_worker_that_dies_says_so():
         worker.run(os._exit, 3)
 
 
+@pytest.mark.parametrize("killed", ["before its work is sent", "with its work unread"])
+def test_a_worker_killed_before_it_reads_its_work_says_so(tmp_path, killed):
+    """Killed from outside (the OOM killer, say) while it prepares: its end of the connection is gone
+    (sending fails) or reset with the work unread in it (receiving fails). Either way the caller learns
+    that the worker died, as it does of one killed while it works."""
+    pid_file = tmp_path / "pid"
+    with WorkerProcess(prepare=functools.partial(_slow_preparation, pid_file)) as worker:
+        pid = _pid_from(pid_file)
+        if killed == "before its work is sent":
+            os.kill(pid, signal.SIGKILL)
+            _wait_until_gone(pid)
+        else:
+            threading.Timer(0.3, os.kill, (pid, signal.SIGKILL)).start()
+        with pytest.raises(WorkerDied) as died:
+            worker.run(os.getpid)
+    assert died.value.exitcode == -signal.SIGKILL
+
+
 def test_a_failed_preparation_does_not_stop_the_work():
     with WorkerProcess(prepare=_failing_preparation) as worker:
         assert worker.run(operator.mul, 6, 7) == 42
+
+
+def _pid_from(pid_file: Path) -> int:
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            return int(pid_file.read_text())
+        time.sleep(0.05)
+    pytest.fail("the worker never started its preparation")
 
 
 def _wait_until_gone(pid: int) -> None:

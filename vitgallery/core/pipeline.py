@@ -310,21 +310,30 @@ class WorkerProcess:
         """`function(*args)` run there: its result, or its exception raised here (WorkerDied where the
         process died)."""
         name = getattr(function, "__name__", repr(function))
-        if not self._cancelled():
-            self._connection.send((function, args))
+        try:
+            if not self._cancelled():
+                self._connection.send((function, args))
+            answer = self._answer()
+        # Its end closed (EOF), or gone before it took the work (a broken pipe, or a reset with the work
+        # unread): killed from outside while it prepared, say.
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            self._process.join(1)
+            raise WorkerDied(f"the worker process ended (exit code {self._process.exitcode}) "
+                             f"while running {name}", self._process.exitcode) from None
+        if answer is None:
+            self._process.kill()
+            raise WorkCancelled(name)
+        done, value = answer
+        if done:
+            return value
+        raise value
+
+    def _answer(self) -> tuple[bool, object] | None:
+        """The worker's (done, result or exception); None once cancelled."""
         while not self._cancelled():
             if self._connection.poll(CANCEL_POLL_S):
-                try:
-                    done, value = self._connection.recv()
-                except EOFError:
-                    self._process.join(1)
-                    raise WorkerDied(f"the worker process ended (exit code {self._process.exitcode}) "
-                                     f"while running {name}", self._process.exitcode) from None
-                if done:
-                    return value
-                raise value
-        self._process.kill()
-        raise WorkCancelled(name)
+                return self._connection.recv()
+        return None
 
     def _cancelled(self) -> bool:
         return self._cancel is not None and self._cancel.is_set()
