@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -117,3 +118,19 @@ def test_a_broken_pool_is_ended_with_every_worker_it_started():
     assert not thread.is_alive(), "the pool's thread still waits for its workers"
     assert not any(worker.is_alive() for worker in workers)
     assert all(isinstance(future.exception(), BrokenProcessPool) for future in busy)
+
+
+def test_a_run_cancelled_as_its_pool_breaks_ends_without_waiting_for_a_worker(tmp_path, monkeypatch):
+    """The same missed worker can meet a cancel: the caller stops reading decode_all before it learns that
+    the pool broke. The pool is then ended as a broken one, its workers killed, not shut down waiting for
+    each. A worker the pool's SIGTERM cannot end stands for the missed one here."""
+    from vitgallery.core.pipeline import DecodeJob, decode_all
+
+    monkeypatch.setattr(pipeline, "decode_one", crashing_decoder.stuck_or_dead)
+    outcomes = decode_all([DecodeJob(name, tmp_path / name) for name in ("quick", "stuck", "die")], 32, workers=2)
+    assert next(outcomes).job.key == "quick"
+    time.sleep(2)  # "die" has died, "stuck" runs on: the pool is broken
+    closing = threading.Thread(target=outcomes.close, daemon=True)
+    closing.start()
+    closing.join(15)
+    assert not closing.is_alive(), "closing decode_all waits for the worker the broken pool could not end"

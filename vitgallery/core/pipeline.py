@@ -230,7 +230,11 @@ def decode_all(jobs: Iterable[DecodeJob], size: int, *, workers: int | None = No
             if next_job is not None:
                 pending.append((next_job, _submit(pool, next_job, size)))
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # A caller that stops early (a cancel) may not have learnt yet that the pool broke.
+        if getattr(pool, "_broken", False):
+            _end_broken(pool)
+        else:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _end_broken(pool: ProcessPoolExecutor) -> None:
