@@ -4,6 +4,7 @@ outside (the OOM killer's SIGKILL). A decoder that crashes on a file again and a
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ import pytest
 from tests.reliability import crashing_decoder
 from tests.reliability.support import add_photos, counting_embedder
 from vitgallery.core import pipeline
+from vitgallery.core.errors import LibraryError
 from vitgallery.core.library import Library
 from vitgallery.core.pipeline import CRASHED_DECODER, WORKER_KILLED
 
@@ -134,3 +136,31 @@ def test_a_run_cancelled_as_its_pool_breaks_ends_without_waiting_for_a_worker(tm
     closing.start()
     closing.join(15)
     assert not closing.is_alive(), "closing decode_all waits for the worker the broken pool could not end"
+
+
+def test_no_process_to_decode_in_stops_the_run_with_a_message_and_loses_nothing(tmp_path, monkeypatch):
+    """Memory short enough for the OOM killer to end a decoder may also leave none to start another: the
+    file it was decoding is then tried in a process of its own, which cannot start either. The run stops
+    saying so, the photos indexed before are kept, and the next run does the rest."""
+    root = tmp_path / "photos"
+    add_photos(root, range(10))
+    add_photos(root, range(50, 51), prefix=crashing_decoder.KILL_MARK)
+    monkeypatch.setattr(pipeline, "decode_one", crashing_decoder.decode_or_get_killed)
+    pressure = crashing_decoder.kill_switch(root / "x.jpg")
+    pressure.touch()
+
+    def no_memory(*args, **kwargs):
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    with monkeypatch.context() as memory_short:
+        memory_short.setattr(pipeline, "WorkerProcess", no_memory)
+        lib = Library.open(root, tmp_path / "library")
+        with pytest.raises(LibraryError, match="no process could be started to decode photos.*Cannot allocate memory"):
+            lib.index(counting_embedder(), decode_workers=2, batch_size=4)
+        lib.close()
+
+    pressure.unlink()
+    lib = Library.open(root, tmp_path / "library")
+    summary = lib.index(counting_embedder(), decode_workers=2, batch_size=4)
+    assert summary.skipped == 0 and lib.store.count_files() == 11
+    lib.close()

@@ -36,6 +36,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from vitgallery.core.errors import LibraryError
 from vitgallery.core.imageio import (
     AVIF_SUPPORT_MISSING,
     FILE_VANISHED,
@@ -253,7 +254,8 @@ def _submit(pool: ProcessPoolExecutor, job: DecodeJob, size: int) -> Future:
     breaks the pool at once: the job's future then fails as the running ones do, and decode_all deals
     with it the same way. Python 3.11 may also fail the hand-out with OSError ("handle is closed") when it
     starts a worker just as the pool breaks and closes its queue: the same case. An OSError of another
-    cause (no process can be started at all) is raised again by the job's decode in a process of its own."""
+    cause (no process can be started at all) is met again by the job's process of its own, which then
+    stops the run (_decode_isolated)."""
     try:
         return pool.submit(decode_one, job, size)
     except BrokenProcessPool as exc:
@@ -268,9 +270,16 @@ def _submit(pool: ProcessPoolExecutor, job: DecodeJob, size: int) -> Future:
 
 def _decode_isolated(job: DecodeJob, size: int) -> DecodeOutcome:
     """One file in a process of its own: tells a file that crashes the decoder from its innocent
-    neighbours, and from a process killed from outside (by the OOM killer, say)."""
+    neighbours, and from a process killed from outside (by the OOM killer, say). Where no process can be
+    started at all, the run stops with a LibraryError: every file after would meet the same."""
     try:
-        with WorkerProcess() as worker:
+        worker = WorkerProcess()
+    # EOFError: the fork server could not fork and ended.
+    except (OSError, EOFError) as exc:
+        raise LibraryError(f"no process could be started to decode photos ({exc or type(exc).__name__}): "
+                           "the photos indexed so far are kept; index again once memory is free") from exc
+    try:
+        with worker:
             # decode_one is passed as it is bound now, as the pool's submit does (tests swap it).
             return DecodeOutcome(job, *worker.run(decode_one, job, size))
     except WorkerDied as exc:
