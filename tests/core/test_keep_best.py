@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter, ImageOps
+from PIL import ExifTags, Image, ImageFilter, ImageOps
 
 from tests.photos import make_photo
 from vitgallery.core.duplicates import DuplicateMember, KeepRule, PhotoQuality, choose_keeper, scan_duplicates
@@ -114,6 +114,29 @@ def test_a_large_photo_is_measured_as_its_whole_pixels_are(tmp_path):
     centre = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)[top:top + 1024, left:left + 1024].astype(np.float32)
     assert (measured.fine_detail, measured.blockiness) == (fine_detail(centre), blockiness(centre))
     assert not measured.grey
+
+
+@pytest.mark.parametrize("orientation", [3, 5, 6, 8])
+def test_a_photo_stored_turned_measures_as_it_is_shown(tmp_path, orientation):
+    """measure_quality leaves the pixels as stored (turning a 12 MP photo upright cost 43 ms): each measure
+    of them is that of the upright photo, the central part taken a few pixels apart at most."""
+    upright = make_photo(4, (1800, 1300)).rotate(9, resample=Image.BICUBIC, expand=True, fillcolor=(0, 0, 0))
+    undo = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
+            8: Image.Transpose.ROTATE_270}[orientation]
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    upright.transpose(undo).save(tmp_path / "turned.jpg", quality=60, exif=exif.tobytes())
+    measured = measure_quality(tmp_path / "turned.jpg")
+
+    pixels = np.asarray(open_image(tmp_path / "turned.jpg"))
+    h, w = pixels.shape[:2]
+    assert (w, h) == upright.size
+    small = cv2.resize(pixels, (512, round(h * 512 / w)), interpolation=cv2.INTER_AREA)
+    assert measured.frame > 0.05 and measured.frame == pytest.approx(frame_share(small), abs=0.01)
+    top, left = (h - 1024) // 2 // 8 * 8, (w - 1024) // 2 // 8 * 8
+    centre = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)[top:top + 1024, left:left + 1024].astype(np.float32)
+    assert measured.fine_detail == pytest.approx(fine_detail(centre), rel=0.03)
+    assert measured.blockiness == pytest.approx(blockiness(centre), rel=0.03)
 
 
 def member(name: str, width: int, height: int, *, jpeg_quality: int | None = 90, mtime_ns: int = 0) -> DuplicateMember:

@@ -213,14 +213,16 @@ def route_pillow_warnings() -> None:
     warnings.showwarning = show
 
 
-def open_image(source: Source, *, draft_size: int | None = None) -> Image.Image:
+def open_image(source: Source, *, draft_size: int | None = None, oriented: bool = True) -> Image.Image:
     """Decode a photo into a fully loaded 8-bit RGB image, EXIF orientation applied.
 
     `draft_size` lets the JPEG decoder scale down by 1/2, 1/4 or 1/8 while keeping both sides
-    at least `draft_size` pixels: much faster when only a small image is needed.
+    at least `draft_size` pixels: much faster when only a small image is needed. `oriented=False`
+    leaves the pixels as stored, for what does not depend on a quarter turn or a mirror: turning a
+    whole 12 MP photo costs about 43 ms.
     Raises DecodeError for anything that is not a decodable photo.
     """
-    return _decode(source, draft_size).image
+    return _decode(source, draft_size, oriented=oriented).image
 
 
 def squeeze_to_model(image: Image.Image, size: int) -> np.ndarray:
@@ -375,7 +377,7 @@ def sharpness(image: Image.Image) -> float:
     return float(laplacian.var(dtype=np.float64))
 
 
-def _decode(source: Source, draft_size: int | None) -> _Decoded:
+def _decode(source: Source, draft_size: int | None, *, oriented: bool = True) -> _Decoded:
     with _opened(source) as (image, label, file_size):
         width, height = image.size
         pixels = width * height
@@ -396,7 +398,7 @@ def _decode(source: Source, draft_size: int | None) -> _Decoded:
         except Exception as exc:
             raise DecodeError(_load_failure_reason(exc, label, (width, height))) from exc
     orientation = _orientation(exif)
-    if orientation in _ORIENTATION_TRANSPOSE:
+    if oriented and orientation in _ORIENTATION_TRANSPOSE:
         rgb = rgb.transpose(_ORIENTATION_TRANSPOSE[orientation])
         if orientation in _ORIENTATIONS_SWAPPING_SIDES:
             width, height = height, width
