@@ -128,10 +128,15 @@ def test_a_run_cancelled_as_its_pool_breaks_ends_without_waiting_for_a_worker(tm
     each. A worker the pool's SIGTERM cannot end stands for the missed one here."""
     from vitgallery.core.pipeline import DecodeJob, decode_all
 
+    make_pool, made = pipeline._new_pool, []
+    monkeypatch.setattr(pipeline, "_new_pool", lambda workers: made.append(make_pool(workers)) or made[-1])
     monkeypatch.setattr(pipeline, "decode_one", crashing_decoder.stuck_or_dead)
     outcomes = decode_all([DecodeJob(name, tmp_path / name) for name in ("quick", "stuck", "die")], 32, workers=2)
     assert next(outcomes).job.key == "quick"
-    time.sleep(2)  # "die" has died, "stuck" runs on: the pool is broken
+    for _ in range(200):  # until "die" has died and the pool knows it; "stuck" runs on
+        if made[0]._broken:
+            break
+        time.sleep(0.1)
     closing = threading.Thread(target=outcomes.close, daemon=True)
     closing.start()
     closing.join(15)

@@ -277,7 +277,7 @@ def _decode_isolated(job: DecodeJob, size: int) -> DecodeOutcome:
     # EOFError: the fork server could not fork and ended.
     except (OSError, EOFError) as exc:
         raise LibraryError(f"no process could be started to decode photos ({exc or type(exc).__name__}): "
-                           "the photos indexed so far are kept; index again once memory is free") from exc
+                           "the photos indexed so far are kept; close other programs and index again") from exc
     try:
         with worker:
             # decode_one is passed as it is bound now, as the pool's submit does (tests swap it).
