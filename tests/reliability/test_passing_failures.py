@@ -52,13 +52,20 @@ def test_a_file_unreadable_until_chmod_is_indexed_on_the_next_run(tmp_path, cli)
         shutil.rmtree(shared)
 
 
-def test_photos_whose_worker_was_killed_are_retried_not_blamed(tmp_path, monkeypatch):
+def photos_under_memory_pressure(tmp_path: Path, monkeypatch, doomed: int) -> tuple[Path, Path]:
+    """10 photos and `doomed` more whose decode gets its worker killed, as the OOM killer does, while the
+    switch (returned with the folder) exists."""
     root = tmp_path / "photos"
     add_photos(root, range(10))
-    add_photos(root, range(50, 53), prefix=crashing_decoder.KILL_MARK)
+    add_photos(root, range(50, 50 + doomed), prefix=crashing_decoder.KILL_MARK)
     monkeypatch.setattr(pipeline, "decode_one", crashing_decoder.decode_or_get_killed)
     pressure = crashing_decoder.kill_switch(root / "x.jpg")
     pressure.touch()
+    return root, pressure
+
+
+def test_photos_whose_worker_was_killed_are_retried_not_blamed(tmp_path, monkeypatch):
+    root, pressure = photos_under_memory_pressure(tmp_path, monkeypatch, doomed=3)
 
     lib = Library.open(root, tmp_path / "library")
     summary = lib.index(counting_embedder(), decode_workers=2, batch_size=4)
@@ -147,12 +154,7 @@ def test_no_process_to_decode_in_stops_the_run_with_a_message_and_loses_nothing(
     """Memory short enough for the OOM killer to end a decoder may also leave none to start another: the
     file it was decoding is then tried in a process of its own, which cannot start either. The run stops
     saying so, the photos indexed before are kept, and the next run does the rest."""
-    root = tmp_path / "photos"
-    add_photos(root, range(10))
-    add_photos(root, range(50, 51), prefix=crashing_decoder.KILL_MARK)
-    monkeypatch.setattr(pipeline, "decode_one", crashing_decoder.decode_or_get_killed)
-    pressure = crashing_decoder.kill_switch(root / "x.jpg")
-    pressure.touch()
+    root, pressure = photos_under_memory_pressure(tmp_path, monkeypatch, doomed=1)
 
     def no_memory(*args, **kwargs):
         raise OSError(errno.ENOMEM, "Cannot allocate memory")
