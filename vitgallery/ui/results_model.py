@@ -400,9 +400,6 @@ class PhotoListModel(QAbstractListModel):
         if self._sort is SortOrder.LIKENESS:
             self.set_tiles(self._all)
 
-    def has_likeness_order(self) -> bool:
-        return bool(self._likeness)
-
     def _update_rows(self) -> None:
         rows = self._shown_rows()
         if self._sort is SortOrder.RANK and rows[: len(self._rows)] == self._rows[: len(rows)]:

@@ -390,9 +390,6 @@ class SearchPage(QWidget):
     def current(self) -> Visit | None:
         return self._history[self._at] if 0 <= self._at < len(self._history) else None
 
-    def has_query(self) -> bool:
-        return self.current is not None
-
     def search(self, source: QuerySource) -> None:
         """Search with a dropped, pasted or opened image; a URL is downloaded first."""
         if source.url is not None:
