@@ -558,6 +558,30 @@ def test_a_drive_of_its_own_under_the_photo_folder_still_gets_its_own_trash(tmp_
     assert trash.original_path(entry) == photo and trash.is_trash_entry(entry)
 
 
+def test_a_photo_folder_linked_to_another_drive_is_trashed_as_that_drive_sees_it_and_put_back(photos, store, tmp_path, monkeypatch):
+    # ~/Pictures -> /mnt/data/Pictures: the drive's trash takes the files, and its .trashinfo paths are
+    # relative to the drive's top without climbing out of it with ".." (which the undo did not recognise)
+    top = tmp_path / "drive"
+    top.mkdir()
+    real = top / "Pictures"
+    photos.rename(real)
+    photos.symlink_to(real)
+    monkeypatch.setattr(trash, "_device", lambda path: 1 if Path(os.path.realpath(path)).is_relative_to(top) else 2)
+    monkeypatch.setattr(trash, "_mount_point", lambda path: top)
+    place = ActionPlace(store, photos)
+    before = tree(real)
+    report = move_to_trash(place, selections(photos))
+    info = top / f".Trash-{os.getuid()}" / "info"
+    assert sorted(line for entry in info.iterdir() for line in entry.read_text().splitlines() if line.startswith("Path=")) == [
+        "Path=Pictures/a/one_copy.jpg", "Path=Pictures/b/one.jpg", "Path=Pictures/b/two_small.jpg"]
+    # an entry written the old way, through the link, is still recognised as the file's own
+    (info / "one.jpg.trashinfo").write_text((info / "one.jpg.trashinfo").read_text().replace(
+        "Path=Pictures/", f"Path={os.path.relpath(photos, top)}/"))
+    restored = undo(place, report.action_id)
+    assert len(restored.done) == 3 and not restored.problems
+    assert tree(real) == before and list(info.iterdir()) == []
+
+
 # -- the registry ----------------------------------------------------------------------------------
 
 def test_each_action_says_what_it_will_do_with_the_counts(photos):

@@ -651,7 +651,7 @@ def _settled_restore(place: ActionPlace, item: ActionItemRow) -> str:
         return DONE
     if item.trash_info and destination is not None and not os.path.lexists(destination):
         entry = trash.TrashEntry(destination, Path(item.trash_info))
-        if trash.is_trash_entry(entry) and trash.original_path(entry) == Path(item.source):
+        if trash.is_trash_entry(entry) and trash.came_from(entry, Path(item.source)):
             entry.info.unlink(missing_ok=True)
     return RESTORED
 
@@ -731,7 +731,7 @@ def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow,
             place.store.set_action_item_state(item.id, RESTORED)
             return BACK_BY_HAND
         return "no longer in the trash" if entry else "no longer in the folder it was moved to"
-    if entry is not None and trash.original_path(entry) != Path(item.source):  # as the trash wrote it then
+    if entry is not None and not trash.came_from(entry, Path(item.source)):  # as the trash wrote it then
         return "the trash entry was replaced by another file"
     place.store.set_action_item_state(item.id, RESTORING)
     try:

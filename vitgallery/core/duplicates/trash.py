@@ -100,7 +100,9 @@ def reserve(path: Path, photo_root: Path | None = None) -> TrashEntry:
     files, info = trash / "files", trash / "info"
     files.mkdir(mode=0o700, parents=True, exist_ok=True)
     info.mkdir(mode=0o700, parents=True, exist_ok=True)
-    original = str(path) if topdir is None else os.path.relpath(path, topdir)
+    # relative to the drive's top as the drive sees it: through a linked folder (~/Pictures -> /mnt/data/...)
+    # the path as given would climb out of the top with ".."
+    original = str(path) if topdir is None else os.path.relpath(_on_its_drive(path), topdir)
     # The spec's Path is the name's bytes, URL-escaped: any name the system allows, UTF-8 or not.
     record = (f"[Trash Info]\nPath={quote(os.fsencode(original))}\n"
               f"DeletionDate={datetime.now().strftime('%Y-%m-%dT%H:%M:%S')}\n")
@@ -128,6 +130,11 @@ def reserve(path: Path, photo_root: Path | None = None) -> TrashEntry:
         os.unlink(info_file)
         raise
     return TrashEntry(files / name, info_file)
+
+
+def _on_its_drive(path: Path) -> Path:
+    """`path` with the links of its folders followed (not of the file: a link is trashed as itself)."""
+    return Path(os.path.realpath(path.parent)) / path.name
 
 
 def commit(path: Path, entry: TrashEntry) -> None:
@@ -178,5 +185,11 @@ def original_path(entry: TrashEntry) -> Path | None:
             # files/NAME inside TRASH inside topdir (topdir/.Trash-uid or topdir/.Trash/uid)
             trash = entry.file.parent.parent
             topdir = trash.parent.parent if trash.parent.name == ".Trash" else trash.parent
-            return topdir / original
+            # normalised: entries written before _on_its_drive climbed through a linked folder with ".."
+            return Path(os.path.normpath(topdir / original))
     return None
+
+
+def came_from(entry: TrashEntry, path: Path) -> bool:
+    """Whether an entry's .trashinfo says its file came from `path` (as given, or through its folders' links)."""
+    return original_path(entry) in (path, _on_its_drive(path))
