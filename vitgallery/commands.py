@@ -592,7 +592,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         # the targets are checked before the scan and the question, not after the answer
         for problem in (None if args.move is None else move_target_problem(Path(args.move), library.root,
                                                                             library.library_dir),
-                        None if args.export is None else export_target_problem(Path(args.export))):
+                        None if args.export is None else export_target_problem(Path(args.export), library.library_dir)):
             if problem is not None:
                 raise ActionError(problem)
         prefer = Path(args.prefer).expanduser().absolute() if args.prefer else None

@@ -268,6 +268,29 @@ def test_export_csv_and_json_touch_no_photo(photos, place, store, tmp_path):
         export_list(place, selections(photos), tmp_path / "list.txt")
 
 
+def test_an_export_that_cannot_be_written_says_why_and_leaves_the_old_list_whole(photos, place, store, tmp_path, monkeypatch):
+    old = tmp_path / "list.json"
+    old.write_text("the list exported last week")
+    (tmp_path / "a folder.csv").mkdir()
+    with pytest.raises(ActionError, match="is a folder"):
+        export_list(place, selections(photos), tmp_path / "a folder.csv")
+    with pytest.raises(ActionError, match="library data"):
+        export_list(place, selections(photos), place.library_dir / "index.json")
+    real_dump = json.dump
+
+    def disk_fills(data, stream, **kwargs) -> None:
+        real_dump(data, stream, **kwargs)
+        stream.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(json, "dump", disk_fills)
+    with pytest.raises(ActionError, match="could not write the list to .*list.json: No space left on device"):
+        export_list(place, selections(photos), old)
+    assert old.read_text() == "the list exported last week"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [], "no part-written file left"
+    assert store.actions() == []
+
+
 def test_undo_from_a_trash_without_restore_support_is_refused(photos, place, store, monkeypatch):
     report = move_to_trash(place, selections(photos)[1:])
     monkeypatch.setitem(BULK_ACTIONS, "trash", dataclasses.replace(BULK_ACTIONS["trash"], undoable=False))

@@ -7,9 +7,11 @@ another process from one cut short.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,20 @@ ABANDONED_S = 24 * 3600  # no save takes this long, and a process id can be reus
 def writer_prefix(name: str) -> str:
     """The start of this process's temporary files for `name`."""
     return f".{name}.{os.getpid()}."
+
+
+def write_whole(target: Path, write: Callable[[Path], None]) -> None:
+    """Make `target` by `write`ing a temporary file beside it (its suffix kept, for writers that go by it)
+    and renaming that over it: a failure (a full disk, a folder that cannot be written) leaves whatever was at
+    `target` as it was, and no part-written file."""
+    temporary = target.with_name(f"{writer_prefix(target.name)}tmp{target.suffix}")
+    try:
+        write(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise
 
 
 def remove_abandoned(directory: Path, name: str) -> None:

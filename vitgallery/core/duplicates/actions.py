@@ -39,6 +39,7 @@ from pathlib import Path
 from vitgallery.core.duplicates import trash
 from vitgallery.core.duplicates.groups import DuplicateMember
 from vitgallery.core.duplicates.moving import move_file, partial_path
+from vitgallery.core.partial_files import write_whole
 from vitgallery.core.scan import json_path, root_is_available
 from vitgallery.core.store import ActionItemRow, ActionRow, Store, StoreError, disk_nearly_full
 from vitgallery.core.words import count_text
@@ -369,7 +370,7 @@ def _inside(path: Path, folder: Path) -> bool:
     return path.is_relative_to(folder) or Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
 
 
-def export_target_problem(target: Path) -> str | None:
+def export_target_problem(target: Path, library_dir: Path) -> str | None:
     """Why the list cannot be written to `target` (None: it can), said before a scan and again when written."""
     target = Path(target).expanduser().absolute()
     fmt = target.suffix.lstrip(".").lower()
@@ -377,6 +378,10 @@ def export_target_problem(target: Path) -> str | None:
         return f"export as {' or '.join(EXPORT_FORMATS)}, not {fmt or 'a file without extension'}"
     if not target.parent.is_dir():  # a mistyped folder is said, not made
         return f"{target.parent} is not a folder: the list is written into a folder that exists"
+    if target.is_dir():
+        return f"{target} is a folder: name the file to write the list to"
+    if _inside(target, library_dir):  # its index.json is the library's own
+        return f"{target.parent} holds vitgallery's own library data: choose another folder."
     return None
 
 
@@ -542,7 +547,7 @@ def export_list(place: ActionPlace, selections: Sequence[GroupSelection], target
     if target is None:
         raise ActionError("choose the file to export the list to")
     target = Path(target).expanduser().absolute()
-    problem = export_target_problem(target)
+    problem = export_target_problem(target, place.library_dir)
     if problem is not None:
         raise ActionError(problem)
     fmt = target.suffix.lstrip(".").lower()
@@ -553,17 +558,22 @@ def export_list(place: ActionPlace, selections: Sequence[GroupSelection], target
                          "path": m.path, "size": m.size, "width": m.width, "height": m.height,
                          "date": datetime.fromtimestamp(m.date).isoformat(timespec="seconds"),
                          "sharpness": round(m.sharpness, 2), "similarity": round(m.similarity, 4)})
-    temporary = target.with_name(f".{target.name}.tmp")
-    # A name that is not UTF-8 keeps its own bytes in the CSV (JSON carries it escaped).
-    with open(temporary, "w", encoding="utf-8", errors="surrogateescape", newline="") as stream:
-        if fmt == "json":  # as the CLI's --json: a name that is not UTF-8 shown escaped, with its bytes
-            json.dump({"groups": len(selections), "files": [{**row, **json_path(row["path"])} for row in rows]},
-                      stream, indent=1)
-        else:
-            writer = csv.DictWriter(stream, fieldnames=_EXPORT_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-    os.replace(temporary, target)
+
+    def write(temporary: Path) -> None:
+        # A name that is not UTF-8 keeps its own bytes in the CSV (JSON carries it escaped).
+        with open(temporary, "w", encoding="utf-8", errors="surrogateescape", newline="") as stream:
+            if fmt == "json":  # as the CLI's --json: a name that is not UTF-8 shown escaped, with its bytes
+                json.dump({"groups": len(selections), "files": [{**row, **json_path(row["path"])} for row in rows]},
+                          stream, indent=1)
+            else:
+                writer = csv.DictWriter(stream, fieldnames=_EXPORT_FIELDS)
+                writer.writeheader()
+                writer.writerows(rows)
+
+    try:
+        write_whole(target, write)
+    except OSError as exc:
+        raise ActionError(f"could not write the list to {target}: {exc.strerror or exc}") from exc
     report = ActionReport("export", done=[(r["path"], target) for r in rows])
     report.action_id = place.store.log_action("export", str(target), [])
     return report
