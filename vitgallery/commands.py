@@ -39,7 +39,7 @@ from vitgallery.core.duplicates import (
 from vitgallery.core.explain import Explanation
 from vitgallery.core.explain_render import render_explanation
 from vitgallery.core.fetch import DownloadError, download, is_url
-from vitgallery.core.imageio import SUPPORTED_KINDS, DecodeError, read_meta, route_pillow_warnings
+from vitgallery.core.imageio import SUPPORTED_KINDS, DecodeError, open_image, read_meta, route_pillow_warnings
 from vitgallery.core.library import (
     DB_NAME,
     DiskChanges,
@@ -73,9 +73,11 @@ from vitgallery.core.organise.groups import DEFAULT_MIN_GROUP, find_groups
 from vitgallery.core.organise.sort import CONFIDENT_FROM, apply_suggestions, suggest_folders
 from vitgallery.core.organise.vectors import OrganiseError, OrganiseProgress
 from vitgallery.core.organise.watch import FolderWatcher, WatchBatch
+from vitgallery.core.partial_files import write_whole
 from vitgallery.core.region import Region, RegionError
 from vitgallery.core.scan import (
     display_path,
+    is_inside,
     json_path,
     missing_file_reason,
     photo_root_path,
@@ -433,10 +435,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for query, photo in zip((args.query, args.result), photos, strict=True):
         try:
             check_is_image(photo)  # before the model loads for seconds
+            open_image(photo)  # a damaged photo is named here; the explanation's decode would not say which
         except (LibraryError, DecodeError) as exc:
             raise LibraryError(f"{printable_path(query)}: {exc}") from exc
     library = open_library_arg(args.library)
     try:
+        problem = _explain_out_problem(out.absolute(), photos, library.root)
+        if problem is not None:
+            raise LibraryError(f"--out {printable_path(out)} {problem}")
         embedder = library.load_embedder(device=args.device, weights=args.weights)
         if args.attention and not embedder.spec.has_attention:
             raise LibraryError(f"{embedder.model_id} has no attention to show (a CNN): leave out --attention")
@@ -446,12 +452,21 @@ def cmd_explain(args: argparse.Namespace) -> int:
     picture = render_explanation(explanation, overlay="attention" if args.attention else "similarity",
                                  opacity=args.opacity, titles=(_shown_name(args.query), _shown_name(args.result)))
     try:
-        picture.save(out)
+        write_whole(out, lambda temporary: picture.save(temporary))  # a failed save leaves no broken picture
     except OSError as exc:
-        raise LibraryError(f"could not write {out}: {exc}") from exc
+        raise LibraryError(f"could not write {out}: {exc.strerror or exc}") from exc
     print(f"{printable_path(out)}: vector similarity {explanation.cosine:.3f} (the search's measure before its "
           f"keypoint check, which ranks verified copies by their points), {_explained_verdict(explanation)}")
     return 0
+
+
+def _explain_out_problem(out: Path, photos: list[Path | bytes], root: Path) -> str | None:
+    """Why the explanation may not be written to `out` (None: it may): never over a photo."""
+    if any(isinstance(photo, Path) and photo.exists() and out.exists() and out.samefile(photo) for photo in photos):
+        return "is one of the photos compared: name a new file"
+    if is_inside(out, root):
+        return f"is inside the photo folder {printable_path(root)}: vitgallery writes nothing there; name a file elsewhere"
+    return None
 
 
 def _explained_verdict(explanation: Explanation) -> str:
@@ -1185,7 +1200,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the same photo.")
     p.add_argument("query", metavar="QUERY", help="an image file, a photo of the library, or an http(s) address")
     p.add_argument("result", metavar="RESULT", help="the photo it matched")
-    p.add_argument("--out", required=True, metavar="FILE.png", help="the picture to write (.png or .jpg)")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="the picture to write (.png or .jpg), outside the photo folder")
     add_library_option(p)
     p.add_argument("--attention", action="store_true",
                    help="show where the model itself looks in each photo (its CLS attention, ViT models) "

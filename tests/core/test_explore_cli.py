@@ -91,6 +91,44 @@ def test_explain_refuses_bad_input_with_a_message(indexed, tmp_path, capsys):
     assert not list(tmp_path.glob("a.*"))
 
 
+def test_explain_never_writes_over_a_photo_or_into_the_photo_folder(indexed, tmp_path, capsys):
+    root, lib = indexed
+    photo, other, third = root / "img_01.jpg", root / "img_02.jpg", root / "img_03.jpg"
+    outside = tmp_path / "outside.jpg"
+    make_photo(3).save(outside)
+    before = {path: path.read_bytes() for path in (photo, other, third, outside)}
+    cases = [
+        ([str(outside), str(other), "--out", str(outside)], "is one of the photos compared"),
+        ([str(photo), str(other), "--out", str(third)], "is inside the photo folder"),
+        ([str(photo), str(other), "--out", str(root / "why.png")], "vitgallery writes nothing there"),
+    ]
+    for args, message in cases:
+        assert main(["explain", *args, "--library", str(lib)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert {path: path.read_bytes() for path in before} == before and not (root / "why.png").exists()
+
+
+def test_explain_names_a_damaged_photo_and_a_failed_write_leaves_the_old_picture(indexed, tmp_path, capsys, monkeypatch):
+    root, lib = indexed
+    damaged = tmp_path / "damaged.jpg"
+    damaged.write_bytes((root / "img_01.jpg").read_bytes()[:2000])
+    out = tmp_path / "why.png"
+    assert main(["explain", str(damaged), str(root / "img_02.jpg"), "--out", str(out), "--library", str(lib)]) == 2
+    assert f"error: {damaged}: " in capsys.readouterr().err
+    out.write_bytes(b"last week's picture")
+
+    def disk_fills(self, fp, *args, **kwargs) -> None:
+        open(fp, "wb").write(b"half a picture")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", disk_fills)
+    assert main(["explain", str(root / "img_01.jpg"), str(root / "img_02.jpg"), "--out", str(out),
+                 "--library", str(lib)]) == 2
+    assert "could not write" in capsys.readouterr().err
+    assert out.read_bytes() == b"last week's picture" and sorted(p.name for p in tmp_path.glob(".why*")) == []
+
+
 def test_search_with_a_box_finds_the_pasted_photo(indexed, tmp_path, capsys):
     root, lib = indexed
     collage = make_photo(50, (900, 700))

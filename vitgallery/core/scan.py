@@ -50,6 +50,12 @@ def root_is_available(root: Path) -> bool:
         return False
 
 
+def is_inside(path: Path, folder: Path) -> bool:
+    """Whether path is folder or inside it, as written or once links are resolved."""
+    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
+    return path.is_relative_to(folder) or Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
 # A listing of the root made beside an indexing run (the window lists the folder for its grid), or None
 # when there is none after all: the run then lists the folder itself. Called from the run's thread.
 Listing = Callable[[], "ScanResult | None"]

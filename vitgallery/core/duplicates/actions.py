@@ -40,7 +40,7 @@ from vitgallery.core.duplicates import trash
 from vitgallery.core.duplicates.groups import DuplicateMember
 from vitgallery.core.duplicates.moving import move_file, partial_path
 from vitgallery.core.partial_files import write_whole
-from vitgallery.core.scan import json_path, root_is_available
+from vitgallery.core.scan import is_inside, json_path, root_is_available
 from vitgallery.core.store import ActionItemRow, ActionRow, Store, StoreError, disk_nearly_full
 from vitgallery.core.words import count_text
 
@@ -315,7 +315,7 @@ def _remove_emptied(folders: Iterable[Path], target: Path | None) -> None:
     if target is None:
         return
     for folder in folders:
-        if not (_inside(folder, target) or _inside(target, folder)):
+        if not (is_inside(folder, target) or is_inside(target, folder)):
             continue
         try:
             os.rmdir(folder)
@@ -364,12 +364,6 @@ def unique_destination(folder: Path, name: str, taken: set[Path] | None = None) 
     return candidate
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    """Whether path is folder or inside it, as written or once links are resolved."""
-    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
-    return path.is_relative_to(folder) or Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
-
-
 def export_target_problem(target: Path, library_dir: Path) -> str | None:
     """Why the list cannot be written to `target` (None: it can), said before a scan and again when written."""
     target = Path(target).expanduser().absolute()
@@ -380,7 +374,7 @@ def export_target_problem(target: Path, library_dir: Path) -> str | None:
         return f"{target.parent} is not a folder: the list is written into a folder that exists"
     if target.is_dir():
         return f"{target} is a folder: name the file to write the list to"
-    if _inside(target, library_dir):  # its index.json is the library's own
+    if is_inside(target, library_dir):  # its index.json is the library's own
         return f"{target.parent} holds vitgallery's own library data: choose another folder."
     return None
 
@@ -391,11 +385,11 @@ def move_target_problem(folder: Path, root: Path, library_dir: Path) -> str | No
     folder = Path(folder).expanduser().absolute()
     if folder.exists() and not folder.is_dir():
         return f"{folder} is not a folder"
-    if _inside(folder, root):
-        where = "is the photo folder" if _inside(root, folder) else f"is inside the photo folder {root}"
+    if is_inside(folder, root):
+        where = "is the photo folder" if is_inside(root, folder) else f"is inside the photo folder {root}"
         return (f"{folder} {where}: the moved copies would be indexed again and come back as duplicates. "
                 "Choose a folder outside it.")
-    if _inside(folder, library_dir):
+    if is_inside(folder, library_dir):
         return f"{folder} holds vitgallery's own library data: choose another folder."
     return None
 
@@ -696,13 +690,13 @@ _MOVED_NAME = re.compile(r"(?P<stem>.*?)(?: \(\d+\)| \d+)?", re.DOTALL)  # a nam
 def _plausible_source(place: ActionPlace, source: Path, origins: Sequence[Path] = ()) -> bool:
     """A file can only be put back into the photo folder, or into a folder the caller itself moved
     files from (`origins`; never read from the log: a crafted library could name any folder)."""
-    return source.is_absolute() and any(_inside(source.parent, folder) for folder in (place.root, *origins))
+    return source.is_absolute() and any(is_inside(source.parent, folder) for folder in (place.root, *origins))
 
 
 def _plausible_destination(place: ActionPlace, source: Path, destination: Path, entry: trash.TrashEntry | None) -> bool:
     """Where an action could have put `source`: its name (made unique as unique_destination and the
     trash do), outside the library folder, in a trash folder when a .trashinfo is logged."""
-    if not destination.is_absolute() or _inside(destination, place.library_dir):
+    if not destination.is_absolute() or is_inside(destination, place.library_dir):
         return False
     if destination.suffix.lower() != source.suffix.lower():
         return False
@@ -733,7 +727,7 @@ def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow,
     if (moved_to is None or not _plausible_source(place, source, origins)
             or not _plausible_destination(place, source, destination, entry)
             or (action.kind == "move"
-                and not (action.target and _inside(destination.parent, place.here(Path(action.target)))))
+                and not (action.target and is_inside(destination.parent, place.here(Path(action.target)))))
             or (action.kind == "trash" and entry is None)):
         return "refused: the log names a place outside the photo folder or the action's folder"
     if not os.path.lexists(destination):
