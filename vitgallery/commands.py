@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import shlex
 import signal
@@ -1335,6 +1336,13 @@ INTERRUPTED = {"index": EMBEDDED_KEPT,
                         "changes meanwhile", "duplicates": MOVES_LOGGED, "sort": MOVES_LOGGED}
 
 
+def _end_child_processes() -> None:
+    """Kill what a command stopped by Ctrl+C still runs (decode workers): Python's exit waits for every child
+    process, and a worker that a second Ctrl+C left waiting for work would hold it forever."""
+    for child in multiprocessing.active_children():
+        child.kill()
+
+
 def main(argv: list[str]) -> int:
     """Run one subcommand (argv[0] is its name, or an option such as --help)."""
     args = build_parser().parse_args(argv)
@@ -1352,6 +1360,7 @@ def main(argv: list[str]) -> int:
         print(f"error: the library database cannot be read ({exc}): run `vitgallery repair{library}`", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _end_child_processes()
         said = getattr(args, "interrupted_note", None) or INTERRUPTED.get(args.command)
         print("interrupted" + (f": {said}" if said else ""), file=sys.stderr)
         return 130

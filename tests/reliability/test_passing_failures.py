@@ -122,7 +122,7 @@ def test_a_broken_pool_is_ended_with_every_worker_it_started():
     pool = pipeline._new_pool(2)
     busy = [pool.submit(time.sleep, 60) for _ in range(2)]
     workers, thread = list(pool._processes.values()), pool._executor_manager_thread
-    pipeline._end_broken(pool)
+    pipeline._end_now(pool)
     thread.join(20)
     assert not thread.is_alive(), "the pool's thread still waits for its workers"
     assert not any(worker.is_alive() for worker in workers)
@@ -148,6 +148,26 @@ def test_a_run_cancelled_as_its_pool_breaks_ends_without_waiting_for_a_worker(tm
     closing.start()
     closing.join(15)
     assert not closing.is_alive(), "closing decode_all waits for the worker the broken pool could not end"
+
+
+def test_a_run_stopped_early_ends_its_workers_without_waiting_for_their_photos(tmp_path, monkeypatch):
+    """A cancel or Ctrl+C wants nothing more of the workers. Shutting the pool down waited for each to finish
+    its photo, and a second Ctrl+C in that wait left a worker waiting for work, and the exit waiting for it."""
+    from vitgallery.core.pipeline import DecodeJob, decode_all
+
+    make_pool, made = pipeline._new_pool, []
+    monkeypatch.setattr(pipeline, "_new_pool", lambda workers: made.append(make_pool(workers)) or made[-1])
+    monkeypatch.setattr(pipeline, "decode_one", crashing_decoder.stuck_or_dead)
+    outcomes = decode_all([DecodeJob(name, tmp_path / name) for name in ("quick", "stuck", "quick")], 32, workers=2)
+    assert next(outcomes).job.key == "quick"
+    workers = list(made[0]._processes.values())
+    closing = threading.Thread(target=outcomes.close, daemon=True)
+    closing.start()
+    closing.join(15)
+    assert not closing.is_alive(), "closing decode_all waits for a photo nobody wants"
+    for worker in workers:
+        worker.join(5)
+    assert not any(worker.is_alive() for worker in workers)
 
 
 def test_no_process_to_decode_in_stops_the_run_with_a_message_and_loses_nothing(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -513,22 +514,24 @@ class IndexRun:
                                               sum(f.size for f in files) / max(1, len(files)))
         jobs = (DecodeJob(f, self.root / f.path, teaching=Teaching(_teaching_seed(f.path), views)
                           if f.path in teaching else None) for f in files)
-        for outcome in decode_all(jobs, embedder.input_size, workers=decode_workers,
-                                  prefetch=max(2 * batch_size, 16)):
-            f: FoundFile = outcome.job.key
-            if outcome.error is not None:
-                self.store.record_skipped(f.path, f.size, f.mtime_ns, outcome.error)
-                summary.note_skip(f.path, outcome.error)
-                if f.path in known_before and not failure_may_pass(outcome.error):
-                    self._forget_unreadable(f.path)
-            else:
-                batch.append((f, outcome.photo, outcome.fingerprint))
-            done += 1
-            if len(batch) >= batch_size or done == total:  # the last report counts every photo
-                flush()
-            if self._step_done(IndexProgress("embedding", done, total, *_pace(done, total, started), f.path,
-                                             photos_indexed=indexed)):
-                break
+        # closed here, not when the frame goes: a Ctrl+C in its clean-up would be printed and swallowed
+        with closing(decode_all(jobs, embedder.input_size, workers=decode_workers,
+                                prefetch=max(2 * batch_size, 16))) as outcomes:
+            for outcome in outcomes:
+                f: FoundFile = outcome.job.key
+                if outcome.error is not None:
+                    self.store.record_skipped(f.path, f.size, f.mtime_ns, outcome.error)
+                    summary.note_skip(f.path, outcome.error)
+                    if f.path in known_before and not failure_may_pass(outcome.error):
+                        self._forget_unreadable(f.path)
+                else:
+                    batch.append((f, outcome.photo, outcome.fingerprint))
+                done += 1
+                if len(batch) >= batch_size or done == total:  # the last report counts every photo
+                    flush()
+                if self._step_done(IndexProgress("embedding", done, total, *_pace(done, total, started), f.path,
+                                                 photos_indexed=indexed)):
+                    break
         flush()
 
     def _forget_unreadable(self, path: str) -> None:
@@ -583,17 +586,19 @@ class IndexRun:
                 for row in chosen)
         if decode_workers is None:  # the device's split: on a GPU every core decodes
             decode_workers = plan_resources(self.embedder.device.type).decode_workers
-        for outcome in decode_all(jobs, self.embedder.input_size, workers=decode_workers,
-                                  prefetch=max(2 * batch_size, 16)):
-            row: FileRow = outcome.job.key
-            # A photo changed or gone since it was embedded teaches nothing; the next run embeds it anew.
-            if outcome.photo is not None and outcome.fingerprint == row.fingerprint:
-                batch.append((row, outcome.photo))
-            done += 1
-            if len(batch) * views >= batch_size:
-                flush()
-            if self._step_done(IndexProgress("learning", done, total, *_pace(done, total, started), row.path)):
-                break
+        # closed here, not when the frame goes: a Ctrl+C in its clean-up would be printed and swallowed
+        with closing(decode_all(jobs, self.embedder.input_size, workers=decode_workers,
+                                prefetch=max(2 * batch_size, 16))) as outcomes:
+            for outcome in outcomes:
+                row: FileRow = outcome.job.key
+                # A photo changed or gone since it was embedded teaches nothing; the next run embeds it anew.
+                if outcome.photo is not None and outcome.fingerprint == row.fingerprint:
+                    batch.append((row, outcome.photo))
+                done += 1
+                if len(batch) * views >= batch_size:
+                    flush()
+                if self._step_done(IndexProgress("learning", done, total, *_pace(done, total, started), row.path)):
+                    break
         flush()
 
     def _refresh_whitening(self, photos: int) -> None:

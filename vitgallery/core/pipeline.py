@@ -218,7 +218,7 @@ def decode_all(jobs: Iterable[DecodeJob], size: int, *, workers: int | None = No
             try:
                 outcome = DecodeOutcome(job, *future.result())
             except BrokenProcessPool:
-                _end_broken(pool)
+                _end_now(pool)
                 outcome = _decode_isolated(job, size)
                 # Everything queued behind the crash is resubmitted to a fresh pool.
                 requeue = [j for j, _ in pending]
@@ -231,19 +231,22 @@ def decode_all(jobs: Iterable[DecodeJob], size: int, *, workers: int | None = No
             if next_job is not None:
                 pending.append((next_job, _submit(pool, next_job, size)))
     finally:
-        # A caller that stops early (a cancel) may not have learnt yet that the pool broke.
-        if getattr(pool, "_broken", False):
-            _end_broken(pool)
+        # A caller that stops early (a cancel, Ctrl+C) wants nothing more of the workers, and may not have
+        # learnt yet that the pool broke. Shutting down waits for each worker to finish its photo and take
+        # its "stop": a second Ctrl+C in that wait left one worker without it, and the exit waiting for it.
+        if pending or getattr(pool, "_broken", False):
+            _end_now(pool)
         else:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _end_broken(pool: ProcessPoolExecutor) -> None:
-    """Shut a broken pool down, its workers killed first. When a worker dies, Python 3.11's pool ends the
-    workers it knows of, but one that a submit was starting at that moment is missed: it waits for work
-    forever, and the pool's thread, waiting for it, keeps this process from exiting (2 of 30 processes that
-    each broke 10 pools, their workers killed as the OOM killer does: docs/benchmarks.md, stop 53). No
-    submit runs while this does, so every worker the pool started is in its table now."""
+def _end_now(pool: ProcessPoolExecutor) -> None:
+    """Shut a pool down without waiting for its workers: they are killed first. Also for a broken pool:
+    when a worker dies, Python 3.11's pool ends the workers it knows of, but one that a submit was starting
+    at that moment is missed: it waits for work forever, and the pool's thread, waiting for it, keeps this
+    process from exiting (2 of 30 processes that each broke 10 pools, their workers killed as the OOM killer
+    does: docs/benchmarks.md, stop 53). No submit runs while this does, so every worker the pool started is
+    in its table now."""
     for worker in list((getattr(pool, "_processes", None) or {}).values()):
         worker.kill()
     pool.shutdown(wait=False, cancel_futures=True)
