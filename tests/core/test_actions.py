@@ -553,6 +553,26 @@ def test_moving_into_a_folder_inside_the_photo_folder_is_refused(photos, place, 
     assert tree(photos) == before and store.actions() == []
 
 
+def test_undo_leaves_a_file_that_took_the_moved_ones_name_since(photos, place, store, tmp_path):
+    """QA: action 1 moved one.jpg into out/; the user took it out of there by hand; action 2 moved another
+    photo called one.jpg into out/. Undoing action 1 put that other photo back in the first one's place
+    and said every file was back; action 2 could then not put it back at all."""
+    out = tmp_path / "out"
+    first = move_to_folder(place, selections(photos)[:1], out)
+    (out / "one.jpg").rename(tmp_path / "kept by hand.jpg")
+    later = photos / "c" / "one.jpg"
+    later.parent.mkdir()
+    make_photo(7).save(later)
+    second = move_to_folder(place, [GroupSelection((member(photos / "a/two.jpg", 20), member(later, 21)),
+                                                   frozenset({photos / "a/two.jpg"}))], out)
+    assert second.done == [(later, out / "one.jpg")]
+    undone = undo(place, first.action_id)
+    assert undone.problems == [
+        (photos / "b/one.jpg", f"the file now at {out / 'one.jpg'} is another photo, which action {second.action_id} moved there; this one left that place since, not through vitgallery")]
+    assert not (photos / "b/one.jpg").exists() and (photos / "a/one_copy.jpg").exists()
+    assert len(undo(place, second.action_id).done) == 1 and later.exists()
+
+
 def test_a_photo_folder_that_is_a_drive_of_its_own_gets_no_trash_folder(photos, place, store, monkeypatch):
     # As if the photo folder were the top of a drive apart from the home folder's: the drive's trash
     # would be photos/.Trash-UID, inside the photo folder, so the home trash takes the files.

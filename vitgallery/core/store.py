@@ -1260,6 +1260,14 @@ class Store:
         with self.transaction():
             self._db.execute("UPDATE action_items SET state = ? WHERE id = ?", (_db_text(state), item_id))
 
+    def later_move_to(self, destination: str, item_id: int) -> int | None:
+        """The action that moved a file to `destination` after item `item_id` did and has not put it back
+        (that file is its own now); None when no later action did."""
+        with self._lock:
+            row = self._db.execute("SELECT action_id FROM action_items WHERE destination = ? AND id > ?"
+                                   " AND state = 'done' ORDER BY id LIMIT 1", (_db_path(destination), item_id)).fetchone()
+        return row[0] if row else None
+
     def action_items_in_state(self, state: str) -> list[ActionItemRow]:
         """Every logged file in `state`, whatever its action (the log of an interrupted action)."""
         with self._lock:

@@ -737,6 +737,10 @@ def _restore_problem(place: ActionPlace, action: ActionRow, item: ActionItemRow,
         return "no longer in the trash" if entry else "no longer in the folder it was moved to"
     if entry is not None and not trash.came_from(entry, Path(item.source)):  # as the trash wrote it then
         return "the trash entry was replaced by another file"
+    later = place.store.later_move_to(str(destination), item.id)
+    if later is not None:  # this one left that place by hand, and the later action's file took its name
+        return (f"the file now at {destination} is another photo, which action {later} moved there; this one "
+                "left that place since, not through vitgallery")
     place.store.set_action_item_state(item.id, RESTORING)
     try:
         move_file(destination, source)
