@@ -17,6 +17,7 @@ from tests.reliability.support import (
     database_vectors,
     index,
 )
+from vitgallery.core.errors import LibraryError
 from vitgallery.core.library import Library
 
 
@@ -62,6 +63,15 @@ def test_unplugged_folder_keeps_every_entry_and_comes_back(indexed, tmp_path):
     summary = index(lib, embedder)
     assert not summary.offline and summary.unchanged == 14 and embedder.embedded == 0
     assert vectors_by_path(lib) == before and lib.status().root_online
+
+
+def test_a_photo_deleted_from_a_folder_that_is_there_is_no_query_by_its_stored_vector(indexed):
+    """QA: searching by a photo just deleted (or a typo of one) gave results by the vector the library kept,
+    as for a photo on an unplugged drive; the folder is there, so the photo is gone."""
+    root, lib, embedder = indexed
+    (root / "p0003.jpg").unlink()
+    with pytest.raises(LibraryError, match="no such file"):
+        lib.search(root / "p0003.jpg", k=3, embedder=embedder)
 
 
 def test_cli_reports_the_offline_folder(tmp_path, cli):

@@ -36,7 +36,7 @@ from vitgallery.core.photo_features import PhotoFeatures
 from vitgallery.core.refine import refined_query
 from vitgallery.core.region import Region, region_image
 from vitgallery.core.rerank import LOOKS_SIMILAR, rerank
-from vitgallery.core.scan import missing_file_reason
+from vitgallery.core.scan import missing_file_reason, root_is_available
 from vitgallery.core.store import FileRow, Store
 
 log = logging.getLogger(__name__)
@@ -271,7 +271,8 @@ class LibrarySearch:
         try:
             st = path.stat()
         except OSError:
-            return row  # offline (an unplugged drive): its stored vector still stands for it
+            # offline (an unplugged drive): its stored vector still stands for it; deleted: it is gone
+            return None if root_is_available(self.root) else row
         return row if (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns) else None
 
 
