@@ -18,6 +18,7 @@ from tests.reliability.support import (
     index,
 )
 from vitgallery.core.errors import LibraryError
+from vitgallery.core.imageio import PERMISSION_DENIED
 from vitgallery.core.library import Library
 
 
@@ -238,6 +239,19 @@ def test_status_counts_what_the_next_index_does(indexed, change):
     assert on_disk[:3] == (summary.added + summary.updated, summary.moved, summary.removed), summary
     assert on_disk.moved >= 1 and on_disk.new == embedder.embedded
     assert lib.changes_on_disk() == (0, 0, 0, ())
+
+
+def test_status_calls_a_photo_skipped_as_it_is_skipped_even_where_the_index_tries_it_again(indexed):
+    """QA: a photo the index could not read for lack of permission was "1 photo new or changed" in `status`
+    right after that index. The next index does try it again (a permission can change without its mtime),
+    but it is the same file, listed as skipped."""
+    root, lib, embedder = indexed
+    add_photos(root, range(95, 96), prefix="locked")
+    locked = (root / "locked0095.jpg").stat()
+    lib.store.record_skipped("locked0095.jpg", locked.st_size, locked.st_mtime_ns, PERMISSION_DENIED)
+    assert lib.changes_on_disk() == (0, 0, 0, ())
+    os.utime(root / "locked0095.jpg", ns=(0, 1_000_000_000))
+    assert lib.changes_on_disk().new == 1, "changed since it was skipped: new to the library"
 
 
 def test_status_does_not_call_photos_on_an_unplugged_linked_drive_gone(tmp_path):

@@ -677,8 +677,9 @@ class Library:
     def changes_on_disk(self) -> DiskChanges | None:
         """What the folder holds that the library does not know yet, by listing it: what the next index
         would do (plan_changes, the index's own rule). None while the folder is not there. A file skipped
-        as it is now (unreadable) is no change; nor is a photo under a folder that cannot be reached now
-        (an unplugged drive): the index keeps it."""
+        as it is now is no change, also where the next index tries it again (a permission, say: it is
+        listed as skipped); nor is a photo under a folder that cannot be reached now (an unplugged drive):
+        the index keeps it."""
         if not root_is_available(self.root):
             return None
         scan = scan_root(self.root)
@@ -688,7 +689,9 @@ class Library:
         plan = plan_changes(self.root, listed.found, listed.known, skipped, scan.unreachable + vanished_mounts)
         unreadable = tuple((path, why) for path, why in scan.problems
                            if path not in skipped or skipped[path].reason != why)
-        return DiskChanges(len(plan.to_embed), plan.moved, len(plan.missing) + len(plan.replaced), unreadable)
+        retried = sum(1 for f in plan.to_embed
+                      if (skip := skipped.get(f.path)) is not None and (skip.size, skip.mtime_ns) == (f.size, f.mtime_ns))
+        return DiskChanges(len(plan.to_embed) - retried, plan.moved, len(plan.missing) + len(plan.replaced), unreadable)
 
     def status(self) -> LibraryStatus:
         space = self._cache.space()
