@@ -913,16 +913,20 @@ def cmd_sort(args: argparse.Namespace) -> int:
                   f"(below {CONFIDENT_FROM[plan.method]:.2f}, or unlike the folder's examples); "
                   + ("the sure ones are moved" if args.apply else "nothing moved: --apply moves the sure ones"))
         if report is not None:
-            print(report.summary() + _sort_undo_hint(library, report), file=sys.stderr)
-            for source, destination in report.done:
-                if destination.name != source.name:
-                    print(f"  {printable_path(source.name)} is {printable_path(destination)}: a photo of that name "
-                          "was there", file=sys.stderr)
-            for path, problem in report.problems:
-                print(f"  {printable_path(path)}: {problem}", file=sys.stderr)
-            moved = [p for pair in report.done for p in pair if library.relative_path(p) is not None]
-            if moved:  # the library follows the moves now rather than at its next index
-                library.index_paths(load(), moved)
+            try:
+                moved = [p for pair in report.done for p in pair if library.relative_path(p) is not None]
+                # the library follows the moves now rather than at its next index: what is new to it (sorted in
+                # from elsewhere) is searchable before the summary is said
+                if moved and not library.index_paths(load(), moved).cancelled:
+                    report.to_index = []
+            finally:  # also when that fails: what moved, and how to undo it, is said all the same
+                print(report.summary() + _sort_undo_hint(library, report), file=sys.stderr)
+                for source, destination in report.done:
+                    if destination.name != source.name:
+                        print(f"  {printable_path(source.name)} is {printable_path(destination)}: a photo of that name "
+                              "was there", file=sys.stderr)
+                for path, problem in report.problems:
+                    print(f"  {printable_path(path)}: {problem}", file=sys.stderr)
         if report is not None and report.stopped == STOPPED_BY_USER:
             return 130
         return 1 if report is not None and _failed_entirely(report) else 0

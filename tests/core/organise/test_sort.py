@@ -9,6 +9,7 @@ import pytest
 from tests.photos import save_copies
 from vitgallery.cli import main
 from vitgallery.core.duplicates import ActionReport
+from vitgallery.core.models import load_embedder
 from vitgallery.core.organise.sort import (
     KNN_WINS_BY,
     LIKE_AS_A_COPY,
@@ -221,6 +222,23 @@ def test_cli_sort_json_then_apply(sorting, capsys):
     assert "--into goes with --undo" in capsys.readouterr().err
     assert main(["sort", str(outside), "--examples", str(outside), "--library", str(library.library_dir)]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_cli_sort_into_the_photo_folder_says_the_photos_sorted_in_are_searchable(scenes, tmp_path, capsys):
+    """QA: it said "not searchable until the next index: new to the library" of photos it indexed next."""
+    library, root = scenes
+    for scene in range(3):
+        save_copies(scene, root / "Sorted" / f"scene{scene}", copies=("a", "b"))
+    library.index(load_embedder("tiny-test"), decode_workers=0)
+    library.close()
+    outside = tmp_path / "outside"
+    save_copies(1, outside, copies=("c",))
+    assert main(["sort", str(outside), "--examples", str(root / "Sorted"), "--library", str(tmp_path / "library"),
+                 "--apply"]) == 0
+    said = capsys.readouterr().err
+    assert f"1 file moved into {root / 'Sorted' / 'scene1'}" in said and "not searchable" not in said
+    assert main(["status", "--library", str(tmp_path / "library")]) == 0
+    assert "on disk now  : as indexed" in capsys.readouterr().out
 
 
 def test_cli_sort_says_which_photos_it_renamed_beside_one_of_the_same_name(sorting, capsys):
