@@ -56,10 +56,15 @@ def repair_library(library_dir: Path) -> RepairReport:
     report = RepairReport()
     problem = _integrity_problem(database)
     if problem is not None:
-        report.damaged_copy, lost = _salvage(database)
-        report.done.append(f"the database failed SQLite's check ({problem}); its readable rows were copied to a "
-                           f"new file ({lost} ranges of rows could not be read); the damaged file is kept as "
-                           f"{report.damaged_copy.name}")
+        report.damaged_copy, copied, lost = _salvage(database)
+        if copied:
+            salvaged = (f"its readable rows were copied to a new file ({copied:,} rows; {lost:,} ranges of rows could "
+                        "not be read)")
+        else:  # SQLite refuses every read of some files (one cut short, say): said, not counted as ranges
+            salvaged = ("no row of it could be read, so the library starts again empty: the next index embeds "
+                        "every photo again")
+        report.done.append(f"the database failed SQLite's check ({problem}); {salvaged}; the damaged file is kept "
+                           f"as {report.damaged_copy.name}")
     store = Store(database, repair=True)
     try:
         report.done += store.repair_meta(_index_file_generation(library_dir))
@@ -108,13 +113,13 @@ def _integrity_problem(database: Path) -> str | None:
     return None if rows == [("ok",)] else rows[0][0].splitlines()[-1]
 
 
-def _salvage(database: Path) -> tuple[Path, int]:
+def _salvage(database: Path) -> tuple[Path, int, int]:
     """Copy every row that can still be read into a new database with vitgallery's schema, then put it
-    in place of the damaged one, which is kept. Returns (the kept copy, ranges of rows lost)."""
+    in place of the damaged one, which is kept. Returns (the kept copy, rows copied, ranges of rows lost)."""
     fresh = database.with_name(database.name + ".salvaged")
     fresh.unlink(missing_ok=True)
     Store(fresh).close()  # the current schema
-    lost = 0
+    copied = lost = 0
     target = sqlite3.connect(fresh)
     try:
         try:
@@ -124,7 +129,8 @@ def _salvage(database: Path) -> tuple[Path, int]:
             source, tables = None, []
             lost += 1
         for table in tables:
-            lost += _copy_rows(source, target, table)
+            table_copied, table_lost = _copy_rows(source, target, table)
+            copied, lost = copied + table_copied, lost + table_lost
         target.commit()
         if source is not None:
             source.close()
@@ -137,23 +143,23 @@ def _salvage(database: Path) -> tuple[Path, int]:
         os.replace(wal, Path(f"{kept}-wal"))
     Path(f"{database}-shm").unlink(missing_ok=True)
     os.replace(fresh, database)
-    return kept, lost
+    return kept, copied, lost
 
 
-def _copy_rows(source: sqlite3.Connection, target: sqlite3.Connection, table: str) -> int:
-    """Copy the readable rows of one table by rowid range; returns the ranges (or rows) lost."""
+def _copy_rows(source: sqlite3.Connection, target: sqlite3.Connection, table: str) -> tuple[int, int]:
+    """Copy the readable rows of one table by rowid range; returns (rows copied, ranges or rows lost)."""
     columns = [row[1] for row in target.execute(f"PRAGMA table_info({table})")]
     try:
         source_columns = {row[1] for row in source.execute(f"PRAGMA table_info({table})")}
         highest = source.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0
     except (sqlite3.DatabaseError, UnicodeDecodeError):
-        return 1
+        return 0, 1
     shared = [c for c in columns if c in source_columns]
     if not shared:
-        return 0
+        return 0, 0
     select = f"SELECT {', '.join(shared)} FROM {table} WHERE rowid BETWEEN ? AND ?"
     insert = f"INSERT OR IGNORE INTO {table} ({', '.join(shared)}) VALUES ({', '.join('?' * len(shared))})"
-    lost = 0
+    copied = lost = 0
     for start in range(0, highest + 1, _SALVAGE_CHUNK_ROWS):
         try:
             rows = source.execute(select, (start, start + _SALVAGE_CHUNK_ROWS - 1)).fetchall()
@@ -167,9 +173,10 @@ def _copy_rows(source: sqlite3.Connection, target: sqlite3.Connection, table: st
         for row in rows:
             try:
                 target.execute(insert, row)
+                copied += 1
             except sqlite3.DatabaseError:  # a row the schema refuses (a NULL where none may be)
                 lost += 1
-    return lost
+    return copied, lost
 
 
 def _index_file_generation(library_dir: Path) -> int | None:
