@@ -1340,6 +1340,24 @@ INTERRUPTED = {"index": EMBEDDED_KEPT,
                         "changes meanwhile", "duplicates": MOVES_LOGGED, "sort": MOVES_LOGGED}
 
 
+@contextmanager
+def _terminate_stops_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (`kill`, a session or service ending) stops a command as Ctrl+C does, saying what it keeps
+    and ending its workers, where it killed it at once."""
+    def stop(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (a test's): nothing to catch
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _end_child_processes() -> None:
     """Kill what a command stopped by Ctrl+C still runs (decode workers): Python's exit waits for every child
     process, and a worker that a second Ctrl+C left waiting for work would hold it forever."""
@@ -1354,7 +1372,8 @@ def main(argv: list[str]) -> int:
     route_pillow_warnings()
     log.info("vitgallery %s: %s", __version__, " ".join(argv))
     try:
-        return args.run(args)
+        with _terminate_stops_as_ctrl_c():
+            return args.run(args)
     except USER_ERRORS as exc:
         log.info("%s stopped: %s", args.command, exc)  # the file keeps it; the user reads the line below
         print(f"error: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ import io
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import sys
 import threading
@@ -262,6 +263,22 @@ def test_ctrl_c_ends_the_processes_a_command_still_runs(photo_folder, tmp_path, 
                  "--workers", "0"]) == 130
     started[0].join(10)
     assert not started[0].is_alive()
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does(photo_folder, tmp_path, capsys, monkeypatch):
+    """QA: `kill` of an index ended it at once (a leaked-semaphore warning, no word of what was kept)."""
+    embedding = commands.TerminalProgress.__call__
+
+    def terminated_after_a_batch(self, p):
+        embedding(self, p)
+        if p.phase == "embedding" and p.done >= 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(commands.TerminalProgress, "__call__", terminated_after_a_batch)
+    assert main(["index", str(photo_folder), "--library", str(tmp_path / "lib"), "--model", "tiny-test",
+                 "--workers", "0", "--batch-size", "4"]) == 130
+    assert "interrupted: what was embedded so far is saved" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the handler goes with the command"
 
 
 def test_a_folder_without_photos_says_so_and_does_not_become_the_library_used_last(indexed, tmp_path, capsys):
