@@ -573,6 +573,22 @@ def test_undo_leaves_a_file_that_took_the_moved_ones_name_since(photos, place, s
     assert len(undo(place, second.action_id).done) == 1 and later.exists()
 
 
+def test_a_photo_with_a_name_as_long_as_the_drive_allows_goes_to_the_trash_and_back(photos, place, store):
+    """QA: a name of 250 bytes (about 82 CJK characters) could not be trashed: with ".trashinfo" after it,
+    the trash's record of it was too long a name. The entry's name is cut; its record keeps the path."""
+    long_name = photos / "b" / ("写真" * 41 + ".jpg")  # 250 bytes
+    (photos / "b/one.jpg").rename(long_name)
+    chosen = [GroupSelection((member(photos / "a/one.jpg", 0), member(long_name, 1), member(photos / "a/one_copy.jpg", 2)),
+                             frozenset({photos / "a/one.jpg"}))]
+    before = tree(photos)
+    report = move_to_trash(place, chosen)
+    assert not report.problems and len(report.done) == 2
+    [entry] = [to for source, to in report.done if source == long_name]
+    assert len(os.fsencode(entry.name + ".trashinfo")) <= 255 and trash.original_path(
+        trash.TrashEntry(entry, home_trash() / "info" / f"{entry.name}.trashinfo")) == long_name
+    assert len(undo(place, report.action_id).done) == 2 and tree(photos) == before
+
+
 def test_a_photo_folder_that_is_a_drive_of_its_own_gets_no_trash_folder(photos, place, store, monkeypatch):
     # As if the photo folder were the top of a drive apart from the home folder's: the drive's trash
     # would be photos/.Trash-UID, inside the photo folder, so the home trash takes the files.

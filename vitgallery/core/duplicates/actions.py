@@ -701,9 +701,12 @@ def _plausible_destination(place: ActionPlace, source: Path, destination: Path, 
     if destination.suffix.lower() != source.suffix.lower():
         return False
     match = _MOVED_NAME.fullmatch(destination.stem)
-    if match is None or source.stem not in (destination.stem, match["stem"]):
+    if match is None:
         return False
-    return entry is None or trash.is_trash_entry(entry)
+    if entry is None:
+        return source.stem in (destination.stem, match["stem"])
+    # a trash entry's name may be cut to fit (its .trashinfo, checked before a file is put back, names the source)
+    return bool(match["stem"]) and source.stem.startswith(match["stem"]) and trash.is_trash_entry(entry)
 
 
 def can_undo(store: Store, action: ActionRow) -> bool:

@@ -30,6 +30,7 @@ from urllib.parse import quote, unquote_to_bytes
 from vitgallery.core.duplicates.moving import move_file
 
 FREEDESKTOP = not sys.platform.startswith(("darwin", "win"))
+_INFO_SUFFIX = ".trashinfo"
 UNDO_SUPPORTED = FREEDESKTOP
 
 
@@ -107,10 +108,13 @@ def reserve(path: Path, photo_root: Path | None = None) -> TrashEntry:
     record = (f"[Trash Info]\nPath={quote(os.fsencode(original))}\n"
               f"DeletionDate={datetime.now().strftime('%Y-%m-%dT%H:%M:%S')}\n")
     stem, suffix = path.stem, path.suffix
+    # A name the drive allows can be too long with ".trashinfo" after it: the entry's name is then cut
+    # (its .trashinfo keeps the whole original path).
+    room = _longest_name(info) - len(_INFO_SUFFIX)
     n = 1
     while True:
-        name = path.name if n == 1 else f"{stem} {n}{suffix}"
-        info_file = info / f"{name}.trashinfo"
+        name = _fitting(stem, suffix if n == 1 else f" {n}{suffix}", room)
+        info_file = info / f"{name}{_INFO_SUFFIX}"
         try:
             # O_EXCL claims the name: the spec's way to avoid two programs picking the same one.
             fd = os.open(info_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -130,6 +134,21 @@ def reserve(path: Path, photo_root: Path | None = None) -> TrashEntry:
         os.unlink(info_file)
         raise
     return TrashEntry(files / name, info_file)
+
+
+def _longest_name(folder: Path) -> int:
+    """The longest file name, in bytes, that `folder`'s file system takes."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255  # the limit of every common Linux file system
+
+
+def _fitting(stem: str, tail: str, room: int) -> str:
+    """stem + tail, the stem cut by whole characters where the name would take more than `room` bytes."""
+    while stem and len(os.fsencode(stem + tail)) > room:
+        stem = stem[:-1]
+    return stem + tail
 
 
 def _on_its_drive(path: Path) -> Path:
@@ -164,7 +183,7 @@ def is_trash_entry(entry: TrashEntry) -> bool:
     """Whether `entry` has the shape of an entry of a trash folder this user may use: files/NAME and
     info/NAME.trashinfo of the home trash or of a drive's .Trash-$uid or .Trash/$uid."""
     trash = entry.file.parent.parent
-    if entry.file.parent.name != "files" or entry.info != trash / "info" / f"{entry.file.name}.trashinfo":
+    if entry.file.parent.name != "files" or entry.info != trash / "info" / f"{entry.file.name}{_INFO_SUFFIX}":
         return False
     uid = str(os.getuid()) if hasattr(os, "getuid") else ""
     return (trash == home_trash() or trash.name == f".Trash-{uid}"
