@@ -12,10 +12,11 @@ of its own), and be refined by photos marked "more like this" / "not this" (core
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -272,8 +273,17 @@ class LibrarySearch:
             st = path.stat()
         except OSError:
             # offline (an unplugged drive): its stored vector still stands for it; deleted: it is gone
-            return None if root_is_available(self.root) else row
+            return row if self._out_of_reach(rel) else None
         return row if (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns) else None
+
+    def _out_of_reach(self, rel: str) -> bool:
+        """Whether a photo of the library that is not there cannot be reached now, rather than deleted: its
+        folder is not there (the photo folder or a drive under it unplugged, a link to one), or is the empty
+        mount point of a drive the library saw mounted there."""
+        if not root_is_available((self.root / rel).parent):
+            return True
+        return any(PurePosixPath(rel).is_relative_to(mount) and not os.path.ismount(self.root / mount)
+                   for mount in self.store.mount_points())
 
 
 def _keypoints(data: bytes) -> Keypoints | None:
