@@ -881,7 +881,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
 
         plan = suggest_folders(library, unsorted, examples, load, finetune=args.finetune, progress=_organise_progress())
         for path, reason in plan.problems:
-            print(f"not sorted: {printable_path(path)}: {reason}", file=sys.stderr)
+            role = "example not used" if Path(path).is_relative_to(examples) else "not sorted"
+            print(f"{role}: {printable_path(path)}: {reason}", file=sys.stderr)
         report = None
         if args.apply:
             with _ctrl_c_stops_after_the_file() as stop:

@@ -189,6 +189,24 @@ def test_too_few_example_folders_is_a_clear_error(sorting, tmp_path, tiny):
         suggest_folders(library, outside, tmp_path / "nowhere", lambda: tiny)
 
 
+def test_an_example_folder_with_no_photo_that_can_be_read_is_left_out(sorting, capsys):
+    """QA: such a folder ended the sort in a traceback, or, as the second of two, had the other one's
+    photos sent into it sure at 1.00; its file was said to be "not sorted"."""
+    library, root, sorted_dir, outside = sorting
+    library.close()
+    for photo in (sorted_dir / "scene2").iterdir():
+        photo.write_bytes(photo.read_bytes()[:300])
+    args = ["sort", str(outside), "--examples", str(sorted_dir), "--library", str(library.library_dir), "--json"]
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert [s["folder"] for s in json.loads(out.out)["suggestions"]] == [str(sorted_dir / "scene1")]
+    assert f"example not used: {sorted_dir / 'scene2' / 's2_a.jpg'}: " in out.err and "not sorted" not in out.err
+    for photo in (sorted_dir / "scene0").iterdir():
+        photo.write_bytes(b"not a photo")
+    assert main(args) == 2
+    assert "needs at least two subfolders with photos in them that can be read" in capsys.readouterr().err
+
+
 def test_cli_sort_json_then_apply(sorting, capsys):
     library, root, sorted_dir, outside = sorting
     library.close()

@@ -282,6 +282,12 @@ def suggest_folders(library: Library, unsorted: Path, examples: Path, load_embed
     every = [p for folder in classes for p in example_paths[folder]]
     known = vectors_for(library, every + unsorted_paths, load_embedder, progress=progress, cancel=cancel)
     row_of = {path: i for i, path in enumerate(known.paths)}
+    # A folder none of whose examples could be read teaches nothing: a photo sorted into it would rest on none.
+    classes = [folder for folder in classes if any(p in row_of for p in example_paths[folder])]
+    if len(classes) < 2:
+        raise OrganiseError(f"{examples} needs at least two subfolders with photos in them that can be read: they "
+                            "are the folders to sort into, and their photos the examples")
+    every = [p for folder in classes for p in example_paths[folder]]
     label_of = {p: c for c, folder in enumerate(classes) for p in example_paths[folder]}
     example_rows = [row_of[p] for p in every if p in row_of]
     labels = np.array([label_of[known.paths[i]] for i in example_rows])
