@@ -146,7 +146,14 @@ def test_cli_index_on_qdrant_and_an_unreachable_server(photo_folder, tmp_path, c
     assert "added 12" in capsys.readouterr().out
     assert (library / "qdrant").is_dir()
     assert main([*args, "--vector-store", "qdrant:http://127.0.0.1:9"]) != 0  # nothing listens on port 9
-    assert "Qdrant (http://127.0.0.1:9) failed" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "Qdrant (http://127.0.0.1:9) failed" in said
+    # QA: the setting stays, so every later command failed the same way, and nothing said how to get out
+    assert "without that server, index with --vector-store hnswlib" in said
+    assert main(["status", "--library", str(library)]) == 2
+    assert main([*args, "--vector-store", "hnswlib"]) == 0
+    assert "added 0" in capsys.readouterr().out, "the vectors were in the database all along"
+    assert main(["status", "--library", str(library)]) == 0
     with pytest.raises(SystemExit):
         main([*args, "--vector-store", "faiss"])
     assert "unknown vector store" in capsys.readouterr().err

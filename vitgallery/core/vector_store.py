@@ -142,7 +142,10 @@ def _client(setting: VectorStoreSetting, library_dir: Path) -> QdrantClient:
                     (library_dir / QDRANT_FOLDER).mkdir(parents=True, exist_ok=True)
                     client = QdrantClient(path=key)
             except RuntimeError as exc:  # local mode: the folder is held by another process
-                raise VectorStoreError(f"cannot open the Qdrant store in {key}: {exc}") from None
+                raise VectorStoreError(f"cannot open the Qdrant store in {key}: {exc}. Qdrant's local mode lets one "
+                                       "program at a time use it: close the window or `vitgallery watch` using this "
+                                       "library, or keep its vectors on a Qdrant server (--vector-store "
+                                       "qdrant:URL)") from None
             if not _clients:
                 atexit.register(_close_clients)  # before interpreter shutdown, where the client's own close fails
             _clients[key] = client
@@ -199,7 +202,10 @@ class QdrantIndex:
                 yield
             except Exception as exc:  # the client raises transport and API errors of many types
                 where = self._url or "the library folder"
-                raise VectorStoreError(f"Qdrant ({where}) failed to {what} in {self._collection}: {exc}") from exc
+                # a library whose server is gone is not stuck: the vectors are in its database
+                way_out = (f"; without that server, index with --vector-store {HNSWLIB}: the library's own index file "
+                           "is built from its database, nothing is embedded again") if self._url else ""
+                raise VectorStoreError(f"Qdrant ({where}) failed to {what} in {self._collection}: {exc}{way_out}") from exc
 
     @property
     def dim(self) -> int:
