@@ -105,11 +105,13 @@ def test_a_box_like_nothing_in_the_library_says_it_is_the_part(qtbot, indexed_wi
 def test_a_threshold_that_hides_every_result_says_so(qtbot, indexed_window) -> None:
     window = indexed_window
     search(qtbot, window, window.folder_model.path_at(0))
-    total = window.results_model.total_count()
     window.query_panel.threshold_slider.setValue(100)  # no score reaches 1: every one is hidden
     page = window.search_page
     assert window.results_model.rowCount() == 0 and page.stack.currentWidget() is page.empty_label
-    assert f"All {total} results are below the minimum similarity 1.00" in page.empty_label.text()
+    # the results under 0 stay hidden at the lowest minimum too: not counted among those it brings back
+    related = sum(tile.score is None or tile.score >= 0 for tile in page.current.tiles)
+    assert 0 < related < window.results_model.total_count()
+    assert f"The {related} results related to it are below the minimum similarity 1.00" in page.empty_label.text()
     window.query_panel.threshold_slider.setValue(0)
     assert page.stack.currentWidget() is page.view
 
@@ -142,6 +144,13 @@ def test_results_under_the_lowest_minimum_are_called_unrelated(qtbot, indexed_wi
     page = window.search_page
     assert page.stack.currentWidget() is page.empty_label
     assert "All 2 results scored under 0" in page.empty_label.text() and "Lower it" not in page.empty_label.text()
+
+    # QA: "All 4 results are below the minimum similarity", where lowering it brings back 2
+    monkeypatch.setattr(Session, "search", lambda self, *args, **kwargs: hits)
+    window.query_panel.threshold_slider.setValue(95)
+    search(qtbot, window, window.folder_model.path_at(0))
+    assert page.stack.currentWidget() is page.empty_label
+    assert page.empty_label.text().startswith("The 2 results related to it are below the minimum similarity 0.95")
 
 
 def test_copies_the_minimum_similarity_hides_are_counted_as_copies(qtbot, indexed_window, monkeypatch) -> None:

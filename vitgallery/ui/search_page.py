@@ -837,10 +837,11 @@ class SearchPage(QWidget):
         elif not shown and unrelated == len(tiles):
             self._show_empty(f"All {len(tiles)} results scored under 0: nothing in the library is related to this photo.")
         elif not shown:
-            self._show_empty(
-                f"All {len(tiles)} results are below the minimum similarity "
-                f"{self.model.min_score:.2f}.\nLower it on the left to see them."
-            )
+            related = len(tiles) - unrelated  # the unrelated stay hidden at the slider's lowest too
+            which = (f"All {related} results are" if not unrelated
+                     else f"The {related} result{'s' if related != 1 else ''} related to it {'are' if related != 1 else 'is'}")
+            self._show_empty(f"{which} below the minimum similarity {self.model.min_score:.2f}.\n"
+                             "Lower it on the left to see them.")
         else:
             self._show_empty(None)
 
