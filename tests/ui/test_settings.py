@@ -165,6 +165,11 @@ def test_a_weights_file_that_is_not_there_is_said_in_the_dialog_and_not_applied(
     dialog.accept()
     assert dialog.problem_label.text().startswith(f"{notes} is a file: choose a folder"), "the reason of now, not the last"
     assert dialog.result() != SettingsDialog.DialogCode.Accepted and settings.get(opt.LIBRARY_DIR) != str(notes)
+    # QA: a relative location was kept as typed: the app started from elsewhere made a new library there
+    dialog.library_edit.setText("libraries")
+    dialog.accept()
+    assert dialog.problem_label.text().startswith("libraries is not a whole path")
+    assert dialog.result() != SettingsDialog.DialogCode.Accepted and settings.get(opt.LIBRARY_DIR) != "libraries"
     dialog.library_edit.clear()
     dialog.accept()
     assert settings.get(opt.WEIGHTS) == str(weights) and dialog.result() == SettingsDialog.DialogCode.Accepted

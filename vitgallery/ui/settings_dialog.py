@@ -132,6 +132,11 @@ class SettingsDialog(QDialog):
 
     def _problem(self, values: dict[Option, object]) -> tuple[str | None, QLineEdit]:
         """What stops the settings from applying, and the field to mend, as the dialog shows them now."""
+        for option, field in ((opt.WEIGHTS, self.weights_edit), (opt.LIBRARY_DIR, self.library_edit)):
+            # a path relative to wherever the app was started from names another place at the next start
+            if values[option] and not Path(str(values[option])).expanduser().is_absolute():
+                return (f"{values[option]} is not a whole path: start it with / (or ~ for your home folder), or "
+                        "choose it with the button."), field
         weights = Path(str(values[opt.WEIGHTS])).expanduser()
         if values[opt.WEIGHTS] and not weights.is_file():
             return (f"{weights} is {'a folder' if weights.is_dir() else 'not there'}: choose the weights file "
