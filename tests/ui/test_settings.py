@@ -176,6 +176,17 @@ def test_a_weights_file_that_is_not_there_is_said_in_the_dialog_and_not_applied(
     assert not dialog.problem_label.isVisibleTo(dialog)
 
 
+def test_a_reason_just_longer_than_a_line_is_shown_whole(qtbot, settings: Settings) -> None:
+    """The form laid such a reason out one line high (seen in a screenshot of the relative-path reason)."""
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.library_edit.setText("libraries")
+    dialog.accept()
+    label = dialog.problem_label
+    assert label.height() >= label.heightForWidth(label.width()) > label.fontMetrics().lineSpacing() * 1.5
+
+
 def test_a_moved_folder_leaves_the_recent_list(tmp_path: Path) -> None:
     settings = Settings.from_file(tmp_path / "settings.ini")
     for folder in ("/photos/a", "/photos/b"):
