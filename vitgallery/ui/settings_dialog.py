@@ -119,9 +119,9 @@ class SettingsDialog(QDialog):
         self.problem_label.setText(problem or "")  # a reason said before and mended since goes
         self.problem_label.setVisible(problem is not None)
         if problem is not None:
-            self.adjustSize()  # grown to show the whole reason...
-            # ...which the form lays out one line high where it wraps at the dialog's width only (a reason
-            # just longer than a line was cut): its height at the width it got, then grown again
+            # Grown to show the whole reason. The form can give a wrapped reason too little height (one just
+            # longer than a line got one line), so the label asks for what its text needs at the width it got.
+            self.adjustSize()
             self.problem_label.setMinimumHeight(self.problem_label.heightForWidth(self.problem_label.width()))
             self.adjustSize()
             field.setFocus()

@@ -30,8 +30,8 @@ from urllib.parse import quote, unquote_to_bytes
 from vitgallery.core.duplicates.moving import move_file
 
 FREEDESKTOP = not sys.platform.startswith(("darwin", "win"))
-_INFO_SUFFIX = ".trashinfo"
 UNDO_SUPPORTED = FREEDESKTOP
+_INFO_SUFFIX = ".trashinfo"
 
 
 @dataclass(frozen=True)
