@@ -40,7 +40,7 @@ from vitgallery.core.duplicates import (
 from vitgallery.core.explain import Explanation
 from vitgallery.core.explain_render import render_explanation
 from vitgallery.core.fetch import DownloadError, download, is_url
-from vitgallery.core.imageio import SUPPORTED_KINDS, DecodeError, open_image, read_meta, route_pillow_warnings
+from vitgallery.core.imageio import SUPPORTED_KINDS, DecodeError, read_meta, route_pillow_warnings
 from vitgallery.core.library import (
     DB_NAME,
     DiskChanges,
@@ -436,7 +436,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for query, photo in zip((args.query, args.result), photos, strict=True):
         try:
             check_is_image(photo)  # before the model loads for seconds
-            open_image(photo)  # a damaged photo is named here; the explanation's decode would not say which
         except (LibraryError, DecodeError) as exc:
             raise LibraryError(f"{printable_path(query)}: {exc}") from exc
     library = open_library_arg(args.library)
@@ -948,15 +947,22 @@ def _ctrl_c_stops_after_the_file() -> Iterator[threading.Event]:
         pressed.set()
         print("\nstopping after this file (Ctrl+C again stops at once)", file=sys.stderr, flush=True)
 
-    try:
-        previous = signal.signal(signal.SIGINT, on_ctrl_c)
-    except ValueError:  # not the main thread (a test's): no Ctrl+C to catch
+    with _signal_handled(signal.SIGINT, on_ctrl_c):
         yield pressed
+
+
+@contextmanager
+def _signal_handled(signum: int, handler) -> Iterator[None]:
+    """`handler` for `signum` while the block runs, the handler before put back after."""
+    try:
+        previous = signal.signal(signum, handler)
+    except ValueError:  # not the main thread (a test's): no signal to catch
+        yield
         return
     try:
-        yield pressed
+        yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous)
 
 
 def _organise_progress():
@@ -1341,22 +1347,10 @@ INTERRUPTED = {"index": EMBEDDED_KEPT,
                         "changes meanwhile", "duplicates": MOVES_LOGGED, "sort": MOVES_LOGGED}
 
 
-@contextmanager
-def _terminate_stops_as_ctrl_c() -> Iterator[None]:
+def _stop_as_on_ctrl_c(signum, frame) -> None:
     """SIGTERM (`kill`, a session or service ending) stops a command as Ctrl+C does, saying what it keeps
     and ending its workers, where it killed it at once."""
-    def stop(signum, frame) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread (a test's): nothing to catch
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    raise KeyboardInterrupt
 
 
 def _end_child_processes() -> None:
@@ -1373,7 +1367,7 @@ def main(argv: list[str]) -> int:
     route_pillow_warnings()
     log.info("vitgallery %s: %s", __version__, " ".join(argv))
     try:
-        with _terminate_stops_as_ctrl_c():
+        with _signal_handled(signal.SIGTERM, _stop_as_on_ctrl_c):
             return args.run(args)
     except USER_ERRORS as exc:
         log.info("%s stopped: %s", args.command, exc)  # the file keeps it; the user reads the line below

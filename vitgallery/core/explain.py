@@ -17,6 +17,7 @@ from PIL import Image
 
 from vitgallery.core.duplicates.features import NOT_GROUPED, GroupedPair, grouped_unverified, same_photo
 from vitgallery.core.imageio import (
+    DecodeError,
     model_draft_size,
     open_image,
     photo_features,
@@ -100,7 +101,7 @@ def explain_pair(embedder: Embedder, query: PhotoSource, result: PhotoSource, *,
     `kept`: the library's own keypoints and grey copies of the query and the result where they are photos
     of it (Library.stored_features), which the search judged the pair on; the others are found as an index
     finds them (photo_features). Raises DecodeError for a file that is not a photo."""
-    images = [_open(query, embedder.input_size), _open(result, embedder.input_size)]
+    images = [_open(query, embedder.input_size, "the query"), _open(result, embedder.input_size, "the result")]
     works = [working_copy(image) for image in images]
     # SIFT releases the GIL: both photos' keypoints are found while the model runs.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitgallery-explain-keypoints") as pool:
@@ -149,10 +150,14 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
 
 
-def _open(source: PhotoSource, input_size: int) -> Image.Image:
+def _open(source: PhotoSource, input_size: int, role: str) -> Image.Image:
+    """The decoded photo; a DecodeError names which of the two could not be read (its path, else its role)."""
     if isinstance(source, Image.Image):
         return source.convert("RGB")
-    return open_image(source if isinstance(source, bytes) else Path(source), draft_size=model_draft_size(input_size))
+    try:
+        return open_image(source if isinstance(source, bytes) else Path(source), draft_size=model_draft_size(input_size))
+    except DecodeError as exc:
+        raise DecodeError(f"{role if isinstance(source, bytes) else source}: {exc}") from exc
 
 
 def _scaled_box(box: Box, work: Image.Image, image: Image.Image) -> Box:
